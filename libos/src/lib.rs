@@ -1,0 +1,5 @@
+//! Cloister's LibOS: the Linux ABI and the boot-time logic that does not need
+//! hardware (command line, memory map arithmetic), host-testable behind a
+//! platform trait.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]

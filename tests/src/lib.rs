@@ -1,0 +1,3 @@
+//! Shared helpers for Cloister's integration tests (the tests themselves live
+//! in `tests/tests/`).
+#![forbid(unsafe_code)]
