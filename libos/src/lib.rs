@@ -3,3 +3,5 @@
 //! platform trait.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod boot;
