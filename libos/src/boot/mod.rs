@@ -1,2 +1,10 @@
-//! Boot-time logic that needs no hardware: the kernel command line and the
-//! physical memory map arithmetic. The kernel feeds these from PVH boot info.
+//! Boot-time logic that needs no hardware: the kernel command line, the PVH
+//! `hvm_start_info` structures and the physical memory map arithmetic.
+//!
+//! The kernel reads guest-physical memory through [`pvh::PhysReader`] and
+//! hands the results to [`memmap::MemoryMap`]; everything here is tested on
+//! the host against fake memory.
+
+pub mod cmdline;
+pub mod memmap;
+pub mod pvh;
