@@ -8,4 +8,5 @@ extern crate alloc;
 
 pub mod boot;
 pub mod cpio;
+pub mod elf;
 pub mod error;
