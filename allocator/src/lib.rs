@@ -1,10 +1,75 @@
-//! Cloister's memory allocators: the physical frame allocator and (soon) the
-//! slab allocator that serves as the kernel's global allocator.
+//! Cloister's memory allocators: the physical frame allocator ([`frame`])
+//! and the slab allocator ([`SlabAllocator`]) that serves as the kernel's
+//! global allocator.
 //!
 //! Host-testable: every allocator here works over memory handed to it, so the
 //! same code runs in the guest over physical frames and on the host over an
-//! arena.
+//! arena ([`ArenaPages`]).
+//!
+//! # The slab allocator
+//!
+//! Requests up to 4 KiB are rounded to one of 56 size classes (≤ 12.5 %
+//! rounding waste from 64 B up) and served from per-CPU free lists; behind
+//! them each class has a depot of partial slabs, carved from page runs a
+//! [`PageSource`] hands out. Larger requests are page runs from the page
+//! source directly. Empty slabs go back to the page source beyond a reserve
+//! of one per class, so the memory held follows the live set. See
+//! `allocator/README.md` for the design and its picture.
+//!
+//! # Wiring it into a kernel
+//!
+//! ```ignore
+//! use allocator::{CpuLocal, PageSource, SlabAllocator};
+//!
+//! #[global_allocator]
+//! static ALLOC: SlabAllocator = SlabAllocator::new();
+//!
+//! struct KernelCpu;
+//! impl CpuLocal for KernelCpu {
+//!     fn cpu_id(&self) -> usize { 0 } // per-CPU index once SMP is up
+//!     fn irq_save(&self) -> usize {
+//!         let enabled = x86_64::instructions::interrupts::are_enabled();
+//!         x86_64::instructions::interrupts::disable();
+//!         enabled as usize
+//!     }
+//!     fn irq_restore(&self, saved: usize) {
+//!         if saved != 0 { x86_64::instructions::interrupts::enable(); }
+//!     }
+//! }
+//! static KERNEL_CPU: KernelCpu = KernelCpu;
+//!
+//! // FRAMES: a `static` implementing `PageSource` over the frame allocator.
+//! ALLOC.init(&FRAMES, &KERNEL_CPU).expect("heap initialised once");
+//! // ... later, e.g. at shutdown:
+//! log::info!("{}", ALLOC.stats());
+//! ```
+//!
+//! The embedder guarantees what [`PageSource`] and [`CpuLocal`] document:
+//! the page source hands out exclusive 4 KiB-aligned runs and is safe to call
+//! from every CPU (and from interrupt handlers, if they allocate); `irq_save`
+//! masks interrupts if interrupt handlers allocate; NMI handlers never
+//! allocate. The allocator never holds one of its locks across a call into
+//! the page source.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
 pub mod frame;
+
+mod arena;
+mod cache;
+mod class;
+mod heap;
+mod pagemap;
+mod raw;
+mod slab;
+mod source;
+mod stats;
+
+pub use arena::ArenaPages;
+pub use class::{MAX_SMALL_BYTES, NUM_CLASSES, PAGE_SIZE};
+pub use heap::{AlreadyInitialized, MAX_CPUS, SlabAllocator};
+pub use source::{CpuLocal, PageSource, SingleCpu};
+pub use stats::{AllocStats, ClassStats};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,2 @@
+//! Allocator comparison benchmark (placeholder).
+fn main() {}

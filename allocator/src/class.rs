@@ -1,0 +1,226 @@
+//! Size classes: the table that maps a [`Layout`] to a slab class.
+//!
+//! 56 classes from 8 B to 4 KiB: eight 8-byte steps up to 64 B, then eight
+//! classes per power of two (step = lower bound ÷ 8), as SLUB's kmalloc
+//! caches and mimalloc's bins do. From 64 B up a request is rounded up by
+//! less than one step, so the rounding waste is below 12.5 % of the class
+//! size; below 64 B the 8-byte granule (the minimum alignment) bounds it.
+//!
+//! Every class also has a slab size (a run of pages chosen so the tail that
+//! no object fits in is at most 1/16 of the slab), and a batch size for the
+//! per-CPU caches (how many objects move between a CPU and the depot at
+//! once).
+
+use core::alloc::Layout;
+
+/// The page size the allocator works in, in bytes.
+pub const PAGE_SIZE: usize = 4096;
+/// Largest request (and alignment) served from slabs, in bytes; larger
+/// requests go to the page source directly.
+pub const MAX_SMALL_BYTES: usize = 4096;
+/// Number of size classes.
+pub const NUM_CLASSES: usize = 56;
+/// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
+pub(crate) const MAX_OBJECTS_PER_SLAB: usize = 512;
+
+const fn build_sizes() -> [usize; NUM_CLASSES] {
+    let mut out = [0; NUM_CLASSES];
+    let mut i = 0;
+    while i < 8 {
+        out[i] = (i + 1) * 8;
+        i += 1;
+    }
+    let mut lower = 64;
+    while lower < MAX_SMALL_BYTES {
+        let step = lower / 8;
+        let mut k = 1;
+        while k <= 8 {
+            out[i] = lower + k * step;
+            i += 1;
+            k += 1;
+        }
+        lower *= 2;
+    }
+    assert!(i == NUM_CLASSES);
+    out
+}
+
+/// Object size of each class, in bytes.
+pub(crate) const CLASS_BYTES: [usize; NUM_CLASSES] = build_sizes();
+
+/// Class of every size in 8-byte granules: `LOOKUP[(size + 7) / 8]`.
+const LOOKUP: [u8; MAX_SMALL_BYTES / 8 + 1] = {
+    let mut out = [0u8; MAX_SMALL_BYTES / 8 + 1];
+    let mut granules = 0;
+    let mut class = 0;
+    while granules <= MAX_SMALL_BYTES / 8 {
+        while CLASS_BYTES[class] < granules * 8 {
+            class += 1;
+        }
+        out[granules] = class as u8;
+        granules += 1;
+    }
+    out
+};
+
+const fn build_slab_pages() -> [usize; NUM_CLASSES] {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let size = CLASS_BYTES[c];
+        // Smallest run with at most 1/16 tail waste; else the least wasteful.
+        let mut best = 1;
+        let mut best_waste_per_page = PAGE_SIZE;
+        let mut pages = 1;
+        while pages <= 8 {
+            let bytes = pages * PAGE_SIZE;
+            let waste = bytes % size;
+            if waste * 16 <= bytes {
+                best = pages;
+                break;
+            }
+            if waste / pages < best_waste_per_page {
+                best = pages;
+                best_waste_per_page = waste / pages;
+            }
+            pages += 1;
+        }
+        assert!(best * PAGE_SIZE / size <= MAX_OBJECTS_PER_SLAB);
+        out[c] = best;
+        c += 1;
+    }
+    out
+}
+
+/// Pages per slab of each class.
+pub(crate) const SLAB_PAGES: [usize; NUM_CLASSES] = build_slab_pages();
+
+/// Objects per slab of each class.
+pub(crate) const SLAB_OBJECTS: [usize; NUM_CLASSES] = {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        out[c] = SLAB_PAGES[c] * PAGE_SIZE / CLASS_BYTES[c];
+        c += 1;
+    }
+    out
+};
+
+/// Objects moved between a CPU cache and the depot at once; a CPU cache
+/// holds at most twice this many objects of a class.
+pub(crate) const BATCH: [usize; NUM_CLASSES] = {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let b = 16 * 1024 / CLASS_BYTES[c];
+        out[c] = if b > 32 {
+            32
+        } else if b < 4 {
+            4
+        } else {
+            b
+        };
+        c += 1;
+    }
+    out
+};
+
+/// Where a request is served from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A slab object of this class.
+    Small(usize),
+    /// A run of this many whole pages from the page source.
+    Large(usize),
+    /// Alignment above the page size: not supported, the request fails.
+    Unsupported,
+}
+
+/// Classifies a layout. `dealloc` classifies its layout the same way, so the
+/// class never has to be looked up from the pointer on the fast path.
+#[inline(always)]
+pub(crate) fn kind_of(layout: Layout) -> Kind {
+    let size = layout.size();
+    if size <= MAX_SMALL_BYTES {
+        if layout.align() <= 8 {
+            return Kind::Small(LOOKUP[size.div_ceil(8)] as usize);
+        }
+        if layout.align() <= PAGE_SIZE {
+            return Kind::Small(aligned_class(size, layout.align()));
+        }
+    } else if layout.align() <= PAGE_SIZE {
+        return Kind::Large(size.div_ceil(PAGE_SIZE));
+    }
+    Kind::Unsupported
+}
+
+/// Smallest class that fits `size` whose object size is a multiple of
+/// `align`; slabs start on a page boundary, so every object in it is then
+/// `align`-aligned. 4096 is a multiple of every alignment up to a page.
+#[cold]
+fn aligned_class(size: usize, align: usize) -> usize {
+    let mut class = LOOKUP[size.div_ceil(8)] as usize;
+    while !CLASS_BYTES[class].is_multiple_of(align) {
+        class += 1;
+    }
+    class
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_increase_and_end_at_max() {
+        assert_eq!(CLASS_BYTES[0], 8);
+        assert_eq!(CLASS_BYTES[NUM_CLASSES - 1], MAX_SMALL_BYTES);
+        assert!(CLASS_BYTES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn rounding_waste_is_below_one_eighth_from_64_bytes() {
+        for size in 57..=MAX_SMALL_BYTES {
+            let Kind::Small(c) = kind_of(Layout::from_size_align(size, 1).unwrap()) else {
+                panic!("size {size} not small");
+            };
+            let class = CLASS_BYTES[c];
+            assert!(class >= size);
+            assert!((class - size) * 8 < class, "size {size} -> class {class}");
+            if c > 0 {
+                assert!(
+                    CLASS_BYTES[c - 1] < size,
+                    "size {size} not in smallest class"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_requests_get_aligned_classes() {
+        for align_log in 0..=12 {
+            let align = 1 << align_log;
+            for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let Kind::Small(c) = kind_of(layout) else {
+                    panic!()
+                };
+                assert!(CLASS_BYTES[c] >= size);
+                assert_eq!(CLASS_BYTES[c] % align, 0);
+            }
+        }
+        let big = Layout::from_size_align(4097, 4096).unwrap();
+        assert_eq!(kind_of(big), Kind::Large(2));
+        let too_aligned = Layout::from_size_align(8, 8192).unwrap();
+        assert_eq!(kind_of(too_aligned), Kind::Unsupported);
+    }
+
+    #[test]
+    fn slab_tails_are_small() {
+        for c in 0..NUM_CLASSES {
+            let bytes = SLAB_PAGES[c] * PAGE_SIZE;
+            let tail = bytes - SLAB_OBJECTS[c] * CLASS_BYTES[c];
+            assert!(tail * 8 <= bytes, "class {} tail {tail}", CLASS_BYTES[c]);
+            assert!(SLAB_OBJECTS[c] >= 1 && SLAB_OBJECTS[c] <= MAX_OBJECTS_PER_SLAB);
+        }
+    }
+}

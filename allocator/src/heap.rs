@@ -1,0 +1,490 @@
+//! [`SlabAllocator`]: the global allocator, tying the per-CPU caches, the
+//! depots, the page map and the page source together.
+//!
+//! ```text
+//! allocate(layout) ── class ──► CPU cache list ──hit──► object
+//!                                    │ empty
+//!                                    ▼
+//!                          depot[class] (spin lock) ──► partial slab / reserve
+//!                                    │ none
+//!                                    ▼
+//!                          PageSource::alloc_pages (no lock held)
+//! ```
+
+use core::alloc::Layout;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cache::{Claimed, CpuCache, FreeList};
+use crate::class::{BATCH, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of};
+use crate::pagemap::PageMap;
+use crate::raw;
+use crate::slab::{self, Chain, Depot, Desc, DescPool};
+use crate::source::{CpuLocal, PageSource};
+use crate::stats::{AllocStats, ClassStats};
+
+/// CPU caches the allocator has; `cpu_id` is folded modulo this.
+pub const MAX_CPUS: usize = 16;
+
+/// Tag of a page-map entry for a large run: `pages << 1 | LARGE`.
+/// Descriptor addresses are 64-byte aligned, so their low bit is 0.
+const LARGE: usize = 1;
+
+/// Objects returned to the depot per lock acquisition at most.
+const MAX_BATCH: usize = 32;
+
+/// What `init` installs.
+#[derive(Clone, Copy)]
+pub(crate) struct Env {
+    pub(crate) pages: &'static dyn PageSource,
+    pub(crate) cpu: &'static dyn CpuLocal,
+}
+
+impl core::fmt::Debug for Env {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+/// `init` was called a second time; the first page source stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyInitialized;
+
+/// A slab allocator for fixed-size objects up to 4 KiB, with page runs
+/// for larger requests; usable as `#[global_allocator]`.
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOC: SlabAllocator = SlabAllocator::new();
+/// // at boot, once the frame allocator is up:
+/// ALLOC.init(&FRAMES, &KERNEL_CPU).unwrap();
+/// ```
+///
+/// Before `init` every allocation returns null.
+#[derive(Debug)]
+pub struct SlabAllocator {
+    env: spin::Once<Env>,
+    cpus: [CpuCache; MAX_CPUS],
+    depots: [Depot; NUM_CLASSES],
+    descs: DescPool,
+    map: PageMap,
+    /// Live bytes counted outside the CPU caches (large runs, depot path).
+    other_live_bytes: AtomicUsize,
+    large_pages: AtomicUsize,
+    large_runs: AtomicUsize,
+    slab_pages: AtomicUsize,
+    failed_allocs: AtomicUsize,
+}
+
+impl Default for SlabAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SlabAllocator {
+    /// An allocator with no page source yet.
+    pub const fn new() -> Self {
+        Self {
+            env: spin::Once::new(),
+            cpus: [const { CpuCache::new() }; MAX_CPUS],
+            depots: [const { Depot::new() }; NUM_CLASSES],
+            descs: DescPool::new(),
+            map: PageMap::new(),
+            other_live_bytes: AtomicUsize::new(0),
+            large_pages: AtomicUsize::new(0),
+            large_runs: AtomicUsize::new(0),
+            slab_pages: AtomicUsize::new(0),
+            failed_allocs: AtomicUsize::new(0),
+        }
+    }
+
+    /// Installs the page source and the CPU hooks; allocation works from
+    /// then on. Only the first call has an effect.
+    pub fn init(
+        &self,
+        pages: &'static dyn PageSource,
+        cpu: &'static dyn CpuLocal,
+    ) -> Result<(), AlreadyInitialized> {
+        let mut installed = false;
+        self.env.call_once(|| {
+            installed = true;
+            Env { pages, cpu }
+        });
+        if installed {
+            Ok(())
+        } else {
+            Err(AlreadyInitialized)
+        }
+    }
+
+    /// Allocates a block for `layout`; null when out of memory, before
+    /// `init`, or for an alignment above 4 KiB.
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> *mut u8 {
+        let Some(env) = self.env.get() else {
+            return ptr::null_mut();
+        };
+        let object = match kind_of(layout) {
+            Kind::Small(class) => self.alloc_small(env, class, layout.size()),
+            Kind::Large(pages) => self.alloc_large(env, pages, layout.size()),
+            Kind::Unsupported => 0,
+        };
+        if object == 0 {
+            self.failed_allocs.fetch_add(1, Ordering::Relaxed);
+        }
+        raw::pointer(object)
+    }
+
+    /// Frees a block (crate-private: [`GlobalAlloc::dealloc`] is the public
+    /// entry, whose caller vouches for `ptr` and `layout`).
+    ///
+    /// [`GlobalAlloc::dealloc`]: core::alloc::GlobalAlloc::dealloc
+    #[inline]
+    pub(crate) fn deallocate(&self, ptr: *mut u8, layout: Layout) {
+        let Some(env) = self.env.get() else {
+            panic!("slab allocator: dealloc of {ptr:p} before init (foreign pointer)");
+        };
+        let object = ptr.expose_provenance();
+        match kind_of(layout) {
+            Kind::Small(class) => self.free_small(env, class, object, layout.size()),
+            Kind::Large(pages) => self.free_large(env, object, pages, layout.size()),
+            Kind::Unsupported => panic!(
+                "slab allocator: dealloc of {ptr:p} with {layout:?}, which it never allocates"
+            ),
+        }
+    }
+
+    /// Resizes a block in place when the new size keeps its class (or page
+    /// count), else moves it.
+    pub(crate) fn reallocate(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return ptr::null_mut();
+        };
+        let old_kind = kind_of(layout);
+        if old_kind == kind_of(new_layout) {
+            if cfg!(debug_assertions) {
+                self.check_live(ptr.expose_provenance(), old_kind);
+            }
+            let delta = new_size.wrapping_sub(layout.size());
+            self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
+            return ptr;
+        }
+        let fresh = self.allocate(new_layout);
+        if !fresh.is_null() {
+            raw::copy(ptr, fresh, layout.size().min(new_size));
+            self.deallocate(ptr, layout);
+        }
+        fresh
+    }
+
+    #[inline(always)]
+    fn cache(&self, env: &Env) -> &CpuCache {
+        &self.cpus[env.cpu.cpu_id() % MAX_CPUS]
+    }
+
+    #[inline(always)]
+    fn alloc_small(&self, env: &Env, class: usize, size: usize) -> usize {
+        let object = match self.cache(env).claim() {
+            Some(claimed) => {
+                let cache = claimed.cache();
+                let object = match cache.lists[class].pop() {
+                    Some(object) => object,
+                    None => self.refill(env, &claimed, class),
+                };
+                if object != 0 {
+                    cache.add_live(&claimed, size);
+                }
+                object
+            }
+            None => self.alloc_from_depot(env, class, size),
+        };
+        if cfg!(debug_assertions) && object != 0 {
+            self.debug_mark_allocated(object);
+        }
+        object
+    }
+
+    /// Refills an empty CPU list with a batch and returns one object of it.
+    #[cold]
+    fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
+        let chain = self.take(env, class, BATCH[class]);
+        if chain.count == 0 {
+            return 0;
+        }
+        let list = &claimed.cache().lists[class];
+        if chain.count > 1 {
+            list.fill(raw::load(chain.head), chain.count - 1);
+        }
+        chain.head
+    }
+
+    /// The cache is taken (re-entry): one object straight from the depot.
+    #[cold]
+    fn alloc_from_depot(&self, env: &Env, class: usize, size: usize) -> usize {
+        let chain = self.take(env, class, 1);
+        if chain.count == 0 {
+            return 0;
+        }
+        self.other_live_bytes.fetch_add(size, Ordering::Relaxed);
+        chain.head
+    }
+
+    /// Takes up to `want` objects from the depot, creating a slab if it has
+    /// none; an empty chain means out of memory.
+    fn take(&self, env: &Env, class: usize, want: usize) -> Chain {
+        loop {
+            let irq = env.cpu.irq_save();
+            let chain = self.depots[class].inner.lock().take(class, want);
+            env.cpu.irq_restore(irq);
+            if chain.count > 0 {
+                return chain;
+            }
+            let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
+                return Chain::EMPTY;
+            };
+            self.slab_pages
+                .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
+            let irq = env.cpu.irq_save();
+            self.depots[class].inner.lock().add_slab(desc);
+            env.cpu.irq_restore(irq);
+        }
+    }
+
+    #[inline(always)]
+    fn free_small(&self, env: &Env, class: usize, object: usize, size: usize) {
+        if cfg!(debug_assertions) {
+            self.debug_check_free(object, class);
+        }
+        match self.cache(env).claim() {
+            Some(claimed) => {
+                let cache = claimed.cache();
+                cache.add_live(&claimed, size.wrapping_neg());
+                let list = &cache.lists[class];
+                if list.push(object) > 2 * BATCH[class] {
+                    self.flush(env, list, class, BATCH[class]);
+                }
+            }
+            None => {
+                self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
+                let desc = self.desc_of(object);
+                self.give_back(env, class, &[(object, desc)]);
+            }
+        }
+    }
+
+    /// Returns `count` objects of a claimed CPU list to the depot.
+    #[cold]
+    fn flush(&self, env: &Env, list: &FreeList, class: usize, count: usize) {
+        let mut batch = [(0usize, Desc(0)); MAX_BATCH];
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(MAX_BATCH);
+            for slot in batch.iter_mut().take(n) {
+                let object = list.pop().expect("flushing no more than the list holds");
+                *slot = (object, self.desc_of(object));
+            }
+            self.give_back(env, class, &batch[..n]);
+            left -= n;
+        }
+    }
+
+    /// Gives back to the page source all it can: the free objects in every
+    /// CPU cache that is not in use right now, then every empty slab in
+    /// reserve. After freeing everything and trimming, only the metadata
+    /// pages (page map, descriptors) stay claimed.
+    pub fn trim(&self) {
+        let Some(env) = self.env.get() else {
+            return;
+        };
+        for cache in &self.cpus {
+            let Some(claimed) = cache.claim() else {
+                continue;
+            };
+            for (class, list) in claimed.cache().lists.iter().enumerate() {
+                self.flush(env, list, class, list.len());
+            }
+        }
+        for (class, depot) in self.depots.iter().enumerate() {
+            loop {
+                let irq = env.cpu.irq_save();
+                let empty = depot.inner.lock().take_empty();
+                env.cpu.irq_restore(irq);
+                let Some(desc) = empty else {
+                    break;
+                };
+                self.slab_pages
+                    .fetch_sub(SLAB_PAGES[class], Ordering::Relaxed);
+                slab::release_slab(env, &self.map, &self.descs, desc);
+            }
+        }
+    }
+
+    /// Puts objects back into their slabs and returns emptied slabs beyond
+    /// the reserve to the page source (after dropping the depot lock).
+    fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
+        let mut released = [Desc(0); MAX_BATCH];
+        let mut count = 0;
+        let irq = env.cpu.irq_save();
+        {
+            let mut depot = self.depots[class].inner.lock();
+            for &(object, desc) in objects {
+                if let Some(empty) = depot.give(desc, object) {
+                    released[count] = empty;
+                    count += 1;
+                }
+            }
+        }
+        env.cpu.irq_restore(irq);
+        for &desc in &released[..count] {
+            self.slab_pages
+                .fetch_sub(SLAB_PAGES[class], Ordering::Relaxed);
+            slab::release_slab(env, &self.map, &self.descs, desc);
+        }
+    }
+
+    fn desc_of(&self, object: usize) -> Desc {
+        let entry = self.map.get(object);
+        debug_assert!(entry != 0 && entry & LARGE == 0);
+        Desc(entry)
+    }
+
+    fn alloc_large(&self, env: &Env, pages: usize, size: usize) -> usize {
+        let Some(run) = env.pages.alloc_pages(pages) else {
+            return 0;
+        };
+        let run = raw::expose(run);
+        if !self.map.set(env.pages, run, pages << 1 | LARGE) {
+            raw::free_pages(env.pages, run, pages);
+            return 0;
+        }
+        self.large_pages.fetch_add(pages, Ordering::Relaxed);
+        self.large_runs.fetch_add(1, Ordering::Relaxed);
+        self.other_live_bytes.fetch_add(size, Ordering::Relaxed);
+        run
+    }
+
+    fn free_large(&self, env: &Env, run: usize, pages: usize, size: usize) {
+        let entry = self.map.get(run);
+        if entry != (pages << 1 | LARGE) {
+            self.foreign(run, entry, "a large block");
+        }
+        self.map.clear(run);
+        self.large_pages.fetch_sub(pages, Ordering::Relaxed);
+        self.large_runs.fetch_sub(1, Ordering::Relaxed);
+        self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
+        raw::free_pages(env.pages, run, pages);
+    }
+
+    /// Debug builds: checks that `object` is a live object of `class`,
+    /// and marks it free.
+    fn debug_check_free(&self, object: usize, class: usize) {
+        let index = self.object_index(object, class);
+        if !Desc(self.map.get(object)).mark_free(index) {
+            panic!(
+                "slab allocator: double free of {object:#x} ({} B class)",
+                CLASS_BYTES[class]
+            );
+        }
+    }
+
+    /// Debug builds: checks a block `realloc` keeps in place is live.
+    fn check_live(&self, object: usize, kind: Kind) {
+        match kind {
+            Kind::Small(class) => {
+                let index = self.object_index(object, class);
+                let desc = Desc(self.map.get(object));
+                if !desc.mark_allocated(index) {
+                    panic!("slab allocator: realloc of freed block {object:#x}");
+                }
+            }
+            Kind::Large(pages) => {
+                let entry = self.map.get(object);
+                if entry != (pages << 1 | LARGE) {
+                    self.foreign(object, entry, "a large block");
+                }
+            }
+            Kind::Unsupported => {}
+        }
+    }
+
+    /// Index of `object` in its slab, panicking if it is not the start of an
+    /// object of `class` in a slab this allocator holds.
+    fn object_index(&self, object: usize, class: usize) -> usize {
+        let entry = self.map.get(object);
+        if entry == 0 || entry & LARGE != 0 {
+            self.foreign(object, entry, "an object");
+        }
+        let desc = Desc(entry);
+        let size = CLASS_BYTES[class];
+        if desc.class() != class {
+            panic!(
+                "slab allocator: dealloc of {object:#x} as a {size} B object, but it lies in a {} B slab (wrong layout or foreign pointer)",
+                CLASS_BYTES[desc.class()]
+            );
+        }
+        let offset = object - desc.base();
+        if !offset.is_multiple_of(size) {
+            panic!(
+                "slab allocator: dealloc of {object:#x}, which is not the start of a {size} B object (foreign or offset pointer)"
+            );
+        }
+        offset / size
+    }
+
+    fn debug_mark_allocated(&self, object: usize) {
+        let desc = Desc(self.map.get(object));
+        let index = (object - desc.base()) / CLASS_BYTES[desc.class()];
+        assert!(
+            !desc.mark_allocated(index),
+            "slab allocator: free lists corrupted, {object:#x} handed out twice (a write after free?)"
+        );
+    }
+
+    #[cold]
+    fn foreign(&self, object: usize, entry: usize, what: &str) -> ! {
+        if entry == 0 {
+            panic!(
+                "slab allocator: dealloc of {object:#x}, which is not {what} of this allocator (foreign pointer, or double free)"
+            );
+        }
+        panic!(
+            "slab allocator: dealloc of {object:#x} with a layout that does not match its allocation (double free, or wrong layout)"
+        );
+    }
+
+    /// A snapshot of the allocator's counters (not atomic as a whole).
+    pub fn stats(&self) -> AllocStats {
+        let mut live = self.other_live_bytes.load(Ordering::Relaxed);
+        for cache in &self.cpus {
+            live = live.wrapping_add(cache.live_bytes());
+        }
+        let mut classes = [ClassStats::default(); NUM_CLASSES];
+        let irq = self.env.get().map(|env| (env, env.cpu.irq_save()));
+        for (class, stats) in classes.iter_mut().enumerate() {
+            let cached: usize = self.cpus.iter().map(|c| c.lists[class].len()).sum();
+            let depot = self.depots[class].inner.lock();
+            *stats = ClassStats {
+                object_bytes: CLASS_BYTES[class],
+                slabs: depot.slabs,
+                empty_slabs: depot.empty_slabs,
+                objects_per_slab: crate::class::SLAB_OBJECTS[class],
+                live_objects: depot.in_use.saturating_sub(cached),
+                cached_objects: cached,
+            };
+        }
+        if let Some((env, saved)) = irq {
+            env.cpu.irq_restore(saved);
+        }
+        let metadata_pages = self.map.node_pages() + self.descs.pages();
+        AllocStats {
+            live_bytes: live,
+            slab_bytes: self.slab_pages.load(Ordering::Relaxed) * PAGE_SIZE,
+            large_bytes: self.large_pages.load(Ordering::Relaxed) * PAGE_SIZE,
+            large_blocks: self.large_runs.load(Ordering::Relaxed),
+            metadata_bytes: metadata_pages * PAGE_SIZE,
+            failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
+            classes,
+        }
+    }
+}

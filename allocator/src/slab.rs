@@ -1,0 +1,389 @@
+//! Slabs: their descriptors, the descriptor pool, and the per-class depot
+//! of partial and empty slabs behind the per-CPU caches.
+//!
+//! A slab is a run of `SLAB_PAGES[class]` pages cut into equal objects
+//! starting at the (page-aligned) first byte. Its descriptor lives apart,
+//! in a descriptor page, so objects keep their natural alignment; the page
+//! map points each of the slab's pages at it. Inside the slab, free objects
+//! form a singly linked list through their first word, and objects never
+//! handed out yet are carved lazily from a bump index.
+//!
+//! The [`Depot`] of a class, behind a spin lock, keeps the partial slabs
+//! (some objects free) in a list whose head is refilled first, and up to
+//! [`EMPTY_RESERVE`] empty slabs; any other slab that becomes empty goes
+//! back to the page source.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES};
+use crate::heap::Env;
+use crate::pagemap::PageMap;
+use crate::raw;
+
+/// Empty slabs a class keeps instead of returning them to the page source.
+pub(crate) const EMPTY_RESERVE: usize = 1;
+
+/// Bytes per descriptor: 8 words, plus a 512-bit allocated-object bitmap in
+/// debug builds (for double-free detection).
+pub(crate) const DESC_BYTES: usize = if cfg!(debug_assertions) { 128 } else { 64 };
+
+// Word offsets in a descriptor.
+const BASE: usize = 0;
+const CLASS: usize = 8;
+const FREE: usize = 16;
+const CARVED: usize = 24;
+const IN_USE: usize = 32;
+const NEXT: usize = 40;
+const PREV: usize = 48;
+const STATE: usize = 56;
+const BITMAP: usize = 64;
+
+/// In no list: every object is out (in CPU caches or with callers).
+const FULL: usize = 0;
+const PARTIAL: usize = 1;
+const EMPTY: usize = 2;
+
+/// A slab descriptor, by address (a word in the page map points at it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Desc(pub(crate) usize);
+
+impl Desc {
+    fn get(self, field: usize) -> usize {
+        raw::load(self.0 + field)
+    }
+    fn set(self, field: usize, value: usize) {
+        raw::store(self.0 + field, value);
+    }
+    /// First byte of the slab.
+    pub(crate) fn base(self) -> usize {
+        self.get(BASE)
+    }
+    /// Size class of the slab.
+    pub(crate) fn class(self) -> usize {
+        self.get(CLASS)
+    }
+
+    /// Debug builds: marks object `index` as handed to a caller; returns
+    /// whether it already was.
+    pub(crate) fn mark_allocated(self, index: usize) -> bool {
+        let word = raw::atomic(self.0 + BITMAP + index / 64 * 8);
+        word.fetch_or(1 << (index % 64), Ordering::Relaxed) & (1 << (index % 64)) != 0
+    }
+
+    /// Debug builds: marks object `index` free; returns whether it was
+    /// allocated.
+    pub(crate) fn mark_free(self, index: usize) -> bool {
+        let word = raw::atomic(self.0 + BITMAP + index / 64 * 8);
+        word.fetch_and(!(1 << (index % 64)), Ordering::Relaxed) & (1 << (index % 64)) != 0
+    }
+}
+
+/// A run of objects linked through their first words, `count` long. The
+/// last object's link is not meaningful: lists are bounded by their count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub(crate) head: usize,
+    pub(crate) tail: usize,
+    pub(crate) count: usize,
+}
+
+impl Chain {
+    pub(crate) const EMPTY: Chain = Chain {
+        head: 0,
+        tail: 0,
+        count: 0,
+    };
+
+    fn append(&mut self, head: usize, tail: usize, count: usize) {
+        if self.count == 0 {
+            self.head = head;
+        } else {
+            raw::store(self.tail, head);
+        }
+        self.tail = tail;
+        self.count += count;
+    }
+}
+
+/// Free descriptors, carved from descriptor pages that are never returned
+/// (they are at most `DESC_BYTES / 4096` of the peak slab memory).
+#[derive(Debug)]
+pub(crate) struct DescPool {
+    free: spin::Mutex<usize>,
+    pages: AtomicUsize,
+}
+
+impl DescPool {
+    pub(crate) const fn new() -> Self {
+        Self {
+            free: spin::Mutex::new(0),
+            pages: AtomicUsize::new(0),
+        }
+    }
+
+    /// Pages holding descriptors.
+    pub(crate) fn pages(&self) -> usize {
+        self.pages.load(Ordering::Relaxed)
+    }
+
+    fn pop(&self, env: &Env) -> usize {
+        let irq = env.cpu.irq_save();
+        let mut head = self.free.lock();
+        let desc = *head;
+        if desc != 0 {
+            *head = raw::load(desc);
+        }
+        drop(head);
+        env.cpu.irq_restore(irq);
+        desc
+    }
+
+    fn push_chain(&self, env: &Env, head: usize, tail: usize) {
+        let irq = env.cpu.irq_save();
+        let mut free = self.free.lock();
+        raw::store(tail, *free);
+        *free = head;
+        drop(free);
+        env.cpu.irq_restore(irq);
+    }
+
+    fn alloc(&self, env: &Env) -> Option<Desc> {
+        loop {
+            let desc = self.pop(env);
+            if desc != 0 {
+                return Some(Desc(desc));
+            }
+            let page = raw::expose(env.pages.alloc_pages(1)?);
+            let per_page = PAGE_SIZE / DESC_BYTES;
+            for i in 0..per_page - 1 {
+                raw::store(page + i * DESC_BYTES, page + (i + 1) * DESC_BYTES);
+            }
+            self.pages.fetch_add(1, Ordering::Relaxed);
+            self.push_chain(env, page, page + (per_page - 1) * DESC_BYTES);
+        }
+    }
+
+    fn free(&self, env: &Env, desc: Desc) {
+        self.push_chain(env, desc.0, desc.0);
+    }
+}
+
+/// Creates a slab of `class`: pages, descriptor, page-map entries. Call with
+/// no lock held. `None` (with everything undone) when out of memory.
+pub(crate) fn create_slab(
+    env: &Env,
+    map: &PageMap,
+    descs: &DescPool,
+    class: usize,
+) -> Option<Desc> {
+    let pages = SLAB_PAGES[class];
+    let base = raw::expose(env.pages.alloc_pages(pages)?);
+    let Some(desc) = descs.alloc(env) else {
+        raw::free_pages(env.pages, base, pages);
+        return None;
+    };
+    for field in [FREE, CARVED, IN_USE, NEXT, PREV] {
+        desc.set(field, 0);
+    }
+    desc.set(BASE, base);
+    desc.set(CLASS, class);
+    desc.set(STATE, FULL);
+    if cfg!(debug_assertions) {
+        for word in 0..MAX_OBJECTS_PER_SLAB / 64 {
+            raw::atomic(desc.0 + BITMAP + word * 8).store(0, Ordering::Relaxed);
+        }
+    }
+    for page in 0..pages {
+        if !map.set(env.pages, base + page * PAGE_SIZE, desc.0) {
+            for set in 0..page {
+                map.clear(base + set * PAGE_SIZE);
+            }
+            descs.free(env, desc);
+            raw::free_pages(env.pages, base, pages);
+            return None;
+        }
+    }
+    Some(desc)
+}
+
+/// Returns an empty slab, no longer in any depot list, to the page source.
+/// Call with no lock held.
+pub(crate) fn release_slab(env: &Env, map: &PageMap, descs: &DescPool, desc: Desc) {
+    let base = desc.base();
+    let pages = SLAB_PAGES[desc.class()];
+    for page in 0..pages {
+        map.clear(base + page * PAGE_SIZE);
+    }
+    descs.free(env, desc);
+    raw::free_pages(env.pages, base, pages);
+}
+
+/// The slabs of one class that are not wholly out in CPU caches and
+/// callers' hands.
+#[derive(Debug)]
+pub(crate) struct Depot {
+    pub(crate) inner: spin::Mutex<DepotInner>,
+}
+
+impl Depot {
+    pub(crate) const fn new() -> Self {
+        Self {
+            inner: spin::Mutex::new(DepotInner {
+                partial: 0,
+                empty: 0,
+                empty_slabs: 0,
+                slabs: 0,
+                in_use: 0,
+            }),
+        }
+    }
+}
+
+/// The lists and counters of a depot.
+#[derive(Debug)]
+pub(crate) struct DepotInner {
+    /// Head of the partial list (0 = none); refilled from the head.
+    partial: usize,
+    /// Head of the empty reserve.
+    empty: usize,
+    /// Slabs in the empty reserve.
+    pub(crate) empty_slabs: usize,
+    /// Slabs of this class in existence.
+    pub(crate) slabs: usize,
+    /// Objects out of their slabs (in CPU caches or with callers).
+    pub(crate) in_use: usize,
+}
+
+impl DepotInner {
+    fn head(&mut self, list: usize) -> &mut usize {
+        if list == PARTIAL {
+            &mut self.partial
+        } else {
+            &mut self.empty
+        }
+    }
+
+    fn push_front(&mut self, list: usize, desc: Desc) {
+        let head = *self.head(list);
+        desc.set(NEXT, head);
+        desc.set(PREV, 0);
+        if head != 0 {
+            Desc(head).set(PREV, desc.0);
+        }
+        *self.head(list) = desc.0;
+        desc.set(STATE, list);
+    }
+
+    fn unlink(&mut self, desc: Desc) {
+        let list = desc.get(STATE);
+        let (next, prev) = (desc.get(NEXT), desc.get(PREV));
+        if prev == 0 {
+            *self.head(list) = next;
+        } else {
+            Desc(prev).set(NEXT, next);
+        }
+        if next != 0 {
+            Desc(next).set(PREV, prev);
+        }
+        desc.set(STATE, FULL);
+    }
+
+    /// Adds a freshly created slab.
+    pub(crate) fn add_slab(&mut self, desc: Desc) {
+        self.slabs += 1;
+        self.push_front(PARTIAL, desc);
+    }
+
+    /// Takes up to `want` objects of `class`, from the partial slabs first
+    /// and then the empty reserve.
+    pub(crate) fn take(&mut self, class: usize, want: usize) -> Chain {
+        let size = CLASS_BYTES[class];
+        let capacity = SLAB_OBJECTS[class];
+        let mut chain = Chain::EMPTY;
+        while chain.count < want {
+            if self.partial == 0 {
+                if self.empty == 0 {
+                    break;
+                }
+                let desc = Desc(self.empty);
+                self.unlink(desc);
+                self.empty_slabs -= 1;
+                self.push_front(PARTIAL, desc);
+            }
+            let desc = Desc(self.partial);
+            let before = chain.count;
+            // Objects freed back into the slab, already linked.
+            let first = desc.get(FREE);
+            if first != 0 {
+                let mut last = first;
+                let mut taken = 1;
+                let mut next = raw::load(last);
+                while taken < want - chain.count && next != 0 {
+                    last = next;
+                    next = raw::load(last);
+                    taken += 1;
+                }
+                desc.set(FREE, next);
+                chain.append(first, last, taken);
+            }
+            // Objects never handed out yet.
+            let mut carved = desc.get(CARVED);
+            let base = desc.base();
+            while chain.count < want && carved < capacity {
+                let object = base + carved * size;
+                chain.append(object, object, 1);
+                carved += 1;
+            }
+            desc.set(CARVED, carved);
+            let in_use = desc.get(IN_USE) + chain.count - before;
+            desc.set(IN_USE, in_use);
+            if in_use == capacity {
+                self.unlink(desc);
+            }
+        }
+        self.in_use += chain.count;
+        chain
+    }
+
+    /// Removes one slab from the empty reserve, to be released.
+    pub(crate) fn take_empty(&mut self) -> Option<Desc> {
+        if self.empty == 0 {
+            return None;
+        }
+        let desc = Desc(self.empty);
+        self.unlink(desc);
+        self.empty_slabs -= 1;
+        self.slabs -= 1;
+        Some(desc)
+    }
+
+    /// Puts `object` back into its slab `desc`. Returns the slab if it
+    /// became empty and must go back to the page source (the caller does
+    /// that after dropping the lock).
+    pub(crate) fn give(&mut self, desc: Desc, object: usize) -> Option<Desc> {
+        raw::store(object, desc.get(FREE));
+        desc.set(FREE, object);
+        let in_use = desc.get(IN_USE) - 1;
+        desc.set(IN_USE, in_use);
+        self.in_use -= 1;
+        let state = desc.get(STATE);
+        if in_use == 0 {
+            if state == PARTIAL {
+                self.unlink(desc);
+            }
+            desc.set(FREE, 0);
+            desc.set(CARVED, 0);
+            if self.empty_slabs < EMPTY_RESERVE {
+                self.empty_slabs += 1;
+                self.push_front(EMPTY, desc);
+                return None;
+            }
+            self.slabs -= 1;
+            return Some(desc);
+        }
+        if state == FULL {
+            self.push_front(PARTIAL, desc);
+        }
+        None
+    }
+}
