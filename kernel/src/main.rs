@@ -1,5 +1,243 @@
-//! Cloister kernel.
+//! Cloister's kernel: the bare-metal x86-64 layer of the library OS.
+//!
+//! Booted by any PVH loader (`qemu-system-x86_64 -kernel`), it brings the
+//! machine up — long mode, its own GDT/TSS/IDT, page tables with exact
+//! permissions, a frame allocator and heap, the TSC clock and the local APIC
+//! timer — and then hands over to the LibOS (or, with `ktest` on the command
+//! line, runs the in-guest tests).
+//!
+//! Only what needs the hardware lives here; the logic it drives (command
+//! line, memory map arithmetic, allocators, the audit log, the Linux ABI) is
+//! in host-tested crates. Module map:
+//!
+//! - [`arch`]: boot assembly, descriptor tables, traps, APIC, PIT, CPU bits;
+//! - [`mm`]: virtual layout, frames, page tables, stacks, heap;
+//! - [`console`], [`time`], [`exit`]: serial log, clocks, leaving QEMU;
+//! - [`boot_info`]: what the PVH loader passed;
+//! - [`ktest`]: the in-guest test framework.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot_info;
+pub mod console;
+pub mod exit;
+pub mod ktest;
+pub mod mm;
+pub mod time;
+
+#[cfg(feature = "ktest")]
+mod selftest;
+
+use libos::boot::cmdline::{KernelArgs, LogLevel};
+use spin::RwLock;
+
+use crate::boot_info::BootInfo;
+use crate::exit::{ExitCode, exit};
+
+/// Heap size given at boot: an eighth of RAM, between these bounds.
+const HEAP_MIN_BYTES: u64 = 4 << 20;
+const HEAP_MAX_BYTES: u64 = 64 << 20;
+/// Pages of the main kernel stack and of each IST stack.
+const KERNEL_STACK_PAGES: u64 = 16;
+const IST_STACK_PAGES: u64 = 4;
+
+/// Filled in place (it is too large to pass around on the boot stack), then
+/// only read.
+/// (The boot abandons its stack with a read guard still on it, so readers
+/// must never be blocked by a writer after the gathering.)
+static BOOT_INFO: RwLock<BootInfo> = RwLock::new(BootInfo::empty());
+
+fn level_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+/// Stops the boot with a message: exits QEMU with the failure code.
+fn fatal(args: core::fmt::Arguments<'_>) -> ! {
+    console::emergency_write(format_args!("\nFATAL: {args}\n"));
+    exit(ExitCode::Failure)
+}
+
+/// The Rust entry, called by the boot assembly on the boot stack with the
+/// physical address of `hvm_start_info`.
+#[unsafe(no_mangle)]
+pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+    time::mark_boot();
+    console::init(log::LevelFilter::Info);
+    arch::idt::init_early();
+    arch::pit::mask_legacy_pic();
+    match arch::pit::measure_tsc_hz() {
+        Some(hz) => time::set_tsc_hz(hz),
+        None => fatal(format_args!("the PIT does not count: cannot calibrate the TSC")),
+    }
+
+    if let Err(e) = boot_info::gather(start_info_paddr, &mut BOOT_INFO.write()) {
+        fatal(format_args!("bad PVH boot information: {e}"));
+    }
+    let info = BOOT_INFO.read();
+    let info = &*info;
+    let args = KernelArgs::parse(info.cmdline());
+    match args.log_level() {
+        Ok(level) => console::set_level(level_filter(level)),
+        Err(e) => log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected),
+    }
+    kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
+    kprintln!("command line: {:?}", info.cmdline());
+    for key in args.unknown_keys(&[]) {
+        log::warn!("unknown kernel command-line key {key:?}");
+    }
+    print_memory_map(info);
+
+    let mut usable = info.usable.clone();
+    let Some((bitmap_paddr, bitmap_bytes)) = mm::frames::init(&mut usable) else {
+        fatal(format_args!("no room below 4 GiB for the frame bitmap"));
+    };
+    log::debug!("frame bitmap: {bitmap_bytes} bytes at {bitmap_paddr:#x}");
+    kprintln!(
+        "memory: {} MiB usable, {} frames free",
+        usable.usable_bytes() >> 20,
+        mm::frames::free_frames()
+    );
+
+    let features = arch::cpu::features();
+    arch::cpu::enable_nx(&features);
+    if let Err(e) = mm::paging::init(info.ram_ranges()) {
+        fatal(format_args!("building the kernel page tables failed: {e:?}"));
+    }
+    let on = arch::cpu::enable_protections(&features);
+    kprintln!(
+        "protection: NX {} WP on SMEP {} SMAP {} UMIP {}",
+        on_off(on.nx),
+        on_off(on.smep),
+        on_off(on.smap),
+        on_off(on.umip)
+    );
+
+    let ist = |what| mm::stack::alloc(IST_STACK_PAGES).unwrap_or_else(|| fatal(format_args!("no memory for the {what} stack")));
+    let (df, nmi, mc) = (ist("double-fault"), ist("NMI"), ist("machine-check"));
+    arch::gdt::init(df.top, nmi.top, mc.top);
+    arch::idt::init();
+
+    let ram = usable.usable_bytes();
+    let heap_bytes = (ram / 8).clamp(HEAP_MIN_BYTES, HEAP_MAX_BYTES);
+    if !mm::heap::init(heap_bytes) {
+        fatal(format_args!("no memory for a {heap_bytes}-byte heap"));
+    }
+    let stack = mm::stack::alloc(KERNEL_STACK_PAGES).unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));
+    mm::stack::run_on(&stack, kernel_main_on_stack)
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn print_memory_map(info: &BootInfo) {
+    kprintln!("memory map:");
+    for e in info.e820.iter().flatten() {
+        if e.size_bytes == 0 {
+            continue;
+        }
+        kprintln!(
+            "  [{:#014x}-{:#014x}] {:>8} KiB {:?}",
+            e.paddr,
+            e.paddr.saturating_add(e.size_bytes) - 1,
+            e.size_bytes >> 10,
+            e.kind
+        );
+    }
+    for m in info.modules.iter().flatten() {
+        kprintln!("  module at {:#x}, {} bytes", m.paddr, m.size_bytes);
+    }
+    if info.dropped_entries > 0 {
+        log::warn!("{} memory-map entries or reservations did not fit", info.dropped_entries);
+    }
+}
+
+/// The rest of the boot, on a guarded kernel stack.
+extern "C" fn kernel_main_on_stack() -> ! {
+    let info = BOOT_INFO.read();
+    let args = KernelArgs::parse(info.cmdline());
+
+    let apic_phys = arch::apic::physical_base();
+    match mm::paging::map_mmio(apic_phys, mm::PAGE_BYTES) {
+        Ok(v) => arch::apic::init(v),
+        Err(e) => fatal(format_args!("cannot map the local APIC at {apic_phys:#x}: {e:?}")),
+    }
+    let hz = args.timer_hz().unwrap_or_else(|e| {
+        log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
+        100
+    });
+    arch::apic::start_periodic(hz);
+    x86_64::instructions::interrupts::enable();
+    kprintln!(
+        "clock: TSC {} MHz, APIC timer {} kHz, tick {} Hz",
+        time::tsc_hz() / 1_000_000,
+        arch::apic::timer_hz() / 1000,
+        hz
+    );
+    kprintln!("Cloister ready");
+
+    if let Some(pattern) = args.get("ktest") {
+        run_tests(pattern, args.get("ktest.after"));
+    }
+    demo(&args, hz)
+}
+
+#[cfg(feature = "ktest")]
+fn run_tests(pattern: &str, after: Option<&str>) -> ! {
+    ktest::run(pattern, after)
+}
+
+#[cfg(not(feature = "ktest"))]
+fn run_tests(_: &str, _: Option<&str>) -> ! {
+    fatal(format_args!("`ktest` given, but this kernel was built without the `ktest` feature"))
+}
+
+/// With no application yet: show the timer ticking, then power off.
+fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
+    let ticks = args
+        .get("demo.ticks")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(u64::from(hz) / 2);
+    let step = (ticks / 5).max(1);
+    let start = time::ticks();
+    let mut next = start + step;
+    while time::ticks() < start + ticks {
+        x86_64::instructions::hlt();
+        let now = time::ticks();
+        if now >= next {
+            kprintln!("timer: {} ticks, uptime {} ms", now, time::now_ns() / 1_000_000);
+            next += step;
+        }
+    }
+    let (used, free) = mm::heap::usage();
+    kprintln!("heap: {used} bytes used, {free} free; {} frames free", mm::frames::free_frames());
+    kprintln!("no application given: powering off");
+    exit(ExitCode::Success)
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    ktest::report_failure();
+    match info.location() {
+        Some(loc) => console::emergency_write(format_args!(
+            "\nkernel panic at {}:{}:{}: {}\n",
+            loc.file(),
+            loc.line(),
+            loc.column(),
+            info.message()
+        )),
+        None => console::emergency_write(format_args!("\nkernel panic: {}\n", info.message())),
+    }
+    exit(ExitCode::Failure)
+}

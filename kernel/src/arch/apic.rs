@@ -1,0 +1,113 @@
+//! The local APIC (xAPIC, memory-mapped) and its timer, which drives the
+//! periodic tick.
+//!
+//! The timer's input clock is unknown, so it is measured against the TSC
+//! (itself measured against the PIT) and then programmed in periodic mode.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use volatile::VolatilePtr;
+use x86_64::registers::model_specific::Msr;
+
+use super::trap::{SPURIOUS_VECTOR, TIMER_VECTOR};
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const REG_ID: usize = 0x20;
+const REG_TPR: usize = 0x80;
+const REG_EOI: usize = 0xb0;
+const REG_SVR: usize = 0xf0;
+const REG_LVT_TIMER: usize = 0x320;
+const REG_TIMER_INIT: usize = 0x380;
+const REG_TIMER_CURRENT: usize = 0x390;
+const REG_TIMER_DIVIDE: usize = 0x3e0;
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_PERIODIC: u32 = 1 << 17;
+/// Divide configuration value for "divide by 16".
+const DIVIDE_BY_16: u32 = 0b0011;
+
+/// Virtual address of the APIC registers (0 until [`init`]).
+static BASE: AtomicU64 = AtomicU64::new(0);
+/// APIC timer input ticks (after the divider) per second.
+static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// The APIC's physical register base from `IA32_APIC_BASE`.
+pub fn physical_base() -> u64 {
+    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; reading it has no
+    // side effects.
+    unsafe { Msr::new(IA32_APIC_BASE).read() & 0xffff_f000 }
+}
+
+fn reg(offset: usize) -> VolatilePtr<'static, u32> {
+    let base = BASE.load(Ordering::Relaxed);
+    assert!(base != 0, "local APIC used before init");
+    let ptr = NonNull::new((base as usize + offset) as *mut u32).expect("APIC base is non-null");
+    // SAFETY: `base` is the uncached mapping of the 4 KiB APIC register page
+    // made by `init`; `offset` is one of the 16-byte-aligned register offsets
+    // above, inside that page. APIC registers are per-CPU and accessed with
+    // 32-bit volatile loads and stores only.
+    unsafe { VolatilePtr::new(ptr) }
+}
+
+fn read(offset: usize) -> u32 {
+    reg(offset).read()
+}
+
+fn write(offset: usize, value: u32) {
+    reg(offset).write(value);
+}
+
+/// Enables the local APIC whose registers are mapped at `virt_base`, and
+/// measures its timer against the TSC.
+pub fn init(virt_base: u64) {
+    BASE.store(virt_base, Ordering::Relaxed);
+    // SAFETY: sets the global-enable bit in IA32_APIC_BASE, keeping the base.
+    unsafe {
+        let mut msr = Msr::new(IA32_APIC_BASE);
+        let v = msr.read();
+        msr.write(v | (1 << 11));
+    }
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_TPR, 0);
+    write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    // Count down from the maximum for 10 ms of TSC time.
+    write(REG_TIMER_INIT, u32::MAX);
+    let start = crate::time::now_ns();
+    crate::time::spin_ns(10_000_000);
+    let current = read(REG_TIMER_CURRENT);
+    let elapsed_ns = crate::time::now_ns() - start;
+    write(REG_TIMER_INIT, 0);
+    let counted = u64::from(u32::MAX - current);
+    TIMER_HZ.store(counted * 1_000_000_000 / elapsed_ns.max(1), Ordering::Relaxed);
+}
+
+/// The APIC timer's measured input rate (after the divider), in Hz.
+pub fn timer_hz() -> u64 {
+    TIMER_HZ.load(Ordering::Relaxed)
+}
+
+/// This CPU's APIC id.
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Starts the periodic timer at `hz` interrupts per second.
+pub fn start_periodic(hz: u32) {
+    let count = (timer_hz() / u64::from(hz.max(1))).clamp(1, u64::from(u32::MAX));
+    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
+    write(REG_TIMER_INIT, count as u32);
+}
+
+/// Stops the timer.
+pub fn stop_timer() {
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_TIMER_INIT, 0);
+}
+
+/// Signals end of interrupt.
+pub fn end_of_interrupt() {
+    if BASE.load(Ordering::Relaxed) != 0 {
+        write(REG_EOI, 0);
+    }
+}

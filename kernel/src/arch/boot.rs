@@ -1,0 +1,128 @@
+//! The PVH entry: the Xen ELF note that names the 32-bit entry point, and the
+//! assembly that takes the CPU from 32-bit protected mode (paging off, as the
+//! PVH protocol specifies) into long mode and calls [`crate::kernel_main`].
+//!
+//! The early page table maps the first 4 GiB of physical memory three times
+//! with 2 MiB pages: identity (for this code), at [`crate::mm::PHYS_OFFSET`]
+//! (the direct map), and the first 2 GiB at the kernel's link address
+//! `0xffff_ffff_8000_0000`. [`crate::mm::paging`] replaces it with
+//! permission-exact tables as soon as Rust runs.
+
+use core::arch::global_asm;
+
+// XEN_ELFNOTE_PHYS32_ENTRY (18): the physical address of the 32-bit entry.
+// The note must be 4-byte aligned (QEMU rounds the name size up to the
+// segment's alignment).
+global_asm!(
+    r#"
+    .section .note.Xen, "a", @note
+    .p2align 2
+    .long 4
+    .long 8
+    .long 18
+    .asciz "Xen"
+    .p2align 2
+    .quad pvh_start32
+    .p2align 2
+    "#
+);
+
+global_asm!(
+    r#"
+    .section .boot.text, "ax"
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    mov esi, ebx
+
+    mov eax, offset boot_pdpt_low
+    or eax, 3
+    mov dword ptr [boot_pml4], eax
+    mov dword ptr [boot_pml4 + 256 * 8], eax
+    mov eax, offset boot_pdpt_high
+    or eax, 3
+    mov dword ptr [boot_pml4 + 511 * 8], eax
+
+    mov eax, offset boot_pd
+    or eax, 3
+    mov dword ptr [boot_pdpt_low], eax
+    mov dword ptr [boot_pdpt_high + 510 * 8], eax
+    add eax, 4096
+    mov dword ptr [boot_pdpt_low + 8], eax
+    mov dword ptr [boot_pdpt_high + 511 * 8], eax
+    add eax, 4096
+    mov dword ptr [boot_pdpt_low + 16], eax
+    add eax, 4096
+    mov dword ptr [boot_pdpt_low + 24], eax
+
+    xor ecx, ecx
+1:
+    mov eax, ecx
+    shl eax, 21
+    or eax, 0x83
+    mov dword ptr [boot_pd + ecx * 8], eax
+    mov dword ptr [boot_pd + ecx * 8 + 4], 0
+    inc ecx
+    cmp ecx, 2048
+    jne 1b
+
+    mov eax, cr4
+    or eax, 1 << 5
+    mov cr4, eax
+    mov eax, offset boot_pml4
+    mov cr3, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 1 << 8
+    wrmsr
+    mov eax, cr0
+    or eax, 0x80000001
+    mov cr0, eax
+
+    lgdt [boot_gdt_ptr]
+    mov eax, offset pvh_start64
+    mov ecx, 0x08
+    push ecx
+    push eax
+    retf
+
+    .code64
+pvh_start64:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    movabs rsp, offset __boot_stack_top
+    xor ebp, ebp
+    mov edi, esi
+    movabs rax, offset kernel_main
+    call rax
+2:
+    hlt
+    jmp 2b
+
+    .section .boot.data, "aw"
+    .p2align 12
+boot_pml4:
+    .zero 4096
+boot_pdpt_low:
+    .zero 4096
+boot_pdpt_high:
+    .zero 4096
+boot_pd:
+    .zero 4096 * 4
+boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff
+    .quad 0x00cf92000000ffff
+boot_gdt_ptr:
+    .word boot_gdt_ptr - boot_gdt - 1
+    .long boot_gdt
+    .text
+    "#
+);

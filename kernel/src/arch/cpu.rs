@@ -1,0 +1,100 @@
+//! CPU feature detection and the protection bits Cloister turns on: NX
+//! (EFER.NXE), write protection in ring 0 (CR0.WP), SMEP and SMAP (CR4) and
+//! UMIP where the CPU has them.
+
+use core::arch::x86_64::__cpuid_count;
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+
+/// The features Cloister cares about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// No-execute pages (CPUID 0x8000_0001 EDX bit 20).
+    pub nx: bool,
+    /// Supervisor-mode execution prevention (CPUID 7 EBX bit 7).
+    pub smep: bool,
+    /// Supervisor-mode access prevention (CPUID 7 EBX bit 20).
+    pub smap: bool,
+    /// User-mode instruction prevention (CPUID 7 ECX bit 2).
+    pub umip: bool,
+    /// 1 GiB pages (CPUID 0x8000_0001 EDX bit 26).
+    pub page_1g: bool,
+    /// RDRAND (CPUID 1 ECX bit 30).
+    pub rdrand: bool,
+    /// RDSEED (CPUID 7 EBX bit 18).
+    pub rdseed: bool,
+    /// Invariant TSC (CPUID 0x8000_0007 EDX bit 8).
+    pub invariant_tsc: bool,
+    /// x2APIC (CPUID 1 ECX bit 21).
+    pub x2apic: bool,
+}
+
+fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    // CPUID is unprivileged, always present in long mode, and has no side
+    // effects beyond its outputs; the intrinsic is safe in current Rust.
+    let r = __cpuid_count(leaf, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Reads the CPUID feature bits.
+pub fn features() -> Features {
+    let (max_basic, ..) = cpuid(0, 0);
+    let (max_ext, ..) = cpuid(0x8000_0000, 0);
+    let (_, _, ecx1, _) = cpuid(1, 0);
+    let (_, ebx7, ecx7, _) = if max_basic >= 7 { cpuid(7, 0) } else { (0, 0, 0, 0) };
+    let (_, _, _, edx_e1) = if max_ext >= 0x8000_0001 { cpuid(0x8000_0001, 0) } else { (0, 0, 0, 0) };
+    let (_, _, _, edx_e7) = if max_ext >= 0x8000_0007 { cpuid(0x8000_0007, 0) } else { (0, 0, 0, 0) };
+    let bit = |v: u32, b: u32| v & (1 << b) != 0;
+    Features {
+        nx: bit(edx_e1, 20),
+        smep: bit(ebx7, 7),
+        smap: bit(ebx7, 20),
+        umip: bit(ecx7, 2),
+        page_1g: bit(edx_e1, 26),
+        rdrand: bit(ecx1, 30),
+        rdseed: bit(ebx7, 18),
+        invariant_tsc: bit(edx_e7, 8),
+        x2apic: bit(ecx1, 21),
+    }
+}
+
+/// Enables NX before page tables with NX bits are loaded.
+pub fn enable_nx(f: &Features) {
+    if f.nx {
+        // SAFETY: setting EFER.NXE only makes the NX bit in page-table entries
+        // meaningful; the live early tables have no NX bits set.
+        unsafe { Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    }
+}
+
+/// Turns on CR0.WP, and SMEP/SMAP/UMIP where supported. Returns what is on.
+pub fn enable_protections(f: &Features) -> Features {
+    // SAFETY: WP makes ring 0 honour read-only pages; the kernel's page tables
+    // mark writable everything it writes (checked by tests). SMEP/SMAP forbid
+    // ring 0 from executing/accessing user pages, of which there are none yet;
+    // user-memory access will bracket itself with stac/clac. UMIP only
+    // restricts ring 3.
+    unsafe {
+        Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT));
+        Cr4::update(|c| {
+            if f.smep {
+                c.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+            }
+            if f.smap {
+                c.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+            }
+            if f.umip {
+                c.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION);
+            }
+        });
+    }
+    let cr4 = Cr4::read();
+    Features {
+        smep: cr4.contains(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        smap: cr4.contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        umip: cr4.contains(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
+        nx: Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE),
+        ..*f
+    }
+}

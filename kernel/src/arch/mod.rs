@@ -1,0 +1,11 @@
+//! x86-64 specifics: the PVH entry, descriptor tables, traps, the local APIC
+//! timer, PIT-based TSC calibration and CPU feature control.
+
+pub mod apic;
+pub mod boot;
+pub mod catch;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod pit;
+pub mod trap;

@@ -1,0 +1,214 @@
+//! Interrupt and exception entry: 256 assembly stubs that build a uniform
+//! [`TrapFrame`] and call [`trap_dispatch`].
+//!
+//! Each stub is 16 bytes at `trap_stubs + 16 * vector`; stubs for vectors
+//! without a CPU error code push a zero so the frame has one shape. The
+//! common path saves every general register, calls Rust with the frame, and
+//! restores from the frame, so a handler may redirect execution by editing
+//! it (fault recovery in [`super::catch`], and later context switches).
+
+use core::arch::global_asm;
+
+use crate::exit::{ExitCode, exit};
+
+/// Saved state at a trap, in the order the stubs push it.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+#[allow(missing_docs, reason = "register names speak for themselves")]
+pub struct TrapFrame {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    /// Interrupt vector.
+    pub vector: u64,
+    /// CPU error code, or 0 for vectors without one.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Vectors for which the CPU pushes an error code.
+const ERROR_CODE_VECTORS: [u64; 9] = [8, 10, 11, 12, 13, 14, 17, 21, 29];
+
+global_asm!(
+    r#"
+    .text
+    .p2align 4
+    .global trap_stubs
+trap_stubs:
+    .set vec, 0
+    .rept 256
+    .p2align 4
+    .if vec == 8 || (vec >= 10 && vec <= 14) || vec == 17 || vec == 21 || vec == 29 || vec == 30
+    .else
+    push 0
+    .endif
+    push vec
+    jmp trap_common
+    .set vec, vec + 1
+    .endr
+
+trap_common:
+    push r15
+    push r14
+    push r13
+    push r12
+    push r11
+    push r10
+    push r9
+    push r8
+    push rbp
+    push rdi
+    push rsi
+    push rdx
+    push rcx
+    push rbx
+    push rax
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    pop rax
+    pop rbx
+    pop rcx
+    pop rdx
+    pop rsi
+    pop rdi
+    pop rbp
+    pop r8
+    pop r9
+    pop r10
+    pop r11
+    pop r12
+    pop r13
+    pop r14
+    pop r15
+    add rsp, 16
+    iretq
+    "#,
+    dispatch = sym trap_dispatch,
+);
+
+unsafe extern "C" {
+    /// The first of the 256 16-byte stubs.
+    static trap_stubs: [u8; 4096];
+}
+
+/// Address of the stub for `vector`.
+pub fn stub_address(vector: u8) -> u64 {
+    // `addr_of!` takes the address without reading the (code) bytes.
+    core::ptr::addr_of!(trap_stubs) as u64 + 16 * u64::from(vector)
+}
+
+/// The timer interrupt vector.
+pub const TIMER_VECTOR: u8 = 32;
+/// The APIC spurious-interrupt vector.
+pub const SPURIOUS_VECTOR: u8 = 255;
+
+/// Human-readable names of the CPU exceptions.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error (#DE)",
+        "debug (#DB)",
+        "non-maskable interrupt",
+        "breakpoint (#BP)",
+        "overflow (#OF)",
+        "bound range exceeded (#BR)",
+        "invalid opcode (#UD)",
+        "device not available (#NM)",
+        "double fault (#DF)",
+        "coprocessor segment overrun",
+        "invalid TSS (#TS)",
+        "segment not present (#NP)",
+        "stack-segment fault (#SS)",
+        "general protection (#GP)",
+        "page fault (#PF)",
+        "reserved",
+        "x87 floating point (#MF)",
+        "alignment check (#AC)",
+        "machine check (#MC)",
+        "SIMD floating point (#XM)",
+        "virtualization (#VE)",
+        "control protection (#CP)",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "hypervisor injection (#HV)",
+        "VMM communication (#VC)",
+        "security (#SX)",
+        "reserved",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}
+
+/// Whether the CPU pushed an error code for `vector`.
+pub fn has_error_code(vector: u64) -> bool {
+    ERROR_CODE_VECTORS.contains(&vector) || vector == 30
+}
+
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        0..=31 => handle_exception(frame),
+        v if v == u64::from(TIMER_VECTOR) => {
+            crate::time::tick();
+            super::apic::end_of_interrupt();
+        }
+        v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v => {
+            log::warn!("unexpected interrupt vector {v}");
+            super::apic::end_of_interrupt();
+        }
+    }
+}
+
+fn handle_exception(frame: &mut TrapFrame) {
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    if super::catch::recover(frame, cr2) {
+        return;
+    }
+    crate::console::emergency_write(format_args!(
+        "\nFATAL: CPU exception {} {}: error code {:#x}, RIP {:#018x}, CR2 {:#018x}, RSP {:#018x}, CS {:#x}, RFLAGS {:#x}\n",
+        frame.vector,
+        exception_name(frame.vector),
+        frame.error_code,
+        frame.rip,
+        cr2,
+        frame.rsp,
+        frame.cs,
+        frame.rflags,
+    ));
+    if frame.vector == 14 {
+        crate::console::emergency_write(format_args!(
+            "page fault: {} {} access to {:#x} in {} mode\n",
+            if frame.error_code & 1 != 0 { "protection violation on" } else { "non-present page on" },
+            if frame.error_code & 16 != 0 {
+                "instruction fetch"
+            } else if frame.error_code & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            },
+            cr2,
+            if frame.error_code & 4 != 0 { "user" } else { "kernel" },
+        ));
+    }
+    crate::ktest::report_failure();
+    exit(ExitCode::Failure)
+}

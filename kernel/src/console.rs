@@ -1,0 +1,144 @@
+//! The serial console (COM1, a 16550 UART through the `uart_16550` crate) and
+//! the `log` backend on top of it.
+//!
+//! Output goes through one spin lock taken with interrupts disabled, so a
+//! timer interrupt that logs cannot deadlock against the code it interrupted.
+//! The panic path uses [`emergency_write`], which takes no lock.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::Mutex;
+use uart_16550::Uart16550;
+use uart_16550::backend::PioBackend;
+use x86_64::instructions::interrupts;
+use x86_64::instructions::port::Port;
+
+const COM1: u16 = 0x3f8;
+
+static SERIAL: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+static LOGGER: SerialLogger = SerialLogger;
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Initialises COM1 and installs the logger at `level`.
+pub fn init(level: log::LevelFilter) {
+    // SAFETY: 0x3f8 is COM1's fixed I/O base on every PC-compatible machine
+    // (QEMU's pc, q35 and microvm all have it) and nothing else drives it.
+    let uart = unsafe { Uart16550::new_port(COM1) };
+    if let Ok(mut uart) = uart {
+        // A failed init (no UART present) leaves the console silent rather
+        // than stopping the boot.
+        if uart.init(uart_16550::Config::default()).is_ok() {
+            *SERIAL.lock() = Some(uart);
+            READY.store(true, Ordering::Release);
+        }
+    }
+    // `set_logger` fails only if called twice; the first logger stays.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
+
+/// Changes the log level (after the command line is read).
+pub fn set_level(level: log::LevelFilter) {
+    log::set_max_level(level);
+}
+
+struct Writer<'a>(&'a mut Uart16550<PioBackend>);
+
+impl Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for chunk in s.as_bytes().split_inclusive(|&b| b == b'\n') {
+            match chunk.split_last() {
+                Some((b'\n', body)) => {
+                    self.0.send_bytes_exact(body);
+                    self.0.send_bytes_exact(b"\r\n");
+                }
+                _ => self.0.send_bytes_exact(chunk),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes formatted text to the console (used by `kprint!`).
+pub fn write_fmt(args: fmt::Arguments<'_>) {
+    interrupts::without_interrupts(|| {
+        if let Some(uart) = SERIAL.lock().as_mut() {
+            // Writing to the UART cannot fail.
+            let _ = Writer(uart).write_fmt(args);
+        }
+    });
+}
+
+/// Writes to COM1 without any lock, polling the line status register: for
+/// the panic and fatal-exception paths, where the console lock may be held by
+/// the code that failed.
+pub fn emergency_write(args: fmt::Arguments<'_>) {
+    struct Raw;
+    impl Write for Raw {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for &b in s.as_bytes() {
+                if b == b'\n' {
+                    raw_byte(b'\r');
+                }
+                raw_byte(b);
+            }
+            Ok(())
+        }
+    }
+    let _ = Raw.write_fmt(args);
+}
+
+fn raw_byte(b: u8) {
+    let mut lsr = Port::<u8>::new(COM1 + 5);
+    let mut data = Port::<u8>::new(COM1);
+    // SAFETY: COM1's line status and data registers; reading LSR has no side
+    // effect and writing THR sends one byte. Racing a holder of SERIAL can
+    // only interleave bytes, which the panic path accepts.
+    unsafe {
+        for _ in 0..100_000 {
+            if lsr.read() & 0x20 != 0 {
+                break;
+            }
+        }
+        data.write(b);
+    }
+}
+
+/// Prints to the serial console.
+#[macro_export]
+macro_rules! kprint {
+    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the serial console.
+#[macro_export]
+macro_rules! kprintln {
+    () => { $crate::kprint!("\n") };
+    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[derive(Debug)]
+struct SerialLogger;
+
+impl log::Log for SerialLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let ns = crate::time::now_ns();
+        crate::kprintln!(
+            "[{:>5}.{:06}] {:<5} {}",
+            ns / 1_000_000_000,
+            (ns % 1_000_000_000) / 1000,
+            record.level(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,79 @@
+//! The kernel's physical frame allocator: [`allocator::frame::FrameAllocator`]
+//! behind an interrupt-safe lock, with its bitmap carved from RAM at boot.
+
+use allocator::frame::{FRAME_BYTES, FrameAllocator, FrameError, bitmap_words};
+use libos::boot::memmap::MemoryMap;
+use spin::Mutex;
+use x86_64::PhysAddr;
+use x86_64::instructions::interrupts::without_interrupts;
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+
+use super::{EARLY_MAPPED_BYTES, phys_to_virt};
+
+static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+
+/// Builds the allocator over `usable`, taking the bitmap's own storage out of
+/// it first. Returns the physical range the bitmap occupies.
+pub fn init(usable: &mut MemoryMap) -> Option<(u64, u64)> {
+    let frame_count = usize::try_from(usable.end() / FRAME_BYTES).ok()?;
+    let words = bitmap_words(frame_count);
+    let bytes = (words * 8) as u64;
+    let storage_paddr = usable.take_below(bytes, EARLY_MAPPED_BYTES)?;
+    // SAFETY: `take_below` removed these bytes from the usable map, so no
+    // other owner exists; they are RAM below EARLY_MAPPED_BYTES and so mapped
+    // by the boot page table, page aligned (so aligned for u64), and
+    // `words * 8` bytes long. They stay reserved forever ('static).
+    let storage = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage_paddr) as *mut u64, words) };
+    let mut fa = FrameAllocator::new(storage, 0, frame_count);
+    for r in usable.ranges() {
+        fa.add_free(r.start, (r.len_bytes() / FRAME_BYTES) as usize).ok()?;
+    }
+    without_interrupts(|| *FRAMES.lock() = Some(fa));
+    Some((storage_paddr, bytes))
+}
+
+fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
+    without_interrupts(|| f(FRAMES.lock().as_mut().expect("frame allocator used before init")))
+}
+
+/// One frame, or `None` when memory is exhausted.
+pub fn alloc() -> Option<u64> {
+    with(|fa| fa.alloc())
+}
+
+/// `count` contiguous frames aligned to `align_frames` frames.
+pub fn alloc_contiguous(count: usize, align_frames: usize) -> Option<u64> {
+    with(|fa| fa.alloc_contiguous(count, align_frames))
+}
+
+/// Frees `count` frames at `paddr`.
+pub fn free(paddr: u64, count: usize) -> Result<(), FrameError> {
+    with(|fa| fa.free(paddr, count))
+}
+
+/// Frames currently free.
+pub fn free_frames() -> usize {
+    with(|fa| fa.free_frames())
+}
+
+/// A zeroed frame.
+pub fn alloc_zeroed() -> Option<u64> {
+    let paddr = alloc()?;
+    // SAFETY: the frame was just allocated, so we own it; the direct map
+    // covers all RAM with RW permissions.
+    unsafe { core::ptr::write_bytes(phys_to_virt(paddr) as *mut u8, 0, FRAME_BYTES as usize) };
+    Some(paddr)
+}
+
+/// The frame source the `x86_64` crate's page-table mapper allocates
+/// intermediate tables from.
+#[derive(Debug)]
+pub struct PageTableFrames;
+
+// SAFETY: every frame returned comes from the frame allocator, so it is
+// unused RAM that nothing else will be given until it is freed.
+unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for PageTableFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        alloc().map(|p| PhysFrame::containing_address(PhysAddr::new(p)))
+    }
+}

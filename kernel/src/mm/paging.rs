@@ -1,0 +1,174 @@
+//! The kernel page tables, built once at boot to replace the boot-time
+//! identity map: the kernel image with exact per-section permissions (text
+//! RX, rodata R+NX, data RW+NX, the boot stack's guard page unmapped), all RAM
+//! in the direct map (RW+NX, but read-only where it aliases the kernel image),
+//! and device MMIO pages uncached.
+
+use libos::boot::memmap::PhysRange;
+use spin::Mutex;
+use x86_64::instructions::interrupts::without_interrupts;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::frames::{self, PageTableFrames};
+use super::{KERNEL_VIRT, PAGE_BYTES, PHYS_OFFSET, layout, phys_to_virt};
+
+const HUGE_BYTES: u64 = 2 << 20;
+
+static KERNEL_PT: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+/// Why a mapping could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// No frame for a page table.
+    OutOfMemory,
+    /// Something is already mapped there.
+    AlreadyMapped(u64),
+}
+
+impl<S: x86_64::structures::paging::PageSize> From<MapToError<S>> for MapError {
+    fn from(e: MapToError<S>) -> Self {
+        match e {
+            MapToError::FrameAllocationFailed => Self::OutOfMemory,
+            MapToError::ParentEntryHugePage | MapToError::PageAlreadyMapped(_) => Self::AlreadyMapped(0),
+        }
+    }
+}
+
+const TABLE_FLAGS: F = F::PRESENT.union(F::WRITABLE);
+/// Flags of kernel code.
+pub const TEXT: F = F::PRESENT;
+/// Flags of read-only kernel data.
+pub const RODATA: F = F::PRESENT.union(F::NO_EXECUTE);
+/// Flags of writable kernel data.
+pub const DATA: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
+/// Flags of device registers.
+pub const MMIO: F = DATA.union(F::NO_CACHE).union(F::WRITE_THROUGH);
+
+fn map_4k(pt: &mut OffsetPageTable<'static>, vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr));
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(paddr));
+    // SAFETY: every caller maps a frame the kernel owns (its image, RAM in the
+    // direct map, a freshly allocated frame, or device registers) at an
+    // address in a kernel region reserved for that purpose, so no existing
+    // reference is invalidated.
+    let flush = unsafe { pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames) }
+        .map_err(|e| match MapError::from(e) {
+            MapError::AlreadyMapped(_) => MapError::AlreadyMapped(vaddr),
+            other => other,
+        })?;
+    flush.flush();
+    Ok(())
+}
+
+fn map_2m(pt: &mut OffsetPageTable<'static>, vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+    let page = Page::<Size2MiB>::containing_address(VirtAddr::new(vaddr));
+    let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(paddr));
+    // SAFETY: as in `map_4k`: a 2 MiB block of RAM mapped into the direct map.
+    let flush = unsafe { pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames) }
+        .map_err(|_| MapError::AlreadyMapped(vaddr))?;
+    flush.flush();
+    Ok(())
+}
+
+/// Maps the kernel image section `[start, end)` (virtual) with `flags`,
+/// skipping the page at `skip`.
+fn map_image(pt: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: F, skip: u64) -> Result<(), MapError> {
+    let mut v = start;
+    while v < end {
+        if v != skip {
+            map_4k(pt, v, v - KERNEL_VIRT, flags)?;
+        }
+        v += PAGE_BYTES;
+    }
+    Ok(())
+}
+
+/// Maps RAM range `r` into the direct map: 2 MiB pages where a whole aligned
+/// block lies in `r` and does not touch the kernel image, 4 KiB pages
+/// elsewhere, read-only where they alias the image.
+fn map_direct(pt: &mut OffsetPageTable<'static>, r: PhysRange, image: PhysRange) -> Result<(), MapError> {
+    let mut p = r.start;
+    while p < r.end {
+        let block_end = p.saturating_add(HUGE_BYTES);
+        let touches_image = p < image.end && block_end > image.start;
+        if p % HUGE_BYTES == 0 && block_end <= r.end && !touches_image {
+            map_2m(pt, phys_to_virt(p), p, DATA)?;
+            p = block_end;
+        } else {
+            let in_image = p >= image.start && p < image.end;
+            map_4k(pt, phys_to_virt(p), p, if in_image { RODATA } else { DATA })?;
+            p += PAGE_BYTES;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the kernel page tables over `ram` (every RAM range from the memory
+/// map, page aligned) and switches to them.
+pub fn init(ram: &[PhysRange]) -> Result<(), MapError> {
+    let pml4_paddr = frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+    // SAFETY: the frame is fresh, zeroed (a valid empty table) and reachable
+    // through the boot direct map; it becomes the root of the kernel tables
+    // and is never freed, so the 'static borrow holds.
+    let pml4 = unsafe { &mut *(phys_to_virt(pml4_paddr) as *mut PageTable) };
+    // SAFETY: all physical memory the mapper will touch (tables allocated
+    // from RAM below 4 GiB at this point) is mapped at PHYS_OFFSET, both by
+    // the boot tables now and by the tables being built.
+    let mut pt = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(PHYS_OFFSET)) };
+
+    let guard = layout::boot_stack_guard();
+    map_image(&mut pt, layout::text_start(), layout::text_end(), TEXT, 0)?;
+    map_image(&mut pt, layout::rodata_start(), layout::rodata_end(), RODATA, 0)?;
+    map_image(&mut pt, layout::data_start(), layout::data_end(), DATA, guard)?;
+    let image = PhysRange {
+        start: layout::kernel_phys_start(),
+        end: layout::kernel_phys_end().next_multiple_of(PAGE_BYTES),
+    };
+    for r in ram {
+        map_direct(&mut pt, *r, image)?;
+    }
+    // SAFETY: the new tables map everything the kernel uses from here on —
+    // its image (the code running now, its data, the boot stack we are on)
+    // and the direct map; only the boot identity map disappears, and nothing
+    // refers to it after this point.
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_paddr)), Cr3Flags::empty()) };
+    without_interrupts(|| *KERNEL_PT.lock() = Some(pt));
+    Ok(())
+}
+
+fn with<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    without_interrupts(|| f(KERNEL_PT.lock().as_mut().expect("kernel page table used before init")))
+}
+
+/// Maps one 4 KiB page of kernel memory.
+pub fn map_page(vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+    with(|pt| map_4k(pt, vaddr, paddr, flags))
+}
+
+/// Maps device registers `[paddr, paddr + bytes)` uncached at their
+/// direct-map address and returns that address.
+pub fn map_mmio(paddr: u64, bytes: u64) -> Result<u64, MapError> {
+    let start = paddr & !(PAGE_BYTES - 1);
+    let end = (paddr + bytes).next_multiple_of(PAGE_BYTES);
+    with(|pt| {
+        let mut p = start;
+        while p < end {
+            map_4k(pt, phys_to_virt(p), p, MMIO)?;
+            p += PAGE_BYTES;
+        }
+        Ok(phys_to_virt(paddr))
+    })
+}
+
+/// The flags of the page mapping `vaddr`, or `None` if it is unmapped.
+pub fn flags_of(vaddr: u64) -> Option<F> {
+    with(|pt| match pt.translate(VirtAddr::new(vaddr)) {
+        TranslateResult::Mapped { flags, .. } => Some(flags),
+        _ => None,
+    })
+}

@@ -1,0 +1,62 @@
+//! Time: the TSC-based monotonic clock and the timer tick count.
+//!
+//! The TSC frequency is measured once at boot against the PIT
+//! ([`crate::arch::pit`]); `now_ns` converts with a precomputed 32.32 fixed
+//! point multiplier, so reading the clock costs one `rdtsc`, one multiply.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC cycle, 32.32 fixed point.
+static NS_PER_CYCLE_FP32: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` only reads the counter; CR4.TSD is clear, and the
+    // kernel runs at CPL 0 anyway.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Records the boot TSC value (call first thing).
+pub fn mark_boot() {
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+}
+
+/// Sets the measured TSC frequency.
+pub fn set_tsc_hz(hz: u64) {
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    let fp = ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64;
+    NS_PER_CYCLE_FP32.store(fp, Ordering::Relaxed);
+}
+
+/// The TSC frequency in Hz (0 before calibration).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since boot (0 before calibration).
+pub fn now_ns() -> u64 {
+    let cycles = rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    let fp = NS_PER_CYCLE_FP32.load(Ordering::Relaxed);
+    ((u128::from(cycles) * u128::from(fp)) >> 32) as u64
+}
+
+/// Busy-waits for `ns` nanoseconds on the TSC.
+pub fn spin_ns(ns: u64) {
+    let start = now_ns();
+    while now_ns().wrapping_sub(start) < ns {
+        core::hint::spin_loop();
+    }
+}
+
+/// Counts one timer interrupt.
+pub fn tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Timer interrupts since the timer started.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
