@@ -10,3 +10,7 @@ pub mod boot;
 pub mod cpio;
 pub mod elf;
 pub mod error;
+pub mod fs;
+pub mod platform;
+pub mod random;
+pub mod user;

@@ -1,0 +1,140 @@
+//! Unpacking a cpio newc initramfs into the [`Vfs`].
+//!
+//! Names are taken relative to `/` (a leading `./` or `/` is dropped; `.`
+//! is the root itself). Missing parent directories are created (mode
+//! 0755). An entry replaces a non-directory of the same name; a directory
+//! entry over an existing directory updates its mode and owner. Device
+//! nodes are bound to registered devices by number; block devices, FIFOs,
+//! sockets and unknown device numbers are skipped and counted.
+
+use super::inode::{Content, InodeRef};
+use super::vfs::Vfs;
+use crate::cpio::{CpioReader, Entry, FileType};
+use crate::error::{Errno, Result};
+
+/// What unpacking did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackReport {
+    /// Entries created or updated.
+    pub entries: usize,
+    /// Entries skipped (unsupported type or unknown device).
+    pub skipped: usize,
+    /// Bytes of file data copied.
+    pub data_bytes: usize,
+}
+
+impl Vfs {
+    /// Unpacks `archive` into the tree. Stops at the first malformed entry
+    /// with an `EINVAL` error naming the problem.
+    pub fn unpack_cpio(&self, archive: &[u8]) -> Result<UnpackReport> {
+        let mut report = UnpackReport::default();
+        for entry in CpioReader::new(archive) {
+            let entry = entry?;
+            if self.unpack_entry(&entry)? {
+                report.entries += 1;
+                report.data_bytes += entry.data.len();
+            } else {
+                report.skipped += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    fn unpack_entry(&self, entry: &Entry<'_>) -> Result<bool> {
+        let mut name = entry.name;
+        while let Some(rest) = name.strip_prefix(b"./").or_else(|| name.strip_prefix(b"/")) {
+            name = rest;
+        }
+        let root = self.root().clone();
+        if name.is_empty() || name == b"." {
+            if entry.file_type() == FileType::Directory {
+                root.set_permissions(entry.permissions(), self.now());
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        let (dir, last) = self.make_parents(name)?;
+        let existing = dir.lookup(last).ok();
+        let perm = entry.permissions();
+        let inode = match entry.file_type() {
+            FileType::Directory => match existing {
+                Some(d) if d.is_dir() => {
+                    d.set_permissions(perm, self.now());
+                    d
+                }
+                _ => {
+                    self.remove_if_present(&dir, last)?;
+                    self.insert(&dir, last, new_dir(), perm)?
+                }
+            },
+            FileType::Regular | FileType::Symlink => {
+                self.remove_if_present(&dir, last)?;
+                let content = if entry.file_type() == FileType::Regular {
+                    Content::File(entry.data.to_vec())
+                } else {
+                    Content::Symlink(entry.data.to_vec())
+                };
+                self.insert(&dir, last, content, perm)?
+            }
+            FileType::CharDevice => {
+                let Some(device) = self.devices().find(entry.rdev) else {
+                    return Ok(false);
+                };
+                self.remove_if_present(&dir, last)?;
+                self.insert(&dir, last, Content::Device(device), perm)?
+            }
+            _ => return Ok(false),
+        };
+        inode.set_owner_and_mtime(entry.uid, entry.gid, u64::from(entry.mtime) * 1_000_000_000);
+        Ok(true)
+    }
+
+    /// Creates the directories above `path` and returns the last one with
+    /// the final name.
+    fn make_parents<'p>(&self, path: &'p [u8]) -> Result<(InodeRef, &'p [u8])> {
+        let mut dir = self.root().clone();
+        let mut comps = super::components(path).peekable();
+        while let Some(comp) = comps.next() {
+            if comps.peek().is_none() {
+                if comp == b".." || comp == b"." {
+                    return Err(Errno::EINVAL.into());
+                }
+                return Ok((dir, comp));
+            }
+            dir = match comp {
+                b"." => dir,
+                b".." => dir.parent()?,
+                _ => match dir.lookup(comp) {
+                    Ok(d) if d.is_dir() => d,
+                    Ok(_) => return Err(Errno::ENOTDIR.into()),
+                    Err(_) => self.insert(&dir, comp, new_dir(), 0o755)?,
+                },
+            };
+        }
+        Err(Errno::ENOENT.into())
+    }
+
+    fn remove_if_present(&self, dir: &InodeRef, name: &[u8]) -> Result<()> {
+        match dir.lookup(name) {
+            Ok(old) if old.is_dir() && !old.is_empty_dir() => Err(Errno::ENOTEMPTY.into()),
+            Ok(_) => {
+                let root = self.root().clone();
+                let mut path = self.path_of(dir)?;
+                path.push(b'/');
+                path.extend_from_slice(name);
+                match dir.lookup(name)?.is_dir() {
+                    true => self.rmdir(&root, &path),
+                    false => self.unlink(&root, &path),
+                }
+            }
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+fn new_dir() -> Content {
+    Content::Dir {
+        entries: alloc::collections::BTreeMap::new(),
+        parent: alloc::sync::Weak::new(),
+    }
+}

@@ -1,0 +1,331 @@
+//! In-memory inodes: regular files, directories, symbolic links and
+//! character devices, each behind a lock, shared as [`InodeRef`].
+//!
+//! Directories own their children (`BTreeMap<name, InodeRef>`) and keep a
+//! weak link to their parent for `..`; an open file keeps its inode alive
+//! after it is unlinked, as on Linux.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use spin::Mutex;
+
+use super::device::CharDevice;
+use crate::error::{Errno, Result};
+use crate::{return_errno, return_errno_with_message};
+
+/// A shared reference to an inode.
+pub type InodeRef = Arc<Inode>;
+
+/// Largest regular file the VFS holds, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 32;
+
+/// `S_IFMT` type bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InodeType {
+    /// `S_IFREG`
+    Regular,
+    /// `S_IFDIR`
+    Directory,
+    /// `S_IFLNK`
+    Symlink,
+    /// `S_IFCHR`
+    CharDevice,
+}
+
+impl InodeType {
+    /// The `S_IFMT` bits of `st_mode`.
+    pub const fn mode_bits(self) -> u32 {
+        match self {
+            Self::Regular => 0o100000,
+            Self::Directory => 0o040000,
+            Self::Symlink => 0o120000,
+            Self::CharDevice => 0o020000,
+        }
+    }
+
+    /// The `d_type` of `getdents64` (`DT_REG`, `DT_DIR`, …).
+    pub const fn dirent_type(self) -> u8 {
+        match self {
+            Self::Regular => 8,
+            Self::Directory => 4,
+            Self::Symlink => 10,
+            Self::CharDevice => 2,
+        }
+    }
+}
+
+/// A point in time, nanoseconds since the Unix epoch.
+pub type TimeNs = u64;
+
+/// What `stat` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    /// Inode number.
+    pub ino: u64,
+    /// File type.
+    pub file_type: InodeType,
+    /// `st_mode`: type bits and permission bits.
+    pub mode: u32,
+    /// Link count (2 + subdirectories for a directory).
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (target length for a symlink).
+    pub size: u64,
+    /// `(major, minor)` for a device.
+    pub rdev: (u32, u32),
+    /// Last access.
+    pub atime_ns: TimeNs,
+    /// Last content change.
+    pub mtime_ns: TimeNs,
+    /// Last status change.
+    pub ctime_ns: TimeNs,
+}
+
+impl Metadata {
+    /// 512-byte blocks, as `st_blocks` counts them.
+    pub const fn blocks_512(&self) -> u64 {
+        self.size.div_ceil(512)
+    }
+}
+
+pub(crate) enum Content {
+    File(Vec<u8>),
+    Dir {
+        entries: BTreeMap<Vec<u8>, InodeRef>,
+        parent: Weak<Inode>,
+    },
+    Symlink(Vec<u8>),
+    Device(Arc<dyn CharDevice>),
+}
+
+pub(crate) struct InodeData {
+    pub(crate) perm: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) nlink: u32,
+    pub(crate) atime_ns: TimeNs,
+    pub(crate) mtime_ns: TimeNs,
+    pub(crate) ctime_ns: TimeNs,
+    pub(crate) content: Content,
+}
+
+/// One file-system object.
+pub struct Inode {
+    ino: u64,
+    file_type: InodeType,
+    pub(crate) data: Mutex<InodeData>,
+}
+
+impl core::fmt::Debug for Inode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Inode({}, {:?})", self.ino, self.file_type)
+    }
+}
+
+impl Inode {
+    pub(crate) fn new(ino: u64, perm: u32, content: Content, now: TimeNs) -> InodeRef {
+        let (file_type, nlink) = match &content {
+            Content::File(_) => (InodeType::Regular, 1),
+            Content::Dir { .. } => (InodeType::Directory, 2),
+            Content::Symlink(_) => (InodeType::Symlink, 1),
+            Content::Device(_) => (InodeType::CharDevice, 1),
+        };
+        Arc::new(Self {
+            ino,
+            file_type,
+            data: Mutex::new(InodeData {
+                perm: perm & 0o7777,
+                uid: 0,
+                gid: 0,
+                nlink,
+                atime_ns: now,
+                mtime_ns: now,
+                ctime_ns: now,
+                content,
+            }),
+        })
+    }
+
+    /// Inode number.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// File type.
+    pub fn file_type(&self) -> InodeType {
+        self.file_type
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.file_type == InodeType::Directory
+    }
+
+    /// The `stat` view.
+    pub fn metadata(&self) -> Metadata {
+        let d = self.data.lock();
+        let (size, rdev) = match &d.content {
+            Content::File(bytes) | Content::Symlink(bytes) => (bytes.len() as u64, (0, 0)),
+            Content::Dir { .. } => (4096, (0, 0)),
+            Content::Device(dev) => (0, dev.rdev()),
+        };
+        Metadata {
+            ino: self.ino,
+            file_type: self.file_type,
+            mode: self.file_type.mode_bits() | d.perm,
+            nlink: d.nlink,
+            uid: d.uid,
+            gid: d.gid,
+            size,
+            rdev,
+            atime_ns: d.atime_ns,
+            mtime_ns: d.mtime_ns,
+            ctime_ns: d.ctime_ns,
+        }
+    }
+
+    /// Sets owner, group and modification time (used when unpacking).
+    pub fn set_owner_and_mtime(&self, uid: u32, gid: u32, mtime_ns: TimeNs) {
+        let mut d = self.data.lock();
+        d.uid = uid;
+        d.gid = gid;
+        d.mtime_ns = mtime_ns;
+        d.ctime_ns = mtime_ns;
+        d.atime_ns = mtime_ns;
+    }
+
+    /// Changes the permission bits.
+    pub fn set_permissions(&self, perm: u32, now: TimeNs) {
+        let mut d = self.data.lock();
+        d.perm = perm & 0o7777;
+        d.ctime_ns = now;
+    }
+
+    /// The device behind a character-device inode.
+    pub fn device(&self) -> Option<Arc<dyn CharDevice>> {
+        match &self.data.lock().content {
+            Content::Device(dev) => Some(dev.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads file bytes at `offset` into `buf`; 0 at or past the end.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let d = self.data.lock();
+        match &d.content {
+            Content::File(bytes) => {
+                let Ok(start) = usize::try_from(offset) else {
+                    return Ok(0);
+                };
+                let Some(avail) = bytes.get(start..) else {
+                    return Ok(0);
+                };
+                let n = avail.len().min(buf.len());
+                buf[..n].copy_from_slice(&avail[..n]);
+                Ok(n)
+            }
+            Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            Content::Device(dev) => {
+                let dev = dev.clone();
+                drop(d);
+                dev.read(buf)
+            }
+            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// Writes `buf` at `offset`, zero-filling any gap; returns `buf.len()`.
+    pub fn write_at(&self, offset: u64, buf: &[u8], now: TimeNs) -> Result<usize> {
+        let mut d = self.data.lock();
+        match &mut d.content {
+            Content::File(bytes) => {
+                let end = offset
+                    .checked_add(buf.len() as u64)
+                    .filter(|&e| e <= MAX_FILE_BYTES)
+                    .ok_or(Errno::EFBIG)?;
+                let (start, end) = (offset as usize, end as usize);
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[start..end].copy_from_slice(buf);
+                d.mtime_ns = now;
+                d.ctime_ns = now;
+                Ok(buf.len())
+            }
+            Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            Content::Device(dev) => {
+                let dev = dev.clone();
+                drop(d);
+                dev.write(buf)
+            }
+            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// Sets a regular file's length, zero-extending.
+    pub fn truncate(&self, len: u64, now: TimeNs) -> Result<()> {
+        if len > MAX_FILE_BYTES {
+            return_errno_with_message!(Errno::EFBIG, "file too large");
+        }
+        let mut d = self.data.lock();
+        match &mut d.content {
+            Content::File(bytes) => {
+                bytes.resize(len as usize, 0);
+                d.mtime_ns = now;
+                d.ctime_ns = now;
+                Ok(())
+            }
+            Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            _ => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// A symlink's target.
+    pub fn read_link(&self) -> Result<Vec<u8>> {
+        match &self.data.lock().content {
+            Content::Symlink(target) => Ok(target.clone()),
+            _ => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// The child `name` of a directory.
+    pub fn lookup(&self, name: &[u8]) -> Result<InodeRef> {
+        match &self.data.lock().content {
+            Content::Dir { entries, .. } => entries.get(name).cloned().ok_or(Errno::ENOENT.into()),
+            _ => return_errno!(Errno::ENOTDIR),
+        }
+    }
+
+    /// A directory's parent (itself for the root).
+    pub fn parent(self: &Arc<Self>) -> Result<InodeRef> {
+        match &self.data.lock().content {
+            Content::Dir { parent, .. } => Ok(parent.upgrade().unwrap_or_else(|| self.clone())),
+            _ => return_errno!(Errno::ENOTDIR),
+        }
+    }
+
+    /// Directory entries from position `pos` on: `.` is 0, `..` is 1, then
+    /// the children in name order. Each item is `(name, ino, type)`.
+    pub fn read_dir(self: &Arc<Self>, pos: usize) -> Result<Vec<(Vec<u8>, u64, InodeType)>> {
+        let parent = self.parent()?;
+        let d = self.data.lock();
+        let Content::Dir { entries, .. } = &d.content else {
+            return_errno!(Errno::ENOTDIR);
+        };
+        let dots = [
+            (b".".to_vec(), self.ino, InodeType::Directory),
+            (b"..".to_vec(), parent.ino, InodeType::Directory),
+        ];
+        let children = entries.iter().map(|(n, i)| (n.clone(), i.ino, i.file_type));
+        Ok(dots.into_iter().chain(children).skip(pos).collect())
+    }
+
+    /// Whether a directory has no children.
+    pub fn is_empty_dir(&self) -> bool {
+        matches!(&self.data.lock().content, Content::Dir { entries, .. } if entries.is_empty())
+    }
+}

@@ -1,0 +1,28 @@
+//! The in-memory file system.
+//!
+//! - [`inode`]: [`Inode`] (regular file, directory, symlink, character
+//!   device) with its [`Metadata`] for `stat`, shared as [`InodeRef`].
+//! - [`vfs`]: [`Vfs`], the tree and its namespace operations.
+//! - `path.rs`: path resolution on [`Vfs`] (`.`/`..`, symlinks → `ELOOP`
+//!   after 40, `ENAMETOOLONG`, trailing slashes).
+//! - [`initramfs`]: unpacking a cpio archive into the tree.
+//! - [`device`]: `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/console`
+//!   and the [`ConsoleSink`] the kernel provides.
+//!
+//! The syscall layer (`crate::syscall::fs`) drives it through open file
+//! descriptions in `crate::fd`.
+
+pub mod device;
+pub mod initramfs;
+pub mod inode;
+mod path;
+pub mod vfs;
+
+pub use device::{CharDevice, ConsoleSink, DeviceRegistry};
+pub use initramfs::UnpackReport;
+pub use inode::{Inode, InodeRef, InodeType, Metadata, TimeNs};
+pub use path::{MAX_SYMLINK_FOLLOWS, NAME_MAX, PATH_MAX, components};
+pub use vfs::Vfs;
+
+#[cfg(test)]
+mod tests;
