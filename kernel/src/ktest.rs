@@ -85,14 +85,17 @@ fn selected(pattern: &str, t: &KTest) -> bool {
 
 /// Runs the selected tests, then exits QEMU (success if all passed).
 pub fn run(pattern: &str, after: Option<&str>) -> ! {
-    let tests = all();
+    // Link order is arbitrary: run in name order so runs are reproducible
+    // and `ktest.after` means the same thing every time.
+    let mut tests: alloc::vec::Vec<&KTest> = all().iter().collect();
+    tests.sort_unstable_by_key(|t| t.name);
     let skip = after.and_then(|a| tests.iter().position(|t| t.name == a)).map_or(0, |i| i + 1);
     let chosen = || tests.iter().skip(skip).filter(|t| selected(pattern, t));
     crate::kprintln!("ktest: running {} tests", chosen().count());
     let mut passed = 0;
     for t in chosen() {
         crate::kprintln!("ktest: begin {}", t.name);
-        CURRENT.store(core::ptr::from_ref(t).cast_mut(), Ordering::Release);
+        CURRENT.store(core::ptr::from_ref(*t).cast_mut(), Ordering::Release);
         (t.func)();
         CURRENT.store(core::ptr::null_mut(), Ordering::Release);
         crate::kprintln!("test {} ... ok", t.name);

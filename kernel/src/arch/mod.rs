@@ -7,5 +7,7 @@ pub mod catch;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+#[cfg(feature = "ktest")]
+mod ktests;
 pub mod pit;
 pub mod trap;

@@ -15,6 +15,8 @@
 
 pub mod frames;
 pub mod heap;
+#[cfg(feature = "ktest")]
+mod ktests;
 pub mod paging;
 pub mod stack;
 
