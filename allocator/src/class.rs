@@ -1,6 +1,6 @@
 //! Size classes: the table that maps a [`Layout`] to a slab class.
 //!
-//! 56 classes from 8 B to 4 KiB: eight 8-byte steps up to 64 B, then eight
+//! 72 classes from 8 B to 16 KiB: eight 8-byte steps up to 64 B, then eight
 //! classes per power of two (step = lower bound ÷ 8), as SLUB's kmalloc
 //! caches and mimalloc's bins do. From 64 B up a request is rounded up by
 //! less than one step, so the rounding waste is below 12.5 % of the class
@@ -15,11 +15,11 @@ use core::alloc::Layout;
 
 /// The page size the allocator works in, in bytes.
 pub const PAGE_SIZE: usize = 4096;
-/// Largest request (and alignment) served from slabs, in bytes; larger
-/// requests go to the page source directly.
-pub const MAX_SMALL_BYTES: usize = 4096;
+/// Largest request served from slabs, in bytes; larger requests go to the
+/// page source directly, as whole pages.
+pub const MAX_SMALL_BYTES: usize = 16 * 1024;
 /// Number of size classes.
-pub const NUM_CLASSES: usize = 56;
+pub const NUM_CLASSES: usize = 72;
 /// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
 pub(crate) const MAX_OBJECTS_PER_SLAB: usize = 512;
 
@@ -75,7 +75,11 @@ const fn build_slab_pages() -> [usize; NUM_CLASSES] {
         while pages <= 8 {
             let bytes = pages * PAGE_SIZE;
             let waste = bytes % size;
-            if waste * 16 <= bytes {
+            if bytes < size {
+                pages += 1;
+                continue;
+            }
+            if waste * 32 <= bytes {
                 best = pages;
                 break;
             }
@@ -106,19 +110,36 @@ pub(crate) const SLAB_OBJECTS: [usize; NUM_CLASSES] = {
     out
 };
 
-/// Objects moved between a CPU cache and the depot at once; a CPU cache
-/// holds at most twice this many objects of a class.
+/// Most objects a CPU cache holds of each class: about 8 KiB worth, at
+/// least one, at most 64. Bounding the cache by bytes keeps the memory
+/// parked in caches small next to the live set.
+pub(crate) const CACHE_LIMIT: [usize; NUM_CLASSES] = {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let n = 8 * 1024 / CLASS_BYTES[c];
+        out[c] = if n > 64 {
+            64
+        } else if n < 1 {
+            1
+        } else {
+            n
+        };
+        c += 1;
+    }
+    out
+};
+
+/// Objects moved between a CPU cache and the depot at once: half the
+/// cache limit (at least one).
 pub(crate) const BATCH: [usize; NUM_CLASSES] = {
     let mut out = [0; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let b = 16 * 1024 / CLASS_BYTES[c];
-        out[c] = if b > 32 {
-            32
-        } else if b < 4 {
-            4
+        out[c] = if CACHE_LIMIT[c] > 1 {
+            CACHE_LIMIT[c] / 2
         } else {
-            b
+            1
         };
         c += 1;
     }
@@ -199,7 +220,7 @@ mod tests {
     fn aligned_requests_get_aligned_classes() {
         for align_log in 0..=12 {
             let align = 1 << align_log;
-            for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096] {
+            for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096, 10_000, 16_384] {
                 let layout = Layout::from_size_align(size, align).unwrap();
                 let Kind::Small(c) = kind_of(layout) else {
                     panic!()
@@ -208,8 +229,8 @@ mod tests {
                 assert_eq!(CLASS_BYTES[c] % align, 0);
             }
         }
-        let big = Layout::from_size_align(4097, 4096).unwrap();
-        assert_eq!(kind_of(big), Kind::Large(2));
+        let big = Layout::from_size_align(MAX_SMALL_BYTES + 1, 4096).unwrap();
+        assert_eq!(kind_of(big), Kind::Large(5));
         let too_aligned = Layout::from_size_align(8, 8192).unwrap();
         assert_eq!(kind_of(too_aligned), Kind::Unsupported);
     }

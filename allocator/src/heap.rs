@@ -16,7 +16,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cache::{Claimed, CpuCache, FreeList};
-use crate::class::{BATCH, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of};
+use crate::class::{
+    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of,
+};
 use crate::pagemap::PageMap;
 use crate::raw;
 use crate::slab::{self, Chain, Depot, Desc, DescPool};
@@ -50,7 +52,7 @@ impl core::fmt::Debug for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 
-/// A slab allocator for fixed-size objects up to 4 KiB, with page runs
+/// A slab allocator for objects up to 16 KiB, with page runs
 /// for larger requests; usable as `#[global_allocator]`.
 ///
 /// ```ignore
@@ -73,6 +75,8 @@ pub struct SlabAllocator {
     large_pages: AtomicUsize,
     large_runs: AtomicUsize,
     slab_pages: AtomicUsize,
+    /// Pages in the empty-slab reserves of all classes.
+    reserve_pages: AtomicUsize,
     failed_allocs: AtomicUsize,
 }
 
@@ -95,6 +99,7 @@ impl SlabAllocator {
             large_pages: AtomicUsize::new(0),
             large_runs: AtomicUsize::new(0),
             slab_pages: AtomicUsize::new(0),
+            reserve_pages: AtomicUsize::new(0),
             failed_allocs: AtomicUsize::new(0),
         }
     }
@@ -125,15 +130,37 @@ impl SlabAllocator {
         let Some(env) = self.env.get() else {
             return ptr::null_mut();
         };
-        let object = match kind_of(layout) {
-            Kind::Small(class) => self.alloc_small(env, class, layout.size()),
-            Kind::Large(pages) => self.alloc_large(env, pages, layout.size()),
+        let kind = kind_of(layout);
+        let mut object = self.alloc_kind(env, kind, layout.size());
+        if object == 0 {
+            object = self.alloc_after_trim(env, kind, layout.size());
+        }
+        raw::pointer(object)
+    }
+
+    #[inline(always)]
+    fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
+        match kind {
+            Kind::Small(class) => self.alloc_small(env, class, size),
+            Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
-        };
+        }
+    }
+
+    /// The page source ran dry: give back what the caches and reserves hold
+    /// and try once more.
+    #[cold]
+    fn alloc_after_trim(&self, env: &Env, kind: Kind, size: usize) -> usize {
+        if kind == Kind::Unsupported {
+            self.failed_allocs.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+        self.trim();
+        let object = self.alloc_kind(env, kind, size);
         if object == 0 {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
         }
-        raw::pointer(object)
+        object
     }
 
     /// Frees a block (crate-private: [`GlobalAlloc::dealloc`] is the public
@@ -235,7 +262,10 @@ impl SlabAllocator {
     fn take(&self, env: &Env, class: usize, want: usize) -> Chain {
         loop {
             let irq = env.cpu.irq_save();
-            let chain = self.depots[class].inner.lock().take(class, want);
+            let chain = self.depots[class]
+                .inner
+                .lock()
+                .take(class, want, &self.reserve_pages);
             env.cpu.irq_restore(irq);
             if chain.count > 0 {
                 return chain;
@@ -261,7 +291,7 @@ impl SlabAllocator {
                 let cache = claimed.cache();
                 cache.add_live(&claimed, size.wrapping_neg());
                 let list = &cache.lists[class];
-                if list.push(object) > 2 * BATCH[class] {
+                if list.push(object) > CACHE_LIMIT[class] {
                     self.flush(env, list, class, BATCH[class]);
                 }
             }
@@ -308,7 +338,7 @@ impl SlabAllocator {
         for (class, depot) in self.depots.iter().enumerate() {
             loop {
                 let irq = env.cpu.irq_save();
-                let empty = depot.inner.lock().take_empty();
+                let empty = depot.inner.lock().take_empty(&self.reserve_pages);
                 env.cpu.irq_restore(irq);
                 let Some(desc) = empty else {
                     break;
@@ -329,7 +359,7 @@ impl SlabAllocator {
         {
             let mut depot = self.depots[class].inner.lock();
             for &(object, desc) in objects {
-                if let Some(empty) = depot.give(desc, object) {
+                if let Some(empty) = depot.give(desc, object, &self.reserve_pages) {
                     released[count] = empty;
                     count += 1;
                 }

@@ -8,7 +8,7 @@
 //!
 //! # The slab allocator
 //!
-//! Requests up to 4 KiB are rounded to one of 56 size classes (≤ 12.5 %
+//! Requests up to 16 KiB are rounded to one of 72 size classes (≤ 12.5 %
 //! rounding waste from 64 B up) and served from per-CPU free lists; behind
 //! them each class has a depot of partial slabs, carved from page runs a
 //! [`PageSource`] hands out. Larger requests are page runs from the page

@@ -9,9 +9,12 @@
 //! handed out yet are carved lazily from a bump index.
 //!
 //! The [`Depot`] of a class, behind a spin lock, keeps the partial slabs
-//! (some objects free) in a list whose head is refilled first, and up to
-//! [`EMPTY_RESERVE`] empty slabs; any other slab that becomes empty goes
-//! back to the page source.
+//! (some objects free) in a list refilled from its head: a slab that was
+//! full goes to the head when an object comes back to it, one that falls
+//! below half full moves to the tail, so allocation fills nearly full slabs
+//! and nearly empty ones drain. A slab that becomes empty goes back to the
+//! page source unless the reserve of empty slabs (at most
+//! [`RESERVE_PAGES`] pages over all classes) has room for it.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,8 +23,9 @@ use crate::heap::Env;
 use crate::pagemap::PageMap;
 use crate::raw;
 
-/// Empty slabs a class keeps instead of returning them to the page source.
-pub(crate) const EMPTY_RESERVE: usize = 1;
+/// Pages of empty slabs kept over all classes instead of returning them to
+/// the page source (cheap refills when a class hovers at a slab boundary).
+pub(crate) const RESERVE_PAGES: usize = 16;
 
 /// Bytes per descriptor: 8 words, plus a 512-bit allocated-object bitmap in
 /// debug builds (for double-free detection).
@@ -230,6 +234,7 @@ impl Depot {
         Self {
             inner: spin::Mutex::new(DepotInner {
                 partial: 0,
+                partial_tail: 0,
                 empty: 0,
                 empty_slabs: 0,
                 slabs: 0,
@@ -244,6 +249,8 @@ impl Depot {
 pub(crate) struct DepotInner {
     /// Head of the partial list (0 = none); refilled from the head.
     partial: usize,
+    /// Tail of the partial list.
+    partial_tail: usize,
     /// Head of the empty reserve.
     empty: usize,
     /// Slabs in the empty reserve.
@@ -269,9 +276,23 @@ impl DepotInner {
         desc.set(PREV, 0);
         if head != 0 {
             Desc(head).set(PREV, desc.0);
+        } else if list == PARTIAL {
+            self.partial_tail = desc.0;
         }
         *self.head(list) = desc.0;
         desc.set(STATE, list);
+    }
+
+    fn push_back_partial(&mut self, desc: Desc) {
+        let tail = self.partial_tail;
+        if tail == 0 {
+            return self.push_front(PARTIAL, desc);
+        }
+        desc.set(NEXT, 0);
+        desc.set(PREV, tail);
+        Desc(tail).set(NEXT, desc.0);
+        self.partial_tail = desc.0;
+        desc.set(STATE, PARTIAL);
     }
 
     fn unlink(&mut self, desc: Desc) {
@@ -284,6 +305,8 @@ impl DepotInner {
         }
         if next != 0 {
             Desc(next).set(PREV, prev);
+        } else if list == PARTIAL {
+            self.partial_tail = prev;
         }
         desc.set(STATE, FULL);
     }
@@ -296,7 +319,7 @@ impl DepotInner {
 
     /// Takes up to `want` objects of `class`, from the partial slabs first
     /// and then the empty reserve.
-    pub(crate) fn take(&mut self, class: usize, want: usize) -> Chain {
+    pub(crate) fn take(&mut self, class: usize, want: usize, reserve: &AtomicUsize) -> Chain {
         let size = CLASS_BYTES[class];
         let capacity = SLAB_OBJECTS[class];
         let mut chain = Chain::EMPTY;
@@ -308,6 +331,7 @@ impl DepotInner {
                 let desc = Desc(self.empty);
                 self.unlink(desc);
                 self.empty_slabs -= 1;
+                reserve.fetch_sub(SLAB_PAGES[class], Ordering::Relaxed);
                 self.push_front(PARTIAL, desc);
             }
             let desc = Desc(self.partial);
@@ -346,7 +370,7 @@ impl DepotInner {
     }
 
     /// Removes one slab from the empty reserve, to be released.
-    pub(crate) fn take_empty(&mut self) -> Option<Desc> {
+    pub(crate) fn take_empty(&mut self, reserve: &AtomicUsize) -> Option<Desc> {
         if self.empty == 0 {
             return None;
         }
@@ -354,26 +378,37 @@ impl DepotInner {
         self.unlink(desc);
         self.empty_slabs -= 1;
         self.slabs -= 1;
+        reserve.fetch_sub(SLAB_PAGES[desc.class()], Ordering::Relaxed);
         Some(desc)
     }
 
     /// Puts `object` back into its slab `desc`. Returns the slab if it
     /// became empty and must go back to the page source (the caller does
     /// that after dropping the lock).
-    pub(crate) fn give(&mut self, desc: Desc, object: usize) -> Option<Desc> {
+    pub(crate) fn give(
+        &mut self,
+        desc: Desc,
+        object: usize,
+        reserve: &AtomicUsize,
+    ) -> Option<Desc> {
         raw::store(object, desc.get(FREE));
         desc.set(FREE, object);
         let in_use = desc.get(IN_USE) - 1;
         desc.set(IN_USE, in_use);
         self.in_use -= 1;
         let state = desc.get(STATE);
+        let class = desc.class();
         if in_use == 0 {
             if state == PARTIAL {
                 self.unlink(desc);
             }
             desc.set(FREE, 0);
             desc.set(CARVED, 0);
-            if self.empty_slabs < EMPTY_RESERVE {
+            let pages = SLAB_PAGES[class];
+            let kept = reserve.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + pages <= RESERVE_PAGES).then_some(held + pages)
+            });
+            if kept.is_ok() {
                 self.empty_slabs += 1;
                 self.push_front(EMPTY, desc);
                 return None;
@@ -383,6 +418,10 @@ impl DepotInner {
         }
         if state == FULL {
             self.push_front(PARTIAL, desc);
+        } else if in_use * 2 + 1 == SLAB_OBJECTS[class] || in_use * 2 == SLAB_OBJECTS[class] {
+            // Just fell to half full: let fuller slabs be refilled first.
+            self.unlink(desc);
+            self.push_back_partial(desc);
         }
         None
     }

@@ -89,7 +89,10 @@ fn every_size_and_alignment_round_trips() {
     let mut blocks = Vec::new();
     for align_log in 0..=12 {
         let align = 1usize << align_log;
-        for size in (1..=9000).step_by(97).chain([8, 64, 4096, 4097, 8192]) {
+        for size in (1..=9000)
+            .step_by(97)
+            .chain([8, 64, 4096, 4097, 8192, 16_384, 16_385, 40_000])
+        {
             let layout = Layout::from_size_align(size, align).unwrap();
             let ptr = alloc(heap, layout);
             assert!(!ptr.is_null());
@@ -139,7 +142,8 @@ fn slabs_follow_the_live_set() {
     assert_eq!(stats.live_bytes, 0);
     let class = stats.classes.iter().find(|c| c.object_bytes == 48).unwrap();
     // Only the reserve and slabs pinned by the CPU cache remain.
-    assert!(class.slabs <= 3, "{stats}");
+    assert!(class.slabs - class.empty_slabs <= 2, "{stats}");
+    assert!(class.empty_slabs <= crate::slab::RESERVE_PAGES, "{stats}");
     assert_all_returned(heap, pages);
 }
 
@@ -159,9 +163,10 @@ fn out_of_memory_returns_null_and_recovers() {
         assert!(!blocks.is_empty());
         assert!(heap.stats().failed_allocs > 0);
         let live = heap.stats().live_bytes;
-        // A 5000 B block takes two pages: at most 61 % of them is live.
+        // Loose bound: in an arena this small, 5-page slabs (5120 B class)
+        // leave buddy tails no slab fits in.
         assert!(
-            live * 2 >= pages.total_pages() * PAGE_SIZE,
+            live * 3 >= pages.total_pages() * PAGE_SIZE,
             "size {size}: live {live}"
         );
         for ptr in blocks {
