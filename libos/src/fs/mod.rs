@@ -13,12 +13,14 @@
 //! descriptions in `crate::fd`.
 
 pub mod device;
+pub mod file;
 pub mod initramfs;
 pub mod inode;
 mod path;
 pub mod vfs;
 
 pub use device::{CharDevice, ConsoleSink, DeviceRegistry};
+pub use file::InodeFile;
 pub use initramfs::UnpackReport;
 pub use inode::{Inode, InodeRef, InodeType, Metadata, TimeNs};
 pub use path::{MAX_SYMLINK_FOLLOWS, NAME_MAX, PATH_MAX, components};

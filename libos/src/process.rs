@@ -1,0 +1,78 @@
+//! [`Process`]: the per-process state syscall handlers work on — the
+//! platform, the file system, the fd table, the working directory and the
+//! umask. The kernel creates one per program (with the console on fds
+//! 0–2 via [`Process::open_console_stdio`]) and passes it to
+//! `crate::syscall::SyscallTable::dispatch`.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+
+use crate::error::Result;
+use crate::fd::FdTable;
+use crate::fs::file::open_flags::O_RDWR;
+use crate::fs::{InodeFile, InodeRef, Vfs};
+use crate::platform::Platform;
+
+/// A process as the fs syscalls see it.
+pub struct Process {
+    /// The machine.
+    pub platform: Arc<dyn Platform>,
+    /// The file system.
+    pub vfs: Arc<Vfs>,
+    /// Open files.
+    pub fds: Mutex<FdTable>,
+    /// Working directory.
+    pub cwd: Mutex<InodeRef>,
+    umask: AtomicU32,
+}
+
+impl core::fmt::Debug for Process {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Process")
+            .field("fds", &self.fds)
+            .field("umask", &self.umask())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Process {
+    /// A process with no open files, at `/`, umask 022.
+    pub fn new(platform: Arc<dyn Platform>, vfs: Arc<Vfs>) -> Self {
+        let root = vfs.root().clone();
+        Self {
+            platform,
+            vfs,
+            fds: Mutex::new(FdTable::new()),
+            cwd: Mutex::new(root),
+            umask: AtomicU32::new(0o022),
+        }
+    }
+
+    /// Opens `/dev/console` read-write on fds 0, 1 and 2.
+    pub fn open_console_stdio(&self) -> Result<()> {
+        let root = self.vfs.root().clone();
+        let console = self.vfs.resolve(&root, b"/dev/console", true)?;
+        let file = Arc::new(InodeFile::new(self.vfs.clone(), console, O_RDWR));
+        let mut fds = self.fds.lock();
+        for _ in 0..3 {
+            fds.insert(file.clone(), false)?;
+        }
+        Ok(())
+    }
+
+    /// The file-creation mask.
+    pub fn umask(&self) -> u32 {
+        self.umask.load(Ordering::Relaxed)
+    }
+
+    /// Sets the mask (`& 0o777`), returning the old one.
+    pub fn set_umask(&self, mask: u32) -> u32 {
+        self.umask.swap(mask & 0o777, Ordering::Relaxed)
+    }
+
+    /// The working directory.
+    pub fn cwd(&self) -> InodeRef {
+        self.cwd.lock().clone()
+    }
+}

@@ -1,0 +1,373 @@
+//! Opening, closing, reading, writing and controlling file descriptors.
+
+use alloc::sync::Arc;
+use alloc::vec;
+
+use super::{base_dir, path_arg};
+use crate::error::{Errno, Result};
+use crate::fd::{FileLike, SeekFrom};
+use crate::fs::InodeFile;
+use crate::fs::file::open_flags::*;
+use crate::fs::file::tty_ioctl::{FIOCLEX, FIONBIO};
+use crate::process::Process;
+use crate::syscall::SyscallArgs;
+use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
+use crate::{return_errno, return_errno_with_message};
+
+/// Bytes moved between user memory and a file per copy.
+const IO_CHUNK_BYTES: usize = 64 * 1024;
+/// `IOV_MAX`
+const IOV_MAX: usize = 1024;
+/// Largest single transfer, as Linux (`MAX_RW_COUNT`).
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
+    p.fds.lock().get(fd)
+}
+
+/// Opens `path` relative to `dirfd` with `flags` and creation `mode`.
+pub fn do_open(p: &Process, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<usize> {
+    if flags & O_TMPFILE == O_TMPFILE {
+        return_errno_with_message!(Errno::EOPNOTSUPP, "O_TMPFILE is not supported");
+    }
+    if flags & O_CREAT != 0 && flags & O_DIRECTORY != 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    let base = base_dir(p, dirfd, path)?;
+    let follow = flags & O_NOFOLLOW == 0;
+    let inode = match p.vfs.resolve(&base, path, follow) {
+        Ok(_) if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL => return_errno!(Errno::EEXIST),
+        Ok(inode) => inode,
+        Err(e) if e.errno() == Errno::ENOENT && flags & O_CREAT != 0 => {
+            let perm = mode & 0o7777 & !p.umask();
+            p.vfs.create_file(&base, path, perm)?
+        }
+        Err(e) => return Err(e),
+    };
+    let ty = inode.file_type();
+    if ty == crate::fs::InodeType::Symlink && flags & O_PATH == 0 {
+        return_errno!(Errno::ELOOP);
+    }
+    if flags & O_DIRECTORY != 0 && !inode.is_dir() {
+        return_errno!(Errno::ENOTDIR);
+    }
+    let writing = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+    if inode.is_dir() && (writing || flags & O_CREAT != 0) && flags & O_PATH == 0 {
+        return_errno!(Errno::EISDIR);
+    }
+    if flags & O_TRUNC != 0 && writing && ty == crate::fs::InodeType::Regular {
+        inode.truncate(0, p.vfs.now())?;
+    }
+    let file = Arc::new(InodeFile::new(p.vfs.clone(), inode, flags));
+    let fd = p.fds.lock().insert(file, flags & O_CLOEXEC != 0)?;
+    Ok(fd as usize)
+}
+
+/// `openat(dirfd, path, flags, mode)`
+pub fn sys_openat(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let path = path_arg(p, a.u64(1))?;
+    do_open(p, a.i32(0), &path, a.u32(2), a.u32(3))
+}
+
+/// `open(path, flags, mode)`
+pub fn sys_open(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let path = path_arg(p, a.u64(0))?;
+    do_open(p, super::AT_FDCWD, &path, a.u32(1), a.u32(2))
+}
+
+/// `creat(path, mode)`
+pub fn sys_creat(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let path = path_arg(p, a.u64(0))?;
+    do_open(
+        p,
+        super::AT_FDCWD,
+        &path,
+        O_CREAT | O_WRONLY | O_TRUNC,
+        a.u32(1),
+    )
+}
+
+/// `close(fd)`
+pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    p.fds.lock().close(a.i32(0))?;
+    Ok(0)
+}
+
+/// Reads from `file` into user memory at `addr`, `len` bytes, at `pos`
+/// (or the file offset). Stops at the first short read.
+fn read_to_user(
+    p: &Process,
+    file: &dyn FileLike,
+    addr: u64,
+    len: usize,
+    pos: Option<u64>,
+) -> Result<usize> {
+    let len = len.min(MAX_RW_COUNT);
+    UserSliceWrite::new(addr, len)?;
+    let mut buf = vec![0u8; len.min(IO_CHUNK_BYTES)];
+    let mut done = 0usize;
+    while done < len {
+        let want = (len - done).min(buf.len());
+        let n = match pos {
+            Some(off) => file.read_at(off + done as u64, &mut buf[..want]),
+            None => file.read(&mut buf[..want]),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        p.platform.write_user(addr + done as u64, &buf[..n])?;
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Writes `len` bytes from user memory at `addr` to `file` at `pos` (or
+/// the file offset).
+fn write_from_user(
+    p: &Process,
+    file: &dyn FileLike,
+    addr: u64,
+    len: usize,
+    pos: Option<u64>,
+) -> Result<usize> {
+    let len = len.min(MAX_RW_COUNT);
+    UserSliceRead::new(addr, len)?;
+    let mut buf = vec![0u8; len.min(IO_CHUNK_BYTES)];
+    let mut done = 0usize;
+    while done < len {
+        let want = (len - done).min(buf.len());
+        if let Err(e) = p.platform.read_user(addr + done as u64, &mut buf[..want]) {
+            if done > 0 {
+                break;
+            }
+            return Err(e);
+        }
+        let n = match pos {
+            Some(off) => file.write_at(off + done as u64, &buf[..want]),
+            None => file.write(&buf[..want]),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// `read(fd, buf, count)`
+pub fn sys_read(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    read_to_user(p, &*f, a.u64(1), a.usize(2), None)
+}
+
+/// `write(fd, buf, count)`
+pub fn sys_write(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    write_from_user(p, &*f, a.u64(1), a.usize(2), None)
+}
+
+fn offset_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
+    u64::try_from(a.i64(i)).map_err(|_| Errno::EINVAL.into())
+}
+
+/// `pread64(fd, buf, count, offset)`
+pub fn sys_pread64(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    let off = offset_arg(a, 3)?;
+    read_to_user(p, &*f, a.u64(1), a.usize(2), Some(off))
+}
+
+/// `pwrite64(fd, buf, count, offset)`
+pub fn sys_pwrite64(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    let off = offset_arg(a, 3)?;
+    write_from_user(p, &*f, a.u64(1), a.usize(2), Some(off))
+}
+
+/// Reads the `iovec` array: `(base, len)` pairs.
+fn iovecs(p: &Process, addr: u64, count: usize) -> Result<alloc::vec::Vec<(u64, usize)>> {
+    if count > IOV_MAX {
+        return_errno!(Errno::EINVAL);
+    }
+    let base = UserPtr::<u64>::new(addr);
+    let mut total = 0usize;
+    let mut out = alloc::vec::Vec::with_capacity(count);
+    for i in 0..count {
+        let iov_base = base.offset(2 * i)?.read(&*p.platform)?;
+        let iov_len = base.offset(2 * i + 1)?.read(&*p.platform)?;
+        let len = usize::try_from(iov_len).map_err(|_| Errno::EINVAL)?;
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= isize::MAX as usize)
+            .ok_or(Errno::EINVAL)?;
+        out.push((iov_base, len));
+    }
+    Ok(out)
+}
+
+/// `readv(fd, iov, iovcnt)`
+pub fn sys_readv(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    let mut done = 0;
+    for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
+        let n = match read_to_user(p, &*f, base, len, None) {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// `writev(fd, iov, iovcnt)`
+pub fn sys_writev(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    let mut done = 0;
+    for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
+        let n = match write_from_user(p, &*f, base, len, None) {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// `lseek(fd, offset, whence)`: `SEEK_SET`, `SEEK_CUR`, `SEEK_END`,
+/// `SEEK_DATA`, `SEEK_HOLE` (files have no holes).
+pub fn sys_lseek(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let f = file(p, a.i32(0))?;
+    let off = a.i64(1);
+    let pos = match a.u32(2) {
+        0 => SeekFrom::Start(off),
+        1 => SeekFrom::Current(off),
+        2 => SeekFrom::End(off),
+        whence @ (3 | 4) => {
+            let size = f.metadata()?.size;
+            let start = u64::try_from(off).map_err(|_| Errno::ENXIO)?;
+            if start >= size {
+                return_errno!(Errno::ENXIO);
+            }
+            SeekFrom::Start(if whence == 3 { off } else { size as i64 })
+        }
+        _ => return_errno!(Errno::EINVAL),
+    };
+    Ok(f.seek(pos)? as usize)
+}
+
+/// `dup(fd)`
+pub fn sys_dup(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    Ok(p.fds.lock().dup(a.i32(0))? as usize)
+}
+
+/// `dup2(old, new)`
+pub fn sys_dup2(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    Ok(p.fds.lock().dup2(a.i32(0), a.i32(1))? as usize)
+}
+
+/// `dup3(old, new, flags)`: only `O_CLOEXEC` is allowed in `flags`.
+pub fn sys_dup3(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let flags = a.u32(2);
+    if flags & !O_CLOEXEC != 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    Ok(p.fds.lock().dup3(a.i32(0), a.i32(1), flags != 0)? as usize)
+}
+
+/// `fcntl` commands handled.
+mod cmd {
+    pub const F_DUPFD: u32 = 0;
+    pub const F_GETFD: u32 = 1;
+    pub const F_SETFD: u32 = 2;
+    pub const F_GETFL: u32 = 3;
+    pub const F_SETFL: u32 = 4;
+    pub const F_GETLK: u32 = 5;
+    pub const F_SETLK: u32 = 6;
+    pub const F_SETLKW: u32 = 7;
+    pub const F_OFD_GETLK: u32 = 36;
+    pub const F_OFD_SETLK: u32 = 37;
+    pub const F_OFD_SETLKW: u32 = 38;
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const FD_CLOEXEC: u64 = 1;
+    pub const F_UNLCK: i16 = 2;
+}
+
+/// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags and
+/// record locks. There is one process, so locks never conflict: `F_SETLK*`
+/// succeed and `F_GETLK` reports `F_UNLCK`, which is what Linux does for a
+/// lone process.
+pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    use cmd::*;
+    let fd = a.i32(0);
+    let f = file(p, fd)?;
+    match a.u32(1) {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = usize::try_from(a.i32(2)).map_err(|_| Errno::EINVAL)?;
+            let cloexec = a.u32(1) == F_DUPFD_CLOEXEC;
+            Ok(p.fds.lock().insert_from(min, f, cloexec)? as usize)
+        }
+        F_GETFD => Ok(usize::from(p.fds.lock().cloexec(fd)?)),
+        F_SETFD => {
+            p.fds.lock().set_cloexec(fd, a.u64(2) & FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        F_GETFL => Ok(f.status_flags() as usize),
+        F_SETFL => {
+            f.set_status_flags(a.u32(2))?;
+            Ok(0)
+        }
+        F_GETLK | F_OFD_GETLK => {
+            // struct flock starts with `short l_type`.
+            UserPtr::<u16>::new(a.u64(2)).write(&*p.platform, F_UNLCK as u16)?;
+            Ok(0)
+        }
+        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            UserPtr::<u16>::new(a.u64(2)).read(&*p.platform)?;
+            Ok(0)
+        }
+        _ => return_errno_with_message!(Errno::EINVAL, "unsupported fcntl command"),
+    }
+}
+
+/// `ioctl(fd, request, arg)`: `FIONBIO`, `FIOCLEX`/`FIONCLEX`, and the
+/// terminal queries (`TCGETS`, `TIOCGWINSZ`, …) on the console; `ENOTTY`
+/// for anything else, as Linux answers for a non-terminal.
+pub fn sys_ioctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let fd = a.i32(0);
+    let f = file(p, fd)?;
+    let request = a.u32(1);
+    match request {
+        FIOCLEX | 0x5450 => {
+            p.fds.lock().set_cloexec(fd, request == FIOCLEX)?;
+            return Ok(0);
+        }
+        FIONBIO => {
+            let on = UserPtr::<i32>::new(a.u64(2)).read(&*p.platform)?;
+            return f.ioctl(FIONBIO, u64::from(on != 0)).map(|r| r.ret);
+        }
+        _ => {}
+    }
+    let reply = f.ioctl(request, a.u64(2))?;
+    if !reply.out.is_empty() {
+        UserSliceWrite::new(a.u64(2), reply.out.len())?.write(&*p.platform, &reply.out)?;
+    }
+    Ok(reply.ret)
+}

@@ -1,0 +1,23 @@
+//! The Linux system-call layer.
+//!
+//! - [`table`]: [`SyscallTable`], the one dispatch table from syscall
+//!   number to handler, and [`SyscallTable::dispatch`], the one place a
+//!   handler's `Result<usize>` becomes the `rax` value (`-errno` on error).
+//!   Unsupported numbers return `-ENOSYS` and are reported to a
+//!   [`SyscallObserver`] (which the kernel uses to log once by name and to
+//!   audit); every completed call is reported too, for `--trace`.
+//! - [`names`]: the name of every x86-64 syscall number.
+//! - [`args`]: [`SyscallArgs`], the raw registers with typed accessors.
+//! - [`fs`]: the file-system family (open/read/write/stat/getdents64/…).
+//!
+//! Families implemented by the kernel (memory, threads, signals) add their
+//! handlers to the same table with [`SyscallTable::register`].
+
+pub mod args;
+pub mod fs;
+pub mod names;
+pub mod table;
+
+pub use args::SyscallArgs;
+pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
+pub use table::{Handler, SyscallObserver, SyscallTable};
