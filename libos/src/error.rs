@@ -67,6 +67,8 @@ pub enum Errno {
     EPROTO = 71,
     EBADMSG = 74,
     EOVERFLOW = 75,
+    ELIBACC = 79,
+    ELIBBAD = 80,
     EILSEQ = 84,
     ERESTART = 85,
     EUSERS = 87,

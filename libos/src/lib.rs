@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cpio;
 pub mod elf;
 pub mod error;
+pub mod exec;
 pub mod fd;
 pub mod fs;
 pub mod platform;

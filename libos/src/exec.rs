@@ -1,0 +1,376 @@
+//! Building a process image from the VFS: what `execve` does before the
+//! kernel touches page tables.
+//!
+//! [`prepare_exec`] reads the executable (and its `PT_INTERP` interpreter)
+//! from the [`Vfs`], parses and plans both at the biases of an
+//! [`AddressLayout`], and builds the initial stack. The result, a
+//! [`ProcessImage`], lists every [`ImageSegment`] to materialise (copy
+//! `file_bytes` from the named image at `file_offset` to `file_vaddr`,
+//! zero the rest of `pages`), the page permissions, the entry point to
+//! jump to (the interpreter's, when there is one) and the stack bytes.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::elf::{
+    AuxvInfo, ElfFile, ElfKind, InitialStack, LoadPlan, Mapping, PAGE_SIZE, Perms,
+    build_initial_stack,
+};
+use crate::error::{Errno, Error, Result};
+use crate::fs::{InodeRef, InodeType, Vfs};
+use crate::random::Csprng;
+use crate::return_errno_with_message;
+
+/// Where things go in the address space. The defaults match Linux without
+/// address-space randomisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressLayout {
+    /// Bias for a position-independent executable.
+    pub exe_bias: u64,
+    /// Bias for the interpreter (`ld-linux-x86-64.so.2`).
+    pub interp_bias: u64,
+    /// Top of the initial stack (exclusive).
+    pub stack_top: u64,
+    /// Largest initial stack contents (argv, envp, auxv), in bytes.
+    pub max_args_bytes: usize,
+}
+
+impl Default for AddressLayout {
+    fn default() -> Self {
+        Self {
+            exe_bias: 0x5555_5555_4000,
+            interp_bias: 0x7fff_f7fc_3000 & !(PAGE_SIZE - 1),
+            stack_top: 0x7fff_ffff_f000,
+            max_args_bytes: 128 * 1024,
+        }
+    }
+}
+
+/// Which file a segment's bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    /// [`ProcessImage::exe_image`]
+    Executable,
+    /// [`ProcessImage::interp_image`]
+    Interpreter,
+}
+
+/// One segment to materialise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSegment {
+    /// The file the bytes come from.
+    pub source: ImageSource,
+    /// Where and what to copy.
+    pub mapping: Mapping,
+}
+
+/// A ready-to-map process image.
+#[derive(Debug, Clone)]
+pub struct ProcessImage {
+    /// The executable's bytes.
+    pub exe_image: Vec<u8>,
+    /// The interpreter's bytes, for a dynamic executable.
+    pub interp_image: Option<Vec<u8>>,
+    /// Segments of both images.
+    pub segments: Vec<ImageSegment>,
+    /// Final page permissions (shared pages merged), both images.
+    pub protections: Vec<(Range<u64>, Perms)>,
+    /// Where to start executing: the interpreter's entry, else the
+    /// executable's.
+    pub entry: u64,
+    /// Where `brk` starts (after the executable's last segment).
+    pub brk_start: u64,
+    /// The initial stack: copy `bytes` to `rsp`, map enough pages below.
+    pub stack: InitialStack,
+    /// Whether `PT_GNU_STACK` asked for an executable stack.
+    pub executable_stack: bool,
+}
+
+fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
+    let size = usize::try_from(inode.metadata().size).map_err(|_| Errno::EFBIG)?;
+    let mut bytes = alloc::vec![0u8; size];
+    let n = inode.read_at(0, &mut bytes)?;
+    bytes.truncate(n);
+    Ok(bytes)
+}
+
+/// Opens an executable file: must be a regular file with an execute bit.
+fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Vec<u8>> {
+    let inode = vfs.resolve(cwd, path, true)?;
+    if inode.file_type() != InodeType::Regular {
+        return_errno_with_message!(Errno::EACCES, "not a regular file");
+    }
+    if inode.metadata().mode & 0o111 == 0 {
+        return_errno_with_message!(Errno::EACCES, "no execute permission");
+    }
+    read_whole(&inode)
+}
+
+/// Reads and plans `path` (resolved from `cwd`) and its interpreter, and
+/// builds the stack for `argv`/`envp`. `AT_RANDOM` bytes come from `rng`.
+///
+/// Errors: `ENOENT` (missing file or interpreter — the message says
+/// which), `EACCES`, `ENOEXEC` with the ELF problem named (a `#!` script
+/// is `ENOEXEC` too: scripts are not supported yet), `E2BIG`.
+pub fn prepare_exec(
+    vfs: &Vfs,
+    cwd: &InodeRef,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    rng: &dyn Csprng,
+    layout: &AddressLayout,
+) -> Result<ProcessImage> {
+    let exe_image = open_executable(vfs, cwd, path)?;
+    if exe_image.starts_with(b"#!") {
+        return_errno_with_message!(Errno::ENOEXEC, "#! scripts are not supported");
+    }
+    let interp_path = ElfFile::parse(&exe_image)?.interpreter.map(<[u8]>::to_vec);
+    let interp_image = match interp_path {
+        Some(interp_path) => Some(open_executable(vfs, cwd, &interp_path).map_err(|e| {
+            if e.errno() == Errno::ENOENT {
+                Error::with_message(Errno::ENOENT, "ELF interpreter not found")
+            } else {
+                e
+            }
+        })?),
+        None => None,
+    };
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    let planned = plan_images(
+        &exe_image,
+        interp_image.as_deref(),
+        path,
+        argv,
+        envp,
+        random,
+        layout,
+    )?;
+    Ok(ProcessImage {
+        exe_image,
+        interp_image,
+        ..planned
+    })
+}
+
+/// Plans both images; the returned image fields are empty.
+fn plan_images(
+    exe_image: &[u8],
+    interp_image: Option<&[u8]>,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    random: [u8; 16],
+    layout: &AddressLayout,
+) -> Result<ProcessImage> {
+    let exe = ElfFile::parse(exe_image)?;
+    let exe_bias = match exe.kind {
+        ElfKind::Executable => 0,
+        ElfKind::PositionIndependent => layout.exe_bias,
+    };
+    let exe_plan = LoadPlan::new(&exe, exe_bias)?;
+    if exe_plan.phdr_addr.is_none() {
+        return_errno_with_message!(
+            Errno::ENOEXEC,
+            "program headers are not in a loaded segment"
+        );
+    }
+    let interp = interp_image.map(ElfFile::parse).transpose()?;
+    if interp.as_ref().is_some_and(|i| i.interpreter.is_some()) {
+        return_errno_with_message!(Errno::ELIBBAD, "the interpreter has an interpreter");
+    }
+    let interp_plan = interp
+        .as_ref()
+        .map(|i| LoadPlan::new(i, layout.interp_bias))
+        .transpose()?;
+    let aux = AuxvInfo::new(&exe_plan, interp_plan.as_ref(), path, random);
+    let stack = build_initial_stack(layout.stack_top, argv, envp, &aux, layout.max_args_bytes)?;
+
+    let mut segments = Vec::new();
+    let mut protections = exe_plan.page_protections();
+    for m in &exe_plan.mappings {
+        segments.push(ImageSegment {
+            source: ImageSource::Executable,
+            mapping: m.clone(),
+        });
+    }
+    if let Some(plan) = &interp_plan {
+        let overlaps = plan.mappings.iter().any(|i| {
+            exe_plan
+                .mappings
+                .iter()
+                .any(|e| i.pages.start < e.pages.end && e.pages.start < i.pages.end)
+        });
+        if overlaps
+            || plan
+                .mappings
+                .last()
+                .is_some_and(|m| m.pages.end > stack.rsp)
+        {
+            return_errno_with_message!(
+                Errno::ENOMEM,
+                "interpreter overlaps the executable or stack"
+            );
+        }
+        protections.extend(plan.page_protections());
+        for m in &plan.mappings {
+            segments.push(ImageSegment {
+                source: ImageSource::Interpreter,
+                mapping: m.clone(),
+            });
+        }
+    }
+    Ok(ProcessImage {
+        exe_image: Vec::new(),
+        interp_image: None,
+        entry: interp_plan.as_ref().map_or(exe_plan.entry, |p| p.entry),
+        brk_start: exe_plan.brk_start,
+        executable_stack: exe.executable_stack,
+        segments,
+        protections,
+        stack,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpio::CpioWriter;
+    use crate::elf::stack::at;
+    use crate::fs::DeviceRegistry;
+    use crate::platform::mock::MockPlatform;
+    use alloc::sync::Arc;
+
+    fn vfs_with(files: &[(&str, &str, u32)]) -> (Arc<MockPlatform>, Vfs) {
+        let p = Arc::new(MockPlatform::new());
+        let vfs = Vfs::new(p.clone(), DeviceRegistry::standard(p.clone(), p.clone()));
+        let mut w = CpioWriter::new();
+        for (host, guest, perm) in files {
+            w.add_file(guest.as_bytes(), *perm, &std::fs::read(host).unwrap())
+                .unwrap();
+        }
+        vfs.unpack_cpio(&w.finish()).unwrap();
+        (p, vfs)
+    }
+
+    #[test]
+    fn dynamic_executable_with_interpreter() {
+        let (p, vfs) = vfs_with(&[
+            ("/usr/bin/true", "usr/bin/true", 0o755),
+            (
+                "/lib64/ld-linux-x86-64.so.2",
+                "lib64/ld-linux-x86-64.so.2",
+                0o755,
+            ),
+        ]);
+        let root = vfs.root().clone();
+        let layout = AddressLayout::default();
+        let img = prepare_exec(
+            &vfs,
+            &root,
+            b"/usr/bin/true",
+            &[b"true"],
+            &[b"A=1"],
+            &*p,
+            &layout,
+        )
+        .unwrap();
+        let interp = ElfFile::parse(img.interp_image.as_deref().unwrap()).unwrap();
+        assert_eq!(img.entry, layout.interp_bias + interp.entry);
+        let exe = ElfFile::parse(&img.exe_image).unwrap();
+        let get = |k| img.stack.auxv.iter().find(|(key, _)| *key == k).unwrap().1;
+        assert_eq!(get(at::AT_ENTRY), layout.exe_bias + exe.entry);
+        assert_eq!(get(at::AT_BASE), layout.interp_bias);
+        assert_eq!(
+            img.segments.len(),
+            exe.segments.len() + interp.segments.len()
+        );
+        assert!(
+            img.segments
+                .iter()
+                .any(|s| s.source == ImageSource::Interpreter)
+        );
+        assert!(
+            img.protections
+                .windows(2)
+                .all(|w| w[0].0.end <= w[1].0.start)
+        );
+        assert!(img.brk_start > layout.exe_bias);
+        assert!(!img.executable_stack);
+        // Every segment's file bytes are inside its image.
+        for s in &img.segments {
+            let len = match s.source {
+                ImageSource::Executable => img.exe_image.len(),
+                ImageSource::Interpreter => img.interp_image.as_ref().unwrap().len(),
+            };
+            assert!(s.mapping.file_offset + s.mapping.file_bytes <= len as u64);
+        }
+    }
+
+    #[test]
+    fn missing_interpreter_and_bad_files() {
+        let (p, vfs) = vfs_with(&[
+            ("/usr/bin/true", "usr/bin/true", 0o755),
+            ("/usr/bin/true", "usr/bin/noexec", 0o644),
+        ]);
+        let root = vfs.root().clone();
+        let layout = AddressLayout::default();
+        let run =
+            |path: &[u8]| prepare_exec(&vfs, &root, path, &[b"x"], &[], &*p, &layout).unwrap_err();
+        let e = run(b"/usr/bin/true");
+        assert_eq!(
+            (e.errno(), e.message()),
+            (Errno::ENOENT, "ELF interpreter not found")
+        );
+        assert_eq!(run(b"/usr/bin/noexec").errno(), Errno::EACCES);
+        assert_eq!(run(b"/usr/bin/missing").errno(), Errno::ENOENT);
+        assert_eq!(run(b"/usr/bin").errno(), Errno::EACCES);
+        let f = vfs.create_file(&root, b"/script", 0o755).unwrap();
+        f.write_at(0, b"#!/bin/sh\necho hi\n", 0).unwrap();
+        assert_eq!(run(b"/script").errno(), Errno::ENOEXEC);
+        let f = vfs.create_file(&root, b"/arm", 0o755).unwrap();
+        let mut arm = std::fs::read("/usr/bin/true").unwrap();
+        arm[18] = 183;
+        f.write_at(0, &arm, 0).unwrap();
+        let e = run(b"/arm");
+        assert_eq!(
+            (e.errno(), e.message()),
+            (Errno::ENOEXEC, "ELF for aarch64, expected x86-64")
+        );
+        let f = vfs.create_file(&root, b"/short", 0o755).unwrap();
+        arm[18] = 62;
+        f.write_at(0, &arm[..100], 0).unwrap();
+        assert_eq!(run(b"/short").message(), "truncated ELF");
+    }
+
+    #[test]
+    fn static_executable_has_no_interpreter() {
+        if !std::path::Path::new("/bin/busybox").exists() {
+            std::eprintln!("skipping: /bin/busybox missing (apt-get install busybox-static)");
+            return;
+        }
+        let (p, vfs) = vfs_with(&[("/bin/busybox", "bin/busybox", 0o755)]);
+        let root = vfs.root().clone();
+        let img = prepare_exec(
+            &vfs,
+            &root,
+            b"/bin/busybox",
+            &[b"busybox", b"echo"],
+            &[],
+            &*p,
+            &AddressLayout::default(),
+        )
+        .unwrap();
+        assert!(img.interp_image.is_none());
+        let exe = ElfFile::parse(&img.exe_image).unwrap();
+        assert_eq!(img.entry, exe.entry);
+        assert!(
+            img.segments
+                .iter()
+                .all(|s| s.source == ImageSource::Executable)
+        );
+        let get = |k| img.stack.auxv.iter().find(|(key, _)| *key == k).unwrap().1;
+        assert_eq!(get(at::AT_BASE), 0);
+    }
+}
