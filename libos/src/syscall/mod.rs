@@ -9,6 +9,8 @@
 //! - [`names`]: the name of every x86-64 syscall number.
 //! - [`args`]: [`SyscallArgs`], the raw registers with typed accessors.
 //! - [`fs`]: the file-system family (open/read/write/stat/getdents64/…).
+//! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
+//! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //!
 //! Families implemented by the kernel (memory, threads, signals) add their
 //! handlers to the same table with [`SyscallTable::register`].
@@ -16,7 +18,9 @@
 pub mod args;
 pub mod fs;
 pub mod names;
+pub mod system;
 pub mod table;
+pub mod time;
 
 pub use args::SyscallArgs;
 pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};

@@ -56,9 +56,17 @@ impl SyscallTable {
     }
 
     /// A table with every family the LibOS implements.
+    ///
+    /// # Panics
+    /// Never: every family's numbers are below [`SYSCALL_COUNT`] (tested).
     pub fn new() -> Self {
         let mut t = Self::empty();
-        for &(nr, _, handler) in super::fs::HANDLERS {
+        let families = [
+            super::fs::HANDLERS,
+            super::time::HANDLERS,
+            super::system::HANDLERS,
+        ];
+        for &(nr, _, handler) in families.into_iter().flatten() {
             t.register(nr, handler);
         }
         t

@@ -1,0 +1,101 @@
+//! Tests of the time and system families.
+
+use alloc::sync::Arc;
+
+use crate::error::Errno;
+use crate::fs::{DeviceRegistry, Vfs};
+use crate::platform::mock::MockPlatform;
+use crate::process::Process;
+use crate::syscall::{SyscallTable, syscall_number};
+use crate::user::UserMemory;
+
+const BUF: u64 = 0x20_0000;
+
+fn setup() -> (Arc<MockPlatform>, Process, SyscallTable) {
+    let platform = Arc::new(MockPlatform::new());
+    let vfs = Arc::new(Vfs::new(
+        platform.clone(),
+        DeviceRegistry::standard(platform.clone(), platform.clone()),
+    ));
+    platform.map(BUF, 0x1000);
+    (
+        platform.clone(),
+        Process::new(platform, vfs),
+        SyscallTable::new(),
+    )
+}
+
+fn call(t: &SyscallTable, p: &Process, name: &str, args: &[u64]) -> i64 {
+    let mut raw = [0u64; 6];
+    raw[..args.len()].copy_from_slice(args);
+    t.dispatch(p, syscall_number(name).unwrap(), raw) as i64
+}
+
+fn u64_at(m: &MockPlatform, addr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    m.read_user(addr, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+#[test]
+fn clocks() {
+    let (m, p, t) = setup();
+    assert_eq!(call(&t, &p, "clock_gettime", &[0, BUF]), 0);
+    assert_eq!(u64_at(&m, BUF), 1_767_225_600);
+    assert_eq!(u64_at(&m, BUF + 8), 0);
+    m.advance_ns(1_500_000_123);
+    assert_eq!(call(&t, &p, "clock_gettime", &[1, BUF]), 0);
+    assert_eq!((u64_at(&m, BUF), u64_at(&m, BUF + 8)), (2, 500_000_123));
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[99, BUF]),
+        -i64::from(Errno::EINVAL.as_i32())
+    );
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[0, 0xdead_0000]),
+        -i64::from(Errno::EFAULT.as_i32())
+    );
+    assert_eq!(call(&t, &p, "clock_getres", &[6, BUF]), 0);
+    assert_eq!(u64_at(&m, BUF + 8), 4_000_000);
+    assert_eq!(call(&t, &p, "clock_getres", &[1, 0]), 0);
+    assert_eq!(call(&t, &p, "gettimeofday", &[BUF, 0]), 0);
+    assert_eq!(
+        (u64_at(&m, BUF), u64_at(&m, BUF + 8)),
+        (1_767_225_601, 500_000)
+    );
+    assert_eq!(call(&t, &p, "time", &[BUF + 32]), 1_767_225_601);
+    assert_eq!(u64_at(&m, BUF + 32), 1_767_225_601);
+    assert_eq!(call(&t, &p, "time", &[0]), 1_767_225_601);
+}
+
+#[test]
+fn uname_ids_and_random() {
+    let (m, p, t) = setup();
+    assert_eq!(call(&t, &p, "uname", &[BUF]), 0);
+    let mut u = [0u8; 390];
+    m.read_user(BUF, &mut u).unwrap();
+    assert_eq!(&u[..6], b"Linux\0");
+    assert_eq!(&u[4 * 65..4 * 65 + 7], b"x86_64\0");
+    assert!(u[2 * 65..].starts_with(b"6.1.0"));
+    assert_eq!(call(&t, &p, "geteuid", &[]), 0);
+    m.write_user(BUF, &[0xff; 12]).unwrap();
+    assert_eq!(call(&t, &p, "getresuid", &[BUF, BUF + 4, BUF + 8]), 0);
+    assert_eq!(u64_at(&m, BUF), 0);
+    m.write_user(BUF, &[0; 64]).unwrap();
+    assert_eq!(call(&t, &p, "getrandom", &[BUF, 64, 0]), 64);
+    let mut r = [0u8; 64];
+    m.read_user(BUF, &mut r).unwrap();
+    assert!(r.iter().filter(|&&b| b == 0).count() < 8);
+    assert_eq!(
+        call(&t, &p, "getrandom", &[BUF, 8, 8]),
+        -i64::from(Errno::EINVAL.as_i32())
+    );
+    assert_eq!(
+        call(&t, &p, "getrandom", &[BUF, 8, 6]),
+        -i64::from(Errno::EINVAL.as_i32())
+    );
+    assert_eq!(
+        call(&t, &p, "getrandom", &[0xdead_0000, 8, 0]),
+        -i64::from(Errno::EFAULT.as_i32())
+    );
+    assert_eq!(call(&t, &p, "getrandom", &[BUF, 0, 1]), 0);
+}
