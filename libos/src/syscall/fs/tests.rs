@@ -547,3 +547,46 @@ fn path_operations() {
     let long = h.cstr(&"x".repeat(5000));
     assert_eq!(h.call("mkdir", &[long, 0o755]), err(Errno::ENAMETOOLONG));
 }
+
+#[test]
+fn abi_doc_lists_every_handler() {
+    let doc = include_str!("../../../../docs/LINUX_ABI.md");
+    let all = [
+        HANDLERS,
+        crate::syscall::time::HANDLERS,
+        crate::syscall::system::HANDLERS,
+    ];
+    for &(nr, name, _) in all.into_iter().flatten() {
+        let row = alloc::format!("| {nr} | {name} |");
+        assert!(doc.contains(&row), "docs/LINUX_ABI.md has no row `{row}`");
+    }
+}
+
+#[test]
+fn abi_doc_claims_only_registered_handlers() {
+    let doc = include_str!("../../../../docs/LINUX_ABI.md");
+    let handled = doc
+        .split("## Handled")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let table = SyscallTable::new();
+    let mut rows = 0;
+    for line in handled
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| nr"))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let nr: usize = cells[1].parse().unwrap();
+        assert_eq!(syscall_name(nr), Some(cells[2]), "row {line}");
+        assert!(
+            table.is_supported(nr),
+            "{} documented but not registered",
+            cells[2]
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, table.supported().count());
+}
