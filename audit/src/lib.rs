@@ -1,3 +1,35 @@
 //! Cloister's tamper-evident audit-log ring (see `docs/AUDIT.md`).
+//!
+//! The kernel hands a raw region (64 KiB .. several GiB) to
+//! [`AuditLog::format`] and appends [`Event`]s to it; records are packed into
+//! fixed-size blocks, each sealed by an keyed BLAKE3 chained to the previous
+//! block under a forward-secure ratchet key. The host reads the same bytes
+//! back with [`RegionView`] and checks them with [`verify`], which reports
+//! every problem as a located [`Finding`].
+//!
+//! Modules: [`wire`] (byte layouts), `event` (payloads), `crypto` (keys,
+//! MACs, ratchet), `writer` ([`AuditLog`]), `reader` ([`RegionView`]),
+//! `verify` ([`verify`]), `checkpoint` ([`Checkpoint`]).
+//! Neighbours: `libos` and `kernel` write; `tools` (`cloister audit`) reads.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+
+mod checkpoint;
+mod crypto;
+mod event;
+mod reader;
+mod verify;
+pub mod wire;
+mod writer;
+
+pub use checkpoint::{CHECKPOINT_BYTES, Checkpoint};
+pub use event::{CheckpointEvent, DecodeError, Event, GapEvent, GapReason, Kind, SyscallEvent};
+pub use reader::{
+    BlockState, BlockView, HeaderError, Hints, Record, RecordError, RecordItem, Records,
+    RegionHeader, RegionView,
+};
+pub use verify::{
+    Auth, Finding, FindingKind, Location, NoVisitor, Severity, Summary, VerifyOptions, Visitor,
+    verify,
+};
+pub use writer::{AppendError, AuditLog, Config, FormatError, OverflowPolicy, TextKind};

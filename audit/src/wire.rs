@@ -1,0 +1,171 @@
+//! Byte layouts of the region header, the block header and the record
+//! header, in smoltcp's wire style: a `field` module of byte ranges per
+//! structure, little-endian integers, and checked accessors that never panic
+//! on a short or hostile slice. `docs/AUDIT.md` documents the same layout
+//! byte by byte; keep the two in step.
+
+use core::ops::Range;
+
+/// Bytes reserved for the region header at the start of a region; the ring
+/// of blocks starts right after it.
+pub const REGION_HEADER_BYTES: usize = 4096;
+/// Magic at offset 0 of a formatted region.
+pub const REGION_MAGIC: [u8; 8] = *b"CLSTAUDT";
+/// Version of the region, block and record formats described here.
+pub const FORMAT_VERSION: u16 = 1;
+/// Magic at offset 0 of a block header; written last when a block is opened,
+/// so a block whose opening was torn reads as empty.
+pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLK1");
+/// Marker at offset 4 of a block header; written last when a block is
+/// sealed, after its length, record count and MAC.
+pub const SEAL_MARKER: u32 = u32::from_le_bytes(*b"SEAL");
+/// Magic at offset 0 of a record header; written last, so it doubles as the
+/// record's commit mark: a record without it was torn mid-append.
+pub const RECORD_MAGIC: u16 = 0xA0D1;
+/// Bytes of a block header; records start right after it.
+pub const BLOCK_HEADER_BYTES: usize = 104;
+/// Bytes of a record header; the payload follows.
+pub const RECORD_HEADER_BYTES: usize = 24;
+/// Records start and end on this alignment (padding is zero).
+pub const RECORD_ALIGN: usize = 8;
+/// Smallest block size a region may use.
+pub const MIN_BLOCK_BYTES: usize = 1024;
+/// Largest block size a region may use.
+pub const MAX_BLOCK_BYTES: usize = 1 << 20;
+/// Length of a MAC (keyed BLAKE3).
+pub const MAC_BYTES: usize = 32;
+
+/// Field byte ranges.
+pub mod field {
+    use core::ops::Range;
+
+    /// Region header (offset 0 of the region).
+    pub mod region {
+        use super::Range;
+        /// `CLSTAUDT`.
+        pub const MAGIC: Range<usize> = 0..8;
+        /// Format version (u16).
+        pub const VERSION: Range<usize> = 8..10;
+        /// Bytes of this header (u16, 4096).
+        pub const HEADER_BYTES: Range<usize> = 10..12;
+        /// Bytes per block (u32, power of two).
+        pub const BLOCK_BYTES: Range<usize> = 12..16;
+        /// Region length at format time (u64).
+        pub const REGION_BYTES: Range<usize> = 16..24;
+        /// Offset of block slot 0 from the region start (u64).
+        pub const RING_OFFSET: Range<usize> = 24..32;
+        /// Number of block slots (u64).
+        pub const BLOCK_COUNT: Range<usize> = 32..40;
+        /// Random boot identifier (16 bytes).
+        pub const BOOT_ID: Range<usize> = 40..56;
+        /// Overflow policy (u8).
+        pub const POLICY: Range<usize> = 56..57;
+        /// Reserved, zero.
+        pub const RESERVED: Range<usize> = 57..64;
+        /// First 16 bytes of MAC(master key, "key-id").
+        pub const KEY_ID: Range<usize> = 64..80;
+        /// Keyed BLAKE3 MAC over bytes 0..80 under the header key.
+        pub const HEADER_MAC: Range<usize> = 80..112;
+        /// Bytes covered by `HEADER_MAC`.
+        pub const STATIC_PART: Range<usize> = 0..80;
+        /// Hint: sequence number of the next block to open (u64).
+        pub const NEXT_BLOCK_SEQ: Range<usize> = 128..136;
+        /// Hint: next record sequence number as of the last update (u64).
+        pub const NEXT_RECORD_SEQ: Range<usize> = 136..144;
+        /// Hint: records lost so far (u64).
+        pub const LOST_RECORDS: Range<usize> = 144..152;
+        /// Hint: blocks evicted so far (u64).
+        pub const EVICTED_BLOCKS: Range<usize> = 152..160;
+        /// Hint: number of blocks sealed so far (last sealed seq + 1; u64).
+        pub const SEALED_BLOCKS: Range<usize> = 160..168;
+        /// Hint: MAC of the last sealed block.
+        pub const LAST_SEAL_MAC: Range<usize> = 168..200;
+        /// Hint: blocks released (exported) by the host side (u64).
+        pub const RELEASED_BLOCKS: Range<usize> = 200..208;
+    }
+
+    /// Block header (offset 0 of each block slot).
+    pub mod block {
+        use super::Range;
+        /// `BLK1` (u32), written last on open.
+        pub const MAGIC: Range<usize> = 0..4;
+        /// `SEAL` (u32) once sealed, else 0; written last on seal.
+        pub const SEAL: Range<usize> = 4..8;
+        /// MAC of this block, set on seal: keyed BLAKE3 under the block's
+        /// ratchet key over bytes `40 .. 104 + used` (one contiguous run, so
+        /// the hash runs at full SIMD speed).
+        pub const MAC: Range<usize> = 8..40;
+        /// Block sequence number (u64).
+        pub const SEQ: Range<usize> = 40..48;
+        /// Sequence number of the block's first record (u64).
+        pub const FIRST_RECORD_SEQ: Range<usize> = 48..56;
+        /// First 8 bytes of BLAKE3(boot id).
+        pub const BOOT_TAG: Range<usize> = 56..64;
+        /// Bytes of records after the header, set on seal (u32).
+        pub const USED: Range<usize> = 64..68;
+        /// Number of records, set on seal (u32).
+        pub const RECORD_COUNT: Range<usize> = 68..72;
+        /// MAC of the previous block (zero for block 0).
+        pub const PREV_MAC: Range<usize> = 72..104;
+        /// Start of the bytes covered by the MAC (header fields from `SEQ`
+        /// on, then the records).
+        pub const MACED_START: usize = 40;
+    }
+
+    /// Record header (offset 0 of each record).
+    pub mod record {
+        use super::Range;
+        /// Record magic / commit mark (u16), written last.
+        pub const MAGIC: Range<usize> = 0..2;
+        /// Record format version (u8).
+        pub const VERSION: Range<usize> = 2..3;
+        /// Event kind (u8).
+        pub const KIND: Range<usize> = 3..4;
+        /// Payload bytes, excluding padding (u16).
+        pub const PAYLOAD_LEN: Range<usize> = 4..6;
+        /// CPU that appended the record (u16).
+        pub const CPU: Range<usize> = 6..8;
+        /// Record sequence number (u64).
+        pub const SEQ: Range<usize> = 8..16;
+        /// Timestamp in nanoseconds (u64).
+        pub const TIMESTAMP_NS: Range<usize> = 16..24;
+    }
+}
+
+/// Rounds `n` up to the record alignment; `None` on overflow.
+pub(crate) fn align_record(n: usize) -> Option<usize> {
+    n.checked_add(RECORD_ALIGN - 1)
+        .map(|v| v & !(RECORD_ALIGN - 1))
+}
+
+fn bytes<const N: usize>(b: &[u8], r: Range<usize>) -> Option<[u8; N]> {
+    b.get(r)?.try_into().ok()
+}
+
+/// Reads a little-endian u16; `None` if out of range.
+pub(crate) fn get_u16(b: &[u8], r: Range<usize>) -> Option<u16> {
+    bytes::<2>(b, r).map(u16::from_le_bytes)
+}
+/// Reads a little-endian u32; `None` if out of range.
+pub(crate) fn get_u32(b: &[u8], r: Range<usize>) -> Option<u32> {
+    bytes::<4>(b, r).map(u32::from_le_bytes)
+}
+/// Reads a little-endian u64; `None` if out of range.
+pub(crate) fn get_u64(b: &[u8], r: Range<usize>) -> Option<u64> {
+    bytes::<8>(b, r).map(u64::from_le_bytes)
+}
+/// Reads a 32-byte MAC; `None` if out of range.
+pub(crate) fn get_mac(b: &[u8], r: Range<usize>) -> Option<[u8; MAC_BYTES]> {
+    bytes::<MAC_BYTES>(b, r)
+}
+
+/// Writes `v` at `r` of `b`. The writer only calls it on ranges it has
+/// already bounds-checked, so a short slice is a bug; it is ignored rather
+/// than panicking.
+pub(crate) fn put(b: &mut [u8], r: Range<usize>, v: &[u8]) {
+    if let Some(dst) = b.get_mut(r)
+        && dst.len() == v.len()
+    {
+        dst.copy_from_slice(v);
+    }
+}

@@ -1,0 +1,113 @@
+//! Helpers shared by the audit integration tests.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use audit::{
+    AuditLog, Auth, BlockView, Config, DecodeError, Event, Finding, FindingKind, GapEvent,
+    OverflowPolicy, Record, Severity, Summary, SyscallEvent, VerifyOptions, Visitor, verify,
+};
+
+pub const KEY: [u8; 32] = [0x42; 32];
+pub const BOOT: [u8; 16] = *b"boot-0000000001\0";
+pub const OTHER_BOOT: [u8; 16] = *b"boot-0000000002\0";
+
+/// One record as seen by the verifier.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub seq: u64,
+    pub kind: u8,
+    pub auth: Auth,
+    pub gap: Option<GapEvent>,
+    pub text: Option<String>,
+    pub syscall: Option<SyscallEvent>,
+}
+
+#[derive(Debug, Default)]
+pub struct Collect {
+    pub records: Vec<Seen>,
+    pub findings: Vec<Finding>,
+    pub blocks: Vec<(u64, Auth)>,
+}
+
+impl Visitor for Collect {
+    fn block(&mut self, block: &BlockView<'_>, auth: Auth) {
+        self.blocks.push((block.seq(), auth));
+    }
+    fn record(&mut self, r: &Record<'_>, event: Result<Event<'_>, DecodeError>, auth: Auth) {
+        let (gap, text, syscall) = match event {
+            Ok(Event::Gap(g)) => (Some(g), None, None),
+            Ok(Event::Text { text }) => (None, Some(text.to_string()), None),
+            Ok(Event::Panic { message }) => (None, Some(message.to_string()), None),
+            Ok(Event::Syscall(s)) => (None, None, Some(s)),
+            _ => (None, None, None),
+        };
+        self.records.push(Seen {
+            seq: r.seq,
+            kind: r.kind,
+            auth,
+            gap,
+            text,
+            syscall,
+        });
+    }
+    fn finding(&mut self, f: &Finding) {
+        self.findings.push(*f);
+    }
+}
+
+impl Collect {
+    pub fn errors(&self) -> Vec<Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .copied()
+            .collect()
+    }
+    pub fn has_error(&self, pred: impl Fn(&Finding) -> bool) -> bool {
+        self.errors().iter().any(pred)
+    }
+}
+
+pub fn check(image: &[u8], key: Option<[u8; 32]>) -> (Summary, Collect) {
+    let mut c = Collect::default();
+    let opts = VerifyOptions {
+        key,
+        checkpoint: None,
+    };
+    let s = verify(image, &opts, &mut c).expect("region header readable");
+    (s, c)
+}
+
+pub fn config(policy: OverflowPolicy, block_bytes: usize) -> Config {
+    let mut c = Config::new(KEY, BOOT);
+    c.policy = policy;
+    c.block_bytes = block_bytes;
+    c
+}
+
+pub fn syscall(i: u64) -> Event<'static> {
+    Event::Syscall(SyscallEvent::new(
+        i as u32 % 400,
+        [i, 1, 2, 3, 4, 5],
+        i as i64,
+        7,
+        100,
+    ))
+}
+
+/// A 64 KiB region (15 blocks of 4 KiB) with `n` syscall records, all
+/// sealed (the last block sealed explicitly).
+pub fn sealed_image(n: u64, boot: [u8; 16]) -> Vec<u8> {
+    let mut img = vec![0u8; 64 * 1024];
+    let mut cfg = config(OverflowPolicy::OverwriteOldest, 4096);
+    cfg.boot_id = boot;
+    let mut log = AuditLog::format(&mut img, &cfg).unwrap();
+    for i in 0..n {
+        log.append(&syscall(i), 1000 + i, (i % 2) as u16).unwrap();
+    }
+    log.seal();
+    img
+}
+
+pub fn only_kind(c: &Collect, pred: impl Fn(&FindingKind) -> bool) -> bool {
+    c.errors().iter().all(|f| pred(&f.kind))
+}
