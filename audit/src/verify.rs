@@ -553,6 +553,9 @@ pub fn verify(
     let mut expected_seq: Option<u64> = None;
     let mut oldest: Option<(u64, Tag, u64)> = None;
     let mut missing_oldest = false;
+    // First missing sequence number named by a dropped-records gap at the
+    // very start of the oldest block.
+    let mut oldest_drop_first: Option<u64> = None;
     let mut front: Option<Front> = None;
     let mut gap_lost = 0u64;
     let mut last_sealed: Option<(u64, Tag)> = None;
@@ -562,7 +565,11 @@ pub fn verify(
         let loc = at_block(&b, e);
         if !belongs(&b) || b.seq() != e {
             if b.state() == BlockState::Empty {
-                if e == start && ring_full && oldest.is_none() {
+                if e == start
+                    && ring_full
+                    && oldest.is_none()
+                    && h.hints.next_block_seq > newest.saturating_add(1)
+                {
                     missing_oldest = true;
                     w.emit(Warning, loc, K::MissingOldestBlock);
                 } else {
@@ -692,6 +699,12 @@ pub fn verify(
                         if g.reason.is_loss() {
                             gap_lost = gap_lost.max(g.lost_total);
                         }
+                        if g.reason == GapReason::Dropped
+                            && count == 0
+                            && oldest.is_some_and(|(o, _, _)| o == e)
+                        {
+                            oldest_drop_first = Some(g.first_seq);
+                        }
                         if g.reason == GapReason::Dropped {
                             explained = expected_seq == Some(g.first_seq)
                                 && g.first_seq.checked_add(g.count) == Some(rec.seq);
@@ -753,7 +766,7 @@ pub fn verify(
             Some(f) if f.block_seq.checked_add(1) == Some(o) => {
                 if !crypto::tags_equal(&f.digest, &prev_mac) {
                     w.emit(Error, loc, K::FrontDigestMismatch);
-                } else if f.next_seq != first_seq {
+                } else if f.next_seq != first_seq && Some(f.next_seq) != oldest_drop_first {
                     w.emit(
                         Error,
                         loc,

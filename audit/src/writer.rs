@@ -484,6 +484,14 @@ impl<'r> AuditLog<'r> {
                 digest,
             });
         }
+        // Announce the open before evicting, so a reader can tell a slot
+        // emptied by a crash mid-open from a deleted block.
+        put(
+            &mut self.region[..REGION_HEADER_BYTES],
+            field::region::NEXT_BLOCK_SEQ,
+            &(n + 1).to_le_bytes(),
+        );
+        fence(Ordering::Release);
         let b = &mut self.region[start..start + self.block_bytes];
         b.fill(0);
         put(b, field::block::SEQ, &n.to_le_bytes());
@@ -503,10 +511,9 @@ impl<'r> AuditLog<'r> {
             count: 0,
         });
         self.next_block_seq = n + 1;
-        if let Some(g) = gap {
-            // A fresh block always has room for one gap record.
-            let _ = self.append_inner(&Event::Gap(g), timestamp_ns, cpu);
-        }
+        // The dropped-records gap comes first: it explains the jump in
+        // sequence numbers from the previous block. A fresh block always has
+        // room for both gap records.
         if let Some((first_seq, count)) = self.pending_drop.take() {
             let g = GapEvent {
                 reason: GapReason::Dropped,
@@ -516,6 +523,9 @@ impl<'r> AuditLog<'r> {
                 block_seq: 0,
                 digest: [0; MAC_BYTES],
             };
+            let _ = self.append_inner(&Event::Gap(g), timestamp_ns, cpu);
+        }
+        if let Some(g) = gap {
             let _ = self.append_inner(&Event::Gap(g), timestamp_ns, cpu);
         }
         self.write_hints();
