@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod fd;
 pub mod fs;
+pub mod ipc;
 pub mod platform;
 pub mod process;
 pub mod random;

@@ -27,6 +27,7 @@ pub mod open_flags {
     pub const O_APPEND: u32 = 0o2000;
     pub const O_NONBLOCK: u32 = 0o4000;
     pub const O_DSYNC: u32 = 0o10000;
+    pub const O_DIRECT: u32 = 0o40000;
     pub const O_LARGEFILE: u32 = 0o100000;
     pub const O_DIRECTORY: u32 = 0o200000;
     pub const O_NOFOLLOW: u32 = 0o400000;

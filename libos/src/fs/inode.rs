@@ -31,6 +31,12 @@ pub enum InodeType {
     Symlink,
     /// `S_IFCHR`
     CharDevice,
+    /// `S_IFIFO`: a pipe.
+    Fifo,
+    /// `S_IFSOCK`
+    Socket,
+    /// No type bits: an anonymous inode (eventfd, epoll), as Linux reports.
+    Anonymous,
 }
 
 impl InodeType {
@@ -41,6 +47,9 @@ impl InodeType {
             Self::Directory => 0o040000,
             Self::Symlink => 0o120000,
             Self::CharDevice => 0o020000,
+            Self::Fifo => 0o010000,
+            Self::Socket => 0o140000,
+            Self::Anonymous => 0,
         }
     }
 
@@ -51,6 +60,9 @@ impl InodeType {
             Self::Directory => 4,
             Self::Symlink => 10,
             Self::CharDevice => 2,
+            Self::Fifo => 1,
+            Self::Socket => 12,
+            Self::Anonymous => 0,
         }
     }
 }

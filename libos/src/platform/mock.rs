@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
-use super::Clock;
+use super::{Blocker, Clock};
 use crate::error::{Errno, Result};
 use crate::fs::ConsoleSink;
 use crate::random::{ChaChaCsprng, Csprng};
@@ -108,5 +108,39 @@ impl ConsoleSink for MockPlatform {
 impl Csprng for MockPlatform {
     fn fill_bytes(&self, buf: &mut [u8]) {
         self.rng.fill_bytes(buf);
+    }
+}
+
+/// Polls `ready`; a deadline is reached by moving the fake clock to it
+/// (tests never wait in real time). Without a deadline it yields to other
+/// (test) threads for a while and then fails with `EDEADLK` rather than
+/// hang a test that would block forever.
+impl Blocker for MockPlatform {
+    fn block_until(
+        &self,
+        ready: &mut dyn FnMut() -> bool,
+        deadline_ns: Option<u64>,
+    ) -> Result<bool> {
+        for _ in 0..2_000_000 {
+            if ready() {
+                return Ok(true);
+            }
+            if let Some(deadline) = deadline_ns {
+                let now = self.monotonic_ns();
+                if now >= deadline {
+                    return Ok(false);
+                }
+                self.advance_ns(deadline - now);
+                continue;
+            }
+            #[cfg(test)]
+            std::thread::yield_now();
+            #[cfg(not(test))]
+            core::hint::spin_loop();
+        }
+        Err(crate::error::Error::with_message(
+            Errno::EDEADLK,
+            "mock: would block forever",
+        ))
     }
 }

@@ -9,6 +9,8 @@
 //! - [`names`]: the name of every x86-64 syscall number.
 //! - [`args`]: [`SyscallArgs`], the raw registers with typed accessors.
 //! - [`fs`]: the file-system family (open/read/write/stat/getdents64/…).
+//! - [`ipc`]: `pipe`, `pipe2`, `eventfd`, `eventfd2`.
+//! - [`poll`]: `poll`, `ppoll` over `FileLike::poll` readiness.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //!
@@ -17,7 +19,9 @@
 
 pub mod args;
 pub mod fs;
+pub mod ipc;
 pub mod names;
+pub mod poll;
 pub mod system;
 pub mod table;
 pub mod time;
@@ -25,3 +29,14 @@ pub mod time;
 pub use args::SyscallArgs;
 pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
+
+/// Every family's `(number, name, handler)` list, in registration order.
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 5] {
+    [
+        fs::HANDLERS,
+        ipc::HANDLERS,
+        poll::HANDLERS,
+        time::HANDLERS,
+        system::HANDLERS,
+    ]
+}

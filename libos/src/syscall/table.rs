@@ -61,11 +61,7 @@ impl SyscallTable {
     /// Never: every family's numbers are below [`SYSCALL_COUNT`] (tested).
     pub fn new() -> Self {
         let mut t = Self::empty();
-        let families = [
-            super::fs::HANDLERS,
-            super::time::HANDLERS,
-            super::system::HANDLERS,
-        ];
+        let families = super::families();
         for &(nr, _, handler) in families.into_iter().flatten() {
             t.register(nr, handler);
         }

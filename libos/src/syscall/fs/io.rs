@@ -5,7 +5,7 @@ use alloc::vec;
 
 use super::{base_dir, path_arg};
 use crate::error::{Errno, Result};
-use crate::fd::{FileLike, SeekFrom};
+use crate::fd::{FileLike, PollEvents, SeekFrom};
 use crate::fs::InodeFile;
 use crate::fs::file::open_flags::*;
 use crate::fs::file::tty_ioctl::{FIOCLEX, FIONBIO};
@@ -23,6 +23,27 @@ const MAX_RW_COUNT: usize = 0x7fff_f000;
 
 fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
     p.fds.lock().get(fd)
+}
+
+/// Runs `op` on `file`; while it fails with `EAGAIN` on a blocking fd,
+/// waits (through the platform's [`Blocker`](crate::platform::Blocker))
+/// until `file` reports one of `wake` and tries again.
+pub(crate) fn retry_blocking<T>(
+    p: &Process,
+    file: &dyn FileLike,
+    wake: PollEvents,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.errno() == Errno::EAGAIN && file.status_flags() & O_NONBLOCK == 0 => {
+                let wake = wake | PollEvents::ERR | PollEvents::HUP;
+                p.platform
+                    .block_until(&mut || file.poll().intersects(wake), None)?;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens `path` relative to `dirfd` with `flags` and creation `mode`.
@@ -110,6 +131,9 @@ fn read_to_user(
         let want = (len - done).min(buf.len());
         let n = match pos {
             Some(off) => file.read_at(off + done as u64, &mut buf[..want]),
+            None if done == 0 => {
+                retry_blocking(p, file, PollEvents::IN, || file.read(&mut buf[..want]))
+            }
             None => file.read(&mut buf[..want]),
         };
         let n = match n {
@@ -149,7 +173,8 @@ fn write_from_user(
         }
         let n = match pos {
             Some(off) => file.write_at(off + done as u64, &buf[..want]),
-            None => file.write(&buf[..want]),
+            // A blocking writer waits for room until everything is written.
+            None => retry_blocking(p, file, PollEvents::OUT, || file.write(&buf[..want])),
         };
         let n = match n {
             Ok(n) => n,
@@ -157,7 +182,7 @@ fn write_from_user(
             Err(e) => return Err(e),
         };
         done += n;
-        if n < want {
+        if n == 0 {
             break;
         }
     }

@@ -1,0 +1,21 @@
+//! Inter-process (here: inter-thread) communication objects that fds can
+//! name: [`pipe`] and [`eventfd`]. Each is a [`FileLike`](crate::fd::FileLike)
+//! whose `read`/`write` never block — they fail with `EAGAIN` — and whose
+//! `poll` reports readiness; the syscall layer turns `EAGAIN` on a
+//! blocking fd into a wait through [`Blocker`](crate::platform::Blocker).
+//! Sockets will follow the same pattern.
+
+pub mod eventfd;
+pub mod pipe;
+
+pub use eventfd::EventFd;
+pub use pipe::{PIPE_BUF, PIPE_CAPACITY, PipeEnd, new_pipe};
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Inode numbers for anonymous objects (pipes, eventfds), counting down
+/// from the top so they never collide with VFS inodes.
+pub(crate) fn next_anon_ino() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX / 2);
+    NEXT.fetch_sub(1, Ordering::Relaxed)
+}

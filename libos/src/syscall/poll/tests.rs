@@ -1,0 +1,164 @@
+//! Pipes, eventfds and `poll`/`ppoll` through the dispatch table,
+//! including a blocking read woken by a writer on another thread.
+
+use alloc::sync::Arc;
+
+use crate::error::Errno;
+use crate::fs::{DeviceRegistry, Vfs};
+use crate::platform::Clock;
+use crate::platform::mock::MockPlatform;
+use crate::process::Process;
+use crate::syscall::{SyscallTable, syscall_number};
+use crate::user::UserMemory;
+
+const BUF: u64 = 0x30_0000;
+
+struct H {
+    m: Arc<MockPlatform>,
+    p: Arc<Process>,
+    t: Arc<SyscallTable>,
+}
+
+fn setup() -> H {
+    let m = Arc::new(MockPlatform::new());
+    let vfs = Arc::new(Vfs::new(
+        m.clone(),
+        DeviceRegistry::standard(m.clone(), m.clone()),
+    ));
+    m.map(BUF, 0x1000);
+    let p = Arc::new(Process::new(m.clone(), vfs));
+    H {
+        m,
+        p,
+        t: Arc::new(SyscallTable::new()),
+    }
+}
+
+impl H {
+    fn call(&self, name: &str, args: &[u64]) -> i64 {
+        let mut raw = [0u64; 6];
+        raw[..args.len()].copy_from_slice(args);
+        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
+    }
+    fn i32_at(&self, addr: u64) -> i32 {
+        let mut b = [0u8; 4];
+        self.m.read_user(addr, &mut b).unwrap();
+        i32::from_le_bytes(b)
+    }
+    fn pollfd(&self, addr: u64, fd: i32, events: u16) {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&fd.to_le_bytes());
+        b[4..6].copy_from_slice(&events.to_le_bytes());
+        self.m.write_user(addr, &b).unwrap();
+    }
+    fn revents(&self, addr: u64) -> u16 {
+        let mut b = [0u8; 2];
+        self.m.read_user(addr + 6, &mut b).unwrap();
+        u16::from_le_bytes(b)
+    }
+}
+
+fn err(e: Errno) -> i64 {
+    -i64::from(e.as_i32())
+}
+
+#[test]
+fn pipe_through_syscalls() {
+    let h = setup();
+    assert_eq!(h.call("pipe2", &[BUF, 0o4000 | 0o2000000]), 0);
+    let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
+    assert_eq!((r, w), (0, 1));
+    assert_eq!(h.call("fcntl", &[r, 1]), 1, "O_CLOEXEC");
+    let data = BUF + 0x100;
+    h.m.write_user(data, b"ping").unwrap();
+    assert_eq!(
+        h.call("read", &[r, data + 16, 4]),
+        err(Errno::EAGAIN),
+        "O_NONBLOCK"
+    );
+    assert_eq!(h.call("write", &[w, data, 4]), 4);
+    assert_eq!(h.call("read", &[r, data + 16, 16]), 4);
+    let st = BUF + 0x200;
+    assert_eq!(h.call("fstat", &[r, st]), 0);
+    assert_eq!(h.i32_at(st + 24), 0o010600);
+    assert_eq!(h.call("lseek", &[r, 0, 0]), err(Errno::ESPIPE));
+    assert_eq!(h.call("close", &[w]), 0);
+    assert_eq!(h.call("read", &[r, data + 16, 16]), 0, "end of file");
+    assert_eq!(h.call("pipe2", &[BUF, 0x1]), err(Errno::EINVAL));
+    assert_eq!(h.call("pipe", &[0xdead_0000]), err(Errno::EFAULT));
+    assert_eq!(h.call("pipe", &[BUF]), 0);
+    assert_eq!(
+        (h.i32_at(BUF), h.i32_at(BUF + 4)),
+        (1, 2),
+        "lowest free fds"
+    );
+}
+
+#[test]
+fn blocking_read_wakes_when_another_thread_writes() {
+    let h = setup();
+    assert_eq!(h.call("pipe2", &[BUF, 0]), 0);
+    let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
+    let data = BUF + 0x100;
+    h.m.write_user(data, b"wake up").unwrap();
+    let writer = {
+        let (m, p, t) = (h.m.clone(), h.p.clone(), h.t.clone());
+        std::thread::spawn(move || {
+            let _ = &m;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            t.dispatch(&p, 1, [w, data, 7, 0, 0, 0]) as i64
+        })
+    };
+    assert_eq!(h.call("read", &[r, data + 0x100, 64]), 7);
+    assert_eq!(writer.join().unwrap(), 7);
+    let mut got = [0u8; 7];
+    h.m.read_user(data + 0x100, &mut got).unwrap();
+    assert_eq!(&got, b"wake up");
+}
+
+#[test]
+fn poll_and_ppoll() {
+    let h = setup();
+    h.call("pipe2", &[BUF, 0]);
+    let (r, w) = (h.i32_at(BUF), h.i32_at(BUF + 4));
+    let efd = h.call("eventfd2", &[0, 0]) as i32;
+    let fds = BUF + 0x100;
+    h.pollfd(fds, r, 1); // POLLIN
+    h.pollfd(fds + 8, w, 4); // POLLOUT
+    h.pollfd(fds + 16, 77, 1); // not open
+    h.pollfd(fds + 24, -1, 1); // ignored
+    h.pollfd(fds + 32, efd, 1);
+    assert_eq!(h.call("poll", &[fds, 5, 0]), 2);
+    assert_eq!(h.revents(fds), 0);
+    assert_eq!(h.revents(fds + 8), 4);
+    assert_eq!(h.revents(fds + 16), 0x20, "POLLNVAL");
+    assert_eq!(h.revents(fds + 24), 0);
+    assert_eq!(h.revents(fds + 32), 0);
+    // Only the read end and the eventfd: nothing ready, the timeout passes.
+    let before = h.m.monotonic_ns();
+    assert_eq!(h.call("poll", &[fds, 1, 50]), 0);
+    assert!(h.m.monotonic_ns() >= before + 50_000_000);
+    let ts = BUF + 0x200;
+    h.m.write_user(ts, &[0u8; 16]).unwrap();
+    h.m.write_user(ts + 8, &5_000i64.to_le_bytes()).unwrap();
+    assert_eq!(h.call("ppoll", &[fds, 1, ts, 0, 8]), 0);
+    // Data and an event make them readable.
+    let data = BUF + 0x300;
+    h.m.write_user(data, &1u64.to_le_bytes()).unwrap();
+    assert_eq!(h.call("write", &[w as u64, data, 1]), 1);
+    assert_eq!(h.call("write", &[efd as u64, data, 8]), 8);
+    h.pollfd(fds + 8, efd, 1);
+    assert_eq!(h.call("ppoll", &[fds, 2, 0, 0, 8]), 2);
+    assert_eq!(h.revents(fds), 1);
+    assert_eq!(h.revents(fds + 8), 1);
+    // Hang-up is reported even when not asked for.
+    h.call("close", &[w as u64]);
+    h.pollfd(fds, r, 0);
+    assert_eq!(h.call("poll", &[fds, 1, 0]), 1);
+    assert_eq!(h.revents(fds), 0x10);
+    h.m.write_user(ts + 8, &2_000_000_000i64.to_le_bytes())
+        .unwrap();
+    assert_eq!(h.call("ppoll", &[fds, 1, ts, 0, 8]), err(Errno::EINVAL));
+    assert_eq!(h.call("poll", &[fds, 100_000, 0]), err(Errno::EINVAL));
+    assert_eq!(h.call("eventfd2", &[0, 0x2]), err(Errno::EINVAL));
+}
