@@ -1,13 +1,15 @@
 //! Inter-process (here: inter-thread) communication objects that fds can
-//! name: [`pipe`] and [`eventfd`]. Each is a [`FileLike`](crate::fd::FileLike)
+//! name: [`pipe`], [`eventfd`] and [`epoll`] instances. Each is a [`FileLike`](crate::fd::FileLike)
 //! whose `read`/`write` never block — they fail with `EAGAIN` — and whose
 //! `poll` reports readiness; the syscall layer turns `EAGAIN` on a
 //! blocking fd into a wait through [`Blocker`](crate::platform::Blocker).
 //! Sockets will follow the same pattern.
 
+pub mod epoll;
 pub mod eventfd;
 pub mod pipe;
 
+pub use epoll::Epoll;
 pub use eventfd::EventFd;
 pub use pipe::{PIPE_BUF, PIPE_CAPACITY, PipeEnd, new_pipe};
 

@@ -121,7 +121,7 @@ impl Blocker for MockPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
-        for _ in 0..2_000_000 {
+        for _ in 0..100_000 {
             if ready() {
                 return Ok(true);
             }

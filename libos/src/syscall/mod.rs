@@ -11,6 +11,7 @@
 //! - [`fs`]: the file-system family (open/read/write/stat/getdents64/…).
 //! - [`ipc`]: `pipe`, `pipe2`, `eventfd`, `eventfd2`.
 //! - [`poll`]: `poll`, `ppoll` over `FileLike::poll` readiness.
+//! - [`epoll`]: `epoll_create(1)`, `epoll_ctl`, `epoll_wait`, `epoll_pwait(2)`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //!
@@ -18,6 +19,7 @@
 //! handlers to the same table with [`SyscallTable::register`].
 
 pub mod args;
+pub mod epoll;
 pub mod fs;
 pub mod ipc;
 pub mod names;
@@ -31,11 +33,12 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 5] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
         poll::HANDLERS,
+        epoll::HANDLERS,
         time::HANDLERS,
         system::HANDLERS,
     ]

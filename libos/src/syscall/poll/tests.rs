@@ -162,3 +162,65 @@ fn poll_and_ppoll() {
     assert_eq!(h.call("poll", &[fds, 100_000, 0]), err(Errno::EINVAL));
     assert_eq!(h.call("eventfd2", &[0, 0x2]), err(Errno::EINVAL));
 }
+
+#[test]
+fn epoll_through_syscalls() {
+    let h = setup();
+    let ep = h.call("epoll_create1", &[0o2000000]);
+    assert_eq!(ep, 0);
+    assert_eq!(h.call("fcntl", &[0, 1]), 1);
+    h.call("pipe2", &[BUF, 0]);
+    let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
+    let ev = BUF + 0x100;
+    let mut e = [0u8; 12];
+    e[..4].copy_from_slice(&1u32.to_le_bytes());
+    e[4..].copy_from_slice(&0xabcdu64.to_le_bytes());
+    h.m.write_user(ev, &e).unwrap();
+    assert_eq!(h.call("epoll_ctl", &[0, 1, r, ev]), 0);
+    assert_eq!(h.call("epoll_ctl", &[0, 1, r, ev]), err(Errno::EEXIST));
+    assert_eq!(
+        h.call("epoll_ctl", &[0, 1, 0, ev]),
+        err(Errno::EINVAL),
+        "itself"
+    );
+    assert_eq!(
+        h.call("epoll_ctl", &[r, 1, w, ev]),
+        err(Errno::EINVAL),
+        "not epoll"
+    );
+    assert_eq!(h.call("epoll_ctl", &[0, 9, w, ev]), err(Errno::EINVAL));
+    assert_eq!(h.call("epoll_ctl", &[0, 2, w, ev]), err(Errno::ENOENT));
+    let reg = BUF + 0x180;
+    h.m.write_user(reg, b"f\0").unwrap();
+    let f = h.call("open", &[reg, 0o100 | 2, 0o644]) as u64;
+    assert_eq!(
+        h.call("epoll_ctl", &[0, 1, f, ev]),
+        err(Errno::EPERM),
+        "regular file"
+    );
+    let out = BUF + 0x200;
+    assert_eq!(h.call("epoll_wait", &[0, out, 8, 0]), 0);
+    assert_eq!(h.call("epoll_wait", &[0, out, 8, 10]), 0, "times out");
+    assert_eq!(h.call("epoll_wait", &[0, out, 0, 0]), err(Errno::EINVAL));
+    h.m.write_user(BUF + 0x300, b"!").unwrap();
+    h.call("write", &[w, BUF + 0x300, 1]);
+    assert_eq!(h.call("epoll_pwait", &[0, out, 8, -1i64 as u64, 0, 8]), 1);
+    let mut got = [0u8; 12];
+    h.m.read_user(out, &mut got).unwrap();
+    assert_eq!(u32::from_le_bytes(got[..4].try_into().unwrap()), 1);
+    assert_eq!(u64::from_le_bytes(got[4..].try_into().unwrap()), 0xabcd);
+    // The epoll fd itself is pollable.
+    let fds = BUF + 0x400;
+    h.pollfd(fds, 0, 1);
+    assert_eq!(h.call("poll", &[fds, 1, 0]), 1);
+    assert_eq!(h.call("epoll_ctl", &[0, 2, r, 0]), 0);
+    let ts = BUF + 0x500;
+    h.m.write_user(ts, &[0u8; 16]).unwrap();
+    assert_eq!(h.call("epoll_pwait2", &[0, out, 8, ts, 0, 8]), 0);
+    // Waiting forever with nothing registered: the mock reports the deadlock.
+    assert_eq!(
+        h.call("epoll_pwait2", &[0, out, 8, 0, 0, 8]),
+        err(Errno::EDEADLK)
+    );
+    assert_eq!(h.call("epoll_create", &[0]), err(Errno::EINVAL));
+}

@@ -1,0 +1,234 @@
+//! `epoll` instances: an interest list of (fd, file, events, data) checked
+//! against each file's [`FileLike::poll`] readiness.
+//!
+//! Level-triggered by default. `EPOLLET` reports a registration when its
+//! readiness gains a bit it did not have at the previous check (programs
+//! that follow the edge-triggered contract — read until `EAGAIN` — see
+//! the same events as on Linux; new data arriving on a still-readable fd
+//! is not reported again). `EPOLLONESHOT` disables a registration after one
+//! report, until `EPOLL_CTL_MOD`. A registration ends when its file is
+//! closed everywhere. Epoll instances cannot be nested (`EINVAL`).
+
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use spin::Mutex;
+
+use super::next_anon_ino;
+use crate::error::{Errno, Result};
+use crate::fd::{FileLike, PollEvents};
+use crate::fs::file::open_flags::O_RDWR;
+use crate::fs::{InodeType, Metadata};
+use crate::return_errno;
+
+/// `EPOLLET`
+pub const EPOLLET: u32 = 1 << 31;
+/// `EPOLLONESHOT`
+pub const EPOLLONESHOT: u32 = 1 << 30;
+/// Event bits that are always reported: `EPOLLERR | EPOLLHUP`.
+const ALWAYS: u32 = 0x008 | 0x010;
+/// The readiness bits `poll` and `epoll` share.
+const POLL_BITS: u32 = 0xffff;
+
+#[derive(Debug)]
+struct Interest {
+    file: Weak<dyn FileLike>,
+    events: u32,
+    data: u64,
+    disabled: bool,
+    last_ready: u32,
+}
+
+/// An epoll instance.
+#[derive(Debug)]
+pub struct Epoll {
+    interests: Mutex<BTreeMap<i32, Interest>>,
+    ino: u64,
+}
+
+impl Default for Epoll {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Epoll {
+    /// An empty interest list.
+    pub fn new() -> Self {
+        Self {
+            interests: Mutex::new(BTreeMap::new()),
+            ino: next_anon_ino(),
+        }
+    }
+
+    fn check_target(file: &Arc<dyn FileLike>) -> Result<()> {
+        if file.as_any().is::<Epoll>() {
+            return_errno!(Errno::EINVAL);
+        }
+        if file
+            .inode()
+            .is_some_and(|i| matches!(i.file_type(), InodeType::Regular | InodeType::Directory))
+        {
+            // Linux: regular files and directories do not support epoll.
+            return_errno!(Errno::EPERM);
+        }
+        Ok(())
+    }
+
+    /// `EPOLL_CTL_ADD`
+    pub fn add(&self, fd: i32, file: &Arc<dyn FileLike>, events: u32, data: u64) -> Result<()> {
+        Self::check_target(file)?;
+        let mut list = self.interests.lock();
+        if list.get(&fd).is_some_and(|i| i.file.strong_count() > 0) {
+            return_errno!(Errno::EEXIST);
+        }
+        list.insert(
+            fd,
+            Interest {
+                file: Arc::downgrade(file),
+                events,
+                data,
+                disabled: false,
+                last_ready: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// `EPOLL_CTL_MOD`
+    pub fn modify(&self, fd: i32, events: u32, data: u64) -> Result<()> {
+        let mut list = self.interests.lock();
+        let interest = list.get_mut(&fd).ok_or(Errno::ENOENT)?;
+        interest.events = events;
+        interest.data = data;
+        interest.disabled = false;
+        interest.last_ready = 0;
+        Ok(())
+    }
+
+    /// `EPOLL_CTL_DEL`
+    pub fn delete(&self, fd: i32) -> Result<()> {
+        match self.interests.lock().remove(&fd) {
+            Some(_) => Ok(()),
+            None => return_errno!(Errno::ENOENT),
+        }
+    }
+
+    /// Collects up to `max` ready `(events, data)` pairs, applying
+    /// edge-triggered and one-shot rules. Pass `consume = false` to only
+    /// look (it changes no state).
+    pub fn collect(&self, max: usize, consume: bool) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut list = self.interests.lock();
+        list.retain(|_, i| i.file.strong_count() > 0);
+        for interest in list.values_mut() {
+            let Some(file) = interest.file.upgrade() else {
+                continue;
+            };
+            let ready = u32::from(file.poll().bits()) & ((interest.events & POLL_BITS) | ALWAYS);
+            let edge = interest.events & EPOLLET != 0;
+            let full = out.len() >= max;
+            let report = ready != 0
+                && !interest.disabled
+                && (!edge || ready & !interest.last_ready != 0)
+                && !full;
+            // A ready registration left out for lack of room keeps its state.
+            if consume && !(full && ready != 0) {
+                interest.last_ready = ready;
+                if report && interest.events & EPOLLONESHOT != 0 {
+                    interest.disabled = true;
+                }
+            }
+            if report {
+                out.push((ready, interest.data));
+            }
+        }
+        out
+    }
+}
+
+impl FileLike for Epoll {
+    fn metadata(&self) -> Result<Metadata> {
+        Ok(Metadata {
+            ino: self.ino,
+            file_type: InodeType::Anonymous,
+            mode: 0o600,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            rdev: (0, 0),
+            atime_ns: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        })
+    }
+
+    fn poll(&self) -> PollEvents {
+        if self.collect(1, false).is_empty() {
+            PollEvents::empty()
+        } else {
+            PollEvents::IN | PollEvents::RDNORM
+        }
+    }
+
+    fn status_flags(&self) -> u32 {
+        O_RDWR
+    }
+
+    fn set_status_flags(&self, _flags: u32) -> Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::{EventFd, new_pipe};
+
+    #[test]
+    fn level_edge_and_oneshot() {
+        let ep = Epoll::new();
+        let (r, w) = new_pipe(0);
+        let r: Arc<dyn FileLike> = r;
+        let e: Arc<dyn FileLike> = Arc::new(EventFd::new(0, 0));
+        ep.add(3, &r, 1, 30).unwrap();
+        ep.add(4, &e, 1 | EPOLLET, 40).unwrap();
+        assert_eq!(ep.add(3, &r, 1, 0).unwrap_err().errno(), Errno::EEXIST);
+        assert!(ep.collect(8, true).is_empty());
+        assert!(ep.poll().is_empty());
+        w.write(b"x").unwrap();
+        e.write(&1u64.to_le_bytes()).unwrap();
+        assert!(ep.poll().contains(PollEvents::IN));
+        assert_eq!(ep.collect(8, true), [(1, 30), (1, 40)]);
+        // Level-triggered repeats; edge-triggered does not until re-armed.
+        assert_eq!(ep.collect(8, true), [(1, 30)]);
+        assert_eq!(ep.collect(1, true).len(), 1, "maxevents");
+        let mut b = [0u8; 8];
+        e.read(&mut b).unwrap();
+        assert_eq!(ep.collect(8, true), [(1, 30)]);
+        e.write(&1u64.to_le_bytes()).unwrap();
+        assert_eq!(ep.collect(8, true), [(1, 30), (1, 40)], "new edge");
+        // One-shot.
+        ep.modify(3, 1 | EPOLLONESHOT, 31).unwrap();
+        assert_eq!(ep.collect(8, true)[0], (1, 31));
+        assert!(ep.collect(8, true).is_empty());
+        ep.modify(3, 1, 32).unwrap();
+        assert_eq!(ep.collect(8, true)[0], (1, 32));
+        // Closing the file ends the registration; HUP is always reported.
+        ep.delete(4).unwrap();
+        assert_eq!(ep.delete(4).unwrap_err().errno(), Errno::ENOENT);
+        drop(w);
+        assert_eq!(ep.collect(8, true), [(1 | 0x10, 32)]);
+        drop(r);
+        assert!(ep.collect(8, true).is_empty());
+        assert_eq!(ep.modify(3, 1, 0).unwrap_err().errno(), Errno::ENOENT);
+        let nested: Arc<dyn FileLike> = Arc::new(Epoll::new());
+        assert_eq!(ep.add(5, &nested, 1, 0).unwrap_err().errno(), Errno::EINVAL);
+    }
+}
