@@ -123,14 +123,15 @@ trait Subject: GlobalAlloc + Sized + 'static {
     fn report(&self, _when: &str) {}
 }
 
-/// The slab allocator with the page source it was built over.
-struct Slab {
+/// The slab allocator with the page source it was built over; `EXCLUSIVE`
+/// picks `init_exclusive` (plain per-CPU flag) over `init` (atomic swap).
+struct Slab<const EXCLUSIVE: bool> {
     heap: SlabAllocator,
     pages: &'static ArenaPages,
 }
 
 // SAFETY: delegates to `SlabAllocator`.
-unsafe impl GlobalAlloc for Slab {
+unsafe impl<const EXCLUSIVE: bool> GlobalAlloc for Slab<EXCLUSIVE> {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded contract.
@@ -148,15 +149,25 @@ unsafe impl GlobalAlloc for Slab {
     }
 }
 
-impl Subject for Slab {
-    const NAME: &'static str = "cloister slab";
+impl<const EXCLUSIVE: bool> Subject for Slab<EXCLUSIVE> {
+    const NAME: &'static str = if EXCLUSIVE {
+        "cloister slab, init_exclusive"
+    } else {
+        "cloister slab, init"
+    };
     fn build(memory: &'static mut [MaybeUninit<u8>]) -> &'static Self {
         let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(memory)));
-        let this: &'static Slab = Box::leak(Box::new(Slab {
+        let this: &'static Self = Box::leak(Box::new(Slab {
             heap: SlabAllocator::new(),
             pages,
         }));
-        this.heap.init(pages, &SingleCpu).unwrap();
+        if EXCLUSIVE {
+            // SAFETY: the benchmark runs on one thread: CPU id 0 is only
+            // ever used by it.
+            unsafe { this.heap.init_exclusive(pages, &SingleCpu) }.unwrap();
+        } else {
+            this.heap.init(pages, &SingleCpu).unwrap();
+        }
         this
     }
     fn claimed_bytes(&self) -> Option<usize> {
@@ -603,7 +614,10 @@ fn main() {
     let overhead = timer_overhead();
     eprintln!("tsc {tsc:.3} ticks/ns, timer overhead {overhead} ticks");
     // BENCH_ONLY_SLAB=1 measures the slab allocator alone (for tuning).
-    let mut rows = vec![measure::<Slab>(&arena, tsc, overhead)];
+    let mut rows = vec![
+        measure::<Slab<true>>(&arena, tsc, overhead),
+        measure::<Slab<false>>(&arena, tsc, overhead),
+    ];
     if std::env::var_os("BENCH_ONLY_SLAB").is_none() {
         rows.push(measure::<Talc>(&arena, tsc, overhead));
         rows.push(measure::<Rlsf>(&arena, tsc, overhead));

@@ -176,10 +176,11 @@ unsafe impl PageSource for ArenaPages {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::boxed::Box;
     use std::vec::Vec;
 
     fn arena(bytes: usize) -> &'static mut [MaybeUninit<u8>] {
-        Vec::leak(std::vec![MaybeUninit::uninit(); bytes])
+        Box::leak(Box::new_uninit_slice(bytes))
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! `Relaxed` ordering (plain moves on x86); the flag's acquire/release
 //! orders them.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering, compiler_fence};
 
 use crate::class::NUM_CLASSES;
 use crate::raw;
@@ -108,8 +108,22 @@ impl CpuCache {
 
     /// Claims the cache, or `None` if it is in use (re-entry from an
     /// interrupt handler, or another CPU given the same id).
+    ///
+    /// With `exclusive` the embedder has promised that no other CPU uses
+    /// this cache at the same time (`SlabAllocator::init_exclusive`), so
+    /// the only contender is an interrupt handler on this CPU, which runs
+    /// between two instructions: a plain load and store of the flag, kept in
+    /// order by compiler fences, suffice. Otherwise it is an atomic swap.
     #[inline(always)]
-    pub(crate) fn claim(&self) -> Option<Claimed<'_>> {
+    pub(crate) fn claim(&self, exclusive: bool) -> Option<Claimed<'_>> {
+        if exclusive {
+            if self.busy.load(Ordering::Relaxed) {
+                return None;
+            }
+            self.busy.store(true, Ordering::Relaxed);
+            compiler_fence(Ordering::SeqCst);
+            return Some(Claimed(self));
+        }
         if self.busy.swap(true, Ordering::Acquire) {
             None
         } else {

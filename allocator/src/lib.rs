@@ -39,7 +39,10 @@
 //! static KERNEL_CPU: KernelCpu = KernelCpu;
 //!
 //! // FRAMES: a `static` implementing `PageSource` over the frame allocator.
-//! ALLOC.init(&FRAMES, &KERNEL_CPU).expect("heap initialised once");
+//! // SAFETY: one vCPU, and the kernel never preempts or migrates a caller
+//! // inside the allocator, so CPU id 0 is exclusive. (With SMP: a per-CPU
+//! // index from `cpu_id`, same condition; or the safe `ALLOC.init(..)`.)
+//! unsafe { ALLOC.init_exclusive(&FRAMES, &KERNEL_CPU) }.expect("heap initialised once");
 //! // ... later, e.g. at shutdown:
 //! log::info!("{}", ALLOC.stats());
 //! ```

@@ -2,14 +2,13 @@
 //! property test is `tests/model.rs`).
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::mem::MaybeUninit;
 use std::vec::Vec;
 
 use crate::{ArenaPages, CpuLocal, NUM_CLASSES, PAGE_SIZE, SingleCpu, SlabAllocator};
 
 /// A fresh allocator over a fresh arena of `bytes` (both leaked).
 fn heap(bytes: usize) -> (&'static SlabAllocator, &'static ArenaPages) {
-    let arena = Vec::leak(std::vec![MaybeUninit::uninit(); bytes]);
+    let arena = Box::leak(Box::new_uninit_slice(bytes));
     let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
     let alloc: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
     alloc.init(pages, &SingleCpu).unwrap();
@@ -267,7 +266,7 @@ impl CpuLocal for ThreadCpu {
 
 #[test]
 fn threads_share_the_heap() {
-    let arena = Vec::leak(std::vec![MaybeUninit::uninit(); 16 << 20]);
+    let arena = Box::leak(Box::new_uninit_slice(16 << 20));
     let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
     let heap: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
     heap.init(pages, &ThreadCpu).unwrap();
@@ -302,4 +301,73 @@ fn threads_share_the_heap() {
         free(heap, std::ptr::with_exposed_provenance_mut(addr), layout);
     }
     assert_all_returned(heap, pages);
+}
+
+/// Simulates an interrupt handler that allocates: the first `irq_save` of
+/// each outer call (made while the CPU cache is claimed, just before a
+/// depot lock) runs a nested alloc and free on the same heap.
+#[derive(Default)]
+struct Interrupting {
+    heap: std::sync::OnceLock<&'static SlabAllocator>,
+    depth: std::sync::atomic::AtomicUsize,
+    nested: std::sync::atomic::AtomicUsize,
+}
+
+impl CpuLocal for Interrupting {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+    fn irq_save(&self) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.depth.fetch_add(1, Relaxed) == 0
+            && let Some(heap) = self.heap.get()
+        {
+            let layout = Layout::new::<[u8; 24]>();
+            let ptr = alloc(heap, layout);
+            assert!(!ptr.is_null());
+            free(heap, ptr, layout);
+            self.nested.fetch_add(1, Relaxed);
+        }
+        self.depth.fetch_sub(1, Relaxed);
+        0
+    }
+}
+
+fn interrupted_heap(exclusive: bool) {
+    let arena = Box::leak(Box::new_uninit_slice(4 << 20));
+    let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
+    let heap: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
+    let cpu: &'static Interrupting = Box::leak(Box::default());
+    if exclusive {
+        // SAFETY: this test uses the heap from one thread only.
+        #[expect(unsafe_code, reason = "testing init_exclusive")]
+        unsafe { heap.init_exclusive(pages, cpu) }.unwrap();
+    } else {
+        heap.init(pages, cpu).unwrap();
+    }
+    cpu.heap.set(heap).unwrap();
+    let layout = Layout::new::<[u8; 24]>();
+    let blocks: Vec<_> = (0..2000).map(|_| alloc(heap, layout)).collect();
+    for (i, &ptr) in blocks.iter().enumerate() {
+        fill(ptr, 24, i as u8);
+    }
+    for (i, &ptr) in blocks.iter().enumerate() {
+        assert!(holds(ptr, 24, i as u8));
+        free(heap, ptr, layout);
+    }
+    assert!(cpu.nested.load(std::sync::atomic::Ordering::Relaxed) > 10);
+    // No more "interrupts" (depth never returns to 0).
+    cpu.depth
+        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn interrupt_handlers_may_allocate_mid_call() {
+    interrupted_heap(false);
+}
+
+#[test]
+fn interrupt_handlers_may_allocate_mid_call_with_exclusive_ids() {
+    interrupted_heap(true);
 }

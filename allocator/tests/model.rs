@@ -12,7 +12,6 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
-use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use allocator::{ArenaPages, PAGE_SIZE, SingleCpu, SlabAllocator};
@@ -53,7 +52,7 @@ struct Block {
 fn heap() -> (&'static SlabAllocator, &'static ArenaPages) {
     static HEAP: OnceLock<(usize, usize)> = OnceLock::new();
     let &(heap, pages) = HEAP.get_or_init(|| {
-        let arena = Vec::leak(vec![MaybeUninit::uninit(); 32 << 20]);
+        let arena = Box::leak(Box::new_uninit_slice(32 << 20));
         let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
         let heap: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
         heap.init(pages, &SingleCpu).unwrap();

@@ -10,7 +10,6 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
-use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use allocator::{ArenaPages, PAGE_SIZE, SingleCpu, SlabAllocator};
@@ -25,7 +24,7 @@ struct Heap {
 fn heap() -> &'static Heap {
     static HEAP: OnceLock<&'static Heap> = OnceLock::new();
     HEAP.get_or_init(|| {
-        let arena = Vec::leak(vec![MaybeUninit::uninit(); 8 << 20]);
+        let arena = Box::leak(Box::new_uninit_slice(8 << 20));
         let heap: &'static Heap = Box::leak(Box::new(Heap {
             alloc: SlabAllocator::new(),
             pages: ArenaPages::new(arena),
@@ -72,7 +71,8 @@ fuzz_target!(|data: &[u8]| {
         let tag = step as u8 | 1;
         match op[0] % 8 {
             0..=3 => {
-                let layout = Layout::from_size_align(size_of(op[1], op[2]), 1 << (op[3] % 13)).unwrap();
+                let layout =
+                    Layout::from_size_align(size_of(op[1], op[2]), 1 << (op[3] % 13)).unwrap();
                 // SAFETY: non-zero size.
                 let ptr = unsafe { a.alloc(layout) };
                 if !ptr.is_null() {
