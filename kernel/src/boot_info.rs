@@ -11,8 +11,11 @@ use crate::mm::{EARLY_MAPPED_BYTES, layout, phys_to_virt};
 pub const MAX_E820: usize = 128;
 /// Most modules kept.
 pub const MAX_MODULES: usize = 8;
-/// Memory below this is left alone (real-mode structures, firmware).
-const LOW_MEMORY_BYTES: u64 = 1 << 20;
+/// Memory below this is left alone: real-mode structures and firmware in
+/// the first MiB, and the first 2 MiB block as a whole, which the boot page
+/// table maps with one large page over the firmware ROM (slow to write to
+/// under a shadow-paging hypervisor).
+const LOW_MEMORY_BYTES: u64 = 2 << 20;
 
 /// Reads physical memory through the boot page table's direct map.
 struct EarlyPhys;

@@ -71,6 +71,7 @@ fn fatal(args: core::fmt::Arguments<'_>) -> ! {
 /// physical address of `hvm_start_info`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+    let caching_enabled = arch::cpu::enable_write_back_memory();
     time::mark_boot();
     console::init(log::LevelFilter::Info);
     arch::idt::init_early();
@@ -92,6 +93,9 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     }
     kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
     kprintln!("command line: {:?}", info.cmdline());
+    if caching_enabled {
+        log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
+    }
     for key in args.unknown_keys(&[]) {
         log::warn!("unknown kernel command-line key {key:?}");
     }

@@ -1,5 +1,11 @@
-//! Cloister host tools: the QEMU runner used by `cargo test` and by the
-//! `cloister` command, and the audit-region reader.
+//! Cloister host tools: building the kernel, running it under QEMU (the
+//! runner `cargo test` and the `cloister` command share), the in-guest test
+//! driver, and the audit-region reader.
 #![forbid(unsafe_code)]
 
 pub mod audit_cli;
+pub mod bench;
+pub mod build;
+pub mod deps;
+pub mod ktest;
+pub mod qemu;

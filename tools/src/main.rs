@@ -1,6 +1,12 @@
-//! The `cloister` command: boot Cloister under QEMU, read audit regions.
+//! The `cloister` command: boot Cloister under QEMU, run its in-guest tests,
+//! measure it, and read audit regions.
 
+use std::process::ExitCode;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use tools::build::{KernelBuild, build_kernel};
+use tools::qemu::{self, Accel, QemuConfig};
 
 /// Cloister: a Rust library OS for confidential VMs.
 #[derive(Debug, Parser)]
@@ -12,20 +18,105 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Boot Cloister under QEMU and show it running.
+    Boot {
+        /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
+        #[arg(long)]
+        accel: Option<String>,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 256)]
+        mem: u32,
+        /// Extra kernel command-line words (e.g. `log=debug hz=250`).
+        #[arg(long, default_value = "")]
+        append: String,
+    },
+    /// Run the in-guest kernel tests (as `cargo test` does).
+    Ktest {
+        /// Run only tests whose name contains this.
+        #[arg(default_value = "")]
+        pattern: String,
+        /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
+        #[arg(long)]
+        accel: Option<String>,
+    },
+    /// Measure Cloister (see docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Decode or verify an audit-log region image.
     Audit(tools::audit_cli::AuditArgs),
 }
 
-fn main() {
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time from starting QEMU to the kernel's "ready" line.
+    Boot {
+        /// Runs per accelerator.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Accelerators, comma-separated.
+        #[arg(long, default_value = "tcg,kvm")]
+        accel: String,
+    },
+}
+
+fn accel_or_env(flag: Option<&str>) -> Result<Accel> {
+    flag.map_or_else(Accel::from_env, Accel::parse)
+}
+
+fn boot(accel: Option<&str>, mem: u32, append: &str) -> Result<i32> {
+    tools::deps::ensure_qemu()?;
+    let kernel = build_kernel(KernelBuild { release: true, ktest: false })?;
+    let mut config = QemuConfig::new(kernel)?;
+    config.accel = accel_or_env(accel)?;
+    config.memory_mib = mem;
+    config.cmdline = append.to_string();
+    eprintln!("cloister: booting {} under QEMU ({}, {} MiB)", config.kernel.display(), config.accel.name(), mem);
+    let report = qemu::run(&config, |line, _| println!("{line}"))?;
+    eprintln!("cloister: {} after {:.2} s", report.outcome, report.duration.as_secs_f64());
+    Ok(if report.outcome.is_success() { 0 } else { 1 })
+}
+
+fn ktest(pattern: &str, accel: Option<&str>) -> Result<i32> {
+    tools::deps::ensure_qemu()?;
+    let kernel = build_kernel(KernelBuild { release: false, ktest: true })?;
+    let mut config = tools::ktest::test_config(kernel)?;
+    config.accel = accel_or_env(accel)?;
+    let summary = tools::ktest::run(&config, pattern, |e| match e {
+        tools::ktest::Event::Passed(name) => println!("test {name} ... ok"),
+        tools::ktest::Event::Failed(f) => println!("test {} ... FAILED ({})", f.name, f.reason),
+        tools::ktest::Event::Line(_) => {}
+    })?;
+    println!("ktest: {} passed, {} failed", summary.passed.len(), summary.failed.len());
+    Ok(i32::from(!summary.failed.is_empty()))
+}
+
+fn bench(what: &BenchCommand) -> Result<i32> {
+    tools::deps::ensure_qemu()?;
+    match what {
+        BenchCommand::Boot { runs, accel } => {
+            let accels = accel.split(',').map(Accel::parse).collect::<Result<Vec<_>>>()?;
+            let kernel = build_kernel(KernelBuild { release: true, ktest: false })?;
+            tools::bench::boot::run(&kernel, &accels, *runs)?;
+        }
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Boot { accel, mem, append } => boot(accel.as_deref(), *mem, append),
+        Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
+        Command::Bench { what } => bench(what),
         Command::Audit(args) => tools::audit_cli::run(args),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
             eprintln!("cloister: error: {err:#}");
-            std::process::exit(2);
+            ExitCode::from(2)
         }
     }
 }

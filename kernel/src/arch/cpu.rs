@@ -98,3 +98,35 @@ pub fn enable_protections(f: &Features) -> Features {
         ..*f
     }
 }
+
+const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
+/// MTRRs enabled (bit 11), default memory type write-back (6).
+const MTRR_ENABLED_WRITE_BACK: u64 = (1 << 11) | 6;
+
+/// Makes RAM cacheable when no firmware has set up the MTRRs.
+///
+/// A PVH boot through qboot leaves `IA32_MTRR_DEF_TYPE` at 0 (MTRRs off),
+/// which makes *all* memory uncacheable; TCG ignores that, but KVM honours
+/// it and the guest runs hundreds of times slower. With MTRRs on and
+/// write-back as the default, device pages stay uncached through their
+/// page-table attributes (PCD/PWT), which win over a write-back MTRR.
+/// Returns whether it changed anything.
+pub fn enable_write_back_memory() -> bool {
+    let (_, _, _, edx1) = cpuid(1, 0);
+    if edx1 & (1 << 12) == 0 {
+        return false;
+    }
+    let mut msr = x86_64::registers::model_specific::Msr::new(IA32_MTRR_DEF_TYPE);
+    // SAFETY: the CPU has MTRRs (CPUID.1:EDX[12]), so the MSR exists; the
+    // caches hold nothing yet (all memory was uncacheable), so no flush
+    // sequence is needed before turning write-back on; the `wbinvd` after is
+    // belt and braces.
+    unsafe {
+        if msr.read() & (1 << 11) != 0 {
+            return false;
+        }
+        msr.write(MTRR_ENABLED_WRITE_BACK);
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+    }
+    true
+}

@@ -43,14 +43,20 @@ ktest!(fn frames_contiguous_runs_are_aligned_and_double_free_is_refused() {
 
 ktest!(fn frames_exhaustion_returns_none_and_recovers() {
     let before = frames::free_frames();
-    let mut held = Vec::with_capacity(before);
-    while let Some(p) = frames::alloc() {
-        held.push(p);
+    // Take everything in halving contiguous runs, then single frames.
+    let mut held: Vec<(u64, usize)> = Vec::new();
+    let mut run = before.next_power_of_two();
+    while run > 0 {
+        match frames::alloc_contiguous(run, 1) {
+            Some(p) => held.push((p, run)),
+            None => run /= 2,
+        }
     }
     assert_eq!(frames::free_frames(), 0);
     assert_eq!(frames::alloc(), None);
-    for p in held {
-        frames::free(p, 1).expect("free");
+    assert_eq!(frames::alloc_contiguous(2, 1), None);
+    for (p, n) in held {
+        frames::free(p, n).expect("free");
     }
     assert_eq!(frames::free_frames(), before);
     assert!(frames::alloc().map(|p| frames::free(p, 1)).is_some());

@@ -1,0 +1,81 @@
+//! Building the kernel ELF with a nested `cargo build` for
+//! `x86_64-unknown-none` (stable cargo has no artifact dependencies, so the
+//! host tools build it themselves; cargo releases its lock before running
+//! tests, so this works from `cargo test`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// The bare-metal target the kernel is built for.
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+
+/// Which kernel to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelBuild {
+    /// Release profile (the demo, benchmarks) or dev (tests).
+    pub release: bool,
+    /// With the in-guest tests compiled in.
+    pub ktest: bool,
+}
+
+/// The repository root (where the workspace `Cargo.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tools/ has a parent").to_path_buf()
+}
+
+/// Builds the kernel and returns the path of its ELF.
+pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = workspace_root();
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--quiet", "-p", "kernel", "--target", KERNEL_TARGET])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        // A RUSTFLAGS from the environment would replace the kernel's own
+        // flags in .cargo/config.toml (static relocation model).
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .stderr(Stdio::inherit());
+    if spec.release {
+        cmd.arg("--release");
+    }
+    if spec.ktest {
+        cmd.args(["--features", "ktest"]);
+    }
+    let out = cmd.output().context("cannot run cargo to build the kernel")?;
+    if !out.status.success() {
+        bail!("building the kernel failed (cargo exited with {})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    kernel_path_from_messages(&stdout).context("cargo built the kernel but did not report its executable")
+}
+
+/// Finds the kernel executable in cargo's JSON messages.
+fn kernel_path_from_messages(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel")
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .last()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_kernel_executable_among_messages() {
+        let msgs = r#"{"reason":"compiler-artifact","target":{"name":"libos"},"executable":null}
+not json
+{"reason":"compiler-artifact","target":{"name":"kernel"},"executable":"/t/x86_64-unknown-none/debug/kernel"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(kernel_path_from_messages(msgs), Some(PathBuf::from("/t/x86_64-unknown-none/debug/kernel")));
+        assert_eq!(kernel_path_from_messages("{}"), None);
+    }
+}
