@@ -224,3 +224,45 @@ fn epoll_through_syscalls() {
     );
     assert_eq!(h.call("epoll_create", &[0]), err(Errno::EINVAL));
 }
+
+#[test]
+fn select_and_pselect6() {
+    let h = setup();
+    h.call("pipe2", &[BUF, 0]);
+    let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
+    assert_eq!((r, w), (0, 1));
+    let (rd, wr) = (BUF + 0x100, BUF + 0x108);
+    let set = |addr: u64, bits: u64| h.m.write_user(addr, &bits.to_le_bytes()).unwrap();
+    let get = |addr: u64| {
+        let mut b = [0u8; 8];
+        h.m.read_user(addr, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    };
+    set(rd, 0b01);
+    set(wr, 0b10);
+    let tv = BUF + 0x200;
+    h.m.write_user(tv, &[0u8; 16]).unwrap();
+    assert_eq!(h.call("select", &[2, rd, wr, 0, tv]), 1);
+    assert_eq!((get(rd), get(wr)), (0, 0b10));
+    h.m.write_user(BUF + 0x300, b"x").unwrap();
+    h.call("write", &[w, BUF + 0x300, 1]);
+    set(rd, 0b01);
+    set(wr, 0b10);
+    assert_eq!(h.call("pselect6", &[2, rd, wr, 0, 0, 0]), 2);
+    assert_eq!((get(rd), get(wr)), (0b01, 0b10));
+    // Nothing ready: the timeout passes.
+    set(rd, 0b10);
+    set(wr, 0);
+    h.m.write_user(tv + 8, &1000i64.to_le_bytes()).unwrap();
+    let before = h.m.monotonic_ns();
+    assert_eq!(h.call("select", &[2, rd, 0, 0, tv]), 0);
+    assert!(h.m.monotonic_ns() >= before + 1_000_000);
+    set(rd, 1 << 9);
+    assert_eq!(h.call("select", &[10, rd, 0, 0, tv]), err(Errno::EBADF));
+    h.m.write_user(tv + 8, &1_000_000i64.to_le_bytes()).unwrap();
+    assert_eq!(h.call("select", &[1, rd, 0, 0, tv]), err(Errno::EINVAL));
+    assert_eq!(
+        h.call("select", &[-1i64 as u64, 0, 0, 0, tv]),
+        err(Errno::EINVAL)
+    );
+}
