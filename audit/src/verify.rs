@@ -212,6 +212,45 @@ pub enum FindingKind {
     CheckpointMacMismatch,
 }
 
+impl FindingKind {
+    /// Stable snake_case name, for JSON output and scripts.
+    pub fn code(&self) -> &'static str {
+        use FindingKind as K;
+        match self {
+            K::WrongKey => "wrong_key",
+            K::HeaderMacMismatch => "header_mac_mismatch",
+            K::BlockFromOtherBoot => "block_from_other_boot",
+            K::MisplacedBlock { .. } => "misplaced_block",
+            K::StaleBlock { .. } => "stale_block",
+            K::BadSealMarker => "bad_seal_marker",
+            K::MissingBlock => "missing_block",
+            K::MissingOldestBlock => "missing_oldest_block",
+            K::OpenBlockNotNewest => "open_block_not_newest",
+            K::ChainBroken => "chain_broken",
+            K::MacMismatch => "mac_mismatch",
+            K::BadSealedLength => "bad_sealed_length",
+            K::RecordCountMismatch { .. } => "record_count_mismatch",
+            K::FirstSeqMismatch { .. } => "first_seq_mismatch",
+            K::BadRecord(_) => "bad_record",
+            K::BadEvent(_) => "bad_event",
+            K::SeqDiscontinuity { .. } => "seq_discontinuity",
+            K::TornRecord => "torn_record",
+            K::UnsealedRecords { .. } => "unsealed_records",
+            K::FrontUnaccounted { .. } => "front_unaccounted",
+            K::FrontDigestMismatch => "front_digest_mismatch",
+            K::TailTruncated { .. } => "tail_truncated",
+            K::LastSealMismatch => "last_seal_mismatch",
+            K::HintsBehind => "hints_behind",
+            K::PendingDrops { .. } => "pending_drops",
+            K::CheckpointBootMismatch => "checkpoint_boot_mismatch",
+            K::CheckpointTagInvalid => "checkpoint_tag_invalid",
+            K::CheckpointUnverified => "checkpoint_unverified",
+            K::RolledBack { .. } => "rolled_back",
+            K::CheckpointMacMismatch => "checkpoint_mac_mismatch",
+        }
+    }
+}
+
 impl fmt::Display for FindingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use FindingKind as K;

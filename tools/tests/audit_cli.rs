@@ -1,0 +1,347 @@
+//! `cloister audit show|verify` against region images written with the
+//! `audit` crate, intact and tampered: exit codes and messages.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use audit::{AuditLog, Config, Event, OverflowPolicy, SyscallEvent, TextKind};
+
+const KEY: [u8; 32] = [0x5a; 32];
+const BOOT: [u8; 16] = [0x11; 16];
+
+fn key_hex() -> String {
+    KEY.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit_cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A 64 KiB image: boot, 200 syscalls, an exception (forces a seal), some
+/// unsealed syscalls. Returns the image and a checkpoint taken before the
+/// tail.
+fn image() -> (Vec<u8>, String) {
+    let mut img = vec![0u8; 64 * 1024];
+    let mut log = AuditLog::format(&mut img, &Config::new(KEY, BOOT)).unwrap();
+    log.append(
+        &Event::Boot {
+            memory_bytes: 256 << 20,
+            cpu_count: 2,
+            cmdline: "audit=64K quiet",
+        },
+        1,
+        0,
+    )
+    .unwrap();
+    for i in 0..200u64 {
+        let ev = Event::Syscall(SyscallEvent::new(
+            i as u32 % 300,
+            [i, 2, 3, 4, 5, 6],
+            0,
+            42,
+            120,
+        ));
+        log.append(&ev, 10 + i, (i % 2) as u16).unwrap();
+    }
+    log.append(
+        &Event::UnsupportedSyscall {
+            nr: 321,
+            name: "bpf",
+        },
+        300,
+        0,
+    )
+    .unwrap();
+    let cp = log.checkpoint(301, 0).unwrap();
+    log.append(
+        &Event::CpuException {
+            vector: 14,
+            error_code: 2,
+            rip: 0x40_1000,
+            cr2: 0,
+        },
+        302,
+        1,
+    )
+    .unwrap();
+    log.append_fmt(TextKind::Text, format_args!("tail \"quoted\"\n"), 303, 0)
+        .unwrap();
+    drop(log);
+    let cp_hex = cp.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    (img, cp_hex)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cloister"))
+        .args(args)
+        .output()
+        .expect("run cloister")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(name: &str, img: &[u8]) -> String {
+    let p = tmp(name);
+    std::fs::write(&p, img).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn verify_intact_image_exits_zero() {
+    let (img, cp) = image();
+    let p = write("intact.img", &img);
+    let o = run(&[
+        "audit",
+        "verify",
+        &p,
+        "--key",
+        &key_hex(),
+        "--checkpoint",
+        &cp,
+    ]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("result: verified: 0 errors"), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("not sealed yet"),
+        "{out}"
+    );
+}
+
+#[test]
+fn show_prints_records_as_text_and_json() {
+    let (img, _) = image();
+    let p = write("show.img", &img);
+    let o = run(&["audit", "show", &p, "--key", &key_hex()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("boot memory_bytes=268435456 cpus=2 cmdline=\"audit=64K quiet\" [verified]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unsupported_syscall nr=321 name=\"bpf\" [verified]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cpu_exception vector=14 error_code=0x2 rip=0x401000 cr2=0x0 [verified]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("text \"tail \\\"quoted\\\"\\n\" [unsealed]"),
+        "{out}"
+    );
+
+    let o = run(&["audit", "show", &p, "--key", &key_hex(), "--json"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""kind":"syscall","auth":"verified""#)
+                && l.contains(r#""args":[5,2,3,4,5,6]"#))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""text":"tail \"quoted\"\n""#)),
+        "{out}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(r#""type":"summary","result":"verified""#)
+    );
+
+    // Without a key: decoded, marked unchecked, exit 0.
+    let o = run(&["audit", "show", &p]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("[unchecked]"));
+    assert!(stdout(&o).contains("unverified (no key)"));
+}
+
+#[test]
+fn bit_flip_fails_and_names_the_block() {
+    let (mut img, _) = image();
+    // Block 1 starts at 4096 + 4096; flip a byte inside its records.
+    img[8192 + 104 + 500] ^= 0x20;
+    let p = write("flip.img", &img);
+    let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("ERROR: block 1, slot 1, offset 0x2000: MAC mismatch"),
+        "{out}"
+    );
+    assert!(out.contains("result: FAILED"), "{out}");
+
+    let o = run(&["audit", "verify", &p, "--key", &key_hex(), "--json"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        out.contains(r#""severity":"error","code":"mac_mismatch","block":1,"slot":1"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn deleted_record_is_located() {
+    let (mut img, _) = image();
+    // Records in block 0: boot (48 B) then 96-byte syscalls; delete the
+    // syscall with seq 5.
+    let start = 4096 + 104 + 48 + 4 * 96;
+    img.copy_within(start + 96..8192, start);
+    let p = write("delete.img", &img);
+    let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("block 0, slot 0, record 6"), "{out}");
+    assert!(out.contains("record out of sequence (expected 5)"), "{out}");
+}
+
+#[test]
+fn rollback_is_caught_with_a_checkpoint() {
+    let (img, cp) = image();
+    // The host hands back a copy taken before the checkpoint's block was
+    // sealed: everything from block 4 on is gone, and so is the header's
+    // memory of it.
+    let mut old = img.clone();
+    old[4096 + 4 * 4096..].fill(0);
+    let hints = audit::wire::field::region::SEALED_BLOCKS;
+    old[hints].copy_from_slice(&4u64.to_le_bytes());
+    let p = write("rollback.img", &old);
+    let o = run(&[
+        "audit",
+        "verify",
+        &p,
+        "--key",
+        &key_hex(),
+        "--checkpoint",
+        &cp,
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("rolled back or truncated"), "{out}");
+}
+
+#[test]
+fn wrong_key_fails_clearly() {
+    let (img, _) = image();
+    let p = write("wrongkey.img", &img);
+    let o = run(&["audit", "verify", &p, "--key", &"00".repeat(32)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("wrong key"));
+}
+
+#[test]
+fn key_file_works_raw_and_hex() {
+    let (img, _) = image();
+    let p = write("keyfile.img", &img);
+    let raw = tmp("key.bin");
+    std::fs::write(&raw, KEY).unwrap();
+    let o = run(&["audit", "verify", &p, "--key-file", raw.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let hexf = tmp("key.hex");
+    std::fs::write(&hexf, format!("{}\n", key_hex())).unwrap();
+    let o = run(&["audit", "verify", &p, "--key-file", hexf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn unusable_inputs_exit_two_with_advice() {
+    let o = run(&[
+        "audit",
+        "verify",
+        "/nonexistent/region.img",
+        "--key",
+        &key_hex(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read region image"));
+
+    let p = write("garbage.img", &[0xAB; 10_000]);
+    let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a readable audit region"));
+
+    let o = run(&["audit", "verify", &p]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs the key"));
+
+    let o = run(&["audit", "verify", &p, "--key", "abc"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("64 hex digits"));
+}
+
+#[test]
+fn corrupt_images_never_crash_the_reader() {
+    let (img, _) = image();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..12 {
+        let mut t = img.clone();
+        for _ in 0..(1 + i * 20) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed as usize) % t.len();
+            t[at] = (seed >> 32) as u8;
+        }
+        if i % 3 == 0 {
+            t.truncate((seed as usize) % t.len());
+        }
+        let p = write(&format!("corrupt{i}.img"), &t);
+        for sub in ["show", "verify"] {
+            let o = run(&["audit", sub, &p, "--key", &key_hex(), "--json"]);
+            let code = o.status.code();
+            assert!(
+                matches!(code, Some(0..=2)),
+                "{sub} on corrupt{i}: {code:?} {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+        }
+    }
+}
+
+#[test]
+fn drop_newest_loss_is_reported() {
+    let mut img = vec![0u8; 4096 + 4 * 1024];
+    let mut cfg = Config::new(KEY, BOOT);
+    cfg.policy = OverflowPolicy::DropNewest;
+    cfg.block_bytes = 1024;
+    let mut log = AuditLog::format(&mut img, &cfg).unwrap();
+    let mut dropped = 0;
+    for i in 0..100u64 {
+        if log
+            .append(&Event::Syscall(SyscallEvent::new(1, [i; 6], 0, 1, 1)), i, 0)
+            .is_err()
+        {
+            dropped += 1;
+        }
+    }
+    drop(log);
+    let p = write("dropnewest.img", &img);
+    let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("{dropped} records dropped (ring full)")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{dropped} records lost")), "{out}");
+}
