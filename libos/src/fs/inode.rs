@@ -104,8 +104,15 @@ impl Metadata {
     }
 }
 
+/// A read-only file whose contents are generated on each read (`/proc`).
+pub trait SyntheticFile: Send + Sync {
+    /// The whole current contents.
+    fn contents(&self) -> Vec<u8>;
+}
+
 pub(crate) enum Content {
     File(Vec<u8>),
+    Synthetic(Arc<dyn SyntheticFile>),
     Dir {
         entries: BTreeMap<Vec<u8>, InodeRef>,
         parent: Weak<Inode>,
@@ -141,7 +148,7 @@ impl core::fmt::Debug for Inode {
 impl Inode {
     pub(crate) fn new(ino: u64, perm: u32, content: Content, now: TimeNs) -> InodeRef {
         let (file_type, nlink) = match &content {
-            Content::File(_) => (InodeType::Regular, 1),
+            Content::File(_) | Content::Synthetic(_) => (InodeType::Regular, 1),
             Content::Dir { .. } => (InodeType::Directory, 2),
             Content::Symlink(_) => (InodeType::Symlink, 1),
             Content::Device(_) => (InodeType::CharDevice, 1),
@@ -182,6 +189,8 @@ impl Inode {
         let d = self.data.lock();
         let (size, rdev) = match &d.content {
             Content::File(bytes) | Content::Symlink(bytes) => (bytes.len() as u64, (0, 0)),
+            // Like Linux's /proc files: size 0, read until end of file.
+            Content::Synthetic(_) => (0, (0, 0)),
             Content::Dir { .. } => (4096, (0, 0)),
             Content::Device(dev) => (0, dev.rdev()),
         };
@@ -240,6 +249,17 @@ impl Inode {
                 buf[..n].copy_from_slice(&avail[..n]);
                 Ok(n)
             }
+            Content::Synthetic(generator) => {
+                let generator = generator.clone();
+                drop(d);
+                let bytes = generator.contents();
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let n = (bytes.len() - start).min(buf.len());
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                Ok(n)
+            }
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
             Content::Device(dev) => {
                 let dev = dev.clone();
@@ -268,6 +288,7 @@ impl Inode {
                 d.ctime_ns = now;
                 Ok(buf.len())
             }
+            Content::Synthetic(_) => return_errno!(Errno::EACCES),
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
             Content::Device(dev) => {
                 let dev = dev.clone();
@@ -292,6 +313,7 @@ impl Inode {
                 Ok(())
             }
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            Content::Synthetic(_) => return_errno!(Errno::EACCES),
             _ => return_errno!(Errno::EINVAL),
         }
     }

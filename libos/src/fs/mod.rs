@@ -6,6 +6,7 @@
 //! - `path.rs`: path resolution on [`Vfs`] (`.`/`..`, symlinks → `ELOOP`
 //!   after 40, `ENAMETOOLONG`, trailing slashes).
 //! - [`initramfs`]: unpacking a cpio archive into the tree.
+//! - [`procfs`]: the `/proc` and `/sys` files glibc and programs read.
 //! - [`device`]: `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/console`
 //!   and the [`ConsoleSink`] the kernel provides.
 //!
@@ -17,12 +18,13 @@ pub mod file;
 pub mod initramfs;
 pub mod inode;
 mod path;
+pub mod procfs;
 pub mod vfs;
 
 pub use device::{CharDevice, ConsoleSink, DeviceRegistry};
 pub use file::InodeFile;
 pub use initramfs::UnpackReport;
-pub use inode::{Inode, InodeRef, InodeType, Metadata, TimeNs};
+pub use inode::{Inode, InodeRef, InodeType, Metadata, SyntheticFile, TimeNs};
 pub use path::{MAX_SYMLINK_FOLLOWS, NAME_MAX, PATH_MAX, components};
 pub use vfs::Vfs;
 

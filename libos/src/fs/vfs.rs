@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::device::DeviceRegistry;
-use super::inode::{Content, Inode, InodeRef, TimeNs};
+use super::inode::{Content, Inode, InodeRef, SyntheticFile, TimeNs};
 use crate::error::{Errno, Result};
 use crate::platform::Clock;
 use crate::{return_errno, return_errno_with_message};
@@ -184,6 +184,40 @@ impl Vfs {
         let _ns = self.namespace.lock();
         let (dir, name) = self.resolve_parent(cwd, path)?;
         self.insert(&dir, &name, Content::Device(device), perm)
+    }
+
+    /// Creates a read-only generated file (see [`SyntheticFile`]).
+    pub fn add_synthetic(
+        &self,
+        cwd: &InodeRef,
+        path: &[u8],
+        perm: u32,
+        generator: Arc<dyn SyntheticFile>,
+    ) -> Result<InodeRef> {
+        let _ns = self.namespace.lock();
+        let (dir, name) = self.resolve_parent(cwd, path)?;
+        self.insert(&dir, &name, Content::Synthetic(generator), perm)
+    }
+
+    /// Creates `path` and any missing parents as directories (mode 0555
+    /// for new ones); succeeds if it already is a directory.
+    pub fn mkdir_all(&self, path: &[u8], perm: u32) -> Result<InodeRef> {
+        let mut dir = self.root.clone();
+        for comp in super::components(path) {
+            dir = match dir.lookup(comp) {
+                Ok(d) if d.is_dir() => d,
+                Ok(_) => return_errno!(Errno::ENOTDIR),
+                Err(_) => {
+                    let content = Content::Dir {
+                        entries: BTreeMap::new(),
+                        parent: Weak::new(),
+                    };
+                    let _ns = self.namespace.lock();
+                    self.insert(&dir, comp, content, perm)?
+                }
+            };
+        }
+        Ok(dir)
     }
 
     fn remove_entry(&self, dir: &InodeRef, name: &[u8]) -> Result<InodeRef> {
