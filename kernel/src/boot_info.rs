@@ -3,7 +3,9 @@
 //! structures, and computes the usable RAM.
 
 use libos::boot::memmap::{MemoryMap, PhysRange};
-use libos::boot::pvh::{MAX_CMDLINE_BYTES, MemoryEntry, MemoryType, Module, PhysReader, PvhError, StartInfo};
+use libos::boot::pvh::{
+    MAX_CMDLINE_BYTES, MemoryEntry, MemoryType, Module, PhysReader, PvhError, StartInfo,
+};
 
 use crate::mm::{EARLY_MAPPED_BYTES, layout, phys_to_virt};
 
@@ -28,7 +30,11 @@ impl PhysReader for EarlyPhys {
                 // boot page table maps at PHYS_OFFSET; reading guest RAM (or
                 // unbacked space, which reads as 0xff) has no side effects.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(phys_to_virt(paddr) as *const u8, buf.as_mut_ptr(), buf.len());
+                    core::ptr::copy_nonoverlapping(
+                        phys_to_virt(paddr) as *const u8,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                    );
                 }
                 true
             }
@@ -98,7 +104,12 @@ pub fn gather(paddr: u64, out: &mut BootInfo) -> Result<(), PvhError> {
     reserve(usable, k0, k1 - k0, dropped);
     reserve(usable, paddr, 64, dropped);
     if info.cmdline_paddr != 0 {
-        reserve(usable, info.cmdline_paddr, out.cmdline_len as u64 + 1, dropped);
+        reserve(
+            usable,
+            info.cmdline_paddr,
+            out.cmdline_len as u64 + 1,
+            dropped,
+        );
     }
     for i in 0..info.module_count {
         let m = info.module(&mem, i)?;

@@ -89,7 +89,9 @@ pub fn run(pattern: &str, after: Option<&str>) -> ! {
     // and `ktest.after` means the same thing every time.
     let mut tests: alloc::vec::Vec<&KTest> = all().iter().collect();
     tests.sort_unstable_by_key(|t| t.name);
-    let skip = after.and_then(|a| tests.iter().position(|t| t.name == a)).map_or(0, |i| i + 1);
+    let skip = after
+        .and_then(|a| tests.iter().position(|t| t.name == a))
+        .map_or(0, |i| i + 1);
     let chosen = || tests.iter().skip(skip).filter(|t| selected(pattern, t));
     crate::kprintln!("ktest: running {} tests", chosen().count());
     let mut passed = 0;

@@ -78,7 +78,9 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     arch::pit::mask_legacy_pic();
     match arch::pit::measure_tsc_hz() {
         Some(hz) => time::set_tsc_hz(hz),
-        None => fatal(format_args!("the PIT does not count: cannot calibrate the TSC")),
+        None => fatal(format_args!(
+            "the PIT does not count: cannot calibrate the TSC"
+        )),
     }
 
     if let Err(e) = boot_info::gather(start_info_paddr, &mut BOOT_INFO.write()) {
@@ -115,7 +117,9 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     let features = arch::cpu::features();
     arch::cpu::enable_nx(&features);
     if let Err(e) = mm::paging::init(info.ram_ranges()) {
-        fatal(format_args!("building the kernel page tables failed: {e:?}"));
+        fatal(format_args!(
+            "building the kernel page tables failed: {e:?}"
+        ));
     }
     let on = arch::cpu::enable_protections(&features);
     kprintln!(
@@ -126,7 +130,10 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         on_off(on.umip)
     );
 
-    let ist = |what| mm::stack::alloc(IST_STACK_PAGES).unwrap_or_else(|| fatal(format_args!("no memory for the {what} stack")));
+    let ist = |what| {
+        mm::stack::alloc(IST_STACK_PAGES)
+            .unwrap_or_else(|| fatal(format_args!("no memory for the {what} stack")))
+    };
     let (df, nmi, mc) = (ist("double-fault"), ist("NMI"), ist("machine-check"));
     arch::gdt::init(df.top, nmi.top, mc.top);
     arch::idt::init();
@@ -136,7 +143,8 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if !mm::heap::init(heap_bytes) {
         fatal(format_args!("no memory for a {heap_bytes}-byte heap"));
     }
-    let stack = mm::stack::alloc(KERNEL_STACK_PAGES).unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));
+    let stack = mm::stack::alloc(KERNEL_STACK_PAGES)
+        .unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));
     mm::stack::run_on(&stack, kernel_main_on_stack)
 }
 
@@ -162,7 +170,10 @@ fn print_memory_map(info: &BootInfo) {
         kprintln!("  module at {:#x}, {} bytes", m.paddr, m.size_bytes);
     }
     if info.dropped_entries > 0 {
-        log::warn!("{} memory-map entries or reservations did not fit", info.dropped_entries);
+        log::warn!(
+            "{} memory-map entries or reservations did not fit",
+            info.dropped_entries
+        );
     }
 }
 
@@ -174,7 +185,9 @@ extern "C" fn kernel_main_on_stack() -> ! {
     let apic_phys = arch::apic::physical_base();
     match mm::paging::map_mmio(apic_phys, mm::PAGE_BYTES) {
         Ok(v) => arch::apic::init(v),
-        Err(e) => fatal(format_args!("cannot map the local APIC at {apic_phys:#x}: {e:?}")),
+        Err(e) => fatal(format_args!(
+            "cannot map the local APIC at {apic_phys:#x}: {e:?}"
+        )),
     }
     let hz = args.timer_hz().unwrap_or_else(|e| {
         log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
@@ -203,7 +216,9 @@ fn run_tests(pattern: &str, after: Option<&str>) -> ! {
 
 #[cfg(not(feature = "ktest"))]
 fn run_tests(_: &str, _: Option<&str>) -> ! {
-    fatal(format_args!("`ktest` given, but this kernel was built without the `ktest` feature"))
+    fatal(format_args!(
+        "`ktest` given, but this kernel was built without the `ktest` feature"
+    ))
 }
 
 /// With no application yet: show the timer ticking, then power off.
@@ -219,12 +234,19 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
         x86_64::instructions::hlt();
         let now = time::ticks();
         if now >= next {
-            kprintln!("timer: {} ticks, uptime {} ms", now, time::now_ns() / 1_000_000);
+            kprintln!(
+                "timer: {} ticks, uptime {} ms",
+                now,
+                time::now_ns() / 1_000_000
+            );
             next += step;
         }
     }
     let (used, free) = mm::heap::usage();
-    kprintln!("heap: {used} bytes used, {free} free; {} frames free", mm::frames::free_frames());
+    kprintln!(
+        "heap: {used} bytes used, {free} free; {} frames free",
+        mm::frames::free_frames()
+    );
     kprintln!("no application given: powering off");
     exit(ExitCode::Success)
 }

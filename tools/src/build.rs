@@ -22,7 +22,10 @@ pub struct KernelBuild {
 
 /// The repository root (where the workspace `Cargo.toml` is).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tools/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tools/ has a parent")
+        .to_path_buf()
 }
 
 /// Builds the kernel and returns the path of its ELF.
@@ -31,7 +34,14 @@ pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
     let root = workspace_root();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--quiet", "-p", "kernel", "--target", KERNEL_TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "kernel",
+            "--target",
+            KERNEL_TARGET,
+        ])
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -47,22 +57,28 @@ pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
     if spec.ktest {
         cmd.args(["--features", "ktest"]);
     }
-    let out = cmd.output().context("cannot run cargo to build the kernel")?;
+    let out = cmd
+        .output()
+        .context("cannot run cargo to build the kernel")?;
     if !out.status.success() {
-        bail!("building the kernel failed (cargo exited with {})", out.status);
+        bail!(
+            "building the kernel failed (cargo exited with {})",
+            out.status
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    kernel_path_from_messages(&stdout).context("cargo built the kernel but did not report its executable")
+    kernel_path_from_messages(&stdout)
+        .context("cargo built the kernel but did not report its executable")
 }
 
 /// Finds the kernel executable in cargo's JSON messages.
 fn kernel_path_from_messages(messages: &str) -> Option<PathBuf> {
     messages
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel")
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .last()
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 #[cfg(test)]
@@ -75,7 +91,10 @@ mod tests {
 not json
 {"reason":"compiler-artifact","target":{"name":"kernel"},"executable":"/t/x86_64-unknown-none/debug/kernel"}
 {"reason":"build-finished","success":true}"#;
-        assert_eq!(kernel_path_from_messages(msgs), Some(PathBuf::from("/t/x86_64-unknown-none/debug/kernel")));
+        assert_eq!(
+            kernel_path_from_messages(msgs),
+            Some(PathBuf::from("/t/x86_64-unknown-none/debug/kernel"))
+        );
         assert_eq!(kernel_path_from_messages("{}"), None);
     }
 }

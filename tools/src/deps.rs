@@ -8,7 +8,10 @@ use anyhow::{Result, bail};
 
 /// Whether `program --version` runs.
 fn runs(program: &std::path::Path) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn is_root() -> bool {
@@ -27,10 +30,16 @@ pub fn ensure_qemu() -> Result<()> {
         return Ok(());
     }
     let hint = "install it with `sudo apt-get install qemu-system-x86` (Debian/Ubuntu) or point CLOISTER_QEMU at it";
-    if std::env::var_os("CLOISTER_NO_INSTALL").is_some() || !is_root() || !std::path::Path::new("/usr/bin/apt-get").exists() {
+    if std::env::var_os("CLOISTER_NO_INSTALL").is_some()
+        || !is_root()
+        || !std::path::Path::new("/usr/bin/apt-get").exists()
+    {
         bail!("{} is not installed: {hint}", qemu.display());
     }
-    eprintln!("cloister: {} not found; installing Debian's qemu-system-x86 (set CLOISTER_NO_INSTALL=1 to prevent this)", qemu.display());
+    eprintln!(
+        "cloister: {} not found; installing Debian's qemu-system-x86 (set CLOISTER_NO_INSTALL=1 to prevent this)",
+        qemu.display()
+    );
     let ok = Command::new("sh")
         .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 >/dev/null"])
         .status()

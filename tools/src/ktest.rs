@@ -138,7 +138,10 @@ pub fn run(base: &QemuConfig, pattern: &str, mut report: impl FnMut(Event<'_>)) 
 pub fn test_config(kernel: std::path::PathBuf) -> Result<QemuConfig> {
     let mut config = QemuConfig::new(kernel)?;
     config.timeout = Duration::from_secs(
-        std::env::var("CLOISTER_TEST_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600),
+        std::env::var("CLOISTER_TEST_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600),
     );
     config.idle_timeout = Duration::from_secs(60);
     Ok(config)

@@ -67,20 +67,35 @@ fn accel_or_env(flag: Option<&str>) -> Result<Accel> {
 
 fn boot(accel: Option<&str>, mem: u32, append: &str) -> Result<i32> {
     tools::deps::ensure_qemu()?;
-    let kernel = build_kernel(KernelBuild { release: true, ktest: false })?;
+    let kernel = build_kernel(KernelBuild {
+        release: true,
+        ktest: false,
+    })?;
     let mut config = QemuConfig::new(kernel)?;
     config.accel = accel_or_env(accel)?;
     config.memory_mib = mem;
     config.cmdline = append.to_string();
-    eprintln!("cloister: booting {} under QEMU ({}, {} MiB)", config.kernel.display(), config.accel.name(), mem);
+    eprintln!(
+        "cloister: booting {} under QEMU ({}, {} MiB)",
+        config.kernel.display(),
+        config.accel.name(),
+        mem
+    );
     let report = qemu::run(&config, |line, _| println!("{line}"))?;
-    eprintln!("cloister: {} after {:.2} s", report.outcome, report.duration.as_secs_f64());
+    eprintln!(
+        "cloister: {} after {:.2} s",
+        report.outcome,
+        report.duration.as_secs_f64()
+    );
     Ok(if report.outcome.is_success() { 0 } else { 1 })
 }
 
 fn ktest(pattern: &str, accel: Option<&str>) -> Result<i32> {
     tools::deps::ensure_qemu()?;
-    let kernel = build_kernel(KernelBuild { release: false, ktest: true })?;
+    let kernel = build_kernel(KernelBuild {
+        release: false,
+        ktest: true,
+    })?;
     let mut config = tools::ktest::test_config(kernel)?;
     config.accel = accel_or_env(accel)?;
     let summary = tools::ktest::run(&config, pattern, |e| match e {
@@ -88,7 +103,11 @@ fn ktest(pattern: &str, accel: Option<&str>) -> Result<i32> {
         tools::ktest::Event::Failed(f) => println!("test {} ... FAILED ({})", f.name, f.reason),
         tools::ktest::Event::Line(_) => {}
     })?;
-    println!("ktest: {} passed, {} failed", summary.passed.len(), summary.failed.len());
+    println!(
+        "ktest: {} passed, {} failed",
+        summary.passed.len(),
+        summary.failed.len()
+    );
     Ok(i32::from(!summary.failed.is_empty()))
 }
 
@@ -96,8 +115,14 @@ fn bench(what: &BenchCommand) -> Result<i32> {
     tools::deps::ensure_qemu()?;
     match what {
         BenchCommand::Boot { runs, accel } => {
-            let accels = accel.split(',').map(Accel::parse).collect::<Result<Vec<_>>>()?;
-            let kernel = build_kernel(KernelBuild { release: true, ktest: false })?;
+            let accels = accel
+                .split(',')
+                .map(Accel::parse)
+                .collect::<Result<Vec<_>>>()?;
+            let kernel = build_kernel(KernelBuild {
+                release: true,
+                ktest: false,
+            })?;
             tools::bench::boot::run(&kernel, &accels, *runs)?;
         }
     }

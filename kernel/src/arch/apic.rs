@@ -79,7 +79,10 @@ pub fn init(virt_base: u64) {
     let elapsed_ns = crate::time::now_ns() - start;
     write(REG_TIMER_INIT, 0);
     let counted = u64::from(u32::MAX - current);
-    TIMER_HZ.store(counted * 1_000_000_000 / elapsed_ns.max(1), Ordering::Relaxed);
+    TIMER_HZ.store(
+        counted * 1_000_000_000 / elapsed_ns.max(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// The APIC timer's measured input rate (after the divider), in Hz.

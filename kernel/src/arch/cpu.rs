@@ -42,9 +42,21 @@ pub fn features() -> Features {
     let (max_basic, ..) = cpuid(0, 0);
     let (max_ext, ..) = cpuid(0x8000_0000, 0);
     let (_, _, ecx1, _) = cpuid(1, 0);
-    let (_, ebx7, ecx7, _) = if max_basic >= 7 { cpuid(7, 0) } else { (0, 0, 0, 0) };
-    let (_, _, _, edx_e1) = if max_ext >= 0x8000_0001 { cpuid(0x8000_0001, 0) } else { (0, 0, 0, 0) };
-    let (_, _, _, edx_e7) = if max_ext >= 0x8000_0007 { cpuid(0x8000_0007, 0) } else { (0, 0, 0, 0) };
+    let (_, ebx7, ecx7, _) = if max_basic >= 7 {
+        cpuid(7, 0)
+    } else {
+        (0, 0, 0, 0)
+    };
+    let (_, _, _, edx_e1) = if max_ext >= 0x8000_0001 {
+        cpuid(0x8000_0001, 0)
+    } else {
+        (0, 0, 0, 0)
+    };
+    let (_, _, _, edx_e7) = if max_ext >= 0x8000_0007 {
+        cpuid(0x8000_0007, 0)
+    } else {
+        (0, 0, 0, 0)
+    };
     let bit = |v: u32, b: u32| v & (1 << b) != 0;
     Features {
         nx: bit(edx_e1, 20),

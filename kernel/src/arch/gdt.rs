@@ -40,9 +40,11 @@ static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 pub fn init(double_fault_stack_top: u64, nmi_stack_top: u64, machine_check_stack_top: u64) {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] = VirtAddr::new(double_fault_stack_top);
+        tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
+            VirtAddr::new(double_fault_stack_top);
         tss.interrupt_stack_table[usize::from(NMI_IST)] = VirtAddr::new(nmi_stack_top);
-        tss.interrupt_stack_table[usize::from(MACHINE_CHECK_IST)] = VirtAddr::new(machine_check_stack_top);
+        tss.interrupt_stack_table[usize::from(MACHINE_CHECK_IST)] =
+            VirtAddr::new(machine_check_stack_top);
         tss
     });
     let (gdt, sel) = GDT.call_once(|| {

@@ -15,13 +15,14 @@ static EARLY_IDT: Once<InterruptDescriptorTable> = Once::new();
 fn build(use_ist: bool) -> InterruptDescriptorTable {
     let ist = |i: u16| if use_ist { Some(i) } else { None };
     let mut idt = InterruptDescriptorTable::new();
-    // SAFETY (for each `set_handler_addr` below): the address is that of our
+    // SAFETY: for each `set_handler_addr` below, the address is that of our
     // assembly stub for exactly this vector, which saves all state, calls the
     // dispatcher and returns with `iretq`, as an IDT handler must.
     unsafe {
         macro_rules! set {
             ($field:ident, $vec:expr) => {
-                idt.$field.set_handler_addr(VirtAddr::new(stub_address($vec)))
+                idt.$field
+                    .set_handler_addr(VirtAddr::new(stub_address($vec)))
             };
         }
         set!(divide_error, 0);

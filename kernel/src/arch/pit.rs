@@ -55,7 +55,7 @@ pub fn measure_tsc_hz() -> Option<u64> {
         // Mode 2 counts down and reloads at 1; u16 wrap-around keeps the
         // elapsed-tick arithmetic right across one reload.
         let elapsed = start.wrapping_sub(now);
-        if elapsed >= WINDOW_TICKS && elapsed < u16::MAX / 2 + WINDOW_TICKS {
+        if (WINDOW_TICKS..u16::MAX / 2 + WINDOW_TICKS).contains(&elapsed) {
             let tsc_end = crate::time::rdtsc();
             let cycles = tsc_end - tsc_start;
             return Some(cycles * PIT_HZ / u64::from(elapsed));

@@ -197,7 +197,11 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == 14 {
         crate::console::emergency_write(format_args!(
             "page fault: {} {} access to {:#x} in {} mode\n",
-            if frame.error_code & 1 != 0 { "protection violation on" } else { "non-present page on" },
+            if frame.error_code & 1 != 0 {
+                "protection violation on"
+            } else {
+                "non-present page on"
+            },
             if frame.error_code & 16 != 0 {
                 "instruction fetch"
             } else if frame.error_code & 2 != 0 {
@@ -206,7 +210,11 @@ fn handle_exception(frame: &mut TrapFrame) {
                 "read"
             },
             cr2,
-            if frame.error_code & 4 != 0 { "user" } else { "kernel" },
+            if frame.error_code & 4 != 0 {
+                "user"
+            } else {
+                "kernel"
+            },
         ));
     }
     crate::ktest::report_failure();

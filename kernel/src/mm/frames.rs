@@ -23,17 +23,24 @@ pub fn init(usable: &mut MemoryMap) -> Option<(u64, u64)> {
     // other owner exists; they are RAM below EARLY_MAPPED_BYTES and so mapped
     // by the boot page table, page aligned (so aligned for u64), and
     // `words * 8` bytes long. They stay reserved forever ('static).
-    let storage = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage_paddr) as *mut u64, words) };
+    let storage =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage_paddr) as *mut u64, words) };
     let mut fa = FrameAllocator::new(storage, 0, frame_count);
     for r in usable.ranges() {
-        fa.add_free(r.start, (r.len_bytes() / FRAME_BYTES) as usize).ok()?;
+        fa.add_free(r.start, (r.len_bytes() / FRAME_BYTES) as usize)
+            .ok()?;
     }
     without_interrupts(|| *FRAMES.lock() = Some(fa));
     Some((storage_paddr, bytes))
 }
 
 fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
-    without_interrupts(|| f(FRAMES.lock().as_mut().expect("frame allocator used before init")))
+    without_interrupts(|| {
+        f(FRAMES
+            .lock()
+            .as_mut()
+            .expect("frame allocator used before init"))
+    })
 }
 
 /// One frame, or `None` when memory is exhausted.

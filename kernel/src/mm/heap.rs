@@ -17,7 +17,10 @@ pub fn init(bytes: u64) -> bool {
     };
     // SAFETY: the frames were just allocated, so the heap owns them for good;
     // they are mapped RW in the direct map, and `init` is called once.
-    unsafe { HEAP.lock().init(phys_to_virt(paddr) as *mut u8, pages * PAGE_BYTES as usize) };
+    unsafe {
+        HEAP.lock()
+            .init(phys_to_virt(paddr) as *mut u8, pages * PAGE_BYTES as usize)
+    };
     true
 }
 

@@ -16,51 +16,58 @@ const PF_PRESENT: u64 = 1;
 const PF_WRITE: u64 = 2;
 const PF_INSTRUCTION: u64 = 16;
 
-ktest!(fn frames_are_distinct_writable_and_returned() {
-    let before = frames::free_frames();
-    let got: Vec<u64> = (0..64).map(|_| frames::alloc().expect("frame")).collect();
-    assert_eq!(frames::free_frames(), before - 64);
-    for (i, &p) in got.iter().enumerate() {
-        assert_eq!(p % PAGE_BYTES, 0);
-        assert!(!got[..i].contains(&p), "frame {p:#x} handed out twice");
-        // SAFETY: we own the frame; the direct map covers it RW.
-        unsafe { (phys_to_virt(p) as *mut u64).write_volatile(p ^ 0x5a5a) };
-    }
-    for &p in &got {
-        // SAFETY: as above; written just before.
-        assert_eq!(unsafe { (phys_to_virt(p) as *const u64).read_volatile() }, p ^ 0x5a5a);
-        frames::free(p, 1).expect("free");
-    }
-    assert_eq!(frames::free_frames(), before);
-});
-
-ktest!(fn frames_contiguous_runs_are_aligned_and_double_free_is_refused() {
-    let run = frames::alloc_contiguous(32, 512).expect("2 MiB-aligned run");
-    assert_eq!(run % (2 << 20), 0);
-    frames::free(run, 32).expect("free");
-    assert!(frames::free(run, 1).is_err(), "double free must be refused");
-});
-
-ktest!(fn frames_exhaustion_returns_none_and_recovers() {
-    let before = frames::free_frames();
-    // Take everything in halving contiguous runs, then single frames.
-    let mut held: Vec<(u64, usize)> = Vec::new();
-    let mut run = before.next_power_of_two();
-    while run > 0 {
-        match frames::alloc_contiguous(run, 1) {
-            Some(p) => held.push((p, run)),
-            None => run /= 2,
+ktest!(
+    fn frames_are_distinct_writable_and_returned() {
+        let before = frames::free_frames();
+        let got: Vec<u64> = (0..64).map(|_| frames::alloc().expect("frame")).collect();
+        assert_eq!(frames::free_frames(), before - 64);
+        for (i, &p) in got.iter().enumerate() {
+            assert_eq!(p % PAGE_BYTES, 0);
+            assert!(!got[..i].contains(&p), "frame {p:#x} handed out twice");
+            // SAFETY: we own the frame; the direct map covers it RW.
+            unsafe { (phys_to_virt(p) as *mut u64).write_volatile(p ^ 0x5a5a) };
         }
+        for &p in &got {
+            // SAFETY: as above; written just before.
+            let value = unsafe { (phys_to_virt(p) as *const u64).read_volatile() };
+            assert_eq!(value, p ^ 0x5a5a);
+            frames::free(p, 1).expect("free");
+        }
+        assert_eq!(frames::free_frames(), before);
     }
-    assert_eq!(frames::free_frames(), 0);
-    assert_eq!(frames::alloc(), None);
-    assert_eq!(frames::alloc_contiguous(2, 1), None);
-    for (p, n) in held {
-        frames::free(p, n).expect("free");
+);
+
+ktest!(
+    fn frames_contiguous_runs_are_aligned_and_double_free_is_refused() {
+        let run = frames::alloc_contiguous(32, 512).expect("2 MiB-aligned run");
+        assert_eq!(run % (2 << 20), 0);
+        frames::free(run, 32).expect("free");
+        assert!(frames::free(run, 1).is_err(), "double free must be refused");
     }
-    assert_eq!(frames::free_frames(), before);
-    assert!(frames::alloc().map(|p| frames::free(p, 1)).is_some());
-});
+);
+
+ktest!(
+    fn frames_exhaustion_returns_none_and_recovers() {
+        let before = frames::free_frames();
+        // Take everything in halving contiguous runs, then single frames.
+        let mut held: Vec<(u64, usize)> = Vec::new();
+        let mut run = before.next_power_of_two();
+        while run > 0 {
+            match frames::alloc_contiguous(run, 1) {
+                Some(p) => held.push((p, run)),
+                None => run /= 2,
+            }
+        }
+        assert_eq!(frames::free_frames(), 0);
+        assert_eq!(frames::alloc(), None);
+        assert_eq!(frames::alloc_contiguous(2, 1), None);
+        for (p, n) in held {
+            frames::free(p, n).expect("free");
+        }
+        assert_eq!(frames::free_frames(), before);
+        assert!(frames::alloc().map(|p| frames::free(p, 1)).is_some());
+    }
+);
 
 static READ_ONLY_WORD: u64 = 0x1234;
 
@@ -77,63 +84,94 @@ extern "C" fn call_addr(addr: usize) {
     f();
 }
 
-ktest!(fn write_to_rodata_faults() {
-    let addr = core::ptr::addr_of!(READ_ONLY_WORD) as usize;
-    let fault = catch_fault(write_u64, addr).expect("a write to .rodata must fault");
-    assert_eq!(fault.vector, 14);
-    assert_eq!(fault.cr2, addr as u64);
-    assert_eq!(fault.error_code & (PF_PRESENT | PF_WRITE), PF_PRESENT | PF_WRITE);
-    assert_eq!(READ_ONLY_WORD, 0x1234);
-});
+ktest!(
+    fn write_to_rodata_faults() {
+        let addr = core::ptr::addr_of!(READ_ONLY_WORD) as usize;
+        let fault = catch_fault(write_u64, addr).expect("a write to .rodata must fault");
+        assert_eq!(fault.vector, 14);
+        assert_eq!(fault.cr2, addr as u64);
+        assert_eq!(
+            fault.error_code & (PF_PRESENT | PF_WRITE),
+            PF_PRESENT | PF_WRITE
+        );
+        assert_eq!(READ_ONLY_WORD, 0x1234);
+    }
+);
 
-ktest!(fn write_to_kernel_text_faults() {
-    let addr = write_u64 as *const () as usize;
-    let fault = catch_fault(write_u64, addr).expect("a write to .text must fault");
-    assert_eq!((fault.vector, fault.cr2), (14, addr as u64));
-    assert_eq!(fault.error_code & PF_WRITE, PF_WRITE);
-});
+ktest!(
+    fn write_to_kernel_text_faults() {
+        let addr = write_u64 as *const () as usize;
+        let fault = catch_fault(write_u64, addr).expect("a write to .text must fault");
+        assert_eq!((fault.vector, fault.cr2), (14, addr as u64));
+        assert_eq!(fault.error_code & PF_WRITE, PF_WRITE);
+    }
+);
 
-ktest!(fn write_to_kernel_image_through_direct_map_faults() {
-    let virt = core::ptr::addr_of!(READ_ONLY_WORD) as u64;
-    let alias = phys_to_virt(virt - super::KERNEL_VIRT) as usize;
-    let fault = catch_fault(write_u64, alias).expect("the direct-map alias of the image must be read-only");
-    assert_eq!((fault.vector, fault.cr2), (14, alias as u64));
-});
+ktest!(
+    fn write_to_kernel_image_through_direct_map_faults() {
+        let virt = core::ptr::addr_of!(READ_ONLY_WORD) as u64;
+        let alias = phys_to_virt(virt - super::KERNEL_VIRT) as usize;
+        let fault = catch_fault(write_u64, alias)
+            .expect("the direct-map alias of the image must be read-only");
+        assert_eq!((fault.vector, fault.cr2), (14, alias as u64));
+    }
+);
 
-ktest!(fn executing_a_data_page_faults() {
-    // A `ret` in writable data: fetching it must fault (NX), not return.
-    static mut RET_IN_DATA: [u8; 16] = [0xc3; 16];
-    let addr = core::ptr::addr_of!(RET_IN_DATA) as usize;
-    let fault = catch_fault(call_addr, addr).expect("executing .data must fault");
-    assert_eq!((fault.vector, fault.rip, fault.cr2), (14, addr as u64, addr as u64));
-    assert_eq!(fault.error_code & (PF_INSTRUCTION | PF_PRESENT), PF_INSTRUCTION | PF_PRESENT);
-});
+ktest!(
+    fn executing_a_data_page_faults() {
+        // A `ret` in writable data: fetching it must fault (NX), not return.
+        static mut RET_IN_DATA: [u8; 16] = [0xc3; 16];
+        let addr = core::ptr::addr_of!(RET_IN_DATA) as usize;
+        let fault = catch_fault(call_addr, addr).expect("executing .data must fault");
+        assert_eq!(
+            (fault.vector, fault.rip, fault.cr2),
+            (14, addr as u64, addr as u64)
+        );
+        assert_eq!(
+            fault.error_code & (PF_INSTRUCTION | PF_PRESENT),
+            PF_INSTRUCTION | PF_PRESENT
+        );
+    }
+);
 
-ktest!(fn executing_the_heap_and_the_stack_faults() {
-    let heap = Box::new([0xc3u8; 64]);
-    let addr = heap.as_ptr() as usize;
-    let fault = catch_fault(call_addr, addr).expect("executing the heap must fault");
-    assert_eq!((fault.vector, fault.rip), (14, addr as u64));
-    let on_stack = [0xc3u8; 64];
-    let addr = on_stack.as_ptr() as usize;
-    let fault = catch_fault(call_addr, addr).expect("executing the stack must fault");
-    assert_eq!((fault.vector, fault.rip), (14, addr as u64));
-    core::hint::black_box(on_stack);
-});
+ktest!(
+    fn executing_the_heap_and_the_stack_faults() {
+        let heap = Box::new([0xc3u8; 64]);
+        let addr = heap.as_ptr() as usize;
+        let fault = catch_fault(call_addr, addr).expect("executing the heap must fault");
+        assert_eq!((fault.vector, fault.rip), (14, addr as u64));
+        let on_stack = [0xc3u8; 64];
+        let addr = on_stack.as_ptr() as usize;
+        let fault = catch_fault(call_addr, addr).expect("executing the stack must fault");
+        assert_eq!((fault.vector, fault.rip), (14, addr as u64));
+        core::hint::black_box(on_stack);
+    }
+);
 
-ktest!(fn section_permissions_are_exact() {
-    let text = paging::flags_of(layout::text_start()).expect("text mapped");
-    assert!(!text.contains(F::WRITABLE) && !text.contains(F::NO_EXECUTE));
-    let ro = paging::flags_of(core::ptr::addr_of!(READ_ONLY_WORD) as u64).expect("rodata mapped");
-    assert!(!ro.contains(F::WRITABLE) && ro.contains(F::NO_EXECUTE));
-    let data = paging::flags_of(layout::data_start()).expect("data mapped");
-    assert!(data.contains(F::WRITABLE) && data.contains(F::NO_EXECUTE));
-    assert!(!data.contains(F::USER_ACCESSIBLE) && !text.contains(F::USER_ACCESSIBLE));
-    assert_eq!(paging::flags_of(layout::boot_stack_guard()), None, "boot stack guard must be unmapped");
-    assert_eq!(paging::flags_of(0x20_0000), None, "no identity map after boot");
-    let ram = paging::flags_of(phys_to_virt(frames_probe())).expect("direct map");
-    assert!(ram.contains(F::WRITABLE) && ram.contains(F::NO_EXECUTE));
-});
+ktest!(
+    fn section_permissions_are_exact() {
+        let text = paging::flags_of(layout::text_start()).expect("text mapped");
+        assert!(!text.contains(F::WRITABLE) && !text.contains(F::NO_EXECUTE));
+        let ro =
+            paging::flags_of(core::ptr::addr_of!(READ_ONLY_WORD) as u64).expect("rodata mapped");
+        assert!(!ro.contains(F::WRITABLE) && ro.contains(F::NO_EXECUTE));
+        let data = paging::flags_of(layout::data_start()).expect("data mapped");
+        assert!(data.contains(F::WRITABLE) && data.contains(F::NO_EXECUTE));
+        assert!(!data.contains(F::USER_ACCESSIBLE) && !text.contains(F::USER_ACCESSIBLE));
+        assert_eq!(
+            paging::flags_of(layout::boot_stack_guard()),
+            None,
+            "boot stack guard must be unmapped"
+        );
+        assert_eq!(
+            paging::flags_of(0x20_0000),
+            None,
+            "no identity map after boot"
+        );
+        let ram = paging::flags_of(phys_to_virt(frames_probe())).expect("direct map");
+        assert!(ram.contains(F::WRITABLE) && ram.contains(F::NO_EXECUTE));
+    }
+);
 
 fn frames_probe() -> u64 {
     let p = frames::alloc().expect("frame");
@@ -166,17 +204,29 @@ extern "C" fn overflow(stack_top: usize) {
     unsafe { ktest_overflow_stack(stack_top) }
 }
 
-ktest!(fn stack_overflow_hits_the_guard_page() {
-    let s = stack::alloc(2).expect("stack");
-    assert_eq!(paging::flags_of(s.guard), None);
-    let fault = catch_fault(overflow, s.top as usize).expect("overflow must fault");
-    assert_eq!(fault.vector, 8, "expected a double fault on the IST stack, got {fault:?}");
-    assert!((s.guard..s.guard + PAGE_BYTES).contains(&fault.cr2), "fault at {:#x}, guard at {:#x}", fault.cr2, s.guard);
-});
+ktest!(
+    fn stack_overflow_hits_the_guard_page() {
+        let s = stack::alloc(2).expect("stack");
+        assert_eq!(paging::flags_of(s.guard), None);
+        let fault = catch_fault(overflow, s.top as usize).expect("overflow must fault");
+        assert_eq!(
+            fault.vector, 8,
+            "expected a double fault on the IST stack, got {fault:?}"
+        );
+        assert!(
+            (s.guard..s.guard + PAGE_BYTES).contains(&fault.cr2),
+            "fault at {:#x}, guard at {:#x}",
+            fault.cr2,
+            s.guard
+        );
+    }
+);
 
-ktest!(fn heap_serves_small_and_large_allocations() {
-    let small: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
-    assert!(small.iter().enumerate().all(|(i, b)| **b == i as u64));
-    let big = alloc::vec![7u8; 1 << 20];
-    assert_eq!(big.iter().map(|&b| u64::from(b)).sum::<u64>(), 7 << 20);
-});
+ktest!(
+    fn heap_serves_small_and_large_allocations() {
+        let small: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
+        assert!(small.iter().enumerate().all(|(i, b)| **b == i as u64));
+        let big = alloc::vec![7u8; 1 << 20];
+        assert_eq!(big.iter().map(|&b| u64::from(b)).sum::<u64>(), 7 << 20);
+    }
+);

@@ -10,7 +10,8 @@ use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB, Translate,
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -34,7 +35,9 @@ impl<S: x86_64::structures::paging::PageSize> From<MapToError<S>> for MapError {
     fn from(e: MapToError<S>) -> Self {
         match e {
             MapToError::FrameAllocationFailed => Self::OutOfMemory,
-            MapToError::ParentEntryHugePage | MapToError::PageAlreadyMapped(_) => Self::AlreadyMapped(0),
+            MapToError::ParentEntryHugePage | MapToError::PageAlreadyMapped(_) => {
+                Self::AlreadyMapped(0)
+            }
         }
     }
 }
@@ -49,35 +52,55 @@ pub const DATA: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 /// Flags of device registers.
 pub const MMIO: F = DATA.union(F::NO_CACHE).union(F::WRITE_THROUGH);
 
-fn map_4k(pt: &mut OffsetPageTable<'static>, vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+fn map_4k(
+    pt: &mut OffsetPageTable<'static>,
+    vaddr: u64,
+    paddr: u64,
+    flags: F,
+) -> Result<(), MapError> {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr));
     let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(paddr));
     // SAFETY: every caller maps a frame the kernel owns (its image, RAM in the
     // direct map, a freshly allocated frame, or device registers) at an
     // address in a kernel region reserved for that purpose, so no existing
     // reference is invalidated.
-    let flush = unsafe { pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames) }
-        .map_err(|e| match MapError::from(e) {
-            MapError::AlreadyMapped(_) => MapError::AlreadyMapped(vaddr),
-            other => other,
-        })?;
+    let flush = unsafe {
+        pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames)
+    }
+    .map_err(|e| match MapError::from(e) {
+        MapError::AlreadyMapped(_) => MapError::AlreadyMapped(vaddr),
+        other => other,
+    })?;
     flush.flush();
     Ok(())
 }
 
-fn map_2m(pt: &mut OffsetPageTable<'static>, vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+fn map_2m(
+    pt: &mut OffsetPageTable<'static>,
+    vaddr: u64,
+    paddr: u64,
+    flags: F,
+) -> Result<(), MapError> {
     let page = Page::<Size2MiB>::containing_address(VirtAddr::new(vaddr));
     let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(paddr));
     // SAFETY: as in `map_4k`: a 2 MiB block of RAM mapped into the direct map.
-    let flush = unsafe { pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames) }
-        .map_err(|_| MapError::AlreadyMapped(vaddr))?;
+    let flush = unsafe {
+        pt.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut PageTableFrames)
+    }
+    .map_err(|_| MapError::AlreadyMapped(vaddr))?;
     flush.flush();
     Ok(())
 }
 
 /// Maps the kernel image section `[start, end)` (virtual) with `flags`,
 /// skipping the page at `skip`.
-fn map_image(pt: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: F, skip: u64) -> Result<(), MapError> {
+fn map_image(
+    pt: &mut OffsetPageTable<'static>,
+    start: u64,
+    end: u64,
+    flags: F,
+    skip: u64,
+) -> Result<(), MapError> {
     let mut v = start;
     while v < end {
         if v != skip {
@@ -91,12 +114,16 @@ fn map_image(pt: &mut OffsetPageTable<'static>, start: u64, end: u64, flags: F, 
 /// Maps RAM range `r` into the direct map: 2 MiB pages where a whole aligned
 /// block lies in `r` and does not touch the kernel image, 4 KiB pages
 /// elsewhere, read-only where they alias the image.
-fn map_direct(pt: &mut OffsetPageTable<'static>, r: PhysRange, image: PhysRange) -> Result<(), MapError> {
+fn map_direct(
+    pt: &mut OffsetPageTable<'static>,
+    r: PhysRange,
+    image: PhysRange,
+) -> Result<(), MapError> {
     let mut p = r.start;
     while p < r.end {
         let block_end = p.saturating_add(HUGE_BYTES);
         let touches_image = p < image.end && block_end > image.start;
-        if p % HUGE_BYTES == 0 && block_end <= r.end && !touches_image {
+        if p.is_multiple_of(HUGE_BYTES) && block_end <= r.end && !touches_image {
             map_2m(pt, phys_to_virt(p), p, DATA)?;
             p = block_end;
         } else {
@@ -123,8 +150,20 @@ pub fn init(ram: &[PhysRange]) -> Result<(), MapError> {
 
     let guard = layout::boot_stack_guard();
     map_image(&mut pt, layout::text_start(), layout::text_end(), TEXT, 0)?;
-    map_image(&mut pt, layout::rodata_start(), layout::rodata_end(), RODATA, 0)?;
-    map_image(&mut pt, layout::data_start(), layout::data_end(), DATA, guard)?;
+    map_image(
+        &mut pt,
+        layout::rodata_start(),
+        layout::rodata_end(),
+        RODATA,
+        0,
+    )?;
+    map_image(
+        &mut pt,
+        layout::data_start(),
+        layout::data_end(),
+        DATA,
+        guard,
+    )?;
     let image = PhysRange {
         start: layout::kernel_phys_start(),
         end: layout::kernel_phys_end().next_multiple_of(PAGE_BYTES),
@@ -136,13 +175,23 @@ pub fn init(ram: &[PhysRange]) -> Result<(), MapError> {
     // its image (the code running now, its data, the boot stack we are on)
     // and the direct map; only the boot identity map disappears, and nothing
     // refers to it after this point.
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_paddr)), Cr3Flags::empty()) };
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(pml4_paddr)),
+            Cr3Flags::empty(),
+        )
+    };
     without_interrupts(|| *KERNEL_PT.lock() = Some(pt));
     Ok(())
 }
 
 fn with<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
-    without_interrupts(|| f(KERNEL_PT.lock().as_mut().expect("kernel page table used before init")))
+    without_interrupts(|| {
+        f(KERNEL_PT
+            .lock()
+            .as_mut()
+            .expect("kernel page table used before init"))
+    })
 }
 
 /// Maps one 4 KiB page of kernel memory.

@@ -30,7 +30,11 @@ pub fn measure(kernel: &Path, accel: Accel, runs: usize) -> Result<Vec<Duration>
         })?;
         match ready {
             Some(at) if report.outcome.is_success() => out.push(at),
-            _ => bail!("{} boot did not reach `{READY_LINE}`: {}", accel.name(), report.outcome),
+            _ => bail!(
+                "{} boot did not reach `{READY_LINE}`: {}",
+                accel.name(),
+                report.outcome
+            ),
         }
     }
     Ok(out)

@@ -47,7 +47,10 @@ mod tests {
         let d = Duration::from_millis;
         let s = spread(&[d(5), d(1), d(3)]).unwrap();
         assert_eq!((s.median, s.min, s.max, s.count), (d(3), d(1), d(5), 3));
-        assert_eq!(spread(&[d(4), d(1), d(2), d(3)]).unwrap().median, Duration::from_micros(2500));
+        assert_eq!(
+            spread(&[d(4), d(1), d(2), d(3)]).unwrap().median,
+            Duration::from_micros(2500)
+        );
         assert_eq!(spread(&[]), None);
     }
 }

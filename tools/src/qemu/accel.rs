@@ -65,7 +65,11 @@ mod tests {
 
     #[test]
     fn kvm_avoids_the_msr_qemu_cannot_set() {
-        assert!(Accel::Kvm.qemu_args().contains(&"host,-arch-capabilities".to_string()));
+        assert!(
+            Accel::Kvm
+                .qemu_args()
+                .contains(&"host,-arch-capabilities".to_string())
+        );
         assert!(Accel::Tcg.qemu_args().contains(&"max".to_string()));
     }
 }

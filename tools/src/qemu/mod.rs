@@ -113,7 +113,8 @@ pub struct RunReport {
 
 /// The QEMU binary: `CLOISTER_QEMU` or `qemu-system-x86_64` on `PATH`.
 pub fn qemu_binary() -> PathBuf {
-    std::env::var_os("CLOISTER_QEMU").map_or_else(|| PathBuf::from("qemu-system-x86_64"), PathBuf::from)
+    std::env::var_os("CLOISTER_QEMU")
+        .map_or_else(|| PathBuf::from("qemu-system-x86_64"), PathBuf::from)
 }
 
 /// Runs the guest, calling `on_line` with each serial line as it arrives
@@ -143,8 +144,14 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
         // Lines may hold non-UTF-8 bytes from a confused guest: keep going.
-        while r.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
-            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
+        while r
+            .read_until(b'\n', &mut buf)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             buf.clear();
             if tx.send(line).is_err() {
                 break;
@@ -170,10 +177,16 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if start.elapsed() > config.timeout {
-            break Some(Outcome::TimedOut { idle: false, after: config.timeout });
+            break Some(Outcome::TimedOut {
+                idle: false,
+                after: config.timeout,
+            });
         }
         if last_output.elapsed() > config.idle_timeout {
-            break Some(Outcome::TimedOut { idle: true, after: config.idle_timeout });
+            break Some(Outcome::TimedOut {
+                idle: true,
+                after: config.idle_timeout,
+            });
         }
     };
     if killed.is_some() {

@@ -44,7 +44,12 @@ impl Outcome {
             Some(code) if code & 1 == 1 && code > 1 => Self::GuestExit(code >> 1),
             code => Self::QemuError {
                 status: code,
-                message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string(),
+                message: stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .to_string(),
             },
         }
     }
@@ -60,14 +65,21 @@ impl fmt::Display for Outcome {
         match self {
             Self::Success => write!(f, "guest reported success"),
             Self::GuestFailure => write!(f, "guest reported failure"),
-            Self::Reset => write!(f, "guest reset or triple-faulted (QEMU exited 0 under -no-reboot)"),
+            Self::Reset => write!(
+                f,
+                "guest reset or triple-faulted (QEMU exited 0 under -no-reboot)"
+            ),
             Self::GuestExit(v) => write!(f, "guest exited with debug-exit value {v:#x}"),
             Self::QemuError { status, message } => match status {
                 Some(s) => write!(f, "QEMU failed with status {s}: {message}"),
                 None => write!(f, "QEMU was killed by a signal: {message}"),
             },
-            Self::TimedOut { idle: true, after } => write!(f, "guest hung: no output for {} s", after.as_secs()),
-            Self::TimedOut { idle: false, after } => write!(f, "guest ran past the {} s limit", after.as_secs()),
+            Self::TimedOut { idle: true, after } => {
+                write!(f, "guest hung: no output for {} s", after.as_secs())
+            }
+            Self::TimedOut { idle: false, after } => {
+                write!(f, "guest ran past the {} s limit", after.as_secs())
+            }
         }
     }
 }
@@ -94,7 +106,13 @@ mod tests {
     #[test]
     fn qemu_errors_keep_the_last_stderr_line() {
         let o = Outcome::from_status(status(1), "warning: x\nqemu: could not load kernel\n\n");
-        assert_eq!(o, Outcome::QemuError { status: Some(1), message: "qemu: could not load kernel".into() });
+        assert_eq!(
+            o,
+            Outcome::QemuError {
+                status: Some(1),
+                message: "qemu: could not load kernel".into()
+            }
+        );
         let killed = Outcome::from_status(ExitStatus::from_raw(9), "");
         assert!(matches!(killed, Outcome::QemuError { status: None, .. }));
         assert!(killed.to_string().contains("signal"));
