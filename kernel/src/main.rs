@@ -12,7 +12,7 @@
 //!
 //! - [`arch`]: boot assembly, descriptor tables, traps, APIC, PIT, CPU bits;
 //! - [`mm`]: virtual layout, frames, page tables, stacks, heap;
-//! - [`console`], [`time`], [`exit`]: serial log, clocks, leaving QEMU;
+//! - [`console`], [`time`], [`exit`](mod@exit): serial log, clocks, leaving QEMU;
 //! - [`boot_info`]: what the PVH loader passed;
 //! - [`ktest`]: the in-guest test framework.
 #![no_std]
