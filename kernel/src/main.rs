@@ -14,7 +14,7 @@
 //! - [`mm`]: virtual layout, frames, page tables, stacks, heap;
 //! - [`console`], [`time`], [`exit`](mod@exit): serial log, clocks, leaving QEMU;
 //! - [`boot_info`]: what the PVH loader passed;
-//! - [`ktest`]: the in-guest test framework.
+//! - [`ktest`](mod@ktest): the in-guest test framework.
 #![no_std]
 #![no_main]
 
