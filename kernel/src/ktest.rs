@@ -1,4 +1,4 @@
-//! In-guest tests: registration with [`ktest!`](crate::ktest), selection from
+//! In-guest tests: registration with [`ktest!`](macro@crate::ktest), selection from
 //! the command line and the run loop.
 //!
 //! Each test is a `static KTest` placed in the `.ktests` linker section, so
