@@ -5,7 +5,12 @@
 //! 0755). An entry replaces a non-directory of the same name; a directory
 //! entry over an existing directory updates its mode and owner. Device
 //! nodes are bound to registered devices by number; block devices, FIFOs,
-//! sockets and unknown device numbers are skipped and counted.
+//! sockets and unknown device numbers are skipped and counted. Regular
+//! files with `nlink > 1` sharing `(dev, ino)` become hard links to one
+//! inode.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::inode::{Content, InodeRef};
 use super::vfs::Vfs;
@@ -28,9 +33,10 @@ impl Vfs {
     /// with an `EINVAL` error naming the problem.
     pub fn unpack_cpio(&self, archive: &[u8]) -> Result<UnpackReport> {
         let mut report = UnpackReport::default();
+        let mut hard_links = BTreeMap::new();
         for entry in CpioReader::new(archive) {
             let entry = entry?;
-            if self.unpack_entry(&entry)? {
+            if self.unpack_entry(&entry, &mut hard_links)? {
                 report.entries += 1;
                 report.data_bytes += entry.data.len();
             } else {
@@ -40,7 +46,10 @@ impl Vfs {
         Ok(report)
     }
 
-    fn unpack_entry(&self, entry: &Entry<'_>) -> Result<bool> {
+    /// Unpacks one entry. Regular files with `nlink > 1` are hard links:
+    /// entries with the same `(dev, ino)` share one inode, whose data comes
+    /// with whichever entry carries it (newc puts it on the last).
+    fn unpack_entry(&self, entry: &Entry<'_>, hard_links: &mut HardLinks) -> Result<bool> {
         let mut name = entry.name;
         while let Some(rest) = name.strip_prefix(b"./").or_else(|| name.strip_prefix(b"/")) {
             name = rest;
@@ -67,6 +76,27 @@ impl Vfs {
                     self.insert(&dir, last, new_dir(), perm)?
                 }
             },
+            FileType::Regular if entry.nlink > 1 => {
+                let key = (entry.dev, entry.ino);
+                self.remove_if_present(&dir, last)?;
+                let inode = match hard_links.get(&key) {
+                    Some(inode) => {
+                        self.insert_link(&dir, last, inode)?;
+                        inode.clone()
+                    }
+                    None => {
+                        let inode = self.insert(&dir, last, Content::File(Vec::new()), perm)?;
+                        hard_links.insert(key, inode.clone());
+                        inode
+                    }
+                };
+                if !entry.data.is_empty() {
+                    let now = self.now();
+                    inode.truncate(0, now)?;
+                    inode.write_at(0, entry.data, now)?;
+                }
+                inode
+            }
             FileType::Regular | FileType::Symlink => {
                 self.remove_if_present(&dir, last)?;
                 let content = if entry.file_type() == FileType::Regular {
@@ -131,6 +161,9 @@ impl Vfs {
         }
     }
 }
+
+/// Inodes of hard-linked entries seen so far, by `((major, minor), ino)`.
+type HardLinks = BTreeMap<((u32, u32), u32), InodeRef>;
 
 fn new_dir() -> Content {
     Content::Dir {

@@ -328,3 +328,64 @@ fn unpacks_initramfs() {
     let e = vfs.unpack_cpio(&bad).unwrap_err();
     assert_eq!((e.errno(), e.message()), (Errno::EINVAL, "cpio: bad magic"));
 }
+
+#[test]
+fn hard_links_from_cpio_and_link() {
+    let (_, vfs) = setup();
+    let mut w = CpioWriter::new();
+    let linked = EntryMeta {
+        nlink: 2,
+        ..EntryMeta::regular(0o755)
+    };
+    // newc style: the data travels with the last link only. The writer
+    // numbers inodes itself, so patch the second header's ino to match.
+    w.push(b"bin/a", &linked, b"").unwrap();
+    w.push(b"bin/b", &linked, b"shared").unwrap();
+    let mut archive = w.finish();
+    let second = crate::cpio::CpioReader::new(&archive)
+        .nth(1)
+        .unwrap()
+        .unwrap()
+        .offset;
+    archive[second + 6..second + 14].copy_from_slice(b"00000001");
+    let report = vfs.unpack_cpio(&archive).unwrap();
+    assert_eq!(report.entries, 2);
+    let root = vfs.root().clone();
+    let a = vfs.resolve(&root, b"/bin/a", true).unwrap();
+    let b = vfs.resolve(&root, b"/bin/b", true).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(a.metadata().nlink, 2);
+    let mut buf = [0u8; 8];
+    assert_eq!(a.read_at(0, &mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"shared");
+
+    vfs.link(&root, b"/bin/a", &root, b"/bin/c", false).unwrap();
+    assert_eq!(b.metadata().nlink, 3);
+    assert_eq!(
+        errno(vfs.link(&root, b"/bin/a", &root, b"/bin/c", false)),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        errno(vfs.link(&root, b"/bin", &root, b"/d2", false)),
+        Errno::EPERM
+    );
+    assert_eq!(
+        errno(vfs.link(&root, b"/nope", &root, b"/x", false)),
+        Errno::ENOENT
+    );
+    vfs.unlink(&root, b"/bin/a").unwrap();
+    vfs.rename(&root, b"/bin/b", &root, b"/b2").unwrap();
+    assert_eq!(a.metadata().nlink, 2);
+    vfs.symlink(&root, b"/b2", b"/sl").unwrap();
+    vfs.link(&root, b"/sl", &root, b"/hard_to_link", false)
+        .unwrap();
+    assert_eq!(
+        vfs.resolve(&root, b"/hard_to_link", false)
+            .unwrap()
+            .file_type(),
+        InodeType::Symlink
+    );
+    vfs.link(&root, b"/sl", &root, b"/hard_to_target", true)
+        .unwrap();
+    assert_eq!(a.metadata().nlink, 3);
+}

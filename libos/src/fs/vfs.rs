@@ -140,6 +140,49 @@ impl Vfs {
         Ok(inode)
     }
 
+    /// Adds another name for the existing non-directory `inode`.
+    pub(crate) fn insert_link(&self, dir: &InodeRef, name: &[u8], inode: &InodeRef) -> Result<()> {
+        check_new_name(name)?;
+        if inode.is_dir() {
+            return_errno_with_message!(Errno::EPERM, "hard links to directories are not allowed");
+        }
+        let now = self.now();
+        let mut d = dir.data.lock();
+        let Content::Dir { entries, .. } = &mut d.content else {
+            return_errno!(Errno::ENOTDIR);
+        };
+        if entries.contains_key(name) {
+            return_errno!(Errno::EEXIST);
+        }
+        entries.insert(name.to_vec(), inode.clone());
+        d.mtime_ns = now;
+        d.ctime_ns = now;
+        drop(d);
+        let mut i = inode.data.lock();
+        i.nlink += 1;
+        i.ctime_ns = now;
+        Ok(())
+    }
+
+    /// `link`: makes `new` another name for `old` (followed if a symlink
+    /// when `follow` is set). `EPERM` for a directory.
+    pub fn link(
+        &self,
+        old_cwd: &InodeRef,
+        old: &[u8],
+        new_cwd: &InodeRef,
+        new: &[u8],
+        follow: bool,
+    ) -> Result<()> {
+        let _ns = self.namespace.lock();
+        let target = self.resolve(old_cwd, old, follow)?;
+        let (dir, name) = self.resolve_parent(new_cwd, new)?;
+        if new.ends_with(b"/") {
+            return_errno!(Errno::ENOENT);
+        }
+        self.insert_link(&dir, &name, &target)
+    }
+
     /// Creates an empty regular file; `EEXIST` if `path` exists.
     pub fn create_file(&self, cwd: &InodeRef, path: &[u8], perm: u32) -> Result<InodeRef> {
         let _ns = self.namespace.lock();

@@ -6,7 +6,7 @@
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
-//!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`,
+//!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`, `link(at)`,
 //!   `access`/`faccessat(2)`, `readlink(at)`, `symlink(at)`, `umask`,
 //!   `chmod` family, `truncate`/`ftruncate`.
 //!
@@ -68,6 +68,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (83, "mkdir", namei::sys_mkdir),
     (84, "rmdir", namei::sys_rmdir),
     (85, "creat", io::sys_creat),
+    (86, "link", namei::sys_link),
     (87, "unlink", namei::sys_unlink),
     (88, "symlink", namei::sys_symlink),
     (89, "readlink", namei::sys_readlink),
@@ -80,6 +81,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (262, "newfstatat", stat::sys_newfstatat),
     (263, "unlinkat", namei::sys_unlinkat),
     (264, "renameat", namei::sys_renameat),
+    (265, "linkat", namei::sys_linkat),
     (266, "symlinkat", namei::sys_symlinkat),
     (267, "readlinkat", namei::sys_readlinkat),
     (268, "fchmodat", namei::sys_fchmodat),

@@ -185,6 +185,51 @@ pub fn sys_readlink(p: &Process, a: &SyscallArgs) -> Result<usize> {
     readlink_at(p, AT_FDCWD, a.u64(0), a.u64(1), a.i32(2))
 }
 
+/// `AT_SYMLINK_FOLLOW`
+const AT_SYMLINK_FOLLOW: u32 = 0x400;
+
+fn link_at(
+    p: &Process,
+    olddirfd: i32,
+    old: u64,
+    newdirfd: i32,
+    new: u64,
+    flags: u32,
+) -> Result<usize> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    let old = path_arg(p, old)?;
+    let new = path_arg(p, new)?;
+    let new_base = base_dir(p, newdirfd, &new)?;
+    if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let inode = lookup_at(p, olddirfd, &old, AT_EMPTY_PATH)?;
+        let (dir, name) = p.vfs.resolve_parent(&new_base, &new)?;
+        p.vfs.insert_link(&dir, &name, &inode)?;
+        return Ok(0);
+    }
+    let old_base = base_dir(p, olddirfd, &old)?;
+    p.vfs.link(
+        &old_base,
+        &old,
+        &new_base,
+        &new,
+        flags & AT_SYMLINK_FOLLOW != 0,
+    )?;
+    Ok(0)
+}
+
+/// `linkat(olddirfd, old, newdirfd, new, flags)`: `AT_SYMLINK_FOLLOW`,
+/// `AT_EMPTY_PATH`.
+pub fn sys_linkat(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    link_at(p, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))
+}
+
+/// `link(old, new)` (does not follow a symlink `old`, as Linux).
+pub fn sys_link(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    link_at(p, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)
+}
+
 fn symlink_at(p: &Process, target: u64, dirfd: i32, path: u64) -> Result<usize> {
     let target = path_arg(p, target)?;
     let path = path_arg(p, path)?;

@@ -538,6 +538,20 @@ fn path_operations() {
     assert_eq!(h.call("fchdir", &[rootfd]), 0);
     assert_eq!(h.call("getcwd", &[buf, 256]), 2);
     assert_eq!(h.call("fchdir", &[fd]), err(Errno::ENOTDIR));
+    // Hard links.
+    let h1 = h.cstr("/a/h1");
+    let h2 = h.cstr("/a/h2");
+    assert_eq!(h.call("link", &[t, h1]), 0);
+    assert_eq!(h.call("linkat", &[AT_FDCWD, t, AT_FDCWD, h2, 0x400]), 0);
+    assert_eq!(h.call("stat", &[h2, st]), 0);
+    assert_eq!(h.u64_at(st + 16), 3, "nlink");
+    assert_eq!(h.call("link", &[t, h1]), err(Errno::EEXIST));
+    let dirlink = h.cstr("/a/dirlink");
+    assert_eq!(h.call("link", &[a, dirlink]), err(Errno::EPERM));
+    assert_eq!(
+        h.call("linkat", &[AT_FDCWD, t, AT_FDCWD, h2, 0x1]),
+        err(Errno::EINVAL)
+    );
     // A path that is too long.
     let long = h.cstr(&"x".repeat(5000));
     assert_eq!(h.call("mkdir", &[long, 0o755]), err(Errno::ENAMETOOLONG));
