@@ -38,6 +38,12 @@ pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
     h.finalize().into()
 }
 
+/// Keyed BLAKE3 of one contiguous input (one-shot: hashes all whole
+/// chunks in parallel, unlike the incremental hasher).
+pub(crate) fn mac_oneshot(key: &Tag, input: &[u8]) -> Tag {
+    blake3::keyed_hash(key, input).into()
+}
+
 /// Constant-time equality of two tags.
 pub(crate) fn tags_equal(a: &Tag, b: &Tag) -> bool {
     a.iter()

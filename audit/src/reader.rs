@@ -273,12 +273,17 @@ impl<'a> BlockView<'a> {
     pub fn mac(&self) -> [u8; MAC_BYTES] {
         get_mac(self.bytes, field::block::MAC).unwrap_or([0; MAC_BYTES])
     }
-    /// Bytes covered by the MAC of a sealed block (header fields from `seq`
-    /// on, then the records), if `used` is sane.
-    pub(crate) fn maced_bytes(&self) -> Option<&'a [u8]> {
+    /// The MAC input of a sealed block as parts: the block bytes up to
+    /// `maced_len`, with the seal marker and MAC fields read as zero.
+    pub(crate) fn mac_input(&self) -> Option<[&'a [u8]; 3]> {
+        const ZERO: [u8; 40] = [0; 40];
         let data = self.sealed_data()?;
-        self.bytes
-            .get(field::block::MACED_START..BLOCK_HEADER_BYTES + data.len())
+        let len = crate::wire::maced_len(data.len(), self.bytes.len())?;
+        Some([
+            self.bytes.get(field::block::MAGIC)?,
+            &ZERO[..field::block::SEAL.len() + field::block::MAC.len()],
+            self.bytes.get(field::block::MAC.end..len)?,
+        ])
     }
 
     /// Record bytes covered by the MAC of a sealed block, if `used` is sane.

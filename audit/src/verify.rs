@@ -651,7 +651,7 @@ pub fn verify(
         } else {
             w.summary.sealed_blocks += 1;
             last_sealed = Some((e, b.mac()));
-            match (b.maced_bytes(), &root) {
+            match (b.mac_input(), &root) {
                 (None, _) => {
                     w.emit(Error, loc, K::BadSealedLength);
                     Auth::Failed
@@ -668,7 +668,7 @@ pub fn verify(
                         Some(r) if r.index() == e => r,
                         _ => ratchet.insert(Ratchet::at(root, e)),
                     };
-                    let mac = crypto::mac_parts(r.leaf(), &[data]);
+                    let mac = crypto::mac_parts(r.leaf(), &data);
                     if crypto::tags_equal(&mac, &b.mac()) {
                         w.summary.verified_blocks += 1;
                         Auth::Verified

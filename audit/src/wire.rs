@@ -92,8 +92,8 @@ pub mod field {
         /// `SEAL` (u32) once sealed, else 0; written last on seal.
         pub const SEAL: Range<usize> = 4..8;
         /// MAC of this block, set on seal: keyed BLAKE3 under the block's
-        /// ratchet key over bytes `40 .. 104 + used` (one contiguous run, so
-        /// the hash runs at full SIMD speed).
+        /// ratchet key over block bytes `0 .. maced_len(used)`, with this
+        /// field and `SEAL` read as zero (they are zero when it is computed).
         pub const MAC: Range<usize> = 8..40;
         /// Block sequence number (u64).
         pub const SEQ: Range<usize> = 40..48;
@@ -107,9 +107,6 @@ pub mod field {
         pub const RECORD_COUNT: Range<usize> = 68..72;
         /// MAC of the previous block (zero for block 0).
         pub const PREV_MAC: Range<usize> = 72..104;
-        /// Start of the bytes covered by the MAC (header fields from `SEQ`
-        /// on, then the records).
-        pub const MACED_START: usize = 40;
     }
 
     /// Record header (offset 0 of each record).
@@ -130,6 +127,30 @@ pub mod field {
         /// Timestamp in nanoseconds (u64).
         pub const TIMESTAMP_NS: Range<usize> = 16..24;
     }
+}
+
+/// BLAKE3 chunk size: MACed lengths are whole chunks so the hash of a full
+/// block runs all its chunks in parallel (SIMD).
+pub const MAC_CHUNK_BYTES: usize = 1024;
+
+/// Bytes of a block covered by its MAC when `used` bytes of records follow
+/// the header: exactly the header and records if they fit in one 1 KiB
+/// chunk (a one-chunk hash is serial anyway), else rounded up to whole
+/// chunks (the rest of the block is zero) so they hash in parallel; never
+/// more than the block. `None` if `used` does not fit.
+pub fn maced_len(used: usize, block_bytes: usize) -> Option<usize> {
+    let end = BLOCK_HEADER_BYTES.checked_add(used)?;
+    if end > block_bytes {
+        return None;
+    }
+    if end <= MAC_CHUNK_BYTES {
+        return Some(end);
+    }
+    Some(
+        end.div_ceil(MAC_CHUNK_BYTES)
+            .saturating_mul(MAC_CHUNK_BYTES)
+            .min(block_bytes),
+    )
 }
 
 /// Rounds `n` up to the record alignment; `None` on overflow.

@@ -14,6 +14,7 @@ use core::sync::atomic::{Ordering, fence};
 use crate::checkpoint::Checkpoint;
 use crate::crypto::{self, Ratchet, Tag};
 use crate::event::{CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind};
+use crate::wire::maced_len;
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_HEADER_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES, REGION_MAGIC, SEAL_MARKER,
@@ -545,10 +546,10 @@ impl<'r> AuditLog<'r> {
         let b = &mut self.region[open.start..open.start + self.block_bytes];
         put(b, field::block::USED, &(used as u32).to_le_bytes());
         put(b, field::block::RECORD_COUNT, &open.count.to_le_bytes());
-        let mac = crypto::mac_parts(
-            self.ratchet.leaf(),
-            &[&b[field::block::MACED_START..open.cursor]],
-        );
+        // MAC and seal fields are still zero (zeroed on open), as the format
+        // requires; one contiguous run of whole chunks hashes fastest.
+        let maced = maced_len(used, self.block_bytes).unwrap_or(self.block_bytes);
+        let mac = crypto::mac_oneshot(self.ratchet.leaf(), &b[..maced]);
         put(b, field::block::MAC, &mac);
         fence(Ordering::Release);
         put(b, field::block::SEAL, &SEAL_MARKER.to_le_bytes());
