@@ -37,9 +37,6 @@ use spin::RwLock;
 use crate::boot_info::BootInfo;
 use crate::exit::{ExitCode, exit};
 
-/// Heap size given at boot: an eighth of RAM, between these bounds.
-const HEAP_MIN_BYTES: u64 = 4 << 20;
-const HEAP_MAX_BYTES: u64 = 64 << 20;
 /// Pages of the main kernel stack and of each IST stack.
 const KERNEL_STACK_PAGES: u64 = 16;
 const IST_STACK_PAGES: u64 = 4;
@@ -138,11 +135,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     arch::gdt::init(df.top, nmi.top, mc.top);
     arch::idt::init();
 
-    let ram = usable.usable_bytes();
-    let heap_bytes = (ram / 8).clamp(HEAP_MIN_BYTES, HEAP_MAX_BYTES);
-    if !mm::heap::init(heap_bytes) {
-        fatal(format_args!("no memory for a {heap_bytes}-byte heap"));
-    }
+    mm::heap::init();
     let stack = mm::stack::alloc(KERNEL_STACK_PAGES)
         .unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));
     mm::stack::run_on(&stack, kernel_main_on_stack)
@@ -242,11 +235,8 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
             next += step;
         }
     }
-    let (used, free) = mm::heap::usage();
-    kprintln!(
-        "heap: {used} bytes used, {free} free; {} frames free",
-        mm::frames::free_frames()
-    );
+    kprint!("{}", mm::heap::stats());
+    kprintln!("frames: {} free", mm::frames::free_frames());
     kprintln!("no application given: powering off");
     exit(ExitCode::Success)
 }

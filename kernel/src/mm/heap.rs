@@ -1,31 +1,81 @@
-//! The kernel heap: for now `linked_list_allocator` over a contiguous run of
-//! frames, until the slab allocator takes over as the global allocator.
+//! The kernel heap: the slab allocator from `allocator/` as the global
+//! allocator, drawing page runs from the frame allocator through the direct
+//! map. Its statistics are printed at shutdown.
 
-use linked_list_allocator::LockedHeap;
+use core::ptr::NonNull;
 
-use super::{PAGE_BYTES, frames, phys_to_virt};
+use allocator::{AllocStats, CpuLocal, PageSource, SlabAllocator};
+use x86_64::instructions::interrupts;
+
+use super::{PHYS_OFFSET, frames, phys_to_virt};
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: SlabAllocator = SlabAllocator::new();
 
-/// Gives the heap `bytes` (rounded up to pages) of physical memory. Returns
-/// `false` if the frames are not available.
-pub fn init(bytes: u64) -> bool {
-    let pages = bytes.div_ceil(PAGE_BYTES) as usize;
-    let Some(paddr) = frames::alloc_contiguous(pages, 1) else {
-        return false;
-    };
-    // SAFETY: the frames were just allocated, so the heap owns them for good;
-    // they are mapped RW in the direct map, and `init` is called once.
-    unsafe {
-        HEAP.lock()
-            .init(phys_to_virt(paddr) as *mut u8, pages * PAGE_BYTES as usize)
-    };
-    true
+/// Page runs from the frame allocator, as direct-map addresses.
+#[derive(Debug)]
+struct KernelPages;
+
+// SAFETY: runs come from the frame allocator, so they are exclusive until
+// freed; frames are 4 KiB aligned, and the direct map maps all RAM RW. The
+// frame allocator's lock masks interrupts, so both methods may be called
+// from any context, including interrupt handlers.
+unsafe impl PageSource for KernelPages {
+    fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
+        let paddr = frames::alloc_contiguous(count, 1)?;
+        NonNull::new(phys_to_virt(paddr) as *mut u8)
+    }
+
+    unsafe fn free_pages(&self, ptr: NonNull<u8>, count: usize) {
+        let paddr = ptr.as_ptr() as u64 - PHYS_OFFSET;
+        if let Err(e) = frames::free(paddr, count) {
+            panic!("heap returned pages the frame allocator refuses: {e}");
+        }
+    }
 }
 
-/// Bytes in use and free in the heap.
-pub fn usage() -> (usize, usize) {
-    let heap = HEAP.lock();
-    (heap.used(), heap.free())
+/// The boot CPU, with interrupt masking for the allocator's shared paths.
+#[derive(Debug)]
+struct KernelCpu;
+
+impl CpuLocal for KernelCpu {
+    fn cpu_id(&self) -> usize {
+        0
+    }
+
+    fn irq_save(&self) -> usize {
+        let enabled = interrupts::are_enabled();
+        interrupts::disable();
+        usize::from(enabled)
+    }
+
+    fn irq_restore(&self, saved: usize) {
+        if saved != 0 {
+            interrupts::enable();
+        }
+    }
+}
+
+static PAGES: KernelPages = KernelPages;
+static CPU: KernelCpu = KernelCpu;
+
+/// Connects the heap to the frame allocator. Before this, allocation
+/// returns null (and the kernel does not allocate).
+pub fn init() {
+    // SAFETY: one vCPU, and nothing preempts or migrates a caller inside the
+    // allocator (interrupt handlers that allocate find the per-CPU cache
+    // claimed and use the depot), so CPU id 0 is exclusive.
+    if unsafe { HEAP.init_exclusive(&PAGES, &CPU) }.is_err() {
+        log::warn!("heap initialised twice");
+    }
+}
+
+/// A snapshot of the heap's statistics.
+pub fn stats() -> AllocStats {
+    HEAP.stats()
+}
+
+/// Returns cached and empty slabs to the frame allocator.
+pub fn trim() {
+    HEAP.trim();
 }

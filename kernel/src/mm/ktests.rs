@@ -18,8 +18,10 @@ const PF_INSTRUCTION: u64 = 16;
 
 ktest!(
     fn frames_are_distinct_writable_and_returned() {
+        // The heap draws on the same frames: size the vector before counting.
+        let mut got: Vec<u64> = Vec::with_capacity(64);
         let before = frames::free_frames();
-        let got: Vec<u64> = (0..64).map(|_| frames::alloc().expect("frame")).collect();
+        got.extend((0..64).map(|_| frames::alloc().expect("frame")));
         assert_eq!(frames::free_frames(), before - 64);
         for (i, &p) in got.iter().enumerate() {
             assert_eq!(p % PAGE_BYTES, 0);
@@ -48,13 +50,18 @@ ktest!(
 
 ktest!(
     fn frames_exhaustion_returns_none_and_recovers() {
+        // Take everything in halving contiguous runs. `held` is sized first:
+        // it must not grow (from the same frames) once they run out.
+        let mut held: Vec<(u64, usize)> = Vec::with_capacity(256);
         let before = frames::free_frames();
-        // Take everything in halving contiguous runs, then single frames.
-        let mut held: Vec<(u64, usize)> = Vec::new();
         let mut run = before.next_power_of_two();
         while run > 0 {
             match frames::alloc_contiguous(run, 1) {
-                Some(p) => held.push((p, run)),
+                Some(p) if held.len() < held.capacity() => held.push((p, run)),
+                Some(p) => {
+                    frames::free(p, run).expect("free");
+                    break;
+                }
                 None => run /= 2,
             }
         }
@@ -228,5 +235,93 @@ ktest!(
         assert!(small.iter().enumerate().all(|(i, b)| **b == i as u64));
         let big = alloc::vec![7u8; 1 << 20];
         assert_eq!(big.iter().map(|&b| u64::from(b)).sum::<u64>(), 7 << 20);
+    }
+);
+
+ktest!(
+    fn slab_serves_every_size_and_alignment_from_real_frames() {
+        use core::alloc::Layout;
+        let before = super::heap::stats().live_bytes;
+        let mut blocks = Vec::new();
+        for shift in 3..=15 {
+            for extra in [0usize, 1, 3] {
+                let size = (1usize << shift) + extra * (1 << shift) / 4;
+                let align = (1usize << (shift % 13)).min(4096);
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                // SAFETY: the layout has a non-zero size.
+                let p = unsafe { alloc::alloc::alloc(layout) };
+                assert!(!p.is_null(), "allocating {size} bytes failed");
+                assert_eq!(p as usize % align, 0, "{size} bytes misaligned");
+                // SAFETY: `p` points to `size` writable bytes we own.
+                unsafe { p.write_bytes(shift as u8, size) };
+                blocks.push((p, layout, shift as u8));
+            }
+        }
+        for (p, layout, tag) in blocks {
+            // SAFETY: each block is ours, `layout.size()` bytes, written above.
+            let ok = unsafe { core::slice::from_raw_parts(p, layout.size()) }
+                .iter()
+                .all(|&b| b == tag);
+            assert!(ok, "contents of a {}-byte block changed", layout.size());
+            // SAFETY: allocated above with this layout and not freed.
+            unsafe { alloc::alloc::dealloc(p, layout) };
+        }
+        assert_eq!(super::heap::stats().live_bytes, before);
+    }
+);
+
+ktest!(
+    fn slab_out_of_memory_returns_null_and_recovers() {
+        use core::alloc::Layout;
+        super::heap::trim();
+        let frames_before = frames::free_frames();
+        let claimed_before = super::heap::stats().claimed_bytes();
+        let mut held = Vec::with_capacity(4096);
+        let mut failed = 0;
+        // Large blocks until the frame allocator runs dry, then small ones.
+        for size in [1usize << 20, 4096, 64] {
+            let layout = Layout::from_size_align(size, 8).expect("layout");
+            loop {
+                // SAFETY: non-zero size.
+                let p = unsafe { alloc::alloc::alloc(layout) };
+                if p.is_null() {
+                    failed += 1;
+                    break;
+                }
+                if held.len() == held.capacity() {
+                    // Never grow `held` itself while memory is nearly gone.
+                    // SAFETY: allocated just above with `layout`.
+                    unsafe { alloc::alloc::dealloc(p, layout) };
+                    break;
+                }
+                held.push((p, layout));
+            }
+        }
+        assert!(failed >= 1, "memory never ran out");
+        assert!(
+            frames::free_frames() < frames_before / 100,
+            "{} frames still free",
+            frames::free_frames()
+        );
+        for (p, layout) in held.drain(..) {
+            // SAFETY: allocated above with this layout and not freed.
+            unsafe { alloc::alloc::dealloc(p, layout) };
+        }
+        super::heap::trim();
+        // Every frame still out is accounted for by the heap (no leak), and
+        // what the heap holds beyond its metadata follows the live set.
+        let st = super::heap::stats();
+        let frames_out = (frames_before - frames::free_frames()) as u64 * PAGE_BYTES;
+        let claimed_growth = (st.claimed_bytes() - claimed_before) as u64;
+        assert_eq!(
+            frames_out, claimed_growth,
+            "frames out vs heap growth: {st}"
+        );
+        assert!(
+            st.slab_bytes + st.large_bytes <= 2 * st.live_bytes + (256 << 10),
+            "{st}"
+        );
+        let v = alloc::vec![1u8; 1 << 20];
+        assert_eq!(v.len(), 1 << 20);
     }
 );
