@@ -352,9 +352,15 @@ impl SlabAllocator {
         let mut left = count;
         while left > 0 {
             let n = left.min(MAX_BATCH);
+            // Neighbours often share a page: look each page up once.
+            let (mut page, mut desc) = (usize::MAX, Desc(0));
             for slot in batch.iter_mut().take(n) {
                 let object = list.pop().expect("flushing no more than the list holds");
-                *slot = (object, self.desc_of(object));
+                if object / PAGE_SIZE != page {
+                    page = object / PAGE_SIZE;
+                    desc = self.desc_of(object);
+                }
+                *slot = (object, desc);
             }
             self.give_back(env, class, &batch[..n]);
             left -= n;

@@ -82,8 +82,8 @@ impl Desc {
     }
 }
 
-/// A run of objects linked through their first words, `count` long. The
-/// last object's link is not meaningful: lists are bounded by their count.
+/// A run of objects linked through their first words, `count` long; lists
+/// are bounded by their count, and the last link is 0 once `take` returns.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Chain {
     pub(crate) head: usize,
@@ -319,10 +319,16 @@ impl DepotInner {
 
     /// Takes up to `want` objects of `class`, from the partial slabs first
     /// and then the empty reserve.
+    ///
+    /// When the first slab's free list is no longer than what is wanted, it
+    /// is taken whole in O(1) (it is already linked and 0-terminated) and
+    /// the batch ends there: a refill then touches no object at all, which
+    /// keeps the slow path short. Otherwise objects are unlinked one by one.
     pub(crate) fn take(&mut self, class: usize, want: usize, reserve: &AtomicUsize) -> Chain {
         let size = CLASS_BYTES[class];
         let capacity = SLAB_OBJECTS[class];
         let mut chain = Chain::EMPTY;
+        let mut terminated = false;
         while chain.count < want {
             if self.partial == 0 {
                 if self.empty == 0 {
@@ -338,7 +344,16 @@ impl DepotInner {
             let before = chain.count;
             // Objects freed back into the slab, already linked.
             let first = desc.get(FREE);
-            if first != 0 {
+            let listed = desc.get(CARVED) - desc.get(IN_USE);
+            if first != 0 && chain.count == 0 && listed <= want {
+                desc.set(FREE, 0);
+                chain = Chain {
+                    head: first,
+                    tail: 0,
+                    count: listed,
+                };
+                terminated = true;
+            } else if first != 0 {
                 let mut last = first;
                 let mut taken = 1;
                 let mut next = raw::load(last);
@@ -353,7 +368,7 @@ impl DepotInner {
             // Objects never handed out yet.
             let mut carved = desc.get(CARVED);
             let base = desc.base();
-            while chain.count < want && carved < capacity {
+            while !terminated && chain.count < want && carved < capacity {
                 let object = base + carved * size;
                 chain.append(object, object, 1);
                 carved += 1;
@@ -364,6 +379,14 @@ impl DepotInner {
             if in_use == capacity {
                 self.unlink(desc);
             }
+            if terminated {
+                break;
+            }
+        }
+        if chain.count > 0 && !terminated {
+            // Terminate the chain, so that every link a CPU list can read is
+            // initialised (a freshly carved object's is not).
+            raw::store(chain.tail, 0);
         }
         self.in_use += chain.count;
         chain

@@ -89,7 +89,7 @@ fn every_size_and_alignment_round_trips() {
     for align_log in 0..=12 {
         let align = 1usize << align_log;
         for size in (1..=9000)
-            .step_by(97)
+            .step_by(if cfg!(miri) { 1499 } else { 97 })
             .chain([8, 64, 4096, 4097, 8192, 16_384, 16_385, 40_000])
         {
             let layout = Layout::from_size_align(size, align).unwrap();
@@ -121,7 +121,7 @@ fn too_large_alignment_is_refused() {
 fn slabs_follow_the_live_set() {
     let (heap, pages) = heap(32 << 20);
     let layout = Layout::from_size_align(48, 8).unwrap();
-    let count = 20_000;
+    let count = if cfg!(miri) { 1_000 } else { 20_000 };
     let blocks: Vec<_> = (0..count).map(|_| alloc(heap, layout)).collect();
     let stats = heap.stats();
     assert_eq!(stats.live_bytes, count * 48);
@@ -347,7 +347,9 @@ fn interrupted_heap(exclusive: bool) {
     }
     cpu.heap.set(heap).unwrap();
     let layout = Layout::new::<[u8; 24]>();
-    let blocks: Vec<_> = (0..2000).map(|_| alloc(heap, layout)).collect();
+    let blocks: Vec<_> = (0..if cfg!(miri) { 300 } else { 2000 })
+        .map(|_| alloc(heap, layout))
+        .collect();
     for (i, &ptr) in blocks.iter().enumerate() {
         fill(ptr, 24, i as u8);
     }
