@@ -71,6 +71,21 @@ fn a_kernel_without_tests_enabled_boots_to_ready_and_powers_off() {
 }
 
 #[test]
+fn the_same_kernel_boots_on_q35_too() {
+    let mut config = ktest::test_config(vm_tests::test_kernel()).expect("config");
+    config.machine = "q35".into();
+    config.cmdline = "ktest=kernel::arch::ktests::timer".into();
+    let report = qemu::run(&config, |_, _| {}).expect("run");
+    assert_eq!(report.outcome, Outcome::Success, "{:?}", report.lines);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.ends_with("timer_ticks_advance_at_the_programmed_rate ... ok"))
+    );
+}
+
+#[test]
 fn a_missing_kernel_is_a_clear_error() {
     let config = qemu::QemuConfig::new("/nonexistent/kernel").expect("config");
     let err = qemu::run(&config, |_, _| {}).unwrap_err().to_string();

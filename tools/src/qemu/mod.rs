@@ -45,6 +45,8 @@ pub struct QemuConfig {
     pub idle_timeout: Duration,
     /// Extra QEMU arguments (devices, memory backends).
     pub extra_args: Vec<String>,
+    /// The machine type: `microvm` (default, fastest to start) or `q35`/`pc`.
+    pub machine: String,
 }
 
 impl QemuConfig {
@@ -60,6 +62,7 @@ impl QemuConfig {
             timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
+            machine: "microvm".into(),
         })
     }
 
@@ -67,7 +70,7 @@ impl QemuConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-M".into(),
-            "microvm".into(),
+            self.machine.clone(),
             "-nodefaults".into(),
             "-no-user-config".into(),
             "-display".into(),
