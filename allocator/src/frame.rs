@@ -316,7 +316,7 @@ mod tests {
             Err(FrameError::OutOfSpan { .. })
         ));
         assert!(matches!(
-            fa.free(u64::MAX & !0xfff, 1),
+            fa.free(!0xfff, 1),
             Err(FrameError::OutOfSpan { .. })
         ));
     }
