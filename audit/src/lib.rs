@@ -9,7 +9,7 @@
 //!
 //! Modules: [`wire`] (byte layouts), `event` (payloads), `crypto` (keys,
 //! MACs, ratchet), `writer` ([`AuditLog`]), `reader` ([`RegionView`]),
-//! `verify` ([`verify`]), `checkpoint` ([`Checkpoint`]).
+//! `verify` ([`verify`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]).
 //! Neighbours: `libos` and `kernel` write; `tools` (`cloister audit`) reads.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -17,6 +17,7 @@
 mod checkpoint;
 mod crypto;
 mod event;
+mod finding;
 mod reader;
 mod verify;
 pub mod wire;
@@ -24,12 +25,10 @@ mod writer;
 
 pub use checkpoint::{CHECKPOINT_BYTES, Checkpoint};
 pub use event::{CheckpointEvent, DecodeError, Event, GapEvent, GapReason, Kind, SyscallEvent};
+pub use finding::{Finding, FindingKind, Location, Severity};
 pub use reader::{
     BlockState, BlockView, HeaderError, Hints, Record, RecordError, RecordItem, Records,
     RegionHeader, RegionView,
 };
-pub use verify::{
-    Auth, Finding, FindingKind, Location, NoVisitor, Severity, Summary, VerifyOptions, Visitor,
-    verify,
-};
+pub use verify::{Auth, NoVisitor, Summary, VerifyOptions, Visitor, verify};
 pub use writer::{AppendError, AuditLog, Config, FormatError, OverflowPolicy, TextKind};

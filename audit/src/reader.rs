@@ -456,3 +456,72 @@ impl<'a> Iterator for Records<'a> {
         Some(RecordItem::Record(rec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::{AuditLog, Config};
+
+    fn image() -> Vec<u8> {
+        let mut r = vec![0u8; 16 << 10];
+        let mut c = Config::new([1; 32], [2; 16]);
+        c.block_bytes = 1024;
+        let mut log = AuditLog::format(&mut r, &c).unwrap();
+        log.append(&crate::Event::Text { text: "hello" }, 5, 1)
+            .unwrap();
+        r
+    }
+
+    #[test]
+    fn header_errors() {
+        let img = image();
+        assert!(RegionView::new_checked(&img).is_ok());
+        assert_eq!(
+            RegionView::new_checked(&img[..100]).unwrap_err(),
+            HeaderError::TooShort(100)
+        );
+        let mut bad = img.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            RegionView::new_checked(&bad).unwrap_err(),
+            HeaderError::BadMagic
+        );
+        let mut bad = img.clone();
+        bad[8] = 9;
+        assert_eq!(
+            RegionView::new_checked(&bad).unwrap_err(),
+            HeaderError::BadVersion(9)
+        );
+        assert!(matches!(
+            RegionView::new_checked(&img[..8000]),
+            Err(HeaderError::Truncated { .. })
+        ));
+        let mut bad = img.clone();
+        bad[field::region::BLOCK_COUNT].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            RegionView::new_checked(&bad),
+            Err(HeaderError::BadGeometry(_))
+        ));
+    }
+
+    #[test]
+    fn open_block_records_and_torn_tail() {
+        let mut img = image();
+        let view = RegionView::new_checked(&img).unwrap();
+        let b = view.block(0);
+        assert_eq!(b.state(), BlockState::Open);
+        let items: Vec<_> = b.records().unwrap().collect();
+        assert_eq!(items.len(), 1);
+        let RecordItem::Record(r) = items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!((r.seq, r.timestamp_ns, r.cpu), (0, 5, 1));
+        assert_eq!(r.event(), Ok(crate::Event::Text { text: "hello" }));
+        // Bytes after the last record without a commit mark: torn.
+        let at = 4096 + BLOCK_HEADER_BYTES + 32 + 5;
+        img[at] = 7;
+        let view = RegionView::new_checked(&img).unwrap();
+        let items: Vec<_> = view.block(0).records().unwrap().collect();
+        assert!(matches!(items[1], RecordItem::Torn { offset } if offset == (at - 5) as u64));
+    }
+}

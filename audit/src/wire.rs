@@ -190,3 +190,20 @@ pub(crate) fn put(b: &mut [u8], r: Range<usize>, v: &[u8]) {
         dst.copy_from_slice(v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maced_len_rounds_to_whole_chunks() {
+        assert_eq!(maced_len(0, 4096), Some(104));
+        assert_eq!(maced_len(920, 4096), Some(1024));
+        assert_eq!(maced_len(921, 4096), Some(2048));
+        assert_eq!(maced_len(3992, 4096), Some(4096));
+        assert_eq!(maced_len(3993, 4096), None);
+        assert_eq!(maced_len(usize::MAX, 4096), None);
+        assert_eq!(align_record(25), Some(32));
+        assert_eq!(align_record(usize::MAX), None);
+    }
+}

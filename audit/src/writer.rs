@@ -663,3 +663,76 @@ impl fmt::Write for FmtWriter<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::{BlockState, RegionView};
+
+    fn cfg(block_bytes: usize) -> Config {
+        let mut c = Config::new([1; 32], [2; 16]);
+        c.block_bytes = block_bytes;
+        c
+    }
+
+    #[test]
+    fn format_checks_geometry() {
+        let mut small = vec![0u8; 4096 + 4096];
+        assert_eq!(
+            AuditLog::format(&mut small, &cfg(4096)).unwrap_err(),
+            FormatError::RegionTooSmall {
+                region_bytes: 8192,
+                min_bytes: 12288
+            }
+        );
+        let mut r = vec![0u8; 64 << 10];
+        assert_eq!(
+            AuditLog::format(&mut r, &cfg(3000)).unwrap_err(),
+            FormatError::BadBlockSize(3000)
+        );
+        assert_eq!(
+            AuditLog::format(&mut r, &cfg(512)).unwrap_err(),
+            FormatError::BadBlockSize(512)
+        );
+        let log = AuditLog::format(&mut r, &cfg(4096)).unwrap();
+        assert_eq!(log.block_count(), 15);
+        assert_eq!(log.max_payload_bytes(), 4096 - 104 - 96 - 24);
+    }
+
+    #[test]
+    fn format_forgets_an_earlier_boot() {
+        let mut r = vec![0u8; 64 << 10];
+        let mut log = AuditLog::format(&mut r, &cfg(4096)).unwrap();
+        for i in 0..100 {
+            log.append(
+                &Event::Text {
+                    text: "earlier boot",
+                },
+                i,
+                0,
+            )
+            .unwrap();
+        }
+        drop(log);
+        let mut c = cfg(4096);
+        c.boot_id = [3; 16];
+        AuditLog::format(&mut r, &c).unwrap();
+        let view = RegionView::new_checked(&r).unwrap();
+        assert!((0..15).all(|s| view.block(s).state() == BlockState::Empty));
+    }
+
+    #[test]
+    fn sequence_numbers_and_seals() {
+        let mut r = vec![0u8; 64 << 10];
+        let mut log = AuditLog::format(&mut r, &cfg(4096)).unwrap();
+        assert_eq!(log.seal(), None);
+        assert_eq!(log.append(&Event::Text { text: "a" }, 0, 0), Ok(0));
+        assert_eq!(log.append(&Event::Text { text: "b" }, 0, 0), Ok(1));
+        assert_eq!(log.seal(), Some(0));
+        assert_eq!(log.seal(), None);
+        assert_eq!(log.append(&Event::Panic { message: "p" }, 0, 0), Ok(2));
+        assert_eq!(log.sealed_blocks(), 2);
+        log.release_through(99);
+        assert_eq!(log.released_blocks, 2);
+    }
+}
