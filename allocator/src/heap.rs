@@ -318,7 +318,10 @@ impl SlabAllocator {
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
             let irq = env.cpu.irq_save();
-            self.depots[class].inner.lock().add_slab(desc);
+            self.depots[class]
+                .inner
+                .lock()
+                .add_slab(desc, &self.reserve_pages);
             env.cpu.irq_restore(irq);
         }
     }

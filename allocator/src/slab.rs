@@ -311,10 +311,16 @@ impl DepotInner {
         desc.set(STATE, FULL);
     }
 
-    /// Adds a freshly created slab.
-    pub(crate) fn add_slab(&mut self, desc: Desc) {
+    /// Adds a freshly created slab. It joins the empty list (counted in the
+    /// reserve, which may exceed its bound for a moment): the `take` that
+    /// follows moves it to the partial list, and if another CPU's slab
+    /// served that `take` first, it stays where `trim` finds it, instead of
+    /// idling in the partial list where no free would ever release it.
+    pub(crate) fn add_slab(&mut self, desc: Desc, reserve: &AtomicUsize) {
         self.slabs += 1;
-        self.push_front(PARTIAL, desc);
+        self.empty_slabs += 1;
+        reserve.fetch_add(SLAB_PAGES[desc.class()], Ordering::Relaxed);
+        self.push_front(EMPTY, desc);
     }
 
     /// Takes up to `want` objects of `class`, from the partial slabs first
