@@ -357,6 +357,30 @@ impl<'r> AuditLog<'r> {
         Ok(seq)
     }
 
+    /// Fault injection for crash tests: writes `event` in full except its
+    /// commit mark — exactly what an append interrupted by the guest's death
+    /// leaves — and returns the sequence number it would have had. The
+    /// reader reports it as a torn record and keeps everything before it.
+    /// Call it only right before the guest dies: the log must not be used
+    /// afterwards.
+    #[cfg(feature = "fault-injection")]
+    pub fn append_torn(
+        &mut self,
+        event: &Event<'_>,
+        timestamp_ns: u64,
+        cpu: u16,
+    ) -> Result<u64, AppendError> {
+        let len = event.payload_len(self.max_payload_bytes());
+        let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
+        self.reserve(rec, timestamp_ns, cpu)?;
+        let Some(open) = self.open.as_ref() else {
+            return Err(AppendError::Exhausted);
+        };
+        let p = open.start + open.cursor + RECORD_HEADER_BYTES;
+        event.encode(&mut self.region[p..p + len]);
+        self.write_header(event.kind(), len, timestamp_ns, cpu, false)
+    }
+
     fn append_inner(
         &mut self,
         event: &Event<'_>,
@@ -412,6 +436,19 @@ impl<'r> AuditLog<'r> {
         timestamp_ns: u64,
         cpu: u16,
     ) -> Result<u64, AppendError> {
+        self.write_header(kind, len, timestamp_ns, cpu, true)
+    }
+
+    /// Writes the record header; with `publish`, then the commit mark, and
+    /// advances the cursor and the sequence number.
+    fn write_header(
+        &mut self,
+        kind: Kind,
+        len: usize,
+        timestamp_ns: u64,
+        cpu: u16,
+        publish: bool,
+    ) -> Result<u64, AppendError> {
         let seq = self.next_record_seq;
         let next = seq.checked_add(1).ok_or(AppendError::Exhausted)?;
         let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
@@ -428,6 +465,9 @@ impl<'r> AuditLog<'r> {
         head[field::record::SEQ].copy_from_slice(&seq.to_le_bytes());
         head[field::record::TIMESTAMP_NS].copy_from_slice(&timestamp_ns.to_le_bytes());
         r[2..RECORD_HEADER_BYTES].copy_from_slice(&head[2..]);
+        if !publish {
+            return Ok(seq);
+        }
         // Padding after the payload is already zero: blocks are zeroed on
         // open and each byte is written once.
         fence(Ordering::Release);

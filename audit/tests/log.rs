@@ -258,3 +258,26 @@ fn resume(img: &mut [u8]) -> AuditLog<'_> {
     }
     log
 }
+
+#[test]
+fn crash_mid_append_keeps_every_committed_record() {
+    // What the in-guest crash test does: N records, then the guest dies in
+    // the middle of the next append.
+    for n in [1u64, 40, 41, 42, 300] {
+        let mut img = vec![0u8; 64 * 1024];
+        let mut log =
+            AuditLog::format(&mut img, &config(OverflowPolicy::OverwriteOldest, 4096)).unwrap();
+        for i in 0..n {
+            log.append(&syscall(i), i, 0).unwrap();
+        }
+        let torn = log.append_torn(&syscall(n), n, 0).unwrap();
+        assert_eq!(torn, n);
+        drop(log);
+        let (s, c) = check(&img, Some(KEY));
+        assert!(s.passed(), "n={n}: {:?}", c.findings);
+        assert_eq!(s.records, n);
+        assert_eq!(s.last_record_seq, Some(n - 1));
+        assert_eq!(s.torn_records, 1, "n={n}");
+        assert!(c.records.iter().map(|r| r.seq).eq(0..n));
+    }
+}
