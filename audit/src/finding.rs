@@ -82,6 +82,9 @@ pub enum FindingKind {
     /// The oldest block of a full ring is missing, as when the guest died
     /// while opening the next block (it had just been evicted).
     MissingOldestBlock,
+    /// The newest block was opened (evicting the block before the oldest)
+    /// but the guest died before its gap record was committed.
+    EvictionUnrecorded,
     /// An unsealed block is followed by later blocks.
     OpenBlockNotNewest,
     /// The block's previous-MAC field does not match the previous block.
@@ -172,6 +175,7 @@ impl FindingKind {
             K::BadSealMarker => "bad_seal_marker",
             K::MissingBlock => "missing_block",
             K::MissingOldestBlock => "missing_oldest_block",
+            K::EvictionUnrecorded => "eviction_unrecorded",
             K::OpenBlockNotNewest => "open_block_not_newest",
             K::ChainBroken => "chain_broken",
             K::MacMismatch => "mac_mismatch",
@@ -224,6 +228,9 @@ impl fmt::Display for FindingKind {
             K::MissingBlock => f.write_str("block is missing from the chain (deleted)"),
             K::MissingOldestBlock => f.write_str(
                 "oldest block is missing, as when the guest died while opening the next block",
+            ),
+            K::EvictionUnrecorded => f.write_str(
+                "the block before the oldest was evicted but its gap record never committed (guest died while opening the newest block)",
             ),
             K::OpenBlockNotNewest => f.write_str("unsealed block is followed by later blocks"),
             K::ChainBroken => {

@@ -287,6 +287,10 @@ pub fn verify(
     let mut expected_seq: Option<u64> = None;
     let mut oldest: Option<(u64, Tag, u64)> = None;
     let mut missing_oldest = false;
+    // The newest block is open and holds no committed record yet.
+    let mut newest_open_empty = false;
+    // Records evicted by an eviction whose gap record was never committed.
+    let mut unrecorded_lost = 0u64;
     // First missing sequence number named by a dropped-records gap at the
     // very start of the oldest block.
     let mut oldest_drop_first: Option<u64> = None;
@@ -484,6 +488,9 @@ pub fn verify(
             w.summary.unsealed_records += unsealed;
             w.emit(Warning, loc, K::UnsealedRecords { count: unsealed });
         }
+        if e == newest && state == BlockState::Open && count == 0 {
+            newest_open_empty = true;
+        }
         prev = Some((e, state, b.mac()));
     }
     w.summary.oldest_block = oldest.map(|(o, _, _)| o);
@@ -511,6 +518,18 @@ pub fn verify(
                 }
             }
             Some(f) if missing_oldest && f.block_seq.checked_add(2) == Some(o) => {}
+            // The guest died after opening the newest block (evicting the
+            // block before the oldest) but before its gap record committed.
+            Some(f)
+                if newest_open_empty
+                    && f.block_seq.checked_add(2) == Some(o)
+                    && newest.checked_sub(o) == Some(n_slots - 1) =>
+            {
+                w.emit(Warning, loc, K::EvictionUnrecorded);
+                if f.block_seq + 1 >= h.hints.released_blocks {
+                    unrecorded_lost = first_seq.saturating_sub(f.next_seq);
+                }
+            }
             f => w.emit(
                 Error,
                 loc,
@@ -520,7 +539,7 @@ pub fn verify(
             ),
         }
     }
-    w.summary.lost_records = gap_lost;
+    w.summary.lost_records = gap_lost.saturating_add(unrecorded_lost);
     tail_checks(
         &mut w,
         &h,

@@ -212,3 +212,37 @@ fn crash_while_opening_a_block_is_only_a_warning() {
             .any(|f| f.kind == FindingKind::MissingOldestBlock)
     );
 }
+
+#[test]
+fn crash_between_opening_a_block_and_its_gap_record_is_only_a_warning() {
+    let mut img = vec![0u8; SMALL];
+    let mut log =
+        AuditLog::format(&mut img, &config(OverflowPolicy::OverwriteOldest, 1024)).unwrap();
+    for i in 0..200u64 {
+        log.append(&syscall(i), i, 0).unwrap();
+    }
+    let lost_before_open = log.lost_records();
+    drop(log);
+    let (s, c) = check(&img, Some(KEY));
+    assert!(s.passed(), "{:?}", c.findings);
+    let newest = s.newest_block.unwrap();
+    // Un-commit everything in the newest (open) block, its gap record
+    // first among them: the state right after `BLK1` was written.
+    let slot = (newest % 4) as usize;
+    let start = 4096 + slot * 1024 + audit::wire::BLOCK_HEADER_BYTES;
+    img[start..4096 + (slot + 1) * 1024].fill(0);
+    let (s, c) = check(&img, Some(KEY));
+    assert!(s.passed(), "{:?}", c.findings);
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::EvictionUnrecorded)
+    );
+    // The evicted block's records are still counted as lost.
+    assert!(
+        s.lost_records >= lost_before_open.saturating_sub(7),
+        "{} vs {lost_before_open}",
+        s.lost_records
+    );
+    assert_eq!(s.lost_records, lost_before_open);
+}
