@@ -287,8 +287,9 @@ pub fn verify(
     let mut expected_seq: Option<u64> = None;
     let mut oldest: Option<(u64, Tag, u64)> = None;
     let mut missing_oldest = false;
-    // The newest block is open and holds no committed record yet.
+    // The newest block is open and holds no committed eviction gap record.
     let mut newest_open_empty = false;
+    let mut newest_has_eviction_gap = false;
     // Records evicted by an eviction whose gap record was never committed.
     let mut unrecorded_lost = 0u64;
     // First missing sequence number named by a dropped-records gap at the
@@ -447,6 +448,9 @@ pub fn verify(
                             explained = expected_seq == Some(g.first_seq)
                                 && g.first_seq.checked_add(g.count) == Some(rec.seq);
                         } else if front.is_none_or(|f| g.block_seq >= f.block_seq) {
+                            if e == newest {
+                                newest_has_eviction_gap = true;
+                            }
                             front = Some(Front {
                                 block_seq: g.block_seq,
                                 digest: g.digest,
@@ -488,7 +492,7 @@ pub fn verify(
             w.summary.unsealed_records += unsealed;
             w.emit(Warning, loc, K::UnsealedRecords { count: unsealed });
         }
-        if e == newest && state == BlockState::Open && count == 0 {
+        if e == newest && state == BlockState::Open && !newest_has_eviction_gap {
             newest_open_empty = true;
         }
         prev = Some((e, state, b.mac()));
@@ -520,14 +524,13 @@ pub fn verify(
             Some(f) if missing_oldest && f.block_seq.checked_add(2) == Some(o) => {}
             // The guest died after opening the newest block (evicting the
             // block before the oldest) but before its gap record committed.
-            Some(f)
-                if newest_open_empty
-                    && f.block_seq.checked_add(2) == Some(o)
-                    && newest.checked_sub(o) == Some(n_slots - 1) =>
+            f if newest_open_empty
+                && f.map_or(Some(1), |f| f.block_seq.checked_add(2)) == Some(o)
+                && newest.checked_sub(o) == Some(n_slots - 1) =>
             {
                 w.emit(Warning, loc, K::EvictionUnrecorded);
-                if f.block_seq + 1 >= h.hints.released_blocks {
-                    unrecorded_lost = first_seq.saturating_sub(f.next_seq);
+                if o - 1 >= h.hints.released_blocks {
+                    unrecorded_lost = first_seq.saturating_sub(f.map_or(0, |f| f.next_seq));
                 }
             }
             f => w.emit(
