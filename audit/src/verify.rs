@@ -529,7 +529,7 @@ pub fn verify(
                 && newest.checked_sub(o) == Some(n_slots - 1) =>
             {
                 w.emit(Warning, loc, K::EvictionUnrecorded);
-                if o - 1 >= h.hints.released_blocks {
+                if o > h.hints.released_blocks {
                     unrecorded_lost = first_seq.saturating_sub(f.map_or(0, |f| f.next_seq));
                 }
             }
