@@ -24,6 +24,7 @@ pub struct MockPlatform {
     monotonic_ns: AtomicU64,
     realtime_ns: AtomicU64,
     rng: ChaChaCsprng,
+    block_spins: AtomicU64,
 }
 
 impl Default for MockPlatform {
@@ -41,6 +42,7 @@ impl MockPlatform {
             monotonic_ns: AtomicU64::new(1_000_000_000),
             realtime_ns: AtomicU64::new(1_767_225_600 * 1_000_000_000),
             rng: ChaChaCsprng::from_seed([42; 32]),
+            block_spins: AtomicU64::new(100_000),
         }
     }
 
@@ -48,6 +50,12 @@ impl MockPlatform {
     pub fn map(&self, addr: u64, len: usize) -> u64 {
         self.regions.lock().insert(addr, vec![0; len]);
         addr
+    }
+
+    /// How many times a wait without a deadline re-checks before failing
+    /// with `EDEADLK` (default 100 000, yielding to other threads between).
+    pub fn set_block_spins(&self, spins: u64) {
+        self.block_spins.store(spins, Ordering::Relaxed);
     }
 
     /// Advances both clocks by `ns`.
@@ -121,7 +129,7 @@ impl Blocker for MockPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
-        for _ in 0..100_000 {
+        for _ in 0..=self.block_spins.load(Ordering::Relaxed) {
             if ready() {
                 return Ok(true);
             }

@@ -43,3 +43,6 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
         system::HANDLERS,
     ]
 }
+
+#[cfg(test)]
+mod robustness;

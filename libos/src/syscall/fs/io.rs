@@ -5,10 +5,11 @@ use alloc::vec;
 
 use super::{base_dir, path_arg};
 use crate::error::{Errno, Result};
-use crate::fd::{FileLike, PollEvents, SeekFrom};
+use crate::fd::{FileLike, SeekFrom};
 use crate::fs::InodeFile;
 use crate::fs::file::open_flags::*;
 use crate::fs::file::tty_ioctl::{FIOCLEX, FIONBIO};
+use crate::ipc::PipeEnd;
 use crate::process::Process;
 use crate::syscall::SyscallArgs;
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
@@ -27,23 +28,30 @@ fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
 
 /// Runs `op` on `file`; while it fails with `EAGAIN` on a blocking fd,
 /// waits (through the platform's [`Blocker`](crate::platform::Blocker))
-/// until `file` reports one of `wake` and tries again.
+/// for it to succeed. The wake-up condition is the operation itself, not
+/// just readiness: an eventfd can be writable yet too full for this value.
 pub(crate) fn retry_blocking<T>(
     p: &Process,
     file: &dyn FileLike,
-    wake: PollEvents,
     mut op: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    loop {
-        match op() {
-            Err(e) if e.errno() == Errno::EAGAIN && file.status_flags() & O_NONBLOCK == 0 => {
-                let wake = wake | PollEvents::ERR | PollEvents::HUP;
-                p.platform
-                    .block_until(&mut || file.poll().intersects(wake), None)?;
-            }
-            other => return other,
-        }
+    let first = op();
+    match first {
+        Err(e) if e.errno() == Errno::EAGAIN && file.status_flags() & O_NONBLOCK == 0 => {}
+        other => return other,
     }
+    let mut outcome = None;
+    p.platform.block_until(
+        &mut || match op() {
+            Err(e) if e.errno() == Errno::EAGAIN => false,
+            other => {
+                outcome = Some(other);
+                true
+            }
+        },
+        None,
+    )?;
+    outcome.unwrap_or(Err(Errno::EAGAIN.into()))
 }
 
 /// Opens `path` relative to `dirfd` with `flags` and creation `mode`.
@@ -131,9 +139,7 @@ fn read_to_user(
         let want = (len - done).min(buf.len());
         let n = match pos {
             Some(off) => file.read_at(off + done as u64, &mut buf[..want]),
-            None if done == 0 => {
-                retry_blocking(p, file, PollEvents::IN, || file.read(&mut buf[..want]))
-            }
+            None if done == 0 => retry_blocking(p, file, || file.read(&mut buf[..want])),
             None => file.read(&mut buf[..want]),
         };
         let n = match n {
@@ -173,8 +179,7 @@ fn write_from_user(
         }
         let n = match pos {
             Some(off) => file.write_at(off + done as u64, &buf[..want]),
-            // A blocking writer waits for room until everything is written.
-            None => retry_blocking(p, file, PollEvents::OUT, || file.write(&buf[..want])),
+            None => retry_blocking(p, file, || file.write(&buf[..want])),
         };
         let n = match n {
             Ok(n) => n,
@@ -182,7 +187,10 @@ fn write_from_user(
             Err(e) => return Err(e),
         };
         done += n;
-        if n == 0 {
+        // A blocking pipe writer waits for room until everything is
+        // written; anything else returns its short count (an eventfd
+        // takes exactly 8 bytes).
+        if n == 0 || (n < want && !file.as_any().is::<PipeEnd>()) {
             break;
         }
     }

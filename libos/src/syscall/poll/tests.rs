@@ -266,3 +266,25 @@ fn select_and_pselect6() {
         err(Errno::EINVAL)
     );
 }
+
+#[test]
+fn eventfd_write_takes_one_value_and_full_counter_does_not_spin() {
+    let h = setup();
+    h.m.set_block_spins(10);
+    let efd = h.call("eventfd2", &[0, 0]) as u64;
+    let data = BUF + 0x100;
+    h.m.write_user(data, &5u64.to_le_bytes()).unwrap();
+    h.m.write_user(data + 8, &7u64.to_le_bytes()).unwrap();
+    assert_eq!(h.call("write", &[efd, data, 16]), 8, "only the first value");
+    assert_eq!(h.call("read", &[efd, data + 32, 64]), 8);
+    let mut v = [0u8; 8];
+    h.m.read_user(data + 32, &mut v).unwrap();
+    assert_eq!(u64::from_le_bytes(v), 5);
+    // Writable (count < max) but this value does not fit: the blocking
+    // write waits for the write to succeed, not for readiness, so the mock
+    // reports a deadlock instead of spinning forever.
+    h.m.write_user(data, &(u64::MAX - 2).to_le_bytes()).unwrap();
+    assert_eq!(h.call("write", &[efd, data, 8]), 8);
+    h.m.write_user(data, &10u64.to_le_bytes()).unwrap();
+    assert_eq!(h.call("write", &[efd, data, 8]), err(Errno::EDEADLK));
+}
