@@ -132,8 +132,11 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
             .unwrap_or_else(|| fatal(format_args!("no memory for the {what} stack")))
     };
     let (df, nmi, mc) = (ist("double-fault"), ist("NMI"), ist("machine-check"));
-    arch::gdt::init(df.top, nmi.top, mc.top);
+    let user_trap = mm::stack::alloc(KERNEL_STACK_PAGES)
+        .unwrap_or_else(|| fatal(format_args!("no memory for the user trap stack")));
+    arch::gdt::init(user_trap.top, df.top, nmi.top, mc.top);
     arch::idt::init();
+    arch::user::init();
 
     mm::heap::init();
     let stack = mm::stack::alloc(KERNEL_STACK_PAGES)

@@ -36,10 +36,18 @@ pub struct Selectors {
 static TSS: Once<TaskStateSegment> = Once::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
-/// Builds and loads the GDT and TSS with the given IST stack tops.
-pub fn init(double_fault_stack_top: u64, nmi_stack_top: u64, machine_check_stack_top: u64) {
+/// Builds and loads the GDT and TSS with the given stack tops.
+/// `user_trap_stack_top` is `RSP0`: where the CPU switches for a trap taken
+/// in ring 3.
+pub fn init(
+    user_trap_stack_top: u64,
+    double_fault_stack_top: u64,
+    nmi_stack_top: u64,
+    machine_check_stack_top: u64,
+) {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
+        tss.privilege_stack_table[0] = VirtAddr::new(user_trap_stack_top);
         tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
             VirtAddr::new(double_fault_stack_top);
         tss.interrupt_stack_table[usize::from(NMI_IST)] = VirtAddr::new(nmi_stack_top);

@@ -11,3 +11,6 @@ pub mod idt;
 mod ktests;
 pub mod pit;
 pub mod trap;
+pub mod user;
+#[cfg(feature = "ktest")]
+mod user_ktests;

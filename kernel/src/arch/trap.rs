@@ -164,6 +164,9 @@ pub fn has_error_code(vector: u64) -> bool {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 3 {
+        from_user(frame);
+    }
     match frame.vector {
         0..=31 => handle_exception(frame),
         v if v == u64::from(TIMER_VECTOR) => {
@@ -176,6 +179,21 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::apic::end_of_interrupt();
         }
     }
+}
+
+/// A trap taken in ring 3: acknowledge interrupts, then hand everything to
+/// the LibOS through [`super::user::execute`]'s return.
+fn from_user(frame: &TrapFrame) -> ! {
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    match frame.vector {
+        v if v == u64::from(TIMER_VECTOR) => {
+            crate::time::tick();
+            super::apic::end_of_interrupt();
+        }
+        v if v == u64::from(SPURIOUS_VECTOR) || v < 32 => {}
+        _ => super::apic::end_of_interrupt(),
+    }
+    super::user::trap_from_user(frame, cr2)
 }
 
 fn handle_exception(frame: &mut TrapFrame) {

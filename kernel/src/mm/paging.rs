@@ -214,6 +214,52 @@ pub fn map_mmio(paddr: u64, bytes: u64) -> Result<u64, MapError> {
     })
 }
 
+/// Table flags on the path to a user page (the leaf decides the rights).
+const USER_TABLE_FLAGS: F = TABLE_FLAGS.union(F::USER_ACCESSIBLE);
+
+/// Maps one 4 KiB user page (lower half) with `flags` (plus
+/// `USER_ACCESSIBLE`).
+pub fn map_user_page(vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
+    if vaddr >= USER_END {
+        return Err(MapError::AlreadyMapped(vaddr));
+    }
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr));
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(paddr));
+    with(|pt| {
+        // SAFETY: a lower-half address, which no kernel reference points
+        // into; the frame belongs to the caller, who hands it to user space.
+        let flush = unsafe {
+            pt.map_to_with_table_flags(
+                page,
+                frame,
+                flags | F::USER_ACCESSIBLE,
+                USER_TABLE_FLAGS,
+                &mut PageTableFrames,
+            )
+        }
+        .map_err(|_| MapError::AlreadyMapped(vaddr))?;
+        flush.flush();
+        Ok(())
+    })
+}
+
+/// Unmaps the user page at `vaddr`, returning its frame.
+pub fn unmap_user_page(vaddr: u64) -> Option<u64> {
+    if vaddr >= USER_END {
+        return None;
+    }
+    with(|pt| {
+        let (frame, flush) = pt
+            .unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr)))
+            .ok()?;
+        flush.flush();
+        Some(frame.start_address().as_u64())
+    })
+}
+
+/// One past the highest user address (the lower half of the 48-bit space).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
 /// The flags of the page mapping `vaddr`, or `None` if it is unmapped.
 pub fn flags_of(vaddr: u64) -> Option<F> {
     with(|pt| match pt.translate(VirtAddr::new(vaddr)) {

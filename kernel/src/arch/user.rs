@@ -1,0 +1,280 @@
+//! Running code in ring 3: [`execute`] enters user mode with a
+//! [`UserContext`] and returns to its caller, on the caller's kernel stack,
+//! when user code makes a system call, raises an exception or is
+//! interrupted — the "run the user until it needs the kernel" model of
+//! Asterinas' `UserMode::execute`. The LibOS then handles the event in
+//! ordinary Rust and calls `execute` again.
+//!
+//! Mechanics (one vCPU, so per-CPU state is a few statics):
+//! - `enter_user` saves the kernel's callee-saved registers and stack
+//!   pointer, loads every user register from the context and `iretq`s;
+//! - `SYSCALL` lands in `syscall_entry` (`IA32_LSTAR`) with interrupts off
+//!   (`IA32_FMASK`), which stores the user registers back into the context
+//!   and returns from `enter_user`;
+//! - an exception or interrupt in ring 3 arrives on the TSS `RSP0` stack;
+//!   the common trap path hands the frame to [`trap_from_user`], which copies
+//!   it into the context and returns from `enter_user` the same way.
+//!
+//! The kernel never loads user GS or FS bases, so user-set bases survive
+//! every entry and exit untouched (no `swapgs` needed while nothing in the
+//! kernel uses GS).
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+
+use super::gdt;
+use super::trap::TrapFrame;
+
+/// User code selector (GDT index 4, RPL 3); checked against the GDT at init.
+const USER_CS: u64 = 0x23;
+/// User data selector (GDT index 3, RPL 3).
+const USER_SS: u64 = 0x1b;
+/// `UserContext::vector` after a system call.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// The user's registers, saved and restored on every kernel entry and exit.
+/// Field offsets are used by the assembly below.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+#[allow(missing_docs, reason = "register names speak for themselves")]
+pub struct UserContext {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rip: u64,
+    pub rsp: u64,
+    pub rflags: u64,
+    /// Why user mode was left: [`SYSCALL_VECTOR`] or a trap vector.
+    pub vector: u64,
+    /// The CPU error code of an exception.
+    pub error_code: u64,
+    /// CR2 at a page fault.
+    pub cr2: u64,
+}
+
+/// Why [`execute`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnReason {
+    /// A `syscall` instruction: number in `rax`, arguments in `rdi, rsi,
+    /// rdx, r10, r8, r9`; put the result in `rax`.
+    Syscall,
+    /// A CPU exception (vector < 32) in user code.
+    Exception {
+        /// The vector (14 = page fault, 6 = invalid opcode, …).
+        vector: u64,
+        /// The CPU error code.
+        error_code: u64,
+        /// CR2 (the faulting address for a page fault).
+        cr2: u64,
+    },
+    /// A device interrupt (already acknowledged), e.g. the timer tick.
+    Interrupt(u64),
+}
+
+/// The context `enter_user` runs and where the exits store registers.
+#[unsafe(no_mangle)]
+static USER_CURRENT_CONTEXT: AtomicU64 = AtomicU64::new(0);
+/// The kernel stack pointer to return to, saved by `enter_user`.
+#[unsafe(no_mangle)]
+static USER_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
+/// Scratch for the user stack pointer in `syscall_entry`.
+#[unsafe(no_mangle)]
+static USER_RSP_SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+global_asm!(
+    r#"
+    .text
+    .global enter_user
+enter_user:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rip + USER_KERNEL_RSP], rsp
+    mov [rip + USER_CURRENT_CONTEXT], rdi
+    push {user_ss}
+    push qword ptr [rdi + 128]
+    push qword ptr [rdi + 136]
+    push {user_cs}
+    push qword ptr [rdi + 120]
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 56]
+    mov r9, [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r11, [rdi + 80]
+    mov r12, [rdi + 88]
+    mov r13, [rdi + 96]
+    mov r14, [rdi + 104]
+    mov r15, [rdi + 112]
+    mov rdi, [rdi + 40]
+    iretq
+
+    .global syscall_entry
+syscall_entry:
+    mov [rip + USER_RSP_SCRATCH], rsp
+    mov rsp, [rip + USER_CURRENT_CONTEXT]
+    mov [rsp + 0], rax
+    mov [rsp + 8], rbx
+    mov [rsp + 16], rcx
+    mov [rsp + 24], rdx
+    mov [rsp + 32], rsi
+    mov [rsp + 40], rdi
+    mov [rsp + 48], rbp
+    mov [rsp + 56], r8
+    mov [rsp + 64], r9
+    mov [rsp + 72], r10
+    mov [rsp + 80], r11
+    mov [rsp + 88], r12
+    mov [rsp + 96], r13
+    mov [rsp + 104], r14
+    mov [rsp + 112], r15
+    mov [rsp + 120], rcx
+    mov [rsp + 136], r11
+    mov rax, [rip + USER_RSP_SCRATCH]
+    mov [rsp + 128], rax
+    mov qword ptr [rsp + 144], {syscall_vector}
+    xor edi, edi
+    jmp return_to_kernel
+
+    .global return_to_kernel
+return_to_kernel:
+    mov rsp, [rip + USER_KERNEL_RSP]
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    mov rax, rdi
+    ret
+    "#,
+    user_ss = const USER_SS,
+    user_cs = const USER_CS,
+    syscall_vector = const SYSCALL_VECTOR,
+);
+
+unsafe extern "C" {
+    fn enter_user(ctx: *mut UserContext) -> u64;
+    fn syscall_entry();
+    fn return_to_kernel(code: u64) -> !;
+}
+
+/// RFLAGS bits user code may hold: arithmetic flags, TF, DF, OF, AC, ID.
+const USER_RFLAGS: u64 = 0x0000_0000_0025_4dd5;
+
+/// Enables `SYSCALL`/`SYSRET` and points `SYSCALL` at our entry. Requires
+/// the GDT from [`gdt::init`].
+pub fn init() {
+    let sel = gdt::selectors().expect("GDT loaded before user mode");
+    assert_eq!(
+        (u64::from(sel.user_code.0), u64::from(sel.user_data.0)),
+        (USER_CS, USER_SS)
+    );
+    // SAFETY: STAR's selectors are the GDT's, in the order SYSRET needs
+    // (checked by `Star::write`); LSTAR points at `syscall_entry`, which
+    // saves the user state before touching anything; FMASK clears IF, TF,
+    // DF and AC on entry so the entry path runs with interrupts off and
+    // string ops forward; SCE turns the instructions on.
+    unsafe {
+        Star::write(
+            sel.user_code,
+            sel.user_data,
+            sel.kernel_code,
+            sel.kernel_data,
+        )
+        .expect("GDT layout suits SYSRET");
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
+        Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+}
+
+/// Runs `ctx` in ring 3 until it needs the kernel. Interrupts are enabled
+/// in user mode and disabled when this returns.
+pub fn execute(ctx: &mut UserContext) -> ReturnReason {
+    ctx.rflags = (ctx.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: `enter_user` saves the callee-saved registers and our stack
+    // pointer, and every way back (`syscall_entry`, `trap_from_user`)
+    // restores them and returns here as from a C function; `ctx` stays
+    // borrowed for the whole call, so the exit paths write into live memory.
+    // The user code runs in ring 3 with only user pages accessible and
+    // cannot touch kernel memory (SMEP/SMAP and supervisor-only pages).
+    let code = unsafe { enter_user(ctx) };
+    USER_CURRENT_CONTEXT.store(0, Ordering::Relaxed);
+    match (code, ctx.vector) {
+        (0, _) => ReturnReason::Syscall,
+        (_, v) if v < 32 => ReturnReason::Exception {
+            vector: v,
+            error_code: ctx.error_code,
+            cr2: ctx.cr2,
+        },
+        (_, v) => ReturnReason::Interrupt(v),
+    }
+}
+
+/// Called by the trap dispatcher for a trap taken in ring 3 (after any
+/// acknowledgement): stores the user state and returns from [`execute`].
+pub(super) fn trap_from_user(frame: &TrapFrame, cr2: u64) -> ! {
+    let ctx = USER_CURRENT_CONTEXT.load(Ordering::Relaxed) as *mut UserContext;
+    assert!(!ctx.is_null(), "trap from ring 3 with no user context");
+    // SAFETY: a trap from ring 3 can only happen inside `execute`, whose
+    // `&mut UserContext` is the pointer `enter_user` stored; nothing else
+    // accesses it until `execute` resumes.
+    let ctx = unsafe { &mut *ctx };
+    *ctx = UserContext {
+        rax: frame.rax,
+        rbx: frame.rbx,
+        rcx: frame.rcx,
+        rdx: frame.rdx,
+        rsi: frame.rsi,
+        rdi: frame.rdi,
+        rbp: frame.rbp,
+        r8: frame.r8,
+        r9: frame.r9,
+        r10: frame.r10,
+        r11: frame.r11,
+        r12: frame.r12,
+        r13: frame.r13,
+        r14: frame.r14,
+        r15: frame.r15,
+        rip: frame.rip,
+        rsp: frame.rsp,
+        rflags: frame.rflags,
+        vector: frame.vector,
+        error_code: frame.error_code,
+        cr2,
+    };
+    // SAFETY: `execute` is waiting below us on the stack USER_KERNEL_RSP
+    // names; returning there abandons only this trap's frame on the RSP0
+    // stack, which holds nothing else.
+    unsafe { return_to_kernel(1) }
+}
