@@ -20,12 +20,15 @@
 
 extern crate alloc;
 
+pub mod app_console;
 pub mod arch;
 pub mod boot_info;
 pub mod console;
 pub mod exit;
 pub mod ktest;
 pub mod mm;
+pub mod run;
+pub mod task;
 pub mod time;
 
 #[cfg(feature = "ktest")]
@@ -201,6 +204,18 @@ extern "C" fn kernel_main_on_stack() -> ! {
 
     if let Some(pattern) = args.get("ktest") {
         run_tests(pattern, args.get("ktest.after"));
+    }
+    if let Some(m) = info.modules.iter().flatten().next() {
+        // SAFETY: the module is RAM the boot loader filled and the memory
+        // map reserves (never handed to the frame allocator), reached
+        // through the direct map, and nothing writes it.
+        let archive = unsafe {
+            core::slice::from_raw_parts(
+                mm::phys_to_virt(m.paddr) as *const u8,
+                m.size_bytes as usize,
+            )
+        };
+        run::start(&info, &args, archive);
     }
     demo(&args, hz)
 }

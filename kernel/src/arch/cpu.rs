@@ -30,7 +30,8 @@ pub struct Features {
     pub x2apic: bool,
 }
 
-fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+/// Runs CPUID: `(eax, ebx, ecx, edx)`.
+pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     // CPUID is unprivileged, always present in long mode, and has no side
     // effects beyond its outputs; the intrinsic is safe in current Rust.
     let r = __cpuid_count(leaf, sub);

@@ -5,12 +5,15 @@ pub mod apic;
 pub mod boot;
 pub mod catch;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod idt;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod pit;
+pub mod rtc;
 pub mod trap;
+pub mod uaccess;
 pub mod user;
 #[cfg(feature = "ktest")]
 mod user_ktests;

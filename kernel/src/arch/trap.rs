@@ -198,7 +198,11 @@ fn from_user(frame: &TrapFrame) -> ! {
 
 fn handle_exception(frame: &mut TrapFrame) {
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if super::catch::recover(frame, cr2) {
+    if frame.vector == 14 && crate::mm::user::resolve_fault(cr2, frame.error_code) {
+        // A kernel access to a lazy user page (a user copy): retry it.
+        return;
+    }
+    if super::uaccess::fixup(frame) || super::catch::recover(frame, cr2) {
         return;
     }
     crate::console::emergency_write(format_args!(

@@ -11,6 +11,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use super::{EARLY_MAPPED_BYTES, phys_to_virt};
 
 static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Builds the allocator over `usable`, taking the bitmap's own storage out of
 /// it first. Returns the physical range the bitmap occupies.
@@ -31,6 +32,7 @@ pub fn init(usable: &mut MemoryMap) -> Option<(u64, u64)> {
             .ok()?;
     }
     without_interrupts(|| *FRAMES.lock() = Some(fa));
+    TOTAL_BYTES.store(usable.usable_bytes(), core::sync::atomic::Ordering::Relaxed);
     Some((storage_paddr, bytes))
 }
 
@@ -56,6 +58,11 @@ pub fn alloc_contiguous(count: usize, align_frames: usize) -> Option<u64> {
 /// Frees `count` frames at `paddr`.
 pub fn free(paddr: u64, count: usize) -> Result<(), FrameError> {
     with(|fa| fa.free(paddr, count))
+}
+
+/// Bytes the allocator manages (free at boot).
+pub fn total_bytes() -> u64 {
+    TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Frames currently free.

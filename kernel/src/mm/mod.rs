@@ -19,6 +19,9 @@ pub mod heap;
 mod ktests;
 pub mod paging;
 pub mod stack;
+pub mod user;
+#[cfg(feature = "ktest")]
+mod user_ktests;
 
 /// Where all of physical memory is mapped.
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;

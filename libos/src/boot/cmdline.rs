@@ -40,7 +40,15 @@ impl LogLevel {
 
 /// Keys this module understands; anything else is reported by
 /// [`KernelArgs::unknown_keys`] unless a later layer claims it.
-pub const KNOWN_KEYS: &[&str] = &["log", "hz", "ktest", "ktest.after", "demo.ticks", "audit"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "log",
+    "hz",
+    "ktest",
+    "ktest.after",
+    "demo.ticks",
+    "audit",
+    "trace",
+];
 
 /// A parsed kernel command line. Borrows the original string.
 #[derive(Debug, Clone, Copy)]

@@ -2,9 +2,11 @@
 //! `hvm_start_info` structures and the physical memory map arithmetic.
 //!
 //! The kernel reads guest-physical memory through [`pvh::PhysReader`] and
-//! hands the results to [`memmap::MemoryMap`]; everything here is tested on
+//! hands the results to [`memmap::MemoryMap`]; [`rtc`] turns a CMOS clock
+//! reading into Unix time. Everything here is tested on
 //! the host against fake memory.
 
 pub mod cmdline;
 pub mod memmap;
 pub mod pvh;
+pub mod rtc;

@@ -1,0 +1,141 @@
+//! The user's floating-point, SSE and AVX registers.
+//!
+//! The kernel is built without SSE (the `x86_64-unknown-none` target uses
+//! soft float), so it never touches these registers itself: one thread's
+//! state survives kernel entries untouched, and only a switch between user
+//! threads saves and restores it ([`FpuState::save`]/[`FpuState::restore`],
+//! with `xsave`/`xrstor` when the CPU has them, else `fxsave`/`fxrstor`).
+//! [`init`] turns the units on: without `CR4.OSFXSR` every SSE instruction
+//! in glibc would raise `#UD`.
+
+use alloc::alloc::{Layout, alloc_zeroed, dealloc};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+
+use super::cpu::cpuid;
+
+/// x87, SSE and AVX state components (XCR0 bits 0–2).
+const XCR0_WANTED: u64 = 0b111;
+
+static USE_XSAVE: AtomicBool = AtomicBool::new(false);
+static AREA_BYTES: AtomicUsize = AtomicUsize::new(512);
+static XCR0: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Enables x87/SSE (and AVX through XSAVE when present). Returns the
+/// enabled XCR0 (0 without XSAVE).
+pub fn init() -> u64 {
+    let (_, _, ecx1, _) = cpuid(1, 0);
+    let has_xsave = ecx1 & (1 << 26) != 0;
+    // SAFETY: clearing EM/TS and setting MP makes x87/SSE instructions run
+    // instead of trapping; OSFXSR/OSXMMEXCPT declare that we save the SSE
+    // state (fxsave/xsave) and handle #XM. Nothing in the kernel uses these
+    // units, so enabling them changes no kernel behaviour.
+    unsafe {
+        Cr0::update(|c| {
+            c.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            c.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|c| c.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+    }
+    if !has_xsave {
+        return 0;
+    }
+    let (supported_lo, _, _, _) = cpuid(0xd, 0);
+    let xcr0 = XCR0_WANTED & u64::from(supported_lo);
+    // SAFETY: OSXSAVE enables XGETBV/XSETBV; XCR0 gets only components the
+    // CPU reports in CPUID.(EAX=0xD,ECX=0):EAX and always includes x87
+    // (bit 0, required) — writing an unsupported combination would #GP.
+    unsafe {
+        Cr4::update(|c| c.insert(Cr4Flags::OSXSAVE));
+        core::arch::asm!(
+            "xsetbv",
+            in("ecx") 0,
+            in("eax") xcr0 as u32,
+            in("edx") (xcr0 >> 32) as u32,
+            options(nostack, preserves_flags),
+        );
+    }
+    // EBX now reports the save-area size for the enabled components.
+    let (_, size, _, _) = cpuid(0xd, 0);
+    AREA_BYTES.store(size as usize, Ordering::Relaxed);
+    USE_XSAVE.store(true, Ordering::Relaxed);
+    XCR0.store(xcr0, Ordering::Relaxed);
+    xcr0
+}
+
+/// A saved register file, 64-byte aligned as `xsave` requires.
+#[derive(Debug)]
+pub struct FpuState {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is owned exclusively by this value; moving it between
+// (kernel) threads moves that ownership.
+unsafe impl Send for FpuState {}
+// SAFETY: `&FpuState` allows no access to the bytes (save/restore need the
+// owner's `&mut`/`&`, and restore only reads).
+unsafe impl Sync for FpuState {}
+
+impl FpuState {
+    /// The power-on state: x87 control word 0x37f, MXCSR 0x1f80, all
+    /// registers zero. `None` when out of memory.
+    pub fn initial() -> Option<Self> {
+        let layout = Layout::from_size_align(AREA_BYTES.load(Ordering::Relaxed), 64).ok()?;
+        // SAFETY: the layout has non-zero size (at least 512 bytes).
+        let ptr = unsafe { alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        // The legacy area: FCW at offset 0, MXCSR at 24, MXCSR_MASK at 28.
+        // SAFETY: the buffer is at least 512 bytes, freshly allocated and ours.
+        unsafe {
+            ptr.cast::<u16>().write(0x37f);
+            ptr.add(24).cast::<u32>().write(0x1f80);
+            ptr.add(28).cast::<u32>().write(0xffff);
+        }
+        // An all-zero XSAVE header (bytes 512..576) means "every component
+        // in its initial configuration" except what XSTATE_BV marks; mark
+        // x87 and SSE so the FCW/MXCSR above are loaded.
+        if USE_XSAVE.load(Ordering::Relaxed) {
+            // SAFETY: XSAVE areas are at least 576 bytes.
+            unsafe { ptr.add(512).cast::<u64>().write(0b11) };
+        }
+        Some(Self { ptr, layout })
+    }
+
+    /// Saves the CPU's current user FPU state into this buffer.
+    pub fn save(&mut self) {
+        // SAFETY: the buffer is 64-byte aligned and as large as CPUID says
+        // the enabled components need; the instructions only write it.
+        unsafe {
+            if USE_XSAVE.load(Ordering::Relaxed) {
+                core::arch::asm!("xsave64 [{}]", in(reg) self.ptr, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack, preserves_flags));
+            } else {
+                core::arch::asm!("fxsave64 [{}]", in(reg) self.ptr, options(nostack, preserves_flags));
+            }
+        }
+    }
+
+    /// Loads this state into the CPU.
+    pub fn restore(&self) {
+        // SAFETY: the buffer holds a state produced by `save` or `initial`
+        // (a valid image: reserved MXCSR bits clear, a valid XSAVE header),
+        // so the restore cannot fault.
+        unsafe {
+            if USE_XSAVE.load(Ordering::Relaxed) {
+                core::arch::asm!("xrstor64 [{}]", in(reg) self.ptr, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack, preserves_flags));
+            } else {
+                core::arch::asm!("fxrstor64 [{}]", in(reg) self.ptr, options(nostack, preserves_flags));
+            }
+        }
+    }
+}
+
+impl Drop for FpuState {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `initial` with this layout and not freed since.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}

@@ -1,0 +1,51 @@
+//! Reading the CMOS real-time clock once at boot, for the wall clock.
+
+use libos::boot::rtc::RtcReading;
+use x86_64::instructions::port::Port;
+
+fn read_register(reg: u8) -> u8 {
+    let mut index = Port::<u8>::new(0x70);
+    let mut data = Port::<u8>::new(0x71);
+    // SAFETY: the CMOS index/data ports; bit 7 of the index keeps NMIs
+    // masked as they are at this point, and reading a register has no side
+    // effect besides the index selection.
+    unsafe {
+        index.write(0x80 | reg);
+        data.read()
+    }
+}
+
+fn updating() -> bool {
+    read_register(0x0a) & 0x80 != 0
+}
+
+fn read_once() -> RtcReading {
+    while updating() {
+        core::hint::spin_loop();
+    }
+    RtcReading {
+        seconds: read_register(0x00),
+        minutes: read_register(0x02),
+        hours: read_register(0x04),
+        day: read_register(0x07),
+        month: read_register(0x08),
+        year: read_register(0x09),
+        century: read_register(0x32),
+        status_b: read_register(0x0b),
+    }
+}
+
+/// The RTC time in seconds since the Unix epoch (read twice until two
+/// readings agree, so an update in between cannot tear it), or `None` if
+/// the clock reads nonsense.
+pub fn unix_seconds() -> Option<u64> {
+    let mut last = read_once();
+    for _ in 0..5 {
+        let next = read_once();
+        if next == last {
+            return next.unix_seconds();
+        }
+        last = next;
+    }
+    last.unix_seconds()
+}

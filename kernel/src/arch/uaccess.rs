@@ -1,0 +1,97 @@
+//! Copies between kernel and user memory with exception fix-up.
+//!
+//! [`copy_from_user`] and [`copy_to_user`] run one `rep movsb` with
+//! `stac`/`clac` around it (SMAP allows ring 0 to touch user pages only
+//! with `RFLAGS.AC` set). If the copy faults, the trap handler first tries
+//! demand paging ([`crate::mm::user::resolve_fault`]); if the page really is
+//! inaccessible it calls [`fixup`], which moves the instruction pointer to
+//! the instruction after the copy — `rcx` still holds the bytes left — so
+//! the copy returns a short count instead of crashing the kernel. This is
+//! Linux's exception-table scheme with a table of one entry.
+
+use core::arch::global_asm;
+
+use super::trap::TrapFrame;
+use crate::mm::user::USER_END;
+
+global_asm!(
+    r#"
+    .text
+    .global user_copy_raw
+user_copy_raw:
+    mov rcx, rdx
+    stac
+    .global user_copy_insn
+user_copy_insn:
+    rep movsb
+    .global user_copy_resume
+user_copy_resume:
+    clac
+    mov rax, rcx
+    ret
+    "#
+);
+
+unsafe extern "C" {
+    /// Copies `len` bytes from `src` to `dst`; returns the bytes not copied.
+    fn user_copy_raw(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static user_copy_insn: u8;
+    static user_copy_resume: u8;
+}
+
+/// Why a user copy failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadUserAddress;
+
+fn check(addr: u64, len: usize) -> Result<(), BadUserAddress> {
+    match addr.checked_add(len as u64) {
+        Some(end) if end <= USER_END => Ok(()),
+        _ => Err(BadUserAddress),
+    }
+}
+
+/// Copies `buf.len()` bytes from user address `addr`.
+pub fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result<(), BadUserAddress> {
+    check(addr, buf.len())?;
+    if buf.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the source range lies entirely in the user half (checked), so
+    // the copy cannot read kernel memory; a fault on it is fixed up by the
+    // trap handler and reported as a short copy. The destination is a
+    // kernel buffer we hold exclusively.
+    let left = unsafe { user_copy_raw(buf.as_mut_ptr(), addr as *const u8, buf.len()) };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(BadUserAddress)
+    }
+}
+
+/// Copies `data` to user address `addr`.
+pub fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
+    check(addr, data.len())?;
+    if data.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: the destination lies entirely in the user half (checked), so
+    // no kernel memory is written; with CR0.WP set a read-only user page
+    // faults and is fixed up into a short copy, as is an unmapped one.
+    let left = unsafe { user_copy_raw(addr as *mut u8, data.as_ptr(), data.len()) };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(BadUserAddress)
+    }
+}
+
+/// Called for a kernel-mode exception: if it happened inside a user copy,
+/// resumes after the copy (with `rcx` = bytes left) and returns `true`.
+pub(super) fn fixup(frame: &mut TrapFrame) -> bool {
+    let insn = core::ptr::addr_of!(user_copy_insn) as u64;
+    if frame.rip != insn {
+        return false;
+    }
+    frame.rip = core::ptr::addr_of!(user_copy_resume) as u64;
+    true
+}

@@ -1,0 +1,350 @@
+//! The application's half of the address space: page-granular mappings with
+//! demand paging.
+//!
+//! The LibOS decides *what* is mapped (its `Vm` tracks areas); this module
+//! keeps the page tables in step. Every user page-table entry is in one of
+//! four states, told apart by the present bit and two software bits:
+//!
+//! | state            | P | `HAS_FRAME` | meaning                                    |
+//! |------------------|---|-------------|--------------------------------------------|
+//! | unmapped         | 0 | 0 (entry 0) | a fault is a real `SIGSEGV`                 |
+//! | lazy             | 0 | 0           | reserved with permissions, no frame yet    |
+//! | inaccessible     | 0 | 1           | has a frame, `PROT_NONE` for now            |
+//! | present          | 1 | 1           | hardware-visible with the permissions      |
+//!
+//! The requested permissions live in the software bits `PERM_R/W/X` of
+//! every non-zero entry, so `mprotect` of a lazy page and a later fault
+//! both know what is allowed. A fault on a lazy page whose permissions allow
+//! the access gets a zeroed frame ([`resolve_fault`]); this is what keeps a
+//! 64 MiB `PROT_NONE` reservation (glibc's per-thread arenas) from costing
+//! 64 MiB.
+//!
+//! All entries sit below [`USER_END`], in PML4 slots 0–255, which the
+//! kernel's own mappings never use.
+
+use spin::Mutex;
+use x86_64::VirtAddr;
+use x86_64::instructions::interrupts::without_interrupts;
+use x86_64::instructions::tlb;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTable, PageTableFlags as F, PageTableIndex};
+
+pub use super::paging::USER_END;
+use super::{PAGE_BYTES, frames, phys_to_virt};
+
+/// Software bit: the page may be read.
+const PERM_R: F = F::BIT_9;
+/// Software bit: the page may be written.
+const PERM_W: F = F::BIT_10;
+/// Software bit: the page may be executed.
+const PERM_X: F = F::BIT_11;
+/// Software bit: the entry holds a frame (present or not).
+const HAS_FRAME: F = F::BIT_52;
+/// Software bit on every user leaf entry this module writes, so that even a
+/// `PROT_NONE` reservation without a frame is non-zero (zero = unmapped).
+const MANAGED: F = F::BIT_53;
+/// Flags of the tables leading to user pages (the leaf decides the rights).
+const USER_TABLE: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
+
+/// Page permissions as `mmap`/`mprotect` give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Prot {
+    /// `PROT_READ`
+    pub read: bool,
+    /// `PROT_WRITE`
+    pub write: bool,
+    /// `PROT_EXEC`
+    pub exec: bool,
+}
+
+impl Prot {
+    fn software_bits(self) -> F {
+        let mut f = F::empty();
+        if self.read || self.write || self.exec {
+            // x86 cannot express write-only or execute-only: both imply read,
+            // as on Linux.
+            f |= PERM_R;
+        }
+        if self.write {
+            f |= PERM_W;
+        }
+        if self.exec {
+            f |= PERM_X;
+        }
+        f
+    }
+
+    fn from_bits(f: F) -> Self {
+        Self {
+            read: f.contains(PERM_R),
+            write: f.contains(PERM_W),
+            exec: f.contains(PERM_X),
+        }
+    }
+
+    fn any(self) -> bool {
+        self.read || self.write || self.exec
+    }
+}
+
+/// Why a user mapping operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMapError {
+    /// No frame for a page or a page table.
+    OutOfMemory,
+    /// The address is not a mapped user page (for [`fill`]).
+    NotMapped(u64),
+    /// The range leaves user space or is not page aligned.
+    BadRange,
+}
+
+/// Serialises page-table edits (one address space for now).
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn table_at(paddr: u64) -> &'static mut PageTable {
+    // SAFETY: `paddr` is a page-table frame reachable through the direct
+    // map; every caller holds `LOCK` with interrupts off, so this is the
+    // only live reference to the table.
+    unsafe { &mut *(phys_to_virt(paddr) as *mut PageTable) }
+}
+
+/// The level-1 entry for `vaddr`, creating the tables on the way when
+/// `create` is set. `None`: no table (and `create` unset) or out of frames.
+fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
+    let addr = VirtAddr::new(vaddr);
+    let mut table = table_at(Cr3::read().0.start_address().as_u64());
+    let indices: [PageTableIndex; 3] = [addr.p4_index(), addr.p3_index(), addr.p2_index()];
+    for index in indices {
+        let entry = &mut table[index];
+        if entry.is_unused() {
+            if !create {
+                return None;
+            }
+            let frame = frames::alloc_zeroed()?;
+            entry.set_addr(x86_64::PhysAddr::new(frame), USER_TABLE);
+        }
+        table = table_at(entry.addr().as_u64());
+    }
+    Some(&mut table[addr.p1_index()])
+}
+
+/// The flags of a user leaf entry with `prot`: present (with hardware
+/// rights) only when it has a frame and some access is allowed.
+fn leaf_flags(prot: Prot, has_frame: bool) -> F {
+    let mut f = MANAGED | prot.software_bits();
+    if !has_frame {
+        return f;
+    }
+    f |= HAS_FRAME;
+    if prot.any() {
+        f |= F::PRESENT | F::USER_ACCESSIBLE;
+        if prot.write {
+            f |= F::WRITABLE;
+        }
+        if !prot.exec {
+            f |= F::NO_EXECUTE;
+        }
+    }
+    f
+}
+
+fn check_range(start: u64, len: u64) -> Result<u64, UserMapError> {
+    let end = start.checked_add(len).ok_or(UserMapError::BadRange)?;
+    if !start.is_multiple_of(PAGE_BYTES) || !len.is_multiple_of(PAGE_BYTES) || end > USER_END {
+        return Err(UserMapError::BadRange);
+    }
+    Ok(end)
+}
+
+fn with_lock<R>(f: impl FnOnce() -> R) -> R {
+    without_interrupts(|| {
+        let _g = LOCK.lock();
+        f()
+    })
+}
+
+/// Frees the frame an entry holds, if any, and clears it.
+fn clear_entry(entry: &mut PageTableEntry) {
+    if entry.flags().contains(HAS_FRAME) {
+        // A frame we allocated for this page: freeing it cannot fail unless
+        // the bookkeeping is corrupt, which the frame allocator reports.
+        if let Err(e) = frames::free(entry.addr().as_u64(), 1) {
+            log::error!("freeing a user frame: {e:?}");
+        }
+    }
+    entry.set_unused();
+}
+
+/// Reserves `start .. start + len` with `prot`, replacing (and freeing)
+/// whatever was mapped there. Frames come on first touch.
+pub fn map_lazy(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
+    let end = check_range(start, len)?;
+    with_lock(|| {
+        let mut v = start;
+        while v < end {
+            let entry = leaf(v, true).ok_or(UserMapError::OutOfMemory)?;
+            let was_present = entry.flags().contains(F::PRESENT);
+            clear_entry(entry);
+            entry.set_addr(x86_64::PhysAddr::new(0), MANAGED | prot.software_bits());
+            if was_present {
+                tlb::flush(VirtAddr::new(v));
+            }
+            v += PAGE_BYTES;
+        }
+        Ok(())
+    })
+}
+
+/// Changes the permissions of every mapped page in the range.
+pub fn protect(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
+    let end = check_range(start, len)?;
+    with_lock(|| {
+        let mut v = start;
+        while v < end {
+            if let Some(entry) = leaf(v, false).filter(|e| !e.is_unused()) {
+                let flags = entry.flags();
+                entry.set_flags(leaf_flags(prot, flags.contains(HAS_FRAME)));
+                if flags.contains(F::PRESENT) {
+                    tlb::flush(VirtAddr::new(v));
+                }
+            }
+            v += PAGE_BYTES;
+        }
+        Ok(())
+    })
+}
+
+/// Unmaps the range, freeing its frames.
+pub fn unmap(start: u64, len: u64) -> Result<(), UserMapError> {
+    let end = check_range(start, len)?;
+    with_lock(|| {
+        let mut v = start;
+        while v < end {
+            if let Some(entry) = leaf(v, false) {
+                let was_present = entry.flags().contains(F::PRESENT);
+                clear_entry(entry);
+                if was_present {
+                    tlb::flush(VirtAddr::new(v));
+                }
+            }
+            v += PAGE_BYTES;
+        }
+        Ok(())
+    })
+}
+
+/// Moves the entries (and frames) of `from ..` to `to ..`; the destination
+/// is first unmapped.
+pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
+    check_range(from, len)?;
+    check_range(to, len)?;
+    unmap(to, len)?;
+    with_lock(|| {
+        let mut off = 0;
+        while off < len {
+            if let Some(src) = leaf(from + off, false).filter(|e| !e.is_unused()) {
+                let (addr, flags) = (src.addr(), src.flags());
+                src.set_unused();
+                if flags.contains(F::PRESENT) {
+                    tlb::flush(VirtAddr::new(from + off));
+                }
+                let dst = leaf(to + off, true).ok_or(UserMapError::OutOfMemory)?;
+                dst.set_addr(addr, flags);
+            }
+            off += PAGE_BYTES;
+        }
+        Ok(())
+    })
+}
+
+/// Gives a lazy page its zeroed frame (the lock is held).
+fn populate(entry: &mut PageTableEntry) -> Result<u64, UserMapError> {
+    let flags = entry.flags();
+    if flags.contains(HAS_FRAME) {
+        return Ok(entry.addr().as_u64());
+    }
+    let frame = frames::alloc_zeroed().ok_or(UserMapError::OutOfMemory)?;
+    let prot = Prot::from_bits(flags);
+    entry.set_addr(x86_64::PhysAddr::new(frame), leaf_flags(prot, true));
+    Ok(frame)
+}
+
+/// Copies `data` to user address `addr` through the direct map, ignoring
+/// page permissions (loading a file into read-only or executable pages).
+/// Lazy pages get their frames.
+pub fn fill(addr: u64, data: &[u8]) -> Result<(), UserMapError> {
+    addr.checked_add(data.len() as u64)
+        .filter(|&e| e <= USER_END)
+        .ok_or(UserMapError::BadRange)?;
+    with_lock(|| {
+        let mut done = 0usize;
+        while done < data.len() {
+            let v = addr + done as u64;
+            let in_page = (PAGE_BYTES - v % PAGE_BYTES) as usize;
+            let n = in_page.min(data.len() - done);
+            let entry = leaf(v & !(PAGE_BYTES - 1), false)
+                .filter(|e| !e.is_unused())
+                .ok_or(UserMapError::NotMapped(v))?;
+            let frame = populate(entry)?;
+            let dst = phys_to_virt(frame) + v % PAGE_BYTES;
+            // SAFETY: `dst .. dst + n` lies inside one frame owned by this
+            // user page, reached through the direct map; the source is a
+            // kernel slice that cannot overlap it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst as *mut u8, n);
+            }
+            done += n;
+        }
+        Ok(())
+    })
+}
+
+/// The kind of access that faulted, from the page-fault error code.
+fn access_allowed(prot: Prot, error_code: u64) -> bool {
+    let write = error_code & 2 != 0;
+    let fetch = error_code & 16 != 0;
+    if fetch {
+        prot.exec
+    } else if write {
+        prot.write
+    } else {
+        prot.read
+    }
+}
+
+/// Handles a page fault at user address `addr`: if the page is lazy and its
+/// permissions allow the access, maps a zeroed frame and returns `true`
+/// (retry the access). `false` means a genuine fault.
+pub fn resolve_fault(addr: u64, error_code: u64) -> bool {
+    if addr >= USER_END || error_code & 1 != 0 {
+        // Protection violations on present pages are never demand faults.
+        return false;
+    }
+    with_lock(|| {
+        let Some(entry) = leaf(addr & !(PAGE_BYTES - 1), false) else {
+            return false;
+        };
+        let flags = entry.flags();
+        if entry.is_unused() || flags.contains(HAS_FRAME) {
+            return false;
+        }
+        if !access_allowed(Prot::from_bits(flags), error_code) {
+            return false;
+        }
+        populate(entry).is_ok()
+    })
+}
+
+/// The permissions of the page at `addr` and whether it has a frame, or
+/// `None` if unmapped (for tests and `/proc/self/maps` checks).
+pub fn query(addr: u64) -> Option<(Prot, bool)> {
+    with_lock(|| {
+        let entry = leaf(addr & !(PAGE_BYTES - 1), false)?;
+        if entry.is_unused() {
+            return None;
+        }
+        let flags = entry.flags();
+        Some((Prot::from_bits(flags), flags.contains(HAS_FRAME)))
+    })
+}

@@ -1,0 +1,97 @@
+//! In-guest tests of the user half: lazy mappings get frames on first
+//! touch, permissions hold for kernel user-copies, `fill` ignores them,
+//! `move_pages` keeps contents, and unmapping frees every frame.
+
+use super::frames;
+use super::user::{self, Prot};
+use crate::arch::uaccess::{copy_from_user, copy_to_user};
+use crate::ktest;
+
+const BASE: u64 = 0x1000_0000;
+const RW: Prot = Prot {
+    read: true,
+    write: true,
+    exec: false,
+};
+const RO: Prot = Prot {
+    read: true,
+    write: false,
+    exec: false,
+};
+const NONE: Prot = Prot {
+    read: false,
+    write: false,
+    exec: false,
+};
+
+ktest!(
+    fn lazy_pages_take_frames_only_when_touched() {
+        let before = frames::free_frames();
+        // 64 MiB reserved: only page tables may be allocated.
+        user::map_lazy(BASE, 64 << 20, NONE).expect("reserve");
+        let after_reserve = frames::free_frames();
+        assert!(
+            before - after_reserve < 40,
+            "reservation cost {} frames",
+            before - after_reserve
+        );
+        user::protect(BASE, 4 * 4096, RW).expect("protect");
+        assert_eq!(user::query(BASE), Some((RW, false)));
+        copy_to_user(BASE + 4096 + 8, b"hello").expect("write through a lazy page");
+        assert_eq!(user::query(BASE + 4096), Some((RW, true)));
+        assert_eq!(frames::free_frames(), after_reserve - 1);
+        let mut buf = [0u8; 5];
+        copy_from_user(BASE + 4096 + 8, &mut buf).expect("read back");
+        assert_eq!(&buf, b"hello");
+        user::unmap(BASE, 64 << 20).expect("unmap");
+        assert_eq!(
+            frames::free_frames(),
+            after_reserve,
+            "the touched frame came back"
+        );
+        assert_eq!(user::query(BASE + 4096), None);
+    }
+);
+
+ktest!(
+    fn user_copies_fail_cleanly_on_bad_addresses() {
+        user::map_lazy(BASE, 4096, RO).expect("map");
+        let mut buf = [0u8; 16];
+        // Reading a read-only lazy page works and sees zeros.
+        copy_from_user(BASE, &mut buf).expect("read");
+        assert_eq!(buf, [0; 16]);
+        // Writing it faults and is fixed up into an error.
+        assert!(copy_to_user(BASE, b"x").is_err());
+        // Unmapped, straddling the end, kernel addresses, overflow.
+        assert!(copy_from_user(BASE + 4096, &mut buf).is_err());
+        assert!(copy_from_user(BASE + 4096 - 8, &mut buf).is_err());
+        assert!(copy_from_user(0xffff_8000_0000_0000, &mut buf).is_err());
+        assert!(copy_from_user(u64::MAX - 4, &mut buf).is_err());
+        // `fill` ignores the protection (loading code into read-only pages).
+        user::fill(BASE + 100, b"loaded").expect("fill");
+        copy_from_user(BASE + 100, &mut buf[..6]).expect("read");
+        assert_eq!(&buf[..6], b"loaded");
+        user::protect(BASE, 4096, NONE).expect("protect none");
+        assert!(copy_from_user(BASE + 100, &mut buf[..6]).is_err());
+        user::protect(BASE, 4096, RO).expect("protect ro");
+        copy_from_user(BASE + 100, &mut buf[..6]).expect("contents kept across PROT_NONE");
+        assert_eq!(&buf[..6], b"loaded");
+        user::unmap(BASE, 4096).expect("unmap");
+    }
+);
+
+ktest!(
+    fn moved_pages_keep_contents() {
+        let before = frames::free_frames();
+        user::map_lazy(BASE, 2 * 4096, RW).expect("map");
+        copy_to_user(BASE + 4096, b"moving").expect("write");
+        user::move_pages(BASE, BASE + 0x10_0000, 2 * 4096).expect("move");
+        assert_eq!(user::query(BASE + 4096), None);
+        let mut buf = [0u8; 6];
+        copy_from_user(BASE + 0x10_0000 + 4096, &mut buf).expect("read moved");
+        assert_eq!(&buf, b"moving");
+        user::unmap(BASE + 0x10_0000, 2 * 4096).expect("unmap");
+        // Page tables stay; every data frame is back.
+        assert!(before - frames::free_frames() < 8);
+    }
+);

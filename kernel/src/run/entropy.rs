@@ -1,0 +1,52 @@
+//! The CSPRNG's seed from the CPU's entropy source.
+
+use core::arch::asm;
+
+/// One 64-bit value from RDSEED (or RDRAND if `seed` is false), retried as
+/// Intel recommends; `None` if the instruction keeps failing.
+fn hw_random(seed: bool) -> Option<u64> {
+    for _ in 0..100 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: the caller checked CPUID for the instruction; it only
+        // writes the output register and CF.
+        unsafe {
+            if seed {
+                asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+            } else {
+                asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+            }
+        }
+        if ok != 0 {
+            return Some(value);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
+/// 32 bytes of seed: RDSEED where the CPU has it, else RDRAND. Without
+/// either (or if both keep failing) the seed falls back to TSC jitter,
+/// which is NOT cryptographically sound: a warning says so.
+pub fn seed() -> [u8; 32] {
+    let f = crate::arch::cpu::features();
+    let mut out = [0u8; 32];
+    let mut hardware = true;
+    for chunk in out.chunks_mut(8) {
+        let v = (f.rdseed.then(|| hw_random(true)).flatten())
+            .or_else(|| f.rdrand.then(|| hw_random(false)).flatten());
+        let v = v.unwrap_or_else(|| {
+            hardware = false;
+            let a = crate::time::rdtsc();
+            crate::time::spin_ns(1000);
+            a.rotate_left(17) ^ crate::time::rdtsc()
+        });
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    if !hardware {
+        log::warn!(
+            "no RDSEED/RDRAND: random numbers are seeded from TSC jitter and are NOT secure"
+        );
+    }
+    out
+}

@@ -1,0 +1,57 @@
+//! A fatal fault in the application: the signal Linux would send, a clear
+//! report, and exit status 128 + signal (there is no signal delivery yet,
+//! so a handler the program installed is not run — the report says so).
+
+use super::exit_program;
+
+/// Linux signal numbers for the faults we map.
+const SIGILL: u8 = 4;
+const SIGTRAP: u8 = 5;
+const SIGBUS: u8 = 7;
+const SIGFPE: u8 = 8;
+const SIGSEGV: u8 = 11;
+
+/// The signal for CPU exception `vector`, and its name.
+fn signal_for(vector: u64) -> (u8, &'static str) {
+    match vector {
+        0 | 16 | 19 => (SIGFPE, "SIGFPE"),
+        1 | 3 => (SIGTRAP, "SIGTRAP"),
+        6 => (SIGILL, "SIGILL"),
+        17 => (SIGBUS, "SIGBUS"),
+        _ => (SIGSEGV, "SIGSEGV"),
+    }
+}
+
+/// Describes a page fault's error code the way a reader wants it.
+fn page_fault_detail(error_code: u64) -> &'static str {
+    match (
+        error_code & 1 != 0,
+        error_code & 2 != 0,
+        error_code & 16 != 0,
+    ) {
+        (_, _, true) => "instruction fetch",
+        (false, true, _) => "write to an unmapped address",
+        (false, false, _) => "read of an unmapped address",
+        (true, true, _) => "write to a read-only page",
+        (true, false, _) => "read of an inaccessible page",
+    }
+}
+
+/// Terminates the program for exception `vector` in thread `tid`.
+pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
+    let (sig, name) = signal_for(vector);
+    let what = crate::arch::trap::exception_name(vector);
+    let text = if vector == 14 {
+        alloc::format!(
+            "cloister: program killed by {name}: {what}, {} at {cr2:#x}, RIP {rip:#x}, thread {tid}\n",
+            page_fault_detail(error_code)
+        )
+    } else {
+        alloc::format!(
+            "cloister: program killed by {name}: {what} (error code {error_code:#x}), RIP {rip:#x}, thread {tid}\n"
+        )
+    };
+    crate::app_console::write(text.as_bytes());
+    log::error!("{}", text.trim_end());
+    exit_program(128 + sig)
+}

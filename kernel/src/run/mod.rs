@@ -1,0 +1,212 @@
+//! Running the application: the LibOS on top of the kernel.
+//!
+//! When the boot loader passed an initramfs (QEMU `-initrd`), [`start`]
+//! unpacks it into the VFS, reads the program's arguments from
+//! `/.cloister/argv` and its environment from `/.cloister/envp` (written by
+//! `cloister run`), loads the ELF (and its interpreter), and runs it in ring
+//! 3. Each thread's kernel side is [`thread_main`]: run user code until it
+//! needs the kernel, dispatch the syscall through the LibOS table, resolve a
+//! demand fault, or end the program on a fatal fault.
+//!
+//! The end of the program is reported on COM1 as the control line
+//! `CLOISTER_EXIT=<status>` (the host runner's exit status), then QEMU is
+//! told to exit.
+
+mod entropy;
+mod fault;
+mod loader;
+mod observer;
+mod platform;
+mod syscalls;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use libos::boot::cmdline::KernelArgs;
+use libos::exec::{AddressLayout, prepare_exec};
+use libos::fs::{DeviceRegistry, Vfs};
+use libos::process::Process;
+use libos::syscall::SyscallTable;
+
+use crate::arch::fpu::FpuState;
+use crate::arch::user::{self, ReturnReason, UserContext};
+use crate::boot_info::BootInfo;
+use crate::exit::{ExitCode, exit};
+use crate::task::{self, Thread};
+use platform::KernelPlatform;
+
+/// The one program and its syscall table.
+struct Runtime {
+    process: Process,
+    table: SyscallTable,
+}
+
+static RUNTIME: spin::Once<Runtime> = spin::Once::new();
+
+/// Wakes up to `count` futex waiters on `addr` (thread exit's
+/// `clear_child_tid`).
+pub(crate) fn futex_wake(_process: &Process, _addr: u64, _count: u32) {
+    // Hooked to the LibOS futex table when it lands.
+}
+
+/// Reports the program's exit status to the host and powers off.
+pub fn exit_program(status: u8) -> ! {
+    crate::kprintln!("CLOISTER_EXIT={status}");
+    exit(ExitCode::Success)
+}
+
+/// Ends the program before it ran: prints `msg` on the application console
+/// (where a shell would print it) and the log, exits with `status`.
+fn fail_to_start(status: u8, msg: core::fmt::Arguments<'_>) -> ! {
+    let text = alloc::format!("cloister: {msg}\n");
+    crate::app_console::write(text.as_bytes());
+    log::error!("{msg}");
+    exit_program(status)
+}
+
+/// NUL-separated strings from a file in the VFS.
+fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let root = vfs.root().clone();
+    let inode = vfs.resolve(&root, path, true).ok()?;
+    let size = usize::try_from(inode.metadata().size).ok()?;
+    let mut bytes = alloc::vec![0u8; size];
+    let n = inode.read_at(0, &mut bytes).ok()?;
+    bytes.truncate(n);
+    Some(
+        bytes
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// Runs the program in the initramfs `archive`; never returns.
+pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
+    if !crate::app_console::init() {
+        log::warn!("no UART at COM2: the program's output is lost");
+    }
+    let fpu_xcr0 = crate::arch::fpu::init();
+    log::info!("FPU on (XCR0 {fpu_xcr0:#x})");
+    let platform = Arc::new(KernelPlatform::new());
+    let devices = DeviceRegistry::standard(platform.clone(), platform.clone());
+    let vfs = Arc::new(Vfs::new(platform.clone(), devices));
+    match vfs.unpack_cpio(archive) {
+        Ok(r) => log::info!(
+            "initramfs: {} entries, {} KiB of data, {} skipped",
+            r.entries,
+            r.data_bytes >> 10,
+            r.skipped
+        ),
+        Err(e) => fail_to_start(125, format_args!("bad initramfs: {e}")),
+    }
+    let argv = read_list(&vfs, b"/.cloister/argv").unwrap_or_default();
+    let envp = read_list(&vfs, b"/.cloister/envp").unwrap_or_default();
+    let Some(path) = argv.first().cloned() else {
+        fail_to_start(
+            125,
+            format_args!("no program: /.cloister/argv is missing or empty"),
+        )
+    };
+    let info_proc = Arc::new(observer::ProcInfo::new(argv.clone(), envp.clone()));
+    if let Err(e) = libos::fs::procfs::install(&vfs, info_proc, platform.clone()) {
+        log::warn!("cannot create /proc: {e}");
+    }
+    let _ = libos::fs::procfs::set_exe(&vfs, &path);
+    let process = Process::new(platform.clone(), vfs.clone());
+    if let Err(e) = process.open_console_stdio() {
+        fail_to_start(125, format_args!("cannot open /dev/console: {e}"));
+    }
+    let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp_refs: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    let layout = AddressLayout::default();
+    let cwd = vfs.root().clone();
+    let shown = String::from_utf8_lossy(&path).into_owned();
+    let image = match prepare_exec(
+        &vfs, &cwd, &path, &argv_refs, &envp_refs, &*platform, &layout,
+    ) {
+        Ok(image) => image,
+        Err(e) => {
+            // As a shell: 127 for a missing file, 126 for one that cannot run.
+            let status = if e.errno() == libos::error::Errno::ENOENT {
+                127
+            } else {
+                126
+            };
+            fail_to_start(status, format_args!("cannot execute {shown}: {e}"))
+        }
+    };
+    let rsp = match loader::load(&process, &image) {
+        Ok(rsp) => rsp,
+        Err(e) => fail_to_start(126, format_args!("cannot load {shown}: {e}")),
+    };
+    let mut table = SyscallTable::new();
+    syscalls::register(&mut table);
+    table.set_observer(Arc::new(observer::Observer::new(
+        args.get("trace").is_some(),
+    )));
+    RUNTIME.call_once(|| Runtime { process, table });
+
+    let ctx = UserContext {
+        rip: image.entry,
+        rsp,
+        ..UserContext::default()
+    };
+    let Some(fpu) = FpuState::initial() else {
+        fail_to_start(125, format_args!("out of memory for the first thread"))
+    };
+    task::set_entry(thread_main);
+    if task::spawn(ctx, fpu, 0).is_err() {
+        fail_to_start(125, format_args!("out of memory for the first thread"));
+    }
+    log::info!(
+        "starting {shown} (entry {:#x}, {} MiB free)",
+        image.entry,
+        (crate::mm::frames::free_frames() * 4096) >> 20
+    );
+    let _ = info;
+    task::start()
+}
+
+/// A thread's kernel side: runs its user code and serves its syscalls.
+fn thread_main(me: Arc<Thread>) -> ! {
+    let rt = RUNTIME.get().expect("runtime set before threads start");
+    loop {
+        // SAFETY: this is `me`'s own kernel code; the reference ends before
+        // anything that could switch threads.
+        let reason = user::execute(unsafe { me.context() });
+        match reason {
+            ReturnReason::Syscall => {
+                let (nr, raw) = {
+                    // SAFETY: as above.
+                    let c = unsafe { me.context() };
+                    (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9])
+                };
+                let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                // SAFETY: as above (the dispatch may have switched threads
+                // and back; no reference was held across it).
+                unsafe { me.context() }.rax = ret;
+            }
+            ReturnReason::Exception {
+                vector: 14,
+                error_code,
+                cr2,
+            } if crate::mm::user::resolve_fault(cr2, error_code) => {}
+            ReturnReason::Exception {
+                vector,
+                error_code,
+                cr2,
+            } => {
+                // SAFETY: as above.
+                let rip = unsafe { me.context() }.rip;
+                fault::kill(me.tid, vector, error_code, cr2, rip)
+            }
+            ReturnReason::Interrupt(v) => {
+                if v == u64::from(crate::arch::trap::TIMER_VECTOR) {
+                    task::yield_now();
+                }
+            }
+        }
+    }
+}

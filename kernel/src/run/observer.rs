@@ -1,0 +1,108 @@
+//! What the kernel does around every syscall: the `--trace` line, the
+//! once-per-name warning for unsupported syscalls, and `/proc/1` answers.
+
+use alloc::vec::Vec;
+
+use libos::fs::procfs::ProcessInfo;
+use libos::syscall::{SyscallArgs, SyscallObserver, syscall_name};
+
+/// Logs unsupported syscalls and, with `trace`, every syscall.
+#[derive(Debug)]
+pub struct Observer {
+    trace: bool,
+}
+
+impl Observer {
+    /// `trace`: print a line per syscall on COM1.
+    pub fn new(trace: bool) -> Self {
+        Self { trace }
+    }
+}
+
+impl SyscallObserver for Observer {
+    fn unsupported(&self, nr: usize, name: Option<&'static str>, first_time: bool) {
+        if first_time {
+            log::warn!(
+                "unsupported syscall {} ({nr}): returning -ENOSYS",
+                name.unwrap_or("<unknown>")
+            );
+        }
+    }
+
+    fn completed(&self, args: &SyscallArgs, ret: isize) {
+        if !self.trace {
+            return;
+        }
+        let tid = crate::task::current().map_or(0, |t| t.tid);
+        let name = syscall_name(args.nr).unwrap_or("syscall");
+        let a = args.raw;
+        if ret < 0 && ret > -4096 {
+            crate::kprintln!(
+                "[trace] {tid} {name}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = -1 (errno {})",
+                a[0],
+                a[1],
+                a[2],
+                a[3],
+                a[4],
+                a[5],
+                -ret
+            );
+        } else {
+            crate::kprintln!(
+                "[trace] {tid} {name}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) = {ret:#x}",
+                a[0],
+                a[1],
+                a[2],
+                a[3],
+                a[4],
+                a[5]
+            );
+        }
+    }
+}
+
+/// `/proc/1/*` answers.
+#[derive(Debug)]
+pub struct ProcInfo {
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+}
+
+impl ProcInfo {
+    /// For a program started with `argv` and `envp`.
+    pub fn new(argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Self {
+        Self { argv, envp }
+    }
+}
+
+fn nul_joined(list: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in list {
+        out.extend_from_slice(s);
+        out.push(0);
+    }
+    out
+}
+
+impl ProcessInfo for ProcInfo {
+    fn cmdline(&self) -> Vec<u8> {
+        nul_joined(&self.argv)
+    }
+
+    fn environ(&self) -> Vec<u8> {
+        nul_joined(&self.envp)
+    }
+
+    fn maps(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn thread_count(&self) -> usize {
+        crate::task::thread_count()
+    }
+
+    fn memory_bytes(&self) -> (u64, u64) {
+        let free = crate::mm::frames::free_frames() as u64 * crate::mm::PAGE_BYTES;
+        (crate::mm::frames::total_bytes(), free)
+    }
+}

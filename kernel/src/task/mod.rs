@@ -1,0 +1,330 @@
+//! Threads of the application and the scheduler that shares the one vCPU
+//! between them.
+//!
+//! Each user thread has its own kernel stack; the kernel code for a thread
+//! (its syscall handlers, its blocking waits) runs on that stack, and
+//! [`yield_now`] switches stacks. The policy is round robin:
+//! - user code is preempted on every timer tick (the run loop calls
+//!   [`yield_now`] when `execute` returns for the timer interrupt);
+//! - kernel code is never preempted (interrupts are off in the kernel except
+//!   while idling), so spin locks held across no yield are safe;
+//! - a blocking wait ([`block_until`]) marks the thread blocked, re-checks
+//!   its condition each time the thread is picked, and when every thread is
+//!   blocked halts the CPU until the next interrupt (a timer tick or a
+//!   device), so an idle program costs no CPU.
+//!
+//! Threads that exit are dropped from the run queue; their kernel stacks
+//! are not reused yet (`mm::stack` has no free), which costs 68 KiB per
+//! exited thread.
+
+mod switch;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use spin::Mutex;
+use x86_64::registers::model_specific::FsBase;
+
+use crate::arch::fpu::FpuState;
+use crate::arch::user::UserContext;
+use crate::mm::stack::{self, KernelStack};
+
+/// Pages of each thread's kernel stack.
+const THREAD_STACK_PAGES: u64 = 16;
+
+/// A thread's scheduling state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Running or ready to run.
+    Runnable = 0,
+    /// Waiting in [`block_until`].
+    Blocked = 1,
+    /// Exited; never runs again.
+    Dead = 2,
+}
+
+/// A user thread.
+pub struct Thread {
+    /// Thread id (the main thread's equals the pid).
+    pub tid: u32,
+    /// User registers; only this thread's kernel code touches them.
+    ctx: UnsafeCell<UserContext>,
+    /// Saved kernel stack pointer while switched out.
+    saved_rsp: UnsafeCell<u64>,
+    /// FPU/SSE/AVX registers while switched out.
+    fpu: UnsafeCell<FpuState>,
+    /// The user's FS base (TLS), loaded on every switch to this thread.
+    fs_base: AtomicU64,
+    state: AtomicU8,
+    /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: zeroed and woken at exit.
+    pub clear_child_tid: AtomicU64,
+    /// `set_robust_list` head, kept for `get_robust_list`.
+    pub robust_list: AtomicU64,
+    /// The kernel stack (kept for diagnostics).
+    pub stack: KernelStack,
+}
+
+// SAFETY: the UnsafeCell fields are touched only by the thread's own kernel
+// code (ctx, fpu) or by the scheduler with interrupts off on the one CPU
+// while the thread is switched out (saved_rsp, fpu); everything else is
+// atomic.
+unsafe impl Sync for Thread {}
+// SAFETY: as above; nothing in a Thread is tied to the creating context.
+unsafe impl Send for Thread {}
+
+impl core::fmt::Debug for Thread {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Thread")
+            .field("tid", &self.tid)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Thread {
+    /// The thread's user registers.
+    ///
+    /// # Safety
+    /// Only the thread's own kernel code may call this (it runs on one CPU
+    /// with no preemption in the kernel), and the reference must not live
+    /// across a call to `execute` of another thread.
+    #[allow(clippy::mut_from_ref, reason = "see the safety contract")]
+    pub unsafe fn context(&self) -> &mut UserContext {
+        // SAFETY: the caller's contract makes this the only reference.
+        unsafe { &mut *self.ctx.get() }
+    }
+
+    /// The scheduling state.
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            0 => State::Runnable,
+            1 => State::Blocked,
+            _ => State::Dead,
+        }
+    }
+
+    fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Sets the FS base, now if this thread is running.
+    pub fn set_fs_base(&self, base: u64) {
+        self.fs_base.store(base, Ordering::Relaxed);
+        if current().is_some_and(|c| c.tid == self.tid) {
+            FsBase::write(x86_64::VirtAddr::new_truncate(base));
+        }
+    }
+
+    /// The FS base.
+    pub fn fs_base(&self) -> u64 {
+        self.fs_base.load(Ordering::Relaxed)
+    }
+}
+
+struct Scheduler {
+    threads: Vec<Arc<Thread>>,
+    current: usize,
+}
+
+static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+    threads: Vec::new(),
+    current: 0,
+});
+static NEXT_TID: AtomicU32 = AtomicU32::new(1);
+/// The thread that halts the CPU when every thread is blocked (0: none).
+static IDLE_OWNER: AtomicU32 = AtomicU32::new(0);
+/// What a new thread runs (the LibOS run loop).
+static ENTRY: spin::Once<fn(Arc<Thread>) -> !> = spin::Once::new();
+
+/// Why a thread could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoMemory;
+
+/// Sets the function every new thread runs on its kernel stack.
+pub fn set_entry(entry: fn(Arc<Thread>) -> !) {
+    ENTRY.call_once(|| entry);
+}
+
+/// The running thread, once the first has started.
+pub fn current() -> Option<Arc<Thread>> {
+    let s = SCHED.lock();
+    s.threads.get(s.current).cloned()
+}
+
+/// The live thread with id `tid`.
+pub fn find(tid: u32) -> Option<Arc<Thread>> {
+    SCHED
+        .lock()
+        .threads
+        .iter()
+        .find(|t| t.tid == tid && t.state() != State::Dead)
+        .cloned()
+}
+
+/// Number of live threads.
+pub fn thread_count() -> usize {
+    SCHED
+        .lock()
+        .threads
+        .iter()
+        .filter(|t| t.state() != State::Dead)
+        .count()
+}
+
+extern "C" fn thread_start() -> ! {
+    let me = current().expect("a started thread is current");
+    let entry = ENTRY
+        .get()
+        .expect("task::set_entry before the first thread");
+    entry(me)
+}
+
+/// Creates a runnable thread that will enter user mode with `ctx`, `fpu`
+/// and FS base `fs_base`. Returns its tid.
+pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, NoMemory> {
+    let stack = stack::alloc(THREAD_STACK_PAGES).ok_or(NoMemory)?;
+    // SAFETY: a freshly allocated, mapped, unused stack.
+    let rsp = unsafe { switch::initial_frame(stack.top, thread_start) };
+    let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
+    let t = Arc::new(Thread {
+        tid,
+        ctx: UnsafeCell::new(ctx),
+        saved_rsp: UnsafeCell::new(rsp),
+        fpu: UnsafeCell::new(fpu),
+        fs_base: AtomicU64::new(fs_base),
+        state: AtomicU8::new(State::Runnable as u8),
+        clear_child_tid: AtomicU64::new(0),
+        robust_list: AtomicU64::new(0),
+        stack,
+    });
+    x86_64::instructions::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
+    Ok(tid)
+}
+
+/// Starts the first spawned thread; the boot stack is abandoned.
+pub fn start() -> ! {
+    x86_64::instructions::interrupts::disable();
+    let first = {
+        let mut s = SCHED.lock();
+        s.current = 0;
+        s.threads.first().cloned().expect("a thread to start")
+    };
+    // SAFETY: only this thread's code touches its FPU buffer; it is not
+    // running yet.
+    unsafe { (*first.fpu.get()).restore() };
+    FsBase::write(x86_64::VirtAddr::new_truncate(first.fs_base()));
+    let mut dead_rsp = 0u64;
+    // SAFETY: `dead_rsp` receives the boot stack pointer, which is never
+    // resumed; the first thread's saved rsp comes from `initial_frame`.
+    unsafe { switch::switch(&mut dead_rsp, *first.saved_rsp.get()) };
+    unreachable!("the boot stack is never resumed")
+}
+
+/// Switches to the next thread that is not dead (round robin); returns
+/// `false` if there is none besides the caller. Dead threads other than
+/// the caller leave the run queue here.
+pub fn yield_now() -> bool {
+    x86_64::instructions::interrupts::disable();
+    let (me, next) = {
+        let mut s = SCHED.lock();
+        let me = s.threads[s.current].clone();
+        // Drop threads that have exited and switched away for good.
+        s.threads
+            .retain(|t| t.state() != State::Dead || Arc::ptr_eq(t, &me));
+        let cur = s
+            .threads
+            .iter()
+            .position(|t| Arc::ptr_eq(t, &me))
+            .expect("the current thread is queued");
+        let n = s.threads.len();
+        let next = (1..n)
+            .map(|k| (cur + k) % n)
+            .find(|&i| s.threads[i].state() != State::Dead);
+        match next {
+            None => {
+                s.current = cur;
+                return false;
+            }
+            Some(i) => {
+                s.current = i;
+                (me, s.threads[i].clone())
+            }
+        }
+    };
+    // SAFETY: `me` is switching out: its FPU buffer and saved rsp are ours
+    // until it is resumed; `next` was switched out (or never ran), so its
+    // saved rsp is a valid resume point and its FPU buffer a valid image.
+    unsafe {
+        (*me.fpu.get()).save();
+        (*next.fpu.get()).restore();
+        FsBase::write(x86_64::VirtAddr::new_truncate(next.fs_base()));
+        let save = me.saved_rsp.get();
+        let to = *next.saved_rsp.get();
+        drop(next);
+        // `me` stays referenced by the run queue (or is dead and never
+        // resumed, in which case its Arc is simply leaked with its stack).
+        let me_ptr = Arc::into_raw(me);
+        switch::switch(save, to);
+        drop(Arc::from_raw(me_ptr));
+    }
+    true
+}
+
+/// Whether every live thread is blocked.
+fn all_blocked() -> bool {
+    SCHED
+        .lock()
+        .threads
+        .iter()
+        .all(|t| t.state() != State::Runnable)
+}
+
+/// Blocks the current thread until `ready()` or the monotonic clock passes
+/// `deadline_ns`. Returns whether `ready()` became true.
+pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) -> bool {
+    let me = current().expect("blocking outside a thread");
+    let result = loop {
+        if ready() {
+            break true;
+        }
+        if deadline_ns.is_some_and(|d| crate::time::now_ns() >= d) {
+            break false;
+        }
+        me.set_state(State::Blocked);
+        if all_blocked() {
+            let owner = IDLE_OWNER.load(Ordering::Relaxed);
+            if owner == 0 || owner == me.tid {
+                IDLE_OWNER.store(me.tid, Ordering::Relaxed);
+                // Nothing can change until an interrupt: wait for one.
+                x86_64::instructions::interrupts::enable_and_hlt();
+                x86_64::instructions::interrupts::disable();
+            }
+        }
+        yield_now();
+        me.set_state(State::Runnable);
+    };
+    if IDLE_OWNER.load(Ordering::Relaxed) == me.tid {
+        IDLE_OWNER.store(0, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Ends the current thread. The caller has checked it is not the last.
+pub fn exit_current() -> ! {
+    let me = current().expect("exiting outside a thread");
+    me.set_state(State::Dead);
+    if IDLE_OWNER.load(Ordering::Relaxed) == me.tid {
+        IDLE_OWNER.store(0, Ordering::Relaxed);
+    }
+    drop(me);
+    yield_now();
+    unreachable!("a dead thread was resumed")
+}
+
+/// Saves the running thread's FPU registers into `out` (for `clone`).
+pub fn save_current_fpu(out: &mut FpuState) {
+    out.save();
+}
