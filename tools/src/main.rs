@@ -59,6 +59,29 @@ enum BenchCommand {
         #[arg(long, default_value = "tcg,kvm")]
         accel: String,
     },
+    /// Cloister against a Linux guest (Debian's kernel) on the same QEMU:
+    /// boot, system calls, openssl speed, file work (docs/PERFORMANCE.md).
+    Linux {
+        /// Accelerator for both guests: tcg (default) or kvm.
+        #[arg(long, default_value = "tcg")]
+        accel: String,
+        /// Runs of each job per guest, alternating Cloister and Linux.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Figures, comma-separated: boot, syscall, openssl, files, or all.
+        #[arg(long, default_value = "all")]
+        figures: String,
+        /// Guest memory in MiB, for both guests.
+        #[arg(long, default_value_t = 512)]
+        mem: u32,
+        /// The host TSC frequency in kHz for Linux's `tsc_early_khz`
+        /// (default: from /proc/cpuinfo).
+        #[arg(long)]
+        tsc_khz: Option<u64>,
+        /// Measure only the Linux guest.
+        #[arg(long)]
+        linux_only: bool,
+    },
 }
 
 fn accel_or_env(flag: Option<&str>) -> Result<Accel> {
@@ -124,6 +147,37 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 ktest: false,
             })?;
             tools::bench::boot::run(&kernel, &accels, *runs)?;
+        }
+        BenchCommand::Linux {
+            accel,
+            rounds,
+            figures,
+            mem,
+            tsc_khz,
+            linux_only,
+        } => {
+            use tools::bench::{figures::Figure, guest, linux_compare};
+            let tsc_khz = match tsc_khz {
+                Some(k) => *k,
+                None => guest::host_tsc_khz()?,
+            };
+            let opts = linux_compare::Options {
+                figures: Figure::parse_list(figures)?,
+                rounds: *rounds,
+                settings: guest::QemuSettings {
+                    accel: Accel::parse(accel)?,
+                    memory_mib: *mem,
+                    machine: "microvm".into(),
+                    timeout: std::time::Duration::from_secs(300),
+                },
+                tsc_khz,
+                linux_only: *linux_only,
+                command: std::iter::once("cargo cloister".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            linux_compare::run(&opts)?;
         }
     }
     Ok(0)

@@ -1,5 +1,23 @@
 //! Benchmarks run from the `cloister bench` command. Each prints a Markdown
 //! table with medians and spread, ready for `docs/PERFORMANCE.md`.
+//!
+//! - [`boot`]: Cloister's own boot time.
+//! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
+//!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
+//!   guest ([`linux_kernel`], [`linux_guest`], [`initramfs`], [`ldd`]),
+//!   the Cloister side ([`cloister_guest`]), the figures ([`figures`],
+//!   [`parse`], [`data`]) and the statistics ([`compare`]).
 
 pub mod boot;
+pub mod cloister_guest;
+pub mod compare;
+pub mod data;
+pub mod figures;
+pub mod guest;
+pub mod initramfs;
+pub mod ldd;
+pub mod linux_compare;
+pub mod linux_guest;
+pub mod linux_kernel;
+pub mod parse;
 pub mod stats;

@@ -1,0 +1,290 @@
+//! Samples of named metrics from two guests, their summaries, the
+//! Cloister/Linux ratio of medians, and the Markdown table.
+//!
+//! A ratio needs at least [`MIN_RUNS_FOR_RATIO`] runs on each side: one run
+//! on a shared, noisy machine says nothing, and the table says so instead
+//! of printing a number.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+
+/// Fewer runs than this on either side and there is no ratio.
+pub const MIN_RUNS_FOR_RATIO: usize = 2;
+
+/// Whether smaller or larger values are better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Times, latencies.
+    Lower,
+    /// Throughputs.
+    Higher,
+}
+
+/// A metric's identity and unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metric {
+    /// The figure it belongs to (`boot`, `syscall`, `openssl`, `files`).
+    pub figure: &'static str,
+    /// What it measures, as the table shows it.
+    pub name: String,
+    /// Its unit (`ms`, `ns/op`, `kB/s`).
+    pub unit: &'static str,
+    /// Which direction is better.
+    pub better: Better,
+}
+
+/// Median, minimum and maximum of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// The median (mean of the two middle values for an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many values.
+    pub count: usize,
+}
+
+/// The summary of `values`, or `None` if there are none.
+pub fn summarize(values: &[f64]) -> Option<Summary> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return None,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    Some(Summary {
+        median,
+        min: v[0],
+        max: v[n - 1],
+        count: n,
+    })
+}
+
+/// Cloister's median over Linux's, refused with fewer than
+/// [`MIN_RUNS_FOR_RATIO`] runs on either side or a zero Linux median.
+pub fn ratio(cloister: &[f64], linux: &[f64]) -> Result<f64> {
+    if cloister.len() < MIN_RUNS_FOR_RATIO || linux.len() < MIN_RUNS_FOR_RATIO {
+        bail!(
+            "no ratio from {} Cloister and {} Linux runs: needs {MIN_RUNS_FOR_RATIO} of each",
+            cloister.len(),
+            linux.len()
+        );
+    }
+    let (c, l) = (summarize(cloister), summarize(linux));
+    match (c, l) {
+        (Some(c), Some(l)) if l.median != 0.0 => Ok(c.median / l.median),
+        _ => bail!("no ratio: the Linux median is zero"),
+    }
+}
+
+/// Every metric's samples from both guests, in the order first seen.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    rows: Vec<(Metric, Vec<f64>, Vec<f64>)>,
+    /// Why a guest has no values for a figure (`figure`, `guest`, reason).
+    pub failures: Vec<(String, String, String)>,
+    /// Figures a guest was not asked to run yet (`figure`, `guest`, reason).
+    pub pending: Vec<(String, String, String)>,
+}
+
+/// Which side of the comparison a value belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The Linux guest.
+    Linux,
+    /// Cloister.
+    Cloister,
+}
+
+impl Samples {
+    /// Records one value.
+    pub fn add(&mut self, side: Side, metric: Metric, value: f64) {
+        let i = match self.rows.iter().position(|(m, _, _)| *m == metric) {
+            Some(i) => i,
+            None => {
+                self.rows.push((metric, Vec::new(), Vec::new()));
+                self.rows.len() - 1
+            }
+        };
+        let row = &mut self.rows[i];
+        match side {
+            Side::Linux => row.1.push(value),
+            Side::Cloister => row.2.push(value),
+        }
+    }
+
+    /// Records that `guest` produced nothing for `figure`, once per pair.
+    pub fn fail(&mut self, figure: &str, guest: &str, reason: String) {
+        if !self
+            .failures
+            .iter()
+            .any(|(f, g, _)| f == figure && g == guest)
+        {
+            self.failures
+                .push((figure.to_string(), guest.to_string(), reason));
+        }
+    }
+
+    /// Records that `guest` was not run for `figure`, once per pair.
+    pub fn pend(&mut self, figure: &str, guest: &str, reason: String) {
+        if !self
+            .pending
+            .iter()
+            .any(|(f, g, _)| f == figure && g == guest)
+        {
+            self.pending
+                .push((figure.to_string(), guest.to_string(), reason));
+        }
+    }
+
+    /// The Linux and Cloister values of `metric` (for tests and reports).
+    pub fn values(&self, name: &str) -> Option<(&[f64], &[f64])> {
+        self.rows
+            .iter()
+            .find(|(m, _, _)| m.name == name)
+            .map(|(_, l, c)| (l.as_slice(), c.as_slice()))
+    }
+
+    /// The Markdown table: one row per metric.
+    pub fn table(&self) -> String {
+        let mut t = String::from(
+            "| figure | metric | unit (better) | Linux median | Linux min–max | Cloister median | Cloister min–max | Cloister/Linux |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for (m, linux, cloister) in &self.rows {
+            let better = match m.better {
+                Better::Lower => "lower",
+                Better::Higher => "higher",
+            };
+            let (lm, lr) = cells(linux);
+            let (cm, cr) = if cloister.is_empty() {
+                let listed = |l: &[(String, String, String)]| {
+                    l.iter().any(|(f, g, _)| f == m.figure && g == "Cloister")
+                };
+                let why = if listed(&self.failures) {
+                    "failed"
+                } else if listed(&self.pending) {
+                    "pending"
+                } else {
+                    "–"
+                };
+                (why.to_string(), "–".to_string())
+            } else {
+                cells(cloister)
+            };
+            let r = match ratio(cloister, linux) {
+                Ok(r) => format!("{r:.2}"),
+                Err(_) if cloister.is_empty() => "–".into(),
+                Err(_) => format!("n/a (runs {}/{})", cloister.len(), linux.len()),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} ({better}) | {lm} | {lr} | {cm} | {cr} | {r} |",
+                m.figure, m.name, m.unit
+            );
+        }
+        t
+    }
+}
+
+/// A value with three significant figures or at least one decimal.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The median and `min–max (n=N)` cells of a sample.
+fn cells(values: &[f64]) -> (String, String) {
+    match summarize(values) {
+        Some(s) => (
+            number(s.median),
+            format!("{}–{} (n={})", number(s.min), number(s.max), s.count),
+        ),
+        None => ("–".into(), "–".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(name: &str) -> Metric {
+        Metric {
+            figure: "boot",
+            name: name.into(),
+            unit: "ms",
+            better: Better::Lower,
+        }
+    }
+
+    #[test]
+    fn summaries_of_odd_and_even_samples() {
+        let s = summarize(&[5.0, 1.0, 3.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.count), (3.0, 1.0, 5.0, 3));
+        assert_eq!(summarize(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert_eq!(summarize(&[]), None);
+    }
+
+    #[test]
+    fn a_ratio_needs_two_runs_on_each_side() {
+        assert_eq!(ratio(&[2.0, 4.0], &[1.0, 3.0]).unwrap(), 1.5);
+        let err = ratio(&[2.0], &[1.0, 3.0]).unwrap_err().to_string();
+        assert!(
+            err.contains("1 Cloister") && err.contains("needs 2"),
+            "{err}"
+        );
+        assert!(ratio(&[2.0, 2.0], &[5.0]).is_err());
+        assert!(ratio(&[2.0, 2.0], &[0.0, 0.0]).is_err());
+    }
+
+    #[test]
+    fn the_table_shows_pending_failed_and_refused_ratios() {
+        let mut s = Samples::default();
+        for v in [100.0, 120.0, 110.0] {
+            s.add(Side::Linux, metric("ready"), v);
+        }
+        s.add(Side::Cloister, metric("ready"), 50.0);
+        s.add(Side::Linux, metric("exit"), 200.0);
+        s.add(Side::Linux, metric("exit"), 220.0);
+        s.add(Side::Cloister, metric("exit"), 100.0);
+        s.add(Side::Cloister, metric("exit"), 120.0);
+        s.add(Side::Linux, metric("other"), 1.0);
+        let t = s.table();
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 5, "{t}");
+        assert!(
+            rows[2].contains("| 110 | 100–120 (n=3) | 50.0 | 50.0–50.0 (n=1) | n/a (runs 1/3) |"),
+            "{t}"
+        );
+        assert!(rows[3].ends_with("| 0.52 |"), "{t}");
+        assert!(rows[4].contains("| – | – | – |"), "{t}");
+        s.pend("boot", "Cloister", "not yet".into());
+        assert!(
+            s.table()
+                .lines()
+                .nth(4)
+                .unwrap()
+                .contains("| pending | – | – |")
+        );
+        s.fail("boot", "Cloister", "no kernel".into());
+        assert!(s.table().lines().nth(4).unwrap().contains("| failed |"));
+        assert_eq!(s.values("exit").unwrap().1, &[100.0, 120.0]);
+    }
+
+    #[test]
+    fn numbers_keep_three_significant_figures() {
+        assert_eq!(number(1234.56), "1235");
+        assert_eq!(number(12.345), "12.3");
+        assert_eq!(number(1.2345), "1.23");
+    }
+}

@@ -1,0 +1,416 @@
+//! The figures of the Linux-guest comparison: which programs run, with
+//! which inputs, and what is read from each run.
+//!
+//! | figure | program (same binary in both guests) | metrics |
+//! |---|---|---|
+//! | `boot` | `/usr/bin/echo cloister-bench-ready` (Debian coreutils, dynamically linked) | QEMU start → the program's first output line on the host; QEMU start → the guest's end-of-program report |
+//! | `syscall` | `tools/bench-guest/syscall_bench.c`, built `gcc -O2 -static` | ns per `getpid`, 1-byte `read` of `/dev/zero`, `open`+`close` (the program's own medians) |
+//! | `openssl` | `openssl speed -seconds 2 -evp aes-256-gcm sha256` | kB/s at 16, 1024 and 16384-byte blocks |
+//! | `files` | `sha256sum` of 64 MiB of pseudo-random bytes; busybox `tar -cf` of 64 files × 256 KiB of text; busybox `gzip -k` of 8 MiB of text | program time: the guest's start report → its end report |
+//!
+//! OpenSSL 3.0 names the cipher only through `-evp` (`openssl speed …
+//! aes-256-gcm` says "Unknown algorithm"), hence the `-evp`.
+//!
+//! Each job is one program (no shell, no pipes: Cloister runs one process),
+//! so the tar and gzip halves of the file workload are separate runs.
+//!
+//! # Adding Redis and Nginx
+//!
+//! Server figures need networking in both guests. Add a [`Figure`] variant
+//! whose job starts the server (`redis-server`, `nginx`) and a [`Check`]
+//! variant for it; the Linux guest must load the virtio-net modules from
+//! its kernel package first (order in `shared/notes/PLATFORM-FACTS.md`) and
+//! both guests get the same `-netdev user,hostfwd=…` device through
+//! [`super::guest::QemuSettings`]. The client (`redis-benchmark`, `wrk`)
+//! runs on the host once the server's ready line appears, so
+//! [`super::guest::Guest`] then needs a hook called on that line; its
+//! numbers become metrics here like the others.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use super::compare::{Better, Metric};
+use super::data;
+use super::guest::{FileSource, GuestRun, Job, JobFile};
+use super::parse;
+
+/// One figure (a group of metrics) of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Boot to the application's first line.
+    Boot,
+    /// System-call micro-benchmarks.
+    Syscall,
+    /// `openssl speed`.
+    Openssl,
+    /// `sha256sum`, `tar`, `gzip` over files in the guest.
+    Files,
+}
+
+impl Figure {
+    /// Every figure, in table order.
+    pub const ALL: [Figure; 4] = [Self::Boot, Self::Syscall, Self::Openssl, Self::Files];
+
+    /// Its name on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Boot => "boot",
+            Self::Syscall => "syscall",
+            Self::Openssl => "openssl",
+            Self::Files => "files",
+        }
+    }
+
+    /// Parses a comma-separated list (`all` for every figure).
+    pub fn parse_list(list: &str) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word == "all" {
+                return Ok(Self::ALL.to_vec());
+            }
+            let f = Self::ALL
+                .into_iter()
+                .find(|f| f.name() == word)
+                .with_context(|| {
+                    format!("unknown figure {word:?}: use boot, syscall, openssl, files or all")
+                })?;
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        if out.is_empty() {
+            bail!("no figures given: use boot, syscall, openssl, files or all");
+        }
+        Ok(out)
+    }
+}
+
+/// How a job's output is checked and read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Prints [`READY_TEXT`]; boot times.
+    Boot,
+    /// `syscall_bench` lines.
+    Syscall,
+    /// The `openssl speed` table.
+    Openssl,
+    /// Prints this SHA-256; program time.
+    Sha256(String),
+    /// Exits 0; program time, named so.
+    Timed(&'static str),
+}
+
+/// A job with its figure and check.
+#[derive(Debug, Clone)]
+pub struct FigureJob {
+    /// The figure it belongs to.
+    pub figure: Figure,
+    /// What to run.
+    pub job: Job,
+    /// How to read the run.
+    pub check: Check,
+}
+
+/// What the boot job prints.
+pub const READY_TEXT: &str = "cloister-bench-ready";
+/// Block sizes of the `openssl speed` table that go into the report.
+const OPENSSL_BLOCKS: [u32; 3] = [16, 1024, 16384];
+const MIB: usize = 1 << 20;
+
+fn job(name: &str, program: &str, args: &[&str], files: Vec<JobFile>) -> Job {
+    let mut argv = vec![program.to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    Job {
+        name: name.into(),
+        program: PathBuf::from(program),
+        argv,
+        files,
+    }
+}
+
+fn bytes_file(guest: &str, data: Vec<u8>) -> JobFile {
+    JobFile {
+        guest: guest.into(),
+        source: FileSource::Bytes(data),
+        perm: 0o644,
+    }
+}
+
+/// Builds `tools/bench-guest/syscall_bench.c` with the host's gcc into
+/// `cache`.
+pub fn build_syscall_bench(cache: &Path) -> Result<PathBuf> {
+    let source = crate::build::workspace_root().join("tools/bench-guest/syscall_bench.c");
+    std::fs::create_dir_all(cache)?;
+    let out = cache.join("syscall_bench");
+    let status = Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .context("cannot run gcc (Debian: gcc and libc6-dev)")?;
+    if !status.success() {
+        bail!("gcc failed building {}", source.display());
+    }
+    Ok(out)
+}
+
+/// The jobs of `figure`, with inputs generated under `cache`.
+pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
+    let one = |job, check| FigureJob { figure, job, check };
+    Ok(match figure {
+        Figure::Boot => vec![one(
+            job("boot-echo", "/usr/bin/echo", &[READY_TEXT], vec![]),
+            Check::Boot,
+        )],
+        Figure::Syscall => {
+            let program = build_syscall_bench(cache)?;
+            let mut j = job(
+                "syscall",
+                "/bench/syscall_bench",
+                &["100000", "/etc/passwd"],
+                vec![],
+            );
+            j.program = program;
+            vec![one(j, Check::Syscall)]
+        }
+        Figure::Openssl => {
+            let conf = JobFile {
+                guest: "/usr/lib/ssl/openssl.cnf".into(),
+                source: FileSource::Host("/usr/lib/ssl/openssl.cnf".into()),
+                perm: 0o644,
+            };
+            vec![one(
+                job(
+                    "openssl",
+                    "/usr/bin/openssl",
+                    &["speed", "-seconds", "2", "-evp", "aes-256-gcm", "sha256"],
+                    vec![conf],
+                ),
+                Check::Openssl,
+            )]
+        }
+        Figure::Files => {
+            let random = data::cached(&cache.join("random-64MiB.bin"), 64 * MIB, || {
+                data::random_bytes(0xC105_7E12, 64 * MIB)
+            })?;
+            let hash = data::host_sha256(&random)?;
+            let random_file = JobFile {
+                guest: "/bench/random-64MiB.bin".into(),
+                source: FileSource::Host(random),
+                perm: 0o644,
+            };
+            let tree = (0..64u64)
+                .map(|i| {
+                    bytes_file(
+                        &format!("/bench/tree/file-{i:03}.txt"),
+                        data::text(i, 256 << 10),
+                    )
+                })
+                .collect();
+            let corpus = bytes_file("/bench/corpus.txt", data::text(1000, 8 * MIB));
+            vec![
+                one(
+                    job(
+                        "sha256sum",
+                        "/usr/bin/sha256sum",
+                        &["/bench/random-64MiB.bin"],
+                        vec![random_file],
+                    ),
+                    Check::Sha256(hash),
+                ),
+                one(
+                    job(
+                        "tar",
+                        "/bin/busybox",
+                        &["tar", "-cf", "/tmp/tree.tar", "-C", "/bench", "tree"],
+                        tree,
+                    ),
+                    Check::Timed("busybox tar -cf, 64 × 256 KiB files"),
+                ),
+                one(
+                    job(
+                        "gzip",
+                        "/bin/busybox",
+                        &["gzip", "-k", "-f", "/bench/corpus.txt"],
+                        vec![corpus],
+                    ),
+                    Check::Timed("busybox gzip, 8 MiB of text"),
+                ),
+            ]
+        }
+    })
+}
+
+fn ms(figure: Figure, name: impl Into<String>) -> Metric {
+    Metric {
+        figure: figure.name(),
+        name: name.into(),
+        unit: "ms",
+        better: Better::Lower,
+    }
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Checks one run of `fj` and reads its metrics.
+pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metric, f64)>> {
+    run.check_success(guest, &fj.job)?;
+    let f = fj.figure;
+    let program_time = || {
+        run.program_time().with_context(|| {
+            format!("{guest} did not report both the start and the end of the program")
+        })
+    };
+    Ok(match &fj.check {
+        Check::Boot => {
+            if !run.output.iter().any(|l| l.contains(READY_TEXT)) {
+                bail!(
+                    "{guest}: the boot job did not print {READY_TEXT:?}: {:?}",
+                    run.output
+                );
+            }
+            let first = run.first_output_at.context("no output time")?;
+            let end = run.ended_at.context("no end time")?;
+            vec![
+                (
+                    ms(f, "QEMU start → first output line of echo"),
+                    millis(first),
+                ),
+                (ms(f, "QEMU start → end of echo reported"), millis(end)),
+            ]
+        }
+        Check::Syscall => parse::syscall_bench(&run.output)?
+            .into_iter()
+            .map(|s| {
+                (
+                    Metric {
+                        figure: f.name(),
+                        name: s.name,
+                        unit: "ns/op",
+                        better: Better::Lower,
+                    },
+                    s.ns_per_op,
+                )
+            })
+            .collect(),
+        Check::Openssl => parse::openssl_speed(&run.output)?
+            .into_iter()
+            .filter(|r| OPENSSL_BLOCKS.contains(&r.block_bytes))
+            .map(|r| {
+                (
+                    Metric {
+                        figure: f.name(),
+                        name: format!("{}, {} B blocks", r.algorithm, r.block_bytes),
+                        unit: "kB/s",
+                        better: Better::Higher,
+                    },
+                    r.kbytes_per_s,
+                )
+            })
+            .collect(),
+        Check::Sha256(expected) => {
+            let got = parse::sha256sum(&run.output)?;
+            if &got != expected {
+                bail!("{guest}: sha256sum printed {got}, the host computed {expected}");
+            }
+            vec![(ms(f, "sha256sum, 64 MiB file"), millis(program_time()?))]
+        }
+        Check::Timed(what) => vec![(ms(f, *what), millis(program_time()?))],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn figure_lists_parse() {
+        assert_eq!(Figure::parse_list("all").unwrap(), Figure::ALL);
+        assert_eq!(
+            Figure::parse_list("files, boot,files").unwrap(),
+            [Figure::Files, Figure::Boot]
+        );
+        assert!(Figure::parse_list("redis").is_err());
+        assert!(Figure::parse_list(",").is_err());
+    }
+
+    fn run_with(output: &[&str], status: i32) -> GuestRun {
+        GuestRun {
+            output: output.iter().map(|s| s.to_string()).collect(),
+            started_at: Some(Duration::from_millis(1000)),
+            first_output_at: Some(Duration::from_millis(1100)),
+            ended_at: Some(Duration::from_millis(1500)),
+            exit_status: Some(status),
+            total: Duration::from_millis(1600),
+        }
+    }
+
+    #[test]
+    fn boot_and_timed_jobs_give_milliseconds() {
+        let boot = jobs(Figure::Boot, Path::new("/nonexistent")).unwrap();
+        let m = measure(&boot[0], "Linux", &run_with(&[READY_TEXT], 0)).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].1, 1100.0);
+        assert_eq!(m[1].1, 1500.0);
+        assert!(measure(&boot[0], "Linux", &run_with(&["oops"], 0)).is_err());
+        assert!(measure(&boot[0], "Linux", &run_with(&[READY_TEXT], 1)).is_err());
+
+        let timed = FigureJob {
+            figure: Figure::Files,
+            job: boot[0].job.clone(),
+            check: Check::Timed("tar"),
+        };
+        let m = measure(&timed, "Cloister", &run_with(&[], 0)).unwrap();
+        assert_eq!((m[0].0.name.as_str(), m[0].1), ("tar", 500.0));
+    }
+
+    #[test]
+    fn sha256_runs_must_print_the_host_hash() {
+        let h = "0".repeat(64);
+        let fj = FigureJob {
+            figure: Figure::Files,
+            job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
+            check: Check::Sha256(h.clone()),
+        };
+        let line = format!("{h}  /bench/random-64MiB.bin");
+        assert_eq!(
+            measure(&fj, "Linux", &run_with(&[&line], 0)).unwrap()[0].1,
+            500.0
+        );
+        let wrong = format!("{}  /bench/random-64MiB.bin", "1".repeat(64));
+        assert!(measure(&fj, "Linux", &run_with(&[&wrong], 0)).is_err());
+    }
+
+    #[test]
+    fn openssl_runs_keep_three_block_sizes() {
+        let fj = FigureJob {
+            figure: Figure::Openssl,
+            job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
+            check: Check::Openssl,
+        };
+        let run = run_with(
+            &[
+                "type 16 bytes 64 bytes 256 bytes 1024 bytes 8192 bytes 16384 bytes",
+                "sha256 1.00k 2.00k 3.00k 4.00k 5.00k 6.00k",
+            ],
+            0,
+        );
+        let m = measure(&fj, "Linux", &run).unwrap();
+        let names: Vec<&str> = m.iter().map(|(m, _)| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "sha256, 16 B blocks",
+                "sha256, 1024 B blocks",
+                "sha256, 16384 B blocks"
+            ]
+        );
+        assert_eq!(m[2].1, 6.0);
+        assert_eq!(m[0].0.better, Better::Higher);
+    }
+}

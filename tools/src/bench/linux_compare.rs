@@ -1,0 +1,238 @@
+//! `cloister bench linux`: Cloister against a Linux guest on the same QEMU.
+//!
+//! For every figure ([`super::figures`]) both guests get the same jobs and
+//! the same [`QemuSettings`]; each round runs every job on Cloister, then
+//! on Linux (A B A B …), so slow drifts of a shared machine hit both sides
+//! alike. The report is a Markdown table ([`super::compare`]) headed by
+//! the date, the machine, the QEMU settings and the command.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Result, bail};
+
+use super::cloister_guest;
+use super::compare::{Samples, Side};
+use super::figures::{self, Figure, FigureJob};
+use super::guest::{Guest, QemuSettings};
+use super::linux_guest::LinuxGuest;
+use super::linux_kernel;
+
+/// What to measure and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The figures, in table order.
+    pub figures: Vec<Figure>,
+    /// Runs of every job on each guest.
+    pub rounds: usize,
+    /// The QEMU settings both guests get.
+    pub settings: QemuSettings,
+    /// The TSC frequency the Linux kernel is told (`tsc_early_khz`).
+    pub tsc_khz: u64,
+    /// Skip Cloister even if it can run.
+    pub linux_only: bool,
+    /// The command line to print with the table.
+    pub command: String,
+}
+
+/// `<target>/cloister-bench`: the kernel package, extracted kernel, inputs
+/// and images.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || crate::build::workspace_root().join("target"),
+            PathBuf::from,
+        )
+        .join("cloister-bench")
+}
+
+/// Runs the comparison and prints the report; returns the samples.
+pub fn run(opts: &Options) -> Result<Samples> {
+    if opts.rounds < 2 {
+        bail!("use at least 2 rounds: no ratio comes from a single run");
+    }
+    let cache = cache_dir();
+    let kernel = linux_kernel::fetch(&cache.join("linux"))?;
+    eprintln!(
+        "bench: Linux guest {} {} ({})",
+        kernel.package,
+        kernel.version,
+        kernel.vmlinux.display()
+    );
+    let mut samples = Samples::default();
+    let mut guests: Vec<(Side, Box<dyn Guest>)> = Vec::new();
+    if opts.linux_only {
+        for f in &opts.figures {
+            samples.pend(f.name(), "Cloister", "not run (--linux-only)".into());
+        }
+    } else {
+        match cloister_guest::new(&opts.settings) {
+            Ok(g) => guests.push((Side::Cloister, g)),
+            Err(e) => {
+                eprintln!("bench: {e:#}; measuring the Linux side only");
+                for f in &opts.figures {
+                    samples.pend(f.name(), "Cloister", format!("{e:#}"));
+                }
+            }
+        }
+    }
+    guests.push((
+        Side::Linux,
+        Box::new(LinuxGuest::new(
+            kernel.clone(),
+            opts.settings.clone(),
+            opts.tsc_khz,
+            cache.join("images"),
+        )),
+    ));
+
+    let mut jobs: Vec<FigureJob> = Vec::new();
+    for &f in &opts.figures {
+        jobs.extend(figures::jobs(f, &cache.join("inputs"))?);
+    }
+    // Prepare every image first; a guest that cannot build one for a
+    // figure sits that figure out.
+    let mut skip: Vec<(usize, Figure)> = Vec::new();
+    for (gi, (_, guest)) in guests.iter_mut().enumerate() {
+        for fj in &jobs {
+            if let Err(e) = guest.prepare(&fj.job) {
+                if guest.name() == "Linux" {
+                    return Err(e);
+                }
+                samples.fail(fj.figure.name(), guest.name(), format!("{e:#}"));
+                skip.push((gi, fj.figure));
+            }
+        }
+    }
+    for round in 1..=opts.rounds {
+        for fj in &jobs {
+            for (gi, (side, guest)) in guests.iter().enumerate() {
+                if skip.contains(&(gi, fj.figure)) {
+                    continue;
+                }
+                let result = guest
+                    .run(&fj.job)
+                    .and_then(|r| figures::measure(fj, guest.name(), &r).map(|m| (r, m)));
+                match result {
+                    Ok((r, metrics)) => {
+                        eprintln!(
+                            "bench: round {round}/{} {:<9} {:<8} {:.2} s",
+                            opts.rounds,
+                            fj.job.name,
+                            guest.name(),
+                            r.total.as_secs_f64()
+                        );
+                        for (m, v) in metrics {
+                            samples.add(*side, m, v);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "bench: round {round} {} {}: {e:#}",
+                            fj.job.name,
+                            guest.name()
+                        );
+                        if *side == Side::Linux {
+                            return Err(e);
+                        }
+                        samples.fail(fj.figure.name(), guest.name(), format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    }
+    println!("{}", report_header(opts, &kernel));
+    println!("{}", samples.table());
+    for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
+        println!("- {guest}, {figure}: {reason}");
+    }
+    Ok(samples)
+}
+
+fn first_line(cmd: &mut Command) -> String {
+    cmd.output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The machine: CPU model, CPU count, OS, QEMU version.
+pub fn machine_description() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let os = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "unknown OS".into());
+    let qemu = first_line(Command::new(crate::qemu::qemu_binary()).arg("--version"));
+    format!("{cpus}-vCPU {model} ({os}), {qemu}")
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+pub fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil_date(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+/// Days since 1970-01-01 → `YYYY-MM-DD` (Howard Hinnant's algorithm).
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel) -> String {
+    format!(
+        "- Date: {}. Machine: {}.\n- QEMU for both guests: {} (accelerator {}).\n- Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init.\n- Command: `{}` ({} rounds, Cloister and Linux alternating).\n",
+        today(),
+        machine_description(),
+        opts.settings.describe(),
+        opts.settings.accel.name().to_uppercase(),
+        kernel.package,
+        kernel.version,
+        opts.tsc_khz,
+        opts.command,
+        opts.rounds
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(20_780), "2026-11-23");
+    }
+}
