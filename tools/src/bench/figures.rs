@@ -6,7 +6,7 @@
 //! | `boot` | `/usr/bin/echo cloister-bench-ready` (Debian coreutils, dynamically linked) | QEMU start → the program's first output line on the host; QEMU start → the guest's end-of-program report |
 //! | `syscall` | `tools/bench-guest/syscall_bench.c`, built `gcc -O2 -static` | ns per `getpid`, 1-byte `read` of `/dev/zero`, `open`+`close` (the program's own medians) |
 //! | `openssl` | `openssl speed -seconds 2 -evp aes-256-gcm sha256` | kB/s at 16, 1024 and 16384-byte blocks |
-//! | `files` | `sha256sum` of 64 MiB of pseudo-random bytes; busybox `tar -cf` of 64 files × 256 KiB of text; busybox `gzip -k` of 8 MiB of text | program time: the guest's start report → its end report |
+//! | `files` | `sha256sum` of 64 MiB of pseudo-random bytes; busybox `tar -cf` of 128 files × 256 KiB of text; busybox `gzip -k` of 8 MiB of text | program time: the guest's start report → its end report |
 //!
 //! OpenSSL 3.0 names the cipher only through `-evp` (`openssl speed …
 //! aes-256-gcm` says "Unknown algorithm"), hence the `-evp`.
@@ -201,7 +201,7 @@ pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
                 source: FileSource::Host(random),
                 perm: 0o644,
             };
-            let tree = (0..64u64)
+            let tree = (0..128u64)
                 .map(|i| {
                     bytes_file(
                         &format!("/bench/tree/file-{i:03}.txt"),
@@ -227,7 +227,7 @@ pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
                         &["tar", "-cf", "/tmp/tree.tar", "-C", "/bench", "tree"],
                         tree,
                     ),
-                    Check::Timed("busybox tar -cf, 64 × 256 KiB files"),
+                    Check::Timed("busybox tar -cf, 128 × 256 KiB files"),
                 ),
                 one(
                     job(
