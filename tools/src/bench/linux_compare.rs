@@ -37,13 +37,24 @@ pub struct Options {
 }
 
 /// `<target>/cloister-bench`: the kernel package, extracted kernel, inputs
-/// and images.
+/// and images. The target directory is `CARGO_TARGET_DIR`, else the one
+/// this program was built into (`<target>/{debug,release}/cloister`), else
+/// the workspace's `target/`.
 pub fn cache_dir() -> PathBuf {
+    let from_exe = || {
+        let exe = std::env::current_exe().ok()?;
+        let profile_dir = exe.parent()?;
+        let name = profile_dir.file_name()?.to_str()?;
+        if matches!(name, "debug" | "release") {
+            profile_dir.parent().map(PathBuf::from)
+        } else {
+            None
+        }
+    };
     std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(
-            || crate::build::workspace_root().join("target"),
-            PathBuf::from,
-        )
+        .map(PathBuf::from)
+        .or_else(from_exe)
+        .unwrap_or_else(|| crate::build::workspace_root().join("target"))
         .join("cloister-bench")
 }
 
