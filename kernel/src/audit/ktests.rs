@@ -57,7 +57,7 @@ fn verify_live() -> (::audit::Summary, Seen) {
 }
 
 fn ram_region() -> super::Region {
-    let r = *super::region().expect("auditing must be on (audit=1M)");
+    let r = *super::active_region().expect("auditing must be on (audit=1M)");
     assert_eq!(
         r.source,
         Source::Ram,

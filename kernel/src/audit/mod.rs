@@ -45,7 +45,7 @@ pub const CMDLINE_KEYS: &[&str] = &["audit_key", "audit.policy", "audit.crash_te
 static REGION: spin::Once<Region> = spin::Once::new();
 
 /// The region the log lives in, if auditing is on.
-pub fn region() -> Option<&'static Region> {
+pub fn active_region() -> Option<&'static Region> {
     REGION.get()
 }
 
