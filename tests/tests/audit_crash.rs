@@ -329,6 +329,23 @@ fn a_panic_is_recorded_with_its_location_and_sealed() {
 }
 
 #[test]
+fn a_clean_power_off_leaves_boot_on_record_and_everything_sealed() {
+    let file = region_file("clean.img");
+    let report = boot_with_file_region(
+        &format!("log=warn demo.ticks=3 audit_key={KEY_HEX}"),
+        &file,
+        "64K",
+    );
+    assert_eq!(report.outcome, Outcome::Success, "{:?}", report.lines);
+    let (summary, c) = read_back(&file);
+    assert!(summary.passed(), "{summary:?}\n{:?}", c.findings);
+    assert_eq!(summary.warnings, 0, "{:?}", c.findings);
+    assert_boot_record(&c, "demo.ticks=3");
+    assert_eq!(c.records.len(), 2, "{:?}", c.records);
+    assert!(c.records.iter().all(|r| r.auth == Auth::Verified));
+}
+
+#[test]
 fn without_a_key_the_records_are_readable_but_not_verifiable() {
     let file = region_file("nokey.img");
     let report = boot_with_file_region("log=warn audit.crash_test=panic", &file, "64K");
