@@ -52,6 +52,7 @@ pub(crate) fn futex_wake(_process: &Process, _addr: u64, _count: u32) {
 
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
+    crate::audit::record_text(format_args!("program exited with status {status}"));
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
@@ -183,7 +184,15 @@ fn thread_main(me: Arc<Thread>) -> ! {
                     let c = unsafe { me.context() };
                     (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9])
                 };
+                let start = crate::time::now_ns();
                 let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                crate::audit::record_syscall(
+                    nr,
+                    &raw,
+                    ret as i64,
+                    me.tid,
+                    crate::time::now_ns() - start,
+                );
                 // SAFETY: as above (the dispatch may have switched threads
                 // and back; no reference was held across it).
                 unsafe { me.context() }.rax = ret;
