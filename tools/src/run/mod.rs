@@ -7,6 +7,9 @@
 //!   `/.cloister/envp`) and the lines it writes back on COM1.
 
 pub mod dynamic;
+pub mod image;
+pub mod options;
+pub mod pack;
 pub mod protocol;
 pub mod resolve;
 
