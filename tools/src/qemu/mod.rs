@@ -15,8 +15,7 @@
 mod accel;
 mod app_serial;
 mod outcome;
-#[cfg(test)]
-pub(crate) mod stub_guest;
+pub mod stub_guest;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,8 @@
 //! here from its machine code, that writes fixed bytes to I/O ports (COM1
 //! at 0x3f8, COM2 at 0x2f8) and then exits through `isa-debug-exit` or
 //! halts. It lets the host side of a protocol be tested against QEMU without
-//! the real kernel.
+//! the real kernel (the `tools` unit tests and `tools/tests/run_cli.rs` use
+//! it; nothing else should).
 //!
 //! The code runs in the 32-bit protected mode PVH enters in (flat segments,
 //! paging off). Each write sends its bytes one at a time, waiting for the
@@ -22,7 +23,7 @@ const WRITE_CODE_LEN: usize = 5 + 5 + 17;
 
 /// How the stub guest ends after its writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
+pub enum End {
     /// Writes this value to the debug-exit port (QEMU exits `(v << 1) | 1`).
     DebugExit(u8),
     /// `cli; hlt` forever.
@@ -30,7 +31,7 @@ pub(crate) enum End {
 }
 
 /// Builds the ELF: the writes `(port, bytes)` in order, then `end`.
-pub(crate) fn build(writes: &[(u16, &[u8])], end: End) -> Vec<u8> {
+pub fn build(writes: &[(u16, &[u8])], end: End) -> Vec<u8> {
     let code_addr = LOAD_ADDR + (HEADERS_LEN + NOTE_LEN) as u32;
     // The code is assembled first with the data right after it.
     let code_len = 1

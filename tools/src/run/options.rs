@@ -209,6 +209,9 @@ pub struct RunArgs {
     /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
     #[arg(long)]
     accel: Option<String>,
+    /// Boot this kernel ELF instead of building the release kernel.
+    #[arg(long, value_name = "ELF")]
+    kernel: Option<PathBuf>,
     /// Show the kernel's info-level log and what goes in the image.
     #[arg(short, long)]
     verbose: bool,
@@ -242,6 +245,7 @@ impl RunArgs {
             Some(secs) => Some(Duration::from_secs(secs)),
         };
         opts.image = self.image;
+        opts.kernel = self.kernel;
         opts.accel = self.accel.as_deref().map(Accel::parse).transpose()?;
         Ok(opts)
     }
