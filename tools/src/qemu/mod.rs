@@ -8,9 +8,10 @@
 //! `timeout` is killed (QEMU itself, not a wrapper) and reported.
 //!
 //! COM1 (`-serial stdio`) is read line by line. With
-//! [`QemuConfig::app_serial`] set, a second port, COM2, is read as raw bytes
-//! (see [`app_serial`]); [`run_observed`] hands both to a [`GuestObserver`],
-//! which may also end the run early once the guest has said all it will.
+//! [`QemuConfig::app_serial`] set, a second port, COM2, is read as raw
+//! bytes from a Unix socket QEMU waits on (see `app_serial.rs`);
+//! [`run_observed`] hands both to a [`GuestObserver`], which may also end
+//! the run early once the guest has said all it will.
 
 mod accel;
 mod app_serial;
