@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fd;
 pub mod fs;
 pub mod ipc;
+pub mod mm;
 pub mod platform;
 pub mod process;
 pub mod random;

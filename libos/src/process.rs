@@ -1,6 +1,6 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
-//! platform, the file system, the fd table, the working directory and the
-//! umask. The kernel creates one per program (with the console on fds
+//! platform, the file system, the fd table, the working directory, the
+//! umask and the address space ([`Vm`]). The kernel creates one per program (with the console on fds
 //! 0–2 via [`Process::open_console_stdio`]) and passes it to
 //! `crate::syscall::SyscallTable::dispatch`.
 
@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::fd::FdTable;
 use crate::fs::file::open_flags::O_RDWR;
 use crate::fs::{InodeFile, InodeRef, Vfs};
+use crate::mm::Vm;
 use crate::platform::Platform;
 
 /// A process as the fs syscalls see it.
@@ -24,6 +25,9 @@ pub struct Process {
     pub fds: Mutex<FdTable>,
     /// Working directory.
     pub cwd: Mutex<InodeRef>,
+    /// The address space's areas and heap; hold it while changing page
+    /// tables (see `crate::mm::ops`).
+    pub vm: Mutex<Vm>,
     umask: AtomicU32,
 }
 
@@ -32,6 +36,7 @@ impl core::fmt::Debug for Process {
         f.debug_struct("Process")
             .field("fds", &self.fds)
             .field("umask", &self.umask())
+            .field("vm", &self.vm)
             .finish_non_exhaustive()
     }
 }
@@ -45,6 +50,7 @@ impl Process {
             vfs,
             fds: Mutex::new(FdTable::new()),
             cwd: Mutex::new(root),
+            vm: Mutex::new(Vm::default()),
             umask: AtomicU32::new(0o022),
         }
     }

@@ -14,6 +14,8 @@
 //! - [`epoll`]: `epoll_create(1)`, `epoll_ctl`, `epoll_wait`, `epoll_pwait(2)`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
+//! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
+//!   `mincore`, `madvise` over `crate::mm`.
 //!
 //! Families implemented by the kernel (memory, threads, signals) add their
 //! handlers to the same table with [`SyscallTable::register`].
@@ -22,6 +24,7 @@ pub mod args;
 pub mod epoll;
 pub mod fs;
 pub mod ipc;
+pub mod mm;
 pub mod names;
 pub mod poll;
 pub mod system;
@@ -33,7 +36,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 7] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -41,6 +44,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
         epoll::HANDLERS,
         time::HANDLERS,
         system::HANDLERS,
+        mm::HANDLERS,
     ]
 }
 
