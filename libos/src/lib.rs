@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod fd;
 pub mod fs;
+pub mod futex;
 pub mod ipc;
 pub mod mm;
 pub mod platform;

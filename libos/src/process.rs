@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::fd::FdTable;
 use crate::fs::file::open_flags::O_RDWR;
 use crate::fs::{InodeFile, InodeRef, Vfs};
+use crate::futex::FutexTable;
 use crate::mm::Vm;
 use crate::platform::Platform;
 
@@ -28,6 +29,8 @@ pub struct Process {
     /// The address space's areas and heap; hold it while changing page
     /// tables (see `crate::mm::ops`).
     pub vm: Mutex<Vm>,
+    /// Futex wait queues.
+    pub futexes: FutexTable,
     umask: AtomicU32,
 }
 
@@ -51,6 +54,7 @@ impl Process {
             fds: Mutex::new(FdTable::new()),
             cwd: Mutex::new(root),
             vm: Mutex::new(Vm::default()),
+            futexes: FutexTable::new(),
             umask: AtomicU32::new(0o022),
         }
     }

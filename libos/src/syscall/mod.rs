@@ -14,6 +14,7 @@
 //! - [`epoll`]: `epoll_create(1)`, `epoll_ctl`, `epoll_wait`, `epoll_pwait(2)`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
+//! - [`futex`]: `futex` over `crate::futex::FutexTable`.
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
 //!   `mincore`, `madvise` over `crate::mm`.
 //!
@@ -23,6 +24,7 @@
 pub mod args;
 pub mod epoll;
 pub mod fs;
+pub mod futex;
 pub mod ipc;
 pub mod mm;
 pub mod names;
@@ -36,7 +38,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 7] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 8] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -45,6 +47,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 7] {
         time::HANDLERS,
         system::HANDLERS,
         mm::HANDLERS,
+        futex::HANDLERS,
     ]
 }
 
