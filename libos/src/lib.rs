@@ -19,5 +19,7 @@ pub mod mm;
 pub mod platform;
 pub mod process;
 pub mod random;
+pub mod rlimit;
+pub mod signal;
 pub mod syscall;
 pub mod user;

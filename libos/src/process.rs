@@ -1,6 +1,7 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
 //! platform, the file system, the fd table, the working directory, the
-//! umask and the address space ([`Vm`]). The kernel creates one per program (with the console on fds
+//! umask, the address space ([`Vm`]), futexes, resource limits and
+//! signal bookkeeping. The kernel creates one per program (with the console on fds
 //! 0–2 via [`Process::open_console_stdio`]) and passes it to
 //! `crate::syscall::SyscallTable::dispatch`.
 
@@ -15,6 +16,8 @@ use crate::fs::{InodeFile, InodeRef, Vfs};
 use crate::futex::FutexTable;
 use crate::mm::Vm;
 use crate::platform::Platform;
+use crate::rlimit::Rlimits;
+use crate::signal::SignalState;
 
 /// A process as the fs syscalls see it.
 pub struct Process {
@@ -31,6 +34,12 @@ pub struct Process {
     pub vm: Mutex<Vm>,
     /// Futex wait queues.
     pub futexes: FutexTable,
+    /// The process id `getpid` reports (1: the one process).
+    pub pid: u32,
+    /// Resource limits.
+    pub rlimits: Mutex<Rlimits>,
+    /// Signal actions, masks and alternate stacks.
+    pub signals: Mutex<SignalState>,
     umask: AtomicU32,
 }
 
@@ -55,6 +64,9 @@ impl Process {
             cwd: Mutex::new(root),
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
+            pid: 1,
+            rlimits: Mutex::new(Rlimits::default()),
+            signals: Mutex::new(SignalState::new()),
             umask: AtomicU32::new(0o022),
         }
     }

@@ -42,9 +42,16 @@ pub const fn page_up(addr: u64) -> Option<u64> {
     }
 }
 
-/// The process's `RLIMIT_STACK` soft limit in bytes (8 MiB for now).
-pub(crate) fn rlimit_stack_bytes(_process: &crate::process::Process) -> u64 {
-    8 << 20
+/// The stack reservation: the process's `RLIMIT_STACK` soft limit in
+/// bytes, kept between 128 KiB and 1 GiB (the whole reservation is one
+/// area, so an unlimited stack cannot be reserved whole).
+pub(crate) fn rlimit_stack_bytes(process: &crate::process::Process) -> u64 {
+    let soft = process
+        .rlimits
+        .lock()
+        .get(crate::rlimit::RLIMIT_STACK as u32)
+        .map_or(8 << 20, |l| l.soft);
+    soft.clamp(128 << 10, 1 << 30) & !(PAGE_SIZE - 1)
 }
 
 /// Whether `addr` is page aligned.

@@ -40,6 +40,7 @@ pub struct MockPlatform {
     realtime_ns: AtomicU64,
     rng: ChaChaCsprng,
     block_spins: AtomicU64,
+    interrupt_after_ns: AtomicU64,
     tid: AtomicU32,
 }
 
@@ -71,6 +72,7 @@ impl MockPlatform {
             realtime_ns: AtomicU64::new(1_767_225_600 * 1_000_000_000),
             rng: ChaChaCsprng::from_seed([42; 32]),
             block_spins: AtomicU64::new(100_000),
+            interrupt_after_ns: AtomicU64::new(u64::MAX),
             tid: AtomicU32::new(1),
         }
     }
@@ -127,6 +129,12 @@ impl MockPlatform {
     /// with `EDEADLK` (default 100 000, yielding to other threads between).
     pub fn set_block_spins(&self, spins: u64) {
         self.block_spins.store(spins, Ordering::Relaxed);
+    }
+
+    /// Makes the next wait that would pass `ns` nanoseconds from its
+    /// start end with `EINTR` after that long instead (a signal arriving).
+    pub fn interrupt_next_wait_after(&self, ns: u64) {
+        self.interrupt_after_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Sets the thread id [`CurrentThread::current_tid`] reports: for the
@@ -324,6 +332,14 @@ impl Blocker for MockPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
+        let interrupt = self.interrupt_after_ns.swap(u64::MAX, Ordering::Relaxed);
+        if interrupt != u64::MAX && !ready() {
+            let start = self.monotonic_ns();
+            if deadline_ns.is_none_or(|d| d > start.saturating_add(interrupt)) {
+                self.advance_ns(interrupt);
+                return Err(Errno::EINTR.into());
+            }
+        }
         for _ in 0..=self.block_spins.load(Ordering::Relaxed) {
             if ready() {
                 return Ok(true);

@@ -15,11 +15,17 @@
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
+//! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
+//!   `sysinfo`.
+//! - [`sched`]: `sched_yield`, affinity, `nanosleep`, `clock_nanosleep`.
+//! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
+//!   `sigaltstack` (bookkeeping; no delivery yet).
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
 //!   `mincore`, `madvise` over `crate::mm`.
 //!
-//! Families implemented by the kernel (memory, threads, signals) add their
-//! handlers to the same table with [`SyscallTable::register`].
+//! Families implemented by the kernel (threads: `clone`, `exit`, `gettid`,
+//! `arch_prctl`, …; `execve`) add their handlers to the same table with
+//! [`SyscallTable::register`].
 
 pub mod args;
 pub mod epoll;
@@ -29,6 +35,9 @@ pub mod ipc;
 pub mod mm;
 pub mod names;
 pub mod poll;
+pub mod process;
+pub mod sched;
+pub mod signal;
 pub mod system;
 pub mod table;
 pub mod time;
@@ -38,7 +47,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 8] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 11] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -48,6 +57,9 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 8] {
         system::HANDLERS,
         mm::HANDLERS,
         futex::HANDLERS,
+        process::HANDLERS,
+        sched::HANDLERS,
+        signal::HANDLERS,
     ]
 }
 
