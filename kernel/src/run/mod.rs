@@ -14,7 +14,6 @@
 
 mod entropy;
 mod fault;
-mod loader;
 mod observer;
 mod platform;
 mod syscalls;
@@ -26,6 +25,7 @@ use alloc::vec::Vec;
 use libos::boot::cmdline::KernelArgs;
 use libos::exec::{AddressLayout, prepare_exec};
 use libos::fs::{DeviceRegistry, Vfs};
+use libos::mm::FaultAccess;
 use libos::process::Process;
 use libos::syscall::SyscallTable;
 
@@ -46,8 +46,27 @@ static RUNTIME: spin::Once<Runtime> = spin::Once::new();
 
 /// Wakes up to `count` futex waiters on `addr` (thread exit's
 /// `clear_child_tid`).
-pub(crate) fn futex_wake(_process: &Process, _addr: u64, _count: u32) {
-    // Hooked to the LibOS futex table when it lands.
+pub(crate) fn futex_wake(process: &Process, addr: u64, count: usize) {
+    process.futexes.wake(addr, count, u32::MAX);
+}
+
+/// Asks the LibOS to populate the user page at `addr` for `access` (stack
+/// growth, a reservation made accessible after the fact). `true`: retry.
+pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
+    RUNTIME
+        .get()
+        .is_some_and(|rt| libos::mm::handle_page_fault(&rt.process, addr, access).is_ok())
+}
+
+/// The access a page-fault error code describes.
+fn fault_access(error_code: u64) -> FaultAccess {
+    if error_code & 16 != 0 {
+        FaultAccess::Execute
+    } else if error_code & 2 != 0 {
+        FaultAccess::Write
+    } else {
+        FaultAccess::Read
+    }
 }
 
 /// Reports the program's exit status to the host and powers off.
@@ -138,7 +157,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
             fail_to_start(status, format_args!("cannot execute {shown}: {e}"))
         }
     };
-    let rsp = match loader::load(&process, &image) {
+    let rsp = match libos::mm::load_image(&process, &image) {
         Ok(rsp) => rsp,
         Err(e) => fail_to_start(126, format_args!("cannot load {shown}: {e}")),
     };
@@ -201,7 +220,8 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 vector: 14,
                 error_code,
                 cr2,
-            } if crate::mm::user::resolve_fault(cr2, error_code) => {}
+            } if crate::mm::user::resolve_fault(cr2, error_code)
+                || (error_code & 1 == 0 && populate_user_page(cr2, fault_access(error_code))) => {}
             ReturnReason::Exception {
                 vector,
                 error_code,

@@ -62,6 +62,7 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
             super::futex_wake(p, ctid, 1);
         }
     }
+    p.signals.lock().thread_exited(t.tid);
     drop(t);
     task::exit_current()
 }
@@ -190,6 +191,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         parent.fs_base()
     };
     let tid = task::spawn(ctx, fpu, fs).map_err(|_| Errno::ENOMEM)?;
+    p.signals.lock().thread_created(parent.tid, tid);
     let child = task::find(tid).ok_or(Errno::ESRCH)?;
     if f & CLONE_CHILD_CLEARTID != 0 {
         child
