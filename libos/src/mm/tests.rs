@@ -268,3 +268,79 @@ fn load_real_binaries_when_present() {
         assert!(vm.areas().count() >= 3);
     }
 }
+
+/// The area map and the page tables agree: areas are sorted, disjoint and
+/// page aligned, and every page of an area is either recorded as
+/// unpopulated (and absent) or present with the area's permissions.
+fn check_consistent(m: &MockPlatform, p: &Process) {
+    let vm = p.vm.lock();
+    let mut prev_end = 0;
+    for v in vm.areas() {
+        assert!(v.start < v.end && v.start >= prev_end, "{v:?}");
+        assert!(is_page_aligned(v.start) && is_page_aligned(v.end));
+        prev_end = v.end;
+        let absent = vm.unpopulated_in(v.start, v.end);
+        let mut page = v.start;
+        for r in absent.iter().chain(core::iter::once(&(v.end..v.end))) {
+            while page < r.start {
+                assert_eq!(m.page_perms(page), Some(v.perms), "page {page:#x} of {v:?}");
+                page += PG;
+            }
+            if r.end - r.start <= 64 * PG {
+                for q in (r.start..r.end).step_by(PG as usize) {
+                    assert_eq!(m.page_perms(q), None, "unpopulated {q:#x}");
+                }
+            }
+            page = r.end;
+        }
+    }
+    for r in vm.unpopulated_in(0, u64::MAX) {
+        assert!(
+            vm.is_covered(r.start, r.end),
+            "unpopulated outside areas: {r:?}"
+        );
+    }
+}
+
+/// Random sequences of memory syscalls keep the area map and the page
+/// tables consistent (the same check the `mm_syscalls` fuzz target makes).
+#[test]
+fn random_memory_syscalls_keep_map_and_page_tables_consistent() {
+    use crate::syscall::{SyscallTable, syscall_number};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    let names = ["mmap", "munmap", "mprotect", "mremap", "madvise", "brk"];
+    for seed in 0..8 {
+        let (m, p) = process();
+        m.set_frame_limit(4096);
+        {
+            let mut vm = p.vm.lock();
+            vm.brk_start = 0x60_0000;
+            vm.brk = 0x60_0000;
+        }
+        let t = SyscallTable::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let base = 0x1000_0000u64;
+        for _ in 0..400 {
+            let arg = |rng: &mut ChaCha20Rng| match rng.next_u32() % 6 {
+                0 => base + PG * u64::from(rng.next_u32() % 64),
+                1 => PG * u64::from(rng.next_u32() % 16 + 1),
+                2 => u64::from(rng.next_u32() % 8),
+                3 => 0x60_0000 + u64::from(rng.next_u32() % 0x20_000),
+                4 => rng.next_u64(),
+                _ => u64::from(rng.next_u32() % 0x40),
+            };
+            let name = names[rng.next_u32() as usize % names.len()];
+            let mut args: [u64; 6] = core::array::from_fn(|_| arg(&mut rng));
+            if name == "mmap" {
+                args[3] = [0x22, 0x32, 0x21, 0x100022, 0x2][rng.next_u32() as usize % 5];
+                args[4] = u64::MAX;
+                args[5] = 0;
+            }
+            let ret = t.dispatch(&p, syscall_number(name).unwrap(), args) as i64;
+            assert!(ret >= -133, "{name} {args:x?} -> {ret}");
+            check_consistent(&m, &p);
+        }
+    }
+}
