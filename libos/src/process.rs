@@ -40,6 +40,8 @@ pub struct Process {
     pub rlimits: Mutex<Rlimits>,
     /// Signal actions, masks and alternate stacks.
     pub signals: Mutex<SignalState>,
+    /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
+    pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     umask: AtomicU32,
 }
 
@@ -67,6 +69,7 @@ impl Process {
             pid: 1,
             rlimits: Mutex::new(Rlimits::default()),
             signals: Mutex::new(SignalState::new()),
+            thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             umask: AtomicU32::new(0o022),
         }
     }

@@ -28,8 +28,52 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (121, "getpgid", sys_getpgid),
     (124, "getsid", sys_getpgid),
     (160, "setrlimit", sys_setrlimit),
+    (157, "prctl", sys_prctl),
     (302, "prlimit64", sys_prlimit64),
 ];
+
+const PR_SET_PDEATHSIG: i32 = 1;
+const PR_GET_PDEATHSIG: i32 = 2;
+const PR_GET_DUMPABLE: i32 = 3;
+const PR_SET_DUMPABLE: i32 = 4;
+const PR_SET_NAME: i32 = 15;
+const PR_GET_NAME: i32 = 16;
+
+/// `prctl(option, …)`: the thread name (`PR_SET_NAME`/`PR_GET_NAME`, 16
+/// bytes with the NUL), the dumpable flag (always 1; setting 0/1 is
+/// accepted) and the parent-death signal (there is no parent: stored as
+/// 0). Every other option is `EINVAL`, as Linux answers for options it
+/// does not know.
+pub fn sys_prctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let tid = p.platform.current_tid();
+    match a.i32(0) {
+        PR_SET_NAME => {
+            let name = crate::user::read_cstring(&*p.platform, a.u64(1), 4096)?;
+            let mut buf = [0u8; 16];
+            let n = name.len().min(15);
+            buf[..n].copy_from_slice(&name[..n]);
+            p.thread_names.lock().insert(tid, buf);
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let buf = p.thread_names.lock().get(&tid).copied().unwrap_or_else(|| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(b"cloister");
+                b
+            });
+            UserSliceWrite::new(a.u64(1), 16)?.write(&*p.platform, &buf)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE if a.u64(1) <= 1 => Ok(0),
+        PR_SET_PDEATHSIG if a.u64(1) < 65 => Ok(0),
+        PR_GET_PDEATHSIG => {
+            UserPtr::<i32>::new(a.u64(1)).write(&*p.platform, 0)?;
+            Ok(0)
+        }
+        _ => return_errno!(Errno::EINVAL),
+    }
+}
 
 /// `getpid()` (and `getpgrp()`: the process leads its group).
 pub fn sys_getpid(p: &Process, _a: &SyscallArgs) -> Result<usize> {
