@@ -235,11 +235,10 @@ fn sys_clone3(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let field = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     // flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
     // tls, set_tid, set_tid_size, cgroup
-    if field(1) != 0 || field(9) != 0 || field(10) != 0 {
-        return_errno_with_message!(
-            Errno::EINVAL,
-            "clone3: pidfd, set_tid and cgroup are unsupported"
-        );
+    // `pidfd` only matters with CLONE_PIDFD, which is refused as an
+    // unsupported flag; `set_tid` and `cgroup` need namespaces and cgroups.
+    if field(9) != 0 || field(10) != 0 {
+        return_errno_with_message!(Errno::EINVAL, "clone3: set_tid and cgroup are unsupported");
     }
     let (stack, stack_size) = (field(5), field(6));
     let top = if stack == 0 {
