@@ -62,6 +62,30 @@ pub struct SignalState {
     actions: BTreeMap<u32, SigAction>,
     masks: BTreeMap<u32, u64>,
     alt_stacks: BTreeMap<u32, AltStack>,
+    /// Signals sent to one thread (`tgkill`, faults), by tid.
+    thread_pending: BTreeMap<u32, u64>,
+    /// Signals sent to the process (`kill`, `alarm`): any thread that does
+    /// not block them takes them.
+    process_pending: u64,
+}
+
+/// What a signal does when its action is `SIG_DFL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Nothing (`SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT`; and the stop
+    /// signals, as there is no job control).
+    Ignore,
+    /// The process ends with status 128 + signal.
+    Terminate,
+}
+
+/// The default action of `sig` (`signal(7)`).
+pub const fn default_action(sig: u32) -> DefaultAction {
+    match sig {
+        // SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH
+        17 | 18 | 19 | 20 | 21 | 22 | 23 | 28 => DefaultAction::Ignore,
+        _ => DefaultAction::Terminate,
+    }
 }
 
 fn check(sig: u32) -> Result<()> {
@@ -130,9 +154,63 @@ impl SignalState {
         };
     }
 
-    /// Pending signals of thread `tid` (always none: no delivery yet).
-    pub fn pending(&self, _tid: u32) -> u64 {
-        0
+    /// Signals pending for thread `tid`: its own and the process's.
+    pub fn pending(&self, tid: u32) -> u64 {
+        self.thread_pending.get(&tid).copied().unwrap_or(0) | self.process_pending
+    }
+
+    /// Sends `sig` to thread `tid` (`EINVAL` outside 1..=64). An ignored
+    /// signal is discarded at once, as Linux does.
+    pub fn send_to_thread(&mut self, tid: u32, sig: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            *self.thread_pending.entry(tid).or_insert(0) |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to the process.
+    pub fn send_to_process(&mut self, sig: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            self.process_pending |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    fn is_ignored(&self, sig: u32) -> bool {
+        let action = self.actions.get(&sig).copied().unwrap_or_default();
+        action.handler == SIG_IGN
+            || (action.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+    }
+
+    /// Whether thread `tid` has a pending signal it does not block.
+    pub fn has_deliverable(&self, tid: u32) -> bool {
+        self.pending(tid) & !self.mask(tid) != 0
+    }
+
+    /// Takes the lowest-numbered pending signal thread `tid` does not
+    /// block (its own before the process's), with its action.
+    pub fn take_deliverable(&mut self, tid: u32) -> Option<(u32, SigAction)> {
+        let mask = self.mask(tid);
+        let own = self.thread_pending.get(&tid).copied().unwrap_or(0) & !mask;
+        let (bits, from_thread) = if own != 0 {
+            (own, true)
+        } else {
+            (self.process_pending & !mask, false)
+        };
+        if bits == 0 {
+            return None;
+        }
+        let sig = bits.trailing_zeros() + 1;
+        if from_thread {
+            if let Some(p) = self.thread_pending.get_mut(&tid) {
+                *p &= !sig_bit(sig);
+            }
+        } else {
+            self.process_pending &= !sig_bit(sig);
+        }
+        Some((sig, self.actions.get(&sig).copied().unwrap_or_default()))
     }
 
     /// A thread `child` was created by `parent`: it inherits the mask.
@@ -145,6 +223,7 @@ impl SignalState {
     /// Thread `tid` exited: forget its state.
     pub fn thread_exited(&mut self, tid: u32) {
         self.masks.remove(&tid);
+        self.thread_pending.remove(&tid);
         self.alt_stacks.remove(&tid);
     }
 
@@ -159,5 +238,56 @@ impl SignalState {
             };
         }
         self.alt_stacks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIGUSR1: u32 = 10;
+    const SIGALRM: u32 = 14;
+    const SIGCHLD: u32 = 17;
+
+    #[test]
+    fn pending_signals_are_taken_lowest_first_respecting_masks() {
+        let mut s = SignalState::new();
+        let handler = SigAction {
+            handler: 0x1000,
+            ..SigAction::default()
+        };
+        s.set_action(SIGALRM, handler).unwrap();
+        s.send_to_process(SIGALRM).unwrap();
+        s.send_to_thread(2, SIGUSR1).unwrap();
+        assert!(s.has_deliverable(1) && s.has_deliverable(2));
+        // Thread 2 takes its own signal first.
+        assert_eq!(s.take_deliverable(2).map(|d| d.0), Some(SIGUSR1));
+        s.set_mask(2, sig_bit(SIGALRM));
+        assert_eq!(s.take_deliverable(2), None, "masked");
+        assert_eq!(s.take_deliverable(1), Some((SIGALRM, handler)));
+        assert_eq!(s.take_deliverable(1), None);
+        assert!(!s.has_deliverable(2));
+    }
+
+    #[test]
+    fn ignored_signals_are_discarded_on_sending() {
+        let mut s = SignalState::new();
+        s.send_to_process(SIGCHLD).unwrap();
+        assert_eq!(s.pending(1), 0, "SIGCHLD is ignored by default");
+        s.set_action(
+            SIGUSR1,
+            SigAction {
+                handler: SIG_IGN,
+                ..SigAction::default()
+            },
+        )
+        .unwrap();
+        s.send_to_thread(1, SIGUSR1).unwrap();
+        assert_eq!(s.pending(1), 0);
+        assert!(s.send_to_thread(1, 65).is_err());
+        assert_eq!(default_action(SIGALRM), DefaultAction::Terminate);
+        s.send_to_thread(3, SIGALRM).unwrap();
+        s.thread_exited(3);
+        assert_eq!(s.pending(3), 0);
     }
 }

@@ -12,7 +12,7 @@ const SIGFPE: u8 = 8;
 const SIGSEGV: u8 = 11;
 
 /// The signal for CPU exception `vector`, and its name.
-fn signal_for(vector: u64) -> (u8, &'static str) {
+pub(super) fn signal_for(vector: u64) -> (u8, &'static str) {
     match vector {
         0 | 16 | 19 => (SIGFPE, "SIGFPE"),
         1 | 3 => (SIGTRAP, "SIGTRAP"),

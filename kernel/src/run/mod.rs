@@ -16,6 +16,8 @@ mod entropy;
 mod fault;
 mod observer;
 mod platform;
+mod sigframe;
+mod signal;
 mod syscalls;
 
 use alloc::string::String;
@@ -56,6 +58,14 @@ pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
     RUNTIME
         .get()
         .is_some_and(|rt| libos::mm::handle_page_fault(&rt.process, addr, access).is_ok())
+}
+
+/// Whether the current thread's blocking wait must end with `EINTR`.
+pub(crate) fn wait_interrupted() -> bool {
+    match (RUNTIME.get(), task::current()) {
+        (Some(rt), Some(me)) => signal::interrupts_wait(&rt.process, me.tid),
+        _ => false,
+    }
 }
 
 /// The access a page-fault error code describes.
@@ -193,6 +203,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
 fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
     loop {
+        signal::deliver_pending(&rt.process, &me);
         // SAFETY: this is `me`'s own kernel code; the reference ends before
         // anything that could switch threads.
         let reason = user::execute(unsafe { me.context() });
@@ -227,9 +238,12 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 error_code,
                 cr2,
             } => {
-                // SAFETY: as above.
-                let rip = unsafe { me.context() }.rip;
-                fault::kill(me.tid, vector, error_code, cr2, rip)
+                let (sig, _) = fault::signal_for(vector);
+                if !signal::fault_has_handler(&rt.process, me.tid, u32::from(sig)) {
+                    // SAFETY: as above.
+                    let rip = unsafe { me.context() }.rip;
+                    fault::kill(me.tid, vector, error_code, cr2, rip)
+                }
             }
             ReturnReason::Interrupt(v) => {
                 if v == u64::from(crate::arch::trap::TIMER_VECTOR) {

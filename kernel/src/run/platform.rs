@@ -159,7 +159,19 @@ impl Blocker for KernelPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
-        Ok(crate::task::block_until(ready, deadline_ns))
+        let mut interrupted = false;
+        let mut check = || {
+            if ready() {
+                return true;
+            }
+            interrupted = super::wait_interrupted();
+            interrupted
+        };
+        let done = crate::task::block_until(&mut check, deadline_ns);
+        if interrupted {
+            return Err(Errno::EINTR.into());
+        }
+        Ok(done)
     }
 
     fn yield_now(&self) {

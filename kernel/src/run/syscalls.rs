@@ -1,6 +1,8 @@
 //! The syscalls that need the kernel's thread state: `exit`, `exit_group`,
 //! `gettid`, `set_tid_address`, `set_robust_list`/`get_robust_list`,
-//! `arch_prctl` and thread-creating `clone`/`clone3`. They are added to the
+//! `arch_prctl`, thread-creating `clone`/`clone3`, and the signal calls of
+//! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`, `alarm`,
+//! `setitimer`, `getitimer`). They are added to the
 //! LibOS's one dispatch table with `SyscallTable::register`.
 
 use libos::error::{Errno, Result};
@@ -10,17 +12,25 @@ use libos::return_errno_with_message;
 use libos::syscall::{Handler, SyscallArgs, SyscallTable};
 use libos::user::UserPtr;
 
+use super::signal;
 use crate::arch::fpu::FpuState;
 use crate::task::{self, Thread};
 
 /// `(number, name, handler)` of the kernel's family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
+    (15, "rt_sigreturn", signal::sys_rt_sigreturn),
+    (36, "getitimer", signal::sys_getitimer),
+    (37, "alarm", signal::sys_alarm),
+    (38, "setitimer", signal::sys_setitimer),
     (56, "clone", sys_clone),
     (60, "exit", sys_exit),
+    (62, "kill", signal::sys_kill),
     (158, "arch_prctl", sys_arch_prctl),
     (186, "gettid", sys_gettid),
+    (200, "tkill", signal::sys_tkill),
     (218, "set_tid_address", sys_set_tid_address),
     (231, "exit_group", sys_exit_group),
+    (234, "tgkill", signal::sys_tgkill),
     (273, "set_robust_list", sys_set_robust_list),
     (274, "get_robust_list", sys_get_robust_list),
     (435, "clone3", sys_clone3),

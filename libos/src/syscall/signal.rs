@@ -108,7 +108,7 @@ pub fn sys_rt_sigprocmask(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(0)
 }
 
-/// `rt_sigpending(set, sigsetsize)`: always empty.
+/// `rt_sigpending(set, sigsetsize)`: the thread's and the process's pending signals.
 pub fn sys_rt_sigpending(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let size = a.usize(1);
     if size > SIGSET_BYTES {
