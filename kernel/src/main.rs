@@ -11,6 +11,8 @@
 //! in host-tested crates. Module map:
 //!
 //! - [`arch`]: boot assembly, descriptor tables, traps, APIC, PIT, CPU bits;
+//! - [`audit`](mod@audit): the audit region, boot/exception/panic records and
+//!   the syscall-recording API;
 //! - [`mm`]: virtual layout, frames, page tables, stacks, heap;
 //! - [`console`], [`time`], [`exit`](mod@exit): serial log, clocks, leaving QEMU;
 //! - [`boot_info`]: what the PVH loader passed;
@@ -22,6 +24,7 @@ extern crate alloc;
 
 pub mod app_console;
 pub mod arch;
+pub mod audit;
 pub mod boot_info;
 pub mod console;
 pub mod exit;
@@ -98,12 +101,15 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }
-    for key in args.unknown_keys(&[]) {
+    for key in args.unknown_keys(audit::CMDLINE_KEYS) {
         log::warn!("unknown kernel command-line key {key:?}");
     }
     print_memory_map(info);
 
     let mut usable = info.usable.clone();
+    // Before the frame allocator is built from `usable`, so it never hands
+    // out a frame of the audit region.
+    let audit_region = audit::reserve(&args, &mut usable);
     let Some((bitmap_paddr, bitmap_bytes)) = mm::frames::init(&mut usable) else {
         fatal(format_args!("no room below 4 GiB for the frame bitmap"));
     };
@@ -142,6 +148,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     arch::user::init();
 
     mm::heap::init();
+    audit::init(audit_region, &args, info.cmdline(), info.ram.usable_bytes());
     let stack = mm::stack::alloc(KERNEL_STACK_PAGES)
         .unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));
     mm::stack::run_on(&stack, kernel_main_on_stack)
@@ -202,6 +209,8 @@ extern "C" fn kernel_main_on_stack() -> ! {
     );
     kprintln!("Cloister ready");
 
+    audit::run_crash_test(&args);
+
     if let Some(pattern) = args.get("ktest") {
         run_tests(pattern, args.get("ktest.after"));
     }
@@ -256,6 +265,8 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
     kprint!("{}", mm::heap::stats());
     kprintln!("frames: {} free", mm::frames::free_frames());
     kprintln!("no application given: powering off");
+    // Authenticate the records of the open block before the guest goes.
+    audit::seal();
     exit(ExitCode::Success)
 }
 
@@ -263,6 +274,12 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     x86_64::instructions::interrupts::disable();
     ktest::report_failure();
+    if audit::is_enabled() && audit::record_panic(info).is_none() {
+        console::emergency_write(format_args!(
+            "\naudit: the panic could not be recorded ({} events missed)",
+            audit::missed_events()
+        ));
+    }
     match info.location() {
         Some(loc) => console::emergency_write(format_args!(
             "\nkernel panic at {}:{}:{}: {}\n",

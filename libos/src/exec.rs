@@ -84,6 +84,11 @@ pub struct ProcessImage {
     pub stack: InitialStack,
     /// Whether `PT_GNU_STACK` asked for an executable stack.
     pub executable_stack: bool,
+    /// The path the executable was run as (names its areas in
+    /// `/proc/self/maps`).
+    pub exe_path: Vec<u8>,
+    /// The interpreter's path from `PT_INTERP`.
+    pub interp_path: Option<Vec<u8>>,
 }
 
 fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
@@ -126,8 +131,8 @@ pub fn prepare_exec(
         return_errno_with_message!(Errno::ENOEXEC, "#! scripts are not supported");
     }
     let interp_path = ElfFile::parse(&exe_image)?.interpreter.map(<[u8]>::to_vec);
-    let interp_image = match interp_path {
-        Some(interp_path) => Some(open_executable(vfs, cwd, &interp_path).map_err(|e| {
+    let interp_image = match &interp_path {
+        Some(interp_path) => Some(open_executable(vfs, cwd, interp_path).map_err(|e| {
             if e.errno() == Errno::ENOENT {
                 Error::with_message(Errno::ENOENT, "ELF interpreter not found")
             } else {
@@ -150,6 +155,8 @@ pub fn prepare_exec(
     Ok(ProcessImage {
         exe_image,
         interp_image,
+        exe_path: path.to_vec(),
+        interp_path,
         ..planned
     })
 }
@@ -227,6 +234,8 @@ fn plan_images(
         entry: interp_plan.as_ref().map_or(exe_plan.entry, |p| p.entry),
         brk_start: exe_plan.brk_start,
         executable_stack: exe.executable_stack,
+        exe_path: Vec::new(),
+        interp_path: None,
         segments,
         protections,
         stack,

@@ -4,8 +4,10 @@
 //! RTC clocks, the serial console, RDRAND-seeded randomness); host tests
 //! use `mock::MockPlatform` (feature `mock`). Parts used on their own are separate
 //! traits ([`UserMemory`], [`Clock`], [`ConsoleSink`], [`Csprng`],
-//! [`Blocker`]) so the VFS, for instance, needs only a clock.
+//! [`Blocker`], [`AddressSpace`], [`CurrentThread`], [`MemoryStats`]) so
+//! the VFS, for instance, needs only a clock.
 
+use crate::elf::Perms;
 use crate::error::Result;
 use crate::fs::ConsoleSink;
 use crate::random::Csprng;
@@ -35,12 +37,76 @@ pub trait Blocker: Send + Sync {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool>;
+
+    /// Lets other runnable threads run once (`sched_yield`). The default
+    /// blocks until `ready` is evaluated a second time, which a scheduler
+    /// that re-evaluates `ready` when the thread runs again makes a yield;
+    /// the kernel may override it with its scheduler's own yield.
+    fn yield_now(&self) {
+        let mut evaluated = false;
+        // Only EINTR can end it early, and a yield has nothing to report.
+        let _ = self.block_until(&mut || core::mem::replace(&mut evaluated, true), None);
+    }
+}
+
+/// Page-table operations on the application's (user half) address space.
+/// Ranges are page aligned.
+///
+/// The LibOS keeps the list of areas (`crate::mm::Vm`) and decides what
+/// goes where; an implementation only changes page tables and frames. On
+/// x86-64 a page with any permission is readable (there are no write-only
+/// or execute-only pages); `Perms::default()` (no access) means mapped but
+/// inaccessible (`PROT_NONE`): the frame stays, every access faults.
+pub trait AddressSpace: Send + Sync {
+    /// Maps fresh zero-filled pages over `start..start+len` with `perms`,
+    /// replacing whatever was mapped there. `ENOMEM` when out of frames.
+    fn map_zeroed(&self, start: u64, len: u64, perms: Perms) -> Result<()>;
+    /// Changes the protection of mapped pages in the range (unmapped pages
+    /// are skipped).
+    fn protect(&self, start: u64, len: u64, perms: Perms) -> Result<()>;
+    /// Unmaps and frees the pages in the range (unmapped pages are skipped).
+    fn unmap(&self, start: u64, len: u64);
+    /// Moves the frames of `from..from+len` to `to..to+len` (no copy),
+    /// keeping their protection; the destination was unmapped. Unmapped
+    /// source pages are skipped (the destination page stays unmapped).
+    /// The ranges do not overlap.
+    fn move_pages(&self, from: u64, to: u64, len: u64) -> Result<()>;
+    /// Writes `data` at `addr` into mapped pages regardless of their
+    /// protection (loading file contents into read-only/exec pages).
+    /// `EFAULT` if a page is not mapped.
+    fn fill(&self, addr: u64, data: &[u8]) -> Result<()>;
+}
+
+/// Who is running.
+pub trait CurrentThread: Send + Sync {
+    /// The calling thread's id (the `gettid` value).
+    fn current_tid(&self) -> u32;
+}
+
+/// Physical memory figures for `sysinfo` and `/proc/meminfo`.
+pub trait MemoryStats: Send + Sync {
+    /// `(total, free)` memory available to the program, in bytes.
+    fn memory_bytes(&self) -> (u64, u64);
 }
 
 /// The machine as the LibOS sees it.
-pub trait Platform: UserMemory + Clock + ConsoleSink + Csprng + Blocker {}
+pub trait Platform:
+    UserMemory + Clock + ConsoleSink + Csprng + Blocker + AddressSpace + CurrentThread + MemoryStats
+{
+}
 
-impl<T: UserMemory + Clock + ConsoleSink + Csprng + Blocker> Platform for T {}
+impl<
+    T: UserMemory
+        + Clock
+        + ConsoleSink
+        + Csprng
+        + Blocker
+        + AddressSpace
+        + CurrentThread
+        + MemoryStats,
+> Platform for T
+{
+}
 
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;

@@ -1,6 +1,7 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
-//! platform, the file system, the fd table, the working directory and the
-//! umask. The kernel creates one per program (with the console on fds
+//! platform, the file system, the fd table, the working directory, the
+//! umask, the address space ([`Vm`]), futexes, resource limits and
+//! signal bookkeeping. The kernel creates one per program (with the console on fds
 //! 0–2 via [`Process::open_console_stdio`]) and passes it to
 //! `crate::syscall::SyscallTable::dispatch`.
 
@@ -12,7 +13,11 @@ use crate::error::Result;
 use crate::fd::FdTable;
 use crate::fs::file::open_flags::O_RDWR;
 use crate::fs::{InodeFile, InodeRef, Vfs};
+use crate::futex::FutexTable;
+use crate::mm::Vm;
 use crate::platform::Platform;
+use crate::rlimit::Rlimits;
+use crate::signal::SignalState;
 
 /// A process as the fs syscalls see it.
 pub struct Process {
@@ -24,6 +29,19 @@ pub struct Process {
     pub fds: Mutex<FdTable>,
     /// Working directory.
     pub cwd: Mutex<InodeRef>,
+    /// The address space's areas and heap; hold it while changing page
+    /// tables (see `crate::mm::ops`).
+    pub vm: Mutex<Vm>,
+    /// Futex wait queues.
+    pub futexes: FutexTable,
+    /// The process id `getpid` reports (1: the one process).
+    pub pid: u32,
+    /// Resource limits.
+    pub rlimits: Mutex<Rlimits>,
+    /// Signal actions, masks and alternate stacks.
+    pub signals: Mutex<SignalState>,
+    /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
+    pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     umask: AtomicU32,
 }
 
@@ -32,6 +50,7 @@ impl core::fmt::Debug for Process {
         f.debug_struct("Process")
             .field("fds", &self.fds)
             .field("umask", &self.umask())
+            .field("vm", &self.vm)
             .finish_non_exhaustive()
     }
 }
@@ -45,6 +64,12 @@ impl Process {
             vfs,
             fds: Mutex::new(FdTable::new()),
             cwd: Mutex::new(root),
+            vm: Mutex::new(Vm::default()),
+            futexes: FutexTable::new(),
+            pid: 1,
+            rlimits: Mutex::new(Rlimits::default()),
+            signals: Mutex::new(SignalState::new()),
+            thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             umask: AtomicU32::new(0o022),
         }
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use tools::build::{KernelBuild, build_kernel};
@@ -26,4 +27,33 @@ pub fn test_kernel() -> PathBuf {
             .unwrap_or_else(|e| panic!("{e:#}"))
         })
         .clone()
+}
+
+/// The `cloister` command-line tool (debug build), built once per process
+/// with a nested `cargo build` so tests run the real binary even when
+/// `cargo test` selects only this package.
+///
+/// # Panics
+/// If it does not build.
+pub fn cloister_cli() -> PathBuf {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let root = tools::build::workspace_root();
+        let out = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--quiet", "-p", "tools", "--bin", "cloister"])
+            .args(["--message-format", "json-render-diagnostics"])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build `cloister`: {e}"));
+        assert!(out.status.success(), "building `cloister` failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "cloister")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo built `cloister` but did not report its executable")
+    })
+    .clone()
 }

@@ -9,3 +9,4 @@ pub mod build;
 pub mod deps;
 pub mod ktest;
 pub mod qemu;
+pub mod run;

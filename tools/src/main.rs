@@ -1,5 +1,5 @@
-//! The `cloister` command: boot Cloister under QEMU, run its in-guest tests,
-//! measure it, and read audit regions.
+//! The `cloister` command: run a Linux program in Cloister, boot it, run its
+//! in-guest tests, measure it, and read audit regions.
 
 use std::process::ExitCode;
 
@@ -18,6 +18,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run an unmodified Linux x86-64 program in Cloister under QEMU; exits
+    /// with the program's status (125 if Cloister could not report one).
+    ///
+    /// Example: cargo cloister run -- /bin/busybox echo hello
+    Run(tools::run::RunArgs),
     /// Boot Cloister under QEMU and show it running.
     Boot {
         /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
@@ -183,9 +188,22 @@ fn bench(what: &BenchCommand) -> Result<i32> {
     Ok(0)
 }
 
+/// `cloister run`: the program's exit status, or 125 when Cloister fails.
+fn run(args: tools::run::RunArgs) -> ExitCode {
+    let result = args.into_options().and_then(|opts| tools::run::run(&opts));
+    match result {
+        Ok(result) => ExitCode::from(result.exit_code()),
+        Err(err) => {
+            eprintln!("cloister: error: {err:#}");
+            ExitCode::from(tools::run::NO_STATUS_EXIT)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => return run(args.clone()),
         Command::Boot { accel, mem, append } => boot(accel.as_deref(), *mem, append),
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),

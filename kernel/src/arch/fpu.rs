@@ -133,6 +133,49 @@ impl FpuState {
     }
 }
 
+impl FpuState {
+    /// The saved image (for a signal frame).
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points at `layout.size()` initialised bytes we own.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.layout.size()) }
+    }
+
+    /// Replaces the image with `bytes` from user memory (`rt_sigreturn`),
+    /// after checking every field `xrstor`/`fxrstor` would fault on: MXCSR
+    /// reserved bits, XSTATE_BV outside XCR0, a compacted or non-zero
+    /// header. Returns `false` (image unchanged) for a bad image.
+    pub fn load_checked(&mut self, bytes: &[u8]) -> bool {
+        let size = self.layout.size();
+        if bytes.len() < size.min(512) {
+            return false;
+        }
+        let word = |off: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[off..off + 8]);
+            u64::from_le_bytes(b)
+        };
+        let mxcsr = word(24) & 0xffff_ffff;
+        if mxcsr & !0xffff != 0 {
+            return false;
+        }
+        let n = if USE_XSAVE.load(Ordering::Relaxed) {
+            if bytes.len() < size {
+                return false;
+            }
+            let xcr0 = XCR0.load(Ordering::Relaxed);
+            if word(512) & !xcr0 != 0 || word(520) != 0 || bytes[528..576].iter().any(|&b| b != 0) {
+                return false;
+            }
+            size
+        } else {
+            512
+        };
+        // SAFETY: `n` ≤ the buffer's size; the source is a distinct slice.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) };
+        true
+    }
+}
+
 impl Drop for FpuState {
     fn drop(&mut self) {
         // SAFETY: allocated in `initial` with this layout and not freed since.

@@ -205,6 +205,7 @@ fn handle_exception(frame: &mut TrapFrame) {
     if super::uaccess::fixup(frame) || super::catch::recover(frame, cr2) {
         return;
     }
+    record_exception(frame, cr2);
     crate::console::emergency_write(format_args!(
         "\nFATAL: CPU exception {} {}: error code {:#x}, RIP {:#018x}, CR2 {:#018x}, RSP {:#018x}, CS {:#x}, RFLAGS {:#x}\n",
         frame.vector,
@@ -241,4 +242,16 @@ fn handle_exception(frame: &mut TrapFrame) {
     }
     crate::ktest::report_failure();
     exit(ExitCode::Failure)
+}
+
+/// Audit hook for a fatal kernel exception (vectors 0..32): not the lazy
+/// user-page faults, user-copy fix-ups or test catches resolved above, which
+/// are routine (and, for user copies, application-driven: recording each
+/// would seal a whole block per fault). Fatal user-mode exceptions are
+/// recorded where the program is killed (`run::fault::kill`).
+fn record_exception(frame: &TrapFrame, cr2: u64) {
+    if frame.vector < 32 {
+        let cr2 = if frame.vector == 14 { cr2 } else { 0 };
+        crate::audit::record_exception(frame.vector as u8, frame.error_code, frame.rip, cr2);
+    }
 }

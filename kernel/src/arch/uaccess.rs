@@ -39,14 +39,23 @@ unsafe extern "C" {
     static user_copy_resume: u8;
 }
 
-/// Why a user copy failed.
+/// Why a user copy failed: the first address that could not be accessed
+/// (the start, for a range that leaves user space).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadUserAddress;
+pub struct BadUserAddress(pub u64);
 
 fn check(addr: u64, len: usize) -> Result<(), BadUserAddress> {
     match addr.checked_add(len as u64) {
         Some(end) if end <= USER_END => Ok(()),
-        _ => Err(BadUserAddress),
+        _ => Err(BadUserAddress(addr)),
+    }
+}
+
+fn result(addr: u64, len: usize, left: usize) -> Result<(), BadUserAddress> {
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(BadUserAddress(addr + (len - left) as u64))
     }
 }
 
@@ -61,11 +70,7 @@ pub fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result<(), BadUserAddress> {
     // trap handler and reported as a short copy. The destination is a
     // kernel buffer we hold exclusively.
     let left = unsafe { user_copy_raw(buf.as_mut_ptr(), addr as *const u8, buf.len()) };
-    if left == 0 {
-        Ok(())
-    } else {
-        Err(BadUserAddress)
-    }
+    result(addr, buf.len(), left)
 }
 
 /// Copies `data` to user address `addr`.
@@ -78,11 +83,7 @@ pub fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
     // no kernel memory is written; with CR0.WP set a read-only user page
     // faults and is fixed up into a short copy, as is an unmapped one.
     let left = unsafe { user_copy_raw(addr as *mut u8, data.as_ptr(), data.len()) };
-    if left == 0 {
-        Ok(())
-    } else {
-        Err(BadUserAddress)
-    }
+    result(addr, data.len(), left)
 }
 
 /// Called for a kernel-mode exception: if it happened inside a user copy,

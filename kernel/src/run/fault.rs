@@ -12,7 +12,7 @@ const SIGFPE: u8 = 8;
 const SIGSEGV: u8 = 11;
 
 /// The signal for CPU exception `vector`, and its name.
-fn signal_for(vector: u64) -> (u8, &'static str) {
+pub(super) fn signal_for(vector: u64) -> (u8, &'static str) {
     match vector {
         0 | 16 | 19 => (SIGFPE, "SIGFPE"),
         1 | 3 => (SIGTRAP, "SIGTRAP"),
@@ -39,6 +39,10 @@ fn page_fault_detail(error_code: u64) -> &'static str {
 
 /// Terminates the program for exception `vector` in thread `tid`.
 pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
+    // Audit hook: a fatal user-mode exception (resolved lazy-page faults
+    // never get here). Sealed at once, before anything else can fail.
+    let audit_cr2 = if vector == 14 { cr2 } else { 0 };
+    crate::audit::record_exception(vector as u8, error_code, rip, audit_cr2);
     let (sig, name) = signal_for(vector);
     let what = crate::arch::trap::exception_name(vector);
     let text = if vector == 14 {

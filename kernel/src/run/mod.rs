@@ -14,9 +14,10 @@
 
 mod entropy;
 mod fault;
-mod loader;
 mod observer;
 mod platform;
+mod sigframe;
+mod signal;
 mod syscalls;
 
 use alloc::string::String;
@@ -26,6 +27,7 @@ use alloc::vec::Vec;
 use libos::boot::cmdline::KernelArgs;
 use libos::exec::{AddressLayout, prepare_exec};
 use libos::fs::{DeviceRegistry, Vfs};
+use libos::mm::FaultAccess;
 use libos::process::Process;
 use libos::syscall::SyscallTable;
 
@@ -46,12 +48,40 @@ static RUNTIME: spin::Once<Runtime> = spin::Once::new();
 
 /// Wakes up to `count` futex waiters on `addr` (thread exit's
 /// `clear_child_tid`).
-pub(crate) fn futex_wake(_process: &Process, _addr: u64, _count: u32) {
-    // Hooked to the LibOS futex table when it lands.
+pub(crate) fn futex_wake(process: &Process, addr: u64, count: usize) {
+    process.futexes.wake(addr, count, u32::MAX);
+}
+
+/// Asks the LibOS to populate the user page at `addr` for `access` (stack
+/// growth, a reservation made accessible after the fact). `true`: retry.
+pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
+    RUNTIME
+        .get()
+        .is_some_and(|rt| libos::mm::handle_page_fault(&rt.process, addr, access).is_ok())
+}
+
+/// Whether the current thread's blocking wait must end with `EINTR`.
+pub(crate) fn wait_interrupted() -> bool {
+    match (RUNTIME.get(), task::current()) {
+        (Some(rt), Some(me)) => signal::interrupts_wait(&rt.process, me.tid),
+        _ => false,
+    }
+}
+
+/// The access a page-fault error code describes.
+fn fault_access(error_code: u64) -> FaultAccess {
+    if error_code & 16 != 0 {
+        FaultAccess::Execute
+    } else if error_code & 2 != 0 {
+        FaultAccess::Write
+    } else {
+        FaultAccess::Read
+    }
 }
 
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
+    crate::audit::record_text(format_args!("program exited with status {status}"));
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
@@ -137,7 +167,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
             fail_to_start(status, format_args!("cannot execute {shown}: {e}"))
         }
     };
-    let rsp = match loader::load(&process, &image) {
+    let rsp = match libos::mm::load_image(&process, &image) {
         Ok(rsp) => rsp,
         Err(e) => fail_to_start(126, format_args!("cannot load {shown}: {e}")),
     };
@@ -173,6 +203,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
 fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
     loop {
+        signal::deliver_pending(&rt.process, &me);
         // SAFETY: this is `me`'s own kernel code; the reference ends before
         // anything that could switch threads.
         let reason = user::execute(unsafe { me.context() });
@@ -183,7 +214,15 @@ fn thread_main(me: Arc<Thread>) -> ! {
                     let c = unsafe { me.context() };
                     (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9])
                 };
+                let start = crate::time::now_ns();
                 let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                crate::audit::record_syscall(
+                    nr,
+                    &raw,
+                    ret as i64,
+                    me.tid,
+                    crate::time::now_ns() - start,
+                );
                 // SAFETY: as above (the dispatch may have switched threads
                 // and back; no reference was held across it).
                 unsafe { me.context() }.rax = ret;
@@ -192,15 +231,19 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 vector: 14,
                 error_code,
                 cr2,
-            } if crate::mm::user::resolve_fault(cr2, error_code) => {}
+            } if crate::mm::user::resolve_fault(cr2, error_code)
+                || (error_code & 1 == 0 && populate_user_page(cr2, fault_access(error_code))) => {}
             ReturnReason::Exception {
                 vector,
                 error_code,
                 cr2,
             } => {
-                // SAFETY: as above.
-                let rip = unsafe { me.context() }.rip;
-                fault::kill(me.tid, vector, error_code, cr2, rip)
+                let (sig, _) = fault::signal_for(vector);
+                if !signal::fault_has_handler(&rt.process, me.tid, u32::from(sig)) {
+                    // SAFETY: as above.
+                    let rip = unsafe { me.context() }.rip;
+                    fault::kill(me.tid, vector, error_code, cr2, rip)
+                }
             }
             ReturnReason::Interrupt(v) => {
                 if v == u64::from(crate::arch::trap::TIMER_VECTOR) {

@@ -94,7 +94,10 @@ impl ProcessInfo for ProcInfo {
     }
 
     fn maps(&self) -> Vec<u8> {
-        Vec::new()
+        super::RUNTIME
+            .get()
+            .map(|rt| rt.process.vm.lock().maps_text())
+            .unwrap_or_default()
     }
 
     fn thread_count(&self) -> usize {

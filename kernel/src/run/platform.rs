@@ -2,12 +2,15 @@
 //! with exception fix-up, the TSC and RTC clocks, the COM2 console, the
 //! RDSEED/RDRAND-seeded CSPRNG and the scheduler's blocking.
 
+use libos::elf::Perms;
 use libos::error::{Errno, Result};
 use libos::fs::ConsoleSink;
-use libos::platform::{Blocker, Clock, UserMemory};
+use libos::mm::FaultAccess;
+use libos::platform::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, UserMemory};
 use libos::random::{ChaChaCsprng, Csprng};
 
-use crate::arch::uaccess;
+use crate::arch::uaccess::{self, BadUserAddress};
+use crate::mm::user::{self, Prot, UserMapError};
 
 /// The machine as the LibOS sees it.
 pub struct KernelPlatform {
@@ -43,13 +46,88 @@ impl KernelPlatform {
     }
 }
 
+/// Runs a user copy; when it stops at a page the LibOS can still populate
+/// (the stack below its initial pages, a reservation made accessible),
+/// populates it and retries. Each retry gets at least one page further.
+fn with_fault_retry(
+    access: FaultAccess,
+    mut copy: impl FnMut() -> core::result::Result<(), BadUserAddress>,
+) -> Result<()> {
+    let mut last = None;
+    loop {
+        match copy() {
+            Ok(()) => return Ok(()),
+            Err(BadUserAddress(at)) => {
+                let page = at & !(crate::mm::PAGE_BYTES - 1);
+                if last == Some(page) || !super::populate_user_page(at, access) {
+                    return Err(Errno::EFAULT.into());
+                }
+                last = Some(page);
+            }
+        }
+    }
+}
+
 impl UserMemory for KernelPlatform {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        uaccess::copy_from_user(addr, buf).map_err(|_| Errno::EFAULT.into())
+        with_fault_retry(FaultAccess::Read, || uaccess::copy_from_user(addr, buf))
     }
 
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
-        uaccess::copy_to_user(addr, data).map_err(|_| Errno::EFAULT.into())
+        with_fault_retry(FaultAccess::Write, || uaccess::copy_to_user(addr, data))
+    }
+}
+
+fn prot(p: Perms) -> Prot {
+    Prot {
+        read: p.read,
+        write: p.write,
+        exec: p.execute,
+    }
+}
+
+fn map_err(e: UserMapError) -> libos::error::Error {
+    match e {
+        UserMapError::OutOfMemory => Errno::ENOMEM.into(),
+        UserMapError::NotMapped(_) | UserMapError::BadRange => Errno::EFAULT.into(),
+    }
+}
+
+impl AddressSpace for KernelPlatform {
+    fn map_zeroed(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
+        // Lazy: frames come on first touch (see `mm::user`).
+        user::map_lazy(start, len, prot(perms)).map_err(map_err)
+    }
+
+    fn protect(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
+        user::protect(start, len, prot(perms)).map_err(map_err)
+    }
+
+    fn unmap(&self, start: u64, len: u64) {
+        if let Err(e) = user::unmap(start, len) {
+            log::error!("unmap {start:#x}+{len:#x}: {e:?}");
+        }
+    }
+
+    fn move_pages(&self, from: u64, to: u64, len: u64) -> Result<()> {
+        user::move_pages(from, to, len).map_err(map_err)
+    }
+
+    fn fill(&self, addr: u64, data: &[u8]) -> Result<()> {
+        user::fill(addr, data).map_err(map_err)
+    }
+}
+
+impl CurrentThread for KernelPlatform {
+    fn current_tid(&self) -> u32 {
+        crate::task::current().map_or(1, |t| t.tid)
+    }
+}
+
+impl MemoryStats for KernelPlatform {
+    fn memory_bytes(&self) -> (u64, u64) {
+        let free = crate::mm::frames::free_frames() as u64 * crate::mm::PAGE_BYTES;
+        (crate::mm::frames::total_bytes(), free)
     }
 }
 
@@ -81,6 +159,22 @@ impl Blocker for KernelPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
-        Ok(crate::task::block_until(ready, deadline_ns))
+        let mut interrupted = false;
+        let mut check = || {
+            if ready() {
+                return true;
+            }
+            interrupted = super::wait_interrupted();
+            interrupted
+        };
+        let done = crate::task::block_until(&mut check, deadline_ns);
+        if interrupted {
+            return Err(Errno::EINTR.into());
+        }
+        Ok(done)
+    }
+
+    fn yield_now(&self) {
+        crate::task::yield_now();
     }
 }

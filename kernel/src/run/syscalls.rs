@@ -1,6 +1,8 @@
 //! The syscalls that need the kernel's thread state: `exit`, `exit_group`,
 //! `gettid`, `set_tid_address`, `set_robust_list`/`get_robust_list`,
-//! `arch_prctl` and thread-creating `clone`/`clone3`. They are added to the
+//! `arch_prctl`, thread-creating `clone`/`clone3`, and the signal calls of
+//! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`, `alarm`,
+//! `setitimer`, `getitimer`). They are added to the
 //! LibOS's one dispatch table with `SyscallTable::register`.
 
 use libos::error::{Errno, Result};
@@ -10,17 +12,25 @@ use libos::return_errno_with_message;
 use libos::syscall::{Handler, SyscallArgs, SyscallTable};
 use libos::user::UserPtr;
 
+use super::signal;
 use crate::arch::fpu::FpuState;
 use crate::task::{self, Thread};
 
 /// `(number, name, handler)` of the kernel's family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
+    (15, "rt_sigreturn", signal::sys_rt_sigreturn),
+    (36, "getitimer", signal::sys_getitimer),
+    (37, "alarm", signal::sys_alarm),
+    (38, "setitimer", signal::sys_setitimer),
     (56, "clone", sys_clone),
     (60, "exit", sys_exit),
+    (62, "kill", signal::sys_kill),
     (158, "arch_prctl", sys_arch_prctl),
     (186, "gettid", sys_gettid),
+    (200, "tkill", signal::sys_tkill),
     (218, "set_tid_address", sys_set_tid_address),
     (231, "exit_group", sys_exit_group),
+    (234, "tgkill", signal::sys_tgkill),
     (273, "set_robust_list", sys_set_robust_list),
     (274, "get_robust_list", sys_get_robust_list),
     (435, "clone3", sys_clone3),
@@ -62,6 +72,7 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
             super::futex_wake(p, ctid, 1);
         }
     }
+    p.signals.lock().thread_exited(t.tid);
     drop(t);
     task::exit_current()
 }
@@ -190,6 +201,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         parent.fs_base()
     };
     let tid = task::spawn(ctx, fpu, fs).map_err(|_| Errno::ENOMEM)?;
+    p.signals.lock().thread_created(parent.tid, tid);
     let child = task::find(tid).ok_or(Errno::ESRCH)?;
     if f & CLONE_CHILD_CLEARTID != 0 {
         child
@@ -233,11 +245,10 @@ fn sys_clone3(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let field = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     // flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
     // tls, set_tid, set_tid_size, cgroup
-    if field(1) != 0 || field(9) != 0 || field(10) != 0 {
-        return_errno_with_message!(
-            Errno::EINVAL,
-            "clone3: pidfd, set_tid and cgroup are unsupported"
-        );
+    // `pidfd` only matters with CLONE_PIDFD, which is refused as an
+    // unsupported flag; `set_tid` and `cgroup` need namespaces and cgroups.
+    if field(9) != 0 || field(10) != 0 {
+        return_errno_with_message!(Errno::EINVAL, "clone3: set_tid and cgroup are unsupported");
     }
     let (stack, stack_size) = (field(5), field(6));
     let top = if stack == 0 {

@@ -98,9 +98,11 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// 512-byte blocks, as `st_blocks` counts them.
+    /// 512-byte blocks, as `st_blocks` counts them: whole 4 KiB pages, as
+    /// tmpfs (and a 4 KiB-block disk file system) allocates them, so
+    /// `ls -s`/`du`/`ls -l`'s total match Linux.
     pub const fn blocks_512(&self) -> u64 {
-        self.size.div_ceil(512)
+        self.size.div_ceil(4096) * 8
     }
 }
 

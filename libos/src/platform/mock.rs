@@ -1,30 +1,47 @@
 //! [`MockPlatform`]: a [`Platform`](super::Platform) for host tests.
 //!
-//! User memory is a set of mapped regions backed by `Vec`s (anything else
-//! is `EFAULT`), the clocks are settable counters, console output is
-//! captured, and randomness is ChaCha20 with a fixed seed.
+//! User memory is a page table of 4 KiB pages with x86-64 permissions
+//! (any permission makes a page readable, only `write` makes it writable;
+//! anything else is `EFAULT`), backed lazily by `Vec`s and limited to a
+//! frame budget (`ENOMEM` past it). The clocks are settable counters,
+//! console output is captured, randomness is ChaCha20 with a fixed seed,
+//! and waiting polls (see the [`Blocker`] impl).
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
-use super::{Blocker, Clock};
+use super::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats};
+use crate::elf::{PAGE_SIZE, Perms};
 use crate::error::{Errno, Result};
 use crate::fs::ConsoleSink;
 use crate::random::{ChaChaCsprng, Csprng};
 use crate::user::UserMemory;
 
+/// One mapped page; `bytes` is `None` while the page is all zero.
+#[derive(Debug, Clone)]
+struct MockPage {
+    perms: Perms,
+    bytes: Option<Box<[u8]>>,
+}
+
+/// Default frame budget: 64 Ki pages (256 MiB).
+const DEFAULT_FRAME_LIMIT: usize = 1 << 16;
+
 /// A fake machine for tests.
 #[derive(Debug)]
 pub struct MockPlatform {
-    regions: Mutex<BTreeMap<u64, Vec<u8>>>,
+    pages: Mutex<BTreeMap<u64, MockPage>>,
+    frame_limit: AtomicU64,
     console: Mutex<Vec<u8>>,
     monotonic_ns: AtomicU64,
     realtime_ns: AtomicU64,
     rng: ChaChaCsprng,
     block_spins: AtomicU64,
+    interrupt_after_ns: AtomicU64,
+    tid: AtomicU32,
 }
 
 impl Default for MockPlatform {
@@ -33,29 +50,100 @@ impl Default for MockPlatform {
     }
 }
 
+#[cfg(test)]
+std::thread_local! {
+    static THREAD_TID: core::cell::Cell<Option<u32>> = const { core::cell::Cell::new(None) };
+}
+
+fn page_range(start: u64, len: u64) -> core::ops::Range<u64> {
+    let first = start & !(PAGE_SIZE - 1);
+    let end = start.saturating_add(len).saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    first..end
+}
+
 impl MockPlatform {
     /// No memory mapped; realtime 2026-01-01T00:00:00Z, monotonic 1 s.
     pub fn new() -> Self {
         Self {
-            regions: Mutex::new(BTreeMap::new()),
+            pages: Mutex::new(BTreeMap::new()),
+            frame_limit: AtomicU64::new(DEFAULT_FRAME_LIMIT as u64),
             console: Mutex::new(Vec::new()),
             monotonic_ns: AtomicU64::new(1_000_000_000),
             realtime_ns: AtomicU64::new(1_767_225_600 * 1_000_000_000),
             rng: ChaChaCsprng::from_seed([42; 32]),
             block_spins: AtomicU64::new(100_000),
+            interrupt_after_ns: AtomicU64::new(u64::MAX),
+            tid: AtomicU32::new(1),
         }
     }
 
-    /// Maps `len` zeroed bytes at `addr` and returns `addr`.
+    /// Maps the pages covering `addr .. addr + len` zeroed and read-write
+    /// (outside any `crate::mm::Vm` bookkeeping) and returns `addr`.
+    ///
+    /// # Panics
+    /// If the frame budget is exhausted (a test setup error).
     pub fn map(&self, addr: u64, len: usize) -> u64 {
-        self.regions.lock().insert(addr, vec![0; len]);
+        let r = page_range(addr, len as u64);
+        let rw = Perms {
+            read: true,
+            write: true,
+            execute: false,
+        };
+        self.map_zeroed(r.start, r.end - r.start, rw)
+            .expect("mock frame budget exhausted");
         addr
+    }
+
+    /// Limits how many pages may be mapped at once (default 65536).
+    pub fn set_frame_limit(&self, pages: u64) {
+        self.frame_limit.store(pages, Ordering::Relaxed);
+    }
+
+    /// How many pages are mapped.
+    pub fn mapped_pages(&self) -> usize {
+        self.pages.lock().len()
+    }
+
+    /// The permissions of the page holding `addr`, if mapped.
+    pub fn page_perms(&self, addr: u64) -> Option<Perms> {
+        self.pages
+            .lock()
+            .get(&(addr & !(PAGE_SIZE - 1)))
+            .map(|p| p.perms)
+    }
+
+    /// Reads mapped memory regardless of protection (for test checks).
+    pub fn peek(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.copy(
+            addr,
+            buf.len(),
+            |_| true,
+            |page, off, i, n| match page.bytes.as_deref() {
+                Some(b) => buf[i..i + n].copy_from_slice(&b[off..off + n]),
+                None => buf[i..i + n].fill(0),
+            },
+        )
     }
 
     /// How many times a wait without a deadline re-checks before failing
     /// with `EDEADLK` (default 100 000, yielding to other threads between).
     pub fn set_block_spins(&self, spins: u64) {
         self.block_spins.store(spins, Ordering::Relaxed);
+    }
+
+    /// Makes the next wait that would pass `ns` nanoseconds from its
+    /// start end with `EINTR` after that long instead (a signal arriving).
+    pub fn interrupt_next_wait_after(&self, ns: u64) {
+        self.interrupt_after_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Sets the thread id [`CurrentThread::current_tid`] reports: for the
+    /// calling test thread only under `cfg(test)`, else for everyone.
+    pub fn set_current_tid(&self, tid: u32) {
+        #[cfg(test)]
+        THREAD_TID.with(|t| t.set(Some(tid)));
+        #[cfg(not(test))]
+        self.tid.store(tid, Ordering::Relaxed);
     }
 
     /// Advances both clocks by `ns`.
@@ -69,32 +157,147 @@ impl MockPlatform {
         self.console.lock().clone()
     }
 
-    fn with_range<R>(&self, addr: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
-        let mut regions = self.regions.lock();
-        let (&base, bytes) = regions
-            .range_mut(..=addr)
-            .next_back()
-            .ok_or(Errno::EFAULT)?;
-        let start = usize::try_from(addr - base).map_err(|_| Errno::EFAULT)?;
-        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
-        let slice = bytes.get_mut(start..end).ok_or(Errno::EFAULT)?;
-        Ok(f(slice))
+    /// Walks `addr .. addr + len` page by page: every page must be mapped
+    /// and pass `allowed` (else `EFAULT`, nothing copied), then `each` is
+    /// called with the page, the offset in it, the offset in the buffer
+    /// and the byte count.
+    fn copy(
+        &self,
+        addr: u64,
+        len: usize,
+        allowed: impl Fn(&Perms) -> bool,
+        mut each: impl FnMut(&mut MockPage, usize, usize, usize),
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let mut pages = self.pages.lock();
+        let mut page = addr & !(PAGE_SIZE - 1);
+        while page < end {
+            match pages.get(&page) {
+                Some(p) if allowed(&p.perms) => {}
+                _ => return Err(Errno::EFAULT.into()),
+            }
+            page += PAGE_SIZE;
+        }
+        let mut cur = addr;
+        while cur < end {
+            let base = cur & !(PAGE_SIZE - 1);
+            let off = (cur - base) as usize;
+            let n = ((PAGE_SIZE as usize) - off).min((end - cur) as usize);
+            let p = pages.get_mut(&base).ok_or(Errno::EFAULT)?;
+            each(p, off, (cur - addr) as usize, n);
+            cur += n as u64;
+        }
+        Ok(())
     }
+}
+
+fn page_bytes(page: &mut MockPage) -> &mut [u8] {
+    page.bytes
+        .get_or_insert_with(|| alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice())
+}
+
+fn readable(p: &Perms) -> bool {
+    p.read || p.write || p.execute
 }
 
 impl UserMemory for MockPlatform {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        self.with_range(addr, buf.len(), |s| buf.copy_from_slice(s))
+        let len = buf.len();
+        self.copy(addr, len, readable, |page, off, i, n| {
+            match page.bytes.as_deref() {
+                Some(b) => buf[i..i + n].copy_from_slice(&b[off..off + n]),
+                None => buf[i..i + n].fill(0),
+            }
+        })
     }
 
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
-        if data.is_empty() {
-            return Ok(());
+        self.copy(
+            addr,
+            data.len(),
+            |p| p.write,
+            |page, off, i, n| {
+                page_bytes(page)[off..off + n].copy_from_slice(&data[i..i + n]);
+            },
+        )
+    }
+}
+
+impl AddressSpace for MockPlatform {
+    fn map_zeroed(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
+        let r = page_range(start, len);
+        let mut pages = self.pages.lock();
+        let replaced = pages.range(r.clone()).count() as u64;
+        let wanted = (r.end - r.start) / PAGE_SIZE;
+        let limit = self.frame_limit.load(Ordering::Relaxed);
+        if (pages.len() as u64 - replaced).saturating_add(wanted) > limit {
+            return Err(Errno::ENOMEM.into());
         }
-        self.with_range(addr, data.len(), |s| s.copy_from_slice(data))
+        for page in r.step_by(PAGE_SIZE as usize) {
+            pages.insert(page, MockPage { perms, bytes: None });
+        }
+        Ok(())
+    }
+
+    fn protect(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
+        for (_, page) in self.pages.lock().range_mut(page_range(start, len)) {
+            page.perms = perms;
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, start: u64, len: u64) {
+        let r = page_range(start, len);
+        let mut pages = self.pages.lock();
+        let doomed: Vec<u64> = pages.range(r).map(|(&a, _)| a).collect();
+        for a in doomed {
+            pages.remove(&a);
+        }
+    }
+
+    fn move_pages(&self, from: u64, to: u64, len: u64) -> Result<()> {
+        let r = page_range(from, len);
+        let mut pages = self.pages.lock();
+        let moving: Vec<u64> = pages.range(r.clone()).map(|(&a, _)| a).collect();
+        for a in moving {
+            if let Some(page) = pages.remove(&a) {
+                pages.insert(a - r.start + to, page);
+            }
+        }
+        Ok(())
+    }
+
+    fn fill(&self, addr: u64, data: &[u8]) -> Result<()> {
+        self.copy(
+            addr,
+            data.len(),
+            |_| true,
+            |page, off, i, n| {
+                page_bytes(page)[off..off + n].copy_from_slice(&data[i..i + n]);
+            },
+        )
+    }
+}
+
+impl CurrentThread for MockPlatform {
+    fn current_tid(&self) -> u32 {
+        #[cfg(test)]
+        if let Some(tid) = THREAD_TID.with(core::cell::Cell::get) {
+            return tid;
+        }
+        self.tid.load(Ordering::Relaxed)
+    }
+}
+
+/// 1 GiB total; free is the total less the mapped pages.
+impl MemoryStats for MockPlatform {
+    fn memory_bytes(&self) -> (u64, u64) {
+        let total = 1u64 << 30;
+        let used = self.pages.lock().len() as u64 * PAGE_SIZE;
+        (total, total.saturating_sub(used))
     }
 }
 
@@ -129,6 +332,14 @@ impl Blocker for MockPlatform {
         ready: &mut dyn FnMut() -> bool,
         deadline_ns: Option<u64>,
     ) -> Result<bool> {
+        let interrupt = self.interrupt_after_ns.swap(u64::MAX, Ordering::Relaxed);
+        if interrupt != u64::MAX && !ready() {
+            let start = self.monotonic_ns();
+            if deadline_ns.is_none_or(|d| d > start.saturating_add(interrupt)) {
+                self.advance_ns(interrupt);
+                return Err(Errno::EINTR.into());
+            }
+        }
         for _ in 0..=self.block_spins.load(Ordering::Relaxed) {
             if ready() {
                 return Ok(true);

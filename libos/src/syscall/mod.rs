@@ -14,16 +14,30 @@
 //! - [`epoll`]: `epoll_create(1)`, `epoll_ctl`, `epoll_wait`, `epoll_pwait(2)`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
+//! - [`futex`]: `futex` over `crate::futex::FutexTable`.
+//! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
+//!   `sysinfo`.
+//! - [`sched`]: `sched_yield`, affinity, `nanosleep`, `clock_nanosleep`.
+//! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
+//!   `sigaltstack` (bookkeeping; no delivery yet).
+//! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
+//!   `mincore`, `madvise` over `crate::mm`.
 //!
-//! Families implemented by the kernel (memory, threads, signals) add their
-//! handlers to the same table with [`SyscallTable::register`].
+//! Families implemented by the kernel (threads: `clone`, `exit`, `gettid`,
+//! `arch_prctl`, …; `execve`) add their handlers to the same table with
+//! [`SyscallTable::register`].
 
 pub mod args;
 pub mod epoll;
 pub mod fs;
+pub mod futex;
 pub mod ipc;
+pub mod mm;
 pub mod names;
 pub mod poll;
+pub mod process;
+pub mod sched;
+pub mod signal;
 pub mod system;
 pub mod table;
 pub mod time;
@@ -33,7 +47,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 11] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -41,6 +55,11 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 6] {
         epoll::HANDLERS,
         time::HANDLERS,
         system::HANDLERS,
+        mm::HANDLERS,
+        futex::HANDLERS,
+        process::HANDLERS,
+        sched::HANDLERS,
+        signal::HANDLERS,
     ]
 }
 

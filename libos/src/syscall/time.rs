@@ -1,6 +1,6 @@
 //! Time syscalls over the platform [`Clock`](crate::platform::Clock):
-//! `clock_gettime`, `clock_getres`, `gettimeofday`, `time`. (Sleeping
-//! needs the scheduler and lives with the kernel.)
+//! `clock_gettime`, `clock_getres`, `gettimeofday`, `time`. (Sleeping is
+//! in `syscall::sched`.)
 
 use super::SyscallArgs;
 use super::table::Handler;

@@ -6,9 +6,17 @@
 //! with `-no-reboot`, so a triple fault ends it with status 0, which is a
 //! failure here. A guest that stops printing for `idle_timeout` or runs past
 //! `timeout` is killed (QEMU itself, not a wrapper) and reported.
+//!
+//! COM1 (`-serial stdio`) is read line by line. With
+//! [`QemuConfig::app_serial`] set, a second port, COM2, is read as raw
+//! bytes from a Unix socket QEMU waits on (see `app_serial.rs`);
+//! [`run_observed`] hands both to a [`GuestObserver`], which may also end
+//! the run early once the guest has said all it will.
 
 mod accel;
+mod app_serial;
 mod outcome;
+pub mod stub_guest;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -47,6 +55,10 @@ pub struct QemuConfig {
     pub extra_args: Vec<String>,
     /// The machine type: `microvm` (default, fastest to start) or `q35`/`pc`.
     pub machine: String,
+    /// Give the guest a second serial port, COM2 (0x2f8, IRQ 3), whose
+    /// output QEMU sends to a Unix socket it creates at this path (which
+    /// must not exist); [`run_observed`] reads it.
+    pub app_serial: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -63,6 +75,7 @@ impl QemuConfig {
             idle_timeout: Duration::from_secs(120),
             extra_args: Vec::new(),
             machine: "microvm".into(),
+            app_serial: None,
         })
     }
 
@@ -96,6 +109,9 @@ impl QemuConfig {
             a.push("-initrd".into());
             a.push(initrd.display().to_string());
         }
+        if let Some(socket) = &self.app_serial {
+            a.extend(app_serial::qemu_args(socket));
+        }
         a.extend(self.extra_args.iter().cloned());
         a
     }
@@ -120,9 +136,54 @@ pub fn qemu_binary() -> PathBuf {
         .map_or_else(|| PathBuf::from("qemu-system-x86_64"), PathBuf::from)
 }
 
+/// What the observer wants after a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep running.
+    Continue,
+    /// The guest has reported its end: give QEMU `grace` to exit by itself,
+    /// then kill it (the outcome is then [`Outcome::Stopped`]).
+    Finish {
+        /// How long QEMU may take to exit.
+        grace: Duration,
+    },
+}
+
+/// Receives a running guest's output.
+pub trait GuestObserver {
+    /// A line of COM1 output (without its line ending), with the time since
+    /// QEMU started.
+    fn line(&mut self, line: &str, at: Duration) -> Flow;
+    /// Bytes from COM2 (only with [`QemuConfig::app_serial`]), as they come.
+    fn app_output(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+    }
+}
+
+/// What the reader threads send to the watchdog loop.
+#[derive(Debug)]
+enum Message {
+    Line(String),
+    App(Vec<u8>),
+}
+
 /// Runs the guest, calling `on_line` with each serial line as it arrives
 /// (with the time since QEMU started).
-pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Result<RunReport> {
+pub fn run(config: &QemuConfig, on_line: impl FnMut(&str, Duration)) -> Result<RunReport> {
+    struct Lines<F>(F);
+    impl<F: FnMut(&str, Duration)> GuestObserver for Lines<F> {
+        fn line(&mut self, line: &str, at: Duration) -> Flow {
+            (self.0)(line, at);
+            Flow::Continue
+        }
+    }
+    run_observed(config, &mut Lines(on_line))
+}
+
+/// Runs the guest, handing its COM1 lines and COM2 bytes to `observer` as
+/// they arrive. COM2 output that arrives after the last COM1 line (up to
+/// QEMU closing the socket) is delivered before this returns.
+pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Result<RunReport> {
     check_file(&config.kernel, "kernel")?;
     if let Some(initrd) = &config.initrd {
         check_file(initrd, "initramfs")?;
@@ -142,7 +203,11 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
         })?;
     let stdout = child.stdout.take().context("QEMU stdout")?;
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
-    let (tx, rx) = mpsc::channel::<String>();
+    let (tx, rx) = mpsc::channel::<Message>();
+    let app_reader = config
+        .app_serial
+        .clone()
+        .map(|socket| app_serial::Reader::spawn(socket, tx.clone()));
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
@@ -156,7 +221,7 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
                 .trim_end_matches(['\r', '\n'])
                 .to_string();
             buf.clear();
-            if tx.send(line).is_err() {
+            if tx.send(Message::Line(line)).is_err() {
                 break;
             }
         }
@@ -169,15 +234,31 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
 
     let mut lines = Vec::new();
     let mut last_output = Instant::now();
+    let mut finish_by: Option<Instant> = None;
     let killed = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                on_line(&line, start.elapsed());
+            Ok(Message::Line(line)) => {
+                let flow = observer.line(&line, start.elapsed());
                 lines.push(line);
                 last_output = Instant::now();
+                if let Flow::Finish { grace } = flow {
+                    finish_by.get_or_insert(Instant::now() + grace);
+                }
             }
+            Ok(Message::App(bytes)) => {
+                observer.app_output(&bytes);
+                last_output = Instant::now();
+            }
+            // Every sender is gone: QEMU closed stdout, and COM2 too.
             Err(mpsc::RecvTimeoutError::Disconnected) => break None,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if reader.is_finished() && child.try_wait().ok().flatten().is_some() {
+            // QEMU is gone; the COM2 reader drains its socket to EOF below.
+            break None;
+        }
+        if finish_by.is_some_and(|t| Instant::now() > t) {
+            break Some(Outcome::Stopped);
         }
         if start.elapsed() > config.timeout {
             break Some(Outcome::TimedOut {
@@ -199,6 +280,20 @@ pub fn run(config: &QemuConfig, mut on_line: impl FnMut(&str, Duration)) -> Resu
     }
     let status = child.wait().context("waiting for QEMU")?;
     let _ = reader.join();
+    if let Some(app) = app_reader {
+        app.finish();
+    }
+    // The tail: whatever the readers sent after the loop stopped.
+    for message in rx.try_iter() {
+        match message {
+            Message::Line(line) => {
+                // Too late to change the flow: QEMU has exited.
+                let _ = observer.line(&line, start.elapsed());
+                lines.push(line);
+            }
+            Message::App(bytes) => observer.app_output(&bytes),
+        }
+    }
     let stderr = err_reader.join().unwrap_or_default();
     let outcome = killed.unwrap_or_else(|| Outcome::from_status(status, &stderr));
     Ok(RunReport {
@@ -214,4 +309,103 @@ fn check_file(path: &Path, what: &str) -> Result<()> {
         anyhow::bail!("the {what} {} does not exist", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stub_guest::End;
+
+    /// A scratch directory for one test, removed afterwards.
+    pub(crate) fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cloister-qemu-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    #[test]
+    fn com2_args_name_an_isa_serial_at_0x2f8() {
+        let mut config = QemuConfig::new("/k").unwrap();
+        config.app_serial = Some("/t/app.sock".into());
+        let args = config.args().join(" ");
+        assert!(
+            args.contains("-chardev socket,id=app,path=/t/app.sock,server=on,wait=on -device isa-serial,chardev=app,iobase=0x2f8,irq=3"),
+            "{args}"
+        );
+        config.app_serial = None;
+        assert!(!config.args().join(" ").contains("0x2f8"));
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        lines: Vec<String>,
+        app: Vec<u8>,
+        finish_on: Option<&'static str>,
+    }
+
+    impl GuestObserver for Collect {
+        fn line(&mut self, line: &str, _: Duration) -> Flow {
+            self.lines.push(line.to_string());
+            if self.finish_on == Some(line) {
+                Flow::Finish {
+                    grace: Duration::from_millis(300),
+                }
+            } else {
+                Flow::Continue
+            }
+        }
+        fn app_output(&mut self, bytes: &[u8]) {
+            self.app.extend_from_slice(bytes);
+        }
+    }
+
+    fn stub_config(dir: &Path, writes: &[(u16, &[u8])], end: End) -> QemuConfig {
+        let kernel = dir.join("stub.elf");
+        std::fs::write(&kernel, stub_guest::build(writes, end)).unwrap();
+        let mut config = QemuConfig::new(kernel).unwrap();
+        config.accel = Accel::Tcg;
+        config.memory_mib = 64;
+        config.timeout = Duration::from_secs(60);
+        config.idle_timeout = Duration::from_secs(30);
+        config.app_serial = Some(dir.join("app.sock"));
+        config
+    }
+
+    #[test]
+    fn a_guest_writing_to_com2_reaches_the_observer_byte_for_byte() {
+        let dir = scratch("com2");
+        // Every byte value, and a tail longer than a pipe buffer's worth of
+        // line-less output, written just before the guest exits.
+        let all: Vec<u8> = (0..=255u8).collect();
+        let tail = vec![b'x'; 100_000];
+        let config = stub_config(
+            &dir,
+            &[(0x3f8, b"kernel line\r\n"), (0x2f8, &all), (0x2f8, &tail)],
+            End::DebugExit(0x10),
+        );
+        let mut seen = Collect::default();
+        let report = run_observed(&config, &mut seen).unwrap();
+        assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+        assert_eq!(seen.lines, ["kernel line"]);
+        assert_eq!(seen.app.len(), 256 + tail.len());
+        assert_eq!(&seen.app[..256], &all[..]);
+        assert!(seen.app[256..].iter().all(|&b| b == b'x'));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn finish_stops_a_guest_that_does_not_exit_after_the_grace_period() {
+        let dir = scratch("finish");
+        let config = stub_config(&dir, &[(0x2f8, b"out"), (0x3f8, b"done\n")], End::Hang);
+        let mut seen = Collect {
+            finish_on: Some("done"),
+            ..Collect::default()
+        };
+        let report = run_observed(&config, &mut seen).unwrap();
+        assert_eq!(report.outcome, Outcome::Stopped);
+        assert_eq!(seen.app, b"out");
+        assert!(report.duration < Duration::from_secs(20), "{report:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -32,6 +32,10 @@ pub enum Outcome {
         /// The limit that was hit.
         after: Duration,
     },
+    /// The guest reported its end (an observer returned
+    /// [`Flow::Finish`](super::Flow::Finish)) but QEMU did not exit within
+    /// the grace period, so the runner killed it.
+    Stopped,
 }
 
 impl Outcome {
@@ -80,6 +84,7 @@ impl fmt::Display for Outcome {
             Self::TimedOut { idle: false, after } => {
                 write!(f, "guest ran past the {} s limit", after.as_secs())
             }
+            Self::Stopped => write!(f, "guest reported its end and was stopped"),
         }
     }
 }

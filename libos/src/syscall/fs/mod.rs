@@ -5,6 +5,8 @@
 //!   `pread64`/`pwrite64`, `readv`/`writev`, `lseek`, `dup`/`dup2`/`dup3`,
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
+//! - [`attr`]: extended attributes (none stored: `ENODATA`/`ENOTSUP`),
+//!   `statfs`/`fstatfs` (a tmpfs).
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
 //!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`, `link(at)`,
 //!   `access`/`faccessat(2)`, `readlink(at)`, `symlink(at)`, `umask`,
@@ -13,6 +15,7 @@
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
 
+pub mod attr;
 pub mod io;
 pub mod namei;
 pub mod stat;
@@ -75,6 +78,20 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (90, "chmod", namei::sys_chmod),
     (91, "fchmod", namei::sys_fchmod),
     (95, "umask", namei::sys_umask),
+    (137, "statfs", attr::sys_statfs),
+    (138, "fstatfs", attr::sys_fstatfs),
+    (188, "setxattr", attr::sys_setxattr),
+    (189, "lsetxattr", attr::sys_lsetxattr),
+    (190, "fsetxattr", attr::sys_fsetxattr),
+    (191, "getxattr", attr::sys_getxattr),
+    (192, "lgetxattr", attr::sys_lgetxattr),
+    (193, "fgetxattr", attr::sys_fgetxattr),
+    (194, "listxattr", attr::sys_listxattr),
+    (195, "llistxattr", attr::sys_llistxattr),
+    (196, "flistxattr", attr::sys_flistxattr),
+    (197, "removexattr", attr::sys_setxattr),
+    (198, "lremovexattr", attr::sys_lsetxattr),
+    (199, "fremovexattr", attr::sys_fsetxattr),
     (217, "getdents64", stat::sys_getdents64),
     (257, "openat", io::sys_openat),
     (258, "mkdirat", namei::sys_mkdirat),

@@ -1,0 +1,328 @@
+//! Signal delivery: the real-time interval timer (`alarm`, `setitimer`),
+//! `kill`/`tgkill`, handlers run on a Linux-layout frame
+//! ([`super::sigframe`]) and `rt_sigreturn`.
+//!
+//! The LibOS keeps actions, masks and pending sets (`libos::signal`); the
+//! kernel decides when to deliver: just before a thread returns to user
+//! mode ([`deliver_pending`]), and it ends blocking waits early when a
+//! signal arrives ([`interrupts_wait`], which makes them return `EINTR`).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::error::{Errno, Result};
+use libos::process::Process;
+use libos::return_errno;
+use libos::signal::{DefaultAction, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit};
+use libos::syscall::SyscallArgs;
+use libos::user::UserPtr;
+
+use super::sigframe::{self, FrameInfo};
+use crate::arch::fpu::FpuState;
+use crate::task::Thread;
+
+const SIGALRM: u32 = 14;
+const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
+const SA_ONSTACK: u64 = 0x0800_0000;
+const SA_RESTORER: u64 = 0x0400_0000;
+const SS_ONSTACK: u32 = 1;
+/// `si_code` for a signal from `kill`.
+const SI_USER: i32 = 0;
+/// `si_code` for a signal from `tgkill`.
+const SI_TKILL: i32 = -6;
+/// `si_code` of a signal the kernel raised (timer expiry, a fault).
+const SI_KERNEL: i32 = 0x80;
+
+/// ITIMER_REAL: the next expiry (monotonic ns, 0 = disarmed) and interval.
+static ALARM_AT: AtomicU64 = AtomicU64::new(0);
+static ALARM_INTERVAL: AtomicU64 = AtomicU64::new(0);
+
+/// Sends SIGALRM if the real-time timer expired (re-arming an interval).
+fn check_timer(process: &Process) {
+    let at = ALARM_AT.load(Ordering::Relaxed);
+    if at == 0 || crate::time::now_ns() < at {
+        return;
+    }
+    let interval = ALARM_INTERVAL.load(Ordering::Relaxed);
+    let next = if interval == 0 { 0 } else { at + interval };
+    if ALARM_AT
+        .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        let _ = process.signals.lock().send_to_process(SIGALRM);
+    }
+}
+
+/// Whether a blocking wait of thread `tid` must end with `EINTR` now.
+pub fn interrupts_wait(process: &Process, tid: u32) -> bool {
+    check_timer(process);
+    process.signals.lock().has_deliverable(tid)
+}
+
+/// Ends the program for signal `sig` whose action is the default.
+fn terminate(sig: u32, tid: u32) -> ! {
+    let text = alloc::format!("cloister: program killed by signal {sig} (thread {tid})\n");
+    crate::app_console::write(text.as_bytes());
+    log::error!("{}", text.trim_end());
+    super::exit_program((128 + sig) as u8)
+}
+
+/// Delivers the pending signals of `me` before it returns to user mode:
+/// default actions end the program, handlers get a frame. Called with no
+/// reference to `me`'s context held.
+pub fn deliver_pending(process: &Process, me: &Thread) {
+    check_timer(process);
+    loop {
+        let Some((sig, action)) = process.signals.lock().take_deliverable(me.tid) else {
+            return;
+        };
+        match action.handler {
+            SIG_IGN => continue,
+            SIG_DFL => match default_action(sig) {
+                DefaultAction::Ignore => continue,
+                DefaultAction::Terminate => terminate(sig, me.tid),
+            },
+            _ => {
+                let code = if sig == SIGALRM || is_fault(sig) {
+                    SI_KERNEL
+                } else {
+                    SI_USER
+                };
+                if setup_frame(process, me, sig, code, &action).is_err() {
+                    // As Linux: a frame that cannot be written kills with
+                    // SIGSEGV.
+                    terminate(11, me.tid);
+                }
+                // One handler per return to user mode, as Linux.
+                return;
+            }
+        }
+    }
+}
+
+/// Pushes a signal frame for `sig` on `me`'s stack and points it at the
+/// handler.
+fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAction) -> Result<()> {
+    if act.flags & SA_RESTORER == 0 {
+        // x86-64 has no kernel-provided return trampoline.
+        return_errno!(Errno::EFAULT);
+    }
+    let platform = &*process.platform;
+    let (old_mask, alt) = {
+        let s = process.signals.lock();
+        (s.mask(me.tid), s.alt_stack(me.tid))
+    };
+    // SAFETY: `me`'s own kernel code; no other reference is live.
+    let ctx = unsafe { me.context() };
+    let on_alt = alt.is_some_and(|a| ctx.rsp >= a.sp && ctx.rsp < a.sp + a.size);
+    let mut sp = match alt {
+        Some(a) if act.flags & SA_ONSTACK != 0 && !on_alt => a.sp + a.size,
+        // Skip the 128-byte red zone below the interrupted stack pointer.
+        _ => ctx.rsp - 128,
+    };
+    let mut fpu = FpuState::initial().ok_or(Errno::ENOMEM)?;
+    fpu.save();
+    let fp_bytes = fpu.as_bytes();
+    sp = (sp - fp_bytes.len() as u64) & !63;
+    let fpstate = sp;
+    let frame_addr = ((fpstate - sigframe::FRAME_BYTES) & !15) - 8;
+    let info = FrameInfo {
+        signo: sig,
+        code,
+        addr: if code == SI_USER || code == SI_TKILL {
+            u64::from(process.pid)
+        } else {
+            0
+        },
+        old_mask,
+        err: 0,
+        trapno: 0,
+        cr2: 0,
+        altstack: alt.map_or((0, 2, 0), |a| {
+            (
+                a.sp,
+                if on_alt { SS_ONSTACK } else { a.flags as u32 },
+                a.size,
+            )
+        }),
+    };
+    let frame = sigframe::build(ctx, &info, act.restorer, fpstate);
+    platform.write_user(fpstate, fp_bytes)?;
+    platform.write_user(frame_addr, &frame)?;
+    {
+        let mut s = process.signals.lock();
+        let mut mask = old_mask | act.mask;
+        if act.flags & SA_NODEFER == 0 {
+            mask |= sig_bit(sig);
+        }
+        s.set_mask(me.tid, mask);
+        if act.flags & SA_RESETHAND != 0 {
+            let _ = s.set_action(sig, SigAction::default());
+        }
+    }
+    ctx.rsp = frame_addr;
+    ctx.rip = act.handler;
+    ctx.rdi = u64::from(sig);
+    ctx.rsi = frame_addr + 8 + 296 + 8;
+    ctx.rdx = frame_addr + 8;
+    ctx.rax = 0;
+    Ok(())
+}
+
+fn is_fault(sig: u32) -> bool {
+    matches!(sig, 4 | 5 | 7 | 8 | 11)
+}
+
+/// A fault raised signal `sig` in thread `tid`: if the program handles it
+/// (and does not block it), queue it and return `true`; otherwise the
+/// caller ends the program.
+pub fn fault_has_handler(process: &Process, tid: u32, sig: u32) -> bool {
+    let mut s = process.signals.lock();
+    if s.handler_for(sig).is_none() || s.mask(tid) & sig_bit(sig) != 0 {
+        return false;
+    }
+    s.send_to_thread(tid, sig).is_ok()
+}
+
+fn me() -> alloc::sync::Arc<Thread> {
+    crate::task::current().expect("syscalls run on a thread")
+}
+
+/// `rt_sigreturn()`: restores the registers, mask and FPU state saved by
+/// [`setup_frame`]; a corrupt frame kills the program with SIGSEGV.
+pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
+    let me = me();
+    // SAFETY: `me`'s own kernel code; no other reference is live.
+    let ctx = unsafe { me.context() };
+    // The handler's `ret` popped `pretcode`.
+    let frame_addr = ctx.rsp - 8;
+    let mut frame = alloc::vec![0u8; sigframe::FRAME_BYTES as usize];
+    if p.platform.read_user(frame_addr, &mut frame).is_err() {
+        terminate(11, me.tid);
+    }
+    let mut restored = *ctx;
+    let (mask, fpstate) = sigframe::parse(&frame, &mut restored);
+    let mut fpu = FpuState::initial().ok_or(Errno::ENOMEM)?;
+    let mut image = alloc::vec![0u8; fpu.as_bytes().len()];
+    if fpstate != 0 {
+        if p.platform.read_user(fpstate, &mut image).is_err() || !fpu.load_checked(&image) {
+            terminate(11, me.tid);
+        }
+        fpu.restore();
+    }
+    p.signals.lock().set_mask(me.tid, mask);
+    *ctx = restored;
+    // The dispatcher stores the result in rax: hand back the restored one.
+    Ok(restored.rax as usize)
+}
+
+/// `kill(pid, sig)`: to this process (pid 1, 0 or -1); `sig` 0 only checks.
+pub fn sys_kill(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let (pid, sig) = (a.i32(0), a.u32(1));
+    if !(pid == 0 || pid == -1 || pid == p.pid as i32) {
+        return_errno!(Errno::ESRCH);
+    }
+    if sig != 0 {
+        p.signals.lock().send_to_process(sig)?;
+    }
+    Ok(0)
+}
+
+/// `tgkill(tgid, tid, sig)` and `tkill(tid, sig)`.
+fn kill_thread(p: &Process, tid: i32, sig: u32) -> Result<usize> {
+    let Some(t) = u32::try_from(tid).ok().and_then(crate::task::find) else {
+        return_errno!(Errno::ESRCH);
+    };
+    if sig != 0 {
+        p.signals.lock().send_to_thread(t.tid, sig)?;
+    }
+    Ok(0)
+}
+
+/// `tgkill(tgid, tid, sig)`
+pub fn sys_tgkill(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    if a.i32(0) != p.pid as i32 {
+        return_errno!(Errno::ESRCH);
+    }
+    kill_thread(p, a.i32(1), a.u32(2))
+}
+
+/// `tkill(tid, sig)`
+pub fn sys_tkill(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    kill_thread(p, a.i32(0), a.u32(1))
+}
+
+fn read_timeval(p: &Process, addr: u64) -> Result<u64> {
+    let sec = UserPtr::<i64>::new(addr).read(&*p.platform)?;
+    let usec = UserPtr::<i64>::new(addr + 8).read(&*p.platform)?;
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return_errno!(Errno::EINVAL);
+    }
+    Ok((sec as u64).saturating_mul(1_000_000_000) + usec as u64 * 1000)
+}
+
+fn write_timeval(p: &Process, addr: u64, ns: u64) -> Result<()> {
+    UserPtr::<i64>::new(addr).write(&*p.platform, (ns / 1_000_000_000) as i64)?;
+    UserPtr::<i64>::new(addr + 8).write(&*p.platform, ((ns % 1_000_000_000) / 1000) as i64)
+}
+
+/// The timer as `(remaining, interval)` in ns.
+fn timer_state() -> (u64, u64) {
+    let at = ALARM_AT.load(Ordering::Relaxed);
+    let left = if at == 0 {
+        0
+    } else {
+        at.saturating_sub(crate::time::now_ns()).max(1)
+    };
+    (left, ALARM_INTERVAL.load(Ordering::Relaxed))
+}
+
+fn arm(value_ns: u64, interval_ns: u64) {
+    ALARM_INTERVAL.store(interval_ns, Ordering::Relaxed);
+    let at = if value_ns == 0 {
+        0
+    } else {
+        crate::time::now_ns() + value_ns
+    };
+    ALARM_AT.store(at, Ordering::Relaxed);
+}
+
+const ITIMER_REAL: i32 = 0;
+
+/// `setitimer(which, new, old)`: `ITIMER_REAL` only (the CPU-time timers
+/// need CPU accounting: `EINVAL`).
+pub fn sys_setitimer(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    if a.i32(0) != ITIMER_REAL {
+        return_errno!(Errno::EINVAL);
+    }
+    let (interval, value) = if a.u64(1) == 0 {
+        (0, 0)
+    } else {
+        (read_timeval(p, a.u64(1))?, read_timeval(p, a.u64(1) + 16)?)
+    };
+    if a.u64(2) != 0 {
+        let (left, old_interval) = timer_state();
+        write_timeval(p, a.u64(2), old_interval)?;
+        write_timeval(p, a.u64(2) + 16, left)?;
+    }
+    arm(value, interval);
+    Ok(0)
+}
+
+/// `getitimer(which, value)`
+pub fn sys_getitimer(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    if a.i32(0) != ITIMER_REAL {
+        return_errno!(Errno::EINVAL);
+    }
+    let (left, interval) = timer_state();
+    write_timeval(p, a.u64(1), interval)?;
+    write_timeval(p, a.u64(1) + 16, left)?;
+    Ok(0)
+}
+
+/// `alarm(seconds)`: returns the seconds left on the previous alarm.
+pub fn sys_alarm(_p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let (left, _) = timer_state();
+    arm(u64::from(a.u32(0)) * 1_000_000_000, 0);
+    Ok(left.div_ceil(1_000_000_000) as usize)
+}

@@ -1,0 +1,444 @@
+//! Address-space operations: each changes the [`Vm`] and, through the
+//! platform's [`AddressSpace`](crate::platform::AddressSpace), the page
+//! tables, under the process's `vm` lock.
+//!
+//! Pages are present from the moment an accessible area is created
+//! (`map_zeroed`, then the file bytes through `fill`), so the kernel needs
+//! no fault handling for them. Two kinds of pages start absent and are
+//! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
+//! arenas that way; they are populated when `mprotect` makes them
+//! accessible) and the main stack below its initial pages, which
+//! [`handle_page_fault`] populates on first touch.
+
+use alloc::vec;
+
+use super::page_up;
+use super::vm::STACK_GUARD_GAP;
+use super::vm::Vm;
+use super::vma::{Backing, Vma, VmaName};
+use crate::elf::{PAGE_SIZE, Perms, USER_SPACE_END};
+use crate::error::{Errno, Result};
+use crate::fs::InodeRef;
+use crate::platform::Platform;
+use crate::process::Process;
+use crate::return_errno;
+
+/// Read-write, not executable.
+pub const READ_WRITE: Perms = Perms {
+    read: true,
+    write: true,
+    execute: false,
+};
+
+/// Whether any access is allowed (not `PROT_NONE`).
+pub fn accessible(p: Perms) -> bool {
+    p.read || p.write || p.execute
+}
+
+/// Where a new mapping goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Anywhere; at the (page-rounded) hint if that range is free.
+    Hint(u64),
+    /// Exactly here, replacing what is there (`MAP_FIXED`).
+    Fixed(u64),
+    /// Exactly here, `EEXIST` if anything is there (`MAP_FIXED_NOREPLACE`).
+    FixedNoReplace(u64),
+}
+
+/// A mapping to create (length page aligned, non-zero; a fixed address
+/// page aligned and in user space — the syscall layer checks).
+#[derive(Debug, Clone)]
+pub struct MapRequest {
+    /// Where.
+    pub placement: Placement,
+    /// Bytes.
+    pub len: u64,
+    /// Protection.
+    pub perms: Perms,
+    /// `MAP_SHARED`.
+    pub shared: bool,
+    /// Whether `mprotect` may add write access later.
+    pub may_write: bool,
+    /// Contents.
+    pub backing: Backing,
+    /// Name for `/proc/self/maps`.
+    pub name: VmaName,
+}
+
+/// The kind of access that faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAccess {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+/// Copies `len` bytes of `inode` from `offset` to `addr` (stopping at the
+/// end of the file; the rest stays zero).
+fn fill_from_file(
+    platform: &dyn Platform,
+    inode: &InodeRef,
+    offset: u64,
+    addr: u64,
+    len: u64,
+) -> Result<()> {
+    let size = inode.metadata().size;
+    if offset >= size {
+        return Ok(());
+    }
+    let total = (size - offset).min(len);
+    let mut buf = vec![0u8; total.min(64 * 1024) as usize];
+    let mut done = 0u64;
+    while done < total {
+        let n = (total - done).min(buf.len() as u64) as usize;
+        let got = inode.read_at(offset + done, &mut buf[..n])?;
+        if got == 0 {
+            break;
+        }
+        platform.fill(addr + done, &buf[..got])?;
+        done += got as u64;
+    }
+    Ok(())
+}
+
+/// Makes `start..end` of `vma` present with `perms`: zeroed, then the
+/// file bytes for a file area.
+fn populate(platform: &dyn Platform, vma: &Vma, start: u64, end: u64, perms: Perms) -> Result<()> {
+    platform.map_zeroed(start, end - start, perms)?;
+    if let Some((inode, offset)) = vma.file_offset_of(start)
+        && let Err(e) = fill_from_file(platform, &inode, offset, start, end - start)
+    {
+        platform.unmap(start, end - start);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Adds `vma` over a free range: present pages if accessible, else
+/// recorded as unpopulated.
+fn establish(platform: &dyn Platform, vm: &mut Vm, vma: Vma) -> Result<()> {
+    if accessible(vma.perms) {
+        populate(platform, &vma, vma.start, vma.end, vma.perms)?;
+    } else {
+        vm.unpopulated.insert(vma.start..vma.end);
+    }
+    vm.insert(vma);
+    Ok(())
+}
+
+/// Removes everything in `start..end` from the map and the page tables.
+fn unmap_range(platform: &dyn Platform, vm: &mut Vm, start: u64, end: u64) {
+    if start >= end {
+        return;
+    }
+    vm.carve(start, end);
+    vm.unpopulated.remove(start..end);
+    platform.unmap(start, end - start);
+}
+
+/// Creates a mapping and returns its address. `ENOMEM` when no room or
+/// no frames, `EEXIST` for an occupied `FixedNoReplace`, errors reading
+/// the file.
+pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let start = match req.placement {
+        Placement::Hint(hint) => vm.place(hint, req.len).ok_or(Errno::ENOMEM)?,
+        Placement::Fixed(addr) => addr,
+        Placement::FixedNoReplace(addr) => {
+            if !vm.is_free(addr, addr + req.len) {
+                return_errno!(Errno::EEXIST);
+            }
+            addr
+        }
+    };
+    let end = start + req.len;
+    unmap_range(platform, &mut vm, start, end);
+    let vma = Vma {
+        start,
+        end,
+        perms: req.perms,
+        shared: req.shared,
+        may_write: req.may_write,
+        grows_down: false,
+        backing: req.backing,
+        name: req.name,
+    };
+    establish(platform, &mut vm, vma)?;
+    Ok(start)
+}
+
+/// `munmap`: removes `start..end` (holes are fine).
+pub fn unmap(process: &Process, start: u64, end: u64) {
+    let mut vm = process.vm.lock();
+    unmap_range(&*process.platform, &mut vm, start, end);
+}
+
+/// `mprotect`: `ENOMEM` if `start..end` has a hole (nothing is changed
+/// then), `EACCES` when adding write access to a shared file mapping.
+pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<()> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    if !vm.is_covered(start, end) {
+        return_errno!(Errno::ENOMEM);
+    }
+    if perms.write && vm.overlapping(start, end).any(|v| !v.may_write) {
+        return_errno!(Errno::EACCES);
+    }
+    if accessible(perms) {
+        let absent = vm.unpopulated.remove(start..end);
+        for (i, r) in absent.iter().enumerate() {
+            let mut result = Ok(());
+            for v in vm.overlapping(r.start, r.end) {
+                let (s, e) = (v.start.max(r.start), v.end.min(r.end));
+                result = result.and_then(|()| populate(platform, v, s, e, perms));
+            }
+            if let Err(e) = result {
+                for r in &absent[i..] {
+                    platform.unmap(r.start, r.end - r.start);
+                    vm.unpopulated.insert(r.clone());
+                }
+                return Err(e);
+            }
+        }
+    }
+    vm.update(start, end, |v| v.perms = perms);
+    platform.protect(start, end - start, perms)
+}
+
+/// `brk`: moves the break to `new` if it can and returns the break.
+/// Below the heap start, or into another mapping (with a guard page),
+/// or out of frames, the break stays where it was.
+pub fn brk(process: &Process, new: u64) -> u64 {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let old = vm.brk;
+    if new < vm.brk_start {
+        return old;
+    }
+    let (Some(old_end), Some(new_end)) = (page_up(old), page_up(new)) else {
+        return old;
+    };
+    if new_end > old_end {
+        let fits = new_end
+            .checked_add(PAGE_SIZE)
+            .is_some_and(|guard| guard <= USER_SPACE_END && vm.is_free(old_end, guard));
+        if !fits {
+            return old;
+        }
+        let heap = Vma::anonymous(old_end, new_end, READ_WRITE, VmaName::Heap);
+        if establish(platform, &mut vm, heap).is_err() {
+            return old;
+        }
+    } else if new_end < old_end {
+        unmap_range(platform, &mut vm, new_end, old_end);
+    }
+    vm.brk = new;
+    new
+}
+
+/// `madvise(MADV_DONTNEED)`: private pages read as zero (anonymous) or
+/// the file's bytes again (file mappings); shared anonymous memory keeps
+/// its contents. `ENOMEM` if the range has a hole (after doing the
+/// mapped parts, as Linux).
+pub fn discard(process: &Process, start: u64, end: u64) -> Result<()> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let pieces: vec::Vec<Vma> = vm.overlapping(start, end).cloned().collect();
+    for v in &pieces {
+        let (s, e) = (v.start.max(start), v.end.min(end));
+        if v.shared && matches!(v.backing, Backing::Anonymous) {
+            continue;
+        }
+        if accessible(v.perms) {
+            vm.unpopulated.remove(s..e);
+            populate(platform, v, s, e, v.perms)?;
+        } else {
+            platform.unmap(s, e - s);
+            vm.unpopulated.insert(s..e);
+        }
+    }
+    if !vm.is_covered(start, end) {
+        return_errno!(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
+/// `madvise(MADV_REMOVE)` on shared anonymous memory: zero again.
+pub fn zero_shared(process: &Process, start: u64, end: u64) -> Result<()> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let pieces: vec::Vec<Vma> = vm.overlapping(start, end).cloned().collect();
+    for v in &pieces {
+        let (s, e) = (v.start.max(start), v.end.min(end));
+        if accessible(v.perms) {
+            vm.unpopulated.remove(s..e);
+            populate(platform, v, s, e, v.perms)?;
+        } else {
+            platform.unmap(s, e - s);
+            vm.unpopulated.insert(s..e);
+        }
+    }
+    Ok(())
+}
+
+/// Moves `old..old+old_len` (inside one area `vma`) to `new`, then grows
+/// the moved area to `new_len`.
+fn move_area(
+    platform: &dyn Platform,
+    vm: &mut Vm,
+    old: u64,
+    old_len: u64,
+    new: u64,
+    new_len: u64,
+) -> Result<()> {
+    let pieces = vm.carve(old, old + old_len);
+    let absent = vm.unpopulated.remove(old..old + old_len);
+    if let Err(e) = platform.move_pages(old, new, old_len) {
+        for p in pieces {
+            vm.insert(p);
+        }
+        for r in absent {
+            vm.unpopulated.insert(r);
+        }
+        return Err(e);
+    }
+    for r in absent {
+        vm.unpopulated
+            .insert(r.start - old + new..r.end - old + new);
+    }
+    let mut last = None;
+    for p in pieces {
+        let mut moved = p.slice(p.start, p.end);
+        moved.start = p.start - old + new;
+        moved.end = p.end - old + new;
+        last = Some(moved.clone());
+        vm.insert(moved);
+    }
+    if new_len > old_len
+        && let Some(last) = last
+    {
+        establish(platform, vm, following(&last, new + new_len))?;
+    }
+    Ok(())
+}
+
+/// An area continuing `vma` from its end to `end` (same attributes, the
+/// following file bytes).
+fn following(vma: &Vma, end: u64) -> Vma {
+    let mut next = vma.clone();
+    if let Backing::File { offset, .. } = &mut next.backing {
+        *offset += vma.len();
+    }
+    next.start = vma.end;
+    next.end = end;
+    next
+}
+
+/// What `mremap` may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemapMode {
+    /// `MREMAP_MAYMOVE`
+    pub may_move: bool,
+    /// `MREMAP_FIXED`: the destination.
+    pub fixed: Option<u64>,
+}
+
+/// `mremap` on page-aligned, validated arguments: `EFAULT` if the old
+/// range is not inside one area, `ENOMEM` if it cannot grow in place and
+/// may not move (or there is no room).
+pub fn remap(
+    process: &Process,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    mode: RemapMode,
+) -> Result<u64> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let vma = vm.find(old).cloned().ok_or(Errno::EFAULT)?;
+    let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+    if old_end > vma.end {
+        return_errno!(Errno::EFAULT);
+    }
+    if let Some(new) = mode.fixed {
+        unmap_range(platform, &mut vm, new, new + new_len);
+        let kept = old_len.min(new_len);
+        unmap_range(platform, &mut vm, old + kept, old_end);
+        move_area(platform, &mut vm, old, kept, new, new_len)?;
+        return Ok(new);
+    }
+    if new_len <= old_len {
+        unmap_range(platform, &mut vm, old + new_len, old_end);
+        return Ok(old);
+    }
+    let new_end = old.checked_add(new_len).filter(|&e| e <= USER_SPACE_END);
+    if old_end == vma.end
+        && let Some(new_end) = new_end
+        && vm.is_free(old_end, new_end)
+    {
+        establish(platform, &mut vm, following(&vma, new_end))?;
+        return Ok(old);
+    }
+    if !mode.may_move {
+        return_errno!(Errno::ENOMEM);
+    }
+    let new = vm.find_free(new_len).ok_or(Errno::ENOMEM)?;
+    move_area(platform, &mut vm, old, old_len, new, new_len)?;
+    Ok(new)
+}
+
+/// Resolves a fault on a page that is not present: a page of an area
+/// that allows `access` and was not populated yet (a `PROT_NONE`
+/// reservation made accessible, the stack below its initial pages), or a
+/// page just below a grows-down stack within its limit (the area grows).
+/// `Ok` means the page is now present and the access can be retried; an
+/// error means the access is invalid (`SIGSEGV`).
+///
+/// The kernel calls this for not-present faults from user mode and from
+/// its user-copy routines before reporting `EFAULT`.
+pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> Result<()> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let page = addr & !(PAGE_SIZE - 1);
+    let vma = match vm.find(addr) {
+        Some(v) => v.clone(),
+        None => grow_stack(&mut vm, page)?,
+    };
+    let allowed = match access {
+        FaultAccess::Read => accessible(vma.perms),
+        FaultAccess::Write => vma.perms.write,
+        FaultAccess::Execute => vma.perms.execute,
+    };
+    if !allowed || !vm.unpopulated.contains(page) {
+        return_errno!(Errno::EFAULT);
+    }
+    populate(platform, &vma, page, page + PAGE_SIZE, vma.perms)?;
+    vm.unpopulated.remove(page..page + PAGE_SIZE);
+    Ok(())
+}
+
+/// Extends the grows-down area above `page` down to it, if within the
+/// stack limit and clear of the area below by the guard gap.
+fn grow_stack(vm: &mut Vm, page: u64) -> Result<Vma> {
+    let above = vm.first_above(page).cloned().ok_or(Errno::EFAULT)?;
+    let within_limit = vm.stack_top.saturating_sub(page) <= vm.stack_limit;
+    let clear = vm
+        .last_below(page)
+        .is_none_or(|below| below.end.saturating_add(STACK_GUARD_GAP) <= page);
+    if !above.grows_down || !within_limit || !clear {
+        return_errno!(Errno::EFAULT);
+    }
+    let grown = Vma {
+        start: page,
+        end: above.start,
+        ..above.clone()
+    };
+    vm.unpopulated.insert(page..above.start);
+    vm.insert(grown.clone());
+    Ok(grown)
+}

@@ -1,0 +1,177 @@
+//! [`Vma`]: one virtual memory area — a page-aligned range with the same
+//! permissions, sharing, backing and name throughout — and how two of
+//! them split and merge.
+
+use alloc::sync::Arc;
+use core::fmt::Write;
+
+use crate::elf::Perms;
+use crate::fs::InodeRef;
+
+/// What an area's pages hold when they are (re)populated.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// Zeroes.
+    Anonymous,
+    /// A file's bytes from `offset` (the file offset of the area's start);
+    /// pages past the end of the file are zero.
+    File {
+        /// The file.
+        inode: InodeRef,
+        /// File offset of the area's first byte.
+        offset: u64,
+    },
+}
+
+/// The name `/proc/self/maps` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmaName {
+    /// No name (anonymous memory).
+    None,
+    /// `[heap]`: the `brk` area.
+    Heap,
+    /// `[stack]`: the main thread's stack.
+    Stack,
+    /// A file path.
+    Path(Arc<[u8]>),
+}
+
+/// One area. Invariant: `start < end`, both page aligned.
+#[derive(Debug, Clone)]
+pub struct Vma {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Current protection.
+    pub perms: Perms,
+    /// `MAP_SHARED` (shown as `s` in the maps).
+    pub shared: bool,
+    /// Whether `mprotect` may add `PROT_WRITE` (false for a shared file
+    /// mapping, which cannot write back to the file).
+    pub may_write: bool,
+    /// Grows down on faults just below it (the main stack).
+    pub grows_down: bool,
+    /// What the pages hold.
+    pub backing: Backing,
+    /// Its name in the maps.
+    pub name: VmaName,
+}
+
+impl Vma {
+    /// An anonymous private area.
+    pub fn anonymous(start: u64, end: u64, perms: Perms, name: VmaName) -> Self {
+        Self {
+            start,
+            end,
+            perms,
+            shared: false,
+            may_write: true,
+            grows_down: false,
+            backing: Backing::Anonymous,
+            name,
+        }
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether the area is empty (never, for one in a `Vm`).
+    pub const fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Whether `addr` is inside.
+    pub const fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    /// File offset of `addr` (for a file area).
+    pub fn file_offset_of(&self, addr: u64) -> Option<(InodeRef, u64)> {
+        match &self.backing {
+            Backing::Anonymous => None,
+            Backing::File { inode, offset } => Some((inode.clone(), offset + (addr - self.start))),
+        }
+    }
+
+    /// The part `from..to` (clipped by the caller to lie inside).
+    pub fn slice(&self, from: u64, to: u64) -> Self {
+        let mut v = self.clone();
+        if let Backing::File { offset, .. } = &mut v.backing {
+            *offset += from - self.start;
+        }
+        v.start = from;
+        v.end = to;
+        v
+    }
+
+    /// Whether `next` continues `self` seamlessly (adjacent, same
+    /// attributes, and for files the same file at the following offset),
+    /// so the two can be one area.
+    pub fn can_merge(&self, next: &Self) -> bool {
+        let backing = match (&self.backing, &next.backing) {
+            (Backing::Anonymous, Backing::Anonymous) => true,
+            (
+                Backing::File {
+                    inode: a,
+                    offset: oa,
+                },
+                Backing::File {
+                    inode: b,
+                    offset: ob,
+                },
+            ) => Arc::ptr_eq(a, b) && oa + self.len() == *ob,
+            _ => false,
+        };
+        backing
+            && self.end == next.start
+            && self.perms == next.perms
+            && self.shared == next.shared
+            && self.may_write == next.may_write
+            && self.grows_down == next.grows_down
+            && self.name == next.name
+    }
+
+    /// The `/proc/self/maps` line, with its newline.
+    pub fn maps_line(&self, out: &mut alloc::string::String) {
+        let flag = |on: bool, c: char| if on { c } else { '-' };
+        let (offset, ino) = match &self.backing {
+            Backing::Anonymous => (0, 0),
+            Backing::File { inode, offset } => (*offset, inode.ino()),
+        };
+        let dev = if ino == 0 { (0, 0) } else { (0, 1) };
+        let before = out.len();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
+            self.start,
+            self.end,
+            flag(self.perms.read, 'r'),
+            flag(self.perms.write, 'w'),
+            flag(self.perms.execute, 'x'),
+            if self.shared { 's' } else { 'p' },
+            offset,
+            dev.0,
+            dev.1,
+            ino,
+        );
+        let name: &[u8] = match &self.name {
+            VmaName::None => b"",
+            VmaName::Heap => b"[heap]",
+            VmaName::Stack => b"[stack]",
+            VmaName::Path(p) => p,
+        };
+        if !name.is_empty() {
+            // Linux pads to 72 columns, then one more space (seq_pad).
+            while out.len() - before < 72 {
+                out.push(' ');
+            }
+            out.push(' ');
+            out.push_str(&alloc::string::String::from_utf8_lossy(name));
+        }
+        out.push('\n');
+    }
+}

@@ -1,0 +1,293 @@
+//! [`SignalState`]: signal bookkeeping — the actions of the process, and
+//! each thread's blocked mask and alternate stack, keyed by the thread id
+//! from [`CurrentThread`](crate::platform::CurrentThread).
+//!
+//! Nothing is delivered yet: nothing is ever pending. The kernel asks
+//! [`SignalState::handler_for`] whether a faulting program installed a
+//! handler, and calls [`SignalState::thread_created`] /
+//! [`SignalState::thread_exited`] from `clone` and thread exit (a new
+//! thread inherits its creator's mask and has no alternate stack).
+
+use alloc::collections::BTreeMap;
+
+use crate::error::{Errno, Result};
+use crate::return_errno;
+
+/// `SIGKILL`
+pub const SIGKILL: u32 = 9;
+/// `SIGSTOP`
+pub const SIGSTOP: u32 = 19;
+/// Highest signal number (`_NSIG`).
+pub const NSIG: u32 = 64;
+/// `SIG_DFL`
+pub const SIG_DFL: u64 = 0;
+/// `SIG_IGN`
+pub const SIG_IGN: u64 = 1;
+
+/// The bit of `sig` in a signal set.
+pub const fn sig_bit(sig: u32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Signals that can never be blocked.
+pub const UNBLOCKABLE: u64 = sig_bit(SIGKILL) | sig_bit(SIGSTOP);
+
+/// The kernel's `struct sigaction` on x86-64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigAction {
+    /// `sa_handler`: `SIG_DFL`, `SIG_IGN` or a function address.
+    pub handler: u64,
+    /// `sa_flags` (`SA_SIGINFO`, `SA_ONSTACK`, `SA_RESTORER`, …).
+    pub flags: u64,
+    /// `sa_restorer`
+    pub restorer: u64,
+    /// `sa_mask`
+    pub mask: u64,
+}
+
+/// `stack_t`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AltStack {
+    /// `ss_sp`
+    pub sp: u64,
+    /// `ss_flags` (`SS_AUTODISARM` kept).
+    pub flags: i32,
+    /// `ss_size`
+    pub size: u64,
+}
+
+/// Signal state of a process.
+#[derive(Debug, Clone, Default)]
+pub struct SignalState {
+    actions: BTreeMap<u32, SigAction>,
+    masks: BTreeMap<u32, u64>,
+    alt_stacks: BTreeMap<u32, AltStack>,
+    /// Signals sent to one thread (`tgkill`, faults), by tid.
+    thread_pending: BTreeMap<u32, u64>,
+    /// Signals sent to the process (`kill`, `alarm`): any thread that does
+    /// not block them takes them.
+    process_pending: u64,
+}
+
+/// What a signal does when its action is `SIG_DFL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Nothing (`SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT`; and the stop
+    /// signals, as there is no job control).
+    Ignore,
+    /// The process ends with status 128 + signal.
+    Terminate,
+}
+
+/// The default action of `sig` (`signal(7)`).
+pub const fn default_action(sig: u32) -> DefaultAction {
+    match sig {
+        // SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH
+        17 | 18 | 19 | 20 | 21 | 22 | 23 | 28 => DefaultAction::Ignore,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+fn check(sig: u32) -> Result<()> {
+    if sig == 0 || sig > NSIG {
+        return_errno!(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+impl SignalState {
+    /// Default actions, nothing blocked.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The action for `sig` (`EINVAL` outside 1..=64).
+    pub fn action(&self, sig: u32) -> Result<SigAction> {
+        check(sig)?;
+        Ok(self.actions.get(&sig).copied().unwrap_or_default())
+    }
+
+    /// Sets the action for `sig`, returning the old one. `EINVAL` for
+    /// `SIGKILL` and `SIGSTOP`. `SIGKILL`/`SIGSTOP` are dropped from the
+    /// mask, as Linux.
+    pub fn set_action(&mut self, sig: u32, mut action: SigAction) -> Result<SigAction> {
+        let old = self.action(sig)?;
+        if sig == SIGKILL || sig == SIGSTOP {
+            return_errno!(Errno::EINVAL);
+        }
+        action.mask &= !UNBLOCKABLE;
+        self.actions.insert(sig, action);
+        Ok(old)
+    }
+
+    /// The installed handler for `sig`, if it is neither `SIG_DFL` nor
+    /// `SIG_IGN` (for the kernel: does a faulting program catch `SIGSEGV`?).
+    pub fn handler_for(&self, sig: u32) -> Option<SigAction> {
+        self.action(sig)
+            .ok()
+            .filter(|a| a.handler != SIG_DFL && a.handler != SIG_IGN)
+    }
+
+    /// Thread `tid`'s blocked mask.
+    pub fn mask(&self, tid: u32) -> u64 {
+        self.masks.get(&tid).copied().unwrap_or(0)
+    }
+
+    /// Sets thread `tid`'s mask (without `SIGKILL`/`SIGSTOP`), returning
+    /// the old one.
+    pub fn set_mask(&mut self, tid: u32, mask: u64) -> u64 {
+        let old = self.mask(tid);
+        self.masks.insert(tid, mask & !UNBLOCKABLE);
+        old
+    }
+
+    /// Thread `tid`'s alternate signal stack.
+    pub fn alt_stack(&self, tid: u32) -> Option<AltStack> {
+        self.alt_stacks.get(&tid).copied()
+    }
+
+    /// Sets or (with `None`) disables thread `tid`'s alternate stack.
+    pub fn set_alt_stack(&mut self, tid: u32, stack: Option<AltStack>) {
+        match stack {
+            Some(s) => self.alt_stacks.insert(tid, s),
+            None => self.alt_stacks.remove(&tid),
+        };
+    }
+
+    /// Signals pending for thread `tid`: its own and the process's.
+    pub fn pending(&self, tid: u32) -> u64 {
+        self.thread_pending.get(&tid).copied().unwrap_or(0) | self.process_pending
+    }
+
+    /// Sends `sig` to thread `tid` (`EINVAL` outside 1..=64). An ignored
+    /// signal is discarded at once, as Linux does.
+    pub fn send_to_thread(&mut self, tid: u32, sig: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            *self.thread_pending.entry(tid).or_insert(0) |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to the process.
+    pub fn send_to_process(&mut self, sig: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            self.process_pending |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    fn is_ignored(&self, sig: u32) -> bool {
+        let action = self.actions.get(&sig).copied().unwrap_or_default();
+        action.handler == SIG_IGN
+            || (action.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+    }
+
+    /// Whether thread `tid` has a pending signal it does not block.
+    pub fn has_deliverable(&self, tid: u32) -> bool {
+        self.pending(tid) & !self.mask(tid) != 0
+    }
+
+    /// Takes the lowest-numbered pending signal thread `tid` does not
+    /// block (its own before the process's), with its action.
+    pub fn take_deliverable(&mut self, tid: u32) -> Option<(u32, SigAction)> {
+        let mask = self.mask(tid);
+        let own = self.thread_pending.get(&tid).copied().unwrap_or(0) & !mask;
+        let (bits, from_thread) = if own != 0 {
+            (own, true)
+        } else {
+            (self.process_pending & !mask, false)
+        };
+        if bits == 0 {
+            return None;
+        }
+        let sig = bits.trailing_zeros() + 1;
+        if from_thread {
+            if let Some(p) = self.thread_pending.get_mut(&tid) {
+                *p &= !sig_bit(sig);
+            }
+        } else {
+            self.process_pending &= !sig_bit(sig);
+        }
+        Some((sig, self.actions.get(&sig).copied().unwrap_or_default()))
+    }
+
+    /// A thread `child` was created by `parent`: it inherits the mask.
+    pub fn thread_created(&mut self, parent: u32, child: u32) {
+        let mask = self.mask(parent);
+        self.masks.insert(child, mask);
+        self.alt_stacks.remove(&child);
+    }
+
+    /// Thread `tid` exited: forget its state.
+    pub fn thread_exited(&mut self, tid: u32) {
+        self.masks.remove(&tid);
+        self.thread_pending.remove(&tid);
+        self.alt_stacks.remove(&tid);
+    }
+
+    /// At `execve`: handled signals go back to default (ignored ones stay
+    /// ignored), alternate stacks are gone; masks are kept.
+    pub fn reset_for_exec(&mut self) {
+        self.actions.retain(|_, a| a.handler == SIG_IGN);
+        for a in self.actions.values_mut() {
+            *a = SigAction {
+                handler: SIG_IGN,
+                ..SigAction::default()
+            };
+        }
+        self.alt_stacks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIGUSR1: u32 = 10;
+    const SIGALRM: u32 = 14;
+    const SIGCHLD: u32 = 17;
+
+    #[test]
+    fn pending_signals_are_taken_lowest_first_respecting_masks() {
+        let mut s = SignalState::new();
+        let handler = SigAction {
+            handler: 0x1000,
+            ..SigAction::default()
+        };
+        s.set_action(SIGALRM, handler).unwrap();
+        s.send_to_process(SIGALRM).unwrap();
+        s.send_to_thread(2, SIGUSR1).unwrap();
+        assert!(s.has_deliverable(1) && s.has_deliverable(2));
+        // Thread 2 takes its own signal first.
+        assert_eq!(s.take_deliverable(2).map(|d| d.0), Some(SIGUSR1));
+        s.set_mask(2, sig_bit(SIGALRM));
+        assert_eq!(s.take_deliverable(2), None, "masked");
+        assert_eq!(s.take_deliverable(1), Some((SIGALRM, handler)));
+        assert_eq!(s.take_deliverable(1), None);
+        assert!(!s.has_deliverable(2));
+    }
+
+    #[test]
+    fn ignored_signals_are_discarded_on_sending() {
+        let mut s = SignalState::new();
+        s.send_to_process(SIGCHLD).unwrap();
+        assert_eq!(s.pending(1), 0, "SIGCHLD is ignored by default");
+        s.set_action(
+            SIGUSR1,
+            SigAction {
+                handler: SIG_IGN,
+                ..SigAction::default()
+            },
+        )
+        .unwrap();
+        s.send_to_thread(1, SIGUSR1).unwrap();
+        assert_eq!(s.pending(1), 0);
+        assert!(s.send_to_thread(1, 65).is_err());
+        assert_eq!(default_action(SIGALRM), DefaultAction::Terminate);
+        s.send_to_thread(3, SIGALRM).unwrap();
+        s.thread_exited(3);
+        assert_eq!(s.pending(3), 0);
+    }
+}

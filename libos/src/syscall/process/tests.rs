@@ -1,0 +1,238 @@
+//! Tests of the process, scheduling and signal families.
+
+use alloc::sync::Arc;
+
+use crate::error::Errno;
+use crate::fs::{DeviceRegistry, Vfs};
+use crate::platform::Clock;
+use crate::platform::mock::MockPlatform;
+use crate::process::Process;
+use crate::syscall::{SyscallTable, syscall_number};
+use crate::user::UserMemory;
+
+const BUF: u64 = 0x20_0000;
+
+struct H {
+    m: Arc<MockPlatform>,
+    p: Process,
+    t: SyscallTable,
+}
+
+fn setup() -> H {
+    let m = Arc::new(MockPlatform::new());
+    let vfs = Arc::new(Vfs::new(
+        m.clone(),
+        DeviceRegistry::standard(m.clone(), m.clone()),
+    ));
+    m.map(BUF, 0x1000);
+    H {
+        p: Process::new(m.clone(), vfs),
+        m,
+        t: SyscallTable::new(),
+    }
+}
+
+fn err(e: Errno) -> i64 {
+    -i64::from(e.as_i32())
+}
+
+impl H {
+    fn call(&self, name: &str, args: &[u64]) -> i64 {
+        let mut raw = [0u64; 6];
+        raw[..args.len()].copy_from_slice(args);
+        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
+    }
+
+    fn words<const N: usize>(&self, addr: u64) -> [u64; N] {
+        let mut b = [0u8; 128];
+        self.m.read_user(addr, &mut b[..8 * N]).unwrap();
+        core::array::from_fn(|i| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap()))
+    }
+
+    fn put(&self, addr: u64, words: &[u64]) {
+        let b: alloc::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.m.write_user(addr, &b).unwrap();
+    }
+}
+
+#[test]
+fn ids_groups_and_sessions() {
+    let h = setup();
+    assert_eq!(h.call("getpid", &[]), 1);
+    assert_eq!(h.call("getppid", &[]), 0);
+    assert_eq!(h.call("getpgrp", &[]), 1);
+    assert_eq!(h.call("getpgid", &[0]), 1);
+    assert_eq!(h.call("getsid", &[1]), 1);
+    assert_eq!(h.call("getpgid", &[7]), err(Errno::ESRCH));
+    assert_eq!(h.call("setsid", &[]), err(Errno::EPERM));
+    assert_eq!(h.call("setpgid", &[0, 0]), err(Errno::EPERM));
+    assert_eq!(h.call("setpgid", &[5, 0]), err(Errno::ESRCH));
+    assert_eq!(h.call("setpgid", &[0, u64::MAX]), err(Errno::EINVAL));
+}
+
+#[test]
+fn rlimits_default_set_and_nofile_applies() {
+    let h = setup();
+    assert_eq!(h.call("getrlimit", &[3, BUF]), 0);
+    assert_eq!(h.words::<2>(BUF), [8 << 20, u64::MAX]);
+    assert_eq!(h.call("prlimit64", &[0, 7, 0, BUF]), 0);
+    assert_eq!(h.words::<2>(BUF), [1024, 1 << 20]);
+    h.put(BUF, &[3, 10]);
+    assert_eq!(h.call("prlimit64", &[0, 7, BUF, BUF + 16]), 0);
+    assert_eq!(h.words::<2>(BUF + 16), [1024, 1 << 20], "old value");
+    assert_eq!(h.p.fds.lock().limit(), 3);
+    h.put(BUF, &[5, 4]);
+    assert_eq!(h.call("setrlimit", &[7, BUF]), err(Errno::EINVAL));
+    h.put(BUF, &[5, 1 << 21]);
+    assert_eq!(h.call("setrlimit", &[7, BUF]), err(Errno::EPERM));
+    assert_eq!(h.call("getrlimit", &[16, BUF]), err(Errno::EINVAL));
+    assert_eq!(h.call("prlimit64", &[9, 7, 0, BUF]), err(Errno::ESRCH));
+    assert_eq!(h.call("getrlimit", &[7, 0xdead_0000]), err(Errno::EFAULT));
+}
+
+#[test]
+fn sysinfo_rusage_and_times() {
+    let h = setup();
+    h.m.advance_ns(1_500_000_000);
+    assert_eq!(h.call("sysinfo", &[BUF]), 0);
+    let info = h.words::<14>(BUF);
+    assert_eq!(info[0], 3, "2.5 s of uptime rounds up");
+    assert_eq!(info[4], 1 << 30);
+    assert!(info[5] > 0 && info[5] < 1 << 30);
+    assert_eq!(info[10] & 0xffff, 1, "procs");
+    assert_eq!(h.call("getrusage", &[0, BUF]), 0);
+    assert_eq!(h.words::<2>(BUF), [2, 500_000]);
+    assert_eq!(h.call("getrusage", &[u64::MAX, BUF]), 0);
+    assert_eq!(h.words::<2>(BUF), [0, 0]);
+    assert_eq!(h.call("getrusage", &[5, BUF]), err(Errno::EINVAL));
+    assert_eq!(h.call("times", &[BUF]), 250);
+    assert_eq!(h.words::<2>(BUF), [250, 0]);
+    assert_eq!(h.call("times", &[0]), 250);
+}
+
+#[test]
+fn affinity_yield_and_sleeps() {
+    let h = setup();
+    assert_eq!(h.call("sched_getaffinity", &[0, 128, BUF]), 8);
+    assert_eq!(h.words::<1>(BUF), [1]);
+    assert_eq!(
+        h.call("sched_getaffinity", &[0, 4, BUF]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(
+        h.call("sched_getaffinity", &[99, 8, BUF]),
+        err(Errno::ESRCH)
+    );
+    assert_eq!(h.call("sched_setaffinity", &[0, 8, BUF]), 0);
+    h.put(BUF, &[2]);
+    assert_eq!(
+        h.call("sched_setaffinity", &[0, 8, BUF]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(h.call("sched_yield", &[]), 0);
+    // nanosleep advances the mock clock to the deadline.
+    let start = h.m.monotonic_ns();
+    h.put(BUF, &[1, 500]);
+    assert_eq!(h.call("nanosleep", &[BUF, 0]), 0);
+    assert_eq!(h.m.monotonic_ns(), start + 1_000_000_500);
+    // Interrupted: EINTR and the time left.
+    h.put(BUF, &[2, 0]);
+    h.m.interrupt_next_wait_after(500_000_000);
+    assert_eq!(h.call("nanosleep", &[BUF, BUF + 16]), err(Errno::EINTR));
+    assert_eq!(h.words::<2>(BUF + 16), [1, 500_000_000]);
+    h.put(BUF, &[0, 1_000_000_000]);
+    assert_eq!(h.call("nanosleep", &[BUF, 0]), err(Errno::EINVAL));
+    // clock_nanosleep, relative and absolute.
+    h.put(BUF, &[0, 1000]);
+    let start = h.m.monotonic_ns();
+    assert_eq!(h.call("clock_nanosleep", &[1, 0, BUF, 0]), 0);
+    assert_eq!(h.m.monotonic_ns(), start + 1000);
+    let target = h.m.realtime_ns() + 5000;
+    h.put(BUF, &[target / 1_000_000_000, target % 1_000_000_000]);
+    let start = h.m.monotonic_ns();
+    assert_eq!(h.call("clock_nanosleep", &[0, 1, BUF, 0]), 0);
+    assert_eq!(h.m.monotonic_ns(), start + 5000);
+    assert_eq!(
+        h.call("clock_nanosleep", &[3, 0, BUF, 0]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(
+        h.call("clock_nanosleep", &[4, 0, BUF, 0]),
+        err(Errno::EOPNOTSUPP)
+    );
+}
+
+#[test]
+fn sigaction_masks_and_altstacks() {
+    let h = setup();
+    let act = BUF;
+    let old = BUF + 64;
+    h.put(
+        act,
+        &[0x40_1000, 0x0400_0004, 0x40_2000, (1 << 8) | (1 << 1)],
+    );
+    assert_eq!(h.call("rt_sigaction", &[11, act, old, 8]), 0);
+    assert_eq!(h.words::<4>(old), [0; 4]);
+    assert_eq!(h.call("rt_sigaction", &[11, 0, old, 8]), 0);
+    assert_eq!(
+        h.words::<4>(old),
+        [0x40_1000, 0x0400_0004, 0x40_2000, 1 << 1],
+        "SIGKILL dropped"
+    );
+    let seg = h.p.signals.lock().handler_for(11).unwrap();
+    assert_eq!(seg.handler, 0x40_1000);
+    assert!(h.p.signals.lock().handler_for(10).is_none());
+    assert_eq!(h.call("rt_sigaction", &[9, act, 0, 8]), err(Errno::EINVAL));
+    assert_eq!(
+        h.call("rt_sigaction", &[19, 0, old, 8]),
+        0,
+        "reading is fine"
+    );
+    assert_eq!(h.call("rt_sigaction", &[65, 0, old, 8]), err(Errno::EINVAL));
+    assert_eq!(h.call("rt_sigaction", &[0, 0, old, 8]), err(Errno::EINVAL));
+    assert_eq!(
+        h.call("rt_sigaction", &[11, act, old, 4]),
+        err(Errno::EINVAL)
+    );
+    // Masks are per thread.
+    h.put(act, &[(1 << 1) | (1 << 8) | (1 << 18)]);
+    assert_eq!(h.call("rt_sigprocmask", &[0, act, old, 8]), 0);
+    assert_eq!(h.words::<1>(old), [0]);
+    h.put(act, &[1 << 1]);
+    assert_eq!(h.call("rt_sigprocmask", &[1, act, old, 8]), 0);
+    assert_eq!(h.words::<1>(old), [1 << 1], "SIGKILL/SIGSTOP never blocked");
+    assert_eq!(h.call("rt_sigprocmask", &[1, 0, old, 8]), 0);
+    assert_eq!(h.words::<1>(old), [0]);
+    assert_eq!(
+        h.call("rt_sigprocmask", &[7, act, 0, 8]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(h.call("rt_sigprocmask", &[7, 0, 0, 8]), 0);
+    h.put(act, &[1 << 3]);
+    assert_eq!(h.call("rt_sigprocmask", &[2, act, 0, 8]), 0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            h.m.set_current_tid(2);
+            assert_eq!(h.call("rt_sigprocmask", &[0, 0, old, 8]), 0);
+            assert_eq!(h.words::<1>(old), [0], "another thread's mask");
+        });
+    });
+    assert_eq!(h.call("rt_sigpending", &[old, 8]), 0);
+    assert_eq!(h.words::<1>(old), [0]);
+    assert_eq!(h.call("rt_sigpending", &[old, 9]), err(Errno::EINVAL));
+    // Alternate stacks.
+    assert_eq!(h.call("sigaltstack", &[0, old]), 0);
+    assert_eq!(h.words::<3>(old), [0, 2, 0]);
+    h.put(act, &[0x7000_0000, 0, 64 * 1024]);
+    assert_eq!(h.call("sigaltstack", &[act, old]), 0);
+    assert_eq!(h.call("sigaltstack", &[0, old]), 0);
+    assert_eq!(h.words::<3>(old), [0x7000_0000, 0, 64 * 1024]);
+    h.put(act, &[0x7000_0000, 0, 1024]);
+    assert_eq!(h.call("sigaltstack", &[act, 0]), err(Errno::ENOMEM));
+    h.put(act, &[0x7000_0000, 4, 64 * 1024]);
+    assert_eq!(h.call("sigaltstack", &[act, 0]), err(Errno::EINVAL));
+    h.put(act, &[0, 2, 0]);
+    assert_eq!(h.call("sigaltstack", &[act, 0]), 0);
+    assert_eq!(h.call("sigaltstack", &[0, old]), 0);
+    assert_eq!(h.words::<3>(old), [0, 2, 0]);
+}

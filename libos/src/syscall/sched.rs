@@ -1,0 +1,125 @@
+//! Scheduling and sleeping: `sched_yield`, `sched_getaffinity`,
+//! `sched_setaffinity` (one CPU), `nanosleep` and `clock_nanosleep`
+//! through the platform's `Blocker` (a signal ends a sleep with `EINTR`
+//! and the time left).
+
+use super::SyscallArgs;
+use super::futex::read_timespec_ns;
+use super::table::Handler;
+use super::time::clock_id::*;
+use crate::error::{Errno, Result};
+use crate::process::Process;
+use crate::return_errno;
+use crate::user::UserSliceWrite;
+
+/// `(number, name, handler)` for the family.
+pub const HANDLERS: &[(usize, &str, Handler)] = &[
+    (24, "sched_yield", sys_sched_yield),
+    (35, "nanosleep", sys_nanosleep),
+    (203, "sched_setaffinity", sys_sched_setaffinity),
+    (204, "sched_getaffinity", sys_sched_getaffinity),
+    (230, "clock_nanosleep", sys_clock_nanosleep),
+];
+
+/// Bytes of the kernel's CPU mask (one `unsigned long`: one CPU).
+const CPUMASK_BYTES: usize = 8;
+
+/// `sched_yield()`
+pub fn sys_sched_yield(p: &Process, _a: &SyscallArgs) -> Result<usize> {
+    p.platform.yield_now();
+    Ok(0)
+}
+
+/// Whether `pid` is this process or one of its threads (0 = caller).
+fn check_pid(p: &Process, pid: i32) -> Result<()> {
+    if pid < 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    let pid = pid as u32;
+    if pid != 0 && pid != p.pid && pid != p.platform.current_tid() {
+        return_errno!(Errno::ESRCH);
+    }
+    Ok(())
+}
+
+/// `sched_getaffinity(pid, len, mask)`: CPU 0; returns the mask size.
+pub fn sys_sched_getaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let len = a.usize(1);
+    if len < CPUMASK_BYTES || !len.is_multiple_of(CPUMASK_BYTES) {
+        return_errno!(Errno::EINVAL);
+    }
+    check_pid(p, a.i32(0))?;
+    UserSliceWrite::new(a.u64(2), CPUMASK_BYTES)?.write(&*p.platform, &1u64.to_le_bytes())?;
+    Ok(CPUMASK_BYTES)
+}
+
+/// `sched_setaffinity(pid, len, mask)`: `EINVAL` unless CPU 0 is in it.
+pub fn sys_sched_setaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    check_pid(p, a.i32(0))?;
+    let n = a.usize(1).min(CPUMASK_BYTES);
+    let mut mask = [0u8; CPUMASK_BYTES];
+    if n > 0 {
+        crate::user::UserSliceRead::new(a.u64(2), n)?;
+        p.platform.read_user(a.u64(2), &mut mask[..n])?;
+    }
+    if mask[0] & 1 == 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// Sleeps until the monotonic `deadline`; on `EINTR` writes the time left
+/// to `rem` (if not NULL).
+fn sleep_until(p: &Process, deadline: u64, rem: u64) -> Result<usize> {
+    match p.platform.block_until(&mut || false, Some(deadline)) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            if e.errno() == Errno::EINTR && rem != 0 {
+                let left = deadline.saturating_sub(p.platform.monotonic_ns());
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+                b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+                UserSliceWrite::new(rem, 16)?.write(&*p.platform, &b)?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `nanosleep(req, rem)`
+pub fn sys_nanosleep(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let t = read_timespec_ns(p, a.u64(0))?;
+    let deadline = p.platform.monotonic_ns().saturating_add(t);
+    sleep_until(p, deadline, a.u64(1))
+}
+
+/// `TIMER_ABSTIME`
+const TIMER_ABSTIME: i32 = 1;
+
+/// `clock_nanosleep(clock, flags, req, rem)`: `REALTIME` (and `TAI`),
+/// `MONOTONIC`, `BOOTTIME`, `PROCESS_CPUTIME_ID` (time since boot, as
+/// `clock_gettime` reports it); `EINVAL` for the thread CPU clock and
+/// unknown ids, `EOPNOTSUPP` for the raw and coarse clocks, as Linux.
+/// `rem` is written only for a relative sleep.
+pub fn sys_clock_nanosleep(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let (clock, flags) = (a.i32(0), a.i32(1));
+    let realtime = match clock {
+        CLOCK_REALTIME | CLOCK_TAI => true,
+        CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_PROCESS_CPUTIME_ID => false,
+        CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
+            return_errno!(Errno::EOPNOTSUPP)
+        }
+        _ => return_errno!(Errno::EINVAL),
+    };
+    let t = read_timespec_ns(p, a.u64(2))?;
+    let now = p.platform.monotonic_ns();
+    if flags & TIMER_ABSTIME == 0 {
+        return sleep_until(p, now.saturating_add(t), a.u64(3));
+    }
+    let deadline = if realtime {
+        now.saturating_add(t.saturating_sub(p.platform.realtime_ns()))
+    } else {
+        t
+    };
+    sleep_until(p, deadline, 0)
+}

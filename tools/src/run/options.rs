@@ -1,0 +1,420 @@
+//! What `cloister run` is asked to do: [`RunOptions`] for the library,
+//! [`RunArgs`] for the command line, and the parsers for `--mem`,
+//! `--file` and `--env`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::qemu::Accel;
+
+/// The environment a program gets unless `--env` says otherwise.
+pub const DEFAULT_ENV: [(&str, &str); 2] =
+    [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", "/")];
+
+/// Guest memory unless `--mem` says otherwise.
+pub const DEFAULT_MEMORY_MIB: u32 = 512;
+
+/// A host file or directory to put in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMapping {
+    /// On the host (relative paths are relative to the working directory).
+    pub host: PathBuf,
+    /// In the guest; `None` means the host path made absolute.
+    pub guest: Option<PathBuf>,
+}
+
+impl FileMapping {
+    /// Parses `HOST[:GUEST]` (split at the first `:`).
+    pub fn parse(s: &str) -> Result<Self> {
+        let (host, guest) = match s.split_once(':') {
+            Some((host, guest)) => (host, Some(guest)),
+            None => (s, None),
+        };
+        if host.is_empty() {
+            bail!("--file {s:?}: the host path is empty (use HOST or HOST:GUEST)");
+        }
+        let guest = match guest {
+            Some(g) if !g.starts_with('/') => {
+                bail!("--file {s:?}: the guest path {g:?} must be absolute")
+            }
+            Some(g) => Some(PathBuf::from(g)),
+            None => None,
+        };
+        Ok(Self {
+            host: PathBuf::from(host),
+            guest,
+        })
+    }
+}
+
+/// Parses a memory size: a number of MiB, or with a suffix `M`/`MiB`/`G`/`GiB`
+/// (case-insensitive). At least 32 MiB.
+pub fn parse_memory_mib(s: &str) -> Result<u32> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let (digits, factor) = if let Some(d) = lower
+        .strip_suffix("gib")
+        .or_else(|| lower.strip_suffix('g'))
+    {
+        (d, 1024)
+    } else if let Some(d) = lower
+        .strip_suffix("mib")
+        .or_else(|| lower.strip_suffix('m'))
+    {
+        (d, 1)
+    } else {
+        (lower.as_str(), 1)
+    };
+    let mib = digits
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| anyhow::anyhow!("--mem {t:?}: expected a size such as 512M or 2G"))?;
+    if mib < 32 {
+        bail!("--mem {t:?}: Cloister needs at least 32M");
+    }
+    Ok(mib)
+}
+
+/// Parses `--env K=V`, or `--env K` to pass the host's value of `K`.
+pub fn parse_env(s: &OsString) -> Result<(OsString, OsString)> {
+    let bytes = s.as_bytes();
+    let (key, value) = match bytes.iter().position(|&b| b == b'=') {
+        Some(i) => (
+            OsString::from_vec(bytes[..i].to_vec()),
+            OsString::from_vec(bytes[i + 1..].to_vec()),
+        ),
+        None => {
+            let key = s.clone();
+            let Some(value) = std::env::var_os(&key) else {
+                bail!(
+                    "--env {}: not set on the host (use --env K=V)",
+                    key.to_string_lossy()
+                );
+            };
+            (key, value)
+        }
+    };
+    if key.is_empty() {
+        bail!("--env {:?}: the name is empty (use --env K=V)", s);
+    }
+    Ok((key, value))
+}
+
+/// The environment: [`DEFAULT_ENV`], then `overrides` in order (a name
+/// given again replaces the earlier value in place).
+pub fn environment(overrides: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = DEFAULT_ENV
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    for (key, value) in overrides {
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => env.push((key.clone(), value.clone())),
+        }
+    }
+    env
+}
+
+/// Joins `K` and `V` as `K=V`.
+pub fn env_entry(key: &OsString, value: &OsString) -> OsString {
+    let mut entry = key.clone();
+    entry.push("=");
+    entry.push(value);
+    entry
+}
+
+/// Everything [`run`](super::run) needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The program: a path, or a name to look up in `PATH`.
+    pub program: OsString,
+    /// Its arguments after `argv[0]`.
+    pub args: Vec<OsString>,
+    /// Extra files and directories for the image.
+    pub files: Vec<FileMapping>,
+    /// Environment overrides, in order (see [`environment`]).
+    pub env: Vec<(OsString, OsString)>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Ask the kernel for a `[trace]` line per syscall.
+    pub trace: bool,
+    /// Kernel log at `info` and every kernel line shown.
+    pub verbose: bool,
+    /// Kill the guest after this long; `None` waits for ever.
+    pub timeout: Option<Duration>,
+    /// Keep the image at this path instead of a temporary file.
+    pub image: Option<PathBuf>,
+    /// The accelerator; `None` means `CLOISTER_ACCEL`, else TCG.
+    pub accel: Option<Accel>,
+    /// A kernel ELF to boot; `None` builds the release kernel.
+    pub kernel: Option<PathBuf>,
+    /// Collect the program's output and the kernel's lines in the
+    /// [`RunResult`](super::RunResult) instead of printing them.
+    pub capture: bool,
+}
+
+impl RunOptions {
+    /// Options to run `program` with `args` and every default.
+    pub fn new(
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Self {
+        Self {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            files: Vec::new(),
+            env: Vec::new(),
+            memory_mib: DEFAULT_MEMORY_MIB,
+            trace: false,
+            verbose: false,
+            timeout: None,
+            image: None,
+            accel: None,
+            kernel: None,
+            capture: false,
+        }
+    }
+}
+
+/// `cloister run`'s command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Guest memory, e.g. 512M or 2G.
+    #[arg(long, default_value = "512M", value_name = "SIZE")]
+    mem: String,
+    /// A host file or directory (recursively) to put in the image, at GUEST
+    /// or at the same path.
+    #[arg(long = "file", value_name = "HOST[:GUEST]")]
+    files: Vec<String>,
+    /// Set a variable in the program's environment (K alone copies the
+    /// host's value). Defaults: PATH=/usr/local/bin:/usr/bin:/bin HOME=/.
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<OsString>,
+    /// Print one strace-like line per system call on stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Stop the guest after this many seconds (default: no limit).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Write the initramfs here and keep it.
+    #[arg(long, value_name = "PATH")]
+    image: Option<PathBuf>,
+    /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
+    #[arg(long)]
+    accel: Option<String>,
+    /// Boot this kernel ELF instead of building the release kernel.
+    #[arg(long, value_name = "ELF")]
+    kernel: Option<PathBuf>,
+    /// Show the kernel's info-level log and what goes in the image.
+    #[arg(short, long)]
+    verbose: bool,
+    /// The program (a path, or a name looked up in PATH) and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROG ARGS"
+    )]
+    command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// Checks the arguments and makes them [`RunOptions`].
+    pub fn into_options(self) -> Result<RunOptions> {
+        let mut command = self.command.into_iter();
+        let program = command.next().unwrap_or_default();
+        let mut opts = RunOptions::new(program, command);
+        opts.memory_mib = parse_memory_mib(&self.mem)?;
+        opts.files = self
+            .files
+            .iter()
+            .map(|f| FileMapping::parse(f))
+            .collect::<Result<_>>()?;
+        opts.env = self.env.iter().map(parse_env).collect::<Result<_>>()?;
+        opts.trace = self.trace;
+        opts.verbose = self.verbose;
+        opts.timeout = match self.timeout {
+            Some(0) | None => None,
+            Some(secs) => Some(Duration::from_secs(secs)),
+        };
+        opts.image = self.image;
+        opts.kernel = self.kernel;
+        opts.accel = self.accel.as_deref().map(Accel::parse).transpose()?;
+        Ok(opts)
+    }
+}
+
+/// The guest path of a `--file` mapping: its GUEST, or the host path made
+/// absolute against `cwd`.
+pub fn guest_path_of(mapping: &FileMapping, cwd: &Path) -> PathBuf {
+    mapping
+        .guest
+        .clone()
+        .unwrap_or_else(|| super::resolve::normalize(&cwd.join(&mapping.host)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunOptions> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
+        cli.run.into_options()
+    }
+
+    #[test]
+    fn defaults_and_the_command_after_the_double_dash() {
+        let o = parse(&["--", "/bin/busybox", "ls", "-l", "/"]).unwrap();
+        assert_eq!(o.program, "/bin/busybox");
+        assert_eq!(o.args, ["ls", "-l", "/"]);
+        assert_eq!(o.memory_mib, 512);
+        assert_eq!(o.timeout, None);
+        assert!(!o.trace && !o.verbose && !o.capture);
+        assert!(o.files.is_empty() && o.env.is_empty());
+    }
+
+    #[test]
+    fn every_option() {
+        let o = parse(&[
+            "--mem",
+            "1G",
+            "--file",
+            "/usr/lib/python3.11",
+            "--file",
+            "data.txt:/srv/d.txt",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--trace",
+            "--timeout",
+            "30",
+            "-v",
+            "--image",
+            "/tmp/i.cpio",
+            "--accel",
+            "kvm",
+            "--",
+            "python3",
+            "-c",
+            "print(1)",
+        ])
+        .unwrap();
+        assert_eq!(o.memory_mib, 1024);
+        assert_eq!(
+            o.files,
+            [
+                FileMapping {
+                    host: "/usr/lib/python3.11".into(),
+                    guest: None
+                },
+                FileMapping {
+                    host: "data.txt".into(),
+                    guest: Some("/srv/d.txt".into())
+                },
+            ]
+        );
+        assert_eq!(
+            o.env,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert!(o.trace && o.verbose);
+        assert_eq!(o.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(o.image.as_deref(), Some(Path::new("/tmp/i.cpio")));
+        assert_eq!(o.accel, Some(Accel::Kvm));
+        assert_eq!(o.program, "python3");
+        assert_eq!(o.args, ["-c", "print(1)"]);
+    }
+
+    #[test]
+    fn program_arguments_that_look_like_options_belong_to_the_program() {
+        let o = parse(&["--", "ls", "--trace", "-v"]).unwrap();
+        assert_eq!(o.args, ["--trace", "-v"]);
+        assert!(!o.trace && !o.verbose);
+        let o = parse(&["--timeout", "0", "/bin/ls", "-la"]).unwrap();
+        assert_eq!(o.timeout, None);
+        assert_eq!(o.args, ["-la"]);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_hint() {
+        assert!(parse(&[]).is_err(), "a program is required");
+        let err = parse(&["--mem", "lots", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("512M"), "{err}");
+        let err = parse(&["--file", "a:rel", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be absolute"), "{err}");
+        let err = parse(&["--env", "=v", "--", "x"]).unwrap_err().to_string();
+        assert!(err.contains("name is empty"), "{err}");
+        let err = parse(&["--accel", "hvf", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hvf"), "{err}");
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory_mib("512").unwrap(), 512);
+        assert_eq!(parse_memory_mib("256m").unwrap(), 256);
+        assert_eq!(parse_memory_mib("256MiB").unwrap(), 256);
+        assert_eq!(parse_memory_mib("2G").unwrap(), 2048);
+        assert_eq!(parse_memory_mib("1gib").unwrap(), 1024);
+        assert!(parse_memory_mib("16M").is_err());
+        assert!(parse_memory_mib("4194304G").is_err());
+        assert!(parse_memory_mib("-1").is_err());
+    }
+
+    #[test]
+    fn environment_defaults_are_overridden_in_place() {
+        let env = environment(&[
+            ("HOME".into(), "/root".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ]);
+        let entries: Vec<_> = env.iter().map(|(k, v)| env_entry(k, v)).collect();
+        assert_eq!(
+            entries,
+            [
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "HOME=/root",
+                "LANG=C.UTF-8"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_without_a_value_copies_the_hosts() {
+        // PATH is set in any test environment.
+        let (k, v) = parse_env(&"PATH".into()).unwrap();
+        assert_eq!((k, v), ("PATH".into(), std::env::var_os("PATH").unwrap()));
+        assert!(parse_env(&"CLOISTER_SURELY_UNSET_VAR".into()).is_err());
+    }
+
+    #[test]
+    fn file_guest_paths_default_to_the_absolute_host_path() {
+        let m = FileMapping::parse("data/../x.txt").unwrap();
+        assert_eq!(
+            guest_path_of(&m, Path::new("/home/u")),
+            Path::new("/home/u/x.txt")
+        );
+        let m = FileMapping::parse("x.txt:/y").unwrap();
+        assert_eq!(guest_path_of(&m, Path::new("/home/u")), Path::new("/y"));
+        assert!(FileMapping::parse(":/y").is_err());
+    }
+}

@@ -1,0 +1,369 @@
+//! [`run`]: pack the image, boot Cloister with it, relay what the guest
+//! says, and return the program's exit status.
+//!
+//! COM2 bytes go to stdout as they arrive; COM1 lines are sorted by
+//! [`classify`]: `CLOISTER_EXIT=` ends the run (QEMU gets
+//! [`EXIT_GRACE`] to power off by itself), `[trace]` lines go to stderr
+//! with `--trace`, and kernel lines go to stderr prefixed `cloister: ` when
+//! they are warnings, errors or panics (all of them with `-v`). A guest that
+//! ends without `CLOISTER_EXIT` (panic, triple fault, hang past the
+//! timeout) gets a one-line diagnosis and its last kernel lines, and the
+//! run's exit code is [`NO_STATUS_EXIT`]. With [`RunOptions::capture`]
+//! nothing is printed: everything is in the [`RunResult`].
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::options::RunOptions;
+use super::pack::{HostContext, Packed, describe_command, pack};
+use super::protocol::{ConsoleLine, classify};
+use crate::build::{KernelBuild, build_kernel};
+use crate::qemu::{self, Flow, GuestObserver, Outcome, QemuConfig};
+
+/// The runner's exit code when the guest did not report the program's
+/// status (as `docker run` uses 125 for its own failures).
+pub const NO_STATUS_EXIT: u8 = 125;
+/// How long QEMU may take to power off after `CLOISTER_EXIT`.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Kernel lines repeated in a diagnosis.
+const DIAGNOSIS_LINES: usize = 10;
+
+/// How a run went.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The program's exit status from `CLOISTER_EXIT`, if the guest
+    /// reported one.
+    pub status: Option<u8>,
+    /// The program's console output (COM2), when capturing.
+    pub output: Vec<u8>,
+    /// COM1 lines that are neither control nor trace lines.
+    pub kernel_lines: Vec<String>,
+    /// `[trace] ` lines, without the prefix.
+    pub trace_lines: Vec<String>,
+    /// How QEMU ended.
+    pub outcome: Outcome,
+    /// Why there is no status, when there is none.
+    pub diagnosis: Option<String>,
+    /// Problems packing the image that did not stop the run.
+    pub warnings: Vec<String>,
+    /// The program's arguments as the guest got them.
+    pub argv: Vec<std::ffi::OsString>,
+    /// From starting QEMU to its end.
+    pub duration: Duration,
+}
+
+impl RunResult {
+    /// What `cloister run` exits with: the program's status, or
+    /// [`NO_STATUS_EXIT`].
+    pub fn exit_code(&self) -> u8 {
+        self.status.unwrap_or(NO_STATUS_EXIT)
+    }
+}
+
+/// Runs `opts.program` in Cloister (see the module docs).
+pub fn run(opts: &RunOptions) -> Result<RunResult> {
+    let host = HostContext::current()?;
+    let packed = pack(opts, &host)?;
+    if !opts.capture {
+        for warning in &packed.warnings {
+            eprintln!("cloister: warning: {warning}");
+        }
+        if opts.verbose {
+            describe_image(&packed);
+        }
+    }
+    let scratch = ScratchDir::new()?;
+    let image_path = opts
+        .image
+        .clone()
+        .unwrap_or_else(|| scratch.path.join("initramfs.cpio"));
+    std::fs::write(&image_path, packed.image.to_cpio()?)
+        .with_context(|| format!("cannot write the image to {}", image_path.display()))?;
+
+    let kernel = match &opts.kernel {
+        Some(k) => k.clone(),
+        None => {
+            crate::deps::ensure_qemu()?;
+            build_kernel(KernelBuild {
+                release: true,
+                ktest: false,
+            })?
+        }
+    };
+    let config = qemu_config(opts, kernel, image_path, scratch.path.join("app.sock"))?;
+    let mut observer = Relay::new(opts);
+    let report = qemu::run_observed(&config, &mut observer)?;
+    let diagnosis = observer.status.is_none().then(|| {
+        format!(
+            "the guest ended without reporting the program's exit status: {}",
+            report.outcome
+        )
+    });
+    if let Some(d) = &diagnosis
+        && !opts.capture
+    {
+        eprintln!("cloister: {d}");
+        if !opts.verbose && !observer.recent.is_empty() {
+            eprintln!("cloister: last kernel output:");
+            for line in &observer.recent {
+                eprintln!("cloister:   {line}");
+            }
+        }
+    }
+    Ok(RunResult {
+        status: observer.status,
+        output: observer.output,
+        kernel_lines: observer.kernel_lines,
+        trace_lines: observer.trace_lines,
+        outcome: report.outcome,
+        diagnosis,
+        warnings: packed.warnings,
+        argv: packed.argv,
+        duration: report.duration,
+    })
+}
+
+/// The QEMU configuration for a run.
+fn qemu_config(
+    opts: &RunOptions,
+    kernel: PathBuf,
+    image: PathBuf,
+    socket: PathBuf,
+) -> Result<QemuConfig> {
+    let mut config = QemuConfig::new(kernel)?;
+    if let Some(accel) = opts.accel {
+        config.accel = accel;
+    }
+    config.memory_mib = opts.memory_mib;
+    config.initrd = Some(image);
+    config.cmdline = kernel_cmdline(opts);
+    // Interactive programs may be silent for as long as they like.
+    config.timeout = opts.timeout.unwrap_or(Duration::MAX);
+    config.idle_timeout = Duration::MAX;
+    config.app_serial = Some(socket);
+    Ok(config)
+}
+
+/// `log=warn` (`log=info` with `-v`), plus `trace` with `--trace`.
+pub fn kernel_cmdline(opts: &RunOptions) -> String {
+    let mut cmdline = String::from(if opts.verbose { "log=info" } else { "log=warn" });
+    if opts.trace {
+        cmdline.push_str(" trace");
+    }
+    cmdline
+}
+
+/// Lists what went into the image on stderr (`-v`).
+fn describe_image(packed: &Packed) {
+    eprintln!("cloister: running {}", describe_command(&packed.argv));
+    for file in &packed.resolution.files {
+        eprintln!("cloister:   {} ({:?})", file.path.display(), file.role);
+    }
+    let (count, bytes) = packed.image.file_stats();
+    eprintln!(
+        "cloister: image: {count} files, {:.1} MiB",
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+}
+
+/// Relays the guest's output as it comes and remembers what it needs.
+#[derive(Debug)]
+struct Relay {
+    capture: bool,
+    verbose: bool,
+    trace: bool,
+    status: Option<u8>,
+    output: Vec<u8>,
+    kernel_lines: Vec<String>,
+    trace_lines: Vec<String>,
+    /// The last kernel lines, for a diagnosis.
+    recent: VecDeque<String>,
+}
+
+impl Relay {
+    fn new(opts: &RunOptions) -> Self {
+        Self {
+            capture: opts.capture,
+            verbose: opts.verbose,
+            trace: opts.trace,
+            status: None,
+            output: Vec::new(),
+            kernel_lines: Vec::new(),
+            trace_lines: Vec::new(),
+            recent: VecDeque::new(),
+        }
+    }
+}
+
+impl GuestObserver for Relay {
+    fn line(&mut self, line: &str, _at: Duration) -> Flow {
+        let kind = classify(line);
+        match kind {
+            ConsoleLine::Exit(status) => {
+                self.status.get_or_insert(status);
+                return Flow::Finish { grace: EXIT_GRACE };
+            }
+            ConsoleLine::Trace(call) => {
+                if self.trace && !self.capture {
+                    eprintln!("{line}");
+                }
+                self.trace_lines.push(call.to_string());
+            }
+            ConsoleLine::Log(..) | ConsoleLine::Other(_) => {
+                if !self.capture && (self.verbose || kind.is_notable()) {
+                    eprintln!("cloister: {line}");
+                }
+                if self.recent.len() == DIAGNOSIS_LINES {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(line.to_string());
+                self.kernel_lines.push(line.to_string());
+            }
+        }
+        Flow::Continue
+    }
+
+    fn app_output(&mut self, bytes: &[u8]) {
+        if self.capture {
+            self.output.extend_from_slice(bytes);
+        } else {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`| head`) must not stop the guest.
+            let _ = out.write_all(bytes).and_then(|()| out.flush());
+        }
+    }
+}
+
+/// A private temporary directory for the image and the COM2 socket,
+/// removed when dropped.
+#[derive(Debug)]
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn new() -> Result<Self> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = std::env::temp_dir();
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("cloister-run-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create a temporary directory in {}", base.display())
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::stub_guest::{self, End};
+    use crate::run::fixture::Scratch;
+
+    /// Runs `/usr/bin/true`'s image with a stub guest that makes the given
+    /// port writes instead of the real kernel.
+    fn run_stub(name: &str, writes: &[(u16, &[u8])], end: End, timeout_secs: u64) -> RunResult {
+        let s = Scratch::new(name);
+        let kernel = s.0.join("stub.elf");
+        std::fs::write(&kernel, stub_guest::build(writes, end)).unwrap();
+        let mut opts = RunOptions::new("/usr/bin/true", ["x"]);
+        opts.kernel = Some(kernel);
+        opts.capture = true;
+        opts.trace = true;
+        opts.memory_mib = 64;
+        opts.accel = Some(crate::qemu::Accel::Tcg);
+        opts.timeout = Some(Duration::from_secs(timeout_secs));
+        run(&opts).unwrap()
+    }
+
+    const COM1: u16 = 0x3f8;
+    const COM2: u16 = 0x2f8;
+
+    #[test]
+    fn the_programs_output_and_exit_status_come_back() {
+        let r = run_stub(
+            "relay",
+            &[
+                (COM1, b"[    0.000100] INFO  exec /usr/bin/true\r\n"),
+                (COM2, b"hello from the app\n"),
+                (COM1, b"[trace] exit_group(3) = ?\r\n"),
+                (COM1, b"CLOISTER_EXIT=3\r\n"),
+            ],
+            End::DebugExit(0x10),
+            60,
+        );
+        assert_eq!(r.status, Some(3), "{r:?}");
+        assert_eq!(r.exit_code(), 3);
+        assert_eq!(r.output, b"hello from the app\n");
+        assert_eq!(r.trace_lines, ["exit_group(3) = ?"]);
+        assert_eq!(r.kernel_lines, ["[    0.000100] INFO  exec /usr/bin/true"]);
+        assert_eq!(r.outcome, Outcome::Success);
+        assert_eq!(r.diagnosis, None);
+        assert_eq!(r.argv, ["/usr/bin/true", "x"]);
+    }
+
+    #[test]
+    fn a_guest_that_dies_without_an_exit_line_is_diagnosed() {
+        let r = run_stub(
+            "panic",
+            &[
+                (COM2, b"partial"),
+                (COM1, b"kernel panic at src/x.rs:1: boom\r\n"),
+            ],
+            End::DebugExit(0x11),
+            60,
+        );
+        assert_eq!(r.status, None);
+        assert_eq!(r.exit_code(), NO_STATUS_EXIT);
+        assert_eq!(r.output, b"partial");
+        let d = r.diagnosis.as_deref().unwrap();
+        assert!(
+            d.contains("without reporting") && d.contains("guest reported failure"),
+            "{d}"
+        );
+        assert_eq!(r.kernel_lines, ["kernel panic at src/x.rs:1: boom"]);
+    }
+
+    #[test]
+    fn a_guest_still_running_after_its_exit_line_is_stopped() {
+        let r = run_stub("linger", &[(COM1, b"CLOISTER_EXIT=0\r\n")], End::Hang, 60);
+        assert_eq!(r.status, Some(0));
+        assert_eq!(r.outcome, Outcome::Stopped);
+        assert!(r.duration < Duration::from_secs(30), "{r:?}");
+    }
+
+    #[test]
+    fn a_hung_guest_is_cut_off_by_the_timeout() {
+        let r = run_stub("hang", &[(COM1, b"Cloister ready\r\n")], End::Hang, 2);
+        assert_eq!(r.exit_code(), NO_STATUS_EXIT);
+        let d = r.diagnosis.as_deref().unwrap();
+        assert!(d.contains("2 s limit"), "{d}");
+    }
+
+    #[test]
+    fn the_kernel_command_line_follows_the_flags() {
+        let mut opts = RunOptions::new("x", Vec::<String>::new());
+        assert_eq!(kernel_cmdline(&opts), "log=warn");
+        opts.verbose = true;
+        opts.trace = true;
+        assert_eq!(kernel_cmdline(&opts), "log=info trace");
+    }
+}
