@@ -6,7 +6,11 @@
 //! into an image once ([`Guest::prepare`]) and boots it as often as the driver
 //! asks ([`Guest::run`]), reporting what it saw as a [`GuestRun`]: the
 //! program's output lines and the host-side times of the moments every figure
-//! is defined by. Both guests get the same [`QemuSettings`].
+//! is defined by. Both guests get the same [`QemuSettings`] and the same
+//! application files: [`pack_job`] packs a job with `cloister run`'s packer
+//! (the program, its interpreter and libraries as `tools::run::resolve`
+//! finds them, `/etc/passwd`, `/etc/group`, `/tmp`), adds the job's files,
+//! and each guest boots that tree (Linux with its own `/init` added).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +18,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::qemu::{Accel, QemuConfig};
+use crate::run::RunOptions;
+use crate::run::pack::{HostContext, Packed, pack};
 
 /// Where a file of a job comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +47,29 @@ pub struct Job {
     /// A short name, unique among the jobs of one benchmark run (it names
     /// cached images).
     pub name: String,
-    /// The program on the host. Each guest packs it, with the interpreter
-    /// and libraries it needs, at the path `argv[0]` names.
+    /// The program on the host; [`pack_job`] puts it, its interpreter and
+    /// its libraries at their host paths in the guest.
     pub program: PathBuf,
-    /// The argument vector; `argv[0]` is the program's absolute path in the
-    /// guest.
+    /// The argument vector (`argv[0]` is replaced by the program's path).
     pub argv: Vec<String>,
     /// Further files (inputs, configuration).
     pub files: Vec<JobFile>,
+}
+
+/// The image both guests boot for `job` (Cloister as is; Linux with
+/// busybox and an `/init` added), its argument vector and environment.
+pub fn pack_job(job: &Job) -> Result<Packed> {
+    let args = job.argv.iter().skip(1).cloned();
+    let opts = RunOptions::new(job.program.clone(), args);
+    let mut packed = pack(&opts, &HostContext::current()?)
+        .with_context(|| format!("packing {}", job.program.display()))?;
+    for f in &job.files {
+        match &f.source {
+            FileSource::Host(host) => packed.image.add_host_file(&f.guest, host, Some(f.perm))?,
+            FileSource::Bytes(data) => packed.image.add_file(&f.guest, data.clone(), f.perm)?,
+        }
+    }
+    Ok(packed)
 }
 
 /// What one boot of a guest showed, with times measured on the host from

@@ -1,9 +1,9 @@
-//! A small in-memory tree written out as a newc cpio archive with
-//! `libos::cpio::writer` (the format the LibOS reads and Linux unpacks), for
-//! the Linux guest's initramfs. Parent directories are added as needed;
-//! host files are read following symbolic links, so a library reached
-//! through `/lib64 → /usr/lib64` lands as a plain file at the path the
-//! loader asks for.
+//! The Linux guest's initramfs: a small in-memory tree written out as a
+//! newc cpio archive with `libos::cpio::writer`. It starts as a copy of the
+//! tree `cloister run` packs for Cloister ([`Tree::from_image`]) and adds
+//! what only Linux needs, among them a `/dev/console` device node, which
+//! `tools::run::image::Image` has no type for. Parent directories are added
+//! as needed; host files are read following symbolic links.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -11,10 +11,16 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use libos::cpio::writer::CpioWriter;
 
+use crate::run::image::{Image, Node as ImageNode};
+
+/// `cloister run`'s control files (`/.cloister/argv`, `…/envp`): not for
+/// Linux.
+const CONTROL_DIR: &str = "/.cloister";
+
 /// One entry of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    Dir,
+    Dir(u32),
     File { data: Vec<u8>, perm: u32 },
     Symlink(String),
     CharDevice { major: u32, minor: u32 },
@@ -56,9 +62,9 @@ impl Tree {
             }
             match self.nodes.get(parent) {
                 None => {
-                    self.nodes.insert(parent.to_path_buf(), Node::Dir);
+                    self.nodes.insert(parent.to_path_buf(), Node::Dir(0o755));
                 }
-                Some(Node::Dir) => {}
+                Some(Node::Dir(_)) => {}
                 Some(_) => bail!("{} is not a directory", parent.display()),
             }
         }
@@ -66,9 +72,32 @@ impl Tree {
         Ok(())
     }
 
+    /// A copy of `image` without `cloister run`'s control directory.
+    pub fn from_image(image: &Image) -> Result<Self> {
+        let mut t = Self::new();
+        for (path, node) in image.iter() {
+            if path.starts_with(CONTROL_DIR) {
+                continue;
+            }
+            let node = match node {
+                ImageNode::Dir { perm, .. } => Node::Dir(*perm),
+                ImageNode::File { data, perm, .. } => Node::File {
+                    data: data.clone(),
+                    perm: *perm,
+                },
+                ImageNode::Symlink { target, .. } => Node::Symlink(
+                    String::from_utf8(target.clone())
+                        .with_context(|| format!("non-UTF-8 link {}", path.display()))?,
+                ),
+            };
+            t.insert(path, node)?;
+        }
+        Ok(t)
+    }
+
     /// Adds a directory.
-    pub fn dir(&mut self, guest: &str) -> Result<()> {
-        self.insert(Path::new(guest), Node::Dir)
+    pub fn dir(&mut self, guest: &str, perm: u32) -> Result<()> {
+        self.insert(Path::new(guest), Node::Dir(perm))
     }
 
     /// Adds a file with contents `data`.
@@ -113,7 +142,7 @@ impl Tree {
         for (path, node) in &self.nodes {
             let name = path.to_str().context("non-UTF-8 guest path")?.as_bytes();
             let r = match node {
-                Node::Dir => w.add_dir(name, 0o755),
+                Node::Dir(perm) => w.add_dir(name, *perm),
                 Node::File { data, perm } => w.add_file(name, *perm, data),
                 Node::Symlink(target) => w.add_symlink(name, target.as_bytes()),
                 Node::CharDevice { major, minor } => w.add_char_device(name, 0o600, *major, *minor),
@@ -139,6 +168,7 @@ mod tests {
         assert!(t.file(Path::new("/../etc"), vec![], 0o644).is_err());
         assert!(t.file(Path::new("/usr/bin/x/y"), vec![], 0o644).is_err());
         assert!(t.contains(Path::new("/usr/bin")));
+        t.dir("/tmp", 0o1777).unwrap();
         let archive = t.to_cpio().unwrap();
         let names: Vec<String> = CpioReader::new(&archive)
             .map(|e| String::from_utf8_lossy(e.unwrap().name).into_owned())
@@ -150,10 +180,27 @@ mod tests {
                 "bin/sh",
                 "dev",
                 "dev/console",
+                "tmp",
                 "usr",
                 "usr/bin",
                 "usr/bin/x"
             ]
         );
+    }
+
+    #[test]
+    fn a_run_image_is_copied_without_its_control_files() {
+        let mut image = Image::new();
+        image
+            .add_file(Path::new("/usr/bin/x"), b"elf".to_vec(), 0o755)
+            .unwrap();
+        image
+            .add_file(Path::new("/.cloister/argv"), b"x\0".to_vec(), 0o444)
+            .unwrap();
+        image.add_dir(Path::new("/tmp"), 0o1777).unwrap();
+        let t = Tree::from_image(&image).unwrap();
+        assert!(t.contains(Path::new("/usr/bin/x")));
+        assert!(!t.contains(Path::new("/.cloister/argv")));
+        assert_eq!(t.nodes[Path::new("tmp")], Node::Dir(0o1777));
     }
 }

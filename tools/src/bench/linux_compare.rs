@@ -78,10 +78,10 @@ pub fn run(opts: &Options) -> Result<Samples> {
             samples.pend(f.name(), "Cloister", "not run (--linux-only)".into());
         }
     } else {
-        match cloister_guest::new(&opts.settings) {
+        match cloister_guest::new(&opts.settings, cache.join("images")) {
             Ok(g) => guests.push((Side::Cloister, g)),
             Err(e) => {
-                eprintln!("bench: {e:#}; measuring the Linux side only");
+                eprintln!("bench: no Cloister guest ({e:#}); measuring the Linux side only");
                 for f in &opts.figures {
                     samples.pend(f.name(), "Cloister", format!("{e:#}"));
                 }

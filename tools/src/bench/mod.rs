@@ -4,7 +4,7 @@
 //! - [`boot`]: Cloister's own boot time.
 //! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
 //!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
-//!   guest ([`linux_kernel`], [`linux_guest`], [`initramfs`], [`ldd`]),
+//!   guest ([`linux_kernel`], [`linux_guest`], [`initramfs`]),
 //!   the Cloister side ([`cloister_guest`]), the figures ([`figures`],
 //!   [`parse`], [`data`]) and the statistics ([`compare`]).
 
@@ -15,7 +15,6 @@ pub mod data;
 pub mod figures;
 pub mod guest;
 pub mod initramfs;
-pub mod ldd;
 pub mod linux_compare;
 pub mod linux_guest;
 pub mod linux_kernel;
