@@ -105,10 +105,10 @@ pub fn run(opts: &Options) -> Result<Samples> {
     // Prepare every image first; a guest that cannot build one for a
     // figure sits that figure out.
     let mut skip: Vec<(usize, Figure)> = Vec::new();
-    for (gi, (_, guest)) in guests.iter_mut().enumerate() {
+    for (gi, (side, guest)) in guests.iter_mut().enumerate() {
         for fj in &jobs {
             if let Err(e) = guest.prepare(&fj.job) {
-                if guest.name() == "Linux" {
+                if *side == Side::Linux {
                     return Err(e);
                 }
                 samples.fail(fj.figure.name(), guest.name(), format!("{e:#}"));
@@ -153,7 +153,8 @@ pub fn run(opts: &Options) -> Result<Samples> {
             }
         }
     }
-    println!("{}", report_header(opts, &kernel));
+    let both = guests.len() == 2;
+    println!("{}", report_header(opts, &kernel, both));
     println!("{}", samples.table());
     for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
         println!("- {guest}, {figure}: {reason}");
@@ -221,9 +222,20 @@ fn civil_date(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel) -> String {
+fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool) -> String {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
+    let order = if both {
+        "Cloister and Linux alternating"
+    } else {
+        "Linux only"
+    };
     format!(
-        "- Date: {}. Machine: {}.\n- QEMU for both guests: {} (accelerator {}).\n- Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init.\n- Command: `{}` ({} rounds, Cloister and Linux alternating).\n",
+        "- Date: {}. Machine: {} (load average at the end: {load}).\n\
+         - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
+         - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info`.\n\
+         - Command: `{}` ({} rounds, {order}).\n",
         today(),
         machine_description(),
         opts.settings.describe(),
