@@ -63,6 +63,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
     if opts.rounds < 2 {
         bail!("use at least 2 rounds: no ratio comes from a single run");
     }
+    super::host_deps::ensure()?;
     let cache = cache_dir();
     let kernel = linux_kernel::fetch(&cache.join("linux"))?;
     eprintln!(

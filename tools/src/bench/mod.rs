@@ -5,7 +5,8 @@
 //! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
 //!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
 //!   guest ([`linux_kernel`], [`linux_guest`], [`initramfs`]),
-//!   the Cloister side ([`cloister_guest`]), the figures ([`figures`],
+//!   the Cloister side ([`cloister_guest`]), the host packages it needs
+//!   ([`host_deps`]), the figures ([`figures`],
 //!   [`parse`], [`data`]) and the statistics ([`compare`]).
 
 pub mod boot;
@@ -14,6 +15,7 @@ pub mod compare;
 pub mod data;
 pub mod figures;
 pub mod guest;
+pub mod host_deps;
 pub mod initramfs;
 pub mod linux_compare;
 pub mod linux_guest;
