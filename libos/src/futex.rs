@@ -5,7 +5,7 @@
 //! a change of the word is never lost: either the waiter saw the new
 //! value (`EAGAIN`) or it was already queued. Each waiter has its own
 //! `woken` flag; it sleeps in the platform's
-//! [`Blocker::block_until`](crate::platform::Blocker::block_until) until
+//! [`Blocker::block_until`] until
 //! the flag is set or its deadline passes.
 //!
 //! There is one address space, so private and shared futexes both key by

@@ -265,6 +265,19 @@ fn pthreads_mutex_condvar_tls_exact_count() {
 }
 
 #[test]
+fn poll_select_epoll_wake_for_pipes_and_eventfds_across_threads() {
+    let s = Scratch::new("readiness");
+    let prog = compile(&s, "readiness", &["-pthread"]);
+    let p = prog.to_str().expect("utf-8");
+    let (out, status) = finished(&cloister(&[p], &[]));
+    assert_eq!(
+        text(&out),
+        "poll: 1 ping\nselect: 1 1\nepoll: 1 42 pong\neof: 1\nok\n"
+    );
+    assert_eq!(status, 0);
+}
+
+#[test]
 fn openssl_sha256_and_speed() {
     require("/usr/bin/openssl", "openssl");
     let s = Scratch::new("openssl");

@@ -19,8 +19,13 @@ fn updating() -> bool {
     read_register(0x0a) & 0x80 != 0
 }
 
+/// Longest wait for an update to finish (an update takes under 2 ms; a
+/// VMM whose RTC never clears the flag must not hang the boot).
+const UPDATE_WAIT_NS: u64 = 10_000_000;
+
 fn read_once() -> RtcReading {
-    while updating() {
+    let deadline = crate::time::now_ns() + UPDATE_WAIT_NS;
+    while updating() && crate::time::now_ns() < deadline {
         core::hint::spin_loop();
     }
     RtcReading {

@@ -243,6 +243,21 @@ pub fn map_user_page(vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
     })
 }
 
+/// Unmaps the kernel page at `vaddr` (a stack page being freed),
+/// returning its frame.
+pub fn unmap_kernel_page(vaddr: u64) -> Option<u64> {
+    if vaddr < USER_END {
+        return None;
+    }
+    with(|pt| {
+        let (frame, flush) = pt
+            .unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr)))
+            .ok()?;
+        flush.flush();
+        Some(frame.start_address().as_u64())
+    })
+}
+
 /// Unmaps the user page at `vaddr`, returning its frame.
 pub fn unmap_user_page(vaddr: u64) -> Option<u64> {
     if vaddr >= USER_END {

@@ -19,8 +19,9 @@ pub struct KernelStack {
     pub top: u64,
 }
 
-/// Allocates and maps a stack of `pages` pages plus a guard page. Stacks are
-/// never freed (kernel threads come later).
+/// Allocates and maps a stack of `pages` pages plus a guard page. Virtual
+/// addresses are never reused (the stack region is 64 TiB); frames are,
+/// through [`free`].
 pub fn alloc(pages: u64) -> Option<KernelStack> {
     let guard = NEXT_VADDR.fetch_add((pages + 1) * PAGE_BYTES, Ordering::Relaxed);
     let bottom = guard + PAGE_BYTES;
@@ -33,6 +34,22 @@ pub fn alloc(pages: u64) -> Option<KernelStack> {
         bottom,
         top: bottom + pages * PAGE_BYTES,
     })
+}
+
+/// Unmaps `stack` and returns its frames.
+///
+/// # Safety
+/// Nothing may run on the stack or hold a reference into it, now or later.
+pub unsafe fn free(stack: &KernelStack) {
+    let mut v = stack.bottom;
+    while v < stack.top {
+        if let Some(frame) = paging::unmap_kernel_page(v)
+            && let Err(e) = frames::free(frame, 1)
+        {
+            log::error!("freeing a stack frame: {e:?}");
+        }
+        v += PAGE_BYTES;
+    }
 }
 
 /// Switches to `stack` and calls `f` there; never returns.
