@@ -16,11 +16,11 @@ use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 use crate::{return_errno, return_errno_with_message};
 
 /// Bytes moved between user memory and a file per copy.
-const IO_CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const IO_CHUNK_BYTES: usize = 64 * 1024;
 /// `IOV_MAX`
 const IOV_MAX: usize = 1024;
 /// Largest single transfer, as Linux (`MAX_RW_COUNT`).
-const MAX_RW_COUNT: usize = 0x7fff_f000;
+pub(crate) const MAX_RW_COUNT: usize = 0x7fff_f000;
 
 fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
     p.fds.lock().get(fd)

@@ -5,6 +5,7 @@
 //!   `pread64`/`pwrite64`, `readv`/`writev`, `lseek`, `dup`/`dup2`/`dup3`,
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
+//! - [`copy`]: `sendfile`, `copy_file_range`.
 //! - [`attr`]: extended attributes (none stored: `ENODATA`/`ENOTSUP`),
 //!   `statfs`/`fstatfs` (a tmpfs).
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
@@ -16,6 +17,7 @@
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
 
 pub mod attr;
+pub mod copy;
 pub mod io;
 pub mod namei;
 pub mod stat;
@@ -61,6 +63,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (21, "access", namei::sys_access),
     (32, "dup", io::sys_dup),
     (33, "dup2", io::sys_dup2),
+    (40, "sendfile", copy::sys_sendfile),
     (72, "fcntl", io::sys_fcntl),
     (76, "truncate", namei::sys_truncate),
     (77, "ftruncate", namei::sys_ftruncate),
@@ -105,6 +108,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (269, "faccessat", namei::sys_faccessat),
     (292, "dup3", io::sys_dup3),
     (316, "renameat2", namei::sys_renameat2),
+    (326, "copy_file_range", copy::sys_copy_file_range),
     (332, "statx", stat::sys_statx),
     (439, "faccessat2", namei::sys_faccessat2),
 ];

@@ -595,3 +595,54 @@ fn abi_doc_claims_only_registered_handlers() {
     }
     assert_eq!(rows, table.supported().count());
 }
+
+#[test]
+fn sendfile_and_copy_file_range_copy_between_fds() {
+    let mut h = Harness::new();
+    let src = h.cstr("/src");
+    let dst = h.cstr("/dst");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let buf = h.bytes(&data);
+    let fin = h.call("open", &[src, 0o102, 0o644]) as u64; // O_RDWR|O_CREAT
+    assert_eq!(
+        h.call("write", &[fin, buf, data.len() as u64]),
+        data.len() as i64
+    );
+    let fout = h.call("open", &[dst, 0o101, 0o644]) as u64; // O_WRONLY|O_CREAT
+    // With an offset pointer: the input's file offset stays at the end.
+    let off = h.bytes(&10u64.to_le_bytes());
+    assert_eq!(h.call("sendfile", &[fout, fin, off, 1000]), 1000);
+    assert_eq!(h.u64_at(off), 1010);
+    // Without one: from the file offset, rewound first; stops at end of file.
+    assert_eq!(h.call("lseek", &[fin, 1010, 0]), 1010);
+    assert_eq!(
+        h.call("sendfile", &[fout, fin, 0, 1 << 30]),
+        (data.len() - 1010) as i64
+    );
+    assert_eq!(h.call("lseek", &[fin, 0, 1]), data.len() as i64);
+    let back = h.alloc(data.len());
+    let fcheck = h.call("open", &[dst, 0, 0]) as u64;
+    assert_eq!(
+        h.call("read", &[fcheck, back, data.len() as u64]),
+        (data.len() - 10) as i64
+    );
+    assert_eq!(h.mem(back, data.len() - 10), data[10..]);
+    // copy_file_range with explicit offsets leaves the file offsets alone.
+    let (o_in, o_out) = (h.bytes(&0u64.to_le_bytes()), h.bytes(&0u64.to_le_bytes()));
+    assert_eq!(
+        h.call("copy_file_range", &[fin, o_in, fout, o_out, 4096, 0]),
+        4096
+    );
+    assert_eq!((h.u64_at(o_in), h.u64_at(o_out)), (4096, 4096));
+    assert_eq!(
+        h.call("copy_file_range", &[fin, o_in, fout, o_out, 1, 1]),
+        err(Errno::EINVAL)
+    );
+    // A pipe cannot be the input; the console can be the output.
+    let fds = h.alloc(8);
+    assert_eq!(h.call("pipe2", &[fds, 0]), 0);
+    let rd = u64::from(h.u32_at(fds));
+    assert_eq!(h.call("sendfile", &[1, rd, 0, 10]), err(Errno::EINVAL));
+    assert_eq!(h.call("sendfile", &[1, fin, off, 5]), 5);
+    assert_eq!(h.call("sendfile", &[1, 99, 0, 5]), err(Errno::EBADF));
+}
