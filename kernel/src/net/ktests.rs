@@ -164,3 +164,46 @@ ktest!(
         );
     }
 );
+
+/// The guest port `tests/tests/net.rs` publishes.
+const PUBLISHED_GUEST_PORT: u16 = 7777;
+
+/// Whether `frame` is a TCP SYN to 10.0.2.15:`port`.
+fn is_syn_to(frame: &[u8], port: u16) -> bool {
+    if frame.len() < 14 + 20 + 20 || frame[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let ip = &frame[14..];
+    let header_bytes = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ip[9] != 6 || ip[16..20] != GUEST_IP || ip.len() < header_bytes + 20 {
+        return false;
+    }
+    let tcp = &ip[header_bytes..];
+    let syn = tcp[13] & 0x02 != 0;
+    u16::from_be_bytes([tcp[2], tcp[3]]) == port && syn
+}
+
+// Run by `tests/tests/net.rs`, which publishes a host port to
+// PUBLISHED_GUEST_PORT and connects once the guest says it waits.
+ktest!(
+    #[ignore]
+    fn a_host_connection_reaches_the_guest_through_publish() {
+        let nic = nic();
+        let mac = nic.mac();
+        let mut buf = [0u8; MAX_FRAME];
+        // Slirp learns the guest's MAC from its ARP request.
+        nic.transmit(&arp_request(mac, GATEWAY_IP))
+            .expect("transmit");
+        let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+        assert!(answered, "no ARP reply from 10.0.2.2 within 5 s");
+        crate::kprintln!("net: waiting for a TCP SYN to port {PUBLISHED_GUEST_PORT}");
+        let got = within_ms(60_000, || {
+            let mut seen = false;
+            while let Some(len) = nic.receive(&mut buf).expect("receive") {
+                seen |= is_syn_to(&buf[..len], PUBLISHED_GUEST_PORT);
+            }
+            seen
+        });
+        assert!(got, "no SYN to port {PUBLISHED_GUEST_PORT} within 60 s");
+    }
+);
