@@ -86,8 +86,12 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
     }
 }
 
-/// The network card, if [`init`] found one: hand it to the LibOS's network
-/// stack (`libos::net`).
+/// The network card, if [`init`] found one: what the run module hands to
+/// the LibOS's network stack (`libos::net::NetStack::new(device, config,
+/// platform)` on the `net-libos` branch). `None` means loopback only.
+///
+/// Its methods never block and may be called from any context, interrupt
+/// handlers included (the lock is taken with interrupts off).
 pub fn device() -> Option<Arc<dyn NetDevice>> {
     virtio_device().map(|d| d as Arc<dyn NetDevice>)
 }

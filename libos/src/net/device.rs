@@ -4,7 +4,7 @@ use crate::error::Result;
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
 pub trait NetDevice: Send + Sync {
-    /// The card's Ethernet (MAC) address.
+    /// The MAC address.
     fn mac(&self) -> [u8; 6];
     /// Largest Ethernet frame (header included, no FCS), e.g. 1514.
     fn max_frame(&self) -> usize;
