@@ -131,6 +131,7 @@ ktest!(
         let mut buf = [0u8; MAX_FRAME];
         drain_replies(&nic, &mut buf);
         let frame = arp_request(mac, GATEWAY_IP);
+        let start_ns = crate::time::now_ns();
         let mut replies = 0;
         let mut refused = 0u64;
         for i in 0..1000 {
@@ -157,7 +158,11 @@ ktest!(
             replies += drain_replies(&nic, &mut buf);
             replies > 2 * QUEUE_SIZE
         });
-        crate::kprintln!("net: 1000 frames sent ({refused} EAGAIN), {replies} ARP replies");
+        let elapsed_us = (crate::time::now_ns() - start_ns) / 1000;
+        crate::kprintln!(
+            "net: 1000 frames sent ({refused} EAGAIN), {replies} ARP replies, {} ms",
+            elapsed_us / 1000
+        );
         assert!(
             replies > 2 * QUEUE_SIZE,
             "only {replies} replies to 1000 requests"
