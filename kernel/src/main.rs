@@ -14,6 +14,7 @@
 //! - [`audit`](mod@audit): the audit region, boot/exception/panic records and
 //!   the syscall-recording API;
 //! - [`mm`]: virtual layout, frames, page tables, stacks, heap;
+//! - [`net`]: the network card (virtio-net over virtio-mmio);
 //! - [`console`], [`time`], [`exit`](mod@exit): serial log, clocks, leaving QEMU;
 //! - [`boot_info`]: what the PVH loader passed;
 //! - [`ktest`](mod@ktest): the in-guest test framework.
@@ -30,6 +31,7 @@ pub mod console;
 pub mod exit;
 pub mod ktest;
 pub mod mm;
+pub mod net;
 pub mod run;
 pub mod task;
 pub mod time;
@@ -101,7 +103,10 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }
-    for key in args.unknown_keys(audit::CMDLINE_KEYS) {
+    for key in args
+        .unknown_keys(audit::CMDLINE_KEYS)
+        .filter(|k| !net::CMDLINE_KEYS.contains(k))
+    {
         log::warn!("unknown kernel command-line key {key:?}");
     }
     print_memory_map(info);
@@ -207,6 +212,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         arch::apic::timer_hz() / 1000,
         hz
     );
+    net::init(&args);
     kprintln!("Cloister ready");
 
     audit::run_crash_test(&args);

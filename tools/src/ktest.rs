@@ -134,9 +134,11 @@ pub fn run(base: &QemuConfig, pattern: &str, mut report: impl FnMut(Event<'_>)) 
 
 /// A configuration for test runs: the given kernel, timeouts suited to TCG
 /// (a whole run within `CLOISTER_TEST_TIMEOUT` seconds, default 600; a test
-/// silent for 60 s counts as hung).
+/// silent for 60 s counts as hung), and a network card (user-mode, no
+/// forwards) for the network tests — every other test runs with it too.
 pub fn test_config(kernel: std::path::PathBuf) -> Result<QemuConfig> {
     let mut config = QemuConfig::new(kernel)?;
+    config.nic = Some(crate::qemu::Nic::default());
     config.timeout = Duration::from_secs(
         std::env::var("CLOISTER_TEST_TIMEOUT")
             .ok()

@@ -103,6 +103,7 @@ fn boot(accel: Option<&str>, mem: u32, append: &str) -> Result<i32> {
     config.accel = accel_or_env(accel)?;
     config.memory_mib = mem;
     config.cmdline = append.to_string();
+    config.nic = Some(qemu::Nic::default());
     eprintln!(
         "cloister: booting {} under QEMU ({}, {} MiB)",
         config.kernel.display(),

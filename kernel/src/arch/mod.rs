@@ -1,5 +1,6 @@
 //! x86-64 specifics: the PVH entry, descriptor tables, traps, the local APIC
-//! timer, PIT-based TSC calibration and CPU feature control.
+//! timer, the I/O APIC (device interrupt routing), PIT-based TSC calibration
+//! and CPU feature control.
 
 pub mod apic;
 pub mod boot;
@@ -8,6 +9,7 @@ pub mod cpu;
 pub mod fpu;
 pub mod gdt;
 pub mod idt;
+pub mod ioapic;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod pit;

@@ -116,6 +116,8 @@ pub fn stub_address(vector: u8) -> u64 {
 
 /// The timer interrupt vector.
 pub const TIMER_VECTOR: u8 = 32;
+/// The network card's interrupt vector (routed through the I/O APIC).
+pub const NET_VECTOR: u8 = 33;
 /// The APIC spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 255;
 
@@ -173,6 +175,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::time::tick();
             super::apic::end_of_interrupt();
         }
+        v if v == u64::from(NET_VECTOR) => {
+            crate::net::handle_interrupt();
+            super::apic::end_of_interrupt();
+        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v => {
             log::warn!("unexpected interrupt vector {v}");
@@ -188,6 +194,10 @@ fn from_user(frame: &TrapFrame) -> ! {
     match frame.vector {
         v if v == u64::from(TIMER_VECTOR) => {
             crate::time::tick();
+            super::apic::end_of_interrupt();
+        }
+        v if v == u64::from(NET_VECTOR) => {
+            crate::net::handle_interrupt();
             super::apic::end_of_interrupt();
         }
         v if v == u64::from(SPURIOUS_VECTOR) || v < 32 => {}

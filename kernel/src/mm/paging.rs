@@ -282,3 +282,12 @@ pub fn flags_of(vaddr: u64) -> Option<F> {
         _ => None,
     })
 }
+
+/// The physical address `vaddr` maps to (any page size), or `None` if it is
+/// unmapped.
+pub fn translate(vaddr: u64) -> Option<u64> {
+    with(|pt| {
+        pt.translate_addr(VirtAddr::new(vaddr))
+            .map(PhysAddr::as_u64)
+    })
+}

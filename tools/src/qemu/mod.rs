@@ -12,9 +12,14 @@
 //! bytes from a Unix socket QEMU waits on (see `app_serial.rs`);
 //! [`run_observed`] hands both to a [`GuestObserver`], which may also end
 //! the run early once the guest has said all it will.
+//!
+//! `microvm` runs with `acpi=off`, and [`QemuConfig::nic`] gives the guest a
+//! virtio-net card on user-mode networking with loopback-only port
+//! forwards (see [`net`]).
 
 mod accel;
 mod app_serial;
+pub mod net;
 mod outcome;
 pub mod stub_guest;
 
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use accel::Accel;
+pub use net::{Nic, PortForward};
 pub use outcome::Outcome;
 
 /// QEMU exit status when the guest wrote 0x10 to the debug-exit port.
@@ -59,6 +65,9 @@ pub struct QemuConfig {
     /// output QEMU sends to a Unix socket it creates at this path (which
     /// must not exist); [`run_observed`] reads it.
     pub app_serial: Option<PathBuf>,
+    /// A network card (user-mode networking, `restrict=on`, with its
+    /// forwards; `microvm` only — see [`net`]).
+    pub nic: Option<Nic>,
 }
 
 impl QemuConfig {
@@ -76,6 +85,7 @@ impl QemuConfig {
             extra_args: Vec::new(),
             machine: "microvm".into(),
             app_serial: None,
+            nic: None,
         })
     }
 
@@ -83,7 +93,7 @@ impl QemuConfig {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-M".into(),
-            self.machine.clone(),
+            net::machine_arg(&self.machine),
             "-nodefaults".into(),
             "-no-user-config".into(),
             "-display".into(),
@@ -111,6 +121,9 @@ impl QemuConfig {
         }
         if let Some(socket) = &self.app_serial {
             a.extend(app_serial::qemu_args(socket));
+        }
+        if let Some(nic) = &self.nic {
+            a.extend(nic.qemu_args(&self.machine));
         }
         a.extend(self.extra_args.iter().cloned());
         a

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::qemu::Accel;
+use crate::qemu::{Accel, Nic, PortForward};
 
 /// The environment a program gets unless `--env` says otherwise.
 pub const DEFAULT_ENV: [(&str, &str); 2] =
@@ -158,6 +158,10 @@ pub struct RunOptions {
     /// Collect the program's output and the kernel's lines in the
     /// [`RunResult`](super::RunResult) instead of printing them.
     pub capture: bool,
+    /// TCP ports forwarded from the host's 127.0.0.1 into the guest. The
+    /// guest always has a network card (QEMU user-mode networking,
+    /// restricted: no way out but these forwards).
+    pub publish: Vec<PortForward>,
 }
 
 impl RunOptions {
@@ -179,6 +183,7 @@ impl RunOptions {
             accel: None,
             kernel: None,
             capture: false,
+            publish: Vec::new(),
         }
     }
 }
@@ -212,6 +217,10 @@ pub struct RunArgs {
     /// Boot this kernel ELF instead of building the release kernel.
     #[arg(long, value_name = "ELF")]
     kernel: Option<PathBuf>,
+    /// Forward TCP port HOST on the host's 127.0.0.1 (only) to port GUEST
+    /// in the guest (repeatable; PORT alone means PORT:PORT).
+    #[arg(short = 'p', long = "publish", value_name = "HOST:GUEST")]
+    publish: Vec<String>,
     /// Show the kernel's info-level log and what goes in the image.
     #[arg(short, long)]
     verbose: bool,
@@ -247,6 +256,13 @@ impl RunArgs {
         opts.image = self.image;
         opts.kernel = self.kernel;
         opts.accel = self.accel.as_deref().map(Accel::parse).transpose()?;
+        opts.publish = self
+            .publish
+            .iter()
+            .map(|p| PortForward::parse(p))
+            .collect::<Result<_>>()?;
+        // Refuses a host port given twice, before anything is built.
+        Nic::with_forwards(opts.publish.clone())?;
         Ok(opts)
     }
 }
@@ -285,6 +301,33 @@ mod tests {
         assert_eq!(o.timeout, None);
         assert!(!o.trace && !o.verbose && !o.capture);
         assert!(o.files.is_empty() && o.env.is_empty());
+        assert!(o.publish.is_empty());
+    }
+
+    #[test]
+    fn publish_is_repeatable_and_checked() {
+        let o = parse(&["--publish", "8080:80", "-p", "6379", "--", "nginx"]).unwrap();
+        assert_eq!(
+            o.publish,
+            [
+                PortForward {
+                    host_port: 8080,
+                    guest_port: 80
+                },
+                PortForward {
+                    host_port: 6379,
+                    guest_port: 6379
+                }
+            ]
+        );
+        let err = parse(&["--publish", "0.0.0.0:80:80", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("127.0.0.1"), "{err}");
+        let err = parse(&["-p", "80:1", "-p", "80:2", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::options::RunOptions;
 use super::pack::{HostContext, Packed, describe_command, pack};
 use super::protocol::{ConsoleLine, classify};
 use crate::build::{KernelBuild, build_kernel};
-use crate::qemu::{self, Flow, GuestObserver, Outcome, QemuConfig};
+use crate::qemu::{self, Flow, GuestObserver, Nic, Outcome, QemuConfig};
 
 /// The runner's exit code when the guest did not report the program's
 /// status (as `docker run` uses 125 for its own failures).
@@ -146,6 +146,7 @@ fn qemu_config(
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
     config.idle_timeout = Duration::MAX;
     config.app_serial = Some(socket);
+    config.nic = Some(Nic::with_forwards(opts.publish.clone())?);
     Ok(config)
 }
 
@@ -356,6 +357,28 @@ mod tests {
         assert_eq!(r.exit_code(), NO_STATUS_EXIT);
         let d = r.diagnosis.as_deref().unwrap();
         assert!(d.contains("2 s limit"), "{d}");
+    }
+
+    #[test]
+    fn a_run_always_has_a_restricted_card_and_publishes_on_loopback() {
+        let mut opts = RunOptions::new("x", Vec::<String>::new());
+        let config = qemu_config(&opts, "/k".into(), "/i".into(), "/s".into()).unwrap();
+        let args = config.args().join(" ");
+        assert!(args.contains("-M microvm,acpi=off"), "{args}");
+        assert!(
+            args.contains("-netdev user,id=n0,restrict=on -device virtio-net-device,netdev=n0"),
+            "{args}"
+        );
+        opts.publish = vec![crate::qemu::PortForward {
+            host_port: 18080,
+            guest_port: 80,
+        }];
+        let config = qemu_config(&opts, "/k".into(), "/i".into(), "/s".into()).unwrap();
+        let args = config.args().join(" ");
+        assert!(
+            args.contains("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:18080-:80 "),
+            "{args}"
+        );
     }
 
     #[test]

@@ -1,0 +1,116 @@
+//! The network card: discovery at boot, the virtio-net driver and the
+//! handle the LibOS's network stack is given.
+//!
+//! - [`mmio`]: virtio-mmio transports from the `virtio_mmio.device=` entries
+//!   QEMU's `microvm` appends to the command line (with `acpi=off`);
+//! - [`hal`]: DMA memory and address translation for `virtio-drivers`;
+//! - [`virtio`]: [`VirtioNet`], the driver, implementing
+//!   [`libos::net::NetDevice`].
+//!
+//! [`init`] runs once at boot (after paging, the heap and the local APIC)
+//! and logs `net: virtio-net <mac>` or `net: no device`; [`device`] then
+//! hands the card to whoever builds the network stack. Receiving works by
+//! polling ([`NetDevice::receive`] checks the used ring); the device's
+//! interrupt is routed through the I/O APIC only so that an idle CPU (all
+//! threads blocked, halted) wakes when a frame arrives instead of at the
+//! next timer tick. Its handler just acknowledges the device.
+
+pub mod hal;
+#[cfg(feature = "ktest")]
+mod ktests;
+pub mod mmio;
+pub mod virtio;
+
+use alloc::sync::Arc;
+
+use libos::boot::cmdline::KernelArgs;
+use libos::net::NetDevice;
+use virtio_drivers::transport::DeviceType;
+
+pub use virtio::VirtioNet;
+
+/// Command-line keys this module reads.
+pub const CMDLINE_KEYS: &[&str] = &[mmio::CMDLINE_KEY, NO_IRQ_KEY];
+
+/// `net.poll`: leave the device interrupt unrouted (pure polling).
+const NO_IRQ_KEY: &str = "net.poll";
+
+static DEVICE: spin::Once<Option<Arc<VirtioNet>>> = spin::Once::new();
+
+/// Finds the first virtio-net device announced on the command line, brings
+/// it up and routes its interrupt. Call once, after the heap and the local
+/// APIC are up; later calls do nothing.
+pub fn init(args: &KernelArgs<'_>) {
+    if DEVICE.is_completed() {
+        return;
+    }
+    let Some((nic, dev)) = probe(args) else {
+        DEVICE.call_once(|| None);
+        crate::kprintln!("net: no device");
+        return;
+    };
+    // Published before the line is routed: the handler must find the
+    // device to acknowledge it, or the level-triggered line would fire for
+    // ever.
+    DEVICE.call_once(|| Some(nic.clone()));
+    let irq = if args.has(NO_IRQ_KEY) {
+        nic.set_interrupts(false);
+        alloc::string::String::from("polling")
+    } else {
+        match crate::arch::ioapic::route_level(dev.irq, crate::arch::trap::NET_VECTOR) {
+            Ok(()) => alloc::format!("irq {}", dev.irq),
+            Err(e) => {
+                log::warn!("net: cannot route irq {}: {e:?}; polling only", dev.irq);
+                nic.set_interrupts(false);
+                alloc::string::String::from("polling")
+            }
+        }
+    };
+    crate::kprintln!(
+        "net: virtio-net {} at {:#x}, {irq}",
+        format_mac(&nic.mac()),
+        dev.paddr
+    );
+}
+
+/// The first working virtio-net device on the command line.
+fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
+    let (dev, transport) = mmio::from_cmdline(args)
+        .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))?;
+    match VirtioNet::new(transport) {
+        Ok(nic) => Some((Arc::new(nic), dev)),
+        Err(e) => {
+            log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);
+            None
+        }
+    }
+}
+
+/// The network card, if [`init`] found one: what the run module hands to
+/// the LibOS's network stack (`libos::net::NetStack::new(device, config,
+/// platform)` on the `net-libos` branch). `None` means loopback only.
+///
+/// Its methods never block and may be called from any context, interrupt
+/// handlers included (the lock is taken with interrupts off).
+pub fn device() -> Option<Arc<dyn NetDevice>> {
+    virtio_device().map(|d| d as Arc<dyn NetDevice>)
+}
+
+/// The card as its concrete type (statistics, tests).
+pub fn virtio_device() -> Option<Arc<VirtioNet>> {
+    DEVICE.get().cloned().flatten()
+}
+
+/// The device interrupt (vector [`crate::arch::trap::NET_VECTOR`]), before
+/// the end-of-interrupt.
+pub fn handle_interrupt() {
+    if let Some(Some(nic)) = DEVICE.get() {
+        nic.handle_interrupt();
+    }
+}
+
+/// `52:54:00:12:34:56`.
+pub fn format_mac(mac: &[u8; 6]) -> alloc::string::String {
+    let [a, b, c, d, e, f] = *mac;
+    alloc::format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}

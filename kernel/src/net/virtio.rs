@@ -1,0 +1,335 @@
+//! [`VirtioNet`]: the virtio-net driver behind [`NetDevice`], over
+//! `virtio-drivers`' [`VirtIONetRaw`] (which owns the virtqueues) with the
+//! packet buffers managed here.
+//!
+//! Buffers: two pools of [`QUEUE_SIZE`] fixed 2 KiB slots (virtio-net
+//! header + one 1514-byte frame), allocated once as DMA frames, so sending
+//! and receiving never touch the heap. Every receive slot is posted to the
+//! device at start; [`NetDevice::receive`] copies a completed frame out and
+//! posts its slot again at once, so the receive queue never runs dry while
+//! frames are taken. [`NetDevice::transmit`] first reclaims the slots of
+//! finished sends, then copies the frame into a free slot; with none free it
+//! returns `EAGAIN` (the caller retries after a while — the device finishes
+//! sends on its own).
+//!
+//! Locking: one spin lock around the device, always taken with interrupts
+//! off (the device interrupt handler, [`VirtioNet::handle_interrupt`], takes
+//! it too).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::error::{Errno, Result};
+use libos::net::NetDevice;
+use spin::Mutex;
+use virtio_drivers::device::net::VirtIONetRaw;
+use virtio_drivers::transport::mmio::MmioTransport;
+use x86_64::instructions::interrupts::without_interrupts;
+
+use super::hal::KernelHal;
+use crate::mm::{self, PAGE_BYTES};
+
+/// Descriptors per virtqueue, and so slots per pool.
+pub const QUEUE_SIZE: usize = 128;
+/// Bytes of one buffer slot: a virtio-net header and a whole frame.
+const SLOT_BYTES: usize = 2048;
+/// The largest Ethernet frame handled: 1500-byte MTU + 14-byte header.
+pub const MAX_FRAME: usize = 1514;
+/// No slot for this token.
+const NO_SLOT: u16 = u16::MAX;
+
+type Raw = VirtIONetRaw<KernelHal, MmioTransport<'static>, QUEUE_SIZE>;
+
+/// [`QUEUE_SIZE`] buffer slots in one run of DMA frames.
+#[derive(Debug)]
+struct Pool {
+    /// Direct-map address of slot 0.
+    vaddr: u64,
+}
+
+impl Pool {
+    fn new() -> Option<Self> {
+        let pages = (QUEUE_SIZE * SLOT_BYTES).div_ceil(PAGE_BYTES as usize);
+        let paddr = mm::frames::alloc_contiguous(pages, 1)?;
+        Some(Self {
+            vaddr: mm::phys_to_virt(paddr),
+        })
+    }
+
+    /// Slot `i`, or its first `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// The caller must not hold another reference to slot `i`, and must not
+    /// use this one while the device owns the slot (between the
+    /// `*_begin` and `*_complete` calls that carry it).
+    #[expect(clippy::mut_from_ref, reason = "slots are disjoint DMA memory")]
+    unsafe fn slot(&self, i: u16, len: usize) -> &mut [u8] {
+        debug_assert!(usize::from(i) < QUEUE_SIZE && len <= SLOT_BYTES);
+        // SAFETY: the pool's run holds QUEUE_SIZE slots of SLOT_BYTES,
+        // mapped read-write in the direct map and owned by this pool;
+        // exclusivity is the caller's obligation.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                (self.vaddr + (usize::from(i) * SLOT_BYTES) as u64) as *mut u8,
+                len,
+            )
+        }
+    }
+}
+
+/// Frame counters, for tests and diagnostics.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Frames handed to the device.
+    pub tx_frames: AtomicU64,
+    /// `transmit` calls refused with `EAGAIN`.
+    pub tx_queue_full: AtomicU64,
+    /// Frames taken from the device.
+    pub rx_frames: AtomicU64,
+    /// Received frames dropped (too long for the caller's buffer).
+    pub rx_dropped: AtomicU64,
+    /// Device interrupts handled.
+    pub interrupts: AtomicU64,
+}
+
+/// The state behind the lock.
+struct Inner {
+    raw: Raw,
+    tx: Pool,
+    rx: Pool,
+    /// Transmit slots not in the device's hands.
+    tx_free: [u16; QUEUE_SIZE],
+    tx_free_count: usize,
+    /// Bytes in use in each transmit slot (what was passed to the device).
+    tx_len: [u16; QUEUE_SIZE],
+    /// The slot of each in-flight token (a token is a descriptor index).
+    tx_slot_of: [u16; QUEUE_SIZE],
+    rx_slot_of: [u16; QUEUE_SIZE],
+}
+
+// SAFETY: `Inner` is only reached through `VirtioNet`'s mutex on one CPU;
+// the raw pointers inside the transport and pools point at device registers
+// and DMA memory owned by this driver, not tied to any thread.
+unsafe impl Send for Inner {}
+
+/// A virtio-net device.
+pub struct VirtioNet {
+    inner: Mutex<Inner>,
+    mac: [u8; 6],
+    stats: NetStats,
+}
+
+impl core::fmt::Debug for VirtioNet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VirtioNet")
+            .field("mac", &self.mac)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the device could not be brought up.
+#[derive(Debug)]
+pub enum InitError {
+    /// The transport or the virtqueues failed.
+    Virtio(virtio_drivers::Error),
+    /// No memory for the buffer pools.
+    OutOfMemory,
+}
+
+impl From<virtio_drivers::Error> for InitError {
+    fn from(e: virtio_drivers::Error) -> Self {
+        Self::Virtio(e)
+    }
+}
+
+impl VirtioNet {
+    /// Brings the device up and posts every receive buffer.
+    pub fn new(transport: MmioTransport<'static>) -> core::result::Result<Self, InitError> {
+        let raw = Raw::new(transport)?;
+        let mac = raw.mac_address();
+        let (Some(tx), Some(rx)) = (Pool::new(), Pool::new()) else {
+            return Err(InitError::OutOfMemory);
+        };
+        let mut inner = Inner {
+            raw,
+            tx,
+            rx,
+            tx_free: core::array::from_fn(|i| i as u16),
+            tx_free_count: QUEUE_SIZE,
+            tx_len: [0; QUEUE_SIZE],
+            tx_slot_of: [NO_SLOT; QUEUE_SIZE],
+            rx_slot_of: [NO_SLOT; QUEUE_SIZE],
+        };
+        for slot in 0..QUEUE_SIZE as u16 {
+            inner.post_rx(slot)?;
+        }
+        Ok(Self {
+            inner: Mutex::new(inner),
+            mac,
+            stats: NetStats::default(),
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        without_interrupts(|| f(&mut self.inner.lock()))
+    }
+
+    /// The device's frame counters.
+    pub fn stats(&self) -> &NetStats {
+        &self.stats
+    }
+
+    /// Transmit slots the device still holds (after reclaiming finished
+    /// sends).
+    pub fn tx_in_flight(&self) -> usize {
+        self.with(|d| {
+            d.reclaim_tx();
+            QUEUE_SIZE - d.tx_free_count
+        })
+    }
+
+    /// Turns the device's used-buffer interrupts on or off.
+    pub fn set_interrupts(&self, on: bool) {
+        self.with(|d| {
+            if on {
+                d.raw.enable_interrupts();
+            } else {
+                d.raw.disable_interrupts();
+            }
+        });
+    }
+
+    /// From the interrupt handler: acknowledges the device's interrupt (so
+    /// its level-triggered line drops). The waiting threads find the frames
+    /// when the scheduler re-checks them after the interrupt.
+    pub fn handle_interrupt(&self) {
+        // Interrupts are off here, and every holder of the lock keeps them
+        // off, so on the one CPU the lock is free; `try_lock` only guards
+        // against a re-entrant bug.
+        if let Some(mut d) = self.inner.try_lock() {
+            d.raw.ack_interrupt();
+            self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Inner {
+    /// Gives receive slot `slot` to the device.
+    fn post_rx(&mut self, slot: u16) -> virtio_drivers::Result<()> {
+        // SAFETY: the slot is not in the device's hands (fresh, or just
+        // completed), and the buffer stays valid and untouched until
+        // `receive_complete` returns it.
+        let token = unsafe { self.raw.receive_begin(self.rx.slot(slot, SLOT_BYTES)) }?;
+        self.rx_slot_of[usize::from(token)] = slot;
+        Ok(())
+    }
+
+    /// Takes back the slots of every send the device has finished.
+    fn reclaim_tx(&mut self) {
+        while let Some(token) = self.raw.poll_transmit() {
+            let slot = self.tx_slot_of[usize::from(token)];
+            assert_ne!(slot, NO_SLOT, "virtio-net: unknown transmit token {token}");
+            let len = usize::from(self.tx_len[usize::from(slot)]);
+            // SAFETY: the same buffer (slot and length) that
+            // `transmit_begin` was given with this token.
+            let done = unsafe { self.raw.transmit_complete(token, self.tx.slot(slot, len)) };
+            if let Err(e) = done {
+                panic!("virtio-net: completing transmit token {token}: {e:?}");
+            }
+            self.tx_slot_of[usize::from(token)] = NO_SLOT;
+            self.tx_free[self.tx_free_count] = slot;
+            self.tx_free_count += 1;
+        }
+    }
+
+    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
+        self.reclaim_tx();
+        if self.tx_free_count == 0 {
+            return Err(Errno::EAGAIN.into());
+        }
+        let slot = self.tx_free[self.tx_free_count - 1];
+        // SAFETY: a free slot: the device does not hold it, and this is the
+        // only reference.
+        let buf = unsafe { self.tx.slot(slot, SLOT_BYTES) };
+        let header = self.raw.fill_buffer_header(buf).map_err(|_| Errno::EIO)?;
+        let len = header + frame.len();
+        buf[header..len].copy_from_slice(frame);
+        // SAFETY: the slot stays untouched until `reclaim_tx` completes its
+        // token with the same slice.
+        let token = match unsafe { self.raw.transmit_begin(self.tx.slot(slot, len)) } {
+            Ok(t) => t,
+            Err(virtio_drivers::Error::QueueFull) => return Err(Errno::EAGAIN.into()),
+            Err(_) => return Err(Errno::EIO.into()),
+        };
+        self.tx_free_count -= 1;
+        self.tx_len[usize::from(slot)] = len as u16;
+        self.tx_slot_of[usize::from(token)] = slot;
+        Ok(())
+    }
+
+    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
+    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        let Some(token) = self.raw.poll_receive() else {
+            return Ok(None);
+        };
+        let slot = self.rx_slot_of[usize::from(token)];
+        assert_ne!(slot, NO_SLOT, "virtio-net: unknown receive token {token}");
+        self.rx_slot_of[usize::from(token)] = NO_SLOT;
+        // SAFETY: the same buffer `post_rx` gave the device with this token.
+        let done = unsafe {
+            self.raw
+                .receive_complete(token, self.rx.slot(slot, SLOT_BYTES))
+        };
+        let copied = match done {
+            Ok((header, len)) if len <= buf.len() && header + len <= SLOT_BYTES => {
+                // SAFETY: the device has given the slot back.
+                let data = unsafe { self.rx.slot(slot, header + len) };
+                buf[..len].copy_from_slice(&data[header..]);
+                Ok(Some(len))
+            }
+            Ok(_) => Err(Errno::EMSGSIZE.into()),
+            Err(_) => Err(Errno::EIO.into()),
+        };
+        if self.post_rx(slot).is_err() {
+            log::error!("virtio-net: cannot repost receive slot {slot}");
+        }
+        copied
+    }
+}
+
+impl NetDevice for VirtioNet {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn max_frame(&self) -> usize {
+        MAX_FRAME
+    }
+
+    fn transmit(&self, frame: &[u8]) -> Result<()> {
+        if frame.len() > MAX_FRAME {
+            return Err(Errno::EMSGSIZE.into());
+        }
+        let r = self.with(|d| d.transmit(frame));
+        match &r {
+            Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
+            Err(e) if e.errno() == Errno::EAGAIN => {
+                self.stats.tx_queue_full.fetch_add(1, Ordering::Relaxed)
+            }
+            Err(_) => 0,
+        };
+        r
+    }
+
+    fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        let r = self.with(|d| d.receive(buf));
+        match &r {
+            Ok(Some(_)) => self.stats.rx_frames.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed),
+            Ok(None) => 0,
+        };
+        r
+    }
+}
