@@ -16,6 +16,7 @@ pub mod fs;
 pub mod futex;
 pub mod ipc;
 pub mod mm;
+pub mod net;
 pub mod platform;
 pub mod process;
 pub mod random;
