@@ -1,10 +1,10 @@
 //! [`NetDevice`]: the network card as the LibOS sees it (raw Ethernet
-//! frames in and out, never blocking), and [`NicPhy`], the adapter that
+//! frames in and out, never blocking), and `NicPhy`, the adapter that
 //! lets smoltcp drive one.
 //!
 //! The kernel implements [`NetDevice`] for virtio-net; host tests join two
 //! stacks with an in-memory pair. A frame the device cannot take yet
-//! (`EAGAIN`) waits in a short software queue in [`NicPhy`] and goes first
+//! (`EAGAIN`) waits in a short software queue in `NicPhy` and goes first
 //! at the next poll, so a full device queue delays frames instead of
 //! dropping them (TCP would recover, but only after a retransmit timeout).
 

@@ -14,11 +14,24 @@
 //! with `EAGAIN`, and the syscall layer waits through the platform's
 //! `Blocker`.
 
+pub mod addr;
 pub mod config;
 pub mod device;
 pub mod port;
+pub mod socket;
 pub mod stack;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
 
+#[cfg(test)]
+pub(crate) mod testdev;
+
+pub use addr::SockAddr;
 pub use config::NetConfig;
 pub use device::NetDevice;
+pub use socket::Socket;
 pub use stack::NetStack;
+pub use tcp::TcpSocket;
+pub use udp::UdpSocket;
+pub use unix::UnixSocket;

@@ -2,7 +2,7 @@
 //! (127.0.0.1/8, always there) and, when the machine has a card, the
 //! external interface — plus the bookkeeping smoltcp leaves to its user:
 //! which ports are taken ([`PortTable`]), pools of listening sockets per
-//! listener ([`Listener`]), and sockets closed by their owner but still
+//! listener (`Listener`), and sockets closed by their owner but still
 //! finishing their handshake.
 //!
 //! Each interface has its own `SocketSet`: a smoltcp socket belongs to
@@ -210,13 +210,10 @@ impl Inner {
             }
         }
         if self.ext.is_some() {
-            loop {
-                let Some(result) = self.ext.as_mut().and_then(|ext| {
-                    ext.phy.flush();
-                    ingress(ext, now)
-                }) else {
-                    break;
-                };
+            while let Some(result) = self.ext.as_mut().and_then(|ext| {
+                ext.phy.flush();
+                ingress(ext, now)
+            }) {
                 changed = true;
                 if result == PollIngressSingleResult::SocketStateChanged {
                     self.refill_all();
@@ -281,6 +278,8 @@ fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {
 /// The network stack of the machine: interfaces, sockets, ports.
 pub struct NetStack {
     inner: Mutex<Inner>,
+    /// Bound `AF_UNIX` names (no smoltcp involved).
+    pub(crate) unix_names: Arc<super::unix::UnixNames>,
     clock: Arc<dyn Clock>,
     config: NetConfig,
 }
@@ -348,6 +347,7 @@ impl NetStack {
                 next_listener: 0,
                 closing: Vec::new(),
             }),
+            unix_names: Arc::default(),
             clock,
             config,
         }
@@ -398,11 +398,42 @@ impl NetStack {
         r
     }
 
+    /// Runs `f` on the locked stack without driving it.
+    pub(crate) fn with_lock<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
     /// Drives the stack (waiting for the lock), then runs `f`.
     pub(crate) fn polled<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let now = instant(self.clock.monotonic_ns());
         let mut inner = self.inner.lock();
         inner.poll(now);
         f(&mut inner)
+    }
+}
+
+#[cfg(test)]
+impl NetStack {
+    /// Every TCP socket's state and queues (for test failure messages).
+    pub(crate) fn describe(&self) -> alloc::string::String {
+        use core::fmt::Write;
+        let mut out = alloc::string::String::new();
+        let mut inner = self.inner.lock();
+        for id in [IfaceId::Loopback, IfaceId::External] {
+            for (h, s) in inner.sockets(id).iter() {
+                if let smoltcp::socket::Socket::Tcp(t) = s {
+                    let _ = write!(
+                        out,
+                        "[{id:?} {h} {} send_q {} recv_q {} can_send {} may_recv {}] ",
+                        t.state(),
+                        t.send_queue(),
+                        t.recv_queue(),
+                        t.can_send(),
+                        t.may_recv()
+                    );
+                }
+            }
+        }
+        out
     }
 }
