@@ -3,8 +3,8 @@
 //! lowest-free allocation and `dup`/`dup2`/`dup3`/`F_DUPFD` semantics.
 //!
 //! Everything an fd can name implements [`FileLike`]: VFS files
-//! (`crate::fs::file::InodeFile`) today; pipes, eventfds, epoll instances
-//! and sockets later. Each reports readiness through [`FileLike::poll`],
+//! (`crate::fs::file::InodeFile`), pipes, eventfds, epoll instances
+//! and sockets (which also offer [`FileLike::as_socket`]). Each reports readiness through [`FileLike::poll`],
 //! which `poll`/`select`/`epoll` will be built on. An open file
 //! description is shared (`Arc`) between duplicated fds, so they share
 //! the offset and status flags, as on Linux.
@@ -92,6 +92,10 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     }
     /// For downcasting to the concrete kind.
     fn as_any(&self) -> &dyn Any;
+    /// The socket operations, if this is a socket (`ENOTSOCK` otherwise).
+    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+        None
+    }
 }
 
 /// What an `ioctl` produced: bytes to copy to the user pointer in `arg`

@@ -1,8 +1,8 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
 //! platform, the file system, the fd table, the working directory, the
 //! umask, the address space ([`Vm`]), futexes, resource limits and
-//! signal bookkeeping. The kernel creates one per program (with the console on fds
-//! 0–2 via [`Process::open_console_stdio`]) and passes it to
+//! signal bookkeeping, the network stack. The kernel creates one per program (with
+//! the console on fds 0–2 via [`Process::open_console_stdio`]) and passes it to
 //! `crate::syscall::SyscallTable::dispatch`.
 
 use alloc::sync::Arc;
@@ -15,6 +15,7 @@ use crate::fs::file::open_flags::O_RDWR;
 use crate::fs::{InodeFile, InodeRef, Vfs};
 use crate::futex::FutexTable;
 use crate::mm::Vm;
+use crate::net::{NetConfig, NetStack};
 use crate::platform::Platform;
 use crate::rlimit::Rlimits;
 use crate::signal::SignalState;
@@ -42,6 +43,8 @@ pub struct Process {
     pub signals: Mutex<SignalState>,
     /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
+    /// The network stack its sockets live on.
+    pub net: Arc<NetStack>,
     umask: AtomicU32,
 }
 
@@ -56,8 +59,22 @@ impl core::fmt::Debug for Process {
 }
 
 impl Process {
-    /// A process with no open files, at `/`, umask 022.
+    /// A process with no open files, at `/`, umask 022, and a network
+    /// stack of its own with only the loopback interface.
     pub fn new(platform: Arc<dyn Platform>, vfs: Arc<Vfs>) -> Self {
+        let mut seed = [0u8; 8];
+        platform.fill_bytes(&mut seed);
+        let config = NetConfig {
+            random_seed: u64::from_le_bytes(seed),
+            ..NetConfig::default()
+        };
+        let net = Arc::new(NetStack::new(None, config, platform.clone()));
+        Self::with_net(platform, vfs, net)
+    }
+
+    /// Like [`Process::new`], with the network stack `net` (the kernel
+    /// builds it over its network card and polls it).
+    pub fn with_net(platform: Arc<dyn Platform>, vfs: Arc<Vfs>, net: Arc<NetStack>) -> Self {
         let root = vfs.root().clone();
         Self {
             platform,
@@ -70,6 +87,7 @@ impl Process {
             rlimits: Mutex::new(Rlimits::default()),
             signals: Mutex::new(SignalState::new()),
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
+            net,
             umask: AtomicU32::new(0o022),
         }
     }

@@ -1,6 +1,22 @@
-//! [`NetDevice`]: raw Ethernet frames in and out, never blocking.
+//! [`NetDevice`]: the network card as the LibOS sees it (raw Ethernet
+//! frames in and out, never blocking), and `NicPhy`, the adapter that
+//! lets smoltcp drive one.
+//!
+//! The kernel implements [`NetDevice`] for virtio-net; host tests join two
+//! stacks with an in-memory pair. A frame the device cannot take yet
+//! (`EAGAIN`) waits in a short software queue in `NicPhy` and goes first
+//! at the next poll, so a full device queue delays frames instead of
+//! dropping them (TCP would recover, but only after a retransmit timeout).
 
-use crate::error::Result;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
 pub trait NetDevice: Send + Sync {
@@ -12,4 +28,132 @@ pub trait NetDevice: Send + Sync {
     fn transmit(&self, frame: &[u8]) -> Result<()>;
     /// Takes one received frame into `buf`; `Ok(None)` if none is waiting.
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>>;
+}
+
+/// Frames held back while the device's queue is full; past this smoltcp
+/// is told there is no room (its sockets keep the data).
+const TX_BACKLOG_FRAMES: usize = 64;
+
+/// A [`NetDevice`] as a smoltcp [`phy::Device`].
+pub(crate) struct NicPhy {
+    dev: Arc<dyn NetDevice>,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    backlog: VecDeque<Vec<u8>>,
+}
+
+impl core::fmt::Debug for NicPhy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NicPhy")
+            .field("mac", &self.dev.mac())
+            .field("backlog", &self.backlog.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NicPhy {
+    pub(crate) fn new(dev: Arc<dyn NetDevice>) -> Self {
+        let max = dev.max_frame();
+        Self {
+            dev,
+            rx_buf: vec![0; max],
+            tx_buf: Vec::with_capacity(max),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// The device.
+    pub(crate) fn device(&self) -> &Arc<dyn NetDevice> {
+        &self.dev
+    }
+
+    /// Sends held-back frames; returns whether some are still waiting.
+    pub(crate) fn flush(&mut self) -> bool {
+        flush(&*self.dev, &mut self.backlog)
+    }
+}
+
+fn flush(dev: &dyn NetDevice, backlog: &mut VecDeque<Vec<u8>>) -> bool {
+    while let Some(frame) = backlog.front() {
+        match dev.transmit(frame) {
+            Err(e) if e.errno() == Errno::EAGAIN => return true,
+            // Sent, or refused for good (dropped, as a wire would).
+            _ => {
+                backlog.pop_front();
+            }
+        }
+    }
+    false
+}
+
+/// A received frame, borrowed from [`NicPhy`]'s receive buffer.
+pub(crate) struct NicRxToken<'a> {
+    frame: &'a [u8],
+}
+
+/// Room to send one frame.
+pub(crate) struct NicTxToken<'a> {
+    dev: &'a dyn NetDevice,
+    scratch: &'a mut Vec<u8>,
+    backlog: &'a mut VecDeque<Vec<u8>>,
+}
+
+impl phy::RxToken for NicRxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.frame)
+    }
+}
+
+impl phy::TxToken for NicTxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        let result = f(self.scratch);
+        // Keep the order: behind any held-back frame.
+        if !self.backlog.is_empty() || self.dev.transmit(self.scratch).is_err() {
+            self.backlog.push_back(self.scratch.clone());
+        }
+        result
+    }
+}
+
+impl phy::Device for NicPhy {
+    type RxToken<'a> = NicRxToken<'a>;
+    type TxToken<'a> = NicTxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        flush(&*self.dev, &mut self.backlog);
+        let n = match self.dev.receive(&mut self.rx_buf) {
+            Ok(Some(n)) => n.min(self.rx_buf.len()),
+            _ => return None,
+        };
+        Some((
+            NicRxToken {
+                frame: &self.rx_buf[..n],
+            },
+            NicTxToken {
+                dev: &*self.dev,
+                scratch: &mut self.tx_buf,
+                backlog: &mut self.backlog,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
+        if self.backlog.len() >= TX_BACKLOG_FRAMES && flush(&*self.dev, &mut self.backlog) {
+            return None;
+        }
+        Some(NicTxToken {
+            dev: &*self.dev,
+            scratch: &mut self.tx_buf,
+            backlog: &mut self.backlog,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.dev.max_frame();
+        caps
+    }
 }

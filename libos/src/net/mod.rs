@@ -1,7 +1,37 @@
-//! Networking: the [`NetDevice`] trait through which the LibOS reaches a
-//! network interface card (implemented by the kernel's virtio-net driver and
-//! by mocks in host tests).
+//! Networking: sockets over smoltcp.
+//!
+//! - [`device`]: [`NetDevice`], the network card (the kernel implements it
+//!   for virtio-net), and its smoltcp adapter.
+//! - [`config`]: [`NetConfig`], the external interface's addresses
+//!   (QEMU user networking by default).
+//! - [`stack`]: [`NetStack`], loopback plus the external interface, driven
+//!   by [`NetStack::poll`] from the kernel's timer tick and from blocking
+//!   waits.
+//! - [`port`]: bound ports, ephemeral ports, `EADDRINUSE`.
+//!
+//! The socket file kinds and their syscalls (`crate::syscall::net`)
+//! follow the pattern of `crate::ipc`: operations never block, they fail
+//! with `EAGAIN`, and the syscall layer waits through the platform's
+//! `Blocker`.
 
+pub mod addr;
+pub mod config;
 pub mod device;
+pub mod port;
+pub mod socket;
+pub mod stack;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
 
+#[cfg(test)]
+pub(crate) mod testdev;
+
+pub use addr::SockAddr;
+pub use config::NetConfig;
 pub use device::NetDevice;
+pub use socket::Socket;
+pub use stack::NetStack;
+pub use tcp::TcpSocket;
+pub use udp::UdpSocket;
+pub use unix::UnixSocket;

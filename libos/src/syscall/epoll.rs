@@ -104,12 +104,18 @@ fn wait(
     let Some(ep) = file.as_any().downcast_ref::<Epoll>() else {
         return_errno!(Errno::EINVAL);
     };
+    // Sockets' readiness is what the stack last processed: drive it first.
+    p.net.poll();
     let mut ready = ep.collect(max, true);
     if ready.is_empty() && timeout_ns != Some(0) {
         let deadline = timeout_ns.map(|t| p.platform.monotonic_ns().saturating_add(t));
-        if p.platform
-            .block_until(&mut || !ep.collect(1, false).is_empty(), deadline)?
-        {
+        if p.platform.block_until(
+            &mut || {
+                p.net.poll();
+                !ep.collect(1, false).is_empty()
+            },
+            deadline,
+        )? {
             ready = ep.collect(max, true);
         }
     }

@@ -12,6 +12,8 @@
 //! - [`ipc`]: `pipe`, `pipe2`, `eventfd`, `eventfd2`.
 //! - [`poll`]: `poll`, `ppoll` over `FileLike::poll` readiness.
 //! - [`epoll`]: `epoll_create(1)`, `epoll_ctl`, `epoll_wait`, `epoll_pwait(2)`.
+//! - [`net`](mod@net): sockets (`socket`, `bind`, `connect`, `accept4`,
+//!   `sendmsg`, …) over `crate::net`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
@@ -34,6 +36,7 @@ pub mod futex;
 pub mod ipc;
 pub mod mm;
 pub mod names;
+pub mod net;
 pub mod poll;
 pub mod process;
 pub mod sched;
@@ -47,7 +50,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 11] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 12] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -60,6 +63,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 11] {
         process::HANDLERS,
         sched::HANDLERS,
         signal::HANDLERS,
+        net::HANDLERS,
     ]
 }
 

@@ -30,6 +30,8 @@ struct PollFd {
 
 /// Fills in `revents` for every entry; returns how many are non-zero.
 fn evaluate(p: &Process, fds: &mut [PollFd]) -> usize {
+    // Sockets' readiness is what the stack last processed.
+    p.net.poll();
     let table = p.fds.lock();
     let mut ready = 0;
     for pfd in fds.iter_mut() {
@@ -146,6 +148,7 @@ fn select_once(p: &Process, nfds: usize, sets: &[FdSet; 3]) -> Result<([Vec<u64>
         alloc::vec![0u64; words],
     ];
     let mut count = 0;
+    p.net.poll();
     let table = p.fds.lock();
     let masks = [
         PollEvents::IN | PollEvents::RDNORM | PollEvents::HUP | PollEvents::ERR,

@@ -187,10 +187,11 @@ fn write_from_user(
             Err(e) => return Err(e),
         };
         done += n;
-        // A blocking pipe writer waits for room until everything is
-        // written; anything else returns its short count (an eventfd
-        // takes exactly 8 bytes).
-        if n == 0 || (n < want && !file.as_any().is::<PipeEnd>()) {
+        // A blocking pipe or socket writer waits for room until
+        // everything is written; anything else returns its short count
+        // (an eventfd takes exactly 8 bytes).
+        let stream = file.as_any().is::<PipeEnd>() || file.as_socket().is_some();
+        if n == 0 || (n < want && !stream) {
             break;
         }
     }
@@ -228,7 +229,11 @@ pub fn sys_pwrite64(p: &Process, a: &SyscallArgs) -> Result<usize> {
 }
 
 /// Reads the `iovec` array: `(base, len)` pairs.
-fn iovecs(p: &Process, addr: u64, count: usize) -> Result<alloc::vec::Vec<(u64, usize)>> {
+pub(crate) fn iovecs(
+    p: &Process,
+    addr: u64,
+    count: usize,
+) -> Result<alloc::vec::Vec<(u64, usize)>> {
     if count > IOV_MAX {
         return_errno!(Errno::EINVAL);
     }

@@ -1,0 +1,439 @@
+//! [`NetStack`]: smoltcp driven on two interfaces — loopback
+//! (127.0.0.1/8, always there) and, when the machine has a card, the
+//! external interface — plus the bookkeeping smoltcp leaves to its user:
+//! which ports are taken ([`PortTable`]), pools of listening sockets per
+//! listener (`Listener`), and sockets closed by their owner but still
+//! finishing their handshake.
+//!
+//! Each interface has its own `SocketSet`: a smoltcp socket belongs to
+//! the interface its traffic goes through (chosen from the address at
+//! `connect`/`bind`), and a wildcard listener keeps a pool on each. One
+//! lock guards the lot; [`NetStack::poll`] only tries it, so a timer tick
+//! that interrupts a socket call returns at once instead of deadlocking.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
+use smoltcp::phy::{Device, Loopback, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
+use spin::Mutex;
+
+use super::config::NetConfig;
+use super::device::{NetDevice, NicPhy};
+use super::port::PortTable;
+use crate::platform::Clock;
+
+/// Which interface a smoltcp socket lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum IfaceId {
+    /// 127.0.0.1/8 (and the external address, so the machine can reach itself).
+    Loopback,
+    /// The network card.
+    External,
+}
+
+/// One smoltcp interface with its device and sockets.
+pub(crate) struct Iface<D> {
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'static>,
+    phy: D,
+}
+
+/// Listening sockets kept ready per interface of a listener. Each
+/// received packet is followed by a refill, so this only needs to cover
+/// the SYNs of one packet (one).
+const LISTEN_READY_PER_IFACE: usize = 2;
+
+/// A listening TCP socket's pool: smoltcp sockets in `Listen` state
+/// waiting for a SYN, and the connections they turned into, oldest first,
+/// until `accept` takes them.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) endpoint: IpListenEndpoint,
+    pub(crate) ifaces: Vec<IfaceId>,
+    /// Most connections (half- or fully open) waiting for `accept`.
+    pub(crate) backlog: usize,
+    /// Receive and send buffer bytes of each new socket.
+    pub(crate) buffers: (usize, usize),
+    pub(crate) sockets: Vec<(IfaceId, SocketHandle)>,
+}
+
+/// Everything behind the stack's lock.
+pub(crate) struct Inner {
+    pub(crate) lo: Iface<Loopback>,
+    pub(crate) ext: Option<Iface<NicPhy>>,
+    pub(crate) ports: PortTable,
+    pub(crate) listeners: BTreeMap<u64, Listener>,
+    next_listener: u64,
+    /// Sockets whose file was closed, kept until their connection ends.
+    closing: Vec<(IfaceId, SocketHandle)>,
+}
+
+impl core::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Inner")
+            .field("listeners", &self.listeners.len())
+            .field("closing", &self.closing.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new TCP socket with `rx`/`tx` bytes of buffer.
+pub(crate) fn new_tcp_socket(buffers: (usize, usize)) -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; buffers.0]),
+        tcp::SocketBuffer::new(vec![0u8; buffers.1]),
+    )
+}
+
+impl Inner {
+    /// The socket set of an interface (`External` without a card falls
+    /// back to loopback; callers check [`Inner::has_external`] first).
+    pub(crate) fn sockets(&mut self, id: IfaceId) -> &mut SocketSet<'static> {
+        match (id, self.ext.as_mut()) {
+            (IfaceId::External, Some(ext)) => &mut ext.sockets,
+            _ => &mut self.lo.sockets,
+        }
+    }
+
+    /// The interface context (for `connect`) and socket set of `id`.
+    pub(crate) fn iface(
+        &mut self,
+        id: IfaceId,
+    ) -> (&mut smoltcp::iface::Context, &mut SocketSet<'static>) {
+        match (id, self.ext.as_mut()) {
+            (IfaceId::External, Some(ext)) => (ext.iface.context(), &mut ext.sockets),
+            _ => (self.lo.iface.context(), &mut self.lo.sockets),
+        }
+    }
+
+    /// Whether there is a network card.
+    pub(crate) fn has_external(&self) -> bool {
+        self.ext.is_some()
+    }
+
+    /// The TCP socket `h` on `id`.
+    pub(crate) fn tcp(&mut self, id: IfaceId, h: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets(id).get_mut::<tcp::Socket>(h)
+    }
+
+    /// Registers a listener; its pool fills at once.
+    pub(crate) fn add_listener(&mut self, listener: Listener) -> u64 {
+        let id = self.next_listener;
+        self.next_listener += 1;
+        self.listeners.insert(id, listener);
+        self.refill(id);
+        id
+    }
+
+    /// Tops up listener `id`'s pool of listening sockets on each of its
+    /// interfaces, within its backlog.
+    pub(crate) fn refill(&mut self, id: u64) {
+        let Some(mut l) = self.listeners.remove(&id) else {
+            return;
+        };
+        for &iface in &l.ifaces.clone() {
+            let mut ready = 0;
+            let mut queued = 0;
+            for &(i, h) in &l.sockets {
+                if self.tcp(i, h).state() == tcp::State::Listen {
+                    ready += usize::from(i == iface);
+                } else {
+                    queued += 1;
+                }
+            }
+            while ready < LISTEN_READY_PER_IFACE
+                && queued + ready < l.backlog + LISTEN_READY_PER_IFACE
+            {
+                let mut s = new_tcp_socket(l.buffers);
+                if s.listen(l.endpoint).is_err() {
+                    break;
+                }
+                let h = self.sockets(iface).add(s);
+                l.sockets.push((iface, h));
+                ready += 1;
+            }
+        }
+        self.listeners.insert(id, l);
+    }
+
+    /// Removes a listener: its listening sockets go, connections nobody
+    /// accepted are reset.
+    pub(crate) fn remove_listener(&mut self, id: u64) {
+        if let Some(l) = self.listeners.remove(&id) {
+            for (i, h) in l.sockets {
+                self.tcp(i, h).abort();
+                self.closing.push((i, h));
+            }
+        }
+    }
+
+    /// Hands a socket whose file was closed to the stack, which removes
+    /// it once its connection has ended.
+    pub(crate) fn retire(&mut self, id: IfaceId, h: SocketHandle) {
+        self.closing.push((id, h));
+    }
+
+    fn refill_all(&mut self) {
+        let ids: Vec<u64> = self.listeners.keys().copied().collect();
+        for id in ids {
+            self.refill(id);
+        }
+    }
+
+    /// Drives both interfaces once; returns whether a socket may have
+    /// changed state.
+    fn poll(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        // Loopback packets sent in one round are received in the next.
+        for _ in 0..64 {
+            let mut round = false;
+            while let Some(result) = ingress(&mut self.lo, now) {
+                round = true;
+                if result == PollIngressSingleResult::SocketStateChanged {
+                    changed = true;
+                    self.refill_all();
+                }
+            }
+            round |= egress(&mut self.lo, now);
+            changed |= round;
+            if !round {
+                break;
+            }
+        }
+        if self.ext.is_some() {
+            while let Some(result) = self.ext.as_mut().and_then(|ext| {
+                ext.phy.flush();
+                ingress(ext, now)
+            }) {
+                changed = true;
+                if result == PollIngressSingleResult::SocketStateChanged {
+                    self.refill_all();
+                }
+            }
+            if let Some(ext) = self.ext.as_mut() {
+                changed |= egress(ext, now);
+            }
+        }
+        self.reap();
+        changed
+    }
+
+    /// Removes retired sockets whose connection has ended.
+    fn reap(&mut self) {
+        let closing = core::mem::take(&mut self.closing);
+        for (i, h) in closing {
+            if self.tcp(i, h).state() == tcp::State::Closed {
+                self.sockets(i).remove(h);
+            } else {
+                self.closing.push((i, h));
+            }
+        }
+    }
+
+    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        let lo = self.lo.iface.poll_at(now, &self.lo.sockets);
+        let ext = self
+            .ext
+            .as_mut()
+            .and_then(|e| e.iface.poll_at(now, &e.sockets));
+        match (lo, ext) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Processes one received packet, if any.
+fn ingress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> Option<PollIngressSingleResult> {
+    match ifc
+        .iface
+        .poll_ingress_single(now, &mut ifc.phy, &mut ifc.sockets)
+    {
+        PollIngressSingleResult::None => None,
+        other => Some(other),
+    }
+}
+
+/// Sends what the sockets have queued; returns whether anything went.
+fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {
+    ifc.iface.poll_maintenance(now);
+    let mut sent = false;
+    while ifc.iface.poll_egress(now, &mut ifc.phy, &mut ifc.sockets)
+        == PollResult::SocketStateChanged
+    {
+        sent = true;
+    }
+    sent
+}
+
+/// The network stack of the machine: interfaces, sockets, ports.
+pub struct NetStack {
+    inner: Mutex<Inner>,
+    /// Bound `AF_UNIX` names (no smoltcp involved).
+    pub(crate) unix_names: Arc<super::unix::UnixNames>,
+    clock: Arc<dyn Clock>,
+    config: NetConfig,
+}
+
+impl core::fmt::Debug for NetStack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NetStack")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
+}
+
+impl NetStack {
+    /// A stack with a loopback interface (127.0.0.1/8) and, if `device`
+    /// is given, an external one configured from `config`. `clock` drives
+    /// TCP's timers.
+    pub fn new(
+        device: Option<Arc<dyn NetDevice>>,
+        config: NetConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let now = instant(clock.monotonic_ns());
+        let mut lo_phy = Loopback::new(Medium::Ip);
+        let mut lo_config = Config::new(HardwareAddress::Ip);
+        lo_config.random_seed = config.random_seed;
+        let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
+        let ext = device.map(|dev| {
+            let mut phy = NicPhy::new(dev);
+            let mac = EthernetAddress(phy.device().mac());
+            let mut c = Config::new(HardwareAddress::Ethernet(mac));
+            c.random_seed = config.random_seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+            let mut iface = Interface::new(c, &mut phy, now);
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(config.addr.into(), config.prefix_len));
+            });
+            if let Some(gw) = config.gateway {
+                let _ = iface.routes_mut().add_default_ipv4_route(gw);
+            }
+            Iface {
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                phy,
+            }
+        });
+        lo_iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(Ipv4Addr::LOCALHOST.into(), 8));
+            if ext.is_some() {
+                let _ = a.push(IpCidr::new(config.addr.into(), 32));
+            }
+        });
+        Self {
+            inner: Mutex::new(Inner {
+                lo: Iface {
+                    iface: lo_iface,
+                    sockets: SocketSet::new(Vec::new()),
+                    phy: lo_phy,
+                },
+                ext,
+                ports: PortTable::new(config.random_seed),
+                listeners: BTreeMap::new(),
+                next_listener: 0,
+                closing: Vec::new(),
+            }),
+            unix_names: Arc::default(),
+            clock,
+            config,
+        }
+    }
+
+    /// The external interface's configuration.
+    pub fn config(&self) -> &NetConfig {
+        &self.config
+    }
+
+    /// Whether the stack has a network card (else only loopback works).
+    pub fn has_device(&self) -> bool {
+        self.inner.lock().has_external()
+    }
+
+    /// Drives smoltcp on both interfaces: takes received frames, sends
+    /// queued data, runs timers. Returns whether any socket may have
+    /// changed (a blocked thread may now proceed). Never blocks: if
+    /// another CPU or an interrupted thread holds the stack, it returns
+    /// `false` at once (that holder drives the stack itself).
+    pub fn poll(&self) -> bool {
+        let Some(mut inner) = self.inner.try_lock() else {
+            return false;
+        };
+        inner.poll(instant(self.clock.monotonic_ns()))
+    }
+
+    /// When [`NetStack::poll`] should run next at the latest (monotonic
+    /// ns; `None`: only when a frame arrives). A time in the past means now.
+    pub fn poll_at(&self) -> Option<u64> {
+        let now = self.clock.monotonic_ns();
+        let mut inner = self.inner.lock();
+        let at = inner.poll_at(instant(now))?;
+        Some(
+            u64::try_from(at.total_micros())
+                .unwrap_or(0)
+                .saturating_mul(1000),
+        )
+    }
+
+    /// Runs `f` on the locked stack, then drives it once (so what `f`
+    /// queued goes out at once).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let now = instant(self.clock.monotonic_ns());
+        let mut inner = self.inner.lock();
+        let r = f(&mut inner);
+        inner.poll(now);
+        r
+    }
+
+    /// Runs `f` on the locked stack without driving it.
+    pub(crate) fn with_lock<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
+    /// Drives the stack (waiting for the lock), then runs `f`.
+    pub(crate) fn polled<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let now = instant(self.clock.monotonic_ns());
+        let mut inner = self.inner.lock();
+        inner.poll(now);
+        f(&mut inner)
+    }
+}
+
+#[cfg(test)]
+impl NetStack {
+    /// Every TCP socket's state and queues (for test failure messages).
+    pub(crate) fn describe(&self) -> alloc::string::String {
+        use core::fmt::Write;
+        let mut out = alloc::string::String::new();
+        let mut inner = self.inner.lock();
+        for id in [IfaceId::Loopback, IfaceId::External] {
+            for (h, s) in inner.sockets(id).iter() {
+                if let smoltcp::socket::Socket::Tcp(t) = s {
+                    let _ = write!(
+                        out,
+                        "[{id:?} {h} {} send_q {} recv_q {} can_send {} may_recv {}] ",
+                        t.state(),
+                        t.send_queue(),
+                        t.recv_queue(),
+                        t.can_send(),
+                        t.may_recv()
+                    );
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,398 @@
+//! [`UdpSocket`]: an `AF_INET` `SOCK_DGRAM` socket over smoltcp.
+//!
+//! A socket bound to the wildcard address has one smoltcp socket per
+//! interface (loopback and external); a datagram goes out through the
+//! interface that reaches its destination. An unbound socket binds an
+//! ephemeral port at its first `sendto`/`connect`. `connect` sets the
+//! default destination and filters what is received to that peer.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use spin::Mutex;
+
+use super::addr::{AF_INET, SockAddr};
+use super::port::Proto;
+use super::socket::{
+    CommonOptions, IPPROTO_IP, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET, Shutdown, Socket,
+    int_value, merge_nonblock, socket_ioctl, socket_metadata,
+};
+use super::stack::{IfaceId, Inner, NetStack};
+use crate::error::{Errno, Result};
+use crate::fd::{FileLike, IoctlReply, PollEvents};
+use crate::fs::Metadata;
+use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
+use crate::ipc::next_anon_ino;
+use crate::return_errno;
+
+/// Receive and send buffer of a UDP socket, payload bytes each (Linux's
+/// default `rmem_default`).
+pub const UDP_BUFFER_BYTES: usize = 212_992;
+/// Datagrams each buffer holds at most.
+const UDP_BUFFER_PACKETS: usize = 256;
+/// Largest UDP payload over IPv4.
+pub const UDP_MAX_PAYLOAD: usize = 65_507;
+
+#[derive(Debug)]
+struct UdpState {
+    local: Option<SocketAddrV4>,
+    lease: Option<(u16, u64)>,
+    peer: Option<SocketAddrV4>,
+    handles: Vec<(IfaceId, SocketHandle)>,
+    common: CommonOptions,
+    shut_rd: bool,
+    shut_wr: bool,
+}
+
+/// An `AF_INET` datagram socket.
+pub struct UdpSocket {
+    stack: Arc<NetStack>,
+    state: Mutex<UdpState>,
+    flags: AtomicU32,
+    ino: u64,
+}
+
+impl core::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_udp_socket(bytes: usize) -> udp::Socket<'static> {
+    let buffer = || {
+        udp::PacketBuffer::new(
+            vec![udp::PacketMetadata::EMPTY; UDP_BUFFER_PACKETS],
+            vec![0u8; bytes.max(UDP_MAX_PAYLOAD)],
+        )
+    };
+    udp::Socket::new(buffer(), buffer())
+}
+
+fn endpoint_v4(e: IpEndpoint) -> SocketAddrV4 {
+    let IpAddress::Ipv4(ip) = e.addr;
+    SocketAddrV4::new(ip, e.port)
+}
+
+impl UdpSocket {
+    /// A new unbound socket on `stack`, with `O_NONBLOCK` if in `flags`.
+    pub fn new(stack: Arc<NetStack>, flags: u32) -> Self {
+        Self {
+            stack,
+            state: Mutex::new(UdpState {
+                local: None,
+                lease: None,
+                peer: None,
+                handles: Vec::new(),
+                common: CommonOptions::new((UDP_BUFFER_BYTES, UDP_BUFFER_BYTES)),
+                shut_rd: false,
+                shut_wr: false,
+            }),
+            flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
+            ino: next_anon_ino(),
+        }
+    }
+
+    /// Binds `addr` (port 0: ephemeral) with the state locked.
+    fn bind_locked(&self, st: &mut UdpState, addr: SocketAddrV4) -> Result<()> {
+        let ip = *addr.ip();
+        let ext_addr = self.stack.config().addr;
+        let has_ext = self.stack.has_device();
+        if !(ip.is_unspecified() || ip == Ipv4Addr::LOCALHOST || (has_ext && ip == ext_addr)) {
+            return_errno!(Errno::EADDRNOTAVAIL);
+        }
+        if st.local.is_some() {
+            return_errno!(Errno::EINVAL);
+        }
+        let ifaces: &[IfaceId] = if ip.is_loopback() || !has_ext {
+            &[IfaceId::Loopback]
+        } else {
+            &[IfaceId::Loopback, IfaceId::External]
+        };
+        let (reuse, bytes) = (st.common.reuse_port, st.common.buffers);
+        let (port, handles, lease) = self.stack.with(|inner| -> Result<_> {
+            let (port, owner) = inner.ports.bind(Proto::Udp, ip, addr.port(), reuse)?;
+            let endpoint = IpListenEndpoint {
+                addr: (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip)),
+                port,
+            };
+            let mut handles = Vec::new();
+            for &i in ifaces {
+                let mut s = new_udp_socket(bytes.0.max(bytes.1));
+                // The port is free and non-zero: binding cannot fail.
+                let _ = s.bind(endpoint);
+                handles.push((i, inner.sockets(i).add(s)));
+            }
+            Ok((port, handles, (port, owner)))
+        })?;
+        st.local = Some(SocketAddrV4::new(ip, port));
+        st.handles = handles;
+        st.lease = Some(lease);
+        Ok(())
+    }
+
+    fn ensure_bound(&self, st: &mut UdpState) -> Result<()> {
+        if st.local.is_none() {
+            self.bind_locked(st, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        }
+        Ok(())
+    }
+
+    fn route(&self, inner: &Inner, ip: Ipv4Addr) -> IfaceId {
+        if ip.is_loopback() || !inner.has_external() || ip == self.stack.config().addr {
+            IfaceId::Loopback
+        } else {
+            IfaceId::External
+        }
+    }
+}
+
+impl Drop for UdpSocket {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        let handles = core::mem::take(&mut st.handles);
+        let lease = st.lease.take();
+        self.stack.with_lock(|inner| {
+            for (i, h) in handles {
+                inner.sockets(i).remove(h);
+            }
+            if let Some((port, owner)) = lease {
+                inner.ports.release(Proto::Udp, port, owner);
+            }
+        });
+    }
+}
+
+impl Socket for UdpSocket {
+    fn bind(&self, addr: &SockAddr) -> Result<()> {
+        let addr = addr.inet()?;
+        self.bind_locked(&mut self.state.lock(), addr)
+    }
+
+    fn connect(&self, addr: &SockAddr) -> Result<()> {
+        let mut st = self.state.lock();
+        if *addr == SockAddr::Unspec {
+            st.peer = None;
+            return Ok(());
+        }
+        let peer = addr.inet()?;
+        let ip = if peer.ip().is_unspecified() {
+            Ipv4Addr::LOCALHOST
+        } else {
+            *peer.ip()
+        };
+        if !ip.is_loopback() && !self.stack.has_device() {
+            return_errno!(Errno::ENETUNREACH);
+        }
+        self.ensure_bound(&mut st)?;
+        st.peer = Some(SocketAddrV4::new(ip, peer.port()));
+        Ok(())
+    }
+
+    fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        let mut st = self.state.lock();
+        if st.shut_wr {
+            return_errno!(Errno::EPIPE);
+        }
+        let dest = match to {
+            Some(a) => a.inet()?,
+            None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
+        };
+        if buf.len() > UDP_MAX_PAYLOAD {
+            return_errno!(Errno::EMSGSIZE);
+        }
+        if dest.port() == 0 {
+            return_errno!(Errno::EINVAL);
+        }
+        let dest_ip = if dest.ip().is_unspecified() {
+            Ipv4Addr::LOCALHOST
+        } else {
+            *dest.ip()
+        };
+        if !dest_ip.is_loopback() && !self.stack.has_device() {
+            return_errno!(Errno::ENETUNREACH);
+        }
+        self.ensure_bound(&mut st)?;
+        let handles = st.handles.clone();
+        self.stack.with(|inner| {
+            let iface = self.route(inner, dest_ip);
+            let Some(&(i, h)) = handles.iter().find(|(i, _)| *i == iface) else {
+                return_errno!(Errno::ENETUNREACH);
+            };
+            let s = inner.sockets(i).get_mut::<udp::Socket>(h);
+            let ep = IpEndpoint::new(IpAddress::Ipv4(dest_ip), dest.port());
+            match s.send_slice(buf, ep) {
+                Ok(()) => Ok(buf.len()),
+                Err(udp::SendError::BufferFull) => return_errno!(Errno::EAGAIN),
+                Err(udp::SendError::Unaddressable) => return_errno!(Errno::EINVAL),
+            }
+        })
+    }
+
+    fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        let st = self.state.lock();
+        if st.shut_rd {
+            return Ok(Received {
+                len: 0,
+                full_len: 0,
+                from: None,
+            });
+        }
+        let (handles, peer) = (st.handles.clone(), st.peer);
+        self.stack.polled(|inner| {
+            for &(i, h) in &handles {
+                let s = inner.sockets(i).get_mut::<udp::Socket>(h);
+                while s.can_recv() {
+                    let (data, from) = if peek {
+                        let (d, m) = s.peek().map_err(|_| Errno::EAGAIN)?;
+                        (d, endpoint_v4(m.endpoint))
+                    } else {
+                        let (d, m) = s.recv().map_err(|_| Errno::EAGAIN)?;
+                        (d, endpoint_v4(m.endpoint))
+                    };
+                    if peer.is_some_and(|p| p != from) {
+                        if peek {
+                            let _ = s.recv();
+                        }
+                        continue;
+                    }
+                    let len = data.len().min(buf.len());
+                    buf[..len].copy_from_slice(&data[..len]);
+                    return Ok(Received {
+                        len,
+                        full_len: data.len(),
+                        from: Some(SockAddr::Inet(from)),
+                    });
+                }
+            }
+            return_errno!(Errno::EAGAIN)
+        })
+    }
+
+    fn shutdown(&self, how: Shutdown) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.peer.is_none() {
+            return_errno!(Errno::ENOTCONN);
+        }
+        st.shut_rd |= how.read;
+        st.shut_wr |= how.write;
+        Ok(())
+    }
+
+    fn local_addr(&self) -> Result<SockAddr> {
+        let st = self.state.lock();
+        Ok(SockAddr::Inet(
+            st.local
+                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        ))
+    }
+
+    fn peer_addr(&self) -> Result<SockAddr> {
+        match self.state.lock().peer {
+            Some(p) => Ok(SockAddr::Inet(p)),
+            None => return_errno!(Errno::ENOTCONN),
+        }
+    }
+
+    fn set_option(&self, level: i32, name: i32, value: &[u8]) -> Result<()> {
+        let mut st = self.state.lock();
+        match level {
+            SOL_SOCKET => st.common.set(name, value),
+            IPPROTO_IP => match name {
+                // IP_TOS, IP_TTL, IP_PKTINFO, IP_RECVERR, IP_MTU_DISCOVER:
+                // accepted, not applied.
+                1 | 2 | 8 | 10 | 11 => int_value(value).map(|_| ()),
+                _ => return_errno!(Errno::ENOPROTOOPT),
+            },
+            _ => return_errno!(Errno::ENOPROTOOPT),
+        }
+    }
+
+    fn get_option(&self, level: i32, name: i32) -> Result<Vec<u8>> {
+        match level {
+            SOL_SOCKET => self
+                .state
+                .lock()
+                .common
+                .get(name, (AF_INET, SOCK_DGRAM, IPPROTO_UDP)),
+            _ => return_errno!(Errno::ENOPROTOOPT),
+        }
+    }
+}
+
+impl FileLike for UdpSocket {
+    fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv(buf, false).map(|r| r.len)
+    }
+
+    fn write(&self, buf: &[u8]) -> Result<usize> {
+        self.send(buf, None)
+    }
+
+    fn metadata(&self) -> Result<Metadata> {
+        Ok(socket_metadata(self.ino))
+    }
+
+    fn poll(&self) -> PollEvents {
+        let st = self.state.lock();
+        let handles = st.handles.clone();
+        let (readable, writable) = self.stack.with_lock(|inner| {
+            let mut r = false;
+            let mut w = true;
+            for &(i, h) in &handles {
+                let s = inner.sockets(i).get_mut::<udp::Socket>(h);
+                r |= s.can_recv();
+                w &= s.can_send();
+            }
+            (r, w)
+        });
+        let mut ev = PollEvents::empty();
+        if readable || st.shut_rd {
+            ev |= PollEvents::IN | PollEvents::RDNORM;
+        }
+        if writable {
+            ev |= PollEvents::OUT | PollEvents::WRNORM;
+        }
+        ev
+    }
+
+    fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {
+        socket_ioctl(&self.flags, cmd, arg, || {
+            let handles = self.state.lock().handles.clone();
+            self.stack.with_lock(|inner| {
+                handles
+                    .iter()
+                    .find_map(|&(i, h)| {
+                        let s = inner.sockets(i).get_mut::<udp::Socket>(h);
+                        s.peek().ok().map(|(d, _)| d.len())
+                    })
+                    .unwrap_or(0)
+            })
+        })
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<()> {
+        merge_nonblock(&self.flags, flags);
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}

@@ -1,0 +1,364 @@
+//! [`UnixSocket`]: `AF_UNIX` `SOCK_STREAM` sockets in memory, each
+//! direction a pipe (`crate::ipc::pipe`): `socketpair`, and
+//! `bind`/`listen`/`connect`/`accept` on names kept in the stack's
+//! table of Unix names ([`UnixNames`]; no file is created in the VFS, so
+//! a bound path cannot be `stat`ed or `unlink`ed).
+//!
+//! Writes of at most `PIPE_BUF` bytes are atomic, as on a pipe; closing
+//! or `shutdown(SHUT_WR)` gives the peer end of file, and writing to a
+//! peer that has gone gives `EPIPE`.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+
+use super::addr::{AF_UNIX, SockAddr, UnixName};
+use super::socket::{
+    CommonOptions, Received, SOCK_STREAM, SOL_SOCKET, Shutdown, Socket, merge_nonblock,
+    socket_ioctl, socket_metadata,
+};
+use crate::error::{Errno, Result};
+use crate::fd::{FileLike, IoctlReply, PollEvents};
+use crate::fs::Metadata;
+use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
+use crate::ipc::{PIPE_CAPACITY, PipeEnd, new_pipe, next_anon_ino};
+use crate::return_errno;
+
+/// Connections waiting for `accept` on a listening Unix socket.
+#[derive(Debug)]
+pub struct UnixBacklog {
+    pending: Mutex<VecDeque<UnixSocket>>,
+    backlog: usize,
+    name: UnixName,
+}
+
+/// Bound Unix names → their listener's queue.
+#[derive(Debug, Default)]
+pub struct UnixNames {
+    names: Mutex<BTreeMap<UnixName, Weak<UnixBacklog>>>,
+}
+
+/// The read and write ends of a connection (`None` once shut down).
+type Ends = (Option<Arc<PipeEnd>>, Option<Arc<PipeEnd>>);
+
+#[derive(Debug)]
+enum Phase {
+    Idle(UnixName),
+    Listening(Arc<UnixBacklog>),
+    Connected {
+        rx: Option<Arc<PipeEnd>>,
+        tx: Option<Arc<PipeEnd>>,
+        local: UnixName,
+        peer: UnixName,
+    },
+}
+
+/// An `AF_UNIX` stream socket.
+#[derive(Debug)]
+pub struct UnixSocket {
+    names: Arc<UnixNames>,
+    phase: Mutex<Phase>,
+    flags: AtomicU32,
+    ino: u64,
+    common: Mutex<CommonOptions>,
+}
+
+impl UnixSocket {
+    /// A new unbound socket whose names live in `names`.
+    pub fn new(names: Arc<UnixNames>, flags: u32) -> Self {
+        Self::with_phase(names, flags, Phase::Idle(UnixName::Unnamed))
+    }
+
+    fn with_phase(names: Arc<UnixNames>, flags: u32, phase: Phase) -> Self {
+        Self {
+            names,
+            phase: Mutex::new(phase),
+            flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
+            ino: next_anon_ino(),
+            common: Mutex::new(CommonOptions::new((PIPE_CAPACITY, PIPE_CAPACITY))),
+        }
+    }
+
+    fn connected(
+        names: &Arc<UnixNames>,
+        flags: u32,
+        ends: (Arc<PipeEnd>, Arc<PipeEnd>),
+        local: UnixName,
+        peer: UnixName,
+    ) -> Self {
+        Self::with_phase(
+            names.clone(),
+            flags,
+            Phase::Connected {
+                rx: Some(ends.0),
+                tx: Some(ends.1),
+                local,
+                peer,
+            },
+        )
+    }
+
+    /// Two connected sockets (`socketpair`).
+    pub fn pair(names: &Arc<UnixNames>, flags: u32) -> (Self, Self) {
+        let (a_r, a_w) = new_pipe(0);
+        let (b_r, b_w) = new_pipe(0);
+        (
+            Self::connected(
+                names,
+                flags,
+                (a_r, b_w),
+                UnixName::Unnamed,
+                UnixName::Unnamed,
+            ),
+            Self::connected(
+                names,
+                flags,
+                (b_r, a_w),
+                UnixName::Unnamed,
+                UnixName::Unnamed,
+            ),
+        )
+    }
+
+    fn ends(&self) -> Result<Ends> {
+        match &*self.phase.lock() {
+            Phase::Connected { rx, tx, .. } => Ok((rx.clone(), tx.clone())),
+            _ => return_errno!(Errno::ENOTCONN),
+        }
+    }
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        if let Phase::Listening(b) = &*self.phase.lock() {
+            self.names.names.lock().remove(&b.name);
+        }
+    }
+}
+
+impl Socket for UnixSocket {
+    fn bind(&self, addr: &SockAddr) -> Result<()> {
+        let SockAddr::Unix(name) = addr else {
+            return_errno!(Errno::EINVAL);
+        };
+        if *name == UnixName::Unnamed {
+            return_errno!(Errno::EINVAL);
+        }
+        let mut phase = self.phase.lock();
+        if !matches!(&*phase, Phase::Idle(UnixName::Unnamed)) {
+            return_errno!(Errno::EINVAL);
+        }
+        let mut names = self.names.names.lock();
+        if names.contains_key(name) {
+            return_errno!(Errno::EADDRINUSE);
+        }
+        // Reserved until `listen` puts the queue in.
+        names.insert(name.clone(), Weak::new());
+        *phase = Phase::Idle(name.clone());
+        Ok(())
+    }
+
+    fn listen(&self, backlog: usize) -> Result<()> {
+        let mut phase = self.phase.lock();
+        let name = match &*phase {
+            Phase::Listening(_) => return Ok(()),
+            Phase::Idle(UnixName::Unnamed) | Phase::Connected { .. } => {
+                return_errno!(Errno::EINVAL)
+            }
+            Phase::Idle(name) => name.clone(),
+        };
+        let queue = Arc::new(UnixBacklog {
+            pending: Mutex::new(VecDeque::new()),
+            backlog: backlog.clamp(1, 4096),
+            name: name.clone(),
+        });
+        self.names.names.lock().insert(name, Arc::downgrade(&queue));
+        *phase = Phase::Listening(queue);
+        Ok(())
+    }
+
+    fn accept(&self, nonblock: bool) -> Result<(Arc<dyn FileLike>, SockAddr)> {
+        let Phase::Listening(queue) = &*self.phase.lock() else {
+            return_errno!(Errno::EINVAL);
+        };
+        let Some(sock) = queue.pending.lock().pop_front() else {
+            return_errno!(Errno::EAGAIN);
+        };
+        merge_nonblock(&sock.flags, if nonblock { O_NONBLOCK } else { 0 });
+        Ok((Arc::new(sock), SockAddr::Unix(UnixName::Unnamed)))
+    }
+
+    fn connect(&self, addr: &SockAddr) -> Result<()> {
+        let SockAddr::Unix(name) = addr else {
+            return_errno!(Errno::EINVAL);
+        };
+        let mut phase = self.phase.lock();
+        let local = match &*phase {
+            Phase::Idle(n) => n.clone(),
+            _ => return_errno!(Errno::EISCONN),
+        };
+        let queue = match self.names.names.lock().get(name) {
+            None if matches!(name, UnixName::Path(_)) => return_errno!(Errno::ENOENT),
+            None => return_errno!(Errno::ECONNREFUSED),
+            Some(w) => w.upgrade().ok_or(Errno::ECONNREFUSED)?,
+        };
+        let mut pending = queue.pending.lock();
+        if pending.len() >= queue.backlog {
+            return_errno!(Errno::EAGAIN);
+        }
+        let (a_r, a_w) = new_pipe(0);
+        let (b_r, b_w) = new_pipe(0);
+        pending.push_back(Self::connected(
+            &self.names,
+            0,
+            (b_r, a_w),
+            name.clone(),
+            local.clone(),
+        ));
+        *phase = Phase::Connected {
+            rx: Some(a_r),
+            tx: Some(b_w),
+            local,
+            peer: name.clone(),
+        };
+        Ok(())
+    }
+
+    fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        if to.is_some() {
+            return_errno!(Errno::EISCONN);
+        }
+        match self.ends()?.1 {
+            Some(tx) => tx.write(buf),
+            None => return_errno!(Errno::EPIPE),
+        }
+    }
+
+    fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        if peek {
+            return_errno!(Errno::EOPNOTSUPP);
+        }
+        let len = match self.ends()?.0 {
+            Some(rx) => rx.read(buf)?,
+            None => 0,
+        };
+        Ok(Received {
+            len,
+            full_len: len,
+            from: None,
+        })
+    }
+
+    fn shutdown(&self, how: Shutdown) -> Result<()> {
+        match &mut *self.phase.lock() {
+            Phase::Connected { rx, tx, .. } => {
+                if how.read {
+                    *rx = None;
+                }
+                if how.write {
+                    *tx = None;
+                }
+                Ok(())
+            }
+            _ => return_errno!(Errno::ENOTCONN),
+        }
+    }
+
+    fn local_addr(&self) -> Result<SockAddr> {
+        Ok(SockAddr::Unix(match &*self.phase.lock() {
+            Phase::Idle(n) | Phase::Connected { local: n, .. } => n.clone(),
+            Phase::Listening(q) => q.name.clone(),
+        }))
+    }
+
+    fn peer_addr(&self) -> Result<SockAddr> {
+        match &*self.phase.lock() {
+            Phase::Connected { peer, .. } => Ok(SockAddr::Unix(peer.clone())),
+            _ => return_errno!(Errno::ENOTCONN),
+        }
+    }
+
+    fn set_option(&self, level: i32, name: i32, value: &[u8]) -> Result<()> {
+        match level {
+            SOL_SOCKET => self.common.lock().set(name, value),
+            _ => return_errno!(Errno::ENOPROTOOPT),
+        }
+    }
+
+    fn get_option(&self, level: i32, name: i32) -> Result<Vec<u8>> {
+        match level {
+            // Buffers are the pipes' fixed capacity whatever was asked.
+            SOL_SOCKET => {
+                let mut c = *self.common.lock();
+                c.buffers = (PIPE_CAPACITY, PIPE_CAPACITY);
+                c.get(name, (AF_UNIX, SOCK_STREAM, 0))
+            }
+            _ => return_errno!(Errno::ENOPROTOOPT),
+        }
+    }
+}
+
+impl FileLike for UnixSocket {
+    fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv(buf, false).map(|r| r.len)
+    }
+
+    fn write(&self, buf: &[u8]) -> Result<usize> {
+        self.send(buf, None)
+    }
+
+    fn metadata(&self) -> Result<Metadata> {
+        Ok(socket_metadata(self.ino))
+    }
+
+    fn poll(&self) -> PollEvents {
+        let (rx, tx) = match &*self.phase.lock() {
+            Phase::Connected { rx, tx, .. } => (rx.clone(), tx.clone()),
+            Phase::Listening(q) => {
+                return if q.pending.lock().is_empty() {
+                    PollEvents::empty()
+                } else {
+                    PollEvents::IN | PollEvents::RDNORM
+                };
+            }
+            Phase::Idle(_) => return PollEvents::OUT | PollEvents::HUP,
+        };
+        let r = rx.map_or(PollEvents::HUP, |rx| rx.poll());
+        let w = tx.map_or(PollEvents::ERR, |tx| tx.poll());
+        let mut ev = PollEvents::empty();
+        if r.intersects(PollEvents::IN | PollEvents::HUP) {
+            ev |= PollEvents::IN | PollEvents::RDNORM;
+        }
+        if w.intersects(PollEvents::OUT | PollEvents::ERR) {
+            ev |= PollEvents::OUT | PollEvents::WRNORM;
+        }
+        if r.contains(PollEvents::HUP) && w.contains(PollEvents::ERR) {
+            ev |= PollEvents::HUP;
+        }
+        ev
+    }
+
+    fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {
+        socket_ioctl(&self.flags, cmd, arg, || 0)
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<()> {
+        merge_nonblock(&self.flags, flags);
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_socket(&self) -> Option<&dyn Socket> {
+        Some(self)
+    }
+}

@@ -1,0 +1,747 @@
+//! Socket syscalls through the dispatch table: TCP between two stacks
+//! joined by an in-memory card pair and over loopback, UDP, readiness,
+//! errors, Unix sockets.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use crate::error::Errno;
+use crate::fs::{DeviceRegistry, Vfs};
+use crate::net::testdev::{StdClock, device_pair};
+use crate::net::{NetConfig, NetDevice, NetStack};
+use crate::platform::mock::MockPlatform;
+use crate::process::Process;
+use crate::syscall::{SyscallTable, syscall_number};
+use crate::user::UserMemory;
+
+/// Scratch user memory: 16 MiB from here.
+const MEM: u64 = 0x100_0000;
+const MEM_BYTES: usize = 16 << 20;
+
+struct H {
+    m: Arc<MockPlatform>,
+    p: Arc<Process>,
+    t: Arc<SyscallTable>,
+}
+
+fn process(m: &Arc<MockPlatform>, net: Option<Arc<NetStack>>) -> Arc<Process> {
+    let vfs = Arc::new(Vfs::new(
+        m.clone(),
+        DeviceRegistry::standard(m.clone(), m.clone()),
+    ));
+    Arc::new(match net {
+        Some(n) => Process::with_net(m.clone(), vfs, n),
+        None => Process::new(m.clone(), vfs),
+    })
+}
+
+fn setup() -> H {
+    let m = Arc::new(MockPlatform::new());
+    m.map(MEM, MEM_BYTES);
+    let p = process(&m, None);
+    H {
+        m,
+        p,
+        t: Arc::new(SyscallTable::new()),
+    }
+}
+
+/// Two processes on two stacks (10.0.2.15 and 10.0.2.16) joined by a card pair.
+fn two_hosts() -> (H, H) {
+    let (a, b) = device_pair(256);
+    let host = |dev: Arc<dyn NetDevice>, last: u8| {
+        let m = Arc::new(MockPlatform::new());
+        m.map(MEM, MEM_BYTES);
+        // The peer runs on another thread and TCP's timers in real time:
+        // give waits longer than the mock's default before it gives up.
+        m.set_block_spins(2_000_000);
+        let config = NetConfig {
+            addr: Ipv4Addr::new(10, 0, 2, last),
+            random_seed: u64::from(last),
+            ..NetConfig::default()
+        };
+        let net = Arc::new(NetStack::new(Some(dev), config, StdClock::new()));
+        H {
+            p: process(&m, Some(net)),
+            m,
+            t: Arc::new(SyscallTable::new()),
+        }
+    };
+    (host(a, 15), host(b, 16))
+}
+
+/// Polls stacks every millisecond, as the kernel's timer tick does, until dropped.
+struct Ticker {
+    stop: Arc<core::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn ticker(stacks: &[&H]) -> Ticker {
+    let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+    let nets: Vec<Arc<NetStack>> = stacks.iter().map(|h| h.p.net.clone()).collect();
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !flag.load(core::sync::atomic::Ordering::Relaxed) {
+            for n in &nets {
+                n.poll();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+    Ticker {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn err(e: Errno) -> i64 {
+    -i64::from(e.as_i32())
+}
+
+const AF_INET: u64 = 2;
+const SOCK_STREAM: u64 = 1;
+const SOCK_DGRAM: u64 = 2;
+const SOCK_NONBLOCK: u64 = 0o4000;
+
+impl H {
+    fn call(&self, name: &str, args: &[u64]) -> i64 {
+        let mut raw = [0u64; 6];
+        raw[..args.len()].copy_from_slice(args);
+        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
+    }
+    fn put(&self, addr: u64, bytes: &[u8]) -> u64 {
+        self.m.write_user(addr, bytes).unwrap();
+        addr
+    }
+    fn get(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut b = alloc::vec![0u8; len];
+        self.m.read_user(addr, &mut b).unwrap();
+        b
+    }
+    fn i32_at(&self, addr: u64) -> i32 {
+        i32::from_le_bytes(self.get(addr, 4).try_into().unwrap())
+    }
+    /// A `sockaddr_in` at `addr`.
+    fn sin(&self, addr: u64, ip: [u8; 4], port: u16) -> u64 {
+        let mut b = [0u8; 16];
+        b[0] = 2;
+        b[2..4].copy_from_slice(&port.to_be_bytes());
+        b[4..8].copy_from_slice(&ip);
+        self.put(addr, &b)
+    }
+    fn socket(&self, ty: u64) -> u64 {
+        let fd = self.call("socket", &[AF_INET, ty, 0]);
+        assert!(fd >= 0, "socket: {fd}");
+        fd as u64
+    }
+    /// A TCP listener on `ip:port`.
+    fn listener(&self, ip: [u8; 4], port: u16, flags: u64) -> u64 {
+        let fd = self.socket(SOCK_STREAM | flags);
+        let sa = self.sin(MEM, ip, port);
+        assert_eq!(self.call("bind", &[fd, sa, 16]), 0);
+        assert_eq!(self.call("listen", &[fd, 16]), 0);
+        fd
+    }
+    fn int_opt(&self, fd: u64, level: u64, name: u64) -> i64 {
+        let (val, len) = (MEM + 0x900, MEM + 0x910);
+        self.put(len, &4i32.to_le_bytes());
+        let r = self.call("getsockopt", &[fd, level, name, val, len]);
+        if r < 0 {
+            r
+        } else {
+            i64::from(self.i32_at(val))
+        }
+    }
+    fn set_int_opt(&self, fd: u64, level: u64, name: u64, v: i32) -> i64 {
+        let val = self.put(MEM + 0x920, &v.to_le_bytes());
+        self.call("setsockopt", &[fd, level, name, val, 4])
+    }
+    /// `poll` on one fd with a zero timeout: its `revents`.
+    fn revents(&self, fd: u64, events: u16) -> u16 {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&(fd as i32).to_le_bytes());
+        b[4..6].copy_from_slice(&events.to_le_bytes());
+        let at = self.put(MEM + 0xa00, &b);
+        assert!(self.call("poll", &[at, 1, 0]) >= 0);
+        u16::from_le_bytes(self.get(at + 6, 2).try_into().unwrap())
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+#[test]
+fn tcp_megabytes_each_way_between_two_stacks() {
+    let (server, client) = two_hosts();
+    let _tick = ticker(&[&server, &client]);
+    let lfd = server.listener([0, 0, 0, 0], 7001, 0);
+    const LEN: usize = 3 << 20;
+    let data = pattern(LEN);
+    let src = client.put(MEM + 0x10_0000, &data);
+    let sink = {
+        let (m, p, t) = (server.m.clone(), server.p.clone(), server.t.clone());
+        std::thread::spawn(move || {
+            let s = H { m, p, t };
+            let cfd = s.call("accept", &[lfd, 0, 0]) as u64;
+            let buf = MEM + 0x80_0000;
+            let mut got = 0usize;
+            loop {
+                let n = s.call("read", &[cfd, buf + got as u64, (LEN + 1 - got) as u64]);
+                assert!(n >= 0, "server read: {n} after {got}");
+                if n == 0 {
+                    break;
+                }
+                got += n as usize;
+            }
+            assert_eq!(got, LEN);
+            // Send it all back, then close.
+            assert_eq!(s.call("write", &[cfd, buf, LEN as u64]), LEN as i64);
+            assert_eq!(s.call("close", &[cfd]), 0);
+            s.get(buf, LEN)
+        })
+    };
+    let fd = client.socket(SOCK_STREAM);
+    let sa = client.sin(MEM, [10, 0, 2, 15], 7001);
+    assert_eq!(client.call("connect", &[fd, sa, 16]), 0);
+    assert_eq!(client.call("write", &[fd, src, LEN as u64]), LEN as i64);
+    assert_eq!(
+        client.call("shutdown", &[fd, 1]),
+        0,
+        "FIN: the server reads end of file"
+    );
+    let dst = MEM + 0x80_0000;
+    let mut got = 0usize;
+    loop {
+        let n = client.call("read", &[fd, dst + got as u64, (LEN + 1 - got) as u64]);
+        assert!(n >= 0, "client read: {n} after {got}");
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    assert!(
+        sink.join().unwrap() == data,
+        "bytes the server received differ"
+    );
+    assert_eq!(got, LEN);
+    assert!(client.get(dst, LEN) == data, "bytes sent back differ");
+}
+
+/// Both directions full at once (the client writes while the echo is
+/// still coming back): sometimes stalls with the server's send buffer
+/// full and the client's receive buffer empty until the mock gives up
+/// (`EDEADLK`). Not understood yet (window update / zero-window probe
+/// backoff?); kept to reproduce it: `cargo test -p libos -- --ignored concurrent_echo`.
+#[test]
+#[ignore = "intermittent stall under bidirectional full buffers, under investigation"]
+fn tcp_concurrent_echo_of_megabytes_between_two_stacks() {
+    let (server, client) = two_hosts();
+    // The server closes with echoed bytes still queued: its stack must
+    // keep being driven after its thread is done.
+    let _tick = ticker(&[&server, &client]);
+    let lfd = server.listener([0, 0, 0, 0], 7000, 0);
+    const LEN: usize = 3 << 20;
+    let echo = {
+        let (m, p, t) = (server.m.clone(), server.p.clone(), server.t.clone());
+        std::thread::spawn(move || {
+            let s = H { m, p, t };
+            let cfd = s.call("accept", &[lfd, 0, 0]);
+            assert!(cfd >= 0, "accept: {cfd}");
+            let buf = MEM + 0x10_0000;
+            let mut total = 0;
+            loop {
+                let n = s.call("read", &[cfd as u64, buf, 100_000]);
+                assert!(n >= 0, "read: {n}");
+                if n == 0 {
+                    break;
+                }
+                assert_eq!(s.call("write", &[cfd as u64, buf, n as u64]), n);
+                total += n as usize;
+            }
+            assert_eq!(s.call("close", &[cfd as u64]), 0);
+            total
+        })
+    };
+    let fd = client.socket(SOCK_STREAM);
+    let sa = client.sin(MEM, [10, 0, 2, 15], 7000);
+    assert_eq!(client.call("connect", &[fd, sa, 16]), 0);
+    let data = pattern(LEN);
+    let src = client.put(MEM + 0x10_0000, &data);
+    let writer = {
+        let (m, p, t) = (client.m.clone(), client.p.clone(), client.t.clone());
+        std::thread::spawn(move || {
+            let c = H { m, p, t };
+            assert_eq!(c.call("write", &[fd, src, LEN as u64]), LEN as i64);
+            assert_eq!(c.call("shutdown", &[fd, 1]), 0);
+        })
+    };
+    let dst = MEM + 0x80_0000;
+    let mut got = 0usize;
+    let t0 = std::time::Instant::now();
+    loop {
+        let n = client.call("read", &[fd, dst + got as u64, (LEN + 1 - got) as u64]);
+        assert!(
+            n >= 0,
+            "read: {n} after {got} bytes, {:?}\nserver: {}\nclient: {}",
+            t0.elapsed(),
+            server.p.net.describe(),
+            client.p.net.describe()
+        );
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    writer.join().unwrap();
+    assert_eq!(echo.join().unwrap(), LEN);
+    assert_eq!(got, LEN);
+    assert!(client.get(dst, LEN) == data, "echoed bytes differ");
+}
+
+#[test]
+fn loopback_server_and_client_in_one_process() {
+    let h = setup();
+    let lfd = h.listener([127, 0, 0, 1], 6379, SOCK_NONBLOCK);
+    assert_eq!(h.call("accept4", &[lfd, 0, 0, 0]), err(Errno::EAGAIN));
+    assert_eq!(h.revents(lfd, 1), 0);
+    let c = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 6379);
+    assert_eq!(h.call("connect", &[c, sa, 16]), 0);
+    assert_eq!(h.call("connect", &[c, sa, 16]), err(Errno::EISCONN));
+    assert_eq!(h.revents(lfd, 1), 1, "a connection to accept");
+    let (peer, plen) = (MEM + 0x100, MEM + 0x110);
+    h.put(plen, &16i32.to_le_bytes());
+    let s = h.call("accept4", &[lfd, peer, plen, SOCK_NONBLOCK | 0o2000000]) as u64;
+    assert!((s as i64) >= 0);
+    assert_eq!(h.i32_at(plen), 16);
+    let peer_bytes = h.get(peer, 8);
+    assert_eq!(&peer_bytes[..2], &[2, 0]);
+    assert_eq!(&peer_bytes[4..8], &[127, 0, 0, 1]);
+    // The accepted socket's peer is the client's local address.
+    let (name, nlen) = (MEM + 0x200, MEM + 0x210);
+    h.put(nlen, &16i32.to_le_bytes());
+    assert_eq!(h.call("getsockname", &[c, name, nlen]), 0);
+    assert_eq!(h.get(name, 8), peer_bytes);
+    h.put(nlen, &16i32.to_le_bytes());
+    assert_eq!(h.call("getpeername", &[s, name, nlen]), 0);
+    assert_eq!(h.get(name, 8), peer_bytes);
+    assert_eq!(h.call("fcntl", &[s, 1]), 1, "SOCK_CLOEXEC");
+    assert_eq!(h.call("read", &[s, MEM + 0x300, 10]), err(Errno::EAGAIN));
+    let msg = h.put(MEM + 0x400, b"PING\r\n");
+    assert_eq!(h.call("sendto", &[c, msg, 6, 0, 0, 0]), 6);
+    assert_eq!(h.revents(s, 1), 1);
+    assert_eq!(
+        h.call("recvfrom", &[s, MEM + 0x300, 2, 2, 0, 0]),
+        2,
+        "MSG_PEEK"
+    );
+    assert_eq!(h.call("read", &[s, MEM + 0x300, 100]), 6);
+    assert_eq!(h.get(MEM + 0x300, 6), b"PING\r\n");
+    assert_eq!(h.call("write", &[s, msg, 6]), 6);
+    assert_eq!(h.call("read", &[c, MEM + 0x300, 100]), 6);
+    // Closing the client: the server reads end of file and sees POLLIN.
+    assert_eq!(h.call("close", &[c]), 0);
+    assert_eq!(h.revents(s, 1) & 1, 1);
+    assert_eq!(h.call("read", &[s, MEM + 0x300, 100]), 0);
+    assert_eq!(h.call("close", &[s]), 0);
+    assert_eq!(h.call("close", &[lfd]), 0);
+    // The port is free again.
+    h.listener([127, 0, 0, 1], 6379, 0);
+}
+
+#[test]
+fn udp_round_trip_over_loopback_and_a_card() {
+    let h = setup();
+    let a = h.socket(SOCK_DGRAM);
+    let b = h.socket(SOCK_DGRAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 5353);
+    assert_eq!(h.call("bind", &[a, sa, 16]), 0);
+    let msg = h.put(MEM + 0x100, b"hello udp");
+    assert_eq!(h.call("sendto", &[b, msg, 9, 0, sa, 16]), 9);
+    let (from, flen) = (MEM + 0x200, MEM + 0x210);
+    h.put(flen, &16i32.to_le_bytes());
+    // MSG_TRUNC: the datagram's real length, 4 bytes copied.
+    assert_eq!(
+        h.call("recvfrom", &[a, MEM + 0x300, 4, 0x20, from, flen]),
+        9
+    );
+    assert_eq!(h.get(MEM + 0x300, 4), b"hell");
+    let from_bytes = h.get(from, 8);
+    assert_eq!(&from_bytes[4..8], &[127, 0, 0, 1]);
+    // Reply to the sender's ephemeral port.
+    assert_eq!(h.call("sendto", &[a, msg, 5, 0, from, 16]), 5);
+    assert_eq!(h.call("read", &[b, MEM + 0x300, 100]), 5);
+    assert_eq!(
+        h.call("recvfrom", &[a, MEM + 0x300, 4, 0x40, 0, 0]),
+        err(Errno::EAGAIN)
+    );
+    assert_eq!(
+        h.call("sendto", &[a, msg, 5, 0, 0, 0]),
+        err(Errno::EDESTADDRREQ)
+    );
+    // Over a card pair.
+    let (s, c) = two_hosts();
+    let sfd = s.socket(SOCK_DGRAM);
+    let any = s.sin(MEM, [0, 0, 0, 0], 53);
+    assert_eq!(s.call("bind", &[sfd, any, 16]), 0);
+    let cfd = c.socket(SOCK_DGRAM);
+    let dst = c.sin(MEM, [10, 0, 2, 15], 53);
+    assert_eq!(c.call("connect", &[cfd, dst, 16]), 0);
+    let q = c.put(MEM + 0x100, b"query");
+    assert_eq!(c.call("write", &[cfd, q, 5]), 5);
+    // The datagram waits for ARP: the tick drives the client's stack.
+    let _tick = ticker(&[&c]);
+    let got = s.call("recvfrom", &[sfd, MEM + 0x300, 100, 0, 0, 0]);
+    assert_eq!(got, 5, "receive over the card");
+    assert_eq!(s.get(MEM + 0x300, 5), b"query");
+}
+
+#[test]
+fn nonblocking_connect_reports_through_poll_and_so_error() {
+    let (server, client) = two_hosts();
+    let lfd = server.listener([10, 0, 2, 15], 8080, SOCK_NONBLOCK);
+    assert_eq!(server.call("accept", &[lfd, 0, 0]), err(Errno::EAGAIN));
+    let fd = client.socket(SOCK_STREAM | SOCK_NONBLOCK);
+    let sa = client.sin(MEM, [10, 0, 2, 15], 8080);
+    assert_eq!(
+        client.call("connect", &[fd, sa, 16]),
+        err(Errno::EINPROGRESS)
+    );
+    assert_eq!(client.call("connect", &[fd, sa, 16]), err(Errno::EALREADY));
+    assert_eq!(client.revents(fd, 4), 0, "not writable while connecting");
+    let mut accepted = -1;
+    for _ in 0..100_000 {
+        server.p.net.poll();
+        if client.revents(fd, 4) == 4 {
+            accepted = server.call("accept", &[lfd, 0, 0]);
+            if accepted >= 0 {
+                break;
+            }
+        }
+        std::thread::yield_now();
+    }
+    assert!(accepted >= 0, "the handshake completed");
+    assert_eq!(client.int_opt(fd, 1, 4), 0, "SO_ERROR");
+    // Refused: RST from the server's stack.
+    let fd2 = client.socket(SOCK_STREAM | SOCK_NONBLOCK);
+    let closed = client.sin(MEM, [10, 0, 2, 15], 8081);
+    assert_eq!(
+        client.call("connect", &[fd2, closed, 16]),
+        err(Errno::EINPROGRESS)
+    );
+    let mut ev = 0;
+    for _ in 0..100_000 {
+        server.p.net.poll();
+        ev = client.revents(fd2, 4);
+        if ev != 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(ev & 0x8, 0x8, "POLLERR after the RST: {ev:#x}");
+    assert_eq!(
+        client.int_opt(fd2, 1, 4),
+        i64::from(Errno::ECONNREFUSED.as_i32())
+    );
+    assert_eq!(
+        client.int_opt(fd2, 1, 4),
+        0,
+        "SO_ERROR is cleared once read"
+    );
+}
+
+#[test]
+fn blocking_connect_to_a_closed_port_is_refused() {
+    let h = setup();
+    let fd = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 9);
+    assert_eq!(h.call("connect", &[fd, sa, 16]), err(Errno::ECONNREFUSED));
+    let ext = h.sin(MEM, [10, 0, 2, 2], 80);
+    let fd = h.socket(SOCK_STREAM);
+    assert_eq!(
+        h.call("connect", &[fd, ext, 16]),
+        err(Errno::ENETUNREACH),
+        "no card"
+    );
+}
+
+#[test]
+fn epoll_sees_connections_data_and_hangup() {
+    let h = setup();
+    let lfd = h.listener([0, 0, 0, 0], 80, SOCK_NONBLOCK);
+    let ep = h.call("epoll_create1", &[0]) as u64;
+    let ev = |events: u32, data: u64| {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&events.to_le_bytes());
+        b[4..].copy_from_slice(&data.to_le_bytes());
+        h.put(MEM + 0x500, &b)
+    };
+    assert_eq!(h.call("epoll_ctl", &[ep, 1, lfd, ev(1, 100)]), 0);
+    let out = MEM + 0x600;
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 0);
+    let c = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 80);
+    assert_eq!(h.call("connect", &[c, sa, 16]), 0);
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 10]), 1);
+    assert_eq!(h.get(out + 4, 8), 100u64.to_le_bytes());
+    let s = h.call("accept", &[lfd, 0, 0]) as u64;
+    assert_eq!(h.call("epoll_ctl", &[ep, 1, s, ev(1 | 4, 200)]), 0);
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 1);
+    assert_eq!(h.i32_at(out), 4, "writable, nothing to read");
+    let msg = h.put(MEM + 0x700, b"x");
+    assert_eq!(h.call("write", &[c, msg, 1]), 1);
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 1);
+    assert_eq!(h.i32_at(out), 5);
+    assert_eq!(h.call("read", &[s, MEM + 0x800, 10]), 1);
+    // The peer's shutdown: readable (end of file); after both FINs, HUP.
+    assert_eq!(h.call("shutdown", &[c, 1]), 0);
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 1);
+    assert_eq!(h.i32_at(out) & 1, 1);
+    assert_eq!(h.call("read", &[s, MEM + 0x800, 10]), 0);
+    assert_eq!(h.call("shutdown", &[s, 1]), 0);
+    assert_eq!(h.revents(s, 1) & 0x10, 0x10, "POLLHUP");
+    // The client, shut for writing, still reads what the server sent.
+    assert_eq!(h.call("read", &[c, MEM + 0x800, 10]), 0);
+}
+
+#[test]
+fn reset_and_epipe() {
+    let h = setup();
+    let lfd = h.listener([127, 0, 0, 1], 81, 0);
+    let c = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 81);
+    assert_eq!(h.call("connect", &[c, sa, 16]), 0);
+    let s = h.call("accept", &[lfd, 0, 0]) as u64;
+    // SO_LINGER {1, 0}: close resets.
+    let linger = h.put(MEM + 0x100, &[1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(h.call("setsockopt", &[s, 1, 13, linger, 8]), 0);
+    assert_eq!(h.call("close", &[s]), 0);
+    assert_eq!(h.revents(c, 1) & 0x18, 0x18, "POLLERR | POLLHUP");
+    assert_eq!(
+        h.call("read", &[c, MEM + 0x200, 10]),
+        err(Errno::ECONNRESET)
+    );
+    assert_eq!(h.call("read", &[c, MEM + 0x200, 10]), 0);
+    let msg = h.put(MEM + 0x300, b"late");
+    assert_eq!(h.call("write", &[c, msg, 4]), err(Errno::EPIPE));
+    assert_eq!(
+        h.call("getpeername", &[c, MEM + 0x400, MEM + 0x410]),
+        err(Errno::ENOTCONN)
+    );
+}
+
+#[test]
+fn address_in_use_and_reuseport() {
+    let h = setup();
+    let a = h.listener([0, 0, 0, 0], 6000, 0);
+    let b = h.socket(SOCK_STREAM);
+    let lo = h.sin(MEM, [127, 0, 0, 1], 6000);
+    assert_eq!(h.call("bind", &[b, lo, 16]), err(Errno::EADDRINUSE));
+    assert_eq!(h.call("close", &[a]), 0);
+    assert_eq!(h.call("bind", &[b, lo, 16]), 0);
+    assert_eq!(
+        h.call("bind", &[b, lo, 16]),
+        err(Errno::EINVAL),
+        "already bound"
+    );
+    let (x, y) = (h.socket(SOCK_STREAM), h.socket(SOCK_STREAM));
+    let sa = h.sin(MEM, [0, 0, 0, 0], 6001);
+    assert_eq!(h.set_int_opt(x, 1, 15, 1), 0);
+    assert_eq!(h.set_int_opt(y, 1, 15, 1), 0);
+    assert_eq!(h.call("bind", &[x, sa, 16]), 0);
+    assert_eq!(h.call("bind", &[y, sa, 16]), 0, "SO_REUSEPORT on both");
+    let other = h.sin(MEM, [10, 9, 8, 7], 6002);
+    assert_eq!(
+        h.call("bind", &[h.socket(SOCK_STREAM), other, 16]),
+        err(Errno::EADDRNOTAVAIL)
+    );
+    // Port 0: an ephemeral port, reported by getsockname.
+    let e = h.socket(SOCK_DGRAM);
+    let zero = h.sin(MEM, [0, 0, 0, 0], 0);
+    assert_eq!(h.call("bind", &[e, zero, 16]), 0);
+    h.put(MEM + 0x110, &16i32.to_le_bytes());
+    assert_eq!(h.call("getsockname", &[e, MEM + 0x100, MEM + 0x110]), 0);
+    let port = u16::from_be_bytes(h.get(MEM + 0x102, 2).try_into().unwrap());
+    assert!(port >= 32768, "ephemeral {port}");
+}
+
+#[test]
+fn bad_arguments() {
+    let h = setup();
+    let fd = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 7);
+    assert_eq!(h.call("bind", &[fd, 0xdead_0000, 16]), err(Errno::EFAULT));
+    assert_eq!(h.call("bind", &[fd, sa, 8]), err(Errno::EINVAL));
+    assert_eq!(h.call("bind", &[fd, sa, 4096]), err(Errno::EINVAL));
+    assert_eq!(h.call("bind", &[99, sa, 16]), err(Errno::EBADF));
+    assert_eq!(h.call("pipe2", &[MEM + 0x100, 0]), 0);
+    let pipe_fd = h.i32_at(MEM + 0x100) as u64;
+    assert_eq!(h.call("bind", &[pipe_fd, sa, 16]), err(Errno::ENOTSOCK));
+    assert_eq!(
+        h.call("getsockopt", &[pipe_fd, 1, 3, MEM, MEM + 8]),
+        err(Errno::ENOTSOCK)
+    );
+    assert_eq!(
+        h.call("socket", &[10, SOCK_STREAM, 0]),
+        err(Errno::EAFNOSUPPORT),
+        "AF_INET6"
+    );
+    assert_eq!(
+        h.call("socket", &[16, 3, 0]),
+        err(Errno::EAFNOSUPPORT),
+        "AF_NETLINK"
+    );
+    assert_eq!(
+        h.call("socket", &[AF_INET, SOCK_STREAM | 0x100, 0]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(
+        h.call("socket", &[AF_INET, SOCK_STREAM, 17]),
+        err(Errno::EPROTONOSUPPORT)
+    );
+    assert_eq!(
+        h.call("socket", &[AF_INET, 3, 0]),
+        err(Errno::ESOCKTNOSUPPORT),
+        "raw"
+    );
+    assert_eq!(h.call("read", &[fd, MEM, 4]), err(Errno::ENOTCONN));
+    assert_eq!(
+        h.call("getpeername", &[fd, MEM, 0xdead_0000]),
+        err(Errno::EFAULT)
+    );
+    h.put(MEM + 0x200, &16i32.to_le_bytes());
+    assert_eq!(
+        h.call("getpeername", &[fd, MEM, MEM + 0x200]),
+        err(Errno::ENOTCONN)
+    );
+}
+
+#[test]
+fn socket_options() {
+    let h = setup();
+    let fd = h.socket(SOCK_STREAM);
+    assert_eq!(h.int_opt(fd, 1, 3), 1, "SO_TYPE");
+    assert_eq!(h.int_opt(fd, 1, 39), 2, "SO_DOMAIN");
+    assert_eq!(h.int_opt(fd, 1, 8), 256 * 1024, "SO_RCVBUF");
+    assert_eq!(h.set_int_opt(fd, 1, 8, 65536), 0);
+    assert_eq!(h.int_opt(fd, 1, 8), 65536);
+    assert_eq!(h.int_opt(fd, 6, 1), 0);
+    assert_eq!(h.set_int_opt(fd, 6, 1, 1), 0, "TCP_NODELAY");
+    assert_eq!(h.int_opt(fd, 6, 1), 1);
+    for name in [2, 9, 15] {
+        assert_eq!(h.set_int_opt(fd, 1, name, 1), 0);
+        assert_eq!(h.int_opt(fd, 1, name), 1);
+    }
+    for (name, v) in [(4, 60), (5, 10), (6, 3)] {
+        assert_eq!(h.set_int_opt(fd, 6, name, v), 0);
+        assert_eq!(h.int_opt(fd, 6, name), i64::from(v));
+    }
+    assert_eq!(h.set_int_opt(fd, 6, 4, 0), err(Errno::EINVAL));
+    assert_eq!(
+        h.set_int_opt(fd, 41, 26, 1),
+        err(Errno::ENOPROTOOPT),
+        "IPV6_V6ONLY"
+    );
+    assert_eq!(h.set_int_opt(fd, 1, 999, 1), err(Errno::ENOPROTOOPT));
+    assert_eq!(h.int_opt(fd, 6, 999), err(Errno::ENOPROTOOPT));
+    assert_eq!(
+        h.call("setsockopt", &[fd, 1, 2, MEM, 2]),
+        err(Errno::EINVAL),
+        "short int"
+    );
+    // FIONBIO sets O_NONBLOCK.
+    let on = h.put(MEM + 0x100, &1i32.to_le_bytes());
+    assert_eq!(h.call("ioctl", &[fd, 0x5421, on]), 0);
+    assert_eq!(h.call("fcntl", &[fd, 3]) & 0o4000, 0o4000);
+    let u = h.socket(SOCK_DGRAM);
+    assert_eq!(h.int_opt(u, 1, 3), 2);
+    assert_eq!(h.call("listen", &[u, 5]), err(Errno::EOPNOTSUPP));
+}
+
+#[test]
+fn socketpair_and_unix_names() {
+    let h = setup();
+    let sv = MEM + 0x100;
+    assert_eq!(h.call("socketpair", &[1, SOCK_STREAM, 0, sv]), 0);
+    let (a, b) = (h.i32_at(sv) as u64, h.i32_at(sv + 4) as u64);
+    let msg = h.put(MEM + 0x200, b"over the pair");
+    assert_eq!(h.call("write", &[a, msg, 13]), 13);
+    assert_eq!(h.revents(b, 1), 1);
+    assert_eq!(h.call("recvfrom", &[b, MEM + 0x300, 64, 0, 0, 0]), 13);
+    assert_eq!(h.get(MEM + 0x300, 13), b"over the pair");
+    assert_eq!(h.call("sendto", &[b, msg, 4, 0, 0, 0]), 4);
+    assert_eq!(h.call("read", &[a, MEM + 0x300, 64]), 4);
+    assert_eq!(h.call("shutdown", &[a, 1]), 0);
+    assert_eq!(
+        h.call("read", &[b, MEM + 0x300, 64]),
+        0,
+        "end of file after SHUT_WR"
+    );
+    assert_eq!(h.call("close", &[b]), 0);
+    assert_eq!(h.call("write", &[a, msg, 4]), err(Errno::EPIPE));
+    assert_eq!(
+        h.call("socketpair", &[AF_INET, SOCK_STREAM, 0, sv]),
+        err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        h.call("socketpair", &[1, SOCK_STREAM, 0, 0xdead_0000]),
+        err(Errno::EFAULT)
+    );
+    // A named listener.
+    let path = h.put(MEM + 0x400, b"\x01\x00/run/app.sock\0");
+    let l = h.call("socket", &[1, SOCK_STREAM | SOCK_NONBLOCK, 0]) as u64;
+    let c = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("connect", &[c, path, 16]), err(Errno::ENOENT));
+    assert_eq!(h.call("bind", &[l, path, 16]), 0);
+    assert_eq!(h.call("listen", &[l, 4]), 0);
+    assert_eq!(h.call("accept", &[l, 0, 0]), err(Errno::EAGAIN));
+    assert_eq!(h.call("connect", &[c, path, 16]), 0);
+    let s = h.call("accept", &[l, 0, 0]) as u64;
+    assert_eq!(h.call("write", &[c, msg, 4]), 4);
+    assert_eq!(h.call("read", &[s, MEM + 0x300, 64]), 4);
+    let other = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("bind", &[other, path, 16]), err(Errno::EADDRINUSE));
+}
+
+#[test]
+fn sendmsg_and_recvmsg_gather_and_scatter() {
+    let h = setup();
+    let sv = MEM + 0x100;
+    assert_eq!(h.call("socketpair", &[1, SOCK_STREAM, 0, sv]), 0);
+    let (a, b) = (h.i32_at(sv) as u64, h.i32_at(sv + 4) as u64);
+    h.put(MEM + 0x1000, b"abc");
+    h.put(MEM + 0x2000, b"defg");
+    let iov = |at: u64, parts: &[(u64, u64)]| {
+        let mut bytes = Vec::new();
+        for (base, len) in parts {
+            bytes.extend_from_slice(&base.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+        }
+        h.put(at, &bytes)
+    };
+    let msghdr = |at: u64, iov: u64, n: u64| {
+        let mut m = [0u8; 56];
+        m[16..24].copy_from_slice(&iov.to_le_bytes());
+        m[24..32].copy_from_slice(&n.to_le_bytes());
+        h.put(at, &m)
+    };
+    let v = iov(MEM + 0x300, &[(MEM + 0x1000, 3), (MEM + 0x2000, 4)]);
+    let m = msghdr(MEM + 0x400, v, 2);
+    assert_eq!(h.call("sendmsg", &[a, m, 0]), 7);
+    let v = iov(MEM + 0x500, &[(MEM + 0x3000, 2), (MEM + 0x4000, 10)]);
+    let m = msghdr(MEM + 0x600, v, 2);
+    assert_eq!(h.call("recvmsg", &[b, m, 0]), 7);
+    assert_eq!(h.get(MEM + 0x3000, 2), b"ab");
+    assert_eq!(h.get(MEM + 0x4000, 5), b"cdefg");
+}
