@@ -60,6 +60,13 @@ pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
         .is_some_and(|rt| libos::mm::handle_page_fault(&rt.process, addr, access).is_ok())
 }
 
+/// Drives the network stack (from idle waits: frames may have arrived).
+pub(crate) fn poll_network() {
+    if let Some(rt) = RUNTIME.get() {
+        rt.process.net.poll();
+    }
+}
+
 /// Whether the current thread's blocking wait must end with `EINTR`.
 pub(crate) fn wait_interrupted() -> bool {
     match (RUNTIME.get(), task::current()) {
@@ -144,7 +151,18 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         log::warn!("cannot create /proc: {e}");
     }
     let _ = libos::fs::procfs::set_exe(&vfs, &path);
-    let process = Process::new(platform.clone(), vfs.clone());
+    let mut seed = [0u8; 8];
+    libos::random::Csprng::fill_bytes(&*platform, &mut seed);
+    let config = libos::net::NetConfig {
+        random_seed: u64::from_le_bytes(seed),
+        ..libos::net::NetConfig::default()
+    };
+    let net = Arc::new(libos::net::NetStack::new(
+        crate::net::device(),
+        config,
+        platform.clone(),
+    ));
+    let process = Process::with_net(platform.clone(), vfs.clone(), net);
     if let Err(e) = process.open_console_stdio() {
         fail_to_start(125, format_args!("cannot open /dev/console: {e}"));
     }
@@ -246,6 +264,9 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 }
             }
             ReturnReason::Interrupt(v) => {
+                // Timer ticks drive TCP's timers and frames queued for ARP;
+                // the card's interrupt means frames arrived.
+                rt.process.net.poll();
                 if v == u64::from(crate::arch::trap::TIMER_VECTOR) {
                     task::yield_now();
                 }

@@ -161,6 +161,7 @@ impl Blocker for KernelPlatform {
     ) -> Result<bool> {
         let mut interrupted = false;
         let mut check = || {
+            super::poll_network();
             if ready() {
                 return true;
             }
