@@ -1,0 +1,179 @@
+//! Programs serving TCP from inside Cloister to the host, through
+//! `cloister run --publish` (QEMU user networking, forwards on 127.0.0.1
+//! only): a C echo server built in the test (epoll, non-blocking accept,
+//! a loopback client thread in the guest) and Debian's `redis-server`.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tools::qemu::PortForward;
+use tools::run::{RunOptions, RunResult, run};
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Starts `argv` in Cloister with `host → guest` published; returns the
+/// thread that ends with the run's result.
+fn serve(argv: &[&str], host: u16, guest: u16) -> thread::JoinHandle<RunResult> {
+    let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
+    let mut opts = RunOptions::new(argv[0], &args);
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    opts.publish = vec![PortForward {
+        host_port: host,
+        guest_port: guest,
+    }];
+    thread::spawn(move || run(&opts).expect("cloister run"))
+}
+
+/// Connects to the published port once the guest answers: slirp accepts
+/// at once and closes again while nothing listens in the guest, so a
+/// connection counts only when `probe` succeeds on it.
+fn connect(port: u16, probe: impl Fn(&mut TcpStream) -> bool) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("timeout");
+            if probe(&mut s) {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest never answered on {port}"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn compile(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("programs/{name}.c"));
+    let out = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
+    let ok = Command::new("gcc")
+        .args(["-O2", "-Wall", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc (install it: .ci/install-deps does)")
+        .success();
+    assert!(ok, "gcc {name}.c failed");
+    out
+}
+
+fn read_exact_vec(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).expect("read");
+    v
+}
+
+#[test]
+fn a_c_echo_server_echoes_a_mebibyte_to_the_host_and_over_loopback() {
+    let prog = compile("tcp_echo");
+    let port = free_port();
+    let server = serve(&[prog.to_str().expect("utf-8"), "7000", "2"], port, 7000);
+    // First connection: a small probe, which also waits for the guest.
+    let mut first = connect(port, |s| {
+        s.write_all(b"ping").is_ok() && {
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).is_ok() && &b == b"ping"
+        }
+    });
+    drop(first.shutdown(std::net::Shutdown::Both));
+    // Second: 1 MiB in both directions at once (writer thread, reader here).
+    let mut second = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    second
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let data: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut writer = second.try_clone().expect("clone");
+    let sent = data.clone();
+    let w = thread::spawn(move || writer.write_all(&sent).expect("write"));
+    let back = read_exact_vec(&mut second, data.len());
+    w.join().expect("writer");
+    assert!(back == data, "the echo differs from what was sent");
+    drop(second.shutdown(std::net::Shutdown::Both));
+    let result = server.join().expect("run thread");
+    assert!(result.diagnosis.is_none(), "{result:#?}");
+    let out = String::from_utf8_lossy(&result.output);
+    assert_eq!(
+        out,
+        format!(
+            "listening on 7000\nechoed {} bytes, loopback ok\n",
+            4 + data.len() + "loopback hello".len() + 1
+        )
+    );
+    assert_eq!(result.exit_code(), 0);
+}
+
+/// One RESP command, one reply line (`None` if the connection failed).
+fn try_redis(s: &mut TcpStream, args: &[&str]) -> Option<String> {
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut b = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        if s.read(&mut b).ok()? == 0 {
+            return None;
+        }
+        reply.push(b[0]);
+    }
+    Some(String::from_utf8_lossy(&reply).trim_end().to_string())
+}
+
+fn redis(s: &mut TcpStream, args: &[&str]) -> String {
+    try_redis(s, args).expect("redis reply")
+}
+
+#[test]
+fn debian_redis_server_answers_the_host() {
+    assert!(
+        Path::new("/usr/bin/redis-server").exists(),
+        "/usr/bin/redis-server is missing: install the Debian package redis-server (.ci/install-deps does)"
+    );
+    let port = free_port();
+    let server = serve(
+        &[
+            "/usr/bin/redis-server",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ],
+        port,
+        6379,
+    );
+    let mut s = connect(port, |s| {
+        try_redis(s, &["PING"]).as_deref() == Some("+PONG")
+    });
+    assert_eq!(redis(&mut s, &["SET", "cloister", "runs redis"]), "+OK");
+    assert_eq!(redis(&mut s, &["GET", "cloister"]), "$10");
+    let mut value = [0u8; 12];
+    s.read_exact(&mut value).expect("value");
+    assert_eq!(&value, b"runs redis\r\n");
+    assert_eq!(redis(&mut s, &["INCRBY", "n", "41"]), ":41");
+    assert_eq!(redis(&mut s, &["INCR", "n"]), ":42");
+    // The server closes the connection instead of replying.
+    assert_eq!(try_redis(&mut s, &["SHUTDOWN", "NOSAVE"]), None);
+    let result = server.join().expect("run thread");
+    assert!(result.diagnosis.is_none(), "{result:#?}");
+    let out = String::from_utf8_lossy(&result.output);
+    assert!(out.contains("Ready to accept connections"), "{out}");
+    assert_eq!(result.exit_code(), 0, "{out}");
+}
