@@ -80,7 +80,7 @@ fn a_c_echo_server_echoes_a_mebibyte_to_the_host_and_over_loopback() {
     let port = free_port();
     let server = serve(&[prog.to_str().expect("utf-8"), "7000", "2"], port, 7000);
     // First connection: a small probe, which also waits for the guest.
-    let mut first = connect(port, |s| {
+    let first = connect(port, |s| {
         s.write_all(b"ping").is_ok() && {
             let mut b = [0u8; 4];
             s.read_exact(&mut b).is_ok() && &b == b"ping"
