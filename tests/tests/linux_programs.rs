@@ -330,6 +330,24 @@ fn bad_pointers_get_efault_and_null_dereference_is_sigsegv() {
     );
 }
 
+#[test]
+fn a_write_to_a_closed_pipe_raises_sigpipe() {
+    let s = Scratch::new("sigpipe");
+    let prog = compile(&s, "sigpipe", &[]);
+    let p = prog.to_str().expect("utf-8");
+    let (out, status) = finished(&cloister(&[p], &[]));
+    assert_eq!(status, 141, "{}", text(&out));
+    assert!(text(&out).contains("killed by signal 13"), "{}", text(&out));
+    let (out, status) = finished(&cloister(&[p, "handle"], &[]));
+    assert_eq!(
+        (text(&out), status),
+        (
+            "write = -1 (Broken pipe), handler saw signal 13\n".to_string(),
+            0
+        )
+    );
+}
+
 /// Runs static busybox's path with `replacement` packed over it, so the
 /// guest's exec sees the bad file (the host resolver only checks the real
 /// busybox).

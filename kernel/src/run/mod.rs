@@ -234,6 +234,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 };
                 let start = crate::time::now_ns();
                 let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                signal::after_syscall(&rt.process, me.tid, nr, &raw, ret);
                 crate::audit::record_syscall(
                     nr,
                     &raw,

@@ -17,6 +17,7 @@
 //! | `/proc/cpuinfo` | one `processor` stanza |
 //! | `/proc/sys/kernel/{ostype,osrelease,hostname,pid_max}` | as `uname` |
 //! | `/proc/sys/vm/overcommit_memory` | `0` |
+//! | `/proc/sys/net/core/somaxconn` | `4096`, the listen backlog cap |
 //! | `/proc/sys/kernel/random/{boot_id,uuid}` | random UUIDs |
 //! | `/sys/devices/system/cpu/{online,possible}` | `0` (one vCPU) |
 
@@ -89,6 +90,7 @@ pub fn install(vfs: &Vfs, info: Arc<dyn ProcessInfo>, rng: Arc<dyn Csprng>) -> R
         "/proc/1",
         "/proc/sys/kernel/random",
         "/proc/sys/vm",
+        "/proc/sys/net/core",
         "/sys/devices/system/cpu/cpu0",
     ] {
         vfs.mkdir_all(dir.as_bytes(), 0o555)?;
@@ -137,6 +139,7 @@ pub fn install(vfs: &Vfs, info: Arc<dyn ProcessInfo>, rng: Arc<dyn Csprng>) -> R
     file(vfs, "/proc/sys/kernel/hostname", || b"cloister\n".to_vec())?;
     file(vfs, "/proc/sys/kernel/pid_max", || b"4194304\n".to_vec())?;
     file(vfs, "/proc/sys/vm/overcommit_memory", || b"0\n".to_vec())?;
+    file(vfs, "/proc/sys/net/core/somaxconn", || b"4096\n".to_vec())?;
     let boot_id = uuid(&*rng);
     file(vfs, "/proc/sys/kernel/random/boot_id", move || {
         boot_id.clone()
