@@ -221,6 +221,22 @@ impl Inode {
         d.atime_ns = mtime_ns;
     }
 
+    /// `chown`: sets the owner and/or group (`None` keeps it); clears the
+    /// set-user-ID and set-group-ID bits of a non-directory, as Linux does.
+    pub fn set_owner(&self, uid: Option<u32>, gid: Option<u32>, now: TimeNs) {
+        let mut d = self.data.lock();
+        if let Some(uid) = uid {
+            d.uid = uid;
+        }
+        if let Some(gid) = gid {
+            d.gid = gid;
+        }
+        if !matches!(d.content, Content::Dir { .. }) {
+            d.perm &= !0o6000;
+        }
+        d.ctime_ns = now;
+    }
+
     /// Changes the permission bits.
     pub fn set_permissions(&self, perm: u32, now: TimeNs) {
         let mut d = self.data.lock();

@@ -18,10 +18,12 @@ use super::resolve::{
 
 /// The guest directory the protocol files live in (reserved).
 const CONTROL_DIR: &str = "/.cloister";
+/// Written unless the image already has one: root, and `nobody`, which
+/// servers that drop privileges (nginx's default `user`) look up.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 /// Written unless the image already has one.
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n";
-/// Written unless the image already has one.
-const GROUP: &str = "root:x:0:\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
 /// An assembled image and how it came about.
 #[derive(Debug, Clone)]

@@ -276,6 +276,67 @@ pub fn sys_fchmod(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(0)
 }
 
+/// A `uid_t`/`gid_t` argument: -1 means "leave unchanged".
+fn id_arg(a: &SyscallArgs, i: usize) -> Option<u32> {
+    let v = a.u32(i);
+    (v != u32::MAX).then_some(v)
+}
+
+/// `fchownat(dirfd, path, owner, group, flags)`: as root, any owner.
+/// `AT_SYMLINK_NOFOLLOW` and `AT_EMPTY_PATH`.
+pub fn sys_fchownat(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let flags = a.u32(4);
+    if flags & !(AT_SYMLINK_NOFOLLOW | super::AT_EMPTY_PATH) != 0 {
+        return_errno!(Errno::EINVAL);
+    }
+    let path = path_arg(p, a.u64(1))?;
+    lookup_at(p, a.i32(0), &path, flags)?.set_owner(id_arg(a, 2), id_arg(a, 3), p.vfs.now());
+    Ok(0)
+}
+
+/// `chown(path, owner, group)`: follows symlinks.
+pub fn sys_chown(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let path = path_arg(p, a.u64(0))?;
+    lookup_at(p, AT_FDCWD, &path, 0)?.set_owner(id_arg(a, 1), id_arg(a, 2), p.vfs.now());
+    Ok(0)
+}
+
+/// `lchown(path, owner, group)`: the link itself.
+pub fn sys_lchown(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let path = path_arg(p, a.u64(0))?;
+    lookup_at(p, AT_FDCWD, &path, AT_SYMLINK_NOFOLLOW)?.set_owner(
+        id_arg(a, 1),
+        id_arg(a, 2),
+        p.vfs.now(),
+    );
+    Ok(0)
+}
+
+/// `fchown(fd, owner, group)`
+pub fn sys_fchown(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let file = p.fds.lock().get(a.i32(0))?;
+    file.inode()
+        .ok_or(Errno::EINVAL)?
+        .set_owner(id_arg(a, 1), id_arg(a, 2), p.vfs.now());
+    Ok(0)
+}
+
+/// `fsync(fd)`, `fdatasync(fd)`, `syncfs(fd)`: the file system lives in
+/// memory, so there is nothing to flush; `EINVAL` for fds that are not
+/// files (pipes, sockets, eventfds), as Linux.
+pub fn sys_fsync(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let file = p.fds.lock().get(a.i32(0))?;
+    if file.inode().is_none() {
+        return_errno!(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// `sync()`: nothing to flush (in-memory file system).
+pub fn sys_sync(_p: &Process, _a: &SyscallArgs) -> Result<usize> {
+    Ok(0)
+}
+
 fn length_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
     u64::try_from(a.i64(i)).map_err(|_| Errno::EINVAL.into())
 }

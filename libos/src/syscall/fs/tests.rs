@@ -646,3 +646,35 @@ fn sendfile_and_copy_file_range_copy_between_fds() {
     assert_eq!(h.call("sendfile", &[1, fin, off, 5]), 5);
     assert_eq!(h.call("sendfile", &[1, 99, 0, 5]), err(Errno::EBADF));
 }
+
+#[test]
+fn chown_and_fsync() {
+    let mut h = Harness::new();
+    let path = h.cstr("/owned");
+    let fd = h.call("open", &[path, 0o101, 0o4755]) as u64; // O_WRONLY|O_CREAT, setuid
+    assert_eq!(h.call("fchmod", &[fd, 0o4755]), 0);
+    assert_eq!(h.call("chown", &[path, 65534, u64::from(u32::MAX)]), 0);
+    let st = h.alloc(144);
+    assert_eq!(h.call("stat", &[path, st]), 0);
+    assert_eq!(h.u32_at(st + 28), 65534, "uid");
+    assert_eq!(h.u32_at(st + 32), 0, "gid kept");
+    assert_eq!(h.u32_at(st + 24) & 0o7777, 0o755, "set-uid cleared");
+    assert_eq!(h.call("fchown", &[fd, 0, 7]), 0);
+    assert_eq!(h.call("fchownat", &[AT_FDCWD as u64, path, 1, 2, 0x100]), 0);
+    assert_eq!(h.call("stat", &[path, st]), 0);
+    assert_eq!((h.u32_at(st + 28), h.u32_at(st + 32)), (1, 2));
+    assert_eq!(
+        h.call("fchownat", &[AT_FDCWD as u64, path, 1, 2, 0x1]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(h.call("fsync", &[fd]), 0);
+    assert_eq!(h.call("fdatasync", &[fd]), 0);
+    let fds = h.alloc(8);
+    assert_eq!(h.call("pipe2", &[fds, 0]), 0);
+    assert_eq!(
+        h.call("fsync", &[u64::from(h.u32_at(fds))]),
+        err(Errno::EINVAL)
+    );
+    assert_eq!(h.call("fsync", &[99]), err(Errno::EBADF));
+    assert_eq!(h.call("sync", &[]), 0);
+}
