@@ -660,11 +660,11 @@ fn chown_and_fsync() {
     assert_eq!(h.u32_at(st + 32), 0, "gid kept");
     assert_eq!(h.u32_at(st + 24) & 0o7777, 0o755, "set-uid cleared");
     assert_eq!(h.call("fchown", &[fd, 0, 7]), 0);
-    assert_eq!(h.call("fchownat", &[AT_FDCWD as u64, path, 1, 2, 0x100]), 0);
+    assert_eq!(h.call("fchownat", &[AT_FDCWD, path, 1, 2, 0x100]), 0);
     assert_eq!(h.call("stat", &[path, st]), 0);
     assert_eq!((h.u32_at(st + 28), h.u32_at(st + 32)), (1, 2));
     assert_eq!(
-        h.call("fchownat", &[AT_FDCWD as u64, path, 1, 2, 0x1]),
+        h.call("fchownat", &[AT_FDCWD, path, 1, 2, 0x1]),
         err(Errno::EINVAL)
     );
     assert_eq!(h.call("fsync", &[fd]), 0);
