@@ -41,6 +41,10 @@ pub struct Process {
     pub rlimits: Mutex<Rlimits>,
     /// Signal actions, masks and alternate stacks.
     pub signals: Mutex<SignalState>,
+    /// Counts the times a call returned `EAGAIN` to the program (a
+    /// "would block"): edge-triggered epoll treats each as a falling edge,
+    /// so the next readiness is reported (see `ipc::epoll`).
+    pub would_block_epoch: core::sync::atomic::AtomicU64,
     /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     /// The network stack its sockets live on.
@@ -86,6 +90,7 @@ impl Process {
             pid: 1,
             rlimits: Mutex::new(Rlimits::default()),
             signals: Mutex::new(SignalState::new()),
+            would_block_epoch: core::sync::atomic::AtomicU64::new(0),
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,
             umask: AtomicU32::new(0o022),

@@ -38,6 +38,8 @@ struct Interest {
     data: u64,
     disabled: bool,
     last_ready: u32,
+    /// The process's would-block epoch at the last report.
+    last_epoch: u64,
 }
 
 /// An epoll instance.
@@ -91,6 +93,7 @@ impl Epoll {
                 data,
                 disabled: false,
                 last_ready: 0,
+                last_epoch: 0,
             },
         );
         Ok(())
@@ -117,8 +120,16 @@ impl Epoll {
 
     /// Collects up to `max` ready `(events, data)` pairs, applying
     /// edge-triggered and one-shot rules. Pass `consume = false` to only
-    /// look (it changes no state).
-    pub fn collect(&self, max: usize, consume: bool) -> Vec<(u32, u64)> {
+    /// look (it records falling edges, reports nothing as consumed).
+    ///
+    /// `epoch` is the process's would-block count: Linux raises an edge
+    /// on every new arrival or freed space, which the LibOS cannot see per
+    /// file; instead, once the program has been told `EAGAIN` since a
+    /// registration's last report, any readiness counts as a new edge
+    /// (a program honouring the edge-triggered contract drains until
+    /// `EAGAIN`, so it cannot miss data or space; it may see an extra
+    /// event, which the contract allows).
+    pub fn collect(&self, max: usize, consume: bool, epoch: Option<u64>) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         let mut list = self.interests.lock();
         list.retain(|_, i| i.file.strong_count() > 0);
@@ -128,14 +139,22 @@ impl Epoll {
             };
             let ready = u32::from(file.poll().bits()) & ((interest.events & POLL_BITS) | ALWAYS);
             let edge = interest.events & EPOLLET != 0;
+            // Bits that went away were seen going away: their return is an edge.
+            interest.last_ready &= ready;
+            // Without an epoch (an epoll fd polled itself) none has passed.
+            let epoch = epoch.unwrap_or(interest.last_epoch);
+            let previous = if interest.last_epoch == epoch {
+                interest.last_ready
+            } else {
+                0
+            };
             let full = out.len() >= max;
-            let report = ready != 0
-                && !interest.disabled
-                && (!edge || ready & !interest.last_ready != 0)
-                && !full;
+            let report =
+                ready != 0 && !interest.disabled && (!edge || ready & !previous != 0) && !full;
             // A ready registration left out for lack of room keeps its state.
             if consume && !(full && ready != 0) {
                 interest.last_ready = ready;
+                interest.last_epoch = epoch;
                 if report && interest.events & EPOLLONESHOT != 0 {
                     interest.disabled = true;
                 }
@@ -166,7 +185,7 @@ impl FileLike for Epoll {
     }
 
     fn poll(&self) -> PollEvents {
-        if self.collect(1, false).is_empty() {
+        if self.collect(1, false, None).is_empty() {
             PollEvents::empty()
         } else {
             PollEvents::IN | PollEvents::RDNORM
@@ -192,6 +211,27 @@ mod tests {
     use crate::ipc::{EventFd, new_pipe};
 
     #[test]
+    fn edge_triggered_sees_falling_edges_while_looking_and_after_would_block() {
+        let ep = Epoll::new();
+        let (r, w) = new_pipe(0);
+        let w: Arc<dyn FileLike> = w;
+        ep.add(5, &w, 4 | EPOLLET, 50).unwrap(); // EPOLLOUT
+        assert_eq!(ep.collect(8, true, Some(0)), [(4, 50)]);
+        assert!(ep.collect(8, true, Some(0)).is_empty(), "no new edge");
+        // Writability never dropped where epoll could see it, but the
+        // program was told EAGAIN meanwhile (epoch 1): a new edge.
+        assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
+        assert!(ep.collect(8, true, Some(1)).is_empty());
+        // Fill the pipe: a look while full records the fall, so room
+        // coming back is an edge even in the same epoch.
+        while w.write(&[0u8; 4096]).is_ok_and(|n| n > 0) {}
+        assert!(ep.collect(8, false, Some(1)).is_empty());
+        let mut buf = alloc::vec![0u8; 8192];
+        r.read(&mut buf).unwrap();
+        assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
+    }
+
+    #[test]
     fn level_edge_and_oneshot() {
         let ep = Epoll::new();
         let (r, w) = new_pipe(0);
@@ -200,33 +240,33 @@ mod tests {
         ep.add(3, &r, 1, 30).unwrap();
         ep.add(4, &e, 1 | EPOLLET, 40).unwrap();
         assert_eq!(ep.add(3, &r, 1, 0).unwrap_err().errno(), Errno::EEXIST);
-        assert!(ep.collect(8, true).is_empty());
+        assert!(ep.collect(8, true, None).is_empty());
         assert!(ep.poll().is_empty());
         w.write(b"x").unwrap();
         e.write(&1u64.to_le_bytes()).unwrap();
         assert!(ep.poll().contains(PollEvents::IN));
-        assert_eq!(ep.collect(8, true), [(1, 30), (1, 40)]);
+        assert_eq!(ep.collect(8, true, None), [(1, 30), (1, 40)]);
         // Level-triggered repeats; edge-triggered does not until re-armed.
-        assert_eq!(ep.collect(8, true), [(1, 30)]);
-        assert_eq!(ep.collect(1, true).len(), 1, "maxevents");
+        assert_eq!(ep.collect(8, true, None), [(1, 30)]);
+        assert_eq!(ep.collect(1, true, None).len(), 1, "maxevents");
         let mut b = [0u8; 8];
         e.read(&mut b).unwrap();
-        assert_eq!(ep.collect(8, true), [(1, 30)]);
+        assert_eq!(ep.collect(8, true, None), [(1, 30)]);
         e.write(&1u64.to_le_bytes()).unwrap();
-        assert_eq!(ep.collect(8, true), [(1, 30), (1, 40)], "new edge");
+        assert_eq!(ep.collect(8, true, None), [(1, 30), (1, 40)], "new edge");
         // One-shot.
         ep.modify(3, 1 | EPOLLONESHOT, 31).unwrap();
-        assert_eq!(ep.collect(8, true)[0], (1, 31));
-        assert!(ep.collect(8, true).is_empty());
+        assert_eq!(ep.collect(8, true, None)[0], (1, 31));
+        assert!(ep.collect(8, true, None).is_empty());
         ep.modify(3, 1, 32).unwrap();
-        assert_eq!(ep.collect(8, true)[0], (1, 32));
+        assert_eq!(ep.collect(8, true, None)[0], (1, 32));
         // Closing the file ends the registration; HUP is always reported.
         ep.delete(4).unwrap();
         assert_eq!(ep.delete(4).unwrap_err().errno(), Errno::ENOENT);
         drop(w);
-        assert_eq!(ep.collect(8, true), [(1 | 0x10, 32)]);
+        assert_eq!(ep.collect(8, true, None), [(1 | 0x10, 32)]);
         drop(r);
-        assert!(ep.collect(8, true).is_empty());
+        assert!(ep.collect(8, true, None).is_empty());
         assert_eq!(ep.modify(3, 1, 0).unwrap_err().errno(), Errno::ENOENT);
         let nested: Arc<dyn FileLike> = Arc::new(Epoll::new());
         assert_eq!(ep.add(5, &nested, 1, 0).unwrap_err().errno(), Errno::EINVAL);

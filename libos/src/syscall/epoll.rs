@@ -106,17 +106,21 @@ fn wait(
     };
     // Sockets' readiness is what the stack last processed: drive it first.
     p.net.poll();
-    let mut ready = ep.collect(max, true);
+    let epoch = || {
+        p.would_block_epoch
+            .load(core::sync::atomic::Ordering::Relaxed)
+    };
+    let mut ready = ep.collect(max, true, Some(epoch()));
     if ready.is_empty() && timeout_ns != Some(0) {
         let deadline = timeout_ns.map(|t| p.platform.monotonic_ns().saturating_add(t));
         if p.platform.block_until(
             &mut || {
                 p.net.poll();
-                !ep.collect(1, false).is_empty()
+                !ep.collect(1, false, Some(epoch())).is_empty()
             },
             deadline,
         )? {
-            ready = ep.collect(max, true);
+            ready = ep.collect(max, true, Some(epoch()));
         }
     }
     let mut bytes = Vec::with_capacity(ready.len() * EVENT_BYTES);

@@ -89,7 +89,11 @@ fn blocking<T>(
 ) -> Result<T> {
     let mut op = op;
     if dontwait {
-        op()
+        let r = op();
+        if r.as_ref().is_err_and(|e| e.errno() == Errno::EAGAIN) {
+            super::fs::io::note_would_block(p);
+        }
+        r
     } else {
         retry_blocking(p, file, op)
     }

@@ -30,6 +30,13 @@ fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
 /// waits (through the platform's [`Blocker`](crate::platform::Blocker))
 /// for it to succeed. The wake-up condition is the operation itself, not
 /// just readiness: an eventfd can be writable yet too full for this value.
+/// Records that the program was told `EAGAIN` (see
+/// `Process::would_block_epoch`).
+pub(crate) fn note_would_block(p: &Process) {
+    p.would_block_epoch
+        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn retry_blocking<T>(
     p: &Process,
     file: &dyn FileLike,
@@ -38,6 +45,10 @@ pub(crate) fn retry_blocking<T>(
     let first = op();
     match first {
         Err(e) if e.errno() == Errno::EAGAIN && file.status_flags() & O_NONBLOCK == 0 => {}
+        Err(e) if e.errno() == Errno::EAGAIN => {
+            note_would_block(p);
+            return Err(e);
+        }
         other => return other,
     }
     let mut outcome = None;
