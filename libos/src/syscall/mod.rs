@@ -69,3 +69,5 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 12] {
 
 #[cfg(test)]
 mod robustness;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,15 +1,11 @@
 //! Tests of the memory syscalls over the mock's page table.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::bits::*;
 use crate::elf::PAGE_SIZE;
 use crate::error::Errno;
-use crate::fs::{DeviceRegistry, Vfs};
-use crate::platform::mock::MockPlatform;
-use crate::process::Process;
-use crate::syscall::{SyscallTable, syscall_number};
+use crate::syscall::testing::{Sys, err};
 use crate::user::UserMemory;
 
 const PG: u64 = PAGE_SIZE;
@@ -20,40 +16,16 @@ const R: u64 = PROT_READ as u64;
 /// -1 as an fd.
 const NO_FD: u64 = u64::MAX;
 
-struct H {
-    m: Arc<MockPlatform>,
-    p: Process,
-    t: SyscallTable,
-}
+type H = Sys;
 
 fn setup() -> H {
-    let m = Arc::new(MockPlatform::new());
-    let vfs = Arc::new(Vfs::new(
-        m.clone(),
-        DeviceRegistry::standard(m.clone(), m.clone()),
-    ));
-    m.map(SCRATCH, 0x1000);
-    let p = Process::new(m.clone(), vfs);
-    p.vm.lock().brk_start = 0x60_0000;
-    p.vm.lock().brk = 0x60_0000;
-    H {
-        m,
-        p,
-        t: SyscallTable::new(),
-    }
+    let h = Sys::new(SCRATCH, 0x1000);
+    h.p.vm.lock().brk_start = 0x60_0000;
+    h.p.vm.lock().brk = 0x60_0000;
+    h
 }
 
-fn err(e: Errno) -> i64 {
-    -i64::from(e.as_i32())
-}
-
-impl H {
-    fn call(&self, name: &str, args: &[u64]) -> i64 {
-        let mut raw = [0u64; 6];
-        raw[..args.len()].copy_from_slice(args);
-        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
-    }
-
+impl Sys {
     fn mmap(&self, addr: u64, len: u64, prot: u64, flags: u64) -> i64 {
         self.call("mmap", &[addr, len, prot, flags, NO_FD, 0])
     }

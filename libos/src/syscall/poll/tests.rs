@@ -1,45 +1,20 @@
 //! Pipes, eventfds and `poll`/`ppoll` through the dispatch table,
 //! including a blocking read woken by a writer on another thread.
 
-use alloc::sync::Arc;
-
 use crate::error::Errno;
-use crate::fs::{DeviceRegistry, Vfs};
 use crate::platform::Clock;
-use crate::platform::mock::MockPlatform;
-use crate::process::Process;
-use crate::syscall::{SyscallTable, syscall_number};
+use crate::syscall::testing::{Sys, err};
 use crate::user::UserMemory;
 
 const BUF: u64 = 0x30_0000;
 
-struct H {
-    m: Arc<MockPlatform>,
-    p: Arc<Process>,
-    t: Arc<SyscallTable>,
-}
+type H = Sys;
 
 fn setup() -> H {
-    let m = Arc::new(MockPlatform::new());
-    let vfs = Arc::new(Vfs::new(
-        m.clone(),
-        DeviceRegistry::standard(m.clone(), m.clone()),
-    ));
-    m.map(BUF, 0x1000);
-    let p = Arc::new(Process::new(m.clone(), vfs));
-    H {
-        m,
-        p,
-        t: Arc::new(SyscallTable::new()),
-    }
+    Sys::new(BUF, 0x1000)
 }
 
-impl H {
-    fn call(&self, name: &str, args: &[u64]) -> i64 {
-        let mut raw = [0u64; 6];
-        raw[..args.len()].copy_from_slice(args);
-        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
-    }
+impl Sys {
     fn i32_at(&self, addr: u64) -> i32 {
         let mut b = [0u8; 4];
         self.m.read_user(addr, &mut b).unwrap();
@@ -56,10 +31,6 @@ impl H {
         self.m.read_user(addr + 6, &mut b).unwrap();
         u16::from_le_bytes(b)
     }
-}
-
-fn err(e: Errno) -> i64 {
-    -i64::from(e.as_i32())
 }
 
 #[test]

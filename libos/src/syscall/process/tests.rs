@@ -1,48 +1,19 @@
 //! Tests of the process, scheduling and signal families.
 
-use alloc::sync::Arc;
-
 use crate::error::Errno;
-use crate::fs::{DeviceRegistry, Vfs};
 use crate::platform::Clock;
-use crate::platform::mock::MockPlatform;
-use crate::process::Process;
-use crate::syscall::{SyscallTable, syscall_number};
+use crate::syscall::testing::{Sys, err};
 use crate::user::UserMemory;
 
 const BUF: u64 = 0x20_0000;
 
-struct H {
-    m: Arc<MockPlatform>,
-    p: Process,
-    t: SyscallTable,
-}
+type H = Sys;
 
 fn setup() -> H {
-    let m = Arc::new(MockPlatform::new());
-    let vfs = Arc::new(Vfs::new(
-        m.clone(),
-        DeviceRegistry::standard(m.clone(), m.clone()),
-    ));
-    m.map(BUF, 0x1000);
-    H {
-        p: Process::new(m.clone(), vfs),
-        m,
-        t: SyscallTable::new(),
-    }
+    Sys::new(BUF, 0x1000)
 }
 
-fn err(e: Errno) -> i64 {
-    -i64::from(e.as_i32())
-}
-
-impl H {
-    fn call(&self, name: &str, args: &[u64]) -> i64 {
-        let mut raw = [0u64; 6];
-        raw[..args.len()].copy_from_slice(args);
-        self.t.dispatch(&self.p, syscall_number(name).unwrap(), raw) as i64
-    }
-
+impl Sys {
     fn words<const N: usize>(&self, addr: u64) -> [u64; N] {
         let mut b = [0u8; 128];
         self.m.read_user(addr, &mut b[..8 * N]).unwrap();
