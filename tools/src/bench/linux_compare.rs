@@ -18,6 +18,7 @@ use super::figures::{self, Figure, FigureJob};
 use super::guest::{Guest, QemuSettings};
 use super::linux_guest::LinuxGuest;
 use super::linux_kernel;
+use super::server;
 
 /// What to measure and how.
 #[derive(Debug, Clone)]
@@ -123,9 +124,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
                 if skip.contains(&(gi, fj.figure)) {
                     continue;
                 }
-                let result = guest
-                    .run(&fj.job)
-                    .and_then(|r| figures::measure(fj, guest.name(), &r).map(|m| (r, m)));
+                let result = match &fj.client {
+                    Some(client) => {
+                        server::run_served(guest.as_ref(), &fj.job, client, opts.settings.timeout)
+                    }
+                    None => guest.run(&fj.job),
+                };
+                let result =
+                    result.and_then(|r| figures::measure(fj, guest.name(), &r).map(|m| (r, m)));
                 match result {
                     Ok((r, metrics)) => {
                         eprintln!(
