@@ -242,7 +242,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         "- Date: {}. Machine: {} (load average at the end: {load}).\n\
          - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
          - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info`.\n\
-         - Command: `{}` ({} rounds, {order}).\n",
+         - Command: `{}` ({} rounds, {order}).\n{}",
         today(),
         machine_description(),
         opts.settings.describe(),
@@ -251,7 +251,16 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         kernel.version,
         opts.tsc_khz,
         opts.command,
-        opts.rounds
+        opts.rounds,
+        if opts
+            .figures
+            .iter()
+            .any(|f| matches!(f, Figure::Redis | Figure::Nginx))
+        {
+            "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device virtio-net-device,netdev=n0` and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run on the host.\n"
+        } else {
+            ""
+        }
     )
 }
 

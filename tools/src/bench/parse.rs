@@ -146,22 +146,23 @@ pub fn redis_benchmark_csv(lines: &[String]) -> Result<Vec<RedisRate>> {
             .map(|c| c.trim().trim_matches('"').to_string())
             .collect()
     };
-    let header_at = lines
+    // The header is the line naming both the `test` and the `rps` column.
+    let (header_at, test_col, rps_col) = lines
         .iter()
-        .position(|l| l.trim_start().starts_with("\"test\""))
+        .enumerate()
+        .find_map(|(i, l)| {
+            let header = cells(l);
+            let col = |name: &str| header.iter().position(|c| c == name);
+            Some((i, col("test")?, col("rps")?))
+        })
         .context("no `\"test\",\"rps\",…` header in the redis-benchmark output")?;
-    let header = cells(&lines[header_at]);
-    let rps_col = header
-        .iter()
-        .position(|c| c == "rps")
-        .context("the redis-benchmark CSV header has no rps column")?;
     let mut out = Vec::new();
     for line in &lines[header_at + 1..] {
         if !line.trim_start().starts_with('"') {
             continue;
         }
         let row = cells(line);
-        let (Some(test), Some(rps)) = (row.first(), row.get(rps_col)) else {
+        let (Some(test), Some(rps)) = (row.get(test_col), row.get(rps_col)) else {
             continue;
         };
         out.push(RedisRate {
