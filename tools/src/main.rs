@@ -65,7 +65,8 @@ enum BenchCommand {
         accel: String,
     },
     /// Cloister against a Linux guest (Debian's kernel) on the same QEMU:
-    /// boot, system calls, openssl speed, file work (docs/PERFORMANCE.md).
+    /// boot, system calls, openssl speed, file work, Redis and Nginx
+    /// (docs/PERFORMANCE.md).
     Linux {
         /// Accelerator for both guests: tcg (default) or kvm.
         #[arg(long, default_value = "tcg")]
@@ -73,7 +74,8 @@ enum BenchCommand {
         /// Runs of each job per guest, alternating Cloister and Linux.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Figures, comma-separated: boot, syscall, openssl, files, or all.
+        /// Figures, comma-separated: boot, syscall, openssl, files, redis,
+        /// nginx, or all.
         #[arg(long, default_value = "all")]
         figures: String,
         /// Guest memory in MiB, for both guests.

@@ -14,17 +14,13 @@
 //! Each job is one program (no shell, no pipes: Cloister runs one process),
 //! so the tar and gzip halves of the file workload are separate runs.
 //!
-//! # Adding Redis and Nginx
+//! | `redis` | `/usr/bin/redis-server --port 6379 --save '' --appendonly no --protected-mode no` | requests/s of `redis-benchmark` on the host through the port forward, per test: 10 clients, then 10 clients pipelining 16 |
+//! | `nginx` | `/usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr` (generated config, one process, `sendfile on`) | `wrk -t1 -c10 -d10s` on the host: requests/s and MiB/s for a 4 KiB and a 1 MiB file |
 //!
-//! Server figures need networking in both guests. Add a [`Figure`] variant
-//! whose job starts the server (`redis-server`, `nginx`) and a [`Check`]
-//! variant for it; the Linux guest must load the virtio-net modules from
-//! its kernel package first (order in `shared/notes/PLATFORM-FACTS.md`) and
-//! both guests get the same `-netdev user,hostfwd=…` device through
-//! [`super::guest::QemuSettings`]. The client (`redis-benchmark`, `wrk`)
-//! runs on the host once the server's ready line appears, so
-//! [`super::guest::Guest`] then needs a hook called on that line; its
-//! numbers become metrics here like the others.
+//! The server figures run through [`super::server`]: both guests get the
+//! same network card and forwarded port, the Linux guest loads the
+//! virtio-mmio and virtio-net modules first ([`super::linux_modules`]),
+//! and the client runs on the host once the server answers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,8 +29,11 @@ use anyhow::{Context, Result, bail};
 
 use super::compare::{Better, Metric};
 use super::data;
+use super::guest::Serve;
 use super::guest::{FileSource, GuestRun, Job, JobFile};
 use super::parse;
+use super::server::{Client, RedisBench, WrkRun, free_host_port};
+use crate::qemu::PortForward;
 
 /// One figure (a group of metrics) of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +46,22 @@ pub enum Figure {
     Openssl,
     /// `sha256sum`, `tar`, `gzip` over files in the guest.
     Files,
+    /// `redis-server` measured by `redis-benchmark` from the host.
+    Redis,
+    /// `nginx` measured by `wrk` from the host.
+    Nginx,
 }
 
 impl Figure {
     /// Every figure, in table order.
-    pub const ALL: [Figure; 4] = [Self::Boot, Self::Syscall, Self::Openssl, Self::Files];
+    pub const ALL: [Figure; 6] = [
+        Self::Boot,
+        Self::Syscall,
+        Self::Openssl,
+        Self::Files,
+        Self::Redis,
+        Self::Nginx,
+    ];
 
     /// Its name on the command line and in tables.
     pub fn name(self) -> &'static str {
@@ -60,6 +70,8 @@ impl Figure {
             Self::Syscall => "syscall",
             Self::Openssl => "openssl",
             Self::Files => "files",
+            Self::Redis => "redis",
+            Self::Nginx => "nginx",
         }
     }
 
@@ -74,14 +86,14 @@ impl Figure {
                 .into_iter()
                 .find(|f| f.name() == word)
                 .with_context(|| {
-                    format!("unknown figure {word:?}: use boot, syscall, openssl, files or all")
+                    format!("unknown figure {word:?}: use boot, syscall, openssl, files, redis, nginx or all")
                 })?;
             if !out.contains(&f) {
                 out.push(f);
             }
         }
         if out.is_empty() {
-            bail!("no figures given: use boot, syscall, openssl, files or all");
+            bail!("no figures given: use boot, syscall, openssl, files, redis, nginx or all");
         }
         Ok(out)
     }
@@ -100,6 +112,10 @@ pub enum Check {
     Sha256(String),
     /// Exits 0; program time, named so.
     Timed(&'static str),
+    /// `redis-benchmark --csv` output from the client; requests/s.
+    Redis,
+    /// `wrk` output from the client; requests/s and MiB/s.
+    Wrk,
 }
 
 /// A job with its figure and check.
@@ -111,6 +127,8 @@ pub struct FigureJob {
     pub job: Job,
     /// How to read the run.
     pub check: Check,
+    /// For a server job: what measures it from the host.
+    pub client: Option<Client>,
 }
 
 /// What the boot job prints.
@@ -127,6 +145,7 @@ fn job(name: &str, program: &str, args: &[&str], files: Vec<JobFile>) -> Job {
         program: PathBuf::from(program),
         argv,
         files,
+        serve: None,
     }
 }
 
@@ -158,7 +177,12 @@ pub fn build_syscall_bench(cache: &Path) -> Result<PathBuf> {
 
 /// The jobs of `figure`, with inputs generated under `cache`.
 pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
-    let one = |job, check| FigureJob { figure, job, check };
+    let one = |job, check| FigureJob {
+        figure,
+        job,
+        check,
+        client: None,
+    };
     Ok(match figure {
         Figure::Boot => vec![one(
             job("boot-echo", "/usr/bin/echo", &[READY_TEXT], vec![]),
@@ -240,6 +264,143 @@ pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
                 ),
             ]
         }
+        Figure::Redis => vec![redis_job()?],
+        Figure::Nginx => vec![nginx_job()?],
+    })
+}
+
+/// Requests per test without pipelining (≈ 2.5 s per test at the
+/// ≈ 3000–4000 requests/s both guests reach under TCG).
+pub const REDIS_REQUESTS: u32 = 8_000;
+/// Requests per test with 16-request pipelines.
+pub const REDIS_PIPELINED_REQUESTS: u32 = 40_000;
+/// redis-benchmark's connections. With 50, QEMU 7.2's user networking
+/// stalls some of them during the connection burst whichever guest
+/// serves (connections left in FIN-WAIT with unsent bytes, then "Connection
+/// reset by peer"); 10 run cleanly, as wrk's 10 do.
+pub const REDIS_CLIENTS: u32 = 10;
+/// The `redis-benchmark` tests.
+pub const REDIS_TESTS: &str = "set,get,incr,lpush,lpop";
+/// Redis's port in the guest.
+const REDIS_PORT: u16 = 6379;
+/// Nginx's port in the guest.
+const NGINX_PORT: u16 = 8080;
+/// wrk's duration per file.
+pub const WRK_SECONDS: u32 = 10;
+
+fn serve(guest_port: u16) -> Result<(u16, Serve)> {
+    let host_port = free_host_port()?;
+    Ok((
+        host_port,
+        Serve {
+            forwards: vec![PortForward {
+                host_port,
+                guest_port,
+            }],
+        },
+    ))
+}
+
+fn redis_job() -> Result<FigureJob> {
+    let (host_port, serve) = serve(REDIS_PORT)?;
+    let port = REDIS_PORT.to_string();
+    let mut j = job(
+        "redis",
+        "/usr/bin/redis-server",
+        &[
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ],
+        vec![],
+    );
+    j.serve = Some(serve);
+    let bench = |label: &str, requests, pipeline| RedisBench {
+        label: label.into(),
+        requests,
+        clients: REDIS_CLIENTS,
+        pipeline,
+        tests: REDIS_TESTS.into(),
+    };
+    Ok(FigureJob {
+        figure: Figure::Redis,
+        job: j,
+        check: Check::Redis,
+        client: Some(Client::Redis {
+            host_port,
+            runs: vec![
+                bench("10 clients", REDIS_REQUESTS, 1),
+                bench("10 clients, pipeline 16", REDIS_PIPELINED_REQUESTS, 16),
+            ],
+        }),
+    })
+}
+
+/// Nginx's configuration: one process in the foreground, errors on
+/// stderr, temporary files under `/tmp`, static files from `/srv`.
+pub fn nginx_conf(port: u16) -> String {
+    format!(
+        "user root;
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr;
+pid /tmp/nginx.pid;
+events {{}}
+http {{
+    types {{ text/html html; application/octet-stream bin; }}
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    client_body_temp_path /tmp/nginx-body;
+    proxy_temp_path /tmp/nginx-proxy;
+    fastcgi_temp_path /tmp/nginx-fastcgi;
+    uwsgi_temp_path /tmp/nginx-uwsgi;
+    scgi_temp_path /tmp/nginx-scgi;
+    server {{ listen {port}; root /srv; }}
+}}
+"
+    )
+}
+
+fn nginx_job() -> Result<FigureJob> {
+    let (host_port, serve) = serve(NGINX_PORT)?;
+    let files = vec![
+        bytes_file("/etc/nginx/nginx.conf", nginx_conf(NGINX_PORT).into_bytes()),
+        bytes_file("/srv/index.html", b"cloister-bench\n".to_vec()),
+        bytes_file("/srv/4k.bin", data::random_bytes(4, 4 << 10)),
+        bytes_file("/srv/1m.bin", data::random_bytes(1, MIB)),
+    ];
+    let mut j = job(
+        "nginx",
+        "/usr/sbin/nginx",
+        &["-c", "/etc/nginx/nginx.conf", "-e", "stderr"],
+        files,
+    );
+    j.serve = Some(serve);
+    let wrk = |label: &str, path: &str| WrkRun {
+        label: label.into(),
+        path: path.into(),
+        threads: 1,
+        connections: 10,
+        seconds: WRK_SECONDS,
+    };
+    Ok(FigureJob {
+        figure: Figure::Nginx,
+        job: j,
+        check: Check::Wrk,
+        client: Some(Client::Wrk {
+            host_port,
+            runs: vec![
+                wrk("GET 4 KiB file", "/4k.bin"),
+                wrk("GET 1 MiB file", "/1m.bin"),
+            ],
+        }),
     })
 }
 
@@ -258,8 +419,66 @@ fn millis(d: std::time::Duration) -> f64 {
 
 /// Checks one run of `fj` and reads its metrics.
 pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metric, f64)>> {
-    run.check_success(guest, &fj.job)?;
     let f = fj.figure;
+    let rate = |name: String, unit| Metric {
+        figure: f.name(),
+        name,
+        unit,
+        better: Better::Higher,
+    };
+    // A server's exit status says nothing about the figure (Nginx is
+    // stopped from outside); the client's output does.
+    match &fj.check {
+        Check::Redis => {
+            let mut out = Vec::new();
+            for (label, lines) in &run.client {
+                for r in parse::redis_benchmark_csv(lines)
+                    .with_context(|| format!("{guest}: redis-benchmark, {label}"))?
+                {
+                    out.push((
+                        rate(format!("{}, {label}", r.test), "req/s"),
+                        r.requests_per_s,
+                    ));
+                }
+            }
+            if out.is_empty() {
+                bail!("{guest}: no redis-benchmark output");
+            }
+            return Ok(out);
+        }
+        Check::Wrk => {
+            let mut out = Vec::new();
+            for (label, lines) in &run.client {
+                let s = parse::wrk(lines).with_context(|| format!("{guest}: wrk, {label}"))?;
+                if s.bad_responses > 0 || s.requests == 0 {
+                    bail!(
+                        "{guest}: wrk {label}: {} requests, {} answered with an error status",
+                        s.requests,
+                        s.bad_responses
+                    );
+                }
+                if s.socket_errors > 0 {
+                    eprintln!(
+                        "bench: {guest}: wrk {label}: {} socket errors",
+                        s.socket_errors
+                    );
+                }
+                out.push((
+                    rate(format!("{label}, requests"), "req/s"),
+                    s.requests_per_s,
+                ));
+                out.push((
+                    rate(format!("{label}, transfer"), "MiB/s"),
+                    s.bytes_per_s / MIB as f64,
+                ));
+            }
+            if out.is_empty() {
+                bail!("{guest}: no wrk output");
+            }
+            return Ok(out);
+        }
+        _ => run.check_success(guest, &fj.job)?,
+    }
     let program_time = || {
         run.program_time().with_context(|| {
             format!("{guest} did not report both the start and the end of the program")
@@ -320,6 +539,7 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             vec![(ms(f, "sha256sum, 64 MiB file"), millis(program_time()?))]
         }
         Check::Timed(what) => vec![(ms(f, *what), millis(program_time()?))],
+        Check::Redis | Check::Wrk => unreachable!("server checks return above"),
     })
 }
 
@@ -335,7 +555,8 @@ mod tests {
             Figure::parse_list("files, boot,files").unwrap(),
             [Figure::Files, Figure::Boot]
         );
-        assert!(Figure::parse_list("redis").is_err());
+        assert_eq!(Figure::parse_list("redis").unwrap(), [Figure::Redis]);
+        assert!(Figure::parse_list("postgres").is_err());
         assert!(Figure::parse_list(",").is_err());
     }
 
@@ -347,6 +568,7 @@ mod tests {
             ended_at: Some(Duration::from_millis(1500)),
             exit_status: Some(status),
             total: Duration::from_millis(1600),
+            client: vec![],
         }
     }
 
@@ -364,6 +586,7 @@ mod tests {
             figure: Figure::Files,
             job: boot[0].job.clone(),
             check: Check::Timed("tar"),
+            client: None,
         };
         let m = measure(&timed, "Cloister", &run_with(&[], 0)).unwrap();
         assert_eq!((m[0].0.name.as_str(), m[0].1), ("tar", 500.0));
@@ -376,6 +599,7 @@ mod tests {
             figure: Figure::Files,
             job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
             check: Check::Sha256(h.clone()),
+            client: None,
         };
         let line = format!("{h}  /bench/random-64MiB.bin");
         assert_eq!(
@@ -392,6 +616,7 @@ mod tests {
             figure: Figure::Openssl,
             job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
             check: Check::Openssl,
+            client: None,
         };
         let run = run_with(
             &[
@@ -412,5 +637,48 @@ mod tests {
         );
         assert_eq!(m[2].1, 6.0);
         assert_eq!(m[0].0.better, Better::Higher);
+    }
+
+    #[test]
+    fn server_jobs_forward_one_port_and_read_the_clients_output() {
+        let redis = redis_job().unwrap();
+        let serve = redis.job.serve.as_ref().unwrap();
+        assert_eq!(serve.forwards[0].guest_port, 6379);
+        assert!(redis.job.argv.contains(&String::new()), "--save ''");
+        let Some(Client::Redis { host_port, runs }) = &redis.client else {
+            panic!("{:?}", redis.client)
+        };
+        assert_eq!(*host_port, serve.forwards[0].host_port);
+        assert_eq!(runs.len(), 2);
+        // No exit status needed: the figure comes from the client.
+        let mut run = run_with(&[], 1);
+        run.exit_status = None;
+        run.client = vec![(
+            "10 clients".into(),
+            vec!["\"test\",\"rps\"".into(), "\"SET\",\"4000.00\"".into()],
+        )];
+        let m = measure(&redis, "Cloister", &run).unwrap();
+        assert_eq!(m[0].0.name, "SET, 10 clients");
+        assert_eq!((m[0].0.unit, m[0].1), ("req/s", 4000.0));
+        run.client.clear();
+        assert!(measure(&redis, "Cloister", &run).is_err());
+
+        let nginx = nginx_job().unwrap();
+        assert!(nginx_conf(8080).contains("listen 8080;"));
+        run.client = vec![(
+            "GET 1 MiB file".into(),
+            [
+                "  100 requests in 10.00s, 100.00MB read",
+                "Requests/sec:     10.00",
+                "Transfer/sec:     10.00MB",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )];
+        let m = measure(&nginx, "Linux", &run).unwrap();
+        assert_eq!(m[1].0.name, "GET 1 MiB file, transfer");
+        assert_eq!((m[1].0.unit, m[1].1), ("MiB/s", 10.0));
+        run.client[0].1.push("Non-2xx or 3xx responses: 100".into());
+        assert!(measure(&nginx, "Linux", &run).is_err());
     }
 }

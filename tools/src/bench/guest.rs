@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::qemu::{Accel, QemuConfig};
+use crate::qemu::{Accel, Nic, PortForward, QemuConfig};
 use crate::run::RunOptions;
 use crate::run::pack::{HostContext, Packed, pack};
 
@@ -54,6 +54,25 @@ pub struct Job {
     pub argv: Vec<String>,
     /// Further files (inputs, configuration).
     pub files: Vec<JobFile>,
+    /// Set for a network server that a client on the host measures
+    /// (`super::server`): the guest gets a network card with these
+    /// forwards, and the run may end by the host stopping QEMU.
+    pub serve: Option<Serve>,
+}
+
+/// How a server job is reached from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serve {
+    /// TCP forwards from the host's 127.0.0.1 into the guest (10.0.2.15),
+    /// the same for both guests.
+    pub forwards: Vec<PortForward>,
+}
+
+/// The QMP socket a server run's QEMU listens on, so that the host can
+/// stop a server that does not exit by itself (`super::server`). One per
+/// benchmark process: guests run one at a time.
+pub fn qmp_socket() -> PathBuf {
+    std::env::temp_dir().join(format!("cloister-bench-qmp-{}.sock", std::process::id()))
 }
 
 /// The image both guests boot for `job` (Cloister as is; Linux with
@@ -92,6 +111,9 @@ pub struct GuestRun {
     pub exit_status: Option<i32>,
     /// From spawning QEMU to QEMU's exit.
     pub total: Duration,
+    /// Server jobs: what the host-side client printed, one entry per
+    /// client run (its label and its output lines).
+    pub client: Vec<(String, Vec<String>)>,
 }
 
 impl GuestRun {
@@ -162,6 +184,23 @@ impl QemuSettings {
         Ok(c)
     }
 
+    /// [`QemuSettings::config`] for `job`: a server job also gets the
+    /// network card with its forwards and a QMP socket at [`qmp_socket`]
+    /// (the same arguments for both guests).
+    pub fn config_for(&self, kernel: impl Into<PathBuf>, job: &Job) -> Result<QemuConfig> {
+        let mut c = self.config(kernel)?;
+        if let Some(serve) = &job.serve {
+            c.nic = Some(Nic::with_forwards(serve.forwards.clone())?);
+            let qmp = qmp_socket();
+            let _ = std::fs::remove_file(&qmp);
+            c.extra_args.extend([
+                "-qmp".to_string(),
+                format!("unix:{},server=on,wait=off", qmp.display()),
+            ]);
+        }
+        Ok(c)
+    }
+
     /// One line describing them, for tables.
     pub fn describe(&self) -> String {
         let args = self.accel.qemu_args();
@@ -228,5 +267,26 @@ mod tests {
         );
         let c = settings.config("/k").unwrap();
         assert_eq!((c.memory_mib, c.accel), (512, Accel::Tcg));
+        assert!(c.nic.is_none());
+        let mut job = Job {
+            name: "redis".into(),
+            program: "/usr/bin/redis-server".into(),
+            argv: vec!["redis-server".into()],
+            files: vec![],
+            serve: None,
+        };
+        assert_eq!(settings.config_for("/k", &job).unwrap().args(), c.args());
+        job.serve = Some(Serve {
+            forwards: vec![PortForward {
+                host_port: 16379,
+                guest_port: 6379,
+            }],
+        });
+        let args = settings.config_for("/k", &job).unwrap().args().join(" ");
+        assert!(
+            args.contains("hostfwd=tcp:127.0.0.1:16379-:6379 -device virtio-net-device"),
+            "{args}"
+        );
+        assert!(args.contains("-qmp unix:"), "{args}");
     }
 }

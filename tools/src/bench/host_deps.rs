@@ -17,6 +17,11 @@ const NEEDS: &[(&str, &str)] = &[
     ("/usr/bin/xz", "xz-utils"),
     ("/usr/bin/sha256sum", "coreutils"),
     ("/usr/bin/dpkg-deb", "dpkg"),
+    // The server figures: the servers (run in the guests) and their clients.
+    ("/usr/bin/redis-server", "redis-server"),
+    ("/usr/bin/redis-benchmark", "redis-tools"),
+    ("/usr/sbin/nginx", "nginx"),
+    ("/usr/bin/wrk", "wrk"),
 ];
 
 /// The packages whose files are missing, given a test for a file.
@@ -38,8 +43,11 @@ fn is_root() -> bool {
 }
 
 /// Ensures the host has busybox-static, gcc and libc6-dev (for the static
-/// syscall benchmark), openssl, xz and dpkg, installing what is missing
-/// when allowed.
+/// syscall benchmark), openssl, xz, dpkg, redis-server, redis-tools
+/// (`redis-benchmark`), nginx and wrk, installing what is missing when
+/// allowed. Debian's nginx package does not start a service where
+/// `policy-rc.d` forbids it (containers); elsewhere it starts one on port
+/// 80, which the benchmark does not use.
 pub fn ensure() -> Result<()> {
     let packages = missing(|f| Path::new(f).exists());
     if packages.is_empty() {

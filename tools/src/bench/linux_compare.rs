@@ -18,6 +18,7 @@ use super::figures::{self, Figure, FigureJob};
 use super::guest::{Guest, QemuSettings};
 use super::linux_guest::LinuxGuest;
 use super::linux_kernel;
+use super::server;
 
 /// What to measure and how.
 #[derive(Debug, Clone)]
@@ -123,9 +124,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
                 if skip.contains(&(gi, fj.figure)) {
                     continue;
                 }
-                let result = guest
-                    .run(&fj.job)
-                    .and_then(|r| figures::measure(fj, guest.name(), &r).map(|m| (r, m)));
+                let result = match &fj.client {
+                    Some(client) => {
+                        server::run_served(guest.as_ref(), &fj.job, client, opts.settings.timeout)
+                    }
+                    None => guest.run(&fj.job),
+                };
+                let result =
+                    result.and_then(|r| figures::measure(fj, guest.name(), &r).map(|m| (r, m)));
                 match result {
                     Ok((r, metrics)) => {
                         eprintln!(
@@ -236,7 +242,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         "- Date: {}. Machine: {} (load average at the end: {load}).\n\
          - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
          - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info`.\n\
-         - Command: `{}` ({} rounds, {order}).\n",
+         - Command: `{}` ({} rounds, {order}).\n{}",
         today(),
         machine_description(),
         opts.settings.describe(),
@@ -245,7 +251,16 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         kernel.version,
         opts.tsc_khz,
         opts.command,
-        opts.rounds
+        opts.rounds,
+        if opts
+            .figures
+            .iter()
+            .any(|f| matches!(f, Figure::Redis | Figure::Nginx))
+        {
+            "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device virtio-net-device,netdev=n0` and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run on the host.\n"
+        } else {
+            ""
+        }
     )
 }
 

@@ -13,6 +13,19 @@
 //! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`:
 //! without the TSC frequency a Linux guest on `microvm` under TCG sometimes
 //! hangs calibrating against the PIT.
+//!
+//! For a server job ([`super::guest::Serve`]) the tree also holds the
+//! virtio-mmio and virtio-net modules of the kernel package, in load order
+//! ([`super::linux_modules`]), under [`MODULE_DIR`], and `/init` loads them
+//! with busybox `insmod`, then brings up `lo` and `eth0` as 10.0.2.15/24
+//! with the default route via 10.0.2.2 (QEMU user networking, as Cloister
+//! configures itself) before the start marker. Debian's kernel is built
+//! without `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`, so it ignores the
+//! `virtio_mmio.device=` word QEMU appends with `acpi=off`, the way
+//! Cloister finds the card; the Linux guest of a server job therefore runs
+//! on `microvm,acpi=on` ([`server_machine`]), where QEMU describes the same
+//! virtio-mmio transport in its ACPI tables (`LNRO0005`). The card, its
+//! backend and the forwards are the same.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -24,6 +37,7 @@ use anyhow::{Context, Result, bail};
 use super::guest::{Guest, GuestRun, Job, QemuSettings, pack_job};
 use super::initramfs::Tree;
 use super::linux_kernel::LinuxKernel;
+use super::linux_modules::{self, Module};
 use crate::qemu;
 use crate::run::image::Image;
 
@@ -31,6 +45,9 @@ use crate::run::image::Image;
 pub const START_MARKER: &str = "@@CLOISTER-BENCH START";
 /// Printed by `/init` right after the program, as `… status=N`.
 pub const END_MARKER: &str = "@@CLOISTER-BENCH END";
+
+/// Where the Linux guest's kernel modules go in its initramfs.
+pub const MODULE_DIR: &str = "/bench-modules";
 
 /// busybox-static on a Debian host.
 const BUSYBOX: &str = "/bin/busybox";
@@ -86,8 +103,40 @@ fn text(word: &OsString) -> Result<&str> {
         .with_context(|| format!("{word:?} is not UTF-8: the init script cannot quote it"))
 }
 
-/// The `/init` script that runs `argv` with the environment `envp`.
-pub fn init_script(argv: &[OsString], envp: &[OsString]) -> Result<String> {
+/// The machine of a server job: `machine` with ACPI on (see the module
+/// docs), unless it already says.
+pub fn server_machine(machine: &str) -> String {
+    if machine.contains("acpi=") {
+        machine.to_string()
+    } else {
+        format!("{machine},acpi=on")
+    }
+}
+
+/// The `/init` lines that load `modules` (from [`MODULE_DIR`], in order)
+/// and configure the network; empty without modules.
+fn network_setup(modules: &[String]) -> String {
+    if modules.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        String::from("# The network card: modules from the kernel package, in dependency order.\n");
+    for m in modules {
+        s.push_str(&format!("/bin/busybox insmod {MODULE_DIR}/{m}.ko\n"));
+    }
+    s.push_str(
+        "/bin/busybox ip link set lo up
+/bin/busybox ip link set eth0 up
+/bin/busybox ip addr add 10.0.2.15/24 dev eth0
+/bin/busybox ip route add default via 10.0.2.2
+",
+    );
+    s
+}
+
+/// The `/init` script that loads `modules` and sets up the network (if
+/// any), then runs `argv` with the environment `envp`.
+pub fn init_script(argv: &[OsString], envp: &[OsString], modules: &[String]) -> Result<String> {
     let command = argv
         .iter()
         .map(|w| text(w).map(shell_quote))
@@ -102,20 +151,34 @@ pub fn init_script(argv: &[OsString], envp: &[OsString]) -> Result<String> {
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
-cd /
+{}cd /
 {env}echo '{START_MARKER}'
 {}
 echo \"{END_MARKER} status=$?\"
 /bin/busybox poweroff -f
 ",
+        network_setup(modules),
         command.join(" ")
     ))
 }
 
 /// The initramfs tree: Cloister's `image` for the job, busybox, the
-/// mount points, `/dev/console` and `/init`.
-pub fn build_tree(image: &Image, argv: &[OsString], envp: &[OsString]) -> Result<Tree> {
+/// mount points, `/dev/console`, `modules` and `/init`.
+pub fn build_tree(
+    image: &Image,
+    argv: &[OsString],
+    envp: &[OsString],
+    modules: &[Module],
+) -> Result<Tree> {
     let mut t = Tree::from_image(image)?;
+    if !modules.is_empty() {
+        t.dir(MODULE_DIR, 0o755)?;
+    }
+    for m in modules {
+        let guest = format!("{MODULE_DIR}/{}.ko", m.name);
+        t.host_file(Path::new(&guest), &m.path, Some(0o644))?;
+    }
+    let names: Vec<String> = modules.iter().map(|m| m.name.clone()).collect();
     for dir in ["/dev", "/proc", "/sys", "/root"] {
         if !t.contains(Path::new(dir)) {
             t.dir(dir, 0o755)?;
@@ -133,7 +196,7 @@ pub fn build_tree(image: &Image, argv: &[OsString], envp: &[OsString]) -> Result
     }
     t.file(
         Path::new("/init"),
-        init_script(argv, envp)?.into_bytes(),
+        init_script(argv, envp, &names)?.into_bytes(),
         0o755,
     )?;
     Ok(t)
@@ -179,7 +242,12 @@ impl Guest for LinuxGuest {
 
     fn prepare(&mut self, job: &Job) -> Result<()> {
         let packed = pack_job(job)?;
-        let tree = build_tree(&packed.image, &packed.argv, &packed.envp)
+        let modules = if job.serve.is_some() {
+            linux_modules::load_order(&self.kernel.unpacked, &linux_modules::NET_MODULES)?
+        } else {
+            Vec::new()
+        };
+        let tree = build_tree(&packed.image, &packed.argv, &packed.envp, &modules)
             .with_context(|| format!("building the Linux image for {}", job.name))?;
         let archive = tree.to_cpio()?;
         std::fs::create_dir_all(&self.image_dir)?;
@@ -195,7 +263,10 @@ impl Guest for LinuxGuest {
             .images
             .get(&job.name)
             .with_context(|| format!("job {} was not prepared", job.name))?;
-        let mut config = self.settings.config(&self.kernel.vmlinux)?;
+        let mut config = self.settings.config_for(&self.kernel.vmlinux, job)?;
+        if job.serve.is_some() {
+            config.machine = server_machine(&config.machine);
+        }
         config.initrd = Some(image.clone());
         config.cmdline = self.cmdline();
         // The same COM2 device as Cloister's (identical machines); Linux
@@ -211,7 +282,8 @@ impl Guest for LinuxGuest {
         let report = report?;
         let mut run = parse_console(&lines);
         run.total = report.duration;
-        if run.ended_at.is_none() {
+        // A server may be stopped from the host (`super::server`).
+        if run.ended_at.is_none() && job.serve.is_none() {
             let tail: Vec<&str> = report
                 .lines
                 .iter()
@@ -239,7 +311,7 @@ mod tests {
     fn the_init_script_quotes_the_command_and_sets_the_environment() {
         let argv: Vec<OsString> = ["/usr/bin/echo", "it's", "a b"].map(Into::into).to_vec();
         let envp: Vec<OsString> = vec!["PATH=/usr/bin:/bin".into(), "HOME=/".into()];
-        let s = init_script(&argv, &envp).unwrap();
+        let s = init_script(&argv, &envp, &[]).unwrap();
         assert!(s.contains("\n'/usr/bin/echo' 'it'\\''s' 'a b'\n"), "{s}");
         assert!(
             s.contains("export 'PATH=/usr/bin:/bin'\nexport 'HOME=/'\n"),
@@ -248,6 +320,22 @@ mod tests {
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("status=$?"));
         assert!(s.trim_end().ends_with("poweroff -f"));
+        assert!(!s.contains("insmod"));
+    }
+
+    #[test]
+    fn a_server_init_loads_the_modules_in_order_then_configures_eth0() {
+        let modules: Vec<String> = ["virtio", "virtio_mmio", "virtio_net"]
+            .map(Into::into)
+            .to_vec();
+        let s = init_script(&["/usr/bin/redis-server".into()], &[], &modules).unwrap();
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
+        assert!(at("insmod /bench-modules/virtio.ko\n") < at("virtio_mmio.ko\n"));
+        assert!(at("virtio_mmio.ko") < at("virtio_net.ko"));
+        assert!(at("virtio_net.ko") < at("ip addr add 10.0.2.15/24 dev eth0"));
+        assert!(at("ip route add default via 10.0.2.2") < at(START_MARKER));
+        assert_eq!(server_machine("microvm"), "microvm,acpi=on");
+        assert_eq!(server_machine("microvm,acpi=off"), "microvm,acpi=off");
     }
 
     #[test]
@@ -256,7 +344,7 @@ mod tests {
         image
             .add_file(Path::new("/usr/bin/prog"), b"x".to_vec(), 0o755)
             .unwrap();
-        let t = build_tree(&image, &["/usr/bin/prog".into()], &[]).unwrap();
+        let t = build_tree(&image, &["/usr/bin/prog".into()], &[], &[]).unwrap();
         for p in [
             "/usr/bin/prog",
             "/bin/sh",

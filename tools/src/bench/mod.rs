@@ -4,10 +4,12 @@
 //! - [`boot`]: Cloister's own boot time.
 //! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
 //!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
-//!   guest ([`linux_kernel`], [`linux_guest`], [`initramfs`]),
+//!   guest ([`linux_kernel`], [`linux_modules`], [`linux_guest`],
+//!   [`initramfs`]),
 //!   the Cloister side ([`cloister_guest`]), the host packages it needs
 //!   ([`host_deps`]), the figures ([`figures`],
-//!   [`parse`], [`data`]) and the statistics ([`compare`]).
+//!   [`parse`], [`data`]), the host-side clients of the server figures
+//!   ([`server`]) and the statistics ([`compare`]).
 
 pub mod boot;
 pub mod cloister_guest;
@@ -20,5 +22,7 @@ pub mod initramfs;
 pub mod linux_compare;
 pub mod linux_guest;
 pub mod linux_kernel;
+pub mod linux_modules;
 pub mod parse;
+pub mod server;
 pub mod stats;

@@ -121,6 +121,145 @@ pub fn sha256sum(lines: &[String]) -> Result<String> {
     Ok(hash.to_ascii_lowercase())
 }
 
+/// One row of `redis-benchmark --csv`: the test and its requests per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisRate {
+    /// The test as redis-benchmark names it (`SET`, `GET`, `LPUSH`, …).
+    pub test: String,
+    /// Requests per second.
+    pub requests_per_s: f64,
+}
+
+/// Parses `redis-benchmark -q --csv` output:
+///
+/// ```text
+/// "test","rps","avg_latency_ms",…
+/// "SET","30303.03","1.029",…
+/// ```
+///
+/// The header names the `rps` column; other lines (warnings) are ignored.
+/// Fails if there is no header or no row.
+pub fn redis_benchmark_csv(lines: &[String]) -> Result<Vec<RedisRate>> {
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').to_string())
+            .collect()
+    };
+    // The header is the line naming both the `test` and the `rps` column.
+    let (header_at, test_col, rps_col) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let header = cells(l);
+            let col = |name: &str| header.iter().position(|c| c == name);
+            Some((i, col("test")?, col("rps")?))
+        })
+        .context("no `\"test\",\"rps\",…` header in the redis-benchmark output")?;
+    let mut out = Vec::new();
+    for line in &lines[header_at + 1..] {
+        if !line.trim_start().starts_with('"') {
+            continue;
+        }
+        let row = cells(line);
+        let (Some(test), Some(rps)) = (row.get(test_col), row.get(rps_col)) else {
+            continue;
+        };
+        out.push(RedisRate {
+            test: test.clone(),
+            requests_per_s: rps
+                .parse()
+                .with_context(|| format!("bad rps in redis-benchmark row {line:?}"))?,
+        });
+    }
+    if out.is_empty() {
+        bail!("the redis-benchmark CSV has no rows: {lines:?}");
+    }
+    Ok(out)
+}
+
+/// What `wrk` reports at the end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrkSummary {
+    /// Completed requests.
+    pub requests: u64,
+    /// `Requests/sec`.
+    pub requests_per_s: f64,
+    /// `Transfer/sec`, in bytes (wrk's units are powers of 1024).
+    pub bytes_per_s: f64,
+    /// Socket errors (connect + read + write + timeout), 0 without the line.
+    pub socket_errors: u64,
+    /// `Non-2xx or 3xx responses`, 0 without the line.
+    pub bad_responses: u64,
+}
+
+/// A wrk size (`1.23MB`, `512.00KB`, `100B`) in bytes.
+fn wrk_bytes(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let factor = match unit {
+        "B" | "" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some(number.parse::<f64>().ok()? * factor)
+}
+
+/// Parses wrk's summary (`N requests in …`, `Socket errors: …`,
+/// `Non-2xx or 3xx responses: N`, `Requests/sec: X`, `Transfer/sec: Y`).
+pub fn wrk(lines: &[String]) -> Result<WrkSummary> {
+    let mut requests = None;
+    let mut requests_per_s = None;
+    let mut bytes_per_s = None;
+    let mut socket_errors = 0u64;
+    let mut bad_responses = 0u64;
+    for line in lines {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            requests_per_s = Some(
+                v.trim()
+                    .parse::<f64>()
+                    .with_context(|| format!("bad wrk line {l:?}"))?,
+            );
+        } else if let Some(v) = l.strip_prefix("Transfer/sec:") {
+            bytes_per_s = Some(wrk_bytes(v).with_context(|| format!("bad wrk line {l:?}"))?);
+        } else if let Some(v) = l.strip_prefix("Socket errors:") {
+            for part in v.split(',') {
+                let n = part
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok());
+                socket_errors += n.with_context(|| format!("bad wrk line {l:?}"))?;
+            }
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            bad_responses = v
+                .trim()
+                .parse()
+                .with_context(|| format!("bad wrk line {l:?}"))?;
+        } else if let Some((n, _)) = l.split_once(" requests in ") {
+            requests = n.trim().parse().ok();
+        }
+    }
+    match (requests, requests_per_s, bytes_per_s) {
+        (Some(requests), Some(requests_per_s), Some(bytes_per_s)) => Ok(WrkSummary {
+            requests,
+            requests_per_s,
+            bytes_per_s,
+            socket_errors,
+            bad_responses,
+        }),
+        _ => bail!(
+            "no `N requests in`, `Requests/sec:` and `Transfer/sec:` lines in the wrk output: {lines:?}"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +331,78 @@ AES-256-GCM      37048.29k   139475.74k   504535.73k  1410097.69k  3123399.26k  
         assert_eq!(sha256sum(&[format!("{h}  /bench/random.bin")]).unwrap(), h);
         assert!(sha256sum(&["sha256sum: /x: No such file".into()]).is_err());
         assert!(sha256sum(&[]).is_err());
+    }
+
+    #[test]
+    fn redis_benchmark_csv_gives_requests_per_second_per_test() {
+        let out = lines(
+            "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n\"SET\",\"30303.03\",\"1.029\",\"0.160\"\nWARNING: something\n\"LPUSH\",\"28571.43\",\"1.174\",\"0.344\"\n",
+        );
+        let rates = redis_benchmark_csv(&out).unwrap();
+        assert_eq!(
+            rates,
+            [
+                RedisRate {
+                    test: "SET".into(),
+                    requests_per_s: 30303.03
+                },
+                RedisRate {
+                    test: "LPUSH".into(),
+                    requests_per_s: 28571.43
+                }
+            ]
+        );
+        assert!(redis_benchmark_csv(&lines("Could not connect to Redis at 127.0.0.1:1")).is_err());
+        assert!(redis_benchmark_csv(&lines("\"test\",\"rps\"\n")).is_err());
+        assert!(redis_benchmark_csv(&lines("\"test\",\"rps\"\n\"SET\",\"fast\"")).is_err());
+        // The rps column is found by name.
+        let swapped = lines("\"rps\",\"test\"\n\"12.5\",\"GET\"");
+        assert_eq!(
+            redis_benchmark_csv(&swapped).unwrap()[0].requests_per_s,
+            12.5
+        );
+    }
+
+    const WRK: &str = "Running 10s test @ http://127.0.0.1:18080/4k.bin
+  1 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.12ms    1.01ms  20.00ms   90.00%
+    Req/Sec     2.43k   100.00     2.60k    70.00%
+  24213 requests in 10.00s, 100.47MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   2421.03
+Transfer/sec:     10.05MB
+";
+
+    #[test]
+    fn wrk_summaries_give_rates_and_errors() {
+        let s = wrk(&lines(WRK)).unwrap();
+        assert_eq!(
+            s,
+            WrkSummary {
+                requests: 24213,
+                requests_per_s: 2421.03,
+                bytes_per_s: 10.05 * 1024.0 * 1024.0,
+                socket_errors: 3,
+                bad_responses: 4,
+            }
+        );
+        let clean = WRK
+            .lines()
+            .filter(|l| !l.contains("errors") && !l.contains("Non-2xx"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("10.05MB", "512.50KB");
+        let s = wrk(&lines(&clean)).unwrap();
+        assert_eq!((s.socket_errors, s.bad_responses), (0, 0));
+        assert_eq!(s.bytes_per_s, 512.5 * 1024.0);
+        assert!(
+            wrk(&lines(
+                "unable to connect to 127.0.0.1:18080 Connection refused"
+            ))
+            .is_err()
+        );
+        assert!(wrk(&lines(&WRK.replace("10.05MB", "10.05XB"))).is_err());
     }
 }

@@ -1,0 +1,393 @@
+//! The host side of the server figures (Redis, Nginx): the client that
+//! measures a server running in a guest, and [`run_served`], which runs
+//! it alongside the guest.
+//!
+//! The guest boots with a network card and the job's port forwards
+//! ([`super::guest::QemuSettings::config_for`]) while a host thread waits
+//! until the server answers through the forward (Redis: `PING` → `+PONG`;
+//! HTTP: any `HTTP/1.x` status line), runs the [`Client`]'s commands
+//! (`redis-benchmark`, `wrk`) and then stops the server: Redis is asked to
+//! `SHUTDOWN NOSAVE`, so that it exits and the guest reports its end;
+//! whatever is still running [`EXIT_WAIT`] later (Nginx never exits by
+//! itself) is ended with a QMP `quit` on the socket both guests' QEMU
+//! listens on. Polling from the host needs nothing from either guest, so
+//! the [`super::guest::Guest`] trait has no ready-line hook.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use super::guest::{Guest, GuestRun, Job, qmp_socket};
+
+/// How long a server may take to exit after it was asked to before QEMU
+/// is stopped.
+pub const EXIT_WAIT: Duration = Duration::from_secs(15);
+/// Between two readiness probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One `redis-benchmark` run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisBench {
+    /// Its name in metric names (`50 clients`).
+    pub label: String,
+    /// Requests per test (`-n`).
+    pub requests: u32,
+    /// Parallel connections (`-c`).
+    pub clients: u32,
+    /// Requests per pipeline (`-P`; 1 is no pipelining).
+    pub pipeline: u32,
+    /// The tests (`-t`), comma-separated.
+    pub tests: String,
+}
+
+/// One `wrk` run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrkRun {
+    /// Its name in metric names (`GET 4 KiB file`).
+    pub label: String,
+    /// The URL path (`/4k.bin`).
+    pub path: String,
+    /// Threads (`-t`).
+    pub threads: u32,
+    /// Connections (`-c`).
+    pub connections: u32,
+    /// Duration in seconds (`-d`).
+    pub seconds: u32,
+}
+
+/// What measures a server from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    /// `redis-benchmark` runs against Redis.
+    Redis {
+        /// The forwarded port on 127.0.0.1.
+        host_port: u16,
+        /// The runs, in order.
+        runs: Vec<RedisBench>,
+    },
+    /// `wrk` runs against an HTTP server.
+    Wrk {
+        /// The forwarded port on 127.0.0.1.
+        host_port: u16,
+        /// The runs, in order.
+        runs: Vec<WrkRun>,
+    },
+}
+
+impl Client {
+    fn host_port(&self) -> u16 {
+        match self {
+            Self::Redis { host_port, .. } | Self::Wrk { host_port, .. } => *host_port,
+        }
+    }
+
+    /// The commands to run, each with its label.
+    pub fn commands(&self) -> Vec<(String, Command)> {
+        let port = self.host_port().to_string();
+        match self {
+            Self::Redis { runs, .. } => runs
+                .iter()
+                .map(|r| {
+                    let mut c = Command::new("redis-benchmark");
+                    c.args(["-h", "127.0.0.1", "-p", &port, "-q", "--csv"])
+                        .args(["-n", &r.requests.to_string()])
+                        .args(["-c", &r.clients.to_string()])
+                        .args(["-P", &r.pipeline.to_string()])
+                        .args(["-t", &r.tests]);
+                    (r.label.clone(), c)
+                })
+                .collect(),
+            Self::Wrk { runs, .. } => runs
+                .iter()
+                .map(|r| {
+                    let mut c = Command::new("wrk");
+                    c.arg(format!("-t{}", r.threads))
+                        .arg(format!("-c{}", r.connections))
+                        .arg(format!("-d{}s", r.seconds))
+                        .arg(format!("http://127.0.0.1:{port}{}", r.path));
+                    (r.label.clone(), c)
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the server answers through the forward.
+    fn is_ready(&self) -> bool {
+        let (request, answer): (&[u8], &[u8]) = match self {
+            Self::Redis { .. } => (b"PING\r\n", b"+PONG"),
+            Self::Wrk { .. } => (b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1."),
+        };
+        exchange(self.host_port(), request, answer.len())
+            .is_some_and(|reply| reply.starts_with(answer))
+    }
+
+    /// Asks the server to exit; whether it could be asked.
+    fn ask_to_exit(&self) -> bool {
+        match self {
+            Self::Redis { .. } => {
+                exchange(self.host_port(), b"SHUTDOWN NOSAVE\r\n", 1);
+                true
+            }
+            Self::Wrk { .. } => false,
+        }
+    }
+}
+
+/// Sends `request` to 127.0.0.1:`port` and reads up to `len` bytes of the
+/// reply (less if the server closes first); `None` if nothing came back.
+fn exchange(port: u16, request: &[u8], len: usize) -> Option<Vec<u8>> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(request).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    while reply.len() < len {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    (!reply.is_empty()).then_some(reply)
+}
+
+/// A TCP port on 127.0.0.1 that is free now (for a forward).
+pub fn free_host_port() -> Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("no free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Ends the QEMU listening on [`qmp_socket`] (QMP `quit`).
+fn qmp_quit() -> Result<()> {
+    let path = qmp_socket();
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("cannot connect to QEMU's QMP socket {}", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"{\"execute\":\"qmp_capabilities\"}\r\n{\"execute\":\"quit\"}\r\n")?;
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+    Ok(())
+}
+
+/// Runs `cmd`, killing it after `limit`; its stdout lines, or an error
+/// with its stderr.
+fn run_command(mut cmd: Command, limit: Duration) -> Result<Vec<String>> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {shown} (Debian: redis-tools, wrk)"))?;
+    let mut stdout = child.stdout.take().context("client stdout")?;
+    let mut stderr = child.stderr.take().context("client stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    // redis-benchmark's progress lines end in `\r`, not `\n`.
+    let tail: String = err
+        .replace('\r', "\n")
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    match status {
+        None => bail!(
+            "{shown} ran past {} s and was killed: {tail}",
+            limit.as_secs()
+        ),
+        Some(s) if !s.success() => bail!("{shown} failed ({s}): {tail}"),
+        Some(_) => Ok(out.lines().map(str::to_string).collect()),
+    }
+}
+
+/// Waits for the server, runs the client and stops the server.
+fn drive(
+    client: &Client,
+    guest_done: &AtomicBool,
+    limit: Duration,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let measured = (|| {
+        let start = Instant::now();
+        while !client.is_ready() {
+            if guest_done.load(Ordering::SeqCst) {
+                bail!(
+                    "the guest ended before the server answered on 127.0.0.1:{}",
+                    client.host_port()
+                );
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "the server did not answer on 127.0.0.1:{} within {} s",
+                    client.host_port(),
+                    limit.as_secs()
+                );
+            }
+            std::thread::sleep(PROBE_INTERVAL);
+        }
+        eprintln!(
+            "bench:   server ready after {:.1} s of probing",
+            start.elapsed().as_secs_f64()
+        );
+        let mut out = Vec::new();
+        for (label, cmd) in client.commands() {
+            out.push((label, run_command(cmd, limit)?));
+        }
+        Ok(out)
+    })();
+    if client.ask_to_exit() {
+        let asked = Instant::now();
+        while !guest_done.load(Ordering::SeqCst) && asked.elapsed() < EXIT_WAIT {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if !guest_done.load(Ordering::SeqCst)
+        && let Err(e) = qmp_quit()
+    {
+        eprintln!("bench: cannot stop QEMU through QMP ({e:#}); it runs until its timeout");
+    }
+    measured
+}
+
+/// Boots `guest` with the server `job` and measures it with `client`;
+/// the client's output is in [`GuestRun::client`]. `limit` bounds the wait
+/// for the server and each client command.
+pub fn run_served(
+    guest: &dyn Guest,
+    job: &Job,
+    client: &Client,
+    limit: Duration,
+) -> Result<GuestRun> {
+    if job.serve.is_none() {
+        bail!("job {} is not a server job", job.name);
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let driver = s.spawn(|| drive(client, &done, limit));
+        let run = guest.run(job);
+        done.store(true, Ordering::SeqCst);
+        let measured = driver
+            .join()
+            .map_err(|_| anyhow!("the client thread panicked"))?;
+        let mut run = run?;
+        run.client = measured.with_context(|| {
+            let tail = &run.output[run.output.len().saturating_sub(10)..];
+            format!(
+                "{}: measuring {} failed; the server's last lines: {tail:?}",
+                guest.name(),
+                job.name
+            )
+        })?;
+        Ok(run)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_name_the_forwarded_port_and_the_options() {
+        let redis = Client::Redis {
+            host_port: 16379,
+            runs: vec![RedisBench {
+                label: "50 clients".into(),
+                requests: 1000,
+                clients: 50,
+                pipeline: 16,
+                tests: "set,get".into(),
+            }],
+        };
+        let (label, cmd) = &redis.commands()[0];
+        assert_eq!(label, "50 clients");
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
+        assert_eq!(
+            args.join(" "),
+            "-h 127.0.0.1 -p 16379 -q --csv -n 1000 -c 50 -P 16 -t set,get"
+        );
+        let wrk = Client::Wrk {
+            host_port: 18080,
+            runs: vec![WrkRun {
+                label: "GET 4 KiB file".into(),
+                path: "/4k.bin".into(),
+                threads: 1,
+                connections: 10,
+                seconds: 10,
+            }],
+        };
+        let (_, cmd) = &wrk.commands()[0];
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
+        assert_eq!(
+            args,
+            ["-t1", "-c10", "-d10s", "http://127.0.0.1:18080/4k.bin"]
+        );
+    }
+
+    #[test]
+    fn readiness_probes_a_real_socket() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 6];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"PING\r\n");
+            s.write_all(b"+PONG\r\n").unwrap();
+        });
+        let client = Client::Redis {
+            host_port: port,
+            runs: vec![],
+        };
+        assert!(client.is_ready());
+        server.join().unwrap();
+        // Nobody listens any more.
+        assert!(!client.is_ready());
+    }
+
+    #[test]
+    fn client_commands_fail_with_their_stderr_or_when_too_slow() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo a; echo b"]);
+        assert_eq!(run_command(c, Duration::from_secs(10)).unwrap(), ["a", "b"]);
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo Could not connect >&2; exit 1"]);
+        let err = run_command(c, Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Could not connect"), "{err}");
+        let mut c = Command::new("sleep");
+        c.arg("10");
+        let err = run_command(c, Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("killed"), "{err}");
+    }
+}
