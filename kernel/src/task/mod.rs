@@ -236,8 +236,15 @@ pub fn yield_now() -> bool {
             let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
             if reap {
                 // SAFETY: a dead thread other than the running one made its
-                // last switch already; its stack holds nothing live.
-                unsafe { stack::free(&t.stack) };
+                // last switch already; its stack holds nothing live. Its
+                // last `yield_now` leaked one reference with
+                // `Arc::into_raw` that will never be taken back: release it
+                // here (the queue's own reference keeps it alive until
+                // `retain` drops it).
+                unsafe {
+                    stack::free(&t.stack);
+                    Arc::decrement_strong_count(Arc::as_ptr(t));
+                }
             }
             !reap
         });
@@ -271,8 +278,8 @@ pub fn yield_now() -> bool {
         let save = me.saved_rsp.get();
         let to = *next.saved_rsp.get();
         drop(next);
-        // `me` stays referenced by the run queue (or is dead and never
-        // resumed, in which case its Arc is simply leaked with its stack).
+        // `me` stays referenced by the run queue; a dead thread is never
+        // resumed, and its reaper releases this reference.
         let me_ptr = Arc::into_raw(me);
         switch::switch(save, to);
         drop(Arc::from_raw(me_ptr));
