@@ -57,3 +57,31 @@ pub fn cloister_cli() -> PathBuf {
     })
     .clone()
 }
+
+/// Builds `tests/programs/NAME.c` with the system gcc (`-O2 -Wall
+/// -pthread` plus `extra`) into `out`.
+///
+/// # Panics
+/// If gcc is missing (`.ci/install-deps` installs it) or the build fails.
+pub fn compile_program(name: &str, out: &std::path::Path, extra: &[&str]) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("programs/{name}.c"));
+    let ok = Command::new("gcc")
+        .args(["-O2", "-Wall", "-pthread", "-o"])
+        .arg(out)
+        .arg(&src)
+        .args(extra)
+        .status()
+        .unwrap_or_else(|e| panic!("gcc: {e} (install it: .ci/install-deps does)"))
+        .success();
+    assert!(ok, "gcc {name}.c failed");
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub fn free_port() -> u16 {
+    let l =
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}

@@ -235,19 +235,11 @@ fn python_json_hashlib_and_threads() {
     assert!(text(&ours.0).contains("\"threads\": 6"));
 }
 
-/// Builds `tests/programs/NAME.c` with the system gcc.
+/// Builds `tests/programs/NAME.c` with the system gcc into the scratch dir.
 fn compile(s: &Scratch, name: &str, extra: &[&str]) -> PathBuf {
     require("/usr/bin/gcc", "gcc");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("programs/{name}.c"));
     let out = s.path(name);
-    let status = Command::new("gcc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .args(extra)
-        .status()
-        .expect("gcc");
-    assert!(status.success(), "gcc {name}.c failed");
+    vm_tests::compile_program(name, &out, extra);
     out
 }
 

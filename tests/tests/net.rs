@@ -4,20 +4,15 @@
 //! `kernel::net::ktests::a_host_connection_reaches_the_guest_through_publish`,
 //! which waits for the TCP SYN on guest port 7777.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use tools::ktest;
 use tools::qemu::{self, Nic, Outcome, PortForward};
+use vm_tests::free_port;
 
 const GUEST_TEST: &str = "kernel::net::ktests::a_host_connection_reaches_the_guest_through_publish";
 const GUEST_PORT: u16 = 7777;
-
-/// A loopback port free right now.
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
 
 /// The local addresses of listening TCP sockets on `port` in
 /// `/proc/net/tcp` (hex `ADDR:PORT` as the kernel prints them).

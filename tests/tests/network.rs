@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -13,11 +13,7 @@ use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
 use tools::run::{RunOptions, RunResult, run};
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
+use vm_tests::free_port;
 
 /// Starts `argv` in Cloister with `host → guest` published; returns the
 /// thread that ends with the run's result.
@@ -55,16 +51,8 @@ fn connect(port: u16, probe: impl Fn(&mut TcpStream) -> bool) -> TcpStream {
 }
 
 fn compile(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("programs/{name}.c"));
     let out = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
-    let ok = Command::new("gcc")
-        .args(["-O2", "-Wall", "-pthread", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc (install it: .ci/install-deps does)")
-        .success();
-    assert!(ok, "gcc {name}.c failed");
+    vm_tests::compile_program(name, &out, &[]);
     out
 }
 
