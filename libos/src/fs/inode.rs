@@ -98,6 +98,25 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// What `fstat` reports for an object outside the file tree (a pipe,
+    /// socket, eventfd or epoll instance): owned by root, one link, no
+    /// size or times; `mode` is the permission bits (the type's are added).
+    pub const fn unnamed(ino: u64, file_type: InodeType, mode: u32) -> Self {
+        Self {
+            ino,
+            file_type,
+            mode: file_type.mode_bits() | mode,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            rdev: (0, 0),
+            atime_ns: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+
     /// 512-byte blocks, as `st_blocks` counts them: whole 4 KiB pages, as
     /// tmpfs (and a 4 KiB-block disk file system) allocates them, so
     /// `ls -s`/`du`/`ls -l`'s total match Linux.

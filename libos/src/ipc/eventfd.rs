@@ -75,19 +75,7 @@ impl FileLike for EventFd {
     }
 
     fn metadata(&self) -> Result<Metadata> {
-        Ok(Metadata {
-            ino: self.ino,
-            file_type: InodeType::Anonymous,
-            mode: 0o600,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            rdev: (0, 0),
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-        })
+        Ok(Metadata::unnamed(self.ino, InodeType::Anonymous, 0o600))
     }
 
     fn poll(&self) -> PollEvents {

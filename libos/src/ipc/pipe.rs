@@ -113,19 +113,7 @@ impl FileLike for PipeEnd {
     }
 
     fn metadata(&self) -> Result<Metadata> {
-        Ok(Metadata {
-            ino: self.pipe.ino,
-            file_type: InodeType::Fifo,
-            mode: InodeType::Fifo.mode_bits() | 0o600,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            rdev: (0, 0),
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-        })
+        Ok(Metadata::unnamed(self.pipe.ino, InodeType::Fifo, 0o600))
     }
 
     fn poll(&self) -> PollEvents {

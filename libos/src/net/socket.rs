@@ -254,19 +254,7 @@ impl CommonOptions {
 
 /// `fstat` of a socket: `S_IFSOCK`, mode 0777, as Linux.
 pub fn socket_metadata(ino: u64) -> crate::fs::Metadata {
-    crate::fs::Metadata {
-        ino,
-        file_type: crate::fs::InodeType::Socket,
-        mode: crate::fs::InodeType::Socket.mode_bits() | 0o777,
-        nlink: 1,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        rdev: (0, 0),
-        atime_ns: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
-    }
+    crate::fs::Metadata::unnamed(ino, crate::fs::InodeType::Socket, 0o777)
 }
 
 /// Keeps `O_NONBLOCK` from `flags` in `status`, the rest as it was.
