@@ -91,7 +91,8 @@ pub struct ProcessImage {
     pub interp_path: Option<Vec<u8>>,
 }
 
-fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
+/// The whole contents of a file (`EFBIG` if it cannot fit in memory).
+pub fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
     let size = usize::try_from(inode.metadata().size).map_err(|_| Errno::EFBIG)?;
     let mut bytes = alloc::vec![0u8; size];
     let n = inode.read_at(0, &mut bytes)?;

@@ -15,6 +15,8 @@ use crate::return_errno;
 
 /// `SIGKILL`
 pub const SIGKILL: u32 = 9;
+/// `SIGPIPE`
+pub const SIGPIPE: u32 = 13;
 /// `SIGSTOP`
 pub const SIGSTOP: u32 = 19;
 /// Highest signal number (`_NSIG`).

@@ -65,6 +65,11 @@ pub fn total_bytes() -> u64 {
     TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// `(total, free)` bytes of frame memory, for `sysinfo` and `/proc/meminfo`.
+pub fn memory_bytes() -> (u64, u64) {
+    (total_bytes(), free_frames() as u64 * FRAME_BYTES)
+}
+
 /// Frames currently free.
 pub fn free_frames() -> usize {
     with(|fa| fa.free_frames())

@@ -31,6 +31,9 @@ use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTable, PageTableFlags as F, PageTableIndex};
 
 pub use super::paging::USER_END;
+use libos::elf::Perms;
+use libos::mm::FaultAccess;
+
 use super::{PAGE_BYTES, frames, phys_to_virt};
 
 /// Software bit: the page may be read.
@@ -47,44 +50,34 @@ const MANAGED: F = F::BIT_53;
 /// Flags of the tables leading to user pages (the leaf decides the rights).
 const USER_TABLE: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
 
-/// Page permissions as `mmap`/`mprotect` give them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Prot {
-    /// `PROT_READ`
-    pub read: bool,
-    /// `PROT_WRITE`
-    pub write: bool,
-    /// `PROT_EXEC`
-    pub exec: bool,
+/// Whether `p` allows any access (else it is `PROT_NONE`).
+fn any(p: Perms) -> bool {
+    p.read || p.write || p.execute
 }
 
-impl Prot {
-    fn software_bits(self) -> F {
-        let mut f = F::empty();
-        if self.read || self.write || self.exec {
-            // x86 cannot express write-only or execute-only: both imply read,
-            // as on Linux.
-            f |= PERM_R;
-        }
-        if self.write {
-            f |= PERM_W;
-        }
-        if self.exec {
-            f |= PERM_X;
-        }
-        f
+/// The software permission bits recording `p` in an entry.
+fn software_bits(p: Perms) -> F {
+    let mut f = F::empty();
+    if any(p) {
+        // x86 cannot express write-only or execute-only: both imply read,
+        // as on Linux.
+        f |= PERM_R;
     }
-
-    fn from_bits(f: F) -> Self {
-        Self {
-            read: f.contains(PERM_R),
-            write: f.contains(PERM_W),
-            exec: f.contains(PERM_X),
-        }
+    if p.write {
+        f |= PERM_W;
     }
+    if p.execute {
+        f |= PERM_X;
+    }
+    f
+}
 
-    fn any(self) -> bool {
-        self.read || self.write || self.exec
+/// The permissions an entry's software bits record.
+fn perms_of(f: F) -> Perms {
+    Perms {
+        read: f.contains(PERM_R),
+        write: f.contains(PERM_W),
+        execute: f.contains(PERM_X),
     }
 }
 
@@ -131,18 +124,18 @@ fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
 
 /// The flags of a user leaf entry with `prot`: present (with hardware
 /// rights) only when it has a frame and some access is allowed.
-fn leaf_flags(prot: Prot, has_frame: bool) -> F {
-    let mut f = MANAGED | prot.software_bits();
+fn leaf_flags(prot: Perms, has_frame: bool) -> F {
+    let mut f = MANAGED | software_bits(prot);
     if !has_frame {
         return f;
     }
     f |= HAS_FRAME;
-    if prot.any() {
+    if any(prot) {
         f |= F::PRESENT | F::USER_ACCESSIBLE;
         if prot.write {
             f |= F::WRITABLE;
         }
-        if !prot.exec {
+        if !prot.execute {
             f |= F::NO_EXECUTE;
         }
     }
@@ -178,7 +171,7 @@ fn clear_entry(entry: &mut PageTableEntry) {
 
 /// Reserves `start .. start + len` with `prot`, replacing (and freeing)
 /// whatever was mapped there. Frames come on first touch.
-pub fn map_lazy(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
+pub fn map_lazy(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
     let end = check_range(start, len)?;
     with_lock(|| {
         let mut v = start;
@@ -186,7 +179,7 @@ pub fn map_lazy(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
             let entry = leaf(v, true).ok_or(UserMapError::OutOfMemory)?;
             let was_present = entry.flags().contains(F::PRESENT);
             clear_entry(entry);
-            entry.set_addr(x86_64::PhysAddr::new(0), MANAGED | prot.software_bits());
+            entry.set_addr(x86_64::PhysAddr::new(0), MANAGED | software_bits(prot));
             if was_present {
                 tlb::flush(VirtAddr::new(v));
             }
@@ -197,7 +190,7 @@ pub fn map_lazy(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
 }
 
 /// Changes the permissions of every mapped page in the range.
-pub fn protect(start: u64, len: u64, prot: Prot) -> Result<(), UserMapError> {
+pub fn protect(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
     let end = check_range(start, len)?;
     with_lock(|| {
         let mut v = start;
@@ -265,7 +258,7 @@ fn populate(entry: &mut PageTableEntry) -> Result<u64, UserMapError> {
         return Ok(entry.addr().as_u64());
     }
     let frame = frames::alloc_zeroed().ok_or(UserMapError::OutOfMemory)?;
-    let prot = Prot::from_bits(flags);
+    let prot = perms_of(flags);
     entry.set_addr(x86_64::PhysAddr::new(frame), leaf_flags(prot, true));
     Ok(frame)
 }
@@ -300,16 +293,24 @@ pub fn fill(addr: u64, data: &[u8]) -> Result<(), UserMapError> {
     })
 }
 
-/// The kind of access that faulted, from the page-fault error code.
-fn access_allowed(prot: Prot, error_code: u64) -> bool {
-    let write = error_code & 2 != 0;
-    let fetch = error_code & 16 != 0;
-    if fetch {
-        prot.exec
-    } else if write {
-        prot.write
+/// The access a page-fault error code describes (bit 4: instruction
+/// fetch, bit 1: write).
+pub fn fault_access(error_code: u64) -> FaultAccess {
+    if error_code & 16 != 0 {
+        FaultAccess::Execute
+    } else if error_code & 2 != 0 {
+        FaultAccess::Write
     } else {
-        prot.read
+        FaultAccess::Read
+    }
+}
+
+/// Whether `prot` allows `access`.
+fn access_allowed(prot: Perms, access: FaultAccess) -> bool {
+    match access {
+        FaultAccess::Execute => prot.execute,
+        FaultAccess::Write => prot.write,
+        FaultAccess::Read => prot.read,
     }
 }
 
@@ -329,7 +330,7 @@ pub fn resolve_fault(addr: u64, error_code: u64) -> bool {
         if entry.is_unused() || flags.contains(HAS_FRAME) {
             return false;
         }
-        if !access_allowed(Prot::from_bits(flags), error_code) {
+        if !access_allowed(perms_of(flags), fault_access(error_code)) {
             return false;
         }
         populate(entry).is_ok()
@@ -338,13 +339,13 @@ pub fn resolve_fault(addr: u64, error_code: u64) -> bool {
 
 /// The permissions of the page at `addr` and whether it has a frame, or
 /// `None` if unmapped (for tests and `/proc/self/maps` checks).
-pub fn query(addr: u64) -> Option<(Prot, bool)> {
+pub fn query(addr: u64) -> Option<(Perms, bool)> {
     with_lock(|| {
         let entry = leaf(addr & !(PAGE_BYTES - 1), false)?;
         if entry.is_unused() {
             return None;
         }
         let flags = entry.flags();
-        Some((Prot::from_bits(flags), flags.contains(HAS_FRAME)))
+        Some((perms_of(flags), flags.contains(HAS_FRAME)))
     })
 }

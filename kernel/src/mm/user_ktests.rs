@@ -3,25 +3,27 @@
 //! `move_pages` keeps contents, and unmapping frees every frame.
 
 use super::frames;
-use super::user::{self, Prot};
+use libos::elf::Perms;
+
+use super::user;
 use crate::arch::uaccess::{copy_from_user, copy_to_user};
 use crate::ktest;
 
 const BASE: u64 = 0x1000_0000;
-const RW: Prot = Prot {
+const RW: Perms = Perms {
     read: true,
     write: true,
-    exec: false,
+    execute: false,
 };
-const RO: Prot = Prot {
+const RO: Perms = Perms {
     read: true,
     write: false,
-    exec: false,
+    execute: false,
 };
-const NONE: Prot = Prot {
+const NONE: Perms = Perms {
     read: false,
     write: false,
-    exec: false,
+    execute: false,
 };
 
 ktest!(

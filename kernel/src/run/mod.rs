@@ -75,17 +75,6 @@ pub(crate) fn wait_interrupted() -> bool {
     }
 }
 
-/// The access a page-fault error code describes.
-fn fault_access(error_code: u64) -> FaultAccess {
-    if error_code & 16 != 0 {
-        FaultAccess::Execute
-    } else if error_code & 2 != 0 {
-        FaultAccess::Write
-    } else {
-        FaultAccess::Read
-    }
-}
-
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));
@@ -106,10 +95,7 @@ fn fail_to_start(status: u8, msg: core::fmt::Arguments<'_>) -> ! {
 fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
     let root = vfs.root().clone();
     let inode = vfs.resolve(&root, path, true).ok()?;
-    let size = usize::try_from(inode.metadata().size).ok()?;
-    let mut bytes = alloc::vec![0u8; size];
-    let n = inode.read_at(0, &mut bytes).ok()?;
-    bytes.truncate(n);
+    let bytes = libos::exec::read_whole(&inode).ok()?;
     Some(
         bytes
             .split(|&b| b == 0)
@@ -232,16 +218,15 @@ fn thread_main(me: Arc<Thread>) -> ! {
                     let c = unsafe { me.context() };
                     (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9])
                 };
-                let start = crate::time::now_ns();
+                // Timed only when it is recorded: two TSC reads per call
+                // are not free under emulation.
+                let audited = crate::audit::is_enabled();
+                let start = if audited { crate::time::now_ns() } else { 0 };
                 let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
-                signal::after_syscall(&rt.process, me.tid, nr, &raw, ret);
-                crate::audit::record_syscall(
-                    nr,
-                    &raw,
-                    ret as i64,
-                    me.tid,
-                    crate::time::now_ns() - start,
-                );
+                if audited {
+                    let took = crate::time::now_ns() - start;
+                    crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);
+                }
                 // SAFETY: as above (the dispatch may have switched threads
                 // and back; no reference was held across it).
                 unsafe { me.context() }.rax = ret;
@@ -251,7 +236,8 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 error_code,
                 cr2,
             } if crate::mm::user::resolve_fault(cr2, error_code)
-                || (error_code & 1 == 0 && populate_user_page(cr2, fault_access(error_code))) => {}
+                || (error_code & 1 == 0
+                    && populate_user_page(cr2, crate::mm::user::fault_access(error_code))) => {}
             ReturnReason::Exception {
                 vector,
                 error_code,

@@ -105,7 +105,6 @@ impl ProcessInfo for ProcInfo {
     }
 
     fn memory_bytes(&self) -> (u64, u64) {
-        let free = crate::mm::frames::free_frames() as u64 * crate::mm::PAGE_BYTES;
-        (crate::mm::frames::total_bytes(), free)
+        crate::mm::frames::memory_bytes()
     }
 }

@@ -10,7 +10,7 @@ use libos::platform::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, 
 use libos::random::{ChaChaCsprng, Csprng};
 
 use crate::arch::uaccess::{self, BadUserAddress};
-use crate::mm::user::{self, Prot, UserMapError};
+use crate::mm::user::{self, UserMapError};
 
 /// The machine as the LibOS sees it.
 pub struct KernelPlatform {
@@ -78,14 +78,6 @@ impl UserMemory for KernelPlatform {
     }
 }
 
-fn prot(p: Perms) -> Prot {
-    Prot {
-        read: p.read,
-        write: p.write,
-        exec: p.execute,
-    }
-}
-
 fn map_err(e: UserMapError) -> libos::error::Error {
     match e {
         UserMapError::OutOfMemory => Errno::ENOMEM.into(),
@@ -96,11 +88,11 @@ fn map_err(e: UserMapError) -> libos::error::Error {
 impl AddressSpace for KernelPlatform {
     fn map_zeroed(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
         // Lazy: frames come on first touch (see `mm::user`).
-        user::map_lazy(start, len, prot(perms)).map_err(map_err)
+        user::map_lazy(start, len, perms).map_err(map_err)
     }
 
     fn protect(&self, start: u64, len: u64, perms: Perms) -> Result<()> {
-        user::protect(start, len, prot(perms)).map_err(map_err)
+        user::protect(start, len, perms).map_err(map_err)
     }
 
     fn unmap(&self, start: u64, len: u64) {
@@ -126,8 +118,7 @@ impl CurrentThread for KernelPlatform {
 
 impl MemoryStats for KernelPlatform {
     fn memory_bytes(&self) -> (u64, u64) {
-        let free = crate::mm::frames::free_frames() as u64 * crate::mm::PAGE_BYTES;
-        (crate::mm::frames::total_bytes(), free)
+        crate::mm::frames::memory_bytes()
     }
 }
 

@@ -184,39 +184,10 @@ pub fn fault_has_handler(process: &Process, tid: u32, sig: u32) -> bool {
     s.send_to_thread(tid, sig).is_ok()
 }
 
-const SIGPIPE: u32 = 13;
-const EPIPE_RET: u64 = (-32i64) as u64;
-const MSG_NOSIGNAL: u64 = 0x4000;
-
-/// After syscall `nr` returned `ret`: a write to a pipe or socket whose
-/// reader is gone (`EPIPE`) also raises `SIGPIPE` for the thread, as on
-/// Linux, unless `send`/`sendto`/`sendmsg` passed `MSG_NOSIGNAL`.
-pub fn after_syscall(process: &Process, tid: u32, nr: u64, raw: &[u64; 6], ret: u64) {
-    if ret != EPIPE_RET {
-        return;
-    }
-    let signal = match nr {
-        // write, pwrite64, writev, pwritev, sendfile, splice
-        1 | 18 | 20 | 296 | 40 | 275 => true,
-        // sendto(fd, buf, len, flags, …)
-        44 => raw[3] & MSG_NOSIGNAL == 0,
-        // sendmsg(fd, msg, flags)
-        46 => raw[2] & MSG_NOSIGNAL == 0,
-        _ => false,
-    };
-    if signal {
-        let _ = process.signals.lock().send_to_thread(tid, SIGPIPE);
-    }
-}
-
-fn me() -> alloc::sync::Arc<Thread> {
-    crate::task::current().expect("syscalls run on a thread")
-}
-
 /// `rt_sigreturn()`: restores the registers, mask and FPU state saved by
 /// [`setup_frame`]; a corrupt frame kills the program with SIGSEGV.
 pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
-    let me = me();
+    let me = crate::task::current_thread();
     // SAFETY: `me`'s own kernel code; no other reference is live.
     let ctx = unsafe { me.context() };
     // The handler's `ret` popped `pretcode`.

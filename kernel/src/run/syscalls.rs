@@ -14,7 +14,7 @@ use libos::user::UserPtr;
 
 use super::signal;
 use crate::arch::fpu::FpuState;
-use crate::task::{self, Thread};
+use crate::task;
 
 /// `(number, name, handler)` of the kernel's family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
@@ -43,12 +43,8 @@ pub fn register(table: &mut SyscallTable) {
     }
 }
 
-fn me() -> alloc::sync::Arc<Thread> {
-    task::current().expect("syscalls run on a thread")
-}
-
 fn sys_gettid(_: &Process, _: &SyscallArgs) -> Result<usize> {
-    Ok(me().tid as usize)
+    Ok(task::current_thread().tid as usize)
 }
 
 fn sys_exit_group(_: &Process, a: &SyscallArgs) -> Result<usize> {
@@ -62,7 +58,7 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
     if task::thread_count() <= 1 {
         super::exit_program(a.u64(0) as u8)
     }
-    let t = me();
+    let t = task::current_thread();
     let ctid = t
         .clear_child_tid
         .load(core::sync::atomic::Ordering::Relaxed);
@@ -78,7 +74,7 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
 }
 
 fn sys_set_tid_address(_: &Process, a: &SyscallArgs) -> Result<usize> {
-    let t = me();
+    let t = task::current_thread();
     t.clear_child_tid
         .store(a.u64(0), core::sync::atomic::Ordering::Relaxed);
     Ok(t.tid as usize)
@@ -91,14 +87,15 @@ fn sys_set_robust_list(_: &Process, a: &SyscallArgs) -> Result<usize> {
     if a.usize(1) != ROBUST_LIST_HEAD_BYTES {
         return_errno!(Errno::EINVAL);
     }
-    me().robust_list
+    task::current_thread()
+        .robust_list
         .store(a.u64(0), core::sync::atomic::Ordering::Relaxed);
     Ok(0)
 }
 
 fn sys_get_robust_list(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let pid = a.i32(0);
-    let t = me();
+    let t = task::current_thread();
     if pid != 0 && pid as u32 != t.tid {
         return_errno!(Errno::ESRCH);
     }
@@ -119,7 +116,7 @@ const ARCH_GET_GS: i32 = 0x1004;
 /// `arch_prctl`: FS base (TLS) set and get. GS is not supported (`EINVAL`):
 /// glibc and the programs here never set it.
 fn sys_arch_prctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    let t = me();
+    let t = task::current_thread();
     match a.i32(0) {
         ARCH_SET_FS => {
             let base = a.u64(1);
@@ -186,7 +183,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
     if f & !SUPPORTED != 0 {
         return_errno_with_message!(Errno::EINVAL, "unsupported clone flags");
     }
-    let parent = me();
+    let parent = task::current_thread();
     // SAFETY: the parent's own kernel code, no other reference is live.
     let mut ctx = *unsafe { parent.context() };
     ctx.rax = 0;
@@ -194,7 +191,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         ctx.rsp = r.stack;
     }
     let mut fpu = FpuState::initial().ok_or(Errno::ENOMEM)?;
-    task::save_current_fpu(&mut fpu);
+    fpu.save();
     let fs = if f & CLONE_SETTLS != 0 {
         r.tls
     } else {

@@ -164,6 +164,14 @@ pub fn find(tid: u32) -> Option<Arc<Thread>> {
         .cloned()
 }
 
+/// The running thread, for code that only runs on one (syscall handlers).
+///
+/// # Panics
+/// Before the first thread starts.
+pub fn current_thread() -> Arc<Thread> {
+    current().expect("called on a thread")
+}
+
 /// Number of live threads.
 pub fn thread_count() -> usize {
     SCHED
@@ -175,7 +183,7 @@ pub fn thread_count() -> usize {
 }
 
 extern "C" fn thread_start() -> ! {
-    let me = current().expect("a started thread is current");
+    let me = current_thread();
     let entry = ENTRY
         .get()
         .expect("task::set_entry before the first thread");
@@ -299,7 +307,7 @@ fn all_blocked() -> bool {
 /// Blocks the current thread until `ready()` or the monotonic clock passes
 /// `deadline_ns`. Returns whether `ready()` became true.
 pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) -> bool {
-    let me = current().expect("blocking outside a thread");
+    let me = current_thread();
     let result = loop {
         if ready() {
             break true;
@@ -328,7 +336,7 @@ pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) ->
 
 /// Ends the current thread. The caller has checked it is not the last.
 pub fn exit_current() -> ! {
-    let me = current().expect("exiting outside a thread");
+    let me = current_thread();
     me.set_state(State::Dead);
     if IDLE_OWNER.load(Ordering::Relaxed) == me.tid {
         IDLE_OWNER.store(0, Ordering::Relaxed);
@@ -336,9 +344,4 @@ pub fn exit_current() -> ! {
     drop(me);
     yield_now();
     unreachable!("a dead thread was resumed")
-}
-
-/// Saves the running thread's FPU registers into `out` (for `clone`).
-pub fn save_current_fpu(out: &mut FpuState) {
-    out.save();
 }

@@ -5,8 +5,8 @@
 //! go through the fs and poll families like any file.
 //!
 //! Blocking calls wait through the platform's `Blocker`; each check of the
-//! wait's condition drives the network stack. `EPIPE` is returned without
-//! raising `SIGPIPE` (the kernel may add it; `MSG_NOSIGNAL` is accepted).
+//! wait's condition drives the network stack. `EPIPE` also raises
+//! `SIGPIPE` unless the call passed `MSG_NOSIGNAL`.
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -59,6 +59,7 @@ mod msg {
     pub const MSG_TRUNC: u32 = 0x20;
     pub const MSG_DONTWAIT: u32 = 0x40;
     pub const MSG_WAITALL: u32 = 0x100;
+    pub const MSG_NOSIGNAL: u32 = 0x4000;
 }
 use msg::*;
 
@@ -273,6 +274,22 @@ fn send_bytes(
     to: Option<&SockAddr>,
     flags: u32,
 ) -> Result<usize> {
+    let r = send_bytes_quietly(p, file, data, to, flags);
+    if flags & MSG_NOSIGNAL != 0 {
+        r
+    } else {
+        super::signal::sigpipe_on_epipe(p, r)
+    }
+}
+
+/// [`send_bytes`] without the `SIGPIPE`.
+fn send_bytes_quietly(
+    p: &Process,
+    file: &Arc<dyn FileLike>,
+    data: &[u8],
+    to: Option<&SockAddr>,
+    flags: u32,
+) -> Result<usize> {
     if flags & MSG_OOB != 0 {
         return_errno!(Errno::EOPNOTSUPP);
     }
@@ -298,8 +315,8 @@ fn send_bytes(
     Ok(done)
 }
 
-/// `sendto(fd, buf, len, flags, dest_addr, addrlen)`: `MSG_DONTWAIT`;
-/// `MSG_NOSIGNAL`, `MSG_MORE` and the like are accepted and ignored.
+/// `sendto(fd, buf, len, flags, dest_addr, addrlen)`: `MSG_DONTWAIT`,
+/// `MSG_NOSIGNAL`; `MSG_MORE` and the like are accepted and ignored.
 pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let to = if a.u64(4) == 0 {

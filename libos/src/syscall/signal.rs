@@ -11,6 +11,20 @@ use crate::return_errno;
 use crate::signal::{AltStack, SigAction};
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 
+/// A write whose reader is gone fails with `EPIPE` and, as on Linux, also
+/// raises `SIGPIPE` for the writing thread (whose default action ends the
+/// program). Every write path (write, pwrite64, writev, sendfile,
+/// copy_file_range, and send* without `MSG_NOSIGNAL`) passes its result
+/// through here.
+pub(crate) fn sigpipe_on_epipe(p: &Process, r: Result<usize>) -> Result<usize> {
+    if r.as_ref().is_err_and(|e| e.errno() == Errno::EPIPE) {
+        let tid = p.platform.current_tid();
+        // SIGPIPE is a valid signal number: sending cannot fail.
+        let _ = p.signals.lock().send_to_thread(tid, crate::signal::SIGPIPE);
+    }
+    r
+}
+
 /// `(number, name, handler)` for the family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (13, "rt_sigaction", sys_rt_sigaction),

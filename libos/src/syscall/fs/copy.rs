@@ -70,6 +70,10 @@ fn fd(p: &Process, fd: i32) -> Result<alloc::sync::Arc<dyn FileLike>> {
 /// `out_fd` — file, pipe, console or socket. `EINVAL` for an `O_APPEND`
 /// output or an input without positioned reads (a pipe), as Linux.
 pub fn sys_sendfile(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    crate::syscall::signal::sigpipe_on_epipe(p, sendfile(p, a))
+}
+
+fn sendfile(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (out, input) = (fd(p, a.i32(0))?, fd(p, a.i32(1))?);
     if out.status_flags() & O_APPEND != 0 || input.inode().is_none() {
         return_errno!(Errno::EINVAL);

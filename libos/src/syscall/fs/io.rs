@@ -12,6 +12,7 @@ use crate::fs::file::tty_ioctl::{FIOCLEX, FIONBIO};
 use crate::ipc::PipeEnd;
 use crate::process::Process;
 use crate::syscall::SyscallArgs;
+use crate::syscall::signal::sigpipe_on_epipe;
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 use crate::{return_errno, return_errno_with_message};
 
@@ -218,7 +219,7 @@ pub fn sys_read(p: &Process, a: &SyscallArgs) -> Result<usize> {
 /// `write(fd, buf, count)`
 pub fn sys_write(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let f = file(p, a.i32(0))?;
-    write_from_user(p, &*f, a.u64(1), a.usize(2), None)
+    sigpipe_on_epipe(p, write_from_user(p, &*f, a.u64(1), a.usize(2), None))
 }
 
 fn offset_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
@@ -236,7 +237,7 @@ pub fn sys_pread64(p: &Process, a: &SyscallArgs) -> Result<usize> {
 pub fn sys_pwrite64(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let f = file(p, a.i32(0))?;
     let off = offset_arg(a, 3)?;
-    write_from_user(p, &*f, a.u64(1), a.usize(2), Some(off))
+    sigpipe_on_epipe(p, write_from_user(p, &*f, a.u64(1), a.usize(2), Some(off)))
 }
 
 /// Reads the `iovec` array: `(base, len)` pairs.
@@ -264,12 +265,16 @@ pub(crate) fn iovecs(
     Ok(out)
 }
 
-/// `readv(fd, iov, iovcnt)`
-pub fn sys_readv(p: &Process, a: &SyscallArgs) -> Result<usize> {
+/// `read_to_user` or `write_from_user`: one buffer's transfer.
+type Transfer = fn(&Process, &dyn FileLike, u64, usize, Option<u64>) -> Result<usize>;
+
+/// Runs `transfer` over each iovec in turn; stops at the first short
+/// transfer, and an error after some progress ends with the progress.
+fn vectored(p: &Process, a: &SyscallArgs, transfer: Transfer) -> Result<usize> {
     let f = file(p, a.i32(0))?;
     let mut done = 0;
     for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
-        let n = match read_to_user(p, &*f, base, len, None) {
+        let n = match transfer(p, &*f, base, len, None) {
             Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return Err(e),
@@ -282,22 +287,14 @@ pub fn sys_readv(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(done)
 }
 
+/// `readv(fd, iov, iovcnt)`
+pub fn sys_readv(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    vectored(p, a, read_to_user)
+}
+
 /// `writev(fd, iov, iovcnt)`
 pub fn sys_writev(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    let f = file(p, a.i32(0))?;
-    let mut done = 0;
-    for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
-        let n = match write_from_user(p, &*f, base, len, None) {
-            Ok(n) => n,
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(e),
-        };
-        done += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(done)
+    sigpipe_on_epipe(p, vectored(p, a, write_from_user))
 }
 
 /// `lseek(fd, offset, whence)`: `SEEK_SET`, `SEEK_CUR`, `SEEK_END`,

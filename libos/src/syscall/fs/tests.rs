@@ -678,3 +678,19 @@ fn chown_and_fsync() {
     assert_eq!(h.call("fsync", &[99]), err(Errno::EBADF));
     assert_eq!(h.call("sync", &[]), 0);
 }
+
+#[test]
+fn epipe_raises_sigpipe_for_the_writer() {
+    let mut h = Harness::new();
+    let fds = h.alloc(8);
+    assert_eq!(h.call("pipe2", &[fds, 0]), 0);
+    let (rd, wr) = (u64::from(h.u32_at(fds)), u64::from(h.u32_at(fds + 4)));
+    let buf = h.bytes(b"x");
+    let tid = crate::platform::CurrentThread::current_tid(&*h.platform);
+    let sigpipe = 1u64 << (crate::signal::SIGPIPE - 1);
+    assert_eq!(h.call("write", &[wr, buf, 1]), 1);
+    assert_eq!(h.process.signals.lock().pending(tid) & sigpipe, 0);
+    assert_eq!(h.call("close", &[rd]), 0);
+    assert_eq!(h.call("write", &[wr, buf, 1]), err(Errno::EPIPE));
+    assert_ne!(h.process.signals.lock().pending(tid) & sigpipe, 0);
+}
