@@ -68,6 +68,9 @@ fn pipe_through_syscalls() {
 #[test]
 fn blocking_read_wakes_when_another_thread_writes() {
     let h = setup();
+    // The writer sleeps 20 ms of real time; the default spin budget can run
+    // out before that on a loaded machine.
+    h.m.set_block_spins(50_000_000);
     assert_eq!(h.call("pipe2", &[BUF, 0]), 0);
     let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
     let data = BUF + 0x100;
