@@ -28,8 +28,56 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Makes sure the toolchain pinned by `rust-toolchain.toml` has the
+/// bare-metal target. rustup adds the targets that file lists on first use
+/// only when auto-install is on; machine images that set
+/// `RUSTUP_AUTO_INSTALL=0` (as this project's do) leave it out, and the
+/// first kernel build then fails with "can't find crate for `core`". So the
+/// tools add it themselves (`rustup target add` is idempotent and quick when
+/// the target is present). Without rustup the toolchain is the user's.
+pub fn ensure_kernel_target() -> Result<()> {
+    let root = workspace_root();
+    if target_installed(&root) {
+        return Ok(());
+    }
+    let Ok(status) = Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "add", KERNEL_TARGET])
+        .stdout(Stdio::null())
+        .status()
+    else {
+        bail!(
+            "the Rust target {KERNEL_TARGET} is missing and rustup is not available: install it for the toolchain in rust-toolchain.toml"
+        );
+    };
+    if !status.success() {
+        bail!("`rustup target add {KERNEL_TARGET}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether the active toolchain's sysroot holds the kernel target's `core`.
+fn target_installed(root: &Path) -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(rustc)
+        .current_dir(root)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .is_some_and(|sysroot| {
+            sysroot
+                .join("lib/rustlib")
+                .join(KERNEL_TARGET)
+                .join("lib")
+                .is_dir()
+        })
+}
+
 /// Builds the kernel and returns the path of its ELF.
 pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
+    ensure_kernel_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     let mut cmd = Command::new(cargo);

@@ -8,8 +8,12 @@
 //! `/init` mounts `/proc`, `/sys` and `/dev` (devtmpfs, for `/dev/zero`),
 //! sets the environment Cloister gives the program, prints
 //! [`START_MARKER`], runs the program with its output on the console
-//! (COM1), prints [`END_MARKER`] with the exit status, and powers off with
-//! `poweroff -f` (QEMU then exits 0, since it runs `-no-reboot`). The kernel
+//! (COM1), prints [`END_MARKER`] with the exit status, and ends with
+//! `reboot -f`: QEMU runs `-no-reboot`, so the reset makes it exit. (`poweroff
+//! -f` does not: on `microvm,acpi=off` there is no ACPI to power off with, and
+//! Debian's 6.1.0-57 kernel halts with `reboot: System halted` while QEMU
+//! keeps running.) The host does not rely on either: once the end marker is
+//! on the console QEMU gets [`EXIT_GRACE`] to exit and is then killed. The kernel
 //! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`:
 //! without the TSC frequency a Linux guest on `microvm` under TCG sometimes
 //! hangs calibrating against the PIT.
@@ -45,6 +49,10 @@ use crate::run::image::Image;
 pub const START_MARKER: &str = "@@CLOISTER-BENCH START";
 /// Printed by `/init` right after the program, as `… status=N`.
 pub const END_MARKER: &str = "@@CLOISTER-BENCH END";
+
+/// How long QEMU may take to exit after the guest printed [`END_MARKER`]
+/// before it is killed.
+pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the Linux guest's kernel modules go in its initramfs.
 pub const MODULE_DIR: &str = "/bench-modules";
@@ -155,7 +163,7 @@ pub fn init_script(argv: &[OsString], envp: &[OsString], modules: &[String]) -> 
 {env}echo '{START_MARKER}'
 {}
 echo \"{END_MARKER} status=$?\"
-/bin/busybox poweroff -f
+/bin/busybox reboot -f
 ",
         network_setup(modules),
         command.join(" ")
@@ -211,6 +219,22 @@ fn is_kernel_message(line: &str) -> bool {
         let stamp = stamp.trim();
         !stamp.is_empty() && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
     })
+}
+
+/// Collects a Linux guest's console lines and finishes the run once the
+/// end marker is printed, whether or not the guest then manages to exit.
+#[derive(Debug, Default)]
+struct Lines(Vec<(String, Duration)>);
+
+impl qemu::GuestObserver for Lines {
+    fn line(&mut self, line: &str, at: Duration) -> qemu::Flow {
+        self.0.push((line.to_string(), at));
+        if line.starts_with(END_MARKER) {
+            qemu::Flow::Finish { grace: EXIT_GRACE }
+        } else {
+            qemu::Flow::Continue
+        }
+    }
 }
 
 /// What the console lines of one boot say about the program.
@@ -276,8 +300,9 @@ impl Guest for LinuxGuest {
             .join(format!("linux-com2-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         config.app_serial = Some(socket.clone());
-        let mut lines = Vec::new();
-        let report = qemu::run(&config, |line, at| lines.push((line.to_string(), at)));
+        let mut lines = Lines::default();
+        let report = qemu::run_observed(&config, &mut lines);
+        let lines = lines.0;
         let _ = std::fs::remove_file(&socket);
         let report = report?;
         let mut run = parse_console(&lines);
@@ -319,8 +344,21 @@ mod tests {
         );
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("status=$?"));
-        assert!(s.trim_end().ends_with("poweroff -f"));
+        assert!(s.trim_end().ends_with("reboot -f"));
         assert!(!s.contains("insmod"));
+    }
+
+    #[test]
+    fn the_run_finishes_at_the_end_marker_even_if_the_guest_does_not_exit() {
+        use qemu::{Flow, GuestObserver};
+        let mut lines = Lines::default();
+        assert_eq!(lines.line(START_MARKER, Duration::ZERO), Flow::Continue);
+        assert_eq!(lines.line("hello", Duration::ZERO), Flow::Continue);
+        assert_eq!(
+            lines.line(&format!("{END_MARKER} status=0"), Duration::ZERO),
+            Flow::Finish { grace: EXIT_GRACE }
+        );
+        assert_eq!(parse_console(&lines.0).exit_status, Some(0));
     }
 
     #[test]
