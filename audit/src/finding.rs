@@ -139,7 +139,8 @@ pub enum FindingKind {
     LastSealMismatch,
     /// The header's hints lag the chain (crash between seal and update).
     HintsBehind,
-    /// Records were dropped after the last gap record (ring still full).
+    /// The header's (unauthenticated) hint counts records dropped after
+    /// the last gap record (ring still full).
     PendingDrops {
         /// How many.
         count: u64,
@@ -288,7 +289,7 @@ impl fmt::Display for FindingKind {
             }
             K::PendingDrops { count } => write!(
                 f,
-                "{count} records dropped (ring full) after the last gap record"
+                "{count} records dropped (ring full) after the last gap record, by the header's unauthenticated hint"
             ),
             K::CheckpointBootMismatch => f.write_str("checkpoint is for another boot"),
             K::CheckpointTagInvalid => {

@@ -107,8 +107,14 @@ pub struct Summary {
     pub torn_records: u64,
     /// Gap records.
     pub gap_records: u64,
-    /// Records lost (largest of the gap records' and the header's count).
+    /// Records lost: the larger of what the authenticated records say (gap
+    /// records, sequence gaps) and the header's hint, which alone knows
+    /// of drops after the last gap record while the ring stays full.
     pub lost_records: u64,
+    /// Of [`Summary::lost_records`], how many only the header's hint claims.
+    /// Hints are not authenticated: this part may be inflated (or, with a
+    /// checkpoint absent, understated) by whoever can write the region.
+    pub lost_records_hinted: u64,
     /// First record sequence number.
     pub first_record_seq: Option<u64>,
     /// Last record sequence number.
@@ -191,6 +197,7 @@ pub fn verify(
             torn_records: 0,
             gap_records: 0,
             lost_records: 0,
+            lost_records_hinted: 0,
             first_record_seq: None,
             last_record_seq: None,
             errors: 0,
@@ -597,6 +604,7 @@ fn tail_checks<V: Visitor>(
         let count = h.hints.lost_records - w.summary.lost_records;
         w.emit(Warning, Location::default(), K::PendingDrops { count });
         w.summary.lost_records = h.hints.lost_records;
+        w.summary.lost_records_hinted = count;
     }
     if let Some(cp) = checkpoint {
         let loc = Location {

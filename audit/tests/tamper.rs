@@ -281,3 +281,24 @@ fn every_single_byte_flip_in_authenticated_bytes_is_detected() {
         }
     }
 }
+
+#[test]
+fn a_forged_lost_records_hint_is_reported_as_unauthenticated() {
+    let mut img = base();
+    let range = wire::field::region::LOST_RECORDS;
+    img[range].copy_from_slice(&1_000_000u64.to_le_bytes());
+    let (s, c) = check(&img, Some(KEY));
+    // Nothing authenticated was lost: the whole count is the hint's.
+    assert_eq!(s.lost_records, 1_000_000);
+    assert_eq!(s.lost_records_hinted, 1_000_000);
+    assert!(c.errors().is_empty(), "{:?}", c.findings);
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::PendingDrops { count: 1_000_000 }),
+        "{:?}",
+        c.findings
+    );
+    let (clean, _) = check(&base(), Some(KEY));
+    assert_eq!((clean.lost_records, clean.lost_records_hinted), (0, 0));
+}

@@ -208,7 +208,7 @@ impl<'o> Printer<'o> {
                     r#"{{"type":"summary","result":"{}","block_bytes":{},"block_count":{},"policy":"{}","#,
                     r#""boot_id":"{}","key_id":"{}","key_matched":{},"oldest_block":{},"newest_block":{},"#,
                     r#""blocks":{},"sealed_blocks":{},"verified_blocks":{},"records":{},"unsealed_records":{},"#,
-                    r#""torn_records":{},"gap_records":{},"lost_records":{},"first_record":{},"last_record":{},"#,
+                    r#""torn_records":{},"gap_records":{},"lost_records":{},"lost_records_hinted":{},"first_record":{},"last_record":{},"#,
                     r#""errors":{},"warnings":{}}}"#
                 ),
                 verdict,
@@ -228,6 +228,7 @@ impl<'o> Printer<'o> {
                 s.torn_records,
                 s.gap_records,
                 s.lost_records,
+                s.lost_records_hinted,
                 opt(s.first_record_seq),
                 opt(s.last_record_seq),
                 s.errors,
@@ -251,8 +252,16 @@ impl<'o> Printer<'o> {
             (Some(o), Some(n)) => format!("blocks {o}..={n}"),
             _ => "no blocks".to_string(),
         };
+        let hinted = if s.lost_records_hinted > 0 {
+            format!(
+                " ({} of them only by the header's unauthenticated hint)",
+                s.lost_records_hinted
+            )
+        } else {
+            String::new()
+        };
         self.line(&format!(
-            "chain: {range}: {} blocks, {} sealed, {} verified; {} records ({} unsealed, {} torn skipped), {} gap records, {} records lost",
+            "chain: {range}: {} blocks, {} sealed, {} verified; {} records ({} unsealed, {} torn skipped), {} gap records, {} records lost{hinted}",
             s.blocks, s.sealed_blocks, s.verified_blocks, s.records, s.unsealed_records, s.torn_records, s.gap_records, s.lost_records
         ));
         self.line(&format!(
