@@ -9,7 +9,7 @@
 //!
 //! Modules: [`wire`] (byte layouts), `event` (payloads), `crypto` (keys,
 //! MACs, ratchet), `writer` ([`AuditLog`]), `reader` ([`RegionView`]),
-//! `verify` ([`verify`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]).
+//! `verify` ([`verify`]), `scan` ([`find_region`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]).
 //! Neighbours: `libos` and `kernel` write; `tools` (`cloister audit`) reads.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -19,6 +19,7 @@ mod crypto;
 mod event;
 mod finding;
 mod reader;
+mod scan;
 mod verify;
 pub mod wire;
 mod writer;
@@ -30,5 +31,6 @@ pub use reader::{
     BlockState, BlockView, HeaderError, Hints, Record, RecordError, RecordItem, Records,
     RegionHeader, RegionView,
 };
+pub use scan::find_region;
 pub use verify::{Auth, NoVisitor, Summary, VerifyOptions, Visitor, verify};
 pub use writer::{AppendError, AuditLog, Config, FormatError, OverflowPolicy, TextKind};

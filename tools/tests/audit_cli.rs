@@ -387,3 +387,112 @@ fn torn_record_after_a_crash_still_verifies() {
     );
     assert!(out.contains("result: verified: 0 errors"), "{out}");
 }
+
+/// Three syscalls on two threads, one failed, then a seal.
+fn syscall_image() -> Vec<u8> {
+    let mut img = vec![0u8; 64 * 1024];
+    let mut log = AuditLog::format(&mut img, &Config::new(KEY, BOOT)).unwrap();
+    let calls: [(u32, u32, i64, u64); 3] = [
+        (288, 1, 5, 1_000_000_000), // accept4 on tid 1 at 1 s
+        (1, 2, -32, 2_000_000_000), // write on tid 2 at 2 s: EPIPE
+        (0, 1, 3, 3_000_000_000),   // read on tid 1 at 3 s
+    ];
+    for (nr, tid, result, at) in calls {
+        let ev = Event::Syscall(SyscallEvent::new(nr, [0; 6], result, tid, 100));
+        log.append(&ev, at, 0).unwrap();
+    }
+    log.seal();
+    drop(log);
+    img
+}
+
+/// The syscall lines `show` prints for `filters`.
+fn shown(p: &str, filters: &[&str]) -> Vec<String> {
+    let key = key_hex();
+    let mut args = vec!["audit", "show", p, "--key", &key];
+    args.extend_from_slice(filters);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    stdout(&o)
+        .lines()
+        .filter(|l| l.contains(" syscall "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn show_filters_by_syscall_thread_errors_and_time() {
+    let p = write("filters.img", &syscall_image());
+    let all = shown(&p, &[]);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].contains("syscall accept4 nr=288 tid=1"), "{all:?}");
+    let accept = shown(&p, &["--syscall", "accept4"]);
+    assert_eq!(accept.len(), 1);
+    assert!(accept[0].contains("accept4"), "{accept:?}");
+    let two = shown(&p, &["--syscall", "accept4,read"]);
+    assert_eq!(two.len(), 2, "{two:?}");
+    let tid2 = shown(&p, &["--tid", "2"]);
+    assert_eq!(tid2.len(), 1);
+    assert!(tid2[0].contains("write nr=1 tid=2") && tid2[0].contains("result=-32"));
+    let errors = shown(&p, &["--errors"]);
+    assert_eq!(errors, tid2);
+    let window = shown(&p, &["--since", "1.5", "--until", "3"]);
+    assert_eq!(window, tid2);
+    // A misspelt name is refused, with the name in the message.
+    let o = run(&["audit", "show", &p, "--syscall", "acept4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("acept4"));
+}
+
+#[test]
+fn show_stats_counts_calls_and_errors_per_syscall() {
+    let p = write("stats.img", &syscall_image());
+    let o = run(&["audit", "show", &p, "--key", &key_hex(), "--stats"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+    };
+    assert_eq!(row("accept4"), Some(vec!["1", "0"]), "{out}");
+    assert_eq!(row("write"), Some(vec!["1", "1"]), "{out}");
+    assert_eq!(row("read"), Some(vec!["1", "0"]), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with('#')),
+        "records are counted, not printed: {out}"
+    );
+    assert!(out.contains("records by kind: syscall 3"), "{out}");
+    let o = run(&[
+        "audit",
+        "show",
+        &p,
+        "--key",
+        &key_hex(),
+        "--stats",
+        "--json",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(r#"{"nr":1,"name":"write","calls":1,"errors":1}"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn scan_finds_the_region_inside_a_memory_image() {
+    let region = syscall_image();
+    let mut ram = vec![0xa5u8; 3 * 4096];
+    ram.extend_from_slice(&region);
+    ram.extend_from_slice(&[0u8; 8192]);
+    let p = write("ram.img", &ram);
+    let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
+    assert_eq!(o.status.code(), Some(2), "not a region at offset 0");
+    let o = run(&["audit", "verify", &p, "--scan", "--key", &key_hex()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("3 records"), "{}", stdout(&o));
+    let p = write("noise.img", &[0u8; 4 * 4096]);
+    let o = run(&["audit", "verify", &p, "--scan", "--key", &key_hex()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no audit region"));
+}

@@ -10,6 +10,7 @@
 //!
 //! Modules: `key` parses keys and checkpoints, `render` prints.
 
+mod filter;
 mod key;
 mod render;
 
@@ -54,6 +55,31 @@ pub struct ImageArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// IMAGE is larger than the region (a dump of guest memory, or the file
+    /// behind the guest's RAM): find the region in it at a 4 KiB boundary.
+    #[arg(long)]
+    pub scan: bool,
+    /// `show`: only these syscalls (names or numbers; repeatable, or
+    /// comma-separated).
+    #[arg(long = "syscall", value_name = "NAME")]
+    pub syscalls: Vec<String>,
+    /// `show`: only this thread's syscalls.
+    #[arg(long, value_name = "TID")]
+    pub tid: Option<u32>,
+    /// `show`: only syscalls that returned an error.
+    #[arg(long)]
+    pub errors: bool,
+    /// `show`: only records from this many seconds after boot on.
+    #[arg(long, value_name = "SECS")]
+    pub since: Option<f64>,
+    /// `show`: only records before this many seconds after boot.
+    #[arg(long, value_name = "SECS")]
+    pub until: Option<f64>,
+    /// `show`: instead of the records, counts per syscall (calls, errors),
+    /// per record kind and of unsupported syscalls, of the records the
+    /// filters pass.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Runs `cloister audit`; returns the exit code.
@@ -71,8 +97,30 @@ pub fn run(args: &AuditArgs) -> Result<i32> {
         .as_deref()
         .map(key::parse_checkpoint)
         .transpose()?;
-    let image = std::fs::read(&image_args.image)
+    let filter = filter::RecordFilter::new(
+        &image_args.syscalls,
+        image_args.tid,
+        image_args.errors,
+        image_args.since,
+        image_args.until,
+    )?;
+    if !show && (filter != filter::RecordFilter::default() || image_args.stats) {
+        anyhow::bail!(
+            "--syscall, --tid, --errors, --since, --until and --stats select what `show` prints; `verify` checks the whole region"
+        );
+    }
+    let mut image = std::fs::read(&image_args.image)
         .with_context(|| format!("cannot read region image {}", image_args.image.display()))?;
+    if image_args.scan {
+        let found = audit::find_region(&image).with_context(|| {
+            format!(
+                "{} holds no audit region at any 4 KiB boundary",
+                image_args.image.display()
+            )
+        })?;
+        image.truncate(found.end);
+        image.drain(..found.start);
+    }
     let format = if image_args.json {
         Format::Json
     } else {
@@ -80,6 +128,7 @@ pub fn run(args: &AuditArgs) -> Result<i32> {
     };
     let mut out = std::io::stdout().lock();
     let mut printer = Printer::new(&mut out, format, show);
+    printer.select(filter, image_args.stats);
     let opts = VerifyOptions { key, checkpoint };
     let summary = verify(&image, &opts, &mut printer).map_err(|e| {
         anyhow::anyhow!(

@@ -10,6 +10,7 @@ use audit::{
     Summary, Visitor,
 };
 
+use super::filter::{RecordFilter, Stats, syscall_label};
 use super::key::hex;
 
 /// Output format.
@@ -25,6 +26,10 @@ pub(crate) struct Printer<'o> {
     format: Format,
     /// Print blocks and records (`show`), not only findings (`verify`).
     records: bool,
+    /// Which records `show` prints.
+    filter: RecordFilter,
+    /// With `--stats`: count the records that pass instead of printing them.
+    stats: Option<Stats>,
     broken: bool,
 }
 
@@ -114,7 +119,8 @@ fn event_fields(event: &Result<Event<'_>, DecodeError>, raw: &Record<'_>) -> (St
             let json_args: Vec<String> = args.iter().map(u64::to_string).collect();
             (
                 format!(
-                    "nr={} tid={} args=[{}] result={} duration_ns={}",
+                    "{} nr={} tid={} args=[{}] result={} duration_ns={}",
+                    syscall_label(s.nr),
                     s.nr,
                     s.tid,
                     text_args.join(", "),
@@ -122,7 +128,8 @@ fn event_fields(event: &Result<Event<'_>, DecodeError>, raw: &Record<'_>) -> (St
                     s.duration_ns
                 ),
                 format!(
-                    r#""nr":{},"tid":{},"args":[{}],"result":{},"duration_ns":{}"#,
+                    r#""name":"{}","nr":{},"tid":{},"args":[{}],"result":{},"duration_ns":{}"#,
+                    syscall_label(s.nr),
                     s.nr,
                     s.tid,
                     json_args.join(","),
@@ -184,8 +191,18 @@ impl<'o> Printer<'o> {
             out,
             format,
             records,
+            filter: RecordFilter::default(),
+            stats: None,
             broken: false,
         }
+    }
+
+    /// Prints only the records `filter` passes (block lines are left out
+    /// when the filter is not empty); with `stats`, counts them instead and
+    /// prints the counts before the summary.
+    pub(crate) fn select(&mut self, filter: RecordFilter, stats: bool) {
+        self.filter = filter;
+        self.stats = stats.then(Stats::default);
     }
 
     fn line(&mut self, s: &str) {
@@ -196,6 +213,16 @@ impl<'o> Printer<'o> {
 
     /// Prints the final summary and verdict.
     pub(crate) fn summary(&mut self, s: &Summary, show: bool) {
+        if let Some(stats) = self.stats.take() {
+            match self.format {
+                Format::Text => {
+                    for line in stats.text_lines() {
+                        self.line(&line);
+                    }
+                }
+                Format::Json => self.line(&stats.json_line()),
+            }
+        }
         let h = &s.header;
         let verdict = match (s.key_matched, s.errors) {
             (Some(true), 0) => "verified",
@@ -273,7 +300,7 @@ impl<'o> Printer<'o> {
 
 impl Visitor for Printer<'_> {
     fn block(&mut self, b: &BlockView<'_>, auth: Auth) {
-        if !self.records {
+        if !self.records || self.stats.is_some() || self.filter != RecordFilter::default() {
             return;
         }
         let state = if auth == Auth::Unsealed {
@@ -301,7 +328,11 @@ impl Visitor for Printer<'_> {
     }
 
     fn record(&mut self, r: &Record<'_>, event: Result<Event<'_>, DecodeError>, auth: Auth) {
-        if !self.records {
+        if !self.records || !self.filter.matches(r, &event) {
+            return;
+        }
+        if let Some(stats) = &mut self.stats {
+            stats.add(r, &event);
             return;
         }
         let (text, json) = event_fields(&event, r);
