@@ -32,6 +32,17 @@ pub fn exit(code: ExitCode) -> ! {
     halt_forever()
 }
 
+/// The host's request to stop (an NMI: `cloister run` injects one through
+/// QMP when its timeout expires, before it kills QEMU): records it in the
+/// audit log, seals the open block so nothing recorded stays
+/// unauthenticated, and exits. Runs in the NMI handler.
+pub fn host_stop() -> ! {
+    x86_64::instructions::interrupts::disable();
+    crate::audit::record_host_stop();
+    crate::console::emergency_write(format_args!("\ncloister: stopped by the host (NMI)\n"));
+    exit(ExitCode::Failure)
+}
+
 /// Disables interrupts and halts the CPU for good.
 pub fn halt_forever() -> ! {
     loop {

@@ -21,6 +21,11 @@ const REG_LVT_TIMER: usize = 0x320;
 const REG_TIMER_INIT: usize = 0x380;
 const REG_TIMER_CURRENT: usize = 0x390;
 const REG_TIMER_DIVIDE: usize = 0x3e0;
+/// LINT1: where the VMM delivers an NMI (QEMU's `inject-nmi`, the host's
+/// stop request; see `crate::exit::host_stop`).
+const REG_LVT_LINT1: usize = 0x360;
+/// LVT delivery mode NMI (bits 8..=10 = 0b100).
+const LVT_DELIVERY_NMI: u32 = 0b100 << 8;
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_PERIODIC: u32 = 1 << 17;
 /// Divide configuration value for "divide by 16".
@@ -69,6 +74,8 @@ pub fn init(virt_base: u64) {
     }
     write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     write(REG_TPR, 0);
+    // As Linux does on the boot CPU: LINT1 unmasked, delivering NMIs.
+    write(REG_LVT_LINT1, LVT_DELIVERY_NMI);
     write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
     write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
     // Count down from the maximum for 10 ms of TSC time.

@@ -190,6 +190,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 /// A trap taken in ring 3: acknowledge interrupts, then hand everything to
 /// the LibOS through [`super::user::execute`]'s return.
 fn from_user(frame: &TrapFrame) -> ! {
+    if frame.vector == NMI_VECTOR {
+        crate::exit::host_stop();
+    }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     match frame.vector {
         v if v == u64::from(TIMER_VECTOR) => {
@@ -206,7 +209,13 @@ fn from_user(frame: &TrapFrame) -> ! {
     super::user::trap_from_user(frame, cr2)
 }
 
+/// Non-maskable interrupt: the host's stop request ([`crate::exit::host_stop`]).
+const NMI_VECTOR: u64 = 2;
+
 fn handle_exception(frame: &mut TrapFrame) {
+    if frame.vector == NMI_VECTOR {
+        crate::exit::host_stop();
+    }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     if frame.vector == 14 && crate::mm::user::resolve_fault(cr2, frame.error_code) {
         // A kernel access to a lazy user page (a user copy): retry it.

@@ -224,6 +224,22 @@ pub fn record_panic(info: &core::panic::PanicInfo<'_>) -> Option<u64> {
     .flatten()
 }
 
+/// Records that the host asked the guest to stop (an NMI from the VMM, as
+/// `cloister run` sends at its timeout) and seals. For the NMI handler:
+/// never waits for a held lock (counts a miss instead).
+pub fn record_host_stop() -> Option<u64> {
+    with_log(Wait::Bounded, |log, now, cpu| {
+        count(log.append_fmt(
+            TextKind::Text,
+            format_args!("stopped by the host (NMI)"),
+            now,
+            cpu,
+        ));
+        log.seal()
+    })
+    .flatten()
+}
+
 /// Seals the open block now (e.g. before a clean power-off). Returns the
 /// sealed block's number.
 pub fn seal() -> Option<u64> {

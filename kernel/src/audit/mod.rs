@@ -30,8 +30,8 @@ use ::audit::{AuditLog, Config, Event, OverflowPolicy};
 use libos::boot::cmdline::KernelArgs;
 
 pub use self::log::{
-    failed_appends, is_enabled, missed_events, record_event, record_exception, record_panic,
-    record_syscall, record_text, seal,
+    failed_appends, is_enabled, missed_events, record_event, record_exception, record_host_stop,
+    record_panic, record_syscall, record_text, seal,
 };
 pub use region::{Region, Source, reserve};
 

@@ -78,6 +78,8 @@ pub(crate) fn wait_interrupted() -> bool {
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));
+    // Nothing recorded may stay unauthenticated: seal the open block.
+    crate::audit::seal();
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }

@@ -11,7 +11,7 @@
 //! Modules: `key` parses keys and checkpoints, `render` prints.
 
 mod filter;
-mod key;
+pub(crate) mod key;
 mod render;
 
 use std::path::PathBuf;

@@ -193,10 +193,7 @@ impl QemuSettings {
             c.nic = Some(Nic::with_forwards(serve.forwards.clone())?);
             let qmp = qmp_socket();
             let _ = std::fs::remove_file(&qmp);
-            c.extra_args.extend([
-                "-qmp".to_string(),
-                format!("unix:{},server=on,wait=off", qmp.display()),
-            ]);
+            c.extra_args.extend(crate::qemu::qmp::qemu_args(&qmp));
         }
         Ok(c)
     }

@@ -15,7 +15,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -165,14 +164,7 @@ pub fn free_host_port() -> Result<u16> {
 
 /// Ends the QEMU listening on [`qmp_socket`] (QMP `quit`).
 fn qmp_quit() -> Result<()> {
-    let path = qmp_socket();
-    let mut s = UnixStream::connect(&path)
-        .with_context(|| format!("cannot connect to QEMU's QMP socket {}", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"{\"execute\":\"qmp_capabilities\"}\r\n{\"execute\":\"quit\"}\r\n")?;
-    let mut sink = Vec::new();
-    let _ = s.read_to_end(&mut sink);
-    Ok(())
+    crate::qemu::qmp::execute(&qmp_socket(), &["quit"])
 }
 
 /// Runs `cmd`, killing it after `limit`; its stdout lines, or an error

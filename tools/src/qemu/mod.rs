@@ -21,6 +21,7 @@ mod accel;
 mod app_serial;
 pub mod net;
 mod outcome;
+pub mod qmp;
 pub mod stub_guest;
 
 use std::io::{BufRead, BufReader, Read};
@@ -68,7 +69,15 @@ pub struct QemuConfig {
     /// A network card (user-mode networking, `restrict=on`, with its
     /// forwards; `microvm` only — see [`net`]).
     pub nic: Option<Nic>,
+    /// Ask the guest to stop before killing it at a timeout: QEMU serves
+    /// QMP at this path (which must not exist) and gets `inject-nmi` when
+    /// the timeout expires; the kernel seals its audit log and exits
+    /// (`kernel/src/exit.rs`), or is killed [`STOP_GRACE`] later.
+    pub stop_socket: Option<PathBuf>,
 }
+
+/// How long a guest asked to stop at its timeout may take to exit.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl QemuConfig {
     /// A configuration with the defaults: TCG (or `CLOISTER_ACCEL`), 256 MiB,
@@ -86,6 +95,7 @@ impl QemuConfig {
             machine: "microvm".into(),
             app_serial: None,
             nic: None,
+            stop_socket: None,
         })
     }
 
@@ -124,6 +134,9 @@ impl QemuConfig {
         }
         if let Some(nic) = &self.nic {
             a.extend(nic.qemu_args(&self.machine));
+        }
+        if let Some(socket) = &self.stop_socket {
+            a.extend(qmp::qemu_args(socket));
         }
         a.extend(self.extra_args.iter().cloned());
         a
@@ -248,6 +261,8 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
     let mut lines = Vec::new();
     let mut last_output = Instant::now();
     let mut finish_by: Option<Instant> = None;
+    // A timeout that asked the guest to stop: the outcome, and when to kill.
+    let mut stopping: Option<(Outcome, Instant)> = None;
     let killed = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Message::Line(line)) => {
@@ -268,22 +283,37 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
         }
         if reader.is_finished() && child.try_wait().ok().flatten().is_some() {
             // QEMU is gone; the COM2 reader drains its socket to EOF below.
-            break None;
+            break stopping.map(|(outcome, _)| outcome);
+        }
+        if let Some((outcome, kill_at)) = &stopping {
+            if Instant::now() > *kill_at {
+                break Some(outcome.clone());
+            }
+            continue;
         }
         if finish_by.is_some_and(|t| Instant::now() > t) {
             break Some(Outcome::Stopped);
         }
-        if start.elapsed() > config.timeout {
-            break Some(Outcome::TimedOut {
+        let timed_out = if start.elapsed() > config.timeout {
+            Some(Outcome::TimedOut {
                 idle: false,
                 after: config.timeout,
-            });
-        }
-        if last_output.elapsed() > config.idle_timeout {
-            break Some(Outcome::TimedOut {
+            })
+        } else if last_output.elapsed() > config.idle_timeout {
+            Some(Outcome::TimedOut {
                 idle: true,
                 after: config.idle_timeout,
-            });
+            })
+        } else {
+            None
+        };
+        if let Some(outcome) = timed_out {
+            match &config.stop_socket {
+                Some(socket) if qmp::execute(socket, &["inject-nmi"]).is_ok() => {
+                    stopping = Some((outcome, Instant::now() + STOP_GRACE));
+                }
+                _ => break Some(outcome),
+            }
         }
     };
     if killed.is_some() {

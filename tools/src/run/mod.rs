@@ -12,6 +12,7 @@
 //!   [`crate::qemu`] (COM2 for the program's output) and returns a
 //!   [`RunResult`] with the program's exit status.
 
+pub mod audit;
 pub mod dynamic;
 pub mod image;
 pub mod options;

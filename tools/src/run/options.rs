@@ -162,6 +162,8 @@ pub struct RunOptions {
     /// guest always has a network card (QEMU user-mode networking,
     /// restricted: no way out but these forwards).
     pub publish: Vec<PortForward>,
+    /// Run with the audit log on and keep it (`--audit FILE`).
+    pub audit: Option<super::audit::AuditSpec>,
 }
 
 impl RunOptions {
@@ -184,6 +186,7 @@ impl RunOptions {
             kernel: None,
             capture: false,
             publish: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -221,6 +224,18 @@ pub struct RunArgs {
     /// in the guest (repeatable; PORT alone means PORT:PORT).
     #[arg(short = 'p', long = "publish", value_name = "HOST:GUEST")]
     publish: Vec<String>,
+    /// Record every system call of the program (and its exit, signals,
+    /// kernel faults) in a sealed audit log written to FILE when the run
+    /// ends; check it with `cloister audit verify FILE --key-file KEY`.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// The audit region's size, e.g. 16M (default) or 256M.
+    #[arg(long, value_name = "SIZE", requires = "audit")]
+    audit_size: Option<String>,
+    /// The audit key (32 raw bytes or 64 hex digits); default: a new
+    /// random key written to FILE.key (mode 0600).
+    #[arg(long, value_name = "PATH", requires = "audit")]
+    audit_key_file: Option<PathBuf>,
     /// Show the kernel's info-level log and what goes in the image.
     #[arg(short, long)]
     verbose: bool,
@@ -263,6 +278,19 @@ impl RunArgs {
             .collect::<Result<_>>()?;
         // Refuses a host port given twice, before anything is built.
         Nic::with_forwards(opts.publish.clone())?;
+        if let Some(file) = self.audit {
+            let region_bytes = match self.audit_size.as_deref() {
+                None => super::audit::DEFAULT_REGION_BYTES,
+                Some(s) => libos::boot::cmdline::parse_size(s).ok_or_else(|| {
+                    anyhow::anyhow!("--audit-size {s:?}: expected a size such as 16M or 1G")
+                })?,
+            };
+            opts.audit = Some(super::audit::AuditSpec {
+                file,
+                region_bytes,
+                key_file: self.audit_key_file,
+            });
+        }
         Ok(opts)
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::audit::AuditRun;
 use super::options::RunOptions;
 use super::pack::{HostContext, Packed, describe_command, pack};
 use super::protocol::{ConsoleLine, classify};
@@ -95,9 +96,37 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
             })?
         }
     };
-    let config = qemu_config(opts, kernel, image_path, scratch.path.join("app.sock"))?;
+    let audit = opts.audit.as_ref().map(AuditRun::prepare).transpose()?;
+    if let Some(a) = &audit
+        && a.key_generated
+        && !opts.capture
+    {
+        eprintln!(
+            "cloister: audit key written to {} (keep it to verify the log)",
+            a.key_path.display()
+        );
+    }
+    let mut config = qemu_config(opts, kernel, image_path, scratch.path.join("app.sock"))?;
+    if let Some(a) = &audit {
+        config.cmdline = format!("{} {}", config.cmdline, a.cmdline());
+        config.extra_args.extend(a.qemu_args(config.memory_mib));
+        config.stop_socket = Some(scratch.path.join("qmp.sock"));
+    }
     let mut observer = Relay::new(opts);
-    let report = qemu::run_observed(&config, &mut observer)?;
+    let report = qemu::run_observed(&config, &mut observer);
+    let audit_bytes = audit.as_ref().map(AuditRun::extract);
+    let report = report?;
+    match (&audit, audit_bytes) {
+        (Some(a), Some(Ok(bytes))) if !opts.capture => eprintln!(
+            "cloister: audit log: {} ({} KiB); check it with `cloister audit verify {} --key-file {}`",
+            a.spec_file().display(),
+            bytes / 1024,
+            a.spec_file().display(),
+            a.key_path.display()
+        ),
+        (_, Some(Err(e))) => return Err(e.context("the audit log could not be saved")),
+        _ => {}
+    }
     let diagnosis = observer.status.is_none().then(|| {
         format!(
             "the guest ended without reporting the program's exit status: {}",
