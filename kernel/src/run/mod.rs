@@ -80,6 +80,9 @@ pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));
     // Nothing recorded may stay unauthenticated: seal the open block.
     crate::audit::seal();
+    if let Some(line) = observer::unsupported_summary() {
+        crate::kprintln!("{line}");
+    }
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }

@@ -1,7 +1,10 @@
 //! What the kernel does around every syscall: the `--trace` line, the
-//! once-per-name warning for unsupported syscalls, and `/proc/1` answers.
+//! count of unsupported syscalls (logged once per name at `info`, summed
+//! up at exit by [`unsupported_summary`]), and `/proc/1` answers.
 
+use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write;
 
 use libos::fs::procfs::ProcessInfo;
 use libos::syscall::{SyscallArgs, SyscallObserver, syscall_name};
@@ -19,13 +22,43 @@ impl Observer {
     }
 }
 
+/// Unsupported syscalls the program made: (number, calls), in first-call
+/// order. Few distinct numbers ever appear, so a list is enough.
+static UNSUPPORTED: spin::Mutex<Vec<(usize, u64)>> = spin::Mutex::new(Vec::new());
+
+/// The control line `cloister run` turns into its exit summary:
+/// `CLOISTER_UNSUPPORTED=rseq:1,nr_999:2` (`None` when there were none).
+pub fn unsupported_summary() -> Option<String> {
+    let calls = UNSUPPORTED.lock();
+    if calls.is_empty() {
+        return None;
+    }
+    let mut line = String::from("CLOISTER_UNSUPPORTED=");
+    for (i, (nr, count)) in calls.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = match syscall_name(*nr) {
+            Some(name) => write!(line, "{sep}{name}:{count}"),
+            None => write!(line, "{sep}nr_{nr}:{count}"),
+        };
+    }
+    Some(line)
+}
+
 impl SyscallObserver for Observer {
     fn unsupported(&self, nr: usize, name: Option<&'static str>, first_time: bool) {
         if first_time {
-            log::warn!(
+            log::info!(
                 "unsupported syscall {} ({nr}): returning -ENOSYS",
                 name.unwrap_or("<unknown>")
             );
+        }
+        let mut calls = UNSUPPORTED.lock();
+        if let Some((_, count)) = calls.iter_mut().find(|(n, _)| *n == nr) {
+            *count = count.saturating_add(1);
+        } else if calls.len() < 64 && calls.try_reserve(1).is_ok() {
+            // Bounded by the numbers a program can make up: past 64
+            // distinct ones, new ones are not counted rather than grow.
+            calls.push((nr, 1));
         }
     }
 

@@ -9,7 +9,9 @@
 //! - COM1 lines: kernel log records (`[    1.234567] WARN  text`), other
 //!   kernel output (boot banner, panics), `[trace] ` lines (one per syscall,
 //!   with `trace` on the command line) and the control line
-//!   `CLOISTER_EXIT=<status>` (0–255; 128+signal for a fatal fault).
+//!   `CLOISTER_EXIT=<status>` (0–255; 128+signal for a fatal fault),
+//!   before it `CLOISTER_UNSUPPORTED=name:count,…` when the program called
+//!   syscalls Cloister does not implement.
 //! - COM2: the program's stdout and stderr, raw bytes.
 
 use std::ffi::OsString;
@@ -21,6 +23,8 @@ pub const ARGV_PATH: &str = "/.cloister/argv";
 pub const ENVP_PATH: &str = "/.cloister/envp";
 /// The prefix of the control line that reports the program's exit.
 pub const EXIT_PREFIX: &str = "CLOISTER_EXIT=";
+/// The prefix of the control line listing unsupported syscalls.
+pub const UNSUPPORTED_PREFIX: &str = "CLOISTER_UNSUPPORTED=";
 /// The prefix of a syscall trace line.
 pub const TRACE_PREFIX: &str = "[trace] ";
 
@@ -78,6 +82,8 @@ pub enum LogLevel {
 pub enum ConsoleLine<'a> {
     /// `CLOISTER_EXIT=<status>`: the program ended with this status.
     Exit(u8),
+    /// `CLOISTER_UNSUPPORTED=…`: the list after the prefix.
+    Unsupported(&'a str),
     /// A `[trace] ` line, without the prefix.
     Trace(&'a str),
     /// A kernel log record at this level (the whole line).
@@ -88,17 +94,29 @@ pub enum ConsoleLine<'a> {
 
 impl ConsoleLine<'_> {
     /// Whether the line is worth showing to a user who did not ask for
-    /// verbose output: warnings, errors, panics and fatal faults.
+    /// verbose output: errors, panics and fatal faults (warnings are for
+    /// `-v`; the program's stderr is the user's).
     pub fn is_notable(&self) -> bool {
         match *self {
-            Self::Log(level, _) => level <= LogLevel::Warn,
+            Self::Log(level, _) => level <= LogLevel::Error,
             Self::Other(line) => {
                 let lower = line.to_ascii_lowercase();
                 lower.contains("panic") || lower.starts_with("fatal")
             }
-            Self::Exit(_) | Self::Trace(_) => false,
+            Self::Exit(_) | Self::Unsupported(_) | Self::Trace(_) => false,
         }
     }
+}
+
+/// The (name, calls) pairs of a `CLOISTER_UNSUPPORTED=` list; malformed
+/// entries are skipped.
+pub fn parse_unsupported(list: &str) -> Vec<(String, u64)> {
+    list.split(',')
+        .filter_map(|e| {
+            let (name, count) = e.rsplit_once(':')?;
+            Some((name.to_string(), count.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Classifies a COM1 line (given without its line ending).
@@ -107,6 +125,9 @@ pub fn classify(line: &str) -> ConsoleLine<'_> {
         && let Ok(status) = rest.trim_end().parse::<u8>()
     {
         return ConsoleLine::Exit(status);
+    }
+    if let Some(rest) = line.strip_prefix(UNSUPPORTED_PREFIX) {
+        return ConsoleLine::Unsupported(rest.trim_end());
     }
     if let Some(rest) = line.strip_prefix(TRACE_PREFIX) {
         return ConsoleLine::Trace(rest);
@@ -209,12 +230,20 @@ mod tests {
     #[test]
     fn only_warnings_errors_and_panics_are_notable() {
         assert!(classify("[    0.000001] ERROR  bad").is_notable());
-        assert!(classify("[    0.000001] WARN  odd").is_notable());
+        assert!(!classify("[    0.000001] WARN  odd").is_notable());
         assert!(!classify("[    0.000001] INFO  fine").is_notable());
         assert!(classify("kernel panic at src/main.rs:3: oops").is_notable());
         assert!(classify("FATAL: page fault at 0x0").is_notable());
         assert!(!classify("Cloister ready").is_notable());
         assert!(!classify("CLOISTER_EXIT=0").is_notable());
         assert!(!classify("[trace] getpid() = 1").is_notable());
+        assert_eq!(
+            classify("CLOISTER_UNSUPPORTED=rseq:1,nr_999:2"),
+            ConsoleLine::Unsupported("rseq:1,nr_999:2")
+        );
+        assert_eq!(
+            parse_unsupported("rseq:1,nr_999:2,bad"),
+            vec![("rseq".to_string(), 1), ("nr_999".to_string(), 2)]
+        );
     }
 }

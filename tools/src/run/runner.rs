@@ -54,6 +54,9 @@ pub struct RunResult {
     pub warnings: Vec<String>,
     /// The program's arguments as the guest got them.
     pub argv: Vec<std::ffi::OsString>,
+    /// Unsupported syscalls the program called (name, calls), as the
+    /// kernel reported them at exit.
+    pub unsupported: Vec<(String, u64)>,
     /// From starting QEMU to its end.
     pub duration: Duration,
 }
@@ -144,7 +147,19 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
             }
         }
     }
+    if !opts.capture && !observer.unsupported.is_empty() {
+        let list: Vec<String> = observer
+            .unsupported
+            .iter()
+            .map(|(name, n)| format!("{name} ×{n}"))
+            .collect();
+        eprintln!(
+            "cloister: the program called unsupported syscalls (each returned ENOSYS): {}",
+            list.join(", ")
+        );
+    }
     Ok(RunResult {
+        unsupported: observer.unsupported,
         status: observer.status,
         output: observer.output,
         kernel_lines: observer.kernel_lines,
@@ -211,6 +226,7 @@ struct Relay {
     output: Vec<u8>,
     kernel_lines: Vec<String>,
     trace_lines: Vec<String>,
+    unsupported: Vec<(String, u64)>,
     /// The last kernel lines, for a diagnosis.
     recent: VecDeque<String>,
 }
@@ -225,6 +241,7 @@ impl Relay {
             output: Vec::new(),
             kernel_lines: Vec::new(),
             trace_lines: Vec::new(),
+            unsupported: Vec::new(),
             recent: VecDeque::new(),
         }
     }
@@ -237,6 +254,9 @@ impl GuestObserver for Relay {
             ConsoleLine::Exit(status) => {
                 self.status.get_or_insert(status);
                 return Flow::Finish { grace: EXIT_GRACE };
+            }
+            ConsoleLine::Unsupported(list) => {
+                self.unsupported = super::protocol::parse_unsupported(list);
             }
             ConsoleLine::Trace(call) => {
                 if self.trace && !self.capture {
