@@ -61,9 +61,11 @@ fn exits_with_the_programs_status_and_relays_its_output() {
         &[
             (COM1, b"Cloister ready\r\n"),
             (COM1, b"[    0.100000] INFO  exec\r\n"),
-            (COM1, b"[    0.200000] WARN  unsupported syscall 999\r\n"),
+            (COM1, b"[    0.200000] WARN  odd but harmless\r\n"),
+            (COM1, b"[    0.250000] ERROR  something broke\r\n"),
             (COM2, b"hello\n"),
             (COM1, b"[trace] exit_group(7) = ?\r\n"),
+            (COM1, b"CLOISTER_UNSUPPORTED=rseq:1,nr_999:2\r\n"),
             (COM1, b"CLOISTER_EXIT=7\r\n"),
         ],
         End::DebugExit(0x10),
@@ -73,8 +75,17 @@ fn exits_with_the_programs_status_and_relays_its_output() {
     assert_eq!(out.status.code(), Some(7), "{stderr}");
     assert_eq!(out.stdout, b"hello\n");
     assert!(
-        stderr.contains("cloister: [    0.200000] WARN  unsupported syscall 999"),
+        stderr.contains("cloister: [    0.250000] ERROR  something broke"),
         "{stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "warnings only with -v: {stderr}");
+    assert!(
+        stderr.contains("cloister: the program called unsupported syscalls (each returned ENOSYS): rseq ×1, nr_999 ×2"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("CLOISTER_"),
+        "control lines are not shown: {stderr}"
     );
     assert!(
         !stderr.contains("INFO") && !stderr.contains("Cloister ready"),
