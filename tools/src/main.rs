@@ -51,6 +51,18 @@ enum Command {
     },
     /// Decode or verify an audit-log region image.
     Audit(tools::audit_cli::AuditArgs),
+    /// Write an image that plain QEMU boots (kernel.elf, initramfs.cpio and
+    /// run.sh) for the program a cloister.toml manifest describes.
+    Build {
+        /// The manifest (see `cloister run --manifest`).
+        manifest: std::path::PathBuf,
+        /// The folder to write.
+        #[arg(short, long, value_name = "DIR")]
+        output: std::path::PathBuf,
+        /// Boot this kernel ELF instead of building the release kernel.
+        #[arg(long, value_name = "ELF")]
+        kernel: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +203,36 @@ fn bench(what: &BenchCommand) -> Result<i32> {
     Ok(0)
 }
 
+/// `cloister build`: the image for `manifest` in `output`.
+fn build_image(
+    manifest: &std::path::Path,
+    output: &std::path::Path,
+    kernel: Option<&std::path::Path>,
+) -> Result<i32> {
+    let opts = tools::run::manifest::load(manifest)?;
+    let kernel = match kernel {
+        Some(k) => k.to_path_buf(),
+        None => build_kernel(KernelBuild {
+            release: true,
+            ktest: false,
+        })?,
+    };
+    let bundle = tools::run::bundle::build(&opts, &kernel, output)?;
+    println!(
+        "cloister: image written; boot it with {}",
+        bundle.run_script.display()
+    );
+    if let Some(key) = bundle.audit_key {
+        println!(
+            "cloister: audit key in {}; after a run: cloister audit verify {} --scan --key-file {}",
+            key.display(),
+            output.join("audit.ram").display(),
+            key.display()
+        );
+    }
+    Ok(0)
+}
+
 /// `cloister run`: the program's exit status, or 125 when Cloister fails.
 fn run(args: tools::run::RunArgs) -> ExitCode {
     let result = args.into_options().and_then(|opts| tools::run::run(&opts));
@@ -211,6 +253,11 @@ fn main() -> ExitCode {
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),
         Command::Audit(args) => tools::audit_cli::run(args),
+        Command::Build {
+            manifest,
+            output,
+            kernel,
+        } => build_image(manifest, output, kernel.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -43,6 +43,7 @@ use super::initramfs::Tree;
 use super::linux_kernel::LinuxKernel;
 use super::linux_modules::{self, Module};
 use crate::qemu;
+use crate::run::bundle::shell_quote;
 use crate::run::image::Image;
 
 /// Printed by `/init` right before it runs the program.
@@ -99,11 +100,6 @@ impl LinuxGuest {
     pub fn kernel(&self) -> &LinuxKernel {
         &self.kernel
     }
-}
-
-/// Quotes `word` for a POSIX shell.
-fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 fn text(word: &OsString) -> Result<&str> {

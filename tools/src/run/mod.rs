@@ -13,8 +13,10 @@
 //!   [`RunResult`] with the program's exit status.
 
 pub mod audit;
+pub mod bundle;
 pub mod dynamic;
 pub mod image;
+pub mod manifest;
 pub mod options;
 pub mod pack;
 pub mod protocol;

@@ -17,6 +17,8 @@ pub const DEFAULT_ENV: [(&str, &str); 2] =
 
 /// Guest memory unless `--mem` says otherwise.
 pub const DEFAULT_MEMORY_MIB: u32 = 512;
+/// `--mem`'s default as written.
+const DEFAULT_MEM_ARG: &str = "512M";
 
 /// A host file or directory to put in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +197,7 @@ impl RunOptions {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Guest memory, e.g. 512M or 2G.
-    #[arg(long, default_value = "512M", value_name = "SIZE")]
+    #[arg(long, default_value = DEFAULT_MEM_ARG, value_name = "SIZE")]
     mem: String,
     /// A host file or directory (recursively) to put in the image, at GUEST
     /// or at the same path.
@@ -239,9 +241,18 @@ pub struct RunArgs {
     /// Show the kernel's info-level log and what goes in the image.
     #[arg(short, long)]
     verbose: bool,
+    /// Take the program, its files, environment, ports, memory and audit
+    /// settings from this `cloister.toml` (see `tools/src/run/manifest.rs`);
+    /// --trace, -v, --timeout, --image and --kernel still apply.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["files", "env", "publish", "audit", "audit_size", "audit_key_file", "command"]
+    )]
+    manifest: Option<PathBuf>,
     /// The program (a path, or a name looked up in PATH) and its arguments.
     #[arg(
-        required = true,
+        required_unless_present = "manifest",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "PROG ARGS"
@@ -252,6 +263,23 @@ pub struct RunArgs {
 impl RunArgs {
     /// Checks the arguments and makes them [`RunOptions`].
     pub fn into_options(self) -> Result<RunOptions> {
+        if let Some(path) = &self.manifest {
+            let mut opts = super::manifest::load(path)?;
+            opts.trace = self.trace;
+            opts.verbose = self.verbose;
+            if let Some(secs) = self.timeout {
+                opts.timeout = (secs > 0).then(|| Duration::from_secs(secs));
+            }
+            opts.image = self.image;
+            opts.kernel = self.kernel;
+            if let Some(accel) = self.accel.as_deref() {
+                opts.accel = Some(Accel::parse(accel)?);
+            }
+            if self.mem != DEFAULT_MEM_ARG {
+                opts.memory_mib = parse_memory_mib(&self.mem)?;
+            }
+            return Ok(opts);
+        }
         let mut command = self.command.into_iter();
         let program = command.next().unwrap_or_default();
         let mut opts = RunOptions::new(program, command);
