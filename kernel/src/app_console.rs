@@ -1,38 +1,89 @@
-//! The application's console: COM2 (I/O port 0x2f8), kept apart from the
-//! kernel log on COM1 so the host sees the program's output byte for byte.
+//! The application's console, kept apart from the kernel log on COM1 so
+//! the host sees the program's streams byte for byte: COM2 (I/O port
+//! 0x2f8) carries stdout out and stdin in, COM3 (0x3e8) carries stderr.
 //!
-//! `/dev/console` and fds 0–2 write here. The host runner (`cloister run`)
-//! connects COM2 to its standard output. Bytes go out unchanged (no
-//! newline translation): the program's output is data.
+//! fds 0–2 (`libos::fs::stdio`) and `/dev/console` use these. The host
+//! runner (`cloister run`) connects COM2 to its standard output and input
+//! and COM3 to its standard error; without COM3, stderr shares COM2. Bytes
+//! go out unchanged (no newline translation): the program's output is
+//! data. Input is polled (the receive FIFO is read when the program reads
+//! or polls its stdin, and re-checked on every timer tick while it waits).
 
 use spin::Mutex;
 use uart_16550::Uart16550;
 use uart_16550::backend::PioBackend;
+use uart_16550::spec::registers::IER;
 use x86_64::instructions::interrupts;
 
 const COM2: u16 = 0x2f8;
+const COM3: u16 = 0x3e8;
 
 static UART: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+static ERR_UART: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
 
-/// Initialises COM2; returns whether a UART answered.
+/// COM2's ISA interrupt line.
+const COM2_IRQ: u32 = 3;
+
+/// A 16550 at `port`, initialised with `interrupts`, if one answers there.
+fn open(port: u16, interrupts: IER) -> Option<Uart16550<PioBackend>> {
+    // SAFETY: `port` is COM2's or COM3's fixed I/O base on PC-compatible
+    // machines; nothing else in the kernel drives them.
+    let mut uart = unsafe { Uart16550::new_port(port) }.ok()?;
+    let config = uart_16550::Config {
+        interrupts,
+        ..uart_16550::Config::default()
+    };
+    uart.init(config).ok()?;
+    Some(uart)
+}
+
+/// Initialises COM2 (and COM3 if present); returns whether COM2 answered.
+/// COM2 raises its interrupt when input arrives (so a reader waiting for
+/// stdin wakes at once rather than at the next tick), if the I/O APIC
+/// takes the route.
 pub fn init() -> bool {
-    // SAFETY: 0x2f8 is COM2's fixed I/O base on PC-compatible machines;
-    // nothing else in the kernel drives it.
-    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM2) }) else {
+    let Some(uart) = open(COM2, IER::DATA_READY) else {
         return false;
     };
-    if uart.init(uart_16550::Config::default()).is_err() {
-        return false;
+    if let Err(e) = crate::arch::ioapic::route_edge(COM2_IRQ, crate::arch::trap::CONSOLE_VECTOR) {
+        log::info!("console: input polled on timer ticks (no interrupt route: {e:?})");
     }
-    interrupts::without_interrupts(|| *UART.lock() = Some(uart));
+    let err = open(COM3, IER::empty());
+    interrupts::without_interrupts(|| {
+        *UART.lock() = Some(uart);
+        *ERR_UART.lock() = err;
+    });
     true
 }
 
-/// Writes `bytes` to the application console (dropped if there is none).
+/// Writes `bytes` to the program's output stream (dropped if there is none).
 pub fn write(bytes: &[u8]) {
     interrupts::without_interrupts(|| {
         if let Some(uart) = UART.lock().as_mut() {
             uart.send_bytes_exact(bytes);
         }
     });
+}
+
+/// Writes `bytes` to the program's error stream: COM3, or COM2 without it.
+pub fn write_err(bytes: &[u8]) {
+    let sent = interrupts::without_interrupts(|| match ERR_UART.lock().as_mut() {
+        Some(uart) => {
+            uart.send_bytes_exact(bytes);
+            true
+        }
+        None => false,
+    });
+    if !sent {
+        write(bytes);
+    }
+}
+
+/// Moves bytes waiting in COM2's receive FIFO into `buf`; 0 if none.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    interrupts::without_interrupts(|| {
+        UART.lock()
+            .as_mut()
+            .map_or(0, |uart| uart.receive_bytes(buf))
+    })
 }

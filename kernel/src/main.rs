@@ -105,7 +105,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     }
     for key in args
         .unknown_keys(audit::CMDLINE_KEYS)
-        .filter(|k| !net::CMDLINE_KEYS.contains(k))
+        .filter(|k| !net::CMDLINE_KEYS.contains(k) && !run::CMDLINE_KEYS.contains(k))
     {
         log::warn!("unknown kernel command-line key {key:?}");
     }

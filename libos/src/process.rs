@@ -97,6 +97,22 @@ impl Process {
         }
     }
 
+    /// Opens fds 0, 1 and 2 as the host's standard streams ([`StdStream`]:
+    /// terminals or pipes as `config` says, output and error apart).
+    ///
+    /// [`StdStream`]: crate::fs::stdio::StdStream
+    pub fn open_stdio(
+        &self,
+        config: &crate::fs::stdio::StdioConfig,
+        input: Arc<crate::fs::stdio::ConsoleInput>,
+    ) -> Result<()> {
+        let mut fds = self.fds.lock();
+        for stream in crate::fs::stdio::StdStream::standard(config, input) {
+            fds.insert(stream, false)?;
+        }
+        Ok(())
+    }
+
     /// Opens `/dev/console` read-write on fds 0, 1 and 2.
     pub fn open_console_stdio(&self) -> Result<()> {
         let root = self.vfs.root().clone();

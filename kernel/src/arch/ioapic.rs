@@ -88,6 +88,21 @@ pub fn route_level(gsi: u32, vector: u8) -> Result<(), RouteError> {
     Ok(())
 }
 
+/// Routes ISA line `gsi` to `vector` on this CPU, edge-triggered and
+/// active high (ISA devices such as the 16550 UARTs raise an edge per
+/// event), unmasked.
+pub fn route_edge(gsi: u32, vector: u8) -> Result<(), RouteError> {
+    let lines = init()?;
+    if gsi >= lines {
+        return Err(RouteError::NoSuchLine(gsi));
+    }
+    let reg = REG_REDIRECTION + 2 * gsi;
+    write(reg, MASKED);
+    write(reg + 1, super::apic::id() << 24);
+    write(reg, u32::from(vector));
+    Ok(())
+}
+
 /// Masks line `gsi` again.
 pub fn mask(gsi: u32) {
     if BASE.load(Ordering::Relaxed) != 0 {

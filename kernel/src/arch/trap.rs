@@ -118,6 +118,9 @@ pub fn stub_address(vector: u8) -> u64 {
 pub const TIMER_VECTOR: u8 = 32;
 /// The network card's interrupt vector (routed through the I/O APIC).
 pub const NET_VECTOR: u8 = 33;
+/// The program console's receive interrupt (COM2, ISA IRQ 3, through the
+/// I/O APIC): only wakes a CPU waiting for stdin.
+pub const CONSOLE_VECTOR: u8 = 34;
 /// The APIC spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 255;
 
@@ -179,6 +182,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::net::handle_interrupt();
             super::apic::end_of_interrupt();
         }
+        // The waiting reader re-checks the FIFO once the CPU is awake.
+        v if v == u64::from(CONSOLE_VECTOR) => super::apic::end_of_interrupt(),
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v => {
             log::warn!("unexpected interrupt vector {v}");

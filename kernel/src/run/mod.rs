@@ -26,6 +26,7 @@ use alloc::vec::Vec;
 
 use libos::boot::cmdline::KernelArgs;
 use libos::exec::{AddressLayout, prepare_exec};
+use libos::fs::stdio::{ConsoleInput, StdioConfig};
 use libos::fs::{DeviceRegistry, Vfs};
 use libos::mm::FaultAccess;
 use libos::process::Process;
@@ -110,6 +111,11 @@ fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
     )
 }
 
+/// Command-line keys the run mode reads besides the LibOS's own: which of
+/// the host's standard fds are terminals, and the terminal's size
+/// (`libos::fs::stdio`).
+pub const CMDLINE_KEYS: &[&str] = &["console.tty", "console.size"];
+
 /// Runs the program in the initramfs `archive`; never returns.
 pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     if !crate::app_console::init() {
@@ -154,9 +160,14 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         platform.clone(),
     ));
     let process = Process::with_net(platform.clone(), vfs.clone(), net);
-    if let Err(e) = process.open_console_stdio() {
-        fail_to_start(125, format_args!("cannot open /dev/console: {e}"));
+    let stdio = StdioConfig::from_args(args.get("console.tty"), args.get("console.size"));
+    let input = Arc::new(ConsoleInput::new(platform.clone()));
+    if let Err(e) = process.open_stdio(&stdio, input) {
+        fail_to_start(125, format_args!("cannot open the standard streams: {e}"));
     }
+    // The host holds the program's stdin back until the UART's receive side
+    // is set up (`tools::qemu::STDIN_READY_LINE`).
+    crate::kprintln!("CLOISTER_STDIN_READY");
     let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp_refs: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
     let layout = AddressLayout::default();

@@ -136,6 +136,14 @@ impl ConsoleSink for KernelPlatform {
     fn write_console(&self, bytes: &[u8]) {
         crate::app_console::write(bytes);
     }
+
+    fn write_console_err(&self, bytes: &[u8]) {
+        crate::app_console::write_err(bytes);
+    }
+
+    fn read_console_input(&self, buf: &mut [u8]) -> usize {
+        crate::app_console::read_input(buf)
+    }
 }
 
 impl Csprng for KernelPlatform {

@@ -12,10 +12,21 @@ use alloc::vec::Vec;
 use crate::error::Result;
 use crate::random::Csprng;
 
-/// Where `/dev/console` writes go (the kernel's serial console).
+/// The program's console as the kernel provides it: `/dev/console` and
+/// fds 0–2 ([`super::stdio`]) write and read here.
 pub trait ConsoleSink: Send + Sync {
-    /// Writes all of `bytes`.
+    /// Writes all of `bytes` to the output stream.
     fn write_console(&self, bytes: &[u8]);
+    /// Writes all of `bytes` to the error stream (by default the output
+    /// stream, for a console with one line).
+    fn write_console_err(&self, bytes: &[u8]) {
+        self.write_console(bytes);
+    }
+    /// Moves raw bytes waiting on the input line into `buf` without
+    /// blocking; 0 when there are none now (or there is no input line).
+    fn read_console_input(&self, _buf: &mut [u8]) -> usize {
+        0
+    }
 }
 
 /// A character device's operations.

@@ -19,6 +19,7 @@ pub mod initramfs;
 pub mod inode;
 mod path;
 pub mod procfs;
+pub mod stdio;
 pub mod vfs;
 
 pub use device::{CharDevice, ConsoleSink, DeviceRegistry};

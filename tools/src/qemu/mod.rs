@@ -27,14 +27,19 @@ pub mod stub_guest;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 pub use accel::Accel;
+pub use app_serial::{AppInput, encode_input};
 pub use net::{Nic, PortForward};
 pub use outcome::Outcome;
+
+/// The COM1 line with which the kernel says its console's receive side is
+/// set up, so [`QemuConfig::app_input`] may flow (`kernel/src/run`).
+pub const STDIN_READY_LINE: &str = "CLOISTER_STDIN_READY";
 
 /// QEMU exit status when the guest wrote 0x10 to the debug-exit port.
 pub const EXIT_SUCCESS: i32 = 33;
@@ -66,6 +71,13 @@ pub struct QemuConfig {
     /// output QEMU sends to a Unix socket it creates at this path (which
     /// must not exist); [`run_observed`] reads it.
     pub app_serial: Option<PathBuf>,
+    /// What the guest reads on COM2 (with [`QemuConfig::app_serial`]),
+    /// sent once COM1 shows [`STDIN_READY_LINE`].
+    pub app_input: Option<AppInput>,
+    /// A third serial port, COM3 (0x3e8), for the program's error stream,
+    /// on a Unix socket QEMU creates at this path; [`run_observed`] hands
+    /// its bytes to [`GuestObserver::app_error_output`].
+    pub app_error_serial: Option<PathBuf>,
     /// A network card (user-mode networking, `restrict=on`, with its
     /// forwards; `microvm` only — see [`net`]).
     pub nic: Option<Nic>,
@@ -94,6 +106,8 @@ impl QemuConfig {
             extra_args: Vec::new(),
             machine: "microvm".into(),
             app_serial: None,
+            app_input: None,
+            app_error_serial: None,
             nic: None,
             stop_socket: None,
         })
@@ -131,6 +145,9 @@ impl QemuConfig {
         }
         if let Some(socket) = &self.app_serial {
             a.extend(app_serial::qemu_args(socket));
+        }
+        if let Some(socket) = &self.app_error_serial {
+            a.extend(app_serial::error_qemu_args(socket));
         }
         if let Some(nic) = &self.nic {
             a.extend(nic.qemu_args(&self.machine));
@@ -184,6 +201,10 @@ pub trait GuestObserver {
     fn app_output(&mut self, bytes: &[u8]) {
         let _ = bytes;
     }
+    /// Bytes from COM3 (only with [`QemuConfig::app_error_serial`]).
+    fn app_error_output(&mut self, bytes: &[u8]) {
+        self.app_output(bytes);
+    }
 }
 
 /// What the reader threads send to the watchdog loop.
@@ -191,6 +212,7 @@ pub trait GuestObserver {
 enum Message {
     Line(String),
     App(Vec<u8>),
+    AppErr(Vec<u8>),
 }
 
 /// Runs the guest, calling `on_line` with each serial line as it arrives
@@ -230,10 +252,15 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
     let stdout = child.stdout.take().context("QEMU stdout")?;
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
     let (tx, rx) = mpsc::channel::<Message>();
-    let app_reader = config
-        .app_serial
+    let gate = Arc::new(app_serial::Gate::default());
+    let app_reader = config.app_serial.clone().map(|socket| {
+        let input = config.app_input.clone().map(|i| (i, gate.clone()));
+        app_serial::Reader::spawn(socket, tx.clone(), Message::App, input)
+    });
+    let err_app_reader = config
+        .app_error_serial
         .clone()
-        .map(|socket| app_serial::Reader::spawn(socket, tx.clone()));
+        .map(|socket| app_serial::Reader::spawn(socket, tx.clone(), Message::AppErr, None));
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
@@ -266,6 +293,10 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
     let killed = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Message::Line(line)) => {
+                if line.trim_end() == STDIN_READY_LINE {
+                    gate.open();
+                    continue;
+                }
                 let flow = observer.line(&line, start.elapsed());
                 lines.push(line);
                 last_output = Instant::now();
@@ -275,6 +306,10 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
             }
             Ok(Message::App(bytes)) => {
                 observer.app_output(&bytes);
+                last_output = Instant::now();
+            }
+            Ok(Message::AppErr(bytes)) => {
+                observer.app_error_output(&bytes);
                 last_output = Instant::now();
             }
             // Every sender is gone: QEMU closed stdout, and COM2 too.
@@ -323,7 +358,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
     }
     let status = child.wait().context("waiting for QEMU")?;
     let _ = reader.join();
-    if let Some(app) = app_reader {
+    for app in [app_reader, err_app_reader].into_iter().flatten() {
         app.finish();
     }
     // The tail: whatever the readers sent after the loop stopped.
@@ -335,6 +370,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
                 lines.push(line);
             }
             Message::App(bytes) => observer.app_output(&bytes),
+            Message::AppErr(bytes) => observer.app_error_output(&bytes),
         }
     }
     let stderr = err_reader.join().unwrap_or_default();

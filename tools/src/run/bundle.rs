@@ -7,7 +7,10 @@
 //! the terminal, the kernel's console (COM1) in `console.log`, the same
 //! restricted network card and port forwards as `cloister run`. When QEMU
 //! has exited, `run.sh` exits with the program's status from the
-//! `CLOISTER_EXIT=` line of `console.log` (125 if there is none). With an
+//! `CLOISTER_EXIT=` line of `console.log` (125 if there is none). Plain
+//! QEMU has no runner to frame the program's input: the terminal's bytes
+//! reach its stdin as they are, stderr shares stdout (there is no COM3),
+//! and the program never sees the end of its input. With an
 //! `[audit]` section, guest RAM is `audit.ram` in DIR and the key
 //! `audit.key`: `cloister audit verify DIR/audit.ram --scan --key-file
 //! DIR/audit.key` checks the log.

@@ -166,6 +166,9 @@ pub struct RunOptions {
     pub publish: Vec<PortForward>,
     /// Run with the audit log on and keep it (`--audit FILE`).
     pub audit: Option<super::audit::AuditSpec>,
+    /// When capturing: the program's stdin (then end of input). Without
+    /// capture the program reads the host's stdin.
+    pub stdin: Vec<u8>,
 }
 
 impl RunOptions {
@@ -189,6 +192,7 @@ impl RunOptions {
             capture: false,
             publish: Vec::new(),
             audit: None,
+            stdin: Vec::new(),
         }
     }
 }

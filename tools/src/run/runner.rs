@@ -24,7 +24,7 @@ use super::options::RunOptions;
 use super::pack::{HostContext, Packed, describe_command, pack};
 use super::protocol::{ConsoleLine, classify};
 use crate::build::{KernelBuild, build_kernel};
-use crate::qemu::{self, Flow, GuestObserver, Nic, Outcome, QemuConfig};
+use crate::qemu::{self, AppInput, Flow, GuestObserver, Nic, Outcome, QemuConfig};
 
 /// The runner's exit code when the guest did not report the program's
 /// status (as `docker run` uses 125 for its own failures).
@@ -40,8 +40,13 @@ pub struct RunResult {
     /// The program's exit status from `CLOISTER_EXIT`, if the guest
     /// reported one.
     pub status: Option<u8>,
-    /// The program's console output (COM2), when capturing.
+    /// The program's stdout and stderr as they arrived, interleaved, when
+    /// capturing.
     pub output: Vec<u8>,
+    /// Its stdout alone (COM2), when capturing.
+    pub stdout: Vec<u8>,
+    /// Its stderr alone (COM3), when capturing.
+    pub stderr: Vec<u8>,
     /// COM1 lines that are neither control nor trace lines.
     pub kernel_lines: Vec<String>,
     /// `[trace] ` lines, without the prefix.
@@ -162,6 +167,8 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
         unsupported: observer.unsupported,
         status: observer.status,
         output: observer.output,
+        stdout: observer.stdout,
+        stderr: observer.stderr,
         kernel_lines: observer.kernel_lines,
         trace_lines: observer.trace_lines,
         outcome: report.outcome,
@@ -189,8 +196,15 @@ fn qemu_config(
     // Interactive programs may be silent for as long as they like.
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
     config.idle_timeout = Duration::MAX;
+    config.app_error_serial = Some(socket.with_extension("err.sock"));
     config.app_serial = Some(socket);
+    config.app_input = Some(if opts.capture {
+        AppInput::Bytes(opts.stdin.clone())
+    } else {
+        AppInput::HostStdin
+    });
     config.nic = Some(Nic::with_forwards(opts.publish.clone())?);
+    config.cmdline = format!("{} {}", config.cmdline, stdio_words(opts.capture));
     Ok(config)
 }
 
@@ -201,6 +215,47 @@ pub fn kernel_cmdline(opts: &RunOptions) -> String {
         cmdline.push_str(" trace");
     }
     cmdline
+}
+
+/// `console.tty=` (which of the host's fds 0–2 are terminals; none when
+/// capturing) and `console.size=` (the terminal's rows and columns).
+fn stdio_words(capture: bool) -> String {
+    use std::io::IsTerminal;
+    let ttys: String = if capture {
+        String::new()
+    } else {
+        [
+            std::io::stdin().is_terminal(),
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t)
+        .map(|(fd, _)| char::from(b'0' + fd as u8))
+        .collect()
+    };
+    if ttys.is_empty() {
+        return "console.tty=none".to_string();
+    }
+    match terminal_size() {
+        Some((rows, cols)) => format!("console.tty={ttys} console.size={rows}x{cols}"),
+        None => format!("console.tty={ttys}"),
+    }
+}
+
+/// The host terminal's size from `stty size` (which reads the terminal on
+/// its stdin, ours).
+fn terminal_size() -> Option<(u16, u16)> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
 }
 
 /// Lists what went into the image on stderr (`-v`).
@@ -224,6 +279,8 @@ struct Relay {
     trace: bool,
     status: Option<u8>,
     output: Vec<u8>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
     kernel_lines: Vec<String>,
     trace_lines: Vec<String>,
     unsupported: Vec<(String, u64)>,
@@ -239,6 +296,8 @@ impl Relay {
             trace: opts.trace,
             status: None,
             output: Vec::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
             kernel_lines: Vec::new(),
             trace_lines: Vec::new(),
             unsupported: Vec::new(),
@@ -281,10 +340,21 @@ impl GuestObserver for Relay {
     fn app_output(&mut self, bytes: &[u8]) {
         if self.capture {
             self.output.extend_from_slice(bytes);
+            self.stdout.extend_from_slice(bytes);
         } else {
             let mut out = std::io::stdout().lock();
             // A closed stdout (`| head`) must not stop the guest.
             let _ = out.write_all(bytes).and_then(|()| out.flush());
+        }
+    }
+
+    fn app_error_output(&mut self, bytes: &[u8]) {
+        if self.capture {
+            self.output.extend_from_slice(bytes);
+            self.stderr.extend_from_slice(bytes);
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(bytes).and_then(|()| err.flush());
         }
     }
 }

@@ -117,8 +117,19 @@ pub fn sys_newfstatat(p: &Process, a: &SyscallArgs) -> Result<usize> {
         return_errno!(Errno::EINVAL);
     }
     let path = path_arg(p, a.u64(1))?;
-    let md = lookup_at(p, a.i32(0), &path, flags)?.metadata();
+    let md = metadata_at(p, a.i32(0), &path, flags)?;
     write_stat(p, a.u64(2), &md)
+}
+
+/// The metadata `path` names relative to `dirfd`; with `AT_EMPTY_PATH` and
+/// an empty path, that of the open file `dirfd` itself — any kind of file:
+/// a pipe, socket or eventfd has no inode, and glibc's `fstat` is exactly
+/// this call.
+fn metadata_at(p: &Process, dirfd: i32, path: &[u8], flags: u32) -> Result<Metadata> {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        return p.fds.lock().get(dirfd)?.metadata();
+    }
+    Ok(lookup_at(p, dirfd, path, flags)?.metadata())
 }
 
 /// `statx(dirfd, path, flags, mask, statxbuf)`
@@ -132,7 +143,7 @@ pub fn sys_statx(p: &Process, a: &SyscallArgs) -> Result<usize> {
         return_errno_with_message!(Errno::EINVAL, "STATX__RESERVED set in mask");
     }
     let path = path_arg(p, a.u64(1))?;
-    let md = lookup_at(p, a.i32(0), &path, flags)?.metadata();
+    let md = metadata_at(p, a.i32(0), &path, flags)?;
     let bytes = encode_statx(&md);
     UserSliceWrite::new(a.u64(4), bytes.len())?.write(&*p.platform, &bytes)?;
     Ok(0)

@@ -361,6 +361,25 @@ fn stat_family() {
     assert_eq!(h.call("stat", &[passwd, 0xdead_0000]), err(Errno::EFAULT));
 }
 
+#[test]
+fn fstat_through_newfstatat_works_on_pipes() {
+    // glibc's fstat is newfstatat(fd, "", buf, AT_EMPTY_PATH): it must work
+    // on fds without an inode (Python's io.open(pipe_fd), `sort < pipe`).
+    let mut h = Harness::new();
+    let fds = h.alloc(8);
+    assert_eq!(h.call("pipe2", &[fds, 0]), 0);
+    let r = u64::from(h.u32_at(fds));
+    let (st, sx, empty) = (h.alloc(144), h.alloc(256), h.cstr(""));
+    assert_eq!(h.call("newfstatat", &[r, empty, st, 0x1000]), 0);
+    assert_eq!(h.u32_at(st + 24) & 0o170000, 0o010000, "S_IFIFO");
+    assert_eq!(h.call("statx", &[r, empty, 0x1000, 0x7ff, sx]), 0);
+    assert_eq!(h.u32_at(sx + 28) & 0o170000, 0o010000);
+    assert_eq!(
+        h.call("newfstatat", &[99, empty, st, 0x1000]),
+        err(Errno::EBADF)
+    );
+}
+
 /// Parses `linux_dirent64` records into `(ino, off, type, name)`.
 fn parse_dirents(bytes: &[u8]) -> Vec<(u64, u64, u8, Vec<u8>)> {
     let mut out = Vec::new();

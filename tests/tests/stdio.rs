@@ -1,0 +1,111 @@
+//! The program's stdin, stdout and stderr as on the host (`cloister run`
+//! with real pipes): input flows in and ends, output and error stay apart,
+//! and a pipe is not a terminal in the guest (`isatty` false, so no colour
+//! escapes and no "cannot write to a terminal" refusals).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use vm_tests::cloister_cli;
+
+/// `cloister run -- argv…` with `input` on its stdin and its stdout and
+/// stderr captured (pipes, not terminals).
+fn run(argv: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(cloister_cli())
+        .arg("run")
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cloister run");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("cloister run");
+    writer.join().expect("writer");
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn stdin_flows_in_and_ends() {
+    let out = run(&["/usr/bin/sort", "-r"], b"a\nb\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "b\na\n");
+}
+
+#[test]
+fn stdout_and_stderr_stay_apart() {
+    let out = run(&["/bin/busybox", "sh", "-c", "echo out; echo err >&2"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(
+        text(&out.stderr).starts_with("err\n"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pipes_are_not_terminals() {
+    let script =
+        "for fd in 0 1 2; do if test -t $fd; then echo $fd tty; else echo $fd pipe; fi; done";
+    let out = run(&["/bin/busybox", "sh", "-c", script], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0 pipe\n1 pipe\n2 pipe\n");
+    // jq colours its output only on a terminal.
+    if std::path::Path::new("/usr/bin/jq").exists() {
+        let out = run(&["/usr/bin/jq", "-n", "{\"a\": 1}"], b"");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            !out.stdout.contains(&0x1b),
+            "escape bytes: {:?}",
+            out.stdout
+        );
+        assert_eq!(text(&out.stdout), "{\n  \"a\": 1\n}\n");
+    }
+}
+
+#[test]
+fn binary_data_round_trips_through_two_runs() {
+    // Every byte value, 0xff (the framing's escape) included, many times.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 255) as u8).collect();
+    let packed = run(&["/usr/bin/xz", "-9", "-c"], &data);
+    assert_eq!(packed.status.code(), Some(0), "{}", text(&packed.stderr));
+    assert!(packed.stdout.len() > 16 && packed.stdout.len() < data.len());
+    let unpacked = run(&["/usr/bin/xz", "-d", "-c"], &packed.stdout);
+    assert_eq!(
+        unpacked.status.code(),
+        Some(0),
+        "{}",
+        text(&unpacked.stderr)
+    );
+    assert!(unpacked.stdout == data, "the round trip changed the data");
+}
+
+#[test]
+fn a_terminal_is_a_terminal_with_the_hosts_size() {
+    // `script` (util-linux, Essential in Debian) gives the run a pseudo-terminal.
+    let inner = format!(
+        "stty cols 111 rows 33; {} run -- /bin/busybox sh -c 'for fd in 0 1 2; do test -t $fd && echo $fd tty; done; stty size'",
+        cloister_cli().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let shown = text(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.starts_with("0 tty\n1 tty\n2 tty\n33 111\n"),
+        "{shown}"
+    );
+}
