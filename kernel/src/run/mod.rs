@@ -113,8 +113,8 @@ fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// Command-line keys the run mode reads besides the LibOS's own: which of
 /// the host's standard fds are terminals, and the terminal's size
-/// (`libos::fs::stdio`).
-pub const CMDLINE_KEYS: &[&str] = &["console.tty", "console.size"];
+/// (`libos::fs::stdio`); `learn` reports lookups that found nothing.
+pub const CMDLINE_KEYS: &[&str] = &["console.tty", "console.size", "learn"];
 
 /// Runs the program in the initramfs `archive`; never returns.
 pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
@@ -195,6 +195,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     syscalls::register(&mut table);
     table.set_observer(Arc::new(observer::Observer::new(
         args.get("trace").is_some(),
+        args.has("learn").then(|| platform.clone()),
     )));
     RUNTIME.call_once(|| Runtime { process, table });
 

@@ -3,22 +3,30 @@
 //! up at exit by [`unsupported_summary`]), and `/proc/1` answers.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
 use libos::fs::procfs::ProcessInfo;
 use libos::syscall::{SyscallArgs, SyscallObserver, syscall_name};
 
-/// Logs unsupported syscalls and, with `trace`, every syscall.
+use super::platform::KernelPlatform;
+
+/// Logs unsupported syscalls and, with `trace`, every syscall; with
+/// `learn`, reports the absolute paths lookups did not find.
 #[derive(Debug)]
 pub struct Observer {
     trace: bool,
+    /// User memory, for the path of a failed lookup (with `learn`).
+    learn: Option<Arc<KernelPlatform>>,
 }
 
 impl Observer {
-    /// `trace`: print a line per syscall on COM1.
-    pub fn new(trace: bool) -> Self {
-        Self { trace }
+    /// `trace`: print a line per syscall on COM1. `learn`: print
+    /// `CLOISTER_MISSING=<path>` for each lookup that failed with `ENOENT`
+    /// (`cloister run`'s learning pass, `tools/src/run/learn.rs`).
+    pub fn new(trace: bool, learn: Option<Arc<KernelPlatform>>) -> Self {
+        Self { trace, learn }
     }
 }
 
@@ -63,6 +71,12 @@ impl SyscallObserver for Observer {
     }
 
     fn completed(&self, args: &SyscallArgs, ret: isize) {
+        if let Some(mem) = &self.learn
+            && let Some(path) = libos::syscall::missing::missing_path(args, ret, &**mem)
+            && !path.contains(&b'\n')
+        {
+            crate::kprintln!("CLOISTER_MISSING={}", String::from_utf8_lossy(&path));
+        }
         if !self.trace {
             return;
         }

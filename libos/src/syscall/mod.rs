@@ -34,6 +34,7 @@ pub mod epoll;
 pub mod fs;
 pub mod futex;
 pub mod ipc;
+pub mod missing;
 pub mod mm;
 pub mod names;
 pub mod net;

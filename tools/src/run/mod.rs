@@ -16,6 +16,7 @@ pub mod audit;
 pub mod bundle;
 pub mod dynamic;
 pub mod image;
+pub mod learn;
 pub mod manifest;
 pub mod options;
 pub mod pack;

@@ -169,6 +169,10 @@ pub struct RunOptions {
     /// When capturing: the program's stdin (then end of input). Without
     /// capture the program reads the host's stdin.
     pub stdin: Vec<u8>,
+    /// Run the learning pass first (`super::learn`): pack the host files
+    /// the program looks for and does not find. The command line turns it
+    /// on unless `--no-learn`; the library default is off.
+    pub learn: bool,
 }
 
 impl RunOptions {
@@ -193,6 +197,7 @@ impl RunOptions {
             publish: Vec::new(),
             audit: None,
             stdin: Vec::new(),
+            learn: false,
         }
     }
 }
@@ -242,6 +247,10 @@ pub struct RunArgs {
     /// random key written to FILE.key (mode 0600).
     #[arg(long, value_name = "PATH", requires = "audit")]
     audit_key_file: Option<PathBuf>,
+    /// Do not run the learning pass that finds the files the program looks
+    /// for (language libraries, zoneinfo, certificates) and packs them.
+    #[arg(long)]
+    no_learn: bool,
     /// Show the kernel's info-level log and what goes in the image.
     #[arg(short, long)]
     verbose: bool,
@@ -271,6 +280,7 @@ impl RunArgs {
             let mut opts = super::manifest::load(path)?;
             opts.trace = self.trace;
             opts.verbose = self.verbose;
+            opts.learn = !self.no_learn;
             if let Some(secs) = self.timeout {
                 opts.timeout = (secs > 0).then(|| Duration::from_secs(secs));
             }
@@ -296,6 +306,7 @@ impl RunArgs {
         opts.env = self.env.iter().map(parse_env).collect::<Result<_>>()?;
         opts.trace = self.trace;
         opts.verbose = self.verbose;
+        opts.learn = !self.no_learn;
         opts.timeout = match self.timeout {
             Some(0) | None => None,
             Some(secs) => Some(Duration::from_secs(secs)),

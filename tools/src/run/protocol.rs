@@ -11,7 +11,8 @@
 //!   with `trace` on the command line) and the control line
 //!   `CLOISTER_EXIT=<status>` (0–255; 128+signal for a fatal fault),
 //!   before it `CLOISTER_UNSUPPORTED=name:count,…` when the program called
-//!   syscalls Cloister does not implement.
+//!   syscalls Cloister does not implement; in a learning run (`learn` on
+//!   the command line) `CLOISTER_MISSING=<path>` for each failed lookup.
 //! - COM2: the program's stdout and stderr, raw bytes.
 
 use std::ffi::OsString;
@@ -25,6 +26,8 @@ pub const ENVP_PATH: &str = "/.cloister/envp";
 pub const EXIT_PREFIX: &str = "CLOISTER_EXIT=";
 /// The prefix of the control line listing unsupported syscalls.
 pub const UNSUPPORTED_PREFIX: &str = "CLOISTER_UNSUPPORTED=";
+/// The prefix of a learning run's line naming a path a lookup did not find.
+pub const MISSING_PREFIX: &str = "CLOISTER_MISSING=";
 /// The prefix of a syscall trace line.
 pub const TRACE_PREFIX: &str = "[trace] ";
 
@@ -82,6 +85,8 @@ pub enum LogLevel {
 pub enum ConsoleLine<'a> {
     /// `CLOISTER_EXIT=<status>`: the program ended with this status.
     Exit(u8),
+    /// `CLOISTER_MISSING=<path>`: a lookup found nothing there.
+    Missing(&'a str),
     /// `CLOISTER_UNSUPPORTED=…`: the list after the prefix.
     Unsupported(&'a str),
     /// A `[trace] ` line, without the prefix.
@@ -103,7 +108,7 @@ impl ConsoleLine<'_> {
                 let lower = line.to_ascii_lowercase();
                 lower.contains("panic") || lower.starts_with("fatal")
             }
-            Self::Exit(_) | Self::Unsupported(_) | Self::Trace(_) => false,
+            Self::Exit(_) | Self::Missing(_) | Self::Unsupported(_) | Self::Trace(_) => false,
         }
     }
 }
@@ -125,6 +130,9 @@ pub fn classify(line: &str) -> ConsoleLine<'_> {
         && let Ok(status) = rest.trim_end().parse::<u8>()
     {
         return ConsoleLine::Exit(status);
+    }
+    if let Some(rest) = line.strip_prefix(MISSING_PREFIX) {
+        return ConsoleLine::Missing(rest.trim_end_matches('\r'));
     }
     if let Some(rest) = line.strip_prefix(UNSUPPORTED_PREFIX) {
         return ConsoleLine::Unsupported(rest.trim_end());

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::audit::AuditRun;
-use super::options::RunOptions;
+use super::options::{FileMapping, RunOptions};
 use super::pack::{HostContext, Packed, describe_command, pack};
 use super::protocol::{ConsoleLine, classify};
 use crate::build::{KernelBuild, build_kernel};
@@ -62,6 +62,8 @@ pub struct RunResult {
     /// Unsupported syscalls the program called (name, calls), as the
     /// kernel reported them at exit.
     pub unsupported: Vec<(String, u64)>,
+    /// In a learning run: the absolute paths lookups did not find.
+    pub missing: Vec<String>,
     /// From starting QEMU to its end.
     pub duration: Duration,
 }
@@ -74,8 +76,63 @@ impl RunResult {
     }
 }
 
-/// Runs `opts.program` in Cloister (see the module docs).
+/// Runs `opts.program` in Cloister (see the module docs), after the
+/// learning pass when `opts.learn` is set.
 pub fn run(opts: &RunOptions) -> Result<RunResult> {
+    let kernel = match &opts.kernel {
+        Some(k) => k.clone(),
+        None => {
+            crate::deps::ensure_qemu()?;
+            build_kernel(KernelBuild {
+                release: true,
+                ktest: false,
+            })?
+        }
+    };
+    if !opts.learn {
+        return run_once(opts, &kernel, false);
+    }
+    let verbose = opts.verbose && !opts.capture;
+    let learned = super::learn::learn(
+        opts,
+        super::learn::cache_dir().as_deref(),
+        |o| {
+            let r = run_once(o, &kernel, true)?;
+            Ok(r.missing.into_iter().map(PathBuf::from).collect())
+        },
+        |line| {
+            if verbose {
+                eprintln!("cloister: {line}");
+            }
+        },
+    )?;
+    let mut opts = opts.clone();
+    opts.files.extend(
+        learned
+            .into_iter()
+            .map(|host| FileMapping { host, guest: None }),
+    );
+    run_once(&opts, &kernel, false)
+}
+
+/// One boot. A learning run (see [`super::learn`]) gets no input, no
+/// published ports and no audit log, prints nothing, and ends as soon as
+/// the program looked for a file the host has.
+fn run_once(opts: &RunOptions, kernel: &std::path::Path, learning: bool) -> Result<RunResult> {
+    let learning_opts;
+    let opts = if learning {
+        let mut o = opts.clone();
+        o.capture = true;
+        o.stdin = Vec::new();
+        o.publish = Vec::new();
+        o.audit = None;
+        o.trace = false;
+        o.timeout = Some(super::learn::ROUND_LIMIT);
+        learning_opts = o;
+        &learning_opts
+    } else {
+        opts
+    };
     let host = HostContext::current()?;
     let packed = pack(opts, &host)?;
     if !opts.capture {
@@ -94,16 +151,6 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
     std::fs::write(&image_path, packed.image.to_cpio()?)
         .with_context(|| format!("cannot write the image to {}", image_path.display()))?;
 
-    let kernel = match &opts.kernel {
-        Some(k) => k.clone(),
-        None => {
-            crate::deps::ensure_qemu()?;
-            build_kernel(KernelBuild {
-                release: true,
-                ktest: false,
-            })?
-        }
-    };
     let audit = opts.audit.as_ref().map(AuditRun::prepare).transpose()?;
     if let Some(a) = &audit
         && a.key_generated
@@ -114,13 +161,23 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
             a.key_path.display()
         );
     }
-    let mut config = qemu_config(opts, kernel, image_path, scratch.path.join("app.sock"))?;
+    let mut config = qemu_config(
+        opts,
+        kernel.to_path_buf(),
+        image_path,
+        scratch.path.join("app.sock"),
+    )?;
+    if learning {
+        config.cmdline.push_str(" learn");
+        config.idle_timeout = super::learn::ROUND_IDLE;
+    }
     if let Some(a) = &audit {
         config.cmdline = format!("{} {}", config.cmdline, a.cmdline());
         config.extra_args.extend(a.qemu_args(config.memory_mib));
         config.stop_socket = Some(scratch.path.join("qmp.sock"));
     }
     let mut observer = Relay::new(opts);
+    observer.learning = learning;
     let report = qemu::run_observed(&config, &mut observer);
     let audit_bytes = audit.as_ref().map(AuditRun::extract);
     let report = report?;
@@ -164,6 +221,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult> {
         );
     }
     Ok(RunResult {
+        missing: observer.missing,
         unsupported: observer.unsupported,
         status: observer.status,
         output: observer.output,
@@ -284,6 +342,10 @@ struct Relay {
     kernel_lines: Vec<String>,
     trace_lines: Vec<String>,
     unsupported: Vec<(String, u64)>,
+    /// A learning run: collect `CLOISTER_MISSING` and stop at the first
+    /// path the host has.
+    learning: bool,
+    missing: Vec<String>,
     /// The last kernel lines, for a diagnosis.
     recent: VecDeque<String>,
 }
@@ -301,6 +363,8 @@ impl Relay {
             kernel_lines: Vec::new(),
             trace_lines: Vec::new(),
             unsupported: Vec::new(),
+            learning: false,
+            missing: Vec::new(),
             recent: VecDeque::new(),
         }
     }
@@ -313,6 +377,15 @@ impl GuestObserver for Relay {
             ConsoleLine::Exit(status) => {
                 self.status.get_or_insert(status);
                 return Flow::Finish { grace: EXIT_GRACE };
+            }
+            ConsoleLine::Missing(path) => {
+                self.missing.push(path.to_string());
+                if self.learning && std::path::Path::new(path).symlink_metadata().is_ok() {
+                    // A little longer, for the lookups that follow.
+                    return Flow::Finish {
+                        grace: super::learn::ROUND_GRACE,
+                    };
+                }
             }
             ConsoleLine::Unsupported(list) => {
                 self.unsupported = super::protocol::parse_unsupported(list);
