@@ -91,10 +91,13 @@ pub struct ProcessImage {
     pub interp_path: Option<Vec<u8>>,
 }
 
-/// The whole contents of a file (`EFBIG` if it cannot fit in memory).
+/// The whole contents of a file (`EFBIG` if its size does not fit the
+/// address space, `ENOMEM` if the buffer cannot be had).
 pub fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
     let size = usize::try_from(inode.metadata().size).map_err(|_| Errno::EFBIG)?;
-    let mut bytes = alloc::vec![0u8; size];
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(size, 0);
     let n = inode.read_at(0, &mut bytes)?;
     bytes.truncate(n);
     Ok(bytes)

@@ -172,9 +172,12 @@ impl UserSliceRead {
         self.len == 0
     }
 
-    /// Copies the whole buffer in.
+    /// Copies the whole buffer in (`ENOMEM` if a kernel buffer of that size
+    /// cannot be had: the length comes from the program).
     pub fn read_to_vec(&self, mem: &dyn UserMemory) -> Result<Vec<u8>> {
-        let mut v = vec![0u8; self.len];
+        let mut v = Vec::new();
+        v.try_reserve_exact(self.len).map_err(|_| Errno::ENOMEM)?;
+        v.resize(self.len, 0);
         mem.read_user(self.addr, &mut v)?;
         Ok(v)
     }

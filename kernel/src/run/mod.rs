@@ -135,6 +135,11 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         ),
         Err(e) => fail_to_start(125, format_args!("bad initramfs: {e}")),
     }
+    // tmpfs's default size: what the image holds plus half the memory
+    // left (`df /` shows it; writes past it fail with ENOSPC).
+    let (_, free) = crate::mm::frames::memory_bytes();
+    let (_, image_pages) = vfs.space().pages();
+    vfs.space().set_limit_bytes(image_pages * 4096 + free / 2);
     let argv = read_list(&vfs, b"/.cloister/argv").unwrap_or_default();
     let envp = read_list(&vfs, b"/.cloister/envp").unwrap_or_default();
     let Some(path) = argv.first().cloned() else {

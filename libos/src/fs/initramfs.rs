@@ -10,8 +10,8 @@
 //! inode.
 
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
+use super::data::FileData;
 use super::inode::{Content, InodeRef};
 use super::vfs::Vfs;
 use crate::cpio::{CpioReader, Entry, FileType};
@@ -85,7 +85,7 @@ impl Vfs {
                         inode.clone()
                     }
                     None => {
-                        let inode = self.insert(&dir, last, Content::File(Vec::new()), perm)?;
+                        let inode = self.insert(&dir, last, self.new_file_data(), perm)?;
                         hard_links.insert(key, inode.clone());
                         inode
                     }
@@ -100,7 +100,7 @@ impl Vfs {
             FileType::Regular | FileType::Symlink => {
                 self.remove_if_present(&dir, last)?;
                 let content = if entry.file_type() == FileType::Regular {
-                    Content::File(entry.data.to_vec())
+                    Content::File(FileData::from_bytes(entry.data, self.space().clone())?)
                 } else {
                     Content::Symlink(entry.data.to_vec())
                 };

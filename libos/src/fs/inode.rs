@@ -10,15 +10,14 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use spin::Mutex;
 
+use super::data::FileData;
+pub use super::data::MAX_FILE_BYTES;
 use super::device::CharDevice;
 use crate::error::{Errno, Result};
-use crate::{return_errno, return_errno_with_message};
+use crate::return_errno;
 
 /// A shared reference to an inode.
 pub type InodeRef = Arc<Inode>;
-
-/// Largest regular file the VFS holds, in bytes.
-pub const MAX_FILE_BYTES: u64 = 1 << 32;
 
 /// `S_IFMT` type bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +94,9 @@ pub struct Metadata {
     pub mtime_ns: TimeNs,
     /// Last status change.
     pub ctime_ns: TimeNs,
+    /// Bytes of storage held (whole pages; less than `size` for a sparse
+    /// file): `st_blocks` × 512.
+    pub allocated_bytes: u64,
 }
 
 impl Metadata {
@@ -114,14 +116,15 @@ impl Metadata {
             atime_ns: 0,
             mtime_ns: 0,
             ctime_ns: 0,
+            allocated_bytes: 0,
         }
     }
 
-    /// 512-byte blocks, as `st_blocks` counts them: whole 4 KiB pages, as
-    /// tmpfs (and a 4 KiB-block disk file system) allocates them, so
+    /// 512-byte blocks, as `st_blocks` counts them: the whole 4 KiB pages
+    /// the file holds, as tmpfs allocates them (holes hold none), so
     /// `ls -s`/`du`/`ls -l`'s total match Linux.
     pub const fn blocks_512(&self) -> u64 {
-        self.size.div_ceil(4096) * 8
+        self.allocated_bytes / 512
     }
 }
 
@@ -132,7 +135,7 @@ pub trait SyntheticFile: Send + Sync {
 }
 
 pub(crate) enum Content {
-    File(Vec<u8>),
+    File(FileData),
     Synthetic(Arc<dyn SyntheticFile>),
     Dir {
         entries: BTreeMap<Vec<u8>, InodeRef>,
@@ -208,12 +211,16 @@ impl Inode {
     /// The `stat` view.
     pub fn metadata(&self) -> Metadata {
         let d = self.data.lock();
-        let (size, rdev) = match &d.content {
-            Content::File(bytes) | Content::Symlink(bytes) => (bytes.len() as u64, (0, 0)),
+        let (size, rdev, allocated_bytes) = match &d.content {
+            Content::File(data) => (data.len(), (0, 0), data.allocated_pages() * 4096),
+            Content::Symlink(bytes) => {
+                let len = bytes.len() as u64;
+                (len, (0, 0), len.div_ceil(4096) * 4096)
+            }
             // Like Linux's /proc files: size 0, read until end of file.
-            Content::Synthetic(_) => (0, (0, 0)),
-            Content::Dir { .. } => (4096, (0, 0)),
-            Content::Device(dev) => (0, dev.rdev()),
+            Content::Synthetic(_) => (0, (0, 0), 0),
+            Content::Dir { .. } => (4096, (0, 0), 4096),
+            Content::Device(dev) => (0, dev.rdev(), 0),
         };
         Metadata {
             ino: self.ino,
@@ -227,6 +234,7 @@ impl Inode {
             atime_ns: d.atime_ns,
             mtime_ns: d.mtime_ns,
             ctime_ns: d.ctime_ns,
+            allocated_bytes,
         }
     }
 
@@ -275,17 +283,7 @@ impl Inode {
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let d = self.data.lock();
         match &d.content {
-            Content::File(bytes) => {
-                let Ok(start) = usize::try_from(offset) else {
-                    return Ok(0);
-                };
-                let Some(avail) = bytes.get(start..) else {
-                    return Ok(0);
-                };
-                let n = avail.len().min(buf.len());
-                buf[..n].copy_from_slice(&avail[..n]);
-                Ok(n)
-            }
+            Content::File(data) => Ok(data.read_at(offset, buf)),
             Content::Synthetic(generator) => {
                 let generator = generator.clone();
                 drop(d);
@@ -311,19 +309,11 @@ impl Inode {
     pub fn write_at(&self, offset: u64, buf: &[u8], now: TimeNs) -> Result<usize> {
         let mut d = self.data.lock();
         match &mut d.content {
-            Content::File(bytes) => {
-                let end = offset
-                    .checked_add(buf.len() as u64)
-                    .filter(|&e| e <= MAX_FILE_BYTES)
-                    .ok_or(Errno::EFBIG)?;
-                let (start, end) = (offset as usize, end as usize);
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[start..end].copy_from_slice(buf);
+            Content::File(data) => {
+                let n = data.write_at(offset, buf)?;
                 d.mtime_ns = now;
                 d.ctime_ns = now;
-                Ok(buf.len())
+                Ok(n)
             }
             Content::Synthetic(_) => return_errno!(Errno::EACCES),
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
@@ -336,15 +326,12 @@ impl Inode {
         }
     }
 
-    /// Sets a regular file's length, zero-extending.
+    /// Sets a regular file's length (growing leaves a hole).
     pub fn truncate(&self, len: u64, now: TimeNs) -> Result<()> {
-        if len > MAX_FILE_BYTES {
-            return_errno_with_message!(Errno::EFBIG, "file too large");
-        }
         let mut d = self.data.lock();
         match &mut d.content {
-            Content::File(bytes) => {
-                bytes.resize(len as usize, 0);
+            Content::File(data) => {
+                data.truncate(len)?;
                 d.mtime_ns = now;
                 d.ctime_ns = now;
                 Ok(())

@@ -13,6 +13,7 @@
 //! The syscall layer (`crate::syscall::fs`) drives it through open file
 //! descriptions in `crate::fd`.
 
+pub mod data;
 pub mod device;
 pub mod file;
 pub mod initramfs;

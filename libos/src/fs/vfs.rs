@@ -7,10 +7,10 @@
 
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
+use super::data::{FileData, Space};
 use super::device::DeviceRegistry;
 use super::inode::{Content, Inode, InodeRef, SyntheticFile, TimeNs};
 use crate::error::{Errno, Result};
@@ -24,6 +24,8 @@ pub struct Vfs {
     clock: Arc<dyn Clock>,
     devices: DeviceRegistry,
     namespace: Mutex<()>,
+    /// The size limit all regular files share (tmpfs `size=`).
+    space: Arc<Space>,
 }
 
 impl core::fmt::Debug for Vfs {
@@ -72,6 +74,7 @@ impl Vfs {
             clock,
             devices,
             namespace: Mutex::new(()),
+            space: Arc::new(Space::default()),
         };
         // A fresh tree has no /dev yet, so these cannot fail.
         let root = vfs.root.clone();
@@ -97,6 +100,17 @@ impl Vfs {
     /// The current wall-clock time for timestamps.
     pub fn now(&self) -> TimeNs {
         self.clock.realtime_ns()
+    }
+
+    /// The file system's size budget: unlimited until
+    /// [`Space::set_limit_bytes`]; `statfs` reports it.
+    pub fn space(&self) -> &Arc<Space> {
+        &self.space
+    }
+
+    /// An empty regular file's contents, charged to this file system.
+    pub(crate) fn new_file_data(&self) -> Content {
+        Content::File(FileData::new(self.space.clone()))
     }
 
     /// The registered devices.
@@ -190,7 +204,7 @@ impl Vfs {
         if path.ends_with(b"/") {
             return_errno!(Errno::EISDIR);
         }
-        self.insert(&dir, &name, Content::File(Vec::new()), perm)
+        self.insert(&dir, &name, self.new_file_data(), perm)
     }
 
     /// Creates a directory.

@@ -83,17 +83,21 @@ pub fn sys_fsetxattr(p: &Process, a: &SyscallArgs) -> Result<usize> {
 const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 /// `struct statfs` (120 bytes) for the in-memory file system: 4 KiB
-/// blocks, sizes from the platform's free memory, 255-byte names.
+/// blocks, its size limit (`Space`) as the total, free pages as what the
+/// limit leaves — or free memory, if that is less — and 255-byte names.
 fn encode_statfs(p: &Process) -> [u8; 120] {
-    let (total, free) = p.platform.memory_bytes();
+    let (total_mem, free_mem) = p.platform.memory_bytes();
+    let (limit, used) = p.vfs.space().pages();
+    let blocks = limit.min(used.saturating_add(total_mem / 4096));
+    let free = blocks.saturating_sub(used).min(free_mem / 4096);
     let words: [u64; 15] = [
         TMPFS_MAGIC,
         4096,
-        total / 4096,
-        free / 4096,
-        free / 4096,
-        total / 4096,
-        free / 4096,
+        blocks,
+        free,
+        free,
+        total_mem / 4096,
+        free_mem / 4096,
         0,   // f_fsid
         255, // f_namelen
         4096,
