@@ -54,3 +54,57 @@ fn file_sizes_a_program_controls_get_linux_answers_and_a_full_tmp_gives_enospc()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `memory_limits MODE` on a 128 MiB guest.
+fn memory(prog: &Path, mode: &str) -> tools::run::RunResult {
+    let mut opts = RunOptions::new(prog, [mode]);
+    opts.capture = true;
+    opts.memory_mib = 128;
+    opts.timeout = Some(Duration::from_secs(300));
+    run(&opts).expect("cloister run")
+}
+
+#[test]
+fn memory_exhaustion_gives_null_enomem_or_the_oom_kill_never_a_panic() {
+    let dir = scratch("memory");
+    let prog = compile(&dir, "memory_limits");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    // malloc in a loop: NULL at last, and the program goes on.
+    let r = memory(&prog, "malloc");
+    assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+    assert!(
+        text(&r.stdout).starts_with("malloc returned NULL after "),
+        "{}",
+        text(&r.output)
+    );
+    // Written 1 MiB blocks: NULL before memory runs out.
+    let r = memory(&prog, "touch");
+    assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+    assert!(text(&r.stdout).contains("touched"), "{}", text(&r.output));
+
+    // 1 TiB lazy mapping, a touch, deep recursion: as natively.
+    let native = Command::new(&prog).arg("huge").output().expect("native");
+    let r = memory(&prog, "huge");
+    assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+    assert_eq!(text(&r.stdout), text(&native.stdout));
+
+    // MAP_POPULATE that cannot be backed: refused, not pretended.
+    let r = memory(&prog, "populate");
+    assert_eq!(
+        text(&r.stdout),
+        "MAP_POPULATE of 1 GiB: Cannot allocate memory\n"
+    );
+
+    // Writing more than exists: the OOM kill, status 137, said on stderr.
+    let r = memory(&prog, "oom");
+    assert_eq!(r.exit_code(), 137, "{}", text(&r.output));
+    assert_eq!(text(&r.stdout), "writing 1 GiB\n");
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("cloister: out of memory: program killed (SIGKILL)"),
+        "{err}"
+    );
+    assert!(!err.contains("SIGSEGV") && r.diagnosis.is_none(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

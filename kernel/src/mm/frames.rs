@@ -75,6 +75,30 @@ pub fn free_frames() -> usize {
     with(|fa| fa.free_frames())
 }
 
+/// Frames user memory may not take: kept for the kernel (its heap, thread
+/// stacks, page tables of new threads), so a program that exhausts memory
+/// is killed with the kernel still standing. 1/16 of memory, between
+/// 4 MiB and 64 MiB.
+pub fn kernel_reserve_frames() -> usize {
+    let bytes = (total_bytes() / 16).clamp(4 << 20, 64 << 20);
+    (bytes / FRAME_BYTES) as usize
+}
+
+/// Bytes user memory can still have: free frames minus the kernel's
+/// reserve (what the LibOS's heuristic overcommit and `sysinfo` see).
+pub fn user_available_bytes() -> u64 {
+    free_frames().saturating_sub(kernel_reserve_frames()) as u64 * FRAME_BYTES
+}
+
+/// A zeroed frame for user memory (a page or a page table of the
+/// program's): `None` once only the kernel's reserve is left.
+pub fn alloc_user_zeroed() -> Option<u64> {
+    if free_frames() <= kernel_reserve_frames() {
+        return None;
+    }
+    alloc_zeroed()
+}
+
 /// A zeroed frame.
 pub fn alloc_zeroed() -> Option<u64> {
     let paddr = alloc()?;

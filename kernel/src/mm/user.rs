@@ -102,6 +102,26 @@ fn table_at(paddr: u64) -> &'static mut PageTable {
     unsafe { &mut *(phys_to_virt(paddr) as *mut PageTable) }
 }
 
+/// The first address after `vaddr` whose level-1 entry may exist, when
+/// the table holding `vaddr`'s entry does not: the end of the span the
+/// missing table would map (so walks over huge empty ranges skip whole
+/// tables instead of testing every page).
+fn skip_missing(vaddr: u64) -> u64 {
+    let addr = VirtAddr::new(vaddr);
+    let mut table = table_at(Cr3::read().0.start_address().as_u64());
+    // Spans of a PML4, PDPT and PD entry.
+    let spans = [1u64 << 39, 1 << 30, 1 << 21];
+    let indices = [addr.p4_index(), addr.p3_index(), addr.p2_index()];
+    for (index, span) in indices.into_iter().zip(spans) {
+        let entry = &table[index];
+        if entry.is_unused() {
+            return (vaddr & !(span - 1)).saturating_add(span);
+        }
+        table = table_at(entry.addr().as_u64());
+    }
+    vaddr + PAGE_BYTES
+}
+
 /// The level-1 entry for `vaddr`, creating the tables on the way when
 /// `create` is set. `None`: no table (and `create` unset) or out of frames.
 fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
@@ -114,7 +134,7 @@ fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
             if !create {
                 return None;
             }
-            let frame = frames::alloc_zeroed()?;
+            let frame = frames::alloc_user_zeroed()?;
             entry.set_addr(x86_64::PhysAddr::new(frame), USER_TABLE);
         }
         table = table_at(entry.addr().as_u64());
@@ -195,7 +215,11 @@ pub fn protect(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
     with_lock(|| {
         let mut v = start;
         while v < end {
-            if let Some(entry) = leaf(v, false).filter(|e| !e.is_unused()) {
+            let Some(entry) = leaf(v, false) else {
+                v = skip_missing(v);
+                continue;
+            };
+            if !entry.is_unused() {
                 let flags = entry.flags();
                 entry.set_flags(leaf_flags(prot, flags.contains(HAS_FRAME)));
                 if flags.contains(F::PRESENT) {
@@ -214,12 +238,14 @@ pub fn unmap(start: u64, len: u64) -> Result<(), UserMapError> {
     with_lock(|| {
         let mut v = start;
         while v < end {
-            if let Some(entry) = leaf(v, false) {
-                let was_present = entry.flags().contains(F::PRESENT);
-                clear_entry(entry);
-                if was_present {
-                    tlb::flush(VirtAddr::new(v));
-                }
+            let Some(entry) = leaf(v, false) else {
+                v = skip_missing(v);
+                continue;
+            };
+            let was_present = entry.flags().contains(F::PRESENT);
+            clear_entry(entry);
+            if was_present {
+                tlb::flush(VirtAddr::new(v));
             }
             v += PAGE_BYTES;
         }
@@ -236,7 +262,11 @@ pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
     with_lock(|| {
         let mut off = 0;
         while off < len {
-            if let Some(src) = leaf(from + off, false).filter(|e| !e.is_unused()) {
+            let Some(src) = leaf(from + off, false) else {
+                off = skip_missing(from + off) - from;
+                continue;
+            };
+            if !src.is_unused() {
                 let (addr, flags) = (src.addr(), src.flags());
                 src.set_unused();
                 if flags.contains(F::PRESENT) {
@@ -257,7 +287,7 @@ fn populate(entry: &mut PageTableEntry) -> Result<u64, UserMapError> {
     if flags.contains(HAS_FRAME) {
         return Ok(entry.addr().as_u64());
     }
-    let frame = frames::alloc_zeroed().ok_or(UserMapError::OutOfMemory)?;
+    let frame = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
     let prot = perms_of(flags);
     entry.set_addr(x86_64::PhysAddr::new(frame), leaf_flags(prot, true));
     Ok(frame)
@@ -314,27 +344,47 @@ fn access_allowed(prot: Perms, access: FaultAccess) -> bool {
     }
 }
 
-/// Handles a page fault at user address `addr`: if the page is lazy and its
-/// permissions allow the access, maps a zeroed frame and returns `true`
-/// (retry the access). `false` means a genuine fault.
-pub fn resolve_fault(addr: u64, error_code: u64) -> bool {
+/// What demand paging made of a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demand {
+    /// The page got its frame: retry the access.
+    Resolved,
+    /// Not a lazy page this access may touch (ask the LibOS, or a genuine
+    /// fault).
+    NotLazy,
+    /// A lazy page the access may touch, but no frame is left for it.
+    OutOfMemory,
+}
+
+/// Demand paging for a fault at user address `addr`: if the page is lazy
+/// and its permissions allow the access, maps a zeroed frame.
+pub fn demand_fault(addr: u64, error_code: u64) -> Demand {
     if addr >= USER_END || error_code & 1 != 0 {
         // Protection violations on present pages are never demand faults.
-        return false;
+        return Demand::NotLazy;
     }
     with_lock(|| {
         let Some(entry) = leaf(addr & !(PAGE_BYTES - 1), false) else {
-            return false;
+            return Demand::NotLazy;
         };
         let flags = entry.flags();
         if entry.is_unused() || flags.contains(HAS_FRAME) {
-            return false;
+            return Demand::NotLazy;
         }
         if !access_allowed(perms_of(flags), fault_access(error_code)) {
-            return false;
+            return Demand::NotLazy;
         }
-        populate(entry).is_ok()
+        match populate(entry) {
+            Ok(_) => Demand::Resolved,
+            Err(_) => Demand::OutOfMemory,
+        }
     })
+}
+
+/// [`demand_fault`] for the kernel's own accesses to user memory (user
+/// copies): `true` if the access can be retried.
+pub fn resolve_fault(addr: u64, error_code: u64) -> bool {
+    demand_fault(addr, error_code) == Demand::Resolved
 }
 
 /// The permissions of the page at `addr` and whether it has a frame, or

@@ -1,6 +1,5 @@
 //! A fatal fault in the application: the signal Linux would send, a clear
-//! report, and exit status 128 + signal (there is no signal delivery yet,
-//! so a handler the program installed is not run — the report says so).
+//! report, and exit status 128 + signal; and the out-of-memory kill.
 
 use super::exit_program;
 
@@ -37,6 +36,26 @@ fn page_fault_detail(error_code: u64) -> &'static str {
     }
 }
 
+/// Linux's `SIGKILL`, which the out-of-memory killer sends.
+const SIGKILL: u8 = 9;
+
+/// Ends the program because thread `tid` touched a valid page at `addr`
+/// that no memory is left to back: `SIGKILL` (status 137) with a
+/// `cloister:` line and an audit record, as Linux's OOM killer would —
+/// never a misleading `SIGSEGV`, and the kernel keeps its reserve.
+pub fn out_of_memory(tid: u32, addr: u64) -> ! {
+    let (total, free) = crate::mm::frames::memory_bytes();
+    let text = alloc::format!(
+        "cloister: out of memory: program killed (SIGKILL) when thread {tid} touched {addr:#x}; {} of {} MiB in use\n",
+        (total - free) >> 20,
+        total >> 20
+    );
+    crate::audit::record_text(format_args!("{}", text.trim_end()));
+    crate::app_console::write_err(text.as_bytes());
+    log::info!("{}", text.trim_end());
+    exit_program(128 + SIGKILL)
+}
+
 /// Terminates the program for exception `vector` in thread `tid`.
 pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
     // Audit hook: a fatal user-mode exception (resolved lazy-page faults
@@ -55,7 +74,7 @@ pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
             "cloister: program killed by {name}: {what} (error code {error_code:#x}), RIP {rip:#x}, thread {tid}\n"
         )
     };
-    crate::app_console::write(text.as_bytes());
-    log::error!("{}", text.trim_end());
+    crate::app_console::write_err(text.as_bytes());
+    log::info!("{}", text.trim_end());
     exit_program(128 + sig)
 }

@@ -54,11 +54,34 @@ pub(crate) fn futex_wake(process: &Process, addr: u64, count: usize) {
 }
 
 /// Asks the LibOS to populate the user page at `addr` for `access` (stack
-/// growth, a reservation made accessible after the fact). `true`: retry.
+/// growth, a reservation made accessible after the fact, a large area's
+/// first touch). `true`: retry.
 pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
-    RUNTIME
+    user_page_demand(addr, access) == crate::mm::user::Demand::Resolved
+}
+
+/// [`populate_user_page`], telling a page the LibOS would give but memory
+/// cannot back (`OutOfMemory`) from an invalid access (`NotLazy`).
+fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
+    use crate::mm::user::Demand;
+    match RUNTIME
         .get()
-        .is_some_and(|rt| libos::mm::handle_page_fault(&rt.process, addr, access).is_ok())
+        .map(|rt| libos::mm::handle_page_fault(&rt.process, addr, access))
+    {
+        Some(Ok(())) => Demand::Resolved,
+        Some(Err(e)) if e.errno() == libos::error::Errno::ENOMEM => Demand::OutOfMemory,
+        _ => Demand::NotLazy,
+    }
+}
+
+/// How a user page fault is answered: demand paging in the kernel, then
+/// the LibOS (areas without page-table entries yet).
+fn demand_user_fault(cr2: u64, error_code: u64) -> crate::mm::user::Demand {
+    use crate::mm::user::{Demand, demand_fault, fault_access};
+    match demand_fault(cr2, error_code) {
+        Demand::NotLazy if error_code & 1 == 0 => user_page_demand(cr2, fault_access(error_code)),
+        other => other,
+    }
 }
 
 /// Drives the network stack (from idle waits: frames may have arrived).
@@ -92,7 +115,7 @@ pub fn exit_program(status: u8) -> ! {
 /// (where a shell would print it) and the log, exits with `status`.
 fn fail_to_start(status: u8, msg: core::fmt::Arguments<'_>) -> ! {
     let text = alloc::format!("cloister: {msg}\n");
-    crate::app_console::write(text.as_bytes());
+    crate::app_console::write_err(text.as_bytes());
     log::error!("{msg}");
     exit_program(status)
 }
@@ -257,9 +280,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 vector: 14,
                 error_code,
                 cr2,
-            } if crate::mm::user::resolve_fault(cr2, error_code)
-                || (error_code & 1 == 0
-                    && populate_user_page(cr2, crate::mm::user::fault_access(error_code))) => {}
+            } if match demand_user_fault(cr2, error_code) {
+                // The page is there now: retry the access.
+                crate::mm::user::Demand::Resolved => true,
+                // A valid access memory cannot back: the OOM kill.
+                crate::mm::user::Demand::OutOfMemory => fault::out_of_memory(me.tid, cr2),
+                crate::mm::user::Demand::NotLazy => false,
+            } => {}
             ReturnReason::Exception {
                 vector,
                 error_code,

@@ -117,8 +117,11 @@ impl CurrentThread for KernelPlatform {
 }
 
 impl MemoryStats for KernelPlatform {
+    /// Free is what the program can still have: the kernel's reserve is
+    /// not counted (`mm::frames::user_available_bytes`).
     fn memory_bytes(&self) -> (u64, u64) {
-        crate::mm::frames::memory_bytes()
+        let (total, _) = crate::mm::frames::memory_bytes();
+        (total, crate::mm::frames::user_available_bytes())
     }
 }
 

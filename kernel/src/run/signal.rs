@@ -62,8 +62,8 @@ pub fn interrupts_wait(process: &Process, tid: u32) -> bool {
 /// Ends the program for signal `sig` whose action is the default.
 fn terminate(sig: u32, tid: u32) -> ! {
     let text = alloc::format!("cloister: program killed by signal {sig} (thread {tid})\n");
-    crate::app_console::write(text.as_bytes());
-    log::error!("{}", text.trim_end());
+    crate::app_console::write_err(text.as_bytes());
+    log::info!("{}", text.trim_end());
     super::exit_program((128 + sig) as u8)
 }
 

@@ -11,6 +11,7 @@
 //! [`handle_page_fault`] populates on first touch.
 
 use alloc::vec;
+use alloc::vec::Vec;
 
 use super::page_up;
 use super::vm::STACK_GUARD_GAP;
@@ -118,10 +119,26 @@ fn populate(platform: &dyn Platform, vma: &Vma, start: u64, end: u64, perms: Per
     Ok(())
 }
 
-/// Adds `vma` over a free range: present pages if accessible, else
-/// recorded as unpopulated.
+/// Anonymous areas larger than this get no page-table entries until they
+/// are touched ([`handle_page_fault`] reserves them a chunk at a time), so
+/// a mapping's cost does not grow with its size: a 1 TiB reservation is
+/// as cheap as a 4 KiB one.
+pub const LAZY_AREA_BYTES: u64 = 2 << 20;
+
+/// The span [`handle_page_fault`] reserves around a faulting page of a
+/// large anonymous area (aligned, within the area).
+const FAULT_CHUNK_BYTES: u64 = 2 << 20;
+
+/// Whether `vma`'s pages are left to be reserved on first touch.
+fn deferred(vma: &Vma) -> bool {
+    matches!(vma.backing, Backing::Anonymous) && vma.end - vma.start > LAZY_AREA_BYTES
+}
+
+/// Adds `vma` over a free range: present pages if accessible (or, for a
+/// large anonymous area, nothing until touched), else recorded as
+/// unpopulated.
 fn establish(platform: &dyn Platform, vm: &mut Vm, vma: Vma) -> Result<()> {
-    if accessible(vma.perms) {
+    if accessible(vma.perms) && !deferred(&vma) {
         populate(platform, &vma, vma.start, vma.end, vma.perms)?;
     } else {
         vm.unpopulated.insert(vma.start..vma.end);
@@ -172,6 +189,32 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
     Ok(start)
 }
 
+/// `MAP_POPULATE`: gives every page of `start..end` (a fresh anonymous
+/// mapping) its frame now. `ENOMEM` when memory runs out (Linux would
+/// return the mapping and populate what it can; failing is the honest
+/// answer here, where nothing can be reclaimed later).
+pub fn populate_now(process: &Process, start: u64, end: u64) -> Result<()> {
+    let platform = &*process.platform;
+    let mut vm = process.vm.lock();
+    let Some(vma) = vm.find(start).cloned() else {
+        return_errno!(Errno::ENOMEM);
+    };
+    if !accessible(vma.perms) {
+        return Ok(());
+    }
+    for r in vm.unpopulated.remove(start..end) {
+        platform.map_zeroed(r.start, r.end - r.start, vma.perms)?;
+    }
+    // Writing zeros through `fill` gives each lazy page its frame.
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut page = start;
+    while page < end {
+        platform.fill(page, &ZEROS)?;
+        page += PAGE_SIZE;
+    }
+    Ok(())
+}
+
 /// `munmap`: removes `start..end` (holes are fine).
 pub fn unmap(process: &Process, start: u64, end: u64) {
     let mut vm = process.vm.lock();
@@ -189,8 +232,18 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
     if perms.write && vm.overlapping(start, end).any(|v| !v.may_write) {
         return_errno!(Errno::EACCES);
     }
+    // Large anonymous areas stay unpopulated: their pages are reserved
+    // when touched, with the area's new permissions.
     if accessible(perms) {
-        let absent = vm.unpopulated.remove(start..end);
+        let eager: Vec<(u64, u64)> = vm
+            .overlapping(start, end)
+            .filter(|v| !deferred(v))
+            .map(|v| (v.start.max(start), v.end.min(end)))
+            .collect();
+        let mut absent = Vec::new();
+        for (s, e) in eager {
+            absent.extend(vm.unpopulated.remove(s..e));
+        }
         for (i, r) in absent.iter().enumerate() {
             let mut result = Ok(());
             for v in vm.overlapping(r.start, r.end) {
@@ -224,6 +277,10 @@ pub fn brk(process: &Process, new: u64) -> u64 {
         return old;
     };
     if new_end > old_end {
+        // Heuristic overcommit, as for `mmap`.
+        if new_end - old_end > platform.memory_bytes().1 {
+            return old;
+        }
         let fits = new_end
             .checked_add(PAGE_SIZE)
             .is_some_and(|guard| guard <= USER_SPACE_END && vm.is_free(old_end, guard));
@@ -254,10 +311,16 @@ pub fn discard(process: &Process, start: u64, end: u64) -> Result<()> {
         if v.shared && matches!(v.backing, Backing::Anonymous) {
             continue;
         }
-        if accessible(v.perms) {
-            vm.unpopulated.remove(s..e);
-            populate(platform, v, s, e, v.perms)?;
+        if accessible(v.perms) && !deferred(v) {
+            let was_absent = vm.unpopulated.remove(s..e);
+            if let Err(err) = populate(platform, v, s, e, v.perms) {
+                for r in was_absent {
+                    vm.unpopulated.insert(r);
+                }
+                return Err(err);
+            }
         } else {
+            // Back to untouched: zero (or absent) on the next access.
             platform.unmap(s, e - s);
             vm.unpopulated.insert(s..e);
         }
@@ -275,10 +338,16 @@ pub fn zero_shared(process: &Process, start: u64, end: u64) -> Result<()> {
     let pieces: vec::Vec<Vma> = vm.overlapping(start, end).cloned().collect();
     for v in &pieces {
         let (s, e) = (v.start.max(start), v.end.min(end));
-        if accessible(v.perms) {
-            vm.unpopulated.remove(s..e);
-            populate(platform, v, s, e, v.perms)?;
+        if accessible(v.perms) && !deferred(v) {
+            let was_absent = vm.unpopulated.remove(s..e);
+            if let Err(err) = populate(platform, v, s, e, v.perms) {
+                for r in was_absent {
+                    vm.unpopulated.insert(r);
+                }
+                return Err(err);
+            }
         } else {
+            // Back to untouched: zero (or absent) on the next access.
             platform.unmap(s, e - s);
             vm.unpopulated.insert(s..e);
         }
@@ -417,8 +486,26 @@ pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> R
     if !allowed || !vm.unpopulated.contains(page) {
         return_errno!(Errno::EFAULT);
     }
-    populate(platform, &vma, page, page + PAGE_SIZE, vma.perms)?;
-    vm.unpopulated.remove(page..page + PAGE_SIZE);
+    // A large anonymous area: reserve the chunk around the page (cheap
+    // lazy entries; the frame comes when the access is retried).
+    let (start, end) = if deferred(&vma) {
+        let chunk = page & !(FAULT_CHUNK_BYTES - 1);
+        (
+            chunk.max(vma.start),
+            chunk.saturating_add(FAULT_CHUNK_BYTES).min(vma.end),
+        )
+    } else {
+        (page, page + PAGE_SIZE)
+    };
+    let pieces = vm.unpopulated.remove(start..end);
+    for (i, r) in pieces.iter().enumerate() {
+        if let Err(e) = populate(platform, &vma, r.start, r.end, vma.perms) {
+            for r in &pieces[i..] {
+                vm.unpopulated.insert(r.clone());
+            }
+            return Err(e);
+        }
+    }
     Ok(())
 }
 

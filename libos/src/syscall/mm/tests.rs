@@ -195,7 +195,9 @@ fn mprotect_splits_merges_and_is_enforced() {
 fn prot_none_reservations_populate_on_mprotect() {
     let h = setup();
     let pages_before = h.m.mapped_pages();
-    let a = h.mmap(0, 1024 * PG, 0, ANON | u64::from(MAP_NORESERVE)) as u64;
+    // 2 MiB: the largest reservation still populated eagerly (a larger one
+    // is populated on touch: `huge_reservations_cost_nothing_until_touched`).
+    let a = h.mmap(0, 512 * PG, 0, ANON | u64::from(MAP_NORESERVE)) as u64;
     assert_eq!(h.m.mapped_pages(), pages_before, "no frames for PROT_NONE");
     assert_eq!(h.read(a, 1), Err(Errno::EFAULT));
     assert_eq!(h.call("mprotect", &[a, 2 * PG, RW]), 0);
@@ -389,4 +391,31 @@ fn madvise_and_msync() {
     assert_eq!(h.call("msync", &[a, PG, 3 | 4]), err(Errno::EINVAL));
     assert_eq!(h.call("msync", &[a + 8, PG, 0]), err(Errno::EINVAL));
     assert_eq!(h.call("msync", &[a, 0, 0]), 0);
+}
+
+#[test]
+fn huge_reservations_cost_nothing_until_touched() {
+    let h = setup();
+    let pages_before = h.m.mapped_pages();
+    // 1 TiB, readable and writable: nothing is mapped, whatever its size.
+    let tib = 1u64 << 40;
+    let a = h.mmap(0, tib, RW, ANON | u64::from(MAP_NORESERVE)) as u64;
+    assert!(a < crate::elf::USER_SPACE_END, "{a:#x}");
+    assert_eq!(h.m.mapped_pages(), pages_before);
+    assert_eq!(h.call("mprotect", &[a, tib / 2, 0]), 0);
+    assert_eq!(h.call("mprotect", &[a, tib / 2, RW]), 0);
+    assert_eq!(
+        h.m.mapped_pages(),
+        pages_before,
+        "mprotect populates nothing"
+    );
+    // A touch reserves the 2 MiB chunk around it, no more.
+    let page = a + ((tib / 3) & !(PG - 1));
+    crate::mm::handle_page_fault(&h.p, page + 12, crate::mm::FaultAccess::Write).unwrap();
+    let chunk = ((2u64 << 20) / PG) as usize;
+    assert_eq!(h.m.mapped_pages(), pages_before + chunk);
+    h.write(page, b"touched").unwrap();
+    assert_eq!(h.read(page, 7).unwrap(), b"touched");
+    assert_eq!(h.call("munmap", &[a, tib]), 0);
+    assert_eq!(h.m.mapped_pages(), pages_before);
 }
