@@ -54,6 +54,8 @@ pub fn spin_ns(ns: u64) {
 /// Counts one timer interrupt.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    // Time moved: waits with a deadline or on the clock re-check.
+    crate::task::bump_epoch();
 }
 
 /// Timer interrupts since the timer started.

@@ -29,7 +29,9 @@ pub const BITSET_MATCH_ANY: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Waiter {
-    woken: AtomicBool,
+    /// Set by a wake; shared with the scheduler, which leaves the waiting
+    /// thread alone until it is set (`Blocker::block_until_flag`).
+    woken: Arc<AtomicBool>,
     bitset: u32,
     /// The address whose queue holds it (changes on requeue).
     key: AtomicU64,
@@ -130,7 +132,7 @@ impl FutexTable {
         deadline_ns: Option<u64>,
     ) -> Result<()> {
         let waiter = Arc::new(Waiter {
-            woken: AtomicBool::new(false),
+            woken: Arc::new(AtomicBool::new(false)),
             bitset,
             key: AtomicU64::new(addr),
         });
@@ -141,8 +143,7 @@ impl FutexTable {
             }
             queues.entry(addr).or_default().push_back(waiter.clone());
         }
-        let outcome =
-            blocker.block_until(&mut || waiter.woken.load(Ordering::Acquire), deadline_ns);
+        let outcome = blocker.block_until_flag(&waiter.woken, deadline_ns);
         if let Ok(true) = outcome {
             return Ok(());
         }

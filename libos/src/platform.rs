@@ -38,6 +38,21 @@ pub trait Blocker: Send + Sync {
         deadline_ns: Option<u64>,
     ) -> Result<bool>;
 
+    /// [`Blocker::block_until`] for a wait only `flag` being set can end
+    /// (besides a signal and the deadline): futex waits. A scheduler may
+    /// then leave the thread alone until the flag is set; the default just
+    /// polls the flag.
+    fn block_until_flag(
+        &self,
+        flag: &alloc::sync::Arc<core::sync::atomic::AtomicBool>,
+        deadline_ns: Option<u64>,
+    ) -> Result<bool> {
+        self.block_until(
+            &mut || flag.load(core::sync::atomic::Ordering::Acquire),
+            deadline_ns,
+        )
+    }
+
     /// Lets other runnable threads run once (`sched_yield`). The default
     /// blocks until `ready` is evaluated a second time, which a scheduler
     /// that re-evaluates `ready` when the thread runs again makes a yield;

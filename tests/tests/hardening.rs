@@ -108,3 +108,101 @@ fn memory_exhaustion_gives_null_enomem_or_the_oom_kill_never_a_panic() {
     assert!(!err.contains("SIGSEGV") && r.diagnosis.is_none(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_thousand_threads_alive_at_once_and_creation_until_eagain() {
+    let dir = scratch("threads");
+    let prog = compile(&dir, "thread_scale");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut opts = RunOptions::new(&prog, ["2000"]);
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    let r = run(&opts).expect("cloister run");
+    assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+    assert_eq!(
+        text(&r.stdout),
+        "2000 threads, counter 2001000 (expected 2001000)\n"
+    );
+    // Until pthread_create fails: with EAGAIN (the thread limit or no
+    // memory for a stack), every thread then released and joined.
+    let mut opts = RunOptions::new(&prog, ["max", "100000"]);
+    opts.capture = true;
+    opts.memory_mib = 128;
+    opts.timeout = Some(Duration::from_secs(300));
+    let r = run(&opts).expect("cloister run");
+    assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+    assert_eq!(
+        text(&r.stdout),
+        "created some threads, then: Resource temporarily unavailable\njoined all: yes\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_client_sending_to_a_closed_redis_connection_is_reset() {
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, TcpStream};
+    let port = vm_tests::free_port();
+    let mut opts = RunOptions::new(
+        "/usr/bin/redis-server",
+        [
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ],
+    );
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    opts.publish = vec![tools::qemu::PortForward {
+        host_port: port,
+        guest_port: 6379,
+    }];
+    let server = std::thread::spawn(move || run(&opts).expect("cloister run"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let mut s = loop {
+        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut pong = [0u8; 7];
+            if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut pong).is_ok() {
+                break s;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "redis never answered");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    // An inline request with no end: Redis gives up past 64 KiB, replies
+    // with an error and closes. The client keeps sending; as against
+    // Redis on Linux, it must soon fail (reset or broken pipe) — not
+    // fill the window and block.
+    let chunk = [b'a'; 16 * 1024];
+    let mut sent = 0usize;
+    let failure = loop {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) => break e,
+        }
+        assert!(sent < 16 << 20, "16 MiB accepted after Redis closed");
+    };
+    assert!(
+        matches!(
+            failure.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{failure:?} after {sent} bytes"
+    );
+    let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    c.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
+    let result = server.join().expect("run thread");
+    assert_eq!(
+        result.exit_code(),
+        0,
+        "{}",
+        String::from_utf8_lossy(&result.output)
+    );
+}

@@ -183,7 +183,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             super::apic::end_of_interrupt();
         }
         // The waiting reader re-checks the FIFO once the CPU is awake.
-        v if v == u64::from(CONSOLE_VECTOR) => super::apic::end_of_interrupt(),
+        v if v == u64::from(CONSOLE_VECTOR) => {
+            crate::task::bump_epoch();
+            super::apic::end_of_interrupt();
+        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v => {
             log::warn!("unexpected interrupt vector {v}");
@@ -209,7 +212,10 @@ fn from_user(frame: &TrapFrame) -> ! {
             super::apic::end_of_interrupt();
         }
         v if v == u64::from(SPURIOUS_VECTOR) || v < 32 => {}
-        _ => super::apic::end_of_interrupt(),
+        _ => {
+            crate::task::bump_epoch();
+            super::apic::end_of_interrupt();
+        }
     }
     super::user::trap_from_user(frame, cr2)
 }

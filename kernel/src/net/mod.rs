@@ -107,6 +107,8 @@ pub fn handle_interrupt() {
     if let Some(Some(nic)) = DEVICE.get() {
         nic.handle_interrupt();
     }
+    // Frames arrived: waits on sockets re-check.
+    crate::task::bump_epoch();
 }
 
 /// `52:54:00:12:34:56`.

@@ -236,6 +236,11 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         fail_to_start(125, format_args!("out of memory for the first thread"))
     };
     task::set_entry(thread_main);
+    task::set_signal_check(|tid| {
+        RUNTIME
+            .get()
+            .is_some_and(|rt| signal::interrupts_wait(&rt.process, tid))
+    });
     if task::spawn(ctx, fpu, 0).is_err() {
         fail_to_start(125, format_args!("out of memory for the first thread"));
     }
@@ -268,6 +273,8 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 let audited = crate::audit::is_enabled();
                 let start = if audited { crate::time::now_ns() } else { 0 };
                 let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                // Whatever it changed, generic waits may now be ready.
+                task::bump_epoch();
                 if audited {
                     let took = crate::time::now_ns() - start;
                     crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);

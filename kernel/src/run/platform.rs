@@ -2,6 +2,9 @@
 //! with exception fix-up, the TSC and RTC clocks, the COM2 console, the
 //! RDSEED/RDRAND-seeded CSPRNG and the scheduler's blocking.
 
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use libos::elf::Perms;
 use libos::error::{Errno, Result};
 use libos::fs::ConsoleSink;
@@ -171,6 +174,22 @@ impl Blocker for KernelPlatform {
             interrupted
         };
         let done = crate::task::block_until(&mut check, deadline_ns);
+        if interrupted {
+            return Err(Errno::EINTR.into());
+        }
+        Ok(done)
+    }
+
+    fn block_until_flag(&self, flag: &Arc<AtomicBool>, deadline_ns: Option<u64>) -> Result<bool> {
+        let mut interrupted = false;
+        let mut check = || {
+            if flag.load(Ordering::Acquire) {
+                return true;
+            }
+            interrupted = super::wait_interrupted();
+            interrupted
+        };
+        let done = crate::task::block_on_flag(flag.clone(), &mut check, deadline_ns);
         if interrupted {
             return Err(Errno::EINTR.into());
         }

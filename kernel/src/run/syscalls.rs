@@ -197,7 +197,12 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
     } else {
         parent.fs_base()
     };
-    let tid = task::spawn(ctx, fpu, fs).map_err(|_| Errno::ENOMEM)?;
+    // Linux: EAGAIN at the thread limit, ENOMEM without memory (glibc's
+    // pthread_create reports both as EAGAIN).
+    let tid = task::spawn(ctx, fpu, fs).map_err(|e| match e {
+        task::SpawnError::Limit => Errno::EAGAIN,
+        task::SpawnError::NoMemory => Errno::ENOMEM,
+    })?;
     p.signals.lock().thread_created(parent.tid, tid);
     let child = task::find(tid).ok_or(Errno::ESRCH)?;
     if f & CLONE_CHILD_CLEARTID != 0 {

@@ -8,10 +8,17 @@
 //!   [`yield_now`] when `execute` returns for the timer interrupt);
 //! - kernel code is never preempted (interrupts are off in the kernel except
 //!   while idling), so spin locks held across no yield are safe;
-//! - a blocking wait ([`block_until`]) marks the thread blocked, re-checks
-//!   its condition each time the thread is picked, and when every thread is
-//!   blocked halts the CPU until the next interrupt (a timer tick or a
-//!   device), so an idle program costs no CPU.
+//! - a blocking wait ([`block_until`]) marks the thread blocked and
+//!   re-checks its condition when it is picked again. A blocked thread is
+//!   picked only when something may have changed: a *generic* wait after
+//!   the wake epoch moved ([`bump_epoch`]: any thread's system call, an
+//!   interrupt), a wait *on a flag* ([`block_on_flag`], futexes) once the
+//!   flag is set or a signal is pending for it ([`set_signal_check`]), and
+//!   any wait once its deadline passed. Picking skips the others without
+//!   switching to them, so thousands of parked threads cost a scan of
+//!   atomics, not thousands of context switches. When no thread can be
+//!   picked the CPU halts until the next interrupt, so an idle program
+//!   costs no CPU.
 //!
 //! Threads that exit are dropped from the run queue at the next switch by
 //! another thread, and their kernel stacks' frames are freed then (nothing
@@ -22,7 +29,7 @@ mod switch;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use x86_64::registers::model_specific::FsBase;
@@ -65,6 +72,12 @@ pub struct Thread {
     pub robust_list: AtomicU64,
     /// The kernel stack (kept for diagnostics).
     pub stack: KernelStack,
+    /// While blocked: the wake epoch its condition was last checked at.
+    seen_epoch: AtomicU64,
+    /// While blocked: the monotonic deadline (`u64::MAX`: none).
+    deadline_ns: AtomicU64,
+    /// While blocked on a flag: the flag ([`block_on_flag`]).
+    wait_flag: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 // SAFETY: the UnsafeCell fields are touched only by the thread's own kernel
@@ -134,14 +147,61 @@ static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     current: 0,
 });
 static NEXT_TID: AtomicU32 = AtomicU32::new(1);
-/// The thread that halts the CPU when every thread is blocked (0: none).
-static IDLE_OWNER: AtomicU32 = AtomicU32::new(0);
+/// Moves whenever a blocked thread's condition may have changed.
+static WAKE_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Dead threads still in the run queue (reaped at the next switch).
+static DEAD: AtomicUsize = AtomicUsize::new(0);
+/// Whether a signal is pending that must end thread `tid`'s wait.
+static SIGNAL_CHECK: spin::Once<fn(u32) -> bool> = spin::Once::new();
 /// What a new thread runs (the LibOS run loop).
 static ENTRY: spin::Once<fn(Arc<Thread>) -> !> = spin::Once::new();
 
 /// Why a thread could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoMemory;
+pub enum SpawnError {
+    /// As many threads as the memory allows exist ([`max_threads`]).
+    Limit,
+    /// No memory for its kernel stack.
+    NoMemory,
+}
+
+/// The most live threads: Linux's `threads-max` rule, RAM / 128 KiB
+/// (one 16 KiB kernel stack per 8 × its size).
+pub fn max_threads() -> usize {
+    (crate::mm::frames::total_bytes() / (128 << 10)) as usize
+}
+
+/// Something a blocked thread waits for may have changed (a system call
+/// completed, an interrupt arrived): generic waits get re-checked.
+pub fn bump_epoch() {
+    WAKE_EPOCH.fetch_add(1, Ordering::Release);
+}
+
+/// Sets the test for a pending signal that ends a wait on a flag.
+pub fn set_signal_check(check: fn(u32) -> bool) {
+    SIGNAL_CHECK.call_once(|| check);
+}
+
+/// Whether `t` may run now (see the module docs); `epoch` and `now` are
+/// read once per scan.
+fn eligible(t: &Thread, epoch: u64, now: u64) -> bool {
+    match t.state() {
+        State::Runnable => true,
+        State::Dead => false,
+        State::Blocked => {
+            if now >= t.deadline_ns.load(Ordering::Relaxed) {
+                return true;
+            }
+            match &*t.wait_flag.lock() {
+                None => t.seen_epoch.load(Ordering::Acquire) != epoch,
+                Some(flag) => {
+                    flag.load(Ordering::Acquire)
+                        || SIGNAL_CHECK.get().is_some_and(|check| check(t.tid))
+                }
+            }
+        }
+    }
+}
 
 /// Sets the function every new thread runs on its kernel stack.
 pub fn set_entry(entry: fn(Arc<Thread>) -> !) {
@@ -174,12 +234,8 @@ pub fn current_thread() -> Arc<Thread> {
 
 /// Number of live threads.
 pub fn thread_count() -> usize {
-    SCHED
-        .lock()
-        .threads
-        .iter()
-        .filter(|t| t.state() != State::Dead)
-        .count()
+    let s = SCHED.lock();
+    s.threads.len() - DEAD.load(Ordering::Relaxed).min(s.threads.len())
 }
 
 extern "C" fn thread_start() -> ! {
@@ -192,8 +248,17 @@ extern "C" fn thread_start() -> ! {
 
 /// Creates a runnable thread that will enter user mode with `ctx`, `fpu`
 /// and FS base `fs_base`. Returns its tid.
-pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, NoMemory> {
-    let stack = stack::alloc(THREAD_STACK_PAGES).ok_or(NoMemory)?;
+pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, SpawnError> {
+    if thread_count() >= max_threads() {
+        return Err(SpawnError::Limit);
+    }
+    // A kernel stack comes from the kernel's memory, but the program asks
+    // for it: leave the kernel's reserve alone.
+    let needed = crate::mm::frames::kernel_reserve_frames() + THREAD_STACK_PAGES as usize;
+    if crate::mm::frames::free_frames() < needed {
+        return Err(SpawnError::NoMemory);
+    }
+    let stack = stack::alloc(THREAD_STACK_PAGES).ok_or(SpawnError::NoMemory)?;
     // SAFETY: a freshly allocated, mapped, unused stack.
     let rsp = unsafe { switch::initial_frame(stack.top, thread_start) };
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +272,9 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, NoMem
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
         stack,
+        seen_epoch: AtomicU64::new(0),
+        deadline_ns: AtomicU64::new(u64::MAX),
+        wait_flag: Mutex::new(None),
     });
     x86_64::instructions::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
     Ok(tid)
@@ -231,40 +299,48 @@ pub fn start() -> ! {
     unreachable!("the boot stack is never resumed")
 }
 
-/// Switches to the next thread that is not dead (round robin); returns
-/// `false` if there is none besides the caller. Dead threads other than
-/// the caller leave the run queue here.
+/// Switches to the next thread that may run ([`eligible`], round robin);
+/// returns `false` if there is none besides the caller. Dead threads other
+/// than the caller leave the run queue here.
 pub fn yield_now() -> bool {
     x86_64::instructions::interrupts::disable();
     let (me, next) = {
         let mut s = SCHED.lock();
-        let me = s.threads[s.current].clone();
-        // Drop threads that have exited and switched away for good.
-        s.threads.retain(|t| {
-            let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
-            if reap {
-                // SAFETY: a dead thread other than the running one made its
-                // last switch already; its stack holds nothing live. Its
-                // last `yield_now` leaked one reference with
-                // `Arc::into_raw` that will never be taken back: release it
-                // here (the queue's own reference keeps it alive until
-                // `retain` drops it).
-                unsafe {
-                    stack::free(&t.stack);
-                    Arc::decrement_strong_count(Arc::as_ptr(t));
+        let mut cur = s.current;
+        let me = s.threads[cur].clone();
+        if DEAD.load(Ordering::Relaxed) > 0 {
+            // Drop threads that have exited and switched away for good.
+            let mut index = 0;
+            let mut reaped = 0;
+            s.threads.retain(|t| {
+                let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
+                if reap {
+                    // SAFETY: a dead thread other than the running one made
+                    // its last switch already; its stack holds nothing
+                    // live. Its last `yield_now` leaked one reference with
+                    // `Arc::into_raw` that will never be taken back:
+                    // release it here (the queue's own reference keeps it
+                    // alive until `retain` drops it).
+                    unsafe {
+                        stack::free(&t.stack);
+                        Arc::decrement_strong_count(Arc::as_ptr(t));
+                    }
+                    reaped += 1;
+                } else {
+                    if Arc::ptr_eq(t, &me) {
+                        cur = index;
+                    }
+                    index += 1;
                 }
-            }
-            !reap
-        });
-        let cur = s
-            .threads
-            .iter()
-            .position(|t| Arc::ptr_eq(t, &me))
-            .expect("the current thread is queued");
+                !reap
+            });
+            DEAD.fetch_sub(reaped, Ordering::Relaxed);
+        }
         let n = s.threads.len();
+        let (epoch, now) = (WAKE_EPOCH.load(Ordering::Acquire), crate::time::now_ns());
         let next = (1..n)
             .map(|k| (cur + k) % n)
-            .find(|&i| s.threads[i].state() != State::Dead);
+            .find(|&i| eligible(&s.threads[i], epoch, now));
         match next {
             None => {
                 s.current = cur;
@@ -295,42 +371,59 @@ pub fn yield_now() -> bool {
     true
 }
 
-/// Whether every live thread is blocked.
-fn all_blocked() -> bool {
-    SCHED
-        .lock()
-        .threads
-        .iter()
-        .all(|t| t.state() != State::Runnable)
+/// Blocks the current thread until `ready()` or the monotonic clock passes
+/// `deadline_ns`. Returns whether `ready()` became true. `ready` is
+/// re-checked whenever the wake epoch moved.
+pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) -> bool {
+    wait(None, ready, deadline_ns)
 }
 
-/// Blocks the current thread until `ready()` or the monotonic clock passes
-/// `deadline_ns`. Returns whether `ready()` became true.
-pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) -> bool {
+/// [`block_until`] for a condition that only `flag` being set (or a signal
+/// for the thread, or the deadline) can make true: the thread is not
+/// picked for anything else, however busy the others are.
+pub fn block_on_flag(
+    flag: Arc<AtomicBool>,
+    ready: &mut dyn FnMut() -> bool,
+    deadline_ns: Option<u64>,
+) -> bool {
+    wait(Some(flag), ready, deadline_ns)
+}
+
+fn wait(
+    flag: Option<Arc<AtomicBool>>,
+    ready: &mut dyn FnMut() -> bool,
+    deadline_ns: Option<u64>,
+) -> bool {
     let me = current_thread();
+    *me.wait_flag.lock() = flag;
+    me.deadline_ns
+        .store(deadline_ns.unwrap_or(u64::MAX), Ordering::Relaxed);
     let result = loop {
+        // Read the epoch before the check, so a change during it is seen.
+        let epoch = WAKE_EPOCH.load(Ordering::Acquire);
         if ready() {
             break true;
         }
         if deadline_ns.is_some_and(|d| crate::time::now_ns() >= d) {
             break false;
         }
+        me.seen_epoch.store(epoch, Ordering::Release);
         me.set_state(State::Blocked);
-        if all_blocked() {
-            let owner = IDLE_OWNER.load(Ordering::Relaxed);
-            if owner == 0 || owner == me.tid {
-                IDLE_OWNER.store(me.tid, Ordering::Relaxed);
-                // Nothing can change until an interrupt: wait for one.
-                x86_64::instructions::interrupts::enable_and_hlt();
-                x86_64::instructions::interrupts::disable();
-            }
+        if !yield_now()
+            && !eligible(
+                &me,
+                WAKE_EPOCH.load(Ordering::Acquire),
+                crate::time::now_ns(),
+            )
+        {
+            // Nothing can change until an interrupt: wait for one.
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
         }
-        yield_now();
         me.set_state(State::Runnable);
     };
-    if IDLE_OWNER.load(Ordering::Relaxed) == me.tid {
-        IDLE_OWNER.store(0, Ordering::Relaxed);
-    }
+    *me.wait_flag.lock() = None;
+    me.deadline_ns.store(u64::MAX, Ordering::Relaxed);
     result
 }
 
@@ -338,10 +431,15 @@ pub fn block_until(ready: &mut dyn FnMut() -> bool, deadline_ns: Option<u64>) ->
 pub fn exit_current() -> ! {
     let me = current_thread();
     me.set_state(State::Dead);
-    if IDLE_OWNER.load(Ordering::Relaxed) == me.tid {
-        IDLE_OWNER.store(0, Ordering::Relaxed);
-    }
+    DEAD.fetch_add(1, Ordering::Relaxed);
+    bump_epoch();
     drop(me);
-    yield_now();
-    unreachable!("a dead thread was resumed")
+    // The others may all be waiting: halt until one of them can run.
+    loop {
+        if yield_now() {
+            unreachable!("a dead thread was resumed");
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+    }
 }

@@ -227,11 +227,21 @@ impl Inner {
         changed
     }
 
-    /// Removes retired sockets whose connection has ended.
+    /// Removes retired sockets whose connection has ended. A retired
+    /// socket that received data after the program closed it is reset, as
+    /// Linux answers data for a closed socket: the peer learns at once
+    /// that nobody will read (`ECONNRESET`), instead of filling a window.
     fn reap(&mut self) {
         let closing = core::mem::take(&mut self.closing);
         for (i, h) in closing {
-            if self.tcp(i, h).state() == tcp::State::Closed {
+            let s = self.tcp(i, h);
+            if s.state() != tcp::State::Closed && s.recv_queue() > 0 {
+                // Closed now; the next poll sends the RST, then it goes.
+                s.abort();
+                self.closing.push((i, h));
+                continue;
+            }
+            if s.state() == tcp::State::Closed {
                 self.sockets(i).remove(h);
             } else {
                 self.closing.push((i, h));

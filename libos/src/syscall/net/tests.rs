@@ -542,6 +542,38 @@ fn reset_and_epipe() {
 }
 
 #[test]
+fn data_sent_to_a_closed_socket_is_answered_with_a_reset() {
+    // A server reads a request and closes (no unread data, so a FIN); the
+    // client goes on sending: Linux resets, and so must we — the client
+    // learns at once instead of filling a window nobody reads.
+    let h = setup();
+    let lfd = h.listener([127, 0, 0, 1], 82, 0);
+    let c = h.socket(SOCK_STREAM);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 82);
+    assert_eq!(h.call("connect", &[c, sa, 16]), 0);
+    let s = h.call("accept", &[lfd, 0, 0]) as u64;
+    let req = h.put(MEM + 0x100, b"request");
+    assert_eq!(h.call("write", &[c, req, 7]), 7);
+    assert_eq!(h.call("read", &[s, MEM + 0x200, 64]), 7);
+    assert_eq!(h.call("close", &[s]), 0);
+    h.p.net.poll();
+    // The FIN arrives: end of file for the client.
+    assert_eq!(h.call("read", &[c, MEM + 0x200, 64]), 0);
+    // Data after the close: reset, then the writer sees EPIPE.
+    let more = h.put(MEM + 0x300, &[b'x'; 1000]);
+    assert_eq!(h.call("write", &[c, more, 1000]), 1000);
+    for _ in 0..4 {
+        h.p.net.poll();
+    }
+    assert_eq!(h.revents(c, 4) & 0x18, 0x18, "POLLERR | POLLHUP");
+    let w = h.call("write", &[c, more, 1000]);
+    assert!(
+        w == err(Errno::ECONNRESET) || w == err(Errno::EPIPE),
+        "write after the reset: {w}"
+    );
+}
+
+#[test]
 fn address_in_use_and_reuseport() {
     let h = setup();
     let a = h.listener([0, 0, 0, 0], 6000, 0);
