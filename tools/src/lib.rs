@@ -7,6 +7,7 @@ pub mod audit_cli;
 pub mod bench;
 pub mod build;
 pub mod deps;
+pub mod fuzz;
 pub mod ktest;
 pub mod qemu;
 pub mod run;

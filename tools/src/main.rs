@@ -51,6 +51,23 @@ enum Command {
     },
     /// Decode or verify an audit-log region image.
     Audit(tools::audit_cli::AuditArgs),
+    /// Random system calls against the kernel, one boot per seed; exits 1
+    /// if any seed brought the kernel down (docs/TESTING.md).
+    Fuzz {
+        /// How many seeds.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 1)]
+        start: u64,
+        /// Calls per seed.
+        #[arg(long, default_value_t = 100_000)]
+        calls: u64,
+        /// Stop a seed's guest after this many seconds (a hang is a
+        /// kernel failure).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Write an image that plain QEMU boots (kernel.elf, initramfs.cpio and
     /// run.sh) for the program a cloister.toml manifest describes.
     Build {
@@ -253,6 +270,18 @@ fn main() -> ExitCode {
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),
         Command::Audit(args) => tools::audit_cli::run(args),
+        Command::Fuzz {
+            seeds,
+            start,
+            calls,
+            timeout,
+        } => tools::fuzz::fuzz(
+            *start,
+            *seeds,
+            *calls,
+            std::time::Duration::from_secs(*timeout),
+        )
+        .map(|s| i32::from(!s.kernel_failures.is_empty())),
         Command::Build {
             manifest,
             output,
