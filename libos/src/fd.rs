@@ -176,8 +176,12 @@ impl FdTable {
         Ok(fd as i32)
     }
 
-    /// Installs `file` at the lowest free fd.
+    /// Installs `file` at the lowest free fd (`EMFILE` if none is below
+    /// the limit — also with a limit of 0, as Linux).
     pub fn insert(&mut self, file: Arc<dyn FileLike>, cloexec: bool) -> Result<i32> {
+        if self.limit == 0 {
+            return_errno!(Errno::EMFILE);
+        }
         self.insert_from(0, file, cloexec)
     }
 

@@ -206,3 +206,34 @@ fn a_client_sending_to_a_closed_redis_connection_is_reset() {
         String::from_utf8_lossy(&result.output)
     );
 }
+
+#[test]
+fn int3_is_sigtrap_and_int_0x80_is_sigsegv() {
+    let dir = scratch("traps");
+    let prog = compile(&dir, "abi_traps");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let go = |mode: &str| {
+        let mut opts = RunOptions::new(&prog, [mode]);
+        opts.capture = true;
+        opts.timeout = Some(Duration::from_secs(120));
+        run(&opts).expect("cloister run")
+    };
+    // As the host's kernel: unhandled int3 kills with SIGTRAP (133), a
+    // handler runs and execution goes on.
+    for mode in ["int3", "int3-handled"] {
+        let native = Command::new(&prog).arg(mode).output().expect("native");
+        let r = go(mode);
+        assert_eq!(
+            i32::from(r.exit_code()),
+            native.status.code().unwrap_or(128 + 5),
+            "{mode}: {}",
+            text(&r.output)
+        );
+        assert_eq!(text(&r.stdout), text(&native.stdout), "{mode}");
+    }
+    // No 32-bit system-call layer: SIGSEGV, as Linux with IA32 emulation off.
+    let r = go("int80");
+    assert_eq!(r.exit_code(), 139, "{}", text(&r.output));
+    assert_eq!(text(&r.stdout), "int 0x80\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,7 +31,9 @@ fn build(use_ist: bool) -> InterruptDescriptorTable {
         if let Some(i) = ist(NMI_IST) {
             nmi.set_stack_index(i);
         }
-        set!(breakpoint, 3);
+        // `int3` from user mode is a breakpoint (SIGTRAP), as on Linux: the
+        // gate must allow ring 3, or the CPU raises #GP instead.
+        set!(breakpoint, 3).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         set!(overflow, 4);
         set!(bound_range_exceeded, 5);
         set!(invalid_opcode, 6);

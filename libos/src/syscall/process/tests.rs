@@ -59,6 +59,12 @@ fn rlimits_default_set_and_nofile_applies() {
     assert_eq!(h.call("getrlimit", &[16, BUF]), err(Errno::EINVAL));
     assert_eq!(h.call("prlimit64", &[9, 7, 0, BUF]), err(Errno::ESRCH));
     assert_eq!(h.call("getrlimit", &[7, 0xdead_0000]), err(Errno::EFAULT));
+    // A bad pointer changes nothing; a limit of 0 makes opening EMFILE.
+    assert_eq!(h.call("setrlimit", &[7, 0xdead_0000]), err(Errno::EFAULT));
+    assert_eq!(h.p.fds.lock().limit(), 3);
+    h.put(BUF, &[0, 0]);
+    assert_eq!(h.call("setrlimit", &[7, BUF]), 0);
+    assert_eq!(h.call("eventfd2", &[0, 0]), err(Errno::EMFILE));
 }
 
 #[test]
