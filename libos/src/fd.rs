@@ -185,6 +185,28 @@ impl FdTable {
         self.insert_from(0, file, cloexec)
     }
 
+    /// `close_range`: closes (or, with `cloexec_only`, marks close-on-exec)
+    /// every open fd in `first..=last`; returns the files closed.
+    pub fn close_range(
+        &mut self,
+        first: u32,
+        last: u32,
+        cloexec_only: bool,
+    ) -> Vec<Arc<dyn FileLike>> {
+        let mut closed = Vec::new();
+        let end = (last as usize).saturating_add(1).min(self.entries.len());
+        for slot in self.entries.iter_mut().take(end).skip(first as usize) {
+            if cloexec_only {
+                if let Some(e) = slot {
+                    e.cloexec = true;
+                }
+            } else if let Some(e) = slot.take() {
+                closed.push(e.file);
+            }
+        }
+        closed
+    }
+
     /// The file at `fd` (`EBADF` if not open).
     pub fn get(&self, fd: i32) -> Result<Arc<dyn FileLike>> {
         let slot = Self::slot(fd)?;

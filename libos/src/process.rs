@@ -49,6 +49,8 @@ pub struct Process {
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     /// The network stack its sockets live on.
     pub net: Arc<NetStack>,
+    /// The nice value (`setpriority`), -20..=19.
+    pub nice: core::sync::atomic::AtomicI32,
     umask: AtomicU32,
 }
 
@@ -94,6 +96,7 @@ impl Process {
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,
             umask: AtomicU32::new(0o022),
+            nice: core::sync::atomic::AtomicI32::new(0),
         }
     }
 

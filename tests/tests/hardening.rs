@@ -237,3 +237,46 @@ fn int3_is_sigtrap_and_int_0x80_is_sigsegv() {
     assert_eq!(text(&r.stdout), "int 0x80\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn python_on_pipes_file_times_memfd_and_priority_as_natively() {
+    // Calls CPython's regression suite found missing or wrong: fstat of a
+    // pipe (os.fdopen), FIONBIO on a pipe (os.set_blocking), utimensat
+    // (os.utime, shutil.copy2), memfd_create, getpriority.
+    let script = "import os, shutil, tempfile\n\
+        r, w = os.pipe()\n\
+        f = os.fdopen(r, 'rb', buffering=0)\n\
+        os.set_blocking(w, False)\n\
+        print('blocking', os.get_blocking(w))\n\
+        os.write(w, b'hi')\n\
+        print(f.read(2))\n\
+        d = tempfile.mkdtemp()\n\
+        p = os.path.join(d, 'a')\n\
+        open(p, 'w').write('x')\n\
+        os.utime(p, (1000, 2000))\n\
+        st = os.stat(p)\n\
+        print(int(st.st_atime), int(st.st_mtime))\n\
+        shutil.copy2(p, p + '.copy')\n\
+        print(int(os.stat(p + '.copy').st_mtime))\n\
+        m = os.memfd_create('m')\n\
+        os.write(m, b'memfd')\n\
+        print(os.pread(m, 5, 0))\n\
+        print(os.getpriority(os.PRIO_PROCESS, 0))\n";
+    let native = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .output()
+        .expect("native python3");
+    assert!(
+        native.status.success(),
+        "{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let mut opts = RunOptions::new("/usr/bin/python3", ["-c", script]);
+    opts.capture = true;
+    opts.learn = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    let r = run(&opts).expect("cloister run");
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert_eq!(r.exit_code(), 0, "{}", String::from_utf8_lossy(&r.output));
+    assert_eq!(out, String::from_utf8_lossy(&native.stdout));
+}

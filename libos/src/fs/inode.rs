@@ -238,6 +238,19 @@ impl Inode {
         }
     }
 
+    /// `utimensat`: sets the access and/or modification time (`None`
+    /// keeps it); the change time becomes `now`.
+    pub fn set_times(&self, atime_ns: Option<TimeNs>, mtime_ns: Option<TimeNs>, now: TimeNs) {
+        let mut d = self.data.lock();
+        if let Some(t) = atime_ns {
+            d.atime_ns = t;
+        }
+        if let Some(t) = mtime_ns {
+            d.mtime_ns = t;
+        }
+        d.ctime_ns = now;
+    }
+
     /// Sets owner, group and modification time (used when unpacking).
     pub fn set_owner_and_mtime(&self, uid: u32, gid: u32, mtime_ns: TimeNs) {
         let mut d = self.data.lock();

@@ -113,6 +113,19 @@ impl Vfs {
         Content::File(FileData::new(self.space.clone()))
     }
 
+    /// A regular file in no directory (`memfd_create`): it lives while
+    /// open and counts against the file system's size like any file.
+    pub fn create_unlinked_file(&self, perm: u32) -> InodeRef {
+        let inode = Inode::new(
+            self.next_ino.fetch_add(1, Ordering::Relaxed),
+            perm,
+            self.new_file_data(),
+            self.now(),
+        );
+        inode.data.lock().nlink = 0;
+        inode
+    }
+
     /// The registered devices.
     pub fn devices(&self) -> &DeviceRegistry {
         &self.devices

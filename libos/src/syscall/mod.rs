@@ -34,6 +34,7 @@ pub mod epoll;
 pub mod fs;
 pub mod futex;
 pub mod ipc;
+pub mod misc;
 pub mod missing;
 pub mod mm;
 pub mod names;
@@ -51,7 +52,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 12] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 13] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -63,6 +64,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 12] {
         futex::HANDLERS,
         process::HANDLERS,
         sched::HANDLERS,
+        misc::HANDLERS,
         signal::HANDLERS,
         net::HANDLERS,
     ]

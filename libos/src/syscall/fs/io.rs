@@ -406,8 +406,17 @@ pub fn sys_ioctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
             return Ok(0);
         }
         FIONBIO => {
+            // Every kind of file: O_NONBLOCK through the status flags, as
+            // Linux's generic ioctl does (`os.set_blocking` on a pipe).
             let on = UserPtr::<i32>::new(a.u64(2)).read(&*p.platform)?;
-            return f.ioctl(FIONBIO, u64::from(on != 0)).map(|r| r.ret);
+            let flags = f.status_flags();
+            let flags = if on != 0 {
+                flags | O_NONBLOCK
+            } else {
+                flags & !O_NONBLOCK
+            };
+            f.set_status_flags(flags)?;
+            return Ok(0);
         }
         _ => {}
     }

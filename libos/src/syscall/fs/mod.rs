@@ -21,6 +21,7 @@ pub mod copy;
 pub mod io;
 pub mod namei;
 pub mod stat;
+pub mod times;
 
 use alloc::vec::Vec;
 
@@ -118,6 +119,10 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (316, "renameat2", namei::sys_renameat2),
     (326, "copy_file_range", copy::sys_copy_file_range),
     (332, "statx", stat::sys_statx),
+    (132, "utime", times::sys_utime),
+    (235, "utimes", times::sys_utimes),
+    (261, "futimesat", times::sys_futimesat),
+    (280, "utimensat", times::sys_utimensat),
     (439, "faccessat2", namei::sys_faccessat2),
 ];
 
