@@ -280,3 +280,25 @@ fn python_on_pipes_file_times_memfd_and_priority_as_natively() {
     assert_eq!(r.exit_code(), 0, "{}", String::from_utf8_lossy(&r.output));
     assert_eq!(out, String::from_utf8_lossy(&native.stdout));
 }
+
+#[test]
+fn a_thousand_tcp_connections_open_at_once() {
+    // 1,000 clients and their 1,000 accepted ends over loopback, each pair
+    // echoing 8 bytes, all open together. Socket buffers are fixed (256 KiB
+    // each way), so 2,000 sockets need about 1 GiB; with less memory a
+    // socket gets ENOBUFS or the program the OOM kill, never a panic.
+    let dir = scratch("tcp");
+    let prog = compile(&dir, "tcp_many");
+    let mut opts = RunOptions::new(&prog, ["hold", "1000"]);
+    opts.capture = true;
+    opts.memory_mib = 1536;
+    opts.timeout = Some(Duration::from_secs(300));
+    let r = run(&opts).expect("cloister run");
+    let out = String::from_utf8_lossy(&r.output).into_owned();
+    assert_eq!(r.exit_code(), 0, "{out}");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "1000 connections open at once, all echoed\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

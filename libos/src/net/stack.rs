@@ -13,7 +13,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec;
+
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 
@@ -86,12 +86,22 @@ impl core::fmt::Debug for Inner {
     }
 }
 
-/// A new TCP socket with `rx`/`tx` bytes of buffer.
-pub(crate) fn new_tcp_socket(buffers: (usize, usize)) -> tcp::Socket<'static> {
-    tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; buffers.0]),
-        tcp::SocketBuffer::new(vec![0u8; buffers.1]),
-    )
+/// A zeroed buffer of `len` bytes, or `None` if the heap cannot give it.
+fn try_buffer(len: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
+}
+
+/// A new TCP socket with `rx`/`tx` bytes of buffer; `None` when memory
+/// for the buffers cannot be had (the caller answers `ENOBUFS`, or a
+/// listener queues fewer connections).
+pub(crate) fn new_tcp_socket(buffers: (usize, usize)) -> Option<tcp::Socket<'static>> {
+    Some(tcp::Socket::new(
+        tcp::SocketBuffer::new(try_buffer(buffers.0)?),
+        tcp::SocketBuffer::new(try_buffer(buffers.1)?),
+    ))
 }
 
 impl Inner {
@@ -153,7 +163,10 @@ impl Inner {
             while ready < LISTEN_READY_PER_IFACE
                 && queued + ready < l.backlog + LISTEN_READY_PER_IFACE
             {
-                let mut s = new_tcp_socket(l.buffers);
+                // Out of memory: fewer connections wait to be accepted.
+                let Some(mut s) = new_tcp_socket(l.buffers) else {
+                    break;
+                };
                 if s.listen(l.endpoint).is_err() {
                     break;
                 }

@@ -34,7 +34,7 @@ use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::next_anon_ino;
-use crate::return_errno;
+use crate::{return_errno, return_errno_with_message};
 
 /// Receive and send buffer of a TCP socket, bytes each (with window
 /// scaling, enough for a bandwidth-delay product of 256 KiB).
@@ -407,7 +407,12 @@ impl Socket for TcpSocket {
                     (Ipv4Addr::UNSPECIFIED, port, Some((port, owner)))
                 }
             };
-            let mut s = new_tcp_socket(common.buffers);
+            let Some(mut s) = new_tcp_socket(common.buffers) else {
+                if let Some((port, owner)) = lease {
+                    inner.ports.release(Proto::Tcp, port, owner);
+                }
+                return_errno_with_message!(Errno::ENOBUFS, "no memory for the socket's buffers");
+            };
             Self::configure(&mut s, &common, &tcp_opts);
             let local = IpListenEndpoint {
                 addr: (!local_ip.is_unspecified()).then_some(IpAddress::Ipv4(local_ip)),
