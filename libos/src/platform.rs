@@ -19,6 +19,16 @@ pub trait Clock: Send + Sync {
     fn monotonic_ns(&self) -> u64;
     /// Nanoseconds since the Unix epoch (wall clock).
     fn realtime_ns(&self) -> u64;
+    /// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+    /// A platform that does not account it reports the monotonic clock.
+    fn thread_cpu_ns(&self) -> u64 {
+        self.monotonic_ns()
+    }
+    /// CPU time all threads of the program have used, exited ones included
+    /// (`CLOCK_PROCESS_CPUTIME_ID`, `getrusage`, `times`).
+    fn process_cpu_ns(&self) -> u64 {
+        self.monotonic_ns()
+    }
 }
 
 /// How a blocking syscall gives up the CPU.

@@ -302,3 +302,21 @@ fn a_thousand_tcp_connections_open_at_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cpu_time_clocks_measure_cpu_time() {
+    let dir = scratch("cpu");
+    let prog = compile(&dir, "cpu_clock");
+    let native = Command::new(&prog).output().expect("native");
+    let mut opts = RunOptions::new(&prog, Vec::<String>::new());
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(120));
+    let r = run(&opts).expect("cloister run");
+    assert_eq!(r.exit_code(), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&native.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&r.stdout).contains("no"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -136,6 +136,14 @@ impl Clock for KernelPlatform {
     fn realtime_ns(&self) -> u64 {
         self.realtime_base_ns + crate::time::now_ns()
     }
+
+    fn thread_cpu_ns(&self) -> u64 {
+        crate::task::current_cpu_ns()
+    }
+
+    fn process_cpu_ns(&self) -> u64 {
+        crate::task::process_cpu_ns()
+    }
 }
 
 impl ConsoleSink for KernelPlatform {

@@ -78,6 +78,10 @@ pub struct Thread {
     deadline_ns: AtomicU64,
     /// While blocked on a flag: the flag ([`block_on_flag`]).
     wait_flag: Mutex<Option<Arc<AtomicBool>>>,
+    /// CPU time used before the current run (ns).
+    cpu_ns: AtomicU64,
+    /// When the current run began (monotonic ns; moved past idle halts).
+    ran_since: AtomicU64,
 }
 
 // SAFETY: the UnsafeCell fields are touched only by the thread's own kernel
@@ -151,6 +155,35 @@ static NEXT_TID: AtomicU32 = AtomicU32::new(1);
 static WAKE_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Dead threads still in the run queue (reaped at the next switch).
 static DEAD: AtomicUsize = AtomicUsize::new(0);
+/// CPU time of threads that have been reaped (ns).
+static REAPED_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// CPU time the running thread has used (ns): its past runs plus the
+/// current one, idle halts excluded.
+pub fn current_cpu_ns() -> u64 {
+    current().map_or(0, |t| cpu_of(&t, true))
+}
+
+/// CPU time of every thread of the program, reaped ones included (ns).
+pub fn process_cpu_ns() -> u64 {
+    let s = SCHED.lock();
+    let live: u64 = s
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| cpu_of(t, i == s.current))
+        .sum();
+    REAPED_CPU_NS.load(Ordering::Relaxed) + live
+}
+
+fn cpu_of(t: &Thread, running: bool) -> u64 {
+    let past = t.cpu_ns.load(Ordering::Relaxed);
+    if running && t.state() != State::Dead {
+        past + crate::time::now_ns().saturating_sub(t.ran_since.load(Ordering::Relaxed))
+    } else {
+        past
+    }
+}
 /// Whether a signal is pending that must end thread `tid`'s wait.
 static SIGNAL_CHECK: spin::Once<fn(u32) -> bool> = spin::Once::new();
 /// What a new thread runs (the LibOS run loop).
@@ -275,6 +308,8 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
         seen_epoch: AtomicU64::new(0),
         deadline_ns: AtomicU64::new(u64::MAX),
         wait_flag: Mutex::new(None),
+        cpu_ns: AtomicU64::new(0),
+        ran_since: AtomicU64::new(0),
     });
     x86_64::instructions::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
     Ok(tid)
@@ -288,6 +323,9 @@ pub fn start() -> ! {
         s.current = 0;
         s.threads.first().cloned().expect("a thread to start")
     };
+    first
+        .ran_since
+        .store(crate::time::now_ns(), Ordering::Relaxed);
     // SAFETY: only this thread's code touches its FPU buffer; it is not
     // running yet.
     unsafe { (*first.fpu.get()).restore() };
@@ -315,6 +353,7 @@ pub fn yield_now() -> bool {
             s.threads.retain(|t| {
                 let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
                 if reap {
+                    REAPED_CPU_NS.fetch_add(t.cpu_ns.load(Ordering::Relaxed), Ordering::Relaxed);
                     // SAFETY: a dead thread other than the running one made
                     // its last switch already; its stack holds nothing
                     // live. Its last `yield_now` leaked one reference with
@@ -352,6 +391,11 @@ pub fn yield_now() -> bool {
             }
         }
     };
+    // CPU time: `me`'s run ends, `next`'s begins.
+    let now = crate::time::now_ns();
+    let ran = now.saturating_sub(me.ran_since.load(Ordering::Relaxed));
+    me.cpu_ns.fetch_add(ran, Ordering::Relaxed);
+    next.ran_since.store(now, Ordering::Relaxed);
     // SAFETY: `me` is switching out: its FPU buffer and saved rsp are ours
     // until it is resumed; `next` was switched out (or never ran), so its
     // saved rsp is a valid resume point and its FPU buffer a valid image.
@@ -416,9 +460,13 @@ fn wait(
                 crate::time::now_ns(),
             )
         {
-            // Nothing can change until an interrupt: wait for one.
+            // Nothing can change until an interrupt: wait for one. The
+            // halt is idle time, not this thread's CPU time.
+            let halted = crate::time::now_ns();
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
+            let idle = crate::time::now_ns().saturating_sub(halted);
+            me.ran_since.fetch_add(idle, Ordering::Relaxed);
         }
         me.set_state(State::Runnable);
     };

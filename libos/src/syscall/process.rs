@@ -3,8 +3,9 @@
 //! group and session, as a container's init), `getrlimit`, `setrlimit`,
 //! `prlimit64`, `getrusage`, `times`, `sysinfo`.
 //!
-//! There is no CPU-time accounting yet: user time is reported as the time
-//! since boot, as the CPU-time clocks are (an upper bound), system time 0.
+//! CPU time comes from the platform (`Clock::process_cpu_ns`,
+//! `thread_cpu_ns`; the kernel's scheduler accounts it per thread) and is
+//! reported as user time; system time is 0.
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -184,14 +185,19 @@ fn resident_bytes(p: &Process) -> u64 {
     mapped.saturating_sub(absent)
 }
 
-/// `getrusage(who, usage)`: `RUSAGE_SELF` and `RUSAGE_THREAD` report user
-/// time (see the module docs) and the resident size as `ru_maxrss`;
+/// `getrusage(who, usage)`: `RUSAGE_SELF` (all threads) and `RUSAGE_THREAD`
+/// report their CPU time as user time and the resident size as `ru_maxrss`;
 /// `RUSAGE_CHILDREN` is all zero (no children).
 pub fn sys_getrusage(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let mut b = [0u8; 144];
     match a.i32(0) {
         0 | 1 => {
-            let ns = p.platform.monotonic_ns();
+            // User time: all of it (the split from system time is not kept).
+            let ns = if a.i32(0) == 0 {
+                p.platform.process_cpu_ns()
+            } else {
+                p.platform.thread_cpu_ns()
+            };
             b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
             b[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
             b[32..40].copy_from_slice(&(resident_bytes(p) / 1024).to_le_bytes());
@@ -206,13 +212,16 @@ pub fn sys_getrusage(p: &Process, a: &SyscallArgs) -> Result<usize> {
 /// Clock ticks per second (`AT_CLKTCK`, `USER_HZ`).
 const TICKS_PER_SEC: u64 = 100;
 
-/// `times(buf)`: ticks since boot; `tms_utime` the same (see the module
-/// docs), the rest 0. `buf` may be NULL.
+/// `times(buf)`: ticks since boot; `tms_utime` the program's CPU time, the
+/// rest 0. `buf` may be NULL.
 pub fn sys_times(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    let ticks = p.platform.monotonic_ns() / (1_000_000_000 / TICKS_PER_SEC);
+    let tick_ns = 1_000_000_000 / TICKS_PER_SEC;
+    let ticks = p.platform.monotonic_ns() / tick_ns;
     if a.u64(0) != 0 {
+        // tms_utime: the program's CPU time; the return value is elapsed
+        // time, as Linux.
         let mut b = [0u8; 32];
-        b[..8].copy_from_slice(&ticks.to_le_bytes());
+        b[..8].copy_from_slice(&(p.platform.process_cpu_ns() / tick_ns).to_le_bytes());
         UserSliceWrite::new(a.u64(0), b.len())?.write(&*p.platform, &b)?;
     }
     Ok(ticks as usize)

@@ -41,12 +41,11 @@ const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 fn clock_ns(p: &Process, id: i32) -> Result<u64> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(p.platform.realtime_ns()),
-        CLOCK_MONOTONIC
-        | CLOCK_MONOTONIC_RAW
-        | CLOCK_MONOTONIC_COARSE
-        | CLOCK_BOOTTIME
-        | CLOCK_PROCESS_CPUTIME_ID
-        | CLOCK_THREAD_CPUTIME_ID => Ok(p.platform.monotonic_ns()),
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
+            Ok(p.platform.monotonic_ns())
+        }
+        CLOCK_PROCESS_CPUTIME_ID => Ok(p.platform.process_cpu_ns()),
+        CLOCK_THREAD_CPUTIME_ID => Ok(p.platform.thread_cpu_ns()),
         _ => return_errno!(Errno::EINVAL),
     }
 }
