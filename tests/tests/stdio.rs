@@ -11,8 +11,14 @@ use vm_tests::cloister_cli;
 /// `cloister run -- argv…` with `input` on its stdin and its stdout and
 /// stderr captured (pipes, not terminals).
 fn run(argv: &[&str], input: &[u8]) -> Output {
+    run_with(&[], argv, input)
+}
+
+/// [`run`] with `options` for `cloister run` before the `--`.
+fn run_with(options: &[&str], argv: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(cloister_cli())
         .arg("run")
+        .args(options)
         .arg("--")
         .args(argv)
         .stdin(Stdio::piped())
@@ -77,9 +83,9 @@ fn pipes_are_not_terminals() {
 fn binary_data_round_trips_through_two_runs() {
     // Every byte value, 0xff (the framing's escape) included, many times.
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 255) as u8).collect();
-    // -6: -9 needs about 674 MiB, more than a 512 MiB guest (or Linux on
-    // one) can commit.
-    let packed = run(&["/usr/bin/xz", "-6", "-c"], &data);
+    // xz -9 needs about 674 MiB: more than a 512 MiB guest (or Linux on
+    // one) can commit, so this guest gets 1 GiB.
+    let packed = run_with(&["--mem", "1G"], &["/usr/bin/xz", "-9", "-c"], &data);
     assert_eq!(packed.status.code(), Some(0), "{}", text(&packed.stderr));
     assert!(packed.stdout.len() > 16 && packed.stdout.len() < data.len());
     let unpacked = run(&["/usr/bin/xz", "-d", "-c"], &packed.stdout);
@@ -110,4 +116,56 @@ fn a_terminal_is_a_terminal_with_the_hosts_size() {
         shown.starts_with("0 tty\n1 tty\n2 tty\n33 111\n"),
         "{shown}"
     );
+}
+
+#[test]
+fn ctrl_c_on_the_terminal_is_sigint_for_the_program() {
+    use std::io::Read;
+    use std::sync::mpsc;
+    let dir = std::env::temp_dir().join(format!("cloister-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("sigint");
+    vm_tests::compile_program("sigint", &prog, &[]);
+    // `script` gives the run a pseudo-terminal; a 0x03 typed into it is the
+    // terminal's Ctrl-C, which its driver turns into SIGINT for the runner.
+    let inner = format!(
+        "{} run --no-learn -- {}",
+        cloister_cli().display(),
+        prog.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 256];
+        while let Ok(n) = out.read(&mut b) {
+            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("ready") {
+        seen.extend(
+            rx.recv_timeout(std::time::Duration::from_secs(240))
+                .expect("ready"),
+        );
+    }
+    child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    let status = child.wait().expect("script");
+    while let Ok(more) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        seen.extend(more);
+    }
+    let shown = text(&seen).replace('\r', "");
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("ready\n") && shown.contains("got signal 2\n"),
+        "{shown}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,6 +43,22 @@ use platform::KernelPlatform;
 struct Runtime {
     process: Process,
     table: SyscallTable,
+    /// The program's console input (Ctrl-C marks from the host).
+    console: Arc<ConsoleInput>,
+}
+
+/// Linux's `SIGINT`.
+const SIGINT: u32 = 2;
+
+/// Turns Ctrl-C presses the host forwarded on the console line into
+/// `SIGINT` for the program (called on console interrupts and from
+/// waits, so a blocked program is interrupted too).
+pub(crate) fn poll_console_interrupt() {
+    if let Some(rt) = RUNTIME.get()
+        && rt.console.take_interrupts() > 0
+    {
+        let _ = rt.process.signals.lock().send_to_process(SIGINT);
+    }
 }
 
 static RUNTIME: spin::Once<Runtime> = spin::Once::new();
@@ -190,7 +206,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     let process = Process::with_net(platform.clone(), vfs.clone(), net);
     let stdio = StdioConfig::from_args(args.get("console.tty"), args.get("console.size"));
     let input = Arc::new(ConsoleInput::new(platform.clone()));
-    if let Err(e) = process.open_stdio(&stdio, input) {
+    if let Err(e) = process.open_stdio(&stdio, input.clone()) {
         fail_to_start(125, format_args!("cannot open the standard streams: {e}"));
     }
     // The host holds the program's stdin back until the UART's receive side
@@ -225,7 +241,11 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         args.get("trace").is_some(),
         args.has("learn").then(|| platform.clone()),
     )));
-    RUNTIME.call_once(|| Runtime { process, table });
+    RUNTIME.call_once(|| Runtime {
+        process,
+        table,
+        console: input,
+    });
 
     let ctx = UserContext {
         rip: image.entry,
@@ -237,6 +257,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     };
     task::set_entry(thread_main);
     task::set_signal_check(|tid| {
+        poll_console_interrupt();
         RUNTIME
             .get()
             .is_some_and(|rt| signal::interrupts_wait(&rt.process, tid))
@@ -310,6 +331,9 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // Timer ticks drive TCP's timers and frames queued for ARP;
                 // the card's interrupt means frames arrived.
                 rt.process.net.poll();
+                if v == u64::from(crate::arch::trap::CONSOLE_VECTOR) {
+                    poll_console_interrupt();
+                }
                 if v == u64::from(crate::arch::trap::TIMER_VECTOR) {
                     task::yield_now();
                 }

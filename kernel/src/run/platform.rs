@@ -178,6 +178,7 @@ impl Blocker for KernelPlatform {
             if ready() {
                 return true;
             }
+            super::poll_console_interrupt();
             interrupted = super::wait_interrupted();
             interrupted
         };
@@ -194,6 +195,7 @@ impl Blocker for KernelPlatform {
             if flag.load(Ordering::Acquire) {
                 return true;
             }
+            super::poll_console_interrupt();
             interrupted = super::wait_interrupted();
             interrupted
         };

@@ -110,6 +110,24 @@ impl Gate {
     }
 }
 
+/// Where [`send_interrupt`] writes: the console line of the guest that
+/// reads the host's stdin, once connected.
+static INTERRUPT_SINK: std::sync::Mutex<Option<UnixStream>> = std::sync::Mutex::new(None);
+
+/// Tells the guest that Ctrl-C was pressed on the host's terminal (the
+/// kernel sends the program `SIGINT`): 0xff 0x03 on the console line.
+/// `false` if no guest reads the host's stdin yet.
+pub fn send_interrupt() -> bool {
+    use std::io::Write;
+    let Ok(mut sink) = INTERRUPT_SINK.lock() else {
+        return false;
+    };
+    sink.as_mut().is_some_and(|s| {
+        s.write_all(&[libos::fs::stdio::ESCAPE, libos::fs::stdio::INTERRUPT_MARK])
+            .is_ok()
+    })
+}
+
 /// Sends `input` through `stream` once `gate` opens, on a thread of its
 /// own (the host's stdin may never end).
 fn send_input(mut stream: UnixStream, input: AppInput, gate: Arc<Gate>, give_up: Arc<AtomicBool>) {
@@ -123,6 +141,9 @@ fn send_input(mut stream: UnixStream, input: AppInput, gate: Arc<Gate>, give_up:
                 let _ = stream.write_all(&encode_input(&data, true));
             }
             AppInput::HostStdin => {
+                if let (Ok(clone), Ok(mut sink)) = (stream.try_clone(), INTERRUPT_SINK.lock()) {
+                    *sink = Some(clone);
+                }
                 let mut stdin = std::io::stdin().lock();
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {

@@ -25,6 +25,7 @@ pub mod qmp;
 pub mod stub_guest;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, mpsc};
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use accel::Accel;
-pub use app_serial::{AppInput, encode_input};
+pub use app_serial::{AppInput, encode_input, send_interrupt};
 pub use net::{Nic, PortForward};
 pub use outcome::Outcome;
 
@@ -160,6 +161,19 @@ impl QemuConfig {
     }
 }
 
+/// The PID of the QEMU [`run_observed`] started last (0: none).
+static RUNNING_QEMU: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Kills the QEMU [`run_observed`] started last, if it still runs (for a
+/// runner that must exit at once: QEMU has its own process group, so the
+/// terminal's Ctrl-C does not reach it).
+pub fn kill_running() {
+    let pid = RUNNING_QEMU.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if pid != 0 {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
+
 /// What a finished run looked like.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -239,6 +253,9 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
     let start = Instant::now();
     let mut child = Command::new(qemu_binary())
         .args(config.args())
+        // Its own process group: Ctrl-C on the terminal reaches the runner
+        // (which forwards it to the program), not QEMU.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -249,6 +266,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
                 qemu_binary().display()
             )
         })?;
+    RUNNING_QEMU.store(child.id(), std::sync::atomic::Ordering::Relaxed);
     let stdout = child.stdout.take().context("QEMU stdout")?;
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
     let (tx, rx) = mpsc::channel::<Message>();

@@ -176,6 +176,9 @@ fn run_once(opts: &RunOptions, kernel: &std::path::Path, learning: bool) -> Resu
         config.extra_args.extend(a.qemu_args(config.memory_mib));
         config.stop_socket = Some(scratch.path.join("qmp.sock"));
     }
+    if !opts.capture && !learning {
+        forward_ctrl_c();
+    }
     let mut observer = Relay::new(opts);
     observer.learning = learning;
     let report = qemu::run_observed(&config, &mut observer);
@@ -273,6 +276,24 @@ pub fn kernel_cmdline(opts: &RunOptions) -> String {
         cmdline.push_str(" trace");
     }
     cmdline
+}
+
+/// Ctrl-C on the host's terminal goes to the program as `SIGINT` (QEMU
+/// runs in its own process group, so only the runner gets it). Before the
+/// guest reads the host's stdin, or at the third press, Ctrl-C ends the
+/// run (QEMU killed, status 130) as it did before.
+fn forward_ctrl_c() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let presses = AtomicU32::new(0);
+        let _ = ctrlc::set_handler(move || {
+            let n = presses.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= 3 || !qemu::send_interrupt() {
+                qemu::kill_running();
+                std::process::exit(130);
+            }
+        });
+    });
 }
 
 /// `console.tty=` (which of the host's fds 0–2 are terminals; none when
