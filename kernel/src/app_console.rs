@@ -79,6 +79,19 @@ pub fn write_err(bytes: &[u8]) {
     }
 }
 
+/// Set by COM2's interrupt: input arrived that nobody has read yet.
+static INPUT_PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// For the interrupt handler: COM2 has input.
+pub fn note_input() {
+    INPUT_PENDING.store(true, core::sync::atomic::Ordering::Release);
+}
+
+/// Whether COM2's interrupt fired since the last call.
+pub fn take_input_pending() -> bool {
+    INPUT_PENDING.swap(false, core::sync::atomic::Ordering::AcqRel)
+}
+
 /// Moves bytes waiting in COM2's receive FIFO into `buf`; 0 if none.
 pub fn read_input(buf: &mut [u8]) -> usize {
     interrupts::without_interrupts(|| {

@@ -184,6 +184,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         // The waiting reader re-checks the FIFO once the CPU is awake.
         v if v == u64::from(CONSOLE_VECTOR) => {
+            crate::app_console::note_input();
             crate::task::bump_epoch();
             super::apic::end_of_interrupt();
         }
@@ -212,7 +213,10 @@ fn from_user(frame: &TrapFrame) -> ! {
             super::apic::end_of_interrupt();
         }
         v if v == u64::from(SPURIOUS_VECTOR) || v < 32 => {}
-        _ => {
+        v => {
+            if v == u64::from(CONSOLE_VECTOR) {
+                crate::app_console::note_input();
+            }
             crate::task::bump_epoch();
             super::apic::end_of_interrupt();
         }

@@ -52,10 +52,13 @@ const SIGINT: u32 = 2;
 
 /// Turns Ctrl-C presses the host forwarded on the console line into
 /// `SIGINT` for the program (called on console interrupts and from
-/// waits, so a blocked program is interrupted too).
+/// waits, so a blocked program is interrupted too). The line is read only
+/// when its interrupt fired since the last look, so the scheduler's
+/// per-thread checks stay free of device access.
 pub(crate) fn poll_console_interrupt() {
+    let pump = crate::app_console::take_input_pending();
     if let Some(rt) = RUNTIME.get()
-        && rt.console.take_interrupts() > 0
+        && rt.console.take_interrupts(pump) > 0
     {
         let _ = rt.process.signals.lock().send_to_process(SIGINT);
     }
