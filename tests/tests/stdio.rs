@@ -157,7 +157,19 @@ fn ctrl_c_on_the_terminal_is_sigint_for_the_program() {
         );
     }
     child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
-    let status = child.wait().expect("script");
+    // A Ctrl-C that never arrives must fail the test, not hang the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("script") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no exit 120 s after Ctrl-C: {}", text(&seen));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     while let Ok(more) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
         seen.extend(more);
     }

@@ -116,24 +116,53 @@ static INTERRUPT_SINK: std::sync::Mutex<Option<UnixStream>> = std::sync::Mutex::
 
 /// Tells the guest that Ctrl-C was pressed on the host's terminal (the
 /// kernel sends the program `SIGINT`): 0xff 0x03 on the console line.
-/// `false` if no guest reads the host's stdin yet.
+/// `false` if no guest reads the host's stdin.
+///
+/// The program's first output can reach the host before the thread that
+/// forwards stdin has seen the kernel's ready line (they travel on
+/// different serial ports), so a press while the console line is still
+/// being set up waits for it (at most [`INTERRUPT_SETUP_WAIT`]).
 pub fn send_interrupt() -> bool {
     use std::io::Write;
-    let Ok(mut sink) = INTERRUPT_SINK.lock() else {
-        return false;
-    };
-    sink.as_mut().is_some_and(|s| {
-        s.write_all(&[libos::fs::stdio::ESCAPE, libos::fs::stdio::INTERRUPT_MARK])
-            .is_ok()
-    })
+    let deadline = std::time::Instant::now() + INTERRUPT_SETUP_WAIT;
+    loop {
+        let Ok(mut sink) = INTERRUPT_SINK.lock() else {
+            return false;
+        };
+        if let Some(s) = sink.as_mut() {
+            return s
+                .write_all(&[libos::fs::stdio::ESCAPE, libos::fs::stdio::INTERRUPT_MARK])
+                .is_ok();
+        }
+        drop(sink);
+        if !INTERRUPT_PENDING.load(Ordering::Acquire) || std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
+
+/// How long a Ctrl-C waits for a console line that is being set up.
+const INTERRUPT_SETUP_WAIT: Duration = Duration::from_secs(10);
+
+/// Set while a guest that will read the host's stdin boots (its console
+/// line not yet connected to [`INTERRUPT_SINK`]).
+static INTERRUPT_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Sends `input` through `stream` once `gate` opens, on a thread of its
 /// own (the host's stdin may never end).
 fn send_input(mut stream: UnixStream, input: AppInput, gate: Arc<Gate>, give_up: Arc<AtomicBool>) {
     use std::io::Write;
+    let host_stdin = matches!(input, AppInput::HostStdin);
+    if host_stdin {
+        INTERRUPT_PENDING.store(true, Ordering::Release);
+    }
     std::thread::spawn(move || {
-        if !gate.wait(&give_up) {
+        let open = gate.wait(&give_up);
+        if !open {
+            if host_stdin {
+                INTERRUPT_PENDING.store(false, Ordering::Release);
+            }
             return;
         }
         match input {
@@ -144,6 +173,7 @@ fn send_input(mut stream: UnixStream, input: AppInput, gate: Arc<Gate>, give_up:
                 if let (Ok(clone), Ok(mut sink)) = (stream.try_clone(), INTERRUPT_SINK.lock()) {
                     *sink = Some(clone);
                 }
+                INTERRUPT_PENDING.store(false, Ordering::Release);
                 let mut stdin = std::io::stdin().lock();
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {

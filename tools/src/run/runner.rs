@@ -282,9 +282,17 @@ pub fn kernel_cmdline(opts: &RunOptions) -> String {
 /// runs in its own process group, so only the runner gets it). Before the
 /// guest reads the host's stdin, or at the third press, Ctrl-C ends the
 /// run (QEMU killed, status 130) as it did before.
+///
+/// A parent may start the runner with `SIGINT` blocked (the mask is
+/// inherited across `exec`; some CI harnesses block it): the handler would
+/// never run and a Ctrl-C would stay pending forever, so the runner
+/// unblocks it on the calling thread, which threads started later inherit.
 fn forward_ctrl_c() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        let mut int = nix::sys::signal::SigSet::empty();
+        int.add(nix::sys::signal::Signal::SIGINT);
+        let _ = int.thread_unblock();
         let presses = AtomicU32::new(0);
         let _ = ctrlc::set_handler(move || {
             let n = presses.fetch_add(1, Ordering::Relaxed) + 1;
