@@ -32,6 +32,7 @@ pub mod exit;
 pub mod ktest;
 pub mod mm;
 pub mod net;
+pub mod platform;
 pub mod run;
 pub mod task;
 pub mod time;
@@ -76,6 +77,8 @@ fn fatal(args: core::fmt::Arguments<'_>) -> ! {
 /// physical address of `hvm_start_info`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+    // The hardware seam first: the console's port I/O goes through it.
+    let platform = platform::init();
     let caching_enabled = arch::cpu::enable_write_back_memory();
     time::mark_boot();
     console::init(log::LevelFilter::Info);
@@ -100,6 +103,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     }
     kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
     kprintln!("command line: {:?}", info.cmdline());
+    kprintln!("platform: {}", platform.kind().name());
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }

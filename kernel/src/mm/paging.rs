@@ -214,6 +214,13 @@ pub fn map_mmio(paddr: u64, bytes: u64) -> Result<u64, MapError> {
     })
 }
 
+/// Maps one 4 KiB page of device registers uncached at `vaddr`; `paddr`
+/// carries the platform's shared mask already
+/// ([`crate::platform::mmio::map_registers`] is the caller).
+pub fn map_device_page(vaddr: u64, paddr: u64) -> Result<(), MapError> {
+    with(|pt| map_4k(pt, vaddr, paddr, MMIO))
+}
+
 /// Table flags on the path to a user page (the leaf decides the rights).
 const USER_TABLE_FLAGS: F = TABLE_FLAGS.union(F::USER_ACCESSIBLE);
 
