@@ -26,6 +26,7 @@
 
 pub mod mmio;
 pub mod native;
+pub mod port;
 pub mod snp;
 pub mod tdx;
 
