@@ -11,24 +11,25 @@
 
 use spin::Mutex;
 use uart_16550::Uart16550;
-use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::IER;
 use x86_64::instructions::interrupts;
+
+use crate::platform::port::{self, SeamPort};
 
 const COM2: u16 = 0x2f8;
 const COM3: u16 = 0x3e8;
 
-static UART: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
-static ERR_UART: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+static UART: Mutex<Option<Uart16550<SeamPort>>> = Mutex::new(None);
+static ERR_UART: Mutex<Option<Uart16550<SeamPort>>> = Mutex::new(None);
 
 /// COM2's ISA interrupt line.
 const COM2_IRQ: u32 = 3;
 
 /// A 16550 at `port`, initialised with `interrupts`, if one answers there.
-fn open(port: u16, interrupts: IER) -> Option<Uart16550<PioBackend>> {
-    // SAFETY: `port` is COM2's or COM3's fixed I/O base on PC-compatible
-    // machines; nothing else in the kernel drives them.
-    let mut uart = unsafe { Uart16550::new_port(port) }.ok()?;
+fn open(base: u16, interrupts: IER) -> Option<Uart16550<SeamPort>> {
+    // `base` is COM2's or COM3's fixed I/O base on PC-compatible machines;
+    // nothing else in the kernel drives them.
+    let mut uart = port::uart(base)?;
     let config = uart_16550::Config {
         interrupts,
         ..uart_16550::Config::default()

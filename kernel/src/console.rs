@@ -10,22 +10,21 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 use uart_16550::Uart16550;
-use uart_16550::backend::PioBackend;
 use x86_64::instructions::interrupts;
-use x86_64::instructions::port::Port;
+
+use crate::platform::port::{self, SeamPort};
 
 const COM1: u16 = 0x3f8;
 
-static SERIAL: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+static SERIAL: Mutex<Option<Uart16550<SeamPort>>> = Mutex::new(None);
 static LOGGER: SerialLogger = SerialLogger;
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// Initialises COM1 and installs the logger at `level`.
 pub fn init(level: log::LevelFilter) {
-    // SAFETY: 0x3f8 is COM1's fixed I/O base on every PC-compatible machine
-    // (QEMU's pc, q35 and microvm all have it) and nothing else drives it.
-    let uart = unsafe { Uart16550::new_port(COM1) };
-    if let Ok(mut uart) = uart {
+    // 0x3f8 is COM1's fixed I/O base on every PC-compatible machine (QEMU's
+    // pc, q35 and microvm all have it) and nothing else drives it.
+    if let Some(mut uart) = port::uart(COM1) {
         // A failed init (no UART present) leaves the console silent rather
         // than stopping the boot.
         if uart.init(uart_16550::Config::default()).is_ok() {
@@ -43,7 +42,7 @@ pub fn set_level(level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
-struct Writer<'a>(&'a mut Uart16550<PioBackend>);
+struct Writer<'a>(&'a mut Uart16550<SeamPort>);
 
 impl Write for Writer<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -90,19 +89,15 @@ pub fn emergency_write(args: fmt::Arguments<'_>) {
 }
 
 fn raw_byte(b: u8) {
-    let mut lsr = Port::<u8>::new(COM1 + 5);
-    let mut data = Port::<u8>::new(COM1);
-    // SAFETY: COM1's line status and data registers; reading LSR has no side
-    // effect and writing THR sends one byte. Racing a holder of SERIAL can
-    // only interleave bytes, which the panic path accepts.
-    unsafe {
-        for _ in 0..100_000 {
-            if lsr.read() & 0x20 != 0 {
-                break;
-            }
+    // COM1's line status and data registers; reading LSR has no side effect
+    // and writing THR sends one byte. Racing a holder of SERIAL can only
+    // interleave bytes, which the panic path accepts.
+    for _ in 0..100_000 {
+        if port::read_u8(COM1 + 5) & 0x20 != 0 {
+            break;
         }
-        data.write(b);
     }
+    port::write_u8(COM1, b);
 }
 
 /// Prints to the serial console.

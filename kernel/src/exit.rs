@@ -7,10 +7,10 @@
 //! | [`ExitCode::Failure`] `0x11` | 35 | a test failed, a panic, a fatal exception |
 //!
 //! Without the device (another VMM), the CPU halts with interrupts off.
+//! The platform seam does the leaving ([`crate::platform::Platform::terminate`]):
+//! natively the port write above, on a CVM the host's termination request.
 
-use x86_64::instructions::port::Port;
-
-const DEBUG_EXIT_PORT: u16 = 0xf4;
+use crate::platform::{FailureReason, Termination, platform};
 
 /// What the guest reports to the host on exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,15 @@ pub enum ExitCode {
 
 /// Exits QEMU with `code`; halts forever if the device is absent.
 pub fn exit(code: ExitCode) -> ! {
-    let mut port = Port::<u32>::new(DEBUG_EXIT_PORT);
-    // SAFETY: writing to the debug-exit port has no effect other than ending
-    // the VM when the device is present; on a machine without it the write
-    // goes nowhere.
-    unsafe { port.write(code as u32) };
-    halt_forever()
+    exit_because(code, FailureReason::FatalException)
+}
+
+/// Exits with `code`, telling a CVM host `why` on failure.
+pub fn exit_because(code: ExitCode, why: FailureReason) -> ! {
+    platform().terminate(match code {
+        ExitCode::Success => Termination::Success,
+        ExitCode::Failure => Termination::Failure(why),
+    })
 }
 
 /// The host's request to stop (an NMI: `cloister run` injects one through
@@ -40,13 +43,10 @@ pub fn host_stop() -> ! {
     x86_64::instructions::interrupts::disable();
     crate::audit::record_host_stop();
     crate::console::emergency_write(format_args!("\ncloister: stopped by the host (NMI)\n"));
-    exit(ExitCode::Failure)
+    exit_because(ExitCode::Failure, FailureReason::HostStop)
 }
 
 /// Disables interrupts and halts the CPU for good.
 pub fn halt_forever() -> ! {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        x86_64::instructions::hlt();
-    }
+    crate::arch::cpu::halt_forever()
 }

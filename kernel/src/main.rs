@@ -32,6 +32,7 @@ pub mod exit;
 pub mod ktest;
 pub mod mm;
 pub mod net;
+pub mod platform;
 pub mod run;
 pub mod task;
 pub mod time;
@@ -43,7 +44,8 @@ use libos::boot::cmdline::{KernelArgs, LogLevel};
 use spin::RwLock;
 
 use crate::boot_info::BootInfo;
-use crate::exit::{ExitCode, exit};
+use crate::exit::{ExitCode, exit, exit_because};
+use crate::platform::FailureReason;
 
 /// Pages of the main kernel stack and of each IST stack.
 const KERNEL_STACK_PAGES: u64 = 16;
@@ -69,13 +71,15 @@ fn level_filter(level: LogLevel) -> log::LevelFilter {
 /// Stops the boot with a message: exits QEMU with the failure code.
 fn fatal(args: core::fmt::Arguments<'_>) -> ! {
     console::emergency_write(format_args!("\nFATAL: {args}\n"));
-    exit(ExitCode::Failure)
+    exit_because(ExitCode::Failure, FailureReason::Boot)
 }
 
 /// The Rust entry, called by the boot assembly on the boot stack with the
 /// physical address of `hvm_start_info`.
 #[unsafe(no_mangle)]
 pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+    // The hardware seam first: the console's port I/O goes through it.
+    let platform = platform::init();
     let caching_enabled = arch::cpu::enable_write_back_memory();
     time::mark_boot();
     console::init(log::LevelFilter::Info);
@@ -100,6 +104,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     }
     kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
     kprintln!("command line: {:?}", info.cmdline());
+    kprintln!("platform: {}", platform.kind().name());
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }
@@ -193,12 +198,11 @@ extern "C" fn kernel_main_on_stack() -> ! {
     let info = BOOT_INFO.read();
     let args = KernelArgs::parse(info.cmdline());
 
-    let apic_phys = arch::apic::physical_base();
-    match mm::paging::map_mmio(apic_phys, mm::PAGE_BYTES) {
-        Ok(v) => arch::apic::init(v),
-        Err(e) => fatal(format_args!(
-            "cannot map the local APIC at {apic_phys:#x}: {e:?}"
-        )),
+    if let Err(e) = arch::apic::init() {
+        fatal(format_args!(
+            "cannot map the local APIC at {:#x}: {e:?}",
+            arch::apic::physical_base()
+        ));
     }
     let hz = args.timer_hz().unwrap_or_else(|e| {
         log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
@@ -296,5 +300,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         )),
         None => console::emergency_write(format_args!("\nkernel panic: {}\n", info.message())),
     }
-    exit(ExitCode::Failure)
+    exit_because(ExitCode::Failure, FailureReason::Panic)
 }

@@ -4,13 +4,11 @@
 //! The timer's input clock is unknown, so it is measured against the TSC
 //! (itself measured against the PIT) and then programmed in periodic mode.
 
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use volatile::VolatilePtr;
-use x86_64::registers::model_specific::Msr;
-
 use super::trap::{SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::platform::mmio::{self, DeviceRegisters, MapRegistersError};
+use crate::platform::platform;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: usize = 0x20;
@@ -31,46 +29,45 @@ const LVT_PERIODIC: u32 = 1 << 17;
 /// Divide configuration value for "divide by 16".
 const DIVIDE_BY_16: u32 = 0b0011;
 
-/// Virtual address of the APIC registers (0 until [`init`]).
-static BASE: AtomicU64 = AtomicU64::new(0);
+/// The APIC's registers (set by [`init`]).
+static REGS: spin::Once<DeviceRegisters> = spin::Once::new();
 /// APIC timer input ticks (after the divider) per second.
 static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// The APIC's physical register base from `IA32_APIC_BASE`.
 pub fn physical_base() -> u64 {
-    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; reading it has no
-    // side effects.
-    unsafe { Msr::new(IA32_APIC_BASE).read() & 0xffff_f000 }
+    // IA32_APIC_BASE exists on every x86-64 CPU; reading it has no side
+    // effects. A platform that cannot read it leaves the architectural
+    // default.
+    platform()
+        .read_msr(IA32_APIC_BASE)
+        .map_or(0xfee0_0000, |v| v & 0xffff_f000)
 }
 
-fn reg(offset: usize) -> VolatilePtr<'static, u32> {
-    let base = BASE.load(Ordering::Relaxed);
-    assert!(base != 0, "local APIC used before init");
-    let ptr = NonNull::new((base as usize + offset) as *mut u32).expect("APIC base is non-null");
-    // SAFETY: `base` is the uncached mapping of the 4 KiB APIC register page
-    // made by `init`; `offset` is one of the 16-byte-aligned register offsets
-    // above, inside that page. APIC registers are per-CPU and accessed with
-    // 32-bit volatile loads and stores only.
-    unsafe { VolatilePtr::new(ptr) }
+fn regs() -> &'static DeviceRegisters {
+    REGS.get().expect("local APIC used before init")
 }
 
 fn read(offset: usize) -> u32 {
-    reg(offset).read()
+    // APIC registers are per-CPU 32-bit registers at 16-byte-aligned
+    // offsets inside the 4 KiB page.
+    regs().read32(offset as u64)
 }
 
 fn write(offset: usize, value: u32) {
-    reg(offset).write(value);
+    regs().write32(offset as u64, value);
 }
 
-/// Enables the local APIC whose registers are mapped at `virt_base`, and
+/// Maps the local APIC's registers through the platform, enables it, and
 /// measures its timer against the TSC.
-pub fn init(virt_base: u64) {
-    BASE.store(virt_base, Ordering::Relaxed);
-    // SAFETY: sets the global-enable bit in IA32_APIC_BASE, keeping the base.
-    unsafe {
-        let mut msr = Msr::new(IA32_APIC_BASE);
-        let v = msr.read();
-        msr.write(v | (1 << 11));
+pub fn init() -> Result<(), MapRegistersError> {
+    let regs = mmio::map_registers(physical_base(), crate::mm::PAGE_BYTES)?;
+    REGS.call_once(|| regs);
+    let base = platform().read_msr(IA32_APIC_BASE).unwrap_or(0xfee0_0000);
+    // SAFETY: sets the global-enable bit in IA32_APIC_BASE, keeping the base
+    // (the registers just mapped stay where they are).
+    if unsafe { platform().write_msr(IA32_APIC_BASE, base | (1 << 11)) }.is_err() {
+        log::warn!("the platform refused to enable the local APIC");
     }
     write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     write(REG_TPR, 0);
@@ -90,6 +87,7 @@ pub fn init(virt_base: u64) {
         counted * 1_000_000_000 / elapsed_ns.max(1),
         Ordering::Relaxed,
     );
+    Ok(())
 }
 
 /// The APIC timer's measured input rate (after the divider), in Hz.
@@ -117,7 +115,7 @@ pub fn stop_timer() {
 
 /// Signals end of interrupt.
 pub fn end_of_interrupt() {
-    if BASE.load(Ordering::Relaxed) != 0 {
+    if REGS.get().is_some() {
         write(REG_EOI, 0);
     }
 }

@@ -38,6 +38,24 @@ pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
+/// Reads MSR `msr` with `rdmsr` (the native instruction; the platform
+/// seam's `read_msr` is what the rest of the kernel uses). The MSR must
+/// exist: a missing one raises `#GP`.
+pub fn read_msr(msr: u32) -> u64 {
+    // SAFETY: reading an MSR changes no state; an MSR that does not exist
+    // raises #GP, which the trap handler reports (a kernel bug, not memory
+    // unsafety).
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
+}
+
+/// Disables interrupts and halts the CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
 /// Reads the CPUID feature bits.
 pub fn features() -> Features {
     let (max_basic, ..) = cpuid(0, 0);

@@ -6,9 +6,9 @@
 //! (offset 0x00), then read or write IOWIN (offset 0x10). Redirection entry
 //! `n` is the register pair `0x10 + 2n` (low) and `0x11 + 2n` (high).
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use x86_64::instructions::interrupts::without_interrupts;
+
+use crate::platform::mmio::{self, DeviceRegisters};
 
 /// The I/O APIC's physical register base.
 pub const IOAPIC_PADDR: u64 = 0xfec0_0000;
@@ -20,8 +20,8 @@ const REG_REDIRECTION: u32 = 0x10;
 const LEVEL_TRIGGERED: u32 = 1 << 15;
 const MASKED: u32 = 1 << 16;
 
-/// Virtual address of the registers (0 until [`init`]).
-static BASE: AtomicU64 = AtomicU64::new(0);
+/// The registers (mapped by [`init`]).
+static REGS: spin::Once<DeviceRegisters> = spin::Once::new();
 
 /// Why a line cannot be routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,43 +34,39 @@ pub enum RouteError {
     NoSuchLine(u32),
 }
 
-fn read(reg: u32) -> u32 {
-    let base = BASE.load(Ordering::Relaxed);
-    // SAFETY: `base` maps the I/O APIC's register page uncached (`init`);
-    // IOREGSEL and IOWIN are 32-bit registers in it. Interrupts are off so
-    // the select/access pair is not split by a handler using the I/O APIC.
-    without_interrupts(|| unsafe {
-        ((base + IOREGSEL) as *mut u32).write_volatile(reg);
-        ((base + IOWIN) as *const u32).read_volatile()
+// IOREGSEL and IOWIN are 32-bit registers in the page `init` mapped.
+// Interrupts are off so the select/access pair is not split by a handler
+// using the I/O APIC.
+fn read(regs: &DeviceRegisters, reg: u32) -> u32 {
+    without_interrupts(|| {
+        regs.write32(IOREGSEL, reg);
+        regs.read32(IOWIN)
     })
 }
 
-fn write(reg: u32, value: u32) {
-    let base = BASE.load(Ordering::Relaxed);
-    // SAFETY: as in `read`.
-    without_interrupts(|| unsafe {
-        ((base + IOREGSEL) as *mut u32).write_volatile(reg);
-        ((base + IOWIN) as *mut u32).write_volatile(value);
+fn write(regs: &DeviceRegisters, reg: u32, value: u32) {
+    without_interrupts(|| {
+        regs.write32(IOREGSEL, reg);
+        regs.write32(IOWIN, value);
     });
 }
 
-/// Maps the registers (once) and returns the number of redirection entries.
-fn init() -> Result<u32, RouteError> {
-    if BASE.load(Ordering::Relaxed) == 0 {
-        let v = match crate::mm::paging::map_mmio(IOAPIC_PADDR, crate::mm::PAGE_BYTES) {
-            Ok(v) => v,
-            Err(crate::mm::paging::MapError::AlreadyMapped(_)) => {
-                crate::mm::phys_to_virt(IOAPIC_PADDR)
-            }
-            Err(_) => return Err(RouteError::NotMapped),
-        };
-        BASE.store(v, Ordering::Relaxed);
-    }
-    let version = read(REG_VERSION);
+/// Maps the registers (once) and returns them with the number of
+/// redirection entries.
+fn init() -> Result<(&'static DeviceRegisters, u32), RouteError> {
+    let regs = match REGS.get() {
+        Some(r) => r,
+        None => {
+            let r = mmio::map_registers(IOAPIC_PADDR, crate::mm::PAGE_BYTES)
+                .map_err(|_| RouteError::NotMapped)?;
+            REGS.call_once(|| r)
+        }
+    };
+    let version = read(regs, REG_VERSION);
     if version == u32::MAX {
         return Err(RouteError::Absent);
     }
-    Ok(((version >> 16) & 0xff) + 1)
+    Ok((regs, ((version >> 16) & 0xff) + 1))
 }
 
 /// Routes line `gsi` to `vector` on this CPU, level-triggered and active
@@ -90,20 +86,20 @@ pub fn route_edge(gsi: u32, vector: u8) -> Result<(), RouteError> {
 /// Writes line `gsi`'s redirection entry: `low` (vector and mode) for
 /// this CPU, unmasked.
 fn route(gsi: u32, low: u32) -> Result<(), RouteError> {
-    let lines = init()?;
+    let (regs, lines) = init()?;
     if gsi >= lines {
         return Err(RouteError::NoSuchLine(gsi));
     }
     let reg = REG_REDIRECTION + 2 * gsi;
-    write(reg, MASKED);
-    write(reg + 1, super::apic::id() << 24);
-    write(reg, low);
+    write(regs, reg, MASKED);
+    write(regs, reg + 1, super::apic::id() << 24);
+    write(regs, reg, low);
     Ok(())
 }
 
 /// Masks line `gsi` again.
 pub fn mask(gsi: u32) {
-    if BASE.load(Ordering::Relaxed) != 0 {
-        write(REG_REDIRECTION + 2 * gsi, MASKED);
+    if let Some(regs) = REGS.get() {
+        write(regs, REG_REDIRECTION + 2 * gsi, MASKED);
     }
 }

@@ -5,7 +5,7 @@
 //! PIT ticks with the TSC. Each port access exits to the VMM (~8 µs under the
 //! software KVM here), so a 20 ms window keeps the error well under 1 %.
 
-use x86_64::instructions::port::Port;
+use crate::platform::port;
 
 /// The PIT input clock in Hz.
 pub const PIT_HZ: u64 = 1_193_182;
@@ -15,30 +15,22 @@ const PIT_CMD: u16 = 0x43;
 const WINDOW_TICKS: u16 = 23_864;
 
 fn read_counter() -> u16 {
-    let mut cmd = Port::<u8>::new(PIT_CMD);
-    let mut ch0 = Port::<u8>::new(PIT_CH0);
-    // SAFETY: latch command for channel 0, then the two counter bytes; the
-    // PIT is a fixed PC device used by nothing else once the APIC timer runs.
-    unsafe {
-        cmd.write(0x00);
-        let lo = ch0.read();
-        let hi = ch0.read();
-        u16::from_le_bytes([lo, hi])
-    }
+    // Latch command for channel 0, then the two counter bytes; the PIT is a
+    // fixed PC device used by nothing else once the APIC timer runs.
+    port::write_u8(PIT_CMD, 0x00);
+    let lo = port::read_u8(PIT_CH0);
+    let hi = port::read_u8(PIT_CH0);
+    u16::from_le_bytes([lo, hi])
 }
 
 /// Measures the TSC frequency in Hz, or `None` if the PIT does not count
 /// (no PIT on this machine).
 pub fn measure_tsc_hz() -> Option<u64> {
-    let mut cmd = Port::<u8>::new(PIT_CMD);
-    let mut ch0 = Port::<u8>::new(PIT_CH0);
-    // SAFETY: programs channel 0 (mode 2, lobyte/hibyte, binary) with the
-    // full count 0xffff; its IRQ 0 is masked at the PIC.
-    unsafe {
-        cmd.write(0x34);
-        ch0.write(0xff);
-        ch0.write(0xff);
-    }
+    // Channel 0 in mode 2, lobyte/hibyte, binary, with the full count
+    // 0xffff; its IRQ 0 is masked at the PIC.
+    port::write_u8(PIT_CMD, 0x34);
+    port::write_u8(PIT_CH0, 0xff);
+    port::write_u8(PIT_CH0, 0xff);
     let give_up = crate::time::rdtsc().wrapping_add(20_000_000_000);
     let first = read_counter();
     // Start at a counter transition, so the window starts on a tick edge.
@@ -69,12 +61,8 @@ pub fn measure_tsc_hz() -> Option<u64> {
 /// Masks every line of both legacy 8259 PICs: Cloister takes interrupts from
 /// the local APIC only.
 pub fn mask_legacy_pic() {
-    let mut master = Port::<u8>::new(0x21);
-    let mut slave = Port::<u8>::new(0xa1);
-    // SAFETY: writing 0xff to the PIC data ports sets the interrupt mask;
-    // without a PIC the writes go nowhere.
-    unsafe {
-        master.write(0xff);
-        slave.write(0xff);
-    }
+    // 0xff to the PIC data ports sets the interrupt mask; without a PIC the
+    // writes go nowhere.
+    port::write_u8(0x21, 0xff);
+    port::write_u8(0xa1, 0xff);
 }

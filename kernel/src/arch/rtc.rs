@@ -1,18 +1,15 @@
 //! Reading the CMOS real-time clock once at boot, for the wall clock.
 
 use libos::boot::rtc::RtcReading;
-use x86_64::instructions::port::Port;
+
+use crate::platform::port;
 
 fn read_register(reg: u8) -> u8 {
-    let mut index = Port::<u8>::new(0x70);
-    let mut data = Port::<u8>::new(0x71);
-    // SAFETY: the CMOS index/data ports; bit 7 of the index keeps NMIs
-    // masked as they are at this point, and reading a register has no side
-    // effect besides the index selection.
-    unsafe {
-        index.write(0x80 | reg);
-        data.read()
-    }
+    // The CMOS index/data ports; bit 7 of the index keeps NMIs masked as
+    // they are at this point, and reading a register has no side effect
+    // besides the index selection.
+    port::write_u8(0x70, 0x80 | reg);
+    port::read_u8(0x71)
 }
 
 fn updating() -> bool {

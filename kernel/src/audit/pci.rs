@@ -9,7 +9,7 @@
 //! entry; this module only reads it, sizes it and makes sure memory decoding
 //! is on.
 
-use x86_64::instructions::port::Port;
+use crate::platform::port;
 
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
@@ -59,25 +59,20 @@ fn address(f: Function, offset: u8) -> u32 {
 }
 
 fn read32(f: Function, offset: u8) -> u32 {
-    // SAFETY: the legacy configuration mechanism: selecting a register with
+    // The legacy configuration mechanism: selecting a register with
     // CONFIG_ADDRESS and reading CONFIG_DATA has no effect beyond the read
     // (the registers read here have no read side effects). Without a PCI
     // host bridge the ports are unassigned and read as all ones. One CPU,
     // and only this module uses the ports, so the pair is not interleaved.
-    unsafe {
-        Port::<u32>::new(CONFIG_ADDRESS).write(address(f, offset));
-        Port::<u32>::new(CONFIG_DATA).read()
-    }
+    port::write_u32(CONFIG_ADDRESS, address(f, offset));
+    port::read_u32(CONFIG_DATA)
 }
 
 fn write32(f: Function, offset: u8, value: u32) {
-    // SAFETY: as in `read32`; callers write only the command register and
-    // the BARs of the ivshmem function they own, restoring the BARs after
-    // sizing.
-    unsafe {
-        Port::<u32>::new(CONFIG_ADDRESS).write(address(f, offset));
-        Port::<u32>::new(CONFIG_DATA).write(value);
-    }
+    // As in `read32`; callers write only the command register and the BARs
+    // of the ivshmem function they own, restoring the BARs after sizing.
+    port::write_u32(CONFIG_ADDRESS, address(f, offset));
+    port::write_u32(CONFIG_DATA, value);
 }
 
 /// The first function on bus 0 with this vendor and device id.

@@ -199,19 +199,11 @@ pub fn map_page(vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError> {
     with(|pt| map_4k(pt, vaddr, paddr, flags))
 }
 
-/// Maps device registers `[paddr, paddr + bytes)` uncached at their
-/// direct-map address and returns that address.
-pub fn map_mmio(paddr: u64, bytes: u64) -> Result<u64, MapError> {
-    let start = paddr & !(PAGE_BYTES - 1);
-    let end = (paddr + bytes).next_multiple_of(PAGE_BYTES);
-    with(|pt| {
-        let mut p = start;
-        while p < end {
-            map_4k(pt, phys_to_virt(p), p, MMIO)?;
-            p += PAGE_BYTES;
-        }
-        Ok(phys_to_virt(paddr))
-    })
+/// Maps one 4 KiB page of device registers uncached at `vaddr`; `paddr`
+/// carries the platform's shared mask already
+/// ([`crate::platform::mmio::map_registers`] is the caller).
+pub fn map_device_page(vaddr: u64, paddr: u64) -> Result<(), MapError> {
+    with(|pt| map_4k(pt, vaddr, paddr, MMIO))
 }
 
 /// Table flags on the path to a user page (the leaf decides the rights).

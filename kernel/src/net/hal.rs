@@ -11,8 +11,8 @@
 //!   through the page tables; if its pages are not contiguous, it goes
 //!   through a bounce buffer of fresh frames, copied in for the device and
 //!   back out in [`Hal::unshare`].
-//! - [`Hal::mmio_phys_to_virt`] maps device registers uncached
-//!   ([`paging::map_mmio`]).
+//! - [`Hal::mmio_phys_to_virt`] maps device registers through the platform
+//!   ([`crate::platform::mmio::map_registers`]).
 
 use core::ptr::NonNull;
 
@@ -94,13 +94,10 @@ unsafe impl Hal for KernelHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
-        let vaddr = match paging::map_mmio(paddr, size as u64) {
-            Ok(v) => v,
-            // Another register block in the same page mapped it already.
-            Err(paging::MapError::AlreadyMapped(_)) => mm::phys_to_virt(paddr),
+        match crate::platform::mmio::map_registers(paddr, size as u64) {
+            Ok(regs) => regs.as_ptr(),
             Err(e) => panic!("cannot map device registers at {paddr:#x}: {e:?}"),
-        };
-        NonNull::new(vaddr as *mut u8).expect("the direct map is not at 0")
+        }
     }
 
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {

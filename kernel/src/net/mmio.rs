@@ -4,13 +4,11 @@
 //! and `auto-kernel-cmdline=on`, the default), and the check of a
 //! transport's header.
 
-use core::ptr::NonNull;
-
 use libos::boot::cmdline::KernelArgs;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 
-use crate::mm::paging;
+use crate::platform::mmio;
 
 /// The command-line key that announces a virtio-mmio transport.
 pub const CMDLINE_KEY: &str = "virtio_mmio.device";
@@ -79,10 +77,10 @@ pub fn from_cmdline<'a>(args: &KernelArgs<'a>) -> impl Iterator<Item = MmioDevic
 /// Maps `dev`'s registers and opens its transport if it holds a device of
 /// `kind` (an empty transport has device id 0 and is skipped).
 pub fn open(dev: &MmioDevice, kind: DeviceType) -> Option<MmioTransport<'static>> {
-    let vaddr = match paging::map_mmio(dev.paddr, dev.size_bytes) {
-        Ok(v) => v,
-        // Transports share pages (QEMU's are 512 bytes apart).
-        Err(paging::MapError::AlreadyMapped(_)) => crate::mm::phys_to_virt(dev.paddr),
+    // Transports share pages (QEMU's are 512 bytes apart): mapping one
+    // twice is fine.
+    let regs = match mmio::map_registers(dev.paddr, dev.size_bytes) {
+        Ok(r) => r,
         Err(e) => {
             log::warn!(
                 "cannot map virtio-mmio registers at {:#x}: {e:?}",
@@ -91,10 +89,11 @@ pub fn open(dev: &MmioDevice, kind: DeviceType) -> Option<MmioTransport<'static>
             return None;
         }
     };
-    let header = NonNull::new(vaddr as *mut VirtIOHeader)?;
+    let header = regs.as_ptr().cast::<VirtIOHeader>();
     // SAFETY: `header` points at `size_bytes` of device registers, just
-    // mapped uncached at their direct-map address; nothing else in the
-    // kernel touches them (each transport is opened once, by `net::init`).
+    // mapped through the platform (or left to trap into its emulation);
+    // nothing else in the kernel touches them (each transport is opened
+    // once, by `net::init`).
     let transport = match unsafe { MmioTransport::new(header, dev.size_bytes as usize) } {
         Ok(t) => t,
         Err(e) => {
