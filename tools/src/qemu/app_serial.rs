@@ -121,7 +121,7 @@ static INTERRUPT_SINK: std::sync::Mutex<Option<UnixStream>> = std::sync::Mutex::
 /// The program's first output can reach the host before the thread that
 /// forwards stdin has seen the kernel's ready line (they travel on
 /// different serial ports), so a press while the console line is still
-/// being set up waits for it (at most [`INTERRUPT_SETUP_WAIT`]).
+/// being set up waits for it (at most 10 s).
 pub fn send_interrupt() -> bool {
     use std::io::Write;
     let deadline = std::time::Instant::now() + INTERRUPT_SETUP_WAIT;
