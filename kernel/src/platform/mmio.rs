@@ -7,7 +7,8 @@
 //!   present and uncached when the platform says [`MmioAccess::Mapped`]
 //!   (with the shared mask on a CVM, where the access then raises
 //!   `#VC`/`#VE`), *not present* when it says [`MmioAccess::Trapped`], so
-//!   every access page-faults and is emulated ([`super::emulate`]);
+//!   every access page-faults and is emulated (the page-fault path decodes
+//!   the instruction);
 //! - in the platform's own window ([`window_address`]), present and
 //!   uncached, which only [`super::Platform::mmio_read`]/`mmio_write` of
 //!   the native backend use to perform an emulated access.
