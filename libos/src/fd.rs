@@ -78,6 +78,14 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn metadata(&self) -> Result<Metadata>;
     /// Current readiness (level-triggered).
     fn poll(&self) -> PollEvents;
+    /// When the file's current readiness began, as a value of
+    /// [`crate::ipc::ready_seq`] (0: not known). `epoll` orders ready
+    /// files by it, as Linux's ready list is in the order files became
+    /// ready; files that cannot tell are ordered by when `epoll` first saw
+    /// them ready.
+    fn ready_stamp(&self) -> u64 {
+        0
+    }
     /// A device-specific request; `ENOTTY` unless the kind knows it.
     fn ioctl(&self, _cmd: u32, _arg: u64) -> Result<IoctlReply> {
         return_errno!(Errno::ENOTTY)

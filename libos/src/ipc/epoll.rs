@@ -8,6 +8,13 @@
 //! is not reported again). `EPOLLONESHOT` disables a registration after one
 //! report, until `EPOLL_CTL_MOD`. A registration ends when its file is
 //! closed everywhere. Epoll instances cannot be nested (`EINVAL`).
+//!
+//! Ready registrations come back in Linux's ready-list order: the order
+//! their files became ready ([`FileLike::ready_stamp`], or when `epoll`
+//! first saw them ready for files that cannot tell), not fd order. A
+//! level-triggered registration that is reported goes to the back of the
+//! list, and registrations left out for lack of room (`maxevents`) stay
+//! at the front, so a small `maxevents` serves every ready fd in turn.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
@@ -40,6 +47,12 @@ struct Interest {
     last_ready: u32,
     /// The process's would-block epoch at the last report.
     last_epoch: u64,
+    /// Its place in the ready list (a [`super::ready_seq`] value); 0 while
+    /// it is not on the list.
+    queued_at: u64,
+    /// When it last left the list (reported or found not ready): a file
+    /// stamp older than this is readiness already accounted for.
+    left_at: u64,
 }
 
 /// An epoll instance.
@@ -94,6 +107,8 @@ impl Epoll {
                 disabled: false,
                 last_ready: 0,
                 last_epoch: 0,
+                queued_at: 0,
+                left_at: 0,
             },
         );
         Ok(())
@@ -130,10 +145,11 @@ impl Epoll {
     /// `EAGAIN`, so it cannot miss data or space; it may see an extra
     /// event, which the contract allows).
     pub fn collect(&self, max: usize, consume: bool, epoch: Option<u64>) -> Vec<(u32, u64)> {
-        let mut out = Vec::new();
         let mut list = self.interests.lock();
         list.retain(|_, i| i.file.strong_count() > 0);
-        for interest in list.values_mut() {
+        // Pass 1: readiness of every registration, and the ready list.
+        let mut ready_list: Vec<(u64, i32, u32)> = Vec::new();
+        for (&fd, interest) in list.iter_mut() {
             let Some(file) = interest.file.upgrade() else {
                 continue;
             };
@@ -148,20 +164,55 @@ impl Epoll {
             } else {
                 0
             };
-            let full = out.len() >= max;
-            let report =
-                ready != 0 && !interest.disabled && (!edge || ready & !previous != 0) && !full;
-            // A ready registration left out for lack of room keeps its state.
-            if consume && !(full && ready != 0) {
+            let reportable = ready != 0 && !interest.disabled && (!edge || ready & !previous != 0);
+            if !reportable {
+                if consume {
+                    interest.last_ready = ready;
+                    interest.last_epoch = epoch;
+                    if interest.queued_at != 0 {
+                        interest.queued_at = 0;
+                        interest.left_at = super::ready_seq();
+                    }
+                }
+                continue;
+            }
+            let queued_at = if interest.queued_at != 0 {
+                interest.queued_at
+            } else {
+                let stamp = file.ready_stamp();
+                if stamp > interest.left_at {
+                    stamp
+                } else {
+                    super::ready_seq()
+                }
+            };
+            if consume {
+                interest.queued_at = queued_at;
+            }
+            ready_list.push((queued_at, fd, ready));
+        }
+        // Pass 2: the first `max` in list order are reported.
+        ready_list.sort_unstable();
+        ready_list.truncate(max);
+        let mut out = Vec::with_capacity(ready_list.len());
+        for (_, fd, ready) in ready_list {
+            let Some(interest) = list.get_mut(&fd) else {
+                continue;
+            };
+            if consume {
                 interest.last_ready = ready;
-                interest.last_epoch = epoch;
-                if report && interest.events & EPOLLONESHOT != 0 {
+                interest.last_epoch = epoch.unwrap_or(interest.last_epoch);
+                let level = interest.events & (EPOLLET | EPOLLONESHOT) == 0;
+                if interest.events & EPOLLONESHOT != 0 {
                     interest.disabled = true;
                 }
+                // Linux puts a reported level-triggered item back at the
+                // tail; edge-triggered and one-shot ones leave the list.
+                let now = super::ready_seq();
+                interest.left_at = now;
+                interest.queued_at = if level { now } else { 0 };
             }
-            if report {
-                out.push((ready, interest.data));
-            }
+            out.push((ready, interest.data));
         }
         out
     }
@@ -217,6 +268,52 @@ mod tests {
         let mut buf = alloc::vec![0u8; 8192];
         r.read(&mut buf).unwrap();
         assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
+    }
+
+    #[test]
+    fn ready_files_come_back_in_the_order_they_became_ready() {
+        // As Linux: fd 3 becomes readable after fd 9, so 9 comes first
+        // (ascending fd order would put 3 first).
+        let ep = Epoll::new();
+        let (r3, w3) = new_pipe(0);
+        let (r9, w9) = new_pipe(0);
+        let (r3, r9): (Arc<dyn FileLike>, Arc<dyn FileLike>) = (r3, r9);
+        ep.add(3, &r3, 1, 30).unwrap();
+        ep.add(9, &r9, 1, 90).unwrap();
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        w9.write(b"b").unwrap();
+        w3.write(b"a").unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 90), (1, 30)]);
+        // Drained and filled again in the other order: the order follows.
+        let mut buf = [0u8; 4];
+        r3.read(&mut buf).unwrap();
+        r9.read(&mut buf).unwrap();
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        w3.write(b"a").unwrap();
+        w9.write(b"b").unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 30), (1, 90)]);
+    }
+
+    #[test]
+    fn a_small_maxevents_serves_every_ready_fd_in_turn() {
+        // Linux moves a reported level-triggered item to the back of the
+        // ready list: with maxevents 1 and three always-ready fds, three
+        // calls report three different fds, and the fourth the first again.
+        let ep = Epoll::new();
+        let mut keep = alloc::vec::Vec::new();
+        for fd in [4, 5, 6] {
+            let (r, w) = new_pipe(0);
+            w.write(b"x").unwrap();
+            let r: Arc<dyn FileLike> = r;
+            ep.add(fd, &r, 1, fd as u64).unwrap();
+            keep.push((r, w));
+        }
+        let turns: alloc::vec::Vec<u64> =
+            (0..4).map(|_| ep.collect(1, true, Some(0))[0].1).collect();
+        assert_eq!(turns, [4, 5, 6, 4]);
+        // Looking (consume = false) changes nothing.
+        assert_eq!(ep.collect(1, false, Some(0)), [(1, 5)]);
+        assert_eq!(ep.collect(1, true, Some(0)), [(1, 5)]);
     }
 
     #[test]

@@ -21,3 +21,14 @@ pub(crate) fn next_anon_ino() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(u64::MAX / 2);
     NEXT.fetch_sub(1, Ordering::Relaxed)
 }
+
+/// The readiness clock: a value that grows with every event that can make
+/// a file ready (a received segment, a write into an empty pipe) and every
+/// `epoll` report. [`FileLike::ready_stamp`](crate::fd::FileLike::ready_stamp)
+/// values come from it, so `epoll` can put ready files in the order they
+/// became ready, as Linux's ready list does.
+pub fn ready_seq() -> u64 {
+    READY_SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+static READY_SEQ: AtomicU64 = AtomicU64::new(1);

@@ -8,7 +8,7 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 use super::next_anon_ino;
@@ -29,6 +29,8 @@ struct Pipe {
     readers: AtomicUsize,
     writers: AtomicUsize,
     ino: u64,
+    /// When the bytes went from none to some ([`super::ready_seq`]).
+    filled_at: AtomicU64,
 }
 
 /// One end of a pipe. Dropping the last reference to an end (closing the
@@ -47,6 +49,7 @@ pub fn new_pipe(flags: u32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
         readers: AtomicUsize::new(1),
         writers: AtomicUsize::new(1),
         ino: next_anon_ino(),
+        filled_at: AtomicU64::new(0),
     });
     let nonblock = flags & O_NONBLOCK;
     let end = |is_read_end: bool, access: u32| {
@@ -108,6 +111,11 @@ impl FileLike for PipeEnd {
             return_errno!(Errno::EAGAIN);
         }
         let n = space.min(buf.len());
+        if q.is_empty() {
+            self.pipe
+                .filled_at
+                .store(super::ready_seq(), Ordering::Relaxed);
+        }
         q.extend(&buf[..n]);
         Ok(n)
     }
@@ -135,6 +143,14 @@ impl FileLike for PipeEnd {
             }
         }
         ev
+    }
+
+    fn ready_stamp(&self) -> u64 {
+        if self.is_read_end {
+            self.pipe.filled_at.load(Ordering::Relaxed)
+        } else {
+            0
+        }
     }
 
     fn status_flags(&self) -> u32 {

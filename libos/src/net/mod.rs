@@ -8,6 +8,8 @@
 //!   by [`NetStack::poll`] from the kernel's timer tick and from blocking
 //!   waits.
 //! - [`port`]: bound ports, ephemeral ports, `EADDRINUSE`.
+//! - `arrivals`: when each connection's unread data began arriving, for
+//!   `epoll`'s ready order.
 //!
 //! The socket file kinds and their syscalls (`crate::syscall::net`)
 //! follow the pattern of `crate::ipc`: operations never block, they fail
@@ -15,6 +17,7 @@
 //! `Blocker`.
 
 pub mod addr;
+mod arrivals;
 pub mod config;
 pub mod device;
 pub mod port;

@@ -26,6 +26,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
 use spin::Mutex;
 
+use super::arrivals::{Arrivals, Observed};
 use super::config::NetConfig;
 use super::device::{NetDevice, NicPhy};
 use super::port::PortTable;
@@ -44,7 +45,7 @@ pub(crate) enum IfaceId {
 pub(crate) struct Iface<D> {
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
-    phy: D,
+    phy: Observed<D>,
 }
 
 /// Listening sockets kept ready per interface of a listener. Each
@@ -75,6 +76,8 @@ pub(crate) struct Inner {
     next_listener: u64,
     /// Sockets whose file was closed, kept until their connection ends.
     closing: Vec<(IfaceId, SocketHandle)>,
+    /// When each connection's unread data began arriving (epoll order).
+    pub(crate) arrivals: Arrivals,
 }
 
 impl core::fmt::Debug for Inner {
@@ -210,6 +213,7 @@ impl Inner {
         for _ in 0..64 {
             let mut round = false;
             while let Some(result) = ingress(&mut self.lo, now) {
+                self.arrivals.record(&mut self.lo.phy.flows);
                 round = true;
                 if result == PollIngressSingleResult::SocketStateChanged {
                     changed = true;
@@ -224,9 +228,12 @@ impl Inner {
         }
         if self.ext.is_some() {
             while let Some(result) = self.ext.as_mut().and_then(|ext| {
-                ext.phy.flush();
+                ext.phy.inner.flush();
                 ingress(ext, now)
             }) {
+                if let Some(ext) = self.ext.as_mut() {
+                    self.arrivals.record(&mut ext.phy.flows);
+                }
                 changed = true;
                 if result == PollIngressSingleResult::SocketStateChanged {
                     self.refill_all();
@@ -348,7 +355,7 @@ impl NetStack {
             Iface {
                 iface,
                 sockets: SocketSet::new(Vec::new()),
-                phy,
+                phy: Observed::new(phy),
             }
         });
         lo_iface.update_ip_addrs(|a| {
@@ -362,13 +369,14 @@ impl NetStack {
                 lo: Iface {
                     iface: lo_iface,
                     sockets: SocketSet::new(Vec::new()),
-                    phy: lo_phy,
+                    phy: Observed::new(lo_phy),
                 },
                 ext,
                 ports: PortTable::new(config.random_seed),
                 listeners: BTreeMap::new(),
                 next_listener: 0,
                 closing: Vec::new(),
+                arrivals: Arrivals::default(),
             }),
             unix_names: Arc::default(),
             clock,

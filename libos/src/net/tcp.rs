@@ -353,6 +353,11 @@ impl Socket for TcpSocket {
             Self::configure(s, &common, &tcp_opts);
             let local = endpoint_v4(s.local_endpoint()?);
             let remote = endpoint_v4(s.remote_endpoint()?);
+            if s.recv_queue() == 0 {
+                // The handshake's arrival made the listener readable, not
+                // the new connection.
+                inner.arrivals.drained(&(local, remote));
+            }
             Some((i, h, local, remote))
         });
         let Some((iface, handle, local, remote)) = taken else {
@@ -491,7 +496,8 @@ impl Socket for TcpSocket {
     }
 
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
-        self.on_conn(true, |conn, s| {
+        let mut drained = None;
+        let r = self.on_conn(true, |conn, s| {
             let done = |len| {
                 Ok(Received {
                     len,
@@ -505,6 +511,9 @@ impl Socket for TcpSocket {
                 } else {
                     s.recv_slice(buf)
                 };
+                if !peek && s.recv_queue() == 0 {
+                    drained = Some((conn.local, conn.remote));
+                }
                 return done(n.unwrap_or(0));
             }
             if let Some(e) = conn.error.take() {
@@ -517,7 +526,11 @@ impl Socket for TcpSocket {
                 return done(0);
             }
             return_errno!(Errno::EAGAIN)
-        })
+        });
+        if let Some(flow) = drained {
+            self.stack.with_lock(|inner| inner.arrivals.drained(&flow));
+        }
+        r
     }
 
     fn shutdown(&self, how: Shutdown) -> Result<()> {
@@ -633,6 +646,43 @@ impl Socket for TcpSocket {
 impl FileLike for TcpSocket {
     fn read(&self, buf: &mut [u8]) -> Result<usize> {
         self.recv(buf, false).map(|r| r.len)
+    }
+
+    fn ready_stamp(&self) -> u64 {
+        let st = self.state.lock();
+        match &st.phase {
+            Phase::Connected(conn) => {
+                let flow = (conn.local, conn.remote);
+                self.stack.with_lock(|inner| inner.arrivals.stamp(&flow))
+            }
+            Phase::Listening { id, .. } => {
+                let id = *id;
+                // The oldest connection waiting for accept.
+                self.stack.with_lock(|inner| {
+                    let Some(l) = inner.listeners.get(&id) else {
+                        return 0;
+                    };
+                    let socks = l.sockets.clone();
+                    socks
+                        .iter()
+                        .filter_map(|&(i, h)| {
+                            let s = inner.tcp(i, h);
+                            if matches!(s.state(), State::Listen | State::SynReceived) {
+                                return None;
+                            }
+                            let flow = (
+                                endpoint_v4(s.local_endpoint()?),
+                                endpoint_v4(s.remote_endpoint()?),
+                            );
+                            Some(inner.arrivals.stamp(&flow))
+                        })
+                        .filter(|&t| t != 0)
+                        .min()
+                        .unwrap_or(0)
+                })
+            }
+            Phase::Idle(_) => 0,
+        }
     }
 
     fn write(&self, buf: &[u8]) -> Result<usize> {

@@ -516,6 +516,47 @@ fn epoll_sees_connections_data_and_hangup() {
 }
 
 #[test]
+fn epoll_reports_connections_in_the_order_their_data_arrived() {
+    // Issue 17: Redis serves clients in epoll order; Linux's ready list
+    // is in arrival order, not fd order. The lower fd's data comes second.
+    let h = setup();
+    let lfd = h.listener([127, 0, 0, 1], 6379, 0);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 6379);
+    let (c1, c2) = (h.socket(SOCK_STREAM), h.socket(SOCK_STREAM));
+    assert_eq!(h.call("connect", &[c1, sa, 16]), 0);
+    let s1 = h.call("accept", &[lfd, 0, 0]) as u64;
+    assert_eq!(h.call("connect", &[c2, sa, 16]), 0);
+    let s2 = h.call("accept", &[lfd, 0, 0]) as u64;
+    assert!(s1 < s2);
+    let ep = h.call("epoll_create1", &[0]) as u64;
+    for (fd, data) in [(s1, 1u64), (s2, 2)] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&1u32.to_le_bytes());
+        b[4..].copy_from_slice(&data.to_le_bytes());
+        let e = h.put(MEM + 0x500, &b);
+        assert_eq!(h.call("epoll_ctl", &[ep, 1, fd, e]), 0);
+    }
+    let out = MEM + 0x600;
+    let order = |h: &H| {
+        assert_eq!(h.call("epoll_wait", &[ep, out, 8, 100]), 2);
+        [h.get(out + 4, 8)[0], h.get(out + 16, 8)[0]]
+    };
+    let msg = h.put(MEM + 0x700, b"PING\r\n");
+    for (first, second, want) in [(c2, c1, [2, 1]), (c1, c2, [1, 2])] {
+        assert_eq!(h.call("write", &[first, msg, 6]), 6);
+        // The stack runs between the two clients' sends, as it would
+        // for two clients on the wire.
+        let _ = h.revents(lfd, 1);
+        assert_eq!(h.call("write", &[second, msg, 6]), 6);
+        assert_eq!(order(&h), want);
+        for s in [s1, s2] {
+            assert_eq!(h.call("read", &[s, MEM + 0x800, 100]), 6);
+        }
+        assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 0);
+    }
+}
+
+#[test]
 fn reset_and_epipe() {
     let h = setup();
     let lfd = h.listener([127, 0, 0, 1], 81, 0);

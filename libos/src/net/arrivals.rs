@@ -1,0 +1,238 @@
+//! When each TCP connection last became readable, for `epoll`'s ready
+//! order ([`FileLike::ready_stamp`](crate::fd::FileLike::ready_stamp)).
+//!
+//! smoltcp does not say which socket a received packet was for, so
+//! [`Observed`] wraps an interface's device and notes the connection
+//! (local and remote address) of every TCP segment that can make a socket
+//! readable (data, a SYN, FIN or RST; not a bare ACK or a SYN-ACK). After each packet the
+//! stack moves the notes into [`Arrivals`], stamped with
+//! [`ready_seq`](crate::ipc::ready_seq): a connection keeps the stamp of
+//! its first such segment until the program drains its receive queue.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// A TCP connection as this machine sees it: `(local, remote)`.
+pub(crate) type Flow = (SocketAddrV4, SocketAddrV4);
+
+/// Most connections remembered; past it the notes start afresh (ready
+/// files then fall back to the order `epoll` first sees them ready).
+const MAX_FLOWS: usize = 16_384;
+
+/// First-arrival stamps of connections with unread data.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    stamps: BTreeMap<Flow, u64>,
+}
+
+impl Arrivals {
+    /// Notes segments received for `flows` (keeps an older stamp).
+    pub(crate) fn record(&mut self, flows: &mut Vec<Flow>) {
+        for flow in flows.drain(..) {
+            if self.stamps.len() >= MAX_FLOWS && !self.stamps.contains_key(&flow) {
+                self.stamps.clear();
+            }
+            self.stamps
+                .entry(flow)
+                .or_insert_with(crate::ipc::ready_seq);
+        }
+    }
+
+    /// The stamp of `flow`'s unread data, 0 if none noted.
+    pub(crate) fn stamp(&self, flow: &Flow) -> u64 {
+        self.stamps.get(flow).copied().unwrap_or(0)
+    }
+
+    /// The program read everything `flow` had: the next segment is a new
+    /// arrival.
+    pub(crate) fn drained(&mut self, flow: &Flow) {
+        self.stamps.remove(flow);
+    }
+}
+
+/// The connection of a received frame, if it is a TCP segment over IPv4
+/// that can make a socket readable.
+pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
+    let ip = match medium {
+        // Ethernet II with EtherType IPv4.
+        Medium::Ethernet => {
+            if frame.get(12..14)? != [0x08, 0x00] {
+                return None;
+            }
+            frame.get(14..)?
+        }
+        _ => frame,
+    };
+    let version_ihl = *ip.first()?;
+    if version_ihl >> 4 != 4 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let ihl = usize::from(version_ihl & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let tcp = ip.get(ihl..total.min(ip.len()))?;
+    let data_offset = usize::from(*tcp.get(12)? >> 4) * 4;
+    let flags = *tcp.get(13)?;
+    // A SYN without ACK makes a listener readable (a SYN-ACK only
+    // completes the caller's own connect); FIN and RST a connection.
+    let (fin_rst, syn_ack) = (flags & 0x05 != 0, flags & 0x12);
+    if tcp.len() <= data_offset && !fin_rst && syn_ack != 0x02 {
+        return None;
+    }
+    let addr = |at: usize| {
+        let b: [u8; 4] = ip.get(at..at + 4)?.try_into().ok()?;
+        Some(Ipv4Addr::from(b))
+    };
+    let port = |at: usize| Some(u16::from_be_bytes([*tcp.get(at)?, *tcp.get(at + 1)?]));
+    let src = SocketAddrV4::new(addr(12)?, port(0)?);
+    let dst = SocketAddrV4::new(addr(16)?, port(2)?);
+    Some((dst, src))
+}
+
+/// A device whose received TCP segments are noted (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Observed<D> {
+    pub(crate) inner: D,
+    /// Connections of the frames received since the stack last looked.
+    pub(crate) flows: Vec<Flow>,
+}
+
+impl<D> Observed<D> {
+    pub(crate) fn new(inner: D) -> Self {
+        Self {
+            inner,
+            flows: Vec::new(),
+        }
+    }
+}
+
+/// A received frame whose connection is noted as it is consumed.
+pub(crate) struct ObservedRx<'a, T> {
+    inner: T,
+    medium: Medium,
+    flows: &'a mut Vec<Flow>,
+}
+
+impl<T: phy::RxToken> phy::RxToken for ObservedRx<'_, T> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let (medium, flows) = (self.medium, self.flows);
+        self.inner.consume(|frame| {
+            if let Some(flow) = flow_of(frame, medium) {
+                flows.push(flow);
+            }
+            f(frame)
+        })
+    }
+}
+
+impl<D: Device> Device for Observed<D> {
+    type RxToken<'a>
+        = ObservedRx<'a, D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let medium = self.inner.capabilities().medium;
+        let (rx, tx) = self.inner.receive(now)?;
+        Some((
+            ObservedRx {
+                inner: rx,
+                medium,
+                flows: &mut self.flows,
+            },
+            tx,
+        ))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4/TCP packet from 10.0.2.2:40000 to 10.0.2.15:6379.
+    fn segment(flags: u8, payload: &[u8]) -> Vec<u8> {
+        let total = 20 + 20 + payload.len();
+        let mut p = alloc::vec![0u8; total];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 2, 2]);
+        p[16..20].copy_from_slice(&[10, 0, 2, 15]);
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&6379u16.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = flags;
+        p[40..].copy_from_slice(payload);
+        p
+    }
+
+    fn flow() -> Flow {
+        (
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 15), 6379),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 40000),
+        )
+    }
+
+    #[test]
+    fn data_syn_fin_and_rst_are_arrivals_a_bare_ack_or_syn_ack_is_not() {
+        assert_eq!(
+            flow_of(&segment(0x18, b"PING\r\n"), Medium::Ip),
+            Some(flow())
+        );
+        assert_eq!(flow_of(&segment(0x02, b""), Medium::Ip), Some(flow()));
+        assert_eq!(flow_of(&segment(0x11, b""), Medium::Ip), Some(flow()));
+        assert_eq!(flow_of(&segment(0x04, b""), Medium::Ip), Some(flow()));
+        assert_eq!(flow_of(&segment(0x10, b""), Medium::Ip), None);
+        assert_eq!(flow_of(&segment(0x12, b""), Medium::Ip), None, "SYN-ACK");
+        let mut eth = alloc::vec![0u8; 14];
+        eth[12..14].copy_from_slice(&[0x08, 0x00]);
+        eth.extend(segment(0x18, b"x"));
+        assert_eq!(flow_of(&eth, Medium::Ethernet), Some(flow()));
+        eth[12] = 0x86; // IPv6 EtherType: not ours
+        assert_eq!(flow_of(&eth, Medium::Ethernet), None);
+    }
+
+    #[test]
+    fn truncated_or_foreign_frames_are_ignored_without_panicking() {
+        let full = segment(0x18, b"data");
+        for n in 0..full.len() {
+            let _ = flow_of(&full[..n], Medium::Ip);
+            let _ = flow_of(&full[..n], Medium::Ethernet);
+        }
+        let mut udp = full.clone();
+        udp[9] = 17;
+        assert_eq!(flow_of(&udp, Medium::Ip), None);
+        let mut bad_ihl = full;
+        bad_ihl[0] = 0x4f;
+        assert_eq!(flow_of(&bad_ihl, Medium::Ip), None);
+    }
+
+    #[test]
+    fn a_connection_keeps_its_first_stamp_until_drained() {
+        let mut a = Arrivals::default();
+        a.record(&mut alloc::vec![flow()]);
+        let first = a.stamp(&flow());
+        assert_ne!(first, 0);
+        a.record(&mut alloc::vec![flow()]);
+        assert_eq!(a.stamp(&flow()), first);
+        a.drained(&flow());
+        assert_eq!(a.stamp(&flow()), 0);
+        a.record(&mut alloc::vec![flow()]);
+        assert!(a.stamp(&flow()) > first);
+    }
+}
