@@ -14,6 +14,7 @@
 
 mod entropy;
 mod fault;
+mod host_time;
 mod observer;
 mod platform;
 mod sigframe;
@@ -165,7 +166,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     }
     let fpu_xcr0 = crate::arch::fpu::init();
     log::info!("FPU on (XCR0 {fpu_xcr0:#x})");
-    let platform = Arc::new(KernelPlatform::new());
+    let platform = Arc::new(KernelPlatform::new(args.has("time.host")));
     let devices = DeviceRegistry::standard(platform.clone(), platform.clone());
     let vfs = Arc::new(Vfs::new(platform.clone(), devices));
     match vfs.unpack_cpio(archive) {

@@ -18,8 +18,10 @@ use crate::mm::user::{self, UserMapError};
 /// The machine as the LibOS sees it.
 pub struct KernelPlatform {
     rng: ChaChaCsprng,
-    /// Unix time (ns) at monotonic time 0.
+    /// Unix time (ns) at monotonic time 0, from the CMOS clock.
     realtime_base_ns: u64,
+    /// The wall clock kept to the host's, when the host gives the time.
+    host: Option<spin::Mutex<super::host_time::HostClock>>,
 }
 
 impl core::fmt::Debug for KernelPlatform {
@@ -31,12 +33,29 @@ impl core::fmt::Debug for KernelPlatform {
 }
 
 impl KernelPlatform {
-    /// Seeds the CSPRNG and reads the wall clock.
-    pub fn new() -> Self {
+    /// Seeds the CSPRNG and reads the wall clock: from the host when
+    /// `host_time` (the runner answers, see `host_time.rs`), else from the
+    /// CMOS clock (whole seconds).
+    pub fn new(host_time: bool) -> Self {
         let seed = super::entropy::seed();
+        let host = if host_time {
+            match super::host_time::HostClock::start() {
+                Some((clock, rtt)) => {
+                    log::info!("wall clock from the host (round trip {rtt} ns)");
+                    Some(spin::Mutex::new(clock))
+                }
+                None => {
+                    log::warn!("the host did not give the time: using the CMOS clock");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let now = crate::time::now_ns();
         let realtime_base_ns = match crate::arch::rtc::unix_seconds() {
             Some(s) => (s * 1_000_000_000).saturating_sub(now),
+            None if host.is_some() => 0,
             None => {
                 log::warn!("the RTC reads nonsense: the wall clock starts at the epoch");
                 0
@@ -45,6 +64,7 @@ impl KernelPlatform {
         Self {
             rng: ChaChaCsprng::from_seed(seed),
             realtime_base_ns,
+            host,
         }
     }
 }
@@ -134,7 +154,10 @@ impl Clock for KernelPlatform {
     }
 
     fn realtime_ns(&self) -> u64 {
-        self.realtime_base_ns + crate::time::now_ns()
+        match &self.host {
+            Some(clock) => clock.lock().now(),
+            None => self.realtime_base_ns + crate::time::now_ns(),
+        }
     }
 
     fn thread_cpu_ns(&self) -> u64 {

@@ -7,6 +7,7 @@
 //! the host against fake memory.
 
 pub mod cmdline;
+pub mod host_time;
 pub mod memmap;
 pub mod pvh;
 pub mod rtc;

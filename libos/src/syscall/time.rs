@@ -1,6 +1,9 @@
 //! Time syscalls over the platform [`Clock`](crate::platform::Clock):
-//! `clock_gettime`, `clock_getres`, `gettimeofday`, `time`. (Sleeping is
-//! in `syscall::sched`.)
+//! `clock_gettime`, `clock_getres`, `gettimeofday`, `time`, and
+//! `clock_settime`/`settimeofday`, which a program may not use: the wall
+//! clock is the host's (kept to it by the kernel), so setting it is
+//! `EPERM`, as for a process without `CAP_SYS_TIME`. (Sleeping is in
+//! `syscall::sched`.)
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -12,7 +15,9 @@ use crate::user::{UserPtr, UserSliceWrite};
 /// `(number, name, handler)` for the family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (96, "gettimeofday", sys_gettimeofday),
+    (164, "settimeofday", sys_settimeofday),
     (201, "time", sys_time),
+    (227, "clock_settime", sys_clock_settime),
     (228, "clock_gettime", sys_clock_gettime),
     (229, "clock_getres", sys_clock_getres),
 ];
@@ -35,9 +40,8 @@ use clock_id::*;
 /// Resolution reported for the coarse clocks (a 250 Hz tick).
 const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 
-/// The time of clock `id` in nanoseconds. The CPU-time clocks report time
-/// since boot: the one process owns the one vCPU, so this bounds its CPU
-/// time from above (per-thread accounting is the kernel's, not done yet).
+/// The time of clock `id` in nanoseconds (the CPU-time clocks from the
+/// kernel's per-thread accounting).
 fn clock_ns(p: &Process, id: i32) -> Result<u64> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(p.platform.realtime_ns()),
@@ -99,4 +103,35 @@ pub fn sys_time(p: &Process, a: &SyscallArgs) -> Result<usize> {
         UserPtr::<u64>::new(a.u64(0)).write(&*p.platform, secs)?;
     }
     Ok(secs as usize)
+}
+
+/// `clock_settime(id, tp)`: the time is checked as Linux does (`EFAULT`,
+/// `EINVAL` for a bad time or a clock that cannot be set), then refused.
+pub fn sys_clock_settime(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let id = a.i32(0);
+    crate::syscall::futex::read_timespec_ns(p, a.u64(1))?;
+    match id {
+        CLOCK_REALTIME => return_errno!(Errno::EPERM),
+        _ => return_errno!(Errno::EINVAL),
+    }
+}
+
+/// `settimeofday(tv, tz)`: nothing to set is success; anything else is
+/// checked, then refused.
+pub fn sys_settimeofday(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let (tv, tz) = (a.u64(0), a.u64(1));
+    if tv != 0 {
+        let usec = UserPtr::<i64>::new(tv + 8).read(&*p.platform)?;
+        let sec = UserPtr::<i64>::new(tv).read(&*p.platform)?;
+        if sec < 0 || !(0..1_000_000).contains(&usec) {
+            return_errno!(Errno::EINVAL);
+        }
+    }
+    if tz != 0 {
+        UserPtr::<u64>::new(tz).read(&*p.platform)?;
+    }
+    if tv == 0 && tz == 0 {
+        return Ok(0);
+    }
+    return_errno!(Errno::EPERM)
 }

@@ -23,6 +23,7 @@ pub mod net;
 mod outcome;
 pub mod qmp;
 pub mod stub_guest;
+pub mod time_sync;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -256,7 +257,8 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
         // Its own process group: Ctrl-C on the terminal reaches the runner
         // (which forwards it to the program), not QEMU.
         .process_group(0)
-        .stdin(Stdio::null())
+        // COM1's input: the host's time, when the guest asks (time_sync.rs).
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -268,6 +270,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
         })?;
     RUNNING_QEMU.store(child.id(), std::sync::atomic::Ordering::Relaxed);
     let stdout = child.stdout.take().context("QEMU stdout")?;
+    let mut com1_in = child.stdin.take().context("QEMU stdin")?;
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
     let (tx, rx) = mpsc::channel::<Message>();
     let gate = Arc::new(app_serial::Gate::default());
@@ -292,6 +295,11 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
                 .trim_end_matches(['\r', '\n'])
                 .to_string();
             buf.clear();
+            // Answered here, at once: the guest times the round trip.
+            if line == time_sync::REQUEST_LINE {
+                time_sync::answer(&mut com1_in);
+                continue;
+            }
             if tx.send(Message::Line(line)).is_err() {
                 break;
             }

@@ -253,7 +253,10 @@ fn qemu_config(
     }
     config.memory_mib = opts.memory_mib;
     config.initrd = Some(image);
-    config.cmdline = kernel_cmdline(opts);
+    // The runner answers the kernel's request for the host's time
+    // (qemu/time_sync.rs); a built image run by plain QEMU has no one to
+    // answer, so `kernel_cmdline` (shared with `cloister build`) leaves it out.
+    config.cmdline = format!("{} time.host", kernel_cmdline(opts));
     // Interactive programs may be silent for as long as they like.
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
     config.idle_timeout = Duration::MAX;

@@ -68,6 +68,35 @@ fn clocks() {
 }
 
 #[test]
+fn the_wall_clock_cannot_be_set() {
+    let (m, p, t) = setup();
+    let e = |errno: Errno| -i64::from(errno.as_i32());
+    m.write_user(BUF, &[0; 16]).unwrap();
+    m.write_user(BUF, &1_800_000_000u64.to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "clock_settime", &[0, BUF]), e(Errno::EPERM));
+    assert_eq!(call(&t, &p, "clock_settime", &[1, BUF]), e(Errno::EINVAL));
+    assert_eq!(call(&t, &p, "clock_settime", &[99, BUF]), e(Errno::EINVAL));
+    assert_eq!(
+        call(&t, &p, "clock_settime", &[0, 0xdead_0000]),
+        e(Errno::EFAULT)
+    );
+    m.write_user(BUF + 8, &2_000_000_000u64.to_le_bytes())
+        .unwrap();
+    assert_eq!(call(&t, &p, "clock_settime", &[0, BUF]), e(Errno::EINVAL));
+    assert_eq!(call(&t, &p, "settimeofday", &[0, 0]), 0);
+    assert_eq!(call(&t, &p, "settimeofday", &[BUF, 0]), e(Errno::EINVAL));
+    m.write_user(BUF + 8, &5u64.to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "settimeofday", &[BUF, 0]), e(Errno::EPERM));
+    assert_eq!(
+        call(&t, &p, "settimeofday", &[0xdead_0000, 0]),
+        e(Errno::EFAULT)
+    );
+    // The clock is untouched.
+    assert_eq!(call(&t, &p, "clock_gettime", &[0, BUF]), 0);
+    assert_eq!(u64_at(&m, BUF), 1_767_225_600);
+}
+
+#[test]
 fn uname_ids_and_random() {
     let (m, p, t) = setup();
     assert_eq!(call(&t, &p, "uname", &[BUF]), 0);

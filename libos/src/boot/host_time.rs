@@ -1,0 +1,217 @@
+//! The wall clock from the host (the runner answers a request on the
+//! kernel's console line; see `tools/src/qemu/time_sync.rs`): parsing the
+//! answer and turning a timed round trip into the offset between the
+//! host's Unix time and the kernel's monotonic clock.
+//!
+//! The host reads its clock somewhere between the guest's send (`t0`) and
+//! its receipt of the answer (`t1`); taking the midpoint bounds the error
+//! by half the round trip, and of several tries the shortest round trip
+//! gives the tightest bound (NTP's rule).
+
+/// `T<decimal nanoseconds since the Unix epoch>`, without the newline.
+pub fn parse_reply(line: &[u8]) -> Option<u64> {
+    let digits = line.strip_prefix(b"T")?;
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// One timed exchange: sent at monotonic `t0`, answered with `host_ns`,
+/// received at monotonic `t1` (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exchange {
+    /// Monotonic time just after the request was written.
+    pub t0: u64,
+    /// The host's Unix time in the answer.
+    pub host_ns: u64,
+    /// Monotonic time when the answer had been read.
+    pub t1: u64,
+}
+
+impl Exchange {
+    /// The round trip.
+    pub fn rtt(&self) -> u64 {
+        self.t1.saturating_sub(self.t0)
+    }
+
+    /// The Unix time at monotonic 0: `realtime = base + monotonic`. `None`
+    /// for an answer that makes no sense (time running backwards, or a host
+    /// time before the guest's own uptime).
+    pub fn base(&self) -> Option<u64> {
+        if self.t1 < self.t0 {
+            return None;
+        }
+        let at_midpoint = self.t0 + self.rtt() / 2;
+        self.host_ns.checked_sub(at_midpoint)
+    }
+}
+
+/// The exchange with the shortest round trip, if any makes sense.
+pub fn best(exchanges: &[Exchange]) -> Option<Exchange> {
+    exchanges
+        .iter()
+        .filter(|e| e.base().is_some())
+        .min_by_key(|e| e.rtt())
+        .copied()
+}
+
+/// The wall clock kept to the host's: each exchange sets the offset, and
+/// two exchanges far enough apart measure how fast the kernel's clock runs
+/// against the host's (its TSC frequency is calibrated against the PIT at
+/// boot, to a few hundred parts per million under TCG), which corrects the
+/// time between exchanges. The result never goes backwards.
+#[derive(Debug, Clone, Default)]
+pub struct Discipline {
+    /// The first exchange used, for the rate.
+    first: Option<(u64, u64)>,
+    /// The latest: (monotonic at its midpoint, host time then).
+    last: Option<(u64, u64)>,
+    /// Host nanoseconds per 2^32 monotonic nanoseconds, once measured.
+    rate: Option<u64>,
+    /// The largest time handed out, so that it never goes backwards.
+    handed_out: u64,
+}
+
+/// Monotonic nanoseconds between the exchanges that measure the rate.
+const RATE_SPAN_NS: u64 = 500_000_000;
+
+impl Discipline {
+    /// Takes an exchange in (one that makes no sense is ignored).
+    pub fn update(&mut self, e: &Exchange) {
+        let Some(base) = e.base() else {
+            return;
+        };
+        let mono = e.t0 + e.rtt() / 2;
+        let host = base + mono;
+        let first = *self.first.get_or_insert((mono, host));
+        let span = mono.saturating_sub(first.0);
+        if span >= RATE_SPAN_NS {
+            let host_span = host.saturating_sub(first.1);
+            // host_span / span in 32.32 fixed point, kept within ±1 %.
+            let rate = ((u128::from(host_span) << 32) / u128::from(span)) as u64;
+            let one = 1u64 << 32;
+            self.rate = Some(rate.clamp(one - one / 100, one + one / 100));
+        }
+        self.last = Some((mono, host));
+    }
+
+    /// Whether any exchange has been taken.
+    pub fn synced(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// The Unix time at monotonic `mono`, `None` before the first exchange.
+    pub fn realtime(&mut self, mono: u64) -> Option<u64> {
+        let (at, host) = self.last?;
+        let since = mono.saturating_sub(at);
+        let scaled = match self.rate {
+            Some(rate) => ((u128::from(since) * u128::from(rate)) >> 32) as u64,
+            None => since,
+        };
+        let t = host.saturating_add(scaled).max(self.handed_out);
+        self.handed_out = t;
+        Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_parse_strictly() {
+        assert_eq!(
+            parse_reply(b"T1700000000123456789"),
+            Some(1_700_000_000_123_456_789)
+        );
+        assert_eq!(parse_reply(b"T0"), Some(0));
+        for bad in [
+            &b""[..],
+            b"T",
+            b"1700",
+            b"T17x0",
+            b"T-1",
+            b"T99999999999999999999",
+            b"T123456789012345678901",
+        ] {
+            assert_eq!(parse_reply(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_base_takes_the_midpoint_and_the_shortest_round_trip_wins() {
+        let e = Exchange {
+            t0: 1_000,
+            host_ns: 1_000_000,
+            t1: 3_000,
+        };
+        assert_eq!(e.rtt(), 2_000);
+        // At monotonic 2000 the host said 1_000_000.
+        assert_eq!(e.base(), Some(998_000));
+        let slow = Exchange {
+            t0: 10_000,
+            host_ns: 1_500_000,
+            t1: 90_000,
+        };
+        assert_eq!(best(&[slow, e]), Some(e));
+        let backwards = Exchange {
+            t0: 5,
+            host_ns: 10,
+            t1: 4,
+        };
+        let before_boot = Exchange {
+            t0: 100,
+            host_ns: 10,
+            t1: 100,
+        };
+        assert_eq!(backwards.base(), None);
+        assert_eq!(before_boot.base(), None);
+        assert_eq!(best(&[backwards, before_boot]), None);
+    }
+
+    #[test]
+    fn the_discipline_learns_the_rate_and_never_goes_backwards() {
+        // The kernel's clock runs 550 ppm fast (as measured under TCG):
+        // monotonic m corresponds to host time 1e18 + m / 1.00055.
+        let host_at = |m: u64| 1_000_000_000_000_000_000 + (m as f64 / 1.00055) as u64;
+        let exchange = |m: u64| Exchange {
+            t0: m - 50_000,
+            host_ns: host_at(m),
+            t1: m + 50_000,
+        };
+        let mut d = Discipline::default();
+        assert_eq!(d.realtime(5), None);
+        d.update(&exchange(1_000_000_000));
+        // Before the rate is known the error grows with time since the sync.
+        let err = |d: &mut Discipline, m: u64| d.realtime(m).unwrap() as i64 - host_at(m) as i64;
+        assert!(err(&mut d, 1_000_000_000).abs() < 1_000);
+        assert!(
+            err(&mut d, 2_000_000_000) > 500_000,
+            "550 us fast after a second"
+        );
+        d.update(&exchange(2_000_000_000));
+        // Rate known: ten seconds on, still within 10 us.
+        let e = err(&mut d, 12_000_000_000);
+        assert!(e.abs() < 10_000, "{e}");
+        // The step back to the host's time at the second sync is absorbed:
+        // the clock holds still instead of going backwards.
+        let mut d2 = Discipline::default();
+        d2.update(&exchange(1_000_000_000));
+        let before = d2.realtime(2_000_000_000).unwrap();
+        d2.update(&exchange(2_000_000_000));
+        assert!(d2.realtime(2_000_000_001).unwrap() >= before);
+        // Nonsense is ignored.
+        d2.update(&Exchange {
+            t0: 9,
+            host_ns: 1,
+            t1: 5,
+        });
+        assert!(d2.synced());
+    }
+}
