@@ -46,6 +46,7 @@ pub fn init() -> bool {
     let Some(uart) = open(COM2, IER::DATA_READY) else {
         return false;
     };
+    crate::arch::irq::register(crate::arch::trap::CONSOLE_VECTOR, on_interrupt);
     if let Err(e) = crate::arch::ioapic::route_edge(COM2_IRQ, crate::arch::trap::CONSOLE_VECTOR) {
         log::info!("console: input polled on timer ticks (no interrupt route: {e:?})");
     }
@@ -86,6 +87,13 @@ static INPUT_PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::Atomi
 /// For the interrupt handler: COM2 has input.
 pub fn note_input() {
     INPUT_PENDING.store(true, core::sync::atomic::Ordering::Release);
+}
+
+/// COM2's interrupt: note the input, and wake waiters (the waiting reader
+/// re-checks the FIFO once the CPU is awake).
+fn on_interrupt() {
+    note_input();
+    crate::task::bump_epoch();
 }
 
 /// Whether COM2's interrupt fired since the last call.

@@ -84,6 +84,7 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     time::mark_boot();
     console::init(log::LevelFilter::Info);
     arch::idt::init_early();
+    install_trap_hooks();
     arch::pit::mask_legacy_pic();
     match arch::pit::measure_tsc_hz() {
         Some(hz) => time::set_tsc_hz(hz),
@@ -193,6 +194,21 @@ fn print_memory_map(info: &BootInfo) {
     }
 }
 
+/// What the trap path asks of the kernel ([`arch::irq`]): lazy user
+/// pages, the audit record of a fatal exception, the in-guest tests'
+/// failure report, the host's stop request and the end of the guest.
+fn install_trap_hooks() {
+    arch::irq::set_hooks(arch::irq::Hooks {
+        kernel_page_fault: mm::user::resolve_fault,
+        fatal_exception: |vector, error_code, rip, cr2| {
+            audit::record_exception(vector, error_code, rip, cr2);
+        },
+        before_fatal_exit: ktest::report_failure,
+        host_stop: exit::host_stop,
+        fatal_exit: || exit::exit(exit::ExitCode::Failure),
+    });
+}
+
 /// The rest of the boot, on a guarded kernel stack.
 extern "C" fn kernel_main_on_stack() -> ! {
     let info = BOOT_INFO.read();
@@ -208,6 +224,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
         100
     });
+    arch::irq::register(arch::trap::TIMER_VECTOR, time::tick);
     arch::apic::start_periodic(hz);
     x86_64::instructions::interrupts::enable();
     kprintln!(

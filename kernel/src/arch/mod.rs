@@ -10,6 +10,7 @@ pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;
+pub mod irq;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod pit;

@@ -9,7 +9,7 @@
 
 use core::arch::global_asm;
 
-use crate::exit::{ExitCode, exit};
+use super::irq;
 
 /// Saved state at a trap, in the order the stubs push it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -174,72 +174,65 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
     match frame.vector {
         0..=31 => handle_exception(frame),
-        v if v == u64::from(TIMER_VECTOR) => {
-            crate::time::tick();
-            super::apic::end_of_interrupt();
-        }
-        v if v == u64::from(NET_VECTOR) => {
-            crate::net::handle_interrupt();
-            super::apic::end_of_interrupt();
-        }
-        // The waiting reader re-checks the FIFO once the CPU is awake.
-        v if v == u64::from(CONSOLE_VECTOR) => {
-            crate::app_console::note_input();
-            crate::task::bump_epoch();
-            super::apic::end_of_interrupt();
-        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
-        v => {
-            log::warn!("unexpected interrupt vector {v}");
-            super::apic::end_of_interrupt();
-        }
+        v => device_interrupt(v),
     }
+}
+
+/// A device interrupt: its registered handler ([`irq::register`]), then
+/// the end of interrupt.
+fn device_interrupt(vector: u64) {
+    match irq::handler(vector) {
+        Some(handle) => handle(),
+        None => log::warn!("unexpected interrupt vector {vector}"),
+    }
+    super::apic::end_of_interrupt();
 }
 
 /// A trap taken in ring 3: acknowledge interrupts, then hand everything to
 /// the LibOS through [`super::user::execute`]'s return.
 fn from_user(frame: &TrapFrame) -> ! {
     if frame.vector == NMI_VECTOR {
-        crate::exit::host_stop();
+        host_stop();
     }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     match frame.vector {
-        v if v == u64::from(TIMER_VECTOR) => {
-            crate::time::tick();
-            super::apic::end_of_interrupt();
-        }
-        v if v == u64::from(NET_VECTOR) => {
-            crate::net::handle_interrupt();
-            super::apic::end_of_interrupt();
-        }
         v if v == u64::from(SPURIOUS_VECTOR) || v < 32 => {}
-        v => {
-            if v == u64::from(CONSOLE_VECTOR) {
-                crate::app_console::note_input();
-            }
-            crate::task::bump_epoch();
-            super::apic::end_of_interrupt();
-        }
+        v => device_interrupt(v),
     }
     super::user::trap_from_user(frame, cr2)
 }
 
-/// Non-maskable interrupt: the host's stop request ([`crate::exit::host_stop`]).
+/// Non-maskable interrupt: the host's stop request.
 const NMI_VECTOR: u64 = 2;
+
+fn host_stop() {
+    if let Some(h) = irq::hooks() {
+        (h.host_stop)();
+    }
+}
 
 fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == NMI_VECTOR {
-        crate::exit::host_stop();
+        host_stop();
     }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    if frame.vector == 14 && crate::mm::user::resolve_fault(cr2, frame.error_code) {
+    let hooks = irq::hooks();
+    if frame.vector == 14 && hooks.is_some_and(|h| (h.kernel_page_fault)(cr2, frame.error_code)) {
         // A kernel access to a lazy user page (a user copy): retry it.
         return;
     }
     if super::uaccess::fixup(frame) || super::catch::recover(frame, cr2) {
         return;
     }
-    record_exception(frame, cr2);
+    if let Some(h) = hooks {
+        // Not the lazy user-page faults, user-copy fix-ups or test catches
+        // resolved above, which are routine (and, for user copies,
+        // application-driven). Fatal user-mode exceptions are recorded
+        // where the program is killed (`run::fault::kill`).
+        let cr2 = if frame.vector == 14 { cr2 } else { 0 };
+        (h.fatal_exception)(frame.vector as u8, frame.error_code, frame.rip, cr2);
+    }
     crate::console::emergency_write(format_args!(
         "\nFATAL: CPU exception {} {}: error code {:#x}, RIP {:#018x}, CR2 {:#018x}, RSP {:#018x}, CS {:#x}, RFLAGS {:#x}\n",
         frame.vector,
@@ -274,18 +267,14 @@ fn handle_exception(frame: &mut TrapFrame) {
             },
         ));
     }
-    crate::ktest::report_failure();
-    exit(ExitCode::Failure)
-}
-
-/// Audit hook for a fatal kernel exception (vectors 0..32): not the lazy
-/// user-page faults, user-copy fix-ups or test catches resolved above, which
-/// are routine (and, for user copies, application-driven: recording each
-/// would seal a whole block per fault). Fatal user-mode exceptions are
-/// recorded where the program is killed (`run::fault::kill`).
-fn record_exception(frame: &TrapFrame, cr2: u64) {
-    if frame.vector < 32 {
-        let cr2 = if frame.vector == 14 { cr2 } else { 0 };
-        crate::audit::record_exception(frame.vector as u8, frame.error_code, frame.rip, cr2);
+    match hooks {
+        Some(h) => {
+            (h.before_fatal_exit)();
+            (h.fatal_exit)()
+        }
+        // Before the kernel installed its hooks: end through the platform.
+        None => crate::platform::platform().terminate(crate::platform::Termination::Failure(
+            crate::platform::FailureReason::FatalException,
+        )),
     }
 }

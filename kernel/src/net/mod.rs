@@ -57,6 +57,7 @@ pub fn init(args: &KernelArgs<'_>) {
         nic.set_interrupts(false);
         alloc::string::String::from("polling")
     } else {
+        crate::arch::irq::register(crate::arch::trap::NET_VECTOR, handle_interrupt);
         match crate::arch::ioapic::route_level(dev.irq, crate::arch::trap::NET_VECTOR) {
             Ok(()) => alloc::format!("irq {}", dev.irq),
             Err(e) => {
