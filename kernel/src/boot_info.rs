@@ -7,7 +7,7 @@ use libos::boot::pvh::{
     MAX_CMDLINE_BYTES, MemoryEntry, MemoryType, Module, PhysReader, PvhError, StartInfo,
 };
 
-use crate::mm::{EARLY_MAPPED_BYTES, layout, phys_to_virt};
+use crate::mm::layout;
 
 /// Most memory-map entries kept for display.
 pub const MAX_E820: usize = 128;
@@ -24,22 +24,7 @@ struct EarlyPhys;
 
 impl PhysReader for EarlyPhys {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> bool {
-        match paddr.checked_add(buf.len() as u64) {
-            Some(end) if end <= EARLY_MAPPED_BYTES => {
-                // SAFETY: the range lies below EARLY_MAPPED_BYTES, which the
-                // boot page table maps at PHYS_OFFSET; reading guest RAM (or
-                // unbacked space, which reads as 0xff) has no side effects.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        phys_to_virt(paddr) as *const u8,
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                    );
-                }
-                true
-            }
-            _ => false,
-        }
+        crate::mm::read_early_phys(paddr, buf)
     }
 }
 

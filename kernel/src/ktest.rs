@@ -46,6 +46,7 @@ macro_rules! ktest {
         fn $name() $body
         const _: () = {
             #[used]
+            #[allow(unsafe_code, reason = "the test registry: a static in the .ktests link section")]
             #[unsafe(link_section = ".ktests")]
             static TEST: $crate::ktest::KTest = $crate::ktest::KTest {
                 name: concat!(module_path!(), "::", stringify!($name)),

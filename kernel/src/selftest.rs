@@ -23,27 +23,18 @@ ktest!(
 ktest!(
     #[ignore]
     fn uncaught_exception() {
-        // SAFETY: deliberately raises #UD with no catch armed: the kernel must
-        // report the exception and exit with the failure code.
-        unsafe { core::arch::asm!("ud2") };
+        // No catch armed: the kernel must report the exception and exit
+        // with the failure code.
+        crate::arch::cpu::raise_invalid_opcode();
     }
 );
 
 ktest!(
     #[ignore]
     fn triple_fault() {
-        use x86_64::structures::DescriptorTablePointer;
-        let empty = DescriptorTablePointer {
-            limit: 0,
-            base: x86_64::VirtAddr::new(0),
-        };
-        // SAFETY: deliberately loads an empty IDT and raises #UD: no handler can
-        // be found, so the CPU triple-faults and QEMU (with -no-reboot) stops.
-        unsafe {
-            x86_64::instructions::interrupts::disable();
-            x86_64::instructions::tables::lidt(&empty);
-            core::arch::asm!("ud2");
-        }
+        // No handler can be found: the CPU triple-faults and QEMU (with
+        // -no-reboot) stops.
+        crate::arch::cpu::triple_fault();
     }
 );
 

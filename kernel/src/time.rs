@@ -14,9 +14,7 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
-    // SAFETY: `rdtsc` only reads the counter; CR4.TSD is clear, and the
-    // kernel runs at CPL 0 anyway.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    crate::arch::cpu::rdtsc()
 }
 
 /// Records the boot TSC value (call first thing).

@@ -161,3 +161,82 @@ pub fn enable_write_back_memory() -> bool {
     }
     true
 }
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` only reads the counter; CR4.TSD is clear, and the
+    // kernel runs at CPL 0 anyway.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// One 64-bit value from RDSEED (or RDRAND if `seed` is false), retried as
+/// Intel recommends; `None` if the instruction keeps failing. The caller
+/// checks [`Features`] for the instruction first.
+pub fn hw_random(seed: bool) -> Option<u64> {
+    let f = features();
+    if (seed && !f.rdseed) || (!seed && !f.rdrand) {
+        return None;
+    }
+    for _ in 0..100 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: CPUID says the CPU has the instruction (checked above); it
+        // only writes the output register and CF.
+        unsafe {
+            if seed {
+                core::arch::asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+            } else {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+            }
+        }
+        if ok != 0 {
+            return Some(value);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}
+
+/// Raises an invalid-opcode exception (`ud2`) on purpose: for the crash
+/// tests, whose fatal path records it and ends the guest (or a catch armed
+/// by an in-guest test recovers).
+pub fn raise_invalid_opcode() {
+    // SAFETY: `ud2` touches no memory; the exception is handled by the
+    // trap path like any other.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+}
+
+/// A kernel address no page table maps: the direct map of physical
+/// 32 TiB, never RAM.
+pub const UNMAPPED_KERNEL_ADDRESS: u64 = super::mm::PHYS_OFFSET + (1 << 45);
+
+/// Reads [`UNMAPPED_KERNEL_ADDRESS`] on purpose: a page fault the crash
+/// tests' fatal path records.
+pub fn fault_on_unmapped_read() {
+    // SAFETY: nothing is mapped there (see the constant), so no memory is
+    // read: the access faults and the trap path takes over.
+    unsafe { core::ptr::read_volatile(UNMAPPED_KERNEL_ADDRESS as *const u64) };
+}
+
+/// Loads an empty IDT and raises `#UD`: no handler can be found, so the CPU
+/// triple-faults (QEMU with `-no-reboot` stops). For the in-guest test of
+/// that path only.
+pub fn triple_fault() {
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
+    // SAFETY: deliberately breaks interrupt handling for good; nothing runs
+    // after the fault.
+    unsafe {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("ud2");
+    }
+}
+
+/// Loads the FS base register (the user's thread pointer, switched with
+/// the thread).
+pub fn set_fs_base(base: u64) {
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(base));
+}

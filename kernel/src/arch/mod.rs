@@ -13,8 +13,10 @@ pub mod ioapic;
 pub mod irq;
 #[cfg(feature = "ktest")]
 mod ktests;
+pub mod mm;
 pub mod pit;
 pub mod rtc;
+pub mod switch;
 pub mod trap;
 pub mod uaccess;
 pub mod user;

@@ -18,10 +18,8 @@
 use ::audit::{Event, SyscallEvent};
 use libos::boot::cmdline::KernelArgs;
 
-use crate::mm::PHYS_OFFSET;
-
-/// The address `pf` reads: the direct map of physical 32 TiB, never RAM.
-pub(super) const UNMAPPED_KERNEL_ADDRESS: u64 = PHYS_OFFSET + (1 << 45);
+/// The address `pf` reads.
+pub(super) use crate::arch::cpu::UNMAPPED_KERNEL_ADDRESS;
 
 /// The `i`-th crash-test record.
 pub(super) fn crash_record(i: u64) -> Event<'static> {
@@ -43,15 +41,12 @@ pub(super) fn run(args: &KernelArgs<'_>) {
     match action {
         "ud" => {
             crate::kprintln!("audit crash test: executing ud2");
-            // SAFETY: deliberately raises #UD; the fatal-exception path
-            // records it and exits QEMU.
-            unsafe { core::arch::asm!("ud2") };
+            // The fatal-exception path records it and exits QEMU.
+            crate::arch::cpu::raise_invalid_opcode();
         }
         "pf" => {
             crate::kprintln!("audit crash test: reading {UNMAPPED_KERNEL_ADDRESS:#x}");
-            // SAFETY: deliberately reads an unmapped kernel address (no RAM
-            // is mapped at 32 TiB): a page fault the fatal path records.
-            unsafe { core::ptr::read_volatile(UNMAPPED_KERNEL_ADDRESS as *const u64) };
+            crate::arch::cpu::fault_on_unmapped_read();
         }
         "panic" => panic!("audit crash test: panicking on purpose"),
         n => match n.parse::<u64>() {

@@ -65,9 +65,5 @@ pub fn random_bytes(out: &mut [u8]) -> Entropy {
 
 /// Overwrites `key` with zeros in a way the compiler keeps.
 pub fn wipe(key: &mut [u8; 32]) {
-    for b in key.iter_mut() {
-        // SAFETY: `b` is a valid, aligned, exclusive reference.
-        unsafe { core::ptr::write_volatile(b, 0) };
-    }
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    zeroize::Zeroize::zeroize(key);
 }

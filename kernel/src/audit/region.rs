@@ -156,6 +156,10 @@ pub fn map(region: &Region) -> Result<&'static mut [u8], MapRegionError> {
             p += PAGE_BYTES;
         }
     }
+    #[allow(
+        unsafe_code,
+        reason = "the audit region, reserved at boot, becomes the log's memory"
+    )]
     // SAFETY:
     // 1. The range is mapped RW at its direct-map address: RAM by
     //    `paging::init` (the direct map covers all RAM), the BAR just above.

@@ -1,29 +1,6 @@
 //! The CSPRNG's seed from the CPU's entropy source.
 
-use core::arch::asm;
-
-/// One 64-bit value from RDSEED (or RDRAND if `seed` is false), retried as
-/// Intel recommends; `None` if the instruction keeps failing.
-fn hw_random(seed: bool) -> Option<u64> {
-    for _ in 0..100 {
-        let value: u64;
-        let ok: u8;
-        // SAFETY: the caller checked CPUID for the instruction; it only
-        // writes the output register and CF.
-        unsafe {
-            if seed {
-                asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
-            } else {
-                asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
-            }
-        }
-        if ok != 0 {
-            return Some(value);
-        }
-        core::hint::spin_loop();
-    }
-    None
-}
+use crate::arch::cpu::hw_random;
 
 /// 32 bytes of seed: RDSEED where the CPU has it, else RDRAND. Without
 /// either (or if both keep failing) the seed falls back to TSC jitter,

@@ -283,16 +283,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
     loop {
         signal::deliver_pending(&rt.process, &me);
-        // SAFETY: this is `me`'s own kernel code; the reference ends before
-        // anything that could switch threads.
-        let reason = user::execute(unsafe { me.context() });
+        // `me`'s own kernel code; the loan ends before anything that could
+        // switch threads.
+        let reason = me.with_context(user::execute);
         match reason {
             ReturnReason::Syscall => {
-                let (nr, raw) = {
-                    // SAFETY: as above.
-                    let c = unsafe { me.context() };
-                    (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9])
-                };
+                let (nr, raw) =
+                    me.with_context(|c| (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]));
                 // Timed only when it is recorded: two TSC reads per call
                 // are not free under emulation.
                 let audited = crate::audit::is_enabled();
@@ -304,9 +301,9 @@ fn thread_main(me: Arc<Thread>) -> ! {
                     let took = crate::time::now_ns() - start;
                     crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);
                 }
-                // SAFETY: as above (the dispatch may have switched threads
-                // and back; no reference was held across it).
-                unsafe { me.context() }.rax = ret;
+                // The dispatch may have switched threads and back; no loan
+                // was out across it.
+                me.with_context(|c| c.rax = ret);
             }
             ReturnReason::Exception {
                 vector: 14,
@@ -326,8 +323,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
             } => {
                 let (sig, _) = fault::signal_for(vector);
                 if !signal::fault_has_handler(&rt.process, me.tid, u32::from(sig)) {
-                    // SAFETY: as above.
-                    let rip = unsafe { me.context() }.rip;
+                    let rip = me.with_context(|c| c.rip);
                     fault::kill(me.tid, vector, error_code, cr2, rip)
                 }
             }

@@ -112,8 +112,9 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         let s = process.signals.lock();
         (s.mask(me.tid), s.alt_stack(me.tid))
     };
-    // SAFETY: `me`'s own kernel code; no other reference is live.
-    let ctx = unsafe { me.context() };
+    // A copy, stored back once the frame is written (an error leaves the
+    // registers as they were).
+    let mut ctx = me.with_context(|c| *c);
     let on_alt = alt.is_some_and(|a| ctx.rsp >= a.sp && ctx.rsp < a.sp + a.size);
     let mut sp = match alt {
         Some(a) if act.flags & SA_ONSTACK != 0 && !on_alt => a.sp + a.size,
@@ -146,7 +147,7 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
             )
         }),
     };
-    let frame = sigframe::build(ctx, &info, act.restorer, fpstate);
+    let frame = sigframe::build(&ctx, &info, act.restorer, fpstate);
     platform.write_user(fpstate, fp_bytes)?;
     platform.write_user(frame_addr, &frame)?;
     {
@@ -166,6 +167,7 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
     ctx.rsi = frame_addr + 8 + 296 + 8;
     ctx.rdx = frame_addr + 8;
     ctx.rax = 0;
+    me.with_context(|c| *c = ctx);
     Ok(())
 }
 
@@ -188,15 +190,14 @@ pub fn fault_has_handler(process: &Process, tid: u32, sig: u32) -> bool {
 /// [`setup_frame`]; a corrupt frame kills the program with SIGSEGV.
 pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     let me = crate::task::current_thread();
-    // SAFETY: `me`'s own kernel code; no other reference is live.
-    let ctx = unsafe { me.context() };
+    let ctx = me.with_context(|c| *c);
     // The handler's `ret` popped `pretcode`.
     let frame_addr = ctx.rsp - 8;
     let mut frame = alloc::vec![0u8; sigframe::FRAME_BYTES as usize];
     if p.platform.read_user(frame_addr, &mut frame).is_err() {
         terminate(11, me.tid);
     }
-    let mut restored = *ctx;
+    let mut restored = ctx;
     let (mask, fpstate) = sigframe::parse(&frame, &mut restored);
     let mut fpu = FpuState::initial().ok_or(Errno::ENOMEM)?;
     let mut image = alloc::vec![0u8; fpu.as_bytes().len()];
@@ -207,7 +208,7 @@ pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
         fpu.restore();
     }
     p.signals.lock().set_mask(me.tid, mask);
-    *ctx = restored;
+    me.with_context(|c| *c = restored);
     // The dispatcher stores the result in rax: hand back the restored one.
     Ok(restored.rax as usize)
 }

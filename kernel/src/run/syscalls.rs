@@ -184,8 +184,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         return_errno_with_message!(Errno::EINVAL, "unsupported clone flags");
     }
     let parent = task::current_thread();
-    // SAFETY: the parent's own kernel code, no other reference is live.
-    let mut ctx = *unsafe { parent.context() };
+    let mut ctx = parent.with_context(|c| *c);
     ctx.rax = 0;
     if r.stack != 0 {
         ctx.rsp = r.stack;

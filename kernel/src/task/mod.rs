@@ -24,7 +24,7 @@
 //! another thread, and their kernel stacks' frames are freed then (nothing
 //! runs on a dead thread's stack after its last switch).
 
-mod switch;
+use crate::arch::switch;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -32,7 +32,6 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
-use x86_64::registers::model_specific::FsBase;
 
 use crate::arch::fpu::FpuState;
 use crate::arch::user::UserContext;
@@ -59,6 +58,8 @@ pub struct Thread {
     pub tid: u32,
     /// User registers; only this thread's kernel code touches them.
     ctx: UnsafeCell<UserContext>,
+    /// Set while [`Thread::with_context`] lends `ctx` out.
+    ctx_lent: AtomicBool,
     /// Saved kernel stack pointer while switched out.
     saved_rsp: UnsafeCell<u64>,
     /// FPU/SSE/AVX registers while switched out.
@@ -114,6 +115,22 @@ impl Thread {
         unsafe { &mut *self.ctx.get() }
     }
 
+    /// Runs `f` with the thread's user registers: the safe way for the
+    /// thread's own kernel code (the LibOS glue in `run`) to reach them.
+    /// A second loan while one is out is a kernel bug and stops the kernel
+    /// rather than alias the registers.
+    pub fn with_context<R>(&self, f: impl FnOnce(&mut UserContext) -> R) -> R {
+        if self.ctx_lent.swap(true, Ordering::Acquire) {
+            panic!("thread {}: user registers lent twice", self.tid);
+        }
+        // SAFETY: `ctx_lent` makes this the only reference while `f` runs
+        // (the thread's own kernel code is the only other user, through
+        // `context`, whose contract excludes overlapping with this).
+        let r = f(unsafe { &mut *self.ctx.get() });
+        self.ctx_lent.store(false, Ordering::Release);
+        r
+    }
+
     /// The scheduling state.
     pub fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {
@@ -131,7 +148,7 @@ impl Thread {
     pub fn set_fs_base(&self, base: u64) {
         self.fs_base.store(base, Ordering::Relaxed);
         if current().is_some_and(|c| c.tid == self.tid) {
-            FsBase::write(x86_64::VirtAddr::new_truncate(base));
+            crate::arch::cpu::set_fs_base(base);
         }
     }
 
@@ -298,6 +315,7 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
     let t = Arc::new(Thread {
         tid,
         ctx: UnsafeCell::new(ctx),
+        ctx_lent: AtomicBool::new(false),
         saved_rsp: UnsafeCell::new(rsp),
         fpu: UnsafeCell::new(fpu),
         fs_base: AtomicU64::new(fs_base),
@@ -329,7 +347,7 @@ pub fn start() -> ! {
     // SAFETY: only this thread's code touches its FPU buffer; it is not
     // running yet.
     unsafe { (*first.fpu.get()).restore() };
-    FsBase::write(x86_64::VirtAddr::new_truncate(first.fs_base()));
+    crate::arch::cpu::set_fs_base(first.fs_base());
     let mut dead_rsp = 0u64;
     // SAFETY: `dead_rsp` receives the boot stack pointer, which is never
     // resumed; the first thread's saved rsp comes from `initial_frame`.
@@ -402,7 +420,7 @@ pub fn yield_now() -> bool {
     unsafe {
         (*me.fpu.get()).save();
         (*next.fpu.get()).restore();
-        FsBase::write(x86_64::VirtAddr::new_truncate(next.fs_base()));
+        crate::arch::cpu::set_fs_base(next.fs_base());
         let save = me.saved_rsp.get();
         let to = *next.saved_rsp.get();
         drop(next);

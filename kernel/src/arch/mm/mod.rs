@@ -88,3 +88,25 @@ pub mod layout {
         boot_stack_bottom => __boot_stack_bottom,
     }
 }
+
+/// Copies physical memory at `paddr` into `buf` through the boot page
+/// table's direct map (before `paging::init`); `false` if the range lies
+/// beyond what that table maps ([`EARLY_MAPPED_BYTES`]).
+pub fn read_early_phys(paddr: u64, buf: &mut [u8]) -> bool {
+    match paddr.checked_add(buf.len() as u64) {
+        Some(end) if end <= EARLY_MAPPED_BYTES => {
+            // SAFETY: the range lies below EARLY_MAPPED_BYTES, which the
+            // boot page table maps at PHYS_OFFSET; reading guest RAM (or
+            // unbacked space, which reads as 0xff) has no side effects.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(paddr) as *const u8,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                );
+            }
+            true
+        }
+        _ => false,
+    }
+}
