@@ -24,6 +24,7 @@
 //!
 //! Unsafe code of the kernel lives here and in [`crate::arch`] only.
 
+pub mod dma;
 pub mod mmio;
 pub mod native;
 pub mod port;
