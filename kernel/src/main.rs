@@ -45,7 +45,7 @@ pub mod exit;
 pub mod ktest;
 #[allow(
     unsafe_code,
-    reason = "virtio DMA memory for the Hal (to move behind the shared DMA pool, issue 10)"
+    reason = "the virtio-drivers Hal and the packet slots in the shared DMA pool"
 )]
 pub mod net;
 #[allow(

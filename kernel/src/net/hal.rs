@@ -67,8 +67,7 @@ unsafe impl Hal for KernelHal {
         match pool.alloc(bytes, PAGE_BYTES as usize) {
             Ok(buf) => {
                 debug_check_in_pool(pool, buf.paddr, bytes);
-                let vaddr =
-                    NonNull::new(buf.vaddr as *mut u8).expect("the DMA window is not at 0");
+                let vaddr = NonNull::new(buf.vaddr as *mut u8).expect("the DMA window is not at 0");
                 (buf.paddr, vaddr)
             }
             Err(e) => {
@@ -79,7 +78,7 @@ unsafe impl Hal for KernelHal {
     }
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
-        match pool().free(paddr, pages * PAGE_BYTES as usize) {
+        match pool().free(paddr, pages.saturating_mul(PAGE_BYTES as usize)) {
             Ok(()) => 0,
             Err(e) => {
                 log::error!("virtio: freeing {pages} DMA pages at {paddr:#x}: {e}");
@@ -154,7 +153,10 @@ mod ktests {
             let pool = pool();
             let (used_before, _) = pool.usage();
             let mut private = alloc::vec![0u8; 300];
-            private.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+            private
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = i as u8);
             // Device-readable: the pool copy holds the bytes.
             // SAFETY: `private` is a live heap buffer used by nobody else.
             let paddr = unsafe {
@@ -163,7 +165,10 @@ mod ktests {
                     BufferDirection::DriverToDevice,
                 )
             };
-            assert!(pool.contains(paddr, private.len()), "{paddr:#x} not in the pool");
+            assert!(
+                pool.contains(paddr, private.len()),
+                "{paddr:#x} not in the pool"
+            );
             let mut seen = [0u8; 300];
             assert!(pool.read(paddr, &mut seen));
             assert_eq!(seen[..], private[..]);
