@@ -79,9 +79,9 @@ impl Slots {
     unsafe fn slot(&self, i: u16, len: usize) -> &mut [u8] {
         debug_assert!(usize::from(i) < QUEUE_SIZE && len <= SLOT_BYTES);
         // SAFETY: the run holds QUEUE_SIZE slots of SLOT_BYTES, mapped
-        // read-write in the pool's window and owned by this set (never
-        // freed: the device lives as long as the kernel); exclusivity is
-        // the caller's obligation.
+        // read-write in the pool's window and owned by this set until it
+        // is dropped (with the device); exclusivity is the caller's
+        // obligation.
         unsafe {
             core::slice::from_raw_parts_mut(
                 (self.vaddr + (usize::from(i) * SLOT_BYTES) as u64) as *mut u8,
