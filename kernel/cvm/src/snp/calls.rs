@@ -170,4 +170,4 @@ impl<H: GhcbProtocol> GhcbCaller<H> {
 
 #[cfg(test)]
 #[path = "calls_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -7,14 +7,14 @@ use alloc::vec::Vec;
 
 /// A hypervisor with one port (0x3f8), MSRs, a TSC and a CPUID table.
 #[derive(Debug, Default)]
-pub(super) struct MockHv {
-    pub port_writes: Vec<(u16, u64, u64)>,
-    pub msrs: Vec<(u32, u64)>,
+pub(crate) struct MockHv {
+    pub(crate) port_writes: Vec<(u16, u64, u64)>,
+    pub(crate) msrs: Vec<(u32, u64)>,
     /// Answer without marking the registers valid.
-    pub forget_valid_bits: bool,
+    pub(crate) forget_valid_bits: bool,
     /// Answer with `#GP(0)` to inject.
-    pub inject_gp: bool,
-    pub guest_requests: Vec<(u64, u64)>,
+    pub(crate) inject_gp: bool,
+    pub(crate) guest_requests: Vec<(u64, u64)>,
 }
 
 impl GhcbProtocol for MockHv {
