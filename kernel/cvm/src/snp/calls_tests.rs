@@ -51,7 +51,12 @@ impl GhcbProtocol for MockHv {
                     let v = (ghcb.get(Field::Rdx).unwrap() << 32) | ghcb.get(Field::Rax).unwrap();
                     self.msrs.push((msr, v));
                 } else {
-                    let v = self.msrs.iter().rev().find(|m| m.0 == msr).map_or(0, |m| m.1);
+                    let v = self
+                        .msrs
+                        .iter()
+                        .rev()
+                        .find(|m| m.0 == msr)
+                        .map_or(0, |m| m.1);
                     out.push((Field::Rax, v & 0xffff_ffff));
                     out.push((Field::Rdx, v >> 32));
                 }
@@ -116,7 +121,10 @@ fn port_io_encodes_exit_info_and_masks_values() {
     assert_eq!(c.io_in(0x3f8, 4), Ok(0xcafe_f00d));
     c.io_out(0x3f9, 1, 0x1234).unwrap();
     c.io_out(0xcf8, 4, 0x8000_0000).unwrap();
-    assert_eq!(c.host().port_writes, [(0x3f9, 1, 0x34), (0xcf8, 4, 0x8000_0000)]);
+    assert_eq!(
+        c.host().port_writes,
+        [(0x3f9, 1, 0x34), (0xcf8, 4, 0x8000_0000)]
+    );
     assert_eq!(c.io_in(0x3f8, 3), Err(Error::InvalidArgument));
 }
 

@@ -73,8 +73,20 @@ fn exit_codes_match_the_spec() {
         [0x6e, 0x72, 0x7b, 0x7c, 0x81, 0x87, 0x89, 0x400]
     );
     assert_eq!(
-        [MMIO_READ, MMIO_WRITE, NMI_COMPLETE, AP_HLT_LOOP, AP_JUMP_TABLE],
-        [0x8000_0001, 0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0005]
+        [
+            MMIO_READ,
+            MMIO_WRITE,
+            NMI_COMPLETE,
+            AP_HLT_LOOP,
+            AP_JUMP_TABLE
+        ],
+        [
+            0x8000_0001,
+            0x8000_0002,
+            0x8000_0003,
+            0x8000_0004,
+            0x8000_0005
+        ]
     );
     assert_eq!(
         [PSC, GUEST_REQUEST, EXT_GUEST_REQUEST, AP_CREATION],
@@ -143,7 +155,10 @@ fn result_check() {
         })
     );
     // Not an exception event: a host error code.
-    assert_eq!(answered(1, 0x42).check_result(), Err(Error::HostError(0x42)));
+    assert_eq!(
+        answered(1, 0x42).check_result(),
+        Err(Error::HostError(0x42))
+    );
     assert_eq!(
         answered(1, 0x8000_0206).check_result(),
         Err(Error::HostError(0x8000_0206))

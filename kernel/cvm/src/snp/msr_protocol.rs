@@ -57,7 +57,9 @@ fn expect(value: u64, expected: u16) -> Result<()> {
     if info_of(value) == expected {
         Ok(())
     } else {
-        Err(Error::Protocol("unexpected GHCB MSR protocol response code"))
+        Err(Error::Protocol(
+            "unexpected GHCB MSR protocol response code",
+        ))
     }
 }
 
@@ -106,8 +108,7 @@ impl SevInfo {
     /// set 0, code 1).
     pub fn negotiate(&self) -> Result<u16> {
         let version = self.max_protocol.min(PROTOCOL_MAX);
-        if self.min_protocol > self.max_protocol || version < PROTOCOL_MIN.max(self.min_protocol)
-        {
+        if self.min_protocol > self.max_protocol || version < PROTOCOL_MIN.max(self.min_protocol) {
             return Err(Error::Unsupported("no common GHCB protocol version"));
         }
         Ok(version)
@@ -249,7 +250,9 @@ pub fn negotiate(host: &mut impl MsrProtocol) -> Result<(u16, u8)> {
 pub fn hypervisor_features(host: &mut impl MsrProtocol) -> Result<u64> {
     let features = decode_hv_features(host.msr_exchange(HV_FEATURES_REQUEST))?;
     if features & hv_features::SNP == 0 {
-        return Err(Error::Unsupported("the hypervisor does not support SEV-SNP"));
+        return Err(Error::Unsupported(
+            "the hypervisor does not support SEV-SNP",
+        ));
     }
     Ok(features)
 }

@@ -111,7 +111,10 @@ fn cpuid_layout() {
     );
     assert_eq!(cpuid_request(1, CpuidRegister::Eax), 0x0000_0001_0000_0004);
     assert_eq!(cpuid_request(7, CpuidRegister::Ecx), 0x0000_0007_8000_0004);
-    assert_eq!(cpuid_request(0xd, CpuidRegister::Edx), 0x0000_000d_c000_0004);
+    assert_eq!(
+        cpuid_request(0xd, CpuidRegister::Edx),
+        0x0000_000d_c000_0004
+    );
     // Response: value in 63:32, register echoed in 31:30.
     assert_eq!(
         decode_cpuid_response(0x1234_5678_4000_0005, CpuidRegister::Ebx),
@@ -124,7 +127,10 @@ fn cpuid_layout() {
 #[test]
 fn ghcb_gpa_layout() {
     assert_eq!(PREFERRED_GPA_REQUEST, 0x010);
-    assert_eq!(decode_preferred_gpa(0x0000_0000_1234_5011), Ok(Some(0x12345)));
+    assert_eq!(
+        decode_preferred_gpa(0x0000_0000_1234_5011),
+        Ok(Some(0x12345))
+    );
     assert_eq!(decode_preferred_gpa(0xffff_ffff_ffff_f011), Ok(None));
     assert!(decode_preferred_gpa(0x0000_0000_1234_5013).is_err());
     // GHCB_MSR_REG_GPA_REQ_VAL(0x12345) in Linux.
@@ -177,7 +183,10 @@ fn psc_over_a_range_stops_at_the_first_error() {
     );
     assert_eq!(h.requests.len(), 3);
     let mut ok = host(|_| 0x015);
-    assert_eq!(change_page_state(&mut ok, 0x100, 4, PageState::Private), Ok(()));
+    assert_eq!(
+        change_page_state(&mut ok, 0x100, 4, PageState::Private),
+        Ok(())
+    );
     assert_eq!(ok.requests[3], 0x0010_0000_0010_3014);
     assert_eq!(
         change_page_state(&mut ok, u64::MAX, 2, PageState::Private),
@@ -199,7 +208,10 @@ fn hypervisor_features_layout() {
 #[test]
 fn termination_layout() {
     // GHCB_SEV_TERM_REASON(SEV_TERM_SET_GEN, GHCB_SNP_UNSUPPORTED).
-    assert_eq!(terminate_request(REASON_SET_GENERAL, REASON_SNP_UNSUPPORTED), 0x20100);
+    assert_eq!(
+        terminate_request(REASON_SET_GENERAL, REASON_SNP_UNSUPPORTED),
+        0x20100
+    );
     assert_eq!(terminate_request(1, 4), 0x41100);
     assert_eq!(terminate_request(0xf, 0xff), 0xff_f100);
     // The set is four bits wide.

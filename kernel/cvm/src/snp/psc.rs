@@ -237,7 +237,9 @@ pub fn run_descriptor(
             return Err(Error::Protocol("reserved bits set in the PSC header"));
         }
         if new_end != end || new_cur < cur {
-            return Err(Error::Protocol("the hypervisor moved the PSC window backwards"));
+            return Err(Error::Protocol(
+                "the hypervisor moved the PSC window backwards",
+            ));
         }
         let new_page = if usize::from(new_cur) < descriptor.entries.len() {
             Descriptor::read_entry(ghcb.shared_buffer(), new_cur.into())?.cur_page()
@@ -304,7 +306,12 @@ pub trait Pvalidate {
 /// a page whose state did not change is an error when validating (a
 /// host could otherwise make the guest accept a page twice and swap its
 /// contents between the two), as Linux does.
-pub fn validate_range(cpu: &mut impl Pvalidate, paddr: u64, bytes: u64, validate: bool) -> Result<()> {
+pub fn validate_range(
+    cpu: &mut impl Pvalidate,
+    paddr: u64,
+    bytes: u64,
+    validate: bool,
+) -> Result<()> {
     let end = range_end(paddr, bytes)?;
     for (p, size) in pages(paddr, end) {
         let outcome = cpu.pvalidate(p, size, validate);
@@ -321,9 +328,9 @@ pub fn validate_range(cpu: &mut impl Pvalidate, paddr: u64, bytes: u64, validate
 
 fn check_pvalidate(outcome: PvalidateOutcome, validate: bool) -> Result<()> {
     match outcome.code {
-        PVALIDATE_SUCCESS if outcome.unchanged && validate => {
-            Err(Error::Protocol("PVALIDATE found the page already validated"))
-        }
+        PVALIDATE_SUCCESS if outcome.unchanged && validate => Err(Error::Protocol(
+            "PVALIDATE found the page already validated",
+        )),
         PVALIDATE_SUCCESS => Ok(()),
         code => Err(Error::HostError(code.into())),
     }

@@ -16,8 +16,14 @@ fn entry_layout() {
     assert_eq!(e.size(), PageSize::Size2M);
     assert_eq!(e.cur_page(), 0);
     let e = Entry(0x0010_0000_0000_1007);
-    assert_eq!((e.gfn(), e.operation(), e.size(), e.cur_page()), (1, 1, PageSize::Size4K, 7));
-    assert_eq!(Entry::new(1 << 40, PageState::Private, PageSize::Size4K), None);
+    assert_eq!(
+        (e.gfn(), e.operation(), e.size(), e.cur_page()),
+        (1, 1, PageSize::Size4K, 7)
+    );
+    assert_eq!(
+        Entry::new(1 << 40, PageState::Private, PageSize::Size4K),
+        None
+    );
 }
 
 #[test]
@@ -47,7 +53,12 @@ fn descriptor_bytes() {
 #[test]
 fn batching_uses_2m_pages_where_they_fit_and_splits_at_253() {
     // 4 KiB below 2 MiB, one 2 MiB block, 4 KiB after.
-    let d = batches(PAGE_2M - 2 * PAGE_4K, PAGE_2M + 3 * PAGE_4K, PageState::Private).unwrap();
+    let d = batches(
+        PAGE_2M - 2 * PAGE_4K,
+        PAGE_2M + 3 * PAGE_4K,
+        PageState::Private,
+    )
+    .unwrap();
     assert_eq!(d.len(), 1);
     let sizes: Vec<_> = d[0].entries.iter().map(|e| e.size()).collect();
     assert_eq!(
@@ -68,10 +79,20 @@ fn batching_uses_2m_pages_where_they_fit_and_splits_at_253() {
     assert_eq!((d[0].entries.len(), d[0].end_entry), (253, 252));
     assert_eq!((d[1].entries.len(), d[1].end_entry), (47, 46));
     assert_eq!(d[1].entries[0].gfn(), 254);
-    assert!(d.iter().flat_map(|d| &d.entries).all(|e| e.operation() == 2));
+    assert!(
+        d.iter()
+            .flat_map(|d| &d.entries)
+            .all(|e| e.operation() == 2)
+    );
     assert!(batches(0, 0, PageState::Shared).unwrap().is_empty());
-    assert_eq!(batches(1, PAGE_4K, PageState::Shared), Err(Error::InvalidArgument));
-    assert_eq!(batches(0, 100, PageState::Shared), Err(Error::InvalidArgument));
+    assert_eq!(
+        batches(1, PAGE_4K, PageState::Shared),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        batches(0, 100, PageState::Shared),
+        Err(Error::InvalidArgument)
+    );
     assert_eq!(
         batches(u64::MAX - PAGE_4K + 1, PAGE_4K, PageState::Shared),
         Err(Error::InvalidArgument)
@@ -252,6 +273,12 @@ fn pvalidate_errors_are_reported() {
             }
         }
     }
-    assert_eq!(validate_range(&mut Failing, 0, PAGE_4K, true), Err(Error::HostError(1)));
-    assert_eq!(validate_range(&mut Failing, 3, PAGE_4K, true), Err(Error::InvalidArgument));
+    assert_eq!(
+        validate_range(&mut Failing, 0, PAGE_4K, true),
+        Err(Error::HostError(1))
+    );
+    assert_eq!(
+        validate_range(&mut Failing, 3, PAGE_4K, true),
+        Err(Error::InvalidArgument)
+    );
 }

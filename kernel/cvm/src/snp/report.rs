@@ -123,7 +123,9 @@ pub fn parse(bytes: &[u8]) -> Result<Report> {
         return Err(Error::Protocol("attestation report VMPL above 3"));
     }
     if report.signature_algo != SIGNATURE_ALGO_ECDSA_P384_SHA384 {
-        return Err(Error::Protocol("unknown attestation report signature algorithm"));
+        return Err(Error::Protocol(
+            "unknown attestation report signature algorithm",
+        ));
     }
     Ok(report)
 }

@@ -70,7 +70,11 @@ pub fn decode_port_insn(insn: &[u8]) -> Result<PortInsn> {
         Some(0xee) => (false, 1, false),
         Some(0xef) => (false, wide, false),
         Some(0x6c..=0x6f) => return Err(Error::Unsupported("INS/OUTS under #VC")),
-        _ => return Err(Error::Protocol("#VC IOIO on an instruction that is not IN/OUT")),
+        _ => {
+            return Err(Error::Protocol(
+                "#VC IOIO on an instruction that is not IN/OUT",
+            ));
+        }
     };
     let immediate_port = if imm {
         Some(*rest.get(1).ok_or(Error::InvalidArgument)?)
@@ -90,7 +94,9 @@ fn expect_insn(insn: &[u8], expected: &[u8]) -> Result<u64> {
     if insn.starts_with(expected) {
         Ok(expected.len() as u64)
     } else {
-        Err(Error::Protocol("#VC exit code does not match the instruction"))
+        Err(Error::Protocol(
+            "#VC exit code does not match the instruction",
+        ))
     }
 }
 
@@ -171,7 +177,11 @@ pub fn handle<H: GhcbProtocol>(
             // The hook advances RIP itself once it exists.
             return mmio_hook(regs, insn, caller);
         }
-        _ => return Err(Error::Unsupported("#VC for an exit this handler does not emulate")),
+        _ => {
+            return Err(Error::Unsupported(
+                "#VC for an exit this handler does not emulate",
+            ));
+        }
     };
     regs.rip = regs.rip.wrapping_add(len);
     Ok(())

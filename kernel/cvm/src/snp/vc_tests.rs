@@ -27,9 +27,18 @@ fn port_instructions_decode() {
             len: 2
         })
     );
-    assert_eq!(d(&[0x66, 0xed]).map(|p| (p.is_in, p.size_bytes, p.len)), Ok((true, 2, 2)));
-    assert_eq!(d(&[0xef]).map(|p| (p.is_in, p.size_bytes, p.len)), Ok((false, 4, 1)));
-    assert_eq!(d(&[0x66, 0xe7, 0x80]).map(|p| (p.size_bytes, p.len)), Ok((2, 3)));
+    assert_eq!(
+        d(&[0x66, 0xed]).map(|p| (p.is_in, p.size_bytes, p.len)),
+        Ok((true, 2, 2))
+    );
+    assert_eq!(
+        d(&[0xef]).map(|p| (p.is_in, p.size_bytes, p.len)),
+        Ok((false, 4, 1))
+    );
+    assert_eq!(
+        d(&[0x66, 0xe7, 0x80]).map(|p| (p.size_bytes, p.len)),
+        Ok((2, 3))
+    );
     assert_eq!(d(&[0xee]).map(|p| p.immediate_port), Ok(None));
     assert!(matches!(d(&[0x6e]), Err(Error::Unsupported(_))));
     assert!(matches!(d(&[0x90]), Err(Error::Protocol(_))));
