@@ -109,10 +109,10 @@ impl GuestRequest for MockPsp {
         response: &mut [u8; MESSAGE_BYTES],
     ) -> Result<()> {
         self.requests += 1;
-        if let Fault::Busy(n) = self.fault {
-            if self.requests <= n {
-                return Err(Error::HostError(VMM_ERR_BUSY));
-            }
+        if let Fault::Busy(n) = self.fault
+            && self.requests <= n
+        {
+            return Err(Error::HostError(VMM_ERR_BUSY));
         }
         let (h, body) = Self::open(request);
         assert_eq!(
