@@ -9,9 +9,7 @@
 //! handler ([`super::vc`]) and the platform methods (`cpuid`, `io_read`,
 //! `read_msr`, page-state changes, guest requests) use it.
 
-use alloc::boxed::Box;
-
-use super::ghcb::{Field, Ghcb, IoDirection, IoioInfo, exit_code};
+use super::ghcb::{Field, Ghcb, IoDirection, IoioInfo, SHARED_BUFFER_OFFSET, exit_code};
 use super::msr_protocol::PageState;
 use super::{Error, GhcbProtocol, Result, psc};
 
@@ -20,7 +18,7 @@ use super::{Error, GhcbProtocol, Result, psc};
 #[derive(Debug)]
 pub struct GhcbCaller<H> {
     host: H,
-    ghcb: Box<Ghcb>,
+    ghcb: Ghcb,
     version: u16,
 }
 
@@ -37,12 +35,22 @@ pub struct Cpuid {
 impl<H: GhcbProtocol> GhcbCaller<H> {
     /// A caller speaking protocol `version` (from
     /// [`super::msr_protocol::negotiate`]) over `host`.
-    pub fn new(host: H, version: u16) -> Self {
+    pub const fn new(host: H, version: u16) -> Self {
         Self {
             host,
-            ghcb: Box::new(Ghcb::new()),
+            ghcb: Ghcb::new(),
             version,
         }
+    }
+
+    /// Sets the protocol version (once negotiated).
+    pub fn set_version(&mut self, version: u16) {
+        self.version = version;
+    }
+
+    /// The protocol version in use.
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The transport.
@@ -140,6 +148,46 @@ impl<H: GhcbProtocol> GhcbCaller<H> {
         let high = ghcb.returned(Field::Rdx)? & 0xffff_ffff;
         let aux = ghcb.returned(Field::Rcx)? as u32;
         Ok(((high << 32) | low, aux))
+    }
+
+    /// The guest-physical address of the GHCB's shared buffer.
+    fn shared_buffer_gpa(&self) -> Result<u64> {
+        self.host
+            .ghcb_gpa()
+            .checked_add(SHARED_BUFFER_OFFSET as u64)
+            .ok_or(Error::InvalidArgument)
+    }
+
+    /// Reads `bytes` (1, 2, 4 or 8) of device memory at `gpa` (GHCB spec
+    /// section 4.1.3 "MMIO": `SW_EXITINFO1` the address, `SW_EXITINFO2`
+    /// the length, `SW_SCRATCH` the shared buffer the value lands in).
+    pub fn mmio_read(&mut self, gpa: u64, bytes: u8) -> Result<u64> {
+        if !matches!(bytes, 1 | 2 | 4 | 8) {
+            return Err(Error::InvalidArgument);
+        }
+        let scratch = self.shared_buffer_gpa()?;
+        let ghcb = self.exit(exit_code::MMIO_READ, gpa, bytes.into(), |g| {
+            g.set(Field::SwScratch, scratch);
+        })?;
+        let mut value = [0u8; 8];
+        let n = usize::from(bytes);
+        value[..n].copy_from_slice(&ghcb.shared_buffer()[..n]);
+        Ok(u64::from_le_bytes(value))
+    }
+
+    /// Writes the low `bytes` (1, 2, 4 or 8) of `value` to device memory
+    /// at `gpa` (the value goes in the shared buffer).
+    pub fn mmio_write(&mut self, gpa: u64, bytes: u8, value: u64) -> Result<()> {
+        if !matches!(bytes, 1 | 2 | 4 | 8) {
+            return Err(Error::InvalidArgument);
+        }
+        let scratch = self.shared_buffer_gpa()?;
+        let n = usize::from(bytes);
+        self.exit(exit_code::MMIO_WRITE, gpa, bytes.into(), |g| {
+            g.set(Field::SwScratch, scratch);
+            g.shared_buffer_mut()[..n].copy_from_slice(&value.to_le_bytes()[..n]);
+        })?;
+        Ok(())
     }
 
     /// Makes `[paddr, paddr + bytes)` `state` with page-state-change

@@ -15,6 +15,12 @@ pub(crate) struct MockHv {
     /// Answer with `#GP(0)` to inject.
     pub(crate) inject_gp: bool,
     pub(crate) guest_requests: Vec<(u64, u64)>,
+    pub(crate) mmio_writes: Vec<(u64, usize, u64)>,
+}
+
+/// The mock's device: reads at 0xfeb0_0000 and above.
+fn ghcb_code_is_read(gpa: u64) -> bool {
+    gpa >= 0xfeb0_0000
 }
 
 impl GhcbProtocol for MockHv {
@@ -23,7 +29,8 @@ impl GhcbProtocol for MockHv {
         let info1 = ghcb.get(Field::SwExitInfo1).unwrap();
         let info2 = ghcb.get(Field::SwExitInfo2).unwrap();
         let mut out: Vec<(Field, u64)> = Vec::new();
-        match ghcb.get(Field::SwExitCode).unwrap() {
+        let code = ghcb.get(Field::SwExitCode).unwrap();
+        match code {
             exit_code::CPUID => {
                 let leaf = ghcb.get(Field::Rax).unwrap();
                 let sub = ghcb.get(Field::Rcx).unwrap();
@@ -71,6 +78,19 @@ impl GhcbProtocol for MockHv {
                 out.push((Field::Rcx, 3));
             }
             exit_code::GUEST_REQUEST => self.guest_requests.push((info1, info2)),
+            exit_code::MMIO_READ | exit_code::MMIO_WRITE => {
+                assert_eq!(ghcb.get(Field::SwScratch), Some(0x9800));
+                let n = info2 as usize;
+                let buf = ghcb.shared_buffer_mut();
+                if ghcb_code_is_read(info1) {
+                    buf[..8].copy_from_slice(&0x0807_0605_0403_0201u64.to_le_bytes());
+                    buf[n..8].fill(0xee);
+                } else {
+                    let mut v = [0u8; 8];
+                    v[..n].copy_from_slice(&buf[..n]);
+                    self.mmio_writes.push((info1, n, u64::from_le_bytes(v)));
+                }
+            }
             other => panic!("unexpected exit {other:#x}"),
         }
         ghcb.start(2);
@@ -166,4 +186,16 @@ fn guest_request_passes_both_pages_and_checks_exit_info_2() {
     // The mock leaves SW_EXITINFO2 at 0: success.
     assert_eq!(c.guest_request(0x1000, 0x2000), Ok(()));
     assert_eq!(c.host().guest_requests, [(0x1000, 0x2000)]);
+}
+
+#[test]
+fn mmio_goes_through_the_shared_buffer() {
+    let mut c = caller();
+    assert_eq!(c.mmio_read(0xfeb0_0000, 1), Ok(0x01));
+    assert_eq!(c.mmio_read(0xfeb0_0004, 4), Ok(0x0403_0201));
+    assert_eq!(c.mmio_read(0xfeb0_0008, 8), Ok(0x0807_0605_0403_0201));
+    c.mmio_write(0x1000, 2, 0xaabb_ccdd).unwrap();
+    assert_eq!(c.host().mmio_writes, [(0x1000, 2, 0xccdd)]);
+    assert_eq!(c.mmio_read(0xfeb0_0000, 3), Err(Error::InvalidArgument));
+    assert_eq!(c.mmio_write(0x1000, 16, 0), Err(Error::InvalidArgument));
 }
