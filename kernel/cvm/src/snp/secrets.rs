@@ -46,6 +46,14 @@ impl core::fmt::Debug for SecretsPage {
     }
 }
 
+impl Drop for SecretsPage {
+    fn drop(&mut self) {
+        // Best effort: the keys do not outlive this copy.
+        self.vmpcks = [[0; VMPCK_BYTES]; 4];
+        core::hint::black_box(&self.vmpcks);
+    }
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
