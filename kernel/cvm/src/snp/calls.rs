@@ -1,5 +1,5 @@
-//! Requests through the GHCB (GHCB spec #56421, section 4.1 "Non-automatic
-//! exits" and table 5): the guest sets the registers the exit needs, the
+//! Requests through the GHCB (GHCB spec #56421, "Non-automatic
+//! exits" and their table): the guest sets the registers the exit needs, the
 //! exit code and `SW_EXITINFO1/2`, exits, checks the verdict
 //! ([`Ghcb::check_result`]) and takes only the registers the hypervisor
 //! marked valid.
@@ -158,8 +158,8 @@ impl<H: GhcbProtocol> GhcbCaller<H> {
             .ok_or(Error::InvalidArgument)
     }
 
-    /// Reads `bytes` (1, 2, 4 or 8) of device memory at `gpa` (GHCB spec
-    /// section 4.1.3 "MMIO": `SW_EXITINFO1` the address, `SW_EXITINFO2`
+    /// Reads `bytes` (1, 2, 4 or 8) of device memory at `gpa` (GHCB spec,
+    /// "MMIO" events: `SW_EXITINFO1` the address, `SW_EXITINFO2`
     /// the length, `SW_SCRATCH` the shared buffer the value lands in).
     pub fn mmio_read(&mut self, gpa: u64, bytes: u8) -> Result<u64> {
         if !matches!(bytes, 1 | 2 | 4 | 8) {
@@ -203,7 +203,7 @@ impl<H: GhcbProtocol> GhcbCaller<H> {
         )
     }
 
-    /// An SNP guest request (GHCB spec section 4.1.7): the encrypted
+    /// An SNP guest request (GHCB spec, "SNP Guest Request"): the encrypted
     /// request page at `request_gpa`, the response page at
     /// `response_gpa` (both shared). `SW_EXITINFO2` is 0 on success, else
     /// the hypervisor's error in bits 63:32 and the firmware's in 31:0.

@@ -1,5 +1,5 @@
-//! The GHCB page (GHCB spec #56421, section 2.2 "GHCB Layout" and table
-//! 1, "GHCB Save Area"; Linux `struct ghcb` in `arch/x86/include/asm/
+//! The GHCB page (GHCB spec #56421, "GHCB Layout" and the table "GHCB
+//! Save Area"; Linux `struct ghcb` in `arch/x86/include/asm/
 //! svm.h`): a 4 KiB page shared with the hypervisor whose first 2 KiB
 //! mirror the VMCB save area (registers by offset), followed by a shared
 //! buffer (`0x800`), the protocol version (`0xffa`) and the usage
@@ -229,8 +229,8 @@ impl Ghcb {
         self.set(Field::SwExitInfo2, info2);
     }
 
-    /// Checks the hypervisor's verdict (GHCB spec section 2.4, "Hypervisor
-    /// response"): `SW_EXITINFO1[31:0]` 0 is success; 1 is an error, with
+    /// Checks the hypervisor's verdict (GHCB spec, on the hypervisor's
+    /// response to a non-automatic exit): `SW_EXITINFO1[31:0]` 0 is success; 1 is an error, with
     /// `SW_EXITINFO2` either an exception to raise (an `EVENTINJ` value: bit 31 valid, bits
     /// 10:8 type 3 = exception, 7:0 vector, bit 11 error code valid, 63:32
     /// the error code) or a host error code; anything else violates the

@@ -1,6 +1,6 @@
-//! SNP guest messages (SEV-SNP firmware ABI #56860, section 8.26 "Guest
-//! Messages", tables "Message Header Format" and "Message Type Encodings";
-//! section 7.3 `MSG_REPORT_REQ`/`MSG_REPORT_RSP`; Linux
+//! SNP guest messages (SEV-SNP firmware ABI #56860, chapter "Guest
+//! Messages", tables "Message Header Format" and "Message Type Encodings",
+//! `MSG_REPORT_REQ`/`MSG_REPORT_RSP`; Linux
 //! `drivers/virt/coco/sev-guest` and `include/uapi/linux/sev-guest.h`).
 //!
 //! A message is one 4 KiB page: a 0x60-byte header, then the payload

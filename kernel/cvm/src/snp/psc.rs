@@ -1,5 +1,5 @@
-//! Page-state changes through the GHCB (GHCB spec #56421, section 4.1.6
-//! "SNP Page State Change" and table 7) and `PVALIDATE` over ranges (AMD
+//! Page-state changes through the GHCB (GHCB spec #56421, the "SNP Page State
+//! Change" event and its descriptor table) and `PVALIDATE` over ranges (AMD
 //! APM vol. 3, `PVALIDATE`; Linux `arch/x86/coco/sev/core.c`).
 //!
 //! A page-state-change descriptor sits in the GHCB's shared buffer: an

@@ -1,5 +1,5 @@
-//! The SEV-SNP attestation report (SEV-SNP firmware ABI #56860, section
-//! 7.3 "Attestation", table "ATTESTATION_REPORT Structure"; Linux `struct
+//! The SEV-SNP attestation report (SEV-SNP firmware ABI #56860, table
+//! "ATTESTATION_REPORT Structure"; Linux `struct
 //! snp_report` users and COCONUT-SVSM's `AttestationReport`): 0x4A0 bytes,
 //! little endian, signed by the chip's VCEK/VLEK over bytes `0..0x2A0`.
 //!

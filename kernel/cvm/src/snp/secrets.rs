@@ -1,5 +1,5 @@
-//! The SNP secrets page (SEV-SNP firmware ABI #56860, section 8.17.2.5
-//! "Secrets Page Format"; Linux `struct snp_secrets_page`): a page the PSP
+//! The SNP secrets page (SEV-SNP firmware ABI #56860, table "Secrets
+//! Page Format"; Linux `struct snp_secrets_page`): a page the PSP
 //! fills at launch with the VM platform communication keys (VMPCK0–3) the
 //! guest encrypts its messages to the PSP with, followed by an area the
 //! guest OS owns (Linux keeps its message sequence numbers there).

@@ -1,5 +1,5 @@
-//! The `#VC` handler's logic (GHCB spec #56421, section 4.1 and the AMD
-//! APM vol. 2, 15.35.5 "#VC Exception"): under SEV-SNP, instructions the
+//! The `#VC` handler's logic (GHCB spec #56421, "Non-automatic exits", and the
+//! AMD APM vol. 2, the `#VC` exception of SEV-ES): under SEV-SNP, instructions the
 //! hypervisor must see (CPUID, port I/O, MSR accesses, RDTSC/RDTSCP,
 //! device memory) raise `#VC` with the exit code as error code; the
 //! handler asks the hypervisor through the GHCB ([`GhcbCaller`]), writes
