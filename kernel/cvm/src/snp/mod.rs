@@ -78,3 +78,6 @@ pub trait GhcbProtocol {
     /// point into its shared buffer, like page-state changes, need it).
     fn ghcb_gpa(&self) -> u64;
 }
+
+#[cfg(test)]
+mod hostile_tests;
