@@ -36,7 +36,7 @@ struct Scribbler(Rng);
 impl GhcbProtocol for Scribbler {
     fn ghcb_exchange(&mut self, ghcb: &mut Ghcb) {
         let page = ghcb.as_bytes_mut();
-        if self.0.next() % 4 == 0 {
+        if self.0.next().is_multiple_of(4) {
             self.0.fill(page);
         } else {
             // Success verdict, random registers, valid bits and buffer head.
@@ -122,7 +122,7 @@ impl GuestRequest for RandomResponses {
     ) -> Result<()> {
         self.0.fill(response);
         // Sometimes a plausible header, so the later checks are reached.
-        if self.0.next() % 2 == 0 {
+        if self.0.next().is_multiple_of(2) {
             response[0x20..0x28].copy_from_slice(&2u64.to_le_bytes());
             response[0x30..0x36].copy_from_slice(&[1, 1, 0x60, 0, 6, 1]);
             response[0x3c] = 0;
