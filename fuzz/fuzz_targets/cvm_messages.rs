@@ -1,7 +1,8 @@
 //! Fuzz what a hostile host or secure-processor channel can hand the CVM
-//! protocol code: GHCB pages, page-state-change headers, guest-message
-//! responses, SNP attestation reports, TDREPORTs, MapGPA answers and #VE
-//! information. Any input must decode or give a clean error, never a panic.
+//! protocol code: GHCB pages, page-state-change descriptors, guest-message
+//! headers, SNP attestation reports, TDREPORTs, TDVMCALL answers and #VE
+//! information (`cvm::snp::hostile_tests` does the same on stable with
+//! seeded random answers). Any input must decode or give a clean error, never a panic.
 #![no_main]
 
 use cvm::snp::{ghcb, guest_msg, psc, report};
@@ -17,22 +18,21 @@ fn word(data: &[u8], i: usize) -> u64 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut page = [0u8; ghcb::GHCB_BYTES];
+    let mut g = ghcb::Ghcb::default();
+    let n = data.len().min(ghcb::GHCB_BYTES);
+    g.as_bytes_mut()[..n].copy_from_slice(&data[..n]);
+    let _ = g.check_result();
+    let _ = g.returned(ghcb::Field::Rax);
+    let _ = ghcb::IoioInfo::decode(word(data, 0));
+    if psc::Descriptor::read_header(data).is_ok() {
+        for i in 0..4 {
+            let _ = psc::Descriptor::read_entry(data, i);
+        }
+    }
+    let mut page = [0u8; guest_msg::MESSAGE_BYTES];
     let n = data.len().min(page.len());
     page[..n].copy_from_slice(&data[..n]);
-    let g = ghcb::Ghcb::from_bytes(&page);
-    let _ = g.outcome();
-    let _ = g.get(ghcb::offset::RAX);
-    if let Some(after) = psc::read_header(data) {
-        let before = psc::Header {
-            cur_entry: 0,
-            end_entry: after.end_entry,
-        };
-        let _ = psc::check_progress(before, after, word(data, 1));
-    }
-    let mut channel = guest_msg::Channel::new(&[1; 32], 0);
-    let _ = channel.open_response(guest_msg::msg_type::REPORT_REQ, data);
-    let _ = guest_msg::report_from_response(data);
+    let _ = guest_msg::Header::read(&page);
     let _ = report::parse(data);
     let _ = tdx::report::parse(data);
     let regs = Regs {
