@@ -12,8 +12,10 @@
 //! - port I/O, device registers (`#VE.RequestMMIO`, at the register's GPA
 //!   with the shared bit), halting and the hypervisor CPUID range go to the
 //!   host with `TDG.VP.VMCALL`; device registers are mapped *trapped*
-//!   ([`MmioAccess::Trapped`]), so the page-fault path decodes each access
-//!   and performs it here, without a `#VE`;
+//!   ([`MmioAccess::Trapped`]), so each access page-faults and the fault
+//!   path's instruction decoding (the emulated-MMIO work, outside this
+//!   file) performs it with [`Platform::mmio_read`]/`mmio_write` here,
+//!   without a `#VE`;
 //! - other CPUID leaves and MSRs are the instructions themselves (the TDX
 //!   module answers them; those it leaves to the host raise `#VE`, see
 //!   [`handle_virtualization_exception`]);
