@@ -246,7 +246,10 @@ fn debian_nginx_serves_static_files_with_sendfile() {
     // the host: stop its QEMU (found by the unique forward) and check the
     // runner saw nginx start and no kernel error.
     let pattern = format!("hostfwd=tcp:127.0.0.1:{port}-");
-    let _ = Command::new("pkill").args(["-f", &pattern]).status();
+    // SIGKILL: a harness may run us with SIGTERM blocked, which QEMU inherits.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f", &pattern])
+        .status();
     let result = server.join().expect("run thread");
     let out = String::from_utf8_lossy(&result.output);
     assert!(out.contains("nginx/"), "{out}");
