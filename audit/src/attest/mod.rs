@@ -8,6 +8,8 @@
 //! - [`report`]: detecting a report's kind ([`ReportKind`]) and the native
 //!   backend's *unsigned* report ([`NativeReport`], magic
 //!   `CLOISTER-UNSIGNED-REPORT`), which is not a hardware attestation;
+//! - [`append`](mod@append): the kernel's sequence (checkpoint, report,
+//!   record) as one host-testable call;
 //! - [`release`]: the attested key release: the guest's ephemeral key
 //!   ([`GuestKey`]), the broker's [`seal_key`] and the guest's
 //!   [`GuestKey::open`].
@@ -15,10 +17,12 @@
 //! Neighbours: the kernel (`kernel/src/audit/attest.rs`) writes the record;
 //! `cloister attest verify` (tools) checks it against an audit image.
 
+pub mod append;
 pub mod binding;
 pub mod release;
 pub mod report;
 
+pub use append::{AttestError, Attested, MAX_REPORT_BYTES, append};
 pub use binding::{
     ATTESTATION_FIXED_BYTES, AttestationRecord, REPORT_DATA_BYTES, RecordError, report_data,
 };

@@ -17,11 +17,9 @@
 //!   envelope ([`audit::attest::seal_key`]) or `-` to refuse; the guest
 //!   opens it with its secret key and formats the log with the key inside.
 
-use alloc::vec;
 use core::fmt::Write;
 
-use audit::Event;
-use audit::attest::{AttestationRecord, ENVELOPE_BYTES, GuestKey, ReportKind, report_data};
+use audit::attest::{ENVELOPE_BYTES, GuestKey, ReportKind, report_data};
 use zeroize::Zeroizing;
 
 use super::key;
@@ -59,33 +57,25 @@ pub fn guest_key() -> &'static GuestKey {
 pub fn attest(when: &str) -> Option<u64> {
     let public = guest_key().public();
     let outcome = super::log::with_log_now(|log, now, cpu| {
-        let checkpoint = log.checkpoint(now, cpu).map_err(|_| "cannot checkpoint")?;
-        let data = report_data(&checkpoint.boot_id, Some(&checkpoint), &public);
-        let report = platform::platform()
-            .attestation_report(&data)
-            .map_err(|_| "the platform gave no report")?;
-        let record = AttestationRecord {
-            checkpoint,
-            public_key: public,
-            report: &report,
-        };
-        let mut payload = vec![0u8; record.encoded_len()];
-        record.encode(&mut payload).map_err(|_| "report too long")?;
-        let seq = log
-            .append(&Event::Attestation { payload: &payload }, now, cpu)
-            .map_err(|_| "cannot append the report")?;
-        let kind = ReportKind::detect(&report).map_or("unknown", ReportKind::name);
-        Ok::<_, &str>((seq, checkpoint.block_seq, kind))
+        let mut kind = "unknown";
+        audit::attest::append(log, now, cpu, &public, |data| {
+            let report = platform::platform().attestation_report(data)?;
+            kind = ReportKind::detect(&report).map_or("unknown", ReportKind::name);
+            Ok::<_, platform::PlatformError>(report)
+        })
+        .map(|a| (a, kind))
     })?;
     match outcome {
-        Ok((seq, block, kind)) => {
+        Ok((a, kind)) => {
             crate::kprintln!(
-                "attest: {when}: {kind} report bound to the checkpoint of block {block} (record {seq})"
+                "attest: {when}: {kind} report bound to the checkpoint of block {} (record {})",
+                a.checkpoint.block_seq,
+                a.record_seq
             );
-            Some(seq)
+            Some(a.record_seq)
         }
         Err(why) => {
-            ::log::warn!("attest: {when}: no attestation record: {why}");
+            ::log::warn!("attest: {when}: no attestation record: {why:?}");
             None
         }
     }
