@@ -2,14 +2,15 @@
 //! is its kind, its `REPORT_DATA` and whether anything signed it.
 //!
 //! [`audit::attest::ReportKind::detect`] picks the kind; [`parse`]
-//! dispatches. The native report is parsed here
-//! ([`audit::attest::NativeReport`]). **Hook for the SEV-SNP and TDX
-//! parsers** (`cvm::snp::report`, `cvm::tdx::report`): the two arms of
-//! [`parse`] marked below; each must return the report's 64-byte
-//! `REPORT_DATA` (SNP: offset 0x50; TDX: `REPORTMACSTRUCT.REPORTDATA`,
-//! offset 128) after its own layout checks. Checking the signature (SNP:
-//! VCEK/VLEK chain; TDX: a quote from the quoting enclave) is a further
-//! step that needs the vendor's certificates and is not done here.
+//! dispatches: the native report to [`audit::attest::NativeReport`], an
+//! SEV-SNP report to `cvm::snp::report` (`REPORT_DATA` at 0x50), a TDX
+//! TDREPORT to `cvm::tdx::report` (`REPORTMACSTRUCT.REPORTDATA` at 128) —
+//! a new report parser plugs in as one more arm of [`parse`]. Checking a
+//! hardware report's signature (SNP: the VCEK/VLEK certificate chain to
+//! AMD's root; TDX: a quote from the quoting enclave, since the TDREPORT's
+//! MAC is checkable only on the same CPU) needs the vendor's certificates
+//! and is not done here: such a report's binding is checked, its
+//! signature reported as not checked.
 
 use audit::attest::{NativeReport, REPORT_DATA_BYTES, ReportKind};
 
@@ -42,9 +43,63 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedReport, String> {
                 signature_verified: false,
             })
         }
-        // Hook: `cvm::snp::report` goes here.
-        ReportKind::SevSnp => Err("an SEV-SNP report: its parser is not in this build".into()),
-        // Hook: `cvm::tdx::report` goes here.
-        ReportKind::TdxTdReport => Err("a TDX TDREPORT: its parser is not in this build".into()),
+        ReportKind::SevSnp => {
+            let r = cvm::snp::report::parse(bytes).map_err(|e| format!("SEV-SNP report: {e:?}"))?;
+            hardware(kind, r.report_data())
+        }
+        ReportKind::TdxTdReport => {
+            let r = cvm::tdx::report::parse(bytes).map_err(|e| format!("TDX TDREPORT: {e:?}"))?;
+            hardware(kind, r.report_data())
+        }
+    }
+}
+
+/// A hardware report's data; its signature is not checked here.
+fn hardware(kind: ReportKind, data: &[u8]) -> Result<ParsedReport, String> {
+    let report_data = data
+        .try_into()
+        .map_err(|_| format!("{}: REPORT_DATA is not 64 bytes", kind.name()))?;
+    Ok(ParsedReport {
+        kind,
+        report_data,
+        signature_verified: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_dispatched_to_its_parser_and_yields_its_report_data() {
+        let native = NativeReport {
+            measurement: None,
+            report_data: [1; 64],
+        }
+        .to_bytes();
+        let p = parse(&native).unwrap();
+        assert_eq!(
+            (p.kind, p.report_data),
+            (ReportKind::NativeUnsigned, [1; 64])
+        );
+
+        let mut snp = vec![0u8; 0x4a0];
+        snp[0] = 2;
+        snp[0x50..0x90].fill(2);
+        let p = parse(&snp).unwrap();
+        assert_eq!((p.kind, p.report_data), (ReportKind::SevSnp, [2; 64]));
+        assert!(!p.signature_verified);
+
+        let mut tdx = vec![0u8; 1024];
+        tdx[0] = 0x81;
+        tdx[128..192].fill(3);
+        let p = parse(&tdx).unwrap();
+        assert_eq!((p.kind, p.report_data), (ReportKind::TdxTdReport, [3; 64]));
+        assert!(!p.signature_verified);
+
+        assert!(parse(&[0; 100]).is_err());
+        let mut bad_native = native;
+        bad_native[150] = 1;
+        assert!(parse(&bad_native).is_err());
     }
 }
