@@ -5,8 +5,9 @@
 //!   records (at boot and at exit) whose unsigned native reports bind the
 //!   image's boot id, a checkpoint of its chain and the guest's key;
 //!   `cloister attest verify --audit FILE` passes and says the report is
-//!   unsigned; a flipped byte in the recorded report or checkpoint, or a
-//!   report from elsewhere, fails with exit status 1;
+//!   unsigned, and so does the exit's report taken from the console
+//!   (`--report`); a flipped byte in the recorded report or checkpoint, the
+//!   older boot report or a report from elsewhere fails with exit status 1;
 //! - the attested key release: the test kernel with `audit.key_release`
 //!   asks the host's test broker (`tools::attest::broker`) on COM1, opens
 //!   the envelope with its ephemeral key and seals the log with the
@@ -56,6 +57,13 @@ fn attest_verify(args: &[&str]) -> (Option<i32>, String) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn last_offset(image: &[u8], needle: &[u8]) -> usize {
@@ -110,6 +118,21 @@ fn an_audited_run_carries_reports_that_bind_its_log() {
         ]);
         assert_eq!(code, Some(1), "a flipped byte in the {what} passed: {out}");
         assert!(out.contains("FAILED"), "{out}");
+    }
+
+    // The exit's report as the console showed it, kept out of band, binds
+    // the image; the boot's (older) report does not bind its newest record.
+    let reports: Vec<&str> = result
+        .kernel_lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("attest: report "))
+        .collect();
+    assert_eq!(reports.len(), 2, "{:#?}", result.kernel_lines);
+    for (i, (report, want)) in reports.iter().zip([1, 0]).enumerate() {
+        let file = dir.join(format!("console-{i}.report"));
+        std::fs::write(&file, unhex(report)).unwrap();
+        let (code, out) = attest_verify(&["--audit", log_arg, "--report", file.to_str().unwrap()]);
+        assert_eq!(code, Some(want), "console report {i}: {out}");
     }
 
     // A genuine-looking report that binds something else.

@@ -7,8 +7,9 @@
 //!   platform for a report whose `REPORT_DATA` binds the boot id, that
 //!   checkpoint and the public key ([`audit::attest::report_data`]), and
 //!   appends it as an `attestation` record, so the report travels with the
-//!   audit image. Called at boot (end of [`super::init`]) and before the
-//!   final seal (program exit, power-off);
+//!   audit image, and prints it on COM1 (`attest: report <hex>`). Called
+//!   at boot (end of [`super::init`]) and before the final seal (program
+//!   exit, power-off);
 //! - [`release_key`]: with `audit.key_release` on the command line, before
 //!   the region is formatted: a report binding the boot id and the public
 //!   key (no checkpoint yet) goes to the host on COM1 as
@@ -33,6 +34,9 @@ const LSR_DATA_READY: u8 = 1;
 /// on without the released key (never a test verdict: a broker that
 /// answers at all answers long before).
 const RELEASE_WAIT_NS: u64 = 120_000_000_000;
+
+/// The line prefix of a recorded report, in hex, on COM1.
+pub const REPORT_LINE_PREFIX: &str = "attest: report ";
 
 /// The line prefix of a key-release request on COM1.
 pub const REQUEST_PREFIX: &str = "CLOISTER_KEY_RELEASE? ";
@@ -59,22 +63,29 @@ pub fn attest(when: &str) -> Option<u64> {
         return None;
     }
     let public = guest_key().public();
+    let mut recorded = alloc::vec::Vec::new();
     let outcome = super::log::with_log_now(|log, now, cpu| {
-        let mut kind = "unknown";
         audit::attest::append(log, now, cpu, &public, |data| {
             let report = platform::platform().attestation_report(data)?;
-            kind = ReportKind::detect(&report).map_or("unknown", ReportKind::name);
+            recorded.clone_from(&report);
             Ok::<_, platform::PlatformError>(report)
         })
-        .map(|a| (a, kind))
     })?;
     match outcome {
-        Ok((a, kind)) => {
+        Ok(a) => {
+            let kind = ReportKind::detect(&recorded).map_or("unknown", ReportKind::name);
             crate::kprintln!(
                 "attest: {when}: {kind} report bound to the checkpoint of block {} (record {})",
                 a.checkpoint.block_seq,
                 a.record_seq
             );
+            // The report on the console too, for an owner who keeps the
+            // newest one out of band (`cloister attest verify --report`).
+            let mut line =
+                alloc::string::String::with_capacity(REPORT_LINE_PREFIX.len() + 2 * recorded.len());
+            line.push_str(REPORT_LINE_PREFIX);
+            push_hex(&mut line, &recorded);
+            crate::kprintln!("{line}");
             Some(a.record_seq)
         }
         Err(why) => {
