@@ -85,6 +85,7 @@ mod tests {
 
         let mut snp = vec![0u8; 0x4a0];
         snp[0] = 2;
+        snp[0x34] = 1; // SIGNATURE_ALGO: ECDSA P-384 with SHA-384
         snp[0x50..0x90].fill(2);
         let p = parse(&snp).unwrap();
         assert_eq!((p.kind, p.report_data), (ReportKind::SevSnp, [2; 64]));
