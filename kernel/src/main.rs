@@ -318,7 +318,9 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
     kprint!("{}", mm::heap::stats());
     kprintln!("frames: {} free", mm::frames::free_frames());
     kprintln!("no application given: powering off");
-    // Authenticate the records of the open block before the guest goes.
+    // A report bound to a final checkpoint, then authenticate the records
+    // of the open block before the guest goes.
+    audit::attest("power-off");
     audit::seal();
     exit(ExitCode::Success)
 }
