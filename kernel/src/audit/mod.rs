@@ -6,7 +6,7 @@
 //!   reserved with `audit=SIZE`), chosen before the frame allocator exists;
 //! - [`pci`]: finding the ivshmem device and its BAR;
 //! - [`key`]: `audit_key=` or a random per-boot key, RDRAND;
-//! - [`attest`]: attestation reports bound to the log (at boot and before
+//! - [`mod@attest`]: attestation reports bound to the log (at boot and before
 //!   the final seal) and the guest side of the attested key release
 //!   (`audit.key_release`);
 //! - `log`: the locked [`audit::AuditLog`] and the `record_*` functions;
