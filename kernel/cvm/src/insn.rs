@@ -16,10 +16,14 @@
 //! Accepted: `MOV` between memory and a general register (including the
 //! `moffs` forms and the high-byte registers `AH`..`BH`), `MOV` of an
 //! immediate to memory, `MOVZX`, `MOVSX` and `MOVSXD` loads — what compilers
-//! emit for volatile loads and stores of `u8`..`u64`. Anything else is a
-//! [`DecodeError`], never a guess: string instructions, read-modify-write
-//! instructions (`OR [mem], reg`, `XCHG`, `ADD`…), `LOCK`/`REP` prefixes,
-//! SSE/AVX moves, segment-register moves. The bytes are decoded by
+//! emit for volatile loads and stores of `u8`..`u64` — and the loads LLVM
+//! folds into arithmetic: `CMP`/`TEST` with memory on either side (as in
+//! virtio-drivers' `queue_used`: `cmp dword [rax+rcx*4+0x40], 0`) and
+//! `ADD`/`SUB`/`AND`/`OR`/`XOR reg, [mem]`, whose result and flags
+//! ([`alu`]) the handler computes. Anything else is a [`DecodeError`],
+//! never a guess: string instructions, read-modify-write instructions on
+//! memory (`OR [mem], reg`, `XCHG`, `INC [mem]`…), `ADC`/`SBB`,
+//! `LOCK`/`REP` prefixes, SSE/AVX moves, segment-register moves. The bytes are decoded by
 //! `iced-x86` (decoder only, `no_std`), as Asterinas's `tdx-guest` does.
 
 use iced_x86::{Code, Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic};
@@ -226,6 +230,86 @@ pub enum Source {
     Immediate(u64),
 }
 
+/// An arithmetic or logic operation that reads its memory operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AluOp {
+    /// `ADD reg, [mem]`.
+    Add,
+    /// `SUB reg, [mem]`.
+    Sub,
+    /// `AND reg, [mem]`.
+    And,
+    /// `OR reg, [mem]`.
+    Or,
+    /// `XOR reg, [mem]`.
+    Xor,
+    /// `CMP` (a subtraction for the flags only).
+    Cmp,
+    /// `TEST` (an AND for the flags only).
+    Test,
+}
+
+/// The status flags an [`AluOp`] sets: CF, PF, AF, ZF, SF, OF.
+pub const STATUS_FLAGS: u64 = 0x8d5;
+pub(crate) const CF: u64 = 1 << 0;
+pub(crate) const PF: u64 = 1 << 2;
+pub(crate) const AF: u64 = 1 << 4;
+pub(crate) const ZF: u64 = 1 << 6;
+pub(crate) const SF: u64 = 1 << 7;
+pub(crate) const OF: u64 = 1 << 11;
+
+/// `a op b` at `width`: the result (cut to the width) and the status
+/// flags ([`STATUS_FLAGS`] bits) as the CPU sets them. For the logic
+/// operations CF and OF are cleared and AF, which the CPU leaves
+/// undefined, is cleared too.
+pub fn alu(op: AluOp, width: Width, a: u64, b: u64) -> (u64, u64) {
+    let (a, b) = (width.truncate(a), width.truncate(b));
+    let sign = 1u64 << (8 * width.bytes() - 1);
+    let (r, mut flags) = match op {
+        AluOp::Add => {
+            let r = width.truncate(a.wrapping_add(b));
+            let mut f = 0;
+            if r < a {
+                f |= CF;
+            }
+            if !(a ^ b) & (a ^ r) & sign != 0 {
+                f |= OF;
+            }
+            if (a ^ b ^ r) & 0x10 != 0 {
+                f |= AF;
+            }
+            (r, f)
+        }
+        AluOp::Sub | AluOp::Cmp => {
+            let r = width.truncate(a.wrapping_sub(b));
+            let mut f = 0;
+            if a < b {
+                f |= CF;
+            }
+            if (a ^ b) & (a ^ r) & sign != 0 {
+                f |= OF;
+            }
+            if (a ^ b ^ r) & 0x10 != 0 {
+                f |= AF;
+            }
+            (r, f)
+        }
+        AluOp::And | AluOp::Test => (a & b, 0),
+        AluOp::Or => (a | b, 0),
+        AluOp::Xor => (a ^ b, 0),
+    };
+    if r == 0 {
+        flags |= ZF;
+    }
+    if r & sign != 0 {
+        flags |= SF;
+    }
+    if (r as u8).count_ones() % 2 == 0 {
+        flags |= PF;
+    }
+    (r, flags)
+}
+
 /// The device access an instruction makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MmioOp {
@@ -237,6 +321,21 @@ pub enum MmioOp {
         dest: RegOperand,
         /// How the value is extended to the destination's width.
         extend: Extend,
+    },
+    /// A load of `width` bytes combined with an operation: `other op
+    /// [mem]` (or `[mem] op other` when `memory_first`), the result going
+    /// to `other`'s register unless the operation is `CMP`/`TEST`, the
+    /// flags to RFLAGS.
+    ReadAlu {
+        /// Bytes read from the device.
+        width: Width,
+        /// The operation.
+        op: AluOp,
+        /// The other operand (a register, or for `CMP`/`TEST` an
+        /// immediate).
+        other: Source,
+        /// The memory operand is the first (`cmp [mem], imm`).
+        memory_first: bool,
     },
     /// A store of `width` bytes.
     Write {
@@ -288,13 +387,19 @@ pub trait RegisterFile {
     fn gpr(&self, gpr: Gpr) -> u64;
     /// Sets `gpr` to `value`.
     fn set_gpr(&mut self, gpr: Gpr, value: u64);
+    /// RFLAGS.
+    fn rflags(&self) -> u64;
+    /// Sets RFLAGS.
+    fn set_rflags(&mut self, value: u64);
 }
 
 impl MmioInsn {
     /// Bytes the device access touches.
     pub fn width(&self) -> Width {
         match self.op {
-            MmioOp::Read { width, .. } | MmioOp::Write { width, .. } => width,
+            MmioOp::Read { width, .. }
+            | MmioOp::ReadAlu { width, .. }
+            | MmioOp::Write { width, .. } => width,
         }
     }
 
@@ -302,7 +407,7 @@ impl MmioInsn {
     /// `None` for a load.
     pub fn write_value(&self, regs: &impl RegisterFile) -> Option<u64> {
         match self.op {
-            MmioOp::Read { .. } => None,
+            MmioOp::Read { .. } | MmioOp::ReadAlu { .. } => None,
             MmioOp::Write { width, source } => Some(width.truncate(match source {
                 Source::Register(r) => r.read(regs.gpr(r.gpr)),
                 Source::Immediate(v) => v,
@@ -312,8 +417,33 @@ impl MmioInsn {
 
     /// Puts `value`, which a load read from the device, into its
     /// destination register in `regs` (extended and merged as the CPU
-    /// does). Does nothing for a store.
+    /// does), or for an operation computes it and sets the result and
+    /// the flags. Does nothing for a store.
     pub fn complete_read(&self, regs: &mut impl RegisterFile, value: u64) {
+        if let MmioOp::ReadAlu {
+            width,
+            op,
+            other,
+            memory_first,
+        } = self.op
+        {
+            let other_value = match other {
+                Source::Register(r) => r.read(regs.gpr(r.gpr)),
+                Source::Immediate(v) => v,
+            };
+            let (a, b) = if memory_first {
+                (value, other_value)
+            } else {
+                (other_value, value)
+            };
+            let (result, flags) = alu(op, width, a, b);
+            if let (Source::Register(dest), false) = (other, matches!(op, AluOp::Cmp | AluOp::Test))
+            {
+                let old = regs.gpr(dest.gpr);
+                regs.set_gpr(dest.gpr, dest.write(old, result));
+            }
+            regs.set_rflags((regs.rflags() & !STATUS_FLAGS) | flags);
+        }
         if let MmioOp::Read {
             width,
             dest,
@@ -352,6 +482,13 @@ pub fn decode(bytes: &[u8]) -> Result<MmioInsn, DecodeError> {
         Mnemonic::Mov => mov(&insn)?,
         Mnemonic::Movzx => load(&insn, Extend::Zero)?,
         Mnemonic::Movsx | Mnemonic::Movsxd => load(&insn, Extend::Sign)?,
+        Mnemonic::Add => read_alu(&insn, AluOp::Add)?,
+        Mnemonic::Sub => read_alu(&insn, AluOp::Sub)?,
+        Mnemonic::And => read_alu(&insn, AluOp::And)?,
+        Mnemonic::Or => read_alu(&insn, AluOp::Or)?,
+        Mnemonic::Xor => read_alu(&insn, AluOp::Xor)?,
+        Mnemonic::Cmp => read_alu(&insn, AluOp::Cmp)?,
+        Mnemonic::Test => read_alu(&insn, AluOp::Test)?,
         _ => return Err(DecodeError::Unsupported),
     };
     Ok(MmioInsn {
@@ -406,6 +543,40 @@ fn mov(insn: &Instruction) -> Result<MmioOp, DecodeError> {
         }
         _ => Err(DecodeError::Unsupported),
     }
+}
+
+/// `reg op [mem]`, or for `CMP`/`TEST` also `[mem] op reg/imm`; an
+/// operation that writes memory is refused.
+fn read_alu(insn: &Instruction, op: AluOp) -> Result<MmioOp, DecodeError> {
+    if insn.op_count() != 2 {
+        return Err(DecodeError::Unsupported);
+    }
+    let compare = matches!(op, AluOp::Cmp | AluOp::Test);
+    let width = memory_width(insn)?;
+    let (memory_first, other) = match (insn.op0_kind(), insn.op1_kind()) {
+        (OpKind::Register, OpKind::Memory) => (false, Source::Register(register(insn, 0)?)),
+        (OpKind::Memory, OpKind::Register) if compare => {
+            (true, Source::Register(register(insn, 1)?))
+        }
+        (OpKind::Memory, _) if compare => {
+            let imm = insn
+                .try_immediate(1)
+                .map_err(|_| DecodeError::Unsupported)?;
+            (true, Source::Immediate(width.truncate(imm)))
+        }
+        _ => return Err(DecodeError::Unsupported),
+    };
+    if let Source::Register(r) = other
+        && r.part.width() != width
+    {
+        return Err(DecodeError::Unsupported);
+    }
+    Ok(MmioOp::ReadAlu {
+        width,
+        op,
+        other,
+        memory_first,
+    })
 }
 
 fn load(insn: &Instruction, extend: Extend) -> Result<MmioOp, DecodeError> {

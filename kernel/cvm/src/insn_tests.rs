@@ -6,9 +6,9 @@
 use super::*;
 use proptest::prelude::*;
 
-/// A register file for tests: 16 registers, hardware order.
+/// A register file for tests: 16 registers, hardware order, and RFLAGS.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Regs([u64; 16]);
+struct Regs([u64; 16], u64);
 
 impl RegisterFile for Regs {
     fn gpr(&self, gpr: Gpr) -> u64 {
@@ -16,6 +16,12 @@ impl RegisterFile for Regs {
     }
     fn set_gpr(&mut self, gpr: Gpr, value: u64) {
         self.0[gpr.number()] = value;
+    }
+    fn rflags(&self) -> u64 {
+        self.1
+    }
+    fn set_rflags(&mut self, value: u64) {
+        self.1 = value;
     }
 }
 
@@ -276,7 +282,10 @@ fn insn_refusals() {
         (&[0x89, 0xc0], Unsupported), // mov eax, eax (no memory)
         (&[0xb8, 1, 0, 0, 0], Unsupported), // mov eax, 1
         (&[0x0f, 0x0b], Unsupported), // ud2
-        (&[0x3b, 0x07], Unsupported), // cmp eax, [rdi]
+        (&[0x13, 0x07], Unsupported), // adc eax, [rdi]
+        (&[0x01, 0x07], Unsupported), // add [rdi], eax
+        (&[0x83, 0x2f, 0x01], Unsupported), // sub dword [rdi], 1
+        (&[0xff, 0x07], Unsupported), // inc dword [rdi]
         (&[0xff, 0x37], Unsupported), // push qword [rdi]
     ];
     for (bytes, want) in cases {
@@ -284,7 +293,182 @@ fn insn_refusals() {
     }
 }
 
+fn alu_insn(width: Width, op: AluOp, other: Source, memory_first: bool, len: usize) -> MmioInsn {
+    MmioInsn {
+        op: MmioOp::ReadAlu {
+            width,
+            op,
+            other,
+            memory_first,
+        },
+        len,
+    }
+}
+
+#[test]
+fn insn_loads_folded_into_compare_and_arithmetic() {
+    use Gpr::*;
+    use RegPart::*;
+    // virtio-drivers `queue_used` (release kernel): cmp dword [rax+rcx*4+0x40], 0
+    assert_eq!(
+        decode(&[0x83, 0x7c, 0x88, 0x40, 0x00]),
+        Ok(alu_insn(
+            Width::U32,
+            AluOp::Cmp,
+            Source::Immediate(0),
+            true,
+            5
+        ))
+    );
+    // cmp eax, [rdi]; test [rdi], cl; test dword [rdi], 0x80000000
+    assert_eq!(
+        decode(&[0x3b, 0x07]),
+        Ok(alu_insn(
+            Width::U32,
+            AluOp::Cmp,
+            Source::Register(reg(Rax, Low32)),
+            false,
+            2
+        ))
+    );
+    assert_eq!(
+        decode(&[0x84, 0x0f]),
+        Ok(alu_insn(
+            Width::U8,
+            AluOp::Test,
+            Source::Register(reg(Rcx, Low8)),
+            true,
+            2
+        ))
+    );
+    assert_eq!(
+        decode(&[0xf7, 0x07, 0, 0, 0, 0x80]),
+        Ok(alu_insn(
+            Width::U32,
+            AluOp::Test,
+            Source::Immediate(0x8000_0000),
+            true,
+            6
+        ))
+    );
+    // cmp qword [rdi], -1 (imm8 sign-extended)
+    assert_eq!(
+        decode(&[0x48, 0x83, 0x3f, 0xff]),
+        Ok(alu_insn(
+            Width::U64,
+            AluOp::Cmp,
+            Source::Immediate(u64::MAX),
+            true,
+            4
+        ))
+    );
+    // and ecx, [rsi+0x20]; or r9, [rdi]
+    assert_eq!(
+        decode(&[0x23, 0x4e, 0x20]),
+        Ok(alu_insn(
+            Width::U32,
+            AluOp::And,
+            Source::Register(reg(Rcx, Low32)),
+            false,
+            3
+        ))
+    );
+    assert_eq!(
+        decode(&[0x4c, 0x0b, 0x0f]),
+        Ok(alu_insn(
+            Width::U64,
+            AluOp::Or,
+            Source::Register(reg(R9, Full)),
+            false,
+            3
+        ))
+    );
+    // The result goes to the register (32-bit: zero-extended), the flags
+    // to RFLAGS; CMP leaves the register alone.
+    let mut regs = Regs::default();
+    regs.0[Rcx.number()] = 0xffff_ffff_0000_00f0;
+    regs.1 = 0x202 | STATUS_FLAGS;
+    decode(&[0x23, 0x4e, 0x20])
+        .unwrap()
+        .complete_read(&mut regs, 0x0f);
+    assert_eq!(regs.0[Rcx.number()], 0);
+    assert_eq!(regs.1, 0x202 | ZF | PF);
+    regs.0[Rax.number()] = 5;
+    decode(&[0x3b, 0x07]).unwrap().complete_read(&mut regs, 7);
+    assert_eq!(regs.0[Rax.number()], 5);
+    assert_eq!(regs.1 & (CF | ZF | SF), CF | SF);
+}
+
+/// Runs `op a, b` on this CPU at `width`: the result and the status flags.
+#[allow(unsafe_code, reason = "the host CPU as the reference for the flags")]
+fn cpu_alu(op: AluOp, width: Width, a: u64, b: u64) -> (u64, u64) {
+    use core::arch::asm;
+    macro_rules! run {
+        ($insn:literal, $ty:ty, $m:literal) => {{
+            let mut r: u64 = a;
+            let flags: u64;
+            // SAFETY: register-only arithmetic and a push/pop of RFLAGS on
+            // this function's stack.
+            unsafe {
+                asm!(
+                    concat!($insn, " {r:", $m, "}, {b:", $m, "}"),
+                    "pushfq",
+                    "pop {f}",
+                    r = inout(reg) r,
+                    b = in(reg) b,
+                    f = out(reg) flags,
+                );
+            }
+            (r as $ty as u64, flags & STATUS_FLAGS)
+        }};
+    }
+    macro_rules! by_width {
+        ($insn:literal) => {
+            match width {
+                Width::U8 => run!($insn, u8, "l"),
+                Width::U16 => run!($insn, u16, "x"),
+                Width::U32 => run!($insn, u32, "e"),
+                Width::U64 => run!($insn, u64, "r"),
+            }
+        };
+    }
+    match op {
+        AluOp::Add => by_width!("add"),
+        AluOp::Sub => by_width!("sub"),
+        AluOp::Cmp => by_width!("cmp"),
+        AluOp::And => by_width!("and"),
+        AluOp::Test => by_width!("test"),
+        AluOp::Or => by_width!("or"),
+        AluOp::Xor => by_width!("xor"),
+    }
+}
+
 proptest! {
+    /// The results and flags of [`alu`] are the host CPU's (AF left out
+    /// for the logic operations, where the CPU leaves it undefined).
+    #[test]
+    fn insn_alu_flags_match_the_cpu(
+        a in any::<u64>(),
+        b in any::<u64>(),
+        w in 0usize..4,
+        o in 0usize..7,
+        small in any::<bool>(),
+    ) {
+        let width = [Width::U8, Width::U16, Width::U32, Width::U64][w];
+        let ops = [AluOp::Add, AluOp::Sub, AluOp::And, AluOp::Or, AluOp::Xor, AluOp::Cmp, AluOp::Test];
+        let op = ops[o];
+        // Small values reach the carry, overflow and zero edges often.
+        let (a, b) = if small { (a % 3, b % 3) } else { (a, b) };
+        let (want_r, want_f) = cpu_alu(op, width, a, b);
+        let (r, f) = alu(op, width, a, b);
+        if !matches!(op, AluOp::Cmp | AluOp::Test) {
+            prop_assert_eq!(r, width.truncate(want_r));
+        }
+        let logic = !matches!(op, AluOp::Add | AluOp::Sub | AluOp::Cmp);
+        let mask = if logic { STATUS_FLAGS & !AF } else { STATUS_FLAGS };
+        prop_assert_eq!(f & mask, want_f & mask, "{:?} {:?} {:#x} {:#x}", op, width, a, b);
+    }
+
     /// Whatever the bytes, the decoder answers without panicking, and an
     /// accepted instruction fits in the bytes and in 15.
     #[test]

@@ -115,6 +115,14 @@ impl RegisterFile for TrapFrame {
         };
         *slot = value;
     }
+
+    fn rflags(&self) -> u64 {
+        self.rflags
+    }
+
+    fn set_rflags(&mut self, value: u64) {
+        self.rflags = value;
+    }
 }
 
 /// Copies the instruction bytes at `rip` into `buf`: as many as fit, but
