@@ -29,6 +29,12 @@
 use iced_x86::{Code, Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic};
 use iced_x86::{OpKind, Register};
 
+mod alu;
+
+#[cfg(test)]
+use alu::{AF, CF, PF, SF, ZF};
+pub use alu::{AluOp, STATUS_FLAGS, alu};
+
 /// The longest x86 instruction: what a handler copies from RIP.
 pub const MAX_INSN_BYTES: usize = 15;
 
@@ -228,86 +234,6 @@ pub enum Source {
     /// An immediate, already sign-extended as the instruction does
     /// (`MOV qword [m], imm32`), cut to the access width.
     Immediate(u64),
-}
-
-/// An arithmetic or logic operation that reads its memory operand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AluOp {
-    /// `ADD reg, [mem]`.
-    Add,
-    /// `SUB reg, [mem]`.
-    Sub,
-    /// `AND reg, [mem]`.
-    And,
-    /// `OR reg, [mem]`.
-    Or,
-    /// `XOR reg, [mem]`.
-    Xor,
-    /// `CMP` (a subtraction for the flags only).
-    Cmp,
-    /// `TEST` (an AND for the flags only).
-    Test,
-}
-
-/// The status flags an [`AluOp`] sets: CF, PF, AF, ZF, SF, OF.
-pub const STATUS_FLAGS: u64 = 0x8d5;
-pub(crate) const CF: u64 = 1 << 0;
-pub(crate) const PF: u64 = 1 << 2;
-pub(crate) const AF: u64 = 1 << 4;
-pub(crate) const ZF: u64 = 1 << 6;
-pub(crate) const SF: u64 = 1 << 7;
-pub(crate) const OF: u64 = 1 << 11;
-
-/// `a op b` at `width`: the result (cut to the width) and the status
-/// flags ([`STATUS_FLAGS`] bits) as the CPU sets them. For the logic
-/// operations CF and OF are cleared and AF, which the CPU leaves
-/// undefined, is cleared too.
-pub fn alu(op: AluOp, width: Width, a: u64, b: u64) -> (u64, u64) {
-    let (a, b) = (width.truncate(a), width.truncate(b));
-    let sign = 1u64 << (8 * width.bytes() - 1);
-    let (r, mut flags) = match op {
-        AluOp::Add => {
-            let r = width.truncate(a.wrapping_add(b));
-            let mut f = 0;
-            if r < a {
-                f |= CF;
-            }
-            if !(a ^ b) & (a ^ r) & sign != 0 {
-                f |= OF;
-            }
-            if (a ^ b ^ r) & 0x10 != 0 {
-                f |= AF;
-            }
-            (r, f)
-        }
-        AluOp::Sub | AluOp::Cmp => {
-            let r = width.truncate(a.wrapping_sub(b));
-            let mut f = 0;
-            if a < b {
-                f |= CF;
-            }
-            if (a ^ b) & (a ^ r) & sign != 0 {
-                f |= OF;
-            }
-            if (a ^ b ^ r) & 0x10 != 0 {
-                f |= AF;
-            }
-            (r, f)
-        }
-        AluOp::And | AluOp::Test => (a & b, 0),
-        AluOp::Or => (a | b, 0),
-        AluOp::Xor => (a ^ b, 0),
-    };
-    if r == 0 {
-        flags |= ZF;
-    }
-    if r & sign != 0 {
-        flags |= SF;
-    }
-    if (r as u8).count_ones() % 2 == 0 {
-        flags |= PF;
-    }
-    (r, flags)
 }
 
 /// The device access an instruction makes.
