@@ -78,7 +78,7 @@ pub fn alu(op: AluOp, width: Width, a: u64, b: u64) -> (u64, u64) {
     if r & sign != 0 {
         flags |= SF;
     }
-    if (r as u8).count_ones() % 2 == 0 {
+    if (r as u8).count_ones().is_multiple_of(2) {
         flags |= PF;
     }
     (r, flags)
