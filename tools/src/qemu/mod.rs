@@ -454,6 +454,19 @@ mod tests {
     }
 
     #[test]
+    fn kernel_args_follow_the_command_line() {
+        let mut config = QemuConfig::new("/k").unwrap();
+        config.kernel_args.clear();
+        assert!(!config.args().contains(&"-append".to_string()));
+        config.kernel_args = vec!["platform.mmio=emulate".into()];
+        assert_eq!(config.full_cmdline(), "platform.mmio=emulate");
+        config.cmdline = "log=warn ktest=x ".into();
+        let args = config.args();
+        let at = args.iter().position(|a| a == "-append").expect("-append");
+        assert_eq!(args[at + 1], "log=warn ktest=x platform.mmio=emulate");
+    }
+
+    #[test]
     fn com2_args_name_an_isa_serial_at_0x2f8() {
         let mut config = QemuConfig::new("/k").unwrap();
         config.app_serial = Some("/t/app.sock".into());
