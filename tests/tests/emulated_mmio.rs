@@ -29,4 +29,8 @@ fn trapped_device_registers_match_direct_accesses() {
             .any(|l| l.contains("mmio: emulated device-register accesses")),
         "{lines:#?}"
     );
+    // The cost per access (docs/PERFORMANCE.md; `-- --nocapture` shows it).
+    for l in lines.iter().filter(|l| l.contains("mmio cost:")) {
+        println!("{l}");
+    }
 }
