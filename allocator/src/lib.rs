@@ -1,6 +1,6 @@
-//! Cloister's memory allocators: the physical frame allocator ([`frame`])
-//! and the slab allocator ([`SlabAllocator`]) that serves as the kernel's
-//! global allocator.
+//! Cloister's memory allocators: the physical frame allocator ([`frame`]),
+//! the bookkeeping of the shared DMA pool ([`dma`]) and the slab allocator
+//! ([`SlabAllocator`]) that serves as the kernel's global allocator.
 //!
 //! Host-testable: every allocator here works over memory handed to it, so the
 //! same code runs in the guest over physical frames and on the host over an
@@ -56,6 +56,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod dma;
 pub mod frame;
 
 mod arena;

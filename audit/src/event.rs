@@ -29,6 +29,9 @@ pub enum Kind {
     Checkpoint = 7,
     /// Free-form text.
     Text = 8,
+    /// An attestation report and the inputs of its `REPORT_DATA`
+    /// ([`crate::attest::AttestationRecord`]).
+    Attestation = 9,
 }
 
 impl Kind {
@@ -43,6 +46,7 @@ impl Kind {
             6 => Kind::Gap,
             7 => Kind::Checkpoint,
             8 => Kind::Text,
+            9 => Kind::Attestation,
             _ => return None,
         })
     }
@@ -58,6 +62,7 @@ impl Kind {
             Kind::Gap => "gap",
             Kind::Checkpoint => "checkpoint",
             Kind::Text => "text",
+            Kind::Attestation => "attestation",
         }
     }
 }
@@ -207,6 +212,13 @@ pub enum Event<'a> {
         /// The text.
         text: &'a str,
     },
+    /// An attestation record's payload (binary, never truncated: an
+    /// append that does not fit a block fails with `TooLarge`); decode it
+    /// with [`crate::attest::AttestationRecord::decode`].
+    Attestation {
+        /// The encoded [`crate::attest::AttestationRecord`].
+        payload: &'a [u8],
+    },
 }
 
 /// Why a payload could not be decoded.
@@ -276,6 +288,7 @@ impl<'a> Event<'a> {
             Event::Gap(_) => Kind::Gap,
             Event::Checkpoint(_) => Kind::Checkpoint,
             Event::Text { .. } => Kind::Text,
+            Event::Attestation { .. } => Kind::Attestation,
         }
     }
 
@@ -300,6 +313,7 @@ impl<'a> Event<'a> {
             Event::Gap(_) => GAP_LEN,
             Event::Checkpoint(_) => CHECKPOINT_LEN,
             Event::Text { text: t } => text(0, t),
+            Event::Attestation { payload } => payload.len(),
         }
     }
 
@@ -361,6 +375,7 @@ impl<'a> Event<'a> {
                 w.put(&c.sealed_blocks.to_le_bytes());
             }
             Event::Text { text } => w.put_text(text),
+            Event::Attestation { payload } => w.put(payload),
         }
     }
 
@@ -439,6 +454,7 @@ impl<'a> Event<'a> {
                 })
             }
             Kind::Text => Event::Text { text: text(0)? },
+            Kind::Attestation => Event::Attestation { payload: p },
         })
     }
 }
@@ -518,6 +534,9 @@ mod tests {
             sealed_blocks: 4,
         }));
         roundtrip(Event::Text { text: "héllo" });
+        roundtrip(Event::Attestation {
+            payload: &[1, 2, 3],
+        });
     }
 
     #[test]

@@ -9,11 +9,12 @@
 //!
 //! Modules: [`wire`] (byte layouts), `event` (payloads), `crypto` (keys,
 //! MACs, ratchet), `writer` ([`AuditLog`]), `reader` ([`RegionView`]),
-//! `verify` ([`verify`]), `scan` ([`find_region`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]).
+//! `verify` ([`verify`]), `scan` ([`find_region`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]), [`attest`] (attestation binding and key release).
 //! Neighbours: `libos` and `kernel` write; `tools` (`cloister audit`) reads.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod attest;
 mod checkpoint;
 mod crypto;
 mod event;

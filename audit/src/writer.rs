@@ -135,6 +135,9 @@ pub enum AppendError {
     ReservedKind(Kind),
     /// Sequence numbers or block numbers ran out (after 2^64).
     Exhausted,
+    /// A binary payload (an attestation record) larger than a block can
+    /// carry ([`AuditLog::max_payload_bytes`]).
+    TooLarge,
 }
 
 impl fmt::Display for AppendError {
@@ -145,6 +148,7 @@ impl fmt::Display for AppendError {
                 write!(f, "{} records are written by the log itself", k.name())
             }
             AppendError::Exhausted => f.write_str("sequence numbers exhausted"),
+            AppendError::TooLarge => f.write_str("payload larger than a block can carry"),
         }
     }
 }
@@ -371,6 +375,9 @@ impl<'r> AuditLog<'r> {
         cpu: u16,
     ) -> Result<u64, AppendError> {
         let len = event.payload_len(self.max_payload_bytes());
+        if len > self.max_payload_bytes() {
+            return Err(AppendError::TooLarge);
+        }
         let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
         self.reserve(rec, timestamp_ns, cpu)?;
         let Some(open) = self.open.as_ref() else {
@@ -388,6 +395,9 @@ impl<'r> AuditLog<'r> {
         cpu: u16,
     ) -> Result<u64, AppendError> {
         let len = event.payload_len(self.max_payload_bytes());
+        if len > self.max_payload_bytes() {
+            return Err(AppendError::TooLarge);
+        }
         let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
         self.reserve(rec, timestamp_ns, cpu)?;
         let Some(open) = self.open.as_ref() else {

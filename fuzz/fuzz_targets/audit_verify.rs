@@ -24,8 +24,20 @@ impl Visitor for Touch {
     }
     fn record(&mut self, r: &Record<'_>, event: Result<Event<'_>, DecodeError>, _auth: Auth) {
         self.0 ^= r.seq;
-        if let Ok(Event::Text { text }) = event {
-            self.0 ^= text.len() as u64;
+        match event {
+            Ok(Event::Text { text }) => self.0 ^= text.len() as u64,
+            // As `cloister attest verify` and `audit show` do.
+            Ok(Event::Attestation { payload }) => {
+                if let Ok(a) = audit::attest::AttestationRecord::decode(payload) {
+                    self.0 ^= a.report.len() as u64;
+                    if let Some(audit::attest::ReportKind::NativeUnsigned) =
+                        audit::attest::ReportKind::detect(a.report)
+                    {
+                        self.0 ^= audit::attest::NativeReport::parse(a.report).is_ok() as u64;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     fn finding(&mut self, f: &Finding) {

@@ -151,6 +151,10 @@ fn cli(args: &[&str]) -> (i32, String) {
     (o.status.code().unwrap_or(-1), text)
 }
 
+/// Records every boot starts with: boot, the kernel's text, then the boot
+/// attestation's checkpoint and attestation record (`kernel/src/audit/attest.rs`).
+const BOOT_RECORDS: usize = 4;
+
 fn assert_boot_record(c: &Collect, cmdline_has: &str) {
     let OwnedEvent::Boot { cmdline } = &c.records[0].event else {
         panic!("record 0 is not a boot record: {:?}", c.records[0]);
@@ -163,6 +167,16 @@ fn assert_boot_record(c: &Collect, cmdline_has: &str) {
         matches!(&c.records[1].event, OwnedEvent::Text(t) if t.starts_with("Cloister ")),
         "{:?}",
         c.records[1]
+    );
+    assert!(
+        matches!(&c.records[2].event, OwnedEvent::Other(e) if e.contains("Checkpoint")),
+        "record 2 is the boot attestation's checkpoint: {:?}",
+        c.records[2]
+    );
+    assert!(
+        matches!(&c.records[3].event, OwnedEvent::Other(e) if e.contains("Attestation")),
+        "record 3 is the boot attestation: {:?}",
+        c.records[3]
     );
 }
 
@@ -192,7 +206,7 @@ fn a_crash_mid_append_keeps_exactly_the_committed_records() {
         "{:?}",
         c.findings
     );
-    // Boot, the kernel's text record, then exactly the N committed ones.
+    // The boot records, then exactly the N committed ones.
     assert_boot_record(&c, &format!("audit.crash_test={N}"));
     let syscalls: Vec<&Rec> = c
         .records
@@ -202,12 +216,12 @@ fn a_crash_mid_append_keeps_exactly_the_committed_records() {
     assert_eq!(syscalls.len() as u64, N);
     assert_eq!(
         c.records.len() as u64,
-        N + 2,
+        N + BOOT_RECORDS as u64,
         "nothing after the torn record"
     );
     for (i, r) in syscalls.iter().enumerate() {
         let i = i as u64;
-        assert_eq!(r.seq, 2 + i);
+        assert_eq!(r.seq, BOOT_RECORDS as u64 + i);
         assert_eq!(
             r.event,
             OwnedEvent::Syscall {
@@ -231,7 +245,8 @@ fn a_crash_mid_append_keeps_exactly_the_committed_records() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("result: verified: 0 errors"), "{out}");
     assert!(
-        out.contains(&format!("{} records", N + 2)) && out.contains("1 torn skipped"),
+        out.contains(&format!("{} records", N + BOOT_RECORDS as u64))
+            && out.contains("1 torn skipped"),
         "{out}"
     );
     let (code, out) = cli(&["audit", "show", &path, "--key", KEY_HEX, "--json"]);
@@ -280,7 +295,7 @@ fn die_by(action: &str) -> (RunReport, Summary, Collect) {
     assert_eq!(summary.warnings, 0, "sealed at once: {:?}", c.findings);
     assert_eq!(summary.unsealed_records, 0);
     assert_boot_record(&c, &format!("audit.crash_test={action}"));
-    assert_eq!(c.records.len(), 3, "{:?}", c.records);
+    assert_eq!(c.records.len(), BOOT_RECORDS + 1, "{:?}", c.records);
     assert!(c.records.iter().all(|r| r.auth == Auth::Verified));
     let (code, out) = cli(&["audit", "verify", &file.to_string_lossy(), "--key", KEY_HEX]);
     assert_eq!(code, 0, "{out}");
@@ -291,7 +306,7 @@ fn die_by(action: &str) -> (RunReport, Summary, Collect) {
 fn an_invalid_opcode_in_the_kernel_is_recorded_and_sealed() {
     let (report, _, c) = die_by("ud");
     assert_eq!(
-        c.records[2].event,
+        c.records[BOOT_RECORDS].event,
         OwnedEvent::Exception {
             vector: 6,
             error_code: 0,
@@ -305,7 +320,7 @@ fn an_invalid_opcode_in_the_kernel_is_recorded_and_sealed() {
 fn a_kernel_page_fault_is_recorded_with_its_address_and_sealed() {
     let (report, _, c) = die_by("pf");
     assert_eq!(
-        c.records[2].event,
+        c.records[BOOT_RECORDS].event,
         OwnedEvent::Exception {
             vector: 14,
             // Not present, read, supervisor.
@@ -319,8 +334,8 @@ fn a_kernel_page_fault_is_recorded_with_its_address_and_sealed() {
 #[test]
 fn a_panic_is_recorded_with_its_location_and_sealed() {
     let (_, _, c) = die_by("panic");
-    let OwnedEvent::Panic(msg) = &c.records[2].event else {
-        panic!("{:?}", c.records[2]);
+    let OwnedEvent::Panic(msg) = &c.records[BOOT_RECORDS].event else {
+        panic!("{:?}", c.records[BOOT_RECORDS]);
     };
     assert!(
         msg.contains("panicking on purpose") && msg.contains("kernel/src/audit/crash.rs:"),
@@ -341,7 +356,9 @@ fn a_clean_power_off_leaves_boot_on_record_and_everything_sealed() {
     assert!(summary.passed(), "{summary:?}\n{:?}", c.findings);
     assert_eq!(summary.warnings, 0, "{:?}", c.findings);
     assert_boot_record(&c, "demo.ticks=3");
-    assert_eq!(c.records.len(), 2, "{:?}", c.records);
+    // The boot records, then the power-off attestation (checkpoint and
+    // report), all sealed.
+    assert_eq!(c.records.len(), BOOT_RECORDS + 2, "{:?}", c.records);
     assert!(c.records.iter().all(|r| r.auth == Auth::Verified));
 }
 

@@ -3,6 +3,7 @@
 //! driver, and the audit-region reader.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod audit_cli;
 pub mod bench;
 pub mod build;

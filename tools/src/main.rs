@@ -51,6 +51,8 @@ enum Command {
     },
     /// Decode or verify an audit-log region image.
     Audit(tools::audit_cli::AuditArgs),
+    /// Check attestation reports against an audit image (docs/CVM.md).
+    Attest(tools::attest::AttestArgs),
     /// Random system calls against the kernel, one boot per seed; exits 1
     /// if any seed brought the kernel down (docs/TESTING.md).
     Fuzz {
@@ -270,6 +272,7 @@ fn main() -> ExitCode {
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),
         Command::Audit(args) => tools::audit_cli::run(args),
+        Command::Attest(args) => tools::attest::run(args),
         Command::Fuzz {
             seeds,
             start,

@@ -3,9 +3,9 @@
 //!
 //! The command line is visible to the host, so a key given there protects
 //! nothing against the host: it is for tests and plain VMs. In a
-//! confidential VM the key would be released by the owner's key broker
-//! after attestation (see `docs/AUDIT.md`, "Where the key lives"); that path
-//! is not implemented yet.
+//! confidential VM the key is released by the owner's key broker after
+//! attestation (`audit.key_release`, [`super::attest::release_key`]; see
+//! `docs/AUDIT.md`, "Where the key lives").
 
 use x86_64::instructions::random::RdRand;
 
@@ -14,6 +14,9 @@ use x86_64::instructions::random::RdRand;
 pub enum KeySource {
     /// `audit_key=` on the command line.
     CommandLine,
+    /// Released by the owner's broker after attestation
+    /// (`audit.key_release`).
+    Released,
     /// Random, generated at boot and never exported: the records can be
     /// read but nobody can verify their MACs.
     RandomPerBoot,

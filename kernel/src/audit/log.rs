@@ -246,6 +246,11 @@ pub fn seal() -> Option<u64> {
     with_log(Wait::Block, |log, _, _| log.seal()).flatten()
 }
 
+/// Runs `f` with the log locked, the time and the CPU (attestation).
+pub(super) fn with_log_now<R>(f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R) -> Option<R> {
+    with_log(Wait::Block, f)
+}
+
 /// Runs `f` with the log locked (ktests and the crash test).
 #[cfg(feature = "ktest")]
 pub(super) fn with_locked<R>(f: impl FnOnce(&mut AuditLog<'static>, u64) -> R) -> Option<R> {

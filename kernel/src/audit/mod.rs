@@ -6,15 +6,20 @@
 //!   reserved with `audit=SIZE`), chosen before the frame allocator exists;
 //! - [`pci`]: finding the ivshmem device and its BAR;
 //! - [`key`]: `audit_key=` or a random per-boot key, RDRAND;
+//! - [`attest`]: attestation reports bound to the log (at boot and before
+//!   the final seal) and the guest side of the attested key release
+//!   (`audit.key_release`);
 //! - `log`: the locked [`audit::AuditLog`] and the `record_*` functions;
 //! - `crash` (`ktest` builds only): `audit.crash_test=` actions that die in
 //!   chosen ways for the host's crash tests.
 //!
 //! Boot order: [`reserve`] before the frame allocator is built, [`init`]
 //! once the page tables and the heap are up. Command-line keys:
-//! `audit=SIZE`, `audit_key=HEX`, `audit.policy=overwrite-oldest|drop-newest`
-//! and (test kernels) `audit.crash_test=`.
+//! `audit=SIZE`, `audit_key=HEX`, `audit.key_release`,
+//! `audit.policy=overwrite-oldest|drop-newest` and (test kernels)
+//! `audit.crash_test=`.
 
+pub mod attest;
 #[cfg(feature = "ktest")]
 mod crash;
 pub mod key;
@@ -33,13 +38,19 @@ pub use self::log::{
     failed_appends, is_enabled, missed_events, record_event, record_exception, record_host_stop,
     record_panic, record_syscall, record_text, seal,
 };
+pub use attest::attest;
 pub use region::{Region, Source, reserve};
 
 use key::{Entropy, KeySource};
 
 /// Command-line keys this module reads besides `audit` (which the LibOS's
 /// parser knows), for the kernel's unknown-key warning.
-pub const CMDLINE_KEYS: &[&str] = &["audit_key", "audit.policy", "audit.crash_test"];
+pub const CMDLINE_KEYS: &[&str] = &[
+    "audit_key",
+    "audit.key_release",
+    "audit.policy",
+    "audit.crash_test",
+];
 
 /// The region in use, once [`init`] succeeded (for tests and diagnostics).
 static REGION: spin::Once<Region> = spin::Once::new();
@@ -51,7 +62,8 @@ pub fn active_region() -> Option<&'static Region> {
 
 /// Formats `region` (from [`reserve`]) and records the boot: a `boot`
 /// record (memory, CPUs, the command line with the key redacted) and a text
-/// record naming the kernel version, the region and the key's origin.
+/// record naming the kernel version, the region and the key's origin, then
+/// an attestation record bound to the first checkpoint.
 /// Without a region, logs that auditing is off.
 pub fn init(region: Option<Region>, args: &KernelArgs<'_>, cmdline: &str, memory_bytes: u64) {
     let Some(region) = region else {
@@ -66,18 +78,34 @@ pub fn init(region: Option<Region>, args: &KernelArgs<'_>, cmdline: &str, memory
         }
     };
     let mut config = Config::new([0; 32], [0; 16]);
-    let key_source = match args.get("audit_key").map(key::parse_hex_key) {
-        Some(Ok(k)) => {
-            config.key = k;
-            KeySource::CommandLine
-        }
-        Some(Err(_)) => {
-            ::log::warn!("audit: audit_key is not 64 hex digits: ignoring it");
-            KeySource::RandomPerBoot
-        }
-        None => KeySource::RandomPerBoot,
-    };
     let mut entropy = key::random_bytes(&mut config.boot_id);
+    let key_source = if args.has("audit.key_release") {
+        if args.has("audit_key") {
+            ::log::warn!("audit: audit.key_release given: ignoring audit_key=");
+        }
+        match attest::release_key(&config.boot_id) {
+            Ok(k) => {
+                config.key = *k;
+                KeySource::Released
+            }
+            Err(why) => {
+                ::log::warn!("audit: key release failed: {why}: using a random per-boot key");
+                KeySource::RandomPerBoot
+            }
+        }
+    } else {
+        match args.get("audit_key").map(key::parse_hex_key) {
+            Some(Ok(k)) => {
+                config.key = k;
+                KeySource::CommandLine
+            }
+            Some(Err(_)) => {
+                ::log::warn!("audit: audit_key is not 64 hex digits: ignoring it");
+                KeySource::RandomPerBoot
+            }
+            None => KeySource::RandomPerBoot,
+        }
+    };
     if key_source == KeySource::RandomPerBoot
         && key::random_bytes(&mut config.key) == Entropy::TscOnly
     {
@@ -118,6 +146,7 @@ pub fn init(region: Option<Region>, args: &KernelArgs<'_>, cmdline: &str, memory
         KeySource::CommandLine => {
             "key from audit_key= (the command line is host-visible: for testing only)"
         }
+        KeySource::Released => "key released by the owner's broker after attestation",
         KeySource::RandomPerBoot => {
             "no audit_key=: random per-boot key, kept nowhere: records can be read but nobody can verify them"
         }
@@ -140,6 +169,7 @@ pub fn init(region: Option<Region>, args: &KernelArgs<'_>, cmdline: &str, memory
         region.region_bytes,
         region.paddr,
     ));
+    attest("boot");
 }
 
 /// The command line with the value of `audit_key=` replaced, so the key

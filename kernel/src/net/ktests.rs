@@ -14,15 +14,15 @@ use super::virtio::{MAX_FRAME, QUEUE_SIZE};
 use crate::ktest;
 
 const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
-const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+pub(super) const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
 
-fn nic() -> Arc<VirtioNet> {
+pub(super) fn nic() -> Arc<VirtioNet> {
     super::virtio_device().expect("no network card: the ktest runner adds `-netdev user`")
 }
 
 /// A broadcast ARP request "who has `target`? tell 10.0.2.15".
-fn arp_request(mac: [u8; 6], target: [u8; 4]) -> [u8; 42] {
+pub(super) fn arp_request(mac: [u8; 6], target: [u8; 4]) -> [u8; 42] {
     let mut f = [0u8; 42];
     f[0..6].copy_from_slice(&[0xff; 6]);
     f[6..12].copy_from_slice(&mac);
@@ -48,7 +48,7 @@ fn arp_reply_from(frame: &[u8], mac: [u8; 6], from: [u8; 4]) -> Option<[u8; 6]> 
 
 /// Takes every waiting frame; returns how many were ARP replies from the
 /// gateway.
-fn drain_replies(nic: &VirtioNet, buf: &mut [u8]) -> usize {
+pub(super) fn drain_replies(nic: &VirtioNet, buf: &mut [u8]) -> usize {
     let mut replies = 0;
     while let Some(len) = nic.receive(buf).expect("receive") {
         if arp_reply_from(&buf[..len], nic.mac(), GATEWAY_IP).is_some() {
@@ -59,7 +59,7 @@ fn drain_replies(nic: &VirtioNet, buf: &mut [u8]) -> usize {
 }
 
 /// Runs `step` until it returns `true` or `timeout_ms` pass.
-fn within_ms(timeout_ms: u64, mut step: impl FnMut() -> bool) -> bool {
+pub(super) fn within_ms(timeout_ms: u64, mut step: impl FnMut() -> bool) -> bool {
     let deadline = crate::time::now_ns() + timeout_ms * 1_000_000;
     while crate::time::now_ns() < deadline {
         if step() {

@@ -3,7 +3,9 @@
 //!
 //! - [`mmio`]: virtio-mmio transports from the `virtio_mmio.device=` entries
 //!   QEMU's `microvm` appends to the command line (with `acpi=off`);
-//! - [`hal`]: DMA memory and address translation for `virtio-drivers`;
+//! - [`hal`]: DMA memory and address translation for `virtio-drivers`,
+//!   over the shared DMA pool ([`crate::platform::dma`]), which [`init`]
+//!   sets up first (`dma.pool=SIZE`);
 //! - [`virtio`]: [`VirtioNet`], the driver, implementing
 //!   [`libos::net::NetDevice`].
 //!
@@ -15,6 +17,8 @@
 //! threads blocked, halted) wakes when a frame arrives instead of at the
 //! next timer tick. Its handler just acknowledges the device.
 
+#[cfg(feature = "ktest")]
+mod dma_ktests;
 pub mod hal;
 #[cfg(feature = "ktest")]
 mod ktests;
@@ -27,15 +31,19 @@ use libos::boot::cmdline::KernelArgs;
 use libos::net::NetDevice;
 use virtio_drivers::transport::DeviceType;
 
+use crate::platform::dma;
+
 pub use virtio::VirtioNet;
 
 /// Command-line keys this module reads.
-pub const CMDLINE_KEYS: &[&str] = &[mmio::CMDLINE_KEY, NO_IRQ_KEY];
+pub const CMDLINE_KEYS: &[&str] = &[mmio::CMDLINE_KEY, NO_IRQ_KEY, dma::CMDLINE_KEY];
 
 /// `net.poll`: leave the device interrupt unrouted (pure polling).
 const NO_IRQ_KEY: &str = "net.poll";
 
 static DEVICE: spin::Once<Option<Arc<VirtioNet>>> = spin::Once::new();
+/// Where [`DEVICE`]'s transport is (the ktests read its queue registers).
+static TRANSPORT: spin::Once<mmio::MmioDevice> = spin::Once::new();
 
 /// Finds the first virtio-net device announced on the command line, brings
 /// it up and routes its interrupt. Call once, after the heap and the local
@@ -43,6 +51,26 @@ static DEVICE: spin::Once<Option<Arc<VirtioNet>>> = spin::Once::new();
 pub fn init(args: &KernelArgs<'_>) {
     if DEVICE.is_completed() {
         return;
+    }
+    // Devices see only the shared pool: without it, no device.
+    let bytes = dma::pool_bytes(args).unwrap_or_else(|_| {
+        log::warn!(
+            "ignoring {}=: expected a multiple of 4K from 256K to 64M",
+            dma::CMDLINE_KEY
+        );
+        dma::DEFAULT_POOL_BYTES
+    });
+    match dma::init(bytes) {
+        Ok(pool) => log::info!(
+            "shared DMA pool: {} KiB at {:#x}",
+            pool.bytes() >> 10,
+            pool.paddr()
+        ),
+        Err(e) => {
+            DEVICE.call_once(|| None);
+            crate::kprintln!("net: no device (no shared DMA pool: {e:?})");
+            return;
+        }
     }
     let Some((nic, dev)) = probe(args) else {
         DEVICE.call_once(|| None);
@@ -52,6 +80,7 @@ pub fn init(args: &KernelArgs<'_>) {
     // Published before the line is routed: the handler must find the
     // device to acknowledge it, or the level-triggered line would fire for
     // ever.
+    TRANSPORT.call_once(|| dev);
     DEVICE.call_once(|| Some(nic.clone()));
     let irq = if args.has(NO_IRQ_KEY) {
         nic.set_interrupts(false);
@@ -67,10 +96,12 @@ pub fn init(args: &KernelArgs<'_>) {
             }
         }
     };
+    let (used, _) = dma::pool().map_or((0, 0), |p| p.usage());
     crate::kprintln!(
-        "net: virtio-net {} at {:#x}, {irq}",
+        "net: virtio-net {} at {:#x}, {irq}, {} KiB of the shared DMA pool in use",
         format_mac(&nic.mac()),
-        dev.paddr
+        dev.paddr,
+        used >> 10
     );
 }
 

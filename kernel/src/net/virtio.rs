@@ -2,9 +2,15 @@
 //! `virtio-drivers`' [`VirtIONetRaw`] (which owns the virtqueues) with the
 //! packet buffers managed here.
 //!
-//! Buffers: two pools of [`QUEUE_SIZE`] fixed 2 KiB slots (virtio-net
-//! header + one 1514-byte frame), allocated once as DMA frames, so sending
-//! and receiving never touch the heap. Every receive slot is posted to the
+//! Buffers: two sets of [`QUEUE_SIZE`] fixed 2 KiB slots (virtio-net
+//! header + one 1514-byte frame), allocated once through the HAL
+//! ([`KernelHal`]'s `dma_alloc`) from the shared DMA pool, so sending and
+//! receiving never touch the heap, no slot is bounced (the HAL shares a
+//! pool buffer in place), and nothing the device touches lies outside the
+//! pool. A sent frame is copied from private memory into a slot; a received
+//! frame is copied out of its slot into the caller's private buffer once,
+//! bounds-checked against the length the device reported, before anything
+//! parses it. Every receive slot is posted to the
 //! device at start; [`NetDevice::receive`] copies a completed frame out and
 //! posts its slot again at once, so the receive queue never runs dry while
 //! frames are taken. [`NetDevice::transmit`] first reclaims the slots of
@@ -23,10 +29,11 @@ use libos::net::NetDevice;
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::hal::KernelHal;
-use crate::mm::{self, PAGE_BYTES};
+use crate::mm::PAGE_BYTES;
 
 /// Descriptors per virtqueue, and so slots per pool.
 pub const QUEUE_SIZE: usize = 128;
@@ -39,19 +46,25 @@ const NO_SLOT: u16 = u16::MAX;
 
 type Raw = VirtIONetRaw<KernelHal, MmioTransport<'static>, QUEUE_SIZE>;
 
-/// [`QUEUE_SIZE`] buffer slots in one run of DMA frames.
+/// [`QUEUE_SIZE`] buffer slots in one run of the shared DMA pool.
 #[derive(Debug)]
-struct Pool {
-    /// Direct-map address of slot 0.
+struct Slots {
+    /// Physical address of slot 0 (what `dma_alloc` returned).
+    paddr: u64,
+    /// Address of slot 0 in the pool's shared window.
     vaddr: u64,
 }
 
-impl Pool {
+impl Slots {
+    /// Pages of one set of slots.
+    const PAGES: usize = (QUEUE_SIZE * SLOT_BYTES).div_ceil(PAGE_BYTES as usize);
+
+    /// A set of slots from the pool; `None` if it is exhausted.
     fn new() -> Option<Self> {
-        let pages = (QUEUE_SIZE * SLOT_BYTES).div_ceil(PAGE_BYTES as usize);
-        let paddr = mm::frames::alloc_contiguous(pages, 1)?;
-        Some(Self {
-            vaddr: mm::phys_to_virt(paddr),
+        let (paddr, vaddr) = KernelHal::dma_alloc(Self::PAGES, BufferDirection::Both);
+        (paddr != 0).then(|| Self {
+            paddr,
+            vaddr: vaddr.as_ptr() as u64,
         })
     }
 
@@ -65,15 +78,26 @@ impl Pool {
     #[expect(clippy::mut_from_ref, reason = "slots are disjoint DMA memory")]
     unsafe fn slot(&self, i: u16, len: usize) -> &mut [u8] {
         debug_assert!(usize::from(i) < QUEUE_SIZE && len <= SLOT_BYTES);
-        // SAFETY: the pool's run holds QUEUE_SIZE slots of SLOT_BYTES,
-        // mapped read-write in the direct map and owned by this pool;
-        // exclusivity is the caller's obligation.
+        // SAFETY: the run holds QUEUE_SIZE slots of SLOT_BYTES, mapped
+        // read-write in the pool's window and owned by this set until it
+        // is dropped (with the device); exclusivity is the caller's
+        // obligation.
         unsafe {
             core::slice::from_raw_parts_mut(
                 (self.vaddr + (usize::from(i) * SLOT_BYTES) as u64) as *mut u8,
                 len,
             )
         }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let vaddr = core::ptr::NonNull::new(self.vaddr as *mut u8).expect("allocated");
+        // SAFETY: what `dma_alloc` returned for `PAGES`, freed once; a set
+        // is dropped only with its device (or when the device never came
+        // up), so the device holds none of its slots.
+        unsafe { KernelHal::dma_dealloc(self.paddr, vaddr, Self::PAGES) };
     }
 }
 
@@ -95,8 +119,8 @@ pub struct NetStats {
 /// The state behind the lock.
 struct Inner {
     raw: Raw,
-    tx: Pool,
-    rx: Pool,
+    tx: Slots,
+    rx: Slots,
     /// Transmit slots not in the device's hands.
     tx_free: [u16; QUEUE_SIZE],
     tx_free_count: usize,
@@ -133,7 +157,7 @@ impl core::fmt::Debug for VirtioNet {
 pub enum InitError {
     /// The transport or the virtqueues failed.
     Virtio(virtio_drivers::Error),
-    /// No memory for the buffer pools.
+    /// The shared DMA pool has no room for the packet slots.
     OutOfMemory,
 }
 
@@ -148,7 +172,7 @@ impl VirtioNet {
     pub fn new(transport: MmioTransport<'static>) -> core::result::Result<Self, InitError> {
         let raw = Raw::new(transport)?;
         let mac = raw.mac_address();
-        let (Some(tx), Some(rx)) = (Pool::new(), Pool::new()) else {
+        let (Some(tx), Some(rx)) = (Slots::new(), Slots::new()) else {
             return Err(InitError::OutOfMemory);
         };
         let mut inner = Inner {
@@ -173,6 +197,13 @@ impl VirtioNet {
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         without_interrupts(|| f(&mut self.inner.lock()))
+    }
+
+    /// Runs `f` with the device locked (no send, receive or interrupt
+    /// acknowledgement meanwhile): the ktests read its queues then.
+    #[cfg(feature = "ktest")]
+    pub(crate) fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.with(|_| f())
     }
 
     /// The device's frame counters.
@@ -214,6 +245,14 @@ impl VirtioNet {
     }
 }
 
+/// The slot recorded for `token`, if the token is one in flight.
+fn slot_of(slot_of: &[u16; QUEUE_SIZE], token: u16) -> Option<u16> {
+    slot_of
+        .get(usize::from(token))
+        .copied()
+        .filter(|&s| s != NO_SLOT)
+}
+
 impl Inner {
     /// Gives receive slot `slot` to the device.
     fn post_rx(&mut self, slot: u16) -> virtio_drivers::Result<()> {
@@ -228,14 +267,18 @@ impl Inner {
     /// Takes back the slots of every send the device has finished.
     fn reclaim_tx(&mut self) {
         while let Some(token) = self.raw.poll_transmit() {
-            let slot = self.tx_slot_of[usize::from(token)];
-            assert_ne!(slot, NO_SLOT, "virtio-net: unknown transmit token {token}");
+            // The token comes from the used ring, which the host writes.
+            let Some(slot) = slot_of(&self.tx_slot_of, token) else {
+                log::error!("virtio-net: the device returned unknown transmit token {token}");
+                return;
+            };
             let len = usize::from(self.tx_len[usize::from(slot)]);
             // SAFETY: the same buffer (slot and length) that
             // `transmit_begin` was given with this token.
             let done = unsafe { self.raw.transmit_complete(token, self.tx.slot(slot, len)) };
             if let Err(e) = done {
-                panic!("virtio-net: completing transmit token {token}: {e:?}");
+                log::error!("virtio-net: completing transmit token {token}: {e:?}");
+                return;
             }
             self.tx_slot_of[usize::from(token)] = NO_SLOT;
             self.tx_free[self.tx_free_count] = slot;
@@ -274,8 +317,10 @@ impl Inner {
         let Some(token) = self.raw.poll_receive() else {
             return Ok(None);
         };
-        let slot = self.rx_slot_of[usize::from(token)];
-        assert_ne!(slot, NO_SLOT, "virtio-net: unknown receive token {token}");
+        let Some(slot) = slot_of(&self.rx_slot_of, token) else {
+            log::error!("virtio-net: the device returned unknown receive token {token}");
+            return Err(Errno::EIO.into());
+        };
         self.rx_slot_of[usize::from(token)] = NO_SLOT;
         // SAFETY: the same buffer `post_rx` gave the device with this token.
         let done = unsafe {
@@ -286,6 +331,8 @@ impl Inner {
             Ok((header, len)) if len <= buf.len() && header + len <= SLOT_BYTES => {
                 // SAFETY: the device has given the slot back.
                 let data = unsafe { self.rx.slot(slot, header + len) };
+                // The one read of the frame in shared memory: from here on
+                // (smoltcp) only the private copy in `buf` is parsed.
                 buf[..len].copy_from_slice(&data[header..]);
                 Ok(Some(len))
             }

@@ -24,6 +24,7 @@
 //!
 //! Unsafe code of the kernel lives here and in [`crate::arch`] only.
 
+pub mod dma;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod mmio;

@@ -179,10 +179,16 @@ impl Platform for NativePlatform {
         crate::arch::cpu::halt_forever()
     }
 
-    fn attestation_report(&self, _report_data: &[u8; REPORT_DATA_BYTES]) -> Result<Vec<u8>> {
-        // The unsigned native report (its layout shared with the host's
-        // verifier) comes with the attestation work.
-        Err(PlatformError::Unsupported)
+    /// The unsigned native report (`audit::attest::NativeReport`, magic
+    /// `CLOISTER-UNSIGNED-REPORT`): no hardware signs it, so it is **not**
+    /// an attestation; it lets the binding flow run without CVM hardware.
+    /// No measurement (marked absent).
+    fn attestation_report(&self, report_data: &[u8; REPORT_DATA_BYTES]) -> Result<Vec<u8>> {
+        let report = audit::attest::NativeReport {
+            measurement: None,
+            report_data: *report_data,
+        };
+        Ok(report.to_bytes().to_vec())
     }
 }
 

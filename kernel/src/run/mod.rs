@@ -122,7 +122,9 @@ pub(crate) fn wait_interrupted() -> bool {
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));
-    // Nothing recorded may stay unauthenticated: seal the open block.
+    // A report bound to a checkpoint of the whole run, then nothing
+    // recorded may stay unauthenticated: seal the open block.
+    crate::audit::attest("exit");
     crate::audit::seal();
     if let Some(line) = observer::unsupported_summary() {
         crate::kprintln!("{line}");

@@ -61,17 +61,21 @@ pub fn best(exchanges: &[Exchange]) -> Option<Exchange> {
         .copied()
 }
 
-/// The wall clock kept to the host's: each exchange sets the offset, and
-/// two exchanges far enough apart measure how fast the kernel's clock runs
-/// against the host's (its TSC frequency is calibrated against the PIT at
-/// boot, to a few hundred parts per million under TCG), which corrects the
-/// time between exchanges. The result never goes backwards.
+/// The wall clock kept to the host's. Each exchange bounds the host's time
+/// within half its round trip; between exchanges the bound grows with the
+/// kernel clock's possible drift. An exchange is taken only if it narrows
+/// the bound (a slow answer, from a loaded host, would make the clock
+/// worse, not better). Two exchanges far enough apart measure how fast the
+/// kernel's clock runs against the host's (its TSC frequency is calibrated
+/// against the PIT at boot, to a few hundred parts per million under TCG),
+/// which corrects the time between exchanges. The result never goes
+/// backwards.
 #[derive(Debug, Clone, Default)]
 pub struct Discipline {
-    /// The first exchange used, for the rate.
-    first: Option<(u64, u64)>,
-    /// The latest: (monotonic at its midpoint, host time then).
-    last: Option<(u64, u64)>,
+    /// The exchange the rate is measured from: (monotonic, host, error).
+    anchor: Option<(u64, u64, u64)>,
+    /// The latest exchange taken.
+    last: Option<(u64, u64, u64)>,
     /// Host nanoseconds per 2^32 monotonic nanoseconds, once measured.
     rate: Option<u64>,
     /// The largest time handed out, so that it never goes backwards.
@@ -79,26 +83,57 @@ pub struct Discipline {
 }
 
 /// Monotonic nanoseconds between the exchanges that measure the rate.
-const RATE_SPAN_NS: u64 = 500_000_000;
+const RATE_SPAN_NS: u64 = 2_000_000_000;
+/// The rate is measured only when the two exchanges' errors are below
+/// this share of the span (parts per million).
+const RATE_QUALITY_PPM: u64 = 100;
+/// How fast the kernel's clock may drift, in ppm: before the rate is
+/// measured (the TSC calibration against the PIT, which a loaded host can
+/// throw off by a percent), and after (the measurement's own error bound is
+/// 100 ppm).
+const DRIFT_PPM_UNMEASURED: u64 = 10_000;
+const DRIFT_PPM_MEASURED: u64 = 500;
 
 impl Discipline {
-    /// Takes an exchange in (one that makes no sense is ignored).
-    pub fn update(&mut self, e: &Exchange) {
+    /// How far the clock may be off at monotonic `mono` (0 before any
+    /// exchange: nothing to keep).
+    pub fn uncertainty(&self, mono: u64) -> Option<u64> {
+        let (at, _, err) = self.last?;
+        let drift = if self.rate.is_some() {
+            DRIFT_PPM_MEASURED
+        } else {
+            DRIFT_PPM_UNMEASURED
+        };
+        Some(err.saturating_add(mono.saturating_sub(at) / 1_000_000 * drift))
+    }
+
+    /// Takes an exchange in if it narrows the bound; returns whether it
+    /// did (an exchange that makes no sense never does).
+    pub fn update(&mut self, e: &Exchange) -> bool {
         let Some(base) = e.base() else {
-            return;
+            return false;
         };
         let mono = e.t0 + e.rtt() / 2;
         let host = base + mono;
-        let first = *self.first.get_or_insert((mono, host));
-        let span = mono.saturating_sub(first.0);
-        if span >= RATE_SPAN_NS {
-            let host_span = host.saturating_sub(first.1);
+        let err = e.rtt() / 2;
+        if self.uncertainty(mono).is_some_and(|u| err >= u) {
+            return false;
+        }
+        let sample = (mono, host, err);
+        let anchor = *self.anchor.get_or_insert(sample);
+        let span = mono.saturating_sub(anchor.0);
+        if span >= RATE_SPAN_NS && (anchor.2 + err) * (1_000_000 / RATE_QUALITY_PPM) <= span {
+            let host_span = host.saturating_sub(anchor.1);
             // host_span / span in 32.32 fixed point, kept within ±1 %.
             let rate = ((u128::from(host_span) << 32) / u128::from(span)) as u64;
             let one = 1u64 << 32;
             self.rate = Some(rate.clamp(one - one / 100, one + one / 100));
+        } else if err < anchor.2 && self.rate.is_none() {
+            // A better anchor for the measurement to come.
+            self.anchor = Some(sample);
         }
-        self.last = Some((mono, host));
+        self.last = Some(sample);
+        true
     }
 
     /// Whether any exchange has been taken.
@@ -108,7 +143,7 @@ impl Discipline {
 
     /// The Unix time at monotonic `mono`, `None` before the first exchange.
     pub fn realtime(&mut self, mono: u64) -> Option<u64> {
-        let (at, host) = self.last?;
+        let (at, host, _) = self.last?;
         let since = mono.saturating_sub(at);
         let scaled = match self.rate {
             Some(rate) => ((u128::from(since) * u128::from(rate)) >> 32) as u64,
@@ -180,14 +215,14 @@ mod tests {
         // The kernel's clock runs 550 ppm fast (as measured under TCG):
         // monotonic m corresponds to host time 1e18 + m / 1.00055.
         let host_at = |m: u64| 1_000_000_000_000_000_000 + (m as f64 / 1.00055) as u64;
-        let exchange = |m: u64| Exchange {
-            t0: m - 50_000,
+        let exchange = |m: u64, rtt: u64| Exchange {
+            t0: m - rtt / 2,
             host_ns: host_at(m),
-            t1: m + 50_000,
+            t1: m + rtt / 2,
         };
         let mut d = Discipline::default();
         assert_eq!(d.realtime(5), None);
-        d.update(&exchange(1_000_000_000));
+        assert!(d.update(&exchange(1_000_000_000, 100_000)));
         // Before the rate is known the error grows with time since the sync.
         let err = |d: &mut Discipline, m: u64| d.realtime(m).unwrap() as i64 - host_at(m) as i64;
         assert!(err(&mut d, 1_000_000_000).abs() < 1_000);
@@ -195,23 +230,52 @@ mod tests {
             err(&mut d, 2_000_000_000) > 500_000,
             "550 us fast after a second"
         );
-        d.update(&exchange(2_000_000_000));
+        assert!(d.update(&exchange(3_500_000_000, 100_000)));
         // Rate known: ten seconds on, still within 10 us.
-        let e = err(&mut d, 12_000_000_000);
+        let e = err(&mut d, 13_500_000_000);
         assert!(e.abs() < 10_000, "{e}");
         // The step back to the host's time at the second sync is absorbed:
         // the clock holds still instead of going backwards.
         let mut d2 = Discipline::default();
-        d2.update(&exchange(1_000_000_000));
+        d2.update(&exchange(1_000_000_000, 100_000));
         let before = d2.realtime(2_000_000_000).unwrap();
-        d2.update(&exchange(2_000_000_000));
+        d2.update(&exchange(2_000_000_000, 100_000));
         assert!(d2.realtime(2_000_000_001).unwrap() >= before);
         // Nonsense is ignored.
-        d2.update(&Exchange {
+        assert!(!d2.update(&Exchange {
             t0: 9,
             host_ns: 1,
-            t1: 5,
-        });
+            t1: 5
+        }));
         assert!(d2.synced());
+    }
+
+    #[test]
+    fn a_slow_answer_is_taken_only_when_it_narrows_the_bound() {
+        let host_at = |m: u64| 1_000_000_000_000_000_000 + m;
+        // A loaded host answers 40 ms late, on one side: the midpoint is
+        // 20 ms off.
+        let late = |m: u64| Exchange {
+            t0: m,
+            host_ns: host_at(m),
+            t1: m + 40_000_000,
+        };
+        let good = |m: u64| Exchange {
+            t0: m - 50_000,
+            host_ns: host_at(m),
+            t1: m + 50_000,
+        };
+        let mut d = Discipline::default();
+        assert!(d.update(&good(1_000_000_000)));
+        assert!(
+            !d.update(&late(1_250_000_000)),
+            "would make the clock worse"
+        );
+        let off = d.realtime(1_300_000_000).unwrap() as i64 - host_at(1_300_000_000) as i64;
+        assert!(off.abs() < 100_000, "{off}");
+        // Five seconds without an answer widen the bound to 50 ms: a 40 ms
+        // round trip narrows it.
+        assert!(d.uncertainty(6_000_000_000).unwrap() > 40_000_000);
+        assert!(d.update(&late(6_000_000_000)));
     }
 }

@@ -317,6 +317,54 @@ mod tests {
     }
 
     #[test]
+    fn mutated_start_infos_and_command_lines_never_panic() {
+        // What the host hands the kernel, corrupted at random: every read
+        // gives a value or a clean error (the cargo-fuzz target
+        // `boot_info` does the same with coverage guidance).
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut mem = image();
+            for _ in 0..(next() % 8 + 1) {
+                let at = (next() % 0x340) as usize;
+                mem.bytes[at] = next() as u8;
+            }
+            let Ok(info) = StartInfo::read(&mem, 0x1000) else {
+                continue;
+            };
+            parsed += 1;
+            for i in 0..info.module_count.min(64) {
+                let _ = info.module(&mem, i);
+            }
+            let mut map = crate::boot::memmap::MemoryMap::new();
+            for i in 0..info.memmap_count.min(64) {
+                if let Ok(e) = info.memory_entry(&mem, i) {
+                    let _ = map.add_usable(e.paddr, e.size_bytes);
+                }
+            }
+            let _ = map.take_below(4096, u64::MAX);
+            let mut buf = [0u8; MAX_CMDLINE_BYTES];
+            if let Ok(n) = info.read_cmdline(&mem, &mut buf)
+                && let Ok(line) = core::str::from_utf8(&buf[..n])
+            {
+                let args = crate::boot::cmdline::KernelArgs::parse(line);
+                let _ = (args.log_level(), args.timer_hz(), args.audit_region_bytes());
+                let _ = args.options().count() + args.app_args().count();
+            }
+        }
+        assert!(
+            parsed > 1000,
+            "mutations kept too few start infos valid: {parsed}"
+        );
+    }
+
+    #[test]
     fn reads_a_v1_start_info() {
         let mem = image();
         let info = StartInfo::read(&mem, 0x1000).unwrap();

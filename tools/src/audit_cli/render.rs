@@ -157,6 +157,7 @@ fn event_fields(event: &Result<Event<'_>, DecodeError>, raw: &Record<'_>) -> (St
             format!("{text:?}"),
             format!(r#""text":"{}""#, json_str(text)),
         ),
+        Ok(Event::Attestation { payload }) => attestation_fields(payload),
         Err(e) => {
             let prefix = &raw.payload[..raw.payload.len().min(32)];
             (
@@ -168,6 +169,36 @@ fn event_fields(event: &Result<Event<'_>, DecodeError>, raw: &Record<'_>) -> (St
                 ),
             )
         }
+    }
+}
+
+/// An attestation record: the report's kind, the checkpoint it binds and
+/// the guest key (`cloister attest verify` checks the binding).
+fn attestation_fields(payload: &[u8]) -> (String, String) {
+    match audit::attest::AttestationRecord::decode(payload) {
+        Ok(r) => {
+            let kind = audit::attest::ReportKind::detect(r.report)
+                .map_or("unknown", audit::attest::ReportKind::name);
+            (
+                format!(
+                    "report={kind:?} report_bytes={} checkpoint_block={} public_key={}",
+                    r.report.len(),
+                    r.checkpoint.block_seq,
+                    hex(&r.public_key)
+                ),
+                format!(
+                    r#""report_kind":"{}","report_hex":"{}","checkpoint_block":{},"public_key":"{}""#,
+                    json_str(kind),
+                    hex(r.report),
+                    r.checkpoint.block_seq,
+                    hex(&r.public_key)
+                ),
+            )
+        }
+        Err(e) => (
+            format!("<undecodable attestation: {e}>"),
+            format!(r#""error":"{}""#, json_str(&e.to_string())),
+        ),
     }
 }
 

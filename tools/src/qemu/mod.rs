@@ -25,7 +25,7 @@ pub mod qmp;
 pub mod stub_guest;
 pub mod time_sync;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,6 +92,11 @@ pub struct QemuConfig {
     /// the timeout expires; the kernel seals its audit log and exits
     /// (`kernel/src/exit.rs`), or is killed [`STOP_GRACE`] later.
     pub stop_socket: Option<PathBuf>,
+    /// Answers guest requests on COM1: called with every COM1 line; an
+    /// answer it returns is written to COM1's input at once (the line is
+    /// still handed to the observer). For the test key broker
+    /// (`attest::broker`).
+    pub com1_responder: Option<fn(&str) -> Option<String>>,
 }
 
 /// Extra kernel command-line words for every guest this process starts:
@@ -126,6 +131,7 @@ impl QemuConfig {
             app_error_serial: None,
             nic: None,
             stop_socket: None,
+            com1_responder: None,
         })
     }
 
@@ -306,6 +312,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
         .app_error_serial
         .clone()
         .map(|socket| app_serial::Reader::spawn(socket, tx.clone(), Message::AppErr, None));
+    let responder = config.com1_responder;
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
@@ -323,6 +330,12 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
             if line == time_sync::REQUEST_LINE {
                 time_sync::answer(&mut com1_in);
                 continue;
+            }
+            if let Some(answer) = responder.and_then(|respond| respond(&line)) {
+                // A guest that is gone is no error here (as for the time).
+                let _ = com1_in
+                    .write_all(answer.as_bytes())
+                    .and_then(|()| com1_in.flush());
             }
             if tx.send(Message::Line(line)).is_err() {
                 break;

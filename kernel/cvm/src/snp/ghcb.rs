@@ -1,73 +1,124 @@
-//! The GHCB page (AMD GHCB specification #56421, section 2.3.2 and table
-//! 3 "GHCB Layout"): a 4 KiB page the guest shares with the hypervisor to
-//! pass register state, the exit code and its information around a
-//! `VMGEXIT`. Every field the guest sets is marked in the valid bitmap
-//! (bit = offset / 8); the hypervisor reads only valid fields.
+//! The GHCB page (GHCB spec #56421, "GHCB Layout" and the table "GHCB
+//! Save Area"; Linux `struct ghcb` in `arch/x86/include/asm/
+//! svm.h`): a 4 KiB page shared with the hypervisor whose first 2 KiB
+//! mirror the VMCB save area (registers by offset), followed by a shared
+//! buffer (`0x800`), the protocol version (`0xffa`) and the usage
+//! (`0xffc`). A field the guest sets is marked in the valid bitmap
+//! (`0x3f0`, one bit per 8-byte field, bit = offset / 8); a field the
+//! hypervisor returns is only believed if it marked it valid.
 //!
-//! [`Ghcb`] is the page as bytes, so it can be a copy of the shared page
-//! (the kernel copies the hypervisor's answer into private memory before
-//! reading it: no double fetch) and can be tested on the host.
+//! [`Ghcb`] is the guest's private copy of the page: the kernel copies it
+//! to the shared page before `VMGEXIT` and back after (see
+//! [`super::GhcbProtocol`]).
 
-/// Field offsets (bytes from the start of the page).
-#[allow(missing_docs, reason = "names follow the specification's table")]
-pub mod offset {
-    pub const CPL: usize = 0x0cb;
-    pub const XSS: usize = 0x140;
-    pub const DR7: usize = 0x160;
-    pub const RAX: usize = 0x1f8;
-    pub const RCX: usize = 0x308;
-    pub const RDX: usize = 0x310;
-    pub const RBX: usize = 0x318;
-    pub const SW_EXIT_CODE: usize = 0x390;
-    pub const SW_EXIT_INFO_1: usize = 0x398;
-    pub const SW_EXIT_INFO_2: usize = 0x3a0;
-    pub const SW_SCRATCH: usize = 0x3a8;
-    pub const XCR0: usize = 0x3e8;
-    pub const VALID_BITMAP: usize = 0x3f0;
-    pub const SHARED_BUFFER: usize = 0x800;
-    pub const PROTOCOL_VERSION: usize = 0xffa;
-    pub const GHCB_USAGE: usize = 0xffc;
-}
+use super::{Error, Result};
 
-/// Bytes in the shared buffer (0x800 .. 0xff0).
-pub const SHARED_BUFFER_BYTES: usize = 0x7f0;
-
-/// Exit codes (`SW_EXITCODE`): SVM intercept codes and the GHCB's own.
-#[allow(missing_docs, reason = "names follow the specification")]
-pub mod exit {
-    pub const RDTSC: u64 = 0x6e;
-    pub const CPUID: u64 = 0x72;
-    pub const HLT: u64 = 0x78;
-    pub const IOIO: u64 = 0x7b;
-    pub const MSR: u64 = 0x7c;
-    pub const VMMCALL: u64 = 0x81;
-    pub const RDTSCP: u64 = 0x87;
-    pub const MMIO_READ: u64 = 0x8000_0001;
-    pub const MMIO_WRITE: u64 = 0x8000_0002;
-    pub const NMI_COMPLETE: u64 = 0x8000_0003;
-    pub const AP_HLT_LOOP: u64 = 0x8000_0004;
-    pub const PSC: u64 = 0x8000_0010;
-    pub const GUEST_REQUEST: u64 = 0x8000_0011;
-    pub const EXT_GUEST_REQUEST: u64 = 0x8000_0012;
-    pub const AP_CREATION: u64 = 0x8000_0013;
-    pub const HV_FEATURES: u64 = 0x8000_fffd;
-    pub const TERM_REQUEST: u64 = 0x8000_fffe;
-}
-
-/// Page bytes.
+/// Bytes in the GHCB page.
 pub const GHCB_BYTES: usize = 4096;
+/// Offset of the valid bitmap (16 bytes).
+pub const VALID_BITMAP_OFFSET: usize = 0x3f0;
+/// Offset of the shared buffer.
+pub const SHARED_BUFFER_OFFSET: usize = 0x800;
+/// Bytes in the shared buffer (up to the reserved bytes at `0xff0`).
+pub const SHARED_BUFFER_BYTES: usize = 0x7f0;
+/// Offset of the protocol version (u16).
+pub const PROTOCOL_VERSION_OFFSET: usize = 0xffa;
+/// Offset of the GHCB usage (u32); 0 is the standard format.
+pub const USAGE_OFFSET: usize = 0xffc;
 
-/// A GHCB page's contents.
+/// The save-area fields Cloister uses, by their offset in the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs, reason = "register and field names of the spec's table")]
+pub enum Field {
+    Cpl = 0xcb,
+    Xss = 0x140,
+    Rax = 0x1f8,
+    Rcx = 0x308,
+    Rdx = 0x310,
+    Rbx = 0x318,
+    SwExitCode = 0x390,
+    SwExitInfo1 = 0x398,
+    SwExitInfo2 = 0x3a0,
+    SwScratch = 0x3a8,
+    Xcr0 = 0x3e8,
+}
+
+impl Field {
+    /// Byte offset in the page.
+    pub fn offset(self) -> usize {
+        self as usize
+    }
+
+    /// Bit in the valid bitmap (offset / 8).
+    pub fn valid_bit(self) -> usize {
+        self.offset() / 8
+    }
+
+    /// Width in bytes (`CPL` is one byte, the rest eight).
+    fn bytes(self) -> usize {
+        match self {
+            Self::Cpl => 1,
+            _ => 8,
+        }
+    }
+}
+
+/// SVM exit codes the guest requests (AMD APM vol. 2 appendix C and the
+/// GHCB spec's table of non-automatic exits).
+pub mod exit_code {
+    /// `RDTSC`.
+    pub const RDTSC: u64 = 0x6e;
+    /// `CPUID`.
+    pub const CPUID: u64 = 0x72;
+    /// `IN`/`OUT`/`INS`/`OUTS`.
+    pub const IOIO: u64 = 0x7b;
+    /// `RDMSR`/`WRMSR`.
+    pub const MSR: u64 = 0x7c;
+    /// `VMMCALL`.
+    pub const VMMCALL: u64 = 0x81;
+    /// `RDTSCP`.
+    pub const RDTSCP: u64 = 0x87;
+    /// `WBINVD`.
+    pub const WBINVD: u64 = 0x89;
+    /// Nested page fault (MMIO under `#VC`).
+    pub const NPF: u64 = 0x400;
+    /// MMIO read.
+    pub const MMIO_READ: u64 = 0x8000_0001;
+    /// MMIO write.
+    pub const MMIO_WRITE: u64 = 0x8000_0002;
+    /// NMI complete.
+    pub const NMI_COMPLETE: u64 = 0x8000_0003;
+    /// AP HLT loop.
+    pub const AP_HLT_LOOP: u64 = 0x8000_0004;
+    /// AP jump table.
+    pub const AP_JUMP_TABLE: u64 = 0x8000_0005;
+    /// SNP page-state change.
+    pub const PSC: u64 = 0x8000_0010;
+    /// SNP guest request.
+    pub const GUEST_REQUEST: u64 = 0x8000_0011;
+    /// SNP extended guest request.
+    pub const EXT_GUEST_REQUEST: u64 = 0x8000_0012;
+    /// SNP AP creation.
+    pub const AP_CREATION: u64 = 0x8000_0013;
+    /// Hypervisor feature support.
+    pub const HV_FEATURES: u64 = 0x8000_fffd;
+    /// Termination request.
+    pub const TERMINATE: u64 = 0x8000_fffe;
+    /// Unsupported event (hypervisor to guest).
+    pub const UNSUPPORTED: u64 = 0x8000_ffff;
+}
+
+/// The guest's copy of the GHCB page (see the module docs).
 #[derive(Clone)]
 pub struct Ghcb {
-    bytes: [u8; GHCB_BYTES],
+    page: [u8; GHCB_BYTES],
 }
 
 impl core::fmt::Debug for Ghcb {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Ghcb")
-            .field("exit_code", &self.u64_at(offset::SW_EXIT_CODE))
-            .field("valid", &self.valid_bits())
+            .field("sw_exit_code", &self.get(Field::SwExitCode))
+            .field("protocol_version", &self.protocol_version())
             .finish_non_exhaustive()
     }
 }
@@ -78,192 +129,233 @@ impl Default for Ghcb {
     }
 }
 
-/// How a `VMGEXIT` ended, from `SW_EXITINFO1`/`SW_EXITINFO2` (GHCB
-/// specification 2.3.4, Linux's `verify_exception_info`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// `SW_EXITINFO1[31:0]` is 0.
-    Ok,
-    /// The hypervisor asks the guest to raise `#GP` or `#UD` (vector).
-    Exception(u8),
-    /// Anything else: the hypervisor failed or misbehaved.
-    HostError {
-        /// `SW_EXITINFO1`.
-        info1: u64,
-        /// `SW_EXITINFO2`.
-        info2: u64,
-    },
-}
-
 impl Ghcb {
-    /// An empty page for protocol version 2, usage 0 (the standard GHCB).
-    pub fn new() -> Self {
-        let mut g = Self {
-            bytes: [0; GHCB_BYTES],
-        };
-        g.bytes[offset::PROTOCOL_VERSION..offset::PROTOCOL_VERSION + 2]
-            .copy_from_slice(&2u16.to_le_bytes());
-        g
+    /// An all-zero page.
+    pub const fn new() -> Self {
+        Self {
+            page: [0; GHCB_BYTES],
+        }
     }
 
-    /// A copy of a page's bytes (the hypervisor's answer, taken into
-    /// private memory once).
-    pub fn from_bytes(bytes: &[u8; GHCB_BYTES]) -> Self {
-        Self { bytes: *bytes }
-    }
-
-    /// The page's bytes.
+    /// The page's bytes (what the kernel copies to the shared page).
     pub fn as_bytes(&self) -> &[u8; GHCB_BYTES] {
-        &self.bytes
+        &self.page
     }
 
-    /// Clears the save area and the valid bitmap for a new request (the
-    /// protocol version and usage stay).
-    pub fn clear(&mut self) {
-        self.bytes[..offset::SHARED_BUFFER].fill(0);
+    /// The page's bytes, writable (what the kernel copies back into).
+    pub fn as_bytes_mut(&mut self) -> &mut [u8; GHCB_BYTES] {
+        &mut self.page
     }
 
-    fn u64_at(&self, at: usize) -> u64 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.bytes[at..at + 8]);
-        u64::from_le_bytes(b)
+    /// Starts a new request: clears the save area and the valid bitmap
+    /// (the shared buffer is left alone), then sets the protocol version
+    /// and the standard usage.
+    pub fn start(&mut self, protocol_version: u16) {
+        self.page[..SHARED_BUFFER_OFFSET].fill(0);
+        self.set_protocol_version(protocol_version);
+        self.page[USAGE_OFFSET..].fill(0);
     }
 
-    /// Sets the 8-byte field at `at` and marks it valid.
-    pub fn set(&mut self, at: usize, value: u64) {
-        self.bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
-        let bit = at / 8;
-        self.bytes[offset::VALID_BITMAP + bit / 8] |= 1 << (bit % 8);
+    /// Sets `field` to `value` (a one-byte field takes the low byte) and
+    /// marks it valid.
+    pub fn set(&mut self, field: Field, value: u64) {
+        let at = field.offset();
+        let bytes = value.to_le_bytes();
+        self.page[at..at + field.bytes()].copy_from_slice(&bytes[..field.bytes()]);
+        let bit = field.valid_bit();
+        self.page[VALID_BITMAP_OFFSET + bit / 8] |= 1 << (bit % 8);
     }
 
-    /// Whether the field at `at` is marked valid.
-    pub fn is_valid(&self, at: usize) -> bool {
-        let bit = at / 8;
-        self.bytes[offset::VALID_BITMAP + bit / 8] & (1 << (bit % 8)) != 0
+    /// Whether `field` is marked valid.
+    pub fn is_valid(&self, field: Field) -> bool {
+        let bit = field.valid_bit();
+        self.page[VALID_BITMAP_OFFSET + bit / 8] & (1 << (bit % 8)) != 0
     }
 
-    /// The field at `at`, if the other side marked it valid.
-    pub fn get(&self, at: usize) -> Option<u64> {
-        self.is_valid(at).then(|| self.u64_at(at))
+    /// The raw value of `field`, valid or not.
+    pub fn raw(&self, field: Field) -> u64 {
+        let at = field.offset();
+        let mut bytes = [0u8; 8];
+        bytes[..field.bytes()].copy_from_slice(&self.page[at..at + field.bytes()]);
+        u64::from_le_bytes(bytes)
     }
 
-    fn valid_bits(&self) -> u128 {
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&self.bytes[offset::VALID_BITMAP..offset::VALID_BITMAP + 16]);
-        u128::from_le_bytes(b)
+    /// The value of `field` if it is marked valid.
+    pub fn get(&self, field: Field) -> Option<u64> {
+        self.is_valid(field).then(|| self.raw(field))
     }
 
-    /// Sets the exit code and its two information fields (all marked valid).
-    pub fn set_exit(&mut self, code: u64, info1: u64, info2: u64) {
-        self.set(offset::SW_EXIT_CODE, code);
-        self.set(offset::SW_EXIT_INFO_1, info1);
-        self.set(offset::SW_EXIT_INFO_2, info2);
+    /// The value of `field`, which the hypervisor must have returned.
+    pub fn returned(&self, field: Field) -> Result<u64> {
+        self.get(field)
+            .ok_or(Error::Protocol("the hypervisor did not return a register"))
+    }
+
+    /// The protocol version field.
+    pub fn protocol_version(&self) -> u16 {
+        u16::from_le_bytes([
+            self.page[PROTOCOL_VERSION_OFFSET],
+            self.page[PROTOCOL_VERSION_OFFSET + 1],
+        ])
+    }
+
+    /// Sets the protocol version field.
+    pub fn set_protocol_version(&mut self, version: u16) {
+        self.page[PROTOCOL_VERSION_OFFSET..PROTOCOL_VERSION_OFFSET + 2]
+            .copy_from_slice(&version.to_le_bytes());
+    }
+
+    /// The usage field.
+    pub fn usage(&self) -> u32 {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(&self.page[USAGE_OFFSET..USAGE_OFFSET + 4]);
+        u32::from_le_bytes(bytes)
     }
 
     /// The shared buffer.
     pub fn shared_buffer(&self) -> &[u8] {
-        &self.bytes[offset::SHARED_BUFFER..offset::SHARED_BUFFER + SHARED_BUFFER_BYTES]
+        &self.page[SHARED_BUFFER_OFFSET..SHARED_BUFFER_OFFSET + SHARED_BUFFER_BYTES]
     }
 
-    /// The shared buffer, to fill.
+    /// The shared buffer, writable.
     pub fn shared_buffer_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[offset::SHARED_BUFFER..offset::SHARED_BUFFER + SHARED_BUFFER_BYTES]
+        &mut self.page[SHARED_BUFFER_OFFSET..SHARED_BUFFER_OFFSET + SHARED_BUFFER_BYTES]
     }
 
-    /// How the exit ended (read after the hypervisor answered).
-    pub fn outcome(&self) -> Outcome {
-        let info1 = self.u64_at(offset::SW_EXIT_INFO_1);
-        let info2 = self.u64_at(offset::SW_EXIT_INFO_2);
-        match info1 & 0xffff_ffff {
-            0 => Outcome::Ok,
+    /// Sets the exit code and the two exit-information fields of a request.
+    pub fn set_exit(&mut self, code: u64, info1: u64, info2: u64) {
+        self.set(Field::SwExitCode, code);
+        self.set(Field::SwExitInfo1, info1);
+        self.set(Field::SwExitInfo2, info2);
+    }
+
+    /// Checks the hypervisor's verdict (GHCB spec, on the hypervisor's
+    /// response to a non-automatic exit): `SW_EXITINFO1[31:0]` 0 is success; 1 is an error, with
+    /// `SW_EXITINFO2` either an exception to raise (an `EVENTINJ` value: bit 31 valid, bits
+    /// 10:8 type 3 = exception, 7:0 vector, bit 11 error code valid, 63:32
+    /// the error code) or a host error code; anything else violates the
+    /// protocol.
+    pub fn check_result(&self) -> Result<()> {
+        let info1 = self.raw(Field::SwExitInfo1) as u32;
+        let info2 = self.raw(Field::SwExitInfo2);
+        match info1 {
+            0 => Ok(()),
             1 => {
-                // SVM event injection format: vector 7:0, type 10:8
-                // (3 = exception), valid bit 31.
-                let vector = (info2 & 0xff) as u8;
-                let exception = (info2 >> 8) & 7 == 3;
-                let valid = info2 & (1 << 31) != 0;
-                if valid && exception && (vector == 13 || vector == 6) {
-                    Outcome::Exception(vector)
+                const VALID: u64 = 1 << 31;
+                const TYPE_EXCEPTION: u64 = 3;
+                const ERROR_CODE_VALID: u64 = 1 << 11;
+                if info2 & VALID != 0 && (info2 >> 8) & 0x7 == TYPE_EXCEPTION {
+                    Err(Error::Exception {
+                        vector: info2 as u8,
+                        error_code: (info2 & ERROR_CODE_VALID != 0).then_some((info2 >> 32) as u32),
+                    })
                 } else {
-                    Outcome::HostError { info1, info2 }
+                    Err(Error::HostError(info2))
                 }
             }
-            _ => Outcome::HostError { info1, info2 },
+            _ => Err(Error::Protocol("SW_EXITINFO1 is neither 0 nor 1")),
         }
     }
 }
 
-/// `SW_EXITINFO1` for an IOIO exit (AMD APM vol. 2, 15.10.2 "IN and OUT
-/// Behavior"): direction bit 0 (1 = IN), operand size bits 6:4 (one-hot
-/// 8/16/32), address size bits 9:7 (one-hot 16/32/64; 64 in long mode),
-/// port bits 31:16. String and REP forms are not produced (Cloister's
-/// drivers do not use them).
-pub fn ioio_exit_info(port: u16, bytes: u8, is_in: bool) -> Option<u64> {
-    let size = match bytes {
-        1 => 1 << 4,
-        2 => 1 << 5,
-        4 => 1 << 6,
-        _ => return None,
-    };
-    Some((u64::from(port) << 16) | (1 << 9) | size | u64::from(is_in))
+/// Direction of a port access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDirection {
+    /// `OUT`: guest to port.
+    Out,
+    /// `IN`: port to guest.
+    In,
+}
+
+/// The `SW_EXITINFO1` of an IOIO exit (AMD APM vol. 2, 15.10.2, "IN and
+/// OUT Behavior": bit 0 type (1 = IN), 2 string, 3 REP, 4/5/6 operand
+/// size 8/16/32, 7/8/9 address size 16/32/64, 12:10 segment, 31:16 port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoioInfo {
+    /// The port.
+    pub port: u16,
+    /// Operand size in bytes: 1, 2 or 4.
+    pub size_bytes: u8,
+    /// IN or OUT.
+    pub direction: IoDirection,
+    /// `INS`/`OUTS`.
+    pub string: bool,
+    /// `REP` prefix.
+    pub rep: bool,
+    /// Address size in bytes (2, 4 or 8; string instructions only, else 0).
+    pub address_bytes: u8,
+}
+
+impl IoioInfo {
+    /// A plain (non-string) IN or OUT.
+    pub fn simple(port: u16, size_bytes: u8, direction: IoDirection) -> Self {
+        Self {
+            port,
+            size_bytes,
+            direction,
+            string: false,
+            rep: false,
+            address_bytes: 0,
+        }
+    }
+
+    /// Encodes `SW_EXITINFO1`; `None` for a size other than 1, 2, 4 or an
+    /// address size other than 0, 2, 4, 8.
+    pub fn encode(&self) -> Option<u64> {
+        let size_bit = match self.size_bytes {
+            1 => 1 << 4,
+            2 => 1 << 5,
+            4 => 1 << 6,
+            _ => return None,
+        };
+        let address_bit = match self.address_bytes {
+            0 => 0,
+            2 => 1 << 7,
+            4 => 1 << 8,
+            8 => 1 << 9,
+            _ => return None,
+        };
+        Some(
+            (u64::from(self.port) << 16)
+                | size_bit
+                | address_bit
+                | (u64::from(self.rep) << 3)
+                | (u64::from(self.string) << 2)
+                | u64::from(self.direction == IoDirection::In),
+        )
+    }
+
+    /// Decodes `SW_EXITINFO1` (exactly one size bit, at most one address
+    /// bit).
+    pub fn decode(value: u64) -> Option<Self> {
+        let size_bytes = match (value >> 4) & 0x7 {
+            0b001 => 1,
+            0b010 => 2,
+            0b100 => 4,
+            _ => return None,
+        };
+        let address_bytes = match (value >> 7) & 0x7 {
+            0 => 0,
+            0b001 => 2,
+            0b010 => 4,
+            0b100 => 8,
+            _ => return None,
+        };
+        Some(Self {
+            port: (value >> 16) as u16,
+            size_bytes,
+            direction: if value & 1 != 0 {
+                IoDirection::In
+            } else {
+                IoDirection::Out
+            },
+            string: value & (1 << 2) != 0,
+            rep: value & (1 << 3) != 0,
+            address_bytes,
+        })
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_layout_matches_the_specification() {
-        // Offsets from the GHCB specification's table (and Linux's
-        // `struct ghcb_save_area`), and the valid-bitmap bit of each.
-        assert_eq!(offset::RAX / 8, 63);
-        assert_eq!(offset::RCX / 8, 97);
-        assert_eq!(offset::SW_EXIT_CODE / 8, 114);
-        assert_eq!(offset::SW_SCRATCH / 8, 117);
-        assert_eq!(offset::XCR0 / 8, 125);
-        assert_eq!(offset::SHARED_BUFFER + SHARED_BUFFER_BYTES, 0xff0);
-        // 2032 bytes: the 8-byte PSC header and 253 entries exactly.
-        assert_eq!(SHARED_BUFFER_BYTES, 8 + 253 * 8);
-        let g = Ghcb::new();
-        assert_eq!(&g.as_bytes()[0xffa..0xffc], &[2, 0]);
-        assert_eq!(&g.as_bytes()[0xffc..0x1000], &[0, 0, 0, 0]);
-    }
-
-    #[test]
-    fn setting_a_field_marks_it_valid_and_clear_forgets() {
-        let mut g = Ghcb::new();
-        assert_eq!(g.get(offset::RAX), None);
-        g.set(offset::RAX, 0x8000_001f);
-        g.set_exit(exit::CPUID, 0, 0);
-        assert_eq!(g.get(offset::RAX), Some(0x8000_001f));
-        assert_eq!(g.as_bytes()[offset::VALID_BITMAP + 7], 0x80, "bit 63");
-        assert_eq!(g.get(offset::SW_EXIT_CODE), Some(0x72));
-        assert!(!g.is_valid(offset::RBX));
-        g.clear();
-        assert_eq!(g.get(offset::RAX), None);
-        assert_eq!(&g.as_bytes()[0xffa..0xffc], &[2, 0], "version kept");
-    }
-
-    #[test]
-    fn outcomes_follow_the_exit_information() {
-        let mut g = Ghcb::new();
-        g.set_exit(exit::MSR, 0, 0);
-        assert_eq!(g.outcome(), Outcome::Ok);
-        // #GP injected: valid, type exception (3), vector 13.
-        g.set_exit(exit::MSR, 1, (1 << 31) | (3 << 8) | 13);
-        assert_eq!(g.outcome(), Outcome::Exception(13));
-        // A page fault is not something the hypervisor may ask for.
-        g.set_exit(exit::MSR, 1, (1 << 31) | (3 << 8) | 14);
-        assert!(matches!(g.outcome(), Outcome::HostError { .. }));
-        g.set_exit(exit::MSR, 2, 0);
-        assert!(matches!(g.outcome(), Outcome::HostError { .. }));
-    }
-
-    #[test]
-    fn ioio_information_encodes_port_size_and_direction() {
-        assert_eq!(ioio_exit_info(0x3f8, 1, false), Some(0x03f8_0210));
-        assert_eq!(ioio_exit_info(0xcfc, 4, true), Some(0x0cfc_0241));
-        assert_eq!(ioio_exit_info(0x70, 2, true), Some(0x0070_0221));
-        assert_eq!(ioio_exit_info(0x70, 8, true), None);
-    }
-}
+#[path = "ghcb_tests.rs"]
+mod tests;

@@ -1,329 +1,394 @@
-//! SNP guest messages (SEV-SNP firmware ABI #56860, section 8.26 "Guest
-//! Messages" and table "Message Header Format"): requests to the AMD
-//! secure processor (such as an attestation report) travel through the
-//! hypervisor encrypted and authenticated with AES-256-GCM under a VM
-//! platform communication key (VMPCK) from the secrets page, so the
-//! hypervisor can neither read nor forge them.
+//! SNP guest messages (SEV-SNP firmware ABI #56860, chapter "Guest
+//! Messages", tables "Message Header Format" and "Message Type Encodings",
+//! `MSG_REPORT_REQ`/`MSG_REPORT_RSP`; Linux
+//! `drivers/virt/coco/sev-guest` and `include/uapi/linux/sev-guest.h`).
 //!
-//! The 96-byte header: authentication tag (32 bytes, 16 used), message
-//! sequence number, algorithm (1: AES-256-GCM), header version (1), header
-//! size (96), message type and version, payload size, VMPCK number. The
-//! additional authenticated data is the header from the algorithm byte
-//! (0x30) to its end; the IV is the sequence number, little-endian, in
-//! 12 bytes. A response must carry the request's sequence number plus one
-//! and the request's type plus one; the guest's counter then advances by
-//! two (a replayed or reordered response fails).
+//! A message is one 4 KiB page: a 0x60-byte header, then the payload
+//! encrypted with AES-256-GCM under a VMPCK from the secrets page.
+//!
+//! Header: `0x00` auth tag (32 bytes; GCM uses the first 16), `0x20`
+//! `msg_seqno` (u64), `0x30` `algo` (1 = AES-256-GCM), `0x31`
+//! `hdr_version` (1), `0x32` `hdr_sz` (0x60), `0x34` `msg_type`, `0x35`
+//! `msg_version`, `0x36` `msg_sz`, `0x3C` `msg_vmpck`. The additional
+//! authenticated data is the header from `algo` to its end
+//! (`0x30..0x60`); the 96-bit IV is the sequence number, little endian,
+//! zero padded.
+//!
+//! Sequence numbers: the request carries the last number used plus one,
+//! the PSP answers with that plus one, and the guest then counts both as
+//! used. A response with another number, another type or a bad tag is a
+//! replay or a forgery: [`GuestChannel`] refuses it and refuses all further
+//! use, because whether the PSP consumed the request's IV is then unknown
+//! and reusing an IV under GCM gives the key away (Linux wipes the VMPCK
+//! for the same reason).
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// Header bytes.
-pub const HEADER_BYTES: usize = 0x60;
-/// A message (header and payload) is one page.
+use super::report::{self, Report};
+use super::secrets::{SecretsPage, VMPCK_BYTES};
+use super::{Error, Result};
+
+/// Bytes of a message page.
 pub const MESSAGE_BYTES: usize = 4096;
-/// Largest payload.
-pub const MAX_PAYLOAD: usize = MESSAGE_BYTES - HEADER_BYTES;
-/// Where the authenticated header part starts.
-const AAD_START: usize = 0x30;
+/// Bytes of the header.
+pub const HEADER_BYTES: usize = 0x60;
+/// Bytes of the GCM tag at the start of the header.
+pub const AUTHTAG_BYTES: usize = 16;
+/// The additional authenticated data: `algo` to the end of the header.
+pub const AAD: core::ops::Range<usize> = 0x30..HEADER_BYTES;
+/// The largest payload (the payload area minus a tag's worth, as Linux
+/// checks it).
+pub const MAX_PAYLOAD_BYTES: usize = MESSAGE_BYTES - HEADER_BYTES - AUTHTAG_BYTES;
 /// `algo`: AES-256-GCM.
 pub const ALGO_AES_256_GCM: u8 = 1;
-/// `hdr_version`.
+/// `hdr_version` this guest writes and accepts.
 pub const HEADER_VERSION: u8 = 1;
+/// `msg_version` of the messages used here.
+pub const MESSAGE_VERSION: u8 = 1;
 
-/// Message types (ABI table "Message Type Encodings").
-#[allow(missing_docs, reason = "names follow the specification")]
+/// Message types (table "Message Type Encodings").
 pub mod msg_type {
+    #![allow(missing_docs, reason = "names of the spec's table")]
     pub const CPUID_REQ: u8 = 1;
     pub const CPUID_RSP: u8 = 2;
     pub const KEY_REQ: u8 = 3;
     pub const KEY_RSP: u8 = 4;
     pub const REPORT_REQ: u8 = 5;
     pub const REPORT_RSP: u8 = 6;
+    pub const EXPORT_REQ: u8 = 7;
+    pub const EXPORT_RSP: u8 = 8;
+    pub const IMPORT_REQ: u8 = 9;
+    pub const IMPORT_RSP: u8 = 10;
+    pub const ABSORB_REQ: u8 = 11;
+    pub const ABSORB_RSP: u8 = 12;
+    pub const VMRK_REQ: u8 = 13;
+    pub const VMRK_RSP: u8 = 14;
 }
 
-/// Why a message was refused.
+/// A message header (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgError {
-    /// Payload too large for a page.
-    TooLarge,
-    /// The response is shorter than a header or its sizes are wrong.
-    Malformed,
-    /// Wrong algorithm, header version, type, version or VMPCK.
-    Unexpected,
-    /// The sequence number is not the one expected (replay or reorder).
-    Sequence,
-    /// The authentication tag does not verify.
-    Authentication,
-    /// The guest's sequence counter would wrap.
-    Exhausted,
+pub struct Header {
+    /// The GCM tag (first 16 bytes used).
+    pub auth_tag: [u8; 32],
+    /// The sequence number.
+    pub msg_seqno: u64,
+    /// The AEAD algorithm.
+    pub algo: u8,
+    /// The header format version.
+    pub hdr_version: u8,
+    /// The header size.
+    pub hdr_sz: u16,
+    /// The message type ([`msg_type`]).
+    pub msg_type: u8,
+    /// The message format version.
+    pub msg_version: u8,
+    /// The payload size.
+    pub msg_sz: u16,
+    /// Which VMPCK encrypts the message.
+    pub msg_vmpck: u8,
 }
 
-/// The guest's side of one VMPCK: the key and the message counter.
-pub struct Channel {
-    cipher: Aes256Gcm,
-    vmpck: u8,
-    /// Sequence number of the last response accepted (0: none yet).
-    seqno: u64,
+impl Header {
+    /// Writes the header into the first [`HEADER_BYTES`] of `page`,
+    /// reserved bytes zero.
+    pub fn write(&self, page: &mut [u8; MESSAGE_BYTES]) {
+        let h = &mut page[..HEADER_BYTES];
+        h.fill(0);
+        h[0x00..0x20].copy_from_slice(&self.auth_tag);
+        h[0x20..0x28].copy_from_slice(&self.msg_seqno.to_le_bytes());
+        h[0x30] = self.algo;
+        h[0x31] = self.hdr_version;
+        h[0x32..0x34].copy_from_slice(&self.hdr_sz.to_le_bytes());
+        h[0x34] = self.msg_type;
+        h[0x35] = self.msg_version;
+        h[0x36..0x38].copy_from_slice(&self.msg_sz.to_le_bytes());
+        h[0x3c] = self.msg_vmpck;
+    }
+
+    /// Reads the header from `page`.
+    pub fn read(page: &[u8; MESSAGE_BYTES]) -> Self {
+        let mut auth_tag = [0u8; 32];
+        auth_tag.copy_from_slice(&page[0..0x20]);
+        let mut seqno = [0u8; 8];
+        seqno.copy_from_slice(&page[0x20..0x28]);
+        Self {
+            auth_tag,
+            msg_seqno: u64::from_le_bytes(seqno),
+            algo: page[0x30],
+            hdr_version: page[0x31],
+            hdr_sz: u16::from_le_bytes([page[0x32], page[0x33]]),
+            msg_type: page[0x34],
+            msg_version: page[0x35],
+            msg_sz: u16::from_le_bytes([page[0x36], page[0x37]]),
+            msg_vmpck: page[0x3c],
+        }
+    }
 }
 
-impl core::fmt::Debug for Channel {
+/// The IV for sequence number `seqno`.
+fn iv(seqno: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+    let mut iv = [0u8; 12];
+    iv[..8].copy_from_slice(&seqno.to_le_bytes());
+    iv.into()
+}
+
+/// An encrypted request/response channel to the PSP under one VMPCK.
+pub struct GuestChannel {
+    key: [u8; VMPCK_BYTES],
+    vmpck_id: u8,
+    /// The last sequence number used (sent or received).
+    last_seqno: u64,
+    /// The request in flight: its sequence number and type.
+    pending: Option<(u64, u8)>,
+    /// A response failed its checks: the channel is closed for good.
+    closed: bool,
+}
+
+impl core::fmt::Debug for GuestChannel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Channel")
-            .field("vmpck", &self.vmpck)
-            .field("seqno", &self.seqno)
+        f.debug_struct("GuestChannel")
+            .field("vmpck_id", &self.vmpck_id)
+            .field("last_seqno", &self.last_seqno)
+            .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
 
-fn nonce(seqno: u64) -> [u8; 12] {
-    let mut n = [0u8; 12];
-    n[..8].copy_from_slice(&seqno.to_le_bytes());
-    n
+impl Drop for GuestChannel {
+    fn drop(&mut self) {
+        // Best effort: the key does not outlive the channel in this copy.
+        self.key.fill(0);
+        core::hint::black_box(&self.key);
+    }
 }
 
-impl Channel {
-    /// A channel with VMPCK number `vmpck` (0..=3) whose key is `key`.
-    pub fn new(key: &[u8; 32], vmpck: u8) -> Self {
-        Self {
-            cipher: Aes256Gcm::new(key.into()),
-            vmpck,
-            seqno: 0,
+impl GuestChannel {
+    /// A channel under VMPCK`vmpck_id` of `secrets`, continuing from the
+    /// sequence number the guest OS area records for it.
+    pub fn new(secrets: &SecretsPage, vmpck_id: u8) -> Result<Self> {
+        let key = *secrets
+            .vmpck(vmpck_id)
+            .ok_or(Error::Unsupported("the secrets page has no such VMPCK"))?;
+        Ok(Self {
+            key,
+            vmpck_id,
+            last_seqno: secrets.msg_seqnos[usize::from(vmpck_id)].into(),
+            pending: None,
+            closed: false,
+        })
+    }
+
+    /// The last sequence number used (to store back in the OS area).
+    pub fn last_seqno(&self) -> u64 {
+        self.last_seqno
+    }
+
+    /// Whether a failed exchange closed the channel.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.key))
+    }
+
+    /// Encrypts `payload` as a message of type `msg_type` with the next
+    /// sequence number; the response to it is then expected.
+    pub fn seal_request(
+        &mut self,
+        msg_type: u8,
+        payload: &[u8],
+    ) -> Result<Box<[u8; MESSAGE_BYTES]>> {
+        if self.closed {
+            return Err(Error::MessageRejected("the guest channel is closed"));
         }
+        let msg_sz = u16::try_from(payload.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= MAX_PAYLOAD_BYTES)
+            .ok_or(Error::InvalidArgument)?;
+        // Linux keeps sequence numbers within 32 bits; so does this.
+        let seqno = self
+            .last_seqno
+            .checked_add(1)
+            .filter(|&s| s.checked_add(1).is_some_and(|r| r <= u64::from(u32::MAX)))
+            .ok_or(Error::Unsupported(
+                "guest message sequence numbers exhausted",
+            ))?;
+        let mut page = Box::new([0u8; MESSAGE_BYTES]);
+        Header {
+            auth_tag: [0; 32],
+            msg_seqno: seqno,
+            algo: ALGO_AES_256_GCM,
+            hdr_version: HEADER_VERSION,
+            hdr_sz: HEADER_BYTES as u16,
+            msg_type,
+            msg_version: MESSAGE_VERSION,
+            msg_sz,
+            msg_vmpck: self.vmpck_id,
+        }
+        .write(&mut page);
+        let (header, body) = page.split_at_mut(HEADER_BYTES);
+        let body = &mut body[..payload.len()];
+        body.copy_from_slice(payload);
+        let tag = self
+            .cipher()
+            .encrypt_in_place_detached(&iv(seqno), &header[AAD], body)
+            .map_err(|_| Error::InvalidArgument)?;
+        header[..AUTHTAG_BYTES].copy_from_slice(&tag);
+        self.pending = Some((seqno, msg_type));
+        // The request's number is spent whatever happens next.
+        self.last_seqno = seqno;
+        Ok(page)
     }
 
-    /// The sequence number the next request carries.
-    pub fn next_request_seqno(&self) -> Option<u64> {
-        self.seqno.checked_add(1)
+    /// Checks and decrypts the response to the request in flight. Any
+    /// failure closes the channel (see the module docs).
+    pub fn open_response(&mut self, page: &[u8; MESSAGE_BYTES]) -> Result<Vec<u8>> {
+        let result = self.check_and_decrypt(page);
+        if result.is_err() {
+            self.close();
+        }
+        result
     }
 
-    /// An encrypted request of type `ty` (version 1) carrying `payload`.
-    pub fn seal_request(&self, ty: u8, payload: &[u8]) -> Result<Vec<u8>, MsgError> {
-        let seqno = self.next_request_seqno().ok_or(MsgError::Exhausted)?;
-        seal(&self.cipher, seqno, ty, 1, self.vmpck, payload)
+    /// Closes the channel for good and wipes this copy of the key.
+    fn close(&mut self) {
+        self.closed = true;
+        self.pending = None;
+        self.key.fill(0);
     }
 
-    /// Opens the response to the request of type `request_ty` last sealed;
-    /// on success the counter advances by two.
-    pub fn open_response(&mut self, request_ty: u8, message: &[u8]) -> Result<Vec<u8>, MsgError> {
-        let expected = self.seqno.checked_add(2).ok_or(MsgError::Exhausted)?;
-        let (h, payload) = split(message)?;
-        if h.seqno != expected {
-            return Err(MsgError::Sequence);
+    fn check_and_decrypt(&mut self, page: &[u8; MESSAGE_BYTES]) -> Result<Vec<u8>> {
+        let (seqno, req_type) = self
+            .pending
+            .take()
+            .ok_or(Error::MessageRejected("a response without a request"))?;
+        if self.closed {
+            return Err(Error::MessageRejected("the guest channel is closed"));
+        }
+        let h = Header::read(page);
+        if h.msg_seqno != seqno + 1 {
+            return Err(Error::MessageRejected(
+                "response sequence number is not request + 1",
+            ));
+        }
+        if h.msg_type != req_type.wrapping_add(1) || h.msg_version != MESSAGE_VERSION {
+            return Err(Error::MessageRejected(
+                "response of the wrong type or version",
+            ));
         }
         if h.algo != ALGO_AES_256_GCM
             || h.hdr_version != HEADER_VERSION
-            || h.msg_type != request_ty.wrapping_add(1)
-            || h.msg_version != 1
-            || h.vmpck != self.vmpck
+            || usize::from(h.hdr_sz) != HEADER_BYTES
+            || h.msg_vmpck != self.vmpck_id
         {
-            return Err(MsgError::Unexpected);
+            return Err(Error::MessageRejected(
+                "response header does not match the channel",
+            ));
         }
-        let mut out = payload.to_vec();
-        let aad = &message[AAD_START..HEADER_BYTES];
-        let tag = Tag::from_slice(&message[..16]);
-        self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(&nonce(h.seqno)), aad, &mut out, tag)
-            .map_err(|_| MsgError::Authentication)?;
-        self.seqno = expected;
-        Ok(out)
+        let len = usize::from(h.msg_sz);
+        if len > MAX_PAYLOAD_BYTES {
+            return Err(Error::MessageRejected("response payload too large"));
+        }
+        let mut body = page[HEADER_BYTES..HEADER_BYTES + len].to_vec();
+        let tag = Tag::clone_from_slice(&h.auth_tag[..AUTHTAG_BYTES]);
+        self.cipher()
+            .decrypt_in_place_detached(&iv(h.msg_seqno), &page[AAD], &mut body, &tag)
+            .map_err(|_| Error::MessageRejected("response failed authentication"))?;
+        self.last_seqno = h.msg_seqno;
+        Ok(body)
     }
 }
 
-/// A parsed header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// `msg_seqno`.
-    pub seqno: u64,
-    /// `algo`.
-    pub algo: u8,
-    /// `hdr_version`.
-    pub hdr_version: u8,
-    /// `msg_type`.
-    pub msg_type: u8,
-    /// `msg_version`.
-    pub msg_version: u8,
-    /// `msg_vmpck`.
-    pub vmpck: u8,
-}
+/// Bytes of the `MSG_REPORT_REQ` payload: `REPORT_DATA` (64), `VMPL` (u32),
+/// reserved (28).
+pub const REPORT_REQ_BYTES: usize = 96;
+/// Offset of the report in the `MSG_REPORT_RSP` payload, after `STATUS`
+/// (u32), `REPORT_SIZE` (u32) and 24 reserved bytes.
+pub const REPORT_RSP_REPORT_OFFSET: usize = 0x20;
 
-/// Splits a message into its header and payload (checking the sizes).
-pub fn split(message: &[u8]) -> Result<(Header, &[u8]), MsgError> {
-    if message.len() < HEADER_BYTES {
-        return Err(MsgError::Malformed);
-    }
-    let u16_at = |at: usize| u16::from_le_bytes([message[at], message[at + 1]]);
-    if usize::from(u16_at(0x32)) != HEADER_BYTES {
-        return Err(MsgError::Malformed);
-    }
-    let size = usize::from(u16_at(0x36));
-    let payload = message
-        .get(HEADER_BYTES..HEADER_BYTES + size)
-        .ok_or(MsgError::Malformed)?;
-    let mut seq = [0u8; 8];
-    seq.copy_from_slice(&message[0x20..0x28]);
-    Ok((
-        Header {
-            seqno: u64::from_le_bytes(seq),
-            algo: message[0x30],
-            hdr_version: message[0x31],
-            msg_type: message[0x34],
-            msg_version: message[0x35],
-            vmpck: message[0x3c],
-        },
-        payload,
-    ))
-}
-
-/// Builds and encrypts a message (the secure processor's side too, for the
-/// mock in tests).
-pub fn seal(
-    cipher: &Aes256Gcm,
-    seqno: u64,
-    ty: u8,
-    version: u8,
-    vmpck: u8,
-    payload: &[u8],
-) -> Result<Vec<u8>, MsgError> {
-    if payload.len() > MAX_PAYLOAD {
-        return Err(MsgError::TooLarge);
-    }
-    let mut m = alloc::vec![0u8; HEADER_BYTES + payload.len()];
-    m[0x20..0x28].copy_from_slice(&seqno.to_le_bytes());
-    m[0x30] = ALGO_AES_256_GCM;
-    m[0x31] = HEADER_VERSION;
-    m[0x32..0x34].copy_from_slice(&(HEADER_BYTES as u16).to_le_bytes());
-    m[0x34] = ty;
-    m[0x35] = version;
-    m[0x36..0x38].copy_from_slice(&(payload.len() as u16).to_le_bytes());
-    m[0x3c] = vmpck;
-    let (head, body) = m.split_at_mut(HEADER_BYTES);
-    body.copy_from_slice(payload);
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce(seqno)), &head[AAD_START..], body)
-        .map_err(|_| MsgError::TooLarge)?;
-    head[..16].copy_from_slice(&tag);
-    Ok(m)
-}
-
-/// The `MSG_REPORT_REQ` payload: 64 bytes of report data, the VMPL, and 28
-/// reserved bytes (96 bytes).
-pub fn report_request(report_data: &[u8; 64], vmpl: u32) -> [u8; 96] {
-    let mut p = [0u8; 96];
+/// The `MSG_REPORT_REQ` payload.
+pub fn report_request(report_data: &[u8; 64], vmpl: u32) -> [u8; REPORT_REQ_BYTES] {
+    let mut p = [0u8; REPORT_REQ_BYTES];
     p[..64].copy_from_slice(report_data);
     p[64..68].copy_from_slice(&vmpl.to_le_bytes());
     p
 }
 
-/// The report inside a `MSG_REPORT_RSP` payload: status (0: success),
-/// report size, 24 reserved bytes, then the report.
-pub fn report_from_response(payload: &[u8]) -> Result<&[u8], MsgError> {
-    let word = |at: usize| -> Result<u32, MsgError> {
-        let b = payload.get(at..at + 4).ok_or(MsgError::Malformed)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+/// The report in a `MSG_REPORT_RSP` payload: `STATUS` must be 0 (else the
+/// PSP's error) and `REPORT_SIZE` must fit the payload and hold a report.
+pub fn report_response(payload: &[u8]) -> Result<Report> {
+    let word = |at: usize| -> Result<u32> {
+        let b: [u8; 4] = payload
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Error::Protocol("MSG_REPORT_RSP too short"))?;
+        Ok(u32::from_le_bytes(b))
     };
-    if word(0)? != 0 {
-        return Err(MsgError::Unexpected);
+    match word(0)? {
+        0 => {}
+        status => return Err(Error::HostError(status.into())),
     }
-    let size = word(4)? as usize;
-    payload.get(0x20..0x20 + size).ok_or(MsgError::Malformed)
+    let size = usize::try_from(word(4)?).map_err(|_| Error::Protocol("report size"))?;
+    let end = REPORT_RSP_REPORT_OFFSET
+        .checked_add(size)
+        .filter(|&e| e <= payload.len() && size >= report::REPORT_BYTES)
+        .ok_or(Error::Protocol("MSG_REPORT_RSP report size out of range"))?;
+    report::parse(&payload[REPORT_RSP_REPORT_OFFSET..end])
 }
 
-/// Offsets of the VMPCKs in the secrets page (ABI table "Secrets Page").
-pub fn vmpck_offset(vmpck: u8) -> Option<usize> {
-    (vmpck < 4).then(|| 0x20 + 32 * usize::from(vmpck))
+/// Sends a guest request page and receives the response page (the kernel:
+/// copy to the shared request page, [`super::calls::GhcbCaller::
+/// guest_request`], copy the shared response page back).
+pub trait GuestRequest {
+    /// One exchange.
+    fn guest_request(
+        &mut self,
+        request: &[u8; MESSAGE_BYTES],
+        response: &mut [u8; MESSAGE_BYTES],
+    ) -> Result<()>;
+}
+
+/// `SW_EXITINFO2` bits 63:32 when the hypervisor is busy (retry).
+pub const VMM_ERR_BUSY: u64 = 2 << 32;
+/// How often a busy hypervisor is retried (with the same request page, so
+/// no sequence number is reused for new data).
+pub const BUSY_RETRIES: u32 = 16;
+
+/// Requests an attestation report binding `report_data` at VMPL `vmpl`.
+pub fn request_report(
+    channel: &mut GuestChannel,
+    transport: &mut impl GuestRequest,
+    report_data: &[u8; 64],
+    vmpl: u32,
+) -> Result<Report> {
+    let request = channel.seal_request(msg_type::REPORT_REQ, &report_request(report_data, vmpl))?;
+    let mut response = Box::new([0u8; MESSAGE_BYTES]);
+    let mut tries = 0;
+    loop {
+        match transport.guest_request(&request, &mut response) {
+            Ok(()) => break,
+            Err(Error::HostError(code)) if code == VMM_ERR_BUSY && tries < BUSY_RETRIES => {
+                tries += 1;
+            }
+            Err(e) => {
+                // Whether the PSP consumed the request's IV is unknown.
+                channel.close();
+                return Err(e);
+            }
+        }
+    }
+    let payload = channel.open_response(&response)?;
+    let report = report_response(&payload)?;
+    if report.report_data() != report_data {
+        return Err(Error::Protocol("the report binds other REPORT_DATA"));
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: [u8; 32] = [7; 32];
-
-    /// The secure processor's side: answers a report request.
-    fn psp(request: &[u8], report: &[u8]) -> Vec<u8> {
-        let cipher = Aes256Gcm::new(&KEY.into());
-        let (h, body) = split(request).unwrap();
-        let mut plain = body.to_vec();
-        cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&nonce(h.seqno)),
-                &request[AAD_START..HEADER_BYTES],
-                &mut plain,
-                Tag::from_slice(&request[..16]),
-            )
-            .expect("the guest's request authenticates");
-        assert_eq!(&plain[..64], &[0xab; 64], "report data travels");
-        let mut rsp = alloc::vec![0u8; 0x20 + report.len()];
-        rsp[4..8].copy_from_slice(&(report.len() as u32).to_le_bytes());
-        rsp[0x20..].copy_from_slice(report);
-        seal(&cipher, h.seqno + 1, h.msg_type + 1, 1, h.vmpck, &rsp).unwrap()
-    }
-
-    #[test]
-    fn the_header_has_the_abis_layout() {
-        let c = Channel::new(&KEY, 0);
-        let m = c.seal_request(msg_type::REPORT_REQ, &[1, 2, 3]).unwrap();
-        assert_eq!(m.len(), 0x63);
-        assert_eq!(&m[0x20..0x28], &1u64.to_le_bytes(), "seqno 1");
-        assert_eq!((m[0x30], m[0x31]), (1, 1), "AES-256-GCM, header v1");
-        assert_eq!(&m[0x32..0x34], &[0x60, 0], "header size");
-        assert_eq!((m[0x34], m[0x35]), (5, 1), "MSG_REPORT_REQ v1");
-        assert_eq!(&m[0x36..0x38], &[3, 0], "payload size");
-        assert_eq!(&m[0x10..0x20], &[0; 16], "tag is 16 of 32 bytes");
-        assert_ne!(&m[0x60..], &[1, 2, 3], "payload encrypted");
-        assert_eq!(vmpck_offset(0), Some(0x20));
-        assert_eq!(vmpck_offset(3), Some(0x80));
-        assert_eq!(vmpck_offset(4), None);
-    }
-
-    #[test]
-    fn a_report_round_trips_and_the_counter_advances_by_two() {
-        let mut c = Channel::new(&KEY, 0);
-        let report = [0x5a; 0x4a0];
-        for round in 0..3u64 {
-            let req = c
-                .seal_request(msg_type::REPORT_REQ, &report_request(&[0xab; 64], 0))
-                .unwrap();
-            assert_eq!(split(&req).unwrap().0.seqno, 2 * round + 1);
-            let rsp = psp(&req, &report);
-            let payload = c.open_response(msg_type::REPORT_REQ, &rsp).unwrap();
-            assert_eq!(report_from_response(&payload).unwrap(), &report[..]);
-        }
-    }
-
-    #[test]
-    fn forged_replayed_and_misdirected_responses_are_refused() {
-        let mut c = Channel::new(&KEY, 0);
-        let req = c
-            .seal_request(msg_type::REPORT_REQ, &report_request(&[0xab; 64], 0))
-            .unwrap();
-        let rsp = psp(&req, &[1; 32]);
-        let mut forged = rsp.clone();
-        *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(c.open_response(5, &forged), Err(MsgError::Authentication));
-        let mut header_changed = rsp.clone();
-        header_changed[0x3c] = 0; // same VMPCK: AAD unchanged, still fine
-        header_changed[0x35] = 2;
-        assert_eq!(
-            c.open_response(5, &header_changed),
-            Err(MsgError::Unexpected)
-        );
-        assert_eq!(
-            c.open_response(3, &rsp),
-            Err(MsgError::Unexpected),
-            "wrong type"
-        );
-        assert!(c.open_response(5, &rsp).is_ok());
-        assert_eq!(c.open_response(5, &rsp), Err(MsgError::Sequence), "replay");
-        assert_eq!(c.open_response(5, &rsp[..0x50]), Err(MsgError::Malformed));
-        // A response sealed under another key.
-        let other = seal(&Aes256Gcm::new(&[8u8; 32].into()), 4, 6, 1, 0, &[0; 40]).unwrap();
-        assert_eq!(c.open_response(5, &other), Err(MsgError::Authentication));
-        assert_eq!(
-            report_from_response(&[1, 0, 0, 0, 0, 0, 0, 0]),
-            Err(MsgError::Unexpected)
-        );
-        assert_eq!(report_from_response(&[0; 8]), Err(MsgError::Malformed));
-    }
-}
+#[path = "guest_msg_tests.rs"]
+mod tests;

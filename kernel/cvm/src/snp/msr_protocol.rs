@@ -1,110 +1,123 @@
-//! The GHCB MSR protocol (AMD GHCB specification #56421, section 2.3.1
-//! "GHCB MSR Protocol"): requests and responses written to and read from
-//! the GHCB MSR (`0xC001_0130`) around a `VMGEXIT`, before a GHCB page
-//! exists or where none is needed. Bits 11:0 are GHCBInfo (the request or
-//! response code), bits 63:12 GHCBData.
+//! The GHCB MSR protocol (GHCB spec #56421, section 2.3.1 "GHCB MSR
+//! Protocol"): a request or response is one 64-bit value in the GHCB MSR
+//! (`0xC001_0130`), bits 11:0 saying what it is (`GHCBInfo`) and bits 63:12
+//! carrying the data (`GHCBData`). The guest uses it before it has a GHCB
+//! page (negotiating the protocol version, registering the page, making
+//! that page shared) and for termination, which must work when nothing
+//! else does.
 //!
-//! Values match Linux's `arch/x86/include/asm/sev-common.h`.
+//! Values and bit positions follow the spec's table and Linux's
+//! `arch/x86/include/asm/sev-common.h`; the tests check both.
+
+use super::{Error, MsrProtocol, Result};
 
 /// The GHCB MSR.
 pub const MSR_GHCB: u32 = 0xc001_0130;
 
+/// `GHCBInfo` codes (bits 11:0).
+pub mod info {
+    /// SEV information response (from the host).
+    pub const SEV_INFO_RESP: u16 = 0x001;
+    /// SEV information request.
+    pub const SEV_INFO_REQ: u16 = 0x002;
+    /// CPUID request.
+    pub const CPUID_REQ: u16 = 0x004;
+    /// CPUID response.
+    pub const CPUID_RESP: u16 = 0x005;
+    /// Preferred GHCB GPA request.
+    pub const PREFERRED_GPA_REQ: u16 = 0x010;
+    /// Preferred GHCB GPA response.
+    pub const PREFERRED_GPA_RESP: u16 = 0x011;
+    /// GHCB GPA registration request.
+    pub const REGISTER_GPA_REQ: u16 = 0x012;
+    /// GHCB GPA registration response.
+    pub const REGISTER_GPA_RESP: u16 = 0x013;
+    /// SNP page-state-change request.
+    pub const PSC_REQ: u16 = 0x014;
+    /// SNP page-state-change response.
+    pub const PSC_RESP: u16 = 0x015;
+    /// Hypervisor feature support request.
+    pub const HV_FEATURES_REQ: u16 = 0x080;
+    /// Hypervisor feature support response.
+    pub const HV_FEATURES_RESP: u16 = 0x081;
+    /// Termination request.
+    pub const TERMINATE_REQ: u16 = 0x100;
+}
+
+/// Bits 11:0 of a GHCB MSR value.
 const INFO_MASK: u64 = 0xfff;
 
-/// GHCBInfo codes.
-#[allow(missing_docs, reason = "names follow the specification")]
-pub mod code {
-    pub const SEV_INFO_RESP: u64 = 0x001;
-    pub const SEV_INFO_REQ: u64 = 0x002;
-    pub const CPUID_REQ: u64 = 0x004;
-    pub const CPUID_RESP: u64 = 0x005;
-    pub const AP_RESET_HOLD_REQ: u64 = 0x006;
-    pub const AP_RESET_HOLD_RESP: u64 = 0x007;
-    pub const PREFERRED_GPA_REQ: u64 = 0x010;
-    pub const PREFERRED_GPA_RESP: u64 = 0x011;
-    pub const REGISTER_GPA_REQ: u64 = 0x012;
-    pub const REGISTER_GPA_RESP: u64 = 0x013;
-    pub const PSC_REQ: u64 = 0x014;
-    pub const PSC_RESP: u64 = 0x015;
-    pub const HV_FEATURES_REQ: u64 = 0x080;
-    pub const HV_FEATURES_RESP: u64 = 0x081;
-    pub const TERM_REQ: u64 = 0x100;
+/// The `GHCBInfo` field of `value`.
+pub fn info_of(value: u64) -> u16 {
+    (value & INFO_MASK) as u16
 }
 
-/// What a response did not match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsrError {
-    /// The response code is not the one that answers the request.
-    UnexpectedResponse {
-        /// The code the request expects.
-        expected: u64,
-        /// The MSR's whole value.
-        got: u64,
-    },
-    /// The hypervisor answered with an error code (page-state change).
-    HostError(u32),
-    /// The hypervisor registered another GHCB page than asked.
-    WrongGpa,
-    /// The protocol versions do not overlap what this guest speaks.
-    Unsupported,
-}
-
-fn expect(value: u64, code: u64) -> Result<u64, MsrError> {
-    if value & INFO_MASK == code {
-        Ok(value >> 12)
+/// Checks that `value` is a response with code `expected`.
+fn expect(value: u64, expected: u16) -> Result<()> {
+    if info_of(value) == expected {
+        Ok(())
     } else {
-        Err(MsrError::UnexpectedResponse {
-            expected: code,
-            got: value,
-        })
+        Err(Error::Protocol(
+            "unexpected GHCB MSR protocol response code",
+        ))
     }
 }
 
-/// The hypervisor's SEV information (response 0x001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SevInfo {
-    /// Highest GHCB protocol version it speaks.
-    pub max_version: u16,
-    /// Lowest.
-    pub min_version: u16,
-    /// The C-bit (encryption bit) position.
-    pub c_bit: u8,
-}
-
-/// GHCB protocol versions this guest speaks (2: SEV-SNP).
+/// The GHCB protocol versions this guest speaks: 2 (SEV-SNP) only.
 pub const PROTOCOL_MIN: u16 = 2;
 /// See [`PROTOCOL_MIN`].
 pub const PROTOCOL_MAX: u16 = 2;
 
-/// `SEV Information` request.
-pub fn sev_info_request() -> u64 {
-    code::SEV_INFO_REQ
-}
-
-/// Decodes the SEV information response.
-pub fn sev_info_response(value: u64) -> Result<SevInfo, MsrError> {
-    expect(value, code::SEV_INFO_RESP)?;
-    Ok(SevInfo {
-        max_version: (value >> 48) as u16,
-        min_version: (value >> 32) as u16,
-        c_bit: (value >> 24) as u8,
-    })
+/// The SEV information response: the protocol versions the hypervisor
+/// supports and the C-bit position it reports. `GHCBData[63:48]` maximum,
+/// `[47:32]` minimum, `[31:24]` C-bit position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SevInfo {
+    /// Highest protocol version the hypervisor supports.
+    pub max_protocol: u16,
+    /// Lowest protocol version the hypervisor supports.
+    pub min_protocol: u16,
+    /// The encryption bit's position in a physical address.
+    pub c_bit: u8,
 }
 
 impl SevInfo {
-    /// The protocol version to use: the highest both sides speak.
-    pub fn negotiate(&self) -> Result<u16, MsrError> {
-        let v = self.max_version.min(PROTOCOL_MAX);
-        if v < self.min_version.max(PROTOCOL_MIN) {
-            return Err(MsrError::Unsupported);
+    /// The request (no data).
+    pub const REQUEST: u64 = info::SEV_INFO_REQ as u64;
+
+    /// Decodes a response.
+    pub fn decode(value: u64) -> Result<Self> {
+        expect(value, info::SEV_INFO_RESP)?;
+        Ok(Self {
+            max_protocol: (value >> 48) as u16,
+            min_protocol: (value >> 32) as u16,
+            c_bit: (value >> 24) as u8,
+        })
+    }
+
+    /// Encodes the response (what a hypervisor sends; for mock hosts).
+    pub fn encode(&self) -> u64 {
+        (u64::from(self.max_protocol) << 48)
+            | (u64::from(self.min_protocol) << 32)
+            | (u64::from(self.c_bit) << 24)
+            | u64::from(info::SEV_INFO_RESP)
+    }
+
+    /// The version to use: the highest both sides support, or an error
+    /// if the ranges do not meet (the guest then terminates with reason
+    /// set 0, code 1).
+    pub fn negotiate(&self) -> Result<u16> {
+        let version = self.max_protocol.min(PROTOCOL_MAX);
+        if self.min_protocol > self.max_protocol || version < PROTOCOL_MIN.max(self.min_protocol) {
+            return Err(Error::Unsupported("no common GHCB protocol version"));
         }
-        Ok(v)
+        Ok(version)
     }
 }
 
-/// A CPUID register (bits 31:30 of a CPUID request).
+/// Which register a CPUID request asks for (`GHCBData[31:30]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuidReg {
+pub enum CpuidRegister {
     /// EAX.
     Eax = 0,
     /// EBX.
@@ -115,150 +128,157 @@ pub enum CpuidReg {
     Edx = 3,
 }
 
-/// CPUID request for one register of `leaf` (sub-leaf 0: the MSR protocol
-/// cannot carry one).
-pub fn cpuid_request(leaf: u32, reg: CpuidReg) -> u64 {
-    code::CPUID_REQ | ((reg as u64) << 30) | (u64::from(leaf) << 32)
+/// A CPUID request for one register of `leaf` (sub-leaf 0 only: the MSR
+/// protocol has no field for it). `GHCBData[63:32]` leaf, `[31:30]`
+/// register.
+pub fn cpuid_request(leaf: u32, register: CpuidRegister) -> u64 {
+    (u64::from(leaf) << 32) | ((register as u64) << 30) | u64::from(info::CPUID_REQ)
 }
 
-/// Decodes a CPUID response for `reg`: the register's value.
-pub fn cpuid_response(value: u64, reg: CpuidReg) -> Result<u32, MsrError> {
-    expect(value, code::CPUID_RESP)?;
-    if (value >> 30) & 3 != reg as u64 {
-        return Err(MsrError::UnexpectedResponse {
-            expected: code::CPUID_RESP,
-            got: value,
-        });
+/// Decodes a CPUID response for `register`: `GHCBData[63:32]` value,
+/// `[31:30]` the register echoed.
+pub fn decode_cpuid_response(value: u64, register: CpuidRegister) -> Result<u32> {
+    expect(value, info::CPUID_RESP)?;
+    if (value >> 30) & 0x3 != register as u64 {
+        return Err(Error::Protocol("CPUID response for another register"));
     }
     Ok((value >> 32) as u32)
 }
 
-/// Register-GHCB-GPA request for the page at guest frame `gfn`.
-pub fn register_ghcb_request(gfn: u64) -> u64 {
-    code::REGISTER_GPA_REQ | ((gfn & ((1 << 52) - 1)) << 12)
+/// `GHCBData[63:12]` of all ones: "no preferred GPA" / registration
+/// refused.
+const GFN_NONE: u64 = (1 << 52) - 1;
+
+/// The preferred GHCB GPA request (no data).
+pub const PREFERRED_GPA_REQUEST: u64 = info::PREFERRED_GPA_REQ as u64;
+
+/// Decodes the preferred GHCB GPA response: the GFN in `GHCBData[63:12]`,
+/// `None` if the hypervisor has no preference (all ones).
+pub fn decode_preferred_gpa(value: u64) -> Result<Option<u64>> {
+    expect(value, info::PREFERRED_GPA_RESP)?;
+    let gfn = value >> 12;
+    Ok((gfn != GFN_NONE).then_some(gfn))
 }
 
-/// Checks the registration response names `gfn`.
-pub fn register_ghcb_response(value: u64, gfn: u64) -> Result<(), MsrError> {
-    if expect(value, code::REGISTER_GPA_RESP)? != gfn {
-        return Err(MsrError::WrongGpa);
+/// The GHCB GPA registration request for the page at frame number `gfn`.
+pub fn register_gpa_request(gfn: u64) -> u64 {
+    ((gfn & GFN_NONE) << 12) | u64::from(info::REGISTER_GPA_REQ)
+}
+
+/// Checks a registration response: it must echo `gfn`.
+pub fn check_register_gpa_response(value: u64, gfn: u64) -> Result<()> {
+    expect(value, info::REGISTER_GPA_RESP)?;
+    if value >> 12 != gfn & GFN_NONE {
+        return Err(Error::Protocol("the hypervisor refused the GHCB GPA"));
     }
     Ok(())
 }
 
-/// A page-state-change operation (also the operation of a PSC entry).
+/// What a page-state change makes of a page (also the operation field of
+/// a [`super::psc`] entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageOp {
-    /// Make the page private (guest-owned).
+pub enum PageState {
+    /// Private (guest-owned, encrypted): assigned to the guest in the RMP.
     Private = 1,
-    /// Make the page shared with the host.
+    /// Shared with the host.
     Shared = 2,
 }
 
-/// Page-state-change request for one 4 KiB page at `gfn`.
-pub fn psc_request(gfn: u64, op: PageOp) -> u64 {
-    code::PSC_REQ | ((op as u64) << 52) | ((gfn & ((1 << 40) - 1)) << 12)
+/// The page-state-change request for frame `gfn` (`GHCBData[51:12]` GFN,
+/// `[55:52]` operation). `None` if `gfn` does not fit 40 bits.
+pub fn psc_request(gfn: u64, state: PageState) -> Option<u64> {
+    if gfn >> 40 != 0 {
+        return None;
+    }
+    Some(((state as u64) << 52) | (gfn << 12) | u64::from(info::PSC_REQ))
 }
 
-/// Decodes a page-state-change response: its error code must be 0.
-pub fn psc_response(value: u64) -> Result<(), MsrError> {
-    expect(value, code::PSC_RESP)?;
-    match (value >> 32) as u32 {
+/// Checks a page-state-change response: `GHCBData[63:32]` is the error
+/// code, 0 for success.
+pub fn check_psc_response(value: u64) -> Result<()> {
+    expect(value, info::PSC_RESP)?;
+    match value >> 32 {
         0 => Ok(()),
-        e => Err(MsrError::HostError(e)),
+        code => Err(Error::HostError(code)),
     }
 }
 
-/// Hypervisor-feature request.
-pub fn hv_features_request() -> u64 {
-    code::HV_FEATURES_REQ
+/// Hypervisor feature bits (`GHCBData[63:12]` of the response).
+pub mod hv_features {
+    /// SEV-SNP is supported.
+    pub const SNP: u64 = 1 << 0;
+    /// SNP AP creation (`VMGEXIT` `0x8000_0013`).
+    pub const SNP_AP_CREATION: u64 = 1 << 1;
+    /// SNP multi-VMPL support.
+    pub const SNP_MULTI_VMPL: u64 = 1 << 5;
 }
 
-/// Hypervisor features bit 0: SEV-SNP supported.
-pub const HV_FEATURE_SNP: u64 = 1 << 0;
+/// The hypervisor feature request (no data).
+pub const HV_FEATURES_REQUEST: u64 = info::HV_FEATURES_REQ as u64;
 
-/// Decodes the features bitmap.
-pub fn hv_features_response(value: u64) -> Result<u64, MsrError> {
-    expect(value, code::HV_FEATURES_RESP)
+/// Decodes the hypervisor feature response into its bitmap
+/// ([`hv_features`]).
+pub fn decode_hv_features(value: u64) -> Result<u64> {
+    expect(value, info::HV_FEATURES_RESP)?;
+    Ok(value >> 12)
 }
 
-/// Termination reason-code set 0: the GHCB specification's general codes.
-pub const TERM_SET_GENERAL: u8 = 0;
-/// Reason-code set 1: Cloister's own codes (`FailureReason::code`).
-pub const TERM_SET_CLOISTER: u8 = 1;
+/// Reason-code set 0: the GHCB spec's general codes.
+pub const REASON_SET_GENERAL: u8 = 0;
 /// Set 0, code 0: general termination request.
-pub const TERM_GENERAL: u8 = 0;
-/// Set 0, code 1: the protocol version is not supported.
-pub const TERM_PROTOCOL_UNSUPPORTED: u8 = 1;
-/// Set 0, code 2: SEV-SNP features not supported.
-pub const TERM_SNP_UNSUPPORTED: u8 = 2;
+pub const REASON_GENERAL: u8 = 0;
+/// Set 0, code 1: the GHCB protocol version is not supported.
+pub const REASON_PROTOCOL_UNSUPPORTED: u8 = 1;
+/// Set 0, code 2: SEV-SNP features are not supported.
+pub const REASON_SNP_UNSUPPORTED: u8 = 2;
 
-/// Termination request with a reason code in a reason-code set.
-pub fn termination_request(set: u8, reason: u8) -> u64 {
-    code::TERM_REQ | (u64::from(set & 0xf) << 12) | (u64::from(reason) << 16)
+/// The termination request: `GHCBData[15:12]` reason-code set (4 bits,
+/// higher bits dropped), `[23:16]` reason code. The hypervisor does not
+/// answer.
+pub fn terminate_request(reason_set: u8, reason: u8) -> u64 {
+    (u64::from(reason_set & 0xf) << 12) | (u64::from(reason) << 16) | u64::from(info::TERMINATE_REQ)
+}
+
+/// Negotiates the protocol version with the hypervisor (SEV information
+/// request), returning the version and the C-bit position.
+pub fn negotiate(host: &mut impl MsrProtocol) -> Result<(u16, u8)> {
+    let info = SevInfo::decode(host.msr_exchange(SevInfo::REQUEST))?;
+    Ok((info.negotiate()?, info.c_bit))
+}
+
+/// Asks the hypervisor for its features and checks that it supports SNP.
+pub fn hypervisor_features(host: &mut impl MsrProtocol) -> Result<u64> {
+    let features = decode_hv_features(host.msr_exchange(HV_FEATURES_REQUEST))?;
+    if features & hv_features::SNP == 0 {
+        return Err(Error::Unsupported(
+            "the hypervisor does not support SEV-SNP",
+        ));
+    }
+    Ok(features)
+}
+
+/// Registers the GHCB page at frame `gfn`.
+pub fn register_ghcb(host: &mut impl MsrProtocol, gfn: u64) -> Result<()> {
+    check_register_gpa_response(host.msr_exchange(register_gpa_request(gfn)), gfn)
+}
+
+/// Changes the state of the pages `[first_gfn, first_gfn + count)` one by
+/// one through the MSR protocol (before the GHCB exists; the GHCB page
+/// itself is made shared this way).
+pub fn change_page_state(
+    host: &mut impl MsrProtocol,
+    first_gfn: u64,
+    count: u64,
+    state: PageState,
+) -> Result<()> {
+    let end = first_gfn.checked_add(count).ok_or(Error::InvalidArgument)?;
+    for gfn in first_gfn..end {
+        let request = psc_request(gfn, state).ok_or(Error::InvalidArgument)?;
+        check_psc_response(host.msr_exchange(request))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_have_the_specifications_bit_layout() {
-        // Linux: GHCB_CPUID_REQ(fn, reg) = 0x004 | (reg << 30) | (fn << 32).
-        assert_eq!(
-            cpuid_request(0x8000_001f, CpuidReg::Ebx),
-            0x8000_001f_4000_0004
-        );
-        assert_eq!(cpuid_request(1, CpuidReg::Edx), 0x0000_0001_c000_0004);
-        // GHCB_MSR_REG_GPA_REQ_VAL(gfn) = (gfn << 12) | 0x012.
-        assert_eq!(register_ghcb_request(0x1234), 0x0123_4012);
-        // GHCB_MSR_PSC_REQ_GFN(gfn, op) = (op << 52) | (gfn << 12) | 0x014.
-        assert_eq!(psc_request(0xabcde, PageOp::Shared), 0x0020_0000_abcd_e014);
-        assert_eq!(psc_request(1, PageOp::Private), 0x0010_0000_0000_1014);
-        // GHCB_SEV_TERM_REASON(set, val) = (set << 12) | (val << 16) | 0x100.
-        assert_eq!(
-            termination_request(TERM_SET_GENERAL, TERM_SNP_UNSUPPORTED),
-            0x2_0100
-        );
-        assert_eq!(termination_request(1, 4), 0x4_1100);
-        assert_eq!(sev_info_request(), 2);
-        assert_eq!(hv_features_request(), 0x80);
-    }
-
-    #[test]
-    fn responses_are_checked_and_decoded() {
-        // max 2, min 1, C-bit 51.
-        let info = sev_info_response(0x0002_0001_3300_0001).unwrap();
-        assert_eq!(
-            info,
-            SevInfo {
-                max_version: 2,
-                min_version: 1,
-                c_bit: 51
-            }
-        );
-        assert_eq!(info.negotiate(), Ok(2));
-        let old = sev_info_response(0x0001_0001_3300_0001).unwrap();
-        assert_eq!(old.negotiate(), Err(MsrError::Unsupported));
-        assert!(matches!(
-            sev_info_response(0x0002_0001_3300_0005),
-            Err(MsrError::UnexpectedResponse { .. })
-        ));
-        assert_eq!(
-            cpuid_response(0x1234_5678_4000_0005, CpuidReg::Ebx),
-            Ok(0x1234_5678)
-        );
-        assert!(cpuid_response(0x1234_5678_0000_0005, CpuidReg::Ebx).is_err());
-        assert_eq!(register_ghcb_response(0x0123_4013, 0x1234), Ok(()));
-        assert_eq!(
-            register_ghcb_response(0x0123_5013, 0x1234),
-            Err(MsrError::WrongGpa)
-        );
-        assert_eq!(psc_response(0x015), Ok(()));
-        assert_eq!(
-            psc_response(0x0000_0007_0000_0015),
-            Err(MsrError::HostError(7))
-        );
-        assert_eq!(hv_features_response(0x1081), Ok(1));
-    }
-}
+#[path = "msr_protocol_tests.rs"]
+mod tests;

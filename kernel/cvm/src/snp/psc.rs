@@ -1,246 +1,341 @@
-//! Page-state changes through the GHCB (AMD GHCB specification #56421,
-//! section 4.1.6 "SNP Page State Change"): a descriptor in the GHCB's
-//! shared buffer — a header (`cur_entry`, `end_entry`) and up to 253
-//! entries (`cur_page` 11:0, GFN 51:12, operation 55:52, page size 56) —
-//! sent with exit code `0x8000_0010`; the hypervisor works through the
-//! entries, advancing `cur_entry`, and may return before the end, so the
-//! guest repeats the request until `cur_entry > end_entry`.
+//! Page-state changes through the GHCB (GHCB spec #56421, the "SNP Page State
+//! Change" event and its descriptor table) and `PVALIDATE` over ranges (AMD
+//! APM vol. 3, `PVALIDATE`; Linux `arch/x86/coco/sev/core.c`).
 //!
-//! [`Batches`] splits a physical range into descriptors; [`check_progress`]
-//! judges each answer: an error, a header the hypervisor moved backwards or
-//! past the end, or no progress at all is a protocol error (Linux's
-//! `vmgexit_psc` checks the same), never an endless loop.
+//! A page-state-change descriptor sits in the GHCB's shared buffer: an
+//! 8-byte header (`cur_entry` u16, `end_entry` u16, reserved u32) and up
+//! to [`MAX_ENTRIES`] 8-byte entries (bits 11:0 `cur_page`, 51:12 GFN,
+//! 55:52 operation, 56 page size (1 = 2 MiB), 63:57 reserved). The guest
+//! points `SW_SCRATCH` at it and exits with [`exit_code::PSC`]; the
+//! hypervisor processes entries from `cur_entry`, advancing it, and may
+//! return before the end, in which case the guest exits again. A host
+//! that moves backwards, sets reserved bits, reports an error or stops
+//! making progress gets an error.
+//!
+//! [`batches`] splits a physical range into descriptors (2 MiB entries
+//! where a whole aligned block fits, 4 KiB elsewhere); [`change_state`]
+//! runs them; [`validate_range`] runs `PVALIDATE` with the size-mismatch
+//! fallback (a 2 MiB validation the RMP holds as 4 KiB pages is retried
+//! page by page).
 
-use super::msr_protocol::PageOp;
+use alloc::vec::Vec;
 
-/// Entries in one descriptor (fills the 2032-byte shared buffer).
+use super::ghcb::{Field, Ghcb, SHARED_BUFFER_BYTES, SHARED_BUFFER_OFFSET, exit_code};
+use super::msr_protocol::PageState;
+use super::{Error, GhcbProtocol, Result};
+
+/// Entries that fit the shared buffer after the header ((2032 - 8) / 8).
 pub const MAX_ENTRIES: usize = 253;
-/// Header bytes.
-pub const HEADER_BYTES: usize = 8;
+/// Bytes of a 4 KiB page.
+pub const PAGE_4K: u64 = 4096;
+/// Bytes of a 2 MiB page.
+pub const PAGE_2M: u64 = 2 << 20;
+/// A host that returns this many times in a row without processing an
+/// entry (or a 4 KiB part of one) is treated as broken.
+pub const MAX_STALLED_EXITS: u32 = 16;
 
-/// One entry.
+/// Page size of an entry or a `PVALIDATE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    /// Guest frame number (of a 4 KiB page, or the first of a 2 MiB one).
-    pub gfn: u64,
-    /// What to make it.
-    pub op: PageOp,
-    /// A 2 MiB page rather than 4 KiB.
-    pub huge: bool,
+pub enum PageSize {
+    /// 4 KiB.
+    Size4K,
+    /// 2 MiB.
+    Size2M,
 }
+
+impl PageSize {
+    /// Bytes in a page of this size.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::Size4K => PAGE_4K,
+            Self::Size2M => PAGE_2M,
+        }
+    }
+}
+
+/// One descriptor entry (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry(pub u64);
 
 impl Entry {
-    /// The entry's 64-bit encoding (`cur_page` 0).
-    pub fn encode(&self) -> u64 {
-        ((self.gfn & ((1 << 40) - 1)) << 12)
-            | ((self.op as u64) << 52)
-            | (u64::from(self.huge) << 56)
+    /// An entry for the page at frame `gfn` (`None` if it does not fit 40
+    /// bits).
+    pub fn new(gfn: u64, state: PageState, size: PageSize) -> Option<Self> {
+        if gfn >> 40 != 0 {
+            return None;
+        }
+        Some(Self(
+            (u64::from(size == PageSize::Size2M) << 56) | ((state as u64) << 52) | (gfn << 12),
+        ))
+    }
+
+    /// The 4 KiB pages of a 2 MiB entry already processed (bits 11:0).
+    pub fn cur_page(self) -> u16 {
+        (self.0 & 0xfff) as u16
+    }
+
+    /// The frame number (bits 51:12).
+    pub fn gfn(self) -> u64 {
+        (self.0 >> 12) & ((1 << 40) - 1)
+    }
+
+    /// The operation (bits 55:52): 1 private, 2 shared, 3 PSMASH, 4
+    /// UNSMASH.
+    pub fn operation(self) -> u8 {
+        ((self.0 >> 52) & 0xf) as u8
+    }
+
+    /// The page size (bit 56).
+    pub fn size(self) -> PageSize {
+        if self.0 & (1 << 56) != 0 {
+            PageSize::Size2M
+        } else {
+            PageSize::Size4K
+        }
     }
 }
 
-/// Writes a descriptor for `entries` (at most [`MAX_ENTRIES`]) into `buf`
-/// (the GHCB's shared buffer); returns the bytes used.
-pub fn write_descriptor(entries: &[Entry], buf: &mut [u8]) -> Option<usize> {
-    let n = entries.len();
-    let bytes = HEADER_BYTES + 8 * n;
-    if n == 0 || n > MAX_ENTRIES || buf.len() < bytes {
-        return None;
-    }
-    buf[..2].copy_from_slice(&0u16.to_le_bytes());
-    buf[2..4].copy_from_slice(&((n - 1) as u16).to_le_bytes());
-    buf[4..8].fill(0);
-    for (i, e) in entries.iter().enumerate() {
-        let at = HEADER_BYTES + 8 * i;
-        buf[at..at + 8].copy_from_slice(&e.encode().to_le_bytes());
-    }
-    Some(bytes)
-}
-
-/// The header of a descriptor the hypervisor handed back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    /// Next entry to process.
+/// A page-state-change descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The first entry the hypervisor is to process.
     pub cur_entry: u16,
-    /// Last entry.
+    /// The last entry (inclusive).
     pub end_entry: u16,
+    /// The entries (at most [`MAX_ENTRIES`], at least one).
+    pub entries: Vec<Entry>,
 }
 
-/// Reads a descriptor's header.
-pub fn read_header(buf: &[u8]) -> Option<Header> {
-    Some(Header {
-        cur_entry: u16::from_le_bytes([*buf.first()?, *buf.get(1)?]),
-        end_entry: u16::from_le_bytes([*buf.get(2)?, *buf.get(3)?]),
+impl Descriptor {
+    /// Writes the descriptor into `buf` (the GHCB's shared buffer), the
+    /// bytes after the last entry zeroed.
+    pub fn write(&self, buf: &mut [u8]) -> Result<()> {
+        let bytes = 8 + 8 * self.entries.len();
+        if self.entries.len() > MAX_ENTRIES || buf.len() < bytes {
+            return Err(Error::InvalidArgument);
+        }
+        buf.fill(0);
+        buf[0..2].copy_from_slice(&self.cur_entry.to_le_bytes());
+        buf[2..4].copy_from_slice(&self.end_entry.to_le_bytes());
+        for (i, entry) in self.entries.iter().enumerate() {
+            buf[8 + 8 * i..16 + 8 * i].copy_from_slice(&entry.0.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Reads the header (`cur_entry`, `end_entry`, reserved) from `buf`.
+    pub fn read_header(buf: &[u8]) -> Result<(u16, u16, u32)> {
+        let header: &[u8; 8] = buf
+            .get(..8)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(Error::InvalidArgument)?;
+        Ok((
+            u16::from_le_bytes([header[0], header[1]]),
+            u16::from_le_bytes([header[2], header[3]]),
+            u32::from_le_bytes([header[4], header[5], header[6], header[7]]),
+        ))
+    }
+
+    /// Reads entry `index` from `buf`.
+    pub fn read_entry(buf: &[u8], index: usize) -> Result<Entry> {
+        let at = index
+            .checked_mul(8)
+            .and_then(|o| o.checked_add(8))
+            .ok_or(Error::InvalidArgument)?;
+        let bytes: [u8; 8] = buf
+            .get(at..at + 8)
+            .and_then(|e| e.try_into().ok())
+            .ok_or(Error::InvalidArgument)?;
+        Ok(Entry(u64::from_le_bytes(bytes)))
+    }
+}
+
+/// Checks that `[paddr, paddr + bytes)` is page aligned and addressable,
+/// returning its end.
+fn range_end(paddr: u64, bytes: u64) -> Result<u64> {
+    if !paddr.is_multiple_of(PAGE_4K) || !bytes.is_multiple_of(PAGE_4K) {
+        return Err(Error::InvalidArgument);
+    }
+    let end = paddr.checked_add(bytes).ok_or(Error::InvalidArgument)?;
+    if end > 1 << 52 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(end)
+}
+
+/// The pages covering `[paddr, end)`: 2 MiB where a whole aligned block
+/// fits, 4 KiB elsewhere.
+fn pages(paddr: u64, end: u64) -> impl Iterator<Item = (u64, PageSize)> {
+    let mut p = paddr;
+    core::iter::from_fn(move || {
+        if p >= end {
+            return None;
+        }
+        let size = if p.is_multiple_of(PAGE_2M) && end - p >= PAGE_2M {
+            PageSize::Size2M
+        } else {
+            PageSize::Size4K
+        };
+        let page = (p, size);
+        p += size.bytes();
+        Some(page)
     })
 }
 
-/// What a page-state-change answer means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// All entries done.
-    Done,
-    /// Some done: send the descriptor again.
-    Again,
-}
-
-/// Why a page-state change failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PscError {
-    /// `SW_EXITINFO2` was not 0.
-    Host(u64),
-    /// The hypervisor changed the end, moved backwards or made no progress.
-    Protocol(&'static str),
-}
-
-/// Judges the hypervisor's answer: `before` is the header as sent,
-/// `after` as returned, `info2` the exit's `SW_EXITINFO2`.
-pub fn check_progress(before: Header, after: Header, info2: u64) -> Result<Progress, PscError> {
-    if info2 != 0 {
-        return Err(PscError::Host(info2));
-    }
-    if after.end_entry != before.end_entry {
-        return Err(PscError::Protocol("the end entry changed"));
-    }
-    if after.cur_entry > before.end_entry {
-        return Ok(Progress::Done);
-    }
-    if after.cur_entry <= before.cur_entry {
-        return Err(PscError::Protocol("no progress"));
-    }
-    Ok(Progress::Again)
-}
-
-/// The entries that change `[paddr, paddr + bytes)` (page-aligned) to
-/// `op`, in descriptors of at most [`MAX_ENTRIES`]: 2 MiB entries where
-/// the range covers whole aligned 2 MiB pages, 4 KiB ones elsewhere.
-#[derive(Debug, Clone)]
-pub struct Batches {
-    next: u64,
-    end: u64,
-    op: PageOp,
-}
-
-/// 4 KiB.
-const PAGE: u64 = 4096;
-/// 2 MiB.
-const HUGE: u64 = 2 << 20;
-
-impl Batches {
-    /// `None` if the range is not page aligned or wraps.
-    pub fn new(paddr: u64, bytes: u64, op: PageOp) -> Option<Self> {
-        let end = paddr.checked_add(bytes)?;
-        if !paddr.is_multiple_of(PAGE) || !bytes.is_multiple_of(PAGE) {
-            return None;
+/// Splits the page-aligned range `[paddr, paddr + bytes)` into
+/// descriptors of at most [`MAX_ENTRIES`] entries that make it `state`.
+pub fn batches(paddr: u64, bytes: u64, state: PageState) -> Result<Vec<Descriptor>> {
+    let end = range_end(paddr, bytes)?;
+    let mut out: Vec<Descriptor> = Vec::new();
+    for (p, size) in pages(paddr, end) {
+        let entry = Entry::new(p / PAGE_4K, state, size).ok_or(Error::InvalidArgument)?;
+        match out.last_mut() {
+            Some(d) if d.entries.len() < MAX_ENTRIES => d.entries.push(entry),
+            _ => out.push(Descriptor {
+                cur_entry: 0,
+                end_entry: 0,
+                entries: alloc::vec![entry],
+            }),
         }
-        Some(Self {
-            next: paddr,
-            end,
-            op,
-        })
     }
+    for d in &mut out {
+        // At most 253 entries: the index fits.
+        d.end_entry = (d.entries.len() - 1) as u16;
+    }
+    Ok(out)
 }
 
-impl Iterator for Batches {
-    type Item = alloc::vec::Vec<Entry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut batch = alloc::vec::Vec::new();
-        while self.next < self.end && batch.len() < MAX_ENTRIES {
-            let huge = self.next.is_multiple_of(HUGE) && self.end - self.next >= HUGE;
-            batch.push(Entry {
-                gfn: self.next / PAGE,
-                op: self.op,
-                huge,
-            });
-            self.next += if huge { HUGE } else { PAGE };
+/// Runs one descriptor through the hypervisor until it processed every
+/// entry (see the module docs for what counts as misbehaviour).
+pub fn run_descriptor(
+    host: &mut impl GhcbProtocol,
+    ghcb: &mut Ghcb,
+    protocol_version: u16,
+    descriptor: &Descriptor,
+) -> Result<()> {
+    ghcb.start(protocol_version);
+    descriptor.write(ghcb.shared_buffer_mut())?;
+    let (mut cur, end, _) = Descriptor::read_header(ghcb.shared_buffer())?;
+    let mut cur_page = Descriptor::read_entry(ghcb.shared_buffer(), cur.into())?.cur_page();
+    let scratch = host
+        .ghcb_gpa()
+        .checked_add(SHARED_BUFFER_OFFSET as u64)
+        .ok_or(Error::InvalidArgument)?;
+    let mut stalled = 0;
+    while cur <= end {
+        ghcb.start(protocol_version);
+        ghcb.set(Field::SwScratch, scratch);
+        ghcb.set_exit(exit_code::PSC, 0, 0);
+        host.ghcb_exchange(ghcb);
+        ghcb.check_result()?;
+        match ghcb.raw(Field::SwExitInfo2) {
+            0 => {}
+            code => return Err(Error::HostError(code)),
         }
-        (!batch.is_empty()).then_some(batch)
+        let (new_cur, new_end, reserved) = Descriptor::read_header(ghcb.shared_buffer())?;
+        if reserved != 0 {
+            return Err(Error::Protocol("reserved bits set in the PSC header"));
+        }
+        if new_end != end || new_cur < cur {
+            return Err(Error::Protocol(
+                "the hypervisor moved the PSC window backwards",
+            ));
+        }
+        let new_page = if usize::from(new_cur) < descriptor.entries.len() {
+            Descriptor::read_entry(ghcb.shared_buffer(), new_cur.into())?.cur_page()
+        } else {
+            0
+        };
+        if new_cur == cur && new_page <= cur_page {
+            stalled += 1;
+            if stalled >= MAX_STALLED_EXITS {
+                return Err(Error::Protocol("the hypervisor does not advance the PSC"));
+            }
+        } else {
+            stalled = 0;
+        }
+        cur = new_cur;
+        cur_page = new_page;
+    }
+    Ok(())
+}
+
+/// Makes `[paddr, paddr + bytes)` `state` through the GHCB, descriptor by
+/// descriptor.
+pub fn change_state(
+    host: &mut impl GhcbProtocol,
+    ghcb: &mut Ghcb,
+    protocol_version: u16,
+    paddr: u64,
+    bytes: u64,
+    state: PageState,
+) -> Result<()> {
+    debug_assert_eq!(8 + 8 * MAX_ENTRIES, SHARED_BUFFER_BYTES);
+    for descriptor in batches(paddr, bytes, state)? {
+        run_descriptor(host, ghcb, protocol_version, &descriptor)?;
+    }
+    Ok(())
+}
+
+/// What `PVALIDATE` returned (`EAX`, and whether `RFLAGS.CF` said the RMP
+/// was left unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PvalidateOutcome {
+    /// `EAX`: 0 success, 1 `FAIL_INPUT`, 6 `FAIL_SIZEMISMATCH`.
+    pub code: u32,
+    /// `CF` set: the page already had the requested validated state.
+    pub unchanged: bool,
+}
+
+/// `PVALIDATE` success.
+pub const PVALIDATE_SUCCESS: u32 = 0;
+/// `PVALIDATE`: bad input.
+pub const PVALIDATE_FAIL_INPUT: u32 = 1;
+/// `PVALIDATE`: a 2 MiB request on a page the RMP holds as 4 KiB pages.
+pub const PVALIDATE_FAIL_SIZEMISMATCH: u32 = 6;
+
+/// The `PVALIDATE` instruction on one page at physical address `paddr`
+/// (the kernel turns it into the page's private mapping).
+pub trait Pvalidate {
+    /// Validates (`validate`) or rescinds the page.
+    fn pvalidate(&mut self, paddr: u64, size: PageSize, validate: bool) -> PvalidateOutcome;
+}
+
+/// Validates or rescinds every page of `[paddr, paddr + bytes)`. A 2 MiB
+/// request that fails with a size mismatch is retried as 512 4 KiB pages;
+/// a page whose state did not change is an error when validating (a
+/// host could otherwise make the guest accept a page twice and swap its
+/// contents between the two), as Linux does.
+pub fn validate_range(
+    cpu: &mut impl Pvalidate,
+    paddr: u64,
+    bytes: u64,
+    validate: bool,
+) -> Result<()> {
+    let end = range_end(paddr, bytes)?;
+    for (p, size) in pages(paddr, end) {
+        let outcome = cpu.pvalidate(p, size, validate);
+        if outcome.code == PVALIDATE_FAIL_SIZEMISMATCH && size == PageSize::Size2M {
+            for q in (p..p + PAGE_2M).step_by(PAGE_4K as usize) {
+                check_pvalidate(cpu.pvalidate(q, PageSize::Size4K, validate), validate)?;
+            }
+        } else {
+            check_pvalidate(outcome, validate)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_pvalidate(outcome: PvalidateOutcome, validate: bool) -> Result<()> {
+    match outcome.code {
+        PVALIDATE_SUCCESS if outcome.unchanged && validate => Err(Error::Protocol(
+            "PVALIDATE found the page already validated",
+        )),
+        PVALIDATE_SUCCESS => Ok(()),
+        code => Err(Error::HostError(code.into())),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::vec::Vec;
-
-    #[test]
-    fn entries_and_the_header_have_the_specifications_layout() {
-        let e = Entry {
-            gfn: 0x12345,
-            op: PageOp::Shared,
-            huge: true,
-        };
-        assert_eq!(e.encode(), (1 << 56) | (2 << 52) | (0x12345 << 12));
-        let mut buf = [0xffu8; 2032];
-        assert_eq!(write_descriptor(&[e, e], &mut buf), Some(24));
-        assert_eq!(&buf[..8], &[0, 0, 1, 0, 0, 0, 0, 0]);
-        assert_eq!(&buf[8..16], &e.encode().to_le_bytes());
-        assert_eq!(
-            read_header(&buf),
-            Some(Header {
-                cur_entry: 0,
-                end_entry: 1
-            })
-        );
-        assert_eq!(write_descriptor(&[], &mut buf), None);
-        assert_eq!(write_descriptor(&[e; 254], &mut buf), None);
-        assert_eq!(write_descriptor(&[e; 253], &mut buf), Some(2032));
-    }
-
-    #[test]
-    fn ranges_split_into_huge_and_small_pages_in_full_descriptors() {
-        // 4 KiB below a 2 MiB boundary, two 2 MiB pages, 4 KiB after.
-        let start = (2 << 20) - 4096;
-        let bytes = 4096 + (4 << 20) + 8192;
-        let all: Vec<Entry> = Batches::new(start, bytes, PageOp::Shared)
-            .unwrap()
-            .flatten()
-            .collect();
-        let sizes: Vec<bool> = all.iter().map(|e| e.huge).collect();
-        assert_eq!(sizes, [false, true, true, false, false]);
-        assert_eq!(all[1].gfn, 512);
-        assert_eq!(all[4].gfn, (6 << 20) / 4096 + 1);
-        // 1000 small pages: 253 + 253 + 253 + 241.
-        let lens: Vec<usize> = Batches::new(4096, 1000 * 4096, PageOp::Private)
-            .unwrap()
-            .map(|b| b.len())
-            .collect();
-        assert_eq!(lens, [253, 253, 253, 241]);
-        assert!(Batches::new(1, 4096, PageOp::Shared).is_none());
-        assert!(Batches::new(u64::MAX - 4095, 8192, PageOp::Shared).is_none());
-    }
-
-    /// A hypervisor that does `per_call` entries a call, or misbehaves.
-    fn run(per_call: u16, sabotage: Option<&str>) -> Result<u32, PscError> {
-        let mut header = Header {
-            cur_entry: 0,
-            end_entry: 9,
-        };
-        let mut calls = 0;
-        loop {
-            calls += 1;
-            let mut after = header;
-            after.cur_entry = (header.cur_entry + per_call).min(header.end_entry + 1);
-            match sabotage {
-                Some("end") => after.end_entry = 3,
-                Some("error") => return check_progress(header, after, 5).map(|_| calls),
-                _ => {}
-            }
-            match check_progress(header, after, 0)? {
-                Progress::Done => return Ok(calls),
-                Progress::Again => header = after,
-            }
-        }
-    }
-
-    #[test]
-    fn answers_are_judged_and_a_stalling_host_is_an_error_not_a_loop() {
-        assert_eq!(run(10, None), Ok(1));
-        assert_eq!(run(3, None), Ok(4));
-        assert_eq!(run(0, None), Err(PscError::Protocol("no progress")));
-        assert_eq!(
-            run(3, Some("end")),
-            Err(PscError::Protocol("the end entry changed"))
-        );
-        assert_eq!(run(3, Some("error")), Err(PscError::Host(5)));
-    }
-}
+#[path = "psc_tests.rs"]
+mod tests;

@@ -59,6 +59,43 @@ impl Status {
     }
 }
 
+/// A completion status, typed: what a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    /// `TDX_SUCCESS` (0).
+    Success,
+    /// `TDX_PAGE_ALREADY_ACCEPTED` (a warning, bit 63 clear).
+    PageAlreadyAccepted,
+    /// Another warning (bit 63 clear): the call did its work.
+    Warning,
+    /// `TDX_OPERAND_INVALID`: an argument is wrong.
+    OperandInvalid,
+    /// `TDX_OPERAND_BUSY`: a resource is in use; the call may be repeated.
+    OperandBusy,
+    /// `TDX_PAGE_SIZE_MISMATCH`: the page is mapped in smaller pages.
+    PageSizeMismatch,
+    /// Any other error.
+    Error,
+}
+
+impl Status {
+    /// The status, typed by its code (bits 63:32).
+    pub fn kind(self) -> StatusKind {
+        match self.code() {
+            status::SUCCESS if self.0 == 0 => StatusKind::Success,
+            status::PAGE_ALREADY_ACCEPTED => StatusKind::PageAlreadyAccepted,
+            status::OPERAND_INVALID => StatusKind::OperandInvalid,
+            status::OPERAND_BUSY => StatusKind::OperandBusy,
+            status::PAGE_SIZE_MISMATCH => StatusKind::PageSizeMismatch,
+            _ if !self.is_error() => StatusKind::Warning,
+            _ => StatusKind::Error,
+        }
+    }
+}
+
+/// `TDX_OPERAND_BUSY` answers in a row before an acceptance gives up.
+pub const MAX_BUSY_RETRIES: u32 = 8;
+
 /// What `TDG.VP.INFO` says about the trust domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TdInfo {
@@ -207,13 +244,18 @@ pub fn accept_range(module: &mut impl Module, gpa: u64, bytes: u64) -> Result<()
     Ok(())
 }
 
-/// One accept: `Ok(false)` when the module wants smaller pages.
+/// One accept: `Ok(false)` when the module wants smaller pages. A busy
+/// module is asked again, at most [`MAX_BUSY_RETRIES`] times.
 fn accept_one(module: &mut impl Module, gpa: u64, level: PageLevel) -> Result<bool, TdcallError> {
-    let st = Status(module.tdcall(page_accept(gpa, level)).rax);
-    match st.code() {
-        status::SUCCESS | status::PAGE_ALREADY_ACCEPTED => Ok(true),
-        status::PAGE_SIZE_MISMATCH => Ok(false),
-        _ => Err(TdcallError::Status(st.0)),
+    let mut busy = 0;
+    loop {
+        let st = Status(module.tdcall(page_accept(gpa, level)).rax);
+        match st.kind() {
+            StatusKind::Success | StatusKind::PageAlreadyAccepted => return Ok(true),
+            StatusKind::PageSizeMismatch => return Ok(false),
+            StatusKind::OperandBusy if busy < MAX_BUSY_RETRIES => busy += 1,
+            _ => return Err(TdcallError::Status(st.0)),
+        }
     }
 }
 
@@ -254,6 +296,22 @@ mod tests {
         assert!(vp_info_result(&Regs { rax: 1 << 63, ..r }).is_err());
         assert!(Status(status::OPERAND_BUSY << 32).is_error());
         assert!(!Status(status::PAGE_ALREADY_ACCEPTED << 32).is_error());
+    }
+
+    #[test]
+    fn statuses_are_typed_by_their_code() {
+        for (rax, kind) in [
+            (0, StatusKind::Success),
+            (0x0000_0b0a_0000_0000, StatusKind::PageAlreadyAccepted),
+            (0x0000_0001_0000_0000, StatusKind::Warning),
+            (0xc000_0100_0000_0003, StatusKind::OperandInvalid),
+            (0x8000_0200_0000_0001, StatusKind::OperandBusy),
+            (0xc000_0b0b_0000_0000, StatusKind::PageSizeMismatch),
+            (0xc000_0999_0000_0000, StatusKind::Error),
+            (0x8000_0000_0000_0000, StatusKind::Error),
+        ] {
+            assert_eq!(Status(rax).kind(), kind, "{rax:#x}");
+        }
     }
 
     /// A module that accepts, refuses 2 MiB pages in some ranges, and
@@ -317,6 +375,8 @@ mod tests {
             accept_range(&mut m, 0x1000, 0x4000),
             Err(TdcallError::Status(status::OPERAND_BUSY << 32))
         );
+        let busy_calls = m.calls.iter().filter(|c| c.0 == 0x3000).count();
+        assert_eq!(busy_calls, MAX_BUSY_RETRIES as usize + 1, "bounded");
         assert!(accept_range(&mut m, 1, 4096).is_err());
         assert!(accept_range(&mut m, u64::MAX - 4095, 8192).is_err());
     }

@@ -171,6 +171,20 @@ pub fn report_fatal_error(code: u64) -> Regs {
     call(sub::REPORT_FATAL_ERROR, code, 0, 0, 0)
 }
 
+/// `GetQuote`: the host's quoting service turns the TDREPORT in the
+/// shared buffer at `gpa` (`bytes` long, 4 KiB multiple) into a quote, in
+/// the same buffer. `None` for a buffer that is not whole pages.
+pub fn get_quote(gpa: u64, bytes: u64) -> Option<Regs> {
+    (gpa.is_multiple_of(4096) && bytes.is_multiple_of(4096) && bytes > 0)
+        .then(|| call(sub::GET_QUOTE, gpa, bytes, 0, 0))
+}
+
+/// `SetupEventNotifyInterrupt`: the host signals events (a quote ready)
+/// with interrupt `vector`, 32–255.
+pub fn setup_event_notify(vector: u8) -> Option<Regs> {
+    (vector >= 32).then(|| call(sub::SETUP_EVENT_NOTIFY, vector.into(), 0, 0, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +208,18 @@ mod tests {
         assert_eq!((wrmsr(0x1b, 7).r11, wrmsr(0x1b, 7).r13), (32, 7));
         assert_eq!((hlt(true).r11, hlt(true).r12), (12, 1));
         assert_eq!(map_gpa(1 << 51, 4096).r11, 0x10001);
-        assert_eq!(report_fatal_error(5).r11, 0x10003);
+        let f = report_fatal_error(5);
+        assert_eq!((f.r11, f.r12), (0x10003, 5));
+        let q = get_quote(0x8000, 0x2000).unwrap();
+        assert_eq!(
+            (q.rcx, q.r11, q.r12, q.r13),
+            (0xfc00, 0x10002, 0x8000, 0x2000)
+        );
+        assert!(get_quote(0x8001, 0x2000).is_none());
+        assert!(get_quote(0x8000, 0).is_none());
+        let n = setup_event_notify(0xec).unwrap();
+        assert_eq!((n.r11, n.r12), (0x10004, 0xec));
+        assert!(setup_event_notify(14).is_none(), "exception vectors");
     }
 
     #[test]

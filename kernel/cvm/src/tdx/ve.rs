@@ -111,14 +111,34 @@ pub trait Host {
     fn vmcall(&mut self, regs: Regs) -> Regs;
 }
 
+/// Whether the host may answer CPUID `leaf` in a `#VE`: only the
+/// hypervisor range `0x4000_0000..=0x4FFF_FFFF` (as Linux's
+/// `handle_cpuid`). Any other leaf the TDX module leaves to the guest
+/// reads as zeros, so the host cannot invent CPU features.
+pub fn host_cpuid_leaf(leaf: u32) -> bool {
+    (0x4000_0000..=0x4fff_ffff).contains(&leaf)
+}
+
+/// Whether an EPT-violation `#VE` is a device access (its GPA is in the
+/// shared half: MMIO, to decode) rather than a private page the host took
+/// away or memory never accepted (fatal).
+pub fn is_mmio(info: &VeInfo, shared_bit: u64) -> bool {
+    info.reason == reason::EPT_VIOLATION && shared_bit != 0 && info.gpa & shared_bit != 0
+}
+
 /// Handles a `#VE` that is not an EPT violation: performs the operation
 /// through the host, updates `gprs` as the instruction would and moves RIP
 /// past it.
 pub fn handle(host: &mut impl Host, info: &VeInfo, gprs: &mut Gprs) -> Result<(), VeError> {
     match info.reason {
         reason::CPUID => {
-            let r = host.vmcall(tdvmcall::cpuid(gprs.rax as u32, gprs.rcx as u32));
-            let [a, b, c, d] = tdvmcall::cpuid_result(&r)?;
+            let leaf = gprs.rax as u32;
+            let [a, b, c, d] = if host_cpuid_leaf(leaf) {
+                let r = host.vmcall(tdvmcall::cpuid(leaf, gprs.rcx as u32));
+                tdvmcall::cpuid_result(&r)?
+            } else {
+                [0; 4]
+            };
             (gprs.rax, gprs.rbx, gprs.rcx, gprs.rdx) = (a.into(), b.into(), c.into(), d.into());
         }
         reason::HLT => {
@@ -220,7 +240,7 @@ mod tests {
     fn cpuid_io_and_msrs_are_performed_through_the_host() {
         let mut h = Mock::default();
         let mut g = Gprs {
-            rax: 0x21,
+            rax: 0x4000_0001,
             rip: 0x1000,
             ..Gprs::default()
         };
@@ -229,6 +249,13 @@ mod tests {
             (g.rax, g.rbx, g.rcx, g.rdx, g.rip),
             (0x11, 0x22, 0x33, 0x44, 0x1002)
         );
+        // Outside the hypervisor range the host is not asked: zeros.
+        let asked = h.calls.len();
+        (g.rax, g.rbx, g.rcx, g.rdx) = (0x8000_0008, 9, 9, 9);
+        handle(&mut h, &info(reason::CPUID, 0), &mut g).unwrap();
+        assert_eq!((g.rax, g.rbx, g.rcx, g.rdx, g.rip), (0, 0, 0, 0, 0x1004));
+        assert_eq!(h.calls.len(), asked);
+        g.rip = 0x1002;
         // in al, 0x71: size 1, IN, port 0x71; only AL changes.
         g.rax = 0xffff_ffff_ffff_ff00;
         handle(&mut h, &info(reason::IO, (0x71 << 16) | 8), &mut g).unwrap();
@@ -248,6 +275,20 @@ mod tests {
         handle(&mut h, &info(reason::MSR_WRITE, 0), &mut g).unwrap();
         assert_eq!(h.calls.last().unwrap().r13, 0x1234_5678_9abc_def0);
         handle(&mut h, &info(reason::HLT, 0), &mut g).unwrap();
+    }
+
+    #[test]
+    fn ept_violations_are_mmio_only_in_the_shared_half() {
+        let shared = 1 << 47;
+        let mut v = info(reason::EPT_VIOLATION, 0);
+        v.gpa = shared | 0xfee0_0000;
+        assert!(is_mmio(&v, shared));
+        v.gpa = 0xfee0_0000;
+        assert!(!is_mmio(&v, shared), "a private GPA is not a device");
+        assert!(!is_mmio(&v, 0));
+        v.gpa |= shared;
+        v.reason = reason::IO;
+        assert!(!is_mmio(&v, shared));
     }
 
     #[test]
@@ -271,6 +312,7 @@ mod tests {
             Err(VeError::Unhandled(99))
         );
         h.fail = true;
+        g.rax = 0x4000_0000;
         assert!(matches!(
             handle(&mut h, &info(reason::CPUID, 0), &mut g),
             Err(VeError::Host(_))
