@@ -134,13 +134,16 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }
-    for key in args
-        .unknown_keys(audit::CMDLINE_KEYS)
-        .filter(|k| !net::CMDLINE_KEYS.contains(k) && !run::CMDLINE_KEYS.contains(k))
-    {
+    for key in args.unknown_keys(audit::CMDLINE_KEYS).filter(|k| {
+        !net::CMDLINE_KEYS.contains(k)
+            && !run::CMDLINE_KEYS.contains(k)
+            && !platform::CMDLINE_KEYS.contains(k)
+    }) {
         log::warn!("unknown kernel command-line key {key:?}");
     }
     print_memory_map(info);
+    // Before any device register is mapped.
+    platform::configure(&args);
 
     let mut usable = info.usable.clone();
     // Before the frame allocator is built from `usable`, so it never hands
@@ -259,6 +262,9 @@ extern "C" fn kernel_main_on_stack() -> ! {
         hz
     );
     net::init(&args);
+    if let Some(line) = platform::mmio_emulation::summary() {
+        kprintln!("{line} during boot");
+    }
     kprintln!("Cloister ready");
 
     audit::run_crash_test(&args);

@@ -1,7 +1,11 @@
 //! Programs serving TCP from inside Cloister to the host, through
 //! `cloister run --publish` (QEMU user networking, forwards on 127.0.0.1
 //! only): a C echo server built in the test (epoll, non-blocking accept,
-//! a loopback client thread in the guest) and Debian's `redis-server`.
+//! a loopback client thread in the guest), Debian's `redis-server` and
+//! `nginx`. Each runs twice: as is, and with device registers trapped and
+//! emulated by instruction decode (`platform.mmio=emulate`, the path a
+//! confidential VM's `#VC`/`#VE` handler takes), where the kernel's count
+//! of emulated accesses must show the run really went through it.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -15,11 +19,54 @@ use tools::qemu::PortForward;
 use tools::run::{RunOptions, RunResult, run};
 use vm_tests::free_port;
 
-/// Starts `argv` in Cloister with `host → guest` published; returns the
-/// thread that ends with the run's result.
-fn serve(argv: &[&str], host: u16, guest: u16) -> thread::JoinHandle<RunResult> {
+/// The kernel words of the emulated-MMIO variants.
+const EMULATE_MMIO: &[&str] = &["platform.mmio=emulate"];
+
+/// The counts of emulated device-register accesses the kernel printed
+/// (`kernel/src/platform/mmio_emulation.rs`): after boot, and at the
+/// program's exit if it exited.
+fn emulated_counts(result: &RunResult) -> Vec<u64> {
+    result
+        .kernel_lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.split("mmio: emulated device-register accesses (platform.mmio=emulate): ");
+            let n = rest.last().filter(|_| l.contains("mmio: emulated"))?;
+            n.split_whitespace().next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Checks that a run with [`EMULATE_MMIO`] emulated device accesses during
+/// boot and, if `at_exit`, more of them while the program served (network
+/// interrupts, queue notifications): the counts must grow.
+fn assert_emulated(result: &RunResult, at_exit: bool) {
+    let counts = emulated_counts(result);
+    assert!(
+        counts.first().is_some_and(|&n| n > 0),
+        "no emulated device accesses reported: {:#?}",
+        result.kernel_lines
+    );
+    if at_exit {
+        assert!(
+            counts.len() == 2 && counts[1] > counts[0],
+            "the accesses while serving were not emulated: {counts:?}"
+        );
+    }
+}
+
+/// Starts `argv` in Cloister with `host → guest` published and
+/// `kernel_args` on the kernel command line; returns the thread that ends
+/// with the run's result.
+fn serve(
+    argv: &[&str],
+    host: u16,
+    guest: u16,
+    kernel_args: &[&str],
+) -> thread::JoinHandle<RunResult> {
     let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
     let mut opts = RunOptions::new(argv[0], &args);
+    opts.kernel_args = kernel_args.iter().map(|w| w.to_string()).collect();
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
     opts.publish = vec![PortForward {
@@ -64,9 +111,24 @@ fn read_exact_vec(s: &mut TcpStream, n: usize) -> Vec<u8> {
 
 #[test]
 fn a_c_echo_server_echoes_a_mebibyte_to_the_host_and_over_loopback() {
+    echo_server(&[]);
+}
+
+#[test]
+fn a_c_echo_server_works_with_emulated_mmio() {
+    let result = echo_server(EMULATE_MMIO);
+    assert_emulated(&result, true);
+}
+
+fn echo_server(kernel_args: &[&str]) -> RunResult {
     let prog = compile("tcp_echo");
     let port = free_port();
-    let server = serve(&[prog.to_str().expect("utf-8"), "7000", "2"], port, 7000);
+    let server = serve(
+        &[prog.to_str().expect("utf-8"), "7000", "2"],
+        port,
+        7000,
+        kernel_args,
+    );
     // First connection: a small probe, which also waits for the guest.
     let first = connect(port, |s| {
         s.write_all(b"ping").is_ok() && {
@@ -101,6 +163,7 @@ fn a_c_echo_server_echoes_a_mebibyte_to_the_host_and_over_loopback() {
         )
     );
     assert_eq!(result.exit_code(), 0);
+    result
 }
 
 /// One RESP command, one reply line (`None` if the connection failed).
@@ -127,6 +190,16 @@ fn redis(s: &mut TcpStream, args: &[&str]) -> String {
 
 #[test]
 fn debian_redis_server_answers_the_host() {
+    redis_server(&[]);
+}
+
+#[test]
+fn debian_redis_server_works_with_emulated_mmio() {
+    let result = redis_server(EMULATE_MMIO);
+    assert_emulated(&result, true);
+}
+
+fn redis_server(kernel_args: &[&str]) -> RunResult {
     assert!(
         Path::new("/usr/bin/redis-server").exists(),
         "/usr/bin/redis-server is missing: install the Debian package redis-server (.ci/install-deps does)"
@@ -146,6 +219,7 @@ fn debian_redis_server_answers_the_host() {
         ],
         port,
         6379,
+        kernel_args,
     );
     let mut s = connect(port, |s| {
         try_redis(s, &["PING"]).as_deref() == Some("+PONG")
@@ -164,6 +238,7 @@ fn debian_redis_server_answers_the_host() {
     let out = String::from_utf8_lossy(&result.output);
     assert!(out.contains("Ready to accept connections"), "{out}");
     assert_eq!(result.exit_code(), 0, "{out}");
+    result
 }
 
 /// An HTTP/1.0 GET; returns (status line, body).
@@ -181,6 +256,17 @@ fn http_get(port: u16, path: &str) -> Option<(String, Vec<u8>)> {
 
 #[test]
 fn debian_nginx_serves_static_files_with_sendfile() {
+    nginx(&[]);
+}
+
+#[test]
+fn debian_nginx_works_with_emulated_mmio() {
+    let result = nginx(EMULATE_MMIO);
+    // nginx is killed, so only the boot count is printed.
+    assert_emulated(&result, false);
+}
+
+fn nginx(kernel_args: &[&str]) -> RunResult {
     assert!(
         Path::new("/usr/sbin/nginx").exists(),
         "/usr/sbin/nginx is missing: install the Debian package nginx (.ci/install-deps does)"
@@ -210,6 +296,7 @@ fn debian_nginx_serves_static_files_with_sendfile() {
         .map(OsString::from)
         .collect();
     let mut opts = RunOptions::new("/usr/sbin/nginx", &args);
+    opts.kernel_args = kernel_args.iter().map(|w| w.to_string()).collect();
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
     opts.publish = vec![PortForward {
@@ -262,4 +349,5 @@ fn debian_nginx_serves_static_files_with_sendfile() {
         result.kernel_lines
     );
     let _ = std::fs::remove_dir_all(&dir);
+    result
 }

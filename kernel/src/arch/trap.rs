@@ -218,6 +218,10 @@ fn handle_exception(frame: &mut TrapFrame) {
     }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     let hooks = irq::hooks();
+    if frame.vector == 14 && crate::platform::mmio_emulation::handle_page_fault(frame, cr2) {
+        // A trapped device register (`platform.mmio=emulate`): emulated.
+        return;
+    }
     if frame.vector == 14 && hooks.is_some_and(|h| (h.kernel_page_fault)(cr2, frame.error_code)) {
         // A kernel access to a lazy user page (a user copy): retry it.
         return;

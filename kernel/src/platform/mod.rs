@@ -25,7 +25,10 @@
 //! Unsafe code of the kernel lives here and in [`crate::arch`] only.
 
 pub mod dma;
+#[cfg(feature = "ktest")]
+mod ktests;
 pub mod mmio;
+pub mod mmio_emulation;
 pub mod native;
 pub mod port;
 pub mod snp;
@@ -319,6 +322,28 @@ pub trait Platform: Sync {
     /// An attestation report binding `report_data` (SNP `MSG_REPORT_REQ`,
     /// TDX `TDG.MR.REPORT`; native: an unsigned report marked as such).
     fn attestation_report(&self, report_data: &[u8; REPORT_DATA_BYTES]) -> Result<Vec<u8>>;
+}
+
+/// Kernel command-line keys the platform reads: `platform.mmio=emulate`
+/// traps and emulates device registers (native backend, see [`native`]).
+pub const CMDLINE_KEYS: &[&str] = &["platform.mmio"];
+
+/// Applies the platform's command-line options (before any device is
+/// mapped): `platform.mmio=emulate` on the native backend. Unknown values,
+/// or the option on a CVM backend (whose registers trap anyway), are
+/// logged and ignored.
+pub fn configure(args: &libos::boot::cmdline::KernelArgs<'_>) {
+    match args.get("platform.mmio") {
+        None | Some("map") => {}
+        Some("emulate") if platform().kind() == PlatformKind::Native => {
+            native::set_mmio_emulated(true);
+            log::info!("platform: device registers trapped and emulated (platform.mmio=emulate)");
+        }
+        Some(other) => log::warn!(
+            "ignoring platform.mmio={other} on the {} platform: expected map or emulate (native only)",
+            platform().kind().name()
+        ),
+    }
 }
 
 /// The backend, once [`init`] chose it.

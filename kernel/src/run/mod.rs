@@ -129,6 +129,9 @@ pub fn exit_program(status: u8) -> ! {
     if let Some(line) = observer::unsupported_summary() {
         crate::kprintln!("{line}");
     }
+    if let Some(line) = crate::platform::mmio_emulation::summary() {
+        crate::kprintln!("{line}");
+    }
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }

@@ -241,7 +241,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
     format!(
         "- Date: {}. Machine: {} (load average at the end: {load}).\n\
          - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
-         - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info`.\n\
+         - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info{}`.\n\
          - Command: `{}` ({} rounds, {order}).\n{}",
         today(),
         machine_description(),
@@ -250,6 +250,12 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         kernel.package,
         kernel.version,
         opts.tsc_khz,
+        // CLOISTER_KERNEL_ARGS (e.g. platform.mmio=emulate) reaches
+        // Cloister's command line only.
+        crate::qemu::kernel_args_from_env()
+            .iter()
+            .map(|w| format!(" {w}"))
+            .collect::<String>(),
         opts.command,
         opts.rounds,
         if opts

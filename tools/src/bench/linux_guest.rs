@@ -289,6 +289,8 @@ impl Guest for LinuxGuest {
         }
         config.initrd = Some(image.clone());
         config.cmdline = self.cmdline();
+        // CLOISTER_KERNEL_ARGS is for Cloister's kernel, not Linux's.
+        config.kernel_args.clear();
         // The same COM2 device as Cloister's (identical machines); Linux
         // leaves it unused.
         let socket = self

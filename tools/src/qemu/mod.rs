@@ -57,6 +57,10 @@ pub struct QemuConfig {
     pub initrd: Option<PathBuf>,
     /// The kernel command line.
     pub cmdline: String,
+    /// Words appended to [`QemuConfig::cmdline`] (after it, so they win):
+    /// from `CLOISTER_KERNEL_ARGS` (whitespace-separated) and the run's
+    /// `--kernel-arg`, e.g. `platform.mmio=emulate`.
+    pub kernel_args: Vec<String>,
     /// TCG or KVM.
     pub accel: Accel,
     /// Guest memory in MiB.
@@ -95,6 +99,15 @@ pub struct QemuConfig {
     pub com1_responder: Option<fn(&str) -> Option<String>>,
 }
 
+/// Extra kernel command-line words for every guest this process starts:
+/// `CLOISTER_KERNEL_ARGS`, split at whitespace (e.g.
+/// `CLOISTER_KERNEL_ARGS=platform.mmio=emulate cargo cloister ktest`).
+pub fn kernel_args_from_env() -> Vec<String> {
+    std::env::var("CLOISTER_KERNEL_ARGS")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
 /// How long a guest asked to stop at its timeout may take to exit.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -106,6 +119,7 @@ impl QemuConfig {
             kernel: kernel.into(),
             initrd: None,
             cmdline: String::new(),
+            kernel_args: kernel_args_from_env(),
             accel: Accel::from_env()?,
             memory_mib: 256,
             timeout: Duration::from_secs(600),
@@ -119,6 +133,15 @@ impl QemuConfig {
             stop_socket: None,
             com1_responder: None,
         })
+    }
+
+    /// The command line the kernel gets: [`QemuConfig::cmdline`], then
+    /// [`QemuConfig::kernel_args`].
+    pub fn full_cmdline(&self) -> String {
+        let mut words = vec![self.cmdline.trim()];
+        words.extend(self.kernel_args.iter().map(String::as_str));
+        words.retain(|w| !w.is_empty());
+        words.join(" ")
     }
 
     /// The full QEMU argument list.
@@ -143,9 +166,10 @@ impl QemuConfig {
         a.extend(self.accel.qemu_args());
         a.push("-kernel".into());
         a.push(self.kernel.display().to_string());
-        if !self.cmdline.is_empty() {
+        let cmdline = self.full_cmdline();
+        if !cmdline.is_empty() {
             a.push("-append".into());
-            a.push(self.cmdline.clone());
+            a.push(cmdline);
         }
         if let Some(initrd) = &self.initrd {
             a.push("-initrd".into());
@@ -440,6 +464,19 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         dir
+    }
+
+    #[test]
+    fn kernel_args_follow_the_command_line() {
+        let mut config = QemuConfig::new("/k").unwrap();
+        config.kernel_args.clear();
+        assert!(!config.args().contains(&"-append".to_string()));
+        config.kernel_args = vec!["platform.mmio=emulate".into()];
+        assert_eq!(config.full_cmdline(), "platform.mmio=emulate");
+        config.cmdline = "log=warn ktest=x ".into();
+        let args = config.args();
+        let at = args.iter().position(|a| a == "-append").expect("-append");
+        assert_eq!(args[at + 1], "log=warn ktest=x platform.mmio=emulate");
     }
 
     #[test]

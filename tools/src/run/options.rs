@@ -147,6 +147,9 @@ pub struct RunOptions {
     pub memory_mib: u32,
     /// Ask the kernel for a `[trace]` line per syscall.
     pub trace: bool,
+    /// Extra kernel command-line words (`--kernel-arg`, e.g.
+    /// `platform.mmio=emulate`), after those of `CLOISTER_KERNEL_ARGS`.
+    pub kernel_args: Vec<String>,
     /// Kernel log at `info` and every kernel line shown.
     pub verbose: bool,
     /// Kill the guest after this long; `None` waits for ever.
@@ -188,6 +191,7 @@ impl RunOptions {
             env: Vec::new(),
             memory_mib: DEFAULT_MEMORY_MIB,
             trace: false,
+            kernel_args: Vec::new(),
             verbose: false,
             timeout: None,
             image: None,
@@ -219,6 +223,10 @@ pub struct RunArgs {
     /// Print one strace-like line per system call on stderr.
     #[arg(long)]
     trace: bool,
+    /// A word for the kernel command line (repeatable), e.g.
+    /// `platform.mmio=emulate` (device registers trapped and emulated).
+    #[arg(long = "kernel-arg", value_name = "WORD")]
+    kernel_args: Vec<String>,
     /// Stop the guest after this many seconds (default: no limit).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -279,6 +287,7 @@ impl RunArgs {
         if let Some(path) = &self.manifest {
             let mut opts = super::manifest::load(path)?;
             opts.trace = self.trace;
+            opts.kernel_args = self.kernel_args;
             opts.verbose = self.verbose;
             opts.learn = !self.no_learn;
             if let Some(secs) = self.timeout {
@@ -305,6 +314,7 @@ impl RunArgs {
             .collect::<Result<_>>()?;
         opts.env = self.env.iter().map(parse_env).collect::<Result<_>>()?;
         opts.trace = self.trace;
+        opts.kernel_args = self.kernel_args;
         opts.verbose = self.verbose;
         opts.learn = !self.no_learn;
         opts.timeout = match self.timeout {

@@ -257,6 +257,7 @@ fn qemu_config(
     // (qemu/time_sync.rs); a built image run by plain QEMU has no one to
     // answer, so `kernel_cmdline` (shared with `cloister build`) leaves it out.
     config.cmdline = format!("{} time.host", kernel_cmdline(opts));
+    config.kernel_args.extend(opts.kernel_args.iter().cloned());
     // Interactive programs may be silent for as long as they like.
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
     config.idle_timeout = Duration::MAX;
