@@ -11,6 +11,7 @@ pub mod cpio;
 pub mod elf;
 pub mod error;
 pub mod exec;
+pub mod fallible;
 pub mod fd;
 pub mod fs;
 pub mod futex;

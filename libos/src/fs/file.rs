@@ -144,13 +144,13 @@ impl InodeFile {
             return_errno!(Errno::EBADF);
         }
         let mut pos = self.offset.lock();
-        let entries = self.inode.read_dir(*pos as usize)?;
-        for (name, ino, ty) in entries {
-            if !take(&name, ino, ty, *pos + 1) {
-                break;
-            }
-            *pos += 1;
-        }
+        let start = *pos;
+        let mut next = start;
+        let taken = self.inode.visit_dir(start as usize, |name, ino, ty| {
+            next += 1;
+            take(name, ino, ty, next)
+        })?;
+        *pos = start + taken as u64;
         Ok(())
     }
 }

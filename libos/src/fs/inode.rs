@@ -13,6 +13,7 @@ use spin::Mutex;
 use super::data::FileData;
 pub use super::data::MAX_FILE_BYTES;
 use super::device::CharDevice;
+use super::space::Space;
 use crate::error::{Errno, Result};
 use crate::return_errno;
 
@@ -156,11 +157,29 @@ pub(crate) struct InodeData {
     pub(crate) content: Content,
 }
 
+/// What an inode holds of the file system's [`Space`] besides its file
+/// data: one inode, and the pages of a long symlink target. Returned when
+/// the inode is dropped.
+pub(crate) struct InodeCharge {
+    pub(crate) space: Arc<Space>,
+    pub(crate) pages: u64,
+}
+
 /// One file-system object.
 pub struct Inode {
     ino: u64,
     file_type: InodeType,
     pub(crate) data: Mutex<InodeData>,
+    charge: Option<InodeCharge>,
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Some(c) = &self.charge {
+            c.space.uncharge_inode();
+            c.space.uncharge_pages(c.pages);
+        }
+    }
 }
 
 impl core::fmt::Debug for Inode {
@@ -170,7 +189,13 @@ impl core::fmt::Debug for Inode {
 }
 
 impl Inode {
-    pub(crate) fn new(ino: u64, perm: u32, content: Content, now: TimeNs) -> InodeRef {
+    pub(crate) fn new(
+        ino: u64,
+        perm: u32,
+        content: Content,
+        now: TimeNs,
+        charge: Option<InodeCharge>,
+    ) -> InodeRef {
         let (file_type, nlink) = match &content {
             Content::File(_) | Content::Synthetic(_) => (InodeType::Regular, 1),
             Content::Dir { .. } => (InodeType::Directory, 2),
@@ -190,6 +215,7 @@ impl Inode {
                 ctime_ns: now,
                 content,
             }),
+            charge,
         })
     }
 
@@ -318,7 +344,8 @@ impl Inode {
         }
     }
 
-    /// Writes `buf` at `offset`, zero-filling any gap; returns `buf.len()`.
+    /// Writes `buf` at `offset` (a gap becomes a hole); returns the count
+    /// written, short if the file system filled up part way.
     pub fn write_at(&self, offset: u64, buf: &[u8], now: TimeNs) -> Result<usize> {
         let mut d = self.data.lock();
         match &mut d.content {
@@ -336,6 +363,16 @@ impl Inode {
                 dev.write(buf)
             }
             Content::Symlink(_) => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// `lseek`'s `SEEK_DATA` (`data`) or `SEEK_HOLE` from `offset` in a
+    /// regular file (see [`FileData::seek_data_or_hole`]); `None` for any
+    /// other kind of inode.
+    pub fn seek_data_or_hole(&self, offset: u64, data: bool) -> Option<Result<u64>> {
+        match &self.data.lock().content {
+            Content::File(f) => Some(f.seek_data_or_hole(offset, data)),
+            _ => None,
         }
     }
 
@@ -379,20 +416,62 @@ impl Inode {
         }
     }
 
-    /// Directory entries from position `pos` on: `.` is 0, `..` is 1, then
-    /// the children in name order. Each item is `(name, ino, type)`.
-    pub fn read_dir(self: &Arc<Self>, pos: usize) -> Result<Vec<(Vec<u8>, u64, InodeType)>> {
+    /// Visits the directory entries from position `pos` on — `.` is 0,
+    /// `..` is 1, then the children in name order — as `(name, ino,
+    /// type)` until `visit` returns `false`; returns how many it accepted.
+    /// Nothing is copied: the directory stays locked while `visit` runs,
+    /// so `visit` must not touch it.
+    pub fn visit_dir(
+        self: &Arc<Self>,
+        pos: usize,
+        mut visit: impl FnMut(&[u8], u64, InodeType) -> bool,
+    ) -> Result<usize> {
         let parent = self.parent()?;
         let d = self.data.lock();
         let Content::Dir { entries, .. } = &d.content else {
             return_errno!(Errno::ENOTDIR);
         };
         let dots = [
-            (b".".to_vec(), self.ino, InodeType::Directory),
-            (b"..".to_vec(), parent.ino, InodeType::Directory),
+            (&b"."[..], self.ino, InodeType::Directory),
+            (&b".."[..], parent.ino, InodeType::Directory),
         ];
-        let children = entries.iter().map(|(n, i)| (n.clone(), i.ino, i.file_type));
-        Ok(dots.into_iter().chain(children).skip(pos).collect())
+        let children = entries
+            .iter()
+            .map(|(n, i)| (n.as_slice(), i.ino, i.file_type));
+        let mut taken = 0;
+        for (name, ino, ty) in dots.into_iter().chain(children).skip(pos) {
+            if !visit(name, ino, ty) {
+                break;
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    /// The name under which this directory holds the inode `ino`.
+    pub(crate) fn name_of(&self, ino: u64) -> Result<Vec<u8>> {
+        let d = self.data.lock();
+        let Content::Dir { entries, .. } = &d.content else {
+            return_errno!(Errno::ENOTDIR);
+        };
+        let name = entries
+            .iter()
+            .find(|(_, i)| i.ino == ino)
+            .map(|(n, _)| n.as_slice())
+            .ok_or(Errno::ENOENT)?;
+        crate::fallible::copy_of(name)
+    }
+
+    /// Directory entries from position `pos` on, collected (see
+    /// [`Inode::visit_dir`]).
+    #[cfg(test)]
+    pub fn read_dir(self: &Arc<Self>, pos: usize) -> Result<Vec<(Vec<u8>, u64, InodeType)>> {
+        let mut out = Vec::new();
+        self.visit_dir(pos, |n, i, t| {
+            out.push((n.to_vec(), i, t));
+            true
+        })?;
+        Ok(out)
     }
 
     /// Whether a directory has no children.

@@ -111,6 +111,9 @@ impl FileLike for PipeEnd {
             return_errno!(Errno::EAGAIN);
         }
         let n = space.min(buf.len());
+        // The queue grows with what the program writes, up to the pipe's
+        // capacity; memory for it may be lacking.
+        q.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
         if q.is_empty() {
             self.pipe
                 .filled_at

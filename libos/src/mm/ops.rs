@@ -92,7 +92,7 @@ fn fill_from_file(
         return Ok(());
     }
     let total = (size - offset).min(len);
-    let mut buf = vec![0u8; total.min(64 * 1024) as usize];
+    let mut buf = crate::fallible::bounce_buffer(total as usize, 64 * 1024)?;
     let mut done = 0u64;
     while done < total {
         let n = (total - done).min(buf.len() as u64) as usize;

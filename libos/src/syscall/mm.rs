@@ -10,8 +10,6 @@
 //! `ENODEV`; shared anonymous memory is ordinary memory (one process, and
 //! its threads share the address space).
 
-use alloc::vec;
-
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::elf::{PAGE_SIZE, Perms, USER_SPACE_END};
@@ -400,7 +398,8 @@ pub fn sys_mincore(p: &Process, a: &SyscallArgs) -> Result<usize> {
         if pages > 1 << 24 {
             return_errno!(Errno::ENOMEM);
         }
-        let mut bytes = vec![1u8; pages as usize];
+        let mut bytes = crate::fallible::zeroed(pages as usize)?;
+        bytes.fill(1);
         for r in vm.unpopulated_in(start, end) {
             let from = ((r.start - start) / PAGE_SIZE) as usize;
             let to = ((r.end - start) / PAGE_SIZE) as usize;
