@@ -129,8 +129,7 @@ pub fn open_fifo(
     }
     {
         let mut q = pipe.bytes.lock();
-        if pipe.readers.load(Ordering::Acquire) == 0 && pipe.writers.load(Ordering::Acquire) == 0
-        {
+        if pipe.readers.load(Ordering::Acquire) == 0 && pipe.writers.load(Ordering::Acquire) == 0 {
             q.clear();
         }
     }
@@ -147,9 +146,7 @@ pub fn open_fifo(
         return Ok(end);
     }
     blocker.block_until(
-        &mut || {
-            peers.load(Ordering::Acquire) > 0 || peer_opens.load(Ordering::Acquire) != seen
-        },
+        &mut || peers.load(Ordering::Acquire) > 0 || peer_opens.load(Ordering::Acquire) != seen,
         None,
     )?;
     Ok(end)

@@ -35,9 +35,8 @@ use clock_id::*;
 /// Resolution reported for the coarse clocks (a 250 Hz tick).
 const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 
-/// The time of clock `id` in nanoseconds. The CPU-time clocks report time
-/// since boot: the one process owns the one vCPU, so this bounds its CPU
-/// time from above (per-thread accounting is the kernel's, not done yet).
+/// The time of clock `id` in nanoseconds. The CPU-time clocks report the
+/// CPU time the platform accounts (the kernel's scheduler, per thread).
 fn clock_ns(p: &Process, id: i32) -> Result<u64> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(p.platform.realtime_ns()),

@@ -119,7 +119,11 @@ fn mkfifo_makes_a_fifo_whose_ends_share_data() {
     assert_eq!(h.call("write", &[rw, data, 7]), 7);
     assert_eq!(h.call("read", &[rw, BUF + 0x200, 64]), 7);
     assert_eq!(h.call("unlink", &[path]), 0);
-    assert_eq!(h.call("write", &[rw, data, 3]), 3, "an unlinked FIFO works on");
+    assert_eq!(
+        h.call("write", &[rw, data, 3]),
+        3,
+        "an unlinked FIFO works on"
+    );
 }
 
 #[test]
@@ -202,7 +206,10 @@ fn mknod_makes_files_and_nodes_and_refuses_the_rest() {
     assert_eq!(h.call("mknod", &[sock, S_IFSOCK | 0o755, 0]), 0);
     assert_eq!(h.stat_of(sock).0, 0o140755);
     assert_eq!(h.call("open", &[sock, O_RDONLY, 0]), err(Errno::ENXIO));
-    assert!(h.call("open", &[sock, 0o10000000, 0]) >= 0, "O_PATH opens it");
+    assert!(
+        h.call("open", &[sock, 0o10000000, 0]) >= 0,
+        "O_PATH opens it"
+    );
 }
 
 #[test]
@@ -235,13 +242,25 @@ fn generic_ioctls_and_fstat_work_on_every_kind_of_fd() {
     for &fd in &all {
         // FIONBIO sets and clears O_NONBLOCK, visible through F_GETFL.
         assert_eq!(h.call("ioctl", &[fd, FIONBIO, BUF + 0x10]), 0, "fd {fd}");
-        assert_ne!(h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK, 0, "fd {fd}");
+        assert_ne!(
+            h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK,
+            0,
+            "fd {fd}"
+        );
         assert_eq!(h.call("ioctl", &[fd, FIONBIO, BUF + 0x14]), 0);
-        assert_eq!(h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK, 0, "fd {fd}");
+        assert_eq!(
+            h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK,
+            0,
+            "fd {fd}"
+        );
         // F_SETFL does the same.
         let flags = h.call("fcntl", &[fd, 3, 0]) as u64;
         assert_eq!(h.call("fcntl", &[fd, 4, flags | O_NONBLOCK]), 0);
-        assert_ne!(h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK, 0, "fd {fd}");
+        assert_ne!(
+            h.call("fcntl", &[fd, 3, 0]) as u64 & O_NONBLOCK,
+            0,
+            "fd {fd}"
+        );
         // FIOCLEX / FIONCLEX: the close-on-exec flag.
         assert_eq!(h.call("ioctl", &[fd, FIOCLEX, 0]), 0);
         assert_eq!(h.call("fcntl", &[fd, 1, 0]), 1, "fd {fd}");
