@@ -16,6 +16,7 @@ pub mod fd;
 pub mod fs;
 pub mod futex;
 pub mod ipc;
+pub mod itimer;
 pub mod mm;
 pub mod net;
 pub mod platform;

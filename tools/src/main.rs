@@ -118,6 +118,29 @@ enum BenchCommand {
         #[arg(long)]
         linux_only: bool,
     },
+    /// CPython's regression suite natively and in Cloister: per-module
+    /// counts and the share of natively passing tests that pass in
+    /// Cloister (docs/LINUX_ABI.md). Installs libpython3.11-testsuite
+    /// when run as root.
+    Compat {
+        /// Modules, comma-separated (default: the selection in
+        /// tools/src/bench/compat.rs, empty until a survey fills it).
+        #[arg(long)]
+        modules: Option<String>,
+        /// Seconds before a module's Cloister run is stopped.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Seconds before a module's native run is stopped.
+        #[arg(long, default_value_t = 300)]
+        native_timeout: u64,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mem: u32,
+        /// Instead: run every module natively and print the ones the
+        /// selection rule keeps.
+        #[arg(long)]
+        survey: bool,
+    },
 }
 
 fn accel_or_env(flag: Option<&str>) -> Result<Accel> {
@@ -215,6 +238,44 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                     .join(" "),
             };
             linux_compare::run(&opts)?;
+        }
+        BenchCommand::Compat {
+            modules,
+            timeout,
+            native_timeout,
+            mem,
+            survey,
+        } => {
+            use tools::bench::compat;
+            compat::ensure_testsuite()?;
+            let out_dir = std::path::PathBuf::from("target/cloister-bench/compat");
+            let native_timeout = std::time::Duration::from_secs(*native_timeout);
+            if *survey {
+                compat::survey(&out_dir, native_timeout)?;
+                return Ok(0);
+            }
+            let modules: Vec<String> = match modules {
+                Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+                None => compat::MODULES.iter().map(|m| m.to_string()).collect(),
+            };
+            if modules.is_empty() {
+                anyhow::bail!(
+                    "no default module selection has been surveyed yet: pass --modules \
+                     test_a,test_b (or run --survey, which runs every module natively)"
+                );
+            }
+            let kernel = build_kernel(KernelBuild {
+                release: true,
+                ktest: false,
+            })?;
+            compat::run_bench(&compat::Options {
+                modules,
+                native_timeout,
+                cloister_timeout: std::time::Duration::from_secs(*timeout),
+                memory_mib: *mem,
+                out_dir,
+                kernel,
+            })?;
         }
     }
     Ok(0)

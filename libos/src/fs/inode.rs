@@ -1,5 +1,6 @@
-//! In-memory inodes: regular files, directories, symbolic links and
-//! character devices, each behind a lock, shared as [`InodeRef`].
+//! In-memory inodes: regular files, directories, symbolic links,
+//! character devices, FIFOs and socket nodes, each behind a lock, shared
+//! as [`InodeRef`].
 //!
 //! Directories own their children (`BTreeMap<name, InodeRef>`) and keep a
 //! weak link to their parent for `..`; an open file keeps its inode alive
@@ -144,6 +145,10 @@ pub(crate) enum Content {
     },
     Symlink(Vec<u8>),
     Device(Arc<dyn CharDevice>),
+    /// A named pipe: the queue every open of it shares.
+    Fifo(Arc<crate::ipc::pipe::Pipe>),
+    /// A socket node made by `mknod` (opening one gives `ENXIO`).
+    Socket,
 }
 
 pub(crate) struct InodeData {
@@ -201,6 +206,8 @@ impl Inode {
             Content::Dir { .. } => (InodeType::Directory, 2),
             Content::Symlink(_) => (InodeType::Symlink, 1),
             Content::Device(_) => (InodeType::CharDevice, 1),
+            Content::Fifo(_) => (InodeType::Fifo, 1),
+            Content::Socket => (InodeType::Socket, 1),
         };
         Arc::new(Self {
             ino,
@@ -247,6 +254,7 @@ impl Inode {
             Content::Synthetic(_) => (0, (0, 0), 0),
             Content::Dir { .. } => (4096, (0, 0), 4096),
             Content::Device(dev) => (0, dev.rdev(), 0),
+            Content::Fifo(_) | Content::Socket => (0, (0, 0), 0),
         };
         Metadata {
             ino: self.ino,
@@ -318,6 +326,14 @@ impl Inode {
         }
     }
 
+    /// The queue behind a FIFO inode.
+    pub fn fifo(&self) -> Option<Arc<crate::ipc::pipe::Pipe>> {
+        match &self.data.lock().content {
+            Content::Fifo(pipe) => Some(pipe.clone()),
+            _ => None,
+        }
+    }
+
     /// Reads file bytes at `offset` into `buf`; 0 at or past the end.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let d = self.data.lock();
@@ -340,7 +356,9 @@ impl Inode {
                 drop(d);
                 dev.read(buf)
             }
-            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+            Content::Symlink(_) | Content::Fifo(_) | Content::Socket => {
+                return_errno!(Errno::EINVAL)
+            }
         }
     }
 
@@ -362,7 +380,9 @@ impl Inode {
                 drop(d);
                 dev.write(buf)
             }
-            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+            Content::Symlink(_) | Content::Fifo(_) | Content::Socket => {
+                return_errno!(Errno::EINVAL)
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::data::FileData;
-use super::device::DeviceRegistry;
+use super::device::{DeviceRegistry, NoDevice};
 use super::inode::{Content, Inode, InodeCharge, InodeRef, SyntheticFile, TimeNs};
 use super::space::Space;
 use crate::error::{Errno, Result};
@@ -275,8 +275,8 @@ impl Vfs {
         self.insert(&dir, &name, Content::Symlink(target.to_vec()), 0o777)
     }
 
-    /// Creates a device node bound to the registered device `rdev`
-    /// (`ENXIO` if none is registered).
+    /// Creates a device node bound to the registered device `rdev`, or
+    /// to a [`NoDevice`] (opening it gives `ENXIO`) if none is registered.
     pub fn mknod_char(
         &self,
         cwd: &InodeRef,
@@ -284,10 +284,32 @@ impl Vfs {
         perm: u32,
         rdev: (u32, u32),
     ) -> Result<InodeRef> {
-        let device = self.devices.find(rdev).ok_or(Errno::ENXIO)?;
+        let device = self
+            .devices
+            .find(rdev)
+            .unwrap_or_else(|| Arc::new(NoDevice::new(rdev)));
+        self.mknod(cwd, path, perm, Content::Device(device))
+    }
+
+    /// Creates a FIFO (a named pipe).
+    pub fn mkfifo(&self, cwd: &InodeRef, path: &[u8], perm: u32) -> Result<InodeRef> {
+        let pipe = crate::ipc::pipe::Pipe::new(0);
+        self.mknod(cwd, path, perm, Content::Fifo(pipe))
+    }
+
+    /// Creates a socket node (what `mknod(S_IFSOCK)` makes; opening it
+    /// gives `ENXIO`, connecting to it is refused).
+    pub fn mksock(&self, cwd: &InodeRef, path: &[u8], perm: u32) -> Result<InodeRef> {
+        self.mknod(cwd, path, perm, Content::Socket)
+    }
+
+    fn mknod(&self, cwd: &InodeRef, path: &[u8], perm: u32, content: Content) -> Result<InodeRef> {
         let _ns = self.namespace.lock();
         let (dir, name) = self.resolve_parent(cwd, path)?;
-        self.insert(&dir, &name, Content::Device(device), perm)
+        if path.ends_with(b"/") {
+            return_errno!(Errno::ENOENT);
+        }
+        self.insert(&dir, &name, content, perm)
     }
 
     /// Creates a read-only generated file (see [`SyntheticFile`]).

@@ -99,7 +99,19 @@ pub fn do_open(p: &Process, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> R
     if flags & O_TRUNC != 0 && writing && ty == crate::fs::InodeType::Regular {
         inode.truncate(0, p.vfs.now())?;
     }
-    let file = Arc::new(InodeFile::new(p.vfs.clone(), inode, flags));
+    let file: Arc<dyn FileLike> = if flags & O_PATH != 0 {
+        Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
+    } else if let Some(pipe) = inode.fifo() {
+        // A FIFO: a new end of its pipe, after waiting for the other side.
+        crate::ipc::pipe::open_fifo(&pipe, inode, flags, &*p.platform)?
+    } else if ty == crate::fs::InodeType::Socket {
+        return_errno_with_message!(Errno::ENXIO, "a socket node cannot be opened");
+    } else {
+        if let Some(device) = inode.device() {
+            device.open()?;
+        }
+        Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
+    };
     let fd = p.fds.lock().insert(file, flags & O_CLOEXEC != 0)?;
     Ok(fd as usize)
 }
