@@ -1,23 +1,22 @@
 //! A short run of the in-tree syscall fuzzer (`cloister fuzz` runs it
-//! long): a few seeds of random calls with edge-case arguments; none may
-//! bring the kernel down (panic, fatal kernel exception, hang).
+//! long): four seeds of 25,000 random calls with edge-case arguments; none
+//! may bring the kernel down (panic, fatal kernel exception, triple fault,
+//! hang).
 
-use std::time::Duration;
-
-use tools::fuzz::{SeedOutcome, build, run_seed};
+use tools::fuzz::{FuzzOptions, SeedOutcome, build, run_seed};
 
 #[test]
 fn random_syscalls_never_bring_the_kernel_down() {
     let dir = std::env::temp_dir().join(format!("cloister-fuzz-test-{}", std::process::id()));
-    let exe = build(&dir).expect("build the fuzzer");
+    let opts = FuzzOptions::new(build(&dir).expect("build the fuzzer"), 25_000);
     let mut completed = 0;
     for seed in 1..=4u64 {
-        let outcome = run_seed(&exe, seed, 25_000, None, Duration::from_secs(300)).expect("run");
+        let report = run_seed(&opts, seed).expect("run");
         assert!(
-            !matches!(outcome, SeedOutcome::KernelFailure(_)),
-            "seed {seed}: {outcome:?}"
+            !matches!(report.outcome, SeedOutcome::KernelFailure(_)),
+            "seed {seed}: {report:?}"
         );
-        completed += u32::from(outcome == SeedOutcome::Completed);
+        completed += u32::from(report.outcome == SeedOutcome::Completed);
     }
     // The fuzzer keeps itself alive: most seeds must get through, or the
     // test would be exercising little.
