@@ -61,12 +61,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         start: u64,
         /// Calls per seed.
-        #[arg(long, default_value_t = 100_000)]
-        calls: u64,
-        /// Stop a seed's guest after this many seconds (a hang is a
-        /// kernel failure).
-        #[arg(long, default_value_t = 300)]
+        #[arg(long = "calls-per-seed", alias = "calls", default_value_t = 100_000)]
+        calls_per_seed: u64,
+        /// Stop a seed's guest after this many seconds, or after a fifth of
+        /// it without output (a hang is a kernel failure).
+        #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 256)]
+        mem: u32,
     },
     /// Write an image that plain QEMU boots (kernel.elf, initramfs.cpio and
     /// run.sh) for the program a cloister.toml manifest describes.
@@ -334,13 +337,15 @@ fn main() -> ExitCode {
         Command::Fuzz {
             seeds,
             start,
-            calls,
+            calls_per_seed,
             timeout,
+            mem,
         } => tools::fuzz::fuzz(
             *start,
             *seeds,
-            *calls,
+            *calls_per_seed,
             std::time::Duration::from_secs(*timeout),
+            *mem,
         )
         .map(|s| i32::from(!s.kernel_failures.is_empty())),
         Command::Build {
