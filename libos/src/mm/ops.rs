@@ -13,6 +13,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::commit;
 use super::page_up;
 use super::vm::STACK_GUARD_GAP;
 use super::vm::Vm;
@@ -65,6 +66,8 @@ pub struct MapRequest {
     pub backing: Backing,
     /// Name for `/proc/self/maps`.
     pub name: VmaName,
+    /// Never charged to the commit (`MAP_NORESERVE`, `MAP_STACK`).
+    pub noreserve: bool,
 }
 
 /// The kind of access that faulted.
@@ -157,9 +160,10 @@ fn unmap_range(platform: &dyn Platform, vm: &mut Vm, start: u64, end: u64) {
     platform.unmap(start, end - start);
 }
 
-/// Creates a mapping and returns its address. `ENOMEM` when no room or
-/// no frames, `EEXIST` for an occupied `FixedNoReplace`, errors reading
-/// the file.
+/// Creates a mapping and returns its address. `ENOMEM` when no room, no
+/// frames or over the commit limit ([`commit::ensure`]; nothing changes
+/// then), `EEXIST` for an occupied `FixedNoReplace`, errors reading the
+/// file.
 pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
     let platform = &*process.platform;
     let mut vm = process.vm.lock();
@@ -174,6 +178,10 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         }
     };
     let end = start + req.len;
+    let accounted = commit::accountable(req.perms, req.shared, &req.backing, req.noreserve);
+    let charge = if accounted { req.len } else { 0 };
+    // What a `MAP_FIXED` mapping replaces is uncharged with it.
+    commit::ensure(platform, &vm, charge, vm.charged_in(start, end))?;
     unmap_range(platform, &mut vm, start, end);
     let vma = Vma {
         start,
@@ -182,6 +190,8 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         shared: req.shared,
         may_write: req.may_write,
         grows_down: false,
+        noreserve: req.noreserve,
+        accounted,
         backing: req.backing,
         name: req.name,
     };
@@ -221,7 +231,14 @@ pub fn unmap(process: &Process, start: u64, end: u64) {
     unmap_range(&*process.platform, &mut vm, start, end);
 }
 
-/// `mprotect`: `ENOMEM` if `start..end` has a hole (nothing is changed
+/// Whether `mprotect` to `perms` starts charging `v` (a reservation
+/// made writable, or a file mapping made accessible).
+fn charged_by(v: &Vma, perms: Perms) -> bool {
+    !v.accounted && commit::accountable(perms, v.shared, &v.backing, v.noreserve)
+}
+
+/// `mprotect`: `ENOMEM` if `start..end` has a hole or the new access
+/// must be charged and the commit cannot take it (nothing is changed
 /// then), `EACCES` when adding write access to a shared file mapping.
 pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<()> {
     let platform = &*process.platform;
@@ -232,6 +249,12 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
     if perms.write && vm.overlapping(start, end).any(|v| !v.may_write) {
         return_errno!(Errno::EACCES);
     }
+    let charge = vm
+        .overlapping(start, end)
+        .filter(|v| charged_by(v, perms))
+        .map(|v| v.end.min(end) - v.start.max(start))
+        .sum();
+    commit::ensure(platform, &vm, charge, 0)?;
     // Large anonymous areas stay unpopulated: their pages are reserved
     // when touched, with the area's new permissions.
     if accessible(perms) {
@@ -259,13 +282,17 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
             }
         }
     }
-    vm.update(start, end, |v| v.perms = perms);
+    vm.update(start, end, |v| {
+        v.accounted |= charged_by(v, perms);
+        v.perms = perms;
+    });
     platform.protect(start, end - start, perms)
 }
 
 /// `brk`: moves the break to `new` if it can and returns the break.
 /// Below the heap start, or into another mapping (with a guard page),
-/// or out of frames, the break stays where it was.
+/// over the commit limit or out of frames, the break stays where it was.
+/// Growth is charged to the commit; shrinking uncharges.
 pub fn brk(process: &Process, new: u64) -> u64 {
     let platform = &*process.platform;
     let mut vm = process.vm.lock();
@@ -277,8 +304,7 @@ pub fn brk(process: &Process, new: u64) -> u64 {
         return old;
     };
     if new_end > old_end {
-        // Heuristic overcommit, as for `mmap`.
-        if new_end - old_end > platform.memory_bytes().1 {
+        if commit::ensure(platform, &vm, new_end - old_end, 0).is_err() {
             return old;
         }
         let fits = new_end
@@ -287,7 +313,10 @@ pub fn brk(process: &Process, new: u64) -> u64 {
         if !fits {
             return old;
         }
-        let heap = Vma::anonymous(old_end, new_end, READ_WRITE, VmaName::Heap);
+        let heap = Vma {
+            accounted: true,
+            ..Vma::anonymous(old_end, new_end, READ_WRITE, VmaName::Heap)
+        };
         if establish(platform, &mut vm, heap).is_err() {
             return old;
         }
@@ -434,7 +463,14 @@ pub fn remap(
     if old_end > vma.end {
         return_errno!(Errno::EFAULT);
     }
+    // Growth of a charged area is charged (checked before anything moves).
+    let growth = if vma.accounted {
+        new_len.saturating_sub(old_len)
+    } else {
+        0
+    };
     if let Some(new) = mode.fixed {
+        commit::ensure(platform, &vm, growth, vm.charged_in(new, new + new_len))?;
         unmap_range(platform, &mut vm, new, new + new_len);
         let kept = old_len.min(new_len);
         unmap_range(platform, &mut vm, old + kept, old_end);
@@ -446,6 +482,7 @@ pub fn remap(
         return Ok(old);
     }
     let new_end = old.checked_add(new_len).filter(|&e| e <= USER_SPACE_END);
+    commit::ensure(platform, &vm, growth, 0)?;
     if old_end == vma.end
         && let Some(new_end) = new_end
         && vm.is_free(old_end, new_end)

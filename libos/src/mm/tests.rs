@@ -115,6 +115,7 @@ fn load_image_maps_segments_stack_and_heap() {
             may_write: true,
             backing: Backing::Anonymous,
             name: VmaName::None,
+            noreserve: false,
         },
     )
     .unwrap();
@@ -300,6 +301,10 @@ fn check_consistent(m: &MockPlatform, p: &Process) {
             "unpopulated outside areas: {r:?}"
         );
     }
+    // The commit is the sum of the charged areas, and within the limit.
+    let charged: u64 = vm.areas().map(Vma::charged_bytes).sum();
+    assert_eq!(vm.committed_bytes(), charged);
+    assert!(charged <= crate::mm::commit::limit_bytes(m));
 }
 
 /// Random sequences of memory syscalls keep the area map and the page
@@ -334,7 +339,8 @@ fn random_memory_syscalls_keep_map_and_page_tables_consistent() {
             let name = names[rng.next_u32() as usize % names.len()];
             let mut args: [u64; 6] = core::array::from_fn(|_| arg(&mut rng));
             if name == "mmap" {
-                args[3] = [0x22, 0x32, 0x21, 0x100022, 0x2][rng.next_u32() as usize % 5];
+                args[3] =
+                    [0x22, 0x32, 0x21, 0x100022, 0x2, 0x4022, 0x20022][rng.next_u32() as usize % 7];
                 args[4] = u64::MAX;
                 args[5] = 0;
             }
