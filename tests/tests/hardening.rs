@@ -101,7 +101,10 @@ fn memory_exhaustion_gives_null_enomem_or_the_oom_kill_never_a_panic() {
     let got = mib_after(&text(&r.stdout), "malloc returned NULL after ");
     assert!((64..128).contains(&got), "{got} MiB of a 128 MiB guest");
     // 16 MiB mmaps and 1 MiB sbrk steps: ENOMEM near the limit.
-    for (mode, prefix) in [("mmap", "mmap failed after "), ("sbrk", "sbrk failed after ")] {
+    for (mode, prefix) in [
+        ("mmap", "mmap failed after "),
+        ("sbrk", "sbrk failed after "),
+    ] {
         let r = memory(&prog, mode);
         assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
         let out = text(&r.stdout);

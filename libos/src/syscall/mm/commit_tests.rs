@@ -201,3 +201,26 @@ fn a_charge_larger_than_the_free_memory_is_refused() {
     assert_eq!(h.map_anon(15 * MIB, RW, ANON), err(Errno::ENOMEM));
     assert!(h.map_anon(14 * MIB, RW, ANON) > 0);
 }
+
+#[test]
+fn map_populate_gives_frames_at_once_or_enomem_with_nothing_left() {
+    let h = setup(16);
+    let populate = u64::from(MAP_POPULATE);
+    let before = h.m.mapped_pages();
+    let a = h.map_anon(4 * MIB, RW, ANON | populate);
+    assert!(a > 0);
+    assert_eq!(h.m.mapped_pages() - before, (4 * MIB / PG) as usize);
+    // Uncharged (MAP_NORESERVE), so only the frames can refuse it: then
+    // ENOMEM, and neither the mapping nor its charge is left behind.
+    let areas = h.p.vm.lock().areas().count();
+    let r = h.map_anon(64 * MIB, RW, ANON | NORESERVE | populate);
+    assert_eq!(r, err(Errno::ENOMEM));
+    assert_eq!(h.p.vm.lock().areas().count(), areas);
+    assert_eq!(h.m.mapped_pages() - before, (4 * MIB / PG) as usize);
+    assert_eq!(h.committed(), 4 * MIB);
+    // Charged and over the limit: refused before anything is mapped.
+    assert_eq!(
+        h.map_anon(64 * MIB, RW, ANON | populate),
+        err(Errno::ENOMEM)
+    );
+}
