@@ -87,7 +87,7 @@ fn noreserve_stacks_prot_none_and_read_only_memory_are_not_charged() {
     // MAP_STACK areas never are.
     assert_eq!(h.call("mprotect", &[b as u64, tib, RW]), err(Errno::ENOMEM));
     assert_eq!(h.committed(), 0);
-    assert_eq!(h.p.vm.lock().find(b as u64).unwrap().perms.write, false);
+    assert!(!h.p.vm.lock().find(b as u64).unwrap().perms.write);
     assert_eq!(h.call("mprotect", &[a as u64, tib, NONE]), 0);
     assert_eq!(h.call("mprotect", &[a as u64, tib, RW]), 0);
     let s = h.map_anon(8 * MIB, NONE, ANON | STACK) as u64;
