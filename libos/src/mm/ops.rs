@@ -12,6 +12,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 use super::commit;
 use super::page_up;
@@ -111,15 +112,19 @@ fn fill_from_file(
 
 /// Makes `start..end` of `vma` present with `perms`: zeroed, then the
 /// file bytes for a file area.
+/// On error the range has no page-table entries at all (nothing
+/// half-made stays), so the caller may record it as unpopulated.
 fn populate(platform: &dyn Platform, vma: &Vma, start: u64, end: u64, perms: Perms) -> Result<()> {
-    platform.map_zeroed(start, end - start, perms)?;
-    if let Some((inode, offset)) = vma.file_offset_of(start)
-        && let Err(e) = fill_from_file(platform, &inode, offset, start, end - start)
-    {
+    let done = platform
+        .map_zeroed(start, end - start, perms)
+        .and_then(|()| match vma.file_offset_of(start) {
+            Some((inode, offset)) => fill_from_file(platform, &inode, offset, start, end - start),
+            None => Ok(()),
+        });
+    if done.is_err() {
         platform.unmap(start, end - start);
-        return Err(e);
     }
-    Ok(())
+    done
 }
 
 /// Anonymous areas larger than this get no page-table entries until they
@@ -151,13 +156,38 @@ fn establish(platform: &dyn Platform, vm: &mut Vm, vma: Vma) -> Result<()> {
 }
 
 /// Removes everything in `start..end` from the map and the page tables.
+/// Only the populated parts of the areas have page-table entries, so only
+/// those are unmapped: a huge lazy area costs what its touched chunks do.
 fn unmap_range(platform: &dyn Platform, vm: &mut Vm, start: u64, end: u64) {
     if start >= end {
         return;
     }
-    vm.carve(start, end);
-    vm.unpopulated.remove(start..end);
-    platform.unmap(start, end - start);
+    let areas = vm.carve(start, end);
+    let absent = vm.unpopulated.remove(start..end);
+    for a in &areas {
+        for r in present_parts(a.start..a.end, &absent) {
+            platform.unmap(r.start, r.end - r.start);
+        }
+    }
+}
+
+/// The parts of `area` outside the ascending, disjoint `absent` ranges.
+fn present_parts(area: Range<u64>, absent: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut parts = Vec::new();
+    let mut cur = area.start;
+    for r in absent
+        .iter()
+        .filter(|r| r.end > area.start && r.start < area.end)
+    {
+        if r.start > cur {
+            parts.push(cur..r.start);
+        }
+        cur = cur.max(r.end);
+    }
+    if cur < area.end {
+        parts.push(cur..area.end);
+    }
+    parts
 }
 
 /// Creates a mapping and returns its address. `ENOMEM` when no room, no
@@ -182,7 +212,11 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
     let charge = if accounted { req.len } else { 0 };
     // What a `MAP_FIXED` mapping replaces is uncharged with it.
     commit::ensure(platform, &vm, charge, vm.charged_in(start, end))?;
-    unmap_range(platform, &mut vm, start, end);
+    // A free range has no page-table entries: only a `MAP_FIXED` mapping
+    // has something to clear (so placing a huge area walks no tables).
+    if matches!(req.placement, Placement::Fixed(_)) {
+        unmap_range(platform, &mut vm, start, end);
+    }
     let vma = Vma {
         start,
         end,
@@ -341,11 +375,10 @@ pub fn discard(process: &Process, start: u64, end: u64) -> Result<()> {
             continue;
         }
         if accessible(v.perms) && !deferred(v) {
-            let was_absent = vm.unpopulated.remove(s..e);
+            vm.unpopulated.remove(s..e);
             if let Err(err) = populate(platform, v, s, e, v.perms) {
-                for r in was_absent {
-                    vm.unpopulated.insert(r);
-                }
+                // The range lost its pages: populated again on touch.
+                vm.unpopulated.insert(s..e);
                 return Err(err);
             }
         } else {
@@ -368,11 +401,10 @@ pub fn zero_shared(process: &Process, start: u64, end: u64) -> Result<()> {
     for v in &pieces {
         let (s, e) = (v.start.max(start), v.end.min(end));
         if accessible(v.perms) && !deferred(v) {
-            let was_absent = vm.unpopulated.remove(s..e);
+            vm.unpopulated.remove(s..e);
             if let Err(err) = populate(platform, v, s, e, v.perms) {
-                for r in was_absent {
-                    vm.unpopulated.insert(r);
-                }
+                // The range lost its pages: populated again on touch.
+                vm.unpopulated.insert(s..e);
                 return Err(err);
             }
         } else {
