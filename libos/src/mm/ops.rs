@@ -1,14 +1,18 @@
 //! Address-space operations: each changes the [`Vm`] and, through the
 //! platform's [`AddressSpace`](crate::platform::AddressSpace), the page
-//! tables, under the process's `vm` lock.
+//! tables, under the process's `vm` lock. Every change that adds memory
+//! is first charged to the commit ([`super::commit`]); a refused charge
+//! changes nothing.
 //!
-//! Pages are present from the moment an accessible area is created
-//! (`map_zeroed`, then the file bytes through `fill`), so the kernel needs
-//! no fault handling for them. Two kinds of pages start absent and are
+//! A small accessible area gets its page-table entries when it is created
+//! (`map_zeroed` — lazy entries the kernel backs with a frame on first
+//! touch — then the file bytes through `fill`). Pages without entries are
 //! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
-//! arenas that way; they are populated when `mprotect` makes them
-//! accessible) and the main stack below its initial pages, which
-//! [`handle_page_fault`] populates on first touch.
+//! arenas that way; populated when `mprotect` makes them accessible),
+//! anonymous areas over [`LAZY_AREA_BYTES`] and the main stack below its
+//! initial pages, which [`handle_page_fault`] populates on first touch.
+//! Unmapping and `mprotect` touch only the populated parts, so an
+//! operation's cost does not grow with the size of a lazy area.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -320,7 +324,13 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
         v.accounted |= charged_by(v, perms);
         v.perms = perms;
     });
-    platform.protect(start, end - start, perms)
+    // Only populated pages have entries to change (a huge lazy area costs
+    // what its touched chunks do).
+    let absent = vm.unpopulated_in(start, end);
+    for r in present_parts(start..end, &absent) {
+        platform.protect(r.start, r.end - r.start, perms)?;
+    }
+    Ok(())
 }
 
 /// `brk`: moves the break to `new` if it can and returns the break.
