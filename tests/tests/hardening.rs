@@ -55,13 +55,30 @@ fn file_sizes_a_program_controls_get_linux_answers_and_a_full_tmp_gives_enospc()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `memory_limits MODE` on a 128 MiB guest.
-fn memory(prog: &Path, mode: &str) -> tools::run::RunResult {
+/// Runs `memory_limits MODE` on a 128 MiB guest, optionally audited.
+fn memory_run(prog: &Path, mode: &str, audit: Option<&Path>) -> tools::run::RunResult {
     let mut opts = RunOptions::new(prog, [mode]);
     opts.capture = true;
     opts.memory_mib = 128;
     opts.timeout = Some(Duration::from_secs(300));
+    opts.audit = audit.map(|file| tools::run::audit::AuditSpec {
+        file: file.to_path_buf(),
+        region_bytes: tools::run::audit::DEFAULT_REGION_BYTES,
+        key_file: None,
+    });
     run(&opts).expect("cloister run")
+}
+
+fn memory(prog: &Path, mode: &str) -> tools::run::RunResult {
+    memory_run(prog, mode, None)
+}
+
+/// The MiB figure after `prefix` in `out`.
+fn mib_after(out: &str, prefix: &str) -> u64 {
+    out.strip_prefix(prefix)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected `{prefix}N ...`, got {out:?}"))
 }
 
 #[test]
@@ -70,18 +87,30 @@ fn memory_exhaustion_gives_null_enomem_or_the_oom_kill_never_a_panic() {
     let prog = compile(&dir, "memory_limits");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
 
-    // malloc in a loop: NULL at last, and the program goes on.
+    // malloc of 1 MiB blocks in a loop, untouched: NULL near the commit
+    // limit (the memory programs can hold: 128 MiB less the kernel's
+    // reserve and heap, the image and the program's own pages), and the
+    // program goes on.
     let r = memory(&prog, "malloc");
     assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
-    assert!(
-        text(&r.stdout).starts_with("malloc returned NULL after "),
-        "{}",
-        text(&r.output)
-    );
-    // Written 1 MiB blocks: NULL before memory runs out.
+    let got = mib_after(&text(&r.stdout), "malloc returned NULL after ");
+    assert!((64..128).contains(&got), "{got} MiB of a 128 MiB guest");
+    // The same with every block written: NULL before memory runs out.
     let r = memory(&prog, "touch");
     assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
-    assert!(text(&r.stdout).contains("touched"), "{}", text(&r.output));
+    let got = mib_after(&text(&r.stdout), "malloc returned NULL after ");
+    assert!((64..128).contains(&got), "{got} MiB of a 128 MiB guest");
+    // 16 MiB mmaps and 1 MiB sbrk steps: ENOMEM near the limit.
+    for (mode, prefix) in [
+        ("mmap", "mmap failed after "),
+        ("sbrk", "sbrk failed after "),
+    ] {
+        let r = memory(&prog, mode);
+        assert_eq!(r.exit_code(), 0, "{}", text(&r.output));
+        let out = text(&r.stdout);
+        assert!((64..128).contains(&mib_after(&out, prefix)), "{out}");
+        assert!(out.ends_with(" MiB: Cannot allocate memory\n"), "{out}");
+    }
 
     // 1 TiB lazy mapping, a touch, deep recursion: as natively.
     let native = Command::new(&prog).arg("huge").output().expect("native");
@@ -96,16 +125,37 @@ fn memory_exhaustion_gives_null_enomem_or_the_oom_kill_never_a_panic() {
         "MAP_POPULATE of 1 GiB: Cannot allocate memory\n"
     );
 
-    // Writing more than exists: the OOM kill, status 137, said on stderr.
-    let r = memory(&prog, "oom");
-    assert_eq!(r.exit_code(), 137, "{}", text(&r.output));
-    assert_eq!(text(&r.stdout), "writing 1 GiB\n");
-    let err = text(&r.stderr);
+    // Writing more than exists (MAP_NORESERVE: no commit check): the OOM
+    // kill — status 137 as the kernel reports it, the `cloister:` line on
+    // stderr and an audit record — whether the program's own store or the
+    // kernel's copy for read() meets the exhaustion.
+    let log = dir.join("oom.audit");
+    for (mode, said) in [("oom", "writing 1 GiB\n"), ("oom-read", "reading 1 GiB\n")] {
+        let r = memory_run(&prog, mode, (mode == "oom").then_some(log.as_path()));
+        assert_eq!(r.exit_code(), 137, "{mode}: {}", text(&r.output));
+        assert_eq!(text(&r.stdout), said);
+        let err = text(&r.stderr);
+        assert!(
+            err.contains("cloister: out of memory: program killed (SIGKILL)"),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("SIGSEGV") && r.diagnosis.is_none(), "{err}");
+    }
+    let key = log.with_file_name("oom.audit.key");
+    let show = Command::new(vm_tests::cloister_cli())
+        .args(["audit", "show"])
+        .arg(&log)
+        .arg("--key-file")
+        .arg(&key)
+        .output()
+        .expect("cloister audit show");
+    let records = text(&show.stdout);
+    assert!(show.status.success(), "{records}");
     assert!(
-        err.contains("cloister: out of memory: program killed (SIGKILL)"),
-        "{err}"
+        records.contains("out of memory: program killed (SIGKILL)")
+            && records.contains("program exited with status 137"),
+        "{records}"
     );
-    assert!(!err.contains("SIGSEGV") && r.diagnosis.is_none(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -144,7 +144,11 @@ fn last_announced(stdout: &[u8], seed: u64) -> Option<String> {
     Some(format!("call {index}: {name} ({nr}) ({})", args.join(", ")))
 }
 
-fn boot(opts: &FuzzOptions, seed: u64, announce_from: Option<u64>) -> Result<crate::run::RunResult> {
+fn boot(
+    opts: &FuzzOptions,
+    seed: u64,
+    announce_from: Option<u64>,
+) -> Result<crate::run::RunResult> {
     let mut args = vec![seed.to_string(), opts.calls_per_seed.to_string()];
     if let Some(from) = announce_from {
         args.push(from.to_string());

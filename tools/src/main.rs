@@ -251,7 +251,8 @@ fn bench(what: &BenchCommand) -> Result<i32> {
         } => {
             use tools::bench::compat;
             compat::ensure_testsuite()?;
-            let out_dir = std::path::PathBuf::from("target/cloister-bench/compat");
+            // Absolute: the native run starts in `/`.
+            let out_dir = std::env::current_dir()?.join("target/cloister-bench/compat");
             let native_timeout = std::time::Duration::from_secs(*native_timeout);
             if *survey {
                 compat::survey(&out_dir, native_timeout)?;

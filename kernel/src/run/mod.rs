@@ -73,15 +73,20 @@ pub(crate) fn futex_wake(process: &Process, addr: u64, count: usize) {
     process.futexes.wake(addr, count, u32::MAX);
 }
 
-/// Asks the LibOS to populate the user page at `addr` for `access` (stack
+/// A kernel access to user memory (a user copy) stopped at `addr`: gives
+/// the page its frame (kernel demand paging, then the LibOS: stack
 /// growth, a reservation made accessible after the fact, a large area's
-/// first touch). `true`: retry.
-pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
-    user_page_demand(addr, access) == crate::mm::user::Demand::Resolved
+/// first touch). `Resolved`: retry; `OutOfMemory`: a valid page no memory
+/// can back (the caller ends the program with the OOM kill).
+pub(crate) fn user_copy_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
+    // The page-fault error code of a not-present kernel-mode access.
+    let error_code = if access == FaultAccess::Write { 2 } else { 0 };
+    demand_user_fault(addr, error_code)
 }
 
-/// [`populate_user_page`], telling a page the LibOS would give but memory
-/// cannot back (`OutOfMemory`) from an invalid access (`NotLazy`).
+/// Asks the LibOS to populate the user page at `addr` for `access`,
+/// telling a page it would give but memory cannot back (`OutOfMemory`)
+/// from an invalid access (`NotLazy`).
 fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
     use crate::mm::user::Demand;
     match RUNTIME

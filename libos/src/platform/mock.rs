@@ -301,12 +301,26 @@ impl CurrentThread for MockPlatform {
     }
 }
 
-/// 1 GiB total; free is the total less the mapped pages.
+/// 1 GiB total; free is the total less the mapped pages, and no more
+/// than the frame budget leaves.
 impl MemoryStats for MockPlatform {
     fn memory_bytes(&self) -> (u64, u64) {
         let total = 1u64 << 30;
         let used = self.pages.lock().len() as u64 * PAGE_SIZE;
-        (total, total.saturating_sub(used))
+        let budget = self
+            .frame_limit
+            .load(Ordering::Relaxed)
+            .saturating_mul(PAGE_SIZE);
+        (total, total.min(budget).saturating_sub(used))
+    }
+
+    /// The frame budget (at most the total).
+    fn program_memory_bytes(&self) -> u64 {
+        let budget = self
+            .frame_limit
+            .load(Ordering::Relaxed)
+            .saturating_mul(PAGE_SIZE);
+        budget.min(1 << 30)
     }
 }
 
