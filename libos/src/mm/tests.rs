@@ -346,7 +346,7 @@ fn random_memory_syscalls_keep_map_and_page_tables_consistent() {
                 0 => base + PG * u64::from(rng.next_u32() % 64),
                 // Up to 4 MiB: areas over 2 MiB are populated a chunk
                 // at a time, on faults.
-                1 if rng.next_u32() % 4 == 0 => u64::from(rng.next_u32() % 4 + 1) << 20,
+                1 if rng.next_u32().is_multiple_of(4) => u64::from(rng.next_u32() % 4 + 1) << 20,
                 1 => PG * u64::from(rng.next_u32() % 16 + 1),
                 2 => u64::from(rng.next_u32() % 8),
                 3 => 0x60_0000 + u64::from(rng.next_u32() % 0x20_000),
