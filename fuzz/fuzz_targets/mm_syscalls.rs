@@ -48,6 +48,9 @@ fn check(m: &MockPlatform, p: &Process) {
             page = r.end;
         }
     }
+    // The commit charge is the sum of the charged areas.
+    let charged: u64 = vm.areas().map(|v| v.charged_bytes()).sum();
+    assert_eq!(vm.committed_bytes(), charged);
 }
 
 fuzz_target!(|data: &[u8]| {

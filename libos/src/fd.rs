@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 
 use crate::error::{Errno, Result};
+use crate::fallible::TryVec;
 use crate::fs::{InodeRef, Metadata};
 use crate::return_errno;
 
@@ -178,7 +179,8 @@ impl FdTable {
             return_errno!(Errno::EMFILE);
         };
         if self.entries.len() <= fd {
-            self.entries.resize(fd + 1, None);
+            // The table grows to the highest fd the program asks for.
+            self.entries.try_resize(fd + 1, None)?;
         }
         self.entries[fd] = Some(FdEntry { file, cloexec });
         Ok(fd as i32)
@@ -251,7 +253,7 @@ impl FdTable {
             return_errno!(Errno::EBADF);
         }
         if self.entries.len() <= slot {
-            self.entries.resize(slot + 1, None);
+            self.entries.try_resize(slot + 1, None)?;
         }
         self.entries[slot] = Some(FdEntry { file, cloexec });
         Ok(new)

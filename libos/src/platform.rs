@@ -112,6 +112,14 @@ pub trait CurrentThread: Send + Sync {
 pub trait MemoryStats: Send + Sync {
     /// `(total, free)` memory available to the program, in bytes.
     fn memory_bytes(&self) -> (u64, u64);
+
+    /// The most memory programs can hold now, in bytes: what their pages
+    /// and page tables hold plus what is still free for them (the
+    /// kernel's own memory and reserve excluded). The commit limit
+    /// (`crate::mm::commit`).
+    fn program_memory_bytes(&self) -> u64 {
+        self.memory_bytes().0
+    }
 }
 
 /// The machine as the LibOS sees it.

@@ -1,7 +1,7 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
 //! platform, the file system, the fd table, the working directory, the
-//! umask, the address space ([`Vm`]), futexes, resource limits and
-//! signal bookkeeping, the network stack. The kernel creates one per program (with
+//! umask, the address space ([`Vm`]), futexes, resource limits,
+//! signal bookkeeping and interval timers, the network stack. The kernel creates one per program (with
 //! the console on fds 0–2 via [`Process::open_console_stdio`]) and passes it to
 //! `crate::syscall::SyscallTable::dispatch`.
 
@@ -14,6 +14,7 @@ use crate::fd::FdTable;
 use crate::fs::file::open_flags::O_RDWR;
 use crate::fs::{InodeFile, InodeRef, Vfs};
 use crate::futex::FutexTable;
+use crate::itimer::IntervalTimers;
 use crate::mm::Vm;
 use crate::net::{NetConfig, NetStack};
 use crate::platform::Platform;
@@ -51,6 +52,8 @@ pub struct Process {
     pub net: Arc<NetStack>,
     /// The nice value (`setpriority`), -20..=19.
     pub nice: core::sync::atomic::AtomicI32,
+    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
+    pub itimers: IntervalTimers,
     umask: AtomicU32,
 }
 
@@ -97,6 +100,24 @@ impl Process {
             net,
             umask: AtomicU32::new(0o022),
             nice: core::sync::atomic::AtomicI32::new(0),
+            itimers: IntervalTimers::default(),
+        }
+    }
+
+    /// Makes the signals of the interval timers that have expired pending
+    /// for the process (`SIGALRM`, `SIGVTALRM`, `SIGPROF`); the kernel
+    /// calls it before returning to user mode and while threads wait.
+    pub fn raise_expired_timers(&self) {
+        let due = self.itimers.due(&*self.platform);
+        if due == 0 {
+            return;
+        }
+        let mut signals = self.signals.lock();
+        for sig in 1..64 {
+            if due & (1 << sig) != 0 {
+                // The numbers are valid signals: this cannot fail.
+                let _ = signals.send_to_process(sig);
+            }
         }
     }
 

@@ -7,12 +7,12 @@
 //! LibOS); host tests use `platform::mock::MockPlatform` over a `Vec`.
 //! Modelled on redox's `src/syscall/usercopy.rs`.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 use crate::elf::{PAGE_SIZE, USER_SPACE_END};
 use crate::error::{Errno, Result};
+use crate::fallible::TryVec;
 use crate::return_errno;
 
 /// Copies between the LibOS and user memory. Both methods fail with
@@ -41,17 +41,18 @@ pub fn read_cstring(mem: &dyn UserMemory, addr: u64, max_len: usize) -> Result<V
     }
     let mut out = Vec::new();
     let mut cur = addr;
+    let mut chunk = [0u8; 256];
     loop {
         let to_page_end = (PAGE_SIZE - cur % PAGE_SIZE) as usize;
-        let chunk_len = to_page_end.min(max_len + 1 - out.len()).min(256);
+        let chunk_len = to_page_end.min(max_len + 1 - out.len()).min(chunk.len());
         check_user_range(cur, chunk_len)?;
-        let mut chunk = vec![0u8; chunk_len];
-        mem.read_user(cur, &mut chunk)?;
+        let chunk = &mut chunk[..chunk_len];
+        mem.read_user(cur, chunk)?;
         if let Some(nul) = chunk.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&chunk[..nul]);
+            out.try_extend_from_slice(&chunk[..nul])?;
             return Ok(out);
         }
-        out.extend_from_slice(&chunk);
+        out.try_extend_from_slice(chunk)?;
         if out.len() > max_len {
             return_errno!(Errno::ENAMETOOLONG);
         }
@@ -175,9 +176,7 @@ impl UserSliceRead {
     /// Copies the whole buffer in (`ENOMEM` if a kernel buffer of that size
     /// cannot be had: the length comes from the program).
     pub fn read_to_vec(&self, mem: &dyn UserMemory) -> Result<Vec<u8>> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(self.len).map_err(|_| Errno::ENOMEM)?;
-        v.resize(self.len, 0);
+        let mut v = crate::fallible::zeroed(self.len)?;
         mem.read_user(self.addr, &mut v)?;
         Ok(v)
     }

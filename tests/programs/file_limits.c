@@ -1,6 +1,6 @@
 /* File sizes a program controls, and what Linux (tmpfs) answers: a huge
- * ftruncate, a one-byte write past 2 GiB (sparse: one page), a file beyond
- * the largest size (EFBIG), and — with "fill" — 1 MiB writes until the file
+ * ftruncate, a one-byte write past 2 GiB (sparse: one page), a write
+ * ending at tmpfs's largest size (2^63 - 1: allowed), and — with "fill" — 1 MiB writes until the file
  * system is full (ENOSPC, the program goes on). Cloister used to panic on
  * each (issue 11). Usage: file_limits DIR [fill] */
 #include <errno.h>

@@ -7,12 +7,18 @@
  *   populate  — MAP_POPULATE of 1 GiB: refused (ENOMEM) when memory
  *               cannot back it, never a pretend success
  *   oom       — 1 GiB MAP_NORESERVE (no commit check), all of it written:
- *               the out-of-memory kill (SIGKILL, status 137), not SIGSEGV */
+ *               the out-of-memory kill (SIGKILL, status 137), not SIGSEGV
+ *   oom-read  — the same, written by read() from /dev/zero: the kernel's
+ *               copy meets the exhaustion, still the OOM kill
+ *   mmap      — 16 MiB private writable mappings until mmap fails
+ *   sbrk      — 1 MiB sbrk steps until sbrk fails */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static int depth(int n) {
     volatile char pad[1024];
@@ -67,6 +73,45 @@ int main(int argc, char **argv) {
         fflush(stdout);
         memset(p, 1, gib);
         printf("wrote it all\n");
+        return 0;
+    }
+    if (strcmp(mode, "oom-read") == 0) {
+        size_t gib = (size_t)1 << 30;
+        char *p = mmap(NULL, gib, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        int fd = open("/dev/zero", O_RDONLY);
+        if (p == MAP_FAILED || fd < 0) {
+            perror("setup");
+            return 1;
+        }
+        printf("reading 1 GiB\n");
+        fflush(stdout);
+        for (size_t done = 0; done < gib;) {
+            ssize_t n = read(fd, p + done, 1 << 20);
+            if (n <= 0) {
+                perror("read");
+                return 1;
+            }
+            done += (size_t)n;
+        }
+        printf("read it all\n");
+        return 0;
+    }
+    if (strcmp(mode, "mmap") == 0) {
+        long mib = 0;
+        while (mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+            mib += 16;
+        }
+        printf("mmap failed after %ld MiB: %s\n", mib, strerror(errno));
+        return 0;
+    }
+    if (strcmp(mode, "sbrk") == 0) {
+        long mib = 0;
+        while (sbrk(1 << 20) != (void *)-1) {
+            mib++;
+        }
+        printf("sbrk failed after %ld MiB: %s\n", mib, strerror(errno));
         return 0;
     }
     if (strcmp(mode, "populate") == 0) {

@@ -63,12 +63,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         start: u64,
         /// Calls per seed.
-        #[arg(long, default_value_t = 100_000)]
-        calls: u64,
-        /// Stop a seed's guest after this many seconds (a hang is a
-        /// kernel failure).
-        #[arg(long, default_value_t = 300)]
+        #[arg(long = "calls-per-seed", alias = "calls", default_value_t = 100_000)]
+        calls_per_seed: u64,
+        /// Stop a seed's guest after this many seconds, or after a fifth of
+        /// it without output (a hang is a kernel failure).
+        #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 256)]
+        mem: u32,
     },
     /// Write an image that plain QEMU boots (kernel.elf, initramfs.cpio and
     /// run.sh) for the program a cloister.toml manifest describes.
@@ -119,6 +122,29 @@ enum BenchCommand {
         /// Measure only the Linux guest.
         #[arg(long)]
         linux_only: bool,
+    },
+    /// CPython's regression suite natively and in Cloister: per-module
+    /// counts and the share of natively passing tests that pass in
+    /// Cloister (docs/LINUX_ABI.md). Installs libpython3.11-testsuite
+    /// when run as root.
+    Compat {
+        /// Modules, comma-separated (default: the selection in
+        /// tools/src/bench/compat.rs, empty until a survey fills it).
+        #[arg(long)]
+        modules: Option<String>,
+        /// Seconds before a module's Cloister run is stopped.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Seconds before a module's native run is stopped.
+        #[arg(long, default_value_t = 300)]
+        native_timeout: u64,
+        /// Guest memory in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mem: u32,
+        /// Instead: run every module natively and print the ones the
+        /// selection rule keeps.
+        #[arg(long)]
+        survey: bool,
     },
 }
 
@@ -218,6 +244,45 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             };
             linux_compare::run(&opts)?;
         }
+        BenchCommand::Compat {
+            modules,
+            timeout,
+            native_timeout,
+            mem,
+            survey,
+        } => {
+            use tools::bench::compat;
+            compat::ensure_testsuite()?;
+            // Absolute: the native run starts in `/`.
+            let out_dir = std::env::current_dir()?.join("target/cloister-bench/compat");
+            let native_timeout = std::time::Duration::from_secs(*native_timeout);
+            if *survey {
+                compat::survey(&out_dir, native_timeout)?;
+                return Ok(0);
+            }
+            let modules: Vec<String> = match modules {
+                Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+                None => compat::MODULES.iter().map(|m| m.to_string()).collect(),
+            };
+            if modules.is_empty() {
+                anyhow::bail!(
+                    "no default module selection has been surveyed yet: pass --modules \
+                     test_a,test_b (or run --survey, which runs every module natively)"
+                );
+            }
+            let kernel = build_kernel(KernelBuild {
+                release: true,
+                ktest: false,
+            })?;
+            compat::run_bench(&compat::Options {
+                modules,
+                native_timeout,
+                cloister_timeout: std::time::Duration::from_secs(*timeout),
+                memory_mib: *mem,
+                out_dir,
+                kernel,
+            })?;
+        }
     }
     Ok(0)
 }
@@ -276,13 +341,15 @@ fn main() -> ExitCode {
         Command::Fuzz {
             seeds,
             start,
-            calls,
+            calls_per_seed,
             timeout,
+            mem,
         } => tools::fuzz::fuzz(
             *start,
             *seeds,
-            *calls,
+            *calls_per_seed,
             std::time::Duration::from_secs(*timeout),
+            *mem,
         )
         .map(|s| i32::from(!s.kernel_failures.is_empty())),
         Command::Build {

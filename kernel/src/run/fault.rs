@@ -47,7 +47,7 @@ pub fn out_of_memory(tid: u32, addr: u64) -> ! {
     let (total, free) = crate::mm::frames::memory_bytes();
     let text = alloc::format!(
         "cloister: out of memory: program killed (SIGKILL) when thread {tid} touched {addr:#x}; {} of {} MiB in use\n",
-        (total - free) >> 20,
+        total.saturating_sub(free) >> 20,
         total >> 20
     );
     crate::audit::record_text(format_args!("{}", text.trim_end()));

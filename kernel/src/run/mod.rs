@@ -73,15 +73,20 @@ pub(crate) fn futex_wake(process: &Process, addr: u64, count: usize) {
     process.futexes.wake(addr, count, u32::MAX);
 }
 
-/// Asks the LibOS to populate the user page at `addr` for `access` (stack
+/// A kernel access to user memory (a user copy) stopped at `addr`: gives
+/// the page its frame (kernel demand paging, then the LibOS: stack
 /// growth, a reservation made accessible after the fact, a large area's
-/// first touch). `true`: retry.
-pub(crate) fn populate_user_page(addr: u64, access: FaultAccess) -> bool {
-    user_page_demand(addr, access) == crate::mm::user::Demand::Resolved
+/// first touch). `Resolved`: retry; `OutOfMemory`: a valid page no memory
+/// can back (the caller ends the program with the OOM kill).
+pub(crate) fn user_copy_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
+    // The page-fault error code of a not-present kernel-mode access.
+    let error_code = if access == FaultAccess::Write { 2 } else { 0 };
+    demand_user_fault(addr, error_code)
 }
 
-/// [`populate_user_page`], telling a page the LibOS would give but memory
-/// cannot back (`OutOfMemory`) from an invalid access (`NotLazy`).
+/// Asks the LibOS to populate the user page at `addr` for `access`,
+/// telling a page it would give but memory cannot back (`OutOfMemory`)
+/// from an invalid access (`NotLazy`).
 fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
     use crate::mm::user::Demand;
     match RUNTIME
@@ -161,8 +166,16 @@ fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// Command-line keys the run mode reads besides the LibOS's own: which of
 /// the host's standard fds are terminals, and the terminal's size
-/// (`libos::fs::stdio`); `learn` reports lookups that found nothing.
-pub const CMDLINE_KEYS: &[&str] = &["console.tty", "console.size", "learn"];
+/// (`libos::fs::stdio`); `learn` reports lookups that found nothing;
+/// `tmpfs.size`/`tmpfs.nr_inodes` limit the file system
+/// (`libos::fs::FsLimits`).
+pub const CMDLINE_KEYS: &[&str] = &[
+    "console.tty",
+    "console.size",
+    "learn",
+    "tmpfs.size",
+    "tmpfs.nr_inodes",
+];
 
 /// Runs the program in the initramfs `archive`; never returns.
 pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
@@ -183,11 +196,21 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         ),
         Err(e) => fail_to_start(125, format_args!("bad initramfs: {e}")),
     }
-    // tmpfs's default size: what the image holds plus half the memory
-    // left (`df /` shows it; writes past it fail with ENOSPC).
-    let (_, free) = crate::mm::frames::memory_bytes();
+    // The file system's limits, as tmpfs's: by default what the image
+    // holds plus half the memory left for data and an inode per two free
+    // pages; `tmpfs.size=` / `tmpfs.nr_inodes=` set them (`df` and `df -i`
+    // show them; growth past them fails with ENOSPC).
+    let (total, free) = crate::mm::frames::memory_bytes();
     let (_, image_pages) = vfs.space().pages();
-    vfs.space().set_limit_bytes(image_pages * 4096 + free / 2);
+    let (_, image_inodes) = vfs.space().inodes();
+    let limits = libos::fs::FsLimits::default_for(free, image_pages, image_inodes);
+    match limits.with_options(args.get("tmpfs.size"), args.get("tmpfs.nr_inodes"), total) {
+        Ok(chosen) => vfs.space().set_limits(chosen),
+        Err(key) => {
+            log::warn!("ignoring a bad {key}= on the command line: using the default");
+            vfs.space().set_limits(limits);
+        }
+    }
     let argv = read_list(&vfs, b"/.cloister/argv").unwrap_or_default();
     let envp = read_list(&vfs, b"/.cloister/envp").unwrap_or_default();
     let Some(path) = argv.first().cloned() else {

@@ -71,7 +71,8 @@ impl KernelPlatform {
 
 /// Runs a user copy; when it stops at a page the LibOS can still populate
 /// (the stack below its initial pages, a reservation made accessible),
-/// populates it and retries. Each retry gets at least one page further.
+/// populates it and retries. Each retry gets at least one page further. A
+/// valid page no memory can back is the OOM kill.
 fn with_fault_retry(
     access: FaultAccess,
     mut copy: impl FnMut() -> core::result::Result<(), BadUserAddress>,
@@ -82,8 +83,18 @@ fn with_fault_retry(
             Ok(()) => return Ok(()),
             Err(BadUserAddress(at)) => {
                 let page = at & !(crate::mm::PAGE_BYTES - 1);
-                if last == Some(page) || !super::populate_user_page(at, access) {
+                if last == Some(page) {
                     return Err(Errno::EFAULT.into());
+                }
+                match super::user_copy_demand(at, access) {
+                    user::Demand::Resolved => {}
+                    user::Demand::NotLazy => return Err(Errno::EFAULT.into()),
+                    // As Linux's OOM killer would end the program whose
+                    // system call needed the page: never a pretend EFAULT.
+                    user::Demand::OutOfMemory => {
+                        let tid = crate::task::current().map_or(1, |t| t.tid);
+                        super::fault::out_of_memory(tid, at)
+                    }
                 }
                 last = Some(page);
             }
@@ -145,6 +156,11 @@ impl MemoryStats for KernelPlatform {
     fn memory_bytes(&self) -> (u64, u64) {
         let (total, _) = crate::mm::frames::memory_bytes();
         (total, crate::mm::frames::user_available_bytes())
+    }
+
+    /// What user pages and page tables hold plus what they can still have.
+    fn program_memory_bytes(&self) -> u64 {
+        crate::mm::frames::user_capacity_bytes()
     }
 }
 

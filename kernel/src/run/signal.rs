@@ -1,5 +1,5 @@
-//! Signal delivery: the real-time interval timer (`alarm`, `setitimer`),
-//! `kill`/`tgkill`, handlers run on a Linux-layout frame
+//! Signal delivery: the signals of expired interval timers (kept by the
+//! LibOS, `libos::itimer`), `kill`/`tgkill`, handlers run on a Linux-layout frame
 //! ([`super::sigframe`]) and `rt_sigreturn`.
 //!
 //! The LibOS keeps actions, masks and pending sets (`libos::signal`); the
@@ -7,20 +7,18 @@
 //! mode ([`deliver_pending`]), and it ends blocking waits early when a
 //! signal arrives ([`interrupts_wait`], which makes them return `EINTR`).
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use libos::error::{Errno, Result};
 use libos::process::Process;
 use libos::return_errno;
 use libos::signal::{DefaultAction, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit};
 use libos::syscall::SyscallArgs;
-use libos::user::UserPtr;
 
 use super::sigframe::{self, FrameInfo};
 use crate::arch::fpu::FpuState;
 use crate::task::Thread;
 
-const SIGALRM: u32 = 14;
+/// The interval timers' signals: `SIGALRM`, `SIGVTALRM`, `SIGPROF`.
+const TIMER_SIGNALS: [u32; 3] = [14, 26, 27];
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 const SA_ONSTACK: u64 = 0x0800_0000;
@@ -33,24 +31,10 @@ const SI_TKILL: i32 = -6;
 /// `si_code` of a signal the kernel raised (timer expiry, a fault).
 const SI_KERNEL: i32 = 0x80;
 
-/// ITIMER_REAL: the next expiry (monotonic ns, 0 = disarmed) and interval.
-static ALARM_AT: AtomicU64 = AtomicU64::new(0);
-static ALARM_INTERVAL: AtomicU64 = AtomicU64::new(0);
-
-/// Sends SIGALRM if the real-time timer expired (re-arming an interval).
+/// Makes the signals of expired interval timers pending (the timers and
+/// their clocks are the LibOS's: `libos::itimer`).
 fn check_timer(process: &Process) {
-    let at = ALARM_AT.load(Ordering::Relaxed);
-    if at == 0 || crate::time::now_ns() < at {
-        return;
-    }
-    let interval = ALARM_INTERVAL.load(Ordering::Relaxed);
-    let next = if interval == 0 { 0 } else { at + interval };
-    if ALARM_AT
-        .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
-        .is_ok()
-    {
-        let _ = process.signals.lock().send_to_process(SIGALRM);
-    }
+    process.raise_expired_timers();
 }
 
 /// Whether a blocking wait of thread `tid` must end with `EINTR` now.
@@ -83,7 +67,7 @@ pub fn deliver_pending(process: &Process, me: &Thread) {
                 DefaultAction::Terminate => terminate(sig, me.tid),
             },
             _ => {
-                let code = if sig == SIGALRM || is_fault(sig) {
+                let code = if TIMER_SIGNALS.contains(&sig) || is_fault(sig) {
                     SI_KERNEL
                 } else {
                     SI_USER
@@ -247,79 +231,4 @@ pub fn sys_tgkill(p: &Process, a: &SyscallArgs) -> Result<usize> {
 /// `tkill(tid, sig)`
 pub fn sys_tkill(p: &Process, a: &SyscallArgs) -> Result<usize> {
     kill_thread(p, a.i32(0), a.u32(1))
-}
-
-fn read_timeval(p: &Process, addr: u64) -> Result<u64> {
-    let sec = UserPtr::<i64>::new(addr).read(&*p.platform)?;
-    let usec = UserPtr::<i64>::new(addr + 8).read(&*p.platform)?;
-    if sec < 0 || !(0..1_000_000).contains(&usec) {
-        return_errno!(Errno::EINVAL);
-    }
-    Ok((sec as u64).saturating_mul(1_000_000_000) + usec as u64 * 1000)
-}
-
-fn write_timeval(p: &Process, addr: u64, ns: u64) -> Result<()> {
-    UserPtr::<i64>::new(addr).write(&*p.platform, (ns / 1_000_000_000) as i64)?;
-    UserPtr::<i64>::new(addr + 8).write(&*p.platform, ((ns % 1_000_000_000) / 1000) as i64)
-}
-
-/// The timer as `(remaining, interval)` in ns.
-fn timer_state() -> (u64, u64) {
-    let at = ALARM_AT.load(Ordering::Relaxed);
-    let left = if at == 0 {
-        0
-    } else {
-        at.saturating_sub(crate::time::now_ns()).max(1)
-    };
-    (left, ALARM_INTERVAL.load(Ordering::Relaxed))
-}
-
-fn arm(value_ns: u64, interval_ns: u64) {
-    ALARM_INTERVAL.store(interval_ns, Ordering::Relaxed);
-    let at = if value_ns == 0 {
-        0
-    } else {
-        crate::time::now_ns() + value_ns
-    };
-    ALARM_AT.store(at, Ordering::Relaxed);
-}
-
-const ITIMER_REAL: i32 = 0;
-
-/// `setitimer(which, new, old)`: `ITIMER_REAL` only (the CPU-time timers
-/// need CPU accounting: `EINVAL`).
-pub fn sys_setitimer(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    if a.i32(0) != ITIMER_REAL {
-        return_errno!(Errno::EINVAL);
-    }
-    let (interval, value) = if a.u64(1) == 0 {
-        (0, 0)
-    } else {
-        (read_timeval(p, a.u64(1))?, read_timeval(p, a.u64(1) + 16)?)
-    };
-    if a.u64(2) != 0 {
-        let (left, old_interval) = timer_state();
-        write_timeval(p, a.u64(2), old_interval)?;
-        write_timeval(p, a.u64(2) + 16, left)?;
-    }
-    arm(value, interval);
-    Ok(0)
-}
-
-/// `getitimer(which, value)`
-pub fn sys_getitimer(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    if a.i32(0) != ITIMER_REAL {
-        return_errno!(Errno::EINVAL);
-    }
-    let (left, interval) = timer_state();
-    write_timeval(p, a.u64(1), interval)?;
-    write_timeval(p, a.u64(1) + 16, left)?;
-    Ok(0)
-}
-
-/// `alarm(seconds)`: returns the seconds left on the previous alarm.
-pub fn sys_alarm(_p: &Process, a: &SyscallArgs) -> Result<usize> {
-    let (left, _) = timer_state();
-    arm(u64::from(a.u32(0)) * 1_000_000_000, 0);
-    Ok(left.div_ceil(1_000_000_000) as usize)
 }

@@ -1,8 +1,7 @@
 //! The syscalls that need the kernel's thread state: `exit`, `exit_group`,
 //! `gettid`, `set_tid_address`, `set_robust_list`/`get_robust_list`,
 //! `arch_prctl`, thread-creating `clone`/`clone3`, and the signal calls of
-//! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`, `alarm`,
-//! `setitimer`, `getitimer`). They are added to the
+//! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`). They are added to the
 //! LibOS's one dispatch table with `SyscallTable::register`.
 
 use libos::error::{Errno, Result};
@@ -19,9 +18,6 @@ use crate::task;
 /// `(number, name, handler)` of the kernel's family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (15, "rt_sigreturn", signal::sys_rt_sigreturn),
-    (36, "getitimer", signal::sys_getitimer),
-    (37, "alarm", signal::sys_alarm),
-    (38, "setitimer", signal::sys_setitimer),
     (56, "clone", sys_clone),
     (60, "exit", sys_exit),
     (62, "kill", signal::sys_kill),

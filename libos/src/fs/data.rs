@@ -1,103 +1,66 @@
-//! A regular file's contents: sparse 4 KiB pages, allocated fallibly and
-//! charged to the file system's [`Space`] (the in-memory file system's
-//! size limit, as tmpfs `size=`).
+//! A regular file's contents: sparse 4 KiB pages in a map from page
+//! index to page, allocated fallibly and charged to the file system's
+//! [`Space`] (its size limit, as tmpfs `size=`).
 //!
-//! Holes read as zeros and cost nothing, so a one-byte write at 2 GiB or
-//! an `ftruncate` to 3 GiB takes one page or none, as on tmpfs. A write
-//! that cannot get a page fails with `ENOSPC` when the limit is reached
-//! and `ENOMEM` when the heap cannot serve it; bytes written before that
-//! stay (the call then reports the short count, as Linux does).
+//! Holes read as zeros and cost nothing — no page and no slot in the map
+//! — so a one-byte write at 2 GiB or at 8 EiB, or an `ftruncate` to 3 GiB,
+//! takes one page or none, as on tmpfs. The largest file is Linux's
+//! `MAX_LFS_FILESIZE` (2⁶³ − 1 bytes); a transfer that would end past it
+//! is `EINVAL`, as `rw_verify_area` answers. A write that cannot get a
+//! page fails with `ENOSPC` when the limit is reached and `ENOMEM` when
+//! the heap cannot serve it; bytes written before that stay (the call
+//! then reports the short count, as Linux does).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 
+pub use super::space::{PAGE_BYTES, Space};
 use crate::error::{Errno, Result};
 use crate::return_errno_with_message;
 
-/// Bytes per page of file data.
-pub const PAGE_BYTES: usize = 4096;
 const PAGE: u64 = PAGE_BYTES as u64;
 
-/// The largest file, as tmpfs on x86-64 allows (`MAX_LFS_FILESIZE`, rounded
-/// to pages): beyond it writes and `ftruncate` fail with `EFBIG`.
-pub const MAX_FILE_BYTES: u64 = i64::MAX as u64 & !(PAGE - 1);
+/// The largest file, as tmpfs on x86-64 allows (`MAX_LFS_FILESIZE`).
+pub const MAX_FILE_BYTES: u64 = i64::MAX as u64;
 
-/// The file system's page budget: `f_blocks`/`f_bfree` of `statfs`.
-#[derive(Debug)]
-pub struct Space {
-    used_pages: AtomicU64,
-    limit_pages: AtomicU64,
-}
-
-impl Default for Space {
-    fn default() -> Self {
-        Self::new(u64::MAX)
-    }
-}
-
-impl Space {
-    /// A budget of `limit_bytes` (rounded down to pages).
-    pub fn new(limit_bytes: u64) -> Self {
-        Self {
-            used_pages: AtomicU64::new(0),
-            limit_pages: AtomicU64::new(limit_bytes / PAGE),
-        }
-    }
-
-    /// Changes the limit (pages already used stay, even above it).
-    pub fn set_limit_bytes(&self, limit_bytes: u64) {
-        self.limit_pages
-            .store(limit_bytes / PAGE, Ordering::Relaxed);
-    }
-
-    /// (limit, used) in pages.
-    pub fn pages(&self) -> (u64, u64) {
-        (
-            self.limit_pages.load(Ordering::Relaxed),
-            self.used_pages.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Takes one page from the budget (`ENOSPC` when none is left).
-    fn charge(&self) -> Result<()> {
-        let limit = self.limit_pages.load(Ordering::Relaxed);
-        self.used_pages
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| {
-                (used < limit).then_some(used + 1)
-            })
-            .map(|_| ())
-            .map_err(|_| Errno::ENOSPC.into())
-    }
-
-    fn uncharge(&self, pages: u64) {
-        self.used_pages.fetch_sub(pages, Ordering::AcqRel);
-    }
-}
+type Page = Box<[u8; PAGE_BYTES]>;
 
 /// A zeroed page, or `ENOMEM`.
-fn new_page() -> Result<Box<[u8]>> {
+fn new_page() -> Result<Page> {
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(PAGE_BYTES).map_err(|_| Errno::ENOMEM)?;
     v.resize(PAGE_BYTES, 0);
-    // Length equals capacity: no reallocation.
-    Ok(v.into_boxed_slice())
+    // Length equals capacity: no reallocation, and the conversion to an
+    // array cannot fail.
+    v.into_boxed_slice()
+        .try_into()
+        .map_err(|_| Errno::ENOMEM.into())
+}
+
+/// Checks that `len` bytes at `offset` end within the largest file
+/// (`EINVAL` otherwise, as Linux's `rw_verify_area`).
+pub fn check_range(offset: u64, len: usize) -> Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= MAX_FILE_BYTES => Ok(()),
+        _ => return_errno_with_message!(Errno::EINVAL, "the transfer ends past the largest file"),
+    }
 }
 
 /// The pages and the length of one file.
 #[derive(Debug)]
 pub struct FileData {
-    /// Page `i` holds bytes `i*4096 ..`; `None` is a hole. Never longer
-    /// than the last allocated page.
-    pages: Vec<Option<Box<[u8]>>>,
+    /// Page `i` holds bytes `i*4096 ..`; a missing index is a hole. No
+    /// page lies wholly past `len`.
+    pages: BTreeMap<u64, Page>,
     len: u64,
     space: Arc<Space>,
 }
 
 impl Drop for FileData {
     fn drop(&mut self) {
-        self.space.uncharge(self.allocated_pages());
+        self.space.uncharge_pages(self.allocated_pages());
     }
 }
 
@@ -105,7 +68,7 @@ impl FileData {
     /// An empty file charged to `space`.
     pub fn new(space: Arc<Space>) -> Self {
         Self {
-            pages: Vec::new(),
+            pages: BTreeMap::new(),
             len: 0,
             space,
         }
@@ -132,7 +95,7 @@ impl FileData {
 
     /// Pages holding data (`st_blocks` counts these).
     pub fn allocated_pages(&self) -> u64 {
-        self.pages.iter().filter(|p| p.is_some()).count() as u64
+        self.pages.len() as u64
     }
 
     /// Copies bytes at `offset` into `buf`; returns the count (0 at or past
@@ -142,102 +105,120 @@ impl FileData {
             return 0;
         }
         let n = (self.len - offset).min(buf.len() as u64) as usize;
-        let mut done = 0;
-        while done < n {
-            let pos = offset + done as u64;
-            let (index, within) = ((pos / PAGE) as usize, (pos % PAGE) as usize);
-            let chunk = (PAGE_BYTES - within).min(n - done);
-            let dst = &mut buf[done..done + chunk];
-            match self.pages.get(index) {
-                Some(Some(page)) => dst.copy_from_slice(&page[within..within + chunk]),
-                _ => dst.fill(0),
-            }
-            done += chunk;
+        if n == 0 {
+            return 0;
         }
+        let end = offset + n as u64;
+        // `cursor` is where the bytes not yet copied start.
+        let mut cursor = offset;
+        for (&index, page) in self.pages.range(offset / PAGE..=(end - 1) / PAGE) {
+            let page_start = index * PAGE;
+            let from = page_start.max(offset);
+            let to = (page_start + PAGE).min(end);
+            buf[(cursor - offset) as usize..(from - offset) as usize].fill(0);
+            buf[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&page[(from - page_start) as usize..(to - page_start) as usize]);
+            cursor = to;
+        }
+        buf[(cursor - offset) as usize..n].fill(0);
         n
     }
 
     /// Writes `buf` at `offset`, allocating pages as needed. Returns the
     /// bytes written: all of them, or fewer if space ran out after some
-    /// were written; an error if none could be (`EFBIG` past the largest
-    /// file, `ENOSPC`, `ENOMEM`).
+    /// were written; an error if none could be (`EINVAL` for a range
+    /// ending past the largest file, `ENOSPC`, `ENOMEM`).
     pub fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if offset >= MAX_FILE_BYTES {
-            return Err(Errno::EFBIG.into());
-        }
-        let n = (MAX_FILE_BYTES - offset).min(buf.len() as u64) as usize;
+        check_range(offset, buf.len())?;
         let mut done = 0;
-        while done < n {
+        while done < buf.len() {
             let pos = offset + done as u64;
-            let (index, within) = ((pos / PAGE) as usize, (pos % PAGE) as usize);
-            let chunk = (PAGE_BYTES - within).min(n - done);
-            if let Err(e) = self.page_mut(index) {
-                if done == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            if let Some(Some(page)) = self.pages.get_mut(index) {
-                page[within..within + chunk].copy_from_slice(&buf[done..done + chunk]);
-            }
+            let (index, within) = (pos / PAGE, (pos % PAGE) as usize);
+            let chunk = (PAGE_BYTES - within).min(buf.len() - done);
+            let page = match self.page_mut(index) {
+                Ok(page) => page,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            page[within..within + chunk].copy_from_slice(&buf[done..done + chunk]);
             done += chunk;
         }
         self.len = self.len.max(offset + done as u64);
         Ok(done)
     }
 
-    /// Makes page `index` exist (charged and zeroed).
-    fn page_mut(&mut self, index: usize) -> Result<()> {
-        if let Some(Some(_)) = self.pages.get(index) {
-            return Ok(());
-        }
-        if self.pages.len() <= index {
-            let grow = index + 1 - self.pages.len();
-            self.pages.try_reserve(grow).map_err(|_| Errno::ENOMEM)?;
-        }
-        self.space.charge()?;
-        let page = match new_page() {
-            Ok(p) => p,
-            Err(e) => {
-                self.space.uncharge(1);
-                return Err(e);
+    /// Page `index`, allocated (charged and zeroed) if it was a hole.
+    fn page_mut(&mut self, index: u64) -> Result<&mut Page> {
+        if !self.pages.contains_key(&index) {
+            self.space.charge_pages(1)?;
+            match new_page() {
+                Ok(page) => {
+                    self.pages.insert(index, page);
+                }
+                Err(e) => {
+                    self.space.uncharge_pages(1);
+                    return Err(e);
+                }
             }
-        };
-        if self.pages.len() <= index {
-            self.pages.resize_with(index + 1, || None);
         }
-        self.pages[index] = Some(page);
-        Ok(())
+        self.pages.get_mut(&index).ok_or(Errno::ENOMEM.into())
     }
 
     /// Sets the length: shrinking frees the pages past it and zeroes the
     /// tail of the last one; growing leaves a hole (no allocation).
     pub fn truncate(&mut self, len: u64) -> Result<()> {
         if len > MAX_FILE_BYTES {
-            return_errno_with_message!(Errno::EFBIG, "file too large");
+            return_errno_with_message!(Errno::EINVAL, "length past the largest file");
         }
         if len < self.len {
-            let keep = len.div_ceil(PAGE) as usize;
-            if self.pages.len() > keep {
-                let freed = self.pages[keep..].iter().filter(|p| p.is_some()).count();
-                self.pages.truncate(keep);
-                self.space.uncharge(freed as u64);
-            }
+            let keep = len.div_ceil(PAGE);
+            let cut = self.pages.split_off(&keep);
+            self.space.uncharge_pages(cut.len() as u64);
+            drop(cut);
             let within = (len % PAGE) as usize;
             if within != 0
-                && let Some(Some(page)) = self.pages.get_mut(keep - 1)
+                && let Some(page) = self.pages.get_mut(&(keep - 1))
             {
                 page[within..].fill(0);
-            }
-            while matches!(self.pages.last(), Some(None)) {
-                self.pages.pop();
             }
         }
         self.len = len;
         Ok(())
+    }
+
+    /// `SEEK_DATA` (`data`) or `SEEK_HOLE` from `offset`: the first byte
+    /// at or after it in an allocated page, or in a hole (the end of the
+    /// file counts as one); `ENXIO` at or past the end, or when no data
+    /// follows — what tmpfs answers.
+    pub fn seek_data_or_hole(&self, offset: u64, data: bool) -> Result<u64> {
+        if offset >= self.len {
+            return Err(Errno::ENXIO.into());
+        }
+        let first = offset / PAGE;
+        if data {
+            return match self.pages.range(first..).next() {
+                Some((&index, _)) => {
+                    let at = (index * PAGE).max(offset);
+                    if at < self.len {
+                        Ok(at)
+                    } else {
+                        Err(Errno::ENXIO.into())
+                    }
+                }
+                None => Err(Errno::ENXIO.into()),
+            };
+        }
+        let mut index = first;
+        for &present in self.pages.range(first..).map(|(i, _)| i) {
+            if present != index {
+                break;
+            }
+            index += 1;
+        }
+        Ok((index.saturating_mul(PAGE)).max(offset).min(self.len))
     }
 
     /// The whole contents (for loading an executable or a private file
@@ -287,9 +268,10 @@ mod tests {
         let mut b = [9u8; 4];
         assert_eq!(f.read_at(5000, &mut b), 4);
         assert_eq!(b, [0; 4], "the cut tail reads as zeros after growing again");
+        f.truncate(MAX_FILE_BYTES).unwrap();
         assert_eq!(
             f.truncate(MAX_FILE_BYTES + 1).unwrap_err().errno(),
-            Errno::EFBIG
+            Errno::EINVAL
         );
         drop(f);
         assert_eq!(space.pages().1, 0, "dropping the file returns its pages");
@@ -311,8 +293,45 @@ mod tests {
         assert_eq!(space.pages(), (2, 2));
         assert_eq!(
             f.write_at(MAX_FILE_BYTES, b"x").unwrap_err().errno(),
-            Errno::EFBIG
+            Errno::EINVAL
         );
+    }
+
+    #[test]
+    fn the_last_bytes_of_the_largest_file_cost_one_page() {
+        let (space, mut f) = file(4);
+        assert_eq!(f.write_at(MAX_FILE_BYTES - 1, b"x").unwrap(), 1);
+        assert_eq!((f.len(), f.allocated_pages()), (MAX_FILE_BYTES, 1));
+        assert_eq!(
+            f.write_at(MAX_FILE_BYTES - 1, b"xy").unwrap_err().errno(),
+            Errno::EINVAL
+        );
+        let mut b = [0u8; 2];
+        assert_eq!(f.read_at(MAX_FILE_BYTES - 2, &mut b), 2);
+        assert_eq!(b, [0, b'x']);
+        assert_eq!(f.read_at(MAX_FILE_BYTES, &mut b), 0);
+        f.truncate(0).unwrap();
+        assert_eq!(space.pages().1, 0);
+    }
+
+    #[test]
+    fn seek_data_and_hole_follow_the_pages() {
+        let (_, mut f) = file(16);
+        f.write_at(2 * PAGE + 5, b"ab").unwrap();
+        f.write_at(3 * PAGE, b"c").unwrap();
+        f.truncate(10 * PAGE).unwrap();
+        let data = |f: &FileData, o| f.seek_data_or_hole(o, true).map_err(|e| e.errno());
+        let hole = |f: &FileData, o| f.seek_data_or_hole(o, false).map_err(|e| e.errno());
+        assert_eq!(data(&f, 0), Ok(2 * PAGE));
+        assert_eq!(data(&f, 2 * PAGE + 100), Ok(2 * PAGE + 100));
+        assert_eq!(data(&f, 4 * PAGE), Err(Errno::ENXIO));
+        assert_eq!(hole(&f, 0), Ok(0));
+        assert_eq!(hole(&f, 2 * PAGE + 1), Ok(4 * PAGE));
+        assert_eq!(hole(&f, 10 * PAGE - 1), Ok(10 * PAGE - 1));
+        assert_eq!(hole(&f, 10 * PAGE), Err(Errno::ENXIO));
+        // The end of the file is a hole even inside a page.
+        f.truncate(3 * PAGE + 1).unwrap();
+        assert_eq!(hole(&f, 3 * PAGE), Ok(3 * PAGE + 1));
     }
 
     #[test]

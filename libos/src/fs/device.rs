@@ -1,5 +1,8 @@
 //! Character devices: `/dev/null`, `/dev/zero`, `/dev/urandom` (and
-//! `/dev/random`) and `/dev/console`.
+//! `/dev/random`), `/dev/console` and `/dev/tty` (which, as for a process
+//! without a controlling terminal, does not open: `ENXIO`). A node `mknod`
+//! makes for a number no device here has is a [`NoDevice`]: it exists, and
+//! opening it gives `ENXIO`, as Linux for a number no driver claims.
 //!
 //! A device inode holds an `Arc<dyn CharDevice>`; the VFS binds device
 //! nodes from the initramfs to these by `(major, minor)` through
@@ -9,8 +12,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::error::Result;
+use crate::error::{Errno, Result};
 use crate::random::Csprng;
+use crate::return_errno;
 
 /// The program's console as the kernel provides it: `/dev/console` and
 /// fds 0–2 ([`super::stdio`]) write and read here.
@@ -40,6 +44,60 @@ pub trait CharDevice: Send + Sync {
     /// Whether it is a terminal (answers `TCGETS`).
     fn is_tty(&self) -> bool {
         false
+    }
+    /// Whether it may be opened now (`ENXIO`: no such device or address).
+    fn open(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A device number with no device behind it: the node exists, `open`
+/// gives `ENXIO`.
+#[derive(Debug, Clone, Copy)]
+pub struct NoDevice {
+    rdev: (u32, u32),
+}
+
+impl NoDevice {
+    /// The device numbered `rdev`, which nothing here drives.
+    pub const fn new(rdev: (u32, u32)) -> Self {
+        Self { rdev }
+    }
+}
+
+impl CharDevice for NoDevice {
+    fn rdev(&self) -> (u32, u32) {
+        self.rdev
+    }
+    fn read(&self, _buf: &mut [u8]) -> Result<usize> {
+        return_errno!(Errno::ENXIO)
+    }
+    fn write(&self, _buf: &[u8]) -> Result<usize> {
+        return_errno!(Errno::ENXIO)
+    }
+    fn open(&self) -> Result<()> {
+        return_errno!(Errno::ENXIO)
+    }
+}
+
+/// `/dev/tty` (5, 0): the calling process's controlling terminal. The
+/// program has none (it is not a session leader that opened a terminal),
+/// so opening it gives `ENXIO`, as on Linux.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControllingTty;
+
+impl CharDevice for ControllingTty {
+    fn rdev(&self) -> (u32, u32) {
+        (5, 0)
+    }
+    fn read(&self, _buf: &mut [u8]) -> Result<usize> {
+        return_errno!(Errno::ENXIO)
+    }
+    fn write(&self, _buf: &[u8]) -> Result<usize> {
+        return_errno!(Errno::ENXIO)
+    }
+    fn open(&self) -> Result<()> {
+        return_errno!(Errno::ENXIO)
     }
 }
 
@@ -164,7 +222,7 @@ impl core::fmt::Debug for DeviceRegistry {
 }
 
 impl DeviceRegistry {
-    /// null, zero, random, urandom and console.
+    /// null, zero, random, urandom, console and tty.
     pub fn standard(rng: Arc<dyn Csprng>, console: Arc<dyn ConsoleSink>) -> Self {
         let mut r = Self::default();
         r.register("null", Arc::new(NullDevice));
@@ -172,6 +230,7 @@ impl DeviceRegistry {
         r.register("random", Arc::new(RandomDevice::random(rng.clone())));
         r.register("urandom", Arc::new(RandomDevice::urandom(rng)));
         r.register("console", Arc::new(ConsoleDevice::new(console)));
+        r.register("tty", Arc::new(ControllingTty));
         r
     }
 

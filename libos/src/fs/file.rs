@@ -48,6 +48,7 @@ pub mod tty_ioctl {
     pub const TCSETSF: u32 = 0x5404;
     pub const TIOCGPGRP: u32 = 0x540f;
     pub const TIOCGWINSZ: u32 = 0x5413;
+    pub const FIONREAD: u32 = 0x541b;
     pub const FIONBIO: u32 = 0x5421;
     pub const FIOCLEX: u32 = 0x5451;
 }
@@ -144,13 +145,13 @@ impl InodeFile {
             return_errno!(Errno::EBADF);
         }
         let mut pos = self.offset.lock();
-        let entries = self.inode.read_dir(*pos as usize)?;
-        for (name, ino, ty) in entries {
-            if !take(&name, ino, ty, *pos + 1) {
-                break;
-            }
-            *pos += 1;
-        }
+        let start = *pos;
+        let mut next = start;
+        let taken = self.inode.visit_dir(start as usize, |name, ino, ty| {
+            next += 1;
+            take(name, ino, ty, next)
+        })?;
+        *pos = start + taken as u64;
         Ok(())
     }
 }
@@ -265,6 +266,14 @@ impl FileLike for InodeFile {
     fn ioctl(&self, cmd: u32, _arg: u64) -> Result<IoctlReply> {
         // FIONBIO, FIOCLEX and FIONCLEX are handled for every kind of file
         // by the ioctl syscall itself.
+        if cmd == tty_ioctl::FIONREAD && self.inode.file_type() == InodeType::Regular {
+            // Linux: the bytes from the offset to the end, as an int.
+            let left = self.inode.metadata().size.wrapping_sub(*self.offset.lock());
+            return Ok(IoctlReply {
+                out: (left as i32).to_le_bytes().to_vec(),
+                ret: 0,
+            });
+        }
         if !self.is_tty() {
             return_errno!(Errno::ENOTTY);
         }

@@ -1,5 +1,6 @@
-//! In-memory inodes: regular files, directories, symbolic links and
-//! character devices, each behind a lock, shared as [`InodeRef`].
+//! In-memory inodes: regular files, directories, symbolic links,
+//! character devices, FIFOs and socket nodes, each behind a lock, shared
+//! as [`InodeRef`].
 //!
 //! Directories own their children (`BTreeMap<name, InodeRef>`) and keep a
 //! weak link to their parent for `..`; an open file keeps its inode alive
@@ -13,6 +14,7 @@ use spin::Mutex;
 use super::data::FileData;
 pub use super::data::MAX_FILE_BYTES;
 use super::device::CharDevice;
+use super::space::Space;
 use crate::error::{Errno, Result};
 use crate::return_errno;
 
@@ -143,6 +145,10 @@ pub(crate) enum Content {
     },
     Symlink(Vec<u8>),
     Device(Arc<dyn CharDevice>),
+    /// A named pipe: the queue every open of it shares.
+    Fifo(Arc<crate::ipc::pipe::Pipe>),
+    /// A socket node made by `mknod` (opening one gives `ENXIO`).
+    Socket,
 }
 
 pub(crate) struct InodeData {
@@ -156,11 +162,29 @@ pub(crate) struct InodeData {
     pub(crate) content: Content,
 }
 
+/// What an inode holds of the file system's [`Space`] besides its file
+/// data: one inode, and the pages of a long symlink target. Returned when
+/// the inode is dropped.
+pub(crate) struct InodeCharge {
+    pub(crate) space: Arc<Space>,
+    pub(crate) pages: u64,
+}
+
 /// One file-system object.
 pub struct Inode {
     ino: u64,
     file_type: InodeType,
     pub(crate) data: Mutex<InodeData>,
+    charge: Option<InodeCharge>,
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Some(c) = &self.charge {
+            c.space.uncharge_inode();
+            c.space.uncharge_pages(c.pages);
+        }
+    }
 }
 
 impl core::fmt::Debug for Inode {
@@ -170,12 +194,20 @@ impl core::fmt::Debug for Inode {
 }
 
 impl Inode {
-    pub(crate) fn new(ino: u64, perm: u32, content: Content, now: TimeNs) -> InodeRef {
+    pub(crate) fn new(
+        ino: u64,
+        perm: u32,
+        content: Content,
+        now: TimeNs,
+        charge: Option<InodeCharge>,
+    ) -> InodeRef {
         let (file_type, nlink) = match &content {
             Content::File(_) | Content::Synthetic(_) => (InodeType::Regular, 1),
             Content::Dir { .. } => (InodeType::Directory, 2),
             Content::Symlink(_) => (InodeType::Symlink, 1),
             Content::Device(_) => (InodeType::CharDevice, 1),
+            Content::Fifo(_) => (InodeType::Fifo, 1),
+            Content::Socket => (InodeType::Socket, 1),
         };
         Arc::new(Self {
             ino,
@@ -190,6 +222,7 @@ impl Inode {
                 ctime_ns: now,
                 content,
             }),
+            charge,
         })
     }
 
@@ -221,6 +254,7 @@ impl Inode {
             Content::Synthetic(_) => (0, (0, 0), 0),
             Content::Dir { .. } => (4096, (0, 0), 4096),
             Content::Device(dev) => (0, dev.rdev(), 0),
+            Content::Fifo(_) | Content::Socket => (0, (0, 0), 0),
         };
         Metadata {
             ino: self.ino,
@@ -292,6 +326,14 @@ impl Inode {
         }
     }
 
+    /// The queue behind a FIFO inode.
+    pub fn fifo(&self) -> Option<Arc<crate::ipc::pipe::Pipe>> {
+        match &self.data.lock().content {
+            Content::Fifo(pipe) => Some(pipe.clone()),
+            _ => None,
+        }
+    }
+
     /// Reads file bytes at `offset` into `buf`; 0 at or past the end.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let d = self.data.lock();
@@ -314,11 +356,14 @@ impl Inode {
                 drop(d);
                 dev.read(buf)
             }
-            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+            Content::Symlink(_) | Content::Fifo(_) | Content::Socket => {
+                return_errno!(Errno::EINVAL)
+            }
         }
     }
 
-    /// Writes `buf` at `offset`, zero-filling any gap; returns `buf.len()`.
+    /// Writes `buf` at `offset` (a gap becomes a hole); returns the count
+    /// written, short if the file system filled up part way.
     pub fn write_at(&self, offset: u64, buf: &[u8], now: TimeNs) -> Result<usize> {
         let mut d = self.data.lock();
         match &mut d.content {
@@ -335,7 +380,19 @@ impl Inode {
                 drop(d);
                 dev.write(buf)
             }
-            Content::Symlink(_) => return_errno!(Errno::EINVAL),
+            Content::Symlink(_) | Content::Fifo(_) | Content::Socket => {
+                return_errno!(Errno::EINVAL)
+            }
+        }
+    }
+
+    /// `lseek`'s `SEEK_DATA` (`data`) or `SEEK_HOLE` from `offset` in a
+    /// regular file (see [`FileData::seek_data_or_hole`]); `None` for any
+    /// other kind of inode.
+    pub fn seek_data_or_hole(&self, offset: u64, data: bool) -> Option<Result<u64>> {
+        match &self.data.lock().content {
+            Content::File(f) => Some(f.seek_data_or_hole(offset, data)),
+            _ => None,
         }
     }
 
@@ -379,20 +436,62 @@ impl Inode {
         }
     }
 
-    /// Directory entries from position `pos` on: `.` is 0, `..` is 1, then
-    /// the children in name order. Each item is `(name, ino, type)`.
-    pub fn read_dir(self: &Arc<Self>, pos: usize) -> Result<Vec<(Vec<u8>, u64, InodeType)>> {
+    /// Visits the directory entries from position `pos` on — `.` is 0,
+    /// `..` is 1, then the children in name order — as `(name, ino,
+    /// type)` until `visit` returns `false`; returns how many it accepted.
+    /// Nothing is copied: the directory stays locked while `visit` runs,
+    /// so `visit` must not touch it.
+    pub fn visit_dir(
+        self: &Arc<Self>,
+        pos: usize,
+        mut visit: impl FnMut(&[u8], u64, InodeType) -> bool,
+    ) -> Result<usize> {
         let parent = self.parent()?;
         let d = self.data.lock();
         let Content::Dir { entries, .. } = &d.content else {
             return_errno!(Errno::ENOTDIR);
         };
         let dots = [
-            (b".".to_vec(), self.ino, InodeType::Directory),
-            (b"..".to_vec(), parent.ino, InodeType::Directory),
+            (&b"."[..], self.ino, InodeType::Directory),
+            (&b".."[..], parent.ino, InodeType::Directory),
         ];
-        let children = entries.iter().map(|(n, i)| (n.clone(), i.ino, i.file_type));
-        Ok(dots.into_iter().chain(children).skip(pos).collect())
+        let children = entries
+            .iter()
+            .map(|(n, i)| (n.as_slice(), i.ino, i.file_type));
+        let mut taken = 0;
+        for (name, ino, ty) in dots.into_iter().chain(children).skip(pos) {
+            if !visit(name, ino, ty) {
+                break;
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    /// The name under which this directory holds the inode `ino`.
+    pub(crate) fn name_of(&self, ino: u64) -> Result<Vec<u8>> {
+        let d = self.data.lock();
+        let Content::Dir { entries, .. } = &d.content else {
+            return_errno!(Errno::ENOTDIR);
+        };
+        let name = entries
+            .iter()
+            .find(|(_, i)| i.ino == ino)
+            .map(|(n, _)| n.as_slice())
+            .ok_or(Errno::ENOENT)?;
+        crate::fallible::copy_of(name)
+    }
+
+    /// Directory entries from position `pos` on, collected (see
+    /// [`Inode::visit_dir`]).
+    #[cfg(test)]
+    pub fn read_dir(self: &Arc<Self>, pos: usize) -> Result<Vec<(Vec<u8>, u64, InodeType)>> {
+        let mut out = Vec::new();
+        self.visit_dir(pos, |n, i, t| {
+            out.push((n.to_vec(), i, t));
+            true
+        })?;
+        Ok(out)
     }
 
     /// Whether a directory has no children.

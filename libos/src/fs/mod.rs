@@ -5,6 +5,8 @@
 //! - [`vfs`]: [`Vfs`], the tree and its namespace operations.
 //! - `path.rs`: path resolution on [`Vfs`] (`.`/`..`, symlinks → `ELOOP`
 //!   after 40, `ENAMETOOLONG`, trailing slashes).
+//! - [`data`]: a regular file's contents in sparse 4 KiB pages;
+//!   [`space`]: the file system's page and inode limits ([`Space`]).
 //! - [`initramfs`]: unpacking a cpio archive into the tree.
 //! - [`procfs`]: the `/proc` and `/sys` files glibc and programs read.
 //! - [`device`]: `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/console`
@@ -20,6 +22,7 @@ pub mod initramfs;
 pub mod inode;
 mod path;
 pub mod procfs;
+pub mod space;
 pub mod stdio;
 pub mod vfs;
 
@@ -28,6 +31,7 @@ pub use file::InodeFile;
 pub use initramfs::UnpackReport;
 pub use inode::{Inode, InodeRef, InodeType, Metadata, SyntheticFile, TimeNs};
 pub use path::{MAX_SYMLINK_FOLLOWS, NAME_MAX, PATH_MAX, components};
+pub use space::{FsLimits, Space};
 pub use vfs::Vfs;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use super::inode::{InodeRef, InodeType};
 use super::vfs::Vfs;
 use crate::error::{Errno, Result};
+use crate::fallible::TryVec;
 use crate::{return_errno, return_errno_with_message};
 
 /// Longest name of one path component, in bytes.
@@ -57,13 +58,13 @@ impl Vfs {
         } else {
             cwd.clone()
         };
-        let comps: Vec<&[u8]> = components(path).collect();
-        for (i, comp) in comps.iter().enumerate() {
-            let last = i + 1 == comps.len();
+        let mut comps = components(path).peekable();
+        while let Some(comp) = comps.next() {
+            let last = comps.peek().is_none();
             if !cur.is_dir() {
                 return_errno!(Errno::ENOTDIR);
             }
-            let child = match *comp {
+            let child = match comp {
                 b"." => continue,
                 b".." => cur.parent()?,
                 name => cur.lookup(name)?,
@@ -105,10 +106,11 @@ impl Vfs {
         if !dir.is_dir() {
             return_errno!(Errno::ENOTDIR);
         }
-        Ok((dir, name.to_vec()))
+        Ok((dir, crate::fallible::copy_of(name)?))
     }
 
-    /// The absolute path of directory `dir` (for `getcwd`).
+    /// The absolute path of directory `dir` (for `getcwd`); `ENOMEM` if
+    /// a deep tree's path cannot be held.
     pub fn path_of(&self, dir: &InodeRef) -> Result<Vec<u8>> {
         let mut names: Vec<Vec<u8>> = Vec::new();
         let mut cur = dir.clone();
@@ -117,13 +119,7 @@ impl Vfs {
             if alloc::sync::Arc::ptr_eq(&parent, &cur) {
                 break;
             }
-            let name = parent
-                .read_dir(2)?
-                .into_iter()
-                .find(|(_, ino, _)| *ino == cur.ino())
-                .map(|(n, _, _)| n)
-                .ok_or(Errno::ENOENT)?;
-            names.push(name);
+            names.try_push(parent.name_of(cur.ino())?)?;
             cur = parent;
         }
         if !alloc::sync::Arc::ptr_eq(&cur, self.root()) {
@@ -132,11 +128,11 @@ impl Vfs {
         }
         let mut out = Vec::new();
         for n in names.iter().rev() {
-            out.push(b'/');
-            out.extend_from_slice(n);
+            out.try_push(b'/')?;
+            out.try_extend_from_slice(n)?;
         }
         if out.is_empty() {
-            out.push(b'/');
+            out.try_push(b'/')?;
         }
         Ok(out)
     }

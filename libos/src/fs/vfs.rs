@@ -10,9 +10,10 @@ use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
-use super::data::{FileData, Space};
-use super::device::DeviceRegistry;
-use super::inode::{Content, Inode, InodeRef, SyntheticFile, TimeNs};
+use super::data::FileData;
+use super::device::{DeviceRegistry, NoDevice};
+use super::inode::{Content, Inode, InodeCharge, InodeRef, SyntheticFile, TimeNs};
+use super::space::Space;
 use crate::error::{Errno, Result};
 use crate::platform::Clock;
 use crate::{return_errno, return_errno_with_message};
@@ -67,6 +68,7 @@ impl Vfs {
                 parent: Weak::new(),
             },
             now,
+            None,
         );
         let vfs = Self {
             root,
@@ -102,8 +104,8 @@ impl Vfs {
         self.clock.realtime_ns()
     }
 
-    /// The file system's size budget: unlimited until
-    /// [`Space::set_limit_bytes`]; `statfs` reports it.
+    /// The file system's page and inode budgets: unlimited until
+    /// [`Space::set_limits`]; `statfs` reports them.
     pub fn space(&self) -> &Arc<Space> {
         &self.space
     }
@@ -113,17 +115,41 @@ impl Vfs {
         Content::File(FileData::new(self.space.clone()))
     }
 
+    /// Charges the inode (and a long symlink target's page) `content`
+    /// needs: `ENOSPC` when the file system has none left.
+    fn charge_for(&self, content: &Content) -> Result<InodeCharge> {
+        // tmpfs keeps targets shorter than 128 bytes in the inode and
+        // gives longer ones a page.
+        let pages = match content {
+            Content::Symlink(target) if target.len() >= 128 => 1,
+            _ => 0,
+        };
+        self.space.charge_inode()?;
+        if let Err(e) = self.space.charge_pages(pages) {
+            self.space.uncharge_inode();
+            return Err(e);
+        }
+        Ok(InodeCharge {
+            space: self.space.clone(),
+            pages,
+        })
+    }
+
     /// A regular file in no directory (`memfd_create`): it lives while
-    /// open and counts against the file system's size like any file.
-    pub fn create_unlinked_file(&self, perm: u32) -> InodeRef {
+    /// open and counts against the file system's limits like any file
+    /// (`ENOSPC` when no inode is left).
+    pub fn create_unlinked_file(&self, perm: u32) -> Result<InodeRef> {
+        let content = self.new_file_data();
+        let charge = self.charge_for(&content)?;
         let inode = Inode::new(
             self.next_ino.fetch_add(1, Ordering::Relaxed),
             perm,
-            self.new_file_data(),
+            content,
             self.now(),
+            Some(charge),
         );
         inode.data.lock().nlink = 0;
-        inode
+        Ok(inode)
     }
 
     /// The registered devices.
@@ -142,11 +168,17 @@ impl Vfs {
         check_new_name(name)?;
         let now = self.now();
         let is_dir = matches!(content, Content::Dir { .. });
+        if dir.lookup(name).is_ok() {
+            return_errno!(Errno::EEXIST);
+        }
+        let charge = self.charge_for(&content)?;
+        // Dropped (and uncharged) if it cannot be linked in below.
         let inode = Inode::new(
             self.next_ino.fetch_add(1, Ordering::Relaxed),
             perm,
             content,
             now,
+            Some(charge),
         );
         if is_dir && let Content::Dir { parent, .. } = &mut inode.data.lock().content {
             *parent = Arc::downgrade(dir);
@@ -181,6 +213,8 @@ impl Vfs {
         if entries.contains_key(name) {
             return_errno!(Errno::EEXIST);
         }
+        // tmpfs counts every extra link as an inode.
+        self.space.charge_inode()?;
         entries.insert(name.to_vec(), inode.clone());
         d.mtime_ns = now;
         d.ctime_ns = now;
@@ -241,8 +275,8 @@ impl Vfs {
         self.insert(&dir, &name, Content::Symlink(target.to_vec()), 0o777)
     }
 
-    /// Creates a device node bound to the registered device `rdev`
-    /// (`ENXIO` if none is registered).
+    /// Creates a device node bound to the registered device `rdev`, or
+    /// to a [`NoDevice`] (opening it gives `ENXIO`) if none is registered.
     pub fn mknod_char(
         &self,
         cwd: &InodeRef,
@@ -250,10 +284,32 @@ impl Vfs {
         perm: u32,
         rdev: (u32, u32),
     ) -> Result<InodeRef> {
-        let device = self.devices.find(rdev).ok_or(Errno::ENXIO)?;
+        let device = self
+            .devices
+            .find(rdev)
+            .unwrap_or_else(|| Arc::new(NoDevice::new(rdev)));
+        self.mknod(cwd, path, perm, Content::Device(device))
+    }
+
+    /// Creates a FIFO (a named pipe).
+    pub fn mkfifo(&self, cwd: &InodeRef, path: &[u8], perm: u32) -> Result<InodeRef> {
+        let pipe = crate::ipc::pipe::Pipe::new(0);
+        self.mknod(cwd, path, perm, Content::Fifo(pipe))
+    }
+
+    /// Creates a socket node (what `mknod(S_IFSOCK)` makes; opening it
+    /// gives `ENXIO`, connecting to it is refused).
+    pub fn mksock(&self, cwd: &InodeRef, path: &[u8], perm: u32) -> Result<InodeRef> {
+        self.mknod(cwd, path, perm, Content::Socket)
+    }
+
+    fn mknod(&self, cwd: &InodeRef, path: &[u8], perm: u32, content: Content) -> Result<InodeRef> {
         let _ns = self.namespace.lock();
         let (dir, name) = self.resolve_parent(cwd, path)?;
-        self.insert(&dir, &name, Content::Device(device), perm)
+        if path.ends_with(b"/") {
+            return_errno!(Errno::ENOENT);
+        }
+        self.insert(&dir, &name, content, perm)
     }
 
     /// Creates a read-only generated file (see [`SyntheticFile`]).
@@ -290,7 +346,11 @@ impl Vfs {
         Ok(dir)
     }
 
-    fn remove_entry(&self, dir: &InodeRef, name: &[u8]) -> Result<InodeRef> {
+    /// Takes `name` out of `dir`. With `drops_name` (unlink, or a rename
+    /// replacing the name) a non-directory keeping other links gives back
+    /// the inode its extra link was charged; the last name's inode is
+    /// given back when the inode itself goes.
+    fn remove_entry(&self, dir: &InodeRef, name: &[u8], drops_name: bool) -> Result<InodeRef> {
         let now = self.now();
         let mut d = dir.data.lock();
         let Content::Dir { entries, .. } = &mut d.content else {
@@ -304,6 +364,9 @@ impl Vfs {
         d.ctime_ns = now;
         drop(d);
         let mut r = removed.data.lock();
+        if drops_name && !removed.is_dir() && r.nlink > 1 {
+            self.space.uncharge_inode();
+        }
         r.nlink = if removed.is_dir() {
             0
         } else {
@@ -326,7 +389,7 @@ impl Vfs {
         if path.ends_with(b"/") {
             return_errno!(Errno::ENOTDIR);
         }
-        self.remove_entry(&dir, &name).map(drop)
+        self.remove_entry(&dir, &name, true).map(drop)
     }
 
     /// Removes an empty directory.
@@ -341,7 +404,7 @@ impl Vfs {
         if !target.is_empty_dir() {
             return_errno!(Errno::ENOTEMPTY);
         }
-        self.remove_entry(&dir, &name).map(drop)
+        self.remove_entry(&dir, &name, true).map(drop)
     }
 
     /// Moves `old` to `new`, replacing a compatible `new` (POSIX rules:
@@ -392,9 +455,9 @@ impl Vfs {
             }
         }
         if dst_dir.lookup(&dst_name).is_ok() {
-            self.remove_entry(&dst_dir, &dst_name)?;
+            self.remove_entry(&dst_dir, &dst_name, true)?;
         }
-        let moved = self.remove_entry(&src_dir, &src_name)?;
+        let moved = self.remove_entry(&src_dir, &src_name, false)?;
         let now = self.now();
         {
             let mut m = moved.data.lock();

@@ -25,7 +25,7 @@ use spin::Mutex;
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, PollEvents};
-use crate::fs::file::open_flags::O_RDWR;
+use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::fs::{InodeType, Metadata};
 use crate::return_errno;
 
@@ -60,6 +60,8 @@ struct Interest {
 pub struct Epoll {
     interests: Mutex<BTreeMap<i32, Interest>>,
     ino: u64,
+    /// `O_NONBLOCK` as `F_SETFL`/`FIONBIO` left it (`epoll_wait` ignores it).
+    nonblock: core::sync::atomic::AtomicBool,
 }
 
 impl Default for Epoll {
@@ -74,6 +76,7 @@ impl Epoll {
         Self {
             interests: Mutex::new(BTreeMap::new()),
             ino: next_anon_ino(),
+            nonblock: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -232,10 +235,15 @@ impl FileLike for Epoll {
     }
 
     fn status_flags(&self) -> u32 {
-        O_RDWR
+        let nonblock = self.nonblock.load(core::sync::atomic::Ordering::Relaxed);
+        O_RDWR | if nonblock { O_NONBLOCK } else { 0 }
     }
 
-    fn set_status_flags(&self, _flags: u32) -> Result<()> {
+    fn set_status_flags(&self, flags: u32) -> Result<()> {
+        self.nonblock.store(
+            flags & O_NONBLOCK != 0,
+            core::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 

@@ -3,7 +3,11 @@
 //! Reading an empty pipe gives end of file once every write end is
 //! closed, `EAGAIN` otherwise; writing with no read end gives `EPIPE` (the
 //! kernel also raises `SIGPIPE`). Writes of at most [`PIPE_BUF`] bytes are
-//! atomic: all or `EAGAIN`.
+//! atomic: all or `EAGAIN`. `FIONREAD` reports the bytes queued.
+//!
+//! A FIFO (`mkfifo`) is a [`Pipe`] kept in its inode; every `open` of it
+//! makes a new end ([`open_fifo`], with Linux's rules for waiting for the
+//! other side), and an end opened `O_RDWR` reads and writes.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -13,24 +17,73 @@ use spin::Mutex;
 
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
-use crate::fd::{FileLike, PollEvents};
-use crate::fs::file::open_flags::{O_NONBLOCK, O_RDONLY, O_WRONLY};
-use crate::fs::{InodeType, Metadata};
+use crate::fd::{FileLike, IoctlReply, PollEvents};
+use crate::fs::file::open_flags::{O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use crate::fs::{InodeRef, InodeType, Metadata};
+use crate::platform::Blocker;
 use crate::return_errno;
+
+/// `FIONREAD`: bytes waiting to be read.
+const FIONREAD: u32 = 0x541b;
 
 /// Bytes a pipe holds (Linux's default, 16 pages).
 pub const PIPE_CAPACITY: usize = 65536;
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
 
+/// The queue both ends share; a FIFO's inode holds one too.
 #[derive(Debug)]
-struct Pipe {
+pub struct Pipe {
     bytes: Mutex<VecDeque<u8>>,
     readers: AtomicUsize,
     writers: AtomicUsize,
+    /// Opens for reading and for writing so far: a FIFO opener waiting
+    /// for the other side stops when one came, even if it left again.
+    reader_opens: AtomicUsize,
+    writer_opens: AtomicUsize,
     ino: u64,
     /// When the bytes went from none to some ([`super::ready_seq`]).
     filled_at: AtomicU64,
+}
+
+impl Pipe {
+    /// An empty pipe with no ends, numbered `ino`.
+    pub fn new(ino: u64) -> Arc<Self> {
+        Arc::new(Self {
+            bytes: Mutex::new(VecDeque::new()),
+            readers: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+            reader_opens: AtomicUsize::new(0),
+            writer_opens: AtomicUsize::new(0),
+            ino,
+            filled_at: AtomicU64::new(0),
+        })
+    }
+
+    /// A new end that reads and/or writes; the counts go up.
+    fn end(
+        self: &Arc<Self>,
+        reads: bool,
+        writes: bool,
+        flags: u32,
+        inode: Option<InodeRef>,
+    ) -> Arc<PipeEnd> {
+        if reads {
+            self.readers.fetch_add(1, Ordering::AcqRel);
+            self.reader_opens.fetch_add(1, Ordering::AcqRel);
+        }
+        if writes {
+            self.writers.fetch_add(1, Ordering::AcqRel);
+            self.writer_opens.fetch_add(1, Ordering::AcqRel);
+        }
+        Arc::new(PipeEnd {
+            pipe: self.clone(),
+            reads,
+            writes,
+            flags: AtomicU32::new(flags),
+            inode,
+        })
+    }
 }
 
 /// One end of a pipe. Dropping the last reference to an end (closing the
@@ -38,44 +91,84 @@ struct Pipe {
 #[derive(Debug)]
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
-    is_read_end: bool,
+    reads: bool,
+    writes: bool,
     flags: AtomicU32,
+    /// The FIFO this end was opened from (`fstat` reports it).
+    inode: Option<InodeRef>,
 }
 
 /// A new pipe: `(read end, write end)`, with `O_NONBLOCK` if set in `flags`.
 pub fn new_pipe(flags: u32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
-    let pipe = Arc::new(Pipe {
-        bytes: Mutex::new(VecDeque::new()),
-        readers: AtomicUsize::new(1),
-        writers: AtomicUsize::new(1),
-        ino: next_anon_ino(),
-        filled_at: AtomicU64::new(0),
-    });
+    let pipe = Pipe::new(next_anon_ino());
     let nonblock = flags & O_NONBLOCK;
-    let end = |is_read_end: bool, access: u32| {
-        Arc::new(PipeEnd {
-            pipe: pipe.clone(),
-            is_read_end,
-            flags: AtomicU32::new(access | nonblock),
-        })
+    (
+        pipe.end(true, false, O_RDONLY | nonblock, None),
+        pipe.end(false, true, O_WRONLY | nonblock, None),
+    )
+}
+
+/// Opens the FIFO `inode` whose queue is `pipe`, with `open` flags
+/// `flags`, as Linux does: a reader waits until a writer has opened it,
+/// a writer until a reader has (`O_NONBLOCK`: a reader does not wait, a
+/// writer fails with `ENXIO` when there is no reader), `O_RDWR` never
+/// waits. A signal ends a wait with `EINTR`. The queue starts empty when
+/// nobody has the FIFO open.
+pub fn open_fifo(
+    pipe: &Arc<Pipe>,
+    inode: InodeRef,
+    flags: u32,
+    blocker: &dyn Blocker,
+) -> Result<Arc<PipeEnd>> {
+    let (reads, writes) = match flags & O_ACCMODE {
+        O_RDONLY => (true, false),
+        O_WRONLY => (false, true),
+        O_RDWR => (true, true),
+        _ => return_errno!(Errno::EINVAL),
     };
-    (end(true, O_RDONLY), end(false, O_WRONLY))
+    let nonblock = flags & O_NONBLOCK != 0;
+    if writes && !reads && nonblock && pipe.readers.load(Ordering::Acquire) == 0 {
+        return_errno!(Errno::ENXIO);
+    }
+    {
+        let mut q = pipe.bytes.lock();
+        if pipe.readers.load(Ordering::Acquire) == 0 && pipe.writers.load(Ordering::Acquire) == 0 {
+            q.clear();
+        }
+    }
+    let kept = flags & (O_ACCMODE | O_NONBLOCK);
+    // Whom this opener waits for, and how many of them have opened so far.
+    let (peers, peer_opens) = if writes {
+        (&pipe.readers, &pipe.reader_opens)
+    } else {
+        (&pipe.writers, &pipe.writer_opens)
+    };
+    let seen = peer_opens.load(Ordering::Acquire);
+    let end = pipe.end(reads, writes, kept, Some(inode));
+    if (reads && (writes || nonblock)) || peers.load(Ordering::Acquire) > 0 {
+        return Ok(end);
+    }
+    blocker.block_until(
+        &mut || peers.load(Ordering::Acquire) > 0 || peer_opens.load(Ordering::Acquire) != seen,
+        None,
+    )?;
+    Ok(end)
 }
 
 impl Drop for PipeEnd {
     fn drop(&mut self) {
-        let count = if self.is_read_end {
-            &self.pipe.readers
-        } else {
-            &self.pipe.writers
-        };
-        count.fetch_sub(1, Ordering::AcqRel);
+        if self.reads {
+            self.pipe.readers.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.writes {
+            self.pipe.writers.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl FileLike for PipeEnd {
     fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        if !self.is_read_end {
+        if !self.reads {
             return_errno!(Errno::EBADF);
         }
         if buf.is_empty() {
@@ -96,7 +189,7 @@ impl FileLike for PipeEnd {
     }
 
     fn write(&self, buf: &[u8]) -> Result<usize> {
-        if self.is_read_end {
+        if !self.writes {
             return_errno!(Errno::EBADF);
         }
         if self.pipe.readers.load(Ordering::Acquire) == 0 {
@@ -111,6 +204,9 @@ impl FileLike for PipeEnd {
             return_errno!(Errno::EAGAIN);
         }
         let n = space.min(buf.len());
+        // The queue grows with what the program writes, up to the pipe's
+        // capacity; memory for it may be lacking.
+        q.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
         if q.is_empty() {
             self.pipe
                 .filled_at
@@ -121,20 +217,39 @@ impl FileLike for PipeEnd {
     }
 
     fn metadata(&self) -> Result<Metadata> {
-        Ok(Metadata::unnamed(self.pipe.ino, InodeType::Fifo, 0o600))
+        Ok(match &self.inode {
+            Some(inode) => inode.metadata(),
+            None => Metadata::unnamed(self.pipe.ino, InodeType::Fifo, 0o600),
+        })
+    }
+
+    fn inode(&self) -> Option<&InodeRef> {
+        self.inode.as_ref()
+    }
+
+    fn ioctl(&self, cmd: u32, _arg: u64) -> Result<IoctlReply> {
+        if cmd != FIONREAD {
+            return_errno!(Errno::ENOTTY);
+        }
+        let queued = self.pipe.bytes.lock().len() as i32;
+        Ok(IoctlReply {
+            out: queued.to_le_bytes().to_vec(),
+            ret: 0,
+        })
     }
 
     fn poll(&self) -> PollEvents {
         let len = self.pipe.bytes.lock().len();
         let mut ev = PollEvents::empty();
-        if self.is_read_end {
+        if self.reads {
             if len > 0 {
                 ev |= PollEvents::IN | PollEvents::RDNORM;
             }
             if self.pipe.writers.load(Ordering::Acquire) == 0 {
                 ev |= PollEvents::HUP;
             }
-        } else {
+        }
+        if self.writes {
             if PIPE_CAPACITY - len >= PIPE_BUF {
                 ev |= PollEvents::OUT | PollEvents::WRNORM;
             }
@@ -146,7 +261,7 @@ impl FileLike for PipeEnd {
     }
 
     fn ready_stamp(&self) -> u64 {
-        if self.is_read_end {
+        if self.reads {
             self.pipe.filled_at.load(Ordering::Relaxed)
         } else {
             0

@@ -71,7 +71,13 @@ pub fn load_image(process: &Process, image: &ProcessImage) -> Result<u64> {
         for (range, perms) in &image.protections {
             let (s, e) = (range.start.max(m.pages.start), range.end.min(m.pages.end));
             if s < e && vm.is_free(s, e) {
-                vm.insert(Vma::anonymous(s, e, *perms, name.clone()));
+                // Charged: the segment's bytes are the program's own
+                // (not checked: the old image's charge is gone, and a
+                // program larger than memory fails on the frames).
+                vm.insert(Vma {
+                    accounted: true,
+                    ..Vma::anonymous(s, e, *perms, name.clone())
+                });
             }
         }
     }

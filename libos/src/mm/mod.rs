@@ -9,6 +9,9 @@
 //!   [`AddressSpace`](crate::platform::AddressSpace): map, unmap,
 //!   protect, `brk`, `madvise(MADV_DONTNEED)`, `mremap`, and
 //!   [`handle_page_fault`] for pages not yet present (stack growth).
+//! - [`commit`]: commit accounting — which areas are charged and when a
+//!   charge is refused with `ENOMEM` (the rule `malloc` meets near the
+//!   limit).
 //! - [`load`]: [`load_image`], which materialises an
 //!   [`exec::ProcessImage`](crate::exec::ProcessImage) at `execve`.
 //!
@@ -17,6 +20,7 @@
 //! Every operation holds the process's `vm` lock while it changes page
 //! tables, so the area map and the page tables agree for other threads.
 
+pub mod commit;
 pub mod load;
 pub mod ops;
 pub mod range_set;

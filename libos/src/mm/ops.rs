@@ -1,18 +1,24 @@
 //! Address-space operations: each changes the [`Vm`] and, through the
 //! platform's [`AddressSpace`](crate::platform::AddressSpace), the page
-//! tables, under the process's `vm` lock.
+//! tables, under the process's `vm` lock. Every change that adds memory
+//! is first charged to the commit ([`super::commit`]); a refused charge
+//! changes nothing.
 //!
-//! Pages are present from the moment an accessible area is created
-//! (`map_zeroed`, then the file bytes through `fill`), so the kernel needs
-//! no fault handling for them. Two kinds of pages start absent and are
+//! A small accessible area gets its page-table entries when it is created
+//! (`map_zeroed` — lazy entries the kernel backs with a frame on first
+//! touch — then the file bytes through `fill`). Pages without entries are
 //! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
-//! arenas that way; they are populated when `mprotect` makes them
-//! accessible) and the main stack below its initial pages, which
-//! [`handle_page_fault`] populates on first touch.
+//! arenas that way; populated when `mprotect` makes them accessible),
+//! anonymous areas over [`LAZY_AREA_BYTES`] and the main stack below its
+//! initial pages, which [`handle_page_fault`] populates on first touch.
+//! Unmapping and `mprotect` touch only the populated parts, so an
+//! operation's cost does not grow with the size of a lazy area.
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 
+use super::commit;
 use super::page_up;
 use super::vm::STACK_GUARD_GAP;
 use super::vm::Vm;
@@ -65,6 +71,8 @@ pub struct MapRequest {
     pub backing: Backing,
     /// Name for `/proc/self/maps`.
     pub name: VmaName,
+    /// Never charged to the commit (`MAP_NORESERVE`, `MAP_STACK`).
+    pub noreserve: bool,
 }
 
 /// The kind of access that faulted.
@@ -92,7 +100,7 @@ fn fill_from_file(
         return Ok(());
     }
     let total = (size - offset).min(len);
-    let mut buf = vec![0u8; total.min(64 * 1024) as usize];
+    let mut buf = crate::fallible::bounce_buffer(total as usize, 64 * 1024)?;
     let mut done = 0u64;
     while done < total {
         let n = (total - done).min(buf.len() as u64) as usize;
@@ -108,15 +116,19 @@ fn fill_from_file(
 
 /// Makes `start..end` of `vma` present with `perms`: zeroed, then the
 /// file bytes for a file area.
+/// On error the range has no page-table entries at all (nothing
+/// half-made stays), so the caller may record it as unpopulated.
 fn populate(platform: &dyn Platform, vma: &Vma, start: u64, end: u64, perms: Perms) -> Result<()> {
-    platform.map_zeroed(start, end - start, perms)?;
-    if let Some((inode, offset)) = vma.file_offset_of(start)
-        && let Err(e) = fill_from_file(platform, &inode, offset, start, end - start)
-    {
+    let done = platform
+        .map_zeroed(start, end - start, perms)
+        .and_then(|()| match vma.file_offset_of(start) {
+            Some((inode, offset)) => fill_from_file(platform, &inode, offset, start, end - start),
+            None => Ok(()),
+        });
+    if done.is_err() {
         platform.unmap(start, end - start);
-        return Err(e);
     }
-    Ok(())
+    done
 }
 
 /// Anonymous areas larger than this get no page-table entries until they
@@ -148,18 +160,44 @@ fn establish(platform: &dyn Platform, vm: &mut Vm, vma: Vma) -> Result<()> {
 }
 
 /// Removes everything in `start..end` from the map and the page tables.
+/// Only the populated parts of the areas have page-table entries, so only
+/// those are unmapped: a huge lazy area costs what its touched chunks do.
 fn unmap_range(platform: &dyn Platform, vm: &mut Vm, start: u64, end: u64) {
     if start >= end {
         return;
     }
-    vm.carve(start, end);
-    vm.unpopulated.remove(start..end);
-    platform.unmap(start, end - start);
+    let areas = vm.carve(start, end);
+    let absent = vm.unpopulated.remove(start..end);
+    for a in &areas {
+        for r in present_parts(a.start..a.end, &absent) {
+            platform.unmap(r.start, r.end - r.start);
+        }
+    }
 }
 
-/// Creates a mapping and returns its address. `ENOMEM` when no room or
-/// no frames, `EEXIST` for an occupied `FixedNoReplace`, errors reading
-/// the file.
+/// The parts of `area` outside the ascending, disjoint `absent` ranges.
+fn present_parts(area: Range<u64>, absent: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut parts = Vec::new();
+    let mut cur = area.start;
+    for r in absent
+        .iter()
+        .filter(|r| r.end > area.start && r.start < area.end)
+    {
+        if r.start > cur {
+            parts.push(cur..r.start);
+        }
+        cur = cur.max(r.end);
+    }
+    if cur < area.end {
+        parts.push(cur..area.end);
+    }
+    parts
+}
+
+/// Creates a mapping and returns its address. `ENOMEM` when no room, no
+/// frames or over the commit limit ([`commit::ensure`]; nothing changes
+/// then), `EEXIST` for an occupied `FixedNoReplace`, errors reading the
+/// file.
 pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
     let platform = &*process.platform;
     let mut vm = process.vm.lock();
@@ -174,7 +212,15 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         }
     };
     let end = start + req.len;
-    unmap_range(platform, &mut vm, start, end);
+    let accounted = commit::accountable(req.perms, req.shared, &req.backing, req.noreserve);
+    let charge = if accounted { req.len } else { 0 };
+    // What a `MAP_FIXED` mapping replaces is uncharged with it.
+    commit::ensure(platform, &vm, charge, vm.charged_in(start, end))?;
+    // A free range has no page-table entries: only a `MAP_FIXED` mapping
+    // has something to clear (so placing a huge area walks no tables).
+    if matches!(req.placement, Placement::Fixed(_)) {
+        unmap_range(platform, &mut vm, start, end);
+    }
     let vma = Vma {
         start,
         end,
@@ -182,6 +228,8 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         shared: req.shared,
         may_write: req.may_write,
         grows_down: false,
+        noreserve: req.noreserve,
+        accounted,
         backing: req.backing,
         name: req.name,
     };
@@ -221,7 +269,14 @@ pub fn unmap(process: &Process, start: u64, end: u64) {
     unmap_range(&*process.platform, &mut vm, start, end);
 }
 
-/// `mprotect`: `ENOMEM` if `start..end` has a hole (nothing is changed
+/// Whether `mprotect` to `perms` starts charging `v` (a reservation
+/// made writable, or a file mapping made accessible).
+fn charged_by(v: &Vma, perms: Perms) -> bool {
+    !v.accounted && commit::accountable(perms, v.shared, &v.backing, v.noreserve)
+}
+
+/// `mprotect`: `ENOMEM` if `start..end` has a hole or the new access
+/// must be charged and the commit cannot take it (nothing is changed
 /// then), `EACCES` when adding write access to a shared file mapping.
 pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<()> {
     let platform = &*process.platform;
@@ -232,6 +287,12 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
     if perms.write && vm.overlapping(start, end).any(|v| !v.may_write) {
         return_errno!(Errno::EACCES);
     }
+    let charge = vm
+        .overlapping(start, end)
+        .filter(|v| charged_by(v, perms))
+        .map(|v| v.end.min(end) - v.start.max(start))
+        .sum();
+    commit::ensure(platform, &vm, charge, 0)?;
     // Large anonymous areas stay unpopulated: their pages are reserved
     // when touched, with the area's new permissions.
     if accessible(perms) {
@@ -259,13 +320,23 @@ pub fn protect(process: &Process, start: u64, end: u64, perms: Perms) -> Result<
             }
         }
     }
-    vm.update(start, end, |v| v.perms = perms);
-    platform.protect(start, end - start, perms)
+    vm.update(start, end, |v| {
+        v.accounted |= charged_by(v, perms);
+        v.perms = perms;
+    });
+    // Only populated pages have entries to change (a huge lazy area costs
+    // what its touched chunks do).
+    let absent = vm.unpopulated_in(start, end);
+    for r in present_parts(start..end, &absent) {
+        platform.protect(r.start, r.end - r.start, perms)?;
+    }
+    Ok(())
 }
 
 /// `brk`: moves the break to `new` if it can and returns the break.
 /// Below the heap start, or into another mapping (with a guard page),
-/// or out of frames, the break stays where it was.
+/// over the commit limit or out of frames, the break stays where it was.
+/// Growth is charged to the commit; shrinking uncharges.
 pub fn brk(process: &Process, new: u64) -> u64 {
     let platform = &*process.platform;
     let mut vm = process.vm.lock();
@@ -277,8 +348,7 @@ pub fn brk(process: &Process, new: u64) -> u64 {
         return old;
     };
     if new_end > old_end {
-        // Heuristic overcommit, as for `mmap`.
-        if new_end - old_end > platform.memory_bytes().1 {
+        if commit::ensure(platform, &vm, new_end - old_end, 0).is_err() {
             return old;
         }
         let fits = new_end
@@ -287,7 +357,10 @@ pub fn brk(process: &Process, new: u64) -> u64 {
         if !fits {
             return old;
         }
-        let heap = Vma::anonymous(old_end, new_end, READ_WRITE, VmaName::Heap);
+        let heap = Vma {
+            accounted: true,
+            ..Vma::anonymous(old_end, new_end, READ_WRITE, VmaName::Heap)
+        };
         if establish(platform, &mut vm, heap).is_err() {
             return old;
         }
@@ -312,11 +385,10 @@ pub fn discard(process: &Process, start: u64, end: u64) -> Result<()> {
             continue;
         }
         if accessible(v.perms) && !deferred(v) {
-            let was_absent = vm.unpopulated.remove(s..e);
+            vm.unpopulated.remove(s..e);
             if let Err(err) = populate(platform, v, s, e, v.perms) {
-                for r in was_absent {
-                    vm.unpopulated.insert(r);
-                }
+                // The range lost its pages: populated again on touch.
+                vm.unpopulated.insert(s..e);
                 return Err(err);
             }
         } else {
@@ -339,11 +411,10 @@ pub fn zero_shared(process: &Process, start: u64, end: u64) -> Result<()> {
     for v in &pieces {
         let (s, e) = (v.start.max(start), v.end.min(end));
         if accessible(v.perms) && !deferred(v) {
-            let was_absent = vm.unpopulated.remove(s..e);
+            vm.unpopulated.remove(s..e);
             if let Err(err) = populate(platform, v, s, e, v.perms) {
-                for r in was_absent {
-                    vm.unpopulated.insert(r);
-                }
+                // The range lost its pages: populated again on touch.
+                vm.unpopulated.insert(s..e);
                 return Err(err);
             }
         } else {
@@ -434,7 +505,14 @@ pub fn remap(
     if old_end > vma.end {
         return_errno!(Errno::EFAULT);
     }
+    // Growth of a charged area is charged (checked before anything moves).
+    let growth = if vma.accounted {
+        new_len.saturating_sub(old_len)
+    } else {
+        0
+    };
     if let Some(new) = mode.fixed {
+        commit::ensure(platform, &vm, growth, vm.charged_in(new, new + new_len))?;
         unmap_range(platform, &mut vm, new, new + new_len);
         let kept = old_len.min(new_len);
         unmap_range(platform, &mut vm, old + kept, old_end);
@@ -446,6 +524,7 @@ pub fn remap(
         return Ok(old);
     }
     let new_end = old.checked_add(new_len).filter(|&e| e <= USER_SPACE_END);
+    commit::ensure(platform, &vm, growth, 0)?;
     if old_end == vma.end
         && let Some(new_end) = new_end
         && vm.is_free(old_end, new_end)

@@ -115,6 +115,7 @@ fn load_image_maps_segments_stack_and_heap() {
             may_write: true,
             backing: Backing::Anonymous,
             name: VmaName::None,
+            noreserve: false,
         },
     )
     .unwrap();
@@ -300,6 +301,24 @@ fn check_consistent(m: &MockPlatform, p: &Process) {
             "unpopulated outside areas: {r:?}"
         );
     }
+    // No page is present outside the areas (a new mapping over a free
+    // range need not clear anything).
+    let present: u64 = vm
+        .areas()
+        .map(|v| {
+            let absent: u64 = vm
+                .unpopulated_in(v.start, v.end)
+                .iter()
+                .map(|r| r.end - r.start)
+                .sum();
+            (v.len() - absent) / PG
+        })
+        .sum();
+    assert_eq!(m.mapped_pages() as u64, present, "pages outside the areas");
+    // The commit is the sum of the charged areas, and within the limit.
+    let charged: u64 = vm.areas().map(Vma::charged_bytes).sum();
+    assert_eq!(vm.committed_bytes(), charged);
+    assert!(charged <= crate::mm::commit::limit_bytes(m));
 }
 
 /// Random sequences of memory syscalls keep the area map and the page
@@ -325,16 +344,33 @@ fn random_memory_syscalls_keep_map_and_page_tables_consistent() {
         for _ in 0..400 {
             let arg = |rng: &mut ChaCha20Rng| match rng.next_u32() % 6 {
                 0 => base + PG * u64::from(rng.next_u32() % 64),
+                // Up to 4 MiB: areas over 2 MiB are populated a chunk
+                // at a time, on faults.
+                1 if rng.next_u32().is_multiple_of(4) => u64::from(rng.next_u32() % 4 + 1) << 20,
                 1 => PG * u64::from(rng.next_u32() % 16 + 1),
                 2 => u64::from(rng.next_u32() % 8),
                 3 => 0x60_0000 + u64::from(rng.next_u32() % 0x20_000),
                 4 => rng.next_u64(),
                 _ => u64::from(rng.next_u32() % 0x40),
             };
+            if rng.next_u32() % 8 == 0 {
+                // A touch (what the kernel asks on a fault), mostly
+                // inside an area.
+                let areas: Vec<(u64, u64)> =
+                    p.vm.lock().areas().map(|v| (v.start, v.len())).collect();
+                let addr = match areas.get(rng.next_u32() as usize % (areas.len() + 1)) {
+                    Some(&(start, len)) => start + rng.next_u64() % len,
+                    None => arg(&mut rng),
+                };
+                let _ = handle_page_fault(&p, addr, FaultAccess::Write);
+                check_consistent(&m, &p);
+                continue;
+            }
             let name = names[rng.next_u32() as usize % names.len()];
             let mut args: [u64; 6] = core::array::from_fn(|_| arg(&mut rng));
             if name == "mmap" {
-                args[3] = [0x22, 0x32, 0x21, 0x100022, 0x2][rng.next_u32() as usize % 5];
+                args[3] =
+                    [0x22, 0x32, 0x21, 0x100022, 0x2, 0x4022, 0x20022][rng.next_u32() as usize % 7];
                 args[4] = u64::MAX;
                 args[5] = 0;
             }

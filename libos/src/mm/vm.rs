@@ -37,6 +37,9 @@ pub struct Vm {
     /// first access (`handle_page_fault`) or when `mprotect` makes them
     /// accessible.
     pub(crate) unpopulated: RangeSet,
+    /// Bytes of the areas charged to the commit ([`Vma::accounted`]),
+    /// kept in step by every change to the map.
+    committed: u64,
 }
 
 impl Default for Vm {
@@ -63,7 +66,38 @@ impl Vm {
             stack_top,
             stack_limit: stack_limit_bytes,
             unpopulated: RangeSet::new(),
+            committed: 0,
         }
+    }
+
+    /// Bytes charged to the commit: the sum of the accounted areas
+    /// (Linux's `Committed_AS` for this process).
+    pub fn committed_bytes(&self) -> u64 {
+        self.committed
+    }
+
+    /// Bytes the accounted areas in `start..end` charge.
+    pub fn charged_in(&self, start: u64, end: u64) -> u64 {
+        self.overlapping(start, end)
+            .filter(|v| v.accounted)
+            .map(|v| v.end.min(end) - v.start.max(start))
+            .sum()
+    }
+
+    /// Adds an area to the map (no merging), charging it.
+    fn put(&mut self, vma: Vma) {
+        self.committed += vma.charged_bytes();
+        if let Some(old) = self.areas.insert(vma.start, vma) {
+            // Callers only put areas over free ranges.
+            self.committed -= old.charged_bytes();
+        }
+    }
+
+    /// Takes the area starting at `key` out of the map, uncharging it.
+    fn take(&mut self, key: u64) -> Option<Vma> {
+        let v = self.areas.remove(&key)?;
+        self.committed -= v.charged_bytes();
+        Some(v)
     }
 
     /// Every area, ascending.
@@ -123,14 +157,14 @@ impl Vm {
         let hit: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
         let mut removed = Vec::with_capacity(hit.len());
         for key in hit {
-            let Some(v) = self.areas.remove(&key) else {
+            let Some(v) = self.take(key) else {
                 continue;
             };
             if v.start < start {
-                self.areas.insert(v.start, v.slice(v.start, start));
+                self.put(v.slice(v.start, start));
             }
             if v.end > end {
-                self.areas.insert(end, v.slice(end, v.end));
+                self.put(v.slice(end, v.end));
             }
             removed.push(v.slice(v.start.max(start), v.end.min(end)));
         }
@@ -141,7 +175,7 @@ impl Vm {
     pub fn insert(&mut self, vma: Vma) {
         debug_assert!(vma.start < vma.end && self.is_free(vma.start, vma.end));
         let (start, end) = (vma.start, vma.end);
-        self.areas.insert(start, vma);
+        self.put(vma);
         self.merge_at(end);
         self.merge_at(start);
     }
@@ -155,6 +189,7 @@ impl Vm {
             return;
         };
         if prev.can_merge(next) {
+            // Both are charged alike (`can_merge`): the sum is unchanged.
             let next_end = next.end;
             self.areas.remove(&addr);
             if let Some(p) = self.areas.get_mut(&prev_start) {
@@ -168,7 +203,7 @@ impl Vm {
     pub fn update(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut Vma)) {
         for mut piece in self.carve(start, end) {
             f(&mut piece);
-            self.areas.insert(piece.start, piece);
+            self.put(piece);
         }
         let keys: Vec<u64> = self.overlapping(start, end).map(|v| v.start).collect();
         for k in keys.into_iter().rev() {
@@ -181,6 +216,7 @@ impl Vm {
     pub fn clear(&mut self) {
         self.areas.clear();
         self.unpopulated = RangeSet::new();
+        self.committed = 0;
     }
 
     /// Highest free range of `len` bytes ending at or below `mmap_base`

@@ -52,6 +52,12 @@ pub struct Vma {
     pub may_write: bool,
     /// Grows down on faults just below it (the main stack).
     pub grows_down: bool,
+    /// Never charged to the commit, even when made writable
+    /// (`MAP_NORESERVE`, `MAP_STACK`; Linux's `VM_NORESERVE`).
+    pub noreserve: bool,
+    /// Charged to the process's commit (Linux's `VM_ACCOUNT`): once set it
+    /// stays until the pages are unmapped (see [`super::commit`]).
+    pub accounted: bool,
     /// What the pages hold.
     pub backing: Backing,
     /// Its name in the maps.
@@ -59,7 +65,8 @@ pub struct Vma {
 }
 
 impl Vma {
-    /// An anonymous private area.
+    /// An anonymous private area, not charged to the commit (the caller
+    /// sets [`Vma::accounted`] when it charges it).
     pub fn anonymous(start: u64, end: u64, perms: Perms, name: VmaName) -> Self {
         Self {
             start,
@@ -68,6 +75,8 @@ impl Vma {
             shared: false,
             may_write: true,
             grows_down: false,
+            noreserve: false,
+            accounted: false,
             backing: Backing::Anonymous,
             name,
         }
@@ -76,6 +85,11 @@ impl Vma {
     /// Length in bytes.
     pub const fn len(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Bytes this area charges to the commit.
+    pub const fn charged_bytes(&self) -> u64 {
+        if self.accounted { self.len() } else { 0 }
     }
 
     /// Whether the area is empty (never, for one in a `Vm`).
@@ -131,6 +145,8 @@ impl Vma {
             && self.shared == next.shared
             && self.may_write == next.may_write
             && self.grows_down == next.grows_down
+            && self.noreserve == next.noreserve
+            && self.accounted == next.accounted
             && self.name == next.name
     }
 

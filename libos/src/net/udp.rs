@@ -7,7 +7,6 @@
 //! default destination and filters what is received to that peer.
 
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -67,14 +66,16 @@ impl core::fmt::Debug for UdpSocket {
     }
 }
 
-fn new_udp_socket(bytes: usize) -> udp::Socket<'static> {
-    let buffer = || {
-        udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; UDP_BUFFER_PACKETS],
-            vec![0u8; bytes.max(UDP_MAX_PAYLOAD)],
-        )
+/// A smoltcp socket with `bytes` of buffer each way (`ENOMEM` when the
+/// heap cannot give them: the size is the program's `SO_RCVBUF`).
+fn new_udp_socket(bytes: usize) -> Result<udp::Socket<'static>> {
+    let buffer = || -> Result<udp::PacketBuffer<'static>> {
+        let mut meta = crate::fallible::with_capacity(UDP_BUFFER_PACKETS)?;
+        meta.resize(UDP_BUFFER_PACKETS, udp::PacketMetadata::EMPTY);
+        let data = crate::fallible::zeroed(bytes.max(UDP_MAX_PAYLOAD))?;
+        Ok(udp::PacketBuffer::new(meta, data))
     };
-    udp::Socket::new(buffer(), buffer())
+    Ok(udp::Socket::new(buffer()?, buffer()?))
 }
 
 fn endpoint_v4(e: IpEndpoint) -> SocketAddrV4 {
@@ -126,7 +127,17 @@ impl UdpSocket {
             };
             let mut handles = Vec::new();
             for &i in ifaces {
-                let mut s = new_udp_socket(bytes.0.max(bytes.1));
+                let mut s = match new_udp_socket(bytes.0.max(bytes.1)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Nothing is left half bound.
+                        for &(i, h) in &handles {
+                            inner.sockets(i).remove(h);
+                        }
+                        inner.ports.release(Proto::Udp, port, owner);
+                        return Err(e);
+                    }
+                };
                 // The port is free and non-zero: binding cannot fail.
                 let _ = s.bind(endpoint);
                 handles.push((i, inner.sockets(i).add(s)));

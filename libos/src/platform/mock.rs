@@ -38,6 +38,7 @@ pub struct MockPlatform {
     console: Mutex<Vec<u8>>,
     monotonic_ns: AtomicU64,
     realtime_ns: AtomicU64,
+    cpu_ns: AtomicU64,
     rng: ChaChaCsprng,
     block_spins: AtomicU64,
     interrupt_after_ns: AtomicU64,
@@ -70,6 +71,7 @@ impl MockPlatform {
             console: Mutex::new(Vec::new()),
             monotonic_ns: AtomicU64::new(1_000_000_000),
             realtime_ns: AtomicU64::new(1_767_225_600 * 1_000_000_000),
+            cpu_ns: AtomicU64::new(0),
             rng: ChaChaCsprng::from_seed([42; 32]),
             block_spins: AtomicU64::new(100_000),
             interrupt_after_ns: AtomicU64::new(u64::MAX),
@@ -150,6 +152,13 @@ impl MockPlatform {
     pub fn advance_ns(&self, ns: u64) {
         self.monotonic_ns.fetch_add(ns, Ordering::Relaxed);
         self.realtime_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Advances the CPU-time clocks (the program ran for `ns`); the
+    /// monotonic clock moves with them, as time passes while it runs.
+    pub fn advance_cpu_ns(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+        self.advance_ns(ns);
     }
 
     /// Everything written to the console so far.
@@ -292,12 +301,26 @@ impl CurrentThread for MockPlatform {
     }
 }
 
-/// 1 GiB total; free is the total less the mapped pages.
+/// 1 GiB total; free is the total less the mapped pages, and no more
+/// than the frame budget leaves.
 impl MemoryStats for MockPlatform {
     fn memory_bytes(&self) -> (u64, u64) {
         let total = 1u64 << 30;
         let used = self.pages.lock().len() as u64 * PAGE_SIZE;
-        (total, total.saturating_sub(used))
+        let budget = self
+            .frame_limit
+            .load(Ordering::Relaxed)
+            .saturating_mul(PAGE_SIZE);
+        (total, total.min(budget).saturating_sub(used))
+    }
+
+    /// The frame budget (at most the total).
+    fn program_memory_bytes(&self) -> u64 {
+        let budget = self
+            .frame_limit
+            .load(Ordering::Relaxed)
+            .saturating_mul(PAGE_SIZE);
+        budget.min(1 << 30)
     }
 }
 
@@ -307,6 +330,13 @@ impl Clock for MockPlatform {
     }
     fn realtime_ns(&self) -> u64 {
         self.realtime_ns.load(Ordering::Relaxed)
+    }
+    /// One thread's worth: the mock does not tell threads apart.
+    fn thread_cpu_ns(&self) -> u64 {
+        self.cpu_ns.load(Ordering::Relaxed)
+    }
+    fn process_cpu_ns(&self) -> u64 {
+        self.cpu_ns.load(Ordering::Relaxed)
     }
 }
 

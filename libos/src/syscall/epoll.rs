@@ -2,7 +2,6 @@
 //! `epoll_pwait2` over [`Epoll`].
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -123,7 +122,7 @@ fn wait(
             ready = ep.collect(max, true, Some(epoch()));
         }
     }
-    let mut bytes = Vec::with_capacity(ready.len() * EVENT_BYTES);
+    let mut bytes = crate::fallible::with_capacity(ready.len() * EVENT_BYTES)?;
     for (events, data) in &ready {
         bytes.extend_from_slice(&events.to_le_bytes());
         bytes.extend_from_slice(&data.to_le_bytes());

@@ -80,7 +80,7 @@ pub fn sys_memfd_create(p: &Process, a: &SyscallArgs) -> Result<usize> {
     // Linux: at most 249 bytes of name.
     let name = read_cstring(&*p.platform, a.u64(0), 249)?;
     let _ = name;
-    let inode = p.vfs.create_unlinked_file(0o777);
+    let inode = p.vfs.create_unlinked_file(0o777)?;
     let file = Arc::new(InodeFile::new(p.vfs.clone(), inode, 2 /* O_RDWR */));
     let fd = p.fds.lock().insert(file, flags & MFD_CLOEXEC != 0)?;
     Ok(fd as usize)

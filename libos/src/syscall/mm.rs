@@ -10,8 +10,6 @@
 //! `ENODEV`; shared anonymous memory is ordinary memory (one process, and
 //! its threads share the address space).
 
-use alloc::vec;
-
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::elf::{PAGE_SIZE, Perms, USER_SPACE_END};
@@ -207,19 +205,6 @@ pub fn sys_mmap(p: &Process, a: &SyscallArgs) -> Result<usize> {
         None => (Backing::Anonymous, true),
         Some(fd) => file_backing(p, fd, offset, flags, prot)?,
     };
-    // Heuristic overcommit (Linux's default, vm.overcommit_memory = 0),
-    // measured against the memory free now rather than all RAM: a
-    // writable private or anonymous mapping that could never be backed
-    // fails at once, so `malloc` returns NULL near the limit.
-    let committed = flags & MAP_NORESERVE == 0
-        && prot & PROT_WRITE != 0
-        && (!shared || matches!(backing, Backing::Anonymous));
-    if committed && len > p.platform.memory_bytes().1 {
-        return_errno_with_message!(
-            Errno::ENOMEM,
-            "not enough free memory for this mapping (heuristic overcommit)"
-        );
-    }
     let populate = flags & MAP_POPULATE != 0 && matches!(backing, Backing::Anonymous);
     let placement = if flags & MAP_FIXED_NOREPLACE != 0 {
         Placement::FixedNoReplace(addr)
@@ -242,6 +227,8 @@ pub fn sys_mmap(p: &Process, a: &SyscallArgs) -> Result<usize> {
         may_write,
         backing,
         name: VmaName::None,
+        // Thread stacks are not charged either (see `crate::mm::commit`).
+        noreserve: flags & (MAP_NORESERVE | MAP_STACK) != 0,
     };
     let start = ops::map(p, req)?;
     if populate && let Err(e) = ops::populate_now(p, start, start + len) {
@@ -400,7 +387,8 @@ pub fn sys_mincore(p: &Process, a: &SyscallArgs) -> Result<usize> {
         if pages > 1 << 24 {
             return_errno!(Errno::ENOMEM);
         }
-        let mut bytes = vec![1u8; pages as usize];
+        let mut bytes = crate::fallible::zeroed(pages as usize)?;
+        bytes.fill(1);
         for r in vm.unpopulated_in(start, end) {
             let from = ((r.start - start) / PAGE_SIZE) as usize;
             let to = ((r.end - start) / PAGE_SIZE) as usize;
@@ -512,5 +500,7 @@ pub fn sys_madvise(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(0)
 }
 
+#[cfg(test)]
+mod commit_tests;
 #[cfg(test)]
 mod tests;

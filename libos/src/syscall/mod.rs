@@ -34,6 +34,7 @@ pub mod epoll;
 pub mod fs;
 pub mod futex;
 pub mod ipc;
+pub mod itimer;
 pub mod misc;
 pub mod missing;
 pub mod mm;
@@ -52,7 +53,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 13] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 14] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -65,6 +66,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 13] {
         process::HANDLERS,
         sched::HANDLERS,
         misc::HANDLERS,
+        itimer::HANDLERS,
         signal::HANDLERS,
         net::HANDLERS,
     ]

@@ -9,13 +9,13 @@
 //! `SIGPIPE` unless the call passed `MSG_NOSIGNAL`.
 
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::SyscallArgs;
 use super::fs::io::{iovecs, retry_blocking};
 use super::table::Handler;
 use crate::error::{Errno, Result};
+use crate::fallible::{bounce_buffer, with_capacity};
 use crate::fd::FileLike;
 use crate::fs::file::open_flags::{O_CLOEXEC, O_NONBLOCK};
 use crate::net::addr::{AF_INET, AF_INET6, AF_UNIX, SOCKADDR_MAX_BYTES, SockAddr};
@@ -315,6 +315,59 @@ fn send_bytes_quietly(
     Ok(done)
 }
 
+/// Sends the bytes of `iovs` (user buffers): a datagram whole (`EMSGSIZE`
+/// past the largest, gathered in a kernel buffer otherwise — `ENOMEM` if
+/// it cannot be had), a stream [`CHUNK_BYTES`] at a time through one
+/// bounce buffer, until a short send or an error after some progress.
+fn send_user(
+    p: &Process,
+    file: &Arc<dyn FileLike>,
+    iovs: &[(u64, usize)],
+    to: Option<&SockAddr>,
+    flags: u32,
+) -> Result<usize> {
+    let total = iovs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
+    let datagram = file.as_any().is::<UdpSocket>();
+    if datagram && total > crate::net::udp::UDP_MAX_PAYLOAD {
+        return_errno!(Errno::EMSGSIZE);
+    }
+    if datagram || total <= CHUNK_BYTES {
+        let mut data = with_capacity(total)?;
+        for &(base, len) in iovs {
+            let at = data.len();
+            data.resize(at + len, 0);
+            UserSliceRead::new(base, len)?;
+            p.platform.read_user(base, &mut data[at..])?;
+        }
+        return send_bytes(p, file, &data, to, flags);
+    }
+    let mut buf = bounce_buffer(total, CHUNK_BYTES)?;
+    let mut done = 0;
+    for &(base, len) in iovs {
+        UserSliceRead::new(base, len)?;
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(buf.len());
+            let sent = p
+                .platform
+                .read_user(base + at as u64, &mut buf[..n])
+                .and_then(|()| send_bytes(p, file, &buf[..n], to, flags));
+            match sent {
+                Ok(k) => {
+                    done += k;
+                    at += k;
+                    if k < n {
+                        return Ok(done);
+                    }
+                }
+                Err(_) if done > 0 => return Ok(done),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// `sendto(fd, buf, len, flags, dest_addr, addrlen)`: `MSG_DONTWAIT`,
 /// `MSG_NOSIGNAL`; `MSG_MORE` and the like are accepted and ignored.
 pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
@@ -325,26 +378,8 @@ pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
         Some(read_sockaddr(p, a.u64(4), a.u32(5))?)
     };
     let len = a.usize(2).min(isize::MAX as usize);
-    let data = UserSliceRead::new(a.u64(1), len)?;
-    // Large stream writes go through in chunks.
-    if len > CHUNK_BYTES && !file.as_any().is::<UdpSocket>() {
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(CHUNK_BYTES);
-            let bytes = UserSliceRead::new(a.u64(1) + done as u64, n)?.read_to_vec(&*p.platform)?;
-            match send_bytes(p, &file, &bytes, to.as_ref(), a.u32(3)) {
-                Ok(k) => done += k,
-                Err(_) if done > 0 => break,
-                Err(e) => return Err(e),
-            }
-            if done < len && file.status_flags() & O_NONBLOCK != 0 {
-                break;
-            }
-        }
-        return Ok(done);
-    }
-    let bytes = data.read_to_vec(&*p.platform)?;
-    send_bytes(p, &file, &bytes, to.as_ref(), a.u32(3))
+    UserSliceRead::new(a.u64(1), len)?;
+    send_user(p, &file, &[(a.u64(1), len)], to.as_ref(), a.u32(3))
 }
 
 /// Receives into a buffer of `len` bytes; `MSG_WAITALL` fills it on a stream.
@@ -360,7 +395,7 @@ fn recv_bytes(
     let s = sock(file);
     let peek = flags & MSG_PEEK != 0;
     let dontwait = flags & MSG_DONTWAIT != 0;
-    let mut buf = vec![0u8; len.min(CHUNK_BYTES)];
+    let mut buf = bounce_buffer(len, CHUNK_BYTES)?;
     let mut got = blocking(p, &**file, dontwait, || s.recv(&mut buf, peek))?;
     let stream = !file.as_any().is::<UdpSocket>();
     if stream && flags & MSG_WAITALL != 0 && !peek {
@@ -438,11 +473,8 @@ pub fn sys_sendmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     } else {
         Some(read_sockaddr(p, m.name, m.name_len)?)
     };
-    let mut data = Vec::new();
-    for (base, len) in iovecs(p, m.iov, m.iov_len)? {
-        data.extend(UserSliceRead::new(base, len)?.read_to_vec(&*p.platform)?);
-    }
-    send_bytes(p, &file, &data, to.as_ref(), a.u32(2))
+    let iovs = iovecs(p, m.iov, m.iov_len)?;
+    send_user(p, &file, &iovs, to.as_ref(), a.u32(2))
 }
 
 /// `recvmsg(fd, msg, flags)`: scattered into the iovecs; no ancillary

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::error::{Errno, Result};
+use crate::fallible::{TryVec, with_capacity};
 use crate::fd::PollEvents;
 use crate::process::Process;
 use crate::return_errno;
@@ -60,19 +61,19 @@ fn do_poll(p: &Process, addr: u64, nfds: usize, deadline_ns: Option<u64>) -> Res
         return_errno!(Errno::EINVAL);
     }
     let bytes = UserSliceRead::new(addr, nfds * 8)?.read_to_vec(&*p.platform)?;
-    let mut fds: Vec<PollFd> = bytes
-        .chunks_exact(8)
-        .map(|c| PollFd {
-            fd: i32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            events: u16::from_le_bytes([c[4], c[5]]),
-            revents: 0,
-        })
-        .collect();
+    let mut fds: Vec<PollFd> = with_capacity(nfds)?;
+    fds.extend(bytes.chunks_exact(8).map(|c| PollFd {
+        fd: i32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+        events: u16::from_le_bytes([c[4], c[5]]),
+        revents: 0,
+    }));
     let mut ready = evaluate(p, &mut fds);
     if ready == 0 && deadline_ns != Some(0) {
         let deadline = deadline_ns.map(|d| p.platform.monotonic_ns().saturating_add(d));
+        let mut scratch = with_capacity(nfds)?;
+        scratch.extend_from_slice(&fds);
         p.platform
-            .block_until(&mut || evaluate(p, &mut fds.clone()) > 0, deadline)?;
+            .block_until(&mut || evaluate(p, &mut scratch) > 0, deadline)?;
         ready = evaluate(p, &mut fds);
     }
     let mut out = bytes;
@@ -107,6 +108,14 @@ fn read_timespec(p: &Process, addr: u64) -> Result<Option<u64>> {
     ))
 }
 
+/// Zeroed bit words for `nfds` descriptors (`ENOMEM` if they cannot be
+/// had).
+fn zeroed_words(nfds: usize) -> Result<Vec<u64>> {
+    let mut v = Vec::new();
+    v.try_resize(nfds.div_ceil(64), 0)?;
+    Ok(v)
+}
+
 /// One `fd_set` argument: its address (0 = absent) and bits.
 struct FdSet {
     addr: u64,
@@ -115,8 +124,7 @@ struct FdSet {
 
 impl FdSet {
     fn read(p: &Process, addr: u64, nfds: usize) -> Result<Self> {
-        let words = nfds.div_ceil(64);
-        let mut bits = alloc::vec![0u64; words];
+        let mut bits = zeroed_words(nfds)?;
         if addr != 0 {
             for (i, w) in bits.iter_mut().enumerate() {
                 *w = UserPtr::<u64>::new(addr + 8 * i as u64).read(&*p.platform)?;
@@ -141,11 +149,10 @@ impl FdSet {
 
 /// Evaluates the three sets; returns the result sets and the count of bits.
 fn select_once(p: &Process, nfds: usize, sets: &[FdSet; 3]) -> Result<([Vec<u64>; 3], usize)> {
-    let words = nfds.div_ceil(64);
     let mut out = [
-        alloc::vec![0u64; words],
-        alloc::vec![0u64; words],
-        alloc::vec![0u64; words],
+        zeroed_words(nfds)?,
+        zeroed_words(nfds)?,
+        zeroed_words(nfds)?,
     ];
     let mut count = 0;
     p.net.poll();

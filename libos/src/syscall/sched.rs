@@ -96,16 +96,45 @@ pub fn sys_nanosleep(p: &Process, a: &SyscallArgs) -> Result<usize> {
 /// `TIMER_ABSTIME`
 const TIMER_ABSTIME: i32 = 1;
 
+/// Sleeps until the program's CPU time reaches `target` (other threads
+/// must run for it to move); on `EINTR` writes the CPU time left to `rem`
+/// (if not NULL).
+fn sleep_until_cpu(p: &Process, target: u64, rem: u64) -> Result<usize> {
+    let platform = &*p.platform;
+    match platform.block_until(&mut || platform.process_cpu_ns() >= target, None) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            if e.errno() == Errno::EINTR && rem != 0 {
+                let left = target.saturating_sub(platform.process_cpu_ns());
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+                b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+                UserSliceWrite::new(rem, 16)?.write(platform, &b)?;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// `clock_nanosleep(clock, flags, req, rem)`: `REALTIME` (and `TAI`),
-/// `MONOTONIC`, `BOOTTIME`, `PROCESS_CPUTIME_ID` (time since boot, as
-/// `clock_gettime` reports it); `EINVAL` for the thread CPU clock and
-/// unknown ids, `EOPNOTSUPP` for the raw and coarse clocks, as Linux.
-/// `rem` is written only for a relative sleep.
+/// `MONOTONIC`, `BOOTTIME`, `PROCESS_CPUTIME_ID` (until the program's CPU
+/// time, which the other threads' work moves, reaches the time);
+/// `EINVAL` for the thread CPU clock and unknown ids, `EOPNOTSUPP` for the
+/// raw and coarse clocks, as Linux. `rem` is written only for a relative
+/// sleep.
 pub fn sys_clock_nanosleep(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (clock, flags) = (a.i32(0), a.i32(1));
+    if clock == CLOCK_PROCESS_CPUTIME_ID {
+        let t = read_timespec_ns(p, a.u64(2))?;
+        if flags & TIMER_ABSTIME != 0 {
+            return sleep_until_cpu(p, t, 0);
+        }
+        let target = p.platform.process_cpu_ns().saturating_add(t);
+        return sleep_until_cpu(p, target, a.u64(3));
+    }
     let realtime = match clock {
         CLOCK_REALTIME | CLOCK_TAI => true,
-        CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_PROCESS_CPUTIME_ID => false,
+        CLOCK_MONOTONIC | CLOCK_BOOTTIME => false,
         CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
             return_errno!(Errno::EOPNOTSUPP)
         }

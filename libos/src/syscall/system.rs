@@ -1,8 +1,6 @@
 //! System information and identity: `uname`, `getrandom`, and the user and
 //! group ids (the program runs as root: every id is 0).
 
-use alloc::vec;
-
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::error::{Errno, Result};
@@ -71,7 +69,7 @@ pub fn sys_getrandom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let len = a.usize(1).min(GETRANDOM_MAX_BYTES);
     let addr = a.u64(0);
     UserSliceWrite::new(addr, len)?;
-    let mut chunk = vec![0u8; len.min(64 * 1024)];
+    let mut chunk = crate::fallible::bounce_buffer(len, 64 * 1024)?;
     let mut done = 0;
     while done < len {
         let n = (len - done).min(chunk.len());

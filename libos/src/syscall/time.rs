@@ -40,8 +40,8 @@ use clock_id::*;
 /// Resolution reported for the coarse clocks (a 250 Hz tick).
 const COARSE_RESOLUTION_NS: u64 = 4_000_000;
 
-/// The time of clock `id` in nanoseconds (the CPU-time clocks from the
-/// kernel's per-thread accounting).
+/// The time of clock `id` in nanoseconds. The CPU-time clocks report the
+/// CPU time the platform accounts (the kernel's scheduler, per thread).
 fn clock_ns(p: &Process, id: i32) -> Result<u64> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(p.platform.realtime_ns()),

@@ -35,7 +35,8 @@ fn missing(exists: impl Fn(&str) -> bool) -> Vec<&'static str> {
     out
 }
 
-fn is_root() -> bool {
+/// Whether we run as root (and may install packages).
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

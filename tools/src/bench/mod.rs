@@ -2,6 +2,8 @@
 //! table with medians and spread, ready for `docs/PERFORMANCE.md`.
 //!
 //! - [`boot`]: Cloister's own boot time.
+//! - [`compat`]: CPython's regression suite natively and in Cloister
+//!   (`cloister bench compat`), its results in [`compat_results`].
 //! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
 //!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
 //!   guest ([`linux_kernel`], [`linux_modules`], [`linux_guest`],
@@ -14,6 +16,8 @@
 pub mod boot;
 pub mod cloister_guest;
 pub mod compare;
+pub mod compat;
+pub mod compat_results;
 pub mod data;
 pub mod figures;
 pub mod guest;

@@ -84,6 +84,21 @@ pub fn pack_root(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// Whether a path a program looked for can be packed: it exists on the
+/// host as a file, directory or symlink, outside the trees the guest
+/// makes itself (`/dev`, `/proc`, `/sys`: a program looking for
+/// `/dev/tty` wants the guest's, and a device node cannot be packed).
+fn packable(path: &Path) -> bool {
+    const GUEST_TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+    if GUEST_TREES.iter().any(|t| path.starts_with(t)) {
+        return false;
+    }
+    path.symlink_metadata().is_ok_and(|m| {
+        let t = m.file_type();
+        t.is_file() || t.is_dir() || t.is_symlink()
+    })
+}
+
 /// Where learnt lists are kept: `$XDG_CACHE_HOME/cloister/learned`, else
 /// `~/.cache/cloister/learned`.
 pub fn cache_dir() -> Option<PathBuf> {
@@ -147,7 +162,7 @@ pub fn learn(
         let missing = run_round(&round_opts)?;
         let mut new = false;
         for path in missing {
-            if path.symlink_metadata().is_err() {
+            if !packable(&path) {
                 continue;
             }
             let root = pack_root(&path);
@@ -229,6 +244,9 @@ mod tests {
                         here.clone(),
                         PathBuf::from("/nonexistent/cloister"),
                         PathBuf::from("/usr/lib"),
+                        // Devices are the guest's own, never packed.
+                        PathBuf::from("/dev/null"),
+                        PathBuf::from("/proc/self/status"),
                     ],
                     // Round 2 has it packed and asks again: nothing new.
                     _ => {

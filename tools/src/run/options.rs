@@ -154,6 +154,9 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Kill the guest after this long; `None` waits for ever.
     pub timeout: Option<Duration>,
+    /// Kill the guest when it has printed nothing (console, stdout or
+    /// stderr) for this long; `None` lets it be silent for ever.
+    pub idle_timeout: Option<Duration>,
     /// Keep the image at this path instead of a temporary file.
     pub image: Option<PathBuf>,
     /// The accelerator; `None` means `CLOISTER_ACCEL`, else TCG.
@@ -194,6 +197,7 @@ impl RunOptions {
             kernel_args: Vec::new(),
             verbose: false,
             timeout: None,
+            idle_timeout: None,
             image: None,
             accel: None,
             kernel: None,

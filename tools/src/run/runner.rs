@@ -260,7 +260,7 @@ fn qemu_config(
     config.kernel_args.extend(opts.kernel_args.iter().cloned());
     // Interactive programs may be silent for as long as they like.
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
-    config.idle_timeout = Duration::MAX;
+    config.idle_timeout = opts.idle_timeout.unwrap_or(Duration::MAX);
     config.app_error_serial = Some(socket.with_extension("err.sock"));
     config.app_serial = Some(socket);
     config.app_input = Some(if opts.capture {

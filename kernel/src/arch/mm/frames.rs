@@ -90,13 +90,32 @@ pub fn user_available_bytes() -> u64 {
     free_frames().saturating_sub(kernel_reserve_frames()) as u64 * FRAME_BYTES
 }
 
+/// Frames user memory holds now (its pages and page tables).
+static USER_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The most bytes user memory can hold now: what it holds plus what it
+/// can still have (the commit limit the LibOS enforces; the kernel's heap
+/// — file data, sockets — and its reserve are excluded).
+pub fn user_capacity_bytes() -> u64 {
+    USER_FRAMES.load(core::sync::atomic::Ordering::Relaxed) * FRAME_BYTES + user_available_bytes()
+}
+
 /// A zeroed frame for user memory (a page or a page table of the
 /// program's): `None` once only the kernel's reserve is left.
 pub fn alloc_user_zeroed() -> Option<u64> {
     if free_frames() <= kernel_reserve_frames() {
         return None;
     }
-    alloc_zeroed()
+    let paddr = alloc_zeroed()?;
+    USER_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    Some(paddr)
+}
+
+/// Frees a frame [`alloc_user_zeroed`] gave.
+pub fn free_user(paddr: u64) -> Result<(), FrameError> {
+    free(paddr, 1)?;
+    USER_FRAMES.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// A zeroed frame.

@@ -182,7 +182,7 @@ fn clear_entry(entry: &mut PageTableEntry) {
     if entry.flags().contains(HAS_FRAME) {
         // A frame we allocated for this page: freeing it cannot fail unless
         // the bookkeeping is corrupt, which the frame allocator reports.
-        if let Err(e) = frames::free(entry.addr().as_u64(), 1) {
+        if let Err(e) = frames::free_user(entry.addr().as_u64()) {
             log::error!("freeing a user frame: {e:?}");
         }
     }

@@ -1,6 +1,7 @@
 //! In-guest tests of the user half: lazy mappings get frames on first
 //! touch, permissions hold for kernel user-copies, `fill` ignores them,
-//! `move_pages` keeps contents, and unmapping frees every frame.
+//! `move_pages` keeps contents, and unmapping frees every frame; the
+//! memory programs can hold (the commit limit) counts user frames as theirs.
 
 use super::frames;
 use libos::elf::Perms;
@@ -95,5 +96,22 @@ ktest!(
         user::unmap(BASE + 0x10_0000, 2 * 4096).expect("unmap");
         // Page tables stay; every data frame is back.
         assert!(before - frames::free_frames() < 8);
+    }
+);
+
+ktest!(
+    fn user_frames_count_towards_what_programs_can_hold() {
+        // A frame given to a user page moves from "free for programs" to
+        // "held by programs": the capacity stays, and so it does when the
+        // frame comes back.
+        let capacity = frames::user_capacity_bytes();
+        user::map_lazy(BASE, 16 * 4096, RW).expect("map");
+        let available = frames::user_available_bytes();
+        user::fill(BASE, &[7u8; 16 * 4096]).expect("touch every page");
+        assert_eq!(frames::user_available_bytes(), available - 16 * 4096);
+        assert_eq!(frames::user_capacity_bytes(), capacity);
+        user::unmap(BASE, 16 * 4096).expect("unmap");
+        assert_eq!(frames::user_available_bytes(), available);
+        assert_eq!(frames::user_capacity_bytes(), capacity);
     }
 );

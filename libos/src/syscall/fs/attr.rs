@@ -84,20 +84,24 @@ const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 /// `struct statfs` (120 bytes) for the in-memory file system: 4 KiB
 /// blocks, its size limit (`Space`) as the total, free pages as what the
-/// limit leaves — or free memory, if that is less — and 255-byte names.
+/// limit leaves — or free memory, if that is less — its inode limit and
+/// what that leaves (`df -i`), and 255-byte names. An unlimited budget
+/// (host tests) shows as what memory could hold.
 fn encode_statfs(p: &Process) -> [u8; 120] {
     let (total_mem, free_mem) = p.platform.memory_bytes();
     let (limit, used) = p.vfs.space().pages();
     let blocks = limit.min(used.saturating_add(total_mem / 4096));
     let free = blocks.saturating_sub(used).min(free_mem / 4096);
+    let (inode_limit, inodes_used) = p.vfs.space().inodes();
+    let files = inode_limit.min(inodes_used.saturating_add(total_mem / 4096));
     let words: [u64; 15] = [
         TMPFS_MAGIC,
         4096,
         blocks,
         free,
         free,
-        total_mem / 4096,
-        free_mem / 4096,
+        files,
+        files.saturating_sub(inodes_used),
         0,   // f_fsid
         255, // f_namelen
         4096,

@@ -1,10 +1,10 @@
 //! Opening, closing, reading, writing and controlling file descriptors.
 
 use alloc::sync::Arc;
-use alloc::vec;
 
 use super::{base_dir, path_arg};
 use crate::error::{Errno, Result};
+use crate::fallible::{TryVec, bounce_buffer, with_capacity};
 use crate::fd::{FileLike, SeekFrom};
 use crate::fs::InodeFile;
 use crate::fs::file::open_flags::*;
@@ -99,7 +99,19 @@ pub fn do_open(p: &Process, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> R
     if flags & O_TRUNC != 0 && writing && ty == crate::fs::InodeType::Regular {
         inode.truncate(0, p.vfs.now())?;
     }
-    let file = Arc::new(InodeFile::new(p.vfs.clone(), inode, flags));
+    let file: Arc<dyn FileLike> = if flags & O_PATH != 0 {
+        Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
+    } else if let Some(pipe) = inode.fifo() {
+        // A FIFO: a new end of its pipe, after waiting for the other side.
+        crate::ipc::pipe::open_fifo(&pipe, inode, flags, &*p.platform)?
+    } else if ty == crate::fs::InodeType::Socket {
+        return_errno_with_message!(Errno::ENXIO, "a socket node cannot be opened");
+    } else {
+        if let Some(device) = inode.device() {
+            device.open()?;
+        }
+        Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
+    };
     let fd = p.fds.lock().insert(file, flags & O_CLOEXEC != 0)?;
     Ok(fd as usize)
 }
@@ -145,7 +157,7 @@ fn read_to_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceWrite::new(addr, len)?;
-    let mut buf = vec![0u8; len.min(IO_CHUNK_BYTES)];
+    let mut buf = bounce_buffer(len, IO_CHUNK_BYTES)?;
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(buf.len());
@@ -179,7 +191,7 @@ fn write_from_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceRead::new(addr, len)?;
-    let mut buf = vec![0u8; len.min(IO_CHUNK_BYTES)];
+    let mut buf = bounce_buffer(len, IO_CHUNK_BYTES)?;
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(buf.len());
@@ -226,17 +238,28 @@ fn offset_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
     u64::try_from(a.i64(i)).map_err(|_| Errno::EINVAL.into())
 }
 
+/// A positioned transfer's offset, checked as Linux's `rw_verify_area`
+/// does for a file with positions: `EINVAL` if negative or if `count`
+/// bytes from it would pass the largest offset.
+fn positioned(f: &dyn FileLike, a: &SyscallArgs, i: usize, count: usize) -> Result<u64> {
+    let off = offset_arg(a, i)?;
+    if f.inode().is_some() {
+        crate::fs::data::check_range(off, count.min(isize::MAX as usize))?;
+    }
+    Ok(off)
+}
+
 /// `pread64(fd, buf, count, offset)`
 pub fn sys_pread64(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let f = file(p, a.i32(0))?;
-    let off = offset_arg(a, 3)?;
+    let off = positioned(&*f, a, 3, a.usize(2))?;
     read_to_user(p, &*f, a.u64(1), a.usize(2), Some(off))
 }
 
 /// `pwrite64(fd, buf, count, offset)`
 pub fn sys_pwrite64(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let f = file(p, a.i32(0))?;
-    let off = offset_arg(a, 3)?;
+    let off = positioned(&*f, a, 3, a.usize(2))?;
     sigpipe_on_epipe(p, write_from_user(p, &*f, a.u64(1), a.usize(2), Some(off)))
 }
 
@@ -251,7 +274,7 @@ pub(crate) fn iovecs(
     }
     let base = UserPtr::<u64>::new(addr);
     let mut total = 0usize;
-    let mut out = alloc::vec::Vec::with_capacity(count);
+    let mut out = with_capacity(count)?;
     for i in 0..count {
         let iov_base = base.offset(2 * i)?.read(&*p.platform)?;
         let iov_len = base.offset(2 * i + 1)?.read(&*p.platform)?;
@@ -260,7 +283,7 @@ pub(crate) fn iovecs(
             .checked_add(len)
             .filter(|&t| t <= isize::MAX as usize)
             .ok_or(Errno::EINVAL)?;
-        out.push((iov_base, len));
+        out.try_push((iov_base, len))?;
     }
     Ok(out)
 }
@@ -298,7 +321,8 @@ pub fn sys_writev(p: &Process, a: &SyscallArgs) -> Result<usize> {
 }
 
 /// `lseek(fd, offset, whence)`: `SEEK_SET`, `SEEK_CUR`, `SEEK_END`,
-/// `SEEK_DATA`, `SEEK_HOLE` (files have no holes).
+/// `SEEK_DATA`, `SEEK_HOLE` (a regular file's holes are its missing
+/// pages, as on tmpfs; anything else is all data).
 pub fn sys_lseek(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let f = file(p, a.i32(0))?;
     let off = a.i64(1);
@@ -307,8 +331,14 @@ pub fn sys_lseek(p: &Process, a: &SyscallArgs) -> Result<usize> {
         1 => SeekFrom::Current(off),
         2 => SeekFrom::End(off),
         whence @ (3 | 4) => {
-            let size = f.metadata()?.size;
             let start = u64::try_from(off).map_err(|_| Errno::ENXIO)?;
+            if let Some(found) = f
+                .inode()
+                .and_then(|i| i.seek_data_or_hole(start, whence == 3))
+            {
+                return Ok(f.seek(SeekFrom::Start(found? as i64))? as usize);
+            }
+            let size = f.metadata()?.size;
             if start >= size {
                 return_errno!(Errno::ENXIO);
             }

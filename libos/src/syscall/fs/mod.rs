@@ -12,6 +12,9 @@
 //!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`, `link(at)`,
 //!   `access`/`faccessat(2)`, `readlink(at)`, `symlink(at)`, `umask`,
 //!   `chmod` family, `truncate`/`ftruncate`.
+//! - [`mknod`]: `mknod`/`mknodat` (regular files, FIFOs, socket and
+//!   character-device nodes).
+//! - [`times`]: `utimensat`, `futimesat`, `utimes`, `utime`.
 //!
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
@@ -19,6 +22,7 @@
 pub mod attr;
 pub mod copy;
 pub mod io;
+pub mod mknod;
 pub mod namei;
 pub mod stat;
 pub mod times;
@@ -87,6 +91,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (93, "fchown", namei::sys_fchown),
     (94, "lchown", namei::sys_lchown),
     (95, "umask", namei::sys_umask),
+    (133, "mknod", mknod::sys_mknod),
     (137, "statfs", attr::sys_statfs),
     (138, "fstatfs", attr::sys_fstatfs),
     (162, "sync", namei::sys_sync),
@@ -105,6 +110,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (217, "getdents64", stat::sys_getdents64),
     (257, "openat", io::sys_openat),
     (258, "mkdirat", namei::sys_mkdirat),
+    (259, "mknodat", mknod::sys_mknodat),
     (262, "newfstatat", stat::sys_newfstatat),
     (263, "unlinkat", namei::sys_unlinkat),
     (264, "renameat", namei::sys_renameat),

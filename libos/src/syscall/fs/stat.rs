@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::{AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW, lookup_at, path_arg};
 use crate::error::{Errno, Result};
+use crate::fallible::TryVec;
 use crate::fs::{InodeFile, Metadata};
 use crate::process::Process;
 use crate::syscall::SyscallArgs;
@@ -165,10 +166,17 @@ pub fn sys_getdents64(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let out = UserSliceWrite::new(a.u64(1), count)?;
     let mut buf: Vec<u8> = Vec::new();
     let mut too_small = false;
+    let mut out_of_memory = false;
     dir.read_dir_with(|name, ino, ty, next| {
         let reclen = (19 + name.len() + 1).next_multiple_of(8);
         if buf.len() + reclen > count {
             too_small = buf.is_empty();
+            return false;
+        }
+        // The records are built in a kernel buffer that grows with
+        // them: a failed growth ends the call with ENOMEM.
+        if buf.try_room(reclen).is_err() {
+            out_of_memory = true;
             return false;
         }
         buf.extend_from_slice(&ino.to_le_bytes());
@@ -179,6 +187,9 @@ pub fn sys_getdents64(p: &Process, a: &SyscallArgs) -> Result<usize> {
         buf.resize(buf.len() + reclen - 19 - name.len(), 0);
         true
     })?;
+    if out_of_memory && buf.is_empty() {
+        return_errno!(Errno::ENOMEM);
+    }
     if too_small {
         return_errno_with_message!(Errno::EINVAL, "getdents64 buffer too small for one entry");
     }

@@ -70,7 +70,9 @@ fn rlimits_default_set_and_nofile_applies() {
 #[test]
 fn sysinfo_rusage_and_times() {
     let h = setup();
-    h.m.advance_ns(1_500_000_000);
+    h.m.advance_ns(800_000_000);
+    // CPU time is what the program ran, not the wall time that passed.
+    h.m.advance_cpu_ns(700_000_000);
     assert_eq!(h.call("sysinfo", &[BUF]), 0);
     let info = h.words::<14>(BUF);
     assert_eq!(info[0], 3, "2.5 s of uptime rounds up");
@@ -78,12 +80,12 @@ fn sysinfo_rusage_and_times() {
     assert!(info[5] > 0 && info[5] < 1 << 30);
     assert_eq!(info[10] & 0xffff, 1, "procs");
     assert_eq!(h.call("getrusage", &[0, BUF]), 0);
-    assert_eq!(h.words::<2>(BUF), [2, 500_000]);
+    assert_eq!(h.words::<2>(BUF), [0, 700_000]);
     assert_eq!(h.call("getrusage", &[u64::MAX, BUF]), 0);
     assert_eq!(h.words::<2>(BUF), [0, 0]);
     assert_eq!(h.call("getrusage", &[5, BUF]), err(Errno::EINVAL));
-    assert_eq!(h.call("times", &[BUF]), 250);
-    assert_eq!(h.words::<2>(BUF), [250, 0]);
+    assert_eq!(h.call("times", &[BUF]), 250, "elapsed ticks");
+    assert_eq!(h.words::<2>(BUF), [70, 0], "tms_utime: CPU time");
     assert_eq!(h.call("times", &[0]), 250);
 }
 
@@ -137,6 +139,29 @@ fn affinity_yield_and_sleeps() {
         h.call("clock_nanosleep", &[4, 0, BUF, 0]),
         err(Errno::EOPNOTSUPP)
     );
+    // On the process CPU clock: over once another thread has worked that
+    // long; a signal ends it with the CPU time left.
+    h.put(BUF, &[0, 1_000_000]);
+    let worker = {
+        let m = h.m.clone();
+        std::thread::spawn(move || {
+            for _ in 0..10 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                m.advance_cpu_ns(100_000);
+            }
+        })
+    };
+    h.m.set_block_spins(u64::MAX);
+    let cpu = h.m.process_cpu_ns();
+    assert_eq!(h.call("clock_nanosleep", &[2, 0, BUF, 0]), 0);
+    assert!(h.m.process_cpu_ns() >= cpu + 1_000_000);
+    worker.join().unwrap();
+    h.m.interrupt_next_wait_after(1);
+    assert_eq!(
+        h.call("clock_nanosleep", &[2, 0, BUF, BUF + 16]),
+        err(Errno::EINTR)
+    );
+    assert_eq!(h.words::<2>(BUF + 16), [0, 1_000_000]);
 }
 
 #[test]
