@@ -216,6 +216,16 @@ fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == NMI_VECTOR {
         host_stop();
     }
+    // A confidential VM's exceptions for what the host must do (a CPUID,
+    // port I/O, an MSR): the platform performs it and execution goes on.
+    let handled = match frame.vector {
+        20 => crate::platform::tdx::on_ve(frame),
+        29 => crate::platform::snp::on_vc(frame),
+        _ => false,
+    };
+    if handled {
+        return;
+    }
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     let hooks = irq::hooks();
     if frame.vector == 14 && crate::platform::mmio_emulation::handle_page_fault(frame, cr2) {

@@ -28,8 +28,10 @@
 //!   (paging is `arch::mm`'s): every page, the shared ones included, is
 //!   mapped without the C-bit, which is not SNP-correct. When paging
 //!   applies it, the pages in [`hw`] must stay without it.
-//! - The `#VC` vector (29) is not routed here: [`handle_vc`] is the entry
-//!   `arch::idt` has to call; MMIO under `#VC` waits for `cvm::insn`.
+//! - The trap path routes a kernel-mode `#VC` (vector 29) here
+//!   ([`on_vc`]); MMIO under `#VC` waits for `cvm::insn` (device
+//!   registers are trapped instead, through the emulated-MMIO fault path),
+//!   and a user-mode `#VC` is not handled.
 //! - The secrets page's address comes from the launch (the SNP CC blob or
 //!   an IGVM parameter); Cloister's PVH boot has neither, so
 //!   [`set_secrets_page`] has no caller yet and
@@ -169,10 +171,6 @@ pub fn set_secrets_page(paddr: u64) {
 /// `regs.rip` must point at the kernel instruction that raised the `#VC`
 /// (at least [`vc::MAX_INSN_BYTES`] readable bytes, which holds for any
 /// instruction in the kernel's text except the last 15 bytes of it).
-#[allow(
-    dead_code,
-    reason = "arch::idt does not route vector 29 here yet (module docs)"
-)]
 pub unsafe fn handle_vc(exit_code: u64, regs: &mut VcRegisters) -> cvm::snp::Result<()> {
     let mut insn = [0u8; vc::MAX_INSN_BYTES];
     // SAFETY: the caller's contract.
@@ -377,5 +375,46 @@ impl Platform for SnpPlatform {
                     .map_err(to_platform)?;
             Ok(report.as_bytes().to_vec())
         })
+    }
+}
+
+/// The `#VC` entry of the trap path (vector 29, kernel mode): runs
+/// [`handle_vc`] on the trap frame's registers and writes them back.
+/// `false` if this is not an SNP guest or the exit cannot be handled (the
+/// trap path then reports a fatal exception). A `#VC` from user mode is
+/// not handled here (the program gets the exception as a signal).
+pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
+    if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
+        return false;
+    }
+    let osxsave = x86_64::registers::control::Cr4::read()
+        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
+    let mut regs = VcRegisters {
+        rax: frame.rax,
+        rbx: frame.rbx,
+        rcx: frame.rcx,
+        rdx: frame.rdx,
+        rip: frame.rip,
+        xcr0: if osxsave {
+            x86_64::registers::xcontrol::XCr0::read_raw()
+        } else {
+            0
+        },
+    };
+    // SAFETY: a kernel-mode #VC: `frame.rip` is the kernel instruction
+    // that raised it, inside the kernel's text (handle_vc's contract).
+    match unsafe { handle_vc(frame.error_code, &mut regs) } {
+        Ok(()) => {
+            (frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rip) =
+                (regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rip);
+            true
+        }
+        Err(e) => {
+            crate::console::emergency_write(format_args!(
+                "#VC exit {:#x} at {:#x} not handled: {e:?}\n",
+                frame.error_code, frame.rip
+            ));
+            false
+        }
     }
 }

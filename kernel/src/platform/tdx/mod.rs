@@ -315,8 +315,7 @@ fn attestation_report(report_data: &[u8; REPORT_DATA_BYTES]) -> Result<Vec<u8>> 
 /// [`VeError::NeedsDecode`] (MMIO when [`ve::is_mmio`] says so, else a
 /// lost private page).
 ///
-/// Not yet installed on vector 20: the interrupt table's trap path (the
-/// `arch::irq` work) would call it with the trap frame's registers.
+/// The trap path calls it for a kernel-mode `#VE` through [`on_ve`].
 pub fn handle_virtualization_exception(gprs: &mut Gprs) -> core::result::Result<(), VeError> {
     // VEINFO.GET fails only with a status (no #VE pending).
     let info = ve::veinfo(&Hw.tdcall(tdcall::veinfo_get())).map_err(|e| {
@@ -326,4 +325,37 @@ pub fn handle_virtualization_exception(gprs: &mut Gprs) -> core::result::Result<
         }))
     })?;
     ve::handle(&mut Hw, &info, gprs)
+}
+
+/// The `#VE` entry of the trap path (vector 20, kernel mode): runs
+/// [`handle_virtualization_exception`] on the trap frame's registers and
+/// writes them back. `false` if this is not a TD or the exception cannot be
+/// handled (the trap path then reports a fatal exception). Device
+/// registers are mapped trapped on TDX, so MMIO arrives as a page fault
+/// (the emulated-MMIO path), not as an EPT-violation `#VE`.
+pub fn on_ve(frame: &mut crate::arch::trap::TrapFrame) -> bool {
+    if super::platform().kind() != super::PlatformKind::Tdx || frame.cs & 3 != 0 {
+        return false;
+    }
+    let mut gprs = Gprs {
+        rax: frame.rax,
+        rbx: frame.rbx,
+        rcx: frame.rcx,
+        rdx: frame.rdx,
+        rip: frame.rip,
+    };
+    match handle_virtualization_exception(&mut gprs) {
+        Ok(()) => {
+            (frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rip) =
+                (gprs.rax, gprs.rbx, gprs.rcx, gprs.rdx, gprs.rip);
+            true
+        }
+        Err(e) => {
+            crate::console::emergency_write(format_args!(
+                "#VE at {:#x} not handled: {e:?}\n",
+                frame.rip
+            ));
+            false
+        }
+    }
 }
