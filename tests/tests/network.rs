@@ -97,8 +97,16 @@ fn connect(port: u16, probe: impl Fn(&mut TcpStream) -> bool) -> TcpStream {
     }
 }
 
+/// A path of its own for this test: tests run in parallel threads of one
+/// process, and the plain and emulated-MMIO variants share their code.
+fn unique(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("cloister-{name}-{}-{n}", std::process::id()))
+}
+
 fn compile(name: &str) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
+    let out = unique(name);
     vm_tests::compile_program(name, &out, &[]);
     out
 }
@@ -271,7 +279,7 @@ fn nginx(kernel_args: &[&str]) -> RunResult {
         Path::new("/usr/sbin/nginx").exists(),
         "/usr/sbin/nginx is missing: install the Debian package nginx (.ci/install-deps does)"
     );
-    let dir = std::env::temp_dir().join(format!("cloister-nginx-{}", std::process::id()));
+    let dir = unique("nginx");
     let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).expect("mkdir");
     let small: Vec<u8> = (0..4096u32).map(|i| b'a' + (i % 26) as u8).collect();
