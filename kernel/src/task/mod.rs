@@ -89,8 +89,13 @@ pub struct Thread {
 // code (ctx, fpu) or by the scheduler with interrupts off on the one CPU
 // while the thread is switched out (saved_rsp, fpu); everything else is
 // atomic.
+#[allow(
+    unsafe_code,
+    reason = "the scheduler's per-thread cells (registers, saved stack pointer, FPU image)"
+)]
 unsafe impl Sync for Thread {}
 // SAFETY: as above; nothing in a Thread is tied to the creating context.
+#[allow(unsafe_code, reason = "as for Sync: the scheduler's per-thread cells")]
 unsafe impl Send for Thread {}
 
 impl core::fmt::Debug for Thread {
@@ -103,22 +108,14 @@ impl core::fmt::Debug for Thread {
 }
 
 impl Thread {
-    /// The thread's user registers.
-    ///
-    /// # Safety
-    /// Only the thread's own kernel code may call this (it runs on one CPU
-    /// with no preemption in the kernel), and the reference must not live
-    /// across a call to `execute` of another thread.
-    #[allow(clippy::mut_from_ref, reason = "see the safety contract")]
-    pub unsafe fn context(&self) -> &mut UserContext {
-        // SAFETY: the caller's contract makes this the only reference.
-        unsafe { &mut *self.ctx.get() }
-    }
-
     /// Runs `f` with the thread's user registers: the safe way for the
     /// thread's own kernel code (the LibOS glue in `run`) to reach them.
     /// A second loan while one is out is a kernel bug and stops the kernel
     /// rather than alias the registers.
+    #[allow(
+        unsafe_code,
+        reason = "the register cell, lent out once at a time (checked by ctx_lent)"
+    )]
     pub fn with_context<R>(&self, f: impl FnOnce(&mut UserContext) -> R) -> R {
         if self.ctx_lent.swap(true, Ordering::Acquire) {
             panic!("thread {}: user registers lent twice", self.tid);
@@ -298,6 +295,10 @@ extern "C" fn thread_start() -> ! {
 
 /// Creates a runnable thread that will enter user mode with `ctx`, `fpu`
 /// and FS base `fs_base`. Returns its tid.
+#[allow(
+    unsafe_code,
+    reason = "a new thread's first frame on its fresh kernel stack (arch::switch)"
+)]
 pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, SpawnError> {
     if thread_count() >= max_threads() {
         return Err(SpawnError::Limit);
@@ -329,13 +330,17 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
         cpu_ns: AtomicU64::new(0),
         ran_since: AtomicU64::new(0),
     });
-    x86_64::instructions::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
+    crate::arch::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
     Ok(tid)
 }
 
 /// Starts the first spawned thread; the boot stack is abandoned.
+#[allow(
+    unsafe_code,
+    reason = "the first switch: the thread's FPU image and saved stack pointer"
+)]
 pub fn start() -> ! {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::interrupts::disable();
     let first = {
         let mut s = SCHED.lock();
         s.current = 0;
@@ -358,8 +363,12 @@ pub fn start() -> ! {
 /// Switches to the next thread that may run ([`eligible`], round robin);
 /// returns `false` if there is none besides the caller. Dead threads other
 /// than the caller leave the run queue here.
+#[allow(
+    unsafe_code,
+    reason = "the stack switch: FPU images, saved stack pointers, the dead thread's leaked reference"
+)]
 pub fn yield_now() -> bool {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::interrupts::disable();
     let (me, next) = {
         let mut s = SCHED.lock();
         let mut cur = s.current;
@@ -481,8 +490,8 @@ fn wait(
             // Nothing can change until an interrupt: wait for one. The
             // halt is idle time, not this thread's CPU time.
             let halted = crate::time::now_ns();
-            x86_64::instructions::interrupts::enable_and_hlt();
-            x86_64::instructions::interrupts::disable();
+            crate::platform::platform().wait_for_interrupt();
+            crate::arch::interrupts::disable();
             let idle = crate::time::now_ns().saturating_sub(halted);
             me.ran_since.fetch_add(idle, Ordering::Relaxed);
         }
@@ -505,7 +514,7 @@ pub fn exit_current() -> ! {
         if yield_now() {
             unreachable!("a dead thread was resumed");
         }
-        x86_64::instructions::interrupts::enable_and_hlt();
-        x86_64::instructions::interrupts::disable();
+        crate::platform::platform().wait_for_interrupt();
+        crate::arch::interrupts::disable();
     }
 }
