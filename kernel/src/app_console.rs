@@ -9,10 +9,10 @@
 //! data. Input is polled (the receive FIFO is read when the program reads
 //! or polls its stdin, and re-checked on every timer tick while it waits).
 
+use crate::arch::interrupts;
 use spin::Mutex;
 use uart_16550::Uart16550;
 use uart_16550::spec::registers::IER;
-use x86_64::instructions::interrupts;
 
 use crate::platform::port::{self, SeamPort};
 

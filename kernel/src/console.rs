@@ -8,9 +8,9 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::interrupts;
 use spin::Mutex;
 use uart_16550::Uart16550;
-use x86_64::instructions::interrupts;
 
 use crate::platform::port::{self, SeamPort};
 

@@ -40,7 +40,7 @@ pub fn exit_because(code: ExitCode, why: FailureReason) -> ! {
 /// audit log, seals the open block so nothing recorded stays
 /// unauthenticated, and exits. Runs in the NMI handler.
 pub fn host_stop() -> ! {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::interrupts::disable();
     crate::audit::record_host_stop();
     crate::console::emergency_write(format_args!("\ncloister: stopped by the host (NMI)\n"));
     exit_because(ExitCode::Failure, FailureReason::HostStop)

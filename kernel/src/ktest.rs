@@ -16,7 +16,7 @@
 //! test, `test NAME ... ok` after it; a panic or fatal exception inside a
 //! test prints `test NAME ... FAILED` and exits QEMU with the failure code.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::exit::{ExitCode, exit};
 
@@ -57,12 +57,20 @@ macro_rules! ktest {
     };
 }
 
+#[allow(
+    unsafe_code,
+    reason = "the test registry: the .ktests section's bounds from the linker"
+)]
 unsafe extern "C" {
     static __ktests_start: u8;
     static __ktests_end: u8;
 }
 
 /// Every registered test.
+#[allow(
+    unsafe_code,
+    reason = "the test registry: the .ktests section read as a slice"
+)]
 pub fn all() -> &'static [KTest] {
     let start = core::ptr::addr_of!(__ktests_start).cast::<KTest>();
     let end = core::ptr::addr_of!(__ktests_end).cast::<KTest>();
@@ -73,8 +81,12 @@ pub fn all() -> &'static [KTest] {
     unsafe { core::slice::from_raw_parts(start, count) }
 }
 
-/// The test now running (null between tests), for the failure report.
-static CURRENT: AtomicPtr<KTest> = AtomicPtr::new(core::ptr::null_mut());
+/// No test running.
+const NONE: usize = usize::MAX;
+
+/// The index in [`all`] of the test now running ([`NONE`] between tests),
+/// for the failure report.
+static CURRENT: AtomicUsize = AtomicUsize::new(NONE);
 
 /// Which tests a pattern selects.
 fn selected(pattern: &str, t: &KTest) -> bool {
@@ -88,19 +100,24 @@ fn selected(pattern: &str, t: &KTest) -> bool {
 pub fn run(pattern: &str, after: Option<&str>) -> ! {
     // Link order is arbitrary: run in name order so runs are reproducible
     // and `ktest.after` means the same thing every time.
-    let mut tests: alloc::vec::Vec<&KTest> = all().iter().collect();
-    tests.sort_unstable_by_key(|t| t.name);
+    let mut tests: alloc::vec::Vec<(usize, &KTest)> = all().iter().enumerate().collect();
+    tests.sort_unstable_by_key(|(_, t)| t.name);
     let skip = after
-        .and_then(|a| tests.iter().position(|t| t.name == a))
+        .and_then(|a| tests.iter().position(|(_, t)| t.name == a))
         .map_or(0, |i| i + 1);
-    let chosen = || tests.iter().skip(skip).filter(|t| selected(pattern, t));
+    let chosen = || {
+        tests
+            .iter()
+            .skip(skip)
+            .filter(|(_, t)| selected(pattern, t))
+    };
     crate::kprintln!("ktest: running {} tests", chosen().count());
     let mut passed = 0;
-    for t in chosen() {
+    for &(index, t) in chosen() {
         crate::kprintln!("ktest: begin {}", t.name);
-        CURRENT.store(core::ptr::from_ref(*t).cast_mut(), Ordering::Release);
+        CURRENT.store(index, Ordering::Release);
         (t.func)();
-        CURRENT.store(core::ptr::null_mut(), Ordering::Release);
+        CURRENT.store(NONE, Ordering::Release);
         crate::kprintln!("test {} ... ok", t.name);
         passed += 1;
     }
@@ -111,11 +128,8 @@ pub fn run(pattern: &str, after: Option<&str>) -> ! {
 /// On the panic and fatal-exception paths: reports the running test, if
 /// any, as failed.
 pub fn report_failure() {
-    let t = CURRENT.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !t.is_null() {
-        // SAFETY: CURRENT only ever holds pointers into `all()`, which is
-        // 'static.
-        let t = unsafe { &*t };
+    let index = CURRENT.swap(NONE, Ordering::AcqRel);
+    if let Some(t) = all().get(index) {
         crate::console::emergency_write(format_args!("test {} ... FAILED\n", t.name));
     }
 }

@@ -38,10 +38,6 @@ pub mod audit;
 pub mod boot_info;
 pub mod console;
 pub mod exit;
-#[allow(
-    unsafe_code,
-    reason = "the in-guest test registry: the .ktests section's bounds from the linker"
-)]
 pub mod ktest;
 #[allow(
     unsafe_code,
@@ -54,10 +50,6 @@ pub mod net;
 )]
 pub mod platform;
 pub mod run;
-#[allow(
-    unsafe_code,
-    reason = "the scheduler: per-thread register, stack and FPU cells, the stack switch"
-)]
 pub mod task;
 pub mod time;
 
@@ -98,11 +90,9 @@ fn fatal(args: core::fmt::Arguments<'_>) -> ! {
     exit_because(ExitCode::Failure, FailureReason::Boot)
 }
 
-/// The Rust entry, called by the boot assembly on the boot stack with the
-/// physical address of `hvm_start_info`.
-#[allow(unsafe_code, reason = "the entry point the boot code calls by name")]
-#[unsafe(no_mangle)]
-pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+/// The Rust entry, called by the boot code ([`arch::boot`]) on the boot
+/// stack with the physical address of `hvm_start_info`.
+pub fn kernel_main(start_info_paddr: u64) -> ! {
     // The hardware seam first: the console's port I/O goes through it.
     let platform = platform::init();
     let caching_enabled = arch::cpu::enable_write_back_memory();
@@ -254,7 +244,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
     });
     arch::irq::register(arch::trap::TIMER_VECTOR, time::tick);
     arch::apic::start_periodic(hz);
-    x86_64::instructions::interrupts::enable();
+    arch::interrupts::enable();
     kprintln!(
         "clock: TSC {} MHz, APIC timer {} kHz, tick {} Hz",
         time::tsc_hz() / 1_000_000,
@@ -273,15 +263,14 @@ extern "C" fn kernel_main_on_stack() -> ! {
         run_tests(pattern, args.get("ktest.after"));
     }
     if let Some(m) = info.modules.iter().flatten().next() {
-        // SAFETY: the module is RAM the boot loader filled and the memory
-        // map reserves (never handed to the frame allocator), reached
-        // through the direct map, and nothing writes it.
-        #[allow(unsafe_code, reason = "the initramfs the loader placed, read in place")]
-        let archive = unsafe {
-            core::slice::from_raw_parts(
-                mm::phys_to_virt(m.paddr) as *const u8,
-                m.size_bytes as usize,
-            )
+        // The module is RAM the boot loader filled and the memory map
+        // reserves (never handed to the frame allocator): read in place.
+        let archive = match mm::reserved::claim(m.paddr, m.size_bytes) {
+            Ok(archive) => archive,
+            Err(e) => fatal(format_args!(
+                "the initramfs at {:#x} ({} bytes) cannot be read: {e:?}",
+                m.paddr, m.size_bytes
+            )),
         };
         run::start(&info, &args, archive);
     }
@@ -310,7 +299,7 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
     let start = time::ticks();
     let mut next = start + step;
     while time::ticks() < start + ticks {
-        x86_64::instructions::hlt();
+        platform::platform().halt();
         let now = time::ticks();
         if now >= next {
             kprintln!(
@@ -333,7 +322,7 @@ fn demo(args: &KernelArgs<'_>, hz: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    x86_64::instructions::interrupts::disable();
+    arch::interrupts::disable();
     ktest::report_failure();
     if audit::is_enabled() && audit::record_panic(info).is_none() {
         console::emergency_write(format_args!(

@@ -15,7 +15,7 @@ ktest!(
     #[ignore]
     fn hang() {
         loop {
-            x86_64::instructions::hlt();
+            crate::platform::platform().halt();
         }
     }
 );

@@ -1,6 +1,7 @@
 //! The PVH entry: the Xen ELF note that names the 32-bit entry point, and the
 //! assembly that takes the CPU from 32-bit protected mode (paging off, as the
-//! PVH protocol specifies) into long mode and calls [`crate::kernel_main`].
+//! PVH protocol specifies) into long mode and calls [`crate::kernel_main`]
+//! (through `kernel_entry`, the one symbol the assembly names).
 //!
 //! The early page table maps the first 4 GiB of physical memory three times
 //! with 2 MiB pages: identity (for this code), at [`crate::mm::PHYS_OFFSET`]
@@ -100,7 +101,7 @@ pvh_start64:
     movabs rsp, offset __boot_stack_top
     xor ebp, ebp
     mov edi, esi
-    movabs rax, offset kernel_main
+    movabs rax, offset kernel_entry
     call rax
 2:
     hlt
@@ -126,3 +127,10 @@ boot_gdt_ptr:
     .text
     "#
 );
+
+/// The symbol the assembly calls, on the boot stack with the physical
+/// address of `hvm_start_info` (the System V first argument).
+#[unsafe(no_mangle)]
+extern "C" fn kernel_entry(start_info_paddr: u64) -> ! {
+    crate::kernel_main(start_info_paddr)
+}

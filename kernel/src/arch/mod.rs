@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod fpu;
 pub mod gdt;
 pub mod idt;
+pub mod interrupts;
 pub mod ioapic;
 pub mod irq;
 #[cfg(feature = "ktest")]

@@ -7,8 +7,6 @@
 //! attestation (`audit.key_release`, [`super::attest::release_key`]; see
 //! `docs/AUDIT.md`, "Where the key lives").
 
-use x86_64::instructions::random::RdRand;
-
 /// Where the key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
@@ -51,16 +49,13 @@ pub enum Entropy {
 
 /// Fills `out` with random bytes.
 pub fn random_bytes(out: &mut [u8]) -> Entropy {
-    let rng = RdRand::new();
     let mut source = Entropy::RdRand;
     for chunk in out.chunks_mut(8) {
-        // RDRAND may fail transiently; retry a few times as Intel advises.
-        let word = rng
-            .and_then(|r| (0..10).find_map(|_| r.get_u64()))
-            .unwrap_or_else(|| {
-                source = Entropy::TscOnly;
-                crate::time::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            });
+        // RDRAND (if the CPU has it), retried as Intel advises.
+        let word = crate::arch::cpu::hw_random(false).unwrap_or_else(|| {
+            source = Entropy::TscOnly;
+            crate::time::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        });
         chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
     }
     source

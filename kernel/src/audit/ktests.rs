@@ -6,7 +6,6 @@
 use alloc::vec::Vec;
 
 use ::audit::{Auth, DecodeError, Event, Record, VerifyOptions, Visitor};
-use x86_64::structures::paging::PageTableFlags as F;
 
 use super::key::parse_hex_key;
 use super::{Source, log};
@@ -112,14 +111,11 @@ ktest!(
             region.paddr + region.region_bytes / 2,
             region.paddr + region.region_bytes - PAGE_BYTES,
         ] {
-            let flags = paging::flags_of(phys_to_virt(paddr)).expect("mapped");
-            assert!(
-                flags.contains(F::PRESENT | F::WRITABLE | F::NO_EXECUTE),
-                "{flags:?}"
-            );
-            assert!(!flags.contains(F::USER_ACCESSIBLE), "{flags:?}");
+            let access = paging::access_of(phys_to_virt(paddr)).expect("mapped");
+            assert!(access.writable && !access.executable, "{access:?}");
+            assert!(!access.user, "{access:?}");
             // Nothing maps it in the lower (user) half at the same address.
-            assert_eq!(paging::flags_of(paddr), None);
+            assert_eq!(paging::access_of(paddr), None);
         }
     }
 );

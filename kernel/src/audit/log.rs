@@ -15,9 +15,9 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::arch::interrupts::without_interrupts;
 use ::audit::{AppendError, AuditLog, Event, SyscallEvent, TextKind};
 use spin::{Mutex, MutexGuard};
-use x86_64::instructions::interrupts::without_interrupts;
 
 static LOG: Mutex<Option<AuditLog<'static>>> = Mutex::new(None);
 static ENABLED: AtomicBool = AtomicBool::new(false);

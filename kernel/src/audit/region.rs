@@ -18,7 +18,7 @@ use libos::boot::cmdline::KernelArgs;
 use libos::boot::memmap::MemoryMap;
 
 use super::pci::{self, BarError, Function};
-use crate::mm::{PAGE_BYTES, STACKS_BASE, paging, phys_to_virt};
+use crate::mm::{self, PAGE_BYTES, STACKS_BASE, paging, phys_to_virt};
 
 /// The smallest region accepted (the `audit` crate needs 4 KiB + 2 blocks;
 /// less than this is not a useful log).
@@ -139,13 +139,15 @@ pub enum MapRegionError {
     Map(paging::MapError),
     /// Larger than the address space.
     TooLarge,
+    /// The hardware layer refused to hand the range out.
+    Claim(mm::reserved::ClaimError),
 }
 
 /// Maps the region (RAM: already in the direct map; ivshmem: its BAR, at
 /// its direct-map address, RW+NX, supervisor-only, write-back) and returns
 /// it as bytes. Call once, after the kernel page tables are built.
 pub fn map(region: &Region) -> Result<&'static mut [u8], MapRegionError> {
-    let len = usize::try_from(region.region_bytes).map_err(|_| MapRegionError::TooLarge)?;
+    usize::try_from(region.region_bytes).map_err(|_| MapRegionError::TooLarge)?;
     if TAKEN.swap(true, Ordering::AcqRel) {
         return Err(MapRegionError::Taken);
     }
@@ -156,17 +158,8 @@ pub fn map(region: &Region) -> Result<&'static mut [u8], MapRegionError> {
             p += PAGE_BYTES;
         }
     }
-    #[allow(
-        unsafe_code,
-        reason = "the audit region, reserved at boot, becomes the log's memory"
-    )]
-    // SAFETY:
-    // 1. The range is mapped RW at its direct-map address: RAM by
-    //    `paging::init` (the direct map covers all RAM), the BAR just above.
-    // 2. Nothing else owns it: RAM was removed from the usable map before
-    //    the frame allocator was built (so no frame of it is ever handed
-    //    out), and the BAR is device memory no other driver knows.
-    // 3. `TAKEN` makes this the only reference ever created, so it may be
-    //    `'static` and exclusive.
-    Ok(unsafe { core::slice::from_raw_parts_mut(phys_to_virt(region.paddr) as *mut u8, len) })
+    // The region lies outside the frame allocator's memory (RAM was
+    // removed from the usable map before the allocator was built; the BAR
+    // is device memory) and is now mapped RW at its direct-map address.
+    mm::reserved::claim_mut(region.paddr, region.region_bytes).map_err(MapRegionError::Claim)
 }

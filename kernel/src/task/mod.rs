@@ -24,18 +24,16 @@
 //! another thread, and their kernel stacks' frames are freed then (nothing
 //! runs on a dead thread's stack after its last switch).
 
-use crate::arch::switch;
-
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
 use crate::arch::fpu::FpuState;
+use crate::arch::switch::{self, SwitchContext, Switchable};
 use crate::arch::user::UserContext;
-use crate::mm::stack::{self, KernelStack};
+use crate::mm::stack::KernelStack;
 
 /// Pages of each thread's kernel stack.
 const THREAD_STACK_PAGES: u64 = 16;
@@ -57,13 +55,11 @@ pub struct Thread {
     /// Thread id (the main thread's equals the pid).
     pub tid: u32,
     /// User registers; only this thread's kernel code touches them.
-    ctx: UnsafeCell<UserContext>,
-    /// Set while [`Thread::with_context`] lends `ctx` out.
-    ctx_lent: AtomicBool,
-    /// Saved kernel stack pointer while switched out.
-    saved_rsp: UnsafeCell<u64>,
-    /// FPU/SSE/AVX registers while switched out.
-    fpu: UnsafeCell<FpuState>,
+    /// The user registers, lent to the thread's own kernel code
+    /// ([`Thread::with_context`]).
+    ctx: Mutex<UserContext>,
+    /// The kernel stack, saved stack pointer and FPU image.
+    switch: SwitchContext,
     /// The user's FS base (TLS), loaded on every switch to this thread.
     fs_base: AtomicU64,
     state: AtomicU8,
@@ -71,8 +67,6 @@ pub struct Thread {
     pub clear_child_tid: AtomicU64,
     /// `set_robust_list` head, kept for `get_robust_list`.
     pub robust_list: AtomicU64,
-    /// The kernel stack (kept for diagnostics).
-    pub stack: KernelStack,
     /// While blocked: the wake epoch its condition was last checked at.
     seen_epoch: AtomicU64,
     /// While blocked: the monotonic deadline (`u64::MAX`: none).
@@ -85,13 +79,11 @@ pub struct Thread {
     ran_since: AtomicU64,
 }
 
-// SAFETY: the UnsafeCell fields are touched only by the thread's own kernel
-// code (ctx, fpu) or by the scheduler with interrupts off on the one CPU
-// while the thread is switched out (saved_rsp, fpu); everything else is
-// atomic.
-unsafe impl Sync for Thread {}
-// SAFETY: as above; nothing in a Thread is tied to the creating context.
-unsafe impl Send for Thread {}
+impl Switchable for Thread {
+    fn switch_context(&self) -> &SwitchContext {
+        &self.switch
+    }
+}
 
 impl core::fmt::Debug for Thread {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -103,32 +95,21 @@ impl core::fmt::Debug for Thread {
 }
 
 impl Thread {
-    /// The thread's user registers.
-    ///
-    /// # Safety
-    /// Only the thread's own kernel code may call this (it runs on one CPU
-    /// with no preemption in the kernel), and the reference must not live
-    /// across a call to `execute` of another thread.
-    #[allow(clippy::mut_from_ref, reason = "see the safety contract")]
-    pub unsafe fn context(&self) -> &mut UserContext {
-        // SAFETY: the caller's contract makes this the only reference.
-        unsafe { &mut *self.ctx.get() }
-    }
-
     /// Runs `f` with the thread's user registers: the safe way for the
     /// thread's own kernel code (the LibOS glue in `run`) to reach them.
     /// A second loan while one is out is a kernel bug and stops the kernel
     /// rather than alias the registers.
     pub fn with_context<R>(&self, f: impl FnOnce(&mut UserContext) -> R) -> R {
-        if self.ctx_lent.swap(true, Ordering::Acquire) {
-            panic!("thread {}: user registers lent twice", self.tid);
-        }
-        // SAFETY: `ctx_lent` makes this the only reference while `f` runs
-        // (the thread's own kernel code is the only other user, through
-        // `context`, whose contract excludes overlapping with this).
-        let r = f(unsafe { &mut *self.ctx.get() });
-        self.ctx_lent.store(false, Ordering::Release);
-        r
+        let mut ctx = self
+            .ctx
+            .try_lock()
+            .unwrap_or_else(|| panic!("thread {}: user registers lent twice", self.tid));
+        f(&mut ctx)
+    }
+
+    /// Its kernel stack (for diagnostics).
+    pub fn stack(&self) -> KernelStack {
+        self.switch.stack()
     }
 
     /// The scheduling state.
@@ -288,7 +269,7 @@ pub fn thread_count() -> usize {
     s.threads.len() - DEAD.load(Ordering::Relaxed).min(s.threads.len())
 }
 
-extern "C" fn thread_start() -> ! {
+fn thread_start() -> ! {
     let me = current_thread();
     let entry = ENTRY
         .get()
@@ -308,34 +289,30 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
     if crate::mm::frames::free_frames() < needed {
         return Err(SpawnError::NoMemory);
     }
-    let stack = stack::alloc(THREAD_STACK_PAGES).ok_or(SpawnError::NoMemory)?;
-    // SAFETY: a freshly allocated, mapped, unused stack.
-    let rsp = unsafe { switch::initial_frame(stack.top, thread_start) };
+    let switch =
+        SwitchContext::new(THREAD_STACK_PAGES, thread_start, fpu).ok_or(SpawnError::NoMemory)?;
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
     let t = Arc::new(Thread {
         tid,
-        ctx: UnsafeCell::new(ctx),
-        ctx_lent: AtomicBool::new(false),
-        saved_rsp: UnsafeCell::new(rsp),
-        fpu: UnsafeCell::new(fpu),
+        ctx: Mutex::new(ctx),
+        switch,
         fs_base: AtomicU64::new(fs_base),
         state: AtomicU8::new(State::Runnable as u8),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
-        stack,
         seen_epoch: AtomicU64::new(0),
         deadline_ns: AtomicU64::new(u64::MAX),
         wait_flag: Mutex::new(None),
         cpu_ns: AtomicU64::new(0),
         ran_since: AtomicU64::new(0),
     });
-    x86_64::instructions::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
+    crate::arch::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
     Ok(tid)
 }
 
 /// Starts the first spawned thread; the boot stack is abandoned.
 pub fn start() -> ! {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::interrupts::disable();
     let first = {
         let mut s = SCHED.lock();
         s.current = 0;
@@ -344,22 +321,15 @@ pub fn start() -> ! {
     first
         .ran_since
         .store(crate::time::now_ns(), Ordering::Relaxed);
-    // SAFETY: only this thread's code touches its FPU buffer; it is not
-    // running yet.
-    unsafe { (*first.fpu.get()).restore() };
     crate::arch::cpu::set_fs_base(first.fs_base());
-    let mut dead_rsp = 0u64;
-    // SAFETY: `dead_rsp` receives the boot stack pointer, which is never
-    // resumed; the first thread's saved rsp comes from `initial_frame`.
-    unsafe { switch::switch(&mut dead_rsp, *first.saved_rsp.get()) };
-    unreachable!("the boot stack is never resumed")
+    switch::start(first)
 }
 
 /// Switches to the next thread that may run ([`eligible`], round robin);
 /// returns `false` if there is none besides the caller. Dead threads other
 /// than the caller leave the run queue here.
 pub fn yield_now() -> bool {
-    x86_64::instructions::interrupts::disable();
+    crate::arch::interrupts::disable();
     let (me, next) = {
         let mut s = SCHED.lock();
         let mut cur = s.current;
@@ -372,16 +342,11 @@ pub fn yield_now() -> bool {
                 let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
                 if reap {
                     REAPED_CPU_NS.fetch_add(t.cpu_ns.load(Ordering::Relaxed), Ordering::Relaxed);
-                    // SAFETY: a dead thread other than the running one made
-                    // its last switch already; its stack holds nothing
-                    // live. Its last `yield_now` leaked one reference with
-                    // `Arc::into_raw` that will never be taken back:
-                    // release it here (the queue's own reference keeps it
-                    // alive until `retain` drops it).
-                    unsafe {
-                        stack::free(&t.stack);
-                        Arc::decrement_strong_count(Arc::as_ptr(t));
-                    }
+                    // A dead thread other than the running one made its
+                    // last switch already: its stack's frames go back now
+                    // (references its frames still held are never
+                    // dropped, so they do not keep the stack).
+                    t.switch.retire();
                     reaped += 1;
                 } else {
                     if Arc::ptr_eq(t, &me) {
@@ -414,22 +379,11 @@ pub fn yield_now() -> bool {
     let ran = now.saturating_sub(me.ran_since.load(Ordering::Relaxed));
     me.cpu_ns.fetch_add(ran, Ordering::Relaxed);
     next.ran_since.store(now, Ordering::Relaxed);
-    // SAFETY: `me` is switching out: its FPU buffer and saved rsp are ours
-    // until it is resumed; `next` was switched out (or never ran), so its
-    // saved rsp is a valid resume point and its FPU buffer a valid image.
-    unsafe {
-        (*me.fpu.get()).save();
-        (*next.fpu.get()).restore();
-        crate::arch::cpu::set_fs_base(next.fs_base());
-        let save = me.saved_rsp.get();
-        let to = *next.saved_rsp.get();
-        drop(next);
-        // `me` stays referenced by the run queue; a dead thread is never
-        // resumed, and its reaper releases this reference.
-        let me_ptr = Arc::into_raw(me);
-        switch::switch(save, to);
-        drop(Arc::from_raw(me_ptr));
-    }
+    crate::arch::cpu::set_fs_base(next.fs_base());
+    // No reference to a thread stays on this stack across the switch: a
+    // thread that exited never comes back to drop it.
+    drop(me);
+    switch::switch_to(next);
     true
 }
 
@@ -481,8 +435,8 @@ fn wait(
             // Nothing can change until an interrupt: wait for one. The
             // halt is idle time, not this thread's CPU time.
             let halted = crate::time::now_ns();
-            x86_64::instructions::interrupts::enable_and_hlt();
-            x86_64::instructions::interrupts::disable();
+            crate::platform::platform().wait_for_interrupt();
+            crate::arch::interrupts::disable();
             let idle = crate::time::now_ns().saturating_sub(halted);
             me.ran_since.fetch_add(idle, Ordering::Relaxed);
         }
@@ -505,7 +459,7 @@ pub fn exit_current() -> ! {
         if yield_now() {
             unreachable!("a dead thread was resumed");
         }
-        x86_64::instructions::interrupts::enable_and_hlt();
-        x86_64::instructions::interrupts::disable();
+        crate::platform::platform().wait_for_interrupt();
+        crate::arch::interrupts::disable();
     }
 }

@@ -12,6 +12,9 @@ use super::{EARLY_MAPPED_BYTES, phys_to_virt};
 
 static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
 static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// What the allocator owns: the RAM it hands out and its bitmap's range
+/// (for [`super::reserved`], which must never alias it).
+static MANAGED: spin::Once<(MemoryMap, (u64, u64))> = spin::Once::new();
 
 /// Builds the allocator over `usable`, taking the bitmap's own storage out of
 /// it first. Returns the physical range the bitmap occupies.
@@ -32,8 +35,20 @@ pub fn init(usable: &mut MemoryMap) -> Option<(u64, u64)> {
             .ok()?;
     }
     without_interrupts(|| *FRAMES.lock() = Some(fa));
+    MANAGED.call_once(|| (usable.clone(), (storage_paddr, bytes)));
     TOTAL_BYTES.store(usable.usable_bytes(), core::sync::atomic::Ordering::Relaxed);
     Some((storage_paddr, bytes))
+}
+
+/// Whether any byte of `[start, end)` is (or may become) the allocator's:
+/// a range it hands frames out of, or its bitmap. `None` before [`init`].
+pub fn overlaps_managed(start: u64, end: u64) -> Option<bool> {
+    let (usable, (bitmap, bitmap_bytes)) = MANAGED.get()?;
+    let overlaps = |s: u64, e: u64| start < e && s < end;
+    Some(
+        overlaps(*bitmap, bitmap.saturating_add(*bitmap_bytes))
+            || usable.ranges().iter().any(|r| overlaps(r.start, r.end)),
+    )
 }
 
 fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {

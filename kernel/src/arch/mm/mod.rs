@@ -1,5 +1,7 @@
 //! Kernel memory management: the virtual layout, the physical frame
-//! allocator, the kernel page tables, guarded stacks and the heap.
+//! allocator, the kernel page tables, guarded stacks, the heap and the
+//! reserved ranges handed out once ([`reserved`]: the initramfs, the audit
+//! region).
 //!
 //! Virtual layout (48-bit, 4-level paging):
 //!
@@ -18,6 +20,7 @@ pub mod heap;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod paging;
+pub mod reserved;
 pub mod stack;
 pub mod user;
 #[cfg(feature = "ktest")]

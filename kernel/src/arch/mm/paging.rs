@@ -275,6 +275,27 @@ pub fn flags_of(vaddr: u64) -> Option<F> {
     })
 }
 
+/// What a mapped page allows, without the entry's bits: the view the
+/// layers above the hardware layer get of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageAccess {
+    /// Writes are allowed.
+    pub writable: bool,
+    /// Instructions may be fetched from it.
+    pub executable: bool,
+    /// Ring 3 may reach it.
+    pub user: bool,
+}
+
+/// What the page mapping `vaddr` allows, or `None` if it is unmapped.
+pub fn access_of(vaddr: u64) -> Option<PageAccess> {
+    flags_of(vaddr).map(|f| PageAccess {
+        writable: f.contains(F::WRITABLE),
+        executable: !f.contains(F::NO_EXECUTE),
+        user: f.contains(F::USER_ACCESSIBLE),
+    })
+}
+
 /// The physical address `vaddr` maps to (any page size), or `None` if it is
 /// unmapped.
 pub fn translate(vaddr: u64) -> Option<u64> {
