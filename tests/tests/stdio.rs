@@ -128,8 +128,12 @@ fn ctrl_c_on_the_terminal_is_sigint_for_the_program() {
     vm_tests::compile_program("sigint", &prog, &[]);
     // `script` gives the run a pseudo-terminal; a 0x03 typed into it is the
     // terminal's Ctrl-C, which its driver turns into SIGINT for the runner.
+    // `exec`: the shell `script` starts must not stay in the terminal's
+    // foreground group, or the SIGINT reaches it too and a shell such as
+    // dash (`script`'s choice when SHELL is unset, as in CI) then exits 130
+    // although the run ended with 0.
     let inner = format!(
-        "{} run --no-learn -- {}",
+        "exec {} run --no-learn -- {}",
         cloister_cli().display(),
         prog.display()
     );
