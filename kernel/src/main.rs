@@ -139,6 +139,16 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     // Before the frame allocator is built from `usable`, so it never hands
     // out a frame of the audit region.
     let audit_region = audit::reserve(&args, &mut usable);
+    // Confidential VMs: RAM the launch did not validate is accepted before
+    // the first byte of it is used (the frame bitmap below is the first).
+    match platform::accept_ram(&usable) {
+        Ok(bytes) => log::info!(
+            "platform: {} MiB of RAM accepted ({})",
+            bytes >> 20,
+            platform.kind().name()
+        ),
+        Err(e) => fatal(format_args!("the platform refused to accept RAM: {e:?}")),
+    }
     let Some((bitmap_paddr, bitmap_bytes)) = mm::frames::init(&mut usable) else {
         fatal(format_args!("no room below 4 GiB for the frame bitmap"));
     };

@@ -77,6 +77,9 @@ pub struct IntervalTimers {
     /// Whether a CPU-time timer is armed: reading CPU time costs a walk
     /// over the threads, so [`IntervalTimers::due`] skips it otherwise.
     cpu_armed: AtomicBool,
+    /// Whether any timer is armed: [`IntervalTimers::due`], called on every
+    /// return to user mode, then reads no clock and takes no lock.
+    armed: AtomicBool,
 }
 
 impl IntervalTimers {
@@ -113,15 +116,25 @@ impl IntervalTimers {
                 .then(|| now.saturating_add(new.value_ns.saturating_add(slack))),
             interval_ns: new.interval_ns,
         };
+        self.note_armed(&timers);
+        old
+    }
+
+    /// Updates the armed summaries (called with the timers locked).
+    fn note_armed(&self, timers: &[Timer; 3]) {
         let cpu = timers[1].at_ns.is_some() || timers[2].at_ns.is_some();
         self.cpu_armed.store(cpu, Ordering::Relaxed);
-        old
+        self.armed
+            .store(cpu || timers[0].at_ns.is_some(), Ordering::Release);
     }
 
     /// The signals of the timers that have expired by now, each once
     /// (`SIGALRM` = bit 14, …); an interval timer is re-armed, a one-shot
     /// one disarmed.
     pub fn due(&self, clock: &dyn Clock) -> u64 {
+        if !self.armed.load(Ordering::Acquire) {
+            return 0;
+        }
         let real_now = clock.monotonic_ns();
         let cpu_now = if self.cpu_armed.load(Ordering::Relaxed) {
             clock.process_cpu_ns()
@@ -151,8 +164,7 @@ impl IntervalTimers {
                 })
             };
         }
-        let cpu = timers[1].at_ns.is_some() || timers[2].at_ns.is_some();
-        self.cpu_armed.store(cpu, Ordering::Relaxed);
+        self.note_armed(&timers);
         fired
     }
 }

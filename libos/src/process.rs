@@ -19,7 +19,7 @@ use crate::mm::Vm;
 use crate::net::{NetConfig, NetStack};
 use crate::platform::Platform;
 use crate::rlimit::Rlimits;
-use crate::signal::SignalState;
+use crate::signal::Signals;
 
 /// A process as the fs syscalls see it.
 pub struct Process {
@@ -41,7 +41,7 @@ pub struct Process {
     /// Resource limits.
     pub rlimits: Mutex<Rlimits>,
     /// Signal actions, masks and alternate stacks.
-    pub signals: Mutex<SignalState>,
+    pub signals: Signals,
     /// Counts the times a call returned `EAGAIN` to the program (a
     /// "would block"): edge-triggered epoll treats each as a falling edge,
     /// so the next readiness is reported (see `ipc::epoll`).
@@ -94,7 +94,7 @@ impl Process {
             futexes: FutexTable::new(),
             pid: 1,
             rlimits: Mutex::new(Rlimits::default()),
-            signals: Mutex::new(SignalState::new()),
+            signals: Signals::new(),
             would_block_epoch: core::sync::atomic::AtomicU64::new(0),
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,

@@ -2,13 +2,19 @@
 //! each thread's blocked mask and alternate stack, keyed by the thread id
 //! from [`CurrentThread`](crate::platform::CurrentThread).
 //!
-//! Nothing is delivered yet: nothing is ever pending. The kernel asks
-//! [`SignalState::handler_for`] whether a faulting program installed a
-//! handler, and calls [`SignalState::thread_created`] /
+//! Pending signals (per thread and per process) are kept here; the kernel
+//! delivers them when a thread returns to user mode. [`Signals`] holds the
+//! state behind its lock with a lock-free summary of whether anything is
+//! pending at all, so that return path costs one atomic load when nothing
+//! is. The kernel calls [`SignalState::thread_created`] /
 //! [`SignalState::thread_exited`] from `clone` and thread exit (a new
 //! thread inherits its creator's mask and has no alternate stack).
 
 use alloc::collections::BTreeMap;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::{Mutex, MutexGuard};
 
 use crate::error::{Errno, Result};
 use crate::return_errno;
@@ -97,6 +103,65 @@ fn check(sig: u32) -> Result<()> {
     Ok(())
 }
 
+/// The process's [`SignalState`] behind a lock, with a summary of whether
+/// any signal is pending that is read without the lock
+/// ([`Signals::maybe_pending`]). Every change goes through
+/// [`Signals::lock`], whose guard refreshes the summary as it unlocks.
+#[derive(Debug, Default)]
+pub struct Signals {
+    state: Mutex<SignalState>,
+    any_pending: AtomicBool,
+}
+
+impl Signals {
+    /// No actions, masks or pending signals.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks the state; the summary is refreshed when the guard drops.
+    pub fn lock(&self) -> SignalGuard<'_> {
+        SignalGuard {
+            state: self.state.lock(),
+            any_pending: &self.any_pending,
+        }
+    }
+
+    /// Whether a signal may be pending for some thread (exact as of the
+    /// last unlock): `false` lets the return to user mode skip the lock.
+    pub fn maybe_pending(&self) -> bool {
+        self.any_pending.load(Ordering::Acquire)
+    }
+}
+
+/// [`Signals::lock`]'s guard.
+#[derive(Debug)]
+pub struct SignalGuard<'a> {
+    state: MutexGuard<'a, SignalState>,
+    any_pending: &'a AtomicBool,
+}
+
+impl Deref for SignalGuard<'_> {
+    type Target = SignalState;
+    fn deref(&self) -> &SignalState {
+        &self.state
+    }
+}
+
+impl DerefMut for SignalGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SignalState {
+        &mut self.state
+    }
+}
+
+impl Drop for SignalGuard<'_> {
+    fn drop(&mut self) {
+        // Still locked here: the guard's fields drop after this.
+        self.any_pending
+            .store(self.state.any_pending(), Ordering::Release);
+    }
+}
+
 impl SignalState {
     /// Default actions, nothing blocked.
     pub fn new() -> Self {
@@ -154,6 +219,11 @@ impl SignalState {
             Some(s) => self.alt_stacks.insert(tid, s),
             None => self.alt_stacks.remove(&tid),
         };
+    }
+
+    /// Whether any thread or the process has a signal pending.
+    pub fn any_pending(&self) -> bool {
+        self.process_pending != 0 || self.thread_pending.values().any(|&p| p != 0)
     }
 
     /// Signals pending for thread `tid`: its own and the process's.
@@ -246,6 +316,30 @@ impl SignalState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pending_summary_follows_every_unlock() {
+        let signals = Signals::new();
+        assert!(!signals.maybe_pending());
+        let handled = SigAction {
+            handler: 0x1000,
+            ..SigAction::default()
+        };
+        signals.lock().set_action(2, handled).unwrap();
+        assert!(!signals.maybe_pending(), "an action is not a signal");
+        signals.lock().send_to_thread(7, 2).unwrap();
+        assert!(signals.maybe_pending(), "a thread's signal");
+        assert!(signals.lock().take_deliverable(7).is_some());
+        assert!(!signals.maybe_pending(), "taken");
+        signals.lock().send_to_process(2).unwrap();
+        assert!(signals.maybe_pending(), "the process's signal");
+        signals.lock().set_mask(7, sig_bit(2));
+        assert!(signals.maybe_pending(), "blocked is still pending");
+        assert!(signals.lock().take_deliverable(7).is_none());
+        signals.lock().set_mask(7, 0);
+        assert!(signals.lock().take_deliverable(7).is_some());
+        assert!(!signals.maybe_pending());
+    }
 
     const SIGUSR1: u32 = 10;
     const SIGALRM: u32 = 14;

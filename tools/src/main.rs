@@ -122,6 +122,10 @@ enum BenchCommand {
         /// Measure only the Linux guest.
         #[arg(long)]
         linux_only: bool,
+        /// Boot this Cloister kernel ELF instead of building the release
+        /// kernel (to compare two builds, each against the Linux guest).
+        #[arg(long, value_name = "ELF")]
+        kernel: Option<std::path::PathBuf>,
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
@@ -220,6 +224,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             mem,
             tsc_khz,
             linux_only,
+            kernel,
         } => {
             use tools::bench::{figures::Figure, guest, linux_compare};
             let tsc_khz = match tsc_khz {
@@ -237,6 +242,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 },
                 tsc_khz,
                 linux_only: *linux_only,
+                kernel: kernel.clone(),
                 command: std::iter::once("cargo cloister".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()

@@ -7,7 +7,9 @@
 //!
 //! Mechanics (one vCPU, so per-CPU state is a few statics):
 //! - `enter_user` saves the kernel's callee-saved registers and stack
-//!   pointer, loads every user register from the context and `iretq`s;
+//!   pointer, loads every user register from the context and `sysretq`s
+//!   when the context is a system call's (`rcx` = `rip`, `r11` = `rflags`,
+//!   a canonical `rip`), `iretq`s otherwise;
 //! - `SYSCALL` lands in `syscall_entry` (`IA32_LSTAR`) with interrupts off
 //!   (`IA32_FMASK`), which stores the user registers back into the context
 //!   and returns from `enter_user`;
@@ -110,6 +112,37 @@ enter_user:
     push r15
     mov [rip + USER_KERNEL_RSP], rsp
     mov [rip + USER_CURRENT_CONTEXT], rdi
+    // The fast way back from a system call: SYSRET, when the context is
+    // what SYSCALL left (rcx = rip, r11 = rflags) and rip is a canonical
+    // user address (SYSRET to a non-canonical one faults in ring 0 on
+    // Intel CPUs). Everything else (traps, signal frames) takes IRETQ.
+    mov rax, [rdi + 16]
+    cmp rax, [rdi + 120]
+    jne 2f
+    mov rax, [rdi + 80]
+    cmp rax, [rdi + 136]
+    jne 2f
+    mov rax, {sysret_limit}
+    cmp [rdi + 120], rax
+    jae 2f
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 56]
+    mov r9, [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r11, [rdi + 80]
+    mov r12, [rdi + 88]
+    mov r13, [rdi + 96]
+    mov r14, [rdi + 104]
+    mov r15, [rdi + 112]
+    mov rsp, [rdi + 128]
+    mov rdi, [rdi + 40]
+    sysretq
+2:
     push {user_ss}
     push qword ptr [rdi + 128]
     push qword ptr [rdi + 136]
@@ -174,7 +207,13 @@ return_to_kernel:
     user_ss = const USER_SS,
     user_cs = const USER_CS,
     syscall_vector = const SYSCALL_VECTOR,
+    sysret_limit = const SYSRET_LIMIT,
 );
+
+/// The first user `rip` SYSRET is not used for: the top page below the
+/// canonical boundary, as Linux (a `syscall` in the last bytes of that
+/// page would leave `rip` non-canonical).
+const SYSRET_LIMIT: u64 = 0x0000_7fff_ffff_f000;
 
 unsafe extern "C" {
     fn enter_user(ctx: *mut UserContext) -> u64;

@@ -346,6 +346,22 @@ pub fn configure(args: &libos::boot::cmdline::KernelArgs<'_>) {
     }
 }
 
+/// Accepts every range of `usable` (page-aligned RAM the kernel is about
+/// to use) with [`Platform::accept_memory`]: `PVALIDATE` on SEV-SNP,
+/// `TDG.MEM.PAGE.ACCEPT` on TDX, a check of the ranges natively. A range
+/// the platform refuses (on SEV-SNP a page already validated, which a
+/// host could use to swap contents) stops the boot, so nothing unaccepted
+/// is ever used. Returns the bytes accepted.
+pub fn accept_ram(usable: &libos::boot::memmap::MemoryMap) -> Result<u64> {
+    let platform = platform();
+    let mut total = 0u64;
+    for r in usable.ranges() {
+        platform.accept_memory(r.start, r.len_bytes())?;
+        total = total.saturating_add(r.len_bytes());
+    }
+    Ok(total)
+}
+
 /// The backend, once [`init`] chose it.
 static PLATFORM: spin::Once<&'static dyn Platform> = spin::Once::new();
 

@@ -313,11 +313,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
         signal::deliver_pending(&rt.process, &me);
         // `me`'s own kernel code; the loan ends before anything that could
         // switch threads.
-        let reason = me.with_context(user::execute);
+        // The syscall's number and arguments are read in the same loan.
+        let (reason, (nr, raw)) = me.with_context(|c| {
+            let reason = user::execute(c);
+            (reason, (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]))
+        });
         match reason {
             ReturnReason::Syscall => {
-                let (nr, raw) =
-                    me.with_context(|c| (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]));
                 // Timed only when it is recorded: two TSC reads per call
                 // are not free under emulation.
                 let audited = crate::audit::is_enabled();

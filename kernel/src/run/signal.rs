@@ -56,6 +56,10 @@ fn terminate(sig: u32, tid: u32) -> ! {
 /// reference to `me`'s context held.
 pub fn deliver_pending(process: &Process, me: &Thread) {
     check_timer(process);
+    // The common case, without the lock: nothing pending anywhere.
+    if !process.signals.maybe_pending() {
+        return;
+    }
     loop {
         let Some((sig, action)) = process.signals.lock().take_deliverable(me.tid) else {
             return;

@@ -33,12 +33,19 @@ pub struct CloisterGuest {
     images: HashMap<String, PathBuf>,
 }
 
-/// Builds the release kernel and returns the Cloister guest.
-pub fn new(settings: &QemuSettings, image_dir: PathBuf) -> Result<Box<dyn Guest>> {
-    let kernel = build_kernel(KernelBuild {
-        release: true,
-        ktest: false,
-    })?;
+/// The Cloister guest booting `kernel`, or the release kernel built now.
+pub fn new(
+    settings: &QemuSettings,
+    image_dir: PathBuf,
+    kernel: Option<&std::path::Path>,
+) -> Result<Box<dyn Guest>> {
+    let kernel = match kernel {
+        Some(k) => k.to_path_buf(),
+        None => build_kernel(KernelBuild {
+            release: true,
+            ktest: false,
+        })?,
+    };
     Ok(Box::new(CloisterGuest {
         kernel,
         settings: settings.clone(),

@@ -33,6 +33,9 @@ pub struct Options {
     pub tsc_khz: u64,
     /// Skip Cloister even if it can run.
     pub linux_only: bool,
+    /// Boot this Cloister kernel instead of building the release kernel
+    /// (to compare two builds, each against the Linux guest).
+    pub kernel: Option<PathBuf>,
     /// The command line to print with the table.
     pub command: String,
 }
@@ -80,7 +83,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
             samples.pend(f.name(), "Cloister", "not run (--linux-only)".into());
         }
     } else {
-        match cloister_guest::new(&opts.settings, cache.join("images")) {
+        match cloister_guest::new(&opts.settings, cache.join("images"), opts.kernel.as_deref()) {
             Ok(g) => guests.push((Side::Cloister, g)),
             Err(e) => {
                 eprintln!("bench: no Cloister guest ({e:#}); measuring the Linux side only");
