@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod boot;
+pub mod bounce;
 pub mod cpio;
 pub mod elf;
 pub mod error;

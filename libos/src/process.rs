@@ -54,6 +54,8 @@ pub struct Process {
     pub nice: core::sync::atomic::AtomicI32,
     /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
     pub itimers: IntervalTimers,
+    /// Buffers for copies between user memory and files (reused).
+    pub bounce: crate::bounce::BouncePool,
     umask: AtomicU32,
 }
 
@@ -101,6 +103,7 @@ impl Process {
             umask: AtomicU32::new(0o022),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
+            bounce: crate::bounce::BouncePool::new(),
         }
     }
 

@@ -9,13 +9,11 @@
 //! `SIGPIPE` unless the call passed `MSG_NOSIGNAL`.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::SyscallArgs;
 use super::fs::io::{iovecs, retry_blocking};
 use super::table::Handler;
 use crate::error::{Errno, Result};
-use crate::fallible::{bounce_buffer, with_capacity};
 use crate::fd::FileLike;
 use crate::fs::file::open_flags::{O_CLOEXEC, O_NONBLOCK};
 use crate::net::addr::{AF_INET, AF_INET6, AF_UNIX, SOCKADDR_MAX_BYTES, SockAddr};
@@ -64,7 +62,7 @@ mod msg {
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = crate::bounce::CHUNK_BYTES;
 
 /// The socket at `fd`: `EBADF` if not open, `ENOTSOCK` if not a socket.
 fn socket_file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
@@ -331,17 +329,19 @@ fn send_user(
     if datagram && total > crate::net::udp::UDP_MAX_PAYLOAD {
         return_errno!(Errno::EMSGSIZE);
     }
+    // A datagram is at most UDP_MAX_PAYLOAD (checked above), less than a
+    // chunk: it, or a stream send of one chunk, goes in one piece.
     if datagram || total <= CHUNK_BYTES {
-        let mut data = with_capacity(total)?;
+        let mut data = p.bounce.take(total)?;
+        let mut at = 0;
         for &(base, len) in iovs {
-            let at = data.len();
-            data.resize(at + len, 0);
             UserSliceRead::new(base, len)?;
-            p.platform.read_user(base, &mut data[at..])?;
+            p.platform.read_user(base, &mut data[at..at + len])?;
+            at += len;
         }
         return send_bytes(p, file, &data, to, flags);
     }
-    let mut buf = bounce_buffer(total, CHUNK_BYTES)?;
+    let mut buf = p.bounce.take(total)?;
     let mut done = 0;
     for &(base, len) in iovs {
         UserSliceRead::new(base, len)?;
@@ -383,19 +383,19 @@ pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
 }
 
 /// Receives into a buffer of `len` bytes; `MSG_WAITALL` fills it on a stream.
-fn recv_bytes(
-    p: &Process,
+fn recv_bytes<'p>(
+    p: &'p Process,
     file: &Arc<dyn FileLike>,
     len: usize,
     flags: u32,
-) -> Result<(Vec<u8>, crate::net::socket::Received)> {
+) -> Result<(crate::bounce::Bounce<'p>, crate::net::socket::Received)> {
     if flags & MSG_OOB != 0 {
         return_errno!(Errno::EOPNOTSUPP);
     }
     let s = sock(file);
     let peek = flags & MSG_PEEK != 0;
     let dontwait = flags & MSG_DONTWAIT != 0;
-    let mut buf = bounce_buffer(len, CHUNK_BYTES)?;
+    let mut buf = p.bounce.take(len)?;
     let mut got = blocking(p, &**file, dontwait, || s.recv(&mut buf, peek))?;
     let stream = !file.as_any().is::<UdpSocket>();
     if stream && flags & MSG_WAITALL != 0 && !peek {

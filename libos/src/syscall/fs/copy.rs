@@ -2,7 +2,7 @@
 //! `copy_file_range`. The data never visits user memory, which halves the
 //! copying of busybox `tar`, `cp` and nginx's static files.
 
-use super::io::{IO_CHUNK_BYTES, MAX_RW_COUNT, retry_blocking};
+use super::io::{MAX_RW_COUNT, retry_blocking};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, SeekFrom};
 use crate::fs::file::open_flags::O_APPEND;
@@ -24,7 +24,7 @@ fn copy(
     count: usize,
 ) -> Result<usize> {
     let count = count.min(MAX_RW_COUNT);
-    let mut buf = crate::fallible::bounce_buffer(count, IO_CHUNK_BYTES)?;
+    let mut buf = p.bounce.take(count)?;
     let mut done = 0usize;
     while done < count {
         let want = (count - done).min(buf.len());

@@ -4,7 +4,7 @@ use alloc::sync::Arc;
 
 use super::{base_dir, path_arg};
 use crate::error::{Errno, Result};
-use crate::fallible::{TryVec, bounce_buffer, with_capacity};
+use crate::fallible::{TryVec, with_capacity};
 use crate::fd::{FileLike, SeekFrom};
 use crate::fs::InodeFile;
 use crate::fs::file::open_flags::*;
@@ -16,8 +16,6 @@ use crate::syscall::signal::sigpipe_on_epipe;
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 use crate::{return_errno, return_errno_with_message};
 
-/// Bytes moved between user memory and a file per copy.
-pub(crate) const IO_CHUNK_BYTES: usize = 64 * 1024;
 /// `IOV_MAX`
 const IOV_MAX: usize = 1024;
 /// Largest single transfer, as Linux (`MAX_RW_COUNT`).
@@ -157,7 +155,7 @@ fn read_to_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceWrite::new(addr, len)?;
-    let mut buf = bounce_buffer(len, IO_CHUNK_BYTES)?;
+    let mut buf = p.bounce.take(len)?;
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(buf.len());
@@ -191,7 +189,7 @@ fn write_from_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceRead::new(addr, len)?;
-    let mut buf = bounce_buffer(len, IO_CHUNK_BYTES)?;
+    let mut buf = p.bounce.take(len)?;
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(buf.len());
