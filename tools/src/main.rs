@@ -126,6 +126,11 @@ enum BenchCommand {
         /// kernel (to compare two builds, each against the Linux guest).
         #[arg(long, value_name = "ELF")]
         kernel: Option<std::path::PathBuf>,
+        /// Also run Cloister with the audit log on, as `cloister run
+        /// --audit` does, and report what it costs on every figure (each
+        /// run's log is verified with its key afterwards).
+        #[arg(long)]
+        audit: bool,
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
@@ -225,6 +230,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             tsc_khz,
             linux_only,
             kernel,
+            audit,
         } => {
             use tools::bench::{figures::Figure, guest, linux_compare};
             let tsc_khz = match tsc_khz {
@@ -243,6 +249,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 tsc_khz,
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
+                audit: *audit,
                 command: std::iter::once("cargo cloister".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()

@@ -31,13 +31,17 @@ pub struct CloisterGuest {
     settings: QemuSettings,
     image_dir: PathBuf,
     images: HashMap<String, PathBuf>,
+    /// Runs with the audit log on (`--audit`; see [`super::audited`]).
+    audited: bool,
 }
 
-/// The Cloister guest booting `kernel`, or the release kernel built now.
+/// The Cloister guest booting `kernel`, or the release kernel built now;
+/// with the audit log on if `audited`.
 pub fn new(
     settings: &QemuSettings,
     image_dir: PathBuf,
     kernel: Option<&std::path::Path>,
+    audited: bool,
 ) -> Result<Box<dyn Guest>> {
     let kernel = match kernel {
         Some(k) => k.to_path_buf(),
@@ -51,6 +55,7 @@ pub fn new(
         settings: settings.clone(),
         image_dir,
         images: HashMap::new(),
+        audited,
     }))
 }
 
@@ -120,7 +125,11 @@ impl GuestObserver for Watch {
 
 impl Guest for CloisterGuest {
     fn name(&self) -> &'static str {
-        "Cloister"
+        if self.audited {
+            "Cloister+audit"
+        } else {
+            "Cloister"
+        }
     }
 
     fn prepare(&mut self, job: &Job) -> Result<()> {
@@ -146,10 +155,24 @@ impl Guest for CloisterGuest {
             .join(format!("cloister-app-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         config.app_serial = Some(socket.clone());
+        let audit = if self.audited {
+            Some(super::audited::prepare(
+                &self.image_dir,
+                &job.name,
+                &mut config,
+            )?)
+        } else {
+            None
+        };
         let mut watch = Watch::new();
         let report = qemu::run_observed(&config, &mut watch);
         let _ = std::fs::remove_file(&socket);
+        let records = audit.as_ref().map(super::audited::check);
         let report = report?;
+        if let Some(records) = records {
+            let records = records.with_context(|| format!("audited run of {}", job.name))?;
+            eprintln!("bench:   audit log verified: {records} records");
+        }
         let mut run = watch.finish();
         run.total = report.duration;
         // A server may be stopped from the host (`super::server`).

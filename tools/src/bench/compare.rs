@@ -85,11 +85,20 @@ pub fn ratio(cloister: &[f64], linux: &[f64]) -> Result<f64> {
 /// Every metric's samples from both guests, in the order first seen.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
-    rows: Vec<(Metric, Vec<f64>, Vec<f64>)>,
+    rows: Vec<Row>,
     /// Why a guest has no values for a figure (`figure`, `guest`, reason).
     pub failures: Vec<(String, String, String)>,
     /// Figures a guest was not asked to run yet (`figure`, `guest`, reason).
     pub pending: Vec<(String, String, String)>,
+}
+
+/// One metric's values from each side.
+#[derive(Debug, Clone)]
+struct Row {
+    metric: Metric,
+    linux: Vec<f64>,
+    cloister: Vec<f64>,
+    audited: Vec<f64>,
 }
 
 /// Which side of the comparison a value belongs to.
@@ -99,22 +108,30 @@ pub enum Side {
     Linux,
     /// Cloister.
     Cloister,
+    /// Cloister with the audit log on (`--audit`).
+    Audited,
 }
 
 impl Samples {
     /// Records one value.
     pub fn add(&mut self, side: Side, metric: Metric, value: f64) {
-        let i = match self.rows.iter().position(|(m, _, _)| *m == metric) {
+        let i = match self.rows.iter().position(|r| r.metric == metric) {
             Some(i) => i,
             None => {
-                self.rows.push((metric, Vec::new(), Vec::new()));
+                self.rows.push(Row {
+                    metric,
+                    linux: Vec::new(),
+                    cloister: Vec::new(),
+                    audited: Vec::new(),
+                });
                 self.rows.len() - 1
             }
         };
         let row = &mut self.rows[i];
         match side {
-            Side::Linux => row.1.push(value),
-            Side::Cloister => row.2.push(value),
+            Side::Linux => row.linux.push(value),
+            Side::Cloister => row.cloister.push(value),
+            Side::Audited => row.audited.push(value),
         }
     }
 
@@ -146,16 +163,31 @@ impl Samples {
     pub fn values(&self, name: &str) -> Option<(&[f64], &[f64])> {
         self.rows
             .iter()
-            .find(|(m, _, _)| m.name == name)
-            .map(|(_, l, c)| (l.as_slice(), c.as_slice()))
+            .find(|r| r.metric.name == name)
+            .map(|r| (r.linux.as_slice(), r.cloister.as_slice()))
+    }
+
+    /// The audited Cloister values of `metric`.
+    pub fn audited_values(&self, name: &str) -> Option<&[f64]> {
+        self.rows
+            .iter()
+            .find(|r| r.metric.name == name)
+            .map(|r| r.audited.as_slice())
     }
 
     /// The Markdown table: one row per metric.
     pub fn table(&self) -> String {
+        let audit = self.rows.iter().any(|r| !r.audited.is_empty());
         let mut t = String::from(
-            "| figure | metric | unit (better) | Linux median | Linux min–max | Cloister median | Cloister min–max | Cloister/Linux |\n|---|---|---|---|---|---|---|---|\n",
+            "| figure | metric | unit (better) | Linux median | Linux min–max | Cloister median | Cloister min–max | Cloister/Linux |",
         );
-        for (m, linux, cloister) in &self.rows {
+        t.push_str(if audit {
+            " Cloister+audit median | Cloister+audit min–max | audit cost |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        } else {
+            "\n|---|---|---|---|---|---|---|---|\n"
+        });
+        for row in &self.rows {
+            let (m, linux, cloister) = (&row.metric, &row.linux, &row.cloister);
             let better = match m.better {
                 Better::Lower => "lower",
                 Better::Higher => "higher",
@@ -181,14 +213,39 @@ impl Samples {
                 Err(_) if cloister.is_empty() => "–".into(),
                 Err(_) => format!("n/a (runs {}/{})", cloister.len(), linux.len()),
             };
-            let _ = writeln!(
+            let _ = write!(
                 t,
                 "| {} | {} | {} ({better}) | {lm} | {lr} | {cm} | {cr} | {r} |",
                 m.figure, m.name, m.unit
             );
+            if audit {
+                let (am, ar) = cells(&row.audited);
+                let cost = match audit_cost(m.better, cloister, &row.audited) {
+                    Ok(c) => format!("{:+.1} %", c * 100.0),
+                    Err(_) => "–".into(),
+                };
+                let _ = write!(t, " {am} | {ar} | {cost} |");
+            }
+            t.push('\n');
         }
         t
     }
+}
+
+/// What the audit log costs on a metric, from the medians: the share of
+/// throughput lost (higher-is-better) or of time added (lower-is-better);
+/// negative when the audited runs were faster (noise).
+pub fn audit_cost(better: Better, plain: &[f64], audited: &[f64]) -> Result<f64> {
+    let (Some(p), Some(a)) = (summarize(plain), summarize(audited)) else {
+        bail!("no audit cost: a side has no values");
+    };
+    if p.median == 0.0 || a.median == 0.0 {
+        bail!("no audit cost: a median is zero");
+    }
+    Ok(match better {
+        Better::Higher => 1.0 - a.median / p.median,
+        Better::Lower => a.median / p.median - 1.0,
+    })
 }
 
 /// A value with three significant figures or at least one decimal.
@@ -225,6 +282,26 @@ mod tests {
             unit: "ms",
             better: Better::Lower,
         }
+    }
+
+    #[test]
+    fn the_audit_cost_is_the_loss_against_the_plain_runs() {
+        let c = audit_cost(Better::Higher, &[100.0, 100.0], &[97.0, 95.0]).unwrap();
+        assert!((c - 0.04).abs() < 1e-9, "{c}");
+        let c = audit_cost(Better::Lower, &[200.0, 200.0], &[210.0, 210.0]).unwrap();
+        assert!((c - 0.05).abs() < 1e-9, "{c}");
+        assert!(audit_cost(Better::Lower, &[], &[1.0]).is_err());
+        let mut s = Samples::default();
+        for v in [1.0, 1.0] {
+            s.add(Side::Linux, metric("exit"), v * 300.0);
+            s.add(Side::Cloister, metric("exit"), v * 100.0);
+        }
+        assert!(!s.table().contains("audit cost"), "no audited values");
+        s.add(Side::Audited, metric("exit"), 110.0);
+        let t = s.table();
+        assert!(t.contains("audit cost"), "{t}");
+        assert!(t.contains("| +10.0 % |"), "{t}");
+        assert_eq!(s.audited_values("exit"), Some(&[110.0][..]));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Options {
     /// Boot this Cloister kernel instead of building the release kernel
     /// (to compare two builds, each against the Linux guest).
     pub kernel: Option<PathBuf>,
+    /// Also run Cloister with the audit log on (a third column).
+    pub audit: bool,
     /// The command line to print with the table.
     pub command: String,
 }
@@ -83,7 +85,12 @@ pub fn run(opts: &Options) -> Result<Samples> {
             samples.pend(f.name(), "Cloister", "not run (--linux-only)".into());
         }
     } else {
-        match cloister_guest::new(&opts.settings, cache.join("images"), opts.kernel.as_deref()) {
+        match cloister_guest::new(
+            &opts.settings,
+            cache.join("images"),
+            opts.kernel.as_deref(),
+            false,
+        ) {
             Ok(g) => guests.push((Side::Cloister, g)),
             Err(e) => {
                 eprintln!("bench: no Cloister guest ({e:#}); measuring the Linux side only");
@@ -91,6 +98,15 @@ pub fn run(opts: &Options) -> Result<Samples> {
                     samples.pend(f.name(), "Cloister", format!("{e:#}"));
                 }
             }
+        }
+        if opts.audit && !guests.is_empty() {
+            let audited = cloister_guest::new(
+                &opts.settings,
+                cache.join("images"),
+                opts.kernel.as_deref(),
+                true,
+            )?;
+            guests.push((Side::Audited, audited));
         }
     }
     guests.push((
@@ -163,7 +179,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
             }
         }
     }
-    let both = guests.len() == 2;
+    let both = guests.iter().any(|(s, _)| *s == Side::Cloister);
     println!("{}", report_header(opts, &kernel, both));
     println!("{}", samples.table());
     for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
@@ -236,7 +252,9 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into());
-    let order = if both {
+    let order = if both && opts.audit {
+        "Cloister, Cloister with the audit log on (`audit=16777216`, a fresh key per run, guest RAM in a shared host file; each log verified after its run) and Linux alternating"
+    } else if both {
         "Cloister and Linux alternating"
     } else {
         "Linux only"

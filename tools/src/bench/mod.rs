@@ -13,6 +13,7 @@
 //!   [`parse`], [`data`]), the host-side clients of the server figures
 //!   ([`server`]) and the statistics ([`compare`]).
 
+pub mod audited;
 pub mod boot;
 pub mod cloister_guest;
 pub mod compare;
