@@ -22,6 +22,8 @@ pub mod mm;
 pub mod net;
 pub mod platform;
 pub mod process;
+pub mod ptable;
+pub mod fork;
 pub mod random;
 pub mod rlimit;
 pub mod signal;

@@ -1,9 +1,11 @@
 //! [`Process`]: the per-process state syscall handlers work on — the
 //! platform, the file system, the fd table, the working directory, the
 //! umask, the address space ([`Vm`]), futexes, resource limits,
-//! signal bookkeeping and interval timers, the network stack. The kernel creates one per program (with
-//! the console on fds 0–2 via [`Process::open_console_stdio`]) and passes it to
-//! `crate::syscall::SyscallTable::dispatch`.
+//! signal bookkeeping and interval timers, the network stack, and the
+//! table of all processes ([`ProcessTable`]). The kernel creates the first
+//! (with the console on fds 0–2 via [`Process::open_console_stdio`]), the
+//! others with [`Process::fork`] (see [`crate::fork`]), and passes the
+//! calling thread's process to `crate::syscall::SyscallTable::dispatch`.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +19,7 @@ use crate::futex::FutexTable;
 use crate::itimer::IntervalTimers;
 use crate::mm::Vm;
 use crate::net::{NetConfig, NetStack};
+use crate::ptable::ProcessTable;
 use crate::platform::Platform;
 use crate::rlimit::Rlimits;
 use crate::signal::Signals;
@@ -36,8 +39,10 @@ pub struct Process {
     pub vm: Mutex<Vm>,
     /// Futex wait queues.
     pub futexes: FutexTable,
-    /// The process id `getpid` reports (1: the one process).
+    /// The process id `getpid` reports (1: the first process).
     pub pid: u32,
+    /// Every process of the guest (shared by all of them).
+    pub processes: Arc<ProcessTable>,
     /// Resource limits.
     pub rlimits: Mutex<Rlimits>,
     /// Signal actions, masks and alternate stacks.
@@ -95,6 +100,7 @@ impl Process {
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
             pid: 1,
+            processes: Arc::new(ProcessTable::default()),
             rlimits: Mutex::new(Rlimits::default()),
             signals: Signals::new(),
             would_block_epoch: core::sync::atomic::AtomicU64::new(0),
@@ -105,6 +111,58 @@ impl Process {
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
         }
+    }
+
+    /// The state of a child `fork` makes, with pid `pid` and its first
+    /// thread `pid` a copy of the caller's thread `parent_tid`: the same
+    /// open file descriptions (offsets shared), working directory, umask,
+    /// limits, nice value, areas ([`Vm`]; the kernel copies the pages)
+    /// and signal actions; the child's thread inherits the caller's mask.
+    /// Pending signals, interval timers and futex waiters are not
+    /// inherited (as Linux).
+    pub fn fork(&self, pid: u32, parent_tid: u32) -> Self {
+        let signals = Signals::new();
+        *signals.lock() = self.signals.lock().forked(parent_tid, pid);
+        let mut names = alloc::collections::BTreeMap::new();
+        if let Some(name) = self.thread_names.lock().get(&parent_tid) {
+            names.insert(pid, *name);
+        }
+        Self {
+            platform: self.platform.clone(),
+            vfs: self.vfs.clone(),
+            fds: Mutex::new(self.fds.lock().clone()),
+            cwd: Mutex::new(self.cwd()),
+            vm: Mutex::new(self.vm.lock().clone()),
+            futexes: FutexTable::new(),
+            pid,
+            processes: self.processes.clone(),
+            rlimits: Mutex::new(self.rlimits.lock().clone()),
+            signals,
+            would_block_epoch: core::sync::atomic::AtomicU64::new(0),
+            thread_names: Mutex::new(names),
+            net: self.net.clone(),
+            umask: AtomicU32::new(self.umask()),
+            nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
+            itimers: IntervalTimers::default(),
+            bounce: crate::bounce::BouncePool::new(),
+        }
+    }
+
+    /// What `execve` changes besides the image (which
+    /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
+    /// handled signals go back to their default action, thread names go.
+    pub fn reset_for_exec(&self) {
+        self.fds.lock().close_on_exec();
+        self.signals.lock().reset_for_exec();
+        self.thread_names.lock().clear();
+    }
+
+    /// At exit: closes every fd (pipe ends see their peer go) and drops
+    /// the areas' bookkeeping; the kernel frees the pages.
+    pub fn release_at_exit(&self) {
+        let fds = core::mem::take(&mut *self.fds.lock());
+        drop(fds);
+        self.vm.lock().clear();
     }
 
     /// Makes the signals of the interval timers that have expired pending

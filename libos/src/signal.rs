@@ -299,6 +299,22 @@ impl SignalState {
         self.alt_stacks.remove(&tid);
     }
 
+    /// The state of a forked child whose one thread `child` copies
+    /// `parent`: the same actions, `parent`'s mask, nothing pending, no
+    /// alternate stack (Linux keeps the alternate stack of the forking
+    /// thread; it lives in memory the child has a copy of).
+    pub fn forked(&self, parent: u32, child: u32) -> Self {
+        let mut s = Self {
+            actions: self.actions.clone(),
+            ..Self::default()
+        };
+        s.masks.insert(child, self.mask(parent));
+        if let Some(alt) = self.alt_stacks.get(&parent) {
+            s.alt_stacks.insert(child, *alt);
+        }
+        s
+    }
+
     /// At `execve`: handled signals go back to default (ignored ones stay
     /// ignored), alternate stacks are gone; masks are kept.
     pub fn reset_for_exec(&mut self) {

@@ -17,6 +17,7 @@
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
+//! - [`wait`]: `wait4`, `waitid`, `getppid` over `crate::ptable`.
 //! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
 //!   `sysinfo`.
 //! - [`sched`]: `sched_yield`, affinity, `nanosleep`, `clock_nanosleep`.
@@ -47,13 +48,14 @@ pub mod signal;
 pub mod system;
 pub mod table;
 pub mod time;
+pub mod wait;
 
 pub use args::SyscallArgs;
 pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 14] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 15] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -69,6 +71,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 14] {
         itimer::HANDLERS,
         signal::HANDLERS,
         net::HANDLERS,
+        wait::HANDLERS,
     ]
 }
 

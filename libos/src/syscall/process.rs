@@ -23,8 +23,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (99, "sysinfo", sys_sysinfo),
     (100, "times", sys_times),
     (109, "setpgid", sys_setpgid),
-    (110, "getppid", sys_getppid),
-    (111, "getpgrp", sys_getpid),
+    (111, "getpgrp", sys_getpgrp),
     (112, "setsid", sys_setsid),
     (121, "getpgid", sys_getpgid),
     (124, "getsid", sys_getpgid),
@@ -81,9 +80,10 @@ pub fn sys_getpid(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     Ok(p.pid as usize)
 }
 
-/// `getppid()`: 0, the parent of init.
-pub fn sys_getppid(_p: &Process, _a: &SyscallArgs) -> Result<usize> {
-    Ok(0)
+/// `getpgrp()`: the caller's process group (forked children stay in
+/// their parent's).
+pub fn sys_getpgrp(p: &Process, _a: &SyscallArgs) -> Result<usize> {
+    Ok(p.processes.pgid_of(p.pid).unwrap_or(p.pid) as usize)
 }
 
 /// Whether `pid` names this process (0 means the caller).
@@ -94,10 +94,11 @@ fn is_self(p: &Process, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// `getpgid(pid)` / `getsid(pid)`: the process's own id.
+/// `getpgid(pid)` / `getsid(pid)` of the caller: its group (init's, for
+/// every process: groups and sessions cannot be changed yet).
 pub fn sys_getpgid(p: &Process, a: &SyscallArgs) -> Result<usize> {
     is_self(p, a.i32(0))?;
-    Ok(p.pid as usize)
+    sys_getpgrp(p, a)
 }
 
 /// `setsid()`: `EPERM`, the process already leads a group.
