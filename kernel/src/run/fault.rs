@@ -1,7 +1,6 @@
 //! A fatal fault in the application: the signal Linux would send, a clear
 //! report, and exit status 128 + signal; and the out-of-memory kill.
 
-use super::exit_program;
 
 /// Linux signal numbers for the faults we map.
 const SIGILL: u8 = 4;
@@ -53,7 +52,7 @@ pub fn out_of_memory(tid: u32, addr: u64) -> ! {
     crate::audit::record_text(format_args!("{}", text.trim_end()));
     crate::app_console::write_err(text.as_bytes());
     log::info!("{}", text.trim_end());
-    exit_program(128 + SIGKILL)
+    super::procs::die(u32::from(SIGKILL))
 }
 
 /// Terminates the program for exception `vector` in thread `tid`.
@@ -76,5 +75,5 @@ pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
     };
     crate::app_console::write_err(text.as_bytes());
     log::info!("{}", text.trim_end());
-    exit_program(128 + sig)
+    super::procs::die(u32::from(sig))
 }

@@ -17,6 +17,7 @@ mod fault;
 mod host_time;
 mod observer;
 mod platform;
+mod procs;
 mod sigframe;
 mod signal;
 mod syscalls;
@@ -40,9 +41,10 @@ use crate::exit::{ExitCode, exit};
 use crate::task::{self, Thread};
 use platform::KernelPlatform;
 
-/// The one program and its syscall table.
+/// The first process (init) and the syscall table all share.
 struct Runtime {
-    process: Process,
+    /// Pid 1; the others are in [`procs`].
+    process: Arc<Process>,
     table: SyscallTable,
     /// The program's console input (Ctrl-C marks from the host).
     console: Arc<ConsoleInput>,
@@ -89,10 +91,7 @@ pub(crate) fn user_copy_demand(addr: u64, access: FaultAccess) -> crate::mm::use
 /// from an invalid access (`NotLazy`).
 fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
     use crate::mm::user::Demand;
-    match RUNTIME
-        .get()
-        .map(|rt| libos::mm::handle_page_fault(&rt.process, addr, access))
-    {
+    match procs::current_process().map(|p| libos::mm::handle_page_fault(&p, addr, access)) {
         Some(Ok(())) => Demand::Resolved,
         Some(Err(e)) if e.errno() == libos::error::Errno::ENOMEM => Demand::OutOfMemory,
         _ => Demand::NotLazy,
@@ -118,10 +117,11 @@ pub(crate) fn poll_network() {
 
 /// Whether the current thread's blocking wait must end with `EINTR`.
 pub(crate) fn wait_interrupted() -> bool {
-    match (RUNTIME.get(), task::current()) {
-        (Some(rt), Some(me)) => signal::interrupts_wait(&rt.process, me.tid),
-        _ => false,
-    }
+    let Some(me) = task::current() else {
+        return false;
+    };
+    procs::process_of(me.tid)
+        .is_some_and(|p| procs::is_exiting(p.pid) || signal::interrupts_wait(&p, me.tid))
 }
 
 /// Reports the program's exit status to the host and powers off.
@@ -235,7 +235,13 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         config,
         platform.clone(),
     ));
-    let process = Process::with_net(platform.clone(), vfs.clone(), net);
+    let process = Arc::new(Process::with_net(platform.clone(), vfs.clone(), net));
+    // The process limit: a process needs at least a kernel stack, page
+    // tables and its copied pages; one per MiB of guest memory keeps a
+    // fork bomb to EAGAIN long before memory runs out.
+    process
+        .processes
+        .set_limit(((total >> 20) as usize).max(16));
     let stdio = StdioConfig::from_args(args.get("console.tty"), args.get("console.size"));
     let input = Arc::new(ConsoleInput::new(platform.clone()));
     if let Err(e) = process.open_stdio(&stdio, input.clone()) {
@@ -274,7 +280,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         args.has("learn").then(|| platform.clone()),
     )));
     RUNTIME.call_once(|| Runtime {
-        process,
+        process: process.clone(),
         table,
         console: input,
     });
@@ -290,12 +296,12 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     task::set_entry(thread_main);
     task::set_signal_check(|tid| {
         poll_console_interrupt();
-        RUNTIME
-            .get()
-            .is_some_and(|rt| signal::interrupts_wait(&rt.process, tid))
+        procs::process_of(tid)
+            .is_some_and(|p| procs::is_exiting(p.pid) || signal::interrupts_wait(&p, tid))
     });
-    if task::spawn(ctx, fpu, 0).is_err() {
-        fail_to_start(125, format_args!("out of memory for the first thread"));
+    match task::spawn(ctx, fpu, 0) {
+        Ok(tid) => procs::register_init(process, tid),
+        Err(_) => fail_to_start(125, format_args!("out of memory for the first thread")),
     }
     log::info!(
         "starting {shown} (entry {:#x}, {} MiB free)",
@@ -309,8 +315,13 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
 /// A thread's kernel side: runs its user code and serves its syscalls.
 fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
+    // The thread's process, fixed for its life (`execve` keeps it).
+    let process = procs::process_of(me.tid).unwrap_or_else(|| rt.process.clone());
     loop {
-        signal::deliver_pending(&rt.process, &me);
+        if procs::is_exiting(process.pid) {
+            procs::exit_thread(&process);
+        }
+        signal::deliver_pending(&process, &me);
         // `me`'s own kernel code; the loan ends before anything that could
         // switch threads.
         // The syscall's number and arguments are read in the same loan.
@@ -324,7 +335,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // are not free under emulation.
                 let audited = crate::audit::is_enabled();
                 let start = if audited { crate::time::now_ns() } else { 0 };
-                let ret = rt.table.dispatch(&rt.process, nr as usize, raw);
+                let ret = rt.table.dispatch(&process, nr as usize, raw);
                 // Whatever it changed, generic waits may now be ready.
                 task::bump_epoch();
                 if audited {
@@ -352,7 +363,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 cr2,
             } => {
                 let (sig, _) = fault::signal_for(vector);
-                if !signal::fault_has_handler(&rt.process, me.tid, u32::from(sig)) {
+                if !signal::fault_has_handler(&process, me.tid, u32::from(sig)) {
                     let rip = me.with_context(|c| c.rip);
                     fault::kill(me.tid, vector, error_code, cr2, rip)
                 }

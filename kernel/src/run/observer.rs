@@ -141,9 +141,8 @@ impl ProcessInfo for ProcInfo {
     }
 
     fn maps(&self) -> Vec<u8> {
-        super::RUNTIME
-            .get()
-            .map(|rt| rt.process.vm.lock().maps_text())
+        super::procs::current_process()
+            .map(|p| p.vm.lock().maps_text())
             .unwrap_or_default()
     }
 

@@ -43,12 +43,17 @@ pub fn interrupts_wait(process: &Process, tid: u32) -> bool {
     process.signals.lock().has_deliverable(tid)
 }
 
-/// Ends the program for signal `sig` whose action is the default.
+/// Ends the process for signal `sig` whose action is the default; the
+/// end of the first process (the program) is reported on its console.
 fn terminate(sig: u32, tid: u32) -> ! {
+    if super::procs::current_process().is_some_and(|p| p.pid != 1) {
+        // A child: its parent learns it from `wait`, as on Linux.
+        super::procs::die(sig)
+    }
     let text = alloc::format!("cloister: program killed by signal {sig} (thread {tid})\n");
     crate::app_console::write_err(text.as_bytes());
     log::info!("{}", text.trim_end());
-    super::exit_program((128 + sig) as u8)
+    super::procs::die(sig)
 }
 
 /// Delivers the pending signals of `me` before it returns to user mode:
@@ -201,9 +206,20 @@ pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     Ok(restored.rax as usize)
 }
 
-/// `kill(pid, sig)`: to this process (pid 1, 0 or -1); `sig` 0 only checks.
+/// `kill(pid, sig)`: to a process by pid, or to the caller (0 or -1;
+/// groups and "every process" are not told apart yet); `sig` 0 only
+/// checks.
 pub fn sys_kill(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (pid, sig) = (a.i32(0), a.u32(1));
+    if pid > 0 && pid as u32 != p.pid {
+        let Some(target) = p.processes.process(pid as u32) else {
+            return_errno!(Errno::ESRCH);
+        };
+        if sig != 0 {
+            target.signals.lock().send_to_process(sig)?;
+        }
+        return Ok(0);
+    }
     if !(pid == 0 || pid == -1 || pid == p.pid as i32) {
         return_errno!(Errno::ESRCH);
     }

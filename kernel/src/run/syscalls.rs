@@ -1,6 +1,7 @@
 //! The syscalls that need the kernel's thread state: `exit`, `exit_group`,
 //! `gettid`, `set_tid_address`, `set_robust_list`/`get_robust_list`,
-//! `arch_prctl`, thread-creating `clone`/`clone3`, and the signal calls of
+//! `arch_prctl`, `clone`/`clone3` (threads here, processes in
+//! [`super::procs`]), `fork`, `vfork`, `execve`, and the signal calls of
 //! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`). They are added to the
 //! LibOS's one dispatch table with `SyscallTable::register`.
 
@@ -11,6 +12,7 @@ use libos::return_errno_with_message;
 use libos::syscall::{Handler, SyscallArgs, SyscallTable};
 use libos::user::UserPtr;
 
+use super::procs::{self, ForkRequest};
 use super::signal;
 use crate::arch::fpu::FpuState;
 use crate::task;
@@ -19,6 +21,9 @@ use crate::task;
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (15, "rt_sigreturn", signal::sys_rt_sigreturn),
     (56, "clone", sys_clone),
+    (57, "fork", sys_fork),
+    (58, "vfork", sys_vfork),
+    (59, "execve", procs::execve),
     (60, "exit", sys_exit),
     (62, "kill", signal::sys_kill),
     (158, "arch_prctl", sys_arch_prctl),
@@ -43,16 +48,16 @@ fn sys_gettid(_: &Process, _: &SyscallArgs) -> Result<usize> {
     Ok(task::current_thread().tid as usize)
 }
 
-fn sys_exit_group(_: &Process, a: &SyscallArgs) -> Result<usize> {
-    super::exit_program(a.u64(0) as u8)
+fn sys_exit_group(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8))
 }
 
 /// `exit(status)`: ends the calling thread; the last thread's exit ends the
-/// program with `status`. `clear_child_tid` is zeroed and woken first (what
+/// process with `status`. `clear_child_tid` is zeroed and woken first (what
 /// `pthread_join` waits on).
 fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    if task::thread_count() <= 1 {
-        super::exit_program(a.u64(0) as u8)
+    if procs::thread_count(p.pid) <= 1 {
+        procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8))
     }
     let t = task::current_thread();
     let ctid = t
@@ -64,9 +69,8 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
             super::futex_wake(p, ctid, 1);
         }
     }
-    p.signals.lock().thread_exited(t.tid);
     drop(t);
-    task::exit_current()
+    procs::exit_thread(p)
 }
 
 fn sys_set_tid_address(_: &Process, a: &SyscallArgs) -> Result<usize> {
@@ -139,6 +143,7 @@ mod flags {
     pub const CLONE_FS: u64 = 0x200;
     pub const CLONE_FILES: u64 = 0x400;
     pub const CLONE_SIGHAND: u64 = 0x800;
+    pub const CLONE_VFORK: u64 = 0x4000;
     pub const CLONE_THREAD: u64 = 0x10000;
     pub const CLONE_SYSVSEM: u64 = 0x40000;
     pub const CLONE_SETTLS: u64 = 0x80000;
@@ -158,6 +163,14 @@ mod flags {
         | CLONE_CHILD_SETTID;
     /// The exit-signal byte of `clone`'s flags.
     pub const CSIGNAL: u64 = 0xff;
+    /// Flags honoured for a new process (`CLONE_VM` only with
+    /// `CLONE_VFORK`, where the copy stands in for the sharing).
+    pub const FORK_SUPPORTED: u64 = CLONE_VM
+        | CLONE_VFORK
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID
+        | CLONE_CHILD_SETTID
+        | CLONE_DETACHED;
 }
 
 /// What a new thread gets.
@@ -172,9 +185,11 @@ struct CloneRequest {
 fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
     use flags::*;
     let f = r.flags & !CSIGNAL;
+    if f & (CLONE_VM | CLONE_THREAD) == 0 || f & (CLONE_VFORK | CLONE_THREAD) == CLONE_VFORK {
+        return clone_process(p, r);
+    }
     if f & THREAD != THREAD {
-        // fork/vfork-style clones need a second address space.
-        return_errno_with_message!(Errno::ENOSYS, "only thread clones are supported (no fork)");
+        return_errno_with_message!(Errno::EINVAL, "unsupported mix of clone flags");
     }
     if f & !SUPPORTED != 0 {
         return_errno_with_message!(Errno::EINVAL, "unsupported clone flags");
@@ -199,6 +214,7 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         task::SpawnError::NoMemory => Errno::ENOMEM,
     })?;
     p.signals.lock().thread_created(parent.tid, tid);
+    procs::thread_created(p.pid, tid);
     let child = task::find(tid).ok_or(Errno::ESRCH)?;
     if f & CLONE_CHILD_CLEARTID != 0 {
         child
@@ -212,6 +228,57 @@ fn do_clone(p: &Process, r: &CloneRequest) -> Result<usize> {
         UserPtr::<u32>::new(r.child_tid).write(&*p.platform, tid)?;
     }
     Ok(tid as usize)
+}
+
+/// A clone that makes a process: `fork` (`SIGCHLD` only), `vfork`
+/// (`CLONE_VM | CLONE_VFORK`: the child gets a copy, the parent waits for
+/// its exec or exit), glibc's fork (`CLONE_CHILD_SETTID |
+/// CLONE_CHILD_CLEARTID`).
+fn clone_process(p: &Process, r: &CloneRequest) -> Result<usize> {
+    use flags::*;
+    let f = r.flags & !CSIGNAL;
+    if f & !FORK_SUPPORTED != 0 {
+        return_errno_with_message!(Errno::EINVAL, "unsupported flags for a new process");
+    }
+    let pid = procs::fork(
+        p,
+        &ForkRequest {
+            stack: r.stack,
+            child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(r.child_tid),
+            clear_child_tid: (f & CLONE_CHILD_CLEARTID != 0).then_some(r.child_tid),
+            vfork: f & CLONE_VFORK != 0,
+        },
+    )?;
+    if f & CLONE_PARENT_SETTID != 0 {
+        UserPtr::<u32>::new(r.parent_tid).write(&*p.platform, pid as u32)?;
+    }
+    Ok(pid)
+}
+
+/// `fork()`
+fn sys_fork(p: &Process, _: &SyscallArgs) -> Result<usize> {
+    procs::fork(
+        p,
+        &ForkRequest {
+            stack: 0,
+            child_tid: None,
+            clear_child_tid: None,
+            vfork: false,
+        },
+    )
+}
+
+/// `vfork()`: a fork whose parent waits until the child execs or exits.
+fn sys_vfork(p: &Process, _: &SyscallArgs) -> Result<usize> {
+    procs::fork(
+        p,
+        &ForkRequest {
+            stack: 0,
+            child_tid: None,
+            clear_child_tid: None,
+            vfork: true,
+        },
+    )
 }
 
 /// `clone(flags, stack, parent_tid, child_tid, tls)` (x86-64 order).

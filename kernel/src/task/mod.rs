@@ -62,6 +62,9 @@ pub struct Thread {
     switch: SwitchContext,
     /// The user's FS base (TLS), loaded on every switch to this thread.
     fs_base: AtomicU64,
+    /// Its process's address space (`mm::space`; 0: the kernel's), loaded
+    /// on every switch to this thread.
+    address_space: AtomicU64,
     state: AtomicU8,
     /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: zeroed and woken at exit.
     pub clear_child_tid: AtomicU64,
@@ -136,6 +139,16 @@ impl Thread {
     /// The FS base.
     pub fn fs_base(&self) -> u64 {
         self.fs_base.load(Ordering::Relaxed)
+    }
+
+    /// Sets the address space the thread runs in (before it first runs).
+    pub fn set_address_space(&self, root: u64) {
+        self.address_space.store(root, Ordering::Relaxed);
+    }
+
+    /// The address space the thread runs in.
+    pub fn address_space(&self) -> u64 {
+        self.address_space.load(Ordering::Relaxed)
     }
 }
 
@@ -292,11 +305,15 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
     let switch =
         SwitchContext::new(THREAD_STACK_PAGES, thread_start, fpu).ok_or(SpawnError::NoMemory)?;
     let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
+    // A new thread runs in its creator's address space unless told
+    // otherwise (`Thread::set_address_space`, for a forked process).
+    let space = current().map_or(0, |c| c.address_space());
     let t = Arc::new(Thread {
         tid,
         ctx: Mutex::new(ctx),
         switch,
         fs_base: AtomicU64::new(fs_base),
+        address_space: AtomicU64::new(space),
         state: AtomicU8::new(State::Runnable as u8),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
@@ -380,6 +397,7 @@ pub fn yield_now() -> bool {
     me.cpu_ns.fetch_add(ran, Ordering::Relaxed);
     next.ran_since.store(now, Ordering::Relaxed);
     crate::arch::cpu::set_fs_base(next.fs_base());
+    crate::mm::space::activate(next.address_space());
     // No reference to a thread stays on this stack across the switch: a
     // thread that exited never comes back to drop it.
     drop(me);

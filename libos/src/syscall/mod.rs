@@ -17,6 +17,7 @@
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
 //! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
+//! - [`exec`]: `execve`'s reading of its arguments (the kernel swaps the image).
 //! - [`wait`]: `wait4`, `waitid`, `getppid` over `crate::ptable`.
 //! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
 //!   `sysinfo`.
@@ -32,6 +33,7 @@
 
 pub mod args;
 pub mod epoll;
+pub mod exec;
 pub mod fs;
 pub mod futex;
 pub mod ipc;

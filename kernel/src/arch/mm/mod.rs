@@ -21,6 +21,7 @@ pub mod heap;
 mod ktests;
 pub mod paging;
 pub mod reserved;
+pub mod space;
 pub mod stack;
 pub mod user;
 #[cfg(feature = "ktest")]

@@ -43,7 +43,7 @@ const PERM_W: F = F::BIT_10;
 /// Software bit: the page may be executed.
 const PERM_X: F = F::BIT_11;
 /// Software bit: the entry holds a frame (present or not).
-const HAS_FRAME: F = F::BIT_52;
+pub(super) const HAS_FRAME: F = F::BIT_52;
 /// Software bit on every user leaf entry this module writes, so that even a
 /// `PROT_NONE` reservation without a frame is non-zero (zero = unmapped).
 const MANAGED: F = F::BIT_53;
@@ -95,7 +95,7 @@ pub enum UserMapError {
 /// Serialises page-table edits (one address space for now).
 static LOCK: Mutex<()> = Mutex::new(());
 
-fn table_at(paddr: u64) -> &'static mut PageTable {
+pub(super) fn table_at(paddr: u64) -> &'static mut PageTable {
     // SAFETY: `paddr` is a page-table frame reachable through the direct
     // map; every caller holds `LOCK` with interrupts off, so this is the
     // only live reference to the table.
@@ -170,7 +170,7 @@ fn check_range(start: u64, len: u64) -> Result<u64, UserMapError> {
     Ok(end)
 }
 
-fn with_lock<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn with_lock<R>(f: impl FnOnce() -> R) -> R {
     without_interrupts(|| {
         let _g = LOCK.lock();
         f()

@@ -1,0 +1,176 @@
+//! Address spaces: one user half per process.
+//!
+//! An address space is a PML4 whose upper half (slots 256–511) is the
+//! kernel's — the same entries as the kernel's own PML4, so every kernel
+//! mapping made inside those slots is seen by all spaces — and whose lower
+//! half is the process's user pages, managed by [`super::user`] in
+//! whichever space is loaded in CR3. The first program runs in the
+//! kernel's PML4 itself ([`kernel_root`]); `fork` makes a new one with
+//! [`fork_current`], an eager copy of every user page that has a frame
+//! (lazy and `PROT_NONE` entries are copied as entries), and
+//! [`destroy`] frees one once no thread uses it. The scheduler loads a
+//! thread's space with [`activate`] before switching to it.
+//!
+//! A space is named by the physical address of its PML4 (`0` stands for
+//! the kernel's). Copy-on-write is left to do: a fork costs a copy of the
+//! parent's resident memory.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::PhysAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+
+use super::user::{HAS_FRAME, UserMapError, table_at, with_lock};
+use super::{PAGE_BYTES, frames, phys_to_virt};
+
+/// The kernel's PML4 (the first program's space), recorded by [`init`].
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The first user PML4 slot that belongs to the kernel.
+const KERNEL_SLOTS: usize = 256;
+
+/// Records the running PML4 as the kernel's (called once, before any
+/// fork).
+pub fn init() {
+    let _ = KERNEL_ROOT.compare_exchange(0, current(), Ordering::AcqRel, Ordering::Acquire);
+}
+
+/// The PML4 in CR3 now.
+pub fn current() -> u64 {
+    Cr3::read().0.start_address().as_u64()
+}
+
+/// The kernel's PML4.
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(Ordering::Acquire)
+}
+
+/// Loads space `root` (`0`: the kernel's) unless it is loaded already.
+pub fn activate(root: u64) {
+    let root = if root == 0 { kernel_root() } else { root };
+    if root == 0 || root == current() {
+        return;
+    }
+    // SAFETY: `root` is the kernel's PML4 or one `fork_current` built and
+    // `destroy` has not freed (a space is destroyed only after its last
+    // thread switched away for good); its upper half is the kernel's, so
+    // the code, stack and data in use stay mapped across the switch.
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(root)),
+            Cr3Flags::empty(),
+        )
+    };
+}
+
+/// Frees a table of `level` (3: PDPT, 2: PD, 1: PT) and everything below
+/// it: the tables, and the frames of the user pages.
+fn free_tree(table: u64, level: u8) {
+    let t = table_at(table);
+    for e in t.iter_mut() {
+        if e.is_unused() {
+            continue;
+        }
+        if level == 1 {
+            if e.flags().contains(HAS_FRAME) {
+                let _ = frames::free_user(e.addr().as_u64());
+            }
+        } else {
+            free_tree(e.addr().as_u64(), level - 1);
+        }
+        e.set_unused();
+    }
+    if let Err(err) = frames::free_user(table) {
+        log::error!("freeing a user page table: {err:?}");
+    }
+}
+
+/// A copy of the table `src` of `level` and everything below it, with a
+/// fresh frame holding a copy of each user page that has one.
+fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
+    let dst = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
+    for i in 0..512 {
+        let entry = table_at(src)[i].clone();
+        if entry.is_unused() {
+            continue;
+        }
+        let flags = entry.flags();
+        let copied = if level == 1 {
+            if flags.contains(HAS_FRAME) {
+                frames::alloc_user_zeroed().inspect(|&frame| {
+                    // SAFETY: both are whole 4 KiB frames reached through
+                    // the direct map: the source is the parent's page
+                    // (held under the page-table lock), the destination a
+                    // frame just allocated, so they cannot overlap.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            phys_to_virt(entry.addr().as_u64()) as *const u8,
+                            phys_to_virt(frame) as *mut u8,
+                            PAGE_BYTES as usize,
+                        );
+                    }
+                })
+            } else {
+                Some(entry.addr().as_u64())
+            }
+        } else {
+            copy_tree(entry.addr().as_u64(), level - 1).ok()
+        };
+        let Some(paddr) = copied else {
+            free_tree(dst, level);
+            return Err(UserMapError::OutOfMemory);
+        };
+        table_at(dst)[i].set_addr(PhysAddr::new(paddr), flags);
+    }
+    Ok(dst)
+}
+
+/// A new address space: the kernel's half shared, a copy of the current
+/// space's user half. `OutOfMemory` leaves nothing behind.
+pub fn fork_current() -> Result<u64, UserMapError> {
+    with_lock(|| {
+        let src = current();
+        let dst = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
+        for i in KERNEL_SLOTS..512 {
+            let entry = table_at(src)[i].clone();
+            table_at(dst)[i] = entry;
+        }
+        for i in 0..KERNEL_SLOTS {
+            let entry = table_at(src)[i].clone();
+            if entry.is_unused() {
+                continue;
+            }
+            match copy_tree(entry.addr().as_u64(), 3) {
+                Ok(copy) => table_at(dst)[i].set_addr(PhysAddr::new(copy), entry.flags()),
+                Err(e) => {
+                    destroy_locked(dst);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(dst)
+    })
+}
+
+fn destroy_locked(root: u64) {
+    for i in 0..KERNEL_SLOTS {
+        let entry = table_at(root)[i].clone();
+        if !entry.is_unused() {
+            free_tree(entry.addr().as_u64(), 3);
+        }
+    }
+    if let Err(err) = frames::free_user(root) {
+        log::error!("freeing a PML4: {err:?}");
+    }
+}
+
+/// Frees space `root`: its user pages, its tables and its PML4. Refused
+/// (logged) for the kernel's space and for the one loaded now.
+pub fn destroy(root: u64) {
+    if root == 0 || root == kernel_root() || root == current() {
+        log::error!("refusing to destroy the address space {root:#x} in use");
+        return;
+    }
+    with_lock(|| destroy_locked(root));
+}

@@ -1,0 +1,314 @@
+//! The kernel's half of processes: which process each thread belongs to,
+//! each process's address space (`mm::space`) and live threads, and the
+//! glue of `fork`/`vfork`/`clone` without `CLONE_VM`, `execve` and process
+//! exit around the LibOS's half (`libos::fork`, `libos::ptable`,
+//! `libos::syscall::exec`).
+//!
+//! The first process (pid 1, the program `cloister run` started) runs in
+//! the kernel's own PML4; its end ends the guest, as a container's init.
+//! Every other process has its own space, made by an eager copy at fork
+//! and freed when its last thread exits; it then becomes a zombie in the
+//! LibOS's process table until its parent reaps it. Each fork, exec and
+//! exit is an audit record.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use libos::error::{Errno, Result};
+use libos::fork::ProcessHost;
+use libos::process::Process;
+use libos::ptable::ExitStatus;
+use libos::user::UserPtr;
+use spin::Mutex;
+
+use crate::arch::fpu::FpuState;
+use crate::arch::user::UserContext;
+use crate::mm::space;
+use crate::task;
+
+/// A process as the kernel keeps it.
+struct Entry {
+    process: Arc<Process>,
+    /// Its address space (0: the kernel's, for pid 1).
+    space: u64,
+    /// Live threads.
+    threads: usize,
+    /// Set by `exit_group` (or a fatal signal): the threads leave at their
+    /// next return to the run loop, the last one ends the process.
+    exit: Option<ExitStatus>,
+    /// Set when the process execs or exits (what a `vfork` parent waits
+    /// for).
+    released: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Procs {
+    by_pid: BTreeMap<u32, Entry>,
+    pid_of: BTreeMap<u32, u32>,
+}
+
+static PROCS: Mutex<Procs> = Mutex::new(Procs {
+    by_pid: BTreeMap::new(),
+    pid_of: BTreeMap::new(),
+});
+
+fn with<R>(f: impl FnOnce(&mut Procs) -> R) -> R {
+    crate::arch::interrupts::without_interrupts(|| f(&mut PROCS.lock()))
+}
+
+/// Enters the first process, whose first thread is `tid`.
+pub fn register_init(process: Arc<Process>, tid: u32) {
+    space::init();
+    process.processes.insert_init(process.clone());
+    insert(process, tid, 0);
+}
+
+fn insert(process: Arc<Process>, tid: u32, root: u64) {
+    let pid = process.pid;
+    with(|p| {
+        p.by_pid.insert(
+            pid,
+            Entry {
+                process,
+                space: root,
+                threads: 1,
+                exit: None,
+                released: Arc::new(AtomicBool::new(false)),
+            },
+        );
+        p.pid_of.insert(tid, pid);
+    });
+}
+
+/// The process thread `tid` belongs to.
+pub fn process_of(tid: u32) -> Option<Arc<Process>> {
+    with(|p| {
+        let pid = p.pid_of.get(&tid)?;
+        p.by_pid.get(pid).map(|e| e.process.clone())
+    })
+}
+
+/// The running thread's process.
+pub fn current_process() -> Option<Arc<Process>> {
+    process_of(task::current()?.tid)
+}
+
+/// A thread `tid` was created in process `pid` (a thread clone).
+pub fn thread_created(pid: u32, tid: u32) {
+    with(|p| {
+        if let Some(e) = p.by_pid.get_mut(&pid) {
+            e.threads += 1;
+            p.pid_of.insert(tid, pid);
+        }
+    });
+}
+
+/// Live threads of process `pid`.
+pub fn thread_count(pid: u32) -> usize {
+    with(|p| p.by_pid.get(&pid).map_or(0, |e| e.threads))
+}
+
+/// Whether process `pid` is ending (its threads must leave).
+pub fn is_exiting(pid: u32) -> bool {
+    with(|p| p.by_pid.get(&pid).is_some_and(|e| e.exit.is_some()))
+}
+
+/// The exit status an ended init reports to the host.
+fn host_status(status: ExitStatus) -> u8 {
+    match status {
+        ExitStatus::Exited(code) => code,
+        ExitStatus::Signaled(sig) => (128 + sig) as u8,
+    }
+}
+
+/// Ends the calling thread's process with `status` (`exit_group`, a fatal
+/// signal): init's end is the guest's.
+pub fn exit_process(p: &Process, status: ExitStatus) -> ! {
+    if p.pid == 1 {
+        super::exit_program(host_status(status))
+    }
+    with(|procs| {
+        if let Some(e) = procs.by_pid.get_mut(&p.pid)
+            && e.exit.is_none()
+        {
+            e.exit = Some(status);
+        }
+    });
+    exit_thread(p)
+}
+
+/// Ends the process of the running thread for signal `sig` (default
+/// action, fatal fault, out of memory).
+pub fn die(sig: u32) -> ! {
+    match current_process() {
+        Some(p) if p.pid != 1 => exit_process(&p, ExitStatus::Signaled(sig)),
+        _ => super::exit_program((128 + sig) as u8),
+    }
+}
+
+/// Ends the calling thread of process `p`; the last thread ends the
+/// process (with the status `exit_group` set, else `exit`'s 0... the
+/// caller of `exit` sets it through [`exit_process`]).
+pub fn exit_thread(p: &Process) -> ! {
+    let me = task::current_thread();
+    let last = with(|procs| {
+        procs.pid_of.remove(&me.tid);
+        let e = procs.by_pid.get_mut(&p.pid)?;
+        e.threads = e.threads.saturating_sub(1);
+        if e.threads > 0 {
+            return None;
+        }
+        procs.by_pid.remove(&p.pid)
+    });
+    p.signals.lock().thread_exited(me.tid);
+    drop(me);
+    if let Some(e) = last {
+        end_process(e);
+    }
+    task::bump_epoch();
+    task::exit_current()
+}
+
+/// The last thread of a process left: free its memory and files, wake a
+/// `vfork` parent, and leave a zombie for the parent.
+fn end_process(e: Entry) {
+    let status = e.exit.unwrap_or(ExitStatus::Exited(0));
+    let pid = e.process.pid;
+    crate::audit::record_text(format_args!("process {pid} exited: {status:?}"));
+    e.process.release_at_exit();
+    space::activate(0);
+    if e.space != 0 {
+        space::destroy(e.space);
+    }
+    e.released.store(true, Ordering::Release);
+    e.process.processes.exit(pid, status);
+}
+
+/// The kernel's half of `fork` for one clone request.
+struct KernelHost<'a> {
+    platform: &'a Process,
+    stack: u64,
+    child_tid: Option<u64>,
+    clear_child_tid: Option<u64>,
+    /// The new thread's address space, between the two calls.
+    space: Mutex<u64>,
+}
+
+impl ProcessHost for KernelHost<'_> {
+    fn fork_thread(&self) -> Result<u32> {
+        let parent = task::current_thread();
+        let root = space::fork_current().map_err(|_| Errno::ENOMEM)?;
+        let mut ctx: UserContext = parent.with_context(|c| *c);
+        ctx.rax = 0;
+        if self.stack != 0 {
+            ctx.rsp = self.stack;
+        }
+        let Some(mut fpu) = FpuState::initial() else {
+            space::destroy(root);
+            return Err(Errno::ENOMEM.into());
+        };
+        fpu.save();
+        let tid = match task::spawn(ctx, fpu, parent.fs_base()) {
+            Ok(tid) => tid,
+            Err(e) => {
+                space::destroy(root);
+                return Err(match e {
+                    task::SpawnError::Limit => Errno::EAGAIN,
+                    task::SpawnError::NoMemory => Errno::ENOMEM,
+                }
+                .into());
+            }
+        };
+        if let Some(child) = task::find(tid) {
+            child.set_address_space(root);
+            if let Some(addr) = self.clear_child_tid {
+                child.clear_child_tid.store(addr, Ordering::Relaxed);
+            }
+        }
+        if let Some(addr) = self.child_tid {
+            // In the child's memory: load its space for the write. A bad
+            // address is ignored, as Linux does.
+            let own = space::current();
+            space::activate(root);
+            let _ = UserPtr::<u32>::new(addr).write(&*self.platform.platform, tid);
+            space::activate(own);
+        }
+        *self.space.lock() = root;
+        Ok(tid)
+    }
+
+    fn attach(&self, tid: u32, process: Arc<Process>) {
+        insert(process, tid, *self.space.lock());
+    }
+}
+
+/// What `clone` asked of a new process.
+pub struct ForkRequest {
+    /// The child's stack pointer (0: the parent's).
+    pub stack: u64,
+    /// `CLONE_CHILD_SETTID`'s address.
+    pub child_tid: Option<u64>,
+    /// `CLONE_CHILD_CLEARTID`'s address.
+    pub clear_child_tid: Option<u64>,
+    /// `CLONE_VFORK`: the parent waits until the child execs or exits.
+    pub vfork: bool,
+}
+
+/// `fork`, `vfork` and `clone` without `CLONE_VM`: the child's pid.
+pub fn fork(p: &Process, r: &ForkRequest) -> Result<usize> {
+    let me = task::current_thread();
+    let host = KernelHost {
+        platform: p,
+        stack: r.stack,
+        child_tid: r.child_tid,
+        clear_child_tid: r.clear_child_tid,
+        space: Mutex::new(0),
+    };
+    let pid = libos::fork::fork(p, me.tid, &host)?;
+    crate::audit::record_text(format_args!("process {} forked {pid}", p.pid));
+    if r.vfork {
+        let flag = with(|procs| procs.by_pid.get(&pid).map(|e| e.released.clone()));
+        if let Some(flag) = flag {
+            let check = flag.clone();
+            task::block_on_flag(flag, &mut || check.load(Ordering::Acquire), None);
+        }
+    }
+    Ok(pid as usize)
+}
+
+/// `execve(path, argv, envp)`: replaces the calling process's image. The
+/// new image is built first (errors return to the caller); once the old
+/// one is gone, a failure kills the process with `SIGSEGV`, as Linux.
+pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
+    let image = libos::syscall::exec::prepare_execve(p, a)?;
+    p.reset_for_exec();
+    let rsp = match libos::mm::load_image(p, &image) {
+        Ok(rsp) => rsp,
+        Err(e) => {
+            log::info!("execve: loading the new image failed: {e}");
+            die(11)
+        }
+    };
+    let me = task::current_thread();
+    me.set_fs_base(0);
+    me.with_context(|c| {
+        *c = UserContext {
+            rip: image.entry,
+            rsp,
+            ..UserContext::default()
+        }
+    });
+    if let Some(fpu) = FpuState::initial() {
+        fpu.restore();
+    }
+    crate::audit::record_text(format_args!(
+        "process {} executed {}",
+        p.pid,
+        alloc::string::String::from_utf8_lossy(&image.exe_path)
+    ));
+    if let Some(flag) = with(|procs| procs.by_pid.get(&p.pid).map(|e| e.released.clone())) {
+        flag.store(true, Ordering::Release);
+    }
+    Ok(0)
+}
