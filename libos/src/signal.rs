@@ -75,6 +75,9 @@ pub struct SignalState {
     /// Signals sent to the process (`kill`, `alarm`): any thread that does
     /// not block them takes them.
     process_pending: u64,
+    /// The mask `rt_sigsuspend` replaced, by tid: the handler's frame
+    /// saves it, so `rt_sigreturn` restores it (Linux's `saved_sigmask`).
+    suspended_masks: BTreeMap<u32, u64>,
 }
 
 /// What a signal does when its action is `SIG_DFL`.
@@ -283,6 +286,31 @@ impl SignalState {
             self.process_pending &= !sig_bit(sig);
         }
         Some((sig, self.actions.get(&sig).copied().unwrap_or_default()))
+    }
+
+    /// `rt_sigsuspend`: thread `tid` waits with mask `temporary`; its mask
+    /// until then is kept for the handler's frame ([`Self::frame_mask`]).
+    pub fn suspend(&mut self, tid: u32, temporary: u64) {
+        let old = self.mask(tid);
+        self.suspended_masks.entry(tid).or_insert(old);
+        self.set_mask(tid, temporary);
+    }
+
+    /// The mask a signal frame for `tid` saves (and `rt_sigreturn` puts
+    /// back): the one `rt_sigsuspend` replaced, if it did, else the
+    /// current one.
+    pub fn frame_mask(&mut self, tid: u32) -> u64 {
+        match self.suspended_masks.remove(&tid) {
+            Some(m) => m,
+            None => self.mask(tid),
+        }
+    }
+
+    /// Ends a suspension that no handler ran for: the old mask returns.
+    pub fn end_suspend(&mut self, tid: u32) {
+        if let Some(m) = self.suspended_masks.remove(&tid) {
+            self.set_mask(tid, m);
+        }
     }
 
     /// A thread `child` was created by `parent`: it inherits the mask.

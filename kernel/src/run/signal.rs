@@ -102,8 +102,9 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
     }
     let platform = &*process.platform;
     let (old_mask, alt) = {
-        let s = process.signals.lock();
-        (s.mask(me.tid), s.alt_stack(me.tid))
+        let mut s = process.signals.lock();
+        // After `rt_sigsuspend`, the mask it replaced.
+        (s.frame_mask(me.tid), s.alt_stack(me.tid))
     };
     // A copy, stored back once the frame is written (an error leaves the
     // registers as they were).

@@ -1,5 +1,6 @@
 //! Signal bookkeeping syscalls over [`SignalState`](crate::signal::SignalState):
-//! `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`, `sigaltstack`.
+//! `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`, `rt_sigsuspend`,
+//! `sigaltstack`.
 //! Actions are per process, masks and alternate stacks per thread (by
 //! `CurrentThread::current_tid`). Signals are not delivered yet.
 
@@ -30,8 +31,28 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (13, "rt_sigaction", sys_rt_sigaction),
     (14, "rt_sigprocmask", sys_rt_sigprocmask),
     (127, "rt_sigpending", sys_rt_sigpending),
+    (130, "rt_sigsuspend", sys_rt_sigsuspend),
     (131, "sigaltstack", sys_sigaltstack),
 ];
+
+/// `rt_sigsuspend(mask, sigsetsize)`: waits with `mask` until a signal
+/// is delivered, then `EINTR`; the handler's frame saves the previous
+/// mask, so it is back after the handler returns.
+pub fn sys_rt_sigsuspend(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    if a.usize(1) != SIGSET_BYTES {
+        return_errno!(Errno::EINVAL);
+    }
+    let mask = UserPtr::<u64>::new(a.u64(0)).read(&*p.platform)?;
+    let tid = p.platform.current_tid();
+    p.signals.lock().suspend(tid, mask);
+    // Only a signal ends it (`EINTR`); the platform's wait reports one.
+    let r = p.platform.block_until(&mut || false, None);
+    if r.is_ok() {
+        // Cannot happen without a deadline; put the mask back anyway.
+        p.signals.lock().end_suspend(tid);
+    }
+    return_errno!(Errno::EINTR)
+}
 
 /// Size of the kernel's `sigset_t` (64 signals).
 const SIGSET_BYTES: usize = 8;
@@ -182,4 +203,31 @@ pub fn sys_sigaltstack(p: &Process, a: &SyscallArgs) -> Result<usize> {
         write_words(p, a.u64(1), &[sp, u64::from(flags as u32), size])?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Errno;
+    use crate::platform::UserMemory;
+    use crate::syscall::testing::{Sys, err};
+
+    const BUF: u64 = 0x30000;
+
+    #[test]
+    fn sigsuspend_waits_with_its_mask_and_the_frame_gets_the_old_one() {
+        let s = Sys::new(BUF, 4096);
+        let tid = 1;
+        s.m.set_current_tid(tid);
+        s.p.signals.lock().set_mask(tid, u64::MAX);
+        s.m.write_user(BUF, &0u64.to_le_bytes()).unwrap();
+        s.m.interrupt_next_wait_after(1_000);
+        assert_eq!(s.call("rt_sigsuspend", &[BUF, 8]), err(Errno::EINTR));
+        let mut sig = s.p.signals.lock();
+        assert_eq!(sig.mask(tid), 0, "the temporary mask holds until delivery");
+        let full = u64::MAX & !crate::signal::UNBLOCKABLE;
+        assert_eq!(sig.frame_mask(tid), full, "the frame saves the old mask");
+        assert_eq!(sig.frame_mask(tid), 0, "once");
+        drop(sig);
+        assert_eq!(s.call("rt_sigsuspend", &[BUF, 4]), err(Errno::EINVAL));
+    }
 }
