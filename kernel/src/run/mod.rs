@@ -236,12 +236,13 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         platform.clone(),
     ));
     let process = Arc::new(Process::with_net(platform.clone(), vfs.clone(), net));
-    // The process limit: a process needs at least a kernel stack, page
-    // tables and its copied pages; one per MiB of guest memory keeps a
-    // fork bomb to EAGAIN long before memory runs out.
+    // The process limit: a process needs a kernel stack, page tables and
+    // (forks copy eagerly) its resident pages, about a MiB for a small
+    // glibc program; one per 4 MiB of guest memory keeps a fork bomb to
+    // EAGAIN before memory runs out.
     process
         .processes
-        .set_limit(((total >> 20) as usize).max(16));
+        .set_limit(((total >> 22) as usize).max(16));
     let stdio = StdioConfig::from_args(args.get("console.tty"), args.get("console.size"));
     let input = Arc::new(ConsoleInput::new(platform.clone()));
     if let Err(e) = process.open_stdio(&stdio, input.clone()) {

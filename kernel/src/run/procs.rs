@@ -13,7 +13,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use libos::error::{Errno, Result};
 use libos::fork::ProcessHost;
@@ -47,6 +47,11 @@ struct Procs {
     by_pid: BTreeMap<u32, Entry>,
     pid_of: BTreeMap<u32, u32>,
 }
+
+/// Processes whose exit has begun but whose threads have not all left:
+/// while 0, [`is_exiting`] answers without the lock (it runs on every
+/// return to user mode).
+static EXITING: AtomicUsize = AtomicUsize::new(0);
 
 static PROCS: Mutex<Procs> = Mutex::new(Procs {
     by_pid: BTreeMap::new(),
@@ -111,6 +116,9 @@ pub fn thread_count(pid: u32) -> usize {
 
 /// Whether process `pid` is ending (its threads must leave).
 pub fn is_exiting(pid: u32) -> bool {
+    if EXITING.load(Ordering::Acquire) == 0 {
+        return false;
+    }
     with(|p| p.by_pid.get(&pid).is_some_and(|e| e.exit.is_some()))
 }
 
@@ -133,6 +141,7 @@ pub fn exit_process(p: &Process, status: ExitStatus) -> ! {
             && e.exit.is_none()
         {
             e.exit = Some(status);
+            EXITING.fetch_add(1, Ordering::AcqRel);
         }
     });
     exit_thread(p)
@@ -148,8 +157,8 @@ pub fn die(sig: u32) -> ! {
 }
 
 /// Ends the calling thread of process `p`; the last thread ends the
-/// process (with the status `exit_group` set, else `exit`'s 0... the
-/// caller of `exit` sets it through [`exit_process`]).
+/// process with the status [`exit_process`] set (a last thread's `exit`
+/// goes through it too).
 pub fn exit_thread(p: &Process) -> ! {
     let me = task::current_thread();
     let last = with(|procs| {
@@ -173,7 +182,13 @@ pub fn exit_thread(p: &Process) -> ! {
 /// The last thread of a process left: free its memory and files, wake a
 /// `vfork` parent, and leave a zombie for the parent.
 fn end_process(e: Entry) {
-    let status = e.exit.unwrap_or(ExitStatus::Exited(0));
+    let status = match e.exit {
+        Some(status) => {
+            EXITING.fetch_sub(1, Ordering::AcqRel);
+            status
+        }
+        None => ExitStatus::Exited(0),
+    };
     let pid = e.process.pid;
     crate::audit::record_text(format_args!("process {pid} exited: {status:?}"));
     e.process.release_at_exit();
