@@ -22,6 +22,8 @@ mod ktests;
 pub mod paging;
 pub mod reserved;
 pub mod space;
+#[cfg(feature = "ktest")]
+mod space_ktests;
 pub mod stack;
 pub mod user;
 #[cfg(feature = "ktest")]
