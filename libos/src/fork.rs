@@ -110,7 +110,12 @@ mod tests {
         assert_eq!(host.attached.lock().len(), 1);
         // Reaping the child makes room again.
         s.p.processes.exit(101, ExitStatus::Exited(0));
-        assert!(s.p.processes.try_wait(1, WaitFor::Pid(101), true).unwrap().is_some());
+        assert!(
+            s.p.processes
+                .try_wait(1, WaitFor::Pid(101), true)
+                .unwrap()
+                .is_some()
+        );
         assert!(fork(&s.p, 1, &host).is_ok());
     }
 

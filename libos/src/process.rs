@@ -19,8 +19,8 @@ use crate::futex::FutexTable;
 use crate::itimer::IntervalTimers;
 use crate::mm::Vm;
 use crate::net::{NetConfig, NetStack};
-use crate::ptable::ProcessTable;
 use crate::platform::Platform;
+use crate::ptable::ProcessTable;
 use crate::rlimit::Rlimits;
 use crate::signal::Signals;
 

@@ -1,7 +1,6 @@
 //! A fatal fault in the application: the signal Linux would send, a clear
 //! report, and exit status 128 + signal; and the out-of-memory kill.
 
-
 /// Linux signal numbers for the faults we map.
 const SIGILL: u8 = 4;
 const SIGTRAP: u8 = 5;

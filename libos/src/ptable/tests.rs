@@ -74,7 +74,10 @@ fn exit_sends_sigchld_to_the_parent() {
     s.p.signals.lock().set_action(SIGCHLD, handled).unwrap();
     assert!(!s.p.signals.lock().any_pending());
     s.p.processes.exit(2, ExitStatus::Signaled(9));
-    assert_eq!(s.p.signals.lock().pending(1) & (1 << (SIGCHLD - 1)), 1 << (SIGCHLD - 1));
+    assert_eq!(
+        s.p.signals.lock().pending(1) & (1 << (SIGCHLD - 1)),
+        1 << (SIGCHLD - 1)
+    );
 }
 
 #[test]
@@ -106,7 +109,10 @@ fn a_parent_ignoring_sigchld_leaves_no_zombies() {
     s.p.signals.lock().set_action(SIGCHLD, ign).unwrap();
     s.p.processes.exit(3, ExitStatus::Exited(1));
     assert_eq!(
-        s.p.processes.try_wait(1, WaitFor::Pid(3), true).unwrap_err().errno(),
+        s.p.processes
+            .try_wait(1, WaitFor::Pid(3), true)
+            .unwrap_err()
+            .errno(),
         Errno::ECHILD
     );
 }

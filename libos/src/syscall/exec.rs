@@ -25,7 +25,11 @@ const MAX_ARG_STRINGS: usize = 65_536;
 
 /// The NUL-terminated array of string pointers at `addr` (`NULL`: empty),
 /// at most `budget` bytes of strings in all (`E2BIG` past it).
-pub fn read_string_array(mem: &dyn UserMemory, addr: u64, budget: &mut usize) -> Result<Vec<Vec<u8>>> {
+pub fn read_string_array(
+    mem: &dyn UserMemory,
+    addr: u64,
+    budget: &mut usize,
+) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     if addr == 0 {
         return Ok(out);
@@ -89,7 +93,9 @@ mod tests {
             Errno::E2BIG
         );
         assert_eq!(
-            read_string_array(m, 0x9999_0000, &mut budget).unwrap_err().errno(),
+            read_string_array(m, 0x9999_0000, &mut budget)
+                .unwrap_err()
+                .errno(),
             Errno::EFAULT
         );
     }

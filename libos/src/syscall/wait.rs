@@ -123,12 +123,7 @@ pub fn sys_waitid(p: &Process, a: &SyscallArgs) -> Result<usize> {
         }
         return_errno_with_message!(Errno::ECHILD, "no stopped or continued children");
     }
-    let found = wait_child(
-        p,
-        target,
-        options & WNOHANG != 0,
-        options & WNOWAIT == 0,
-    )?;
+    let found = wait_child(p, target, options & WNOHANG != 0, options & WNOWAIT == 0)?;
     let mut info = [0u8; SIGINFO_BYTES];
     if let Some((child, status)) = found {
         let (code, value) = status.code_and_status();

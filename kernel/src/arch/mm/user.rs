@@ -19,7 +19,8 @@
 //! 64 MiB `PROT_NONE` reservation (glibc's per-thread arenas) from costing
 //! 64 MiB.
 //!
-//! All entries sit below [`USER_END`], in PML4 slots 0–255, which the
+//! All entries sit below [`USER_END`], in PML4 slots 0–255 of the address
+//! space loaded now (`super::space`: one per process), which the
 //! kernel's own mappings never use.
 
 use spin::Mutex;
@@ -92,7 +93,7 @@ pub enum UserMapError {
     BadRange,
 }
 
-/// Serialises page-table edits (one address space for now).
+/// Serialises page-table edits (of every address space).
 static LOCK: Mutex<()> = Mutex::new(());
 
 pub(super) fn table_at(paddr: u64) -> &'static mut PageTable {

@@ -29,7 +29,11 @@ fn read_u32(s: &Sys, addr: u64) -> u32 {
 #[test]
 fn wait4_reports_the_exit_status_and_reaps() {
     let s = family();
-    assert_eq!(s.call("wait4", &[u64::MAX, BUF, 1, 0]), 0, "WNOHANG, none exited");
+    assert_eq!(
+        s.call("wait4", &[u64::MAX, BUF, 1, 0]),
+        0,
+        "WNOHANG, none exited"
+    );
     s.p.processes.exit(3, ExitStatus::Exited(7));
     assert_eq!(s.call("wait4", &[u64::MAX, BUF, 0, BUF + 64]), 3);
     assert_eq!(read_u32(&s, BUF), 7 << 8);
@@ -73,7 +77,11 @@ fn waitid_fills_siginfo_and_wnowait_keeps_the_zombie() {
     const WEXITED: u64 = 4;
     const WNOWAIT: u64 = 0x0100_0000;
     assert_eq!(s.call("waitid", &[0, 0, BUF, WEXITED | 1, 0]), 0);
-    assert_eq!(read_u32(&s, BUF + 16), 0, "si_pid 0 with WNOHANG and no zombie");
+    assert_eq!(
+        read_u32(&s, BUF + 16),
+        0,
+        "si_pid 0 with WNOHANG and no zombie"
+    );
     s.p.processes.exit(2, ExitStatus::Exited(5));
     assert_eq!(s.call("waitid", &[1, 2, BUF, WEXITED | WNOWAIT, 0]), 0);
     assert_eq!(read_u32(&s, BUF), 17);
@@ -81,9 +89,15 @@ fn waitid_fills_siginfo_and_wnowait_keeps_the_zombie() {
     assert_eq!(read_u32(&s, BUF + 16), 2);
     assert_eq!(read_u32(&s, BUF + 24), 5);
     assert_eq!(s.call("waitid", &[1, 2, BUF, WEXITED, 0]), 0);
-    assert_eq!(s.call("waitid", &[1, 2, BUF, WEXITED, 0]), err(Errno::ECHILD));
+    assert_eq!(
+        s.call("waitid", &[1, 2, BUF, WEXITED, 0]),
+        err(Errno::ECHILD)
+    );
     assert_eq!(s.call("waitid", &[0, 0, BUF, 0, 0]), err(Errno::EINVAL));
-    assert_eq!(s.call("waitid", &[3, 0, BUF, WEXITED, 0]), err(Errno::EINVAL));
+    assert_eq!(
+        s.call("waitid", &[3, 0, BUF, WEXITED, 0]),
+        err(Errno::EINVAL)
+    );
 }
 
 #[test]
