@@ -6,8 +6,8 @@
 //!
 //! The first process (pid 1, the program `cloister run` started) runs in
 //! the kernel's own PML4; its end ends the guest, as a container's init.
-//! Every other process has its own space, made by an eager copy at fork
-//! and freed when its last thread exits; it then becomes a zombie in the
+//! Every other process has its own space, copy-on-write from its parent's
+//! at fork, freed when its last thread exits; it then becomes a zombie in the
 //! LibOS's process table until its parent reaps it. Each fork, exec and
 //! exit is an audit record.
 

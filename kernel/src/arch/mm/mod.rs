@@ -15,6 +15,7 @@
 //!                                          rodata R+NX, data/bss RW+NX
 //! ```
 
+pub mod cow;
 pub mod frames;
 pub mod heap;
 #[cfg(feature = "ktest")]

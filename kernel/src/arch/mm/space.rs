@@ -6,23 +6,25 @@
 //! half is the process's user pages, managed by [`super::user`] in
 //! whichever space is loaded in CR3. The first program runs in the
 //! kernel's PML4 itself ([`kernel_root`]); `fork` makes a new one with
-//! [`fork_current`], an eager copy of every user page that has a frame
-//! (lazy and `PROT_NONE` entries are copied as entries), and
-//! [`destroy`] frees one once no thread uses it. The scheduler loads a
-//! thread's space with [`activate`] before switching to it.
+//! [`fork_current`]: new page tables whose user pages share their frames
+//! copy-on-write with the caller's ([`super::cow`]; lazy and `PROT_NONE`
+//! entries are copied as entries), and [`destroy`] frees one once no
+//! thread uses it. The scheduler loads a thread's space with [`activate`]
+//! before switching to it.
 //!
 //! A space is named by the physical address of its PML4 (`0` stands for
-//! the kernel's). Copy-on-write is left to do: a fork costs a copy of the
-//! parent's resident memory.
+//! the kernel's). A fork costs the page tables, not the memory.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::PhysAddr;
+use x86_64::instructions::tlb;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 
+use super::cow;
+use super::frames;
 use super::user::{HAS_FRAME, UserMapError, table_at, with_lock};
-use super::{PAGE_BYTES, frames, phys_to_virt};
 
 /// The kernel's PML4 (the first program's space), recorded by [`init`].
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -74,7 +76,7 @@ fn free_tree(table: u64, level: u8) {
         }
         if level == 1 {
             if e.flags().contains(HAS_FRAME) {
-                let _ = frames::free_user(e.addr().as_u64());
+                cow::release(e.addr().as_u64());
             }
         } else {
             free_tree(e.addr().as_u64(), level - 1);
@@ -86,8 +88,9 @@ fn free_tree(table: u64, level: u8) {
     }
 }
 
-/// A copy of the table `src` of `level` and everything below it, with a
-/// fresh frame holding a copy of each user page that has one.
+/// A copy of the table `src` of `level` and everything below it; the
+/// user pages' frames are shared copy-on-write (`cow`) with `src`, whose
+/// entries lose their write right too.
 fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
     let dst = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
     for i in 0..512 {
@@ -95,39 +98,34 @@ fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
         if entry.is_unused() {
             continue;
         }
-        let flags = entry.flags();
-        let copied = if level == 1 {
+        let (paddr, flags) = if level == 1 {
+            let flags = entry.flags();
             if flags.contains(HAS_FRAME) {
-                frames::alloc_user_zeroed().inspect(|&frame| {
-                    // SAFETY: both are whole 4 KiB frames reached through
-                    // the direct map: the source is the parent's page
-                    // (held under the page-table lock), the destination a
-                    // frame just allocated, so they cannot overlap.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            phys_to_virt(entry.addr().as_u64()) as *const u8,
-                            phys_to_virt(frame) as *mut u8,
-                            PAGE_BYTES as usize,
-                        );
-                    }
-                })
+                cow::share(entry.addr().as_u64());
+                let shared = cow::shared_flags(flags);
+                table_at(src)[i].set_flags(shared);
+                (entry.addr().as_u64(), shared)
             } else {
-                Some(entry.addr().as_u64())
+                (entry.addr().as_u64(), flags)
             }
         } else {
-            copy_tree(entry.addr().as_u64(), level - 1).ok()
-        };
-        let Some(paddr) = copied else {
-            free_tree(dst, level);
-            return Err(UserMapError::OutOfMemory);
+            match copy_tree(entry.addr().as_u64(), level - 1) {
+                Ok(copy) => (copy, entry.flags()),
+                Err(e) => {
+                    free_tree(dst, level);
+                    return Err(e);
+                }
+            }
         };
         table_at(dst)[i].set_addr(PhysAddr::new(paddr), flags);
     }
     Ok(dst)
 }
 
-/// A new address space: the kernel's half shared, a copy of the current
-/// space's user half. `OutOfMemory` leaves nothing behind.
+/// A new address space: the kernel's half shared, the current space's
+/// user half copied with its frames shared copy-on-write. `OutOfMemory`
+/// leaves nothing behind (the caller's pages may stay marked
+/// copy-on-write, which only costs a fault at their next write).
 pub fn fork_current() -> Result<u64, UserMapError> {
     with_lock(|| {
         let src = current();
@@ -145,10 +143,13 @@ pub fn fork_current() -> Result<u64, UserMapError> {
                 Ok(copy) => table_at(dst)[i].set_addr(PhysAddr::new(copy), entry.flags()),
                 Err(e) => {
                     destroy_locked(dst);
+                    tlb::flush_all();
                     return Err(e);
                 }
             }
         }
+        // The caller's pages lost their write right.
+        tlb::flush_all();
         Ok(dst)
     })
 }

@@ -35,6 +35,7 @@ pub use super::paging::USER_END;
 use libos::elf::Perms;
 use libos::mm::FaultAccess;
 
+use super::cow::{self, COW};
 use super::{PAGE_BYTES, frames, phys_to_virt};
 
 /// Software bit: the page may be read.
@@ -181,11 +182,9 @@ pub(super) fn with_lock<R>(f: impl FnOnce() -> R) -> R {
 /// Frees the frame an entry holds, if any, and clears it.
 fn clear_entry(entry: &mut PageTableEntry) {
     if entry.flags().contains(HAS_FRAME) {
-        // A frame we allocated for this page: freeing it cannot fail unless
-        // the bookkeeping is corrupt, which the frame allocator reports.
-        if let Err(e) = frames::free_user(entry.addr().as_u64()) {
-            log::error!("freeing a user frame: {e:?}");
-        }
+        // A frame we allocated for this page, freed with its last mapping
+        // (a forked space may share it: `cow`).
+        cow::release(entry.addr().as_u64());
     }
     entry.set_unused();
 }
@@ -222,7 +221,12 @@ pub fn protect(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
             };
             if !entry.is_unused() {
                 let flags = entry.flags();
-                entry.set_flags(leaf_flags(prot, flags.contains(HAS_FRAME)));
+                let mut new = leaf_flags(prot, flags.contains(HAS_FRAME));
+                if flags.contains(COW) {
+                    // Still shared: writable only after the copy.
+                    new = cow::shared_flags(new);
+                }
+                entry.set_flags(new);
                 if flags.contains(F::PRESENT) {
                     tlb::flush(VirtAddr::new(v));
                 }
@@ -282,9 +286,14 @@ pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
     })
 }
 
-/// Gives a lazy page its zeroed frame (the lock is held).
-fn populate(entry: &mut PageTableEntry) -> Result<u64, UserMapError> {
+/// Gives a lazy page its zeroed frame, or a copy-on-write page at
+/// `vaddr` a frame of its own, for a write (the lock is held).
+fn populate(entry: &mut PageTableEntry, vaddr: u64) -> Result<u64, UserMapError> {
     let flags = entry.flags();
+    if flags.contains(HAS_FRAME) && flags.contains(COW) {
+        return cow::break_cow(entry, vaddr, |f| leaf_flags(perms_of(f), true))
+            .ok_or(UserMapError::OutOfMemory);
+    }
     if flags.contains(HAS_FRAME) {
         return Ok(entry.addr().as_u64());
     }
@@ -307,10 +316,11 @@ pub fn fill(addr: u64, data: &[u8]) -> Result<(), UserMapError> {
             let v = addr + done as u64;
             let in_page = (PAGE_BYTES - v % PAGE_BYTES) as usize;
             let n = in_page.min(data.len() - done);
-            let entry = leaf(v & !(PAGE_BYTES - 1), false)
+            let page = v & !(PAGE_BYTES - 1);
+            let entry = leaf(page, false)
                 .filter(|e| !e.is_unused())
                 .ok_or(UserMapError::NotMapped(v))?;
-            let frame = populate(entry)?;
+            let frame = populate(entry, page)?;
             let dst = phys_to_virt(frame) + v % PAGE_BYTES;
             // SAFETY: `dst .. dst + n` lies inside one frame owned by this
             // user page, reached through the direct map; the source is a
@@ -360,22 +370,37 @@ pub enum Demand {
 /// Demand paging for a fault at user address `addr`: if the page is lazy
 /// and its permissions allow the access, maps a zeroed frame.
 pub fn demand_fault(addr: u64, error_code: u64) -> Demand {
-    if addr >= USER_END || error_code & 1 != 0 {
-        // Protection violations on present pages are never demand faults.
+    if addr >= USER_END {
         return Demand::NotLazy;
     }
+    let page = addr & !(PAGE_BYTES - 1);
     with_lock(|| {
-        let Some(entry) = leaf(addr & !(PAGE_BYTES - 1), false) else {
+        let Some(entry) = leaf(page, false) else {
             return Demand::NotLazy;
         };
         let flags = entry.flags();
+        if flags.contains(COW | HAS_FRAME | F::PRESENT)
+            && fault_access(error_code) == FaultAccess::Write
+            && perms_of(flags).write
+        {
+            // A write to a page shared since a fork: copy it.
+            return match populate(entry, page) {
+                Ok(_) => Demand::Resolved,
+                Err(_) => Demand::OutOfMemory,
+            };
+        }
+        if error_code & 1 != 0 {
+            // Other protection violations on present pages are never
+            // demand faults.
+            return Demand::NotLazy;
+        }
         if entry.is_unused() || flags.contains(HAS_FRAME) {
             return Demand::NotLazy;
         }
         if !access_allowed(perms_of(flags), fault_access(error_code)) {
             return Demand::NotLazy;
         }
-        match populate(entry) {
+        match populate(entry, page) {
             Ok(_) => Demand::Resolved,
             Err(_) => Demand::OutOfMemory,
         }
