@@ -237,9 +237,8 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     ));
     let process = Arc::new(Process::with_net(platform.clone(), vfs.clone(), net));
     // The process limit: a process needs a kernel stack, page tables and
-    // (forks copy eagerly) its resident pages, about a MiB for a small
-    // glibc program; one per 4 MiB of guest memory keeps a fork bomb to
-    // EAGAIN before memory runs out.
+    // the pages it writes after the fork (copy-on-write); one per 4 MiB of
+    // guest memory keeps a fork bomb to EAGAIN before memory runs out.
     process
         .processes
         .set_limit(((total >> 22) as usize).max(16));

@@ -12,6 +12,10 @@
 //! | inaccessible     | 0 | 1           | has a frame, `PROT_NONE` for now            |
 //! | present          | 1 | 1           | hardware-visible with the permissions      |
 //!
+//! One more software bit, `COW` ([`super::cow`]), marks an entry with a
+//! frame a fork may share: it is never hardware-writable, and an allowed
+//! write first gives it a frame of its own.
+//!
 //! The requested permissions live in the software bits `PERM_R/W/X` of
 //! every non-zero entry, so `mprotect` of a lazy page and a later fault
 //! both know what is allowed. A fault on a lazy page whose permissions allow
