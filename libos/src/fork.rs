@@ -100,6 +100,20 @@ mod tests {
     }
 
     #[test]
+    fn only_shared_anonymous_areas_are_shared_at_fork() {
+        let s = with_init();
+        const PRW: u64 = 3;
+        const SHARED_ANON: u64 = 0x01 | 0x20;
+        const PRIVATE_ANON: u64 = 0x02 | 0x20;
+        let a = s.call("mmap", &[0, 8192, PRW, SHARED_ANON, u64::MAX, 0]) as u64;
+        let b = s.call("mmap", &[0, 4096, PRW, PRIVATE_ANON, u64::MAX, 0]) as u64;
+        assert!(a < 1 << 47 && b < 1 << 47);
+        assert_eq!(s.p.shared_anonymous_ranges(), [a..a + 8192]);
+        let child = s.p.fork(2, 1);
+        assert_eq!(child.shared_anonymous_ranges(), [a..a + 8192]);
+    }
+
+    #[test]
     fn the_process_limit_gives_eagain_before_the_kernel_is_asked() {
         let s = with_init();
         s.p.processes.set_limit(2);

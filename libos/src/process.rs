@@ -148,6 +148,17 @@ impl Process {
         }
     }
 
+    /// The `MAP_SHARED` anonymous areas: a fork shares their pages with
+    /// the child instead of making them copy-on-write.
+    pub fn shared_anonymous_ranges(&self) -> alloc::vec::Vec<core::ops::Range<u64>> {
+        self.vm
+            .lock()
+            .areas()
+            .filter(|v| v.shared && matches!(v.backing, crate::mm::Backing::Anonymous))
+            .map(|v| v.start..v.end)
+            .collect()
+    }
+
     /// What `execve` changes besides the image (which
     /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
     /// handled signals go back to their default action, thread names go.

@@ -1,5 +1,5 @@
-/* Processes: fork, wait statuses, memory isolation, pipes and shared file
- * offsets between parent and child, getppid, WNOHANG, SIGCHLD, execve,
+/* Processes: fork, wait statuses, memory isolation (copy-on-write) and
+ * MAP_SHARED memory, pipes and shared file offsets between parent and child, getppid, WNOHANG, SIGCHLD, execve,
  * vfork and posix_spawn. Prints only what is the same natively and in
  * Cloister (no pids), so the two outputs compare byte for byte.
  * Usage: fork_wait PATH_TO_BUSYBOX */
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,7 +55,28 @@ int main(int argc, char **argv) {
     report("child exit", status);
     say("parent still sees %d\n", shared_value);
 
-    /* A child killed by a signal. */
+    /* MAP_SHARED anonymous memory is shared, MAP_PRIVATE is not; a big
+     * private buffer the child rewrites stays the parent's. */
+    int *shm = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    static char big[1 << 20];
+    if (shm == MAP_FAILED || priv == MAP_FAILED) { perror("mmap"); return 1; }
+    shm[0] = 1;
+    priv[0] = 1;
+    memset(big, 'p', sizeof big);
+    c = fork();
+    if (c == 0) {
+        shm[0] = 41;
+        shm[1024] = 42; /* the second page, never touched by the parent */
+        priv[0] = 43;
+        memset(big, 'c', sizeof big);
+        _exit(0);
+    }
+    waitpid(c, &status, 0);
+    say("MAP_SHARED sees %d and %d, MAP_PRIVATE keeps %d, big buffer keeps '%c%c'\n",
+        shm[0], shm[1024], priv[0], big[0], big[sizeof big - 1]);
+
+        /* A child killed by a signal. */
     c = fork();
     if (c == 0) {
         kill(getpid(), SIGTERM);

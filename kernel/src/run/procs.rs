@@ -213,7 +213,17 @@ struct KernelHost<'a> {
 impl ProcessHost for KernelHost<'_> {
     fn fork_thread(&self) -> Result<u32> {
         let parent = task::current_thread();
-        let root = space::fork_current().map_err(|_| Errno::ENOMEM)?;
+        // `MAP_SHARED` anonymous pages stay shared: each gets its frame
+        // now (a read touches it; `PROT_NONE` pages cannot be and stay
+        // private), so both processes map the same one.
+        let shared = self.platform.shared_anonymous_ranges();
+        let mut byte = [0u8; 1];
+        for r in &shared {
+            for page in (r.start..r.end).step_by(crate::mm::PAGE_BYTES as usize) {
+                let _ = self.platform.platform.read_user(page, &mut byte);
+            }
+        }
+        let root = space::fork_current(&shared).map_err(|_| Errno::ENOMEM)?;
         let mut ctx: UserContext = parent.with_context(|c| *c);
         ctx.rax = 0;
         if self.stack != 0 {

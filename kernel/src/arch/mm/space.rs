@@ -15,6 +15,7 @@
 //! A space is named by the physical address of its PML4 (`0` stands for
 //! the kernel's). A fork costs the page tables, not the memory.
 
+use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::PhysAddr;
@@ -23,8 +24,8 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 
 use super::cow;
-use super::frames;
 use super::user::{HAS_FRAME, UserMapError, table_at, with_lock};
+use super::{PAGE_BYTES, frames};
 
 /// The kernel's PML4 (the first program's space), recorded by [`init`].
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -88,19 +89,30 @@ fn free_tree(table: u64, level: u8) {
     }
 }
 
-/// A copy of the table `src` of `level` and everything below it; the
-/// user pages' frames are shared copy-on-write (`cow`) with `src`, whose
-/// entries lose their write right too.
-fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
+/// Bytes one entry of a table of `level` spans (1: a page).
+const fn entry_span(level: u8) -> u64 {
+    PAGE_BYTES << (9 * (level as u64 - 1))
+}
+
+/// A copy of the table `src` of `level`, mapping from `base`, and
+/// everything below it; the user pages' frames are shared copy-on-write
+/// (`cow`) with `src`, whose entries lose their write right too — except
+/// pages in `shared` (`MAP_SHARED` areas), whose frames both spaces map
+/// writable.
+fn copy_tree(src: u64, level: u8, base: u64, shared: &[Range<u64>]) -> Result<u64, UserMapError> {
     let dst = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
     for i in 0..512 {
         let entry = table_at(src)[i].clone();
         if entry.is_unused() {
             continue;
         }
+        let vaddr = base + i as u64 * entry_span(level);
         let (paddr, flags) = if level == 1 {
             let flags = entry.flags();
-            if flags.contains(HAS_FRAME) {
+            if flags.contains(HAS_FRAME) && shared.iter().any(|r| r.contains(&vaddr)) {
+                cow::share(entry.addr().as_u64());
+                (entry.addr().as_u64(), flags)
+            } else if flags.contains(HAS_FRAME) {
                 cow::share(entry.addr().as_u64());
                 let shared = cow::shared_flags(flags);
                 table_at(src)[i].set_flags(shared);
@@ -109,7 +121,7 @@ fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
                 (entry.addr().as_u64(), flags)
             }
         } else {
-            match copy_tree(entry.addr().as_u64(), level - 1) {
+            match copy_tree(entry.addr().as_u64(), level - 1, vaddr, shared) {
                 Ok(copy) => (copy, entry.flags()),
                 Err(e) => {
                     free_tree(dst, level);
@@ -123,10 +135,12 @@ fn copy_tree(src: u64, level: u8) -> Result<u64, UserMapError> {
 }
 
 /// A new address space: the kernel's half shared, the current space's
-/// user half copied with its frames shared copy-on-write. `OutOfMemory`
+/// user half copied with its frames shared copy-on-write, but those in
+/// `shared` (page-aligned `MAP_SHARED` areas, whose pages the caller gave
+/// frames) shared for real. `OutOfMemory`
 /// leaves nothing behind (the caller's pages may stay marked
 /// copy-on-write, which only costs a fault at their next write).
-pub fn fork_current() -> Result<u64, UserMapError> {
+pub fn fork_current(shared: &[Range<u64>]) -> Result<u64, UserMapError> {
     with_lock(|| {
         let src = current();
         let dst = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
@@ -139,7 +153,7 @@ pub fn fork_current() -> Result<u64, UserMapError> {
             if entry.is_unused() {
                 continue;
             }
-            match copy_tree(entry.addr().as_u64(), 3) {
+            match copy_tree(entry.addr().as_u64(), 3, i as u64 * entry_span(4), shared) {
                 Ok(copy) => table_at(dst)[i].set_addr(PhysAddr::new(copy), entry.flags()),
                 Err(e) => {
                     destroy_locked(dst);

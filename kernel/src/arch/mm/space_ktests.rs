@@ -27,7 +27,7 @@ ktest!(
         cow::share(0x1000);
         cow::release(0x1000);
         let before = frames::free_frames();
-        let child = space::fork_current().expect("fork");
+        let child = space::fork_current(&[]).expect("fork");
         assert_ne!(child, own);
         // A PML4 and the tables down to the page; the page is shared.
         let after_fork = frames::free_frames();
