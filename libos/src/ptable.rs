@@ -81,6 +81,7 @@ enum State {
 struct Entry {
     parent: u32,
     pgid: u32,
+    sid: u32,
     state: State,
 }
 
@@ -140,6 +141,7 @@ impl ProcessTable {
             Entry {
                 parent: 0,
                 pgid: pid,
+                sid: pid,
                 state: State::Live(process),
             },
         );
@@ -161,12 +163,16 @@ impl ProcessTable {
         if inner.entries.len() >= inner.limit {
             return_errno_with_message!(Errno::EAGAIN, "process limit reached");
         }
-        let pgid = inner.entries.get(&parent).map_or(parent, |e| e.pgid);
+        let (pgid, sid) = inner
+            .entries
+            .get(&parent)
+            .map_or((parent, parent), |e| (e.pgid, e.sid));
         inner.entries.insert(
             child.pid,
             Entry {
                 parent,
                 pgid,
+                sid,
                 state: State::Live(child),
             },
         );
@@ -189,6 +195,92 @@ impl ProcessTable {
     /// The process group of `pid`, if it exists.
     pub fn pgid_of(&self, pid: u32) -> Option<u32> {
         self.inner.lock().entries.get(&pid).map(|e| e.pgid)
+    }
+
+    /// The session of `pid`, if it exists.
+    pub fn sid_of(&self, pid: u32) -> Option<u32> {
+        self.inner.lock().entries.get(&pid).map(|e| e.sid)
+    }
+
+    /// `setpgid(pid, pgid)` by `caller` (0s already replaced: `pid` is
+    /// the caller or its child, `pgid` the new group): `ESRCH` for another
+    /// process, `EPERM` for a session leader, a child in another session,
+    /// or a group that does not exist in the session.
+    pub fn set_pgid(&self, caller: u32, pid: u32, pgid: u32) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let caller_sid = inner.entries.get(&caller).map(|e| e.sid);
+        let Some(e) = inner.entries.get(&pid) else {
+            return_errno_with_message!(Errno::ESRCH, "no such process");
+        };
+        if pid != caller && e.parent != caller {
+            return_errno_with_message!(Errno::ESRCH, "not the caller or its child");
+        }
+        if matches!(e.state, State::Zombie(_)) {
+            return_errno_with_message!(Errno::ESRCH, "a zombie");
+        }
+        if e.sid == pid || Some(e.sid) != caller_sid {
+            return_errno_with_message!(Errno::EPERM, "a session leader or another session");
+        }
+        let sid = e.sid;
+        if pgid != pid
+            && !inner
+                .entries
+                .values()
+                .any(|o| o.pgid == pgid && o.sid == sid)
+        {
+            return_errno_with_message!(Errno::EPERM, "no such group in the session");
+        }
+        if let Some(e) = inner.entries.get_mut(&pid) {
+            e.pgid = pgid;
+        }
+        Ok(())
+    }
+
+    /// `setsid()` by `pid`: a new session and group led by it; `EPERM`
+    /// if it leads a group already. Returns the new session id.
+    pub fn set_sid(&self, pid: u32) -> Result<u32> {
+        let mut inner = self.inner.lock();
+        let leads = inner.entries.values().any(|e| e.pgid == pid);
+        let Some(e) = inner.entries.get_mut(&pid) else {
+            return_errno_with_message!(Errno::ESRCH, "no such process");
+        };
+        if leads {
+            return_errno_with_message!(Errno::EPERM, "already a group leader");
+        }
+        e.pgid = pid;
+        e.sid = pid;
+        Ok(pid)
+    }
+
+    /// The live processes a `kill(pid, …)` from `caller` reaches: `pid` >
+    /// 0 that process, 0 the caller's group, -1 every process but init
+    /// and the caller, < -1 the group `-pid` (zombies match but get
+    /// nothing). None matched: `ESRCH`.
+    pub fn kill_targets(&self, caller: u32, pid: i32) -> Result<alloc::vec::Vec<Arc<Process>>> {
+        let inner = self.inner.lock();
+        let caller_pgid = inner.entries.get(&caller).map_or(caller, |e| e.pgid);
+        let hit = |p: u32, e: &Entry| match pid {
+            -1 => p != 1 && p != caller,
+            0 => e.pgid == caller_pgid,
+            n if n < 0 => e.pgid == n.unsigned_abs(),
+            n => p == n as u32,
+        };
+        let mut matched = false;
+        let mut out = alloc::vec::Vec::new();
+        for (&p, e) in &inner.entries {
+            if !hit(p, e) {
+                continue;
+            }
+            // A zombie counts as found (the signal has no effect).
+            matched = true;
+            if let State::Live(process) = &e.state {
+                out.push(process.clone());
+            }
+        }
+        if !matched {
+            return_errno_with_message!(Errno::ESRCH, "no process to signal");
+        }
+        Ok(out)
     }
 
     /// `pid` ended with `status`: it becomes a zombie for its parent to

@@ -85,7 +85,27 @@ int main(int argc, char **argv) {
     waitpid(c, &status, 0);
     report("child killed", status);
 
-    /* A pipe: the child writes and exits, the parent reads to EOF. */
+    /* Groups and sessions: a child in a group of its own, killed through
+     * the group; a child that starts a session. */
+    c = fork();
+    if (c == 0) {
+        setpgid(0, 0);
+        for (;;) pause();
+    }
+    setpgid(c, c); /* as a shell does, racing the child's own call */
+    say("child leads its group: %d\n", getpgid(c) == c);
+    kill(-c, SIGTERM);
+    waitpid(c, &status, 0);
+    report("group kill", status);
+    c = fork();
+    if (c == 0) _exit(setsid() == getpid() && getsid(0) == getpid() && getpgrp() == getpid() ? 0 : 1);
+    waitpid(c, &status, 0);
+    report("setsid child", status);
+    errno = 0;
+    int r = kill(-99999, SIGTERM);
+    say("kill of a missing group: %d %s\n", r, errno == ESRCH ? "ESRCH" : "?");
+
+        /* A pipe: the child writes and exits, the parent reads to EOF. */
     int fds[2];
     if (pipe(fds) != 0) { perror("pipe"); return 1; }
     c = fork();

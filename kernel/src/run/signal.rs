@@ -207,25 +207,22 @@ pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     Ok(restored.rax as usize)
 }
 
-/// `kill(pid, sig)`: to a process by pid, or to the caller (0 or -1;
-/// groups and "every process" are not told apart yet); `sig` 0 only
-/// checks.
+/// `kill(pid, sig)`: to a process (`pid` > 0), the caller's group (0),
+/// every process but init and the caller (-1) or a group (< -1), as the
+/// LibOS's process table selects them; `sig` 0 only checks.
 pub fn sys_kill(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (pid, sig) = (a.i32(0), a.u32(1));
-    if pid > 0 && pid as u32 != p.pid {
-        let Some(target) = p.processes.process(pid as u32) else {
-            return_errno!(Errno::ESRCH);
-        };
-        if sig != 0 {
-            target.signals.lock().send_to_process(sig)?;
-        }
-        return Ok(0);
+    if sig > libos::signal::NSIG {
+        return_errno!(Errno::EINVAL);
     }
-    if !(pid == 0 || pid == -1 || pid == p.pid as i32) {
+    if pid == i32::MIN {
         return_errno!(Errno::ESRCH);
     }
+    let targets = p.processes.kill_targets(p.pid, pid)?;
     if sig != 0 {
-        p.signals.lock().send_to_process(sig)?;
+        for target in targets {
+            target.signals.lock().send_to_process(sig)?;
+        }
     }
     Ok(0)
 }

@@ -140,3 +140,45 @@ fn the_limit_counts_zombies() {
     t.try_wait(1, WaitFor::Pid(3), true).unwrap();
     assert!(t.check_room().is_ok());
 }
+
+#[test]
+fn setpgid_and_setsid_follow_linux_rules() {
+    let (s, _kids) = family();
+    let t = &s.p.processes;
+    // Init leads its session: it cannot change group or start a session.
+    assert_eq!(t.set_pgid(1, 1, 1).unwrap_err().errno(), Errno::EPERM);
+    assert_eq!(t.set_sid(1).unwrap_err().errno(), Errno::EPERM);
+    // A child gets a group of its own, then a sibling joins it.
+    t.set_pgid(1, 2, 2).unwrap();
+    assert_eq!(t.pgid_of(2), Some(2));
+    t.set_pgid(1, 3, 2).unwrap();
+    assert_eq!(t.pgid_of(3), Some(2));
+    // A group that does not exist, and a grandchild.
+    assert_eq!(t.set_pgid(1, 3, 77).unwrap_err().errno(), Errno::EPERM);
+    assert_eq!(t.set_pgid(1, 4, 4).unwrap_err().errno(), Errno::ESRCH);
+    // 2 leads a group: no setsid; 4 (in group 1) may.
+    assert_eq!(t.set_sid(2).unwrap_err().errno(), Errno::EPERM);
+    assert_eq!(t.set_sid(4), Ok(4));
+    assert_eq!((t.sid_of(4), t.pgid_of(4)), (Some(4), Some(4)));
+    // Its parent may no longer move it: another session.
+    assert_eq!(t.set_pgid(2, 4, 2).unwrap_err().errno(), Errno::EPERM);
+}
+
+#[test]
+fn kill_targets_select_by_pid_group_and_all() {
+    let (s, _kids) = family();
+    let t = &s.p.processes;
+    let pids = |v: Vec<Arc<Process>>| v.iter().map(|p| p.pid).collect::<Vec<_>>();
+    assert_eq!(pids(t.kill_targets(1, 3).unwrap()), [3]);
+    assert_eq!(pids(t.kill_targets(1, 0).unwrap()), [1, 2, 3, 4]);
+    t.set_pgid(1, 2, 2).unwrap();
+    assert_eq!(pids(t.kill_targets(1, -2).unwrap()), [2]);
+    assert_eq!(pids(t.kill_targets(2, -1).unwrap()), [3, 4]);
+    assert_eq!(t.kill_targets(1, 99).unwrap_err().errno(), Errno::ESRCH);
+    assert_eq!(t.kill_targets(1, -99).unwrap_err().errno(), Errno::ESRCH);
+    t.exit(3, ExitStatus::Exited(0));
+    assert!(
+        t.kill_targets(1, 3).unwrap().is_empty(),
+        "a zombie: found, nothing sent"
+    );
+}

@@ -1,6 +1,6 @@
-//! Process identity, limits and accounting: `getpid`, `getppid`, the
-//! process-group and session calls (one process, pid 1, leader of its
-//! group and session, as a container's init), `getrlimit`, `setrlimit`,
+//! Process identity, limits and accounting: `getpid`, the process-group
+//! and session calls over `crate::ptable` (pid 1 leads its group and
+//! session, as a container's init; `getppid` is in `super::wait`), `getrlimit`, `setrlimit`,
 //! `prlimit64`, `getrusage`, `times`, `sysinfo`.
 //!
 //! CPU time comes from the platform (`Clock::process_cpu_ns`,
@@ -26,7 +26,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (111, "getpgrp", sys_getpgrp),
     (112, "setsid", sys_setsid),
     (121, "getpgid", sys_getpgid),
-    (124, "getsid", sys_getpgid),
+    (124, "getsid", sys_getsid),
     (160, "setrlimit", sys_setrlimit),
     (157, "prctl", sys_prctl),
     (302, "prlimit64", sys_prlimit64),
@@ -94,26 +94,61 @@ fn is_self(p: &Process, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// `getpgid(pid)` / `getsid(pid)` of the caller: its group (init's, for
-/// every process: groups and sessions cannot be changed yet).
+/// `pid` of a call where 0 means the caller (`ESRCH` if negative).
+fn target(p: &Process, pid: i32) -> Result<u32> {
+    match pid {
+        0 => Ok(p.pid),
+        n if n < 0 => return_errno!(Errno::ESRCH),
+        n => Ok(n as u32),
+    }
+}
+
+/// `getpgid(pid)`: the group of the caller (0) or of any process.
 pub fn sys_getpgid(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    is_self(p, a.i32(0))?;
-    sys_getpgrp(p, a)
+    let pid = target(p, a.i32(0))?;
+    match p.processes.pgid_of(pid) {
+        Some(g) => Ok(g as usize),
+        // A process outside any table (host tests): itself only.
+        None if pid == p.pid => Ok(p.pid as usize),
+        None => return_errno!(Errno::ESRCH),
+    }
 }
 
-/// `setsid()`: `EPERM`, the process already leads a group.
-pub fn sys_setsid(_p: &Process, _a: &SyscallArgs) -> Result<usize> {
-    return_errno!(Errno::EPERM)
+/// `getsid(pid)`: the session of the caller (0) or of any process.
+pub fn sys_getsid(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let pid = target(p, a.i32(0))?;
+    match p.processes.sid_of(pid) {
+        Some(s) => Ok(s as usize),
+        None if pid == p.pid => Ok(p.pid as usize),
+        None => return_errno!(Errno::ESRCH),
+    }
 }
 
-/// `setpgid(pid, pgid)`: `EPERM` for this process (a session leader
-/// cannot change group), `ESRCH` for others.
+/// `setsid()`: a new session and group led by the caller; `EPERM` for a
+/// group leader (init is one).
+pub fn sys_setsid(p: &Process, _a: &SyscallArgs) -> Result<usize> {
+    match p.processes.set_sid(p.pid) {
+        Ok(sid) => Ok(sid as usize),
+        Err(e) if e.errno() == Errno::ESRCH => return_errno!(Errno::EPERM),
+        Err(e) => Err(e),
+    }
+}
+
+/// `setpgid(pid, pgid)`: moves the caller or one of its children to
+/// another group of its session (`crate::ptable::ProcessTable::set_pgid`).
 pub fn sys_setpgid(p: &Process, a: &SyscallArgs) -> Result<usize> {
     if a.i32(1) < 0 {
         return_errno!(Errno::EINVAL);
     }
-    is_self(p, a.i32(0))?;
-    return_errno!(Errno::EPERM)
+    let pid = target(p, a.i32(0))?;
+    let pgid = if a.i32(1) == 0 { pid } else { a.u32(1) };
+    if p.processes.pgid_of(p.pid).is_none() {
+        // A process outside any table (host tests): it leads its session.
+        is_self(p, a.i32(0))?;
+        return_errno!(Errno::EPERM);
+    }
+    p.processes.set_pgid(p.pid, pid, pgid)?;
+    Ok(0)
 }
 
 fn read_rlimit(p: &Process, addr: u64) -> Result<Rlimit> {
