@@ -119,8 +119,11 @@ fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Vec<u8>> {
 /// builds the stack for `argv`/`envp`. `AT_RANDOM` bytes come from `rng`.
 ///
 /// Errors: `ENOENT` (missing file or interpreter — the message says
-/// which), `EACCES`, `ENOEXEC` with the ELF problem named (a `#!` script
-/// is `ENOEXEC` too: scripts are not supported yet), `E2BIG`.
+/// which), `EACCES`, `ENOEXEC` with the ELF problem named, `E2BIG`,
+/// `ELOOP` past four nested `#!` interpreters.
+///
+/// A `#!` script runs its interpreter as Linux does: `argv` becomes the
+/// interpreter, its one optional argument, `path`, then `argv[1..]`.
 pub fn prepare_exec(
     vfs: &Vfs,
     cwd: &InodeRef,
@@ -130,9 +133,60 @@ pub fn prepare_exec(
     rng: &dyn Csprng,
     layout: &AddressLayout,
 ) -> Result<ProcessImage> {
+    prepare_nested(vfs, cwd, path, argv, envp, rng, layout, 0)
+}
+
+/// Linux's `BINPRM_BUF_SIZE`: how much of a `#!` line is read.
+const SHEBANG_BYTES: usize = 256;
+/// Nested `#!` interpreters allowed (Linux's `BINPRM_MAX_RECURSION`).
+const MAX_SCRIPT_DEPTH: u32 = 4;
+
+/// The interpreter and its optional argument from a `#!` line (`ENOEXEC`
+/// for a line that names none, or whose interpreter is cut off).
+pub fn parse_shebang(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>)> {
+    let head = &bytes[..bytes.len().min(SHEBANG_BYTES)];
+    let rest = head.strip_prefix(b"#!").ok_or(Errno::ENOEXEC)?;
+    let line = match rest.iter().position(|&b| b == b'\n') {
+        Some(end) => &rest[..end],
+        None if bytes.len() > SHEBANG_BYTES => {
+            return_errno_with_message!(Errno::ENOEXEC, "#! line too long")
+        }
+        None => rest,
+    };
+    let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let trimmed = line.trim_ascii();
+    let interp_end = trimmed.iter().position(is_blank).unwrap_or(trimmed.len());
+    let (interp, arg) = trimmed.split_at(interp_end);
+    if interp.is_empty() {
+        return_errno_with_message!(Errno::ENOEXEC, "#! names no interpreter");
+    }
+    let arg = arg.trim_ascii();
+    Ok((interp, (!arg.is_empty()).then_some(arg)))
+}
+
+#[allow(clippy::too_many_arguments, reason = "prepare_exec's, plus the depth")]
+fn prepare_nested(
+    vfs: &Vfs,
+    cwd: &InodeRef,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    rng: &dyn Csprng,
+    layout: &AddressLayout,
+    depth: u32,
+) -> Result<ProcessImage> {
     let exe_image = open_executable(vfs, cwd, path)?;
     if exe_image.starts_with(b"#!") {
-        return_errno_with_message!(Errno::ENOEXEC, "#! scripts are not supported");
+        if depth >= MAX_SCRIPT_DEPTH {
+            return_errno_with_message!(Errno::ELOOP, "too many nested #! interpreters");
+        }
+        let (interp, arg) = parse_shebang(&exe_image)?;
+        let mut args: Vec<&[u8]> = Vec::with_capacity(argv.len() + 2);
+        args.push(interp);
+        args.extend(arg);
+        args.push(path);
+        args.extend(argv.iter().skip(1));
+        return prepare_nested(vfs, cwd, interp, &args, envp, rng, layout, depth + 1);
     }
     let interp_path = ElfFile::parse(&exe_image)?.interpreter.map(<[u8]>::to_vec);
     let interp_image = match &interp_path {
@@ -322,6 +376,52 @@ mod tests {
     }
 
     #[test]
+    fn shebang_lines_parse_as_linux_reads_them() {
+        assert_eq!(
+            parse_shebang(b"#!/bin/sh\n").unwrap(),
+            (&b"/bin/sh"[..], None)
+        );
+        assert_eq!(
+            parse_shebang(b"#! /usr/bin/env  python3 -u \nx").unwrap(),
+            (&b"/usr/bin/env"[..], Some(&b"python3 -u"[..]))
+        );
+        assert_eq!(parse_shebang(b"#!/bin/true").unwrap().0, b"/bin/true");
+        assert_eq!(parse_shebang(b"#!\n").unwrap_err().errno(), Errno::ENOEXEC);
+        let long = [b"#!/".as_slice(), &[b'x'; 300]].concat();
+        assert_eq!(parse_shebang(&long).unwrap_err().errno(), Errno::ENOEXEC);
+    }
+
+    #[test]
+    fn a_script_runs_its_interpreter_with_the_script_as_argument() {
+        let (p, vfs) = vfs_with(&[("/bin/busybox", "bin/busybox", 0o755)]);
+        let root = vfs.root().clone();
+        let f = vfs.create_file(&root, b"/s.sh", 0o755).unwrap();
+        f.write_at(0, b"#!/bin/busybox sh\necho hi\n", 0).unwrap();
+        let layout = AddressLayout::default();
+        let img =
+            prepare_exec(&vfs, &root, b"/s.sh", &[b"s.sh", b"one"], &[], &*p, &layout).unwrap();
+        assert_eq!(img.exe_path, b"/bin/busybox");
+        // Read argv back from the stack image: pointers from `argv_addr`,
+        // NUL-terminated strings, all relative to `rsp`.
+        let st = &img.stack;
+        let at = |addr: u64| (addr - st.rsp) as usize;
+        let mut argv = Vec::new();
+        for i in 0.. {
+            let slot = at(st.argv_addr) + 8 * i;
+            let ptr = u64::from_le_bytes(st.bytes[slot..slot + 8].try_into().unwrap());
+            if ptr == 0 {
+                break;
+            }
+            let s = &st.bytes[at(ptr)..];
+            argv.push(s[..s.iter().position(|&b| b == 0).unwrap()].to_vec());
+        }
+        assert_eq!(
+            argv,
+            [&b"/bin/busybox"[..], b"sh", b"/s.sh", b"one"].map(<[u8]>::to_vec)
+        );
+    }
+
+    #[test]
     fn missing_interpreter_and_bad_files() {
         let (p, vfs) = vfs_with(&[
             ("/usr/bin/true", "usr/bin/true", 0o755),
@@ -341,7 +441,13 @@ mod tests {
         assert_eq!(run(b"/usr/bin").errno(), Errno::EACCES);
         let f = vfs.create_file(&root, b"/script", 0o755).unwrap();
         f.write_at(0, b"#!/bin/sh\necho hi\n", 0).unwrap();
-        assert_eq!(run(b"/script").errno(), Errno::ENOEXEC);
+        assert_eq!(run(b"/script").errno(), Errno::ENOENT, "no /bin/sh here");
+        let f = vfs.create_file(&root, b"/empty-shebang", 0o755).unwrap();
+        f.write_at(0, b"#!  \necho hi\n", 0).unwrap();
+        assert_eq!(run(b"/empty-shebang").errno(), Errno::ENOEXEC);
+        let f = vfs.create_file(&root, b"/loop", 0o755).unwrap();
+        f.write_at(0, b"#!/loop\n", 0).unwrap();
+        assert_eq!(run(b"/loop").errno(), Errno::ELOOP);
         let f = vfs.create_file(&root, b"/arm", 0o755).unwrap();
         let mut arm = std::fs::read("/usr/bin/true").unwrap();
         arm[18] = 183;

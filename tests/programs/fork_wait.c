@@ -199,7 +199,23 @@ int main(int argc, char **argv) {
     waitpid(c, &status, 0);
     report("failed execve", status);
 
-    /* vfork + execve, and posix_spawn. */
+    /* execve of a #! script. */
+    char script[256];
+    snprintf(script, sizeof script, "#!%s sh\necho \"script got $# args: $*\"\nexit 6\n", busybox);
+    f = open("/tmp/fork_script.sh", O_CREAT | O_TRUNC | O_WRONLY, 0755);
+    if (f < 0 || write(f, script, strlen(script)) != (ssize_t)strlen(script)) return 1;
+    close(f);
+    c = fork();
+    if (c == 0) {
+        char *args[] = {"fork_script.sh", "a", "b", NULL};
+        execve("/tmp/fork_script.sh", args, environ);
+        _exit(127);
+    }
+    waitpid(c, &status, 0);
+    report("#! script", status);
+    unlink("/tmp/fork_script.sh");
+
+        /* vfork + execve, and posix_spawn. */
     c = vfork();
     if (c == 0) {
         char *args[] = {"busybox", "echo", "echo after vfork", NULL};
