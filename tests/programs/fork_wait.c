@@ -5,6 +5,7 @@
  * Usage: fork_wait PATH_TO_BUSYBOX */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -19,6 +20,14 @@ static volatile sig_atomic_t sigchld_count;
 static int shared_value = 1;
 
 static void on_sigchld(int sig) { (void)sig; sigchld_count++; }
+
+/* A thread that blocks for good (on a pipe nobody writes). */
+static void *blocker(void *arg) {
+    char b;
+    ssize_t n = read(*(int *)arg, &b, 1);
+    (void)n;
+    return NULL;
+}
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include <stdarg.h>
@@ -199,7 +208,21 @@ int main(int argc, char **argv) {
     waitpid(c, &status, 0);
     report("failed execve", status);
 
-    /* execve of a #! script. */
+    /* execve from a process with another thread, blocked in a read. */
+    c = fork();
+    if (c == 0) {
+        static int p2[2];
+        pthread_t t;
+        if (pipe(p2) != 0 || pthread_create(&t, NULL, blocker, &p2[0]) != 0) _exit(126);
+        usleep(10000);
+        char *args[] = {"busybox", "echo", "execve ended the other thread", NULL};
+        execve(busybox, args, environ);
+        _exit(127);
+    }
+    waitpid(c, &status, 0);
+    report("threaded execve", status);
+
+        /* execve of a #! script. */
     char script[256];
     snprintf(script, sizeof script, "#!%s sh\necho \"script got $# args: $*\"\nexit 6\n", busybox);
     f = open("/tmp/fork_script.sh", O_CREAT | O_TRUNC | O_WRONLY, 0755);

@@ -121,7 +121,7 @@ pub(crate) fn wait_interrupted() -> bool {
         return false;
     };
     procs::process_of(me.tid)
-        .is_some_and(|p| procs::is_exiting(p.pid) || signal::interrupts_wait(&p, me.tid))
+        .is_some_and(|p| procs::must_leave(p.pid, me.tid) || signal::interrupts_wait(&p, me.tid))
 }
 
 /// Reports the program's exit status to the host and powers off.
@@ -297,7 +297,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     task::set_signal_check(|tid| {
         poll_console_interrupt();
         procs::process_of(tid)
-            .is_some_and(|p| procs::is_exiting(p.pid) || signal::interrupts_wait(&p, tid))
+            .is_some_and(|p| procs::must_leave(p.pid, tid) || signal::interrupts_wait(&p, tid))
     });
     match task::spawn(ctx, fpu, 0) {
         Ok(tid) => procs::register_init(process, tid),
@@ -318,7 +318,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
     // The thread's process, fixed for its life (`execve` keeps it).
     let process = procs::process_of(me.tid).unwrap_or_else(|| rt.process.clone());
     loop {
-        if procs::is_exiting(process.pid) {
+        if procs::must_leave(process.pid, me.tid) {
             procs::exit_thread(&process);
         }
         signal::deliver_pending(&process, &me);

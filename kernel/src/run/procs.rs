@@ -40,6 +40,8 @@ struct Entry {
     /// Set when the process execs or exits (what a `vfork` parent waits
     /// for).
     released: Arc<AtomicBool>,
+    /// While a thread `execve`s: that thread; the others leave.
+    execing: Option<u32>,
 }
 
 #[derive(Default)]
@@ -48,9 +50,9 @@ struct Procs {
     pid_of: BTreeMap<u32, u32>,
 }
 
-/// Processes whose exit has begun but whose threads have not all left:
-/// while 0, [`is_exiting`] answers without the lock (it runs on every
-/// return to user mode).
+/// Processes whose exit (or a thread's `execve`) has begun but whose
+/// other threads have not all left: while 0, [`must_leave`] answers
+/// without the lock (it runs on every return to user mode).
 static EXITING: AtomicUsize = AtomicUsize::new(0);
 
 static PROCS: Mutex<Procs> = Mutex::new(Procs {
@@ -80,6 +82,7 @@ fn insert(process: Arc<Process>, tid: u32, root: u64) {
                 threads: 1,
                 exit: None,
                 released: Arc::new(AtomicBool::new(false)),
+                execing: None,
             },
         );
         p.pid_of.insert(tid, pid);
@@ -114,12 +117,40 @@ pub fn thread_count(pid: u32) -> usize {
     with(|p| p.by_pid.get(&pid).map_or(0, |e| e.threads))
 }
 
-/// Whether process `pid` is ending (its threads must leave).
-pub fn is_exiting(pid: u32) -> bool {
+/// Whether thread `tid` of process `pid` must leave: the process is
+/// ending, or another of its threads is `execve`ing.
+pub fn must_leave(pid: u32, tid: u32) -> bool {
     if EXITING.load(Ordering::Acquire) == 0 {
         return false;
     }
-    with(|p| p.by_pid.get(&pid).is_some_and(|e| e.exit.is_some()))
+    with(|p| {
+        p.by_pid
+            .get(&pid)
+            .is_some_and(|e| e.exit.is_some() || e.execing.is_some_and(|t| t != tid))
+    })
+}
+
+/// `execve`'s end of the other threads (Linux's `de_thread`): they leave
+/// at their next return to the run loop (a blocking wait of theirs ends
+/// with `EINTR`) while the caller waits for them.
+fn end_other_threads(pid: u32, me: u32) {
+    if thread_count(pid) <= 1 {
+        return;
+    }
+    with(|p| {
+        if let Some(e) = p.by_pid.get_mut(&pid) {
+            e.execing = Some(me);
+        }
+    });
+    EXITING.fetch_add(1, Ordering::AcqRel);
+    task::bump_epoch();
+    task::block_until(&mut || thread_count(pid) <= 1, None);
+    with(|p| {
+        if let Some(e) = p.by_pid.get_mut(&pid) {
+            e.execing = None;
+        }
+    });
+    EXITING.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// The exit status an ended init reports to the host.
@@ -307,6 +338,8 @@ pub fn fork(p: &Process, r: &ForkRequest) -> Result<usize> {
 /// one is gone, a failure kills the process with `SIGSEGV`, as Linux.
 pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
     let image = libos::syscall::exec::prepare_execve(p, a)?;
+    let me = task::current_thread();
+    end_other_threads(p.pid, me.tid);
     p.reset_for_exec();
     let rsp = match libos::mm::load_image(p, &image) {
         Ok(rsp) => rsp,
@@ -315,7 +348,6 @@ pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
             die(11)
         }
     };
-    let me = task::current_thread();
     me.set_fs_base(0);
     me.with_context(|c| {
         *c = UserContext {
