@@ -108,9 +108,10 @@ mod tests {
         let a = s.call("mmap", &[0, 8192, PRW, SHARED_ANON, u64::MAX, 0]) as u64;
         let b = s.call("mmap", &[0, 4096, PRW, PRIVATE_ANON, u64::MAX, 0]) as u64;
         assert!(a < 1 << 47 && b < 1 << 47);
-        assert_eq!(s.p.shared_anonymous_ranges(), [a..a + 8192]);
+        let expected = alloc::vec![a..a + 8192];
+        assert_eq!(s.p.shared_anonymous_ranges(), expected);
         let child = s.p.fork(2, 1);
-        assert_eq!(child.shared_anonymous_ranges(), [a..a + 8192]);
+        assert_eq!(child.shared_anonymous_ranges(), expected);
     }
 
     #[test]
