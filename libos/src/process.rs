@@ -43,6 +43,9 @@ pub struct Process {
     pub pid: u32,
     /// Every process of the guest (shared by all of them).
     pub processes: Arc<ProcessTable>,
+    /// `prctl(PR_SET_PDEATHSIG)`: sent to this process when its parent
+    /// exits (0: none; not inherited by a fork).
+    pub death_signal: AtomicU32,
     /// Resource limits.
     pub rlimits: Mutex<Rlimits>,
     /// Signal actions, masks and alternate stacks.
@@ -101,6 +104,7 @@ impl Process {
             futexes: FutexTable::new(),
             pid: 1,
             processes: Arc::new(ProcessTable::default()),
+            death_signal: AtomicU32::new(0),
             rlimits: Mutex::new(Rlimits::default()),
             signals: Signals::new(),
             would_block_epoch: core::sync::atomic::AtomicU64::new(0),
@@ -136,6 +140,7 @@ impl Process {
             futexes: FutexTable::new(),
             pid,
             processes: self.processes.clone(),
+            death_signal: AtomicU32::new(0),
             rlimits: Mutex::new(self.rlimits.lock().clone()),
             signals,
             would_block_epoch: core::sync::atomic::AtomicU64::new(0),

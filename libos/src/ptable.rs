@@ -285,7 +285,8 @@ impl ProcessTable {
 
     /// `pid` ended with `status`: it becomes a zombie for its parent to
     /// reap (or goes at once if the parent ignores `SIGCHLD`), the parent
-    /// gets `SIGCHLD`, and its children go to init. Returns the parent's
+    /// gets `SIGCHLD`, and its children go to init (with their
+    /// `PR_SET_PDEATHSIG` signal). Returns the parent's
     /// pid (0 if none).
     pub fn exit(&self, pid: u32, status: ExitStatus) -> u32 {
         let (parent, parent_process) = {
@@ -294,11 +295,20 @@ impl ProcessTable {
                 return 0;
             };
             let parent = entry.parent;
-            // Orphans go to init; init reaps zombies it inherits when it
-            // waits, as any parent.
+            // Orphans go to init (init reaps zombies it inherits when it
+            // waits, as any parent) and get their parent-death signal.
             for e in inner.entries.values_mut() {
                 if e.parent == pid {
                     e.parent = 1;
+                    if let State::Live(child) = &e.state {
+                        let sig = child
+                            .death_signal
+                            .load(core::sync::atomic::Ordering::Relaxed);
+                        if sig != 0 {
+                            // A number `prctl` checked: cannot fail.
+                            let _ = child.signals.lock().send_to_process(sig);
+                        }
+                    }
                 }
             }
             let parent_process = match inner.entries.get(&parent).map(|e| &e.state) {

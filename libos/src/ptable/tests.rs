@@ -182,3 +182,22 @@ fn kill_targets_select_by_pid_group_and_all() {
         "a zombie: found, nothing sent"
     );
 }
+
+#[test]
+fn orphans_get_their_parent_death_signal() {
+    let (s, kids) = family();
+    // 4 (child of 2) asks for SIGTERM when its parent dies; 3 asks nothing.
+    kids[2]
+        .death_signal
+        .store(15, core::sync::atomic::Ordering::Relaxed);
+    s.p.processes.exit(2, ExitStatus::Exited(0));
+    assert_eq!(kids[2].signals.lock().pending(4) & (1 << 14), 1 << 14);
+    assert!(!kids[1].signals.lock().any_pending());
+    assert_eq!(
+        s.p.fork(9, 1)
+            .death_signal
+            .load(core::sync::atomic::Ordering::Relaxed),
+        0,
+        "not inherited"
+    );
+}

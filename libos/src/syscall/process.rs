@@ -41,8 +41,8 @@ const PR_GET_NAME: i32 = 16;
 
 /// `prctl(option, …)`: the thread name (`PR_SET_NAME`/`PR_GET_NAME`, 16
 /// bytes with the NUL), the dumpable flag (always 1; setting 0/1 is
-/// accepted) and the parent-death signal (there is no parent: stored as
-/// 0). Every other option is `EINVAL`, as Linux answers for options it
+/// accepted) and the parent-death signal (sent when the parent process
+/// exits: `crate::ptable::ProcessTable::exit`). Every other option is `EINVAL`, as Linux answers for options it
 /// does not know.
 pub fn sys_prctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let tid = p.platform.current_tid();
@@ -66,9 +66,14 @@ pub fn sys_prctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
         }
         PR_GET_DUMPABLE => Ok(1),
         PR_SET_DUMPABLE if a.u64(1) <= 1 => Ok(0),
-        PR_SET_PDEATHSIG if a.u64(1) < 65 => Ok(0),
+        PR_SET_PDEATHSIG if a.u64(1) < 65 => {
+            p.death_signal
+                .store(a.u32(1), core::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
         PR_GET_PDEATHSIG => {
-            UserPtr::<i32>::new(a.u64(1)).write(&*p.platform, 0)?;
+            let sig = p.death_signal.load(core::sync::atomic::Ordering::Relaxed);
+            UserPtr::<i32>::new(a.u64(1)).write(&*p.platform, sig as i32)?;
             Ok(0)
         }
         _ => return_errno!(Errno::EINVAL),
@@ -274,7 +279,10 @@ pub fn sys_sysinfo(p: &Process, a: &SyscallArgs) -> Result<usize> {
     b[..8].copy_from_slice(&uptime.to_le_bytes());
     b[32..40].copy_from_slice(&total.to_le_bytes());
     b[40..48].copy_from_slice(&free.to_le_bytes());
-    b[80..82].copy_from_slice(&1u16.to_le_bytes());
+    // `procs`: the processes (at least the caller, which a host test may
+    // run outside any table).
+    let procs = u16::try_from(p.processes.count().max(1)).unwrap_or(u16::MAX);
+    b[80..82].copy_from_slice(&procs.to_le_bytes());
     b[104..108].copy_from_slice(&1u32.to_le_bytes());
     UserSliceWrite::new(a.u64(0), b.len())?.write(&*p.platform, &b)?;
     Ok(0)
