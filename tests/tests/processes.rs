@@ -1,10 +1,12 @@
 //! Issue 12's processes: `fork`, `vfork`, `execve`, `wait`, pipes between
 //! processes, busybox `sh` scripts with pipelines, subshells, `$(…)`,
-//! redirections, `wait` and `trap` — each run in Cloister (QEMU, TCG by
-//! default) and compared byte for byte with the same run natively — and a
-//! fork bomb that ends with `EAGAIN` while the kernel stays up.
+//! redirections, `wait` and `trap`, CPython's `subprocess` and `os.fork`
+//! — each run in Cloister (QEMU, TCG by default) and compared byte for
+//! byte with the same run natively — and a fork bomb that ends with
+//! `EAGAIN` while the kernel stays up.
 //!
-//! Needs `busybox-static` and `gcc` (installed by `.ci/install-deps`).
+//! Needs `busybox-static`, `python3` and `gcc` (installed by
+//! `.ci/install-deps`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -144,4 +146,25 @@ fn a_fork_bomb_gets_eagain_and_the_kernel_stays_up() {
          a fork after the bomb: 9\n"
     );
     assert_eq!(status, 0);
+}
+
+#[test]
+fn python_subprocess_and_os_fork_match_native() {
+    require("/usr/bin/python3", "python3");
+    let script = "import os, subprocess, sys\n\
+        print(subprocess.run(['echo', 'hi'], capture_output=True).stdout)\n\
+        print(subprocess.run(['sh', '-c', 'exit 3']).returncode)\n\
+        pid = os.fork()\n\
+        if pid == 0:\n    os._exit(7)\n\
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n\
+        r, w = os.pipe()\n\
+        if os.fork() == 0:\n    os.write(w, b'from the child'); os._exit(0)\n\
+        os.close(w); print(os.read(r, 100)); os.wait()\n";
+    let argv = ["/usr/bin/python3", "-c", script];
+    let lib = Path::new("/usr/lib/python3.11");
+    let (echo, sh) = (Path::new("/usr/bin/echo"), Path::new("/usr/bin/sh"));
+    let ours = cloister(&argv, &[lib, echo, sh]);
+    let theirs = native(&argv);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.starts_with("b'hi\\n'\n3\n7\n"), "{}", ours.0);
 }
