@@ -346,6 +346,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 crate::mm::user::Demand::OutOfMemory => fault::out_of_memory(me.tid, cr2),
                 crate::mm::user::Demand::NotLazy => false,
             } => {}
+            // A confidential VM's #VE/#VC for the program's CPUID (or
+            // RDTSC): answered through the host, and the program goes on.
+            ReturnReason::Exception {
+                vector: vector @ (20 | 29),
+                error_code,
+                ..
+            } if me.with_context(|c| crate::platform::user_exception(vector, error_code, c)) => {}
             ReturnReason::Exception {
                 vector,
                 error_code,

@@ -418,3 +418,48 @@ pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
         }
     }
 }
+
+/// A `#VC` raised by the program (vector 29 in ring 3), for the run loop:
+/// `CPUID`, `RDTSC` and `RDTSCP` are answered through the GHCB as for the
+/// kernel ([`vc::user_mode_allowed`]); `false` for anything else, or if
+/// the instruction cannot be read from user memory (the program then gets
+/// the signal for the fault). The instruction is fetched with a user copy
+/// and checked against the exit code, so a program cannot make the kernel
+/// act on bytes it does not execute.
+pub fn on_user_vc(exit_code: u64, ctx: &mut crate::arch::user::UserContext) -> bool {
+    if super::platform().kind() != super::PlatformKind::SevSnp || !vc::user_mode_allowed(exit_code)
+    {
+        return false;
+    }
+    // The longest allowed instruction is RDTSCP (3 bytes); CPUID (2) may
+    // end a page whose successor is unmapped.
+    let mut insn = [0u8; 3];
+    let fetched = [3usize, 2]
+        .into_iter()
+        .find(|&n| crate::arch::uaccess::copy_from_user(ctx.rip, &mut insn[..n]).is_ok());
+    let Some(n) = fetched else {
+        return false;
+    };
+    let osxsave = x86_64::registers::control::Cr4::read()
+        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
+    let mut regs = VcRegisters {
+        rax: ctx.rax,
+        rbx: ctx.rbx,
+        rcx: ctx.rcx,
+        rdx: ctx.rdx,
+        rip: ctx.rip,
+        xcr0: if osxsave {
+            x86_64::registers::xcontrol::XCr0::read_raw()
+        } else {
+            0
+        },
+    };
+    let done =
+        without_interrupts(|| vc::handle(exit_code, &mut regs, &insn[..n], &mut SNP.ghcb.lock()));
+    if done.is_err() {
+        return false;
+    }
+    (ctx.rax, ctx.rbx, ctx.rcx, ctx.rdx, ctx.rip) =
+        (regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rip);
+    true
+}
