@@ -30,6 +30,7 @@
 //! [`SyscallTable::register`].
 
 pub mod args;
+pub mod arity;
 pub mod epoll;
 pub mod fs;
 pub mod futex;
