@@ -209,20 +209,23 @@ impl Inner {
     /// changed state.
     fn poll(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        // Loopback packets sent in one round are received in the next.
-        for _ in 0..64 {
-            let mut round = false;
+        // Loopback packets sent in one round are received in the next. A
+        // round walks the sockets once (every walk visits each socket, idle
+        // or not, so its cost grows with the connections open): a walk that
+        // sends nothing ends the loop, as nothing new can then arrive.
+        self.lo.iface.poll_maintenance(now);
+        for _ in 0..LOOPBACK_ROUNDS {
             while let Some(result) = ingress(&mut self.lo, now) {
                 self.arrivals.record(&mut self.lo.phy.flows);
-                round = true;
+                changed = true;
                 if result == PollIngressSingleResult::SocketStateChanged {
-                    changed = true;
                     self.refill_all();
                 }
             }
-            round |= egress(&mut self.lo, now);
-            changed |= round;
-            if !round {
+            let sent = self.lo.iface.poll_egress(now, &mut self.lo.phy, &mut self.lo.sockets)
+                == PollResult::SocketStateChanged;
+            changed |= sent;
+            if !sent {
                 break;
             }
         }
@@ -261,7 +264,13 @@ impl Inner {
                 self.closing.push((i, h));
                 continue;
             }
-            if s.state() == tcp::State::Closed {
+            // TIME-WAIT absorbs late duplicates and re-acknowledges a lost
+            // final FIN; the loopback interface loses and reorders nothing,
+            // so a closed file's connection there goes at once instead of
+            // being walked by every poll for smoltcp's 10 s.
+            let done = s.state() == tcp::State::Closed
+                || (i == IfaceId::Loopback && s.state() == tcp::State::TimeWait);
+            if done {
                 self.sockets(i).remove(h);
             } else {
                 self.closing.push((i, h));
@@ -292,6 +301,10 @@ fn ingress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> Option<PollIngressSin
         other => Some(other),
     }
 }
+
+/// Most socket walks one poll makes on the loopback interface (each
+/// sends at most a segment per socket; what is left goes at the next poll).
+const LOOPBACK_ROUNDS: usize = 1024;
 
 /// Sends what the sockets have queued; returns whether anything went.
 fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {

@@ -361,6 +361,32 @@ fn loopback_server_and_client_in_one_process() {
 }
 
 #[test]
+fn closed_loopback_connections_leave_no_sockets_behind() {
+    let m = Arc::new(MockPlatform::new());
+    m.map(MEM, MEM_BYTES);
+    let h = setup();
+    let net = h.p.net.clone();
+    let lfd = h.listener([127, 0, 0, 1], 7070, 0);
+    let sa = h.sin(MEM, [127, 0, 0, 1], 7070);
+    for _ in 0..20 {
+        let c = h.socket(SOCK_STREAM);
+        assert_eq!(h.call("connect", &[c, sa, 16]), 0);
+        let s = h.call("accept4", &[lfd, 0, 0, 0]);
+        assert!(s >= 0, "accept: {s}");
+        assert_eq!(h.call("close", &[c]), 0);
+        assert_eq!(h.call("close", &[s as u64]), 0);
+    }
+    // Nothing but the listener's sockets: no connection lingers in
+    // TIME-WAIT to be walked by every later poll.
+    let left = net.describe();
+    let lingering = left
+        .split("] ")
+        .filter(|s| !s.is_empty() && !s.contains("LISTEN"))
+        .count();
+    assert_eq!(lingering, 0, "{left}");
+}
+
+#[test]
 fn udp_round_trip_over_loopback_and_a_card() {
     let h = setup();
     let a = h.socket(SOCK_DGRAM);
