@@ -222,7 +222,10 @@ impl Inner {
                     self.refill_all();
                 }
             }
-            let sent = self.lo.iface.poll_egress(now, &mut self.lo.phy, &mut self.lo.sockets)
+            let sent = self
+                .lo
+                .iface
+                .poll_egress(now, &mut self.lo.phy, &mut self.lo.sockets)
                 == PollResult::SocketStateChanged;
             changed |= sent;
             if !sent {

@@ -387,20 +387,7 @@ pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
     if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
         return false;
     }
-    let osxsave = x86_64::registers::control::Cr4::read()
-        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
-    let mut regs = VcRegisters {
-        rax: frame.rax,
-        rbx: frame.rbx,
-        rcx: frame.rcx,
-        rdx: frame.rdx,
-        rip: frame.rip,
-        xcr0: if osxsave {
-            x86_64::registers::xcontrol::XCr0::read_raw()
-        } else {
-            0
-        },
-    };
+    let mut regs = vc_registers([frame.rax, frame.rbx, frame.rcx, frame.rdx], frame.rip);
     // SAFETY: a kernel-mode #VC: `frame.rip` is the kernel instruction
     // that raised it, inside the kernel's text (handle_vc's contract).
     match unsafe { handle_vc(frame.error_code, &mut regs) } {
@@ -416,6 +403,25 @@ pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
             ));
             false
         }
+    }
+}
+
+/// The registers a `#VC` handler reads and writes (`rax`–`rdx`, `rip`),
+/// with XCR0 for CPUID leaf 0xD.
+fn vc_registers([rax, rbx, rcx, rdx]: [u64; 4], rip: u64) -> VcRegisters {
+    let osxsave = x86_64::registers::control::Cr4::read()
+        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
+    VcRegisters {
+        rax,
+        rbx,
+        rcx,
+        rdx,
+        rip,
+        xcr0: if osxsave {
+            x86_64::registers::xcontrol::XCr0::read_raw()
+        } else {
+            0
+        },
     }
 }
 
@@ -440,20 +446,7 @@ pub fn on_user_vc(exit_code: u64, ctx: &mut crate::arch::user::UserContext) -> b
     let Some(n) = fetched else {
         return false;
     };
-    let osxsave = x86_64::registers::control::Cr4::read()
-        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
-    let mut regs = VcRegisters {
-        rax: ctx.rax,
-        rbx: ctx.rbx,
-        rcx: ctx.rcx,
-        rdx: ctx.rdx,
-        rip: ctx.rip,
-        xcr0: if osxsave {
-            x86_64::registers::xcontrol::XCr0::read_raw()
-        } else {
-            0
-        },
-    };
+    let mut regs = vc_registers([ctx.rax, ctx.rbx, ctx.rcx, ctx.rdx], ctx.rip);
     let done =
         without_interrupts(|| vc::handle(exit_code, &mut regs, &insn[..n], &mut SNP.ghcb.lock()));
     if done.is_err() {
