@@ -21,6 +21,7 @@ mod arrivals;
 pub mod config;
 pub mod device;
 pub mod port;
+pub mod rights;
 pub mod socket;
 pub mod stack;
 pub mod tcp;
