@@ -170,6 +170,9 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
             "building the kernel page tables failed: {e:?}"
         ));
     }
+    if let Err(e) = platform::snp::tables_ready() {
+        fatal(format_args!("the platform's shared pages: {e:?}"));
+    }
     let on = arch::cpu::enable_protections(&features);
     kprintln!(
         "protection: NX {} WP on SMEP {} SMAP {} UMIP {}",

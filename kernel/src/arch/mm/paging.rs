@@ -210,6 +210,29 @@ pub fn map_shared_page(vaddr: u64, paddr: u64, flags: F) -> Result<(), MapError>
     with(|pt| map_4k(pt, vaddr, pte::shared(paddr), flags))
 }
 
+/// Turns the mapping of kernel page `vaddr` (a page of the image the
+/// platform made shared, e.g. SEV-SNP's GHCB) into a shared one: same
+/// frame and rights, the entry now with the shared form of the address.
+pub fn share_kernel_page(vaddr: u64) -> Result<(), MapError> {
+    if vaddr < USER_END {
+        return Err(MapError::AlreadyMapped(vaddr));
+    }
+    with(|pt| {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(vaddr));
+        let TranslateResult::Mapped { flags, .. } = pt.translate(page.start_address()) else {
+            return Err(MapError::AlreadyMapped(vaddr));
+        };
+        let (frame, flush) = pt.unmap(page).map_err(|_| MapError::AlreadyMapped(vaddr))?;
+        flush.flush();
+        map_4k(
+            pt,
+            vaddr,
+            pte::shared(frame.start_address().as_u64()),
+            flags,
+        )
+    })
+}
+
 /// Maps one 4 KiB page of device registers, shared and uncached, at
 /// `vaddr` ([`crate::platform::mmio::map_registers`] is the caller).
 pub fn map_device_page(vaddr: u64, paddr: u64) -> Result<(), MapError> {
