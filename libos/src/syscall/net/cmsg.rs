@@ -131,6 +131,31 @@ mod tests {
     }
 
     #[test]
+    fn random_control_buffers_never_panic() {
+        // A program hands any bytes as msg_control: 20,000 random buffers
+        // (some with plausible headers) must parse or fail with an errno.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let mut c: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if len >= HEADER && next() % 2 == 0 {
+                let claimed = (next() % (len as u64 + 8)).to_le_bytes();
+                c[..8].copy_from_slice(&claimed);
+                c[8..12].copy_from_slice(&SOL_SOCKET.to_le_bytes());
+            }
+            if let Ok(fds) = parse_rights(&c) {
+                assert!(fds.len() <= MAX_FILES);
+            }
+        }
+    }
+
+    #[test]
     fn received_rights_fit_the_room_given() {
         assert_eq!(rights_room(0, 3), 0);
         assert_eq!(rights_room(15, 3), 0);
