@@ -28,7 +28,7 @@ pub mod virtio;
 use alloc::sync::Arc;
 
 use libos::boot::cmdline::KernelArgs;
-use libos::net::NetDevice;
+use libos::net::{NetConfig, NetDevice};
 use virtio_drivers::transport::DeviceType;
 
 use crate::platform::dma;
@@ -36,7 +36,13 @@ use crate::platform::dma;
 pub use virtio::VirtioNet;
 
 /// Command-line keys this module reads.
-pub const CMDLINE_KEYS: &[&str] = &[mmio::CMDLINE_KEY, NO_IRQ_KEY, dma::CMDLINE_KEY];
+pub const CMDLINE_KEYS: &[&str] = &[
+    mmio::CMDLINE_KEY,
+    NO_IRQ_KEY,
+    dma::CMDLINE_KEY,
+    libos::net::config::IP_KEY,
+    libos::net::config::GATEWAY_KEY,
+];
 
 /// `net.poll`: leave the device interrupt unrouted (pure polling).
 const NO_IRQ_KEY: &str = "net.poll";
@@ -114,6 +120,30 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
         Err(e) => {
             log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);
             None
+        }
+    }
+}
+
+/// The external interface's addresses: QEMU user-mode networking's unless
+/// the command line gives `net.ip=ADDR/PREFIX` (and `net.gateway=ADDR`), as
+/// `cloister run --net tap` does; a bad value is logged and the default
+/// kept.
+pub fn config(args: &KernelArgs<'_>) -> NetConfig {
+    let default = NetConfig::default();
+    match default.with_args(
+        args.get(libos::net::config::IP_KEY),
+        args.get(libos::net::config::GATEWAY_KEY),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            log::warn!(
+                "ignoring the network words: {}= expects {}; using {}/{}",
+                e.key,
+                e.expected,
+                default.addr,
+                default.prefix_len
+            );
+            default
         }
     }
 }

@@ -228,7 +228,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     libos::random::Csprng::fill_bytes(&*platform, &mut seed);
     let config = libos::net::NetConfig {
         random_seed: u64::from_le_bytes(seed),
-        ..libos::net::NetConfig::default()
+        ..crate::net::config(args)
     };
     let net = Arc::new(libos::net::NetStack::new(
         crate::net::device(),
