@@ -155,7 +155,9 @@ mod tests {
             .unwrap();
         assert!(c.contains(Ipv4Addr::new(192, 168, 1, 9)));
         assert!(!c.contains(Ipv4Addr::new(192, 168, 1, 8)));
-        let c = NetConfig::default().with_args(Some("10.1.2.3/8"), None).unwrap();
+        let c = NetConfig::default()
+            .with_args(Some("10.1.2.3/8"), None)
+            .unwrap();
         assert!(c.contains(Ipv4Addr::new(10, 200, 0, 1)));
         assert!(!c.contains(Ipv4Addr::new(11, 0, 0, 1)));
     }

@@ -15,12 +15,15 @@
 //! Names are `cloister-<pid>-<n>`, unique per process and run. The
 //! namespace (and with it the TAP device) is deleted when the [`TapNet`]
 //! is dropped, by [`remove_all`] (the runner's Ctrl-C handler calls it
-//! before exiting), and — for a process killed outright — by the next
-//! [`TapNet::create`] of any process, which deletes namespaces whose
-//! process is gone. Needs root (`CAP_NET_ADMIN`) and `ip` (iproute2).
+//! before exiting), and — for a process killed outright — by a guard
+//! process started with it ([`guard`]: it waits for this process to go,
+//! then kills what runs in the namespace and deletes it) and, should that
+//! be killed too, by the next [`TapNet::create`] of any process, which
+//! deletes namespaces whose process is gone. Needs root (`CAP_NET_ADMIN`) and `ip` (iproute2).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,9 +47,37 @@ static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with a TAP device, deleted on drop.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct TapNet {
     namespace: String,
+    /// The guard process (see [`guard`]), ended on drop.
+    guard: Mutex<Option<Child>>,
+}
+
+impl PartialEq for TapNet {
+    fn eq(&self, other: &Self) -> bool {
+        self.namespace == other.namespace
+    }
+}
+
+impl Eq for TapNet {}
+
+/// A process that outlives this one if it is killed (`SIGKILL`,
+/// `SIGTERM`, a panic that aborts): once this process is gone it kills
+/// what still runs in `namespace` (QEMU) and deletes it; it exits by itself
+/// within a second of the namespace's normal deletion. Its own process
+/// group, so a Ctrl-C on the terminal does not end it.
+fn guard(namespace: &str) -> Option<Child> {
+    const SCRIPT: &str = "while kill -0 \"$0\" 2>/dev/null && [ -e \"/run/netns/$1\" ]; do sleep 1; done; \
+        if [ -e \"/run/netns/$1\" ]; then ip netns pids \"$1\" | xargs -r kill -9; ip netns delete \"$1\"; fi";
+    Command::new("sh")
+        .args(["-c", SCRIPT, &std::process::id().to_string(), namespace])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .ok()
 }
 
 /// The Cloister kernel words that give the guest its TAP address.
@@ -120,7 +151,8 @@ impl TapNet {
             .unwrap_or_else(|e| e.into_inner())
             .push(namespace.clone());
         // From here on, drop deletes it whatever fails below.
-        let net = Arc::new(Self { namespace });
+        let guard = Mutex::new(guard(&namespace));
+        let net = Arc::new(Self { namespace, guard });
         let ns = net.namespace.as_str();
         let host = format!("{HOST_ADDR}/{PREFIX_LEN}");
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
@@ -153,8 +185,8 @@ impl TapNet {
         let path = format!("/run/netns/{}", self.namespace);
         std::thread::scope(|s| {
             s.spawn(|| -> Result<TcpStream> {
-                let ns = std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {path}"))?;
+                let ns =
+                    std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
                 nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
                     .with_context(|| format!("cannot enter the network namespace {path}"))?;
                 let addr = SocketAddr::from((GUEST_ADDR, port));
@@ -169,6 +201,11 @@ impl TapNet {
 
 impl Drop for TapNet {
     fn drop(&mut self) {
+        let guard = self.guard.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut child) = guard.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = ip(&["netns", "delete", &self.namespace]);
         LIVE.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -215,7 +252,11 @@ mod tests {
                 .any(|l| l.split_whitespace().next() == Some(n))
         };
         assert!(listed(&name));
-        let out = net.command("ip").args(["addr", "show", DEVICE]).output().unwrap();
+        let out = net
+            .command("ip")
+            .args(["addr", "show", DEVICE])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("10.77.0.1/24"), "{text}");
         drop(net);

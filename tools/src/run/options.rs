@@ -285,7 +285,12 @@ pub struct RunArgs {
     /// `tap` (a TAP device in a network namespace made for the run, needs
     /// root; the guest is 10.77.0.2 there: reach it with `ip netns exec
     /// NAMESPACE …`, the name is printed at the start).
-    #[arg(long, value_name = "MODE", default_value = "user", conflicts_with = "publish")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "user",
+        conflicts_with = "publish"
+    )]
     net: String,
     /// Record every system call of the program (and its exit, signals,
     /// kernel faults) in a sealed audit log written to FILE when the run
@@ -336,7 +341,9 @@ impl RunArgs {
             opts.learn = !self.no_learn;
             opts.net = NetMode::parse(&self.net)?;
             if opts.net != NetMode::User && !opts.publish.is_empty() {
-                bail!("--net tap: the manifest publishes ports, which only user-mode networking has");
+                bail!(
+                    "--net tap: the manifest publishes ports, which only user-mode networking has"
+                );
             }
             if let Some(secs) = self.timeout {
                 opts.timeout = (secs > 0).then(|| Duration::from_secs(secs));
