@@ -148,6 +148,28 @@ pub fn config(args: &KernelArgs<'_>) -> NetConfig {
     }
 }
 
+/// The prefix of [`summary`]'s line (the host tools look for it).
+pub const SUMMARY_PREFIX: &str = "net counters:";
+
+/// The end-of-run line of the network path's stall counters: the stack's
+/// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
+/// back for a full device queue, receive errors) and the device's (sends
+/// refused for a full queue, frames dropped, receive bursts of a whole
+/// ring, interrupts); `None` without a card.
+pub fn summary(stack: &libos::net::NetStack) -> Option<alloc::string::String> {
+    let counters = stack.counters()?;
+    let nic = virtio_device()?;
+    let s = nic.stats();
+    let get = |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
+    Some(alloc::format!(
+        "{SUMMARY_PREFIX} {counters} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={}",
+        get(&s.tx_queue_full),
+        get(&s.rx_dropped),
+        get(&s.rx_ring_full),
+        get(&s.interrupts),
+    ))
+}
+
 /// The network card, if [`init`] found one: what the run module hands to
 /// the LibOS's network stack (`libos::net::NetStack::new(device, config,
 /// platform)` on the `net-libos` branch). `None` means loopback only.

@@ -137,6 +137,12 @@ pub fn exit_program(status: u8) -> ! {
     if let Some(line) = crate::platform::mmio_emulation::summary() {
         crate::kprintln!("{line}");
     }
+    if let Some(line) = RUNTIME
+        .get()
+        .and_then(|rt| crate::net::summary(&rt.process.net))
+    {
+        crate::kprintln!("{line}");
+    }
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
