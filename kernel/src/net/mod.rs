@@ -155,19 +155,42 @@ pub const SUMMARY_PREFIX: &str = "net counters:";
 /// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
 /// back for a full device queue, receive errors) and the device's (sends
 /// refused for a full queue, frames dropped, receive bursts of a whole
-/// ring, interrupts); `None` without a card.
-pub fn summary(stack: &libos::net::NetStack) -> Option<alloc::string::String> {
-    let counters = stack.counters()?;
-    let nic = virtio_device()?;
+/// ring, interrupts). Formatting it takes no lock and allocates nothing,
+/// so the NMI stop path may print it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    stack: libos::net::counters::CountersSnapshot,
+    tx_queue_full: u64,
+    rx_dropped: u64,
+    rx_ring_full: u64,
+    interrupts: u64,
+}
+
+impl core::fmt::Display for Summary {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={}",
+            self.stack, self.tx_queue_full, self.rx_dropped, self.rx_ring_full, self.interrupts
+        )
+    }
+}
+
+/// The counters of `stack` and the card; `None` without a card.
+pub fn summary(stack: &libos::net::NetStack) -> Option<Summary> {
+    let stack_counters = stack.counters()?;
+    let Some(Some(nic)) = DEVICE.get() else {
+        return None;
+    };
     let s = nic.stats();
     let get = |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
-    Some(alloc::format!(
-        "{SUMMARY_PREFIX} {counters} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={}",
-        get(&s.tx_queue_full),
-        get(&s.rx_dropped),
-        get(&s.rx_ring_full),
-        get(&s.interrupts),
-    ))
+    Some(Summary {
+        stack: stack_counters,
+        tx_queue_full: get(&s.tx_queue_full),
+        rx_dropped: get(&s.rx_dropped),
+        rx_ring_full: get(&s.rx_ring_full),
+        interrupts: get(&s.interrupts),
+    })
 }
 
 /// The network card, if [`init`] found one: what the run module hands to

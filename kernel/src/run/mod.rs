@@ -124,6 +124,14 @@ pub(crate) fn wait_interrupted() -> bool {
     }
 }
 
+/// The network path's stall counters (`crate::net::summary`), if the
+/// program runs with a card. Takes no lock (the NMI stop path calls it).
+pub(crate) fn net_summary() -> Option<crate::net::Summary> {
+    RUNTIME
+        .get()
+        .and_then(|rt| crate::net::summary(&rt.process.net))
+}
+
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));

@@ -576,6 +576,7 @@ mod tests {
             exit_status: Some(status),
             total: Duration::from_millis(1600),
             client: vec![],
+            net_counters: None,
         }
     }
 

@@ -120,6 +120,9 @@ pub struct GuestRun {
     /// Server jobs: what the host-side client printed, one entry per
     /// client run (its label and its output lines).
     pub client: Vec<(String, Vec<String>)>,
+    /// Cloister: the kernel's network stall counters at the end of the
+    /// run (the words of its `net counters:` line), if it printed them.
+    pub net_counters: Option<String>,
 }
 
 impl GuestRun {

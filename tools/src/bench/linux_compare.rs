@@ -149,6 +149,8 @@ pub fn run(opts: &Options) -> Result<Samples> {
             }
         }
     }
+    // Cloister's network stall counters per server run.
+    let mut counters: Vec<String> = Vec::new();
     for round in 1..=opts.rounds {
         for fj in &jobs {
             for (gi, (side, guest)) in guests.iter().enumerate() {
@@ -179,6 +181,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
                         for (m, v) in metrics {
                             samples.add(*side, m, v);
                         }
+                        if let (Some(c), Some(_)) = (&r.net_counters, &fj.job.serve) {
+                            eprintln!("bench:   net counters: {c}");
+                            counters.push(format!(
+                                "- {}, round {round}, {}: {c}",
+                                fj.job.name,
+                                guest.name()
+                            ));
+                        }
                     }
                     Err(e) => {
                         eprintln!(
@@ -200,6 +210,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
     println!("{}", samples.table());
     for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
         println!("- {guest}, {figure}: {reason}");
+    }
+    if !counters.is_empty() {
+        println!(
+            "\nCloister's network stall counters per server run (the kernel's `net counters:` line; docs/PERFORMANCE.md explains them):\n"
+        );
+        for line in &counters {
+            println!("{line}");
+        }
     }
     Ok(samples)
 }

@@ -11,8 +11,9 @@
 //! (`redis-benchmark`, `wrk`) and then stops the server: Redis is asked to
 //! `SHUTDOWN NOSAVE`, so that it exits and the guest reports its end;
 //! whatever is still running [`EXIT_WAIT`] later (Nginx never exits by
-//! itself) is ended with a QMP `quit` on the socket both guests' QEMU
-//! listens on. Polling from the host needs nothing from either guest, so
+//! itself) gets an NMI (QMP `inject-nmi`: Cloister prints its network
+//! counters and exits) and, [`NMI_WAIT`] later, a QMP `quit` on the socket
+//! both guests' QEMU listens on. Polling from the host needs nothing from either guest, so
 //! the [`super::guest::Guest`] trait has no ready-line hook.
 
 use std::io::{Read, Write};
@@ -84,6 +85,10 @@ impl std::fmt::Display for Endpoint {
 /// How long a server may take to exit after it was asked to before QEMU
 /// is stopped.
 pub const EXIT_WAIT: Duration = Duration::from_secs(15);
+/// How long a server that cannot be asked to exit (Nginx) gets after an
+/// NMI before QEMU is stopped: Cloister then prints its network counters
+/// and exits (`kernel/src/exit.rs`); Linux logs the NMI and goes on.
+pub const NMI_WAIT: Duration = Duration::from_secs(5);
 /// Between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -309,11 +314,19 @@ fn drive(
         }
         Ok(out)
     })();
-    if client.ask_to_exit(at) {
+    let wait = |limit: Duration| {
         let asked = Instant::now();
-        while !guest_done.load(Ordering::SeqCst) && asked.elapsed() < EXIT_WAIT {
+        while !guest_done.load(Ordering::SeqCst) && asked.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(50));
         }
+    };
+    if client.ask_to_exit(at) {
+        wait(EXIT_WAIT);
+    }
+    if !guest_done.load(Ordering::SeqCst)
+        && crate::qemu::qmp::execute(&qmp_socket(), &["inject-nmi"]).is_ok()
+    {
+        wait(NMI_WAIT);
     }
     if !guest_done.load(Ordering::SeqCst)
         && let Err(e) = qmp_quit()
