@@ -245,10 +245,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             clients,
         } => {
             use tools::bench::{figures::Figure, guest, linux_compare};
-            let tap = match tools::run::NetMode::parse(net)? {
-                tools::run::NetMode::User => false,
-                _ => true,
-            };
+            let tap = tools::run::NetMode::parse(net)? != tools::run::NetMode::User;
             if *clients == 0 {
                 anyhow::bail!("--clients 0: the clients need at least one connection");
             }

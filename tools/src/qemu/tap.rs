@@ -16,7 +16,7 @@
 //! namespace (and with it the TAP device) is deleted when the [`TapNet`]
 //! is dropped, by [`remove_all`] (the runner's Ctrl-C handler calls it
 //! before exiting), and — for a process killed outright — by a guard
-//! process started with it ([`guard`]: it waits for this process to go,
+//! process started with it (`guard`: it waits for this process to go,
 //! then kills what runs in the namespace and deletes it) and, should that
 //! be killed too, by the next [`TapNet::create`] of any process, which
 //! deletes namespaces whose process is gone. Needs root (`CAP_NET_ADMIN`) and `ip` (iproute2).
@@ -50,7 +50,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub struct TapNet {
     namespace: String,
-    /// The guard process (see [`guard`]), ended on drop.
+    /// The guard process (see `guard`), ended on drop.
     guard: Mutex<Option<Child>>,
 }
 
