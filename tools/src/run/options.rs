@@ -430,6 +430,21 @@ mod tests {
     }
 
     #[test]
+    fn net_is_user_by_default_tap_on_request_and_tap_takes_no_forwards() {
+        assert_eq!(parse(&["--", "x"]).unwrap().net, NetMode::User);
+        assert_eq!(
+            parse(&["--net", "tap", "--", "x"]).unwrap().net,
+            NetMode::Tap
+        );
+        let err = parse(&["--net", "bridge", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`user`") && err.contains("`tap`"), "{err}");
+        let err = parse(&["--net", "tap", "-p", "8080:80", "--", "x"]).unwrap_err();
+        assert!(err.to_string().contains("--publish"), "{err}");
+    }
+
+    #[test]
     fn defaults_and_the_command_after_the_double_dash() {
         let o = parse(&["--", "/bin/busybox", "ls", "-l", "/"]).unwrap();
         assert_eq!(o.program, "/bin/busybox");
