@@ -6,7 +6,10 @@
 //!
 //! A sent TCP segment that carries sequence space (data, SYN or FIN) is a
 //! retransmission when its end lies at or before the highest sequence end
-//! already sent on its connection (compared modulo 2³², RFC 793). A
+//! already sent on its connection (compared modulo 2³², RFC 793) — except
+//! a one-byte segment ending exactly there, the form of a keep-alive probe,
+//! counted apart (a genuine retransmission of a connection's last single
+//! byte is counted as a probe too). A
 //! connection is the segment's (source, destination) address and port
 //! pair; a SYN that does not repeat the connection's last one starts it
 //! afresh (a new connection on reused ports). At most [`MAX_FLOWS`]
@@ -28,8 +31,11 @@ pub const MAX_FLOWS: usize = 4096;
 pub struct NetCounters {
     /// Frames smoltcp sent (handed to the device or held back for it).
     pub tx_frames: AtomicU64,
-    /// Sent TCP segments that repeat sequence space already sent.
+    /// Sent TCP segments that repeat sequence space already sent
+    /// (keep-alive probes apart).
     pub tcp_retransmits: AtomicU64,
+    /// Sent TCP keep-alive probes.
+    pub tcp_keepalives: AtomicU64,
     /// Frames held back in software because the device's queue was full.
     pub tx_deferred: AtomicU64,
     /// Times smoltcp was told there was no room to send at all (the
@@ -49,6 +55,8 @@ pub struct CountersSnapshot {
     pub tx_frames: u64,
     /// See [`NetCounters::tcp_retransmits`].
     pub tcp_retransmits: u64,
+    /// See [`NetCounters::tcp_keepalives`].
+    pub tcp_keepalives: u64,
     /// See [`NetCounters::tx_deferred`].
     pub tx_deferred: u64,
     /// See [`NetCounters::tx_backlog_full`].
@@ -71,6 +79,7 @@ impl NetCounters {
         CountersSnapshot {
             tx_frames: get(&self.tx_frames),
             tcp_retransmits: get(&self.tcp_retransmits),
+            tcp_keepalives: get(&self.tcp_keepalives),
             tx_deferred: get(&self.tx_deferred),
             tx_backlog_full: get(&self.tx_backlog_full),
             rx_frames: get(&self.rx_frames),
@@ -80,14 +89,15 @@ impl NetCounters {
 }
 
 impl fmt::Display for CountersSnapshot {
-    /// `tx_frames=… tcp_retransmits=… tx_deferred=… tx_backlog_full=…
-    /// rx_frames=… rx_errors=…`: the words the host tools parse.
+    /// `tx_frames=… tcp_retransmits=… tcp_keepalives=… tx_deferred=…
+    /// tx_backlog_full=… rx_frames=… rx_errors=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tx_frames={} tcp_retransmits={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={}",
+            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={}",
             self.tx_frames,
             self.tcp_retransmits,
+            self.tcp_keepalives,
             self.tx_deferred,
             self.tx_backlog_full,
             self.rx_frames,
@@ -109,6 +119,21 @@ struct Sent {
     syn: Option<u32>,
 }
 
+/// What a sent frame is, as far as retransmissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Not a TCP segment carrying sequence space (a bare ACK, not TCP, or
+    /// not parseable).
+    Other,
+    /// A TCP segment that sends sequence space for the first time.
+    New,
+    /// A TCP segment repeating sequence space already sent.
+    Retransmit,
+    /// A keep-alive probe: one byte at the sequence number just below the
+    /// next one (RFC 1122 4.2.3.6), repeating sent space on purpose.
+    KeepAlive,
+}
+
 /// Finds retransmissions among sent frames (see the module docs).
 #[derive(Debug, Default)]
 pub struct RetransmitDetector {
@@ -122,29 +147,34 @@ fn seq_after(a: u32, b: u32) -> bool {
 
 impl RetransmitDetector {
     /// Looks at one sent Ethernet frame; whether it is a TCP
-    /// retransmission. Anything that is not IPv4/TCP, or does not parse, is
-    /// not.
+    /// retransmission (keep-alive probes apart). Anything that is not
+    /// IPv4/TCP, or does not parse, is not.
     pub fn is_retransmit(&mut self, frame: &[u8]) -> bool {
+        self.classify(frame) == Segment::Retransmit
+    }
+
+    /// What one sent Ethernet frame is (see [`Segment`]).
+    pub fn classify(&mut self, frame: &[u8]) -> Segment {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return false;
+            return Segment::Other;
         };
         if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return false;
+            return Segment::Other;
         }
         let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            return false;
+            return Segment::Other;
         };
         if ip.next_header() != IpProtocol::Tcp {
-            return false;
+            return Segment::Other;
         }
         let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-            return false;
+            return Segment::Other;
         };
         let payload = tcp.payload().len();
         let seg_len = payload + usize::from(tcp.syn()) + usize::from(tcp.fin());
         if seg_len == 0 {
             // A bare ACK (or RST) takes no sequence space.
-            return false;
+            return Segment::Other;
         }
         let seq = tcp.seq_number().0 as u32;
         let end = seq.wrapping_add(seg_len as u32);
@@ -171,17 +201,21 @@ impl RetransmitDetector {
                     syn: tcp.syn().then_some(seq),
                 },
             );
-            return false;
+            return Segment::New;
         }
         let Some(mut sent) = known else {
-            return false;
+            return Segment::New;
         };
         if seq_after(end, sent.end) {
             sent.end = end;
             self.flows.insert(flow, sent);
-            false
+            Segment::New
+        } else if payload == 1 && !tcp.syn() && !tcp.fin() && end == sent.end {
+            // One byte just below the next sequence number: a keep-alive
+            // probe (smoltcp sends one as soon as SO_KEEPALIVE is set).
+            Segment::KeepAlive
         } else {
-            true
+            Segment::Retransmit
         }
     }
 
@@ -255,6 +289,16 @@ mod tests {
         assert!(!d.is_retransmit(&segment(40000, 111, TcpControl::None, &[])));
         assert!(!d.is_retransmit(&segment(40000, 111, TcpControl::Fin, &[])));
         assert!(d.is_retransmit(&segment(40000, 111, TcpControl::Fin, &[])));
+        // One byte just below the next sequence number: a keep-alive probe,
+        // as smoltcp sends once SO_KEEPALIVE is set (Redis sets it).
+        assert_eq!(
+            d.classify(&segment(40000, 111, TcpControl::None, &[0])),
+            Segment::KeepAlive
+        );
+        assert_eq!(
+            d.classify(&segment(40000, 112, TcpControl::None, b"more")),
+            Segment::New
+        );
         // Another connection is counted on its own.
         assert!(!d.is_retransmit(&segment(40001, 101, TcpControl::None, b"hello")));
         assert_eq!(d.flows(), 2);
@@ -303,7 +347,7 @@ mod tests {
         NetCounters::bump(&c.tx_frames);
         assert_eq!(
             c.snapshot().to_string(),
-            "tx_frames=2 tcp_retransmits=1 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0"
+            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0"
         );
     }
 }

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::counters::{NetCounters, RetransmitDetector};
+use super::counters::{NetCounters, RetransmitDetector, Segment};
 use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
@@ -130,8 +130,10 @@ impl phy::TxToken for NicTxToken<'_> {
         self.scratch.resize(len, 0);
         let result = f(self.scratch);
         NetCounters::bump(&self.counters.tx_frames);
-        if self.retransmits.is_retransmit(self.scratch) {
-            NetCounters::bump(&self.counters.tcp_retransmits);
+        match self.retransmits.classify(self.scratch) {
+            Segment::Retransmit => NetCounters::bump(&self.counters.tcp_retransmits),
+            Segment::KeepAlive => NetCounters::bump(&self.counters.tcp_keepalives),
+            Segment::New | Segment::Other => {}
         }
         // Keep the order: behind any held-back frame.
         if !self.backlog.is_empty() || self.dev.transmit(self.scratch).is_err() {
