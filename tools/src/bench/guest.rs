@@ -311,5 +311,13 @@ mod tests {
             "{args}"
         );
         assert!(args.contains("-qmp unix:"), "{args}");
+        // A TAP bench run needs the run's namespace on the job
+        // (`server::run_served` puts it there).
+        let tap = QemuSettings {
+            tap: true,
+            ..settings.clone()
+        };
+        let err = tap.config_for("/k", &job).unwrap_err().to_string();
+        assert!(err.contains("TAP"), "{err}");
     }
 }
