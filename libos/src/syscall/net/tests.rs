@@ -236,6 +236,11 @@ fn tcp_megabytes_each_way_between_two_stacks() {
     );
     assert_eq!(got, LEN);
     assert!(client.get(dst, LEN) == data, "bytes sent back differ");
+    // Both cards counted the frames that carried it.
+    for h in [&server, &client] {
+        let c = h.p.net.counters().expect("a stack with a card counts");
+        assert!(c.tx_frames > (LEN / 1500) as u64 && c.rx_frames > 0, "{c}");
+    }
 }
 
 /// Both directions full at once (the client writes while the echo is
