@@ -110,6 +110,11 @@ fn an_audited_redis_run_verifies_and_shows_the_clients_calls() {
         .filter(|l| l.contains("syscall accept4") && !l.contains("result=-"))
         .collect();
     assert!(accepted.len() >= 3, "{accepts}");
+    // Records keep the registers the call takes: accept4's four.
+    for l in &accepted {
+        let args = l.split("args=[").nth(1).and_then(|r| r.split(']').next());
+        assert_eq!(args.map(|a| a.split(", ").count()), Some(4), "{l}");
+    }
     let (_, writes) = cli(&["show", "--syscall", "write"], &log);
     assert!(
         writes

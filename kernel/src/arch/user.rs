@@ -102,6 +102,24 @@ static USER_RSP_SCRATCH: AtomicU64 = AtomicU64::new(0);
 global_asm!(
     r#"
     .text
+    // Every user register but rsp and rdi, from the context at rdi.
+    .macro cloister_load_user_gprs
+    mov rax, [rdi + 0]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 56]
+    mov r9, [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r11, [rdi + 80]
+    mov r12, [rdi + 88]
+    mov r13, [rdi + 96]
+    mov r14, [rdi + 104]
+    mov r15, [rdi + 112]
+    .endm
+
     .global enter_user
 enter_user:
     push rbx
@@ -125,20 +143,7 @@ enter_user:
     mov rax, {sysret_limit}
     cmp [rdi + 120], rax
     jae 2f
-    mov rax, [rdi + 0]
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8, [rdi + 56]
-    mov r9, [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r11, [rdi + 80]
-    mov r12, [rdi + 88]
-    mov r13, [rdi + 96]
-    mov r14, [rdi + 104]
-    mov r15, [rdi + 112]
+    cloister_load_user_gprs
     mov rsp, [rdi + 128]
     mov rdi, [rdi + 40]
     sysretq
@@ -148,20 +153,7 @@ enter_user:
     push qword ptr [rdi + 136]
     push {user_cs}
     push qword ptr [rdi + 120]
-    mov rax, [rdi + 0]
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8, [rdi + 56]
-    mov r9, [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r11, [rdi + 80]
-    mov r12, [rdi + 88]
-    mov r13, [rdi + 96]
-    mov r14, [rdi + 104]
-    mov r15, [rdi + 112]
+    cloister_load_user_gprs
     mov rdi, [rdi + 40]
     iretq
 

@@ -154,22 +154,28 @@ pub fn record_event(event: &Event<'_>) -> Option<u64> {
     .flatten()
 }
 
-/// Records a syscall of the hosted application: its number, the six
-/// argument registers, the result (`-errno` on failure), the thread id and
+/// Records a syscall of the hosted application: its number, the argument
+/// registers it takes, the result (`-errno` on failure), the thread id and
 /// how long it took. Numbers and durations beyond `u32` are saturated.
 pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns: u64) {
     if !is_enabled() {
         return;
     }
+    // Only the registers the call takes (all six for a number Linux does
+    // not assign): half the bytes to write and seal for most calls.
+    let arg_count = usize::try_from(nr)
+        .ok()
+        .and_then(libos::syscall::arity::syscall_arg_count)
+        .unwrap_or(6);
     let nr = u32::try_from(nr).unwrap_or(u32::MAX);
     let duration_ns = u32::try_from(duration_ns).unwrap_or(u32::MAX);
-    record_event(&Event::Syscall(SyscallEvent::new(
-        nr,
-        *args,
-        ret,
-        tid,
-        duration_ns,
-    )));
+    let mut event = SyscallEvent::new(nr, *args, ret, tid, duration_ns);
+    event.arg_count = arg_count;
+    // The unstored registers read as 0, as the verifier decodes them.
+    for a in &mut event.args[usize::from(arg_count)..] {
+        *a = 0;
+    }
+    record_event(&Event::Syscall(event));
 }
 
 /// Records free-form text, formatted in place (no allocation).

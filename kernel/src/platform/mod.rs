@@ -362,6 +362,24 @@ pub fn accept_ram(usable: &libos::boot::memmap::MemoryMap) -> Result<u64> {
     Ok(total)
 }
 
+/// A confidential VM's exception raised by the program (`#VE`, vector 20,
+/// on TDX; `#VC`, vector 29, on SEV-SNP): performs what the host must do
+/// for an unprivileged instruction (`CPUID`; on SEV-SNP also `RDTSC`,
+/// `RDTSCP`), updating the program's registers. `false` when it is not
+/// such an exception or not one a program may cause: the run loop then
+/// treats it as a fault.
+pub fn user_exception(
+    vector: u64,
+    error_code: u64,
+    ctx: &mut crate::arch::user::UserContext,
+) -> bool {
+    match vector {
+        20 => tdx::on_user_ve(ctx),
+        29 => snp::on_user_vc(error_code, ctx),
+        _ => false,
+    }
+}
+
 /// The backend, once [`init`] chose it.
 static PLATFORM: spin::Once<&'static dyn Platform> = spin::Once::new();
 

@@ -28,6 +28,7 @@ use spin::Mutex;
 
 use super::arrivals::{Arrivals, Observed};
 use super::config::NetConfig;
+use super::counters::{CountersSnapshot, NetCounters};
 use super::device::{NetDevice, NicPhy};
 use super::port::PortTable;
 use crate::platform::Clock;
@@ -209,20 +210,26 @@ impl Inner {
     /// changed state.
     fn poll(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        // Loopback packets sent in one round are received in the next.
-        for _ in 0..64 {
-            let mut round = false;
+        // Loopback packets sent in one round are received in the next. A
+        // round walks the sockets once (every walk visits each socket, idle
+        // or not, so its cost grows with the connections open): a walk that
+        // sends nothing ends the loop, as nothing new can then arrive.
+        self.lo.iface.poll_maintenance(now);
+        for _ in 0..LOOPBACK_ROUNDS {
             while let Some(result) = ingress(&mut self.lo, now) {
                 self.arrivals.record(&mut self.lo.phy.flows);
-                round = true;
+                changed = true;
                 if result == PollIngressSingleResult::SocketStateChanged {
-                    changed = true;
                     self.refill_all();
                 }
             }
-            round |= egress(&mut self.lo, now);
-            changed |= round;
-            if !round {
+            let sent = self
+                .lo
+                .iface
+                .poll_egress(now, &mut self.lo.phy, &mut self.lo.sockets)
+                == PollResult::SocketStateChanged;
+            changed |= sent;
+            if !sent {
                 break;
             }
         }
@@ -261,7 +268,13 @@ impl Inner {
                 self.closing.push((i, h));
                 continue;
             }
-            if s.state() == tcp::State::Closed {
+            // TIME-WAIT absorbs late duplicates and re-acknowledges a lost
+            // final FIN; the loopback interface loses and reorders nothing,
+            // so a closed file's connection there goes at once instead of
+            // being walked by every poll for smoltcp's 10 s.
+            let done = s.state() == tcp::State::Closed
+                || (i == IfaceId::Loopback && s.state() == tcp::State::TimeWait);
+            if done {
                 self.sockets(i).remove(h);
             } else {
                 self.closing.push((i, h));
@@ -293,6 +306,10 @@ fn ingress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> Option<PollIngressSin
     }
 }
 
+/// Most socket walks one poll makes on the loopback interface (each
+/// sends at most a segment per socket; what is left goes at the next poll).
+const LOOPBACK_ROUNDS: usize = 1024;
+
 /// Sends what the sockets have queued; returns whether anything went.
 fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {
     ifc.iface.poll_maintenance(now);
@@ -312,6 +329,8 @@ pub struct NetStack {
     pub(crate) unix_names: Arc<super::unix::UnixNames>,
     clock: Arc<dyn Clock>,
     config: NetConfig,
+    /// The external interface's device-path counters (`None`: no card).
+    counters: Option<Arc<NetCounters>>,
 }
 
 impl core::fmt::Debug for NetStack {
@@ -340,8 +359,9 @@ impl NetStack {
         let mut lo_config = Config::new(HardwareAddress::Ip);
         lo_config.random_seed = config.random_seed;
         let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
-        let ext = device.map(|dev| {
-            let mut phy = NicPhy::new(dev);
+        let counters = device.as_ref().map(|_| Arc::new(NetCounters::default()));
+        let ext = device.zip(counters.clone()).map(|(dev, counters)| {
+            let mut phy = NicPhy::new(dev, counters);
             let mac = EthernetAddress(phy.device().mac());
             let mut c = Config::new(HardwareAddress::Ethernet(mac));
             c.random_seed = config.random_seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
@@ -381,7 +401,14 @@ impl NetStack {
             unix_names: Arc::default(),
             clock,
             config,
+            counters,
         }
+    }
+
+    /// The external interface's device-path counters (retransmissions,
+    /// a full transmit queue, receive errors); `None` without a card.
+    pub fn counters(&self) -> Option<CountersSnapshot> {
+        self.counters.as_ref().map(|c| c.snapshot())
     }
 
     /// The external interface's configuration.

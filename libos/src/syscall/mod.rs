@@ -32,6 +32,7 @@
 //! [`SyscallTable::register`].
 
 pub mod args;
+pub mod arity;
 pub mod epoll;
 pub mod exec;
 pub mod fs;

@@ -187,6 +187,20 @@ pub fn handle<H: GhcbProtocol>(
     Ok(())
 }
 
+/// Whether a `#VC` raised in user mode (ring 3) with `exit_code` may be
+/// handled for the program: only what an unprivileged instruction can
+/// cause and the host must answer — `CPUID` (glibc runs it at start-up),
+/// `RDTSC` and `RDTSCP` when intercepted. Port I/O, MSRs and `HLT` fault
+/// with `#GP` in ring 3 before any `#VC`; anything else (a nested page
+/// fault on memory the program maps) is not emulated for user code, and
+/// the program gets the signal its fault means.
+pub fn user_mode_allowed(exit_code: u64) -> bool {
+    matches!(
+        exit_code,
+        exit_code::CPUID | exit_code::RDTSC | exit_code::RDTSCP
+    )
+}
+
 #[cfg(test)]
 #[path = "vc_tests.rs"]
 mod tests;

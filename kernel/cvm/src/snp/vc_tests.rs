@@ -115,3 +115,13 @@ fn mmio_and_unknown_exits_are_errors() {
     ));
     assert_eq!(r.rip, 0x1000);
 }
+
+#[test]
+fn user_mode_gets_cpuid_and_the_tsc_only() {
+    for code in [exit_code::CPUID, exit_code::RDTSC, exit_code::RDTSCP] {
+        assert!(user_mode_allowed(code), "{code:#x}");
+    }
+    for code in [exit_code::IOIO, exit_code::MSR, exit_code::NPF, 0, u64::MAX] {
+        assert!(!user_mode_allowed(code), "{code:#x}");
+    }
+}

@@ -183,10 +183,39 @@ pub fn handle(host: &mut impl Host, info: &VeInfo, gprs: &mut Gprs) -> Result<()
     Ok(())
 }
 
+/// Whether a `#VE` raised in user mode (ring 3) for `info` may be handled
+/// for the program: only `CPUID` (glibc runs it at start-up). `HLT`, port
+/// I/O and MSR accesses fault with `#GP` in ring 3 before any `#VE`, and an
+/// EPT violation on the program's memory is not emulated for user code.
+pub fn user_mode_allowed(info: &VeInfo) -> bool {
+    info.reason == reason::CPUID
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tdvmcall::{ret, sub};
     use super::*;
+
+    #[test]
+    fn user_mode_gets_cpuid_only() {
+        let info = |reason| VeInfo {
+            reason,
+            qualification: 0,
+            gla: 0,
+            gpa: 0,
+            insn_len: 2,
+        };
+        assert!(user_mode_allowed(&info(reason::CPUID)));
+        for r in [
+            reason::HLT,
+            reason::IO,
+            reason::MSR_READ,
+            reason::MSR_WRITE,
+            reason::EPT_VIOLATION,
+        ] {
+            assert!(!user_mode_allowed(&info(r)), "{r}");
+        }
+    }
     use alloc::vec::Vec;
 
     /// A host that answers from a script and records the calls.

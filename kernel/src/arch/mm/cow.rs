@@ -18,9 +18,9 @@ use alloc::collections::BTreeMap;
 use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::structures::paging::page_table::PageTableEntry;
-use x86_64::{PhysAddr, VirtAddr, instructions::tlb};
+use x86_64::{VirtAddr, instructions::tlb};
 
-use super::{PAGE_BYTES, frames, phys_to_virt};
+use super::{PAGE_BYTES, frames, phys_to_virt, pte};
 
 /// Software bit: the frame may be shared; copy it before writing.
 pub(super) const COW: F = F::BIT_54;
@@ -71,7 +71,7 @@ pub(super) fn break_cow(
     vaddr: u64,
     with_rights: impl FnOnce(F) -> F,
 ) -> Option<u64> {
-    let old = entry.addr().as_u64();
+    let old = pte::frame_of(entry);
     let flags = with_rights(entry.flags() - COW);
     let frame = if is_shared(old) {
         let new = frames::alloc_user_zeroed()?;
@@ -91,7 +91,7 @@ pub(super) fn break_cow(
     } else {
         old
     };
-    entry.set_addr(PhysAddr::new(frame), flags);
+    entry.set_addr(pte::private(frame), flags);
     tlb::flush(VirtAddr::new(vaddr));
     Some(frame)
 }

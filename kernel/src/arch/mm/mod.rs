@@ -21,6 +21,7 @@ pub mod heap;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod paging;
+pub mod pte;
 pub mod reserved;
 pub mod space;
 #[cfg(feature = "ktest")]

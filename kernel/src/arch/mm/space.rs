@@ -18,14 +18,13 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use x86_64::PhysAddr;
 use x86_64::instructions::tlb;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 
 use super::cow;
 use super::user::{HAS_FRAME, UserMapError, table_at, with_lock};
-use super::{PAGE_BYTES, frames};
+use super::{PAGE_BYTES, frames, pte};
 
 /// The kernel's PML4 (the first program's space), recorded by [`init`].
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -41,7 +40,7 @@ pub fn init() {
 
 /// The PML4 in CR3 now.
 pub fn current() -> u64 {
-    Cr3::read().0.start_address().as_u64()
+    pte::strip(Cr3::read().0.start_address().as_u64())
 }
 
 /// The kernel's PML4.
@@ -61,7 +60,7 @@ pub fn activate(root: u64) {
     // the code, stack and data in use stay mapped across the switch.
     unsafe {
         Cr3::write(
-            PhysFrame::containing_address(PhysAddr::new(root)),
+            PhysFrame::containing_address(pte::private(root)),
             Cr3Flags::empty(),
         )
     };
@@ -77,10 +76,10 @@ fn free_tree(table: u64, level: u8) {
         }
         if level == 1 {
             if e.flags().contains(HAS_FRAME) {
-                cow::release(e.addr().as_u64());
+                cow::release(pte::frame_of(e));
             }
         } else {
-            free_tree(e.addr().as_u64(), level - 1);
+            free_tree(pte::frame_of(e), level - 1);
         }
         e.set_unused();
     }
@@ -110,18 +109,18 @@ fn copy_tree(src: u64, level: u8, base: u64, shared: &[Range<u64>]) -> Result<u6
         let (paddr, flags) = if level == 1 {
             let flags = entry.flags();
             if flags.contains(HAS_FRAME) && shared.iter().any(|r| r.contains(&vaddr)) {
-                cow::share(entry.addr().as_u64());
-                (entry.addr().as_u64(), flags)
+                cow::share(pte::frame_of(&entry));
+                (pte::frame_of(&entry), flags)
             } else if flags.contains(HAS_FRAME) {
-                cow::share(entry.addr().as_u64());
+                cow::share(pte::frame_of(&entry));
                 let shared = cow::shared_flags(flags);
                 table_at(src)[i].set_flags(shared);
-                (entry.addr().as_u64(), shared)
+                (pte::frame_of(&entry), shared)
             } else {
-                (entry.addr().as_u64(), flags)
+                (pte::frame_of(&entry), flags)
             }
         } else {
-            match copy_tree(entry.addr().as_u64(), level - 1, vaddr, shared) {
+            match copy_tree(pte::frame_of(&entry), level - 1, vaddr, shared) {
                 Ok(copy) => (copy, entry.flags()),
                 Err(e) => {
                     free_tree(dst, level);
@@ -129,7 +128,7 @@ fn copy_tree(src: u64, level: u8, base: u64, shared: &[Range<u64>]) -> Result<u6
                 }
             }
         };
-        table_at(dst)[i].set_addr(PhysAddr::new(paddr), flags);
+        table_at(dst)[i].set_addr(pte::private(paddr), flags);
     }
     Ok(dst)
 }
@@ -153,8 +152,8 @@ pub fn fork_current(shared: &[Range<u64>]) -> Result<u64, UserMapError> {
             if entry.is_unused() {
                 continue;
             }
-            match copy_tree(entry.addr().as_u64(), 3, i as u64 * entry_span(4), shared) {
-                Ok(copy) => table_at(dst)[i].set_addr(PhysAddr::new(copy), entry.flags()),
+            match copy_tree(pte::frame_of(&entry), 3, i as u64 * entry_span(4), shared) {
+                Ok(copy) => table_at(dst)[i].set_addr(pte::private(copy), entry.flags()),
                 Err(e) => {
                     destroy_locked(dst);
                     tlb::flush_all();
@@ -172,7 +171,7 @@ fn destroy_locked(root: u64) {
     for i in 0..KERNEL_SLOTS {
         let entry = table_at(root)[i].clone();
         if !entry.is_unused() {
-            free_tree(entry.addr().as_u64(), 3);
+            free_tree(pte::frame_of(&entry), 3);
         }
     }
     if let Err(err) = frames::free_user(root) {

@@ -139,6 +139,21 @@ fn setup() -> core::result::Result<(), (u8, u8)> {
     Ok(())
 }
 
+/// Once the kernel's page tables are built (they map the image private,
+/// with the C-bit): maps the backend's shared pages shared again, so the
+/// hypervisor reads what the guest writes there. Never run on SNP
+/// hardware.
+pub fn tables_ready() -> Result<()> {
+    if super::platform().kind() != super::PlatformKind::SevSnp {
+        return Ok(());
+    }
+    for page in [&hw::GHCB_PAGE, &hw::REQUEST_PAGE, &hw::RESPONSE_PAGE] {
+        crate::arch::mm::paging::share_kernel_page(page.vaddr())
+            .map_err(|_| PlatformError::Protocol("cannot map a shared page"))?;
+    }
+    Ok(())
+}
+
 /// Makes a page of the kernel image shared: rescind its validation, then
 /// a page-state change to shared by MSR (no GHCB yet).
 fn share_image_page(msr: &mut MsrHost, page: &SharedPage) -> cvm::snp::Result<()> {
@@ -387,20 +402,7 @@ pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
     if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
         return false;
     }
-    let osxsave = x86_64::registers::control::Cr4::read()
-        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
-    let mut regs = VcRegisters {
-        rax: frame.rax,
-        rbx: frame.rbx,
-        rcx: frame.rcx,
-        rdx: frame.rdx,
-        rip: frame.rip,
-        xcr0: if osxsave {
-            x86_64::registers::xcontrol::XCr0::read_raw()
-        } else {
-            0
-        },
-    };
+    let mut regs = vc_registers([frame.rax, frame.rbx, frame.rcx, frame.rdx], frame.rip);
     // SAFETY: a kernel-mode #VC: `frame.rip` is the kernel instruction
     // that raised it, inside the kernel's text (handle_vc's contract).
     match unsafe { handle_vc(frame.error_code, &mut regs) } {
@@ -417,4 +419,55 @@ pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
             false
         }
     }
+}
+
+/// The registers a `#VC` handler reads and writes (`rax`–`rdx`, `rip`),
+/// with XCR0 for CPUID leaf 0xD.
+fn vc_registers([rax, rbx, rcx, rdx]: [u64; 4], rip: u64) -> VcRegisters {
+    let osxsave = x86_64::registers::control::Cr4::read()
+        .contains(x86_64::registers::control::Cr4Flags::OSXSAVE);
+    VcRegisters {
+        rax,
+        rbx,
+        rcx,
+        rdx,
+        rip,
+        xcr0: if osxsave {
+            x86_64::registers::xcontrol::XCr0::read_raw()
+        } else {
+            0
+        },
+    }
+}
+
+/// A `#VC` raised by the program (vector 29 in ring 3), for the run loop:
+/// `CPUID`, `RDTSC` and `RDTSCP` are answered through the GHCB as for the
+/// kernel ([`vc::user_mode_allowed`]); `false` for anything else, or if
+/// the instruction cannot be read from user memory (the program then gets
+/// the signal for the fault). The instruction is fetched with a user copy
+/// and checked against the exit code, so a program cannot make the kernel
+/// act on bytes it does not execute.
+pub fn on_user_vc(exit_code: u64, ctx: &mut crate::arch::user::UserContext) -> bool {
+    if super::platform().kind() != super::PlatformKind::SevSnp || !vc::user_mode_allowed(exit_code)
+    {
+        return false;
+    }
+    // The longest allowed instruction is RDTSCP (3 bytes); CPUID (2) may
+    // end a page whose successor is unmapped.
+    let mut insn = [0u8; 3];
+    let fetched = [3usize, 2]
+        .into_iter()
+        .find(|&n| crate::arch::uaccess::copy_from_user(ctx.rip, &mut insn[..n]).is_ok());
+    let Some(n) = fetched else {
+        return false;
+    };
+    let mut regs = vc_registers([ctx.rax, ctx.rbx, ctx.rcx, ctx.rdx], ctx.rip);
+    let done =
+        without_interrupts(|| vc::handle(exit_code, &mut regs, &insn[..n], &mut SNP.ghcb.lock()));
+    if done.is_err() {
+        return false;
+    }
+    (ctx.rax, ctx.rbx, ctx.rcx, ctx.rdx, ctx.rip) =
+        (regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rip);
+    true
 }

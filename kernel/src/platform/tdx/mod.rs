@@ -359,3 +359,32 @@ pub fn on_ve(frame: &mut crate::arch::trap::TrapFrame) -> bool {
         }
     }
 }
+
+/// A `#VE` raised by the program (vector 20 in ring 3), for the run loop:
+/// only `CPUID` is answered ([`ve::user_mode_allowed`]), as for the kernel;
+/// `false` for anything else (the program then gets the signal for the
+/// fault).
+pub fn on_user_ve(ctx: &mut crate::arch::user::UserContext) -> bool {
+    if super::platform().kind() != super::PlatformKind::Tdx {
+        return false;
+    }
+    let Ok(info) = ve::veinfo(&Hw.tdcall(tdcall::veinfo_get())) else {
+        return false;
+    };
+    if !ve::user_mode_allowed(&info) {
+        return false;
+    }
+    let mut gprs = Gprs {
+        rax: ctx.rax,
+        rbx: ctx.rbx,
+        rcx: ctx.rcx,
+        rdx: ctx.rdx,
+        rip: ctx.rip,
+    };
+    if ve::handle(&mut Hw, &info, &mut gprs).is_err() {
+        return false;
+    }
+    (ctx.rax, ctx.rbx, ctx.rcx, ctx.rdx, ctx.rip) =
+        (gprs.rax, gprs.rbx, gprs.rcx, gprs.rdx, gprs.rip);
+    true
+}
