@@ -40,9 +40,13 @@ fn stack() -> &'static Arc<NetStack> {
     })
 }
 
-/// Drives the stack: frames in, frames out, TCP timers.
+/// Drives the stack: frames in, frames out, TCP timers. When a socket may
+/// have changed, every waiting thread re-checks (another thread's frames
+/// may have arrived in this poll).
 pub fn poll() {
-    stack().poll();
+    if stack().poll() {
+        crate::task::bump_epoch();
+    }
 }
 
 /// Blocks until `file` shows one of `want` (or an error or hang-up),
@@ -53,7 +57,7 @@ fn wait_for(file: &dyn FileLike, want: PollEvents) {
     let any = want | PollEvents::ERR | PollEvents::HUP;
     crate::task::block_until(
         &mut || {
-            net.poll();
+            poll();
             file.poll().intersects(any)
         },
         net.poll_at(),
@@ -64,7 +68,11 @@ fn wait_for(file: &dyn FileLike, want: PollEvents) {
 /// between tries.
 fn blocking<T>(file: &dyn FileLike, want: PollEvents, mut op: impl FnMut() -> Result<T>) -> Result<T> {
     loop {
-        match op() {
+        let result = op();
+        // As after a Linux program's system call: what this changed (room
+        // in a queue, a frame sent) may let other threads go on.
+        crate::task::bump_epoch();
+        match result {
             Err(e) if e.errno() == Errno::EAGAIN => wait_for(file, want),
             other => return other,
         }
@@ -116,7 +124,7 @@ impl TcpListener {
     /// Whether a connection is waiting ([`TcpListener::try_accept`] would
     /// succeed).
     pub fn is_ready(&self) -> bool {
-        stack().poll();
+        poll();
         self.file.poll().contains(PollEvents::IN)
     }
 }
@@ -187,7 +195,7 @@ impl TcpStream {
 
     /// Which operations would not block now.
     pub fn readiness(&self) -> Readiness {
-        stack().poll();
+        poll();
         let ev = self.file.poll();
         Readiness {
             readable: ev.contains(PollEvents::IN),
