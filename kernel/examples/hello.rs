@@ -36,7 +36,10 @@ fn main() -> u8 {
         "slept at least 10 ms: {}",
         slept >= Duration::from_millis(10)
     );
-    kernel::println!("wall clock: {} s since the epoch", time::wall_clock().as_secs());
+    kernel::println!(
+        "wall clock: {} s since the epoch",
+        time::wall_clock().as_secs()
+    );
     audit::record("hello: done");
     status()
 }

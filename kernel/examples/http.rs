@@ -4,7 +4,8 @@
 //! body), one thread per connection, one request per connection
 //! (`Connection: close`).
 //!
-//! Listens on port 80, or `http.port=N` on the kernel command line. Boot
+//! Listens on port 80, or `http.port=N` on the kernel command line; with
+//! `http.requests=N` it exits (status 0) after serving N connections. Boot
 //! it with `cloister run --app …/examples/http --file site/:/www -p
 //! 8080:80` (docs/RUNTIME.md).
 #![no_std]
@@ -27,18 +28,30 @@ fn main() -> Result<()> {
     let port = command_line_value("http.port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(80);
+    let limit: Option<u64> = command_line_value("http.requests").and_then(|n| n.parse().ok());
     let listener = TcpListener::bind(port)?;
     kernel::println!("http: serving /www on port {port}");
-    loop {
+    let mut served = Vec::new();
+    let mut accepted = 0u64;
+    while limit.is_none_or(|n| accepted < n) {
         let (stream, peer) = listener.accept()?;
-        if let Err(e) = thread::spawn(move || {
+        accepted += 1;
+        match thread::spawn(move || {
             if let Err(e) = serve(&stream) {
                 log::debug!("http: {peer}: {e}");
             }
         }) {
-            log::warn!("http: cannot serve {peer}: {e}");
+            // Without a limit nobody joins: keep no handles.
+            Ok(handle) if limit.is_some() => served.push(handle),
+            Ok(_) => {}
+            Err(e) => log::warn!("http: cannot serve {peer}: {e}"),
         }
     }
+    for handle in served {
+        handle.join();
+    }
+    kernel::println!("http: served {accepted} connections");
+    Ok(())
 }
 
 /// Reads the request head (up to the blank line).
@@ -103,5 +116,11 @@ fn respond(stream: &TcpStream, status: &str, body: &[u8], with_body: bool) -> Re
     if with_body {
         stream.write_all(body)?;
     }
-    stream.shutdown_write()
+    stream.shutdown_write()?;
+    // A lingering close: wait for the client to close its side, which it
+    // does once it has the whole response (so nothing is lost if the
+    // application exits next).
+    let mut rest = [0u8; 512];
+    while stream.read(&mut rest)? > 0 {}
+    Ok(())
 }

@@ -96,6 +96,14 @@ fn execute(args: &[&[u8]], store: &Store, out: &mut Vec<u8>) -> bool {
             Reply::Simple("OK").encode(out);
             return true;
         }
+        // As Redis: no reply, the server goes (status 0, the audit log
+        // sealed by the runtime).
+        (b"SHUTDOWN", []) => {
+            let keys = store.lock().len();
+            kernel::runtime::audit::record("resp: shutdown");
+            kernel::println!("resp: shutting down with {keys} keys");
+            kernel::runtime::exit(0)
+        }
         (b"SET", [key, value]) => {
             store.lock().insert(key.to_vec(), value.to_vec());
             Reply::Simple("OK")
@@ -112,8 +120,11 @@ fn execute(args: &[&[u8]], store: &Store, out: &mut Vec<u8>) -> bool {
         }
         (b"DBSIZE", []) => Reply::Integer(store.lock().len() as i64),
         (b"CONFIG", [sub, param]) if sub.eq_ignore_ascii_case(b"GET") => config_get(param),
-        (b"PING" | b"ECHO" | b"QUIT" | b"SET" | b"GET" | b"INCR" | b"DEL" | b"EXISTS"
-        | b"DBSIZE" | b"CONFIG", _) => Reply::Error("ERR wrong number of arguments"),
+        (
+            b"PING" | b"ECHO" | b"QUIT" | b"SET" | b"GET" | b"INCR" | b"DEL" | b"EXISTS"
+            | b"DBSIZE" | b"CONFIG" | b"SHUTDOWN",
+            _,
+        ) => Reply::Error("ERR wrong number of arguments"),
         _ => Reply::Error("ERR unknown command"),
     };
     reply.encode(out);
@@ -125,7 +136,10 @@ fn incr(store: &Store, key: &[u8]) -> Reply {
     let mut map = store.lock();
     let current = match map.get(key) {
         None => 0,
-        Some(v) => match core::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()) {
+        Some(v) => match core::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
             Some(n) => n,
             None => return Reply::Error("ERR value is not an integer or out of range"),
         },

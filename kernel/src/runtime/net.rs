@@ -66,7 +66,11 @@ fn wait_for(file: &dyn FileLike, want: PollEvents) {
 
 /// Runs `op` until it does not fail with `EAGAIN`, waiting for `want`
 /// between tries.
-fn blocking<T>(file: &dyn FileLike, want: PollEvents, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+fn blocking<T>(
+    file: &dyn FileLike,
+    want: PollEvents,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
     loop {
         let result = op();
         // As after a Linux program's system call: what this changed (room
@@ -154,9 +158,15 @@ impl TcpStream {
         match sock.connect(&SockAddr::Inet(addr)) {
             Ok(()) => {}
             Err(e) if e.errno() == Errno::EINPROGRESS => {
-                blocking(&*file, PollEvents::OUT, || sock.connect_result().map_err(|e| {
-                    if e.errno() == Errno::EINPROGRESS { Errno::EAGAIN.into() } else { e }
-                }))?;
+                blocking(&*file, PollEvents::OUT, || {
+                    sock.connect_result().map_err(|e| {
+                        if e.errno() == Errno::EINPROGRESS {
+                            Errno::EAGAIN.into()
+                        } else {
+                            e
+                        }
+                    })
+                })?;
             }
             Err(e) => return Err(e),
         }
