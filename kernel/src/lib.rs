@@ -31,6 +31,12 @@
 // exceptions elsewhere are named where they are and in docs/ARCHITECTURE.md
 // (tests/tests/layers.rs keeps the list honest).
 #![deny(unsafe_code)]
+// The module docs are for the kernel's developers and link private items
+// (as the binary's docs, which rustdoc builds with private items, did).
+#![allow(
+    rustdoc::private_intra_doc_links,
+    reason = "kernel docs link private items; build them with --document-private-items"
+)]
 
 extern crate alloc;
 
