@@ -14,7 +14,7 @@ extern crate alloc;
 
 mod protocol;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -25,7 +25,19 @@ use spin::Mutex;
 
 kernel::entry!(main);
 
-type Store = Arc<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>;
+/// A key's value.
+enum Value {
+    /// A string (`SET`, `INCR`).
+    Str(Vec<u8>),
+    /// A list (`LPUSH`, `LPOP`); never empty (the key goes with the last
+    /// element, as in Redis).
+    List(VecDeque<Vec<u8>>),
+}
+
+type Store = Arc<Mutex<BTreeMap<Vec<u8>, Value>>>;
+
+const WRONG_TYPE: Reply =
+    Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value");
 
 fn main() -> Result<()> {
     let port = command_line_value("resp.port")
@@ -97,18 +109,53 @@ fn execute(args: &[&[u8]], store: &Store, out: &mut Vec<u8>) -> bool {
             return true;
         }
         // As Redis: no reply, the server goes (status 0, the audit log
-        // sealed by the runtime).
-        (b"SHUTDOWN", []) => {
+        // sealed by the runtime). NOSAVE/SAVE: nothing is kept on disk.
+        (b"SHUTDOWN", [] | [_]) => {
             let keys = store.lock().len();
             kernel::runtime::audit::record("resp: shutdown");
             kernel::println!("resp: shutting down with {keys} keys");
             kernel::runtime::exit(0)
         }
         (b"SET", [key, value]) => {
-            store.lock().insert(key.to_vec(), value.to_vec());
+            store
+                .lock()
+                .insert(key.to_vec(), Value::Str(value.to_vec()));
             Reply::Simple("OK")
         }
-        (b"GET", [key]) => Reply::Bulk(store.lock().get(*key).cloned()),
+        (b"GET", [key]) => match store.lock().get(*key) {
+            None => Reply::Bulk(None),
+            Some(Value::Str(v)) => Reply::Bulk(Some(v.clone())),
+            Some(Value::List(_)) => WRONG_TYPE,
+        },
+        (b"LPUSH", [key, values @ ..]) if !values.is_empty() => {
+            let mut map = store.lock();
+            let entry = map
+                .entry(key.to_vec())
+                .or_insert_with(|| Value::List(VecDeque::new()));
+            match entry {
+                Value::List(list) => {
+                    for v in values {
+                        list.push_front(v.to_vec());
+                    }
+                    Reply::Integer(list.len() as i64)
+                }
+                Value::Str(_) => WRONG_TYPE,
+            }
+        }
+        (b"LPOP", [key]) => {
+            let mut map = store.lock();
+            match map.get_mut(*key) {
+                None => Reply::Bulk(None),
+                Some(Value::Str(_)) => WRONG_TYPE,
+                Some(Value::List(list)) => {
+                    let first = list.pop_front();
+                    if list.is_empty() {
+                        map.remove(*key);
+                    }
+                    Reply::Bulk(first)
+                }
+            }
+        }
         (b"INCR", [key]) => incr(store, key),
         (b"DEL", keys) if !keys.is_empty() => {
             let mut map = store.lock();
@@ -122,7 +169,7 @@ fn execute(args: &[&[u8]], store: &Store, out: &mut Vec<u8>) -> bool {
         (b"CONFIG", [sub, param]) if sub.eq_ignore_ascii_case(b"GET") => config_get(param),
         (
             b"PING" | b"ECHO" | b"QUIT" | b"SET" | b"GET" | b"INCR" | b"DEL" | b"EXISTS"
-            | b"DBSIZE" | b"CONFIG" | b"SHUTDOWN",
+            | b"DBSIZE" | b"CONFIG" | b"SHUTDOWN" | b"LPUSH" | b"LPOP",
             _,
         ) => Reply::Error("ERR wrong number of arguments"),
         _ => Reply::Error("ERR unknown command"),
@@ -136,7 +183,8 @@ fn incr(store: &Store, key: &[u8]) -> Reply {
     let mut map = store.lock();
     let current = match map.get(key) {
         None => 0,
-        Some(v) => match core::str::from_utf8(v)
+        Some(Value::List(_)) => return WRONG_TYPE,
+        Some(Value::Str(v)) => match core::str::from_utf8(v)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
         {
@@ -147,7 +195,10 @@ fn incr(store: &Store, key: &[u8]) -> Reply {
     let Some(next) = current.checked_add(1) else {
         return Reply::Error("ERR increment or decrement would overflow");
     };
-    map.insert(key.to_vec(), alloc::format!("{next}").into_bytes());
+    map.insert(
+        key.to_vec(),
+        Value::Str(alloc::format!("{next}").into_bytes()),
+    );
     Reply::Integer(next)
 }
 
