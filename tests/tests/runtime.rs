@@ -1,6 +1,7 @@
 //! Applications linked with the kernel library (docs/RUNTIME.md), booted
 //! with `cloister run --app` and driven by real clients from the host: the
-//! examples in `kernel/examples/` — hello (output and exit status), the
+//! examples in `kernel/examples/` — hello (output and exit status, and its
+//! audit event in a sealed log that verifies), the
 //! RESP key-value server (`redis-cli`, `redis-benchmark`) and the static
 //! HTTP server (`curl`, byte-exact).
 
@@ -12,9 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
+use tools::run::audit::{AuditSpec, DEFAULT_REGION_BYTES};
 use tools::run::options::FileMapping;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::free_port;
+use vm_tests::{cloister_cli, free_port};
 
 /// The example `name`, built for the bare-metal target (dev profile).
 fn example(name: &str) -> PathBuf {
@@ -99,6 +101,48 @@ fn hello_prints_and_exits_with_its_status() {
     assert!(out.contains("slept at least 10 ms: true\n"), "{out:?}");
     assert_eq!(result.status, Some(42), "{result:#?}");
     assert_eq!(result.exit_code(), 42);
+}
+
+#[test]
+fn hellos_audit_event_is_in_a_sealed_log_that_verifies() {
+    let app = example("hello");
+    let dir = unique("audit");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let log = dir.join("hello.audit");
+    let mut opts = app_options(&app, &[]);
+    opts.audit = Some(AuditSpec {
+        file: log.clone(),
+        region_bytes: DEFAULT_REGION_BYTES,
+        key_file: None,
+    });
+    let result = run(&opts).expect("cloister run --app --audit");
+    assert_eq!(result.status, Some(7), "{result:#?}");
+    let key = dir.join("hello.audit.key");
+    let audit = |args: &[&str]| {
+        let out = Command::new(cloister_cli())
+            .arg("audit")
+            .arg(args[0])
+            .arg(&log)
+            .arg("--key-file")
+            .arg(&key)
+            .args(&args[1..])
+            .output()
+            .expect("cloister audit");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let verified = audit(&["verify"]);
+    assert!(
+        verified.contains("result: verified: 0 errors"),
+        "{verified}"
+    );
+    assert!(verified.contains("0 unsealed"), "{verified}");
+    let shown = audit(&["show"]);
+    let started = shown.find("application started").expect(&shown);
+    let event = shown.find("app: hello: done").expect(&shown);
+    let exited = shown.find("program exited with status 7").expect(&shown);
+    assert!(started < event && event < exited, "{shown}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
