@@ -99,6 +99,9 @@ fn hello_prints_and_exits_with_its_status() {
     );
     assert!(out.contains("sum from a thread: 55\n"), "{out:?}");
     assert!(out.contains("slept at least 10 ms: true\n"), "{out:?}");
+    // A TCP connection and UDP datagrams to itself over 127.0.0.1.
+    assert!(out.contains("tcp loopback: ok\n"), "{out:?}");
+    assert!(out.contains("udp loopback: ok\n"), "{out:?}");
     assert_eq!(result.status, Some(42), "{result:#?}");
     assert_eq!(result.exit_code(), 42);
 }

@@ -1,8 +1,8 @@
-//! TCP for a linked application, over the kernel's network stack (smoltcp
+//! TCP and UDP for a linked application, over the kernel's network stack (smoltcp
 //! on the virtio-net card, plus loopback), the stack the Linux-ABI mode's
 //! sockets use.
 //!
-//! [`TcpListener`] and [`TcpStream`] block the calling thread (other
+//! [`TcpListener`], [`TcpStream`] and [`UdpSocket`] block the calling thread (other
 //! threads run meanwhile) as `std::net`'s do; the `try_` calls never block
 //! and fail with `EAGAIN` instead, and [`TcpStream::readiness`] tells which
 //! would succeed, for event loops. The card's address is QEMU user
@@ -228,5 +228,48 @@ impl TcpStream {
     /// The peer's address.
     pub fn peer_addr(&self) -> Result<SocketAddrV4> {
         socket_of(&*self.file)?.peer_addr()?.inet()
+    }
+}
+
+/// A UDP socket.
+#[derive(Debug)]
+pub struct UdpSocket {
+    file: Arc<libos::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// A socket bound to `addr` (port 0: a free port).
+    pub fn bind(addr: SocketAddrV4) -> Result<Self> {
+        let file = Arc::new(libos::net::UdpSocket::new(stack().clone(), 0));
+        file.bind(&SockAddr::Inet(addr))?;
+        Ok(Self { file })
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> Result<SocketAddrV4> {
+        self.file.local_addr()?.inet()
+    }
+
+    /// Sends `buf` as one datagram to `to`; returns its length.
+    pub fn send_to(&self, buf: &[u8], to: SocketAddrV4) -> Result<usize> {
+        let file: &dyn FileLike = &*self.file;
+        blocking(file, PollEvents::OUT, || {
+            self.file.send(buf, Some(&SockAddr::Inet(to)))
+        })
+    }
+
+    /// Waits for a datagram; copies what fits of it into `buf` (the rest
+    /// is dropped, as on Linux) and returns the bytes copied and the
+    /// sender.
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4)> {
+        let file: &dyn FileLike = &*self.file;
+        blocking(file, PollEvents::IN, || self.try_recv_from(buf))
+    }
+
+    /// A datagram that has arrived, or `EAGAIN`.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4)> {
+        let got = self.file.recv(buf, false)?;
+        let from = got.from.ok_or(Errno::EINVAL)?.inet()?;
+        Ok((got.len, from))
     }
 }
