@@ -38,11 +38,15 @@ pub fn exit_because(code: ExitCode, why: FailureReason) -> ! {
 /// The host's request to stop (an NMI: `cloister run` injects one through
 /// QMP when its timeout expires, before it kills QEMU): records it in the
 /// audit log, seals the open block so nothing recorded stays
-/// unauthenticated, and exits. Runs in the NMI handler.
+/// unauthenticated, prints the network counters (`crate::net::summary`)
+/// and exits. Runs in the NMI handler.
 pub fn host_stop() -> ! {
     crate::arch::interrupts::disable();
     crate::audit::record_host_stop();
     crate::console::emergency_write(format_args!("\ncloister: stopped by the host (NMI)\n"));
+    if let Some(line) = crate::run::net_summary() {
+        crate::console::emergency_write(format_args!("{line}\n"));
+    }
     exit_because(ExitCode::Failure, FailureReason::HostStop)
 }
 

@@ -175,10 +175,17 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
 
     let features = arch::cpu::features();
     arch::cpu::enable_nx(&features);
+    // The C-bit (SEV-SNP) or shared bit (TDX) every entry of the kernel's
+    // tables carries; both 0 natively.
+    let masks = platform.pte_masks();
+    mm::pte::init(masks.private, masks.shared);
     if let Err(e) = mm::paging::init(info.ram_ranges()) {
         fatal(format_args!(
             "building the kernel page tables failed: {e:?}"
         ));
+    }
+    if let Err(e) = platform::snp::tables_ready() {
+        fatal(format_args!("the platform's shared pages: {e:?}"));
     }
     let on = arch::cpu::enable_protections(&features);
     kprintln!(

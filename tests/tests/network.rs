@@ -359,3 +359,100 @@ fn nginx(kernel_args: &[&str]) -> RunResult {
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+/// `cloister run --net tap`'s path: nginx serves two files to curl run
+/// inside a network namespace of the test's own, whose TAP device the
+/// guest's card is on (`tools::qemu::tap`; the guest is 10.77.0.2 there
+/// and gets its address from `net.ip=`); nothing leaves the namespace.
+/// Needs root for `ip netns`; without it the test says it was skipped.
+#[test]
+fn debian_nginx_serves_files_to_curl_over_a_tap_network() {
+    use tools::qemu::tap::{GUEST_ADDR, TapNet};
+    let net = match TapNet::create() {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("SKIPPED debian_nginx_serves_files_to_curl_over_a_tap_network: {e:#}");
+            return;
+        }
+    };
+    assert!(
+        Path::new("/usr/bin/curl").exists(),
+        "/usr/bin/curl is missing: install the Debian package curl (.ci/install-deps does)"
+    );
+    let dir = unique("nginx-tap");
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(&srv).expect("mkdir");
+    let big: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(srv.join("index.html"), b"cloister over tap\n").expect("write");
+    std::fs::write(srv.join("big.bin"), &big).expect("write");
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log stderr notice;\n\
+         pid /tmp/nginx.pid;\nevents { worker_connections 64; }\n\
+         http {\n  access_log off;\n  sendfile on;\n  client_body_temp_path /tmp;\n  proxy_temp_path /tmp;\n\
+         fastcgi_temp_path /tmp;\n  uwsgi_temp_path /tmp;\n  scgi_temp_path /tmp;\n\
+         server { listen 8080; root /srv; }\n}\n",
+    )
+    .expect("write conf");
+    let mut opts = RunOptions::new("/usr/sbin/nginx", ["-c", "/etc/nginx/nginx.conf"]);
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    opts.net = tools::run::NetMode::TapIn(net.clone());
+    opts.files = vec![
+        tools::run::options::FileMapping {
+            host: conf,
+            guest: Some("/etc/nginx/nginx.conf".into()),
+        },
+        tools::run::options::FileMapping {
+            host: srv,
+            guest: Some("/srv".into()),
+        },
+    ];
+    let server = thread::spawn(move || run(&opts).expect("cloister run"));
+    // curl in the namespace; the body, or None while nginx is not up.
+    let curl = |path: &str| -> Option<Vec<u8>> {
+        let out = net
+            .command("curl")
+            .args(["-sS", "--fail", "--max-time", "60"])
+            .arg(format!("http://{GUEST_ADDR}:8080{path}"))
+            .output()
+            .expect("run curl in the namespace");
+        out.status.success().then_some(out.stdout)
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let index = loop {
+        if let Some(body) = curl("/index.html") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "nginx never answered over tap");
+        thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(index, b"cloister over tap\n");
+    let body = curl("/big.bin").expect("curl big.bin");
+    assert!(body == big, "big.bin differs ({} bytes)", body.len());
+    assert!(curl("/missing").is_none(), "a missing file was served");
+    // nginx runs until killed: stop what runs in the test's namespace
+    // (only this run's QEMU).
+    let pids = Command::new("ip")
+        .args(["netns", "pids", net.namespace()])
+        .output()
+        .expect("ip netns pids");
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let result = server.join().expect("run thread");
+    let out = String::from_utf8_lossy(&result.output);
+    assert!(out.contains("nginx/"), "{out}");
+    assert!(
+        !result
+            .kernel_lines
+            .iter()
+            .any(|l| l.contains("ERROR") || l.contains("panic")),
+        "{:#?}",
+        result.kernel_lines
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

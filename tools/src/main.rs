@@ -22,7 +22,7 @@ enum Command {
     /// with the program's status (125 if Cloister could not report one).
     ///
     /// Example: cargo cloister run -- /bin/busybox echo hello
-    Run(tools::run::RunArgs),
+    Run(Box<tools::run::RunArgs>),
     /// Boot Cloister under QEMU and show it running.
     Boot {
         /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
@@ -131,6 +131,16 @@ enum BenchCommand {
         /// run's log is verified with its key afterwards).
         #[arg(long)]
         audit: bool,
+        /// The server figures' network: `user` (QEMU user-mode networking,
+        /// clients on the host through forwards) or `tap` (a TAP device in
+        /// a network namespace per run, clients in the namespace; needs
+        /// root).
+        #[arg(long, default_value = "user", value_name = "MODE")]
+        net: String,
+        /// Connections of the server figures' clients (`redis-benchmark
+        /// -c`, `wrk -c`).
+        #[arg(long, default_value_t = tools::bench::figures::DEFAULT_CLIENTS)]
+        clients: u32,
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
@@ -231,8 +241,14 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             linux_only,
             kernel,
             audit,
+            net,
+            clients,
         } => {
             use tools::bench::{figures::Figure, guest, linux_compare};
+            let tap = tools::run::NetMode::parse(net)? != tools::run::NetMode::User;
+            if *clients == 0 {
+                anyhow::bail!("--clients 0: the clients need at least one connection");
+            }
             let tsc_khz = match tsc_khz {
                 Some(k) => *k,
                 None => guest::host_tsc_khz()?,
@@ -245,11 +261,13 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                     memory_mib: *mem,
                     machine: "microvm".into(),
                     timeout: std::time::Duration::from_secs(300),
+                    tap,
                 },
                 tsc_khz,
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
                 audit: *audit,
+                clients: *clients,
                 command: std::iter::once("cargo cloister".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()
@@ -345,7 +363,7 @@ fn run(args: tools::run::RunArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run(args) => return run(args.clone()),
+        Command::Run(args) => return run(args.as_ref().clone()),
         Command::Boot { accel, mem, append } => boot(accel.as_deref(), *mem, append),
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),

@@ -28,7 +28,7 @@ pub mod virtio;
 use alloc::sync::Arc;
 
 use libos::boot::cmdline::KernelArgs;
-use libos::net::NetDevice;
+use libos::net::{NetConfig, NetDevice};
 use virtio_drivers::transport::DeviceType;
 
 use crate::platform::dma;
@@ -36,7 +36,13 @@ use crate::platform::dma;
 pub use virtio::VirtioNet;
 
 /// Command-line keys this module reads.
-pub const CMDLINE_KEYS: &[&str] = &[mmio::CMDLINE_KEY, NO_IRQ_KEY, dma::CMDLINE_KEY];
+pub const CMDLINE_KEYS: &[&str] = &[
+    mmio::CMDLINE_KEY,
+    NO_IRQ_KEY,
+    dma::CMDLINE_KEY,
+    libos::net::config::IP_KEY,
+    libos::net::config::GATEWAY_KEY,
+];
 
 /// `net.poll`: leave the device interrupt unrouted (pure polling).
 const NO_IRQ_KEY: &str = "net.poll";
@@ -116,6 +122,75 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
             None
         }
     }
+}
+
+/// The external interface's addresses: QEMU user-mode networking's unless
+/// the command line gives `net.ip=ADDR/PREFIX` (and `net.gateway=ADDR`), as
+/// `cloister run --net tap` does; a bad value is logged and the default
+/// kept.
+pub fn config(args: &KernelArgs<'_>) -> NetConfig {
+    let default = NetConfig::default();
+    match default.with_args(
+        args.get(libos::net::config::IP_KEY),
+        args.get(libos::net::config::GATEWAY_KEY),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            log::warn!(
+                "ignoring the network words: {}= expects {}; using {}/{}",
+                e.key,
+                e.expected,
+                default.addr,
+                default.prefix_len
+            );
+            default
+        }
+    }
+}
+
+/// The prefix of [`summary`]'s line (the host tools look for it).
+pub const SUMMARY_PREFIX: &str = "net counters:";
+
+/// The end-of-run line of the network path's stall counters: the stack's
+/// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
+/// back for a full device queue, receive errors) and the device's (sends
+/// refused for a full queue, frames dropped, receive bursts of a whole
+/// ring, interrupts). Formatting it takes no lock and allocates nothing,
+/// so the NMI stop path may print it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    stack: libos::net::counters::CountersSnapshot,
+    tx_queue_full: u64,
+    rx_dropped: u64,
+    rx_ring_full: u64,
+    interrupts: u64,
+}
+
+impl core::fmt::Display for Summary {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={}",
+            self.stack, self.tx_queue_full, self.rx_dropped, self.rx_ring_full, self.interrupts
+        )
+    }
+}
+
+/// The counters of `stack` and the card; `None` without a card.
+pub fn summary(stack: &libos::net::NetStack) -> Option<Summary> {
+    let stack_counters = stack.counters()?;
+    let Some(Some(nic)) = DEVICE.get() else {
+        return None;
+    };
+    let s = nic.stats();
+    let get = |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
+    Some(Summary {
+        stack: stack_counters,
+        tx_queue_full: get(&s.tx_queue_full),
+        rx_dropped: get(&s.rx_dropped),
+        rx_ring_full: get(&s.rx_ring_full),
+        interrupts: get(&s.interrupts),
+    })
 }
 
 /// The network card, if [`init`] found one: what the run module hands to

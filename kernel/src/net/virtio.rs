@@ -112,6 +112,11 @@ pub struct NetStats {
     pub rx_frames: AtomicU64,
     /// Received frames dropped (too long for the caller's buffer).
     pub rx_dropped: AtomicU64,
+    /// Receive bursts that took [`QUEUE_SIZE`] frames in a row without the
+    /// ring running empty: every slot was filled at least once during the
+    /// burst, so the device may have had none free and dropped frames (an
+    /// upper bound: virtio-net reports no drops itself).
+    pub rx_ring_full: AtomicU64,
     /// Device interrupts handled.
     pub interrupts: AtomicU64,
 }
@@ -129,6 +134,8 @@ struct Inner {
     /// The slot of each in-flight token (a token is a descriptor index).
     tx_slot_of: [u16; QUEUE_SIZE],
     rx_slot_of: [u16; QUEUE_SIZE],
+    /// Frames taken since the receive ring was last found empty.
+    rx_burst: usize,
 }
 
 // SAFETY: `Inner` is only reached through `VirtioNet`'s mutex on one CPU;
@@ -184,6 +191,7 @@ impl VirtioNet {
             tx_len: [0; QUEUE_SIZE],
             tx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_slot_of: [NO_SLOT; QUEUE_SIZE],
+            rx_burst: 0,
         };
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
@@ -315,8 +323,10 @@ impl Inner {
     /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let Some(token) = self.raw.poll_receive() else {
+            self.rx_burst = 0;
             return Ok(None);
         };
+        self.rx_burst += 1;
         let Some(slot) = slot_of(&self.rx_slot_of, token) else {
             log::error!("virtio-net: the device returned unknown receive token {token}");
             return Err(Errno::EIO.into());
@@ -371,7 +381,14 @@ impl NetDevice for VirtioNet {
     }
 
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        let r = self.with(|d| d.receive(buf));
+        let (r, ring_full) = self.with(|d| {
+            let r = d.receive(buf);
+            // Counted once per burst of a whole ring.
+            (r, d.rx_burst == QUEUE_SIZE)
+        });
+        if ring_full {
+            self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
+        }
         match &r {
             Ok(Some(_)) => self.stats.rx_frames.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed),

@@ -109,15 +109,10 @@ pub fn init(bytes: u64) -> Result<&'static SharedPool, PoolInitError> {
     platform()
         .make_shared(paddr, bytes)
         .map_err(PoolInitError::Share)?;
-    let shared = platform().pte_masks().shared;
     for page in 0..bytes / PAGE_BYTES {
         let offset = page * PAGE_BYTES;
-        paging::map_page(
-            DMA_WINDOW_BASE + offset,
-            (paddr + offset) | shared,
-            paging::DATA,
-        )
-        .map_err(PoolInitError::Map)?;
+        paging::map_shared_page(DMA_WINDOW_BASE + offset, paddr + offset, paging::DATA)
+            .map_err(PoolInitError::Map)?;
     }
     // SAFETY: the window was just mapped read-write over the pool's
     // `bytes`, which nothing else refers to; sharing lost their contents.

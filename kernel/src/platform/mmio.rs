@@ -91,11 +91,9 @@ pub fn map_registers(paddr: u64, bytes: u64) -> Result<DeviceRegisters, MapRegis
         while p < end {
             let page_known = ranges.iter().flatten().any(|r| r.start <= p && p < r.end);
             if !page_known {
-                let mask = platform().pte_masks().shared;
-                paging::map_device_page(MMIO_WINDOW_BASE + p, p | mask)
-                    .map_err(MapRegistersError::Map)?;
+                paging::map_device_page(MMIO_WINDOW_BASE + p, p).map_err(MapRegistersError::Map)?;
                 if platform().mmio_access() == MmioAccess::Mapped {
-                    paging::map_device_page(mm::phys_to_virt(p), p | mask)
+                    paging::map_device_page(mm::phys_to_virt(p), p)
                         .map_err(MapRegistersError::Map)?;
                 }
                 let slot = ranges

@@ -125,6 +125,14 @@ pub(crate) fn wait_interrupted() -> bool {
     }
 }
 
+/// The network path's stall counters (`crate::net::summary`), if the
+/// program runs with a card. Takes no lock (the NMI stop path calls it).
+pub(crate) fn net_summary() -> Option<crate::net::Summary> {
+    RUNTIME
+        .get()
+        .and_then(|rt| crate::net::summary(&rt.process.net))
+}
+
 /// Reports the program's exit status to the host and powers off.
 pub fn exit_program(status: u8) -> ! {
     crate::audit::record_text(format_args!("program exited with status {status}"));
@@ -136,6 +144,12 @@ pub fn exit_program(status: u8) -> ! {
         crate::kprintln!("{line}");
     }
     if let Some(line) = crate::platform::mmio_emulation::summary() {
+        crate::kprintln!("{line}");
+    }
+    if let Some(line) = RUNTIME
+        .get()
+        .and_then(|rt| crate::net::summary(&rt.process.net))
+    {
         crate::kprintln!("{line}");
     }
     crate::kprintln!("CLOISTER_EXIT={status}");
@@ -229,7 +243,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     libos::random::Csprng::fill_bytes(&*platform, &mut seed);
     let config = libos::net::NetConfig {
         random_seed: u64::from_le_bytes(seed),
-        ..libos::net::NetConfig::default()
+        ..crate::net::config(args)
     };
     let net = Arc::new(libos::net::NetStack::new(
         crate::net::device(),

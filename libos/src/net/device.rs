@@ -7,6 +7,8 @@
 //! (`EAGAIN`) waits in a short software queue in `NicPhy` and goes first
 //! at the next poll, so a full device queue delays frames instead of
 //! dropping them (TCP would recover, but only after a retransmit timeout).
+//! `NicPhy` counts what it sees in [`NetCounters`] (sent frames and TCP
+//! retransmissions among them, frames held back, receive errors).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -16,6 +18,7 @@ use alloc::vec::Vec;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::counters::{NetCounters, RetransmitDetector, Segment};
 use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
@@ -40,6 +43,9 @@ pub(crate) struct NicPhy {
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
     backlog: VecDeque<Vec<u8>>,
+    /// Shared with [`super::NetStack::counters`].
+    counters: Arc<NetCounters>,
+    retransmits: RetransmitDetector,
 }
 
 impl core::fmt::Debug for NicPhy {
@@ -52,13 +58,25 @@ impl core::fmt::Debug for NicPhy {
 }
 
 impl NicPhy {
-    pub(crate) fn new(dev: Arc<dyn NetDevice>) -> Self {
+    pub(crate) fn new(dev: Arc<dyn NetDevice>, counters: Arc<NetCounters>) -> Self {
         let max = dev.max_frame();
         Self {
             dev,
             rx_buf: vec![0; max],
             tx_buf: Vec::with_capacity(max),
             backlog: VecDeque::new(),
+            counters,
+            retransmits: RetransmitDetector::default(),
+        }
+    }
+
+    fn tx_token(&mut self) -> NicTxToken<'_> {
+        NicTxToken {
+            dev: &*self.dev,
+            scratch: &mut self.tx_buf,
+            backlog: &mut self.backlog,
+            counters: &self.counters,
+            retransmits: &mut self.retransmits,
         }
     }
 
@@ -96,6 +114,8 @@ pub(crate) struct NicTxToken<'a> {
     dev: &'a dyn NetDevice,
     scratch: &'a mut Vec<u8>,
     backlog: &'a mut VecDeque<Vec<u8>>,
+    counters: &'a NetCounters,
+    retransmits: &'a mut RetransmitDetector,
 }
 
 impl phy::RxToken for NicRxToken<'_> {
@@ -109,8 +129,15 @@ impl phy::TxToken for NicTxToken<'_> {
         self.scratch.clear();
         self.scratch.resize(len, 0);
         let result = f(self.scratch);
+        NetCounters::bump(&self.counters.tx_frames);
+        match self.retransmits.classify(self.scratch) {
+            Segment::Retransmit => NetCounters::bump(&self.counters.tcp_retransmits),
+            Segment::KeepAlive => NetCounters::bump(&self.counters.tcp_keepalives),
+            Segment::New | Segment::Other => {}
+        }
         // Keep the order: behind any held-back frame.
         if !self.backlog.is_empty() || self.dev.transmit(self.scratch).is_err() {
+            NetCounters::bump(&self.counters.tx_deferred);
             self.backlog.push_back(self.scratch.clone());
         }
         result
@@ -125,8 +152,14 @@ impl phy::Device for NicPhy {
         flush(&*self.dev, &mut self.backlog);
         let n = match self.dev.receive(&mut self.rx_buf) {
             Ok(Some(n)) => n.min(self.rx_buf.len()),
-            _ => return None,
+            Ok(None) => return None,
+            Err(_) => {
+                NetCounters::bump(&self.counters.rx_errors);
+                return None;
+            }
         };
+        NetCounters::bump(&self.counters.rx_frames);
+        let counters = &self.counters;
         Some((
             NicRxToken {
                 frame: &self.rx_buf[..n],
@@ -135,19 +168,18 @@ impl phy::Device for NicPhy {
                 dev: &*self.dev,
                 scratch: &mut self.tx_buf,
                 backlog: &mut self.backlog,
+                counters,
+                retransmits: &mut self.retransmits,
             },
         ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
         if self.backlog.len() >= TX_BACKLOG_FRAMES && flush(&*self.dev, &mut self.backlog) {
+            NetCounters::bump(&self.counters.tx_backlog_full);
             return None;
         }
-        Some(NicTxToken {
-            dev: &*self.dev,
-            scratch: &mut self.tx_buf,
-            backlog: &mut self.backlog,
-        })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

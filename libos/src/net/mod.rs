@@ -4,6 +4,8 @@
 //!   for virtio-net), and its smoltcp adapter.
 //! - [`config`]: [`NetConfig`], the external interface's addresses
 //!   (QEMU user networking by default).
+//! - [`counters`]: [`counters::NetCounters`], what the device path counts
+//!   (retransmissions, a full transmit queue, receive errors).
 //! - [`stack`]: [`NetStack`], loopback plus the external interface, driven
 //!   by [`NetStack::poll`] from the kernel's timer tick and from blocking
 //!   waits.
@@ -19,8 +21,10 @@
 pub mod addr;
 mod arrivals;
 pub mod config;
+pub mod counters;
 pub mod device;
 pub mod port;
+pub mod rights;
 pub mod socket;
 pub mod stack;
 pub mod tcp;

@@ -122,6 +122,16 @@ pub trait Socket: Send + Sync {
     fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize>;
     /// `recvfrom`/`recvmsg`, optionally leaving the data queued (`MSG_PEEK`).
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received>;
+    /// `sendmsg` with `SCM_RIGHTS`: `buf` with open files attached. Only
+    /// `AF_UNIX` streams carry files (`EINVAL` elsewhere, as Linux).
+    fn send_files(&self, _buf: &[u8], _files: super::rights::Files) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
+    }
+    /// `recvmsg`: as [`Socket::recv`], with the files that came with the
+    /// bytes (`SCM_RIGHTS`); none for sockets that cannot carry them.
+    fn recv_files(&self, buf: &mut [u8], peek: bool) -> Result<(Received, super::rights::Files)> {
+        self.recv(buf, peek).map(|r| (r, Vec::new()))
+    }
     /// `shutdown`
     fn shutdown(&self, how: Shutdown) -> Result<()>;
     /// `getsockname`

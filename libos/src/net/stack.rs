@@ -28,6 +28,7 @@ use spin::Mutex;
 
 use super::arrivals::{Arrivals, Observed};
 use super::config::NetConfig;
+use super::counters::{CountersSnapshot, NetCounters};
 use super::device::{NetDevice, NicPhy};
 use super::port::PortTable;
 use crate::platform::Clock;
@@ -328,6 +329,8 @@ pub struct NetStack {
     pub(crate) unix_names: Arc<super::unix::UnixNames>,
     clock: Arc<dyn Clock>,
     config: NetConfig,
+    /// The external interface's device-path counters (`None`: no card).
+    counters: Option<Arc<NetCounters>>,
 }
 
 impl core::fmt::Debug for NetStack {
@@ -356,8 +359,9 @@ impl NetStack {
         let mut lo_config = Config::new(HardwareAddress::Ip);
         lo_config.random_seed = config.random_seed;
         let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
-        let ext = device.map(|dev| {
-            let mut phy = NicPhy::new(dev);
+        let counters = device.as_ref().map(|_| Arc::new(NetCounters::default()));
+        let ext = device.zip(counters.clone()).map(|(dev, counters)| {
+            let mut phy = NicPhy::new(dev, counters);
             let mac = EthernetAddress(phy.device().mac());
             let mut c = Config::new(HardwareAddress::Ethernet(mac));
             c.random_seed = config.random_seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
@@ -397,7 +401,14 @@ impl NetStack {
             unix_names: Arc::default(),
             clock,
             config,
+            counters,
         }
+    }
+
+    /// The external interface's device-path counters (retransmissions,
+    /// a full transmit queue, receive errors); `None` without a card.
+    pub fn counters(&self) -> Option<CountersSnapshot> {
+        self.counters.as_ref().map(|c| c.snapshot())
     }
 
     /// The external interface's configuration.

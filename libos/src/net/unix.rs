@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use super::addr::{AF_UNIX, SockAddr, UnixName};
+use super::rights::{Files, Rights};
 use super::socket::{
     CommonOptions, Received, SOCK_STREAM, SOL_SOCKET, Shutdown, Socket, merge_nonblock,
     socket_ioctl, socket_metadata,
@@ -41,8 +42,22 @@ pub struct UnixNames {
     names: Mutex<BTreeMap<UnixName, Weak<UnixBacklog>>>,
 }
 
-/// The read and write ends of a connection (`None` once shut down).
-type Ends = (Option<Arc<PipeEnd>>, Option<Arc<PipeEnd>>);
+/// The read and write ends of a connection (`None` once shut down), with
+/// the files in flight each way (read side, write side).
+type Ends = (
+    Option<Arc<PipeEnd>>,
+    Option<Arc<PipeEnd>>,
+    (Arc<Rights>, Arc<Rights>),
+);
+
+/// One direction of a connection: its pipe and its files in flight.
+type Direction = (Arc<PipeEnd>, Arc<PipeEnd>, Arc<Rights>);
+
+/// A new direction.
+fn direction() -> Direction {
+    let (r, w) = new_pipe(0);
+    (r, w, Arc::new(Rights::new()))
+}
 
 #[derive(Debug)]
 enum Phase {
@@ -51,6 +66,8 @@ enum Phase {
     Connected {
         rx: Option<Arc<PipeEnd>>,
         tx: Option<Arc<PipeEnd>>,
+        /// Files in flight to us, and from us.
+        rights: (Arc<Rights>, Arc<Rights>),
         local: UnixName,
         peer: UnixName,
     },
@@ -82,10 +99,13 @@ impl UnixSocket {
         }
     }
 
+    /// A connected socket reading direction `inbound` and writing
+    /// `outbound`.
     fn connected(
         names: &Arc<UnixNames>,
         flags: u32,
-        ends: (Arc<PipeEnd>, Arc<PipeEnd>),
+        inbound: &Direction,
+        outbound: &Direction,
         local: UnixName,
         peer: UnixName,
     ) -> Self {
@@ -93,8 +113,9 @@ impl UnixSocket {
             names.clone(),
             flags,
             Phase::Connected {
-                rx: Some(ends.0),
-                tx: Some(ends.1),
+                rx: Some(inbound.0.clone()),
+                tx: Some(outbound.1.clone()),
+                rights: (inbound.2.clone(), outbound.2.clone()),
                 local,
                 peer,
             },
@@ -103,29 +124,16 @@ impl UnixSocket {
 
     /// Two connected sockets (`socketpair`).
     pub fn pair(names: &Arc<UnixNames>, flags: u32) -> (Self, Self) {
-        let (a_r, a_w) = new_pipe(0);
-        let (b_r, b_w) = new_pipe(0);
+        let (a, b) = (direction(), direction());
         (
-            Self::connected(
-                names,
-                flags,
-                (a_r, b_w),
-                UnixName::Unnamed,
-                UnixName::Unnamed,
-            ),
-            Self::connected(
-                names,
-                flags,
-                (b_r, a_w),
-                UnixName::Unnamed,
-                UnixName::Unnamed,
-            ),
+            Self::connected(names, flags, &a, &b, UnixName::Unnamed, UnixName::Unnamed),
+            Self::connected(names, flags, &b, &a, UnixName::Unnamed, UnixName::Unnamed),
         )
     }
 
     fn ends(&self) -> Result<Ends> {
         match &*self.phase.lock() {
-            Phase::Connected { rx, tx, .. } => Ok((rx.clone(), tx.clone())),
+            Phase::Connected { rx, tx, rights, .. } => Ok((rx.clone(), tx.clone(), rights.clone())),
             _ => return_errno!(Errno::ENOTCONN),
         }
     }
@@ -209,18 +217,20 @@ impl Socket for UnixSocket {
         if pending.len() >= queue.backlog {
             return_errno!(Errno::EAGAIN);
         }
-        let (a_r, a_w) = new_pipe(0);
-        let (b_r, b_w) = new_pipe(0);
+        // `to_us` is read here and written by the accepted socket.
+        let (to_us, to_them) = (direction(), direction());
         pending.push_back(Self::connected(
             &self.names,
             0,
-            (b_r, a_w),
+            &to_them,
+            &to_us,
             name.clone(),
             local.clone(),
         ));
         *phase = Phase::Connected {
-            rx: Some(a_r),
-            tx: Some(b_w),
+            rx: Some(to_us.0),
+            tx: Some(to_them.1),
+            rights: (to_us.2, to_them.2),
             local,
             peer: name.clone(),
         };
@@ -231,25 +241,40 @@ impl Socket for UnixSocket {
         if to.is_some() {
             return_errno!(Errno::EISCONN);
         }
-        match self.ends()?.1 {
-            Some(tx) => tx.write(buf),
+        self.send_files(buf, Vec::new())
+    }
+
+    fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        // Files that came with the bytes are dropped (closed), as Linux
+        // does for a read without room for them.
+        self.recv_files(buf, peek).map(|(r, _)| r)
+    }
+
+    fn send_files(&self, buf: &[u8], files: Files) -> Result<usize> {
+        let (_, tx, (_, out)) = self.ends()?;
+        match tx {
+            Some(tx) => out.send(files, || tx.write(buf)),
             None => return_errno!(Errno::EPIPE),
         }
     }
 
-    fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+    fn recv_files(&self, buf: &mut [u8], peek: bool) -> Result<(Received, Files)> {
         if peek {
             return_errno!(Errno::EOPNOTSUPP);
         }
-        let len = match self.ends()?.0 {
-            Some(rx) => rx.read(buf)?,
-            None => 0,
+        let (rx, _, (inbound, _)) = self.ends()?;
+        let (len, files) = match rx {
+            Some(rx) => inbound.recv(buf.len(), |n| rx.read(&mut buf[..n]))?,
+            None => (0, Vec::new()),
         };
-        Ok(Received {
-            len,
-            full_len: len,
-            from: None,
-        })
+        Ok((
+            Received {
+                len,
+                full_len: len,
+                from: None,
+            },
+            files,
+        ))
     }
 
     fn shutdown(&self, how: Shutdown) -> Result<()> {

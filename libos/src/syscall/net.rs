@@ -9,6 +9,7 @@
 //! `SIGPIPE` unless the call passed `MSG_NOSIGNAL`.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use super::SyscallArgs;
 use super::fs::io::{iovecs, retry_blocking};
@@ -58,7 +59,11 @@ mod msg {
     pub const MSG_DONTWAIT: u32 = 0x40;
     pub const MSG_WAITALL: u32 = 0x100;
     pub const MSG_NOSIGNAL: u32 = 0x4000;
+    pub const MSG_CTRUNC: u32 = 0x8;
+    pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 }
+
+mod cmsg;
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
@@ -382,13 +387,22 @@ pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
     send_user(p, &file, &[(a.u64(1), len)], to.as_ref(), a.u32(3))
 }
 
-/// Receives into a buffer of `len` bytes; `MSG_WAITALL` fills it on a stream.
+/// What [`recv_bytes`] got: the bytes, how many, and the files that came
+/// with them (`SCM_RIGHTS`).
+type Got<'p> = (
+    crate::bounce::Bounce<'p>,
+    crate::net::socket::Received,
+    crate::net::rights::Files,
+);
+
+/// Receives into a buffer of `len` bytes; `MSG_WAITALL` fills it on a
+/// stream (stopping where files arrive, as Linux).
 fn recv_bytes<'p>(
     p: &'p Process,
     file: &Arc<dyn FileLike>,
     len: usize,
     flags: u32,
-) -> Result<(crate::bounce::Bounce<'p>, crate::net::socket::Received)> {
+) -> Result<Got<'p>> {
     if flags & MSG_OOB != 0 {
         return_errno!(Errno::EOPNOTSUPP);
     }
@@ -396,9 +410,9 @@ fn recv_bytes<'p>(
     let peek = flags & MSG_PEEK != 0;
     let dontwait = flags & MSG_DONTWAIT != 0;
     let mut buf = p.bounce.take(len)?;
-    let mut got = blocking(p, &**file, dontwait, || s.recv(&mut buf, peek))?;
+    let (mut got, files) = blocking(p, &**file, dontwait, || s.recv_files(&mut buf, peek))?;
     let stream = !file.as_any().is::<UdpSocket>();
-    if stream && flags & MSG_WAITALL != 0 && !peek {
+    if stream && flags & MSG_WAITALL != 0 && !peek && files.is_empty() {
         while got.len > 0 && got.len < buf.len() {
             let at = got.len;
             match blocking(p, &**file, dontwait, || s.recv(&mut buf[at..], false)) {
@@ -409,7 +423,7 @@ fn recv_bytes<'p>(
         got.full_len = got.len;
     }
     buf.truncate(got.len);
-    Ok((buf, got))
+    Ok((buf, got, files))
 }
 
 /// `recvfrom(fd, buf, len, flags, src_addr, addrlen)`: `MSG_PEEK`,
@@ -419,7 +433,7 @@ pub fn sys_recvfrom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let out = UserSliceWrite::new(a.u64(1), a.usize(2))?;
     let room = check_sockaddr_out(p, a.u64(4), a.u64(5))?;
     let flags = a.u32(3);
-    let (data, got) = recv_bytes(p, &file, a.usize(2), flags)?;
+    let (data, got, _) = recv_bytes(p, &file, a.usize(2), flags)?;
     out.write(&*p.platform, &data)?;
     if let Some(room) = room {
         let from = match got.from {
@@ -441,6 +455,7 @@ struct MsgHdr {
     name_len: u32,
     iov: u64,
     iov_len: usize,
+    control: u64,
     control_len: u64,
 }
 
@@ -456,30 +471,67 @@ fn read_msghdr(p: &Process, addr: u64) -> Result<MsgHdr> {
         name_len: u64_at(8) as u32,
         iov: u64_at(16),
         iov_len: usize::try_from(u64_at(24)).map_err(|_| Errno::EMSGSIZE)?,
+        control: u64_at(32),
         control_len: u64_at(40),
     })
 }
 
 /// `sendmsg(fd, msg, flags)`: the iovecs are gathered into one send;
-/// ancillary data (`SCM_RIGHTS`, credentials) is not supported (`EOPNOTSUPP`).
+/// `SCM_RIGHTS` passes open files over an `AF_UNIX` stream (the data then
+/// goes in one piece of at most 256 KiB, the files with its first byte);
+/// `SCM_CREDENTIALS` is not supported (`EOPNOTSUPP`).
 pub fn sys_sendmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let m = read_msghdr(p, a.u64(1))?;
-    if m.control_len != 0 {
-        return_errno!(Errno::EOPNOTSUPP);
-    }
     let to = if m.name == 0 {
         None
     } else {
         Some(read_sockaddr(p, m.name, m.name_len)?)
     };
     let iovs = iovecs(p, m.iov, m.iov_len)?;
-    send_user(p, &file, &iovs, to.as_ref(), a.u32(2))
+    let fds = if m.control_len == 0 {
+        Vec::new()
+    } else {
+        let len = usize::try_from(m.control_len).map_err(|_| Errno::ENOBUFS)?;
+        if len > cmsg::MAX_CONTROL {
+            return_errno!(Errno::ENOBUFS);
+        }
+        let control = UserSliceRead::new(m.control, len)?.read_to_vec(&*p.platform)?;
+        cmsg::parse_rights(&control)?
+    };
+    if fds.is_empty() {
+        return send_user(p, &file, &iovs, to.as_ref(), a.u32(2));
+    }
+    let files = {
+        let table = p.fds.lock();
+        fds.iter()
+            .map(|&fd| table.get(fd))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let total = iovs.iter().map(|&(_, l)| l).sum::<usize>().min(CHUNK_BYTES);
+    let mut data = p.bounce.take(total)?;
+    let mut at = 0;
+    for &(base, len) in &iovs {
+        let n = len.min(total - at);
+        UserSliceRead::new(base, n)?;
+        p.platform.read_user(base, &mut data[at..at + n])?;
+        at += n;
+    }
+    let dontwait = a.u32(2) & MSG_DONTWAIT != 0;
+    let s = sock(&file);
+    let sent = blocking(p, &*file, dontwait, || s.send_files(&data, files.clone()));
+    if a.u32(2) & MSG_NOSIGNAL != 0 {
+        sent
+    } else {
+        super::signal::sigpipe_on_epipe(p, sent)
+    }
 }
 
-/// `recvmsg(fd, msg, flags)`: scattered into the iovecs; no ancillary
-/// data is produced (`msg_controllen` becomes 0); `MSG_TRUNC` in
-/// `msg_flags` for a truncated datagram.
+/// `recvmsg(fd, msg, flags)`: scattered into the iovecs; files passed
+/// with the data (`SCM_RIGHTS`) become new fds (close-on-exec with
+/// `MSG_CMSG_CLOEXEC`) in one control message, as many as the control
+/// buffer holds (the rest are closed and `MSG_CTRUNC` set); `MSG_TRUNC`
+/// in `msg_flags` for a truncated datagram.
 pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let hdr = a.u64(1);
@@ -490,7 +542,7 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     }
     let total: usize = iovs.iter().map(|&(_, l)| l).sum();
     let flags = a.u32(2);
-    let (data, got) = recv_bytes(p, &file, total, flags)?;
+    let (data, got, files) = recv_bytes(p, &file, total, flags)?;
     let mut at = 0;
     for (base, len) in iovs {
         let n = len.min(data.len() - at);
@@ -507,15 +559,54 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
         UserSliceWrite::new(m.name, n)?.write(&*p.platform, &bytes[..n])?;
         UserPtr::<u32>::new(hdr + 8).write(&*p.platform, bytes.len() as u32)?;
     }
-    UserPtr::<u64>::new(hdr + 40).write(&*p.platform, 0)?;
-    let truncated = got.full_len > got.len;
-    UserPtr::<i32>::new(hdr + 48)
-        .write(&*p.platform, if truncated { MSG_TRUNC as i32 } else { 0 })?;
+    let room = usize::try_from(m.control_len).unwrap_or(usize::MAX);
+    let (control_len, ctrunc) = deliver_files(p, &m, room, files, flags)?;
+    UserPtr::<u64>::new(hdr + 40).write(&*p.platform, control_len as u64)?;
+    let mut msg_flags = if got.full_len > got.len { MSG_TRUNC } else { 0 };
+    if ctrunc {
+        msg_flags |= MSG_CTRUNC;
+    }
+    UserPtr::<i32>::new(hdr + 48).write(&*p.platform, msg_flags as i32)?;
     Ok(if flags & MSG_TRUNC != 0 {
         got.full_len
     } else {
         got.len
     })
+}
+
+/// Installs received `files` as fds and writes their `SCM_RIGHTS`
+/// message to `m`'s control buffer (`room` bytes): returns the
+/// `msg_controllen` to report and whether files were dropped.
+fn deliver_files(
+    p: &Process,
+    m: &MsgHdr,
+    room: usize,
+    files: crate::net::rights::Files,
+    flags: u32,
+) -> Result<(usize, bool)> {
+    if files.is_empty() {
+        return Ok((0, false));
+    }
+    let fit = cmsg::rights_room(room, files.len());
+    let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+    let mut fds = Vec::new();
+    {
+        let mut table = p.fds.lock();
+        for file in files.iter().take(fit) {
+            match table.insert(file.clone(), cloexec) {
+                Ok(fd) => fds.push(fd),
+                // No fd left (`RLIMIT_NOFILE`): the rest are dropped.
+                Err(_) => break,
+            }
+        }
+    }
+    let dropped = fds.len() < files.len();
+    if fds.is_empty() {
+        return Ok((0, dropped));
+    }
+    let (bytes, reported) = cmsg::encode_rights(&fds, room);
+    UserSliceWrite::new(m.control, bytes.len())?.write(&*p.platform, &bytes)?;
+    Ok((reported, dropped))
 }
 
 /// `shutdown(fd, how)`

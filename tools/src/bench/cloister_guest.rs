@@ -21,6 +21,10 @@ use crate::qemu::{self, Flow, GuestObserver};
 use crate::run::protocol::{ConsoleLine, LogLevel, classify};
 use crate::run::runner::EXIT_GRACE;
 
+/// The kernel's line of network stall counters (`kernel/src/net`), at the
+/// program's exit or when the host stops it with an NMI.
+pub const NET_COUNTERS_PREFIX: &str = "net counters:";
+
 /// The kernel command line: `log=info` so the `starting` line is printed.
 pub const CMDLINE: &str = "log=info";
 
@@ -102,6 +106,9 @@ impl GuestObserver for Watch {
             }
             _ if self.run.started_at.is_none() && is_start_line(line) => {
                 self.run.started_at = Some(at);
+            }
+            _ if line.starts_with(NET_COUNTERS_PREFIX) => {
+                self.run.net_counters = Some(line[NET_COUNTERS_PREFIX.len()..].trim().to_string());
             }
             _ => {}
         }
@@ -204,6 +211,10 @@ mod tests {
             "[    0.200000] INFO  starting /usr/bin/echo (entry 0x401000, 200 MiB free)",
             at(200),
         );
+        w.line(
+            "net counters: tx_frames=2 tcp_retransmits=0 tx_deferred=0",
+            at(250),
+        );
         w.app_output(b"hel");
         assert_eq!(w.run.first_output_at, None);
         w.app_output(b"lo\r\nwor");
@@ -218,6 +229,10 @@ mod tests {
         assert_eq!(run.started_at, Some(at(200)));
         assert_eq!(run.ended_at, Some(at(300)));
         assert_eq!(run.exit_status, Some(0));
+        assert_eq!(
+            run.net_counters.as_deref(),
+            Some("tx_frames=2 tcp_retransmits=0 tx_deferred=0")
+        );
     }
 
     #[test]

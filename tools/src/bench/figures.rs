@@ -175,8 +175,9 @@ pub fn build_syscall_bench(cache: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The jobs of `figure`, with inputs generated under `cache`.
-pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
+/// The jobs of `figure`, with inputs generated under `cache`; the server
+/// figures' clients open `clients` connections.
+pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>> {
     let one = |job, check| FigureJob {
         figure,
         job,
@@ -264,8 +265,8 @@ pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
                 ),
             ]
         }
-        Figure::Redis => vec![redis_job()?],
-        Figure::Nginx => vec![nginx_job()?],
+        Figure::Redis => vec![redis_job(clients)?],
+        Figure::Nginx => vec![nginx_job(clients)?],
     })
 }
 
@@ -274,11 +275,12 @@ pub fn jobs(figure: Figure, cache: &Path) -> Result<Vec<FigureJob>> {
 pub const REDIS_REQUESTS: u32 = 8_000;
 /// Requests per test with 16-request pipelines.
 pub const REDIS_PIPELINED_REQUESTS: u32 = 40_000;
-/// redis-benchmark's connections. With 50, QEMU 7.2's user networking
-/// stalls some of them during the connection burst whichever guest
-/// serves (connections left in FIN-WAIT with unsent bytes, then "Connection
-/// reset by peer"); 10 run cleanly, as wrk's 10 do.
-pub const REDIS_CLIENTS: u32 = 10;
+/// The clients' connections by default (`--clients`): redis-benchmark's
+/// and wrk's. With 50, QEMU 7.2's user networking stalls some of them
+/// during the connection burst whichever guest serves (connections left in
+/// FIN-WAIT with unsent bytes, then "Connection reset by peer"); 10 run
+/// cleanly. The TAP network (`--net tap`) has no such limit.
+pub const DEFAULT_CLIENTS: u32 = 10;
 /// The `redis-benchmark` tests.
 pub const REDIS_TESTS: &str = "set,get,incr,lpush,lpop";
 /// Redis's port in the guest.
@@ -297,11 +299,12 @@ fn serve(guest_port: u16) -> Result<(u16, Serve)> {
                 host_port,
                 guest_port,
             }],
+            tap: None,
         },
     ))
 }
 
-fn redis_job() -> Result<FigureJob> {
+fn redis_job(clients: u32) -> Result<FigureJob> {
     let (host_port, serve) = serve(REDIS_PORT)?;
     let port = REDIS_PORT.to_string();
     let mut j = job(
@@ -323,7 +326,7 @@ fn redis_job() -> Result<FigureJob> {
     let bench = |label: &str, requests, pipeline| RedisBench {
         label: label.into(),
         requests,
-        clients: REDIS_CLIENTS,
+        clients,
         pipeline,
         tests: REDIS_TESTS.into(),
     };
@@ -334,8 +337,12 @@ fn redis_job() -> Result<FigureJob> {
         client: Some(Client::Redis {
             host_port,
             runs: vec![
-                bench("10 clients", REDIS_REQUESTS, 1),
-                bench("10 clients, pipeline 16", REDIS_PIPELINED_REQUESTS, 16),
+                bench(&format!("{clients} clients"), REDIS_REQUESTS, 1),
+                bench(
+                    &format!("{clients} clients, pipeline 16"),
+                    REDIS_PIPELINED_REQUESTS,
+                    16,
+                ),
             ],
         }),
     })
@@ -368,7 +375,7 @@ http {{
     )
 }
 
-fn nginx_job() -> Result<FigureJob> {
+fn nginx_job(clients: u32) -> Result<FigureJob> {
     let (host_port, serve) = serve(NGINX_PORT)?;
     let files = vec![
         bytes_file("/etc/nginx/nginx.conf", nginx_conf(NGINX_PORT).into_bytes()),
@@ -387,7 +394,7 @@ fn nginx_job() -> Result<FigureJob> {
         label: label.into(),
         path: path.into(),
         threads: 1,
-        connections: 10,
+        connections: clients,
         seconds: WRK_SECONDS,
     };
     Ok(FigureJob {
@@ -569,12 +576,13 @@ mod tests {
             exit_status: Some(status),
             total: Duration::from_millis(1600),
             client: vec![],
+            net_counters: None,
         }
     }
 
     #[test]
     fn boot_and_timed_jobs_give_milliseconds() {
-        let boot = jobs(Figure::Boot, Path::new("/nonexistent")).unwrap();
+        let boot = jobs(Figure::Boot, Path::new("/nonexistent"), DEFAULT_CLIENTS).unwrap();
         let m = measure(&boot[0], "Linux", &run_with(&[READY_TEXT], 0)).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].1, 1100.0);
@@ -597,7 +605,9 @@ mod tests {
         let h = "0".repeat(64);
         let fj = FigureJob {
             figure: Figure::Files,
-            job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
+            job: jobs(Figure::Boot, Path::new("/x"), DEFAULT_CLIENTS).unwrap()[0]
+                .job
+                .clone(),
             check: Check::Sha256(h.clone()),
             client: None,
         };
@@ -614,7 +624,9 @@ mod tests {
     fn openssl_runs_keep_three_block_sizes() {
         let fj = FigureJob {
             figure: Figure::Openssl,
-            job: jobs(Figure::Boot, Path::new("/x")).unwrap()[0].job.clone(),
+            job: jobs(Figure::Boot, Path::new("/x"), DEFAULT_CLIENTS).unwrap()[0]
+                .job
+                .clone(),
             check: Check::Openssl,
             client: None,
         };
@@ -641,7 +653,7 @@ mod tests {
 
     #[test]
     fn server_jobs_forward_one_port_and_read_the_clients_output() {
-        let redis = redis_job().unwrap();
+        let redis = redis_job(DEFAULT_CLIENTS).unwrap();
         let serve = redis.job.serve.as_ref().unwrap();
         assert_eq!(serve.forwards[0].guest_port, 6379);
         assert!(redis.job.argv.contains(&String::new()), "--save ''");
@@ -663,7 +675,11 @@ mod tests {
         run.client.clear();
         assert!(measure(&redis, "Cloister", &run).is_err());
 
-        let nginx = nginx_job().unwrap();
+        let nginx = nginx_job(50).unwrap();
+        let Some(Client::Wrk { runs, .. }) = &nginx.client else {
+            panic!("{:?}", nginx.client)
+        };
+        assert_eq!(runs[0].connections, 50);
         assert!(nginx_conf(8080).contains("listen 8080;"));
         run.client = vec![(
             "GET 1 MiB file".into(),

@@ -13,10 +13,12 @@
 //! and each guest boots that tree (Linux with its own `/init` added).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::qemu::tap::{self, TapNet};
 use crate::qemu::{Accel, Nic, PortForward, QemuConfig};
 use crate::run::RunOptions;
 use crate::run::pack::{HostContext, Packed, pack};
@@ -64,8 +66,12 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Serve {
     /// TCP forwards from the host's 127.0.0.1 into the guest (10.0.2.15),
-    /// the same for both guests.
+    /// the same for both guests (user-mode networking).
     pub forwards: Vec<PortForward>,
+    /// With `--net tap`: the run's TAP namespace, set for each run by
+    /// [`super::server::run_served`]; the card is attached there instead
+    /// and the guest is [`tap::GUEST_ADDR`].
+    pub tap: Option<Arc<TapNet>>,
 }
 
 /// The QMP socket a server run's QEMU listens on, so that the host can
@@ -114,6 +120,9 @@ pub struct GuestRun {
     /// Server jobs: what the host-side client printed, one entry per
     /// client run (its label and its output lines).
     pub client: Vec<(String, Vec<String>)>,
+    /// Cloister: the kernel's network stall counters at the end of the
+    /// run (the words of its `net counters:` line), if it printed them.
+    pub net_counters: Option<String>,
 }
 
 impl GuestRun {
@@ -169,6 +178,9 @@ pub struct QemuSettings {
     pub machine: String,
     /// Kill a run after this long.
     pub timeout: Duration,
+    /// Server jobs run on a TAP device in a namespace of their own
+    /// (`--net tap`) instead of user-mode networking.
+    pub tap: bool,
 }
 
 impl QemuSettings {
@@ -190,7 +202,19 @@ impl QemuSettings {
     pub fn config_for(&self, kernel: impl Into<PathBuf>, job: &Job) -> Result<QemuConfig> {
         let mut c = self.config(kernel)?;
         if let Some(serve) = &job.serve {
-            c.nic = Some(Nic::with_forwards(serve.forwards.clone())?);
+            c.nic = Some(match (&serve.tap, self.tap) {
+                (Some(net), true) => {
+                    // Cloister's words; the Linux guest clears them and
+                    // sets the same addresses in its `/init`.
+                    c.kernel_args.extend(tap::kernel_args());
+                    Nic::tap(net.clone())
+                }
+                (None, false) => Nic::with_forwards(serve.forwards.clone())?,
+                _ => bail!(
+                    "job {}: the settings and the job disagree on the TAP network",
+                    job.name
+                ),
+            });
             let qmp = qmp_socket();
             let _ = std::fs::remove_file(&qmp);
             c.extra_args.extend(crate::qemu::qmp::qemu_args(&qmp));
@@ -257,6 +281,7 @@ mod tests {
             memory_mib: 512,
             machine: "microvm".into(),
             timeout: Duration::from_secs(60),
+            tap: false,
         };
         assert_eq!(
             settings.describe(),
@@ -278,6 +303,7 @@ mod tests {
                 host_port: 16379,
                 guest_port: 6379,
             }],
+            tap: None,
         });
         let args = settings.config_for("/k", &job).unwrap().args().join(" ");
         assert!(
@@ -285,5 +311,13 @@ mod tests {
             "{args}"
         );
         assert!(args.contains("-qmp unix:"), "{args}");
+        // A TAP bench run needs the run's namespace on the job
+        // (`server::run_served` puts it there).
+        let tap = QemuSettings {
+            tap: true,
+            ..settings.clone()
+        };
+        let err = tap.config_for("/k", &job).unwrap_err().to_string();
+        assert!(err.contains("TAP"), "{err}");
     }
 }

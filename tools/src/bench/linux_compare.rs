@@ -38,6 +38,9 @@ pub struct Options {
     pub kernel: Option<PathBuf>,
     /// Also run Cloister with the audit log on (a third column).
     pub audit: bool,
+    /// Connections of the server figures' clients (`redis-benchmark -c`,
+    /// `wrk -c`).
+    pub clients: u32,
     /// The command line to print with the table.
     pub command: String,
 }
@@ -70,6 +73,15 @@ pub fn run(opts: &Options) -> Result<Samples> {
         bail!("use at least 2 rounds: no ratio comes from a single run");
     }
     super::host_deps::ensure()?;
+    if opts.settings.tap {
+        crate::qemu::tap::available()?;
+        // Ctrl-C skips destructors: stop QEMU and delete the namespaces.
+        let _ = ctrlc::set_handler(|| {
+            crate::qemu::kill_running();
+            crate::qemu::tap::remove_all();
+            std::process::exit(130);
+        });
+    }
     let cache = cache_dir();
     let kernel = linux_kernel::fetch(&cache.join("linux"))?;
     eprintln!(
@@ -121,7 +133,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
 
     let mut jobs: Vec<FigureJob> = Vec::new();
     for &f in &opts.figures {
-        jobs.extend(figures::jobs(f, &cache.join("inputs"))?);
+        jobs.extend(figures::jobs(f, &cache.join("inputs"), opts.clients)?);
     }
     // Prepare every image first; a guest that cannot build one for a
     // figure sits that figure out.
@@ -137,6 +149,8 @@ pub fn run(opts: &Options) -> Result<Samples> {
             }
         }
     }
+    // Cloister's network stall counters per server run.
+    let mut counters: Vec<String> = Vec::new();
     for round in 1..=opts.rounds {
         for fj in &jobs {
             for (gi, (side, guest)) in guests.iter().enumerate() {
@@ -144,9 +158,13 @@ pub fn run(opts: &Options) -> Result<Samples> {
                     continue;
                 }
                 let result = match &fj.client {
-                    Some(client) => {
-                        server::run_served(guest.as_ref(), &fj.job, client, opts.settings.timeout)
-                    }
+                    Some(client) => server::run_served(
+                        guest.as_ref(),
+                        &fj.job,
+                        client,
+                        opts.settings.timeout,
+                        opts.settings.tap,
+                    ),
                     None => guest.run(&fj.job),
                 };
                 let result =
@@ -162,6 +180,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
                         );
                         for (m, v) in metrics {
                             samples.add(*side, m, v);
+                        }
+                        if let (Some(c), Some(_)) = (&r.net_counters, &fj.job.serve) {
+                            eprintln!("bench:   net counters: {c}");
+                            counters.push(format!(
+                                "- {}, round {round}, {}: {c}",
+                                fj.job.name,
+                                guest.name()
+                            ));
                         }
                     }
                     Err(e) => {
@@ -184,6 +210,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
     println!("{}", samples.table());
     for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
         println!("- {guest}, {figure}: {reason}");
+    }
+    if !counters.is_empty() {
+        println!(
+            "\nCloister's network stall counters per server run (the kernel's `net counters:` line; docs/PERFORMANCE.md explains them):\n"
+        );
+        for line in &counters {
+            println!("{line}");
+        }
     }
     Ok(samples)
 }
@@ -284,7 +318,11 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
             .iter()
             .any(|f| matches!(f, Figure::Redis | Figure::Nginx))
         {
-            "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device virtio-net-device,netdev=n0` and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run on the host.\n"
+            if opts.settings.tap {
+                "- Server figures: each run gets a network namespace of its own with a TAP device (10.77.0.1/24); both guests get `-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0` (no vhost) with QEMU started in the namespace, the guest at 10.77.0.2/24, and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run in the namespace (`ip netns exec`).\n"
+            } else {
+                "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device virtio-net-device,netdev=n0` and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run on the host.\n"
+            }
         } else {
             ""
         }

@@ -23,7 +23,9 @@
 //! ([`super::linux_modules`]), under [`MODULE_DIR`], and `/init` loads them
 //! with busybox `insmod`, then brings up `lo` and `eth0` as 10.0.2.15/24
 //! with the default route via 10.0.2.2 (QEMU user networking, as Cloister
-//! configures itself) before the start marker. Debian's kernel is built
+//! configures itself) before the start marker — with `--net tap` as
+//! 10.77.0.2/24 via 10.77.0.1, the TAP namespace's subnet
+//! ([`crate::qemu::tap`]), which Cloister gets through `net.ip=`. Debian's kernel is built
 //! without `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`, so it ignores the
 //! `virtio_mmio.device=` word QEMU appends with `acpi=off`, the way
 //! Cloister finds the card; the Linux guest of a server job therefore runs
@@ -117,9 +119,21 @@ pub fn server_machine(machine: &str) -> String {
     }
 }
 
+/// The guest's address (CIDR) and gateway: QEMU user networking's, or the
+/// TAP namespace's ([`crate::qemu::tap`]) with `tap`, as Cloister gets them.
+pub fn guest_addresses(tap: bool) -> (String, String) {
+    use crate::qemu::tap::{GUEST_ADDR, HOST_ADDR, PREFIX_LEN};
+    if tap {
+        (format!("{GUEST_ADDR}/{PREFIX_LEN}"), HOST_ADDR.to_string())
+    } else {
+        ("10.0.2.15/24".into(), "10.0.2.2".into())
+    }
+}
+
 /// The `/init` lines that load `modules` (from [`MODULE_DIR`], in order)
-/// and configure the network; empty without modules.
-fn network_setup(modules: &[String]) -> String {
+/// and configure the network (on the TAP subnet with `tap`); empty without
+/// modules.
+fn network_setup(modules: &[String], tap: bool) -> String {
     if modules.is_empty() {
         return String::new();
     }
@@ -128,19 +142,26 @@ fn network_setup(modules: &[String]) -> String {
     for m in modules {
         s.push_str(&format!("/bin/busybox insmod {MODULE_DIR}/{m}.ko\n"));
     }
-    s.push_str(
+    let (addr, gateway) = guest_addresses(tap);
+    s.push_str(&format!(
         "/bin/busybox ip link set lo up
 /bin/busybox ip link set eth0 up
-/bin/busybox ip addr add 10.0.2.15/24 dev eth0
-/bin/busybox ip route add default via 10.0.2.2
-",
-    );
+/bin/busybox ip addr add {addr} dev eth0
+/bin/busybox ip route add default via {gateway}
+"
+    ));
     s
 }
 
 /// The `/init` script that loads `modules` and sets up the network (if
-/// any), then runs `argv` with the environment `envp`.
-pub fn init_script(argv: &[OsString], envp: &[OsString], modules: &[String]) -> Result<String> {
+/// any; on the TAP subnet with `tap`), then runs `argv` with the
+/// environment `envp`.
+pub fn init_script(
+    argv: &[OsString],
+    envp: &[OsString],
+    modules: &[String],
+    tap: bool,
+) -> Result<String> {
     let command = argv
         .iter()
         .map(|w| text(w).map(shell_quote))
@@ -161,7 +182,7 @@ pub fn init_script(argv: &[OsString], envp: &[OsString], modules: &[String]) -> 
 echo \"{END_MARKER} status=$?\"
 /bin/busybox reboot -f
 ",
-        network_setup(modules),
+        network_setup(modules, tap),
         command.join(" ")
     ))
 }
@@ -173,6 +194,7 @@ pub fn build_tree(
     argv: &[OsString],
     envp: &[OsString],
     modules: &[Module],
+    tap: bool,
 ) -> Result<Tree> {
     let mut t = Tree::from_image(image)?;
     if !modules.is_empty() {
@@ -200,7 +222,7 @@ pub fn build_tree(
     }
     t.file(
         Path::new("/init"),
-        init_script(argv, envp, &names)?.into_bytes(),
+        init_script(argv, envp, &names, tap)?.into_bytes(),
         0o755,
     )?;
     Ok(t)
@@ -267,7 +289,8 @@ impl Guest for LinuxGuest {
         } else {
             Vec::new()
         };
-        let tree = build_tree(&packed.image, &packed.argv, &packed.envp, &modules)
+        let tap = self.settings.tap;
+        let tree = build_tree(&packed.image, &packed.argv, &packed.envp, &modules, tap)
             .with_context(|| format!("building the Linux image for {}", job.name))?;
         let archive = tree.to_cpio()?;
         std::fs::create_dir_all(&self.image_dir)?;
@@ -334,7 +357,7 @@ mod tests {
     fn the_init_script_quotes_the_command_and_sets_the_environment() {
         let argv: Vec<OsString> = ["/usr/bin/echo", "it's", "a b"].map(Into::into).to_vec();
         let envp: Vec<OsString> = vec!["PATH=/usr/bin:/bin".into(), "HOME=/".into()];
-        let s = init_script(&argv, &envp, &[]).unwrap();
+        let s = init_script(&argv, &envp, &[], false).unwrap();
         assert!(s.contains("\n'/usr/bin/echo' 'it'\\''s' 'a b'\n"), "{s}");
         assert!(
             s.contains("export 'PATH=/usr/bin:/bin'\nexport 'HOME=/'\n"),
@@ -364,12 +387,20 @@ mod tests {
         let modules: Vec<String> = ["virtio", "virtio_mmio", "virtio_net"]
             .map(Into::into)
             .to_vec();
-        let s = init_script(&["/usr/bin/redis-server".into()], &[], &modules).unwrap();
+        let s = init_script(&["/usr/bin/redis-server".into()], &[], &modules, false).unwrap();
         let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
         assert!(at("insmod /bench-modules/virtio.ko\n") < at("virtio_mmio.ko\n"));
         assert!(at("virtio_mmio.ko") < at("virtio_net.ko"));
         assert!(at("virtio_net.ko") < at("ip addr add 10.0.2.15/24 dev eth0"));
         assert!(at("ip route add default via 10.0.2.2") < at(START_MARKER));
+        // On the TAP network: the namespace's subnet, as Cloister's words say.
+        let s = init_script(&["/usr/bin/redis-server".into()], &[], &modules, true).unwrap();
+        assert!(s.contains("ip addr add 10.77.0.2/24 dev eth0\n"), "{s}");
+        assert!(s.contains("ip route add default via 10.77.0.1\n"), "{s}");
+        assert_eq!(
+            crate::qemu::tap::kernel_args(),
+            ["net.ip=10.77.0.2/24", "net.gateway=10.77.0.1"]
+        );
         assert_eq!(server_machine("microvm"), "microvm,acpi=on");
         assert_eq!(server_machine("microvm,acpi=off"), "microvm,acpi=off");
     }
@@ -380,7 +411,7 @@ mod tests {
         image
             .add_file(Path::new("/usr/bin/prog"), b"x".to_vec(), 0o755)
             .unwrap();
-        let t = build_tree(&image, &["/usr/bin/prog".into()], &[], &[]).unwrap();
+        let t = build_tree(&image, &["/usr/bin/prog".into()], &[], &[], false).unwrap();
         for p in [
             "/usr/bin/prog",
             "/bin/sh",

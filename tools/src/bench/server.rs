@@ -3,29 +3,92 @@
 //! it alongside the guest.
 //!
 //! The guest boots with a network card and the job's port forwards
-//! ([`super::guest::QemuSettings::config_for`]) while a host thread waits
+//! ([`super::guest::QemuSettings::config_for`]) — or, with `--net tap`, on
+//! a TAP device in a network namespace made for the run, where the clients
+//! run too ([`Endpoint::Tap`]) — while a host thread waits
 //! until the server answers through the forward (Redis: `PING` → `+PONG`;
 //! HTTP: any `HTTP/1.x` status line), runs the [`Client`]'s commands
 //! (`redis-benchmark`, `wrk`) and then stops the server: Redis is asked to
 //! `SHUTDOWN NOSAVE`, so that it exits and the guest reports its end;
 //! whatever is still running [`EXIT_WAIT`] later (Nginx never exits by
-//! itself) is ended with a QMP `quit` on the socket both guests' QEMU
-//! listens on. Polling from the host needs nothing from either guest, so
+//! itself) gets an NMI (QMP `inject-nmi`: Cloister prints its network
+//! counters and exits) and, [`NMI_WAIT`] later, a QMP `quit` on the socket
+//! both guests' QEMU listens on. Polling from the host needs nothing from either guest, so
 //! the [`super::guest::Guest`] trait has no ready-line hook.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::guest::{Guest, GuestRun, Job, qmp_socket};
+use crate::qemu::tap::{self, TapNet};
+
+/// Where the client reaches the server.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// 127.0.0.1:PORT on the host, a user-mode network forward.
+    Forward(u16),
+    /// The guest's address and this port inside a TAP namespace; the
+    /// clients run in the namespace (`ip netns exec`).
+    Tap(Arc<TapNet>, u16),
+}
+
+impl Endpoint {
+    /// The address the client connects to.
+    fn host(&self) -> String {
+        match self {
+            Self::Forward(_) => Ipv4Addr::LOCALHOST.to_string(),
+            Self::Tap(..) => tap::GUEST_ADDR.to_string(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Self::Forward(p) | Self::Tap(_, p) => *p,
+        }
+    }
+
+    /// `program`, run where it reaches the server.
+    fn command(&self, program: &str) -> Command {
+        match self {
+            Self::Forward(_) => Command::new(program),
+            Self::Tap(net, _) => net.command(program),
+        }
+    }
+
+    fn connect(&self, timeout: Duration) -> Option<TcpStream> {
+        match self {
+            Self::Forward(port) => {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
+                TcpStream::connect_timeout(&addr, timeout).ok()
+            }
+            Self::Tap(net, port) => net.connect(*port, timeout).ok(),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host(), self.port())?;
+        if let Self::Tap(net, _) = self {
+            write!(f, " in network namespace {}", net.namespace())?;
+        }
+        Ok(())
+    }
+}
 
 /// How long a server may take to exit after it was asked to before QEMU
 /// is stopped.
 pub const EXIT_WAIT: Duration = Duration::from_secs(15);
+/// How long a server that cannot be asked to exit (Nginx) gets after an
+/// NMI before QEMU is stopped: Cloister then prints its network counters
+/// and exits (`kernel/src/exit.rs`); Linux logs the NMI and goes on.
+pub const NMI_WAIT: Duration = Duration::from_secs(5);
 /// Between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -85,15 +148,16 @@ impl Client {
         }
     }
 
-    /// The commands to run, each with its label.
-    pub fn commands(&self) -> Vec<(String, Command)> {
-        let port = self.host_port().to_string();
+    /// The commands to run against `at`, each with its label.
+    pub fn commands(&self, at: &Endpoint) -> Vec<(String, Command)> {
+        let port = at.port().to_string();
+        let host = at.host();
         match self {
             Self::Redis { runs, .. } => runs
                 .iter()
                 .map(|r| {
-                    let mut c = Command::new("redis-benchmark");
-                    c.args(["-h", "127.0.0.1", "-p", &port, "-q", "--csv"])
+                    let mut c = at.command("redis-benchmark");
+                    c.args(["-h", &host, "-p", &port, "-q", "--csv"])
                         .args(["-n", &r.requests.to_string()])
                         .args(["-c", &r.clients.to_string()])
                         .args(["-P", &r.pipeline.to_string()])
@@ -104,32 +168,31 @@ impl Client {
             Self::Wrk { runs, .. } => runs
                 .iter()
                 .map(|r| {
-                    let mut c = Command::new("wrk");
+                    let mut c = at.command("wrk");
                     c.arg(format!("-t{}", r.threads))
                         .arg(format!("-c{}", r.connections))
                         .arg(format!("-d{}s", r.seconds))
-                        .arg(format!("http://127.0.0.1:{port}{}", r.path));
+                        .arg(format!("http://{host}:{port}{}", r.path));
                     (r.label.clone(), c)
                 })
                 .collect(),
         }
     }
 
-    /// Whether the server answers through the forward.
-    fn is_ready(&self) -> bool {
+    /// Whether the server answers at `at`.
+    fn is_ready(&self, at: &Endpoint) -> bool {
         let (request, answer): (&[u8], &[u8]) = match self {
             Self::Redis { .. } => (b"PING\r\n", b"+PONG"),
             Self::Wrk { .. } => (b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1."),
         };
-        exchange(self.host_port(), request, answer.len())
-            .is_some_and(|reply| reply.starts_with(answer))
+        exchange(at, request, answer.len()).is_some_and(|reply| reply.starts_with(answer))
     }
 
     /// Asks the server to exit; whether it could be asked.
-    fn ask_to_exit(&self) -> bool {
+    fn ask_to_exit(&self, at: &Endpoint) -> bool {
         match self {
             Self::Redis { .. } => {
-                exchange(self.host_port(), b"SHUTDOWN NOSAVE\r\n", 1);
+                exchange(at, b"SHUTDOWN NOSAVE\r\n", 1);
                 true
             }
             Self::Wrk { .. } => false,
@@ -137,11 +200,10 @@ impl Client {
     }
 }
 
-/// Sends `request` to 127.0.0.1:`port` and reads up to `len` bytes of the
+/// Sends `request` to `at` and reads up to `len` bytes of the
 /// reply (less if the server closes first); `None` if nothing came back.
-fn exchange(port: u16, request: &[u8], len: usize) -> Option<Vec<u8>> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+fn exchange(at: &Endpoint, request: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut s = at.connect(Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(request).ok()?;
@@ -224,22 +286,19 @@ fn run_command(mut cmd: Command, limit: Duration) -> Result<Vec<String>> {
 /// Waits for the server, runs the client and stops the server.
 fn drive(
     client: &Client,
+    at: &Endpoint,
     guest_done: &AtomicBool,
     limit: Duration,
 ) -> Result<Vec<(String, Vec<String>)>> {
     let measured = (|| {
         let start = Instant::now();
-        while !client.is_ready() {
+        while !client.is_ready(at) {
             if guest_done.load(Ordering::SeqCst) {
-                bail!(
-                    "the guest ended before the server answered on 127.0.0.1:{}",
-                    client.host_port()
-                );
+                bail!("the guest ended before the server answered on {at}");
             }
             if start.elapsed() > limit {
                 bail!(
-                    "the server did not answer on 127.0.0.1:{} within {} s",
-                    client.host_port(),
+                    "the server did not answer on {at} within {} s",
                     limit.as_secs()
                 );
             }
@@ -250,16 +309,24 @@ fn drive(
             start.elapsed().as_secs_f64()
         );
         let mut out = Vec::new();
-        for (label, cmd) in client.commands() {
+        for (label, cmd) in client.commands(at) {
             out.push((label, run_command(cmd, limit)?));
         }
         Ok(out)
     })();
-    if client.ask_to_exit() {
+    let wait = |limit: Duration| {
         let asked = Instant::now();
-        while !guest_done.load(Ordering::SeqCst) && asked.elapsed() < EXIT_WAIT {
+        while !guest_done.load(Ordering::SeqCst) && asked.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(50));
         }
+    };
+    if client.ask_to_exit(at) {
+        wait(EXIT_WAIT);
+    }
+    if !guest_done.load(Ordering::SeqCst)
+        && crate::qemu::qmp::execute(&qmp_socket(), &["inject-nmi"]).is_ok()
+    {
+        wait(NMI_WAIT);
     }
     if !guest_done.load(Ordering::SeqCst)
         && let Err(e) = qmp_quit()
@@ -271,19 +338,38 @@ fn drive(
 
 /// Boots `guest` with the server `job` and measures it with `client`;
 /// the client's output is in [`GuestRun::client`]. `limit` bounds the wait
-/// for the server and each client command.
+/// for the server and each client command. With `tap` the run gets a TAP
+/// namespace of its own (deleted when it ends) for the guest's card and
+/// the clients; otherwise the clients use the job's forward on 127.0.0.1.
 pub fn run_served(
     guest: &dyn Guest,
     job: &Job,
     client: &Client,
     limit: Duration,
+    tap: bool,
 ) -> Result<GuestRun> {
-    if job.serve.is_none() {
+    let Some(serve) = &job.serve else {
         bail!("job {} is not a server job", job.name);
-    }
+    };
+    let mut job = job.clone();
+    let at = if tap {
+        let guest_port = serve
+            .forwards
+            .first()
+            .with_context(|| format!("job {} serves no port", job.name))?
+            .guest_port;
+        let net = TapNet::create()?;
+        if let Some(serve) = &mut job.serve {
+            serve.tap = Some(net.clone());
+        }
+        Endpoint::Tap(net, guest_port)
+    } else {
+        Endpoint::Forward(client.host_port())
+    };
+    let job = &job;
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let driver = s.spawn(|| drive(client, &done, limit));
+        let driver = s.spawn(|| drive(client, &at, &done, limit));
         let run = guest.run(job);
         done.store(true, Ordering::SeqCst);
         let measured = driver
@@ -318,7 +404,7 @@ mod tests {
                 tests: "set,get".into(),
             }],
         };
-        let (label, cmd) = &redis.commands()[0];
+        let (label, cmd) = &redis.commands(&Endpoint::Forward(16379))[0];
         assert_eq!(label, "50 clients");
         let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(
@@ -335,7 +421,7 @@ mod tests {
                 seconds: 10,
             }],
         };
-        let (_, cmd) = &wrk.commands()[0];
+        let (_, cmd) = &wrk.commands(&Endpoint::Forward(18080))[0];
         let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(
             args,
@@ -358,10 +444,10 @@ mod tests {
             host_port: port,
             runs: vec![],
         };
-        assert!(client.is_ready());
+        assert!(client.is_ready(&Endpoint::Forward(port)));
         server.join().unwrap();
         // Nobody listens any more.
-        assert!(!client.is_ready());
+        assert!(!client.is_ready(&Endpoint::Forward(port)));
     }
 
     #[test]

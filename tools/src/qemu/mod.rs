@@ -15,7 +15,8 @@
 //!
 //! `microvm` runs with `acpi=off`, and [`QemuConfig::nic`] gives the guest a
 //! virtio-net card on user-mode networking with loopback-only port
-//! forwards (see [`net`]).
+//! forwards (see [`net`]), or on a TAP device in a namespace of its own
+//! ([`tap`]), in which case QEMU runs inside that namespace.
 
 mod accel;
 mod app_serial;
@@ -23,6 +24,7 @@ pub mod net;
 mod outcome;
 pub mod qmp;
 pub mod stub_guest;
+pub mod tap;
 pub mod time_sync;
 
 use std::io::{BufRead, BufReader, Read, Write as _};
@@ -85,7 +87,7 @@ pub struct QemuConfig {
     /// its bytes to [`GuestObserver::app_error_output`].
     pub app_error_serial: Option<PathBuf>,
     /// A network card (user-mode networking, `restrict=on`, with its
-    /// forwards; `microvm` only — see [`net`]).
+    /// forwards, or a TAP device; `microvm` only — see [`net`]).
     pub nic: Option<Nic>,
     /// Ask the guest to stop before killing it at a timeout: QEMU serves
     /// QMP at this path (which must not exist) and gets `inject-nmi` when
@@ -282,7 +284,13 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
         check_file(initrd, "initramfs")?;
     }
     let start = Instant::now();
-    let mut child = Command::new(qemu_binary())
+    // On a TAP card QEMU runs in the card's namespace (`ip netns exec`
+    // execs it: the child is QEMU itself, which kill and wait reach).
+    let mut command = match config.nic.as_ref().and_then(|n| n.tap.as_ref()) {
+        Some(net) => net.command(&qemu_binary().to_string_lossy()),
+        None => Command::new(qemu_binary()),
+    };
+    let mut child = command
         .args(config.args())
         // Its own process group: Ctrl-C on the terminal reaches the runner
         // (which forwards it to the program), not QEMU.

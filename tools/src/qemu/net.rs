@@ -1,5 +1,7 @@
 //! The guest's network card: QEMU user-mode networking (slirp) behind a
-//! virtio-net device on a virtio-mmio transport, and host-port forwards.
+//! virtio-net device on a virtio-mmio transport, and host-port forwards;
+//! or, with [`Nic::tap`], a TAP device in a namespace of the run's own
+//! ([`super::tap`], `cloister run --net tap`).
 //!
 //! The guest is 10.0.2.15/24, the gateway 10.0.2.2. The network is always
 //! `restrict=on`: the guest cannot reach the host or the outside world on
@@ -14,8 +16,11 @@
 //! card (the kernel has no PCI virtio driver).
 
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
+
+use super::tap::TapNet;
 
 /// The address forwards listen on: loopback only.
 pub const FORWARD_HOST_ADDR: &str = "127.0.0.1";
@@ -81,8 +86,12 @@ impl fmt::Display for PortForward {
 /// The guest's network card.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Nic {
-    /// TCP forwards from the host's loopback into the guest.
+    /// TCP forwards from the host's loopback into the guest (user-mode
+    /// networking only).
     pub forwards: Vec<PortForward>,
+    /// Attach the card to this namespace's TAP device instead of user-mode
+    /// networking (QEMU then runs inside the namespace, see [`super::tap`]).
+    pub tap: Option<Arc<TapNet>>,
 }
 
 impl Nic {
@@ -96,7 +105,18 @@ impl Nic {
                 );
             }
         }
-        Ok(Self { forwards })
+        Ok(Self {
+            forwards,
+            tap: None,
+        })
+    }
+
+    /// A card on `net`'s TAP device.
+    pub fn tap(net: Arc<TapNet>) -> Self {
+        Self {
+            forwards: Vec::new(),
+            tap: Some(net),
+        }
     }
 
     /// The QEMU arguments for the card on `machine` (none but on
@@ -105,11 +125,17 @@ impl Nic {
         if !is_microvm(machine) {
             return Vec::new();
         }
-        let mut netdev = String::from("user,id=n0,restrict=on");
-        for f in &self.forwards {
-            netdev.push(',');
-            netdev.push_str(&f.hostfwd());
-        }
+        let netdev = match &self.tap {
+            Some(net) => net.netdev(),
+            None => {
+                let mut netdev = String::from("user,id=n0,restrict=on");
+                for f in &self.forwards {
+                    netdev.push(',');
+                    netdev.push_str(&f.hostfwd());
+                }
+                netdev
+            }
+        };
         vec![
             "-netdev".into(),
             netdev,

@@ -5,10 +5,12 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::qemu::tap::TapNet;
 use crate::qemu::{Accel, Nic, PortForward};
 
 /// The environment a program gets unless `--env` says otherwise.
@@ -175,6 +177,8 @@ pub struct RunOptions {
     /// guest always has a network card (QEMU user-mode networking,
     /// restricted: no way out but these forwards).
     pub publish: Vec<PortForward>,
+    /// The network the card is on: user-mode (the default) or a TAP device.
+    pub net: NetMode,
     /// Run with the audit log on and keep it (`--audit FILE`).
     pub audit: Option<super::audit::AuditSpec>,
     /// When capturing: the program's stdin (then end of input). Without
@@ -209,9 +213,39 @@ impl RunOptions {
             app: None,
             capture: false,
             publish: Vec::new(),
+            net: NetMode::User,
             audit: None,
             stdin: Vec::new(),
             learn: false,
+        }
+    }
+}
+
+/// The network a run's card is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NetMode {
+    /// QEMU user-mode networking (slirp): needs no privileges; the host
+    /// reaches the guest through [`RunOptions::publish`].
+    #[default]
+    User,
+    /// A TAP device in a network namespace made for the run and deleted
+    /// after it (`--net tap`, needs root); the guest is
+    /// [`crate::qemu::tap::GUEST_ADDR`] inside it.
+    Tap,
+    /// A TAP device in this namespace, made by the caller (who runs its
+    /// clients in it); it outlives the run.
+    TapIn(Arc<TapNet>),
+}
+
+impl NetMode {
+    /// Parses `--net`: `user` or `tap`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "user" => Ok(Self::User),
+            "tap" => Ok(Self::Tap),
+            _ => bail!(
+                "--net {s:?}: use `user` (QEMU user-mode networking, the default) or `tap` (a TAP device in a network namespace of the run's own; needs root)"
+            ),
         }
     }
 }
@@ -258,6 +292,17 @@ pub struct RunArgs {
     /// in the guest (repeatable; PORT alone means PORT:PORT).
     #[arg(short = 'p', long = "publish", value_name = "HOST:GUEST")]
     publish: Vec<String>,
+    /// The network: `user` (QEMU user-mode networking, the default) or
+    /// `tap` (a TAP device in a network namespace made for the run, needs
+    /// root; the guest is 10.77.0.2 there: reach it with `ip netns exec
+    /// NAMESPACE …`, the name is printed at the start).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "user",
+        conflicts_with = "publish"
+    )]
+    net: String,
     /// Record every system call of the program (and its exit, signals,
     /// kernel faults) in a sealed audit log written to FILE when the run
     /// ends; check it with `cloister audit verify FILE --key-file KEY`.
@@ -305,6 +350,12 @@ impl RunArgs {
             opts.kernel_args = self.kernel_args;
             opts.verbose = self.verbose;
             opts.learn = !self.no_learn;
+            opts.net = NetMode::parse(&self.net)?;
+            if opts.net != NetMode::User && !opts.publish.is_empty() {
+                bail!(
+                    "--net tap: the manifest publishes ports, which only user-mode networking has"
+                );
+            }
             if let Some(secs) = self.timeout {
                 opts.timeout = (secs > 0).then(|| Duration::from_secs(secs));
             }
@@ -354,6 +405,7 @@ impl RunArgs {
             .collect::<Result<_>>()?;
         // Refuses a host port given twice, before anything is built.
         Nic::with_forwards(opts.publish.clone())?;
+        opts.net = NetMode::parse(&self.net)?;
         if let Some(file) = self.audit {
             let region_bytes = match self.audit_size.as_deref() {
                 None => super::audit::DEFAULT_REGION_BYTES,
@@ -394,6 +446,21 @@ mod tests {
     fn parse(args: &[&str]) -> Result<RunOptions> {
         let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
         cli.run.into_options()
+    }
+
+    #[test]
+    fn net_is_user_by_default_tap_on_request_and_tap_takes_no_forwards() {
+        assert_eq!(parse(&["--", "x"]).unwrap().net, NetMode::User);
+        assert_eq!(
+            parse(&["--net", "tap", "--", "x"]).unwrap().net,
+            NetMode::Tap
+        );
+        let err = parse(&["--net", "bridge", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`user`") && err.contains("`tap`"), "{err}");
+        let err = parse(&["--net", "tap", "-p", "8080:80", "--", "x"]).unwrap_err();
+        assert!(err.to_string().contains("--publish"), "{err}");
     }
 
     #[test]

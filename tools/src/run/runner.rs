@@ -14,13 +14,14 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::audit::AuditRun;
-use super::options::{FileMapping, RunOptions};
+use super::options::{FileMapping, NetMode, RunOptions};
 use super::pack::{HostContext, Packed, describe_command, pack};
 use super::protocol::{ConsoleLine, classify};
 use crate::build::{KernelBuild, build_kernel};
@@ -279,9 +280,30 @@ fn qemu_config(
     } else {
         AppInput::HostStdin
     });
-    config.nic = Some(Nic::with_forwards(opts.publish.clone())?);
+    config.nic = Some(match &opts.net {
+        NetMode::User => Nic::with_forwards(opts.publish.clone())?,
+        NetMode::Tap => tap_nic(qemu::tap::TapNet::create()?),
+        NetMode::TapIn(net) => tap_nic(net.clone()),
+    });
+    if opts.net != NetMode::User {
+        config.kernel_args.extend(qemu::tap::kernel_args());
+    }
     config.cmdline = format!("{} {}", config.cmdline, stdio_words(opts.capture));
     Ok(config)
+}
+
+/// A card on `net`, announced on stderr: where the guest is and how to
+/// reach it.
+fn tap_nic(net: Arc<qemu::tap::TapNet>) -> Nic {
+    eprintln!(
+        "cloister: network namespace {ns} (TAP {dev}, {host}/{len}); the guest is {guest}: reach it with `ip netns exec {ns} …`",
+        ns = net.namespace(),
+        dev = qemu::tap::DEVICE,
+        host = qemu::tap::HOST_ADDR,
+        len = qemu::tap::PREFIX_LEN,
+        guest = qemu::tap::GUEST_ADDR,
+    );
+    Nic::tap(net)
 }
 
 /// `log=warn` (`log=info` with `-v`), plus `trace` with `--trace`.
@@ -313,6 +335,7 @@ fn forward_ctrl_c() {
             let n = presses.fetch_add(1, Ordering::Relaxed) + 1;
             if n >= 3 || !qemu::send_interrupt() {
                 qemu::kill_running();
+                qemu::tap::remove_all();
                 std::process::exit(130);
             }
         });

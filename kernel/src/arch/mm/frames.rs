@@ -4,7 +4,6 @@
 use allocator::frame::{FRAME_BYTES, FrameAllocator, FrameError, bitmap_words};
 use libos::boot::memmap::MemoryMap;
 use spin::Mutex;
-use x86_64::PhysAddr;
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 
@@ -151,6 +150,8 @@ pub struct PageTableFrames;
 // unused RAM that nothing else will be given until it is freed.
 unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for PageTableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        alloc().map(|p| PhysFrame::containing_address(PhysAddr::new(p)))
+        // Page tables are private memory: their entries in the level above
+        // carry the platform's encryption bit.
+        alloc().map(|p| PhysFrame::containing_address(super::pte::private(p)))
     }
 }

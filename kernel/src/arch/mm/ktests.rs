@@ -325,3 +325,37 @@ ktest!(
         assert_eq!(v.len(), 1 << 20);
     }
 );
+
+ktest!(
+    fn entries_carry_the_platform_bits_and_walks_strip_them() {
+        use super::pte;
+        use x86_64::structures::paging::page_table::PageTableEntry;
+        // The live masks (0 natively) are put back before anything else
+        // can map a page: interrupts stay off while the test's masks hold.
+        let (live_private, live_shared) = pte::masks();
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let c_bit = 1u64 << 51;
+            pte::init(c_bit, 0);
+            let private = pte::private(0x1234_5000).as_u64();
+            let shared = pte::shared(0x1234_5000 | c_bit).as_u64();
+            let mut e = PageTableEntry::new();
+            e.set_addr(pte::private(0x7000), F::PRESENT);
+            let frame = pte::frame_of(&e);
+            pte::init(0, 1 << 47);
+            let tdx_shared = pte::shared(0x9000).as_u64();
+            let tdx_private = pte::private(0x9000 | (1 << 47)).as_u64();
+            pte::init(live_private, live_shared);
+            assert_eq!(
+                private,
+                0x1234_5000 | c_bit,
+                "SNP: the C-bit on private pages"
+            );
+            assert_eq!(shared, 0x1234_5000, "SNP: shared pages without it");
+            assert_eq!(frame, 0x7000, "walks see the frame alone");
+            assert_eq!(tdx_shared, 0x9000 | (1 << 47), "TDX: the shared bit");
+            assert_eq!(tdx_private, 0x9000);
+        });
+        // Translations come back without the bits, whatever the platform.
+        assert_eq!(paging::translate(phys_to_virt(0x5000)), Some(0x5000));
+    }
+);

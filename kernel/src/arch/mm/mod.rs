@@ -20,6 +20,7 @@ pub mod heap;
 #[cfg(feature = "ktest")]
 mod ktests;
 pub mod paging;
+pub mod pte;
 pub mod reserved;
 pub mod stack;
 pub mod user;

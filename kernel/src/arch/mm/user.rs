@@ -34,7 +34,7 @@ pub use super::paging::USER_END;
 use libos::elf::Perms;
 use libos::mm::FaultAccess;
 
-use super::{PAGE_BYTES, frames, phys_to_virt};
+use super::{PAGE_BYTES, frames, phys_to_virt, pte};
 
 /// Software bit: the page may be read.
 const PERM_R: F = F::BIT_9;
@@ -108,7 +108,7 @@ fn table_at(paddr: u64) -> &'static mut PageTable {
 /// tables instead of testing every page).
 fn skip_missing(vaddr: u64) -> u64 {
     let addr = VirtAddr::new(vaddr);
-    let mut table = table_at(Cr3::read().0.start_address().as_u64());
+    let mut table = table_at(pte::strip(Cr3::read().0.start_address().as_u64()));
     // Spans of a PML4, PDPT and PD entry.
     let spans = [1u64 << 39, 1 << 30, 1 << 21];
     let indices = [addr.p4_index(), addr.p3_index(), addr.p2_index()];
@@ -117,7 +117,7 @@ fn skip_missing(vaddr: u64) -> u64 {
         if entry.is_unused() {
             return (vaddr & !(span - 1)).saturating_add(span);
         }
-        table = table_at(entry.addr().as_u64());
+        table = table_at(pte::frame_of(entry));
     }
     vaddr + PAGE_BYTES
 }
@@ -126,7 +126,7 @@ fn skip_missing(vaddr: u64) -> u64 {
 /// `create` is set. `None`: no table (and `create` unset) or out of frames.
 fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
     let addr = VirtAddr::new(vaddr);
-    let mut table = table_at(Cr3::read().0.start_address().as_u64());
+    let mut table = table_at(pte::strip(Cr3::read().0.start_address().as_u64()));
     let indices: [PageTableIndex; 3] = [addr.p4_index(), addr.p3_index(), addr.p2_index()];
     for index in indices {
         let entry = &mut table[index];
@@ -135,9 +135,9 @@ fn leaf(vaddr: u64, create: bool) -> Option<&'static mut PageTableEntry> {
                 return None;
             }
             let frame = frames::alloc_user_zeroed()?;
-            entry.set_addr(x86_64::PhysAddr::new(frame), USER_TABLE);
+            entry.set_addr(pte::private(frame), USER_TABLE);
         }
-        table = table_at(entry.addr().as_u64());
+        table = table_at(pte::frame_of(entry));
     }
     Some(&mut table[addr.p1_index()])
 }
@@ -182,7 +182,7 @@ fn clear_entry(entry: &mut PageTableEntry) {
     if entry.flags().contains(HAS_FRAME) {
         // A frame we allocated for this page: freeing it cannot fail unless
         // the bookkeeping is corrupt, which the frame allocator reports.
-        if let Err(e) = frames::free_user(entry.addr().as_u64()) {
+        if let Err(e) = frames::free_user(pte::frame_of(entry)) {
             log::error!("freeing a user frame: {e:?}");
         }
     }
@@ -285,11 +285,11 @@ pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
 fn populate(entry: &mut PageTableEntry) -> Result<u64, UserMapError> {
     let flags = entry.flags();
     if flags.contains(HAS_FRAME) {
-        return Ok(entry.addr().as_u64());
+        return Ok(pte::frame_of(entry));
     }
     let frame = frames::alloc_user_zeroed().ok_or(UserMapError::OutOfMemory)?;
     let prot = perms_of(flags);
-    entry.set_addr(x86_64::PhysAddr::new(frame), leaf_flags(prot, true));
+    entry.set_addr(pte::private(frame), leaf_flags(prot, true));
     Ok(frame)
 }
 

@@ -139,6 +139,21 @@ fn setup() -> core::result::Result<(), (u8, u8)> {
     Ok(())
 }
 
+/// Once the kernel's page tables are built (they map the image private,
+/// with the C-bit): maps the backend's shared pages shared again, so the
+/// hypervisor reads what the guest writes there. Never run on SNP
+/// hardware.
+pub fn tables_ready() -> Result<()> {
+    if super::platform().kind() != super::PlatformKind::SevSnp {
+        return Ok(());
+    }
+    for page in [&hw::GHCB_PAGE, &hw::REQUEST_PAGE, &hw::RESPONSE_PAGE] {
+        crate::arch::mm::paging::share_kernel_page(page.vaddr())
+            .map_err(|_| PlatformError::Protocol("cannot map a shared page"))?;
+    }
+    Ok(())
+}
+
 /// Makes a page of the kernel image shared: rescind its validation, then
 /// a page-state change to shared by MSR (no GHCB yet).
 fn share_image_page(msr: &mut MsrHost, page: &SharedPage) -> cvm::snp::Result<()> {

@@ -236,6 +236,11 @@ fn tcp_megabytes_each_way_between_two_stacks() {
     );
     assert_eq!(got, LEN);
     assert!(client.get(dst, LEN) == data, "bytes sent back differ");
+    // Both cards counted the frames that carried it.
+    for h in [&server, &client] {
+        let c = h.p.net.counters().expect("a stack with a card counts");
+        assert!(c.tx_frames > (LEN / 1500) as u64 && c.rx_frames > 0, "{c}");
+    }
 }
 
 /// Both directions full at once (the client writes while the echo is
@@ -843,4 +848,112 @@ fn sendmsg_and_recvmsg_gather_and_scatter() {
     assert_eq!(h.call("recvmsg", &[b, m, 0]), 7);
     assert_eq!(h.get(MEM + 0x3000, 2), b"ab");
     assert_eq!(h.get(MEM + 0x4000, 5), b"cdefg");
+}
+
+/// A `msghdr` at `at` with one iovec (`buf`, `len`) and a control buffer
+/// (`control`, `control_len`).
+fn msghdr_with_control(h: &H, at: u64, buf: u64, len: u64, control: u64, control_len: u64) -> u64 {
+    let mut iov = [0u8; 16];
+    iov[..8].copy_from_slice(&buf.to_le_bytes());
+    iov[8..].copy_from_slice(&len.to_le_bytes());
+    h.put(at + 0x80, &iov);
+    let mut m = [0u8; 56];
+    m[16..24].copy_from_slice(&(at + 0x80).to_le_bytes());
+    m[24..32].copy_from_slice(&1u64.to_le_bytes());
+    m[32..40].copy_from_slice(&control.to_le_bytes());
+    m[40..48].copy_from_slice(&control_len.to_le_bytes());
+    h.put(at, &m)
+}
+
+/// One `SCM_RIGHTS` control message carrying `fds`.
+fn rights_message(fds: &[i32]) -> Vec<u8> {
+    let mut c = Vec::new();
+    c.extend_from_slice(&((16 + 4 * fds.len()) as u64).to_le_bytes());
+    c.extend_from_slice(&1i32.to_le_bytes());
+    c.extend_from_slice(&1i32.to_le_bytes());
+    for fd in fds {
+        c.extend_from_slice(&fd.to_le_bytes());
+    }
+    c.resize((c.len() + 7) & !7, 0);
+    c
+}
+
+#[test]
+fn open_files_pass_over_a_unix_stream() {
+    let h = setup();
+    let sv = MEM + 0x100;
+    assert_eq!(h.call("socketpair", &[1, SOCK_STREAM, 0, sv]), 0);
+    let (a, b) = (h.i32_at(sv) as u64, h.i32_at(sv + 4) as u64);
+    let fds = MEM + 0x140;
+    assert_eq!(h.call("pipe2", &[fds, 0]), 0);
+    let (pr, pw) = (h.i32_at(fds), h.i32_at(fds + 4));
+    // Plain data first, then a byte carrying the pipe's write end.
+    let data = h.put(MEM + 0x200, b"hi!");
+    assert_eq!(h.call("write", &[a, data, 2]), 2);
+    let control = h.put(MEM + 0x300, &rights_message(&[pw]));
+    let m = msghdr_with_control(&h, MEM + 0x400, data + 2, 1, control, 24);
+    assert_eq!(h.call("sendmsg", &[a, m, 0]), 1);
+    // A read stops before the byte that carries the file.
+    let (out, room) = (MEM + 0x600, MEM + 0x700);
+    let m = msghdr_with_control(&h, MEM + 0x800, out, 64, room, 64);
+    assert_eq!(h.call("recvmsg", &[b, m, 0]), 2);
+    assert_eq!(
+        h.get(MEM + 0x800 + 40, 8),
+        0u64.to_le_bytes(),
+        "no control data"
+    );
+    // recvmsg rewrote msg_controllen: give the room again, as programs do.
+    let m = msghdr_with_control(&h, MEM + 0x800, out, 64, room, 64);
+    assert_eq!(
+        h.call("recvmsg", &[b, m, 0x4000_0000]),
+        1,
+        "MSG_CMSG_CLOEXEC"
+    );
+    assert_eq!(h.get(out, 1), b"!");
+    assert_eq!(
+        h.get(MEM + 0x800 + 40, 8),
+        24u64.to_le_bytes(),
+        "CMSG_SPACE(4)"
+    );
+    let got = h.get(room, 20);
+    assert_eq!(
+        &got[..16],
+        &rights_message(&[0])[..16],
+        "one SCM_RIGHTS header"
+    );
+    let new_fd = u64::from(u32::from_le_bytes(got[16..20].try_into().unwrap()));
+    assert_ne!(new_fd, pw as u64);
+    assert_eq!(h.call("fcntl", &[new_fd, 1]), 1, "close-on-exec");
+    // The new fd is the same pipe: what it writes, the read end reads.
+    assert_eq!(h.call("write", &[new_fd, data, 3]), 3);
+    assert_eq!(h.call("read", &[pr as u64, MEM + 0x900, 8]), 3);
+    assert_eq!(h.get(MEM + 0x900, 3), b"hi!");
+}
+
+#[test]
+fn passed_files_that_do_not_fit_are_dropped_with_msg_ctrunc() {
+    let h = setup();
+    let sv = MEM + 0x100;
+    assert_eq!(h.call("socketpair", &[1, SOCK_STREAM, 0, sv]), 0);
+    let (a, b) = (h.i32_at(sv) as u64, h.i32_at(sv + 4) as u64);
+    let data = h.put(MEM + 0x200, b"x");
+    let control = h.put(
+        MEM + 0x300,
+        &rights_message(&[a as i32, b as i32, a as i32]),
+    );
+    let m = msghdr_with_control(&h, MEM + 0x400, data, 1, control, 32);
+    assert_eq!(h.call("sendmsg", &[a, m, 0]), 1);
+    // Room for one fd (CMSG_LEN(4) = 20 bytes).
+    let m = msghdr_with_control(&h, MEM + 0x800, MEM + 0x600, 8, MEM + 0x700, 20);
+    assert_eq!(h.call("recvmsg", &[b, m, 0]), 1);
+    assert_eq!(h.i32_at(MEM + 0x800 + 48) & 0x8, 0x8, "MSG_CTRUNC");
+    assert_eq!(h.get(MEM + 0x800 + 40, 8), 20u64.to_le_bytes());
+    // Bad fds and TCP sockets are refused, as Linux.
+    let bad = h.put(MEM + 0x300, &rights_message(&[999]));
+    let m = msghdr_with_control(&h, MEM + 0x400, data, 1, bad, 24);
+    assert_eq!(h.call("sendmsg", &[a, m, 0]), err(Errno::EBADF));
+    let tcp = h.socket(SOCK_STREAM);
+    let good = h.put(MEM + 0x300, &rights_message(&[a as i32]));
+    let m = msghdr_with_control(&h, MEM + 0x400, data, 1, good, 24);
+    assert_eq!(h.call("sendmsg", &[tcp, m, 0]), err(Errno::EINVAL));
 }
