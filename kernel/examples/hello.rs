@@ -1,7 +1,7 @@
 //! Hello, world as a Cloister guest application: prints a line with the
 //! clocks, spawns a thread and joins it, talks to itself over loopback
 //! TCP and UDP, records an audit event, and exits
-//! with a status chosen on the kernel command line (`hello.status=N`,
+//! with a status chosen on the kernel command line (`app.status=N`,
 //! default 7) so a test can tell a real exit from a default one.
 //!
 //! Build and boot: `cargo build -p kernel --target x86_64-unknown-none
@@ -103,7 +103,7 @@ fn loopback_udp() -> Result<()> {
 
 /// The exit status the kernel command line asks for.
 fn status() -> u8 {
-    kernel::runtime::command_line_value("hello.status")
+    kernel::runtime::command_line_value("app.status")
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
 }

@@ -4,8 +4,8 @@
 //! body), one thread per connection, one request per connection
 //! (`Connection: close`).
 //!
-//! Listens on port 80, or `http.port=N` on the kernel command line; with
-//! `http.requests=N` it exits (status 0) after serving N connections. Boot
+//! Listens on port 80, or `app.port=N` on the kernel command line; with
+//! `app.requests=N` it exits (status 0) after serving N connections. Boot
 //! it with `cloister run --app …/examples/http --file site/:/www -p
 //! 8080:80` (docs/RUNTIME.md).
 #![no_std]
@@ -25,10 +25,10 @@ kernel::entry!(main);
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 fn main() -> Result<()> {
-    let port = command_line_value("http.port")
+    let port = command_line_value("app.port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(80);
-    let limit: Option<u64> = command_line_value("http.requests").and_then(|n| n.parse().ok());
+    let limit: Option<u64> = command_line_value("app.requests").and_then(|n| n.parse().ok());
     let listener = TcpListener::bind(port)?;
     kernel::println!("http: serving /www on port {port}");
     let mut served = Vec::new();

@@ -142,6 +142,7 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
         !net::CMDLINE_KEYS.contains(k)
             && !run::CMDLINE_KEYS.contains(k)
             && !platform::CMDLINE_KEYS.contains(k)
+            && !k.starts_with(runtime::APP_KEY_PREFIX)
     }) {
         log::warn!("unknown kernel command-line key {key:?}");
     }

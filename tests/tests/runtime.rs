@@ -90,7 +90,7 @@ fn host(cmd: &str, args: &[&str]) -> String {
 #[test]
 fn hello_prints_and_exits_with_its_status() {
     let app = example("hello");
-    let result = run(&app_options(&app, &["hello.status=42"])).expect("cloister run --app");
+    let result = run(&app_options(&app, &["app.status=42"])).expect("cloister run --app");
     assert!(result.diagnosis.is_none(), "{result:#?}");
     let out = String::from_utf8_lossy(&result.stdout);
     assert!(
@@ -239,7 +239,7 @@ fn the_http_example_serves_a_static_file_byte_exact() {
     std::fs::write(site.join("data.bin"), &data).expect("data");
     let port = free_port();
     // Three connections: the probe, the file, a missing one.
-    let mut opts = app_options(&app, &["http.requests=3"]);
+    let mut opts = app_options(&app, &["app.requests=3"]);
     opts.files = vec![FileMapping {
         host: site.clone(),
         guest: Some(PathBuf::from("/www")),

@@ -5,7 +5,7 @@
 //!
 //! One thread per connection over the runtime's blocking TCP API; the keys
 //! live in one `BTreeMap` on the heap (no persistence). Listens on port
-//! 6379, or `resp.port=N` on the kernel command line. Boot it with
+//! 6379, or `app.port=N` on the kernel command line. Boot it with
 //! `cloister run --app …/examples/resp -p 6379` (docs/RUNTIME.md).
 #![no_std]
 #![no_main]
@@ -40,7 +40,7 @@ const WRONG_TYPE: Reply =
     Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value");
 
 fn main() -> Result<()> {
-    let port = command_line_value("resp.port")
+    let port = command_line_value("app.port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(6379);
     let listener = TcpListener::bind(port)?;

@@ -210,8 +210,13 @@ macro_rules! println {
 /// kernel console, filtered by `log=` on the command line).
 pub use log;
 
+/// Command-line keys that start with this are the application's own
+/// settings (`app.port=8080`): the kernel does not warn about them.
+pub const APP_KEY_PREFIX: &str = "app.";
+
 /// The value of `key=value` on the kernel command line (`cloister run
-/// --kernel-arg key=value`), for an application's own settings.
+/// --kernel-arg key=value`), for an application's own settings (name them
+/// `app.…`, [`APP_KEY_PREFIX`], so the kernel does not warn about them).
 pub fn command_line_value(key: &str) -> Option<alloc::string::String> {
     let info = crate::BOOT_INFO.read();
     libos::boot::cmdline::KernelArgs::parse(info.cmdline())
