@@ -3,10 +3,10 @@
 //!
 //! An application thread is a scheduler thread ([`crate::task`]) that never
 //! enters user mode: it runs its closure on its own guarded kernel stack
-//! (16 KiB, so keep large buffers on the heap). Scheduling is cooperative:
-//! kernel code is never preempted, so a thread runs until it blocks (a
-//! socket, a join), sleeps or yields. A thread that computes for long
-//! should call [`yield_now`] now and then.
+//! (the scheduler's, 64 KiB today; keep large buffers on the heap).
+//! Scheduling is cooperative: kernel code is never preempted, so a thread
+//! runs until it blocks (a socket, a join), sleeps or yields. A thread that
+//! computes for long should call [`yield_now`] now and then.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
