@@ -78,6 +78,27 @@ fn target_installed(root: &Path) -> bool {
 /// Builds the kernel and returns the path of its ELF.
 pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
     ensure_kernel_target()?;
+    let mut cmd = kernel_cargo(spec.release);
+    if spec.ktest {
+        cmd.args(["--features", "ktest"]);
+    }
+    let out = cmd
+        .output()
+        .context("cannot run cargo to build the kernel")?;
+    if !out.status.success() {
+        bail!(
+            "building the kernel failed (cargo exited with {})",
+            out.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    kernel_path_from_messages(&stdout)
+        .context("cargo built the kernel but did not report its executable")
+}
+
+/// A `cargo build` of the kernel package for the bare-metal target, with
+/// JSON messages on stdout (the artifacts' paths).
+fn kernel_cargo(release: bool) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     let mut cmd = Command::new(cargo);
@@ -99,33 +120,46 @@ pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .stderr(Stdio::inherit());
-    if spec.release {
+    if release {
         cmd.arg("--release");
     }
-    if spec.ktest {
-        cmd.args(["--features", "ktest"]);
-    }
+    cmd
+}
+
+/// Builds `kernel/examples/NAME` (an application linked with the kernel,
+/// docs/RUNTIME.md) and returns the path of its ELF, which boots as the
+/// kernel does (`cloister run --app`).
+pub fn build_example(name: &str, release: bool) -> Result<PathBuf> {
+    ensure_kernel_target()?;
+    let mut cmd = kernel_cargo(release);
+    cmd.args(["--example", name]);
     let out = cmd
         .output()
-        .context("cannot run cargo to build the kernel")?;
+        .context("cannot run cargo to build the example")?;
     if !out.status.success() {
         bail!(
-            "building the kernel failed (cargo exited with {})",
+            "building the example {name} failed (cargo exited with {})",
             out.status
         );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    kernel_path_from_messages(&stdout)
-        .context("cargo built the kernel but did not report its executable")
+    executable_from_messages(&stdout, name).with_context(|| {
+        format!("cargo built the example {name} but did not report its executable")
+    })
 }
 
 /// Finds the kernel executable in cargo's JSON messages.
 fn kernel_path_from_messages(messages: &str) -> Option<PathBuf> {
+    executable_from_messages(messages, "kernel")
+}
+
+/// Finds the executable of target `name` in cargo's JSON messages.
+fn executable_from_messages(messages: &str, name: &str) -> Option<PathBuf> {
     messages
         .lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kernel")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 

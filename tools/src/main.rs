@@ -22,7 +22,7 @@ enum Command {
     /// with the program's status (125 if Cloister could not report one).
     ///
     /// Example: cargo cloister run -- /bin/busybox echo hello
-    Run(tools::run::RunArgs),
+    Run(Box<tools::run::RunArgs>),
     /// Boot Cloister under QEMU and show it running.
     Boot {
         /// Accelerator: tcg (default, or CLOISTER_ACCEL) or kvm.
@@ -363,7 +363,7 @@ fn run(args: tools::run::RunArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run(args) => return run(args.clone()),
+        Command::Run(args) => return run(args.as_ref().clone()),
         Command::Boot { accel, mem, append } => boot(accel.as_deref(), *mem, append),
         Command::Ktest { pattern, accel } => ktest(pattern, accel.as_deref()),
         Command::Bench { what } => bench(what),

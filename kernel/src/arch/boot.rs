@@ -134,3 +134,16 @@ boot_gdt_ptr:
 extern "C" fn kernel_entry(start_info_paddr: u64) -> ! {
     crate::kernel_main(start_info_paddr)
 }
+
+// The application's entry, defined by the `kernel::entry!` macro in the
+// crate that links the kernel (the `kernel` binary, an example, a user's
+// application): exactly one per image, or the link fails.
+unsafe extern "Rust" {
+    safe fn __cloister_app_entry() -> !;
+}
+
+/// Enters the application the image was linked with, at the end of the
+/// boot (see [`crate::runtime`]).
+pub(crate) fn app_entry() -> ! {
+    __cloister_app_entry()
+}

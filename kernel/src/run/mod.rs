@@ -39,7 +39,8 @@ use crate::arch::user::{self, ReturnReason, UserContext};
 use crate::boot_info::BootInfo;
 use crate::exit::{ExitCode, exit};
 use crate::task::{self, Thread};
-use platform::KernelPlatform;
+// Shared with the linked-application runtime (`crate::runtime`): clocks.
+pub(crate) use platform::KernelPlatform;
 
 /// The first process (init) and the syscall table all share.
 struct Runtime {

@@ -165,6 +165,11 @@ pub struct RunOptions {
     pub accel: Option<Accel>,
     /// A kernel ELF to boot; `None` builds the release kernel.
     pub kernel: Option<PathBuf>,
+    /// An application linked with the kernel library (docs/RUNTIME.md) to
+    /// boot instead of the kernel: no Linux program is packed, the image
+    /// holds only [`RunOptions::files`], and `program`/`args` only name the
+    /// run.
+    pub app: Option<PathBuf>,
     /// Collect the program's output and the kernel's lines in the
     /// [`RunResult`](super::RunResult) instead of printing them.
     pub capture: bool,
@@ -205,6 +210,7 @@ impl RunOptions {
             image: None,
             accel: None,
             kernel: None,
+            app: None,
             capture: false,
             publish: Vec::new(),
             net: NetMode::User,
@@ -277,6 +283,11 @@ pub struct RunArgs {
     /// Boot this kernel ELF instead of building the release kernel.
     #[arg(long, value_name = "ELF")]
     kernel: Option<PathBuf>,
+    /// Boot this application linked with the kernel (docs/RUNTIME.md)
+    /// instead of a Linux program; --file puts files in its image. No
+    /// PROG then.
+    #[arg(long, value_name = "ELF", conflicts_with_all = ["kernel", "manifest", "command", "trace"])]
+    app: Option<PathBuf>,
     /// Forward TCP port HOST on the host's 127.0.0.1 (only) to port GUEST
     /// in the guest (repeatable; PORT alone means PORT:PORT).
     #[arg(short = 'p', long = "publish", value_name = "HOST:GUEST")]
@@ -322,7 +333,7 @@ pub struct RunArgs {
     manifest: Option<PathBuf>,
     /// The program (a path, or a name looked up in PATH) and its arguments.
     #[arg(
-        required_unless_present = "manifest",
+        required_unless_present_any = ["manifest", "app"],
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "PROG ARGS"
@@ -359,8 +370,16 @@ impl RunArgs {
             return Ok(opts);
         }
         let mut command = self.command.into_iter();
-        let program = command.next().unwrap_or_default();
+        let program = match (&self.app, command.next()) {
+            (Some(app), _) => app.clone().into_os_string(),
+            (None, program) => program.unwrap_or_default(),
+        };
         let mut opts = RunOptions::new(program, command);
+        opts.app = self.app;
+        if opts.app.is_some() {
+            // The application is not a Linux program: nothing to learn.
+            opts.learn = false;
+        }
         opts.memory_mib = parse_memory_mib(&self.mem)?;
         opts.files = self
             .files
@@ -371,7 +390,7 @@ impl RunArgs {
         opts.trace = self.trace;
         opts.kernel_args = self.kernel_args;
         opts.verbose = self.verbose;
-        opts.learn = !self.no_learn;
+        opts.learn = opts.app.is_none() && !self.no_learn;
         opts.timeout = match self.timeout {
             Some(0) | None => None,
             Some(secs) => Some(Duration::from_secs(secs)),

@@ -66,8 +66,14 @@ impl HostContext {
 
 /// Builds the image for `opts`.
 pub fn pack(opts: &RunOptions, host: &HostContext) -> Result<Packed> {
-    let program = find_program(&opts.program, host.path_var.as_deref(), &host.cwd)?;
-    let mut resolution = resolve_program(&program, &host.search)?;
+    // A linked application (`--app`) is the kernel itself: the image holds
+    // only its files.
+    let mut resolution = if opts.app.is_some() {
+        Resolution::none()
+    } else {
+        let program = find_program(&opts.program, host.path_var.as_deref(), &host.cwd)?;
+        resolve_program(&program, &host.search)?
+    };
     let mut image = Image::new();
     for file in &resolution.files {
         let perm = match file.role {
@@ -103,7 +109,11 @@ pub fn pack(opts: &RunOptions, host: &HostContext) -> Result<Packed> {
         )
     }));
 
-    let mut argv = vec![resolution.program().as_os_str().to_owned()];
+    let argv0 = match &opts.app {
+        Some(_) => opts.program.clone(),
+        None => resolution.program().as_os_str().to_owned(),
+    };
+    let mut argv = vec![argv0];
     argv.extend(opts.args.iter().cloned());
     let mut env = environment(&opts.env);
     if !resolution.extra_library_dirs.is_empty() && !env.iter().any(|(k, _)| k == "LD_LIBRARY_PATH")

@@ -79,6 +79,15 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// Nothing to load (a linked application boots as the kernel).
+    pub(crate) fn none() -> Self {
+        Self {
+            files: Vec::new(),
+            extra_library_dirs: Vec::new(),
+            program_rpath: Vec::new(),
+        }
+    }
+
     /// The program's guest path.
     pub fn program(&self) -> &Path {
         &self.files[0].path

@@ -80,6 +80,17 @@ impl RunResult {
 /// Runs `opts.program` in Cloister (see the module docs), after the
 /// learning pass when `opts.learn` is set.
 pub fn run(opts: &RunOptions) -> Result<RunResult> {
+    if let Some(app) = &opts.app {
+        // A linked application is its own kernel (docs/RUNTIME.md).
+        crate::deps::ensure_qemu()?;
+        if !app.is_file() {
+            anyhow::bail!(
+                "--app {}: no such file (build it with `cargo build -p kernel --target x86_64-unknown-none --example NAME`)",
+                app.display()
+            );
+        }
+        return run_once(opts, app, false);
+    }
     let kernel = match &opts.kernel {
         Some(k) => k.clone(),
         None => {
