@@ -183,13 +183,15 @@ fn read_list(vfs: &Vfs, path: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// the host's standard fds are terminals, and the terminal's size
 /// (`libos::fs::stdio`); `learn` reports lookups that found nothing;
 /// `tmpfs.size`/`tmpfs.nr_inodes` limit the file system
-/// (`libos::fs::FsLimits`).
+/// (`libos::fs::FsLimits`); `time.host` takes the wall clock from the
+/// host runner over COM1 (`host_time`).
 pub const CMDLINE_KEYS: &[&str] = &[
     "console.tty",
     "console.size",
     "learn",
     "tmpfs.size",
     "tmpfs.nr_inodes",
+    "time.host",
 ];
 
 /// Runs the program in the initramfs `archive`; never returns.
