@@ -85,3 +85,86 @@ pub fn free_port() -> u16 {
         std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
+
+/// Runs `argv` natively with the environment `cloister run` gives (an
+/// empty environment but `PATH` and `HOME`): stdout then stderr, and the
+/// exit status (-1 if killed).
+///
+/// # Panics
+/// If the program cannot be started.
+pub fn native(argv: &[&str]) -> (Vec<u8>, i32) {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/")
+        .output()
+        .expect("run natively");
+    let mut bytes = out.stdout;
+    bytes.extend_from_slice(&out.stderr);
+    (bytes, out.status.code().unwrap_or(-1))
+}
+
+/// Connects to `127.0.0.1:port` once the guest answers: slirp accepts at
+/// once and closes again while nothing listens in the guest, so a
+/// connection counts only when `probe` succeeds on it.
+///
+/// # Panics
+/// If the guest has not answered after 240 s.
+pub fn connect(port: u16, probe: impl Fn(&mut std::net::TcpStream) -> bool) -> std::net::TcpStream {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("timeout");
+            if probe(&mut s) {
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest never answered on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Fails the test, naming the Debian package, if `path` is missing.
+///
+/// # Panics
+/// If `path` does not exist.
+pub fn require(path: &str, package: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} is missing: install the Debian package `{package}` (.ci/install-deps does)"
+    );
+}
+
+/// A scratch directory of this process, removed when dropped.
+#[derive(Debug)]
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh (emptied) `cloister-NAME-PID` under the temporary directory.
+    ///
+    /// # Panics
+    /// If it cannot be created.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    /// `p` inside it.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -8,40 +8,11 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use tools::run::options::FileMapping;
 use tools::run::{RunOptions, RunResult, run};
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn require(path: &str, package: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install the Debian package `{package}` (.ci/install-deps does)"
-    );
-}
+use vm_tests::{Scratch, native, require};
 
 /// Runs `argv` in Cloister with `files` (host → guest) packed in.
 fn cloister(argv: &[&str], files: &[(&Path, &str)]) -> RunResult {
@@ -57,20 +28,6 @@ fn cloister(argv: &[&str], files: &[(&Path, &str)]) -> RunResult {
         })
         .collect();
     run(&opts).expect("cloister run")
-}
-
-/// Runs `argv` natively with the environment `cloister run` gives.
-fn native(argv: &[&str]) -> (Vec<u8>, i32) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", "/")
-        .output()
-        .expect("run natively");
-    let mut bytes = out.stdout;
-    bytes.extend_from_slice(&out.stderr);
-    (bytes, out.status.code().unwrap_or(-1))
 }
 
 /// Asserts the Cloister run reported a status and returns (output, status).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::free_port;
+use vm_tests::{connect, free_port};
 
 /// The kernel words of the emulated-MMIO variants.
 const EMULATE_MMIO: &[&str] = &["platform.mmio=emulate"];
@@ -76,25 +76,41 @@ fn serve(
     thread::spawn(move || run(&opts).expect("cloister run"))
 }
 
-/// Connects to the published port once the guest answers: slirp accepts
-/// at once and closes again while nothing listens in the guest, so a
-/// connection counts only when `probe` succeeds on it.
-fn connect(port: u16, probe: impl Fn(&mut TcpStream) -> bool) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-            s.set_read_timeout(Some(Duration::from_secs(60)))
-                .expect("timeout");
-            if probe(&mut s) {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the guest never answered on {port}"
-        );
-        thread::sleep(Duration::from_millis(500));
-    }
+/// Writes `DIR/nginx.conf`: one worker, in the foreground, serving
+/// `/srv` on port 8080, temporary files in `/tmp`.
+fn nginx_conf(dir: &Path) -> PathBuf {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log stderr notice;\n\
+         pid /tmp/nginx.pid;\nevents { worker_connections 64; }\n\
+         http {\n  access_log off;\n  sendfile on;\n  client_body_temp_path /tmp;\n  proxy_temp_path /tmp;\n\
+         fastcgi_temp_path /tmp;\n  uwsgi_temp_path /tmp;\n  scgi_temp_path /tmp;\n\
+         server { listen 8080; root /srv; }\n}\n",
+    )
+    .expect("write conf");
+    conf
+}
+
+/// 1 MiB of varied bytes (a file to serve and compare).
+fn megabyte() -> Vec<u8> {
+    (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+/// The runner saw nginx start and the kernel logged no error or panic.
+fn assert_nginx_ran_cleanly(result: &RunResult) {
+    let out = String::from_utf8_lossy(&result.output);
+    assert!(out.contains("nginx/"), "{out}");
+    assert!(
+        !result
+            .kernel_lines
+            .iter()
+            .any(|l| l.contains("ERROR") || l.contains("panic")),
+        "{:#?}",
+        result.kernel_lines
+    );
 }
 
 /// A path of its own for this test: tests run in parallel threads of one
@@ -283,21 +299,10 @@ fn nginx(kernel_args: &[&str]) -> RunResult {
     let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).expect("mkdir");
     let small: Vec<u8> = (0..4096u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let big: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let big = megabyte();
     std::fs::write(srv.join("small.txt"), &small).expect("write");
     std::fs::write(srv.join("big.bin"), &big).expect("write");
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log stderr notice;\n\
-         pid /tmp/nginx.pid;\nevents { worker_connections 64; }\n\
-         http {\n  access_log off;\n  sendfile on;\n  client_body_temp_path /tmp;\n  proxy_temp_path /tmp;\n\
-         fastcgi_temp_path /tmp;\n  uwsgi_temp_path /tmp;\n  scgi_temp_path /tmp;\n\
-         server { listen 8080; root /srv; }\n}\n",
-    )
-    .expect("write conf");
+    let conf = nginx_conf(&dir);
     let port = free_port();
     let args: Vec<OsString> = ["-c", "/etc/nginx/nginx.conf"]
         .iter()
@@ -346,16 +351,7 @@ fn nginx(kernel_args: &[&str]) -> RunResult {
         .args(["-KILL", "-f", &pattern])
         .status();
     let result = server.join().expect("run thread");
-    let out = String::from_utf8_lossy(&result.output);
-    assert!(out.contains("nginx/"), "{out}");
-    assert!(
-        !result
-            .kernel_lines
-            .iter()
-            .any(|l| l.contains("ERROR") || l.contains("panic")),
-        "{:#?}",
-        result.kernel_lines
-    );
+    assert_nginx_ran_cleanly(&result);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -382,21 +378,10 @@ fn debian_nginx_serves_files_to_curl_over_a_tap_network() {
     let dir = unique("nginx-tap");
     let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).expect("mkdir");
-    let big: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
+    let big = megabyte();
     std::fs::write(srv.join("index.html"), b"cloister over tap\n").expect("write");
     std::fs::write(srv.join("big.bin"), &big).expect("write");
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log stderr notice;\n\
-         pid /tmp/nginx.pid;\nevents { worker_connections 64; }\n\
-         http {\n  access_log off;\n  sendfile on;\n  client_body_temp_path /tmp;\n  proxy_temp_path /tmp;\n\
-         fastcgi_temp_path /tmp;\n  uwsgi_temp_path /tmp;\n  scgi_temp_path /tmp;\n\
-         server { listen 8080; root /srv; }\n}\n",
-    )
-    .expect("write conf");
+    let conf = nginx_conf(&dir);
     let mut opts = RunOptions::new("/usr/sbin/nginx", ["-c", "/etc/nginx/nginx.conf"]);
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
@@ -444,15 +429,6 @@ fn debian_nginx_serves_files_to_curl_over_a_tap_network() {
         let _ = Command::new("kill").args(["-KILL", pid]).status();
     }
     let result = server.join().expect("run thread");
-    let out = String::from_utf8_lossy(&result.output);
-    assert!(out.contains("nginx/"), "{out}");
-    assert!(
-        !result
-            .kernel_lines
-            .iter()
-            .any(|l| l.contains("ERROR") || l.contains("panic")),
-        "{:#?}",
-        result.kernel_lines
-    );
+    assert_nginx_ran_cleanly(&result);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,38 +10,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use tools::run::options::FileMapping;
 use tools::run::{RunOptions, RunResult, run};
+use vm_tests::{Scratch, require};
 
 const BUSYBOX: &str = "/bin/busybox";
-
-fn require(path: &str, package: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install the Debian package `{package}` (.ci/install-deps does)"
-    );
-}
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cloister-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Builds `tests/programs/NAME.c` into the scratch dir.
 fn compile(s: &Scratch, name: &str) -> PathBuf {
@@ -78,21 +53,10 @@ fn cloister(argv: &[&str], files: &[&Path]) -> (String, i32) {
     )
 }
 
-/// Runs `argv` natively with the environment `cloister run` gives.
+/// [`vm_tests::native`] as text, as [`cloister`] returns it.
 fn native(argv: &[&str]) -> (String, i32) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", "/")
-        .output()
-        .expect("run natively");
-    let mut bytes = out.stdout;
-    bytes.extend_from_slice(&out.stderr);
-    (
-        String::from_utf8_lossy(&bytes).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    let (bytes, status) = vm_tests::native(argv);
+    (String::from_utf8_lossy(&bytes).into_owned(), status)
 }
 
 #[test]

@@ -6,17 +6,16 @@
 //! HTTP server (`curl`, byte-exact).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tools::qemu::PortForward;
 use tools::run::audit::{AuditSpec, DEFAULT_REGION_BYTES};
 use tools::run::options::FileMapping;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::{cloister_cli, free_port};
+use vm_tests::{cloister_cli, connect, free_port};
 
 /// The example `name`, built for the bare-metal target (dev profile).
 fn example(name: &str) -> PathBuf {
@@ -50,26 +49,6 @@ fn serve(mut opts: RunOptions, host: u16, guest: u16) -> thread::JoinHandle<RunR
         guest_port: guest,
     }];
     thread::spawn(move || run(&opts).expect("cloister run --app"))
-}
-
-/// Connects once the guest answers `probe` (slirp accepts and closes while
-/// nothing listens in the guest).
-fn connect(port: u16, probe: impl Fn(&mut TcpStream) -> bool) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-            s.set_read_timeout(Some(Duration::from_secs(60)))
-                .expect("timeout");
-            if probe(&mut s) {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the guest never answered on {port}"
-        );
-        thread::sleep(Duration::from_millis(500));
-    }
 }
 
 /// Runs a host command; its stdout, after checking it succeeded.

@@ -75,6 +75,17 @@ fn target_installed(root: &Path) -> bool {
         })
 }
 
+/// `kernel` if given, else the release kernel, built now.
+pub fn kernel_or_release(kernel: Option<&std::path::Path>) -> Result<PathBuf> {
+    match kernel {
+        Some(k) => Ok(k.to_path_buf()),
+        None => build_kernel(KernelBuild {
+            release: true,
+            ktest: false,
+        }),
+    }
+}
+
 /// Builds the kernel and returns the path of its ELF.
 pub fn build_kernel(spec: KernelBuild) -> Result<PathBuf> {
     ensure_kernel_target()?;

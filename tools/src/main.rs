@@ -325,13 +325,7 @@ fn build_image(
     kernel: Option<&std::path::Path>,
 ) -> Result<i32> {
     let opts = tools::run::manifest::load(manifest)?;
-    let kernel = match kernel {
-        Some(k) => k.to_path_buf(),
-        None => build_kernel(KernelBuild {
-            release: true,
-            ktest: false,
-        })?,
-    };
+    let kernel = tools::build::kernel_or_release(kernel)?;
     let bundle = tools::run::bundle::build(&opts, &kernel, output)?;
     println!(
         "cloister: image written; boot it with {}",

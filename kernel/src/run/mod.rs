@@ -339,9 +339,9 @@ fn thread_main(me: Arc<Thread>) -> ! {
             procs::exit_thread(&process);
         }
         signal::deliver_pending(&process, &me);
-        // `me`'s own kernel code; the loan ends before anything that could
-        // switch threads.
-        // The syscall's number and arguments are read in the same loan.
+        // `me`'s own kernel code; the loan (which also reads the syscall's
+        // number and arguments) ends before anything that could switch
+        // threads.
         let (reason, (nr, raw)) = me.with_context(|c| {
             let reason = user::execute(c);
             (reason, (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]))

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::guest::{Guest, GuestRun, Job, QemuSettings, pack_job};
-use crate::build::{KernelBuild, build_kernel};
 use crate::qemu::{self, Flow, GuestObserver};
 use crate::run::protocol::{ConsoleLine, LogLevel, classify};
 use crate::run::runner::EXIT_GRACE;
@@ -47,13 +46,7 @@ pub fn new(
     kernel: Option<&std::path::Path>,
     audited: bool,
 ) -> Result<Box<dyn Guest>> {
-    let kernel = match kernel {
-        Some(k) => k.to_path_buf(),
-        None => build_kernel(KernelBuild {
-            release: true,
-            ktest: false,
-        })?,
-    };
+    let kernel = crate::build::kernel_or_release(kernel)?;
     Ok(Box::new(CloisterGuest {
         kernel,
         settings: settings.clone(),
