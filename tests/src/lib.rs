@@ -87,19 +87,30 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs `argv` natively with the environment `cloister run` gives (an
-/// empty environment but `PATH` and `HOME`): stdout then stderr, and the
-/// exit status (-1 if killed).
+/// empty environment but `PATH` and `HOME`) and, as a program in Cloister
+/// starts, no signal blocked: stdout then stderr, and the exit status (-1
+/// if killed).
+///
+/// A harness (CI's among them) may run the tests with every signal
+/// blocked, a mask children inherit across exec: a native shell's `trap`
+/// or a program waiting for `SIGCHLD` would then wait forever. The mask is
+/// per thread, so only this call's thread unblocks, for the child's spawn.
 ///
 /// # Panics
 /// If the program cannot be started.
 pub fn native(argv: &[&str]) -> (Vec<u8>, i32) {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    let old = SigSet::all()
+        .thread_swap_mask(SigmaskHow::SIG_UNBLOCK)
+        .expect("unblock signals");
     let out = std::process::Command::new(argv[0])
         .args(&argv[1..])
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", "/")
-        .output()
-        .expect("run natively");
+        .output();
+    old.thread_set_mask().expect("restore the signal mask");
+    let out = out.expect("run natively");
     let mut bytes = out.stdout;
     bytes.extend_from_slice(&out.stderr);
     (bytes, out.status.code().unwrap_or(-1))
