@@ -116,6 +116,46 @@ impl ArenaPages {
         self.push(heads, page, order);
     }
 
+    /// The free block `(start, order)` that holds `page`, if `page` is free.
+    fn free_block_at(&self, page: usize) -> Option<(usize, usize)> {
+        (0..ORDERS).find_map(|order| {
+            let start = page & !((1 << order) - 1);
+            (start + (1 << order) <= self.pages && self.order_at(start) == Some(order))
+                .then_some((start, order))
+        })
+    }
+
+    /// Takes pages `from..to` out of the free blocks that hold them, if all
+    /// of them are free; the parts of those blocks past `to` stay free.
+    fn take_range(&self, heads: &mut [usize; ORDERS], from: usize, to: usize) -> bool {
+        if to > self.pages {
+            return false;
+        }
+        // Check first, change nothing unless every page is free. A free
+        // block never holds an allocated page, so the block holding `from`
+        // starts at `from` or later only if `from` is its start; blocks
+        // never straddle `from` because `from - 1` is allocated.
+        let mut page = from;
+        while page < to {
+            match self.free_block_at(page) {
+                Some((start, order)) if start == page => page = start + (1 << order),
+                _ => return false,
+            }
+        }
+        let end = page;
+        let mut page = from;
+        while page < end {
+            let (_, order) = self.free_block_at(page).expect("checked free above");
+            self.remove(heads, page, order);
+            page += 1 << order;
+        }
+        self.free_pages.fetch_sub(end - from, Ordering::Relaxed);
+        if end > to {
+            self.free_range(heads, to, end - to);
+        }
+        true
+    }
+
     /// Frees pages `page..page + count`, as maximal aligned blocks.
     fn free_range(&self, heads: &mut [usize; ORDERS], mut page: usize, mut count: usize) {
         self.free_pages.fetch_add(count, Ordering::Relaxed);
@@ -170,6 +210,18 @@ unsafe impl PageSource for ArenaPages {
             "ArenaPages: freed run outside the arena"
         );
         self.free_range(&mut self.heads.lock(), page, count);
+    }
+
+    #[expect(unsafe_code, reason = "implementing the unsafe PageSource contract")]
+    unsafe fn grow_pages(&self, ptr: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        let addr = raw::expose(ptr);
+        debug_assert!(addr >= self.base && (addr - self.base).is_multiple_of(PAGE_SIZE));
+        let page = (addr - self.base) / PAGE_SIZE;
+        let (Some(from), Some(to)) = (page.checked_add(count), page.checked_add(new_count))
+        else {
+            return false;
+        };
+        from < to && self.take_range(&mut self.heads.lock(), from, to)
     }
 }
 
