@@ -21,7 +21,8 @@ use crate::class::{
 };
 use crate::pagemap::PageMap;
 use crate::raw;
-use crate::slab::{self, Chain, Depot, Desc, DescPool};
+use crate::descpool::DescPool;
+use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};
 

@@ -62,6 +62,7 @@ pub mod frame;
 mod arena;
 mod cache;
 mod class;
+mod descpool;
 mod heap;
 mod pagemap;
 mod raw;

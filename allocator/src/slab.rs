@@ -16,7 +16,9 @@
 //! page source unless the reserve of empty slabs (at most
 //! [`RESERVE_PAGES`] pages over all classes) has room for it.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::descpool::DescPool;
 
 use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES};
 use crate::heap::Env;
@@ -31,12 +33,6 @@ pub(crate) const RESERVE_PAGES: usize = 16;
 /// debug builds (for double-free detection).
 pub(crate) const DESC_BYTES: usize = if cfg!(debug_assertions) { 128 } else { 64 };
 
-/// Descriptors in a descriptor page (its first slot is the page's header).
-const DESCS_PER_PAGE: usize = PAGE_SIZE / DESC_BYTES - 1;
-
-/// Marks a descriptor-page header as "being released" (its low bits then
-/// count the descriptors already passed).
-const RELEASING: usize = 1 << 63;
 
 // Word offsets in a descriptor.
 const BASE: usize = 0;
@@ -113,127 +109,6 @@ impl Chain {
         }
         self.tail = tail;
         self.count += count;
-    }
-}
-
-/// Free descriptors, carved from descriptor pages that are never returned
-/// (they are at most `DESC_BYTES / 4096` of the peak slab memory).
-#[derive(Debug)]
-pub(crate) struct DescPool {
-    free: spin::Mutex<usize>,
-    pages: AtomicUsize,
-    /// A `release_free_pages` is running.
-    releasing: AtomicBool,
-}
-
-impl DescPool {
-    pub(crate) const fn new() -> Self {
-        Self {
-            free: spin::Mutex::new(0),
-            pages: AtomicUsize::new(0),
-            releasing: AtomicBool::new(false),
-        }
-    }
-
-    /// Pages holding descriptors.
-    pub(crate) fn pages(&self) -> usize {
-        self.pages.load(Ordering::Relaxed)
-    }
-
-    fn pop(&self, env: &Env) -> usize {
-        let irq = env.cpu.irq_save();
-        let mut head = self.free.lock();
-        let desc = *head;
-        if desc != 0 {
-            *head = raw::load(desc);
-        }
-        drop(head);
-        env.cpu.irq_restore(irq);
-        desc
-    }
-
-    fn push_chain(&self, env: &Env, head: usize, tail: usize) {
-        let irq = env.cpu.irq_save();
-        let mut free = self.free.lock();
-        raw::store(tail, *free);
-        *free = head;
-        drop(free);
-        env.cpu.irq_restore(irq);
-    }
-
-    fn alloc(&self, env: &Env) -> Option<Desc> {
-        loop {
-            let desc = self.pop(env);
-            if desc != 0 {
-                return Some(Desc(desc));
-            }
-            let page = raw::expose(env.pages.alloc_pages(1)?);
-            // Slot 0 is the page's header: a counter `release_free_pages`
-            // uses, 0 outside it.
-            raw::store(page, 0);
-            for i in 1..DESCS_PER_PAGE {
-                raw::store(page + i * DESC_BYTES, page + (i + 1) * DESC_BYTES);
-            }
-            self.pages.fetch_add(1, Ordering::Relaxed);
-            self.push_chain(env, page + DESC_BYTES, page + DESCS_PER_PAGE * DESC_BYTES);
-        }
-    }
-
-    /// Returns to the page source every descriptor page whose descriptors
-    /// are all free (after a fill and free-all, the descriptors of the
-    /// released slabs would otherwise pin pages scattered over the heap).
-    /// Cold: `trim` calls it. Other CPUs may allocate descriptors meanwhile;
-    /// they find the pool empty and take a new page.
-    pub(crate) fn release_free_pages(&self, env: &Env) {
-        // One releaser at a time: the page headers are plain memory.
-        if self.releasing.swap(true, Ordering::Acquire) {
-            return;
-        }
-        let irq = env.cpu.irq_save();
-        let head = core::mem::take(&mut *self.free.lock());
-        env.cpu.irq_restore(irq);
-        // Count the free descriptors of each page in its header.
-        let mut desc = head;
-        while desc != 0 {
-            let header = desc & !(PAGE_SIZE - 1);
-            raw::store(header, raw::load(header) + 1);
-            desc = raw::load(desc);
-        }
-        // Keep the descriptors of pages with one in use (and reset their
-        // headers); free the other pages once their last descriptor has
-        // been passed, counting the passed ones under the RELEASING bit.
-        let (mut kept_head, mut kept_tail) = (0, 0);
-        let mut desc = head;
-        while desc != 0 {
-            let next = raw::load(desc);
-            let header = desc & !(PAGE_SIZE - 1);
-            let count = raw::load(header);
-            if count & RELEASING == 0 && count < DESCS_PER_PAGE {
-                raw::store(header, 0);
-                raw::store(desc, kept_head);
-                if kept_head == 0 {
-                    kept_tail = desc;
-                }
-                kept_head = desc;
-            } else {
-                let passed = if count & RELEASING == 0 { 1 } else { (count & !RELEASING) + 1 };
-                if passed == DESCS_PER_PAGE {
-                    self.pages.fetch_sub(1, Ordering::Relaxed);
-                    raw::free_pages(env.pages, header, 1);
-                } else {
-                    raw::store(header, RELEASING | passed);
-                }
-            }
-            desc = next;
-        }
-        if kept_head != 0 {
-            self.push_chain(env, kept_head, kept_tail);
-        }
-        self.releasing.store(false, Ordering::Release);
-    }
-
-    fn free(&self, env: &Env, desc: Desc) {
-        self.push_chain(env, desc.0, desc.0);
     }
 }
 
