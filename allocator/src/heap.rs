@@ -55,7 +55,7 @@ impl core::fmt::Debug for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 
-/// A slab allocator for objects up to 16 KiB, with page runs
+/// A slab allocator for objects up to 7 KiB, with page runs
 /// for larger requests; usable as `#[global_allocator]`.
 ///
 /// ```ignore

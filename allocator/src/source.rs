@@ -9,7 +9,7 @@
 use core::ptr::NonNull;
 
 /// A source of page runs: the page-level allocator under the slab
-/// allocator. Large requests (over 16 KiB) are served by it directly.
+/// allocator. Large requests (over 7 KiB) are served by it directly.
 ///
 /// # Safety
 ///
