@@ -217,8 +217,7 @@ unsafe impl PageSource for ArenaPages {
         let addr = raw::expose(ptr);
         debug_assert!(addr >= self.base && (addr - self.base).is_multiple_of(PAGE_SIZE));
         let page = (addr - self.base) / PAGE_SIZE;
-        let (Some(from), Some(to)) = (page.checked_add(count), page.checked_add(new_count))
-        else {
+        let (Some(from), Some(to)) = (page.checked_add(count), page.checked_add(new_count)) else {
             return false;
         };
         from < to && self.take_range(&mut self.heads.lock(), from, to)
@@ -251,6 +250,54 @@ mod tests {
         raw::free_pages(&pages, raw::expose(b), 5);
         assert_eq!(pages.free_pages(), total);
         // Everything merged back: the whole arena is one run again.
+        let largest = 1 << total.ilog2();
+        let all = pages.alloc_pages(largest).unwrap();
+        raw::free_pages(&pages, raw::expose(all), largest);
+    }
+
+    fn grow(pages: &ArenaPages, run: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        #[expect(unsafe_code, reason = "the PageSource method under test")]
+        // SAFETY: `run` is a live run of `count` pages from `pages`.
+        unsafe {
+            pages.grow_pages(run, count, new_count)
+        }
+    }
+
+    #[test]
+    fn runs_grow_exactly_when_the_next_pages_are_free() {
+        let pages = ArenaPages::new(arena(256 * PAGE_SIZE + 100));
+        let total = pages.total_pages();
+        let mut runs: Vec<(NonNull<u8>, usize)> = (1..=12)
+            .map(|n| (pages.alloc_pages(n).unwrap(), n))
+            .collect();
+        // Free every third run, to leave holes of several sizes.
+        for i in (0..runs.len()).rev().step_by(3) {
+            let (run, n) = runs.remove(i);
+            raw::free_pages(&pages, raw::expose(run), n);
+        }
+        let (mut grown, mut refused) = (0, 0);
+        for extra in [1, 2, 5, 9] {
+            for (run, n) in &mut runs {
+                let first = (raw::expose(*run) - pages.base) / PAGE_SIZE;
+                let (from, to) = (first + *n, first + *n + extra);
+                let free = to <= total && (from..to).all(|p| pages.free_block_at(p).is_some());
+                let before = pages.free_pages();
+                assert_eq!(grow(&pages, *run, *n, *n + extra), free, "run at {first}");
+                if free {
+                    *n += extra;
+                    grown += 1;
+                    assert_eq!(pages.free_pages(), before - extra);
+                } else {
+                    refused += 1;
+                    assert_eq!(pages.free_pages(), before);
+                }
+            }
+        }
+        assert!(grown > 0 && refused > 0, "{grown} grown, {refused} refused");
+        for (run, n) in runs {
+            raw::free_pages(&pages, raw::expose(run), n);
+        }
+        assert_eq!(pages.free_pages(), total);
         let largest = 1 << total.ilog2();
         let all = pages.alloc_pages(largest).unwrap();
         raw::free_pages(&pages, raw::expose(all), largest);

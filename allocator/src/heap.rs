@@ -19,9 +19,9 @@ use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of,
 };
+use crate::descpool::DescPool;
 use crate::pagemap::PageMap;
 use crate::raw;
-use crate::descpool::DescPool;
 use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};

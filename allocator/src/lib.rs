@@ -78,3 +78,5 @@ pub use stats::{AllocStats, ClassStats};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_grow;

@@ -105,7 +105,12 @@ pub(crate) fn free_pages(source: &dyn PageSource, addr: usize, count: usize) {
 }
 
 /// Asks a page source to extend a run in place; true if it did.
-pub(crate) fn grow_pages(source: &dyn PageSource, addr: usize, count: usize, new_count: usize) -> bool {
+pub(crate) fn grow_pages(
+    source: &dyn PageSource,
+    addr: usize,
+    count: usize,
+    new_count: usize,
+) -> bool {
     let ptr = NonNull::new(pointer(addr)).expect("page runs are never at address 0");
     // SAFETY: the allocator holds the run `addr`/`count` it got from
     // `source` (a large block being reallocated by its only owner), and

@@ -33,7 +33,6 @@ pub(crate) const RESERVE_PAGES: usize = 16;
 /// debug builds (for double-free detection).
 pub(crate) const DESC_BYTES: usize = if cfg!(debug_assertions) { 128 } else { 64 };
 
-
 // Word offsets in a descriptor.
 const BASE: usize = 0;
 const CLASS: usize = 8;

@@ -6,8 +6,8 @@
 use std::alloc::Layout;
 use std::time::{Duration, Instant};
 
-use super::{Arena, Rng, Subject, alloc, free, layout, realloc, touch};
 use super::{ARENA_BYTES, EFFICIENCY_ARENA_BYTES};
+use super::{Arena, Rng, Subject, alloc, free, layout, realloc, touch};
 
 /// Size one buffer grows to, and the eight interleaved ones together.
 pub(crate) const GROW_ONE_BYTES: usize = 1 << 20;
@@ -188,7 +188,12 @@ pub(crate) fn print_table(names: &[&str], extras: &[Vec<Extra>], reuse: &[(f64, 
     ];
     let medians: Vec<Vec<f64>> = extras
         .iter()
-        .map(|runs| picks.iter().map(|(f, _)| spread(runs.iter().map(f)).0).collect())
+        .map(|runs| {
+            picks
+                .iter()
+                .map(|(f, _)| spread(runs.iter().map(f)).0)
+                .collect()
+        })
         .collect();
     println!(
         "| allocator | grow 1 buffer to 1 MiB, ns/step (min–max) | × talc | grow 8 buffers to 128 KiB, ns/step (min–max) | × talc | key-value churn, ops/µs (min–max) | × talc | fill, free all, 8 KiB blocks again ÷ fresh | same, bytes ÷ arena |"
@@ -212,7 +217,11 @@ pub(crate) fn print_table(names: &[&str], extras: &[Vec<Extra>], reuse: &[(f64, 
             };
             let ratio = talc.map_or(f64::NAN, |t| {
                 let base = medians[t][k];
-                if *higher_better { med / base } else { base / med }
+                if *higher_better {
+                    med / base
+                } else {
+                    base / med
+                }
             });
             row += &format!(" {med:.1} ({lo:.1}–{hi:.1}){short} | {ratio:.2} |");
         }
