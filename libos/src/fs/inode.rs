@@ -412,6 +412,25 @@ impl Inode {
         }
     }
 
+    /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE` on a regular file (see
+    /// [`FileData::allocate`](super::data::FileData::allocate)); `ENODEV`
+    /// for anything else, as Linux for a file that is not regular.
+    pub fn allocate(&self, offset: u64, len: u64, keep_size: bool, now: TimeNs) -> Result<()> {
+        let mut d = self.data.lock();
+        match &mut d.content {
+            Content::File(data) => {
+                data.allocate(offset, len, keep_size)?;
+                d.ctime_ns = now;
+                if !keep_size {
+                    d.mtime_ns = now;
+                }
+                Ok(())
+            }
+            Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            _ => return_errno!(Errno::ENODEV),
+        }
+    }
+
     /// A symlink's target.
     pub fn read_link(&self) -> Result<Vec<u8>> {
         match &self.data.lock().content {

@@ -21,7 +21,7 @@ const IOV_MAX: usize = 1024;
 /// Largest single transfer, as Linux (`MAX_RW_COUNT`).
 pub(crate) const MAX_RW_COUNT: usize = 0x7fff_f000;
 
-fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
+pub(super) fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
     p.fds.lock().get(fd)
 }
 
@@ -146,7 +146,7 @@ pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
 
 /// Reads from `file` into user memory at `addr`, `len` bytes, at `pos`
 /// (or the file offset). Stops at the first short read.
-fn read_to_user(
+pub(super) fn read_to_user(
     p: &Process,
     file: &dyn FileLike,
     addr: u64,
@@ -180,7 +180,7 @@ fn read_to_user(
 
 /// Writes `len` bytes from user memory at `addr` to `file` at `pos` (or
 /// the file offset).
-fn write_from_user(
+pub(super) fn write_from_user(
     p: &Process,
     file: &dyn FileLike,
     addr: u64,
@@ -239,7 +239,7 @@ fn offset_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
 /// A positioned transfer's offset, checked as Linux's `rw_verify_area`
 /// does for a file with positions: `EINVAL` if negative or if `count`
 /// bytes from it would pass the largest offset.
-fn positioned(f: &dyn FileLike, a: &SyscallArgs, i: usize, count: usize) -> Result<u64> {
+pub(super) fn positioned(f: &dyn FileLike, a: &SyscallArgs, i: usize, count: usize) -> Result<u64> {
     let off = offset_arg(a, i)?;
     if f.inode().is_some() {
         crate::fs::data::check_range(off, count.min(isize::MAX as usize))?;
@@ -287,15 +287,27 @@ pub(crate) fn iovecs(
 }
 
 /// `read_to_user` or `write_from_user`: one buffer's transfer.
-type Transfer = fn(&Process, &dyn FileLike, u64, usize, Option<u64>) -> Result<usize>;
+pub(super) type Transfer = fn(&Process, &dyn FileLike, u64, usize, Option<u64>) -> Result<usize>;
 
 /// Runs `transfer` over each iovec in turn; stops at the first short
 /// transfer, and an error after some progress ends with the progress.
 fn vectored(p: &Process, a: &SyscallArgs, transfer: Transfer) -> Result<usize> {
     let f = file(p, a.i32(0))?;
+    vectored_at(p, &*f, a, transfer, None)
+}
+
+/// [`vectored`] on `f` from `pos` on (or the file offset, for `None`).
+pub(super) fn vectored_at(
+    p: &Process,
+    f: &dyn FileLike,
+    a: &SyscallArgs,
+    transfer: Transfer,
+    pos: Option<u64>,
+) -> Result<usize> {
     let mut done = 0;
     for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
-        let n = match transfer(p, &*f, base, len, None) {
+        let at = pos.map(|off| off + done as u64);
+        let n = match transfer(p, f, base, len, at) {
             Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return Err(e),

@@ -15,17 +15,21 @@
 //! - [`mknod`]: `mknod`/`mknodat` (regular files, FIFOs, socket and
 //!   character-device nodes).
 //! - [`times`]: `utimensat`, `futimesat`, `utimes`, `utime`.
+//! - [`vectored`]: `preadv`/`pwritev`, `preadv2`/`pwritev2`.
+//! - [`fallocate`]: `fallocate` (allocating modes), `fadvise64`.
 //!
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
 
 pub mod attr;
 pub mod copy;
+pub mod fallocate;
 pub mod io;
 pub mod mknod;
 pub mod namei;
 pub mod stat;
 pub mod times;
+pub mod vectored;
 
 use alloc::vec::Vec;
 
@@ -108,6 +112,12 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (198, "lremovexattr", attr::sys_lsetxattr),
     (199, "fremovexattr", attr::sys_fsetxattr),
     (217, "getdents64", stat::sys_getdents64),
+    (221, "fadvise64", fallocate::sys_fadvise64),
+    (285, "fallocate", fallocate::sys_fallocate),
+    (295, "preadv", vectored::sys_preadv),
+    (296, "pwritev", vectored::sys_pwritev),
+    (327, "preadv2", vectored::sys_preadv2),
+    (328, "pwritev2", vectored::sys_pwritev2),
     (257, "openat", io::sys_openat),
     (258, "mkdirat", namei::sys_mkdirat),
     (259, "mknodat", mknod::sys_mknodat),
@@ -172,3 +182,5 @@ pub(crate) fn lookup_at(p: &Process, dirfd: i32, path: &[u8], flags: u32) -> Res
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectored_tests;
