@@ -22,6 +22,8 @@
 //! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
 //!   `sysinfo`.
 //! - [`sched`]: `sched_yield`, affinity, `nanosleep`, `clock_nanosleep`.
+//! - [`sched_policy`]: the `sched_*scheduler`/`*param`/`*priority*` calls
+//!   (every thread is `SCHED_OTHER`).
 //! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
 //!   `sigaltstack` (bookkeeping; no delivery yet).
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
@@ -47,6 +49,7 @@ pub mod net;
 pub mod poll;
 pub mod process;
 pub mod sched;
+pub mod sched_policy;
 pub mod signal;
 pub mod system;
 pub mod table;
@@ -58,7 +61,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 15] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -70,6 +73,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 15] {
         futex::HANDLERS,
         process::HANDLERS,
         sched::HANDLERS,
+        sched_policy::HANDLERS,
         misc::HANDLERS,
         itimer::HANDLERS,
         signal::HANDLERS,
