@@ -58,6 +58,8 @@ pub struct Process {
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     /// The network stack its sockets live on.
     pub net: Arc<NetStack>,
+    /// User and group ids (inherited by a fork, kept by `execve`).
+    pub creds: Mutex<crate::cred::Credentials>,
     /// The nice value (`setpriority`), -20..=19.
     pub nice: core::sync::atomic::AtomicI32,
     /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
@@ -111,6 +113,7 @@ impl Process {
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,
             umask: AtomicU32::new(0o022),
+            creds: Mutex::new(crate::cred::Credentials::default()),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
@@ -119,7 +122,7 @@ impl Process {
 
     /// The state of a child `fork` makes, with pid `pid` and its first
     /// thread `pid` a copy of the caller's thread `parent_tid`: the same
-    /// open file descriptions (offsets shared), working directory, umask,
+    /// open file descriptions (offsets shared), working directory, umask, ids,
     /// limits, nice value, areas ([`Vm`]; the kernel copies the pages)
     /// and signal actions; the child's thread inherits the caller's mask.
     /// Pending signals, interval timers and futex waiters are not
@@ -147,6 +150,7 @@ impl Process {
             thread_names: Mutex::new(names),
             net: self.net.clone(),
             umask: AtomicU32::new(self.umask()),
+            creds: Mutex::new(self.creds.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),

@@ -15,7 +15,8 @@
 //! - [`net`](mod@net): sockets (`socket`, `bind`, `connect`, `accept4`,
 //!   `sendmsg`, …) over `crate::net`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
-//! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
+//! - [`system`]: `uname`, `getrandom`.
+//! - [`cred`]: user and group ids and supplementary groups, get and set.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
 //! - [`exec`]: `execve`'s reading of its arguments (the kernel swaps the image).
 //! - [`wait`]: `wait4`, `waitid`, `getppid` over `crate::ptable`.
@@ -35,6 +36,7 @@
 
 pub mod args;
 pub mod arity;
+pub mod cred;
 pub mod epoll;
 pub mod exec;
 pub mod fs;
@@ -61,7 +63,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -69,6 +71,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
         epoll::HANDLERS,
         time::HANDLERS,
         system::HANDLERS,
+        cred::HANDLERS,
         mm::HANDLERS,
         futex::HANDLERS,
         process::HANDLERS,
