@@ -392,12 +392,14 @@ mod cmd {
     pub const F_OFD_SETLK: u32 = 37;
     pub const F_OFD_SETLKW: u32 = 38;
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const F_SETPIPE_SZ: u32 = 1031;
+    pub const F_GETPIPE_SZ: u32 = 1032;
     pub const FD_CLOEXEC: u64 = 1;
     pub const F_UNLCK: i16 = 2;
 }
 
-/// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags and
-/// record locks. There is one process, so locks never conflict: `F_SETLK*`
+/// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags,
+/// a pipe's size (`F_GETPIPE_SZ`, `F_SETPIPE_SZ`) and record locks. There is one process, so locks never conflict: `F_SETLK*`
 /// succeed and `F_GETLK` reports `F_UNLCK`, which is what Linux does for a
 /// lone process.
 pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
@@ -428,6 +430,15 @@ pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
         F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
             UserPtr::<u16>::new(a.u64(2)).read(&*p.platform)?;
             Ok(0)
+        }
+        F_GETPIPE_SZ | F_SETPIPE_SZ => {
+            // Linux answers EBADF for anything but a pipe.
+            let pipe = f.as_any().downcast_ref::<PipeEnd>().ok_or(Errno::EBADF)?;
+            if a.u32(1) == F_GETPIPE_SZ {
+                Ok(pipe.capacity())
+            } else {
+                pipe.set_capacity(u64::from(a.u32(2)))
+            }
         }
         _ => return_errno_with_message!(Errno::EINVAL, "unsupported fcntl command"),
     }

@@ -1,5 +1,5 @@
-//! `preadv`/`pwritev`(2), `fallocate` and `fadvise64` through the dispatch
-//! table over the mock platform.
+//! `preadv`/`pwritev`(2), `fallocate`, `fadvise64` and `fcntl`'s pipe
+//! sizes through the dispatch table over the mock platform.
 
 use crate::error::Errno;
 use crate::syscall::testing::{Sys, err};
@@ -166,4 +166,20 @@ fn fadvise_checks_its_arguments() {
         s.call("fadvise64", &[u64::from(u32::from_le_bytes(fds)), 0, 0, 0]),
         err(Errno::ESPIPE)
     );
+}
+
+#[test]
+fn fcntl_gets_and_sets_a_pipes_size() {
+    const F_SETPIPE_SZ: u64 = 1031;
+    const F_GETPIPE_SZ: u64 = 1032;
+    let s = Sys::new(BUF, 0x1000);
+    assert_eq!(s.call("pipe2", &[BUF + 0x900, 0]), 0);
+    let mut fds = [0u8; 8];
+    s.m.read_user(BUF + 0x900, &mut fds).unwrap();
+    let w = u64::from(u32::from_le_bytes(fds[4..].try_into().unwrap()));
+    assert_eq!(s.call("fcntl", &[w, F_GETPIPE_SZ]), 65536);
+    assert_eq!(s.call("fcntl", &[w, F_SETPIPE_SZ, 32768]), 32768);
+    assert_eq!(s.call("fcntl", &[w, F_GETPIPE_SZ]), 32768);
+    let file = open(&s, "p", O_RDWR);
+    assert_eq!(s.call("fcntl", &[file, F_GETPIPE_SZ]), err(Errno::EBADF));
 }
