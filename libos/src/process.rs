@@ -177,12 +177,14 @@ impl Process {
         self.thread_names.lock().clear();
     }
 
-    /// At exit: closes every fd (pipe ends see their peer go) and drops
-    /// the areas' bookkeeping; the kernel frees the pages.
+    /// At exit: closes every fd (pipe ends see their peer go), drops the
+    /// areas' bookkeeping and the idle copy buffers (256 KiB each, which a
+    /// zombie kept); the kernel frees the pages.
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
         self.vm.lock().clear();
+        self.bounce.clear();
     }
 
     /// Makes the signals of the interval timers that have expired pending
