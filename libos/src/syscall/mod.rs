@@ -27,6 +27,7 @@
 //!   (every thread is `SCHED_OTHER`).
 //! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
 //!   `sigaltstack` (bookkeeping; no delivery yet).
+//! - [`sigwait`]: `rt_sigtimedwait`.
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
 //!   `mincore`, `madvise` over `crate::mm`.
 //!
@@ -53,6 +54,7 @@ pub mod process;
 pub mod sched;
 pub mod sched_policy;
 pub mod signal;
+pub mod sigwait;
 pub mod system;
 pub mod table;
 pub mod time;
@@ -63,7 +65,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 18] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -80,6 +82,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
         misc::HANDLERS,
         itimer::HANDLERS,
         signal::HANDLERS,
+        sigwait::HANDLERS,
         net::HANDLERS,
         wait::HANDLERS,
     ]
