@@ -64,8 +64,10 @@ pub const HOST_FILES: &[&str] = &[
 ];
 
 /// Programs the tests start besides Python (`/bin/sh` for `shell=True`
-/// and `os.system`, and the commands the selected modules name); the
-/// guest gets them with their libraries.
+/// and `os.system`, and the commands the selected modules name: `id -G`
+/// in test_posix, `tar`, `zip` and `unzip` in test_shutil); the guest gets
+/// those the host has, with their libraries (a test that finds one missing
+/// skips natively too).
 pub const PROGRAMS: &[&str] = &[
     "/bin/sh",
     "/usr/bin/true",
@@ -77,6 +79,10 @@ pub const PROGRAMS: &[&str] = &[
     "/usr/bin/sleep",
     "/usr/bin/stty",
     "/usr/bin/bash",
+    "/usr/bin/id",
+    "/usr/bin/tar",
+    "/usr/bin/zip",
+    "/usr/bin/unzip",
 ];
 
 pub use super::compat_selection::selection;

@@ -38,17 +38,26 @@ pub fn parse(text: &str) -> Result<Selection> {
             }
             None => (line, None),
         };
-        let valid = name
-            .strip_prefix("test_")
-            .is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let valid = name.strip_prefix("test_").is_some_and(|t| {
+            !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         if !valid {
-            bail!("compat module list, line {}: `{name}` is not a test module name", i + 1);
+            bail!(
+                "compat module list, line {}: `{name}` is not a test module name",
+                i + 1
+            );
         }
         if !seen.insert(name.to_string()) {
-            bail!("compat module list, line {}: `{name}` is listed twice", i + 1);
+            bail!(
+                "compat module list, line {}: `{name}` is listed twice",
+                i + 1
+            );
         }
         match reason {
-            Some("") => bail!("compat module list, line {}: `{name}` is left out without a reason", i + 1),
+            Some("") => bail!(
+                "compat module list, line {}: `{name}` is left out without a reason",
+                i + 1
+            ),
             Some(why) => sel.excluded.push((name.to_string(), why.to_string())),
             None => sel.selected.push(name.to_string()),
         }
@@ -78,7 +87,10 @@ mod tests {
     fn the_format() {
         let sel = parse("# c\ntest_a\n\n-test_b  too slow # note\ntest_c # why in\n").unwrap();
         assert_eq!(sel.selected, ["test_a", "test_c"]);
-        assert_eq!(sel.excluded, [("test_b".to_string(), "too slow".to_string())]);
+        assert_eq!(
+            sel.excluded,
+            [("test_b".to_string(), "too slow".to_string())]
+        );
         assert!(parse("-test_b\n").is_err(), "no reason");
         assert!(parse("test_a\ntest_a\n").is_err(), "twice");
         assert!(parse("test_a\n-test_a why\n").is_err(), "in and out");
