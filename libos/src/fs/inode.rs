@@ -160,6 +160,8 @@ pub(crate) struct InodeData {
     pub(crate) mtime_ns: TimeNs,
     pub(crate) ctime_ns: TimeNs,
     pub(crate) content: Content,
+    /// Extended attributes.
+    pub(crate) xattrs: super::xattr::Xattrs,
 }
 
 /// What an inode holds of the file system's [`Space`] besides its file
@@ -221,6 +223,7 @@ impl Inode {
                 mtime_ns: now,
                 ctime_ns: now,
                 content,
+                xattrs: super::xattr::Xattrs::default(),
             }),
             charge,
         })
@@ -429,6 +432,23 @@ impl Inode {
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
             _ => return_errno!(Errno::ENODEV),
         }
+    }
+
+    /// Runs `f` on the extended attributes, with whether the inode is a
+    /// regular file or a directory (`user.` attributes live only there).
+    /// Changing them moves `ctime`.
+    pub fn with_xattrs<T>(
+        &self,
+        now: Option<TimeNs>,
+        f: impl FnOnce(&mut super::xattr::Xattrs, bool) -> Result<T>,
+    ) -> Result<T> {
+        let regular_or_dir = matches!(self.file_type, InodeType::Regular | InodeType::Directory);
+        let mut d = self.data.lock();
+        let out = f(&mut d.xattrs, regular_or_dir)?;
+        if let Some(now) = now {
+            d.ctime_ns = now;
+        }
+        Ok(out)
     }
 
     /// A symlink's target.

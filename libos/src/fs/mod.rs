@@ -8,6 +8,7 @@
 //! - [`data`]: a regular file's contents in sparse 4 KiB pages;
 //!   [`space`]: the file system's page and inode limits ([`Space`]).
 //! - [`initramfs`]: unpacking a cpio archive into the tree.
+//! - [`xattr`]: an inode's extended attributes.
 //! - [`procfs`]: the `/proc` and `/sys` files glibc and programs read.
 //! - [`device`]: `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/console`
 //!   and the [`ConsoleSink`] the kernel provides.
@@ -25,6 +26,7 @@ pub mod procfs;
 pub mod space;
 pub mod stdio;
 pub mod vfs;
+pub mod xattr;
 
 pub use device::{CharDevice, ConsoleSink, DeviceRegistry};
 pub use file::InodeFile;

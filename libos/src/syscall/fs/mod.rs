@@ -6,7 +6,7 @@
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
 //! - [`copy`]: `sendfile`, `copy_file_range`.
-//! - [`attr`]: extended attributes (none stored: `ENODATA`/`ENOTSUP`),
+//! - [`attr`]: extended attributes (`user.`, `trusted.`, `security.`),
 //!   `statfs`/`fstatfs` (a tmpfs).
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
 //!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`, `link(at)`,
@@ -108,9 +108,9 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (194, "listxattr", attr::sys_listxattr),
     (195, "llistxattr", attr::sys_llistxattr),
     (196, "flistxattr", attr::sys_flistxattr),
-    (197, "removexattr", attr::sys_setxattr),
-    (198, "lremovexattr", attr::sys_lsetxattr),
-    (199, "fremovexattr", attr::sys_fsetxattr),
+    (197, "removexattr", attr::sys_removexattr),
+    (198, "lremovexattr", attr::sys_lremovexattr),
+    (199, "fremovexattr", attr::sys_fremovexattr),
     (217, "getdents64", stat::sys_getdents64),
     (221, "fadvise64", fallocate::sys_fadvise64),
     (285, "fallocate", fallocate::sys_fallocate),

@@ -1,5 +1,6 @@
-//! `preadv`/`pwritev`(2), `fallocate`, `fadvise64` and `fcntl`'s pipe
-//! sizes through the dispatch table over the mock platform.
+//! `preadv`/`pwritev`(2), `fallocate`, `fadvise64`, `fcntl`'s pipe sizes
+//! and extended attributes through the dispatch table over the mock
+//! platform.
 
 use crate::error::Errno;
 use crate::syscall::testing::{Sys, err};
@@ -182,4 +183,50 @@ fn fcntl_gets_and_sets_a_pipes_size() {
     assert_eq!(s.call("fcntl", &[w, F_GETPIPE_SZ]), 32768);
     let file = open(&s, "p", O_RDWR);
     assert_eq!(s.call("fcntl", &[file, F_GETPIPE_SZ]), err(Errno::EBADF));
+}
+
+#[test]
+fn extended_attributes_set_get_list_and_remove() {
+    let s = Sys::new(BUF, 0x1000);
+    let fd = open(&s, "x", O_RDWR);
+    let put = |at: u64, b: &[u8]| s.m.write_user(at, b).unwrap();
+    put(BUF + 0x400, b"x\0");
+    put(BUF + 0x500, b"user.test\0");
+    put(BUF + 0x600, b"hello");
+    let (path, name, value, out) = (BUF + 0x400, BUF + 0x500, BUF + 0x600, BUF + 0x700);
+    assert_eq!(
+        s.call("getxattr", &[path, name, out, 64]),
+        err(Errno::ENODATA)
+    );
+    assert_eq!(s.call("setxattr", &[path, name, value, 5, 0]), 0);
+    assert_eq!(
+        s.call("setxattr", &[path, name, value, 5, 1]),
+        err(Errno::EEXIST)
+    );
+    assert_eq!(
+        s.call("fgetxattr", &[fd, name, 0, 0]),
+        5,
+        "size 0: the length"
+    );
+    assert_eq!(s.call("fgetxattr", &[fd, name, out, 2]), err(Errno::ERANGE));
+    assert_eq!(s.call("lgetxattr", &[path, name, out, 64]), 5);
+    assert_eq!(bytes(&s, out, 5), b"hello");
+    assert_eq!(s.call("flistxattr", &[fd, out, 64]), 10);
+    assert_eq!(bytes(&s, out, 10), b"user.test\0");
+    put(BUF + 0x580, b"system.posix_acl_access\0");
+    assert_eq!(
+        s.call("fsetxattr", &[fd, BUF + 0x580, value, 5, 0]),
+        err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(s.call("fremovexattr", &[fd, name]), 0);
+    assert_eq!(s.call("removexattr", &[path, name]), err(Errno::ENODATA));
+    assert_eq!(s.call("listxattr", &[path, out, 64]), 0);
+    assert_eq!(s.call("pipe2", &[BUF + 0x900, 0]), 0);
+    let mut fds = [0u8; 4];
+    s.m.read_user(BUF + 0x900, &mut fds).unwrap();
+    let pipe = u64::from(u32::from_le_bytes(fds));
+    assert_eq!(
+        s.call("fsetxattr", &[pipe, name, value, 5, 0]),
+        err(Errno::EOPNOTSUPP)
+    );
 }
