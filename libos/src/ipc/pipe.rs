@@ -115,6 +115,14 @@ impl PipeEnd {
         self.pipe.capacity()
     }
 
+    /// Bytes a write could add now (`splice` between pipes reads no more
+    /// than this, so nothing it takes is lost).
+    pub fn free_space(&self) -> usize {
+        self.pipe
+            .capacity()
+            .saturating_sub(self.pipe.bytes.lock().len())
+    }
+
     /// `F_SETPIPE_SZ`: sets the capacity to `size` rounded up to a power
     /// of two of pages (at least one page) and returns it; `EINVAL` past
     /// 2 GiB, `EPERM` past [`PIPE_MAX_SIZE`], `EBUSY` if fewer bytes than

@@ -5,7 +5,7 @@
 //!   `pread64`/`pwrite64`, `readv`/`writev`, `lseek`, `dup`/`dup2`/`dup3`,
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
-//! - [`copy`]: `sendfile`, `copy_file_range`.
+//! - [`copy`]: `sendfile`, `copy_file_range`; [`splice`]: `splice`.
 //! - [`attr`]: extended attributes (`user.`, `trusted.`, `security.`),
 //!   `statfs`/`fstatfs` (a tmpfs).
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
@@ -27,6 +27,7 @@ pub mod fallocate;
 pub mod io;
 pub mod mknod;
 pub mod namei;
+pub mod splice;
 pub mod stat;
 pub mod times;
 pub mod vectored;
@@ -113,6 +114,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (199, "fremovexattr", attr::sys_fremovexattr),
     (217, "getdents64", stat::sys_getdents64),
     (221, "fadvise64", fallocate::sys_fadvise64),
+    (275, "splice", splice::sys_splice),
     (285, "fallocate", fallocate::sys_fallocate),
     (295, "preadv", vectored::sys_preadv),
     (296, "pwritev", vectored::sys_pwritev),

@@ -230,3 +230,64 @@ fn extended_attributes_set_get_list_and_remove() {
         err(Errno::EOPNOTSUPP)
     );
 }
+
+/// `(read end, write end)` of a new pipe.
+fn pipe(s: &Sys) -> (u64, u64) {
+    assert_eq!(s.call("pipe2", &[BUF + 0x900, 0]), 0);
+    let mut fds = [0u8; 8];
+    s.m.read_user(BUF + 0x900, &mut fds).unwrap();
+    let end = |i: usize| u64::from(u32::from_le_bytes(fds[i..i + 4].try_into().unwrap()));
+    (end(0), end(4))
+}
+
+#[test]
+fn splice_moves_bytes_between_a_pipe_and_a_file() {
+    let s = Sys::new(BUF, 0x1000);
+    let f = open(&s, "s", O_RDWR);
+    s.m.write_user(BUF + 0x200, b"0123456789").unwrap();
+    assert_eq!(s.call("write", &[f, BUF + 0x200, 10]), 10);
+    assert_eq!(s.call("lseek", &[f, 2, 0]), 2);
+    let (r, w) = pipe(&s);
+    // File to pipe from the file offset, which moves.
+    assert_eq!(s.call("splice", &[f, 0, w, 0, 5, 0]), 5);
+    assert_eq!(s.call("lseek", &[f, 0, 1]), 7);
+    // With an offset pointer: that moves instead.
+    s.m.write_user(BUF + 0x300, &1i64.to_le_bytes()).unwrap();
+    assert_eq!(s.call("splice", &[f, BUF + 0x300, w, 0, 2, 0]), 2);
+    assert_eq!(bytes(&s, BUF + 0x300, 8), 3i64.to_le_bytes());
+    assert_eq!(s.call("lseek", &[f, 0, 1]), 7);
+    // Pipe to file at an offset: "23456" then "12".
+    s.m.write_user(BUF + 0x300, &20i64.to_le_bytes()).unwrap();
+    assert_eq!(s.call("splice", &[r, 0, f, BUF + 0x300, 100, 0]), 7);
+    assert_eq!(bytes(&s, BUF + 0x300, 8), 27i64.to_le_bytes());
+    assert_eq!(s.call("pread64", &[f, BUF + 0x400, 7, 20]), 7);
+    assert_eq!(bytes(&s, BUF + 0x400, 7), b"2345612");
+    // An empty pipe with SPLICE_F_NONBLOCK: EAGAIN.
+    assert_eq!(s.call("splice", &[r, 0, f, 0, 4, 2]), err(Errno::EAGAIN));
+    // Pipe to pipe.
+    let (r2, w2) = pipe(&s);
+    assert_eq!(s.call("splice", &[f, BUF + 0x300, w, 0, 0, 0]), 0, "len 0");
+    s.m.write_user(BUF + 0x300, &0i64.to_le_bytes()).unwrap();
+    assert_eq!(s.call("splice", &[f, BUF + 0x300, w, 0, 3, 0]), 3);
+    assert_eq!(s.call("splice", &[r, 0, w2, 0, 64, 0]), 3);
+    assert_eq!(s.call("read", &[r2, BUF + 0x400, 64]), 3);
+    assert_eq!(bytes(&s, BUF + 0x400, 3), b"012");
+    // Linux's errors.
+    let g = open(&s, "t", O_RDWR);
+    assert_eq!(
+        s.call("splice", &[f, 0, g, 0, 4, 0]),
+        err(Errno::EINVAL),
+        "no pipe"
+    );
+    assert_eq!(
+        s.call("splice", &[r, BUF + 0x300, f, 0, 4, 0]),
+        err(Errno::ESPIPE)
+    );
+    assert_eq!(
+        s.call("splice", &[f, 0, w, 0, 4, 0x100]),
+        err(Errno::EINVAL)
+    );
+    let app = open(&s, "t", O_RDWR | O_APPEND);
+    assert_eq!(s.call("splice", &[r, 0, app, 0, 4, 0]), err(Errno::EINVAL));
+    let _ = w2;
+}
