@@ -162,6 +162,8 @@ pub(crate) struct InodeData {
     pub(crate) content: Content,
     /// Extended attributes.
     pub(crate) xattrs: super::xattr::Xattrs,
+    /// `flock` locks.
+    pub(crate) flocks: super::flock::FlockState,
 }
 
 /// What an inode holds of the file system's [`Space`] besides its file
@@ -224,6 +226,7 @@ impl Inode {
                 ctime_ns: now,
                 content,
                 xattrs: super::xattr::Xattrs::default(),
+                flocks: super::flock::FlockState::default(),
             }),
             charge,
         })
@@ -449,6 +452,19 @@ impl Inode {
             d.ctime_ns = now;
         }
         Ok(out)
+    }
+
+    /// `flock`: a shared or `exclusive` lock for `owner` (`EAGAIN` on a
+    /// conflict), or with `exclusive` `None` its lock dropped.
+    pub fn flock(&self, owner: super::flock::Owner, exclusive: Option<bool>) -> Result<()> {
+        let mut d = self.data.lock();
+        match exclusive {
+            Some(exclusive) => d.flocks.lock(owner, exclusive),
+            None => {
+                d.flocks.unlock(owner);
+                Ok(())
+            }
+        }
     }
 
     /// A symlink's target.

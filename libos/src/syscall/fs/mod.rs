@@ -17,6 +17,7 @@
 //! - [`times`]: `utimensat`, `futimesat`, `utimes`, `utime`.
 //! - [`vectored`]: `preadv`/`pwritev`, `preadv2`/`pwritev2`.
 //! - [`fallocate`]: `fallocate` (allocating modes), `fadvise64`.
+//! - [`flock`]: `flock`.
 //!
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
@@ -24,6 +25,7 @@
 pub mod attr;
 pub mod copy;
 pub mod fallocate;
+pub mod flock;
 pub mod io;
 pub mod mknod;
 pub mod namei;
@@ -75,6 +77,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (33, "dup2", io::sys_dup2),
     (40, "sendfile", copy::sys_sendfile),
     (72, "fcntl", io::sys_fcntl),
+    (73, "flock", flock::sys_flock),
     (74, "fsync", namei::sys_fsync),
     (75, "fdatasync", namei::sys_fsync),
     (76, "truncate", namei::sys_truncate),

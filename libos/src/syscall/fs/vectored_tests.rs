@@ -291,3 +291,40 @@ fn splice_moves_bytes_between_a_pipe_and_a_file() {
     assert_eq!(s.call("splice", &[r, 0, app, 0, 4, 0]), err(Errno::EINVAL));
     let _ = w2;
 }
+
+#[test]
+fn flock_conflicts_between_open_file_descriptions_only() {
+    const LOCK_SH: u64 = 1;
+    const LOCK_EX: u64 = 2;
+    const LOCK_NB: u64 = 4;
+    const LOCK_UN: u64 = 8;
+    let s = Sys::new(BUF, 0x1000);
+    let a = open(&s, "l", O_RDWR);
+    let b = open(&s, "l", O_RDWR);
+    let dup = s.call("dup", &[a]) as u64;
+    assert_eq!(s.call("flock", &[a, LOCK_EX]), 0);
+    assert_eq!(
+        s.call("flock", &[dup, LOCK_EX | LOCK_NB]),
+        0,
+        "the same description"
+    );
+    assert_eq!(s.call("flock", &[b, LOCK_SH | LOCK_NB]), err(Errno::EAGAIN));
+    assert_eq!(s.call("flock", &[a, LOCK_SH]), 0, "converted");
+    assert_eq!(s.call("flock", &[b, LOCK_SH | LOCK_NB]), 0);
+    assert_eq!(s.call("flock", &[b, LOCK_EX | LOCK_NB]), err(Errno::EAGAIN));
+    // Closing every fd of a's description releases its lock.
+    assert_eq!(s.call("close", &[a]), 0);
+    assert_eq!(
+        s.call("flock", &[b, LOCK_EX | LOCK_NB]),
+        err(Errno::EAGAIN),
+        "dup still holds it"
+    );
+    assert_eq!(s.call("close", &[dup]), 0);
+    assert_eq!(s.call("flock", &[b, LOCK_EX | LOCK_NB]), 0);
+    assert_eq!(s.call("flock", &[b, LOCK_UN]), 0);
+    assert_eq!(s.call("flock", &[b, 0]), err(Errno::EINVAL));
+    assert_eq!(s.call("flock", &[b, LOCK_SH | LOCK_EX]), err(Errno::EINVAL));
+    assert_eq!(s.call("flock", &[99, LOCK_SH]), err(Errno::EBADF));
+    let (r, _w) = pipe(&s);
+    assert_eq!(s.call("flock", &[r, LOCK_EX | LOCK_NB]), 0);
+}
