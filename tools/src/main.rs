@@ -144,7 +144,7 @@ enum BenchCommand {
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
-    /// Cloister (docs/LINUX_ABI.md). Installs libpython3.11-testsuite
+    /// Cloister (docs/TESTING.md). Installs libpython3.11-testsuite
     /// when run as root.
     Compat {
         /// Modules, comma-separated (default: the selection in

@@ -27,7 +27,7 @@
 //!   (every thread is `SCHED_OTHER`).
 //! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
 //!   `sigaltstack` (bookkeeping; no delivery yet).
-//! - [`sigwait`]: `rt_sigtimedwait`.
+//! - [`sigwait`]: the `rt_sigtimedwait` call.
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
 //!   `mincore`, `madvise` over `crate::mm`.
 //!

@@ -17,7 +17,7 @@
 //! - [`times`]: `utimensat`, `futimesat`, `utimes`, `utime`.
 //! - [`vectored`]: `preadv`/`pwritev`, `preadv2`/`pwritev2`.
 //! - [`fallocate`]: `fallocate` (allocating modes), `fadvise64`.
-//! - [`flock`]: `flock`.
+//! - [`flock`]: the `flock` call.
 //!
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
