@@ -14,6 +14,7 @@
 //! permissions against them (see `crate::syscall::fs`): Cloister runs one
 //! program tree in one trust domain.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::error::{Errno, Result};
@@ -124,8 +125,8 @@ pub struct Credentials {
     pub uid: Ids,
     /// Group ids.
     pub gid: Ids,
-    /// Supplementary groups.
-    pub groups: Vec<u32>,
+    /// Supplementary groups (shared: a `fork` copies no list).
+    pub groups: Arc<[u32]>,
 }
 
 impl Credentials {
@@ -190,7 +191,7 @@ impl Credentials {
         if !self.privileged() {
             return_errno!(Errno::EPERM);
         }
-        self.groups = groups;
+        self.groups = Arc::from(groups);
         Ok(())
     }
 }
