@@ -1,5 +1,6 @@
-//! System information and identity: `uname`, `getrandom`, and the user and
-//! group ids (the program runs as root: every id is 0).
+//! System information and identity: `uname`, `getrandom`, the user and
+//! group ids (the program runs as root: every id is 0) and its
+//! capabilities ([`caps`]).
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -17,6 +18,8 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (108, "getegid", sys_getid),
     (118, "getresuid", sys_getresid),
     (120, "getresgid", sys_getresid),
+    (125, "capget", caps::sys_capget),
+    (126, "capset", caps::sys_capset),
     (318, "getrandom", sys_getrandom),
 ];
 
@@ -80,5 +83,6 @@ pub fn sys_getrandom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(done)
 }
 
+pub mod caps;
 #[cfg(test)]
 mod tests;

@@ -128,3 +128,56 @@ fn uname_ids_and_random() {
     );
     assert_eq!(call(&t, &p, "getrandom", &[BUF, 0, 1]), 0);
 }
+
+#[test]
+fn capabilities_are_root_s_and_cannot_be_dropped() {
+    let (m, p, t) = setup();
+    let (hdr, data) = (BUF, BUF + 0x100);
+    let e = |errno: Errno| -i64::from(errno.as_i32());
+    let set_header = |version: u32, pid: i32| {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&version.to_le_bytes());
+        b[4..].copy_from_slice(&pid.to_le_bytes());
+        m.write_user(hdr, &b).unwrap();
+    };
+    // Version 3: two data structs, all 41 capabilities effective and
+    // permitted, none inheritable.
+    set_header(0x2008_0522, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    let mut got = [0u8; 24];
+    m.read_user(data, &mut got).unwrap();
+    let words = |got: &[u8; 24]| -> [u32; 6] {
+        core::array::from_fn(|i| u32::from_le_bytes(got[i * 4..i * 4 + 4].try_into().unwrap()))
+    };
+    assert_eq!(words(&got), [u32::MAX, u32::MAX, 0, 0x1ff, 0x1ff, 0]);
+    // An unknown version: the preferred one written back, EINVAL; a null
+    // data pointer only checks the version.
+    set_header(1234, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::EINVAL));
+    let mut v = [0u8; 4];
+    m.read_user(hdr, &mut v).unwrap();
+    assert_eq!(u32::from_le_bytes(v), 0x2008_0522);
+    assert_eq!(call(&t, &p, "capget", &[hdr, 0]), 0);
+    // Another process that does not exist, a negative pid, a bad pointer.
+    set_header(0x2008_0522, 4242);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::ESRCH));
+    set_header(0x2008_0522, -1);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::EINVAL));
+    assert_eq!(
+        call(&t, &p, "capget", &[0xdead_0000, data]),
+        e(Errno::EFAULT)
+    );
+    // capset: what it has succeeds; dropping one is refused, not faked.
+    set_header(0x2008_0522, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    assert_eq!(call(&t, &p, "capset", &[hdr, data]), 0);
+    m.write_user(data, &(u32::MAX - 1).to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "capset", &[hdr, data]), e(Errno::EPERM));
+    // Version 1: one struct of the low 32 capabilities.
+    set_header(0x1998_0330, 0);
+    m.write_user(data + 12, &[0xaa; 12]).unwrap();
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    m.read_user(data, &mut got).unwrap();
+    assert_eq!(words(&got)[..3], [u32::MAX, u32::MAX, 0]);
+    assert_eq!(got[12..], [0xaa; 12], "only one struct written");
+}
