@@ -62,7 +62,7 @@ fn read_sdt(
     mem: &dyn PhysReader,
     what: &'static str,
     paddr: u64,
-) -> Result<alloc::vec::Vec<u8>, CpuTableError> {
+) -> Result<super::TableBuf, CpuTableError> {
     let header = read_table(mem, what, paddr, SDT_HEADER_BYTES)?;
     let len = u32_at(&header, 4) as usize;
     if len < SDT_HEADER_BYTES {

@@ -29,9 +29,11 @@ use crate::boot::pvh::PhysReader;
 /// [`CpuList::dropped`].
 pub const MAX_CPUS: usize = 64;
 
-/// The largest firmware table read (a sanity bound on lengths the tables
-/// claim).
-pub const MAX_TABLE_BYTES: usize = 64 * 1024;
+/// The largest firmware table read: a sanity bound on the lengths the
+/// tables claim, and room for far more than [`MAX_CPUS`] entries (a MADT
+/// with 64 x2APIC entries is about 1.1 KiB). A longer table is refused as
+/// malformed.
+pub const MAX_TABLE_BYTES: usize = 4096;
 
 /// Where a [`CpuList`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,25 +200,43 @@ pub(crate) fn checksum_ok(b: &[u8]) -> bool {
     b.iter().fold(0u8, |sum, &x| sum.wrapping_add(x)) == 0
 }
 
+/// A firmware table copied out of guest memory: at most
+/// [`MAX_TABLE_BYTES`], on the stack (the kernel reads the tables before
+/// its heap exists).
+pub(crate) struct TableBuf {
+    bytes: [u8; MAX_TABLE_BYTES],
+    len: usize,
+}
+
+impl core::ops::Deref for TableBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Reads `len` bytes at `paddr` (at most [`MAX_TABLE_BYTES`]).
 pub(crate) fn read_table(
     mem: &dyn PhysReader,
     what: &'static str,
     paddr: u64,
     len: usize,
-) -> Result<alloc::vec::Vec<u8>, CpuTableError> {
+) -> Result<TableBuf, CpuTableError> {
     if len > MAX_TABLE_BYTES {
         return Err(CpuTableError::Malformed(what));
     }
-    let mut buf = alloc::vec![0u8; len];
-    if paddr.checked_add(len as u64).is_none() || !mem.read_phys(paddr, &mut buf) {
+    let mut buf = TableBuf {
+        bytes: [0; MAX_TABLE_BYTES],
+        len,
+    };
+    if paddr.checked_add(len as u64).is_none() || !mem.read_phys(paddr, &mut buf.bytes[..len]) {
         return Err(CpuTableError::Unreadable { what, paddr });
     }
     Ok(buf)
 }
 
-/// Scans `[start, start + len)` for a 16-byte-aligned `signature` whose
-/// structure `valid` accepts; returns its address.
+/// Scans `[start, start + len)` for a 16-byte-aligned `signature` (at most
+/// 16 bytes) whose structure `valid` accepts; returns its address.
 pub(crate) fn scan(
     mem: &dyn PhysReader,
     start: u64,
@@ -224,13 +244,11 @@ pub(crate) fn scan(
     signature: &[u8],
     valid: impl Fn(u64) -> bool,
 ) -> Option<u64> {
-    let mut area = alloc::vec![0u8; len];
-    if !mem.read_phys(start, &mut area) {
-        return None;
-    }
-    (0..len)
+    let mut candidate = [0u8; 16];
+    let candidate = candidate.get_mut(..signature.len())?;
+    (0..len as u64)
         .step_by(16)
-        .filter(|&off| area.get(off..off + signature.len()) == Some(signature))
-        .map(|off| start + off as u64)
+        .map(|off| start.saturating_add(off))
+        .filter(|&paddr| mem.read_phys(paddr, candidate) && candidate == signature)
         .find(|&paddr| valid(paddr))
 }
