@@ -31,6 +31,8 @@ pub const SIPI_VECTOR: u8 = (TRAMPOLINE_PADDR >> 12) as u8;
 /// Bytes claimed at [`TRAMPOLINE_PADDR`]: code page and three table pages.
 pub const TRAMPOLINE_BYTES: u64 = 4 * 4096;
 
+/// Where the code ends: after the GDT pointer at +0xe20 (6 bytes).
+const GDT_PTR_END: usize = 0xe26;
 const PARAM_PML4: usize = 0xf00;
 const PARAM_CR3: usize = 0xf08;
 const PARAM_STACK: usize = 0xf10;
@@ -143,7 +145,9 @@ pub fn install() -> Result<(), TrampolineError> {
     let start = &raw const cloister_ap_trampoline_start as usize;
     let end = &raw const cloister_ap_trampoline_end as usize;
     let code_bytes = end - start;
-    if code_bytes > PARAM_PML4 || code_bytes < 0xe26 {
+    // It ends right after the GDT pointer (`.org 0xe20` + 6 bytes), before
+    // the parameters.
+    if !(GDT_PTR_END..=PARAM_PML4).contains(&code_bytes) {
         return Err(TrampolineError::TooLarge);
     }
     let mut guard = PAGES.lock();

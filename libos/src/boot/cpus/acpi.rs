@@ -127,21 +127,19 @@ pub fn parse_madt(table: &[u8]) -> Result<CpuList, CpuTableError> {
         let entry = table
             .get(off..off + size)
             .ok_or(CpuTableError::Malformed("MADT entry"))?;
-        match kind {
-            MADT_LOCAL_APIC if size >= 8 => {
-                if u32_at(entry, 4) & LAPIC_ENABLED != 0 {
-                    list.push(u32::from(entry[3]));
-                }
-            }
-            MADT_LOCAL_X2APIC if size >= 16 => {
-                if u32_at(entry, 8) & LAPIC_ENABLED != 0 {
-                    list.push(u32_at(entry, 4));
-                }
-            }
+        // (APIC id, flags) of a processor entry.
+        let cpu = match kind {
+            MADT_LOCAL_APIC if size >= 8 => Some((u32::from(entry[3]), u32_at(entry, 4))),
+            MADT_LOCAL_X2APIC if size >= 16 => Some((u32_at(entry, 4), u32_at(entry, 8))),
             MADT_LOCAL_APIC | MADT_LOCAL_X2APIC => {
                 return Err(CpuTableError::Malformed("MADT processor entry length"));
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some((id, flags)) = cpu
+            && flags & LAPIC_ENABLED != 0
+        {
+            list.push(id);
         }
         off += size;
     }
