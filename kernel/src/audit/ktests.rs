@@ -203,6 +203,7 @@ ktest!(
 /// records as (CPU, text).
 #[derive(Default)]
 struct Sequence {
+    boot_cpu_count: Option<u32>,
     seqs: Vec<u64>,
     texts: Vec<(u16, alloc::string::String)>,
 }
@@ -210,10 +211,12 @@ struct Sequence {
 impl Visitor for Sequence {
     fn record(&mut self, r: &Record<'_>, event: Result<Event<'_>, DecodeError>, _: Auth) {
         self.seqs.push(r.seq);
-        if let Ok(Event::Text { text }) = event
-            && text.starts_with("smp append ")
-        {
-            self.texts.push((r.cpu, text.into()));
+        match event {
+            Ok(Event::Text { text }) if text.starts_with("smp append ") => {
+                self.texts.push((r.cpu, text.into()));
+            }
+            Ok(Event::Boot { cpu_count, .. }) => self.boot_cpu_count = Some(cpu_count),
+            _ => {}
         }
     }
 }

@@ -153,12 +153,7 @@ pub fn discover(rsdp_paddr: u64) {
 pub fn found_cpus() -> CpuList {
     match FOUND.get() {
         Some(Ok(list)) => list.clone(),
-        other => {
-            if let Some(Err(e)) = other
-                && *e != CpuTableError::NotFound
-            {
-                log::warn!("smp: firmware CPU table unusable: {e}");
-            }
+        _ => {
             let (_, ebx, _, edx) = crate::arch::cpu::cpuid(1, 0);
             let count = if edx & (1 << 28) != 0 {
                 (ebx >> 16) & 0xff
@@ -188,6 +183,11 @@ pub enum StartError {
 /// Starts every AP the firmware lists, one at a time; returns how many
 /// came up. With one CPU it does nothing at all.
 pub fn start_aps() -> usize {
+    if let Some(Err(e)) = FOUND.get()
+        && *e != CpuTableError::NotFound
+    {
+        log::warn!("smp: firmware CPU table unusable: {e}");
+    }
     let list = found_cpus();
     let bsp = crate::arch::apic::id();
     let boot_slot = PerCpu::new(bsp, CpuStacks::default());
