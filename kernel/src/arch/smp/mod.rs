@@ -107,6 +107,9 @@ static CPU_COUNT: AtomicUsize = AtomicUsize::new(0);
 static SMP_ACTIVE: AtomicBool = AtomicBool::new(false);
 /// What [`discover`] found.
 static FOUND: spin::Once<Result<CpuList, CpuTableError>> = spin::Once::new();
+/// How long [`discover`] took, in TSC nanoseconds (reported at start-up:
+/// it runs on every boot, one vCPU included).
+static DISCOVER_NS: AtomicU64 = AtomicU64::new(0);
 
 /// CPU `index`'s slot.
 pub fn cpu(index: usize) -> Option<&'static PerCpu> {
@@ -145,7 +148,9 @@ impl PhysReader for EarlyPhys {
 /// Lists the CPUs from the firmware's tables (`rsdp_paddr`: the PVH start
 /// info's, 0 when none). Call before `mm::paging::init`.
 pub fn discover(rsdp_paddr: u64) {
+    let start = crate::time::now_ns();
     FOUND.call_once(|| libos::boot::cpus::discover(&EarlyPhys, rsdp_paddr));
+    DISCOVER_NS.store(crate::time::now_ns() - start, Ordering::Relaxed);
 }
 
 /// The CPUs the machine has: the firmware's list, or without one the
@@ -196,9 +201,10 @@ pub fn start_aps() -> usize {
     CPU_COUNT.store(1, Ordering::Release);
     let aps: alloc::vec::Vec<u32> = list.ids().iter().copied().filter(|&id| id != bsp).collect();
     crate::kprintln!(
-        "cpus: {} found ({}), boot CPU APIC id {bsp}",
+        "cpus: {} found ({}) in {} us, boot CPU APIC id {bsp}",
         list.len(),
-        list.source.name()
+        list.source.name(),
+        DISCOVER_NS.load(Ordering::Relaxed) / 1000
     );
     if aps.is_empty() {
         return 0;

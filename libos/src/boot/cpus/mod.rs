@@ -235,8 +235,13 @@ pub(crate) fn read_table(
     Ok(buf)
 }
 
+/// Bytes read at a time by [`scan`].
+const SCAN_CHUNK_BYTES: usize = 1024;
+
 /// Scans `[start, start + len)` for a 16-byte-aligned `signature` (at most
-/// 16 bytes) whose structure `valid` accepts; returns its address.
+/// 16 bytes) whose structure `valid` accepts; returns its address. Reads
+/// 1 KiB at a time (a chunk that cannot be read is skipped); an aligned
+/// signature never straddles two chunks.
 pub(crate) fn scan(
     mem: &dyn PhysReader,
     start: u64,
@@ -244,11 +249,24 @@ pub(crate) fn scan(
     signature: &[u8],
     valid: impl Fn(u64) -> bool,
 ) -> Option<u64> {
-    let mut candidate = [0u8; 16];
-    let candidate = candidate.get_mut(..signature.len())?;
-    (0..len as u64)
-        .step_by(16)
-        .map(|off| start.saturating_add(off))
-        .filter(|&paddr| mem.read_phys(paddr, candidate) && candidate == signature)
-        .find(|&paddr| valid(paddr))
+    if signature.len() > 16 {
+        return None;
+    }
+    let mut chunk = [0u8; SCAN_CHUNK_BYTES];
+    for chunk_off in (0..len).step_by(SCAN_CHUNK_BYTES) {
+        let bytes = (len - chunk_off).min(SCAN_CHUNK_BYTES);
+        let chunk_paddr = start.checked_add(chunk_off as u64)?;
+        if !mem.read_phys(chunk_paddr, &mut chunk[..bytes]) {
+            continue;
+        }
+        let found = (0..bytes)
+            .step_by(16)
+            .filter(|&off| chunk[..bytes].get(off..off + signature.len()) == Some(signature))
+            .map(|off| chunk_paddr + off as u64)
+            .find(|&paddr| valid(paddr));
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
