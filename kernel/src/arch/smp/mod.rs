@@ -181,7 +181,8 @@ pub enum StartError {
     NoMemory,
     /// It never reported online.
     Timeout,
-    /// The CPU lacks `rdtscp`, which per-CPU data needs.
+    /// The CPU lacks `rdtscp`, or the platform refused `IA32_TSC_AUX`,
+    /// which per-CPU data needs.
     NoRdtscp,
 }
 
@@ -231,7 +232,21 @@ pub fn start_aps() -> usize {
         }
         match start_one(index, apic_id) {
             Ok(()) => started += 1,
+            Err(StartError::Platform(PlatformError::Unsupported)) if started == 0 => {
+                // SEV-SNP, TDX: no AP was touched, so every CPU index is
+                // 0 again and the heap's per-CPU promise holds as before.
+                SMP_ACTIVE.store(false, Ordering::Release);
+                CPU_COUNT.store(1, Ordering::Release);
+                crate::kprintln!(
+                    "cpus: the {} platform does not start CPUs yet (docs/CVM.md): running on the boot CPU",
+                    platform().kind().name()
+                );
+                return 0;
+            }
             Err(e) => {
+                // An AP that timed out may still come up later: CPU
+                // indices stay on (IA32_TSC_AUX) so it cannot share the
+                // boot CPU's heap cache.
                 log::warn!("smp: CPU with APIC id {apic_id} did not start: {e:?}");
                 break;
             }
@@ -251,7 +266,9 @@ fn prepare() -> Result<(), StartError> {
     crate::arch::irq::register(WAKE_VECTOR, ap::on_wake);
     // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid` (a program's
     // `getcpu` sees CPU 0, which it is on); 0 is the boot CPU's index.
-    unsafe { x86_64::registers::model_specific::Msr::new(ap::IA32_TSC_AUX).write(0) };
+    if unsafe { platform().write_msr(ap::IA32_TSC_AUX, 0) }.is_err() {
+        return Err(StartError::NoRdtscp);
+    }
     SMP_ACTIVE.store(true, Ordering::Release);
     Ok(())
 }
