@@ -6,6 +6,8 @@
 //! its own stack and halts again). With 4 CPUs, the audit log must keep
 //! sequence numbers gap-free while all of them append at once
 //! (`kernel::audit::ktests::sequence_numbers_stay_gap_free_with_every_cpu_appending`).
+//! The same SMP tests also boot where the CPUs come from the ACPI MADT
+//! instead: `microvm` with ACPI on and `q35` (SeaBIOS).
 //! Run with `cargo test -p vm-tests --test smp`.
 
 use tools::ktest::{self, Event, Summary};
@@ -20,7 +22,12 @@ const AUDIT_TEST: &str =
 const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 fn boot(cpus: u32, cmdline: &str, pattern: &str) -> (Summary, Vec<String>) {
+    boot_on("microvm", cpus, cmdline, pattern)
+}
+
+fn boot_on(machine: &str, cpus: u32, cmdline: &str, pattern: &str) -> (Summary, Vec<String>) {
     let mut config = ktest::test_config(vm_tests::test_kernel()).expect("config");
+    config.machine = machine.into();
     config.cpus = cpus;
     config.cmdline = cmdline.into();
     let mut lines = Vec::new();
@@ -34,10 +41,14 @@ fn boot(cpus: u32, cmdline: &str, pattern: &str) -> (Summary, Vec<String>) {
 }
 
 fn every_ap_comes_up_with(cpus: u32) {
-    let (summary, lines) = boot(cpus, "", "kernel::arch::smp::ktests");
+    every_ap_comes_up_on("microvm", cpus, "MP table");
+}
+
+fn every_ap_comes_up_on(machine: &str, cpus: u32, source: &str) {
+    let (summary, lines) = boot_on(machine, cpus, "", "kernel::arch::smp::ktests");
     assert!(summary.failed.is_empty(), "{summary:#?}\n{lines:#?}");
     assert_eq!(summary.passed, SMP_TESTS, "{lines:#?}");
-    let found = format!("cpus: {cpus} found (MP table)");
+    let found = format!("cpus: {cpus} found ({source})");
     assert!(lines.iter().any(|l| l.contains(&found)), "{lines:#?}");
     if cpus > 1 {
         let online = format!("cpus: {} application processors online", cpus - 1);
@@ -68,6 +79,12 @@ fn two_vcpus_come_up() {
 #[test]
 fn four_vcpus_come_up() {
     every_ap_comes_up_with(4);
+}
+
+#[test]
+fn the_madt_lists_the_cpus_on_microvm_with_acpi_and_on_q35() {
+    every_ap_comes_up_on("microvm,acpi=on", 3, "ACPI MADT");
+    every_ap_comes_up_on("q35", 2, "ACPI MADT");
 }
 
 #[test]
