@@ -1,13 +1,15 @@
 //! In-guest tests of the application processors. With `-smp 1` they check
 //! that the firmware lists one CPU and nothing was started; run them with
 //! several (`CLOISTER_CPUS=4 cargo cloister ktest smp`) to see every AP
-//! come up, report its id, run work on its own stack and halt.
+//! come up, report its id, run work on its own stack (with an unmapped
+//! guard page below it) and halt.
 
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 use super::{MAX_CPUS, cpu, cpu_count, cpu_index, found_cpus, run_on, wait_for};
 use crate::ktest;
+use crate::mm::{PAGE_BYTES, paging};
 
 ktest!(
     fn every_cpu_in_the_firmware_table_is_online() {
@@ -24,6 +26,16 @@ ktest!(
             );
             if index > 0 {
                 assert_eq!(c.apic_id_seen.load(Ordering::Relaxed), c.apic_id);
+                // Its stack is mapped, the page below it is not (the guard).
+                let (bottom, top) = (c.stacks.bottom, c.stacks.top);
+                assert!(top > bottom);
+                assert!(paging::access_of(bottom).is_some_and(|a| a.writable));
+                assert!(paging::access_of(top - PAGE_BYTES).is_some());
+                assert_eq!(
+                    paging::access_of(bottom - PAGE_BYTES),
+                    None,
+                    "CPU {index}'s guard"
+                );
             }
         }
         crate::kprintln!("smp: {} CPUs online", cpu_count());
