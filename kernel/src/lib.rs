@@ -142,6 +142,7 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
         !net::CMDLINE_KEYS.contains(k)
             && !run::CMDLINE_KEYS.contains(k)
             && !platform::CMDLINE_KEYS.contains(k)
+            && !arch::smp::CMDLINE_KEYS.contains(k)
             && !k.starts_with(runtime::APP_KEY_PREFIX)
     }) {
         log::warn!("unknown kernel command-line key {key:?}");
@@ -288,7 +289,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
     );
     // The application processors (none with one vCPU): they idle in `hlt`
     // until given work; user threads stay on this CPU (docs/ARCHITECTURE.md).
-    arch::smp::start_aps();
+    arch::smp::start_aps(&args);
     net::init(&args);
     if let Some(line) = platform::mmio_emulation::summary() {
         kprintln!("{line} during boot");

@@ -69,8 +69,9 @@ static CPU: KernelCpu = KernelCpu;
 /// returns null (and the kernel does not allocate).
 pub fn init() {
     // SAFETY: each CPU reports its own index (`smp::cpu_index`: 0 until an
-    // AP starts, then IA32_TSC_AUX, set to a distinct index per CPU and
-    // below `allocator::MAX_CPUS`), and nothing preempts or migrates a
+    // AP starts, then IA32_TSC_AUX — set by each AP before it first
+    // allocates — or the AP whose stacks hold the stack pointer; distinct
+    // per CPU and below `allocator::MAX_CPUS`), and nothing preempts or migrates a
     // caller inside the allocator (kernel code never moves between CPUs;
     // interrupt handlers that allocate find the per-CPU cache claimed and
     // use the depot), so no two CPUs use one id at the same time.

@@ -19,6 +19,14 @@ pub(super) extern "C" fn ap_rust_entry(index: u64) -> ! {
     let Some(me) = cpu(index as usize) else {
         crate::arch::cpu::halt_forever()
     };
+    // First, before anything allocates: the heap's per-CPU cache is chosen
+    // by `cpu_index`, which must not answer the boot CPU's 0 here.
+    if super::USE_RDTSCP.load(Ordering::Relaxed) {
+        // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid`; the kernel
+        // reads it as this CPU's index, which is what it is set to (the
+        // boot CPU checked that the CPU has it).
+        unsafe { x86_64::registers::model_specific::Msr::new(IA32_TSC_AUX).write(index) };
+    }
     // Per-CPU state the boot CPU set on itself at boot: caching (MTRRs are
     // per CPU), NX/WP/SMEP/SMAP/UMIP, the FPU/SSE/XSAVE control bits.
     features::enable_write_back_memory();
@@ -34,9 +42,6 @@ pub(super) extern "C" fn ap_rust_entry(index: u64) -> ! {
     );
     idt::load_on_ap();
     apic::init_ap();
-    // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid`; the kernel reads
-    // it as this CPU's index, which is what it is set to.
-    unsafe { x86_64::registers::model_specific::Msr::new(IA32_TSC_AUX).write(index) };
     me.apic_id_seen.store(apic::id(), Ordering::Relaxed);
     me.online.store(true, Ordering::Release);
     idle(me)

@@ -18,7 +18,9 @@
 //! Per-CPU data is a table indexed by the CPU index (0 = the boot CPU, APs
 //! in table order); a CPU finds its own index in `IA32_TSC_AUX` with
 //! `rdtscp` ([`cpu_index`]), which the kernel sets on every CPU once APs
-//! run. GS is left to user programs (the kernel never uses `swapgs`).
+//! run, or — where the hypervisor hides `rdtscp` — from which AP's stacks
+//! hold its stack pointer. GS is left to user programs (the kernel never
+//! uses `swapgs`).
 //! Nothing runs user threads on APs: the scheduler, the current thread and
 //! many locks still assume one CPU.
 
@@ -105,6 +107,9 @@ static CPU_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Whether any AP was started: until then every CPU index is 0 without
 /// reading `IA32_TSC_AUX`.
 static SMP_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether [`cpu_index`] reads `IA32_TSC_AUX` with `rdtscp` (else it
+/// finds the CPU from its stack pointer).
+static USE_RDTSCP: AtomicBool = AtomicBool::new(false);
 /// What [`discover`] found.
 static FOUND: spin::Once<Result<CpuList, CpuTableError>> = spin::Once::new();
 /// How long [`discover`] took, in TSC nanoseconds (reported at start-up:
@@ -126,6 +131,9 @@ pub fn cpu_index() -> usize {
     if !SMP_ACTIVE.load(Ordering::Relaxed) {
         return 0;
     }
+    if !USE_RDTSCP.load(Ordering::Relaxed) {
+        return index_from_stack();
+    }
     let aux: u32;
     // SAFETY: `rdtscp` (checked present before SMP_ACTIVE was set) reads
     // the TSC and IA32_TSC_AUX into registers; no memory is touched.
@@ -134,6 +142,18 @@ pub fn cpu_index() -> usize {
             options(nomem, nostack, preserves_flags));
     }
     aux as usize
+}
+
+/// Without `rdtscp` (some hypervisors hide it): the AP whose stacks hold
+/// the stack pointer, else 0. An AP only ever runs on its own stacks (its
+/// kernel stack, which its interrupts use too, and its IST stacks); the
+/// boot CPU never runs on them.
+fn index_from_stack() -> usize {
+    let probe = 0u8;
+    let sp = core::ptr::addr_of!(probe) as u64;
+    (1..cpu_count())
+        .find(|&i| cpu(i).is_some_and(|c| c.stacks.contains(sp)))
+        .unwrap_or(0)
 }
 
 /// Reads firmware memory through the boot page tables' direct map.
@@ -181,14 +201,16 @@ pub enum StartError {
     NoMemory,
     /// It never reported online.
     Timeout,
-    /// The CPU lacks `rdtscp`, or the platform refused `IA32_TSC_AUX`,
-    /// which per-CPU data needs.
-    NoRdtscp,
 }
+
+/// Kernel command-line keys read here: `smp.index=stack` makes CPUs find
+/// their index from their stack pointer even where `rdtscp` exists (the
+/// fallback's test).
+pub const CMDLINE_KEYS: &[&str] = &["smp.index"];
 
 /// Starts every AP the firmware lists, one at a time; returns how many
 /// came up. With one CPU it does nothing at all.
-pub fn start_aps() -> usize {
+pub fn start_aps(args: &libos::boot::cmdline::KernelArgs<'_>) -> usize {
     if let Some(Err(e)) = FOUND.get()
         && *e != CpuTableError::NotFound
     {
@@ -216,7 +238,15 @@ pub fn start_aps() -> usize {
             list.len()
         );
     }
-    if let Err(e) = prepare() {
+    let force_stack_index = match args.get("smp.index") {
+        None | Some("auto") => false,
+        Some("stack") => true,
+        Some(other) => {
+            log::warn!("ignoring smp.index={other}: expected auto or stack");
+            false
+        }
+    };
+    if let Err(e) = prepare(force_stack_index) {
         log::warn!("smp: application processors left off: {e:?}");
         return 0;
     }
@@ -256,19 +286,22 @@ pub fn start_aps() -> usize {
     started
 }
 
-/// Checks what SMP needs and installs the trampoline.
-fn prepare() -> Result<(), StartError> {
-    let (_, _, _, edx) = crate::arch::cpu::cpuid(0x8000_0001, 0);
-    if edx & (1 << 27) == 0 {
-        return Err(StartError::NoRdtscp);
-    }
+/// Installs the trampoline and chooses how CPUs find their index:
+/// `IA32_TSC_AUX` with `rdtscp` where the CPU has it (and the platform lets
+/// the kernel set it), else the stack pointer.
+fn prepare(force_stack_index: bool) -> Result<(), StartError> {
     trampoline::install().map_err(StartError::Trampoline)?;
     crate::arch::irq::register(WAKE_VECTOR, ap::on_wake);
+    let (_, _, _, edx) = crate::arch::cpu::cpuid(0x8000_0001, 0);
     // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid` (a program's
     // `getcpu` sees CPU 0, which it is on); 0 is the boot CPU's index.
-    if unsafe { platform().write_msr(ap::IA32_TSC_AUX, 0) }.is_err() {
-        return Err(StartError::NoRdtscp);
+    let rdtscp = !force_stack_index
+        && edx & (1 << 27) != 0
+        && unsafe { platform().write_msr(ap::IA32_TSC_AUX, 0) }.is_ok();
+    if !rdtscp {
+        crate::kprintln!("cpus: no rdtscp used: CPUs find their index from their stack");
     }
+    USE_RDTSCP.store(rdtscp, Ordering::Relaxed);
     SMP_ACTIVE.store(true, Ordering::Release);
     Ok(())
 }
@@ -307,6 +340,23 @@ fn start_one(index: usize, apic_id: u32) -> Result<(), StartError> {
         core::hint::spin_loop();
     }
     Ok(())
+}
+
+impl CpuStacks {
+    /// Whether `addr` lies in one of these stacks.
+    fn contains(&self, addr: u64) -> bool {
+        let ist = IST_PAGES * crate::mm::PAGE_BYTES;
+        let trap = STACK_PAGES * crate::mm::PAGE_BYTES;
+        (self.bottom..self.top).contains(&addr)
+            || [
+                (self.trap_top, trap),
+                (self.double_fault_top, ist),
+                (self.nmi_top, ist),
+                (self.machine_check_top, ist),
+            ]
+            .iter()
+            .any(|&(top, bytes)| (top.saturating_sub(bytes)..top).contains(&addr))
+    }
 }
 
 impl PerCpu {
