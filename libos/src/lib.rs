@@ -13,6 +13,7 @@ pub mod elf;
 pub mod error;
 pub mod exec;
 pub mod fallible;
+pub mod fasync;
 pub mod fd;
 pub mod fork;
 pub mod fs;
