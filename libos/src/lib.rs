@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod boot;
 pub mod bounce;
 pub mod cpio;
+pub mod cred;
 pub mod elf;
 pub mod error;
 pub mod exec;

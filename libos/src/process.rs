@@ -64,6 +64,8 @@ pub struct Process {
     pub itimers: IntervalTimers,
     /// Buffers for copies between user memory and files (reused).
     pub bounce: crate::bounce::BouncePool,
+    /// User and group ids (inherited by a fork, kept by `execve`).
+    pub creds: Mutex<crate::cred::Credentials>,
     umask: AtomicU32,
 }
 
@@ -111,6 +113,7 @@ impl Process {
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,
             umask: AtomicU32::new(0o022),
+            creds: Mutex::new(crate::cred::Credentials::default()),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
@@ -147,6 +150,7 @@ impl Process {
             thread_names: Mutex::new(names),
             net: self.net.clone(),
             umask: AtomicU32::new(self.umask()),
+            creds: Mutex::new(self.creds.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
