@@ -195,12 +195,22 @@ mod tests {
         // Drop only the effective uid, keeping 0 as real and saved.
         c.setresuid(UNCHANGED, 1000, UNCHANGED).unwrap();
         assert!(!c.privileged());
-        assert_eq!(c.setresuid(UNCHANGED, 7, UNCHANGED).unwrap_err().errno(), Errno::EPERM);
+        assert_eq!(
+            c.setresuid(UNCHANGED, 7, UNCHANGED).unwrap_err().errno(),
+            Errno::EPERM
+        );
         c.setresuid(UNCHANGED, 0, UNCHANGED).unwrap();
         assert!(c.privileged());
         // setreuid with a real id also moves the saved one.
         c.setreuid(1000, 1000).unwrap();
-        assert_eq!(c.uid, Ids { real: 1000, effective: 1000, saved: 1000 });
+        assert_eq!(
+            c.uid,
+            Ids {
+                real: 1000,
+                effective: 1000,
+                saved: 1000
+            }
+        );
         assert_eq!(c.setreuid(0, UNCHANGED).unwrap_err().errno(), Errno::EPERM);
         assert_eq!(c.setregid(5, 5).unwrap_err().errno(), Errno::EPERM);
     }

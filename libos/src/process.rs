@@ -37,8 +37,12 @@ pub struct Process {
     /// The address space's areas and heap; hold it while changing page
     /// tables (see `crate::mm::ops`).
     pub vm: Mutex<Vm>,
-    /// Futex wait queues.
+    /// Futex wait queues (private futexes, and shared ones on memory no
+    /// other process can map).
     pub futexes: FutexTable,
+    /// The guest's queues of shared futexes on `MAP_SHARED` memory,
+    /// keyed by shared object (one table, shared by every process).
+    pub shared_futexes: Arc<FutexTable>,
     /// The process id `getpid` reports (1: the first process).
     pub pid: u32,
     /// Every process of the guest (shared by all of them).
@@ -104,6 +108,7 @@ impl Process {
             cwd: Mutex::new(root),
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
+            shared_futexes: Arc::new(FutexTable::new()),
             pid: 1,
             processes: Arc::new(ProcessTable::default()),
             death_signal: AtomicU32::new(0),
@@ -141,6 +146,7 @@ impl Process {
             cwd: Mutex::new(self.cwd()),
             vm: Mutex::new(self.vm.lock().clone()),
             futexes: FutexTable::new(),
+            shared_futexes: self.shared_futexes.clone(),
             pid,
             processes: self.processes.clone(),
             death_signal: AtomicU32::new(0),

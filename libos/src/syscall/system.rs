@@ -9,10 +9,8 @@ use crate::return_errno;
 use crate::user::UserSliceWrite;
 
 /// `(number, name, handler)` for the family.
-pub const HANDLERS: &[(usize, &str, Handler)] = &[
-    (63, "uname", sys_uname),
-    (318, "getrandom", sys_getrandom),
-];
+pub const HANDLERS: &[(usize, &str, Handler)] =
+    &[(63, "uname", sys_uname), (318, "getrandom", sys_getrandom)];
 
 /// What `uname` reports: `(sysname, nodename, release, version, machine,
 /// domainname)`. The release is a Linux version glibc accepts.
