@@ -132,3 +132,18 @@ fn python_subprocess_and_os_fork_match_native() {
     assert_eq!(ours, theirs);
     assert!(ours.0.starts_with("b'hi\\n'\n3\n7\n"), "{}", ours.0);
 }
+
+#[test]
+fn futexes_on_map_shared_memory_work_across_processes() {
+    let s = Scratch::new("shared-futex");
+    let prog = compile(&s, "shared_futex");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p], &[&prog]);
+    let theirs = native(&[p]);
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours.0,
+        "200 rounds through shared semaphores, the child's count: 200\n\
+         child woken from FUTEX_WAIT, exit status 0\n"
+    );
+}
