@@ -8,6 +8,7 @@
 //! calling thread's process to `crate::syscall::SyscallTable::dispatch`.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
@@ -70,6 +71,10 @@ pub struct Process {
     pub bounce: crate::bounce::BouncePool,
     /// User and group ids (inherited by a fork, kept by `execve`).
     pub creds: Mutex<crate::cred::Credentials>,
+    /// The program it runs: `(path, arguments each followed by NUL)`, set
+    /// when an image is loaded, inherited by a fork (`/proc/<pid>/exe`
+    /// and `cmdline`).
+    pub image: Mutex<(Vec<u8>, Vec<u8>)>,
     umask: AtomicU32,
 }
 
@@ -119,6 +124,7 @@ impl Process {
             net,
             umask: AtomicU32::new(0o022),
             creds: Mutex::new(crate::cred::Credentials::default()),
+            image: Mutex::new((Vec::new(), Vec::new())),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
@@ -157,6 +163,7 @@ impl Process {
             net: self.net.clone(),
             umask: AtomicU32::new(self.umask()),
             creds: Mutex::new(self.creds.lock().clone()),
+            image: Mutex::new(self.image.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),

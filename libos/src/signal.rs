@@ -320,6 +320,12 @@ impl SignalState {
         self.alt_stacks.remove(&child);
     }
 
+    /// How many threads the process has, its main thread `main`
+    /// included (every other thread got a mask when created).
+    pub fn thread_count(&self, main: u32) -> usize {
+        self.masks.keys().filter(|&&t| t != main).count() + 1
+    }
+
     /// Thread `tid` exited: forget its state.
     pub fn thread_exited(&mut self, tid: u32) {
         self.masks.remove(&tid);

@@ -147,3 +147,30 @@ fn futexes_on_map_shared_memory_work_across_processes() {
          child woken from FUTEX_WAIT, exit status 0\n"
     );
 }
+
+/// `/proc/<pid>/{stat,status,cmdline,exe,fd,maps}` and `/proc/self` as
+/// `ps` and Python read them (`tests/scripts/proc_fields.py`: a child
+/// running `busybox sleep`, the script itself, `busybox ps`), compared
+/// with the native run.
+#[test]
+fn proc_pid_entries_read_by_ps_and_python_match_native() {
+    require("/usr/bin/python3", "python3");
+    require(BUSYBOX, "busybox-static");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/proc_fields.py");
+    let path = script.to_str().expect("utf-8");
+    let argv = ["/usr/bin/python3", path];
+    let lib = Path::new("/usr/lib/python3.11");
+    let ours = cloister(&argv, &[lib, &script]);
+    let theirs = native(&argv);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.0.contains("stat: comm busybox state S fields 52\n"),
+        "{}",
+        ours.0
+    );
+    assert!(
+        ours.0.ends_with("child: -9 entry after reaping False\n"),
+        "{}",
+        ours.0
+    );
+}

@@ -22,6 +22,7 @@ pub mod initramfs;
 pub mod inode;
 mod path;
 pub mod procfs;
+pub mod procpid;
 pub mod space;
 pub mod stdio;
 pub mod vfs;
