@@ -2,7 +2,7 @@
 //! processes, and `/proc/self` as the caller's own.
 //!
 //! The VFS holds plain directories, so the entries are kept in step with
-//! the [`ProcessTable`] when a path under `/proc` is looked up
+//! the [`ProcessTable`](crate::ptable::ProcessTable) when a path under `/proc` is looked up
 //! ([`on_lookup`], called by the syscall layer for every path argument):
 //! `/proc` itself (what `ps` lists) gets a directory per live process and
 //! loses those of processes that are gone; `/proc/<pid>` is made or
@@ -27,10 +27,13 @@ use super::vfs::Vfs;
 use crate::error::Result;
 use crate::process::Process;
 
+/// What renders one `/proc/<pid>` file from its process.
+type Render = fn(&Process) -> Vec<u8>;
+
 /// A `/proc/<pid>` file generated from its process.
 struct PidFile {
     process: Weak<Process>,
-    render: fn(&Process) -> Vec<u8>,
+    render: Render,
 }
 
 impl SyntheticFile for PidFile {
@@ -43,7 +46,7 @@ impl SyntheticFile for PidFile {
 }
 
 /// The files of a `/proc/<pid>` directory and what renders them.
-const FILES: [(&str, fn(&Process) -> Vec<u8>); 4] = [
+const FILES: [(&str, Render); 4] = [
     ("cmdline", |p| p.image.lock().1.clone()),
     ("maps", |p| p.vm.lock().maps_text()),
     ("status", status),
