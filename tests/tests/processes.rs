@@ -174,3 +174,53 @@ fn proc_pid_entries_read_by_ps_and_python_match_native() {
         ours.0
     );
 }
+
+/// Redis persistence through `fork` (`tests/scripts/redis_persistence.sh`,
+/// every server inside the guest): `BGSAVE` writes a `dump.rdb` that
+/// `redis-check-rdb` accepts and a second server loads with every key;
+/// `appendonly yes` and `BGREWRITEAOF` write an AOF that `redis-check-aof`
+/// accepts and a third server loads, with the writes after the rewrite.
+/// The expected lines are those of the same script run natively.
+#[test]
+fn redis_bgsave_and_bgrewriteaof_persist_through_fork() {
+    for (path, package) in [
+        ("/usr/bin/redis-server", "redis-server"),
+        ("/usr/bin/redis-cli", "redis-tools"),
+        (BUSYBOX, "busybox-static"),
+    ] {
+        require(path, package);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis_persistence.sh");
+    let path = script.to_str().expect("utf-8");
+    // The script runs these: they and the ELF interpreter go in the image
+    // (their libraries are added by `cloister run`).
+    let interp = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").expect("the ELF interpreter");
+    let files = [
+        Path::new("/usr/bin/redis-server"),
+        Path::new("/usr/bin/redis-check-rdb"),
+        Path::new("/usr/bin/redis-check-aof"),
+        Path::new("/usr/bin/redis-cli"),
+        Path::new("/lib64/ld-linux-x86-64.so.2"),
+        &interp,
+        &script,
+    ];
+    let (out, status) = cloister(&[BUSYBOX, "sh", path], &files);
+    assert_eq!(
+        out,
+        "dbsize before: 200\n\
+         bgsave: Background saving started\n\
+         rdb_changes_since_last_save:0\n\
+         rdb_last_bgsave_status:ok\n\
+         redis-check-rdb: 0 RDB looks OK\n\
+         appendonly: OK\n\
+         bgrewriteaof: Background append only file rewriting started\n\
+         aof_enabled:1\n\
+         aof_last_bgrewrite_status:ok\n\
+         shutdown: \n\
+         redis-check-aof: 0 is valid\n\
+         from dump.rdb: 200 keys, key77=value77\n\
+         from the AOF: 202 keys, key200=value200 last=after-rewrite-two\n\
+         all servers exited\n"
+    );
+    assert_eq!(status, 0);
+}
