@@ -453,14 +453,10 @@ fn debian_nginx_master_with_two_workers_serves_and_reloads() {
         host: host.to_path_buf(),
         guest: Some(guest.into()),
     };
-    // The script runs nginx: it and its interpreter go in the image (its
+    // The script runs nginx: it goes in the image (its interpreter and
     // libraries are added by `cloister run`).
-    let interp = Path::new("/lib64/ld-linux-x86-64.so.2");
-    let interp_target = std::fs::canonicalize(interp).expect("the ELF interpreter");
     opts.files = vec![
         map(Path::new("/usr/sbin/nginx"), "/usr/sbin/nginx"),
-        map(interp, "/lib64/ld-linux-x86-64.so.2"),
-        map(&interp_target, interp_target.to_str().expect("utf-8")),
         map(&v1, "/etc/nginx/nginx.conf"),
         map(&v2, "/etc/nginx/nginx-v2.conf"),
         map(&script, "/reload.sh"),

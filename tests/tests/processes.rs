@@ -192,16 +192,13 @@ fn redis_bgsave_and_bgrewriteaof_persist_through_fork() {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis_persistence.sh");
     let path = script.to_str().expect("utf-8");
-    // The script runs these: they and the ELF interpreter go in the image
-    // (their libraries are added by `cloister run`).
-    let interp = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").expect("the ELF interpreter");
+    // The script runs these: they go in the image (their interpreter and
+    // libraries are added by `cloister run`).
     let files = [
         Path::new("/usr/bin/redis-server"),
         Path::new("/usr/bin/redis-check-rdb"),
         Path::new("/usr/bin/redis-check-aof"),
         Path::new("/usr/bin/redis-cli"),
-        Path::new("/lib64/ld-linux-x86-64.so.2"),
-        &interp,
         &script,
     ];
     let (out, status) = cloister(&[BUSYBOX, "sh", path], &files);
