@@ -341,7 +341,7 @@ impl ProcessTable {
         };
         if let Some(p) = parent_process {
             // A valid signal number: cannot fail.
-            let _ = p.signals.lock().send_to_process(SIGCHLD);
+            let _ = p.signals.lock().send_to_process_from(SIGCHLD, pid);
         }
         parent
     }

@@ -512,6 +512,24 @@ fn debian_nginx_master_with_two_workers_serves_and_reloads() {
     assert_eq!(result.exit_code(), 0, "{out}");
     assert!(out.contains("reload sent: 0"), "{out}");
     assert!(out.contains("reconfiguring"), "{out}");
+    // The master's handler learnt who sent SIGHUP (`si_pid`): the
+    // `nginx -s reload` process.
+    let signaller = out
+        .lines()
+        .find_map(|l| {
+            l.split("#")
+                .next()?
+                .split("[notice] ")
+                .nth(1)
+                .filter(|_| l.ends_with(": signal process started"))
+        })
+        .expect("the signal process's pid");
+    assert!(
+        out.contains(&format!(
+            "signal 1 (SIGHUP) received from {signaller}, reconfiguring"
+        )),
+        "{out}"
+    );
     assert_eq!(out.matches("start worker process ").count(), 4, "{out}");
     assert!(out.contains("gracefully shutting down"), "{out}");
     assert_eq!(out.matches("exited with code 0").count(), 4, "{out}");
