@@ -21,7 +21,18 @@
 //!    high-water mark of the arena they have touched. An allocator too slow
 //!    for 10^7 operations in 8 s stops early (the table says when).
 //!
-//! Timings (1, 2) are the median of `BENCH_RUNS` (default 3) runs that
+//! 5. (issue 16, `compare/workloads.rs`) growing one buffer by `realloc`
+//!    one byte at a time to 1 MiB, and eight buffers interleaved to
+//!    128 KiB each (ns per step, the byte written and checked); a
+//!    key-value server's size mix (85 % 16–512 B, 14 % to 8 KiB, 1 % to
+//!    64 KiB) freed and reallocated in a churn over 20 000 live values
+//!    (operations per µs); fill a 16 MiB arena with 16–256 B objects, free
+//!    them all, then take 8 KiB blocks until the first failure: blocks ÷
+//!    the blocks a fresh allocator gives (and bytes ÷ arena). A second
+//!    table, timings as the median and min–max of the runs, with the ratio
+//!    to talc.
+//!
+//! Timings (1, 2, 5) are the median of `BENCH_RUNS` (default 3) runs that
 //! interleave the allocators; 3 and 4 are seeded and deterministic.
 //! Prints a Markdown table; `docs/PERFORMANCE.md` carries the numbers.
 #![allow(unsafe_code, reason = "a benchmark drives GlobalAlloc directly")]
@@ -35,6 +46,9 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use allocator::{ArenaPages, SingleCpu, SlabAllocator};
+
+#[path = "compare/workloads.rs"]
+mod workloads;
 
 const ARENA_BYTES: usize = 64 << 20;
 const LATENCY_PAIRS: usize = 200_000;
@@ -622,6 +636,8 @@ struct Entry {
     name: &'static str,
     timing: fn(&Arena, f64, u64) -> Timing,
     memory: fn(&Arena) -> (f64, [Footprint; 2]),
+    extra: fn(&Arena) -> workloads::Extra,
+    reuse: fn(&Arena) -> (f64, f64),
 }
 
 fn entry<A: Subject>() -> Entry {
@@ -629,6 +645,8 @@ fn entry<A: Subject>() -> Entry {
         name: A::NAME,
         timing: timing::<A>,
         memory: memory::<A>,
+        extra: workloads::extra::<A>,
+        reuse: workloads::reuse_8k::<A>,
     }
 }
 
@@ -660,18 +678,34 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
+    // BENCH_ONLY_NEW=1 runs only the issue-16 workloads (second table).
+    let only_new = std::env::var_os("BENCH_ONLY_NEW").is_some();
     let mut timings: Vec<Vec<Timing>> = entries.iter().map(|_| Vec::new()).collect();
+    let mut extras: Vec<Vec<workloads::Extra>> = entries.iter().map(|_| Vec::new()).collect();
     for _ in 0..runs {
-        for (e, t) in entries.iter().zip(&mut timings) {
-            t.push((e.timing)(&arena, tsc, overhead));
+        for ((e, t), x) in entries.iter().zip(&mut timings).zip(&mut extras) {
+            if !only_new {
+                t.push((e.timing)(&arena, tsc, overhead));
+            }
+            x.push((e.extra)(&arena));
         }
     }
+    let reuse: Vec<(f64, f64)> = entries.iter().map(|e| (e.reuse)(&arena)).collect();
+    let names: Vec<&'static str> = entries.iter().map(|e| e.name).collect();
+    if !only_new {
+        print_main_table(&entries, timings, &arena);
+        println!();
+    }
+    workloads::print_table(&names, &extras, &reuse);
+}
+
+fn print_main_table(entries: &[Entry], timings: Vec<Vec<Timing>>, arena: &Arena) {
     let rows: Vec<Row> = entries
         .iter()
         .zip(timings)
         .map(|(e, t)| {
             let cell = |f: fn(&Timing) -> f64| median(t.iter().map(f).collect());
-            let (efficiency, footprint) = (e.memory)(&arena);
+            let (efficiency, footprint) = (e.memory)(arena);
             Row {
                 name: e.name,
                 hot: Latency {

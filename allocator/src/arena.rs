@@ -116,6 +116,46 @@ impl ArenaPages {
         self.push(heads, page, order);
     }
 
+    /// The free block `(start, order)` that holds `page`, if `page` is free.
+    fn free_block_at(&self, page: usize) -> Option<(usize, usize)> {
+        (0..ORDERS).find_map(|order| {
+            let start = page & !((1 << order) - 1);
+            (start + (1 << order) <= self.pages && self.order_at(start) == Some(order))
+                .then_some((start, order))
+        })
+    }
+
+    /// Takes pages `from..to` out of the free blocks that hold them, if all
+    /// of them are free; the parts of those blocks past `to` stay free.
+    fn take_range(&self, heads: &mut [usize; ORDERS], from: usize, to: usize) -> bool {
+        if to > self.pages {
+            return false;
+        }
+        // Check first, change nothing unless every page is free. A free
+        // block never holds an allocated page, so the block holding `from`
+        // starts at `from` or later only if `from` is its start; blocks
+        // never straddle `from` because `from - 1` is allocated.
+        let mut page = from;
+        while page < to {
+            match self.free_block_at(page) {
+                Some((start, order)) if start == page => page = start + (1 << order),
+                _ => return false,
+            }
+        }
+        let end = page;
+        let mut page = from;
+        while page < end {
+            let (_, order) = self.free_block_at(page).expect("checked free above");
+            self.remove(heads, page, order);
+            page += 1 << order;
+        }
+        self.free_pages.fetch_sub(end - from, Ordering::Relaxed);
+        if end > to {
+            self.free_range(heads, to, end - to);
+        }
+        true
+    }
+
     /// Frees pages `page..page + count`, as maximal aligned blocks.
     fn free_range(&self, heads: &mut [usize; ORDERS], mut page: usize, mut count: usize) {
         self.free_pages.fetch_add(count, Ordering::Relaxed);
@@ -171,6 +211,17 @@ unsafe impl PageSource for ArenaPages {
         );
         self.free_range(&mut self.heads.lock(), page, count);
     }
+
+    #[expect(unsafe_code, reason = "implementing the unsafe PageSource contract")]
+    unsafe fn grow_pages(&self, ptr: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        let addr = raw::expose(ptr);
+        debug_assert!(addr >= self.base && (addr - self.base).is_multiple_of(PAGE_SIZE));
+        let page = (addr - self.base) / PAGE_SIZE;
+        let (Some(from), Some(to)) = (page.checked_add(count), page.checked_add(new_count)) else {
+            return false;
+        };
+        from < to && self.take_range(&mut self.heads.lock(), from, to)
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +250,54 @@ mod tests {
         raw::free_pages(&pages, raw::expose(b), 5);
         assert_eq!(pages.free_pages(), total);
         // Everything merged back: the whole arena is one run again.
+        let largest = 1 << total.ilog2();
+        let all = pages.alloc_pages(largest).unwrap();
+        raw::free_pages(&pages, raw::expose(all), largest);
+    }
+
+    fn grow(pages: &ArenaPages, run: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        #[expect(unsafe_code, reason = "the PageSource method under test")]
+        // SAFETY: `run` is a live run of `count` pages from `pages`.
+        unsafe {
+            pages.grow_pages(run, count, new_count)
+        }
+    }
+
+    #[test]
+    fn runs_grow_exactly_when_the_next_pages_are_free() {
+        let pages = ArenaPages::new(arena(256 * PAGE_SIZE + 100));
+        let total = pages.total_pages();
+        let mut runs: Vec<(NonNull<u8>, usize)> = (1..=12)
+            .map(|n| (pages.alloc_pages(n).unwrap(), n))
+            .collect();
+        // Free every third run, to leave holes of several sizes.
+        for i in (0..runs.len()).rev().step_by(3) {
+            let (run, n) = runs.remove(i);
+            raw::free_pages(&pages, raw::expose(run), n);
+        }
+        let (mut grown, mut refused) = (0, 0);
+        for extra in [1, 2, 5, 9] {
+            for (run, n) in &mut runs {
+                let first = (raw::expose(*run) - pages.base) / PAGE_SIZE;
+                let (from, to) = (first + *n, first + *n + extra);
+                let free = to <= total && (from..to).all(|p| pages.free_block_at(p).is_some());
+                let before = pages.free_pages();
+                assert_eq!(grow(&pages, *run, *n, *n + extra), free, "run at {first}");
+                if free {
+                    *n += extra;
+                    grown += 1;
+                    assert_eq!(pages.free_pages(), before - extra);
+                } else {
+                    refused += 1;
+                    assert_eq!(pages.free_pages(), before);
+                }
+            }
+        }
+        assert!(grown > 0 && refused > 0, "{grown} grown, {refused} refused");
+        for (run, n) in runs {
+            raw::free_pages(&pages, raw::expose(run), n);
+        }
+        assert_eq!(pages.free_pages(), total);
         let largest = 1 << total.ilog2();
         let all = pages.alloc_pages(largest).unwrap();
         raw::free_pages(&pages, raw::expose(all), largest);

@@ -15,9 +15,10 @@ use core::alloc::Layout;
 
 /// The page size the allocator works in, in bytes.
 pub const PAGE_SIZE: usize = 4096;
-/// Largest request served from slabs, in bytes; larger requests go to the
-/// page source directly, as whole pages.
-pub const MAX_SMALL_BYTES: usize = 16 * 1024;
+/// Largest size class, in bytes (classes above [`MAX_SMALL_BYTES`] hold
+/// one object per slab and only serve aligned requests that round up to
+/// them).
+pub(crate) const MAX_CLASS_BYTES: usize = 16 * 1024;
 /// Number of size classes.
 pub const NUM_CLASSES: usize = 72;
 /// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
@@ -31,7 +32,7 @@ const fn build_sizes() -> [usize; NUM_CLASSES] {
         i += 1;
     }
     let mut lower = 64;
-    while lower < MAX_SMALL_BYTES {
+    while lower < MAX_CLASS_BYTES {
         let step = lower / 8;
         let mut k = 1;
         while k <= 8 {
@@ -49,11 +50,11 @@ const fn build_sizes() -> [usize; NUM_CLASSES] {
 pub(crate) const CLASS_BYTES: [usize; NUM_CLASSES] = build_sizes();
 
 /// Class of every size in 8-byte granules: `LOOKUP[(size + 7) / 8]`.
-const LOOKUP: [u8; MAX_SMALL_BYTES / 8 + 1] = {
-    let mut out = [0u8; MAX_SMALL_BYTES / 8 + 1];
+const LOOKUP: [u8; MAX_CLASS_BYTES / 8 + 1] = {
+    let mut out = [0u8; MAX_CLASS_BYTES / 8 + 1];
     let mut granules = 0;
     let mut class = 0;
-    while granules <= MAX_SMALL_BYTES / 8 {
+    while granules <= MAX_CLASS_BYTES / 8 {
         while CLASS_BYTES[class] < granules * 8 {
             class += 1;
         }
@@ -108,6 +109,25 @@ pub(crate) const SLAB_OBJECTS: [usize; NUM_CLASSES] = {
         c += 1;
     }
     out
+};
+
+/// Largest request served from slabs, in bytes (7 KiB): the largest
+/// class below 8 KiB whose slab holds more than one object; the classes
+/// from 7.5 KiB up hold a single object per slab (8 KiB in two pages, 9 KiB
+/// in three, …). Larger requests go to the page source directly, as whole pages: a
+/// one-object slab would cost the same pages plus a descriptor, and its
+/// descriptor page would sit between page runs (after a fill and free-all
+/// of small objects, such pages broke up the runs 8 KiB blocks need), and
+/// a page run can grow in place.
+pub const MAX_SMALL_BYTES: usize = {
+    let mut c = 0;
+    while CLASS_BYTES[c + 1] < 8 * 1024 {
+        c += 1;
+    }
+    while SLAB_OBJECTS[c] == 1 {
+        c -= 1;
+    }
+    CLASS_BYTES[c]
 };
 
 /// Most objects a CPU cache holds of each class: about 8 KiB worth, at
@@ -194,7 +214,14 @@ mod tests {
     #[test]
     fn classes_increase_and_end_at_max() {
         assert_eq!(CLASS_BYTES[0], 8);
-        assert_eq!(CLASS_BYTES[NUM_CLASSES - 1], MAX_SMALL_BYTES);
+        assert_eq!(CLASS_BYTES[NUM_CLASSES - 1], MAX_CLASS_BYTES);
+        assert_eq!(MAX_SMALL_BYTES, 7168);
+        assert!(SLAB_OBJECTS[LOOKUP[MAX_SMALL_BYTES / 8] as usize] > 1);
+        assert_eq!(SLAB_OBJECTS[LOOKUP[8192 / 8] as usize], 1);
+        assert_eq!(
+            kind_of(Layout::from_size_align(MAX_SMALL_BYTES + 1, 8).unwrap()),
+            Kind::Large(2)
+        );
         assert!(CLASS_BYTES.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -220,7 +247,7 @@ mod tests {
     fn aligned_requests_get_aligned_classes() {
         for align_log in 0..=12 {
             let align = 1 << align_log;
-            for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096, 10_000, 16_384] {
+            for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096, 7000, MAX_SMALL_BYTES] {
                 let layout = Layout::from_size_align(size, align).unwrap();
                 let Kind::Small(c) = kind_of(layout) else {
                     panic!()
@@ -229,7 +256,7 @@ mod tests {
                 assert_eq!(CLASS_BYTES[c] % align, 0);
             }
         }
-        let big = Layout::from_size_align(MAX_SMALL_BYTES + 1, 4096).unwrap();
+        let big = Layout::from_size_align(MAX_CLASS_BYTES + 1, 4096).unwrap();
         assert_eq!(kind_of(big), Kind::Large(5));
         let too_aligned = Layout::from_size_align(8, 8192).unwrap();
         assert_eq!(kind_of(too_aligned), Kind::Unsupported);

@@ -243,6 +243,30 @@ impl<'a> FrameAllocator<'a> {
         Ok(())
     }
 
+    /// Extends the used run of `frame_count` frames at `paddr` by `extra`
+    /// frames in place if the frames right after it are all free (for
+    /// [`PageSource::grow_pages`](crate::PageSource::grow_pages)); returns
+    /// whether it did. Changes nothing otherwise, nor for a run that is not
+    /// used or not inside the span.
+    pub fn try_extend(&mut self, paddr: u64, frame_count: usize, extra: usize) -> bool {
+        let Some(total) = frame_count.checked_add(extra) else {
+            return false;
+        };
+        let Ok(first) = self.index_of(paddr, total) else {
+            return false;
+        };
+        let (end, new_end) = (first + frame_count, first + total);
+        if extra == 0 || (first..end).any(|i| !self.is_used(i)) {
+            return false;
+        }
+        if self.last_used_in(end, new_end).is_some() {
+            return false;
+        }
+        self.set_range(end, new_end, true);
+        self.free_count -= extra;
+        true
+    }
+
     /// Marks `[paddr, paddr + frame_count * 4 KiB)` used whatever its state
     /// (for ranges discovered to be reserved after [`Self::add_free`]).
     pub fn reserve(&mut self, paddr: u64, frame_count: usize) -> Result<(), FrameError> {
@@ -279,6 +303,28 @@ mod tests {
                 .all(|&a| (BASE + 10 * FRAME_BYTES..BASE + 15 * FRAME_BYTES).contains(&a))
         );
         assert_eq!(fa.free_frames(), 0);
+    }
+
+    #[test]
+    fn runs_extend_only_into_free_frames() {
+        let mut storage = [0u64; 1];
+        let mut frames = FrameAllocator::new(&mut storage, 0x10_0000, 64);
+        frames.add_free(0x10_0000, 64).unwrap();
+        let a = frames.alloc_contiguous(4, 1).unwrap();
+        let b = frames.alloc_contiguous(2, 1).unwrap();
+        assert_eq!(b, a + 4 * FRAME_BYTES, "next fit");
+        assert!(!frames.try_extend(a, 4, 1), "the next frame is `b`'s");
+        assert!(frames.try_extend(b, 2, 10));
+        assert_eq!(frames.free_frames(), 64 - 16);
+        assert!(!frames.try_extend(b, 12, 64), "past the span");
+        assert!(
+            !frames.try_extend(b + 12 * FRAME_BYTES, 1, 1),
+            "not a used run"
+        );
+        assert_eq!(frames.free_frames(), 64 - 16);
+        frames.free(a, 4).unwrap();
+        frames.free(b, 12).unwrap();
+        assert_eq!(frames.free_frames(), 64);
     }
 
     #[test]

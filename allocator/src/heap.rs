@@ -19,9 +19,10 @@ use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of,
 };
+use crate::descpool::DescPool;
 use crate::pagemap::PageMap;
 use crate::raw;
-use crate::slab::{self, Chain, Depot, Desc, DescPool};
+use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};
 
@@ -54,7 +55,7 @@ impl core::fmt::Debug for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 
-/// A slab allocator for objects up to 16 KiB, with page runs
+/// A slab allocator for objects up to 7 KiB, with page runs
 /// for larger requests; usable as `#[global_allocator]`.
 ///
 /// ```ignore
@@ -225,16 +226,26 @@ impl SlabAllocator {
     }
 
     /// Resizes a block in place when the new size keeps its class (or page
-    /// count), else moves it.
+    /// count), or when a large run can grow into the free pages right after
+    /// it (if the page source supports that); else moves it.
     pub(crate) fn reallocate(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
         let old_kind = kind_of(layout);
-        if old_kind == kind_of(new_layout) {
+        let new_kind = kind_of(new_layout);
+        if old_kind == new_kind {
             if cfg!(debug_assertions) {
                 self.check_live(ptr.expose_provenance(), old_kind);
             }
+            let delta = new_size.wrapping_sub(layout.size());
+            self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
+            return ptr;
+        }
+        if let (Kind::Large(old), Kind::Large(new)) = (old_kind, new_kind)
+            && new > old
+            && self.grow_large(ptr.expose_provenance(), old, new)
+        {
             let delta = new_size.wrapping_sub(layout.size());
             self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
             return ptr;
@@ -371,9 +382,9 @@ impl SlabAllocator {
     }
 
     /// Gives back to the page source all it can: the free objects in the
-    /// CPU caches, then every empty slab in reserve. After freeing
-    /// everything and trimming, only the metadata pages (page map,
-    /// descriptors) stay claimed.
+    /// CPU caches, then every empty slab in reserve, then every descriptor
+    /// page with no descriptor in use. After freeing everything and
+    /// trimming, only the page-map nodes stay claimed.
     ///
     /// After [`init`](Self::init) this flushes every CPU cache not in use
     /// at the moment; after [`init_exclusive`](Self::init_exclusive) only
@@ -406,6 +417,7 @@ impl SlabAllocator {
                 slab::release_slab(env, &self.map, &self.descs, desc);
             }
         }
+        self.descs.release_free_pages(env);
     }
 
     /// Puts objects back into their slabs and returns emptied slabs beyond
@@ -450,6 +462,27 @@ impl SlabAllocator {
         self.large_runs.fetch_add(1, Ordering::Relaxed);
         self.other_live_bytes.fetch_add(size, Ordering::Relaxed);
         run
+    }
+
+    /// Extends the large run at `run` from `old` to `new` pages in place if
+    /// the page source can; the page map entry then records `new`.
+    #[cold]
+    fn grow_large(&self, run: usize, old: usize, new: usize) -> bool {
+        let Some(env) = self.env.get() else {
+            return false;
+        };
+        let entry = self.map.get(run);
+        if entry != (old << 1 | LARGE) {
+            self.foreign(run, entry, "a large block");
+        }
+        if !raw::grow_pages(env.pages, run, old, new) {
+            return false;
+        }
+        // The leaf for `run` exists (it holds the old entry): no allocation.
+        let updated = self.map.set(env.pages, run, new << 1 | LARGE);
+        debug_assert!(updated, "overwriting an existing page-map entry");
+        self.large_pages.fetch_add(new - old, Ordering::Relaxed);
+        true
     }
 
     fn free_large(&self, env: &Env, run: usize, pages: usize, size: usize) {

@@ -8,8 +8,8 @@
 //!
 //! # The slab allocator
 //!
-//! Requests up to 16 KiB are rounded to one of 72 size classes (≤ 12.5 %
-//! rounding waste from 64 B up) and served from per-CPU free lists; behind
+//! Requests up to 7 KiB ([`MAX_SMALL_BYTES`]) are rounded to one of the
+//! size classes (≤ 12.5 % rounding waste from 64 B up) and served from per-CPU free lists; behind
 //! them each class has a depot of partial slabs, carved from page runs a
 //! [`PageSource`] hands out. Larger requests are page runs from the page
 //! source directly. Empty slabs go back to the page source beyond a reserve
@@ -62,6 +62,7 @@ pub mod frame;
 mod arena;
 mod cache;
 mod class;
+mod descpool;
 mod heap;
 mod pagemap;
 mod raw;
@@ -77,3 +78,5 @@ pub use stats::{AllocStats, ClassStats};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_grow;

@@ -8,6 +8,12 @@
 //! on demand and never freed (one 4 KiB leaf covers 2 MiB of heap). Entries
 //! are atomics, so lookups take no lock; nodes are installed with a
 //! compare-and-swap.
+//!
+//! Nodes are taken from the page source two pages at a time (one run, the
+//! second page kept as the next node): a lone metadata page that is never
+//! freed would otherwise strand the page next to it in a buddy page source,
+//! which then cannot serve a two-page run there again (after a fill and
+//! free-all of small objects, 8 KiB blocks could not use those pages).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,8 +28,10 @@ const ADDRESS_MASK: usize = (1 << 48) - 1;
 #[derive(Debug)]
 pub(crate) struct PageMap {
     root: [AtomicUsize; FANOUT],
-    /// Pages holding interior and leaf nodes.
+    /// Pages holding interior and leaf nodes (the spare included).
     node_pages: AtomicUsize,
+    /// A zeroed page for the next node (0 = none).
+    spare: AtomicUsize,
 }
 
 #[inline(always)]
@@ -42,6 +50,7 @@ impl PageMap {
         Self {
             root: [const { AtomicUsize::new(0) }; FANOUT],
             node_pages: AtomicUsize::new(0),
+            spare: AtomicUsize::new(0),
         }
     }
 
@@ -108,17 +117,43 @@ impl PageMap {
         if node != 0 {
             return Some(node);
         }
-        let fresh = raw::expose(pages.alloc_pages(1)?);
-        raw::zero(fresh, PAGE_SIZE);
+        let fresh = self.node_page(pages)?;
         match slot.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                self.node_pages.fetch_add(1, Ordering::Relaxed);
-                Some(fresh)
-            }
+            Ok(_) => Some(fresh),
             Err(winner) => {
-                raw::free_pages(pages, fresh, 1);
+                self.put_spare(fresh);
                 Some(winner)
             }
         }
+    }
+
+    /// A zeroed page for a node: the spare, or the first of a fresh
+    /// two-page run whose second page becomes the spare (one page if the
+    /// source has no two-page run).
+    fn node_page(&self, pages: &dyn PageSource) -> Option<usize> {
+        let spare = self.spare.swap(0, Ordering::Acquire);
+        if spare != 0 {
+            return Some(spare);
+        }
+        if let Some(run) = pages.alloc_pages(2) {
+            let run = raw::expose(run);
+            raw::zero(run, 2 * PAGE_SIZE);
+            self.node_pages.fetch_add(2, Ordering::Relaxed);
+            self.put_spare(run + PAGE_SIZE);
+            return Some(run);
+        }
+        let page = raw::expose(pages.alloc_pages(1)?);
+        raw::zero(page, PAGE_SIZE);
+        self.node_pages.fetch_add(1, Ordering::Relaxed);
+        Some(page)
+    }
+
+    /// Keeps a zeroed node page for later. If another spare got there first
+    /// (two CPUs growing the tree at once) the page stays unused: nodes
+    /// are never freed (half of a run cannot be), and it is counted.
+    fn put_spare(&self, page: usize) {
+        let _ = self
+            .spare
+            .compare_exchange(0, page, Ordering::Release, Ordering::Relaxed);
     }
 }

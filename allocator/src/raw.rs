@@ -104,6 +104,20 @@ pub(crate) fn free_pages(source: &dyn PageSource, addr: usize, count: usize) {
     unsafe { source.free_pages(ptr, count) }
 }
 
+/// Asks a page source to extend a run in place; true if it did.
+pub(crate) fn grow_pages(
+    source: &dyn PageSource,
+    addr: usize,
+    count: usize,
+    new_count: usize,
+) -> bool {
+    let ptr = NonNull::new(pointer(addr)).expect("page runs are never at address 0");
+    // SAFETY: the allocator holds the run `addr`/`count` it got from
+    // `source` (a large block being reallocated by its only owner), and
+    // records the new count for the later `free_pages` if this succeeds.
+    unsafe { source.grow_pages(ptr, count, new_count) }
+}
+
 // SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes
 // aligned to `layout.align()` that no other live allocation overlaps (slab
 // objects are disjoint slots of pages the allocator holds; large blocks are

@@ -18,6 +18,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::descpool::DescPool;
+
 use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES};
 use crate::heap::Env;
 use crate::pagemap::PageMap;
@@ -106,69 +108,6 @@ impl Chain {
         }
         self.tail = tail;
         self.count += count;
-    }
-}
-
-/// Free descriptors, carved from descriptor pages that are never returned
-/// (they are at most `DESC_BYTES / 4096` of the peak slab memory).
-#[derive(Debug)]
-pub(crate) struct DescPool {
-    free: spin::Mutex<usize>,
-    pages: AtomicUsize,
-}
-
-impl DescPool {
-    pub(crate) const fn new() -> Self {
-        Self {
-            free: spin::Mutex::new(0),
-            pages: AtomicUsize::new(0),
-        }
-    }
-
-    /// Pages holding descriptors.
-    pub(crate) fn pages(&self) -> usize {
-        self.pages.load(Ordering::Relaxed)
-    }
-
-    fn pop(&self, env: &Env) -> usize {
-        let irq = env.cpu.irq_save();
-        let mut head = self.free.lock();
-        let desc = *head;
-        if desc != 0 {
-            *head = raw::load(desc);
-        }
-        drop(head);
-        env.cpu.irq_restore(irq);
-        desc
-    }
-
-    fn push_chain(&self, env: &Env, head: usize, tail: usize) {
-        let irq = env.cpu.irq_save();
-        let mut free = self.free.lock();
-        raw::store(tail, *free);
-        *free = head;
-        drop(free);
-        env.cpu.irq_restore(irq);
-    }
-
-    fn alloc(&self, env: &Env) -> Option<Desc> {
-        loop {
-            let desc = self.pop(env);
-            if desc != 0 {
-                return Some(Desc(desc));
-            }
-            let page = raw::expose(env.pages.alloc_pages(1)?);
-            let per_page = PAGE_SIZE / DESC_BYTES;
-            for i in 0..per_page - 1 {
-                raw::store(page + i * DESC_BYTES, page + (i + 1) * DESC_BYTES);
-            }
-            self.pages.fetch_add(1, Ordering::Relaxed);
-            self.push_chain(env, page, page + (per_page - 1) * DESC_BYTES);
-        }
-    }
-
-    fn free(&self, env: &Env, desc: Desc) {
-        self.push_chain(env, desc.0, desc.0);
     }
 }
 

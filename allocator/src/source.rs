@@ -9,7 +9,7 @@
 use core::ptr::NonNull;
 
 /// A source of page runs: the page-level allocator under the slab
-/// allocator. Large requests (over 16 KiB) are served by it directly.
+/// allocator. Large requests (over 7 KiB) are served by it directly.
 ///
 /// # Safety
 ///
@@ -43,6 +43,25 @@ pub unsafe trait PageSource: Sync {
         reason = "the caller vouches that the run came from alloc_pages"
     )]
     unsafe fn free_pages(&self, ptr: NonNull<u8>, count: usize);
+
+    /// Extends the run at `ptr` from `count` to `new_count` (> `count`)
+    /// pages in place, if the pages right after it are free; returns
+    /// whether it did. From then on the run is `ptr`/`new_count` (the
+    /// count `free_pages` receives). The default never grows, which is
+    /// always correct: `realloc` then moves the block.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `count` must be exactly a run returned by `alloc_pages`
+    /// (or grown by this method) and not freed since.
+    #[expect(
+        unsafe_code,
+        reason = "the caller vouches that the run came from alloc_pages"
+    )]
+    unsafe fn grow_pages(&self, ptr: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        let _ = (ptr, count, new_count);
+        false
+    }
 }
 
 /// The CPU the allocator is running on, and interrupt masking.

@@ -7,7 +7,7 @@ use std::vec::Vec;
 use crate::{ArenaPages, CpuLocal, NUM_CLASSES, PAGE_SIZE, SingleCpu, SlabAllocator};
 
 /// A fresh allocator over a fresh arena of `bytes` (both leaked).
-fn heap(bytes: usize) -> (&'static SlabAllocator, &'static ArenaPages) {
+pub(crate) fn heap(bytes: usize) -> (&'static SlabAllocator, &'static ArenaPages) {
     let arena = Box::leak(Box::new_uninit_slice(bytes));
     let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
     let alloc: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
@@ -15,7 +15,7 @@ fn heap(bytes: usize) -> (&'static SlabAllocator, &'static ArenaPages) {
     (alloc, pages)
 }
 
-fn alloc(heap: &SlabAllocator, layout: Layout) -> *mut u8 {
+pub(crate) fn alloc(heap: &SlabAllocator, layout: Layout) -> *mut u8 {
     // SAFETY: layouts in these tests have non-zero size.
     #[expect(unsafe_code, reason = "GlobalAlloc is the API under test")]
     unsafe {
@@ -23,7 +23,7 @@ fn alloc(heap: &SlabAllocator, layout: Layout) -> *mut u8 {
     }
 }
 
-fn free(heap: &SlabAllocator, ptr: *mut u8, layout: Layout) {
+pub(crate) fn free(heap: &SlabAllocator, ptr: *mut u8, layout: Layout) {
     // SAFETY: tests free only what they allocated, with its layout — except
     // the tests that check the debug-build panics, which is the point.
     #[expect(unsafe_code, reason = "GlobalAlloc is the API under test")]
@@ -32,7 +32,12 @@ fn free(heap: &SlabAllocator, ptr: *mut u8, layout: Layout) {
     }
 }
 
-fn realloc(heap: &SlabAllocator, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+pub(crate) fn realloc(
+    heap: &SlabAllocator,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> *mut u8 {
     // SAFETY: tests pass live blocks with their layouts.
     #[expect(unsafe_code, reason = "GlobalAlloc is the API under test")]
     unsafe {
@@ -41,7 +46,7 @@ fn realloc(heap: &SlabAllocator, ptr: *mut u8, layout: Layout, new_size: usize) 
 }
 
 /// Fills a live block of at least `len` bytes with `byte`.
-fn fill(ptr: *mut u8, len: usize, byte: u8) {
+pub(crate) fn fill(ptr: *mut u8, len: usize, byte: u8) {
     // SAFETY: callers pass a live block of at least `len` bytes.
     #[expect(unsafe_code, reason = "writing the test pattern")]
     unsafe {
@@ -50,7 +55,7 @@ fn fill(ptr: *mut u8, len: usize, byte: u8) {
 }
 
 /// Whether the first `len` bytes of a live block are all `byte`.
-fn holds(ptr: *const u8, len: usize, byte: u8) -> bool {
+pub(crate) fn holds(ptr: *const u8, len: usize, byte: u8) -> bool {
     // SAFETY: callers pass a live block with `len` initialised bytes.
     #[expect(unsafe_code, reason = "reading the test pattern")]
     let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
@@ -58,7 +63,7 @@ fn holds(ptr: *const u8, len: usize, byte: u8) -> bool {
 }
 
 /// Pages still claimed once everything is freed and trimmed: metadata.
-fn assert_all_returned(heap: &SlabAllocator, pages: &ArenaPages) {
+pub(crate) fn assert_all_returned(heap: &SlabAllocator, pages: &ArenaPages) {
     heap.trim();
     let stats = heap.stats();
     assert_eq!(stats.live_bytes, 0);

@@ -18,7 +18,7 @@ struct KernelPages;
 
 // SAFETY: runs come from the frame allocator, so they are exclusive until
 // freed; frames are 4 KiB aligned, and the direct map maps all RAM RW. The
-// frame allocator's lock masks interrupts, so both methods may be called
+// frame allocator's lock masks interrupts, so the methods may be called
 // from any context, including interrupt handlers.
 unsafe impl PageSource for KernelPages {
     fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
@@ -31,6 +31,11 @@ unsafe impl PageSource for KernelPages {
         if let Err(e) = frames::free(paddr, count) {
             panic!("heap returned pages the frame allocator refuses: {e}");
         }
+    }
+
+    unsafe fn grow_pages(&self, ptr: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        let paddr = ptr.as_ptr() as u64 - PHYS_OFFSET;
+        new_count > count && frames::try_extend(paddr, count, new_count - count)
     }
 }
 
