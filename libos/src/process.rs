@@ -44,6 +44,8 @@ pub struct Process {
     /// The guest's queues of shared futexes on `MAP_SHARED` memory,
     /// keyed by shared object (one table, shared by every process).
     pub shared_futexes: Arc<FutexTable>,
+    /// The guest's record locks (one table, shared by every process).
+    pub locks: Arc<crate::fs::locks::LockTable>,
     /// The process id `getpid` reports (1: the first process).
     pub pid: u32,
     /// Every process of the guest (shared by all of them).
@@ -114,6 +116,7 @@ impl Process {
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
             shared_futexes: Arc::new(FutexTable::new()),
+            locks: Arc::new(crate::fs::locks::LockTable::new()),
             pid: 1,
             processes: Arc::new(ProcessTable::default()),
             death_signal: AtomicU32::new(0),
@@ -153,6 +156,7 @@ impl Process {
             vm: Mutex::new(self.vm.lock().clone()),
             futexes: FutexTable::new(),
             shared_futexes: self.shared_futexes.clone(),
+            locks: self.locks.clone(),
             pid,
             processes: self.processes.clone(),
             death_signal: AtomicU32::new(0),
@@ -195,6 +199,7 @@ impl Process {
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
+        self.locks.release_process(self.pid, None);
         self.vm.lock().clear();
     }
 

@@ -20,6 +20,7 @@ pub mod device;
 pub mod file;
 pub mod initramfs;
 pub mod inode;
+pub mod locks;
 mod path;
 pub mod procfs;
 pub mod procpid;

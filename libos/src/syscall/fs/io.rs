@@ -141,7 +141,11 @@ pub fn sys_creat(p: &Process, a: &SyscallArgs) -> Result<usize> {
 
 /// `close(fd)`
 pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    p.fds.lock().close(a.i32(0))?;
+    let file = p.fds.lock().close(a.i32(0))?;
+    // Closing any fd of a file drops the process's POSIX locks on it.
+    if let Ok(m) = file.metadata() {
+        p.locks.release_process(p.pid, Some(m.ino));
+    }
     Ok(0)
 }
 
@@ -384,13 +388,10 @@ mod cmd {
     pub const F_OFD_SETLKW: u32 = 38;
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
     pub const FD_CLOEXEC: u64 = 1;
-    pub const F_UNLCK: i16 = 2;
 }
 
-/// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags and
-/// record locks. There is one process, so locks never conflict: `F_SETLK*`
-/// succeed and `F_GETLK` reports `F_UNLCK`, which is what Linux does for a
-/// lone process.
+/// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags,
+/// the `SIGIO` owner and record locks (`super::locks`).
 pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     use cmd::*;
     let fd = a.i32(0);
@@ -429,14 +430,8 @@ pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
             Ok(0)
         }
         F_GETOWN => Ok(f.fasync().map_or(0, |o| o.owner()) as isize as usize),
-        F_GETLK | F_OFD_GETLK => {
-            // struct flock starts with `short l_type`.
-            UserPtr::<u16>::new(a.u64(2)).write(&*p.platform, F_UNLCK as u16)?;
-            Ok(0)
-        }
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
-            UserPtr::<u16>::new(a.u64(2)).read(&*p.platform)?;
-            Ok(0)
+        F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            super::locks::fcntl_lock(p, &f, a.u32(1), a.u64(2))
         }
         _ => return_errno_with_message!(Errno::EINVAL, "unsupported fcntl command"),
     }

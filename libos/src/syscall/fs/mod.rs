@@ -22,6 +22,7 @@
 pub mod attr;
 pub mod copy;
 pub mod io;
+pub mod locks;
 pub mod mknod;
 pub mod namei;
 pub mod stat;
