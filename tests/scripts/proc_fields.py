@@ -13,6 +13,9 @@ while True:
         cmdline = f.read()
     if cmdline.startswith(b"/bin/busybox"):
         break
+# Natively the child runs a moment before it sleeps: wait until it sleeps.
+while open(f"{base}/stat").read().rsplit(")", 1)[1].split()[0] == "R":
+    pass
 print("cmdline:", cmdline.split(b"\0"))
 print("exe:", os.path.basename(os.readlink(f"{base}/exe")))
 with open(f"{base}/stat") as f:
