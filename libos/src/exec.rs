@@ -95,6 +95,9 @@ pub struct ProcessImage {
     pub exe_path: Vec<u8>,
     /// The interpreter's path from `PT_INTERP`.
     pub interp_path: Option<Vec<u8>>,
+    /// The arguments the image starts with, each followed by NUL
+    /// (`/proc/<pid>/cmdline`).
+    pub cmdline: Vec<u8>,
 }
 
 /// The whole contents of a file (`EFBIG` if its size does not fit the
@@ -259,6 +262,10 @@ fn prepare_nested(
         interp_inode,
         exe_path: path.to_vec(),
         interp_path,
+        cmdline: argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect(),
         ..planned
     })
 }
@@ -342,6 +349,7 @@ fn plan_images(
         executable_stack: exe.executable_stack,
         exe_path: Vec::new(),
         interp_path: None,
+        cmdline: Vec::new(),
         segments,
         protections,
         stack,

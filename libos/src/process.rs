@@ -8,6 +8,7 @@
 //! calling thread's process to `crate::syscall::SyscallTable::dispatch`.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
@@ -37,8 +38,14 @@ pub struct Process {
     /// The address space's areas and heap; hold it while changing page
     /// tables (see `crate::mm::ops`).
     pub vm: Mutex<Vm>,
-    /// Futex wait queues.
+    /// Futex wait queues (private futexes, and shared ones on memory no
+    /// other process can map).
     pub futexes: FutexTable,
+    /// The guest's queues of shared futexes on `MAP_SHARED` memory,
+    /// keyed by shared object (one table, shared by every process).
+    pub shared_futexes: Arc<FutexTable>,
+    /// The guest's record locks (one table, shared by every process).
+    pub locks: Arc<crate::fs::locks::LockTable>,
     /// The process id `getpid` reports (1: the first process).
     pub pid: u32,
     /// Every process of the guest (shared by all of them).
@@ -64,6 +71,12 @@ pub struct Process {
     pub itimers: IntervalTimers,
     /// Buffers for copies between user memory and files (reused).
     pub bounce: crate::bounce::BouncePool,
+    /// User and group ids (inherited by a fork, kept by `execve`).
+    pub creds: Mutex<crate::cred::Credentials>,
+    /// The program it runs: `(path, arguments each followed by NUL)`, set
+    /// when an image is loaded, inherited by a fork (`/proc/<pid>/exe`
+    /// and `cmdline`).
+    pub image: Mutex<(Vec<u8>, Vec<u8>)>,
     umask: AtomicU32,
 }
 
@@ -102,6 +115,8 @@ impl Process {
             cwd: Mutex::new(root),
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
+            shared_futexes: Arc::new(FutexTable::new()),
+            locks: Arc::new(crate::fs::locks::LockTable::new()),
             pid: 1,
             processes: Arc::new(ProcessTable::default()),
             death_signal: AtomicU32::new(0),
@@ -111,6 +126,8 @@ impl Process {
             thread_names: Mutex::new(alloc::collections::BTreeMap::new()),
             net,
             umask: AtomicU32::new(0o022),
+            creds: Mutex::new(crate::cred::Credentials::default()),
+            image: Mutex::new((Vec::new(), Vec::new())),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
@@ -138,6 +155,8 @@ impl Process {
             cwd: Mutex::new(self.cwd()),
             vm: Mutex::new(self.vm.lock().clone()),
             futexes: FutexTable::new(),
+            shared_futexes: self.shared_futexes.clone(),
+            locks: self.locks.clone(),
             pid,
             processes: self.processes.clone(),
             death_signal: AtomicU32::new(0),
@@ -147,6 +166,8 @@ impl Process {
             thread_names: Mutex::new(names),
             net: self.net.clone(),
             umask: AtomicU32::new(self.umask()),
+            creds: Mutex::new(self.creds.lock().clone()),
+            image: Mutex::new(self.image.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
@@ -178,6 +199,7 @@ impl Process {
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
+        self.locks.release_process(self.pid, None);
         self.vm.lock().clear();
     }
 

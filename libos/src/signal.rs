@@ -78,6 +78,10 @@ pub struct SignalState {
     /// The mask `rt_sigsuspend` replaced, by tid: the handler's frame
     /// saves it, so `rt_sigreturn` restores it (Linux's `saved_sigmask`).
     suspended_masks: BTreeMap<u32, u64>,
+    /// Who sent a pending process-directed signal (`kill`, a child's
+    /// exit), by signal: the handler's `si_pid`. As standard signals are
+    /// not queued, the first sender of a pending one is kept.
+    senders: BTreeMap<u32, u32>,
 }
 
 /// What a signal does when its action is `SIG_DFL`.
@@ -244,13 +248,35 @@ impl SignalState {
         Ok(())
     }
 
-    /// Sends `sig` to the process.
+    /// Sends `sig` to the process (raised by the kernel: no sender).
     pub fn send_to_process(&mut self, sig: u32) -> Result<()> {
         check(sig)?;
         if !self.is_ignored(sig) {
+            if self.process_pending & sig_bit(sig) == 0 {
+                self.senders.remove(&sig);
+            }
             self.process_pending |= sig_bit(sig);
         }
         Ok(())
+    }
+
+    /// Sends `sig` to the process from process `sender` (`kill`, a
+    /// child's `SIGCHLD`).
+    pub fn send_to_process_from(&mut self, sig: u32, sender: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            if self.process_pending & sig_bit(sig) == 0 {
+                self.senders.insert(sig, sender);
+            }
+            self.process_pending |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    /// Who sent `sig`, which is being delivered (`None`: the kernel, or
+    /// not known); forgets it.
+    pub fn take_sender(&mut self, sig: u32) -> Option<u32> {
+        self.senders.remove(&sig)
     }
 
     fn is_ignored(&self, sig: u32) -> bool {
@@ -318,6 +344,12 @@ impl SignalState {
         let mask = self.mask(parent);
         self.masks.insert(child, mask);
         self.alt_stacks.remove(&child);
+    }
+
+    /// How many threads the process has, its main thread `main`
+    /// included (every other thread got a mask when created).
+    pub fn thread_count(&self, main: u32) -> usize {
+        self.masks.keys().filter(|&&t| t != main).count() + 1
     }
 
     /// Thread `tid` exited: forget its state.
@@ -429,5 +461,27 @@ mod tests {
         s.send_to_thread(3, SIGALRM).unwrap();
         s.thread_exited(3);
         assert_eq!(s.pending(3), 0);
+    }
+
+    #[test]
+    fn a_pending_signal_keeps_its_first_sender_until_delivered() {
+        const SIGHUP: u32 = 1;
+        let mut s = SignalState::new();
+        s.set_action(
+            SIGHUP,
+            SigAction {
+                handler: 0x1000,
+                ..SigAction::default()
+            },
+        )
+        .unwrap();
+        s.send_to_process_from(SIGHUP, 7).unwrap();
+        s.send_to_process_from(SIGHUP, 8).unwrap();
+        assert_eq!(s.take_deliverable(1).map(|(sig, _)| sig), Some(SIGHUP));
+        assert_eq!(s.take_sender(SIGHUP), Some(7));
+        assert_eq!(s.take_sender(SIGHUP), None);
+        // Raised by the kernel: no sender.
+        s.send_to_process(SIGHUP).unwrap();
+        assert_eq!(s.take_sender(SIGHUP), None);
     }
 }

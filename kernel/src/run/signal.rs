@@ -101,10 +101,14 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         return_errno!(Errno::EFAULT);
     }
     let platform = &*process.platform;
-    let (old_mask, alt) = {
+    let (old_mask, alt, sender) = {
         let mut s = process.signals.lock();
         // After `rt_sigsuspend`, the mask it replaced.
-        (s.frame_mask(me.tid), s.alt_stack(me.tid))
+        (
+            s.frame_mask(me.tid),
+            s.alt_stack(me.tid),
+            s.take_sender(sig),
+        )
     };
     // A copy, stored back once the frame is written (an error leaves the
     // registers as they were).
@@ -125,7 +129,7 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         signo: sig,
         code,
         addr: if code == SI_USER || code == SI_TKILL {
-            u64::from(process.pid)
+            u64::from(sender.unwrap_or(process.pid))
         } else {
             0
         },
@@ -221,7 +225,7 @@ pub fn sys_kill(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let targets = p.processes.kill_targets(p.pid, pid)?;
     if sig != 0 {
         for target in targets {
-            target.signals.lock().send_to_process(sig)?;
+            target.signals.lock().send_to_process_from(sig, p.pid)?;
         }
     }
     Ok(0)

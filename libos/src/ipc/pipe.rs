@@ -17,6 +17,7 @@ use spin::Mutex;
 
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
+use crate::fasync::AsyncOwner;
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::file::open_flags::{O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 use crate::fs::{InodeRef, InodeType, Metadata};
@@ -44,6 +45,8 @@ pub struct Pipe {
     ino: u64,
     /// When the bytes went from none to some ([`super::ready_seq`]).
     filled_at: AtomicU64,
+    /// Who gets `SIGIO` when bytes arrive (the read side's `O_ASYNC`).
+    reader_async: Arc<AsyncOwner>,
 }
 
 impl Pipe {
@@ -57,6 +60,7 @@ impl Pipe {
             writer_opens: AtomicUsize::new(0),
             ino,
             filled_at: AtomicU64::new(0),
+            reader_async: AsyncOwner::new(),
         })
     }
 
@@ -213,6 +217,8 @@ impl FileLike for PipeEnd {
                 .store(super::ready_seq(), Ordering::Relaxed);
         }
         q.extend(&buf[..n]);
+        drop(q);
+        self.pipe.reader_async.notify();
         Ok(n)
     }
 
@@ -283,6 +289,17 @@ impl FileLike for PipeEnd {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn fasync(&self) -> Option<Arc<AsyncOwner>> {
+        self.reader_async()
+    }
+}
+
+impl PipeEnd {
+    /// The read side's `SIGIO` owner (`None` for a write-only end).
+    pub fn reader_async(&self) -> Option<Arc<AsyncOwner>> {
+        self.reads.then(|| self.pipe.reader_async.clone())
     }
 }
 

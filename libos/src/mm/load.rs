@@ -44,6 +44,7 @@ pub fn load_image(process: &Process, image: &ProcessImage) -> Result<u64> {
         .and_then(page_up)
         .ok_or(Errno::EFAULT)?;
     let stack_limit = rlimit_stack_bytes(process);
+    *process.image.lock() = (image.exe_path.clone(), image.cmdline.clone());
     let mut vm = process.vm.lock();
     for v in vm.areas() {
         platform.unmap(v.start, v.len());

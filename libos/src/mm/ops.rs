@@ -23,7 +23,7 @@ use super::commit;
 use super::page_up;
 use super::vm::STACK_GUARD_GAP;
 use super::vm::Vm;
-use super::vma::{Backing, Vma, VmaName};
+use super::vma::{Backing, SharedObject, Vma, VmaName};
 use crate::elf::{PAGE_SIZE, Perms, USER_SPACE_END};
 use crate::error::{Errno, Result};
 use crate::fs::InodeRef;
@@ -239,6 +239,8 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         grows_down: false,
         noreserve: req.noreserve,
         accounted,
+        shared_object: (req.shared && matches!(req.backing, Backing::Anonymous))
+            .then(SharedObject::new),
         backing: req.backing,
         name: req.name,
     };
@@ -483,6 +485,7 @@ fn following(vma: &Vma, end: u64) -> Vma {
     if let Backing::File { offset, .. } = &mut next.backing {
         *offset += vma.len();
     }
+    next.shared_object = vma.shared_object.map(|o| o.advanced(vma.len()));
     next.start = vma.end;
     next.end = end;
     next

@@ -33,6 +33,7 @@
 
 pub mod args;
 pub mod arity;
+pub mod cred;
 pub mod epoll;
 pub mod exec;
 pub mod fs;
@@ -58,7 +59,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 15] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -66,6 +67,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 15] {
         epoll::HANDLERS,
         time::HANDLERS,
         system::HANDLERS,
+        cred::HANDLERS,
         mm::HANDLERS,
         futex::HANDLERS,
         process::HANDLERS,

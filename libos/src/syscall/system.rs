@@ -1,23 +1,16 @@
-//! System information and identity: `uname`, `getrandom`, the user and
-//! group ids (the program runs as root: every id is 0) and its
-//! capabilities ([`caps`]).
+//! System information: `uname`, `getrandom`, and the capabilities
+//! ([`caps`]; the user and group ids are in [`super::cred`]).
 
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::error::{Errno, Result};
 use crate::process::Process;
 use crate::return_errno;
-use crate::user::{UserPtr, UserSliceWrite};
+use crate::user::UserSliceWrite;
 
 /// `(number, name, handler)` for the family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (63, "uname", sys_uname),
-    (102, "getuid", sys_getid),
-    (104, "getgid", sys_getid),
-    (107, "geteuid", sys_getid),
-    (108, "getegid", sys_getid),
-    (118, "getresuid", sys_getresid),
-    (120, "getresgid", sys_getresid),
     (125, "capget", caps::sys_capget),
     (126, "capset", caps::sys_capset),
     (318, "getrandom", sys_getrandom),
@@ -41,19 +34,6 @@ pub fn sys_uname(p: &Process, a: &SyscallArgs) -> Result<usize> {
         buf[i * 65..i * 65 + field.len()].copy_from_slice(field.as_bytes());
     }
     UserSliceWrite::new(a.u64(0), buf.len())?.write(&*p.platform, &buf)?;
-    Ok(0)
-}
-
-/// `getuid`, `getgid`, `geteuid`, `getegid`: always 0 (root).
-pub fn sys_getid(_p: &Process, _a: &SyscallArgs) -> Result<usize> {
-    Ok(0)
-}
-
-/// `getresuid(ruid, euid, suid)` / `getresgid`: all 0.
-pub fn sys_getresid(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    for i in 0..3 {
-        UserPtr::<u32>::new(a.u64(i)).write(&*p.platform, 0)?;
-    }
     Ok(0)
 }
 

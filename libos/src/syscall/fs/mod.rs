@@ -22,6 +22,7 @@
 pub mod attr;
 pub mod copy;
 pub mod io;
+pub mod locks;
 pub mod mknod;
 pub mod namei;
 pub mod stat;
@@ -134,7 +135,8 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
 
 /// Reads a path argument (`EFAULT`, `ENAMETOOLONG`).
 pub(crate) fn path_arg(p: &Process, addr: u64) -> Result<Vec<u8>> {
-    read_cstring(&*p.platform, addr, PATH_MAX - 1)
+    let path = read_cstring(&*p.platform, addr, PATH_MAX - 1)?;
+    Ok(crate::fs::procpid::on_lookup(p, path))
 }
 
 /// The directory relative paths start from: the working directory for

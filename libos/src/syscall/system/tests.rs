@@ -130,6 +130,44 @@ fn uname_ids_and_random() {
 }
 
 #[test]
+fn nginx_workers_drop_to_nobody_through_the_id_calls() {
+    let (m, p, t) = setup();
+    let eperm = -i64::from(Errno::EPERM.as_i32());
+    m.write_user(BUF, &65534u32.to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "setgid", &[65534]), 0);
+    assert_eq!(call(&t, &p, "setgroups", &[1, BUF]), 0);
+    assert_eq!(call(&t, &p, "setuid", &[65534]), 0);
+    for name in ["getuid", "geteuid", "getgid", "getegid"] {
+        assert_eq!(call(&t, &p, name, &[]), 65534, "{name}");
+    }
+    assert_eq!(call(&t, &p, "getgroups", &[0, 0]), 1);
+    m.write_user(BUF + 0x100, &[0; 8]).unwrap();
+    assert_eq!(call(&t, &p, "getgroups", &[2, BUF + 0x100]), 1);
+    assert_eq!(u64_at(&m, BUF + 0x100), 65534);
+    assert_eq!(call(&t, &p, "getresuid", &[BUF, BUF + 4, BUF + 8]), 0);
+    assert_eq!(u64_at(&m, BUF), 65534 | (65534 << 32));
+    // No way back to root, and no groups for a non-root process.
+    assert_eq!(call(&t, &p, "setuid", &[0]), eperm);
+    assert_eq!(call(&t, &p, "setresuid", &[0, 0, 0]), eperm);
+    assert_eq!(call(&t, &p, "setgroups", &[0, 0]), eperm);
+    // A fork keeps the ids.
+    assert_eq!(call(&t, &p.fork(2, 1), "geteuid", &[]), 65534);
+    // And the capabilities are gone, as Linux clears them.
+    m.write_user(BUF, &0x2008_0522u32.to_le_bytes()).unwrap();
+    m.write_user(BUF + 4, &0i32.to_le_bytes()).unwrap();
+    m.write_user(BUF + 0x100, &[0xff; 24]).unwrap();
+    assert_eq!(call(&t, &p, "capget", &[BUF, BUF + 0x100]), 0);
+    let mut sets = [0xffu8; 24];
+    m.read_user(BUF + 0x100, &mut sets).unwrap();
+    assert_eq!(sets, [0; 24]);
+    assert_eq!(
+        call(&t, &p, "capset", &[BUF, BUF + 0x100]),
+        0,
+        "what it has"
+    );
+}
+
+#[test]
 fn capabilities_are_root_s_and_cannot_be_dropped() {
     let (m, p, t) = setup();
     let (hdr, data) = (BUF, BUF + 0x100);
