@@ -26,6 +26,7 @@ pub mod net;
 pub mod platform;
 pub mod process;
 pub mod ptable;
+pub mod ptimer;
 pub mod random;
 pub mod rlimit;
 pub mod signal;

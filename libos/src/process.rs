@@ -69,6 +69,9 @@ pub struct Process {
     pub nice: core::sync::atomic::AtomicI32,
     /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
     pub itimers: IntervalTimers,
+    /// `timer_create`'s timers (not inherited by a fork, deleted by
+    /// `execve`).
+    pub ptimers: crate::ptimer::PosixTimers,
     /// Buffers for copies between user memory and files (reused).
     pub bounce: crate::bounce::BouncePool,
     /// User and group ids (inherited by a fork, kept by `execve`).
@@ -130,6 +133,7 @@ impl Process {
             image: Mutex::new((Vec::new(), Vec::new())),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
+            ptimers: crate::ptimer::PosixTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
         }
     }
@@ -170,6 +174,7 @@ impl Process {
             image: Mutex::new(self.image.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
+            ptimers: crate::ptimer::PosixTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
         }
     }
@@ -187,9 +192,11 @@ impl Process {
 
     /// What `execve` changes besides the image (which
     /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
-    /// handled signals go back to their default action, thread names go.
+    /// handled signals go back to their default action, thread names and
+    /// POSIX timers go.
     pub fn reset_for_exec(&self) {
         self.fds.lock().close_on_exec();
+        self.ptimers.clear();
         self.signals.lock().reset_for_exec();
         self.thread_names.lock().clear();
     }
@@ -204,9 +211,23 @@ impl Process {
     }
 
     /// Makes the signals of the interval timers that have expired pending
-    /// for the process (`SIGALRM`, `SIGVTALRM`, `SIGPROF`); the kernel
-    /// calls it before returning to user mode and while threads wait.
+    /// for the process (`SIGALRM`, `SIGVTALRM`, `SIGPROF`), and those of
+    /// the POSIX timers (`SI_TIMER`, to the process or a thread); the
+    /// kernel calls it before returning to user mode and while threads
+    /// wait.
     pub fn raise_expired_timers(&self) {
+        for f in self.ptimers.due(&*self.platform) {
+            let info = crate::signal::TimerSignal {
+                timer_id: f.timer_id,
+                value: f.value,
+                overrun: f.missed,
+                tid: f.tid,
+            };
+            // The signal was checked at timer_create: this cannot fail.
+            if let Ok(overrun) = self.signals.lock().send_timer_signal(f.signo, info) {
+                self.ptimers.note_overrun(f.timer_id, overrun);
+            }
+        }
         let due = self.itimers.due(&*self.platform);
         if due == 0 {
             return;

@@ -47,6 +47,7 @@ pub mod names;
 pub mod net;
 pub mod poll;
 pub mod process;
+pub mod ptimer;
 pub mod sched;
 pub mod signal;
 pub mod system;
@@ -59,7 +60,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -74,6 +75,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 16] {
         sched::HANDLERS,
         misc::HANDLERS,
         itimer::HANDLERS,
+        ptimer::HANDLERS,
         signal::HANDLERS,
         net::HANDLERS,
         wait::HANDLERS,
