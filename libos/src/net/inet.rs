@@ -251,6 +251,18 @@ pub(crate) fn route(ip: IpAddr, ext: Option<Ipv4Addr>) -> Result<(IfaceId, IpAdd
     }
 }
 
+/// The source address of packets to `dest` through `iface` (the route's
+/// preferred source on Linux): the destination itself when it is this
+/// machine's card address, else the interface's address.
+pub(crate) fn source(iface: IfaceId, dest: IpAddr, ext: Option<Ipv4Addr>) -> IpAddr {
+    match iface {
+        IfaceId::Loopback6 => Ipv6Addr::LOCALHOST.into(),
+        IfaceId::Loopback if ext.is_some_and(|e| IpAddr::V4(e) == dest) => dest,
+        IfaceId::Loopback => Ipv4Addr::LOCALHOST.into(),
+        IfaceId::External => ext.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

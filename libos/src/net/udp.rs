@@ -47,6 +47,9 @@ struct UdpState {
     local: Option<SocketAddr>,
     lease: Option<(u16, u64)>,
     peer: Option<SocketAddr>,
+    /// The source address `connect` chose for a socket bound to a
+    /// wildcard (what `getsockname` then shows, as Linux).
+    source: Option<core::net::IpAddr>,
     inet: Inet,
     handles: Vec<(IfaceId, SocketHandle)>,
     common: CommonOptions,
@@ -100,6 +103,7 @@ impl UdpSocket {
                 local: None,
                 lease: None,
                 peer: None,
+                source: None,
                 inet,
                 handles: Vec::new(),
                 common: CommonOptions::new((UDP_BUFFER_BYTES, UDP_BUFFER_BYTES)),
@@ -197,12 +201,14 @@ impl Socket for UdpSocket {
         let mut st = self.state.lock();
         if *addr == SockAddr::Unspec {
             st.peer = None;
+            st.source = None;
             return Ok(());
         }
         let peer = st.inet.peer(addr, true)?;
-        let (_, ip) = inet::route(peer.ip(), self.ext_addr())?;
+        let (iface, ip) = inet::route(peer.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
         st.peer = Some(SocketAddr::new(ip, peer.port()));
+        st.source = Some(inet::source(iface, ip, self.ext_addr()));
         Ok(())
     }
 
@@ -290,7 +296,11 @@ impl Socket for UdpSocket {
 
     fn local_addr(&self) -> Result<SockAddr> {
         let st = self.state.lock();
-        Ok(st.inet.user(st.local.unwrap_or(st.inet.unspecified())))
+        let mut local = st.local.unwrap_or(st.inet.unspecified());
+        if let Some(ip) = st.source.filter(|_| local.ip().is_unspecified()) {
+            local.set_ip(ip);
+        }
+        Ok(st.inet.user(local))
     }
 
     fn peer_addr(&self) -> Result<SockAddr> {

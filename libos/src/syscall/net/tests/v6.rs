@@ -234,6 +234,20 @@ fn udp_dual_stack_receives_and_answers_ipv4() {
     assert_eq!((fam, ip, len), (10, mapped([127, 0, 0, 1]), 28));
     assert_eq!(h.call("sendto", &[a, msg, 4, 0, from, 28]), 4);
     assert_eq!(h.call("read", &[b, MEM + 0x300, 100]), 4);
+    // glibc's getaddrinfo sorts its answers this way: a connected IPv6
+    // datagram socket names the source of its route, mapped for IPv4;
+    // AF_UNSPEC dissolves the association.
+    let g = h.socket6(SOCK_DGRAM);
+    let v6dst = h.sin6(MEM + 0x400, Ipv6Addr::LOCALHOST, 9);
+    assert_eq!(h.call("connect", &[g, v6dst, 28]), 0);
+    assert_eq!(h.name_of("getsockname", g).2, Ipv6Addr::LOCALHOST);
+    let unspec = h.put(MEM + 0x440, &[0u8; 16]);
+    assert_eq!(h.call("connect", &[g, unspec, 16]), 0);
+    assert_eq!(h.name_of("getsockname", g).2, Ipv6Addr::UNSPECIFIED);
+    let v4dst = h.sin(MEM + 0x480, [127, 0, 0, 1], 9);
+    assert_eq!(h.call("connect", &[g, v4dst, 16]), 0, "sockaddr_in");
+    let (fam, _, ip, len) = h.name_of("getsockname", g);
+    assert_eq!((fam, ip, len), (10, mapped([127, 0, 0, 1]), 28));
     // A v6-only socket cannot send to a mapped address.
     let only = h.socket6(SOCK_DGRAM);
     assert_eq!(h.set_int_opt(only, IPPROTO_IPV6, IPV6_V6ONLY, 1), 0);
