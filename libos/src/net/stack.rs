@@ -220,7 +220,11 @@ impl Inner {
     /// changed state.
     fn poll(&mut self, now: Instant) -> bool {
         let mut changed = self.poll_loopback(IfaceId::Loopback, now);
-        changed |= self.poll_loopback(IfaceId::Loopback6, now);
+        // Without sockets nothing on the IPv6 loopback can be sent or
+        // received: IPv4-only programs do not pay for its walk.
+        if self.lo6.sockets.iter().next().is_some() {
+            changed |= self.poll_loopback(IfaceId::Loopback6, now);
+        }
         if self.ext.is_some() {
             while let Some(result) = self.ext.as_mut().and_then(|ext| {
                 ext.phy.inner.flush();
