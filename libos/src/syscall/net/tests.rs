@@ -15,6 +15,8 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod v6;
+
 /// Scratch user memory: 16 MiB from here.
 const MEM: u64 = 0x100_0000;
 const MEM_BYTES: usize = 16 << 20;
@@ -697,9 +699,9 @@ fn bad_arguments() {
         err(Errno::ENOTSOCK)
     );
     assert_eq!(
-        h.call("socket", &[10, SOCK_STREAM, 0]),
-        err(Errno::EAFNOSUPPORT),
-        "AF_INET6"
+        h.call("socket", &[10, SOCK_STREAM, 17]),
+        err(Errno::EPROTONOSUPPORT),
+        "AF_INET6 stream over UDP"
     );
     assert_eq!(
         h.call("socket", &[16, 3, 0]),
