@@ -43,6 +43,8 @@ pub struct BootInfo {
     pub modules: [Option<Module>; MAX_MODULES],
     /// Entries the memory map had beyond what we keep, or that did not fit.
     pub dropped_entries: u32,
+    /// The ACPI RSDP's physical address the loader gave (0: none).
+    pub rsdp_paddr: u64,
 }
 
 impl BootInfo {
@@ -63,6 +65,7 @@ pub fn gather(paddr: u64, out: &mut BootInfo) -> Result<(), PvhError> {
     let mem = EarlyPhys;
     let info = StartInfo::read(&mem, paddr)?;
     out.cmdline_len = info.read_cmdline(&mem, &mut out.cmdline)?;
+    out.rsdp_paddr = info.rsdp_paddr;
 
     for i in 0..info.memmap_count {
         let e = info.memory_entry(&mem, i)?;
@@ -117,6 +120,7 @@ impl BootInfo {
             usable: MemoryMap::new(),
             modules: [None; MAX_MODULES],
             dropped_entries: 0,
+            rsdp_paddr: 0,
         }
     }
 

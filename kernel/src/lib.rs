@@ -142,11 +142,15 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
         !net::CMDLINE_KEYS.contains(k)
             && !run::CMDLINE_KEYS.contains(k)
             && !platform::CMDLINE_KEYS.contains(k)
+            && !arch::smp::CMDLINE_KEYS.contains(k)
             && !k.starts_with(runtime::APP_KEY_PREFIX)
     }) {
         log::warn!("unknown kernel command-line key {key:?}");
     }
     print_memory_map(info);
+    // The firmware's CPU tables, while the boot page tables still map the
+    // BIOS areas they live in.
+    arch::smp::discover(info.rsdp_paddr);
     // Before any device register is mapped.
     platform::configure(&args);
 
@@ -283,6 +287,9 @@ extern "C" fn kernel_main_on_stack() -> ! {
         arch::apic::timer_hz() / 1000,
         hz
     );
+    // The application processors (none with one vCPU): they idle in `hlt`
+    // until given work; user threads stay on this CPU (docs/ARCHITECTURE.md).
+    arch::smp::start_aps(&args);
     net::init(&args);
     if let Some(line) = platform::mmio_emulation::summary() {
         kprintln!("{line} during boot");

@@ -67,10 +67,16 @@ pub struct ImageSegment {
 /// A ready-to-map process image.
 #[derive(Debug, Clone)]
 pub struct ProcessImage {
-    /// The executable's bytes.
+    /// The executable's bytes: its first [`HEAD_BYTES`] (the headers) when
+    /// its file is known ([`Self::exe_inode`]), else all of them.
     pub exe_image: Vec<u8>,
-    /// The interpreter's bytes, for a dynamic executable.
+    /// The interpreter's bytes, for a dynamic executable, likewise.
     pub interp_image: Option<Vec<u8>>,
+    /// The executable's file: its whole pages are mapped from it on first
+    /// touch ([`crate::mm::load_image`]); `None` copies them at exec.
+    pub exe_inode: Option<InodeRef>,
+    /// The interpreter's file, likewise.
+    pub interp_inode: Option<InodeRef>,
     /// Segments of both images.
     pub segments: Vec<ImageSegment>,
     /// Final page permissions (shared pages merged), both images.
@@ -89,6 +95,9 @@ pub struct ProcessImage {
     pub exe_path: Vec<u8>,
     /// The interpreter's path from `PT_INTERP`.
     pub interp_path: Option<Vec<u8>>,
+    /// The arguments the image starts with, each followed by NUL
+    /// (`/proc/<pid>/cmdline`).
+    pub cmdline: Vec<u8>,
 }
 
 /// The whole contents of a file (`EFBIG` if its size does not fit the
@@ -103,8 +112,30 @@ pub fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// How much of an executable is read at `execve` to parse it: its headers
+/// and `PT_INTERP` path lie there in every usual binary (else the whole
+/// file is read); the segments are read from the file as they are mapped.
+pub const HEAD_BYTES: usize = 16 * 1024;
+
+/// An executable's file, its size, and its first bytes (or all of them).
+struct Executable {
+    inode: InodeRef,
+    size: u64,
+    bytes: Vec<u8>,
+}
+
+/// The first `n` bytes of a file (fewer if it is shorter).
+fn read_head(inode: &InodeRef, n: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(n).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(n, 0);
+    let got = inode.read_at(0, &mut bytes)?;
+    bytes.truncate(got);
+    Ok(bytes)
+}
+
 /// Opens an executable file: must be a regular file with an execute bit.
-fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Vec<u8>> {
+fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Executable> {
     let inode = vfs.resolve(cwd, path, true)?;
     if inode.file_type() != InodeType::Regular {
         return_errno_with_message!(Errno::EACCES, "not a regular file");
@@ -112,7 +143,17 @@ fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Vec<u8>> {
     if inode.metadata().mode & 0o111 == 0 {
         return_errno_with_message!(Errno::EACCES, "no execute permission");
     }
-    read_whole(&inode)
+    let size = inode.metadata().size;
+    let mut bytes = read_head(&inode, HEAD_BYTES)?;
+    // Headers past the head (or a malformed file, whose error the whole
+    // file then reports): read it all.
+    if (bytes.len() as u64) < size
+        && !bytes.starts_with(b"#!")
+        && ElfFile::parse_head(&bytes, size).is_err()
+    {
+        bytes = read_whole(&inode)?;
+    }
+    Ok(Executable { inode, size, bytes })
 }
 
 /// Reads and plans `path` (resolved from `cwd`) and its interpreter, and
@@ -175,7 +216,8 @@ fn prepare_nested(
     layout: &AddressLayout,
     depth: u32,
 ) -> Result<ProcessImage> {
-    let exe_image = open_executable(vfs, cwd, path)?;
+    let exe = open_executable(vfs, cwd, path)?;
+    let exe_image = exe.bytes;
     if exe_image.starts_with(b"#!") {
         if depth >= MAX_SCRIPT_DEPTH {
             return_errno_with_message!(Errno::ELOOP, "too many nested #! interpreters");
@@ -188,8 +230,10 @@ fn prepare_nested(
         args.extend(argv.iter().skip(1));
         return prepare_nested(vfs, cwd, interp, &args, envp, rng, layout, depth + 1);
     }
-    let interp_path = ElfFile::parse(&exe_image)?.interpreter.map(<[u8]>::to_vec);
-    let interp_image = match &interp_path {
+    let interp_path = ElfFile::parse_head(&exe_image, exe.size)?
+        .interpreter
+        .map(<[u8]>::to_vec);
+    let interp = match &interp_path {
         Some(interp_path) => Some(open_executable(vfs, cwd, interp_path).map_err(|e| {
             if e.errno() == Errno::ENOENT {
                 Error::with_message(Errno::ENOENT, "ELF interpreter not found")
@@ -202,34 +246,41 @@ fn prepare_nested(
     let mut random = [0u8; 16];
     rng.fill_bytes(&mut random);
     let planned = plan_images(
-        &exe_image,
-        interp_image.as_deref(),
+        (&exe_image, exe.size),
+        interp.as_ref().map(|i| (&i.bytes[..], i.size)),
         path,
         argv,
         envp,
         random,
         layout,
     )?;
+    let (interp_inode, interp_image) = interp.map(|i| (i.inode, i.bytes)).unzip();
     Ok(ProcessImage {
         exe_image,
         interp_image,
+        exe_inode: Some(exe.inode),
+        interp_inode,
         exe_path: path.to_vec(),
         interp_path,
+        cmdline: argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect(),
         ..planned
     })
 }
 
 /// Plans both images; the returned image fields are empty.
 fn plan_images(
-    exe_image: &[u8],
-    interp_image: Option<&[u8]>,
+    exe_image: (&[u8], u64),
+    interp_image: Option<(&[u8], u64)>,
     path: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
     random: [u8; 16],
     layout: &AddressLayout,
 ) -> Result<ProcessImage> {
-    let exe = ElfFile::parse(exe_image)?;
+    let exe = ElfFile::parse_head(exe_image.0, exe_image.1)?;
     let exe_bias = match exe.kind {
         ElfKind::Executable => 0,
         ElfKind::PositionIndependent => layout.exe_bias,
@@ -241,7 +292,9 @@ fn plan_images(
             "program headers are not in a loaded segment"
         );
     }
-    let interp = interp_image.map(ElfFile::parse).transpose()?;
+    let interp = interp_image
+        .map(|(bytes, size)| ElfFile::parse_head(bytes, size))
+        .transpose()?;
     if interp.as_ref().is_some_and(|i| i.interpreter.is_some()) {
         return_errno_with_message!(Errno::ELIBBAD, "the interpreter has an interpreter");
     }
@@ -289,11 +342,14 @@ fn plan_images(
     Ok(ProcessImage {
         exe_image: Vec::new(),
         interp_image: None,
+        exe_inode: None,
+        interp_inode: None,
         entry: interp_plan.as_ref().map_or(exe_plan.entry, |p| p.entry),
         brk_start: exe_plan.brk_start,
         executable_stack: exe.executable_stack,
         exe_path: Vec::new(),
         interp_path: None,
+        cmdline: Vec::new(),
         segments,
         protections,
         stack,
@@ -343,9 +399,12 @@ mod tests {
             &layout,
         )
         .unwrap();
-        let interp = ElfFile::parse(img.interp_image.as_deref().unwrap()).unwrap();
+        let interp_size = img.interp_inode.as_ref().unwrap().metadata().size;
+        let interp =
+            ElfFile::parse_head(img.interp_image.as_deref().unwrap(), interp_size).unwrap();
         assert_eq!(img.entry, layout.interp_bias + interp.entry);
-        let exe = ElfFile::parse(&img.exe_image).unwrap();
+        let exe_size = img.exe_inode.as_ref().unwrap().metadata().size;
+        let exe = ElfFile::parse_head(&img.exe_image, exe_size).unwrap();
         let get = |k| img.stack.auxv.iter().find(|(key, _)| *key == k).unwrap().1;
         assert_eq!(get(at::AT_ENTRY), layout.exe_bias + exe.entry);
         assert_eq!(get(at::AT_BASE), layout.interp_bias);
@@ -365,14 +424,18 @@ mod tests {
         );
         assert!(img.brk_start > layout.exe_bias);
         assert!(!img.executable_stack);
-        // Every segment's file bytes are inside its image.
+        // Every segment's file bytes are inside its file; only the heads
+        // of the files were read.
         for s in &img.segments {
-            let len = match s.source {
-                ImageSource::Executable => img.exe_image.len(),
-                ImageSource::Interpreter => img.interp_image.as_ref().unwrap().len(),
+            let inode = match s.source {
+                ImageSource::Executable => &img.exe_inode,
+                ImageSource::Interpreter => &img.interp_inode,
             };
-            assert!(s.mapping.file_offset + s.mapping.file_bytes <= len as u64);
+            let len = inode.as_ref().unwrap().metadata().size;
+            assert!(s.mapping.file_offset + s.mapping.file_bytes <= len);
         }
+        assert!(img.exe_image.len() <= HEAD_BYTES);
+        assert!(img.interp_image.as_ref().unwrap().len() <= HEAD_BYTES);
     }
 
     #[test]
@@ -482,7 +545,8 @@ mod tests {
         )
         .unwrap();
         assert!(img.interp_image.is_none());
-        let exe = ElfFile::parse(&img.exe_image).unwrap();
+        let exe_size = img.exe_inode.as_ref().unwrap().metadata().size;
+        let exe = ElfFile::parse_head(&img.exe_image, exe_size).unwrap();
         assert_eq!(img.entry, exe.entry);
         assert!(
             img.segments

@@ -105,6 +105,12 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
         None
     }
+    /// Who gets `SIGIO` when data arrives (`O_ASYNC`, `F_SETOWN`), if
+    /// this kind of file supports signal-driven I/O (see
+    /// [`crate::fasync`]).
+    fn fasync(&self) -> Option<Arc<crate::fasync::AsyncOwner>> {
+        None
+    }
 }
 
 /// What an `ioctl` produced: bytes to copy to the user pointer in `arg`

@@ -8,8 +8,9 @@
 //! [`Blocker::block_until`] until
 //! the flag is set or its deadline passes.
 //!
-//! There is one address space, so private and shared futexes both key by
-//! user address. Queues are FIFO, as Linux's (for equal priorities).
+//! A process's table keys by user address; the guest's table of shared
+//! futexes (on `MAP_SHARED` memory, see `syscall::futex`) by shared
+//! object and offset, through [`FutexWord`]. Queues are FIFO, as Linux's (for equal priorities).
 //! `syscall::futex` decodes the syscall; the kernel calls
 //! [`FutexTable::wake`] itself for `CLONE_CHILD_CLEARTID` at thread exit.
 
@@ -37,7 +38,27 @@ struct Waiter {
     key: AtomicU64,
 }
 
-/// The futex wait queues of a process.
+/// A futex word: where it is in the caller's address space, and the key
+/// its waiters queue under (the address itself for a private futex; for
+/// a shared one, what identifies the shared memory, the same in every
+/// process that maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutexWord {
+    /// The user address.
+    pub addr: u64,
+    /// The queue's key.
+    pub key: u64,
+}
+
+impl FutexWord {
+    /// A word keyed by its address.
+    pub const fn at(addr: u64) -> Self {
+        Self { addr, key: addr }
+    }
+}
+
+/// The futex wait queues of a process (or, for shared futexes, of the
+/// guest).
 #[derive(Debug, Default)]
 pub struct FutexTable {
     queues: Mutex<BTreeMap<u64, VecDeque<Arc<Waiter>>>>,
@@ -131,17 +152,41 @@ impl FutexTable {
         bitset: u32,
         deadline_ns: Option<u64>,
     ) -> Result<()> {
+        self.wait_word(
+            mem,
+            blocker,
+            FutexWord::at(addr),
+            expected,
+            bitset,
+            deadline_ns,
+        )
+    }
+
+    /// [`FutexTable::wait`] on `word`: its address is read, its key
+    /// queued on.
+    pub fn wait_word(
+        &self,
+        mem: &dyn UserMemory,
+        blocker: &dyn Blocker,
+        word: FutexWord,
+        expected: u32,
+        bitset: u32,
+        deadline_ns: Option<u64>,
+    ) -> Result<()> {
         let waiter = Arc::new(Waiter {
             woken: Arc::new(AtomicBool::new(false)),
             bitset,
-            key: AtomicU64::new(addr),
+            key: AtomicU64::new(word.key),
         });
         {
             let mut queues = self.queues.lock();
-            if read_word(mem, addr)? != expected {
+            if read_word(mem, word.addr)? != expected {
                 return_errno!(Errno::EAGAIN);
             }
-            queues.entry(addr).or_default().push_back(waiter.clone());
+            queues
+                .entry(word.key)
+                .or_default()
+                .push_back(waiter.clone());
         }
         let outcome = blocker.block_until_flag(&waiter.woken, deadline_ns);
         if let Ok(true) = outcome {
@@ -211,12 +256,28 @@ impl FutexTable {
         requeue_count: usize,
         cmp: Option<u32>,
     ) -> Result<usize> {
+        let word = FutexWord::at(addr);
+        self.requeue_word(mem, word, wake_count, target, requeue_count, cmp)
+    }
+
+    /// [`FutexTable::requeue`] from `word` (its address is compared) to
+    /// the queue keyed `target`.
+    pub fn requeue_word(
+        &self,
+        mem: &dyn UserMemory,
+        word: FutexWord,
+        wake_count: usize,
+        target: u64,
+        requeue_count: usize,
+        cmp: Option<u32>,
+    ) -> Result<usize> {
         let mut queues = self.queues.lock();
         if let Some(expected) = cmp
-            && read_word(mem, addr)? != expected
+            && read_word(mem, word.addr)? != expected
         {
             return_errno!(Errno::EAGAIN);
         }
+        let addr = word.key;
         let woken = Self::wake_locked(&mut queues, addr, wake_count, BITSET_MATCH_ANY);
         if addr == target {
             return Ok(woken + requeue_count.min(Self::len(&queues, addr)));
@@ -261,12 +322,25 @@ impl FutexTable {
         count2: usize,
         op: WakeOp,
     ) -> Result<usize> {
+        let (w1, w2) = (FutexWord::at(addr1), FutexWord::at(addr2));
+        self.wake_op_words(mem, (w1, count1), (w2, count2), op)
+    }
+
+    /// [`FutexTable::wake_op`] on two words, each with its count: the
+    /// second word's address is changed, the keys are woken.
+    pub fn wake_op_words(
+        &self,
+        mem: &dyn UserMemory,
+        (w1, count1): (FutexWord, usize),
+        (w2, count2): (FutexWord, usize),
+        op: WakeOp,
+    ) -> Result<usize> {
         let mut queues = self.queues.lock();
-        let old = read_word(mem, addr2)?;
-        UserPtr::<u32>::new(addr2).write(mem, op.apply(old))?;
-        let mut woken = Self::wake_locked(&mut queues, addr1, count1, BITSET_MATCH_ANY);
+        let old = read_word(mem, w2.addr)?;
+        UserPtr::<u32>::new(w2.addr).write(mem, op.apply(old))?;
+        let mut woken = Self::wake_locked(&mut queues, w1.key, count1, BITSET_MATCH_ANY);
         if op.compare(old) {
-            woken += Self::wake_locked(&mut queues, addr2, count2, BITSET_MATCH_ANY);
+            woken += Self::wake_locked(&mut queues, w2.key, count2, BITSET_MATCH_ANY);
         }
         Ok(woken)
     }

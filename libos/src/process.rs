@@ -8,6 +8,7 @@
 //! calling thread's process to `crate::syscall::SyscallTable::dispatch`.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
@@ -37,8 +38,14 @@ pub struct Process {
     /// The address space's areas and heap; hold it while changing page
     /// tables (see `crate::mm::ops`).
     pub vm: Mutex<Vm>,
-    /// Futex wait queues.
+    /// Futex wait queues (private futexes, and shared ones on memory no
+    /// other process can map).
     pub futexes: FutexTable,
+    /// The guest's queues of shared futexes on `MAP_SHARED` memory,
+    /// keyed by shared object (one table, shared by every process).
+    pub shared_futexes: Arc<FutexTable>,
+    /// The guest's record locks (one table, shared by every process).
+    pub locks: Arc<crate::fs::locks::LockTable>,
     /// The process id `getpid` reports (1: the first process).
     pub pid: u32,
     /// Every process of the guest (shared by all of them).
@@ -58,14 +65,21 @@ pub struct Process {
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
     /// The network stack its sockets live on.
     pub net: Arc<NetStack>,
-    /// User and group ids (inherited by a fork, kept by `execve`).
-    pub creds: Mutex<crate::cred::Credentials>,
     /// The nice value (`setpriority`), -20..=19.
     pub nice: core::sync::atomic::AtomicI32,
     /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
     pub itimers: IntervalTimers,
+    /// `timer_create`'s timers (not inherited by a fork, deleted by
+    /// `execve`).
+    pub ptimers: crate::ptimer::PosixTimers,
     /// Buffers for copies between user memory and files (reused).
     pub bounce: crate::bounce::BouncePool,
+    /// User and group ids (inherited by a fork, kept by `execve`).
+    pub creds: Mutex<crate::cred::Credentials>,
+    /// The program it runs: `(path, arguments each followed by NUL)`, set
+    /// when an image is loaded, inherited by a fork (`/proc/<pid>/exe`
+    /// and `cmdline`).
+    pub image: Mutex<(Vec<u8>, Vec<u8>)>,
     umask: AtomicU32,
 }
 
@@ -104,6 +118,8 @@ impl Process {
             cwd: Mutex::new(root),
             vm: Mutex::new(Vm::default()),
             futexes: FutexTable::new(),
+            shared_futexes: Arc::new(FutexTable::new()),
+            locks: Arc::new(crate::fs::locks::LockTable::new()),
             pid: 1,
             processes: Arc::new(ProcessTable::default()),
             death_signal: AtomicU32::new(0),
@@ -114,8 +130,10 @@ impl Process {
             net,
             umask: AtomicU32::new(0o022),
             creds: Mutex::new(crate::cred::Credentials::default()),
+            image: Mutex::new((Vec::new(), Vec::new())),
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
+            ptimers: crate::ptimer::PosixTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
         }
     }
@@ -141,6 +159,8 @@ impl Process {
             cwd: Mutex::new(self.cwd()),
             vm: Mutex::new(self.vm.lock().clone()),
             futexes: FutexTable::new(),
+            shared_futexes: self.shared_futexes.clone(),
+            locks: self.locks.clone(),
             pid,
             processes: self.processes.clone(),
             death_signal: AtomicU32::new(0),
@@ -151,8 +171,10 @@ impl Process {
             net: self.net.clone(),
             umask: AtomicU32::new(self.umask()),
             creds: Mutex::new(self.creds.lock().clone()),
+            image: Mutex::new(self.image.lock().clone()),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
+            ptimers: crate::ptimer::PosixTimers::default(),
             bounce: crate::bounce::BouncePool::new(),
         }
     }
@@ -170,9 +192,11 @@ impl Process {
 
     /// What `execve` changes besides the image (which
     /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
-    /// handled signals go back to their default action, thread names go.
+    /// handled signals go back to their default action, thread names and
+    /// POSIX timers go.
     pub fn reset_for_exec(&self) {
         self.fds.lock().close_on_exec();
+        self.ptimers.clear();
         self.signals.lock().reset_for_exec();
         self.thread_names.lock().clear();
     }
@@ -183,14 +207,29 @@ impl Process {
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
+        self.locks.release_process(self.pid, None);
         self.vm.lock().clear();
         self.bounce.clear();
     }
 
     /// Makes the signals of the interval timers that have expired pending
-    /// for the process (`SIGALRM`, `SIGVTALRM`, `SIGPROF`); the kernel
-    /// calls it before returning to user mode and while threads wait.
+    /// for the process (`SIGALRM`, `SIGVTALRM`, `SIGPROF`), and those of
+    /// the POSIX timers (`SI_TIMER`, to the process or a thread); the
+    /// kernel calls it before returning to user mode and while threads
+    /// wait.
     pub fn raise_expired_timers(&self) {
+        for f in self.ptimers.due(&*self.platform) {
+            let info = crate::signal::TimerSignal {
+                timer_id: f.timer_id,
+                value: f.value,
+                overrun: f.missed,
+                tid: f.tid,
+            };
+            // The signal was checked at timer_create: this cannot fail.
+            if let Ok(overrun) = self.signals.lock().send_timer_signal(f.signo, info) {
+                self.ptimers.note_overrun(f.timer_id, overrun);
+            }
+        }
         let due = self.itimers.due(&*self.platform);
         if due == 0 {
             return;

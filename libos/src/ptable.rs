@@ -252,6 +252,17 @@ impl ProcessTable {
         Ok(pid)
     }
 
+    /// The pids of the live processes (not zombies), in order.
+    pub fn live_pids(&self) -> alloc::vec::Vec<u32> {
+        let inner = self.inner.lock();
+        inner
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.state, State::Live(_)))
+            .map(|(&pid, _)| pid)
+            .collect()
+    }
+
     /// The live processes a `kill(pid, …)` from `caller` reaches: `pid` >
     /// 0 that process, 0 the caller's group, -1 every process but init
     /// and the caller, < -1 the group `-pid` (zombies match but get
@@ -330,7 +341,7 @@ impl ProcessTable {
         };
         if let Some(p) = parent_process {
             // A valid signal number: cannot fail.
-            let _ = p.signals.lock().send_to_process(SIGCHLD);
+            let _ = p.signals.lock().send_to_process_from(SIGCHLD, pid);
         }
         parent
     }

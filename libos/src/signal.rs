@@ -64,6 +64,21 @@ pub struct AltStack {
     pub size: u64,
 }
 
+/// A POSIX timer's expiry as its signal carries it (`si_code` `SI_TIMER`:
+/// `si_timerid`, `si_overrun`, `si_value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerSignal {
+    /// The timer's id.
+    pub timer_id: i32,
+    /// `sigev_value`.
+    pub value: u64,
+    /// Expiries that found this signal still pending (or were missed
+    /// between two checks) since it was sent.
+    pub overrun: u32,
+    /// `SIGEV_THREAD_ID`: the thread it is sent to (else the process).
+    pub tid: Option<u32>,
+}
+
 /// Signal state of a process.
 #[derive(Debug, Clone, Default)]
 pub struct SignalState {
@@ -78,6 +93,12 @@ pub struct SignalState {
     /// The mask `rt_sigsuspend` replaced, by tid: the handler's frame
     /// saves it, so `rt_sigreturn` restores it (Linux's `saved_sigmask`).
     suspended_masks: BTreeMap<u32, u64>,
+    /// Who sent a pending process-directed signal (`kill`, a child's
+    /// exit), by signal: the handler's `si_pid`. As standard signals are
+    /// not queued, the first sender of a pending one is kept.
+    senders: BTreeMap<u32, u32>,
+    /// What a pending POSIX timer's signal carries (`SI_TIMER`), by signal.
+    timer_signals: BTreeMap<u32, TimerSignal>,
 }
 
 /// What a signal does when its action is `SIG_DFL`.
@@ -244,13 +265,84 @@ impl SignalState {
         Ok(())
     }
 
-    /// Sends `sig` to the process.
+    /// Sends `sig` to the process (raised by the kernel: no sender).
     pub fn send_to_process(&mut self, sig: u32) -> Result<()> {
         check(sig)?;
         if !self.is_ignored(sig) {
+            if self.process_pending & sig_bit(sig) == 0 {
+                self.senders.remove(&sig);
+            }
             self.process_pending |= sig_bit(sig);
         }
         Ok(())
+    }
+
+    /// Sends `sig` to the process from process `sender` (`kill`, a
+    /// child's `SIGCHLD`).
+    pub fn send_to_process_from(&mut self, sig: u32, sender: u32) -> Result<()> {
+        check(sig)?;
+        if !self.is_ignored(sig) {
+            if self.process_pending & sig_bit(sig) == 0 {
+                self.senders.insert(sig, sender);
+            }
+            self.process_pending |= sig_bit(sig);
+        }
+        Ok(())
+    }
+
+    /// Who sent `sig`, which is being delivered (`None`: the kernel, or
+    /// not known); forgets it.
+    pub fn take_sender(&mut self, sig: u32) -> Option<u32> {
+        self.senders.remove(&sig)
+    }
+
+    /// Sends a POSIX timer's signal `sig` with `info`. If that timer's
+    /// signal is still pending, it is not sent again: its overrun count
+    /// grows instead, as Linux's. Returns the overrun count it carries
+    /// (0 for an ignored signal, which is discarded).
+    pub fn send_timer_signal(&mut self, sig: u32, info: TimerSignal) -> Result<u32> {
+        check(sig)?;
+        if self.is_ignored(sig) {
+            return Ok(0);
+        }
+        let pending = match info.tid {
+            Some(tid) => self.thread_pending.get(&tid).copied().unwrap_or(0),
+            None => self.process_pending,
+        } & sig_bit(sig)
+            != 0;
+        if pending && let Some(old) = self.timer_signals.get_mut(&sig) {
+            if old.timer_id == info.timer_id {
+                old.overrun = old.overrun.saturating_add(1).saturating_add(info.overrun);
+                return Ok(old.overrun);
+            }
+            // Another timer's signal of the same number is pending: a
+            // standard signal is not queued twice; this one is merged.
+            return Ok(0);
+        }
+        match info.tid {
+            Some(tid) => *self.thread_pending.entry(tid).or_insert(0) |= sig_bit(sig),
+            None => self.process_pending |= sig_bit(sig),
+        }
+        self.timer_signals.insert(sig, info);
+        Ok(info.overrun)
+    }
+
+    /// What timer sent `sig`, which is being delivered (`None`: not a
+    /// timer's); forgets it.
+    pub fn take_timer_signal(&mut self, sig: u32) -> Option<TimerSignal> {
+        self.timer_signals.remove(&sig)
+    }
+
+    /// Whether `tid` is a thread of the process other than its first
+    /// (every such thread got a mask when it was created).
+    pub fn knows_thread(&self, tid: u32) -> bool {
+        self.masks.contains_key(&tid)
+    }
+
+    /// Forgets what timer `timer_id`'s pending signals carry (the timer is
+    /// deleted: a signal still pending arrives without its details).
+    pub fn forget_timer(&mut self, timer_id: i32) {
+        self.timer_signals.retain(|_, t| t.timer_id != timer_id);
     }
 
     fn is_ignored(&self, sig: u32) -> bool {
@@ -342,6 +434,12 @@ impl SignalState {
         let mask = self.mask(parent);
         self.masks.insert(child, mask);
         self.alt_stacks.remove(&child);
+    }
+
+    /// How many threads the process has, its main thread `main`
+    /// included (every other thread got a mask when created).
+    pub fn thread_count(&self, main: u32) -> usize {
+        self.masks.keys().filter(|&&t| t != main).count() + 1
     }
 
     /// Thread `tid` exited: forget its state.
@@ -453,5 +551,27 @@ mod tests {
         s.send_to_thread(3, SIGALRM).unwrap();
         s.thread_exited(3);
         assert_eq!(s.pending(3), 0);
+    }
+
+    #[test]
+    fn a_pending_signal_keeps_its_first_sender_until_delivered() {
+        const SIGHUP: u32 = 1;
+        let mut s = SignalState::new();
+        s.set_action(
+            SIGHUP,
+            SigAction {
+                handler: 0x1000,
+                ..SigAction::default()
+            },
+        )
+        .unwrap();
+        s.send_to_process_from(SIGHUP, 7).unwrap();
+        s.send_to_process_from(SIGHUP, 8).unwrap();
+        assert_eq!(s.take_deliverable(1).map(|(sig, _)| sig), Some(SIGHUP));
+        assert_eq!(s.take_sender(SIGHUP), Some(7));
+        assert_eq!(s.take_sender(SIGHUP), None);
+        // Raised by the kernel: no sender.
+        s.send_to_process(SIGHUP).unwrap();
+        assert_eq!(s.take_sender(SIGHUP), None);
     }
 }

@@ -356,6 +356,187 @@ fn nginx(kernel_args: &[&str]) -> RunResult {
     result
 }
 
+/// Writes `DIR/nginx-VERSION.conf`: Debian's `master_process on;
+/// worker_processes 2;` in the foreground, serving `/srv` on port 8080
+/// with each reply naming its worker (`X-Worker: $pid`), `/version`
+/// answering `VERSION`, and an access log the reload script watches.
+fn nginx_master_conf(dir: &Path, version: &str) -> PathBuf {
+    let conf = dir.join(format!("nginx-{version}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 2;\nerror_log stderr notice;\n\
+             pid /tmp/nginx.pid;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log /tmp/access.log;\n  sendfile on;\n  client_body_temp_path /tmp;\n\
+             proxy_temp_path /tmp;\n  fastcgi_temp_path /tmp;\n  uwsgi_temp_path /tmp;\n  scgi_temp_path /tmp;\n\
+             server {{\n    listen 8080; root /srv; add_header X-Worker $pid;\n\
+             location = /version {{ return 200 \"{version}\\n\"; }}\n  }}\n}}\n"
+        ),
+    )
+    .expect("write conf");
+    conf
+}
+
+/// `curl -i` of `http://127.0.0.1:PORT/PATH` on the host: (status line,
+/// the `X-Worker` header, body), or `None` while nothing answers.
+fn curl(port: u16, path: &str) -> Option<(String, String, Vec<u8>)> {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "60"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    if !out.status.success() {
+        return None;
+    }
+    let raw = out.stdout;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let worker = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Worker: "))
+        .unwrap_or_default()
+        .to_string();
+    Some((
+        head.lines().next()?.to_string(),
+        worker,
+        raw[split + 4..].to_vec(),
+    ))
+}
+
+/// Issue 12: nginx with a master and two worker processes (fork, the
+/// channel socketpairs with `SCM_RIGHTS`, `FIOASYNC`/`F_SETOWN`, the
+/// workers' `setgid`/`setuid` to nobody) serves the 4 KiB and 1 MiB files
+/// to curl; then `nginx -s reload` (run in the guest by a busybox script
+/// once the access log shows the 1 MiB request) makes the master re-read
+/// its configuration, start two new workers and retire the old ones, while
+/// the listening socket stays: a request after the reload is answered by a
+/// new worker with the new configuration. A last request makes the script
+/// stop nginx with `-s quit`, so the run ends by itself and the master's
+/// log shows all four workers reaped.
+#[test]
+fn debian_nginx_master_with_two_workers_serves_and_reloads() {
+    vm_tests::require("/usr/sbin/nginx", "nginx");
+    vm_tests::require("/bin/busybox", "busybox-static");
+    vm_tests::require("/usr/bin/curl", "curl");
+    let dir = unique("nginx-master");
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(&srv).expect("mkdir");
+    let small: Vec<u8> = (0..4096u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let big = megabyte();
+    std::fs::write(srv.join("small.txt"), &small).expect("write");
+    std::fs::write(srv.join("big.bin"), &big).expect("write");
+    let (v1, v2) = (nginx_master_conf(&dir, "v1"), nginx_master_conf(&dir, "v2"));
+    let script = dir.join("reload.sh");
+    std::fs::write(
+        &script,
+        "/usr/sbin/nginx -c /etc/nginx/nginx.conf &\n\
+         master=$!\n\
+         until grep -q 'GET /big.bin' /tmp/access.log 2>/dev/null; do sleep 1; done\n\
+         cp /etc/nginx/nginx-v2.conf /etc/nginx/nginx.conf\n\
+         /usr/sbin/nginx -c /etc/nginx/nginx.conf -s reload\n\
+         echo \"reload sent: $?\"\n\
+         until grep -q 'GET /done' /tmp/access.log; do sleep 1; done\n\
+         /usr/sbin/nginx -c /etc/nginx/nginx.conf -s quit\n\
+         wait $master\n\
+         echo \"nginx exited: $?\"\n",
+    )
+    .expect("write script");
+    let port = free_port();
+    let mut opts = RunOptions::new("/bin/busybox", ["sh", "/reload.sh"]);
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(400));
+    opts.publish = vec![PortForward {
+        host_port: port,
+        guest_port: 8080,
+    }];
+    let map = |host: &Path, guest: &str| tools::run::options::FileMapping {
+        host: host.to_path_buf(),
+        guest: Some(guest.into()),
+    };
+    // The script runs nginx: it goes in the image (its interpreter and
+    // libraries are added by `cloister run`).
+    opts.files = vec![
+        map(Path::new("/usr/sbin/nginx"), "/usr/sbin/nginx"),
+        map(&v1, "/etc/nginx/nginx.conf"),
+        map(&v2, "/etc/nginx/nginx-v2.conf"),
+        map(&script, "/reload.sh"),
+        map(&srv, "/srv"),
+    ];
+    let server = thread::spawn(move || run(&opts).expect("cloister run"));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (status, first, body) = loop {
+        if let Some(r) = curl(port, "/small.txt") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "nginx never answered");
+        thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body == small, "small.txt differs");
+    let (status, second, body) = curl(port, "/version").expect("version");
+    assert_eq!(
+        (status.as_str(), body.as_slice()),
+        ("HTTP/1.1 200 OK", &b"v1\n"[..])
+    );
+    // This request makes the script reload nginx.
+    let (status, third, body) = curl(port, "/big.bin").expect("big.bin");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body == big, "big.bin differs ({} bytes)", body.len());
+    let old_workers = [first, second, third];
+    assert!(old_workers.iter().all(|w| !w.is_empty()), "{old_workers:?}");
+    // The same forwarded port, now answered by a new worker with the new
+    // configuration.
+    let new_worker = loop {
+        let r = curl(port, "/version").expect("a request during the reload");
+        assert_eq!(r.0, "HTTP/1.1 200 OK");
+        if r.2 == b"v2\n" {
+            break r.1;
+        }
+        assert!(Instant::now() < deadline, "nginx never reloaded");
+        thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        !old_workers.contains(&new_worker),
+        "v2 came from an old worker: {new_worker} in {old_workers:?}"
+    );
+    let (status, _, body) = curl(port, "/big.bin").expect("big.bin after the reload");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body == big, "big.bin differs after the reload");
+    // This one makes the script stop nginx (`-s quit`): the master waits
+    // for every worker, old and new, and the run ends by itself.
+    let (status, _, _) = curl(port, "/done").expect("the last request");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let result = server.join().expect("run thread");
+    assert_nginx_ran_cleanly(&result);
+    let out = String::from_utf8_lossy(&result.output);
+    assert_eq!(result.exit_code(), 0, "{out}");
+    assert!(out.contains("reload sent: 0"), "{out}");
+    assert!(out.contains("reconfiguring"), "{out}");
+    // The master's handler learnt who sent SIGHUP (`si_pid`): the
+    // `nginx -s reload` process.
+    let signaller = out
+        .lines()
+        .find_map(|l| {
+            l.split("#")
+                .next()?
+                .split("[notice] ")
+                .nth(1)
+                .filter(|_| l.ends_with(": signal process started"))
+        })
+        .expect("the signal process's pid");
+    assert!(
+        out.contains(&format!(
+            "signal 1 (SIGHUP) received from {signaller}, reconfiguring"
+        )),
+        "{out}"
+    );
+    assert_eq!(out.matches("start worker process ").count(), 4, "{out}");
+    assert!(out.contains("gracefully shutting down"), "{out}");
+    assert_eq!(out.matches("exited with code 0").count(), 4, "{out}");
+    assert!(out.contains("nginx exited: 0"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `cloister run --net tap`'s path: nginx serves two files to curl run
 /// inside a network namespace of the test's own, whose TAP device the
 /// guest's card is on (`tools::qemu::tap`; the guest is 10.77.0.2 there

@@ -132,3 +132,92 @@ fn python_subprocess_and_os_fork_match_native() {
     assert_eq!(ours, theirs);
     assert!(ours.0.starts_with("b'hi\\n'\n3\n7\n"), "{}", ours.0);
 }
+
+#[test]
+fn futexes_on_map_shared_memory_work_across_processes() {
+    let s = Scratch::new("shared-futex");
+    let prog = compile(&s, "shared_futex");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p], &[&prog]);
+    let theirs = native(&[p]);
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours.0,
+        "200 rounds through shared semaphores, the child's count: 200\n\
+         child woken from FUTEX_WAIT, exit status 0\n"
+    );
+}
+
+/// `/proc/<pid>/{stat,status,cmdline,exe,fd,maps}` and `/proc/self` as
+/// `ps` and Python read them (`tests/scripts/proc_fields.py`: a child
+/// running `busybox sleep`, the script itself, `busybox ps`), compared
+/// with the native run.
+#[test]
+fn proc_pid_entries_read_by_ps_and_python_match_native() {
+    require("/usr/bin/python3", "python3");
+    require(BUSYBOX, "busybox-static");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/proc_fields.py");
+    let path = script.to_str().expect("utf-8");
+    let argv = ["/usr/bin/python3", path];
+    let lib = Path::new("/usr/lib/python3.11");
+    let ours = cloister(&argv, &[lib, &script]);
+    let theirs = native(&argv);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.0.contains("stat: comm busybox state S fields 52\n"),
+        "{}",
+        ours.0
+    );
+    assert!(
+        ours.0.ends_with("child: -9 entry after reaping False\n"),
+        "{}",
+        ours.0
+    );
+}
+
+/// Redis persistence through `fork` (`tests/scripts/redis_persistence.sh`,
+/// every server inside the guest): `BGSAVE` writes a `dump.rdb` that
+/// `redis-check-rdb` accepts and a second server loads with every key;
+/// `appendonly yes` and `BGREWRITEAOF` write an AOF that `redis-check-aof`
+/// accepts and a third server loads, with the writes after the rewrite.
+/// The expected lines are those of the same script run natively.
+#[test]
+fn redis_bgsave_and_bgrewriteaof_persist_through_fork() {
+    for (path, package) in [
+        ("/usr/bin/redis-server", "redis-server"),
+        ("/usr/bin/redis-cli", "redis-tools"),
+        (BUSYBOX, "busybox-static"),
+    ] {
+        require(path, package);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis_persistence.sh");
+    let path = script.to_str().expect("utf-8");
+    // The script runs these: they go in the image (their interpreter and
+    // libraries are added by `cloister run`).
+    let files = [
+        Path::new("/usr/bin/redis-server"),
+        Path::new("/usr/bin/redis-check-rdb"),
+        Path::new("/usr/bin/redis-check-aof"),
+        Path::new("/usr/bin/redis-cli"),
+        &script,
+    ];
+    let (out, status) = cloister(&[BUSYBOX, "sh", path], &files);
+    assert_eq!(
+        out,
+        "dbsize before: 200\n\
+         bgsave: Background saving started\n\
+         rdb_changes_since_last_save:0\n\
+         rdb_last_bgsave_status:ok\n\
+         redis-check-rdb: 0 RDB looks OK\n\
+         appendonly: OK\n\
+         bgrewriteaof: Background append only file rewriting started\n\
+         aof_enabled:1\n\
+         aof_last_bgrewrite_status:ok\n\
+         shutdown: \n\
+         redis-check-aof: 0 is valid\n\
+         from dump.rdb: 200 keys, key77=value77\n\
+         from the AOF: 202 keys, key200=value200 last=after-rewrite-two\n\
+         all servers exited\n"
+    );
+    assert_eq!(status, 0);
+}

@@ -4,13 +4,20 @@
  * syscall_bench.c`.
  *
  * Prints one line per figure: `NAME ns_per_op=X iterations=N`. Each figure
- * is the median of 5 timed batches, timed with CLOCK_MONOTONIC. */
+ * is the median of 5 timed batches, timed with CLOCK_MONOTONIC.
+ *
+ * `syscall_bench [N [PATH]]`: getpid, a 1-byte read of /dev/zero,
+ * open+close of PATH. `syscall_bench procs [N]`: fork+exit+wait,
+ * fork+execve(this program, "exit")+wait, and 64 KiB through a pipe to a
+ * child that reads it (the process figure). `syscall_bench exit`: exits 0
+ * at once (what the exec figure runs). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,9 +48,61 @@ static void op_open_close(void) {
     close(fd);
 }
 
+static char *self_path;
+
+static void wait_child(pid_t pid) {
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        abort();
+}
+static void op_fork_exit_wait(void) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    wait_child(pid);
+}
+static void op_fork_exec_wait(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {self_path, "exit", NULL};
+        char *envp[] = {NULL};
+        execve(self_path, argv, envp);
+        _exit(127);
+    }
+    wait_child(pid);
+}
+
+/* A reader child for the pipe figure: drains the pipe until EOF. */
+static int pipe_fd = -1;
+static pid_t pipe_reader;
+static char pipe_chunk[65536];
+static void start_pipe_reader(void) {
+    int fds[2];
+    if (pipe(fds) != 0) abort();
+    pipe_reader = fork();
+    if (pipe_reader == 0) {
+        close(fds[1]);
+        static char buf[65536];
+        while (read(fds[0], buf, sizeof buf) > 0) {
+        }
+        _exit(0);
+    }
+    close(fds[0]);
+    pipe_fd = fds[1];
+}
+static void op_pipe_64k(void) {
+    size_t done = 0;
+    while (done < sizeof pipe_chunk) {
+        ssize_t n = write(pipe_fd, pipe_chunk + done, sizeof pipe_chunk - done);
+        if (n <= 0) abort();
+        done += (size_t)n;
+    }
+}
+
 static void bench(const char *name, op_fn op, long n) {
     double batches[5];
-    for (int i = 0; i < 1000; i++) op(); /* warm up */
+    long warm = n < 1000 ? n / 10 + 1 : 1000;
+    for (long i = 0; i < warm; i++) op(); /* warm up */
     for (int b = 0; b < 5; b++) {
         double t0 = now_ns();
         for (long i = 0; i < n; i++) op();
@@ -54,6 +113,18 @@ static void bench(const char *name, op_fn op, long n) {
 }
 
 int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc > 1 && strcmp(argv[1], "exit") == 0) return 0;
+    if (argc > 1 && strcmp(argv[1], "procs") == 0) {
+        long n = argc > 2 ? atol(argv[2]) : 200;
+        bench("fork_exit_wait", op_fork_exit_wait, n);
+        bench("fork_exec_wait", op_fork_exec_wait, n);
+        start_pipe_reader();
+        bench("pipe_64KiB", op_pipe_64k, n * 10);
+        close(pipe_fd);
+        wait_child(pipe_reader);
+        return 0;
+    }
     long n = argc > 1 ? atol(argv[1]) : 100000;
     if (argc > 2) open_path = argv[2];
     zero_fd = open("/dev/zero", O_RDONLY);

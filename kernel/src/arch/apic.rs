@@ -119,3 +119,83 @@ pub fn end_of_interrupt() {
         write(REG_EOI, 0);
     }
 }
+
+/// Interrupt command register, low and high halves (xAPIC).
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
+/// ICR delivery modes and flags.
+const ICR_FIXED: u32 = 0b000 << 8;
+const ICR_INIT: u32 = 0b101 << 8;
+const ICR_STARTUP: u32 = 0b110 << 8;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_DELIVERY_PENDING: u32 = 1 << 12;
+
+/// Why an inter-processor interrupt was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpiError {
+    /// The destination does not fit the xAPIC's 8-bit destination field.
+    DestinationOutOfRange(u32),
+    /// The previous IPI was never accepted (delivery status stuck).
+    Stuck,
+}
+
+/// Sends `command` to the CPU with local APIC id `apic_id`, after the
+/// previous IPI left the APIC.
+fn send_ipi(apic_id: u32, command: u32) -> Result<(), IpiError> {
+    let dest = u8::try_from(apic_id).map_err(|_| IpiError::DestinationOutOfRange(apic_id))?;
+    // Interrupts off: an interrupt handler sending an IPI between the two
+    // writes would change the destination under us.
+    super::interrupts::without_interrupts(|| {
+        wait_idle()?;
+        write(REG_ICR_HIGH, u32::from(dest) << 24);
+        write(REG_ICR_LOW, command);
+        wait_idle()
+    })
+}
+
+/// Waits (bounded) until the ICR's delivery status is idle.
+fn wait_idle() -> Result<(), IpiError> {
+    for _ in 0..1_000_000 {
+        if read(REG_ICR_LOW) & ICR_DELIVERY_PENDING == 0 {
+            return Ok(());
+        }
+        core::hint::spin_loop();
+    }
+    Err(IpiError::Stuck)
+}
+
+/// INIT-SIPI-SIPI (Intel SDM vol. 3, 9.4.4.1; the MP spec's B.4): resets
+/// the CPU with local APIC id `apic_id` and starts it in real mode at
+/// `vector << 12`, the page of its start-up code below 1 MiB.
+pub fn start_ap(apic_id: u32, vector: u8) -> Result<(), IpiError> {
+    send_ipi(apic_id, ICR_INIT | ICR_LEVEL_ASSERT)?;
+    crate::time::spin_ns(10_000_000);
+    for _ in 0..2 {
+        send_ipi(apic_id, ICR_STARTUP | u32::from(vector))?;
+        crate::time::spin_ns(200_000);
+    }
+    Ok(())
+}
+
+/// Sends a fixed interrupt with `vector` to the CPU `apic_id`.
+pub fn send_fixed(apic_id: u32, vector: u8) -> Result<(), IpiError> {
+    send_ipi(apic_id, ICR_FIXED | ICR_LEVEL_ASSERT | u32::from(vector))
+}
+
+/// Enables this application processor's local APIC (the boot CPU's is set
+/// up by [`init`], which also mapped the registers every CPU shares the
+/// address of): software enable with the spurious vector, all priorities
+/// accepted, the timer and LINT1 masked (the host's NMI goes to the boot
+/// CPU only).
+pub fn init_ap() {
+    let base = platform().read_msr(IA32_APIC_BASE).unwrap_or(0xfee0_0000);
+    // SAFETY: sets the global-enable bit in IA32_APIC_BASE, keeping the base
+    // the boot CPU mapped (the same for every CPU).
+    if unsafe { platform().write_msr(IA32_APIC_BASE, base | (1 << 11)) }.is_err() {
+        log::warn!("the platform refused to enable an AP's local APIC");
+    }
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_TPR, 0);
+    write(REG_LVT_LINT1, LVT_MASKED);
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+}

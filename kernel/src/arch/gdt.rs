@@ -89,3 +89,43 @@ pub fn init(
 pub fn selectors() -> Option<Selectors> {
     GDT.get().map(|(_, s)| *s)
 }
+
+/// Builds and loads a GDT and TSS of its own for an application processor
+/// (same layout and selectors as the boot CPU's, so the IDT and the
+/// `SYSCALL` MSRs agree), with that CPU's `RSP0` and IST stacks. Both
+/// tables live as long as the kernel (each AP starts once).
+pub fn init_ap(
+    user_trap_stack_top: u64,
+    double_fault_stack_top: u64,
+    nmi_stack_top: u64,
+    machine_check_stack_top: u64,
+) {
+    let mut tss = TaskStateSegment::new();
+    tss.privilege_stack_table[0] = VirtAddr::new(user_trap_stack_top);
+    tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
+        VirtAddr::new(double_fault_stack_top);
+    tss.interrupt_stack_table[usize::from(NMI_IST)] = VirtAddr::new(nmi_stack_top);
+    tss.interrupt_stack_table[usize::from(MACHINE_CHECK_IST)] =
+        VirtAddr::new(machine_check_stack_top);
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let mut gdt = GlobalDescriptorTable::new();
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    gdt.append(Descriptor::user_data_segment());
+    gdt.append(Descriptor::user_code_segment());
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    let gdt: &'static GlobalDescriptorTable = alloc::boxed::Box::leak(alloc::boxed::Box::new(gdt));
+    gdt.load();
+    // SAFETY: as in `init`: the selectors index the GDT just loaded, with
+    // the descriptors they name; the TSS is this CPU's own (a TSS in use by
+    // two CPUs would fault on `ltr`, it is marked busy).
+    unsafe {
+        CS::set_reg(kernel_code);
+        SS::set_reg(kernel_data);
+        DS::set_reg(kernel_data);
+        ES::set_reg(kernel_data);
+        FS::set_reg(SegmentSelector(0));
+        GS::set_reg(SegmentSelector(0));
+        load_tss(tss_sel);
+    }
+}

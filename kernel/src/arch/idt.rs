@@ -77,3 +77,12 @@ pub fn init_early() {
 pub fn init() {
     IDT.call_once(|| build(true)).load();
 }
+
+/// Loads the final IDT (built by [`init`] on the boot CPU) on an
+/// application processor: every CPU shares it.
+pub fn load_on_ap() {
+    match IDT.get() {
+        Some(idt) => idt.load(),
+        None => init(),
+    }
+}

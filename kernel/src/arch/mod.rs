@@ -1,6 +1,6 @@
 //! x86-64 specifics: the PVH entry, descriptor tables, traps, the local APIC
-//! timer, the I/O APIC (device interrupt routing), PIT-based TSC calibration
-//! and CPU feature control.
+//! timer, the I/O APIC (device interrupt routing), PIT-based TSC calibration,
+//! CPU feature control and the application processors (`smp`).
 
 pub mod apic;
 pub mod boot;
@@ -17,6 +17,7 @@ mod ktests;
 pub mod mm;
 pub mod pit;
 pub mod rtc;
+pub mod smp;
 pub mod switch;
 pub mod trap;
 pub mod uaccess;

@@ -198,3 +198,86 @@ ktest!(
         assert_eq!(super::redact_key("audit=1M"), "audit=1M");
     }
 );
+
+/// Every record's sequence number and CPU, and the texts of the SMP test's
+/// records as (CPU, text).
+#[derive(Default)]
+struct Sequence {
+    boot_cpu_count: Option<u32>,
+    seqs: Vec<u64>,
+    texts: Vec<(u16, alloc::string::String)>,
+}
+
+impl Visitor for Sequence {
+    fn record(&mut self, r: &Record<'_>, event: Result<Event<'_>, DecodeError>, _: Auth) {
+        self.seqs.push(r.seq);
+        match event {
+            Ok(Event::Text { text }) if text.starts_with("smp append ") => {
+                self.texts.push((r.cpu, text.into()));
+            }
+            Ok(Event::Boot { cpu_count, .. }) => self.boot_cpu_count = Some(cpu_count),
+            _ => {}
+        }
+    }
+}
+
+ktest!(
+    #[ignore]
+    fn sequence_numbers_stay_gap_free_with_every_cpu_appending() {
+        use crate::arch::smp;
+        const PER_CPU: usize = 300;
+        let cpus = smp::cpu_count();
+        let append = |cpu: usize| {
+            for i in 0..PER_CPU {
+                super::record_text(format_args!("smp append {cpu} {i}")).expect("appended");
+            }
+        };
+        // The APs start appending, the boot CPU appends at the same time.
+        let tickets: Vec<(usize, u64)> = (1..cpus)
+            .map(|cpu| (cpu, smp::run_on(cpu, move || append(cpu)).expect("queued")))
+            .collect();
+        append(0);
+        for (cpu, ticket) in tickets {
+            smp::wait_for(cpu, ticket);
+        }
+        super::seal();
+        let key = parse_hex_key(TEST_KEY_HEX).expect("test key");
+        let opts = VerifyOptions {
+            key: Some(key),
+            checkpoint: None,
+        };
+        let mut seen = Sequence::default();
+        let summary = log::with_locked(|log, _| ::audit::verify(log.region(), &opts, &mut seen))
+            .expect("auditing must be on: boot with audit=1M audit_key=TEST_KEY_HEX")
+            .expect("the live region has a readable header");
+        assert!(summary.passed(), "{summary:?}");
+        assert_eq!(summary.errors, 0);
+        for pair in seen.seqs.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "a gap or repeat in the sequence");
+        }
+        assert_eq!(
+            seen.texts.len(),
+            cpus * PER_CPU,
+            "every append is on record"
+        );
+        for cpu in 0..cpus {
+            // Each CPU's records carry its index and come in its order.
+            let mine: Vec<&alloc::string::String> = seen
+                .texts
+                .iter()
+                .filter(|(c, _)| usize::from(*c) == cpu)
+                .map(|(_, t)| t)
+                .collect();
+            assert_eq!(mine.len(), PER_CPU, "CPU {cpu}");
+            for (i, t) in mine.iter().enumerate() {
+                assert_eq!(**t, alloc::format!("smp append {cpu} {i}"));
+            }
+        }
+        crate::kprintln!(
+            "audit: {} records from {cpus} CPUs, sequence {}..={} without a gap",
+            cpus * PER_CPU,
+            seen.seqs.first().copied().unwrap_or(0),
+            seen.seqs.last().copied().unwrap_or(0)
+        );
+    }
+);

@@ -36,9 +36,9 @@ static FAILED: AtomicU64 = AtomicU64::new(0);
 /// we spin, so this only matters with SMP).
 const TRY_LOCK_SPINS: u32 = 1000;
 
-/// The CPU number recorded (one CPU for now; the APIC id with SMP).
+/// The CPU number recorded: the CPU's index (0 = the boot CPU).
 fn cpu() -> u16 {
-    0
+    crate::arch::smp::cpu_index() as u16
 }
 
 /// Installs `log` and turns recording on. Called once by [`super::init`].

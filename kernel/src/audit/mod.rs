@@ -160,7 +160,11 @@ pub fn init(region: Option<Region>, args: &KernelArgs<'_>, cmdline: &str, memory
     let redacted = redact_key(cmdline);
     record_event(&Event::Boot {
         memory_bytes,
-        cpu_count: 1,
+        // The CPUs the firmware lists (the kernel starts them after this
+        // record; at most `arch::smp::MAX_CPUS` are used).
+        cpu_count: crate::arch::smp::found_cpus()
+            .len()
+            .min(crate::arch::smp::MAX_CPUS) as u32,
         cmdline: &redacted,
     });
     record_text(format_args!(

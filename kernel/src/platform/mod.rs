@@ -214,7 +214,8 @@ impl FailureReason {
     }
 }
 
-/// What an application processor needs to start (for SMP, later).
+/// What an application processor needs to start ([`Platform::start_cpu`],
+/// called by `arch::smp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApStart {
     /// The local APIC id of the CPU to start.
@@ -290,8 +291,12 @@ pub trait Platform: Sync {
     /// interrupts *enabled*. The idle loop's wait.
     fn wait_for_interrupt(&self);
 
-    /// Starts application processor `ap`. Native: not yet
-    /// ([`PlatformError::Unsupported`]); SMP is a later issue.
+    /// Starts application processor `ap`. Native: INIT-SIPI-SIPI through
+    /// the local APIC into the real-mode trampoline at `entry_paddr`.
+    /// SEV-SNP (a VMSA per AP and the GHCB's AP-creation request) and TDX
+    /// (the ACPI multiprocessor-wakeup mailbox) answer
+    /// [`PlatformError::Unsupported`] for now, and the kernel then runs on
+    /// the boot CPU alone.
     fn start_cpu(&self, ap: &ApStart) -> Result<()>;
 
     // -- Memory -----------------------------------------------------------

@@ -147,9 +147,22 @@ impl Platform for NativePlatform {
         x86_64::instructions::interrupts::enable_and_hlt();
     }
 
-    fn start_cpu(&self, _ap: &ApStart) -> Result<()> {
-        // INIT-SIPI-SIPI through the local APIC comes with SMP.
-        Err(PlatformError::Unsupported)
+    /// INIT-SIPI-SIPI through the local APIC: the AP starts in real mode
+    /// at `entry_paddr`, which must be page aligned and below 1 MiB (the
+    /// SIPI vector is its page number). The trampoline there finds its
+    /// stack in its own parameter block (`arch::smp::trampoline`), so
+    /// `stack_top` is not used here.
+    fn start_cpu(&self, ap: &ApStart) -> Result<()> {
+        if !ap.entry_paddr.is_multiple_of(crate::mm::PAGE_BYTES) || ap.entry_paddr >= 0x10_0000 {
+            return Err(PlatformError::InvalidArgument);
+        }
+        let vector = (ap.entry_paddr >> 12) as u8;
+        crate::arch::apic::start_ap(ap.apic_id, vector).map_err(|e| match e {
+            crate::arch::apic::IpiError::DestinationOutOfRange(_) => PlatformError::InvalidArgument,
+            crate::arch::apic::IpiError::Stuck => {
+                PlatformError::Protocol("the local APIC never sent the IPI")
+            }
+        })
     }
 
     fn pte_masks(&self) -> PteMasks {

@@ -236,7 +236,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
             format_args!("no program: /.cloister/argv is missing or empty"),
         )
     };
-    let info_proc = Arc::new(observer::ProcInfo::new(argv.clone(), envp.clone()));
+    let info_proc = Arc::new(observer::ProcInfo::new(envp.clone()));
     if let Err(e) = libos::fs::procfs::install(&vfs, info_proc, platform.clone()) {
         log::warn!("cannot create /proc: {e}");
     }

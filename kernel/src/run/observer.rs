@@ -108,17 +108,16 @@ impl SyscallObserver for Observer {
     }
 }
 
-/// `/proc/1/*` answers.
+/// `/proc/1/environ` and `/proc/meminfo` answers.
 #[derive(Debug)]
 pub struct ProcInfo {
-    argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 }
 
 impl ProcInfo {
-    /// For a program started with `argv` and `envp`.
-    pub fn new(argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Self {
-        Self { argv, envp }
+    /// For a program started with `envp`.
+    pub fn new(envp: Vec<Vec<u8>>) -> Self {
+        Self { envp }
     }
 }
 
@@ -132,22 +131,8 @@ fn nul_joined(list: &[Vec<u8>]) -> Vec<u8> {
 }
 
 impl ProcessInfo for ProcInfo {
-    fn cmdline(&self) -> Vec<u8> {
-        nul_joined(&self.argv)
-    }
-
     fn environ(&self) -> Vec<u8> {
         nul_joined(&self.envp)
-    }
-
-    fn maps(&self) -> Vec<u8> {
-        super::procs::current_process()
-            .map(|p| p.vm.lock().maps_text())
-            .unwrap_or_default()
-    }
-
-    fn thread_count(&self) -> usize {
-        crate::task::thread_count()
     }
 
     fn memory_bytes(&self) -> (u64, u64) {

@@ -39,8 +39,11 @@ pub struct FrameInfo {
     /// `si_code` (e.g. `SI_KERNEL` 0x80, `SEGV_MAPERR` 1, `SI_TKILL` -6).
     pub code: i32,
     /// `si_addr` for faults, `si_pid` for kills (stored at the same offset
-    /// as Linux's union does for each kind).
+    /// as Linux's union does for each kind); for a POSIX timer, `si_tid`
+    /// (the timer id) in the low and `si_overrun` in the high half.
     pub addr: u64,
+    /// The union's second word: `si_value` of a POSIX timer's signal.
+    pub value: u64,
     /// The signal mask to restore on return.
     pub old_mask: u64,
     /// The exception's error code and vector, for faults.
@@ -95,6 +98,7 @@ pub fn build(ctx: &UserContext, info: &FrameInfo, pretcode: u64, fpstate: u64) -
     f[SIGINFO..SIGINFO + 4].copy_from_slice(&info.signo.to_le_bytes());
     f[SIGINFO + 8..SIGINFO + 12].copy_from_slice(&info.code.to_le_bytes());
     put(&mut f, SIGINFO + 16, info.addr);
+    put(&mut f, SIGINFO + 24, info.value);
     f
 }
 

@@ -30,6 +30,8 @@ const SI_USER: i32 = 0;
 const SI_TKILL: i32 = -6;
 /// `si_code` of a signal the kernel raised (timer expiry, a fault).
 const SI_KERNEL: i32 = 0x80;
+/// `si_code` of a POSIX timer's signal.
+const SI_TIMER: i32 = -2;
 
 /// Makes the signals of expired interval timers pending (the timers and
 /// their clocks are the LibOS's: `libos::itimer`).
@@ -101,10 +103,15 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         return_errno!(Errno::EFAULT);
     }
     let platform = &*process.platform;
-    let (old_mask, alt) = {
+    let (old_mask, alt, sender, timer) = {
         let mut s = process.signals.lock();
         // After `rt_sigsuspend`, the mask it replaced.
-        (s.frame_mask(me.tid), s.alt_stack(me.tid))
+        (
+            s.frame_mask(me.tid),
+            s.alt_stack(me.tid),
+            s.take_sender(sig),
+            s.take_timer_signal(sig),
+        )
     };
     // A copy, stored back once the frame is written (an error leaves the
     // registers as they were).
@@ -121,14 +128,23 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
     sp = (sp - fp_bytes.len() as u64) & !63;
     let fpstate = sp;
     let frame_addr = ((fpstate - sigframe::FRAME_BYTES) & !15) - 8;
+    let (code, addr, value) = match timer {
+        // A POSIX timer's: its id, overrun count and value.
+        Some(t) => (
+            SI_TIMER,
+            u64::from(t.timer_id as u32) | (u64::from(t.overrun) << 32),
+            t.value,
+        ),
+        None if code == SI_USER || code == SI_TKILL => {
+            (code, u64::from(sender.unwrap_or(process.pid)), 0)
+        }
+        None => (code, 0, 0),
+    };
     let info = FrameInfo {
         signo: sig,
         code,
-        addr: if code == SI_USER || code == SI_TKILL {
-            u64::from(process.pid)
-        } else {
-            0
-        },
+        addr,
+        value,
         old_mask,
         err: 0,
         trapno: 0,
@@ -221,7 +237,7 @@ pub fn sys_kill(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let targets = p.processes.kill_targets(p.pid, pid)?;
     if sig != 0 {
         for target in targets {
-            target.signals.lock().send_to_process(sig)?;
+            target.signals.lock().send_to_process_from(sig, p.pid)?;
         }
     }
     Ok(0)

@@ -1,5 +1,6 @@
 //! Boot-time logic that needs no hardware: the kernel command line, the PVH
-//! `hvm_start_info` structures and the physical memory map arithmetic.
+//! `hvm_start_info` structures, the physical memory map arithmetic and the
+//! firmware tables that list the CPUs ([`cpus`]).
 //!
 //! The kernel reads guest-physical memory through [`pvh::PhysReader`] and
 //! hands the results to [`memmap::MemoryMap`]; [`rtc`] turns a CMOS clock
@@ -7,6 +8,7 @@
 //! the host against fake memory.
 
 pub mod cmdline;
+pub mod cpus;
 pub mod host_time;
 pub mod memmap;
 pub mod pvh;

@@ -50,8 +50,12 @@ pub struct TlsTemplate {
 /// A parsed, validated ELF executable borrowing the file image.
 #[derive(Debug, Clone)]
 pub struct ElfFile<'a> {
-    /// The whole file.
+    /// The file's bytes: all of them, or its first ones (see
+    /// [`ElfFile::file_size`]).
     pub image: &'a [u8],
+    /// Size of the whole file (at least `image.len()`; larger when `image`
+    /// is only its first bytes, see [`ElfFile::parse_head`]).
+    pub file_size: u64,
     /// Fixed-address or position-independent.
     pub kind: ElfKind,
     /// `e_entry` (unbiased).
@@ -76,8 +80,16 @@ pub struct ElfFile<'a> {
 }
 
 impl<'a> ElfFile<'a> {
-    /// Parses and validates `image`.
+    /// Parses and validates `image`, a whole file.
     pub fn parse(image: &'a [u8]) -> Result<Self, ElfError> {
+        Self::parse_head(image, image.len() as u64)
+    }
+
+    /// Parses and validates a file of `file_size` bytes from its first
+    /// bytes `head`: the headers and the `PT_INTERP` path must lie in
+    /// `head` (else `Truncated`: read more), the segments in the file.
+    pub fn parse_head(image: &'a [u8], file_size: u64) -> Result<Self, ElfError> {
+        let file_size = file_size.max(image.len() as u64);
         let header = ElfHeader::new_checked(image)?;
         let kind = if header.elf_type() == ET_DYN {
             ElfKind::PositionIndependent
@@ -90,6 +102,7 @@ impl<'a> ElfFile<'a> {
         })?;
         let mut elf = ElfFile {
             image,
+            file_size,
             kind,
             entry: header.entry(),
             phoff: header.phoff(),
@@ -178,7 +191,11 @@ impl<'a> ElfFile<'a> {
         if seg.file_bytes > seg.mem_bytes {
             return Err(ElfError::FileszExceedsMemsz { index });
         }
-        if file_range(self.image, seg.offset, seg.file_bytes).is_none() {
+        if seg
+            .offset
+            .checked_add(seg.file_bytes)
+            .is_none_or(|end| end > self.file_size)
+        {
             return Err(ElfError::SegmentBeyondFile { index });
         }
         let align = ph.align();

@@ -51,6 +51,7 @@ pub mod tty_ioctl {
     pub const FIONREAD: u32 = 0x541b;
     pub const FIONBIO: u32 = 0x5421;
     pub const FIOCLEX: u32 = 0x5451;
+    pub const FIOASYNC: u32 = 0x5452;
 }
 
 /// What every terminal answers: Linux's default termios (`TCGETS`;

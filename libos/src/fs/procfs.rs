@@ -1,17 +1,16 @@
 //! The `/proc` and `/sys` entries glibc and common programs read, as
 //! synthetic files in the VFS.
 //!
-//! [`install`] creates them once at boot; the per-process ones read
-//! through a [`ProcessInfo`] the kernel implements (the memory map, for
-//! instance, is the kernel's). `/proc/self` is a symlink to `/proc/1`
-//! (there is one process); [`set_exe`] points `/proc/1/exe` at the program
-//! at `execve`.
+//! [`install`] creates them once at boot, some reading through a
+//! [`ProcessInfo`] the kernel implements. The per-process entries
+//! (`/proc/<pid>/…`, `/proc/self`) are [`super::procpid`]'s; here only
+//! `/proc/1/environ` (the first program's environment), a `/proc/self`
+//! link to `/proc/1` for relative lookups, and [`set_exe`], which points
+//! `/proc/1/exe` at the first program.
 //!
 //! | path | contents |
 //! |------|----------|
-//! | `/proc/1/{cmdline,environ}` | NUL-separated, from [`ProcessInfo`] |
-//! | `/proc/1/maps` | from [`ProcessInfo::maps`] |
-//! | `/proc/1/status` | name, state, pids, ids, threads |
+//! | `/proc/1/environ` | NUL-separated, from [`ProcessInfo`] |
 //! | `/proc/1/exe` | symlink to the program |
 //! | `/proc/meminfo` | `MemTotal`, `MemFree`, `MemAvailable` |
 //! | `/proc/cpuinfo` | one `processor` stanza |
@@ -30,16 +29,11 @@ use super::vfs::Vfs;
 use crate::error::Result;
 use crate::random::Csprng;
 
-/// What `/proc/1/*` reports, provided by the kernel.
+/// What `/proc/1/environ` and `/proc/meminfo` report, provided by the
+/// kernel.
 pub trait ProcessInfo: Send + Sync {
-    /// The argument vector, each followed by NUL.
-    fn cmdline(&self) -> Vec<u8>;
-    /// The environment, each `KEY=value` followed by NUL.
+    /// The first program's environment, each `KEY=value` followed by NUL.
     fn environ(&self) -> Vec<u8>;
-    /// The text of `/proc/self/maps`.
-    fn maps(&self) -> Vec<u8>;
-    /// Number of threads.
-    fn thread_count(&self) -> usize;
     /// `(total, free)` memory in bytes.
     fn memory_bytes(&self) -> (u64, u64);
 }
@@ -97,25 +91,7 @@ pub fn install(vfs: &Vfs, info: Arc<dyn ProcessInfo>, rng: Arc<dyn Csprng>) -> R
     }
     vfs.symlink(&root, b"1", b"/proc/self")?;
     let i = info.clone();
-    file(vfs, "/proc/1/cmdline", move || i.cmdline())?;
-    let i = info.clone();
     file(vfs, "/proc/1/environ", move || i.environ())?;
-    let i = info.clone();
-    file(vfs, "/proc/1/maps", move || i.maps())?;
-    let i = info.clone();
-    file(vfs, "/proc/1/status", move || {
-        let name = i
-            .cmdline()
-            .split(|&b| b == 0)
-            .next()
-            .map(|a| a.rsplit(|&b| b == b'/').next().unwrap_or(a).to_vec());
-        let name = alloc::string::String::from_utf8_lossy(&name.unwrap_or_default()).into_owned();
-        format!(
-            "Name:\t{name}\nState:\tR (running)\nTgid:\t1\nPid:\t1\nPPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t{}\n",
-            i.thread_count()
-        )
-        .into_bytes()
-    })?;
     let i = info;
     file(vfs, "/proc/meminfo", move || {
         let (total, free) = i.memory_bytes();
@@ -167,17 +143,8 @@ mod tests {
     struct Info;
 
     impl ProcessInfo for Info {
-        fn cmdline(&self) -> Vec<u8> {
-            b"/usr/bin/python3\0-c\0pass\0".to_vec()
-        }
         fn environ(&self) -> Vec<u8> {
             b"HOME=/\0".to_vec()
-        }
-        fn maps(&self) -> Vec<u8> {
-            b"00400000-00401000 r-xp 00000000 00:01 2 /usr/bin/python3\n".to_vec()
-        }
-        fn thread_count(&self) -> usize {
-            3
         }
         fn memory_bytes(&self) -> (u64, u64) {
             (512 << 20, 256 << 20)
@@ -203,12 +170,7 @@ mod tests {
         let root = vfs.root().clone();
         let exe = vfs.resolve(&root, b"/proc/self/exe", false).unwrap();
         assert_eq!(exe.read_link().unwrap(), b"/usr/bin/python3.11");
-        assert_eq!(
-            read(&vfs, "/proc/self/cmdline"),
-            b"/usr/bin/python3\0-c\0pass\0"
-        );
-        assert!(read(&vfs, "/proc/self/status").starts_with(b"Name:\tpython3\nState:"));
-        assert!(read(&vfs, "/proc/1/status").ends_with(b"Threads:\t3\n"));
+        assert_eq!(read(&vfs, "/proc/self/environ"), b"HOME=/\0");
         assert_eq!(
             read(&vfs, "/proc/meminfo")[..34],
             *b"MemTotal:         524288 kB\nMemFre"
@@ -227,16 +189,16 @@ mod tests {
             read(&vfs, "/proc/sys/kernel/random/uuid")
         );
         // Read-only, size 0, readable from an offset.
-        let maps = vfs.resolve(&root, b"/proc/1/maps", true).unwrap();
-        assert_eq!(maps.metadata().size, 0);
-        assert_eq!(maps.metadata().mode, 0o100444);
+        let env = vfs.resolve(&root, b"/proc/1/environ", true).unwrap();
+        assert_eq!(env.metadata().size, 0);
+        assert_eq!(env.metadata().mode, 0o100444);
         assert_eq!(
-            maps.write_at(0, b"x", 0).unwrap_err().errno(),
+            env.write_at(0, b"x", 0).unwrap_err().errno(),
             crate::error::Errno::EACCES
         );
         let mut buf = [0u8; 8];
-        assert_eq!(maps.read_at(9, &mut buf).unwrap(), 8);
-        assert_eq!(&buf, b"00401000");
-        assert_eq!(maps.read_at(1000, &mut buf).unwrap(), 0);
+        assert_eq!(env.read_at(2, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"ME=/\0");
+        assert_eq!(env.read_at(1000, &mut buf).unwrap(), 0);
     }
 }

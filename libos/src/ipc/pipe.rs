@@ -17,6 +17,7 @@ use spin::Mutex;
 
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
+use crate::fasync::AsyncOwner;
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::file::open_flags::{O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 use crate::fs::{InodeRef, InodeType, Metadata};
@@ -46,6 +47,8 @@ pub struct Pipe {
     filled_at: AtomicU64,
     /// Bytes it holds ([`PIPE_CAPACITY`] until `F_SETPIPE_SZ`).
     capacity: AtomicUsize,
+    /// Who gets `SIGIO` when bytes arrive (the read side's `O_ASYNC`).
+    reader_async: Arc<AsyncOwner>,
 }
 
 impl Pipe {
@@ -60,6 +63,7 @@ impl Pipe {
             ino,
             filled_at: AtomicU64::new(0),
             capacity: AtomicUsize::new(PIPE_CAPACITY),
+            reader_async: AsyncOwner::new(),
         })
     }
 
@@ -261,6 +265,8 @@ impl FileLike for PipeEnd {
                 .store(super::ready_seq(), Ordering::Relaxed);
         }
         q.extend(&buf[..n]);
+        drop(q);
+        self.pipe.reader_async.notify();
         Ok(n)
     }
 
@@ -331,6 +337,17 @@ impl FileLike for PipeEnd {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn fasync(&self) -> Option<Arc<AsyncOwner>> {
+        self.reader_async()
+    }
+}
+
+impl PipeEnd {
+    /// The read side's `SIGIO` owner (`None` for a write-only end).
+    pub fn reader_async(&self) -> Option<Arc<AsyncOwner>> {
+        self.reads.then(|| self.pipe.reader_async.clone())
     }
 }
 

@@ -30,7 +30,7 @@ pub mod vma;
 pub use load::{STACK_PRESENT_BYTES, load_image};
 pub use ops::{FaultAccess, Placement, handle_page_fault};
 pub use vm::Vm;
-pub use vma::{Backing, Vma, VmaName};
+pub use vma::{Backing, SharedObject, Vma, VmaName};
 
 use crate::elf::PAGE_SIZE;
 

@@ -9,7 +9,8 @@
 //! touch — then the file bytes through `fill`). Pages without entries are
 //! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
 //! arenas that way; populated when `mprotect` makes them accessible),
-//! anonymous areas over [`LAZY_AREA_BYTES`] and the main stack below its
+//! anonymous areas over [`LAZY_AREA_BYTES`], private file mappings (and
+//! the whole file pages of a program's image) and the main stack below its
 //! initial pages, which [`handle_page_fault`] populates on first touch.
 //! Unmapping and `mprotect` touch only the populated parts, so an
 //! operation's cost does not grow with the size of a lazy area.
@@ -22,7 +23,7 @@ use super::commit;
 use super::page_up;
 use super::vm::STACK_GUARD_GAP;
 use super::vm::Vm;
-use super::vma::{Backing, Vma, VmaName};
+use super::vma::{Backing, SharedObject, Vma, VmaName};
 use crate::elf::{PAGE_SIZE, Perms, USER_SPACE_END};
 use crate::error::{Errno, Result};
 use crate::fs::InodeRef;
@@ -87,17 +88,17 @@ pub enum FaultAccess {
 }
 
 /// Copies `len` bytes of `inode` from `offset` to `addr` (stopping at the
-/// end of the file; the rest stays zero).
-fn fill_from_file(
+/// end of the file; the rest stays zero). Returns how many it copied.
+pub(super) fn fill_from_file(
     platform: &dyn Platform,
     inode: &InodeRef,
     offset: u64,
     addr: u64,
     len: u64,
-) -> Result<()> {
+) -> Result<u64> {
     let size = inode.metadata().size;
     if offset >= size {
-        return Ok(());
+        return Ok(0);
     }
     let total = (size - offset).min(len);
     let mut buf = crate::fallible::bounce_buffer(total as usize, 64 * 1024)?;
@@ -111,7 +112,7 @@ fn fill_from_file(
         platform.fill(addr + done, &buf[..got])?;
         done += got as u64;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Makes `start..end` of `vma` present with `perms`: zeroed, then the
@@ -122,7 +123,9 @@ fn populate(platform: &dyn Platform, vma: &Vma, start: u64, end: u64, perms: Per
     let done = platform
         .map_zeroed(start, end - start, perms)
         .and_then(|()| match vma.file_offset_of(start) {
-            Some((inode, offset)) => fill_from_file(platform, &inode, offset, start, end - start),
+            Some((inode, offset)) => {
+                fill_from_file(platform, &inode, offset, start, end - start).map(|_| ())
+            }
             None => Ok(()),
         });
     if done.is_err() {
@@ -141,9 +144,15 @@ pub const LAZY_AREA_BYTES: u64 = 2 << 20;
 /// large anonymous area (aligned, within the area).
 const FAULT_CHUNK_BYTES: u64 = 2 << 20;
 
-/// Whether `vma`'s pages are left to be reserved on first touch.
+/// Whether `vma`'s pages are left to be reserved on first touch: large
+/// anonymous areas (a chunk at a time) and private file areas (a page at a
+/// time, read from the file then — a program's image and the libraries
+/// the dynamic loader maps cost what is touched, not their size).
 fn deferred(vma: &Vma) -> bool {
-    matches!(vma.backing, Backing::Anonymous) && vma.end - vma.start > LAZY_AREA_BYTES
+    match vma.backing {
+        Backing::Anonymous => vma.end - vma.start > LAZY_AREA_BYTES,
+        Backing::File { .. } => !vma.shared,
+    }
 }
 
 /// Adds `vma` over a free range: present pages if accessible (or, for a
@@ -230,6 +239,8 @@ pub fn map(process: &Process, req: MapRequest) -> Result<u64> {
         grows_down: false,
         noreserve: req.noreserve,
         accounted,
+        shared_object: (req.shared && matches!(req.backing, Backing::Anonymous))
+            .then(SharedObject::new),
         backing: req.backing,
         name: req.name,
     };
@@ -474,6 +485,7 @@ fn following(vma: &Vma, end: u64) -> Vma {
     if let Backing::File { offset, .. } = &mut next.backing {
         *offset += vma.len();
     }
+    next.shared_object = vma.shared_object.map(|o| o.advanced(vma.len()));
     next.start = vma.end;
     next.end = end;
     next
@@ -566,8 +578,9 @@ pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> R
         return_errno!(Errno::EFAULT);
     }
     // A large anonymous area: reserve the chunk around the page (cheap
-    // lazy entries; the frame comes when the access is retried).
-    let (start, end) = if deferred(&vma) {
+    // lazy entries; the frame comes when the access is retried). A file
+    // area: the page alone, read from the file now.
+    let (start, end) = if deferred(&vma) && matches!(vma.backing, Backing::Anonymous) {
         let chunk = page & !(FAULT_CHUNK_BYTES - 1);
         (
             chunk.max(vma.start),
@@ -586,6 +599,23 @@ pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> R
         }
     }
     Ok(())
+}
+
+/// Populates the unpopulated pages of `addr..addr + len`, as the kernel's
+/// user-copy routines do one fault at a time, so host tests over the mock
+/// platform (which does not fault) can read and write lazy areas. Pages
+/// the access may not touch stay absent (the access then fails).
+#[cfg(test)]
+pub(crate) fn fault_in(process: &Process, addr: u64, len: u64, access: FaultAccess) {
+    let end = addr.saturating_add(len);
+    let mut page = addr & !(PAGE_SIZE - 1);
+    while page < end {
+        let absent = process.vm.lock().unpopulated.contains(page);
+        if absent {
+            let _ = handle_page_fault(process, page, access);
+        }
+        page += PAGE_SIZE;
+    }
 }
 
 /// Extends the grows-down area above `page` down to it, if within the

@@ -137,7 +137,9 @@ fn load_image_maps_segments_stack_and_heap() {
         m.read_user(old, &mut [0]).unwrap_err().errno(),
         Errno::EFAULT
     );
-    // File bytes, then zeroes to the end of the segment.
+    // File bytes, then zeroes to the end of the segment (whole file pages
+    // come from the file on first touch).
+    super::ops::fault_in(&p, 0x400000, 0x2000, FaultAccess::Read);
     let mut b = alloc::vec![0u8; 0x100];
     m.read_user(0x400000, &mut b).unwrap();
     assert_eq!(b, image[..0x100]);
@@ -166,7 +168,11 @@ fn load_image_maps_segments_stack_and_heap() {
     let maps = alloc::string::String::from_utf8(vm.maps_text()).unwrap();
     let lines: Vec<&str> = maps.lines().collect();
     assert_eq!(lines.len(), 4, "{maps}");
-    assert!(lines[0].starts_with("00400000-00401000 r-xp 00000000 00:00 0 "));
+    // The text page is mapped from the file, shown as Linux shows it.
+    assert!(
+        lines[0].starts_with("00400000-00401000 r-xp 00000000 00:01 "),
+        "{maps}"
+    );
     assert!(lines[0].ends_with(" /bin/prog"));
     assert_eq!(lines[0].find("/bin/prog"), Some(73));
     assert!(lines[1].starts_with("00401000-00402000 rwxp"));
@@ -244,6 +250,15 @@ fn load_real_binaries_when_present() {
         )
         .unwrap();
         let rsp = load_image(&p, &img).unwrap();
+        for s in &img.segments {
+            let m = &s.mapping;
+            super::ops::fault_in(
+                &p,
+                m.pages.start,
+                m.pages.end - m.pages.start,
+                FaultAccess::Read,
+            );
+        }
         // The ELF header of the executable is mapped.
         let first = &img.segments[0].mapping;
         let mut magic = [0u8; 4];
@@ -253,10 +268,12 @@ fn load_real_binaries_when_present() {
         m.read_user(rsp, &mut word).unwrap();
         assert_eq!(u64::from_le_bytes(word), 1);
         // Every segment's bytes are in memory.
+        let exe_file = std::fs::read(exe).unwrap();
+        let interp_file = interp.map(|i| std::fs::read(i).unwrap());
         for s in &img.segments {
             let src = match s.source {
-                crate::exec::ImageSource::Executable => &img.exe_image,
-                crate::exec::ImageSource::Interpreter => img.interp_image.as_ref().unwrap(),
+                crate::exec::ImageSource::Executable => &exe_file,
+                crate::exec::ImageSource::Interpreter => interp_file.as_ref().unwrap(),
             };
             let n = s.mapping.file_bytes.min(4096) as usize;
             let mut got = alloc::vec![0u8; n];
@@ -379,4 +396,49 @@ fn random_memory_syscalls_keep_map_and_page_tables_consistent() {
             check_consistent(&m, &p);
         }
     }
+}
+
+#[test]
+fn exec_maps_whole_file_pages_on_first_touch_only() {
+    let (m, p) = process();
+    let image = ElfBuilder::exec()
+        .load(0, 0x400000, 0x10000, 0x10000, PF_R | PF_X)
+        .load(0x10000, 0x410000, 0x100, 0x2000, PF_R | PF_W)
+        .phdr(0x400040)
+        .build();
+    install(&p, "prog", &image);
+    let root = p.vfs.root().clone();
+    let img = prepare_exec(
+        &p.vfs,
+        &root,
+        b"/prog",
+        &[b"p"],
+        &[],
+        &*m,
+        &AddressLayout::default(),
+    )
+    .unwrap();
+    load_image(&p, &img).unwrap();
+    // The 16 text pages are the file's, left for first touch; the data
+    // segment's partial page was copied at exec.
+    for page in (0x400000..0x410000).step_by(PG as usize) {
+        assert_eq!(m.page_perms(page), None, "{page:#x} present at exec");
+    }
+    let mut b = [0u8; 0x100];
+    m.read_user(0x410000, &mut b).unwrap();
+    assert_eq!(b, image[0x10000..0x10100]);
+    // A fetch from the middle brings in that page alone, from the file.
+    handle_page_fault(&p, 0x405123, FaultAccess::Execute).unwrap();
+    assert!(m.page_perms(0x405000).unwrap().execute);
+    assert_eq!(m.page_perms(0x404000), None);
+    assert_eq!(m.page_perms(0x406000), None);
+    let mut page = alloc::vec![0u8; PG as usize];
+    m.read_user(0x405000, &mut page).unwrap();
+    assert_eq!(page, image[0x5000..0x6000]);
+    // Still not writable, and no write fault makes it so.
+    assert!(handle_page_fault(&p, 0x404000, FaultAccess::Write).is_err());
+    let vm = p.vm.lock();
+    let text = vm.find(0x400000).unwrap();
+    assert!(matches!(text.backing, Backing::File { offset: 0, .. }));
+    assert_eq!((text.start, text.end), (0x400000, 0x410000));
 }

@@ -4,6 +4,7 @@
 
 use alloc::sync::Arc;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::elf::Perms;
 use crate::fs::InodeRef;
@@ -36,6 +37,43 @@ pub enum VmaName {
     Path(Arc<[u8]>),
 }
 
+/// The memory object behind a `MAP_SHARED` anonymous area (Linux's
+/// shmem file): every process the area reaches through `fork` sees the
+/// same object, whatever address it is at. Shared futexes are keyed by it
+/// (see `crate::syscall::futex`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedObject {
+    /// Unique among the guest's objects.
+    pub id: u64,
+    /// Offset in the object of the area's first byte.
+    pub offset: u64,
+}
+
+impl SharedObject {
+    /// A new object, offset 0.
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            offset: 0,
+        }
+    }
+
+    /// The same object, `by` bytes further in.
+    pub const fn advanced(self, by: u64) -> Self {
+        Self {
+            id: self.id,
+            offset: self.offset + by,
+        }
+    }
+}
+
+impl Default for SharedObject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One area. Invariant: `start < end`, both page aligned.
 #[derive(Debug, Clone)]
 pub struct Vma {
@@ -62,6 +100,8 @@ pub struct Vma {
     pub backing: Backing,
     /// Its name in the maps.
     pub name: VmaName,
+    /// The object a `MAP_SHARED` anonymous area maps (`None` otherwise).
+    pub shared_object: Option<SharedObject>,
 }
 
 impl Vma {
@@ -79,6 +119,7 @@ impl Vma {
             accounted: false,
             backing: Backing::Anonymous,
             name,
+            shared_object: None,
         }
     }
 
@@ -102,6 +143,12 @@ impl Vma {
         self.start <= addr && addr < self.end
     }
 
+    /// The shared object and offset in it of `addr` (for a `MAP_SHARED`
+    /// anonymous area).
+    pub fn shared_object_at(&self, addr: u64) -> Option<SharedObject> {
+        self.shared_object.map(|o| o.advanced(addr - self.start))
+    }
+
     /// File offset of `addr` (for a file area).
     pub fn file_offset_of(&self, addr: u64) -> Option<(InodeRef, u64)> {
         match &self.backing {
@@ -116,6 +163,7 @@ impl Vma {
         if let Backing::File { offset, .. } = &mut v.backing {
             *offset += from - self.start;
         }
+        v.shared_object = self.shared_object.map(|o| o.advanced(from - self.start));
         v.start = from;
         v.end = to;
         v
@@ -139,7 +187,13 @@ impl Vma {
             ) => Arc::ptr_eq(a, b) && oa + self.len() == *ob,
             _ => false,
         };
+        let object = match (self.shared_object, next.shared_object) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.advanced(self.len()) == b,
+            _ => false,
+        };
         backing
+            && object
             && self.end == next.start
             && self.perms == next.perms
             && self.shared == next.shared

@@ -1,8 +1,9 @@
 //! [`SockAddr`]: socket addresses as user space passes them (`struct
-//! sockaddr_in`, `struct sockaddr_un`), parsed and encoded in one place.
+//! sockaddr_in`, `struct sockaddr_in6`, `struct sockaddr_un`), parsed and
+//! encoded in one place.
 
 use alloc::vec::Vec;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use crate::error::{Errno, Result};
 use crate::return_errno;
@@ -18,6 +19,11 @@ pub const AF_INET6: u16 = 10;
 
 /// `sizeof(struct sockaddr_in)`
 pub const SOCKADDR_IN_BYTES: usize = 16;
+/// `sizeof(struct sockaddr_in6)`
+pub const SOCKADDR_IN6_BYTES: usize = 28;
+/// `SIN6_LEN_RFC2133`: a `sockaddr_in6` without `sin6_scope_id`, the
+/// shortest Linux accepts.
+pub const SOCKADDR_IN6_MIN_BYTES: usize = 24;
 /// `sizeof(struct sockaddr_un)`
 pub const SOCKADDR_UN_BYTES: usize = 110;
 /// `sizeof(struct sockaddr_storage)`: the most a syscall reads.
@@ -30,6 +36,8 @@ pub enum SockAddr {
     Unspec,
     /// An IPv4 address and port.
     Inet(SocketAddrV4),
+    /// An IPv6 address, port, flow label and scope id.
+    Inet6(SocketAddrV6),
     /// An `AF_UNIX` name: a path, an abstract name (leading NUL kept
     /// out), or nothing (an unbound socket).
     Unix(UnixName),
@@ -62,6 +70,26 @@ impl SockAddr {
                 let port = u16::from_be_bytes([bytes[2], bytes[3]]);
                 let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
                 Ok(Self::Inet(SocketAddrV4::new(ip, port)))
+            }
+            AF_INET6 => {
+                if bytes.len() < SOCKADDR_IN6_MIN_BYTES {
+                    return_errno!(Errno::EINVAL);
+                }
+                let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+                let flowinfo = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&bytes[8..24]);
+                // `sin6_scope_id` is host order; absent in the RFC 2133 form.
+                let scope = match bytes.get(24..28) {
+                    Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    None => 0,
+                };
+                Ok(Self::Inet6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    flowinfo,
+                    scope,
+                )))
             }
             AF_UNIX => {
                 let path = &bytes[2..bytes.len().min(SOCKADDR_UN_BYTES)];
@@ -97,6 +125,13 @@ impl SockAddr {
                 out.extend_from_slice(&a.ip().octets());
                 out.extend_from_slice(&[0; 8]);
             }
+            Self::Inet6(a) => {
+                out.extend_from_slice(&AF_INET6.to_le_bytes());
+                out.extend_from_slice(&a.port().to_be_bytes());
+                out.extend_from_slice(&a.flowinfo().to_be_bytes());
+                out.extend_from_slice(&a.ip().octets());
+                out.extend_from_slice(&a.scope_id().to_le_bytes());
+            }
             Self::Unix(name) => {
                 out.extend_from_slice(&AF_UNIX.to_le_bytes());
                 match name {
@@ -130,7 +165,8 @@ mod tests {
         let e = |b: &[u8]| SockAddr::parse(b).unwrap_err().errno();
         assert_eq!(e(&b[..15]), Errno::EINVAL);
         assert_eq!(e(&[1]), Errno::EINVAL);
-        assert_eq!(e(&[10, 0, 0, 0]), Errno::EAFNOSUPPORT);
+        assert_eq!(e(&[10, 0, 0, 0]), Errno::EINVAL, "a short sockaddr_in6");
+        assert_eq!(e(&[11, 0, 0, 0]), Errno::EAFNOSUPPORT);
         let u = SockAddr::parse(b"\x01\x00/tmp/s\0junk").unwrap();
         assert_eq!(u, SockAddr::Unix(UnixName::Path(b"/tmp/s".to_vec())));
         assert_eq!(u.to_bytes(), b"\x01\x00/tmp/s\0");
@@ -140,5 +176,26 @@ mod tests {
             SockAddr::parse(&[1, 0]).unwrap(),
             SockAddr::Unix(UnixName::Unnamed)
         );
+    }
+
+    #[test]
+    fn sockaddr_in6_round_trips_with_and_without_scope() {
+        let a = SockAddr::Inet6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 8080, 0x1234, 3));
+        let b = a.to_bytes();
+        assert_eq!(b.len(), SOCKADDR_IN6_BYTES);
+        assert_eq!(&b[..4], &[10, 0, 0x1f, 0x90]);
+        assert_eq!(&b[4..8], &[0, 0, 0x12, 0x34]);
+        assert_eq!(b[23], 1);
+        assert_eq!(&b[24..], &[3, 0, 0, 0]);
+        assert_eq!(SockAddr::parse(&b).unwrap(), a);
+        let short = SockAddr::parse(&b[..SOCKADDR_IN6_MIN_BYTES]).unwrap();
+        assert_eq!(
+            short,
+            SockAddr::Inet6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 8080, 0x1234, 0))
+        );
+        let e = |b: &[u8]| SockAddr::parse(b).unwrap_err().errno();
+        for n in 2..SOCKADDR_IN6_MIN_BYTES {
+            assert_eq!(e(&b[..n]), Errno::EINVAL, "{n} bytes");
+        }
     }
 }

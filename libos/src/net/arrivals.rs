@@ -11,13 +11,13 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// A TCP connection as this machine sees it: `(local, remote)`.
-pub(crate) type Flow = (SocketAddrV4, SocketAddrV4);
+pub(crate) type Flow = (SocketAddr, SocketAddr);
 
 /// Most connections remembered; past it the notes start afresh (ready
 /// files then fall back to the order `epoll` first sees them ready).
@@ -55,25 +55,43 @@ impl Arrivals {
 }
 
 /// The connection of a received frame, if it is a TCP segment over IPv4
-/// that can make a socket readable.
+/// or IPv6 (without extension headers) that can make a socket readable.
 pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
-    let ip = match medium {
-        // Ethernet II with EtherType IPv4.
-        Medium::Ethernet => {
-            if frame.get(12..14)? != [0x08, 0x00] {
-                return None;
-            }
-            frame.get(14..)?
-        }
-        _ => frame,
+    let (ip, version) = match medium {
+        // Ethernet II with EtherType IPv4 or IPv6.
+        Medium::Ethernet => match frame.get(12..14)? {
+            [0x08, 0x00] => (frame.get(14..)?, 4),
+            [0x86, 0xdd] => (frame.get(14..)?, 6),
+            _ => return None,
+        },
+        _ => (frame, *frame.first()? >> 4),
     };
     let version_ihl = *ip.first()?;
-    if version_ihl >> 4 != 4 || *ip.get(9)? != 6 {
+    if version_ihl >> 4 != version {
         return None;
     }
-    let ihl = usize::from(version_ihl & 0xf) * 4;
-    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    let tcp = ip.get(ihl..total.min(ip.len()))?;
+    // (source, destination, TCP segment)
+    let (src, dst, tcp) = match version_ihl >> 4 {
+        4 if *ip.get(9)? == 6 => {
+            let ihl = usize::from(version_ihl & 0xf) * 4;
+            let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+            let addr = |at: usize| {
+                let b: [u8; 4] = ip.get(at..at + 4)?.try_into().ok()?;
+                Some(IpAddr::from(Ipv4Addr::from(b)))
+            };
+            (addr(12)?, addr(16)?, ip.get(ihl..total.min(ip.len()))?)
+        }
+        6 if *ip.get(6)? == 6 => {
+            let payload = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+            let addr = |at: usize| {
+                let b: [u8; 16] = ip.get(at..at + 16)?.try_into().ok()?;
+                Some(IpAddr::from(Ipv6Addr::from(b)))
+            };
+            let end = payload.checked_add(40)?.min(ip.len());
+            (addr(8)?, addr(24)?, ip.get(40..end)?)
+        }
+        _ => return None,
+    };
     let data_offset = usize::from(*tcp.get(12)? >> 4) * 4;
     let flags = *tcp.get(13)?;
     // A SYN without ACK makes a listener readable (a SYN-ACK only
@@ -82,13 +100,9 @@ pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
     if tcp.len() <= data_offset && !fin_rst && syn_ack != 0x02 {
         return None;
     }
-    let addr = |at: usize| {
-        let b: [u8; 4] = ip.get(at..at + 4)?.try_into().ok()?;
-        Some(Ipv4Addr::from(b))
-    };
     let port = |at: usize| Some(u16::from_be_bytes([*tcp.get(at)?, *tcp.get(at + 1)?]));
-    let src = SocketAddrV4::new(addr(12)?, port(0)?);
-    let dst = SocketAddrV4::new(addr(16)?, port(2)?);
+    let src = SocketAddr::new(src, port(0)?);
+    let dst = SocketAddr::new(dst, port(2)?);
     Some((dst, src))
 }
 
@@ -183,9 +197,42 @@ mod tests {
 
     fn flow() -> Flow {
         (
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 15), 6379),
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 40000),
+            SocketAddr::new(Ipv4Addr::new(10, 0, 2, 15).into(), 6379),
+            SocketAddr::new(Ipv4Addr::new(10, 0, 2, 2).into(), 40000),
         )
+    }
+
+    /// An IPv6/TCP packet from [::1]:40000 to [::1]:6379.
+    fn segment6(flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = alloc::vec![0u8; 40 + 20 + payload.len()];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p[23] = 1;
+        p[39] = 1;
+        p[40..42].copy_from_slice(&40000u16.to_be_bytes());
+        p[42..44].copy_from_slice(&6379u16.to_be_bytes());
+        p[52] = 5 << 4;
+        p[53] = flags;
+        p[60..].copy_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn ipv6_segments_are_arrivals_too() {
+        let lo = |port| SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port);
+        let want = Some((lo(6379), lo(40000)));
+        assert_eq!(flow_of(&segment6(0x18, b"hi"), Medium::Ip), want);
+        assert_eq!(flow_of(&segment6(0x02, b""), Medium::Ip), want);
+        assert_eq!(flow_of(&segment6(0x10, b""), Medium::Ip), None);
+        let mut udp = segment6(0x18, b"hi");
+        udp[6] = 17;
+        assert_eq!(flow_of(&udp, Medium::Ip), None);
+        let full = segment6(0x18, b"data");
+        for n in 0..full.len() {
+            let _ = flow_of(&full[..n], Medium::Ip);
+        }
     }
 
     #[test]
@@ -203,7 +250,10 @@ mod tests {
         eth[12..14].copy_from_slice(&[0x08, 0x00]);
         eth.extend(segment(0x18, b"x"));
         assert_eq!(flow_of(&eth, Medium::Ethernet), Some(flow()));
-        eth[12] = 0x86; // IPv6 EtherType: not ours
+        eth[12] = 0x86; // IPv6 EtherType with an IPv4 packet: not TCP/IPv6
+        eth[13] = 0xdd;
+        assert_eq!(flow_of(&eth, Medium::Ethernet), None);
+        eth[12..14].copy_from_slice(&[0x08, 0x06]); // ARP
         assert_eq!(flow_of(&eth, Medium::Ethernet), None);
     }
 

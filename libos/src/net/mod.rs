@@ -10,6 +10,8 @@
 //!   by [`NetStack::poll`] from the kernel's timer tick and from blocking
 //!   waits.
 //! - [`port`]: bound ports, ephemeral ports, `EADDRINUSE`.
+//! - [`inet`]: `AF_INET` and `AF_INET6` (dual stack, v4-mapped
+//!   addresses, `IPPROTO_IPV6` options) for the TCP and UDP sockets.
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
 //!
@@ -23,6 +25,7 @@ mod arrivals;
 pub mod config;
 pub mod counters;
 pub mod device;
+pub mod inet;
 pub mod port;
 pub mod rights;
 pub mod socket;

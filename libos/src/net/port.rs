@@ -1,10 +1,15 @@
 //! [`PortTable`]: which TCP and UDP ports are bound to which addresses,
 //! for `EADDRINUSE` and ephemeral ports (smoltcp itself only matches
 //! packets to sockets).
+//!
+//! IPv4 and IPv6 bindings share the port space as on Linux: a binding
+//! overlaps another of its family at the same or a wildcard address, and
+//! a dual-stack wildcard (`::` without `IPV6_V6ONLY`) also overlaps every
+//! IPv4 binding.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 use crate::error::{Errno, Result};
 use crate::return_errno;
@@ -26,8 +31,37 @@ pub enum Proto {
 #[derive(Debug, Clone, Copy)]
 struct Binding {
     owner: u64,
-    addr: Ipv4Addr,
+    addr: BindAddr,
     reuse_port: bool,
+}
+
+/// The address a port is bound at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindAddr {
+    /// The address (`0.0.0.0` or `::` for a wildcard).
+    pub ip: IpAddr,
+    /// `::` of an `AF_INET6` socket without `IPV6_V6ONLY`: IPv4 as well.
+    pub dual: bool,
+}
+
+impl BindAddr {
+    /// A binding of `ip` alone (not dual-stack).
+    pub fn single(ip: impl Into<IpAddr>) -> Self {
+        Self {
+            ip: ip.into(),
+            dual: false,
+        }
+    }
+
+    /// Whether the two bindings can receive the same packet.
+    fn overlaps(&self, other: &Self) -> bool {
+        let same_family = self.ip.is_ipv4() == other.ip.is_ipv4();
+        let covers_v4 = |a: &Self, b: &Self| a.dual && b.ip.is_ipv4();
+        (same_family
+            && (self.ip == other.ip || self.ip.is_unspecified() || other.ip.is_unspecified()))
+            || covers_v4(self, other)
+            || covers_v4(other, self)
+    }
 }
 
 /// Bound ports.
@@ -49,12 +83,10 @@ impl PortTable {
         }
     }
 
-    fn conflicts(&self, proto: Proto, addr: Ipv4Addr, port: u16, reuse_port: bool) -> bool {
+    fn conflicts(&self, proto: Proto, addr: BindAddr, port: u16, reuse_port: bool) -> bool {
         self.bound.get(&(proto, port)).is_some_and(|v| {
-            v.iter().any(|b| {
-                let overlap = b.addr == addr || b.addr.is_unspecified() || addr.is_unspecified();
-                overlap && !(b.reuse_port && reuse_port)
-            })
+            v.iter()
+                .any(|b| b.addr.overlaps(&addr) && !(b.reuse_port && reuse_port))
         })
     }
 
@@ -64,10 +96,11 @@ impl PortTable {
     pub fn bind(
         &mut self,
         proto: Proto,
-        addr: Ipv4Addr,
+        addr: impl Into<BindAddr>,
         port: u16,
         reuse_port: bool,
     ) -> Result<(u16, u64)> {
+        let addr = addr.into();
         let port = if port == 0 {
             self.ephemeral(proto, addr)?
         } else if self.conflicts(proto, addr, port, reuse_port) {
@@ -85,7 +118,7 @@ impl PortTable {
         Ok((port, owner))
     }
 
-    fn ephemeral(&mut self, proto: Proto, addr: Ipv4Addr) -> Result<u16> {
+    fn ephemeral(&mut self, proto: Proto, addr: BindAddr) -> Result<u16> {
         for _ in EPHEMERAL_FIRST..=EPHEMERAL_LAST {
             let port = self.next_ephemeral;
             self.next_ephemeral = if port == EPHEMERAL_LAST {
@@ -111,9 +144,16 @@ impl PortTable {
     }
 }
 
+impl From<core::net::Ipv4Addr> for BindAddr {
+    fn from(ip: core::net::Ipv4Addr) -> Self {
+        Self::single(ip)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn conflicts_wildcards_and_reuseport() {
@@ -137,5 +177,45 @@ mod tests {
         let (e2, _) = t.bind(Proto::Tcp, any, 0, false).unwrap();
         assert!((EPHEMERAL_FIRST..=EPHEMERAL_LAST).contains(&e1));
         assert_ne!(e1, e2);
+    }
+
+    #[test]
+    fn ipv6_wildcards_cover_ipv4_only_when_dual_stack() {
+        let mut t = PortTable::new(0);
+        let v6any = BindAddr::single(Ipv6Addr::UNSPECIFIED);
+        let dual = BindAddr {
+            ip: Ipv6Addr::UNSPECIFIED.into(),
+            dual: true,
+        };
+        let e = |r: Result<(u16, u64)>| r.unwrap_err().errno();
+        // A v6-only wildcard and an IPv4 wildcard share a port.
+        t.bind(Proto::Tcp, v6any, 7000, false).unwrap();
+        t.bind(Proto::Tcp, Ipv4Addr::UNSPECIFIED, 7000, false)
+            .unwrap();
+        assert_eq!(
+            e(t.bind(
+                Proto::Tcp,
+                BindAddr::single(Ipv6Addr::LOCALHOST),
+                7000,
+                false
+            )),
+            Errno::EADDRINUSE
+        );
+        // A dual-stack wildcard takes the IPv4 port as well.
+        t.bind(Proto::Tcp, dual, 7001, false).unwrap();
+        assert_eq!(
+            e(t.bind(Proto::Tcp, Ipv4Addr::LOCALHOST, 7001, false)),
+            Errno::EADDRINUSE
+        );
+        t.bind(Proto::Tcp, Ipv4Addr::LOCALHOST, 7002, false)
+            .unwrap();
+        assert_eq!(e(t.bind(Proto::Tcp, dual, 7002, false)), Errno::EADDRINUSE);
+        t.bind(
+            Proto::Tcp,
+            BindAddr::single(Ipv6Addr::LOCALHOST),
+            7002,
+            false,
+        )
+        .unwrap();
     }
 }

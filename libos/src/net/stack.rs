@@ -1,13 +1,18 @@
-//! [`NetStack`]: smoltcp driven on two interfaces — loopback
-//! (127.0.0.1/8, always there) and, when the machine has a card, the
-//! external interface — plus the bookkeeping smoltcp leaves to its user:
+//! [`NetStack`]: smoltcp driven on up to three interfaces — IPv4
+//! loopback (127.0.0.1/8, always there), IPv6 loopback (`::1/128`, always
+//! there) and, when the machine has a card, the external interface (IPv4
+//! only) — plus the bookkeeping smoltcp leaves to its user:
 //! which ports are taken ([`PortTable`]), pools of listening sockets per
 //! listener (`Listener`), and sockets closed by their owner but still
 //! finishing their handshake.
 //!
 //! Each interface has its own `SocketSet`: a smoltcp socket belongs to
 //! the interface its traffic goes through (chosen from the address at
-//! `connect`/`bind`), and a wildcard listener keeps a pool on each. One
+//! `connect`/`bind`), and a wildcard listener keeps a pool on each. The
+//! two loopbacks are separate interfaces so that each carries one family:
+//! a smoltcp socket listening on the wildcard address accepts either
+//! family, and the interface it sits on is what keeps an `AF_INET`
+//! listener from answering IPv6 (see `super::inet`). One
 //! lock guards the lot; [`NetStack::poll`] only tries it, so a timer tick
 //! that interrupts a socket call returns at once instead of deadlocking.
 
@@ -15,7 +20,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -38,6 +43,8 @@ use crate::platform::Clock;
 pub(crate) enum IfaceId {
     /// 127.0.0.1/8 (and the external address, so the machine can reach itself).
     Loopback,
+    /// `::1/128`.
+    Loopback6,
     /// The network card.
     External,
 }
@@ -71,6 +78,7 @@ pub(crate) struct Listener {
 /// Everything behind the stack's lock.
 pub(crate) struct Inner {
     pub(crate) lo: Iface<Loopback>,
+    pub(crate) lo6: Iface<Loopback>,
     pub(crate) ext: Option<Iface<NicPhy>>,
     pub(crate) ports: PortTable,
     pub(crate) listeners: BTreeMap<u64, Listener>,
@@ -114,6 +122,7 @@ impl Inner {
     pub(crate) fn sockets(&mut self, id: IfaceId) -> &mut SocketSet<'static> {
         match (id, self.ext.as_mut()) {
             (IfaceId::External, Some(ext)) => &mut ext.sockets,
+            (IfaceId::Loopback6, _) => &mut self.lo6.sockets,
             _ => &mut self.lo.sockets,
         }
     }
@@ -125,6 +134,7 @@ impl Inner {
     ) -> (&mut smoltcp::iface::Context, &mut SocketSet<'static>) {
         match (id, self.ext.as_mut()) {
             (IfaceId::External, Some(ext)) => (ext.iface.context(), &mut ext.sockets),
+            (IfaceId::Loopback6, _) => (self.lo6.iface.context(), &mut self.lo6.sockets),
             _ => (self.lo.iface.context(), &mut self.lo.sockets),
         }
     }
@@ -206,32 +216,14 @@ impl Inner {
         }
     }
 
-    /// Drives both interfaces once; returns whether a socket may have
+    /// Drives every interface once; returns whether a socket may have
     /// changed state.
     fn poll(&mut self, now: Instant) -> bool {
-        let mut changed = false;
-        // Loopback packets sent in one round are received in the next. A
-        // round walks the sockets once (every walk visits each socket, idle
-        // or not, so its cost grows with the connections open): a walk that
-        // sends nothing ends the loop, as nothing new can then arrive.
-        self.lo.iface.poll_maintenance(now);
-        for _ in 0..LOOPBACK_ROUNDS {
-            while let Some(result) = ingress(&mut self.lo, now) {
-                self.arrivals.record(&mut self.lo.phy.flows);
-                changed = true;
-                if result == PollIngressSingleResult::SocketStateChanged {
-                    self.refill_all();
-                }
-            }
-            let sent = self
-                .lo
-                .iface
-                .poll_egress(now, &mut self.lo.phy, &mut self.lo.sockets)
-                == PollResult::SocketStateChanged;
-            changed |= sent;
-            if !sent {
-                break;
-            }
+        let mut changed = self.poll_loopback(IfaceId::Loopback, now);
+        // Without sockets nothing on the IPv6 loopback can be sent or
+        // received: IPv4-only programs do not pay for its walk.
+        if self.lo6.sockets.iter().next().is_some() {
+            changed |= self.poll_loopback(IfaceId::Loopback6, now);
         }
         if self.ext.is_some() {
             while let Some(result) = self.ext.as_mut().and_then(|ext| {
@@ -254,6 +246,46 @@ impl Inner {
         changed
     }
 
+    /// Drives loopback interface `id` (`Loopback` or `Loopback6`) until
+    /// what it sent has been received.
+    fn poll_loopback(&mut self, id: IfaceId, now: Instant) -> bool {
+        let mut changed = false;
+        // Loopback packets sent in one round are received in the next. A
+        // round walks the sockets once (every walk visits each socket, idle
+        // or not, so its cost grows with the connections open): a walk that
+        // sends nothing ends the loop, as nothing new can then arrive.
+        self.loopback(id).iface.poll_maintenance(now);
+        for _ in 0..LOOPBACK_ROUNDS {
+            while let Some(result) = ingress(self.loopback(id), now) {
+                let lo = match id {
+                    IfaceId::Loopback6 => &mut self.lo6,
+                    _ => &mut self.lo,
+                };
+                self.arrivals.record(&mut lo.phy.flows);
+                changed = true;
+                if result == PollIngressSingleResult::SocketStateChanged {
+                    self.refill_all();
+                }
+            }
+            let lo = self.loopback(id);
+            let sent = lo.iface.poll_egress(now, &mut lo.phy, &mut lo.sockets)
+                == PollResult::SocketStateChanged;
+            changed |= sent;
+            if !sent {
+                break;
+            }
+        }
+        changed
+    }
+
+    /// The loopback interface `id` (IPv4 unless `Loopback6`).
+    fn loopback(&mut self, id: IfaceId) -> &mut Iface<Loopback> {
+        match id {
+            IfaceId::Loopback6 => &mut self.lo6,
+            _ => &mut self.lo,
+        }
+    }
+
     /// Removes retired sockets whose connection has ended. A retired
     /// socket that received data after the program closed it is reset, as
     /// Linux answers data for a closed socket: the peer learns at once
@@ -273,7 +305,7 @@ impl Inner {
             // so a closed file's connection there goes at once instead of
             // being walked by every poll for smoltcp's 10 s.
             let done = s.state() == tcp::State::Closed
-                || (i == IfaceId::Loopback && s.state() == tcp::State::TimeWait);
+                || (i != IfaceId::External && s.state() == tcp::State::TimeWait);
             if done {
                 self.sockets(i).remove(h);
             } else {
@@ -284,14 +316,12 @@ impl Inner {
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         let lo = self.lo.iface.poll_at(now, &self.lo.sockets);
+        let lo6 = self.lo6.iface.poll_at(now, &self.lo6.sockets);
         let ext = self
             .ext
             .as_mut()
             .and_then(|e| e.iface.poll_at(now, &e.sockets));
-        match (lo, ext) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [lo, lo6, ext].into_iter().flatten().min()
     }
 }
 
@@ -346,7 +376,7 @@ fn instant(ns: u64) -> Instant {
 }
 
 impl NetStack {
-    /// A stack with a loopback interface (127.0.0.1/8) and, if `device`
+    /// A stack with loopback interfaces (127.0.0.1/8, `::1/128`) and, if `device`
     /// is given, an external one configured from `config`. `clock` drives
     /// TCP's timers.
     pub fn new(
@@ -359,6 +389,13 @@ impl NetStack {
         let mut lo_config = Config::new(HardwareAddress::Ip);
         lo_config.random_seed = config.random_seed;
         let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
+        let mut lo6_phy = Loopback::new(Medium::Ip);
+        let mut lo6_config = Config::new(HardwareAddress::Ip);
+        lo6_config.random_seed = config.random_seed.rotate_left(33) ^ 0x6a09_e667_f3bc_c908;
+        let mut lo6_iface = Interface::new(lo6_config, &mut lo6_phy, now);
+        lo6_iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(Ipv6Addr::LOCALHOST.into(), 128));
+        });
         let counters = device.as_ref().map(|_| Arc::new(NetCounters::default()));
         let ext = device.zip(counters.clone()).map(|(dev, counters)| {
             let mut phy = NicPhy::new(dev, counters);
@@ -391,6 +428,11 @@ impl NetStack {
                     sockets: SocketSet::new(Vec::new()),
                     phy: Observed::new(lo_phy),
                 },
+                lo6: Iface {
+                    iface: lo6_iface,
+                    sockets: SocketSet::new(Vec::new()),
+                    phy: Observed::new(lo6_phy),
+                },
                 ext,
                 ports: PortTable::new(config.random_seed),
                 listeners: BTreeMap::new(),
@@ -421,7 +463,7 @@ impl NetStack {
         self.inner.lock().has_external()
     }
 
-    /// Drives smoltcp on both interfaces: takes received frames, sends
+    /// Drives smoltcp on every interface: takes received frames, sends
     /// queued data, runs timers. Returns whether any socket may have
     /// changed (a blocked thread may now proceed). Never blocks: if
     /// another CPU or an interrupted thread holds the stack, it returns
@@ -477,7 +519,7 @@ impl NetStack {
         use core::fmt::Write;
         let mut out = alloc::string::String::new();
         let mut inner = self.inner.lock();
-        for id in [IfaceId::Loopback, IfaceId::External] {
+        for id in [IfaceId::Loopback, IfaceId::Loopback6, IfaceId::External] {
             for (h, s) in inner.sockets(id).iter() {
                 if let smoltcp::socket::Socket::Tcp(t) = s {
                     let _ = write!(

@@ -1,4 +1,5 @@
-//! [`TcpSocket`]: an `AF_INET` `SOCK_STREAM` socket over smoltcp.
+//! [`TcpSocket`]: an `AF_INET` or `AF_INET6` `SOCK_STREAM` socket over
+//! smoltcp (the family's part is [`Inet`]).
 //!
 //! A socket is unbound, bound (a port taken in the [`PortTable`]), a
 //! listener (a pool of smoltcp sockets in the stack, see
@@ -13,7 +14,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
@@ -22,7 +23,8 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
-use super::addr::{AF_INET, SockAddr};
+use super::addr::SockAddr;
+use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
     CommonOptions, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, Received, SOCK_STREAM, SOL_SOCKET,
@@ -83,8 +85,8 @@ impl Default for TcpOptions {
 struct Conn {
     iface: IfaceId,
     handle: SocketHandle,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     /// `connect` returned before the handshake finished.
     connecting: bool,
     /// An error for the next call (`SO_ERROR`).
@@ -98,9 +100,9 @@ struct Conn {
 #[derive(Debug)]
 enum Phase {
     /// No address yet, or `bind`'s address.
-    Idle(Option<SocketAddrV4>),
+    Idle(Option<SocketAddr>),
     /// Listening: the listener's id in the stack.
-    Listening { id: u64, local: SocketAddrV4 },
+    Listening { id: u64, local: SocketAddr },
     /// Connecting or connected.
     Connected(Conn),
 }
@@ -112,9 +114,12 @@ struct State_ {
     lease: Option<(u16, u64)>,
     common: CommonOptions,
     tcp: TcpOptions,
+    inet: Inet,
+    /// Bound at `::` without `IPV6_V6ONLY`: IPv4 too.
+    dual: bool,
 }
 
-/// An `AF_INET` stream socket.
+/// An `AF_INET` or `AF_INET6` stream socket.
 pub struct TcpSocket {
     stack: Arc<NetStack>,
     state: Mutex<State_>,
@@ -130,9 +135,16 @@ impl core::fmt::Debug for TcpSocket {
     }
 }
 
-fn endpoint_v4(e: IpEndpoint) -> SocketAddrV4 {
-    let IpAddress::Ipv4(ip) = e.addr;
-    SocketAddrV4::new(ip, e.port)
+fn endpoint(e: IpEndpoint) -> SocketAddr {
+    SocketAddr::from(e)
+}
+
+/// A listen endpoint at `ip` (a wildcard: any address) and `port`.
+fn listen_endpoint(ip: IpAddr, port: u16) -> IpListenEndpoint {
+    IpListenEndpoint {
+        addr: (!ip.is_unspecified()).then_some(IpAddress::from(ip)),
+        port,
+    }
 }
 
 /// Checks the end of a connection after anything smoltcp did.
@@ -153,15 +165,26 @@ fn refresh(conn: &mut Conn, s: &tcp::Socket) {
 }
 
 impl TcpSocket {
-    /// A new unbound socket on `stack`, with `O_NONBLOCK` if in `flags`.
+    /// A new unbound `AF_INET` socket on `stack`, with `O_NONBLOCK` if in `flags`.
     pub fn new(stack: Arc<NetStack>, flags: u32) -> Self {
-        Self::with_phase(
+        Self::of_family(stack, flags, Inet::V4)
+    }
+
+    /// A new unbound `AF_INET6` socket (dual stack until `IPV6_V6ONLY`).
+    pub fn new_v6(stack: Arc<NetStack>, flags: u32) -> Self {
+        Self::of_family(stack, flags, Inet::V6)
+    }
+
+    fn of_family(stack: Arc<NetStack>, flags: u32, inet: Inet) -> Self {
+        let sock = Self::with_phase(
             stack,
             flags,
             Phase::Idle(None),
             CommonOptions::new((TCP_BUFFER_BYTES, TCP_BUFFER_BYTES)),
             TcpOptions::default(),
-        )
+        );
+        sock.state.lock().inet = inet;
+        sock
     }
 
     fn with_phase(
@@ -178,38 +201,23 @@ impl TcpSocket {
                 lease: None,
                 common,
                 tcp,
+                inet: Inet::V4,
+                dual: false,
             }),
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
         }
     }
 
-    /// Which interface reaches `ip`, and the address `connect` uses for it.
-    fn route(&self, inner: &Inner, ip: Ipv4Addr) -> Result<(IfaceId, Ipv4Addr)> {
-        let ip = if ip.is_unspecified() {
-            Ipv4Addr::LOCALHOST
-        } else {
-            ip
-        };
-        if ip.is_loopback() || (inner.has_external() && ip == self.stack.config().addr) {
-            Ok((IfaceId::Loopback, ip))
-        } else if inner.has_external() {
-            Ok((IfaceId::External, ip))
-        } else {
-            return_errno!(Errno::ENETUNREACH)
-        }
-    }
-
-    /// Whether `ip` is an address of this machine (`bind` accepts it).
-    fn is_local(&self, ip: Ipv4Addr) -> bool {
-        ip.is_unspecified()
-            || ip == Ipv4Addr::LOCALHOST
-            || (self.stack.has_device() && ip == self.stack.config().addr)
+    /// The card's address, if there is a card.
+    fn ext_addr(&self) -> Option<core::net::Ipv4Addr> {
+        self.stack.has_device().then(|| self.stack.config().addr)
     }
 
     /// Applies the options to a smoltcp socket.
-    fn configure(s: &mut tcp::Socket, common: &CommonOptions, t: &TcpOptions) {
+    fn configure(s: &mut tcp::Socket, common: &CommonOptions, t: &TcpOptions, inet: &Inet) {
         s.set_nagle_enabled(!t.nodelay && !t.cork);
+        s.set_hop_limit(inet.hop_limit());
         s.set_keep_alive(
             common
                 .keepalive
@@ -271,22 +279,23 @@ impl Drop for TcpSocket {
 
 impl Socket for TcpSocket {
     fn bind(&self, addr: &SockAddr) -> Result<()> {
-        let addr = addr.inet()?;
-        if !self.is_local(*addr.ip()) {
-            return_errno!(Errno::EADDRNOTAVAIL);
-        }
         let mut st = self.state.lock();
+        let (addr, dual) = st.inet.local(addr, self.ext_addr())?;
         if !matches!(st.phase, Phase::Idle(None)) {
             return_errno!(Errno::EINVAL);
         }
         let reuse_port = st.common.reuse_port;
         let (port, owner) = self.stack.with(|inner| {
-            inner
-                .ports
-                .bind(Proto::Tcp, *addr.ip(), addr.port(), reuse_port)
+            inner.ports.bind(
+                Proto::Tcp,
+                inet::bind_addr(addr, dual),
+                addr.port(),
+                reuse_port,
+            )
         })?;
         st.lease = Some((port, owner));
-        st.phase = Phase::Idle(Some(SocketAddrV4::new(*addr.ip(), port)));
+        st.dual = dual;
+        st.phase = Phase::Idle(Some(SocketAddr::new(addr.ip(), port)));
         Ok(())
     }
 
@@ -298,27 +307,21 @@ impl Socket for TcpSocket {
             Phase::Idle(Some(local)) => local,
             Phase::Idle(None) => {
                 let reuse_port = st.common.reuse_port;
+                let any = st.inet.unspecified();
+                let dual = st.inet.v6 && !st.inet.v6only;
                 let (port, owner) = self.stack.with(|inner| {
                     inner
                         .ports
-                        .bind(Proto::Tcp, Ipv4Addr::UNSPECIFIED, 0, reuse_port)
+                        .bind(Proto::Tcp, inet::bind_addr(any, dual), 0, reuse_port)
                 })?;
                 st.lease = Some((port, owner));
-                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+                st.dual = dual;
+                SocketAddr::new(any.ip(), port)
             }
         };
-        let has_ext = self.stack.has_device();
-        let ifaces = if local.ip().is_loopback() || !has_ext {
-            alloc::vec![IfaceId::Loopback]
-        } else {
-            alloc::vec![IfaceId::Loopback, IfaceId::External]
-        };
-        let endpoint = IpListenEndpoint {
-            addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
-            port: local.port(),
-        };
+        let ifaces = inet::ifaces(local.ip(), st.dual, self.stack.has_device());
         let listener = Listener {
-            endpoint,
+            endpoint: listen_endpoint(local.ip(), local.port()),
             ifaces,
             backlog: backlog.clamp(1, 4096),
             buffers: st.common.buffers,
@@ -334,7 +337,7 @@ impl Socket for TcpSocket {
         let Phase::Listening { id, .. } = st.phase else {
             return_errno!(Errno::EINVAL);
         };
-        let (common, tcp_opts) = (st.common, st.tcp);
+        let (common, tcp_opts, inet) = (st.common, st.tcp, st.inet);
         let taken = self.stack.polled(|inner| {
             let socks = inner.listeners.get(&id)?.sockets.clone();
             let mut found = None;
@@ -350,9 +353,9 @@ impl Socket for TcpSocket {
             let (i, h) = inner.listeners.get_mut(&id)?.sockets.remove(found?);
             inner.refill(id);
             let s = inner.tcp(i, h);
-            Self::configure(s, &common, &tcp_opts);
-            let local = endpoint_v4(s.local_endpoint()?);
-            let remote = endpoint_v4(s.remote_endpoint()?);
+            Self::configure(s, &common, &tcp_opts, &inet);
+            let local = endpoint(s.local_endpoint()?);
+            let remote = endpoint(s.remote_endpoint()?);
             if s.recv_queue() == 0 {
                 // The handshake's arrival made the listener readable, not
                 // the new connection.
@@ -382,15 +385,16 @@ impl Socket for TcpSocket {
             common,
             tcp_opts,
         );
-        Ok((Arc::new(sock), SockAddr::Inet(remote)))
+        sock.state.lock().inet = inet;
+        Ok((Arc::new(sock), inet.user(remote)))
     }
 
     fn connect(&self, addr: &SockAddr) -> Result<()> {
-        let remote = addr.inet()?;
+        let mut st = self.state.lock();
+        let remote = st.inet.peer(addr, false)?;
         if remote.port() == 0 {
             return_errno!(Errno::ECONNREFUSED);
         }
-        let mut st = self.state.lock();
         let bound = match &st.phase {
             Phase::Idle(b) => *b,
             Phase::Listening { .. } => return_errno!(Errno::EISCONN),
@@ -398,18 +402,29 @@ impl Socket for TcpSocket {
             Phase::Connected(c) if c.reset => return_errno!(Errno::EISCONN),
             Phase::Connected(_) => return_errno!(Errno::EISCONN),
         };
-        let (common, tcp_opts) = (st.common, st.tcp);
+        let (common, tcp_opts, inet) = (st.common, st.tcp, st.inet);
+        let (iface, remote_ip) = inet::route(remote.ip(), self.ext_addr())?;
+        if let Some(b) = bound {
+            // A socket bound to an address of the other family (`::1`
+            // talking to IPv4, a mapped address talking to IPv6).
+            if !b.ip().is_unspecified() && b.is_ipv4() != remote.is_ipv4() {
+                return_errno!(Errno::ENETUNREACH);
+            }
+        }
         let stack = self.stack.clone();
         let (conn, lease) = stack.with(|inner| -> Result<(Conn, Option<(u16, u64)>)> {
-            let (iface, remote_ip) = self.route(inner, *remote.ip())?;
             let (local_ip, port, lease) = match bound {
-                Some(b) => (*b.ip(), b.port(), None),
+                Some(b) if b.ip().is_unspecified() => {
+                    (Inet::unspecified_of(remote).ip(), b.port(), None)
+                }
+                Some(b) => (b.ip(), b.port(), None),
                 None => {
+                    let any = Inet::unspecified_of(remote);
                     let (port, owner) =
                         inner
                             .ports
-                            .bind(Proto::Tcp, Ipv4Addr::UNSPECIFIED, 0, false)?;
-                    (Ipv4Addr::UNSPECIFIED, port, Some((port, owner)))
+                            .bind(Proto::Tcp, inet::bind_addr(any, false), 0, false)?;
+                    (any.ip(), port, Some((port, owner)))
                 }
             };
             let Some(mut s) = new_tcp_socket(common.buffers) else {
@@ -418,13 +433,10 @@ impl Socket for TcpSocket {
                 }
                 return_errno_with_message!(Errno::ENOBUFS, "no memory for the socket's buffers");
             };
-            Self::configure(&mut s, &common, &tcp_opts);
-            let local = IpListenEndpoint {
-                addr: (!local_ip.is_unspecified()).then_some(IpAddress::Ipv4(local_ip)),
-                port,
-            };
+            Self::configure(&mut s, &common, &tcp_opts, &inet);
+            let local = listen_endpoint(local_ip, port);
             let (cx, set) = inner.iface(iface);
-            let remote_ep = IpEndpoint::new(IpAddress::Ipv4(remote_ip), remote.port());
+            let remote_ep = IpEndpoint::new(IpAddress::from(remote_ip), remote.port());
             if s.connect(cx, remote_ep, local).is_err() {
                 if let Some((port, owner)) = lease {
                     inner.ports.release(Proto::Tcp, port, owner);
@@ -433,13 +445,13 @@ impl Socket for TcpSocket {
             }
             let local = s
                 .local_endpoint()
-                .map_or(SocketAddrV4::new(local_ip, port), endpoint_v4);
+                .map_or(SocketAddr::new(local_ip, port), endpoint);
             let handle = set.add(s);
             let conn = Conn {
                 iface,
                 handle,
                 local,
-                remote: SocketAddrV4::new(remote_ip, remote.port()),
+                remote: SocketAddr::new(remote_ip, remote.port()),
                 connecting: true,
                 error: None,
                 reset: false,
@@ -549,16 +561,17 @@ impl Socket for TcpSocket {
 
     fn local_addr(&self) -> Result<SockAddr> {
         let st = self.state.lock();
-        Ok(SockAddr::Inet(match &st.phase {
-            Phase::Idle(b) => b.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        Ok(st.inet.user(match &st.phase {
+            Phase::Idle(b) => b.unwrap_or(st.inet.unspecified()),
             Phase::Listening { local, .. } => *local,
             Phase::Connected(c) => c.local,
         }))
     }
 
     fn peer_addr(&self) -> Result<SockAddr> {
-        match &self.state.lock().phase {
-            Phase::Connected(c) if !c.connecting && !c.reset => Ok(SockAddr::Inet(c.remote)),
+        let st = self.state.lock();
+        match &st.phase {
+            Phase::Connected(c) if !c.connecting && !c.reset => Ok(st.inet.user(c.remote)),
             _ => return_errno!(Errno::ENOTCONN),
         }
     }
@@ -590,15 +603,18 @@ impl Socket for TcpSocket {
                 }
                 _ => return_errno!(Errno::ENOPROTOOPT),
             },
-            // IPV6_V6ONLY and friends: this is not an IPv6 socket.
-            IPPROTO_IPV6 => return_errno!(Errno::ENOPROTOOPT),
+            // ENOPROTOOPT on an AF_INET socket.
+            IPPROTO_IPV6 => {
+                let bound = st.lease.is_some();
+                st.inet.set_option(name, value, bound)?;
+            }
             _ => return_errno!(Errno::ENOPROTOOPT),
         }
-        let (common, t) = (st.common, st.tcp);
+        let (common, t, inet) = (st.common, st.tcp, st.inet);
         if let Phase::Connected(c) = &st.phase {
             let (i, h) = (c.iface, c.handle);
             self.stack
-                .with(|inner| Self::configure(inner.tcp(i, h), &common, &t));
+                .with(|inner| Self::configure(inner.tcp(i, h), &common, &t, &inet));
         }
         Ok(())
     }
@@ -621,11 +637,12 @@ impl Socket for TcpSocket {
                 self.state.lock().phase,
                 Phase::Listening { .. }
             )))),
-            (SOL_SOCKET, _) => self
-                .state
-                .lock()
-                .common
-                .get(name, (AF_INET, SOCK_STREAM, IPPROTO_TCP)),
+            (SOL_SOCKET, _) => {
+                let st = self.state.lock();
+                st.common
+                    .get(name, (st.inet.domain(), SOCK_STREAM, IPPROTO_TCP))
+            }
+            (IPPROTO_IPV6, _) => self.state.lock().inet.get_option(name),
             (IPPROTO_TCP, _) => {
                 let t = self.state.lock().tcp;
                 Ok(int_bytes(match name {
@@ -671,8 +688,8 @@ impl FileLike for TcpSocket {
                                 return None;
                             }
                             let flow = (
-                                endpoint_v4(s.local_endpoint()?),
-                                endpoint_v4(s.remote_endpoint()?),
+                                endpoint(s.local_endpoint()?),
+                                endpoint(s.remote_endpoint()?),
                             );
                             Some(inner.arrivals.stamp(&flow))
                         })

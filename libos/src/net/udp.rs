@@ -1,7 +1,9 @@
-//! [`UdpSocket`]: an `AF_INET` `SOCK_DGRAM` socket over smoltcp.
+//! [`UdpSocket`]: an `AF_INET` or `AF_INET6` `SOCK_DGRAM` socket over
+//! smoltcp (the family's part is [`Inet`]).
 //!
 //! A socket bound to the wildcard address has one smoltcp socket per
-//! interface (loopback and external); a datagram goes out through the
+//! interface of its family (the IPv4 and IPv6 loopbacks and the card; a
+//! dual-stack `AF_INET6` socket all three); a datagram goes out through the
 //! interface that reaches its destination. An unbound socket binds an
 //! ephemeral port at its first `sendto`/`connect`. `connect` sets the
 //! default destination and filters what is received to that peer.
@@ -9,7 +11,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::SocketAddr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
@@ -17,13 +19,14 @@ use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
-use super::addr::{AF_INET, SockAddr};
+use super::addr::SockAddr;
+use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
-    CommonOptions, IPPROTO_IP, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET, Shutdown, Socket,
-    int_value, merge_nonblock, socket_ioctl, socket_metadata,
+    CommonOptions, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET,
+    Shutdown, Socket, int_value, merge_nonblock, socket_ioctl, socket_metadata,
 };
-use super::stack::{IfaceId, Inner, NetStack};
+use super::stack::{IfaceId, NetStack};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::Metadata;
@@ -41,16 +44,20 @@ pub const UDP_MAX_PAYLOAD: usize = 65_507;
 
 #[derive(Debug)]
 struct UdpState {
-    local: Option<SocketAddrV4>,
+    local: Option<SocketAddr>,
     lease: Option<(u16, u64)>,
-    peer: Option<SocketAddrV4>,
+    peer: Option<SocketAddr>,
+    /// The source address `connect` chose for a socket bound to a
+    /// wildcard (what `getsockname` then shows, as Linux).
+    source: Option<core::net::IpAddr>,
+    inet: Inet,
     handles: Vec<(IfaceId, SocketHandle)>,
     common: CommonOptions,
     shut_rd: bool,
     shut_wr: bool,
 }
 
-/// An `AF_INET` datagram socket.
+/// An `AF_INET` or `AF_INET6` datagram socket.
 pub struct UdpSocket {
     stack: Arc<NetStack>,
     state: Mutex<UdpState>,
@@ -78,20 +85,26 @@ fn new_udp_socket(bytes: usize) -> Result<udp::Socket<'static>> {
     Ok(udp::Socket::new(buffer()?, buffer()?))
 }
 
-fn endpoint_v4(e: IpEndpoint) -> SocketAddrV4 {
-    let IpAddress::Ipv4(ip) = e.addr;
-    SocketAddrV4::new(ip, e.port)
-}
-
 impl UdpSocket {
-    /// A new unbound socket on `stack`, with `O_NONBLOCK` if in `flags`.
+    /// A new unbound `AF_INET` socket on `stack`, with `O_NONBLOCK` if in `flags`.
     pub fn new(stack: Arc<NetStack>, flags: u32) -> Self {
+        Self::of_family(stack, flags, Inet::V4)
+    }
+
+    /// A new unbound `AF_INET6` socket (dual stack until `IPV6_V6ONLY`).
+    pub fn new_v6(stack: Arc<NetStack>, flags: u32) -> Self {
+        Self::of_family(stack, flags, Inet::V6)
+    }
+
+    fn of_family(stack: Arc<NetStack>, flags: u32, inet: Inet) -> Self {
         Self {
             stack,
             state: Mutex::new(UdpState {
                 local: None,
                 lease: None,
                 peer: None,
+                source: None,
+                inet,
                 handles: Vec::new(),
                 common: CommonOptions::new((UDP_BUFFER_BYTES, UDP_BUFFER_BYTES)),
                 shut_rd: false,
@@ -102,31 +115,27 @@ impl UdpSocket {
         }
     }
 
-    /// Binds `addr` (port 0: ephemeral) with the state locked.
-    fn bind_locked(&self, st: &mut UdpState, addr: SocketAddrV4) -> Result<()> {
-        let ip = *addr.ip();
-        let ext_addr = self.stack.config().addr;
-        let has_ext = self.stack.has_device();
-        if !(ip.is_unspecified() || ip == Ipv4Addr::LOCALHOST || (has_ext && ip == ext_addr)) {
-            return_errno!(Errno::EADDRNOTAVAIL);
-        }
+    /// Binds `addr` (port 0: ephemeral; `dual`: `::` taking IPv4 too)
+    /// with the state locked; the caller checked the address is local.
+    fn bind_locked(&self, st: &mut UdpState, addr: SocketAddr, dual: bool) -> Result<()> {
         if st.local.is_some() {
             return_errno!(Errno::EINVAL);
         }
-        let ifaces: &[IfaceId] = if ip.is_loopback() || !has_ext {
-            &[IfaceId::Loopback]
-        } else {
-            &[IfaceId::Loopback, IfaceId::External]
-        };
+        let ip = addr.ip();
+        let ifaces = inet::ifaces(ip, dual, self.stack.has_device());
         let (reuse, bytes) = (st.common.reuse_port, st.common.buffers);
+        let hops = st.inet.hop_limit();
         let (port, handles, lease) = self.stack.with(|inner| -> Result<_> {
-            let (port, owner) = inner.ports.bind(Proto::Udp, ip, addr.port(), reuse)?;
+            let (port, owner) =
+                inner
+                    .ports
+                    .bind(Proto::Udp, inet::bind_addr(addr, dual), addr.port(), reuse)?;
             let endpoint = IpListenEndpoint {
-                addr: (!ip.is_unspecified()).then_some(IpAddress::Ipv4(ip)),
+                addr: (!ip.is_unspecified()).then_some(IpAddress::from(ip)),
                 port,
             };
             let mut handles = Vec::new();
-            for &i in ifaces {
+            for &i in &ifaces {
                 let mut s = match new_udp_socket(bytes.0.max(bytes.1)) {
                     Ok(s) => s,
                     Err(e) => {
@@ -140,11 +149,12 @@ impl UdpSocket {
                 };
                 // The port is free and non-zero: binding cannot fail.
                 let _ = s.bind(endpoint);
+                s.set_hop_limit(hops);
                 handles.push((i, inner.sockets(i).add(s)));
             }
             Ok((port, handles, (port, owner)))
         })?;
-        st.local = Some(SocketAddrV4::new(ip, port));
+        st.local = Some(SocketAddr::new(ip, port));
         st.handles = handles;
         st.lease = Some(lease);
         Ok(())
@@ -152,17 +162,15 @@ impl UdpSocket {
 
     fn ensure_bound(&self, st: &mut UdpState) -> Result<()> {
         if st.local.is_none() {
-            self.bind_locked(st, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            let dual = st.inet.v6 && !st.inet.v6only;
+            self.bind_locked(st, st.inet.unspecified(), dual)?;
         }
         Ok(())
     }
 
-    fn route(&self, inner: &Inner, ip: Ipv4Addr) -> IfaceId {
-        if ip.is_loopback() || !inner.has_external() || ip == self.stack.config().addr {
-            IfaceId::Loopback
-        } else {
-            IfaceId::External
-        }
+    /// The card's address, if there is a card.
+    fn ext_addr(&self) -> Option<core::net::Ipv4Addr> {
+        self.stack.has_device().then(|| self.stack.config().addr)
     }
 }
 
@@ -184,27 +192,23 @@ impl Drop for UdpSocket {
 
 impl Socket for UdpSocket {
     fn bind(&self, addr: &SockAddr) -> Result<()> {
-        let addr = addr.inet()?;
-        self.bind_locked(&mut self.state.lock(), addr)
+        let mut st = self.state.lock();
+        let (addr, dual) = st.inet.local(addr, self.ext_addr())?;
+        self.bind_locked(&mut st, addr, dual)
     }
 
     fn connect(&self, addr: &SockAddr) -> Result<()> {
         let mut st = self.state.lock();
         if *addr == SockAddr::Unspec {
             st.peer = None;
+            st.source = None;
             return Ok(());
         }
-        let peer = addr.inet()?;
-        let ip = if peer.ip().is_unspecified() {
-            Ipv4Addr::LOCALHOST
-        } else {
-            *peer.ip()
-        };
-        if !ip.is_loopback() && !self.stack.has_device() {
-            return_errno!(Errno::ENETUNREACH);
-        }
+        let peer = st.inet.peer(addr, true)?;
+        let (iface, ip) = inet::route(peer.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
-        st.peer = Some(SocketAddrV4::new(ip, peer.port()));
+        st.peer = Some(SocketAddr::new(ip, peer.port()));
+        st.source = Some(inet::source(iface, ip, self.ext_addr()));
         Ok(())
     }
 
@@ -214,7 +218,7 @@ impl Socket for UdpSocket {
             return_errno!(Errno::EPIPE);
         }
         let dest = match to {
-            Some(a) => a.inet()?,
+            Some(a) => st.inet.peer(a, true)?,
             None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
         };
         if buf.len() > UDP_MAX_PAYLOAD {
@@ -223,23 +227,15 @@ impl Socket for UdpSocket {
         if dest.port() == 0 {
             return_errno!(Errno::EINVAL);
         }
-        let dest_ip = if dest.ip().is_unspecified() {
-            Ipv4Addr::LOCALHOST
-        } else {
-            *dest.ip()
-        };
-        if !dest_ip.is_loopback() && !self.stack.has_device() {
-            return_errno!(Errno::ENETUNREACH);
-        }
+        let (iface, dest_ip) = inet::route(dest.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
         let handles = st.handles.clone();
         self.stack.with(|inner| {
-            let iface = self.route(inner, dest_ip);
             let Some(&(i, h)) = handles.iter().find(|(i, _)| *i == iface) else {
                 return_errno!(Errno::ENETUNREACH);
             };
             let s = inner.sockets(i).get_mut::<udp::Socket>(h);
-            let ep = IpEndpoint::new(IpAddress::Ipv4(dest_ip), dest.port());
+            let ep = IpEndpoint::new(IpAddress::from(dest_ip), dest.port());
             match s.send_slice(buf, ep) {
                 Ok(()) => Ok(buf.len()),
                 Err(udp::SendError::BufferFull) => return_errno!(Errno::EAGAIN),
@@ -257,17 +253,17 @@ impl Socket for UdpSocket {
                 from: None,
             });
         }
-        let (handles, peer) = (st.handles.clone(), st.peer);
+        let (handles, peer, inet) = (st.handles.clone(), st.peer, st.inet);
         self.stack.polled(|inner| {
             for &(i, h) in &handles {
                 let s = inner.sockets(i).get_mut::<udp::Socket>(h);
                 while s.can_recv() {
                     let (data, from) = if peek {
                         let (d, m) = s.peek().map_err(|_| Errno::EAGAIN)?;
-                        (d, endpoint_v4(m.endpoint))
+                        (d, SocketAddr::from(m.endpoint))
                     } else {
                         let (d, m) = s.recv().map_err(|_| Errno::EAGAIN)?;
-                        (d, endpoint_v4(m.endpoint))
+                        (d, SocketAddr::from(m.endpoint))
                     };
                     if peer.is_some_and(|p| p != from) {
                         if peek {
@@ -280,7 +276,7 @@ impl Socket for UdpSocket {
                     return Ok(Received {
                         len,
                         full_len: data.len(),
-                        from: Some(SockAddr::Inet(from)),
+                        from: Some(inet.user(from)),
                     });
                 }
             }
@@ -300,15 +296,17 @@ impl Socket for UdpSocket {
 
     fn local_addr(&self) -> Result<SockAddr> {
         let st = self.state.lock();
-        Ok(SockAddr::Inet(
-            st.local
-                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
-        ))
+        let mut local = st.local.unwrap_or(st.inet.unspecified());
+        if let Some(ip) = st.source.filter(|_| local.ip().is_unspecified()) {
+            local.set_ip(ip);
+        }
+        Ok(st.inet.user(local))
     }
 
     fn peer_addr(&self) -> Result<SockAddr> {
-        match self.state.lock().peer {
-            Some(p) => Ok(SockAddr::Inet(p)),
+        let st = self.state.lock();
+        match st.peer {
+            Some(p) => Ok(st.inet.user(p)),
             None => return_errno!(Errno::ENOTCONN),
         }
     }
@@ -323,17 +321,33 @@ impl Socket for UdpSocket {
                 1 | 2 | 8 | 10 | 11 => int_value(value).map(|_| ()),
                 _ => return_errno!(Errno::ENOPROTOOPT),
             },
+            // ENOPROTOOPT on an AF_INET socket.
+            IPPROTO_IPV6 => {
+                let bound = st.local.is_some();
+                st.inet.set_option(name, value, bound)?;
+                let (hops, handles) = (st.inet.hop_limit(), st.handles.clone());
+                self.stack.with_lock(|inner| {
+                    for (i, h) in handles {
+                        inner
+                            .sockets(i)
+                            .get_mut::<udp::Socket>(h)
+                            .set_hop_limit(hops);
+                    }
+                });
+                Ok(())
+            }
             _ => return_errno!(Errno::ENOPROTOOPT),
         }
     }
 
     fn get_option(&self, level: i32, name: i32) -> Result<Vec<u8>> {
         match level {
-            SOL_SOCKET => self
-                .state
-                .lock()
-                .common
-                .get(name, (AF_INET, SOCK_DGRAM, IPPROTO_UDP)),
+            SOL_SOCKET => {
+                let st = self.state.lock();
+                st.common
+                    .get(name, (st.inet.domain(), SOCK_DGRAM, IPPROTO_UDP))
+            }
+            IPPROTO_IPV6 => self.state.lock().inet.get_option(name),
             _ => return_errno!(Errno::ENOPROTOOPT),
         }
     }

@@ -386,4 +386,11 @@ impl FileLike for UnixSocket {
     fn as_socket(&self) -> Option<&dyn Socket> {
         Some(self)
     }
+
+    fn fasync(&self) -> Option<Arc<crate::fasync::AsyncOwner>> {
+        match &*self.phase.lock() {
+            Phase::Connected { rx: Some(rx), .. } => rx.reader_async(),
+            _ => None,
+        }
+    }
 }

@@ -1,16 +1,16 @@
-//! `futex(2)` over [`FutexTable`](crate::futex::FutexTable): the wait,
-//! wake, requeue and wake-op commands, private or shared (one address
-//! space: the same), with relative (`FUTEX_WAIT`) and absolute
+//! `futex(2)` over [`FutexTable`]: the wait, wake, requeue and wake-op
+//! commands, private or shared (a shared futex on `MAP_SHARED` memory is
+//! keyed by the shared object, across processes), with relative (`FUTEX_WAIT`) and absolute
 //! (`FUTEX_WAIT_BITSET`, monotonic or `FUTEX_CLOCK_REALTIME`) timeouts.
 //! The priority-inheritance commands return `ENOSYS`.
 
 use super::SyscallArgs;
 use super::table::Handler;
 use crate::error::{Errno, Result};
-use crate::futex::{BITSET_MATCH_ANY, WakeOp};
+use crate::futex::{BITSET_MATCH_ANY, FutexTable, FutexWord, WakeOp};
 use crate::process::Process;
-use crate::return_errno;
 use crate::user::UserPtr;
+use crate::{return_errno, return_errno_with_message};
 
 /// `(number, name, handler)` for the family.
 pub const HANDLERS: &[(usize, &str, Handler)] = &[(202, "futex", sys_futex)];
@@ -73,6 +73,47 @@ fn count(v: i32) -> Result<usize> {
     usize::try_from(v).map_err(|_| Errno::EINVAL.into())
 }
 
+/// Bits of a shared futex key left for the offset in its object.
+const OFFSET_BITS: u32 = 40;
+
+/// The table and word for `addr`: a shared futex (no
+/// `FUTEX_PRIVATE_FLAG`) on a `MAP_SHARED` anonymous area is queued in
+/// the guest's shared table under its object and offset, so that a
+/// process that maps the same object (through `fork`), at whatever
+/// address, reaches the same waiters; any other futex in the process's
+/// own table under its address (what Linux does for private memory).
+fn locate(p: &Process, addr: u64, private: bool) -> Result<(&FutexTable, FutexWord)> {
+    let object = if private {
+        None
+    } else {
+        p.vm.lock()
+            .find(addr)
+            .and_then(|v| v.shared_object_at(addr))
+    };
+    let Some(o) = object else {
+        return Ok((&p.futexes, FutexWord::at(addr)));
+    };
+    if o.offset >> OFFSET_BITS != 0 || o.id >> (64 - OFFSET_BITS) != 0 {
+        return_errno_with_message!(Errno::EINVAL, "shared futex beyond what a key holds");
+    }
+    let key = (o.id << OFFSET_BITS) | o.offset;
+    Ok((&p.shared_futexes, FutexWord { addr, key }))
+}
+
+/// The second word of a requeue or wake-op, which must be in the same
+/// `table` as the first (`EINVAL` for a shared and a private word
+/// together: not supported).
+fn second_word(p: &Process, table: &FutexTable, addr: u64, private: bool) -> Result<FutexWord> {
+    let (other, word) = locate(p, addr, private)?;
+    if !core::ptr::eq(table, other) {
+        return_errno_with_message!(
+            Errno::EINVAL,
+            "futex words in shared and private memory together"
+        );
+    }
+    Ok(word)
+}
+
 /// `futex(uaddr, op, val, timeout/val2, uaddr2, val3)`.
 pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (uaddr, op, val) = (a.u64(0), a.u32(1), a.u32(2));
@@ -89,7 +130,8 @@ pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
     if !uaddr.is_multiple_of(4) {
         return_errno!(Errno::EINVAL);
     }
-    let table = &p.futexes;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let (table, word) = locate(p, uaddr, private)?;
     let val3 = a.u32(5);
     match command {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
@@ -102,7 +144,7 @@ pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
                 return_errno!(Errno::EINVAL);
             }
             let deadline = deadline(p, a, command, realtime)?;
-            table.wait(&*p.platform, &*p.platform, uaddr, val, bitset, deadline)?;
+            table.wait_word(&*p.platform, &*p.platform, word, val, bitset, deadline)?;
             Ok(0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
@@ -114,7 +156,7 @@ pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
             if bitset == 0 {
                 return_errno!(Errno::EINVAL);
             }
-            Ok(table.wake(uaddr, wake_count(val as i32), bitset))
+            Ok(table.wake(word.key, wake_count(val as i32), bitset))
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             let (wake, requeue) = (count(val as i32)?, count(a.i32(3))?);
@@ -122,7 +164,8 @@ pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
             if !a.u64(4).is_multiple_of(4) {
                 return_errno!(Errno::EINVAL);
             }
-            table.requeue(&*p.platform, uaddr, wake, a.u64(4), requeue, cmp)
+            let target = second_word(p, table, a.u64(4), private)?;
+            table.requeue_word(&*p.platform, word, wake, target.key, requeue, cmp)
         }
         FUTEX_WAKE_OP => {
             let op = WakeOp::decode(val3)?;
@@ -130,7 +173,8 @@ pub fn sys_futex(p: &Process, a: &SyscallArgs) -> Result<usize> {
                 return_errno!(Errno::EINVAL);
             }
             let (n1, n2) = (wake_count(val as i32), wake_count(a.i32(3)));
-            table.wake_op(&*p.platform, uaddr, n1, a.u64(4), n2, op)
+            let second = second_word(p, table, a.u64(4), private)?;
+            table.wake_op_words(&*p.platform, (word, n1), (second, n2), op)
         }
         _ => return_errno!(Errno::ENOSYS),
     }

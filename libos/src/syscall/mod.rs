@@ -51,6 +51,7 @@ pub mod names;
 pub mod net;
 pub mod poll;
 pub mod process;
+pub mod ptimer;
 pub mod sched;
 pub mod sched_policy;
 pub mod signal;
@@ -65,7 +66,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 18] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 19] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -81,6 +82,7 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 18] {
         sched_policy::HANDLERS,
         misc::HANDLERS,
         itimer::HANDLERS,
+        ptimer::HANDLERS,
         signal::HANDLERS,
         sigwait::HANDLERS,
         net::HANDLERS,

@@ -137,7 +137,7 @@ fn install(p: &Process, file: Arc<dyn FileLike>, flags: u32) -> Result<usize> {
 }
 
 /// `socket(domain, type, protocol)`: `AF_INET` stream (TCP) and datagram
-/// (UDP), `AF_UNIX` stream; `AF_INET6` and others `EAFNOSUPPORT`.
+/// (UDP), the same over `AF_INET6`, `AF_UNIX` stream; others `EAFNOSUPPORT`.
 pub fn sys_socket(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (domain, ty, protocol) = (a.u32(0), a.u32(1), a.i32(2));
     let flags = ty & !0xf;
@@ -157,7 +157,12 @@ pub fn sys_socket(p: &Process, a: &SyscallArgs) -> Result<usize> {
             (SOCK_STREAM, _) => return_errno!(Errno::EPROTONOSUPPORT),
             _ => return_errno!(Errno::ESOCKTNOSUPPORT),
         },
-        AF_INET6 => return_errno!(Errno::EAFNOSUPPORT),
+        AF_INET6 => match (kind, protocol) {
+            (SOCK_STREAM, 0 | 6) => Arc::new(TcpSocket::new_v6(p.net.clone(), flags)),
+            (SOCK_DGRAM, 0 | 17) => Arc::new(UdpSocket::new_v6(p.net.clone(), flags)),
+            (SOCK_STREAM | SOCK_DGRAM, _) => return_errno!(Errno::EPROTONOSUPPORT),
+            _ => return_errno!(Errno::ESOCKTNOSUPPORT),
+        },
         _ => return_errno!(Errno::EAFNOSUPPORT),
     };
     install(p, file, flags)
@@ -171,11 +176,13 @@ pub fn sys_socketpair(p: &Process, a: &SyscallArgs) -> Result<usize> {
         return_errno!(Errno::EINVAL);
     }
     if domain != u32::from(AF_UNIX) {
-        return_errno!(if domain == u32::from(AF_INET) {
-            Errno::EOPNOTSUPP
-        } else {
-            Errno::EAFNOSUPPORT
-        });
+        return_errno!(
+            if domain == u32::from(AF_INET) || domain == u32::from(AF_INET6) {
+                Errno::EOPNOTSUPP
+            } else {
+                Errno::EAFNOSUPPORT
+            }
+        );
     }
     if (ty & 0xf) as i32 != SOCK_STREAM {
         return_errno!(Errno::EOPNOTSUPP);

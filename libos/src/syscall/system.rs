@@ -1,5 +1,5 @@
-//! System information: `uname`, `getrandom` (the user and group ids are
-//! in [`super::cred`]).
+//! System information: `uname`, `getrandom`, and the capabilities
+//! ([`caps`]; the user and group ids are in [`super::cred`]).
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -9,8 +9,12 @@ use crate::return_errno;
 use crate::user::UserSliceWrite;
 
 /// `(number, name, handler)` for the family.
-pub const HANDLERS: &[(usize, &str, Handler)] =
-    &[(63, "uname", sys_uname), (318, "getrandom", sys_getrandom)];
+pub const HANDLERS: &[(usize, &str, Handler)] = &[
+    (63, "uname", sys_uname),
+    (125, "capget", caps::sys_capget),
+    (126, "capset", caps::sys_capset),
+    (318, "getrandom", sys_getrandom),
+];
 
 /// What `uname` reports: `(sysname, nodename, release, version, machine,
 /// domainname)`. The release is a Linux version glibc accepts.
@@ -59,5 +63,6 @@ pub fn sys_getrandom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     Ok(done)
 }
 
+pub mod caps;
 #[cfg(test)]
 mod tests;

@@ -5,14 +5,15 @@
 //! |---|---|---|
 //! | `boot` | `/usr/bin/echo cloister-bench-ready` (Debian coreutils, dynamically linked) | QEMU start → the program's first output line on the host; QEMU start → the guest's end-of-program report |
 //! | `syscall` | `tools/bench-guest/syscall_bench.c`, built `gcc -O2 -static` | ns per `getpid`, 1-byte `read` of `/dev/zero`, `open`+`close` (the program's own medians) |
+//! | `process` | the same program, `syscall_bench procs 200` | ns per fork+exit+wait, fork+execve (itself, at once exiting)+wait, and 64 KiB written through a pipe to a reading child |
 //! | `openssl` | `openssl speed -seconds 2 -evp aes-256-gcm sha256` | kB/s at 16, 1024 and 16384-byte blocks |
 //! | `files` | `sha256sum` of 64 MiB of pseudo-random bytes; busybox `tar -cf` of 128 files × 256 KiB of text; busybox `gzip -k` of 8 MiB of text | program time: the guest's start report → its end report |
 //!
 //! OpenSSL 3.0 names the cipher only through `-evp` (`openssl speed …
 //! aes-256-gcm` says "Unknown algorithm"), hence the `-evp`.
 //!
-//! Each job is one program (no shell, no pipes: Cloister runs one process),
-//! so the tar and gzip halves of the file workload are separate runs.
+//! Each job is one program started directly (no shell in between), so the
+//! tar and gzip halves of the file workload are separate runs.
 //!
 //! | `redis` | `/usr/bin/redis-server --port 6379 --save '' --appendonly no --protected-mode no` | requests/s of `redis-benchmark` on the host through the port forward, per test: 10 clients, then 10 clients pipelining 16 |
 //! | `nginx` | `/usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr` (generated config, one process, `sendfile on`) | `wrk -t1 -c10 -d10s` on the host: requests/s and MiB/s for a 4 KiB and a 1 MiB file |
@@ -42,6 +43,8 @@ pub enum Figure {
     Boot,
     /// System-call micro-benchmarks.
     Syscall,
+    /// fork, exec and pipe micro-benchmarks.
+    Process,
     /// `openssl speed`.
     Openssl,
     /// `sha256sum`, `tar`, `gzip` over files in the guest.
@@ -54,9 +57,10 @@ pub enum Figure {
 
 impl Figure {
     /// Every figure, in table order.
-    pub const ALL: [Figure; 6] = [
+    pub const ALL: [Figure; 7] = [
         Self::Boot,
         Self::Syscall,
+        Self::Process,
         Self::Openssl,
         Self::Files,
         Self::Redis,
@@ -68,6 +72,7 @@ impl Figure {
         match self {
             Self::Boot => "boot",
             Self::Syscall => "syscall",
+            Self::Process => "process",
             Self::Openssl => "openssl",
             Self::Files => "files",
             Self::Redis => "redis",
@@ -86,14 +91,16 @@ impl Figure {
                 .into_iter()
                 .find(|f| f.name() == word)
                 .with_context(|| {
-                    format!("unknown figure {word:?}: use boot, syscall, openssl, files, redis, nginx or all")
+                    format!("unknown figure {word:?}: use boot, syscall, process, openssl, files, redis, nginx or all")
                 })?;
             if !out.contains(&f) {
                 out.push(f);
             }
         }
         if out.is_empty() {
-            bail!("no figures given: use boot, syscall, openssl, files, redis, nginx or all");
+            bail!(
+                "no figures given: use boot, syscall, process, openssl, files, redis, nginx or all"
+            );
         }
         Ok(out)
     }
@@ -197,6 +204,12 @@ pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>
                 &["100000", "/etc/passwd"],
                 vec![],
             );
+            j.program = program;
+            vec![one(j, Check::Syscall)]
+        }
+        Figure::Process => {
+            let program = build_syscall_bench(cache)?;
+            let mut j = job("process", "/bench/syscall_bench", &["procs", "200"], vec![]);
             j.program = program;
             vec![one(j, Check::Syscall)]
         }

@@ -43,7 +43,14 @@ impl Accel {
     /// QEMU arguments selecting it. `-cpu max` under TCG gives NX, SMEP,
     /// SMAP and RDRAND; under KVM `host` minus the MSR QEMU cannot set here.
     pub fn qemu_args(self) -> Vec<String> {
+        self.qemu_args_for(1)
+    }
+
+    /// [`Accel::qemu_args`] for a guest with `cpus` vCPUs: with more than
+    /// one, TCG runs each on a host thread of its own (`thread=multi`).
+    pub fn qemu_args_for(self, cpus: u32) -> Vec<String> {
         let (accel, cpu) = match self {
+            Self::Tcg if cpus > 1 => ("tcg,thread=multi", "max"),
             Self::Tcg => ("tcg", "max"),
             Self::Kvm => ("kvm", "host,-arch-capabilities"),
         };
@@ -71,5 +78,12 @@ mod tests {
                 .contains(&"host,-arch-capabilities".to_string())
         );
         assert!(Accel::Tcg.qemu_args().contains(&"max".to_string()));
+    }
+
+    #[test]
+    fn several_vcpus_get_multi_threaded_tcg() {
+        assert_eq!(Accel::Tcg.qemu_args()[1], "tcg");
+        assert_eq!(Accel::Tcg.qemu_args_for(4)[1], "tcg,thread=multi");
+        assert_eq!(Accel::Kvm.qemu_args_for(4)[1], "kvm");
     }
 }

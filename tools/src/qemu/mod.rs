@@ -65,6 +65,10 @@ pub struct QemuConfig {
     pub kernel_args: Vec<String>,
     /// TCG or KVM.
     pub accel: Accel,
+    /// vCPUs (`-smp`): 1 unless `CLOISTER_CPUS` or the run says otherwise.
+    /// The kernel starts the others and keeps them idle; programs run on
+    /// the first (docs/ARCHITECTURE.md, "CPUs").
+    pub cpus: u32,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// Kill the guest after this long in total.
@@ -110,6 +114,33 @@ pub fn kernel_args_from_env() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The most vCPUs a guest gets (the kernel uses at most 16 CPUs).
+pub const MAX_CPUS: u32 = 16;
+
+/// Checks a vCPU count (`--cpus`, `vm.cpus`, `CLOISTER_CPUS`).
+pub fn check_cpus(cpus: u32) -> Result<u32> {
+    if (1..=MAX_CPUS).contains(&cpus) {
+        Ok(cpus)
+    } else {
+        anyhow::bail!("{cpus} vCPUs: Cloister uses 1 to {MAX_CPUS}")
+    }
+}
+
+/// The vCPU count for every guest this process starts: `CLOISTER_CPUS`,
+/// or 1 (e.g. `CLOISTER_CPUS=4 cargo cloister ktest smp`).
+pub fn cpus_from_env() -> Result<u32> {
+    match std::env::var("CLOISTER_CPUS") {
+        Ok(v) if !v.trim().is_empty() => {
+            let n = v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("CLOISTER_CPUS={v:?}: expected a number of vCPUs"))?;
+            check_cpus(n)
+        }
+        _ => Ok(1),
+    }
+}
+
 /// How long a guest asked to stop at its timeout may take to exit.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -123,6 +154,7 @@ impl QemuConfig {
             cmdline: String::new(),
             kernel_args: kernel_args_from_env(),
             accel: Accel::from_env()?,
+            cpus: cpus_from_env()?,
             memory_mib: 256,
             timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(120),
@@ -159,13 +191,13 @@ impl QemuConfig {
             "stdio".into(),
             "-no-reboot".into(),
             "-smp".into(),
-            "1".into(),
+            self.cpus.to_string(),
             "-m".into(),
             format!("{}M", self.memory_mib),
             "-device".into(),
             "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
         ];
-        a.extend(self.accel.qemu_args());
+        a.extend(self.accel.qemu_args_for(self.cpus));
         a.push("-kernel".into());
         a.push(self.kernel.display().to_string());
         let cmdline = self.full_cmdline();

@@ -58,6 +58,9 @@ pub fn build(opts: &RunOptions, kernel: &Path, dir: &Path) -> Result<Bundle> {
         config.accel = accel;
     }
     config.memory_mib = opts.memory_mib;
+    if let Some(cpus) = opts.cpus {
+        config.cpus = cpus;
+    }
     config.initrd = Some(initrd);
     config.cmdline = kernel_cmdline(opts);
     config.nic = Some(Nic::with_forwards(opts.publish.clone())?);

@@ -10,7 +10,7 @@
 //!
 //! [vm]
 //! memory = "512M"
-//! cpus = 1
+//! cpus = 1                                # vCPUs, 1 to 16 (the program runs on the first)
 //! accel = "tcg"                           # or "kvm"
 //! publish = ["16379:6379"]                # 127.0.0.1:HOST -> guest port
 //! timeout_secs = 0                        # 0: no limit
@@ -111,14 +111,10 @@ pub fn parse(text: &str, base: &Path) -> Result<RunOptions> {
         opts.memory_mib =
             parse_memory_mib(mem.get_ref()).map_err(|e| at("vm.memory", mem.span(), e))?;
     }
-    if let Some(cpus) = &m.vm.cpus
-        && *cpus.get_ref() != 1
-    {
-        return Err(at(
-            "vm.cpus",
-            cpus.span(),
-            anyhow::anyhow!("Cloister runs on one vCPU for now (SMP is not implemented): use 1"),
-        ));
+    if let Some(cpus) = &m.vm.cpus {
+        opts.cpus = Some(
+            crate::qemu::check_cpus(*cpus.get_ref()).map_err(|e| at("vm.cpus", cpus.span(), e))?,
+        );
     }
     if let Some(accel) = &m.vm.accel {
         opts.accel =
@@ -199,6 +195,7 @@ size = "8M"
             Some(Path::new("/etc/redis/redis.conf"))
         );
         assert_eq!(o.memory_mib, 256);
+        assert_eq!(o.cpus, Some(1));
         assert_eq!(o.accel, Some(Accel::Tcg));
         assert_eq!(o.publish[0].host_port, 16379);
         assert_eq!(o.timeout, Some(Duration::from_secs(60)));
@@ -222,9 +219,9 @@ size = "8M"
         assert!(e.contains("line 4") && e.contains("memry"), "{e}");
         let e = err("[program]\npath = \"ls\"\n[vm]\nmemory = \"lots\"\n");
         assert!(e.contains("line 4: vm.memory"), "{e}");
-        let e = err("[program]\npath = \"ls\"\n[vm]\n\ncpus = 4\n");
+        let e = err("[program]\npath = \"ls\"\n[vm]\n\ncpus = 40\n");
         assert!(
-            e.contains("line 5: vm.cpus") && e.contains("one vCPU"),
+            e.contains("line 5: vm.cpus") && e.contains("1 to 16"),
             "{e}"
         );
         let e = err("[program]\npath = \"ls\"\n[vm]\npublish = [\"70000:1\"]\n");

@@ -147,6 +147,8 @@ pub struct RunOptions {
     pub env: Vec<(OsString, OsString)>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// vCPUs (`--cpus`, `vm.cpus`); `None`: `CLOISTER_CPUS` or 1.
+    pub cpus: Option<u32>,
     /// Ask the kernel for a `[trace]` line per syscall.
     pub trace: bool,
     /// Extra kernel command-line words (`--kernel-arg`, e.g.
@@ -202,6 +204,7 @@ impl RunOptions {
             files: Vec::new(),
             env: Vec::new(),
             memory_mib: DEFAULT_MEMORY_MIB,
+            cpus: None,
             trace: false,
             kernel_args: Vec::new(),
             verbose: false,
@@ -256,6 +259,10 @@ pub struct RunArgs {
     /// Guest memory, e.g. 512M or 2G.
     #[arg(long, default_value = DEFAULT_MEM_ARG, value_name = "SIZE")]
     mem: String,
+    /// vCPUs (1 to 16; default 1, or `CLOISTER_CPUS`). The kernel starts
+    /// them all; the program runs on the first (no SMP scheduling yet).
+    #[arg(long, value_name = "N")]
+    cpus: Option<u32>,
     /// A host file or directory (recursively) to put in the image, at GUEST
     /// or at the same path.
     #[arg(long = "file", value_name = "HOST[:GUEST]")]
@@ -367,6 +374,9 @@ impl RunArgs {
             if self.mem != DEFAULT_MEM_ARG {
                 opts.memory_mib = parse_memory_mib(&self.mem)?;
             }
+            if let Some(cpus) = self.cpus {
+                opts.cpus = Some(crate::qemu::check_cpus(cpus)?);
+            }
             return Ok(opts);
         }
         let mut command = self.command.into_iter();
@@ -381,6 +391,7 @@ impl RunArgs {
             opts.learn = false;
         }
         opts.memory_mib = parse_memory_mib(&self.mem)?;
+        opts.cpus = self.cpus.map(crate::qemu::check_cpus).transpose()?;
         opts.files = self
             .files
             .iter()

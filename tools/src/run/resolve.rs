@@ -303,10 +303,13 @@ pub fn resolve_program(program: &Path, search: &LibrarySearch) -> Result<Resolut
 }
 
 /// Adds the libraries that shared objects packed with `--file` need
-/// (Python's extension modules, for instance) to `resolution`. `objects`
-/// are host paths; files that are not x86-64 ELF objects are ignored. A
-/// library that cannot be found is returned as a warning, not an error:
-/// the program may never load the object that needs it.
+/// (Python's extension modules, for instance) to `resolution`, and the
+/// `PT_INTERP` interpreter of a dynamic executable among them (a program
+/// the packed program runs, e.g. nginx started by a busybox script).
+/// `objects` are host paths; files that are not x86-64 ELF objects are
+/// ignored. A library or interpreter that cannot be found is returned as
+/// a warning, not an error: the program may never load the object that
+/// needs it.
 pub fn add_libraries_of(
     resolution: &mut Resolution,
     objects: &[PathBuf],
@@ -329,6 +332,29 @@ pub fn add_libraries_of(
         warnings: Some(Vec::new()),
     };
     for object in objects {
+        if let Some(interp) = interpreter_of(object) {
+            let mut known = resolution.files.iter().chain(&resolver.files);
+            if !known.any(|f| f.path == interp) {
+                if interp.is_file() {
+                    if let Some(name) = interp.file_name() {
+                        // libc's DT_NEEDED on ld.so is this file.
+                        resolver.loaded.insert(name.to_string_lossy().into_owned());
+                    }
+                    resolver.files.push(NeededFile {
+                        path: interp,
+                        role: Role::Library {
+                            needed_by: object.clone(),
+                        },
+                    });
+                } else if let Some(w) = &mut resolver.warnings {
+                    w.push(format!(
+                        "the interpreter {} of {} does not exist on this host",
+                        interp.display(),
+                        object.display()
+                    ));
+                }
+            }
+        }
         let Ok(dynamic) = load_library(object) else {
             continue;
         };
@@ -453,6 +479,15 @@ impl Resolver<'_> {
 }
 
 /// Parses a candidate library: it must be an x86-64 ELF64 object.
+/// The `PT_INTERP` of the ELF file at `path` (normalized), if it is one
+/// and has one.
+fn interpreter_of(path: &Path) -> Option<PathBuf> {
+    let image = std::fs::read(path).ok()?;
+    let elf = ElfFile::parse(&image).ok()?;
+    let interp = elf.interpreter?;
+    Some(normalize(Path::new(OsStr::from_bytes(interp))))
+}
+
 fn load_library(path: &Path) -> Result<DynamicInfo, String> {
     let image = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     let elf = ElfFile::parse(&image).map_err(|e| e.to_string())?;
@@ -744,6 +779,27 @@ mod tests {
         assert!(library_named(&r, "libz.so.1").is_some(), "{r:?}");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("libnope.so.1"), "{warnings:?}");
+        // A dynamic executable packed beside a static program brings its
+        // interpreter, once; a missing one is a warning.
+        let tool = s.write("bin/tool", &FixtureElf::executable().build(), 0o755);
+        let twin = s.write("bin/twin", &FixtureElf::executable().build(), 0o755);
+        let warnings = add_libraries_of(&mut r, &[tool, twin], &host_search());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let interp = interpreter_of(&s.0.join("bin/tool")).expect("an interpreter");
+        assert_eq!(
+            r.files.iter().filter(|f| f.path == interp).count(),
+            1,
+            "{r:?}"
+        );
+        let lost = s.write(
+            "bin/lost",
+            &FixtureElf::executable()
+                .interp("/nonexistent/ld.so")
+                .build(),
+            0o755,
+        );
+        let warnings = add_libraries_of(&mut r, &[lost], &host_search());
+        assert!(warnings[0].contains("/nonexistent/ld.so"), "{warnings:?}");
     }
 
     #[test]

@@ -264,6 +264,9 @@ fn qemu_config(
         config.accel = accel;
     }
     config.memory_mib = opts.memory_mib;
+    if let Some(cpus) = opts.cpus {
+        config.cpus = cpus;
+    }
     config.initrd = Some(image);
     // The runner answers the kernel's request for the host's time
     // (qemu/time_sync.rs); a built image run by plain QEMU has no one to

@@ -74,6 +74,12 @@ pub fn free(paddr: u64, count: usize) -> Result<(), FrameError> {
     with(|fa| fa.free(paddr, count))
 }
 
+/// Extends the used run of `count` frames at `paddr` by `extra` frames in
+/// place if the frames right after it are free; returns whether it did.
+pub fn try_extend(paddr: u64, count: usize, extra: usize) -> bool {
+    with(|fa| fa.try_extend(paddr, count, extra))
+}
+
 /// Bytes the allocator manages (free at boot).
 pub fn total_bytes() -> u64 {
     TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed)

@@ -18,7 +18,7 @@ struct KernelPages;
 
 // SAFETY: runs come from the frame allocator, so they are exclusive until
 // freed; frames are 4 KiB aligned, and the direct map maps all RAM RW. The
-// frame allocator's lock masks interrupts, so both methods may be called
+// frame allocator's lock masks interrupts, so the methods may be called
 // from any context, including interrupt handlers.
 unsafe impl PageSource for KernelPages {
     fn alloc_pages(&self, count: usize) -> Option<NonNull<u8>> {
@@ -32,15 +32,21 @@ unsafe impl PageSource for KernelPages {
             panic!("heap returned pages the frame allocator refuses: {e}");
         }
     }
+
+    unsafe fn grow_pages(&self, ptr: NonNull<u8>, count: usize, new_count: usize) -> bool {
+        let paddr = ptr.as_ptr() as u64 - PHYS_OFFSET;
+        new_count > count && frames::try_extend(paddr, count, new_count - count)
+    }
 }
 
-/// The boot CPU, with interrupt masking for the allocator's shared paths.
+/// The running CPU (its index, `arch::smp::cpu_index`), with interrupt
+/// masking for the allocator's shared paths.
 #[derive(Debug)]
 struct KernelCpu;
 
 impl CpuLocal for KernelCpu {
     fn cpu_id(&self) -> usize {
-        0
+        crate::arch::smp::cpu_index()
     }
 
     fn irq_save(&self) -> usize {
@@ -62,9 +68,13 @@ static CPU: KernelCpu = KernelCpu;
 /// Connects the heap to the frame allocator. Before this, allocation
 /// returns null (and the kernel does not allocate).
 pub fn init() {
-    // SAFETY: one vCPU, and nothing preempts or migrates a caller inside the
-    // allocator (interrupt handlers that allocate find the per-CPU cache
-    // claimed and use the depot), so CPU id 0 is exclusive.
+    // SAFETY: each CPU reports its own index (`smp::cpu_index`: 0 until an
+    // AP starts, then IA32_TSC_AUX — set by each AP before it first
+    // allocates — or the AP whose stacks hold the stack pointer; distinct
+    // per CPU and below `allocator::MAX_CPUS`), and nothing preempts or migrates a
+    // caller inside the allocator (kernel code never moves between CPUs;
+    // interrupt handlers that allocate find the per-CPU cache claimed and
+    // use the depot), so no two CPUs use one id at the same time.
     if unsafe { HEAP.init_exclusive(&PAGES, &CPU) }.is_err() {
         log::warn!("heap initialised twice");
     }

@@ -49,6 +49,19 @@ ktest!(
 );
 
 ktest!(
+    fn frames_runs_extend_in_place_only_into_free_frames() {
+        // The heap's `grow_pages`: a 2 MiB-aligned run, its tail freed, then
+        // grown back over the tail; a used neighbour stops the growth.
+        let run = frames::alloc_contiguous(64, 512).expect("2 MiB-aligned run");
+        frames::free(run + 16 * PAGE_BYTES, 48).expect("free the tail");
+        assert!(frames::try_extend(run, 16, 48), "the tail is free");
+        assert!(frames::free(run + 63 * PAGE_BYTES, 1).is_ok(), "now used");
+        assert!(!frames::try_extend(run, 32, 64), "frames 32..63 are used");
+        frames::free(run, 63).expect("free");
+    }
+);
+
+ktest!(
     fn frames_exhaustion_returns_none_and_recovers() {
         // Take everything in halving contiguous runs. `held` is sized first:
         // it must not grow (from the same frames) once they run out.

@@ -331,7 +331,10 @@ impl Platform for SnpPlatform {
     }
 
     fn start_cpu(&self, _ap: &ApStart) -> Result<()> {
-        // SNP AP creation (a VMSA per CPU, VMGEXIT 0x8000_0013) comes with SMP.
+        // Not yet: SNP starts an AP from a VMSA page of its own (VMPL0,
+        // the AP's initial registers) with the GHCB's AP-creation request
+        // (VMGEXIT 0x8000_0013); INIT-SIPI-SIPI is not honoured. The
+        // kernel stays on the boot CPU (docs/CVM.md).
         Err(PlatformError::Unsupported)
     }
 

@@ -227,8 +227,10 @@ impl Platform for TdxPlatform {
     }
 
     fn start_cpu(&self, _ap: &ApStart) -> Result<()> {
-        // TDX wakes APs through the ACPI multiprocessor-wakeup mailbox;
-        // SMP is a later issue.
+        // Not yet: TDX APs wait in the TDX module's reset state and are
+        // woken through the ACPI multiprocessor-wakeup mailbox (MADT
+        // entry type 0x10), not INIT-SIPI-SIPI. The kernel stays on the
+        // boot CPU (docs/CVM.md).
         Err(PlatformError::Unsupported)
     }
 

@@ -5,10 +5,11 @@ use alloc::sync::Arc;
 use super::{base_dir, path_arg};
 use crate::error::{Errno, Result};
 use crate::fallible::{TryVec, with_capacity};
+use crate::fasync::O_ASYNC;
 use crate::fd::{FileLike, SeekFrom};
 use crate::fs::InodeFile;
 use crate::fs::file::open_flags::*;
-use crate::fs::file::tty_ioctl::{FIOCLEX, FIONBIO};
+use crate::fs::file::tty_ioctl::{FIOASYNC, FIOCLEX, FIONBIO};
 use crate::ipc::PipeEnd;
 use crate::process::Process;
 use crate::syscall::SyscallArgs;
@@ -140,7 +141,11 @@ pub fn sys_creat(p: &Process, a: &SyscallArgs) -> Result<usize> {
 
 /// `close(fd)`
 pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    p.fds.lock().close(a.i32(0))?;
+    let file = p.fds.lock().close(a.i32(0))?;
+    // Closing any fd of a file drops the process's POSIX locks on it.
+    if let Ok(m) = file.metadata() {
+        p.locks.release_process(p.pid, Some(m.ino));
+    }
     Ok(0)
 }
 
@@ -388,6 +393,8 @@ mod cmd {
     pub const F_GETLK: u32 = 5;
     pub const F_SETLK: u32 = 6;
     pub const F_SETLKW: u32 = 7;
+    pub const F_SETOWN: u32 = 8;
+    pub const F_GETOWN: u32 = 9;
     pub const F_OFD_GETLK: u32 = 36;
     pub const F_OFD_SETLK: u32 = 37;
     pub const F_OFD_SETLKW: u32 = 38;
@@ -395,13 +402,11 @@ mod cmd {
     pub const F_SETPIPE_SZ: u32 = 1031;
     pub const F_GETPIPE_SZ: u32 = 1032;
     pub const FD_CLOEXEC: u64 = 1;
-    pub const F_UNLCK: i16 = 2;
 }
 
 /// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags,
-/// a pipe's size (`F_GETPIPE_SZ`, `F_SETPIPE_SZ`) and record locks. There is one process, so locks never conflict: `F_SETLK*`
-/// succeed and `F_GETLK` reports `F_UNLCK`, which is what Linux does for a
-/// lone process.
+/// a pipe's size (`F_GETPIPE_SZ`, `F_SETPIPE_SZ`), the `SIGIO` owner and
+/// record locks (`super::locks`).
 pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     use cmd::*;
     let fd = a.i32(0);
@@ -417,19 +422,31 @@ pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
             p.fds.lock().set_cloexec(fd, a.u64(2) & FD_CLOEXEC != 0)?;
             Ok(0)
         }
-        F_GETFL => Ok(f.status_flags() as usize),
+        F_GETFL => {
+            let on = f.fasync().is_some_and(|o| o.enabled());
+            Ok((f.status_flags() | if on { O_ASYNC } else { 0 }) as usize)
+        }
         F_SETFL => {
-            f.set_status_flags(a.u32(2))?;
+            let flags = a.u32(2);
+            f.set_status_flags(flags)?;
+            // O_ASYNC is kept where data arrives; a kind of file without
+            // signal-driven I/O ignores it, as Linux's files without a
+            // `fasync` operation do.
+            if let Some(owner) = f.fasync() {
+                owner.set_enabled(flags & O_ASYNC != 0);
+            }
             Ok(0)
         }
-        F_GETLK | F_OFD_GETLK => {
-            // struct flock starts with `short l_type`.
-            UserPtr::<u16>::new(a.u64(2)).write(&*p.platform, F_UNLCK as u16)?;
+        F_SETOWN => {
+            let Some(owner) = f.fasync() else {
+                return_errno_with_message!(Errno::EINVAL, "no signal-driven I/O on this file");
+            };
+            owner.set_owner(a.i32(2), &p.processes);
             Ok(0)
         }
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
-            UserPtr::<u16>::new(a.u64(2)).read(&*p.platform)?;
-            Ok(0)
+        F_GETOWN => Ok(f.fasync().map_or(0, |o| o.owner()) as isize as usize),
+        F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            super::locks::fcntl_lock(p, &f, a.u32(1), a.u64(2))
         }
         F_GETPIPE_SZ | F_SETPIPE_SZ => {
             // Linux answers EBADF for anything but a pipe.
@@ -444,7 +461,8 @@ pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     }
 }
 
-/// `ioctl(fd, request, arg)`: `FIONBIO`, `FIOCLEX`/`FIONCLEX`, and the
+/// `ioctl(fd, request, arg)`: `FIONBIO`, `FIOCLEX`/`FIONCLEX`,
+/// `FIOASYNC` (pipes and Unix sockets, see [`crate::fasync`]), and the
 /// terminal queries (`TCGETS`, `TIOCGWINSZ`, …) on the console; `ENOTTY`
 /// for anything else, as Linux answers for a non-terminal.
 pub fn sys_ioctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
@@ -454,6 +472,14 @@ pub fn sys_ioctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     match request {
         FIOCLEX | 0x5450 => {
             p.fds.lock().set_cloexec(fd, request == FIOCLEX)?;
+            return Ok(0);
+        }
+        FIOASYNC => {
+            let on = UserPtr::<i32>::new(a.u64(2)).read(&*p.platform)?;
+            let Some(owner) = f.fasync() else {
+                return_errno_with_message!(Errno::ENOTTY, "no signal-driven I/O on this file");
+            };
+            owner.set_enabled(on != 0);
             return Ok(0);
         }
         FIONBIO => {

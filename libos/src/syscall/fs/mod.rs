@@ -27,6 +27,7 @@ pub mod copy;
 pub mod fallocate;
 pub mod flock;
 pub mod io;
+pub mod locks;
 pub mod mknod;
 pub mod namei;
 pub mod splice;
@@ -149,7 +150,8 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
 
 /// Reads a path argument (`EFAULT`, `ENAMETOOLONG`).
 pub(crate) fn path_arg(p: &Process, addr: u64) -> Result<Vec<u8>> {
-    read_cstring(&*p.platform, addr, PATH_MAX - 1)
+    let path = read_cstring(&*p.platform, addr, PATH_MAX - 1)?;
+    Ok(crate::fs::procpid::on_lookup(p, path))
 }
 
 /// The directory relative paths start from: the working directory for

@@ -168,9 +168,14 @@ fn readlink_at(p: &Process, dirfd: i32, path_addr: u64, buf: u64, size: i32) -> 
         .ok()
         .filter(|&s| s > 0)
         .ok_or(Errno::EINVAL)?;
-    let path = path_arg(p, path_addr)?;
-    let inode = lookup_at(p, dirfd, &path, AT_SYMLINK_NOFOLLOW)?;
-    let target = inode.read_link()?;
+    let raw = crate::user::read_cstring(&*p.platform, path_addr, super::PATH_MAX - 1)?;
+    // `/proc/self` names the caller's pid (see `fs::procpid`).
+    let target = if raw == b"/proc/self" {
+        alloc::format!("{}", p.pid).into_bytes()
+    } else {
+        let path = crate::fs::procpid::on_lookup(p, raw);
+        lookup_at(p, dirfd, &path, AT_SYMLINK_NOFOLLOW)?.read_link()?
+    };
     let n = target.len().min(size);
     UserSliceWrite::new(buf, n)?.write(&*p.platform, &target[..n])
 }

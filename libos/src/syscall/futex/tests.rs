@@ -130,3 +130,52 @@ fn bad_arguments() {
         err(Errno::ENOSYS)
     );
 }
+
+/// Issue 12: a shared futex on `MAP_SHARED` memory is keyed by the shared
+/// object, so a waiter in a forked child is woken by its parent; a
+/// private wake, or a shared one on private (copy-on-write) memory, does
+/// not reach it, as on Linux.
+#[test]
+fn a_shared_futex_on_map_shared_memory_wakes_across_processes() {
+    use crate::syscall::testing::Sys;
+    use std::thread;
+    const PRW: u64 = 3;
+    const SHARED_ANON: u64 = 0x01 | 0x20;
+    const PRIVATE_ANON: u64 = 0x02 | 0x20;
+    let s = Sys::new(0x10000, 4096);
+    s.p.processes.insert_init(s.p.clone());
+    let shared = s.call("mmap", &[0, 8192, PRW, SHARED_ANON, u64::MAX, 0]) as u64;
+    let private = s.call("mmap", &[0, 4096, PRW, PRIVATE_ANON, u64::MAX, 0]) as u64;
+    // The word is in the second page, so the key's offset is not 0.
+    let word = shared + 4096 + 8;
+    let child = Arc::new(s.p.fork(2, 1));
+    s.p.processes.add_child(1, child.clone()).unwrap();
+    let key = super::locate(&s.p, word, false).unwrap().1.key;
+    assert_eq!(super::locate(&child, word, false).unwrap().1.key, key);
+    assert_ne!(key, word);
+    let waiter = |addr: u64| {
+        let (t, c) = (s.t.clone(), child.clone());
+        thread::spawn(move || futex(&t, &c, [addr, u64::from(FUTEX_WAIT), 0, 0, 0, 0]))
+    };
+    let in_child = waiter(word);
+    while s.p.shared_futexes.waiters(key) == 0 {
+        thread::yield_now();
+    }
+    // Not through the parent's private queues.
+    let wake_private = u64::from(FUTEX_WAKE | FUTEX_PRIVATE_FLAG);
+    let wake = u64::from(FUTEX_WAKE);
+    assert_eq!(futex(&s.t, &s.p, [word, wake_private, 1, 0, 0, 0]), 0);
+    assert_eq!(futex(&s.t, &s.p, [word, wake, 1, 0, 0, 0]), 1);
+    assert_eq!(in_child.join().unwrap(), 0);
+    // On private memory a shared futex stays within the process.
+    let on_private = waiter(private);
+    while child.futexes.waiters(private) == 0 {
+        thread::yield_now();
+    }
+    assert_eq!(futex(&s.t, &s.p, [private, wake, 1, 0, 0, 0]), 0);
+    assert_eq!(futex(&s.t, &child, [private, wake, 1, 0, 0, 0]), 1);
+    assert_eq!(on_private.join().unwrap(), 0);
+    // A requeue between shared and private words is refused.
+    let requeue = [word, u64::from(FUTEX_REQUEUE), 1, 1, private, 0];
+    assert_eq!(futex(&s.t, &s.p, requeue), err(Errno::EINVAL));
+}

@@ -38,11 +38,18 @@ impl Sys {
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        crate::mm::ops::fault_in(
+            &self.p,
+            addr,
+            data.len() as u64,
+            crate::mm::FaultAccess::Write,
+        );
         self.m.write_user(addr, data).map_err(|e| e.errno())
     }
 
     fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let mut b = alloc::vec![0; len];
+        crate::mm::ops::fault_in(&self.p, addr, len as u64, crate::mm::FaultAccess::Read);
         self.m.read_user(addr, &mut b).map_err(|e| e.errno())?;
         Ok(b)
     }

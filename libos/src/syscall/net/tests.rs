@@ -15,6 +15,8 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod v6;
+
 /// Scratch user memory: 16 MiB from here.
 const MEM: u64 = 0x100_0000;
 const MEM_BYTES: usize = 16 << 20;
@@ -697,9 +699,9 @@ fn bad_arguments() {
         err(Errno::ENOTSOCK)
     );
     assert_eq!(
-        h.call("socket", &[10, SOCK_STREAM, 0]),
-        err(Errno::EAFNOSUPPORT),
-        "AF_INET6"
+        h.call("socket", &[10, SOCK_STREAM, 17]),
+        err(Errno::EPROTONOSUPPORT),
+        "AF_INET6 stream over UDP"
     );
     assert_eq!(
         h.call("socket", &[16, 3, 0]),
@@ -956,4 +958,46 @@ fn passed_files_that_do_not_fit_are_dropped_with_msg_ctrunc() {
     let good = h.put(MEM + 0x300, &rights_message(&[a as i32]));
     let m = msghdr_with_control(&h, MEM + 0x400, data, 1, good, 24);
     assert_eq!(h.call("sendmsg", &[tcp, m, 0]), err(Errno::EINVAL));
+}
+
+#[test]
+fn fioasync_and_f_setown_send_sigio_to_the_owner_when_data_arrives() {
+    const FIOASYNC: u64 = 0x5452;
+    const F_SETFL: u64 = 4;
+    const F_GETFL: u64 = 3;
+    const F_SETOWN: u64 = 8;
+    const F_GETOWN: u64 = 9;
+    const O_ASYNC: usize = 0o20000;
+    const SIGIO_BIT: u64 = 1 << 28;
+    let h = setup();
+    h.p.processes.insert_init(h.p.clone());
+    // A second process (as after a fork) to own the signal.
+    let child = Arc::new(h.p.fork(2, 1));
+    h.p.processes.add_child(1, child.clone()).unwrap();
+    let sv = MEM + 0x100;
+    assert_eq!(h.call("socketpair", &[1, SOCK_STREAM, 0, sv]), 0);
+    let (a, b) = (h.i32_at(sv) as u64, h.i32_at(sv + 4) as u64);
+    let on = h.put(MEM + 0x200, &1i32.to_le_bytes());
+    assert_eq!(h.call("ioctl", &[a, FIOASYNC, on]), 0);
+    assert_eq!(h.call("fcntl", &[a, F_GETFL]) as usize & O_ASYNC, O_ASYNC);
+    assert_eq!(h.call("fcntl", &[a, F_GETOWN]), 0);
+    assert_eq!(h.call("fcntl", &[a, F_SETOWN, 2]), 0);
+    assert_eq!(h.call("fcntl", &[a, F_GETOWN]), 2);
+    let msg = h.put(MEM + 0x300, b"cmd");
+    // Data towards `a` signals its owner only; data towards `b` nobody.
+    assert_eq!(h.call("write", &[b, msg, 3]), 3);
+    assert_ne!(child.signals.lock().pending(2) & SIGIO_BIT, 0);
+    assert_eq!(h.p.signals.lock().pending(1) & SIGIO_BIT, 0);
+    // Off again (F_SETFL without O_ASYNC): no more signals.
+    let child_quiet = Arc::new(h.p.fork(3, 1));
+    h.p.processes.add_child(1, child_quiet.clone()).unwrap();
+    assert_eq!(h.call("fcntl", &[a, F_SETOWN, 3]), 0);
+    assert_eq!(h.call("fcntl", &[a, F_SETFL, 0]), 0);
+    assert_eq!(h.call("fcntl", &[a, F_GETFL]) as usize & O_ASYNC, 0);
+    assert_eq!(h.call("write", &[b, msg, 3]), 3);
+    assert_eq!(child_quiet.signals.lock().pending(3) & SIGIO_BIT, 0);
+    // A file without signal-driven I/O says so.
+    let fd = h.socket(SOCK_STREAM);
+    assert_eq!(h.call("ioctl", &[fd, FIOASYNC, on]), err(Errno::ENOTTY));
+    assert_eq!(h.call("fcntl", &[fd, F_SETOWN, 1]), err(Errno::EINVAL));
 }

@@ -173,3 +173,94 @@ fn cpu_clock_ids_of_the_caller_read_its_cpu_time() {
         einval
     );
 }
+
+#[test]
+fn nginx_workers_drop_to_nobody_through_the_id_calls() {
+    let (m, p, t) = setup();
+    let eperm = -i64::from(Errno::EPERM.as_i32());
+    m.write_user(BUF, &65534u32.to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "setgid", &[65534]), 0);
+    assert_eq!(call(&t, &p, "setgroups", &[1, BUF]), 0);
+    assert_eq!(call(&t, &p, "setuid", &[65534]), 0);
+    for name in ["getuid", "geteuid", "getgid", "getegid"] {
+        assert_eq!(call(&t, &p, name, &[]), 65534, "{name}");
+    }
+    assert_eq!(call(&t, &p, "getgroups", &[0, 0]), 1);
+    m.write_user(BUF + 0x100, &[0; 8]).unwrap();
+    assert_eq!(call(&t, &p, "getgroups", &[2, BUF + 0x100]), 1);
+    assert_eq!(u64_at(&m, BUF + 0x100), 65534);
+    assert_eq!(call(&t, &p, "getresuid", &[BUF, BUF + 4, BUF + 8]), 0);
+    assert_eq!(u64_at(&m, BUF), 65534 | (65534 << 32));
+    // No way back to root, and no groups for a non-root process.
+    assert_eq!(call(&t, &p, "setuid", &[0]), eperm);
+    assert_eq!(call(&t, &p, "setresuid", &[0, 0, 0]), eperm);
+    assert_eq!(call(&t, &p, "setgroups", &[0, 0]), eperm);
+    // A fork keeps the ids.
+    assert_eq!(call(&t, &p.fork(2, 1), "geteuid", &[]), 65534);
+    // And the capabilities are gone, as Linux clears them.
+    m.write_user(BUF, &0x2008_0522u32.to_le_bytes()).unwrap();
+    m.write_user(BUF + 4, &0i32.to_le_bytes()).unwrap();
+    m.write_user(BUF + 0x100, &[0xff; 24]).unwrap();
+    assert_eq!(call(&t, &p, "capget", &[BUF, BUF + 0x100]), 0);
+    let mut sets = [0xffu8; 24];
+    m.read_user(BUF + 0x100, &mut sets).unwrap();
+    assert_eq!(sets, [0; 24]);
+    assert_eq!(
+        call(&t, &p, "capset", &[BUF, BUF + 0x100]),
+        0,
+        "what it has"
+    );
+}
+
+#[test]
+fn capabilities_are_root_s_and_cannot_be_dropped() {
+    let (m, p, t) = setup();
+    let (hdr, data) = (BUF, BUF + 0x100);
+    let e = |errno: Errno| -i64::from(errno.as_i32());
+    let set_header = |version: u32, pid: i32| {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&version.to_le_bytes());
+        b[4..].copy_from_slice(&pid.to_le_bytes());
+        m.write_user(hdr, &b).unwrap();
+    };
+    // Version 3: two data structs, all 41 capabilities effective and
+    // permitted, none inheritable.
+    set_header(0x2008_0522, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    let mut got = [0u8; 24];
+    m.read_user(data, &mut got).unwrap();
+    let words = |got: &[u8; 24]| -> [u32; 6] {
+        core::array::from_fn(|i| u32::from_le_bytes(got[i * 4..i * 4 + 4].try_into().unwrap()))
+    };
+    assert_eq!(words(&got), [u32::MAX, u32::MAX, 0, 0x1ff, 0x1ff, 0]);
+    // An unknown version: the preferred one written back, EINVAL; a null
+    // data pointer only checks the version.
+    set_header(1234, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::EINVAL));
+    let mut v = [0u8; 4];
+    m.read_user(hdr, &mut v).unwrap();
+    assert_eq!(u32::from_le_bytes(v), 0x2008_0522);
+    assert_eq!(call(&t, &p, "capget", &[hdr, 0]), 0);
+    // Another process that does not exist, a negative pid, a bad pointer.
+    set_header(0x2008_0522, 4242);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::ESRCH));
+    set_header(0x2008_0522, -1);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), e(Errno::EINVAL));
+    assert_eq!(
+        call(&t, &p, "capget", &[0xdead_0000, data]),
+        e(Errno::EFAULT)
+    );
+    // capset: what it has succeeds; dropping one is refused, not faked.
+    set_header(0x2008_0522, 0);
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    assert_eq!(call(&t, &p, "capset", &[hdr, data]), 0);
+    m.write_user(data, &(u32::MAX - 1).to_le_bytes()).unwrap();
+    assert_eq!(call(&t, &p, "capset", &[hdr, data]), e(Errno::EPERM));
+    // Version 1: one struct of the low 32 capabilities.
+    set_header(0x1998_0330, 0);
+    m.write_user(data + 12, &[0xaa; 12]).unwrap();
+    assert_eq!(call(&t, &p, "capget", &[hdr, data]), 0);
+    m.read_user(data, &mut got).unwrap();
+    assert_eq!(words(&got)[..3], [u32::MAX, u32::MAX, 0]);
+    assert_eq!(got[12..], [0xaa; 12], "only one struct written");
+}
