@@ -14,8 +14,7 @@
 //!
 //! Left out, with the reason: `exec` (stress-ng refuses to run it as
 //! root, in both), `tree` (no bogo-op completes in a short run, natively
-//! either), `epoll` (needs `timer_create`), `futex` (needs futexes shared
-//! between processes). Needs `stress-ng` and `busybox-static`.
+//! either). Needs `stress-ng` and `busybox-static`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use super::ops::{READ_WRITE, fill_from_file};
+use super::ops::{READ_WRITE, fill_from_file, present_parts};
 use super::vm::Vm;
 use super::vma::{Backing, Vma, VmaName};
 use super::{page_up, rlimit_stack_bytes};
@@ -195,24 +195,10 @@ fn lazy_pages(seg: &ImageSegment, all: &[ImageSegment], has_file: bool) -> Range
     if start < end { start..end } else { 0..0 }
 }
 
-/// The parts of `range` outside the (possibly empty or overlapping)
-/// `holes`, ascending.
+/// The parts of `range` outside the `holes` (empty ones ignored, in any
+/// order), ascending.
 fn outside(range: Range<u64>, holes: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut holes: Vec<&Range<u64>> = holes
-        .iter()
-        .filter(|h| h.start < h.end && h.start < range.end && range.start < h.end)
-        .collect();
+    let mut holes: Vec<Range<u64>> = holes.iter().filter(|h| h.start < h.end).cloned().collect();
     holes.sort_by_key(|h| h.start);
-    let mut out = Vec::new();
-    let mut cur = range.start;
-    for h in holes {
-        if h.start > cur {
-            out.push(cur..h.start);
-        }
-        cur = cur.max(h.end);
-    }
-    if cur < range.end {
-        out.push(cur..range.end);
-    }
-    out
+    present_parts(range, &holes)
 }

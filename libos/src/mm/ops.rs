@@ -184,8 +184,8 @@ fn unmap_range(platform: &dyn Platform, vm: &mut Vm, start: u64, end: u64) {
     }
 }
 
-/// The parts of `area` outside the ascending, disjoint `absent` ranges.
-fn present_parts(area: Range<u64>, absent: &[Range<u64>]) -> Vec<Range<u64>> {
+/// The parts of `area` outside the ascending `absent` ranges.
+pub(super) fn present_parts(area: Range<u64>, absent: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut parts = Vec::new();
     let mut cur = area.start;
     for r in absent
