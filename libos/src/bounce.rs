@@ -50,6 +50,13 @@ impl BouncePool {
         })
     }
 
+    /// Frees the idle buffers (a process that has exited copies nothing
+    /// more; its state may live on as a zombie).
+    pub fn clear(&self) {
+        let idle = core::mem::take(&mut *self.idle.lock());
+        drop(idle);
+    }
+
     /// Idle buffers held now.
     pub fn idle(&self) -> usize {
         self.idle.lock().len()
@@ -121,5 +128,8 @@ mod tests {
         let lent: Vec<_> = (0..KEEP + 3).map(|_| pool.take(1).unwrap()).collect();
         drop(lent);
         assert_eq!(pool.idle(), KEEP);
+        pool.clear();
+        assert_eq!(pool.idle(), 0, "freed at exit");
+        assert_eq!(pool.take(5).unwrap().len(), 5, "and made again on demand");
     }
 }

@@ -140,7 +140,7 @@ impl Process {
 
     /// The state of a child `fork` makes, with pid `pid` and its first
     /// thread `pid` a copy of the caller's thread `parent_tid`: the same
-    /// open file descriptions (offsets shared), working directory, umask,
+    /// open file descriptions (offsets shared), working directory, umask, ids,
     /// limits, nice value, areas ([`Vm`]; the kernel copies the pages)
     /// and signal actions; the child's thread inherits the caller's mask.
     /// Pending signals, interval timers and futex waiters are not
@@ -201,13 +201,15 @@ impl Process {
         self.thread_names.lock().clear();
     }
 
-    /// At exit: closes every fd (pipe ends see their peer go) and drops
-    /// the areas' bookkeeping; the kernel frees the pages.
+    /// At exit: closes every fd (pipe ends see their peer go), drops the
+    /// areas' bookkeeping and the idle copy buffers (256 KiB each, which a
+    /// zombie kept); the kernel frees the pages.
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
         self.locks.release_process(self.pid, None);
         self.vm.lock().clear();
+        self.bounce.clear();
     }
 
     /// Makes the signals of the interval timers that have expired pending

@@ -380,6 +380,30 @@ impl SignalState {
         Some((sig, self.actions.get(&sig).copied().unwrap_or_default()))
     }
 
+    /// `rt_sigtimedwait`: takes the lowest-numbered signal of `set`
+    /// pending for thread `tid` (its own before the process's), blocked or
+    /// not.
+    pub fn take_from_set(&mut self, tid: u32, set: u64) -> Option<u32> {
+        let own = self.thread_pending.get(&tid).copied().unwrap_or(0) & set;
+        let bits = if own != 0 {
+            own
+        } else {
+            self.process_pending & set
+        };
+        if bits == 0 {
+            return None;
+        }
+        let sig = bits.trailing_zeros() + 1;
+        if own != 0 {
+            if let Some(p) = self.thread_pending.get_mut(&tid) {
+                *p &= !sig_bit(sig);
+            }
+        } else {
+            self.process_pending &= !sig_bit(sig);
+        }
+        Some(sig)
+    }
+
     /// `rt_sigsuspend`: thread `tid` waits with mask `temporary`; its mask
     /// until then is kept for the handler's frame ([`Self::frame_mask`]).
     pub fn suspend(&mut self, tid: u32, temporary: u64) {

@@ -144,13 +144,17 @@ enum BenchCommand {
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
-    /// Cloister (docs/LINUX_ABI.md). Installs libpython3.11-testsuite
+    /// Cloister (docs/TESTING.md). Installs libpython3.11-testsuite
     /// when run as root.
     Compat {
         /// Modules, comma-separated (default: the selection in
-        /// tools/src/bench/compat.rs, empty until a survey fills it).
+        /// tools/src/bench/compat_modules.txt).
         #[arg(long)]
         modules: Option<String>,
+        /// Boot this kernel ELF instead of building the release kernel
+        /// (a copy: a rebuild during a long run then changes nothing).
+        #[arg(long, value_name = "ELF")]
+        kernel: Option<std::path::PathBuf>,
         /// Seconds before a module's Cloister run is stopped.
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -277,6 +281,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
         }
         BenchCommand::Compat {
             modules,
+            kernel,
             timeout,
             native_timeout,
             mem,
@@ -293,18 +298,9 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             }
             let modules: Vec<String> = match modules {
                 Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
-                None => compat::MODULES.iter().map(|m| m.to_string()).collect(),
+                None => compat::selection().selected,
             };
-            if modules.is_empty() {
-                anyhow::bail!(
-                    "no default module selection has been surveyed yet: pass --modules \
-                     test_a,test_b (or run --survey, which runs every module natively)"
-                );
-            }
-            let kernel = build_kernel(KernelBuild {
-                release: true,
-                ktest: false,
-            })?;
+            let kernel = tools::build::kernel_or_release(kernel.as_deref())?;
             compat::run_bench(&compat::Options {
                 modules,
                 native_timeout,

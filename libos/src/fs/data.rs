@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 pub use super::space::{PAGE_BYTES, Space};
 use crate::error::{Errno, Result};
-use crate::return_errno_with_message;
+use crate::{return_errno, return_errno_with_message};
 
 const PAGE: u64 = PAGE_BYTES as u64;
 
@@ -189,6 +189,42 @@ impl FileData {
         Ok(())
     }
 
+    /// `fallocate` mode 0 (or `FALLOC_FL_KEEP_SIZE` with `keep_size`): the
+    /// holes in `offset..offset + len` get zeroed pages, charged to the
+    /// file system, and the file grows to cover the range unless
+    /// `keep_size`. All or nothing, as tmpfs: when space or memory runs
+    /// out the pages allocated by this call are freed again (`ENOSPC`,
+    /// `ENOMEM`); `EFBIG` for a range past the largest file.
+    pub fn allocate(&mut self, offset: u64, len: u64, keep_size: bool) -> Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= MAX_FILE_BYTES)
+            .ok_or(Errno::EFBIG)?;
+        if len == 0 {
+            return_errno!(Errno::EINVAL);
+        }
+        let mut added = Vec::new();
+        for index in offset / PAGE..end.div_ceil(PAGE) {
+            if self.pages.contains_key(&index) {
+                continue;
+            }
+            let grown = added.try_reserve(1).map_err(|_| Errno::ENOMEM.into());
+            if let Err(e) = grown.and_then(|()| self.page_mut(index).map(|_| ())) {
+                for index in added {
+                    if self.pages.remove(&index).is_some() {
+                        self.space.uncharge_pages(1);
+                    }
+                }
+                return Err(e);
+            }
+            added.push(index);
+        }
+        if !keep_size {
+            self.len = self.len.max(end);
+        }
+        Ok(())
+    }
+
     /// `SEEK_DATA` (`data`) or `SEEK_HOLE` from `offset`: the first byte
     /// at or after it in an allocated page, or in a hole (the end of the
     /// file counts as one); `ENXIO` at or past the end, or when no data
@@ -253,6 +289,37 @@ mod tests {
         assert_eq!(f.read_at((2 << 30) - 4, &mut buf), 5);
         assert_eq!(&buf[..5], &[0, 0, 0, 0, b'x']);
         assert_eq!(f.read_at(f.len(), &mut buf), 0);
+    }
+
+    #[test]
+    fn allocate_fills_holes_all_or_nothing() {
+        let (space, mut f) = file(4);
+        f.write_at(0, b"abc").unwrap();
+        f.allocate(100, 2 * PAGE, false).unwrap();
+        assert_eq!((f.len(), f.allocated_pages()), (100 + 2 * PAGE, 3));
+        let mut buf = [9u8; 4];
+        assert_eq!(f.read_at(0, &mut buf), 4);
+        assert_eq!(&buf, b"abc\0", "data before the range is kept");
+        // Keep the size: pages past the end, length unchanged.
+        f.allocate(3 * PAGE, 10, true).unwrap();
+        assert_eq!((f.len(), f.allocated_pages()), (100 + 2 * PAGE, 4));
+        assert_eq!(space.pages(), (4, 4));
+        // No room for two more pages: nothing is kept.
+        let err = f.allocate(10 * PAGE, 2 * PAGE, false).unwrap_err();
+        assert_eq!(err.errno(), Errno::ENOSPC);
+        assert_eq!(
+            (f.len(), f.allocated_pages(), space.pages().1),
+            (100 + 2 * PAGE, 4, 4)
+        );
+        assert_eq!(f.allocate(0, 0, false).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(
+            f.allocate(u64::MAX - 1, 4, false).unwrap_err().errno(),
+            Errno::EFBIG
+        );
+        assert_eq!(
+            f.allocate(MAX_FILE_BYTES, 1, false).unwrap_err().errno(),
+            Errno::EFBIG
+        );
     }
 
     #[test]

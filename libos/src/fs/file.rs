@@ -100,7 +100,25 @@ pub struct InodeFile {
     flags: AtomicU32,
 }
 
+impl Drop for InodeFile {
+    fn drop(&mut self) {
+        // The last fd of this open file description is gone: its `flock`
+        // lock goes too.
+        let _ = self.inode.flock(self.flock_owner(), None);
+    }
+}
+
 impl InodeFile {
+    /// The inode it opened.
+    pub fn inode_ref(&self) -> &InodeRef {
+        &self.inode
+    }
+
+    /// This open file description as a `flock` owner.
+    pub fn flock_owner(&self) -> crate::fs::flock::Owner {
+        core::ptr::from_ref(self).addr()
+    }
+
     /// Wraps `inode`, opened with `flags` (only the status flags are kept).
     pub fn new(vfs: Arc<Vfs>, inode: InodeRef, flags: u32) -> Self {
         let kept = flags

@@ -160,6 +160,10 @@ pub(crate) struct InodeData {
     pub(crate) mtime_ns: TimeNs,
     pub(crate) ctime_ns: TimeNs,
     pub(crate) content: Content,
+    /// Extended attributes.
+    pub(crate) xattrs: super::xattr::Xattrs,
+    /// `flock` locks.
+    pub(crate) flocks: super::flock::FlockState,
 }
 
 /// What an inode holds of the file system's [`Space`] besides its file
@@ -221,6 +225,8 @@ impl Inode {
                 mtime_ns: now,
                 ctime_ns: now,
                 content,
+                xattrs: super::xattr::Xattrs::default(),
+                flocks: super::flock::FlockState::default(),
             }),
             charge,
         })
@@ -409,6 +415,55 @@ impl Inode {
             Content::Dir { .. } => return_errno!(Errno::EISDIR),
             Content::Synthetic(_) => return_errno!(Errno::EACCES),
             _ => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE` on a regular file (see
+    /// [`FileData::allocate`](super::data::FileData::allocate)); `ENODEV`
+    /// for anything else, as Linux for a file that is not regular.
+    pub fn allocate(&self, offset: u64, len: u64, keep_size: bool, now: TimeNs) -> Result<()> {
+        let mut d = self.data.lock();
+        match &mut d.content {
+            Content::File(data) => {
+                data.allocate(offset, len, keep_size)?;
+                d.ctime_ns = now;
+                if !keep_size {
+                    d.mtime_ns = now;
+                }
+                Ok(())
+            }
+            Content::Dir { .. } => return_errno!(Errno::EISDIR),
+            _ => return_errno!(Errno::ENODEV),
+        }
+    }
+
+    /// Runs `f` on the extended attributes, with whether the inode is a
+    /// regular file or a directory (`user.` attributes live only there).
+    /// Changing them moves `ctime`.
+    pub fn with_xattrs<T>(
+        &self,
+        now: Option<TimeNs>,
+        f: impl FnOnce(&mut super::xattr::Xattrs, bool) -> Result<T>,
+    ) -> Result<T> {
+        let regular_or_dir = matches!(self.file_type, InodeType::Regular | InodeType::Directory);
+        let mut d = self.data.lock();
+        let out = f(&mut d.xattrs, regular_or_dir)?;
+        if let Some(now) = now {
+            d.ctime_ns = now;
+        }
+        Ok(out)
+    }
+
+    /// `flock`: a shared or `exclusive` lock for `owner` (`EAGAIN` on a
+    /// conflict), or with `exclusive` `None` its lock dropped.
+    pub fn flock(&self, owner: super::flock::Owner, exclusive: Option<bool>) -> Result<()> {
+        let mut d = self.data.lock();
+        match exclusive {
+            Some(exclusive) => d.flocks.lock(owner, exclusive),
+            None => {
+                d.flocks.unlock(owner);
+                Ok(())
+            }
         }
     }
 

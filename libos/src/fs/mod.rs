@@ -8,6 +8,8 @@
 //! - [`data`]: a regular file's contents in sparse 4 KiB pages;
 //!   [`space`]: the file system's page and inode limits ([`Space`]).
 //! - [`initramfs`]: unpacking a cpio archive into the tree.
+//! - [`xattr`]: an inode's extended attributes; [`flock`]: its `flock`
+//!   locks.
 //! - [`procfs`]: the `/proc` and `/sys` files glibc and programs read.
 //! - [`device`]: `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/console`
 //!   and the [`ConsoleSink`] the kernel provides.
@@ -18,6 +20,7 @@
 pub mod data;
 pub mod device;
 pub mod file;
+pub mod flock;
 pub mod initramfs;
 pub mod inode;
 pub mod locks;
@@ -27,6 +30,7 @@ pub mod procpid;
 pub mod space;
 pub mod stdio;
 pub mod vfs;
+pub mod xattr;
 
 pub use device::{CharDevice, ConsoleSink, DeviceRegistry};
 pub use file::InodeFile;

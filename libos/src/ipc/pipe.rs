@@ -45,6 +45,8 @@ pub struct Pipe {
     ino: u64,
     /// When the bytes went from none to some ([`super::ready_seq`]).
     filled_at: AtomicU64,
+    /// Bytes it holds ([`PIPE_CAPACITY`] until `F_SETPIPE_SZ`).
+    capacity: AtomicUsize,
     /// Who gets `SIGIO` when bytes arrive (the read side's `O_ASYNC`).
     reader_async: Arc<AsyncOwner>,
 }
@@ -60,8 +62,13 @@ impl Pipe {
             writer_opens: AtomicUsize::new(0),
             ino,
             filled_at: AtomicU64::new(0),
+            capacity: AtomicUsize::new(PIPE_CAPACITY),
             reader_async: AsyncOwner::new(),
         })
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
     }
 
     /// A new end that reads and/or writes; the counts go up.
@@ -100,6 +107,47 @@ pub struct PipeEnd {
     flags: AtomicU32,
     /// The FIFO this end was opened from (`fstat` reports it).
     inode: Option<InodeRef>,
+}
+
+/// The largest size `F_SETPIPE_SZ` sets (Linux's default
+/// `/proc/sys/fs/pipe-max-size`, here for every process).
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+
+impl PipeEnd {
+    /// `F_GETPIPE_SZ`: the bytes the pipe holds.
+    pub fn capacity(&self) -> usize {
+        self.pipe.capacity()
+    }
+
+    /// Bytes a write could add now (`splice` between pipes reads no more
+    /// than this, so nothing it takes is lost).
+    pub fn free_space(&self) -> usize {
+        self.pipe
+            .capacity()
+            .saturating_sub(self.pipe.bytes.lock().len())
+    }
+
+    /// `F_SETPIPE_SZ`: sets the capacity to `size` rounded up to a power
+    /// of two of pages (at least one page) and returns it; `EINVAL` past
+    /// 2 GiB, `EPERM` past [`PIPE_MAX_SIZE`], `EBUSY` if fewer bytes than
+    /// are queued.
+    pub fn set_capacity(&self, size: u64) -> Result<usize> {
+        const PAGE: u64 = 4096;
+        if size > 1 << 31 {
+            return_errno!(Errno::EINVAL);
+        }
+        let pages = size.div_ceil(PAGE).max(1).next_power_of_two();
+        let bytes = usize::try_from(pages * PAGE).map_err(|_| Errno::EINVAL)?;
+        if bytes > PIPE_MAX_SIZE {
+            return_errno!(Errno::EPERM);
+        }
+        let q = self.pipe.bytes.lock();
+        if q.len() > bytes {
+            return_errno!(Errno::EBUSY);
+        }
+        self.pipe.capacity.store(bytes, Ordering::Relaxed);
+        Ok(bytes)
+    }
 }
 
 /// A new pipe: `(read end, write end)`, with `O_NONBLOCK` if set in `flags`.
@@ -203,7 +251,7 @@ impl FileLike for PipeEnd {
             return Ok(0);
         }
         let mut q = self.pipe.bytes.lock();
-        let space = PIPE_CAPACITY - q.len();
+        let space = self.pipe.capacity().saturating_sub(q.len());
         if space == 0 || (buf.len() <= PIPE_BUF && space < buf.len()) {
             return_errno!(Errno::EAGAIN);
         }
@@ -256,7 +304,7 @@ impl FileLike for PipeEnd {
             }
         }
         if self.writes {
-            if PIPE_CAPACITY - len >= PIPE_BUF {
+            if self.pipe.capacity().saturating_sub(len) >= PIPE_BUF {
                 ev |= PollEvents::OUT | PollEvents::WRNORM;
             }
             if self.pipe.readers.load(Ordering::Acquire) == 0 {
@@ -329,6 +377,27 @@ mod tests {
         drop(r);
         assert_eq!(w.write(b"x").unwrap_err().errno(), Errno::EPIPE);
         assert!(w.poll().contains(PollEvents::ERR));
+    }
+
+    #[test]
+    fn the_capacity_changes_as_f_setpipe_sz_asks() {
+        let (r, w) = new_pipe(O_NONBLOCK);
+        assert_eq!(w.capacity(), PIPE_CAPACITY);
+        assert_eq!(w.set_capacity(PIPE_CAPACITY as u64 / 2).unwrap(), 32768);
+        assert_eq!(r.capacity(), 32768, "both ends see it");
+        assert_eq!(w.write(&[1u8; 40000]).unwrap(), 32768);
+        assert_eq!(w.set_capacity(5000).unwrap_err().errno(), Errno::EBUSY);
+        assert_eq!(w.set_capacity(40000).unwrap(), 65536, "pages, power of two");
+        assert_eq!(w.set_capacity(0).unwrap_err().errno(), Errno::EBUSY);
+        let mut buf = vec![0u8; 40000];
+        r.read(&mut buf).unwrap();
+        assert_eq!(w.set_capacity(0).unwrap(), 4096);
+        assert_eq!(w.set_capacity(1 << 21).unwrap_err().errno(), Errno::EPERM);
+        assert_eq!(
+            w.set_capacity((1 << 31) + 1).unwrap_err().errno(),
+            Errno::EINVAL
+        );
+        assert_eq!(w.write(&[1u8; 5000]).unwrap(), 4096);
     }
 
     #[test]

@@ -15,15 +15,19 @@
 //! - [`net`](mod@net): sockets (`socket`, `bind`, `connect`, `accept4`,
 //!   `sendmsg`, …) over `crate::net`.
 //! - [`time`]: `clock_gettime`, `clock_getres`, `gettimeofday`, `time`.
-//! - [`system`]: `uname`, `getrandom`, the uid/gid getters.
+//! - [`system`]: `uname`, `getrandom`.
+//! - [`cred`]: user and group ids and supplementary groups, get and set.
 //! - [`futex`]: `futex` over `crate::futex::FutexTable`.
 //! - [`exec`]: `execve`'s reading of its arguments (the kernel swaps the image).
 //! - [`wait`]: `wait4`, `waitid`, `getppid` over `crate::ptable`.
 //! - [`process`]: pids, process groups, rlimits, `getrusage`, `times`,
 //!   `sysinfo`.
 //! - [`sched`]: `sched_yield`, affinity, `nanosleep`, `clock_nanosleep`.
+//! - [`sched_policy`]: the `sched_*scheduler`/`*param`/`*priority*` calls
+//!   (every thread is `SCHED_OTHER`).
 //! - [`signal`]: `rt_sigaction`, `rt_sigprocmask`, `rt_sigpending`,
 //!   `sigaltstack` (bookkeeping; no delivery yet).
+//! - [`sigwait`]: the `rt_sigtimedwait` call.
 //! - [`mm`]: `brk`, `mmap`, `munmap`, `mprotect`, `mremap`, `msync`,
 //!   `mincore`, `madvise` over `crate::mm`.
 //!
@@ -49,7 +53,9 @@ pub mod poll;
 pub mod process;
 pub mod ptimer;
 pub mod sched;
+pub mod sched_policy;
 pub mod signal;
+pub mod sigwait;
 pub mod system;
 pub mod table;
 pub mod time;
@@ -60,7 +66,7 @@ pub use names::{SYSCALL_COUNT, syscall_name, syscall_number};
 pub use table::{Handler, SyscallObserver, SyscallTable};
 
 /// Every family's `(number, name, handler)` list, in registration order.
-pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
+pub fn families() -> [&'static [(usize, &'static str, Handler)]; 19] {
     [
         fs::HANDLERS,
         ipc::HANDLERS,
@@ -73,10 +79,12 @@ pub fn families() -> [&'static [(usize, &'static str, Handler)]; 17] {
         futex::HANDLERS,
         process::HANDLERS,
         sched::HANDLERS,
+        sched_policy::HANDLERS,
         misc::HANDLERS,
         itimer::HANDLERS,
         ptimer::HANDLERS,
         signal::HANDLERS,
+        sigwait::HANDLERS,
         net::HANDLERS,
         wait::HANDLERS,
     ]

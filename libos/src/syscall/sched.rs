@@ -30,10 +30,13 @@ pub fn sys_sched_yield(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     Ok(0)
 }
 
-/// Whether `pid` is this process or one of its threads (0 = caller).
+/// Whether `pid` is this process or one of its threads (0 = caller):
+/// `ESRCH` otherwise, a negative pid included (Linux finds no task for
+/// it; glibc and CPython grow the mask on `EINVAL`, so that error would
+/// make them loop).
 fn check_pid(p: &Process, pid: i32) -> Result<()> {
     if pid < 0 {
-        return_errno!(Errno::EINVAL);
+        return_errno!(Errno::ESRCH);
     }
     let pid = pid as u32;
     if pid != 0 && pid != p.pid && pid != p.platform.current_tid() {

@@ -177,6 +177,10 @@ pub fn table(rows: &[Comparison]) -> String {
         if !row.cloister.finished() {
             note.push_str(" (stopped: timeout or crash)");
         }
+        if !row.native.finished() {
+            // Only the tests reached natively are compared.
+            note.push_str(" (native run stopped: timeout)");
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {kept} of {native_passed} ({}){note} |",
@@ -246,7 +250,15 @@ mod tests {
                 ("test.test_x.A.test_two".to_string(), "skipped"),
             ]
         );
-        let t = table(&[row]);
+        let t = table(core::slice::from_ref(&row));
+        let natively_cut = Comparison {
+            module: "test_y".into(),
+            native: ModuleRun::parse("@@compat pass 0 a\n"),
+            cloister: ModuleRun::parse("@@compat pass 0 a\n@@compat-end 0\n"),
+        };
+        assert!(
+            table(&[natively_cut]).contains("| 1 of 1 (100.0 %) (native run stopped: timeout) |")
+        );
         assert!(
             t.contains(
                 "| test_x | 3 / 0 / 1 | 1 / 0 / 2 | 1 of 3 (33.3 %) (stopped: timeout or crash) |"

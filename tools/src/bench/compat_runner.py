@@ -14,7 +14,8 @@ error, an unexpected success or a failed subtest); SPAWNED is 1 when the
 test tried to start another process (CPython's audit events for
 subprocess, fork, exec, posix_spawn and system), else 0. Errors outside a
 test (setUpClass, a module that fails to load) get a line of their own
-with the description unittest gives them. The last line is
+with the description unittest gives them. The traceback of each failure
+goes to fd 2 after a line `@@compat-trace TEST-ID`. The last line is
 `@@compat-end STATUS` with regrtest's exit status; a run that never
 prints it was stopped (a hang or a crash), and the tests reported until
 then still count.
@@ -22,6 +23,7 @@ then still count.
 
 import os
 import sys
+import traceback
 import unittest.result
 
 SPAWN_EVENTS = frozenset(
@@ -92,8 +94,18 @@ def outside(test):
     return not isinstance(test, unittest.case._SubTest) and test_id(test) != state["id"]
 
 
+def trace(test, err):
+    """Writes a failure's traceback to fd 2, for the log."""
+    try:
+        text = "".join(traceback.format_exception(*err))
+    except Exception:
+        text = repr(err)
+    os.write(2, f"\n@@compat-trace {test_id(test)}\n{text}\n".encode(errors="replace"))
+
+
 def failed(name):
     def add(self, test, err):
+        trace(test, err)
         if outside(test):
             emit("fail", state["spawned"], test_id(test))
         else:
@@ -127,6 +139,7 @@ def add_unexpected_success(self, test):
 
 def add_sub_test(self, test, subtest, err):
     if err is not None and not issubclass(err[0], unittest.case.SkipTest):
+        trace(subtest, err)
         state["outcome"] = "fail"
     return original["addSubTest"](self, test, subtest, err)
 

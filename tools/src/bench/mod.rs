@@ -3,7 +3,8 @@
 //!
 //! - [`boot`]: Cloister's own boot time.
 //! - [`compat`]: CPython's regression suite natively and in Cloister
-//!   (`cloister bench compat`), its results in [`compat_results`].
+//!   (`cloister bench compat`), its results in [`compat_results`], its
+//!   default module list in [`compat_selection`].
 //! - [`linux_compare`]: Cloister against a Linux guest on the same QEMU
 //!   (`cloister bench linux`): the [`guest::Guest`] boundary, the Linux
 //!   guest ([`linux_kernel`], [`linux_modules`], [`linux_guest`],
@@ -19,6 +20,7 @@ pub mod cloister_guest;
 pub mod compare;
 pub mod compat;
 pub mod compat_results;
+pub mod compat_selection;
 pub mod data;
 pub mod figures;
 pub mod guest;

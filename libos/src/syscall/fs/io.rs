@@ -22,7 +22,7 @@ const IOV_MAX: usize = 1024;
 /// Largest single transfer, as Linux (`MAX_RW_COUNT`).
 pub(crate) const MAX_RW_COUNT: usize = 0x7fff_f000;
 
-fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
+pub(super) fn file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
     p.fds.lock().get(fd)
 }
 
@@ -151,7 +151,7 @@ pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
 
 /// Reads from `file` into user memory at `addr`, `len` bytes, at `pos`
 /// (or the file offset). Stops at the first short read.
-fn read_to_user(
+pub(super) fn read_to_user(
     p: &Process,
     file: &dyn FileLike,
     addr: u64,
@@ -185,7 +185,7 @@ fn read_to_user(
 
 /// Writes `len` bytes from user memory at `addr` to `file` at `pos` (or
 /// the file offset).
-fn write_from_user(
+pub(super) fn write_from_user(
     p: &Process,
     file: &dyn FileLike,
     addr: u64,
@@ -244,7 +244,7 @@ fn offset_arg(a: &SyscallArgs, i: usize) -> Result<u64> {
 /// A positioned transfer's offset, checked as Linux's `rw_verify_area`
 /// does for a file with positions: `EINVAL` if negative or if `count`
 /// bytes from it would pass the largest offset.
-fn positioned(f: &dyn FileLike, a: &SyscallArgs, i: usize, count: usize) -> Result<u64> {
+pub(super) fn positioned(f: &dyn FileLike, a: &SyscallArgs, i: usize, count: usize) -> Result<u64> {
     let off = offset_arg(a, i)?;
     if f.inode().is_some() {
         crate::fs::data::check_range(off, count.min(isize::MAX as usize))?;
@@ -292,15 +292,27 @@ pub(crate) fn iovecs(
 }
 
 /// `read_to_user` or `write_from_user`: one buffer's transfer.
-type Transfer = fn(&Process, &dyn FileLike, u64, usize, Option<u64>) -> Result<usize>;
+pub(super) type Transfer = fn(&Process, &dyn FileLike, u64, usize, Option<u64>) -> Result<usize>;
 
 /// Runs `transfer` over each iovec in turn; stops at the first short
 /// transfer, and an error after some progress ends with the progress.
 fn vectored(p: &Process, a: &SyscallArgs, transfer: Transfer) -> Result<usize> {
     let f = file(p, a.i32(0))?;
+    vectored_at(p, &*f, a, transfer, None)
+}
+
+/// [`vectored`] on `f` from `pos` on (or the file offset, for `None`).
+pub(super) fn vectored_at(
+    p: &Process,
+    f: &dyn FileLike,
+    a: &SyscallArgs,
+    transfer: Transfer,
+    pos: Option<u64>,
+) -> Result<usize> {
     let mut done = 0;
     for (base, len) in iovecs(p, a.u64(1), a.usize(2))? {
-        let n = match transfer(p, &*f, base, len, None) {
+        let at = pos.map(|off| off + done as u64);
+        let n = match transfer(p, f, base, len, at) {
             Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return Err(e),
@@ -387,11 +399,14 @@ mod cmd {
     pub const F_OFD_SETLK: u32 = 37;
     pub const F_OFD_SETLKW: u32 = 38;
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const F_SETPIPE_SZ: u32 = 1031;
+    pub const F_GETPIPE_SZ: u32 = 1032;
     pub const FD_CLOEXEC: u64 = 1;
 }
 
 /// `fcntl(fd, cmd, arg)`: fd duplication, `FD_CLOEXEC`, status flags,
-/// the `SIGIO` owner and record locks (`super::locks`).
+/// a pipe's size (`F_GETPIPE_SZ`, `F_SETPIPE_SZ`), the `SIGIO` owner and
+/// record locks (`super::locks`).
 pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
     use cmd::*;
     let fd = a.i32(0);
@@ -432,6 +447,15 @@ pub fn sys_fcntl(p: &Process, a: &SyscallArgs) -> Result<usize> {
         F_GETOWN => Ok(f.fasync().map_or(0, |o| o.owner()) as isize as usize),
         F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
             super::locks::fcntl_lock(p, &f, a.u32(1), a.u64(2))
+        }
+        F_GETPIPE_SZ | F_SETPIPE_SZ => {
+            // Linux answers EBADF for anything but a pipe.
+            let pipe = f.as_any().downcast_ref::<PipeEnd>().ok_or(Errno::EBADF)?;
+            if a.u32(1) == F_GETPIPE_SZ {
+                Ok(pipe.capacity())
+            } else {
+                pipe.set_capacity(u64::from(a.u32(2)))
+            }
         }
         _ => return_errno_with_message!(Errno::EINVAL, "unsupported fcntl command"),
     }

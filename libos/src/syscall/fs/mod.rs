@@ -5,8 +5,8 @@
 //!   `pread64`/`pwrite64`, `readv`/`writev`, `lseek`, `dup`/`dup2`/`dup3`,
 //!   `fcntl`, `ioctl`.
 //! - [`stat`]: `stat`/`lstat`/`fstat`/`newfstatat`/`statx`, `getdents64`.
-//! - [`copy`]: `sendfile`, `copy_file_range`.
-//! - [`attr`]: extended attributes (none stored: `ENODATA`/`ENOTSUP`),
+//! - [`copy`]: `sendfile`, `copy_file_range`; [`splice`]: `splice`.
+//! - [`attr`]: extended attributes (`user.`, `trusted.`, `security.`),
 //!   `statfs`/`fstatfs` (a tmpfs).
 //! - [`namei`]: path operations: `getcwd`, `chdir`/`fchdir`,
 //!   `mkdir(at)`, `unlink(at)`, `rmdir`, `rename(at/at2)`, `link(at)`,
@@ -15,18 +15,25 @@
 //! - [`mknod`]: `mknod`/`mknodat` (regular files, FIFOs, socket and
 //!   character-device nodes).
 //! - [`times`]: `utimensat`, `futimesat`, `utimes`, `utime`.
+//! - [`vectored`]: `preadv`/`pwritev`, `preadv2`/`pwritev2`.
+//! - [`fallocate`]: `fallocate` (allocating modes), `fadvise64`.
+//! - [`flock`]: the `flock` call.
 //!
 //! Processes run as root: permission bits are reported but not enforced
 //! (except that `X_OK` needs an execute bit), as for root on Linux.
 
 pub mod attr;
 pub mod copy;
+pub mod fallocate;
+pub mod flock;
 pub mod io;
 pub mod locks;
 pub mod mknod;
 pub mod namei;
+pub mod splice;
 pub mod stat;
 pub mod times;
+pub mod vectored;
 
 use alloc::vec::Vec;
 
@@ -71,6 +78,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (33, "dup2", io::sys_dup2),
     (40, "sendfile", copy::sys_sendfile),
     (72, "fcntl", io::sys_fcntl),
+    (73, "flock", flock::sys_flock),
     (74, "fsync", namei::sys_fsync),
     (75, "fdatasync", namei::sys_fsync),
     (76, "truncate", namei::sys_truncate),
@@ -105,10 +113,17 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (194, "listxattr", attr::sys_listxattr),
     (195, "llistxattr", attr::sys_llistxattr),
     (196, "flistxattr", attr::sys_flistxattr),
-    (197, "removexattr", attr::sys_setxattr),
-    (198, "lremovexattr", attr::sys_lsetxattr),
-    (199, "fremovexattr", attr::sys_fsetxattr),
+    (197, "removexattr", attr::sys_removexattr),
+    (198, "lremovexattr", attr::sys_lremovexattr),
+    (199, "fremovexattr", attr::sys_fremovexattr),
     (217, "getdents64", stat::sys_getdents64),
+    (221, "fadvise64", fallocate::sys_fadvise64),
+    (275, "splice", splice::sys_splice),
+    (285, "fallocate", fallocate::sys_fallocate),
+    (295, "preadv", vectored::sys_preadv),
+    (296, "pwritev", vectored::sys_pwritev),
+    (327, "preadv2", vectored::sys_preadv2),
+    (328, "pwritev2", vectored::sys_pwritev2),
     (257, "openat", io::sys_openat),
     (258, "mkdirat", namei::sys_mkdirat),
     (259, "mknodat", mknod::sys_mknodat),
@@ -174,3 +189,5 @@ pub(crate) fn lookup_at(p: &Process, dirfd: i32, path: &[u8], flags: u32) -> Res
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectored_tests;

@@ -102,6 +102,12 @@ fn affinity_yield_and_sleeps() {
         h.call("sched_getaffinity", &[99, 8, BUF]),
         err(Errno::ESRCH)
     );
+    // A negative pid names no task (EINVAL would make glibc's and
+    // CPython's callers grow the mask forever).
+    assert_eq!(
+        h.call("sched_getaffinity", &[-1i64 as u64, 8, BUF]),
+        err(Errno::ESRCH)
+    );
     assert_eq!(h.call("sched_setaffinity", &[0, 8, BUF]), 0);
     h.put(BUF, &[2]);
     assert_eq!(

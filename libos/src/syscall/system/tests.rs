@@ -130,6 +130,51 @@ fn uname_ids_and_random() {
 }
 
 #[test]
+fn cpu_clock_ids_of_the_caller_read_its_cpu_time() {
+    use crate::platform::CurrentThread as _;
+    let (m, p, t) = setup();
+    let clock = |who: u32, thread: bool, kind: i32| -> u64 {
+        (((!(who as i32)) << 3) | if thread { 4 } else { 0 } | kind) as i64 as u64
+    };
+    m.advance_ns(2_000_000_000);
+    let tid = m.current_tid();
+    // pthread_getcpuclockid: the thread's SCHED clock.
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[clock(tid, true, 2), BUF]),
+        0
+    );
+    assert_eq!(call(&t, &p, "clock_gettime", &[3, BUF + 16]), 0);
+    assert_eq!(
+        (u64_at(&m, BUF), u64_at(&m, BUF + 8)),
+        (u64_at(&m, BUF + 16), u64_at(&m, BUF + 24)),
+        "what CLOCK_THREAD_CPUTIME_ID reads"
+    );
+    // clock_getcpuclockid(0) and of the own pid.
+    assert_eq!(call(&t, &p, "clock_gettime", &[clock(0, false, 2), BUF]), 0);
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[clock(p.pid, false, 0), BUF]),
+        0
+    );
+    assert_eq!(
+        call(&t, &p, "clock_getres", &[clock(p.pid, false, 1), 0]),
+        0
+    );
+    let einval = -i64::from(Errno::EINVAL.as_i32());
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[clock(tid, true, 3), BUF]),
+        einval
+    );
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[clock(4242, true, 2), BUF]),
+        einval
+    );
+    assert_eq!(
+        call(&t, &p, "clock_gettime", &[clock(4242, false, 2), BUF]),
+        einval
+    );
+}
+
+#[test]
 fn nginx_workers_drop_to_nobody_through_the_id_calls() {
     let (m, p, t) = setup();
     let eperm = -i64::from(Errno::EPERM.as_i32());
