@@ -221,3 +221,18 @@ fn redis_bgsave_and_bgrewriteaof_persist_through_fork() {
     );
     assert_eq!(status, 0);
 }
+
+#[test]
+fn posix_timers_signal_thread_and_none_notifications_match_native() {
+    // timer_create with SIGEV_SIGNAL (SI_TIMER, value, id), a periodic
+    // timer counting overruns while its signal is blocked, SIGEV_NONE, a
+    // timer signal interrupting epoll_wait, glibc's SIGEV_THREAD (its helper
+    // thread waits in sigtimedwait), a deleted timer.
+    let s = Scratch::new("posix-timers");
+    let prog = compile(&s, "posix_timers");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p], &[&prog]);
+    let theirs = native(&[p]);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.contains("thread notification ran 1"), "{}", ours.0);
+}

@@ -6,8 +6,10 @@
 //! they wait for, so nothing else takes them). With none pending the
 //! thread waits for one, until the timeout (`EAGAIN`) or until another
 //! signal runs its handler (`EINTR`). The `siginfo_t` written has the
-//! signal number and `si_code` `SI_USER`, with sender pid and uid 0:
-//! Cloister does not record who sent a signal.
+//! signal number and, for a POSIX timer's signal, `si_code` `SI_TIMER`
+//! with the timer id, overrun count and value (what glibc's `SIGEV_THREAD`
+//! helper thread reads); otherwise `SI_USER` with the sending process's
+//! pid when it is known (`kill`, a child's `SIGCHLD`), else 0, and uid 0.
 
 use super::SyscallArgs;
 use super::futex::read_timespec_ns;
@@ -24,6 +26,8 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[(128, "rt_sigtimedwait", sys_r
 const SIGSET_BYTES: usize = 8;
 /// Size of `siginfo_t`.
 const SIGINFO_BYTES: usize = 128;
+/// `si_code` of a POSIX timer's signal.
+const SI_TIMER: i32 = -2;
 /// `SIGKILL` and `SIGSTOP` cannot be waited for (Linux drops them from
 /// the set).
 const UNWAITABLE: u64 = (1 << (9 - 1)) | (1 << (19 - 1));
@@ -69,9 +73,23 @@ pub fn sys_rt_sigtimedwait(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let Some(sig) = taken.or_else(|| p.signals.lock().take_from_set(tid, set)) else {
         return_errno!(Errno::EAGAIN);
     };
+    // Taken with the signal, whether or not the caller asked for them.
+    let (timer, sender) = {
+        let mut s = p.signals.lock();
+        (s.take_timer_signal(sig), s.take_sender(sig))
+    };
     if a.u64(1) != 0 {
         let mut info = [0u8; SIGINFO_BYTES];
         info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
+        match timer {
+            Some(t) => {
+                info[8..12].copy_from_slice(&SI_TIMER.to_le_bytes());
+                info[16..20].copy_from_slice(&t.timer_id.to_le_bytes());
+                info[20..24].copy_from_slice(&t.overrun.to_le_bytes());
+                info[24..32].copy_from_slice(&t.value.to_le_bytes());
+            }
+            None => info[16..20].copy_from_slice(&sender.unwrap_or(0).to_le_bytes()),
+        }
         UserSliceWrite::new(a.u64(1), SIGINFO_BYTES)?.write(&*p.platform, &info)?;
     }
     Ok(sig as usize)

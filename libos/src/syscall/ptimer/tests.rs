@@ -151,3 +151,43 @@ fn bad_arguments_get_linux_errors_and_delete_forgets_the_timer() {
     assert_eq!(s.call("timer_delete", &[0]), err(Errno::EINVAL));
     assert_eq!(s.call("timer_getoverrun", &[0]), err(Errno::EINVAL));
 }
+
+#[test]
+fn sigtimedwait_takes_a_timer_signal_with_its_si_timer_details() {
+    // What glibc's SIGEV_THREAD helper thread does: block the signal, wait
+    // for it with sigwaitinfo, read si_code and si_value.
+    let s = Sys::new(MEM, 0x1000);
+    let sigtimer = 32;
+    let id = s.create(1, Some(sigevent(0xabcd_0000_1234, sigtimer, 0, 0)));
+    assert_eq!(s.settime(id, 0, 0, 1_000), 0);
+    s.m.advance_ns(1_000);
+    s.p.raise_expired_timers();
+    let set = 1u64 << (sigtimer - 1);
+    s.m.write_user(MEM + 0x500, &set.to_le_bytes()).unwrap();
+    s.m.write_user(MEM + 0x510, &[0u8; 16]).unwrap();
+    assert_eq!(
+        s.call(
+            "rt_sigtimedwait",
+            &[MEM + 0x500, MEM + 0x600, MEM + 0x510, 8]
+        ),
+        i64::from(sigtimer)
+    );
+    let mut info = [0u8; 32];
+    s.m.read_user(MEM + 0x600, &mut info).unwrap();
+    let int = |at: usize| i32::from_le_bytes(info[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (int(0), int(8), int(16), int(20)),
+        (sigtimer, -2, id as i32, 0)
+    );
+    assert_eq!(
+        u64::from_le_bytes(info[24..32].try_into().unwrap()),
+        0xabcd_0000_1234
+    );
+    // The details went with the signal.
+    assert!(
+        s.p.signals
+            .lock()
+            .take_timer_signal(sigtimer as u32)
+            .is_none()
+    );
+}
