@@ -203,12 +203,13 @@ impl Process {
 
     /// At exit: closes every fd (pipe ends see their peer go), drops the
     /// areas' bookkeeping and the idle copy buffers (256 KiB each, which a
-    /// zombie kept); the kernel frees the pages.
+    /// zombie kept), removes its `/proc/<pid>`; the kernel frees the pages.
     pub fn release_at_exit(&self) {
         let fds = core::mem::take(&mut *self.fds.lock());
         drop(fds);
         self.locks.release_process(self.pid, None);
         self.vm.lock().clear();
+        crate::fs::procpid::remove(&self.vfs, self.pid);
         self.bounce.clear();
     }
 

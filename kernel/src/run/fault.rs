@@ -41,7 +41,7 @@ const SIGKILL: u8 = 9;
 /// that no memory is left to back: `SIGKILL` (status 137) with a
 /// `cloister:` line and an audit record, as Linux's OOM killer would —
 /// never a misleading `SIGSEGV`, and the kernel keeps its reserve.
-pub fn out_of_memory(tid: u32, addr: u64) -> ! {
+pub fn out_of_memory(tid: u32, addr: u64) {
     let (total, free) = crate::mm::frames::memory_bytes();
     let text = alloc::format!(
         "cloister: out of memory: program killed (SIGKILL) when thread {tid} touched {addr:#x}; {} of {} MiB in use\n",
@@ -55,7 +55,7 @@ pub fn out_of_memory(tid: u32, addr: u64) -> ! {
 }
 
 /// Terminates the program for exception `vector` in thread `tid`.
-pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) -> ! {
+pub fn kill(tid: u32, vector: u64, error_code: u64, cr2: u64, rip: u64) {
     // Audit hook: a fatal user-mode exception (resolved lazy-page faults
     // never get here). Sealed at once, before anything else can fail.
     let audit_cr2 = if vector == 14 { cr2 } else { 0 };

@@ -335,10 +335,14 @@ fn thread_main(me: Arc<Thread>) -> ! {
     // The thread's process, fixed for its life (`execve` keeps it).
     let process = procs::process_of(me.tid).unwrap_or_else(|| rt.process.clone());
     loop {
-        if procs::must_leave(process.pid, me.tid) {
-            procs::exit_thread(&process);
+        if procs::leaves(process.pid, &me) {
+            break;
         }
         signal::deliver_pending(&process, &me);
+        // A default action may have ended the process.
+        if procs::leaves(process.pid, &me) {
+            break;
+        }
         // `me`'s own kernel code; the loan (which also reads the syscall's
         // number and arguments) ends before anything that could switch
         // threads.
@@ -371,7 +375,11 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // The page is there now: retry the access.
                 crate::mm::user::Demand::Resolved => true,
                 // A valid access memory cannot back: the OOM kill.
-                crate::mm::user::Demand::OutOfMemory => fault::out_of_memory(me.tid, cr2),
+                crate::mm::user::Demand::OutOfMemory => {
+                    // The OOM kill: the loop's next turn ends the thread.
+                    fault::out_of_memory(me.tid, cr2);
+                    true
+                }
                 crate::mm::user::Demand::NotLazy => false,
             } => {}
             // A confidential VM's #VE/#VC for the program's CPUID (or
@@ -389,7 +397,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 let (sig, _) = fault::signal_for(vector);
                 if !signal::fault_has_handler(&process, me.tid, u32::from(sig)) {
                     let rip = me.with_context(|c| c.rip);
-                    fault::kill(me.tid, vector, error_code, cr2, rip)
+                    fault::kill(me.tid, vector, error_code, cr2, rip);
                 }
             }
             ReturnReason::Interrupt(v) => {
@@ -405,4 +413,11 @@ fn thread_main(me: Arc<Thread>) -> ! {
             }
         }
     }
+    // The thread ends here, not inside a call below, so that the process
+    // and the thread are dropped (a frame that never returns keeps what
+    // it holds: every ended process and thread would stay allocated).
+    procs::leave(&process, &me);
+    drop(process);
+    drop(me);
+    task::exit_current()
 }

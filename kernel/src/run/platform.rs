@@ -93,7 +93,9 @@ fn with_fault_retry(
                     // system call needed the page: never a pretend EFAULT.
                     user::Demand::OutOfMemory => {
                         let tid = crate::task::current().map_or(1, |t| t.tid);
-                        super::fault::out_of_memory(tid, at)
+                        super::fault::out_of_memory(tid, at);
+                        // The program is ending: the error is never seen.
+                        return Err(Errno::EFAULT.into());
                     }
                 }
                 last = Some(page);

@@ -162,8 +162,10 @@ fn host_status(status: ExitStatus) -> u8 {
 }
 
 /// Ends the calling thread's process with `status` (`exit_group`, a fatal
-/// signal): init's end is the guest's.
-pub fn exit_process(p: &Process, status: ExitStatus) -> ! {
+/// signal): init's end is the guest's. Returns; every thread of the
+/// process, the caller too, leaves at its next return to its run loop
+/// ([`must_leave`]), where it drops what it holds first.
+pub fn exit_process(p: &Process, status: ExitStatus) {
     if p.pid == 1 {
         super::exit_program(host_status(status))
     }
@@ -175,23 +177,39 @@ pub fn exit_process(p: &Process, status: ExitStatus) -> ! {
             EXITING.fetch_add(1, Ordering::AcqRel);
         }
     });
-    exit_thread(p)
+    task::bump_epoch();
 }
 
 /// Ends the process of the running thread for signal `sig` (default
-/// action, fatal fault, out of memory).
-pub fn die(sig: u32) -> ! {
+/// action, fatal fault, out of memory); returns as [`exit_process`] does.
+pub fn die(sig: u32) {
     match current_process() {
         Some(p) if p.pid != 1 => exit_process(&p, ExitStatus::Signaled(sig)),
         _ => super::exit_program((128 + sig) as u8),
     }
 }
 
-/// Ends the calling thread of process `p`; the last thread ends the
-/// process with the status [`exit_process`] set (a last thread's `exit`
-/// goes through it too).
-pub fn exit_thread(p: &Process) -> ! {
-    let me = task::current_thread();
+/// `exit` of one thread: the calling thread leaves at its next return to
+/// its run loop.
+pub fn exit_thread() {
+    task::current_thread()
+        .leaving
+        .store(true, Ordering::Release);
+}
+
+/// Whether thread `me` of process `pid` leaves now (its own `exit`, or
+/// [`must_leave`]).
+pub fn leaves(pid: u32, me: &task::Thread) -> bool {
+    me.leaving.load(Ordering::Acquire) || must_leave(pid, me.tid)
+}
+
+/// The run loop of thread `me` of process `p` ended: the thread leaves
+/// its process; the last thread ends the process with the status
+/// [`exit_process`] set (exit 0 for a last thread's `exit`). The caller
+/// then drops its references and calls `task::exit_current`: a thread
+/// that ended inside a call deeper down would never drop what the frames
+/// above held (the process and the thread themselves).
+pub fn leave(p: &Process, me: &task::Thread) {
     let last = with(|procs| {
         procs.pid_of.remove(&me.tid);
         let e = procs.by_pid.get_mut(&p.pid)?;
@@ -202,12 +220,10 @@ pub fn exit_thread(p: &Process) -> ! {
         procs.by_pid.remove(&p.pid)
     });
     p.signals.lock().thread_exited(me.tid);
-    drop(me);
     if let Some(e) = last {
         end_process(e);
     }
     task::bump_epoch();
-    task::exit_current()
 }
 
 /// The last thread of a process left: free its memory and files, wake a
@@ -345,7 +361,10 @@ pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
         Ok(rsp) => rsp,
         Err(e) => {
             log::info!("execve: loading the new image failed: {e}");
-            die(11)
+            // The old image is gone: the process ends with SIGSEGV when
+            // the thread returns to its run loop.
+            die(11);
+            return Ok(0);
         }
     };
     me.set_fs_base(0);

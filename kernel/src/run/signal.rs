@@ -47,10 +47,12 @@ pub fn interrupts_wait(process: &Process, tid: u32) -> bool {
 
 /// Ends the process for signal `sig` whose action is the default; the
 /// end of the first process (the program) is reported on its console.
-fn terminate(sig: u32, tid: u32) -> ! {
+/// Returns for a child: its threads leave at their run loops.
+fn terminate(sig: u32, tid: u32) {
     if super::procs::current_process().is_some_and(|p| p.pid != 1) {
         // A child: its parent learns it from `wait`, as on Linux.
-        super::procs::die(sig)
+        super::procs::die(sig);
+        return;
     }
     let text = alloc::format!("cloister: program killed by signal {sig} (thread {tid})\n");
     crate::app_console::write_err(text.as_bytes());
@@ -75,7 +77,11 @@ pub fn deliver_pending(process: &Process, me: &Thread) {
             SIG_IGN => continue,
             SIG_DFL => match default_action(sig) {
                 DefaultAction::Ignore => continue,
-                DefaultAction::Terminate => terminate(sig, me.tid),
+                DefaultAction::Terminate => {
+                    // The thread leaves at the top of its run loop.
+                    terminate(sig, me.tid);
+                    return;
+                }
             },
             _ => {
                 let code = if TIMER_SIGNALS.contains(&sig) || is_fault(sig) {
@@ -206,6 +212,7 @@ pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     let mut frame = alloc::vec![0u8; sigframe::FRAME_BYTES as usize];
     if p.platform.read_user(frame_addr, &mut frame).is_err() {
         terminate(11, me.tid);
+        return Ok(0);
     }
     let mut restored = ctx;
     let (mask, fpstate) = sigframe::parse(&frame, &mut restored);
@@ -214,6 +221,7 @@ pub fn sys_rt_sigreturn(p: &Process, _a: &SyscallArgs) -> Result<usize> {
     if fpstate != 0 {
         if p.platform.read_user(fpstate, &mut image).is_err() || !fpu.load_checked(&image) {
             terminate(11, me.tid);
+            return Ok(0);
         }
         fpu.restore();
     }

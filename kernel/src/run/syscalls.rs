@@ -48,8 +48,11 @@ fn sys_gettid(_: &Process, _: &SyscallArgs) -> Result<usize> {
     Ok(task::current_thread().tid as usize)
 }
 
+/// `exit_group(status)`: the process ends when the caller returns to its
+/// run loop (the value returned is never seen).
 fn sys_exit_group(p: &Process, a: &SyscallArgs) -> Result<usize> {
-    procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8))
+    procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8));
+    Ok(0)
 }
 
 /// `exit(status)`: ends the calling thread; the last thread's exit ends the
@@ -57,7 +60,8 @@ fn sys_exit_group(p: &Process, a: &SyscallArgs) -> Result<usize> {
 /// `pthread_join` waits on).
 fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
     if procs::thread_count(p.pid) <= 1 {
-        procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8))
+        procs::exit_process(p, libos::ptable::ExitStatus::Exited(a.u64(0) as u8));
+        return Ok(0);
     }
     let t = task::current_thread();
     let ctid = t
@@ -70,7 +74,8 @@ fn sys_exit(p: &Process, a: &SyscallArgs) -> Result<usize> {
         }
     }
     drop(t);
-    procs::exit_thread(p)
+    procs::exit_thread();
+    Ok(0)
 }
 
 fn sys_set_tid_address(_: &Process, a: &SyscallArgs) -> Result<usize> {

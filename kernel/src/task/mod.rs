@@ -70,6 +70,9 @@ pub struct Thread {
     pub clear_child_tid: AtomicU64,
     /// `set_robust_list` head, kept for `get_robust_list`.
     pub robust_list: AtomicU64,
+    /// The thread asked to end (`exit`): it leaves at its next return to
+    /// its run loop, which drops what it holds first.
+    pub leaving: AtomicBool,
     /// While blocked: the wake epoch its condition was last checked at.
     seen_epoch: AtomicU64,
     /// While blocked: the monotonic deadline (`u64::MAX`: none).
@@ -317,6 +320,7 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
         state: AtomicU8::new(State::Runnable as u8),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
+        leaving: AtomicBool::new(false),
         seen_epoch: AtomicU64::new(0),
         deadline_ns: AtomicU64::new(u64::MAX),
         wait_flag: Mutex::new(None),

@@ -187,7 +187,10 @@ fn refill_fds(vfs: &Vfs, dir: &str, target: &Process) -> Result<()> {
 }
 
 /// Removes `/proc/<pid>` and what is in it.
-fn remove(vfs: &Vfs, pid: u32) {
+/// Removes `/proc/<pid>` (the process ended: its entry goes at once, not
+/// at the next listing of `/proc`, or every process that looked itself up
+/// would leave its entry behind).
+pub fn remove(vfs: &Vfs, pid: u32) {
     let root = vfs.root().clone();
     let dir = format!("/proc/{pid}");
     let Ok(fd_dir) = vfs.resolve(&root, format!("{dir}/fd").as_bytes(), true) else {
