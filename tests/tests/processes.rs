@@ -238,12 +238,16 @@ fn posix_timers_signal_thread_and_none_notifications_match_native() {
 }
 
 #[test]
-fn an_ended_process_gives_back_its_memory() {
+fn ended_processes_and_threads_give_back_their_memory() {
     // Checked in Cloister only: Linux's free memory moves with its caches.
     let s = Scratch::new("process-leak");
     let prog = compile(&s, "process_leak");
     let p = prog.to_str().expect("utf-8");
     let (out, status) = cloister(&[p, "400"], &[&prog]);
-    assert_eq!(out, "400 processes; each left under 1 KiB behind: yes\n");
+    assert_eq!(
+        out,
+        "400 processes; each left under 1 KiB behind: yes\n\
+         400 threads; each left under 1 KiB behind: yes\n"
+    );
     assert_eq!(status, 0);
 }
