@@ -92,6 +92,11 @@ impl IntervalTimers {
         }
     }
 
+    /// Whether any timer is armed (one atomic load).
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
     /// `getitimer(which)`.
     pub fn get(&self, which: Which, clock: &dyn Clock) -> TimerValue {
         let now = which.now(clock);

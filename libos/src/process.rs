@@ -219,6 +219,10 @@ impl Process {
     /// kernel calls it before returning to user mode and while threads
     /// wait.
     pub fn raise_expired_timers(&self) {
+        // The common case, on every return to user mode: nothing armed.
+        if !self.ptimers.is_armed() && !self.itimers.is_armed() {
+            return;
+        }
         for f in self.ptimers.due(&*self.platform) {
             let info = crate::signal::TimerSignal {
                 timer_id: f.timer_id,

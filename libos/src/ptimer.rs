@@ -126,6 +126,11 @@ pub struct PosixTimers {
 }
 
 impl PosixTimers {
+    /// Whether any timer is armed (one atomic load).
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
     /// `timer_create`: a new disarmed timer; its id. `EAGAIN` past
     /// [`MAX_TIMERS`]. `notify` of `None` from the caller means Linux's
     /// default, `SIGALRM` with the id as value ([`Self::create_default`]).
