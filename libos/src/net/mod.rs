@@ -12,6 +12,9 @@
 //! - [`port`]: bound ports, ephemeral ports, `EADDRINUSE`.
 //! - [`inet`]: `AF_INET` and `AF_INET6` (dual stack, v4-mapped
 //!   addresses, `IPPROTO_IPV6` options) for the TCP and UDP sockets.
+//! - [`udplite`]: [`UdpLiteSocket`], UDP-Lite (`IPPROTO_UDPLITE`) inside
+//!   the guest, over the LibOS's own transport ([`udplite_table`]: its
+//!   port space and the receive queues), as smoltcp has no UDP-Lite.
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
 //!
@@ -32,6 +35,8 @@ pub mod socket;
 pub mod stack;
 pub mod tcp;
 pub mod udp;
+pub mod udplite;
+pub mod udplite_table;
 pub mod unix;
 
 #[cfg(test)]
@@ -44,4 +49,5 @@ pub use socket::Socket;
 pub use stack::NetStack;
 pub use tcp::TcpSocket;
 pub use udp::UdpSocket;
+pub use udplite::UdpLiteSocket;
 pub use unix::UnixSocket;

@@ -357,6 +357,8 @@ pub struct NetStack {
     inner: Mutex<Inner>,
     /// Bound `AF_UNIX` names (no smoltcp involved).
     pub(crate) unix_names: Arc<super::unix::UnixNames>,
+    /// UDP-Lite endpoints and their ports (no smoltcp involved).
+    pub(crate) udplite: Arc<super::udplite_table::UdpLiteTable>,
     clock: Arc<dyn Clock>,
     config: NetConfig,
     /// The external interface's device-path counters (`None`: no card).
@@ -441,6 +443,9 @@ impl NetStack {
                 arrivals: Arrivals::default(),
             }),
             unix_names: Arc::default(),
+            udplite: Arc::new(super::udplite_table::UdpLiteTable::new(
+                config.random_seed.rotate_left(7),
+            )),
             clock,
             config,
             counters,

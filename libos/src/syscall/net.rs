@@ -18,8 +18,10 @@ use crate::error::{Errno, Result};
 use crate::fd::FileLike;
 use crate::fs::file::open_flags::{O_CLOEXEC, O_NONBLOCK};
 use crate::net::addr::{AF_INET, AF_INET6, AF_UNIX, SOCKADDR_MAX_BYTES, SockAddr};
+use crate::net::inet::Inet;
 use crate::net::socket::{SOCK_DGRAM, SOCK_STREAM, Shutdown, Socket};
-use crate::net::{TcpSocket, UdpSocket, UnixSocket};
+use crate::net::udplite::IPPROTO_UDPLITE;
+use crate::net::{TcpSocket, UdpLiteSocket, UdpSocket, UnixSocket};
 use crate::process::Process;
 use crate::return_errno;
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
@@ -76,6 +78,12 @@ fn socket_file(p: &Process, fd: i32) -> Result<Arc<dyn FileLike>> {
         return_errno!(Errno::ENOTSOCK);
     }
     Ok(file)
+}
+
+/// Whether `file` is a datagram socket (a send or receive is one datagram).
+fn is_datagram(file: &Arc<dyn FileLike>) -> bool {
+    let any = file.as_any();
+    any.is::<UdpSocket>() || any.is::<UdpLiteSocket>()
 }
 
 fn sock(file: &Arc<dyn FileLike>) -> &dyn Socket {
@@ -137,7 +145,8 @@ fn install(p: &Process, file: Arc<dyn FileLike>, flags: u32) -> Result<usize> {
 }
 
 /// `socket(domain, type, protocol)`: `AF_INET` stream (TCP) and datagram
-/// (UDP), the same over `AF_INET6`, `AF_UNIX` stream; others `EAFNOSUPPORT`.
+/// (UDP, and UDP-Lite inside the guest), the same over `AF_INET6`,
+/// `AF_UNIX` stream; others `EAFNOSUPPORT`.
 pub fn sys_socket(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let (domain, ty, protocol) = (a.u32(0), a.u32(1), a.i32(2));
     let flags = ty & !0xf;
@@ -149,6 +158,7 @@ pub fn sys_socket(p: &Process, a: &SyscallArgs) -> Result<usize> {
         AF_INET => match (kind, protocol) {
             (SOCK_STREAM, 0 | 6) => Arc::new(TcpSocket::new(p.net.clone(), flags)),
             (SOCK_DGRAM, 0 | 17) => Arc::new(UdpSocket::new(p.net.clone(), flags)),
+            (SOCK_DGRAM, IPPROTO_UDPLITE) => Arc::new(UdpLiteSocket::new(&p.net, flags, Inet::V4)),
             (SOCK_STREAM | SOCK_DGRAM, _) => return_errno!(Errno::EPROTONOSUPPORT),
             _ => return_errno!(Errno::ESOCKTNOSUPPORT),
         },
@@ -160,6 +170,7 @@ pub fn sys_socket(p: &Process, a: &SyscallArgs) -> Result<usize> {
         AF_INET6 => match (kind, protocol) {
             (SOCK_STREAM, 0 | 6) => Arc::new(TcpSocket::new_v6(p.net.clone(), flags)),
             (SOCK_DGRAM, 0 | 17) => Arc::new(UdpSocket::new_v6(p.net.clone(), flags)),
+            (SOCK_DGRAM, IPPROTO_UDPLITE) => Arc::new(UdpLiteSocket::new(&p.net, flags, Inet::V6)),
             (SOCK_STREAM | SOCK_DGRAM, _) => return_errno!(Errno::EPROTONOSUPPORT),
             _ => return_errno!(Errno::ESOCKTNOSUPPORT),
         },
@@ -305,7 +316,7 @@ fn send_bytes_quietly(
     }
     let s = sock(file);
     let dontwait = flags & MSG_DONTWAIT != 0;
-    let stream = !file.as_any().is::<UdpSocket>();
+    let stream = !is_datagram(file);
     if !stream {
         return blocking(p, &**file, dontwait, || s.send(data, to));
     }
@@ -337,7 +348,7 @@ fn send_user(
     flags: u32,
 ) -> Result<usize> {
     let total = iovs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
-    let datagram = file.as_any().is::<UdpSocket>();
+    let datagram = is_datagram(file);
     if datagram && total > crate::net::udp::UDP_MAX_PAYLOAD {
         return_errno!(Errno::EMSGSIZE);
     }
@@ -418,7 +429,7 @@ fn recv_bytes<'p>(
     let dontwait = flags & MSG_DONTWAIT != 0;
     let mut buf = p.bounce.take(len)?;
     let (mut got, files) = blocking(p, &**file, dontwait, || s.recv_files(&mut buf, peek))?;
-    let stream = !file.as_any().is::<UdpSocket>();
+    let stream = !is_datagram(file);
     if stream && flags & MSG_WAITALL != 0 && !peek && files.is_empty() {
         while got.len > 0 && got.len < buf.len() {
             let at = got.len;

@@ -15,6 +15,7 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod udplite;
 mod v6;
 
 /// Scratch user memory: 16 MiB from here.

@@ -19,7 +19,7 @@ fn mapped(ip: [u8; 4]) -> Ipv6Addr {
 
 impl H {
     /// A `sockaddr_in6` at `addr` (28 bytes, scope 0).
-    fn sin6(&self, addr: u64, ip: Ipv6Addr, port: u16) -> u64 {
+    pub(super) fn sin6(&self, addr: u64, ip: Ipv6Addr, port: u16) -> u64 {
         let mut b = [0u8; 28];
         b[0] = 10;
         b[2..4].copy_from_slice(&port.to_be_bytes());
@@ -52,7 +52,7 @@ impl H {
         assert!(r >= 0, "{call}: {r}");
         self.sockaddr_at(at, len)
     }
-    fn sockaddr_at(&self, at: u64, len: u64) -> (u16, u16, Ipv6Addr, i32) {
+    pub(super) fn sockaddr_at(&self, at: u64, len: u64) -> (u16, u16, Ipv6Addr, i32) {
         let b = self.get(at, 28);
         let family = u16::from_le_bytes([b[0], b[1]]);
         let port = u16::from_be_bytes([b[2], b[3]]);
