@@ -214,6 +214,19 @@ fn pthreads_mutex_condvar_tls_exact_count() {
 }
 
 #[test]
+fn pthread_exit_and_cancellation_unwind_as_natively() {
+    // glibc loads libgcc_s.so.1 for them: `cloister run` packs it with libc
+    // (it aborted with "libgcc_s.so.1 must be installed" before).
+    let s = Scratch::new("pthread-exit");
+    let prog = compile(&s, "pthread_exit", &["-pthread"]);
+    let p = prog.to_str().expect("utf-8");
+    let ours = finished(&cloister(&[p], &[]));
+    let theirs = vm_tests::native(&[p]);
+    assert_eq!((text(&ours.0), ours.1), (text(&theirs.0), theirs.1));
+    assert_eq!(text(&ours.0), "pthread_exit gave 42\ncancelled: 1\n");
+}
+
+#[test]
 fn poll_select_epoll_wake_for_pipes_and_eventfds_across_threads() {
     let s = Scratch::new("readiness");
     let prog = compile(&s, "readiness", &["-pthread"]);

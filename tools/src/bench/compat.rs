@@ -61,9 +61,6 @@ pub const HOST_FILES: &[&str] = &[
     "/etc/nsswitch.conf",
     "/etc/host.conf",
     "/etc/mime.types",
-    // glibc loads it with dlopen when a thread exits or is cancelled
-    // (`pthread_exit`); no ELF names it, so `ldd` does not find it.
-    "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
 ];
 
 /// Programs the tests start besides Python (`/bin/sh` for `shell=True`

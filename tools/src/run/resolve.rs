@@ -295,6 +295,7 @@ pub fn resolve_program(program: &Path, search: &LibrarySearch) -> Result<Resolut
         path: program.to_path_buf(),
         dynamic,
     })?;
+    resolver.add_unwinder(&[]);
     Ok(Resolution {
         files: resolver.files,
         extra_library_dirs: resolver.extra_dirs,
@@ -364,10 +365,15 @@ pub fn add_libraries_of(
             dynamic,
         });
     }
+    resolver.add_unwinder(&resolution.files);
     resolution.files.append(&mut resolver.files);
     resolution.extra_library_dirs = resolver.extra_dirs;
     resolver.warnings.unwrap_or_default()
 }
+
+/// What glibc loads with `dlopen` when a thread exits or is cancelled
+/// (the unwinder): no `DT_NEEDED` names it, so it is packed with libc.
+const UNWINDER: &str = "libgcc_s.so.1";
 
 /// The state of one resolution.
 #[derive(Debug)]
@@ -385,6 +391,35 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// Adds [`UNWINDER`] (and what it needs) when glibc's `libc.so.6` is
+    /// among `earlier` or this resolution's files and the host has it:
+    /// without it `pthread_exit` aborts the program. Best effort: a host
+    /// without it adds nothing and warns of nothing.
+    fn add_unwinder(&mut self, earlier: &[NeededFile]) {
+        let libc = earlier
+            .iter()
+            .chain(&self.files)
+            .find(|f| f.path.file_name() == Some(OsStr::new("libc.so.6")))
+            .map(|f| f.path.clone());
+        let Some(libc) = libc else { return };
+        if earlier
+            .iter()
+            .chain(&self.files)
+            .any(|f| f.path.file_name() == Some(OsStr::new(UNWINDER)))
+        {
+            return;
+        }
+        let saved = self.warnings.replace(Vec::new());
+        let _ = self.resolve_all(Pending {
+            path: libc,
+            dynamic: DynamicInfo {
+                needed: vec![UNWINDER.to_string()],
+                ..DynamicInfo::default()
+            },
+        });
+        self.warnings = saved;
+    }
+
     /// Breadth-first over the needs, in `ld.so`'s load order.
     fn resolve_all(&mut self, first: Pending) -> Result<()> {
         let mut queue = VecDeque::from([first]);
@@ -532,6 +567,19 @@ mod tests {
 
     fn err_of(r: Result<Resolution>) -> String {
         format!("{:#}", r.expect_err("should fail"))
+    }
+
+    #[test]
+    fn a_program_with_glibc_gets_the_unwinder_glibc_loads_at_thread_exit() {
+        let r = resolve_program(Path::new("/usr/bin/true"), &host_search()).unwrap();
+        let host_has_it = Path::new("/usr/lib/x86_64-linux-gnu/libgcc_s.so.1").is_file()
+            || Path::new("/lib/x86_64-linux-gnu/libgcc_s.so.1").is_file();
+        assert_eq!(library_named(&r, UNWINDER).is_some(), host_has_it);
+        // Once, however many objects ask.
+        let mut r2 = r;
+        let before = r2.files.len();
+        let _ = add_libraries_of(&mut r2, &[PathBuf::from("/usr/bin/true")], &host_search());
+        assert_eq!(r2.files.len(), before);
     }
 
     #[test]
