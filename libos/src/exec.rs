@@ -104,12 +104,7 @@ pub struct ProcessImage {
 /// address space, `ENOMEM` if the buffer cannot be had).
 pub fn read_whole(inode: &InodeRef) -> Result<Vec<u8>> {
     let size = usize::try_from(inode.metadata().size).map_err(|_| Errno::EFBIG)?;
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
-    bytes.resize(size, 0);
-    let n = inode.read_at(0, &mut bytes)?;
-    bytes.truncate(n);
-    Ok(bytes)
+    read_head(inode, size)
 }
 
 /// How much of an executable is read at `execve` to parse it: its headers

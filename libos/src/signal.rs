@@ -64,6 +64,9 @@ pub struct AltStack {
     pub size: u64,
 }
 
+/// `si_code` of a POSIX timer's signal (Linux's `SI_TIMER`).
+pub const SI_TIMER: i32 = -2;
+
 /// A POSIX timer's expiry as its signal carries it (`si_code` `SI_TIMER`:
 /// `si_timerid`, `si_overrun`, `si_value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,9 @@
 use libos::error::{Errno, Result};
 use libos::process::Process;
 use libos::return_errno;
-use libos::signal::{DefaultAction, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit};
+use libos::signal::{
+    DefaultAction, SI_TIMER, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit,
+};
 use libos::syscall::SyscallArgs;
 
 use super::sigframe::{self, FrameInfo};
@@ -30,8 +32,6 @@ const SI_USER: i32 = 0;
 const SI_TKILL: i32 = -6;
 /// `si_code` of a signal the kernel raised (timer expiry, a fault).
 const SI_KERNEL: i32 = 0x80;
-/// `si_code` of a POSIX timer's signal.
-const SI_TIMER: i32 = -2;
 
 /// Makes the signals of expired interval timers pending (the timers and
 /// their clocks are the LibOS's: `libos::itimer`).

@@ -26,8 +26,6 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[(128, "rt_sigtimedwait", sys_r
 const SIGSET_BYTES: usize = 8;
 /// Size of `siginfo_t`.
 const SIGINFO_BYTES: usize = 128;
-/// `si_code` of a POSIX timer's signal.
-const SI_TIMER: i32 = -2;
 /// `SIGKILL` and `SIGSTOP` cannot be waited for (Linux drops them from
 /// the set).
 const UNWAITABLE: u64 = (1 << (9 - 1)) | (1 << (19 - 1));
@@ -83,7 +81,7 @@ pub fn sys_rt_sigtimedwait(p: &Process, a: &SyscallArgs) -> Result<usize> {
         info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
         match timer {
             Some(t) => {
-                info[8..12].copy_from_slice(&SI_TIMER.to_le_bytes());
+                info[8..12].copy_from_slice(&crate::signal::SI_TIMER.to_le_bytes());
                 info[16..20].copy_from_slice(&t.timer_id.to_le_bytes());
                 info[20..24].copy_from_slice(&t.overrun.to_le_bytes());
                 info[24..32].copy_from_slice(&t.value.to_le_bytes());
