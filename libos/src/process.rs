@@ -190,6 +190,17 @@ impl Process {
             .collect()
     }
 
+    /// The `MAP_SHARED` areas (anonymous and file): a fork shares their
+    /// pages instead of copying them on write.
+    pub fn shared_ranges(&self) -> alloc::vec::Vec<core::ops::Range<u64>> {
+        self.vm
+            .lock()
+            .areas()
+            .filter(|v| v.shared)
+            .map(|v| v.start..v.end)
+            .collect()
+    }
+
     /// What `execve` changes besides the image (which
     /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
     /// handled signals go back to their default action, thread names and

@@ -263,13 +263,15 @@ impl ProcessHost for KernelHost<'_> {
         // `MAP_SHARED` anonymous pages stay shared: each gets its frame
         // now (a read touches it; `PROT_NONE` pages cannot be and stay
         // private), so both processes map the same one.
-        let shared = self.platform.shared_anonymous_ranges();
         let mut byte = [0u8; 1];
-        for r in &shared {
+        for r in &self.platform.shared_anonymous_ranges() {
             for page in (r.start..r.end).step_by(crate::mm::PAGE_BYTES as usize) {
                 let _ = self.platform.platform.read_user(page, &mut byte);
             }
         }
+        // Shared file pages map the file's frames: those mapped now are
+        // shared, the others the child maps from the file when touched.
+        let shared = self.platform.shared_ranges();
         let root = space::fork_current(&shared).map_err(|_| Errno::ENOMEM)?;
         let mut ctx: UserContext = parent.with_context(|c| *c);
         ctx.rax = 0;

@@ -90,6 +90,17 @@ impl Vfs {
                     0o666,
                 );
             }
+            // POSIX shared memory (`shm_open`, `sem_open`) lives in
+            // /dev/shm: world-writable and sticky, as Linux mounts it.
+            let _ = vfs.insert(
+                &dev,
+                b"shm",
+                Content::Dir {
+                    entries: BTreeMap::new(),
+                    parent: Weak::new(),
+                },
+                0o1777,
+            );
         }
         vfs
     }

@@ -143,10 +143,17 @@ impl Vma {
         self.start <= addr && addr < self.end
     }
 
-    /// The shared object and offset in it of `addr` (for a `MAP_SHARED`
-    /// anonymous area).
+    /// The shared object and offset in it of `addr`, for a `MAP_SHARED`
+    /// area: its anonymous object, or the file (keyed by the inode's
+    /// object id and the file offset, whatever the mapping's address).
     pub fn shared_object_at(&self, addr: u64) -> Option<SharedObject> {
-        self.shared_object.map(|o| o.advanced(addr - self.start))
+        match &self.backing {
+            Backing::File { inode, offset } if self.shared => Some(SharedObject {
+                id: inode.shared_object_id(),
+                offset: offset + (addr - self.start),
+            }),
+            _ => self.shared_object.map(|o| o.advanced(addr - self.start)),
+        }
     }
 
     /// File offset of `addr` (for a file area).
