@@ -90,7 +90,9 @@ fn with_fault_retry(
                 }
                 match super::user_copy_demand(at, access) {
                     user::Demand::Resolved => {}
-                    user::Demand::NotLazy => return Err(Errno::EFAULT.into()),
+                    user::Demand::NotLazy | user::Demand::BusError => {
+                        return Err(Errno::EFAULT.into());
+                    }
                     // As Linux's OOM killer would end the program whose
                     // system call needed the page: never a pretend EFAULT.
                     user::Demand::OutOfMemory => {

@@ -369,6 +369,10 @@ pub enum Demand {
     NotLazy,
     /// A lazy page the access may touch, but no frame is left for it.
     OutOfMemory,
+    /// A page of a shared file mapping the file cannot back: wholly past
+    /// its end, or a hole the full file system cannot fill (`SIGBUS`, as
+    /// Linux; `EFAULT` for a user copy).
+    BusError,
 }
 
 /// Demand paging for a fault at user address `addr`: if the page is lazy
