@@ -268,7 +268,8 @@ fn shared_file_mappings_and_named_semaphores_work_across_fork() {
     let theirs = native(&[p]);
     assert_eq!(ours, theirs);
     assert!(
-        ours.0.starts_with("child exit 0, 100 rounds through named semaphores, in step: yes\n"),
+        ours.0
+            .starts_with("child exit 0, 100 rounds through named semaphores, in step: yes\n"),
         "{}",
         ours.0
     );

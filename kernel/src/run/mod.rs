@@ -95,7 +95,12 @@ fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
     match procs::current_process().map(|p| libos::mm::handle_page_fault(&p, addr, access)) {
         Some(Ok(())) => Demand::Resolved,
         Some(Err(e)) if e.errno() == libos::error::Errno::ENOMEM => Demand::OutOfMemory,
-        Some(Err(e)) if matches!(e.errno(), libos::error::Errno::ENXIO | libos::error::Errno::ENOSPC) => {
+        Some(Err(e))
+            if matches!(
+                e.errno(),
+                libos::error::Errno::ENXIO | libos::error::Errno::ENOSPC
+            ) =>
+        {
             Demand::BusError
         }
         _ => Demand::NotLazy,

@@ -364,7 +364,9 @@ impl Inode {
         frames: &Arc<dyn crate::platform::PageFrames>,
     ) -> Result<u64> {
         match &mut self.data.lock().content {
-            Content::File(data) => data.shared_frame(offset / super::data::PAGE_BYTES as u64, frames),
+            Content::File(data) => {
+                data.shared_frame(offset / super::data::PAGE_BYTES as u64, frames)
+            }
             _ => return_errno!(Errno::ENODEV),
         }
     }

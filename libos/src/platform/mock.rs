@@ -33,7 +33,9 @@ struct MockPage {
 }
 
 fn zero_bytes() -> MockBytes {
-    Arc::new(Mutex::new(alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice()))
+    Arc::new(Mutex::new(
+        alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice(),
+    ))
 }
 
 /// Default frame budget: 64 Ki pages (256 MiB).
@@ -234,11 +236,9 @@ fn readable(p: &Perms) -> bool {
 impl UserMemory for MockPlatform {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
-        self.copy(addr, len, readable, |page, off, i, n| {
-            match &page.bytes {
-                Some(b) => buf[i..i + n].copy_from_slice(&b.lock()[off..off + n]),
-                None => buf[i..i + n].fill(0),
-            }
+        self.copy(addr, len, readable, |page, off, i, n| match &page.bytes {
+            Some(b) => buf[i..i + n].copy_from_slice(&b.lock()[off..off + n]),
+            None => buf[i..i + n].fill(0),
         })
     }
 
@@ -336,7 +336,12 @@ impl PageFrames for MockPlatform {
     }
 
     fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
-        let bytes = self.frames.lock().get(&frame).cloned().ok_or(Errno::EFAULT)?;
+        let bytes = self
+            .frames
+            .lock()
+            .get(&frame)
+            .cloned()
+            .ok_or(Errno::EFAULT)?;
         self.pages.lock().insert(
             vaddr & !(PAGE_SIZE - 1),
             MockPage {

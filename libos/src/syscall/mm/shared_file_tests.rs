@@ -75,7 +75,11 @@ fn stores_and_file_writes_are_seen_both_ways_at_once() {
     let b = h.call("mmap", &[0, PG, R, SHARED, fd, PG]) as u64;
     assert_eq!(load(&h, a + 5, 3).unwrap(), [5, 6, 7]);
     store(&h, a + PG + 10, b"through a").unwrap();
-    assert_eq!(pread(&h, fd, PG + 10, 9), b"through a", "read() sees a store");
+    assert_eq!(
+        pread(&h, fd, PG + 10, 9),
+        b"through a",
+        "read() sees a store"
+    );
     assert_eq!(load(&h, b + 10, 9).unwrap(), b"through a", "so does b");
     pwrite(&h, fd, PG + 100, b"by write");
     assert_eq!(load(&h, a + PG + 100, 8).unwrap(), b"by write");
