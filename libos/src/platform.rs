@@ -5,8 +5,7 @@
 //! use `mock::MockPlatform` (feature `mock`). Parts used on their own are separate
 //! traits ([`UserMemory`], [`Clock`], [`ConsoleSink`], [`Csprng`],
 //! [`Blocker`], [`AddressSpace`], [`PageFrames`], [`CurrentThread`],
-//! [`MemoryStats`]) so
-//! the VFS, for instance, needs only a clock.
+//! [`MemoryStats`]) so the VFS, for instance, needs only a clock.
 
 use crate::elf::Perms;
 use crate::error::Result;

@@ -497,6 +497,38 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_page_moves_into_a_frame_and_keeps_its_bytes() {
+        let mock = Arc::new(crate::platform::mock::MockPlatform::new());
+        let frames: Arc<dyn PageFrames> = mock.clone();
+        let (space, mut f) = file(2);
+        f.write_at(10, b"heap bytes").unwrap();
+        f.truncate(3 * PAGE).unwrap();
+        let frame = f.shared_frame(0, &frames).unwrap();
+        assert_eq!(f.shared_frame(0, &frames).unwrap(), frame, "one frame");
+        assert_eq!(space.pages().1, 1, "moving the page charges nothing");
+        let mut b = [0u8; 10];
+        frames.frame_read(frame, 10, &mut b);
+        assert_eq!(&b, b"heap bytes");
+        // Reads and writes of the file go to the frame now.
+        frames.frame_write(frame, 0, b"mapped");
+        f.write_at(6, b"!").unwrap();
+        let mut c = [0u8; 7];
+        f.read_at(0, &mut c);
+        assert_eq!(&c, b"mapped!");
+        // A hole gets a page charged to the file system; past the end of
+        // the file is ENXIO; a full file system ENOSPC.
+        f.shared_frame(1, &frames).unwrap();
+        assert_eq!(space.pages().1, 2);
+        let full = f.shared_frame(2, &frames).unwrap_err();
+        assert_eq!(full.errno(), Errno::ENOSPC);
+        let past = f.shared_frame(3, &frames).unwrap_err();
+        assert_eq!(past.errno(), Errno::ENXIO);
+        assert_eq!(mock.owned_frames(), 2);
+        drop(f);
+        assert_eq!((mock.owned_frames(), space.pages().1), (0, 0));
+    }
+
+    #[test]
     fn contents_round_trip() {
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let f = FileData::from_bytes(&data, Arc::new(Space::default())).unwrap();

@@ -10,8 +10,11 @@
 //! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
 //! arenas that way; populated when `mprotect` makes them accessible),
 //! anonymous areas over [`LAZY_AREA_BYTES`], private file mappings (and
-//! the whole file pages of a program's image) and the main stack below its
-//! initial pages, which [`handle_page_fault`] populates on first touch.
+//! the whole file pages of a program's image), shared file mappings (the
+//! file's own frames, mapped one page at a time through
+//! [`PageFrames`](crate::platform::PageFrames)) and the main stack below
+//! its initial pages, which [`handle_page_fault`] populates on first
+//! touch.
 //! Unmapping and `mprotect` touch only the populated parts, so an
 //! operation's cost does not grow with the size of a lazy area.
 

@@ -86,7 +86,7 @@ pub struct Vma {
     /// `MAP_SHARED` (shown as `s` in the maps).
     pub shared: bool,
     /// Whether `mprotect` may add `PROT_WRITE` (false for a shared file
-    /// mapping, which cannot write back to the file).
+    /// mapping of a file not opened for writing, Linux's `VM_MAYWRITE`).
     pub may_write: bool,
     /// Grows down on faults just below it (the main stack).
     pub grows_down: bool,
