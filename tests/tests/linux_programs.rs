@@ -310,6 +310,20 @@ fn a_write_to_a_closed_pipe_raises_sigpipe() {
     );
 }
 
+#[test]
+fn unix_socket_names_are_files_as_natively() {
+    // bind makes a socket file (stat, EADDRINUSE, unlink frees the name, a
+    // renamed file still leads to the listener), connect to a regular file
+    // is refused, autobind picks abstract names, MSG_PEEK leaves the bytes.
+    let s = Scratch::new("unix-names");
+    let prog = compile(&s, "unix_names", &[]);
+    let p = prog.to_str().expect("utf-8");
+    let (out, status) = finished(&cloister(&[p], &[]));
+    let (native, native_status) = vm_tests::native(&[p]);
+    assert_eq!((text(&out), status), (text(&native), native_status));
+    assert!(text(&out).contains("stat: socket 1"), "{}", text(&out));
+}
+
 /// Runs static busybox's path with `replacement` packed over it, so the
 /// guest's exec sees the bad file (the host resolver only checks the real
 /// busybox).

@@ -114,6 +114,29 @@ pub struct PipeEnd {
 pub const PIPE_MAX_SIZE: usize = 1 << 20;
 
 impl PipeEnd {
+    /// `read` that leaves the bytes in the pipe (`MSG_PEEK` on a Unix
+    /// stream): end of file, `EAGAIN` and `EBADF` as `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<usize> {
+        if !self.reads {
+            return_errno!(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let q = self.pipe.bytes.lock();
+        if q.is_empty() {
+            if self.pipe.writers.load(Ordering::Acquire) == 0 {
+                return Ok(0);
+            }
+            return_errno!(Errno::EAGAIN);
+        }
+        let n = q.len().min(buf.len());
+        for (dst, src) in buf.iter_mut().zip(q.iter().take(n)) {
+            *dst = *src;
+        }
+        Ok(n)
+    }
+
     /// `F_GETPIPE_SZ`: the bytes the pipe holds.
     pub fn capacity(&self) -> usize {
         self.pipe.capacity()
