@@ -399,11 +399,22 @@ impl Platform for SnpPlatform {
 /// The `#VC` entry of the trap path (vector 29, kernel mode): runs
 /// [`handle_vc`] on the trap frame's registers and writes them back.
 /// `false` if this is not an SNP guest or the exit cannot be handled (the
-/// trap path then reports a fatal exception). A `#VC` from user mode is
+/// trap path then reports a fatal exception). A nested page fault (MMIO)
+/// goes to the emulated-MMIO path's [`super::mmio_emulation::emulate`]. A `#VC` from user mode is
 /// not handled here (the program gets the exception as a signal).
 pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
     if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
         return false;
+    }
+    if frame.error_code == cvm::snp::ghcb::exit_code::NPF {
+        // A device register (mapped shared, `MmioAccess::Mapped`): the
+        // instruction is decoded, its address computed from the operand
+        // (a #VC reports none) and the access made through the GHCB.
+        return super::mmio_emulation::emulate(
+            frame,
+            super::mmio_emulation::Target::FromInstruction,
+            None,
+        );
     }
     let mut regs = vc_registers([frame.rax, frame.rbx, frame.rcx, frame.rdx], frame.rip);
     // SAFETY: a kernel-mode #VC: `frame.rip` is the kernel instruction
