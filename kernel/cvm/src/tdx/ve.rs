@@ -131,7 +131,7 @@ pub fn is_mmio(info: &VeInfo, shared_bit: u64) -> bool {
 /// (exit qualification bit 1, Intel SDM vol. 3, "Exit Qualification for
 /// EPT Violations"). `None` unless [`is_mmio`].
 pub fn mmio_access(info: &VeInfo, shared_bit: u64) -> Option<(u64, bool)> {
-    is_mmio(info, shared_bit).then(|| (info.gpa & !shared_bit, info.qualification & 2 != 0))
+    is_mmio(info, shared_bit).then_some((info.gpa & !shared_bit, info.qualification & 2 != 0))
 }
 
 /// Handles a `#VE` that is not an EPT violation: performs the operation
