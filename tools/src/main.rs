@@ -131,6 +131,12 @@ enum BenchCommand {
         /// run's log is verified with its key afterwards).
         #[arg(long)]
         audit: bool,
+        /// Also run this other Cloister kernel ELF ("Cloister-B") in the
+        /// same rounds, alternating with the others, and report
+        /// Cloister/Cloister-B: a before/after comparison of two builds in
+        /// one session, so that the machine's drift hits both alike.
+        #[arg(long, value_name = "ELF")]
+        against: Option<std::path::PathBuf>,
         /// The server figures' network: `user` (QEMU user-mode networking,
         /// clients on the host through forwards) or `tap` (a TAP device in
         /// a network namespace per run, clients in the namespace; needs
@@ -245,6 +251,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             linux_only,
             kernel,
             audit,
+            against,
             net,
             clients,
         } => {
@@ -271,6 +278,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
                 audit: *audit,
+                against: against.clone(),
                 clients: *clients,
                 command: std::iter::once("cargo cloister".to_string())
                     .chain(std::env::args().skip(1))
