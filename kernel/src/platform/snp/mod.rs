@@ -32,10 +32,12 @@
 //!   ([`on_vc`]); MMIO under `#VC` waits for `cvm::insn` (device
 //!   registers are trapped instead, through the emulated-MMIO fault path),
 //!   and a user-mode `#VC` is not handled.
-//! - The secrets page's address comes from the launch (the SNP CC blob or
-//!   an IGVM parameter); Cloister's PVH boot has neither, so
-//!   [`set_secrets_page`] has no caller yet and
-//!   [`Platform::attestation_report`] answers `Unsupported` until it does.
+//! - The secrets page's and CPUID page's addresses come from the launch:
+//!   an IGVM image from `cloister build --igvm` names them on its (measured)
+//!   command line, `snp.secrets_page=` and `snp.cpuid_page=`
+//!   ([`super::configure`] calls [`set_secrets_page`] and
+//!   [`use_cpuid_page`]). A PVH boot has neither, and
+//!   [`Platform::attestation_report`] then answers `Unsupported`.
 //! - AP start-up (SNP AP creation with a VMSA) comes with SMP.
 
 pub mod hw;
@@ -167,14 +169,31 @@ fn share_image_page(msr: &mut MsrHost, page: &SharedPage) -> cvm::snp::Result<()
     msr_protocol::change_page_state(msr, page.paddr() / psc::PAGE_4K, 1, PageState::Shared)
 }
 
-/// Tells the backend where the launch put the secrets page (see the
-/// module docs: no boot path provides it yet).
-#[allow(
-    dead_code,
-    reason = "no launch path passes the secrets page yet (module docs)"
-)]
+/// Tells the backend where the launch put the secrets page (the IGVM
+/// image's `snp.secrets_page=` command-line word, see
+/// [`super::configure`]).
 pub fn set_secrets_page(paddr: u64) {
     SNP.secrets_paddr.store(paddr, Ordering::Relaxed);
+}
+
+/// Takes the launch's CPUID page at `paddr` (the IGVM image's
+/// `snp.cpuid_page=`): the C-bit position it reports — checked by the PSP
+/// at launch, unlike the hypervisor's answers — must equal the one
+/// [`backend`] negotiated and the page tables use; otherwise the guest
+/// terminates (set 0, code 2: SNP unusable). Never run on SNP hardware.
+pub fn use_cpuid_page(paddr: u64) {
+    let mut page = [0u8; cvm::snp::cpuid_page::PAGE_BYTES];
+    let c_bit = if crate::mm::read_early_phys(paddr, &mut page) {
+        cvm::snp::cpuid_page::c_bit(&page).ok()
+    } else {
+        None
+    };
+    if c_bit != Some(SNP.c_bit.load(Ordering::Relaxed)) {
+        terminate_with(
+            msr_protocol::REASON_SET_GENERAL,
+            msr_protocol::REASON_SNP_UNSUPPORTED,
+        );
+    }
 }
 
 /// The `#VC` handler's body: `exit_code` is the exception's error code,
