@@ -79,7 +79,9 @@ pub fn c_bit(page: &[u8]) -> Result<u8> {
         .ok_or(Error::Protocol("CPUID page has no leaf 0x8000_001F"))?;
     let bit = (regs[1] & 0x3f) as u8;
     if !(32..=63).contains(&bit) {
-        return Err(Error::Protocol("CPUID page reports a C-bit outside 32..=63"));
+        return Err(Error::Protocol(
+            "CPUID page reports a C-bit outside 32..=63",
+        ));
     }
     Ok(bit)
 }
