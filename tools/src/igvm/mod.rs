@@ -207,7 +207,7 @@ pub fn build(input: &IgvmInput<'_>) -> Result<IgvmImage, IgvmError> {
         return Err(IgvmError::CbitOutOfRange(input.c_bit));
     }
     let memory_mib = input.memory_mib;
-    if !(4..=MAX_MEMORY_MIB).contains(&memory_mib) || memory_mib % 2 != 0 {
+    if !(4..=MAX_MEMORY_MIB).contains(&memory_mib) || !memory_mib.is_multiple_of(2) {
         return Err(IgvmError::BadMemory(memory_mib));
     }
     let memory_bytes = memory_mib << 20;

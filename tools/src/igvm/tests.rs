@@ -39,7 +39,7 @@ fn test_elf(segments: &[(u64, u64, &[u8], u64)], symbol: Option<(&str, u64)>) ->
     strtab.extend_from_slice(name.as_bytes());
     strtab.push(0);
     out.extend_from_slice(&strtab);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let symtab_at = out.len() as u64;
@@ -58,7 +58,7 @@ fn test_elf(segments: &[(u64, u64, &[u8], u64)], symbol: Option<(&str, u64)>) ->
     let shstrtab_at = out.len() as u64;
     let shstrtab = b"\0.symtab\0.strtab\0.shstrtab\0";
     out.extend_from_slice(shstrtab);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;
@@ -353,7 +353,7 @@ fn check_image(elf: &[u8], initrd: &[u8], c_bit: u8) {
         .map(|e| (e.leaf, e.subleaf))
         .collect();
     assert_eq!(leaves_listed, CPUID_LEAVES);
-    for (gpa, _) in &parsed.special {
+    for gpa in parsed.special.keys() {
         assert!(!parsed.pages.contains_key(gpa));
     }
 
