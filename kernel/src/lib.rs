@@ -107,13 +107,15 @@ fn fatal(args: core::fmt::Arguments<'_>) -> ! {
 /// The Rust entry, called by the boot code ([`arch::boot`]) on the boot
 /// stack with the physical address of `hvm_start_info`.
 pub fn kernel_main(start_info_paddr: u64) -> ! {
-    // The hardware seam first: the console's port I/O goes through it.
+    // Exceptions reported from the first instruction: on SEV-SNP the
+    // platform detection's CPUID below is a #VC (`platform::snp::on_vc`).
+    arch::idt::init_early();
+    install_trap_hooks();
+    // The hardware seam next: the console's port I/O goes through it.
     let platform = platform::init();
     let caching_enabled = arch::cpu::enable_write_back_memory();
     time::mark_boot();
     console::init(log::LevelFilter::Info);
-    arch::idt::init_early();
-    install_trap_hooks();
     arch::pit::mask_legacy_pic();
     match arch::pit::measure_tsc_hz() {
         Some(hz) => time::set_tsc_hz(hz),

@@ -430,6 +430,12 @@ pub fn init() -> &'static dyn Platform {
     })
 }
 
+/// Whether [`init`] has chosen the backend (before, a `#VC` can only be
+/// detection's own `CPUID` on SEV-SNP: `snp::on_vc`).
+pub fn chosen() -> bool {
+    PLATFORM.get().is_some()
+}
+
 /// Which platform the CPU reports: TDX by CPUID leaf `0x21`, SEV-SNP by
 /// CPUID `0x8000_001F` and `SEV_STATUS`, native otherwise.
 pub fn detect() -> PlatformKind {

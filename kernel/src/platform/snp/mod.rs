@@ -196,6 +196,40 @@ pub fn use_cpuid_page(paddr: u64) {
     }
 }
 
+/// A kernel-mode `#VC` before any backend is chosen: the boot's first
+/// `CPUID`s, in platform detection (an IGVM launch enters with no other
+/// handler; the early IDT is loaded before detection for this). Answered
+/// with the GHCB MSR protocol's CPUID request, one register per exchange
+/// (sub-leaf 0 only, which is what detection asks); the answers are the
+/// hypervisor's, and the C-bit is checked against the launch's CPUID page
+/// later ([`use_cpuid_page`]). Anything else is not handled. Never run on
+/// SNP hardware.
+fn early_cpuid(frame: &mut crate::arch::trap::TrapFrame) -> bool {
+    if frame.error_code != cvm::snp::ghcb::exit_code::CPUID {
+        return false;
+    }
+    let leaf = frame.rax as u32;
+    let mut msr = MsrHost;
+    let mut out = [0u64; 4];
+    let registers = [
+        CpuidRegister::Eax,
+        CpuidRegister::Ebx,
+        CpuidRegister::Ecx,
+        CpuidRegister::Edx,
+    ];
+    for (slot, register) in out.iter_mut().zip(registers) {
+        let answer = msr.msr_exchange(msr_protocol::cpuid_request(leaf, register));
+        match msr_protocol::decode_cpuid_response(answer, register) {
+            Ok(value) => *slot = u64::from(value),
+            Err(_) => return false,
+        }
+    }
+    // `CPUID` is `0F A2`.
+    (frame.rax, frame.rbx, frame.rcx, frame.rdx) = (out[0], out[1], out[2], out[3]);
+    frame.rip += 2;
+    true
+}
+
 /// The `#VC` handler's body: `exit_code` is the exception's error code,
 /// `regs` the interrupted registers; the instruction is read at `regs.rip`
 /// (kernel code). Returns the error that makes the caller terminate.
@@ -421,7 +455,13 @@ impl Platform for SnpPlatform {
 /// trap path then reports a fatal exception). A `#VC` from user mode is
 /// not handled here (the program gets the exception as a signal).
 pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
-    if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
+    if frame.cs & 3 != 0 {
+        return false;
+    }
+    if !super::chosen() {
+        return early_cpuid(frame);
+    }
+    if super::platform().kind() != super::PlatformKind::SevSnp {
         return false;
     }
     let mut regs = vc_registers([frame.rax, frame.rbx, frame.rcx, frame.rdx], frame.rip);
