@@ -22,10 +22,10 @@ pub const LARGE_PAGE_FLAGS: u64 = 0x83;
 pub const CODE_SELECTOR: u16 = 0x08;
 /// Data selector.
 pub const DATA_SELECTOR: u16 = 0x10;
-/// `CR0`: paging, extension type, protection (the PVH path's bits).
-pub const CR0: u64 = 0x8000_0011;
-/// `CR4`: PAE.
-pub const CR4: u64 = 0x20;
+/// `CR0`: paging, numeric error, extension type, protection.
+pub const CR0: u64 = 0x8000_0031;
+/// `CR4`: PAE, machine check.
+pub const CR4: u64 = 0x60;
 /// `EFER`: SVME (required in an SEV-ES/SNP VMSA), LMA, LME.
 pub const EFER: u64 = 0x1d00;
 

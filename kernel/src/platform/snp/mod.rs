@@ -9,8 +9,8 @@
 //! Linux's `sme_enable`: CPUID `0x8000_001F` EAX bit 1 says the CPU
 //! supports SEV; only then is the `SEV_STATUS` MSR (`0xC001_0131`) read,
 //! whose bit 2 says SEV-SNP is active for this guest. (Under SNP that CPUID
-//! raises `#VC` unless a CPUID page answers it: the early `#VC` path is
-//! not in place, one of the reasons a launch is not possible yet.)
+//! raises `#VC`: the early IDT is loaded first and [`on_vc`] answers it
+//! with the MSR protocol while no backend is chosen.)
 //!
 //! At boot ([`backend`], before the heap and the console) with the GHCB
 //! MSR protocol only: negotiate the protocol version (SEV information
