@@ -151,8 +151,15 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     }
     print_memory_map(info);
     // The firmware's CPU tables, while the boot page tables still map the
-    // BIOS areas they live in.
-    arch::smp::discover(info.rsdp_paddr);
+    // BIOS areas they live in. A confidential VM without an RSDP (the IGVM
+    // launch) has no firmware there: the BIOS areas are memory nobody
+    // validated, whose first read would be fatal, so they are not scanned
+    // and the CPUs are counted by CPUID.
+    if platform.kind() == platform::PlatformKind::Native || info.rsdp_paddr != 0 {
+        arch::smp::discover(info.rsdp_paddr);
+    } else {
+        log::info!("cpus: no RSDP on a confidential VM: firmware areas not scanned");
+    }
     // Before any device register is mapped.
     platform::configure(&args);
 
