@@ -398,6 +398,45 @@ fn check_image(elf: &[u8], initrd: &[u8], c_bit: u8) {
     }
     // Nothing of the image outside RAM (the VMSA is not page data).
     assert!(parsed.pages.keys().all(|&gpa| gpa + PAGE <= memory_bytes));
+
+    // Nothing the launch validated is in what the kernel accepts
+    // (`PVALIDATE`s) at boot — validating a page twice is fatal on SNP.
+    // The RAM the kernel keeps free, computed as `kernel::boot_info`
+    // does: RAM entries less the first 2 MiB, the kernel image, the start
+    // info, the command line and the modules.
+    let mut usable = libos::boot::memmap::MemoryMap::new();
+    for e in map.iter().filter(|e| e.kind == MemoryType::Ram) {
+        usable.add_usable(e.paddr, e.size_bytes).unwrap();
+    }
+    let kernel_start = kernel.segments.iter().map(|s| s.paddr).min().unwrap();
+    let kernel_end = kernel
+        .segments
+        .iter()
+        .map(|s| s.paddr + s.mem_bytes)
+        .max()
+        .unwrap();
+    usable.reserve(0, 2 << 20).unwrap();
+    usable
+        .reserve(kernel_start, kernel_end - kernel_start)
+        .unwrap();
+    usable.reserve(START_INFO_GPA, 64).unwrap();
+    usable.reserve(info.cmdline_paddr, len as u64 + 1).unwrap();
+    if !initrd.is_empty() {
+        usable
+            .reserve(image.initrd_gpa, initrd.len() as u64)
+            .unwrap();
+    }
+    assert!(usable.usable_bytes() > 0);
+    let validated = parsed.pages.keys().chain(parsed.special.keys());
+    for &gpa in validated {
+        assert!(
+            !usable
+                .ranges()
+                .iter()
+                .any(|r| gpa < r.end && r.start < gpa + PAGE),
+            "page {gpa:#x} is in the image and in the RAM the kernel accepts"
+        );
+    }
 }
 
 #[test]
