@@ -551,6 +551,12 @@ impl NetStack {
 
 #[cfg(test)]
 impl NetStack {
+    /// How many connections are parked (out of smoltcp's walks).
+    pub(crate) fn parked(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.lo.sockets.parked_len() + inner.lo6.sockets.parked_len()
+    }
+
     /// Every TCP socket's state and queues (for test failure messages).
     pub(crate) fn describe(&self) -> alloc::string::String {
         use core::fmt::Write;
