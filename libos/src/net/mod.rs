@@ -36,7 +36,7 @@ mod loopback;
 pub mod port;
 pub mod rights;
 pub mod socket;
-mod sockets;
+pub(crate) mod sockets;
 pub mod stack;
 pub mod tcp;
 pub mod udp;

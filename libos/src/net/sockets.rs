@@ -4,8 +4,9 @@
 //! smoltcp's `Interface` walks its whole `SocketSet` on every egress pass,
 //! on every `poll_at`, and for every received packet (to find the socket
 //! it is for); so every poll costs in proportion to the connections open,
-//! idle or not. Here an interface has two sets: `active`, which smoltcp
-//! polls, and `parked`, which it never sees. A TCP connection is parked
+//! idle or not. Here an interface's sockets are either in `active`, the
+//! `SocketSet` smoltcp polls, or parked, kept aside where smoltcp never
+//! looks. A TCP connection is parked
 //! when smoltcp has nothing to do for it until a packet arrives
 //! (established or close-wait, and its own `poll_at` — asked of smoltcp
 //! with the socket alone in a one-slot set — is "on ingress": nothing to
@@ -17,11 +18,13 @@
 //! - the program uses it: [`Sockets::get_mut`] moves it back first
 //!   ([`Sockets::get`] reads it where it is).
 //!
+//! Parking starts only when more than [`PARK_ABOVE`] sockets are polled.
 //! Moving a socket between sets changes its smoltcp handle, so the rest
 //! of the stack holds a [`SocketHandle`] of this module, which stays.
 //! Parking is only enabled where the stack can see packets before smoltcp
 //! does (the loopback interfaces).
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -41,18 +44,26 @@ impl core::fmt::Display for SocketHandle {
     }
 }
 
+/// Parking starts when more sockets than this are polled: a walk of a
+/// few sockets costs less than probing, parking and unparking them (with
+/// parking at any size, a loopback connect + accept with no other
+/// connection open took about 9% longer; docs/PERFORMANCE.md).
+pub(crate) const PARK_ABOVE: usize = 8;
+
 /// Where a socket is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Place {
     Active(SetHandle),
-    /// Parked, with its connection (the key in `Sockets::by_flow`).
-    Parked(SetHandle, Flow),
+    /// Parked, with its connection (the key in `Sockets::by_flow`). Kept
+    /// here rather than in a second `SocketSet`, whose `add` looks for a
+    /// free slot from the start: parking and unparking cost the same
+    /// however many connections are parked.
+    Parked(Box<Socket<'static>>, Flow),
 }
 
 /// An interface's sockets: those smoltcp polls and those it need not.
 pub(crate) struct Sockets {
     active: SocketSet<'static>,
-    parked: SocketSet<'static>,
     /// Holds one socket while smoltcp is asked when it needs polling.
     probe: SocketSet<'static>,
     /// Indexed by [`SocketHandle`]; `None`: free.
@@ -81,7 +92,6 @@ impl Sockets {
     pub(crate) fn new(parking: bool) -> Self {
         Self {
             active: SocketSet::new(Vec::new()),
-            parked: SocketSet::new(Vec::new()),
             probe: SocketSet::new(Vec::new()),
             places: Vec::new(),
             free: Vec::new(),
@@ -110,26 +120,27 @@ impl Sockets {
         SocketHandle(i)
     }
 
-    fn place(&self, h: SocketHandle) -> Place {
-        match self.places.get(h.0).copied().flatten() {
-            Some(p) => p,
-            None => panic!("socket handle {h} does not refer to a socket"),
+    fn place(&self, h: SocketHandle) -> &Place {
+        match self.places.get(h.0) {
+            Some(Some(p)) => p,
+            _ => panic!("socket handle {h} does not refer to a socket"),
         }
     }
 
     /// Removes a socket and returns it.
     pub(crate) fn remove(&mut self, h: SocketHandle) -> Socket<'static> {
-        let socket = match self.place(h) {
-            Place::Active(at) => {
+        let _ = self.place(h);
+        let socket = match self.places[h.0].take() {
+            Some(Place::Active(at)) => {
                 self.owner.remove(&at);
                 self.active.remove(at)
             }
-            Place::Parked(at, flow) => {
+            Some(Place::Parked(socket, flow)) => {
                 self.by_flow.remove(&flow);
-                self.parked.remove(at)
+                *socket
             }
+            None => unreachable!("checked above"),
         };
-        self.places[h.0] = None;
         self.free.push(h.0);
         socket
     }
@@ -137,8 +148,10 @@ impl Sockets {
     /// Socket `h`, to read (it stays where it is).
     pub(crate) fn get<T: AnySocket<'static>>(&self, h: SocketHandle) -> &T {
         match self.place(h) {
-            Place::Active(at) => self.active.get(at),
-            Place::Parked(at, _) => self.parked.get(at),
+            Place::Active(at) => self.active.get(*at),
+            Place::Parked(socket, _) => {
+                T::downcast(socket).expect("handle refers to a socket of a wrong type")
+            }
         }
     }
 
@@ -151,16 +164,22 @@ impl Sockets {
 
     /// Moves `h` to the polled set if parked; returns its handle there.
     fn unpark(&mut self, h: SocketHandle) -> SetHandle {
-        match self.place(h) {
-            Place::Active(at) => at,
-            Place::Parked(at, flow) => {
-                self.by_flow.remove(&flow);
-                let at = self.active.add(self.parked.remove(at));
-                self.owner.insert(at, h.0);
-                self.places[h.0] = Some(Place::Active(at));
-                at
-            }
+        if let Place::Active(at) = self.place(h) {
+            return *at;
         }
+        let Some(Place::Parked(socket, flow)) = self.places[h.0].take() else {
+            unreachable!("checked above");
+        };
+        self.by_flow.remove(&flow);
+        let at = self.active.add(*socket);
+        self.owner.insert(at, h.0);
+        self.places[h.0] = Some(Place::Active(at));
+        at
+    }
+
+    /// Whether any socket is parked.
+    pub(crate) fn any_parked(&self) -> bool {
+        !self.by_flow.is_empty()
     }
 
     /// A packet of connection `flow` (local, remote) is about to be
@@ -181,10 +200,16 @@ impl Sockets {
         self.owner.is_empty()
     }
 
-    /// How many sockets are parked.
+    /// The connections of the parked sockets.
     #[cfg(test)]
-    pub(crate) fn parked_len(&self) -> usize {
-        self.by_flow.len()
+    pub(crate) fn parked_flows(&self) -> Vec<Flow> {
+        self.by_flow.keys().copied().collect()
+    }
+
+    /// How many sockets smoltcp polls.
+    #[cfg(test)]
+    pub(crate) fn active_len(&self) -> usize {
+        self.owner.len()
     }
 
     /// Every socket, polled or parked (for diagnostics).
@@ -194,10 +219,9 @@ impl Sockets {
             .active
             .iter()
             .filter_map(|(at, s)| Some((SocketHandle(*self.owner.get(&at)?), s)));
-        // A parked socket's connection does not change while it is parked.
-        let parked = self.parked.iter().filter_map(|(_, s)| match s {
-            Socket::Tcp(t) => Some((SocketHandle(*self.by_flow.get(&flow(t)?)?), s)),
-            _ => None,
+        let parked = self.by_flow.values().filter_map(|&i| match self.place(SocketHandle(i)) {
+            Place::Parked(s, _) => Some((SocketHandle(i), &**s)),
+            Place::Active(_) => None,
         });
         active.chain(parked)
     }
@@ -206,7 +230,7 @@ impl Sockets {
     /// until a packet arrives (see the module docs). `iface` is the
     /// interface the sockets belong to.
     pub(crate) fn park_idle(&mut self, iface: &mut Interface, now: Instant) {
-        if !self.parking {
+        if !self.parking || self.owner.len() <= PARK_ABOVE {
             return;
         }
         let mut candidates = core::mem::take(&mut self.candidates);
@@ -216,12 +240,10 @@ impl Sockets {
             _ => None,
         }));
         for &at in &candidates {
-            let Some(&i) = self.owner.get(&at) else {
+            let Some(i) = self.owner.remove(&at) else {
                 continue;
             };
-            let socket = self.active.remove(at);
-            self.owner.remove(&at);
-            let probe = self.probe.add(socket);
+            let probe = self.probe.add(self.active.remove(at));
             let idle = iface.poll_at(now, &self.probe).is_none();
             let socket = self.probe.remove(probe);
             let flow = match &socket {
@@ -231,7 +253,7 @@ impl Sockets {
             let place = match flow {
                 Some(flow) if idle && !self.by_flow.contains_key(&flow) => {
                     self.by_flow.insert(flow, i);
-                    Place::Parked(self.parked.add(socket), flow)
+                    Place::Parked(Box::new(socket), flow)
                 }
                 _ => {
                     let at = self.active.add(socket);

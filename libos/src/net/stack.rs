@@ -277,9 +277,11 @@ impl Inner {
                 // A parked connection the next packet is for goes back to
                 // the sockets smoltcp polls first.
                 let lo = self.loopback(id);
-                let medium = lo.phy.inner.capabilities().medium;
-                if let Some(flow) = lo.phy.inner.peek().and_then(|p| tcp_flow_of(p, medium)) {
-                    lo.sockets.unpark_flow(&flow);
+                if lo.sockets.any_parked() {
+                    let medium = lo.phy.inner.capabilities().medium;
+                    if let Some(flow) = lo.phy.inner.peek().and_then(|p| tcp_flow_of(p, medium)) {
+                        lo.sockets.unpark_flow(&flow);
+                    }
                 }
                 ingress(lo, now)
             } {
@@ -551,10 +553,18 @@ impl NetStack {
 
 #[cfg(test)]
 impl NetStack {
-    /// How many connections are parked (out of smoltcp's walks).
-    pub(crate) fn parked(&self) -> usize {
+    /// The connections (local, remote) parked out of smoltcp's walks.
+    pub(crate) fn parked(&self) -> Vec<super::arrivals::Flow> {
         let inner = self.inner.lock();
-        inner.lo.sockets.parked_len() + inner.lo6.sockets.parked_len()
+        let mut flows = inner.lo.sockets.parked_flows();
+        flows.extend(inner.lo6.sockets.parked_flows());
+        flows
+    }
+
+    /// How many sockets smoltcp polls on the loopback interfaces.
+    pub(crate) fn polled_sockets(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.lo.sockets.active_len() + inner.lo6.sockets.active_len()
     }
 
     /// Every TCP socket's state and queues (for test failure messages).
