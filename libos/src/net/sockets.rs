@@ -219,10 +219,13 @@ impl Sockets {
             .active
             .iter()
             .filter_map(|(at, s)| Some((SocketHandle(*self.owner.get(&at)?), s)));
-        let parked = self.by_flow.values().filter_map(|&i| match self.place(SocketHandle(i)) {
-            Place::Parked(s, _) => Some((SocketHandle(i), &**s)),
-            Place::Active(_) => None,
-        });
+        let parked = self
+            .by_flow
+            .values()
+            .filter_map(|&i| match self.place(SocketHandle(i)) {
+                Place::Parked(s, _) => Some((SocketHandle(i), &**s)),
+                Place::Active(_) => None,
+            });
         active.chain(parked)
     }
 

@@ -139,10 +139,7 @@ impl Inner {
     }
 
     /// The interface context (for `connect`) and socket set of `id`.
-    pub(crate) fn iface(
-        &mut self,
-        id: IfaceId,
-    ) -> (&mut smoltcp::iface::Context, &mut Sockets) {
+    pub(crate) fn iface(&mut self, id: IfaceId) -> (&mut smoltcp::iface::Context, &mut Sockets) {
         match (id, self.ext.as_mut()) {
             (IfaceId::External, Some(ext)) => (ext.iface.context(), &mut ext.sockets),
             (IfaceId::Loopback6, _) => (self.lo6.iface.context(), &mut self.lo6.sockets),
@@ -376,7 +373,9 @@ const LOOPBACK_ROUNDS: usize = 1024;
 fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {
     ifc.iface.poll_maintenance(now);
     let mut sent = false;
-    while ifc.iface.poll_egress(now, &mut ifc.phy, ifc.sockets.active())
+    while ifc
+        .iface
+        .poll_egress(now, &mut ifc.phy, ifc.sockets.active())
         == PollResult::SocketStateChanged
     {
         sent = true;

@@ -722,7 +722,10 @@ impl FileLike for TcpSocket {
                     };
                     let socks = l.sockets.clone();
                     socks.iter().any(|&(i, h)| {
-                        !matches!(inner.tcp_ref(i, h).state(), State::Listen | State::SynReceived)
+                        !matches!(
+                            inner.tcp_ref(i, h).state(),
+                            State::Listen | State::SynReceived
+                        )
                     })
                 });
                 if ready {

@@ -151,7 +151,11 @@ fn connections_nobody_accepted_yet_are_parked_and_accepted_later() {
         .collect();
     settle(&h);
     let waiting = net.parked().len();
-    assert!(waiting > 0 && net.polled_sockets() <= PARK_ABOVE, "{}", net.describe());
+    assert!(
+        waiting > 0 && net.polled_sockets() <= PARK_ABOVE,
+        "{}",
+        net.describe()
+    );
     // Readiness of the listener reads its queue without unparking it.
     assert_eq!(h.revents(lfd, POLLIN) & POLLIN, POLLIN);
     assert_eq!(net.parked().len(), waiting);
