@@ -6,7 +6,7 @@
 //! listener (`Listener`), and sockets closed by their owner but still
 //! finishing their handshake.
 //!
-//! Each interface has its own sockets ([`Sockets`], which keeps idle
+//! Each interface has its own sockets (`net::sockets::Sockets`, which keeps idle
 //! loopback connections out of smoltcp's walks): a smoltcp socket belongs to
 //! the interface its traffic goes through (chosen from the address at
 //! `connect`/`bind`), and a wildcard listener keeps a pool on each. The
