@@ -15,6 +15,9 @@
 //! - [`udplite`]: [`UdpLiteSocket`], UDP-Lite (`IPPROTO_UDPLITE`) inside
 //!   the guest, over the LibOS's own transport ([`udplite_table`]: its
 //!   port space and the receive queues), as smoltcp has no UDP-Lite.
+//! - [`ancillary`]: RFC 3542 ancillary data of IPv6 datagram sockets (the
+//!   hop limit and traffic class each datagram carries); `loopback`, the
+//!   loopback device that carries them in the IPv6 header.
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
 //!
@@ -24,11 +27,13 @@
 //! `Blocker`.
 
 pub mod addr;
+pub mod ancillary;
 mod arrivals;
 pub mod config;
 pub mod counters;
 pub mod device;
 pub mod inet;
+mod loopback;
 pub mod port;
 pub mod rights;
 pub mod socket;

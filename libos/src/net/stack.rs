@@ -25,16 +25,18 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
-use smoltcp::phy::{Device, Loopback, Medium};
+use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
 use spin::Mutex;
 
+use super::ancillary::Marks;
 use super::arrivals::{Arrivals, Observed};
 use super::config::NetConfig;
 use super::counters::{CountersSnapshot, NetCounters};
 use super::device::{NetDevice, NicPhy};
+use super::loopback::{Flow, MarkingLoopback};
 use super::port::PortTable;
 use crate::platform::Clock;
 
@@ -77,8 +79,8 @@ pub(crate) struct Listener {
 
 /// Everything behind the stack's lock.
 pub(crate) struct Inner {
-    pub(crate) lo: Iface<Loopback>,
-    pub(crate) lo6: Iface<Loopback>,
+    pub(crate) lo: Iface<MarkingLoopback>,
+    pub(crate) lo6: Iface<MarkingLoopback>,
     pub(crate) ext: Option<Iface<NicPhy>>,
     pub(crate) ports: PortTable,
     pub(crate) listeners: BTreeMap<u64, Listener>,
@@ -278,8 +280,17 @@ impl Inner {
         changed
     }
 
+    /// Gives the next IPv6 UDP datagram of `flow` that goes out through
+    /// interface `id` the hop limit and traffic class `marks` (only the
+    /// IPv6 loopback carries them; see [`MarkingLoopback::mark_next`]).
+    pub(crate) fn mark_next(&mut self, id: IfaceId, flow: Flow, marks: Marks) {
+        if id == IfaceId::Loopback6 {
+            self.lo6.phy.inner.mark_next(flow, marks);
+        }
+    }
+
     /// The loopback interface `id` (IPv4 unless `Loopback6`).
-    fn loopback(&mut self, id: IfaceId) -> &mut Iface<Loopback> {
+    fn loopback(&mut self, id: IfaceId) -> &mut Iface<MarkingLoopback> {
         match id {
             IfaceId::Loopback6 => &mut self.lo6,
             _ => &mut self.lo,
@@ -387,11 +398,11 @@ impl NetStack {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let now = instant(clock.monotonic_ns());
-        let mut lo_phy = Loopback::new(Medium::Ip);
+        let mut lo_phy = MarkingLoopback::new();
         let mut lo_config = Config::new(HardwareAddress::Ip);
         lo_config.random_seed = config.random_seed;
         let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
-        let mut lo6_phy = Loopback::new(Medium::Ip);
+        let mut lo6_phy = MarkingLoopback::new();
         let mut lo6_config = Config::new(HardwareAddress::Ip);
         lo6_config.random_seed = config.random_seed.rotate_left(33) ^ 0x6a09_e667_f3bc_c908;
         let mut lo6_iface = Interface::new(lo6_config, &mut lo6_phy, now);

@@ -272,6 +272,7 @@ impl Socket for UnixSocket {
                 len,
                 full_len: len,
                 from: None,
+                ancillary: Default::default(),
             },
             files,
         ))

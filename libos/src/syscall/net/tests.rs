@@ -15,6 +15,7 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod rfc3542;
 mod udplite;
 mod v6;
 
