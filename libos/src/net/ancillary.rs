@@ -78,10 +78,8 @@ impl Marks {
 
     /// From a smoltcp packet id (`None` if it carries none).
     pub fn from_meta(meta: PacketMeta) -> Option<Self> {
-        (meta.id & MARKED != 0).then(|| Self {
-            hop_limit: meta.id as u8,
-            tclass: (meta.id >> 8) as u8,
-        })
+        let [hop_limit, tclass, ..] = meta.id.to_le_bytes();
+        (meta.id & MARKED != 0).then_some(Self { hop_limit, tclass })
     }
 
     /// Those of an IP packet, if it is IPv6 (`None` otherwise or if cut short).
@@ -112,7 +110,9 @@ impl Marks {
 pub struct SendControl {
     /// `IPV6_HOPLIMIT` (absent or -1: the socket's).
     pub hop_limit: Option<u8>,
-    /// `IPV6_TCLASS` (absent or -1: the socket's).
+    /// `IPV6_TCLASS` (absent: the socket's). -1 is sent as 255, as Linux
+    /// does (it keeps the message's -1 in a byte); RFC 3542 would make it
+    /// the default.
     pub tclass: Option<u8>,
 }
 
@@ -144,7 +144,7 @@ impl SendControl {
                 IPV6_HOPLIMIT => {
                     out.hop_limit = u8::try_from(int_in(&c.data, -1, 255)?).ok();
                 }
-                IPV6_TCLASS => out.tclass = u8::try_from(int_in(&c.data, -1, 255)?).ok(),
+                IPV6_TCLASS => out.tclass = Some(int_in(&c.data, -1, 255)?.to_le_bytes()[0]),
                 // Never fragmented: the loopback's MTU is 64 KiB.
                 IPV6_DONTFRAG => {
                     int_in(&c.data, 0, 1)?;
@@ -294,9 +294,11 @@ mod tests {
             c,
             SendControl {
                 hop_limit: Some(2),
-                tclass: None
+                tclass: Some(255)
             }
         );
+        let c = SendControl::parse(&[cmsg(IPV6_HOPLIMIT, &int(-1))]).unwrap();
+        assert_eq!(c, SendControl::default(), "hop limit -1: the socket's");
         let e = |c: Cmsg| SendControl::parse(&[c]).unwrap_err().errno();
         let mut odd = int(0).to_vec();
         odd.push(0);

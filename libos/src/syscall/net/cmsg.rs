@@ -218,7 +218,7 @@ mod tests {
         assert_eq!((back[0].ty, &back[0].data[..]), (52, &hop[..]));
         assert_eq!((back[1].ty, &back[1].data[..]), (67, &class[..]));
         // CMSG_SPACE(4) * 2 exactly: no truncation.
-        assert_eq!(put(&two, 48).2, false);
+        assert!(!put(&two, 48).2);
         // Room for the first only (CMSG_SPACE(4) + 1): the second left out.
         let (b, used, cut) = put(&two, 25);
         assert_eq!((b.len(), used, cut), (24, 24, true));

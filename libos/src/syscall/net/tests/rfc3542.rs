@@ -111,11 +111,15 @@ fn exercise(protocol: u64, port: u16) {
         (hop_and_class(64, 0), 0)
     );
     assert_eq!(c.len(), 48, "CMSG_SPACE(4) each");
-    // Chosen per datagram; -1 is the socket's.
+    // Chosen per datagram; a traffic class of -1 goes out as 255 (as on
+    // Linux), a hop limit of -1 is the socket's.
     let mut control = message(IPV6_TCLASS, &int(-1));
     control.extend(message(IPV6_HOPLIMIT, &int(2)));
     assert_eq!(send(&h, tx, &control), 3);
-    assert_eq!(messages(&recv(&h, rx, 64).0), hop_and_class(2, 0));
+    assert_eq!(messages(&recv(&h, rx, 64).0), hop_and_class(2, 255));
+    let control = message(IPV6_HOPLIMIT, &int(-1));
+    assert_eq!(send(&h, tx, &control), 3);
+    assert_eq!(messages(&recv(&h, rx, 64).0), hop_and_class(64, 0));
     // The socket's own options.
     let v6 = IPPROTO_IPV6 as u64;
     assert_eq!(h.set_int_opt(tx, v6, IPV6_TCLASS as u64, 0xb8), 0);
