@@ -164,6 +164,10 @@ fn exercise(protocol: u64, port: u16) {
         assert_eq!(send(&h, tx, &[]), 3);
         assert_eq!(recv(&h, rx, room), (Vec::new(), MSG_CTRUNC));
     }
+    // A hop limit of 0 (which smoltcp cannot send) arrives as 0, as on Linux.
+    assert_eq!(h.set_int_opt(tx, v6, IPV6_UNICAST_HOPS, 0), 0);
+    assert_eq!(send(&h, tx, &[]), 3);
+    assert_eq!(messages(&recv(&h, rx, 64).0), hop_and_class(0, 0xb8));
     // Without the options, no messages.
     assert_eq!(h.set_int_opt(rx, v6, IPV6_RECVHOPLIMIT, 0), 0);
     assert_eq!(h.set_int_opt(rx, v6, IPV6_RECVTCLASS, 0), 0);
