@@ -175,7 +175,7 @@ impl SendControl {
 /// The `IPPROTO_IPV6` receive options of a datagram socket and its
 /// `IPV6_TCLASS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RecvOptions {
+pub struct DatagramOptions {
     /// `IPV6_RECVHOPLIMIT`
     pub hop_limit: bool,
     /// `IPV6_RECVTCLASS`
@@ -184,7 +184,7 @@ pub struct RecvOptions {
     pub send_tclass: u8,
 }
 
-impl RecvOptions {
+impl DatagramOptions {
     /// `setsockopt` of one of these; `Ok(false)` if `name` is not one.
     /// `EINVAL` for a value shorter than an `int` or a traffic class
     /// outside -1..=255 (-1: the default, 0).
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn receive_options_choose_the_messages() {
-        let mut o = RecvOptions::default();
+        let mut o = DatagramOptions::default();
         let m = Marks {
             hop_limit: 7,
             tclass: 3,

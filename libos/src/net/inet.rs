@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::addr::{AF_INET, AF_INET6, SockAddr};
-use super::ancillary::{Marks, RecvOptions, SendControl};
+use super::ancillary::{DatagramOptions, Marks, SendControl};
 use super::port::BindAddr;
 use super::socket::{int_bytes, int_value};
 use super::stack::IfaceId;
@@ -51,7 +51,7 @@ pub struct Inet {
     pub unicast_hops: i32,
     /// A datagram socket's RFC 3542 options (`IPV6_RECVHOPLIMIT`,
     /// `IPV6_RECVTCLASS`, `IPV6_TCLASS`).
-    pub rfc3542: RecvOptions,
+    pub rfc3542: DatagramOptions,
 }
 
 impl Inet {
@@ -60,7 +60,7 @@ impl Inet {
         v6: false,
         v6only: false,
         unicast_hops: -1,
-        rfc3542: RecvOptions {
+        rfc3542: DatagramOptions {
             hop_limit: false,
             tclass: false,
             send_tclass: 0,
@@ -71,7 +71,7 @@ impl Inet {
         v6: true,
         v6only: false,
         unicast_hops: -1,
-        rfc3542: RecvOptions {
+        rfc3542: DatagramOptions {
             hop_limit: false,
             tclass: false,
             send_tclass: 0,
@@ -216,7 +216,7 @@ impl Inet {
 
 impl Inet {
     /// `setsockopt(IPPROTO_IPV6, name)` of a datagram socket: also the
-    /// RFC 3542 options ([`RecvOptions`]).
+    /// RFC 3542 options ([`DatagramOptions`]).
     pub fn set_datagram_option(&mut self, name: i32, value: &[u8], bound: bool) -> Result<()> {
         if self.v6 && self.rfc3542.set(name, value)? {
             return Ok(());
