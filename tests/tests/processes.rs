@@ -251,3 +251,17 @@ fn ended_processes_and_threads_give_back_their_memory() {
     );
     assert_eq!(status, 0);
 }
+
+#[test]
+fn execveat_and_fexecve_match_native() {
+    // A path from a directory fd, the file an fd (or an O_PATH fd) names,
+    // glibc's fexecve, an absolute path, and Linux's errors.
+    require(BUSYBOX, "busybox-static");
+    let s = Scratch::new("execveat");
+    let prog = compile(&s, "execveat");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p, BUSYBOX], &[&prog]);
+    let theirs = native(&[p, BUSYBOX]);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.contains("fexecve: exit 0"), "{}", ours.0);
+}

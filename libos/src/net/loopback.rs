@@ -1,14 +1,18 @@
-//! [`MarkingLoopback`]: the loopback device of the IPv4 and IPv6 loopback
-//! interfaces. Like smoltcp's `phy::Loopback` every packet sent comes back
-//! in order; in addition it carries per-datagram IPv6 header fields
-//! ([`Marks`]) between smoltcp and the sockets. Sending: smoltcp 0.14
-//! does not hand an IPv6 packet's `PacketMeta` to the device, so a UDP
-//! socket names its next datagram instead ([`MarkingLoopback::mark_next`]:
-//! ports and destination) just before the stack is driven, and the device
-//! writes the marks into that packet's IPv6 header as it goes out.
-//! Receiving: a received IPv6 packet's hop limit and traffic class are
-//! handed to smoltcp as its `PacketMeta` id, which a UDP socket's receive
-//! metadata keeps.
+//! [`LoopbackPhy`]: the loopback device of the loopback interfaces, like
+//! smoltcp's `phy::Loopback` (what is sent is received, in order) but
+//! letting the stack look at the next packet before smoltcp takes it, so
+//! that a parked connection can be put back in the polled set first
+//! (`super::sockets`).
+//!
+//! It also carries per-datagram IPv6 header fields ([`Marks`], RFC 3542's
+//! hop limit and traffic class) between smoltcp and the sockets. Sending:
+//! smoltcp 0.14 has no traffic class and does not hand an IPv6 packet's
+//! `PacketMeta` to the device, so a UDP socket names its next datagram
+//! ([`LoopbackPhy::mark_next`]: ports and destination) just before the
+//! stack is driven, and the device writes the marks into that packet's
+//! IPv6 header as it goes out. Receiving: a received IPv6 packet's hop
+//! limit and traffic class are handed to smoltcp as its `PacketMeta` id,
+//! which a UDP socket's receive metadata keeps.
 
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -20,20 +24,29 @@ use smoltcp::time::Instant;
 
 use super::ancillary::Marks;
 
+/// Largest packet over loopback (as smoltcp's loopback device).
+const LOOPBACK_MTU: usize = 65535;
+
 /// The UDP datagram a mark is for: source port, destination address and port.
 pub(crate) type Flow = (u16, Ipv6Addr, u16);
 
-/// A loopback device (medium IP) that carries [`Marks`].
+/// A loopback device carrying IP packets (no link layer).
 #[derive(Debug, Default)]
-pub(crate) struct MarkingLoopback {
+pub(crate) struct LoopbackPhy {
     queue: VecDeque<Vec<u8>>,
     /// The marks of the next UDP datagram of a flow to go out.
     next: Option<(Flow, Marks)>,
 }
 
-impl MarkingLoopback {
-    pub(crate) fn new() -> Self {
-        Self::default()
+impl LoopbackPhy {
+    /// The next packet to be received, if any.
+    pub(crate) fn peek(&self) -> Option<&[u8]> {
+        self.queue.front().map(Vec::as_slice)
+    }
+
+    /// Whether no packet is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// Gives the next IPv6 UDP datagram of `flow` sent through this
@@ -54,70 +67,67 @@ fn flow_of(p: &[u8]) -> Option<Flow> {
     Some((port(40), Ipv6Addr::from(dst), port(42)))
 }
 
-impl Device for MarkingLoopback {
-    type RxToken<'a> = RxToken;
-    type TxToken<'a> = TxToken<'a>;
+/// A packet taken from the queue.
+pub(crate) struct LoopbackRx(Vec<u8>);
 
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.max_transmission_unit = 65535;
-        caps.medium = Medium::Ip;
-        caps.checksum = ChecksumCapabilities::ignored();
-        caps
-    }
-
-    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let buffer = self.queue.pop_front()?;
-        Some((
-            RxToken { buffer },
-            TxToken {
-                queue: &mut self.queue,
-                next: &mut self.next,
-            },
-        ))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
-        Some(TxToken {
-            queue: &mut self.queue,
-            next: &mut self.next,
-        })
-    }
-}
-
-/// A packet coming back.
-pub(crate) struct RxToken {
-    buffer: Vec<u8>,
-}
-
-impl phy::RxToken for RxToken {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.buffer)
-    }
-
-    fn meta(&self) -> PacketMeta {
-        Marks::of_packet(&self.buffer).map_or_else(PacketMeta::default, Marks::to_meta)
-    }
-}
-
-/// A packet going out (and so coming back).
-pub(crate) struct TxToken<'a> {
+/// Room to queue one packet.
+pub(crate) struct LoopbackTx<'a> {
     queue: &'a mut VecDeque<Vec<u8>>,
     next: &'a mut Option<(Flow, Marks)>,
 }
 
-impl phy::TxToken for TxToken<'_> {
+impl phy::RxToken for LoopbackRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+
+    fn meta(&self) -> PacketMeta {
+        Marks::of_packet(&self.0).map_or_else(PacketMeta::default, Marks::to_meta)
+    }
+}
+
+impl phy::TxToken for LoopbackTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buffer = vec![0; len];
-        let r = f(&mut buffer);
+        let mut packet = vec![0; len];
+        let r = f(&mut packet);
         if let Some((flow, marks)) = *self.next
-            && flow_of(&buffer) == Some(flow)
+            && flow_of(&packet) == Some(flow)
         {
-            marks.apply(&mut buffer);
+            marks.apply(&mut packet);
             *self.next = None;
         }
-        self.queue.push_back(buffer);
+        self.queue.push_back(packet);
         r
+    }
+}
+
+impl Device for LoopbackPhy {
+    type RxToken<'a> = LoopbackRx;
+    type TxToken<'a> = LoopbackTx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let packet = self.queue.pop_front()?;
+        let tx = LoopbackTx {
+            queue: &mut self.queue,
+            next: &mut self.next,
+        };
+        Some((LoopbackRx(packet), tx))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
+        Some(LoopbackTx {
+            queue: &mut self.queue,
+            next: &mut self.next,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = LOOPBACK_MTU;
+        // Nothing corrupts a packet between two sockets of this machine.
+        caps.checksum = ChecksumCapabilities::ignored();
+        caps
     }
 }
 
@@ -128,7 +138,7 @@ mod tests {
 
     #[test]
     fn marks_sent_are_written_and_read_back() {
-        let mut lo = MarkingLoopback::new();
+        let mut lo = LoopbackPhy::default();
         let now = Instant::from_millis(0);
         let marks = Marks {
             hop_limit: 1,
@@ -152,6 +162,7 @@ mod tests {
             hop_limit: 64,
             tclass: 0,
         };
+        assert_eq!(lo.peek().map(<[u8]>::len), Some(48));
         let (rx, _) = lo.receive(now).unwrap();
         assert_eq!(Marks::from_meta(rx.meta()), Some(plain));
         let (rx, _) = lo.receive(now).unwrap();
@@ -159,7 +170,7 @@ mod tests {
         rx.consume(|b| assert_eq!((b[0], b[1], b[7]), (0x62, 0xe0, 1)));
         let (rx, _) = lo.receive(now).unwrap();
         assert_eq!(Marks::from_meta(rx.meta()), Some(plain));
-        assert!(lo.receive(now).is_none());
+        assert!(lo.receive(now).is_none() && lo.is_empty());
         // IPv4 packets carry none.
         lo.transmit(now).unwrap().consume(48, |b| b[0] = 0x45);
         let (rx, _) = lo.receive(now).unwrap();

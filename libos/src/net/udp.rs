@@ -14,7 +14,7 @@ use core::any::Any;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use smoltcp::iface::SocketHandle;
+use super::stack::SocketHandle;
 use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};

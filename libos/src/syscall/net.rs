@@ -67,6 +67,7 @@ mod msg {
 }
 
 mod cmsg;
+mod unix_path;
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
@@ -232,7 +233,10 @@ pub fn sys_socketpair(p: &Process, a: &SyscallArgs) -> Result<usize> {
 pub fn sys_bind(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let addr = read_sockaddr(p, a.u64(1), a.u32(2))?;
-    sock(&file).bind(&addr)?;
+    match unix_path::bind(p, file.as_any(), &addr) {
+        Some(r) => r?,
+        None => sock(&file).bind(&addr)?,
+    }
     Ok(0)
 }
 
@@ -251,7 +255,8 @@ pub fn sys_connect(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let addr = read_sockaddr(p, a.u64(1), a.u32(2))?;
     let s = sock(&file);
-    match s.connect(&addr) {
+    let result = unix_path::connect(p, file.as_any(), &addr).unwrap_or_else(|| s.connect(&addr));
+    match result {
         Err(e) if e.errno() == Errno::EINPROGRESS && file.status_flags() & O_NONBLOCK == 0 => {
             retry_blocking(p, &*file, || match s.connect_result() {
                 Err(e) if e.errno() == Errno::EINPROGRESS => Err(Errno::EAGAIN.into()),
