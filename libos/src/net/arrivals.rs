@@ -151,6 +151,10 @@ impl<T: phy::RxToken> phy::RxToken for ObservedRx<'_, T> {
             f(frame)
         })
     }
+
+    fn meta(&self) -> phy::PacketMeta {
+        self.inner.meta()
+    }
 }
 
 impl<D: Device> Device for Observed<D> {

@@ -30,11 +30,12 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
 use spin::Mutex;
 
+use super::ancillary::Marks;
 use super::arrivals::{Arrivals, Observed, tcp_flow_of};
 use super::config::NetConfig;
 use super::counters::{CountersSnapshot, NetCounters};
 use super::device::{NetDevice, NicPhy};
-use super::loopback::LoopbackPhy;
+use super::loopback::{Flow, LoopbackPhy};
 use super::port::PortTable;
 pub(crate) use super::sockets::SocketHandle;
 use super::sockets::Sockets;
@@ -303,6 +304,15 @@ impl Inner {
         let lo = self.loopback(id);
         lo.sockets.park_idle(&mut lo.iface, now);
         changed
+    }
+
+    /// Gives the next IPv6 UDP datagram of `flow` that goes out through
+    /// interface `id` the hop limit and traffic class `marks` (only the
+    /// IPv6 loopback carries them; see [`LoopbackPhy::mark_next`]).
+    pub(crate) fn mark_next(&mut self, id: IfaceId, flow: Flow, marks: Marks) {
+        if id == IfaceId::Loopback6 {
+            self.lo6.phy.inner.mark_next(flow, marks);
+        }
     }
 
     /// The loopback interface `id` (IPv4 unless `Loopback6`).

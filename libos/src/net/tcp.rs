@@ -515,6 +515,7 @@ impl Socket for TcpSocket {
                     len,
                     full_len: len,
                     from: None,
+                    ancillary: Default::default(),
                 })
             };
             if s.can_recv() && !conn.shut_rd {

@@ -335,6 +335,7 @@ impl Socket for UnixSocket {
                 len,
                 full_len: len,
                 from: None,
+                ancillary: Default::default(),
             };
             return Ok((received, Vec::new()));
         }
@@ -347,6 +348,7 @@ impl Socket for UnixSocket {
                 len,
                 full_len: len,
                 from: None,
+                ancillary: Default::default(),
             },
             files,
         ))

@@ -16,6 +16,7 @@ use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
 mod parking;
+mod rfc3542;
 mod udplite;
 mod v6;
 
