@@ -301,3 +301,17 @@ fn python_multiprocessing_pool_and_lock_across_fork() {
     assert_eq!(ours, theirs);
     assert_eq!(ours.0, "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n400 [0, 0]\n");
 }
+
+#[test]
+fn execveat_and_fexecve_match_native() {
+    // A path from a directory fd, the file an fd (or an O_PATH fd) names,
+    // glibc's fexecve, an absolute path, and Linux's errors.
+    require(BUSYBOX, "busybox-static");
+    let s = Scratch::new("execveat");
+    let prog = compile(&s, "execveat");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p, BUSYBOX], &[&prog]);
+    let theirs = native(&[p, BUSYBOX]);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.contains("fexecve: exit 0"), "{}", ours.0);
+}

@@ -346,9 +346,8 @@ fn thread_main(me: Arc<Thread>) -> ! {
         if procs::leaves(process.pid, &me) {
             break;
         }
-        signal::deliver_pending(&process, &me);
         // A default action may have ended the process.
-        if procs::leaves(process.pid, &me) {
+        if signal::deliver_pending(&process, &me) && procs::leaves(process.pid, &me) {
             break;
         }
         // `me`'s own kernel code; the loan (which also reads the syscall's

@@ -356,6 +356,18 @@ pub fn fork(p: &Process, r: &ForkRequest) -> Result<usize> {
 /// one is gone, a failure kills the process with `SIGSEGV`, as Linux.
 pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
     let image = libos::syscall::exec::prepare_execve(p, a)?;
+    replace_image(p, image)
+}
+
+/// `execveat(dirfd, path, argv, envp, flags)`: [`execve`] of a path from a
+/// directory fd, or of the file an fd names (`fexecve`).
+pub fn execveat(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
+    let image = libos::syscall::exec::prepare_execveat(p, a)?;
+    replace_image(p, image)
+}
+
+/// The part of `execve` after the new image is built.
+fn replace_image(p: &Process, image: libos::exec::ProcessImage) -> Result<usize> {
     let me = task::current_thread();
     end_other_threads(p.pid, me.tid);
     p.reset_for_exec();
