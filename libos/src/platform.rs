@@ -129,6 +129,13 @@ pub trait PageFrames: Send + Sync {
     /// was mapped there; the entry holds a reference. `ENOMEM` when a page
     /// table cannot be had.
     fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()>;
+    /// Maps `frame` at the page `vaddr` with `perms` for a *private*
+    /// mapping: copy-on-write, so the first store (by the program or the
+    /// kernel) copies it and the file's page never changes; until then
+    /// the page shows the file's bytes. The entry holds a reference. A
+    /// program's text mapped this way is the same memory at every exec
+    /// and in every process.
+    fn map_frame_private(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()>;
 }
 
 /// Who is running.

@@ -172,6 +172,10 @@ impl PageFrames for KernelPlatform {
     fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
         user::map_frame(vaddr, frame, perms).map_err(map_err)
     }
+
+    fn map_frame_private(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
+        user::map_frame_private(vaddr, frame, perms).map_err(map_err)
+    }
 }
 
 impl CurrentThread for KernelPlatform {

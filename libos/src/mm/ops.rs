@@ -177,6 +177,34 @@ fn map_shared_file_page(process: &Process, vma: &Vma, page: u64) -> Result<()> {
     process.platform.map_frame(page, frame, vma.perms)
 }
 
+/// Maps the file page behind `page` of a private file area for a load or
+/// an instruction fetch: the file's own frame, copy-on-write
+/// ([`PageFrames::map_frame_private`](crate::platform::PageFrames::map_frame_private)),
+/// so a program's text and read-only data are the same memory in every
+/// process and at every exec instead of a copy per fault. `false` (the
+/// caller copies the page instead) for an anonymous area, an offset not
+/// on a page boundary, a page wholly past the end of the file, or no
+/// frame to move the page into.
+fn map_private_file_page(process: &Process, vma: &Vma, page: u64) -> bool {
+    if vma.shared {
+        return false;
+    }
+    let Some((inode, offset)) = vma.file_offset_of(page) else {
+        return false;
+    };
+    if !offset.is_multiple_of(PAGE_SIZE) || offset >= inode.metadata().size {
+        return false;
+    }
+    let frames: alloc::sync::Arc<dyn crate::platform::PageFrames> = process.platform.clone();
+    match inode.shared_frame(offset, &frames) {
+        Ok(frame) => process
+            .platform
+            .map_frame_private(page, frame, vma.perms)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// Adds `vma` over a free range: present pages if accessible (or, for a
 /// large anonymous area, nothing until touched), else recorded as
 /// unpopulated.
@@ -601,6 +629,10 @@ pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> R
     }
     if maps_file_pages(&vma) {
         map_shared_file_page(process, &vma, page)?;
+        vm.unpopulated.remove(page..page + PAGE_SIZE);
+        return Ok(());
+    }
+    if access != FaultAccess::Write && map_private_file_page(process, &vma, page) {
         vm.unpopulated.remove(page..page + PAGE_SIZE);
         return Ok(());
     }

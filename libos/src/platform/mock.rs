@@ -351,6 +351,25 @@ impl PageFrames for MockPlatform {
         );
         Ok(())
     }
+
+    fn map_frame_private(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
+        // A copy at once: the mock has no copy-on-write, and a private
+        // page must not reach the file.
+        let copy = self
+            .frames
+            .lock()
+            .get(&frame)
+            .map(|b| b.lock().clone())
+            .ok_or(Errno::EFAULT)?;
+        self.pages.lock().insert(
+            vaddr & !(PAGE_SIZE - 1),
+            MockPage {
+                perms,
+                bytes: Some(Arc::new(Mutex::new(copy))),
+            },
+        );
+        Ok(())
+    }
 }
 
 impl CurrentThread for MockPlatform {

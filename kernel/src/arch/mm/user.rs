@@ -487,6 +487,19 @@ pub fn frame_write(frame: u64, offset: usize, data: &[u8]) {
 /// reference to the frame. Never copy-on-write: a fork must list the page
 /// as shared (`space::fork_current`).
 pub fn map_frame(vaddr: u64, frame: u64, prot: Perms) -> Result<(), UserMapError> {
+    map_file_frame(vaddr, frame, leaf_flags(prot, true))
+}
+
+/// [`map_frame`] for a private mapping: the entry is copy-on-write
+/// ([`cow`]), so the first store copies the frame (the file's reference
+/// keeps it shared) and the file's page never changes. An exec maps a
+/// program's text this way: the same frames every time, so the code
+/// stays where it was (under TCG, its translations stay valid).
+pub fn map_frame_private(vaddr: u64, frame: u64, prot: Perms) -> Result<(), UserMapError> {
+    map_file_frame(vaddr, frame, cow::shared_flags(leaf_flags(prot, true)))
+}
+
+fn map_file_frame(vaddr: u64, frame: u64, flags: F) -> Result<(), UserMapError> {
     check_range(vaddr, PAGE_BYTES)?;
     if !frame.is_multiple_of(PAGE_BYTES) {
         return Err(UserMapError::BadRange);
@@ -496,7 +509,7 @@ pub fn map_frame(vaddr: u64, frame: u64, prot: Perms) -> Result<(), UserMapError
         let was_present = entry.flags().contains(F::PRESENT);
         clear_entry(entry);
         cow::share(frame);
-        entry.set_addr(pte::private(frame), leaf_flags(prot, true));
+        entry.set_addr(pte::private(frame), flags);
         if was_present {
             tlb::flush(VirtAddr::new(vaddr));
         }

@@ -117,6 +117,40 @@ ktest!(
 );
 
 ktest!(
+    fn a_privately_mapped_file_frame_is_copied_at_the_first_store() {
+        user::map_lazy(BASE, 2 * 4096, NONE).expect("tables");
+        user::unmap(BASE, 2 * 4096).expect("unmap");
+        let before = frames::user_frames();
+        let frame = user::frame_alloc().expect("frame");
+        user::frame_write(frame, 16, b"file bytes");
+        // Two private mappings (two execs of one program) share the page.
+        user::map_frame_private(BASE, frame, RW).expect("map");
+        user::map_frame_private(BASE + 4096, frame, RO).expect("map again");
+        assert_eq!(frames::user_frames(), before + 1, "one frame, mapped twice");
+        let mut buf = [0u8; 10];
+        copy_from_user(BASE + 16, &mut buf).expect("read");
+        assert_eq!(&buf, b"file bytes");
+        // A store copies: the writer sees it, the file and the other
+        // mapping do not.
+        copy_to_user(BASE + 16, b"user store").expect("store");
+        copy_from_user(BASE + 16, &mut buf).expect("read back");
+        assert_eq!(&buf, b"user store");
+        user::frame_read(frame, 16, &mut buf);
+        assert_eq!(&buf, b"file bytes", "the file's page is unchanged");
+        copy_from_user(BASE + 4096 + 16, &mut buf).expect("other mapping");
+        assert_eq!(&buf, b"file bytes");
+        assert_eq!(frames::user_frames(), before + 2, "the copy");
+        assert!(
+            copy_to_user(BASE + 4096, b"x").is_err(),
+            "read-only mapping"
+        );
+        user::unmap(BASE, 2 * 4096).expect("unmap");
+        user::frame_release(frame);
+        assert_eq!(frames::user_frames(), before, "all frames came back");
+    }
+);
+
+ktest!(
     fn a_file_frame_mapped_twice_is_one_page_and_lives_until_its_last_reference() {
         // The page tables first (unmapping keeps them), so that only the
         // frame is counted.
