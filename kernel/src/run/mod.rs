@@ -357,8 +357,10 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 let audited = crate::audit::is_enabled();
                 let start = if audited { crate::time::now_ns() } else { 0 };
                 let ret = rt.table.dispatch(&process, nr as usize, raw);
-                // Whatever it changed, generic waits may now be ready.
+                // Whatever it changed, generic waits may now be ready
+                // (on an idle CPU too).
                 task::bump_epoch();
+                task::wake_idle_cpus();
                 if audited {
                     let took = crate::time::now_ns() - start;
                     crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);

@@ -176,11 +176,23 @@ fn check_range(start: u64, len: u64) -> Result<u64, UserMapError> {
     Ok(end)
 }
 
+/// Runs `f` with the page-table lock; the pages it flushed ([`flush_page`])
+/// are shot down on the other CPUs that have the space loaded before the
+/// lock is let go.
 pub(super) fn with_lock<R>(f: impl FnOnce() -> R) -> R {
     without_interrupts(|| {
         let _g = LOCK.lock();
-        f()
+        let r = f();
+        crate::arch::smp::tlb::finish();
+        r
     })
+}
+
+/// Flushes the page at `vaddr` from this CPU's TLB and notes it for the
+/// shootdown at the end of [`with_lock`].
+pub(super) fn flush_page(vaddr: u64) {
+    tlb::flush(VirtAddr::new(vaddr));
+    crate::arch::smp::tlb::note_page(vaddr);
 }
 
 /// Frees the frame an entry holds, if any, and clears it.
@@ -205,7 +217,7 @@ pub fn map_lazy(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
             clear_entry(entry);
             entry.set_addr(x86_64::PhysAddr::new(0), MANAGED | software_bits(prot));
             if was_present {
-                tlb::flush(VirtAddr::new(v));
+                flush_page(v);
             }
             v += PAGE_BYTES;
         }
@@ -232,7 +244,7 @@ pub fn protect(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
                 }
                 entry.set_flags(new);
                 if flags.contains(F::PRESENT) {
-                    tlb::flush(VirtAddr::new(v));
+                    flush_page(v);
                 }
             }
             v += PAGE_BYTES;
@@ -254,7 +266,7 @@ pub fn unmap(start: u64, len: u64) -> Result<(), UserMapError> {
             let was_present = entry.flags().contains(F::PRESENT);
             clear_entry(entry);
             if was_present {
-                tlb::flush(VirtAddr::new(v));
+                flush_page(v);
             }
             v += PAGE_BYTES;
         }
@@ -279,7 +291,7 @@ pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
                 let (addr, flags) = (src.addr(), src.flags());
                 src.set_unused();
                 if flags.contains(F::PRESENT) {
-                    tlb::flush(VirtAddr::new(from + off));
+                    flush_page(from + off);
                 }
                 let dst = leaf(to + off, true).ok_or(UserMapError::OutOfMemory)?;
                 dst.set_addr(addr, flags);

@@ -21,12 +21,17 @@
 //! run, or — where the hypervisor hides `rdtscp` — from which AP's stacks
 //! hold its stack pointer. GS is left to user programs (the kernel never
 //! uses `swapgs`).
-//! Nothing runs user threads on APs: the scheduler, the current thread and
-//! many locks still assume one CPU.
+//! Once the first program starts, APs run its threads too (where CPUs find
+//! their index with `rdtscp`: a thread's kernel stack is no AP's own):
+//! kernel code runs under the big kernel lock ([`bkl`]), user mode in
+//! parallel; [`tlb`] shoots down stale translations; an idle CPU halts
+//! ([`idle_halt`]) until its tick or a wake IPI ([`wake_idle`]).
 
 mod ap;
+pub mod bkl;
 #[cfg(feature = "ktest")]
 mod ktests;
+pub mod tlb;
 pub mod trampoline;
 
 use alloc::boxed::Box;
@@ -292,6 +297,7 @@ pub fn start_aps(args: &libos::boot::cmdline::KernelArgs<'_>) -> usize {
 fn prepare(force_stack_index: bool) -> Result<(), StartError> {
     trampoline::install().map_err(StartError::Trampoline)?;
     crate::arch::irq::register(WAKE_VECTOR, ap::on_wake);
+    crate::arch::irq::register(tlb::SHOOTDOWN_VECTOR, tlb::poll);
     let (_, _, _, edx) = crate::arch::cpu::cpuid(0x8000_0001, 0);
     // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid` (a program's
     // `getcpu` sees CPU 0, which it is on); 0 is the boot CPU's index.
@@ -408,6 +414,68 @@ pub fn wait_for(index: usize, ticket: u64) {
     if let Some(c) = cpu(index) {
         while c.completed.load(Ordering::Acquire) < ticket {
             core::hint::spin_loop();
+        }
+    }
+}
+
+/// CPUs halted in [`idle_halt`] (bit = CPU index).
+static IDLE: AtomicU32 = AtomicU32::new(0);
+
+/// Whether user threads may run on the APs: more than one CPU online and
+/// each finds its index with `rdtscp` (the stack-pointer fallback only
+/// knows an AP on its own stacks, not on a thread's).
+pub fn threads_on_aps() -> bool {
+    cpu_count() > 1 && USE_RDTSCP.load(Ordering::Relaxed)
+}
+
+/// The CPUs that run user threads: all when [`threads_on_aps`], else the
+/// boot CPU.
+pub fn thread_cpus() -> usize {
+    if threads_on_aps() { cpu_count() } else { 1 }
+}
+
+/// Whether `vector` is an IPI whose handler is all there is to do (user
+/// mode goes on without entering the kernel).
+pub fn is_quiet_ipi(vector: u64) -> bool {
+    vector == u64::from(WAKE_VECTOR) || vector == u64::from(tlb::SHOOTDOWN_VECTOR)
+}
+
+/// Halts this CPU until an interrupt (its tick, a device, a wake IPI),
+/// marked idle and without the big kernel lock meanwhile. Call with
+/// interrupts off; they are off again, and the lock held, on return.
+pub fn idle_halt() {
+    if !bkl::active() {
+        platform().wait_for_interrupt();
+        crate::arch::interrupts::disable();
+        return;
+    }
+    let bit = 1u32 << (cpu_index() % MAX_CPUS);
+    IDLE.fetch_or(bit, Ordering::SeqCst);
+    bkl::release();
+    if let Some(me) = cpu(cpu_index()) {
+        me.halts.fetch_add(1, Ordering::Relaxed);
+    }
+    // `sti; hlt` is atomic: a wake IPI sent after the bit was set ends it.
+    platform().wait_for_interrupt();
+    crate::arch::interrupts::disable();
+    IDLE.fetch_and(!bit, Ordering::SeqCst);
+    bkl::acquire();
+}
+
+/// Whether some other CPU is halted in [`idle_halt`].
+pub fn any_idle() -> bool {
+    bkl::active() && IDLE.load(Ordering::SeqCst) & !(1u32 << (cpu_index() % MAX_CPUS)) != 0
+}
+
+/// Sends the wake IPI to every other idle CPU (a thread may run there).
+pub fn wake_idle() {
+    let me = cpu_index();
+    let idle = IDLE.load(Ordering::SeqCst);
+    for c in (0..cpu_count()).filter(|&c| c != me && idle & (1 << c) != 0) {
+        if let Some(p) = cpu(c)
+            && let Err(e) = crate::arch::apic::send_fixed(p.apic_id, WAKE_VECTOR)
+        {
+            log::warn!("smp: wake IPI to CPU {c} failed: {e:?}");
         }
     }
 }
