@@ -152,6 +152,9 @@ pub fn exit_program(status: u8) -> ! {
     {
         crate::kprintln!("{line}");
     }
+    if let Some(line) = crate::arch::smp::summary() {
+        crate::kprintln!("{line}");
+    }
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
@@ -397,7 +400,12 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 cr2,
             } => {
                 let (sig, _) = fault::signal_for(vector);
-                if !signal::fault_has_handler(&process, me.tid, u32::from(sig)) {
+                let fault = signal::Fault {
+                    vector,
+                    error_code,
+                    cr2,
+                };
+                if !signal::fault_has_handler(&process, me.tid, u32::from(sig), fault) {
                     let rip = me.with_context(|c| c.rip);
                     fault::kill(me.tid, vector, error_code, cr2, rip);
                 }

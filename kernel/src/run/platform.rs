@@ -150,6 +150,14 @@ impl CurrentThread for KernelPlatform {
     fn current_tid(&self) -> u32 {
         crate::task::current().map_or(1, |t| t.tid)
     }
+
+    fn current_cpu(&self) -> u32 {
+        crate::arch::smp::cpu_index() as u32
+    }
+
+    fn cpu_count(&self) -> u32 {
+        crate::arch::smp::thread_cpus() as u32
+    }
 }
 
 impl MemoryStats for KernelPlatform {

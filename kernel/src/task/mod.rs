@@ -369,6 +369,7 @@ fn run_first(t: Arc<Thread>) -> ! {
     t.ran_since.store(crate::time::now_ns(), Ordering::Relaxed);
     crate::arch::cpu::set_fs_base(t.fs_base());
     crate::mm::space::activate(t.address_space());
+    smp::note_thread_run();
     switch::start(t)
 }
 
@@ -466,6 +467,7 @@ pub fn yield_now() -> bool {
     next.ran_since.store(now, Ordering::Relaxed);
     crate::arch::cpu::set_fs_base(next.fs_base());
     crate::mm::space::activate(next.address_space());
+    smp::note_thread_run();
     // No reference to a thread stays on this stack across the switch: a
     // thread that exited never comes back to drop it.
     drop(me);

@@ -101,6 +101,8 @@ pub struct PerCpu {
     pub halts: AtomicU64,
     /// Closures it finished ([`run_on`]).
     pub completed: AtomicU64,
+    /// Times it switched to a user thread (with threads on APs).
+    pub thread_runs: AtomicU64,
     /// The closure it is to run next.
     work: spin::Mutex<Work>,
 }
@@ -374,6 +376,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             halts: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            thread_runs: AtomicU64::new(0),
             work: spin::Mutex::new(Work(None)),
         }
     }
@@ -478,4 +481,34 @@ pub fn wake_idle() {
             log::warn!("smp: wake IPI to CPU {c} failed: {e:?}");
         }
     }
+}
+
+/// Counts a switch to a user thread on this CPU (with threads on APs).
+pub fn note_thread_run() {
+    if bkl::active()
+        && let Some(me) = cpu(cpu_index())
+    {
+        me.thread_runs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// With threads on APs, a line for the end of the run: the switches to a
+/// thread on each CPU, TLB shootdowns, and waits for the kernel lock.
+pub fn summary() -> Option<alloc::string::String> {
+    use core::fmt::Write;
+    if !bkl::active() {
+        return None;
+    }
+    let mut line = alloc::string::String::from("smp: thread runs per CPU");
+    for c in 0..cpu_count() {
+        let runs = cpu(c).map_or(0, |p| p.thread_runs.load(Ordering::Relaxed));
+        let _ = write!(line, " {runs}");
+    }
+    let (requests, answers) = tlb::counts();
+    let _ = write!(
+        line,
+        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {}",
+        bkl::contended()
+    );
+    Some(line)
 }
