@@ -78,10 +78,7 @@ fn pthread_stress_on(cpus: u32) {
     assert_eq!(r.exit_code(), 0);
     let (runs, _) = summary(&r);
     assert_eq!(runs.len(), cpus as usize, "{:#?}", r.kernel_lines);
-    assert!(
-        runs.iter().all(|&n| n > 0),
-        "a CPU ran no thread: {runs:?}"
-    );
+    assert!(runs.iter().all(|&n| n > 0), "a CPU ran no thread: {runs:?}");
 }
 
 #[test]
@@ -105,7 +102,10 @@ fn two_hash_threads_run_on_both_cpus_with_natives_result() {
     let (theirs, status) = native(&argv);
     assert_eq!(status, 0);
     let want = text(&theirs);
-    let want = want.lines().find(|l| l.starts_with("threads=")).expect("native's hash");
+    let want = want
+        .lines()
+        .find(|l| l.starts_with("threads="))
+        .expect("native's hash");
     assert_eq!(text(&ours.stdout), format!("{want}\n"));
     assert!(
         text(&ours.stderr).starts_with("cpus_seen=2 "),

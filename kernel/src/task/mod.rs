@@ -427,9 +427,8 @@ pub fn yield_now() -> bool {
             let mut index = 0;
             let mut reaped = 0;
             s.threads.retain(|t| {
-                let reap = t.state() == State::Dead
-                    && !Arc::ptr_eq(t, &me)
-                    && !t.switch.is_on_cpu();
+                let reap =
+                    t.state() == State::Dead && !Arc::ptr_eq(t, &me) && !t.switch.is_on_cpu();
                 if reap {
                     REAPED_CPU_NS.fetch_add(t.cpu_ns.load(Ordering::Relaxed), Ordering::Relaxed);
                     // A dead thread other than the running one made its

@@ -66,7 +66,8 @@ pub fn sys_sched_getaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
         return_errno!(Errno::EINVAL);
     }
     check_pid(p, a.i32(0))?;
-    UserSliceWrite::new(a.u64(2), CPUMASK_BYTES)?.write(&*p.platform, &online_mask(p).to_le_bytes())?;
+    UserSliceWrite::new(a.u64(2), CPUMASK_BYTES)?
+        .write(&*p.platform, &online_mask(p).to_le_bytes())?;
     Ok(CPUMASK_BYTES)
 }
 

@@ -287,14 +287,17 @@ pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>
         Figure::Nginx => vec![nginx_job(clients)?],
         Figure::Smp => {
             let program = build_smp_hash(cache)?;
-            [("smp-hash-1t", "1", SMP_HASH_ONE), ("smp-hash-2t", "2", SMP_HASH_TWO)]
-                .into_iter()
-                .map(|(name, threads, what)| {
-                    let mut j = job(name, "/bench/smp_hash", &[threads, SMP_HASH_ROUNDS], vec![]);
-                    j.program = program.clone();
-                    one(j, Check::Timed(what))
-                })
-                .collect()
+            [
+                ("smp-hash-1t", "1", SMP_HASH_ONE),
+                ("smp-hash-2t", "2", SMP_HASH_TWO),
+            ]
+            .into_iter()
+            .map(|(name, threads, what)| {
+                let mut j = job(name, "/bench/smp_hash", &[threads, SMP_HASH_ROUNDS], vec![]);
+                j.program = program.clone();
+                one(j, Check::Timed(what))
+            })
+            .collect()
         }
     })
 }

@@ -59,7 +59,10 @@ pub fn note_page(vaddr: u64) {
         return;
     }
     BATCH_START.fetch_min(vaddr, Ordering::Relaxed);
-    BATCH_END.fetch_max(vaddr.saturating_add(crate::mm::PAGE_BYTES), Ordering::Relaxed);
+    BATCH_END.fetch_max(
+        vaddr.saturating_add(crate::mm::PAGE_BYTES),
+        Ordering::Relaxed,
+    );
 }
 
 /// Notes that any page of the loaded space may have changed.
