@@ -119,6 +119,7 @@ static USER_CPUS: [UserCpu; MAX_CPUS] = [const {
 }; MAX_CPUS];
 
 /// This CPU's slot.
+#[inline(always)]
 fn this_cpu() -> &'static UserCpu {
     &USER_CPUS[super::smp::cpu_index() % MAX_CPUS]
 }
@@ -184,7 +185,8 @@ enter_user:
 
     // One 32-byte stub per CPU (IA32_LSTAR of CPU n = stub n): the user
     // rsp into slot n's scratch, rsp = slot n's context, rax saved there,
-    // then rax = slot n's address for the common part.
+    // then rax = slot n's address for the common part. The boot CPU's own
+    // entry (below) falls through into it instead: one vCPU takes no jump.
     .p2align 5
     .global syscall_entry_stubs
 syscall_entry_stubs:
@@ -200,6 +202,12 @@ syscall_entry_stubs:
     .endr
 
     .p2align 5
+    .global syscall_entry_boot_cpu
+syscall_entry_boot_cpu:
+    mov [rip + USER_CPUS + 16], rsp
+    mov rsp, [rip + USER_CPUS]
+    mov [rsp + 0], rax
+    lea rax, [rip + USER_CPUS]
 syscall_entry:
     mov [rsp + 8], rbx
     mov [rsp + 16], rcx
@@ -253,6 +261,8 @@ unsafe extern "C" {
     fn enter_user(ctx: *mut UserContext, slot: *const UserCpu) -> u64;
     /// The first of the per-CPU 32-byte syscall entry stubs.
     static syscall_entry_stubs: [u8; 32];
+    /// CPU 0's entry, which falls through into the common part.
+    static syscall_entry_boot_cpu: [u8; 32];
     fn return_to_kernel(code: u64, kernel_rsp: u64) -> !;
 }
 
@@ -269,7 +279,11 @@ pub fn init() {
 /// its GDT): its `IA32_LSTAR` names its own entry stub.
 pub fn init_cpu(index: usize) {
     assert!(index < MAX_CPUS, "CPU index {index} beyond the entry stubs");
-    let entry = core::ptr::addr_of!(syscall_entry_stubs) as u64 + 32 * index as u64;
+    let entry = if index == 0 {
+        core::ptr::addr_of!(syscall_entry_boot_cpu) as u64
+    } else {
+        core::ptr::addr_of!(syscall_entry_stubs) as u64 + 32 * index as u64
+    };
     let sel = gdt::selectors().expect("GDT loaded before user mode");
     assert_eq!(
         (u64::from(sel.user_code.0), u64::from(sel.user_data.0)),

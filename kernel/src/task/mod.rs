@@ -391,11 +391,17 @@ pub fn run_here() {
 }
 
 /// Wakes idle CPUs if a thread may run that no CPU runs, or that halts
-/// on an idle CPU. With one CPU, or none idle, one relaxed load.
+/// on an idle CPU. With one CPU, or none idle, one relaxed load (inline:
+/// it runs after every system call).
+#[inline(always)]
 pub fn wake_idle_cpus() {
-    if !smp::any_idle() {
-        return;
+    if smp::any_idle() {
+        wake_idle_cpus_slow();
     }
+}
+
+#[inline(never)]
+fn wake_idle_cpus_slow() {
     let waiting = {
         let s = SCHED.lock();
         let (epoch, now) = (WAKE_EPOCH.load(Ordering::Acquire), crate::time::now_ns());

@@ -36,6 +36,7 @@ pub fn activate() {
 }
 
 /// Whether the lock is in use.
+#[inline(always)]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
@@ -46,11 +47,17 @@ pub fn held() -> bool {
 }
 
 /// Takes the lock for this CPU (nothing if it holds it). Call with
-/// interrupts off.
+/// interrupts off. Inline: one vCPU pays one load and no call (under TCG
+/// every call and return is a lookup).
+#[inline(always)]
 pub fn acquire() {
-    if !ACTIVE.load(Ordering::Relaxed) {
-        return;
+    if ACTIVE.load(Ordering::Relaxed) {
+        acquire_slow();
     }
+}
+
+#[inline(never)]
+fn acquire_slow() {
     let me = cpu_index() + 1;
     if OWNER.load(Ordering::Relaxed) == me {
         return;
@@ -71,10 +78,15 @@ pub fn acquire() {
 }
 
 /// Lets the lock go if this CPU holds it. Call with interrupts off.
+#[inline(always)]
 pub fn release() {
-    if !ACTIVE.load(Ordering::Relaxed) {
-        return;
+    if ACTIVE.load(Ordering::Relaxed) {
+        release_slow();
     }
+}
+
+#[inline(never)]
+fn release_slow() {
     let me = cpu_index() + 1;
     let _ = OWNER.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
 }
