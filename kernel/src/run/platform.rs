@@ -112,6 +112,15 @@ impl UserMemory for KernelPlatform {
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
         with_fault_retry(FaultAccess::Write, || uaccess::copy_to_user(addr, data))
     }
+
+    fn cmpxchg_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32> {
+        let mut held = 0;
+        with_fault_retry(FaultAccess::Write, || {
+            held = uaccess::cmpxchg_user_u32(addr, old, new)?;
+            Ok(())
+        })?;
+        Ok(held)
+    }
 }
 
 fn map_err(e: UserMapError) -> libos::error::Error {
