@@ -332,6 +332,15 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     task::start()
 }
 
+/// Whether system call `nr` may make a signal pending for, or end,
+/// threads other than the caller: `kill`, `rt_sigqueueinfo`, `tkill`,
+/// `exit_group`, `tgkill`, `rt_tgsigqueueinfo`. Only consulted with
+/// threads on several CPUs.
+#[inline(always)]
+fn signals_others(nr: u64) -> bool {
+    crate::arch::smp::bkl::active() && matches!(nr, 62 | 129 | 200 | 231 | 234 | 297)
+}
+
 /// A thread's kernel side: runs its user code and serves its syscalls.
 fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
@@ -364,6 +373,12 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // (on an idle CPU too).
                 task::bump_epoch();
                 task::wake_idle_cpus();
+                if signals_others(nr) {
+                    // A thread in user mode on another CPU sees a signal
+                    // or the end of its process at its next kernel entry:
+                    // make that now.
+                    crate::arch::smp::kick_running();
+                }
                 if audited {
                     let took = crate::time::now_ns() - start;
                     crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);

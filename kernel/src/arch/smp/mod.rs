@@ -47,6 +47,9 @@ use crate::platform::{ApStart, PlatformError, platform};
 pub const MAX_CPUS: usize = allocator::MAX_CPUS;
 /// The vector of the IPI that wakes an idle AP.
 pub const WAKE_VECTOR: u8 = 0xf0;
+/// The vector of the IPI that makes a CPU running user code enter the
+/// kernel (its run loop then delivers signals, or ends the thread).
+pub const KICK_VECTOR: u8 = 0xf2;
 /// Pages of an AP's kernel stack (as the boot CPU's).
 const STACK_PAGES: u64 = 16;
 /// Pages of each IST stack.
@@ -307,6 +310,7 @@ fn prepare(force_stack_index: bool) -> Result<(), StartError> {
     trampoline::install().map_err(StartError::Trampoline)?;
     crate::arch::irq::register(WAKE_VECTOR, ap::on_wake);
     crate::arch::irq::register(tlb::SHOOTDOWN_VECTOR, tlb::poll);
+    crate::arch::irq::register(KICK_VECTOR, ap::on_wake);
     let (_, _, _, edx) = crate::arch::cpu::cpuid(0x8000_0001, 0);
     // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid` (a program's
     // `getcpu` sees CPU 0, which it is on); 0 is the boot CPU's index.
@@ -519,4 +523,20 @@ pub fn summary() -> Option<alloc::string::String> {
         bkl::contended()
     );
     Some(line)
+}
+
+/// Sends the kick IPI to every other CPU that is not idle (it runs a
+/// thread, in user mode or waiting for the kernel lock): a signal or exit
+/// for its thread then takes effect at once rather than at its next tick.
+pub fn kick_running() {
+    let me = cpu_index();
+    let idle = IDLE.load(Ordering::SeqCst);
+    for c in (0..cpu_count()).filter(|&c| c != me && idle & (1 << c) == 0) {
+        if let Some(p) = cpu(c)
+            && p.online.load(Ordering::Acquire)
+            && let Err(e) = crate::arch::apic::send_fixed(p.apic_id, KICK_VECTOR)
+        {
+            log::warn!("smp: kick IPI to CPU {c} failed: {e:?}");
+        }
+    }
 }
