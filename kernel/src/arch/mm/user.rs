@@ -362,6 +362,26 @@ pub fn fault_access(error_code: u64) -> FaultAccess {
     }
 }
 
+/// Whether a fault taken in user mode is one the entry now allows in
+/// hardware (not a reserved-bit fault): nothing is left to resolve. Only
+/// user-mode faults: one taken in user mode waits for the kernel lock,
+/// during which another CPU may resolve it; a kernel access runs under the
+/// lock, and a kernel fault on an allowed page (a SMAP slip) must not be
+/// retried forever.
+fn spurious(flags: F, error_code: u64) -> bool {
+    /// Error code bits: 2, the access was in user mode; 3, a reserved bit
+    /// was set in an entry.
+    const USER_MODE: u64 = 1 << 2;
+    const RESERVED_BIT: u64 = 1 << 3;
+    error_code & (USER_MODE | RESERVED_BIT) == USER_MODE
+        && flags.contains(F::PRESENT | F::USER_ACCESSIBLE)
+        && match fault_access(error_code) {
+            FaultAccess::Write => flags.contains(F::WRITABLE),
+            FaultAccess::Execute => !flags.contains(F::NO_EXECUTE),
+            FaultAccess::Read => true,
+        }
+}
+
 /// Whether `prot` allows `access`.
 fn access_allowed(prot: Perms, access: FaultAccess) -> bool {
     match access {
@@ -395,6 +415,13 @@ pub fn demand_fault(addr: u64, error_code: u64) -> Demand {
             return Demand::NotLazy;
         };
         let flags = entry.flags();
+        if spurious(flags, error_code) {
+            // Another CPU resolved the same fault first (populated or
+            // copied the page while this one waited for the kernel lock),
+            // or a stale translation: retry the access, as Linux does.
+            tlb::flush(VirtAddr::new(page));
+            return Demand::Resolved;
+        }
         if flags.contains(COW | HAS_FRAME | F::PRESENT)
             && fault_access(error_code) == FaultAccess::Write
             && perms_of(flags).write
