@@ -86,6 +86,9 @@ pub fn deliver_pending(process: &Process, me: &Thread) {
             _ => {
                 let code = if TIMER_SIGNALS.contains(&sig) || is_fault(sig) {
                     SI_KERNEL
+                } else if TKILLS.lock().remove(&(me.tid, sig)) {
+                    // glibc's cancellation handler acts only on this code.
+                    SI_TKILL
                 } else {
                     SI_USER
                 };
@@ -304,9 +307,15 @@ fn kill_thread(p: &Process, tid: i32, sig: u32) -> Result<usize> {
     };
     if sig != 0 {
         p.signals.lock().send_to_thread(t.tid, sig)?;
+        TKILLS.lock().insert((t.tid, sig));
     }
     Ok(0)
 }
+
+/// Signals pending for a thread through `tgkill`/`tkill` (`(tid, sig)`):
+/// delivered with `si_code` `SI_TKILL`, as Linux.
+static TKILLS: spin::Mutex<alloc::collections::BTreeSet<(u32, u32)>> =
+    spin::Mutex::new(alloc::collections::BTreeSet::new());
 
 /// `tgkill(tgid, tid, sig)`
 pub fn sys_tgkill(p: &Process, a: &SyscallArgs) -> Result<usize> {
