@@ -107,13 +107,15 @@ fn fatal(args: core::fmt::Arguments<'_>) -> ! {
 /// The Rust entry, called by the boot code ([`arch::boot`]) on the boot
 /// stack with the physical address of `hvm_start_info`.
 pub fn kernel_main(start_info_paddr: u64) -> ! {
-    // The hardware seam first: the console's port I/O goes through it.
+    // Exceptions reported from the first instruction: on SEV-SNP the
+    // platform detection's CPUID below is a #VC (`platform::snp::on_vc`).
+    arch::idt::init_early();
+    install_trap_hooks();
+    // The hardware seam next: the console's port I/O goes through it.
     let platform = platform::init();
     let caching_enabled = arch::cpu::enable_write_back_memory();
     time::mark_boot();
     console::init(log::LevelFilter::Info);
-    arch::idt::init_early();
-    install_trap_hooks();
     arch::pit::mask_legacy_pic();
     match arch::pit::measure_tsc_hz() {
         Some(hz) => time::set_tsc_hz(hz),
@@ -149,8 +151,15 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     }
     print_memory_map(info);
     // The firmware's CPU tables, while the boot page tables still map the
-    // BIOS areas they live in.
-    arch::smp::discover(info.rsdp_paddr);
+    // BIOS areas they live in. A confidential VM without an RSDP (the IGVM
+    // launch) has no firmware there: the BIOS areas are memory nobody
+    // validated, whose first read would be fatal, so they are not scanned
+    // and the CPUs are counted by CPUID.
+    if platform.kind() == platform::PlatformKind::Native || info.rsdp_paddr != 0 {
+        arch::smp::discover(info.rsdp_paddr);
+    } else {
+        log::info!("cpus: no RSDP on a confidential VM: firmware areas not scanned");
+    }
     // Before any device register is mapped.
     platform::configure(&args);
 

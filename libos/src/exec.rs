@@ -131,7 +131,11 @@ fn read_head(inode: &InodeRef, n: usize) -> Result<Vec<u8>> {
 
 /// Opens an executable file: must be a regular file with an execute bit.
 fn open_executable(vfs: &Vfs, cwd: &InodeRef, path: &[u8]) -> Result<Executable> {
-    let inode = vfs.resolve(cwd, path, true)?;
+    open_inode(vfs.resolve(cwd, path, true)?)
+}
+
+/// [`open_executable`] of a file already resolved.
+fn open_inode(inode: InodeRef) -> Result<Executable> {
     if inode.file_type() != InodeType::Regular {
         return_errno_with_message!(Errno::EACCES, "not a regular file");
     }
@@ -169,7 +173,24 @@ pub fn prepare_exec(
     rng: &dyn Csprng,
     layout: &AddressLayout,
 ) -> Result<ProcessImage> {
-    prepare_nested(vfs, cwd, path, argv, envp, rng, layout, 0)
+    prepare_nested(vfs, cwd, path, None, argv, envp, rng, layout, 0)
+}
+
+/// [`prepare_exec`] of a file already resolved (`execveat`): `inode` is
+/// the program, `path` the name it runs under (`AT_EXECFN`, a script's
+/// argument to its interpreter, `/proc/<pid>/exe`).
+#[allow(clippy::too_many_arguments, reason = "prepare_exec's, plus the inode")]
+pub fn prepare_exec_inode(
+    vfs: &Vfs,
+    cwd: &InodeRef,
+    inode: InodeRef,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    rng: &dyn Csprng,
+    layout: &AddressLayout,
+) -> Result<ProcessImage> {
+    prepare_nested(vfs, cwd, path, Some(inode), argv, envp, rng, layout, 0)
 }
 
 /// Linux's `BINPRM_BUF_SIZE`: how much of a `#!` line is read.
@@ -200,18 +221,25 @@ pub fn parse_shebang(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>)> {
     Ok((interp, (!arg.is_empty()).then_some(arg)))
 }
 
-#[allow(clippy::too_many_arguments, reason = "prepare_exec's, plus the depth")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "prepare_exec's, plus the inode and the depth"
+)]
 fn prepare_nested(
     vfs: &Vfs,
     cwd: &InodeRef,
     path: &[u8],
+    resolved: Option<InodeRef>,
     argv: &[&[u8]],
     envp: &[&[u8]],
     rng: &dyn Csprng,
     layout: &AddressLayout,
     depth: u32,
 ) -> Result<ProcessImage> {
-    let exe = open_executable(vfs, cwd, path)?;
+    let exe = match resolved {
+        Some(inode) => open_inode(inode)?,
+        None => open_executable(vfs, cwd, path)?,
+    };
     let exe_image = exe.bytes;
     if exe_image.starts_with(b"#!") {
         if depth >= MAX_SCRIPT_DEPTH {
@@ -223,7 +251,7 @@ fn prepare_nested(
         args.extend(arg);
         args.push(path);
         args.extend(argv.iter().skip(1));
-        return prepare_nested(vfs, cwd, interp, &args, envp, rng, layout, depth + 1);
+        return prepare_nested(vfs, cwd, interp, None, &args, envp, rng, layout, depth + 1);
     }
     let interp_path = ElfFile::parse_head(&exe_image, exe.size)?
         .interpreter

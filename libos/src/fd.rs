@@ -91,6 +91,17 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn ioctl(&self, _cmd: u32, _arg: u64) -> Result<IoctlReply> {
         return_errno!(Errno::ENOTTY)
     }
+    /// [`FileLike::ioctl`] for a request that passes data in: `read_arg(n)`
+    /// reads `n` bytes at the argument from user memory (only when the
+    /// request needs them, so an unknown request stays `ENOTTY`).
+    fn ioctl_with(
+        &self,
+        cmd: u32,
+        arg: u64,
+        _read_arg: &dyn Fn(usize) -> Result<Vec<u8>>,
+    ) -> Result<IoctlReply> {
+        self.ioctl(cmd, arg)
+    }
     /// `O_*` status flags (access mode, `O_APPEND`, `O_NONBLOCK`, …).
     fn status_flags(&self) -> u32;
     /// Changes `O_APPEND` and `O_NONBLOCK` (`F_SETFL`).
@@ -115,7 +126,7 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
 
 /// What an `ioctl` produced: bytes to copy to the user pointer in `arg`
 /// (if any) and the return value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IoctlReply {
     /// Bytes for `*arg`.
     pub out: Vec<u8>,

@@ -4,8 +4,8 @@
 //! RTC clocks, the serial console, RDRAND-seeded randomness); host tests
 //! use `mock::MockPlatform` (feature `mock`). Parts used on their own are separate
 //! traits ([`UserMemory`], [`Clock`], [`ConsoleSink`], [`Csprng`],
-//! [`Blocker`], [`AddressSpace`], [`CurrentThread`], [`MemoryStats`]) so
-//! the VFS, for instance, needs only a clock.
+//! [`Blocker`], [`AddressSpace`], [`PageFrames`], [`CurrentThread`],
+//! [`MemoryStats`]) so the VFS, for instance, needs only a clock.
 
 use crate::elf::Perms;
 use crate::error::Result;
@@ -102,6 +102,35 @@ pub trait AddressSpace: Send + Sync {
     fn fill(&self, addr: u64, data: &[u8]) -> Result<()>;
 }
 
+/// Frames that hold a file's pages, so that `MAP_SHARED` mappings map the
+/// file's own memory: a store through a mapping is at once in the file,
+/// and a `write()` of the file at once in every mapping.
+///
+/// A frame is named by an opaque number (the kernel's physical address).
+/// It is reference counted: [`PageFrames::frame_alloc`] gives the caller
+/// one reference, every page-table entry [`PageFrames::map_frame`] makes
+/// holds another (dropped when the entry is unmapped or its space is
+/// destroyed), and the frame is freed with its last reference — so a page
+/// stays alive while mapped even after the file lets it go (truncated,
+/// unlinked). Such entries are never copy-on-write: a fork shares them.
+pub trait PageFrames: Send + Sync {
+    /// A zeroed frame with one reference, the caller's. `ENOMEM` when out
+    /// of frames.
+    fn frame_alloc(&self) -> Result<u64>;
+    /// Drops one reference the caller holds (from
+    /// [`PageFrames::frame_alloc`]).
+    fn frame_release(&self, frame: u64);
+    /// Copies bytes of `frame` from `offset` into `buf` (the range lies
+    /// inside the frame).
+    fn frame_read(&self, frame: u64, offset: usize, buf: &mut [u8]);
+    /// Copies `data` into `frame` at `offset` (the range lies inside it).
+    fn frame_write(&self, frame: u64, offset: usize, data: &[u8]);
+    /// Maps `frame` at the page `vaddr` with `perms`, replacing whatever
+    /// was mapped there; the entry holds a reference. `ENOMEM` when a page
+    /// table cannot be had.
+    fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()>;
+}
+
 /// Who is running.
 pub trait CurrentThread: Send + Sync {
     /// The calling thread's id (the `gettid` value).
@@ -134,7 +163,15 @@ pub trait MemoryStats: Send + Sync {
 
 /// The machine as the LibOS sees it.
 pub trait Platform:
-    UserMemory + Clock + ConsoleSink + Csprng + Blocker + AddressSpace + CurrentThread + MemoryStats
+    UserMemory
+    + Clock
+    + ConsoleSink
+    + Csprng
+    + Blocker
+    + AddressSpace
+    + PageFrames
+    + CurrentThread
+    + MemoryStats
 {
 }
 
@@ -145,6 +182,7 @@ impl<
         + Csprng
         + Blocker
         + AddressSpace
+        + PageFrames
         + CurrentThread
         + MemoryStats,
 > Platform for T

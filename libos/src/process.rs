@@ -190,6 +190,17 @@ impl Process {
             .collect()
     }
 
+    /// The `MAP_SHARED` areas (anonymous and file): a fork shares their
+    /// pages instead of copying them on write.
+    pub fn shared_ranges(&self) -> alloc::vec::Vec<core::ops::Range<u64>> {
+        self.vm
+            .lock()
+            .areas()
+            .filter(|v| v.shared)
+            .map(|v| v.start..v.end)
+            .collect()
+    }
+
     /// What `execve` changes besides the image (which
     /// `crate::mm::load_image` replaces): close-on-exec fds are closed,
     /// handled signals go back to their default action, thread names and
@@ -218,11 +229,18 @@ impl Process {
     /// the POSIX timers (`SI_TIMER`, to the process or a thread); the
     /// kernel calls it before returning to user mode and while threads
     /// wait.
+    #[inline]
     pub fn raise_expired_timers(&self) {
-        // The common case, on every return to user mode: nothing armed.
-        if !self.ptimers.is_armed() && !self.itimers.is_armed() {
-            return;
+        // The common case, on every return to user mode: nothing armed —
+        // two loads inline, without the call and frame of the rest.
+        if self.ptimers.is_armed() || self.itimers.is_armed() {
+            self.raise_armed_timers();
         }
+    }
+
+    /// [`Self::raise_expired_timers`] once a timer is armed.
+    #[inline(never)]
+    fn raise_armed_timers(&self) {
         for f in self.ptimers.due(&*self.platform) {
             let info = crate::signal::TimerSignal {
                 timer_id: f.timer_id,

@@ -248,6 +248,28 @@ impl SignalState {
         };
     }
 
+    /// `/proc/<pid>/status`'s signal lines for thread `tid`, as masks
+    /// (bit `n - 1` for signal `n`): `SigPnd` (the thread's own pending),
+    /// `ShdPnd` (the process's), `SigBlk`, `SigIgn`, `SigCgt` (a handler
+    /// installed).
+    pub fn status_masks(&self, tid: u32) -> [u64; 5] {
+        let (mut ignored, mut caught) = (0, 0);
+        for (&sig, action) in &self.actions {
+            match action.handler {
+                SIG_DFL => {}
+                SIG_IGN => ignored |= sig_bit(sig),
+                _ => caught |= sig_bit(sig),
+            }
+        }
+        [
+            self.thread_pending.get(&tid).copied().unwrap_or(0),
+            self.process_pending,
+            self.mask(tid),
+            ignored,
+            caught,
+        ]
+    }
+
     /// Whether any thread or the process has a signal pending.
     pub fn any_pending(&self) -> bool {
         self.process_pending != 0 || self.thread_pending.values().any(|&p| p != 0)

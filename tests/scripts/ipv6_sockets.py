@@ -2,7 +2,7 @@
 # stack (IPv4 clients of a :: socket appear as ::ffff:127.0.0.1, a mapped
 # address reaches an IPv4 listener), IPV6_V6ONLY. Prints what it observes;
 # the test compares the output with the same script run natively. Port
-# numbers are ephemeral and not printed.
+# numbers are ephemeral and not printed. Last, RFC 3542 ancillary data.
 import socket
 import threading
 
@@ -91,3 +91,61 @@ print("udp dual reply", v4.recvfrom(100)[0])
 print("hops", a.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS))
 a.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 9)
 print("hops set", a.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS))
+
+# RFC 3542 ancillary data: hop limit and traffic class chosen by sendmsg or
+# the socket's options, reported by recvmsg, control buffers cut short.
+import array
+
+P6 = socket.IPPROTO_IPV6
+
+
+def ints(*v):
+    return array.array("i", v)
+
+
+def ancillary(proto, name):
+    try:
+        r = socket.socket(V6, socket.SOCK_DGRAM, proto)
+    except OSError as e:
+        print(name, "unavailable:", e.strerror)
+        return
+    r.bind(("::1", 0))
+    s = socket.socket(V6, socket.SOCK_DGRAM, proto)
+    s.connect(r.getsockname())
+    r.setsockopt(P6, socket.IPV6_RECVHOPLIMIT, 1)
+    r.setsockopt(P6, socket.IPV6_RECVTCLASS, 1)
+    print(name, "recvtclass", r.getsockopt(P6, socket.IPV6_RECVTCLASS))
+
+    def show(label, room):
+        data, anc, flags, _ = r.recvmsg(100, room)
+        cut = bool(flags & socket.MSG_CTRUNC)
+        print(name, label, data, [(lvl, t, d.hex()) for lvl, t, d in anc], cut)
+
+    s.send(b"plain")
+    show("default", 256)
+    s.sendmsg([b"chosen"], [(P6, socket.IPV6_TCLASS, ints(0x20)), (P6, socket.IPV6_HOPLIMIT, ints(2))])
+    show("chosen", 256)
+    s.setsockopt(P6, socket.IPV6_TCLASS, 0xB8)
+    s.setsockopt(P6, socket.IPV6_UNICAST_HOPS, 5)
+    print(name, "tclass", s.getsockopt(P6, socket.IPV6_TCLASS))
+    s.sendmsg([b"minus one"], [(P6, socket.IPV6_TCLASS, ints(-1)), (P6, socket.IPV6_HOPLIMIT, ints(-1))])
+    show("socket's", 256)
+    space, length = socket.CMSG_SPACE(4), socket.CMSG_LEN(4)
+    for room in (space * 2, space + 1, space + length - 1, length, length - 1, 1, 0):
+        s.send(b"cut")
+        show(f"room {room}", room)
+    bad = [
+        ("hop 256", [(P6, socket.IPV6_HOPLIMIT, ints(256))]),
+        ("odd tclass", [(P6, socket.IPV6_TCLASS, ints(0).tobytes() + b"\0")]),
+        ("unknown type", [(P6, 999, ints(1))]),
+    ]
+    for label, control in bad:
+        try:
+            s.sendmsg([b"x"], control)
+            print(name, label, "sent?!")
+        except OSError as e:
+            print(name, label, e.strerror)
+
+
+ancillary(0, "rfc3542 udp")
+ancillary(socket.IPPROTO_UDPLITE, "rfc3542 udplite")

@@ -1,8 +1,11 @@
 //! IPv6 sockets from a real program: Debian's `python3` runs
 //! `tests/scripts/ipv6_sockets.py` (TCP and UDP over `::1`, an IPv4
 //! client of a `::` listener seen as `::ffff:127.0.0.1`, a mapped address
-//! reaching an IPv4 listener, `IPV6_V6ONLY` refusing IPv4, hop limits) in
-//! Cloister and natively; the outputs must be equal.
+//! reaching an IPv4 listener, `IPV6_V6ONLY` refusing IPv4, hop limits,
+//! RFC 3542 ancillary data over UDP and UDP-Lite: hop limit and traffic
+//! class chosen by `sendmsg` or the socket and reported by `recvmsg`, cut
+//! control buffers, bad control messages) in Cloister and natively; the
+//! outputs must be equal.
 //!
 //! Needs `python3` (installed by `.ci/install-deps`); the native run, the
 //! reference, needs IPv6 on the host's loopback (without it only the
@@ -68,4 +71,10 @@ fn python_ipv6_and_dual_stack_sockets_match_native() {
         ours.0
     );
     assert!(ours.0.contains("v6only refuses v4"), "{}", ours.0);
+    for proto in ["udp", "udplite"] {
+        let chosen = format!(
+            "rfc3542 {proto} chosen b'chosen' [(41, 52, '02000000'), (41, 67, '20000000')] False"
+        );
+        assert!(ours.0.contains(&chosen), "{}", ours.0);
+    }
 }

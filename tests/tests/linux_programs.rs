@@ -192,6 +192,31 @@ fn python_json_hashlib_and_threads() {
     assert!(text(&ours.0).contains("\"threads\": 6"));
 }
 
+#[test]
+fn python_pseudo_terminals_match_native() {
+    // os.openpty through the line discipline, the master's EIO after the
+    // slave closes, pty.fork's child as a session leader on the slave.
+    require("/usr/bin/python3", "python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pty_check.py");
+    let path = script.to_str().expect("utf-8");
+    let argv = ["/usr/bin/python3", path];
+    let r = cloister(
+        &argv,
+        &[
+            (Path::new("/usr/lib/python3.11"), "/usr/lib/python3.11"),
+            (&script, path),
+        ],
+    );
+    let ours = finished(&r);
+    let theirs = native(&argv);
+    assert_eq!((text(&ours.0), ours.1), (text(&theirs.0), theirs.1));
+    assert!(
+        text(&ours.0).contains("already a session leader"),
+        "{}",
+        text(&ours.0)
+    );
+}
+
 /// Builds `tests/programs/NAME.c` with the system gcc into the scratch dir.
 fn compile(s: &Scratch, name: &str, extra: &[&str]) -> PathBuf {
     require("/usr/bin/gcc", "gcc");
@@ -308,6 +333,20 @@ fn a_write_to_a_closed_pipe_raises_sigpipe() {
             0
         )
     );
+}
+
+#[test]
+fn unix_socket_names_are_files_as_natively() {
+    // bind makes a socket file (stat, EADDRINUSE, unlink frees the name, a
+    // renamed file still leads to the listener), connect to a regular file
+    // is refused, autobind picks abstract names, MSG_PEEK leaves the bytes.
+    let s = Scratch::new("unix-names");
+    let prog = compile(&s, "unix_names", &[]);
+    let p = prog.to_str().expect("utf-8");
+    let (out, status) = finished(&cloister(&[p], &[]));
+    let (native, native_status) = vm_tests::native(&[p]);
+    assert_eq!((text(&out), status), (text(&native), native_status));
+    assert!(text(&out).contains("stat: socket 1"), "{}", text(&out));
 }
 
 /// Runs static busybox's path with `replacement` packed over it, so the

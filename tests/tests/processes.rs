@@ -251,3 +251,67 @@ fn ended_processes_and_threads_give_back_their_memory() {
     );
     assert_eq!(status, 0);
 }
+
+/// `MAP_SHARED` file mappings (`tests/programs/shared_file_map.c`): a
+/// parent and a forked child sharing a /dev/shm file's pages, `write()`
+/// and stores seen both ways, two mappings of one file, truncate and
+/// unlink while mapped, `SIGBUS` past the end, and `sem_open` semaphores
+/// the child opens again by name — compared with the native run.
+#[test]
+fn shared_file_mappings_and_named_semaphores_work_across_fork() {
+    let s = Scratch::new("shared-file-map");
+    require("/usr/bin/gcc", "gcc");
+    let prog = s.0.join("shared_file_map");
+    vm_tests::compile_program("shared_file_map", &prog, &["-pthread"]);
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p], &[&prog]);
+    let theirs = native(&[p]);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.0
+            .starts_with("child exit 0, 100 rounds through named semaphores, in step: yes\n"),
+        "{}",
+        ours.0
+    );
+    assert!(ours.0.ends_with("past the end: signal 7\n"), "{}", ours.0);
+}
+
+/// CPython's `multiprocessing` with the fork context: a `Pool(2).map`,
+/// and two processes counting under a `multiprocessing.Lock` into a
+/// `Value` (glibc's `sem_open` and multiprocessing's heap both map files
+/// in /dev/shm shared) — compared with the native run.
+#[test]
+fn python_multiprocessing_pool_and_lock_across_fork() {
+    require("/usr/bin/python3", "python3");
+    let script = "import multiprocessing as mp\n\
+        def sq(x):\n    return x * x\n\
+        def add(v, lock, n):\n    for _ in range(n):\n        with lock:\n            v.value += 1\n\
+        ctx = mp.get_context('fork')\n\
+        with ctx.Pool(2) as pool:\n    print(pool.map(sq, range(10)))\n\
+        lock = ctx.Lock()\n\
+        v = ctx.Value('i', 0, lock=False)\n\
+        ps = [ctx.Process(target=add, args=(v, lock, 200)) for _ in range(2)]\n\
+        [p.start() for p in ps]\n\
+        [p.join() for p in ps]\n\
+        print(v.value, [p.exitcode for p in ps])\n";
+    let argv = ["/usr/bin/python3", "-c", script];
+    let lib = Path::new("/usr/lib/python3.11");
+    let ours = cloister(&argv, &[lib]);
+    let theirs = native(&argv);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.0, "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n400 [0, 0]\n");
+}
+
+#[test]
+fn execveat_and_fexecve_match_native() {
+    // A path from a directory fd, the file an fd (or an O_PATH fd) names,
+    // glibc's fexecve, an absolute path, and Linux's errors.
+    require(BUSYBOX, "busybox-static");
+    let s = Scratch::new("execveat");
+    let prog = compile(&s, "execveat");
+    let p = prog.to_str().expect("utf-8");
+    let ours = cloister(&[p, BUSYBOX], &[&prog]);
+    let theirs = native(&[p, BUSYBOX]);
+    assert_eq!(ours, theirs);
+    assert!(ours.0.contains("fexecve: exit 0"), "{}", ours.0);
+}

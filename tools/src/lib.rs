@@ -9,6 +9,7 @@ pub mod bench;
 pub mod build;
 pub mod deps;
 pub mod fuzz;
+pub mod igvm;
 pub mod ktest;
 pub mod qemu;
 pub mod run;

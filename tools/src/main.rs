@@ -74,7 +74,9 @@ enum Command {
         mem: u32,
     },
     /// Write an image that plain QEMU boots (kernel.elf, initramfs.cpio and
-    /// run.sh) for the program a cloister.toml manifest describes.
+    /// run.sh) for the program a cloister.toml manifest describes; with
+    /// --igvm, also an IGVM file for an SEV-SNP launch (docs/CVM.md).
+    #[command(alias = "image")]
     Build {
         /// The manifest (see `cloister run --manifest`).
         manifest: std::path::PathBuf,
@@ -84,6 +86,14 @@ enum Command {
         /// Boot this kernel ELF instead of building the release kernel.
         #[arg(long, value_name = "ELF")]
         kernel: Option<std::path::PathBuf>,
+        /// Also write an IGVM image for an AMD SEV-SNP launch (QEMU 10.1+;
+        /// never booted here, see docs/CVM.md).
+        #[arg(long, value_name = "FILE")]
+        igvm: Option<std::path::PathBuf>,
+        /// The C-bit position for the IGVM image's page tables (QEMU's
+        /// `sev-snp-guest,cbitpos=`).
+        #[arg(long = "cbit", value_name = "N", default_value_t = 51)]
+        cbit: u8,
     },
 }
 
@@ -131,6 +141,12 @@ enum BenchCommand {
         /// run's log is verified with its key afterwards).
         #[arg(long)]
         audit: bool,
+        /// Also run this other Cloister kernel ELF ("Cloister-B") in the
+        /// same rounds, alternating with the others, and report
+        /// Cloister/Cloister-B: a before/after comparison of two builds in
+        /// one session, so that the machine's drift hits both alike.
+        #[arg(long, value_name = "ELF")]
+        against: Option<std::path::PathBuf>,
         /// The server figures' network: `user` (QEMU user-mode networking,
         /// clients on the host through forwards) or `tap` (a TAP device in
         /// a network namespace per run, clients in the namespace; needs
@@ -245,6 +261,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             linux_only,
             kernel,
             audit,
+            against,
             net,
             clients,
         } => {
@@ -271,6 +288,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
                 audit: *audit,
+                against: against.clone(),
                 clients: *clients,
                 command: std::iter::once("cargo cloister".to_string())
                     .chain(std::env::args().skip(1))
@@ -319,10 +337,18 @@ fn build_image(
     manifest: &std::path::Path,
     output: &std::path::Path,
     kernel: Option<&std::path::Path>,
+    igvm: Option<&std::path::Path>,
+    c_bit: u8,
 ) -> Result<i32> {
+    if !(32..=63).contains(&c_bit) {
+        anyhow::bail!("--cbit {c_bit} is out of range: SEV-SNP CPUs report 32..=63 (51 on EPYC)");
+    }
     let opts = tools::run::manifest::load(manifest)?;
     let kernel = tools::build::kernel_or_release(kernel)?;
     let bundle = tools::run::bundle::build(&opts, &kernel, output)?;
+    if let Some(path) = igvm {
+        write_igvm(&bundle, path, c_bit)?;
+    }
     println!(
         "cloister: image written; boot it with {}",
         bundle.run_script.display()
@@ -336,6 +362,35 @@ fn build_image(
         );
     }
     Ok(0)
+}
+
+/// `cloister build --igvm`: the SEV-SNP image of `bundle` in `path`.
+fn write_igvm(
+    bundle: &tools::run::bundle::Bundle,
+    path: &std::path::Path,
+    c_bit: u8,
+) -> Result<()> {
+    use anyhow::Context;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let (kernel, initrd) = (read(&bundle.kernel)?, read(&bundle.initrd)?);
+    let image = tools::igvm::build(&tools::igvm::IgvmInput {
+        kernel_elf: &kernel,
+        initrd: &initrd,
+        cmdline: &bundle.cmdline,
+        memory_mib: u64::from(bundle.memory_mib),
+        c_bit,
+    })?;
+    std::fs::write(path, &image.bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "cloister: IGVM image for SEV-SNP written to {} ({} MiB of guest memory, C-bit {c_bit}); never booted here: launch it with QEMU 10.1+ as docs/CVM.md shows, with -m {}M",
+        path.display(),
+        bundle.memory_mib,
+        bundle.memory_mib
+    );
+    Ok(())
 }
 
 /// `cloister run`: the program's exit status, or 125 when Cloister fails.
@@ -377,7 +432,9 @@ fn main() -> ExitCode {
             manifest,
             output,
             kernel,
-        } => build_image(manifest, output, kernel.as_deref()),
+            igvm,
+            cbit,
+        } => build_image(manifest, output, kernel.as_deref(), igvm.as_deref(), *cbit),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -29,7 +29,10 @@
 use iced_x86::{Code, Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic};
 use iced_x86::{OpKind, Register};
 
+mod address;
 mod alu;
+
+pub use address::{MemOperand, memory_operand};
 
 #[cfg(test)]
 use alu::{AF, CF, PF, SF, ZF};

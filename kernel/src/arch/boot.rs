@@ -1,13 +1,31 @@
-//! The PVH entry: the Xen ELF note that names the 32-bit entry point, and the
-//! assembly that takes the CPU from 32-bit protected mode (paging off, as the
-//! PVH protocol specifies) into long mode and calls [`crate::kernel_main`]
-//! (through `kernel_entry`, the one symbol the assembly names).
+//! The two boot entries and the 64-bit path they share into
+//! [`crate::kernel_main`] (through `kernel_entry`, the one Rust symbol the
+//! assembly names).
 //!
-//! The early page table maps the first 4 GiB of physical memory three times
-//! with 2 MiB pages: identity (for this code), at [`crate::mm::PHYS_OFFSET`]
-//! (the direct map), and the first 2 GiB at the kernel's link address
-//! `0xffff_ffff_8000_0000`. [`crate::mm::paging`] replaces it with
-//! permission-exact tables as soon as Rust runs.
+//! - **PVH** (`pvh_start32`, named by the Xen ELF note): plain QEMU's
+//!   `-kernel`. The CPU is in 32-bit protected mode, paging off, `%ebx` the
+//!   physical address of `hvm_start_info`. The code builds the early page
+//!   table, enables long mode and jumps to `cloister_start64`.
+//! - **64-bit** (`cloister_start64`, the entry an IGVM image's VMSA names;
+//!   `cloister build --igvm`, docs/CVM.md "Launching on an SNP or TDX
+//!   host"): the CPU is already in long mode on page tables the launch
+//!   provides — on SEV-SNP with the C-bit in every private entry, which the
+//!   32-bit path cannot know — with `%rsi` the physical address of the same
+//!   `hvm_start_info`. Those tables must map this code identity, the first
+//!   GiBs of RAM at [`crate::mm::PHYS_OFFSET`] and the kernel at its link
+//!   address, as the PVH path's do.
+//!
+//! `cloister_start64` is what every boot runs: it loads the kernel's own
+//! GDT and segments, switches to the boot stack and calls `kernel_entry`
+//! with the start-info address. Under plain QEMU every boot (and so every
+//! test) goes PVH → `cloister_start64`.
+//!
+//! The PVH path's early page table maps the first 4 GiB of physical memory
+//! three times with 2 MiB pages: identity (for this code), at
+//! [`crate::mm::PHYS_OFFSET`] (the direct map), and the first 2 GiB at the
+//! kernel's link address `0xffff_ffff_8000_0000`. [`crate::mm::paging`]
+//! replaces either boot's tables with permission-exact ones (carrying the
+//! platform's C-bit, read from the platform) as soon as Rust runs.
 
 use core::arch::global_asm;
 
@@ -91,6 +109,24 @@ pvh_start32:
 
     .code64
 pvh_start64:
+    // The upper halves of the registers are undefined after the switch
+    // from 32-bit code: the start-info address is the low 32 bits.
+    mov esi, esi
+    jmp cloister_start64
+
+    // The 64-bit entry (IGVM's VMSA, and the PVH path above): long mode,
+    // identity-mapped, %rsi = physical address of hvm_start_info. Nothing
+    // here depends on the GDT, segments or stack the launch left.
+    .global cloister_start64
+cloister_start64:
+    cli
+    cld
+    lgdt [rip + boot_gdt_ptr]
+    lea rax, [rip + 3f]
+    push 0x08
+    push rax
+    retfq
+3:
     mov ax, 0x10
     mov ds, ax
     mov es, ax
@@ -100,7 +136,7 @@ pvh_start64:
     mov gs, ax
     movabs rsp, offset __boot_stack_top
     xor ebp, ebp
-    mov edi, esi
+    mov rdi, rsi
     movabs rax, offset kernel_entry
     call rax
 2:
@@ -121,9 +157,10 @@ boot_gdt:
     .quad 0
     .quad 0x00af9a000000ffff
     .quad 0x00cf92000000ffff
+    // Read as 6 bytes by the 32-bit `lgdt`, as 10 by the 64-bit one.
 boot_gdt_ptr:
     .word boot_gdt_ptr - boot_gdt - 1
-    .long boot_gdt
+    .quad boot_gdt
     .text
     "#
 );

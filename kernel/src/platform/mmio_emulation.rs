@@ -17,8 +17,12 @@
 //! the device) is fatal: the bytes are logged and the trap path reports the
 //! page fault and ends the guest — never a silent wrong value.
 //!
-//! The `#VC`/`#VE` handlers of the SEV-SNP and TDX backends decode the
-//! same way ([`cvm::insn`]); this path runs it for real under plain QEMU.
+//! The `#VC` handler of the SEV-SNP backend (a nested page fault on a
+//! device register, which SNP maps shared) and the `#VE` handler of the
+//! TDX backend (an EPT violation on a shared address) call the same
+//! [`emulate`]; SNP's `#VC` reports no address, so it is computed from the
+//! instruction's memory operand ([`cvm::insn::memory_operand`]). This path
+//! runs it for real under plain QEMU.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -153,34 +157,91 @@ pub fn handle_page_fault(frame: &mut TrapFrame, cr2: u64) -> bool {
     if platform().mmio_access() != MmioAccess::Trapped {
         return false;
     }
-    let Some(paddr) = super::mmio::device_paddr(cr2) else {
+    if super::mmio::device_paddr(cr2).is_none() {
         return false;
+    }
+    emulate(
+        frame,
+        Target::Known(cr2),
+        Some(frame.error_code & pf::WRITE != 0),
+    )
+}
+
+/// Where the access went.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The CPU or the TDX module reported the linear address.
+    Known(u64),
+    /// Nothing reported it (SEV-SNP's `#VC` for a nested page fault): the
+    /// address is computed from the instruction's memory operand and the
+    /// interrupted registers.
+    FromInstruction,
+}
+
+/// Emulates the kernel's device access that trapped at `frame.rip`: to
+/// `target`, a write if `is_write` says so (checked against the decoded
+/// instruction when known). `true` when done, with the frame past the
+/// instruction; `false` (logged) when the address is not a device register
+/// or the instruction cannot be emulated. The page-fault path, the SNP
+/// `#VC` and the TDX `#VE` handlers share it.
+pub fn emulate(frame: &mut TrapFrame, target: Target, is_write: Option<bool>) -> bool {
+    let reported = match target {
+        Target::Known(vaddr) => vaddr,
+        Target::FromInstruction => 0,
     };
     let mut bytes = [0u8; MAX_INSN_BYTES];
     let Some(n) = instruction_bytes(frame.rip, &mut bytes) else {
-        refuse(frame, cr2, &[], "RIP outside the kernel's code");
+        refuse(frame, reported, &[], "RIP outside the kernel's code");
         return false;
     };
     let bytes = &bytes[..n];
     let insn = match insn::decode(bytes) {
         Ok(insn) => insn,
         Err(e) => {
-            refuse(frame, cr2, bytes, e);
+            refuse(frame, reported, bytes, e);
             return false;
         }
     };
-    let is_write = matches!(insn.op, MmioOp::Write { .. });
-    if is_write != (frame.error_code & pf::WRITE != 0) {
+    // The operand's address, computed as SEV-SNP's #VC must; where the
+    // address was reported (a page fault's CR2, TDX's GPA) the two must
+    // agree, so every emulated access under plain QEMU also checks the
+    // computation.
+    let computed = match insn::memory_operand(bytes) {
+        Ok(op) => op.linear_address(frame, frame.rip),
+        Err(e) => {
+            refuse(frame, reported, bytes, e);
+            return false;
+        }
+    };
+    let vaddr = match target {
+        Target::Known(vaddr) if vaddr != computed => {
+            refuse(
+                frame,
+                vaddr,
+                bytes,
+                format_args!("the operand's address computes to {computed:#x}"),
+            );
+            return false;
+        }
+        Target::Known(vaddr) => vaddr,
+        Target::FromInstruction => computed,
+    };
+    let Some(paddr) = super::mmio::device_paddr(vaddr) else {
+        refuse(frame, vaddr, bytes, "not a device register");
+        return false;
+    };
+    let decoded_write = matches!(insn.op, MmioOp::Write { .. });
+    if is_write.is_some_and(|w| w != decoded_write) {
         refuse(
             frame,
-            cr2,
+            vaddr,
             bytes,
             "the decoded direction differs from the CPU's",
         );
         return false;
     }
     if let Err(e) = perform(frame, paddr, &insn) {
-        refuse(frame, cr2, bytes, e);
+        refuse(frame, vaddr, bytes, e);
         return false;
     }
     frame.rip = frame.rip.wrapping_add(insn.len as u64);
@@ -209,9 +270,9 @@ fn perform(frame: &mut TrapFrame, paddr: u64, insn: &MmioInsn) -> super::Result<
 
 /// Logs why a device access could not be emulated (the trap path then
 /// reports the fault and ends the guest).
-fn refuse(frame: &TrapFrame, cr2: u64, bytes: &[u8], why: impl core::fmt::Display) {
+fn refuse(frame: &TrapFrame, vaddr: u64, bytes: &[u8], why: impl core::fmt::Display) {
     crate::console::emergency_write(format_args!(
-        "\nFATAL: cannot emulate the device access at RIP {:#018x} to {cr2:#x}: {why}; instruction bytes {bytes:02x?}\n",
+        "\nFATAL: cannot emulate the device access at RIP {:#018x} to {vaddr:#x}: {why}; instruction bytes {bytes:02x?}\n",
         frame.rip
     ));
 }

@@ -330,8 +330,20 @@ pub trait Platform: Sync {
 }
 
 /// Kernel command-line keys the platform reads: `platform.mmio=emulate`
-/// traps and emulates device registers (native backend, see [`native`]).
-pub const CMDLINE_KEYS: &[&str] = &["platform.mmio"];
+/// traps and emulates device registers (native backend, see [`native`]);
+/// `snp.secrets_page=` and `snp.cpuid_page=` (physical addresses, `0x…`)
+/// say where an SEV-SNP launch put those pages (an IGVM image from
+/// `cloister build --igvm` writes them; docs/CVM.md).
+pub const CMDLINE_KEYS: &[&str] = &["platform.mmio", "snp.secrets_page", "snp.cpuid_page"];
+
+/// A page address on the command line: `0x` and hex digits, page aligned,
+/// not 0.
+fn page_address(value: &str) -> Option<u64> {
+    let digits = value.strip_prefix("0x")?;
+    u64::from_str_radix(digits, 16)
+        .ok()
+        .filter(|&a| a != 0 && a % 4096 == 0)
+}
 
 /// Applies the platform's command-line options (before any device is
 /// mapped): `platform.mmio=emulate` on the native backend. Unknown values,
@@ -348,6 +360,25 @@ pub fn configure(args: &libos::boot::cmdline::KernelArgs<'_>) {
             "ignoring platform.mmio={other} on the {} platform: expected map or emulate (native only)",
             platform().kind().name()
         ),
+    }
+    for key in ["snp.secrets_page", "snp.cpuid_page"] {
+        let Some(value) = args.get(key) else { continue };
+        let Some(paddr) = page_address(value) else {
+            log::warn!("ignoring {key}={value}: expected a page-aligned 0x address");
+            continue;
+        };
+        if platform().kind() != PlatformKind::SevSnp {
+            log::info!(
+                "ignoring {key}={value} on the {} platform (SEV-SNP only)",
+                platform().kind().name()
+            );
+        } else if key == "snp.secrets_page" {
+            snp::set_secrets_page(paddr);
+            log::info!("platform: SNP secrets page at {paddr:#x}");
+        } else {
+            snp::use_cpuid_page(paddr);
+            log::info!("platform: SNP CPUID page at {paddr:#x} agrees on the C-bit");
+        }
     }
 }
 
@@ -397,6 +428,12 @@ pub fn init() -> &'static dyn Platform {
         PlatformKind::Tdx => tdx::backend(),
         PlatformKind::Native => &native::NATIVE,
     })
+}
+
+/// Whether [`init`] has chosen the backend (before, a `#VC` can only be
+/// detection's own `CPUID` on SEV-SNP: `snp::on_vc`).
+pub fn chosen() -> bool {
+    PLATFORM.get().is_some()
 }
 
 /// Which platform the CPU reports: TDX by CPUID leaf `0x21`, SEV-SNP by

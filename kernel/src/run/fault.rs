@@ -4,7 +4,7 @@
 /// Linux signal numbers for the faults we map.
 const SIGILL: u8 = 4;
 const SIGTRAP: u8 = 5;
-const SIGBUS: u8 = 7;
+pub(super) const SIGBUS: u8 = 7;
 const SIGFPE: u8 = 8;
 const SIGSEGV: u8 = 11;
 
@@ -52,6 +52,19 @@ pub fn out_of_memory(tid: u32, addr: u64) {
     crate::app_console::write_err(text.as_bytes());
     log::info!("{}", text.trim_end());
     super::procs::die(u32::from(SIGKILL))
+}
+
+/// Terminates the program with `SIGBUS` (no handler): thread `tid`
+/// touched a page of a shared file mapping at `addr` that the file cannot
+/// back (past its end).
+pub fn bus_error(tid: u32, addr: u64, rip: u64) {
+    crate::audit::record_exception(14, 0, rip, addr);
+    let text = alloc::format!(
+        "cloister: program killed by SIGBUS: access past the end of a mapped file at {addr:#x}, RIP {rip:#x}, thread {tid}\n"
+    );
+    crate::app_console::write_err(text.as_bytes());
+    log::info!("{}", text.trim_end());
+    super::procs::die(u32::from(SIGBUS))
 }
 
 /// Terminates the program for exception `vector` in thread `tid`.

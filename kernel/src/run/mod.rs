@@ -95,6 +95,14 @@ fn user_page_demand(addr: u64, access: FaultAccess) -> crate::mm::user::Demand {
     match procs::current_process().map(|p| libos::mm::handle_page_fault(&p, addr, access)) {
         Some(Ok(())) => Demand::Resolved,
         Some(Err(e)) if e.errno() == libos::error::Errno::ENOMEM => Demand::OutOfMemory,
+        Some(Err(e))
+            if matches!(
+                e.errno(),
+                libos::error::Errno::ENXIO | libos::error::Errno::ENOSPC
+            ) =>
+        {
+            Demand::BusError
+        }
         _ => Demand::NotLazy,
     }
 }
@@ -350,9 +358,8 @@ fn thread_main(me: Arc<Thread>) -> ! {
         if procs::leaves(process.pid, &me) {
             break;
         }
-        signal::deliver_pending(&process, &me);
         // A default action may have ended the process.
-        if procs::leaves(process.pid, &me) {
+        if signal::deliver_pending(&process, &me) && procs::leaves(process.pid, &me) {
             break;
         }
         // `me`'s own kernel code; the loan (which also reads the syscall's
@@ -398,6 +405,15 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 crate::mm::user::Demand::OutOfMemory => {
                     // The OOM kill: the loop's next turn ends the thread.
                     fault::out_of_memory(me.tid, cr2);
+                    true
+                }
+                // Past the end of a mapped file: SIGBUS, to a handler if
+                // the program has one.
+                crate::mm::user::Demand::BusError => {
+                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS)) {
+                        let rip = me.with_context(|c| c.rip);
+                        fault::bus_error(me.tid, cr2, rip);
+                    }
                     true
                 }
                 crate::mm::user::Demand::NotLazy => false,

@@ -70,6 +70,10 @@ impl SyscallObserver for Observer {
         }
     }
 
+    fn wants_completions(&self) -> bool {
+        self.learn.is_some() || self.trace
+    }
+
     fn completed(&self, args: &SyscallArgs, ret: isize) {
         if let Some(mem) = &self.learn
             && let Some(path) = libos::syscall::missing::missing_path(args, ret, &**mem)

@@ -9,7 +9,9 @@ use libos::elf::Perms;
 use libos::error::{Errno, Result};
 use libos::fs::ConsoleSink;
 use libos::mm::FaultAccess;
-use libos::platform::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, UserMemory};
+use libos::platform::{
+    AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, PageFrames, UserMemory,
+};
 use libos::random::{ChaChaCsprng, Csprng};
 
 use crate::arch::uaccess::{self, BadUserAddress};
@@ -88,7 +90,9 @@ fn with_fault_retry(
                 }
                 match super::user_copy_demand(at, access) {
                     user::Demand::Resolved => {}
-                    user::Demand::NotLazy => return Err(Errno::EFAULT.into()),
+                    user::Demand::NotLazy | user::Demand::BusError => {
+                        return Err(Errno::EFAULT.into());
+                    }
                     // As Linux's OOM killer would end the program whose
                     // system call needed the page: never a pretend EFAULT.
                     user::Demand::OutOfMemory => {
@@ -152,6 +156,30 @@ impl AddressSpace for KernelPlatform {
 
     fn fill(&self, addr: u64, data: &[u8]) -> Result<()> {
         user::fill(addr, data).map_err(map_err)
+    }
+}
+
+/// File pages that `MAP_SHARED` mappings map: user frames counted by
+/// the copy-on-write table (`mm::user::frame_alloc` and friends).
+impl PageFrames for KernelPlatform {
+    fn frame_alloc(&self) -> Result<u64> {
+        user::frame_alloc().ok_or_else(|| Errno::ENOMEM.into())
+    }
+
+    fn frame_release(&self, frame: u64) {
+        user::frame_release(frame);
+    }
+
+    fn frame_read(&self, frame: u64, offset: usize, buf: &mut [u8]) {
+        user::frame_read(frame, offset, buf);
+    }
+
+    fn frame_write(&self, frame: u64, offset: usize, data: &[u8]) {
+        user::frame_write(frame, offset, data);
+    }
+
+    fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
+        user::map_frame(vaddr, frame, perms).map_err(map_err)
     }
 }
 

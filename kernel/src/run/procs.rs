@@ -263,13 +263,15 @@ impl ProcessHost for KernelHost<'_> {
         // `MAP_SHARED` anonymous pages stay shared: each gets its frame
         // now (a read touches it; `PROT_NONE` pages cannot be and stay
         // private), so both processes map the same one.
-        let shared = self.platform.shared_anonymous_ranges();
         let mut byte = [0u8; 1];
-        for r in &shared {
+        for r in &self.platform.shared_anonymous_ranges() {
             for page in (r.start..r.end).step_by(crate::mm::PAGE_BYTES as usize) {
                 let _ = self.platform.platform.read_user(page, &mut byte);
             }
         }
+        // Shared file pages map the file's frames: those mapped now are
+        // shared, the others the child maps from the file when touched.
+        let shared = self.platform.shared_ranges();
         let root = space::fork_current(&shared).map_err(|_| Errno::ENOMEM)?;
         let mut ctx: UserContext = parent.with_context(|c| *c);
         ctx.rax = 0;
@@ -354,6 +356,18 @@ pub fn fork(p: &Process, r: &ForkRequest) -> Result<usize> {
 /// one is gone, a failure kills the process with `SIGSEGV`, as Linux.
 pub fn execve(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
     let image = libos::syscall::exec::prepare_execve(p, a)?;
+    replace_image(p, image)
+}
+
+/// `execveat(dirfd, path, argv, envp, flags)`: [`execve`] of a path from a
+/// directory fd, or of the file an fd names (`fexecve`).
+pub fn execveat(p: &Process, a: &libos::syscall::SyscallArgs) -> Result<usize> {
+    let image = libos::syscall::exec::prepare_execveat(p, a)?;
+    replace_image(p, image)
+}
+
+/// The part of `execve` after the new image is built.
+fn replace_image(p: &Process, image: libos::exec::ProcessImage) -> Result<usize> {
     let me = task::current_thread();
     end_other_threads(p.pid, me.tid);
     p.reset_for_exec();

@@ -62,16 +62,17 @@ fn terminate(sig: u32, tid: u32) {
 
 /// Delivers the pending signals of `me` before it returns to user mode:
 /// default actions end the program, handlers get a frame. Called with no
-/// reference to `me`'s context held.
-pub fn deliver_pending(process: &Process, me: &Thread) {
+/// reference to `me`'s context held. `false` when nothing was pending (the
+/// common case: nothing changed).
+pub fn deliver_pending(process: &Process, me: &Thread) -> bool {
     check_timer(process);
     // The common case, without the lock: nothing pending anywhere.
     if !process.signals.maybe_pending() {
-        return;
+        return false;
     }
     loop {
         let Some((sig, action)) = process.signals.lock().take_deliverable(me.tid) else {
-            return;
+            return true;
         };
         match action.handler {
             SIG_IGN => continue,
@@ -80,7 +81,7 @@ pub fn deliver_pending(process: &Process, me: &Thread) {
                 DefaultAction::Terminate => {
                     // The thread leaves at the top of its run loop.
                     terminate(sig, me.tid);
-                    return;
+                    return true;
                 }
             },
             _ => {
@@ -98,7 +99,7 @@ pub fn deliver_pending(process: &Process, me: &Thread) {
                     terminate(11, me.tid);
                 }
                 // One handler per return to user mode, as Linux.
-                return;
+                return true;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The syscalls that need the kernel's thread state: `exit`, `exit_group`,
 //! `gettid`, `set_tid_address`, `set_robust_list`/`get_robust_list`,
 //! `arch_prctl`, `clone`/`clone3` (threads here, processes in
-//! [`super::procs`]), `fork`, `vfork`, `execve`, and the signal calls of
+//! [`super::procs`]), `fork`, `vfork`, `execve`, `execveat`, and the signal calls of
 //! [`super::signal`] (`rt_sigreturn`, `kill`, `tkill`, `tgkill`). They are added to the
 //! LibOS's one dispatch table with `SyscallTable::register`.
 
@@ -34,6 +34,7 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (234, "tgkill", signal::sys_tgkill),
     (273, "set_robust_list", sys_set_robust_list),
     (274, "get_robust_list", sys_get_robust_list),
+    (322, "execveat", procs::execveat),
     (435, "clone3", sys_clone3),
 ];
 

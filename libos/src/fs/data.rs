@@ -10,6 +10,12 @@
 //! page fails with `ENOSPC` when the limit is reached and `ENOMEM` when
 //! the heap cannot serve it; bytes written before that stay (the call
 //! then reports the short count, as Linux does).
+//!
+//! A page a `MAP_SHARED` mapping touches moves from the heap into a
+//! platform frame ([`FileData::shared_frame`], [`PageFrames`]) that the
+//! mappings map directly: reads and writes of the file then go to that
+//! frame, so both sides see each other's bytes at once. The frame is
+//! reference counted, so a mapping keeps it after the file drops it.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -18,6 +24,7 @@ use alloc::vec::Vec;
 
 pub use super::space::{PAGE_BYTES, Space};
 use crate::error::{Errno, Result};
+use crate::platform::PageFrames;
 use crate::{return_errno, return_errno_with_message};
 
 const PAGE: u64 = PAGE_BYTES as u64;
@@ -25,7 +32,55 @@ const PAGE: u64 = PAGE_BYTES as u64;
 /// The largest file, as tmpfs on x86-64 allows (`MAX_LFS_FILESIZE`).
 pub const MAX_FILE_BYTES: u64 = i64::MAX as u64;
 
-type Page = Box<[u8; PAGE_BYTES]>;
+/// One reference to a platform frame holding a file page; dropping it
+/// drops the reference (the frame lives on while a mapping holds it).
+pub struct FrameRef {
+    frames: Arc<dyn PageFrames>,
+    frame: u64,
+}
+
+impl core::fmt::Debug for FrameRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "FrameRef({:#x})", self.frame)
+    }
+}
+
+impl Drop for FrameRef {
+    fn drop(&mut self) {
+        self.frames.frame_release(self.frame);
+    }
+}
+
+/// A page of a file: heap memory, or a frame `MAP_SHARED` mappings map.
+#[derive(Debug)]
+enum Page {
+    Heap(Box<[u8; PAGE_BYTES]>),
+    Frame(FrameRef),
+}
+
+impl Page {
+    /// Copies bytes from `offset` into `buf` (inside the page).
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        match self {
+            Self::Heap(b) => buf.copy_from_slice(&b[offset..offset + buf.len()]),
+            Self::Frame(f) => f.frames.frame_read(f.frame, offset, buf),
+        }
+    }
+
+    /// Copies `data` in at `offset` (inside the page).
+    fn write(&mut self, offset: usize, data: &[u8]) {
+        match self {
+            Self::Heap(b) => b[offset..offset + data.len()].copy_from_slice(data),
+            Self::Frame(f) => f.frames.frame_write(f.frame, offset, data),
+        }
+    }
+
+    /// Zeroes the bytes from `offset` to the end of the page.
+    fn zero_from(&mut self, offset: usize) {
+        const ZEROS: [u8; PAGE_BYTES] = [0; PAGE_BYTES];
+        self.write(offset, &ZEROS[offset..]);
+    }
+}
 
 /// A zeroed page, or `ENOMEM`.
 fn new_page() -> Result<Page> {
@@ -36,6 +91,7 @@ fn new_page() -> Result<Page> {
     // array cannot fail.
     v.into_boxed_slice()
         .try_into()
+        .map(Page::Heap)
         .map_err(|_| Errno::ENOMEM.into())
 }
 
@@ -116,8 +172,10 @@ impl FileData {
             let from = page_start.max(offset);
             let to = (page_start + PAGE).min(end);
             buf[(cursor - offset) as usize..(from - offset) as usize].fill(0);
-            buf[(from - offset) as usize..(to - offset) as usize]
-                .copy_from_slice(&page[(from - page_start) as usize..(to - page_start) as usize]);
+            page.read(
+                (from - page_start) as usize,
+                &mut buf[(from - offset) as usize..(to - offset) as usize],
+            );
             cursor = to;
         }
         buf[(cursor - offset) as usize..n].fill(0);
@@ -143,7 +201,7 @@ impl FileData {
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            page[within..within + chunk].copy_from_slice(&buf[done..done + chunk]);
+            page.write(within, &buf[done..done + chunk]);
             done += chunk;
         }
         self.len = self.len.max(offset + done as u64);
@@ -167,6 +225,43 @@ impl FileData {
         self.pages.get_mut(&index).ok_or(Errno::ENOMEM.into())
     }
 
+    /// The frame holding page `index` for a `MAP_SHARED` mapping, which
+    /// maps it (taking its own reference): a heap page moves into a frame
+    /// from `frames`, a hole gets a zeroed one (charged to the file
+    /// system: `ENOSPC` when full, as a store to a tmpfs hole would
+    /// `SIGBUS`). `ENXIO` for a page wholly past the end of the file
+    /// (the caller raises `SIGBUS`), `ENOMEM` without a frame.
+    pub fn shared_frame(&mut self, index: u64, frames: &Arc<dyn PageFrames>) -> Result<u64> {
+        if index >= self.len.div_ceil(PAGE) {
+            return_errno_with_message!(Errno::ENXIO, "the page lies past the end of the file");
+        }
+        if let Some(Page::Frame(f)) = self.pages.get(&index) {
+            return Ok(f.frame);
+        }
+        let hole = !self.pages.contains_key(&index);
+        if hole {
+            self.space.charge_pages(1)?;
+        }
+        let frame = match frames.frame_alloc() {
+            Ok(frame) => FrameRef {
+                frames: frames.clone(),
+                frame,
+            },
+            Err(e) => {
+                if hole {
+                    self.space.uncharge_pages(1);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(Page::Heap(bytes)) = self.pages.get(&index) {
+            frames.frame_write(frame.frame, 0, &bytes[..]);
+        }
+        let id = frame.frame;
+        self.pages.insert(index, Page::Frame(frame));
+        Ok(id)
+    }
+
     /// Sets the length: shrinking frees the pages past it and zeroes the
     /// tail of the last one; growing leaves a hole (no allocation).
     pub fn truncate(&mut self, len: u64) -> Result<()> {
@@ -182,7 +277,7 @@ impl FileData {
             if within != 0
                 && let Some(page) = self.pages.get_mut(&(keep - 1))
             {
-                page[within..].fill(0);
+                page.zero_from(within);
             }
         }
         self.len = len;
@@ -399,6 +494,38 @@ mod tests {
         // The end of the file is a hole even inside a page.
         f.truncate(3 * PAGE + 1).unwrap();
         assert_eq!(hole(&f, 3 * PAGE), Ok(3 * PAGE + 1));
+    }
+
+    #[test]
+    fn a_shared_page_moves_into_a_frame_and_keeps_its_bytes() {
+        let mock = Arc::new(crate::platform::mock::MockPlatform::new());
+        let frames: Arc<dyn PageFrames> = mock.clone();
+        let (space, mut f) = file(2);
+        f.write_at(10, b"heap bytes").unwrap();
+        f.truncate(3 * PAGE).unwrap();
+        let frame = f.shared_frame(0, &frames).unwrap();
+        assert_eq!(f.shared_frame(0, &frames).unwrap(), frame, "one frame");
+        assert_eq!(space.pages().1, 1, "moving the page charges nothing");
+        let mut b = [0u8; 10];
+        frames.frame_read(frame, 10, &mut b);
+        assert_eq!(&b, b"heap bytes");
+        // Reads and writes of the file go to the frame now.
+        frames.frame_write(frame, 0, b"mapped");
+        f.write_at(6, b"!").unwrap();
+        let mut c = [0u8; 7];
+        f.read_at(0, &mut c);
+        assert_eq!(&c, b"mapped!");
+        // A hole gets a page charged to the file system; past the end of
+        // the file is ENXIO; a full file system ENOSPC.
+        f.shared_frame(1, &frames).unwrap();
+        assert_eq!(space.pages().1, 2);
+        let full = f.shared_frame(2, &frames).unwrap_err();
+        assert_eq!(full.errno(), Errno::ENOSPC);
+        let past = f.shared_frame(3, &frames).unwrap_err();
+        assert_eq!(past.errno(), Errno::ENXIO);
+        assert_eq!(mock.owned_frames(), 2);
+        drop(f);
+        assert_eq!((mock.owned_frames(), space.pages().1), (0, 0));
     }
 
     #[test]

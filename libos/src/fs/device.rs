@@ -1,6 +1,7 @@
 //! Character devices: `/dev/null`, `/dev/zero`, `/dev/urandom` (and
-//! `/dev/random`), `/dev/console` and `/dev/tty` (which, as for a process
-//! without a controlling terminal, does not open: `ENXIO`). A node `mknod`
+//! `/dev/random`), `/dev/console`, `/dev/tty` (which, as for a process
+//! without a controlling terminal, does not open: `ENXIO`) and `/dev/ptmx`
+//! (pseudo-terminals, [`super::pty`]). A node `mknod`
 //! makes for a number no device here has is a [`NoDevice`]: it exists, and
 //! opening it gives `ENXIO`, as Linux for a number no driver claims.
 //!
@@ -48,6 +49,16 @@ pub trait CharDevice: Send + Sync {
     /// Whether it may be opened now (`ENXIO`: no such device or address).
     fn open(&self) -> Result<()> {
         Ok(())
+    }
+    /// An open file of its own for each `open` (a pseudo-terminal's
+    /// master or slave), instead of the node's reads and writes; `None`
+    /// for a device opened as a plain node.
+    fn open_file(
+        &self,
+        _vfs: &Arc<super::vfs::Vfs>,
+        _flags: u32,
+    ) -> Option<Result<Arc<dyn crate::fd::FileLike>>> {
+        None
     }
 }
 
@@ -222,7 +233,7 @@ impl core::fmt::Debug for DeviceRegistry {
 }
 
 impl DeviceRegistry {
-    /// null, zero, random, urandom, console and tty.
+    /// null, zero, random, urandom, console, tty and ptmx.
     pub fn standard(rng: Arc<dyn Csprng>, console: Arc<dyn ConsoleSink>) -> Self {
         let mut r = Self::default();
         r.register("null", Arc::new(NullDevice));
@@ -231,6 +242,7 @@ impl DeviceRegistry {
         r.register("urandom", Arc::new(RandomDevice::urandom(rng)));
         r.register("console", Arc::new(ConsoleDevice::new(console)));
         r.register("tty", Arc::new(ControllingTty));
+        r.register("ptmx", Arc::new(super::pty::PtmxDevice));
         r
     }
 

@@ -180,6 +180,9 @@ pub struct Inode {
     file_type: InodeType,
     pub(crate) data: Mutex<InodeData>,
     charge: Option<InodeCharge>,
+    /// The shared-memory object id `MAP_SHARED` mappings of the file key
+    /// shared futexes by (given on first use).
+    shared_object: spin::Once<u64>,
 }
 
 impl Drop for Inode {
@@ -229,7 +232,18 @@ impl Inode {
                 flocks: super::flock::FlockState::default(),
             }),
             charge,
+            shared_object: spin::Once::new(),
         })
+    }
+
+    /// The id of the file as a shared-memory object (the id space of
+    /// [`crate::mm::SharedObject`]): shared futexes in `MAP_SHARED`
+    /// mappings of the file are keyed by it and the file offset, so every
+    /// process mapping the file reaches the same waiters.
+    pub fn shared_object_id(&self) -> u64 {
+        *self
+            .shared_object
+            .call_once(|| crate::mm::SharedObject::new().id)
     }
 
     /// Inode number.
@@ -337,6 +351,23 @@ impl Inode {
         match &self.data.lock().content {
             Content::Fifo(pipe) => Some(pipe.clone()),
             _ => None,
+        }
+    }
+
+    /// The frame a `MAP_SHARED` mapping maps for the page of a regular
+    /// file holding `offset` (see
+    /// [`FileData::shared_frame`](super::data::FileData::shared_frame):
+    /// `ENXIO` past the end of the file); `ENODEV` for any other inode.
+    pub fn shared_frame(
+        &self,
+        offset: u64,
+        frames: &Arc<dyn crate::platform::PageFrames>,
+    ) -> Result<u64> {
+        match &mut self.data.lock().content {
+            Content::File(data) => {
+                data.shared_frame(offset / super::data::PAGE_BYTES as u64, frames)
+            }
+            _ => return_errno!(Errno::ENODEV),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod locks;
 mod path;
 pub mod procfs;
 pub mod procpid;
+pub mod pty;
 pub mod space;
 pub mod stdio;
 pub mod vfs;

@@ -236,9 +236,12 @@ fn status(p: &Process) -> Vec<u8> {
     let c = p.creds.lock().clone();
     let (s, word) = STATE;
     let groups: Vec<String> = c.groups.iter().map(|g| format!("{g}")).collect();
+    // The thread whose id is the process's (its first), as Linux shows.
+    let sig = p.signals.lock().status_masks(p.pid);
     format!(
         "Name:\t{}\nUmask:\t{:04o}\nState:\t{s} ({word})\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\n\
-         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nGroups:\t{}\nVmSize:\t{:8} kB\nThreads:\t{}\n",
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nGroups:\t{}\nVmSize:\t{:8} kB\nThreads:\t{}\n\
+         SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n",
         comm(p),
         p.umask(),
         p.processes.parent_of(p.pid),
@@ -253,6 +256,11 @@ fn status(p: &Process) -> Vec<u8> {
         groups.join(" "),
         vsize(p) / 1024,
         p.signals.lock().thread_count(p.pid),
+        sig[0],
+        sig[1],
+        sig[2],
+        sig[3],
+        sig[4],
         pid = p.pid,
     )
     .into_bytes()

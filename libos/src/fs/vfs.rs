@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::data::FileData;
-use super::device::{DeviceRegistry, NoDevice};
+use super::device::{CharDevice, DeviceRegistry, NoDevice};
 use super::inode::{Content, Inode, InodeCharge, InodeRef, SyntheticFile, TimeNs};
 use super::space::Space;
 use crate::error::{Errno, Result};
@@ -81,6 +81,8 @@ impl Vfs {
         // A fresh tree has no /dev yet, so these cannot fail.
         let root = vfs.root.clone();
         let dev = vfs.mkdir(&root, b"/dev", 0o755).ok();
+        // Pseudo-terminals' slaves appear here (`super::pty`).
+        let _ = vfs.mkdir(&root, b"/dev/pts", 0o755);
         if let Some(dev) = dev {
             for (name, device) in vfs.devices.iter() {
                 let _ = vfs.insert(
@@ -90,6 +92,17 @@ impl Vfs {
                     0o666,
                 );
             }
+            // POSIX shared memory (`shm_open`, `sem_open`) lives in
+            // /dev/shm: world-writable and sticky, as Linux mounts it.
+            let _ = vfs.insert(
+                &dev,
+                b"shm",
+                Content::Dir {
+                    entries: BTreeMap::new(),
+                    parent: Weak::new(),
+                },
+                0o1777,
+            );
         }
         vfs
     }
@@ -288,6 +301,18 @@ impl Vfs {
             .devices
             .find(rdev)
             .unwrap_or_else(|| Arc::new(NoDevice::new(rdev)));
+        self.mknod(cwd, path, perm, Content::Device(device))
+    }
+
+    /// Creates a node for `device` itself (a device made at run time,
+    /// such as a pseudo-terminal's slave), not one found by number.
+    pub fn mknod_device(
+        &self,
+        cwd: &InodeRef,
+        path: &[u8],
+        perm: u32,
+        device: Arc<dyn CharDevice>,
+    ) -> Result<InodeRef> {
         self.mknod(cwd, path, perm, Content::Device(device))
     }
 

@@ -109,11 +109,41 @@ pub struct PipeEnd {
     inode: Option<InodeRef>,
 }
 
+/// Copies the first bytes of `q` into `buf` (as many as both have) with
+/// two slice copies, not byte by byte; returns the count.
+fn copy_front(q: &VecDeque<u8>, buf: &mut [u8]) -> usize {
+    let n = q.len().min(buf.len());
+    let (head, tail) = q.as_slices();
+    let first = head.len().min(n);
+    buf[..first].copy_from_slice(&head[..first]);
+    buf[first..n].copy_from_slice(&tail[..n - first]);
+    n
+}
+
 /// The largest size `F_SETPIPE_SZ` sets (Linux's default
 /// `/proc/sys/fs/pipe-max-size`, here for every process).
 pub const PIPE_MAX_SIZE: usize = 1 << 20;
 
 impl PipeEnd {
+    /// `read` that leaves the bytes in the pipe (`MSG_PEEK` on a Unix
+    /// stream): end of file, `EAGAIN` and `EBADF` as `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<usize> {
+        if !self.reads {
+            return_errno!(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let q = self.pipe.bytes.lock();
+        if q.is_empty() {
+            if self.pipe.writers.load(Ordering::Acquire) == 0 {
+                return Ok(0);
+            }
+            return_errno!(Errno::EAGAIN);
+        }
+        Ok(copy_front(&q, buf))
+    }
+
     /// `F_GETPIPE_SZ`: the bytes the pipe holds.
     pub fn capacity(&self) -> usize {
         self.pipe.capacity()
@@ -233,10 +263,8 @@ impl FileLike for PipeEnd {
             }
             return_errno!(Errno::EAGAIN);
         }
-        let n = q.len().min(buf.len());
-        for (dst, src) in buf.iter_mut().zip(q.drain(..n)) {
-            *dst = src;
-        }
+        let n = copy_front(&q, buf);
+        q.drain(..n);
         Ok(n)
     }
 

@@ -10,9 +10,11 @@
 //!
 //! - **Charged** ([`accountable`]): private writable mappings (anonymous
 //!   or file), shared anonymous memory, `brk` growth, the executable's
-//!   segments, and — unlike Linux — every accessible file mapping,
-//!   because Cloister copies file bytes into the program's own frames
-//!   instead of sharing a page cache. **Not charged**: `MAP_NORESERVE`,
+//!   segments, and — unlike Linux — every accessible private file
+//!   mapping, because Cloister copies file bytes into the program's own
+//!   frames instead of sharing a page cache. **Not charged**: shared
+//!   file mappings (they map the file's own pages, charged to the file
+//!   system's size limit, as Linux does not charge them), `MAP_NORESERVE`,
 //!   `MAP_STACK` (thread stacks: Linux's default mode never sums them
 //!   either, so thousands of threads fit), `PROT_NONE` reservations
 //!   until made accessible, and the main stack.
@@ -42,8 +44,10 @@ pub fn accountable(perms: Perms, shared: bool, backing: &Backing, noreserve: boo
         // Private writable (Linux's `accountable_mapping`) or shared
         // anonymous (Linux charges shmem at its size).
         Backing::Anonymous => perms.write || shared,
-        // The file's bytes are copied into frames of the program's own.
-        Backing::File { .. } => perms.read || perms.write || perms.execute,
+        // A private mapping copies the file's bytes into frames of the
+        // program's own; a shared one maps the file's pages, which the
+        // file system's limit charges already.
+        Backing::File { .. } => !shared && (perms.read || perms.write || perms.execute),
     }
 }
 

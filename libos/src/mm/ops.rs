@@ -10,8 +10,11 @@
 //! recorded in `Vm::unpopulated`: `PROT_NONE` areas (glibc reserves big
 //! arenas that way; populated when `mprotect` makes them accessible),
 //! anonymous areas over [`LAZY_AREA_BYTES`], private file mappings (and
-//! the whole file pages of a program's image) and the main stack below its
-//! initial pages, which [`handle_page_fault`] populates on first touch.
+//! the whole file pages of a program's image), shared file mappings (the
+//! file's own frames, mapped one page at a time through
+//! [`PageFrames`](crate::platform::PageFrames)) and the main stack below
+//! its initial pages, which [`handle_page_fault`] populates on first
+//! touch.
 //! Unmapping and `mprotect` touch only the populated parts, so an
 //! operation's cost does not grow with the size of a lazy area.
 
@@ -145,14 +148,33 @@ pub const LAZY_AREA_BYTES: u64 = 2 << 20;
 const FAULT_CHUNK_BYTES: u64 = 2 << 20;
 
 /// Whether `vma`'s pages are left to be reserved on first touch: large
-/// anonymous areas (a chunk at a time) and private file areas (a page at a
+/// anonymous areas (a chunk at a time), private file areas (a page at a
 /// time, read from the file then — a program's image and the libraries
-/// the dynamic loader maps cost what is touched, not their size).
+/// the dynamic loader maps cost what is touched, not their size) and
+/// shared file areas (a page at a time, the file's own frame mapped then:
+/// [`map_shared_file_page`]).
 fn deferred(vma: &Vma) -> bool {
     match vma.backing {
         Backing::Anonymous => vma.end - vma.start > LAZY_AREA_BYTES,
-        Backing::File { .. } => !vma.shared,
+        Backing::File { .. } => true,
     }
+}
+
+/// Whether `vma` maps a file's own pages (`MAP_SHARED` of a file).
+pub(crate) fn maps_file_pages(vma: &Vma) -> bool {
+    vma.shared && matches!(vma.backing, Backing::File { .. })
+}
+
+/// Maps the file page behind `page` of the shared file area `vma`: the
+/// file's own frame, so stores reach the file and every other mapping at
+/// once. `ENXIO` for a page wholly past the end of the file (`SIGBUS`),
+/// `ENOSPC` when a hole cannot get a page (`SIGBUS` too, as tmpfs),
+/// `ENOMEM` without a frame.
+fn map_shared_file_page(process: &Process, vma: &Vma, page: u64) -> Result<()> {
+    let (inode, offset) = vma.file_offset_of(page).ok_or(Errno::EFAULT)?;
+    let frames: alloc::sync::Arc<dyn crate::platform::PageFrames> = process.platform.clone();
+    let frame = inode.shared_frame(offset, &frames)?;
+    process.platform.map_frame(page, frame, vma.perms)
 }
 
 /// Adds `vma` over a free range: present pages if accessible (or, for a
@@ -576,6 +598,11 @@ pub fn handle_page_fault(process: &Process, addr: u64, access: FaultAccess) -> R
     };
     if !allowed || !vm.unpopulated.contains(page) {
         return_errno!(Errno::EFAULT);
+    }
+    if maps_file_pages(&vma) {
+        map_shared_file_page(process, &vma, page)?;
+        vm.unpopulated.remove(page..page + PAGE_SIZE);
+        return Ok(());
     }
     // A large anonymous area: reserve the chunk around the page (cheap
     // lazy entries; the frame comes when the access is retried). A file

@@ -86,7 +86,7 @@ pub struct Vma {
     /// `MAP_SHARED` (shown as `s` in the maps).
     pub shared: bool,
     /// Whether `mprotect` may add `PROT_WRITE` (false for a shared file
-    /// mapping, which cannot write back to the file).
+    /// mapping of a file not opened for writing, Linux's `VM_MAYWRITE`).
     pub may_write: bool,
     /// Grows down on faults just below it (the main stack).
     pub grows_down: bool,
@@ -143,10 +143,17 @@ impl Vma {
         self.start <= addr && addr < self.end
     }
 
-    /// The shared object and offset in it of `addr` (for a `MAP_SHARED`
-    /// anonymous area).
+    /// The shared object and offset in it of `addr`, for a `MAP_SHARED`
+    /// area: its anonymous object, or the file (keyed by the inode's
+    /// object id and the file offset, whatever the mapping's address).
     pub fn shared_object_at(&self, addr: u64) -> Option<SharedObject> {
-        self.shared_object.map(|o| o.advanced(addr - self.start))
+        match &self.backing {
+            Backing::File { inode, offset } if self.shared => Some(SharedObject {
+                id: inode.shared_object_id(),
+                offset: offset + (addr - self.start),
+            }),
+            _ => self.shared_object.map(|o| o.advanced(addr - self.start)),
+        }
     }
 
     /// File offset of `addr` (for a file area).

@@ -57,6 +57,19 @@ impl Arrivals {
 /// The connection of a received frame, if it is a TCP segment over IPv4
 /// or IPv6 (without extension headers) that can make a socket readable.
 pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
+    let (flow, readable) = segment_of(frame, medium)?;
+    readable.then_some(flow)
+}
+
+/// The connection of a TCP segment over IPv4 or IPv6 (without extension
+/// headers), whatever it carries.
+pub(crate) fn tcp_flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
+    segment_of(frame, medium).map(|(flow, _)| flow)
+}
+
+/// The connection of a TCP segment, and whether it can make a socket
+/// readable.
+fn segment_of(frame: &[u8], medium: Medium) -> Option<(Flow, bool)> {
     let (ip, version) = match medium {
         // Ethernet II with EtherType IPv4 or IPv6.
         Medium::Ethernet => match frame.get(12..14)? {
@@ -97,13 +110,11 @@ pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
     // A SYN without ACK makes a listener readable (a SYN-ACK only
     // completes the caller's own connect); FIN and RST a connection.
     let (fin_rst, syn_ack) = (flags & 0x05 != 0, flags & 0x12);
-    if tcp.len() <= data_offset && !fin_rst && syn_ack != 0x02 {
-        return None;
-    }
+    let readable = tcp.len() > data_offset || fin_rst || syn_ack == 0x02;
     let port = |at: usize| Some(u16::from_be_bytes([*tcp.get(at)?, *tcp.get(at + 1)?]));
     let src = SocketAddr::new(src, port(0)?);
     let dst = SocketAddr::new(dst, port(2)?);
-    Some((dst, src))
+    Some(((dst, src), readable))
 }
 
 /// A device whose received TCP segments are noted (see the module docs).
@@ -139,6 +150,10 @@ impl<T: phy::RxToken> phy::RxToken for ObservedRx<'_, T> {
             }
             f(frame)
         })
+    }
+
+    fn meta(&self) -> phy::PacketMeta {
+        self.inner.meta()
     }
 }
 

@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::addr::{AF_INET, AF_INET6, SockAddr};
+use super::ancillary::{DatagramOptions, Marks, SendControl};
 use super::port::BindAddr;
 use super::socket::{int_bytes, int_value};
 use super::stack::IfaceId;
@@ -48,6 +49,9 @@ pub struct Inet {
     pub v6only: bool,
     /// `IPV6_UNICAST_HOPS` as set (-1: the default).
     pub unicast_hops: i32,
+    /// A datagram socket's RFC 3542 options (`IPV6_RECVHOPLIMIT`,
+    /// `IPV6_RECVTCLASS`, `IPV6_TCLASS`).
+    pub rfc3542: DatagramOptions,
 }
 
 impl Inet {
@@ -56,12 +60,22 @@ impl Inet {
         v6: false,
         v6only: false,
         unicast_hops: -1,
+        rfc3542: DatagramOptions {
+            hop_limit: false,
+            tclass: false,
+            send_tclass: 0,
+        },
     };
     /// A new `AF_INET6` socket's (dual stack).
     pub const V6: Self = Self {
         v6: true,
         v6only: false,
         unicast_hops: -1,
+        rfc3542: DatagramOptions {
+            hop_limit: false,
+            tclass: false,
+            send_tclass: 0,
+        },
     };
 
     /// `AF_INET` or `AF_INET6`.
@@ -197,6 +211,36 @@ impl Inet {
             IPV6_UNICAST_HOPS => self.unicast_hops,
             _ => return_errno!(Errno::ENOPROTOOPT),
         }))
+    }
+}
+
+impl Inet {
+    /// `setsockopt(IPPROTO_IPV6, name)` of a datagram socket: also the
+    /// RFC 3542 options ([`DatagramOptions`]).
+    pub fn set_datagram_option(&mut self, name: i32, value: &[u8], bound: bool) -> Result<()> {
+        if self.v6 && self.rfc3542.set(name, value)? {
+            return Ok(());
+        }
+        self.set_option(name, value, bound)
+    }
+
+    /// `getsockopt(IPPROTO_IPV6, name)` of a datagram socket.
+    pub fn get_datagram_option(&self, name: i32) -> Result<Vec<u8>> {
+        match self.rfc3542.get(name) {
+            Some(v) if self.v6 => Ok(int_bytes(v)),
+            _ => self.get_option(name),
+        }
+    }
+
+    /// The hop limit and traffic class of an IPv6 datagram sent with
+    /// `control`: the message's, else the socket's (`IPV6_UNICAST_HOPS`,
+    /// `IPV6_TCLASS`), else the defaults (64, 0).
+    pub fn send_marks(&self, control: SendControl) -> Marks {
+        let socket_hops = u8::try_from(self.unicast_hops).unwrap_or(DEFAULT_HOP_LIMIT);
+        Marks {
+            hop_limit: control.hop_limit.unwrap_or(socket_hops),
+            tclass: control.tclass.unwrap_or(self.rfc3542.send_tclass),
+        }
     }
 }
 
@@ -363,6 +407,58 @@ mod tests {
         let mut v4 = Inet::V4;
         assert_eq!(
             e(v4.set_option(IPV6_V6ONLY, &int_bytes(1), false)),
+            Errno::ENOPROTOOPT
+        );
+    }
+
+    #[test]
+    fn datagram_options_choose_the_marks_sent() {
+        use crate::net::ancillary::opt::{IPV6_RECVHOPLIMIT, IPV6_TCLASS};
+        let mut o = Inet::V6;
+        let none = SendControl::default();
+        assert_eq!(
+            o.send_marks(none),
+            Marks {
+                hop_limit: 64,
+                tclass: 0
+            }
+        );
+        o.set_datagram_option(IPV6_UNICAST_HOPS, &int_bytes(9), false)
+            .unwrap();
+        o.set_datagram_option(IPV6_TCLASS, &int_bytes(0x10), false)
+            .unwrap();
+        assert_eq!(o.get_datagram_option(IPV6_TCLASS).unwrap(), int_bytes(0x10));
+        assert_eq!(
+            o.send_marks(none),
+            Marks {
+                hop_limit: 9,
+                tclass: 0x10
+            }
+        );
+        let c = SendControl {
+            hop_limit: Some(2),
+            tclass: Some(0),
+        };
+        assert_eq!(
+            o.send_marks(c),
+            Marks {
+                hop_limit: 2,
+                tclass: 0
+            }
+        );
+        // Stream sockets (set_option) and AF_INET sockets do not have them.
+        let e = |r: Result<()>| r.unwrap_err().errno();
+        assert_eq!(
+            e(o.set_option(IPV6_RECVHOPLIMIT, &int_bytes(1), false)),
+            Errno::ENOPROTOOPT
+        );
+        let mut v4 = Inet::V4;
+        assert_eq!(
+            e(v4.set_datagram_option(IPV6_RECVHOPLIMIT, &int_bytes(1), false)),
+            Errno::ENOPROTOOPT
+        );
+        assert_eq!(
+            v4.get_datagram_option(IPV6_TCLASS).unwrap_err().errno(),
             Errno::ENOPROTOOPT
         );
     }

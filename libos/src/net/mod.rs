@@ -15,6 +15,12 @@
 //! - [`udplite`]: [`UdpLiteSocket`], UDP-Lite (`IPPROTO_UDPLITE`) inside
 //!   the guest, over the LibOS's own transport ([`udplite_table`]: its
 //!   port space and the receive queues), as smoltcp has no UDP-Lite.
+//! - [`ancillary`]: RFC 3542 ancillary data of IPv6 datagram sockets (the
+//!   hop limit and traffic class each datagram carries).
+//! - `sockets`: an interface's smoltcp sockets, with idle connections
+//!   parked out of smoltcp's walks (`loopback`: the loopback device that
+//!   lets the stack see a packet's connection before smoltcp takes it, and
+//!   carries the RFC 3542 values in the IPv6 header).
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
 //!
@@ -24,14 +30,17 @@
 //! `Blocker`.
 
 pub mod addr;
+pub mod ancillary;
 mod arrivals;
 pub mod config;
 pub mod counters;
 pub mod device;
 pub mod inet;
+mod loopback;
 pub mod port;
 pub mod rights;
 pub mod socket;
+pub(crate) mod sockets;
 pub mod stack;
 pub mod tcp;
 pub mod udp;

@@ -95,6 +95,8 @@ pub struct Received {
     pub full_len: usize,
     /// The sender, for datagram sockets.
     pub from: Option<SockAddr>,
+    /// The datagram's IPv6 control messages the socket asked for.
+    pub ancillary: super::ancillary::Ancillary,
 }
 
 /// The socket operations. Every socket kind is a [`FileLike`] too
@@ -120,6 +122,18 @@ pub trait Socket: Send + Sync {
     }
     /// `sendto`/`sendmsg`: `to` for datagram sockets.
     fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize>;
+    /// `sendmsg` with control messages other than `SCM_RIGHTS`: those
+    /// of levels the socket does not read are ignored, as Linux's TCP
+    /// and `AF_UNIX` sockets do; IPv6 datagram sockets read theirs
+    /// ([`super::ancillary::SendControl`]).
+    fn send_control(
+        &self,
+        buf: &[u8],
+        to: Option<&SockAddr>,
+        _control: &[super::ancillary::Cmsg],
+    ) -> Result<usize> {
+        self.send(buf, to)
+    }
     /// `recvfrom`/`recvmsg`, optionally leaving the data queued (`MSG_PEEK`).
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received>;
     /// `sendmsg` with `SCM_RIGHTS`: `buf` with open files attached. Only

@@ -6,7 +6,8 @@
 //! listener (`Listener`), and sockets closed by their owner but still
 //! finishing their handshake.
 //!
-//! Each interface has its own `SocketSet`: a smoltcp socket belongs to
+//! Each interface has its own sockets (`net::sockets::Sockets`, which keeps idle
+//! loopback connections out of smoltcp's walks): a smoltcp socket belongs to
 //! the interface its traffic goes through (chosen from the address at
 //! `connect`/`bind`), and a wildcard listener keeps a pool on each. The
 //! two loopbacks are separate interfaces so that each carries one family:
@@ -22,20 +23,22 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use smoltcp::iface::{
-    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
-};
-use smoltcp::phy::{Device, Loopback, Medium};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult};
+use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
 use spin::Mutex;
 
-use super::arrivals::{Arrivals, Observed};
+use super::ancillary::Marks;
+use super::arrivals::{Arrivals, Observed, tcp_flow_of};
 use super::config::NetConfig;
 use super::counters::{CountersSnapshot, NetCounters};
 use super::device::{NetDevice, NicPhy};
+use super::loopback::{Flow, LoopbackPhy};
 use super::port::PortTable;
+pub(crate) use super::sockets::SocketHandle;
+use super::sockets::Sockets;
 use crate::platform::Clock;
 
 /// Which interface a smoltcp socket lives on.
@@ -52,7 +55,7 @@ pub(crate) enum IfaceId {
 /// One smoltcp interface with its device and sockets.
 pub(crate) struct Iface<D> {
     pub(crate) iface: Interface,
-    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) sockets: Sockets,
     phy: Observed<D>,
 }
 
@@ -77,8 +80,8 @@ pub(crate) struct Listener {
 
 /// Everything behind the stack's lock.
 pub(crate) struct Inner {
-    pub(crate) lo: Iface<Loopback>,
-    pub(crate) lo6: Iface<Loopback>,
+    pub(crate) lo: Iface<LoopbackPhy>,
+    pub(crate) lo6: Iface<LoopbackPhy>,
     pub(crate) ext: Option<Iface<NicPhy>>,
     pub(crate) ports: PortTable,
     pub(crate) listeners: BTreeMap<u64, Listener>,
@@ -119,7 +122,7 @@ pub(crate) fn new_tcp_socket(buffers: (usize, usize)) -> Option<tcp::Socket<'sta
 impl Inner {
     /// The socket set of an interface (`External` without a card falls
     /// back to loopback; callers check [`Inner::has_external`] first).
-    pub(crate) fn sockets(&mut self, id: IfaceId) -> &mut SocketSet<'static> {
+    pub(crate) fn sockets(&mut self, id: IfaceId) -> &mut Sockets {
         match (id, self.ext.as_mut()) {
             (IfaceId::External, Some(ext)) => &mut ext.sockets,
             (IfaceId::Loopback6, _) => &mut self.lo6.sockets,
@@ -127,11 +130,17 @@ impl Inner {
         }
     }
 
+    /// The sockets of an interface, to read.
+    fn sockets_ref(&self, id: IfaceId) -> &Sockets {
+        match (id, self.ext.as_ref()) {
+            (IfaceId::External, Some(ext)) => &ext.sockets,
+            (IfaceId::Loopback6, _) => &self.lo6.sockets,
+            _ => &self.lo.sockets,
+        }
+    }
+
     /// The interface context (for `connect`) and socket set of `id`.
-    pub(crate) fn iface(
-        &mut self,
-        id: IfaceId,
-    ) -> (&mut smoltcp::iface::Context, &mut SocketSet<'static>) {
+    pub(crate) fn iface(&mut self, id: IfaceId) -> (&mut smoltcp::iface::Context, &mut Sockets) {
         match (id, self.ext.as_mut()) {
             (IfaceId::External, Some(ext)) => (ext.iface.context(), &mut ext.sockets),
             (IfaceId::Loopback6, _) => (self.lo6.iface.context(), &mut self.lo6.sockets),
@@ -144,9 +153,15 @@ impl Inner {
         self.ext.is_some()
     }
 
-    /// The TCP socket `h` on `id`.
+    /// The TCP socket `h` on `id`, to change (a parked connection goes
+    /// back to the polled sockets).
     pub(crate) fn tcp(&mut self, id: IfaceId, h: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets(id).get_mut::<tcp::Socket>(h)
+    }
+
+    /// The TCP socket `h` on `id`, to read (it stays parked if it is).
+    pub(crate) fn tcp_ref(&self, id: IfaceId, h: SocketHandle) -> &tcp::Socket<'static> {
+        self.sockets_ref(id).get::<tcp::Socket>(h)
     }
 
     /// Registers a listener; its pool fills at once.
@@ -168,7 +183,7 @@ impl Inner {
             let mut ready = 0;
             let mut queued = 0;
             for &(i, h) in &l.sockets {
-                if self.tcp(i, h).state() == tcp::State::Listen {
+                if self.tcp_ref(i, h).state() == tcp::State::Listen {
                     ready += usize::from(i == iface);
                 } else {
                     queued += 1;
@@ -222,7 +237,7 @@ impl Inner {
         let mut changed = self.poll_loopback(IfaceId::Loopback, now);
         // Without sockets nothing on the IPv6 loopback can be sent or
         // received: IPv4-only programs do not pay for its walk.
-        if self.lo6.sockets.iter().next().is_some() {
+        if !self.lo6.sockets.active_is_empty() || !self.lo6.phy.inner.is_empty() {
             changed |= self.poll_loopback(IfaceId::Loopback6, now);
         }
         if self.ext.is_some() {
@@ -256,7 +271,18 @@ impl Inner {
         // sends nothing ends the loop, as nothing new can then arrive.
         self.loopback(id).iface.poll_maintenance(now);
         for _ in 0..LOOPBACK_ROUNDS {
-            while let Some(result) = ingress(self.loopback(id), now) {
+            while let Some(result) = {
+                // A parked connection the next packet is for goes back to
+                // the sockets smoltcp polls first.
+                let lo = self.loopback(id);
+                if lo.sockets.any_parked() {
+                    let medium = lo.phy.inner.capabilities().medium;
+                    if let Some(flow) = lo.phy.inner.peek().and_then(|p| tcp_flow_of(p, medium)) {
+                        lo.sockets.unpark_flow(&flow);
+                    }
+                }
+                ingress(lo, now)
+            } {
                 let lo = match id {
                     IfaceId::Loopback6 => &mut self.lo6,
                     _ => &mut self.lo,
@@ -268,18 +294,29 @@ impl Inner {
                 }
             }
             let lo = self.loopback(id);
-            let sent = lo.iface.poll_egress(now, &mut lo.phy, &mut lo.sockets)
+            let sent = lo.iface.poll_egress(now, &mut lo.phy, lo.sockets.active())
                 == PollResult::SocketStateChanged;
             changed |= sent;
             if !sent {
                 break;
             }
         }
+        let lo = self.loopback(id);
+        lo.sockets.park_idle(&mut lo.iface, now);
         changed
     }
 
+    /// Gives the next IPv6 UDP datagram of `flow` that goes out through
+    /// interface `id` the hop limit and traffic class `marks` (only the
+    /// IPv6 loopback carries them; see [`LoopbackPhy::mark_next`]).
+    pub(crate) fn mark_next(&mut self, id: IfaceId, flow: Flow, marks: Marks) {
+        if id == IfaceId::Loopback6 {
+            self.lo6.phy.inner.mark_next(flow, marks);
+        }
+    }
+
     /// The loopback interface `id` (IPv4 unless `Loopback6`).
-    fn loopback(&mut self, id: IfaceId) -> &mut Iface<Loopback> {
+    fn loopback(&mut self, id: IfaceId) -> &mut Iface<LoopbackPhy> {
         match id {
             IfaceId::Loopback6 => &mut self.lo6,
             _ => &mut self.lo,
@@ -293,10 +330,10 @@ impl Inner {
     fn reap(&mut self) {
         let closing = core::mem::take(&mut self.closing);
         for (i, h) in closing {
-            let s = self.tcp(i, h);
+            let s = self.tcp_ref(i, h);
             if s.state() != tcp::State::Closed && s.recv_queue() > 0 {
                 // Closed now; the next poll sends the RST, then it goes.
-                s.abort();
+                self.tcp(i, h).abort();
                 self.closing.push((i, h));
                 continue;
             }
@@ -304,6 +341,7 @@ impl Inner {
             // final FIN; the loopback interface loses and reorders nothing,
             // so a closed file's connection there goes at once instead of
             // being walked by every poll for smoltcp's 10 s.
+            let s = self.tcp_ref(i, h);
             let done = s.state() == tcp::State::Closed
                 || (i != IfaceId::External && s.state() == tcp::State::TimeWait);
             if done {
@@ -315,12 +353,13 @@ impl Inner {
     }
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        let lo = self.lo.iface.poll_at(now, &self.lo.sockets);
-        let lo6 = self.lo6.iface.poll_at(now, &self.lo6.sockets);
+        // Parked connections have nothing to do until a packet comes.
+        let lo = self.lo.iface.poll_at(now, self.lo.sockets.active());
+        let lo6 = self.lo6.iface.poll_at(now, self.lo6.sockets.active());
         let ext = self
             .ext
             .as_mut()
-            .and_then(|e| e.iface.poll_at(now, &e.sockets));
+            .and_then(|e| e.iface.poll_at(now, e.sockets.active()));
         [lo, lo6, ext].into_iter().flatten().min()
     }
 }
@@ -329,7 +368,7 @@ impl Inner {
 fn ingress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> Option<PollIngressSingleResult> {
     match ifc
         .iface
-        .poll_ingress_single(now, &mut ifc.phy, &mut ifc.sockets)
+        .poll_ingress_single(now, &mut ifc.phy, ifc.sockets.active())
     {
         PollIngressSingleResult::None => None,
         other => Some(other),
@@ -344,7 +383,9 @@ const LOOPBACK_ROUNDS: usize = 1024;
 fn egress<D: Device>(ifc: &mut Iface<D>, now: Instant) -> bool {
     ifc.iface.poll_maintenance(now);
     let mut sent = false;
-    while ifc.iface.poll_egress(now, &mut ifc.phy, &mut ifc.sockets)
+    while ifc
+        .iface
+        .poll_egress(now, &mut ifc.phy, ifc.sockets.active())
         == PollResult::SocketStateChanged
     {
         sent = true;
@@ -387,11 +428,11 @@ impl NetStack {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let now = instant(clock.monotonic_ns());
-        let mut lo_phy = Loopback::new(Medium::Ip);
+        let mut lo_phy = LoopbackPhy::default();
         let mut lo_config = Config::new(HardwareAddress::Ip);
         lo_config.random_seed = config.random_seed;
         let mut lo_iface = Interface::new(lo_config, &mut lo_phy, now);
-        let mut lo6_phy = Loopback::new(Medium::Ip);
+        let mut lo6_phy = LoopbackPhy::default();
         let mut lo6_config = Config::new(HardwareAddress::Ip);
         lo6_config.random_seed = config.random_seed.rotate_left(33) ^ 0x6a09_e667_f3bc_c908;
         let mut lo6_iface = Interface::new(lo6_config, &mut lo6_phy, now);
@@ -413,7 +454,9 @@ impl NetStack {
             }
             Iface {
                 iface,
-                sockets: SocketSet::new(Vec::new()),
+                // Its packets reach smoltcp straight from the card: no
+                // parking (the stack cannot see them first).
+                sockets: Sockets::new(false),
                 phy: Observed::new(phy),
             }
         });
@@ -427,12 +470,12 @@ impl NetStack {
             inner: Mutex::new(Inner {
                 lo: Iface {
                     iface: lo_iface,
-                    sockets: SocketSet::new(Vec::new()),
+                    sockets: Sockets::new(true),
                     phy: Observed::new(lo_phy),
                 },
                 lo6: Iface {
                     iface: lo6_iface,
-                    sockets: SocketSet::new(Vec::new()),
+                    sockets: Sockets::new(true),
                     phy: Observed::new(lo6_phy),
                 },
                 ext,
@@ -519,6 +562,20 @@ impl NetStack {
 
 #[cfg(test)]
 impl NetStack {
+    /// The connections (local, remote) parked out of smoltcp's walks.
+    pub(crate) fn parked(&self) -> Vec<super::arrivals::Flow> {
+        let inner = self.inner.lock();
+        let mut flows = inner.lo.sockets.parked_flows();
+        flows.extend(inner.lo6.sockets.parked_flows());
+        flows
+    }
+
+    /// How many sockets smoltcp polls on the loopback interfaces.
+    pub(crate) fn polled_sockets(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.lo.sockets.active_len() + inner.lo6.sockets.active_len()
+    }
+
     /// Every TCP socket's state and queues (for test failure messages).
     pub(crate) fn describe(&self) -> alloc::string::String {
         use core::fmt::Write;

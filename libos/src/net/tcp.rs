@@ -17,7 +17,7 @@ use core::any::Any;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use smoltcp::iface::SocketHandle;
+use super::stack::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
@@ -342,7 +342,7 @@ impl Socket for TcpSocket {
             let socks = inner.listeners.get(&id)?.sockets.clone();
             let mut found = None;
             for (k, &(i, h)) in socks.iter().enumerate() {
-                match inner.tcp(i, h).state() {
+                match inner.tcp_ref(i, h).state() {
                     State::Listen | State::SynReceived => {}
                     _ => {
                         found = Some(k);
@@ -515,6 +515,7 @@ impl Socket for TcpSocket {
                     len,
                     full_len: len,
                     from: None,
+                    ancillary: Default::default(),
                 })
             };
             if s.can_recv() && !conn.shut_rd {
@@ -683,7 +684,7 @@ impl FileLike for TcpSocket {
                     socks
                         .iter()
                         .filter_map(|&(i, h)| {
-                            let s = inner.tcp(i, h);
+                            let s = inner.tcp_ref(i, h);
                             if matches!(s.state(), State::Listen | State::SynReceived) {
                                 return None;
                             }
@@ -722,7 +723,10 @@ impl FileLike for TcpSocket {
                     };
                     let socks = l.sockets.clone();
                     socks.iter().any(|&(i, h)| {
-                        !matches!(inner.tcp(i, h).state(), State::Listen | State::SynReceived)
+                        !matches!(
+                            inner.tcp_ref(i, h).state(),
+                            State::Listen | State::SynReceived
+                        )
                     })
                 });
                 if ready {
@@ -732,7 +736,7 @@ impl FileLike for TcpSocket {
                 }
             }
             Phase::Connected(conn) => self.stack.with_lock(|inner| {
-                let s = inner.tcp(conn.iface, conn.handle);
+                let s = inner.tcp_ref(conn.iface, conn.handle);
                 refresh(conn, s);
                 let mut ev = PollEvents::empty();
                 if conn.connecting {

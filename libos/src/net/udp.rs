@@ -11,15 +11,17 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use smoltcp::iface::SocketHandle;
+use super::stack::SocketHandle;
+use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
 use super::addr::SockAddr;
+use super::ancillary::{Ancillary, Cmsg, Marks, SendControl};
 use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
@@ -174,6 +176,22 @@ impl UdpSocket {
     }
 }
 
+/// The control messages an IPv6 datagram from `from` gets on a socket
+/// with `inet`'s options. Its marks come from the loopback device; a
+/// datagram that came another way (none: the card has no IPv6 address)
+/// would report the defaults. IPv4 datagrams get none of these (Linux
+/// gives them `IP_TTL`/`IP_TOS` instead, which are not supported).
+fn received(inet: &Inet, from: SocketAddr, meta: PacketMeta) -> Ancillary {
+    if from.is_ipv4() {
+        return Ancillary::default();
+    }
+    let marks = Marks::from_meta(meta).unwrap_or(Marks {
+        hop_limit: inet::DEFAULT_HOP_LIMIT,
+        tclass: 0,
+    });
+    inet.rfc3542.received(marks)
+}
+
 impl Drop for UdpSocket {
     fn drop(&mut self) {
         let st = self.state.get_mut();
@@ -213,6 +231,12 @@ impl Socket for UdpSocket {
     }
 
     fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        self.send_control(buf, to, &[])
+    }
+
+    /// IPv6 control messages are read for IPv6 destinations only: Linux
+    /// sends to a v4-mapped address as IPv4, which has none of these.
+    fn send_control(&self, buf: &[u8], to: Option<&SockAddr>, control: &[Cmsg]) -> Result<usize> {
         let mut st = self.state.lock();
         if st.shut_wr {
             return_errno!(Errno::EPIPE);
@@ -227,8 +251,13 @@ impl Socket for UdpSocket {
         if dest.port() == 0 {
             return_errno!(Errno::EINVAL);
         }
+        let marks = match dest.ip() {
+            IpAddr::V6(_) => Some(st.inet.send_marks(SendControl::parse(control)?)),
+            IpAddr::V4(_) => None,
+        };
         let (iface, dest_ip) = inet::route(dest.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
+        let port = st.local.map_or(0, |l| l.port());
         let handles = st.handles.clone();
         self.stack.with(|inner| {
             let Some(&(i, h)) = handles.iter().find(|(i, _)| *i == iface) else {
@@ -237,7 +266,12 @@ impl Socket for UdpSocket {
             let s = inner.sockets(i).get_mut::<udp::Socket>(h);
             let ep = IpEndpoint::new(IpAddress::from(dest_ip), dest.port());
             match s.send_slice(buf, ep) {
-                Ok(()) => Ok(buf.len()),
+                Ok(()) => {
+                    if let (Some(m), IpAddr::V6(ip)) = (marks, dest_ip) {
+                        inner.mark_next(iface, (port, ip, dest.port()), m);
+                    }
+                    Ok(buf.len())
+                }
                 Err(udp::SendError::BufferFull) => return_errno!(Errno::EAGAIN),
                 Err(udp::SendError::Unaddressable) => return_errno!(Errno::EINVAL),
             }
@@ -251,6 +285,7 @@ impl Socket for UdpSocket {
                 len: 0,
                 full_len: 0,
                 from: None,
+                ancillary: Default::default(),
             });
         }
         let (handles, peer, inet) = (st.handles.clone(), st.peer, st.inet);
@@ -258,13 +293,13 @@ impl Socket for UdpSocket {
             for &(i, h) in &handles {
                 let s = inner.sockets(i).get_mut::<udp::Socket>(h);
                 while s.can_recv() {
-                    let (data, from) = if peek {
+                    let (data, m) = if peek {
                         let (d, m) = s.peek().map_err(|_| Errno::EAGAIN)?;
-                        (d, SocketAddr::from(m.endpoint))
+                        (d, *m)
                     } else {
-                        let (d, m) = s.recv().map_err(|_| Errno::EAGAIN)?;
-                        (d, SocketAddr::from(m.endpoint))
+                        s.recv().map_err(|_| Errno::EAGAIN)?
                     };
+                    let from = SocketAddr::from(m.endpoint);
                     if peer.is_some_and(|p| p != from) {
                         if peek {
                             let _ = s.recv();
@@ -277,6 +312,7 @@ impl Socket for UdpSocket {
                         len,
                         full_len: data.len(),
                         from: Some(inet.user(from)),
+                        ancillary: received(&inet, from, m.meta),
                     });
                 }
             }
@@ -324,7 +360,7 @@ impl Socket for UdpSocket {
             // ENOPROTOOPT on an AF_INET socket.
             IPPROTO_IPV6 => {
                 let bound = st.local.is_some();
-                st.inet.set_option(name, value, bound)?;
+                st.inet.set_datagram_option(name, value, bound)?;
                 let (hops, handles) = (st.inet.hop_limit(), st.handles.clone());
                 self.stack.with_lock(|inner| {
                     for (i, h) in handles {
@@ -347,7 +383,7 @@ impl Socket for UdpSocket {
                 st.common
                     .get(name, (st.inet.domain(), SOCK_DGRAM, IPPROTO_UDP))
             }
-            IPPROTO_IPV6 => self.state.lock().inet.get_option(name),
+            IPPROTO_IPV6 => self.state.lock().inet.get_datagram_option(name),
             _ => return_errno!(Errno::ENOPROTOOPT),
         }
     }

@@ -14,11 +14,12 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use super::addr::SockAddr;
+use super::ancillary::{Cmsg, SendControl};
 use super::inet::{self, Inet};
 use super::socket::{
     CommonOptions, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET,
@@ -180,6 +181,11 @@ impl Socket for UdpLiteSocket {
     }
 
     fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        self.send_control(buf, to, &[])
+    }
+
+    /// IPv6 control messages are read for IPv6 destinations only (as UDP).
+    fn send_control(&self, buf: &[u8], to: Option<&SockAddr>, control: &[Cmsg]) -> Result<usize> {
         let mut st = self.state.lock();
         if st.shut_wr {
             return_errno!(Errno::EPIPE);
@@ -194,6 +200,10 @@ impl Socket for UdpLiteSocket {
         if dest.port() == 0 {
             return_errno!(Errno::EINVAL);
         }
+        let marks = match dest.ip() {
+            IpAddr::V6(_) => Some(st.inet.send_marks(SendControl::parse(control)?)),
+            IpAddr::V4(_) => None,
+        };
         self.reachable(dest)?;
         self.ensure_bound(&mut st)?;
         let (to, from) = self.route(&st, dest)?;
@@ -206,6 +216,7 @@ impl Socket for UdpLiteSocket {
                 data,
                 from,
                 coverage,
+                marks,
             },
         );
         Ok(buf.len())
@@ -218,6 +229,7 @@ impl Socket for UdpLiteSocket {
                 len: 0,
                 full_len: 0,
                 from: None,
+                ancillary: Default::default(),
             });
         }
         let inet = st.inet;
@@ -230,6 +242,11 @@ impl Socket for UdpLiteSocket {
                     len,
                     full_len: d.data.len(),
                     from: Some(inet.user(d.from)),
+                    ancillary: d
+                        .marks
+                        .filter(|_| d.from.is_ipv6())
+                        .map(|m| inet.rfc3542.received(m))
+                        .unwrap_or_default(),
                 }
             })
             .ok_or_else(|| Errno::EAGAIN.into())
@@ -278,7 +295,7 @@ impl Socket for UdpLiteSocket {
             },
             IPPROTO_IPV6 => {
                 let bound = st.local.is_some();
-                st.inet.set_option(name, value, bound)
+                st.inet.set_datagram_option(name, value, bound)
             }
             IPPROTO_UDPLITE | IPPROTO_UDP => {
                 if name != UDPLITE_SEND_CSCOV && name != UDPLITE_RECV_CSCOV {
@@ -304,7 +321,7 @@ impl Socket for UdpLiteSocket {
             SOL_SOCKET => st
                 .common
                 .get(name, (st.inet.domain(), SOCK_DGRAM, IPPROTO_UDPLITE)),
-            IPPROTO_IPV6 => st.inet.get_option(name),
+            IPPROTO_IPV6 => st.inet.get_datagram_option(name),
             IPPROTO_UDPLITE | IPPROTO_UDP => {
                 let c = self.endpoint.coverage();
                 let v = match name {

@@ -77,6 +77,9 @@ pub struct Datagram {
     pub from: SocketAddr,
     /// Partial coverage, if any ([`Coverage::outgoing`]).
     pub coverage: Option<u16>,
+    /// The hop limit and traffic class of an IPv6 datagram (RFC 3542;
+    /// delivered inside the guest, the hop limit is not decremented).
+    pub marks: Option<super::ancillary::Marks>,
 }
 
 /// A receive queue and what delivery to it checks.
@@ -287,6 +290,7 @@ mod tests {
             data: alloc::vec![1, 2, 3],
             from,
             coverage,
+            marks: None,
         }
     }
 

@@ -1,8 +1,14 @@
 //! [`UnixSocket`]: `AF_UNIX` `SOCK_STREAM` sockets in memory, each
 //! direction a pipe (`crate::ipc::pipe`): `socketpair`, and
 //! `bind`/`listen`/`connect`/`accept` on names kept in the stack's
-//! table of Unix names ([`UnixNames`]; no file is created in the VFS, so
-//! a bound path cannot be `stat`ed or `unlink`ed).
+//! table of Unix names ([`UnixNames`]). A path name is a socket file: the
+//! syscall layer creates it at `bind` (`EADDRINUSE` if the path exists)
+//! and resolves it at `connect`, and the table is keyed by that file's
+//! inode ([`NameKey::Node`]) — so the name can be `stat`ed, `unlink`ing
+//! it frees it for another `bind`, and a listener whose file is gone
+//! cannot be reached. Abstract names are keys of their own; binding the
+//! empty name picks a free abstract one (`\0` and five hex digits, unix(7)
+//! "Autobind").
 //!
 //! Writes of at most `PIPE_BUF` bytes are atomic, as on a pipe; closing
 //! or `shutdown(SHUT_WR)` gives the peer end of file, and writing to a
@@ -34,13 +40,26 @@ pub struct UnixBacklog {
     pending: Mutex<VecDeque<UnixSocket>>,
     backlog: usize,
     name: UnixName,
+    key: NameKey,
+}
+
+/// What a bound name is found by in [`UnixNames`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NameKey {
+    /// A path: the socket file's inode number.
+    Node(u64),
+    /// A name in the abstract namespace.
+    Abstract(Vec<u8>),
 }
 
 /// Bound Unix names → their listener's queue.
 #[derive(Debug, Default)]
 pub struct UnixNames {
-    names: Mutex<BTreeMap<UnixName, Weak<UnixBacklog>>>,
+    names: Mutex<BTreeMap<NameKey, Weak<UnixBacklog>>>,
 }
+
+/// Autobind names: five hex digits, as Linux.
+const AUTOBIND_NAMES: u32 = 1 << 20;
 
 /// The read and write ends of a connection (`None` once shut down), with
 /// the files in flight each way (read side, write side).
@@ -61,7 +80,8 @@ fn direction() -> Direction {
 
 #[derive(Debug)]
 enum Phase {
-    Idle(UnixName),
+    /// Not listening: unbound, or bound to a name with its key.
+    Idle(UnixName, Option<NameKey>),
     Listening(Arc<UnixBacklog>),
     Connected {
         rx: Option<Arc<PipeEnd>>,
@@ -70,6 +90,8 @@ enum Phase {
         rights: (Arc<Rights>, Arc<Rights>),
         local: UnixName,
         peer: UnixName,
+        /// The name this socket bound before connecting, released with it.
+        bound: Option<NameKey>,
     },
 }
 
@@ -86,7 +108,7 @@ pub struct UnixSocket {
 impl UnixSocket {
     /// A new unbound socket whose names live in `names`.
     pub fn new(names: Arc<UnixNames>, flags: u32) -> Self {
-        Self::with_phase(names, flags, Phase::Idle(UnixName::Unnamed))
+        Self::with_phase(names, flags, Phase::Idle(UnixName::Unnamed, None))
     }
 
     fn with_phase(names: Arc<UnixNames>, flags: u32, phase: Phase) -> Self {
@@ -118,6 +140,7 @@ impl UnixSocket {
                 rights: (inbound.2.clone(), outbound.2.clone()),
                 local,
                 peer,
+                bound: None,
             },
         )
     }
@@ -131,85 +154,50 @@ impl UnixSocket {
         )
     }
 
-    fn ends(&self) -> Result<Ends> {
-        match &*self.phase.lock() {
-            Phase::Connected { rx, tx, rights, .. } => Ok((rx.clone(), tx.clone(), rights.clone())),
-            _ => return_errno!(Errno::ENOTCONN),
-        }
+    /// Whether the socket has a name (another `bind` is `EINVAL`).
+    pub fn is_bound(&self) -> bool {
+        !matches!(&*self.phase.lock(), Phase::Idle(UnixName::Unnamed, _))
     }
-}
 
-impl Drop for UnixSocket {
-    fn drop(&mut self) {
-        if let Phase::Listening(b) = &*self.phase.lock() {
-            self.names.names.lock().remove(&b.name);
-        }
-    }
-}
-
-impl Socket for UnixSocket {
-    fn bind(&self, addr: &SockAddr) -> Result<()> {
-        let SockAddr::Unix(name) = addr else {
-            return_errno!(Errno::EINVAL);
-        };
-        if *name == UnixName::Unnamed {
-            return_errno!(Errno::EINVAL);
-        }
+    /// Binds `name`, found by `key` (`EINVAL` if already bound,
+    /// `EADDRINUSE` if the key is taken).
+    pub fn bind_key(&self, name: UnixName, key: NameKey) -> Result<()> {
         let mut phase = self.phase.lock();
-        if !matches!(&*phase, Phase::Idle(UnixName::Unnamed)) {
+        if !matches!(&*phase, Phase::Idle(UnixName::Unnamed, _)) {
             return_errno!(Errno::EINVAL);
         }
         let mut names = self.names.names.lock();
-        if names.contains_key(name) {
+        if names.contains_key(&key) {
             return_errno!(Errno::EADDRINUSE);
         }
         // Reserved until `listen` puts the queue in.
-        names.insert(name.clone(), Weak::new());
-        *phase = Phase::Idle(name.clone());
+        names.insert(key.clone(), Weak::new());
+        *phase = Phase::Idle(name, Some(key));
         Ok(())
     }
 
-    fn listen(&self, backlog: usize) -> Result<()> {
-        let mut phase = self.phase.lock();
-        let name = match &*phase {
-            Phase::Listening(_) => return Ok(()),
-            Phase::Idle(UnixName::Unnamed) | Phase::Connected { .. } => {
-                return_errno!(Errno::EINVAL)
+    /// Binds a free abstract name (`bind` of the empty name).
+    fn autobind(&self) -> Result<()> {
+        let start = self.ino as u32 % AUTOBIND_NAMES;
+        for i in 0..AUTOBIND_NAMES {
+            let n = alloc::format!("{:05x}", (start + i) % AUTOBIND_NAMES).into_bytes();
+            match self.bind_key(UnixName::Abstract(n.clone()), NameKey::Abstract(n)) {
+                Err(e) if e.errno() == Errno::EADDRINUSE => continue,
+                other => return other,
             }
-            Phase::Idle(name) => name.clone(),
-        };
-        let queue = Arc::new(UnixBacklog {
-            pending: Mutex::new(VecDeque::new()),
-            backlog: backlog.clamp(1, 4096),
-            name: name.clone(),
-        });
-        self.names.names.lock().insert(name, Arc::downgrade(&queue));
-        *phase = Phase::Listening(queue);
-        Ok(())
+        }
+        return_errno!(Errno::ENOSPC)
     }
 
-    fn accept(&self, nonblock: bool) -> Result<(Arc<dyn FileLike>, SockAddr)> {
-        let Phase::Listening(queue) = &*self.phase.lock() else {
-            return_errno!(Errno::EINVAL);
-        };
-        let Some(sock) = queue.pending.lock().pop_front() else {
-            return_errno!(Errno::EAGAIN);
-        };
-        merge_nonblock(&sock.flags, if nonblock { O_NONBLOCK } else { 0 });
-        Ok((Arc::new(sock), SockAddr::Unix(UnixName::Unnamed)))
-    }
-
-    fn connect(&self, addr: &SockAddr) -> Result<()> {
-        let SockAddr::Unix(name) = addr else {
-            return_errno!(Errno::EINVAL);
-        };
+    /// Connects to the listener `key` finds, whose name is `name`
+    /// (`ECONNREFUSED` when nothing listens there).
+    pub fn connect_key(&self, name: &UnixName, key: &NameKey) -> Result<()> {
         let mut phase = self.phase.lock();
-        let local = match &*phase {
-            Phase::Idle(n) => n.clone(),
+        let (local, bound) = match &*phase {
+            Phase::Idle(n, key) => (n.clone(), key.clone()),
             _ => return_errno!(Errno::EISCONN),
         };
-        let queue = match self.names.names.lock().get(name) {
-            None if matches!(name, UnixName::Path(_)) => return_errno!(Errno::ENOENT),
+        let queue = match self.names.names.lock().get(key) {
             None => return_errno!(Errno::ECONNREFUSED),
             Some(w) => w.upgrade().ok_or(Errno::ECONNREFUSED)?,
         };
@@ -233,8 +221,84 @@ impl Socket for UnixSocket {
             rights: (to_us.2, to_them.2),
             local,
             peer: name.clone(),
+            bound,
         };
         Ok(())
+    }
+
+    fn ends(&self) -> Result<Ends> {
+        match &*self.phase.lock() {
+            Phase::Connected { rx, tx, rights, .. } => Ok((rx.clone(), tx.clone(), rights.clone())),
+            _ => return_errno!(Errno::ENOTCONN),
+        }
+    }
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        let key = match &*self.phase.lock() {
+            Phase::Listening(b) => Some(b.key.clone()),
+            Phase::Idle(_, key) | Phase::Connected { bound: key, .. } => key.clone(),
+        };
+        if let Some(key) = key {
+            self.names.names.lock().remove(&key);
+        }
+    }
+}
+
+impl Socket for UnixSocket {
+    /// Abstract names and autobind; a path needs the file system, which
+    /// the syscall layer has (`sys_bind` calls [`UnixSocket::bind_key`]).
+    fn bind(&self, addr: &SockAddr) -> Result<()> {
+        match addr {
+            SockAddr::Unix(UnixName::Unnamed) => self.autobind(),
+            SockAddr::Unix(name @ UnixName::Abstract(n)) => {
+                self.bind_key(name.clone(), NameKey::Abstract(n.clone()))
+            }
+            _ => return_errno!(Errno::EINVAL),
+        }
+    }
+
+    fn listen(&self, backlog: usize) -> Result<()> {
+        let mut phase = self.phase.lock();
+        let (name, key) = match &*phase {
+            Phase::Listening(_) => return Ok(()),
+            Phase::Idle(name, Some(key)) => (name.clone(), key.clone()),
+            Phase::Idle(_, None) | Phase::Connected { .. } => return_errno!(Errno::EINVAL),
+        };
+        let queue = Arc::new(UnixBacklog {
+            pending: Mutex::new(VecDeque::new()),
+            backlog: backlog.clamp(1, 4096),
+            name,
+            key: key.clone(),
+        });
+        self.names.names.lock().insert(key, Arc::downgrade(&queue));
+        *phase = Phase::Listening(queue);
+        Ok(())
+    }
+
+    fn accept(&self, nonblock: bool) -> Result<(Arc<dyn FileLike>, SockAddr)> {
+        let Phase::Listening(queue) = &*self.phase.lock() else {
+            return_errno!(Errno::EINVAL);
+        };
+        let Some(sock) = queue.pending.lock().pop_front() else {
+            return_errno!(Errno::EAGAIN);
+        };
+        merge_nonblock(&sock.flags, if nonblock { O_NONBLOCK } else { 0 });
+        Ok((Arc::new(sock), SockAddr::Unix(UnixName::Unnamed)))
+    }
+
+    /// Abstract names; a path is resolved by the syscall layer
+    /// (`sys_connect` calls [`UnixSocket::connect_key`]).
+    fn connect(&self, addr: &SockAddr) -> Result<()> {
+        match addr {
+            SockAddr::Unix(name @ UnixName::Abstract(n)) => {
+                self.connect_key(name, &NameKey::Abstract(n.clone()))
+            }
+            SockAddr::Unix(UnixName::Unnamed) => return_errno!(Errno::EINVAL),
+            SockAddr::Unix(UnixName::Path(_)) => return_errno!(Errno::ENOENT),
+            _ => return_errno!(Errno::EINVAL),
+        }
     }
 
     fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
@@ -259,10 +323,22 @@ impl Socket for UnixSocket {
     }
 
     fn recv_files(&self, buf: &mut [u8], peek: bool) -> Result<(Received, Files)> {
-        if peek {
-            return_errno!(Errno::EOPNOTSUPP);
-        }
         let (rx, _, (inbound, _)) = self.ends()?;
+        if peek {
+            // The bytes stay; files in flight are not passed by a peek
+            // (Linux would pass duplicates).
+            let len = match rx {
+                Some(rx) => rx.peek(buf)?,
+                None => 0,
+            };
+            let received = Received {
+                len,
+                full_len: len,
+                from: None,
+                ancillary: Default::default(),
+            };
+            return Ok((received, Vec::new()));
+        }
         let (len, files) = match rx {
             Some(rx) => inbound.recv(buf.len(), |n| rx.read(&mut buf[..n]))?,
             None => (0, Vec::new()),
@@ -272,6 +348,7 @@ impl Socket for UnixSocket {
                 len,
                 full_len: len,
                 from: None,
+                ancillary: Default::default(),
             },
             files,
         ))
@@ -294,7 +371,7 @@ impl Socket for UnixSocket {
 
     fn local_addr(&self) -> Result<SockAddr> {
         Ok(SockAddr::Unix(match &*self.phase.lock() {
-            Phase::Idle(n) | Phase::Connected { local: n, .. } => n.clone(),
+            Phase::Idle(n, _) | Phase::Connected { local: n, .. } => n.clone(),
             Phase::Listening(q) => q.name.clone(),
         }))
     }
@@ -349,7 +426,7 @@ impl FileLike for UnixSocket {
                     PollEvents::IN | PollEvents::RDNORM
                 };
             }
-            Phase::Idle(_) => return PollEvents::OUT | PollEvents::HUP,
+            Phase::Idle(..) => return PollEvents::OUT | PollEvents::HUP,
         };
         let r = rx.map_or(PollEvents::HUP, |rx| rx.poll());
         let w = tx.map_or(PollEvents::ERR, |tx| tx.poll());

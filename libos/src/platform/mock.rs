@@ -9,22 +9,33 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
-use super::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats};
+use super::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, PageFrames};
 use crate::elf::{PAGE_SIZE, Perms};
 use crate::error::{Errno, Result};
 use crate::fs::ConsoleSink;
 use crate::random::{ChaChaCsprng, Csprng};
 use crate::user::UserMemory;
 
+/// The bytes of a page; shared between a mapping and [`PageFrames`]
+/// frames (`map_frame`).
+type MockBytes = Arc<Mutex<Box<[u8]>>>;
+
 /// One mapped page; `bytes` is `None` while the page is all zero.
 #[derive(Debug, Clone)]
 struct MockPage {
     perms: Perms,
-    bytes: Option<Box<[u8]>>,
+    bytes: Option<MockBytes>,
+}
+
+fn zero_bytes() -> MockBytes {
+    Arc::new(Mutex::new(
+        alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice(),
+    ))
 }
 
 /// Default frame budget: 64 Ki pages (256 MiB).
@@ -34,6 +45,10 @@ const DEFAULT_FRAME_LIMIT: usize = 1 << 16;
 #[derive(Debug)]
 pub struct MockPlatform {
     pages: Mutex<BTreeMap<u64, MockPage>>,
+    /// [`PageFrames`] frames by number, each held by its owner's reference
+    /// (mappings hold the bytes themselves).
+    frames: Mutex<BTreeMap<u64, MockBytes>>,
+    next_frame: AtomicU64,
     frame_limit: AtomicU64,
     console: Mutex<Vec<u8>>,
     monotonic_ns: AtomicU64,
@@ -68,6 +83,8 @@ impl MockPlatform {
     pub fn new() -> Self {
         Self {
             pages: Mutex::new(BTreeMap::new()),
+            frames: Mutex::new(BTreeMap::new()),
+            next_frame: AtomicU64::new(0x10_0000),
             frame_limit: AtomicU64::new(DEFAULT_FRAME_LIMIT as u64),
             console: Mutex::new(Vec::new()),
             monotonic_ns: AtomicU64::new(1_000_000_000),
@@ -122,11 +139,16 @@ impl MockPlatform {
             addr,
             buf.len(),
             |_| true,
-            |page, off, i, n| match page.bytes.as_deref() {
-                Some(b) => buf[i..i + n].copy_from_slice(&b[off..off + n]),
+            |page, off, i, n| match &page.bytes {
+                Some(b) => buf[i..i + n].copy_from_slice(&b.lock()[off..off + n]),
                 None => buf[i..i + n].fill(0),
             },
         )
+    }
+
+    /// [`PageFrames`] frames whose owner has not released them.
+    pub fn owned_frames(&self) -> usize {
+        self.frames.lock().len()
     }
 
     /// How many times a wait without a deadline re-checks before failing
@@ -211,9 +233,8 @@ impl MockPlatform {
     }
 }
 
-fn page_bytes(page: &mut MockPage) -> &mut [u8] {
-    page.bytes
-        .get_or_insert_with(|| alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice())
+fn page_bytes(page: &mut MockPage) -> spin::MutexGuard<'_, Box<[u8]>> {
+    page.bytes.get_or_insert_with(zero_bytes).lock()
 }
 
 fn readable(p: &Perms) -> bool {
@@ -223,11 +244,9 @@ fn readable(p: &Perms) -> bool {
 impl UserMemory for MockPlatform {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
-        self.copy(addr, len, readable, |page, off, i, n| {
-            match page.bytes.as_deref() {
-                Some(b) => buf[i..i + n].copy_from_slice(&b[off..off + n]),
-                None => buf[i..i + n].fill(0),
-            }
+        self.copy(addr, len, readable, |page, off, i, n| match &page.bytes {
+            Some(b) => buf[i..i + n].copy_from_slice(&b.lock()[off..off + n]),
+            None => buf[i..i + n].fill(0),
         })
     }
 
@@ -296,6 +315,49 @@ impl AddressSpace for MockPlatform {
                 page_bytes(page)[off..off + n].copy_from_slice(&data[i..i + n]);
             },
         )
+    }
+}
+
+/// Frames are `Arc`ed byte buffers: a mapping holds the buffer itself, so
+/// it outlives the owner's release as a kernel frame outlives it.
+impl PageFrames for MockPlatform {
+    fn frame_alloc(&self) -> Result<u64> {
+        let frame = self.next_frame.fetch_add(PAGE_SIZE, Ordering::Relaxed);
+        self.frames.lock().insert(frame, zero_bytes());
+        Ok(frame)
+    }
+
+    fn frame_release(&self, frame: u64) {
+        self.frames.lock().remove(&frame);
+    }
+
+    fn frame_read(&self, frame: u64, offset: usize, buf: &mut [u8]) {
+        let frames = self.frames.lock();
+        let bytes = frames.get(&frame).expect("read of a released mock frame");
+        buf.copy_from_slice(&bytes.lock()[offset..offset + buf.len()]);
+    }
+
+    fn frame_write(&self, frame: u64, offset: usize, data: &[u8]) {
+        let frames = self.frames.lock();
+        let bytes = frames.get(&frame).expect("write to a released mock frame");
+        bytes.lock()[offset..offset + data.len()].copy_from_slice(data);
+    }
+
+    fn map_frame(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()> {
+        let bytes = self
+            .frames
+            .lock()
+            .get(&frame)
+            .cloned()
+            .ok_or(Errno::EFAULT)?;
+        self.pages.lock().insert(
+            vaddr & !(PAGE_SIZE - 1),
+            MockPage {
+                perms,
+                bytes: Some(bytes),
+            },
+        );
+        Ok(())
     }
 }
 

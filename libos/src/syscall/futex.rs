@@ -77,10 +77,11 @@ fn count(v: i32) -> Result<usize> {
 const OFFSET_BITS: u32 = 40;
 
 /// The table and word for `addr`: a shared futex (no
-/// `FUTEX_PRIVATE_FLAG`) on a `MAP_SHARED` anonymous area is queued in
-/// the guest's shared table under its object and offset, so that a
-/// process that maps the same object (through `fork`), at whatever
-/// address, reaches the same waiters; any other futex in the process's
+/// `FUTEX_PRIVATE_FLAG`) on a `MAP_SHARED` area is queued in the
+/// guest's shared table under its object (the anonymous object, or the
+/// file) and offset, so that a process that maps the same object
+/// (through `fork`, or by mapping the same file), at whatever address,
+/// reaches the same waiters; any other futex in the process's
 /// own table under its address (what Linux does for private memory).
 fn locate(p: &Process, addr: u64, private: bool) -> Result<(&FutexTable, FutexWord)> {
     let object = if private {

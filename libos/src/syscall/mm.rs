@@ -3,12 +3,13 @@
 //! registers as Linux does (same checks, same order where the errno
 //! differs) and calls `crate::mm::ops`.
 //!
-//! File mappings copy the file's bytes in: `MAP_PRIVATE` exactly as Linux
-//! (later writes to the file are not seen, which Linux leaves unspecified
-//! for private mappings), `MAP_SHARED` read-only the same way. A writable
-//! `MAP_SHARED` file mapping would have to write back and is refused with
-//! `ENODEV`; shared anonymous memory is ordinary memory (one process, and
-//! its threads share the address space).
+//! `MAP_PRIVATE` file mappings copy the file's bytes in when a page is
+//! first touched (later writes to the file are not seen, which Linux
+//! leaves unspecified for private mappings). `MAP_SHARED` file mappings
+//! map the file's own pages (`crate::mm::ops`), so stores and `write()`s
+//! are seen both ways at once; writable ones need the file open
+//! read-write. Shared anonymous memory is ordinary memory shared with
+//! the processes forked from it.
 
 use super::SyscallArgs;
 use super::table::Handler;
@@ -142,16 +143,12 @@ fn file_backing(
         return_errno!(Errno::EACCES);
     }
     let shared = flags & MAP_TYPE != MAP_PRIVATE;
-    if shared && prot & PROT_WRITE != 0 {
-        if access != O_RDWR {
-            return_errno!(Errno::EACCES);
-        }
-        return_errno_with_message!(
-            Errno::ENODEV,
-            "writable shared file mappings are not supported"
-        );
+    if shared && prot & PROT_WRITE != 0 && access != O_RDWR {
+        return_errno!(Errno::EACCES);
     }
-    Ok((Backing::File { inode, offset }, !shared))
+    // A shared mapping may become writable later only if the file was
+    // opened for writing (Linux's `VM_MAYWRITE`).
+    Ok((Backing::File { inode, offset }, !shared || access == O_RDWR))
 }
 
 /// `mmap(addr, len, prot, flags, fd, offset)`.
@@ -348,8 +345,9 @@ fn range_end(start: u64, len: u64, overflow: Errno) -> Result<Option<u64>> {
     Ok((end != start).then_some(end))
 }
 
-/// `msync(addr, len, flags)`: nothing to write back (no writable shared
-/// file mappings exist); checks the range is mapped.
+/// `msync(addr, len, flags)`: nothing to write back (shared file
+/// mappings map the in-memory file's own pages, so the file has every
+/// store already); checks the range is mapped.
 pub fn sys_msync(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let flags = a.u32(2);
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
@@ -502,5 +500,7 @@ pub fn sys_madvise(p: &Process, a: &SyscallArgs) -> Result<usize> {
 
 #[cfg(test)]
 mod commit_tests;
+#[cfg(test)]
+mod shared_file_tests;
 #[cfg(test)]
 mod tests;

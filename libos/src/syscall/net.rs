@@ -18,6 +18,7 @@ use crate::error::{Errno, Result};
 use crate::fd::FileLike;
 use crate::fs::file::open_flags::{O_CLOEXEC, O_NONBLOCK};
 use crate::net::addr::{AF_INET, AF_INET6, AF_UNIX, SOCKADDR_MAX_BYTES, SockAddr};
+use crate::net::ancillary::Cmsg;
 use crate::net::inet::Inet;
 use crate::net::socket::{SOCK_DGRAM, SOCK_STREAM, Shutdown, Socket};
 use crate::net::udplite::IPPROTO_UDPLITE;
@@ -66,6 +67,7 @@ mod msg {
 }
 
 mod cmsg;
+mod unix_path;
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
@@ -231,7 +233,10 @@ pub fn sys_socketpair(p: &Process, a: &SyscallArgs) -> Result<usize> {
 pub fn sys_bind(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let addr = read_sockaddr(p, a.u64(1), a.u32(2))?;
-    sock(&file).bind(&addr)?;
+    match unix_path::bind(p, file.as_any(), &addr) {
+        Some(r) => r?,
+        None => sock(&file).bind(&addr)?,
+    }
     Ok(0)
 }
 
@@ -250,7 +255,8 @@ pub fn sys_connect(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let addr = read_sockaddr(p, a.u64(1), a.u32(2))?;
     let s = sock(&file);
-    match s.connect(&addr) {
+    let result = unix_path::connect(p, file.as_any(), &addr).unwrap_or_else(|| s.connect(&addr));
+    match result {
         Err(e) if e.errno() == Errno::EINPROGRESS && file.status_flags() & O_NONBLOCK == 0 => {
             retry_blocking(p, &*file, || match s.connect_result() {
                 Err(e) if e.errno() == Errno::EINPROGRESS => Err(Errno::EAGAIN.into()),
@@ -294,8 +300,9 @@ fn send_bytes(
     data: &[u8],
     to: Option<&SockAddr>,
     flags: u32,
+    control: &[Cmsg],
 ) -> Result<usize> {
-    let r = send_bytes_quietly(p, file, data, to, flags);
+    let r = send_bytes_quietly(p, file, data, to, flags, control);
     if flags & MSG_NOSIGNAL != 0 {
         r
     } else {
@@ -303,13 +310,16 @@ fn send_bytes(
     }
 }
 
-/// [`send_bytes`] without the `SIGPIPE`.
+/// [`send_bytes`] without the `SIGPIPE`. `control`: `sendmsg`'s control
+/// messages, which datagram sockets read (a stream socket's `sendmsg`
+/// reads none but `SCM_RIGHTS`, as Linux's TCP).
 fn send_bytes_quietly(
     p: &Process,
     file: &Arc<dyn FileLike>,
     data: &[u8],
     to: Option<&SockAddr>,
     flags: u32,
+    control: &[Cmsg],
 ) -> Result<usize> {
     if flags & MSG_OOB != 0 {
         return_errno!(Errno::EOPNOTSUPP);
@@ -318,7 +328,7 @@ fn send_bytes_quietly(
     let dontwait = flags & MSG_DONTWAIT != 0;
     let stream = !is_datagram(file);
     if !stream {
-        return blocking(p, &**file, dontwait, || s.send(data, to));
+        return blocking(p, &**file, dontwait, || s.send_control(data, to, control));
     }
     let mut done = 0;
     loop {
@@ -346,6 +356,7 @@ fn send_user(
     iovs: &[(u64, usize)],
     to: Option<&SockAddr>,
     flags: u32,
+    control: &[Cmsg],
 ) -> Result<usize> {
     let total = iovs.iter().fold(0usize, |t, &(_, l)| t.saturating_add(l));
     let datagram = is_datagram(file);
@@ -362,7 +373,7 @@ fn send_user(
             p.platform.read_user(base, &mut data[at..at + len])?;
             at += len;
         }
-        return send_bytes(p, file, &data, to, flags);
+        return send_bytes(p, file, &data, to, flags, control);
     }
     let mut buf = p.bounce.take(total)?;
     let mut done = 0;
@@ -374,7 +385,7 @@ fn send_user(
             let sent = p
                 .platform
                 .read_user(base + at as u64, &mut buf[..n])
-                .and_then(|()| send_bytes(p, file, &buf[..n], to, flags));
+                .and_then(|()| send_bytes(p, file, &buf[..n], to, flags, control));
             match sent {
                 Ok(k) => {
                     done += k;
@@ -402,7 +413,7 @@ pub fn sys_sendto(p: &Process, a: &SyscallArgs) -> Result<usize> {
     };
     let len = a.usize(2).min(isize::MAX as usize);
     UserSliceRead::new(a.u64(1), len)?;
-    send_user(p, &file, &[(a.u64(1), len)], to.as_ref(), a.u32(3))
+    send_user(p, &file, &[(a.u64(1), len)], to.as_ref(), a.u32(3), &[])
 }
 
 /// What [`recv_bytes`] got: the bytes, how many, and the files that came
@@ -497,7 +508,8 @@ fn read_msghdr(p: &Process, addr: u64) -> Result<MsgHdr> {
 /// `sendmsg(fd, msg, flags)`: the iovecs are gathered into one send;
 /// `SCM_RIGHTS` passes open files over an `AF_UNIX` stream (the data then
 /// goes in one piece of at most 256 KiB, the files with its first byte);
-/// `SCM_CREDENTIALS` is not supported (`EOPNOTSUPP`).
+/// `SCM_CREDENTIALS` is not supported (`EOPNOTSUPP`); IPv6 datagram
+/// sockets read `IPV6_HOPLIMIT` and `IPV6_TCLASS` (`crate::net::ancillary`).
 pub fn sys_sendmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let file = socket_file(p, a.i32(0))?;
     let m = read_msghdr(p, a.u64(1))?;
@@ -507,18 +519,19 @@ pub fn sys_sendmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
         Some(read_sockaddr(p, m.name, m.name_len)?)
     };
     let iovs = iovecs(p, m.iov, m.iov_len)?;
-    let fds = if m.control_len == 0 {
+    let control = if m.control_len == 0 {
         Vec::new()
     } else {
         let len = usize::try_from(m.control_len).map_err(|_| Errno::ENOBUFS)?;
         if len > cmsg::MAX_CONTROL {
             return_errno!(Errno::ENOBUFS);
         }
-        let control = UserSliceRead::new(m.control, len)?.read_to_vec(&*p.platform)?;
-        cmsg::parse_rights(&control)?
+        let bytes = UserSliceRead::new(m.control, len)?.read_to_vec(&*p.platform)?;
+        cmsg::parse(&bytes)?
     };
+    let fds = cmsg::rights(&control)?;
     if fds.is_empty() {
-        return send_user(p, &file, &iovs, to.as_ref(), a.u32(2));
+        return send_user(p, &file, &iovs, to.as_ref(), a.u32(2), &control);
     }
     let files = {
         let table = p.fds.lock();
@@ -577,8 +590,16 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
         UserSliceWrite::new(m.name, n)?.write(&*p.platform, &bytes[..n])?;
         UserPtr::<u32>::new(hdr + 8).write(&*p.platform, bytes.len() as u32)?;
     }
-    let room = usize::try_from(m.control_len).unwrap_or(usize::MAX);
-    let (control_len, ctrunc) = deliver_files(p, &m, room, files, flags)?;
+    let room = if m.control == 0 {
+        0
+    } else {
+        usize::try_from(m.control_len).unwrap_or(usize::MAX)
+    };
+    let (control_len, ctrunc) = if files.is_empty() {
+        deliver_ancillary(p, &m, room, &got.ancillary)?
+    } else {
+        deliver_files(p, &m, room, files, flags)?
+    };
     UserPtr::<u64>::new(hdr + 40).write(&*p.platform, control_len as u64)?;
     let mut msg_flags = if got.full_len > got.len { MSG_TRUNC } else { 0 };
     if ctrunc {
@@ -590,6 +611,28 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     } else {
         got.len
     })
+}
+
+/// Writes a datagram's IPv6 control messages (`IPV6_HOPLIMIT`,
+/// `IPV6_TCLASS`) to `m`'s control buffer of `room` bytes, truncated as
+/// Linux does: returns the `msg_controllen` to report and whether any
+/// message was cut or left out (`MSG_CTRUNC`).
+fn deliver_ancillary(
+    p: &Process,
+    m: &MsgHdr,
+    room: usize,
+    ancillary: &crate::net::ancillary::Ancillary,
+) -> Result<(usize, bool)> {
+    let messages = ancillary.messages();
+    if messages.is_empty() {
+        return Ok((0, false));
+    }
+    let list: Vec<(i32, i32, &[u8])> = messages.iter().map(|(l, t, d)| (*l, *t, &d[..])).collect();
+    let (bytes, reported, truncated) = cmsg::put(&list, room);
+    if !bytes.is_empty() {
+        UserSliceWrite::new(m.control, bytes.len())?.write(&*p.platform, &bytes)?;
+    }
+    Ok((reported, truncated))
 }
 
 /// Installs received `files` as fds and writes their `SCM_RIGHTS`

@@ -1,7 +1,8 @@
 //! Process identity, limits and accounting: `getpid`, the process-group
 //! and session calls over `crate::ptable` (pid 1 leads its group and
 //! session, as a container's init; `getppid` is in `super::wait`), `getrlimit`, `setrlimit`,
-//! `prlimit64`, `getrusage`, `times`, `sysinfo`.
+//! `prlimit64`, `getrusage`, `times`, `sysinfo`, `pidfd_open`
+//! (the `pidfd` module).
 //!
 //! CPU time comes from the platform (`Clock::process_cpu_ns`,
 //! `thread_cpu_ns`; the kernel's scheduler accounts it per thread) and is
@@ -30,7 +31,10 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (160, "setrlimit", sys_setrlimit),
     (157, "prctl", sys_prctl),
     (302, "prlimit64", sys_prlimit64),
+    (434, "pidfd_open", pidfd::sys_pidfd_open),
 ];
+
+mod pidfd;
 
 const PR_SET_PDEATHSIG: i32 = 1;
 const PR_GET_PDEATHSIG: i32 = 2;

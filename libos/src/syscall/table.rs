@@ -22,6 +22,12 @@ pub trait SyscallObserver: Send + Sync {
     fn unsupported(&self, nr: usize, name: Option<&'static str>, first_time: bool);
     /// A syscall finished with `ret` (negative errno on failure).
     fn completed(&self, _args: &SyscallArgs, _ret: isize) {}
+    /// Whether [`SyscallObserver::completed`] is to be called at all
+    /// (asked once, when the observer is set: the call is on every
+    /// syscall's path).
+    fn wants_completions(&self) -> bool {
+        true
+    }
 }
 
 /// Syscall number → handler.
@@ -29,6 +35,8 @@ pub struct SyscallTable {
     handlers: Vec<Option<Handler>>,
     reported: Vec<AtomicBool>,
     observer: Option<Arc<dyn SyscallObserver>>,
+    /// The observer's [`SyscallObserver::wants_completions`].
+    observe_completions: bool,
 }
 
 impl core::fmt::Debug for SyscallTable {
@@ -52,6 +60,7 @@ impl SyscallTable {
             handlers: vec![None; SYSCALL_COUNT],
             reported: (0..SYSCALL_COUNT).map(|_| AtomicBool::new(false)).collect(),
             observer: None,
+            observe_completions: false,
         }
     }
 
@@ -78,6 +87,7 @@ impl SyscallTable {
 
     /// Sets the observer told about unsupported and completed syscalls.
     pub fn set_observer(&mut self, observer: Arc<dyn SyscallObserver>) {
+        self.observe_completions = observer.wants_completions();
         self.observer = Some(observer);
     }
 
@@ -93,6 +103,7 @@ impl SyscallTable {
 
     /// Runs syscall `nr` and returns the value for `rax`: the result, or
     /// `-errno` as two's complement.
+    #[inline]
     pub fn dispatch(&self, process: &Process, nr: usize, raw: [u64; 6]) -> u64 {
         let args = SyscallArgs::new(nr, raw);
         let result = match self.handlers.get(nr).copied().flatten() {
@@ -109,7 +120,9 @@ impl SyscallTable {
             }
         };
         let ret = to_return_value(result);
-        if let Some(o) = &self.observer {
+        if self.observe_completions
+            && let Some(o) = &self.observer
+        {
             o.completed(&args, ret as isize);
         }
         ret

@@ -34,17 +34,30 @@ pub struct CloisterGuest {
     settings: QemuSettings,
     image_dir: PathBuf,
     images: HashMap<String, PathBuf>,
-    /// Runs with the audit log on (`--audit`; see [`super::audited`]).
-    audited: bool,
+    /// Which of the bench's Cloister guests this is.
+    variant: Variant,
 }
 
-/// The Cloister guest booting `kernel`, or the release kernel built now;
-/// with the audit log on if `audited`.
+/// The bench's Cloister guests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The kernel under test.
+    Plain,
+    /// The same kernel with the audit log on (`--audit`; see
+    /// [`super::audited`]).
+    Audited,
+    /// Another kernel build, for a before/after comparison in one session
+    /// (`--against`).
+    Against,
+}
+
+/// The Cloister guest booting `kernel`, or the release kernel built now,
+/// as `variant` says.
 pub fn new(
     settings: &QemuSettings,
     image_dir: PathBuf,
     kernel: Option<&std::path::Path>,
-    audited: bool,
+    variant: Variant,
 ) -> Result<Box<dyn Guest>> {
     let kernel = crate::build::kernel_or_release(kernel)?;
     Ok(Box::new(CloisterGuest {
@@ -52,7 +65,7 @@ pub fn new(
         settings: settings.clone(),
         image_dir,
         images: HashMap::new(),
-        audited,
+        variant,
     }))
 }
 
@@ -125,10 +138,10 @@ impl GuestObserver for Watch {
 
 impl Guest for CloisterGuest {
     fn name(&self) -> &'static str {
-        if self.audited {
-            "Cloister+audit"
-        } else {
-            "Cloister"
+        match self.variant {
+            Variant::Plain => "Cloister",
+            Variant::Audited => "Cloister+audit",
+            Variant::Against => "Cloister-B",
         }
     }
 
@@ -155,7 +168,7 @@ impl Guest for CloisterGuest {
             .join(format!("cloister-app-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         config.app_serial = Some(socket.clone());
-        let audit = if self.audited {
+        let audit = if self.variant == Variant::Audited {
             Some(super::audited::prepare(
                 &self.image_dir,
                 &job.name,

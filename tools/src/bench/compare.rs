@@ -99,6 +99,7 @@ struct Row {
     linux: Vec<f64>,
     cloister: Vec<f64>,
     audited: Vec<f64>,
+    against: Vec<f64>,
 }
 
 /// Which side of the comparison a value belongs to.
@@ -110,6 +111,8 @@ pub enum Side {
     Cloister,
     /// Cloister with the audit log on (`--audit`).
     Audited,
+    /// Another Cloister build (`--against`).
+    Against,
 }
 
 impl Samples {
@@ -123,6 +126,7 @@ impl Samples {
                     linux: Vec::new(),
                     cloister: Vec::new(),
                     audited: Vec::new(),
+                    against: Vec::new(),
                 });
                 self.rows.len() - 1
             }
@@ -132,6 +136,7 @@ impl Samples {
             Side::Linux => row.linux.push(value),
             Side::Cloister => row.cloister.push(value),
             Side::Audited => row.audited.push(value),
+            Side::Against => row.against.push(value),
         }
     }
 
@@ -178,14 +183,22 @@ impl Samples {
     /// The Markdown table: one row per metric.
     pub fn table(&self) -> String {
         let audit = self.rows.iter().any(|r| !r.audited.is_empty());
+        let against = self.rows.iter().any(|r| !r.against.is_empty());
         let mut t = String::from(
             "| figure | metric | unit (better) | Linux median | Linux min–max | Cloister median | Cloister min–max | Cloister/Linux |",
         );
-        t.push_str(if audit {
-            " Cloister+audit median | Cloister+audit min–max | audit cost |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-        } else {
-            "\n|---|---|---|---|---|---|---|---|\n"
-        });
+        let mut columns = 8;
+        if audit {
+            t.push_str(" Cloister+audit median | Cloister+audit min–max | audit cost |");
+            columns += 3;
+        }
+        if against {
+            t.push_str(" Cloister-B median | Cloister-B min–max | Cloister-B/Linux | Cloister/Cloister-B |");
+            columns += 4;
+        }
+        t.push_str("\n|");
+        t.push_str(&"---|".repeat(columns));
+        t.push('\n');
         for row in &self.rows {
             let (m, linux, cloister) = (&row.metric, &row.linux, &row.cloister);
             let better = match m.better {
@@ -225,6 +238,16 @@ impl Samples {
                     Err(_) => "–".into(),
                 };
                 let _ = write!(t, " {am} | {ar} | {cost} |");
+            }
+            if against {
+                let (bm, br) = cells(&row.against);
+                let show = |r: Result<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}"));
+                let _ = write!(
+                    t,
+                    " {bm} | {br} | {} | {} |",
+                    show(ratio(&row.against, linux)),
+                    show(ratio(cloister, &row.against))
+                );
             }
             t.push('\n');
         }
@@ -282,6 +305,30 @@ mod tests {
             unit: "ms",
             better: Better::Lower,
         }
+    }
+
+    #[test]
+    fn another_build_gets_its_own_columns_and_the_ratio_between_builds() {
+        let mut s = Samples::default();
+        for v in [1.0, 1.1] {
+            s.add(Side::Linux, metric("exit"), v * 300.0);
+            s.add(Side::Cloister, metric("exit"), v * 100.0);
+        }
+        assert!(!s.table().contains("Cloister-B"), "no second build");
+        s.add(Side::Against, metric("exit"), 200.0);
+        s.add(Side::Against, metric("exit"), 220.0);
+        let t = s.table();
+        let header = t.lines().next().unwrap();
+        assert!(header.ends_with(
+            "| Cloister-B median | Cloister-B min–max | Cloister-B/Linux | Cloister/Cloister-B |"
+        ));
+        assert_eq!(t.lines().nth(1).unwrap().matches("---|").count(), 12);
+        // Medians: Cloister 105, Cloister-B 210, Linux 315.
+        let row = t.lines().nth(2).unwrap();
+        assert!(
+            row.ends_with("| 210 | 200–220 (n=2) | 0.67 | 0.50 |"),
+            "{row}"
+        );
     }
 
     #[test]

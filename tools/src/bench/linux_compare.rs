@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 
-use super::cloister_guest;
+use super::cloister_guest::{self, Variant};
 use super::compare::{Samples, Side};
 use super::figures::{self, Figure, FigureJob};
 use super::guest::{Guest, QemuSettings};
@@ -38,6 +38,9 @@ pub struct Options {
     pub kernel: Option<PathBuf>,
     /// Also run Cloister with the audit log on (a third column).
     pub audit: bool,
+    /// Also run this other Cloister kernel ELF ("Cloister-B"), in the same
+    /// rounds: a before/after comparison of two builds in one session.
+    pub against: Option<PathBuf>,
     /// Connections of the server figures' clients (`redis-benchmark -c`,
     /// `wrk -c`).
     pub clients: u32,
@@ -101,7 +104,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
             &opts.settings,
             cache.join("images"),
             opts.kernel.as_deref(),
-            false,
+            Variant::Plain,
         ) {
             Ok(g) => guests.push((Side::Cloister, g)),
             Err(e) => {
@@ -116,9 +119,18 @@ pub fn run(opts: &Options) -> Result<Samples> {
                 &opts.settings,
                 cache.join("images"),
                 opts.kernel.as_deref(),
-                true,
+                Variant::Audited,
             )?;
             guests.push((Side::Audited, audited));
+        }
+        if let (Some(other), false) = (&opts.against, guests.is_empty()) {
+            let b = cloister_guest::new(
+                &opts.settings,
+                cache.join("images"),
+                Some(other),
+                Variant::Against,
+            )?;
+            guests.push((Side::Against, b));
         }
     }
     guests.push((
@@ -286,6 +298,12 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into());
+    let b = opts.against.as_ref().map_or(String::new(), |k| {
+        format!(
+            "; Cloister-B is the kernel `{}` in the same rounds, with the same image and settings",
+            k.display()
+        )
+    });
     let order = if both && opts.audit {
         "Cloister, Cloister with the audit log on (`audit=16777216`, a fresh key per run, guest RAM in a shared host file; each log verified after its run) and Linux alternating"
     } else if both {
@@ -297,7 +315,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         "- Date: {}. Machine: {} (load average at the end: {load}).\n\
          - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
          - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info{}`.\n\
-         - Command: `{}` ({} rounds, {order}).\n{}",
+         - Command: `{}` ({} rounds, {order}{b}).\n{}",
         today(),
         machine_description(),
         opts.settings.describe(),

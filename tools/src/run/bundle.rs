@@ -32,6 +32,14 @@ pub struct Bundle {
     pub run_script: PathBuf,
     /// The audit key's file, when the manifest audits.
     pub audit_key: Option<PathBuf>,
+    /// The kernel command line `run.sh` boots with.
+    pub cmdline: String,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// The copied kernel and the initramfs in the folder.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
 }
 
 /// Quotes `word` for a POSIX shell.
@@ -119,6 +127,10 @@ exit "$status"
     Ok(Bundle {
         run_script,
         audit_key,
+        cmdline: config.cmdline.clone(),
+        memory_mib: config.memory_mib,
+        kernel: kernel_copy,
+        initrd: dir.join("initramfs.cpio"),
     })
 }
 

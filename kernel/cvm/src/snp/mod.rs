@@ -10,7 +10,9 @@
 //! - [`vc`]: the `#VC` handler's dispatch over a register file;
 //! - [`guest_msg`] and [`secrets`]: the encrypted guest-request channel to
 //!   the AMD security processor (PSP) and the secrets page holding its keys;
-//! - [`report`]: the attestation report layout.
+//! - [`report`]: the attestation report layout;
+//! - [`cpuid_page`]: the launch's CPUID page (the C-bit position the PSP
+//!   checked).
 //!
 //! The hardware sits behind the small traits here ([`MsrProtocol`],
 //! [`GhcbProtocol`], [`psc::Pvalidate`], [`guest_msg::GuestRequest`]): the
@@ -18,6 +20,7 @@
 //! with mock hosts that misbehave on purpose.
 
 pub mod calls;
+pub mod cpuid_page;
 pub mod ghcb;
 pub mod guest_msg;
 pub mod msr_protocol;

@@ -11,9 +11,12 @@
 //! ([`VcRegisters`]). The instruction bytes are checked against the exit
 //! code: a mismatch is an error, never a guess.
 //!
-//! MMIO (`#VC` with a nested-page-fault exit code) needs the general
-//! instruction decoder ([`crate::insn`], written separately); until it is
-//! wired, [`mmio_hook`] returns an error and the kernel terminates.
+//! MMIO (`#VC` with a nested-page-fault exit code) is not handled here:
+//! the kernel's `#VC` entry sends it to its emulated-MMIO path, which
+//! decodes the instruction ([`crate::insn::decode`]), computes the operand's
+//! address ([`crate::insn::memory_operand`]: a `#VC` reports none) and
+//! makes the access with [`GhcbCaller::mmio_read`]/[`GhcbCaller::mmio_write`].
+//! [`handle`] refuses the exit code.
 
 use super::calls::GhcbCaller;
 use super::ghcb::exit_code;
@@ -100,18 +103,6 @@ fn expect_insn(insn: &[u8], expected: &[u8]) -> Result<u64> {
     }
 }
 
-/// The MMIO hook: `#VC` on device memory needs [`crate::insn`] to decode
-/// the access. Not wired yet: always an error.
-pub fn mmio_hook<H: GhcbProtocol>(
-    _regs: &mut VcRegisters,
-    _insn: &[u8],
-    _caller: &mut GhcbCaller<H>,
-) -> Result<()> {
-    Err(Error::Unsupported(
-        "MMIO under #VC needs the cvm::insn decoder, not wired to the SNP backend yet",
-    ))
-}
-
 /// Handles a `#VC` with error code `exit_code` raised by the instruction
 /// whose bytes start `insn`, updating `regs` (results and `RIP`).
 pub fn handle<H: GhcbProtocol>(
@@ -174,8 +165,9 @@ pub fn handle<H: GhcbProtocol>(
             len
         }
         exit_code::NPF => {
-            // The hook advances RIP itself once it exists.
-            return mmio_hook(regs, insn, caller);
+            return Err(Error::Unsupported(
+                "MMIO under #VC is decoded by the kernel's emulated-MMIO path",
+            ));
         }
         _ => {
             return Err(Error::Unsupported(

@@ -126,6 +126,14 @@ pub fn is_mmio(info: &VeInfo, shared_bit: u64) -> bool {
     info.reason == reason::EPT_VIOLATION && shared_bit != 0 && info.gpa & shared_bit != 0
 }
 
+/// The device access an EPT-violation `#VE` reports, for the decoder:
+/// the physical address without the shared bit, and whether it was a write
+/// (exit qualification bit 1, Intel SDM vol. 3, "Exit Qualification for
+/// EPT Violations"). `None` unless [`is_mmio`].
+pub fn mmio_access(info: &VeInfo, shared_bit: u64) -> Option<(u64, bool)> {
+    is_mmio(info, shared_bit).then_some((info.gpa & !shared_bit, info.qualification & 2 != 0))
+}
+
 /// Handles a `#VE` that is not an EPT violation: performs the operation
 /// through the host, updates `gprs` as the instruction would and moves RIP
 /// past it.
@@ -318,6 +326,20 @@ mod tests {
         v.gpa |= shared;
         v.reason = reason::IO;
         assert!(!is_mmio(&v, shared));
+    }
+
+    #[test]
+    fn an_ept_violation_names_the_device_address_and_direction() {
+        let shared = 1 << 47;
+        let mut v = info(reason::EPT_VIOLATION, 0);
+        v.gpa = shared | 0xd000_0050;
+        // Qualification: bit 0 read, bit 1 write.
+        v.qualification = 0x1;
+        assert_eq!(mmio_access(&v, shared), Some((0xd000_0050, false)));
+        v.qualification = 0x2;
+        assert_eq!(mmio_access(&v, shared), Some((0xd000_0050, true)));
+        v.gpa = 0xd000_0050;
+        assert_eq!(mmio_access(&v, shared), None, "private: not a device");
     }
 
     #[test]

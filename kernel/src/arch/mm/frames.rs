@@ -120,6 +120,12 @@ pub fn user_capacity_bytes() -> u64 {
     USER_FRAMES.load(core::sync::atomic::Ordering::Relaxed) * FRAME_BYTES + user_available_bytes()
 }
 
+/// Frames user memory holds now (its pages, page tables and the file
+/// pages `MAP_SHARED` mappings map).
+pub fn user_frames() -> u64 {
+    USER_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// A zeroed frame for user memory (a page or a page table of the
 /// program's): `None` once only the kernel's reserve is left.
 pub fn alloc_user_zeroed() -> Option<u64> {

@@ -401,6 +401,10 @@ pub enum Demand {
     NotLazy,
     /// A lazy page the access may touch, but no frame is left for it.
     OutOfMemory,
+    /// A page of a shared file mapping the file cannot back: wholly past
+    /// its end, or a hole the full file system cannot fill (`SIGBUS`, as
+    /// Linux; `EFAULT` for a user copy).
+    BusError,
 }
 
 /// Demand paging for a fault at user address `addr`: if the page is lazy
@@ -466,5 +470,75 @@ pub fn query(addr: u64) -> Option<(Perms, bool)> {
         }
         let flags = entry.flags();
         Some((perms_of(flags), flags.contains(HAS_FRAME)))
+    })
+}
+
+/// A zeroed frame for a file page that `MAP_SHARED` mappings will map
+/// ([`map_frame`]), with one reference (the file's); `None` once only
+/// the kernel's reserve is left.
+pub fn frame_alloc() -> Option<u64> {
+    frames::alloc_user_zeroed()
+}
+
+/// Drops one reference to a frame from [`frame_alloc`]: freed with its
+/// last reference (a mapping may still hold it).
+pub fn frame_release(frame: u64) {
+    with_lock(|| cow::release(frame));
+}
+
+/// The direct-map address of `len` bytes at `offset` in `frame`, or
+/// `None` if the range leaves the frame.
+fn frame_bytes(frame: u64, offset: usize, len: usize) -> Option<u64> {
+    let end = offset.checked_add(len)?;
+    (end <= PAGE_BYTES as usize && frame.is_multiple_of(PAGE_BYTES))
+        .then(|| phys_to_virt(frame) + offset as u64)
+}
+
+/// Copies bytes of a [`frame_alloc`] frame into `buf` (a range outside
+/// the frame reads nothing).
+pub fn frame_read(frame: u64, offset: usize, buf: &mut [u8]) {
+    let Some(src) = frame_bytes(frame, offset, buf.len()) else {
+        log::error!("frame_read outside frame {frame:#x}");
+        return;
+    };
+    // SAFETY: the range lies inside `frame` (checked above), a frame the
+    // caller holds a reference to, reached through the direct map; user
+    // stores to it meanwhile only change the bytes read (as a user copy
+    // races with the program), and `buf` is a kernel buffer that cannot
+    // overlap it.
+    unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+}
+
+/// Copies `data` into a [`frame_alloc`] frame at `offset` (a range
+/// outside the frame writes nothing).
+pub fn frame_write(frame: u64, offset: usize, data: &[u8]) {
+    let Some(dst) = frame_bytes(frame, offset, data.len()) else {
+        log::error!("frame_write outside frame {frame:#x}");
+        return;
+    };
+    // SAFETY: as in `frame_read`: inside a frame the caller holds, through
+    // the direct map, and `data` is a kernel slice that cannot overlap it.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+}
+
+/// Maps `frame` (from [`frame_alloc`]) at the user page `vaddr` with
+/// `prot`, replacing (and freeing) what was there; the entry holds a
+/// reference to the frame. Never copy-on-write: a fork must list the page
+/// as shared (`space::fork_current`).
+pub fn map_frame(vaddr: u64, frame: u64, prot: Perms) -> Result<(), UserMapError> {
+    check_range(vaddr, PAGE_BYTES)?;
+    if !frame.is_multiple_of(PAGE_BYTES) {
+        return Err(UserMapError::BadRange);
+    }
+    with_lock(|| {
+        let entry = leaf(vaddr, true).ok_or(UserMapError::OutOfMemory)?;
+        let was_present = entry.flags().contains(F::PRESENT);
+        clear_entry(entry);
+        cow::share(frame);
+        entry.set_addr(pte::private(frame), leaf_flags(prot, true));
+        if was_present {
+            tlb::flush(VirtAddr::new(vaddr));
+        }
+        Ok(())
     })
 }

@@ -137,3 +137,43 @@ ktest!(
         assert_eq!(frames::user_capacity_bytes(), capacity);
     }
 );
+
+ktest!(
+    fn a_file_frame_mapped_twice_is_one_page_and_lives_until_its_last_reference() {
+        // The page tables first (unmapping keeps them), so that only the
+        // frame is counted.
+        user::map_lazy(BASE, 2 * 4096, NONE).expect("tables");
+        user::unmap(BASE, 2 * 4096).expect("unmap");
+        let before = frames::user_frames();
+        let frame = user::frame_alloc().expect("frame");
+        user::frame_write(frame, 16, b"file bytes");
+        user::map_frame(BASE, frame, RW).expect("map");
+        user::map_frame(BASE + 4096, frame, RO).expect("map again");
+        let mut buf = [0u8; 10];
+        copy_from_user(BASE + 4096 + 16, &mut buf).expect("read the second mapping");
+        assert_eq!(&buf, b"file bytes");
+        copy_to_user(BASE + 16, b"user store").expect("store through the first");
+        user::frame_read(frame, 16, &mut buf);
+        assert_eq!(&buf, b"user store", "the owner sees the store at once");
+        assert!(
+            copy_to_user(BASE + 4096, b"x").is_err(),
+            "read-only mapping"
+        );
+        // The owner lets go: the mappings keep the frame.
+        user::frame_release(frame);
+        copy_from_user(BASE + 4096 + 16, &mut buf).expect("still mapped");
+        assert_eq!(&buf, b"user store");
+        user::unmap(BASE, 4096).expect("unmap one");
+        assert_eq!(
+            frames::user_frames(),
+            before + 1,
+            "one mapping still holds it"
+        );
+        user::unmap(BASE + 4096, 4096).expect("unmap the last");
+        assert_eq!(
+            frames::user_frames(),
+            before,
+            "the frame came back with its last mapping"
+        );
+    }
+);

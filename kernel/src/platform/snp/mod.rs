@@ -9,8 +9,8 @@
 //! Linux's `sme_enable`: CPUID `0x8000_001F` EAX bit 1 says the CPU
 //! supports SEV; only then is the `SEV_STATUS` MSR (`0xC001_0131`) read,
 //! whose bit 2 says SEV-SNP is active for this guest. (Under SNP that CPUID
-//! raises `#VC` unless a CPUID page answers it: the early `#VC` path is
-//! not in place, one of the reasons a launch is not possible yet.)
+//! raises `#VC`: the early IDT is loaded first and [`on_vc`] answers it
+//! with the MSR protocol while no backend is chosen.)
 //!
 //! At boot ([`backend`], before the heap and the console) with the GHCB
 //! MSR protocol only: negotiate the protocol version (SEV information
@@ -32,10 +32,12 @@
 //!   ([`on_vc`]); MMIO under `#VC` waits for `cvm::insn` (device
 //!   registers are trapped instead, through the emulated-MMIO fault path),
 //!   and a user-mode `#VC` is not handled.
-//! - The secrets page's address comes from the launch (the SNP CC blob or
-//!   an IGVM parameter); Cloister's PVH boot has neither, so
-//!   [`set_secrets_page`] has no caller yet and
-//!   [`Platform::attestation_report`] answers `Unsupported` until it does.
+//! - The secrets page's and CPUID page's addresses come from the launch:
+//!   an IGVM image from `cloister build --igvm` names them on its (measured)
+//!   command line, `snp.secrets_page=` and `snp.cpuid_page=`
+//!   ([`super::configure`] calls [`set_secrets_page`] and
+//!   [`use_cpuid_page`]). A PVH boot has neither, and
+//!   [`Platform::attestation_report`] then answers `Unsupported`.
 //! - AP start-up (SNP AP creation with a VMSA) comes with SMP.
 
 pub mod hw;
@@ -167,14 +169,65 @@ fn share_image_page(msr: &mut MsrHost, page: &SharedPage) -> cvm::snp::Result<()
     msr_protocol::change_page_state(msr, page.paddr() / psc::PAGE_4K, 1, PageState::Shared)
 }
 
-/// Tells the backend where the launch put the secrets page (see the
-/// module docs: no boot path provides it yet).
-#[allow(
-    dead_code,
-    reason = "no launch path passes the secrets page yet (module docs)"
-)]
+/// Tells the backend where the launch put the secrets page (the IGVM
+/// image's `snp.secrets_page=` command-line word, see
+/// [`super::configure`]).
 pub fn set_secrets_page(paddr: u64) {
     SNP.secrets_paddr.store(paddr, Ordering::Relaxed);
+}
+
+/// Takes the launch's CPUID page at `paddr` (the IGVM image's
+/// `snp.cpuid_page=`): the C-bit position it reports — checked by the PSP
+/// at launch, unlike the hypervisor's answers — must equal the one
+/// [`backend`] negotiated and the page tables use; otherwise the guest
+/// terminates (set 0, code 2: SNP unusable). Never run on SNP hardware.
+pub fn use_cpuid_page(paddr: u64) {
+    let mut page = [0u8; cvm::snp::cpuid_page::PAGE_BYTES];
+    let c_bit = if crate::mm::read_early_phys(paddr, &mut page) {
+        cvm::snp::cpuid_page::c_bit(&page).ok()
+    } else {
+        None
+    };
+    if c_bit != Some(SNP.c_bit.load(Ordering::Relaxed)) {
+        terminate_with(
+            msr_protocol::REASON_SET_GENERAL,
+            msr_protocol::REASON_SNP_UNSUPPORTED,
+        );
+    }
+}
+
+/// A kernel-mode `#VC` before any backend is chosen: the boot's first
+/// `CPUID`s, in platform detection (an IGVM launch enters with no other
+/// handler; the early IDT is loaded before detection for this). Answered
+/// with the GHCB MSR protocol's CPUID request, one register per exchange
+/// (sub-leaf 0 only, which is what detection asks); the answers are the
+/// hypervisor's, and the C-bit is checked against the launch's CPUID page
+/// later ([`use_cpuid_page`]). Anything else is not handled. Never run on
+/// SNP hardware.
+fn early_cpuid(frame: &mut crate::arch::trap::TrapFrame) -> bool {
+    if frame.error_code != cvm::snp::ghcb::exit_code::CPUID {
+        return false;
+    }
+    let leaf = frame.rax as u32;
+    let mut msr = MsrHost;
+    let mut out = [0u64; 4];
+    let registers = [
+        CpuidRegister::Eax,
+        CpuidRegister::Ebx,
+        CpuidRegister::Ecx,
+        CpuidRegister::Edx,
+    ];
+    for (slot, register) in out.iter_mut().zip(registers) {
+        let answer = msr.msr_exchange(msr_protocol::cpuid_request(leaf, register));
+        match msr_protocol::decode_cpuid_response(answer, register) {
+            Ok(value) => *slot = u64::from(value),
+            Err(_) => return false,
+        }
+    }
+    // `CPUID` is `0F A2`.
+    (frame.rax, frame.rbx, frame.rcx, frame.rdx) = (out[0], out[1], out[2], out[3]);
+    frame.rip += 2;
+    true
 }
 
 /// The `#VC` handler's body: `exit_code` is the exception's error code,
@@ -399,11 +452,28 @@ impl Platform for SnpPlatform {
 /// The `#VC` entry of the trap path (vector 29, kernel mode): runs
 /// [`handle_vc`] on the trap frame's registers and writes them back.
 /// `false` if this is not an SNP guest or the exit cannot be handled (the
-/// trap path then reports a fatal exception). A `#VC` from user mode is
+/// trap path then reports a fatal exception). A nested page fault (MMIO)
+/// goes to the emulated-MMIO path's [`super::mmio_emulation::emulate`]. A `#VC` from user mode is
 /// not handled here (the program gets the exception as a signal).
 pub fn on_vc(frame: &mut crate::arch::trap::TrapFrame) -> bool {
-    if super::platform().kind() != super::PlatformKind::SevSnp || frame.cs & 3 != 0 {
+    if frame.cs & 3 != 0 {
         return false;
+    }
+    if !super::chosen() {
+        return early_cpuid(frame);
+    }
+    if super::platform().kind() != super::PlatformKind::SevSnp {
+        return false;
+    }
+    if frame.error_code == cvm::snp::ghcb::exit_code::NPF {
+        // A device register (mapped shared, `MmioAccess::Mapped`): the
+        // instruction is decoded, its address computed from the operand
+        // (a #VC reports none) and the access made through the GHCB.
+        return super::mmio_emulation::emulate(
+            frame,
+            super::mmio_emulation::Target::FromInstruction,
+            None,
+        );
     }
     let mut regs = vc_registers([frame.rax, frame.rbx, frame.rcx, frame.rdx], frame.rip);
     // SAFETY: a kernel-mode #VC: `frame.rip` is the kernel instruction

@@ -18,7 +18,7 @@
 //!   without a `#VE`;
 //! - other CPUID leaves and MSRs are the instructions themselves (the TDX
 //!   module answers them; those it leaves to the host raise `#VE`, see
-//!   [`handle_virtualization_exception`]);
+//!   [`on_ve`]);
 //! - memory: [`Platform::accept_memory`] is `TDG.MEM.PAGE.ACCEPT`;
 //!   `make_shared`/`make_private` are `MapGPA` (and acceptance on the way
 //!   back to private); the PTE masks carry the shared bit;
@@ -310,48 +310,55 @@ fn attestation_report(report_data: &[u8; REPORT_DATA_BYTES]) -> Result<Vec<u8>> 
     result
 }
 
-/// Handles a `#VE` for the interrupted context `gprs`: reads the `#VE`
-/// information (`TDG.VP.VEINFO.GET`) and lets `cvm::tdx::ve::handle`
-/// perform the instruction through the host. An error means the kernel
-/// must terminate (the caller reports it); an EPT violation comes back as
-/// [`VeError::NeedsDecode`] (MMIO when [`ve::is_mmio`] says so, else a
-/// lost private page).
-///
-/// The trap path calls it for a kernel-mode `#VE` through [`on_ve`].
-pub fn handle_virtualization_exception(gprs: &mut Gprs) -> core::result::Result<(), VeError> {
+/// The pending `#VE`'s information (`TDG.VP.VEINFO.GET`).
+fn virtualization_exception_info() -> core::result::Result<ve::VeInfo, VeError> {
     // VEINFO.GET fails only with a status (no #VE pending).
-    let info = ve::veinfo(&Hw.tdcall(tdcall::veinfo_get())).map_err(|e| {
+    ve::veinfo(&Hw.tdcall(tdcall::veinfo_get())).map_err(|e| {
         VeError::Host(VmcallError::Tdcall(match e {
             TdcallError::Status(status) => status,
             TdcallError::Protocol(_) => u64::MAX,
         }))
-    })?;
-    ve::handle(&mut Hw, &info, gprs)
+    })
 }
 
-/// The `#VE` entry of the trap path (vector 20, kernel mode): runs
-/// [`handle_virtualization_exception`] on the trap frame's registers and
-/// writes them back. `false` if this is not a TD or the exception cannot be
-/// handled (the trap path then reports a fatal exception). Device
-/// registers are mapped trapped on TDX, so MMIO arrives as a page fault
-/// (the emulated-MMIO path), not as an EPT-violation `#VE`.
+/// The `#VE` entry of the trap path (vector 20, kernel mode): reads the
+/// `#VE` information; an EPT violation on a shared address (a device
+/// register: [`ve::mmio_access`]) goes to the emulated-MMIO path's
+/// decoder ([`super::mmio_emulation::emulate`], at the reported address
+/// and direction); anything else to `cvm::tdx::ve::handle` on the trap
+/// frame's registers (CPUID, HLT, port I/O, MSRs through the host). `false`
+/// if this is not a TD or the exception cannot be handled (the trap path
+/// then reports a fatal exception). Device registers are mapped trapped on
+/// TDX (`MmioAccess::Trapped`), so they normally fault as page faults
+/// into the same decoder; an EPT violation reaches it only for a shared
+/// mapping of device memory.
 pub fn on_ve(frame: &mut crate::arch::trap::TrapFrame) -> bool {
     if super::platform().kind() != super::PlatformKind::Tdx || frame.cs & 3 != 0 {
         return false;
     }
-    let mut gprs = Gprs {
-        rax: frame.rax,
-        rbx: frame.rbx,
-        rcx: frame.rcx,
-        rdx: frame.rdx,
-        rip: frame.rip,
-    };
-    match handle_virtualization_exception(&mut gprs) {
-        Ok(()) => {
-            (frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rip) =
-                (gprs.rax, gprs.rbx, gprs.rcx, gprs.rdx, gprs.rip);
-            true
+    let result = virtualization_exception_info().and_then(|info| {
+        if let Some((paddr, is_write)) = ve::mmio_access(&info, TDX.shared_bit()) {
+            let target = super::mmio_emulation::Target::Known(crate::mm::phys_to_virt(paddr));
+            return if super::mmio_emulation::emulate(frame, target, Some(is_write)) {
+                Ok(())
+            } else {
+                Err(VeError::NeedsDecode)
+            };
         }
+        let mut gprs = Gprs {
+            rax: frame.rax,
+            rbx: frame.rbx,
+            rcx: frame.rcx,
+            rdx: frame.rdx,
+            rip: frame.rip,
+        };
+        ve::handle(&mut Hw, &info, &mut gprs)?;
+        (frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rip) =
+            (gprs.rax, gprs.rbx, gprs.rcx, gprs.rdx, gprs.rip);
+        Ok(())
+    });
+    match result {
+        Ok(()) => true,
         Err(e) => {
             crate::console::emergency_write(format_args!(
                 "#VE at {:#x} not handled: {e:?}\n",

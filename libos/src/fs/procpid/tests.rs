@@ -68,6 +68,34 @@ fn setup() -> (Sys, Arc<Process>) {
 }
 
 #[test]
+fn status_shows_the_signal_masks() {
+    let (s, _) = setup();
+    let none = read_as(&s, &s.p, "/proc/self/status");
+    assert_eq!(field(&none, "SigIgn"), "0000000000000000");
+    {
+        let mut sig = s.p.signals.lock();
+        let ignore = crate::signal::SigAction {
+            handler: crate::signal::SIG_IGN,
+            ..Default::default()
+        };
+        sig.set_action(13, ignore).unwrap();
+        let catch = crate::signal::SigAction {
+            handler: 0x40_1000,
+            ..Default::default()
+        };
+        sig.set_action(10, catch).unwrap();
+        sig.set_mask(1, 1 << 11);
+        sig.send_to_thread(1, 12).unwrap();
+    }
+    let st = read_as(&s, &s.p, "/proc/self/status");
+    assert_eq!(field(&st, "SigIgn"), "0000000000001000", "SIGPIPE");
+    assert_eq!(field(&st, "SigCgt"), "0000000000000200", "SIGUSR1");
+    assert_eq!(field(&st, "SigBlk"), "0000000000000800", "SIGUSR2");
+    assert_eq!(field(&st, "SigPnd"), "0000000000000800");
+    assert_eq!(field(&st, "ShdPnd"), "0000000000000000");
+}
+
+#[test]
 fn status_stat_cmdline_and_exe_per_process_and_self_per_caller() {
     let (s, child) = setup();
     let mine = read_as(&s, &s.p, "/proc/self/status");

@@ -106,10 +106,16 @@ pub fn do_open(p: &Process, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> R
     } else if ty == crate::fs::InodeType::Socket {
         return_errno_with_message!(Errno::ENXIO, "a socket node cannot be opened");
     } else {
-        if let Some(device) = inode.device() {
-            device.open()?;
+        match inode.device().and_then(|d| d.open_file(&p.vfs, flags)) {
+            // A device with an open file of its own (a pseudo-terminal).
+            Some(file) => file?,
+            None => {
+                if let Some(device) = inode.device() {
+                    device.open()?;
+                }
+                Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
+            }
         }
-        Arc::new(InodeFile::new(p.vfs.clone(), inode, flags))
     };
     let fd = p.fds.lock().insert(file, flags & O_CLOEXEC != 0)?;
     Ok(fd as usize)
@@ -497,7 +503,19 @@ pub fn sys_ioctl(p: &Process, a: &SyscallArgs) -> Result<usize> {
         }
         _ => {}
     }
-    let reply = f.ioctl(request, a.u64(2))?;
+    if request == crate::fs::pty::request::TIOCGPTPEER {
+        // A pseudo-terminal master's slave as a new fd.
+        let Some(master) = f.as_any().downcast_ref::<crate::fs::pty::PtySide>() else {
+            return_errno!(Errno::ENOTTY);
+        };
+        let flags = a.u32(2);
+        let slave = master.open_peer(flags)?;
+        let fd = p.fds.lock().insert(slave, flags & O_CLOEXEC != 0)?;
+        return Ok(fd as usize);
+    }
+    let arg = a.u64(2);
+    let read_arg = |n: usize| UserSliceRead::new(arg, n)?.read_to_vec(&*p.platform);
+    let reply = f.ioctl_with(request, arg, &read_arg)?;
     if !reply.out.is_empty() {
         UserSliceWrite::new(a.u64(2), reply.out.len())?.write(&*p.platform, &reply.out)?;
     }

@@ -218,8 +218,9 @@ fn dev_tty_exists_but_there_is_no_controlling_terminal() {
     let tty = h.text(BUF, "/dev/tty");
     assert_eq!(h.stat_of(tty).0, 0o020666);
     assert_eq!(h.call("open", &[tty, O_RDWR, 0]), err(Errno::ENXIO));
+    // Pseudo-terminals exist (fs::pty::tests): /dev/ptmx opens a master.
     let ptmx = h.text(BUF + 0x40, "/dev/ptmx");
-    assert_eq!(h.call("open", &[ptmx, O_RDWR, 0]), err(Errno::ENOENT));
+    assert!(h.call("open", &[ptmx, O_RDWR, 0]) >= 0);
 }
 
 #[test]

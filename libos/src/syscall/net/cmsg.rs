@@ -1,11 +1,14 @@
 //! Ancillary data of `sendmsg`/`recvmsg` (`struct cmsghdr`: `cmsg_len`
 //! u64, `cmsg_level` i32, `cmsg_type` i32, data, each message padded to 8
 //! bytes): `SCM_RIGHTS`, open files passed over an `AF_UNIX` stream
-//! (`crate::net::rights`).
+//! (`crate::net::rights`), and the bytes of other messages, which the
+//! sockets read (`crate::net::ancillary`); `recvmsg`'s messages written
+//! as Linux's `put_cmsg` does, truncation included.
 
 use alloc::vec::Vec;
 
 use crate::error::{Errno, Result};
+use crate::net::ancillary::Cmsg;
 use crate::net::rights::MAX_FILES;
 use crate::return_errno;
 
@@ -32,12 +35,11 @@ fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     v
 }
 
-/// The fds of every `SCM_RIGHTS` message in a `sendmsg` control buffer.
-/// `EINVAL` for a malformed header, another `SOL_SOCKET` type, or more
-/// than [`MAX_FILES`] fds; `EOPNOTSUPP` for `SCM_CREDENTIALS`. Messages
-/// of other levels are ignored, as an `AF_UNIX` socket does.
-pub(super) fn parse_rights(control: &[u8]) -> Result<Vec<i32>> {
-    let mut fds = Vec::new();
+/// The control messages of a `sendmsg` control buffer, walked as Linux's
+/// `for_each_cmsghdr` (a tail shorter than a header is ignored); `EINVAL`
+/// for a `cmsg_len` shorter than a header or past the buffer (`CMSG_OK`).
+pub(super) fn parse(control: &[u8]) -> Result<Vec<Cmsg>> {
+    let mut out = Vec::new();
     let mut at = 0usize;
     while control.len() - at >= HEADER {
         let len = u64::from_le_bytes(field(control, at));
@@ -45,24 +47,75 @@ pub(super) fn parse_rights(control: &[u8]) -> Result<Vec<i32>> {
         if len < HEADER || len > control.len() - at {
             return_errno!(Errno::EINVAL);
         }
-        let level = i32::from_le_bytes(field(control, at + 8));
-        let ty = i32::from_le_bytes(field(control, at + 12));
-        match (level, ty) {
-            (SOL_SOCKET, SCM_RIGHTS) => {
-                for fd in control[at + HEADER..at + len].chunks_exact(4) {
+        out.push(Cmsg {
+            level: i32::from_le_bytes(field(control, at + 8)),
+            ty: i32::from_le_bytes(field(control, at + 12)),
+            data: control[at + HEADER..at + len].to_vec(),
+        });
+        at = at.saturating_add(align(len)).min(control.len());
+    }
+    Ok(out)
+}
+
+/// The fds of every `SCM_RIGHTS` message among `messages`. `EINVAL` for
+/// another `SOL_SOCKET` type or more than [`MAX_FILES`] fds;
+/// `EOPNOTSUPP` for `SCM_CREDENTIALS`. Messages of other levels are
+/// ignored, as an `AF_UNIX` socket does.
+pub(super) fn rights(messages: &[Cmsg]) -> Result<Vec<i32>> {
+    let mut fds = Vec::new();
+    for m in messages.iter().filter(|m| m.level == SOL_SOCKET) {
+        match m.ty {
+            SCM_RIGHTS => {
+                for fd in m.data.chunks_exact(4) {
                     fds.push(i32::from_le_bytes(field(fd, 0)));
                 }
                 if fds.len() > MAX_FILES {
                     return_errno!(Errno::EINVAL);
                 }
             }
-            (SOL_SOCKET, SCM_CREDENTIALS) => return_errno!(Errno::EOPNOTSUPP),
-            (SOL_SOCKET, _) => return_errno!(Errno::EINVAL),
-            _ => {}
+            SCM_CREDENTIALS => return_errno!(Errno::EOPNOTSUPP),
+            _ => return_errno!(Errno::EINVAL),
         }
-        at = at.saturating_add(align(len)).min(control.len());
     }
     Ok(fds)
+}
+
+/// [`parse`] then [`rights`].
+#[cfg(test)]
+fn parse_rights(control: &[u8]) -> Result<Vec<i32>> {
+    rights(&parse(control)?)
+}
+
+/// `recvmsg`'s control buffer of `room` bytes filled with `messages`
+/// (`(level, type, data)`) as Linux's `put_cmsg` does one after another:
+/// a message whose header does not fit is left out, one whose data does
+/// not is cut (its `cmsg_len` says how much is there), and either sets
+/// `MSG_CTRUNC`; each takes `CMSG_SPACE` of its data, or what room is
+/// left. Returns the bytes to write, the `msg_controllen` to report (the
+/// room used) and whether anything was truncated.
+pub(super) fn put(messages: &[(i32, i32, &[u8])], room: usize) -> (Vec<u8>, usize, bool) {
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for &(level, ty, data) in messages {
+        let left = room - out.len();
+        if left < HEADER {
+            truncated = true;
+            continue;
+        }
+        let mut len = HEADER + data.len();
+        if left < len {
+            truncated = true;
+            len = left;
+        }
+        let start = out.len();
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        out.extend_from_slice(&level.to_le_bytes());
+        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&data[..len - HEADER]);
+        out.resize(start + align(HEADER + data.len()).min(left), 0);
+    }
+    let used = out.len();
+    (out, used, truncated)
 }
 
 /// How many of `count` received fds fit a control buffer of `room` bytes
@@ -153,6 +206,35 @@ mod tests {
                 assert!(fds.len() <= MAX_FILES);
             }
         }
+    }
+
+    #[test]
+    fn messages_are_put_and_cut_as_linux_put_cmsg() {
+        let (hop, class) = (64i32.to_le_bytes(), 3i32.to_le_bytes());
+        let two: [(i32, i32, &[u8]); 2] = [(41, 52, &hop), (41, 67, &class)];
+        let (b, used, cut) = put(&two, 10_240);
+        assert_eq!((b.len(), used, cut), (48, 48, false));
+        let back = parse(&b).unwrap();
+        assert_eq!((back[0].ty, &back[0].data[..]), (52, &hop[..]));
+        assert_eq!((back[1].ty, &back[1].data[..]), (67, &class[..]));
+        // CMSG_SPACE(4) * 2 exactly: no truncation.
+        assert!(!put(&two, 48).2);
+        // Room for the first only (CMSG_SPACE(4) + 1): the second left out.
+        let (b, used, cut) = put(&two, 25);
+        assert_eq!((b.len(), used, cut), (24, 24, true));
+        // Cut in the data (CMSG_LEN(4) - 1): cmsg_len says 19.
+        let (b, used, cut) = put(&two[..1], 19);
+        assert_eq!((used, cut), (19, true));
+        assert_eq!(&b[..8], &19u64.to_le_bytes());
+        assert_eq!(&b[16..], &hop[..3]);
+        // CMSG_LEN(4): the message fits, its padding need not.
+        let (b, used, cut) = put(&two[..1], 20);
+        assert_eq!((b.len(), used, cut), (20, 20, false));
+        // Less than a header: nothing.
+        for room in [0, 1, 8, 15] {
+            assert_eq!(put(&two, room), (Vec::new(), 0, true));
+        }
+        assert_eq!(put(&[], 0), (Vec::new(), 0, false));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod parking;
+mod rfc3542;
 mod udplite;
 mod v6;
 
@@ -557,6 +559,13 @@ fn epoll_reports_connections_in_the_order_their_data_arrived() {
     let lfd = h.listener([127, 0, 0, 1], 6379, 0);
     let sa = h.sin(MEM, [127, 0, 0, 1], 6379);
     let (c1, c2) = (h.socket(SOCK_STREAM), h.socket(SOCK_STREAM));
+    // Each write leaves at once (TCP_NODELAY): with Nagle, the second
+    // round's writes both wait for the delayed ACKs of the first and
+    // leave in one walk of the sockets, in the stack's order, not the
+    // writes' order.
+    for c in [c1, c2] {
+        assert_eq!(h.set_int_opt(c, 6, 1, 1), 0);
+    }
     assert_eq!(h.call("connect", &[c1, sa, 16]), 0);
     let s1 = h.call("accept", &[lfd, 0, 0]) as u64;
     assert_eq!(h.call("connect", &[c2, sa, 16]), 0);
@@ -785,6 +794,9 @@ fn socketpair_and_unix_names() {
     let msg = h.put(MEM + 0x200, b"over the pair");
     assert_eq!(h.call("write", &[a, msg, 13]), 13);
     assert_eq!(h.revents(b, 1), 1);
+    // MSG_PEEK leaves the bytes for the next read.
+    assert_eq!(h.call("recvfrom", &[b, MEM + 0x300, 4, 2, 0, 0]), 4);
+    assert_eq!(h.get(MEM + 0x300, 4), b"over");
     assert_eq!(h.call("recvfrom", &[b, MEM + 0x300, 64, 0, 0, 0]), 13);
     assert_eq!(h.get(MEM + 0x300, 13), b"over the pair");
     assert_eq!(h.call("sendto", &[b, msg, 4, 0, 0, 0]), 4);
@@ -806,7 +818,7 @@ fn socketpair_and_unix_names() {
         err(Errno::EFAULT)
     );
     // A named listener.
-    let path = h.put(MEM + 0x400, b"\x01\x00/run/app.sock\0");
+    let path = h.put(MEM + 0x400, b"\x01\x00/app.sock\0\0\0\0\0");
     let l = h.call("socket", &[1, SOCK_STREAM | SOCK_NONBLOCK, 0]) as u64;
     let c = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
     assert_eq!(h.call("connect", &[c, path, 16]), err(Errno::ENOENT));
@@ -819,6 +831,79 @@ fn socketpair_and_unix_names() {
     assert_eq!(h.call("read", &[s, MEM + 0x300, 64]), 4);
     let other = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
     assert_eq!(h.call("bind", &[other, path, 16]), err(Errno::EADDRINUSE));
+}
+
+#[test]
+fn unix_path_names_are_socket_files() {
+    let h = setup();
+    let addr = |at: u64, name: &[u8]| h.put(at, &[b"\x01\x00", name, b"\0"].concat());
+    let path = addr(MEM + 0x400, b"/s.sock");
+    let l = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("bind", &[l, path, 10]), 0);
+    // The name is a socket file: stat sees S_IFSOCK.
+    let name = h.put(MEM + 0x500, b"/s.sock\0");
+    assert_eq!(h.call("stat", &[name, MEM + 0x600]), 0);
+    let mode = u32::from_le_bytes(h.get(MEM + 0x600 + 24, 4).try_into().unwrap());
+    assert_eq!(mode & 0o170000, 0o140000);
+    // A second bind of the socket is EINVAL; of the path, EADDRINUSE —
+    // also for a path that is some other file.
+    assert_eq!(h.call("bind", &[l, path, 10]), err(Errno::EINVAL));
+    let file = h.put(MEM + 0x700, b"/plain\0");
+    assert!(h.call("open", &[file, 0o100 | 0o1, 0o644]) >= 0);
+    let plain = addr(MEM + 0x780, b"/plain");
+    let other = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("bind", &[other, plain, 9]), err(Errno::EADDRINUSE));
+    assert_eq!(h.call("listen", &[l, 4]), 0);
+    // connect: a file that is no socket refuses; a missing one is ENOENT.
+    let c = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("connect", &[c, plain, 9]), err(Errno::ECONNREFUSED));
+    // A relative name resolves from the working directory.
+    let rel = addr(MEM + 0x800, b"s.sock");
+    assert_eq!(h.call("connect", &[c, rel, 9]), 0);
+    // Renamed, the file still leads to the listener; unlinked, nothing does
+    // and the name is free again.
+    let moved = h.put(MEM + 0x880, b"/t.sock\0");
+    assert_eq!(h.call("rename", &[name, moved]), 0);
+    let c2 = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    let t = addr(MEM + 0x900, b"/t.sock");
+    assert_eq!(h.call("connect", &[c2, t, 10]), 0);
+    assert_eq!(h.call("unlink", &[moved]), 0);
+    let c3 = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+    assert_eq!(h.call("connect", &[c3, t, 10]), err(Errno::ENOENT));
+    assert_eq!(h.call("bind", &[c3, t, 10]), 0);
+    assert_eq!(h.call("connect", &[c3, t, 10]), err(Errno::ECONNREFUSED));
+    // Closing a bound socket releases its name in the table (the file
+    // stays, as on Linux).
+    assert_eq!(h.call("close", &[l]), 0);
+    assert_eq!(h.call("unlink", &[name]), err(Errno::ENOENT));
+    assert_eq!(
+        h.call(
+            "bind",
+            &[h.call("socket", &[1, SOCK_STREAM, 0]) as u64, path, 10]
+        ),
+        0
+    );
+}
+
+#[test]
+fn binding_the_empty_name_picks_a_free_abstract_one() {
+    let h = setup();
+    let family = h.put(MEM + 0x100, b"\x01\x00");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let s = h.call("socket", &[1, SOCK_STREAM, 0]) as u64;
+        assert_eq!(h.call("bind", &[s, family, 2]), 0);
+        let len = h.put(MEM + 0x200, &110u32.to_le_bytes());
+        assert_eq!(h.call("getsockname", &[s, MEM + 0x300, len]), 0);
+        assert_eq!(h.i32_at(MEM + 0x200), 8, "family, NUL and five digits");
+        let name = h.get(MEM + 0x300, 8);
+        assert_eq!(name[2], 0);
+        assert!(name[3..].iter().all(u8::is_ascii_hexdigit), "{name:?}");
+        seen.push(name);
+        // Bound: another bind is EINVAL.
+        assert_eq!(h.call("bind", &[s, family, 2]), err(Errno::EINVAL));
+    }
+    assert_ne!(seen[0], seen[1]);
 }
 
 #[test]

@@ -261,3 +261,27 @@ fn sigaction_masks_and_altstacks() {
     assert_eq!(h.call("sigaltstack", &[0, old]), 0);
     assert_eq!(h.words::<3>(old), [0, 2, 0]);
 }
+
+#[test]
+fn pidfd_open_refers_to_a_process_until_it_ends() {
+    let h = setup();
+    h.p.processes.insert_init(h.p.clone());
+    let child = alloc::sync::Arc::new(h.p.fork(2, 1));
+    h.p.processes.add_child(1, child).unwrap();
+    assert_eq!(h.call("pidfd_open", &[u64::MAX, 0]), err(Errno::EINVAL));
+    assert_eq!(h.call("pidfd_open", &[0, 0]), err(Errno::EINVAL));
+    assert_eq!(h.call("pidfd_open", &[2, 1]), err(Errno::EINVAL));
+    assert_eq!(h.call("pidfd_open", &[99, 0]), err(Errno::ESRCH));
+    let me = h.call("pidfd_open", &[1, 0]);
+    let fd = h.call("pidfd_open", &[2, 0o4000]);
+    assert!(me >= 0 && fd >= 0);
+    // Close-on-exec, as Linux makes it; not readable while the child runs.
+    assert_eq!(h.call("fcntl", &[fd as u64, 1]), 1);
+    let file = h.p.fds.lock().get(fd as i32).unwrap();
+    assert!(file.poll().is_empty());
+    // The child ends: readable (a zombie until reaped).
+    h.p.processes.exit(2, crate::ptable::ExitStatus::Exited(0));
+    assert!(file.poll().contains(crate::fd::PollEvents::IN));
+    let mine = h.p.fds.lock().get(me as i32).unwrap();
+    assert!(mine.poll().is_empty());
+}
