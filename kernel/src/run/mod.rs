@@ -410,7 +410,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // Past the end of a mapped file: SIGBUS, to a handler if
                 // the program has one.
                 crate::mm::user::Demand::BusError => {
-                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS)) {
+                    let fault = signal::Fault {
+                        vector: 14,
+                        error_code,
+                        cr2,
+                    };
+                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS), fault)
+                    {
                         let rip = me.with_context(|c| c.rip);
                         fault::bus_error(me.tid, cr2, rip);
                     }

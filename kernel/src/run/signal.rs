@@ -229,6 +229,9 @@ pub struct Fault {
 /// the access.
 const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
+/// `si_code` of a SIGBUS for a nonexistent physical address (past the end
+/// of a mapped file).
+const BUS_ADRERR: i32 = 2;
 
 /// The last fault of each thread whose signal is queued for its handler.
 static FAULTS: spin::Mutex<alloc::collections::BTreeMap<u32, (u32, Fault)>> =
@@ -246,6 +249,8 @@ fn fault_info(tid: u32, sig: u32) -> Option<(i32, u64, u64, u64, u64)> {
     let code = match (sig, f.vector) {
         (11, 14) if f.error_code & 1 != 0 => SEGV_ACCERR,
         (11, 14) => SEGV_MAPERR,
+        // A page past the end of a mapped file.
+        (7, 14) => BUS_ADRERR,
         _ => SI_KERNEL,
     };
     let addr = if f.vector == 14 { f.cr2 } else { 0 };
