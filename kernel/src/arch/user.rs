@@ -319,10 +319,13 @@ pub fn init_cpu(index: usize) {
 pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     ctx.rflags = (ctx.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;
     x86_64::instructions::interrupts::disable();
-    let slot = this_cpu();
     // Only user mode runs in parallel: the big kernel lock is let go on the
-    // way out and taken back on the way in (nothing without SMP).
-    super::smp::bkl::release();
+    // way out and taken back on the way in (with one CPU: slot 0, no lock).
+    let smp = super::smp::bkl::active();
+    let slot = if smp { this_cpu() } else { &USER_CPUS[0] };
+    if smp {
+        super::smp::bkl::release();
+    }
     // SAFETY: `enter_user` saves the callee-saved registers and our stack
     // pointer, and every way back (`syscall_entry`, `trap_from_user`)
     // restores them and returns here as from a C function; `ctx` stays
@@ -331,7 +334,9 @@ pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     // cannot touch kernel memory (SMEP/SMAP and supervisor-only pages).
     let code = unsafe { enter_user(ctx, slot) };
     slot.context.store(0, Ordering::Relaxed);
-    super::smp::bkl::acquire();
+    if smp {
+        super::smp::bkl::acquire();
+    }
     match (code, ctx.vector) {
         (0, _) => ReturnReason::Syscall,
         (_, v) if v < 32 => ReturnReason::Exception {

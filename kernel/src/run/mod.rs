@@ -346,7 +346,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
 /// threads on several CPUs.
 #[inline(always)]
 fn signals_others(nr: u64) -> bool {
-    crate::arch::smp::bkl::active() && matches!(nr, 62 | 129 | 200 | 231 | 234 | 297)
+    matches!(nr, 62 | 129 | 200 | 231 | 234 | 297)
 }
 
 /// A thread's kernel side: runs its user code and serves its syscalls.
@@ -379,12 +379,14 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // Whatever it changed, generic waits may now be ready
                 // (on an idle CPU too).
                 task::bump_epoch();
-                task::wake_idle_cpus();
-                if signals_others(nr) {
-                    // A thread in user mode on another CPU sees a signal
-                    // or the end of its process at its next kernel entry:
-                    // make that now.
-                    crate::arch::smp::kick_running();
+                if crate::arch::smp::bkl::active() {
+                    task::wake_idle_cpus();
+                    if signals_others(nr) {
+                        // A thread in user mode on another CPU sees a
+                        // signal or the end of its process at its next
+                        // kernel entry: make that now.
+                        crate::arch::smp::kick_running();
+                    }
                 }
                 if audited {
                     let took = crate::time::now_ns() - start;
