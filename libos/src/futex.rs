@@ -311,8 +311,9 @@ impl FutexTable {
     /// `addr2`. Returns the total woken.
     ///
     /// The read-modify-write is atomic with respect to other futex calls
-    /// (the table lock); with respect to user code it relies on user
-    /// threads not running on another CPU meanwhile.
+    /// (the table lock) and, through [`UserMemory::cmpxchg_u32`] (retried
+    /// until the word did not change between the read and the exchange),
+    /// with respect to user code on other CPUs.
     pub fn wake_op(
         &self,
         mem: &dyn UserMemory,
@@ -336,8 +337,12 @@ impl FutexTable {
         op: WakeOp,
     ) -> Result<usize> {
         let mut queues = self.queues.lock();
-        let old = read_word(mem, w2.addr)?;
-        UserPtr::<u32>::new(w2.addr).write(mem, op.apply(old))?;
+        let old = loop {
+            let old = read_word(mem, w2.addr)?;
+            if mem.cmpxchg_u32(w2.addr, old, op.apply(old))? == old {
+                break old;
+            }
+        };
         let mut woken = Self::wake_locked(&mut queues, w1.key, count1, BITSET_MATCH_ANY);
         if op.compare(old) {
             woken += Self::wake_locked(&mut queues, w2.key, count2, BITSET_MATCH_ANY);

@@ -142,6 +142,16 @@ pub trait PageFrames: Send + Sync {
 pub trait CurrentThread: Send + Sync {
     /// The calling thread's id (the `gettid` value).
     fn current_tid(&self) -> u32;
+
+    /// The CPU the caller runs on (`getcpu`), `0..cpu_count()`.
+    fn current_cpu(&self) -> u32 {
+        0
+    }
+
+    /// How many CPUs run the program's threads (`sched_getaffinity`).
+    fn cpu_count(&self) -> u32 {
+        1
+    }
 }
 
 /// Physical memory figures for `sysinfo` and `/proc/meminfo`.

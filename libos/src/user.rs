@@ -22,6 +22,20 @@ pub trait UserMemory {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
     /// Copies `data` to user address `addr`.
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()>;
+
+    /// Replaces the aligned 32-bit word at `addr` with `new` if it holds
+    /// `old`, atomically against user code on every CPU; returns the value
+    /// it held. The default reads and writes: atomic only where no user
+    /// code runs meanwhile (one CPU, the mock).
+    fn cmpxchg_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.read_user(addr, &mut b)?;
+        let held = u32::from_le_bytes(b);
+        if held == old {
+            self.write_user(addr, &new.to_le_bytes())?;
+        }
+        Ok(held)
+    }
 }
 
 /// Checks that `addr .. addr + len` lies in the user half without overflow.

@@ -24,6 +24,9 @@ int main(void) {
     pthread_join(t, &ret);
     printf("pthread_exit gave %ld\n", (long)ret);
     pthread_create(&t, NULL, waits, NULL);
+    /* Let it block in pause() first: the cancellation then comes through
+     * glibc's SIGCANCEL handler, which acts only on si_code SI_TKILL. */
+    usleep(100000);
     pthread_cancel(t);
     pthread_join(t, &ret);
     printf("cancelled: %d\n", ret == PTHREAD_CANCELED);

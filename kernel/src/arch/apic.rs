@@ -100,8 +100,17 @@ pub fn id() -> u32 {
     read(REG_ID) >> 24
 }
 
-/// Starts the periodic timer at `hz` interrupts per second.
+/// The tick rate the boot CPU's timer was started with (APs use it too).
+static TICK_HZ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The tick rate of [`start_periodic`] (0 before).
+pub fn tick_hz() -> u32 {
+    TICK_HZ.load(Ordering::Relaxed)
+}
+
+/// Starts this CPU's periodic timer at `hz` interrupts per second.
 pub fn start_periodic(hz: u32) {
+    TICK_HZ.store(hz, Ordering::Relaxed);
     let count = (timer_hz() / u64::from(hz.max(1))).clamp(1, u64::from(u32::MAX));
     write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
     write(REG_TIMER_INIT, count as u32);

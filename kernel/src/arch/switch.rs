@@ -13,6 +13,7 @@ use spin::Mutex;
 
 use super::fpu::FpuState;
 use super::mm::stack::{self, KernelStack};
+use super::smp::MAX_CPUS;
 
 global_asm!(
     r#"
@@ -96,9 +97,10 @@ pub struct SwitchContext {
 }
 
 // SAFETY: the cells are touched only by `start` and `switch_to`, with
-// interrupts off on the one CPU: the context switching out is the one on
-// the CPU (`on_cpu`), the one switching in is not running, so no two
-// accesses overlap. Everything else is atomic or immutable.
+// interrupts off and (with several CPUs) under the big kernel lock, which
+// the switching CPU holds until the switch is complete: the context
+// switching out is the one on this CPU (`on_cpu`), the one switching in
+// runs nowhere, so no two accesses overlap. Everything else is atomic or immutable.
 unsafe impl Sync for SwitchContext {}
 
 impl core::fmt::Debug for SwitchContext {
@@ -132,6 +134,11 @@ impl SwitchContext {
     /// Its kernel stack (for diagnostics).
     pub fn stack(&self) -> KernelStack {
         self.stack
+    }
+
+    /// Whether it runs on a CPU now (the scheduler skips it then).
+    pub fn is_on_cpu(&self) -> bool {
+        self.on_cpu.load(Ordering::Acquire)
     }
 
     /// Frees the stack of a context that will never run again (a thread
@@ -173,15 +180,24 @@ impl Drop for SwitchContext {
     }
 }
 
-/// The running context (none while the boot stack runs).
-static CURRENT: Mutex<Option<Arc<dyn Switchable>>> = Mutex::new(None);
-/// The context that just switched out, kept alive until the switch is
-/// complete and dropped by the next one ([`finish_switch`]).
-static PREVIOUS: Mutex<Option<Arc<dyn Switchable>>> = Mutex::new(None);
+/// A per-CPU slot holding a context.
+type Slot = Mutex<Option<Arc<dyn Switchable>>>;
+
+/// Each CPU's running context (none while its boot stack runs).
+static CURRENT: [Slot; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+/// The context that just switched out on each CPU, kept alive until the
+/// switch is complete and dropped by the next one ([`finish_switch`]; a
+/// switch starts and ends on one CPU).
+static PREVIOUS: [Slot; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// This CPU's slot in `slots`.
+fn mine(slots: &'static [Slot; MAX_CPUS]) -> &'static Slot {
+    &slots[super::smp::cpu_index() % MAX_CPUS]
+}
 
 /// The end of every switch, on the stack switched to.
 fn finish_switch() {
-    let previous = PREVIOUS.lock().take();
+    let previous = mine(&PREVIOUS).lock().take();
     drop(previous);
 }
 
@@ -189,7 +205,7 @@ fn finish_switch() {
 /// the context's entry.
 extern "C" fn first_entry() -> ! {
     finish_switch();
-    let entry = CURRENT
+    let entry = mine(&CURRENT)
         .lock()
         .as_ref()
         .map(|c| c.switch_context().entry)
@@ -207,7 +223,10 @@ pub fn start(first: Arc<dyn Switchable>) -> ! {
         !super::interrupts::are_enabled(),
         "switch with interrupts on"
     );
-    assert!(CURRENT.lock().is_none(), "start after the first switch");
+    assert!(
+        mine(&CURRENT).lock().is_none(),
+        "start after the first switch"
+    );
     let ctx = first.switch_context();
     ctx.claim_cpu();
     // SAFETY: `ctx` was not running (`claim_cpu`), so its FPU image and
@@ -217,7 +236,7 @@ pub fn start(first: Arc<dyn Switchable>) -> ! {
         (*ctx.fpu.get()).restore();
         *ctx.saved_rsp.get()
     };
-    *CURRENT.lock() = Some(first);
+    *mine(&CURRENT).lock() = Some(first);
     let mut boot_rsp = 0u64;
     // SAFETY: `boot_rsp` receives the boot stack's pointer, which is never
     // resumed; `to` is a valid resume point of a context that now runs.
@@ -239,7 +258,7 @@ pub fn switch_to(next: Arc<dyn Switchable>) {
     );
     let next_ctx: *const SwitchContext = next.switch_context();
     let me = {
-        let mut current = CURRENT.lock();
+        let mut current = mine(&CURRENT).lock();
         let me = current.take().expect("switch_to before start");
         if core::ptr::eq(me.switch_context(), next_ctx) {
             *current = Some(me);
@@ -271,7 +290,7 @@ pub fn switch_to(next: Arc<dyn Switchable>) {
     // `me` stays alive until the next context finished the switch; no
     // reference to any context stays on this stack across it (a context
     // that exited is never resumed, and must not keep one alive).
-    let stale = PREVIOUS.lock().replace(me);
+    let stale = mine(&PREVIOUS).lock().replace(me);
     drop(stale);
     // SAFETY: `save` points into `me`'s context, alive until
     // `finish_switch` runs on the other side, after the switch wrote it;

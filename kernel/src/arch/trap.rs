@@ -170,6 +170,12 @@ pub fn has_error_code(vector: u64) -> bool {
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if frame.cs & 3 == 3 {
+        if super::smp::is_quiet_ipi(frame.vector) {
+            // A wake or TLB shootdown IPI: handled here, and user mode
+            // goes on without entering the kernel (or its lock).
+            device_interrupt(frame.vector);
+            return;
+        }
         from_user(frame);
     }
     match frame.vector {

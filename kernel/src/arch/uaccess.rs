@@ -29,6 +29,25 @@ user_copy_resume:
     clac
     mov rax, rcx
     ret
+
+    // user_cmpxchg_raw(addr = rdi, old = esi, new = edx): rax = the value
+    // the word held, or -1 if it faulted (the fix-up sets rcx).
+    .global user_cmpxchg_raw
+user_cmpxchg_raw:
+    mov eax, esi
+    xor ecx, ecx
+    stac
+    .global user_cmpxchg_insn
+user_cmpxchg_insn:
+    lock cmpxchg dword ptr [rdi], edx
+    .global user_cmpxchg_resume
+user_cmpxchg_resume:
+    clac
+    test rcx, rcx
+    jz 2f
+    mov rax, -1
+2:
+    ret
     "#
 );
 
@@ -37,6 +56,12 @@ unsafe extern "C" {
     fn user_copy_raw(dst: *mut u8, src: *const u8, len: usize) -> usize;
     static user_copy_insn: u8;
     static user_copy_resume: u8;
+    /// Compares the user word at `addr` with `old` and stores `new` if
+    /// equal, atomically (`lock cmpxchg`); returns the value it held, or
+    /// `u64::MAX` if the access faulted.
+    fn user_cmpxchg_raw(addr: *mut u32, old: u32, new: u32) -> u64;
+    static user_cmpxchg_insn: u8;
+    static user_cmpxchg_resume: u8;
 }
 
 /// Why a user copy failed: the first address that could not be accessed
@@ -86,13 +111,36 @@ pub fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
     result(addr, data.len(), left)
 }
 
-/// Called for a kernel-mode exception: if it happened inside a user copy,
-/// resumes after the copy (with `rcx` = bytes left) and returns `true`.
-pub(super) fn fixup(frame: &mut TrapFrame) -> bool {
-    let insn = core::ptr::addr_of!(user_copy_insn) as u64;
-    if frame.rip != insn {
-        return false;
+/// Replaces the aligned 32-bit user word at `addr` with `new` if it holds
+/// `old`, atomically against user code on every CPU (`lock cmpxchg`);
+/// returns the value it held.
+pub fn cmpxchg_user_u32(addr: u64, old: u32, new: u32) -> Result<u32, BadUserAddress> {
+    check(addr, 4)?;
+    if !addr.is_multiple_of(4) {
+        return Err(BadUserAddress(addr));
     }
-    frame.rip = core::ptr::addr_of!(user_copy_resume) as u64;
-    true
+    // SAFETY: the aligned word lies entirely in the user half (checked),
+    // so no kernel memory is touched; a fault (unmapped, read-only) is
+    // fixed up by the trap handler into the `u64::MAX` answer.
+    let held = unsafe { user_cmpxchg_raw(addr as *mut u32, old, new) };
+    u32::try_from(held).map_err(|_| BadUserAddress(addr))
+}
+
+/// Called for a kernel-mode exception: if it happened inside a user copy,
+/// resumes after the copy (with `rcx` = bytes left), or inside a user
+/// compare-exchange, resumes after it with `rcx` = 1 (the fault); returns
+/// `true` then.
+pub(super) fn fixup(frame: &mut TrapFrame) -> bool {
+    let copy = core::ptr::addr_of!(user_copy_insn) as u64;
+    let cmpxchg = core::ptr::addr_of!(user_cmpxchg_insn) as u64;
+    if frame.rip == copy {
+        frame.rip = core::ptr::addr_of!(user_copy_resume) as u64;
+        true
+    } else if frame.rip == cmpxchg {
+        frame.rip = core::ptr::addr_of!(user_cmpxchg_resume) as u64;
+        frame.rcx = 1;
+        true
+    } else {
+        false
+    }
 }

@@ -5,14 +5,17 @@
 //! Asterinas' `UserMode::execute`. The LibOS then handles the event in
 //! ordinary Rust and calls `execute` again.
 //!
-//! Mechanics (one vCPU, so per-CPU state is a few statics):
+//! Mechanics (per-CPU state in [`UserCpu`] slots, one per CPU):
 //! - `enter_user` saves the kernel's callee-saved registers and stack
-//!   pointer, loads every user register from the context and `sysretq`s
+//!   pointer in the CPU's slot, loads every user register from the context
+//!   and `sysretq`s
 //!   when the context is a system call's (`rcx` = `rip`, `r11` = `rflags`,
 //!   a canonical `rip`), `iretq`s otherwise;
-//! - `SYSCALL` lands in `syscall_entry` (`IA32_LSTAR`) with interrupts off
-//!   (`IA32_FMASK`), which stores the user registers back into the context
-//!   and returns from `enter_user`;
+//! - `SYSCALL` lands in the CPU's own entry stub (`IA32_LSTAR` differs per
+//!   CPU: stub `n` names slot `n`, so no register or GS base is needed to
+//!   find it) with interrupts off (`IA32_FMASK`); the common
+//!   `syscall_entry` stores the user registers back into the context and
+//!   returns from `enter_user`;
 //! - an exception or interrupt in ring 3 arrives on the TSS `RSP0` stack;
 //!   the common trap path hands the frame to [`trap_from_user`], which copies
 //!   it into the context and returns from `enter_user` the same way.
@@ -29,6 +32,7 @@ use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 
 use super::gdt;
+use super::smp::MAX_CPUS;
 use super::trap::TrapFrame;
 
 /// User code selector (GDT index 4, RPL 3); checked against the GDT at init.
@@ -89,15 +93,36 @@ pub enum ReturnReason {
     Interrupt(u64),
 }
 
-/// The context `enter_user` runs and where the exits store registers.
+/// One CPU's user-mode entry state, read and written by the assembly
+/// below at fixed offsets (32 bytes each).
+#[derive(Debug)]
+#[repr(C, align(32))]
+pub struct UserCpu {
+    /// The context `enter_user` runs and where the exits store registers
+    /// (offset 0).
+    context: AtomicU64,
+    /// The kernel stack pointer to return to, saved by `enter_user`
+    /// (offset 8).
+    kernel_rsp: AtomicU64,
+    /// Scratch for the user stack pointer in the syscall entry (offset 16).
+    rsp_scratch: AtomicU64,
+}
+
+/// Every CPU's slot, indexed by `smp::cpu_index`.
 #[unsafe(no_mangle)]
-static USER_CURRENT_CONTEXT: AtomicU64 = AtomicU64::new(0);
-/// The kernel stack pointer to return to, saved by `enter_user`.
-#[unsafe(no_mangle)]
-static USER_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
-/// Scratch for the user stack pointer in `syscall_entry`.
-#[unsafe(no_mangle)]
-static USER_RSP_SCRATCH: AtomicU64 = AtomicU64::new(0);
+static USER_CPUS: [UserCpu; MAX_CPUS] = [const {
+    UserCpu {
+        context: AtomicU64::new(0),
+        kernel_rsp: AtomicU64::new(0),
+        rsp_scratch: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// This CPU's slot.
+#[inline(always)]
+fn this_cpu() -> &'static UserCpu {
+    &USER_CPUS[super::smp::cpu_index() % MAX_CPUS]
+}
 
 global_asm!(
     r#"
@@ -120,6 +145,7 @@ global_asm!(
     mov r15, [rdi + 112]
     .endm
 
+    // enter_user(ctx = rdi, slot = rsi)
     .global enter_user
 enter_user:
     push rbx
@@ -128,8 +154,8 @@ enter_user:
     push r13
     push r14
     push r15
-    mov [rip + USER_KERNEL_RSP], rsp
-    mov [rip + USER_CURRENT_CONTEXT], rdi
+    mov [rsi + 8], rsp
+    mov [rsi + 0], rdi
     // The fast way back from a system call: SYSRET, when the context is
     // what SYSCALL left (rcx = rip, r11 = rflags) and rip is a canonical
     // user address (SYSRET to a non-canonical one faults in ring 0 on
@@ -157,11 +183,32 @@ enter_user:
     mov rdi, [rdi + 40]
     iretq
 
-    .global syscall_entry
-syscall_entry:
-    mov [rip + USER_RSP_SCRATCH], rsp
-    mov rsp, [rip + USER_CURRENT_CONTEXT]
+    // One 32-byte stub per CPU (IA32_LSTAR of CPU n = stub n): the user
+    // rsp into slot n's scratch, rsp = slot n's context, rax saved there,
+    // then rax = slot n's address for the common part. The boot CPU's own
+    // entry (below) falls through into it instead: one vCPU takes no jump.
+    .p2align 5
+    .global syscall_entry_stubs
+syscall_entry_stubs:
+    .set cpu, 0
+    .rept {max_cpus}
+    .p2align 5
+    mov [rip + USER_CPUS + 32 * cpu + 16], rsp
+    mov rsp, [rip + USER_CPUS + 32 * cpu]
     mov [rsp + 0], rax
+    lea rax, [rip + USER_CPUS + 32 * cpu]
+    jmp syscall_entry
+    .set cpu, cpu + 1
+    .endr
+
+    .p2align 5
+    .global syscall_entry_boot_cpu
+syscall_entry_boot_cpu:
+    mov [rip + USER_CPUS + 16], rsp
+    mov rsp, [rip + USER_CPUS]
+    mov [rsp + 0], rax
+    lea rax, [rip + USER_CPUS]
+syscall_entry:
     mov [rsp + 8], rbx
     mov [rsp + 16], rcx
     mov [rsp + 24], rdx
@@ -178,15 +225,17 @@ syscall_entry:
     mov [rsp + 112], r15
     mov [rsp + 120], rcx
     mov [rsp + 136], r11
-    mov rax, [rip + USER_RSP_SCRATCH]
-    mov [rsp + 128], rax
+    mov rcx, [rax + 16]
+    mov [rsp + 128], rcx
     mov qword ptr [rsp + 144], {syscall_vector}
+    mov rsi, [rax + 8]
     xor edi, edi
     jmp return_to_kernel
 
+    // return_to_kernel(code = rdi, kernel_rsp = rsi)
     .global return_to_kernel
 return_to_kernel:
-    mov rsp, [rip + USER_KERNEL_RSP]
+    mov rsp, rsi
     pop r15
     pop r14
     pop r13
@@ -200,6 +249,7 @@ return_to_kernel:
     user_cs = const USER_CS,
     syscall_vector = const SYSCALL_VECTOR,
     sysret_limit = const SYSRET_LIMIT,
+    max_cpus = const MAX_CPUS,
 );
 
 /// The first user `rip` SYSRET is not used for: the top page below the
@@ -208,25 +258,41 @@ return_to_kernel:
 const SYSRET_LIMIT: u64 = 0x0000_7fff_ffff_f000;
 
 unsafe extern "C" {
-    fn enter_user(ctx: *mut UserContext) -> u64;
-    fn syscall_entry();
-    fn return_to_kernel(code: u64) -> !;
+    fn enter_user(ctx: *mut UserContext, slot: *const UserCpu) -> u64;
+    /// The first of the per-CPU 32-byte syscall entry stubs.
+    static syscall_entry_stubs: [u8; 32];
+    /// CPU 0's entry, which falls through into the common part.
+    static syscall_entry_boot_cpu: [u8; 32];
+    fn return_to_kernel(code: u64, kernel_rsp: u64) -> !;
 }
 
 /// RFLAGS bits user code may hold: arithmetic flags, TF, DF, OF, AC, ID.
 const USER_RFLAGS: u64 = 0x0000_0000_0025_4dd5;
 
-/// Enables `SYSCALL`/`SYSRET` and points `SYSCALL` at our entry. Requires
-/// the GDT from [`gdt::init`].
+/// Enables `SYSCALL`/`SYSRET` on the boot CPU and points `SYSCALL` at its
+/// entry. Requires the GDT from [`gdt::init`].
 pub fn init() {
+    init_cpu(0);
+}
+
+/// [`init`] for CPU `index` (each AP calls it for itself, after loading
+/// its GDT): its `IA32_LSTAR` names its own entry stub.
+pub fn init_cpu(index: usize) {
+    assert!(index < MAX_CPUS, "CPU index {index} beyond the entry stubs");
+    let entry = if index == 0 {
+        core::ptr::addr_of!(syscall_entry_boot_cpu) as u64
+    } else {
+        core::ptr::addr_of!(syscall_entry_stubs) as u64 + 32 * index as u64
+    };
     let sel = gdt::selectors().expect("GDT loaded before user mode");
     assert_eq!(
         (u64::from(sel.user_code.0), u64::from(sel.user_data.0)),
         (USER_CS, USER_SS)
     );
     // SAFETY: STAR's selectors are the GDT's, in the order SYSRET needs
-    // (checked by `Star::write`); LSTAR points at `syscall_entry`, which
-    // saves the user state before touching anything; FMASK clears IF, TF,
+    // (checked by `Star::write`); LSTAR points at this CPU's entry stub,
+    // which saves the user state in this CPU's slot before touching
+    // anything; FMASK clears IF, TF,
     // DF and AC on entry so the entry path runs with interrupts off and
     // string ops forward; SCE turns the instructions on.
     unsafe {
@@ -237,7 +303,7 @@ pub fn init() {
             sel.kernel_data,
         )
         .expect("GDT layout suits SYSRET");
-        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        LStar::write(VirtAddr::new(entry));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG
@@ -253,14 +319,24 @@ pub fn init() {
 pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     ctx.rflags = (ctx.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;
     x86_64::instructions::interrupts::disable();
+    // Only user mode runs in parallel: the big kernel lock is let go on the
+    // way out and taken back on the way in (with one CPU: slot 0, no lock).
+    let smp = super::smp::bkl::active();
+    let slot = if smp { this_cpu() } else { &USER_CPUS[0] };
+    if smp {
+        super::smp::bkl::release();
+    }
     // SAFETY: `enter_user` saves the callee-saved registers and our stack
     // pointer, and every way back (`syscall_entry`, `trap_from_user`)
     // restores them and returns here as from a C function; `ctx` stays
     // borrowed for the whole call, so the exit paths write into live memory.
     // The user code runs in ring 3 with only user pages accessible and
     // cannot touch kernel memory (SMEP/SMAP and supervisor-only pages).
-    let code = unsafe { enter_user(ctx) };
-    USER_CURRENT_CONTEXT.store(0, Ordering::Relaxed);
+    let code = unsafe { enter_user(ctx, slot) };
+    slot.context.store(0, Ordering::Relaxed);
+    if smp {
+        super::smp::bkl::acquire();
+    }
     match (code, ctx.vector) {
         (0, _) => ReturnReason::Syscall,
         (_, v) if v < 32 => ReturnReason::Exception {
@@ -275,7 +351,8 @@ pub fn execute(ctx: &mut UserContext) -> ReturnReason {
 /// Called by the trap dispatcher for a trap taken in ring 3 (after any
 /// acknowledgement): stores the user state and returns from [`execute`].
 pub(super) fn trap_from_user(frame: &TrapFrame, cr2: u64) -> ! {
-    let ctx = USER_CURRENT_CONTEXT.load(Ordering::Relaxed) as *mut UserContext;
+    let slot = this_cpu();
+    let ctx = slot.context.load(Ordering::Relaxed) as *mut UserContext;
     assert!(!ctx.is_null(), "trap from ring 3 with no user context");
     // SAFETY: a trap from ring 3 can only happen inside `execute`, whose
     // `&mut UserContext` is the pointer `enter_user` stored; nothing else
@@ -304,8 +381,8 @@ pub(super) fn trap_from_user(frame: &TrapFrame, cr2: u64) -> ! {
         error_code: frame.error_code,
         cr2,
     };
-    // SAFETY: `execute` is waiting below us on the stack USER_KERNEL_RSP
+    // SAFETY: `execute` is waiting below us on the stack this CPU's slot
     // names; returning there abandons only this trap's frame on the RSP0
     // stack, which holds nothing else.
-    unsafe { return_to_kernel(1) }
+    unsafe { return_to_kernel(1, slot.kernel_rsp.load(Ordering::Relaxed)) }
 }

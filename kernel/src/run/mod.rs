@@ -160,6 +160,9 @@ pub fn exit_program(status: u8) -> ! {
     {
         crate::kprintln!("{line}");
     }
+    if let Some(line) = crate::arch::smp::summary() {
+        crate::kprintln!("{line}");
+    }
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
@@ -337,6 +340,15 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     task::start()
 }
 
+/// Whether system call `nr` may make a signal pending for, or end,
+/// threads other than the caller: `kill`, `rt_sigqueueinfo`, `tkill`,
+/// `exit_group`, `tgkill`, `rt_tgsigqueueinfo`. Only consulted with
+/// threads on several CPUs.
+#[inline(always)]
+fn signals_others(nr: u64) -> bool {
+    matches!(nr, 62 | 129 | 200 | 231 | 234 | 297)
+}
+
 /// A thread's kernel side: runs its user code and serves its syscalls.
 fn thread_main(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
@@ -364,8 +376,18 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 let audited = crate::audit::is_enabled();
                 let start = if audited { crate::time::now_ns() } else { 0 };
                 let ret = rt.table.dispatch(&process, nr as usize, raw);
-                // Whatever it changed, generic waits may now be ready.
+                // Whatever it changed, generic waits may now be ready
+                // (on an idle CPU too).
                 task::bump_epoch();
+                if crate::arch::smp::bkl::active() {
+                    task::wake_idle_cpus();
+                    if signals_others(nr) {
+                        // A thread in user mode on another CPU sees a
+                        // signal or the end of its process at its next
+                        // kernel entry: make that now.
+                        crate::arch::smp::kick_running();
+                    }
+                }
                 if audited {
                     let took = crate::time::now_ns() - start;
                     crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);
@@ -390,7 +412,13 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // Past the end of a mapped file: SIGBUS, to a handler if
                 // the program has one.
                 crate::mm::user::Demand::BusError => {
-                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS)) {
+                    let fault = signal::Fault {
+                        vector: 14,
+                        error_code,
+                        cr2,
+                    };
+                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS), fault)
+                    {
                         let rip = me.with_context(|c| c.rip);
                         fault::bus_error(me.tid, cr2, rip);
                     }
@@ -411,7 +439,12 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 cr2,
             } => {
                 let (sig, _) = fault::signal_for(vector);
-                if !signal::fault_has_handler(&process, me.tid, u32::from(sig)) {
+                let fault = signal::Fault {
+                    vector,
+                    error_code,
+                    cr2,
+                };
+                if !signal::fault_has_handler(&process, me.tid, u32::from(sig), fault) {
                     let rip = me.with_context(|c| c.rip);
                     fault::kill(me.tid, vector, error_code, cr2, rip);
                 }

@@ -116,6 +116,15 @@ impl UserMemory for KernelPlatform {
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
         with_fault_retry(FaultAccess::Write, || uaccess::copy_to_user(addr, data))
     }
+
+    fn cmpxchg_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32> {
+        let mut held = 0;
+        with_fault_retry(FaultAccess::Write, || {
+            held = uaccess::cmpxchg_user_u32(addr, old, new)?;
+            Ok(())
+        })?;
+        Ok(held)
+    }
 }
 
 fn map_err(e: UserMapError) -> libos::error::Error {
@@ -181,6 +190,14 @@ impl PageFrames for KernelPlatform {
 impl CurrentThread for KernelPlatform {
     fn current_tid(&self) -> u32 {
         crate::task::current().map_or(1, |t| t.tid)
+    }
+
+    fn current_cpu(&self) -> u32 {
+        crate::arch::smp::cpu_index() as u32
+    }
+
+    fn cpu_count(&self) -> u32 {
+        crate::arch::smp::thread_cpus() as u32
     }
 }
 

@@ -87,6 +87,9 @@ pub fn deliver_pending(process: &Process, me: &Thread) -> bool {
             _ => {
                 let code = if TIMER_SIGNALS.contains(&sig) || is_fault(sig) {
                     SI_KERNEL
+                } else if TKILLS.lock().remove(&(me.tid, sig)) {
+                    // glibc's cancellation handler acts only on this code.
+                    SI_TKILL
                 } else {
                     SI_USER
                 };
@@ -147,15 +150,19 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         }
         None => (code, 0, 0),
     };
+    let (code, addr, err, trapno, cr2) = match is_fault(sig).then(|| fault_info(me.tid, sig)) {
+        Some(Some(f)) => f,
+        _ => (code, addr, 0, 0, 0),
+    };
     let info = FrameInfo {
         signo: sig,
         code,
         addr,
         value,
         old_mask,
-        err: 0,
-        trapno: 0,
-        cr2: 0,
+        err,
+        trapno,
+        cr2,
         altstack: alt.map_or((0, 2, 0), |a| {
             (
                 a.sp,
@@ -195,12 +202,59 @@ fn is_fault(sig: u32) -> bool {
 /// A fault raised signal `sig` in thread `tid`: if the program handles it
 /// (and does not block it), queue it and return `true`; otherwise the
 /// caller ends the program.
-pub fn fault_has_handler(process: &Process, tid: u32, sig: u32) -> bool {
+pub fn fault_has_handler(process: &Process, tid: u32, sig: u32, fault: Fault) -> bool {
     let mut s = process.signals.lock();
     if s.handler_for(sig).is_none() || s.mask(tid) & sig_bit(sig) != 0 {
         return false;
     }
-    s.send_to_thread(tid, sig).is_ok()
+    let sent = s.send_to_thread(tid, sig).is_ok();
+    if sent {
+        FAULTS.lock().insert(tid, (sig, fault));
+    }
+    sent
+}
+
+/// What a CPU exception tells the handler of the signal it raised.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    /// The exception vector (`uc_mcontext.trapno`).
+    pub vector: u64,
+    /// The CPU error code (`uc_mcontext.err`).
+    pub error_code: u64,
+    /// CR2 for a page fault.
+    pub cr2: u64,
+}
+
+/// `si_code` of a SIGSEGV for a page that is not mapped / mapped without
+/// the access.
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+/// `si_code` of a SIGBUS for a nonexistent physical address (past the end
+/// of a mapped file).
+const BUS_ADRERR: i32 = 2;
+
+/// The last fault of each thread whose signal is queued for its handler.
+static FAULTS: spin::Mutex<alloc::collections::BTreeMap<u32, (u32, Fault)>> =
+    spin::Mutex::new(alloc::collections::BTreeMap::new());
+
+/// The siginfo and context fields of a fault's signal, as Linux fills
+/// them: a page fault's SIGSEGV has `SEGV_MAPERR` (no page) or
+/// `SEGV_ACCERR` (no right) and `si_addr` = CR2; other faults `SI_KERNEL`.
+/// Returns `(code, addr, err, trapno, cr2)`.
+fn fault_info(tid: u32, sig: u32) -> Option<(i32, u64, u64, u64, u64)> {
+    let (queued, f) = FAULTS.lock().remove(&tid)?;
+    if queued != sig {
+        return None;
+    }
+    let code = match (sig, f.vector) {
+        (11, 14) if f.error_code & 1 != 0 => SEGV_ACCERR,
+        (11, 14) => SEGV_MAPERR,
+        // A page past the end of a mapped file.
+        (7, 14) => BUS_ADRERR,
+        _ => SI_KERNEL,
+    };
+    let addr = if f.vector == 14 { f.cr2 } else { 0 };
+    Some((code, addr, f.error_code, f.vector, addr))
 }
 
 /// `rt_sigreturn()`: restores the registers, mask and FPU state saved by
@@ -259,9 +313,15 @@ fn kill_thread(p: &Process, tid: i32, sig: u32) -> Result<usize> {
     };
     if sig != 0 {
         p.signals.lock().send_to_thread(t.tid, sig)?;
+        TKILLS.lock().insert((t.tid, sig));
     }
     Ok(0)
 }
+
+/// Signals pending for a thread through `tgkill`/`tkill` (`(tid, sig)`):
+/// delivered with `si_code` `SI_TKILL`, as Linux.
+static TKILLS: spin::Mutex<alloc::collections::BTreeSet<(u32, u32)>> =
+    spin::Mutex::new(alloc::collections::BTreeSet::new());
 
 /// `tgkill(tgid, tid, sig)`
 pub fn sys_tgkill(p: &Process, a: &SyscallArgs) -> Result<usize> {

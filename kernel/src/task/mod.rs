@@ -1,5 +1,12 @@
-//! Threads of the application and the scheduler that shares the one vCPU
+//! Threads of the application and the scheduler that shares the CPUs
 //! between them.
+//!
+//! With several CPUs (`arch::smp::threads_on_aps`) each CPU has its own
+//! running thread ([`current`]) and picks the next from the one shared run
+//! queue, skipping threads that run on another CPU; all of this runs under
+//! the big kernel lock (`arch::smp::bkl`), which only user mode runs
+//! without. An AP with nothing to run halts; a thread that may now run
+//! on an idle CPU wakes it ([`wake_idle_cpus`]).
 //!
 //! Each user thread has its own kernel stack; the kernel code for a thread
 //! (its syscall handlers, its blocking waits) runs on that stack, and
@@ -31,6 +38,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize
 use spin::Mutex;
 
 use crate::arch::fpu::FpuState;
+use crate::arch::smp::{self, MAX_CPUS};
 use crate::arch::switch::{self, SwitchContext, Switchable};
 use crate::arch::user::UserContext;
 use crate::mm::stack::KernelStack;
@@ -157,13 +165,18 @@ impl Thread {
 
 struct Scheduler {
     threads: Vec<Arc<Thread>>,
-    current: usize,
 }
 
 static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     threads: Vec::new(),
-    current: 0,
 });
+/// Each CPU's running thread.
+static RUNNING: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// This CPU's running-thread slot.
+fn running_slot() -> &'static Mutex<Option<Arc<Thread>>> {
+    &RUNNING[smp::cpu_index() % MAX_CPUS]
+}
 static NEXT_TID: AtomicU32 = AtomicU32::new(1);
 /// Moves whenever a blocked thread's condition may have changed.
 static WAKE_EPOCH: AtomicU64 = AtomicU64::new(0);
@@ -184,8 +197,7 @@ pub fn process_cpu_ns() -> u64 {
     let live: u64 = s
         .threads
         .iter()
-        .enumerate()
-        .map(|(i, t)| cpu_of(t, i == s.current))
+        .map(|t| cpu_of(t, t.switch.is_on_cpu()))
         .sum();
     REAPED_CPU_NS.load(Ordering::Relaxed) + live
 }
@@ -257,8 +269,7 @@ pub fn set_entry(entry: fn(Arc<Thread>) -> !) {
 
 /// The running thread, once the first has started.
 pub fn current() -> Option<Arc<Thread>> {
-    let s = SCHED.lock();
-    s.threads.get(s.current).cloned()
+    running_slot().lock().clone()
 }
 
 /// The live thread with id `tid`.
@@ -328,22 +339,79 @@ pub fn spawn(ctx: UserContext, fpu: FpuState, fs_base: u64) -> Result<u32, Spawn
         ran_since: AtomicU64::new(0),
     });
     crate::arch::interrupts::without_interrupts(|| SCHED.lock().threads.push(t));
+    wake_idle_cpus();
     Ok(tid)
 }
 
 /// Starts the first spawned thread; the boot stack is abandoned.
+/// With several CPUs, the APs take threads from here on (under the big
+/// kernel lock, which this CPU then holds).
 pub fn start() -> ! {
     crate::arch::interrupts::disable();
-    let first = {
-        let mut s = SCHED.lock();
-        s.current = 0;
-        s.threads.first().cloned().expect("a thread to start")
+    let first = SCHED
+        .lock()
+        .threads
+        .first()
+        .cloned()
+        .expect("a thread to start");
+    if smp::threads_on_aps() {
+        smp::tlb::note_loaded(crate::mm::space::current());
+        smp::bkl::activate();
+        crate::kprintln!("cpus: threads run on {} CPUs", smp::thread_cpus());
+    }
+    run_first(first)
+}
+
+/// Makes `t` this CPU's running thread and switches to it from the boot
+/// or idle stack, which is left for good.
+fn run_first(t: Arc<Thread>) -> ! {
+    *running_slot().lock() = Some(t.clone());
+    t.ran_since.store(crate::time::now_ns(), Ordering::Relaxed);
+    crate::arch::cpu::set_fs_base(t.fs_base());
+    crate::mm::space::activate(t.address_space());
+    smp::note_thread_run();
+    switch::start(t)
+}
+
+/// An idle AP (holding the big kernel lock, interrupts off): runs a
+/// thread that may run and is on no CPU, leaving the idle stack; returns
+/// if there is none.
+pub fn run_here() {
+    let next = {
+        let s = SCHED.lock();
+        let (epoch, now) = (WAKE_EPOCH.load(Ordering::Acquire), crate::time::now_ns());
+        s.threads
+            .iter()
+            .find(|t| !t.switch.is_on_cpu() && eligible(t, epoch, now))
+            .cloned()
     };
-    first
-        .ran_since
-        .store(crate::time::now_ns(), Ordering::Relaxed);
-    crate::arch::cpu::set_fs_base(first.fs_base());
-    switch::start(first)
+    if let Some(t) = next {
+        run_first(t)
+    }
+}
+
+/// Wakes idle CPUs if a thread may run that no CPU runs, or that halts
+/// on an idle CPU. With one CPU, or none idle, one relaxed load (inline:
+/// it runs after every system call).
+#[inline(always)]
+pub fn wake_idle_cpus() {
+    if smp::any_idle() {
+        wake_idle_cpus_slow();
+    }
+}
+
+#[inline(never)]
+fn wake_idle_cpus_slow() {
+    let waiting = {
+        let s = SCHED.lock();
+        let (epoch, now) = (WAKE_EPOCH.load(Ordering::Acquire), crate::time::now_ns());
+        s.threads.iter().any(|t| {
+            (t.state() == State::Blocked || !t.switch.is_on_cpu()) && eligible(t, epoch, now)
+        })
+    };
+    if waiting {
+        smp::wake_idle();
+    }
 }
 
 /// Switches to the next thread that may run ([`eligible`], round robin);
@@ -351,16 +419,22 @@ pub fn start() -> ! {
 /// than the caller leave the run queue here.
 pub fn yield_now() -> bool {
     crate::arch::interrupts::disable();
+    let me = current_thread();
     let (me, next) = {
         let mut s = SCHED.lock();
-        let mut cur = s.current;
-        let me = s.threads[cur].clone();
+        let mut cur = s
+            .threads
+            .iter()
+            .position(|t| Arc::ptr_eq(t, &me))
+            .expect("the running thread is queued");
         if DEAD.load(Ordering::Relaxed) > 0 {
-            // Drop threads that have exited and switched away for good.
+            // Drop threads that have exited and switched away for good
+            // (a dead thread another CPU still halts on stays).
             let mut index = 0;
             let mut reaped = 0;
             s.threads.retain(|t| {
-                let reap = t.state() == State::Dead && !Arc::ptr_eq(t, &me);
+                let reap =
+                    t.state() == State::Dead && !Arc::ptr_eq(t, &me) && !t.switch.is_on_cpu();
                 if reap {
                     REAPED_CPU_NS.fetch_add(t.cpu_ns.load(Ordering::Relaxed), Ordering::Relaxed);
                     // A dead thread other than the running one made its
@@ -381,20 +455,16 @@ pub fn yield_now() -> bool {
         }
         let n = s.threads.len();
         let (epoch, now) = (WAKE_EPOCH.load(Ordering::Acquire), crate::time::now_ns());
-        let next = (1..n)
-            .map(|k| (cur + k) % n)
-            .find(|&i| eligible(&s.threads[i], epoch, now));
+        let next = (1..n).map(|k| (cur + k) % n).find(|&i| {
+            let t = &s.threads[i];
+            !t.switch.is_on_cpu() && eligible(t, epoch, now)
+        });
         match next {
-            None => {
-                s.current = cur;
-                return false;
-            }
-            Some(i) => {
-                s.current = i;
-                (me, s.threads[i].clone())
-            }
+            None => return false,
+            Some(i) => (me, s.threads[i].clone()),
         }
     };
+    *running_slot().lock() = Some(next.clone());
     // CPU time: `me`'s run ends, `next`'s begins.
     let now = crate::time::now_ns();
     let ran = now.saturating_sub(me.ran_since.load(Ordering::Relaxed));
@@ -402,6 +472,7 @@ pub fn yield_now() -> bool {
     next.ran_since.store(now, Ordering::Relaxed);
     crate::arch::cpu::set_fs_base(next.fs_base());
     crate::mm::space::activate(next.address_space());
+    smp::note_thread_run();
     // No reference to a thread stays on this stack across the switch: a
     // thread that exited never comes back to drop it.
     drop(me);
@@ -457,8 +528,7 @@ fn wait(
             // Nothing can change until an interrupt: wait for one. The
             // halt is idle time, not this thread's CPU time.
             let halted = crate::time::now_ns();
-            crate::platform::platform().wait_for_interrupt();
-            crate::arch::interrupts::disable();
+            smp::idle_halt();
             let idle = crate::time::now_ns().saturating_sub(halted);
             me.ran_since.fetch_add(idle, Ordering::Relaxed);
         }
@@ -476,12 +546,12 @@ pub fn exit_current() -> ! {
     DEAD.fetch_add(1, Ordering::Relaxed);
     bump_epoch();
     drop(me);
+    wake_idle_cpus();
     // The others may all be waiting: halt until one of them can run.
     loop {
         if yield_now() {
             unreachable!("a dead thread was resumed");
         }
-        crate::platform::platform().wait_for_interrupt();
-        crate::arch::interrupts::disable();
+        smp::idle_halt();
     }
 }

@@ -58,6 +58,7 @@ pub struct MockPlatform {
     block_spins: AtomicU64,
     interrupt_after_ns: AtomicU64,
     tid: AtomicU32,
+    cpus: AtomicU32,
 }
 
 impl Default for MockPlatform {
@@ -93,6 +94,7 @@ impl MockPlatform {
             block_spins: AtomicU64::new(100_000),
             interrupt_after_ns: AtomicU64::new(u64::MAX),
             tid: AtomicU32::new(1),
+            cpus: AtomicU32::new(1),
         }
     }
 
@@ -159,6 +161,12 @@ impl MockPlatform {
     /// start end with `EINTR` after that long instead (a signal arriving).
     pub fn interrupt_next_wait_after(&self, ns: u64) {
         self.interrupt_after_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Sets how many CPUs [`CurrentThread::cpu_count`] reports (1 by
+    /// default; the caller then runs on the last).
+    pub fn set_cpus(&self, cpus: u32) {
+        self.cpus.store(cpus, Ordering::Relaxed);
     }
 
     /// Sets the thread id [`CurrentThread::current_tid`] reports: for the
@@ -379,6 +387,15 @@ impl CurrentThread for MockPlatform {
             return tid;
         }
         self.tid.load(Ordering::Relaxed)
+    }
+
+    /// The last CPU, so tests see a value other than the default.
+    fn current_cpu(&self) -> u32 {
+        self.cpus.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    fn cpu_count(&self) -> u32 {
+        self.cpus.load(Ordering::Relaxed)
     }
 }
 

@@ -1,5 +1,7 @@
-//! Scheduling and sleeping: `sched_yield`, `sched_getaffinity`,
-//! `sched_setaffinity` (one CPU), `nanosleep` and `clock_nanosleep`
+//! Scheduling and sleeping: `sched_yield`, `sched_getaffinity` (the CPUs
+//! that run the program's threads), `sched_setaffinity` (checked, not
+//! enforced: every thread may run on every CPU), `getcpu`, `nanosleep` and
+//! `clock_nanosleep`
 //! through the platform's `Blocker` (a signal ends a sleep with `EINTR`
 //! and the time left).
 
@@ -19,10 +21,21 @@ pub const HANDLERS: &[(usize, &str, Handler)] = &[
     (203, "sched_setaffinity", sys_sched_setaffinity),
     (204, "sched_getaffinity", sys_sched_getaffinity),
     (230, "clock_nanosleep", sys_clock_nanosleep),
+    (309, "getcpu", sys_getcpu),
 ];
 
-/// Bytes of the kernel's CPU mask (one `unsigned long`: one CPU).
+/// Bytes of the kernel's CPU mask (one `unsigned long`: up to 64 CPUs;
+/// the kernel uses at most 16).
 const CPUMASK_BYTES: usize = 8;
+
+/// The mask of the CPUs that run the program's threads.
+fn online_mask(p: &Process) -> u64 {
+    match p.platform.cpu_count() {
+        0 => 1,
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
+}
 
 /// `sched_yield()`
 pub fn sys_sched_yield(p: &Process, _a: &SyscallArgs) -> Result<usize> {
@@ -45,18 +58,22 @@ fn check_pid(p: &Process, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// `sched_getaffinity(pid, len, mask)`: CPU 0; returns the mask size.
+/// `sched_getaffinity(pid, len, mask)`: every CPU that runs threads;
+/// returns the mask size.
 pub fn sys_sched_getaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let len = a.usize(1);
     if len < CPUMASK_BYTES || !len.is_multiple_of(CPUMASK_BYTES) {
         return_errno!(Errno::EINVAL);
     }
     check_pid(p, a.i32(0))?;
-    UserSliceWrite::new(a.u64(2), CPUMASK_BYTES)?.write(&*p.platform, &1u64.to_le_bytes())?;
+    UserSliceWrite::new(a.u64(2), CPUMASK_BYTES)?
+        .write(&*p.platform, &online_mask(p).to_le_bytes())?;
     Ok(CPUMASK_BYTES)
 }
 
-/// `sched_setaffinity(pid, len, mask)`: `EINVAL` unless CPU 0 is in it.
+/// `sched_setaffinity(pid, len, mask)`: `EINVAL` unless a CPU that runs
+/// threads is in it (as Linux). The mask is not enforced: threads keep
+/// running on every CPU (docs/LINUX_ABI.md).
 pub fn sys_sched_setaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
     check_pid(p, a.i32(0))?;
     let n = a.usize(1).min(CPUMASK_BYTES);
@@ -65,8 +82,20 @@ pub fn sys_sched_setaffinity(p: &Process, a: &SyscallArgs) -> Result<usize> {
         crate::user::UserSliceRead::new(a.u64(2), n)?;
         p.platform.read_user(a.u64(2), &mut mask[..n])?;
     }
-    if mask[0] & 1 == 0 {
+    if u64::from_le_bytes(mask) & online_mask(p) == 0 {
         return_errno!(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// `getcpu(cpu, node, tcache)`: the caller's CPU, node 0 (either pointer
+/// may be NULL; `tcache` is ignored, as since Linux 2.6.24).
+pub fn sys_getcpu(p: &Process, a: &SyscallArgs) -> Result<usize> {
+    let cpu = p.platform.current_cpu();
+    for (ptr, value) in [(a.u64(0), cpu), (a.u64(1), 0)] {
+        if ptr != 0 {
+            UserSliceWrite::new(ptr, 4)?.write(&*p.platform, &value.to_le_bytes())?;
+        }
     }
     Ok(0)
 }

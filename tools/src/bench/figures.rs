@@ -53,6 +53,9 @@ pub enum Figure {
     Redis,
     /// `nginx` measured by `wrk` from the host.
     Nginx,
+    /// A CPU-bound hash loop in 1 and in 2 threads (`smp_hash`): thread
+    /// scaling, meant for `CLOISTER_CPUS=2`. Not in `all`: by name only.
+    Smp,
 }
 
 impl Figure {
@@ -77,6 +80,7 @@ impl Figure {
             Self::Files => "files",
             Self::Redis => "redis",
             Self::Nginx => "nginx",
+            Self::Smp => "smp",
         }
     }
 
@@ -89,9 +93,10 @@ impl Figure {
             }
             let f = Self::ALL
                 .into_iter()
+                .chain([Self::Smp])
                 .find(|f| f.name() == word)
                 .with_context(|| {
-                    format!("unknown figure {word:?}: use boot, syscall, process, openssl, files, redis, nginx or all")
+                    format!("unknown figure {word:?}: use boot, syscall, process, openssl, files, redis, nginx, smp or all")
                 })?;
             if !out.contains(&f) {
                 out.push(f);
@@ -99,7 +104,7 @@ impl Figure {
         }
         if out.is_empty() {
             bail!(
-                "no figures given: use boot, syscall, process, openssl, files, redis, nginx or all"
+                "no figures given: use boot, syscall, process, openssl, files, redis, nginx, smp or all"
             );
         }
         Ok(out)
@@ -280,7 +285,43 @@ pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>
         }
         Figure::Redis => vec![redis_job(clients)?],
         Figure::Nginx => vec![nginx_job(clients)?],
+        Figure::Smp => {
+            let program = build_smp_hash(cache)?;
+            [
+                ("smp-hash-1t", "1", SMP_HASH_ONE),
+                ("smp-hash-2t", "2", SMP_HASH_TWO),
+            ]
+            .into_iter()
+            .map(|(name, threads, what)| {
+                let mut j = job(name, "/bench/smp_hash", &[threads, SMP_HASH_ROUNDS], vec![]);
+                j.program = program.clone();
+                one(j, Check::Timed(what))
+            })
+            .collect()
+        }
     })
+}
+
+/// Rounds of each `smp_hash` thread.
+const SMP_HASH_ROUNDS: &str = "200000000";
+const SMP_HASH_ONE: &str = "smp_hash, 1 thread × 2·10^8 rounds";
+const SMP_HASH_TWO: &str = "smp_hash, 2 threads × 2·10^8 rounds";
+
+/// Builds `tests/programs/smp_hash.c` statically into `cache`.
+fn build_smp_hash(cache: &Path) -> Result<PathBuf> {
+    let source = crate::build::workspace_root().join("tests/programs/smp_hash.c");
+    std::fs::create_dir_all(cache)?;
+    let out = cache.join("smp_hash");
+    let status = Command::new("gcc")
+        .args(["-O2", "-static", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .context("cannot run gcc (Debian: gcc and libc6-dev)")?;
+    if !status.success() {
+        bail!("gcc failed building {}", source.display());
+    }
+    Ok(out)
 }
 
 /// Requests per test without pipelining (≈ 2.5 s per test at the
@@ -576,6 +617,8 @@ mod tests {
             [Figure::Files, Figure::Boot]
         );
         assert_eq!(Figure::parse_list("redis").unwrap(), [Figure::Redis]);
+        assert_eq!(Figure::parse_list("smp").unwrap(), [Figure::Smp]);
+        assert!(!Figure::ALL.contains(&Figure::Smp));
         assert!(Figure::parse_list("postgres").is_err());
         assert!(Figure::parse_list(",").is_err());
     }

@@ -224,10 +224,12 @@ impl QemuSettings {
 
     /// One line describing them, for tables.
     pub fn describe(&self) -> String {
-        let args = self.accel.qemu_args();
+        let cpus = crate::qemu::cpus_from_env().unwrap_or(1);
+        let args = self.accel.qemu_args_for(cpus);
         format!(
-            "`-M {} -smp 1 -m {}M {}`",
+            "`-M {} -smp {} -m {}M {}`",
             self.machine,
+            cpus,
             self.memory_mib,
             args.join(" ")
         )

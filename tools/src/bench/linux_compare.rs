@@ -329,7 +329,11 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
             .iter()
             .map(|w| format!(" {w}"))
             .collect::<String>(),
-        opts.command,
+        // The vCPU count comes from the environment: say so.
+        match crate::qemu::cpus_from_env() {
+            Ok(n) if n > 1 => format!("CLOISTER_CPUS={n} {}", opts.command),
+            _ => opts.command.clone(),
+        },
         opts.rounds,
         if opts
             .figures

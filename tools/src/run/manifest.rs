@@ -10,7 +10,7 @@
 //!
 //! [vm]
 //! memory = "512M"
-//! cpus = 1                                # vCPUs, 1 to 16 (the program runs on the first)
+//! cpus = 1                                # vCPUs, 1 to 16 (threads run on all)
 //! accel = "tcg"                           # or "kvm"
 //! publish = ["16379:6379"]                # 127.0.0.1:HOST -> guest port
 //! timeout_secs = 0                        # 0: no limit

@@ -260,7 +260,7 @@ pub struct RunArgs {
     #[arg(long, default_value = DEFAULT_MEM_ARG, value_name = "SIZE")]
     mem: String,
     /// vCPUs (1 to 16; default 1, or `CLOISTER_CPUS`). The kernel starts
-    /// them all; the program runs on the first (no SMP scheduling yet).
+    /// them all and the program's threads run on every one.
     #[arg(long, value_name = "N")]
     cpus: Option<u32>,
     /// A host file or directory (recursively) to put in the image, at GUEST

@@ -18,7 +18,6 @@ use alloc::collections::BTreeMap;
 use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::structures::paging::page_table::PageTableEntry;
-use x86_64::{VirtAddr, instructions::tlb};
 
 use super::{PAGE_BYTES, frames, phys_to_virt, pte};
 
@@ -92,7 +91,7 @@ pub(super) fn break_cow(
         old
     };
     entry.set_addr(pte::private(frame), flags);
-    tlb::flush(VirtAddr::new(vaddr));
+    super::user::flush_page(vaddr);
     Some(frame)
 }
 

@@ -54,6 +54,7 @@ pub fn activate(root: u64) {
     if root == 0 || root == current() {
         return;
     }
+    crate::arch::smp::tlb::note_loaded(root);
     // SAFETY: `root` is the kernel's PML4 or one `fork_current` built and
     // `destroy` has not freed (a space is destroyed only after its last
     // thread switched away for good); its upper half is the kernel's, so
@@ -161,8 +162,9 @@ pub fn fork_current(shared: &[Range<u64>]) -> Result<u64, UserMapError> {
                 }
             }
         }
-        // The caller's pages lost their write right.
+        // The caller's pages lost their write right (on every CPU).
         tlb::flush_all();
+        crate::arch::smp::tlb::note_all();
         Ok(dst)
     })
 }
@@ -186,5 +188,7 @@ pub fn destroy(root: u64) {
         log::error!("refusing to destroy the address space {root:#x} in use");
         return;
     }
+    // A CPU halted on a thread of the space that exited still has it.
+    crate::arch::smp::tlb::leave(root);
     with_lock(|| destroy_locked(root));
 }

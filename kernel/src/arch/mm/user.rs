@@ -176,11 +176,23 @@ fn check_range(start: u64, len: u64) -> Result<u64, UserMapError> {
     Ok(end)
 }
 
+/// Runs `f` with the page-table lock; the pages it flushed ([`flush_page`])
+/// are shot down on the other CPUs that have the space loaded before the
+/// lock is let go.
 pub(super) fn with_lock<R>(f: impl FnOnce() -> R) -> R {
     without_interrupts(|| {
         let _g = LOCK.lock();
-        f()
+        let r = f();
+        crate::arch::smp::tlb::finish();
+        r
     })
+}
+
+/// Flushes the page at `vaddr` from this CPU's TLB and notes it for the
+/// shootdown at the end of [`with_lock`].
+pub(super) fn flush_page(vaddr: u64) {
+    tlb::flush(VirtAddr::new(vaddr));
+    crate::arch::smp::tlb::note_page(vaddr);
 }
 
 /// Frees the frame an entry holds, if any, and clears it.
@@ -205,7 +217,7 @@ pub fn map_lazy(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
             clear_entry(entry);
             entry.set_addr(x86_64::PhysAddr::new(0), MANAGED | software_bits(prot));
             if was_present {
-                tlb::flush(VirtAddr::new(v));
+                flush_page(v);
             }
             v += PAGE_BYTES;
         }
@@ -232,7 +244,7 @@ pub fn protect(start: u64, len: u64, prot: Perms) -> Result<(), UserMapError> {
                 }
                 entry.set_flags(new);
                 if flags.contains(F::PRESENT) {
-                    tlb::flush(VirtAddr::new(v));
+                    flush_page(v);
                 }
             }
             v += PAGE_BYTES;
@@ -254,7 +266,7 @@ pub fn unmap(start: u64, len: u64) -> Result<(), UserMapError> {
             let was_present = entry.flags().contains(F::PRESENT);
             clear_entry(entry);
             if was_present {
-                tlb::flush(VirtAddr::new(v));
+                flush_page(v);
             }
             v += PAGE_BYTES;
         }
@@ -279,7 +291,7 @@ pub fn move_pages(from: u64, to: u64, len: u64) -> Result<(), UserMapError> {
                 let (addr, flags) = (src.addr(), src.flags());
                 src.set_unused();
                 if flags.contains(F::PRESENT) {
-                    tlb::flush(VirtAddr::new(from + off));
+                    flush_page(from + off);
                 }
                 let dst = leaf(to + off, true).ok_or(UserMapError::OutOfMemory)?;
                 dst.set_addr(addr, flags);
@@ -350,6 +362,26 @@ pub fn fault_access(error_code: u64) -> FaultAccess {
     }
 }
 
+/// Whether a fault taken in user mode is one the entry now allows in
+/// hardware (not a reserved-bit fault): nothing is left to resolve. Only
+/// user-mode faults: one taken in user mode waits for the kernel lock,
+/// during which another CPU may resolve it; a kernel access runs under the
+/// lock, and a kernel fault on an allowed page (a SMAP slip) must not be
+/// retried forever.
+fn spurious(flags: F, error_code: u64) -> bool {
+    /// Error code bits: 2, the access was in user mode; 3, a reserved bit
+    /// was set in an entry.
+    const USER_MODE: u64 = 1 << 2;
+    const RESERVED_BIT: u64 = 1 << 3;
+    error_code & (USER_MODE | RESERVED_BIT) == USER_MODE
+        && flags.contains(F::PRESENT | F::USER_ACCESSIBLE)
+        && match fault_access(error_code) {
+            FaultAccess::Write => flags.contains(F::WRITABLE),
+            FaultAccess::Execute => !flags.contains(F::NO_EXECUTE),
+            FaultAccess::Read => true,
+        }
+}
+
 /// Whether `prot` allows `access`.
 fn access_allowed(prot: Perms, access: FaultAccess) -> bool {
     match access {
@@ -387,6 +419,13 @@ pub fn demand_fault(addr: u64, error_code: u64) -> Demand {
             return Demand::NotLazy;
         };
         let flags = entry.flags();
+        if spurious(flags, error_code) {
+            // Another CPU resolved the same fault first (populated or
+            // copied the page while this one waited for the kernel lock),
+            // or a stale translation: retry the access, as Linux does.
+            tlb::flush(VirtAddr::new(page));
+            return Demand::Resolved;
+        }
         if flags.contains(COW | HAS_FRAME | F::PRESENT)
             && fault_access(error_code) == FaultAccess::Write
             && perms_of(flags).write

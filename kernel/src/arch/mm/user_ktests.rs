@@ -84,6 +84,28 @@ ktest!(
 );
 
 ktest!(
+    fn user_compare_exchange_is_exact_and_faults_cleanly() {
+        use crate::arch::uaccess::cmpxchg_user_u32;
+        user::map_lazy(BASE, 4096, RW).expect("map");
+        copy_to_user(BASE + 8, &7u32.to_le_bytes()).expect("write");
+        // Equal: stored; the old value comes back.
+        assert_eq!(cmpxchg_user_u32(BASE + 8, 7, 9), Ok(7));
+        // Not equal: left alone; the value it holds comes back.
+        assert_eq!(cmpxchg_user_u32(BASE + 8, 7, 11), Ok(9));
+        let mut b = [0u8; 4];
+        crate::arch::uaccess::copy_from_user(BASE + 8, &mut b).expect("read");
+        assert_eq!(u32::from_le_bytes(b), 9);
+        // Read-only, unmapped, misaligned, kernel: errors, no crash.
+        user::protect(BASE, 4096, RO).expect("protect ro");
+        assert!(cmpxchg_user_u32(BASE + 8, 9, 1).is_err());
+        assert!(cmpxchg_user_u32(BASE + 4096, 0, 1).is_err());
+        assert!(cmpxchg_user_u32(BASE + 2, 0, 1).is_err());
+        assert!(cmpxchg_user_u32(0xffff_8000_0000_0000, 0, 1).is_err());
+        user::unmap(BASE, 4096).expect("unmap");
+    }
+);
+
+ktest!(
     fn moved_pages_keep_contents() {
         let before = frames::free_frames();
         user::map_lazy(BASE, 2 * 4096, RW).expect("map");

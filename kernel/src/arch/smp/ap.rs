@@ -1,8 +1,10 @@
 //! An application processor's life after the trampoline: its own GDT, TSS
 //! and IST stacks, the shared IDT, the same CPU features as the boot CPU,
 //! its local APIC, `IA32_TSC_AUX` = its CPU index (what [`super::cpu_index`]
-//! reads), then the idle loop — `sti; hlt` until an IPI brings work
-//! ([`super::run_on`]), never spinning.
+//! reads), its `SYSCALL` MSRs, then the idle loop — `sti; hlt` until an IPI
+//! brings work ([`super::run_on`]) or, once programs run on APs, a thread
+//! to run (its periodic tick then runs too, for preemption), never
+//! spinning.
 
 use core::sync::atomic::Ordering;
 
@@ -41,14 +43,19 @@ pub(super) extern "C" fn ap_rust_entry(index: u64) -> ! {
         me.stacks.machine_check_top,
     );
     idt::load_on_ap();
+    crate::arch::user::init_cpu(index as usize);
     apic::init_ap();
+    super::tlb::note_loaded(crate::mm::space::current());
     me.apic_id_seen.store(apic::id(), Ordering::Relaxed);
     me.online.store(true, Ordering::Release);
     idle(me)
 }
 
-/// Runs queued work, else halts until an interrupt (the wake IPI).
+/// Runs queued work, else a thread that may run (once programs run on
+/// APs: this stack is then left for good), else halts until an interrupt
+/// (the wake IPI, or its tick).
 fn idle(me: &'static PerCpu) -> ! {
+    let mut ticking = false;
     loop {
         interrupts::disable();
         let work = me.work.lock().0.take();
@@ -57,6 +64,17 @@ fn idle(me: &'static PerCpu) -> ! {
                 interrupts::enable();
                 work();
                 me.completed.fetch_add(1, Ordering::Release);
+            }
+            None if super::bkl::active() => {
+                if !ticking {
+                    // Preemption of the threads it will run.
+                    apic::start_periodic(apic::tick_hz().max(1));
+                    ticking = true;
+                }
+                super::bkl::acquire();
+                crate::task::run_here();
+                super::idle_halt();
+                super::bkl::release();
             }
             None => {
                 me.halts.fetch_add(1, Ordering::Relaxed);

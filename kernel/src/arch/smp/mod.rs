@@ -21,12 +21,17 @@
 //! run, or — where the hypervisor hides `rdtscp` — from which AP's stacks
 //! hold its stack pointer. GS is left to user programs (the kernel never
 //! uses `swapgs`).
-//! Nothing runs user threads on APs: the scheduler, the current thread and
-//! many locks still assume one CPU.
+//! Once the first program starts, APs run its threads too (where CPUs find
+//! their index with `rdtscp`: a thread's kernel stack is no AP's own):
+//! kernel code runs under the big kernel lock ([`bkl`]), user mode in
+//! parallel; [`tlb`] shoots down stale translations; an idle CPU halts
+//! ([`idle_halt`]) until its tick or a wake IPI ([`wake_idle`]).
 
 mod ap;
+pub mod bkl;
 #[cfg(feature = "ktest")]
 mod ktests;
+pub mod tlb;
 pub mod trampoline;
 
 use alloc::boxed::Box;
@@ -42,6 +47,9 @@ use crate::platform::{ApStart, PlatformError, platform};
 pub const MAX_CPUS: usize = allocator::MAX_CPUS;
 /// The vector of the IPI that wakes an idle AP.
 pub const WAKE_VECTOR: u8 = 0xf0;
+/// The vector of the IPI that makes a CPU running user code enter the
+/// kernel (its run loop then delivers signals, or ends the thread).
+pub const KICK_VECTOR: u8 = 0xf2;
 /// Pages of an AP's kernel stack (as the boot CPU's).
 const STACK_PAGES: u64 = 16;
 /// Pages of each IST stack.
@@ -96,6 +104,8 @@ pub struct PerCpu {
     pub halts: AtomicU64,
     /// Closures it finished ([`run_on`]).
     pub completed: AtomicU64,
+    /// Times it switched to a user thread (with threads on APs).
+    pub thread_runs: AtomicU64,
     /// The closure it is to run next.
     work: spin::Mutex<Work>,
 }
@@ -127,10 +137,17 @@ pub fn cpu_count() -> usize {
 }
 
 /// This CPU's index: 0 on the boot CPU, `1..` on APs in start order.
+/// Inline: with one vCPU one load and no call.
+#[inline(always)]
 pub fn cpu_index() -> usize {
     if !SMP_ACTIVE.load(Ordering::Relaxed) {
         return 0;
     }
+    cpu_index_smp()
+}
+
+#[inline(never)]
+fn cpu_index_smp() -> usize {
     if !USE_RDTSCP.load(Ordering::Relaxed) {
         return index_from_stack();
     }
@@ -292,6 +309,8 @@ pub fn start_aps(args: &libos::boot::cmdline::KernelArgs<'_>) -> usize {
 fn prepare(force_stack_index: bool) -> Result<(), StartError> {
     trampoline::install().map_err(StartError::Trampoline)?;
     crate::arch::irq::register(WAKE_VECTOR, ap::on_wake);
+    crate::arch::irq::register(tlb::SHOOTDOWN_VECTOR, tlb::poll);
+    crate::arch::irq::register(KICK_VECTOR, ap::on_wake);
     let (_, _, _, edx) = crate::arch::cpu::cpuid(0x8000_0001, 0);
     // SAFETY: IA32_TSC_AUX only feeds `rdtscp`/`rdpid` (a program's
     // `getcpu` sees CPU 0, which it is on); 0 is the boot CPU's index.
@@ -368,6 +387,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             halts: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            thread_runs: AtomicU64::new(0),
             work: spin::Mutex::new(Work(None)),
         }
     }
@@ -408,6 +428,115 @@ pub fn wait_for(index: usize, ticket: u64) {
     if let Some(c) = cpu(index) {
         while c.completed.load(Ordering::Acquire) < ticket {
             core::hint::spin_loop();
+        }
+    }
+}
+
+/// CPUs halted in [`idle_halt`] (bit = CPU index).
+static IDLE: AtomicU32 = AtomicU32::new(0);
+
+/// Whether user threads may run on the APs: more than one CPU online and
+/// each finds its index with `rdtscp` (the stack-pointer fallback only
+/// knows an AP on its own stacks, not on a thread's).
+pub fn threads_on_aps() -> bool {
+    cpu_count() > 1 && USE_RDTSCP.load(Ordering::Relaxed)
+}
+
+/// The CPUs that run user threads: all when [`threads_on_aps`], else the
+/// boot CPU.
+pub fn thread_cpus() -> usize {
+    if threads_on_aps() { cpu_count() } else { 1 }
+}
+
+/// Whether `vector` is an IPI whose handler is all there is to do (user
+/// mode goes on without entering the kernel).
+pub fn is_quiet_ipi(vector: u64) -> bool {
+    vector == u64::from(WAKE_VECTOR) || vector == u64::from(tlb::SHOOTDOWN_VECTOR)
+}
+
+/// Halts this CPU until an interrupt (its tick, a device, a wake IPI),
+/// marked idle and without the big kernel lock meanwhile. Call with
+/// interrupts off; they are off again, and the lock held, on return.
+pub fn idle_halt() {
+    if !bkl::active() {
+        platform().wait_for_interrupt();
+        crate::arch::interrupts::disable();
+        return;
+    }
+    let bit = 1u32 << (cpu_index() % MAX_CPUS);
+    IDLE.fetch_or(bit, Ordering::SeqCst);
+    bkl::release();
+    if let Some(me) = cpu(cpu_index()) {
+        me.halts.fetch_add(1, Ordering::Relaxed);
+    }
+    // `sti; hlt` is atomic: a wake IPI sent after the bit was set ends it.
+    platform().wait_for_interrupt();
+    crate::arch::interrupts::disable();
+    IDLE.fetch_and(!bit, Ordering::SeqCst);
+    bkl::acquire();
+}
+
+/// Whether some other CPU is halted in [`idle_halt`].
+#[inline(always)]
+pub fn any_idle() -> bool {
+    bkl::active() && IDLE.load(Ordering::SeqCst) & !(1u32 << (cpu_index() % MAX_CPUS)) != 0
+}
+
+/// Sends the wake IPI to every other idle CPU (a thread may run there).
+pub fn wake_idle() {
+    let me = cpu_index();
+    let idle = IDLE.load(Ordering::SeqCst);
+    for c in (0..cpu_count()).filter(|&c| c != me && idle & (1 << c) != 0) {
+        if let Some(p) = cpu(c)
+            && let Err(e) = crate::arch::apic::send_fixed(p.apic_id, WAKE_VECTOR)
+        {
+            log::warn!("smp: wake IPI to CPU {c} failed: {e:?}");
+        }
+    }
+}
+
+/// Counts a switch to a user thread on this CPU (with threads on APs).
+pub fn note_thread_run() {
+    if bkl::active()
+        && let Some(me) = cpu(cpu_index())
+    {
+        me.thread_runs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// With threads on APs, a line for the end of the run: the switches to a
+/// thread on each CPU, TLB shootdowns, and waits for the kernel lock.
+pub fn summary() -> Option<alloc::string::String> {
+    use core::fmt::Write;
+    if !bkl::active() {
+        return None;
+    }
+    let mut line = alloc::string::String::from("smp: thread runs per CPU");
+    for c in 0..cpu_count() {
+        let runs = cpu(c).map_or(0, |p| p.thread_runs.load(Ordering::Relaxed));
+        let _ = write!(line, " {runs}");
+    }
+    let (requests, answers) = tlb::counts();
+    let _ = write!(
+        line,
+        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {}",
+        bkl::contended()
+    );
+    Some(line)
+}
+
+/// Sends the kick IPI to every other CPU that is not idle (it runs a
+/// thread, in user mode or waiting for the kernel lock): a signal or exit
+/// for its thread then takes effect at once rather than at its next tick.
+pub fn kick_running() {
+    let me = cpu_index();
+    let idle = IDLE.load(Ordering::SeqCst);
+    for c in (0..cpu_count()).filter(|&c| c != me && idle & (1 << c) == 0) {
+        if let Some(p) = cpu(c)
+            && p.online.load(Ordering::Acquire)
+            && let Err(e) = crate::arch::apic::send_fixed(p.apic_id, KICK_VECTOR)
+        {
+            log::warn!("smp: kick IPI to CPU {c} failed: {e:?}");
         }
     }
 }

@@ -115,6 +115,23 @@ fn affinity_yield_and_sleeps() {
         err(Errno::EINVAL)
     );
     assert_eq!(h.call("sched_yield", &[]), 0);
+    // Two CPUs: both in the mask, a mask of CPU 1 alone is valid, one of
+    // CPU 2 alone is not; getcpu reports the caller's (the mock's last).
+    h.m.set_cpus(2);
+    assert_eq!(h.call("sched_getaffinity", &[0, 8, BUF]), 8);
+    assert_eq!(h.words::<1>(BUF), [3]);
+    assert_eq!(h.call("sched_setaffinity", &[0, 8, BUF]), 0);
+    h.put(BUF, &[4]);
+    assert_eq!(
+        h.call("sched_setaffinity", &[0, 8, BUF]),
+        err(Errno::EINVAL)
+    );
+    h.put(BUF, &[u64::MAX, u64::MAX]);
+    assert_eq!(h.call("getcpu", &[BUF, BUF + 4, 0]), 0);
+    assert_eq!(h.words::<1>(BUF), [1], "cpu 1, node 0");
+    assert_eq!(h.call("getcpu", &[0, 0, 0]), 0);
+    assert_eq!(h.call("getcpu", &[8, 0, 0]), err(Errno::EFAULT));
+    h.m.set_cpus(1);
     // nanosleep advances the mock clock to the deadline.
     let start = h.m.monotonic_ns();
     h.put(BUF, &[1, 500]);
