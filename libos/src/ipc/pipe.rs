@@ -111,7 +111,7 @@ pub struct PipeEnd {
 
 /// Copies the first bytes of `q` into `buf` (as many as both have) with
 /// two slice copies, not byte by byte; returns the count.
-fn copy_front(q: &VecDeque<u8>, buf: &mut [u8]) -> usize {
+pub(crate) fn copy_front(q: &VecDeque<u8>, buf: &mut [u8]) -> usize {
     let n = q.len().min(buf.len());
     let (head, tail) = q.as_slices();
     let first = head.len().min(n);

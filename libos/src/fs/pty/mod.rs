@@ -254,11 +254,7 @@ impl FileLike for PtySide {
         let mut s = self.pty.state.lock();
         if self.master {
             if !s.to_master.is_empty() {
-                let n = s.to_master.len().min(buf.len());
-                let (head, tail) = s.to_master.as_slices();
-                let first = head.len().min(n);
-                buf[..first].copy_from_slice(&head[..first]);
-                buf[first..n].copy_from_slice(&tail[..n - first]);
+                let n = crate::ipc::pipe::copy_front(&s.to_master, buf);
                 s.to_master.drain(..n);
                 return Ok(n);
             }
@@ -379,9 +375,7 @@ impl FileLike for PtySide {
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let keep = self.flags.load(Ordering::Relaxed) & !O_NONBLOCK;
-        self.flags
-            .store(keep | (flags & O_NONBLOCK), Ordering::Relaxed);
+        crate::net::socket::merge_nonblock(&self.flags, flags);
         Ok(())
     }
 

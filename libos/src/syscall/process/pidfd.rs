@@ -58,9 +58,7 @@ impl FileLike for PidFd {
         self.flags.load(Ordering::Relaxed)
     }
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let keep = self.flags.load(Ordering::Relaxed) & !O_NONBLOCK;
-        self.flags
-            .store(keep | (flags & O_NONBLOCK), Ordering::Relaxed);
+        crate::net::socket::merge_nonblock(&self.flags, flags);
         Ok(())
     }
     fn as_any(&self) -> &dyn Any {
