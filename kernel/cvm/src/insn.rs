@@ -393,14 +393,7 @@ impl MmioInsn {
 /// Decodes the first instruction of `bytes` (64-bit mode) as a device
 /// access. `bytes` may be longer than the instruction.
 pub fn decode(bytes: &[u8]) -> Result<MmioInsn, DecodeError> {
-    let bytes = bytes.get(..MAX_INSN_BYTES).unwrap_or(bytes);
-    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
-    let insn = decoder.decode();
-    match decoder.last_error() {
-        DecoderError::None => {}
-        DecoderError::NoMoreBytes => return Err(DecodeError::Truncated),
-        _ => return Err(DecodeError::Invalid),
-    }
+    let insn = decode_first(bytes)?;
     if insn.code() == Code::INVALID {
         return Err(DecodeError::Invalid);
     }
@@ -424,6 +417,20 @@ pub fn decode(bytes: &[u8]) -> Result<MmioInsn, DecodeError> {
         op,
         len: insn.len(),
     })
+}
+
+/// The first instruction of `bytes` (64-bit mode, at IP 0: a
+/// `RIP`-relative operand's `memory_displacement64` is then the
+/// instruction's length plus its displacement).
+fn decode_first(bytes: &[u8]) -> Result<Instruction, DecodeError> {
+    let bytes = bytes.get(..MAX_INSN_BYTES).unwrap_or(bytes);
+    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
+    let insn = decoder.decode();
+    match decoder.last_error() {
+        DecoderError::None => Ok(insn),
+        DecoderError::NoMoreBytes => Err(DecodeError::Truncated),
+        _ => Err(DecodeError::Invalid),
+    }
 }
 
 /// The width of the instruction's memory operand, if it is a plain

@@ -9,9 +9,9 @@
 //! forms. Refused: an `FS`/`GS` override (the segment base would be
 //! needed; kernel drivers never use one) and 32-bit address size (`0x67`).
 
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Register};
+use iced_x86::Register;
 
-use super::{DecodeError, Gpr, MAX_INSN_BYTES, RegisterFile};
+use super::{DecodeError, Gpr, RegisterFile};
 
 /// The memory operand of a decoded instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +63,7 @@ fn gpr64(reg: Register) -> Result<Option<Gpr>, DecodeError> {
 /// Decodes the memory operand of the first instruction of `bytes` (which
 /// [`super::decode`] accepted as a device access).
 pub fn memory_operand(bytes: &[u8]) -> Result<MemOperand, DecodeError> {
-    let bytes = bytes.get(..MAX_INSN_BYTES).unwrap_or(bytes);
-    // IP 0: a RIP-relative operand's `memory_displacement64` is then the
-    // instruction's length plus its displacement.
-    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
-    let insn = decoder.decode();
-    match decoder.last_error() {
-        DecoderError::None => {}
-        DecoderError::NoMoreBytes => return Err(DecodeError::Truncated),
-        _ => return Err(DecodeError::Invalid),
-    }
+    let insn = super::decode_first(bytes)?;
     if !matches!(
         insn.segment_prefix(),
         Register::None | Register::DS | Register::ES | Register::SS | Register::CS
