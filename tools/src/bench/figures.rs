@@ -172,11 +172,24 @@ fn bytes_file(guest: &str, data: Vec<u8>) -> JobFile {
 /// Builds `tools/bench-guest/syscall_bench.c` with the host's gcc into
 /// `cache`.
 pub fn build_syscall_bench(cache: &Path) -> Result<PathBuf> {
-    let source = crate::build::workspace_root().join("tools/bench-guest/syscall_bench.c");
+    build_static(
+        "tools/bench-guest/syscall_bench.c",
+        &[],
+        cache,
+        "syscall_bench",
+    )
+}
+
+/// Builds the workspace's C file `source` statically with the host's gcc
+/// (and `flags`) into `cache/name`.
+fn build_static(source: &str, flags: &[&str], cache: &Path, name: &str) -> Result<PathBuf> {
+    let source = crate::build::workspace_root().join(source);
     std::fs::create_dir_all(cache)?;
-    let out = cache.join("syscall_bench");
+    let out = cache.join(name);
     let status = Command::new("gcc")
-        .args(["-O2", "-static", "-o"])
+        .args(["-O2", "-static"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&source)
         .status()
@@ -309,19 +322,12 @@ const SMP_HASH_TWO: &str = "smp_hash, 2 threads × 2·10^8 rounds";
 
 /// Builds `tests/programs/smp_hash.c` statically into `cache`.
 fn build_smp_hash(cache: &Path) -> Result<PathBuf> {
-    let source = crate::build::workspace_root().join("tests/programs/smp_hash.c");
-    std::fs::create_dir_all(cache)?;
-    let out = cache.join("smp_hash");
-    let status = Command::new("gcc")
-        .args(["-O2", "-static", "-pthread", "-o"])
-        .arg(&out)
-        .arg(&source)
-        .status()
-        .context("cannot run gcc (Debian: gcc and libc6-dev)")?;
-    if !status.success() {
-        bail!("gcc failed building {}", source.display());
-    }
-    Ok(out)
+    build_static(
+        "tests/programs/smp_hash.c",
+        &["-pthread"],
+        cache,
+        "smp_hash",
+    )
 }
 
 /// Requests per test without pipelining (≈ 2.5 s per test at the
