@@ -7,7 +7,13 @@
 //! the same events as on Linux; new data arriving on a still-readable fd
 //! is not reported again). `EPOLLONESHOT` disables a registration after one
 //! report, until `EPOLL_CTL_MOD`. A registration ends when its file is
-//! closed everywhere. Epoll instances cannot be nested (`EINVAL`).
+//! closed everywhere.
+//!
+//! An epoll instance can watch another (it is readable while the inner one
+//! has a ready registration). As Linux, adding one that would close a loop,
+//! or make a chain deeper than [`MAX_NESTS`], is `ELOOP`; `EPOLLEXCLUSIVE`
+//! takes only in/out/error/hang-up/edge bits, never on an epoll target, and
+//! cannot be set or changed by `EPOLL_CTL_MOD` (`EINVAL`).
 //!
 //! Ready registrations come back in Linux's ready-list order: the order
 //! their files became ready ([`FileLike::ready_stamp`], or when `epoll`
@@ -33,6 +39,14 @@ use crate::return_errno;
 pub const EPOLLET: u32 = 1 << 31;
 /// `EPOLLONESHOT`
 pub const EPOLLONESHOT: u32 = 1 << 30;
+/// `EPOLLEXCLUSIVE`
+pub const EPOLLEXCLUSIVE: u32 = 1 << 28;
+/// `EPOLLWAKEUP`
+const EPOLLWAKEUP: u32 = 1 << 29;
+/// The bits `EPOLLEXCLUSIVE` may come with (Linux `EPOLLEXCLUSIVE_OK_BITS`).
+const EXCLUSIVE_OK: u32 = 0x001 | 0x004 | ALWAYS | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+/// How deep epoll instances may watch one another (Linux `EP_MAX_NESTS`).
+pub const MAX_NESTS: usize = 4;
 /// Event bits that are always reported: `EPOLLERR | EPOLLHUP`.
 const ALWAYS: u32 = 0x008 | 0x010;
 /// The readiness bits `poll` and `epoll` share.
@@ -53,6 +67,17 @@ struct Interest {
     /// When it last left the list (reported or found not ready): a file
     /// stamp older than this is readiness already accounted for.
     left_at: u64,
+}
+
+/// A ready registration [`Epoll::gather`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    /// The fd it was registered under.
+    pub fd: i32,
+    /// The events to report.
+    pub events: u32,
+    /// The registration's `epoll_data`.
+    pub data: u64,
 }
 
 /// An epoll instance.
@@ -80,9 +105,21 @@ impl Epoll {
         }
     }
 
-    fn check_target(file: &Arc<dyn FileLike>) -> Result<()> {
-        if file.as_any().is::<Epoll>() {
+    fn check_target(&self, file: &Arc<dyn FileLike>, events: u32) -> Result<()> {
+        let inner = file.as_any().downcast_ref::<Epoll>();
+        if events & EPOLLEXCLUSIVE != 0 && (inner.is_some() || events & !EXCLUSIVE_OK != 0) {
             return_errno!(Errno::EINVAL);
+        }
+        if let Some(inner) = inner {
+            if core::ptr::eq(inner, self) {
+                return_errno!(Errno::EINVAL);
+            }
+            // The chain below `inner`, plus `inner` itself, plus `self`:
+            // at most `MAX_NESTS + 1` instances (Linux's five).
+            match inner.depth_without(self) {
+                Some(depth) if depth < MAX_NESTS => {}
+                _ => return_errno!(Errno::ELOOP),
+            }
         }
         if file
             .inode()
@@ -94,9 +131,38 @@ impl Epoll {
         Ok(())
     }
 
+    /// How many epoll instances deep the chains below `self` go (0: it
+    /// watches none), or `None` if `avoid` is among them (a loop) or they
+    /// go deeper than [`MAX_NESTS`]. Only inner instances are locked, one
+    /// at a time, never `avoid`.
+    fn depth_without(&self, avoid: &Epoll) -> Option<usize> {
+        let inner: Vec<Arc<dyn FileLike>> = self
+            .interests
+            .lock()
+            .values()
+            .filter_map(|i| i.file.upgrade())
+            .filter(|f| f.as_any().is::<Epoll>())
+            .collect();
+        let mut depth = 0;
+        for file in inner {
+            let Some(ep) = file.as_any().downcast_ref::<Epoll>() else {
+                continue;
+            };
+            if core::ptr::eq(ep, avoid) {
+                return None;
+            }
+            let below = ep.depth_without(avoid)? + 1;
+            if below > MAX_NESTS {
+                return None;
+            }
+            depth = depth.max(below);
+        }
+        Some(depth)
+    }
+
     /// `EPOLL_CTL_ADD`
     pub fn add(&self, fd: i32, file: &Arc<dyn FileLike>, events: u32, data: u64) -> Result<()> {
-        Self::check_target(file)?;
+        self.check_target(file, events)?;
         let mut list = self.interests.lock();
         if list.get(&fd).is_some_and(|i| i.file.strong_count() > 0) {
             return_errno!(Errno::EEXIST);
@@ -120,7 +186,13 @@ impl Epoll {
     /// `EPOLL_CTL_MOD`
     pub fn modify(&self, fd: i32, events: u32, data: u64) -> Result<()> {
         let mut list = self.interests.lock();
+        if events & EPOLLEXCLUSIVE != 0 {
+            return_errno!(Errno::EINVAL);
+        }
         let interest = list.get_mut(&fd).ok_or(Errno::ENOENT)?;
+        if interest.events & EPOLLEXCLUSIVE != 0 {
+            return_errno!(Errno::EINVAL);
+        }
         interest.events = events;
         interest.data = data;
         interest.disabled = false;
@@ -148,6 +220,19 @@ impl Epoll {
     /// `EAGAIN`, so it cannot miss data or space; it may see an extra
     /// event, which the contract allows).
     pub fn collect(&self, max: usize, consume: bool, epoch: Option<u64>) -> Vec<(u32, u64)> {
+        let ready = self.gather(max, consume, epoch);
+        if consume {
+            self.report(&ready, epoch);
+        }
+        ready.iter().map(|r| (r.events, r.data)).collect()
+    }
+
+    /// The first `max` ready registrations, in ready-list order, without
+    /// reporting them (what `collect` would return); with `consume`, the
+    /// readiness seen is recorded. Pass what reached the program to
+    /// [`Epoll::report`]: as Linux, events that could not be copied out
+    /// (`EFAULT`) stay ready, an edge is not lost.
+    pub fn gather(&self, max: usize, consume: bool, epoch: Option<u64>) -> Vec<Ready> {
         let mut list = self.interests.lock();
         list.retain(|_, i| i.file.strong_count() > 0);
         // Pass 1: readiness of every registration, and the ready list.
@@ -194,30 +279,38 @@ impl Epoll {
             }
             ready_list.push((queued_at, fd, ready));
         }
-        // Pass 2: the first `max` in list order are reported.
+        // Pass 2: the first `max` in list order.
         ready_list.sort_unstable();
         ready_list.truncate(max);
-        let mut out = Vec::with_capacity(ready_list.len());
-        for (_, fd, ready) in ready_list {
-            let Some(interest) = list.get_mut(&fd) else {
+        ready_list
+            .into_iter()
+            .filter_map(|(_, fd, events)| {
+                let data = list.get(&fd)?.data;
+                Some(Ready { fd, events, data })
+            })
+            .collect()
+    }
+
+    /// Records that `reported` (from [`Epoll::gather`]) reached the
+    /// program: edge-triggered and one-shot rules apply from here on.
+    pub fn report(&self, reported: &[Ready], epoch: Option<u64>) {
+        let mut list = self.interests.lock();
+        for r in reported {
+            let Some(interest) = list.get_mut(&r.fd) else {
                 continue;
             };
-            if consume {
-                interest.last_ready = ready;
-                interest.last_epoch = epoch.unwrap_or(interest.last_epoch);
-                let level = interest.events & (EPOLLET | EPOLLONESHOT) == 0;
-                if interest.events & EPOLLONESHOT != 0 {
-                    interest.disabled = true;
-                }
-                // Linux puts a reported level-triggered item back at the
-                // tail; edge-triggered and one-shot ones leave the list.
-                let now = super::ready_seq();
-                interest.left_at = now;
-                interest.queued_at = if level { now } else { 0 };
+            interest.last_ready = r.events;
+            interest.last_epoch = epoch.unwrap_or(interest.last_epoch);
+            let level = interest.events & (EPOLLET | EPOLLONESHOT) == 0;
+            if interest.events & EPOLLONESHOT != 0 {
+                interest.disabled = true;
             }
-            out.push((ready, interest.data));
+            // Linux puts a reported level-triggered item back at the
+            // tail; edge-triggered and one-shot ones leave the list.
+            let now = super::ready_seq();
+            interest.left_at = now;
+            interest.queued_at = if level { now } else { 0 };
         }
-        out
     }
 }
 
@@ -361,7 +454,62 @@ mod tests {
         drop(r);
         assert!(ep.collect(8, true, None).is_empty());
         assert_eq!(ep.modify(3, 1, 0).unwrap_err().errno(), Errno::ENOENT);
-        let nested: Arc<dyn FileLike> = Arc::new(Epoll::new());
-        assert_eq!(ep.add(5, &nested, 1, 0).unwrap_err().errno(), Errno::EINVAL);
+    }
+
+    #[test]
+    fn an_epoll_watches_another_and_loops_are_refused() {
+        // stress-ng's epoll stressor: efd watches efd2, efd2 watching efd
+        // would be a loop (ELOOP), efd watching itself is EINVAL.
+        let (outer, inner) = (Arc::new(Epoll::new()), Arc::new(Epoll::new()));
+        let (o, i): (Arc<dyn FileLike>, Arc<dyn FileLike>) = (outer.clone(), inner.clone());
+        outer.add(4, &i, 1 | EPOLLET, 4).unwrap();
+        assert_eq!(inner.add(3, &o, 1, 3).unwrap_err().errno(), Errno::ELOOP);
+        assert_eq!(outer.add(3, &o, 1, 3).unwrap_err().errno(), Errno::EINVAL);
+        // The outer one is readable once the inner one has a ready fd.
+        let (r, w) = new_pipe(0);
+        let r: Arc<dyn FileLike> = r;
+        inner.add(5, &r, 1, 5).unwrap();
+        assert!(outer.collect(8, true, None).is_empty());
+        w.write(b"x").unwrap();
+        assert_eq!(outer.collect(8, true, None), [(1, 4)]);
+        assert_eq!(inner.collect(8, true, None), [(1, 5)]);
+        outer.delete(4).unwrap();
+        inner.add(3, &o, 1, 3).unwrap();
+    }
+
+    #[test]
+    fn chains_deeper_than_max_nests_are_refused() {
+        let eps: Vec<Arc<Epoll>> = (0..=MAX_NESTS + 1)
+            .map(|_| Arc::new(Epoll::new()))
+            .collect();
+        // eps[k] watches eps[k + 1], built from the bottom up.
+        let mut refused = None;
+        for k in (0..eps.len() - 1).rev() {
+            let below: Arc<dyn FileLike> = eps[k + 1].clone();
+            if let Err(e) = eps[k].add(1, &below, 1, 0) {
+                assert_eq!(e.errno(), Errno::ELOOP);
+                refused = Some(k);
+                break;
+            }
+        }
+        // Five instances in a chain are allowed (four links), six are not.
+        assert_eq!(refused, Some(eps.len() - 1 - MAX_NESTS - 1));
+    }
+
+    #[test]
+    fn epollexclusive_follows_linux_rules() {
+        let ep = Epoll::new();
+        let (r, _w) = new_pipe(0);
+        let r: Arc<dyn FileLike> = r;
+        let other: Arc<dyn FileLike> = Arc::new(Epoll::new());
+        let einval = |res: Result<()>| assert_eq!(res.unwrap_err().errno(), Errno::EINVAL);
+        einval(ep.add(3, &r, 1 | EPOLLEXCLUSIVE | EPOLLONESHOT, 0));
+        einval(ep.add(4, &other, 1 | EPOLLEXCLUSIVE, 0));
+        ep.add(3, &r, 1 | EPOLLET | EPOLLEXCLUSIVE, 0).unwrap();
+        einval(ep.modify(3, 1, 0));
+        ep.delete(3).unwrap();
+        ep.add(3, &r, 1, 0).unwrap();
+        einval(ep.modify(3, 1 | EPOLLEXCLUSIVE, 0));
+        ep.modify(3, 4, 0).unwrap();
     }
 }

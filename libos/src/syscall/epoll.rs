@@ -109,7 +109,7 @@ fn wait(
         p.would_block_epoch
             .load(core::sync::atomic::Ordering::Relaxed)
     };
-    let mut ready = ep.collect(max, true, Some(epoch()));
+    let mut ready = ep.gather(max, true, Some(epoch()));
     if ready.is_empty() && timeout_ns != Some(0) {
         let deadline = timeout_ns.map(|t| p.platform.monotonic_ns().saturating_add(t));
         if p.platform.block_until(
@@ -119,15 +119,18 @@ fn wait(
             },
             deadline,
         )? {
-            ready = ep.collect(max, true, Some(epoch()));
+            ready = ep.gather(max, true, Some(epoch()));
         }
     }
     let mut bytes = crate::fallible::with_capacity(ready.len() * EVENT_BYTES)?;
-    for (events, data) in &ready {
-        bytes.extend_from_slice(&events.to_le_bytes());
-        bytes.extend_from_slice(&data.to_le_bytes());
+    for r in &ready {
+        bytes.extend_from_slice(&r.events.to_le_bytes());
+        bytes.extend_from_slice(&r.data.to_le_bytes());
     }
+    // Only what reached the program counts as reported: an EFAULT leaves
+    // every event ready (an edge-triggered one would otherwise be lost).
     out.write(&*p.platform, &bytes)?;
+    ep.report(&ready, Some(epoch()));
     Ok(ready.len())
 }
 

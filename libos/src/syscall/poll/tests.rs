@@ -200,6 +200,45 @@ fn epoll_through_syscalls() {
 }
 
 #[test]
+fn an_edge_not_copied_out_stays_ready_and_epolls_nest() {
+    // stress-ng's epoll server first waits into a PROT_NONE page: Linux
+    // answers EFAULT and keeps the event; losing it starved the server.
+    let h = setup();
+    let (ep, inner) = (h.call("epoll_create1", &[0]), h.call("epoll_create1", &[0]));
+    h.call("pipe2", &[BUF, 0]);
+    let (r, w) = (h.i32_at(BUF) as u64, h.i32_at(BUF + 4) as u64);
+    let ev = BUF + 0x100;
+    let mut e = [0u8; 12];
+    e[..4].copy_from_slice(&(1u32 | 1 << 31).to_le_bytes()); // EPOLLIN | EPOLLET
+    e[4..].copy_from_slice(&7u64.to_le_bytes());
+    h.m.write_user(ev, &e).unwrap();
+    assert_eq!(h.call("epoll_ctl", &[ep as u64, 1, r, ev]), 0);
+    h.call("write", &[w, BUF, 1]);
+    let unmapped = 0x1000;
+    assert_eq!(
+        h.call("epoll_wait", &[ep as u64, unmapped, 1, 0]),
+        err(Errno::EFAULT)
+    );
+    let out = BUF + 0x200;
+    assert_eq!(
+        h.call("epoll_wait", &[ep as u64, out, 8, 0]),
+        1,
+        "still ready"
+    );
+    assert_eq!(
+        h.call("epoll_wait", &[ep as u64, out, 8, 0]),
+        0,
+        "edge taken"
+    );
+    // An epoll watching another; the reverse would be a loop.
+    assert_eq!(h.call("epoll_ctl", &[ep as u64, 1, inner as u64, ev]), 0);
+    assert_eq!(
+        h.call("epoll_ctl", &[inner as u64, 1, ep as u64, ev]),
+        err(Errno::ELOOP)
+    );
+}
+
+#[test]
 fn select_and_pselect6() {
     let h = setup();
     h.call("pipe2", &[BUF, 0]);
