@@ -76,6 +76,8 @@ pub(crate) struct Listener {
     /// Receive and send buffer bytes of each new socket.
     pub(crate) buffers: (usize, usize),
     pub(crate) sockets: Vec<(IfaceId, SocketHandle)>,
+    /// Connections `accept` took out of `sockets` so far.
+    pub(crate) accepted: u64,
 }
 
 /// Everything behind the stack's lock.
@@ -345,6 +347,10 @@ impl Inner {
             let done = s.state() == tcp::State::Closed
                 || (i != IfaceId::External && s.state() == tcp::State::TimeWait);
             if done {
+                if let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) {
+                    let flow = (local.into(), remote.into());
+                    self.arrivals.forget(&flow);
+                }
                 self.sockets(i).remove(h);
             } else {
                 self.closing.push((i, h));
