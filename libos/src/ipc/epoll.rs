@@ -1,13 +1,21 @@
 //! `epoll` instances: an interest list of (fd, file, events, data) checked
 //! against each file's [`FileLike::poll`] readiness.
 //!
-//! Level-triggered by default. `EPOLLET` reports a registration when its
-//! readiness gains a bit it did not have at the previous check (programs
-//! that follow the edge-triggered contract — read until `EAGAIN` — see
-//! the same events as on Linux; new data arriving on a still-readable fd
-//! is not reported again). `EPOLLONESHOT` disables a registration after one
-//! report, until `EPOLL_CTL_MOD`. A registration ends when its file is
-//! closed everywhere.
+//! Level-triggered by default. `EPOLLET` reports a ready registration
+//! when its readiness gained a bit since its last report (a fall seen by
+//! any check counts), or when its file had a new event since, as Linux
+//! wakes an edge-triggered waiter on every event even on a file already
+//! ready: each write into a pipe, each connection queued on a listener,
+//! each segment or datagram arriving, room freed for a writer that found
+//! the buffer full, a close or shutdown. Files count their events
+//! ([`FileLike::event_seq`], [`super::events`]): pipes and FIFOs,
+//! eventfds, Unix stream, TCP and UDP sockets. For files that keep no
+//! count, readiness present after the program was told `EAGAIN` since the
+//! last report counts as a new edge (the would-block epoch, an
+//! approximation: a program that stops reading early is not told of new
+//! data there). `EPOLLONESHOT` disables a registration after one report,
+//! until `EPOLL_CTL_MOD`. A registration ends when its file is closed
+//! everywhere.
 //!
 //! An epoll instance can watch another (it is readable while the inner one
 //! has a ready registration). As Linux, adding one that would close a loop,

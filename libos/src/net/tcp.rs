@@ -277,6 +277,10 @@ impl Drop for TcpSocket {
                         s.close();
                     }
                     inner.retire(conn.iface, conn.handle);
+                    // Its arrival stamps go with the file (the stack forgets
+                    // them again when it removes the socket, in case the
+                    // closing handshake brought more).
+                    inner.arrivals.forget(&(conn.local, conn.remote));
                 }
                 Phase::Idle(_) => {}
             }
