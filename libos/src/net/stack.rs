@@ -209,6 +209,26 @@ impl Inner {
         self.listeners.insert(id, l);
     }
 
+    /// Listener `id`'s events for edge-triggered `epoll`: the connections
+    /// that finished their handshake so far. Each stays counted, in the
+    /// pool until `accept` takes it, then in `accepted`.
+    pub(crate) fn listener_events(&self, id: u64) -> u64 {
+        let Some(l) = self.listeners.get(&id) else {
+            return 0;
+        };
+        let waiting = l
+            .sockets
+            .iter()
+            .filter(|&&(i, h)| {
+                !matches!(
+                    self.tcp_ref(i, h).state(),
+                    tcp::State::Listen | tcp::State::SynReceived
+                )
+            })
+            .count();
+        l.accepted.wrapping_add(waiting as u64)
+    }
+
     /// Removes a listener: its listening sockets go, connections nobody
     /// accepted are reset.
     pub(crate) fn remove_listener(&mut self, id: u64) {

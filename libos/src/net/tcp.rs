@@ -748,24 +748,7 @@ impl FileLike for TcpSocket {
             }),
             Phase::Listening { id, .. } if wants_input(interest) => {
                 let id = *id;
-                // Each connection past its handshake stays counted: in
-                // the pool until `accept` takes it, then in `accepted`.
-                self.stack.with_lock(|inner| {
-                    let Some(l) = inner.listeners.get(&id) else {
-                        return 0;
-                    };
-                    let waiting = l
-                        .sockets
-                        .iter()
-                        .filter(|&&(i, h)| {
-                            !matches!(
-                                inner.tcp_ref(i, h).state(),
-                                State::Listen | State::SynReceived
-                            )
-                        })
-                        .count();
-                    l.accepted.wrapping_add(waiting as u64)
-                })
+                self.stack.with_lock(|inner| inner.listener_events(id))
             }
             Phase::Listening { .. } | Phase::Idle(_) => 0,
         };
