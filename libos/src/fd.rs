@@ -87,6 +87,16 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn ready_stamp(&self) -> u64 {
         0
     }
+    /// How many events a waiter for `interest` has had on this file so
+    /// far: a count that moves on every event Linux wakes such a waiter
+    /// for (each write into a pipe, each connection queued on a listener,
+    /// room freed for a blocked writer, a close or shutdown), even if the
+    /// file was ready already. Edge-triggered `epoll` reports a ready
+    /// registration again when it moved (see [`crate::ipc::events`]).
+    /// `None`: the file cannot tell, and `epoll` approximates.
+    fn event_seq(&self, _interest: PollEvents) -> Option<u64> {
+        None
+    }
     /// A device-specific request; `ENOTTY` unless the kind knows it.
     fn ioctl(&self, _cmd: u32, _arg: u64) -> Result<IoctlReply> {
         return_errno!(Errno::ENOTTY)

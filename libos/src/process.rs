@@ -58,8 +58,9 @@ pub struct Process {
     /// Signal actions, masks and alternate stacks.
     pub signals: Signals,
     /// Counts the times a call returned `EAGAIN` to the program (a
-    /// "would block"): edge-triggered epoll treats each as a falling edge,
-    /// so the next readiness is reported (see `ipc::epoll`).
+    /// "would block"): for files that keep no event count, edge-triggered
+    /// epoll treats each as a falling edge, so the next readiness is
+    /// reported (see `ipc::epoll`).
     pub would_block_epoch: core::sync::atomic::AtomicU64,
     /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,

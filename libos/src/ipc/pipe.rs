@@ -15,6 +15,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
+use super::events::{EventCounts, wants_input, wants_output};
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
 use crate::fasync::AsyncOwner;
@@ -49,6 +50,10 @@ pub struct Pipe {
     capacity: AtomicUsize,
     /// Who gets `SIGIO` when bytes arrive (the read side's `O_ASYNC`).
     reader_async: Arc<AsyncOwner>,
+    /// Events for edge-triggered `epoll`: every write (for readers), a
+    /// read that makes room in a pipe too full to write (for writers),
+    /// an end closing (both), as Linux wakes them.
+    events: EventCounts,
 }
 
 impl Pipe {
@@ -64,6 +69,7 @@ impl Pipe {
             filled_at: AtomicU64::new(0),
             capacity: AtomicUsize::new(PIPE_CAPACITY),
             reader_async: AsyncOwner::new(),
+            events: EventCounts::new(),
         })
     }
 
@@ -176,6 +182,9 @@ impl PipeEnd {
             return_errno!(Errno::EBUSY);
         }
         self.pipe.capacity.store(bytes, Ordering::Relaxed);
+        drop(q);
+        // Linux wakes writers after a resize.
+        self.pipe.events.output();
         Ok(bytes)
     }
 }
@@ -245,6 +254,8 @@ impl Drop for PipeEnd {
         if self.writes {
             self.pipe.writers.fetch_sub(1, Ordering::AcqRel);
         }
+        // Linux wakes both sides when an end is released.
+        self.pipe.events.all();
     }
 }
 
@@ -264,7 +275,14 @@ impl FileLike for PipeEnd {
             return_errno!(Errno::EAGAIN);
         }
         let n = copy_front(&q, buf);
+        let was_full = self.pipe.capacity().saturating_sub(q.len()) < PIPE_BUF;
         q.drain(..n);
+        drop(q);
+        if was_full {
+            // Room for a writer that could not write (Linux wakes writers
+            // when a read empties a slot of a full pipe).
+            self.pipe.events.output();
+        }
         Ok(n)
     }
 
@@ -294,6 +312,9 @@ impl FileLike for PipeEnd {
         }
         q.extend(&buf[..n]);
         drop(q);
+        // Linux wakes epoll waiters on every write, not only into an
+        // empty pipe.
+        self.pipe.events.input();
         self.pipe.reader_async.notify();
         Ok(n)
     }
@@ -348,6 +369,21 @@ impl FileLike for PipeEnd {
         } else {
             0
         }
+    }
+
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        let events = &self.pipe.events;
+        let input = if self.reads && wants_input(interest) {
+            events.input_count()
+        } else {
+            0
+        };
+        let output = if self.writes && wants_output(interest) {
+            events.output_count()
+        } else {
+            0
+        };
+        Some(input.wrapping_add(output))
     }
 
     fn status_flags(&self) -> u32 {
