@@ -425,6 +425,33 @@ mod tests {
     }
 
     #[test]
+    fn the_process_figure_packs_bin_true_with_its_loader_and_libc_in_both_guests() {
+        use crate::bench::figures::{TRUE_PROGRAM, process_job};
+        use crate::run::resolve::{LibrarySearch, Role, resolve_program};
+        // busybox-static stands in for the static syscall_bench (no gcc
+        // needed): it brings no libraries of its own, so everything
+        // dynamic in the image is there for /bin/true.
+        let job = process_job(BUSYBOX.into());
+        let packed = pack_job(&job).unwrap();
+        let needs = resolve_program(Path::new(TRUE_PROGRAM), &LibrarySearch::host()).unwrap();
+        let mut names = Vec::new();
+        for f in &needs.files {
+            if f.role != Role::Program {
+                assert!(packed.image.get(&f.path).is_some(), "Cloister lacks {f:?}");
+                names.push(f.path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        // Debian's true is linked against glibc: the loader and libc.
+        assert!(names.iter().any(|n| n.starts_with("ld-linux")), "{names:?}");
+        assert!(names.contains(&"libc.so.6".to_string()), "{names:?}");
+        let t = build_tree(&packed.image, &packed.argv, &packed.envp, &[], false).unwrap();
+        assert!(t.contains(Path::new(TRUE_PROGRAM)));
+        for f in &needs.files[1..] {
+            assert!(t.contains(&f.path), "the Linux guest lacks {f:?}");
+        }
+    }
+
+    #[test]
     fn console_parsing_keeps_the_program_output_between_the_markers() {
         let at = Duration::from_millis;
         let lines: Vec<(String, Duration)> = [
