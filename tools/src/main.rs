@@ -118,8 +118,8 @@ enum BenchCommand {
         /// Runs of each job per guest, alternating Cloister and Linux.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Figures, comma-separated: boot, syscall, openssl, files, redis,
-        /// nginx, or all.
+        /// Figures, comma-separated: boot, syscall, process, openssl, files,
+        /// redis, nginx, smp (by name only), or all.
         #[arg(long, default_value = "all")]
         figures: String,
         /// Guest memory in MiB, for both guests.
