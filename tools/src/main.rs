@@ -132,6 +132,12 @@ enum BenchCommand {
         /// Measure only the Linux guest.
         #[arg(long)]
         linux_only: bool,
+        /// Further words for the Linux guest's kernel command line,
+        /// space-separated (e.g. `norandmaps`: no address-space
+        /// randomisation, as in Cloister, which under TCG also spares
+        /// Linux retranslating code mapped at new addresses).
+        #[arg(long, value_name = "WORDS", allow_hyphen_values = true)]
+        linux_args: Option<String>,
         /// Boot this Cloister kernel ELF instead of building the release
         /// kernel (to compare two builds, each against the Linux guest).
         #[arg(long, value_name = "ELF")]
@@ -259,6 +265,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             mem,
             tsc_khz,
             linux_only,
+            linux_args,
             kernel,
             audit,
             against,
@@ -285,6 +292,12 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                     tap,
                 },
                 tsc_khz,
+                linux_args: linux_args
+                    .as_deref()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
                 audit: *audit,

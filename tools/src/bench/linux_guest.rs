@@ -14,7 +14,8 @@
 //! Debian's 6.1.0-57 kernel halts with `reboot: System halted` while QEMU
 //! keeps running.) The host does not rely on either: once the end marker is
 //! on the console QEMU gets [`EXIT_GRACE`] to exit and is then killed. The kernel
-//! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`:
+//! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`
+//! ([`cmdline`]), plus the words of `--linux-args` if given:
 //! without the TSC frequency a Linux guest on `microvm` under TCG sometimes
 //! hangs calibrating against the PIT.
 //!
@@ -71,6 +72,18 @@ pub struct LinuxGuest {
     tsc_khz: u64,
     image_dir: PathBuf,
     images: HashMap<String, PathBuf>,
+    extra_args: Vec<String>,
+}
+
+/// The Linux guest's kernel command line for `tsc_khz`, with `extra_args`
+/// (`--linux-args`) appended.
+pub fn cmdline(tsc_khz: u64, extra_args: &[String]) -> String {
+    let mut line = format!("console=ttyS0 quiet panic=-1 tsc_early_khz={tsc_khz}");
+    for word in extra_args {
+        line.push(' ');
+        line.push_str(word);
+    }
+    line
 }
 
 impl LinuxGuest {
@@ -87,15 +100,20 @@ impl LinuxGuest {
             tsc_khz,
             image_dir,
             images: HashMap::new(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// The same guest with `words` appended to its kernel command line
+    /// (e.g. `norandmaps`).
+    pub fn with_extra_args(mut self, words: Vec<String>) -> Self {
+        self.extra_args = words;
+        self
     }
 
     /// The kernel command line.
     pub fn cmdline(&self) -> String {
-        format!(
-            "console=ttyS0 quiet panic=-1 tsc_early_khz={}",
-            self.tsc_khz
-        )
+        cmdline(self.tsc_khz, &self.extra_args)
     }
 
     /// The kernel it boots.
@@ -367,6 +385,18 @@ mod tests {
         assert!(s.contains("status=$?"));
         assert!(s.trim_end().ends_with("reboot -f"));
         assert!(!s.contains("insmod"));
+    }
+
+    #[test]
+    fn extra_words_are_appended_to_the_kernel_command_line() {
+        assert_eq!(
+            cmdline(2_600_000, &[]),
+            "console=ttyS0 quiet panic=-1 tsc_early_khz=2600000"
+        );
+        assert_eq!(
+            cmdline(1000, &["norandmaps".into(), "x=1".into()]),
+            "console=ttyS0 quiet panic=-1 tsc_early_khz=1000 norandmaps x=1"
+        );
     }
 
     #[test]
