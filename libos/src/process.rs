@@ -80,6 +80,9 @@ pub struct Process {
     /// when an image is loaded, inherited by a fork (`/proc/<pid>/exe`
     /// and `cmdline`).
     pub image: Mutex<(Vec<u8>, Vec<u8>)>,
+    /// The guest's vDSO, mapped at every exec when set (the kernel sets
+    /// it; host tests run without one, as a kernel without a usable TSC).
+    pub vdso: Option<crate::vdso::VdsoRef>,
     umask: AtomicU32,
 }
 
@@ -131,6 +134,7 @@ impl Process {
             umask: AtomicU32::new(0o022),
             creds: Mutex::new(crate::cred::Credentials::default()),
             image: Mutex::new((Vec::new(), Vec::new())),
+            vdso: None,
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             ptimers: crate::ptimer::PosixTimers::default(),
@@ -172,6 +176,7 @@ impl Process {
             umask: AtomicU32::new(self.umask()),
             creds: Mutex::new(self.creds.lock().clone()),
             image: Mutex::new(self.image.lock().clone()),
+            vdso: self.vdso.clone(),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             ptimers: crate::ptimer::PosixTimers::default(),
