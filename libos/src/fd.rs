@@ -132,6 +132,33 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn fasync(&self) -> Option<Arc<crate::fasync::AsyncOwner>> {
         None
     }
+    /// Whether [`FileLike::read_user`] and [`FileLike::write_user`] move
+    /// bytes between the file's own buffer and user memory (`read` and
+    /// `write` then skip the process's bounce buffer: one copy fewer).
+    fn copies_user(&self) -> bool {
+        false
+    }
+    /// `read` into user memory at `addr`, up to `len` bytes, as
+    /// [`FileLike::read`] would (same errors; a fault before any byte is
+    /// `EFAULT`, after some the count so far). Only called when
+    /// [`FileLike::copies_user`].
+    fn read_user(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
+    }
+    /// `write` from user memory, likewise.
+    fn write_user(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
+    }
 }
 
 /// What an `ioctl` produced: bytes to copy to the user pointer in `arg`
