@@ -326,6 +326,7 @@ pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     if smp {
         super::smp::bkl::release();
     }
+    let entered_at = if smp { crate::time::rdtsc() } else { 0 };
     // SAFETY: `enter_user` saves the callee-saved registers and our stack
     // pointer, and every way back (`syscall_entry`, `trap_from_user`)
     // restores them and returns here as from a C function; `ctx` stays
@@ -335,6 +336,7 @@ pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     let code = unsafe { enter_user(ctx, slot) };
     slot.context.store(0, Ordering::Relaxed);
     if smp {
+        super::smp::times::add_since(super::smp::times::Span::User, entered_at);
         super::smp::bkl::acquire();
     }
     match (code, ctx.vector) {

@@ -605,7 +605,31 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             }
             vec![(ms(f, "sha256sum, 64 MiB file"), millis(program_time()?))]
         }
-        Check::Timed(what) => vec![(ms(f, *what), millis(program_time()?))],
+        Check::Timed(what) => {
+            let time = program_time()?;
+            let mut out = vec![(ms(f, *what), millis(time))];
+            // The scaling figure also says how much of the host's cores
+            // the guest got (host_cpu.rs): the host's limit or the guest's.
+            if let (Figure::Smp, Some(spent)) = (f, run.host_cpu.spent())
+                && !time.is_zero()
+            {
+                let cores = |d: std::time::Duration| d.as_secs_f64() / time.as_secs_f64();
+                out.push((
+                    rate(format!("{what}: QEMU threads on a host core"), "cores"),
+                    cores(spent.ran),
+                ));
+                out.push((
+                    Metric {
+                        figure: f.name(),
+                        name: format!("{what}: QEMU threads waiting for a host core"),
+                        unit: "cores",
+                        better: Better::Lower,
+                    },
+                    cores(spent.waited),
+                ));
+            }
+            out
+        }
         Check::Redis | Check::Wrk => unreachable!("server checks return above"),
     })
 }

@@ -32,6 +32,7 @@ static CONTENDED: AtomicU64 = AtomicU64::new(0);
 /// off, before another CPU may run threads.
 pub fn activate() {
     OWNER.store(cpu_index() + 1, Ordering::Relaxed);
+    super::times::start();
     ACTIVE.store(true, Ordering::Release);
 }
 
@@ -62,18 +63,22 @@ fn acquire_slow() {
     if OWNER.load(Ordering::Relaxed) == me {
         return;
     }
-    let mut counted = false;
+    // The TSC when the wait began (0: not waited).
+    let mut waiting_since = 0;
     while OWNER
         .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        if !counted {
+        if waiting_since == 0 {
             CONTENDED.fetch_add(1, Ordering::Relaxed);
-            counted = true;
+            waiting_since = crate::time::rdtsc().max(1);
         }
         // The holder may be waiting for this CPU to flush its TLB.
         super::tlb::poll();
         core::hint::spin_loop();
+    }
+    if waiting_since != 0 {
+        super::times::add_since(super::times::Span::LockWait, waiting_since);
     }
 }
 
