@@ -663,6 +663,7 @@ mod tests {
             total: Duration::from_millis(1600),
             client: vec![],
             net_counters: None,
+            host_cpu: Default::default(),
         }
     }
 
@@ -684,6 +685,33 @@ mod tests {
         };
         let m = measure(&timed, "Cloister", &run_with(&[], 0)).unwrap();
         assert_eq!((m[0].0.name.as_str(), m[0].1), ("tar", 500.0));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn the_smp_figure_reports_the_host_cores_the_guest_got() {
+        use super::super::host_cpu::HostCpu;
+        let boot = jobs(Figure::Boot, Path::new("/nonexistent"), DEFAULT_CLIENTS).unwrap();
+        let smp = FigureJob {
+            figure: Figure::Smp,
+            job: boot[0].job.clone(),
+            check: Check::Timed("hash"),
+            client: None,
+        };
+        let mut run = run_with(&[], 0);
+        // Without both readings only the time.
+        assert_eq!(measure(&smp, "Linux", &run).unwrap().len(), 1);
+        run.host_cpu.start = Some(HostCpu::default());
+        run.host_cpu.end = Some(HostCpu {
+            ran: Duration::from_millis(900),
+            waited: Duration::from_millis(100),
+        });
+        // 500 ms of program: 1.8 cores ran, 0.2 waited.
+        let m = measure(&smp, "Linux", &run).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[1].0.unit, m[1].1), ("cores", 1.8));
+        assert!((m[2].1 - 0.2).abs() < 1e-9, "{m:?}");
+        assert!(m[2].0.name.contains("waiting"));
     }
 
     #[test]
