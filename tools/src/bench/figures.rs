@@ -690,7 +690,7 @@ mod tests {
 
     #[test]
     fn the_smp_figure_reports_the_host_cores_the_guest_got() {
-        use super::super::host_cpu::HostCpu;
+        use super::super::host_cpu::ThreadTimes;
         let boot = jobs(Figure::Boot, Path::new("/nonexistent"), DEFAULT_CLIENTS).unwrap();
         let smp = FigureJob {
             figure: Figure::Smp,
@@ -701,11 +701,14 @@ mod tests {
         let mut run = run_with(&[], 0);
         // Without both readings only the time.
         assert_eq!(measure(&smp, "Linux", &run).unwrap().len(), 1);
-        run.host_cpu.start = Some(HostCpu::default());
-        run.host_cpu.end = Some(HostCpu {
-            ran: Duration::from_millis(900),
-            waited: Duration::from_millis(100),
-        });
+        run.host_cpu.start = Some(ThreadTimes::default());
+        run.host_cpu.end = Some(ThreadTimes::from_iter([(
+            7,
+            super::super::host_cpu::HostCpu {
+                ran: Duration::from_millis(900),
+                waited: Duration::from_millis(100),
+            },
+        )]));
         // 500 ms of program: 1.8 cores ran, 0.2 waited.
         let m = measure(&smp, "Linux", &run).unwrap();
         assert_eq!(m.len(), 3);

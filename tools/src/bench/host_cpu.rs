@@ -10,40 +10,19 @@
 //! time), next to the program's time (docs/PERFORMANCE.md, "Threads on two
 //! vCPUs").
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The summed scheduler times of every thread of one process.
+/// Scheduler times (of one thread, or summed over threads).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostCpu {
-    /// Time its threads ran on a host CPU.
+    /// Time it ran on a host CPU.
     pub ran: Duration,
-    /// Time its threads were runnable but waited for a host CPU.
+    /// Time it was runnable but waited for a host CPU.
     pub waited: Duration,
 }
 
 impl HostCpu {
-    /// Reads every thread of process `pid`; `None` if the process or
-    /// `/proc` is not there (not Linux, the process is gone).
-    pub fn of_process(pid: u32) -> Option<Self> {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        let mut total = Self::default();
-        for task in tasks.flatten() {
-            // A thread may end between the listing and the read.
-            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat"))
-                && let Some(one) = Self::parse_schedstat(&text)
-            {
-                total.ran += one.ran;
-                total.waited += one.waited;
-            }
-        }
-        Some(total)
-    }
-
-    /// Reads the QEMU the bench started last (see [`crate::qemu::running_pid`]).
-    pub fn of_running_qemu() -> Option<Self> {
-        crate::qemu::running_pid().and_then(Self::of_process)
-    }
-
     /// Parses one `schedstat` line: nanoseconds on a CPU, nanoseconds
     /// waiting on a run queue, time slices.
     pub fn parse_schedstat(text: &str) -> Option<Self> {
@@ -56,8 +35,7 @@ impl HostCpu {
         })
     }
 
-    /// What was spent from `earlier` to `self` (zero where a thread that
-    /// ended took its time with it).
+    /// What was spent from `earlier` to `self` (never negative).
     pub fn since(self, earlier: Self) -> Self {
         Self {
             ran: self.ran.saturating_sub(earlier.ran),
@@ -66,19 +44,69 @@ impl HostCpu {
     }
 }
 
+/// One reading of every thread of a process, by thread id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadTimes(BTreeMap<u32, HostCpu>);
+
+impl FromIterator<(u32, HostCpu)> for ThreadTimes {
+    fn from_iter<I: IntoIterator<Item = (u32, HostCpu)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl ThreadTimes {
+    /// Reads every thread of process `pid`; `None` if the process or
+    /// `/proc` is not there (not Linux, the process is gone).
+    pub fn of_process(pid: u32) -> Option<Self> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let mut times = BTreeMap::new();
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            // A thread may end between the listing and the read.
+            if let Some(one) = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| HostCpu::parse_schedstat(&text))
+            {
+                times.insert(tid, one);
+            }
+        }
+        Some(Self(times))
+    }
+
+    /// Reads the QEMU the bench started last (see [`crate::qemu::running_pid`]).
+    pub fn of_running_qemu() -> Option<Self> {
+        crate::qemu::running_pid().and_then(Self::of_process)
+    }
+
+    /// What the threads alive now spent since `earlier` (a thread started
+    /// since counts from zero; one that ended since is not counted, so a
+    /// short-lived helper thread cannot make the sum go negative).
+    pub fn since(&self, earlier: &Self) -> HostCpu {
+        let mut total = HostCpu::default();
+        for (tid, now) in &self.0 {
+            let spent = now.since(earlier.0.get(tid).copied().unwrap_or_default());
+            total.ran += spent.ran;
+            total.waited += spent.waited;
+        }
+        total
+    }
+}
+
 /// The two readings of one run, taken by a guest's console observer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostCpuWindow {
     /// At the program's start report.
-    pub start: Option<HostCpu>,
+    pub start: Option<ThreadTimes>,
     /// At its end report.
-    pub end: Option<HostCpu>,
+    pub end: Option<ThreadTimes>,
 }
 
 impl HostCpuWindow {
     /// The program's share: end minus start, if both were read.
     pub fn spent(&self) -> Option<HostCpu> {
-        Some(self.end?.since(self.start?))
+        Some(self.end.as_ref()?.since(self.start.as_ref()?))
     }
 }
 
@@ -86,49 +114,47 @@ impl HostCpuWindow {
 mod tests {
     use super::*;
 
+    fn ms(ran: u64, waited: u64) -> HostCpu {
+        HostCpu {
+            ran: Duration::from_millis(ran),
+            waited: Duration::from_millis(waited),
+        }
+    }
+
     #[test]
     fn parses_schedstat_and_subtracts() {
         let a = HostCpu::parse_schedstat("1500000000 250000000 42\n").unwrap();
-        assert_eq!(a.ran, Duration::from_millis(1500));
-        assert_eq!(a.waited, Duration::from_millis(250));
+        assert_eq!(a, ms(1500, 250));
         let b = HostCpu::parse_schedstat("3500000000 1250000000 99").unwrap();
-        assert_eq!(
-            b.since(a),
-            HostCpu {
-                ran: Duration::from_secs(2),
-                waited: Duration::from_secs(1)
-            }
-        );
-        // A thread that ended takes its time away: never negative.
+        assert_eq!(b.since(a), ms(2000, 1000));
         assert_eq!(a.since(b), HostCpu::default());
         assert_eq!(HostCpu::parse_schedstat("garbage"), None);
         assert_eq!(HostCpu::parse_schedstat("12"), None);
     }
 
     #[test]
-    fn a_window_needs_both_readings() {
-        let one = HostCpu {
-            ran: Duration::from_secs(1),
-            waited: Duration::ZERO,
-        };
+    fn threads_are_matched_by_id() {
+        let start = ThreadTimes([(1, ms(100, 10)), (2, ms(500, 0)), (3, ms(900, 90))].into());
+        // Thread 3 ended (its time must not make the sum smaller), thread
+        // 4 started.
+        let end = ThreadTimes([(1, ms(300, 20)), (2, ms(600, 50)), (4, ms(40, 4))].into());
+        assert_eq!(end.since(&start), ms(200 + 100 + 40, 10 + 50 + 4));
         let mut w = HostCpuWindow {
-            start: Some(one),
+            start: Some(start),
             end: None,
         };
         assert_eq!(w.spent(), None);
-        w.end = Some(HostCpu {
-            ran: Duration::from_secs(3),
-            waited: Duration::from_secs(1),
-        });
-        assert_eq!(w.spent().unwrap().ran, Duration::from_secs(2));
+        w.end = Some(end);
+        assert_eq!(w.spent(), Some(ms(340, 64)));
     }
 
     #[test]
     fn reads_this_process() {
         // Linux hosts only (the bench needs /proc anyway).
         if std::path::Path::new("/proc/self/task").exists() {
-            let me = HostCpu::of_process(std::process::id()).unwrap();
-            assert!(me.ran > Duration::ZERO);
+            let me = ThreadTimes::of_process(std::process::id()).unwrap();
+            let total = me.since(&ThreadTimes::default());
+            assert!(total.ran > Duration::ZERO);
         }
     }
 }

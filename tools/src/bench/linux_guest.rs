@@ -41,7 +41,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::guest::{Guest, GuestRun, Job, QemuSettings, pack_job};
-use super::host_cpu::{HostCpu, HostCpuWindow};
+use super::host_cpu::{HostCpuWindow, ThreadTimes};
 use super::initramfs::Tree;
 use super::linux_kernel::LinuxKernel;
 use super::linux_modules::{self, Module};
@@ -250,11 +250,11 @@ impl qemu::GuestObserver for Lines {
     fn line(&mut self, line: &str, at: Duration) -> qemu::Flow {
         self.0.push((line.to_string(), at));
         if line.trim_end() == START_MARKER && self.1.start.is_none() {
-            self.1.start = HostCpu::of_running_qemu();
+            self.1.start = ThreadTimes::of_running_qemu();
         }
         if line.starts_with(END_MARKER) {
             if self.1.start.is_some() && self.1.end.is_none() {
-                self.1.end = HostCpu::of_running_qemu();
+                self.1.end = ThreadTimes::of_running_qemu();
             }
             qemu::Flow::Finish { grace: EXIT_GRACE }
         } else {
