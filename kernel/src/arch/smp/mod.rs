@@ -524,8 +524,9 @@ pub fn summary() -> Option<alloc::string::String> {
     let (requests, answers) = tlb::counts();
     let _ = write!(
         line,
-        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {};",
-        bkl::contended()
+        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {} ({} halted);",
+        bkl::contended(),
+        bkl::halts()
     );
     let _ = times::write_summary(&mut line, cpu_count());
     Some(line)
