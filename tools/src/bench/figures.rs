@@ -614,6 +614,17 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
                 && !time.is_zero()
             {
                 let cores = |d: std::time::Duration| d.as_secs_f64() / time.as_secs_f64();
+                // The work's cost in host CPU, whatever the host's load:
+                // with no SMP overhead, 2 threads cost twice 1 thread.
+                out.push((
+                    Metric {
+                        figure: f.name(),
+                        name: format!("{what}: QEMU threads' host CPU time"),
+                        unit: "ms",
+                        better: Better::Lower,
+                    },
+                    millis(spent.ran),
+                ));
                 out.push((
                     rate(format!("{what}: QEMU threads on a host core"), "cores"),
                     cores(spent.ran),
@@ -711,10 +722,11 @@ mod tests {
         )]));
         // 500 ms of program: 1.8 cores ran, 0.2 waited.
         let m = measure(&smp, "Linux", &run).unwrap();
-        assert_eq!(m.len(), 3);
-        assert_eq!((m[1].0.unit, m[1].1), ("cores", 1.8));
-        assert!((m[2].1 - 0.2).abs() < 1e-9, "{m:?}");
-        assert!(m[2].0.name.contains("waiting"));
+        assert_eq!(m.len(), 4);
+        assert_eq!((m[1].0.unit, m[1].1), ("ms", 900.0));
+        assert_eq!((m[2].0.unit, m[2].1), ("cores", 1.8));
+        assert!((m[3].1 - 0.2).abs() < 1e-9, "{m:?}");
+        assert!(m[3].0.name.contains("waiting"));
     }
 
     #[test]
