@@ -106,7 +106,9 @@ impl GuestObserver for Watch {
         match classify(line) {
             ConsoleLine::Exit(status) => {
                 if self.run.ended_at.is_none() {
-                    self.run.host_cpu.end = ThreadTimes::of_running_qemu();
+                    if self.run.host_cpu.end.is_none() {
+                        self.run.host_cpu.end = ThreadTimes::of_running_qemu();
+                    }
                     self.run.ended_at = Some(at);
                     self.run.exit_status = Some(i32::from(status));
                 }
@@ -117,6 +119,11 @@ impl GuestObserver for Watch {
                 self.run.started_at = Some(at);
             }
             _ if line.starts_with(NET_COUNTERS_PREFIX) => {
+                // Printed after the program's end, just before the exit
+                // line: QEMU may be gone by the time that one is read.
+                if self.run.host_cpu.end.is_none() {
+                    self.run.host_cpu.end = ThreadTimes::of_running_qemu();
+                }
                 self.run.net_counters = Some(line[NET_COUNTERS_PREFIX.len()..].trim().to_string());
             }
             _ => {}

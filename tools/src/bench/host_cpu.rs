@@ -44,6 +44,11 @@ impl HostCpu {
     }
 }
 
+/// A thread that had run this long by the start reading is a vCPU (QEMU's
+/// helper threads run far less): if it is gone at the end, the end reading
+/// came while QEMU exited and is thrown away.
+pub const BUSY_THREAD: Duration = Duration::from_millis(10);
+
 /// One reading of every thread of a process, by thread id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThreadTimes(BTreeMap<u32, HostCpu>);
@@ -82,15 +87,24 @@ impl ThreadTimes {
 
     /// What the threads alive now spent since `earlier` (a thread started
     /// since counts from zero; one that ended since is not counted, so a
-    /// short-lived helper thread cannot make the sum go negative).
-    pub fn since(&self, earlier: &Self) -> HostCpu {
+    /// short-lived helper thread cannot make the sum go negative). `None`
+    /// if a thread that had run [`BUSY_THREAD`] by `earlier` is gone: a
+    /// vCPU thread, so QEMU was exiting and the reading is incomplete.
+    pub fn since(&self, earlier: &Self) -> Option<HostCpu> {
+        let lost_busy = earlier
+            .0
+            .iter()
+            .any(|(tid, t)| t.ran >= BUSY_THREAD && !self.0.contains_key(tid));
+        if lost_busy {
+            return None;
+        }
         let mut total = HostCpu::default();
         for (tid, now) in &self.0 {
             let spent = now.since(earlier.0.get(tid).copied().unwrap_or_default());
             total.ran += spent.ran;
             total.waited += spent.waited;
         }
-        total
+        Some(total)
     }
 }
 
@@ -106,7 +120,7 @@ pub struct HostCpuWindow {
 impl HostCpuWindow {
     /// The program's share: end minus start, if both were read.
     pub fn spent(&self) -> Option<HostCpu> {
-        Some(self.end.as_ref()?.since(self.start.as_ref()?))
+        self.end.as_ref()?.since(self.start.as_ref()?)
     }
 }
 
@@ -134,11 +148,14 @@ mod tests {
 
     #[test]
     fn threads_are_matched_by_id() {
-        let start = ThreadTimes([(1, ms(100, 10)), (2, ms(500, 0)), (3, ms(900, 90))].into());
-        // Thread 3 ended (its time must not make the sum smaller), thread
-        // 4 started.
+        let start = ThreadTimes([(1, ms(100, 10)), (2, ms(500, 0)), (3, ms(2, 90))].into());
+        // Thread 3 (a helper: 2 ms) ended, and its time must not make the
+        // sum smaller; thread 4 started.
         let end = ThreadTimes([(1, ms(300, 20)), (2, ms(600, 50)), (4, ms(40, 4))].into());
-        assert_eq!(end.since(&start), ms(200 + 100 + 40, 10 + 50 + 4));
+        assert_eq!(end.since(&start), Some(ms(200 + 100 + 40, 10 + 50 + 4)));
+        // A busy thread (a vCPU) gone: QEMU was exiting, no figure.
+        let exiting = ThreadTimes([(1, ms(300, 20)), (4, ms(40, 4))].into());
+        assert_eq!(exiting.since(&start), None);
         let mut w = HostCpuWindow {
             start: Some(start),
             end: None,
@@ -153,7 +170,7 @@ mod tests {
         // Linux hosts only (the bench needs /proc anyway).
         if std::path::Path::new("/proc/self/task").exists() {
             let me = ThreadTimes::of_process(std::process::id()).unwrap();
-            let total = me.since(&ThreadTimes::default());
+            let total = me.since(&ThreadTimes::default()).unwrap();
             assert!(total.ran > Duration::ZERO);
         }
     }
