@@ -29,6 +29,15 @@ pub fn set_tsc_hz(hz: u64) {
     NS_PER_CYCLE_FP32.store(fp, Ordering::Relaxed);
 }
 
+/// `now_ns`'s parameters: the TSC at monotonic 0 and nanoseconds per
+/// cycle in 32.32 fixed point (the vDSO computes the same).
+pub fn tsc_scale() -> (u64, u64) {
+    (
+        TSC_AT_BOOT.load(Ordering::Relaxed),
+        NS_PER_CYCLE_FP32.load(Ordering::Relaxed),
+    )
+}
+
 /// The TSC frequency in Hz (0 before calibration).
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)

@@ -33,6 +33,18 @@ pub struct AddressLayout {
     pub stack_top: u64,
     /// Largest initial stack contents (argv, envp, auxv), in bytes.
     pub max_args_bytes: usize,
+    /// Where the vDSO goes (`AT_SYSINFO_EHDR`), if the process has one.
+    pub vdso: Option<u64>,
+}
+
+impl AddressLayout {
+    /// The default layout, with `process`'s vDSO if it has one.
+    pub fn for_process(process: &crate::process::Process) -> Self {
+        Self {
+            vdso: process.vdso.as_ref().map(|_| crate::vdso::BASE),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for AddressLayout {
@@ -42,6 +54,7 @@ impl Default for AddressLayout {
             interp_bias: 0x7fff_f7fc_3000 & !(PAGE_SIZE - 1),
             stack_top: 0x7fff_ffff_f000,
             max_args_bytes: 128 * 1024,
+            vdso: None,
         }
     }
 }
@@ -98,6 +111,9 @@ pub struct ProcessImage {
     /// The arguments the image starts with, each followed by NUL
     /// (`/proc/<pid>/cmdline`).
     pub cmdline: Vec<u8>,
+    /// Where the vDSO's image goes ([`crate::vdso::BASE`]), if it is
+    /// mapped (the process has one and no segment is in its way).
+    pub vdso: Option<u64>,
 }
 
 /// The whole contents of a file (`EFBIG` if its size does not fit the
@@ -325,7 +341,18 @@ fn plan_images(
         .as_ref()
         .map(|i| LoadPlan::new(i, layout.interp_bias))
         .transpose()?;
-    let aux = AuxvInfo::new(&exe_plan, interp_plan.as_ref(), path, random);
+    // A program whose segments sit where the vDSO goes runs without one.
+    let vdso = layout.vdso.filter(|&base| {
+        let (start, end) = (base - PAGE_SIZE, base + crate::vdso::IMAGE_BYTES);
+        let plans = core::iter::once(&exe_plan).chain(interp_plan.as_ref());
+        !plans
+            .flat_map(|p| p.mappings.iter())
+            .any(|m| m.pages.start < end && start < m.pages.end)
+    });
+    let aux = AuxvInfo {
+        vdso_base: vdso,
+        ..AuxvInfo::new(&exe_plan, interp_plan.as_ref(), path, random)
+    };
     let stack = build_initial_stack(layout.stack_top, argv, envp, &aux, layout.max_args_bytes)?;
 
     let mut segments = Vec::new();
@@ -376,6 +403,7 @@ fn plan_images(
         segments,
         protections,
         stack,
+        vdso,
     })
 }
 

@@ -87,6 +87,16 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     fn ready_stamp(&self) -> u64 {
         0
     }
+    /// How many events a waiter for `interest` has had on this file so
+    /// far: a count that moves on every event Linux wakes such a waiter
+    /// for (each write into a pipe, each connection queued on a listener,
+    /// room freed for a blocked writer, a close or shutdown), even if the
+    /// file was ready already. Edge-triggered `epoll` reports a ready
+    /// registration again when it moved (see [`crate::ipc::events`]).
+    /// `None`: the file cannot tell, and `epoll` approximates.
+    fn event_seq(&self, _interest: PollEvents) -> Option<u64> {
+        None
+    }
     /// A device-specific request; `ENOTTY` unless the kind knows it.
     fn ioctl(&self, _cmd: u32, _arg: u64) -> Result<IoctlReply> {
         return_errno!(Errno::ENOTTY)
@@ -121,6 +131,33 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     /// [`crate::fasync`]).
     fn fasync(&self) -> Option<Arc<crate::fasync::AsyncOwner>> {
         None
+    }
+    /// Whether [`FileLike::read_user`] and [`FileLike::write_user`] move
+    /// bytes between the file's own buffer and user memory (`read` and
+    /// `write` then skip the process's bounce buffer: one copy fewer).
+    fn copies_user(&self) -> bool {
+        false
+    }
+    /// `read` into user memory at `addr`, up to `len` bytes, as
+    /// [`FileLike::read`] would (same errors; a fault before any byte is
+    /// `EFAULT`, after some the count so far). Only called when
+    /// [`FileLike::copies_user`].
+    fn read_user(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
+    }
+    /// `write` from user memory, likewise.
+    fn write_user(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
     }
 }
 

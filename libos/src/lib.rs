@@ -32,3 +32,4 @@ pub mod rlimit;
 pub mod signal;
 pub mod syscall;
 pub mod user;
+pub mod vdso;

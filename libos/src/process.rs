@@ -58,8 +58,9 @@ pub struct Process {
     /// Signal actions, masks and alternate stacks.
     pub signals: Signals,
     /// Counts the times a call returned `EAGAIN` to the program (a
-    /// "would block"): edge-triggered epoll treats each as a falling edge,
-    /// so the next readiness is reported (see `ipc::epoll`).
+    /// "would block"): for files that keep no event count, edge-triggered
+    /// epoll treats each as a falling edge, so the next readiness is
+    /// reported (see `ipc::epoll`).
     pub would_block_epoch: core::sync::atomic::AtomicU64,
     /// Thread names set with `prctl(PR_SET_NAME)`, by tid.
     pub thread_names: Mutex<alloc::collections::BTreeMap<u32, [u8; 16]>>,
@@ -80,6 +81,9 @@ pub struct Process {
     /// when an image is loaded, inherited by a fork (`/proc/<pid>/exe`
     /// and `cmdline`).
     pub image: Mutex<(Vec<u8>, Vec<u8>)>,
+    /// The guest's vDSO, mapped at every exec when set (the kernel sets
+    /// it; host tests run without one, as a kernel without a usable TSC).
+    pub vdso: Option<crate::vdso::VdsoRef>,
     umask: AtomicU32,
 }
 
@@ -131,6 +135,7 @@ impl Process {
             umask: AtomicU32::new(0o022),
             creds: Mutex::new(crate::cred::Credentials::default()),
             image: Mutex::new((Vec::new(), Vec::new())),
+            vdso: None,
             nice: core::sync::atomic::AtomicI32::new(0),
             itimers: IntervalTimers::default(),
             ptimers: crate::ptimer::PosixTimers::default(),
@@ -172,6 +177,7 @@ impl Process {
             umask: AtomicU32::new(self.umask()),
             creds: Mutex::new(self.creds.lock().clone()),
             image: Mutex::new(self.image.lock().clone()),
+            vdso: self.vdso.clone(),
             nice: core::sync::atomic::AtomicI32::new(self.nice.load(Ordering::Relaxed)),
             itimers: IntervalTimers::default(),
             ptimers: crate::ptimer::PosixTimers::default(),

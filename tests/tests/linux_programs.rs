@@ -226,6 +226,24 @@ fn compile(s: &Scratch, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 #[test]
+fn vdso_clocks_agree_with_the_system_calls_as_natively() {
+    // glibc reads the clocks through Cloister's vDSO (libos::vdso); its
+    // answers interleave in order with the system calls'.
+    let s = Scratch::new("vdso");
+    let prog = compile(&s, "vdso_clock", &[]);
+    let p = prog.to_str().expect("utf-8");
+    let ours = finished(&cloister(&[p], &[]));
+    let theirs = vm_tests::native(&[p]);
+    assert_eq!((text(&ours.0), ours.1), (text(&theirs.0), theirs.1));
+    assert!(
+        text(&ours.0).starts_with("vdso: yes\n"),
+        "{}",
+        text(&ours.0)
+    );
+    assert!(!text(&ours.0).contains(": no"), "{}", text(&ours.0));
+}
+
+#[test]
 fn pthreads_mutex_condvar_tls_exact_count() {
     let s = Scratch::new("pthread");
     let prog = compile(&s, "pthread_stress", &["-pthread"]);

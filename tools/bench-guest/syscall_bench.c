@@ -8,9 +8,12 @@
  *
  * `syscall_bench [N [PATH]]`: getpid, a 1-byte read of /dev/zero,
  * open+close of PATH. `syscall_bench procs [N]`: fork+exit+wait,
- * fork+execve(this program, "exit")+wait, and 64 KiB through a pipe to a
- * child that reads it (the process figure). `syscall_bench exit`: exits 0
- * at once (what the exec figure runs). */
+ * fork+execve(/bin/true)+wait (Debian's coreutils `true`, linked against
+ * glibc: the dynamic loader maps ld.so and libc at every exec; the driver
+ * packs it and its libraries into both guests), fork+execve(this static
+ * program, "exit")+wait, and 64 KiB through a pipe to a child that reads it
+ * (the process figure). `syscall_bench exit`: exits 0 at once (what the
+ * static exec row runs). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -49,6 +52,9 @@ static void op_open_close(void) {
 }
 
 static char *self_path;
+extern char **environ;
+/* The dynamic program of the fork_exec_true_wait row. */
+static const char true_path[] = "/bin/true";
 
 static void wait_child(pid_t pid) {
     int status;
@@ -61,15 +67,23 @@ static void op_fork_exit_wait(void) {
     if (pid == 0) _exit(0);
     wait_child(pid);
 }
-static void op_fork_exec_wait(void) {
+/* fork, execve(path, argv) with this program's environment (as a shell
+ * passes it), wait for an exit status of 0. */
+static void fork_exec_wait(const char *path, char *const argv[]) {
     pid_t pid = fork();
     if (pid == 0) {
-        char *argv[] = {self_path, "exit", NULL};
-        char *envp[] = {NULL};
-        execve(self_path, argv, envp);
+        execve(path, argv, environ);
         _exit(127);
     }
     wait_child(pid);
+}
+static void op_fork_exec_true_wait(void) {
+    char *argv[] = {(char *)true_path, NULL};
+    fork_exec_wait(true_path, argv);
+}
+static void op_fork_exec_static_wait(void) {
+    char *argv[] = {self_path, "exit", NULL};
+    fork_exec_wait(self_path, argv);
 }
 
 /* A reader child for the pipe figure: drains the pipe until EOF. */
@@ -118,7 +132,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "procs") == 0) {
         long n = argc > 2 ? atol(argv[2]) : 200;
         bench("fork_exit_wait", op_fork_exit_wait, n);
-        bench("fork_exec_wait", op_fork_exec_wait, n);
+        bench("fork_exec_true_wait", op_fork_exec_true_wait, n);
+        bench("fork_exec_static_wait", op_fork_exec_static_wait, n);
         start_pipe_reader();
         bench("pipe_64KiB", op_pipe_64k, n * 10);
         close(pipe_fd);

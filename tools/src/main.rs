@@ -118,8 +118,8 @@ enum BenchCommand {
         /// Runs of each job per guest, alternating Cloister and Linux.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Figures, comma-separated: boot, syscall, openssl, files, redis,
-        /// nginx, or all.
+        /// Figures, comma-separated: boot, syscall, process, openssl, files,
+        /// redis, nginx, smp (by name only), or all.
         #[arg(long, default_value = "all")]
         figures: String,
         /// Guest memory in MiB, for both guests.
@@ -132,6 +132,12 @@ enum BenchCommand {
         /// Measure only the Linux guest.
         #[arg(long)]
         linux_only: bool,
+        /// Further words for the Linux guest's kernel command line,
+        /// space-separated (e.g. `norandmaps`: no address-space
+        /// randomisation, as in Cloister, which under TCG also spares
+        /// Linux retranslating code mapped at new addresses).
+        #[arg(long, value_name = "WORDS", allow_hyphen_values = true)]
+        linux_args: Option<String>,
         /// Boot this Cloister kernel ELF instead of building the release
         /// kernel (to compare two builds, each against the Linux guest).
         #[arg(long, value_name = "ELF")]
@@ -259,6 +265,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             mem,
             tsc_khz,
             linux_only,
+            linux_args,
             kernel,
             audit,
             against,
@@ -285,6 +292,12 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                     tap,
                 },
                 tsc_khz,
+                linux_args: linux_args
+                    .as_deref()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
                 linux_only: *linux_only,
                 kernel: kernel.clone(),
                 audit: *audit,

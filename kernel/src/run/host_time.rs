@@ -8,7 +8,10 @@
 //! The clock is kept to the host's afterwards: reading the wall clock more
 //! than [`RESYNC_NS`] after the last exchange does another (a stall of
 //! about a tenth of a millisecond under TCG), which also measures how fast
-//! the kernel's clock runs ([`Discipline`]).
+//! the kernel's clock runs ([`Discipline`]). Programs read the wall clock
+//! through the vDSO without entering the kernel, so an idle CPU also
+//! resyncs when one is due (the idle hook `super::start` sets). Each line taken
+//! is published to the vDSO (`super::platform`).
 
 use libos::boot::host_time::{Discipline, Exchange, best, parse_reply};
 
@@ -75,9 +78,14 @@ impl HostClock {
         ))
     }
 
-    /// The Unix time now, after a new exchange if the last is old.
-    pub fn now(&mut self) -> u64 {
-        let mono = crate::time::now_ns();
+    /// The line the clock follows (see [`Discipline::line`]).
+    pub fn line(&self) -> Option<(u64, u64, u64)> {
+        self.discipline.line()
+    }
+
+    /// At monotonic `mono`: a new exchange if the last is old; returns the
+    /// new line when one was taken.
+    pub fn resync_if_due(&mut self, mono: u64) -> Option<(u64, u64, u64)> {
         if self.failures < MAX_FAILURES && mono.saturating_sub(self.last_try) >= RESYNC_NS {
             self.last_try = mono;
             // The best of a short burst: one slow answer (a loaded host)
@@ -98,17 +106,16 @@ impl HostClock {
             }
             match best {
                 Some(e) => {
-                    // Taken only if it narrows the clock's error bound.
-                    self.discipline.update(&e);
                     self.failures = 0;
+                    // Taken only if it narrows the clock's error bound.
+                    if self.discipline.update(&e) {
+                        return self.discipline.line();
+                    }
                 }
                 None => self.failures += 1,
             }
         }
-        // Synced at start, so there is always an answer.
-        self.discipline
-            .realtime(crate::time::now_ns())
-            .unwrap_or_default()
+        None
     }
 }
 

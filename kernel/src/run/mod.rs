@@ -263,7 +263,9 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         config,
         platform.clone(),
     ));
-    let process = Arc::new(Process::with_net(platform.clone(), vfs.clone(), net));
+    let mut process = Process::with_net(platform.clone(), vfs.clone(), net);
+    process.vdso = platform.vdso(&vfs);
+    let process = Arc::new(process);
     // The process limit: a process needs a kernel stack, page tables and
     // the pages it writes after the fork (copy-on-write); one per 4 MiB of
     // guest memory keeps a fork bomb to EAGAIN before memory runs out.
@@ -280,7 +282,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     crate::kprintln!("CLOISTER_STDIN_READY");
     let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp_refs: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    let layout = AddressLayout::default();
+    let layout = AddressLayout::for_process(&process);
     let cwd = vfs.root().clone();
     let shown = String::from_utf8_lossy(&path).into_owned();
     let image = match prepare_exec(
@@ -322,6 +324,11 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
         fail_to_start(125, format_args!("out of memory for the first thread"))
     };
     task::set_entry(thread_main);
+    task::set_idle_hook(|| {
+        if let Some(rt) = RUNTIME.get() {
+            let _ = rt.process.platform.realtime_ns();
+        }
+    });
     task::set_signal_check(|tid| {
         poll_console_interrupt();
         procs::process_of(tid)

@@ -13,6 +13,7 @@ use libos::platform::{
     AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, PageFrames, UserMemory,
 };
 use libos::random::{ChaChaCsprng, Csprng};
+use libos::vdso::{Vdso, VdsoData};
 
 use crate::arch::uaccess::{self, BadUserAddress};
 use crate::mm::user::{self, UserMapError};
@@ -20,16 +21,25 @@ use crate::mm::user::{self, UserMapError};
 /// The machine as the LibOS sees it.
 pub struct KernelPlatform {
     rng: ChaChaCsprng,
-    /// Unix time (ns) at monotonic time 0, from the CMOS clock.
-    realtime_base_ns: u64,
-    /// The wall clock kept to the host's, when the host gives the time.
-    host: Option<spin::Mutex<super::host_time::HostClock>>,
+    /// The wall clock and the clock data the vDSO answers from.
+    clock: spin::Mutex<WallClock>,
+    /// The vDSO, once the file system exists to hold it.
+    vdso: spin::Once<Arc<Vdso>>,
+}
+
+/// The wall clock: a line over the monotonic clock ([`VdsoData`]'s
+/// realtime part), from the CMOS clock or kept to the host's.
+struct WallClock {
+    /// Kept to the host's, when the host gives the time.
+    host: Option<super::host_time::HostClock>,
+    /// What the kernel and the vDSO compute both clocks from.
+    data: VdsoData,
 }
 
 impl core::fmt::Debug for KernelPlatform {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("KernelPlatform")
-            .field("realtime_base_ns", &self.realtime_base_ns)
+            .field("clock", &self.clock.lock().data)
             .finish_non_exhaustive()
     }
 }
@@ -44,7 +54,7 @@ impl KernelPlatform {
             match super::host_time::HostClock::start() {
                 Some((clock, rtt)) => {
                     log::info!("wall clock from the host (round trip {rtt} ns)");
-                    Some(spin::Mutex::new(clock))
+                    Some(clock)
                 }
                 None => {
                     log::warn!("the host did not give the time: using the CMOS clock");
@@ -55,19 +65,53 @@ impl KernelPlatform {
             None
         };
         let now = crate::time::now_ns();
-        let realtime_base_ns = match crate::arch::rtc::unix_seconds() {
-            Some(s) => (s * 1_000_000_000).saturating_sub(now),
-            None if host.is_some() => 0,
+        let (tsc_base, ns_per_cycle_fp32) = crate::time::tsc_scale();
+        let blank = VdsoData {
+            // The TSC is read in user mode only on the native platform: a
+            // CVM's host may intercept RDTSC (SEV-SNP without Secure TSC),
+            // and the vDSO would then fault there.
+            enabled: ns_per_cycle_fp32 != 0
+                && crate::platform::platform().kind() == crate::platform::PlatformKind::Native,
+            tsc_base,
+            ns_per_cycle_fp32,
+            ..VdsoData::default()
+        };
+        let data = match host.as_ref().and_then(|h| h.line()) {
+            Some((at, real, rate)) => blank.rebased(at, real, rate, now),
             None => {
-                log::warn!("the RTC reads nonsense: the wall clock starts at the epoch");
-                0
+                let base = match crate::arch::rtc::unix_seconds() {
+                    Some(s) => (s * 1_000_000_000).saturating_sub(now),
+                    None => {
+                        log::warn!("the RTC reads nonsense: the wall clock starts at the epoch");
+                        0
+                    }
+                };
+                blank.rebased(0, base, 1 << 32, now)
             }
         };
         Self {
             rng: ChaChaCsprng::from_seed(seed),
-            realtime_base_ns,
-            host,
+            clock: spin::Mutex::new(WallClock { host, data }),
+            vdso: spin::Once::new(),
         }
+    }
+
+    /// Puts the vDSO in `vfs` (once) with the current clock data; `None`
+    /// if the file system has no room for its two pages.
+    pub fn vdso(&self, vfs: &libos::fs::Vfs) -> Option<Arc<Vdso>> {
+        if let Some(v) = self.vdso.get() {
+            return Some(v.clone());
+        }
+        let vdso = match Vdso::new(vfs) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                log::warn!("no vDSO ({e}): clock reads are system calls");
+                return None;
+            }
+        };
+        let clock = self.clock.lock();
+        vdso.publish(&clock.data);
+        Some(self.vdso.call_once(|| vdso).clone())
     }
 }
 
@@ -221,10 +265,16 @@ impl Clock for KernelPlatform {
     }
 
     fn realtime_ns(&self) -> u64 {
-        match &self.host {
-            Some(clock) => clock.lock().now(),
-            None => self.realtime_base_ns + crate::time::now_ns(),
+        let mut clock = self.clock.lock();
+        let now = crate::time::now_ns();
+        let line = clock.host.as_mut().and_then(|h| h.resync_if_due(now));
+        if let Some((at, real, rate)) = line {
+            clock.data = clock.data.rebased(at, real, rate, now);
+            if let Some(vdso) = self.vdso.get() {
+                vdso.publish(&clock.data);
+            }
         }
+        clock.data.realtime_ns(now)
     }
 
     fn thread_cpu_ns(&self) -> u64 {

@@ -212,6 +212,8 @@ fn cpu_of(t: &Thread, running: bool) -> u64 {
 }
 /// Whether a signal is pending that must end thread `tid`'s wait.
 static SIGNAL_CHECK: spin::Once<fn(u32) -> bool> = spin::Once::new();
+/// Run before an idle CPU halts (the wall clock's upkeep).
+static IDLE_HOOK: spin::Once<fn()> = spin::Once::new();
 /// What a new thread runs (the LibOS run loop).
 static ENTRY: spin::Once<fn(Arc<Thread>) -> !> = spin::Once::new();
 
@@ -234,6 +236,11 @@ pub fn max_threads() -> usize {
 /// completed, an interrupt arrived): generic waits get re-checked.
 pub fn bump_epoch() {
     WAKE_EPOCH.fetch_add(1, Ordering::Release);
+}
+
+/// Sets what an idle CPU runs before it halts.
+pub fn set_idle_hook(hook: fn()) {
+    IDLE_HOOK.call_once(|| hook);
 }
 
 /// Sets the test for a pending signal that ends a wait on a flag.
@@ -527,6 +534,9 @@ fn wait(
         {
             // Nothing can change until an interrupt: wait for one. The
             // halt is idle time, not this thread's CPU time.
+            if let Some(hook) = IDLE_HOOK.get() {
+                hook();
+            }
             let halted = crate::time::now_ns();
             smp::idle_halt();
             let idle = crate::time::now_ns().saturating_sub(halted);

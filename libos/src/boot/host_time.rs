@@ -141,6 +141,15 @@ impl Discipline {
         self.last.is_some()
     }
 
+    /// The line the clock follows from the latest exchange:
+    /// `(monotonic, Unix time there, host ns per 2^32 monotonic ns)`
+    /// (the rate is 1 until measured); `None` before the first exchange.
+    /// [`crate::vdso::VdsoData::rebased`] takes it.
+    pub fn line(&self) -> Option<(u64, u64, u64)> {
+        let (at, host, _) = self.last?;
+        Some((at, host, self.rate.unwrap_or(1 << 32)))
+    }
+
     /// The Unix time at monotonic `mono`, `None` before the first exchange.
     pub fn realtime(&mut self, mono: u64) -> Option<u64> {
         let (at, host, _) = self.last?;

@@ -1,13 +1,21 @@
 //! `epoll` instances: an interest list of (fd, file, events, data) checked
 //! against each file's [`FileLike::poll`] readiness.
 //!
-//! Level-triggered by default. `EPOLLET` reports a registration when its
-//! readiness gains a bit it did not have at the previous check (programs
-//! that follow the edge-triggered contract — read until `EAGAIN` — see
-//! the same events as on Linux; new data arriving on a still-readable fd
-//! is not reported again). `EPOLLONESHOT` disables a registration after one
-//! report, until `EPOLL_CTL_MOD`. A registration ends when its file is
-//! closed everywhere.
+//! Level-triggered by default. `EPOLLET` reports a ready registration
+//! when its readiness gained a bit since its last report (a fall seen by
+//! any check counts), or when its file had a new event since, as Linux
+//! wakes an edge-triggered waiter on every event even on a file already
+//! ready: each write into a pipe, each connection queued on a listener,
+//! each segment or datagram arriving, room freed for a writer that found
+//! the buffer full, a close or shutdown. Files count their events
+//! ([`FileLike::event_seq`], [`super::events`]): pipes and FIFOs,
+//! eventfds, Unix stream, TCP and UDP sockets. For files that keep no
+//! count, readiness present after the program was told `EAGAIN` since the
+//! last report counts as a new edge (the would-block epoch, an
+//! approximation: a program that stops reading early is not told of new
+//! data there). `EPOLLONESHOT` disables a registration after one report,
+//! until `EPOLL_CTL_MOD`. A registration ends when its file is closed
+//! everywhere.
 //!
 //! An epoll instance can watch another (it is readable while the inner one
 //! has a ready registration). As Linux, adding one that would close a loop,
@@ -59,7 +67,11 @@ struct Interest {
     data: u64,
     disabled: bool,
     last_ready: u32,
-    /// The process's would-block epoch at the last report.
+    /// The file's event count ([`FileLike::event_seq`]) at the last
+    /// report or the last check that found it not ready.
+    last_seq: u64,
+    /// The process's would-block epoch at the last report (for files
+    /// without an event count).
     last_epoch: u64,
     /// Its place in the ready list (a [`super::ready_seq`] value); 0 while
     /// it is not on the list.
@@ -78,6 +90,8 @@ pub struct Ready {
     pub events: u32,
     /// The registration's `epoll_data`.
     pub data: u64,
+    /// The file's event count when it was found ready.
+    seq: Option<u64>,
 }
 
 /// An epoll instance.
@@ -175,6 +189,7 @@ impl Epoll {
                 data,
                 disabled: false,
                 last_ready: 0,
+                last_seq: 0,
                 last_epoch: 0,
                 queued_at: 0,
                 left_at: 0,
@@ -212,9 +227,13 @@ impl Epoll {
     /// edge-triggered and one-shot rules. Pass `consume = false` to only
     /// look (it records falling edges, reports nothing as consumed).
     ///
-    /// `epoch` is the process's would-block count: Linux raises an edge
-    /// on every new arrival or freed space, which the LibOS cannot see per
-    /// file; instead, once the program has been told `EAGAIN` since a
+    /// An edge-triggered registration is reported when it is ready and
+    /// its readiness gained a bit since the last report, or its file had
+    /// an event since ([`FileLike::event_seq`]: each new arrival, freed
+    /// space, close), as Linux.
+    ///
+    /// `epoch` is the process's would-block count, for files that keep no
+    /// event count: once the program has been told `EAGAIN` since such a
     /// registration's last report, any readiness counts as a new edge
     /// (a program honouring the edge-triggered contract drains until
     /// `EAGAIN`, so it cannot miss data or space; it may see an extra
@@ -236,27 +255,36 @@ impl Epoll {
         let mut list = self.interests.lock();
         list.retain(|_, i| i.file.strong_count() > 0);
         // Pass 1: readiness of every registration, and the ready list.
-        let mut ready_list: Vec<(u64, i32, u32)> = Vec::new();
+        let mut ready_list: Vec<(u64, i32, u32, Option<u64>)> = Vec::new();
         for (&fd, interest) in list.iter_mut() {
             let Some(file) = interest.file.upgrade() else {
                 continue;
             };
-            let ready = u32::from(file.poll().bits()) & ((interest.events & POLL_BITS) | ALWAYS);
             let edge = interest.events & EPOLLET != 0;
+            // The count before the readiness: an event between the two is
+            // seen again next time rather than lost.
+            let seq = if edge {
+                let wanted = PollEvents::from_bits_truncate((interest.events & POLL_BITS) as u16);
+                file.event_seq(wanted)
+            } else {
+                None
+            };
+            let ready = u32::from(file.poll().bits()) & ((interest.events & POLL_BITS) | ALWAYS);
             // Bits that went away were seen going away: their return is an edge.
             interest.last_ready &= ready;
             // Without an epoch (an epoll fd polled itself) none has passed.
             let epoch = epoch.unwrap_or(interest.last_epoch);
-            let previous = if interest.last_epoch == epoch {
-                interest.last_ready
-            } else {
-                0
+            let unchanged = match seq {
+                Some(seq) => interest.last_seq == seq,
+                None => interest.last_epoch == epoch,
             };
+            let previous = if unchanged { interest.last_ready } else { 0 };
             let reportable = ready != 0 && !interest.disabled && (!edge || ready & !previous != 0);
             if !reportable {
                 if consume {
                     interest.last_ready = ready;
                     interest.last_epoch = epoch;
+                    interest.last_seq = seq.unwrap_or(interest.last_seq);
                     if interest.queued_at != 0 {
                         interest.queued_at = 0;
                         interest.left_at = super::ready_seq();
@@ -277,16 +305,21 @@ impl Epoll {
             if consume {
                 interest.queued_at = queued_at;
             }
-            ready_list.push((queued_at, fd, ready));
+            ready_list.push((queued_at, fd, ready, seq));
         }
         // Pass 2: the first `max` in list order.
         ready_list.sort_unstable();
         ready_list.truncate(max);
         ready_list
             .into_iter()
-            .filter_map(|(_, fd, events)| {
+            .filter_map(|(_, fd, events, seq)| {
                 let data = list.get(&fd)?.data;
-                Some(Ready { fd, events, data })
+                Some(Ready {
+                    fd,
+                    events,
+                    data,
+                    seq,
+                })
             })
             .collect()
     }
@@ -301,6 +334,7 @@ impl Epoll {
             };
             interest.last_ready = r.events;
             interest.last_epoch = epoch.unwrap_or(interest.last_epoch);
+            interest.last_seq = r.seq.unwrap_or(interest.last_seq);
             let level = interest.events & (EPOLLET | EPOLLONESHOT) == 0;
             if interest.events & EPOLLONESHOT != 0 {
                 interest.disabled = true;
@@ -350,25 +384,144 @@ mod tests {
     use super::*;
     use crate::ipc::{EventFd, new_pipe};
 
+    /// A file with settable readiness that keeps no event count (as a
+    /// kind of file that cannot tell its events).
+    #[derive(Debug, Default)]
+    struct Gauge(core::sync::atomic::AtomicU16);
+
+    impl Gauge {
+        fn set(&self, bits: u16) {
+            self.0.store(bits, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl FileLike for Gauge {
+        fn metadata(&self) -> Result<Metadata> {
+            Ok(Metadata::unnamed(1, InodeType::Anonymous, 0o600))
+        }
+        fn poll(&self) -> PollEvents {
+            PollEvents::from_bits_truncate(self.0.load(core::sync::atomic::Ordering::Relaxed))
+        }
+        fn status_flags(&self) -> u32 {
+            O_RDWR
+        }
+        fn set_status_flags(&self, _flags: u32) -> Result<()> {
+            Ok(())
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
     #[test]
     fn edge_triggered_sees_falling_edges_while_looking_and_after_would_block() {
+        // A file without event counts: the would-block approximation.
         let ep = Epoll::new();
-        let (r, w) = new_pipe(0);
-        let w: Arc<dyn FileLike> = w;
-        ep.add(5, &w, 4 | EPOLLET, 50).unwrap(); // EPOLLOUT
+        let g = Arc::new(Gauge::default());
+        g.set(4);
+        let f: Arc<dyn FileLike> = g.clone();
+        ep.add(5, &f, 4 | EPOLLET, 50).unwrap(); // EPOLLOUT
         assert_eq!(ep.collect(8, true, Some(0)), [(4, 50)]);
         assert!(ep.collect(8, true, Some(0)).is_empty(), "no new edge");
         // Writability never dropped where epoll could see it, but the
         // program was told EAGAIN meanwhile (epoch 1): a new edge.
         assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
         assert!(ep.collect(8, true, Some(1)).is_empty());
-        // Fill the pipe: a look while full records the fall, so room
-        // coming back is an edge even in the same epoch.
-        while w.write(&[0u8; 4096]).is_ok_and(|n| n > 0) {}
+        // A look while not writable records the fall: writability coming
+        // back is an edge even in the same epoch.
+        g.set(0);
         assert!(ep.collect(8, false, Some(1)).is_empty());
+        g.set(4);
+        assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
+        ep.delete(5).unwrap();
+        // A pipe keeps event counts: EAGAIN elsewhere is no edge; room
+        // coming back after the pipe was full is one.
+        let (r, w) = new_pipe(0);
+        let w: Arc<dyn FileLike> = w;
+        ep.add(6, &w, 4 | EPOLLET, 60).unwrap();
+        assert_eq!(ep.collect(8, true, Some(1)), [(4, 60)]);
+        assert!(ep.collect(8, true, Some(2)).is_empty(), "EAGAIN elsewhere");
+        while w.write(&[0u8; 4096]).is_ok_and(|n| n > 0) {}
+        assert!(ep.collect(8, false, Some(2)).is_empty());
         let mut buf = alloc::vec![0u8; 8192];
         r.read(&mut buf).unwrap();
-        assert_eq!(ep.collect(8, true, Some(1)), [(4, 50)]);
+        assert_eq!(ep.collect(8, true, Some(2)), [(4, 60)]);
+        assert!(ep.collect(8, true, Some(2)).is_empty());
+    }
+
+    #[test]
+    fn edge_triggered_pipe_reports_every_write_and_nothing_else() {
+        // As Linux: a second write into a pipe still unread is a new
+        // event; a program that read only part is not told again until
+        // more comes; room freed is no event for a read-only registration.
+        let ep = Epoll::new();
+        let (r, w) = new_pipe(0);
+        let rf: Arc<dyn FileLike> = r.clone();
+        ep.add(3, &rf, 1 | EPOLLET, 30).unwrap();
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        w.write(b"one").unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 30)]);
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        w.write(b"two").unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 30)], "second write");
+        let mut buf = [0u8; 2];
+        r.read(&mut buf).unwrap();
+        assert!(ep.collect(8, true, Some(1)).is_empty(), "stopped early");
+        // A look between the write and the wait does not use up the edge.
+        w.write(b"three").unwrap();
+        assert_eq!(ep.collect(8, false, Some(1)), [(1, 30)]);
+        assert_eq!(ep.collect(8, true, Some(1)), [(1, 30)]);
+        // The writer closing is an event (end of file, HUP).
+        drop(w);
+        assert_eq!(ep.collect(8, true, Some(1)), [(1 | 0x10, 30)]);
+        assert!(ep.collect(8, true, Some(1)).is_empty());
+        // Level-triggered is untouched: reported while readable.
+        ep.modify(3, 1, 31).unwrap();
+        assert_eq!(ep.collect(8, true, Some(1)), [(1 | 0x10, 31)]);
+        assert_eq!(ep.collect(8, true, Some(1)), [(1 | 0x10, 31)]);
+    }
+
+    #[test]
+    fn an_event_that_could_not_be_copied_out_stays_ready() {
+        // `gather` without `report` (EFAULT): the edge is not used up.
+        let ep = Epoll::new();
+        let (r, w) = new_pipe(0);
+        let r: Arc<dyn FileLike> = r;
+        ep.add(3, &r, 1 | EPOLLET, 30).unwrap();
+        w.write(b"x").unwrap();
+        ep.collect(8, true, Some(0));
+        w.write(b"y").unwrap();
+        let ready = ep.gather(8, true, Some(0));
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ep.gather(8, true, Some(0)), ready, "not reported yet");
+        ep.report(&ready, Some(0));
+        assert!(ep.gather(8, true, Some(0)).is_empty());
+    }
+
+    #[test]
+    fn edge_triggered_eventfd_reports_every_write_and_every_read() {
+        // Linux wakes readers on each write and writers on each read.
+        let ep = Epoll::new();
+        let e = Arc::new(EventFd::new(0, 0));
+        let f: Arc<dyn FileLike> = e.clone();
+        ep.add(4, &f, 1 | EPOLLET, 40).unwrap();
+        let one = 1u64.to_le_bytes();
+        e.write(&one).unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 40)]);
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        e.write(&one).unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 40)], "second write");
+        e.write(&0u64.to_le_bytes()).unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(1, 40)], "even of 0");
+        // A writer's registration: a read is an event for it, a write not.
+        ep.modify(4, 4 | EPOLLET, 41).unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(4, 41)]);
+        e.write(&one).unwrap();
+        assert!(ep.collect(8, true, Some(0)).is_empty());
+        let mut b = [0u8; 8];
+        e.read(&mut b).unwrap();
+        assert_eq!(ep.collect(8, true, Some(0)), [(4, 41)], "read");
+        assert!(ep.collect(8, true, Some(5)).is_empty(), "EAGAIN elsewhere");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! `eventfd`: a 64-bit counter that `write` adds to and `read` drains
-//! (or decrements by one, in semaphore mode).
+//! (or decrements by one, in semaphore mode). As Linux, every write is an
+//! event for readers and every read one for writers (edge-triggered
+//! `epoll` reports each).
 
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
+use super::events::EventCounts;
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, PollEvents};
@@ -24,6 +27,7 @@ pub struct EventFd {
     semaphore: bool,
     flags: AtomicU32,
     ino: u64,
+    events: EventCounts,
 }
 
 impl EventFd {
@@ -35,6 +39,7 @@ impl EventFd {
             semaphore: flags & EFD_SEMAPHORE != 0,
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
+            events: EventCounts::new(),
         }
     }
 }
@@ -50,6 +55,8 @@ impl FileLike for EventFd {
         }
         let value = if self.semaphore { 1 } else { *count };
         *count -= value;
+        drop(count);
+        self.events.output();
         buf[..8].copy_from_slice(&value.to_le_bytes());
         Ok(8)
     }
@@ -68,6 +75,9 @@ impl FileLike for EventFd {
         match count.checked_add(value) {
             Some(sum) if sum <= MAX_COUNT => {
                 *count = sum;
+                drop(count);
+                // Even a write of 0: Linux wakes readers on every write.
+                self.events.input();
                 Ok(8)
             }
             _ => return_errno!(Errno::EAGAIN),
@@ -88,6 +98,10 @@ impl FileLike for EventFd {
             ev |= PollEvents::OUT | PollEvents::WRNORM;
         }
         ev
+    }
+
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        Some(self.events.seq(interest))
     }
 
     fn status_flags(&self) -> u32 {

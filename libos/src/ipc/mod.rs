@@ -1,5 +1,6 @@
 //! Inter-process (here: inter-thread) communication objects that fds can
-//! name: [`pipe`], [`eventfd`] and [`epoll`] instances. Each is a [`FileLike`](crate::fd::FileLike)
+//! name: [`pipe`], [`eventfd`] and [`epoll`] instances, and the [`events`]
+//! counters edge-triggered `epoll` reads. Each is a [`FileLike`](crate::fd::FileLike)
 //! whose `read`/`write` never block — they fail with `EAGAIN` — and whose
 //! `poll` reports readiness; the syscall layer turns `EAGAIN` on a
 //! blocking fd into a wait through [`Blocker`](crate::platform::Blocker).
@@ -7,10 +8,12 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod events;
 pub mod pipe;
 
 pub use epoll::Epoll;
 pub use eventfd::EventFd;
+pub use events::{EventCounts, SpaceWait};
 pub use pipe::{PIPE_BUF, PIPE_CAPACITY, PipeEnd, new_pipe};
 
 use core::sync::atomic::{AtomicU64, Ordering};

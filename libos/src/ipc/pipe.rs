@@ -15,6 +15,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
+use super::events::{EventCounts, wants_input, wants_output};
 use super::next_anon_ino;
 use crate::error::{Errno, Result};
 use crate::fasync::AsyncOwner;
@@ -49,6 +50,10 @@ pub struct Pipe {
     capacity: AtomicUsize,
     /// Who gets `SIGIO` when bytes arrive (the read side's `O_ASYNC`).
     reader_async: Arc<AsyncOwner>,
+    /// Events for edge-triggered `epoll`: every write (for readers), a
+    /// read that makes room in a pipe too full to write (for writers),
+    /// an end closing (both), as Linux wakes them.
+    events: EventCounts,
 }
 
 impl Pipe {
@@ -64,6 +69,7 @@ impl Pipe {
             filled_at: AtomicU64::new(0),
             capacity: AtomicUsize::new(PIPE_CAPACITY),
             reader_async: AsyncOwner::new(),
+            events: EventCounts::new(),
         })
     }
 
@@ -176,6 +182,9 @@ impl PipeEnd {
             return_errno!(Errno::EBUSY);
         }
         self.pipe.capacity.store(bytes, Ordering::Relaxed);
+        drop(q);
+        // Linux wakes writers after a resize.
+        self.pipe.events.output();
         Ok(bytes)
     }
 }
@@ -245,15 +254,24 @@ impl Drop for PipeEnd {
         if self.writes {
             self.pipe.writers.fetch_sub(1, Ordering::AcqRel);
         }
+        // Linux wakes both sides when an end is released.
+        self.pipe.events.all();
     }
 }
 
-impl FileLike for PipeEnd {
-    fn read(&self, buf: &mut [u8]) -> Result<usize> {
+impl PipeEnd {
+    /// `read`'s checks and its end: takes up to `len` bytes from the
+    /// front with `take` (given the two slices that hold them; it returns
+    /// how many it took, or an error if it took none), then drains them.
+    fn read_with(
+        &self,
+        len: usize,
+        take: impl FnOnce(&[u8], &[u8]) -> Result<usize>,
+    ) -> Result<usize> {
         if !self.reads {
             return_errno!(Errno::EBADF);
         }
-        if buf.is_empty() {
+        if len == 0 {
             return Ok(0);
         }
         let mut q = self.pipe.bytes.lock();
@@ -263,39 +281,138 @@ impl FileLike for PipeEnd {
             }
             return_errno!(Errno::EAGAIN);
         }
-        let n = copy_front(&q, buf);
+        let n = q.len().min(len);
+        let (head, tail) = q.as_slices();
+        let first = head.len().min(n);
+        let n = take(&head[..first], &tail[..n - first])?;
+        let was_full = self.pipe.capacity().saturating_sub(q.len()) < PIPE_BUF;
         q.drain(..n);
+        drop(q);
+        if was_full {
+            // Room for a writer that could not write (Linux wakes writers
+            // when a read empties a slot of a full pipe).
+            self.pipe.events.output();
+        }
         Ok(n)
     }
 
-    fn write(&self, buf: &[u8]) -> Result<usize> {
+    /// `write`'s checks and its end: makes room for up to `len` bytes at
+    /// the back and lets `fill` write them into the two slices that hold
+    /// them (it returns how many it wrote, or an error if none); the rest
+    /// is given back.
+    fn write_with(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<usize>,
+    ) -> Result<usize> {
         if !self.writes {
             return_errno!(Errno::EBADF);
         }
         if self.pipe.readers.load(Ordering::Acquire) == 0 {
             return_errno!(Errno::EPIPE);
         }
-        if buf.is_empty() {
+        if len == 0 {
             return Ok(0);
         }
         let mut q = self.pipe.bytes.lock();
         let space = self.pipe.capacity().saturating_sub(q.len());
-        if space == 0 || (buf.len() <= PIPE_BUF && space < buf.len()) {
+        if space == 0 || (len <= PIPE_BUF && space < len) {
             return_errno!(Errno::EAGAIN);
         }
-        let n = space.min(buf.len());
+        let n = space.min(len);
         // The queue grows with what the program writes, up to the pipe's
         // capacity; memory for it may be lacking.
         q.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
-        if q.is_empty() {
+        let was_empty = q.is_empty();
+        let old = q.len();
+        q.resize(old + n, 0);
+        let (head, tail) = q.as_mut_slices();
+        // The new bytes are the last `n`: the end of `head` and/or `tail`.
+        let in_tail = tail.len().min(n);
+        let in_head = n - in_tail;
+        let (head_len, tail_len) = (head.len(), tail.len());
+        let written = fill(
+            &mut head[head_len - in_head..],
+            &mut tail[tail_len - in_tail..],
+        );
+        let written = match written {
+            Ok(w) => w.min(n),
+            Err(e) => {
+                q.truncate(old);
+                return Err(e);
+            }
+        };
+        q.truncate(old + written);
+        if was_empty {
             self.pipe
                 .filled_at
                 .store(super::ready_seq(), Ordering::Relaxed);
         }
-        q.extend(&buf[..n]);
         drop(q);
+        // Linux wakes epoll waiters on every write, not only into an
+        // empty pipe.
+        self.pipe.events.input();
         self.pipe.reader_async.notify();
-        Ok(n)
+        Ok(written)
+    }
+}
+
+/// Copies `a` then `b` to user memory at `addr`: both, or what came
+/// before a fault (`EFAULT` if nothing did).
+fn to_user(mem: &dyn crate::user::UserMemory, addr: u64, a: &[u8], b: &[u8]) -> Result<usize> {
+    mem.write_user(addr, a)?;
+    if !b.is_empty() && mem.write_user(addr + a.len() as u64, b).is_err() {
+        return Ok(a.len());
+    }
+    Ok(a.len() + b.len())
+}
+
+/// Copies user memory at `addr` into `a` then `b`, likewise.
+fn from_user(
+    mem: &dyn crate::user::UserMemory,
+    addr: u64,
+    a: &mut [u8],
+    b: &mut [u8],
+) -> Result<usize> {
+    mem.read_user(addr, a)?;
+    if !b.is_empty() && mem.read_user(addr + a.len() as u64, b).is_err() {
+        return Ok(a.len());
+    }
+    Ok(a.len() + b.len())
+}
+
+impl FileLike for PipeEnd {
+    fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.read_with(buf.len(), |a, b| {
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+            Ok(a.len() + b.len())
+        })
+    }
+
+    fn write(&self, buf: &[u8]) -> Result<usize> {
+        self.write_with(buf.len(), |a, b| {
+            a.copy_from_slice(&buf[..a.len()]);
+            b.copy_from_slice(&buf[a.len()..a.len() + b.len()]);
+            Ok(a.len() + b.len())
+        })
+    }
+
+    fn copies_user(&self) -> bool {
+        true
+    }
+
+    fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        self.read_with(len, |a, b| to_user(mem, addr, a, b))
+    }
+
+    fn write_user(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        self.write_with(len, |a, b| from_user(mem, addr, a, b))
     }
 
     fn metadata(&self) -> Result<Metadata> {
@@ -348,6 +465,21 @@ impl FileLike for PipeEnd {
         } else {
             0
         }
+    }
+
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        let events = &self.pipe.events;
+        let input = if self.reads && wants_input(interest) {
+            events.input_count()
+        } else {
+            0
+        };
+        let output = if self.writes && wants_output(interest) {
+            events.output_count()
+        } else {
+            0
+        };
+        Some(input.wrapping_add(output))
     }
 
     fn status_flags(&self) -> u32 {

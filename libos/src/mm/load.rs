@@ -134,6 +134,10 @@ pub fn load_image(process: &Process, image: &ProcessImage) -> Result<u64> {
         }
     }
 
+    if let (Some(crate::vdso::BASE), Some(vdso)) = (image.vdso, &process.vdso) {
+        vdso.map_into(&mut vm);
+    }
+
     let stack_start = stack_end.saturating_sub(stack_limit).max(PAGE_SIZE);
     let present = (stack.rsp & !(PAGE_SIZE - 1))
         .min(stack_end.saturating_sub(STACK_PRESENT_BYTES))

@@ -35,6 +35,10 @@ pub enum VmaName {
     Stack,
     /// A file path.
     Path(Arc<[u8]>),
+    /// `[vdso]`: the vDSO's image ([`crate::vdso`]).
+    Vdso,
+    /// `[vvar]`: the vDSO's data page.
+    Vvar,
 }
 
 /// The memory object behind a `MAP_SHARED` anonymous area (Linux's
@@ -239,6 +243,8 @@ impl Vma {
             VmaName::None => b"",
             VmaName::Heap => b"[heap]",
             VmaName::Stack => b"[stack]",
+            VmaName::Vdso => b"[vdso]",
+            VmaName::Vvar => b"[vvar]",
             VmaName::Path(p) => p,
         };
         if !name.is_empty() {

@@ -8,6 +8,11 @@
 //! stack moves the notes into [`Arrivals`], stamped with
 //! [`ready_seq`](crate::ipc::ready_seq): a connection keeps the stamp of
 //! its first such segment until the program drains its receive queue.
+//! The stamp of its latest such segment is its count of events for
+//! readers ([`FileLike::event_seq`](crate::fd::FileLike::event_seq)):
+//! every arrival moves it, as every arrival wakes an edge-triggered
+//! `epoll` registration on Linux. It is kept until the connection is
+//! removed.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -20,13 +25,23 @@ use smoltcp::time::Instant;
 pub(crate) type Flow = (SocketAddr, SocketAddr);
 
 /// Most connections remembered; past it the notes start afresh (ready
-/// files then fall back to the order `epoll` first sees them ready).
+/// files then fall back to the order `epoll` first sees them ready, and
+/// an edge-triggered registration may see one extra event).
 const MAX_FLOWS: usize = 16_384;
 
-/// First-arrival stamps of connections with unread data.
+/// A connection's arrival stamps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stamps {
+    /// The first segment of its unread data (0: none unread).
+    first: u64,
+    /// Its latest segment.
+    latest: u64,
+}
+
+/// Arrival stamps of connections.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
-    stamps: BTreeMap<Flow, u64>,
+    stamps: BTreeMap<Flow, Stamps>,
 }
 
 impl Arrivals {
@@ -36,20 +51,36 @@ impl Arrivals {
             if self.stamps.len() >= MAX_FLOWS && !self.stamps.contains_key(&flow) {
                 self.stamps.clear();
             }
-            self.stamps
-                .entry(flow)
-                .or_insert_with(crate::ipc::ready_seq);
+            let now = crate::ipc::ready_seq();
+            let stamps = self.stamps.entry(flow).or_default();
+            if stamps.first == 0 {
+                stamps.first = now;
+            }
+            stamps.latest = now;
         }
     }
 
     /// The stamp of `flow`'s unread data, 0 if none noted.
     pub(crate) fn stamp(&self, flow: &Flow) -> u64 {
-        self.stamps.get(flow).copied().unwrap_or(0)
+        self.stamps.get(flow).map_or(0, |s| s.first)
+    }
+
+    /// The stamp of `flow`'s latest segment that can make it readable, 0
+    /// if none noted.
+    pub(crate) fn latest(&self, flow: &Flow) -> u64 {
+        self.stamps.get(flow).map_or(0, |s| s.latest)
     }
 
     /// The program read everything `flow` had: the next segment is a new
     /// arrival.
     pub(crate) fn drained(&mut self, flow: &Flow) {
+        if let Some(s) = self.stamps.get_mut(flow) {
+            s.first = 0;
+        }
+    }
+
+    /// `flow`'s connection is gone.
+    pub(crate) fn forget(&mut self, flow: &Flow) {
         self.stamps.remove(flow);
     }
 }
@@ -299,5 +330,21 @@ mod tests {
         assert_eq!(a.stamp(&flow()), 0);
         a.record(&mut alloc::vec![flow()]);
         assert!(a.stamp(&flow()) > first);
+    }
+
+    #[test]
+    fn every_arrival_moves_the_latest_stamp_until_the_connection_goes() {
+        let mut a = Arrivals::default();
+        assert_eq!(a.latest(&flow()), 0);
+        a.record(&mut alloc::vec![flow()]);
+        let one = a.latest(&flow());
+        a.record(&mut alloc::vec![flow()]);
+        let two = a.latest(&flow());
+        assert!(two > one, "a second arrival on unread data is an event");
+        assert_eq!(a.stamp(&flow()), one, "the order stamp stays the first");
+        a.drained(&flow());
+        assert_eq!(a.latest(&flow()), two, "draining is no event");
+        a.forget(&flow());
+        assert_eq!((a.stamp(&flow()), a.latest(&flow())), (0, 0));
     }
 }

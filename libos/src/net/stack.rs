@@ -76,6 +76,8 @@ pub(crate) struct Listener {
     /// Receive and send buffer bytes of each new socket.
     pub(crate) buffers: (usize, usize),
     pub(crate) sockets: Vec<(IfaceId, SocketHandle)>,
+    /// Connections `accept` took out of `sockets` so far.
+    pub(crate) accepted: u64,
 }
 
 /// Everything behind the stack's lock.
@@ -205,6 +207,26 @@ impl Inner {
             }
         }
         self.listeners.insert(id, l);
+    }
+
+    /// Listener `id`'s events for edge-triggered `epoll`: the connections
+    /// that finished their handshake so far. Each stays counted, in the
+    /// pool until `accept` takes it, then in `accepted`.
+    pub(crate) fn listener_events(&self, id: u64) -> u64 {
+        let Some(l) = self.listeners.get(&id) else {
+            return 0;
+        };
+        let waiting = l
+            .sockets
+            .iter()
+            .filter(|&&(i, h)| {
+                !matches!(
+                    self.tcp_ref(i, h).state(),
+                    tcp::State::Listen | tcp::State::SynReceived
+                )
+            })
+            .count();
+        l.accepted.wrapping_add(waiting as u64)
     }
 
     /// Removes a listener: its listening sockets go, connections nobody
@@ -345,6 +367,10 @@ impl Inner {
             let done = s.state() == tcp::State::Closed
                 || (i != IfaceId::External && s.state() == tcp::State::TimeWait);
             if done {
+                if let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) {
+                    let flow = (local.into(), remote.into());
+                    self.arrivals.forget(&flow);
+                }
                 self.sockets(i).remove(h);
             } else {
                 self.closing.push((i, h));

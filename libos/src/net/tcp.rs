@@ -35,6 +35,7 @@ use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
+use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
 use crate::{return_errno, return_errno_with_message};
 
@@ -125,6 +126,10 @@ pub struct TcpSocket {
     state: Mutex<State_>,
     flags: AtomicU32,
     ino: u64,
+    /// Its own shutdowns (events for every waiter).
+    events: EventCounts,
+    /// Room in the send buffer after a write found it full.
+    space: SpaceWait,
 }
 
 impl core::fmt::Debug for TcpSocket {
@@ -206,6 +211,8 @@ impl TcpSocket {
             }),
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
+            events: EventCounts::new(),
+            space: SpaceWait::new(),
         }
     }
 
@@ -270,6 +277,10 @@ impl Drop for TcpSocket {
                         s.close();
                     }
                     inner.retire(conn.iface, conn.handle);
+                    // Its arrival stamps go with the file (the stack forgets
+                    // them again when it removes the socket, in case the
+                    // closing handshake brought more).
+                    inner.arrivals.forget(&(conn.local, conn.remote));
                 }
                 Phase::Idle(_) => {}
             }
@@ -326,6 +337,7 @@ impl Socket for TcpSocket {
             backlog: backlog.clamp(1, 4096),
             buffers: st.common.buffers,
             sockets: Vec::new(),
+            accepted: 0,
         };
         let id = self.stack.with(|inner| inner.add_listener(listener));
         st.phase = Phase::Listening { id, local };
@@ -350,7 +362,9 @@ impl Socket for TcpSocket {
                     }
                 }
             }
-            let (i, h) = inner.listeners.get_mut(&id)?.sockets.remove(found?);
+            let listener = inner.listeners.get_mut(&id)?;
+            let (i, h) = listener.sockets.remove(found?);
+            listener.accepted += 1;
             inner.refill(id);
             let s = inner.tcp(i, h);
             Self::configure(s, &common, &tcp_opts, &inet);
@@ -492,11 +506,18 @@ impl Socket for TcpSocket {
             if conn.shut_wr || conn.reset || !s.may_send() {
                 return_errno!(Errno::EPIPE);
             }
-            match s.send_slice(buf) {
-                Ok(0) if !buf.is_empty() => return_errno!(Errno::EAGAIN),
-                Ok(n) => Ok(n),
+            let sent = match s.send_slice(buf) {
+                Ok(n) => n,
                 Err(_) => return_errno!(Errno::EPIPE),
+            };
+            if sent < buf.len() {
+                // The buffer is full: room coming back is an event.
+                self.space.full();
             }
+            if sent == 0 && !buf.is_empty() {
+                return_errno!(Errno::EAGAIN);
+            }
+            Ok(sent)
         });
         match r {
             Err(e) if e.errno() == Errno::ENOTCONN => {
@@ -556,6 +577,8 @@ impl Socket for TcpSocket {
                 s.close();
             }
             conn.shut_rd |= how.read;
+            // Linux wakes every waiter of a socket shut down.
+            self.events.all();
             Ok(())
         })
     }
@@ -701,6 +724,35 @@ impl FileLike for TcpSocket {
             }
             Phase::Idle(_) => 0,
         }
+    }
+
+    /// A connection: the stamp of its latest arrival (data, FIN, RST)
+    /// for readers, room after a full send buffer for writers; a
+    /// listener: the connections that finished their handshake.
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        let st = self.state.lock();
+        let theirs = match &st.phase {
+            Phase::Connected(conn) => self.stack.with_lock(|inner| {
+                let input = if wants_input(interest) {
+                    inner.arrivals.latest(&(conn.local, conn.remote))
+                } else {
+                    0
+                };
+                let output = if wants_output(interest) {
+                    let s = inner.tcp_ref(conn.iface, conn.handle);
+                    self.space.seq(s.can_send())
+                } else {
+                    0
+                };
+                input.wrapping_add(output)
+            }),
+            Phase::Listening { id, .. } if wants_input(interest) => {
+                let id = *id;
+                self.stack.with_lock(|inner| inner.listener_events(id))
+            }
+            Phase::Listening { .. } | Phase::Idle(_) => 0,
+        };
+        Some(self.events.seq(interest).wrapping_add(theirs))
     }
 
     fn write(&self, buf: &[u8]) -> Result<usize> {

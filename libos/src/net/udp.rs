@@ -7,12 +7,18 @@
 //! interface that reaches its destination. An unbound socket binds an
 //! ephemeral port at its first `sendto`/`connect`. `connect` sets the
 //! default destination and filters what is received to that peer.
+//!
+//! For edge-triggered `epoll` ([`FileLike::event_seq`]) the events for
+//! readers are the bytes that ever reached its receive buffers (queued
+//! plus taken out), so each datagram with a payload is one; a datagram
+//! without payload is not seen. Room after a full send buffer is one for
+//! writers, a shutdown one for both.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::net::{IpAddr, SocketAddr};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::stack::SocketHandle;
 use smoltcp::phy::PacketMeta;
@@ -33,6 +39,7 @@ use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
+use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
 use crate::return_errno;
 
@@ -65,6 +72,13 @@ pub struct UdpSocket {
     state: Mutex<UdpState>,
     flags: AtomicU32,
     ino: u64,
+    /// Receive-buffer bytes taken out so far (datagrams and the padding
+    /// smoltcp's ring buffer left before them).
+    dequeued: AtomicU64,
+    /// Its own shutdowns.
+    events: EventCounts,
+    /// Room in a send buffer after a send found it full.
+    space: SpaceWait,
 }
 
 impl core::fmt::Debug for UdpSocket {
@@ -114,7 +128,17 @@ impl UdpSocket {
             }),
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
+            dequeued: AtomicU64::new(0),
+            events: EventCounts::new(),
+            space: SpaceWait::new(),
         }
+    }
+
+    /// Notes that a receive buffer went from `before` to `after` queued
+    /// bytes (see [`UdpSocket::event_seq`](FileLike::event_seq)).
+    fn taken(&self, before: usize, after: usize) {
+        self.dequeued
+            .fetch_add(before.saturating_sub(after) as u64, Ordering::Relaxed);
     }
 
     /// Binds `addr` (port 0: ephemeral; `dual`: `::` taking IPv4 too)
@@ -272,7 +296,10 @@ impl Socket for UdpSocket {
                     }
                     Ok(buf.len())
                 }
-                Err(udp::SendError::BufferFull) => return_errno!(Errno::EAGAIN),
+                Err(udp::SendError::BufferFull) => {
+                    self.space.full();
+                    return_errno!(Errno::EAGAIN)
+                }
                 Err(udp::SendError::Unaddressable) => return_errno!(Errno::EINVAL),
             }
         })
@@ -293,6 +320,7 @@ impl Socket for UdpSocket {
             for &(i, h) in &handles {
                 let s = inner.sockets(i).get_mut::<udp::Socket>(h);
                 while s.can_recv() {
+                    let before = s.recv_queue();
                     let (data, m) = if peek {
                         let (d, m) = s.peek().map_err(|_| Errno::EAGAIN)?;
                         (d, *m)
@@ -304,13 +332,16 @@ impl Socket for UdpSocket {
                         if peek {
                             let _ = s.recv();
                         }
+                        self.taken(before, s.recv_queue());
                         continue;
                     }
                     let len = data.len().min(buf.len());
                     buf[..len].copy_from_slice(&data[..len]);
+                    let full_len = data.len();
+                    self.taken(before, s.recv_queue());
                     return Ok(Received {
                         len,
-                        full_len: data.len(),
+                        full_len,
                         from: Some(inet.user(from)),
                         ancillary: received(&inet, from, m.meta),
                     });
@@ -327,6 +358,7 @@ impl Socket for UdpSocket {
         }
         st.shut_rd |= how.read;
         st.shut_wr |= how.write;
+        self.events.all();
         Ok(())
     }
 
@@ -423,6 +455,26 @@ impl FileLike for UdpSocket {
             ev |= PollEvents::OUT | PollEvents::WRNORM;
         }
         ev
+    }
+
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        let handles = self.state.lock().handles.clone();
+        let theirs = self.stack.with_lock(|inner| {
+            let (mut arrived, mut writable) = (self.dequeued.load(Ordering::Relaxed), true);
+            for &(i, h) in &handles {
+                let s = inner.sockets(i).get_mut::<udp::Socket>(h);
+                arrived = arrived.wrapping_add(s.recv_queue() as u64);
+                writable &= s.can_send();
+            }
+            let input = if wants_input(interest) { arrived } else { 0 };
+            let output = if wants_output(interest) {
+                self.space.seq(writable)
+            } else {
+                0
+            };
+            input.wrapping_add(output)
+        });
+        Some(self.events.seq(interest).wrapping_add(theirs))
     }
 
     fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {

@@ -13,6 +13,11 @@
 //! Writes of at most `PIPE_BUF` bytes are atomic, as on a pipe; closing
 //! or `shutdown(SHUT_WR)` gives the peer end of file, and writing to a
 //! peer that has gone gives `EPIPE`.
+//!
+//! For edge-triggered `epoll` ([`FileLike::event_seq`]) a listener counts
+//! each connection queued, a connection the events of its two pipes (each
+//! arrival of data, room freed for a writer, the peer closing or shutting
+//! down) and its own shutdowns.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
@@ -31,6 +36,7 @@ use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
+use crate::ipc::events::{EventCounts, wants_input};
 use crate::ipc::{PIPE_CAPACITY, PipeEnd, new_pipe, next_anon_ino};
 use crate::return_errno;
 
@@ -41,6 +47,8 @@ pub struct UnixBacklog {
     backlog: usize,
     name: UnixName,
     key: NameKey,
+    /// One input event per connection queued.
+    events: EventCounts,
 }
 
 /// What a bound name is found by in [`UnixNames`].
@@ -103,6 +111,9 @@ pub struct UnixSocket {
     flags: AtomicU32,
     ino: u64,
     common: Mutex<CommonOptions>,
+    /// Its own shutdowns, and the events of pipe ends it let go (so the
+    /// count never goes back).
+    events: EventCounts,
 }
 
 impl UnixSocket {
@@ -118,6 +129,7 @@ impl UnixSocket {
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
             common: Mutex::new(CommonOptions::new((PIPE_CAPACITY, PIPE_CAPACITY))),
+            events: EventCounts::new(),
         }
     }
 
@@ -215,6 +227,8 @@ impl UnixSocket {
             name.clone(),
             local.clone(),
         ));
+        drop(pending);
+        queue.events.input();
         *phase = Phase::Connected {
             rx: Some(to_us.0),
             tx: Some(to_them.1),
@@ -271,6 +285,7 @@ impl Socket for UnixSocket {
             backlog: backlog.clamp(1, 4096),
             name,
             key: key.clone(),
+            events: EventCounts::new(),
         });
         self.names.names.lock().insert(key, Arc::downgrade(&queue));
         *phase = Phase::Listening(queue);
@@ -357,12 +372,19 @@ impl Socket for UnixSocket {
     fn shutdown(&self, how: Shutdown) -> Result<()> {
         match &mut *self.phase.lock() {
             Phase::Connected { rx, tx, .. } => {
-                if how.read {
-                    *rx = None;
+                let both = PollEvents::IN | PollEvents::OUT;
+                if how.read
+                    && let Some(rx) = rx.take()
+                {
+                    self.events.add(rx.event_seq(both).unwrap_or(0), 0);
                 }
-                if how.write {
-                    *tx = None;
+                if how.write
+                    && let Some(tx) = tx.take()
+                {
+                    self.events.add(0, tx.event_seq(both).unwrap_or(0));
                 }
+                // Linux wakes every waiter of a socket shut down.
+                self.events.all();
                 Ok(())
             }
             _ => return_errno!(Errno::ENOTCONN),
@@ -441,6 +463,20 @@ impl FileLike for UnixSocket {
             ev |= PollEvents::HUP;
         }
         ev
+    }
+
+    fn event_seq(&self, interest: PollEvents) -> Option<u64> {
+        let part = |end: &Option<Arc<PipeEnd>>| {
+            end.as_ref()
+                .and_then(|e| e.event_seq(interest))
+                .unwrap_or(0)
+        };
+        let theirs = match &*self.phase.lock() {
+            Phase::Listening(q) if wants_input(interest) => q.events.input_count(),
+            Phase::Connected { rx, tx, .. } => part(rx).wrapping_add(part(tx)),
+            Phase::Listening(_) | Phase::Idle(..) => 0,
+        };
+        Some(self.events.seq(interest).wrapping_add(theirs))
     }
 
     fn ioctl(&self, cmd: u32, arg: u64) -> Result<IoctlReply> {

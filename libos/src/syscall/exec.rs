@@ -57,7 +57,7 @@ pub fn prepare_execve(p: &Process, a: &SyscallArgs) -> Result<ProcessImage> {
     if path.is_empty() {
         return_errno!(Errno::ENOENT);
     }
-    let layout = AddressLayout::default();
+    let layout = AddressLayout::for_process(p);
     let mut budget = layout.max_args_bytes;
     let argv = read_string_array(mem, a.u64(1), &mut budget)?;
     let envp = read_string_array(mem, a.u64(2), &mut budget)?;
@@ -94,7 +94,7 @@ pub fn prepare_execveat(p: &Process, a: &SyscallArgs) -> Result<ProcessImage> {
         name.extend_from_slice(&path);
         name
     };
-    let layout = AddressLayout::default();
+    let layout = AddressLayout::for_process(p);
     let mut budget = layout.max_args_bytes;
     let argv = read_string_array(mem, a.u64(2), &mut budget)?;
     let envp = read_string_array(mem, a.u64(3), &mut budget)?;

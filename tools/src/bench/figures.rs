@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `boot` | `/usr/bin/echo cloister-bench-ready` (Debian coreutils, dynamically linked) | QEMU start → the program's first output line on the host; QEMU start → the guest's end-of-program report |
 //! | `syscall` | `tools/bench-guest/syscall_bench.c`, built `gcc -O2 -static` | ns per `getpid`, 1-byte `read` of `/dev/zero`, `open`+`close` (the program's own medians) |
-//! | `process` | the same program, `syscall_bench procs 200` | ns per fork+exit+wait, fork+execve (itself, at once exiting)+wait, and 64 KiB written through a pipe to a reading child |
+//! | `process` | the same program, `syscall_bench procs 200`, with Debian's `/bin/true` (glibc-dynamic) and its libraries | ns per fork+exit+wait, fork+execve(`/bin/true`)+wait, fork+execve (itself, static, at once exiting)+wait, and 64 KiB written through a pipe to a reading child |
 //! | `openssl` | `openssl speed -seconds 2 -evp aes-256-gcm sha256` | kB/s at 16, 1024 and 16384-byte blocks |
 //! | `files` | `sha256sum` of 64 MiB of pseudo-random bytes; busybox `tar -cf` of 128 files × 256 KiB of text; busybox `gzip -k` of 8 MiB of text | program time: the guest's start report → its end report |
 //!
@@ -169,6 +169,30 @@ fn bytes_file(guest: &str, data: Vec<u8>) -> JobFile {
     }
 }
 
+/// The program the process figure's `fork_exec_true_wait` row executes:
+/// the host's (Debian's) `/bin/true`, dynamically linked against glibc, at
+/// `/bin/true` in both guests; [`super::guest::pack_job`] adds its
+/// interpreter and libraries.
+pub const TRUE_PROGRAM: &str = "/bin/true";
+
+/// The process figure's job: `program` (the static `syscall_bench`) with
+/// the argument `procs 200`, and [`TRUE_PROGRAM`] for it to execute.
+pub fn process_job(program: PathBuf) -> Job {
+    let true_program = JobFile {
+        guest: TRUE_PROGRAM.into(),
+        source: FileSource::Host(TRUE_PROGRAM.into()),
+        perm: 0o755,
+    };
+    let mut j = job(
+        "process",
+        "/bench/syscall_bench",
+        &["procs", "200"],
+        vec![true_program],
+    );
+    j.program = program;
+    j
+}
+
 /// Builds `tools/bench-guest/syscall_bench.c` with the host's gcc into
 /// `cache`.
 pub fn build_syscall_bench(cache: &Path) -> Result<PathBuf> {
@@ -225,12 +249,10 @@ pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>
             j.program = program;
             vec![one(j, Check::Syscall)]
         }
-        Figure::Process => {
-            let program = build_syscall_bench(cache)?;
-            let mut j = job("process", "/bench/syscall_bench", &["procs", "200"], vec![]);
-            j.program = program;
-            vec![one(j, Check::Syscall)]
-        }
+        Figure::Process => vec![one(
+            process_job(build_syscall_bench(cache)?),
+            Check::Syscall,
+        )],
         Figure::Openssl => {
             let conf = JobFile {
                 guest: "/usr/lib/ssl/openssl.cnf".into(),

@@ -9,8 +9,10 @@
 //! is defined by. Both guests get the same [`QemuSettings`] and the same
 //! application files: [`pack_job`] packs a job with `cloister run`'s packer
 //! (the program, its interpreter and libraries as `tools::run::resolve`
-//! finds them, `/etc/passwd`, `/etc/group`, `/tmp`), adds the job's files,
-//! and each guest boots that tree (Linux with its own `/init` added).
+//! finds them, `/etc/passwd`, `/etc/group`, `/tmp`), adds the job's files
+//! (and the interpreter and libraries of those that are ELF programs, such
+//! as the `/bin/true` the process figure executes), and each guest boots
+//! that tree (Linux with its own `/init` added).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use crate::qemu::tap::{self, TapNet};
 use crate::qemu::{Accel, Nic, PortForward, QemuConfig};
 use crate::run::RunOptions;
-use crate::run::pack::{HostContext, Packed, pack};
+use crate::run::pack::{HostContext, Packed, is_elf, pack, pack_libraries_of};
 
 /// Where a file of a job comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,16 +85,37 @@ pub fn qmp_socket() -> PathBuf {
 
 /// The image both guests boot for `job` (Cloister as is; Linux with
 /// busybox and an `/init` added), its argument vector and environment.
+/// A job file from the host that is an ELF object brings its interpreter
+/// and libraries along, at their host paths; one the host cannot supply is
+/// an error.
 pub fn pack_job(job: &Job) -> Result<Packed> {
     let args = job.argv.iter().skip(1).cloned();
     let opts = RunOptions::new(job.program.clone(), args);
-    let mut packed = pack(&opts, &HostContext::current()?)
-        .with_context(|| format!("packing {}", job.program.display()))?;
+    let host = HostContext::current()?;
+    let mut packed =
+        pack(&opts, &host).with_context(|| format!("packing {}", job.program.display()))?;
+    let mut objects = Vec::new();
     for f in &job.files {
         match &f.source {
-            FileSource::Host(host) => packed.image.add_host_file(&f.guest, host, Some(f.perm))?,
+            FileSource::Host(path) => {
+                packed.image.add_host_file(&f.guest, path, Some(f.perm))?;
+                if is_elf(path) {
+                    objects.push(path.clone());
+                }
+            }
             FileSource::Bytes(data) => packed.image.add_file(&f.guest, data.clone(), f.perm)?,
         }
+    }
+    // A program the job executes (the process figure's `/bin/true`) needs
+    // its interpreter and libraries in both guests.
+    let warnings = pack_libraries_of(
+        &mut packed.image,
+        &mut packed.resolution,
+        &objects,
+        &host.search,
+    )?;
+    if let Some(w) = warnings.first() {
+        bail!("packing {}: {w}", job.name);
     }
     Ok(packed)
 }

@@ -31,6 +31,9 @@ pub struct Options {
     pub settings: QemuSettings,
     /// The TSC frequency the Linux kernel is told (`tsc_early_khz`).
     pub tsc_khz: u64,
+    /// Further words for the Linux guest's kernel command line
+    /// (`--linux-args`, e.g. `norandmaps`).
+    pub linux_args: Vec<String>,
     /// Skip Cloister even if it can run.
     pub linux_only: bool,
     /// Boot this Cloister kernel instead of building the release kernel
@@ -135,12 +138,15 @@ pub fn run(opts: &Options) -> Result<Samples> {
     }
     guests.push((
         Side::Linux,
-        Box::new(LinuxGuest::new(
-            kernel.clone(),
-            opts.settings.clone(),
-            opts.tsc_khz,
-            cache.join("images"),
-        )),
+        Box::new(
+            LinuxGuest::new(
+                kernel.clone(),
+                opts.settings.clone(),
+                opts.tsc_khz,
+                cache.join("images"),
+            )
+            .with_extra_args(opts.linux_args.clone()),
+        ),
     ));
 
     let mut jobs: Vec<FigureJob> = Vec::new();
@@ -314,7 +320,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
     format!(
         "- Date: {}. Machine: {} (load average at the end: {load}).\n\
          - QEMU for both guests: {} (accelerator {}), COM1 and COM2, `isa-debug-exit`.\n\
-         - Linux guest: Debian {} {}, `console=ttyS0 quiet panic=-1 tsc_early_khz={}`, busybox-static init. Cloister: release kernel, `log=info{}`.\n\
+         - Linux guest: Debian {} {}, `{}`, busybox-static init. Cloister: release kernel, `log=info{}`.\n\
          - Command: `{}` ({} rounds, {order}{b}).\n{}",
         today(),
         machine_description(),
@@ -322,7 +328,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         opts.settings.accel.name().to_uppercase(),
         kernel.package,
         kernel.version,
-        opts.tsc_khz,
+        super::linux_guest::cmdline(opts.tsc_khz, &opts.linux_args),
         // CLOISTER_KERNEL_ARGS (e.g. platform.mmio=emulate) reaches
         // Cloister's command line only.
         crate::qemu::kernel_args_from_env()

@@ -14,7 +14,8 @@
 //! Debian's 6.1.0-57 kernel halts with `reboot: System halted` while QEMU
 //! keeps running.) The host does not rely on either: once the end marker is
 //! on the console QEMU gets [`EXIT_GRACE`] to exit and is then killed. The kernel
-//! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`:
+//! command line is `console=ttyS0 quiet panic=-1 tsc_early_khz=<host kHz>`
+//! ([`cmdline`]), plus the words of `--linux-args` if given:
 //! without the TSC frequency a Linux guest on `microvm` under TCG sometimes
 //! hangs calibrating against the PIT.
 //!
@@ -72,6 +73,18 @@ pub struct LinuxGuest {
     tsc_khz: u64,
     image_dir: PathBuf,
     images: HashMap<String, PathBuf>,
+    extra_args: Vec<String>,
+}
+
+/// The Linux guest's kernel command line for `tsc_khz`, with `extra_args`
+/// (`--linux-args`) appended.
+pub fn cmdline(tsc_khz: u64, extra_args: &[String]) -> String {
+    let mut line = format!("console=ttyS0 quiet panic=-1 tsc_early_khz={tsc_khz}");
+    for word in extra_args {
+        line.push(' ');
+        line.push_str(word);
+    }
+    line
 }
 
 impl LinuxGuest {
@@ -88,15 +101,20 @@ impl LinuxGuest {
             tsc_khz,
             image_dir,
             images: HashMap::new(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// The same guest with `words` appended to its kernel command line
+    /// (e.g. `norandmaps`).
+    pub fn with_extra_args(mut self, words: Vec<String>) -> Self {
+        self.extra_args = words;
+        self
     }
 
     /// The kernel command line.
     pub fn cmdline(&self) -> String {
-        format!(
-            "console=ttyS0 quiet panic=-1 tsc_early_khz={}",
-            self.tsc_khz
-        )
+        cmdline(self.tsc_khz, &self.extra_args)
     }
 
     /// The kernel it boots.
@@ -379,6 +397,18 @@ mod tests {
     }
 
     #[test]
+    fn extra_words_are_appended_to_the_kernel_command_line() {
+        assert_eq!(
+            cmdline(2_600_000, &[]),
+            "console=ttyS0 quiet panic=-1 tsc_early_khz=2600000"
+        );
+        assert_eq!(
+            cmdline(1000, &["norandmaps".into(), "x=1".into()]),
+            "console=ttyS0 quiet panic=-1 tsc_early_khz=1000 norandmaps x=1"
+        );
+    }
+
+    #[test]
     fn the_run_finishes_at_the_end_marker_even_if_the_guest_does_not_exit() {
         use qemu::{Flow, GuestObserver};
         let mut lines = Lines::default();
@@ -430,6 +460,33 @@ mod tests {
             "/init",
         ] {
             assert!(t.contains(Path::new(p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn the_process_figure_packs_bin_true_with_its_loader_and_libc_in_both_guests() {
+        use crate::bench::figures::{TRUE_PROGRAM, process_job};
+        use crate::run::resolve::{LibrarySearch, Role, resolve_program};
+        // busybox-static stands in for the static syscall_bench (no gcc
+        // needed): it brings no libraries of its own, so everything
+        // dynamic in the image is there for /bin/true.
+        let job = process_job(BUSYBOX.into());
+        let packed = pack_job(&job).unwrap();
+        let needs = resolve_program(Path::new(TRUE_PROGRAM), &LibrarySearch::host()).unwrap();
+        let mut names = Vec::new();
+        for f in &needs.files {
+            if f.role != Role::Program {
+                assert!(packed.image.get(&f.path).is_some(), "Cloister lacks {f:?}");
+                names.push(f.path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        // Debian's true is linked against glibc: the loader and libc.
+        assert!(names.iter().any(|n| n.starts_with("ld-linux")), "{names:?}");
+        assert!(names.contains(&"libc.so.6".to_string()), "{names:?}");
+        let t = build_tree(&packed.image, &packed.argv, &packed.envp, &[], false).unwrap();
+        assert!(t.contains(Path::new(TRUE_PROGRAM)));
+        for f in &needs.files[1..] {
+            assert!(t.contains(&f.path), "the Linux guest lacks {f:?}");
         }
     }
 

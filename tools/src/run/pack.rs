@@ -95,13 +95,8 @@ pub fn pack(opts: &RunOptions, host: &HostContext) -> Result<Packed> {
         let added = image.add_host_path(&host.cwd.join(&mapping.host), &guest)?;
         extra_objects.extend(added.into_iter().filter(|p| is_elf(p)));
     }
-    let already = resolution.files.len();
-    let mut warnings = add_libraries_of(&mut resolution, &extra_objects, &host.search);
-    for file in &resolution.files[already..] {
-        if image.get(&file.path).is_none() {
-            image.add_host_file(&file.path, &file.path, None)?;
-        }
-    }
+    let mut warnings =
+        pack_libraries_of(&mut image, &mut resolution, &extra_objects, &host.search)?;
     warnings.extend(image.skipped.iter().map(|p| {
         format!(
             "left out {}: not a regular file, directory or symlink",
@@ -144,8 +139,28 @@ pub fn pack(opts: &RunOptions, host: &HostContext) -> Result<Packed> {
     })
 }
 
+/// Adds to `image`, at their host paths, the interpreter and libraries
+/// that the host ELF files `objects` need (see [`add_libraries_of`]) and
+/// that `image` does not hold yet, recording them in `resolution`. Returns
+/// the warnings for what could not be found.
+pub fn pack_libraries_of(
+    image: &mut Image,
+    resolution: &mut Resolution,
+    objects: &[PathBuf],
+    search: &LibrarySearch,
+) -> Result<Vec<String>> {
+    let already = resolution.files.len();
+    let warnings = add_libraries_of(resolution, objects, search);
+    for file in &resolution.files[already..] {
+        if image.get(&file.path).is_none() {
+            image.add_host_file(&file.path, &file.path, None)?;
+        }
+    }
+    Ok(warnings)
+}
+
 /// Whether `path` starts with the ELF magic.
-fn is_elf(path: &Path) -> bool {
+pub fn is_elf(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))

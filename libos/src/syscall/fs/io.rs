@@ -166,6 +166,9 @@ pub(super) fn read_to_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceWrite::new(addr, len)?;
+    if pos.is_none() && file.copies_user() {
+        return retry_blocking(p, file, || file.read_user(&*p.platform, addr, len));
+    }
     let mut buf = p.bounce.take(len)?;
     let mut done = 0usize;
     while done < len {
@@ -200,6 +203,25 @@ pub(super) fn write_from_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceRead::new(addr, len)?;
+    if pos.is_none() && file.copies_user() {
+        // Straight from user memory into the file's buffer; a blocking
+        // writer waits for room until everything is written, as below.
+        let mut done = 0usize;
+        while done < len {
+            let at = addr + done as u64;
+            let n = match retry_blocking(p, file, || file.write_user(&*p.platform, at, len - done))
+            {
+                Ok(n) => n,
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        return Ok(done);
+    }
     let mut buf = p.bounce.take(len)?;
     let mut done = 0usize;
     while done < len {
