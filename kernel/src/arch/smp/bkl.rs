@@ -101,8 +101,8 @@ fn acquire_slow() {
 /// the spin loop's poll does) until the holder lets go and sends the wake
 /// IPI, or any other interrupt (its tick at the latest). Interrupts are off
 /// again on return. No caller holds another lock: the call sites are the
-/// return from user mode and the ends of idle halts, where interrupts are
-/// enabled anyway.
+/// return from user mode, the end of an idle halt and an idle AP's loop
+/// (`ap::idle`), all places where interrupts may be on.
 fn halt_until_released(cpu: usize) {
     let bit = 1u32 << (cpu % 32);
     SLEEPERS.fetch_or(bit, Ordering::SeqCst);
