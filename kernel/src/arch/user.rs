@@ -183,32 +183,9 @@ enter_user:
     mov rdi, [rdi + 40]
     iretq
 
-    // One 32-byte stub per CPU (IA32_LSTAR of CPU n = stub n): the user
-    // rsp into slot n's scratch, rsp = slot n's context, rax saved there,
-    // then rax = slot n's address for the common part. The boot CPU's own
-    // entry (below) falls through into it instead: one vCPU takes no jump.
-    .p2align 5
-    .global syscall_entry_stubs
-syscall_entry_stubs:
-    .set cpu, 0
-    .rept {max_cpus}
-    .p2align 5
-    mov [rip + USER_CPUS + 32 * cpu + 16], rsp
-    mov rsp, [rip + USER_CPUS + 32 * cpu]
-    mov [rsp + 0], rax
-    lea rax, [rip + USER_CPUS + 32 * cpu]
-    jmp syscall_entry
-    .set cpu, cpu + 1
-    .endr
-
-    .p2align 5
-    .global syscall_entry_boot_cpu
-syscall_entry_boot_cpu:
-    mov [rip + USER_CPUS + 16], rsp
-    mov rsp, [rip + USER_CPUS]
-    mov [rsp + 0], rax
-    lea rax, [rip + USER_CPUS]
-syscall_entry:
+    // Every user register but rax and rsp into the context at rsp, with
+    // rip = rcx and rflags = r11 (what SYSCALL left) and the syscall vector.
+    .macro cloister_save_syscall_gprs
     mov [rsp + 8], rbx
     mov [rsp + 16], rcx
     mov [rsp + 24], rdx
@@ -225,12 +202,48 @@ syscall_entry:
     mov [rsp + 112], r15
     mov [rsp + 120], rcx
     mov [rsp + 136], r11
+    mov qword ptr [rsp + 144], {syscall_vector}
+    .endm
+
+    // One 32-byte stub per CPU (IA32_LSTAR of CPU n = stub n, n > 0): the
+    // user rsp into slot n's scratch, rsp = slot n's context, rax saved
+    // there, then rax = slot n's address for the common part.
+    .p2align 5
+    .global syscall_entry_stubs
+syscall_entry_stubs:
+    .set cpu, 0
+    .rept {max_cpus}
+    .p2align 5
+    mov [rip + USER_CPUS + 32 * cpu + 16], rsp
+    mov rsp, [rip + USER_CPUS + 32 * cpu]
+    mov [rsp + 0], rax
+    lea rax, [rip + USER_CPUS + 32 * cpu]
+    jmp syscall_entry
+    .set cpu, cpu + 1
+    .endr
+
+syscall_entry:
+    cloister_save_syscall_gprs
     mov rcx, [rax + 16]
     mov [rsp + 128], rcx
-    mov qword ptr [rsp + 144], {syscall_vector}
     mov rsi, [rax + 8]
     xor edi, edi
     jmp return_to_kernel
+
+    // The boot CPU's own entry (CPU 0, the only one with one vCPU): its
+    // slot's fields by address, no slot register, and it falls through
+    // into return_to_kernel.
+    .p2align 5
+    .global syscall_entry_boot_cpu
+syscall_entry_boot_cpu:
+    mov [rip + USER_CPUS + 16], rsp
+    mov rsp, [rip + USER_CPUS]
+    mov [rsp + 0], rax
+    cloister_save_syscall_gprs
+    mov rcx, [rip + USER_CPUS + 16]
+    mov [rsp + 128], rcx
+    mov rsi, [rip + USER_CPUS + 8]
+    xor edi, edi
 
     // return_to_kernel(code = rdi, kernel_rsp = rsi)
     .global return_to_kernel
@@ -317,15 +330,28 @@ pub fn init_cpu(index: usize) {
 /// Runs `ctx` in ring 3 until it needs the kernel. Interrupts are enabled
 /// in user mode and disabled when this returns.
 pub fn execute(ctx: &mut UserContext) -> ReturnReason {
+    if super::smp::bkl::active() {
+        execute_on::<true>(ctx)
+    } else {
+        execute_on::<false>(ctx)
+    }
+}
+
+/// [`execute`] for a caller that knows whether the big kernel lock is in
+/// use (`SMP`, fixed once threads start: `task::start`), so that one vCPU
+/// pays no check of it: the run loop is compiled once for each case.
+#[inline(always)]
+pub fn execute_on<const SMP: bool>(ctx: &mut UserContext) -> ReturnReason {
+    debug_assert_eq!(SMP, super::smp::bkl::active());
     ctx.rflags = (ctx.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;
     x86_64::instructions::interrupts::disable();
     // Only user mode runs in parallel: the big kernel lock is let go on the
     // way out and taken back on the way in (with one CPU: slot 0, no lock).
-    let smp = super::smp::bkl::active();
-    let slot = if smp { this_cpu() } else { &USER_CPUS[0] };
-    if smp {
+    let slot = if SMP { this_cpu() } else { &USER_CPUS[0] };
+    if SMP {
         super::smp::bkl::release();
     }
+    let entered_at = if SMP { crate::time::rdtsc() } else { 0 };
     // SAFETY: `enter_user` saves the callee-saved registers and our stack
     // pointer, and every way back (`syscall_entry`, `trap_from_user`)
     // restores them and returns here as from a C function; `ctx` stays
@@ -334,7 +360,8 @@ pub fn execute(ctx: &mut UserContext) -> ReturnReason {
     // cannot touch kernel memory (SMEP/SMAP and supervisor-only pages).
     let code = unsafe { enter_user(ctx, slot) };
     slot.context.store(0, Ordering::Relaxed);
-    if smp {
+    if SMP {
+        super::smp::times::add_since(super::smp::times::Span::User, entered_at);
         super::smp::bkl::acquire();
     }
     match (code, ctx.vector) {

@@ -357,7 +357,19 @@ fn signals_others(nr: u64) -> bool {
 }
 
 /// A thread's kernel side: runs its user code and serves its syscalls.
+/// Whether threads run on several CPUs is fixed before the first thread
+/// starts (`task::start`): the loop is compiled for each case, so one vCPU
+/// pays no check of the big kernel lock per system call.
 fn thread_main(me: Arc<Thread>) -> ! {
+    if crate::arch::smp::bkl::active() {
+        thread_loop::<true>(me)
+    } else {
+        thread_loop::<false>(me)
+    }
+}
+
+/// [`thread_main`]'s loop; `SMP`: the big kernel lock is in use.
+fn thread_loop<const SMP: bool>(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
     // The thread's process, fixed for its life (`execve` keeps it).
     let process = procs::process_of(me.tid).unwrap_or_else(|| rt.process.clone());
@@ -373,7 +385,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
         // number and arguments) ends before anything that could switch
         // threads.
         let (reason, (nr, raw)) = me.with_context(|c| {
-            let reason = user::execute(c);
+            let reason = user::execute_on::<SMP>(c);
             (reason, (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]))
         });
         match reason {
@@ -386,7 +398,7 @@ fn thread_main(me: Arc<Thread>) -> ! {
                 // Whatever it changed, generic waits may now be ready
                 // (on an idle CPU too).
                 task::bump_epoch();
-                if crate::arch::smp::bkl::active() {
+                if SMP {
                     task::wake_idle_cpus();
                     if signals_others(nr) {
                         // A thread in user mode on another CPU sees a

@@ -64,12 +64,21 @@ fn terminate(sig: u32, tid: u32) {
 /// default actions end the program, handlers get a frame. Called with no
 /// reference to `me`'s context held. `false` when nothing was pending (the
 /// common case: nothing changed).
+/// Inline: the run loop is compiled twice (one CPU, several), and its
+/// common case here is a few flag checks, not worth a call.
+#[inline(always)]
 pub fn deliver_pending(process: &Process, me: &Thread) -> bool {
     check_timer(process);
     // The common case, without the lock: nothing pending anywhere.
     if !process.signals.maybe_pending() {
         return false;
     }
+    deliver_pending_slow(process, me)
+}
+
+/// [`deliver_pending`] once a signal may be pending.
+#[inline(never)]
+fn deliver_pending_slow(process: &Process, me: &Thread) -> bool {
     loop {
         let Some((sig, action)) = process.signals.lock().take_deliverable(me.tid) else {
             return true;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::guest::{Guest, GuestRun, Job, QemuSettings, pack_job};
+use super::host_cpu::ThreadTimes;
 use crate::qemu::{self, Flow, GuestObserver};
 use crate::run::protocol::{ConsoleLine, LogLevel, classify};
 use crate::run::runner::EXIT_GRACE;
@@ -105,15 +106,24 @@ impl GuestObserver for Watch {
         match classify(line) {
             ConsoleLine::Exit(status) => {
                 if self.run.ended_at.is_none() {
+                    if self.run.host_cpu.end.is_none() {
+                        self.run.host_cpu.end = ThreadTimes::of_running_qemu();
+                    }
                     self.run.ended_at = Some(at);
                     self.run.exit_status = Some(i32::from(status));
                 }
                 return Flow::Finish { grace: EXIT_GRACE };
             }
             _ if self.run.started_at.is_none() && is_start_line(line) => {
+                self.run.host_cpu.start = ThreadTimes::of_running_qemu();
                 self.run.started_at = Some(at);
             }
             _ if line.starts_with(NET_COUNTERS_PREFIX) => {
+                // Printed after the program's end, just before the exit
+                // line: QEMU may be gone by the time that one is read.
+                if self.run.host_cpu.end.is_none() {
+                    self.run.host_cpu.end = ThreadTimes::of_running_qemu();
+                }
                 self.run.net_counters = Some(line[NET_COUNTERS_PREFIX.len()..].trim().to_string());
             }
             _ => {}

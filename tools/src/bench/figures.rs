@@ -627,7 +627,42 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             }
             vec![(ms(f, "sha256sum, 64 MiB file"), millis(program_time()?))]
         }
-        Check::Timed(what) => vec![(ms(f, *what), millis(program_time()?))],
+        Check::Timed(what) => {
+            let time = program_time()?;
+            let mut out = vec![(ms(f, *what), millis(time))];
+            // The scaling figure also says how much of the host's cores
+            // the guest got (host_cpu.rs): the host's limit or the guest's.
+            if let (Figure::Smp, Some(spent)) = (f, run.host_cpu.spent())
+                && !time.is_zero()
+            {
+                let cores = |d: std::time::Duration| d.as_secs_f64() / time.as_secs_f64();
+                // The work's cost in host CPU, whatever the host's load:
+                // with no SMP overhead, 2 threads cost twice 1 thread.
+                out.push((
+                    Metric {
+                        figure: f.name(),
+                        name: format!("{what}: QEMU threads' host CPU time"),
+                        unit: "ms",
+                        better: Better::Lower,
+                    },
+                    millis(spent.ran),
+                ));
+                out.push((
+                    rate(format!("{what}: QEMU threads on a host core"), "cores"),
+                    cores(spent.ran),
+                ));
+                out.push((
+                    Metric {
+                        figure: f.name(),
+                        name: format!("{what}: QEMU threads waiting for a host core"),
+                        unit: "cores",
+                        better: Better::Lower,
+                    },
+                    cores(spent.waited),
+                ));
+            }
+            out
+        }
         Check::Redis | Check::Wrk => unreachable!("server checks return above"),
     })
 }
@@ -661,6 +696,7 @@ mod tests {
             total: Duration::from_millis(1600),
             client: vec![],
             net_counters: None,
+            host_cpu: Default::default(),
         }
     }
 
@@ -682,6 +718,37 @@ mod tests {
         };
         let m = measure(&timed, "Cloister", &run_with(&[], 0)).unwrap();
         assert_eq!((m[0].0.name.as_str(), m[0].1), ("tar", 500.0));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn the_smp_figure_reports_the_host_cores_the_guest_got() {
+        use super::super::host_cpu::ThreadTimes;
+        let boot = jobs(Figure::Boot, Path::new("/nonexistent"), DEFAULT_CLIENTS).unwrap();
+        let smp = FigureJob {
+            figure: Figure::Smp,
+            job: boot[0].job.clone(),
+            check: Check::Timed("hash"),
+            client: None,
+        };
+        let mut run = run_with(&[], 0);
+        // Without both readings only the time.
+        assert_eq!(measure(&smp, "Linux", &run).unwrap().len(), 1);
+        run.host_cpu.start = Some(ThreadTimes::default());
+        run.host_cpu.end = Some(ThreadTimes::from_iter([(
+            7,
+            super::super::host_cpu::HostCpu {
+                ran: Duration::from_millis(900),
+                waited: Duration::from_millis(100),
+            },
+        )]));
+        // 500 ms of program: 1.8 cores ran, 0.2 waited.
+        let m = measure(&smp, "Linux", &run).unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!((m[1].0.unit, m[1].1), ("ms", 900.0));
+        assert_eq!((m[2].0.unit, m[2].1), ("cores", 1.8));
+        assert!((m[3].1 - 0.2).abs() < 1e-9, "{m:?}");
+        assert!(m[3].0.name.contains("waiting"));
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub struct GuestRun {
     /// Cloister: the kernel's network stall counters at the end of the
     /// run (the words of its `net counters:` line), if it printed them.
     pub net_counters: Option<String>,
+    /// The QEMU process's host CPU time at the start and end reports.
+    pub host_cpu: super::host_cpu::HostCpuWindow,
 }
 
 impl GuestRun {

@@ -42,6 +42,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::guest::{Guest, GuestRun, Job, QemuSettings, pack_job};
+use super::host_cpu::{HostCpuWindow, ThreadTimes};
 use super::initramfs::Tree;
 use super::linux_kernel::LinuxKernel;
 use super::linux_modules::{self, Module};
@@ -259,13 +260,20 @@ fn is_kernel_message(line: &str) -> bool {
 
 /// Collects a Linux guest's console lines and finishes the run once the
 /// end marker is printed, whether or not the guest then manages to exit.
+/// Also reads QEMU's host CPU time at the first start and end markers.
 #[derive(Debug, Default)]
-struct Lines(Vec<(String, Duration)>);
+struct Lines(Vec<(String, Duration)>, HostCpuWindow);
 
 impl qemu::GuestObserver for Lines {
     fn line(&mut self, line: &str, at: Duration) -> qemu::Flow {
         self.0.push((line.to_string(), at));
+        if line.trim_end() == START_MARKER && self.1.start.is_none() {
+            self.1.start = ThreadTimes::of_running_qemu();
+        }
         if line.starts_with(END_MARKER) {
+            if self.1.start.is_some() && self.1.end.is_none() {
+                self.1.end = ThreadTimes::of_running_qemu();
+            }
             qemu::Flow::Finish { grace: EXIT_GRACE }
         } else {
             qemu::Flow::Continue
@@ -341,10 +349,11 @@ impl Guest for LinuxGuest {
         config.app_serial = Some(socket.clone());
         let mut lines = Lines::default();
         let report = qemu::run_observed(&config, &mut lines);
-        let lines = lines.0;
+        let Lines(lines, host_cpu) = lines;
         let _ = std::fs::remove_file(&socket);
         let report = report?;
         let mut run = parse_console(&lines);
+        run.host_cpu = host_cpu;
         run.total = report.duration;
         // A server may be stopped from the host (`super::server`).
         if run.ended_at.is_none() && job.serve.is_none() {

@@ -12,7 +12,8 @@
 //!   the Cloister side ([`cloister_guest`]), the host packages it needs
 //!   ([`host_deps`]), the figures ([`figures`],
 //!   [`parse`], [`data`]), the host-side clients of the server figures
-//!   ([`server`]) and the statistics ([`compare`]).
+//!   ([`server`]), the statistics ([`compare`]) and the host CPU time the
+//!   guests got ([`host_cpu`]).
 
 pub mod audited;
 pub mod boot;
@@ -24,6 +25,7 @@ pub mod compat_selection;
 pub mod data;
 pub mod figures;
 pub mod guest;
+pub mod host_cpu;
 pub mod host_deps;
 pub mod initramfs;
 pub mod linux_compare;

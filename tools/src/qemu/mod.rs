@@ -229,6 +229,15 @@ impl QemuConfig {
 /// The PID of the QEMU [`run_observed`] started last (0: none).
 static RUNNING_QEMU: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+/// The PID of the QEMU [`run_observed`] started last, while it runs (for
+/// readings of its threads' host CPU time, `bench::host_cpu`).
+pub fn running_pid() -> Option<u32> {
+    match RUNNING_QEMU.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        pid => Some(pid),
+    }
+}
+
 /// Kills the QEMU [`run_observed`] started last, if it still runs (for a
 /// runner that must exit at once: QEMU has its own process group, so the
 /// terminal's Ctrl-C does not reach it).

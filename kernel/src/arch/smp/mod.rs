@@ -31,6 +31,7 @@ mod ap;
 pub mod bkl;
 #[cfg(feature = "ktest")]
 mod ktests;
+pub mod times;
 pub mod tlb;
 pub mod trampoline;
 
@@ -470,8 +471,10 @@ pub fn idle_halt() {
         me.halts.fetch_add(1, Ordering::Relaxed);
     }
     // `sti; hlt` is atomic: a wake IPI sent after the bit was set ends it.
+    let halted_at = crate::time::rdtsc();
     platform().wait_for_interrupt();
     crate::arch::interrupts::disable();
+    times::add_since(times::Span::Idle, halted_at);
     IDLE.fetch_and(!bit, Ordering::SeqCst);
     bkl::acquire();
 }
@@ -505,7 +508,9 @@ pub fn note_thread_run() {
 }
 
 /// With threads on APs, a line for the end of the run: the switches to a
-/// thread on each CPU, TLB shootdowns, and waits for the kernel lock.
+/// thread on each CPU, TLB shootdowns, waits for the kernel lock, and each
+/// CPU's time in user mode, halted, waiting for the lock and in the kernel
+/// ([`times`]).
 pub fn summary() -> Option<alloc::string::String> {
     use core::fmt::Write;
     if !bkl::active() {
@@ -519,9 +524,11 @@ pub fn summary() -> Option<alloc::string::String> {
     let (requests, answers) = tlb::counts();
     let _ = write!(
         line,
-        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {}",
-        bkl::contended()
+        "; TLB shootdowns {requests} ({answers} answers); kernel lock waits {} ({} halted);",
+        bkl::contended(),
+        bkl::halts()
     );
+    let _ = times::write_summary(&mut line, cpu_count());
     Some(line)
 }
 
