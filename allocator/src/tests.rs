@@ -6,9 +6,20 @@ use std::vec::Vec;
 
 use crate::{ArenaPages, CpuLocal, NUM_CLASSES, PAGE_SIZE, SingleCpu, SlabAllocator};
 
-/// A fresh allocator over a fresh arena of `bytes` (both leaked).
+/// A fresh allocator over a fresh arena of `bytes` (both leaked). The
+/// arena starts on a page boundary, so two heaps of one size have the same
+/// geometry (a test comparing them failed now and then when the host's
+/// `malloc` placed one arena off a page boundary and the other on one).
 pub(crate) fn heap(bytes: usize) -> (&'static SlabAllocator, &'static ArenaPages) {
-    let arena = Box::leak(Box::new_uninit_slice(bytes));
+    let layout = Layout::from_size_align(bytes, PAGE_SIZE).expect("arena layout");
+    // SAFETY: a non-zero size; the memory is leaked, so the slice lives
+    // for 'static, and `MaybeUninit` needs no initialisation.
+    #[expect(unsafe_code, reason = "a page-aligned arena for the tests")]
+    let arena: &'static mut [core::mem::MaybeUninit<u8>] = unsafe {
+        let p = std::alloc::alloc(layout).cast::<core::mem::MaybeUninit<u8>>();
+        assert!(!p.is_null(), "arena allocation");
+        core::slice::from_raw_parts_mut(p, bytes)
+    };
     let pages: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
     let alloc: &'static SlabAllocator = Box::leak(Box::new(SlabAllocator::new()));
     alloc.init(pages, &SingleCpu).unwrap();
