@@ -83,8 +83,14 @@ impl HostClock {
         self.discipline.line()
     }
 
+    /// Whether the clock's rate against the host's is measured.
+    pub fn rate_measured(&self) -> bool {
+        self.discipline.rate_measured()
+    }
+
     /// At monotonic `mono`: a new exchange if the last is old; returns the
-    /// new line when one was taken.
+    /// line to steer onto whenever one was due (taken or not: the clock is
+    /// steered at every resync, see `VdsoData::rebased`).
     pub fn resync_if_due(&mut self, mono: u64) -> Option<(u64, u64, u64)> {
         if self.failures < MAX_FAILURES && mono.saturating_sub(self.last_try) >= RESYNC_NS {
             self.last_try = mono;
@@ -108,12 +114,11 @@ impl HostClock {
                 Some(e) => {
                     self.failures = 0;
                     // Taken only if it narrows the clock's error bound.
-                    if self.discipline.update(&e) {
-                        return self.discipline.line();
-                    }
+                    self.discipline.update(&e);
                 }
                 None => self.failures += 1,
             }
+            return self.discipline.line();
         }
         None
     }

@@ -117,6 +117,9 @@ fn demand_user_fault(cr2: u64, error_code: u64) -> crate::mm::user::Demand {
     }
 }
 
+/// The platform whose wall clock an idle CPU keeps (`KernelPlatform::keep_clock`).
+static CLOCK_KEEPER: spin::Once<Arc<KernelPlatform>> = spin::Once::new();
+
 /// Drives the network stack (from idle waits: frames may have arrived).
 pub(crate) fn poll_network() {
     if let Some(rt) = RUNTIME.get() {
@@ -213,6 +216,7 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     let fpu_xcr0 = crate::arch::fpu::init();
     log::info!("FPU on (XCR0 {fpu_xcr0:#x})");
     let platform = Arc::new(KernelPlatform::new(args.has("time.host")));
+    CLOCK_KEEPER.call_once(|| platform.clone());
     let devices = DeviceRegistry::standard(platform.clone(), platform.clone());
     let vfs = Arc::new(Vfs::new(platform.clone(), devices));
     match vfs.unpack_cpio(archive) {
@@ -325,8 +329,8 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     };
     task::set_entry(thread_main);
     task::set_idle_hook(|| {
-        if let Some(rt) = RUNTIME.get() {
-            let _ = rt.process.platform.realtime_ns();
+        if let Some(p) = CLOCK_KEEPER.get() {
+            p.keep_clock();
         }
     });
     task::set_signal_check(|tid| {

@@ -34,6 +34,10 @@ struct WallClock {
     host: Option<super::host_time::HostClock>,
     /// What the kernel and the vDSO compute both clocks from.
     data: VdsoData,
+    /// The latest realtime a system call returned: while the vDSO does not
+    /// answer for realtime, the line may step back (no program saw it),
+    /// but the answers never do.
+    handed_out: u64,
 }
 
 impl core::fmt::Debug for KernelPlatform {
@@ -66,12 +70,14 @@ impl KernelPlatform {
         };
         let now = crate::time::now_ns();
         let (tsc_base, ns_per_cycle_fp32) = crate::time::tsc_scale();
+        // The TSC is read in user mode only on the native platform: a CVM's
+        // host may intercept RDTSC (SEV-SNP without Secure TSC), and the
+        // vDSO would then fault there.
+        let tsc_ok = ns_per_cycle_fp32 != 0
+            && crate::platform::platform().kind() == crate::platform::PlatformKind::Native;
         let blank = VdsoData {
-            // The TSC is read in user mode only on the native platform: a
-            // CVM's host may intercept RDTSC (SEV-SNP without Secure TSC),
-            // and the vDSO would then fault there.
-            enabled: ns_per_cycle_fp32 != 0
-                && crate::platform::platform().kind() == crate::platform::PlatformKind::Native,
+            monotonic_enabled: tsc_ok,
+            realtime_enabled: tsc_ok && host.is_none(),
             tsc_base,
             ns_per_cycle_fp32,
             ..VdsoData::default()
@@ -91,8 +97,22 @@ impl KernelPlatform {
         };
         Self {
             rng: ChaChaCsprng::from_seed(seed),
-            clock: spin::Mutex::new(WallClock { host, data }),
+            clock: spin::Mutex::new(WallClock {
+                host,
+                data,
+                handed_out: 0,
+            }),
             vdso: spin::Once::new(),
+        }
+    }
+
+    /// From an idle CPU: resyncs the wall clock if one is due while the
+    /// vDSO answers realtime reads (programs then never enter the kernel
+    /// to read it). Before that, only reads resync: one made at the read
+    /// is more exact than an idle one extrapolated over an unmeasured rate.
+    pub fn keep_clock(&self) {
+        if self.clock.lock().data.realtime_enabled {
+            let _ = self.realtime_ns();
         }
     }
 
@@ -269,12 +289,30 @@ impl Clock for KernelPlatform {
         let now = crate::time::now_ns();
         let line = clock.host.as_mut().and_then(|h| h.resync_if_due(now));
         if let Some((at, real, rate)) = line {
-            clock.data = clock.data.rebased(at, real, rate, now);
+            // Left to the vDSO between resyncs only once the kernel
+            // clock's rate is measured: until then it may drift by a
+            // percent, and each system call read resyncs when one is due.
+            let enable = clock.data.monotonic_enabled
+                && clock.host.as_ref().is_some_and(|h| h.rate_measured());
+            clock.data = if clock.data.realtime_enabled {
+                // Programs read this line: steer it, never back.
+                clock.data.rebased(at, real, rate, now)
+            } else {
+                // Only system calls read it: take the host's line; the
+                // answers stay monotonic through `handed_out`, and so
+                // does the vDSO's line once it starts from there.
+                let line = clock.data.on_line(at, real, rate);
+                let from = line.realtime_ns(now).max(clock.handed_out);
+                line.on_line(now, from, rate)
+            };
+            clock.data.realtime_enabled = enable;
             if let Some(vdso) = self.vdso.get() {
                 vdso.publish(&clock.data);
             }
         }
-        clock.data.realtime_ns(now)
+        let t = clock.data.realtime_ns(now).max(clock.handed_out);
+        clock.handed_out = t;
+        t
     }
 
     fn thread_cpu_ns(&self) -> u64 {

@@ -136,6 +136,13 @@ impl Discipline {
         true
     }
 
+    /// Whether the kernel clock's rate against the host's is measured
+    /// (until then it may be off by the TSC calibration's error, up to a
+    /// percent under TCG).
+    pub fn rate_measured(&self) -> bool {
+        self.rate.is_some()
+    }
+
     /// Whether any exchange has been taken.
     pub fn synced(&self) -> bool {
         self.last.is_some()

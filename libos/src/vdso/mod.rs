@@ -42,12 +42,21 @@ pub const BASE: u64 = 0x7fff_f7fc_0000;
 /// Bytes of the image's mapping (whole pages).
 pub const IMAGE_BYTES: u64 = (IMAGE.len() as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE;
 
+/// How long a clock found ahead of the host's takes to slow onto its line
+/// (the kernel's resync period).
+pub const SLEW_NS: u64 = 250_000_000;
+
 /// What the data page holds, as `struct vdso_data` in `vdso.c` lays it out
 /// (after a `u32` sequence count the kernel makes odd while it writes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VdsoData {
-    /// Whether the vDSO may answer (otherwise every call is a system call).
-    pub enabled: bool,
+    /// Whether the vDSO may answer for the monotonic clocks (otherwise
+    /// every call is a system call).
+    pub monotonic_enabled: bool,
+    /// Whether it may answer for the realtime clocks: the kernel clears it
+    /// while its realtime line is not good enough to be left alone between
+    /// resyncs (the TSC's rate not measured yet against the host's).
+    pub realtime_enabled: bool,
     /// The TSC value at monotonic time 0.
     pub tsc_base: u64,
     /// Nanoseconds per TSC cycle, 32.32 fixed point.
@@ -77,26 +86,37 @@ impl VdsoData {
         self.real_base_ns.wrapping_add(scaled)
     }
 
-    /// `self` following the realtime line through (`at`, `real`) at
-    /// `rate`, rebased at monotonic `now` so that the clock never steps
-    /// back: from `now` on it runs at `rate` from the later of the old and
-    /// the new line's values at `now` (a clock that was ahead waits for the
-    /// host's, one that was behind catches up at once). The first line is
-    /// taken as it is.
-    pub fn rebased(self, at: u64, real: u64, rate: u64, now: u64) -> Self {
-        let new = Self {
+    /// `self` with the realtime line through (`at`, `real`) at `rate`, as
+    /// it is (it may be behind the old one: for a clock only the kernel
+    /// reads, which keeps its answers monotonic itself).
+    pub fn on_line(self, at: u64, real: u64, rate: u64) -> Self {
+        Self {
             real_base_mono: at,
             real_base_ns: real,
             real_rate_fp32: rate,
             ..self
-        };
+        }
+    }
+
+    /// `self` steered onto the realtime line through (`at`, `real`) at
+    /// `rate`, from monotonic `now`, never stepping back: a clock behind
+    /// the line steps forward onto it; one ahead keeps its value and runs
+    /// slower (down to half speed) so as to meet the line [`SLEW_NS`]
+    /// later — the kernel steers again at every resync, so it settles on
+    /// the line instead of staying ahead. The first line is taken as it is.
+    pub fn rebased(self, at: u64, real: u64, rate: u64, now: u64) -> Self {
+        let new = self.on_line(at, real, rate);
         if self.real_rate_fp32 == 0 {
             return new;
         }
+        let (target, current) = (new.realtime_ns(now), self.realtime_ns(now));
+        let ahead = current.saturating_sub(target);
+        let cut =
+            ((u128::from(ahead) << 32) / u128::from(SLEW_NS)).min(u128::from(rate / 2)) as u64;
         Self {
             real_base_mono: now,
-            real_base_ns: new.realtime_ns(now).max(self.realtime_ns(now)),
-            real_rate_fp32: rate,
+            real_base_ns: target.max(current),
+            real_rate_fp32: rate - cut,
             ..self
         }
     }
@@ -104,7 +124,8 @@ impl VdsoData {
     /// The bytes after the sequence count, little-endian.
     fn encode(&self) -> [u8; DATA_BYTES] {
         let mut out = [0u8; DATA_BYTES];
-        out[..4].copy_from_slice(&u32::from(self.enabled).to_le_bytes());
+        let enabled = u32::from(self.monotonic_enabled) | u32::from(self.realtime_enabled) << 1;
+        out[..4].copy_from_slice(&enabled.to_le_bytes());
         let words = [
             self.tsc_base,
             self.ns_per_cycle_fp32,

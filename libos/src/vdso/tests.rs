@@ -64,7 +64,8 @@ fn the_data_page_has_vdso_c_layout_under_a_sequence_count() {
     let vdso = Vdso::new(&vfs).unwrap();
     assert_eq!(vdso.data_bytes(), [0; 48], "disabled until published");
     let d = VdsoData {
-        enabled: true,
+        monotonic_enabled: true,
+        realtime_enabled: true,
         tsc_base: 0x1111,
         ns_per_cycle_fp32: 0x2222,
         real_base_mono: 0x3333,
@@ -79,7 +80,11 @@ fn the_data_page_has_vdso_c_layout_under_a_sequence_count() {
         2,
         "even after a write"
     );
-    assert_eq!(u32::from_le_bytes(b[4..8].try_into().unwrap()), 1);
+    assert_eq!(
+        u32::from_le_bytes(b[4..8].try_into().unwrap()),
+        3,
+        "both clocks"
+    );
     assert_eq!(
         [word(8), word(16), word(24), word(32), word(40)],
         [0x1111, 0x2222, 0x3333, 0x4444, 0x5555]
@@ -96,7 +101,8 @@ fn the_clock_formulas_match_the_kernels() {
     // 2.5 GHz: 0.4 ns per cycle.
     let fp = ((1_000_000_000u128 << 32) / 2_500_000_000) as u64;
     let d = VdsoData {
-        enabled: true,
+        monotonic_enabled: true,
+        realtime_enabled: true,
         tsc_base: 1_000,
         ns_per_cycle_fp32: fp,
         real_base_mono: 2_000_000_000,
@@ -119,7 +125,7 @@ fn the_clock_formulas_match_the_kernels() {
 }
 
 #[test]
-fn a_new_line_never_steps_the_clock_back() {
+fn a_clock_ahead_slows_onto_the_line_and_one_behind_steps_forward() {
     let one = 1u64 << 32;
     let first = VdsoData::default().rebased(1_000, 5_000_000, one, 2_000);
     assert_eq!(
@@ -127,16 +133,29 @@ fn a_new_line_never_steps_the_clock_back() {
         5_000_000,
         "the first line as it is"
     );
-    // The host says the clock ran 300 ns fast: it holds until the host's
-    // line catches up instead of stepping back.
-    let slower = first.rebased(10_000, 5_008_700, one, 10_000);
-    assert_eq!(slower.realtime_ns(10_000), 5_009_000);
-    assert!(slower.realtime_ns(10_001) >= 5_009_000);
+    // The host says the clock ran 300 ns fast: no step back, a slower
+    // rate that meets the host's line SLEW_NS later.
+    let now = 10_000;
+    let slower = first.rebased(now, 5_008_700, one, now);
+    assert_eq!(slower.realtime_ns(now), 5_009_000);
+    let met = slower.realtime_ns(now + SLEW_NS);
+    assert!(met.abs_diff(5_008_700 + SLEW_NS) <= 1, "{met}");
+    assert!(slower.realtime_ns(now + 1) >= 5_009_000);
+    // Steered again at the next resync, it follows the line.
+    let next = slower.rebased(now, 5_008_700, one, now + SLEW_NS);
+    let t = next.realtime_ns(now + 2 * SLEW_NS);
+    assert!(t.abs_diff(5_008_700 + 2 * SLEW_NS) <= 2, "{t}");
+    // Far ahead: at most half speed, never backwards.
+    let big = VdsoData::default().rebased(0, 50 * SLEW_NS, one, 0);
+    let far = big.rebased(now, big.realtime_ns(now) - 10 * SLEW_NS, one, now);
+    assert_eq!(far.realtime_ns(now), big.realtime_ns(now));
+    assert_eq!(far.real_rate_fp32, one / 2);
     // The host says it ran 500 ns slow: it steps forward at once.
-    let faster = first.rebased(10_000, 5_009_500, one, 10_000);
-    assert_eq!(faster.realtime_ns(10_000), 5_009_500);
+    let faster = first.rebased(now, 5_009_500, one, now);
+    assert_eq!(faster.realtime_ns(now), 5_009_500);
+    assert_eq!(faster.real_rate_fp32, one);
     // A measured rate applies from the rebase on.
-    let rated = first.rebased(10_000, 5_009_000, one + one / 100, 10_000);
+    let rated = first.rebased(now, 5_009_000, one + one / 100, now);
     let t = rated.realtime_ns(1_010_000);
     assert!(t.abs_diff(5_009_000 + 1_010_000) <= 1, "{t}");
 }
@@ -194,7 +213,7 @@ fn exec_maps_the_image_and_its_data_page_and_names_it_in_auxv() {
     assert_eq!(head, IMAGE[..64]);
     // The data page is the file's page: a later publish shows through.
     vdso.publish(&VdsoData {
-        enabled: true,
+        monotonic_enabled: true,
         tsc_base: 7,
         ..VdsoData::default()
     });

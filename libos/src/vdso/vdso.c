@@ -9,7 +9,8 @@
  * kernel's own clock; realtime = real_base_ns + ((monotonic -
  * real_base_mono) * real_rate_fp32) >> 32. The data page is read under a
  * sequence count (odd while the kernel writes it). Any other clock, or a
- * data page the kernel has not enabled, falls back to the system call.
+ * clock the kernel has not enabled (`enabled` bit 0: monotonic, bit 1:
+ * realtime), falls back to the system call.
  */
 #include <stdint.h>
 
@@ -49,7 +50,7 @@ static int read_ns(int real, uint64_t *out)
 	for (;;) {
 		uint32_t seq = vvar.seq;
 		__asm__ volatile ("" ::: "memory");
-		if (!vvar.enabled)
+		if (!(vvar.enabled & (real ? 2u : 1u)))
 			return -1;
 		if (seq & 1)
 			continue;
