@@ -154,7 +154,12 @@ fn ctrl_c_on_the_terminal_is_sigint_for_the_program() {
         }
     });
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("ready") {
+    // The whole line: a press sent after "ready" but before its newline
+    // is echoed (`^C`) between them, and the check below fails.
+    while !String::from_utf8_lossy(&seen)
+        .replace('\r', "")
+        .contains("ready\n")
+    {
         seen.extend(
             rx.recv_timeout(std::time::Duration::from_secs(240))
                 .expect("ready"),
