@@ -81,6 +81,14 @@ pub fn write_err(bytes: &[u8]) {
     }
 }
 
+/// Waits until COM2 and COM3 have handed every byte of the program's
+/// output to the host (bounded: [`crate::console::wait_sent`]), so that an
+/// exit right after the program's last write loses nothing.
+pub fn drain() {
+    crate::console::wait_sent(COM2);
+    crate::console::wait_sent(COM3);
+}
+
 /// Set by COM2's interrupt: input arrived that nobody has read yet.
 static INPUT_PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 

@@ -100,6 +100,39 @@ fn raw_byte(b: u8) {
     port::write_u8(COM1, b);
 }
 
+/// How long [`wait_sent`] waits for a UART to empty at most: a host that
+/// stopped reading must not keep the guest from exiting.
+const DRAIN_NS: u64 = 2_000_000_000;
+/// And how many times it reads the line status register at most (the TSC
+/// clock may not be calibrated yet when an early failure exits).
+const DRAIN_POLLS: u32 = 1 << 22;
+/// The line status register's "transmitter empty" bit: FIFO and shift
+/// register both empty, every byte handed to the other end.
+const LSR_TEMT: u8 = 1 << 6;
+
+/// Waits until the UART at `base` has handed every byte to the host (at
+/// most [`DRAIN_NS`]). QEMU's 16550 holds up to 16 bytes in its FIFO plus
+/// one in its shift register while its chardev cannot take them, and a
+/// guest that leaves the VM then loses them (a CI run once lost the end of
+/// `openssl speed`'s last line). Takes no lock: reading the line status
+/// register has no side effect. A missing UART reads 0xff, "empty".
+pub fn wait_sent(base: u16) {
+    let start = crate::time::now_ns();
+    for _ in 0..DRAIN_POLLS {
+        if port::read_u8(base + 5) & LSR_TEMT != 0
+            || crate::time::now_ns().wrapping_sub(start) > DRAIN_NS
+        {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Waits until COM1 has sent everything written to it (see [`wait_sent`]).
+pub fn drain() {
+    wait_sent(COM1);
+}
+
 /// Prints to the serial console.
 #[macro_export]
 macro_rules! kprint {

@@ -29,6 +29,9 @@ pub fn exit(code: ExitCode) -> ! {
 
 /// Exits with `code`, telling a CVM host `why` on failure.
 pub fn exit_because(code: ExitCode, why: FailureReason) -> ! {
+    // Bytes still in a UART when QEMU exits are lost.
+    crate::app_console::drain();
+    crate::console::drain();
     platform().terminate(match code {
         ExitCode::Success => Termination::Success,
         ExitCode::Failure => Termination::Failure(why),

@@ -166,6 +166,10 @@ pub fn exit_program(status: u8) -> ! {
     if let Some(line) = crate::arch::smp::summary() {
         crate::kprintln!("{line}");
     }
+    // The host stops reading the program's console lines soon after this
+    // line (`cloister run` gives QEMU a grace period): everything the
+    // program wrote must be out first.
+    crate::app_console::drain();
     crate::kprintln!("CLOISTER_EXIT={status}");
     exit(ExitCode::Success)
 }
