@@ -315,3 +315,15 @@ impl Process {
         self.cwd.lock().clone()
     }
 }
+
+/// A process over a fresh mock platform and the standard devices, for
+/// tests.
+#[cfg(test)]
+pub(crate) fn mock_process() -> (Arc<crate::platform::mock::MockPlatform>, Process) {
+    let m = Arc::new(crate::platform::mock::MockPlatform::new());
+    let vfs = Arc::new(Vfs::new(
+        m.clone(),
+        crate::fs::DeviceRegistry::standard(m.clone(), m.clone()),
+    ));
+    (m.clone(), Process::new(m, vfs))
+}

@@ -1,6 +1,5 @@
 //! Tests of the area map, `load_image` and page-fault handling.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::ops::{FaultAccess, READ_WRITE};
@@ -11,7 +10,6 @@ use crate::elf::test_util::ElfBuilder;
 use crate::elf::{PAGE_SIZE, Perms};
 use crate::error::Errno;
 use crate::exec::{AddressLayout, prepare_exec};
-use crate::fs::{DeviceRegistry, Vfs};
 use crate::platform::mock::MockPlatform;
 use crate::process::Process;
 use crate::user::UserMemory;
@@ -80,14 +78,7 @@ fn placement_is_top_down_and_respects_min_addr() {
     assert_eq!(vm.find_free_below(0x1_0000, 0x2_0000), Some(0x1_0000));
 }
 
-fn process() -> (Arc<MockPlatform>, Process) {
-    let m = Arc::new(MockPlatform::new());
-    let vfs = Arc::new(Vfs::new(
-        m.clone(),
-        DeviceRegistry::standard(m.clone(), m.clone()),
-    ));
-    (m.clone(), Process::new(m, vfs))
-}
+use crate::process::mock_process as process;
 
 fn install(p: &Process, path: &str, bytes: &[u8]) {
     let mut w = CpioWriter::new();

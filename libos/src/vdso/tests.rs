@@ -161,12 +161,7 @@ fn a_clock_ahead_slows_onto_the_line_and_one_behind_steps_forward() {
 }
 
 fn process_with_vdso() -> (Arc<MockPlatform>, Process) {
-    let m = Arc::new(MockPlatform::new());
-    let vfs = Arc::new(Vfs::new(
-        m.clone(),
-        DeviceRegistry::standard(m.clone(), m.clone()),
-    ));
-    let mut p = Process::new(m.clone(), vfs);
+    let (m, mut p) = crate::process::mock_process();
     p.vdso = Some(Arc::new(Vdso::new(&p.vfs).unwrap()));
     (m, p)
 }
