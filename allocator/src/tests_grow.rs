@@ -173,9 +173,12 @@ fn blocks_8k(heap: &SlabAllocator) -> usize {
 #[test]
 fn after_fill_and_free_all_the_heap_serves_8k_blocks_as_when_fresh() {
     let bytes = if cfg!(miri) { 512 << 10 } else { 4 << 20 };
-    let (fresh, _) = heap(bytes);
-    let expected = blocks_8k(fresh);
+    // One heap, counted fresh and again after the fill: two heaps of one
+    // size can differ by a block (the page map's nodes come out of the
+    // arena, and how many depends on where the host placed it: 508
+    // against 509 in about one run in five).
     let (heap, pages) = heap(bytes);
+    let expected = blocks_8k(heap);
     let mut live = Vec::new();
     let mut live_bytes = 0;
     let mut size = 16;
