@@ -82,6 +82,34 @@ pub struct TimerSignal {
     pub tid: Option<u32>,
 }
 
+/// Where a pending process-directed signal came from: what its
+/// `siginfo` tells the handler (or `sigtimedwait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Sent by process `pid` (`kill`, a child's exit): `si_pid`.
+    Process(u32),
+    /// A POSIX timer's expiry (`SI_TIMER`).
+    Timer(TimerSignal),
+}
+
+impl Origin {
+    /// The sending process, if a process sent it.
+    pub fn sender(self) -> Option<u32> {
+        match self {
+            Origin::Process(pid) => Some(pid),
+            Origin::Timer(_) => None,
+        }
+    }
+
+    /// The timer's details, if a timer sent it.
+    pub fn timer(self) -> Option<TimerSignal> {
+        match self {
+            Origin::Timer(t) => Some(t),
+            Origin::Process(_) => None,
+        }
+    }
+}
+
 /// Signal state of a process.
 #[derive(Debug, Clone, Default)]
 pub struct SignalState {
@@ -96,12 +124,11 @@ pub struct SignalState {
     /// The mask `rt_sigsuspend` replaced, by tid: the handler's frame
     /// saves it, so `rt_sigreturn` restores it (Linux's `saved_sigmask`).
     suspended_masks: BTreeMap<u32, u64>,
-    /// Who sent a pending process-directed signal (`kill`, a child's
-    /// exit), by signal: the handler's `si_pid`. As standard signals are
-    /// not queued, the first sender of a pending one is kept.
-    senders: BTreeMap<u32, u32>,
-    /// What a pending POSIX timer's signal carries (`SI_TIMER`), by signal.
-    timer_signals: BTreeMap<u32, TimerSignal>,
+    /// Where a pending signal came from, by signal: the process that sent
+    /// it (`kill`, a child's exit: the handler's `si_pid`; as standard
+    /// signals are not queued, the first sender of a pending one is kept)
+    /// or the POSIX timer whose expiry it is (`SI_TIMER`).
+    origins: BTreeMap<u32, Origin>,
 }
 
 /// What a signal does when its action is `SIG_DFL`.
@@ -295,7 +322,7 @@ impl SignalState {
         check(sig)?;
         if !self.is_ignored(sig) {
             if self.process_pending & sig_bit(sig) == 0 {
-                self.senders.remove(&sig);
+                self.origins.remove(&sig);
             }
             self.process_pending |= sig_bit(sig);
         }
@@ -308,17 +335,17 @@ impl SignalState {
         check(sig)?;
         if !self.is_ignored(sig) {
             if self.process_pending & sig_bit(sig) == 0 {
-                self.senders.insert(sig, sender);
+                self.origins.insert(sig, Origin::Process(sender));
             }
             self.process_pending |= sig_bit(sig);
         }
         Ok(())
     }
 
-    /// Who sent `sig`, which is being delivered (`None`: the kernel, or
-    /// not known); forgets it.
-    pub fn take_sender(&mut self, sig: u32) -> Option<u32> {
-        self.senders.remove(&sig)
+    /// Where `sig`, which is being delivered, came from (`None`: the
+    /// kernel raised it, or it is not known); forgets it.
+    pub fn take_origin(&mut self, sig: u32) -> Option<Origin> {
+        self.origins.remove(&sig)
     }
 
     /// Sends a POSIX timer's signal `sig` with `info`. If that timer's
@@ -335,7 +362,7 @@ impl SignalState {
             None => self.process_pending,
         } & sig_bit(sig)
             != 0;
-        if pending && let Some(old) = self.timer_signals.get_mut(&sig) {
+        if pending && let Some(Origin::Timer(old)) = self.origins.get_mut(&sig) {
             if old.timer_id == info.timer_id {
                 old.overrun = old.overrun.saturating_add(1).saturating_add(info.overrun);
                 return Ok(old.overrun);
@@ -348,14 +375,8 @@ impl SignalState {
             Some(tid) => *self.thread_pending.entry(tid).or_insert(0) |= sig_bit(sig),
             None => self.process_pending |= sig_bit(sig),
         }
-        self.timer_signals.insert(sig, info);
+        self.origins.insert(sig, Origin::Timer(info));
         Ok(info.overrun)
-    }
-
-    /// What timer sent `sig`, which is being delivered (`None`: not a
-    /// timer's); forgets it.
-    pub fn take_timer_signal(&mut self, sig: u32) -> Option<TimerSignal> {
-        self.timer_signals.remove(&sig)
     }
 
     /// Whether `tid` is a thread of the process other than its first
@@ -367,7 +388,8 @@ impl SignalState {
     /// Forgets what timer `timer_id`'s pending signals carry (the timer is
     /// deleted: a signal still pending arrives without its details).
     pub fn forget_timer(&mut self, timer_id: i32) {
-        self.timer_signals.retain(|_, t| t.timer_id != timer_id);
+        self.origins
+            .retain(|_, o| o.timer().is_none_or(|t| t.timer_id != timer_id));
     }
 
     fn is_ignored(&self, sig: u32) -> bool {
@@ -593,10 +615,10 @@ mod tests {
         s.send_to_process_from(SIGHUP, 7).unwrap();
         s.send_to_process_from(SIGHUP, 8).unwrap();
         assert_eq!(s.take_deliverable(1).map(|(sig, _)| sig), Some(SIGHUP));
-        assert_eq!(s.take_sender(SIGHUP), Some(7));
-        assert_eq!(s.take_sender(SIGHUP), None);
+        assert_eq!(s.take_origin(SIGHUP), Some(Origin::Process(7)));
+        assert_eq!(s.take_origin(SIGHUP), None);
         // Raised by the kernel: no sender.
         s.send_to_process(SIGHUP).unwrap();
-        assert_eq!(s.take_sender(SIGHUP), None);
+        assert_eq!(s.take_origin(SIGHUP), None);
     }
 }

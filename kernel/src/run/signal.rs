@@ -11,7 +11,7 @@ use libos::error::{Errno, Result};
 use libos::process::Process;
 use libos::return_errno;
 use libos::signal::{
-    DefaultAction, SI_TIMER, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit,
+    DefaultAction, Origin, SI_TIMER, SIG_DFL, SIG_IGN, SigAction, default_action, sig_bit,
 };
 use libos::syscall::SyscallArgs;
 
@@ -122,14 +122,13 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
         return_errno!(Errno::EFAULT);
     }
     let platform = &*process.platform;
-    let (old_mask, alt, sender, timer) = {
+    let (old_mask, alt, origin) = {
         let mut s = process.signals.lock();
         // After `rt_sigsuspend`, the mask it replaced.
         (
             s.frame_mask(me.tid),
             s.alt_stack(me.tid),
-            s.take_sender(sig),
-            s.take_timer_signal(sig),
+            s.take_origin(sig),
         )
     };
     // A copy, stored back once the frame is written (an error leaves the
@@ -147,7 +146,7 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
     sp = (sp - fp_bytes.len() as u64) & !63;
     let fpstate = sp;
     let frame_addr = ((fpstate - sigframe::FRAME_BYTES) & !15) - 8;
-    let (code, addr, value) = match timer {
+    let (code, addr, value) = match origin.and_then(Origin::timer) {
         // A POSIX timer's: its id, overrun count and value.
         Some(t) => (
             SI_TIMER,
@@ -155,6 +154,7 @@ fn setup_frame(process: &Process, me: &Thread, sig: u32, code: i32, act: &SigAct
             t.value,
         ),
         None if code == SI_USER || code == SI_TKILL => {
+            let sender = origin.and_then(Origin::sender);
             (code, u64::from(sender.unwrap_or(process.pid)), 0)
         }
         None => (code, 0, 0),

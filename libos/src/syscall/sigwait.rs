@@ -17,6 +17,7 @@ use super::table::Handler;
 use crate::error::{Errno, Result};
 use crate::process::Process;
 use crate::return_errno;
+use crate::signal::Origin;
 use crate::user::{UserPtr, UserSliceWrite};
 
 /// `(number, name, handler)` for the family.
@@ -72,21 +73,21 @@ pub fn sys_rt_sigtimedwait(p: &Process, a: &SyscallArgs) -> Result<usize> {
         return_errno!(Errno::EAGAIN);
     };
     // Taken with the signal, whether or not the caller asked for them.
-    let (timer, sender) = {
-        let mut s = p.signals.lock();
-        (s.take_timer_signal(sig), s.take_sender(sig))
-    };
+    let origin = p.signals.lock().take_origin(sig);
     if a.u64(1) != 0 {
         let mut info = [0u8; SIGINFO_BYTES];
         info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
-        match timer {
+        match origin.and_then(Origin::timer) {
             Some(t) => {
                 info[8..12].copy_from_slice(&crate::signal::SI_TIMER.to_le_bytes());
                 info[16..20].copy_from_slice(&t.timer_id.to_le_bytes());
                 info[20..24].copy_from_slice(&t.overrun.to_le_bytes());
                 info[24..32].copy_from_slice(&t.value.to_le_bytes());
             }
-            None => info[16..20].copy_from_slice(&sender.unwrap_or(0).to_le_bytes()),
+            None => {
+                let sender = origin.and_then(Origin::sender).unwrap_or(0);
+                info[16..20].copy_from_slice(&sender.to_le_bytes());
+            }
         }
         UserSliceWrite::new(a.u64(1), SIGINFO_BYTES)?.write(&*p.platform, &info)?;
     }

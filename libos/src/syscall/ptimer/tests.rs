@@ -2,6 +2,7 @@
 //! an expiry makes pending with its `SI_TIMER` details.
 
 use crate::error::Errno;
+use crate::signal::Origin;
 use crate::syscall::testing::{Sys, err};
 use crate::user::UserMemory;
 
@@ -69,7 +70,10 @@ fn an_expiry_makes_its_signal_pending_with_the_timer_s_details() {
     s.p.raise_expired_timers();
     let mut sig = s.p.signals.lock();
     assert_eq!(sig.pending(1), 1 << (SIGUSR1 - 1));
-    let info = sig.take_timer_signal(SIGUSR1).expect("timer details");
+    let info = sig
+        .take_origin(SIGUSR1)
+        .and_then(Origin::timer)
+        .expect("timer details");
     assert_eq!(
         (info.timer_id, info.value, info.overrun, info.tid),
         (0, 0xfeed, 0, None)
@@ -89,7 +93,12 @@ fn a_periodic_timer_whose_signal_is_pending_counts_overruns() {
     s.m.advance_ns(1_000_000);
     s.p.raise_expired_timers();
     assert_eq!(s.call("timer_getoverrun", &[id as u64]), 3);
-    let info = s.p.signals.lock().take_timer_signal(SIGALRM).unwrap();
+    let info =
+        s.p.signals
+            .lock()
+            .take_origin(SIGALRM)
+            .and_then(Origin::timer);
+    let info = info.expect("timer details");
     // A null sigevent: SIGALRM with the timer id as its value.
     assert_eq!((info.timer_id, info.value, info.overrun), (0, 0, 3));
     // timer_gettime: the next expiry is a period away.
@@ -144,10 +153,7 @@ fn bad_arguments_get_linux_errors_and_delete_forgets_the_timer() {
     s.p.raise_expired_timers();
     assert_eq!(s.p.signals.lock().pending(1), 1 << 9);
     assert_eq!(s.call("timer_delete", &[0]), 0);
-    assert!(
-        s.p.signals.lock().take_timer_signal(10).is_none(),
-        "forgotten"
-    );
+    assert!(s.p.signals.lock().take_origin(10).is_none(), "forgotten");
     assert_eq!(s.call("timer_delete", &[0]), err(Errno::EINVAL));
     assert_eq!(s.call("timer_getoverrun", &[0]), err(Errno::EINVAL));
 }
@@ -184,10 +190,5 @@ fn sigtimedwait_takes_a_timer_signal_with_its_si_timer_details() {
         0xabcd_0000_1234
     );
     // The details went with the signal.
-    assert!(
-        s.p.signals
-            .lock()
-            .take_timer_signal(sigtimer as u32)
-            .is_none()
-    );
+    assert!(s.p.signals.lock().take_origin(sigtimer as u32).is_none());
 }
