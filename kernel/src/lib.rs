@@ -117,12 +117,12 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     time::mark_boot();
     console::init(log::LevelFilter::Info);
     arch::pit::mask_legacy_pic();
-    match arch::pit::measure_tsc_hz() {
-        Some(hz) => time::set_tsc_hz(hz),
-        None => fatal(format_args!(
+    let Some(measured_tsc_hz) = arch::pit::measure_tsc_hz() else {
+        fatal(format_args!(
             "the PIT does not count: cannot calibrate the TSC"
-        )),
-    }
+        ))
+    };
+    time::set_tsc_hz(measured_tsc_hz);
 
     if let Err(e) = boot_info::gather(start_info_paddr, &mut BOOT_INFO.write()) {
         fatal(format_args!("bad PVH boot information: {e}"));
@@ -134,9 +134,32 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
         Ok(level) => console::set_level(level_filter(level)),
         Err(e) => log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected),
     }
+    // The host's TSC frequency, if it gave one and it agrees with the
+    // PIT's: before anything keeps time (a few milliseconds of boot were
+    // counted at the measured rate; they shift by at most 2 %).
+    let hint = args.tsc_khz().unwrap_or_else(|e| {
+        log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
+        None
+    });
+    let (tsc_hz, source) = libos::boot::tsc::choose_tsc_hz(measured_tsc_hz, hint);
+    time::set_tsc_hz(tsc_hz);
+    if source == libos::boot::tsc::TscSource::Host {
+        time::set_tsc_from_host();
+    }
     kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
     kprintln!("command line: {:?}", info.cmdline());
     kprintln!("platform: {}", platform.kind().name());
+    match source {
+        libos::boot::tsc::TscSource::Measured => {
+            log::info!("TSC: {measured_tsc_hz} Hz, measured against the PIT")
+        }
+        libos::boot::tsc::TscSource::Host => log::info!(
+            "TSC: {tsc_hz} Hz, the host's (measured against the PIT: {measured_tsc_hz} Hz)"
+        ),
+        libos::boot::tsc::TscSource::HintRejected => log::warn!(
+            "TSC: {measured_tsc_hz} Hz, measured against the PIT; the host's tsc_khz is more than 2 % away and is not used"
+        ),
+    }
     if caching_enabled {
         log::info!("MTRRs were off (all memory uncached): enabled with write-back default");
     }

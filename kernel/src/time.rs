@@ -22,7 +22,21 @@ pub fn mark_boot() {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
 }
 
-/// Sets the measured TSC frequency.
+/// Whether the TSC frequency is the host's (`tsc_khz=`, taken after the
+/// check of `libos::boot::tsc`): the clock then runs at the host's rate.
+static TSC_FROM_HOST: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records that the TSC frequency set is the host's.
+pub fn set_tsc_from_host() {
+    TSC_FROM_HOST.store(true, Ordering::Relaxed);
+}
+
+/// Whether the TSC frequency is the host's.
+pub fn tsc_from_host() -> bool {
+    TSC_FROM_HOST.load(Ordering::Relaxed)
+}
+
+/// Sets the TSC frequency (measured, or the host's).
 pub fn set_tsc_hz(hz: u64) {
     TSC_HZ.store(hz, Ordering::Relaxed);
     let fp = ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64;

@@ -67,6 +67,9 @@ impl HostClock {
         let exchanges: alloc::vec::Vec<Exchange> = done.iter().flatten().copied().collect();
         let e = best(&exchanges)?;
         let mut discipline = Discipline::default();
+        if crate::time::tsc_from_host() {
+            discipline.assume_host_rate();
+        }
         discipline.update(&e);
         Some((
             Self {
@@ -114,7 +117,14 @@ impl HostClock {
                 Some(e) => {
                     self.failures = 0;
                     // Taken only if it narrows the clock's error bound.
-                    self.discipline.update(&e);
+                    let bound = self.discipline.uncertainty(e.t0);
+                    let taken = self.discipline.update(&e);
+                    log::debug!(
+                        "wall clock: exchange at {} ns, round trip {} ns, bound before {bound:?} ns: {}",
+                        e.t0,
+                        e.rtt(),
+                        if taken { "taken" } else { "not taken" }
+                    );
                 }
                 None => self.failures += 1,
             }

@@ -48,6 +48,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "demo.ticks",
     "audit",
     "trace",
+    "tsc_khz",
 ];
 
 /// A parsed kernel command line. Borrows the original string.
@@ -134,6 +135,23 @@ impl<'a> KernelArgs<'a> {
                 expected: "a size such as 65536, 64K, 64M or 2G",
             }),
         }
+    }
+
+    /// `tsc_khz=`: the host's TSC frequency in kHz, a hint the kernel
+    /// checks against its own measurement ([`super::tsc::choose_tsc_hz`]);
+    /// `None` when absent.
+    pub fn tsc_khz(&self) -> Result<Option<u32>, BadValue<'a>> {
+        if self.get("tsc_khz").is_none() {
+            return Ok(None);
+        }
+        self.number(
+            "tsc_khz",
+            0,
+            1_000,
+            20_000_000,
+            "a frequency in kHz from 1000 to 20000000",
+        )
+        .map(Some)
     }
 
     /// Keys that are neither in [`KNOWN_KEYS`] nor in `extra`.
@@ -247,6 +265,27 @@ mod tests {
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("99999999999999999999G"), None);
         assert_eq!(parse_size("17179869184G"), None);
+    }
+
+    #[test]
+    fn the_hosts_tsc_frequency_is_a_checked_number() {
+        assert_eq!(KernelArgs::parse("log=warn").tsc_khz(), Ok(None));
+        assert_eq!(
+            KernelArgs::parse("tsc_khz=2599998").tsc_khz(),
+            Ok(Some(2_599_998))
+        );
+        for bad in [
+            "tsc_khz=",
+            "tsc_khz=0",
+            "tsc_khz=2.6G",
+            "tsc_khz=99999999999",
+        ] {
+            assert_eq!(
+                KernelArgs::parse(bad).tsc_khz().unwrap_err().key,
+                "tsc_khz",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -136,6 +136,19 @@ impl Discipline {
         true
     }
 
+    /// Takes the kernel clock's rate as the host's from the start: the
+    /// kernel runs its TSC at the frequency the host gave
+    /// (`super::tsc::TscSource::Host`), the counter the host's own clock
+    /// runs on under QEMU. The bound then grows at the measured rate's
+    /// 500 ppm (room for the host's NTP slewing its clock against the
+    /// counter) instead of 1 %, so a slow answer from a loaded host, whose
+    /// midpoint can be off by half its round trip, no longer passes for an
+    /// improvement a quarter of a second later. Two good exchanges still
+    /// measure the rate and replace this one.
+    pub fn assume_host_rate(&mut self) {
+        self.rate = Some(1 << 32);
+    }
+
     /// Whether the kernel clock's rate against the host's is measured
     /// (until then it may be off by the TSC calibration's error, up to a
     /// percent under TCG).
@@ -251,6 +264,43 @@ mod tests {
             t1: 5
         }));
         assert!(d.synced());
+    }
+
+    #[test]
+    fn with_the_hosts_rate_a_slow_answer_a_moment_later_is_not_taken() {
+        let host_at = |m: u64| 1_000_000_000_000_000_000 + m;
+        let good = Exchange {
+            t0: 1_000_000_000 - 50_000,
+            host_ns: host_at(1_000_000_000),
+            t1: 1_000_000_000 + 50_000,
+        };
+        // Half a second later a loaded host answers in 8 ms, the request
+        // having waited: its time is 4 ms later than the midpoint assumes.
+        let m = 1_500_000_000;
+        let late = Exchange {
+            t0: m - 4_000_000,
+            host_ns: host_at(m + 4_000_000),
+            t1: m + 4_000_000,
+        };
+        let mut unmeasured = Discipline::default();
+        unmeasured.update(&good);
+        assert!(unmeasured.update(&late), "1 % drift: 5 ms of bound by then");
+        let off = time_at(&unmeasured, m).unwrap() as i64 - host_at(m) as i64;
+        assert_eq!(off, 4_000_000, "the clock now runs 4 ms ahead");
+        let mut known = Discipline::default();
+        known.assume_host_rate();
+        assert!(known.rate_measured());
+        known.update(&good);
+        assert!(!known.update(&late), "500 ppm: 0.3 ms of bound by then");
+        let off = time_at(&known, m).unwrap() as i64 - host_at(m) as i64;
+        assert!(off.abs() < 100_000, "{off}");
+        // A good answer later still counts.
+        let m = 3_500_000_000;
+        assert!(known.update(&Exchange {
+            t0: m - 40_000,
+            host_ns: host_at(m),
+            t1: m + 40_000,
+        }));
     }
 
     #[test]

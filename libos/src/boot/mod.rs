@@ -4,7 +4,8 @@
 //!
 //! The kernel reads guest-physical memory through [`pvh::PhysReader`] and
 //! hands the results to [`memmap::MemoryMap`]; [`rtc`] turns a CMOS clock
-//! reading into Unix time. Everything here is tested on
+//! reading into Unix time; [`tsc`] picks the TSC frequency the clocks run
+//! on. Everything here is tested on
 //! the host against fake memory.
 
 pub mod cmdline;
@@ -13,3 +14,4 @@ pub mod host_time;
 pub mod memmap;
 pub mod pvh;
 pub mod rtc;
+pub mod tsc;

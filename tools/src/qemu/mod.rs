@@ -20,6 +20,7 @@
 
 mod accel;
 mod app_serial;
+pub mod host_tsc;
 pub mod net;
 mod outcome;
 pub mod qmp;

@@ -272,6 +272,13 @@ fn qemu_config(
     // (qemu/time_sync.rs); a built image run by plain QEMU has no one to
     // answer, so `kernel_cmdline` (shared with `cloister build`) leaves it out.
     config.cmdline = format!("{} time.host", kernel_cmdline(opts));
+    // The guest's TSC runs at the host's rate: the host kernel's figure
+    // for it keeps the guest's clocks from running off by the error of a
+    // PIT measurement taken on a loaded host (the kernel checks it against
+    // its own, libos::boot::tsc).
+    if let Ok(khz) = qemu::host_tsc::host_tsc_khz() {
+        config.cmdline = format!("{} tsc_khz={khz}", config.cmdline);
+    }
     config.kernel_args.extend(opts.kernel_args.iter().cloned());
     // Interactive programs may be silent for as long as they like.
     config.timeout = opts.timeout.unwrap_or(Duration::MAX);
