@@ -1,6 +1,7 @@
 //! Time: the TSC-based monotonic clock and the timer tick count.
 //!
-//! The TSC frequency is measured once at boot against the PIT
+//! The TSC frequency is measured once at boot against the PIT (and replaced
+//! by the host's `tsc_khz=` when it agrees, `libos::boot::tsc`)
 //! ([`crate::arch::pit`]); `now_ns` converts with a precomputed 32.32 fixed
 //! point multiplier, so reading the clock costs one `rdtsc`, one multiply.
 
