@@ -31,8 +31,10 @@ use super::socket::{
     Shutdown, Socket, int_bytes, int_value, merge_nonblock, so, socket_ioctl, socket_metadata,
 };
 use super::stack::{IfaceId, Inner, Listener, NetStack, new_tcp_socket};
+use super::ancillary::Cmsg;
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
+use crate::uio::{SliceSink, SliceSource, Sink, Source, UserSink, UserSource};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
@@ -254,6 +256,61 @@ impl TcpSocket {
             self.stack.with(run)
         }
     }
+}
+
+/// Copies from `src` into `s`'s send buffer (its two free runs, the
+/// ring's end then its start) until `src` is drained, faults, or the
+/// buffer is full; smoltcp queues exactly the bytes copied.
+fn fill_send_buffer(s: &mut tcp::Socket<'static>, src: &mut dyn Source) -> Result<usize> {
+    let mut sent = 0;
+    while src.left() > 0 {
+        match s.send(|room| {
+            let n = src.take(room);
+            (n, n)
+        }) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(_) if sent > 0 => break,
+            Err(_) => return_errno!(Errno::EPIPE),
+        }
+    }
+    Ok(sent)
+}
+
+/// Copies the front of `s`'s receive buffer into `out` (the ring's end,
+/// then its start) and takes out exactly the bytes copied: what a fault
+/// or a full `out` left stays queued.
+fn drain_receive_buffer(s: &mut tcp::Socket<'static>, out: &mut dyn Sink) -> usize {
+    let mut got = 0;
+    while out.room() > 0 {
+        let n = s
+            .recv(|queued| {
+                let n = out.put(queued);
+                (n, n)
+            })
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    got
+}
+
+/// Copies the front of `s`'s receive buffer into `out` and leaves it
+/// queued (`MSG_PEEK`). The part before the ring's end goes straight;
+/// queued bytes that wrapped to its start are reached only through
+/// smoltcp's `peek_slice`, so that rarer rest goes through a buffer.
+fn peek_receive_buffer(s: &mut tcp::Socket<'static>, out: &mut dyn Sink) -> Result<usize> {
+    let want = out.room();
+    let first = s.peek(want).map_or(0, |front| out.put(front));
+    let queued = s.recv_queue().min(want);
+    if first == 0 || out.room() == 0 || first >= queued {
+        return Ok(first);
+    }
+    let mut front = crate::fallible::zeroed(queued)?;
+    let n = s.peek_slice(&mut front).unwrap_or(0);
+    Ok(first + out.put(front.get(first..n).unwrap_or(&[])))
 }
 
 impl Drop for TcpSocket {
@@ -495,7 +552,16 @@ impl Socket for TcpSocket {
         })
     }
 
-    fn send(&self, buf: &[u8], _to: Option<&SockAddr>) -> Result<usize> {
+    fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        self.send_from(&mut SliceSource::new(buf), to, &[])
+    }
+
+    fn send_from(
+        &self,
+        src: &mut dyn Source,
+        _to: Option<&SockAddr>,
+        _control: &[Cmsg],
+    ) -> Result<usize> {
         let r = self.on_conn(false, |conn, s| {
             if let Some(e) = conn.error.take() {
                 return Err(e.into());
@@ -506,15 +572,17 @@ impl Socket for TcpSocket {
             if conn.shut_wr || conn.reset || !s.may_send() {
                 return_errno!(Errno::EPIPE);
             }
-            let sent = match s.send_slice(buf) {
-                Ok(n) => n,
-                Err(_) => return_errno!(Errno::EPIPE),
-            };
-            if sent < buf.len() {
+            let wanted = src.left();
+            let sent = fill_send_buffer(s, src)?;
+            if src.faulted() {
+                if sent == 0 {
+                    return_errno!(Errno::EFAULT);
+                }
+            } else if sent < wanted {
                 // The buffer is full: room coming back is an event.
                 self.space.full();
             }
-            if sent == 0 && !buf.is_empty() {
+            if sent == 0 && wanted > 0 {
                 return_errno!(Errno::EAGAIN);
             }
             Ok(sent)
@@ -529,6 +597,10 @@ impl Socket for TcpSocket {
     }
 
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        self.recv_into(&mut SliceSink::new(buf), peek)
+    }
+
+    fn recv_into(&self, out: &mut dyn Sink, peek: bool) -> Result<Received> {
         let mut drained = None;
         let r = self.on_conn(true, |conn, s| {
             let done = |len| {
@@ -541,14 +613,18 @@ impl Socket for TcpSocket {
             };
             if s.can_recv() && !conn.shut_rd {
                 let n = if peek {
-                    s.peek_slice(buf)
+                    peek_receive_buffer(s, out)?
                 } else {
-                    s.recv_slice(buf)
+                    drain_receive_buffer(s, out)
                 };
+                if n == 0 && out.faulted() {
+                    // Nothing was taken out: the bytes stay queued.
+                    return_errno!(Errno::EFAULT);
+                }
                 if !peek && s.recv_queue() == 0 {
                     drained = Some((conn.local, conn.remote));
                 }
-                return done(n.unwrap_or(0));
+                return done(n);
             }
             if let Some(e) = conn.error.take() {
                 return Err(e.into());
@@ -556,7 +632,7 @@ impl Socket for TcpSocket {
             if conn.connecting {
                 return_errno!(Errno::EAGAIN);
             }
-            if conn.shut_rd || conn.reset || !s.may_recv() || buf.is_empty() {
+            if conn.shut_rd || conn.reset || !s.may_recv() || out.room() == 0 {
                 return done(0);
             }
             return_errno!(Errno::EAGAIN)
@@ -757,6 +833,26 @@ impl FileLike for TcpSocket {
 
     fn write(&self, buf: &[u8]) -> Result<usize> {
         self.send(buf, None)
+    }
+
+    fn copies_user(&self) -> bool {
+        true
+    }
+
+    fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        let pieces = [(addr, len)];
+        let mut out = UserSink::new(mem, &pieces)?;
+        self.recv_into(&mut out, false).map(|r| r.len)
+    }
+
+    fn write_user(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        let pieces = [(addr, len)];
+        self.send_from(&mut UserSource::new(mem, &pieces)?, None, &[])
     }
 
     fn metadata(&self) -> Result<Metadata> {

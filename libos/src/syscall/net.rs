@@ -25,6 +25,7 @@ use crate::net::udplite::IPPROTO_UDPLITE;
 use crate::net::{TcpSocket, UdpLiteSocket, UdpSocket, UnixSocket};
 use crate::process::Process;
 use crate::return_errno;
+use crate::uio::{Sink, Source, UserSink, UserSource};
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 
 /// `(number, name, handler)` for the family.
@@ -363,6 +364,15 @@ fn send_user(
     if datagram && total > crate::net::udp::UDP_MAX_PAYLOAD {
         return_errno!(Errno::EMSGSIZE);
     }
+    if file.copies_user() {
+        let mut src = UserSource::new(&*p.platform, iovs)?;
+        let r = send_direct(p, file, &mut src, to, flags, control);
+        return if flags & MSG_NOSIGNAL != 0 {
+            r
+        } else {
+            super::signal::sigpipe_on_epipe(p, r)
+        };
+    }
     // A datagram is at most UDP_MAX_PAYLOAD (checked above), less than a
     // chunk: it, or a stream send of one chunk, goes in one piece.
     if datagram || total <= CHUNK_BYTES {
@@ -400,6 +410,70 @@ fn send_user(
         }
     }
     Ok(done)
+}
+
+/// Sends from user memory straight into the socket's buffer (a socket
+/// whose [`FileLike::copies_user`]): a datagram whole, a stream (blocking)
+/// until all of it is queued, a fault part way ending with the bytes
+/// queued before it.
+fn send_direct(
+    p: &Process,
+    file: &Arc<dyn FileLike>,
+    src: &mut UserSource<'_>,
+    to: Option<&SockAddr>,
+    flags: u32,
+    control: &[Cmsg],
+) -> Result<usize> {
+    if flags & MSG_OOB != 0 {
+        return_errno!(Errno::EOPNOTSUPP);
+    }
+    let s = sock(file);
+    let dontwait = flags & MSG_DONTWAIT != 0;
+    if is_datagram(file) {
+        return blocking(p, &**file, dontwait, || s.send_from(src, to, control));
+    }
+    let mut done = 0;
+    loop {
+        match blocking(p, &**file, dontwait, || s.send_from(src, to, control)) {
+            Ok(n) => done += n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+        let nonblocking = dontwait || file.status_flags() & O_NONBLOCK != 0;
+        if src.left() == 0 || src.faulted() || nonblocking {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Receives straight from the socket's buffer into user memory `out` (a
+/// socket whose [`FileLike::copies_user`]); `MSG_WAITALL` fills it on a
+/// stream. A fault part way ends with the bytes copied before it, and
+/// the rest stays queued.
+fn recv_direct(
+    p: &Process,
+    file: &Arc<dyn FileLike>,
+    out: &mut UserSink<'_>,
+    flags: u32,
+) -> Result<crate::net::socket::Received> {
+    if flags & MSG_OOB != 0 {
+        return_errno!(Errno::EOPNOTSUPP);
+    }
+    let s = sock(file);
+    let peek = flags & MSG_PEEK != 0;
+    let dontwait = flags & MSG_DONTWAIT != 0;
+    let mut got = blocking(p, &**file, dontwait, || s.recv_into(out, peek))?;
+    if !is_datagram(file) && flags & MSG_WAITALL != 0 && !peek {
+        while got.len > 0 && out.room() > 0 {
+            match blocking(p, &**file, dontwait, || s.recv_into(out, false)) {
+                Ok(r) if r.len > 0 => got.len += r.len,
+                _ => break,
+            }
+        }
+        got.full_len = got.len;
+    }
+    Ok(got)
 }
 
 /// `sendto(fd, buf, len, flags, dest_addr, addrlen)`: `MSG_DONTWAIT`,
@@ -462,8 +536,14 @@ pub fn sys_recvfrom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let out = UserSliceWrite::new(a.u64(1), a.usize(2))?;
     let room = check_sockaddr_out(p, a.u64(4), a.u64(5))?;
     let flags = a.u32(3);
-    let (data, got, _) = recv_bytes(p, &file, a.usize(2), flags)?;
-    out.write(&*p.platform, &data)?;
+    let got = if file.copies_user() {
+        let pieces = [(a.u64(1), a.usize(2))];
+        recv_direct(p, &file, &mut UserSink::new(&*p.platform, &pieces)?, flags)?
+    } else {
+        let (data, got, _) = recv_bytes(p, &file, a.usize(2), flags)?;
+        out.write(&*p.platform, &data)?;
+        got
+    };
     if let Some(room) = room {
         let from = match got.from {
             Some(f) => f,
@@ -573,13 +653,19 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     }
     let total: usize = iovs.iter().map(|&(_, l)| l).sum();
     let flags = a.u32(2);
-    let (data, got, files) = recv_bytes(p, &file, total, flags)?;
-    let mut at = 0;
-    for (base, len) in iovs {
-        let n = len.min(data.len() - at);
-        UserSliceWrite::new(base, n)?.write(&*p.platform, &data[at..at + n])?;
-        at += n;
-    }
+    let (got, files) = if file.copies_user() {
+        let mut out = UserSink::new(&*p.platform, &iovs)?;
+        (recv_direct(p, &file, &mut out, flags)?, Vec::new())
+    } else {
+        let (data, got, files) = recv_bytes(p, &file, total, flags)?;
+        let mut at = 0;
+        for &(base, len) in &iovs {
+            let n = len.min(data.len() - at);
+            UserSliceWrite::new(base, n)?.write(&*p.platform, &data[at..at + n])?;
+            at += n;
+        }
+        (got, files)
+    };
     if m.name != 0 {
         let from = got
             .from
