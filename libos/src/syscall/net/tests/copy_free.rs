@@ -221,3 +221,52 @@ fn udp_faults_truncation_and_peek_follow_linux() {
     assert_eq!(h.call("read", &[a, END - 14, 100]), 14);
     assert_eq!(h.get(END - 14, 14), b"first datagram");
 }
+
+#[test]
+fn sendfile_moves_a_files_pages_into_the_socket_and_its_offset_with_them() {
+    let h = setup();
+    let (c, s) = tcp_pair(&h, 7004);
+    let total = 600_000;
+    let data = pattern(total);
+    let path = h.put(MEM + 0x40, b"/sent\0");
+    let f = h.call("open", &[path, 0o102, 0o644]); // O_CREAT | O_RDWR
+    assert!(f >= 0, "open: {f}");
+    let f = f as u64;
+    let src = h.put(MEM + 0x10_0000, &data);
+    assert_eq!(h.call("pwrite64", &[f, src, total as u64, 0]), total as i64);
+    // From offset 1000 through a pointer (the file offset stays), then
+    // through the file offset past the end.
+    let off = h.put(MEM + 0x80, &1000u64.to_le_bytes());
+    let dst = MEM + 0x60_0000;
+    let mut got = 0usize;
+    let mut sent = 0usize;
+    for _ in 0..1000 {
+        if got == total - 1000 {
+            break;
+        }
+        if sent < total - 1000 {
+            let n = h.call("sendfile", &[c, f, off, 1 << 20]);
+            if n != err(Errno::EAGAIN) {
+                assert!(n > 0, "sendfile: {n}");
+                sent += n as usize;
+            }
+        }
+        match h.call("read", &[s, dst + got as u64, 1 << 20]) {
+            n if n > 0 => got += n as usize,
+            _ => h.m.advance_ns(DELAYED_ACK_NS),
+        }
+    }
+    assert_eq!(sent, total - 1000);
+    assert_eq!(got, total - 1000);
+    assert!(h.get(dst, got) == data[1000..], "bytes differ");
+    assert_eq!(h.get(off, 8), (total as u64).to_le_bytes());
+    assert_eq!(h.call("sendfile", &[c, f, off, 10]), 0, "at the end");
+    assert_eq!(h.call("lseek", &[f, (total - 5) as u64, 0]), (total - 5) as i64);
+    assert_eq!(h.call("sendfile", &[c, f, 0, 100]), 5);
+    assert_eq!(h.call("lseek", &[f, 0, 1]), total as i64);
+    assert_eq!(read_all(&h, s, dst, 5), 5);
+    assert_eq!(h.get(dst, 5), data[total - 5..]);
+    // An input opened write-only: EBADF, nothing sent.
+    let w = h.call("open", &[path, 0o1, 0]) as u64;
+    assert_eq!(h.call("sendfile", &[c, w, 0, 10]), err(Errno::EBADF));
+}
