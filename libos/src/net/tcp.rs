@@ -24,6 +24,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
 use super::addr::SockAddr;
+use super::ancillary::Cmsg;
 use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
@@ -31,14 +32,13 @@ use super::socket::{
     Shutdown, Socket, int_bytes, int_value, merge_nonblock, so, socket_ioctl, socket_metadata,
 };
 use super::stack::{IfaceId, Inner, Listener, NetStack, new_tcp_socket};
-use super::ancillary::Cmsg;
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
-use crate::uio::{SliceSink, SliceSource, Sink, Source, UserSink, UserSource};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
+use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
 use crate::{return_errno, return_errno_with_message};
 
 /// Receive and send buffer of a TCP socket, bytes each (with window

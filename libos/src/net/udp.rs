@@ -37,12 +37,12 @@ use super::socket::{
 use super::stack::{IfaceId, NetStack};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
-use crate::uio::{SliceSink, SliceSource, Sink, Source, UserSink, UserSource};
 use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
 use crate::return_errno;
+use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
 
 /// Receive and send buffer of a UDP socket, payload bytes each (Linux's
 /// default `rmem_default`).

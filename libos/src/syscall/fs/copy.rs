@@ -9,10 +9,10 @@ use crate::fs::InodeFile;
 use crate::fs::file::open_flags::{O_APPEND, O_NONBLOCK};
 use crate::fs::inode::Content;
 use crate::net::Socket;
-use crate::uio::Source;
 use crate::process::Process;
 use crate::return_errno;
 use crate::syscall::SyscallArgs;
+use crate::uio::Source;
 use crate::user::UserPtr;
 
 /// Copies up to `count` bytes from `input` (at `*pos`, advanced) to
@@ -73,7 +73,10 @@ fn copy(
 /// system whose reads only copy its pages (not a device or a generated
 /// `/proc` file, whose reads could reach the network stack that the
 /// copy holds locked).
-fn straight_to_socket<'a>(input: &dyn FileLike, output: &'a dyn FileLike) -> Option<&'a dyn Socket> {
+fn straight_to_socket<'a>(
+    input: &dyn FileLike,
+    output: &'a dyn FileLike,
+) -> Option<&'a dyn Socket> {
     let sock = output.as_socket().filter(|_| output.copies_user())?;
     input.as_any().downcast_ref::<InodeFile>()?;
     let inode = input.inode()?;

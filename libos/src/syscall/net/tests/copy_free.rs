@@ -261,7 +261,10 @@ fn sendfile_moves_a_files_pages_into_the_socket_and_its_offset_with_them() {
     assert!(h.get(dst, got) == data[1000..], "bytes differ");
     assert_eq!(h.get(off, 8), (total as u64).to_le_bytes());
     assert_eq!(h.call("sendfile", &[c, f, off, 10]), 0, "at the end");
-    assert_eq!(h.call("lseek", &[f, (total - 5) as u64, 0]), (total - 5) as i64);
+    assert_eq!(
+        h.call("lseek", &[f, (total - 5) as u64, 0]),
+        (total - 5) as i64
+    );
     assert_eq!(h.call("sendfile", &[c, f, 0, 100]), 5);
     assert_eq!(h.call("lseek", &[f, 0, 1]), total as i64);
     assert_eq!(read_all(&h, s, dst, 5), 5);
