@@ -25,7 +25,7 @@ use crate::net::udplite::IPPROTO_UDPLITE;
 use crate::net::{TcpSocket, UdpLiteSocket, UdpSocket, UnixSocket};
 use crate::process::Process;
 use crate::return_errno;
-use crate::uio::{Sink, Source, UserSink, UserSource};
+use crate::uio::{UserSink, UserSource};
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 
 /// `(number, name, handler)` for the family.
@@ -68,7 +68,9 @@ mod msg {
 }
 
 mod cmsg;
+mod direct;
 mod unix_path;
+use direct::{recv_direct, send_direct};
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
@@ -410,70 +412,6 @@ fn send_user(
         }
     }
     Ok(done)
-}
-
-/// Sends from user memory straight into the socket's buffer (a socket
-/// whose [`FileLike::copies_user`]): a datagram whole, a stream (blocking)
-/// until all of it is queued, a fault part way ending with the bytes
-/// queued before it.
-fn send_direct(
-    p: &Process,
-    file: &Arc<dyn FileLike>,
-    src: &mut UserSource<'_>,
-    to: Option<&SockAddr>,
-    flags: u32,
-    control: &[Cmsg],
-) -> Result<usize> {
-    if flags & MSG_OOB != 0 {
-        return_errno!(Errno::EOPNOTSUPP);
-    }
-    let s = sock(file);
-    let dontwait = flags & MSG_DONTWAIT != 0;
-    if is_datagram(file) {
-        return blocking(p, &**file, dontwait, || s.send_from(src, to, control));
-    }
-    let mut done = 0;
-    loop {
-        match blocking(p, &**file, dontwait, || s.send_from(src, to, control)) {
-            Ok(n) => done += n,
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(e),
-        }
-        let nonblocking = dontwait || file.status_flags() & O_NONBLOCK != 0;
-        if src.left() == 0 || src.faulted() || nonblocking {
-            break;
-        }
-    }
-    Ok(done)
-}
-
-/// Receives straight from the socket's buffer into user memory `out` (a
-/// socket whose [`FileLike::copies_user`]); `MSG_WAITALL` fills it on a
-/// stream. A fault part way ends with the bytes copied before it, and
-/// the rest stays queued.
-fn recv_direct(
-    p: &Process,
-    file: &Arc<dyn FileLike>,
-    out: &mut UserSink<'_>,
-    flags: u32,
-) -> Result<crate::net::socket::Received> {
-    if flags & MSG_OOB != 0 {
-        return_errno!(Errno::EOPNOTSUPP);
-    }
-    let s = sock(file);
-    let peek = flags & MSG_PEEK != 0;
-    let dontwait = flags & MSG_DONTWAIT != 0;
-    let mut got = blocking(p, &**file, dontwait, || s.recv_into(out, peek))?;
-    if !is_datagram(file) && flags & MSG_WAITALL != 0 && !peek {
-        while got.len > 0 && out.room() > 0 {
-            match blocking(p, &**file, dontwait, || s.recv_into(out, false)) {
-                Ok(r) if r.len > 0 => got.len += r.len,
-                _ => break,
-            }
-        }
-        got.full_len = got.len;
-    }
-    Ok(got)
 }
 
 /// `sendto(fd, buf, len, flags, dest_addr, addrlen)`: `MSG_DONTWAIT`,
