@@ -788,6 +788,10 @@ impl FileLike for TcpSocket {
     }
 
     fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        if len == 0 {
+            // Linux's `sock_read_iter`: 0 at once, nothing received.
+            return Ok(0);
+        }
         let pieces = [(addr, len)];
         let mut out = UserSink::new(mem, &pieces)?;
         self.recv_into(&mut out, false).map(|r| r.len)

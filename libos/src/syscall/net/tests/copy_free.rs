@@ -99,6 +99,8 @@ fn a_tcp_read_that_faults_part_way_returns_the_count_and_keeps_the_rest() {
     assert_eq!(h.get(END - 20, 20), data[450..470]);
     assert_eq!(h.get(dst, 530), data[470..]);
     assert_eq!(h.call("read", &[s, dst, 10]), err(Errno::EAGAIN));
+    // A read of nothing is 0 at once, as Linux's sock_read_iter.
+    assert_eq!(h.call("read", &[s, dst, 0]), 0);
 }
 
 #[test]
@@ -191,6 +193,8 @@ fn udp_faults_truncation_and_peek_follow_linux() {
     assert_eq!(h.call("read", &[a, dst, 100]), err(Errno::EAGAIN));
     assert_eq!(h.call("sendto", &[b, msg, 14, 0, sa, 16]), 14);
     assert_eq!(h.call("sendto", &[b, msg, 5, 0, sa, 16]), 5);
+    // A read of nothing takes no datagram.
+    assert_eq!(h.call("read", &[a, dst, 0]), 0);
     // A peek into a bad buffer: EFAULT, and the datagram stays.
     assert_eq!(
         h.call("recvfrom", &[a, HOLE, 100, MSG_PEEK, 0, 0]),
