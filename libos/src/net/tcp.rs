@@ -561,7 +561,7 @@ impl Socket for TcpSocket {
             };
             if s.can_recv() && !conn.shut_rd {
                 let n = if peek {
-                    peek_receive_buffer(s, out)?
+                    peek_receive_buffer(s, out)
                 } else {
                     drain_receive_buffer(s, out)
                 };

@@ -57,17 +57,18 @@ pub(super) fn drain_receive_buffer(s: &mut tcp::Socket<'static>, out: &mut dyn S
 /// queued (`MSG_PEEK`). The part before the ring's end goes straight;
 /// queued bytes that wrapped to its start are reached only through
 /// smoltcp's `peek_slice`, so that rarer rest goes through a buffer.
-pub(super) fn peek_receive_buffer(
-    s: &mut tcp::Socket<'static>,
-    out: &mut dyn Sink,
-) -> Result<usize> {
+/// Without memory for that buffer the peek gives the first part only (a
+/// short peek, which a stream may always give).
+pub(super) fn peek_receive_buffer(s: &mut tcp::Socket<'static>, out: &mut dyn Sink) -> usize {
     let want = out.room();
     let first = s.peek(want).map_or(0, |front| out.put(front));
     let queued = s.recv_queue().min(want);
     if first == 0 || out.room() == 0 || first >= queued {
-        return Ok(first);
+        return first;
     }
-    let mut front = crate::fallible::zeroed(queued)?;
+    let Ok(mut front) = crate::fallible::zeroed(queued) else {
+        return first;
+    };
     let n = s.peek_slice(&mut front).unwrap_or(0);
-    Ok(first + out.put(front.get(first..n).unwrap_or(&[])))
+    first + out.put(front.get(first..n).unwrap_or(&[]))
 }
