@@ -31,5 +31,6 @@ pub mod random;
 pub mod rlimit;
 pub mod signal;
 pub mod syscall;
+pub mod uio;
 pub mod user;
 pub mod vdso;

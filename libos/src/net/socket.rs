@@ -136,6 +136,26 @@ pub trait Socket: Send + Sync {
     }
     /// `recvfrom`/`recvmsg`, optionally leaving the data queued (`MSG_PEEK`).
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received>;
+    /// [`Socket::recv`] into `out` (a kernel slice or user memory),
+    /// straight from the socket's own buffer: `len` is what `out` took,
+    /// and a stream keeps queued whatever a fault left uncopied (`EFAULT`
+    /// if nothing was). Implemented by the kinds whose
+    /// [`FileLike::copies_user`] is true (`EINVAL` elsewhere).
+    fn recv_into(&self, _out: &mut dyn crate::uio::Sink, _peek: bool) -> Result<Received> {
+        return_errno!(Errno::EINVAL)
+    }
+    /// [`Socket::send_control`] from `src`, straight into the socket's
+    /// own buffer: a stream queues what `src` gave before a fault
+    /// (`EFAULT` if nothing), a datagram is queued whole or not at all.
+    /// Implemented by the kinds whose [`FileLike::copies_user`] is true.
+    fn send_from(
+        &self,
+        _src: &mut dyn crate::uio::Source,
+        _to: Option<&SockAddr>,
+        _control: &[super::ancillary::Cmsg],
+    ) -> Result<usize> {
+        return_errno!(Errno::EINVAL)
+    }
     /// `sendmsg` with `SCM_RIGHTS`: `buf` with open files attached. Only
     /// `AF_UNIX` streams carry files (`EINVAL` elsewhere, as Linux).
     fn send_files(&self, _buf: &[u8], _files: super::rights::Files) -> Result<usize> {

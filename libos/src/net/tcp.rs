@@ -24,6 +24,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
 use super::addr::SockAddr;
+use super::ancillary::Cmsg;
 use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
@@ -37,7 +38,11 @@ use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
+use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
 use crate::{return_errno, return_errno_with_message};
+use ring::{drain_receive_buffer, fill_send_buffer, peek_receive_buffer};
+
+mod ring;
 
 /// Receive and send buffer of a TCP socket, bytes each (with window
 /// scaling, enough for a bandwidth-delay product of 256 KiB).
@@ -495,7 +500,16 @@ impl Socket for TcpSocket {
         })
     }
 
-    fn send(&self, buf: &[u8], _to: Option<&SockAddr>) -> Result<usize> {
+    fn send(&self, buf: &[u8], to: Option<&SockAddr>) -> Result<usize> {
+        self.send_from(&mut SliceSource::new(buf), to, &[])
+    }
+
+    fn send_from(
+        &self,
+        src: &mut dyn Source,
+        _to: Option<&SockAddr>,
+        _control: &[Cmsg],
+    ) -> Result<usize> {
         let r = self.on_conn(false, |conn, s| {
             if let Some(e) = conn.error.take() {
                 return Err(e.into());
@@ -506,15 +520,17 @@ impl Socket for TcpSocket {
             if conn.shut_wr || conn.reset || !s.may_send() {
                 return_errno!(Errno::EPIPE);
             }
-            let sent = match s.send_slice(buf) {
-                Ok(n) => n,
-                Err(_) => return_errno!(Errno::EPIPE),
-            };
-            if sent < buf.len() {
+            let wanted = src.left();
+            let sent = fill_send_buffer(s, src)?;
+            if src.faulted() {
+                if sent == 0 {
+                    return_errno!(Errno::EFAULT);
+                }
+            } else if sent < wanted {
                 // The buffer is full: room coming back is an event.
                 self.space.full();
             }
-            if sent == 0 && !buf.is_empty() {
+            if sent == 0 && wanted > 0 {
                 return_errno!(Errno::EAGAIN);
             }
             Ok(sent)
@@ -529,6 +545,10 @@ impl Socket for TcpSocket {
     }
 
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        self.recv_into(&mut SliceSink::new(buf), peek)
+    }
+
+    fn recv_into(&self, out: &mut dyn Sink, peek: bool) -> Result<Received> {
         let mut drained = None;
         let r = self.on_conn(true, |conn, s| {
             let done = |len| {
@@ -541,14 +561,18 @@ impl Socket for TcpSocket {
             };
             if s.can_recv() && !conn.shut_rd {
                 let n = if peek {
-                    s.peek_slice(buf)
+                    peek_receive_buffer(s, out)
                 } else {
-                    s.recv_slice(buf)
+                    drain_receive_buffer(s, out)
                 };
+                if n == 0 && out.faulted() {
+                    // Nothing was taken out: the bytes stay queued.
+                    return_errno!(Errno::EFAULT);
+                }
                 if !peek && s.recv_queue() == 0 {
                     drained = Some((conn.local, conn.remote));
                 }
-                return done(n.unwrap_or(0));
+                return done(n);
             }
             if let Some(e) = conn.error.take() {
                 return Err(e.into());
@@ -556,7 +580,7 @@ impl Socket for TcpSocket {
             if conn.connecting {
                 return_errno!(Errno::EAGAIN);
             }
-            if conn.shut_rd || conn.reset || !s.may_recv() || buf.is_empty() {
+            if conn.shut_rd || conn.reset || !s.may_recv() || out.room() == 0 {
                 return done(0);
             }
             return_errno!(Errno::EAGAIN)
@@ -757,6 +781,30 @@ impl FileLike for TcpSocket {
 
     fn write(&self, buf: &[u8]) -> Result<usize> {
         self.send(buf, None)
+    }
+
+    fn copies_user(&self) -> bool {
+        true
+    }
+
+    fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        if len == 0 {
+            // Linux's `sock_read_iter`: 0 at once, nothing received.
+            return Ok(0);
+        }
+        let pieces = [(addr, len)];
+        let mut out = UserSink::new(mem, &pieces)?;
+        self.recv_into(&mut out, false).map(|r| r.len)
+    }
+
+    fn write_user(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        let pieces = [(addr, len)];
+        self.send_from(&mut UserSource::new(mem, &pieces)?, None, &[])
     }
 
     fn metadata(&self) -> Result<Metadata> {

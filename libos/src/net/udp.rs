@@ -42,6 +42,7 @@ use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
 use crate::return_errno;
+use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
 
 /// Receive and send buffer of a UDP socket, payload bytes each (Linux's
 /// default `rmem_default`).
@@ -261,6 +262,22 @@ impl Socket for UdpSocket {
     /// IPv6 control messages are read for IPv6 destinations only: Linux
     /// sends to a v4-mapped address as IPv4, which has none of these.
     fn send_control(&self, buf: &[u8], to: Option<&SockAddr>, control: &[Cmsg]) -> Result<usize> {
+        self.send_from(&mut SliceSource::new(buf), to, control)
+    }
+
+    /// The datagram is copied from `src` straight into a slot of
+    /// smoltcp's send buffer. smoltcp cannot take a slot back, so `src`
+    /// is first checked readable to its end (`EFAULT`, nothing queued,
+    /// as Linux); only a buffer unmapped by another thread between that
+    /// check and the copy leaves a datagram with zeros where the bytes
+    /// could not be read (still `EFAULT`).
+    fn send_from(
+        &self,
+        src: &mut dyn Source,
+        to: Option<&SockAddr>,
+        control: &[Cmsg],
+    ) -> Result<usize> {
+        let len = src.left();
         let mut st = self.state.lock();
         if st.shut_wr {
             return_errno!(Errno::EPIPE);
@@ -269,7 +286,7 @@ impl Socket for UdpSocket {
             Some(a) => st.inet.peer(a, true)?,
             None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
         };
-        if buf.len() > UDP_MAX_PAYLOAD {
+        if len > UDP_MAX_PAYLOAD {
             return_errno!(Errno::EMSGSIZE);
         }
         if dest.port() == 0 {
@@ -281,6 +298,8 @@ impl Socket for UdpSocket {
         };
         let (iface, dest_ip) = inet::route(dest.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
+        // Before the stack is locked: lazy pages come in here.
+        src.check()?;
         let port = st.local.map_or(0, |l| l.port());
         let handles = st.handles.clone();
         self.stack.with(|inner| {
@@ -289,12 +308,20 @@ impl Socket for UdpSocket {
             };
             let s = inner.sockets(i).get_mut::<udp::Socket>(h);
             let ep = IpEndpoint::new(IpAddress::from(dest_ip), dest.port());
-            match s.send_slice(buf, ep) {
-                Ok(()) => {
+            let queued = s.send_with(len, ep, |slot| {
+                let n = src.take(&mut slot[..len]);
+                slot[n..len].fill(0);
+                len
+            });
+            match queued {
+                Ok(_) => {
                     if let (Some(m), IpAddr::V6(ip)) = (marks, dest_ip) {
                         inner.mark_next(iface, (port, ip, dest.port()), m);
                     }
-                    Ok(buf.len())
+                    if src.faulted() {
+                        return_errno!(Errno::EFAULT);
+                    }
+                    Ok(len)
                 }
                 Err(udp::SendError::BufferFull) => {
                     self.space.full();
@@ -306,6 +333,12 @@ impl Socket for UdpSocket {
     }
 
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
+        self.recv_into(&mut SliceSink::new(buf), peek)
+    }
+
+    /// A datagram that a fault stops part way gives `EFAULT` and, unless
+    /// peeked, is gone, as on Linux (`udp_recvmsg` drops it).
+    fn recv_into(&self, out: &mut dyn Sink, peek: bool) -> Result<Received> {
         let st = self.state.lock();
         if st.shut_rd {
             return Ok(Received {
@@ -335,10 +368,13 @@ impl Socket for UdpSocket {
                         self.taken(before, s.recv_queue());
                         continue;
                     }
-                    let len = data.len().min(buf.len());
-                    buf[..len].copy_from_slice(&data[..len]);
                     let full_len = data.len();
+                    let len = out.put(data);
+                    let faulted = out.faulted();
                     self.taken(before, s.recv_queue());
+                    if faulted {
+                        return_errno!(Errno::EFAULT);
+                    }
                     return Ok(Received {
                         len,
                         full_len,
@@ -428,6 +464,30 @@ impl FileLike for UdpSocket {
 
     fn write(&self, buf: &[u8]) -> Result<usize> {
         self.send(buf, None)
+    }
+
+    fn copies_user(&self) -> bool {
+        true
+    }
+
+    fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        if len == 0 {
+            // Linux's `sock_read_iter`: 0 at once, nothing received.
+            return Ok(0);
+        }
+        let pieces = [(addr, len)];
+        let mut out = UserSink::new(mem, &pieces)?;
+        self.recv_into(&mut out, false).map(|r| r.len)
+    }
+
+    fn write_user(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        let pieces = [(addr, len)];
+        self.send_from(&mut UserSource::new(mem, &pieces)?, None, &[])
     }
 
     fn metadata(&self) -> Result<Metadata> {

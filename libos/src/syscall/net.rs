@@ -25,6 +25,7 @@ use crate::net::udplite::IPPROTO_UDPLITE;
 use crate::net::{TcpSocket, UdpLiteSocket, UdpSocket, UnixSocket};
 use crate::process::Process;
 use crate::return_errno;
+use crate::uio::{UserSink, UserSource};
 use crate::user::{UserPtr, UserSliceRead, UserSliceWrite};
 
 /// `(number, name, handler)` for the family.
@@ -67,7 +68,9 @@ mod msg {
 }
 
 mod cmsg;
+mod direct;
 mod unix_path;
+use direct::{recv_direct, send_direct};
 use msg::*;
 
 /// Most bytes one `send`/`recv` copies per step (a stream call loops).
@@ -363,6 +366,15 @@ fn send_user(
     if datagram && total > crate::net::udp::UDP_MAX_PAYLOAD {
         return_errno!(Errno::EMSGSIZE);
     }
+    if file.copies_user() {
+        let mut src = UserSource::new(&*p.platform, iovs)?;
+        let r = send_direct(p, file, &mut src, to, flags, control);
+        return if flags & MSG_NOSIGNAL != 0 {
+            r
+        } else {
+            super::signal::sigpipe_on_epipe(p, r)
+        };
+    }
     // A datagram is at most UDP_MAX_PAYLOAD (checked above), less than a
     // chunk: it, or a stream send of one chunk, goes in one piece.
     if datagram || total <= CHUNK_BYTES {
@@ -462,8 +474,14 @@ pub fn sys_recvfrom(p: &Process, a: &SyscallArgs) -> Result<usize> {
     let out = UserSliceWrite::new(a.u64(1), a.usize(2))?;
     let room = check_sockaddr_out(p, a.u64(4), a.u64(5))?;
     let flags = a.u32(3);
-    let (data, got, _) = recv_bytes(p, &file, a.usize(2), flags)?;
-    out.write(&*p.platform, &data)?;
+    let got = if file.copies_user() {
+        let pieces = [(a.u64(1), a.usize(2))];
+        recv_direct(p, &file, &mut UserSink::new(&*p.platform, &pieces)?, flags)?
+    } else {
+        let (data, got, _) = recv_bytes(p, &file, a.usize(2), flags)?;
+        out.write(&*p.platform, &data)?;
+        got
+    };
     if let Some(room) = room {
         let from = match got.from {
             Some(f) => f,
@@ -573,13 +591,19 @@ pub fn sys_recvmsg(p: &Process, a: &SyscallArgs) -> Result<usize> {
     }
     let total: usize = iovs.iter().map(|&(_, l)| l).sum();
     let flags = a.u32(2);
-    let (data, got, files) = recv_bytes(p, &file, total, flags)?;
-    let mut at = 0;
-    for (base, len) in iovs {
-        let n = len.min(data.len() - at);
-        UserSliceWrite::new(base, n)?.write(&*p.platform, &data[at..at + n])?;
-        at += n;
-    }
+    let (got, files) = if file.copies_user() {
+        let mut out = UserSink::new(&*p.platform, &iovs)?;
+        (recv_direct(p, &file, &mut out, flags)?, Vec::new())
+    } else {
+        let (data, got, files) = recv_bytes(p, &file, total, flags)?;
+        let mut at = 0;
+        for &(base, len) in &iovs {
+            let n = len.min(data.len() - at);
+            UserSliceWrite::new(base, n)?.write(&*p.platform, &data[at..at + n])?;
+            at += n;
+        }
+        (got, files)
+    };
     if m.name != 0 {
         let from = got
             .from

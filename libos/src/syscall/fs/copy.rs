@@ -5,10 +5,14 @@
 use super::io::{MAX_RW_COUNT, retry_blocking};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, SeekFrom};
-use crate::fs::file::open_flags::O_APPEND;
+use crate::fs::InodeFile;
+use crate::fs::file::open_flags::{O_APPEND, O_NONBLOCK};
+use crate::fs::inode::Content;
+use crate::net::Socket;
 use crate::process::Process;
 use crate::return_errno;
 use crate::syscall::SyscallArgs;
+use crate::uio::Source;
 use crate::user::UserPtr;
 
 /// Copies up to `count` bytes from `input` (at `*pos`, advanced) to
@@ -24,6 +28,11 @@ fn copy(
     count: usize,
 ) -> Result<usize> {
     let count = count.min(MAX_RW_COUNT);
+    if out_pos.is_none()
+        && let Some(sock) = straight_to_socket(input, output)
+    {
+        return file_to_socket(p, input, pos, output, sock, count);
+    }
     let mut buf = p.bounce.take(count)?;
     let mut done = 0usize;
     while done < count {
@@ -56,6 +65,82 @@ fn copy(
             break;
         }
     }
+    Ok(done)
+}
+
+/// `output` as a socket that takes bytes straight into its send buffer
+/// ([`Socket::send_from`]), when `input` is a file of the in-memory file
+/// system whose reads only copy its pages (not a device or a generated
+/// `/proc` file, whose reads could reach the network stack that the
+/// copy holds locked).
+fn straight_to_socket<'a>(
+    input: &dyn FileLike,
+    output: &'a dyn FileLike,
+) -> Option<&'a dyn Socket> {
+    let sock = output.as_socket().filter(|_| output.copies_user())?;
+    input.as_any().downcast_ref::<InodeFile>()?;
+    let inode = input.inode()?;
+    let pages = matches!(inode.data.lock().content, Content::File(_));
+    pages.then_some(sock)
+}
+
+/// A file's bytes from `pos` on, read page by page into a socket's send
+/// buffer; it ends at the end of the file.
+struct FileSource<'a> {
+    file: &'a dyn FileLike,
+    pos: u64,
+    left: usize,
+}
+
+impl Source for FileSource<'_> {
+    fn left(&self) -> usize {
+        self.left
+    }
+
+    fn take(&mut self, buf: &mut [u8]) -> usize {
+        let want = buf.len().min(self.left);
+        let n = self.file.read_at(self.pos, &mut buf[..want]).unwrap_or(0);
+        self.pos += n as u64;
+        // Past the end (or a file cut short meanwhile): nothing more.
+        self.left = if n < want { 0 } else { self.left - n };
+        n
+    }
+}
+
+/// [`copy`] from a file of the in-memory file system to a socket: the
+/// pages go straight into the socket's send buffer, no buffer between.
+/// A blocking socket waits for room until `count` bytes or the end of
+/// the file are queued.
+fn file_to_socket(
+    p: &Process,
+    input: &dyn FileLike,
+    pos: &mut u64,
+    output: &dyn FileLike,
+    sock: &dyn Socket,
+    count: usize,
+) -> Result<usize> {
+    // EBADF for an input not open for reading, before anything is sent.
+    input.read_at(*pos, &mut [])?;
+    let size = input.metadata()?.size;
+    let left = usize::try_from(size.saturating_sub(*pos)).map_or(count, |l| l.min(count));
+    let mut src = FileSource {
+        file: input,
+        pos: *pos,
+        left,
+    };
+    let mut done = 0usize;
+    while src.left() > 0 {
+        match retry_blocking(p, output, || sock.send_from(&mut src, None, &[])) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+        if output.status_flags() & O_NONBLOCK != 0 {
+            break;
+        }
+    }
+    *pos = src.pos;
     Ok(done)
 }
 

@@ -15,6 +15,7 @@ use crate::process::Process;
 use crate::syscall::{SyscallTable, syscall_number};
 use crate::user::UserMemory;
 
+mod copy_free;
 mod epoll_edges;
 mod parking;
 mod rfc3542;
