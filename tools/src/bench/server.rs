@@ -89,6 +89,9 @@ pub const EXIT_WAIT: Duration = Duration::from_secs(15);
 /// NMI before QEMU is stopped: Cloister then prints its network counters
 /// and exits (`kernel/src/exit.rs`); Linux logs the NMI and goes on.
 pub const NMI_WAIT: Duration = Duration::from_secs(5);
+/// The label of Redis's `INFO stats` output among a run's client output
+/// ([`Client::Redis`]'s `io_thread_stats`).
+pub const REDIS_STATS_LABEL: &str = "INFO stats";
 /// Between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -131,6 +134,9 @@ pub enum Client {
         host_port: u16,
         /// The runs, in order.
         runs: Vec<RedisBench>,
+        /// After the runs, also read Redis's `INFO stats` (the I/O
+        /// threads' counters), labelled [`REDIS_STATS_LABEL`].
+        io_thread_stats: bool,
     },
     /// `wrk` runs against an HTTP server.
     Wrk {
@@ -176,6 +182,23 @@ impl Client {
                     (r.label.clone(), c)
                 })
                 .collect(),
+        }
+    }
+
+    /// The command to run after the measured ones, with its label: Redis's
+    /// `INFO stats` where asked for.
+    fn after_runs(&self, at: &Endpoint) -> Option<(String, Command)> {
+        match self {
+            Self::Redis {
+                io_thread_stats: true,
+                ..
+            } => {
+                let mut c = at.command("redis-cli");
+                c.args(["-h", &at.host(), "-p", &at.port().to_string()])
+                    .args(["INFO", "stats"]);
+                Some((REDIS_STATS_LABEL.into(), c))
+            }
+            _ => None,
         }
     }
 
@@ -309,7 +332,7 @@ fn drive(
             start.elapsed().as_secs_f64()
         );
         let mut out = Vec::new();
-        for (label, cmd) in client.commands(at) {
+        for (label, cmd) in client.commands(at).into_iter().chain(client.after_runs(at)) {
             out.push((label, run_command(cmd, limit)?));
         }
         Ok(out)
@@ -403,6 +426,7 @@ mod tests {
                 pipeline: 16,
                 tests: "set,get".into(),
             }],
+            io_thread_stats: true,
         };
         let (label, cmd) = &redis.commands(&Endpoint::Forward(16379))[0];
         assert_eq!(label, "50 clients");
@@ -411,6 +435,10 @@ mod tests {
             args.join(" "),
             "-h 127.0.0.1 -p 16379 -q --csv -n 1000 -c 50 -P 16 -t set,get"
         );
+        let (label, cmd) = redis.after_runs(&Endpoint::Forward(16379)).unwrap();
+        assert_eq!(label, REDIS_STATS_LABEL);
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
+        assert_eq!(args.join(" "), "-h 127.0.0.1 -p 16379 INFO stats");
         let wrk = Client::Wrk {
             host_port: 18080,
             runs: vec![WrkRun {
@@ -443,7 +471,9 @@ mod tests {
         let client = Client::Redis {
             host_port: port,
             runs: vec![],
+            io_thread_stats: false,
         };
+        assert!(client.after_runs(&Endpoint::Forward(port)).is_none());
         assert!(client.is_ready(&Endpoint::Forward(port)));
         server.join().unwrap();
         // Nobody listens any more.
