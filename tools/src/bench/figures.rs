@@ -17,8 +17,8 @@
 //!
 //! | `redis` | `/usr/bin/redis-server --port 6379 --save '' --appendonly no --protected-mode no` | requests/s of `redis-benchmark` on the host through the port forward, per test: 10 clients, then 10 clients pipelining 16 |
 //! | `nginx` | `/usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr` (generated config, one process, `sendfile on`) | `wrk -t1 -c10 -d10s` on the host: requests/s and MiB/s for a 4 KiB and a 1 MiB file |
-//! | `redis-io-threads` (by name only) | `redis` plus `--io-threads 2 --io-threads-do-reads yes` | as `redis`, and the requests the I/O threads read and wrote (`INFO stats`) |
-//! | `nginx-workers` (by name only) | `nginx` with `master_process on; worker_processes 2;` | as `nginx` |
+//! | `redis-io-threads` (by name only) | `redis` plus `--io-threads 2 --io-threads-do-reads yes` | as `redis`, and the requests the I/O threads read and wrote (`INFO stats`); the host cores QEMU ran on and waited for during the clients' runs |
+//! | `nginx-workers` (by name only) | `nginx` with `master_process on; worker_processes 2;` | as `nginx`; the host cores as above |
 //!
 //! The server jobs are built in [`super::server_jobs`]. The server
 //! figures run through [`super::server`]: both guests get the
@@ -391,6 +391,39 @@ fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The multi-vCPU server figures' rows on the host's share: the host
+/// cores QEMU's threads ran on, and waited for, on average while the
+/// clients measured (host_cpu.rs) — whether the host gave the guest its
+/// vCPUs' worth. Empty for other figures or without a reading.
+fn clients_host_share(f: Figure, run: &GuestRun) -> Vec<(Metric, f64)> {
+    let Some((spent, wall)) = run.client_host_cpu else {
+        return vec![];
+    };
+    if !matches!(f, Figure::RedisIoThreads | Figure::NginxWorkers) || wall.is_zero() {
+        return vec![];
+    }
+    let cores = |d: std::time::Duration| d.as_secs_f64() / wall.as_secs_f64();
+    let row = |name: &str, better| Metric {
+        figure: f.name(),
+        name: name.into(),
+        unit: "cores",
+        better,
+    };
+    vec![
+        (
+            row("clients' runs: QEMU threads on a host core", Better::Higher),
+            cores(spent.ran),
+        ),
+        (
+            row(
+                "clients' runs: QEMU threads waiting for a host core",
+                Better::Lower,
+            ),
+            cores(spent.waited),
+        ),
+    ]
+}
+
 /// Checks one run of `fj` and reads its metrics.
 pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metric, f64)>> {
     let f = fj.figure;
@@ -430,6 +463,7 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             if out.is_empty() {
                 bail!("{guest}: no redis-benchmark output");
             }
+            out.extend(clients_host_share(f, run));
             return Ok(out);
         }
         Check::Wrk => {
@@ -461,6 +495,7 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             if out.is_empty() {
                 bail!("{guest}: no wrk output");
             }
+            out.extend(clients_host_share(f, run));
             return Ok(out);
         }
         _ => run.check_success(guest, &fj.job)?,
@@ -600,6 +635,7 @@ mod tests {
             client: vec![],
             net_counters: None,
             host_cpu: Default::default(),
+            client_host_cpu: None,
         }
     }
 
@@ -740,6 +776,24 @@ mod tests {
         let m = measure(&redis, "Cloister", &run).unwrap();
         assert_eq!(m[1].0.name, "reads done by the I/O threads");
         assert_eq!((m[1].1, m[2].1), (120.0, 80.0));
+        // The host's share while the clients ran: for the multi-vCPU
+        // figures only.
+        run.client_host_cpu = Some((
+            super::super::host_cpu::HostCpu {
+                ran: Duration::from_millis(3000),
+                waited: Duration::from_millis(500),
+            },
+            Duration::from_millis(2000),
+        ));
+        assert_eq!(measure(&redis, "Cloister", &run).unwrap().len(), 3);
+        let threaded = FigureJob {
+            figure: Figure::RedisIoThreads,
+            ..redis.clone()
+        };
+        let m = measure(&threaded, "Cloister", &run).unwrap();
+        assert_eq!(m.len(), 5);
+        assert_eq!((m[3].0.unit, m[3].1, m[4].1), ("cores", 1.5, 0.25));
+        run.client_host_cpu = None;
         run.client[1].1.pop();
         assert!(measure(&redis, "Cloister", &run).is_err());
         run.client.clear();

@@ -148,6 +148,10 @@ pub struct GuestRun {
     pub net_counters: Option<String>,
     /// The QEMU process's host CPU time at the start and end reports.
     pub host_cpu: super::host_cpu::HostCpuWindow,
+    /// Server jobs: what the QEMU process's threads got from the host
+    /// while the client's measured commands ran, and how long those ran
+    /// (`None` where a reading failed).
+    pub client_host_cpu: Option<(super::host_cpu::HostCpu, Duration)>,
 }
 
 impl GuestRun {

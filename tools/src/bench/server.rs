@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::guest::{Guest, GuestRun, Job, qmp_socket};
+use super::host_cpu::{HostCpu, ThreadTimes};
 use crate::qemu::tap::{self, TapNet};
 
 /// Where the client reaches the server.
@@ -306,13 +307,17 @@ fn run_command(mut cmd: Command, limit: Duration) -> Result<Vec<String>> {
     }
 }
 
+/// What [`drive`] brings back: the client's output per command, and the
+/// QEMU process's host CPU over the measured commands with their wall time.
+type Driven = (Vec<(String, Vec<String>)>, Option<(HostCpu, Duration)>);
+
 /// Waits for the server, runs the client and stops the server.
 fn drive(
     client: &Client,
     at: &Endpoint,
     guest_done: &AtomicBool,
     limit: Duration,
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Driven> {
     let measured = (|| {
         let start = Instant::now();
         while !client.is_ready(at) {
@@ -332,10 +337,20 @@ fn drive(
             start.elapsed().as_secs_f64()
         );
         let mut out = Vec::new();
-        for (label, cmd) in client.commands(at).into_iter().chain(client.after_runs(at)) {
+        // QEMU's threads over the measured commands (host_cpu.rs): did the
+        // host give the guest its cores?
+        let before = (ThreadTimes::of_running_qemu(), Instant::now());
+        for (label, cmd) in client.commands(at) {
             out.push((label, run_command(cmd, limit)?));
         }
-        Ok(out)
+        let host_cpu = match (before, ThreadTimes::of_running_qemu()) {
+            ((Some(start), t0), Some(end)) => end.since(&start).map(|spent| (spent, t0.elapsed())),
+            _ => None,
+        };
+        for (label, cmd) in client.after_runs(at) {
+            out.push((label, run_command(cmd, limit)?));
+        }
+        Ok((out, host_cpu))
     })();
     let wait = |limit: Duration| {
         let asked = Instant::now();
@@ -399,7 +414,7 @@ pub fn run_served(
             .join()
             .map_err(|_| anyhow!("the client thread panicked"))?;
         let mut run = run?;
-        run.client = measured.with_context(|| {
+        (run.client, run.client_host_cpu) = measured.with_context(|| {
             let tail = &run.output[run.output.len().saturating_sub(10)..];
             format!(
                 "{}: measuring {} failed; the server's last lines: {tail:?}",
