@@ -347,7 +347,7 @@ fn drive(
             ((Some(start), t0), Some(end)) => end.since(&start).map(|spent| (spent, t0.elapsed())),
             _ => None,
         };
-        for (label, cmd) in client.after_runs(at) {
+        if let Some((label, cmd)) = client.after_runs(at) {
             out.push((label, run_command(cmd, limit)?));
         }
         Ok((out, host_cpu))
