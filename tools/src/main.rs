@@ -119,12 +119,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Figures, comma-separated: boot, syscall, process, openssl, files,
-        /// redis, nginx, smp (by name only), or all.
+        /// redis, nginx, or all; by name only: smp, redis-io-threads (2 I/O
+        /// threads), nginx-workers (a master and 2 workers), meant for
+        /// `--cpus 2`.
         #[arg(long, default_value = "all")]
         figures: String,
         /// Guest memory in MiB, for both guests.
         #[arg(long, default_value_t = 512)]
         mem: u32,
+        /// vCPUs for both guests (`-smp N`, multi-threaded TCG above 1;
+        /// default: `CLOISTER_CPUS`, else 1).
+        #[arg(long, value_name = "N")]
+        cpus: Option<u32>,
         /// The host TSC frequency in kHz for Linux's `tsc_early_khz`
         /// (default: from /proc/cpuinfo).
         #[arg(long)]
@@ -263,6 +269,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             rounds,
             figures,
             mem,
+            cpus,
             tsc_khz,
             linux_only,
             linux_args,
@@ -286,6 +293,10 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                 rounds: *rounds,
                 settings: guest::QemuSettings {
                     accel: Accel::parse(accel)?,
+                    cpus: match cpus {
+                        Some(n) => qemu::check_cpus(*n)?,
+                        None => qemu::cpus_from_env()?,
+                    },
                     memory_mib: *mem,
                     machine: "microvm".into(),
                     timeout: std::time::Duration::from_secs(300),

@@ -17,8 +17,11 @@
 //!
 //! | `redis` | `/usr/bin/redis-server --port 6379 --save '' --appendonly no --protected-mode no` | requests/s of `redis-benchmark` on the host through the port forward, per test: 10 clients, then 10 clients pipelining 16 |
 //! | `nginx` | `/usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr` (generated config, one process, `sendfile on`) | `wrk -t1 -c10 -d10s` on the host: requests/s and MiB/s for a 4 KiB and a 1 MiB file |
+//! | `redis-io-threads` (by name only) | `redis` plus `--io-threads 2 --io-threads-do-reads yes` | as `redis`, and the requests the I/O threads read and wrote (`INFO stats`); the host cores QEMU ran on and waited for during the clients' runs |
+//! | `nginx-workers` (by name only) | `nginx` with `master_process on; worker_processes 2;` | as `nginx`; the host cores as above |
 //!
-//! The server figures run through [`super::server`]: both guests get the
+//! The server jobs are built in [`super::server_jobs`]. The server
+//! figures run through [`super::server`]: both guests get the
 //! same network card and forwarded port, the Linux guest loads the
 //! virtio-mmio and virtio-net modules first ([`super::linux_modules`]),
 //! and the client runs on the host once the server answers.
@@ -30,11 +33,14 @@ use anyhow::{Context, Result, bail};
 
 use super::compare::{Better, Metric};
 use super::data;
-use super::guest::Serve;
 use super::guest::{FileSource, GuestRun, Job, JobFile};
 use super::parse;
-use super::server::{Client, RedisBench, WrkRun, free_host_port};
-use crate::qemu::PortForward;
+use super::server::{Client, REDIS_STATS_LABEL};
+pub use super::server_jobs::{
+    DEFAULT_CLIENTS, REDIS_PIPELINED_REQUESTS, REDIS_REQUESTS, REDIS_TESTS, SERVER_THREADS,
+    WRK_SECONDS, nginx_conf,
+};
+use super::server_jobs::{nginx_job, redis_job};
 
 /// One figure (a group of metrics) of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +60,29 @@ pub enum Figure {
     /// `nginx` measured by `wrk` from the host.
     Nginx,
     /// A CPU-bound hash loop in 1 and in 2 threads (`smp_hash`): thread
-    /// scaling, meant for `CLOISTER_CPUS=2`. Not in `all`: by name only.
+    /// scaling, meant for `--cpus 2`. Not in `all`: by name only.
     Smp,
+    /// `redis-server` with 2 I/O threads that also read (`io-threads 2`,
+    /// `io-threads-do-reads yes`), measured as [`Figure::Redis`]; meant for
+    /// `--cpus 2`. By name only.
+    RedisIoThreads,
+    /// `nginx` as a master with 2 worker processes, measured as
+    /// [`Figure::Nginx`]; meant for `--cpus 2`. By name only.
+    NginxWorkers,
 }
 
 impl Figure {
+    /// The figures run by name only, not in `all`.
+    pub const BY_NAME: [Figure; 3] = [Self::Smp, Self::RedisIoThreads, Self::NginxWorkers];
+
+    /// Whether it measures a server from the host.
+    pub fn is_server(self) -> bool {
+        matches!(
+            self,
+            Self::Redis | Self::Nginx | Self::RedisIoThreads | Self::NginxWorkers
+        )
+    }
+
     /// Every figure, in table order.
     pub const ALL: [Figure; 7] = [
         Self::Boot,
@@ -81,6 +105,8 @@ impl Figure {
             Self::Redis => "redis",
             Self::Nginx => "nginx",
             Self::Smp => "smp",
+            Self::RedisIoThreads => "redis-io-threads",
+            Self::NginxWorkers => "nginx-workers",
         }
     }
 
@@ -93,10 +119,10 @@ impl Figure {
             }
             let f = Self::ALL
                 .into_iter()
-                .chain([Self::Smp])
+                .chain(Self::BY_NAME)
                 .find(|f| f.name() == word)
                 .with_context(|| {
-                    format!("unknown figure {word:?}: use boot, syscall, process, openssl, files, redis, nginx, smp or all")
+                    format!("unknown figure {word:?}: use boot, syscall, process, openssl, files, redis, nginx, smp, redis-io-threads, nginx-workers or all")
                 })?;
             if !out.contains(&f) {
                 out.push(f);
@@ -104,7 +130,7 @@ impl Figure {
         }
         if out.is_empty() {
             bail!(
-                "no figures given: use boot, syscall, process, openssl, files, redis, nginx, smp or all"
+                "no figures given: use boot, syscall, process, openssl, files, redis, nginx, smp, redis-io-threads, nginx-workers or all"
             );
         }
         Ok(out)
@@ -149,7 +175,7 @@ pub const READY_TEXT: &str = "cloister-bench-ready";
 const OPENSSL_BLOCKS: [u32; 3] = [16, 1024, 16384];
 const MIB: usize = 1 << 20;
 
-fn job(name: &str, program: &str, args: &[&str], files: Vec<JobFile>) -> Job {
+pub(super) fn job(name: &str, program: &str, args: &[&str], files: Vec<JobFile>) -> Job {
     let mut argv = vec![program.to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
     Job {
@@ -161,7 +187,7 @@ fn job(name: &str, program: &str, args: &[&str], files: Vec<JobFile>) -> Job {
     }
 }
 
-fn bytes_file(guest: &str, data: Vec<u8>) -> JobFile {
+pub(super) fn bytes_file(guest: &str, data: Vec<u8>) -> JobFile {
     JobFile {
         guest: guest.into(),
         source: FileSource::Bytes(data),
@@ -318,8 +344,8 @@ pub fn jobs(figure: Figure, cache: &Path, clients: u32) -> Result<Vec<FigureJob>
                 ),
             ]
         }
-        Figure::Redis => vec![redis_job(clients)?],
-        Figure::Nginx => vec![nginx_job(clients)?],
+        Figure::Redis | Figure::RedisIoThreads => vec![redis_job(figure, clients)?],
+        Figure::Nginx | Figure::NginxWorkers => vec![nginx_job(figure, clients)?],
         Figure::Smp => {
             let program = build_smp_hash(cache)?;
             [
@@ -352,147 +378,6 @@ fn build_smp_hash(cache: &Path) -> Result<PathBuf> {
     )
 }
 
-/// Requests per test without pipelining (≈ 2.5 s per test at the
-/// ≈ 3000–4000 requests/s both guests reach under TCG).
-pub const REDIS_REQUESTS: u32 = 8_000;
-/// Requests per test with 16-request pipelines.
-pub const REDIS_PIPELINED_REQUESTS: u32 = 40_000;
-/// The clients' connections by default (`--clients`): redis-benchmark's
-/// and wrk's. With 50, QEMU 7.2's user networking stalls some of them
-/// during the connection burst whichever guest serves (connections left in
-/// FIN-WAIT with unsent bytes, then "Connection reset by peer"); 10 run
-/// cleanly. The TAP network (`--net tap`) has no such limit.
-pub const DEFAULT_CLIENTS: u32 = 10;
-/// The `redis-benchmark` tests.
-pub const REDIS_TESTS: &str = "set,get,incr,lpush,lpop";
-/// Redis's port in the guest.
-const REDIS_PORT: u16 = 6379;
-/// Nginx's port in the guest.
-const NGINX_PORT: u16 = 8080;
-/// wrk's duration per file.
-pub const WRK_SECONDS: u32 = 10;
-
-fn serve(guest_port: u16) -> Result<(u16, Serve)> {
-    let host_port = free_host_port()?;
-    Ok((
-        host_port,
-        Serve {
-            forwards: vec![PortForward {
-                host_port,
-                guest_port,
-            }],
-            tap: None,
-        },
-    ))
-}
-
-fn redis_job(clients: u32) -> Result<FigureJob> {
-    let (host_port, serve) = serve(REDIS_PORT)?;
-    let port = REDIS_PORT.to_string();
-    let mut j = job(
-        "redis",
-        "/usr/bin/redis-server",
-        &[
-            "--port",
-            &port,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ],
-        vec![],
-    );
-    j.serve = Some(serve);
-    let bench = |label: &str, requests, pipeline| RedisBench {
-        label: label.into(),
-        requests,
-        clients,
-        pipeline,
-        tests: REDIS_TESTS.into(),
-    };
-    Ok(FigureJob {
-        figure: Figure::Redis,
-        job: j,
-        check: Check::Redis,
-        client: Some(Client::Redis {
-            host_port,
-            runs: vec![
-                bench(&format!("{clients} clients"), REDIS_REQUESTS, 1),
-                bench(
-                    &format!("{clients} clients, pipeline 16"),
-                    REDIS_PIPELINED_REQUESTS,
-                    16,
-                ),
-            ],
-        }),
-    })
-}
-
-/// Nginx's configuration: one process in the foreground, errors on
-/// stderr, temporary files under `/tmp`, static files from `/srv`.
-pub fn nginx_conf(port: u16) -> String {
-    format!(
-        "user root;
-daemon off;
-master_process off;
-worker_processes 1;
-error_log stderr;
-pid /tmp/nginx.pid;
-events {{}}
-http {{
-    types {{ text/html html; application/octet-stream bin; }}
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    client_body_temp_path /tmp/nginx-body;
-    proxy_temp_path /tmp/nginx-proxy;
-    fastcgi_temp_path /tmp/nginx-fastcgi;
-    uwsgi_temp_path /tmp/nginx-uwsgi;
-    scgi_temp_path /tmp/nginx-scgi;
-    server {{ listen {port}; root /srv; }}
-}}
-"
-    )
-}
-
-fn nginx_job(clients: u32) -> Result<FigureJob> {
-    let (host_port, serve) = serve(NGINX_PORT)?;
-    let files = vec![
-        bytes_file("/etc/nginx/nginx.conf", nginx_conf(NGINX_PORT).into_bytes()),
-        bytes_file("/srv/index.html", b"cloister-bench\n".to_vec()),
-        bytes_file("/srv/4k.bin", data::random_bytes(4, 4 << 10)),
-        bytes_file("/srv/1m.bin", data::random_bytes(1, MIB)),
-    ];
-    let mut j = job(
-        "nginx",
-        "/usr/sbin/nginx",
-        &["-c", "/etc/nginx/nginx.conf", "-e", "stderr"],
-        files,
-    );
-    j.serve = Some(serve);
-    let wrk = |label: &str, path: &str| WrkRun {
-        label: label.into(),
-        path: path.into(),
-        threads: 1,
-        connections: clients,
-        seconds: WRK_SECONDS,
-    };
-    Ok(FigureJob {
-        figure: Figure::Nginx,
-        job: j,
-        check: Check::Wrk,
-        client: Some(Client::Wrk {
-            host_port,
-            runs: vec![
-                wrk("GET 4 KiB file", "/4k.bin"),
-                wrk("GET 1 MiB file", "/1m.bin"),
-            ],
-        }),
-    })
-}
-
 fn ms(figure: Figure, name: impl Into<String>) -> Metric {
     Metric {
         figure: figure.name(),
@@ -504,6 +389,39 @@ fn ms(figure: Figure, name: impl Into<String>) -> Metric {
 
 fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The multi-vCPU server figures' rows on the host's share: the host
+/// cores QEMU's threads ran on, and waited for, on average while the
+/// clients measured (host_cpu.rs) — whether the host gave the guest its
+/// vCPUs' worth. Empty for other figures or without a reading.
+fn clients_host_share(f: Figure, run: &GuestRun) -> Vec<(Metric, f64)> {
+    let Some((spent, wall)) = run.client_host_cpu else {
+        return vec![];
+    };
+    if !matches!(f, Figure::RedisIoThreads | Figure::NginxWorkers) || wall.is_zero() {
+        return vec![];
+    }
+    let cores = |d: std::time::Duration| d.as_secs_f64() / wall.as_secs_f64();
+    let row = |name: &str, better| Metric {
+        figure: f.name(),
+        name: name.into(),
+        unit: "cores",
+        better,
+    };
+    vec![
+        (
+            row("clients' runs: QEMU threads on a host core", Better::Higher),
+            cores(spent.ran),
+        ),
+        (
+            row(
+                "clients' runs: QEMU threads waiting for a host core",
+                Better::Lower,
+            ),
+            cores(spent.waited),
+        ),
+    ]
 }
 
 /// Checks one run of `fj` and reads its metrics.
@@ -521,6 +439,18 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
         Check::Redis => {
             let mut out = Vec::new();
             for (label, lines) in &run.client {
+                if label == REDIS_STATS_LABEL {
+                    // The I/O threads' share: proof that they ran.
+                    for (field, what) in [
+                        ("io_threaded_reads_processed", "reads"),
+                        ("io_threaded_writes_processed", "writes"),
+                    ] {
+                        let n = parse::redis_info_field(lines, field)
+                            .with_context(|| format!("{guest}: INFO stats has no {field}"))?;
+                        out.push((rate(format!("{what} done by the I/O threads"), "count"), n));
+                    }
+                    continue;
+                }
                 for r in parse::redis_benchmark_csv(lines)
                     .with_context(|| format!("{guest}: redis-benchmark, {label}"))?
                 {
@@ -533,6 +463,7 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             if out.is_empty() {
                 bail!("{guest}: no redis-benchmark output");
             }
+            out.extend(clients_host_share(f, run));
             return Ok(out);
         }
         Check::Wrk => {
@@ -564,6 +495,7 @@ pub fn measure(fj: &FigureJob, guest: &str, run: &GuestRun) -> Result<Vec<(Metri
             if out.is_empty() {
                 bail!("{guest}: no wrk output");
             }
+            out.extend(clients_host_share(f, run));
             return Ok(out);
         }
         _ => run.check_success(guest, &fj.job)?,
@@ -682,6 +614,12 @@ mod tests {
         assert_eq!(Figure::parse_list("redis").unwrap(), [Figure::Redis]);
         assert_eq!(Figure::parse_list("smp").unwrap(), [Figure::Smp]);
         assert!(!Figure::ALL.contains(&Figure::Smp));
+        assert_eq!(
+            Figure::parse_list("redis-io-threads,nginx-workers").unwrap(),
+            [Figure::RedisIoThreads, Figure::NginxWorkers]
+        );
+        assert!(Figure::BY_NAME.iter().all(|f| !Figure::ALL.contains(f)));
+        assert!(Figure::NginxWorkers.is_server() && !Figure::Smp.is_server());
         assert!(Figure::parse_list("postgres").is_err());
         assert!(Figure::parse_list(",").is_err());
     }
@@ -697,6 +635,7 @@ mod tests {
             client: vec![],
             net_counters: None,
             host_cpu: Default::default(),
+            client_host_cpu: None,
         }
     }
 
@@ -804,11 +743,14 @@ mod tests {
 
     #[test]
     fn server_jobs_forward_one_port_and_read_the_clients_output() {
-        let redis = redis_job(DEFAULT_CLIENTS).unwrap();
+        let redis = redis_job(Figure::Redis, DEFAULT_CLIENTS).unwrap();
         let serve = redis.job.serve.as_ref().unwrap();
         assert_eq!(serve.forwards[0].guest_port, 6379);
         assert!(redis.job.argv.contains(&String::new()), "--save ''");
-        let Some(Client::Redis { host_port, runs }) = &redis.client else {
+        let Some(Client::Redis {
+            host_port, runs, ..
+        }) = &redis.client
+        else {
             panic!("{:?}", redis.client)
         };
         assert_eq!(*host_port, serve.forwards[0].host_port);
@@ -823,15 +765,46 @@ mod tests {
         let m = measure(&redis, "Cloister", &run).unwrap();
         assert_eq!(m[0].0.name, "SET, 10 clients");
         assert_eq!((m[0].0.unit, m[0].1), ("req/s", 4000.0));
+        // The threaded figure's `INFO stats` gives the I/O threads' counts.
+        run.client.push((
+            REDIS_STATS_LABEL.into(),
+            vec![
+                "io_threaded_reads_processed:120\r".into(),
+                "io_threaded_writes_processed:80\r".into(),
+            ],
+        ));
+        let m = measure(&redis, "Cloister", &run).unwrap();
+        assert_eq!(m[1].0.name, "reads done by the I/O threads");
+        assert_eq!((m[1].1, m[2].1), (120.0, 80.0));
+        // The host's share while the clients ran: for the multi-vCPU
+        // figures only.
+        run.client_host_cpu = Some((
+            super::super::host_cpu::HostCpu {
+                ran: Duration::from_millis(3000),
+                waited: Duration::from_millis(500),
+            },
+            Duration::from_millis(2000),
+        ));
+        assert_eq!(measure(&redis, "Cloister", &run).unwrap().len(), 3);
+        let threaded = FigureJob {
+            figure: Figure::RedisIoThreads,
+            ..redis.clone()
+        };
+        let m = measure(&threaded, "Cloister", &run).unwrap();
+        assert_eq!(m.len(), 5);
+        assert_eq!((m[3].0.unit, m[3].1, m[4].1), ("cores", 1.5, 0.25));
+        run.client_host_cpu = None;
+        run.client[1].1.pop();
+        assert!(measure(&redis, "Cloister", &run).is_err());
         run.client.clear();
         assert!(measure(&redis, "Cloister", &run).is_err());
 
-        let nginx = nginx_job(50).unwrap();
+        let nginx = nginx_job(Figure::Nginx, 50).unwrap();
         let Some(Client::Wrk { runs, .. }) = &nginx.client else {
             panic!("{:?}", nginx.client)
         };
         assert_eq!(runs[0].connections, 50);
-        assert!(nginx_conf(8080).contains("listen 8080;"));
+        assert!(nginx_conf(8080, 0).contains("listen 8080;"));
         run.client = vec![(
             "GET 1 MiB file".into(),
             [

@@ -148,6 +148,10 @@ pub struct GuestRun {
     pub net_counters: Option<String>,
     /// The QEMU process's host CPU time at the start and end reports.
     pub host_cpu: super::host_cpu::HostCpuWindow,
+    /// Server jobs: what the QEMU process's threads got from the host
+    /// while the client's measured commands ran, and how long those ran
+    /// (`None` where a reading failed).
+    pub client_host_cpu: Option<(super::host_cpu::HostCpu, Duration)>,
 }
 
 impl GuestRun {
@@ -197,6 +201,8 @@ pub trait Guest {
 pub struct QemuSettings {
     /// TCG or KVM (this also fixes the `-cpu` model, see [`Accel`]).
     pub accel: Accel,
+    /// vCPUs of both guests (`-smp`; `--cpus`, else `CLOISTER_CPUS`, else 1).
+    pub cpus: u32,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// The machine type (`microvm`).
@@ -209,11 +215,12 @@ pub struct QemuSettings {
 }
 
 impl QemuSettings {
-    /// A QEMU configuration for `kernel` with these settings. The vCPU count
-    /// (1) and the devices are [`QemuConfig`]'s own, the same for both.
+    /// A QEMU configuration for `kernel` with these settings. The devices
+    /// are [`QemuConfig`]'s own, the same for both.
     pub fn config(&self, kernel: impl Into<PathBuf>) -> Result<QemuConfig> {
         let mut c = QemuConfig::new(kernel)?;
         c.accel = self.accel;
+        c.cpus = crate::qemu::check_cpus(self.cpus)?;
         c.memory_mib = self.memory_mib;
         c.machine = self.machine.clone();
         c.timeout = self.timeout;
@@ -249,12 +256,11 @@ impl QemuSettings {
 
     /// One line describing them, for tables.
     pub fn describe(&self) -> String {
-        let cpus = crate::qemu::cpus_from_env().unwrap_or(1);
-        let args = self.accel.qemu_args_for(cpus);
+        let args = self.accel.qemu_args_for(self.cpus);
         format!(
             "`-M {} -smp {} -m {}M {}`",
             self.machine,
-            cpus,
+            self.cpus,
             self.memory_mib,
             args.join(" ")
         )
@@ -284,6 +290,7 @@ mod tests {
     fn settings_are_described_with_the_cpu_model() {
         let settings = QemuSettings {
             accel: Accel::Tcg,
+            cpus: 1,
             memory_mib: 512,
             machine: "microvm".into(),
             timeout: Duration::from_secs(60),
@@ -325,5 +332,24 @@ mod tests {
         };
         let err = tap.config_for("/k", &job).unwrap_err().to_string();
         assert!(err.contains("TAP"), "{err}");
+        // `--cpus 2`: both guests get `-smp 2` and multi-threaded TCG.
+        let two = QemuSettings {
+            cpus: 2,
+            ..settings.clone()
+        };
+        assert_eq!(
+            two.describe(),
+            "`-M microvm -smp 2 -m 512M -accel tcg,thread=multi -cpu max`"
+        );
+        let args = two.config("/k").unwrap().args().join(" ");
+        assert!(
+            args.contains("-smp 2 ") && args.contains("tcg,thread=multi"),
+            "{args}"
+        );
+        let none = QemuSettings {
+            cpus: 0,
+            ..settings.clone()
+        };
+        assert!(none.config("/k").is_err());
     }
 }

@@ -8,7 +8,8 @@
 //! cores); one that neither runs nor waits is halted (the guest idles). The
 //! `smp` figure reports both as "cores" (seconds per second of program
 //! time), next to the program's time (docs/PERFORMANCE.md, "Threads on two
-//! vCPUs").
+//! vCPUs"); the `redis-io-threads` and `nginx-workers` figures per second
+//! of the clients' measured runs (read by [`super::server`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

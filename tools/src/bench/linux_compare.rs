@@ -335,17 +335,15 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
             .iter()
             .map(|w| format!(" {w}"))
             .collect::<String>(),
-        // The vCPU count comes from the environment: say so.
+        // A vCPU count from the environment (not `--cpus`): say so.
         match crate::qemu::cpus_from_env() {
-            Ok(n) if n > 1 => format!("CLOISTER_CPUS={n} {}", opts.command),
+            Ok(n) if n > 1 && !opts.command.contains("--cpus") => {
+                format!("CLOISTER_CPUS={n} {}", opts.command)
+            }
             _ => opts.command.clone(),
         },
         opts.rounds,
-        if opts
-            .figures
-            .iter()
-            .any(|f| matches!(f, Figure::Redis | Figure::Nginx))
-        {
+        if opts.figures.iter().any(|f| f.is_server()) {
             if opts.settings.tap {
                 "- Server figures: each run gets a network namespace of its own with a TAP device (10.77.0.1/24); both guests get `-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0` (no vhost) with QEMU started in the namespace, the guest at 10.77.0.2/24, and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run in the namespace (`ip netns exec`).\n"
             } else {

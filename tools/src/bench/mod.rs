@@ -11,8 +11,8 @@
 //!   [`initramfs`]),
 //!   the Cloister side ([`cloister_guest`]), the host packages it needs
 //!   ([`host_deps`]), the figures ([`figures`],
-//!   [`parse`], [`data`]), the host-side clients of the server figures
-//!   ([`server`]), the statistics ([`compare`]) and the host CPU time the
+//!   [`parse`], [`data`]), the server figures' jobs ([`server_jobs`]) and
+//!   their host-side clients ([`server`]), the statistics ([`compare`]) and the host CPU time the
 //!   guests got ([`host_cpu`]).
 
 pub mod audited;
@@ -34,4 +34,5 @@ pub mod linux_kernel;
 pub mod linux_modules;
 pub mod parse;
 pub mod server;
+pub mod server_jobs;
 pub mod stats;

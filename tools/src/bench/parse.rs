@@ -178,6 +178,16 @@ pub fn redis_benchmark_csv(lines: &[String]) -> Result<Vec<RedisRate>> {
     Ok(out)
 }
 
+/// The number of field `name` in Redis's `INFO` output (`name:123`
+/// lines; `redis-cli` may leave a `\r`); `None` without it or with a
+/// value that is no number.
+pub fn redis_info_field(lines: &[String], name: &str) -> Option<f64> {
+    lines.iter().find_map(|l| {
+        let (key, value) = l.trim().split_once(':')?;
+        (key == name).then(|| value.trim().parse().ok())?
+    })
+}
+
 /// What `wrk` reports at the end of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WrkSummary {
@@ -331,6 +341,27 @@ AES-256-GCM      37048.29k   139475.74k   504535.73k  1410097.69k  3123399.26k  
         assert_eq!(sha256sum(&[format!("{h}  /bench/random.bin")]).unwrap(), h);
         assert!(sha256sum(&["sha256sum: /x: No such file".into()]).is_err());
         assert!(sha256sum(&[]).is_err());
+    }
+
+    #[test]
+    fn redis_info_fields_are_read_by_name() {
+        let lines: Vec<String> = [
+            "# Stats",
+            "total_connections_received:12\r",
+            "io_threaded_reads_processed:3456\r",
+            "io_threaded_writes_processed:x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            redis_info_field(&lines, "io_threaded_reads_processed"),
+            Some(3456.0)
+        );
+        assert_eq!(
+            redis_info_field(&lines, "io_threaded_writes_processed"),
+            None
+        );
+        assert_eq!(redis_info_field(&lines, "io_threaded"), None);
     }
 
     #[test]

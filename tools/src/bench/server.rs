@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::guest::{Guest, GuestRun, Job, qmp_socket};
+use super::host_cpu::{HostCpu, ThreadTimes};
 use crate::qemu::tap::{self, TapNet};
 
 /// Where the client reaches the server.
@@ -89,6 +90,9 @@ pub const EXIT_WAIT: Duration = Duration::from_secs(15);
 /// NMI before QEMU is stopped: Cloister then prints its network counters
 /// and exits (`kernel/src/exit.rs`); Linux logs the NMI and goes on.
 pub const NMI_WAIT: Duration = Duration::from_secs(5);
+/// The label of Redis's `INFO stats` output among a run's client output
+/// ([`Client::Redis`]'s `io_thread_stats`).
+pub const REDIS_STATS_LABEL: &str = "INFO stats";
 /// Between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -131,6 +135,9 @@ pub enum Client {
         host_port: u16,
         /// The runs, in order.
         runs: Vec<RedisBench>,
+        /// After the runs, also read Redis's `INFO stats` (the I/O
+        /// threads' counters), labelled [`REDIS_STATS_LABEL`].
+        io_thread_stats: bool,
     },
     /// `wrk` runs against an HTTP server.
     Wrk {
@@ -176,6 +183,23 @@ impl Client {
                     (r.label.clone(), c)
                 })
                 .collect(),
+        }
+    }
+
+    /// The command to run after the measured ones, with its label: Redis's
+    /// `INFO stats` where asked for.
+    fn after_runs(&self, at: &Endpoint) -> Option<(String, Command)> {
+        match self {
+            Self::Redis {
+                io_thread_stats: true,
+                ..
+            } => {
+                let mut c = at.command("redis-cli");
+                c.args(["-h", &at.host(), "-p", &at.port().to_string()])
+                    .args(["INFO", "stats"]);
+                Some((REDIS_STATS_LABEL.into(), c))
+            }
+            _ => None,
         }
     }
 
@@ -283,13 +307,17 @@ fn run_command(mut cmd: Command, limit: Duration) -> Result<Vec<String>> {
     }
 }
 
+/// What [`drive`] brings back: the client's output per command, and the
+/// QEMU process's host CPU over the measured commands with their wall time.
+type Driven = (Vec<(String, Vec<String>)>, Option<(HostCpu, Duration)>);
+
 /// Waits for the server, runs the client and stops the server.
 fn drive(
     client: &Client,
     at: &Endpoint,
     guest_done: &AtomicBool,
     limit: Duration,
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Driven> {
     let measured = (|| {
         let start = Instant::now();
         while !client.is_ready(at) {
@@ -309,10 +337,20 @@ fn drive(
             start.elapsed().as_secs_f64()
         );
         let mut out = Vec::new();
+        // QEMU's threads over the measured commands (host_cpu.rs): did the
+        // host give the guest its cores?
+        let before = (ThreadTimes::of_running_qemu(), Instant::now());
         for (label, cmd) in client.commands(at) {
             out.push((label, run_command(cmd, limit)?));
         }
-        Ok(out)
+        let host_cpu = match (before, ThreadTimes::of_running_qemu()) {
+            ((Some(start), t0), Some(end)) => end.since(&start).map(|spent| (spent, t0.elapsed())),
+            _ => None,
+        };
+        if let Some((label, cmd)) = client.after_runs(at) {
+            out.push((label, run_command(cmd, limit)?));
+        }
+        Ok((out, host_cpu))
     })();
     let wait = |limit: Duration| {
         let asked = Instant::now();
@@ -376,7 +414,7 @@ pub fn run_served(
             .join()
             .map_err(|_| anyhow!("the client thread panicked"))?;
         let mut run = run?;
-        run.client = measured.with_context(|| {
+        (run.client, run.client_host_cpu) = measured.with_context(|| {
             let tail = &run.output[run.output.len().saturating_sub(10)..];
             format!(
                 "{}: measuring {} failed; the server's last lines: {tail:?}",
@@ -403,6 +441,7 @@ mod tests {
                 pipeline: 16,
                 tests: "set,get".into(),
             }],
+            io_thread_stats: true,
         };
         let (label, cmd) = &redis.commands(&Endpoint::Forward(16379))[0];
         assert_eq!(label, "50 clients");
@@ -411,6 +450,10 @@ mod tests {
             args.join(" "),
             "-h 127.0.0.1 -p 16379 -q --csv -n 1000 -c 50 -P 16 -t set,get"
         );
+        let (label, cmd) = redis.after_runs(&Endpoint::Forward(16379)).unwrap();
+        assert_eq!(label, REDIS_STATS_LABEL);
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
+        assert_eq!(args.join(" "), "-h 127.0.0.1 -p 16379 INFO stats");
         let wrk = Client::Wrk {
             host_port: 18080,
             runs: vec![WrkRun {
@@ -443,7 +486,9 @@ mod tests {
         let client = Client::Redis {
             host_port: port,
             runs: vec![],
+            io_thread_stats: false,
         };
+        assert!(client.after_runs(&Endpoint::Forward(port)).is_none());
         assert!(client.is_ready(&Endpoint::Forward(port)));
         server.join().unwrap();
         // Nobody listens any more.
