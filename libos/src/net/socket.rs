@@ -99,6 +99,36 @@ pub struct Received {
     pub ancillary: super::ancillary::Ancillary,
 }
 
+/// `read` of `sock` into user memory at `addr` (`len` bytes), straight
+/// from its buffer: the [`FileLike::read_user`] of the sockets that copy
+/// user memory themselves (TCP, UDP). A 0-byte read is 0 at once and
+/// takes nothing, as Linux's `sock_read_iter`.
+pub(crate) fn read_user(
+    sock: &dyn Socket,
+    mem: &dyn crate::user::UserMemory,
+    addr: u64,
+    len: usize,
+) -> Result<usize> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let pieces = [(addr, len)];
+    let mut out = crate::uio::UserSink::new(mem, &pieces)?;
+    sock.recv_into(&mut out, false).map(|r| r.len)
+}
+
+/// `write` to `sock` from user memory, straight into its buffer (the
+/// [`FileLike::write_user`] of TCP and UDP).
+pub(crate) fn write_user(
+    sock: &dyn Socket,
+    mem: &dyn crate::user::UserMemory,
+    addr: u64,
+    len: usize,
+) -> Result<usize> {
+    let pieces = [(addr, len)];
+    sock.send_from(&mut crate::uio::UserSource::new(mem, &pieces)?, None, &[])
+}
+
 /// The socket operations. Every socket kind is a [`FileLike`] too
 /// (`read`/`write`/`poll`), reached through [`FileLike::as_socket`].
 pub trait Socket: Send + Sync {

@@ -38,7 +38,7 @@ use crate::fs::Metadata;
 use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
-use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
+use crate::uio::{Sink, SliceSink, SliceSource, Source};
 use crate::{return_errno, return_errno_with_message};
 use ring::{drain_receive_buffer, fill_send_buffer, peek_receive_buffer};
 
@@ -788,13 +788,7 @@ impl FileLike for TcpSocket {
     }
 
     fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
-        if len == 0 {
-            // Linux's `sock_read_iter`: 0 at once, nothing received.
-            return Ok(0);
-        }
-        let pieces = [(addr, len)];
-        let mut out = UserSink::new(mem, &pieces)?;
-        self.recv_into(&mut out, false).map(|r| r.len)
+        super::socket::read_user(self, mem, addr, len)
     }
 
     fn write_user(
@@ -803,8 +797,7 @@ impl FileLike for TcpSocket {
         addr: u64,
         len: usize,
     ) -> Result<usize> {
-        let pieces = [(addr, len)];
-        self.send_from(&mut UserSource::new(mem, &pieces)?, None, &[])
+        super::socket::write_user(self, mem, addr, len)
     }
 
     fn metadata(&self) -> Result<Metadata> {

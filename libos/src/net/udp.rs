@@ -42,7 +42,7 @@ use crate::fs::file::open_flags::{O_NONBLOCK, O_RDWR};
 use crate::ipc::events::{EventCounts, SpaceWait, wants_input, wants_output};
 use crate::ipc::next_anon_ino;
 use crate::return_errno;
-use crate::uio::{Sink, SliceSink, SliceSource, Source, UserSink, UserSource};
+use crate::uio::{Sink, SliceSink, SliceSource, Source};
 
 /// Receive and send buffer of a UDP socket, payload bytes each (Linux's
 /// default `rmem_default`).
@@ -471,13 +471,7 @@ impl FileLike for UdpSocket {
     }
 
     fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
-        if len == 0 {
-            // Linux's `sock_read_iter`: 0 at once, nothing received.
-            return Ok(0);
-        }
-        let pieces = [(addr, len)];
-        let mut out = UserSink::new(mem, &pieces)?;
-        self.recv_into(&mut out, false).map(|r| r.len)
+        super::socket::read_user(self, mem, addr, len)
     }
 
     fn write_user(
@@ -486,8 +480,7 @@ impl FileLike for UdpSocket {
         addr: u64,
         len: usize,
     ) -> Result<usize> {
-        let pieces = [(addr, len)];
-        self.send_from(&mut UserSource::new(mem, &pieces)?, None, &[])
+        super::socket::write_user(self, mem, addr, len)
     }
 
     fn metadata(&self) -> Result<Metadata> {
