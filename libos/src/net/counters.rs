@@ -18,10 +18,9 @@
 //! includes a first transmission.
 
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
-
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
 /// Connections [`RetransmitDetector`] remembers at once.
 pub const MAX_FLOWS: usize = 4096;
@@ -107,8 +106,68 @@ impl fmt::Display for CountersSnapshot {
 }
 
 /// A connection as seen in sent segments: source then destination
-/// (IPv4 address, port).
-type Flow = ([u8; 4], u16, [u8; 4], u16);
+/// (IPv4 address, port), packed into one integer (a cheap key: the
+/// detector looks at every frame sent).
+type Flow = u128;
+
+/// What [`RetransmitDetector`] needs of a sent IPv4/TCP segment.
+#[derive(Debug, Clone, Copy)]
+struct TcpHead {
+    flow: Flow,
+    seq: u32,
+    payload: usize,
+    syn: bool,
+    fin: bool,
+}
+
+/// Reads a big-endian `u16` at `at` (the caller checked the length).
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The TCP header of an Ethernet/IPv4 frame, read at the fixed offsets of
+/// RFC 791/793 with the same length checks as smoltcp's `new_checked`
+/// (header lengths within the packet, the IPv4 total length within the
+/// frame); `None` for anything else. Hand-written because it runs on
+/// every sent frame and smoltcp's three checked wrappers cost several
+/// times as much.
+fn tcp_head(frame: &[u8]) -> Option<TcpHead> {
+    const ETH: usize = 14;
+    if frame.len() < ETH + 20 || be16(frame, 12) != 0x0800 {
+        return None;
+    }
+    let ip = &frame[ETH..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(be16(ip, 2));
+    if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || total > ip.len() || ip[9] != 6 {
+        return None;
+    }
+    let tcp = &ip[ihl..total];
+    if tcp.len() < 20 {
+        return None;
+    }
+    let doff = usize::from(tcp[12] >> 4) * 4;
+    if doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let addr = |at: usize| {
+        u128::from(u32::from_be_bytes([
+            ip[at],
+            ip[at + 1],
+            ip[at + 2],
+            ip[at + 3],
+        ]))
+    };
+    let flow =
+        addr(12) << 64 | u128::from(be16(tcp, 0)) << 48 | addr(16) << 16 | u128::from(be16(tcp, 2));
+    Some(TcpHead {
+        flow,
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        payload: tcp.len() - doff,
+        syn: tcp[13] & 0x02 != 0,
+        fin: tcp[13] & 0x01 != 0,
+    })
+}
 
 /// What the detector remembers of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -155,62 +214,38 @@ impl RetransmitDetector {
 
     /// What one sent Ethernet frame is (see [`Segment`]).
     pub fn classify(&mut self, frame: &[u8]) -> Segment {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        let Some(head) = tcp_head(frame) else {
             return Segment::Other;
         };
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return Segment::Other;
-        }
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            return Segment::Other;
-        };
-        if ip.next_header() != IpProtocol::Tcp {
-            return Segment::Other;
-        }
-        let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-            return Segment::Other;
-        };
-        let payload = tcp.payload().len();
-        let seg_len = payload + usize::from(tcp.syn()) + usize::from(tcp.fin());
+        let seg_len = head.payload + usize::from(head.syn) + usize::from(head.fin);
         if seg_len == 0 {
             // A bare ACK (or RST) takes no sequence space.
             return Segment::Other;
         }
-        let seq = tcp.seq_number().0 as u32;
+        let seq = head.seq;
         let end = seq.wrapping_add(seg_len as u32);
-        let flow = (
-            ip.src_addr().octets(),
-            tcp.src_port(),
-            ip.dst_addr().octets(),
-            tcp.dst_port(),
-        );
-        let known = self.flows.get(&flow).copied();
-        let fresh = match known {
-            None => true,
-            // A SYN other than the connection's last: a new connection.
-            Some(s) => tcp.syn() && s.syn != Some(seq),
-        };
-        if fresh {
-            if self.flows.len() >= MAX_FLOWS && known.is_none() {
-                self.flows.clear();
-            }
-            self.flows.insert(
-                flow,
-                Sent {
-                    end,
-                    syn: tcp.syn().then_some(seq),
-                },
-            );
-            return Segment::New;
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&head.flow) {
+            self.flows.clear();
         }
-        let Some(mut sent) = known else {
-            return Segment::New;
+        let fresh = Sent {
+            end,
+            syn: head.syn.then_some(seq),
         };
-        if seq_after(end, sent.end) {
-            sent.end = end;
-            self.flows.insert(flow, sent);
+        let sent = match self.flows.entry(head.flow) {
+            Entry::Vacant(v) => {
+                v.insert(fresh);
+                return Segment::New;
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
+        if head.syn && sent.syn != Some(seq) {
+            // A SYN other than the connection's last: a new connection.
+            *sent = fresh;
             Segment::New
-        } else if payload == 1 && !tcp.syn() && !tcp.fin() && end == sent.end {
+        } else if seq_after(end, sent.end) {
+            sent.end = end;
+            Segment::New
+        } else if head.payload == 1 && !head.syn && !head.fin && end == sent.end {
             // One byte just below the next sequence number: a keep-alive
             // probe (smoltcp sends one as soon as SO_KEEPALIVE is set).
             Segment::KeepAlive
@@ -230,8 +265,8 @@ mod tests {
     use super::*;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
-        EthernetAddress, EthernetRepr, IpAddress, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr,
-        TcpSeqNumber,
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+        Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
     };
 
     /// An Ethernet/IPv4/TCP frame from 10.0.2.15:`sport` to 10.0.2.2:80.
@@ -328,6 +363,52 @@ mod tests {
         let seg = segment(1, 1, TcpControl::None, b"x");
         assert!(!d.is_retransmit(&seg[..40]));
         assert!(!d.is_retransmit(&seg[..40]));
+    }
+
+    /// The hand-written header reader agrees with smoltcp's parsers,
+    /// TCP options and IPv4 options included.
+    #[test]
+    fn the_header_reader_agrees_with_smoltcp() {
+        let mut frames = alloc::vec![
+            segment(7, 42, TcpControl::Syn, &[]),
+            segment(8, 9, TcpControl::Fin, b"abc")
+        ];
+        // TCP options (a 32-byte header): smoltcp emits MSS and a timestamp.
+        let mut with_options = segment(9, 1000, TcpControl::None, b"payload");
+        {
+            let eth = EthernetFrame::new_checked(&with_options[..]).unwrap();
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            let ihl = usize::from(ip.header_len());
+            let tcp_at = 14 + ihl;
+            // Make room for 12 bytes of NOP options inside the TCP header.
+            with_options.splice(tcp_at + 20..tcp_at + 20, [1u8; 12]);
+            with_options[tcp_at + 12] = 8 << 4;
+            let total = (with_options.len() - 14) as u16;
+            with_options[16..18].copy_from_slice(&total.to_be_bytes());
+        }
+        frames.push(with_options.clone());
+        // IPv4 options: one 4-byte NOP/EOL word (IHL 6).
+        let mut ip_options = with_options;
+        ip_options.splice(34..34, [1u8, 1, 1, 0]);
+        ip_options[14] = 0x46;
+        let total = (ip_options.len() - 14) as u16;
+        ip_options[16..18].copy_from_slice(&total.to_be_bytes());
+        frames.push(ip_options);
+        for f in &frames {
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            assert_eq!(eth.ethertype(), EthernetProtocol::Ipv4);
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert_eq!(ip.next_header(), IpProtocol::Tcp);
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            let head = tcp_head(f).expect("a TCP segment");
+            assert_eq!(head.seq, tcp.seq_number().0 as u32);
+            assert_eq!(head.payload, tcp.payload().len());
+            assert_eq!((head.syn, head.fin), (tcp.syn(), tcp.fin()));
+            assert_eq!(head.flow & 0xffff, u128::from(tcp.dst_port()));
+            assert_eq!((head.flow >> 48) & 0xffff, u128::from(tcp.src_port()));
+        }
+        assert_eq!(tcp_head(&frames[2]).unwrap().payload, 7);
+        assert_eq!(tcp_head(&frames[3]).unwrap().payload, 7);
     }
 
     #[test]
