@@ -88,19 +88,19 @@ impl Arrivals {
 /// The connection of a received frame, if it is a TCP segment over IPv4
 /// or IPv6 (without extension headers) that can make a socket readable.
 pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
-    let (flow, readable) = segment_of(frame, medium)?;
+    let (flow, readable, _) = segment_of(frame, medium)?;
     readable.then_some(flow)
 }
 
 /// The connection of a TCP segment over IPv4 or IPv6 (without extension
 /// headers), whatever it carries.
 pub(crate) fn tcp_flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
-    segment_of(frame, medium).map(|(flow, _)| flow)
+    segment_of(frame, medium).map(|(flow, _, _)| flow)
 }
 
-/// The connection of a TCP segment, and whether it can make a socket
-/// readable.
-fn segment_of(frame: &[u8], medium: Medium) -> Option<(Flow, bool)> {
+/// The connection of a TCP segment, whether it can make a socket
+/// readable, and whether it asks for a connection (a SYN without ACK).
+fn segment_of(frame: &[u8], medium: Medium) -> Option<(Flow, bool, bool)> {
     let (ip, version) = match medium {
         // Ethernet II with EtherType IPv4 or IPv6.
         Medium::Ethernet => match frame.get(12..14)? {
@@ -145,7 +145,7 @@ fn segment_of(frame: &[u8], medium: Medium) -> Option<(Flow, bool)> {
     let port = |at: usize| Some(u16::from_be_bytes([*tcp.get(at)?, *tcp.get(at + 1)?]));
     let src = SocketAddr::new(src, port(0)?);
     let dst = SocketAddr::new(dst, port(2)?);
-    Some(((dst, src), readable))
+    Some(((dst, src), readable, syn_ack == 0x02))
 }
 
 /// A device whose received TCP segments are noted (see the module docs).
@@ -154,6 +154,11 @@ pub(crate) struct Observed<D> {
     pub(crate) inner: D,
     /// Connections of the frames received since the stack last looked.
     pub(crate) flows: Vec<Flow>,
+    /// Whether a frame that may ask for a connection (a SYN without ACK,
+    /// or anything not read as TCP) arrived since the stack last looked:
+    /// only such a frame takes a listening socket out of `Listen`, so only
+    /// then may a listener's pool need topping up.
+    requests: bool,
 }
 
 impl<D> Observed<D> {
@@ -161,7 +166,13 @@ impl<D> Observed<D> {
         Self {
             inner,
             flows: Vec::new(),
+            requests: false,
         }
+    }
+
+    /// Whether a connection request may have arrived since the last call.
+    pub(crate) fn take_requests(&mut self) -> bool {
+        core::mem::take(&mut self.requests)
     }
 }
 
@@ -170,14 +181,21 @@ pub(crate) struct ObservedRx<'a, T> {
     inner: T,
     medium: Medium,
     flows: &'a mut Vec<Flow>,
+    requests: &'a mut bool,
 }
 
 impl<T: phy::RxToken> phy::RxToken for ObservedRx<'_, T> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let (medium, flows) = (self.medium, self.flows);
+        let (medium, flows, requests) = (self.medium, self.flows, self.requests);
         self.inner.consume(|frame| {
-            if let Some(flow) = flow_of(frame, medium) {
-                flows.push(flow);
+            match segment_of(frame, medium) {
+                Some((flow, readable, request)) => {
+                    if readable {
+                        flows.push(flow);
+                    }
+                    *requests |= request;
+                }
+                None => *requests = true,
             }
             f(frame)
         })
@@ -206,6 +224,7 @@ impl<D: Device> Device for Observed<D> {
                 inner: rx,
                 medium,
                 flows: &mut self.flows,
+                requests: &mut self.requests,
             },
             tx,
         ))

@@ -246,6 +246,8 @@ impl Inner {
         self.closing.push((id, h));
     }
 
+    /// Tops up every listener's pool: after a connection request (a SYN)
+    /// was taken in, the only event that uses up a listening socket.
     fn refill_all(&mut self) {
         let ids: Vec<u64> = self.listeners.keys().copied().collect();
         for id in ids {
@@ -267,11 +269,13 @@ impl Inner {
                 ext.phy.inner.flush();
                 ingress(ext, now)
             }) {
+                let mut requests = false;
                 if let Some(ext) = self.ext.as_mut() {
                     self.arrivals.record(&mut ext.phy.flows);
+                    requests = ext.phy.take_requests();
                 }
                 changed = true;
-                if result == PollIngressSingleResult::SocketStateChanged {
+                if requests && result == PollIngressSingleResult::SocketStateChanged {
                     self.refill_all();
                 }
             }
@@ -310,8 +314,9 @@ impl Inner {
                     _ => &mut self.lo,
                 };
                 self.arrivals.record(&mut lo.phy.flows);
+                let requests = lo.phy.take_requests();
                 changed = true;
-                if result == PollIngressSingleResult::SocketStateChanged {
+                if requests && result == PollIngressSingleResult::SocketStateChanged {
                     self.refill_all();
                 }
             }
