@@ -87,6 +87,7 @@ impl Arrivals {
 
 /// The connection of a received frame, if it is a TCP segment over IPv4
 /// or IPv6 (without extension headers) that can make a socket readable.
+#[cfg(test)]
 pub(crate) fn flow_of(frame: &[u8], medium: Medium) -> Option<Flow> {
     let (flow, readable, _) = segment_of(frame, medium)?;
     readable.then_some(flow)
@@ -310,6 +311,11 @@ mod tests {
         assert_eq!(flow_of(&segment(0x11, b""), Medium::Ip), Some(flow()));
         assert_eq!(flow_of(&segment(0x04, b""), Medium::Ip), Some(flow()));
         assert_eq!(flow_of(&segment(0x10, b""), Medium::Ip), None);
+        // Only a SYN without ACK asks for a connection (listeners refill).
+        let request = |flags| segment_of(&segment(flags, b""), Medium::Ip).map(|s| s.2);
+        assert_eq!(request(0x02), Some(true));
+        assert_eq!(request(0x12), Some(false));
+        assert_eq!(request(0x10), Some(false));
         assert_eq!(flow_of(&segment(0x12, b""), Medium::Ip), None, "SYN-ACK");
         let mut eth = alloc::vec![0u8; 14];
         eth[12..14].copy_from_slice(&[0x08, 0x00]);
