@@ -12,6 +12,9 @@
 //! - [`port`]: bound ports, ephemeral ports, `EADDRINUSE`.
 //! - [`inet`]: `AF_INET` and `AF_INET6` (dual stack, v4-mapped
 //!   addresses, `IPPROTO_IPV6` options) for the TCP and UDP sockets.
+//! - `datagram`: what the UDP ([`udp`]) and UDP-Lite sockets share: their
+//!   addresses, shutdowns, send checks and the options of the levels both
+//!   answer.
 //! - [`udplite`]: [`UdpLiteSocket`], UDP-Lite (`IPPROTO_UDPLITE`) inside
 //!   the guest, over the LibOS's own transport ([`udplite_table`]: its
 //!   port space and the receive queues), as smoltcp has no UDP-Lite.
@@ -34,6 +37,7 @@ pub mod ancillary;
 mod arrivals;
 pub mod config;
 pub mod counters;
+mod datagram;
 pub mod device;
 pub mod inet;
 mod loopback;

@@ -27,12 +27,13 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use spin::Mutex;
 
 use super::addr::SockAddr;
-use super::ancillary::{Ancillary, Cmsg, Marks, SendControl};
+use super::ancillary::{Ancillary, Cmsg, Marks};
+use super::datagram::{DatagramState, received_ancillary};
 use super::inet::{self, Inet};
 use super::port::Proto;
 use super::socket::{
-    CommonOptions, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET,
-    Shutdown, Socket, int_value, merge_nonblock, socket_ioctl, socket_metadata,
+    IPPROTO_IPV6, IPPROTO_UDP, Received, Shutdown, Socket, merge_nonblock, socket_ioctl,
+    socket_metadata,
 };
 use super::stack::{IfaceId, NetStack};
 use crate::error::{Errno, Result};
@@ -44,27 +45,17 @@ use crate::ipc::next_anon_ino;
 use crate::return_errno;
 use crate::uio::{Sink, SliceSink, SliceSource, Source};
 
-/// Receive and send buffer of a UDP socket, payload bytes each (Linux's
-/// default `rmem_default`).
-pub const UDP_BUFFER_BYTES: usize = 212_992;
+pub use super::datagram::{UDP_BUFFER_BYTES, UDP_MAX_PAYLOAD};
+
 /// Datagrams each buffer holds at most.
 const UDP_BUFFER_PACKETS: usize = 256;
-/// Largest UDP payload over IPv4.
-pub const UDP_MAX_PAYLOAD: usize = 65_507;
 
 #[derive(Debug)]
 struct UdpState {
-    local: Option<SocketAddr>,
-    lease: Option<(u16, u64)>,
-    peer: Option<SocketAddr>,
-    /// The source address `connect` chose for a socket bound to a
-    /// wildcard (what `getsockname` then shows, as Linux).
-    source: Option<core::net::IpAddr>,
-    inet: Inet,
+    /// What UDP-Lite keeps too.
+    dgram: DatagramState,
+    /// One smoltcp socket per interface the bound address reaches.
     handles: Vec<(IfaceId, SocketHandle)>,
-    common: CommonOptions,
-    shut_rd: bool,
-    shut_wr: bool,
 }
 
 /// An `AF_INET` or `AF_INET6` datagram socket.
@@ -117,15 +108,8 @@ impl UdpSocket {
         Self {
             stack,
             state: Mutex::new(UdpState {
-                local: None,
-                lease: None,
-                peer: None,
-                source: None,
-                inet,
+                dgram: DatagramState::new(inet),
                 handles: Vec::new(),
-                common: CommonOptions::new((UDP_BUFFER_BYTES, UDP_BUFFER_BYTES)),
-                shut_rd: false,
-                shut_wr: false,
             }),
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
@@ -145,13 +129,13 @@ impl UdpSocket {
     /// Binds `addr` (port 0: ephemeral; `dual`: `::` taking IPv4 too)
     /// with the state locked; the caller checked the address is local.
     fn bind_locked(&self, st: &mut UdpState, addr: SocketAddr, dual: bool) -> Result<()> {
-        if st.local.is_some() {
+        if st.dgram.local.is_some() {
             return_errno!(Errno::EINVAL);
         }
         let ip = addr.ip();
         let ifaces = inet::ifaces(ip, dual, self.stack.has_device());
-        let (reuse, bytes) = (st.common.reuse_port, st.common.buffers);
-        let hops = st.inet.hop_limit();
+        let (reuse, bytes) = (st.dgram.common.reuse_port, st.dgram.common.buffers);
+        let hops = st.dgram.inet.hop_limit();
         let (port, handles, lease) = self.stack.with(|inner| -> Result<_> {
             let (port, owner) =
                 inner
@@ -181,16 +165,15 @@ impl UdpSocket {
             }
             Ok((port, handles, (port, owner)))
         })?;
-        st.local = Some(SocketAddr::new(ip, port));
+        st.dgram.local = Some(SocketAddr::new(ip, port));
         st.handles = handles;
-        st.lease = Some(lease);
+        st.dgram.lease = Some(lease);
         Ok(())
     }
 
     fn ensure_bound(&self, st: &mut UdpState) -> Result<()> {
-        if st.local.is_none() {
-            let dual = st.inet.v6 && !st.inet.v6only;
-            self.bind_locked(st, st.inet.unspecified(), dual)?;
+        if let Some((any, dual)) = st.dgram.implicit_bind() {
+            self.bind_locked(st, any, dual)?;
         }
         Ok(())
     }
@@ -201,27 +184,23 @@ impl UdpSocket {
     }
 }
 
-/// The control messages an IPv6 datagram from `from` gets on a socket
-/// with `inet`'s options. Its marks come from the loopback device; a
-/// datagram that came another way (none: the card has no IPv6 address)
-/// would report the defaults. IPv4 datagrams get none of these (Linux
-/// gives them `IP_TTL`/`IP_TOS` instead, which are not supported).
+/// The control messages a datagram from `from` gets on a socket with
+/// `inet`'s options ([`received_ancillary`]). An IPv6 datagram's marks
+/// come from the loopback device; one that came another way (none: the
+/// card has no IPv6 address) would report the defaults.
 fn received(inet: &Inet, from: SocketAddr, meta: PacketMeta) -> Ancillary {
-    if from.is_ipv4() {
-        return Ancillary::default();
-    }
     let marks = Marks::from_meta(meta).unwrap_or(Marks {
         hop_limit: inet::DEFAULT_HOP_LIMIT,
         tclass: 0,
     });
-    inet.rfc3542.received(marks)
+    received_ancillary(inet, from, Some(marks))
 }
 
 impl Drop for UdpSocket {
     fn drop(&mut self) {
         let st = self.state.get_mut();
         let handles = core::mem::take(&mut st.handles);
-        let lease = st.lease.take();
+        let lease = st.dgram.lease.take();
         self.stack.with_lock(|inner| {
             for (i, h) in handles {
                 inner.sockets(i).remove(h);
@@ -236,22 +215,21 @@ impl Drop for UdpSocket {
 impl Socket for UdpSocket {
     fn bind(&self, addr: &SockAddr) -> Result<()> {
         let mut st = self.state.lock();
-        let (addr, dual) = st.inet.local(addr, self.ext_addr())?;
+        let (addr, dual) = st.dgram.inet.local(addr, self.ext_addr())?;
         self.bind_locked(&mut st, addr, dual)
     }
 
     fn connect(&self, addr: &SockAddr) -> Result<()> {
         let mut st = self.state.lock();
         if *addr == SockAddr::Unspec {
-            st.peer = None;
-            st.source = None;
+            st.dgram.disconnect();
             return Ok(());
         }
-        let peer = st.inet.peer(addr, true)?;
+        let peer = st.dgram.inet.peer(addr, true)?;
         let (iface, ip) = inet::route(peer.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
-        st.peer = Some(SocketAddr::new(ip, peer.port()));
-        st.source = Some(inet::source(iface, ip, self.ext_addr()));
+        st.dgram.peer = Some(SocketAddr::new(ip, peer.port()));
+        st.dgram.source = Some(inet::source(iface, ip, self.ext_addr()));
         Ok(())
     }
 
@@ -259,8 +237,8 @@ impl Socket for UdpSocket {
         self.send_control(buf, to, &[])
     }
 
-    /// IPv6 control messages are read for IPv6 destinations only: Linux
-    /// sends to a v4-mapped address as IPv4, which has none of these.
+    /// IPv6 control messages are read for IPv6 destinations only
+    /// (`datagram::DatagramState::destination`).
     fn send_control(&self, buf: &[u8], to: Option<&SockAddr>, control: &[Cmsg]) -> Result<usize> {
         self.send_from(&mut SliceSource::new(buf), to, control)
     }
@@ -279,28 +257,12 @@ impl Socket for UdpSocket {
     ) -> Result<usize> {
         let len = src.left();
         let mut st = self.state.lock();
-        if st.shut_wr {
-            return_errno!(Errno::EPIPE);
-        }
-        let dest = match to {
-            Some(a) => st.inet.peer(a, true)?,
-            None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
-        };
-        if len > UDP_MAX_PAYLOAD {
-            return_errno!(Errno::EMSGSIZE);
-        }
-        if dest.port() == 0 {
-            return_errno!(Errno::EINVAL);
-        }
-        let marks = match dest.ip() {
-            IpAddr::V6(_) => Some(st.inet.send_marks(SendControl::parse(control)?)),
-            IpAddr::V4(_) => None,
-        };
+        let (dest, marks) = st.dgram.destination(to, len, control)?;
         let (iface, dest_ip) = inet::route(dest.ip(), self.ext_addr())?;
         self.ensure_bound(&mut st)?;
         // Before the stack is locked: lazy pages come in here.
         src.check()?;
-        let port = st.local.map_or(0, |l| l.port());
+        let port = st.dgram.local.map_or(0, |l| l.port());
         let handles = st.handles.clone();
         self.stack.with(|inner| {
             let Some(&(i, h)) = handles.iter().find(|(i, _)| *i == iface) else {
@@ -340,15 +302,10 @@ impl Socket for UdpSocket {
     /// peeked, is gone, as on Linux (`udp_recvmsg` drops it).
     fn recv_into(&self, out: &mut dyn Sink, peek: bool) -> Result<Received> {
         let st = self.state.lock();
-        if st.shut_rd {
-            return Ok(Received {
-                len: 0,
-                full_len: 0,
-                from: None,
-                ancillary: Default::default(),
-            });
+        if let Some(eof) = st.dgram.read_shut() {
+            return Ok(eof);
         }
-        let (handles, peer, inet) = (st.handles.clone(), st.peer, st.inet);
+        let (handles, peer, inet) = (st.handles.clone(), st.dgram.peer, st.dgram.inet);
         self.stack.polled(|inner| {
             for &(i, h) in &handles {
                 let s = inner.sockets(i).get_mut::<udp::Socket>(h);
@@ -389,71 +346,39 @@ impl Socket for UdpSocket {
 
     fn shutdown(&self, how: Shutdown) -> Result<()> {
         let mut st = self.state.lock();
-        if st.peer.is_none() {
-            return_errno!(Errno::ENOTCONN);
-        }
-        st.shut_rd |= how.read;
-        st.shut_wr |= how.write;
+        st.dgram.shutdown(how)?;
         self.events.all();
         Ok(())
     }
 
     fn local_addr(&self) -> Result<SockAddr> {
-        let st = self.state.lock();
-        let mut local = st.local.unwrap_or(st.inet.unspecified());
-        if let Some(ip) = st.source.filter(|_| local.ip().is_unspecified()) {
-            local.set_ip(ip);
-        }
-        Ok(st.inet.user(local))
+        Ok(self.state.lock().dgram.local_addr())
     }
 
     fn peer_addr(&self) -> Result<SockAddr> {
-        let st = self.state.lock();
-        match st.peer {
-            Some(p) => Ok(st.inet.user(p)),
-            None => return_errno!(Errno::ENOTCONN),
-        }
+        self.state.lock().dgram.peer_addr()
     }
 
     fn set_option(&self, level: i32, name: i32, value: &[u8]) -> Result<()> {
         let mut st = self.state.lock();
-        match level {
-            SOL_SOCKET => st.common.set(name, value),
-            IPPROTO_IP => match name {
-                // IP_TOS, IP_TTL, IP_PKTINFO, IP_RECVERR, IP_MTU_DISCOVER:
-                // accepted, not applied.
-                1 | 2 | 8 | 10 | 11 => int_value(value).map(|_| ()),
-                _ => return_errno!(Errno::ENOPROTOOPT),
-            },
-            // ENOPROTOOPT on an AF_INET socket.
-            IPPROTO_IPV6 => {
-                let bound = st.local.is_some();
-                st.inet.set_datagram_option(name, value, bound)?;
-                let (hops, handles) = (st.inet.hop_limit(), st.handles.clone());
-                self.stack.with_lock(|inner| {
-                    for (i, h) in handles {
-                        inner
-                            .sockets(i)
-                            .get_mut::<udp::Socket>(h)
-                            .set_hop_limit(hops);
-                    }
-                });
-                Ok(())
-            }
-            _ => return_errno!(Errno::ENOPROTOOPT),
+        st.dgram.set_option(level, name, value)?;
+        if level == IPPROTO_IPV6 {
+            // The hop limit may have changed: the smoltcp sockets send with it.
+            let (hops, handles) = (st.dgram.inet.hop_limit(), st.handles.clone());
+            self.stack.with_lock(|inner| {
+                for (i, h) in handles {
+                    inner
+                        .sockets(i)
+                        .get_mut::<udp::Socket>(h)
+                        .set_hop_limit(hops);
+                }
+            });
         }
+        Ok(())
     }
 
     fn get_option(&self, level: i32, name: i32) -> Result<Vec<u8>> {
-        match level {
-            SOL_SOCKET => {
-                let st = self.state.lock();
-                st.common
-                    .get(name, (st.inet.domain(), SOCK_DGRAM, IPPROTO_UDP))
-            }
-            IPPROTO_IPV6 => self.state.lock().inet.get_datagram_option(name),
-            _ => return_errno!(Errno::ENOPROTOOPT),
-        }
+        self.state.lock().dgram.get_option(level, name, IPPROTO_UDP)
     }
 }
 
@@ -501,7 +426,7 @@ impl FileLike for UdpSocket {
             (r, w)
         });
         let mut ev = PollEvents::empty();
-        if readable || st.shut_rd {
+        if readable || st.dgram.shut_rd {
             ev |= PollEvents::IN | PollEvents::RDNORM;
         }
         if writable {

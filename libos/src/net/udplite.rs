@@ -4,29 +4,31 @@
 //! smoltcp has no UDP-Lite, so the transport lives in the LibOS
 //! ([`super::udplite_table`]): it reaches the sockets of this guest only —
 //! 127.0.0.0/8, `::1` and the card's own address; any other destination is
-//! `ENETUNREACH`. Otherwise it behaves as [`super::UdpSocket`]: the same
-//! address rules ([`Inet`], dual stack), an ephemeral port at the first
+//! `ENETUNREACH`. Otherwise it behaves as [`super::UdpSocket`], sharing
+//! its rules through `datagram::DatagramState`: the same address rules
+//! ([`Inet`], dual stack), an ephemeral port at the first
 //! `sendto`/`connect`, `connect` setting the default destination and
-//! filtering what is received, `SOL_SOCKET` and `IPPROTO_IPV6` options.
+//! filtering what is received, `SOL_SOCKET`, `IPPROTO_IP` and
+//! `IPPROTO_IPV6` options.
 //! Its own options are the checksum coverages, `UDPLITE_SEND_CSCOV` and
 //! `UDPLITE_RECV_CSCOV` at level `SOL_UDPLITE` (or `SOL_UDP`, as Linux).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{Ipv4Addr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 
 use super::addr::SockAddr;
-use super::ancillary::{Cmsg, SendControl};
+use super::ancillary::Cmsg;
+use super::datagram::{DatagramState, UDP_BUFFER_BYTES, received_ancillary};
 use super::inet::{self, Inet};
 use super::socket::{
-    CommonOptions, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, Received, SOCK_DGRAM, SOL_SOCKET,
-    Shutdown, Socket, int_bytes, int_value, merge_nonblock, socket_ioctl, socket_metadata,
+    IPPROTO_UDP, Received, SOL_SOCKET, Shutdown, Socket, int_bytes, int_value, merge_nonblock,
+    socket_ioctl, socket_metadata,
 };
 use super::stack::{IfaceId, NetStack};
-use super::udp::{UDP_BUFFER_BYTES, UDP_MAX_PAYLOAD};
 use super::udplite_table::{Coverage, Datagram, Endpoint, UdpLiteTable};
 use crate::error::{Errno, Result};
 use crate::fd::{FileLike, IoctlReply, PollEvents};
@@ -42,19 +44,6 @@ pub const UDPLITE_SEND_CSCOV: i32 = 10;
 /// `UDPLITE_RECV_CSCOV`
 pub const UDPLITE_RECV_CSCOV: i32 = 11;
 
-#[derive(Debug)]
-struct LiteState {
-    local: Option<SocketAddr>,
-    lease: Option<(u16, u64)>,
-    peer: Option<SocketAddr>,
-    /// The source address `connect` chose for a socket bound to a wildcard.
-    source: Option<core::net::IpAddr>,
-    inet: Inet,
-    common: CommonOptions,
-    shut_rd: bool,
-    shut_wr: bool,
-}
-
 /// An `AF_INET` or `AF_INET6` UDP-Lite socket.
 #[derive(Debug)]
 pub struct UdpLiteSocket {
@@ -62,7 +51,7 @@ pub struct UdpLiteSocket {
     /// The card's address, if there is a card.
     ext: Option<Ipv4Addr>,
     endpoint: Arc<Endpoint>,
-    state: Mutex<LiteState>,
+    state: Mutex<DatagramState>,
     flags: AtomicU32,
     ino: u64,
 }
@@ -75,22 +64,13 @@ impl UdpLiteSocket {
             table: stack.udplite.clone(),
             ext: stack.has_device().then(|| stack.config().addr),
             endpoint: Arc::new(Endpoint::new(UDP_BUFFER_BYTES)),
-            state: Mutex::new(LiteState {
-                local: None,
-                lease: None,
-                peer: None,
-                source: None,
-                inet,
-                common: CommonOptions::new((UDP_BUFFER_BYTES, UDP_BUFFER_BYTES)),
-                shut_rd: false,
-                shut_wr: false,
-            }),
+            state: Mutex::new(DatagramState::new(inet)),
             flags: AtomicU32::new(O_RDWR | (flags & O_NONBLOCK)),
             ino: next_anon_ino(),
         }
     }
 
-    fn bind_locked(&self, st: &mut LiteState, addr: SocketAddr, dual: bool) -> Result<()> {
+    fn bind_locked(&self, st: &mut DatagramState, addr: SocketAddr, dual: bool) -> Result<()> {
         if st.local.is_some() {
             return_errno!(Errno::EINVAL);
         }
@@ -106,10 +86,9 @@ impl UdpLiteSocket {
         Ok(())
     }
 
-    fn ensure_bound(&self, st: &mut LiteState) -> Result<()> {
-        if st.local.is_none() {
-            let dual = st.inet.v6 && !st.inet.v6only;
-            self.bind_locked(st, st.inet.unspecified(), dual)?;
+    fn ensure_bound(&self, st: &mut DatagramState) -> Result<()> {
+        if let Some((any, dual)) = st.implicit_bind() {
+            self.bind_locked(st, any, dual)?;
         }
         Ok(())
     }
@@ -126,7 +105,7 @@ impl UdpLiteSocket {
     /// Where a datagram to `dest` goes and the source address it carries:
     /// `ENETUNREACH` outside the guest or for a family the bound address
     /// cannot send from.
-    fn route(&self, st: &LiteState, dest: SocketAddr) -> Result<(SocketAddr, SocketAddr)> {
+    fn route(&self, st: &DatagramState, dest: SocketAddr) -> Result<(SocketAddr, SocketAddr)> {
         let (iface, ip) = inet::route(dest.ip(), self.ext)?;
         if iface == IfaceId::External {
             return_errno!(Errno::ENETUNREACH);
@@ -165,8 +144,7 @@ impl Socket for UdpLiteSocket {
     fn connect(&self, addr: &SockAddr) -> Result<()> {
         let mut st = self.state.lock();
         if *addr == SockAddr::Unspec {
-            st.peer = None;
-            st.source = None;
+            st.disconnect();
             self.endpoint.set_peer(None);
             return Ok(());
         }
@@ -184,26 +162,11 @@ impl Socket for UdpLiteSocket {
         self.send_control(buf, to, &[])
     }
 
-    /// IPv6 control messages are read for IPv6 destinations only (as UDP).
+    /// IPv6 control messages are read for IPv6 destinations only (as UDP,
+    /// `datagram::DatagramState::destination`).
     fn send_control(&self, buf: &[u8], to: Option<&SockAddr>, control: &[Cmsg]) -> Result<usize> {
         let mut st = self.state.lock();
-        if st.shut_wr {
-            return_errno!(Errno::EPIPE);
-        }
-        let dest = match to {
-            Some(a) => st.inet.peer(a, true)?,
-            None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
-        };
-        if buf.len() > UDP_MAX_PAYLOAD {
-            return_errno!(Errno::EMSGSIZE);
-        }
-        if dest.port() == 0 {
-            return_errno!(Errno::EINVAL);
-        }
-        let marks = match dest.ip() {
-            IpAddr::V6(_) => Some(st.inet.send_marks(SendControl::parse(control)?)),
-            IpAddr::V4(_) => None,
-        };
+        let (dest, marks) = st.destination(to, buf.len(), control)?;
         self.reachable(dest)?;
         self.ensure_bound(&mut st)?;
         let (to, from) = self.route(&st, dest)?;
@@ -224,13 +187,8 @@ impl Socket for UdpLiteSocket {
 
     fn recv(&self, buf: &mut [u8], peek: bool) -> Result<Received> {
         let st = self.state.lock();
-        if st.shut_rd {
-            return Ok(Received {
-                len: 0,
-                full_len: 0,
-                from: None,
-                ancillary: Default::default(),
-            });
+        if let Some(eof) = st.read_shut() {
+            return Ok(eof);
         }
         let inet = st.inet;
         drop(st);
@@ -242,61 +200,27 @@ impl Socket for UdpLiteSocket {
                     len,
                     full_len: d.data.len(),
                     from: Some(inet.user(d.from)),
-                    ancillary: d
-                        .marks
-                        .filter(|_| d.from.is_ipv6())
-                        .map(|m| inet.rfc3542.received(m))
-                        .unwrap_or_default(),
+                    ancillary: received_ancillary(&inet, d.from, d.marks),
                 }
             })
             .ok_or_else(|| Errno::EAGAIN.into())
     }
 
     fn shutdown(&self, how: Shutdown) -> Result<()> {
-        let mut st = self.state.lock();
-        if st.peer.is_none() {
-            return_errno!(Errno::ENOTCONN);
-        }
-        st.shut_rd |= how.read;
-        st.shut_wr |= how.write;
-        Ok(())
+        self.state.lock().shutdown(how)
     }
 
     fn local_addr(&self) -> Result<SockAddr> {
-        let st = self.state.lock();
-        let mut local = st.local.unwrap_or(st.inet.unspecified());
-        if let Some(ip) = st.source.filter(|_| local.ip().is_unspecified()) {
-            local.set_ip(ip);
-        }
-        Ok(st.inet.user(local))
+        Ok(self.state.lock().local_addr())
     }
 
     fn peer_addr(&self) -> Result<SockAddr> {
-        let st = self.state.lock();
-        match st.peer {
-            Some(p) => Ok(st.inet.user(p)),
-            None => return_errno!(Errno::ENOTCONN),
-        }
+        self.state.lock().peer_addr()
     }
 
     fn set_option(&self, level: i32, name: i32, value: &[u8]) -> Result<()> {
         let mut st = self.state.lock();
         match level {
-            SOL_SOCKET => {
-                st.common.set(name, value)?;
-                self.endpoint.set_capacity(st.common.buffers.0);
-                Ok(())
-            }
-            IPPROTO_IP => match name {
-                // IP_TOS, IP_TTL, IP_PKTINFO, IP_RECVERR, IP_MTU_DISCOVER:
-                // accepted, not applied (as on a UDP socket).
-                1 | 2 | 8 | 10 | 11 => int_value(value).map(|_| ()),
-                _ => return_errno!(Errno::ENOPROTOOPT),
-            },
-            IPPROTO_IPV6 => {
-                let bound = st.local.is_some();
-                st.inet.set_datagram_option(name, value, bound)
-            }
             IPPROTO_UDPLITE | IPPROTO_UDP => {
                 if name != UDPLITE_SEND_CSCOV && name != UDPLITE_RECV_CSCOV {
                     return_errno!(Errno::ENOPROTOOPT);
@@ -311,17 +235,19 @@ impl Socket for UdpLiteSocket {
                 self.endpoint.set_coverage(c);
                 Ok(())
             }
-            _ => return_errno!(Errno::ENOPROTOOPT),
+            _ => {
+                st.set_option(level, name, value)?;
+                if level == SOL_SOCKET {
+                    self.endpoint.set_capacity(st.common.buffers.0);
+                }
+                Ok(())
+            }
         }
     }
 
     fn get_option(&self, level: i32, name: i32) -> Result<Vec<u8>> {
         let st = self.state.lock();
         match level {
-            SOL_SOCKET => st
-                .common
-                .get(name, (st.inet.domain(), SOCK_DGRAM, IPPROTO_UDPLITE)),
-            IPPROTO_IPV6 => st.inet.get_datagram_option(name),
             IPPROTO_UDPLITE | IPPROTO_UDP => {
                 let c = self.endpoint.coverage();
                 let v = match name {
@@ -331,7 +257,7 @@ impl Socket for UdpLiteSocket {
                 };
                 Ok(int_bytes(i32::from(v.unwrap_or(0))))
             }
-            _ => return_errno!(Errno::ENOPROTOOPT),
+            _ => st.get_option(level, name, IPPROTO_UDPLITE),
         }
     }
 }
