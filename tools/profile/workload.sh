@@ -1,0 +1,63 @@
+#!/bin/bash
+# Boots KERNEL with Nginx or Redis under QEMU with the tb_count plugin and
+# runs a fixed workload from the host, so that tb_profile.py can count the
+# guest's instructions per request (docs/PERFORMANCE.md, "Counting
+# instructions per request"). N=0 boots and stops (the BASE run).
+#
+#   workload.sh KERNEL.elf OUT nginx N     # N sequential curl GETs of a 1 MiB file
+#   workload.sh KERNEL.elf OUT redis N     # redis-benchmark -n N -c 10 -t set,get,incr,lpush,lpop
+#
+# Run from the repository root; builds the plugin into target/ on first use.
+set -euo pipefail
+kernel=$(realpath "$1"); out=$(realpath -m "$2"); what=$3; n=$4
+root=$(pwd)
+plugin=$root/target/libtbcount.so
+[ -f "$plugin" ] || gcc -O2 -shared -fPIC -o "$plugin" tools/profile/tb_count.c
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '#!/bin/sh\nexec qemu-system-x86_64 -plugin %s,out=%s "$@"\n' "$plugin" "$out" > "$tmp/qemu"
+chmod +x "$tmp/qemu"
+port=$((20000 + RANDOM % 10000))
+cargo -q build -p tools   # before the timed wait below
+# Waits (up to 2 minutes) for the server to answer `ready`.
+wait_ready() {
+    for _ in $(seq 1 400); do ready && return 0; sleep 0.3; done
+    echo "the server did not come up; console:" >&2; cat "$tmp/console.log" >&2; exit 1
+}
+case $what in
+nginx)
+    cat > "$tmp/nginx.conf" <<EOF
+user root; daemon off; master_process off; worker_processes 1;
+error_log stderr; pid /tmp/nginx.pid;
+events {}
+http {
+    default_type application/octet-stream; access_log off; sendfile on;
+    client_body_temp_path /tmp/nb; proxy_temp_path /tmp/np; fastcgi_temp_path /tmp/nf;
+    uwsgi_temp_path /tmp/nu; scgi_temp_path /tmp/ns;
+    server { listen 8080; root /srv; }
+}
+EOF
+    head -c 1048576 /dev/urandom > "$tmp/big.bin"
+    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" --publish "$port:8080" \
+        --file "$tmp/nginx.conf:/etc/nginx/nginx.conf" --file "$tmp/big.bin:/srv/big.bin" \
+        -- /usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr > "$tmp/console.log" 2>&1 &
+    ready() { curl -sf -o /dev/null "http://127.0.0.1:$port/big.bin"; }
+    wait_ready
+    for _ in $(seq 1 "$n"); do
+        got=$(curl -sf -o /dev/null -w '%{size_download}' "http://127.0.0.1:$port/big.bin")
+        [ "$got" = 1048576 ] || { echo "short transfer: $got bytes" >&2; exit 1; }
+    done
+    pkill -TERM -f "qemu-system-x86_64 -plugin $plugin,out=$out" || true
+    ;;
+redis)
+    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" --publish "$port:6379" \
+        -- /usr/bin/redis-server --save '' --appendonly no --protected-mode no > "$tmp/console.log" 2>&1 &
+    ready() { redis-cli -p "$port" ping > /dev/null 2>&1; }
+    wait_ready
+    [ "$n" -gt 0 ] && redis-benchmark -p "$port" -q -n "$n" -c 10 -t set,get,incr,lpush,lpop | tr '\r' '\n' | grep 'requests per second'
+    redis-cli -p "$port" shutdown nosave > /dev/null 2>&1 || true
+    ;;
+*) echo "workload.sh: use nginx or redis" >&2; exit 2 ;;
+esac
+wait
+test -s "$out" || { echo "no profile written to $out" >&2; exit 1; }
