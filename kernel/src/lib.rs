@@ -122,7 +122,7 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
             "the PIT does not count: cannot calibrate the TSC"
         ))
     };
-    time::set_tsc_hz(measured_tsc_hz);
+    time::set_tsc_hz(measured_tsc_hz, libos::boot::tsc::TscSource::Measured);
 
     if let Err(e) = boot_info::gather(start_info_paddr, &mut BOOT_INFO.write()) {
         fatal(format_args!("bad PVH boot information: {e}"));
@@ -142,10 +142,7 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
         None
     });
     let (tsc_hz, source) = libos::boot::tsc::choose_tsc_hz(measured_tsc_hz, hint);
-    time::set_tsc_hz(tsc_hz);
-    if source == libos::boot::tsc::TscSource::Host {
-        time::set_tsc_from_host();
-    }
+    time::set_tsc_hz(tsc_hz, source);
     kprintln!("Cloister {} booting (PVH)", env!("CARGO_PKG_VERSION"));
     kprintln!("command line: {:?}", info.cmdline());
     kprintln!("platform: {}", platform.kind().name());

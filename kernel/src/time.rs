@@ -23,25 +23,26 @@ pub fn mark_boot() {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
 }
 
-/// Whether the TSC frequency is the host's (`tsc_khz=`, taken after the
-/// check of `libos::boot::tsc`): the clock then runs at the host's rate.
+/// Whether the TSC frequency set last is the host's (`tsc_khz=`, taken
+/// after the check of `libos::boot::tsc`): the clock then runs at the
+/// host's rate. Set together with the frequency by [`set_tsc_hz`].
 static TSC_FROM_HOST: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Records that the TSC frequency set is the host's.
-pub fn set_tsc_from_host() {
-    TSC_FROM_HOST.store(true, Ordering::Relaxed);
-}
 
 /// Whether the TSC frequency is the host's.
 pub fn tsc_from_host() -> bool {
     TSC_FROM_HOST.load(Ordering::Relaxed)
 }
 
-/// Sets the TSC frequency (measured, or the host's).
-pub fn set_tsc_hz(hz: u64) {
+/// Sets the TSC frequency and where it came from (measured against the
+/// PIT, or the host's).
+pub fn set_tsc_hz(hz: u64, source: libos::boot::tsc::TscSource) {
     TSC_HZ.store(hz, Ordering::Relaxed);
     let fp = ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64;
     NS_PER_CYCLE_FP32.store(fp, Ordering::Relaxed);
+    TSC_FROM_HOST.store(
+        source == libos::boot::tsc::TscSource::Host,
+        Ordering::Relaxed,
+    );
 }
 
 /// `now_ns`'s parameters: the TSC at monotonic 0 and nanoseconds per

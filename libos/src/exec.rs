@@ -269,9 +269,8 @@ fn prepare_nested(
         args.extend(argv.iter().skip(1));
         return prepare_nested(vfs, cwd, interp, None, &args, envp, rng, layout, depth + 1);
     }
-    let interp_path = ElfFile::parse_head(&exe_image, exe.size)?
-        .interpreter
-        .map(<[u8]>::to_vec);
+    let exe_elf = ElfFile::parse_head(&exe_image, exe.size)?;
+    let interp_path = exe_elf.interpreter.map(<[u8]>::to_vec);
     let interp = match &interp_path {
         Some(interp_path) => Some(open_executable(vfs, cwd, interp_path).map_err(|e| {
             if e.errno() == Errno::ENOENT {
@@ -284,9 +283,13 @@ fn prepare_nested(
     };
     let mut random = [0u8; 16];
     rng.fill_bytes(&mut random);
+    let interp_elf = interp
+        .as_ref()
+        .map(|i| ElfFile::parse_head(&i.bytes, i.size))
+        .transpose()?;
     let planned = plan_images(
-        (&exe_image, exe.size),
-        interp.as_ref().map(|i| (&i.bytes[..], i.size)),
+        &exe_elf,
+        interp_elf.as_ref(),
         path,
         argv,
         envp,
@@ -309,36 +312,32 @@ fn prepare_nested(
     })
 }
 
-/// Plans both images; the returned image fields are empty.
+/// Plans both images from their parsed heads; the returned image fields
+/// are empty.
 fn plan_images(
-    exe_image: (&[u8], u64),
-    interp_image: Option<(&[u8], u64)>,
+    exe: &ElfFile<'_>,
+    interp: Option<&ElfFile<'_>>,
     path: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
     random: [u8; 16],
     layout: &AddressLayout,
 ) -> Result<ProcessImage> {
-    let exe = ElfFile::parse_head(exe_image.0, exe_image.1)?;
     let exe_bias = match exe.kind {
         ElfKind::Executable => 0,
         ElfKind::PositionIndependent => layout.exe_bias,
     };
-    let exe_plan = LoadPlan::new(&exe, exe_bias)?;
+    let exe_plan = LoadPlan::new(exe, exe_bias)?;
     if exe_plan.phdr_addr.is_none() {
         return_errno_with_message!(
             Errno::ENOEXEC,
             "program headers are not in a loaded segment"
         );
     }
-    let interp = interp_image
-        .map(|(bytes, size)| ElfFile::parse_head(bytes, size))
-        .transpose()?;
-    if interp.as_ref().is_some_and(|i| i.interpreter.is_some()) {
+    if interp.is_some_and(|i| i.interpreter.is_some()) {
         return_errno_with_message!(Errno::ELIBBAD, "the interpreter has an interpreter");
     }
     let interp_plan = interp
-        .as_ref()
         .map(|i| LoadPlan::new(i, layout.interp_bias))
         .transpose()?;
     // A program whose segments sit where the vDSO goes runs without one.

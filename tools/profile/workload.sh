@@ -7,6 +7,8 @@
 #   workload.sh KERNEL.elf OUT nginx N     # N sequential curl GETs of a 1 MiB file
 #   workload.sh KERNEL.elf OUT redis N     # redis-benchmark -n N -c 10 -t set,get,incr,lpush,lpop
 #
+# With AUDIT=1 in the environment the guest keeps its audit log
+# (`cloister run --audit`, into a temporary file).
 # Run from the repository root; builds the plugin into target/ on first use.
 set -euo pipefail
 kernel=$(realpath "$1"); out=$(realpath -m "$2"); what=$3; n=$4
@@ -18,6 +20,8 @@ trap 'rm -rf "$tmp"' EXIT
 printf '#!/bin/sh\nexec qemu-system-x86_64 -plugin %s,out=%s "$@"\n' "$plugin" "$out" > "$tmp/qemu"
 chmod +x "$tmp/qemu"
 port=$((20000 + RANDOM % 10000))
+audit=()
+[ -n "${AUDIT:-}" ] && audit=(--audit "$tmp/audit.bin")
 cargo -q build -p tools   # before the timed wait below
 # Waits (up to 2 minutes) for the server to answer `ready`.
 wait_ready() {
@@ -38,7 +42,7 @@ http {
 }
 EOF
     head -c 1048576 /dev/urandom > "$tmp/big.bin"
-    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" --publish "$port:8080" \
+    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" "${audit[@]}" --publish "$port:8080" \
         --file "$tmp/nginx.conf:/etc/nginx/nginx.conf" --file "$tmp/big.bin:/srv/big.bin" \
         -- /usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr > "$tmp/console.log" 2>&1 &
     ready() { curl -sf -o /dev/null "http://127.0.0.1:$port/big.bin"; }
@@ -50,7 +54,7 @@ EOF
     pkill -TERM -f "qemu-system-x86_64 -plugin $plugin,out=$out" || true
     ;;
 redis)
-    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" --publish "$port:6379" \
+    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" "${audit[@]}" --publish "$port:6379" \
         -- /usr/bin/redis-server --save '' --appendonly no --protected-mode no > "$tmp/console.log" 2>&1 &
     ready() { redis-cli -p "$port" ping > /dev/null 2>&1; }
     wait_ready
