@@ -141,6 +141,47 @@ pub fn connect(port: u16, probe: impl Fn(&mut std::net::TcpStream) -> bool) -> s
     }
 }
 
+/// `redis-server`'s arguments in the tests that boot it: port 6379 (the
+/// guest side of the published port), no persistence, and no protected
+/// mode (clients come through QEMU's forwarding, not from loopback).
+pub const REDIS_ARGS: [&str; 8] = [
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--protected-mode",
+    "no",
+];
+
+/// One RESP command (an array of bulk strings), as a Redis client sends it.
+pub fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    cmd.into_bytes()
+}
+
+/// An HTTP reply read whole: its status line, its `X-Worker` header (the
+/// answering Nginx worker in the tests' configurations; empty if absent)
+/// and its body; `None` if the head has no end.
+pub fn http_reply(raw: &[u8]) -> Option<(String, String, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let worker = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Worker: "))
+        .unwrap_or_default()
+        .to_string();
+    Some((
+        head.lines().next()?.to_string(),
+        worker,
+        raw[split + 4..].to_vec(),
+    ))
+}
+
 /// Fails the test, naming the Debian package, if `path` is missing.
 ///
 /// # Panics

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tools::qemu::PortForward;
 use tools::run::audit::{AuditSpec, DEFAULT_REGION_BYTES};
 use tools::run::{RunOptions, run};
-use vm_tests::{cloister_cli, free_port};
+use vm_tests::{REDIS_ARGS, cloister_cli, free_port};
 
 fn scratch(name: &str) -> PathBuf {
     let dir =
@@ -64,20 +64,7 @@ fn an_audited_redis_run_verifies_and_shows_the_clients_calls() {
     let dir = scratch("redis");
     let log = dir.join("redis.audit");
     let port = free_port();
-    let mut opts = audited(
-        "/usr/bin/redis-server",
-        &[
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ],
-        &log,
-    );
+    let mut opts = audited("/usr/bin/redis-server", &REDIS_ARGS, &log);
     opts.publish = vec![PortForward {
         host_port: port,
         guest_port: 6379,

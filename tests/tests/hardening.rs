@@ -221,19 +221,7 @@ fn a_client_sending_to_a_closed_redis_connection_is_reset() {
     use std::io::{Read, Write};
     use std::net::{Ipv4Addr, TcpStream};
     let port = vm_tests::free_port();
-    let mut opts = RunOptions::new(
-        "/usr/bin/redis-server",
-        [
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ],
-    );
+    let mut opts = RunOptions::new("/usr/bin/redis-server", vm_tests::REDIS_ARGS);
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
     opts.publish = vec![tools::qemu::PortForward {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::{connect, free_port};
+use vm_tests::{REDIS_ARGS, connect, free_port, http_reply};
 
 /// The kernel words of the emulated-MMIO variants.
 const EMULATE_MMIO: &[&str] = &["platform.mmio=emulate"];
@@ -230,17 +230,7 @@ fn redis_server(kernel_args: &[&str]) -> RunResult {
     );
     let port = free_port();
     let server = serve(
-        &[
-            "/usr/bin/redis-server",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-        ],
+        &[&["/usr/bin/redis-server"][..], &REDIS_ARGS].concat(),
         port,
         6379,
         kernel_args,
@@ -388,19 +378,7 @@ fn curl(port: u16, path: &str) -> Option<(String, String, Vec<u8>)> {
     if !out.status.success() {
         return None;
     }
-    let raw = out.stdout;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let worker = head
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Worker: "))
-        .unwrap_or_default()
-        .to_string();
-    Some((
-        head.lines().next()?.to_string(),
-        worker,
-        raw[split + 4..].to_vec(),
-    ))
+    http_reply(&out.stdout)
 }
 
 /// Issue 12: nginx with a master and two worker processes (fork, the

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::free_port;
+use vm_tests::{REDIS_ARGS, free_port, resp_command};
 
 /// `redis-server` in Cloister with `host → 6379` published.
 fn serve_redis(host: u16) -> thread::JoinHandle<RunResult> {
@@ -19,19 +19,7 @@ fn serve_redis(host: u16) -> thread::JoinHandle<RunResult> {
         Path::new("/usr/bin/redis-server").exists(),
         "/usr/bin/redis-server is missing: install the Debian package redis-server (.ci/install-deps does)"
     );
-    let args: Vec<OsString> = [
-        "--port",
-        "6379",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "no",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let args: Vec<OsString> = REDIS_ARGS.iter().map(OsString::from).collect();
     let mut opts = RunOptions::new("/usr/bin/redis-server", &args);
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(600));
@@ -48,14 +36,6 @@ struct Client {
     r: BufReader<TcpStream>,
 }
 
-fn command(args: &[&str]) -> Vec<u8> {
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    cmd.into_bytes()
-}
-
 impl Client {
     /// Connects once the guest's Redis answers `PING` (slirp accepts and
     /// closes while nothing listens in the guest).
@@ -69,7 +49,7 @@ impl Client {
                     r: BufReader::new(s.try_clone().unwrap()),
                     w: s,
                 };
-                if c.w.write_all(&command(&["PING"])).is_ok()
+                if c.w.write_all(&resp_command(&["PING"])).is_ok()
                     && c.try_reply().as_deref() == Some("PONG")
                 {
                     return c;
@@ -81,7 +61,7 @@ impl Client {
     }
 
     fn send(&mut self, args: &[&str]) {
-        self.w.write_all(&command(args)).expect("send");
+        self.w.write_all(&resp_command(args)).expect("send");
     }
 
     /// One reply, flattened: `PONG`, `1`, `[subscribe,ch,1]`, `nil`.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tools::qemu::PortForward;
 use tools::run::options::FileMapping;
 use tools::run::{RunOptions, RunResult, run};
-use vm_tests::{Scratch, connect, free_port, require};
+use vm_tests::{REDIS_ARGS, Scratch, connect, free_port, http_reply, require, resp_command};
 
 /// A run on 2 vCPUs with `host → guest` published.
 fn options(prog: &str, args: &[&str], host: u16, guest: u16) -> RunOptions {
@@ -71,17 +71,9 @@ fn reply_line(s: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&line).into_owned())
 }
 
-fn command(args: &[&str]) -> String {
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    cmd
-}
-
 /// `INFO stats`'s field `name` (a bulk reply read to its end).
 fn info_stat(s: &mut TcpStream, name: &str) -> u64 {
-    s.write_all(command(&["INFO", "stats"]).as_bytes())
+    s.write_all(&resp_command(&["INFO", "stats"]))
         .expect("send INFO");
     let head = reply_line(s).expect("INFO reply");
     let len: usize = head
@@ -112,35 +104,25 @@ fn redis_with_two_io_threads_answers_exactly_on_two_vcpus() {
     let opts = options(
         "/usr/bin/redis-server",
         &[
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-            "--io-threads",
-            "2",
-            "--io-threads-do-reads",
-            "yes",
-        ],
+            &REDIS_ARGS[..],
+            &["--io-threads", "2", "--io-threads-do-reads", "yes"],
+        ]
+        .concat(),
         port,
         6379,
     );
     let server = thread::spawn(move || run(&opts).expect("cloister run"));
     let mut admin = connect(port, |s| {
-        s.write_all(command(&["PING"]).as_bytes()).is_ok()
-            && reply_line(s).as_deref() == Some("+PONG")
+        s.write_all(&resp_command(&["PING"])).is_ok() && reply_line(s).as_deref() == Some("+PONG")
     });
     let mut conns: Vec<TcpStream> = (0..CONNECTIONS).map(|_| connect(port, |_| true)).collect();
-    let burst = command(&["INCR", "n"]).repeat(PIPELINE);
+    let burst = resp_command(&["INCR", "n"]).repeat(PIPELINE);
     let mut total = 0u64;
     let mut bursts = 0;
     let (mut reads, mut writes) = (0, 0);
     while bursts < MAX_BURSTS && (reads == 0 || writes == 0) {
         for c in &mut conns {
-            c.write_all(burst.as_bytes()).expect("send a burst");
+            c.write_all(&burst).expect("send a burst");
         }
         for c in &mut conns {
             let mut last = 0u64;
@@ -161,7 +143,7 @@ fn redis_with_two_io_threads_answers_exactly_on_two_vcpus() {
         writes = info_stat(&mut admin, "io_threaded_writes_processed");
     }
     admin
-        .write_all(command(&["GET", "n"]).as_bytes())
+        .write_all(&resp_command(&["GET", "n"]))
         .expect("send GET");
     let _len = reply_line(&mut admin).expect("GET reply");
     assert_eq!(reply_line(&mut admin), Some(total.to_string()));
@@ -172,7 +154,7 @@ fn redis_with_two_io_threads_answers_exactly_on_two_vcpus() {
     );
     // The server closes the connection instead of replying.
     admin
-        .write_all(command(&["SHUTDOWN", "NOSAVE"]).as_bytes())
+        .write_all(&resp_command(&["SHUTDOWN", "NOSAVE"]))
         .expect("send SHUTDOWN");
     assert_eq!(reply_line(&mut admin), None);
     let result = server.join().expect("run thread");
@@ -191,18 +173,7 @@ fn get(port: u16, path: &str) -> Option<(String, String, Vec<u8>)> {
         .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let worker = head
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Worker: "))
-        .unwrap_or_default()
-        .to_string();
-    Some((
-        head.lines().next()?.to_string(),
-        worker,
-        raw[split + 4..].to_vec(),
-    ))
+    http_reply(&raw)
 }
 
 #[test]
