@@ -11,6 +11,7 @@
 //! path, from which every later leaf — and no earlier one — can be derived.
 //! A verifier seeks to any block in at most 16 × 16 hashes.
 
+use crate::simd;
 use crate::wire::MAC_BYTES;
 
 /// A 32-byte key or MAC.
@@ -31,17 +32,19 @@ pub(crate) const DOMAIN_CHECKPOINT: &[u8] = b"cloister-audit/v1/checkpoint";
 /// ratchet key MACs only block bytes (at least 64 bytes long), while the
 /// derivations from it (`N`, `D`, `C`) MAC one-byte inputs.
 pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
-    let mut h = blake3::Hasher::new_keyed(key);
-    for part in parts {
-        h.update(part);
-    }
-    h.finalize().into()
+    simd::tag(|| {
+        let mut h = blake3::Hasher::new_keyed(key);
+        for part in parts {
+            h.update(part);
+        }
+        h.finalize().into()
+    })
 }
 
 /// Keyed BLAKE3 of one contiguous input (one-shot: hashes all whole
 /// chunks in parallel, unlike the incremental hasher).
 pub(crate) fn mac_oneshot(key: &Tag, input: &[u8]) -> Tag {
-    blake3::keyed_hash(key, input).into()
+    simd::tag(|| blake3::keyed_hash(key, input).into())
 }
 
 /// Constant-time equality of two tags.
@@ -64,7 +67,7 @@ pub(crate) fn key_id(master: &Tag) -> [u8; 16] {
 /// Tag stamped in every block header: first 8 bytes of BLAKE3 of the
 /// boot id (no key needed to compute it).
 pub(crate) fn boot_tag(boot_id: &[u8; 16]) -> [u8; 8] {
-    let d: Tag = blake3::hash(boot_id).into();
+    let d = simd::tag(|| blake3::hash(boot_id).into());
     let mut t = [0; 8];
     t.copy_from_slice(&d[..8]);
     t
@@ -81,7 +84,13 @@ pub(crate) fn ratchet_root(master: &Tag, boot_id: &[u8; 16]) -> Tag {
 }
 
 fn step(tag: u8, x: &Tag) -> Tag {
-    blake3::keyed_hash(x, &[tag]).into()
+    simd::tag(|| blake3::keyed_hash(x, &[tag]).into())
+}
+
+/// One ratchet step, for the scope's test.
+#[cfg(test)]
+pub(crate) fn step_for_tests(x: &Tag, tag: u8) -> Tag {
+    step(tag, x)
 }
 
 /// First child.

@@ -9,7 +9,7 @@
 //!
 //! Modules: [`wire`] (byte layouts), `event` (payloads), `crypto` (keys,
 //! MACs, ratchet), `writer` ([`AuditLog`]), `reader` ([`RegionView`]),
-//! `verify` ([`verify`]), `scan` ([`find_region`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]), [`attest`] (attestation binding and key release).
+//! `verify` ([`verify`]), `scan` ([`find_region`]), `finding` ([`Finding`]), `checkpoint` ([`Checkpoint`]), [`attest`] (attestation binding and key release), [`simd`] (the scope BLAKE3 runs in).
 //! Neighbours: `libos` and `kernel` write; `tools` (`cloister audit`) reads.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -21,6 +21,7 @@ mod event;
 mod finding;
 mod reader;
 mod scan;
+pub mod simd;
 mod verify;
 pub mod wire;
 mod writer;

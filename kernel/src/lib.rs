@@ -242,6 +242,11 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     arch::user::init();
 
     mm::heap::init();
+    // SSE on before the audit log's first BLAKE3 (its scope saves the user's
+    // registers, `audit::use_sse`); the program's threads get them later.
+    let fpu_xcr0 = arch::fpu::init();
+    log::info!("FPU on (XCR0 {fpu_xcr0:#x})");
+    audit::use_sse();
     audit::init(audit_region, &args, info.cmdline(), info.ram.usable_bytes());
     let stack = mm::stack::alloc(KERNEL_STACK_PAGES)
         .unwrap_or_else(|| fatal(format_args!("no memory for the kernel stack")));

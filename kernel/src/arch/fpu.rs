@@ -1,12 +1,14 @@
 //! The user's floating-point, SSE and AVX registers.
 //!
 //! The kernel is built without SSE (the `x86_64-unknown-none` target uses
-//! soft float), so it never touches these registers itself: one thread's
+//! soft float), so it does not touch these registers itself: one thread's
 //! state survives kernel entries untouched, and only a switch between user
 //! threads saves and restores it ([`FpuState::save`]/[`FpuState::restore`],
 //! with `xsave`/`xrstor` when the CPU has them, else `fxsave`/`fxrstor`).
-//! [`init`] turns the units on: without `CR4.OSFXSR` every SSE instruction
-//! in glibc would raise `#UD`.
+//! The one exception is the audit log's BLAKE3, which uses SSE4.1 inside
+//! [`with_sse`]: that saves the XMM registers and MXCSR on the stack first
+//! and puts them back after. [`init`] turns the units on: without
+//! `CR4.OSFXSR` every SSE instruction in glibc would raise `#UD`.
 
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,6 +64,33 @@ pub fn init() -> u64 {
     USE_XSAVE.store(true, Ordering::Relaxed);
     XCR0.store(xcr0, Ordering::Relaxed);
     xcr0
+}
+
+/// The legacy `fxsave` image: x87, MXCSR and XMM0–15 (512 bytes).
+#[repr(C, align(16))]
+struct LegacyArea([u8; 512]);
+
+/// Runs `f` with the SSE registers free for kernel use: saves the XMM
+/// registers and MXCSR (`fxsave64`) to this stack frame, runs `f`, and
+/// restores them (`fxrstor64`). Nests (an NMI that seals the audit log
+/// inside another scope saves the outer scope's registers in its own
+/// frame). `f` may use SSE up to SSE4.1 but not AVX: `fxsave` does not
+/// cover the upper halves of the YMM registers (legacy SSE instructions
+/// leave them alone). Requires [`init`] on this CPU.
+pub fn with_sse(f: &mut dyn FnMut()) {
+    let mut area = core::mem::MaybeUninit::<LegacyArea>::uninit();
+    // SAFETY: `fxsave64` writes 512 bytes to a 16-byte-aligned buffer,
+    // which `area` is; CR4.OSFXSR (set by `init`) makes it include the
+    // XMM registers.
+    unsafe {
+        core::arch::asm!("fxsave64 [{}]", in(reg) area.as_mut_ptr(), options(nostack, preserves_flags));
+    }
+    f();
+    // SAFETY: `area` holds the image `fxsave64` wrote above (a valid one:
+    // the MXCSR it stored is the CPU's own), so `fxrstor64` cannot fault.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack, preserves_flags));
+    }
 }
 
 /// A saved register file, 64-byte aligned as `xsave` requires.

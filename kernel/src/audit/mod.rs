@@ -60,6 +60,23 @@ pub fn active_region() -> Option<&'static Region> {
     REGION.get()
 }
 
+/// The audit crate's BLAKE3 runs inside [`crate::arch::fpu::with_sse`].
+struct KernelSse;
+
+impl ::audit::simd::SimdScope for KernelSse {
+    fn run(&self, f: &mut dyn FnMut()) {
+        crate::arch::fpu::with_sse(f);
+    }
+}
+
+/// Lets the audit log's BLAKE3 use SSE4.1, saving the user's registers
+/// around every hash. Call after [`crate::arch::fpu::init`], before
+/// [`init`].
+pub fn use_sse() {
+    ::audit::simd::set_scope(&KernelSse);
+    ::log::info!("audit: BLAKE3 {}", ::audit::simd::implementation());
+}
+
 /// Formats `region` (from [`reserve`]) and records the boot: a `boot`
 /// record (memory, CPUs, the command line with the key redacted) and a text
 /// record naming the kernel version, the region and the key's origin, then

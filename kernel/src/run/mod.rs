@@ -217,8 +217,6 @@ pub fn start(info: &BootInfo, args: &KernelArgs<'_>, archive: &[u8]) -> ! {
     if !crate::app_console::init() {
         log::warn!("no UART at COM2: the program's output is lost");
     }
-    let fpu_xcr0 = crate::arch::fpu::init();
-    log::info!("FPU on (XCR0 {fpu_xcr0:#x})");
     let platform = Arc::new(KernelPlatform::new(args.has("time.host")));
     CLOCK_KEEPER.call_once(|| platform.clone());
     let devices = DeviceRegistry::standard(platform.clone(), platform.clone());

@@ -150,8 +150,6 @@ pub fn start(main: fn() -> u8) -> ! {
     if !crate::app_console::init() {
         log::warn!("no UART at COM2: the application's output is lost");
     }
-    let fpu_xcr0 = crate::arch::fpu::init();
-    log::debug!("FPU on (XCR0 {fpu_xcr0:#x})");
     state();
     net::init();
     crate::audit::record_text(format_args!("application started"));
