@@ -330,6 +330,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
     }
     kprintln!("Cloister ready");
 
+    audit::run_bench(&args);
     audit::run_crash_test(&args);
 
     if let Some(pattern) = args.get("ktest") {

@@ -20,6 +20,7 @@
 //! `audit.crash_test=`.
 
 pub mod attest;
+mod bench;
 #[cfg(feature = "ktest")]
 mod crash;
 pub mod key;
@@ -50,6 +51,7 @@ pub const CMDLINE_KEYS: &[&str] = &[
     "audit.key_release",
     "audit.policy",
     "audit.crash_test",
+    "audit.bench",
 ];
 
 /// The region in use, once [`init`] succeeded (for tests and diagnostics).
@@ -208,6 +210,12 @@ fn redact_key(cmdline: &str) -> String {
         }
     }
     out
+}
+
+/// Measures appends in a scratch ring if the command line says
+/// `audit.bench=N` (see `bench`).
+pub fn run_bench(args: &KernelArgs<'_>) {
+    bench::run(args);
 }
 
 /// Runs an `audit.crash_test=` action if the command line asks for one
