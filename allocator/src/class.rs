@@ -166,6 +166,23 @@ pub(crate) const BATCH: [usize; NUM_CLASSES] = {
     out
 };
 
+/// How many classes up a class may borrow free objects from (see
+/// [`can_lend`]): two classes are at most 25 % larger from 64 B up.
+pub(crate) const LEND_CLASSES: usize = 2;
+
+/// Whether free objects of class `lender` may serve requests of class
+/// `borrower`: `lender` is one of the next [`LEND_CLASSES`] classes up and
+/// its object size is a multiple of every power of two that divides the
+/// borrower's (objects of both start at multiples of their size from a
+/// page boundary, so the borrower's alignment guarantee holds).
+#[inline]
+pub(crate) const fn can_lend(lender: usize, borrower: usize) -> bool {
+    lender > borrower
+        && lender - borrower <= LEND_CLASSES
+        && lender < NUM_CLASSES
+        && CLASS_BYTES[lender].trailing_zeros() >= CLASS_BYTES[borrower].trailing_zeros()
+}
+
 /// Where a request is served from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -260,6 +277,25 @@ mod tests {
         assert_eq!(kind_of(big), Kind::Large(5));
         let too_aligned = Layout::from_size_align(8, 8192).unwrap();
         assert_eq!(kind_of(too_aligned), Kind::Unsupported);
+    }
+
+    #[test]
+    fn lenders_are_larger_and_keep_the_alignment() {
+        for (borrower, &small) in CLASS_BYTES.iter().enumerate() {
+            let align = 1 << small.trailing_zeros();
+            for (lender, &large) in CLASS_BYTES.iter().enumerate() {
+                if can_lend(lender, borrower) {
+                    assert!(large > small);
+                    assert!(lender - borrower <= LEND_CLASSES);
+                    assert_eq!(large % align, 0, "{large} B lends to {small} B");
+                }
+            }
+        }
+        let class_of = |size: usize| LOOKUP[size / 8] as usize;
+        assert!(can_lend(class_of(80), class_of(72)));
+        assert!(!can_lend(class_of(72), class_of(64)));
+        assert!(!can_lend(class_of(80), class_of(64)));
+        assert!(!can_lend(class_of(96), class_of(72)));
     }
 
     #[test]

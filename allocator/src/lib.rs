@@ -79,4 +79,6 @@ pub use stats::{AllocStats, ClassStats};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fit;
+#[cfg(test)]
 mod tests_grow;
