@@ -130,14 +130,14 @@ pub const MAX_SMALL_BYTES: usize = {
     CLASS_BYTES[c]
 };
 
-/// Most objects a CPU cache holds of each class: about 8 KiB worth, at
+/// Most objects a CPU cache holds of each class: about 4 KiB worth, at
 /// least one, at most 64. Bounding the cache by bytes keeps the memory
 /// parked in caches small next to the live set.
 pub(crate) const CACHE_LIMIT: [usize; NUM_CLASSES] = {
     let mut out = [0; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let n = 8 * 1024 / CLASS_BYTES[c];
+        let n = 4 * 1024 / CLASS_BYTES[c];
         out[c] = if n > 64 {
             64
         } else if n < 1 {

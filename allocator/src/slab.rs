@@ -29,7 +29,7 @@ use crate::raw;
 
 /// Pages of empty slabs kept over all classes instead of returning them to
 /// the page source (cheap refills when a class hovers at a slab boundary).
-pub(crate) const RESERVE_PAGES: usize = 16;
+pub(crate) const RESERVE_PAGES: usize = 8;
 
 /// Bytes per descriptor: 8 words, plus a 512-bit allocated-object bitmap in
 /// debug builds (for double-free detection).
