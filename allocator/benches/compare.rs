@@ -511,7 +511,7 @@ fn heap_efficiency<A: Subject>(arena: &Arena, seed: u64) -> f64 {
             let l = layout(rng.small_biased());
             let p = alloc(a, l);
             if p.is_null() {
-                a.report("at the first failure");
+                a.report(&format!("at the first failure ({} B)", l.size()));
                 break;
             }
             live_bytes += l.size();

@@ -22,7 +22,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::descpool::DescPool;
 
-use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES};
+use crate::class::{
+    CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES,
+};
 use crate::heap::Env;
 use crate::pagemap::PageMap;
 use crate::raw;
@@ -206,12 +208,31 @@ pub(crate) struct DepotInner {
     pub(crate) in_use: usize,
 }
 
-/// The occupancy bucket of a partial slab with `in_use` of `capacity`
-/// objects out: `in_use ÷ capacity` in `BUCKETS` equal steps, so a slab
-/// with one object out of four is in bucket 1 of 4.
-fn bucket(in_use: usize, capacity: usize) -> usize {
-    (in_use * BUCKETS / capacity).min(BUCKETS - 1)
+/// The occupancy bucket of a partial slab of `class` with `in_use`
+/// objects out: `in_use × BUCKETS ÷ capacity` rounded down, so a slab with
+/// one object out of four is in bucket 2 of 8. Computed with a multiply by
+/// [`BUCKET_SCALE`] instead of a division (this runs for every object
+/// that goes back to the depot).
+#[inline]
+fn bucket(in_use: usize, class: usize) -> usize {
+    ((in_use * BUCKET_SCALE[class]) >> BUCKET_SHIFT).min(BUCKETS - 1)
 }
+
+const BUCKET_SHIFT: u32 = 20;
+
+/// `BUCKETS × 2^BUCKET_SHIFT ÷ capacity`, rounded up: for `in_use` up to
+/// 512 the error stays below `1 ÷ 2048`, less than the gap (at least
+/// `1 ÷ capacity`) between `in_use × BUCKETS ÷ capacity` and the next
+/// integer when it is not one, so the product rounds down the same way.
+const BUCKET_SCALE: [usize; NUM_CLASSES] = {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        out[c] = (BUCKETS << BUCKET_SHIFT).div_ceil(SLAB_OBJECTS[c]);
+        c += 1;
+    }
+    out
+};
 
 impl DepotInner {
     fn push_front(&mut self, list: usize, desc: Desc) {
@@ -245,10 +266,11 @@ impl DepotInner {
         desc.set(STATE, FULL);
     }
 
-    /// Files a slab with `in_use` objects out (fewer than its capacity)
-    /// under its occupancy bucket, moving it if it is in another list.
-    fn file_partial(&mut self, desc: Desc, in_use: usize, capacity: usize) {
-        let list = PARTIAL + bucket(in_use, capacity);
+    /// Files a slab of `class` with `in_use` objects out (fewer than its
+    /// capacity) under its occupancy bucket, moving it if it is in another
+    /// list.
+    fn file_partial(&mut self, desc: Desc, in_use: usize, class: usize) {
+        let list = PARTIAL + bucket(in_use, class);
         let state = desc.get(STATE);
         if state == list {
             return;
@@ -351,7 +373,7 @@ impl DepotInner {
             if in_use == capacity {
                 self.unlink(desc);
             } else {
-                self.file_partial(desc, in_use, capacity);
+                self.file_partial(desc, in_use, class);
             }
             if terminated {
                 break;
@@ -440,7 +462,21 @@ impl DepotInner {
             self.slabs -= 1;
             return Some(desc);
         }
-        self.file_partial(desc, in_use, SLAB_OBJECTS[class]);
+        self.file_partial(desc, in_use, class);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_divide_exactly() {
+        for (class, &capacity) in SLAB_OBJECTS.iter().enumerate() {
+            for in_use in 0..capacity {
+                assert_eq!(bucket(in_use, class), in_use * BUCKETS / capacity);
+            }
+        }
     }
 }
