@@ -32,6 +32,9 @@
 //!    table, timings as the median and min–max of the runs, with the ratio
 //!    to talc.
 //!
+//! `BENCH_ONLY_MEMORY=1` prints only the seeded columns (heap efficiency,
+//! footprint, reuse) in one short table, for tuning.
+//!
 //! Timings (1, 2, 5) are the median of `BENCH_RUNS` (default 3) runs that
 //! interleave the allocators; 3 and 4 are seeded and deterministic.
 //! Prints a Markdown table; `docs/PERFORMANCE.md` carries the numbers.
@@ -508,7 +511,7 @@ fn heap_efficiency<A: Subject>(arena: &Arena, seed: u64) -> f64 {
             let l = layout(rng.small_biased());
             let p = alloc(a, l);
             if p.is_null() {
-                a.report("at the first failure");
+                a.report(&format!("at the first failure ({} B)", l.size()));
                 break;
             }
             live_bytes += l.size();
@@ -680,6 +683,12 @@ fn main() {
         .unwrap_or(3);
     // BENCH_ONLY_NEW=1 runs only the issue-16 workloads (second table).
     let only_new = std::env::var_os("BENCH_ONLY_NEW").is_some();
+    // BENCH_ONLY_MEMORY=1 prints only the seeded, deterministic columns
+    // (heap efficiency, footprint, reuse): seconds instead of minutes.
+    if std::env::var_os("BENCH_ONLY_MEMORY").is_some() {
+        print_memory_only(&entries, &arena);
+        return;
+    }
     let mut timings: Vec<Vec<Timing>> = entries.iter().map(|_| Vec::new()).collect();
     let mut extras: Vec<Vec<workloads::Extra>> = entries.iter().map(|_| Vec::new()).collect();
     for _ in 0..runs {
@@ -697,6 +706,28 @@ fn main() {
         println!();
     }
     workloads::print_table(&names, &extras, &reuse);
+}
+
+fn print_memory_only(entries: &[Entry], arena: &Arena) {
+    println!(
+        "| allocator | heap efficiency | footprint, 16 MiB live | footprint, 4 MiB live | 8 KiB again ÷ fresh | bytes ÷ arena |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for e in entries {
+        let (efficiency, [large, small]) = (e.memory)(arena);
+        let (blocks, bytes) = (e.reuse)(arena);
+        println!(
+            "| {} | {:.1} % | {:.3} → {:.3} | {:.3} → {:.3} | {:.2} % | {:.2} % |",
+            e.name,
+            efficiency * 100.0,
+            large.first,
+            large.last,
+            small.first,
+            small.last,
+            blocks * 100.0,
+            bytes * 100.0,
+        );
+    }
 }
 
 fn print_main_table(entries: &[Entry], timings: Vec<Vec<Timing>>, arena: &Arena) {

@@ -130,14 +130,14 @@ pub const MAX_SMALL_BYTES: usize = {
     CLASS_BYTES[c]
 };
 
-/// Most objects a CPU cache holds of each class: about 8 KiB worth, at
+/// Most objects a CPU cache holds of each class: about 4 KiB worth, at
 /// least one, at most 64. Bounding the cache by bytes keeps the memory
 /// parked in caches small next to the live set.
 pub(crate) const CACHE_LIMIT: [usize; NUM_CLASSES] = {
     let mut out = [0; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let n = 8 * 1024 / CLASS_BYTES[c];
+        let n = 4 * 1024 / CLASS_BYTES[c];
         out[c] = if n > 64 {
             64
         } else if n < 1 {
@@ -165,6 +165,25 @@ pub(crate) const BATCH: [usize; NUM_CLASSES] = {
     }
     out
 };
+
+/// How many classes up a class may borrow free objects from (see
+/// [`can_lend`]): four classes up are at most 50 % larger from 64 B up.
+/// (Measured on the footprint churn: two classes up did worse at both
+/// live sizes; six or eight lost heap efficiency to rounding.)
+pub(crate) const LEND_CLASSES: usize = 4;
+
+/// Whether free objects of class `lender` may serve requests of class
+/// `borrower`: `lender` is one of the next [`LEND_CLASSES`] classes up and
+/// its object size is a multiple of every power of two that divides the
+/// borrower's (objects of both start at multiples of their size from a
+/// page boundary, so the borrower's alignment guarantee holds).
+#[inline]
+pub(crate) const fn can_lend(lender: usize, borrower: usize) -> bool {
+    lender > borrower
+        && lender - borrower <= LEND_CLASSES
+        && lender < NUM_CLASSES
+        && CLASS_BYTES[lender].trailing_zeros() >= CLASS_BYTES[borrower].trailing_zeros()
+}
 
 /// Where a request is served from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +279,26 @@ mod tests {
         assert_eq!(kind_of(big), Kind::Large(5));
         let too_aligned = Layout::from_size_align(8, 8192).unwrap();
         assert_eq!(kind_of(too_aligned), Kind::Unsupported);
+    }
+
+    #[test]
+    fn lenders_are_larger_and_keep_the_alignment() {
+        for (borrower, &small) in CLASS_BYTES.iter().enumerate() {
+            let align = 1 << small.trailing_zeros();
+            for (lender, &large) in CLASS_BYTES.iter().enumerate() {
+                if can_lend(lender, borrower) {
+                    assert!(large > small);
+                    assert!(lender - borrower <= LEND_CLASSES);
+                    assert_eq!(large % align, 0, "{large} B lends to {small} B");
+                }
+            }
+        }
+        let class_of = |size: usize| LOOKUP[size / 8] as usize;
+        assert!(can_lend(class_of(80), class_of(72)));
+        assert!(!can_lend(class_of(72), class_of(64)));
+        assert!(!can_lend(class_of(80), class_of(64)));
+        assert!(can_lend(class_of(104), class_of(72)));
+        assert!(!can_lend(class_of(112), class_of(72)));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
-    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES, kind_of,
+    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
+    can_lend, kind_of,
 };
 use crate::descpool::DescPool;
 use crate::pagemap::PageMap;
@@ -312,19 +313,34 @@ impl SlabAllocator {
 
     /// Takes up to `want` objects from the depot, creating a slab if it has
     /// none; an empty chain means out of memory.
+    ///
+    /// When the class has no free object, it borrows free objects from the
+    /// partial slabs of the next larger classes that may lend
+    /// ([`can_lend`]): before creating a slab if such a class has a slab's
+    /// worth of free objects scattered over its slabs, and from any of
+    /// their partial slabs once the page source is exhausted. Borrowed
+    /// objects serve this class (its CPU list hands them out again) until
+    /// they go back to the depot, where [`give_back`](Self::give_back)
+    /// returns them to the slab they belong to. Free slots of neighbouring
+    /// classes are thus shared instead of each class holding its own peak.
     fn take(&self, env: &Env, class: usize, want: usize) -> Chain {
         loop {
             let irq = env.cpu.irq_save();
-            let chain = self.depots[class]
-                .inner
-                .lock()
-                .take(class, want, &self.reserve_pages);
+            let chain =
+                self.depots[class]
+                    .inner
+                    .lock()
+                    .take(class, want, &self.reserve_pages, true);
             env.cpu.irq_restore(irq);
             if chain.count > 0 {
                 return chain;
             }
+            let chain = self.borrow(env, class, want, true);
+            if chain.count > 0 {
+                return chain;
+            }
             let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
-                return Chain::EMPTY;
+                return self.borrow(env, class, want, false);
             };
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
@@ -335,6 +351,29 @@ impl SlabAllocator {
                 .add_slab(desc, &self.reserve_pages);
             env.cpu.irq_restore(irq);
         }
+    }
+
+    /// Up to `want` free objects of the next larger classes that may lend
+    /// to `class` (see [`DepotInner::lend`](slab::DepotInner::lend)).
+    #[cold]
+    fn borrow(&self, env: &Env, class: usize, want: usize, surplus_only: bool) -> Chain {
+        for lender in class + 1..=(class + LEND_CLASSES).min(NUM_CLASSES - 1) {
+            if !can_lend(lender, class) {
+                continue;
+            }
+            let irq = env.cpu.irq_save();
+            let chain = self.depots[lender].inner.lock().lend(
+                lender,
+                want,
+                &self.reserve_pages,
+                surplus_only,
+            );
+            env.cpu.irq_restore(irq);
+            if chain.count > 0 {
+                return chain;
+            }
+        }
+        Chain::EMPTY
     }
 
     #[inline(always)]
@@ -422,13 +461,20 @@ impl SlabAllocator {
 
     /// Puts objects back into their slabs and returns emptied slabs beyond
     /// the reserve to the page source (after dropping the depot lock).
+    /// Objects `class` borrowed from a larger class go back to that class's
+    /// depot, one lock each (the rare case).
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
+        let mut borrowed = false;
         let irq = env.cpu.irq_save();
         {
             let mut depot = self.depots[class].inner.lock();
             for &(object, desc) in objects {
+                if desc.class() != class {
+                    borrowed = true;
+                    continue;
+                }
                 if let Some(empty) = depot.give(desc, object, &self.reserve_pages) {
                     released[count] = empty;
                     count += 1;
@@ -436,11 +482,34 @@ impl SlabAllocator {
             }
         }
         env.cpu.irq_restore(irq);
-        for &desc in &released[..count] {
-            self.slab_pages
-                .fetch_sub(SLAB_PAGES[class], Ordering::Relaxed);
-            slab::release_slab(env, &self.map, &self.descs, desc);
+        if borrowed {
+            for &(object, desc) in objects {
+                let lender = desc.class();
+                if lender == class {
+                    continue;
+                }
+                let irq = env.cpu.irq_save();
+                let empty =
+                    self.depots[lender]
+                        .inner
+                        .lock()
+                        .give(desc, object, &self.reserve_pages);
+                env.cpu.irq_restore(irq);
+                if let Some(empty) = empty {
+                    self.release(env, empty);
+                }
+            }
         }
+        for &desc in &released[..count] {
+            self.release(env, desc);
+        }
+    }
+
+    /// Returns an empty slab, in no depot list, to the page source.
+    fn release(&self, env: &Env, desc: Desc) {
+        self.slab_pages
+            .fetch_sub(SLAB_PAGES[desc.class()], Ordering::Relaxed);
+        slab::release_slab(env, &self.map, &self.descs, desc);
     }
 
     fn desc_of(&self, object: usize) -> Desc {
@@ -537,13 +606,14 @@ impl SlabAllocator {
             self.foreign(object, entry, "an object");
         }
         let desc = Desc(entry);
-        let size = CLASS_BYTES[class];
-        if desc.class() != class {
+        let lender = desc.class();
+        if lender != class && !can_lend(lender, class) {
             panic!(
-                "slab allocator: dealloc of {object:#x} as a {size} B object, but it lies in a {} B slab (wrong layout or foreign pointer)",
-                CLASS_BYTES[desc.class()]
+                "slab allocator: dealloc of {object:#x} as a {} B object, but it lies in a {} B slab (wrong layout or foreign pointer)",
+                CLASS_BYTES[class], CLASS_BYTES[lender]
             );
         }
+        let size = CLASS_BYTES[lender];
         let offset = object - desc.base();
         if !offset.is_multiple_of(size) {
             panic!(

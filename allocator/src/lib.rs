@@ -12,8 +12,10 @@
 //! size classes (≤ 12.5 % rounding waste from 64 B up) and served from per-CPU free lists; behind
 //! them each class has a depot of partial slabs, carved from page runs a
 //! [`PageSource`] hands out. Larger requests are page runs from the page
-//! source directly. Empty slabs go back to the page source beyond a reserve
-//! of one per class, so the memory held follows the live set. See
+//! source directly. Refills take from a class's fullest slab, a class with
+//! no free object borrows the spare ones of a slightly larger class, and
+//! empty slabs go back to the page source beyond a small reserve (8 pages
+//! over all classes), so the memory held follows the live set. See
 //! `allocator/README.md` for the design and its picture.
 //!
 //! # Wiring it into a kernel
@@ -78,5 +80,7 @@ pub use stats::{AllocStats, ClassStats};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fit;
 #[cfg(test)]
 mod tests_grow;

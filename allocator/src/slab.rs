@@ -9,25 +9,29 @@
 //! handed out yet are carved lazily from a bump index.
 //!
 //! The [`Depot`] of a class, behind a spin lock, keeps the partial slabs
-//! (some objects free) in a list refilled from its head: a slab that was
-//! full goes to the head when an object comes back to it, one that falls
-//! below half full moves to the tail, so allocation fills nearly full slabs
-//! and nearly empty ones drain. A slab that becomes empty goes back to the
-//! page source unless the reserve of empty slabs (at most
-//! [`RESERVE_PAGES`] pages over all classes) has room for it.
+//! (some objects free) in eight lists by occupancy (objects out ÷ slab
+//! capacity, in eighths), with a bit mask of the non-empty ones; refills
+//! take from the fullest, so allocation fills nearly full slabs and nearly
+//! empty ones drain. A slab that becomes empty goes back to the page
+//! source unless the reserve of empty slabs (at most [`RESERVE_PAGES`]
+//! pages over all classes) has room for it. A depot also lends free
+//! objects of its partial slabs to the classes just below it
+//! ([`DepotInner::lend`]); they come back to it through `give`.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::descpool::DescPool;
 
-use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES};
+use crate::class::{
+    CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES,
+};
 use crate::heap::Env;
 use crate::pagemap::PageMap;
 use crate::raw;
 
 /// Pages of empty slabs kept over all classes instead of returning them to
 /// the page source (cheap refills when a class hovers at a slab boundary).
-pub(crate) const RESERVE_PAGES: usize = 16;
+pub(crate) const RESERVE_PAGES: usize = 8;
 
 /// Bytes per descriptor: 8 words, plus a 512-bit allocated-object bitmap in
 /// debug builds (for double-free detection).
@@ -44,10 +48,16 @@ const PREV: usize = 48;
 const STATE: usize = 56;
 const BITMAP: usize = 64;
 
-/// In no list: every object is out (in CPU caches or with callers).
+// A slab's state (`STATE`), which is also the index of its list in the
+// depot. In no list: every object is out (in CPU caches or with callers).
 const FULL: usize = 0;
-const PARTIAL: usize = 1;
-const EMPTY: usize = 2;
+/// In the empty reserve.
+const EMPTY: usize = 1;
+/// Partial, in the list of occupancy bucket `STATE - PARTIAL`.
+const PARTIAL: usize = 2;
+/// Occupancy buckets of partial slabs.
+const BUCKETS: usize = 8;
+const LISTS: usize = PARTIAL + BUCKETS;
 
 /// A slab descriptor, by address (a word in the page map points at it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,9 +182,8 @@ impl Depot {
     pub(crate) const fn new() -> Self {
         Self {
             inner: spin::Mutex::new(DepotInner {
-                partial: 0,
-                partial_tail: 0,
-                empty: 0,
+                lists: [0; LISTS],
+                filled: 0,
                 empty_slabs: 0,
                 slabs: 0,
                 in_use: 0,
@@ -186,12 +195,11 @@ impl Depot {
 /// The lists and counters of a depot.
 #[derive(Debug)]
 pub(crate) struct DepotInner {
-    /// Head of the partial list (0 = none); refilled from the head.
-    partial: usize,
-    /// Tail of the partial list.
-    partial_tail: usize,
-    /// Head of the empty reserve.
-    empty: usize,
+    /// Heads of the lists, indexed by state: `EMPTY` is the reserve,
+    /// `PARTIAL + b` the partial slabs of occupancy bucket `b` (0 = none).
+    lists: [usize; LISTS],
+    /// Bit `b` set: the partial list of bucket `b` is not empty.
+    filled: u32,
     /// Slabs in the empty reserve.
     pub(crate) empty_slabs: usize,
     /// Slabs of this class in existence.
@@ -200,54 +208,85 @@ pub(crate) struct DepotInner {
     pub(crate) in_use: usize,
 }
 
-impl DepotInner {
-    fn head(&mut self, list: usize) -> &mut usize {
-        if list == PARTIAL {
-            &mut self.partial
-        } else {
-            &mut self.empty
-        }
-    }
+/// The occupancy bucket of a partial slab of `class` with `in_use`
+/// objects out: `in_use × BUCKETS ÷ capacity` rounded down, so a slab with
+/// one object out of four is in bucket 2 of 8. Computed with a multiply by
+/// [`BUCKET_SCALE`] instead of a division (this runs for every object
+/// that goes back to the depot).
+#[inline]
+fn bucket(in_use: usize, class: usize) -> usize {
+    ((in_use * BUCKET_SCALE[class]) >> BUCKET_SHIFT).min(BUCKETS - 1)
+}
 
+const BUCKET_SHIFT: u32 = 20;
+
+/// `BUCKETS × 2^BUCKET_SHIFT ÷ capacity`, rounded up: for `in_use` up to
+/// 512 the error stays below `1 ÷ 2048`, less than the gap (at least
+/// `1 ÷ capacity`) between `in_use × BUCKETS ÷ capacity` and the next
+/// integer when it is not one, so the product rounds down the same way.
+const BUCKET_SCALE: [usize; NUM_CLASSES] = {
+    let mut out = [0; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        out[c] = (BUCKETS << BUCKET_SHIFT).div_ceil(SLAB_OBJECTS[c]);
+        c += 1;
+    }
+    out
+};
+
+impl DepotInner {
     fn push_front(&mut self, list: usize, desc: Desc) {
-        let head = *self.head(list);
+        let head = self.lists[list];
         desc.set(NEXT, head);
         desc.set(PREV, 0);
         if head != 0 {
             Desc(head).set(PREV, desc.0);
-        } else if list == PARTIAL {
-            self.partial_tail = desc.0;
         }
-        *self.head(list) = desc.0;
+        self.lists[list] = desc.0;
+        if list >= PARTIAL {
+            self.filled |= 1 << (list - PARTIAL);
+        }
         desc.set(STATE, list);
-    }
-
-    fn push_back_partial(&mut self, desc: Desc) {
-        let tail = self.partial_tail;
-        if tail == 0 {
-            return self.push_front(PARTIAL, desc);
-        }
-        desc.set(NEXT, 0);
-        desc.set(PREV, tail);
-        Desc(tail).set(NEXT, desc.0);
-        self.partial_tail = desc.0;
-        desc.set(STATE, PARTIAL);
     }
 
     fn unlink(&mut self, desc: Desc) {
         let list = desc.get(STATE);
         let (next, prev) = (desc.get(NEXT), desc.get(PREV));
         if prev == 0 {
-            *self.head(list) = next;
+            self.lists[list] = next;
+            if next == 0 && list >= PARTIAL {
+                self.filled &= !(1 << (list - PARTIAL));
+            }
         } else {
             Desc(prev).set(NEXT, next);
         }
         if next != 0 {
             Desc(next).set(PREV, prev);
-        } else if list == PARTIAL {
-            self.partial_tail = prev;
         }
         desc.set(STATE, FULL);
+    }
+
+    /// Files a slab of `class` with `in_use` objects out (fewer than its
+    /// capacity) under its occupancy bucket, moving it if it is in another
+    /// list.
+    fn file_partial(&mut self, desc: Desc, in_use: usize, class: usize) {
+        let list = PARTIAL + bucket(in_use, class);
+        let state = desc.get(STATE);
+        if state == list {
+            return;
+        }
+        if state != FULL {
+            self.unlink(desc);
+        }
+        self.push_front(list, desc);
+    }
+
+    /// The partial slab to take objects from: one of the fullest bucket.
+    fn fullest(&self) -> Option<Desc> {
+        (self.filled != 0).then(|| {
+            let top = (u32::BITS - 1 - self.filled.leading_zeros()) as usize;
+            Desc(self.lists[PARTIAL + top])
+        })
     }
 
     /// Adds a freshly created slab. It joins the empty list (counted in the
@@ -262,30 +301,40 @@ impl DepotInner {
         self.push_front(EMPTY, desc);
     }
 
-    /// Takes up to `want` objects of `class`, from the partial slabs first
-    /// and then the empty reserve.
+    /// Takes up to `want` objects of `class`, from the fullest partial
+    /// slabs first and then the empty reserve.
     ///
     /// When the first slab's free list is no longer than what is wanted, it
     /// is taken whole in O(1) (it is already linked and 0-terminated) and
     /// the batch ends there: a refill then touches no object at all, which
     /// keeps the slow path short. Otherwise objects are unlinked one by one.
-    pub(crate) fn take(&mut self, class: usize, want: usize, reserve: &AtomicUsize) -> Chain {
+    ///
+    /// With `use_reserve` false only partial slabs serve.
+    pub(crate) fn take(
+        &mut self,
+        class: usize,
+        want: usize,
+        reserve: &AtomicUsize,
+        use_reserve: bool,
+    ) -> Chain {
         let size = CLASS_BYTES[class];
         let capacity = SLAB_OBJECTS[class];
         let mut chain = Chain::EMPTY;
         let mut terminated = false;
         while chain.count < want {
-            if self.partial == 0 {
-                if self.empty == 0 {
-                    break;
+            let desc = match self.fullest() {
+                Some(desc) => desc,
+                None => {
+                    if !use_reserve {
+                        break;
+                    }
+                    let Some(desc) = self.take_reserve(reserve) else {
+                        break;
+                    };
+                    self.push_front(PARTIAL, desc);
+                    desc
                 }
-                let desc = Desc(self.empty);
-                self.unlink(desc);
-                self.empty_slabs -= 1;
-                reserve.fetch_sub(SLAB_PAGES[class], Ordering::Relaxed);
-                self.push_front(PARTIAL, desc);
-            }
-            let desc = Desc(self.partial);
+            };
             let before = chain.count;
             // Objects freed back into the slab, already linked.
             let first = desc.get(FREE);
@@ -323,6 +372,8 @@ impl DepotInner {
             desc.set(IN_USE, in_use);
             if in_use == capacity {
                 self.unlink(desc);
+            } else {
+                self.file_partial(desc, in_use, class);
             }
             if terminated {
                 break;
@@ -337,16 +388,43 @@ impl DepotInner {
         chain
     }
 
-    /// Removes one slab from the empty reserve, to be released.
-    pub(crate) fn take_empty(&mut self, reserve: &AtomicUsize) -> Option<Desc> {
-        if self.empty == 0 {
+    /// Lends up to `want` objects of `class` from its partial slabs (never
+    /// its empty reserve) to a smaller class. With `surplus_only`, only
+    /// while the partial slabs have at least a whole slab's worth of free
+    /// objects: a class that is merely growing keeps its free objects, and
+    /// a class left with many scattered free objects by frees shares them.
+    pub(crate) fn lend(
+        &mut self,
+        class: usize,
+        want: usize,
+        reserve: &AtomicUsize,
+        surplus_only: bool,
+    ) -> Chain {
+        let capacity = SLAB_OBJECTS[class];
+        let free = (self.slabs - self.empty_slabs) * capacity - self.in_use;
+        if surplus_only && free < capacity {
+            return Chain::EMPTY;
+        }
+        self.take(class, want, reserve, false)
+    }
+
+    /// Unlinks a slab from the empty reserve (still counted in `slabs`).
+    fn take_reserve(&mut self, reserve: &AtomicUsize) -> Option<Desc> {
+        let head = self.lists[EMPTY];
+        if head == 0 {
             return None;
         }
-        let desc = Desc(self.empty);
+        let desc = Desc(head);
         self.unlink(desc);
         self.empty_slabs -= 1;
-        self.slabs -= 1;
         reserve.fetch_sub(SLAB_PAGES[desc.class()], Ordering::Relaxed);
+        Some(desc)
+    }
+
+    /// Removes one slab from the empty reserve, to be released.
+    pub(crate) fn take_empty(&mut self, reserve: &AtomicUsize) -> Option<Desc> {
+        let desc = self.take_reserve(reserve)?;
+        self.slabs -= 1;
         Some(desc)
     }
 
@@ -367,7 +445,7 @@ impl DepotInner {
         let state = desc.get(STATE);
         let class = desc.class();
         if in_use == 0 {
-            if state == PARTIAL {
+            if state != FULL {
                 self.unlink(desc);
             }
             desc.set(FREE, 0);
@@ -384,13 +462,21 @@ impl DepotInner {
             self.slabs -= 1;
             return Some(desc);
         }
-        if state == FULL {
-            self.push_front(PARTIAL, desc);
-        } else if in_use * 2 + 1 == SLAB_OBJECTS[class] || in_use * 2 == SLAB_OBJECTS[class] {
-            // Just fell to half full: let fuller slabs be refilled first.
-            self.unlink(desc);
-            self.push_back_partial(desc);
-        }
+        self.file_partial(desc, in_use, class);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_divide_exactly() {
+        for (class, &capacity) in SLAB_OBJECTS.iter().enumerate() {
+            for in_use in 0..capacity {
+                assert_eq!(bucket(in_use, class), in_use * BUCKETS / capacity);
+            }
+        }
     }
 }

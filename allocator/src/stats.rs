@@ -17,9 +17,13 @@ pub struct ClassStats {
     pub empty_slabs: usize,
     /// Objects one slab holds.
     pub objects_per_slab: usize,
-    /// Objects handed out to callers.
+    /// Objects of the class's slabs handed out to callers: those lent to
+    /// a smaller class count here, as objects out of these slabs, less
+    /// those parked in this class's CPU lists (so the count of a class
+    /// that borrowed can be a little low, and its lender's a little high).
     pub live_objects: usize,
-    /// Free objects parked in the per-CPU caches.
+    /// Free objects parked in the class's per-CPU lists (borrowed ones
+    /// included).
     pub cached_objects: usize,
 }
 
