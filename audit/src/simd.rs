@@ -5,7 +5,7 @@
 //! registers belong to the user thread that happened to be running (the
 //! kernel itself is built soft-float and never touches them), so the kernel
 //! registers a [`SimdScope`] that saves them before a hash and restores them
-//! after. Every BLAKE3 call of this crate goes through [`scope`]; with no
+//! after. Every BLAKE3 call of this crate goes through `scope`; with no
 //! scope registered (the host) it calls straight through.
 //!
 //! The kernel build lets `blake3` use SSE2 and SSE4.1 only, never AVX
@@ -64,7 +64,7 @@ const KAT_4096: [u8; 16] = [
     0xbe, 0xfc, 0x66, 0x0a, 0xea, 0x2f, 0x17, 0x18, 0x88, 0x4c, 0xd8, 0xde, 0xb9, 0x90, 0x28, 0x11,
 ];
 
-/// Whether this machine's BLAKE3 (through [`scope`]) gives the known
+/// Whether this machine's BLAKE3 (through the scope) gives the known
 /// answer for a 4 KiB keyed hash, the size of a block MAC. The kernel's
 /// in-guest test runs it on the SSE4.1 assembly the seals use.
 pub fn known_answer_ok() -> bool {
