@@ -101,6 +101,17 @@ int main(void) {
         ok &= snap[5 * pg + i] == want(pg + i);
     printf("pwrite from a fresh shared mapping of the file: %zd, bytes right: %s\n", r, yes(ok));
 
+    /* The page a shared mapping maps is the file's page (in Cloister a
+     * frame the kernel copies to and from directly): pwrite into it is
+     * seen through the mapping, pread of it reads the mapping's store. */
+    static const char msg[] = "through the shared page";
+    r = pwrite(fd, msg, sizeof msg, 10);
+    s[300] = 'Z';
+    char z = 0;
+    ssize_t r2 = pread(fd, &z, 1, 300);
+    printf("pwrite into a shared-mapped page: %zd, seen: %s; pread of a store: %zd %c\n", r,
+           yes(memcmp(s + 10, msg, sizeof msg) == 0), r2, z);
+
     /* read()/write() at the file offset, six pages at once. */
     snapshot(6 * pg);
     unsigned char *m2 = map(6 * pg, rw, MAP_PRIVATE);

@@ -258,6 +258,31 @@ impl PageFrames for KernelPlatform {
         user::frame_read(frame, offset, buf);
     }
 
+    // Straight between the frame (direct map) and the current address
+    // space, which is the user memory every `mem` here copies to: one
+    // copy, without the LibOS's fault path (as `write_user_nofault`).
+    fn frame_to_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        _mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        copied(addr, len, user::frame_to_user(frame, offset, addr, len))
+    }
+
+    fn frame_from_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        _mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        copied(addr, len, user::frame_from_user(frame, offset, addr, len))
+    }
+
     fn frame_write(&self, frame: u64, offset: usize, data: &[u8]) {
         user::frame_write(frame, offset, data);
     }
