@@ -26,6 +26,21 @@ pub struct Copied {
     pub faulted: bool,
 }
 
+/// Zeroes user memory at `addr` for the hole of file bytes `from .. to`,
+/// as far as it can without a fault; returns the file offset it reached.
+fn zero_user(mem: &dyn UserMemory, addr: u64, from: u64, to: u64) -> u64 {
+    let mut at = from;
+    while at < to {
+        let chunk = (to - at).min(PAGE) as usize;
+        let put = mem.write_user_nofault(addr + (at - from), &ZEROS[..chunk]);
+        at += put as u64;
+        if put < chunk {
+            break;
+        }
+    }
+    at
+}
+
 impl FileData {
     /// Copies up to `len` file bytes at `offset` to user memory at `addr`
     /// (holes as zeros); stops at the end of the file or at a user page
@@ -36,29 +51,47 @@ impl FileData {
         } else {
             (self.len - offset).min(len as u64) as usize
         };
-        let mut done = 0usize;
-        while done < n {
-            let pos = offset + done as u64;
-            let (index, within) = (pos / PAGE, (pos % PAGE) as usize);
-            let chunk = (PAGE_BYTES - within).min(n - done);
-            let at = addr + done as u64;
-            let put = match self.pages.get(&index) {
-                Some(Page::Heap(b)) => mem.write_user_nofault(at, &b[within..within + chunk]),
-                Some(Page::Frame(f)) => f
+        if n == 0 {
+            return Copied {
+                bytes: 0,
+                faulted: false,
+            };
+        }
+        let end = offset + n as u64;
+        // `cursor` is the file offset of the first byte not yet copied;
+        // the pages are walked in order, the holes between them zeroed.
+        let mut cursor = offset;
+        let stopped = |cursor: u64| Copied {
+            bytes: (cursor - offset) as usize,
+            faulted: true,
+        };
+        for (&index, page) in self.pages.range(offset / PAGE..=(end - 1) / PAGE) {
+            let page_start = index * PAGE;
+            let from = page_start.max(offset);
+            let to = (page_start + PAGE).min(end);
+            cursor = zero_user(mem, addr + (cursor - offset), cursor, from);
+            if cursor < from {
+                return stopped(cursor);
+            }
+            let (within, chunk) = ((from - page_start) as usize, (to - from) as usize);
+            let at = addr + (from - offset);
+            let put = match page {
+                Page::Heap(b) => mem.write_user_nofault(at, &b[within..within + chunk]),
+                Page::Frame(f) => f
                     .frames
                     .frame_to_user_nofault(f.frame, within, mem, at, chunk),
-                None => mem.write_user_nofault(at, &ZEROS[..chunk]),
             };
-            done += put;
+            cursor = from + put as u64;
             if put < chunk {
-                return Copied {
-                    bytes: done,
-                    faulted: true,
-                };
+                return stopped(cursor);
             }
         }
+        cursor = zero_user(mem, addr + (cursor - offset), cursor, end);
+        if cursor < end {
+            return stopped(cursor);
+        }
         Copied {
-            bytes: done,
+            bytes: n,
             faulted: false,
         }
     }

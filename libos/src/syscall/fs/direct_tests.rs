@@ -186,6 +186,24 @@ fn a_fault_part_way_reports_the_bytes_done_or_efault() {
         4 * 8,
         "three pages of data and the one written at 10 pages"
     );
+    // A hole runs into the unmapped page the same way, and so does a
+    // read that starts in data and ends in the hole.
+    h.m.write_user(a, &[0xee; PG as usize]).unwrap();
+    assert_eq!(
+        h.call("pread64", &[fd, a + 100, 2 * PG, 5 * PG]),
+        PG as i64 - 100
+    );
+    assert_eq!(
+        peek(&h, a + 100, PG as usize - 100),
+        alloc::vec![0; PG as usize - 100]
+    );
+    h.m.write_user(a, &[0xee; PG as usize]).unwrap();
+    assert_eq!(
+        h.call("pread64", &[fd, a + 16, 2 * PG, 3 * PG - 8]),
+        PG as i64 - 16
+    );
+    assert_eq!(peek(&h, a + 16, 8), want[3 * PG as usize - 8..]);
+    assert_eq!(peek(&h, a + 24, 16), [0; 16]);
     // Huge counts (clamped to MAX_RW_COUNT): as much as there is, or as
     // much as is mapped; past the user half, EFAULT before anything.
     assert_eq!(
