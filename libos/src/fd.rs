@@ -159,6 +159,28 @@ pub trait FileLike: Send + Sync + core::fmt::Debug {
     ) -> Result<usize> {
         return_errno!(Errno::EINVAL)
     }
+    /// `pread` into user memory, as [`FileLike::read_at`] would (same
+    /// errors; a fault as in [`FileLike::read_user`]). Only called when
+    /// [`FileLike::copies_user`]; `ESPIPE` unless the file has offsets.
+    fn read_user_at(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _offset: u64,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::ESPIPE)
+    }
+    /// `pwrite` from user memory, likewise.
+    fn write_user_at(
+        &self,
+        _mem: &dyn crate::user::UserMemory,
+        _offset: u64,
+        _addr: u64,
+        _len: usize,
+    ) -> Result<usize> {
+        return_errno!(Errno::ESPIPE)
+    }
 }
 
 /// What an `ioctl` produced: bytes to copy to the user pointer in `arg`

@@ -136,6 +136,57 @@ pub trait PageFrames: Send + Sync {
     /// program's text mapped this way is the same memory at every exec
     /// and in every process.
     fn map_frame_private(&self, vaddr: u64, frame: u64, perms: Perms) -> Result<()>;
+
+    /// Copies `len` bytes of `frame` from `offset` (inside the frame) to
+    /// user memory at `addr` as [`UserMemory::write_user_nofault`] does:
+    /// stops at a page the LibOS would have to populate and returns the
+    /// bytes copied. The default goes through a small buffer on the
+    /// stack; a platform that reaches frames directly copies once.
+    fn frame_to_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.frame_read(frame, offset + done, &mut chunk[..n]);
+            let put = mem.write_user_nofault(addr + done as u64, &chunk[..n]);
+            done += put;
+            if put < n {
+                break;
+            }
+        }
+        done
+    }
+
+    /// Copies `len` bytes of user memory at `addr` into `frame` at
+    /// `offset` (inside the frame), likewise.
+    fn frame_from_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            let got = mem.read_user_nofault(addr + done as u64, &mut chunk[..n]);
+            self.frame_write(frame, offset + done, &chunk[..got]);
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        done
+    }
 }
 
 /// Who is running.

@@ -23,6 +23,35 @@ pub trait UserMemory {
     /// Copies `data` to user address `addr`.
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()>;
 
+    /// Copies user memory at `addr` into `buf` *without* asking the LibOS
+    /// to populate a page (Linux's `copy_from_user_nofault`): the copy
+    /// stops at the first page that is not present or not readable and
+    /// returns the bytes copied before it. Only faults the platform
+    /// resolves on its own (a lazy zero page, copy-on-write) are taken,
+    /// so a caller may hold a file's lock: the LibOS's fault path
+    /// ([`crate::mm::handle_page_fault`]) takes the `vm` lock and then
+    /// the file's, and would deadlock. See [`UserMemory::fault_in`].
+    fn read_user_nofault(&self, addr: u64, buf: &mut [u8]) -> usize;
+
+    /// Copies `data` to user memory at `addr` without asking the LibOS to
+    /// populate a page, likewise; returns the bytes copied.
+    fn write_user_nofault(&self, addr: u64, data: &[u8]) -> usize;
+
+    /// Makes the user page holding `addr` present for `access`, through
+    /// the LibOS's fault path if needed (Linux's `fault_in_readable` /
+    /// `fault_in_writeable`), after a `*_nofault` copy stopped there; the
+    /// caller holds no file lock. `EFAULT` if the page cannot be had (not
+    /// mapped, or mapped without that access). The default touches the
+    /// page: a one-byte read, or for a write a compare-exchange of the
+    /// aligned word that stores nothing new.
+    fn fault_in(&self, addr: u64, access: crate::mm::FaultAccess) -> Result<()> {
+        if access == crate::mm::FaultAccess::Write {
+            self.cmpxchg_u32(addr & !3, 0, 0).map(|_| ())
+        } else {
+            self.read_user(addr, &mut [0u8; 1])
+        }
+    }
+
     /// Replaces the aligned 32-bit word at `addr` with `new` if it holds
     /// `old`, atomically against user code on every CPU; returns the value
     /// it held. The default reads and writes: atomic only where no user
@@ -237,6 +266,7 @@ impl UserSliceWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::AddressSpace;
     use crate::platform::mock::MockPlatform;
 
     #[test]
@@ -280,6 +310,61 @@ mod tests {
         );
         let unmapped = UserSliceRead::new(base + 0x1000, 4).unwrap();
         assert_eq!(unmapped.read_to_vec(&p).unwrap_err().errno(), Errno::EFAULT);
+    }
+
+    #[test]
+    fn nofault_copies_stop_where_faulting_ones_ask_the_fault_handler() {
+        use alloc::sync::Arc;
+        let p = Arc::new(MockPlatform::new());
+        let base = p.map(0x10_0000, 0x1000);
+        let lazy = base + 0x1000;
+        // Without a handler, a missing page stops both kinds of copy.
+        assert_eq!(p.write_user_nofault(base + 0xff0, &[7; 32]), 16);
+        assert_eq!(p.read_user_nofault(base + 0xff0, &mut [0; 32]), 16);
+        assert_eq!(p.read_user_nofault(0, &mut [0; 4]), 0);
+        assert_eq!(p.read_user_nofault(u64::MAX - 1, &mut [0; 4]), 0);
+        assert_eq!(
+            p.write_user(base + 0xff0, &[7; 32]).unwrap_err().errno(),
+            Errno::EFAULT
+        );
+        // A handler that maps the page the copy asks for, like the LibOS's
+        // fault path: the faulting copies call it, the nofault ones never.
+        let weak = Arc::downgrade(&p);
+        p.set_fault_handler(Arc::new(move |addr, _| match weak.upgrade() {
+            Some(p) if (lazy..lazy + 0x1000).contains(&addr) && p.page_perms(addr).is_none() => {
+                p.map(lazy, 0x1000);
+                Ok(())
+            }
+            _ => Err(Errno::EFAULT.into()),
+        }));
+        assert_eq!(p.write_user_nofault(base + 0xff0, &[7; 32]), 16);
+        assert_eq!(p.faults_handled(), 0);
+        p.fault_in(lazy + 5, crate::mm::FaultAccess::Write).unwrap();
+        assert_eq!(p.faults_handled(), 1);
+        assert_eq!(p.write_user_nofault(base + 0xff0, &[7; 32]), 32);
+        let mut b = [0u8; 32];
+        p.read_user(base + 0xff0, &mut b).unwrap();
+        assert_eq!(b, [7; 32]);
+        // Past the page the handler gives: EFAULT, and fault_in says so.
+        assert!(p.write_user(lazy + 0xff0, &[1; 32]).is_err());
+        assert!(
+            p.fault_in(lazy + 0x1000, crate::mm::FaultAccess::Read)
+                .is_err()
+        );
+        // A read-only page is present but cannot be faulted in for a write.
+        p.protect(
+            lazy,
+            0x1000,
+            crate::elf::Perms {
+                read: true,
+                write: false,
+                execute: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.write_user_nofault(lazy, &[1; 4]), 0);
+        assert!(p.fault_in(lazy, crate::mm::FaultAccess::Write).is_err());
+        assert!(p.fault_in(lazy, crate::mm::FaultAccess::Read).is_ok());
     }
 
     #[test]

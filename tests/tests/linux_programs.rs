@@ -336,6 +336,24 @@ fn bad_pointers_get_efault_and_null_dereference_is_sigsegv() {
     );
 }
 
+/// `tests/programs/same_file_copy.c`: `read`/`write` of a regular file
+/// into and from untouched `MAP_PRIVATE` and `MAP_SHARED` mappings of the
+/// same file (the LibOS copies the file's pages straight to user memory
+/// and must fault such a page in with the file's lock dropped, or it
+/// deadlocks), and the bytes done or `EFAULT` for partly bad buffers —
+/// compared with the native run.
+#[test]
+fn file_reads_and_writes_through_mappings_of_the_same_file_match_native() {
+    let s = Scratch::new("same-file-copy");
+    let prog = compile(&s, "same_file_copy", &[]);
+    let p = prog.to_str().expect("utf-8");
+    let ours = finished(&cloister(&[p], &[]));
+    let theirs = native(&[p]);
+    assert_eq!(text(&ours.0), text(&theirs.0));
+    assert_eq!(ours.1, theirs.1);
+    assert!(!text(&ours.0).contains("NO"), "{}", text(&ours.0));
+}
+
 #[test]
 fn a_write_to_a_closed_pipe_raises_sigpipe() {
     let s = Scratch::new("sigpipe");

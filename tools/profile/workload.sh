@@ -6,6 +6,7 @@
 #
 #   workload.sh KERNEL.elf OUT nginx N     # N sequential curl GETs of a 1 MiB file
 #   workload.sh KERNEL.elf OUT redis N     # redis-benchmark -n N -c 10 -t set,get,incr,lpush,lpop
+#   workload.sh KERNEL.elf OUT file N      # busybox dd: a 64 MiB file in /tmp, then N reads of it
 #
 # With AUDIT=1 in the environment the guest keeps its audit log
 # (`cloister run --audit`, into a temporary file).
@@ -61,7 +62,15 @@ redis)
     [ "$n" -gt 0 ] && redis-benchmark -p "$port" -q -n "$n" -c 10 -t set,get,incr,lpush,lpop | tr '\r' '\n' | grep 'requests per second'
     redis-cli -p "$port" shutdown nosave > /dev/null 2>&1 || true
     ;;
-*) echo "workload.sh: use nginx or redis" >&2; exit 2 ;;
+file)
+    # No server: one busybox shell writes the file (1 MiB blocks from
+    # /dev/zero) and reads it N times into /dev/null; N=0 only writes it.
+    script='dd if=/dev/zero of=/tmp/f bs=1M count=64 2>/dev/null'
+    for _ in $(seq 1 "$n"); do script="$script; dd if=/tmp/f of=/dev/null bs=1M 2>/dev/null"; done
+    CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --mem 1G --kernel "$kernel" "${audit[@]}" \
+        -- /bin/busybox sh -c "$script" > "$tmp/console.log" 2>&1 &
+    ;;
+*) echo "workload.sh: use nginx, redis or file" >&2; exit 2 ;;
 esac
 wait
 test -s "$out" || { echo "no profile written to $out" >&2; exit 1; }

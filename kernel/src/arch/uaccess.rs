@@ -111,6 +111,50 @@ pub fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
     result(addr, data.len(), left)
 }
 
+/// Copies `len` bytes of kernel memory at `src` to user address `addr`
+/// (a file's page reached through the direct map, straight to the
+/// program: one copy).
+///
+/// # Safety
+/// `src .. src + len` must be kernel memory that stays readable for the
+/// whole copy. It may be the same memory a user page at `addr` maps
+/// (then the bytes land as a forward byte copy leaves them).
+pub unsafe fn copy_to_user_from(
+    addr: u64,
+    src: *const u8,
+    len: usize,
+) -> Result<(), BadUserAddress> {
+    check(addr, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the destination lies entirely in the user half (checked), so
+    // no kernel memory is written; a fault on it is fixed up into a short
+    // copy; the source is readable kernel memory (the caller's promise).
+    let left = unsafe { user_copy_raw(addr as *mut u8, src, len) };
+    result(addr, len, left)
+}
+
+/// Copies `len` bytes from user address `addr` into kernel memory at
+/// `dst`.
+///
+/// # Safety
+/// `dst .. dst + len` must be kernel memory that stays writable for the
+/// whole copy and that no Rust reference covers meanwhile. It may be the
+/// same memory a user page at `addr` maps.
+pub unsafe fn copy_from_user_to(dst: *mut u8, addr: u64, len: usize) -> Result<(), BadUserAddress> {
+    check(addr, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the source lies entirely in the user half (checked), so no
+    // kernel memory is read; a fault on it is fixed up into a short copy;
+    // the destination is writable kernel memory no reference covers (the
+    // caller's promise).
+    let left = unsafe { user_copy_raw(dst, addr as *const u8, len) };
+    result(addr, len, left)
+}
+
 /// Replaces the aligned 32-bit user word at `addr` with `new` if it holds
 /// `old`, atomically against user code on every CPU (`lock cmpxchg`);
 /// returns the value it held.

@@ -172,6 +172,14 @@ fn with_fault_retry(
     }
 }
 
+/// The bytes a user copy of `len` bytes at `addr` moved before it stopped.
+fn copied(addr: u64, len: usize, result: core::result::Result<(), BadUserAddress>) -> usize {
+    match result {
+        Ok(()) => len,
+        Err(BadUserAddress(at)) => (at.saturating_sub(addr) as usize).min(len),
+    }
+}
+
 impl UserMemory for KernelPlatform {
     fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         with_fault_retry(FaultAccess::Read, || uaccess::copy_from_user(addr, buf))
@@ -179,6 +187,18 @@ impl UserMemory for KernelPlatform {
 
     fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
         with_fault_retry(FaultAccess::Write, || uaccess::copy_to_user(addr, data))
+    }
+
+    // One copy without `with_fault_retry`: the trap handler still gives a
+    // lazy page its frame and copies a copy-on-write page (page-table
+    // locks only), but nothing asks the LibOS, whose fault path takes the
+    // `vm` lock and a file's lock (see `libos::fs::direct`).
+    fn read_user_nofault(&self, addr: u64, buf: &mut [u8]) -> usize {
+        copied(addr, buf.len(), uaccess::copy_from_user(addr, buf))
+    }
+
+    fn write_user_nofault(&self, addr: u64, data: &[u8]) -> usize {
+        copied(addr, data.len(), uaccess::copy_to_user(addr, data))
     }
 
     fn cmpxchg_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32> {
@@ -236,6 +256,31 @@ impl PageFrames for KernelPlatform {
 
     fn frame_read(&self, frame: u64, offset: usize, buf: &mut [u8]) {
         user::frame_read(frame, offset, buf);
+    }
+
+    // Straight between the frame (direct map) and the current address
+    // space, which is the user memory every `mem` here copies to: one
+    // copy, without the LibOS's fault path (as `write_user_nofault`).
+    fn frame_to_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        _mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        copied(addr, len, user::frame_to_user(frame, offset, addr, len))
+    }
+
+    fn frame_from_user_nofault(
+        &self,
+        frame: u64,
+        offset: usize,
+        _mem: &dyn UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> usize {
+        copied(addr, len, user::frame_from_user(frame, offset, addr, len))
     }
 
     fn frame_write(&self, frame: u64, offset: usize, data: &[u8]) {

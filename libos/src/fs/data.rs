@@ -27,6 +27,9 @@ use crate::error::{Errno, Result};
 use crate::platform::PageFrames;
 use crate::{return_errno, return_errno_with_message};
 
+mod user_copy;
+pub use user_copy::Copied;
+
 const PAGE: u64 = PAGE_BYTES as u64;
 
 /// The largest file, as tmpfs on x86-64 allows (`MAX_LFS_FILESIZE`).

@@ -206,6 +206,74 @@ impl FileLike for InodeFile {
         Ok(n)
     }
 
+    /// A regular file's pages go straight to and from user memory
+    /// ([`super::direct`]).
+    fn copies_user(&self) -> bool {
+        self.inode.holds_file_pages()
+    }
+
+    fn read_user(&self, mem: &dyn crate::user::UserMemory, addr: u64, len: usize) -> Result<usize> {
+        if !self.readable() {
+            return_errno!(Errno::EBADF);
+        }
+        let mut off = self.offset.lock();
+        let n = self.inode.read_to_user(mem, *off, addr, len)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    fn write_user(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        if !self.writable() {
+            return_errno!(Errno::EBADF);
+        }
+        let now = self.vfs.now();
+        let mut off = self.offset.lock();
+        if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
+            *off = self.inode.metadata().size;
+        }
+        let n = self.inode.write_from_user(mem, *off, addr, len, now)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    fn read_user_at(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        offset: u64,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        if !self.readable() {
+            return_errno!(Errno::EBADF);
+        }
+        self.inode.read_to_user(mem, offset, addr, len)
+    }
+
+    fn write_user_at(
+        &self,
+        mem: &dyn crate::user::UserMemory,
+        offset: u64,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize> {
+        if !self.writable() {
+            return_errno!(Errno::EBADF);
+        }
+        // Linux ignores the offset of pwrite on an O_APPEND file and appends.
+        let offset = if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
+            self.inode.metadata().size
+        } else {
+            offset
+        };
+        self.inode
+            .write_from_user(mem, offset, addr, len, self.vfs.now())
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         if !self.readable() {
             return_errno!(Errno::EBADF);

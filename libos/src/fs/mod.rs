@@ -6,7 +6,10 @@
 //! - `path.rs`: path resolution on [`Vfs`] (`.`/`..`, symlinks → `ELOOP`
 //!   after 40, `ENAMETOOLONG`, trailing slashes).
 //! - [`data`]: a regular file's contents in sparse 4 KiB pages;
-//!   [`space`]: the file system's page and inode limits ([`Space`]).
+//!   [`space`]: the file system's page and inode limits ([`Space`]);
+//!   [`direct`]: `read`/`write` between those pages and user memory with
+//!   no buffer in between, and the lock order that keeps it from
+//!   deadlocking with the fault path.
 //! - [`initramfs`]: unpacking a cpio archive into the tree.
 //! - [`xattr`]: an inode's extended attributes; [`flock`]: its `flock`
 //!   locks.
@@ -19,6 +22,7 @@
 
 pub mod data;
 pub mod device;
+pub mod direct;
 pub mod file;
 pub mod flock;
 pub mod initramfs;

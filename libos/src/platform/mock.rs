@@ -6,6 +6,12 @@
 //! frame budget (`ENOMEM` past it). The clocks are settable counters,
 //! console output is captured, randomness is ChaCha20 with a fixed seed,
 //! and waiting polls (see the [`Blocker`] impl).
+//!
+//! By default a user copy that meets a missing page fails. A test that
+//! installs a fault handler ([`MockPlatform::set_fault_handler`], usually
+//! [`crate::mm::handle_page_fault`] for its process) gets the kernel's
+//! behaviour: the copy asks the handler for the page, with no lock of the
+//! mock held, and retries — while the `*_nofault` copies never ask.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -18,6 +24,7 @@ use super::{AddressSpace, Blocker, Clock, CurrentThread, MemoryStats, PageFrames
 use crate::elf::{PAGE_SIZE, Perms};
 use crate::error::{Errno, Result};
 use crate::fs::ConsoleSink;
+use crate::mm::FaultAccess;
 use crate::random::{ChaChaCsprng, Csprng};
 use crate::user::UserMemory;
 
@@ -36,6 +43,24 @@ fn zero_bytes() -> MockBytes {
     Arc::new(Mutex::new(
         alloc::vec![0u8; PAGE_SIZE as usize].into_boxed_slice(),
     ))
+}
+
+/// What a user copy calls for a page it cannot access (see
+/// [`MockPlatform::set_fault_handler`]).
+pub type FaultHandler = Arc<dyn Fn(u64, FaultAccess) -> Result<()> + Send + Sync>;
+
+/// The installed [`FaultHandler`], if any.
+#[derive(Default)]
+struct FaultHook(Option<FaultHandler>);
+
+impl core::fmt::Debug for FaultHook {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FaultHook(set)"
+        } else {
+            "FaultHook(none)"
+        })
+    }
 }
 
 /// Default frame budget: 64 Ki pages (256 MiB).
@@ -59,6 +84,8 @@ pub struct MockPlatform {
     interrupt_after_ns: AtomicU64,
     tid: AtomicU32,
     cpus: AtomicU32,
+    fault_hook: Mutex<FaultHook>,
+    faults_handled: AtomicU64,
 }
 
 impl Default for MockPlatform {
@@ -95,6 +122,8 @@ impl MockPlatform {
             interrupt_after_ns: AtomicU64::new(u64::MAX),
             tid: AtomicU32::new(1),
             cpus: AtomicU32::new(1),
+            fault_hook: Mutex::new(FaultHook(None)),
+            faults_handled: AtomicU64::new(0),
         }
     }
 
@@ -113,6 +142,95 @@ impl MockPlatform {
         self.map_zeroed(r.start, r.end - r.start, rw)
             .expect("mock frame budget exhausted");
         addr
+    }
+
+    /// Makes [`UserMemory::read_user`] and [`UserMemory::write_user`]
+    /// (and the compare-exchange) call `handler` for the first page they
+    /// cannot access, with no lock of the mock held, and retry if it
+    /// succeeds — as the kernel's copies call the LibOS's fault path. The
+    /// `*_nofault` copies never call it.
+    pub fn set_fault_handler(&self, handler: FaultHandler) {
+        self.fault_hook.lock().0 = Some(handler);
+    }
+
+    /// How many times a copy called the fault handler and it succeeded.
+    pub fn faults_handled(&self) -> u64 {
+        self.faults_handled.load(Ordering::Relaxed)
+    }
+
+    /// The first page of `addr .. addr + len` that is not mapped with an
+    /// access `allowed` accepts (the start, if the range overflows).
+    fn first_bad_page(&self, addr: u64, len: usize, allowed: impl Fn(&Perms) -> bool) -> u64 {
+        let Some(end) = addr.checked_add(len as u64) else {
+            return addr;
+        };
+        let pages = self.pages.lock();
+        let mut page = addr & !(PAGE_SIZE - 1);
+        while page < end {
+            if !pages.get(&page).is_some_and(|p| allowed(&p.perms)) {
+                return page.max(addr);
+            }
+            page += PAGE_SIZE;
+        }
+        addr
+    }
+
+    /// Runs a copy of `addr .. addr + len`; while it fails and a fault
+    /// handler is installed, resolves the first page it cannot access
+    /// through the handler and retries (`EFAULT` when the handler fails,
+    /// or a page stays inaccessible after it succeeded).
+    fn with_faults(
+        &self,
+        addr: u64,
+        len: usize,
+        access: FaultAccess,
+        mut copy: impl FnMut() -> Result<()>,
+    ) -> Result<()> {
+        let allowed = |p: &Perms| match access {
+            FaultAccess::Write => p.write,
+            _ => readable(p),
+        };
+        let mut last = None;
+        loop {
+            let err = match copy() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let handler = self.fault_hook.lock().0.clone();
+            let Some(handler) = handler else {
+                return Err(err);
+            };
+            let at = self.first_bad_page(addr, len, allowed);
+            let page = at & !(PAGE_SIZE - 1);
+            if last == Some(page) {
+                return Err(err);
+            }
+            handler(at, access)?;
+            self.faults_handled.fetch_add(1, Ordering::Relaxed);
+            last = Some(page);
+        }
+    }
+
+    /// Copies page by page while each page allows the access; the bytes
+    /// done before the first that does not.
+    fn copy_nofault(
+        &self,
+        addr: u64,
+        len: usize,
+        mut piece: impl FnMut(u64, usize, usize) -> Result<()>,
+    ) -> usize {
+        let mut done = 0usize;
+        while done < len {
+            let Some(at) = addr.checked_add(done as u64) else {
+                break;
+            };
+            let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - done);
+            if piece(at, done, n).is_err() {
+                break;
+            }
+            done += n;
+        }
+        done
     }
 
     /// Limits how many pages may be mapped at once (default 65536).
@@ -241,8 +359,9 @@ fn readable(p: &Perms) -> bool {
     p.read || p.write || p.execute
 }
 
-impl UserMemory for MockPlatform {
-    fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+impl MockPlatform {
+    /// One attempt at [`UserMemory::read_user`] (no fault handling).
+    fn read_once(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
         self.copy(addr, len, readable, |page, off, i, n| match &page.bytes {
             Some(b) => buf[i..i + n].copy_from_slice(&b.lock()[off..off + n]),
@@ -250,7 +369,8 @@ impl UserMemory for MockPlatform {
         })
     }
 
-    fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
+    /// One attempt at [`UserMemory::write_user`] (no fault handling).
+    fn write_once(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.copy(
             addr,
             data.len(),
@@ -259,6 +379,46 @@ impl UserMemory for MockPlatform {
                 page_bytes(page)[off..off + n].copy_from_slice(&data[i..i + n]);
             },
         )
+    }
+}
+
+impl UserMemory for MockPlatform {
+    fn read_user(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let len = buf.len();
+        self.with_faults(addr, len, FaultAccess::Read, || self.read_once(addr, buf))
+    }
+
+    fn write_user(&self, addr: u64, data: &[u8]) -> Result<()> {
+        self.with_faults(addr, data.len(), FaultAccess::Write, || {
+            self.write_once(addr, data)
+        })
+    }
+
+    fn cmpxchg_u32(&self, addr: u64, old: u32, new: u32) -> Result<u32> {
+        let mut held = 0;
+        self.with_faults(addr, 4, FaultAccess::Write, || {
+            let mut b = [0u8; 4];
+            // Both checks first, so a read-only word is not half done.
+            self.copy(addr, 4, |p| p.write, |_, _, _, _| {})?;
+            self.read_once(addr, &mut b)?;
+            held = u32::from_le_bytes(b);
+            if held == old {
+                self.write_once(addr, &new.to_le_bytes())?;
+            }
+            Ok(())
+        })?;
+        Ok(held)
+    }
+
+    fn read_user_nofault(&self, addr: u64, buf: &mut [u8]) -> usize {
+        let len = buf.len();
+        self.copy_nofault(addr, len, |at, i, n| self.read_once(at, &mut buf[i..i + n]))
+    }
+
+    fn write_user_nofault(&self, addr: u64, data: &[u8]) -> usize {
+        self.copy_nofault(addr, data.len(), |at, i, n| {
+            self.write_once(at, &data[i..i + n])
+        })
     }
 }
 

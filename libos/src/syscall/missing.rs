@@ -57,6 +57,12 @@ mod tests {
         fn write_user(&self, _addr: u64, _data: &[u8]) -> Result<()> {
             Ok(())
         }
+        fn read_user_nofault(&self, addr: u64, buf: &mut [u8]) -> usize {
+            crate::uio::read_user_partial(self, addr, buf)
+        }
+        fn write_user_nofault(&self, _addr: u64, data: &[u8]) -> usize {
+            data.len()
+        }
     }
 
     fn mem(s: &[u8]) -> Mem {

@@ -41,6 +41,7 @@ use libos::mm::FaultAccess;
 
 use super::cow::{self, COW};
 use super::{PAGE_BYTES, frames, phys_to_virt, pte};
+use crate::arch::uaccess::{self, BadUserAddress};
 
 /// Software bit: the page may be read.
 const PERM_R: F = F::BIT_9;
@@ -519,6 +520,43 @@ pub fn frame_write(frame: u64, offset: usize, data: &[u8]) {
     // SAFETY: as in `frame_read`: inside a frame the caller holds, through
     // the direct map, and `data` is a kernel slice that cannot overlap it.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+}
+
+/// Copies `len` bytes of a [`frame_alloc`] frame from `offset` straight
+/// to user address `addr`, as a user copy (stops at a fault: see
+/// [`crate::arch::uaccess`]); a range outside the frame copies nothing.
+pub fn frame_to_user(
+    frame: u64,
+    offset: usize,
+    addr: u64,
+    len: usize,
+) -> Result<(), BadUserAddress> {
+    let Some(src) = frame_bytes(frame, offset, len) else {
+        log::error!("frame_to_user outside frame {frame:#x}");
+        return Err(BadUserAddress(addr));
+    };
+    // SAFETY: the range lies inside `frame` (checked above), a frame the
+    // caller holds a reference to, reached through the direct map, so it
+    // stays readable for the copy.
+    unsafe { uaccess::copy_to_user_from(addr, src as *const u8, len) }
+}
+
+/// Copies `len` bytes from user address `addr` straight into a
+/// [`frame_alloc`] frame at `offset`, likewise.
+pub fn frame_from_user(
+    frame: u64,
+    offset: usize,
+    addr: u64,
+    len: usize,
+) -> Result<(), BadUserAddress> {
+    let Some(dst) = frame_bytes(frame, offset, len) else {
+        log::error!("frame_from_user outside frame {frame:#x}");
+        return Err(BadUserAddress(addr));
+    };
+    // SAFETY: as in `frame_to_user`: inside a frame the caller holds,
+    // through the direct map; the kernel keeps no Rust reference to a
+    // file frame's bytes (they are only reached through these copies).
+    unsafe { uaccess::copy_from_user_to(dst as *mut u8, addr, len) }
 }
 
 /// Maps `frame` (from [`frame_alloc`]) at the user page `vaddr` with

@@ -1,7 +1,9 @@
 //! In-guest tests of the user half: lazy mappings get frames on first
 //! touch, permissions hold for kernel user-copies, `fill` ignores them,
 //! `move_pages` keeps contents, and unmapping frees every frame; the
-//! memory programs can hold (the commit limit) counts user frames as theirs.
+//! memory programs can hold (the commit limit) counts user frames as theirs;
+//! a file's frame copies straight to and from user memory, stopping at a
+//! fault.
 
 use super::frames;
 use libos::elf::Perms;
@@ -209,5 +211,39 @@ ktest!(
             before,
             "the frame came back with its last mapping"
         );
+    }
+);
+
+ktest!(
+    fn a_file_frame_copies_straight_to_and_from_user_memory_and_stops_at_a_fault() {
+        let frame = user::frame_alloc().expect("frame");
+        user::frame_write(frame, 100, b"frame bytes");
+        // A lazy page, then nothing: the copy takes the lazy page's frame
+        // and stops where the mapping ends.
+        user::map_lazy(BASE, 4096, RW).expect("map");
+        user::frame_to_user(frame, 100, BASE + 8, 11).expect("to user");
+        let mut buf = [0u8; 11];
+        copy_from_user(BASE + 8, &mut buf).expect("read");
+        assert_eq!(&buf, b"frame bytes");
+        let err = user::frame_to_user(frame, 0, BASE + 4096 - 16, 64).expect_err("runs off");
+        assert_eq!(err.0, BASE + 4096, "the first byte not copied");
+        copy_to_user(BASE + 200, b"from user").expect("write");
+        user::frame_from_user(frame, 3000, BASE + 200, 9).expect("from user");
+        let mut back = [0u8; 9];
+        user::frame_read(frame, 3000, &mut back);
+        assert_eq!(&back, b"from user");
+        // A read-only page cannot be copied into; ranges outside the frame
+        // or the user half copy nothing.
+        user::protect(BASE, 4096, RO).expect("protect ro");
+        assert!(user::frame_to_user(frame, 0, BASE, 4).is_err());
+        assert!(user::frame_to_user(frame, 4090, BASE, 16).is_err());
+        assert!(user::frame_from_user(frame, 0, 0xffff_8000_0000_0000, 4).is_err());
+        // The same frame mapped at the user address: a copy onto itself.
+        user::map_frame(BASE + 4096, frame, RW).expect("map the frame");
+        user::frame_from_user(frame, 100, BASE + 4096 + 100, 11).expect("onto itself");
+        user::frame_read(frame, 100, &mut buf);
+        assert_eq!(&buf, b"frame bytes");
+        user::frame_release(frame);
+        user::unmap(BASE, 2 * 4096).expect("unmap");
     }
 );

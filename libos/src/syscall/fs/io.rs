@@ -156,7 +156,10 @@ pub fn sys_close(p: &Process, a: &SyscallArgs) -> Result<usize> {
 }
 
 /// Reads from `file` into user memory at `addr`, `len` bytes, at `pos`
-/// (or the file offset). Stops at the first short read.
+/// (or the file offset). Stops at the first short read. A file that
+/// [`FileLike::copies_user`] (a regular file, a pipe, a socket) copies
+/// straight into user memory; anything else goes through the process's
+/// bounce buffer.
 pub(super) fn read_to_user(
     p: &Process,
     file: &dyn FileLike,
@@ -166,8 +169,11 @@ pub(super) fn read_to_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceWrite::new(addr, len)?;
-    if pos.is_none() && file.copies_user() {
-        return retry_blocking(p, file, || file.read_user(&*p.platform, addr, len));
+    if file.copies_user() {
+        return match pos {
+            Some(off) => file.read_user_at(&*p.platform, off, addr, len),
+            None => retry_blocking(p, file, || file.read_user(&*p.platform, addr, len)),
+        };
     }
     let mut buf = p.bounce.take(len)?;
     let mut done = 0usize;
@@ -193,7 +199,8 @@ pub(super) fn read_to_user(
 }
 
 /// Writes `len` bytes from user memory at `addr` to `file` at `pos` (or
-/// the file offset).
+/// the file offset), straight from user memory when the file
+/// [`FileLike::copies_user`], else through the bounce buffer.
 pub(super) fn write_from_user(
     p: &Process,
     file: &dyn FileLike,
@@ -203,6 +210,9 @@ pub(super) fn write_from_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceRead::new(addr, len)?;
+    if let (Some(off), true) = (pos, file.copies_user()) {
+        return file.write_user_at(&*p.platform, off, addr, len);
+    }
     if pos.is_none() && file.copies_user() {
         // Straight from user memory into the file's buffer; a blocking
         // writer waits for room until everything is written, as below.

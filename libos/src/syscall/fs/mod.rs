@@ -188,6 +188,8 @@ pub(crate) fn lookup_at(p: &Process, dirfd: i32, path: &[u8], flags: u32) -> Res
 }
 
 #[cfg(test)]
+mod direct_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod vectored_tests;
