@@ -239,9 +239,16 @@ impl Process {
     pub fn raise_expired_timers(&self) {
         // The common case, on every return to user mode: nothing armed —
         // two loads inline, without the call and frame of the rest.
-        if self.ptimers.is_armed() || self.itimers.is_armed() {
+        if self.timers_armed() {
             self.raise_armed_timers();
         }
+    }
+
+    /// Whether an interval or POSIX timer is armed (two loads): `false`
+    /// means [`Self::raise_expired_timers`] has nothing to do.
+    #[inline]
+    pub fn timers_armed(&self) -> bool {
+        self.ptimers.is_armed() || self.itimers.is_armed()
     }
 
     /// [`Self::raise_expired_timers`] once a timer is armed.

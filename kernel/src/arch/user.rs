@@ -364,14 +364,24 @@ pub fn execute_on<const SMP: bool>(ctx: &mut UserContext) -> ReturnReason {
         super::smp::times::add_since(super::smp::times::Span::User, entered_at);
         super::smp::bkl::acquire();
     }
-    match (code, ctx.vector) {
-        (0, _) => ReturnReason::Syscall,
-        (_, v) if v < 32 => ReturnReason::Exception {
+    if code == 0 {
+        ReturnReason::Syscall
+    } else {
+        trap_reason(ctx)
+    }
+}
+
+/// Why [`execute`] returned with `ctx` when it was not for a system call:
+/// the exception or interrupt the trap path stored in `ctx` (its vector,
+/// error code and CR2), until the next `execute`.
+pub fn trap_reason(ctx: &UserContext) -> ReturnReason {
+    match ctx.vector {
+        v if v < 32 => ReturnReason::Exception {
             vector: v,
             error_code: ctx.error_code,
             cr2: ctx.cr2,
         },
-        (_, v) => ReturnReason::Interrupt(v),
+        v => ReturnReason::Interrupt(v),
     }
 }
 

@@ -32,7 +32,7 @@ use libos::fs::stdio::{ConsoleInput, StdioConfig};
 use libos::fs::{DeviceRegistry, Vfs};
 use libos::mm::FaultAccess;
 use libos::process::Process;
-use libos::syscall::SyscallTable;
+use libos::syscall::{SyscallArgs, SyscallTable};
 
 use crate::arch::fpu::FpuState;
 use crate::arch::user::{self, ReturnReason, UserContext};
@@ -374,117 +374,98 @@ fn thread_main(me: Arc<Thread>) -> ! {
     }
 }
 
+/// Serves system call `args` of thread `me` of `process` through the table;
+/// its result for `rax`. An audited call is timed and recorded out of line.
+#[inline(always)]
+fn serve_syscall<const SMP: bool>(
+    rt: &Runtime,
+    process: &Arc<Process>,
+    me: &Thread,
+    args: &SyscallArgs,
+) -> u64 {
+    if crate::audit::is_enabled() {
+        return serve_audited::<SMP>(rt, process, me, args);
+    }
+    let ret = rt.table.dispatch_args(process, args);
+    after_syscall::<SMP>(args.nr as u64);
+    ret
+}
+
+/// [`serve_syscall`] when the audit log records system calls: timed only
+/// then (two TSC reads per call are not free under emulation).
+#[inline(never)]
+fn serve_audited<const SMP: bool>(
+    rt: &Runtime,
+    process: &Arc<Process>,
+    me: &Thread,
+    args: &SyscallArgs,
+) -> u64 {
+    let start = crate::time::now_ns();
+    let ret = rt.table.dispatch_args(process, args);
+    after_syscall::<SMP>(args.nr as u64);
+    let took = crate::time::now_ns() - start;
+    crate::audit::record_syscall(args.nr as u64, &args.raw, ret as i64, me.tid, took);
+    ret
+}
+
+/// After system call `nr`: whatever it changed, generic waits may now be
+/// ready (on an idle CPU too).
+#[inline(always)]
+fn after_syscall<const SMP: bool>(nr: u64) {
+    task::bump_epoch();
+    if SMP {
+        task::wake_idle_cpus();
+        if signals_others(nr) {
+            // A thread in user mode on another CPU sees a signal or the
+            // end of its process at its next kernel entry: make that now.
+            crate::arch::smp::kick_running();
+        }
+    }
+}
+
 /// [`thread_main`]'s loop; `SMP`: the big kernel lock is in use.
 fn thread_loop<const SMP: bool>(me: Arc<Thread>) -> ! {
     let rt = RUNTIME.get().expect("runtime set before threads start");
     // The thread's process, fixed for its life (`execve` keeps it).
     let process = procs::process_of(me.tid).unwrap_or_else(|| rt.process.clone());
+    // `rax` as the thread goes back to user mode: the context's, or the
+    // last system call's result, stored under the loan that runs the
+    // thread again (one loan per system call, not two). Only the thread
+    // itself reads or writes its context (`Thread::with_context`); what
+    // does so between two runs (the slow paths below) has `rax` stored
+    // first and read back after. Handlers that set registers
+    // (`rt_sigreturn`, `execve`) do so inside the dispatch, before the
+    // result is stored, as before.
+    let mut rax = me.with_context(|c| c.rax);
     loop {
-        if procs::leaves(process.pid, &me) {
-            break;
+        if procs::leaves(&process, &me) || signal::may_deliver(&process) {
+            me.with_context(|c| c.rax = rax);
+            if procs::leaves(&process, &me) {
+                break;
+            }
+            // A default action may have ended the process.
+            if signal::deliver_pending(&process, &me) && procs::leaves(&process, &me) {
+                break;
+            }
+            rax = me.with_context(|c| c.rax);
         }
-        // A default action may have ended the process.
-        if signal::deliver_pending(&process, &me) && procs::leaves(process.pid, &me) {
-            break;
-        }
-        // `me`'s own kernel code; the loan (which also reads the syscall's
-        // number and arguments) ends before anything that could switch
-        // threads.
-        let (reason, (nr, raw)) = me.with_context(|c| {
+        // `me`'s own kernel code; the loan (which also stores `rax` and
+        // reads the syscall's number and arguments) ends before anything
+        // that could switch threads.
+        let (reason, args) = me.with_context(|c| {
+            c.rax = rax;
             let reason = user::execute_on::<SMP>(c);
-            (reason, (c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]))
+            let raw = [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9];
+            (reason, SyscallArgs::new(c.rax as usize, raw))
         });
-        match reason {
-            ReturnReason::Syscall => {
-                // Timed only when it is recorded: two TSC reads per call
-                // are not free under emulation.
-                let audited = crate::audit::is_enabled();
-                let start = if audited { crate::time::now_ns() } else { 0 };
-                let ret = rt.table.dispatch(&process, nr as usize, raw);
-                // Whatever it changed, generic waits may now be ready
-                // (on an idle CPU too).
-                task::bump_epoch();
-                if SMP {
-                    task::wake_idle_cpus();
-                    if signals_others(nr) {
-                        // A thread in user mode on another CPU sees a
-                        // signal or the end of its process at its next
-                        // kernel entry: make that now.
-                        crate::arch::smp::kick_running();
-                    }
-                }
-                if audited {
-                    let took = crate::time::now_ns() - start;
-                    crate::audit::record_syscall(nr, &raw, ret as i64, me.tid, took);
-                }
-                // The dispatch may have switched threads and back; no loan
-                // was out across it.
-                me.with_context(|c| c.rax = ret);
-            }
-            ReturnReason::Exception {
-                vector: 14,
-                error_code,
-                cr2,
-            } if match demand_user_fault(cr2, error_code) {
-                // The page is there now: retry the access.
-                crate::mm::user::Demand::Resolved => true,
-                // A valid access memory cannot back: the OOM kill.
-                crate::mm::user::Demand::OutOfMemory => {
-                    // The OOM kill: the loop's next turn ends the thread.
-                    fault::out_of_memory(me.tid, cr2);
-                    true
-                }
-                // Past the end of a mapped file: SIGBUS, to a handler if
-                // the program has one.
-                crate::mm::user::Demand::BusError => {
-                    let fault = signal::Fault {
-                        vector: 14,
-                        error_code,
-                        cr2,
-                    };
-                    if !signal::fault_has_handler(&process, me.tid, u32::from(fault::SIGBUS), fault)
-                    {
-                        let rip = me.with_context(|c| c.rip);
-                        fault::bus_error(me.tid, cr2, rip);
-                    }
-                    true
-                }
-                crate::mm::user::Demand::NotLazy => false,
-            } => {}
-            // A confidential VM's #VE/#VC for the program's CPUID (or
-            // RDTSC): answered through the host, and the program goes on.
-            ReturnReason::Exception {
-                vector: vector @ (20 | 29),
-                error_code,
-                ..
-            } if me.with_context(|c| crate::platform::user_exception(vector, error_code, c)) => {}
-            ReturnReason::Exception {
-                vector,
-                error_code,
-                cr2,
-            } => {
-                let (sig, _) = fault::signal_for(vector);
-                let fault = signal::Fault {
-                    vector,
-                    error_code,
-                    cr2,
-                };
-                if !signal::fault_has_handler(&process, me.tid, u32::from(sig), fault) {
-                    let rip = me.with_context(|c| c.rip);
-                    fault::kill(me.tid, vector, error_code, cr2, rip);
-                }
-            }
-            ReturnReason::Interrupt(v) => {
-                // Timer ticks drive TCP's timers and frames queued for ARP;
-                // the card's interrupt means frames arrived.
-                rt.process.net.poll();
-                if v == u64::from(crate::arch::trap::CONSOLE_VECTOR) {
-                    poll_console_interrupt();
-                }
-                if v == u64::from(crate::arch::trap::TIMER_VECTOR) {
-                    task::yield_now();
-                }
-            }
+        if matches!(reason, ReturnReason::Syscall) {
+            // The dispatch may have switched threads and back; no loan
+            // was out across it.
+            rax = serve_syscall::<SMP>(rt, &process, &me, &args);
+        } else {
+            // `rax` is the context's; the handling may change it.
+            handle_exit(rt, &process, &me);
+            rax = me.with_context(|c| c.rax);
         }
     }
     // The thread ends here, not inside a call below, so that the process
@@ -494,4 +475,80 @@ fn thread_loop<const SMP: bool>(me: Arc<Thread>) -> ! {
     drop(process);
     drop(me);
     task::exit_current()
+}
+
+/// What the run loop does when user mode left `me` for something other
+/// than a system call (the reason is in its context,
+/// [`user::trap_reason`]): a fault resolved or turned into a signal, a
+/// confidential VM's exception answered, an interrupt served. Out of line,
+/// so the run loop's system-call path keeps its registers.
+#[inline(never)]
+fn handle_exit(rt: &Runtime, process: &Arc<Process>, me: &Thread) {
+    match me.with_context(|c| user::trap_reason(c)) {
+        // Not a trap (`trap_reason` never says so): nothing to do.
+        ReturnReason::Syscall => {}
+        ReturnReason::Exception {
+            vector: 14,
+            error_code,
+            cr2,
+        } if match demand_user_fault(cr2, error_code) {
+            // The page is there now: retry the access.
+            crate::mm::user::Demand::Resolved => true,
+            // A valid access memory cannot back: the OOM kill.
+            crate::mm::user::Demand::OutOfMemory => {
+                // The OOM kill: the loop's next turn ends the thread.
+                fault::out_of_memory(me.tid, cr2);
+                true
+            }
+            // Past the end of a mapped file: SIGBUS, to a handler if
+            // the program has one.
+            crate::mm::user::Demand::BusError => {
+                let fault = signal::Fault {
+                    vector: 14,
+                    error_code,
+                    cr2,
+                };
+                if !signal::fault_has_handler(process, me.tid, u32::from(fault::SIGBUS), fault) {
+                    let rip = me.with_context(|c| c.rip);
+                    fault::bus_error(me.tid, cr2, rip);
+                }
+                true
+            }
+            crate::mm::user::Demand::NotLazy => false,
+        } => {}
+        // A confidential VM's #VE/#VC for the program's CPUID (or
+        // RDTSC): answered through the host, and the program goes on.
+        ReturnReason::Exception {
+            vector: vector @ (20 | 29),
+            error_code,
+            ..
+        } if me.with_context(|c| crate::platform::user_exception(vector, error_code, c)) => {}
+        ReturnReason::Exception {
+            vector,
+            error_code,
+            cr2,
+        } => {
+            let (sig, _) = fault::signal_for(vector);
+            let fault = signal::Fault {
+                vector,
+                error_code,
+                cr2,
+            };
+            if !signal::fault_has_handler(process, me.tid, u32::from(sig), fault) {
+                let rip = me.with_context(|c| c.rip);
+                fault::kill(me.tid, vector, error_code, cr2, rip);
+            }
+        }
+        ReturnReason::Interrupt(v) => {
+            // Timer ticks drive TCP's timers and frames queued for ARP;
+            // the card's interrupt means frames arrived.
+            rt.process.net.poll();
+            if v == u64::from(crate::arch::trap::CONSOLE_VECTOR) {
+                poll_console_interrupt();
+            }
+            if v == u64::from(crate::arch::trap::TIMER_VECTOR) {
+                task::yield_now();
+            }
+        }
+    }
 }

@@ -197,10 +197,19 @@ pub fn exit_thread() {
         .store(true, Ordering::Release);
 }
 
-/// Whether thread `me` of process `pid` leaves now (its own `exit`, or
-/// [`must_leave`]).
-pub fn leaves(pid: u32, me: &task::Thread) -> bool {
-    me.leaving.load(Ordering::Acquire) || must_leave(pid, me.tid)
+/// Whether thread `me` of process `p` leaves now (its own `exit`, or
+/// [`must_leave`]). Two loads inline; the table is looked at out of line.
+#[inline(always)]
+pub fn leaves(p: &Process, me: &task::Thread) -> bool {
+    me.leaving.load(Ordering::Acquire)
+        || (EXITING.load(Ordering::Acquire) != 0 && leaves_locked(p, me))
+}
+
+/// [`leaves`] once some process is ending (its arguments are read here,
+/// not on the way to the check).
+#[inline(never)]
+fn leaves_locked(p: &Process, me: &task::Thread) -> bool {
+    must_leave(p.pid, me.tid)
 }
 
 /// The run loop of thread `me` of process `p` ended: the thread leaves

@@ -60,13 +60,21 @@ fn terminate(sig: u32, tid: u32) {
     super::procs::die(sig)
 }
 
+/// Whether [`deliver_pending`] may have work: a timer is armed or a
+/// signal may be pending. `false` in the common case, where the run loop
+/// goes straight back to user mode. Inline: the run loop is compiled
+/// twice (one CPU, several), and this is a few flag checks, not worth a
+/// call.
+#[inline(always)]
+pub fn may_deliver(process: &Process) -> bool {
+    process.timers_armed() || process.signals.maybe_pending()
+}
+
 /// Delivers the pending signals of `me` before it returns to user mode:
 /// default actions end the program, handlers get a frame. Called with no
-/// reference to `me`'s context held. `false` when nothing was pending (the
-/// common case: nothing changed).
-/// Inline: the run loop is compiled twice (one CPU, several), and its
-/// common case here is a few flag checks, not worth a call.
-#[inline(always)]
+/// reference to `me`'s context held, and with the context up to date (it
+/// reads and writes it). `false` when nothing was pending (nothing
+/// changed).
 pub fn deliver_pending(process: &Process, me: &Thread) -> bool {
     check_timer(process);
     // The common case, without the lock: nothing pending anywhere.

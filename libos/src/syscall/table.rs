@@ -105,9 +105,16 @@ impl SyscallTable {
     /// `-errno` as two's complement.
     #[inline]
     pub fn dispatch(&self, process: &Process, nr: usize, raw: [u64; 6]) -> u64 {
-        let args = SyscallArgs::new(nr, raw);
+        self.dispatch_args(process, &SyscallArgs::new(nr, raw))
+    }
+
+    /// [`Self::dispatch`] of arguments already gathered (the kernel's run
+    /// loop builds them straight from the user registers).
+    #[inline]
+    pub fn dispatch_args(&self, process: &Process, args: &SyscallArgs) -> u64 {
+        let nr = args.nr;
         let result = match self.handlers.get(nr).copied().flatten() {
-            Some(handler) => handler(process, &args),
+            Some(handler) => handler(process, args),
             None => {
                 let first_time = self
                     .reported
@@ -123,7 +130,7 @@ impl SyscallTable {
         if self.observe_completions
             && let Some(o) = &self.observer
         {
-            o.completed(&args, ret as isize);
+            o.completed(args, ret as isize);
         }
         ret
     }
