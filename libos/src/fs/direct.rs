@@ -39,7 +39,7 @@ impl Inode {
     /// Whether the inode holds a regular file's pages (which `read` and
     /// `write` copy straight to and from user memory).
     pub fn holds_file_pages(&self) -> bool {
-        matches!(self.data.lock().content, Content::File(_))
+        self.file_pages
     }
 
     /// Reads up to `len` file bytes at `offset` into user memory at `addr`

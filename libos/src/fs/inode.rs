@@ -178,6 +178,9 @@ pub(crate) struct InodeCharge {
 pub struct Inode {
     ino: u64,
     file_type: InodeType,
+    /// Whether `data` holds a regular file's pages (`Content::File`; fixed
+    /// for the inode's life), so `read`/`write` can ask without the lock.
+    pub(super) file_pages: bool,
     pub(crate) data: Mutex<InodeData>,
     charge: Option<InodeCharge>,
     /// The shared-memory object id `MAP_SHARED` mappings of the file key
@@ -216,9 +219,11 @@ impl Inode {
             Content::Fifo(_) => (InodeType::Fifo, 1),
             Content::Socket => (InodeType::Socket, 1),
         };
+        let file_pages = matches!(content, Content::File(_));
         Arc::new(Self {
             ino,
             file_type,
+            file_pages,
             data: Mutex::new(InodeData {
                 perm: perm & 0o7777,
                 uid: 0,
