@@ -149,6 +149,16 @@ impl InodeFile {
         f & O_PATH == 0 && matches!(f & O_ACCMODE, O_WRONLY | O_RDWR)
     }
 
+    /// Where a write asked for at `offset` lands: the end of the file with
+    /// `O_APPEND` (Linux ignores `pwrite`'s offset then too), else `offset`.
+    fn write_offset(&self, offset: u64) -> u64 {
+        if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
+            self.inode.metadata().size
+        } else {
+            offset
+        }
+    }
+
     fn is_tty(&self) -> bool {
         self.inode.device().is_some_and(|d| d.is_tty())
     }
@@ -198,9 +208,7 @@ impl FileLike for InodeFile {
             return self.inode.write_at(0, buf, now);
         }
         let mut off = self.offset.lock();
-        if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
-            *off = self.inode.metadata().size;
-        }
+        *off = self.write_offset(*off);
         let n = self.inode.write_at(*off, buf, now)?;
         *off += n as u64;
         Ok(n)
@@ -233,9 +241,7 @@ impl FileLike for InodeFile {
         }
         let now = self.vfs.now();
         let mut off = self.offset.lock();
-        if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
-            *off = self.inode.metadata().size;
-        }
+        *off = self.write_offset(*off);
         let n = self.inode.write_from_user(mem, *off, addr, len, now)?;
         *off += n as u64;
         Ok(n)
@@ -264,14 +270,8 @@ impl FileLike for InodeFile {
         if !self.writable() {
             return_errno!(Errno::EBADF);
         }
-        // Linux ignores the offset of pwrite on an O_APPEND file and appends.
-        let offset = if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
-            self.inode.metadata().size
-        } else {
-            offset
-        };
         self.inode
-            .write_from_user(mem, offset, addr, len, self.vfs.now())
+            .write_from_user(mem, self.write_offset(offset), addr, len, self.vfs.now())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -291,13 +291,8 @@ impl FileLike for InodeFile {
         if self.is_tty() {
             return_errno!(Errno::ESPIPE);
         }
-        // Linux ignores the offset of pwrite on an O_APPEND file and appends.
-        let offset = if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
-            self.inode.metadata().size
-        } else {
-            offset
-        };
-        self.inode.write_at(offset, buf, self.vfs.now())
+        self.inode
+            .write_at(self.write_offset(offset), buf, self.vfs.now())
     }
 
     fn seek(&self, pos: SeekFrom) -> Result<u64> {

@@ -210,10 +210,10 @@ pub(super) fn write_from_user(
 ) -> Result<usize> {
     let len = len.min(MAX_RW_COUNT);
     UserSliceRead::new(addr, len)?;
-    if let (Some(off), true) = (pos, file.copies_user()) {
-        return file.write_user_at(&*p.platform, off, addr, len);
-    }
-    if pos.is_none() && file.copies_user() {
+    if file.copies_user() {
+        if let Some(off) = pos {
+            return file.write_user_at(&*p.platform, off, addr, len);
+        }
         // Straight from user memory into the file's buffer; a blocking
         // writer waits for room until everything is written, as below.
         let mut done = 0usize;
