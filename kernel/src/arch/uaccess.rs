@@ -86,29 +86,16 @@ fn result(addr: u64, len: usize, left: usize) -> Result<(), BadUserAddress> {
 
 /// Copies `buf.len()` bytes from user address `addr`.
 pub fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result<(), BadUserAddress> {
-    check(addr, buf.len())?;
-    if buf.is_empty() {
-        return Ok(());
-    }
-    // SAFETY: the source range lies entirely in the user half (checked), so
-    // the copy cannot read kernel memory; a fault on it is fixed up by the
-    // trap handler and reported as a short copy. The destination is a
-    // kernel buffer we hold exclusively.
-    let left = unsafe { user_copy_raw(buf.as_mut_ptr(), addr as *const u8, buf.len()) };
-    result(addr, buf.len(), left)
+    // SAFETY: `buf` is a kernel buffer borrowed exclusively for the call,
+    // so it stays writable and nothing else touches it during the copy.
+    unsafe { copy_from_user_to(buf.as_mut_ptr(), addr, buf.len()) }
 }
 
 /// Copies `data` to user address `addr`.
 pub fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
-    check(addr, data.len())?;
-    if data.is_empty() {
-        return Ok(());
-    }
-    // SAFETY: the destination lies entirely in the user half (checked), so
-    // no kernel memory is written; with CR0.WP set a read-only user page
-    // faults and is fixed up into a short copy, as is an unmapped one.
-    let left = unsafe { user_copy_raw(addr as *mut u8, data.as_ptr(), data.len()) };
-    result(addr, data.len(), left)
+    // SAFETY: `data` is a kernel slice borrowed for the call, readable
+    // throughout the copy.
+    unsafe { copy_to_user_from(addr, data.as_ptr(), data.len()) }
 }
 
 /// Copies `len` bytes of kernel memory at `src` to user address `addr`
@@ -129,8 +116,9 @@ pub unsafe fn copy_to_user_from(
         return Ok(());
     }
     // SAFETY: the destination lies entirely in the user half (checked), so
-    // no kernel memory is written; a fault on it is fixed up into a short
-    // copy; the source is readable kernel memory (the caller's promise).
+    // no kernel memory is written; with CR0.WP set a read-only user page
+    // faults and, like an unmapped one, is fixed up into a short copy; the
+    // source is readable kernel memory (the caller's promise).
     let left = unsafe { user_copy_raw(addr as *mut u8, src, len) };
     result(addr, len, left)
 }
@@ -140,8 +128,8 @@ pub unsafe fn copy_to_user_from(
 ///
 /// # Safety
 /// `dst .. dst + len` must be kernel memory that stays writable for the
-/// whole copy and that no Rust reference covers meanwhile. It may be the
-/// same memory a user page at `addr` maps.
+/// whole copy and that nothing else reads or writes meanwhile. It may be
+/// the same memory a user page at `addr` maps.
 pub unsafe fn copy_from_user_to(dst: *mut u8, addr: u64, len: usize) -> Result<(), BadUserAddress> {
     check(addr, len)?;
     if len == 0 {
