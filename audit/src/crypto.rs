@@ -32,7 +32,7 @@ pub(crate) const DOMAIN_CHECKPOINT: &[u8] = b"cloister-audit/v1/checkpoint";
 /// ratchet key MACs only block bytes (at least 64 bytes long), while the
 /// derivations from it (`N`, `D`, `C`) MAC one-byte inputs.
 pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
-    simd::tag(|| {
+    simd::scope(|| {
         let mut h = blake3::Hasher::new_keyed(key);
         for part in parts {
             h.update(part);
@@ -44,7 +44,7 @@ pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
 /// Keyed BLAKE3 of one contiguous input (one-shot: hashes all whole
 /// chunks in parallel, unlike the incremental hasher).
 pub(crate) fn mac_oneshot(key: &Tag, input: &[u8]) -> Tag {
-    simd::tag(|| blake3::keyed_hash(key, input).into())
+    simd::scope(|| blake3::keyed_hash(key, input).into())
 }
 
 /// Constant-time equality of two tags.
@@ -67,7 +67,7 @@ pub(crate) fn key_id(master: &Tag) -> [u8; 16] {
 /// Tag stamped in every block header: first 8 bytes of BLAKE3 of the
 /// boot id (no key needed to compute it).
 pub(crate) fn boot_tag(boot_id: &[u8; 16]) -> [u8; 8] {
-    let d = simd::tag(|| blake3::hash(boot_id).into());
+    let d = simd::scope(|| blake3::hash(boot_id).into());
     let mut t = [0; 8];
     t.copy_from_slice(&d[..8]);
     t
@@ -84,7 +84,7 @@ pub(crate) fn ratchet_root(master: &Tag, boot_id: &[u8; 16]) -> Tag {
 }
 
 fn step(tag: u8, x: &Tag) -> Tag {
-    simd::tag(|| blake3::keyed_hash(x, &[tag]).into())
+    simd::scope(|| blake3::keyed_hash(x, &[tag]).into())
 }
 
 /// One ratchet step, for the scope's test.

@@ -78,7 +78,7 @@ pub fn known_answer_ok() -> bool {
 
 /// Computes `hash()` (a BLAKE3 computation, which may be run more than
 /// once) inside the registered scope, or directly without one.
-pub(crate) fn scope<const N: usize>(hash: impl Fn() -> [u8; N]) -> [u8; N] {
+pub(crate) fn scope(hash: impl Fn() -> Tag) -> Tag {
     let Some(s) = SCOPE.get() else {
         return hash();
     };
@@ -91,11 +91,6 @@ pub(crate) fn scope<const N: usize>(hash: impl Fn() -> [u8; N]) -> [u8; N] {
     // A scope that did not run the closure breaks its contract; the tag is
     // still right when computed here.
     out.unwrap_or_else(hash)
-}
-
-/// [`scope`] for a 32-byte tag.
-pub(crate) fn tag(hash: impl Fn() -> Tag) -> Tag {
-    scope(hash)
 }
 
 #[cfg(test)]
@@ -158,7 +153,10 @@ mod tests {
     fn the_scope_does_not_change_the_result() {
         let key = [9u8; 32];
         let direct: Tag = blake3::keyed_hash(&key, &[5; 3000]).into();
-        assert_eq!(tag(|| blake3::keyed_hash(&key, &[5; 3000]).into()), direct);
+        assert_eq!(
+            scope(|| blake3::keyed_hash(&key, &[5; 3000]).into()),
+            direct
+        );
     }
 
     #[test]
