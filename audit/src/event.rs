@@ -7,7 +7,12 @@
 
 use core::fmt;
 
-use crate::wire::{MAC_BYTES, get_mac, get_u32, get_u64};
+use crate::wire::{MAC_BYTES, get_mac, get_sized, get_u32, get_u64, unzigzag, zigzag};
+
+/// Bytes of a syscall payload's tag.
+const SYSCALL_TAG_BYTES: usize = 3;
+/// Longest syscall payload: the tag and ten 8-byte values.
+pub const SYSCALL_MAX_BYTES: usize = SYSCALL_TAG_BYTES + 10 * 8;
 
 /// Event kind, stored in the record header's `kind` byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +72,9 @@ impl Kind {
     }
 }
 
-/// A syscall in compact form: 24 bytes plus 8 per argument kept.
+/// A syscall in compact form: the number, thread, result (zigzag), duration
+/// and each argument kept, each in 1, 2, 4 or 8 bytes as its value needs,
+/// after a 3-byte tag of the sizes — 10 to 20 bytes for most calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyscallEvent {
     /// Syscall number.
@@ -95,6 +102,92 @@ impl SyscallEvent {
             arg_count: 6,
             args,
         }
+    }
+
+    /// Writes the payload at `out[0..]` and returns its length: the 3-byte
+    /// tag, then the values in their sizes, in one pass, each value with
+    /// one 8-byte store. `out` must be zero and hold [`SYSCALL_MAX_BYTES`]
+    /// plus 8 (a shorter one gets the payload cut, never a panic).
+    pub(crate) fn write(&self, out: &mut [u8]) -> usize {
+        let argc = usize::from(self.arg_count.min(6));
+        let mut tag = argc as u32;
+        let mut at = SYSCALL_TAG_BYTES;
+        let mut put = |v: u64, shift: u32| {
+            let class = u32::from(v > 0xff) + u32::from(v > 0xffff) + u32::from(v > 0xffff_ffff);
+            if let Some(w) = out.get_mut(at..at + 8) {
+                w.copy_from_slice(&v.to_le_bytes());
+            }
+            at += 1 << class;
+            tag |= class << shift;
+        };
+        put(u64::from(self.nr), 3);
+        put(u64::from(self.tid), 5);
+        put(zigzag(self.result), 7);
+        put(u64::from(self.duration_ns), 9);
+        for (i, &a) in self.args.iter().take(argc).enumerate() {
+            put(a, 11 + 2 * i as u32);
+        }
+        if let Some(t) = out.get_mut(..SYSCALL_TAG_BYTES) {
+            t.copy_from_slice(&tag.to_le_bytes()[..SYSCALL_TAG_BYTES]);
+        }
+        at
+    }
+
+    /// Payload bytes.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let mut buf = [0u8; SYSCALL_MAX_BYTES + 8];
+        self.write(&mut buf)
+    }
+
+    /// Writes the payload at `out[0..]`, whose length is
+    /// [`Self::encoded_len`].
+    pub(crate) fn encode_into(&self, out: &mut [u8]) {
+        let mut buf = [0u8; SYSCALL_MAX_BYTES + 8];
+        let len = self.write(&mut buf);
+        if let (Some(dst), Some(src)) = (out.get_mut(..len), buf.get(..len)) {
+            dst.copy_from_slice(src);
+        }
+    }
+
+    /// Decodes a payload (the layout of [`Self::write`]: bits 0–2 of the
+    /// tag the argument count, then two bits per value, the log2 of its
+    /// size — 1, 2, 4 or 8 bytes, the fewest that hold it), which must end
+    /// exactly after its last value.
+    fn decode(p: &[u8]) -> Result<Self, DecodeError> {
+        let bad = DecodeError::BadLength {
+            kind: Kind::Syscall,
+            len: p.len(),
+        };
+        let tag_bytes = p.get(..SYSCALL_TAG_BYTES).ok_or(bad)?;
+        let tag = u32::from_le_bytes([tag_bytes[0], tag_bytes[1], tag_bytes[2], 0]);
+        let argc = (tag & 7) as u8;
+        if argc > 6 {
+            return Err(DecodeError::BadArgCount(argc));
+        }
+        let values = 4 + usize::from(argc);
+        if tag >> (3 + 2 * values) != 0 {
+            return Err(bad);
+        }
+        let mut v = [0u64; 10];
+        let mut at = SYSCALL_TAG_BYTES;
+        for (i, slot) in v.iter_mut().take(values).enumerate() {
+            let size = 1 << ((tag >> (3 + 2 * i)) & 3);
+            (*slot, at) = get_sized(p, at, size).ok_or(bad)?;
+        }
+        if at != p.len() {
+            return Err(bad);
+        }
+        let narrow = |x: u64| u32::try_from(x).map_err(|_| bad);
+        let mut args = [0u64; 6];
+        args.copy_from_slice(&v[4..]);
+        Ok(SyscallEvent {
+            nr: narrow(v[0])?,
+            tid: narrow(v[1])?,
+            result: unzigzag(v[2]),
+            duration_ns: narrow(v[3])?,
+            arg_count: argc,
+            args,
+        })
     }
 }
 
@@ -257,7 +350,6 @@ impl fmt::Display for DecodeError {
 
 const BOOT_FIXED: usize = 16;
 const EXCEPTION_LEN: usize = 32;
-const SYSCALL_FIXED: usize = 24;
 const UNSUPPORTED_FIXED: usize = 8;
 /// Payload bytes of a gap record.
 pub(crate) const GAP_LEN: usize = 72;
@@ -308,7 +400,7 @@ impl<'a> Event<'a> {
             Event::Boot { cmdline, .. } => text(BOOT_FIXED, cmdline),
             Event::Panic { message } => text(0, message),
             Event::CpuException { .. } => EXCEPTION_LEN,
-            Event::Syscall(s) => SYSCALL_FIXED + 8 * usize::from(s.arg_count.min(6)),
+            Event::Syscall(s) => s.encoded_len(),
             Event::UnsupportedSyscall { name, .. } => text(UNSUPPORTED_FIXED, name),
             Event::Gap(_) => GAP_LEN,
             Event::Checkpoint(_) => CHECKPOINT_LEN,
@@ -344,17 +436,7 @@ impl<'a> Event<'a> {
                 w.put(&rip.to_le_bytes());
                 w.put(&cr2.to_le_bytes());
             }
-            Event::Syscall(s) => {
-                let argc = s.arg_count.min(6);
-                w.put(&s.nr.to_le_bytes());
-                w.put(&s.tid.to_le_bytes());
-                w.put(&s.result.to_le_bytes());
-                w.put(&s.duration_ns.to_le_bytes());
-                w.put(&[argc, 0, 0, 0]);
-                for a in s.args.iter().take(usize::from(argc)) {
-                    w.put(&a.to_le_bytes());
-                }
-            }
+            Event::Syscall(s) => s.encode_into(w.out),
             Event::UnsupportedSyscall { nr, name } => {
                 w.put(&nr.to_le_bytes());
                 w.put(&[0; 4]);
@@ -409,25 +491,7 @@ impl<'a> Event<'a> {
                     cr2: u64_at(24)?,
                 }
             }
-            Kind::Syscall => {
-                let argc = *p.get(20).ok_or(bad)?;
-                if argc > 6 {
-                    return Err(DecodeError::BadArgCount(argc));
-                }
-                exact(SYSCALL_FIXED + 8 * usize::from(argc))?;
-                let mut args = [0u64; 6];
-                for (i, a) in args.iter_mut().enumerate().take(usize::from(argc)) {
-                    *a = u64_at(SYSCALL_FIXED + 8 * i)?;
-                }
-                Event::Syscall(SyscallEvent {
-                    nr: u32_at(0)?,
-                    tid: u32_at(4)?,
-                    result: u64_at(8)? as i64,
-                    duration_ns: u32_at(16)?,
-                    arg_count: argc,
-                    args,
-                })
-            }
+            Kind::Syscall => Event::Syscall(SyscallEvent::decode(p)?),
             Kind::UnsupportedSyscall => Event::UnsupportedSyscall {
                 nr: u32_at(0)?,
                 name: text(UNSUPPORTED_FIXED)?,
@@ -515,6 +579,15 @@ mod tests {
         let mut s = SyscallEvent::new(60, [0, 0, 0, 0, 0, 0], 0, 1, 5);
         s.arg_count = 1;
         roundtrip(Event::Syscall(s));
+        s.arg_count = 0;
+        roundtrip(Event::Syscall(s));
+        roundtrip(Event::Syscall(SyscallEvent::new(
+            u32::MAX,
+            [u64::MAX, 0, 1 << 63, 0x7fff_ffff_f000, 127, 128],
+            i64::MIN,
+            u32::MAX,
+            u32::MAX,
+        )));
         roundtrip(Event::UnsupportedSyscall {
             nr: 999,
             name: "frobnicate",
@@ -540,6 +613,15 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_read_record_is_small() {
+        let mut s = SyscallEvent::new(0, [8, 0x7f3c_89a0_c005, 16384, 0, 0, 0], 33, 1, 1400);
+        s.arg_count = 3;
+        // Tag 3, nr 1, tid 1, result 1, duration 2, fd 1, pointer 8,
+        // length 2.
+        assert_eq!(Event::Syscall(s).payload_len(4000), 19);
+    }
+
+    #[test]
     fn text_truncates_on_char_boundary() {
         let e = Event::Text { text: "aé" };
         assert_eq!(e.payload_len(2), 1);
@@ -555,7 +637,22 @@ mod tests {
     fn bad_payloads_are_errors() {
         assert_eq!(Event::decode(0, &[]), Err(DecodeError::UnknownKind(0)));
         assert!(Event::decode(Kind::CpuException as u8, &[0; 31]).is_err());
-        assert!(Event::decode(Kind::Syscall as u8, &[0; 23]).is_err());
+        fn sys(p: &[u8]) -> Result<Event<'_>, DecodeError> {
+            Event::decode(Kind::Syscall as u8, p)
+        }
+        // No argument, four 1-byte values: 7 bytes, no fewer, no more.
+        assert!(sys(&[0, 0, 0, 1, 2, 3, 4]).is_ok());
+        assert!(sys(&[0, 0, 0, 1, 2, 3]).is_err());
+        assert!(sys(&[0, 0, 0, 1, 2, 3, 4, 5]).is_err());
+        assert!(sys(&[0, 0]).is_err());
+        // Size bits set for a value past the count.
+        assert!(sys(&[0, 0, 0x80, 1, 2, 3, 4]).is_err());
+        // A tid of 8 bytes past u32.
+        let mut p = vec![0u8, 0xc0, 0, 1];
+        p.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        p.extend_from_slice(&[3, 4]);
+        assert!(sys(&p).is_err());
+        assert_eq!(sys(&[7, 0, 0]), Err(DecodeError::BadArgCount(7)));
         assert!(Event::decode(Kind::Text as u8, &[0xff]).is_err());
         let mut g = [0u8; GAP_LEN];
         g[0] = 9;

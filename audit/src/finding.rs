@@ -100,11 +100,6 @@ pub enum FindingKind {
         /// Records found.
         found: u32,
     },
-    /// The first record's sequence number differs from the block header.
-    FirstSeqMismatch {
-        /// In the block header.
-        header: u64,
-    },
     /// A malformed record.
     BadRecord(RecordError),
     /// A record whose payload does not decode.
@@ -182,7 +177,6 @@ impl FindingKind {
             K::MacMismatch => "mac_mismatch",
             K::BadSealedLength => "bad_sealed_length",
             K::RecordCountMismatch { .. } => "record_count_mismatch",
-            K::FirstSeqMismatch { .. } => "first_seq_mismatch",
             K::BadRecord(_) => "bad_record",
             K::BadEvent(_) => "bad_event",
             K::SeqDiscontinuity { .. } => "seq_discontinuity",
@@ -243,9 +237,6 @@ impl fmt::Display for FindingKind {
             K::BadSealedLength => f.write_str("sealed data length is invalid"),
             K::RecordCountMismatch { header, found } => {
                 write!(f, "block header says {header} records, found {found}")
-            }
-            K::FirstSeqMismatch { header } => {
-                write!(f, "block header says the first record is {header}")
             }
             K::BadRecord(e) => write!(f, "malformed record: {e}"),
             K::BadEvent(e) => write!(f, "undecodable payload: {e}"),

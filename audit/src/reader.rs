@@ -8,8 +8,9 @@ use core::fmt;
 use crate::event::{DecodeError, Event};
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
-    RECORD_HEADER_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES, REGION_MAGIC, SEAL_MARKER,
-    align_record, field, get_mac, get_u16, get_u32, get_u64,
+    RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MIN_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
+    REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_u16, get_u32, get_u64, get_varint,
+    unzigzag,
 };
 use crate::writer::OverflowPolicy;
 
@@ -41,7 +42,11 @@ impl fmt::Display for HeaderError {
                 "image of {n} bytes is shorter than a region header (4096)"
             ),
             HeaderError::BadMagic => f.write_str("no audit region magic (CLSTAUDT) at offset 0"),
-            HeaderError::BadVersion(v) => write!(f, "unsupported region format version {v}"),
+            HeaderError::BadVersion(v) => write!(
+                f,
+                "unsupported region format version {v} (this reader reads version {FORMAT_VERSION}; \
+                 version 1 was written by Cloister before 2026-12-06)"
+            ),
             HeaderError::BadGeometry(why) => write!(f, "bad region geometry: {why}"),
             HeaderError::Truncated { need, have } => {
                 write!(
@@ -289,7 +294,7 @@ impl<'a> BlockView<'a> {
     /// Record bytes covered by the MAC of a sealed block, if `used` is sane.
     pub fn sealed_data(&self) -> Option<&'a [u8]> {
         let used = usize::try_from(self.used()).ok()?;
-        if used % 8 != 0 {
+        if used % RECORD_ALIGN != 0 {
             return None;
         }
         self.bytes
@@ -310,6 +315,8 @@ impl<'a> BlockView<'a> {
             sealed,
             done: false,
             base: self.offset + BLOCK_HEADER_BYTES as u64,
+            seq: self.first_record_seq(),
+            last_ts: 0,
         })
     }
 }
@@ -329,6 +336,8 @@ pub struct Record<'a> {
     pub kind: u8,
     /// Payload (without padding).
     pub payload: &'a [u8],
+    /// Bytes of the record in the block: header, payload and padding.
+    pub bytes: usize,
 }
 
 impl<'a> Record<'a> {
@@ -343,8 +352,8 @@ impl<'a> Record<'a> {
 pub enum RecordError {
     /// Wrong magic inside sealed data, or garbage in an open block.
     BadMagic(u16),
-    /// Unknown record version.
-    BadVersion(u8),
+    /// A header varint (CPU or time) is malformed or out of range.
+    BadHeader,
     /// Record runs past the end of its block's data.
     Overruns,
     /// Sealed data ends in the middle of a record header.
@@ -355,7 +364,7 @@ impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordError::BadMagic(m) => write!(f, "bad record magic {m:#06x}"),
-            RecordError::BadVersion(v) => write!(f, "unsupported record version {v}"),
+            RecordError::BadHeader => f.write_str("record header varint malformed"),
             RecordError::Overruns => f.write_str("record length runs past the end of the block"),
             RecordError::TrailingBytes => f.write_str("sealed data ends inside a record header"),
         }
@@ -390,6 +399,10 @@ pub struct Records<'a> {
     sealed: bool,
     done: bool,
     base: u64,
+    /// Sequence number of the next record.
+    seq: u64,
+    /// Timestamp of the record before (0 before the first).
+    last_ts: u64,
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -414,7 +427,7 @@ impl<'a> Iterator for Records<'a> {
                 None
             };
         };
-        if rest.len() < RECORD_HEADER_BYTES {
+        if rest.len() < RECORD_HEADER_MIN_BYTES {
             return if self.sealed {
                 err(RecordError::TrailingBytes)
             } else if rest.iter().any(|&b| b != 0) {
@@ -434,24 +447,32 @@ impl<'a> Iterator for Records<'a> {
             }
             return err(RecordError::BadMagic(magic));
         }
-        let version = rest[field::record::VERSION][0];
-        if version != 1 {
-            return err(RecordError::BadVersion(version));
-        }
         let len = usize::from(get_u16(rest, field::record::PAYLOAD_LEN).unwrap_or(0));
-        let total = align_record(RECORD_HEADER_BYTES + len).unwrap_or(usize::MAX);
+        let Some((cpu, at)) = get_varint(rest, RECORD_FIXED_BYTES) else {
+            return err(RecordError::BadHeader);
+        };
+        let Some((delta, start)) = get_varint(rest, at) else {
+            return err(RecordError::BadHeader);
+        };
+        let Ok(cpu) = u16::try_from(cpu) else {
+            return err(RecordError::BadHeader);
+        };
+        let total = align_record(start + len).unwrap_or(usize::MAX);
         if total > rest.len() {
             return err(RecordError::Overruns);
         }
         let rec = Record {
             offset,
-            seq: get_u64(rest, field::record::SEQ).unwrap_or(0),
-            timestamp_ns: get_u64(rest, field::record::TIMESTAMP_NS).unwrap_or(0),
-            cpu: get_u16(rest, field::record::CPU).unwrap_or(0),
+            seq: self.seq,
+            timestamp_ns: self.last_ts.wrapping_add(unzigzag(delta) as u64),
+            cpu,
             kind: rest[field::record::KIND][0],
-            payload: &rest[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len],
+            payload: &rest[start..start + len],
+            bytes: total,
         };
         self.pos += total;
+        self.seq = self.seq.wrapping_add(1);
+        self.last_ts = rec.timestamp_ns;
         self.done = false;
         Some(RecordItem::Record(rec))
     }
@@ -505,6 +526,68 @@ mod tests {
     }
 
     #[test]
+    fn times_are_differences_and_sequence_numbers_follow_the_block() {
+        let mut r = vec![0u8; 16 << 10];
+        let mut c = Config::new([1; 32], [2; 16]);
+        c.block_bytes = 1024;
+        let mut log = AuditLog::format(&mut r, &c).unwrap();
+        // Forward, backward (another CPU's clock) and a huge jump.
+        let times = [1_000_000_000u64, 1_000_010_000, 999_999_000, u64::MAX, 7];
+        for (i, &t) in times.iter().enumerate() {
+            let cpu = [0, 300, u16::MAX, 1, 2][i];
+            log.append(&crate::Event::Text { text: "x" }, t, cpu)
+                .unwrap();
+        }
+        let view = RegionView::new_checked(&r).unwrap();
+        let got: Vec<_> = view
+            .block(0)
+            .records()
+            .unwrap()
+            .map(|item| match item {
+                RecordItem::Record(r) => (r.seq, r.timestamp_ns, r.cpu),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, times[0], 0),
+                (1, times[1], 300),
+                (2, times[2], u16::MAX),
+                (3, times[3], 1),
+                (4, times[4], 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_header_varints_are_errors() {
+        let mut img = image();
+        let at = 4096 + BLOCK_HEADER_BYTES;
+        // The CPU varint: never-ending, then past u16.
+        img[at + 5..at + 12].fill(0xff);
+        let view = RegionView::new_checked(&img).unwrap();
+        let items: Vec<_> = view.block(0).records().unwrap().collect();
+        assert!(matches!(
+            items[..],
+            [RecordItem::Error {
+                error: RecordError::BadHeader,
+                ..
+            }]
+        ));
+        img[at + 5..at + 8].copy_from_slice(&[0x80, 0x80, 0x04]);
+        let view = RegionView::new_checked(&img).unwrap();
+        let items: Vec<_> = view.block(0).records().unwrap().collect();
+        assert!(matches!(
+            items[..],
+            [RecordItem::Error {
+                error: RecordError::BadHeader,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
     fn open_block_records_and_torn_tail() {
         let mut img = image();
         let view = RegionView::new_checked(&img).unwrap();
@@ -517,8 +600,10 @@ mod tests {
         };
         assert_eq!((r.seq, r.timestamp_ns, r.cpu), (0, 5, 1));
         assert_eq!(r.event(), Ok(crate::Event::Text { text: "hello" }));
+        // Header: 5 fixed bytes, CPU 1 and time 5 one byte each; 5 of text.
+        assert_eq!(r.bytes, 12);
         // Bytes after the last record without a commit mark: torn.
-        let at = 4096 + BLOCK_HEADER_BYTES + 32 + 5;
+        let at = 4096 + BLOCK_HEADER_BYTES + 12 + 5;
         img[at] = 7;
         let view = RegionView::new_checked(&img).unwrap();
         let items: Vec<_> = view.block(0).records().unwrap().collect();

@@ -428,15 +428,6 @@ pub fn verify(
                     offset: Some(rec.offset),
                     ..loc
                 };
-                if count == 0 && rec.seq != b.first_record_seq() {
-                    w.emit(
-                        Error,
-                        rloc,
-                        K::FirstSeqMismatch {
-                            header: b.first_record_seq(),
-                        },
-                    );
-                }
                 let event = rec.event();
                 let mut explained = false;
                 match &event {

@@ -1,8 +1,9 @@
 //! Byte layouts of the region header, the block header and the record
 //! header, in smoltcp's wire style: a `field` module of byte ranges per
-//! structure, little-endian integers, and checked accessors that never panic
-//! on a short or hostile slice. `docs/AUDIT.md` documents the same layout
-//! byte by byte; keep the two in step.
+//! structure, little-endian integers, LEB128 varints for the compact parts
+//! of records, and checked accessors that never panic on a short or hostile
+//! slice. `docs/AUDIT.md` documents the same layout byte by byte; keep the
+//! two in step.
 
 use core::ops::Range;
 
@@ -12,7 +13,10 @@ pub const REGION_HEADER_BYTES: usize = 4096;
 /// Magic at offset 0 of a formatted region.
 pub const REGION_MAGIC: [u8; 8] = *b"CLSTAUDT";
 /// Version of the region, block and record formats described here.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2 made records compact: a 7–18-byte header (sequence number
+/// implied by the block, CPU and time as varints) and size-tagged syscall
+/// payloads; version 1 regions are refused by number.
+pub const FORMAT_VERSION: u16 = 2;
 /// Magic at offset 0 of a block header; written last when a block is opened,
 /// so a block whose opening was torn reads as empty.
 pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLK1");
@@ -24,10 +28,18 @@ pub const SEAL_MARKER: u32 = u32::from_le_bytes(*b"SEAL");
 pub const RECORD_MAGIC: u16 = 0xA0D1;
 /// Bytes of a block header; records start right after it.
 pub const BLOCK_HEADER_BYTES: usize = 104;
-/// Bytes of a record header; the payload follows.
-pub const RECORD_HEADER_BYTES: usize = 24;
-/// Records start and end on this alignment (padding is zero).
-pub const RECORD_ALIGN: usize = 8;
+/// Bytes of the fixed part of a record header (magic, kind, payload
+/// length); the CPU and the time follow as varints, then the payload.
+pub const RECORD_FIXED_BYTES: usize = 5;
+/// Fewest bytes of a record header (both varints one byte).
+pub const RECORD_HEADER_MIN_BYTES: usize = RECORD_FIXED_BYTES + 2;
+/// Most bytes of a record header: a 3-byte CPU and a 10-byte time varint.
+/// Room is reserved for this much, so a record's size is known before its
+/// place in a block is.
+pub const RECORD_HEADER_MAX_BYTES: usize = RECORD_FIXED_BYTES + 3 + MAX_VARINT_BYTES;
+/// Records start and end on this alignment (padding is zero): the 2-byte
+/// commit mark never straddles a cache line.
+pub const RECORD_ALIGN: usize = 2;
 /// Smallest block size a region may use.
 pub const MIN_BLOCK_BYTES: usize = 1024;
 /// Largest block size a region may use.
@@ -109,23 +121,19 @@ pub mod field {
         pub const PREV_MAC: Range<usize> = 72..104;
     }
 
-    /// Record header (offset 0 of each record).
+    /// Record header (offset 0 of each record): these fixed fields, then
+    /// the CPU as a varint and the timestamp as a zigzag varint of its
+    /// difference to the previous record's in the block (to 0 for the
+    /// block's first record), then the payload. The sequence number is the
+    /// block's `FIRST_RECORD_SEQ` plus the record's index in the block.
     pub mod record {
         use super::Range;
         /// Record magic / commit mark (u16), written last.
         pub const MAGIC: Range<usize> = 0..2;
-        /// Record format version (u8).
-        pub const VERSION: Range<usize> = 2..3;
         /// Event kind (u8).
-        pub const KIND: Range<usize> = 3..4;
+        pub const KIND: Range<usize> = 2..3;
         /// Payload bytes, excluding padding (u16).
-        pub const PAYLOAD_LEN: Range<usize> = 4..6;
-        /// CPU that appended the record (u16).
-        pub const CPU: Range<usize> = 6..8;
-        /// Record sequence number (u64).
-        pub const SEQ: Range<usize> = 8..16;
-        /// Timestamp in nanoseconds (u64).
-        pub const TIMESTAMP_NS: Range<usize> = 16..24;
+        pub const PAYLOAD_LEN: Range<usize> = 3..5;
     }
 }
 
@@ -151,6 +159,75 @@ pub fn maced_len(used: usize, block_bytes: usize) -> Option<usize> {
             .saturating_mul(MAC_CHUNK_BYTES)
             .min(block_bytes),
     )
+}
+
+/// Longest LEB128 encoding of a `u64`.
+pub const MAX_VARINT_BYTES: usize = 10;
+
+/// Bytes of `v` as an LEB128 varint (1..=10).
+pub const fn varint_len(v: u64) -> usize {
+    // 7 bits a byte; `| 1` makes 0 one byte.
+    (70 - (v | 1).leading_zeros() as usize) / 7
+}
+
+/// Writes `v` as an LEB128 varint at `out[at..]`; returns the offset after
+/// it. The caller has checked room ([`varint_len`]); a short slice cuts it.
+pub fn put_varint(out: &mut [u8], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        if let Some(b) = out.get_mut(at) {
+            *b = (v as u8) | 0x80;
+        }
+        at += 1;
+        v >>= 7;
+    }
+    if let Some(b) = out.get_mut(at) {
+        *b = v as u8;
+    }
+    at + 1
+}
+
+/// Reads an LEB128 varint at `b[at..]`: the value and the offset after it.
+/// `None` if it runs off the slice, is longer than 10 bytes or overflows
+/// 64 bits.
+pub fn get_varint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for i in 0..MAX_VARINT_BYTES {
+        let byte = *b.get(at.checked_add(i)?)?;
+        let bits = u64::from(byte & 0x7f);
+        if i == MAX_VARINT_BYTES - 1 && bits > 1 {
+            return None;
+        }
+        v |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, at + i + 1));
+        }
+    }
+    None
+}
+
+/// Reads `size` (1, 2, 4 or 8) little-endian bytes at `b[at..]`; the value
+/// and the offset after it.
+pub(crate) fn get_sized(b: &[u8], at: usize, size: usize) -> Option<(u64, usize)> {
+    let end = at.checked_add(size)?;
+    let mut w = [0u8; 8];
+    w.get_mut(..size)?.copy_from_slice(b.get(at..end)?);
+    Some((u64::from_le_bytes(w), end))
+}
+
+/// Zigzag-maps a signed value so small magnitudes make short varints.
+pub const fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+pub const fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Bytes a record with a `payload`-byte payload takes at most, header and
+/// padding included; `None` on overflow.
+pub fn record_bytes_max(payload: usize) -> Option<usize> {
+    align_record(RECORD_HEADER_MAX_BYTES.checked_add(payload)?)
 }
 
 /// Rounds `n` up to the record alignment; `None` on overflow.
@@ -203,7 +280,42 @@ mod tests {
         assert_eq!(maced_len(3992, 4096), Some(4096));
         assert_eq!(maced_len(3993, 4096), None);
         assert_eq!(maced_len(usize::MAX, 4096), None);
-        assert_eq!(align_record(25), Some(32));
+        assert_eq!(align_record(25), Some(26));
         assert_eq!(align_record(usize::MAX), None);
+    }
+
+    #[test]
+    fn varints_roundtrip_at_every_length() {
+        let mut buf = [0u8; 12];
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, u64::MAX >> shift] {
+                let end = put_varint(&mut buf, 1, v);
+                assert_eq!(end - 1, varint_len(v), "{v:#x}");
+                assert_eq!(get_varint(&buf, 1), Some((v, end)), "{v:#x}");
+            }
+        }
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(u64::MAX), MAX_VARINT_BYTES);
+        for v in [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!((zigzag(-1), zigzag(1), zigzag(-64)), (1, 2, 127));
+    }
+
+    #[test]
+    fn hostile_varints_are_refused() {
+        // Runs off the slice.
+        assert_eq!(get_varint(&[0x80, 0x80], 0), None);
+        assert_eq!(get_varint(&[], 0), None);
+        assert_eq!(get_varint(&[1], usize::MAX), None);
+        // Eleven bytes, or a tenth byte carrying bits past 64.
+        assert_eq!(get_varint(&[0xff; 11], 0), None);
+        let mut over = [0xffu8; 10];
+        over[9] = 0x02;
+        assert_eq!(get_varint(&over, 0), None);
+        over[9] = 0x01;
+        assert_eq!(get_varint(&over, 0), Some((u64::MAX, 10)));
     }
 }

@@ -13,12 +13,14 @@ use core::sync::atomic::{Ordering, fence};
 
 use crate::checkpoint::Checkpoint;
 use crate::crypto::{self, Ratchet, Tag};
-use crate::event::{CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind};
-use crate::wire::maced_len;
+use crate::event::{
+    CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind, SYSCALL_MAX_BYTES, SyscallEvent,
+};
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
-    RECORD_HEADER_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES, REGION_MAGIC, SEAL_MARKER,
-    align_record, field, get_mac, get_u32, get_u64, put,
+    RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MAX_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
+    REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_u32, get_u64, maced_len, put,
+    put_varint, record_bytes_max, varint_len, zigzag,
 };
 
 /// What happens when the ring is full.
@@ -153,8 +155,11 @@ impl fmt::Display for AppendError {
     }
 }
 
-/// Bytes of a gap record, header included.
-const GAP_RECORD_BYTES: usize = RECORD_HEADER_BYTES + GAP_LEN;
+/// Most bytes of a gap record, header and padding included.
+const GAP_RECORD_BYTES: usize = (RECORD_HEADER_MAX_BYTES + GAP_LEN).next_multiple_of(RECORD_ALIGN);
+/// Room the syscall fast path needs: the longest header and payload, and
+/// the word its last 8-byte store may run past them.
+const SYSCALL_ROOM: usize = RECORD_HEADER_MAX_BYTES + SYSCALL_MAX_BYTES + 8;
 /// Room reserved for a formatted (`append_fmt`) record's payload.
 const FMT_RESERVE: usize = 1024;
 
@@ -165,6 +170,9 @@ struct OpenBlock {
     /// Offset of the next record within the block.
     cursor: usize,
     count: u32,
+    /// Timestamp of the block's last record (0 before the first): the
+    /// next record stores its time as the difference to it.
+    last_ts: u64,
 }
 
 /// The audit log writer over a region of memory.
@@ -269,9 +277,15 @@ impl<'r> AuditLog<'r> {
         Ok(log)
     }
 
-    /// Largest payload one record can carry (text beyond it is truncated).
+    /// Largest payload one record can carry (text beyond it is truncated):
+    /// what a fresh block holds after the two gap records it may start
+    /// with (records dropped, and a block evicted) and a record header.
     pub fn max_payload_bytes(&self) -> usize {
-        (self.block_bytes - BLOCK_HEADER_BYTES - GAP_RECORD_BYTES - RECORD_HEADER_BYTES)
+        (self.block_bytes
+            - BLOCK_HEADER_BYTES
+            - 2 * GAP_RECORD_BYTES
+            - RECORD_HEADER_MAX_BYTES
+            - (RECORD_ALIGN - 1))
             .min(u16::MAX as usize)
     }
 
@@ -313,10 +327,13 @@ impl<'r> AuditLog<'r> {
         timestamp_ns: u64,
         cpu: u16,
     ) -> Result<u64, AppendError> {
-        if matches!(event, Event::Gap(_) | Event::Checkpoint(_)) {
-            return Err(AppendError::ReservedKind(event.kind()));
-        }
-        let seq = self.append_inner(event, timestamp_ns, cpu)?;
+        let seq = match event {
+            Event::Gap(_) | Event::Checkpoint(_) => {
+                return Err(AppendError::ReservedKind(event.kind()));
+            }
+            Event::Syscall(s) => return self.append_syscall(s, timestamp_ns, cpu),
+            _ => self.append_inner(event, timestamp_ns, cpu)?,
+        };
         if event.is_security_critical() {
             self.seal();
         }
@@ -334,12 +351,17 @@ impl<'r> AuditLog<'r> {
         timestamp_ns: u64,
         cpu: u16,
     ) -> Result<u64, AppendError> {
-        let want = RECORD_HEADER_BYTES + FMT_RESERVE.min(self.max_payload_bytes());
+        let want = RECORD_HEADER_MAX_BYTES + FMT_RESERVE.min(self.max_payload_bytes());
         self.reserve(want, timestamp_ns, cpu)?;
+        let k = match kind {
+            TextKind::Text => Kind::Text,
+            TextKind::Panic => Kind::Panic,
+        };
+        let (at, head) = self.place_head(k, 0, timestamp_ns, cpu)?;
+        let payload_start = at + head;
         let Some(open) = self.open.as_ref() else {
             return Err(AppendError::Exhausted);
         };
-        let payload_start = open.start + open.cursor + RECORD_HEADER_BYTES;
         let payload_end = (open.start + self.block_bytes)
             .min(payload_start + self.max_payload_bytes())
             .min(payload_start + u16::MAX as usize);
@@ -350,11 +372,9 @@ impl<'r> AuditLog<'r> {
         // A Display impl that fails only cuts the text short.
         let _ = fmt::write(&mut w, args);
         let len = w.len;
-        let k = match kind {
-            TextKind::Text => Kind::Text,
-            TextKind::Panic => Kind::Panic,
-        };
-        let seq = self.commit(k, len, timestamp_ns, cpu)?;
+        let field = at + field::record::PAYLOAD_LEN.start..at + field::record::PAYLOAD_LEN.end;
+        put(self.region, field, &(len as u16).to_le_bytes());
+        let seq = self.commit(head + len, timestamp_ns)?;
         if kind == TextKind::Panic {
             self.seal();
         }
@@ -374,18 +394,36 @@ impl<'r> AuditLog<'r> {
         timestamp_ns: u64,
         cpu: u16,
     ) -> Result<u64, AppendError> {
-        let len = event.payload_len(self.max_payload_bytes());
-        if len > self.max_payload_bytes() {
-            return Err(AppendError::TooLarge);
-        }
-        let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
-        self.reserve(rec, timestamp_ns, cpu)?;
-        let Some(open) = self.open.as_ref() else {
-            return Err(AppendError::Exhausted);
+        self.append_event(event, timestamp_ns, cpu, false)
+    }
+
+    /// Appends a syscall record: what `append(&Event::Syscall(s), ..)`
+    /// does, on the hot path. The record is encoded straight into its
+    /// block in one pass (each value with one 8-byte store: the block is
+    /// zero past the cursor), its header written after its payload, whose
+    /// start the header's length fixes. Where a block has less than the
+    /// longest record's room left, the general path seals it or fits the
+    /// record.
+    pub fn append_syscall(
+        &mut self,
+        s: &SyscallEvent,
+        timestamp_ns: u64,
+        cpu: u16,
+    ) -> Result<u64, AppendError> {
+        let bb = self.block_bytes;
+        let Some(open) = self.open.as_ref().filter(|o| o.cursor + SYSCALL_ROOM <= bb) else {
+            return self.append_event(&Event::Syscall(*s), timestamp_ns, cpu, true);
         };
-        let p = open.start + open.cursor + RECORD_HEADER_BYTES;
-        event.encode(&mut self.region[p..p + len]);
-        self.write_header(event.kind(), len, timestamp_ns, cpu, false)
+        let at = open.start + open.cursor;
+        let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
+        let head = head_len(cpu, delta);
+        let out = self
+            .region
+            .get_mut(at..at + SYSCALL_ROOM)
+            .ok_or(AppendError::Exhausted)?;
+        let len = out.get_mut(head..).map_or(0, |p| s.write(p));
+        write_head(out, Kind::Syscall, len, cpu, delta);
+        self.commit(head + len, timestamp_ns)
     }
 
     fn append_inner(
@@ -394,18 +432,34 @@ impl<'r> AuditLog<'r> {
         timestamp_ns: u64,
         cpu: u16,
     ) -> Result<u64, AppendError> {
+        self.append_event(event, timestamp_ns, cpu, true)
+    }
+
+    /// Encodes `event` at the open block's cursor (making room first);
+    /// with `publish`, commits it.
+    fn append_event(
+        &mut self,
+        event: &Event<'_>,
+        timestamp_ns: u64,
+        cpu: u16,
+        publish: bool,
+    ) -> Result<u64, AppendError> {
         let len = event.payload_len(self.max_payload_bytes());
         if len > self.max_payload_bytes() {
             return Err(AppendError::TooLarge);
         }
-        let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
+        let rec = record_bytes_max(len).ok_or(AppendError::Exhausted)?;
         self.reserve(rec, timestamp_ns, cpu)?;
-        let Some(open) = self.open.as_ref() else {
-            return Err(AppendError::Exhausted);
-        };
-        let p = open.start + open.cursor + RECORD_HEADER_BYTES;
-        event.encode(&mut self.region[p..p + len]);
-        self.commit(event.kind(), len, timestamp_ns, cpu)
+        let (at, head) = self.place_head(event.kind(), len, timestamp_ns, cpu)?;
+        let payload = self
+            .region
+            .get_mut(at + head..at + head + len)
+            .ok_or(AppendError::Exhausted)?;
+        event.encode(payload);
+        if !publish {
+            return Ok(self.next_record_seq);
+        }
+        self.commit(head + len, timestamp_ns)
     }
 
     /// Makes sure the open block has `rec_bytes` of room, sealing and
@@ -437,53 +491,46 @@ impl<'r> AuditLog<'r> {
         Err(AppendError::Dropped { seq })
     }
 
-    /// Writes the header of the record whose payload (`len` bytes) is in
-    /// place at the open block's cursor, then publishes it.
-    fn commit(
+    /// Writes the header (but for its commit mark) of a record at the open
+    /// block's cursor; where the record starts in the region and the
+    /// header's length.
+    fn place_head(
         &mut self,
         kind: Kind,
         len: usize,
         timestamp_ns: u64,
         cpu: u16,
-    ) -> Result<u64, AppendError> {
-        self.write_header(kind, len, timestamp_ns, cpu, true)
+    ) -> Result<(usize, usize), AppendError> {
+        let open = self.open.as_ref().ok_or(AppendError::Exhausted)?;
+        let at = open.start + open.cursor;
+        let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
+        let out = self
+            .region
+            .get_mut(at..open.start + self.block_bytes)
+            .ok_or(AppendError::Exhausted)?;
+        Ok((at, write_head(out, kind, len, cpu, delta)))
     }
 
-    /// Writes the record header; with `publish`, then the commit mark, and
-    /// advances the cursor and the sequence number.
-    fn write_header(
-        &mut self,
-        kind: Kind,
-        len: usize,
-        timestamp_ns: u64,
-        cpu: u16,
-        publish: bool,
-    ) -> Result<u64, AppendError> {
+    /// Publishes the record of `bytes` (header and payload, in place at
+    /// the open block's cursor but for its commit mark): writes the mark,
+    /// then advances the cursor and the sequence number.
+    fn commit(&mut self, bytes: usize, timestamp_ns: u64) -> Result<u64, AppendError> {
         let seq = self.next_record_seq;
         let next = seq.checked_add(1).ok_or(AppendError::Exhausted)?;
-        let rec = align_record(RECORD_HEADER_BYTES + len).ok_or(AppendError::Exhausted)?;
-        let Some(open) = self.open.as_mut() else {
-            return Err(AppendError::Exhausted);
-        };
+        let rec = align_record(bytes).ok_or(AppendError::Exhausted)?;
+        let open = self.open.as_mut().ok_or(AppendError::Exhausted)?;
         let at = open.start + open.cursor;
-        let r = &mut self.region[at..at + rec];
-        let mut head = [0u8; RECORD_HEADER_BYTES];
-        head[field::record::VERSION][0] = 1;
-        head[field::record::KIND][0] = kind as u8;
-        head[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
-        head[field::record::CPU].copy_from_slice(&cpu.to_le_bytes());
-        head[field::record::SEQ].copy_from_slice(&seq.to_le_bytes());
-        head[field::record::TIMESTAMP_NS].copy_from_slice(&timestamp_ns.to_le_bytes());
-        r[2..RECORD_HEADER_BYTES].copy_from_slice(&head[2..]);
-        if !publish {
-            return Ok(seq);
-        }
+        let mark = self
+            .region
+            .get_mut(at..at + field::record::MAGIC.end)
+            .ok_or(AppendError::Exhausted)?;
         // Padding after the payload is already zero: blocks are zeroed on
-        // open and each byte is written once.
+        // open, and past its record a writer only ever stores zeros.
         fence(Ordering::Release);
-        r[field::record::MAGIC].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        mark.copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         open.cursor += rec;
         open.count += 1;
+        open.last_ts = timestamp_ns;
         self.next_record_seq = next;
         Ok(seq)
     }
@@ -560,6 +607,7 @@ impl<'r> AuditLog<'r> {
             start,
             cursor: BLOCK_HEADER_BYTES,
             count: 0,
+            last_ts: 0,
         });
         self.next_block_seq = n + 1;
         // The dropped-records gap comes first: it explains the jump in
@@ -615,8 +663,7 @@ impl<'r> AuditLog<'r> {
     /// checkpoint to export over a channel the host cannot roll back (it
     /// proves how far the log had got; see `docs/AUDIT.md`).
     pub fn checkpoint(&mut self, timestamp_ns: u64, cpu: u16) -> Result<Checkpoint, AppendError> {
-        let rec = align_record(RECORD_HEADER_BYTES + crate::event::CHECKPOINT_LEN)
-            .ok_or(AppendError::Exhausted)?;
+        let rec = record_bytes_max(crate::event::CHECKPOINT_LEN).ok_or(AppendError::Exhausted)?;
         self.reserve(rec, timestamp_ns, cpu)?;
         let ev = Event::Checkpoint(CheckpointEvent {
             next_record_seq: self.next_record_seq + 1,
@@ -686,6 +733,22 @@ impl<'r> AuditLog<'r> {
     }
 }
 
+/// Bytes of a record header for `cpu` and a zigzagged time difference.
+fn head_len(cpu: u16, delta: u64) -> usize {
+    RECORD_FIXED_BYTES + varint_len(u64::from(cpu)) + varint_len(delta)
+}
+
+/// Writes a record header but for its commit mark at `out[0..]`, which
+/// has room for the longest; returns its length.
+fn write_head(out: &mut [u8], kind: Kind, len: usize, cpu: u16, delta: u64) -> usize {
+    if let Some(fixed) = out.get_mut(..RECORD_FIXED_BYTES) {
+        fixed[field::record::KIND.start] = kind as u8;
+        fixed[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
+    }
+    let at = put_varint(out, RECORD_FIXED_BYTES, u64::from(cpu));
+    put_varint(out, at, delta)
+}
+
 /// Kind of a formatted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
@@ -746,7 +809,7 @@ mod tests {
         );
         let log = AuditLog::format(&mut r, &cfg(4096)).unwrap();
         assert_eq!(log.block_count(), 15);
-        assert_eq!(log.max_payload_bytes(), 4096 - 104 - 96 - 24);
+        assert_eq!(log.max_payload_bytes(), 4096 - 104 - 2 * 90 - 18 - 1);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn appended_events_read_back_verified() {
     assert_eq!(s.warnings, 0);
     assert!(c.records.iter().all(|r| r.auth == Auth::Verified));
     assert_eq!(c.records[3].text.as_deref(), Some("hello"));
-    assert_eq!(c.records[1].syscall.unwrap().args[0], 1);
+    assert_eq!(c.records[1].syscall.unwrap().args[0], 1 | HIGH);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn checkpoint_detects_rollback() {
     let mut img = vec![0u8; 64 * 1024];
     let mut log =
         AuditLog::format(&mut img, &config(OverflowPolicy::OverwriteOldest, 4096)).unwrap();
-    for i in 0..50 {
+    for i in 0..PER_BLOCK + 1 {
         log.append(&syscall(i), i, 0).unwrap();
     }
     drop(log);
@@ -253,7 +253,7 @@ fn checkpoint_detects_rollback() {
 /// recreated by replaying); here we simply re-format a copy and replay.
 fn resume(img: &mut [u8]) -> AuditLog<'_> {
     let mut log = AuditLog::format(img, &config(OverflowPolicy::OverwriteOldest, 4096)).unwrap();
-    for i in 0..50 {
+    for i in 0..PER_BLOCK + 1 {
         log.append(&syscall(i), i, 0).unwrap();
     }
     log
@@ -263,7 +263,7 @@ fn resume(img: &mut [u8]) -> AuditLog<'_> {
 fn crash_mid_append_keeps_every_committed_record() {
     // What the in-guest crash test does: N records, then the guest dies in
     // the middle of the next append.
-    for n in [1u64, 40, 41, 42, 300] {
+    for n in [1u64, PER_BLOCK - 1, PER_BLOCK, PER_BLOCK + 1, 300] {
         let mut img = vec![0u8; 64 * 1024];
         let mut log =
             AuditLog::format(&mut img, &config(OverflowPolicy::OverwriteOldest, 4096)).unwrap();

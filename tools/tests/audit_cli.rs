@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use audit::{AuditLog, Config, Event, OverflowPolicy, SyscallEvent, TextKind};
+use audit::{
+    AuditLog, Config, Event, OverflowPolicy, RecordItem, RegionView, SyscallEvent, TextKind,
+};
 
 const KEY: [u8; 32] = [0x5a; 32];
 const BOOT: [u8; 16] = [0x11; 16];
@@ -19,9 +21,32 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A 64 KiB image: boot, 200 syscalls, an exception (forces a seal), some
-/// unsealed syscalls. Returns the image and a checkpoint taken before the
-/// tail.
+/// Image offset and length of record `seq`, as the reader finds them.
+fn record_span(img: &[u8], seq: u64) -> (usize, usize) {
+    let view = RegionView::new_checked(img).unwrap();
+    for slot in 0..view.header().block_count {
+        for item in view.block(slot).records().into_iter().flatten() {
+            if let RecordItem::Record(r) = item
+                && r.seq == seq
+            {
+                return (r.offset as usize, r.bytes);
+            }
+        }
+    }
+    panic!("record {seq} not found");
+}
+
+/// Sequence number of block `seq`'s first record.
+fn first_record_of(img: &[u8], block: u64) -> u64 {
+    RegionView::new_checked(img)
+        .unwrap()
+        .block(block)
+        .first_record_seq()
+}
+
+/// A 64 KiB image: boot, 200 syscalls, a checkpoint (sealing block 1), an
+/// exception (forces a seal), an unsealed text record. Returns the image
+/// and the checkpoint.
 fn image() -> (Vec<u8>, String) {
     let mut img = vec![0u8; 64 * 1024];
     let mut log = AuditLog::format(&mut img, &Config::new(KEY, BOOT)).unwrap();
@@ -178,8 +203,9 @@ fn show_prints_records_as_text_and_json() {
 #[test]
 fn bit_flip_fails_and_names_the_block() {
     let (mut img, _) = image();
-    // Block 1 starts at 4096 + 4096; flip a byte inside its records.
-    img[8192 + 104 + 500] ^= 0x20;
+    // Block 1 starts at 4096 + 4096; flip a byte inside one of its records.
+    let (at, _) = record_span(&img, first_record_of(&img, 1) + 3);
+    img[at + 6] ^= 0x20;
     let p = write("flip.img", &img);
     let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
     let out = stdout(&o);
@@ -202,28 +228,42 @@ fn bit_flip_fails_and_names_the_block() {
 #[test]
 fn deleted_record_is_located() {
     let (mut img, _) = image();
-    // Records in block 0: boot (24 + 16 + 15 bytes, padded to 56) then
-    // 96-byte syscalls; delete the syscall with seq 5.
-    let start = 4096 + 104 + 56 + 4 * 96;
-    img.copy_within(start + 96..8192, start);
+    // Delete the syscall with seq 5 from block 0: the records after it
+    // move up. Sequence numbers are implied by the block, so it is the
+    // block (MAC, record count) that names the loss.
+    let (start, len) = record_span(&img, 5);
+    let count = RegionView::new_checked(&img)
+        .unwrap()
+        .block(0)
+        .record_count();
+    img.copy_within(start + len..8192, start);
     let p = write("delete.img", &img);
     let o = run(&["audit", "verify", &p, "--key", &key_hex()]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("block 0, slot 0, record 6"), "{out}");
-    assert!(out.contains("record out of sequence (expected 5)"), "{out}");
+    assert!(
+        out.contains("ERROR: block 0, slot 0, offset 0x1000: MAC mismatch"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "block header says {count} records, found {}",
+            count - 1
+        )),
+        "{out}"
+    );
 }
 
 #[test]
 fn rollback_is_caught_with_a_checkpoint() {
     let (img, cp) = image();
-    // The host hands back a copy taken before the checkpoint's block was
-    // sealed: everything from block 4 on is gone, and so is the header's
-    // memory of it.
+    // The host hands back a copy taken before the checkpoint's block (1)
+    // was sealed: everything from block 1 on is gone, and so is the
+    // header's memory of it.
     let mut old = img.clone();
-    old[4096 + 4 * 4096..].fill(0);
+    old[4096 + 4096..].fill(0);
     let hints = audit::wire::field::region::SEALED_BLOCKS;
-    old[hints].copy_from_slice(&4u64.to_le_bytes());
+    old[hints].copy_from_slice(&1u64.to_le_bytes());
     let p = write("rollback.img", &old);
     let o = run(&[
         "audit",
@@ -326,9 +366,15 @@ fn drop_newest_loss_is_reported() {
     cfg.block_bytes = 1024;
     let mut log = AuditLog::format(&mut img, &cfg).unwrap();
     let mut dropped = 0;
+    // Pointer-sized arguments (8 bytes each): 62-byte records, 100 of
+    // them for a ring of 4 KiB.
     for i in 0..100u64 {
         if log
-            .append(&Event::Syscall(SyscallEvent::new(1, [i; 6], 0, 1, 1)), i, 0)
+            .append(
+                &Event::Syscall(SyscallEvent::new(1, [i | 1 << 63; 6], 0, 1, 1)),
+                i,
+                0,
+            )
             .is_err()
         {
             dropped += 1;
@@ -348,9 +394,9 @@ fn drop_newest_loss_is_reported() {
 
 #[test]
 fn torn_record_after_a_crash_still_verifies() {
-    // Block 0 holds a boot record (40 B) and 40 syscalls (96 B each); the
-    // guest dies while appending the 42nd record: header and payload
-    // written, commit mark not.
+    // Block 0 holds a boot record and 40 syscalls; the guest dies while
+    // appending the 40th syscall: header and payload written, commit mark
+    // not (here: the last one's commit mark cleared).
     let mut img = vec![0u8; 64 * 1024];
     let mut log = AuditLog::format(&mut img, &Config::new(KEY, BOOT)).unwrap();
     log.append(
@@ -368,7 +414,7 @@ fn torn_record_after_a_crash_still_verifies() {
             .unwrap();
     }
     drop(log);
-    let last = 4096 + 104 + 40 + 39 * 96;
+    let (last, _) = record_span(&img, 40);
     img[last] = 0;
     img[last + 1] = 0;
     let p = write("torn.img", &img);

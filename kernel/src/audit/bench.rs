@@ -4,14 +4,16 @@
 //! ring on the heap, formatted under a random key — not the audit region,
 //! which it never touches — laps it (evicting the oldest blocks as the
 //! kernel's log does) and prints the mean time per record from the TSC,
-//! then the same for records of 32 and 512 bytes. The in-guest counterpart
+//! then the same for records of 32 and 512 bytes, and for the three system
+//! call records of one unpipelined Redis request (`epoll_wait`, `read`,
+//! `write`, with the arguments Redis passes). The in-guest counterpart
 //! of `cargo bench -p audit --bench append` (docs/PERFORMANCE.md, "Audit
 //! log"): `cargo cloister boot --append audit.bench=200000`.
 
 use alloc::vec::Vec;
 
-use ::audit::wire::RECORD_HEADER_BYTES;
-use ::audit::{AuditLog, Config, Event};
+use ::audit::wire::{RECORD_FIXED_BYTES, varint_len, zigzag};
+use ::audit::{AuditLog, Config, Event, SyscallEvent};
 use libos::boot::cmdline::KernelArgs;
 
 use crate::{kprintln, time};
@@ -19,6 +21,8 @@ use crate::{kprintln, time};
 /// Largest `N` taken (about a second per size on a fast machine).
 const MAX_RECORDS: u64 = 20_000_000;
 const RING_BYTES: usize = 1 << 20;
+/// Time between two records, as on a busy server.
+const STEP_NS: u64 = 10_000;
 
 /// Runs the benchmark if the command line asks for it.
 pub(super) fn run(args: &KernelArgs<'_>) {
@@ -40,39 +44,71 @@ pub(super) fn run(args: &KernelArgs<'_>) {
     super::key::random_bytes(&mut config.key);
     super::key::random_bytes(&mut config.boot_id);
     let hz = time::tsc_hz().max(1);
+    const FILL: [u8; 1024] = [b'a'; 1024];
+    // A record's header at this spacing: the fixed part, CPU 0, the time.
+    let header = RECORD_FIXED_BYTES + 1 + varint_len(zigzag(STEP_NS as i64));
     for record_bytes in [128, 32, 512] {
-        let Some(line) = measure(&mut region, &config, record_bytes, n, hz) else {
+        let Ok(text) = core::str::from_utf8(&FILL[..record_bytes - header]) else {
+            return;
+        };
+        let what = alloc::format!("{record_bytes} B records");
+        let Some(line) = measure(&mut region, &config, &[Event::Text { text }], &what, n, hz)
+        else {
             ::log::warn!("audit.bench: cannot format the scratch ring");
             return;
         };
         kprintln!("{line}");
     }
+    let request = redis_request();
+    if let Some(line) = measure(&mut region, &config, &request, "Redis requests", n, hz) {
+        kprintln!("{line}");
+    }
     super::key::wipe(&mut config.key);
 }
 
-/// One size: appends `n` records of `record_bytes`; the report line.
+/// The three records of one unpipelined Redis GET as the kernel writes
+/// them (arguments a call does not take are not stored).
+fn redis_request() -> [Event<'static>; 3] {
+    let call = |nr, args: [u64; 6], argc, result, duration_ns| {
+        let mut s = SyscallEvent::new(nr, args, result, 1, duration_ns);
+        s.arg_count = argc;
+        Event::Syscall(s)
+    };
+    [
+        call(232, [5, 0x7f3c_8a1f_2000, 10128, 100, 0, 0], 4, 1, 2_100),
+        call(0, [8, 0x7f3c_89a0_c005, 16384, 0, 0, 0], 3, 33, 1_400),
+        call(1, [8, 0x55d1_c3e8_a1b3, 5, 0, 0, 0], 3, 5, 3_900),
+    ]
+}
+
+/// Appends `events` `n` times (timestamps 10 µs apart, as a busy server's
+/// would be); the report line, per round of `events`.
 fn measure(
     region: &mut [u8],
     config: &Config,
-    record_bytes: usize,
+    events: &[Event<'_>],
+    what: &str,
     n: u64,
     hz: u64,
 ) -> Option<alloc::string::String> {
-    const FILL: [u8; 1024] = [b'a'; 1024];
-    let text = core::str::from_utf8(&FILL[..record_bytes - RECORD_HEADER_BYTES]).ok()?;
-    let event = Event::Text { text };
     let mut log = AuditLog::format(region, config).ok()?;
     let (mut failed, start) = (0u64, time::rdtsc());
-    for i in 0..n {
-        failed += u64::from(log.append(&event, i, 0).is_err());
+    let mut now = 1_000_000_000u64;
+    for _ in 0..n {
+        for event in events {
+            now += STEP_NS;
+            failed += u64::from(log.append(event, now, 0).is_err());
+        }
     }
     let cycles = time::rdtsc().wrapping_sub(start);
     let sealed = log.sealed_blocks();
-    // Tenths of a nanosecond per record.
+    let per_block = log.next_seq() / sealed.max(1);
+    // Tenths of a nanosecond per round.
     let tenths = u128::from(cycles) * 10_000_000_000 / (u128::from(hz) * u128::from(n));
     Some(alloc::format!(
-        "audit bench: {record_bytes} B records, BLAKE3 {}: {}.{} ns per record with sealing \
-         ({n} records, {sealed} blocks sealed, {failed} failed, 1 MiB ring, {} cycles per record)",
+        "audit bench: {what}, BLAKE3 {}: {}.{} ns each with sealing \
+         ({n} of them, {sealed} blocks sealed, {per_block} records per block, {failed} failed, \
+         1 MiB ring, {} cycles each)",
         ::audit::simd::implementation(),
         tenths / 10,
         tenths % 10,

@@ -169,13 +169,12 @@ pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns:
         .unwrap_or(6);
     let nr = u32::try_from(nr).unwrap_or(u32::MAX);
     let duration_ns = u32::try_from(duration_ns).unwrap_or(u32::MAX);
+    // The registers past `arg_count` are not stored (they read back as 0).
     let mut event = SyscallEvent::new(nr, *args, ret, tid, duration_ns);
     event.arg_count = arg_count;
-    // The unstored registers read as 0, as the verifier decodes them.
-    for a in &mut event.args[usize::from(arg_count)..] {
-        *a = 0;
-    }
-    record_event(&Event::Syscall(event));
+    with_log(Wait::Block, |log, now, cpu| {
+        count(log.append_syscall(&event, now, cpu))
+    });
 }
 
 /// Records free-form text, formatted in place (no allocation).
