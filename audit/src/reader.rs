@@ -562,29 +562,26 @@ mod tests {
 
     #[test]
     fn malformed_header_varints_are_errors() {
-        let mut img = image();
-        let at = 4096 + BLOCK_HEADER_BYTES;
-        // The CPU varint: never-ending, then past u16.
-        img[at + 5..at + 12].fill(0xff);
-        let view = RegionView::new_checked(&img).unwrap();
-        let items: Vec<_> = view.block(0).records().unwrap().collect();
-        assert!(matches!(
-            items[..],
-            [RecordItem::Error {
-                error: RecordError::BadHeader,
-                ..
-            }]
-        ));
-        img[at + 5..at + 8].copy_from_slice(&[0x80, 0x80, 0x04]);
-        let view = RegionView::new_checked(&img).unwrap();
-        let items: Vec<_> = view.block(0).records().unwrap().collect();
-        assert!(matches!(
-            items[..],
-            [RecordItem::Error {
-                error: RecordError::BadHeader,
-                ..
-            }]
-        ));
+        let at = 4096 + BLOCK_HEADER_BYTES + RECORD_FIXED_BYTES;
+        // The CPU as a varint longer than ten bytes (it runs into the
+        // time and the text), and as one past u16.
+        let cases: [&[u8]; 2] = [&[0xff; 11], &[0x80, 0x80, 0x04]];
+        for bad in cases {
+            let mut img = image();
+            img[at..at + bad.len()].copy_from_slice(bad);
+            let view = RegionView::new_checked(&img).unwrap();
+            let items: Vec<_> = view.block(0).records().unwrap().collect();
+            assert!(
+                matches!(
+                    items[..],
+                    [RecordItem::Error {
+                        error: RecordError::BadHeader,
+                        ..
+                    }]
+                ),
+                "{bad:?}: {items:?}"
+            );
+        }
     }
 
     #[test]

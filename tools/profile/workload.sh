@@ -6,6 +6,7 @@
 #
 #   workload.sh KERNEL.elf OUT nginx N     # N sequential curl GETs of a 1 MiB file
 #   workload.sh KERNEL.elf OUT redis N     # redis-benchmark -n N -c 10 -t set,get,incr,lpush,lpop
+#   workload.sh KERNEL.elf OUT redis-p16 N # the same, each client pipelining 16 requests (-P 16)
 #   workload.sh KERNEL.elf OUT file N      # busybox dd: a 64 MiB file in /tmp, then N reads of it
 #
 # With AUDIT=1 in the environment the guest keeps its audit log
@@ -54,12 +55,13 @@ EOF
     done
     pkill -TERM -f "qemu-system-x86_64 -plugin $plugin,out=$out" || true
     ;;
-redis)
+redis | redis-p16)
+    pipeline=1; [ "$what" = redis-p16 ] && pipeline=16
     CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" "${audit[@]}" --publish "$port:6379" \
         -- /usr/bin/redis-server --save '' --appendonly no --protected-mode no > "$tmp/console.log" 2>&1 &
     ready() { redis-cli -p "$port" ping > /dev/null 2>&1; }
     wait_ready
-    [ "$n" -gt 0 ] && redis-benchmark -p "$port" -q -n "$n" -c 10 -t set,get,incr,lpush,lpop | tr '\r' '\n' | grep 'requests per second'
+    [ "$n" -gt 0 ] && redis-benchmark -p "$port" -q -n "$n" -c 10 -P "$pipeline" -t set,get,incr,lpush,lpop | tr '\r' '\n' | grep 'requests per second'
     redis-cli -p "$port" shutdown nosave > /dev/null 2>&1 || true
     ;;
 file)
@@ -70,7 +72,7 @@ file)
     CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --mem 1G --kernel "$kernel" "${audit[@]}" \
         -- /bin/busybox sh -c "$script" > "$tmp/console.log" 2>&1 &
     ;;
-*) echo "workload.sh: use nginx, redis or file" >&2; exit 2 ;;
+*) echo "workload.sh: use nginx, redis, redis-p16 or file" >&2; exit 2 ;;
 esac
 wait
 test -s "$out" || { echo "no profile written to $out" >&2; exit 1; }
