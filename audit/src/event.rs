@@ -106,8 +106,9 @@ impl SyscallEvent {
 
     /// Writes the payload at `out[0..]` and returns its length: the 3-byte
     /// tag, then the values in their sizes, in one pass, each value with
-    /// one 8-byte store. `out` must be zero and hold [`SYSCALL_MAX_BYTES`]
-    /// plus 8 (a shorter one gets the payload cut, never a panic).
+    /// one 8-byte store — so up to 7 zero bytes land past the payload.
+    /// `out` must hold [`SYSCALL_MAX_BYTES`] plus 8 bytes; a shorter one
+    /// gets values left out (never a panic).
     pub(crate) fn write(&self, out: &mut [u8]) -> usize {
         let argc = usize::from(self.arg_count.min(6));
         let mut tag = argc as u32;
