@@ -130,6 +130,11 @@ pub const MAX_SMALL_BYTES: usize = {
     CLASS_BYTES[c]
 };
 
+/// Largest request with an alignment up to 8 served by the size classes
+/// (1 KiB); larger ones up to [`MAX_SMALL_BYTES`] with an alignment up to
+/// 16 are cut to measure in the best-fit region (`bestfit.rs`).
+pub(crate) const MID_MIN_BYTES: usize = 1024;
+
 /// Most objects a CPU cache holds of each class: about 4 KiB worth, at
 /// least one, at most 64. Bounding the cache by bytes keeps the memory
 /// parked in caches small next to the live set.
@@ -190,6 +195,8 @@ pub(crate) const fn can_lend(lender: usize, borrower: usize) -> bool {
 pub(crate) enum Kind {
     /// A slab object of this class.
     Small(usize),
+    /// A block of the best-fit region (middle sizes, alignment ≤ 16).
+    Mid,
     /// A run of this many whole pages from the page source.
     Large(usize),
     /// Alignment above the page size: not supported, the request fails.
@@ -201,14 +208,23 @@ pub(crate) enum Kind {
 #[inline(always)]
 pub(crate) fn kind_of(layout: Layout) -> Kind {
     let size = layout.size();
+    if size <= MID_MIN_BYTES && layout.align() <= 8 {
+        return Kind::Small(LOOKUP[size.div_ceil(8)] as usize);
+    }
+    kind_of_other(size, layout.align())
+}
+
+/// [`kind_of`] beyond the common case (small, alignment ≤ 8).
+#[inline]
+fn kind_of_other(size: usize, align: usize) -> Kind {
     if size <= MAX_SMALL_BYTES {
-        if layout.align() <= 8 {
-            return Kind::Small(LOOKUP[size.div_ceil(8)] as usize);
+        if size > MID_MIN_BYTES && align <= crate::bestfit::MID_ALIGN {
+            return Kind::Mid;
         }
-        if layout.align() <= PAGE_SIZE {
-            return Kind::Small(aligned_class(size, layout.align()));
+        if align <= PAGE_SIZE {
+            return Kind::Small(aligned_class(size, align));
         }
-    } else if layout.align() <= PAGE_SIZE {
+    } else if align <= PAGE_SIZE {
         return Kind::Large(size.div_ceil(PAGE_SIZE));
     }
     Kind::Unsupported
@@ -247,8 +263,12 @@ mod tests {
     #[test]
     fn rounding_waste_is_below_one_eighth_from_64_bytes() {
         for size in 57..=MAX_SMALL_BYTES {
-            let Kind::Small(c) = kind_of(Layout::from_size_align(size, 1).unwrap()) else {
-                panic!("size {size} not small");
+            // Middle sizes with a small alignment go to the best-fit
+            // region; the classes still serve them at larger alignments.
+            let c = match kind_of(Layout::from_size_align(size, 1).unwrap()) {
+                Kind::Small(c) => c,
+                Kind::Mid if size > MID_MIN_BYTES => LOOKUP[size.div_ceil(8)] as usize,
+                other => panic!("size {size} is {other:?}"),
             };
             let class = CLASS_BYTES[c];
             assert!(class >= size);
@@ -268,6 +288,10 @@ mod tests {
             let align = 1 << align_log;
             for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096, 7000, MAX_SMALL_BYTES] {
                 let layout = Layout::from_size_align(size, align).unwrap();
+                if size > MID_MIN_BYTES && align <= crate::bestfit::MID_ALIGN {
+                    assert_eq!(kind_of(layout), Kind::Mid);
+                    continue;
+                }
                 let Kind::Small(c) = kind_of(layout) else {
                     panic!()
                 };

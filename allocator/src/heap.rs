@@ -15,6 +15,7 @@ use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::bestfit::{self, FreeError, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
@@ -74,6 +75,8 @@ pub struct SlabAllocator {
     depots: [Depot; NUM_CLASSES],
     descs: DescPool,
     map: PageMap,
+    /// The best-fit region for middle sizes.
+    region: spin::Mutex<Region>,
     /// Live bytes counted outside the CPU caches (large runs, depot path).
     other_live_bytes: AtomicUsize,
     large_pages: AtomicUsize,
@@ -99,6 +102,7 @@ impl SlabAllocator {
             depots: [const { Depot::new() }; NUM_CLASSES],
             descs: DescPool::new(),
             map: PageMap::new(),
+            region: spin::Mutex::new(Region::new()),
             other_live_bytes: AtomicUsize::new(0),
             large_pages: AtomicUsize::new(0),
             large_runs: AtomicUsize::new(0),
@@ -186,6 +190,7 @@ impl SlabAllocator {
     fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
+            Kind::Mid => self.alloc_mid(env, size),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
         }
@@ -219,6 +224,7 @@ impl SlabAllocator {
         let object = ptr.expose_provenance();
         match kind_of(layout) {
             Kind::Small(class) => self.free_small(env, class, object, layout.size()),
+            Kind::Mid => self.free_mid(env, object, layout.size()),
             Kind::Large(pages) => self.free_large(env, object, pages, layout.size()),
             Kind::Unsupported => panic!(
                 "slab allocator: dealloc of {ptr:p} with {layout:?}, which it never allocates"
@@ -227,15 +233,22 @@ impl SlabAllocator {
     }
 
     /// Resizes a block in place when the new size keeps its class (or page
-    /// count), or when a large run can grow into the free pages right after
-    /// it (if the page source supports that); else moves it.
+    /// count), when a best-fit block can shrink or grow into the free block
+    /// after it, or when a large run can grow into the free pages right
+    /// after it (if the page source supports that); else moves it.
     pub(crate) fn reallocate(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
         let old_kind = kind_of(layout);
         let new_kind = kind_of(new_layout);
-        if old_kind == new_kind {
+        if old_kind == Kind::Mid && new_kind == Kind::Mid {
+            if self.resize_mid(ptr.expose_provenance(), new_size) {
+                let delta = new_size.wrapping_sub(layout.size());
+                self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
+                return ptr;
+            }
+        } else if old_kind == new_kind {
             if cfg!(debug_assertions) {
                 self.check_live(ptr.expose_provenance(), old_kind);
             }
@@ -456,7 +469,103 @@ impl SlabAllocator {
                 slab::release_slab(env, &self.map, &self.descs, desc);
             }
         }
+        let irq = env.cpu.irq_save();
+        let spare = self.region.lock().take_spare();
+        env.cpu.irq_restore(irq);
+        if let Some(spare) = spare {
+            raw::free_pages(env.pages, spare.chunk, spare.pages);
+        }
         self.descs.release_free_pages(env);
+    }
+
+    /// A block of the best-fit region for `size` bytes, with a new chunk
+    /// if no free block is large enough.
+    fn alloc_mid(&self, env: &Env, size: usize) -> usize {
+        let need = bestfit::block_bytes(size);
+        let irq = env.cpu.irq_save();
+        let block = self.region.lock().alloc(need);
+        env.cpu.irq_restore(irq);
+        let payload = match block {
+            Some(payload) => payload,
+            None => self.alloc_mid_chunk(env, need),
+        };
+        if payload != 0 {
+            self.other_live_bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        payload
+    }
+
+    /// Adds a chunk to the region (a shorter one if the page source has
+    /// no run of [`CHUNK_PAGES`](bestfit::CHUNK_PAGES)) and allocates
+    /// `need` bytes from it; 0 when the page source is exhausted.
+    #[cold]
+    fn alloc_mid_chunk(&self, env: &Env, need: usize) -> usize {
+        let least = bestfit::chunk_pages_for(need);
+        let mut pages = bestfit::CHUNK_PAGES.max(least);
+        let run = match env.pages.alloc_pages(pages) {
+            Some(run) => run,
+            None if pages > least => {
+                pages = least;
+                let Some(run) = env.pages.alloc_pages(pages) else {
+                    return 0;
+                };
+                run
+            }
+            None => return 0,
+        };
+        let run = raw::expose(run);
+        let irq = env.cpu.irq_save();
+        let payload = {
+            let mut region = self.region.lock();
+            region.add_chunk(run, pages);
+            region.alloc(need)
+        };
+        env.cpu.irq_restore(irq);
+        payload.expect("a fresh chunk holds the block it was sized for")
+    }
+
+    /// Frees a block of the best-fit region; a chunk left empty (beyond
+    /// the one spare) goes back to the page source.
+    fn free_mid(&self, env: &Env, payload: usize, size: usize) {
+        let irq = env.cpu.irq_save();
+        let freed = self.region.lock().free(payload, size);
+        env.cpu.irq_restore(irq);
+        match freed {
+            Ok(released) => {
+                self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
+                if let Some(empty) = released {
+                    raw::free_pages(env.pages, empty.chunk, empty.pages);
+                }
+            }
+            Err(FreeError::DoubleFree) => {
+                panic!("slab allocator: double free of {payload:#x} (a best-fit block)")
+            }
+            Err(FreeError::WrongSize) => panic!(
+                "slab allocator: dealloc of {payload:#x} with a layout that does not match its allocation (wrong layout)"
+            ),
+        }
+    }
+
+    /// Resizes a best-fit block in place if it can: without the lock
+    /// when the block already holds `new_size` bytes and would not give
+    /// back a quarter of itself, else under the lock.
+    #[cold]
+    fn resize_mid(&self, payload: usize, new_size: usize) -> bool {
+        let Some(env) = self.env.get() else {
+            return false;
+        };
+        if cfg!(debug_assertions) && !Region::is_used(payload) {
+            panic!("slab allocator: realloc of freed block {payload:#x}");
+        }
+        let bytes = bestfit::size_of(payload - bestfit::HEADER);
+        let need = bestfit::block_bytes(new_size);
+        if need <= bytes && (bytes - need) * 4 < bytes {
+            return true;
+        }
+        let irq = env.cpu.irq_save();
+        let resized = self.region.lock().resize(payload, new_size);
+        env.cpu.irq_restore(irq);
+        resized
     }
 
     /// Puts objects back into their slabs and returns emptied slabs beyond
@@ -588,6 +697,11 @@ impl SlabAllocator {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
+            Kind::Mid => {
+                if !Region::is_used(object) {
+                    panic!("slab allocator: realloc of freed block {object:#x}");
+                }
+            }
             Kind::Large(pages) => {
                 let entry = self.map.get(object);
                 if entry != (pages << 1 | LARGE) {
@@ -667,12 +781,18 @@ impl SlabAllocator {
         if let Some((env, saved)) = irq {
             env.cpu.irq_restore(saved);
         }
+        let (region_pages, region_free_bytes) = {
+            let region = self.region.lock();
+            (region.pages, region.free_bytes)
+        };
         let metadata_pages = self.map.node_pages() + self.descs.pages();
         AllocStats {
             live_bytes: live,
             slab_bytes: self.slab_pages.load(Ordering::Relaxed) * PAGE_SIZE,
             large_bytes: self.large_pages.load(Ordering::Relaxed) * PAGE_SIZE,
             large_blocks: self.large_runs.load(Ordering::Relaxed),
+            region_bytes: region_pages * PAGE_SIZE,
+            region_free_bytes,
             metadata_bytes: metadata_pages * PAGE_SIZE,
             failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
             classes,

@@ -62,6 +62,7 @@ pub mod dma;
 pub mod frame;
 
 mod arena;
+mod bestfit;
 mod cache;
 mod class;
 mod descpool;
