@@ -131,9 +131,11 @@ pub const MAX_SMALL_BYTES: usize = {
 };
 
 /// Largest request with an alignment up to 8 served by the size classes
-/// (1 KiB); larger ones up to [`MAX_SMALL_BYTES`] with an alignment up to
+/// (1 KiB); larger ones up to [`MID_MAX_BYTES`] with an alignment up to
 /// 16 are cut to measure in the best-fit region (`bestfit.rs`).
 pub(crate) const MID_MIN_BYTES: usize = 1024;
+/// Largest request served by the best-fit region (8 KiB).
+pub(crate) const MID_MAX_BYTES: usize = 8 * 1024;
 
 /// Most objects a CPU cache holds of each class: about 4 KiB worth, at
 /// least one, at most 64. Bounding the cache by bytes keeps the memory
@@ -217,10 +219,14 @@ pub(crate) fn kind_of(layout: Layout) -> Kind {
 /// [`kind_of`] beyond the common case (small, alignment ≤ 8).
 #[inline]
 fn kind_of_other(size: usize, align: usize) -> Kind {
+    if size > MID_MIN_BYTES
+        && size <= MID_MAX_BYTES
+        && align <= crate::bestfit::MID_ALIGN
+        && !size.is_multiple_of(PAGE_SIZE)
+    {
+        return Kind::Mid;
+    }
     if size <= MAX_SMALL_BYTES {
-        if size > MID_MIN_BYTES && align <= crate::bestfit::MID_ALIGN {
-            return Kind::Mid;
-        }
         if align <= PAGE_SIZE {
             return Kind::Small(aligned_class(size, align));
         }
@@ -253,9 +259,26 @@ mod tests {
         assert_eq!(MAX_SMALL_BYTES, 7168);
         assert!(SLAB_OBJECTS[LOOKUP[MAX_SMALL_BYTES / 8] as usize] > 1);
         assert_eq!(SLAB_OBJECTS[LOOKUP[8192 / 8] as usize], 1);
+        // Past the classes an aligned request is a page run; with an
+        // alignment up to 16 the best-fit region takes it up to 8 KiB,
+        // except whole pages, which are runs.
         assert_eq!(
-            kind_of(Layout::from_size_align(MAX_SMALL_BYTES + 1, 8).unwrap()),
+            kind_of(Layout::from_size_align(MAX_SMALL_BYTES + 1, 32).unwrap()),
             Kind::Large(2)
+        );
+        let align8 = |size| kind_of(Layout::from_size_align(size, 8).unwrap());
+        assert_eq!(
+            align8(MID_MIN_BYTES),
+            Kind::Small(LOOKUP[MID_MIN_BYTES / 8] as usize)
+        );
+        assert_eq!(align8(MID_MIN_BYTES + 1), Kind::Mid);
+        assert_eq!(align8(MAX_SMALL_BYTES + 1), Kind::Mid);
+        assert_eq!(align8(MID_MAX_BYTES - 1), Kind::Mid);
+        assert_eq!(align8(MID_MAX_BYTES), Kind::Large(2));
+        assert_eq!(align8(MID_MAX_BYTES + 1), Kind::Large(3));
+        assert_eq!(
+            align8(PAGE_SIZE),
+            Kind::Small(LOOKUP[PAGE_SIZE / 8] as usize)
         );
         assert!(CLASS_BYTES.windows(2).all(|w| w[0] < w[1]));
     }
@@ -288,7 +311,10 @@ mod tests {
             let align = 1 << align_log;
             for size in [0, 1, 7, 8, 9, 100, 1000, 4000, 4096, 7000, MAX_SMALL_BYTES] {
                 let layout = Layout::from_size_align(size, align).unwrap();
-                if size > MID_MIN_BYTES && align <= crate::bestfit::MID_ALIGN {
+                if size > MID_MIN_BYTES
+                    && align <= crate::bestfit::MID_ALIGN
+                    && !size.is_multiple_of(PAGE_SIZE)
+                {
                     assert_eq!(kind_of(layout), Kind::Mid);
                     continue;
                 }
