@@ -82,6 +82,8 @@ pub use stats::{AllocStats, ClassStats};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bestfit;
+#[cfg(test)]
 mod tests_fit;
 #[cfg(test)]
 mod tests_grow;
