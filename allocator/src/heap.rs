@@ -35,6 +35,10 @@ pub const MAX_CPUS: usize = 16;
 /// Descriptor addresses are 64-byte aligned, so their low bit is 0.
 const LARGE: usize = 1;
 
+/// Tag of a page-map entry for a page of a best-fit chunk: `chunk | CHUNK`
+/// (chunks are page-aligned; bit 0 clear tells it from a large run).
+const CHUNK: usize = 2;
+
 /// Objects returned to the depot per lock acquisition at most.
 const MAX_BATCH: usize = 32;
 
@@ -473,7 +477,7 @@ impl SlabAllocator {
         let spare = self.region.lock().take_spare();
         env.cpu.irq_restore(irq);
         if let Some(spare) = spare {
-            raw::free_pages(env.pages, spare.chunk, spare.pages);
+            self.release_chunk(env, spare);
         }
         self.descs.release_free_pages(env);
     }
@@ -514,6 +518,9 @@ impl SlabAllocator {
             None => return 0,
         };
         let run = raw::expose(run);
+        if !self.map_chunk(env, run, pages) {
+            return 0;
+        }
         let irq = env.cpu.irq_save();
         let payload = {
             let mut region = self.region.lock();
@@ -524,9 +531,47 @@ impl SlabAllocator {
         payload.expect("a fresh chunk holds the block it was sized for")
     }
 
+    /// Points the page map at a new chunk for each of its pages (debug
+    /// builds check frees against it); on failure undoes it and gives the
+    /// run back.
+    fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
+        for page in 0..pages {
+            if !self
+                .map
+                .set(env.pages, chunk + page * PAGE_SIZE, chunk | CHUNK)
+            {
+                for done in 0..page {
+                    self.map.clear(chunk + done * PAGE_SIZE);
+                }
+                raw::free_pages(env.pages, chunk, pages);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Gives an empty chunk, out of the region, back to the page source.
+    fn release_chunk(&self, env: &Env, empty: bestfit::Released) {
+        for page in 0..empty.pages {
+            self.map.clear(empty.chunk + page * PAGE_SIZE);
+        }
+        raw::free_pages(env.pages, empty.chunk, empty.pages);
+    }
+
+    /// Debug builds: panics unless `payload` lies in a best-fit chunk.
+    fn check_in_chunk(&self, payload: usize) {
+        let entry = self.map.get(payload);
+        if entry & (LARGE | CHUNK) != CHUNK {
+            self.foreign(payload, entry, "a best-fit block");
+        }
+    }
+
     /// Frees a block of the best-fit region; a chunk left empty (beyond
     /// the one spare) goes back to the page source.
     fn free_mid(&self, env: &Env, payload: usize, size: usize) {
+        if cfg!(debug_assertions) {
+            self.check_in_chunk(payload);
+        }
         let irq = env.cpu.irq_save();
         let freed = self.region.lock().free(payload, size);
         env.cpu.irq_restore(irq);
@@ -534,7 +579,7 @@ impl SlabAllocator {
             Ok(released) => {
                 self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
                 if let Some(empty) = released {
-                    raw::free_pages(env.pages, empty.chunk, empty.pages);
+                    self.release_chunk(env, empty);
                 }
             }
             Err(FreeError::DoubleFree) => {
@@ -554,8 +599,8 @@ impl SlabAllocator {
         let Some(env) = self.env.get() else {
             return false;
         };
-        if cfg!(debug_assertions) && !Region::is_used(payload) {
-            panic!("slab allocator: realloc of freed block {payload:#x}");
+        if cfg!(debug_assertions) {
+            self.check_live(payload, Kind::Mid);
         }
         let bytes = bestfit::size_of(payload - bestfit::HEADER);
         let need = bestfit::block_bytes(new_size);
@@ -623,7 +668,7 @@ impl SlabAllocator {
 
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
-        debug_assert!(entry != 0 && entry & LARGE == 0);
+        debug_assert!(entry != 0 && entry & (LARGE | CHUNK) == 0);
         Desc(entry)
     }
 
@@ -698,6 +743,7 @@ impl SlabAllocator {
                 }
             }
             Kind::Mid => {
+                self.check_in_chunk(object);
                 if !Region::is_used(object) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
@@ -716,7 +762,7 @@ impl SlabAllocator {
     /// object of `class` in a slab this allocator holds.
     fn object_index(&self, object: usize, class: usize) -> usize {
         let entry = self.map.get(object);
-        if entry == 0 || entry & LARGE != 0 {
+        if entry == 0 || entry & (LARGE | CHUNK) != 0 {
             self.foreign(object, entry, "an object");
         }
         let desc = Desc(entry);
