@@ -145,6 +145,11 @@ pub(crate) struct Region {
     pub(crate) pages: usize,
     /// Bytes in free blocks.
     pub(crate) free_bytes: usize,
+    /// Bytes requested by the blocks allocated, less those freed (wrapping:
+    /// `realloc` in place counts its difference outside, in the heap's
+    /// atomic counter, so this alone can go "negative"). Counted here,
+    /// under the lock, to spare each call an atomic add.
+    pub(crate) live_bytes: usize,
 }
 
 impl Region {
@@ -157,6 +162,7 @@ impl Region {
             chunks: 0,
             pages: 0,
             free_bytes: 0,
+            live_bytes: 0,
         }
     }
 
@@ -257,10 +263,12 @@ impl Region {
         self.insert(block, size);
     }
 
-    /// Allocates a block of `need` bytes (from [`block_bytes`]); returns
-    /// the payload address, or `None` if no free block is large enough.
-    pub(crate) fn alloc(&mut self, need: usize) -> Option<usize> {
+    /// Allocates a block of `need` bytes (from [`block_bytes`]) for a
+    /// request of `size` bytes; returns the payload address, or `None` if
+    /// no free block is large enough.
+    pub(crate) fn alloc(&mut self, need: usize, size: usize) -> Option<usize> {
         let block = self.find(need)?;
+        self.live_bytes = self.live_bytes.wrapping_add(size);
         let size = size_of(block);
         let first = header(block) & FIRST;
         if size - need >= MIN_BLOCK {
@@ -302,6 +310,7 @@ impl Region {
         if block_bytes(size) > bytes {
             return Err(FreeError::WrongSize);
         }
+        self.live_bytes = self.live_bytes.wrapping_sub(size);
         let mut first = word & FIRST;
         let next = block + bytes;
         let next_word = header(next);

@@ -81,7 +81,8 @@ pub struct SlabAllocator {
     map: PageMap,
     /// The best-fit region for middle sizes.
     region: spin::Mutex<Region>,
-    /// Live bytes counted outside the CPU caches (large runs, depot path).
+    /// Live bytes counted outside the CPU caches and the best-fit region
+    /// (large runs, depot path, realloc in place).
     other_live_bytes: AtomicUsize,
     large_pages: AtomicUsize,
     large_runs: AtomicUsize,
@@ -487,23 +488,19 @@ impl SlabAllocator {
     fn alloc_mid(&self, env: &Env, size: usize) -> usize {
         let need = bestfit::block_bytes(size);
         let irq = env.cpu.irq_save();
-        let block = self.region.lock().alloc(need);
+        let block = self.region.lock().alloc(need, size);
         env.cpu.irq_restore(irq);
-        let payload = match block {
+        match block {
             Some(payload) => payload,
-            None => self.alloc_mid_chunk(env, need),
-        };
-        if payload != 0 {
-            self.other_live_bytes.fetch_add(size, Ordering::Relaxed);
+            None => self.alloc_mid_chunk(env, need, size),
         }
-        payload
     }
 
     /// Adds a chunk to the region (a shorter one if the page source has
     /// no run of [`CHUNK_PAGES`](bestfit::CHUNK_PAGES)) and allocates
     /// `need` bytes from it; 0 when the page source is exhausted.
     #[cold]
-    fn alloc_mid_chunk(&self, env: &Env, need: usize) -> usize {
+    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize) -> usize {
         let least = bestfit::chunk_pages_for(need);
         let mut pages = bestfit::CHUNK_PAGES.max(least);
         let run = match env.pages.alloc_pages(pages) {
@@ -525,7 +522,7 @@ impl SlabAllocator {
         let payload = {
             let mut region = self.region.lock();
             region.add_chunk(run, pages);
-            region.alloc(need)
+            region.alloc(need, size)
         };
         env.cpu.irq_restore(irq);
         payload.expect("a fresh chunk holds the block it was sized for")
@@ -577,15 +574,22 @@ impl SlabAllocator {
         env.cpu.irq_restore(irq);
         match freed {
             Ok(released) => {
-                self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
                 if let Some(empty) = released {
                     self.release_chunk(env, empty);
                 }
             }
-            Err(FreeError::DoubleFree) => {
+            Err(error) => self.refused_free(payload, error),
+        }
+    }
+
+    /// Panics for a best-fit free the region refused.
+    #[cold]
+    fn refused_free(&self, payload: usize, error: FreeError) -> ! {
+        match error {
+            FreeError::DoubleFree => {
                 panic!("slab allocator: double free of {payload:#x} (a best-fit block)")
             }
-            Err(FreeError::WrongSize) => panic!(
+            FreeError::WrongSize => panic!(
                 "slab allocator: dealloc of {payload:#x} with a layout that does not match its allocation (wrong layout)"
             ),
         }
@@ -829,6 +833,7 @@ impl SlabAllocator {
         }
         let (region_pages, region_free_bytes) = {
             let region = self.region.lock();
+            live = live.wrapping_add(region.live_bytes);
             (region.pages, region.free_bytes)
         };
         let metadata_pages = self.map.node_pages() + self.descs.pages();
