@@ -1,13 +1,16 @@
-//! The best-fit region: middle-sized blocks (above [`MID_MIN_BYTES`], up to
-//! [`MAX_SMALL_BYTES`]) cut to measure from chunks of pages, so they cost
-//! their size rounded to 16 bytes plus an 8-byte header instead of a size
-//! class's rounding and the free slots of partial slabs.
+//! The best-fit region: middle-sized blocks (above [`MID_MIN_BYTES`], 1 KiB,
+//! up to [`MID_MAX_BYTES`], 8 KiB, alignment ≤ 16, not a whole number of
+//! pages) cut to measure from chunks of pages, so they cost their size
+//! rounded to 16 bytes plus an 8-byte header instead of a size class's
+//! rounding (up to 12.5 %) or a page run's, and the free slots of partial
+//! slabs (which held only 2–10 objects each at these sizes).
 //!
 //! A two-level segregated-fit allocator (TLSF, as in rlsf and talc) with
 //! boundary tags:
 //!
 //! ```text
-//!  chunk (CHUNK_PAGES pages from the PageSource, fewer when it runs dry):
+//!  chunk (CHUNK_PAGES pages from the PageSource, fewer when it runs dry;
+//!  each page's page-map entry is chunk | 2):
 //!  ┌───────┬─────────────────────┬────────────────────────┬─────┬──────────┐
 //!  │ pages │ hdr │ payload (used)│ hdr │ next prev … footer│ …   │ sentinel │
 //!  └───────┴─────────────────────┴────────────────────────┴─────┴──────────┘
@@ -43,7 +46,7 @@
 //! the page source; `raw.rs` does the memory access.
 //!
 //! [`Kind::Mid`]: crate::class::Kind::Mid
-//! [`MAX_SMALL_BYTES`]: crate::MAX_SMALL_BYTES
+//! [`MID_MAX_BYTES`]: crate::class::MID_MAX_BYTES
 
 use core::sync::atomic::Ordering;
 

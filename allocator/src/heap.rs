@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! allocate(layout) ── class ──► CPU cache list ──hit──► object
-//!                                    │ empty
-//!                                    ▼
-//!                          depot[class] (spin lock) ──► partial slab / reserve
-//!                                    │ none
-//!                                    ▼
-//!                          PageSource::alloc_pages (no lock held)
+//!        │                           │ empty
+//!        │                           ▼
+//!        │                 depot[class] (spin lock) ──► partial slab / reserve
+//!        │                           │ none
+//!        │                           ▼
+//!        │                 PageSource::alloc_pages (no lock held)
+//!        │ 1–8 KiB, align ≤ 16
+//!        └──► region (spin lock): best fit ──► block │ none: new chunk
+//!                                                      from the PageSource
 //! ```
 
 use core::alloc::Layout;
@@ -61,8 +64,8 @@ impl core::fmt::Debug for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 
-/// A slab allocator for objects up to 7 KiB, with page runs
-/// for larger requests; usable as `#[global_allocator]`.
+/// A slab allocator for objects up to 1 KiB, a best-fit region for 1–8 KiB
+/// and page runs for larger requests; usable as `#[global_allocator]`.
 ///
 /// ```ignore
 /// #[global_allocator]
