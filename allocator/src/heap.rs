@@ -3,18 +3,22 @@
 //!
 //! ```text
 //! allocate(layout) ── class ──► CPU cache list ──hit──► object
-//!                                    │ empty
-//!                                    ▼
-//!                          depot[class] (spin lock) ──► partial slab / reserve
-//!                                    │ none
-//!                                    ▼
-//!                          PageSource::alloc_pages (no lock held)
+//!        │                           │ empty
+//!        │                           ▼
+//!        │                 depot[class] (spin lock) ──► partial slab / reserve
+//!        │                           │ none
+//!        │                           ▼
+//!        │                 PageSource::alloc_pages (no lock held)
+//!        │ 1–8 KiB, align ≤ 16
+//!        └──► region (spin lock): best fit ──► block │ none: new chunk
+//!                                                      from the PageSource
 //! ```
 
 use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::bestfit::Region;
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
@@ -27,12 +31,18 @@ use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};
 
+mod mid;
+
 /// CPU caches the allocator has; `cpu_id` is folded modulo this.
 pub const MAX_CPUS: usize = 16;
 
 /// Tag of a page-map entry for a large run: `pages << 1 | LARGE`.
 /// Descriptor addresses are 64-byte aligned, so their low bit is 0.
 const LARGE: usize = 1;
+
+/// Tag of a page-map entry for a page of a best-fit chunk: `chunk | CHUNK`
+/// (chunks are page-aligned; bit 0 clear tells it from a large run).
+const CHUNK: usize = 2;
 
 /// Objects returned to the depot per lock acquisition at most.
 const MAX_BATCH: usize = 32;
@@ -56,8 +66,8 @@ impl core::fmt::Debug for Env {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 
-/// A slab allocator for objects up to 7 KiB, with page runs
-/// for larger requests; usable as `#[global_allocator]`.
+/// A slab allocator for objects up to 1 KiB, a best-fit region for 1–8 KiB
+/// and page runs for larger requests; usable as `#[global_allocator]`.
 ///
 /// ```ignore
 /// #[global_allocator]
@@ -74,7 +84,10 @@ pub struct SlabAllocator {
     depots: [Depot; NUM_CLASSES],
     descs: DescPool,
     map: PageMap,
-    /// Live bytes counted outside the CPU caches (large runs, depot path).
+    /// The best-fit region for middle sizes.
+    region: spin::Mutex<Region>,
+    /// Live bytes counted outside the CPU caches and the best-fit region
+    /// (large runs, depot path, realloc in place).
     other_live_bytes: AtomicUsize,
     large_pages: AtomicUsize,
     large_runs: AtomicUsize,
@@ -99,6 +112,7 @@ impl SlabAllocator {
             depots: [const { Depot::new() }; NUM_CLASSES],
             descs: DescPool::new(),
             map: PageMap::new(),
+            region: spin::Mutex::new(Region::new()),
             other_live_bytes: AtomicUsize::new(0),
             large_pages: AtomicUsize::new(0),
             large_runs: AtomicUsize::new(0),
@@ -186,6 +200,7 @@ impl SlabAllocator {
     fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
+            Kind::Mid => self.alloc_mid(env, size),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
         }
@@ -219,6 +234,7 @@ impl SlabAllocator {
         let object = ptr.expose_provenance();
         match kind_of(layout) {
             Kind::Small(class) => self.free_small(env, class, object, layout.size()),
+            Kind::Mid => self.free_mid(env, object, layout.size()),
             Kind::Large(pages) => self.free_large(env, object, pages, layout.size()),
             Kind::Unsupported => panic!(
                 "slab allocator: dealloc of {ptr:p} with {layout:?}, which it never allocates"
@@ -227,15 +243,22 @@ impl SlabAllocator {
     }
 
     /// Resizes a block in place when the new size keeps its class (or page
-    /// count), or when a large run can grow into the free pages right after
-    /// it (if the page source supports that); else moves it.
+    /// count), when a best-fit block can shrink or grow into the free block
+    /// after it, or when a large run can grow into the free pages right
+    /// after it (if the page source supports that); else moves it.
     pub(crate) fn reallocate(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
         let old_kind = kind_of(layout);
         let new_kind = kind_of(new_layout);
-        if old_kind == new_kind {
+        if old_kind == Kind::Mid && new_kind == Kind::Mid {
+            if self.resize_mid(ptr.expose_provenance(), new_size) {
+                let delta = new_size.wrapping_sub(layout.size());
+                self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
+                return ptr;
+            }
+        } else if old_kind == new_kind {
             if cfg!(debug_assertions) {
                 self.check_live(ptr.expose_provenance(), old_kind);
             }
@@ -456,6 +479,12 @@ impl SlabAllocator {
                 slab::release_slab(env, &self.map, &self.descs, desc);
             }
         }
+        let irq = env.cpu.irq_save();
+        let spare = self.region.lock().take_spare();
+        env.cpu.irq_restore(irq);
+        if let Some(spare) = spare {
+            self.release_chunk(env, spare);
+        }
         self.descs.release_free_pages(env);
     }
 
@@ -514,7 +543,7 @@ impl SlabAllocator {
 
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
-        debug_assert!(entry != 0 && entry & LARGE == 0);
+        debug_assert!(entry != 0 && entry & (LARGE | CHUNK) == 0);
         Desc(entry)
     }
 
@@ -588,6 +617,12 @@ impl SlabAllocator {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
+            Kind::Mid => {
+                self.check_in_chunk(object);
+                if !Region::is_used(object) {
+                    panic!("slab allocator: realloc of freed block {object:#x}");
+                }
+            }
             Kind::Large(pages) => {
                 let entry = self.map.get(object);
                 if entry != (pages << 1 | LARGE) {
@@ -602,7 +637,7 @@ impl SlabAllocator {
     /// object of `class` in a slab this allocator holds.
     fn object_index(&self, object: usize, class: usize) -> usize {
         let entry = self.map.get(object);
-        if entry == 0 || entry & LARGE != 0 {
+        if entry == 0 || entry & (LARGE | CHUNK) != 0 {
             self.foreign(object, entry, "an object");
         }
         let desc = Desc(entry);
@@ -667,12 +702,19 @@ impl SlabAllocator {
         if let Some((env, saved)) = irq {
             env.cpu.irq_restore(saved);
         }
+        let (region_pages, region_free_bytes) = {
+            let region = self.region.lock();
+            live = live.wrapping_add(region.live_bytes);
+            (region.pages, region.free_bytes)
+        };
         let metadata_pages = self.map.node_pages() + self.descs.pages();
         AllocStats {
             live_bytes: live,
             slab_bytes: self.slab_pages.load(Ordering::Relaxed) * PAGE_SIZE,
             large_bytes: self.large_pages.load(Ordering::Relaxed) * PAGE_SIZE,
             large_blocks: self.large_runs.load(Ordering::Relaxed),
+            region_bytes: region_pages * PAGE_SIZE,
+            region_free_bytes,
             metadata_bytes: metadata_pages * PAGE_SIZE,
             failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
             classes,

@@ -8,11 +8,13 @@
 //!
 //! # The slab allocator
 //!
-//! Requests up to 7 KiB ([`MAX_SMALL_BYTES`]) are rounded to one of the
+//! Requests up to 1 KiB (and aligned ones up to 7 KiB, [`MAX_SMALL_BYTES`])
+//! are rounded to one of the
 //! size classes (≤ 12.5 % rounding waste from 64 B up) and served from per-CPU free lists; behind
 //! them each class has a depot of partial slabs, carved from page runs a
-//! [`PageSource`] hands out. Larger requests are page runs from the page
-//! source directly. Refills take from a class's fullest slab, a class with
+//! [`PageSource`] hands out. Requests of 1–8 KiB are cut to measure by a
+//! best-fit allocator with coalescing (TLSF-style) in chunks of pages.
+//! Larger requests are page runs from the page source directly. Refills take from a class's fullest slab, a class with
 //! no free object borrows the spare ones of a slightly larger class, and
 //! empty slabs go back to the page source beyond a small reserve (8 pages
 //! over all classes), so the memory held follows the live set. See
@@ -62,6 +64,7 @@ pub mod dma;
 pub mod frame;
 
 mod arena;
+mod bestfit;
 mod cache;
 mod class;
 mod descpool;
@@ -80,6 +83,8 @@ pub use stats::{AllocStats, ClassStats};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bestfit;
 #[cfg(test)]
 mod tests_fit;
 #[cfg(test)]

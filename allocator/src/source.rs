@@ -9,7 +9,8 @@
 use core::ptr::NonNull;
 
 /// A source of page runs: the page-level allocator under the slab
-/// allocator. Large requests (over 7 KiB) are served by it directly.
+/// allocator. Large requests (over 8 KiB, or whole pages) are served by it
+/// directly; the best-fit region for middle sizes takes chunks from it.
 ///
 /// # Safety
 ///
@@ -71,7 +72,8 @@ pub unsafe trait PageSource: Sync {
 /// goes to the shared depot instead; it only costs speed.
 ///
 /// `irq_save`/`irq_restore` bracket every moment the allocator holds one of
-/// its spin locks (the depots' and the descriptor pool's, never across a
+/// its spin locks (the depots', the best-fit region's and the descriptor
+/// pool's, never across a
 /// call into the [`PageSource`]). If interrupt handlers may allocate, they
 /// must really mask interrupts on this CPU, or a handler that interrupts a
 /// lock holder and allocates would spin forever. Non-maskable interrupt

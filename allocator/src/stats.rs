@@ -39,6 +39,10 @@ pub struct AllocStats {
     pub large_bytes: usize,
     /// Large blocks outstanding.
     pub large_blocks: usize,
+    /// Bytes in chunks of the best-fit region (middle sizes).
+    pub region_bytes: usize,
+    /// Of those, bytes in free blocks.
+    pub region_free_bytes: usize,
     /// Bytes of the allocator's own metadata pages (page map, descriptors).
     pub metadata_bytes: usize,
     /// Allocation requests that returned null.
@@ -50,7 +54,7 @@ pub struct AllocStats {
 impl AllocStats {
     /// All bytes held from the page source.
     pub fn claimed_bytes(&self) -> usize {
-        self.slab_bytes + self.large_bytes + self.metadata_bytes
+        self.slab_bytes + self.large_bytes + self.region_bytes + self.metadata_bytes
     }
 
     /// Fragmentation: claimed ÷ live, in thousandths (1000 = no overhead);
@@ -76,10 +80,12 @@ impl fmt::Display for AllocStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "heap: live {} B, claimed {} B (slabs {} B, large {} B in {} blocks, metadata {} B), ",
+            "heap: live {} B, claimed {} B (slabs {} B, best-fit {} B with {} B free, large {} B in {} blocks, metadata {} B), ",
             self.live_bytes,
             self.claimed_bytes(),
             self.slab_bytes,
+            self.region_bytes,
+            self.region_free_bytes,
             self.large_bytes,
             self.large_blocks,
             self.metadata_bytes

@@ -80,6 +80,7 @@ pub(crate) fn assert_all_returned(heap: &SlabAllocator, pages: &ArenaPages) {
     assert_eq!(stats.live_bytes, 0);
     assert_eq!(stats.slab_bytes, 0, "{stats}");
     assert_eq!(stats.large_bytes, 0);
+    assert_eq!(stats.region_bytes, 0, "{stats}");
     assert_eq!(
         pages.total_pages() - pages.free_pages(),
         stats.metadata_bytes / PAGE_SIZE

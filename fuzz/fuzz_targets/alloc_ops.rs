@@ -116,7 +116,11 @@ fuzz_target!(|data: &[u8]| {
     }
     a.trim();
     let stats = a.stats();
-    assert_eq!(stats.slab_bytes + stats.large_bytes, 0, "{stats}");
+    assert_eq!(
+        stats.slab_bytes + stats.large_bytes + stats.region_bytes,
+        0,
+        "{stats}"
+    );
     assert_eq!(
         heap.pages.total_pages() - heap.pages.free_pages(),
         stats.metadata_bytes / PAGE_SIZE,

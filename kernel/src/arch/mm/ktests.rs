@@ -331,7 +331,7 @@ ktest!(
             "frames out vs heap growth: {st}"
         );
         assert!(
-            st.slab_bytes + st.large_bytes <= 2 * st.live_bytes + (256 << 10),
+            st.slab_bytes + st.large_bytes + st.region_bytes <= 2 * st.live_bytes + (256 << 10),
             "{st}"
         );
         let v = alloc::vec![1u8; 1 << 20];

@@ -1,0 +1,145 @@
+//! The best-fit region's side of [`SlabAllocator`]: middle-size requests
+//! (1–8 KiB, see [`Kind::Mid`](crate::class::Kind::Mid)) go to the region
+//! in `bestfit.rs` under its lock, with chunks from the page source mapped
+//! in the page map (tag [`CHUNK`]) and given back when empty.
+
+use super::{CHUNK, Env, LARGE, SlabAllocator};
+use crate::bestfit::{self, FreeError};
+use crate::class::{Kind, PAGE_SIZE};
+use crate::raw;
+
+impl SlabAllocator {
+    /// A block of the best-fit region for `size` bytes, with a new chunk
+    /// if no free block is large enough.
+    pub(super) fn alloc_mid(&self, env: &Env, size: usize) -> usize {
+        let need = bestfit::block_bytes(size);
+        let irq = env.cpu.irq_save();
+        let block = self.region.lock().alloc(need, size);
+        env.cpu.irq_restore(irq);
+        match block {
+            Some(payload) => payload,
+            None => self.alloc_mid_chunk(env, need, size),
+        }
+    }
+
+    /// Adds a chunk to the region (a shorter one if the page source has
+    /// no run of [`CHUNK_PAGES`](bestfit::CHUNK_PAGES)) and allocates
+    /// `need` bytes from it; 0 when the page source is exhausted.
+    #[cold]
+    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize) -> usize {
+        let least = bestfit::chunk_pages_for(need);
+        let mut pages = bestfit::CHUNK_PAGES.max(least);
+        let run = match env.pages.alloc_pages(pages) {
+            Some(run) => run,
+            None if pages > least => {
+                pages = least;
+                let Some(run) = env.pages.alloc_pages(pages) else {
+                    return 0;
+                };
+                run
+            }
+            None => return 0,
+        };
+        let run = raw::expose(run);
+        if !self.map_chunk(env, run, pages) {
+            return 0;
+        }
+        let irq = env.cpu.irq_save();
+        let payload = {
+            let mut region = self.region.lock();
+            region.add_chunk(run, pages);
+            region.alloc(need, size)
+        };
+        env.cpu.irq_restore(irq);
+        payload.expect("a fresh chunk holds the block it was sized for")
+    }
+
+    /// Points the page map at a new chunk for each of its pages (debug
+    /// builds check frees against it); on failure undoes it and gives the
+    /// run back.
+    fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
+        for page in 0..pages {
+            if !self
+                .map
+                .set(env.pages, chunk + page * PAGE_SIZE, chunk | CHUNK)
+            {
+                for done in 0..page {
+                    self.map.clear(chunk + done * PAGE_SIZE);
+                }
+                raw::free_pages(env.pages, chunk, pages);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Gives an empty chunk, out of the region, back to the page source.
+    pub(super) fn release_chunk(&self, env: &Env, empty: bestfit::Released) {
+        for page in 0..empty.pages {
+            self.map.clear(empty.chunk + page * PAGE_SIZE);
+        }
+        raw::free_pages(env.pages, empty.chunk, empty.pages);
+    }
+
+    /// Debug builds: panics unless `payload` lies in a best-fit chunk.
+    pub(super) fn check_in_chunk(&self, payload: usize) {
+        let entry = self.map.get(payload);
+        if entry & (LARGE | CHUNK) != CHUNK {
+            self.foreign(payload, entry, "a best-fit block");
+        }
+    }
+
+    /// Frees a block of the best-fit region; a chunk left empty (beyond
+    /// the one spare) goes back to the page source.
+    pub(super) fn free_mid(&self, env: &Env, payload: usize, size: usize) {
+        if cfg!(debug_assertions) {
+            self.check_in_chunk(payload);
+        }
+        let irq = env.cpu.irq_save();
+        let freed = self.region.lock().free(payload, size);
+        env.cpu.irq_restore(irq);
+        match freed {
+            Ok(released) => {
+                if let Some(empty) = released {
+                    self.release_chunk(env, empty);
+                }
+            }
+            Err(error) => self.refused_free(payload, error),
+        }
+    }
+
+    /// Panics for a best-fit free the region refused.
+    #[cold]
+    fn refused_free(&self, payload: usize, error: FreeError) -> ! {
+        match error {
+            FreeError::DoubleFree => {
+                panic!("slab allocator: double free of {payload:#x} (a best-fit block)")
+            }
+            FreeError::WrongSize => panic!(
+                "slab allocator: dealloc of {payload:#x} with a layout that does not match its allocation (wrong layout)"
+            ),
+        }
+    }
+
+    /// Resizes a best-fit block in place if it can: without the lock
+    /// when the block already holds `new_size` bytes and would not give
+    /// back a quarter of itself, else under the lock.
+    #[cold]
+    pub(super) fn resize_mid(&self, payload: usize, new_size: usize) -> bool {
+        let Some(env) = self.env.get() else {
+            return false;
+        };
+        if cfg!(debug_assertions) {
+            self.check_live(payload, Kind::Mid);
+        }
+        let bytes = bestfit::size_of(payload - bestfit::HEADER);
+        let need = bestfit::block_bytes(new_size);
+        if need <= bytes && (bytes - need) * 4 < bytes {
+            return true;
+        }
+        let irq = env.cpu.irq_save();
+        let resized = self.region.lock().resize(payload, new_size);
+        env.cpu.irq_restore(irq);
+        resized
+    }
+}
