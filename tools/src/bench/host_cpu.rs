@@ -10,6 +10,13 @@
 //! time), next to the program's time (docs/PERFORMANCE.md, "Threads on two
 //! vCPUs"); the `redis-io-threads` and `nginx-workers` figures per second
 //! of the clients' measured runs (read by [`super::server`]).
+//!
+//! [`HostStat`] is the whole host's side: the `cpu` line of `/proc/stat`,
+//! whose `steal` column counts time the hypervisor *under* this machine
+//! gave its CPUs to someone else. `cloister bench linux` prints it for
+//! every server run, next to Cloister's network counters: on these
+//! machines (themselves VMs) a round that lost CPU time that way is slow
+//! for a reason neither guest can see.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -125,9 +132,74 @@ impl HostCpuWindow {
     }
 }
 
+/// The host's CPU time (all CPUs) from the `cpu` line of `/proc/stat`, in
+/// clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStat {
+    /// user + nice + system + idle + iowait + irq + softirq + steal.
+    pub total: u64,
+    /// Time the hypervisor under this machine ran something else.
+    pub steal: u64,
+}
+
+impl HostStat {
+    /// Parses the `cpu` line (the first of `/proc/stat`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let line = text.lines().next()?;
+        let mut words = line.split_whitespace();
+        if words.next()? != "cpu" {
+            return None;
+        }
+        let v: Vec<u64> = words
+            .take(8)
+            .map(|w| w.parse().ok())
+            .collect::<Option<_>>()?;
+        if v.len() < 8 {
+            return None;
+        }
+        Some(Self {
+            total: v.iter().sum(),
+            steal: v[7],
+        })
+    }
+
+    /// Reads `/proc/stat`; `None` where there is none.
+    pub fn now() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The share of the host's CPU time stolen from `earlier` to `self`,
+    /// in percent; `None` if no time passed.
+    pub fn steal_percent_since(&self, earlier: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|&t| t > 0)?;
+        let steal = self.steal.saturating_sub(earlier.steal);
+        Some(100.0 * steal as f64 / total as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_steal_from_proc_stat() {
+        let a = HostStat::parse("cpu  100 5 20 800 7 0 3 10 0 0\ncpu0 1 2 3\n").unwrap();
+        assert_eq!(
+            a,
+            HostStat {
+                total: 945,
+                steal: 10
+            }
+        );
+        let b = HostStat::parse("cpu  150 5 30 840 7 0 3 25 0 0").unwrap();
+        // 115 ticks passed, 15 of them stolen.
+        let pct = b.steal_percent_since(&a).unwrap();
+        assert!((pct - 100.0 * 15.0 / 115.0).abs() < 1e-9, "{pct}");
+        assert_eq!(a.steal_percent_since(&a), None);
+        assert_eq!(HostStat::parse("cpu0 1 2 3 4 5 6 7 8"), None);
+        assert_eq!(HostStat::parse("cpu  1 2 3"), None);
+        assert_eq!(HostStat::parse(""), None);
+    }
 
     fn ms(ran: u64, waited: u64) -> HostCpu {
         HostCpu {

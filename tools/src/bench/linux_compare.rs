@@ -16,6 +16,7 @@ use super::cloister_guest::{self, Variant};
 use super::compare::{Samples, Side};
 use super::figures::{self, Figure, FigureJob};
 use super::guest::{Guest, QemuSettings};
+use super::host_cpu;
 use super::linux_guest::LinuxGuest;
 use super::linux_kernel;
 use super::server;
@@ -175,6 +176,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
                 if skip.contains(&(gi, fj.figure)) {
                     continue;
                 }
+                let host_before = host_cpu::HostStat::now();
                 let result = match &fj.client {
                     Some(client) => server::run_served(
                         guest.as_ref(),
@@ -199,10 +201,15 @@ pub fn run(opts: &Options) -> Result<Samples> {
                         for (m, v) in metrics {
                             samples.add(*side, m, v);
                         }
-                        if let (Some(c), Some(_)) = (&r.net_counters, &fj.job.serve) {
-                            eprintln!("bench:   net counters: {c}");
+                        let steal = host_before
+                            .zip(host_cpu::HostStat::now())
+                            .and_then(|(a, b)| b.steal_percent_since(&a));
+                        if fj.job.serve.is_some() {
+                            let net = r.net_counters.as_deref().unwrap_or("(none: not Cloister)");
+                            let steal = steal.map_or("?".to_string(), |p| format!("{p:.1} %"));
+                            eprintln!("bench:   host steal: {steal}; net counters: {net}");
                             counters.push(format!(
-                                "- {}, round {round}, {}: {c}",
+                                "- {}, round {round}, {}: host steal {steal}; {net}",
                                 fj.job.name,
                                 guest.name()
                             ));
@@ -231,7 +238,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
     }
     if !counters.is_empty() {
         println!(
-            "\nCloister's network stall counters per server run (the kernel's `net counters:` line; docs/PERFORMANCE.md explains them):\n"
+            "\nPer server run: the host's CPU time stolen by the hypervisor under it (`/proc/stat`), and Cloister's network stall counters (the kernel's `net counters:` line; docs/PERFORMANCE.md explains both):\n"
         );
         for line in &counters {
             println!("{line}");
