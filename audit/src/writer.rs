@@ -332,7 +332,7 @@ impl<'r> AuditLog<'r> {
                 return Err(AppendError::ReservedKind(event.kind()));
             }
             Event::Syscall(s) => return self.append_syscall(s, timestamp_ns, cpu),
-            _ => self.append_inner(event, timestamp_ns, cpu)?,
+            _ => self.append_event(event, timestamp_ns, cpu, true)?,
         };
         if event.is_security_critical() {
             self.seal();
@@ -424,15 +424,6 @@ impl<'r> AuditLog<'r> {
         let len = out.get_mut(head..).map_or(0, |p| s.write(p));
         write_head(out, Kind::Syscall, len, cpu, delta);
         self.commit(head + len, timestamp_ns)
-    }
-
-    fn append_inner(
-        &mut self,
-        event: &Event<'_>,
-        timestamp_ns: u64,
-        cpu: u16,
-    ) -> Result<u64, AppendError> {
-        self.append_event(event, timestamp_ns, cpu, true)
     }
 
     /// Encodes `event` at the open block's cursor (making room first);
@@ -622,10 +613,10 @@ impl<'r> AuditLog<'r> {
                 block_seq: 0,
                 digest: [0; MAC_BYTES],
             };
-            let _ = self.append_inner(&Event::Gap(g), timestamp_ns, cpu);
+            let _ = self.append_event(&Event::Gap(g), timestamp_ns, cpu, true);
         }
         if let Some(g) = gap {
-            let _ = self.append_inner(&Event::Gap(g), timestamp_ns, cpu);
+            let _ = self.append_event(&Event::Gap(g), timestamp_ns, cpu, true);
         }
         self.write_hints();
         true
@@ -671,7 +662,7 @@ impl<'r> AuditLog<'r> {
             evicted_blocks: self.evicted_blocks,
             sealed_blocks: self.sealed_blocks,
         });
-        self.append_inner(&ev, timestamp_ns, cpu)?;
+        self.append_event(&ev, timestamp_ns, cpu, true)?;
         let next_record_seq = self.next_record_seq;
         let lost = self.lost_records;
         let (block_seq, mac, key) = self.seal_inner(true).ok_or(AppendError::Exhausted)?;
