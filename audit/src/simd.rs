@@ -8,18 +8,20 @@
 //! after. Every BLAKE3 call of this crate goes through `scope`; with no
 //! scope registered (the host) it calls straight through.
 //!
-//! The kernel build lets `blake3` use SSE2 and SSE4.1 only, never AVX
-//! (`audit/Cargo.toml`), so a scope has to keep the XMM registers and MXCSR
-//! (what `fxsave64` saves); see `audit/vendor/README.md` for why `blake3`
-//! detects SSE4.1 in a freestanding build at all.
+//! The kernel build lets `blake3` use SSE2, SSE4.1 and AVX2, never AVX-512
+//! (`audit/Cargo.toml`), so a scope has to keep the XMM and YMM registers
+//! and MXCSR (what `xsave64` saves for the SSE and AVX components; where
+//! AVX is off, `fxsave64` and `blake3` stays at SSE4.1); see
+//! `audit/vendor/README.md` for why `blake3` detects SIMD in a
+//! freestanding build at all.
 
 use crate::crypto::Tag;
 
 /// Saves and restores the SIMD state around BLAKE3 (implemented by the
 /// kernel; see the module docs).
 pub trait SimdScope: Sync {
-    /// Runs `f` once, with the XMM registers and MXCSR as they were before
-    /// the call once it returns. Must nest: a scope may be entered from an
+    /// Runs `f` once, with the XMM and YMM registers and MXCSR as they were
+    /// before the call once it returns. Must nest: a scope may be entered from an
     /// interrupt or exception handler that interrupted another.
     fn run(&self, f: &mut dyn FnMut());
 }
@@ -49,7 +51,9 @@ pub fn implementation() -> &'static str {
         Platform::SSE2 => "SSE2",
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         Platform::SSE41 => "SSE4.1",
-        // AVX2, AVX-512 (host builds only) or another architecture's.
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Platform::AVX2 => "AVX2",
+        // AVX-512 (host builds only) or another architecture's.
         #[allow(unreachable_patterns, reason = "the variants depend on the build")]
         _ => "wider SIMD",
     }
@@ -58,22 +62,29 @@ pub fn implementation() -> &'static str {
 /// The official BLAKE3 test vectors' key.
 const KAT_KEY: &[u8; 32] = b"whats the Elvish word for friend";
 /// The first 16 bytes of the keyed hash of the test vectors' 4,096-byte
-/// input (byte `i` is `i % 251`): one audit block's worth, four chunks.
-/// From BLAKE3's `test_vectors.json` (`befc660aea2f1718884cd8deb9902811…`).
+/// input (byte `i` is `i % 251`): four chunks, which SSE4.1 hashes side
+/// by side. From BLAKE3's `test_vectors.json` (`befc660aea2f1718…`).
 const KAT_4096: [u8; 16] = [
     0xbe, 0xfc, 0x66, 0x0a, 0xea, 0x2f, 0x17, 0x18, 0x88, 0x4c, 0xd8, 0xde, 0xb9, 0x90, 0x28, 0x11,
 ];
+/// The same for the 8,192-byte input: one kernel audit block's worth,
+/// eight chunks, which AVX2 hashes side by side (`dc9637c8845a770b…`).
+const KAT_8192: [u8; 16] = [
+    0xdc, 0x96, 0x37, 0xc8, 0x84, 0x5a, 0x77, 0x0b, 0x4c, 0xbf, 0x76, 0xb8, 0xda, 0xec, 0x0e, 0xeb,
+];
 
 /// Whether this machine's BLAKE3 (through the scope) gives the known
-/// answer for a 4 KiB keyed hash, the size of a block MAC. The kernel's
-/// in-guest test runs it on the SSE4.1 assembly the seals use.
+/// answers for keyed hashes of 4 and 8 KiB, the sizes of block MACs. The
+/// kernel's in-guest test runs it on the SSE4.1 or AVX2 assembly the seals
+/// use.
 pub fn known_answer_ok() -> bool {
-    let mut input = [0u8; 4096];
+    let mut input = [0u8; 8192];
     for (i, b) in input.iter_mut().enumerate() {
         *b = (i % 251) as u8;
     }
-    let t = crate::crypto::mac_oneshot(KAT_KEY, &input);
-    t[..16] == KAT_4096
+    let t4 = crate::crypto::mac_oneshot(KAT_KEY, &input[..4096]);
+    let t8 = crate::crypto::mac_oneshot(KAT_KEY, &input);
+    t4[..16] == KAT_4096 && t8[..16] == KAT_8192
 }
 
 /// Computes `hash()` (a BLAKE3 computation, which may be run more than

@@ -5,9 +5,9 @@
 //! state survives kernel entries untouched, and only a switch between user
 //! threads saves and restores it ([`FpuState::save`]/[`FpuState::restore`],
 //! with `xsave`/`xrstor` when the CPU has them, else `fxsave`/`fxrstor`).
-//! The one exception is the audit log's BLAKE3, which uses SSE4.1 inside
-//! [`with_sse`]: that saves the XMM registers and MXCSR on the stack first
-//! and puts them back after. [`init`] turns the units on: without
+//! The one exception is the audit log's BLAKE3, which uses AVX2 or SSE4.1
+//! inside [`with_sse`]: that saves the XMM (and YMM) registers and MXCSR
+//! on the stack first and puts them back after. [`init`] turns the units on: without
 //! `CR4.OSFXSR` every SSE instruction in glibc would raise `#UD`.
 
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
@@ -70,14 +70,36 @@ pub fn init() -> u64 {
 #[repr(C, align(16))]
 struct LegacyArea([u8; 512]);
 
-/// Runs `f` with the SSE registers free for kernel use: saves the XMM
-/// registers and MXCSR (`fxsave64`) to this stack frame, runs `f`, and
-/// restores them (`fxrstor64`). Nests (an NMI that seals the audit log
-/// inside another scope saves the outer scope's registers in its own
-/// frame). `f` may use SSE up to SSE4.1 but not AVX: `fxsave` does not
-/// cover the upper halves of the YMM registers (legacy SSE instructions
-/// leave them alone). Requires [`init`] on this CPU.
+/// An `xsave` image of the SSE and AVX components in the standard layout:
+/// the legacy area, the 64-byte header, the upper halves of YMM0–15 at
+/// offset 576 (CPUID leaf 0xD fixes that offset for every CPU).
+#[repr(C, align(64))]
+struct VectorArea([u8; VECTOR_AREA_BYTES]);
+
+const VECTOR_AREA_BYTES: usize = 576 + 256;
+/// XCR0's SSE and AVX bits: what [`with_sse`] saves with `xsave`.
+const SSE_AVX: u64 = 0b110;
+
+/// Whether AVX is enabled in XCR0, so [`with_sse`] saves the YMM
+/// registers and its closure may use AVX2 (when CPUID has it).
+pub fn avx_enabled() -> bool {
+    XCR0.load(Ordering::Relaxed) & SSE_AVX == SSE_AVX
+}
+
+/// Runs `f` with the SIMD registers free for kernel use: saves them to this
+/// stack frame, runs `f`, and restores them. With AVX enabled
+/// ([`avx_enabled`]) it saves the XMM and YMM registers and MXCSR with
+/// `xsave64` (the SSE and AVX components only) and `f` may use AVX2;
+/// without, the XMM registers and MXCSR with `fxsave64`, and `f` may use SSE
+/// up to SSE4.1 but not AVX (`fxsave` does not cover the upper halves of
+/// the YMM registers). Nests (an NMI that seals the audit log inside another
+/// scope saves the outer scope's registers in its own frame). Requires
+/// [`init`] on this CPU.
 pub fn with_sse(f: &mut dyn FnMut()) {
+    if avx_enabled() {
+        with_vector_state(f);
+        return;
+    }
     let mut area = core::mem::MaybeUninit::<LegacyArea>::uninit();
     // SAFETY: `fxsave64` writes 512 bytes to a 16-byte-aligned buffer,
     // which `area` is; CR4.OSFXSR (set by `init`) makes it include the
@@ -90,6 +112,30 @@ pub fn with_sse(f: &mut dyn FnMut()) {
     // the MXCSR it stored is the CPU's own), so `fxrstor64` cannot fault.
     unsafe {
         core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack, preserves_flags));
+    }
+}
+
+/// [`with_sse`] with AVX enabled: the SSE and AVX components through
+/// `xsave64`/`xrstor64` in the standard (not compacted) form.
+fn with_vector_state(f: &mut dyn FnMut()) {
+    let mut area = core::mem::MaybeUninit::<VectorArea>::uninit();
+    let p = area.as_mut_ptr().cast::<u8>();
+    // `xsave` writes XSTATE_BV but not the rest of the header, and
+    // `xrstor` faults unless XCOMP_BV and the reserved bytes are zero.
+    // SAFETY: bytes 512..576 lie inside the 832-byte `area`.
+    unsafe { core::ptr::write_bytes(p.add(512), 0, 64) };
+    // SAFETY: `area` is 64-byte aligned and 832 bytes, what the SSE and AVX
+    // components take in the standard layout; XCR0 enables both
+    // (`avx_enabled`), so the mask asks for nothing the CPU lacks.
+    unsafe {
+        core::arch::asm!("xsave64 [{}]", in(reg) p, in("eax") SSE_AVX as u32, in("edx") 0, options(nostack, preserves_flags));
+    }
+    f();
+    // SAFETY: `area` holds the image `xsave64` wrote above with a zeroed
+    // header around its XSTATE_BV (a subset of the mask), so `xrstor64` of
+    // the same components cannot fault.
+    unsafe {
+        core::arch::asm!("xrstor64 [{}]", in(reg) p, in("eax") SSE_AVX as u32, in("edx") 0, options(nostack, preserves_flags));
     }
 }
 

@@ -145,65 +145,110 @@ ktest!(
     }
 );
 
-/// Loads XMM0–15 from `regs` (16 × 16 bytes).
+/// Loads XMM0–15 (`wide`: YMM0–15) from `regs`, 16 or 32 bytes a register.
 ///
 /// # Safety
-/// SSE must be on (`fpu::init`). The kernel is soft-float, so no compiled
-/// code holds values in these registers.
-unsafe fn load_xmm(regs: &[[u8; 16]; 16]) {
-    // SAFETY: reads 256 bytes from `regs`; writes only XMM0–15, which no
-    // compiled kernel code uses (the caller's contract).
+/// SSE (with `wide`, AVX) must be on (`fpu::init`). The kernel is
+/// soft-float, so no compiled code holds values in these registers.
+unsafe fn load_vectors(regs: &[[u8; 32]; 16], wide: bool) {
+    // SAFETY: reads 512 bytes from `regs`; writes only XMM/YMM0–15, which
+    // no compiled kernel code uses (the caller's contract).
     unsafe {
-        core::arch::asm!(
-            "movdqu xmm0, [{p}]", "movdqu xmm1, [{p} + 16]", "movdqu xmm2, [{p} + 32]",
-            "movdqu xmm3, [{p} + 48]", "movdqu xmm4, [{p} + 64]", "movdqu xmm5, [{p} + 80]",
-            "movdqu xmm6, [{p} + 96]", "movdqu xmm7, [{p} + 112]", "movdqu xmm8, [{p} + 128]",
-            "movdqu xmm9, [{p} + 144]", "movdqu xmm10, [{p} + 160]", "movdqu xmm11, [{p} + 176]",
-            "movdqu xmm12, [{p} + 192]", "movdqu xmm13, [{p} + 208]", "movdqu xmm14, [{p} + 224]",
-            "movdqu xmm15, [{p} + 240]",
-            p = in(reg) regs.as_ptr(),
-            options(nostack, readonly, preserves_flags),
-        );
+        if wide {
+            core::arch::asm!(
+                "vmovdqu ymm0, [{p}]", "vmovdqu ymm1, [{p} + 32]", "vmovdqu ymm2, [{p} + 64]",
+                "vmovdqu ymm3, [{p} + 96]", "vmovdqu ymm4, [{p} + 128]", "vmovdqu ymm5, [{p} + 160]",
+                "vmovdqu ymm6, [{p} + 192]", "vmovdqu ymm7, [{p} + 224]", "vmovdqu ymm8, [{p} + 256]",
+                "vmovdqu ymm9, [{p} + 288]", "vmovdqu ymm10, [{p} + 320]", "vmovdqu ymm11, [{p} + 352]",
+                "vmovdqu ymm12, [{p} + 384]", "vmovdqu ymm13, [{p} + 416]", "vmovdqu ymm14, [{p} + 448]",
+                "vmovdqu ymm15, [{p} + 480]",
+                p = in(reg) regs.as_ptr(),
+                options(nostack, readonly, preserves_flags),
+            );
+        } else {
+            core::arch::asm!(
+                "movdqu xmm0, [{p}]", "movdqu xmm1, [{p} + 32]", "movdqu xmm2, [{p} + 64]",
+                "movdqu xmm3, [{p} + 96]", "movdqu xmm4, [{p} + 128]", "movdqu xmm5, [{p} + 160]",
+                "movdqu xmm6, [{p} + 192]", "movdqu xmm7, [{p} + 224]", "movdqu xmm8, [{p} + 256]",
+                "movdqu xmm9, [{p} + 288]", "movdqu xmm10, [{p} + 320]", "movdqu xmm11, [{p} + 352]",
+                "movdqu xmm12, [{p} + 384]", "movdqu xmm13, [{p} + 416]", "movdqu xmm14, [{p} + 448]",
+                "movdqu xmm15, [{p} + 480]",
+                p = in(reg) regs.as_ptr(),
+                options(nostack, readonly, preserves_flags),
+            );
+        }
     }
 }
 
-/// Stores XMM0–15 into `regs`.
-fn store_xmm(regs: &mut [[u8; 16]; 16]) {
-    // SAFETY: writes 256 bytes to `regs`, which we borrow mutably; reading
-    // XMM registers has no other effect (SSE is on once the kernel booted).
+/// Stores XMM0–15 (`wide`: YMM0–15) into `regs`; without `wide` the upper
+/// 16 bytes of each entry are left alone.
+///
+/// # Safety
+/// As for [`load_vectors`].
+unsafe fn store_vectors(regs: &mut [[u8; 32]; 16], wide: bool) {
+    // SAFETY: writes at most 512 bytes to `regs`, which we borrow mutably;
+    // reading the registers has no other effect.
     unsafe {
-        core::arch::asm!(
-            "movdqu [{p}], xmm0", "movdqu [{p} + 16], xmm1", "movdqu [{p} + 32], xmm2",
-            "movdqu [{p} + 48], xmm3", "movdqu [{p} + 64], xmm4", "movdqu [{p} + 80], xmm5",
-            "movdqu [{p} + 96], xmm6", "movdqu [{p} + 112], xmm7", "movdqu [{p} + 128], xmm8",
-            "movdqu [{p} + 144], xmm9", "movdqu [{p} + 160], xmm10", "movdqu [{p} + 176], xmm11",
-            "movdqu [{p} + 192], xmm12", "movdqu [{p} + 208], xmm13", "movdqu [{p} + 224], xmm14",
-            "movdqu [{p} + 240], xmm15",
-            p = in(reg) regs.as_mut_ptr(),
-            options(nostack, preserves_flags),
-        );
+        if wide {
+            core::arch::asm!(
+                "vmovdqu [{p}], ymm0", "vmovdqu [{p} + 32], ymm1", "vmovdqu [{p} + 64], ymm2",
+                "vmovdqu [{p} + 96], ymm3", "vmovdqu [{p} + 128], ymm4", "vmovdqu [{p} + 160], ymm5",
+                "vmovdqu [{p} + 192], ymm6", "vmovdqu [{p} + 224], ymm7", "vmovdqu [{p} + 256], ymm8",
+                "vmovdqu [{p} + 288], ymm9", "vmovdqu [{p} + 320], ymm10", "vmovdqu [{p} + 352], ymm11",
+                "vmovdqu [{p} + 384], ymm12", "vmovdqu [{p} + 416], ymm13", "vmovdqu [{p} + 448], ymm14",
+                "vmovdqu [{p} + 480], ymm15",
+                p = in(reg) regs.as_mut_ptr(),
+                options(nostack, preserves_flags),
+            );
+        } else {
+            core::arch::asm!(
+                "movdqu [{p}], xmm0", "movdqu [{p} + 32], xmm1", "movdqu [{p} + 64], xmm2",
+                "movdqu [{p} + 96], xmm3", "movdqu [{p} + 128], xmm4", "movdqu [{p} + 160], xmm5",
+                "movdqu [{p} + 192], xmm6", "movdqu [{p} + 224], xmm7", "movdqu [{p} + 256], xmm8",
+                "movdqu [{p} + 288], xmm9", "movdqu [{p} + 320], xmm10", "movdqu [{p} + 352], xmm11",
+                "movdqu [{p} + 384], xmm12", "movdqu [{p} + 416], xmm13", "movdqu [{p} + 448], xmm14",
+                "movdqu [{p} + 480], xmm15",
+                p = in(reg) regs.as_mut_ptr(),
+                options(nostack, preserves_flags),
+            );
+        }
     }
 }
 
 ktest!(
-    fn audit_blake3_runs_simd_and_leaves_the_xmm_registers_as_they_were() {
-        // SSE4.1 under `-cpu max` and on any host CPU of the last 15 years;
+    fn audit_blake3_runs_simd_and_leaves_the_vector_registers_as_they_were() {
+        // AVX2 under `-cpu max` (AVX enabled in XCR0), else SSE4.1 or SSE2;
         // never the portable code (which would not touch the registers and
         // so prove nothing below).
+        let wide = super::fpu::avx_enabled();
         let implementation = ::audit::simd::implementation();
+        let expected: &[&str] = if wide {
+            &["AVX2", "SSE4.1", "SSE2"]
+        } else {
+            &["SSE4.1", "SSE2"]
+        };
         assert!(
-            implementation == "SSE4.1" || implementation == "SSE2",
+            expected.contains(&implementation),
             "BLAKE3 runs {implementation}"
         );
-        let before: [[u8; 16]; 16] =
-            core::array::from_fn(|r| core::array::from_fn(|b| (r * 16 + b) as u8 ^ 0xa5));
-        let mut after = [[0u8; 16]; 16];
-        // SAFETY: the kernel enabled SSE at boot and holds nothing in XMM.
-        unsafe { load_xmm(&before) };
-        // A 4 KiB keyed hash, the block MAC, through the audit crate's scope.
+        let before: [[u8; 32]; 16] =
+            core::array::from_fn(|r| core::array::from_fn(|b| (r * 32 + b) as u8 ^ 0xa5));
+        let mut after = [[0u8; 32]; 16];
+        if !wide {
+            // Only the low halves are loaded and stored back.
+            for (a, b) in after.iter_mut().zip(&before) {
+                a[16..].copy_from_slice(&b[16..]);
+            }
+        }
+        // SAFETY: the kernel enabled SSE (and AVX, when `wide`) at boot and
+        // holds nothing in these registers.
+        unsafe { load_vectors(&before, wide) };
+        // Keyed hashes of 4 and 8 KiB, the block MACs, through the audit
+        // crate's scope.
         let right = ::audit::simd::known_answer_ok();
-        store_xmm(&mut after);
-        assert!(right, "the 4 KiB keyed hash is wrong");
-        assert_eq!(before, after, "a BLAKE3 call changed the XMM registers");
+        // SAFETY: as above.
+        unsafe { store_vectors(&mut after, wide) };
+        assert!(right, "the 4 or 8 KiB keyed hash is wrong");
+        assert_eq!(before, after, "a BLAKE3 call changed the vector registers");
     }
 );

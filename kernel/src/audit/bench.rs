@@ -41,6 +41,7 @@ pub(super) fn run(args: &KernelArgs<'_>) {
     }
     region.resize(RING_BYTES, 0u8);
     let mut config = Config::new([0; 32], [0; 16]);
+    config.block_bytes = super::BLOCK_BYTES;
     super::key::random_bytes(&mut config.key);
     super::key::random_bytes(&mut config.boot_id);
     let hz = time::tsc_hz().max(1);
