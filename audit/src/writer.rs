@@ -20,7 +20,7 @@ use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MAX_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
     REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_u32, get_u64, maced_len, put,
-    put_varint, record_bytes_max, varint_len, zigzag,
+    put_varint, record_bytes_max, zigzag,
 };
 
 /// What happens when the ring is full.
@@ -398,10 +398,10 @@ impl<'r> AuditLog<'r> {
     }
 
     /// Appends a syscall record: what `append(&Event::Syscall(s), ..)`
-    /// does, on the hot path. The record is encoded straight into its
-    /// block in one pass (each value with one 8-byte store: the block is
-    /// zero past the cursor), its header written after its payload, whose
-    /// start the header's length fixes. Where a block has less than the
+    /// does, on the hot path, in one pass: the header (its commit mark
+    /// still zero), the payload straight after it (each value with one
+    /// 8-byte store: the block is zero past the cursor), the payload's
+    /// length, then the commit mark. Where a block has less than the
     /// longest record's room left, the general path seals it or fits the
     /// record.
     pub fn append_syscall(
@@ -411,19 +411,32 @@ impl<'r> AuditLog<'r> {
         cpu: u16,
     ) -> Result<u64, AppendError> {
         let bb = self.block_bytes;
-        let Some(open) = self.open.as_ref().filter(|o| o.cursor + SYSCALL_ROOM <= bb) else {
+        let seq = self.next_record_seq;
+        let Some(open) = self.open.as_mut().filter(|o| o.cursor + SYSCALL_ROOM <= bb) else {
             return self.append_event(&Event::Syscall(*s), timestamp_ns, cpu, true);
         };
+        let next = seq.checked_add(1).ok_or(AppendError::Exhausted)?;
         let at = open.start + open.cursor;
-        let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
-        let head = head_len(cpu, delta);
-        let out = self
+        let out: &mut [u8; SYSCALL_ROOM] = self
             .region
             .get_mut(at..at + SYSCALL_ROOM)
+            .and_then(|r| r.try_into().ok())
             .ok_or(AppendError::Exhausted)?;
-        let len = out.get_mut(head..).map_or(0, |p| s.write(p));
-        write_head(out, Kind::Syscall, len, cpu, delta);
-        self.commit(head + len, timestamp_ns)
+        let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
+        out[field::record::KIND.start] = Kind::Syscall as u8;
+        let head = put_varint(out, RECORD_FIXED_BYTES, u64::from(cpu));
+        let head = put_varint(out, head, delta).min(RECORD_HEADER_MAX_BYTES);
+        let len = s.write(&mut out[head..]);
+        out[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
+        // The padding after the payload is zero (see `commit`).
+        let rec = (head + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1);
+        fence(Ordering::Release);
+        out[field::record::MAGIC].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        open.cursor += rec;
+        open.count += 1;
+        open.last_ts = timestamp_ns;
+        self.next_record_seq = next;
+        Ok(seq)
     }
 
     /// Encodes `event` at the open block's cursor (making room first);
@@ -722,11 +735,6 @@ impl<'r> AuditLog<'r> {
             &self.released_blocks.to_le_bytes(),
         );
     }
-}
-
-/// Bytes of a record header for `cpu` and a zigzagged time difference.
-fn head_len(cpu: u16, delta: u64) -> usize {
-    RECORD_FIXED_BYTES + varint_len(u64::from(cpu)) + varint_len(delta)
 }
 
 /// Writes a record header but for its commit mark at `out[0..]`, which

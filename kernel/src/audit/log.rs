@@ -83,6 +83,16 @@ enum Wait {
 /// Runs `f` on the log with interrupts off; `None` when auditing is off or
 /// (for [`Wait::Bounded`]) the lock is held.
 fn with_log<R>(wait: Wait, f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R) -> Option<R> {
+    with_log_at(wait, None, f)
+}
+
+/// [`with_log`] with the record's time given (`None`: read the clock under
+/// the lock).
+fn with_log_at<R>(
+    wait: Wait,
+    at_ns: Option<u64>,
+    f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R,
+) -> Option<R> {
     if !is_enabled() {
         return None;
     }
@@ -98,7 +108,7 @@ fn with_log<R>(wait: Wait, f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R
             },
         };
         let log = guard.as_mut()?;
-        let now = crate::time::now_ns();
+        let now = at_ns.unwrap_or_else(crate::time::now_ns);
         record_missed(log, now);
         Some(f(log, now, cpu()))
     })
@@ -158,6 +168,19 @@ pub fn record_event(event: &Event<'_>) -> Option<u64> {
 /// registers it takes, the result (`-errno` on failure), the thread id and
 /// how long it took. Numbers and durations beyond `u32` are saturated.
 pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns: u64) {
+    record_syscall_at(nr, args, ret, tid, duration_ns, None);
+}
+
+/// [`record_syscall`] for a caller that read the clock as the call
+/// returned: `ended_ns` becomes the record's time, saving a clock read.
+pub fn record_syscall_at(
+    nr: u64,
+    args: &[u64; 6],
+    ret: i64,
+    tid: u32,
+    duration_ns: u64,
+    ended_ns: Option<u64>,
+) {
     if !is_enabled() {
         return;
     }
@@ -172,7 +195,7 @@ pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns:
     // The registers past `arg_count` are not stored (they read back as 0).
     let mut event = SyscallEvent::new(nr, *args, ret, tid, duration_ns);
     event.arg_count = arg_count;
-    with_log(Wait::Block, |log, now, cpu| {
+    with_log_at(Wait::Block, ended_ns, |log, now, cpu| {
         count(log.append_syscall(&event, now, cpu))
     });
 }

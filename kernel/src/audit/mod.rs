@@ -37,7 +37,7 @@ use libos::boot::cmdline::KernelArgs;
 
 pub use self::log::{
     failed_appends, is_enabled, missed_events, record_event, record_exception, record_host_stop,
-    record_panic, record_syscall, record_text, seal,
+    record_panic, record_syscall, record_syscall_at, record_text, seal,
 };
 pub use attest::attest;
 pub use region::{Region, Source, reserve};

@@ -403,8 +403,15 @@ fn serve_audited<const SMP: bool>(
     let start = crate::time::now_ns();
     let ret = rt.table.dispatch_args(process, args);
     after_syscall::<SMP>(args.nr as u64);
-    let took = crate::time::now_ns() - start;
-    crate::audit::record_syscall(args.nr as u64, &args.raw, ret as i64, me.tid, took);
+    let end = crate::time::now_ns();
+    crate::audit::record_syscall_at(
+        args.nr as u64,
+        &args.raw,
+        ret as i64,
+        me.tid,
+        end.saturating_sub(start),
+        Some(end),
+    );
     ret
 }
 
