@@ -109,6 +109,7 @@ impl SyscallEvent {
     /// one 8-byte store — so up to 7 zero bytes land past the payload.
     /// `out` must hold [`SYSCALL_MAX_BYTES`] plus 8 bytes; a shorter one
     /// gets values left out (never a panic).
+    #[inline]
     pub(crate) fn write(&self, out: &mut [u8]) -> usize {
         let argc = usize::from(self.arg_count.min(6));
         let mut tag = argc as u32;

@@ -404,6 +404,7 @@ impl<'r> AuditLog<'r> {
     /// length, then the commit mark. Where a block has less than the
     /// longest record's room left, the general path seals it or fits the
     /// record.
+    #[inline]
     pub fn append_syscall(
         &mut self,
         s: &SyscallEvent,

@@ -125,10 +125,21 @@ fn try_lock_bounded() -> Option<MutexGuard<'static, Option<AuditLog<'static>>>> 
 }
 
 /// Writes a text record for misses not yet on record (under the lock).
+#[inline(always)]
 fn record_missed(log: &mut AuditLog<'static>, now: u64) {
     let missed = MISSED.load(Ordering::Relaxed);
     let recorded = MISSED_RECORDED.load(Ordering::Relaxed);
     if missed != recorded {
+        record_missed_slow(log, now, missed, recorded);
+    }
+}
+
+/// The rare half of [`record_missed`], out of line so that the hot
+/// callers' closures stay small enough to inline.
+#[cold]
+#[inline(never)]
+fn record_missed_slow(log: &mut AuditLog<'static>, now: u64, missed: u64, recorded: u64) {
+    {
         let r = log.append_fmt(
             TextKind::Text,
             format_args!(
@@ -195,9 +206,20 @@ pub fn record_syscall_at(
     // The registers past `arg_count` are not stored (they read back as 0).
     let mut event = SyscallEvent::new(nr, *args, ret, tid, duration_ns);
     event.arg_count = arg_count;
-    with_log_at(Wait::Block, ended_ns, |log, now, cpu| {
-        count(log.append_syscall(&event, now, cpu))
-    });
+    // What `with_log_at` does, written out: its closure, shared with the
+    // other callers, stayed out of line on this path, run for every call.
+    let unmask = crate::arch::interrupts::are_enabled();
+    if unmask {
+        crate::arch::interrupts::disable();
+    }
+    if let Some(log) = LOG.lock().as_mut() {
+        let now = ended_ns.unwrap_or_else(crate::time::now_ns);
+        record_missed(log, now);
+        count(log.append_syscall(&event, now, cpu()));
+    }
+    if unmask {
+        crate::arch::interrupts::enable();
+    }
 }
 
 /// Records free-form text, formatted in place (no allocation).
