@@ -358,7 +358,26 @@ fn python_on_pipes_file_times_memfd_and_priority_as_natively() {
     let r = run(&opts).expect("cloister run");
     let out = String::from_utf8_lossy(&r.stdout).into_owned();
     assert_eq!(r.exit_code(), 0, "{}", String::from_utf8_lossy(&r.output));
-    assert_eq!(out, String::from_utf8_lossy(&native.stdout));
+    // The native run inherits this runner's niceness (under `nice`, 10);
+    // the guest's process starts at the default, as a fresh Linux boot's
+    // would: expect the native priority less the runner's.
+    let runner_nice: i64 = String::from_utf8_lossy(
+        &Command::new("nice")
+            .output()
+            .expect("nice prints the niceness")
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("a number");
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    let (rest, last) = native_out
+        .trim_end()
+        .rsplit_once('\n')
+        .expect("several lines");
+    let native_priority: i64 = last.parse().expect("a priority");
+    let expected = format!("{rest}\n{}\n", native_priority - runner_nice);
+    assert_eq!(out, expected);
 }
 
 #[test]
