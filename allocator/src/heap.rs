@@ -56,6 +56,18 @@ pub(crate) struct Env {
     exclusive: bool,
 }
 
+#[cfg(test)]
+impl Env {
+    /// An environment for unit tests of the parts below the heap.
+    pub(crate) fn for_tests(pages: &'static dyn PageSource, cpu: &'static dyn CpuLocal) -> Self {
+        Self {
+            pages,
+            cpu,
+            exclusive: false,
+        }
+    }
+}
+
 impl core::fmt::Debug for Env {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Env")
@@ -259,8 +271,10 @@ impl SlabAllocator {
                 return ptr;
             }
         } else if old_kind == new_kind {
-            if cfg!(debug_assertions) {
-                self.check_live(ptr.expose_provenance(), old_kind);
+            if cfg!(debug_assertions)
+                && let Some(env) = self.env.get()
+            {
+                self.check_live(env, ptr.expose_provenance(), old_kind);
             }
             let delta = new_size.wrapping_sub(layout.size());
             self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
@@ -402,7 +416,7 @@ impl SlabAllocator {
     #[inline(always)]
     fn free_small(&self, env: &Env, class: usize, object: usize, size: usize) {
         if cfg!(debug_assertions) {
-            self.debug_check_free(object, class);
+            self.debug_check_free(env, object, class);
         }
         match self.cache(env).claim(env.exclusive) {
             Some(claimed) => {
@@ -444,9 +458,10 @@ impl SlabAllocator {
     }
 
     /// Gives back to the page source all it can: the free objects in the
-    /// CPU caches, then every empty slab in reserve, then every descriptor
-    /// page with no descriptor in use. After freeing everything and
-    /// trimming, only the page-map nodes stay claimed.
+    /// CPU caches, then every empty slab in reserve, the best-fit region's
+    /// spare chunk, every descriptor page with no descriptor in use and
+    /// the page map's spare node. After freeing everything and trimming,
+    /// every page is back with the page source.
     ///
     /// After [`init`](Self::init) this flushes every CPU cache not in use
     /// at the moment; after [`init_exclusive`](Self::init_exclusive) only
@@ -486,6 +501,7 @@ impl SlabAllocator {
             self.release_chunk(env, spare);
         }
         self.descs.release_free_pages(env);
+        self.map.take_spare(env);
     }
 
     /// Puts objects back into their slabs and returns emptied slabs beyond
@@ -547,12 +563,15 @@ impl SlabAllocator {
         Desc(entry)
     }
 
+    /// A large run of `pages` pages. Only debug builds record it in the
+    /// page map (to check its free); release builds keep no metadata for
+    /// it: the layout gives its page count.
     fn alloc_large(&self, env: &Env, pages: usize, size: usize) -> usize {
         let Some(run) = env.pages.alloc_pages(pages) else {
             return 0;
         };
         let run = raw::expose(run);
-        if !self.map.set(env.pages, run, pages << 1 | LARGE) {
+        if cfg!(debug_assertions) && !self.map.set(env, run, 1, pages << 1 | LARGE) {
             raw::free_pages(env.pages, run, pages);
             return 0;
         }
@@ -563,43 +582,54 @@ impl SlabAllocator {
     }
 
     /// Extends the large run at `run` from `old` to `new` pages in place if
-    /// the page source can; the page map entry then records `new`.
+    /// the page source can; in debug builds the page map entry then records
+    /// `new`.
     #[cold]
     fn grow_large(&self, run: usize, old: usize, new: usize) -> bool {
         let Some(env) = self.env.get() else {
             return false;
         };
-        let entry = self.map.get(run);
-        if entry != (old << 1 | LARGE) {
-            self.foreign(run, entry, "a large block");
+        if cfg!(debug_assertions) {
+            self.check_large(env, run, old);
         }
         if !raw::grow_pages(env.pages, run, old, new) {
             return false;
         }
-        // The leaf for `run` exists (it holds the old entry): no allocation.
-        let updated = self.map.set(env.pages, run, new << 1 | LARGE);
-        debug_assert!(updated, "overwriting an existing page-map entry");
+        if cfg!(debug_assertions) {
+            // The leaf for `run` exists (it holds the old entry): no allocation.
+            let updated = self.map.set(env, run, 1, new << 1 | LARGE);
+            debug_assert!(updated, "overwriting an existing page-map entry");
+        }
         self.large_pages.fetch_add(new - old, Ordering::Relaxed);
         true
     }
 
+    /// Frees a large run; debug builds check it against the page map
+    /// first (release builds trust the layout, as for slab objects).
     fn free_large(&self, env: &Env, run: usize, pages: usize, size: usize) {
-        let entry = self.map.get(run);
-        if entry != (pages << 1 | LARGE) {
-            self.foreign(run, entry, "a large block");
+        if cfg!(debug_assertions) {
+            self.check_large(env, run, pages);
+            self.map.clear(env, run, 1);
         }
-        self.map.clear(run);
         self.large_pages.fetch_sub(pages, Ordering::Relaxed);
         self.large_runs.fetch_sub(1, Ordering::Relaxed);
         self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
         raw::free_pages(env.pages, run, pages);
     }
 
+    /// Debug builds: panics unless `run` is a live large run of `pages`.
+    fn check_large(&self, env: &Env, run: usize, pages: usize) {
+        let entry = self.map.get_checked(env, run);
+        if entry != (pages << 1 | LARGE) {
+            self.foreign(run, entry, "a large block");
+        }
+    }
+
     /// Debug builds: checks that `object` is a live object of `class`,
     /// and marks it free.
-    fn debug_check_free(&self, object: usize, class: usize) {
-        let index = self.object_index(object, class);
-        if !Desc(self.map.get(object)).mark_free(index) {
+    fn debug_check_free(&self, env: &Env, object: usize, class: usize) {
+        let (desc, index) = self.object_index(env, object, class);
+        if !desc.mark_free(index) {
             panic!(
                 "slab allocator: double free of {object:#x} ({} B class)",
                 CLASS_BYTES[class]
@@ -608,35 +638,29 @@ impl SlabAllocator {
     }
 
     /// Debug builds: checks a block `realloc` keeps in place is live.
-    fn check_live(&self, object: usize, kind: Kind) {
+    fn check_live(&self, env: &Env, object: usize, kind: Kind) {
         match kind {
             Kind::Small(class) => {
-                let index = self.object_index(object, class);
-                let desc = Desc(self.map.get(object));
+                let (desc, index) = self.object_index(env, object, class);
                 if !desc.mark_allocated(index) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
             Kind::Mid => {
-                self.check_in_chunk(object);
+                self.check_in_chunk(env, object);
                 if !Region::is_used(object) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
-            Kind::Large(pages) => {
-                let entry = self.map.get(object);
-                if entry != (pages << 1 | LARGE) {
-                    self.foreign(object, entry, "a large block");
-                }
-            }
+            Kind::Large(pages) => self.check_large(env, object, pages),
             Kind::Unsupported => {}
         }
     }
 
-    /// Index of `object` in its slab, panicking if it is not the start of an
-    /// object of `class` in a slab this allocator holds.
-    fn object_index(&self, object: usize, class: usize) -> usize {
-        let entry = self.map.get(object);
+    /// The slab of `object` and its index there, panicking if it is not
+    /// the start of an object of `class` in a slab this allocator holds.
+    fn object_index(&self, env: &Env, object: usize, class: usize) -> (Desc, usize) {
+        let entry = self.map.get_checked(env, object);
         if entry == 0 || entry & (LARGE | CHUNK) != 0 {
             self.foreign(object, entry, "an object");
         }
@@ -655,7 +679,7 @@ impl SlabAllocator {
                 "slab allocator: dealloc of {object:#x}, which is not the start of a {size} B object (foreign or offset pointer)"
             );
         }
-        offset / size
+        (desc, offset / size)
     }
 
     fn debug_mark_allocated(&self, object: usize) {

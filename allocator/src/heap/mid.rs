@@ -5,7 +5,7 @@
 
 use super::{CHUNK, Env, LARGE, SlabAllocator};
 use crate::bestfit::{self, FreeError};
-use crate::class::{Kind, PAGE_SIZE};
+use crate::class::Kind;
 use crate::raw;
 
 impl SlabAllocator {
@@ -58,32 +58,22 @@ impl SlabAllocator {
     /// builds check frees against it); on failure undoes it and gives the
     /// run back.
     fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
-        for page in 0..pages {
-            if !self
-                .map
-                .set(env.pages, chunk + page * PAGE_SIZE, chunk | CHUNK)
-            {
-                for done in 0..page {
-                    self.map.clear(chunk + done * PAGE_SIZE);
-                }
-                raw::free_pages(env.pages, chunk, pages);
-                return false;
-            }
+        if !self.map.set(env, chunk, pages, chunk | CHUNK) {
+            raw::free_pages(env.pages, chunk, pages);
+            return false;
         }
         true
     }
 
     /// Gives an empty chunk, out of the region, back to the page source.
     pub(super) fn release_chunk(&self, env: &Env, empty: bestfit::Released) {
-        for page in 0..empty.pages {
-            self.map.clear(empty.chunk + page * PAGE_SIZE);
-        }
+        self.map.clear(env, empty.chunk, empty.pages);
         raw::free_pages(env.pages, empty.chunk, empty.pages);
     }
 
     /// Debug builds: panics unless `payload` lies in a best-fit chunk.
-    pub(super) fn check_in_chunk(&self, payload: usize) {
-        let entry = self.map.get(payload);
+    pub(super) fn check_in_chunk(&self, env: &Env, payload: usize) {
+        let entry = self.map.get_checked(env, payload);
         if entry & (LARGE | CHUNK) != CHUNK {
             self.foreign(payload, entry, "a best-fit block");
         }
@@ -93,7 +83,7 @@ impl SlabAllocator {
     /// the one spare) goes back to the page source.
     pub(super) fn free_mid(&self, env: &Env, payload: usize, size: usize) {
         if cfg!(debug_assertions) {
-            self.check_in_chunk(payload);
+            self.check_in_chunk(env, payload);
         }
         let irq = env.cpu.irq_save();
         let freed = self.region.lock().free(payload, size);
@@ -130,7 +120,7 @@ impl SlabAllocator {
             return false;
         };
         if cfg!(debug_assertions) {
-            self.check_live(payload, Kind::Mid);
+            self.check_live(env, payload, Kind::Mid);
         }
         let bytes = bestfit::size_of(payload - bestfit::HEADER);
         let need = bestfit::block_bytes(new_size);
