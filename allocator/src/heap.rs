@@ -376,8 +376,16 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
+            let chain = self.carve(env, class, want, false);
+            if chain.count > 0 {
+                return chain;
+            }
             let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
-                return self.borrow(env, class, want, false);
+                let chain = self.borrow(env, class, want, false);
+                if chain.count > 0 {
+                    return chain;
+                }
+                return self.carve(env, class, want, true);
             };
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
@@ -507,15 +515,21 @@ impl SlabAllocator {
     /// Puts objects back into their slabs and returns emptied slabs beyond
     /// the reserve to the page source (after dropping the depot lock).
     /// Objects `class` borrowed from a larger class go back to that class's
-    /// depot, one lock each (the rare case).
+    /// depot, one lock each (the rare case); objects carved from the
+    /// best-fit region (their page-map entry is a chunk's) go back to it.
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
         let mut borrowed = false;
+        let mut carved = false;
         let irq = env.cpu.irq_save();
         {
             let mut depot = self.depots[class].inner.lock();
             for &(object, desc) in objects {
+                if desc.0 & CHUNK != 0 {
+                    carved = true;
+                    continue;
+                }
                 if desc.class() != class {
                     borrowed = true;
                     continue;
@@ -527,12 +541,15 @@ impl SlabAllocator {
             }
         }
         env.cpu.irq_restore(irq);
+        if carved {
+            self.free_carved(env, objects);
+        }
         if borrowed {
             for &(object, desc) in objects {
-                let lender = desc.class();
-                if lender == class {
+                if desc.0 & CHUNK != 0 || desc.class() == class {
                     continue;
                 }
+                let lender = desc.class();
                 let irq = env.cpu.irq_save();
                 let empty =
                     self.depots[lender]
@@ -557,9 +574,11 @@ impl SlabAllocator {
         slab::release_slab(env, &self.map, &self.descs, desc);
     }
 
+    /// The descriptor of a free small object's slab, or (tag [`CHUNK`])
+    /// the chunk it was carved from.
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
-        debug_assert!(entry != 0 && entry & (LARGE | CHUNK) == 0);
+        debug_assert!(entry != 0 && entry & LARGE == 0);
         Desc(entry)
     }
 
@@ -628,6 +647,15 @@ impl SlabAllocator {
     /// Debug builds: checks that `object` is a live object of `class`,
     /// and marks it free.
     fn debug_check_free(&self, env: &Env, object: usize, class: usize) {
+        if self.is_carved(env, object, class) {
+            if !Region::park(object) {
+                panic!(
+                    "slab allocator: double free of {object:#x} ({} B class, carved from the best-fit region)",
+                    CLASS_BYTES[class]
+                );
+            }
+            return;
+        }
         let (desc, index) = self.object_index(env, object, class);
         if !desc.mark_free(index) {
             panic!(
@@ -640,6 +668,11 @@ impl SlabAllocator {
     /// Debug builds: checks a block `realloc` keeps in place is live.
     fn check_live(&self, env: &Env, object: usize, kind: Kind) {
         match kind {
+            Kind::Small(class) if self.is_carved(env, object, class) => {
+                if Region::is_parked(object) {
+                    panic!("slab allocator: realloc of freed block {object:#x}");
+                }
+            }
             Kind::Small(class) => {
                 let (desc, index) = self.object_index(env, object, class);
                 if !desc.mark_allocated(index) {
@@ -684,6 +717,13 @@ impl SlabAllocator {
 
     fn debug_mark_allocated(&self, object: usize) {
         let desc = Desc(self.map.get(object));
+        if desc.0 & CHUNK != 0 {
+            assert!(
+                Region::unpark(object),
+                "slab allocator: free lists corrupted, {object:#x} handed out twice (a write after free?)"
+            );
+            return;
+        }
         let index = (object - desc.base()) / CLASS_BYTES[desc.class()];
         assert!(
             !desc.mark_allocated(index),
@@ -726,10 +766,10 @@ impl SlabAllocator {
         if let Some((env, saved)) = irq {
             env.cpu.irq_restore(saved);
         }
-        let (region_pages, region_free_bytes) = {
+        let (region_pages, region_free_bytes, region_small_bytes) = {
             let region = self.region.lock();
             live = live.wrapping_add(region.live_bytes);
-            (region.pages, region.free_bytes)
+            (region.pages, region.free_bytes, region.carved_bytes)
         };
         let metadata_pages = self.map.node_pages() + self.descs.pages();
         AllocStats {
@@ -739,6 +779,7 @@ impl SlabAllocator {
             large_blocks: self.large_runs.load(Ordering::Relaxed),
             region_bytes: region_pages * PAGE_SIZE,
             region_free_bytes,
+            region_small_bytes,
             metadata_bytes: metadata_pages * PAGE_SIZE,
             failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
             classes,
