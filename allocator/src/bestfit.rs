@@ -15,7 +15,7 @@
 //!  │ pages │ hdr │ payload (used)│ hdr │ next prev … footer│ …   │ sentinel │
 //!  └───────┴─────────────────────┴────────────────────────┴─────┴──────────┘
 //!   8 B     block ≡ 8 (mod 16), payload 16-aligned            8 B, size 0
-//!  header = size | FREE | PREV_FREE | FIRST   footer (free blocks) = size
+//!  header = size | FREE | PREV_FREE | FIRST | PARKED   footer (free) = size
 //!
 //!  free lists: heads[fl][sl], fl = power of two of the size (one level
 //!  for everything below 512 B), sl = which 32nd of it; a bit per
@@ -36,9 +36,20 @@
 //! the block needs no lock at all (the header's size bits change only
 //! under the lock, by the block's owner).
 //!
+//! Small objects (64 B – 1 KiB classes) are carved from the region too
+//! ([`Region::carve`], issue 16 item 5): a class with no free object takes
+//! blocks of its object size, aligned like its slab objects, out of free
+//! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
+//! makes a slab, and out of any free block once the page source is
+//! exhausted. Such a block serves its class through the CPU caches like a
+//! slab object and comes back here, when the caches flush it, through
+//! [`Region::free_carved`]; its page-map entry (the chunk's) tells it from
+//! a slab object.
+//!
 //! Header words are accessed atomically (relaxed): a neighbour's free sets
 //! or clears `PREV_FREE` in a used block's header under the lock while the
-//! owner may read its size without it. Every other word (links, footers,
+//! owner may read its size without it (and, in debug builds, flip the
+//! `PARKED` flag of a carved block). Every other word (links, footers,
 //! the chunk's page count) lies in a free block or chunk header and is only
 //! touched under the lock.
 //!
@@ -125,6 +136,29 @@ fn header(block: usize) -> usize {
 
 fn set_header(block: usize, value: usize) {
     raw::atomic(block).store(value, Ordering::Relaxed);
+}
+
+/// Sets `PREV_FREE` in the header of a block that may be used. Debug
+/// builds do it with one atomic read-modify-write, because the block's
+/// owner may meanwhile flip [`PARKED`] without the lock; release builds
+/// never change a used block's header outside the lock, so a load and a
+/// store suffice (and spare a locked instruction).
+fn set_prev_free(block: usize) {
+    if cfg!(debug_assertions) {
+        raw::atomic(block).fetch_or(PREV_FREE, Ordering::Relaxed);
+    } else {
+        set_header(block, header(block) | PREV_FREE);
+    }
+}
+
+/// Clears `PREV_FREE` in the header of a block that may be used (see
+/// [`set_prev_free`]).
+fn clear_prev_free(block: usize) {
+    if cfg!(debug_assertions) {
+        raw::atomic(block).fetch_and(!PREV_FREE, Ordering::Relaxed);
+    } else {
+        set_header(block, header(block) & !PREV_FREE);
+    }
 }
 
 /// Size of the block at `block` (header included), read without the lock:
@@ -297,7 +331,7 @@ impl Region {
         } else {
             set_header(block, size | first);
             let next = block + size;
-            set_header(next, header(next) & !PREV_FREE);
+            clear_prev_free(next);
         }
         Some(block + HEADER)
     }
@@ -309,7 +343,7 @@ impl Region {
         set_header(block, size | FREE | first);
         raw::store(block + size - 8, size);
         let next = block + size;
-        set_header(next, header(next) | PREV_FREE);
+        set_prev_free(next);
         self.insert(block, size);
     }
 
@@ -476,7 +510,7 @@ impl Region {
             hole_bytes = end - hole;
             if hole_bytes == 0 {
                 // The block after the hole is used and now follows a used one.
-                set_header(end, header(end) & !PREV_FREE);
+                clear_prev_free(end);
                 return;
             }
         }
@@ -566,7 +600,7 @@ impl Region {
             self.put_free(block + take, total - take, 0);
         } else {
             let after = block + total;
-            set_header(after, header(after) & !PREV_FREE);
+            clear_prev_free(after);
         }
         true
     }

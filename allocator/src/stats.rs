@@ -23,7 +23,8 @@ pub struct ClassStats {
     /// that borrowed can be a little low, and its lender's a little high).
     pub live_objects: usize,
     /// Free objects parked in the class's per-CPU lists (borrowed ones
-    /// included).
+    /// and ones carved from the best-fit region included; carved objects
+    /// out with callers count nowhere here, so `live_objects` can be low).
     pub cached_objects: usize,
 }
 

@@ -115,3 +115,52 @@ fn a_carved_object_freed_twice_panics() {
     free(heap, p, small);
     free(heap, p, small);
 }
+
+#[test]
+fn threads_share_carved_objects_and_middle_blocks() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CARVED: AtomicBool = AtomicBool::new(false);
+    let (heap, pages) = heap(16 << 20);
+    let rounds = if cfg!(miri) { 60 } else { 1500 };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut held: Vec<(usize, usize)> = Vec::new();
+                for i in 0..rounds {
+                    // Middle blocks and small objects in turn: frees of the
+                    // middle ones leave holes the small ones are carved from.
+                    let size = if i % 2 == 0 {
+                        1025 + (i * 997 + t * 131) % 7000
+                    } else {
+                        64 + (i * 37 + t * 11) % 960
+                    };
+                    let ptr = alloc(heap, layout(size));
+                    assert!(!ptr.is_null());
+                    fill(ptr, size, t as u8);
+                    held.push((ptr.expose_provenance(), size));
+                    if i % 2 == 0 {
+                        let (addr, size) = held.swap_remove((i * 7) % held.len());
+                        let ptr = std::ptr::with_exposed_provenance_mut::<u8>(addr);
+                        assert!(holds(ptr, size, t as u8));
+                        free(heap, ptr, layout(size));
+                    }
+                    if heap.stats().region_small_bytes > 0 {
+                        CARVED.store(true, Ordering::Relaxed);
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (addr, size) in thread.join().unwrap() {
+            free(
+                heap,
+                std::ptr::with_exposed_provenance_mut(addr),
+                layout(size),
+            );
+        }
+    }
+    assert!(CARVED.load(Ordering::Relaxed), "no object was carved");
+    assert_all_returned(heap, pages);
+}
