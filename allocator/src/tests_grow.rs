@@ -105,7 +105,8 @@ fn a_large_run_grows_in_place_while_the_next_pages_are_free() {
     // run moves when that block's neighbours are taken (by the page-map
     // nodes, at first), each time to a larger free region; every other
     // page step grows in place (a copy at every step would be ~250 moves).
-    assert!(page_steps > 200);
+    // Miri's 64 KiB target takes only ~15 page steps.
+    assert!(page_steps > if cfg!(miri) { 10 } else { 200 });
     assert!(moves <= 8, "{moves} moves in {page_steps} page steps");
     assert!(holds(ptr, target, 9));
     assert_eq!(
