@@ -139,7 +139,9 @@ impl PageMap {
 
     /// Sets the entries of the `pages` pages from `start` to `value` (≠ 0),
     /// creating nodes as needed. Returns `false` (and changes nothing
-    /// visible) if a node could not be allocated. Call with no lock held.
+    /// visible) if a node could not be allocated: the entries set so far
+    /// are cleared again, so they must have been 0 before, unless their
+    /// nodes existed (then no allocation can fail). Call with no lock held.
     pub(crate) fn set(&self, env: &Env, start: usize, pages: usize, value: usize) -> bool {
         debug_assert!(value != 0);
         let mut fresh = Fresh::new();
