@@ -15,7 +15,7 @@
 //!  │ pages │ hdr │ payload (used)│ hdr │ next prev … footer│ …   │ sentinel │
 //!  └───────┴─────────────────────┴────────────────────────┴─────┴──────────┘
 //!   8 B     block ≡ 8 (mod 16), payload 16-aligned            8 B, size 0
-//!  header = size | FREE | PREV_FREE | FIRST   footer (free blocks) = size
+//!  header = size | FREE | PREV_FREE | FIRST | PARKED   footer (free) = size
 //!
 //!  free lists: heads[fl][sl], fl = power of two of the size (one level
 //!  for everything below 512 B), sl = which 32nd of it; a bit per
@@ -36,9 +36,20 @@
 //! the block needs no lock at all (the header's size bits change only
 //! under the lock, by the block's owner).
 //!
+//! Small objects (64 B – 1 KiB classes) are carved from the region too
+//! ([`Region::carve`], issue 16 item 5): a class with no free object takes
+//! blocks of its object size, aligned like its slab objects, out of free
+//! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
+//! makes a slab, and out of any free block once the page source is
+//! exhausted. Such a block serves its class through the CPU caches like a
+//! slab object and comes back here, when the caches flush it, through
+//! [`Region::free_carved`]; its page-map entry (the chunk's) tells it from
+//! a slab object.
+//!
 //! Header words are accessed atomically (relaxed): a neighbour's free sets
 //! or clears `PREV_FREE` in a used block's header under the lock while the
-//! owner may read its size without it. Every other word (links, footers,
+//! owner may read its size without it (and, in debug builds, flip the
+//! `PARKED` flag of a carved block). Every other word (links, footers,
 //! the chunk's page count) lies in a free block or chunk header and is only
 //! touched under the lock.
 //!
@@ -52,6 +63,7 @@ use core::sync::atomic::Ordering;
 
 use crate::class::{MID_MIN_BYTES, PAGE_SIZE};
 use crate::raw;
+use crate::slab::Chain;
 
 /// Pages of a chunk, when the page source has a run that long.
 pub(crate) const CHUNK_PAGES: usize = 16;
@@ -67,7 +79,15 @@ pub(crate) const MID_ALIGN: usize = GRANULE;
 const FREE: usize = 1;
 const PREV_FREE: usize = 2;
 const FIRST: usize = 4;
+/// A block carved for a small object ([`Region::carve`]) that is not in a
+/// caller's hands (debug builds keep it up to date, to catch double frees).
+const PARKED: usize = 8;
 const FLAGS: usize = GRANULE - 1;
+
+/// Free blocks smaller than this hold no middle-size block (the smallest
+/// is `block_bytes(MID_MIN_BYTES + 1)`): [`Region::carve`] takes small
+/// objects from them.
+pub(crate) const DEAD_HOLE_BYTES: usize = block_bytes(MID_MIN_BYTES + 1);
 
 const SL_LOG: u32 = 5;
 const SL: usize = 1 << SL_LOG;
@@ -77,6 +97,11 @@ const SL: usize = 1 << SL_LOG;
 const FL: usize = 12;
 /// Entries of a bucket's list an allocation looks at for a best fit.
 const SCAN: usize = 8;
+/// Largest block a chunk holds (its pages less the chunk header and the
+/// sentinel).
+const MAX_BLOCK: usize = CHUNK_PAGES * PAGE_SIZE - 2 * HEADER;
+/// Free blocks one [`Region::carve`] looks at, at most.
+const CARVE_SCAN: usize = 64;
 
 const _: () = assert!(CHUNK_PAGES * PAGE_SIZE < 1 << (FL + SL_LOG as usize + 3));
 const _: () = assert!(MID_MIN_BYTES >= MIN_BLOCK);
@@ -111,6 +136,29 @@ fn header(block: usize) -> usize {
 
 fn set_header(block: usize, value: usize) {
     raw::atomic(block).store(value, Ordering::Relaxed);
+}
+
+/// Sets `PREV_FREE` in the header of a block that may be used. Debug
+/// builds do it with one atomic read-modify-write, because the block's
+/// owner may meanwhile flip [`PARKED`] without the lock; release builds
+/// never change a used block's header outside the lock, so a load and a
+/// store suffice (and spare a locked instruction).
+fn set_prev_free(block: usize) {
+    if cfg!(debug_assertions) {
+        raw::atomic(block).fetch_or(PREV_FREE, Ordering::Relaxed);
+    } else {
+        set_header(block, header(block) | PREV_FREE);
+    }
+}
+
+/// Clears `PREV_FREE` in the header of a block that may be used (see
+/// [`set_prev_free`]).
+fn clear_prev_free(block: usize) {
+    if cfg!(debug_assertions) {
+        raw::atomic(block).fetch_and(!PREV_FREE, Ordering::Relaxed);
+    } else {
+        set_header(block, header(block) & !PREV_FREE);
+    }
 }
 
 /// Size of the block at `block` (header included), read without the lock:
@@ -148,6 +196,8 @@ pub(crate) struct Region {
     pub(crate) pages: usize,
     /// Bytes in free blocks.
     pub(crate) free_bytes: usize,
+    /// Bytes in blocks carved for small objects.
+    pub(crate) carved_bytes: usize,
     /// Bytes requested by the blocks allocated, less those freed (wrapping:
     /// `realloc` in place counts its difference outside, in the heap's
     /// atomic counter, so this alone can go "negative"). Counted here,
@@ -165,6 +215,7 @@ impl Region {
             chunks: 0,
             pages: 0,
             free_bytes: 0,
+            carved_bytes: 0,
             live_bytes: 0,
         }
     }
@@ -280,7 +331,7 @@ impl Region {
         } else {
             set_header(block, size | first);
             let next = block + size;
-            set_header(next, header(next) & !PREV_FREE);
+            clear_prev_free(next);
         }
         Some(block + HEADER)
     }
@@ -292,7 +343,7 @@ impl Region {
         set_header(block, size | FREE | first);
         raw::store(block + size - 8, size);
         let next = block + size;
-        set_header(next, header(next) | PREV_FREE);
+        set_prev_free(next);
         self.insert(block, size);
     }
 
@@ -304,16 +355,23 @@ impl Region {
         payload: usize,
         size: usize,
     ) -> Result<Option<Released>, FreeError> {
-        let mut block = payload - HEADER;
+        let block = payload - HEADER;
         let word = header(block);
         if word & FREE != 0 {
             return Err(FreeError::DoubleFree);
         }
-        let mut bytes = word & !FLAGS;
-        if block_bytes(size) > bytes {
+        if block_bytes(size) > word & !FLAGS {
             return Err(FreeError::WrongSize);
         }
         self.live_bytes = self.live_bytes.wrapping_sub(size);
+        Ok(self.release_block(block, word))
+    }
+
+    /// Gives a used block (header word `word`) back to the free lists,
+    /// merged with its free neighbours; a chunk left with no used block is
+    /// kept as the spare or returned for the caller to give back.
+    fn release_block(&mut self, mut block: usize, word: usize) -> Option<Released> {
+        let mut bytes = word & !FLAGS;
         let mut first = word & FIRST;
         let next = block + bytes;
         let next_word = header(next);
@@ -331,14 +389,150 @@ impl Region {
         }
         self.put_free(block, bytes, first);
         if first == 0 || size_of(block + bytes) != 0 {
-            return Ok(None);
+            return None;
         }
         // The whole chunk is free.
         if self.spare == 0 {
             self.spare = block;
-            return Ok(None);
+            return None;
         }
-        Ok(Some(self.unlink_chunk(block, bytes)))
+        Some(self.unlink_chunk(block, bytes))
+    }
+
+    /// Carves up to `want` blocks for small objects of `object_bytes`
+    /// bytes, their payloads aligned to `align` (a power of two), out of
+    /// free blocks smaller than `hole_bytes` (the smallest first):
+    /// [`DEAD_HOLE_BYTES`] for blocks no middle-size request could use,
+    /// more once the page source is exhausted. The objects are chained
+    /// through their first word (the last one holds 0) and flagged
+    /// [`PARKED`]; each goes back with [`free_carved`](Self::free_carved).
+    pub(crate) fn carve(
+        &mut self,
+        object_bytes: usize,
+        align: usize,
+        want: usize,
+        hole_bytes: usize,
+    ) -> Chain {
+        let need = block_bytes(object_bytes);
+        let mut chain = Chain::EMPTY;
+        let (mut fl, mut sl) = bucket(need);
+        let (last_fl, last_sl) = bucket((hole_bytes - GRANULE).min(MAX_BLOCK));
+        let mut budget = CARVE_SCAN;
+        while chain.count < want && budget > 0 && (fl, sl) <= (last_fl, last_sl) {
+            if self.sl_bitmap[fl] & (1 << sl) == 0 {
+                (fl, sl) = if sl + 1 < SL {
+                    (fl, sl + 1)
+                } else {
+                    (fl + 1, 0)
+                };
+                continue;
+            }
+            let mut block = self.heads[fl][sl];
+            while block != 0 && chain.count < want && budget > 0 {
+                // Blocks carved into go back to lists at or below this one,
+                // at their heads: `next` is still ahead and still listed.
+                let next = raw::load(block + 8);
+                if size_of(block) < hole_bytes {
+                    self.carve_from(block, need, align, want, &mut chain);
+                }
+                block = next;
+                budget -= 1;
+            }
+            (fl, sl) = if sl + 1 < SL {
+                (fl, sl + 1)
+            } else {
+                (fl + 1, 0)
+            };
+        }
+        if chain.count > 0 {
+            raw::store(chain.tail, 0);
+        }
+        chain
+    }
+
+    /// Carves as many blocks of `need` bytes (payloads aligned to `align`)
+    /// as fit from the free block `block`, up to `want` in `chain`; the
+    /// pieces left over stay free.
+    fn carve_from(
+        &mut self,
+        block: usize,
+        need: usize,
+        align: usize,
+        want: usize,
+        chain: &mut Chain,
+    ) {
+        let mut hole = block;
+        let mut hole_bytes = size_of(block);
+        let end = block + hole_bytes;
+        let first = header(block) & FIRST;
+        let mut listed = true;
+        while chain.count < want {
+            // The first payload address aligned to `align` that leaves
+            // either nothing or a whole free block in front of it.
+            let mut payload = (hole + HEADER).next_multiple_of(align);
+            let mut gap = payload - HEADER - hole;
+            if gap != 0 && gap < MIN_BLOCK {
+                payload += align.max(MIN_BLOCK).next_multiple_of(align);
+                gap = payload - HEADER - hole;
+            }
+            let carved = payload - HEADER;
+            if carved + need > end {
+                break;
+            }
+            let mut bytes = need;
+            if end - (carved + need) < MIN_BLOCK {
+                bytes = end - carved;
+            }
+            if listed {
+                self.remove(hole, hole_bytes);
+                listed = false;
+            }
+            let hole_first = if hole == block { first } else { 0 };
+            if gap != 0 {
+                // The piece in front stays free (its previous block is used).
+                set_header(hole, gap | FREE | hole_first);
+                raw::store(hole + gap - 8, gap);
+                self.insert(hole, gap);
+                set_header(carved, bytes | PREV_FREE | PARKED);
+            } else {
+                set_header(carved, bytes | hole_first | PARKED);
+            }
+            self.carved_bytes += bytes;
+            let link = carved + HEADER;
+            if chain.count == 0 {
+                chain.head = link;
+            } else {
+                raw::store(chain.tail, link);
+            }
+            chain.tail = link;
+            chain.count += 1;
+            hole = carved + bytes;
+            hole_bytes = end - hole;
+            if hole_bytes == 0 {
+                // The block after the hole is used and now follows a used one.
+                clear_prev_free(end);
+                return;
+            }
+        }
+        if !listed {
+            // The rest (a whole free block: its next header still says
+            // PREV_FREE) goes back to its list.
+            let hole_first = if hole == block { first } else { 0 };
+            set_header(hole, hole_bytes | FREE | hole_first);
+            raw::store(hole + hole_bytes - 8, hole_bytes);
+            self.insert(hole, hole_bytes);
+        }
+    }
+
+    /// Frees a block [`carve`](Self::carve) handed out (for a small object
+    /// the CPU caches gave back); an emptied chunk as for
+    /// [`free`](Self::free).
+    pub(crate) fn free_carved(&mut self, payload: usize) -> Option<Released> {
+        let block = payload - HEADER;
+        let word = header(block);
+        debug_assert!(word & FREE == 0, "a carved block freed twice");
+        self.carved_bytes -= word & !FLAGS;
+        self.release_block(block, word & !PARKED)
     }
 
     /// Takes the empty chunk whose only (free) block is `block` out of the
@@ -406,9 +600,28 @@ impl Region {
             self.put_free(block + take, total - take, 0);
         } else {
             let after = block + total;
-            set_header(after, header(after) & !PREV_FREE);
+            clear_prev_free(after);
         }
         true
+    }
+
+    /// Debug builds: marks the carved block at `payload` as handed out;
+    /// false if it already was (or is no carved block in a CPU list).
+    pub(crate) fn unpark(payload: usize) -> bool {
+        raw::atomic(payload - HEADER).fetch_and(!PARKED, Ordering::Relaxed) & (PARKED | FREE)
+            == PARKED
+    }
+
+    /// Debug builds: marks the carved block at `payload` as given back by
+    /// its caller; false if it already was (a double free) or is free.
+    pub(crate) fn park(payload: usize) -> bool {
+        raw::atomic(payload - HEADER).fetch_or(PARKED, Ordering::Relaxed) & (PARKED | FREE) == 0
+    }
+
+    /// Debug builds: whether the carved block at `payload` is not in a
+    /// caller's hands.
+    pub(crate) fn is_parked(payload: usize) -> bool {
+        header(payload - HEADER) & PARKED != 0
     }
 
     /// Debug builds: whether the block at `payload` is in use.

@@ -56,6 +56,18 @@ pub(crate) struct Env {
     exclusive: bool,
 }
 
+#[cfg(test)]
+impl Env {
+    /// An environment for unit tests of the parts below the heap.
+    pub(crate) fn for_tests(pages: &'static dyn PageSource, cpu: &'static dyn CpuLocal) -> Self {
+        Self {
+            pages,
+            cpu,
+            exclusive: false,
+        }
+    }
+}
+
 impl core::fmt::Debug for Env {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Env")
@@ -259,8 +271,10 @@ impl SlabAllocator {
                 return ptr;
             }
         } else if old_kind == new_kind {
-            if cfg!(debug_assertions) {
-                self.check_live(ptr.expose_provenance(), old_kind);
+            if cfg!(debug_assertions)
+                && let Some(env) = self.env.get()
+            {
+                self.check_live(env, ptr.expose_provenance(), old_kind);
             }
             let delta = new_size.wrapping_sub(layout.size());
             self.other_live_bytes.fetch_add(delta, Ordering::Relaxed);
@@ -362,8 +376,16 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
+            let chain = self.carve(env, class, want, false);
+            if chain.count > 0 {
+                return chain;
+            }
             let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
-                return self.borrow(env, class, want, false);
+                let chain = self.borrow(env, class, want, false);
+                if chain.count > 0 {
+                    return chain;
+                }
+                return self.carve(env, class, want, true);
             };
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
@@ -402,7 +424,7 @@ impl SlabAllocator {
     #[inline(always)]
     fn free_small(&self, env: &Env, class: usize, object: usize, size: usize) {
         if cfg!(debug_assertions) {
-            self.debug_check_free(object, class);
+            self.debug_check_free(env, object, class);
         }
         match self.cache(env).claim(env.exclusive) {
             Some(claimed) => {
@@ -444,9 +466,10 @@ impl SlabAllocator {
     }
 
     /// Gives back to the page source all it can: the free objects in the
-    /// CPU caches, then every empty slab in reserve, then every descriptor
-    /// page with no descriptor in use. After freeing everything and
-    /// trimming, only the page-map nodes stay claimed.
+    /// CPU caches, then every empty slab in reserve, the best-fit region's
+    /// spare chunk, every descriptor page with no descriptor in use and
+    /// the page map's spare node. After freeing everything and trimming,
+    /// every page is back with the page source.
     ///
     /// After [`init`](Self::init) this flushes every CPU cache not in use
     /// at the moment; after [`init_exclusive`](Self::init_exclusive) only
@@ -486,20 +509,27 @@ impl SlabAllocator {
             self.release_chunk(env, spare);
         }
         self.descs.release_free_pages(env);
+        self.map.take_spare(env);
     }
 
     /// Puts objects back into their slabs and returns emptied slabs beyond
     /// the reserve to the page source (after dropping the depot lock).
     /// Objects `class` borrowed from a larger class go back to that class's
-    /// depot, one lock each (the rare case).
+    /// depot, one lock each (the rare case); objects carved from the
+    /// best-fit region (their page-map entry is a chunk's) go back to it.
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
         let mut borrowed = false;
+        let mut carved = false;
         let irq = env.cpu.irq_save();
         {
             let mut depot = self.depots[class].inner.lock();
             for &(object, desc) in objects {
+                if desc.0 & CHUNK != 0 {
+                    carved = true;
+                    continue;
+                }
                 if desc.class() != class {
                     borrowed = true;
                     continue;
@@ -511,12 +541,15 @@ impl SlabAllocator {
             }
         }
         env.cpu.irq_restore(irq);
+        if carved {
+            self.free_carved(env, objects);
+        }
         if borrowed {
             for &(object, desc) in objects {
-                let lender = desc.class();
-                if lender == class {
+                if desc.0 & CHUNK != 0 || desc.class() == class {
                     continue;
                 }
+                let lender = desc.class();
                 let irq = env.cpu.irq_save();
                 let empty =
                     self.depots[lender]
@@ -541,18 +574,23 @@ impl SlabAllocator {
         slab::release_slab(env, &self.map, &self.descs, desc);
     }
 
+    /// The descriptor of a free small object's slab, or (tag [`CHUNK`])
+    /// the chunk it was carved from.
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
-        debug_assert!(entry != 0 && entry & (LARGE | CHUNK) == 0);
+        debug_assert!(entry != 0 && entry & LARGE == 0);
         Desc(entry)
     }
 
+    /// A large run of `pages` pages. Only debug builds record it in the
+    /// page map (to check its free); release builds keep no metadata for
+    /// it: the layout gives its page count.
     fn alloc_large(&self, env: &Env, pages: usize, size: usize) -> usize {
         let Some(run) = env.pages.alloc_pages(pages) else {
             return 0;
         };
         let run = raw::expose(run);
-        if !self.map.set(env.pages, run, pages << 1 | LARGE) {
+        if cfg!(debug_assertions) && !self.map.set(env, run, 1, pages << 1 | LARGE) {
             raw::free_pages(env.pages, run, pages);
             return 0;
         }
@@ -563,43 +601,63 @@ impl SlabAllocator {
     }
 
     /// Extends the large run at `run` from `old` to `new` pages in place if
-    /// the page source can; the page map entry then records `new`.
+    /// the page source can; in debug builds the page map entry then records
+    /// `new`.
     #[cold]
     fn grow_large(&self, run: usize, old: usize, new: usize) -> bool {
         let Some(env) = self.env.get() else {
             return false;
         };
-        let entry = self.map.get(run);
-        if entry != (old << 1 | LARGE) {
-            self.foreign(run, entry, "a large block");
+        if cfg!(debug_assertions) {
+            self.check_large(env, run, old);
         }
         if !raw::grow_pages(env.pages, run, old, new) {
             return false;
         }
-        // The leaf for `run` exists (it holds the old entry): no allocation.
-        let updated = self.map.set(env.pages, run, new << 1 | LARGE);
-        debug_assert!(updated, "overwriting an existing page-map entry");
+        if cfg!(debug_assertions) {
+            // The leaf for `run` exists (it holds the old entry): no allocation.
+            let updated = self.map.set(env, run, 1, new << 1 | LARGE);
+            debug_assert!(updated, "overwriting an existing page-map entry");
+        }
         self.large_pages.fetch_add(new - old, Ordering::Relaxed);
         true
     }
 
+    /// Frees a large run; debug builds check it against the page map
+    /// first (release builds trust the layout, as for slab objects).
     fn free_large(&self, env: &Env, run: usize, pages: usize, size: usize) {
-        let entry = self.map.get(run);
-        if entry != (pages << 1 | LARGE) {
-            self.foreign(run, entry, "a large block");
+        if cfg!(debug_assertions) {
+            self.check_large(env, run, pages);
+            self.map.clear(env, run, 1);
         }
-        self.map.clear(run);
         self.large_pages.fetch_sub(pages, Ordering::Relaxed);
         self.large_runs.fetch_sub(1, Ordering::Relaxed);
         self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
         raw::free_pages(env.pages, run, pages);
     }
 
+    /// Debug builds: panics unless `run` is a live large run of `pages`.
+    fn check_large(&self, env: &Env, run: usize, pages: usize) {
+        let entry = self.map.get_checked(env, run);
+        if entry != (pages << 1 | LARGE) {
+            self.foreign(run, entry, "a large block");
+        }
+    }
+
     /// Debug builds: checks that `object` is a live object of `class`,
     /// and marks it free.
-    fn debug_check_free(&self, object: usize, class: usize) {
-        let index = self.object_index(object, class);
-        if !Desc(self.map.get(object)).mark_free(index) {
+    fn debug_check_free(&self, env: &Env, object: usize, class: usize) {
+        if self.is_carved(env, object, class) {
+            if !Region::park(object) {
+                panic!(
+                    "slab allocator: double free of {object:#x} ({} B class, carved from the best-fit region)",
+                    CLASS_BYTES[class]
+                );
+            }
+            return;
+        }
+        let (desc, index) = self.object_index(env, object, class);
+        if !desc.mark_free(index) {
             panic!(
                 "slab allocator: double free of {object:#x} ({} B class)",
                 CLASS_BYTES[class]
@@ -608,35 +666,34 @@ impl SlabAllocator {
     }
 
     /// Debug builds: checks a block `realloc` keeps in place is live.
-    fn check_live(&self, object: usize, kind: Kind) {
+    fn check_live(&self, env: &Env, object: usize, kind: Kind) {
         match kind {
+            Kind::Small(class) if self.is_carved(env, object, class) => {
+                if Region::is_parked(object) {
+                    panic!("slab allocator: realloc of freed block {object:#x}");
+                }
+            }
             Kind::Small(class) => {
-                let index = self.object_index(object, class);
-                let desc = Desc(self.map.get(object));
+                let (desc, index) = self.object_index(env, object, class);
                 if !desc.mark_allocated(index) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
             Kind::Mid => {
-                self.check_in_chunk(object);
+                self.check_in_chunk(env, object);
                 if !Region::is_used(object) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
-            Kind::Large(pages) => {
-                let entry = self.map.get(object);
-                if entry != (pages << 1 | LARGE) {
-                    self.foreign(object, entry, "a large block");
-                }
-            }
+            Kind::Large(pages) => self.check_large(env, object, pages),
             Kind::Unsupported => {}
         }
     }
 
-    /// Index of `object` in its slab, panicking if it is not the start of an
-    /// object of `class` in a slab this allocator holds.
-    fn object_index(&self, object: usize, class: usize) -> usize {
-        let entry = self.map.get(object);
+    /// The slab of `object` and its index there, panicking if it is not
+    /// the start of an object of `class` in a slab this allocator holds.
+    fn object_index(&self, env: &Env, object: usize, class: usize) -> (Desc, usize) {
+        let entry = self.map.get_checked(env, object);
         if entry == 0 || entry & (LARGE | CHUNK) != 0 {
             self.foreign(object, entry, "an object");
         }
@@ -655,11 +712,18 @@ impl SlabAllocator {
                 "slab allocator: dealloc of {object:#x}, which is not the start of a {size} B object (foreign or offset pointer)"
             );
         }
-        offset / size
+        (desc, offset / size)
     }
 
     fn debug_mark_allocated(&self, object: usize) {
         let desc = Desc(self.map.get(object));
+        if desc.0 & CHUNK != 0 {
+            assert!(
+                Region::unpark(object),
+                "slab allocator: free lists corrupted, {object:#x} handed out twice (a write after free?)"
+            );
+            return;
+        }
         let index = (object - desc.base()) / CLASS_BYTES[desc.class()];
         assert!(
             !desc.mark_allocated(index),
@@ -702,10 +766,10 @@ impl SlabAllocator {
         if let Some((env, saved)) = irq {
             env.cpu.irq_restore(saved);
         }
-        let (region_pages, region_free_bytes) = {
+        let (region_pages, region_free_bytes, region_small_bytes) = {
             let region = self.region.lock();
             live = live.wrapping_add(region.live_bytes);
-            (region.pages, region.free_bytes)
+            (region.pages, region.free_bytes, region.carved_bytes)
         };
         let metadata_pages = self.map.node_pages() + self.descs.pages();
         AllocStats {
@@ -715,6 +779,7 @@ impl SlabAllocator {
             large_blocks: self.large_runs.load(Ordering::Relaxed),
             region_bytes: region_pages * PAGE_SIZE,
             region_free_bytes,
+            region_small_bytes,
             metadata_bytes: metadata_pages * PAGE_SIZE,
             failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
             classes,

@@ -86,6 +86,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bestfit;
 #[cfg(test)]
+mod tests_carve;
+#[cfg(test)]
 mod tests_fit;
 #[cfg(test)]
 mod tests_grow;

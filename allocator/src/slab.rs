@@ -22,9 +22,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::descpool::DescPool;
 
-use crate::class::{
-    CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES,
-};
+use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, SLAB_OBJECTS, SLAB_PAGES};
 use crate::heap::Env;
 use crate::pagemap::PageMap;
 use crate::raw;
@@ -146,15 +144,10 @@ pub(crate) fn create_slab(
             raw::atomic(desc.0 + BITMAP + word * 8).store(0, Ordering::Relaxed);
         }
     }
-    for page in 0..pages {
-        if !map.set(env.pages, base + page * PAGE_SIZE, desc.0) {
-            for set in 0..page {
-                map.clear(base + set * PAGE_SIZE);
-            }
-            descs.free(env, desc);
-            raw::free_pages(env.pages, base, pages);
-            return None;
-        }
+    if !map.set(env, base, pages, desc.0) {
+        descs.free(env, desc);
+        raw::free_pages(env.pages, base, pages);
+        return None;
     }
     Some(desc)
 }
@@ -164,9 +157,7 @@ pub(crate) fn create_slab(
 pub(crate) fn release_slab(env: &Env, map: &PageMap, descs: &DescPool, desc: Desc) {
     let base = desc.base();
     let pages = SLAB_PAGES[desc.class()];
-    for page in 0..pages {
-        map.clear(base + page * PAGE_SIZE);
-    }
+    map.clear(env, base, pages);
     descs.free(env, desc);
     raw::free_pages(env.pages, base, pages);
 }

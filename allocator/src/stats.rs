@@ -23,7 +23,8 @@ pub struct ClassStats {
     /// that borrowed can be a little low, and its lender's a little high).
     pub live_objects: usize,
     /// Free objects parked in the class's per-CPU lists (borrowed ones
-    /// included).
+    /// and ones carved from the best-fit region included; carved objects
+    /// out with callers count nowhere here, so `live_objects` can be low).
     pub cached_objects: usize,
 }
 
@@ -43,6 +44,9 @@ pub struct AllocStats {
     pub region_bytes: usize,
     /// Of those, bytes in free blocks.
     pub region_free_bytes: usize,
+    /// Of those, bytes in blocks carved for small objects (live, or free
+    /// in a CPU cache).
+    pub region_small_bytes: usize,
     /// Bytes of the allocator's own metadata pages (page map, descriptors).
     pub metadata_bytes: usize,
     /// Allocation requests that returned null.
@@ -80,12 +84,13 @@ impl fmt::Display for AllocStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "heap: live {} B, claimed {} B (slabs {} B, best-fit {} B with {} B free, large {} B in {} blocks, metadata {} B), ",
+            "heap: live {} B, claimed {} B (slabs {} B, best-fit {} B with {} B free and {} B small objects, large {} B in {} blocks, metadata {} B), ",
             self.live_bytes,
             self.claimed_bytes(),
             self.slab_bytes,
             self.region_bytes,
             self.region_free_bytes,
+            self.region_small_bytes,
             self.large_bytes,
             self.large_blocks,
             self.metadata_bytes

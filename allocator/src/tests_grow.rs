@@ -105,7 +105,8 @@ fn a_large_run_grows_in_place_while_the_next_pages_are_free() {
     // run moves when that block's neighbours are taken (by the page-map
     // nodes, at first), each time to a larger free region; every other
     // page step grows in place (a copy at every step would be ~250 moves).
-    assert!(page_steps > 200);
+    // Miri's 64 KiB target takes only ~15 page steps.
+    assert!(page_steps > if cfg!(miri) { 10 } else { 200 });
     assert!(moves <= 8, "{moves} moves in {page_steps} page steps");
     assert!(holds(ptr, target, 9));
     assert_eq!(
@@ -119,37 +120,42 @@ fn a_large_run_grows_in_place_while_the_next_pages_are_free() {
 #[test]
 fn a_run_with_a_busy_neighbour_moves_and_keeps_contents() {
     let (heap, pages) = heap(4 << 20);
-    warm_up(heap, 16 * PAGE_SIZE);
-    let a = alloc(heap, layout(4 * PAGE_SIZE));
-    // Take runs until one starts right after `a`.
-    let mut others = Vec::new();
-    let b = loop {
-        let run = alloc(heap, layout(4 * PAGE_SIZE));
-        assert!(!run.is_null(), "no run after `a` in the whole heap");
-        if run as usize == a as usize + 4 * PAGE_SIZE {
-            break run;
+    let run = layout(4 * PAGE_SIZE);
+    // Take runs until two lie back to back, wherever the page source puts
+    // them (the page map's nodes, taken and given back as single pages,
+    // move runs around).
+    let mut others: Vec<*mut u8> = Vec::new();
+    let (a, b) = loop {
+        let fresh = alloc(heap, run);
+        assert!(
+            !fresh.is_null(),
+            "no two runs back to back in the whole heap"
+        );
+        let at = fresh as usize;
+        if let Some(i) = others
+            .iter()
+            .position(|&o| o as usize + 4 * PAGE_SIZE == at)
+        {
+            break (others.swap_remove(i), fresh);
         }
-        others.push(run);
+        if let Some(i) = others
+            .iter()
+            .position(|&o| at + 4 * PAGE_SIZE == o as usize)
+        {
+            break (fresh, others.swap_remove(i));
+        }
+        others.push(fresh);
     };
     fill(a, 4 * PAGE_SIZE, 3);
-    let grown = realloc(heap, a, layout(4 * PAGE_SIZE), 4 * PAGE_SIZE + 1);
+    let grown = realloc(heap, a, run, 4 * PAGE_SIZE + 1);
     assert_ne!(grown, a, "the next page is `b`'s");
     assert!(holds(grown, 4 * PAGE_SIZE, 3));
     free(heap, grown, layout(4 * PAGE_SIZE + 1));
-    free(heap, b, layout(4 * PAGE_SIZE));
-    for run in others {
-        free(heap, run, layout(4 * PAGE_SIZE));
+    free(heap, b, run);
+    for other in others {
+        free(heap, other, run);
     }
     assert_all_returned(heap, pages);
-}
-
-/// Builds the page-map nodes for the heap's first pages with a large block
-/// of `bytes` allocated and freed: the nodes then lie after those pages,
-/// not right after the run a test allocates next (at the same place).
-fn warm_up(heap: &SlabAllocator, bytes: usize) {
-    let p = alloc(heap, layout(bytes));
-    assert!(!p.is_null());
-    free(heap, p, layout(bytes));
 }
 
 /// 8 KiB blocks `heap` hands out before its first failure (all freed
@@ -197,9 +203,33 @@ fn after_fill_and_free_all_the_heap_serves_8k_blocks_as_when_fresh() {
     }
     let again = blocks_8k(heap);
     assert!(expected > 0);
+    // Debug builds record each large run in the page map, whose leaves
+    // (single pages) can strand the other page of a two-page block: one
+    // block fewer is allowed there (508 against 509 seen).
+    let slack = usize::from(cfg!(debug_assertions));
     assert!(
-        again >= expected,
+        again + slack >= expected,
         "{again} 8 KiB blocks after the fill, {expected} fresh"
     );
+    if !cfg!(debug_assertions) {
+        // Nothing else holds a page: every pair of pages is a block.
+        assert_eq!(again, pages.total_pages() / 2);
+    }
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn large_runs_keep_no_metadata_in_release_builds() {
+    let (heap, pages) = heap(1 << 20);
+    let run = alloc(heap, layout(8192));
+    assert!(!run.is_null());
+    let metadata = heap.stats().metadata_bytes;
+    if cfg!(debug_assertions) {
+        // Leaf, two interior nodes: checked frees need the page map.
+        assert_eq!(metadata, 3 * PAGE_SIZE);
+    } else {
+        assert_eq!(metadata, 0);
+    }
+    free(heap, run, layout(8192));
     assert_all_returned(heap, pages);
 }

@@ -3,10 +3,14 @@
 //! in `bestfit.rs` under its lock, with chunks from the page source mapped
 //! in the page map (tag [`CHUNK`]) and given back when empty.
 
-use super::{CHUNK, Env, LARGE, SlabAllocator};
+use super::{CHUNK, Env, LARGE, MAX_BATCH, SlabAllocator};
 use crate::bestfit::{self, FreeError};
-use crate::class::{Kind, PAGE_SIZE};
+use crate::class::{CLASS_BYTES, Kind, MID_MIN_BYTES};
 use crate::raw;
+use crate::slab::{Chain, Desc};
+
+/// Smallest class [`SlabAllocator::carve`] serves from the region.
+const CARVE_MIN_BYTES: usize = 64;
 
 impl SlabAllocator {
     /// A block of the best-fit region for `size` bytes, with a new chunk
@@ -58,32 +62,22 @@ impl SlabAllocator {
     /// builds check frees against it); on failure undoes it and gives the
     /// run back.
     fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
-        for page in 0..pages {
-            if !self
-                .map
-                .set(env.pages, chunk + page * PAGE_SIZE, chunk | CHUNK)
-            {
-                for done in 0..page {
-                    self.map.clear(chunk + done * PAGE_SIZE);
-                }
-                raw::free_pages(env.pages, chunk, pages);
-                return false;
-            }
+        if !self.map.set(env, chunk, pages, chunk | CHUNK) {
+            raw::free_pages(env.pages, chunk, pages);
+            return false;
         }
         true
     }
 
     /// Gives an empty chunk, out of the region, back to the page source.
     pub(super) fn release_chunk(&self, env: &Env, empty: bestfit::Released) {
-        for page in 0..empty.pages {
-            self.map.clear(empty.chunk + page * PAGE_SIZE);
-        }
+        self.map.clear(env, empty.chunk, empty.pages);
         raw::free_pages(env.pages, empty.chunk, empty.pages);
     }
 
     /// Debug builds: panics unless `payload` lies in a best-fit chunk.
-    pub(super) fn check_in_chunk(&self, payload: usize) {
-        let entry = self.map.get(payload);
+    pub(super) fn check_in_chunk(&self, env: &Env, payload: usize) {
+        let entry = self.map.get_checked(env, payload);
         if entry & (LARGE | CHUNK) != CHUNK {
             self.foreign(payload, entry, "a best-fit block");
         }
@@ -93,7 +87,7 @@ impl SlabAllocator {
     /// the one spare) goes back to the page source.
     pub(super) fn free_mid(&self, env: &Env, payload: usize, size: usize) {
         if cfg!(debug_assertions) {
-            self.check_in_chunk(payload);
+            self.check_in_chunk(env, payload);
         }
         let irq = env.cpu.irq_save();
         let freed = self.region.lock().free(payload, size);
@@ -130,7 +124,7 @@ impl SlabAllocator {
             return false;
         };
         if cfg!(debug_assertions) {
-            self.check_live(payload, Kind::Mid);
+            self.check_live(env, payload, Kind::Mid);
         }
         let bytes = bestfit::size_of(payload - bestfit::HEADER);
         let need = bestfit::block_bytes(new_size);
@@ -141,5 +135,72 @@ impl SlabAllocator {
         let resized = self.region.lock().resize(payload, new_size);
         env.cpu.irq_restore(irq);
         resized
+    }
+
+    /// Up to `want` objects of small `class` carved from the region's free
+    /// blocks too small for any middle-size request (`Region::carve`), so
+    /// that the space left between middle blocks serves small objects
+    /// instead of new slabs. Classes below [`CARVE_MIN_BYTES`] bytes are
+    /// not served: a block's header and granule would cost them more than
+    /// a slab's slot.
+    pub(super) fn carve(&self, env: &Env, class: usize, want: usize, exhausted: bool) -> Chain {
+        let bytes = CLASS_BYTES[class];
+        if !(CARVE_MIN_BYTES..=MID_MIN_BYTES).contains(&bytes) {
+            return Chain::EMPTY;
+        }
+        // Objects of a class are aligned to the largest power of two that
+        // divides its size (slabs start on a page): a request of this class
+        // may count on that alignment.
+        let align = (bytes & bytes.wrapping_neg()).max(bestfit::MID_ALIGN);
+        let irq = env.cpu.irq_save();
+        let hole_bytes = if exhausted {
+            usize::MAX
+        } else {
+            bestfit::DEAD_HOLE_BYTES
+        };
+        let chain = self.region.lock().carve(bytes, align, want, hole_bytes);
+        env.cpu.irq_restore(irq);
+        chain
+    }
+
+    /// Gives the carved objects among `objects` (their entry is a chunk's)
+    /// back to the region, under one lock; chunks left empty go back to
+    /// the page source after it.
+    pub(super) fn free_carved(&self, env: &Env, objects: &[(usize, Desc)]) {
+        let mut emptied = [None; MAX_BATCH];
+        let irq = env.cpu.irq_save();
+        {
+            let mut region = self.region.lock();
+            for (&(object, desc), slot) in objects.iter().zip(emptied.iter_mut()) {
+                if desc.0 & CHUNK != 0 {
+                    *slot = region.free_carved(object);
+                }
+            }
+        }
+        env.cpu.irq_restore(irq);
+        for empty in emptied.into_iter().flatten() {
+            self.release_chunk(env, empty);
+        }
+    }
+
+    /// Debug builds: whether `object`, freed or kept as a small object of
+    /// `class`, was carved from the region (panics if it lies in a chunk
+    /// but is no such block).
+    pub(super) fn is_carved(&self, env: &Env, object: usize, class: usize) -> bool {
+        let entry = self.map.get_checked(env, object);
+        if entry & (LARGE | CHUNK) != CHUNK {
+            return false;
+        }
+        let bytes = bestfit::size_of(object - bestfit::HEADER);
+        let need = bestfit::block_bytes(CLASS_BYTES[class]);
+        if !object.is_multiple_of(bestfit::MID_ALIGN)
+            || !(need..need + bestfit::MIN_BLOCK).contains(&bytes)
+        {
+            panic!(
+                "slab allocator: dealloc of {object:#x} as a {} B object, but it lies in a best-fit chunk and is no such object (wrong layout or foreign pointer)",
+                CLASS_BYTES[class]
+            );
+        }
+        true
     }
 }

@@ -1,0 +1,166 @@
+//! Tests of small objects carved from the best-fit region (issue 16,
+//! item 5): free blocks too small for any middle-size block serve small
+//! objects before a new slab is made, and once the page source is
+//! exhausted any free block of the region does.
+
+use core::alloc::Layout;
+use std::vec::Vec;
+
+use crate::PAGE_SIZE;
+use crate::bestfit::{CHUNK_PAGES, block_bytes};
+use crate::tests::{alloc, assert_all_returned, fill, free, heap, holds};
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+/// A chunk with a 480-byte hole (too small for any middle block) between
+/// two used middle blocks: returns the blocks and the hole's first byte.
+fn chunk_with_a_dead_hole(heap: &crate::SlabAllocator) -> ([*mut u8; 3], usize) {
+    let x = alloc(heap, layout(2000));
+    let y = alloc(heap, layout(1500));
+    let z = alloc(heap, layout(2000));
+    free(heap, y, layout(1500));
+    // The smallest middle block (1040 bytes) takes the front of y's
+    // 1520-byte block; the 480 bytes after it can hold no middle block.
+    let w = alloc(heap, layout(1025));
+    assert_eq!(w, y);
+    let hole = w as usize - 8 + block_bytes(1025);
+    assert_eq!(hole + 480, z as usize - 8);
+    ([x, w, z], hole)
+}
+
+#[test]
+fn small_objects_fill_holes_too_small_for_middle_blocks() {
+    let (heap, pages) = heap(1 << 20);
+    let (middle, hole) = chunk_with_a_dead_hole(heap);
+    let free_before = heap.stats().region_free_bytes;
+    // 144-byte objects (16-aligned class) take 160-byte blocks: three fit
+    // the hole exactly, before any slab is made.
+    let small = layout(144);
+    let objects: Vec<*mut u8> = (0..3).map(|_| alloc(heap, small)).collect();
+    for (i, &p) in objects.iter().enumerate() {
+        let at = p as usize;
+        assert!(
+            (hole..hole + 480).contains(&at),
+            "object {i} at {at:#x}, hole at {hole:#x}"
+        );
+        assert_eq!(at % 16, 0);
+        fill(p, 144, i as u8 + 1);
+    }
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, 0, "{stats}");
+    assert_eq!(stats.region_small_bytes, 480);
+    assert_eq!(stats.region_free_bytes, free_before - 480);
+    // The hole is used up: the next object comes from a slab.
+    let fourth = alloc(heap, small);
+    assert!(heap.stats().slab_bytes > 0);
+    for (i, &p) in objects.iter().enumerate() {
+        assert!(holds(p, 144, i as u8 + 1));
+    }
+    for p in objects.into_iter().chain([fourth]) {
+        free(heap, p, small);
+    }
+    for (p, size) in middle.into_iter().zip([2000, 1025, 2000]) {
+        free(heap, p, layout(size));
+    }
+    // The carved blocks went back to the region (through the CPU cache
+    // and `trim`) and merged: every page is returned.
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn once_pages_run_out_small_objects_come_from_any_free_block() {
+    let (heap, pages) = heap(48 * PAGE_SIZE);
+    // A chunk with one used block; the rest of it is one free block.
+    let middle = alloc(heap, layout(8000));
+    assert!(!middle.is_null());
+    assert_eq!(heap.stats().region_bytes, CHUNK_PAGES * PAGE_SIZE);
+    let mut runs = Vec::new();
+    loop {
+        let run = alloc(heap, layout(PAGE_SIZE));
+        if run.is_null() {
+            break;
+        }
+        runs.push(run);
+    }
+    assert_eq!(pages.free_pages(), 0);
+    // A 1000-byte request is of the 1 KiB class, whose objects are
+    // 1 KiB-aligned: no slab can be made, but the chunk's free block
+    // holds aligned blocks.
+    let small = layout(1000);
+    let p = alloc(heap, small);
+    assert!(!p.is_null(), "no 1 KiB object with a free chunk block");
+    assert_eq!(p as usize % 1024, 0);
+    let chunk = middle as usize - 16;
+    assert!((chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize)));
+    fill(p, 1000, 7);
+    assert!(holds(p, 1000, 7));
+    free(heap, p, small);
+    free(heap, middle, layout(8000));
+    for run in runs {
+        free(heap, run, layout(PAGE_SIZE));
+    }
+    assert_all_returned(heap, pages);
+}
+
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "double free")]
+fn a_carved_object_freed_twice_panics() {
+    let (heap, _) = heap(1 << 20);
+    let _ = chunk_with_a_dead_hole(heap);
+    let small = layout(144);
+    let p = alloc(heap, small);
+    free(heap, p, small);
+    free(heap, p, small);
+}
+
+#[test]
+fn threads_share_carved_objects_and_middle_blocks() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CARVED: AtomicBool = AtomicBool::new(false);
+    let (heap, pages) = heap(if cfg!(miri) { 2 << 20 } else { 16 << 20 });
+    let rounds = if cfg!(miri) { 60 } else { 1500 };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut held: Vec<(usize, usize)> = Vec::new();
+                for i in 0..rounds {
+                    // Middle blocks and small objects in turn: frees of the
+                    // middle ones leave holes the small ones are carved from.
+                    let size = if i % 2 == 0 {
+                        1025 + (i * 997 + t * 131) % 7000
+                    } else {
+                        64 + (i * 37 + t * 11) % 960
+                    };
+                    let ptr = alloc(heap, layout(size));
+                    assert!(!ptr.is_null());
+                    fill(ptr, size, t as u8);
+                    held.push((ptr.expose_provenance(), size));
+                    if i % 2 == 0 {
+                        let (addr, size) = held.swap_remove((i * 7) % held.len());
+                        let ptr = std::ptr::with_exposed_provenance_mut::<u8>(addr);
+                        assert!(holds(ptr, size, t as u8));
+                        free(heap, ptr, layout(size));
+                    }
+                    if i % 16 == 0 && heap.stats().region_small_bytes > 0 {
+                        CARVED.store(true, Ordering::Relaxed);
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (addr, size) in thread.join().unwrap() {
+            free(
+                heap,
+                std::ptr::with_exposed_provenance_mut(addr),
+                layout(size),
+            );
+        }
+    }
+    assert!(CARVED.load(Ordering::Relaxed), "no object was carved");
+    assert_all_returned(heap, pages);
+}
