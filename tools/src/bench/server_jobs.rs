@@ -15,11 +15,15 @@ use super::guest::Serve;
 use super::server::{Client, RedisBench, WrkRun, free_host_port};
 use crate::qemu::PortForward;
 
-/// Requests per test without pipelining (≈ 2.5 s per test at the
-/// ≈ 3000–4000 requests/s both guests reach under TCG).
-pub const REDIS_REQUESTS: u32 = 8_000;
-/// Requests per test with 16-request pipelines.
-pub const REDIS_PIPELINED_REQUESTS: u32 = 40_000;
+/// Requests per test without pipelining (≈ 5–8 s per test at the
+/// ≈ 5000–8000 requests/s both guests reach under TCG). At 8,000 a test
+/// lasted 1–2 s, and one second of the host's steal (these machines are
+/// VMs) could halve a round (docs/PERFORMANCE.md, "Stall counters").
+pub const REDIS_REQUESTS: u32 = 40_000;
+/// Requests per test with 16-request pipelines (≈ 3–5 s per test at
+/// ≈ 40,000–60,000 requests/s; at 40,000 a test lasted under a second
+/// and its rounds spread to 0.16× of their median in both guests).
+pub const REDIS_PIPELINED_REQUESTS: u32 = 200_000;
 /// The clients' connections by default (`--clients`): redis-benchmark's
 /// and wrk's. With 50, QEMU 7.2's user networking stalls some of them
 /// during the connection burst whichever guest serves (connections left in
