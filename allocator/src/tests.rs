@@ -34,6 +34,28 @@ pub(crate) fn alloc(heap: &SlabAllocator, layout: Layout) -> *mut u8 {
     }
 }
 
+/// The layout the size-mix tests use: `size` bytes, aligned to 8.
+pub(crate) fn layout8(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+/// Joins `threads` and frees the blocks each returned holding (address and
+/// size, allocated with [`layout8`]).
+pub(crate) fn free_held(
+    heap: &SlabAllocator,
+    threads: std::vec::Vec<std::thread::JoinHandle<std::vec::Vec<(usize, usize)>>>,
+) {
+    for thread in threads {
+        for (addr, size) in thread.join().unwrap() {
+            free(
+                heap,
+                std::ptr::with_exposed_provenance_mut(addr),
+                layout8(size),
+            );
+        }
+    }
+}
+
 pub(crate) fn free(heap: &SlabAllocator, ptr: *mut u8, layout: Layout) {
     // SAFETY: tests free only what they allocated, with its layout — except
     // the tests that check the debug-build panics, which is the point.

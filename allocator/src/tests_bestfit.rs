@@ -3,17 +3,14 @@
 //! chunks going back to the page source, `realloc` in place, a randomized
 //! run against a reference of live intervals, and threads.
 
-use core::alloc::Layout;
 use std::collections::BTreeMap;
 use std::vec::Vec;
 
 use crate::PAGE_SIZE;
 use crate::bestfit::{CHUNK_PAGES, block_bytes};
-use crate::tests::{alloc, assert_all_returned, fill, free, heap, holds, realloc};
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
+use crate::tests::{
+    alloc, assert_all_returned, fill, free, free_held, heap, holds, layout8 as layout, realloc,
+};
 
 #[test]
 fn blocks_split_and_free_neighbours_coalesce() {
@@ -296,14 +293,6 @@ fn threads_share_the_region() {
             })
         })
         .collect();
-    for thread in threads {
-        for (addr, size) in thread.join().unwrap() {
-            free(
-                heap,
-                std::ptr::with_exposed_provenance_mut(addr),
-                layout(size),
-            );
-        }
-    }
+    free_held(heap, threads);
     assert_all_returned(heap, pages);
 }

@@ -3,16 +3,13 @@
 //! objects before a new slab is made, and once the page source is
 //! exhausted any free block of the region does.
 
-use core::alloc::Layout;
 use std::vec::Vec;
 
 use crate::PAGE_SIZE;
 use crate::bestfit::{CHUNK_PAGES, block_bytes};
-use crate::tests::{alloc, assert_all_returned, fill, free, heap, holds};
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
+use crate::tests::{
+    alloc, assert_all_returned, fill, free, free_held, heap, holds, layout8 as layout,
+};
 
 /// A chunk with a 480-byte hole (too small for any middle block) between
 /// two used middle blocks: returns the blocks and the hole's first byte.
@@ -152,15 +149,7 @@ fn threads_share_carved_objects_and_middle_blocks() {
             })
         })
         .collect();
-    for thread in threads {
-        for (addr, size) in thread.join().unwrap() {
-            free(
-                heap,
-                std::ptr::with_exposed_provenance_mut(addr),
-                layout(size),
-            );
-        }
-    }
+    free_held(heap, threads);
     assert!(CARVED.load(Ordering::Relaxed), "no object was carved");
     assert_all_returned(heap, pages);
 }

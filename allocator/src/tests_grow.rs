@@ -3,15 +3,12 @@
 //! contents survive every step, and a heap filled with small objects and
 //! emptied again serves as many 8 KiB blocks as a fresh one.
 
-use core::alloc::Layout;
 use std::vec::Vec;
 
-use crate::tests::{alloc, assert_all_returned, fill, free, heap, holds, realloc};
+use crate::tests::{
+    alloc, assert_all_returned, fill, free, heap, holds, layout8 as layout, realloc,
+};
 use crate::{MAX_SMALL_BYTES, PAGE_SIZE, SlabAllocator};
-
-fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 8).unwrap()
-}
 
 fn write_byte(ptr: *mut u8, at: usize, byte: u8) {
     // SAFETY: callers pass a live block of more than `at` bytes.
