@@ -175,6 +175,22 @@ struct OpenBlock {
     last_ts: u64,
 }
 
+impl OpenBlock {
+    /// Publishes the record at the cursor (`rec` bytes with its padding,
+    /// every byte in place but for its commit mark `mark`): writes the mark
+    /// after everything else, then moves the cursor past the record. The
+    /// padding is already zero: blocks are zeroed on open, and past its
+    /// record a writer only ever stores zeros.
+    #[inline(always)]
+    fn publish(&mut self, mark: &mut [u8; 2], rec: usize, timestamp_ns: u64) {
+        fence(Ordering::Release);
+        *mark = RECORD_MAGIC.to_le_bytes();
+        self.cursor += rec;
+        self.count += 1;
+        self.last_ts = timestamp_ns;
+    }
+}
+
 /// The audit log writer over a region of memory.
 pub struct AuditLog<'r> {
     region: &'r mut [u8],
@@ -425,18 +441,15 @@ impl<'r> AuditLog<'r> {
             .and_then(|r| r.try_into().ok())
             .ok_or(AppendError::Exhausted)?;
         let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
-        out[field::record::KIND.start] = Kind::Syscall as u8;
-        let head = put_varint(out, RECORD_FIXED_BYTES, u64::from(cpu));
-        let head = put_varint(out, head, delta).min(RECORD_HEADER_MAX_BYTES);
+        // The payload's length is set once it is written.
+        let head = write_head(out, Kind::Syscall, 0, cpu, delta).min(RECORD_HEADER_MAX_BYTES);
         let len = s.write(&mut out[head..]);
         out[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
-        // The padding after the payload is zero (see `commit`).
         let rec = (head + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1);
-        fence(Ordering::Release);
-        out[field::record::MAGIC].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
-        open.cursor += rec;
-        open.count += 1;
-        open.last_ts = timestamp_ns;
+        let Some(mark) = out.first_chunk_mut::<2>() else {
+            return Err(AppendError::Exhausted);
+        };
+        open.publish(mark, rec, timestamp_ns);
         self.next_record_seq = next;
         Ok(seq)
     }
@@ -540,15 +553,10 @@ impl<'r> AuditLog<'r> {
         let at = open.start + open.cursor;
         let mark = self
             .region
-            .get_mut(at..at + field::record::MAGIC.end)
+            .get_mut(at..)
+            .and_then(|r| r.first_chunk_mut::<2>())
             .ok_or(AppendError::Exhausted)?;
-        // Padding after the payload is already zero: blocks are zeroed on
-        // open, and past its record a writer only ever stores zeros.
-        fence(Ordering::Release);
-        mark.copy_from_slice(&RECORD_MAGIC.to_le_bytes());
-        open.cursor += rec;
-        open.count += 1;
-        open.last_ts = timestamp_ns;
+        open.publish(mark, rec, timestamp_ns);
         self.next_record_seq = next;
         Ok(seq)
     }
@@ -752,7 +760,9 @@ impl<'r> AuditLog<'r> {
 }
 
 /// Writes a record header but for its commit mark at `out[0..]`, which
-/// has room for the longest; returns its length.
+/// has room for the longest; returns its length. Inlined: the syscall
+/// path calls it for every record.
+#[inline(always)]
 fn write_head(out: &mut [u8], kind: Kind, len: usize, cpu: u16, delta: u64) -> usize {
     if let Some(fixed) = out.get_mut(..RECORD_FIXED_BYTES) {
         fixed[field::record::KIND.start] = kind as u8;
