@@ -83,16 +83,6 @@ enum Wait {
 /// Runs `f` on the log with interrupts off; `None` when auditing is off or
 /// (for [`Wait::Bounded`]) the lock is held.
 fn with_log<R>(wait: Wait, f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R) -> Option<R> {
-    with_log_at(wait, None, f)
-}
-
-/// [`with_log`] with the record's time given (`None`: read the clock under
-/// the lock).
-fn with_log_at<R>(
-    wait: Wait,
-    at_ns: Option<u64>,
-    f: impl FnOnce(&mut AuditLog<'static>, u64, u16) -> R,
-) -> Option<R> {
     if !is_enabled() {
         return None;
     }
@@ -108,7 +98,7 @@ fn with_log_at<R>(
             },
         };
         let log = guard.as_mut()?;
-        let now = at_ns.unwrap_or_else(crate::time::now_ns);
+        let now = crate::time::now_ns();
         record_missed(log, now);
         Some(f(log, now, cpu()))
     })
@@ -134,24 +124,22 @@ fn record_missed(log: &mut AuditLog<'static>, now: u64) {
     }
 }
 
-/// The rare half of [`record_missed`], out of line so that the hot
-/// callers' closures stay small enough to inline.
+/// The rare half of [`record_missed`], out of line: the syscall record
+/// path runs the check for every call.
 #[cold]
 #[inline(never)]
 fn record_missed_slow(log: &mut AuditLog<'static>, now: u64, missed: u64, recorded: u64) {
-    {
-        let r = log.append_fmt(
-            TextKind::Text,
-            format_args!(
-                "audit: {} exception/panic events not recorded: the log was busy",
-                missed - recorded
-            ),
-            now,
-            cpu(),
-        );
-        count(r);
-        MISSED_RECORDED.store(missed, Ordering::Relaxed);
-    }
+    let r = log.append_fmt(
+        TextKind::Text,
+        format_args!(
+            "audit: {} exception/panic events not recorded: the log was busy",
+            missed - recorded
+        ),
+        now,
+        cpu(),
+    );
+    count(r);
+    MISSED_RECORDED.store(missed, Ordering::Relaxed);
 }
 
 fn count(r: Result<u64, AppendError>) -> Option<u64> {
@@ -206,8 +194,9 @@ pub fn record_syscall_at(
     // The registers past `arg_count` are not stored (they read back as 0).
     let mut event = SyscallEvent::new(nr, *args, ret, tid, duration_ns);
     event.arg_count = arg_count;
-    // What `with_log_at` does, written out: its closure, shared with the
-    // other callers, stayed out of line on this path, run for every call.
+    // What `with_log` does (with the caller's time), written out: through
+    // it the closure stayed out of line on this path, run for every call
+    // (13 instructions more per call under -icount).
     let unmask = crate::arch::interrupts::are_enabled();
     if unmask {
         crate::arch::interrupts::disable();
