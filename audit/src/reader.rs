@@ -9,7 +9,7 @@ use crate::event::{DecodeError, Event};
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MIN_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
-    REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_u16, get_u32, get_u64, get_varint,
+    REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_sized, get_u16, get_u32, get_u64,
     unzigzag,
 };
 use crate::writer::OverflowPolicy;
@@ -45,7 +45,8 @@ impl fmt::Display for HeaderError {
             HeaderError::BadVersion(v) => write!(
                 f,
                 "unsupported region format version {v} (this reader reads version {FORMAT_VERSION}; \
-                 version 1 was written by Cloister before 2026-12-06)"
+                 versions 1 and 2 were written by Cloister before 2026-12-06 and up to commit \
+                 62b6a22; read them with that build)"
             ),
             HeaderError::BadGeometry(why) => write!(f, "bad region geometry: {why}"),
             HeaderError::Truncated { need, have } => {
@@ -352,7 +353,8 @@ impl<'a> Record<'a> {
 pub enum RecordError {
     /// Wrong magic inside sealed data, or garbage in an open block.
     BadMagic(u16),
-    /// A header varint (CPU or time) is malformed or out of range.
+    /// The header's sizes byte is out of range (a time over 8 bytes, a
+    /// CPU over 2, reserved bits set) or its values run off the data.
     BadHeader,
     /// Record runs past the end of its block's data.
     Overruns,
@@ -364,7 +366,7 @@ impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordError::BadMagic(m) => write!(f, "bad record magic {m:#06x}"),
-            RecordError::BadHeader => f.write_str("record header varint malformed"),
+            RecordError::BadHeader => f.write_str("record header sizes malformed"),
             RecordError::Overruns => f.write_str("record length runs past the end of the block"),
             RecordError::TrailingBytes => f.write_str("sealed data ends inside a record header"),
         }
@@ -448,15 +450,18 @@ impl<'a> Iterator for Records<'a> {
             return err(RecordError::BadMagic(magic));
         }
         let len = usize::from(get_u16(rest, field::record::PAYLOAD_LEN).unwrap_or(0));
-        let Some((cpu, at)) = get_varint(rest, RECORD_FIXED_BYTES) else {
+        let sizes = rest[field::record::SIZES.start];
+        let (time_bytes, cpu_bytes) = (usize::from(sizes & 0xf), usize::from(sizes >> 4));
+        if time_bytes > 8 || cpu_bytes > 2 {
+            return err(RecordError::BadHeader);
+        }
+        let Some((delta, at)) = get_sized(rest, RECORD_FIXED_BYTES, time_bytes) else {
             return err(RecordError::BadHeader);
         };
-        let Some((delta, start)) = get_varint(rest, at) else {
+        let Some((cpu, start)) = get_sized(rest, at, cpu_bytes) else {
             return err(RecordError::BadHeader);
         };
-        let Ok(cpu) = u16::try_from(cpu) else {
-            return err(RecordError::BadHeader);
-        };
+        let cpu = cpu as u16;
         let total = align_record(start + len).unwrap_or(usize::MAX);
         if total > rest.len() {
             return err(RecordError::Overruns);
@@ -561,14 +566,12 @@ mod tests {
     }
 
     #[test]
-    fn malformed_header_varints_are_errors() {
-        let at = 4096 + BLOCK_HEADER_BYTES + RECORD_FIXED_BYTES;
-        // The CPU as a varint longer than ten bytes (it runs into the
-        // time and the text), and as one past u16.
-        let cases: [&[u8]; 2] = [&[0xff; 11], &[0x80, 0x80, 0x04]];
-        for bad in cases {
+    fn malformed_header_sizes_are_errors() {
+        let at = 4096 + BLOCK_HEADER_BYTES + field::record::SIZES.start;
+        // A time of nine bytes, a CPU of three, the reserved bits set.
+        for bad in [0x09u8, 0x31, 0xc1] {
             let mut img = image();
-            img[at..at + bad.len()].copy_from_slice(bad);
+            img[at] = bad;
             let view = RegionView::new_checked(&img).unwrap();
             let items: Vec<_> = view.block(0).records().unwrap().collect();
             assert!(
@@ -579,7 +582,7 @@ mod tests {
                         ..
                     }]
                 ),
-                "{bad:?}: {items:?}"
+                "{bad:#x}: {items:?}"
             );
         }
     }
@@ -597,10 +600,11 @@ mod tests {
         };
         assert_eq!((r.seq, r.timestamp_ns, r.cpu), (0, 5, 1));
         assert_eq!(r.event(), Ok(crate::Event::Text { text: "hello" }));
-        // Header: 5 fixed bytes, CPU 1 and time 5 one byte each; 5 of text.
-        assert_eq!(r.bytes, 12);
+        // Header: 6 fixed bytes, time 5 (zigzag 10) and CPU 1 one byte
+        // each; 5 of text; one of padding.
+        assert_eq!(r.bytes, 14);
         // Bytes after the last record without a commit mark: torn.
-        let at = 4096 + BLOCK_HEADER_BYTES + 12 + 5;
+        let at = 4096 + BLOCK_HEADER_BYTES + 14 + 5;
         img[at] = 7;
         let view = RegionView::new_checked(&img).unwrap();
         let items: Vec<_> = view.block(0).records().unwrap().collect();

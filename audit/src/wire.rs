@@ -1,8 +1,8 @@
 //! Byte layouts of the region header, the block header and the record
 //! header, in smoltcp's wire style: a `field` module of byte ranges per
-//! structure, little-endian integers, LEB128 varints for the compact parts
-//! of records, and checked accessors that never panic on a short or hostile
-//! slice. `docs/AUDIT.md` documents the same layout byte by byte; keep the
+//! structure, little-endian integers (the compact parts of records in as
+//! many bytes as their value needs, the count kept in a size field), and
+//! checked accessors that never panic on a short or hostile slice. `docs/AUDIT.md` documents the same layout byte by byte; keep the
 //! two in step.
 
 use core::ops::Range;
@@ -13,10 +13,13 @@ pub const REGION_HEADER_BYTES: usize = 4096;
 /// Magic at offset 0 of a formatted region.
 pub const REGION_MAGIC: [u8; 8] = *b"CLSTAUDT";
 /// Version of the region, block and record formats described here.
-/// Version 2 made records compact: a 7–18-byte header (sequence number
-/// implied by the block, CPU and time as varints) and size-tagged syscall
-/// payloads; version 1 regions are refused by number.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 2 made records compact (sequence number implied by the block,
+/// CPU and time as varints, size-tagged syscall payloads); version 3 keeps
+/// the CPU, the time and every syscall value in the fewest whole bytes
+/// that hold it, the counts in a size byte or the syscall tag, instead of
+/// varints and power-of-two sizes (fewer bytes, and a store instead of a
+/// loop per value). Older regions are refused by number.
+pub const FORMAT_VERSION: u16 = 3;
 /// Magic at offset 0 of a block header; written last when a block is opened,
 /// so a block whose opening was torn reads as empty.
 pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLK1");
@@ -29,14 +32,15 @@ pub const RECORD_MAGIC: u16 = 0xA0D1;
 /// Bytes of a block header; records start right after it.
 pub const BLOCK_HEADER_BYTES: usize = 104;
 /// Bytes of the fixed part of a record header (magic, kind, payload
-/// length); the CPU and the time follow as varints, then the payload.
-pub const RECORD_FIXED_BYTES: usize = 5;
-/// Fewest bytes of a record header (both varints one byte).
-pub const RECORD_HEADER_MIN_BYTES: usize = RECORD_FIXED_BYTES + 2;
-/// Most bytes of a record header: a 3-byte CPU and a 10-byte time varint.
-/// Room is reserved for this much, so a record's size is known before its
-/// place in a block is.
-pub const RECORD_HEADER_MAX_BYTES: usize = RECORD_FIXED_BYTES + 3 + MAX_VARINT_BYTES;
+/// length, sizes); the time difference and the CPU follow in the bytes the
+/// sizes give, then the payload.
+pub const RECORD_FIXED_BYTES: usize = 6;
+/// Fewest bytes of a record header (a zero time difference on CPU 0).
+pub const RECORD_HEADER_MIN_BYTES: usize = RECORD_FIXED_BYTES;
+/// Most bytes of a record header: an 8-byte time difference and a 2-byte
+/// CPU. Room is reserved for this much, so a record's size is known before
+/// its place in a block is.
+pub const RECORD_HEADER_MAX_BYTES: usize = RECORD_FIXED_BYTES + 8 + 2;
 /// Records start and end on this alignment (padding is zero): the 2-byte
 /// commit mark never straddles a cache line.
 pub const RECORD_ALIGN: usize = 2;
@@ -122,10 +126,11 @@ pub mod field {
     }
 
     /// Record header (offset 0 of each record): these fixed fields, then
-    /// the CPU as a varint and the timestamp as a zigzag varint of its
-    /// difference to the previous record's in the block (to 0 for the
-    /// block's first record), then the payload. The sequence number is the
-    /// block's `FIRST_RECORD_SEQ` plus the record's index in the block.
+    /// the timestamp's difference to the previous record's in the block
+    /// (to 0 for the block's first record), zigzag-mapped, in `SIZES` bits
+    /// 0–3 little-endian bytes (0..=8), then the CPU in bits 4–5 bytes
+    /// (0..=2), then the payload. The sequence number is the block's
+    /// `FIRST_RECORD_SEQ` plus the record's index in the block.
     pub mod record {
         use super::Range;
         /// Record magic / commit mark (u16), written last.
@@ -134,6 +139,9 @@ pub mod field {
         pub const KIND: Range<usize> = 2..3;
         /// Payload bytes, excluding padding (u16).
         pub const PAYLOAD_LEN: Range<usize> = 3..5;
+        /// Sizes (u8): bits 0–3 the time difference's bytes, bits 4–5 the
+        /// CPU's; bits 6–7 zero.
+        pub const SIZES: Range<usize> = 5..6;
     }
 }
 
@@ -161,52 +169,32 @@ pub fn maced_len(used: usize, block_bytes: usize) -> Option<usize> {
     )
 }
 
-/// Longest LEB128 encoding of a `u64`.
-pub const MAX_VARINT_BYTES: usize = 10;
-
-/// Bytes of `v` as an LEB128 varint (1..=10).
-pub const fn varint_len(v: u64) -> usize {
-    // 7 bits a byte; `| 1` makes 0 one byte.
-    (70 - (v | 1).leading_zeros() as usize) / 7
+/// Bytes `v` needs little-endian: 0 for 0, else 1..=8.
+#[inline(always)]
+pub const fn byte_len(v: u64) -> usize {
+    (71 - v.leading_zeros() as usize) / 8
 }
 
-/// Writes `v` as an LEB128 varint at `out[at..]`; returns the offset after
-/// it. The caller has checked room ([`varint_len`]); a short slice cuts it.
-pub fn put_varint(out: &mut [u8], mut at: usize, mut v: u64) -> usize {
-    while v >= 0x80 {
-        if let Some(b) = out.get_mut(at) {
-            *b = (v as u8) | 0x80;
-        }
-        at += 1;
-        v >>= 7;
-    }
-    if let Some(b) = out.get_mut(at) {
-        *b = v as u8;
-    }
-    at + 1
+/// Index of `v`'s highest non-zero byte (0 for 0 too): one less than the
+/// bytes it takes when at least one is stored. A shift and a bit scan.
+#[inline(always)]
+pub const fn top_byte(v: u64) -> u32 {
+    (v | 1).ilog2() / 8
 }
 
-/// Reads an LEB128 varint at `b[at..]`: the value and the offset after it.
-/// `None` if it runs off the slice, is longer than 10 bytes or overflows
-/// 64 bits.
-pub fn get_varint(b: &[u8], at: usize) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for i in 0..MAX_VARINT_BYTES {
-        let byte = *b.get(at.checked_add(i)?)?;
-        let bits = u64::from(byte & 0x7f);
-        if i == MAX_VARINT_BYTES - 1 && bits > 1 {
-            return None;
-        }
-        v |= bits << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, at + i + 1));
-        }
+/// Stores all eight bytes of `v` little-endian at `out[at..]`, where a
+/// writer keeps only the low ones (the next value overwrites the rest, or
+/// they are zero): one store instead of a loop. A slice too short for the
+/// eight takes none of them (the caller reserved the room).
+#[inline(always)]
+pub fn put_word(out: &mut [u8], at: usize, v: u64) {
+    if let Some(w) = out.get_mut(at..at.wrapping_add(8)) {
+        w.copy_from_slice(&v.to_le_bytes());
     }
-    None
 }
 
-/// Reads `size` (1, 2, 4 or 8) little-endian bytes at `b[at..]`; the value
-/// and the offset after it.
+/// Reads `size` (0..=8) little-endian bytes at `b[at..]`; the value and
+/// the offset after it.
 pub(crate) fn get_sized(b: &[u8], at: usize, size: usize) -> Option<(u64, usize)> {
     let end = at.checked_add(size)?;
     let mut w = [0u8; 8];
@@ -214,7 +202,7 @@ pub(crate) fn get_sized(b: &[u8], at: usize, size: usize) -> Option<(u64, usize)
     Some((u64::from_le_bytes(w), end))
 }
 
-/// Zigzag-maps a signed value so small magnitudes make short varints.
+/// Zigzag-maps a signed value so small magnitudes take few bytes.
 pub const fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -285,19 +273,19 @@ mod tests {
     }
 
     #[test]
-    fn varints_roundtrip_at_every_length() {
-        let mut buf = [0u8; 12];
+    fn byte_counts_and_words_roundtrip_at_every_length() {
+        let mut buf = [0xaau8; 12];
         for shift in 0..64 {
             for v in [1u64 << shift, (1u64 << shift) - 1, u64::MAX >> shift] {
-                let end = put_varint(&mut buf, 1, v);
-                assert_eq!(end - 1, varint_len(v), "{v:#x}");
-                assert_eq!(get_varint(&buf, 1), Some((v, end)), "{v:#x}");
+                let n = byte_len(v);
+                assert_eq!(n, (64 - v.leading_zeros() as usize).div_ceil(8), "{v:#x}");
+                assert_eq!(top_byte(v) as usize, n.max(1) - 1, "{v:#x}");
+                put_word(&mut buf, 1, v);
+                assert_eq!(get_sized(&buf, 1, n), Some((v, 1 + n)), "{v:#x}");
             }
         }
-        assert_eq!(varint_len(0), 1);
-        assert_eq!(varint_len(127), 1);
-        assert_eq!(varint_len(128), 2);
-        assert_eq!(varint_len(u64::MAX), MAX_VARINT_BYTES);
+        assert_eq!((byte_len(0), byte_len(255), byte_len(256)), (0, 1, 2));
+        assert_eq!(byte_len(u64::MAX), 8);
         for v in [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(v)), v);
         }
@@ -305,17 +293,14 @@ mod tests {
     }
 
     #[test]
-    fn hostile_varints_are_refused() {
-        // Runs off the slice.
-        assert_eq!(get_varint(&[0x80, 0x80], 0), None);
-        assert_eq!(get_varint(&[], 0), None);
-        assert_eq!(get_varint(&[1], usize::MAX), None);
-        // Eleven bytes, or a tenth byte carrying bits past 64.
-        assert_eq!(get_varint(&[0xff; 11], 0), None);
-        let mut over = [0xffu8; 10];
-        over[9] = 0x02;
-        assert_eq!(get_varint(&over, 0), None);
-        over[9] = 0x01;
-        assert_eq!(get_varint(&over, 0), Some((u64::MAX, 10)));
+    fn short_slices_are_refused_not_overrun() {
+        let mut buf = [0u8; 7];
+        put_word(&mut buf, 0, u64::MAX);
+        assert_eq!(buf, [0; 7]);
+        put_word(&mut buf, usize::MAX, 1);
+        assert_eq!(get_sized(&buf, 6, 2), None);
+        assert_eq!(get_sized(&buf, usize::MAX, 1), None);
+        assert_eq!(get_sized(&buf, 0, 9), None);
+        assert_eq!(get_sized(&buf, 7, 0), Some((0, 7)));
     }
 }

@@ -14,13 +14,13 @@ use core::sync::atomic::{Ordering, fence};
 use crate::checkpoint::Checkpoint;
 use crate::crypto::{self, Ratchet, Tag};
 use crate::event::{
-    CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind, SYSCALL_MAX_BYTES, SyscallEvent,
+    CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind, SYSCALL_WRITE_ROOM, SyscallEvent,
 };
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MAX_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
-    REGION_MAGIC, SEAL_MARKER, align_record, field, get_mac, get_u32, get_u64, maced_len, put,
-    put_varint, record_bytes_max, zigzag,
+    REGION_MAGIC, SEAL_MARKER, align_record, byte_len, field, get_mac, get_u32, get_u64, maced_len,
+    put, put_word, record_bytes_max, zigzag,
 };
 
 /// What happens when the ring is full.
@@ -159,7 +159,7 @@ impl fmt::Display for AppendError {
 const GAP_RECORD_BYTES: usize = (RECORD_HEADER_MAX_BYTES + GAP_LEN).next_multiple_of(RECORD_ALIGN);
 /// Room the syscall fast path needs: the longest header and payload, and
 /// the word its last 8-byte store may run past them.
-const SYSCALL_ROOM: usize = RECORD_HEADER_MAX_BYTES + SYSCALL_MAX_BYTES + 8;
+const SYSCALL_ROOM: usize = RECORD_HEADER_MAX_BYTES + SYSCALL_WRITE_ROOM;
 /// Room reserved for a formatted (`append_fmt`) record's payload.
 const FMT_RESERVE: usize = 1024;
 
@@ -443,7 +443,13 @@ impl<'r> AuditLog<'r> {
         let delta = zigzag(timestamp_ns.wrapping_sub(open.last_ts) as i64);
         // The payload's length is set once it is written.
         let head = write_head(out, Kind::Syscall, 0, cpu, delta).min(RECORD_HEADER_MAX_BYTES);
-        let len = s.write(&mut out[head..]);
+        let Some(payload) = out
+            .get_mut(head..)
+            .and_then(|p| p.first_chunk_mut::<SYSCALL_WRITE_ROOM>())
+        else {
+            return Err(AppendError::Exhausted);
+        };
+        let len = s.write(payload);
         out[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
         let rec = (head + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1);
         let Some(mark) = out.first_chunk_mut::<2>() else {
@@ -764,12 +770,20 @@ impl<'r> AuditLog<'r> {
 /// path calls it for every record.
 #[inline(always)]
 fn write_head(out: &mut [u8], kind: Kind, len: usize, cpu: u16, delta: u64) -> usize {
+    let time_bytes = byte_len(delta);
+    let cpu_bytes = usize::from(cpu != 0) + usize::from(cpu > 0xff);
     if let Some(fixed) = out.get_mut(..RECORD_FIXED_BYTES) {
         fixed[field::record::KIND.start] = kind as u8;
         fixed[field::record::PAYLOAD_LEN].copy_from_slice(&(len as u16).to_le_bytes());
+        fixed[field::record::SIZES.start] = (time_bytes | cpu_bytes << 4) as u8;
     }
-    let at = put_varint(out, RECORD_FIXED_BYTES, u64::from(cpu));
-    put_varint(out, at, delta)
+    // Whole words: the bytes past each value are zero or overwritten next.
+    put_word(out, RECORD_FIXED_BYTES, delta);
+    let at = RECORD_FIXED_BYTES + time_bytes;
+    if let Some(c) = out.get_mut(at..at + 2) {
+        c.copy_from_slice(&cpu.to_le_bytes());
+    }
+    at + cpu_bytes
 }
 
 /// Kind of a formatted record.
@@ -832,7 +846,7 @@ mod tests {
         );
         let log = AuditLog::format(&mut r, &cfg(4096)).unwrap();
         assert_eq!(log.block_count(), 15);
-        assert_eq!(log.max_payload_bytes(), 4096 - 104 - 2 * 90 - 18 - 1);
+        assert_eq!(log.max_payload_bytes(), 4096 - 104 - 2 * 88 - 16 - 1);
     }
 
     #[test]

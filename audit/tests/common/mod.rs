@@ -88,22 +88,24 @@ pub fn config(policy: OverflowPolicy, block_bytes: usize) -> Config {
 pub const HIGH: u64 = 1 << 63;
 
 /// Syscall record `i`, built so that every record has the same size
-/// whatever `i` (< 2^16) is: a 71-byte payload (tag 3, number 4, tid 4,
-/// result 8, duration 4, six 8-byte arguments) and a 7-byte header (CPU
-/// < 128, time one step after the previous record's): 78 bytes. A block's
-/// first record, whose time is stored whole, takes 2 more.
+/// whatever `i` (< 2^16) is: a 72-byte payload (tag 4, number 4, tid 4,
+/// result 8, duration 4, six 8-byte arguments) and an 8-byte header (a
+/// one-byte time one step after the previous record's, CPU 0 or 1; CPU 0
+/// takes no byte, which the padding to an even length hides): 80 bytes. A
+/// block's first record, whose time is stored whole (2 bytes), takes 2
+/// more on CPU 1 (82 bytes) and none on CPU 0.
 pub fn syscall(i: u64) -> Event<'static> {
     Event::Syscall(SyscallEvent::new(
-        0x1_0000 | (i as u32 % 400),
+        0x100_0000 | (i as u32 % 400),
         [i | HIGH, 1 | HIGH, 2 | HIGH, 3 | HIGH, 4 | HIGH, 5 | HIGH],
-        (i as i64) | (1 << 40),
-        0x1_0007,
+        (i as i64) | (1 << 62),
+        0x100_0007,
         0xf000_0000 | 100,
     ))
 }
 
 /// Records of [`syscall`] a 4 KiB block holds.
-pub const PER_BLOCK: u64 = 51;
+pub const PER_BLOCK: u64 = 49;
 
 /// A 64 KiB region (15 blocks of 4 KiB) with `n` syscall records, all
 /// sealed (the last block sealed explicitly).

