@@ -175,13 +175,6 @@ pub const fn byte_len(v: u64) -> usize {
     (71 - v.leading_zeros() as usize) / 8
 }
 
-/// Index of `v`'s highest non-zero byte (0 for 0 too): one less than the
-/// bytes it takes when at least one is stored. A shift and a bit scan.
-#[inline(always)]
-pub const fn top_byte(v: u64) -> u32 {
-    (v | 1).ilog2() / 8
-}
-
 /// Stores all eight bytes of `v` little-endian at `out[at..]`, where a
 /// writer keeps only the low ones (the next value overwrites the rest, or
 /// they are zero): one store instead of a loop. A slice too short for the
@@ -279,7 +272,6 @@ mod tests {
             for v in [1u64 << shift, (1u64 << shift) - 1, u64::MAX >> shift] {
                 let n = byte_len(v);
                 assert_eq!(n, (64 - v.leading_zeros() as usize).div_ceil(8), "{v:#x}");
-                assert_eq!(top_byte(v) as usize, n.max(1) - 1, "{v:#x}");
                 put_word(&mut buf, 1, v);
                 assert_eq!(get_sized(&buf, 1, n), Some((v, 1 + n)), "{v:#x}");
             }
