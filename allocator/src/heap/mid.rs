@@ -57,12 +57,14 @@ impl SlabAllocator {
             return 0;
         }
         let irq = env.cpu.irq_save();
-        let payload = {
-            let mut region = self.region.lock();
-            region.add_chunk(run, pages);
-            region.alloc(need, size)
-        };
+        let (payload, unused) = self
+            .region
+            .lock()
+            .add_chunk_and_alloc(run, pages, need, size);
         env.cpu.irq_restore(irq);
+        if let Some(unused) = unused {
+            self.release_chunk(env, unused);
+        }
         payload.expect("a fresh chunk holds the block it was sized for")
     }
 
