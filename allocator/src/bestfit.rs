@@ -36,15 +36,20 @@
 //! the block needs no lock at all (the header's size bits change only
 //! under the lock, by the block's owner).
 //!
-//! Small objects (64 B – 1 KiB classes) are carved from the region too
+//! Small objects (24 B – 1 KiB classes) are carved from the region too
 //! ([`Region::carve`], issue 16 item 5): a class with no free object takes
 //! blocks of its object size, aligned like its slab objects, out of free
 //! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
 //! makes a slab, and out of any free block once the page source is
-//! exhausted. Such a block serves its class through the CPU caches like a
-//! slab object and comes back here, when the caches flush it, through
-//! [`Region::free_carved`]; its page-map entry (the chunk's) tells it from
-//! a slab object.
+//! exhausted; classes of 24–56 B only out of free blocks under 80 B, which
+//! no larger class fits. Such a block serves its class through the CPU
+//! caches like a slab object and comes back here, when the caches flush
+//! it, through [`Region::free_carved`]; its page-map entry (the chunk's)
+//! tells it from a slab object.
+//!
+//! A chunk added for a request that a block freed meanwhile (by another
+//! CPU, while the lock was dropped) served instead stays wholly free: it
+//! becomes the spare or goes back ([`Region::add_chunk_and_alloc`]).
 //!
 //! Header words are accessed atomically (relaxed): a neighbour's free sets
 //! or clears `PREV_FREE` in a used block's header under the lock while the
