@@ -36,15 +36,20 @@
 //! the block needs no lock at all (the header's size bits change only
 //! under the lock, by the block's owner).
 //!
-//! Small objects (64 B – 1 KiB classes) are carved from the region too
+//! Small objects (24 B – 1 KiB classes) are carved from the region too
 //! ([`Region::carve`], issue 16 item 5): a class with no free object takes
 //! blocks of its object size, aligned like its slab objects, out of free
 //! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
 //! makes a slab, and out of any free block once the page source is
-//! exhausted. Such a block serves its class through the CPU caches like a
-//! slab object and comes back here, when the caches flush it, through
-//! [`Region::free_carved`]; its page-map entry (the chunk's) tells it from
-//! a slab object.
+//! exhausted; classes of 24–56 B only out of free blocks under 80 B, which
+//! no larger class fits. Such a block serves its class through the CPU
+//! caches like a slab object and comes back here, when the caches flush
+//! it, through [`Region::free_carved`]; its page-map entry (the chunk's)
+//! tells it from a slab object.
+//!
+//! A chunk added for a request that a block freed meanwhile (by another
+//! CPU, while the lock was dropped) served instead stays wholly free: it
+//! becomes the spare or goes back ([`Region::add_chunk_and_alloc`]).
 //!
 //! Header words are accessed atomically (relaxed): a neighbour's free sets
 //! or clears `PREV_FREE` in a used block's header under the lock while the
@@ -315,6 +320,38 @@ impl Region {
         self.chunks += 1;
         self.pages += pages;
         self.insert(block, size);
+    }
+
+    /// Adds the fresh chunk of `pages` pages at `chunk` (see
+    /// [`add_chunk`](Self::add_chunk)) and allocates a block of `need`
+    /// bytes for a request of `size` bytes, as [`alloc`](Self::alloc).
+    ///
+    /// The block may come from another chunk: between the failed `alloc`
+    /// that called for the chunk and this call (made without the lock),
+    /// another CPU may have freed a block that fits better. The fresh chunk
+    /// is then still wholly free; it becomes the spare, or is returned for
+    /// the caller to give back if there already is one (before, it stayed
+    /// in the region, empty and never given back).
+    pub(crate) fn add_chunk_and_alloc(
+        &mut self,
+        chunk: usize,
+        pages: usize,
+        need: usize,
+        size: usize,
+    ) -> (Option<usize>, Option<Released>) {
+        self.add_chunk(chunk, pages);
+        let payload = self.alloc(need, size);
+        let block = chunk + HEADER;
+        let word = header(block);
+        let bytes = word & !FLAGS;
+        if word & FREE == 0 || size_of(block + bytes) != 0 || self.spare == block {
+            return (payload, None);
+        }
+        if self.spare == 0 {
+            self.spare = block;
+            return (payload, None);
+        }
+        (payload, Some(self.unlink_chunk(block, bytes)))
     }
 
     /// Allocates a block of `need` bytes (from [`block_bytes`]) for a
@@ -646,6 +683,54 @@ mod tests {
         assert_eq!(bucket(511), (0, 31));
         assert_eq!(bucket(512), (1, 0));
         assert_eq!(bucket(1024 + 32), (2, 1));
+    }
+
+    /// A page-aligned run of `pages` pages, leaked.
+    fn run(pages: usize) -> usize {
+        let layout = std::alloc::Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap();
+        // SAFETY: a non-zero size; the memory is leaked, so it stays valid.
+        #[expect(unsafe_code, reason = "memory for a region under test")]
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        assert!(!ptr.is_null());
+        ptr.expose_provenance()
+    }
+
+    #[test]
+    fn a_fresh_chunk_left_unused_becomes_the_spare_or_goes_back() {
+        let mut region = Region::new();
+        let a = run(CHUNK_PAGES);
+        region.add_chunk(a, CHUNK_PAGES);
+        let x = region.alloc(block_bytes(2000), 2000).unwrap();
+        assert_eq!(x, a + 2 * HEADER);
+        // Chunk b arrives for a request that a's rest now fits better (as
+        // when another CPU freed a block meanwhile): b stays free, as the
+        // spare.
+        let b = run(CHUNK_PAGES);
+        let (y, released) = region.add_chunk_and_alloc(b, CHUNK_PAGES, block_bytes(1500), 1500);
+        let y = y.unwrap();
+        assert!((a..a + CHUNK_PAGES * PAGE_SIZE).contains(&y));
+        assert_eq!(released, None);
+        assert_eq!(region.spare, b + HEADER);
+        // With the spare taken, a third unused chunk goes back.
+        let c = run(CHUNK_PAGES);
+        let (z, released) = region.add_chunk_and_alloc(c, CHUNK_PAGES, block_bytes(1500), 1500);
+        assert!((a..a + CHUNK_PAGES * PAGE_SIZE).contains(&z.unwrap()));
+        assert_eq!(
+            released,
+            Some(Released {
+                chunk: c,
+                pages: CHUNK_PAGES
+            })
+        );
+        assert_eq!((region.chunks, region.pages), (2, 2 * CHUNK_PAGES));
+        // A chunk the block does come from is neither (a's rest is too
+        // small for it; d, listed last, is taken before the spare b).
+        let d = run(CHUNK_PAGES);
+        let (w, released) = region.add_chunk_and_alloc(d, CHUNK_PAGES, block_bytes(63_000), 63_000);
+        assert_eq!(w, Some(d + 2 * HEADER));
+        assert_eq!(released, None);
+        assert_eq!(region.spare, b + HEADER);
+        assert_eq!(region.chunks, 3);
     }
 
     #[test]

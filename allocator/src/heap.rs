@@ -743,6 +743,13 @@ impl SlabAllocator {
         );
     }
 
+    /// Descriptor pages held (tests tell them from page-map nodes, which
+    /// `AllocStats::metadata_bytes` counts with them).
+    #[cfg(test)]
+    pub(crate) fn desc_pages(&self) -> usize {
+        self.descs.pages()
+    }
+
     /// A snapshot of the allocator's counters (not atomic as a whole).
     pub fn stats(&self) -> AllocStats {
         let mut live = self.other_live_bytes.load(Ordering::Relaxed);

@@ -330,8 +330,19 @@ mod tests {
     use crate::source::{PageSource, SingleCpu};
     use std::boxed::Box;
 
+    /// A page source over `pages` pages (and its table page) that start on
+    /// a 2 MiB boundary, so that they all lie under one leaf: the tests
+    /// count nodes, and an arena the host placed across a boundary took a
+    /// second leaf (a flaky failure, more likely as other tests changed
+    /// the host heap's layout).
     fn env(pages: usize) -> (Env, &'static ArenaPages) {
-        let arena = Box::leak(Box::new_uninit_slice((pages + 1) * PAGE_SIZE));
+        const LEAF_SPAN: usize = FANOUT * PAGE_SIZE;
+        let bytes = (pages + 1) * PAGE_SIZE;
+        assert!(bytes <= LEAF_SPAN);
+        let buffer = Box::leak(Box::new_uninit_slice(bytes + LEAF_SPAN));
+        let start = buffer.as_ptr().addr();
+        let skip = start.next_multiple_of(LEAF_SPAN) - start;
+        let arena = &mut buffer[skip..skip + bytes];
         let source: &'static ArenaPages = Box::leak(Box::new(ArenaPages::new(arena)));
         (Env::for_tests(source, &SingleCpu), source)
     }

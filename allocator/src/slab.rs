@@ -2,9 +2,11 @@
 //! of partial and empty slabs behind the per-CPU caches.
 //!
 //! A slab is a run of `SLAB_PAGES[class]` pages cut into equal objects
-//! starting at the (page-aligned) first byte. Its descriptor lives apart,
-//! in a descriptor page, so objects keep their natural alignment; the page
-//! map points each of the slab's pages at it. Inside the slab, free objects
+//! starting at the (page-aligned) first byte. Its descriptor lives in the
+//! slab's tail, past its last object, when the tail has room for one
+//! ([`DESC_IN_TAIL`]; about half the classes), else apart, in a descriptor
+//! page; either way objects keep their natural alignment. The page map
+//! points each of the slab's pages at it. Inside the slab, free objects
 //! form a singly linked list through their first word, and objects never
 //! handed out yet are carved lazily from a bump index.
 //!
@@ -22,7 +24,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::descpool::DescPool;
 
-use crate::class::{CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, SLAB_OBJECTS, SLAB_PAGES};
+use crate::class::{
+    CLASS_BYTES, MAX_OBJECTS_PER_SLAB, NUM_CLASSES, PAGE_SIZE, SLAB_OBJECTS, SLAB_PAGES,
+};
 use crate::heap::Env;
 use crate::pagemap::PageMap;
 use crate::raw;
@@ -56,6 +60,22 @@ const PARTIAL: usize = 2;
 /// Occupancy buckets of partial slabs.
 const BUCKETS: usize = 8;
 const LISTS: usize = PARTIAL + BUCKETS;
+
+/// Whether the slabs of each class keep their descriptor in their tail (the
+/// bytes no object fits in, at the slab's end) instead of in a descriptor
+/// page. At the heap-efficiency workload's first failure about 360 slabs
+/// were in use: half of them carry their own descriptor this way, and the
+/// descriptor pages went from six to three.
+pub(crate) const DESC_IN_TAIL: [bool; NUM_CLASSES] = {
+    let mut out = [false; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let tail = SLAB_PAGES[c] * PAGE_SIZE - SLAB_OBJECTS[c] * CLASS_BYTES[c];
+        out[c] = tail >= DESC_BYTES;
+        c += 1;
+    }
+    out
+};
 
 /// A slab descriptor, by address (a word in the page map points at it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,9 +149,16 @@ pub(crate) fn create_slab(
 ) -> Option<Desc> {
     let pages = SLAB_PAGES[class];
     let base = raw::expose(env.pages.alloc_pages(pages)?);
-    let Some(desc) = descs.alloc(env) else {
-        raw::free_pages(env.pages, base, pages);
-        return None;
+    let desc = if DESC_IN_TAIL[class] {
+        // The last DESC_BYTES of the slab (64-byte aligned, as the slab
+        // ends on a page boundary), past the last object.
+        Desc(base + pages * PAGE_SIZE - DESC_BYTES)
+    } else {
+        let Some(desc) = descs.alloc(env) else {
+            raw::free_pages(env.pages, base, pages);
+            return None;
+        };
+        desc
     };
     for field in [FREE, CARVED, IN_USE, NEXT, PREV] {
         desc.set(field, 0);
@@ -145,7 +172,9 @@ pub(crate) fn create_slab(
         }
     }
     if !map.set(env, base, pages, desc.0) {
-        descs.free(env, desc);
+        if !DESC_IN_TAIL[class] {
+            descs.free(env, desc);
+        }
         raw::free_pages(env.pages, base, pages);
         return None;
     }
@@ -156,9 +185,12 @@ pub(crate) fn create_slab(
 /// Call with no lock held.
 pub(crate) fn release_slab(env: &Env, map: &PageMap, descs: &DescPool, desc: Desc) {
     let base = desc.base();
-    let pages = SLAB_PAGES[desc.class()];
+    let class = desc.class();
+    let pages = SLAB_PAGES[class];
     map.clear(env, base, pages);
-    descs.free(env, desc);
+    if !DESC_IN_TAIL[class] {
+        descs.free(env, desc);
+    }
     raw::free_pages(env.pages, base, pages);
 }
 

@@ -186,6 +186,57 @@ fn slabs_follow_the_live_set() {
 }
 
 #[test]
+fn a_slab_keeps_its_descriptor_in_its_tail_when_it_fits() {
+    use crate::class::{CLASS_BYTES, Kind, SLAB_OBJECTS, SLAB_PAGES, kind_of};
+    use crate::slab::{DESC_BYTES, DESC_IN_TAIL};
+    let (heap, pages) = heap(1 << 20);
+    // 320-byte objects: 25 in two pages, 192 bytes of tail (a descriptor
+    // of either build fits); 8-byte ones fill their page, no tail.
+    let big = layout8(320);
+    let Kind::Small(class) = kind_of(big) else {
+        panic!("320 B is a class")
+    };
+    let slab_bytes = SLAB_PAGES[class] * PAGE_SIZE;
+    assert!(slab_bytes - SLAB_OBJECTS[class] * CLASS_BYTES[class] >= DESC_BYTES);
+    assert!(DESC_IN_TAIL[class] && !DESC_IN_TAIL[0]);
+    let objects: Vec<*mut u8> = (0..SLAB_OBJECTS[class]).map(|_| alloc(heap, big)).collect();
+    let base = objects.iter().map(|&p| p as usize).min().unwrap();
+    for (i, &p) in objects.iter().enumerate() {
+        // One slab, and no object reaches its tail.
+        assert!(
+            p as usize + 320 <= base + slab_bytes - DESC_BYTES,
+            "object {i}"
+        );
+        fill(p, 320, i as u8);
+    }
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, slab_bytes, "{stats}");
+    // No descriptor page (the metadata is the page map's nodes); a slab
+    // of 8-byte objects needs one.
+    assert_eq!(heap.desc_pages(), 0);
+    let small = alloc(heap, layout8(8));
+    assert_eq!(heap.desc_pages(), 1);
+    free(heap, small, layout8(8));
+    for (i, &p) in objects.iter().enumerate() {
+        assert!(holds(p, 320, i as u8), "object {i} overwritten");
+    }
+    for p in objects {
+        free(heap, p, big);
+    }
+    assert_all_returned(heap, pages);
+}
+
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "double free")]
+fn a_double_free_in_a_slab_with_its_descriptor_in_the_tail_panics() {
+    let (heap, _) = heap(1 << 20);
+    let p = alloc(heap, layout8(320));
+    free(heap, p, layout8(320));
+    free(heap, p, layout8(320));
+}
+
+#[test]
 fn out_of_memory_returns_null_and_recovers() {
     let (heap, pages) = heap(if cfg!(miri) { 96 << 10 } else { 256 << 10 });
     for size in [24, 1000, 5000] {

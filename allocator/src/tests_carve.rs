@@ -67,6 +67,61 @@ fn small_objects_fill_holes_too_small_for_middle_blocks() {
 }
 
 #[test]
+fn tiny_objects_fill_only_holes_no_larger_class_fits() {
+    let (heap, pages) = heap(1 << 20);
+    let (middle, big_hole) = chunk_with_a_dead_hole(heap);
+    // A 64-byte hole: a 1448-byte request takes 1456 of a freed
+    // 1520-byte block (the 480-byte hole is too small for it).
+    let a = alloc(heap, layout(1500));
+    let b = alloc(heap, layout(2000));
+    free(heap, a, layout(1500));
+    let c = alloc(heap, layout(1448));
+    assert_eq!(c, a);
+    let hole = c as usize - 8 + block_bytes(1448);
+    assert_eq!(hole + 64, b as usize - 8);
+    let free_before = heap.stats().region_free_bytes;
+    // 16-byte objects are never carved (a 32-byte block would double them).
+    let sixteen = alloc(heap, layout(16));
+    let stats = heap.stats();
+    assert!(
+        stats.slab_bytes > 0 && stats.region_small_bytes == 0,
+        "{stats}"
+    );
+    // 24-byte objects take 32-byte blocks: two fill the 64-byte hole.
+    let tiny = layout(24);
+    let objects: Vec<*mut u8> = (0..2).map(|_| alloc(heap, tiny)).collect();
+    for (i, &p) in objects.iter().enumerate() {
+        assert!((hole..hole + 64).contains(&(p as usize)), "object {i}");
+        fill(p, 24, i as u8 + 1);
+    }
+    let stats = heap.stats();
+    assert_eq!(stats.region_small_bytes, 64, "{stats}");
+    assert_eq!(stats.region_free_bytes, free_before - 64);
+    // The next one comes from a slab, not from the 480-byte hole, which
+    // larger classes can use.
+    let slab_before = stats.slab_bytes;
+    let third = alloc(heap, tiny);
+    assert!(!(big_hole..big_hole + 480).contains(&(third as usize)));
+    let stats = heap.stats();
+    assert_eq!(stats.region_small_bytes, 64, "{stats}");
+    assert_eq!(stats.region_free_bytes, free_before - 64);
+    assert!(stats.slab_bytes > slab_before, "{stats}");
+    for (i, &p) in objects.iter().enumerate() {
+        assert!(holds(p, 24, i as u8 + 1));
+    }
+    for p in objects.into_iter().chain([third]) {
+        free(heap, p, tiny);
+    }
+    free(heap, sixteen, layout(16));
+    free(heap, c, layout(1448));
+    free(heap, b, layout(2000));
+    for (p, size) in middle.into_iter().zip([2000, 1025, 2000]) {
+        free(heap, p, layout(size));
+    }
+    assert_all_returned(heap, pages);
+}
+
+#[test]
 fn once_pages_run_out_small_objects_come_from_any_free_block() {
     let (heap, pages) = heap(48 * PAGE_SIZE);
     // A chunk with one used block; the rest of it is one free block.
@@ -129,7 +184,7 @@ fn threads_share_carved_objects_and_middle_blocks() {
                     let size = if i % 2 == 0 {
                         1025 + (i * 997 + t * 131) % 7000
                     } else {
-                        64 + (i * 37 + t * 11) % 960
+                        24 + (i * 37 + t * 11) % 1000
                     };
                     let ptr = alloc(heap, layout(size));
                     assert!(!ptr.is_null());
