@@ -11,19 +11,34 @@ use crate::tests::{
     alloc, assert_all_returned, fill, free, free_held, heap, holds, layout8 as layout,
 };
 
+/// Frees the middle block `freed` (of a `freed_size`-byte request) and
+/// takes its front back with a `taken`-byte request, leaving a free hole
+/// of `hole_bytes` before the block `next`: returns the new block and the
+/// hole's first byte.
+fn refill_front(
+    heap: &crate::SlabAllocator,
+    (freed, freed_size): (*mut u8, usize),
+    taken: usize,
+    next: *mut u8,
+    hole_bytes: usize,
+) -> (*mut u8, usize) {
+    free(heap, freed, layout(freed_size));
+    let w = alloc(heap, layout(taken));
+    assert_eq!(w, freed);
+    let hole = w as usize - 8 + block_bytes(taken);
+    assert_eq!(hole + hole_bytes, next as usize - 8);
+    (w, hole)
+}
+
 /// A chunk with a 480-byte hole (too small for any middle block) between
 /// two used middle blocks: returns the blocks and the hole's first byte.
 fn chunk_with_a_dead_hole(heap: &crate::SlabAllocator) -> ([*mut u8; 3], usize) {
     let x = alloc(heap, layout(2000));
     let y = alloc(heap, layout(1500));
     let z = alloc(heap, layout(2000));
-    free(heap, y, layout(1500));
     // The smallest middle block (1040 bytes) takes the front of y's
     // 1520-byte block; the 480 bytes after it can hold no middle block.
-    let w = alloc(heap, layout(1025));
-    assert_eq!(w, y);
-    let hole = w as usize - 8 + block_bytes(1025);
-    assert_eq!(hole + 480, z as usize - 8);
+    let (w, hole) = refill_front(heap, (y, 1500), 1025, z, 480);
     ([x, w, z], hole)
 }
 
@@ -74,11 +89,7 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
     // 1520-byte block (the 480-byte hole is too small for it).
     let a = alloc(heap, layout(1500));
     let b = alloc(heap, layout(2000));
-    free(heap, a, layout(1500));
-    let c = alloc(heap, layout(1448));
-    assert_eq!(c, a);
-    let hole = c as usize - 8 + block_bytes(1448);
-    assert_eq!(hole + 64, b as usize - 8);
+    let (c, hole) = refill_front(heap, (a, 1500), 1448, b, 64);
     let free_before = heap.stats().region_free_bytes;
     // 16-byte objects are never carved (a 32-byte block would double them).
     let sixteen = alloc(heap, layout(16));
