@@ -347,11 +347,7 @@ impl Region {
         if word & FREE == 0 || size_of(block + bytes) != 0 || self.spare == block {
             return (payload, None);
         }
-        if self.spare == 0 {
-            self.spare = block;
-            return (payload, None);
-        }
-        (payload, Some(self.unlink_chunk(block, bytes)))
+        (payload, self.spare_or_release(block, bytes))
     }
 
     /// Allocates a block of `need` bytes (from [`block_bytes`]) for a
@@ -429,6 +425,13 @@ impl Region {
             return None;
         }
         // The whole chunk is free.
+        self.spare_or_release(block, bytes)
+    }
+
+    /// A wholly free chunk, its one free block `block` of `bytes`: kept as
+    /// the spare if there is none, else taken out of the region for the
+    /// caller to give back.
+    fn spare_or_release(&mut self, block: usize, bytes: usize) -> Option<Released> {
         if self.spare == 0 {
             self.spare = block;
             return None;

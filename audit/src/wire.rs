@@ -2,8 +2,9 @@
 //! header, in smoltcp's wire style: a `field` module of byte ranges per
 //! structure, little-endian integers (the compact parts of records in as
 //! many bytes as their value needs, the count kept in a size field), and
-//! checked accessors that never panic on a short or hostile slice. `docs/AUDIT.md` documents the same layout byte by byte; keep the
-//! two in step.
+//! checked accessors that never panic on a short or hostile slice.
+//! `docs/AUDIT.md` documents the same layout byte by byte; keep the two in
+//! step.
 
 use core::ops::Range;
 
