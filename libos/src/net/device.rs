@@ -41,6 +41,9 @@ const TX_BACKLOG_FRAMES: usize = 64;
 pub(crate) struct NicPhy {
     dev: Arc<dyn NetDevice>,
     rx_buf: Vec<u8>,
+    /// The length of a frame in `rx_buf` fetched by [`Self::peek`] and not
+    /// yet given to smoltcp.
+    rx_ahead: Option<usize>,
     tx_buf: Vec<u8>,
     backlog: VecDeque<Vec<u8>>,
     /// Shared with [`super::NetStack::counters`].
@@ -63,6 +66,7 @@ impl NicPhy {
         Self {
             dev,
             rx_buf: vec![0; max],
+            rx_ahead: None,
             tx_buf: Vec::with_capacity(max),
             backlog: VecDeque::new(),
             counters,
@@ -88,6 +92,33 @@ impl NicPhy {
     /// Sends held-back frames; returns whether some are still waiting.
     pub(crate) fn flush(&mut self) -> bool {
         flush(&*self.dev, &mut self.backlog)
+    }
+
+    /// The next received frame, fetched from the card now if none is
+    /// waiting, without taking it: smoltcp's next `receive` gets it. The
+    /// stack reads its connection first, to bring a parked socket back
+    /// (`super::sockets`).
+    pub(crate) fn peek(&mut self) -> Option<&[u8]> {
+        if self.rx_ahead.is_none() {
+            self.rx_ahead = self.fetch();
+        }
+        let n = self.rx_ahead?;
+        self.rx_buf.get(..n)
+    }
+
+    /// Takes one frame from the card into `rx_buf`; its length.
+    fn fetch(&mut self) -> Option<usize> {
+        match self.dev.receive(&mut self.rx_buf) {
+            Ok(Some(n)) => {
+                NetCounters::bump(&self.counters.rx_frames);
+                Some(n.min(self.rx_buf.len()))
+            }
+            Ok(None) => None,
+            Err(_) => {
+                NetCounters::bump(&self.counters.rx_errors);
+                None
+            }
+        }
     }
 }
 
@@ -150,15 +181,10 @@ impl phy::Device for NicPhy {
 
     fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         flush(&*self.dev, &mut self.backlog);
-        let n = match self.dev.receive(&mut self.rx_buf) {
-            Ok(Some(n)) => n.min(self.rx_buf.len()),
-            Ok(None) => return None,
-            Err(_) => {
-                NetCounters::bump(&self.counters.rx_errors);
-                return None;
-            }
+        let n = match self.rx_ahead.take() {
+            Some(n) => n,
+            None => self.fetch()?,
         };
-        NetCounters::bump(&self.counters.rx_frames);
         let counters = &self.counters;
         Some((
             NicRxToken {

@@ -6,31 +6,45 @@
 //! it is for); so every poll costs in proportion to the connections open,
 //! idle or not. Here an interface's sockets are either in `active`, the
 //! `SocketSet` smoltcp polls, or parked, kept aside where smoltcp never
-//! looks. A TCP connection is parked
-//! when smoltcp has nothing to do for it until a packet arrives
-//! (established or close-wait, and its own `poll_at` — asked of smoltcp
-//! with the socket alone in a one-slot set — is "on ingress": nothing to
-//! send, no retransmission, delayed-ACK, keep-alive or timeout timer). It
-//! then changes only when
+//! looks. A TCP connection is parked when smoltcp has nothing to do for
+//! it until a packet arrives or a timer of its own is at least
+//! [`PARK_MIN_SLEEP`] away (established or close-wait, and its own
+//! `poll_at` — asked of smoltcp with the socket alone in a one-slot set —
+//! is "on ingress" or that far off: nothing to send, no retransmission or
+//! delayed ACK due; a keep-alive timer, which Redis sets on every
+//! connection, is minutes away). It then changes only when
 //! - a packet arrives for it: the stack looks at the next packet before
 //!   smoltcp takes it and calls [`Sockets::unpark_flow`] with its
-//!   connection (local, remote), found in a map, or
+//!   connection (local, remote), found in a map,
 //! - the program uses it: [`Sockets::get_mut`] moves it back first
-//!   ([`Sockets::get`] reads it where it is).
+//!   ([`Sockets::get`] reads it where it is), or
+//! - its timer is due: [`Sockets::begin_poll`] at the start of every poll
+//!   moves it back, and [`Sockets::next_wake`] tells the stack's `poll_at`
+//!   when that is.
+//!
+//! Only a connection the program and the network have left alone for
+//! [`PARK_AFTER_IDLE`] is a candidate, and the candidates are looked at
+//! every [`PARK_PASS_EVERY`] at most: parking moves the socket (about a
+//! kilobyte) out of smoltcp's set and unparking back, so a connection in
+//! use — a request every millisecond from a benchmark's client — would
+//! cost more to park at every idle moment than to walk (measured: a
+//! Redis request 20,173 → 38,619 instructions with parking at once on
+//! the external interface; docs/PERFORMANCE.md).
 //!
 //! Parking starts only when more than [`PARK_ABOVE`] sockets are polled.
 //! Moving a socket between sets changes its smoltcp handle, so the rest
 //! of the stack holds a [`SocketHandle`] of this module, which stays.
 //! Parking is only enabled where the stack can see packets before smoltcp
-//! does (the loopback interfaces).
+//! does: the loopback interfaces (their queue) and the external one (the
+//! card's next frame, fetched ahead by `NicPhy::peek`).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Interface, SocketHandle as SetHandle, SocketSet};
 use smoltcp::socket::{AnySocket, Socket, tcp};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 
 use super::arrivals::Flow;
 
@@ -50,15 +64,29 @@ impl core::fmt::Display for SocketHandle {
 /// connection open took about 9% longer; docs/PERFORMANCE.md).
 pub(crate) const PARK_ABOVE: usize = 8;
 
+/// A connection whose own timer is due sooner than this stays polled: a
+/// delayed ACK (10 ms) or a retransmission is not worth a park and an
+/// unpark; a keep-alive probe (Linux's default 2 h, Redis's 5 min) is.
+pub(crate) const PARK_MIN_SLEEP: Duration = Duration::from_millis(500);
+
+/// A connection is a candidate for parking once neither the program nor
+/// a received packet has touched it for this long.
+pub(crate) const PARK_AFTER_IDLE: Duration = Duration::from_millis(250);
+
+/// Candidates are looked for at most this often (a pass looks up every
+/// polled connection).
+pub(crate) const PARK_PASS_EVERY: Duration = Duration::from_millis(100);
+
 /// Where a socket is.
 #[derive(Debug)]
 enum Place {
     Active(SetHandle),
-    /// Parked, with its connection (the key in `Sockets::by_flow`). Kept
+    /// Parked, with its connection (the key in `Sockets::by_flow`) and
+    /// when its own timer is due (then also in `Sockets::wakes`). Kept
     /// here rather than in a second `SocketSet`, whose `add` looks for a
     /// free slot from the start: parking and unparking cost the same
     /// however many connections are parked.
-    Parked(Box<Socket<'static>>, Flow),
+    Parked(Box<Socket<'static>>, Flow, Option<Instant>),
 }
 
 /// An interface's sockets: those smoltcp polls and those it need not.
@@ -68,11 +96,20 @@ pub(crate) struct Sockets {
     probe: SocketSet<'static>,
     /// Indexed by [`SocketHandle`]; `None`: free.
     places: Vec<Option<Place>>,
+    /// Indexed by [`SocketHandle`]: when the program or a packet last
+    /// touched the socket (as of the poll then running).
+    touched: Vec<Instant>,
+    /// The time of the poll running or last run.
+    now: Instant,
+    /// No parking pass before this.
+    next_pass: Instant,
     free: Vec<usize>,
     /// The [`SocketHandle`] of each socket in `active`.
     owner: BTreeMap<SetHandle, usize>,
     /// Parked sockets by connection (local, remote).
     by_flow: BTreeMap<Flow, usize>,
+    /// Parked sockets with a timer, by when it is due.
+    wakes: BTreeSet<(Instant, usize)>,
     parking: bool,
     /// Scratch list of parking candidates (kept to reuse its memory).
     candidates: Vec<SetHandle>,
@@ -94,9 +131,13 @@ impl Sockets {
             active: SocketSet::new(Vec::new()),
             probe: SocketSet::new(Vec::new()),
             places: Vec::new(),
+            touched: Vec::new(),
+            now: Instant::ZERO,
+            next_pass: Instant::ZERO,
             free: Vec::new(),
             owner: BTreeMap::new(),
             by_flow: BTreeMap::new(),
+            wakes: BTreeSet::new(),
             parking,
             candidates: Vec::new(),
         }
@@ -109,10 +150,12 @@ impl Sockets {
         let i = match self.free.pop() {
             Some(i) => {
                 self.places[i] = place;
+                self.touched[i] = self.now;
                 i
             }
             None => {
                 self.places.push(place);
+                self.touched.push(self.now);
                 self.places.len() - 1
             }
         };
@@ -135,8 +178,8 @@ impl Sockets {
                 self.owner.remove(&at);
                 self.active.remove(at)
             }
-            Some(Place::Parked(socket, flow)) => {
-                self.by_flow.remove(&flow);
+            Some(Place::Parked(socket, flow, wake)) => {
+                self.forget_parked(&flow, wake, h.0);
                 *socket
             }
             None => unreachable!("checked above"),
@@ -149,7 +192,7 @@ impl Sockets {
     pub(crate) fn get<T: AnySocket<'static>>(&self, h: SocketHandle) -> &T {
         match self.place(h) {
             Place::Active(at) => self.active.get(*at),
-            Place::Parked(socket, _) => {
+            Place::Parked(socket, ..) => {
                 T::downcast(socket).expect("handle refers to a socket of a wrong type")
             }
         }
@@ -164,17 +207,47 @@ impl Sockets {
 
     /// Moves `h` to the polled set if parked; returns its handle there.
     fn unpark(&mut self, h: SocketHandle) -> SetHandle {
-        if let Place::Active(at) = self.place(h) {
-            return *at;
+        let at = match self.place(h) {
+            Place::Active(at) => Some(*at),
+            Place::Parked(..) => None,
+        };
+        self.touched[h.0] = self.now;
+        if let Some(at) = at {
+            return at;
         }
-        let Some(Place::Parked(socket, flow)) = self.places[h.0].take() else {
+        let Some(Place::Parked(socket, flow, wake)) = self.places[h.0].take() else {
             unreachable!("checked above");
         };
-        self.by_flow.remove(&flow);
+        self.forget_parked(&flow, wake, h.0);
         let at = self.active.add(*socket);
         self.owner.insert(at, h.0);
         self.places[h.0] = Some(Place::Active(at));
         at
+    }
+
+    /// Takes parked socket `i` of `flow`, due at `wake`, out of the maps.
+    fn forget_parked(&mut self, flow: &Flow, wake: Option<Instant>, i: usize) {
+        self.by_flow.remove(flow);
+        if let Some(t) = wake {
+            self.wakes.remove(&(t, i));
+        }
+    }
+
+    /// Starts a poll at `now`: moves every parked socket whose timer is
+    /// due back to the polled set, so smoltcp serves the timer.
+    pub(crate) fn begin_poll(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(&(t, i)) = self.wakes.first() {
+            if t > now {
+                break;
+            }
+            self.unpark(SocketHandle(i));
+        }
+    }
+
+    /// When the earliest timer of a parked socket is due.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        self.wakes.first().map(|&(t, _)| t)
     }
 
     /// Whether any socket is parked.
@@ -223,7 +296,7 @@ impl Sockets {
             .by_flow
             .values()
             .filter_map(|&i| match self.place(SocketHandle(i)) {
-                Place::Parked(s, _) => Some((SocketHandle(i), &**s)),
+                Place::Parked(s, ..) => Some((SocketHandle(i), &**s)),
                 Place::Active(_) => None,
             });
         active.chain(parked)
@@ -232,14 +305,29 @@ impl Sockets {
     /// Parks every polled connection that smoltcp has nothing to do for
     /// until a packet arrives (see the module docs). `iface` is the
     /// interface the sockets belong to.
+    /// Inlined: the stack calls it at the end of every poll, and nearly
+    /// every call ends at this check.
+    #[inline]
     pub(crate) fn park_idle(&mut self, iface: &mut Interface, now: Instant) {
-        if !self.parking || self.owner.len() <= PARK_ABOVE {
-            return;
+        if self.parking && self.owner.len() > PARK_ABOVE && now >= self.next_pass {
+            self.park_pass(iface, now);
         }
+    }
+
+    /// [`Self::park_idle`]'s pass over the polled connections.
+    fn park_pass(&mut self, iface: &mut Interface, now: Instant) {
+        self.next_pass = now + PARK_PASS_EVERY;
         let mut candidates = core::mem::take(&mut self.candidates);
         candidates.clear();
+        let (owner, touched) = (&self.owner, &self.touched);
+        let untouched = |at: &SetHandle| {
+            owner
+                .get(at)
+                .and_then(|&i| touched.get(i))
+                .is_some_and(|&t| t + PARK_AFTER_IDLE <= now)
+        };
         candidates.extend(self.active.iter().filter_map(|(at, s)| match s {
-            Socket::Tcp(t) if parkable(t) => Some(at),
+            Socket::Tcp(t) if parkable(t) && untouched(&at) => Some(at),
             _ => None,
         }));
         for &at in &candidates {
@@ -247,7 +335,9 @@ impl Sockets {
                 continue;
             };
             let probe = self.probe.add(self.active.remove(at));
-            let idle = iface.poll_at(now, &self.probe).is_none();
+            // `None`: nothing until a packet comes; else its timer.
+            let wake = iface.poll_at(now, &self.probe);
+            let idle = wake.is_none_or(|t| t >= now + PARK_MIN_SLEEP);
             let socket = self.probe.remove(probe);
             let flow = match &socket {
                 Socket::Tcp(t) => flow(t),
@@ -256,7 +346,10 @@ impl Sockets {
             let place = match flow {
                 Some(flow) if idle && !self.by_flow.contains_key(&flow) => {
                     self.by_flow.insert(flow, i);
-                    Place::Parked(Box::new(socket), flow)
+                    if let Some(t) = wake {
+                        self.wakes.insert((t, i));
+                    }
+                    Place::Parked(Box::new(socket), flow, wake)
                 }
                 _ => {
                     let at = self.active.add(socket);
@@ -277,11 +370,8 @@ fn flow(t: &tcp::Socket) -> Option<Flow> {
 }
 
 /// Whether a TCP socket is in a state worth parking (the probe then
-/// decides): a connection both sides have opened, with nothing queued
-/// to send and no timers of its own configured.
+/// decides, its timers included): a connection both sides have opened,
+/// with nothing queued to send.
 fn parkable(t: &tcp::Socket) -> bool {
-    matches!(t.state(), tcp::State::Established | tcp::State::CloseWait)
-        && t.send_queue() == 0
-        && t.keep_alive().is_none()
-        && t.timeout().is_none()
+    matches!(t.state(), tcp::State::Established | tcp::State::CloseWait) && t.send_queue() == 0
 }

@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult};
-use smoltcp::phy::Device;
+use smoltcp::phy::{Device, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpListenEndpoint};
@@ -264,9 +264,21 @@ impl Inner {
         if !self.lo6.sockets.active_is_empty() || !self.lo6.phy.inner.is_empty() {
             changed |= self.poll_loopback(IfaceId::Loopback6, now);
         }
-        if self.ext.is_some() {
+        if let Some(ext) = self.ext.as_mut() {
+            ext.sockets.begin_poll(now);
             while let Some(result) = self.ext.as_mut().and_then(|ext| {
                 ext.phy.inner.flush();
+                // As on loopback: a parked connection the next frame is
+                // for goes back to the polled sockets first.
+                if ext.sockets.any_parked()
+                    && let Some(flow) = ext
+                        .phy
+                        .inner
+                        .peek()
+                        .and_then(|f| tcp_flow_of(f, Medium::Ethernet))
+                {
+                    ext.sockets.unpark_flow(&flow);
+                }
                 ingress(ext, now)
             }) {
                 let mut requests = false;
@@ -281,6 +293,7 @@ impl Inner {
             }
             if let Some(ext) = self.ext.as_mut() {
                 changed |= egress(ext, now);
+                ext.sockets.park_idle(&mut ext.iface, now);
             }
         }
         self.reap();
@@ -295,7 +308,9 @@ impl Inner {
         // round walks the sockets once (every walk visits each socket, idle
         // or not, so its cost grows with the connections open): a walk that
         // sends nothing ends the loop, as nothing new can then arrive.
-        self.loopback(id).iface.poll_maintenance(now);
+        let lo = self.loopback(id);
+        lo.sockets.begin_poll(now);
+        lo.iface.poll_maintenance(now);
         for _ in 0..LOOPBACK_ROUNDS {
             while let Some(result) = {
                 // A parked connection the next packet is for goes back to
@@ -391,7 +406,13 @@ impl Inner {
             .ext
             .as_mut()
             .and_then(|e| e.iface.poll_at(now, e.sockets.active()));
-        [lo, lo6, ext].into_iter().flatten().min()
+        // And the timers of the parked ones.
+        let parked = [
+            self.lo.sockets.next_wake(),
+            self.lo6.sockets.next_wake(),
+            self.ext.as_ref().and_then(|e| e.sockets.next_wake()),
+        ];
+        [lo, lo6, ext].into_iter().chain(parked).flatten().min()
     }
 }
 
@@ -485,9 +506,8 @@ impl NetStack {
             }
             Iface {
                 iface,
-                // Its packets reach smoltcp straight from the card: no
-                // parking (the stack cannot see them first).
-                sockets: Sockets::new(false),
+                // Its frames are peeked at before smoltcp takes them.
+                sockets: Sockets::new(true),
                 phy: Observed::new(phy),
             }
         });
@@ -598,6 +618,9 @@ impl NetStack {
         let inner = self.inner.lock();
         let mut flows = inner.lo.sockets.parked_flows();
         flows.extend(inner.lo6.sockets.parked_flows());
+        if let Some(ext) = &inner.ext {
+            flows.extend(ext.sockets.parked_flows());
+        }
         flows
     }
 
@@ -605,6 +628,12 @@ impl NetStack {
     pub(crate) fn polled_sockets(&self) -> usize {
         let inner = self.inner.lock();
         inner.lo.sockets.active_len() + inner.lo6.sockets.active_len()
+    }
+
+    /// How many sockets smoltcp polls on the external interface.
+    pub(crate) fn polled_external_sockets(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.ext.as_ref().map_or(0, |e| e.sockets.active_len())
     }
 
     /// Every TCP socket's state and queues (for test failure messages).

@@ -8,6 +8,7 @@ use core::net::SocketAddr;
 
 use super::*;
 use crate::net::sockets::PARK_ABOVE;
+use crate::platform::Clock;
 
 const SOL_SOCKET: u64 = 1;
 const SO_KEEPALIVE: u64 = 9;
@@ -119,22 +120,47 @@ fn a_parked_end_sees_its_peer_close() {
 }
 
 #[test]
-fn a_connection_with_a_timer_of_its_own_is_not_parked() {
-    // SO_KEEPALIVE gives smoltcp a timer for the connection: it must stay
-    // in the polled sockets for its probes to go out.
+fn a_parked_connection_wakes_for_its_keep_alive_probe() {
+    // SO_KEEPALIVE gives smoltcp a timer for the connection: parked, it
+    // leaves the polled sockets, and the stack asks to be polled when the
+    // probe is due and brings it back then.
     let h = setup();
     let net = h.p.net.clone();
     let lfd = h.listener([127, 0, 0, 1], 7073, 0);
     let sa = h.sin(MEM, [127, 0, 0, 1], 7073);
     let c = h.socket(SOCK_STREAM);
     assert_eq!(h.set_int_opt(c, SOL_SOCKET, SO_KEEPALIVE, 1), 0);
+    assert_eq!(h.set_int_opt(c, IPPROTO_TCP, TCP_KEEPIDLE, 10), 0);
     assert_eq!(h.call("connect", &[c, sa, 16]), 0);
     let s = h.call("accept", &[lfd, 0, 0]) as u64;
     let _others = connections(&h, 7076, 8);
     settle(&h);
-    assert!(parked(&h, s), "{}", net.describe());
-    assert!(!parked(&h, c), "{}", net.describe());
+    assert!(parked(&h, s) && parked(&h, c), "{}", net.describe());
+    // The stack wants a poll when the probe is due, 10 s after the last
+    // segment, no sooner than the minimum a parked timer waits.
+    let now = h.m.monotonic_ns();
+    let due = net.poll_at().expect("a parked timer to poll for");
+    assert!(
+        (now + 8_000_000_000..=now + 10_000_000_000).contains(&due),
+        "{now} {due}"
+    );
+    // Due: the connection is polled again, its probe goes out and is
+    // answered, which starts the next period (were it left parked, the
+    // stack would still ask for a poll at `due`, now past).
+    h.m.advance_ns(due - now);
+    h.p.net.poll();
+    let next = net.poll_at().expect("the next probe");
+    assert!(next >= due + 9_000_000_000, "{due} {next}");
+    // And it still carries data.
+    let msg = h.put(MEM + 0x100, b"alive");
+    assert_eq!(h.call("write", &[c, msg, 5]), 5);
+    assert_eq!(h.call("read", &[s, MEM + 0x200, 100]), 5);
 }
+
+/// The keep-alive probe: smoltcp sends one as the option is set, and one
+/// each idle period after; a period is `TCP_KEEPIDLE` seconds.
+const IPPROTO_TCP: u64 = 6;
+const TCP_KEEPIDLE: u64 = 4;
 
 #[test]
 fn connections_nobody_accepted_yet_are_parked_and_accepted_later() {
@@ -166,4 +192,54 @@ fn connections_nobody_accepted_yet_are_parked_and_accepted_later() {
         assert_eq!(h.call("write", &[c, msg, 2]), 2);
         assert_eq!(h.call("read", &[s as u64, MEM + 0x200, 100]), 2);
     }
+}
+
+#[test]
+fn idle_connections_over_the_card_are_parked_and_frames_bring_them_back() {
+    // The external interface: the stack reads the connection of the
+    // card's next frame before smoltcp takes it (`NicPhy::peek`).
+    let (server, client) = two_hosts();
+    let _tick = ticker(&[&server, &client]);
+    let lfd = server.listener([0, 0, 0, 0], 7080, 0);
+    let sa = client.sin(MEM, [10, 0, 2, 15], 7080);
+    let pairs: Vec<(u64, u64)> = (0..12)
+        .map(|_| {
+            let c = client.socket(SOCK_STREAM);
+            assert_eq!(client.call("connect", &[c, sa, 16]), 0);
+            // Redis's setting: a keep-alive timer on every connection.
+            let s = server.call("accept", &[lfd, 0, 0]);
+            assert!(s >= 0, "accept: {s}");
+            assert_eq!(server.set_int_opt(s as u64, SOL_SOCKET, SO_KEEPALIVE, 1), 0);
+            (c, s as u64)
+        })
+        .collect();
+    // Until the delayed ACKs and the first keep-alive probes are done.
+    let idle = |h: &H| {
+        (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            h.p.net.polled_external_sockets() <= PARK_ABOVE
+        })
+    };
+    assert!(idle(&server), "{}", server.p.net.describe());
+    assert!(server.p.net.parked().len() >= 12 - PARK_ABOVE);
+    // Every connection carries a request and its answer, in and out of
+    // the parked set.
+    for round in 0..2 {
+        for (i, &(c, s)) in pairs.iter().enumerate() {
+            let msg = format!("request {round}.{i}");
+            let at = client.put(MEM + 0x100, msg.as_bytes());
+            let n = msg.len() as u64;
+            assert_eq!(client.call("write", &[c, at, n]), n as i64);
+            assert_eq!(server.call("read", &[s, MEM + 0x200, 100]), n as i64);
+            assert_eq!(server.get(MEM + 0x200, msg.len()), msg.as_bytes());
+            assert_eq!(server.call("write", &[s, MEM + 0x200, n]), n as i64);
+            assert_eq!(client.call("read", &[c, MEM + 0x300, 100]), n as i64);
+            assert_eq!(client.get(MEM + 0x300, msg.len()), msg.as_bytes());
+        }
+        assert!(idle(&server), "{}", server.p.net.describe());
+    }
+    // A parked end sees its peer close.
+    let (c, s) = pairs[0];
+    assert_eq!(client.call("close", &[c]), 0);
+    assert_eq!(server.call("read", &[s, MEM + 0x200, 100]), 0);
 }
