@@ -38,7 +38,8 @@
 //!
 //! Small objects (24 B – 1 KiB classes) are carved from the region too
 //! ([`Region::carve`], issue 16 item 5): a class with no free object takes
-//! blocks of its object size, aligned like its slab objects, out of free
+//! blocks of its object size (16-byte aligned, as every payload, or at the
+//! class's alignment for a request aligned beyond that), out of free
 //! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
 //! makes a slab, and out of any free block once the page source is
 //! exhausted; classes of 24–56 B only out of free blocks under 80 B, which

@@ -198,11 +198,24 @@ pub(crate) const fn can_lend(lender: usize, borrower: usize) -> bool {
         && CLASS_BYTES[lender].trailing_zeros() >= CLASS_BYTES[borrower].trailing_zeros()
 }
 
+/// Alignment of every slab object of `class`: the largest power of two
+/// dividing its size (objects sit at multiples of it from a page boundary).
+#[inline]
+pub(crate) const fn natural_align(class: usize) -> usize {
+    let bytes = CLASS_BYTES[class];
+    bytes & bytes.wrapping_neg()
+}
+
 /// Where a request is served from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A slab object of this class.
+    /// A slab object of this class (alignment ≤ 16: any object in the
+    /// class's CPU lists will do, carved ones included).
     Small(usize),
+    /// An object of this class for a request aligned to more than 16
+    /// bytes: it needs the class's natural alignment ([`natural_align`]),
+    /// which a block carved from the best-fit region may lack.
+    Aligned(usize),
     /// A block of the best-fit region (middle sizes, alignment ≤ 16).
     Mid,
     /// A run of this many whole pages from the page source.
@@ -233,8 +246,11 @@ fn kind_of_other(size: usize, align: usize) -> Kind {
         return Kind::Mid;
     }
     if size <= MAX_SMALL_BYTES {
-        if align <= PAGE_SIZE {
+        if align <= crate::bestfit::MID_ALIGN {
             return Kind::Small(aligned_class(size, align));
+        }
+        if align <= PAGE_SIZE {
+            return Kind::Aligned(aligned_class(size, align));
         }
     } else if align <= PAGE_SIZE {
         return Kind::Large(size.div_ceil(PAGE_SIZE));
@@ -324,11 +340,14 @@ mod tests {
                     assert_eq!(kind_of(layout), Kind::Mid);
                     continue;
                 }
-                let Kind::Small(c) = kind_of(layout) else {
-                    panic!()
+                let c = match kind_of(layout) {
+                    Kind::Small(c) if align <= crate::bestfit::MID_ALIGN => c,
+                    Kind::Aligned(c) if align > crate::bestfit::MID_ALIGN => c,
+                    other => panic!("size {size} align {align} is {other:?}"),
                 };
                 assert!(CLASS_BYTES[c] >= size);
                 assert_eq!(CLASS_BYTES[c] % align, 0);
+                assert!(natural_align(c) >= align);
             }
         }
         let big = Layout::from_size_align(MAX_CLASS_BYTES + 1, 4096).unwrap();

@@ -18,7 +18,7 @@ use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bestfit::Region;
+use crate::bestfit::{MID_ALIGN, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
@@ -31,6 +31,7 @@ use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};
 
+mod aligned;
 mod mid;
 
 /// CPU caches the allocator has; `cpu_id` is folded modulo this.
@@ -212,6 +213,7 @@ impl SlabAllocator {
     fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
+            Kind::Aligned(class) => self.alloc_aligned(env, class, size),
             Kind::Mid => self.alloc_mid(env, size),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
@@ -245,7 +247,9 @@ impl SlabAllocator {
         };
         let object = ptr.expose_provenance();
         match kind_of(layout) {
-            Kind::Small(class) => self.free_small(env, class, object, layout.size()),
+            Kind::Small(class) | Kind::Aligned(class) => {
+                self.free_small(env, class, object, layout.size())
+            }
             Kind::Mid => self.free_mid(env, object, layout.size()),
             Kind::Large(pages) => self.free_large(env, object, pages, layout.size()),
             Kind::Unsupported => panic!(
@@ -315,7 +319,7 @@ impl SlabAllocator {
                 }
                 object
             }
-            None => self.alloc_from_depot(env, class, size),
+            None => self.alloc_from_depot(env, class, size, MID_ALIGN),
         };
         if cfg!(debug_assertions) && object != 0 {
             self.debug_mark_allocated(object);
@@ -326,7 +330,7 @@ impl SlabAllocator {
     /// Refills an empty CPU list with a batch and returns one object of it.
     #[cold]
     fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
-        let chain = self.take(env, class, BATCH[class]);
+        let chain = self.take(env, class, BATCH[class], MID_ALIGN);
         if chain.count == 0 {
             return 0;
         }
@@ -339,8 +343,8 @@ impl SlabAllocator {
 
     /// The cache is taken (re-entry): one object straight from the depot.
     #[cold]
-    fn alloc_from_depot(&self, env: &Env, class: usize, size: usize) -> usize {
-        let chain = self.take(env, class, 1);
+    fn alloc_from_depot(&self, env: &Env, class: usize, size: usize, align: usize) -> usize {
+        let chain = self.take(env, class, 1, align);
         if chain.count == 0 {
             return 0;
         }
@@ -349,7 +353,9 @@ impl SlabAllocator {
     }
 
     /// Takes up to `want` objects from the depot, creating a slab if it has
-    /// none; an empty chain means out of memory.
+    /// none; an empty chain means out of memory. Objects carved from the
+    /// best-fit region are aligned to `align` (slab and borrowed objects
+    /// always have the class's natural alignment).
     ///
     /// When the class has no free object, it borrows free objects from the
     /// partial slabs of the next larger classes that may lend
@@ -360,7 +366,7 @@ impl SlabAllocator {
     /// they go back to the depot, where [`give_back`](Self::give_back)
     /// returns them to the slab they belong to. Free slots of neighbouring
     /// classes are thus shared instead of each class holding its own peak.
-    fn take(&self, env: &Env, class: usize, want: usize) -> Chain {
+    fn take(&self, env: &Env, class: usize, want: usize, align: usize) -> Chain {
         loop {
             let irq = env.cpu.irq_save();
             let chain =
@@ -376,7 +382,7 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
-            let chain = self.carve(env, class, want, false);
+            let chain = self.carve(env, class, want, align, false);
             if chain.count > 0 {
                 return chain;
             }
@@ -385,7 +391,7 @@ impl SlabAllocator {
                 if chain.count > 0 {
                     return chain;
                 }
-                return self.carve(env, class, want, true);
+                return self.carve(env, class, want, align, true);
             };
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
@@ -668,12 +674,12 @@ impl SlabAllocator {
     /// Debug builds: checks a block `realloc` keeps in place is live.
     fn check_live(&self, env: &Env, object: usize, kind: Kind) {
         match kind {
-            Kind::Small(class) if self.is_carved(env, object, class) => {
+            Kind::Small(class) | Kind::Aligned(class) if self.is_carved(env, object, class) => {
                 if Region::is_parked(object) {
                     panic!("slab allocator: realloc of freed block {object:#x}");
                 }
             }
-            Kind::Small(class) => {
+            Kind::Small(class) | Kind::Aligned(class) => {
                 let (desc, index) = self.object_index(env, object, class);
                 if !desc.mark_allocated(index) {
                     panic!("slab allocator: realloc of freed block {object:#x}");

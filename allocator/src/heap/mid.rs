@@ -155,15 +155,22 @@ impl SlabAllocator {
     /// a slab's slot; those below [`TINY_CARVE_BYTES`] take only the dead
     /// holes no larger class fits (at the first failure of the benchmark's
     /// random mix, ~1400 free blocks of 32–64 B held 0.4 % of the arena).
-    pub(super) fn carve(&self, env: &Env, class: usize, want: usize, exhausted: bool) -> Chain {
+    /// Payloads are aligned to `align`: [`MID_ALIGN`](bestfit::MID_ALIGN)
+    /// (no gap, as every payload) for the CPU lists, which serve requests
+    /// aligned to at most that; the class's natural alignment for an
+    /// aligned request ([`Kind::Aligned`](crate::class::Kind::Aligned)).
+    pub(super) fn carve(
+        &self,
+        env: &Env,
+        class: usize,
+        want: usize,
+        align: usize,
+        exhausted: bool,
+    ) -> Chain {
         let bytes = CLASS_BYTES[class];
         if !(CARVE_MIN_BYTES..=MID_MIN_BYTES).contains(&bytes) {
             return Chain::EMPTY;
         }
-        // Objects of a class are aligned to the largest power of two that
-        // divides its size (slabs start on a page): a request of this class
-        // may count on that alignment.
-        let align = (bytes & bytes.wrapping_neg()).max(bestfit::MID_ALIGN);
         let irq = env.cpu.irq_save();
         let hole_bytes = if bytes < TINY_CARVE_BYTES {
             bestfit::block_bytes(TINY_CARVE_BYTES)
