@@ -41,8 +41,8 @@
 //! blocks of its object size (16-byte aligned, as every payload, or at the
 //! class's alignment for a request aligned beyond that), out of free
 //! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
-//! makes a slab, and out of any free block once the page source is
-//! exhausted; classes of 24–56 B only out of free blocks under 80 B, which
+//! makes a slab (out of any free block from 512 B classes up), and out of
+//! any free block once the page source is exhausted; classes of 24–56 B only out of free blocks under 80 B, which
 //! no larger class fits. Such a block serves its class through the CPU
 //! caches like a slab object and comes back here, when the caches flush
 //! it, through [`Region::free_carved`]; its page-map entry (the chunk's)

@@ -1,7 +1,8 @@
 //! Tests of small objects carved from the best-fit region (issue 16,
 //! item 5): free blocks too small for any middle-size block serve small
-//! objects before a new slab is made, and once the page source is
-//! exhausted any free block of the region does.
+//! objects before a new slab is made, any free block does for objects
+//! from 512 B up (sixth session), and once the page source is exhausted
+//! any free block does for every carved class.
 
 use core::alloc::Layout;
 use std::vec::Vec;
@@ -130,6 +131,32 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
     for (p, size) in middle.into_iter().zip([2000, 1025, 2000]) {
         free(heap, p, layout(size));
     }
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
+    let (heap, pages) = heap(1 << 20);
+    // A chunk with one used block; the rest of it is one free block, far
+    // larger than any dead hole.
+    let middle = alloc(heap, layout(2000));
+    let chunk = middle as usize - 16;
+    let in_chunk = |p: *mut u8| (chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize));
+    // A 600-byte object (640 B class) is cut from it, no slab made...
+    let big = alloc(heap, layout(600));
+    assert_eq!(big as usize, middle as usize + block_bytes(2000));
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, 0, "{stats}");
+    assert!(stats.region_small_bytes >= block_bytes(640), "{stats}");
+    fill(big, 600, 3);
+    // ... a 300-byte one (320 B class) takes a slab.
+    let smaller = alloc(heap, layout(300));
+    assert!(!in_chunk(smaller));
+    assert!(heap.stats().slab_bytes > 0);
+    assert!(holds(big, 600, 3));
+    free(heap, smaller, layout(300));
+    free(heap, big, layout(600));
+    free(heap, middle, layout(2000));
     assert_all_returned(heap, pages);
 }
 
