@@ -142,14 +142,19 @@ fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
     let middle = alloc(heap, layout(2000));
     let chunk = middle as usize - 16;
     let in_chunk = |p: *mut u8| (chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize));
-    // A 600-byte object (640 B class) is cut from it, no slab made...
+    // A 600-byte object (632 B class, an odd multiple of 8: with the
+    // header its block is 640 bytes, no granule lost) is cut from it, no
+    // slab made...
     let big = alloc(heap, layout(600));
     assert_eq!(big as usize, middle as usize + block_bytes(2000));
     let stats = heap.stats();
     assert_eq!(stats.slab_bytes, 0, "{stats}");
-    assert!(stats.region_small_bytes >= block_bytes(640), "{stats}");
+    assert!(stats.region_small_bytes > 0, "{stats}");
+    let next = alloc(heap, layout(600));
+    assert_eq!(next as usize, big as usize + 632 + 8);
+    free(heap, next, layout(600));
     fill(big, 600, 3);
-    // ... a 300-byte one (320 B class) takes a slab.
+    // ... a 300-byte one (312 B class) takes a slab.
     let smaller = alloc(heap, layout(300));
     assert!(!in_chunk(smaller));
     assert!(heap.stats().slab_bytes > 0);
@@ -157,6 +162,27 @@ fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
     free(heap, smaller, layout(300));
     free(heap, big, layout(600));
     free(heap, middle, layout(2000));
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn requests_aligned_to_16_between_256_b_and_1_kib_are_cut_to_measure() {
+    let (heap, pages) = heap(1 << 20);
+    // The classes there are odd multiples of 8 (but for 512 and 1024):
+    // a 300-byte request aligned to 16 takes a 320-byte region block.
+    let aligned = Layout::from_size_align(300, 16).unwrap();
+    let p = alloc(heap, aligned);
+    assert_eq!(p as usize % 16, 0);
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, 0, "{stats}");
+    assert_eq!(
+        stats.region_bytes - stats.region_free_bytes - 2 * 8,
+        block_bytes(300),
+        "{stats}"
+    );
+    fill(p, 300, 5);
+    assert!(holds(p, 300, 5));
+    free(heap, p, aligned);
     assert_all_returned(heap, pages);
 }
 
