@@ -38,10 +38,11 @@
 //!
 //! Small objects (24 B – 1 KiB classes) are carved from the region too
 //! ([`Region::carve`], issue 16 item 5): a class with no free object takes
-//! blocks of its object size, aligned like its slab objects, out of free
+//! blocks of its object size (16-byte aligned, as every payload, or at the
+//! class's alignment for a request aligned beyond that), out of free
 //! blocks smaller than any middle block ([`DEAD_HOLE_BYTES`]) before it
-//! makes a slab, and out of any free block once the page source is
-//! exhausted; classes of 24–56 B only out of free blocks under 80 B, which
+//! makes a slab (out of any free block from 512 B classes up), and out of
+//! any free block once the page source is exhausted; classes of 24–56 B only out of free blocks under 80 B, which
 //! no larger class fits. Such a block serves its class through the CPU
 //! caches like a slab object and comes back here, when the caches flush
 //! it, through [`Region::free_carved`]; its page-map entry (the chunk's)
@@ -263,6 +264,21 @@ impl Region {
         self.free_bytes -= size;
     }
 
+    /// The first non-empty bucket at or after `(fl, sl)` (`sl` may be
+    /// [`SL`]: the next first level), found with the bitmaps.
+    fn first_listed(&self, fl: usize, sl: usize) -> Option<(usize, usize)> {
+        let here = self.sl_bitmap[fl] & u32::MAX.checked_shl(sl as u32).unwrap_or(0);
+        if here != 0 {
+            return Some((fl, here.trailing_zeros() as usize));
+        }
+        let fls = self.fl_bitmap & u32::MAX.checked_shl(fl as u32 + 1).unwrap_or(0);
+        if fls == 0 {
+            return None;
+        }
+        let fl = fls.trailing_zeros() as usize;
+        Some((fl, self.sl_bitmap[fl].trailing_zeros() as usize))
+    }
+
     /// A free block of at least `need` bytes, taken out of its list.
     fn find(&mut self, need: usize) -> Option<usize> {
         let (fl, sl) = bucket(need);
@@ -288,21 +304,7 @@ impl Region {
             return Some(best);
         }
         // Any block of a larger bucket fits.
-        let above = if sl + 1 < SL {
-            self.sl_bitmap[fl] & (u32::MAX << (sl + 1))
-        } else {
-            0
-        };
-        let (fl, sl) = if above != 0 {
-            (fl, above.trailing_zeros() as usize)
-        } else {
-            let fls = self.fl_bitmap & u32::MAX.checked_shl(fl as u32 + 1).unwrap_or(0);
-            if fls == 0 {
-                return None;
-            }
-            let fl = fls.trailing_zeros() as usize;
-            (fl, self.sl_bitmap[fl].trailing_zeros() as usize)
-        };
+        let (fl, sl) = self.first_listed(fl, sl + 1)?;
         let block = self.heads[fl][sl];
         self.remove(block, size_of(block));
         Some(block)
@@ -455,18 +457,15 @@ impl Region {
     ) -> Chain {
         let need = block_bytes(object_bytes);
         let mut chain = Chain::EMPTY;
-        let (mut fl, mut sl) = bucket(need);
-        let (last_fl, last_sl) = bucket((hole_bytes - GRANULE).min(MAX_BLOCK));
+        let (first_fl, first_sl) = bucket(need);
+        let last = bucket((hole_bytes - GRANULE).min(MAX_BLOCK));
         let mut budget = CARVE_SCAN;
-        while chain.count < want && budget > 0 && (fl, sl) <= (last_fl, last_sl) {
-            if self.sl_bitmap[fl] & (1 << sl) == 0 {
-                (fl, sl) = if sl + 1 < SL {
-                    (fl, sl + 1)
-                } else {
-                    (fl + 1, 0)
-                };
-                continue;
-            }
+        let mut at = self.first_listed(first_fl, first_sl);
+        while let Some((fl, sl)) = at
+            && chain.count < want
+            && budget > 0
+            && (fl, sl) <= last
+        {
             let mut block = self.heads[fl][sl];
             while block != 0 && chain.count < want && budget > 0 {
                 // Blocks carved into go back to lists at or below this one,
@@ -478,11 +477,7 @@ impl Region {
                 block = next;
                 budget -= 1;
             }
-            (fl, sl) = if sl + 1 < SL {
-                (fl, sl + 1)
-            } else {
-                (fl + 1, 0)
-            };
+            at = self.first_listed(fl, sl + 1);
         }
         if chain.count > 0 {
             raw::store(chain.tail, 0);

@@ -18,7 +18,7 @@ use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bestfit::Region;
+use crate::bestfit::{MID_ALIGN, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
@@ -31,6 +31,8 @@ use crate::slab::{self, Chain, Depot, Desc};
 use crate::source::{CpuLocal, PageSource};
 use crate::stats::{AllocStats, ClassStats};
 
+mod aligned;
+mod checks;
 mod mid;
 
 /// CPU caches the allocator has; `cpu_id` is folded modulo this.
@@ -212,6 +214,7 @@ impl SlabAllocator {
     fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
+            Kind::Aligned(class) => self.alloc_aligned(env, class, size),
             Kind::Mid => self.alloc_mid(env, size),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
@@ -245,7 +248,9 @@ impl SlabAllocator {
         };
         let object = ptr.expose_provenance();
         match kind_of(layout) {
-            Kind::Small(class) => self.free_small(env, class, object, layout.size()),
+            Kind::Small(class) | Kind::Aligned(class) => {
+                self.free_small(env, class, object, layout.size())
+            }
             Kind::Mid => self.free_mid(env, object, layout.size()),
             Kind::Large(pages) => self.free_large(env, object, pages, layout.size()),
             Kind::Unsupported => panic!(
@@ -315,7 +320,7 @@ impl SlabAllocator {
                 }
                 object
             }
-            None => self.alloc_from_depot(env, class, size),
+            None => self.alloc_from_depot(env, class, size, MID_ALIGN),
         };
         if cfg!(debug_assertions) && object != 0 {
             self.debug_mark_allocated(object);
@@ -326,7 +331,7 @@ impl SlabAllocator {
     /// Refills an empty CPU list with a batch and returns one object of it.
     #[cold]
     fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
-        let chain = self.take(env, class, BATCH[class]);
+        let chain = self.take(env, class, BATCH[class], MID_ALIGN);
         if chain.count == 0 {
             return 0;
         }
@@ -339,8 +344,8 @@ impl SlabAllocator {
 
     /// The cache is taken (re-entry): one object straight from the depot.
     #[cold]
-    fn alloc_from_depot(&self, env: &Env, class: usize, size: usize) -> usize {
-        let chain = self.take(env, class, 1);
+    fn alloc_from_depot(&self, env: &Env, class: usize, size: usize, align: usize) -> usize {
+        let chain = self.take(env, class, 1, align);
         if chain.count == 0 {
             return 0;
         }
@@ -349,7 +354,9 @@ impl SlabAllocator {
     }
 
     /// Takes up to `want` objects from the depot, creating a slab if it has
-    /// none; an empty chain means out of memory.
+    /// none; an empty chain means out of memory. Objects carved from the
+    /// best-fit region are aligned to `align` (slab and borrowed objects
+    /// always have the class's natural alignment).
     ///
     /// When the class has no free object, it borrows free objects from the
     /// partial slabs of the next larger classes that may lend
@@ -360,7 +367,7 @@ impl SlabAllocator {
     /// they go back to the depot, where [`give_back`](Self::give_back)
     /// returns them to the slab they belong to. Free slots of neighbouring
     /// classes are thus shared instead of each class holding its own peak.
-    fn take(&self, env: &Env, class: usize, want: usize) -> Chain {
+    fn take(&self, env: &Env, class: usize, want: usize, align: usize) -> Chain {
         loop {
             let irq = env.cpu.irq_save();
             let chain =
@@ -376,7 +383,7 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
-            let chain = self.carve(env, class, want, false);
+            let chain = self.carve(env, class, want, align, false);
             if chain.count > 0 {
                 return chain;
             }
@@ -385,7 +392,7 @@ impl SlabAllocator {
                 if chain.count > 0 {
                     return chain;
                 }
-                return self.carve(env, class, want, true);
+                return self.carve(env, class, want, align, true);
             };
             self.slab_pages
                 .fetch_add(SLAB_PAGES[class], Ordering::Relaxed);
@@ -634,113 +641,6 @@ impl SlabAllocator {
         self.large_runs.fetch_sub(1, Ordering::Relaxed);
         self.other_live_bytes.fetch_sub(size, Ordering::Relaxed);
         raw::free_pages(env.pages, run, pages);
-    }
-
-    /// Debug builds: panics unless `run` is a live large run of `pages`.
-    fn check_large(&self, env: &Env, run: usize, pages: usize) {
-        let entry = self.map.get_checked(env, run);
-        if entry != (pages << 1 | LARGE) {
-            self.foreign(run, entry, "a large block");
-        }
-    }
-
-    /// Debug builds: checks that `object` is a live object of `class`,
-    /// and marks it free.
-    fn debug_check_free(&self, env: &Env, object: usize, class: usize) {
-        if self.is_carved(env, object, class) {
-            if !Region::park(object) {
-                panic!(
-                    "slab allocator: double free of {object:#x} ({} B class, carved from the best-fit region)",
-                    CLASS_BYTES[class]
-                );
-            }
-            return;
-        }
-        let (desc, index) = self.object_index(env, object, class);
-        if !desc.mark_free(index) {
-            panic!(
-                "slab allocator: double free of {object:#x} ({} B class)",
-                CLASS_BYTES[class]
-            );
-        }
-    }
-
-    /// Debug builds: checks a block `realloc` keeps in place is live.
-    fn check_live(&self, env: &Env, object: usize, kind: Kind) {
-        match kind {
-            Kind::Small(class) if self.is_carved(env, object, class) => {
-                if Region::is_parked(object) {
-                    panic!("slab allocator: realloc of freed block {object:#x}");
-                }
-            }
-            Kind::Small(class) => {
-                let (desc, index) = self.object_index(env, object, class);
-                if !desc.mark_allocated(index) {
-                    panic!("slab allocator: realloc of freed block {object:#x}");
-                }
-            }
-            Kind::Mid => {
-                self.check_in_chunk(env, object);
-                if !Region::is_used(object) {
-                    panic!("slab allocator: realloc of freed block {object:#x}");
-                }
-            }
-            Kind::Large(pages) => self.check_large(env, object, pages),
-            Kind::Unsupported => {}
-        }
-    }
-
-    /// The slab of `object` and its index there, panicking if it is not
-    /// the start of an object of `class` in a slab this allocator holds.
-    fn object_index(&self, env: &Env, object: usize, class: usize) -> (Desc, usize) {
-        let entry = self.map.get_checked(env, object);
-        if entry == 0 || entry & (LARGE | CHUNK) != 0 {
-            self.foreign(object, entry, "an object");
-        }
-        let desc = Desc(entry);
-        let lender = desc.class();
-        if lender != class && !can_lend(lender, class) {
-            panic!(
-                "slab allocator: dealloc of {object:#x} as a {} B object, but it lies in a {} B slab (wrong layout or foreign pointer)",
-                CLASS_BYTES[class], CLASS_BYTES[lender]
-            );
-        }
-        let size = CLASS_BYTES[lender];
-        let offset = object - desc.base();
-        if !offset.is_multiple_of(size) {
-            panic!(
-                "slab allocator: dealloc of {object:#x}, which is not the start of a {size} B object (foreign or offset pointer)"
-            );
-        }
-        (desc, offset / size)
-    }
-
-    fn debug_mark_allocated(&self, object: usize) {
-        let desc = Desc(self.map.get(object));
-        if desc.0 & CHUNK != 0 {
-            assert!(
-                Region::unpark(object),
-                "slab allocator: free lists corrupted, {object:#x} handed out twice (a write after free?)"
-            );
-            return;
-        }
-        let index = (object - desc.base()) / CLASS_BYTES[desc.class()];
-        assert!(
-            !desc.mark_allocated(index),
-            "slab allocator: free lists corrupted, {object:#x} handed out twice (a write after free?)"
-        );
-    }
-
-    #[cold]
-    fn foreign(&self, object: usize, entry: usize, what: &str) -> ! {
-        if entry == 0 {
-            panic!(
-                "slab allocator: dealloc of {object:#x}, which is not {what} of this allocator (foreign pointer, or double free)"
-            );
-        }
-        panic!(
-            "slab allocator: dealloc of {object:#x} with a layout that does not match its allocation (double free, or wrong layout)"
-        );
     }
 
     /// Descriptor pages held (tests tell them from page-map nodes, which

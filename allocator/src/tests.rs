@@ -190,11 +190,11 @@ fn a_slab_keeps_its_descriptor_in_its_tail_when_it_fits() {
     use crate::class::{CLASS_BYTES, Kind, SLAB_OBJECTS, SLAB_PAGES, kind_of};
     use crate::slab::{DESC_BYTES, DESC_IN_TAIL};
     let (heap, pages) = heap(1 << 20);
-    // 320-byte objects: 25 in two pages, 192 bytes of tail (a descriptor
+    // 344-byte objects: 35 in three pages, 248 bytes of tail (a descriptor
     // of either build fits); 8-byte ones fill their page, no tail.
-    let big = layout8(320);
+    let big = layout8(344);
     let Kind::Small(class) = kind_of(big) else {
-        panic!("320 B is a class")
+        panic!("344 B is a class")
     };
     let slab_bytes = SLAB_PAGES[class] * PAGE_SIZE;
     assert!(slab_bytes - SLAB_OBJECTS[class] * CLASS_BYTES[class] >= DESC_BYTES);
@@ -204,10 +204,10 @@ fn a_slab_keeps_its_descriptor_in_its_tail_when_it_fits() {
     for (i, &p) in objects.iter().enumerate() {
         // One slab, and no object reaches its tail.
         assert!(
-            p as usize + 320 <= base + slab_bytes - DESC_BYTES,
+            p as usize + 344 <= base + slab_bytes - DESC_BYTES,
             "object {i}"
         );
-        fill(p, 320, i as u8);
+        fill(p, 344, i as u8);
     }
     let stats = heap.stats();
     assert_eq!(stats.slab_bytes, slab_bytes, "{stats}");
@@ -218,7 +218,7 @@ fn a_slab_keeps_its_descriptor_in_its_tail_when_it_fits() {
     assert_eq!(heap.desc_pages(), 1);
     free(heap, small, layout8(8));
     for (i, &p) in objects.iter().enumerate() {
-        assert!(holds(p, 320, i as u8), "object {i} overwritten");
+        assert!(holds(p, 344, i as u8), "object {i} overwritten");
     }
     for p in objects {
         free(heap, p, big);
@@ -231,9 +231,9 @@ fn a_slab_keeps_its_descriptor_in_its_tail_when_it_fits() {
 #[should_panic(expected = "double free")]
 fn a_double_free_in_a_slab_with_its_descriptor_in_the_tail_panics() {
     let (heap, _) = heap(1 << 20);
-    let p = alloc(heap, layout8(320));
-    free(heap, p, layout8(320));
-    free(heap, p, layout8(320));
+    let p = alloc(heap, layout8(344));
+    free(heap, p, layout8(344));
+    free(heap, p, layout8(344));
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Tests of small objects carved from the best-fit region (issue 16,
 //! item 5): free blocks too small for any middle-size block serve small
-//! objects before a new slab is made, and once the page source is
-//! exhausted any free block of the region does.
+//! objects before a new slab is made, any free block does for objects
+//! from 512 B up (sixth session), and once the page source is exhausted
+//! any free block does for every carved class.
 
+use core::alloc::Layout;
 use std::vec::Vec;
 
 use crate::PAGE_SIZE;
@@ -133,6 +135,58 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
 }
 
 #[test]
+fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
+    let (heap, pages) = heap(1 << 20);
+    // A chunk with one used block; the rest of it is one free block, far
+    // larger than any dead hole.
+    let middle = alloc(heap, layout(2000));
+    let chunk = middle as usize - 16;
+    let in_chunk = |p: *mut u8| (chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize));
+    // A 600-byte object (632 B class, an odd multiple of 8: with the
+    // header its block is 640 bytes, no granule lost) is cut from it, no
+    // slab made...
+    let big = alloc(heap, layout(600));
+    assert_eq!(big as usize, middle as usize + block_bytes(2000));
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, 0, "{stats}");
+    assert!(stats.region_small_bytes > 0, "{stats}");
+    let next = alloc(heap, layout(600));
+    assert_eq!(next as usize, big as usize + 632 + 8);
+    free(heap, next, layout(600));
+    fill(big, 600, 3);
+    // ... a 300-byte one (312 B class) takes a slab.
+    let smaller = alloc(heap, layout(300));
+    assert!(!in_chunk(smaller));
+    assert!(heap.stats().slab_bytes > 0);
+    assert!(holds(big, 600, 3));
+    free(heap, smaller, layout(300));
+    free(heap, big, layout(600));
+    free(heap, middle, layout(2000));
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn requests_aligned_to_16_between_256_b_and_1_kib_are_cut_to_measure() {
+    let (heap, pages) = heap(1 << 20);
+    // The classes there are odd multiples of 8 (but for 512 and 1024):
+    // a 300-byte request aligned to 16 takes a 320-byte region block.
+    let aligned = Layout::from_size_align(300, 16).unwrap();
+    let p = alloc(heap, aligned);
+    assert_eq!(p as usize % 16, 0);
+    let stats = heap.stats();
+    assert_eq!(stats.slab_bytes, 0, "{stats}");
+    assert_eq!(
+        stats.region_bytes - stats.region_free_bytes - 2 * 8,
+        block_bytes(300),
+        "{stats}"
+    );
+    fill(p, 300, 5);
+    assert!(holds(p, 300, 5));
+    free(heap, p, aligned);
+    assert_all_returned(heap, pages);
+}
+
+#[test]
 fn once_pages_run_out_small_objects_come_from_any_free_block() {
     let (heap, pages) = heap(48 * PAGE_SIZE);
     // A chunk with one used block; the rest of it is one free block.
@@ -148,21 +202,72 @@ fn once_pages_run_out_small_objects_come_from_any_free_block() {
         runs.push(run);
     }
     assert_eq!(pages.free_pages(), 0);
-    // A 1000-byte request is of the 1 KiB class, whose objects are
-    // 1 KiB-aligned: no slab can be made, but the chunk's free block
-    // holds aligned blocks.
+    // A 1000-byte request is of the 1 KiB class: no slab can be made,
+    // but the chunk's free block holds blocks of that class, right after
+    // the middle block (16-byte aligned, no gap); one aligned to 1 KiB
+    // gets a block at the class's alignment.
+    let chunk = middle as usize - 16;
+    let in_chunk = |p: *mut u8| (chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize));
     let small = layout(1000);
     let p = alloc(heap, small);
     assert!(!p.is_null(), "no 1 KiB object with a free chunk block");
-    assert_eq!(p as usize % 1024, 0);
-    let chunk = middle as usize - 16;
-    assert!((chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize)));
+    assert_eq!(p as usize, middle as usize + block_bytes(8000));
+    let aligned = Layout::from_size_align(1000, 1024).unwrap();
+    let q = alloc(heap, aligned);
+    assert!(
+        !q.is_null(),
+        "no aligned 1 KiB object with a free chunk block"
+    );
+    assert_eq!(q as usize % 1024, 0);
+    assert!(in_chunk(p) && in_chunk(q));
     fill(p, 1000, 7);
-    assert!(holds(p, 1000, 7));
+    fill(q, 1000, 8);
+    assert!(holds(p, 1000, 7) && holds(q, 1000, 8));
     free(heap, p, small);
+    free(heap, q, aligned);
     free(heap, middle, layout(8000));
     for run in runs {
         free(heap, run, layout(PAGE_SIZE));
+    }
+    assert_all_returned(heap, pages);
+}
+
+#[test]
+fn carved_objects_leave_no_alignment_gap_and_aligned_requests_skip_them() {
+    let (heap, pages) = heap(1 << 20);
+    let (middle, hole) = chunk_with_a_dead_hole(heap);
+    // 96-byte objects (a class 32-byte aligned in slabs) take 112-byte
+    // blocks back to back: four fill 448 bytes of the 480-byte hole.
+    let small = layout(96);
+    let mut objects: Vec<*mut u8> = (0..4).map(|_| alloc(heap, small)).collect();
+    objects.sort();
+    for (i, &p) in objects.iter().enumerate() {
+        assert_eq!(p as usize, hole + 8 + i * 112, "object {i}");
+    }
+    assert_eq!(heap.stats().slab_bytes, 0);
+    // Back in the CPU list, the last freed first: one not 32-aligned.
+    let odd = objects
+        .iter()
+        .position(|&p| !(p as usize).is_multiple_of(32))
+        .unwrap();
+    let unaligned = objects.remove(odd);
+    for &p in &objects {
+        free(heap, p, small);
+    }
+    free(heap, unaligned, small);
+    // A 96-byte request aligned to 32 passes it over (a slab object)...
+    let aligned = Layout::from_size_align(96, 32).unwrap();
+    let a = alloc(heap, aligned);
+    assert_eq!(a as usize % 32, 0);
+    assert!(heap.stats().slab_bytes > 0);
+    fill(a, 96, 9);
+    // ... and leaves it to the next request with a small alignment.
+    assert_eq!(alloc(heap, small), unaligned);
+    free(heap, unaligned, small);
+    assert!(holds(a, 96, 9));
+    free(heap, a, aligned);
+    for (p, size) in middle.into_iter().zip([2000, 1025, 2000]) {
+        free(heap, p, layout(size));
     }
     assert_all_returned(heap, pages);
 }
