@@ -22,14 +22,19 @@
 //!   moves it back, and [`Sockets::next_wake`] tells the stack's `poll_at`
 //!   when that is.
 //!
-//! Only a connection the program and the network have left alone for
-//! [`PARK_AFTER_IDLE`] is a candidate, and the candidates are looked at
-//! every [`PARK_PASS_EVERY`] at most: parking moves the socket (about a
-//! kilobyte) out of smoltcp's set and unparking back, so a connection in
-//! use — a request every millisecond from a benchmark's client — would
-//! cost more to park at every idle moment than to walk (measured: a
-//! Redis request 20,173 → 38,619 instructions with parking at once on
-//! the external interface; docs/PERFORMANCE.md).
+//! How soon: [`Parking`]. The loopback interfaces park a connection at
+//! the first poll that finds it idle; the external one only once the
+//! program and the network have left it alone for
+//! [`Parking::EXTERNAL`]'s quarter second, looking every 100 ms. Parking
+//! moves the socket (about a kilobyte) out of smoltcp's set and unparking
+//! back, so a connection in use — a request every millisecond from a
+//! benchmark's client — costs more to park at every idle moment than to
+//! walk (measured: a Redis request 20,173 → 38,619 instructions with
+//! parking at once on the external interface; docs/PERFORMANCE.md). The
+//! loopback's own figure is the other way round: a benchmark opens 200
+//! connections and then times connect + accept for a tenth of a second,
+//! before any wait would have parked them (362 → 733 µs with the quarter
+//! second there too).
 //!
 //! Parking starts only when more than [`PARK_ABOVE`] sockets are polled.
 //! Moving a socket between sets changes its smoltcp handle, so the rest
@@ -69,13 +74,30 @@ pub(crate) const PARK_ABOVE: usize = 8;
 /// unpark; a keep-alive probe (Linux's default 2 h, Redis's 5 min) is.
 pub(crate) const PARK_MIN_SLEEP: Duration = Duration::from_millis(500);
 
-/// A connection is a candidate for parking once neither the program nor
-/// a received packet has touched it for this long.
-pub(crate) const PARK_AFTER_IDLE: Duration = Duration::from_millis(250);
+/// When an interface parks idle connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parking {
+    /// A connection is a candidate once neither the program nor a
+    /// received packet has touched it for this long.
+    pub(crate) after_idle: Duration,
+    /// Candidates are looked for at most this often (a pass looks up
+    /// every polled connection).
+    pub(crate) pass_every: Duration,
+}
 
-/// Candidates are looked for at most this often (a pass looks up every
-/// polled connection).
-pub(crate) const PARK_PASS_EVERY: Duration = Duration::from_millis(100);
+impl Parking {
+    /// The loopback interfaces: at every poll, as soon as idle.
+    pub(crate) const LOOPBACK: Parking = Parking {
+        after_idle: Duration::ZERO,
+        pass_every: Duration::ZERO,
+    };
+    /// The external interface: untouched for a quarter second, looked
+    /// for every 100 ms.
+    pub(crate) const EXTERNAL: Parking = Parking {
+        after_idle: Duration::from_millis(250),
+        pass_every: Duration::from_millis(100),
+    };
+}
 
 /// Where a socket is.
 #[derive(Debug)]
@@ -110,7 +132,7 @@ pub(crate) struct Sockets {
     by_flow: BTreeMap<Flow, usize>,
     /// Parked sockets with a timer, by when it is due.
     wakes: BTreeSet<(Instant, usize)>,
-    parking: bool,
+    parking: Parking,
     /// Scratch list of parking candidates (kept to reuse its memory).
     candidates: Vec<SetHandle>,
 }
@@ -125,8 +147,8 @@ impl core::fmt::Debug for Sockets {
 }
 
 impl Sockets {
-    /// An empty set; idle connections are parked only if `parking`.
-    pub(crate) fn new(parking: bool) -> Self {
+    /// An empty set; idle connections are parked as `parking` says.
+    pub(crate) fn new(parking: Parking) -> Self {
         Self {
             active: SocketSet::new(Vec::new()),
             probe: SocketSet::new(Vec::new()),
@@ -309,14 +331,14 @@ impl Sockets {
     /// every call ends at this check.
     #[inline]
     pub(crate) fn park_idle(&mut self, iface: &mut Interface, now: Instant) {
-        if self.parking && self.owner.len() > PARK_ABOVE && now >= self.next_pass {
-            self.park_pass(iface, now);
+        if self.owner.len() > PARK_ABOVE && now >= self.next_pass {
+            self.park_pass(iface, now, self.parking);
         }
     }
 
     /// [`Self::park_idle`]'s pass over the polled connections.
-    fn park_pass(&mut self, iface: &mut Interface, now: Instant) {
-        self.next_pass = now + PARK_PASS_EVERY;
+    fn park_pass(&mut self, iface: &mut Interface, now: Instant, parking: Parking) {
+        self.next_pass = now + parking.pass_every;
         let mut candidates = core::mem::take(&mut self.candidates);
         candidates.clear();
         let (owner, touched) = (&self.owner, &self.touched);
@@ -324,7 +346,7 @@ impl Sockets {
             owner
                 .get(at)
                 .and_then(|&i| touched.get(i))
-                .is_some_and(|&t| t + PARK_AFTER_IDLE <= now)
+                .is_some_and(|&t| t + parking.after_idle <= now)
         };
         candidates.extend(self.active.iter().filter_map(|(at, s)| match s {
             Socket::Tcp(t) if parkable(t) && untouched(&at) => Some(at),

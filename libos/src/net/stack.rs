@@ -38,7 +38,7 @@ use super::device::{NetDevice, NicPhy};
 use super::loopback::{Flow, LoopbackPhy};
 use super::port::PortTable;
 pub(crate) use super::sockets::SocketHandle;
-use super::sockets::Sockets;
+use super::sockets::{Parking, Sockets};
 use crate::platform::Clock;
 
 /// Which interface a smoltcp socket lives on.
@@ -507,7 +507,7 @@ impl NetStack {
             Iface {
                 iface,
                 // Its frames are peeked at before smoltcp takes them.
-                sockets: Sockets::new(true),
+                sockets: Sockets::new(Parking::EXTERNAL),
                 phy: Observed::new(phy),
             }
         });
@@ -521,12 +521,12 @@ impl NetStack {
             inner: Mutex::new(Inner {
                 lo: Iface {
                     iface: lo_iface,
-                    sockets: Sockets::new(true),
+                    sockets: Sockets::new(Parking::LOOPBACK),
                     phy: Observed::new(lo_phy),
                 },
                 lo6: Iface {
                     iface: lo6_iface,
-                    sockets: Sockets::new(true),
+                    sockets: Sockets::new(Parking::LOOPBACK),
                     phy: Observed::new(lo6_phy),
                 },
                 ext,
