@@ -259,9 +259,13 @@ impl Inner {
     /// changed state.
     fn poll(&mut self, now: Instant) -> bool {
         let mut changed = self.poll_loopback(IfaceId::Loopback, now);
-        // Without sockets nothing on the IPv6 loopback can be sent or
-        // received: IPv4-only programs do not pay for its walk.
-        if !self.lo6.sockets.active_is_empty() || !self.lo6.phy.inner.is_empty() {
+        // Without polled sockets, packets or a parked connection's timer
+        // due, nothing on the IPv6 loopback can be sent or received:
+        // IPv4-only programs do not pay for its walk.
+        if !self.lo6.sockets.active_is_empty()
+            || !self.lo6.phy.inner.is_empty()
+            || self.lo6.sockets.next_wake().is_some_and(|t| t <= now)
+        {
             changed |= self.poll_loopback(IfaceId::Loopback6, now);
         }
         if let Some(ext) = self.ext.as_mut() {

@@ -363,3 +363,58 @@ fn bad_ipv6_addresses_and_options() {
         err(Errno::EOPNOTSUPP)
     );
 }
+
+#[test]
+fn a_parked_ipv6_loopback_connection_wakes_for_its_probe_with_nothing_else_polled() {
+    // The IPv6 loopback is polled only when something there may move: a
+    // parked connection's timer falling due counts, even with no socket
+    // left in the polled set (the listener closed, every pair parked).
+    use crate::platform::Clock;
+    let h = setup();
+    let net = h.p.net.clone();
+    let lfd = h.listener6(Ipv6Addr::LOCALHOST, 7090, true);
+    let sa = h.sin6(MEM, Ipv6Addr::LOCALHOST, 7090);
+    let pairs: Vec<(u64, u64)> = (0..9)
+        .map(|i| {
+            let c = h.socket6(SOCK_STREAM);
+            if i == 0 {
+                assert_eq!(h.set_int_opt(c, 1, 9, 1), 0); // SO_KEEPALIVE
+                assert_eq!(h.set_int_opt(c, 6, 4, 10), 0); // TCP_KEEPIDLE 10 s
+            }
+            assert_eq!(h.call("connect", &[c, sa, 28]), 0);
+            let s = h.call("accept", &[lfd, 0, 0]);
+            assert!(s >= 0, "accept: {s}");
+            (c, s as u64)
+        })
+        .collect();
+    let (c, s) = pairs[0];
+    assert_eq!(h.call("close", &[lfd]), 0);
+    h.m.advance_ns(1_000_000_000);
+    h.p.net.poll();
+    // Close the pairs not parked (the pass stops below 9 polled sockets),
+    // so that none is left in the polled set.
+    let parked = |fd: u64| {
+        let local = h.name_of("getsockname", fd).1;
+        net.parked().iter().any(|(l, _)| l.port() == local)
+    };
+    assert!(parked(c) && parked(s), "{}", net.describe());
+    for &(a, b) in &pairs[1..] {
+        if !(parked(a) && parked(b)) {
+            assert_eq!(h.call("close", &[a]), 0);
+            assert_eq!(h.call("close", &[b]), 0);
+        }
+    }
+    h.m.advance_ns(1_000_000_000);
+    h.p.net.poll();
+    assert_eq!(net.polled_sockets(), 0, "{}", net.describe());
+    let now = h.m.monotonic_ns();
+    let due = net.poll_at().expect("the parked probe's time");
+    assert!(due > now, "{now} {due}");
+    h.m.advance_ns(due - now);
+    h.p.net.poll();
+    let next = net.poll_at().expect("the next probe");
+    assert!(next >= due + 9_000_000_000, "{due} {next}");
+    let msg = h.put(MEM + 0x100, b"six");
+    assert_eq!(h.call("write", &[c, msg, 3]), 3);
+    assert_eq!(h.call("read", &[s, MEM + 0x200, 100]), 3);
+}
