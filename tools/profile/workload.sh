@@ -5,6 +5,7 @@
 # instructions per request"). N=0 boots and stops (the BASE run).
 #
 #   workload.sh KERNEL.elf OUT nginx N     # N sequential curl GETs of a 1 MiB file
+#   workload.sh KERNEL.elf OUT nginx-4k N  # N GETs of a 4 KiB file on one kept-alive connection
 #   workload.sh KERNEL.elf OUT redis N     # redis-benchmark -n N -c 10 -t set,get,incr,lpush,lpop
 #   workload.sh KERNEL.elf OUT redis-p16 N # the same, each client pipelining 16 requests (-P 16)
 #   workload.sh KERNEL.elf OUT file N      # busybox dd: a 64 MiB file in /tmp, then N reads of it
@@ -31,7 +32,8 @@ wait_ready() {
     echo "the server did not come up; console:" >&2; cat "$tmp/console.log" >&2; exit 1
 }
 case $what in
-nginx)
+nginx | nginx-4k)
+    size=1048576; [ "$what" = nginx-4k ] && size=4096
     cat > "$tmp/nginx.conf" <<EOF
 user root; daemon off; master_process off; worker_processes 1;
 error_log stderr; pid /tmp/nginx.pid;
@@ -43,16 +45,22 @@ http {
     server { listen 8080; root /srv; }
 }
 EOF
-    head -c 1048576 /dev/urandom > "$tmp/big.bin"
+    head -c "$size" /dev/urandom > "$tmp/big.bin"
     CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --kernel "$kernel" "${audit[@]}" --publish "$port:8080" \
         --file "$tmp/nginx.conf:/etc/nginx/nginx.conf" --file "$tmp/big.bin:/srv/big.bin" \
         -- /usr/sbin/nginx -c /etc/nginx/nginx.conf -e stderr > "$tmp/console.log" 2>&1 &
     ready() { curl -sf -o /dev/null "http://127.0.0.1:$port/big.bin"; }
     wait_ready
-    for _ in $(seq 1 "$n"); do
-        got=$(curl -sf -o /dev/null -w '%{size_download}' "http://127.0.0.1:$port/big.bin")
-        [ "$got" = 1048576 ] || { echo "short transfer: $got bytes" >&2; exit 1; }
-    done
+    if [ "$what" = nginx-4k ] && [ "$n" -gt 0 ]; then
+        # One curl, N URLs: the connection is kept alive, as wrk's are.
+        got=$(curl -sf -o /dev/null -w '%{size_download}\n' "http://127.0.0.1:$port/big.bin?[1-$n]" | sort -u)
+        [ "$got" = "$size" ] || { echo "short transfers: $got" >&2; exit 1; }
+    else
+        for _ in $(seq 1 "$n"); do
+            got=$(curl -sf -o /dev/null -w '%{size_download}' "http://127.0.0.1:$port/big.bin")
+            [ "$got" = "$size" ] || { echo "short transfer: $got bytes" >&2; exit 1; }
+        done
+    fi
     pkill -TERM -f "qemu-system-x86_64 -plugin $plugin,out=$out" || true
     ;;
 redis | redis-p16)
@@ -72,7 +80,7 @@ file)
     CLOISTER_QEMU=$tmp/qemu cargo -q cloister run --no-learn --mem 1G --kernel "$kernel" "${audit[@]}" \
         -- /bin/busybox sh -c "$script" > "$tmp/console.log" 2>&1 &
     ;;
-*) echo "workload.sh: use nginx, redis, redis-p16 or file" >&2; exit 2 ;;
+*) echo "workload.sh: use nginx, nginx-4k, redis, redis-p16 or file" >&2; exit 2 ;;
 esac
 wait
 test -s "$out" || { echo "no profile written to $out" >&2; exit 1; }
