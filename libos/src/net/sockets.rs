@@ -342,11 +342,13 @@ impl Sockets {
         let mut candidates = core::mem::take(&mut self.candidates);
         candidates.clear();
         let (owner, touched) = (&self.owner, &self.touched);
+        // The loopback's rule (no wait) needs no look-up.
         let untouched = |at: &SetHandle| {
-            owner
-                .get(at)
-                .and_then(|&i| touched.get(i))
-                .is_some_and(|&t| t + parking.after_idle <= now)
+            parking.after_idle == Duration::ZERO
+                || owner
+                    .get(at)
+                    .and_then(|&i| touched.get(i))
+                    .is_some_and(|&t| t + parking.after_idle <= now)
         };
         candidates.extend(self.active.iter().filter_map(|(at, s)| match s {
             Socket::Tcp(t) if parkable(t) && untouched(&at) => Some(at),
