@@ -138,23 +138,32 @@ fn a_parked_connection_wakes_for_its_keep_alive_probe() {
     assert!(parked(&h, s) && parked(&h, c), "{}", net.describe());
     // The stack wants a poll when the probe is due, 10 s after the last
     // segment, no sooner than the minimum a parked timer waits.
-    let now = h.m.monotonic_ns();
-    let due = net.poll_at().expect("a parked timer to poll for");
+    let (now, due) = serve_due_probe(&h, 10);
     assert!(
         (now + 8_000_000_000..=now + 10_000_000_000).contains(&due),
         "{now} {due}"
     );
-    // Due: the connection is polled again, its probe goes out and is
-    // answered, which starts the next period (were it left parked, the
-    // stack would still ask for a poll at `due`, now past).
-    h.m.advance_ns(due - now);
-    h.p.net.poll();
-    let next = net.poll_at().expect("the next probe");
-    assert!(next >= due + 9_000_000_000, "{due} {next}");
     // And it still carries data.
     let msg = h.put(MEM + 0x100, b"alive");
     assert_eq!(h.call("write", &[c, msg, 5]), 5);
     assert_eq!(h.call("read", &[s, MEM + 0x200, 100]), 5);
+}
+
+/// Moves the mock clock to the time the stack asks to be polled at — a
+/// parked connection's keep-alive probe, `period_s` after its last
+/// segment — and polls: the connection is polled again, its probe goes
+/// out and is answered, which starts the next period (were it left
+/// parked, the stack would still ask for a poll at that time, now past).
+/// Returns the time before and the probe's time.
+pub(super) fn serve_due_probe(h: &H, period_s: u64) -> (u64, u64) {
+    let now = h.m.monotonic_ns();
+    let due = h.p.net.poll_at().expect("a parked timer to poll for");
+    assert!(due > now, "{now} {due}");
+    h.m.advance_ns(due - now);
+    h.p.net.poll();
+    let next = h.p.net.poll_at().expect("the next probe");
+    assert!(next >= due + (period_s - 1) * 1_000_000_000, "{due} {next}");
+    (now, due)
 }
 
 /// The keep-alive probe: smoltcp sends one as the option is set, and one
