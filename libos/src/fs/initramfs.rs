@@ -7,9 +7,13 @@
 //! nodes are bound to registered devices by number; block devices, FIFOs,
 //! sockets and unknown device numbers are skipped and counted. Regular
 //! files with `nlink > 1` sharing `(dev, ino)` become hard links to one
-//! inode.
+//! inode. A directory's owner and modification time are set again once
+//! the whole archive is in, as Linux's initramfs does (`dir_utime`):
+//! creating its entries afterwards would otherwise leave the time of
+//! unpacking, not the archive's.
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::data::FileData;
 use super::inode::{Content, InodeRef};
@@ -34,22 +38,35 @@ impl Vfs {
     pub fn unpack_cpio(&self, archive: &[u8]) -> Result<UnpackReport> {
         let mut report = UnpackReport::default();
         let mut hard_links = BTreeMap::new();
+        let mut dirs = Vec::new();
         for entry in CpioReader::new(archive) {
             let entry = entry?;
-            if self.unpack_entry(&entry, &mut hard_links)? {
-                report.entries += 1;
-                report.data_bytes += entry.data.len();
-            } else {
-                report.skipped += 1;
+            match self.unpack_entry(&entry, &mut hard_links)? {
+                Some(inode) => {
+                    report.entries += 1;
+                    report.data_bytes += entry.data.len();
+                    if inode.is_dir() {
+                        dirs.push((inode, entry.uid, entry.gid, entry.mtime));
+                    }
+                }
+                None => report.skipped += 1,
             }
+        }
+        for (dir, uid, gid, mtime) in dirs {
+            dir.set_owner_and_mtime(uid, gid, u64::from(mtime) * 1_000_000_000);
         }
         Ok(report)
     }
 
     /// Unpacks one entry. Regular files with `nlink > 1` are hard links:
     /// entries with the same `(dev, ino)` share one inode, whose data comes
-    /// with whichever entry carries it (newc puts it on the last).
-    fn unpack_entry(&self, entry: &Entry<'_>, hard_links: &mut HardLinks) -> Result<bool> {
+    /// with whichever entry carries it (newc puts it on the last). Returns
+    /// the inode made or updated (the root for `.`), `None` if skipped.
+    fn unpack_entry(
+        &self,
+        entry: &Entry<'_>,
+        hard_links: &mut HardLinks,
+    ) -> Result<Option<InodeRef>> {
         let mut name = entry.name;
         while let Some(rest) = name.strip_prefix(b"./").or_else(|| name.strip_prefix(b"/")) {
             name = rest;
@@ -58,9 +75,9 @@ impl Vfs {
         if name.is_empty() || name == b"." {
             if entry.file_type() == FileType::Directory {
                 root.set_permissions(entry.permissions(), self.now());
-                return Ok(true);
+                return Ok(Some(root));
             }
-            return Ok(false);
+            return Ok(None);
         }
         let (dir, last) = self.make_parents(name)?;
         let existing = dir.lookup(last).ok();
@@ -108,15 +125,15 @@ impl Vfs {
             }
             FileType::CharDevice => {
                 let Some(device) = self.devices().find(entry.rdev) else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 self.remove_if_present(&dir, last)?;
                 self.insert(&dir, last, Content::Device(device), perm)?
             }
-            _ => return Ok(false),
+            _ => return Ok(None),
         };
         inode.set_owner_and_mtime(entry.uid, entry.gid, u64::from(entry.mtime) * 1_000_000_000);
-        Ok(true)
+        Ok(Some(inode))
     }
 
     /// Creates the directories above `path` and returns the last one with

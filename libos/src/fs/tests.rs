@@ -20,6 +20,39 @@ fn errno<T: core::fmt::Debug>(r: crate::error::Result<T>) -> Errno {
 }
 
 #[test]
+fn unpacked_directories_keep_the_archives_times_after_their_entries() {
+    // Creating `d/f` after `d` changes `d`'s time; the archive's comes
+    // back once everything is in (what `ls -la` of a `--file` directory
+    // shows, as Linux's initramfs does).
+    let (_, vfs) = setup();
+    let dir_at = |mtime| EntryMeta {
+        mtime,
+        ..EntryMeta::directory(0o755)
+    };
+    let mut w = CpioWriter::new();
+    w.push(b".", &dir_at(1_600_000_000), b"").unwrap();
+    w.push(b"d", &dir_at(1_700_000_000), b"").unwrap();
+    w.push(b"d/e", &dir_at(1_700_000_100), b"").unwrap();
+    w.push(
+        b"d/e/f",
+        &EntryMeta {
+            mtime: 1_700_000_200,
+            ..EntryMeta::regular(0o644)
+        },
+        b"x",
+    )
+    .unwrap();
+    vfs.unpack_cpio(&w.finish()).unwrap();
+    let root = vfs.root().clone();
+    let time =
+        |path: &[u8]| vfs.resolve(&root, path, true).unwrap().metadata().mtime_ns / 1_000_000_000;
+    assert_eq!(time(b"/"), 1_600_000_000);
+    assert_eq!(time(b"/d"), 1_700_000_000);
+    assert_eq!(time(b"/d/e"), 1_700_000_100);
+    assert_eq!(time(b"/d/e/f"), 1_700_000_200);
+}
+
+#[test]
 fn create_write_read_truncate() {
     let (_, vfs) = setup();
     let root = vfs.root().clone();
