@@ -187,9 +187,12 @@ impl Image {
         Ok(())
     }
 
-    /// Inserts `node` at `guest` after creating its parents. A file or
-    /// symlink replaces a file or symlink; a directory over a directory
-    /// updates it; any other clash is an error.
+    /// Inserts `node` at `guest` after creating its parents, which are
+    /// dated like `node` (a directory made to hold it: for a host tree
+    /// given at its own path, the host parent's time is that of the entry
+    /// made in it, so `ls -la` in the guest shows `..` as on the host). A
+    /// file or symlink replaces a file or symlink; a directory over a
+    /// directory updates it; any other clash is an error.
     fn insert(&mut self, guest: &Path, node: Node) -> Result<()> {
         let path = guest_path(guest)?;
         if path == Path::new("/") {
@@ -224,14 +227,13 @@ impl Image {
             ),
             _ => {}
         }
+        let mtime = match &node {
+            Node::Dir { mtime, .. } | Node::File { mtime, .. } | Node::Symlink { mtime, .. } => {
+                *mtime
+            }
+        };
         for dir in missing {
-            self.nodes.insert(
-                dir,
-                Node::Dir {
-                    perm: 0o755,
-                    mtime: self.now,
-                },
-            );
+            self.nodes.insert(dir, Node::Dir { perm: 0o755, mtime });
         }
         self.nodes.insert(path, node);
         Ok(())
@@ -330,6 +332,30 @@ mod tests {
             entries[3],
             ("usr/bin/x".into(), FileType::Regular, 0o755, b"xx".to_vec())
         );
+    }
+
+    #[test]
+    fn parents_made_for_a_node_are_dated_like_it() {
+        let mut image = Image::new();
+        image
+            .insert(
+                Path::new("/host/tree/data"),
+                Node::Dir {
+                    perm: 0o700,
+                    mtime: 1_600_000_000,
+                },
+            )
+            .unwrap();
+        for parent in ["/host", "/host/tree"] {
+            assert_eq!(
+                image.get(parent),
+                Some(&Node::Dir {
+                    perm: 0o755,
+                    mtime: 1_600_000_000
+                }),
+                "{parent}"
+            );
+        }
     }
 
     #[test]
