@@ -417,6 +417,8 @@ fn serve_audited<const SMP: bool>(
         me.tid,
         end.saturating_sub(start),
         Some(end),
+        // Without the big kernel lock only the boot CPU runs threads.
+        (!SMP).then_some(0),
     );
     ret
 }
