@@ -22,6 +22,8 @@ mod dma_ktests;
 pub mod hal;
 #[cfg(feature = "ktest")]
 mod ktests;
+#[cfg(feature = "ktest")]
+mod lending_ktests;
 pub mod mmio;
 pub mod virtio;
 
@@ -115,7 +117,7 @@ pub fn init(args: &KernelArgs<'_>) {
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
     let (dev, transport) = mmio::from_cmdline(args)
         .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))?;
-    match VirtioNet::new(transport) {
+    match VirtioNet::new(transport, crate::platform::platform().kind()) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);

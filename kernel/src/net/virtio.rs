@@ -7,22 +7,40 @@
 //! ([`KernelHal`]'s `dma_alloc`) from the shared DMA pool, so sending and
 //! receiving never touch the heap, no slot is bounced (the HAL shares a
 //! pool buffer in place), and nothing the device touches lies outside the
-//! pool. A sent frame is copied from private memory into a slot; a received
-//! frame is copied out of its slot into the caller's private buffer once,
-//! bounds-checked against the length the device reported, before anything
-//! parses it. Every receive slot is posted to the
-//! device at start; [`NetDevice::receive`] copies a completed frame out and
-//! posts its slot again at once, so the receive queue never runs dry while
-//! frames are taken. [`NetDevice::transmit`] first reclaims the slots of
-//! finished sends, then copies the frame into a free slot; with none free it
-//! returns `EAGAIN` (the caller retries after a while — the device finishes
-//! sends on its own).
+//! pool. Every receive slot is posted to the device at start.
+//!
+//! How a frame crosses to the LibOS depends on what the platform says of
+//! shared memory ([`PlatformKind::protects_private_memory`]):
+//!
+//! - natively (no memory encryption: the host can write all guest memory,
+//!   so a slot is no weaker than private memory) the driver *lends* its
+//!   slots. [`NetDevice::hold_received`] takes a completed receive slot
+//!   off the used ring and keeps it (not posted) for smoltcp to parse in
+//!   place ([`NetDevice::peek_held`], [`NetDevice::consume_held`]); the
+//!   slot is posted again once consumed. [`NetDevice::transmit_with`]
+//!   takes a free transmit slot, lets smoltcp write the frame after the
+//!   virtio-net header, and hands it to the device;
+//! - on SEV-SNP and TDX the slots are shared with an untrusted host, so
+//!   the lending methods answer `EOPNOTSUPP` and `NicPhy` copies:
+//!   [`NetDevice::receive`] copies a completed frame out of its slot into
+//!   the caller's private buffer once and posts the slot again at once,
+//!   and [`NetDevice::transmit`] copies a frame into a free slot. From the
+//!   copy on, only private memory is parsed (no double fetch).
+//!
+//! Either way the frame's length comes from the used ring, which the host
+//! writes, and is bounds-checked against the slot before any slice of it
+//! is made. With no free transmit slot, sending answers `EAGAIN` (the
+//! caller retries after a while — the device finishes sends on its own),
+//! after first reclaiming the slots of finished sends.
 //!
 //! Locking: one spin lock around the device, always taken with interrupts
-//! off (the device interrupt handler, [`VirtioNet::handle_interrupt`], takes
-//! it too).
+//! off (the device interrupt handler, [`VirtioNet::handle_interrupt`],
+//! takes it too). smoltcp's closures are never called with it held: it
+//! may send while it parses a received frame. A lent slot is owned by the
+//! driver's state (held, or taken off the free list) while the lock is
+//! released, and marked so that nothing else touches it meanwhile.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
 use libos::net::NetDevice;
@@ -34,6 +52,7 @@ use x86_64::instructions::interrupts::without_interrupts;
 
 use super::hal::KernelHal;
 use crate::mm::PAGE_BYTES;
+use crate::platform::PlatformKind;
 
 /// Descriptors per virtqueue, and so slots per pool.
 pub const QUEUE_SIZE: usize = 128;
@@ -119,6 +138,10 @@ pub struct NetStats {
     pub rx_ring_full: AtomicU64,
     /// Device interrupts handled.
     pub interrupts: AtomicU64,
+    /// Of [`Self::rx_frames`], those read in place in their slot.
+    pub rx_in_place: AtomicU64,
+    /// Of [`Self::tx_frames`], those written in place into their slot.
+    pub tx_in_place: AtomicU64,
 }
 
 /// The state behind the lock.
@@ -136,6 +159,22 @@ struct Inner {
     rx_slot_of: [u16; QUEUE_SIZE],
     /// Frames taken since the receive ring was last found empty.
     rx_burst: usize,
+    /// A completed receive slot taken off the used ring and not posted
+    /// again: the frame [`NetDevice::hold_received`] holds.
+    rx_held: Option<Held>,
+    /// Whether a caller is reading the held slot without the lock: it is
+    /// neither posted nor copied out meanwhile.
+    rx_lent: bool,
+}
+
+/// A received frame in a slot the device has given back.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    slot: u16,
+    /// The virtio-net header's length: where the frame starts.
+    header: usize,
+    /// The frame's length; `header + len <= SLOT_BYTES`.
+    len: usize,
 }
 
 // SAFETY: `Inner` is only reached through `VirtioNet`'s mutex on one CPU;
@@ -148,6 +187,8 @@ pub struct VirtioNet {
     inner: Mutex<Inner>,
     mac: [u8; 6],
     stats: NetStats,
+    /// Whether the slots are lent to the caller (see the module docs).
+    lends: AtomicBool,
 }
 
 impl core::fmt::Debug for VirtioNet {
@@ -155,6 +196,7 @@ impl core::fmt::Debug for VirtioNet {
         f.debug_struct("VirtioNet")
             .field("mac", &self.mac)
             .field("stats", &self.stats)
+            .field("lends", &self.lends)
             .finish_non_exhaustive()
     }
 }
@@ -175,8 +217,13 @@ impl From<virtio_drivers::Error> for InitError {
 }
 
 impl VirtioNet {
-    /// Brings the device up and posts every receive buffer.
-    pub fn new(transport: MmioTransport<'static>) -> core::result::Result<Self, InitError> {
+    /// Brings the device up and posts every receive buffer. It lends its
+    /// slots unless `platform` protects private memory (see the module
+    /// docs).
+    pub fn new(
+        transport: MmioTransport<'static>,
+        platform: PlatformKind,
+    ) -> core::result::Result<Self, InitError> {
         let raw = Raw::new(transport)?;
         let mac = raw.mac_address();
         let (Some(tx), Some(rx)) = (Slots::new(), Slots::new()) else {
@@ -192,6 +239,8 @@ impl VirtioNet {
             tx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_burst: 0,
+            rx_held: None,
+            rx_lent: false,
         };
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
@@ -200,7 +249,22 @@ impl VirtioNet {
             inner: Mutex::new(inner),
             mac,
             stats: NetStats::default(),
+            lends: AtomicBool::new(!platform.protects_private_memory()),
         })
+    }
+
+    /// Whether the slots are lent to the caller (frames parsed and written
+    /// in place) rather than copied.
+    pub fn lends(&self) -> bool {
+        self.lends.load(Ordering::Relaxed)
+    }
+
+    /// Lends the slots or not: the ktests force the copying of SEV-SNP and
+    /// TDX natively. Takes effect at the next frame; a frame already held
+    /// is still consumed in place.
+    #[cfg(feature = "ktest")]
+    pub(crate) fn set_lending(&self, on: bool) {
+        self.lends.store(on, Ordering::Relaxed);
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -294,7 +358,10 @@ impl Inner {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
+    /// Takes a free transmit slot off the free list and writes its
+    /// virtio-net header: the slot and the header's length. `EAGAIN` with
+    /// none free. The slot is the caller's until [`Self::submit_tx`].
+    fn take_tx_slot(&mut self) -> Result<(u16, usize)> {
         self.reclaim_tx();
         if self.tx_free_count == 0 {
             return Err(Errno::EAGAIN.into());
@@ -304,24 +371,56 @@ impl Inner {
         // only reference.
         let buf = unsafe { self.tx.slot(slot, SLOT_BYTES) };
         let header = self.raw.fill_buffer_header(buf).map_err(|_| Errno::EIO)?;
-        let len = header + frame.len();
-        buf[header..len].copy_from_slice(frame);
-        // SAFETY: the slot stays untouched until `reclaim_tx` completes its
-        // token with the same slice.
+        self.tx_free_count -= 1;
+        Ok((slot, header))
+    }
+
+    /// Hands `slot` (from [`Self::take_tx_slot`]), its first `len` bytes
+    /// written, to the device; on failure the slot goes back on the free
+    /// list.
+    fn submit_tx(&mut self, slot: u16, len: usize) -> Result<()> {
+        // SAFETY: the slot is off the free list and written; it stays
+        // untouched until `reclaim_tx` completes its token with the same
+        // slice.
         let token = match unsafe { self.raw.transmit_begin(self.tx.slot(slot, len)) } {
             Ok(t) => t,
-            Err(virtio_drivers::Error::QueueFull) => return Err(Errno::EAGAIN.into()),
-            Err(_) => return Err(Errno::EIO.into()),
+            Err(e) => {
+                self.tx_free[self.tx_free_count] = slot;
+                self.tx_free_count += 1;
+                // One descriptor a slot and as many descriptors as slots:
+                // a free slot means a free descriptor, so the queue is
+                // never full here.
+                return Err(match e {
+                    virtio_drivers::Error::QueueFull => Errno::EAGAIN,
+                    _ => Errno::EIO,
+                }
+                .into());
+            }
         };
-        self.tx_free_count -= 1;
         self.tx_len[usize::from(slot)] = len as u16;
         self.tx_slot_of[usize::from(token)] = slot;
         Ok(())
     }
 
-    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
-    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
-    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+    /// Copies `frame` into a free slot and sends it.
+    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
+        let (slot, header) = self.take_tx_slot()?;
+        let len = header + frame.len();
+        // SAFETY: taken off the free list above: this is the only
+        // reference, and the device does not hold it.
+        let buf = unsafe { self.tx.slot(slot, len) };
+        buf[header..].copy_from_slice(frame);
+        self.submit_tx(slot, len)
+    }
+
+    /// Holds the next received frame in its slot (the one already held, if
+    /// any): `Ok(None)` if none waits, `EMSGSIZE` if the device reported a
+    /// frame longer than [`MAX_FRAME`] or than the slot, `EIO` if it
+    /// returned something it was not given (the slot is posted again).
+    fn hold(&mut self) -> Result<Option<Held>> {
+        if let Some(held) = self.rx_held {
+            return Ok(Some(held));
+        }
         let Some(token) = self.raw.poll_receive() else {
             self.rx_burst = 0;
             return Ok(None);
@@ -337,22 +436,132 @@ impl Inner {
             self.raw
                 .receive_complete(token, self.rx.slot(slot, SLOT_BYTES))
         };
-        let copied = match done {
-            Ok((header, len)) if len <= buf.len() && header + len <= SLOT_BYTES => {
-                // SAFETY: the device has given the slot back.
-                let data = unsafe { self.rx.slot(slot, header + len) };
-                // The one read of the frame in shared memory: from here on
-                // (smoltcp) only the private copy in `buf` is parsed.
-                buf[..len].copy_from_slice(&data[header..]);
-                Ok(Some(len))
+        // The lengths come from the used ring, which the host writes.
+        let held = match done {
+            Ok((header, len)) if len <= MAX_FRAME && header + len <= SLOT_BYTES => {
+                Held { slot, header, len }
             }
-            Ok(_) => Err(Errno::EMSGSIZE.into()),
-            Err(_) => Err(Errno::EIO.into()),
+            bad => {
+                self.repost(slot);
+                return Err(match bad {
+                    Ok(_) => Errno::EMSGSIZE,
+                    Err(_) => Errno::EIO,
+                }
+                .into());
+            }
         };
+        self.rx_held = Some(held);
+        Ok(Some(held))
+    }
+
+    /// Posts the held frame's slot again (after it was consumed).
+    fn release_held(&mut self) {
+        if let Some(held) = self.rx_held.take() {
+            self.repost(held.slot);
+        }
+    }
+
+    fn repost(&mut self, slot: u16) {
         if self.post_rx(slot).is_err() {
             log::error!("virtio-net: cannot repost receive slot {slot}");
         }
+    }
+
+    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
+    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped), `EBUSY`
+    /// while the held frame is lent.
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        if self.rx_lent {
+            return Err(Errno::EBUSY.into());
+        }
+        let Some(held) = self.hold()? else {
+            return Ok(None);
+        };
+        let copied = match buf.get_mut(..held.len) {
+            Some(to) => {
+                // SAFETY: a held slot: the device has given it back, it is
+                // not posted, and nothing else refers to it (not lent).
+                let data = unsafe { self.rx.slot(held.slot, held.header + held.len) };
+                // The one read of the frame in shared memory: from here on
+                // (smoltcp) only the private copy in `buf` is parsed.
+                to.copy_from_slice(&data[held.header..]);
+                Ok(Some(held.len))
+            }
+            None => Err(Errno::EMSGSIZE.into()),
+        };
+        self.release_held();
         copied
+    }
+}
+
+impl VirtioNet {
+    /// Takes the next frame off the used ring into the held slot (the
+    /// one already held, if any), counting a whole ring's burst.
+    fn hold_counted(&self) -> Result<Option<Held>> {
+        let (r, ring_full) = self.with(|d| {
+            let before = d.rx_burst;
+            let r = d.hold();
+            // Counted once per burst of a whole ring.
+            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
+        });
+        if ring_full {
+            self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
+        }
+        if r.is_err() {
+            self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Calls `f` with the held frame where it lies, without the lock; then,
+    /// if `consume`, posts its slot again.
+    fn lend_held(&self, f: &mut dyn FnMut(&[u8]), consume: bool) -> Result<()> {
+        let (base, len) = self.with(|d| {
+            if d.rx_lent {
+                return Err(Errno::EBUSY);
+            }
+            let held = d.rx_held.ok_or(Errno::ENOENT)?;
+            d.rx_lent = true;
+            // SAFETY: a held slot (given back by the device, not posted);
+            // only its address is taken here.
+            let slot = unsafe { d.rx.slot(held.slot, held.header + held.len) };
+            Ok((slot[held.header..].as_ptr(), held.len))
+        })?;
+        // SAFETY:
+        // 1. `base..base + len` lies in the held slot: `hold` checked
+        //    `header + len <= SLOT_BYTES` against the used ring's lengths.
+        // 2. The slot is owned by the driver's state alone: the device gave
+        //    it back and it is not posted again while held; `rx_lent`, set
+        //    under the lock above, keeps every other caller from posting
+        //    (`receive`: `EBUSY`), copying or lending it until it is
+        //    cleared below, so nothing writes it while this shared slice
+        //    lives (natively the host could, as it could private memory:
+        //    why the slots are lent only there).
+        // 3. The slots live as long as `self.inner`, which `&self` keeps
+        //    alive past this call.
+        let frame = unsafe { core::slice::from_raw_parts(base, len) };
+        f(frame);
+        self.with(|d| {
+            d.rx_lent = false;
+            if consume {
+                d.release_held();
+            }
+        });
+        if consume {
+            self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+            self.stats.rx_in_place.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn count_transmit(&self, r: &Result<()>) {
+        match r {
+            Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
+            Err(e) if e.errno() == Errno::EAGAIN => {
+                self.stats.tx_queue_full.fetch_add(1, Ordering::Relaxed)
+            }
+            Err(_) => 0,
+        };
     }
 }
 
@@ -370,21 +579,15 @@ impl NetDevice for VirtioNet {
             return Err(Errno::EMSGSIZE.into());
         }
         let r = self.with(|d| d.transmit(frame));
-        match &r {
-            Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
-            Err(e) if e.errno() == Errno::EAGAIN => {
-                self.stats.tx_queue_full.fetch_add(1, Ordering::Relaxed)
-            }
-            Err(_) => 0,
-        };
+        self.count_transmit(&r);
         r
     }
 
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let (r, ring_full) = self.with(|d| {
+            let before = d.rx_burst;
             let r = d.receive(buf);
-            // Counted once per burst of a whole ring.
-            (r, d.rx_burst == QUEUE_SIZE)
+            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
         if ring_full {
             self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
@@ -395,5 +598,67 @@ impl NetDevice for VirtioNet {
             Ok(None) => 0,
         };
         r
+    }
+
+    fn hold_received(&self) -> Result<Option<usize>> {
+        if !self.lends() {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        Ok(self.hold_counted()?.map(|held| held.len))
+    }
+
+    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.lend_held(f, false)
+    }
+
+    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.lend_held(f, true)
+    }
+
+    fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        if !self.lends() {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        if len > MAX_FRAME {
+            return Err(Errno::EMSGSIZE.into());
+        }
+        let taken = self.with(|d| {
+            let (slot, header) = d.take_tx_slot()?;
+            // SAFETY: taken off the free list just now; only its address
+            // is taken here.
+            let buf = unsafe { d.tx.slot(slot, header + len) };
+            Ok((slot, header, buf[header..].as_mut_ptr()))
+        });
+        let (slot, header, base) = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                self.count_transmit(&Err(e));
+                return Err(e);
+            }
+        };
+        // SAFETY:
+        // 1. `base..base + len` lies in the slot: `len <= MAX_FRAME` and a
+        //    slot holds a virtio-net header and `MAX_FRAME` bytes.
+        // 2. `take_tx_slot` took the slot off the free list under the lock:
+        //    the device does not hold it and no other caller can take it
+        //    until `submit_tx` below hands it on, so this is the only
+        //    reference to it.
+        // 3. The slots live as long as `self.inner`, which `&self` keeps
+        //    alive past this call.
+        let frame = unsafe { core::slice::from_raw_parts_mut(base, len) };
+        fill(frame);
+        let r = self.with(|d| d.submit_tx(slot, header + len));
+        self.count_transmit(&r);
+        match r {
+            Ok(()) => {
+                self.stats.tx_in_place.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // `fill` ran: the frame is lost (see the trait).
+            Err(e) => {
+                log::error!("virtio-net: a written transmit slot was refused: {e:?}");
+                Err(Errno::EIO.into())
+            }
+        }
     }
 }
