@@ -24,6 +24,7 @@ pub mod hal;
 mod ktests;
 #[cfg(feature = "ktest")]
 mod lending_ktests;
+mod lent;
 pub mod mmio;
 pub mod virtio;
 

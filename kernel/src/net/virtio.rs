@@ -51,6 +51,7 @@ use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::hal::KernelHal;
+use super::lent::{Held, RxHeld, RxState, TxSpare};
 use crate::mm::PAGE_BYTES;
 use crate::platform::PlatformKind;
 
@@ -159,22 +160,6 @@ struct Inner {
     rx_slot_of: [u16; QUEUE_SIZE],
     /// Frames taken since the receive ring was last found empty.
     rx_burst: usize,
-    /// A completed receive slot taken off the used ring and not posted
-    /// again: the frame [`NetDevice::hold_received`] holds.
-    rx_held: Option<Held>,
-    /// Whether a caller is reading the held slot without the lock: it is
-    /// neither posted nor copied out meanwhile.
-    rx_lent: bool,
-}
-
-/// A received frame in a slot the device has given back.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    slot: u16,
-    /// The virtio-net header's length: where the frame starts.
-    header: usize,
-    /// The frame's length; `header + len <= SLOT_BYTES`.
-    len: usize,
 }
 
 // SAFETY: `Inner` is only reached through `VirtioNet`'s mutex on one CPU;
@@ -189,6 +174,15 @@ pub struct VirtioNet {
     stats: NetStats,
     /// Whether the slots are lent to the caller (see the module docs).
     lends: AtomicBool,
+    /// The received frame held off the ring (a completed receive slot
+    /// not posted again), lent or not.
+    rx_held: RxHeld,
+    /// A transmit slot set aside for the next frame written in place.
+    tx_spare: TxSpare,
+    /// Addresses of receive and transmit slot 0 (lent slots are reached
+    /// without the lock).
+    rx_base: u64,
+    tx_base: u64,
 }
 
 impl core::fmt::Debug for VirtioNet {
@@ -239,17 +233,20 @@ impl VirtioNet {
             tx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_burst: 0,
-            rx_held: None,
-            rx_lent: false,
         };
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
         }
+        let (rx_base, tx_base) = (inner.rx.vaddr, inner.tx.vaddr);
         Ok(Self {
             inner: Mutex::new(inner),
             mac,
             stats: NetStats::default(),
             lends: AtomicBool::new(!platform.protects_private_memory()),
+            rx_held: RxHeld::default(),
+            tx_spare: TxSpare::default(),
+            rx_base,
+            tx_base,
         })
     }
 
@@ -288,7 +285,7 @@ impl VirtioNet {
     pub fn tx_in_flight(&self) -> usize {
         self.with(|d| {
             d.reclaim_tx();
-            QUEUE_SIZE - d.tx_free_count
+            QUEUE_SIZE - d.tx_free_count - usize::from(self.tx_spare.is_set())
         })
     }
 
@@ -413,13 +410,20 @@ impl Inner {
         self.submit_tx(slot, len)
     }
 
-    /// Holds the next received frame in its slot (the one already held, if
-    /// any): `Ok(None)` if none waits, `EMSGSIZE` if the device reported a
-    /// frame longer than [`MAX_FRAME`] or than the slot, `EIO` if it
-    /// returned something it was not given (the slot is posted again).
-    fn hold(&mut self) -> Result<Option<Held>> {
-        if let Some(held) = self.rx_held {
-            return Ok(Some(held));
+    /// Holds the next received frame in its slot (the one already held,
+    /// if any), first posting again the slot of a frame consumed in place:
+    /// `Ok(None)` if none waits, `EMSGSIZE` if the device reported a frame
+    /// longer than [`MAX_FRAME`] or than the slot, `EIO` if it returned
+    /// something it was not given (the slot is posted again).
+    fn hold(&mut self, held: &RxHeld) -> Result<Option<Held>> {
+        match held.get() {
+            RxState::Held(h) | RxState::Lent(h) => return Ok(Some(h)),
+            RxState::Done(_) => {
+                if let Some(h) = held.take_done() {
+                    self.repost(h.slot);
+                }
+            }
+            RxState::Empty => {}
         }
         let Some(token) = self.raw.poll_receive() else {
             self.rx_burst = 0;
@@ -437,10 +441,12 @@ impl Inner {
                 .receive_complete(token, self.rx.slot(slot, SLOT_BYTES))
         };
         // The lengths come from the used ring, which the host writes.
-        let held = match done {
-            Ok((header, len)) if len <= MAX_FRAME && header + len <= SLOT_BYTES => {
-                Held { slot, header, len }
-            }
+        let h = match done {
+            Ok((header, len)) if len <= MAX_FRAME && header + len <= SLOT_BYTES => Held {
+                slot,
+                header: header as u16,
+                len: len as u16,
+            },
             bad => {
                 self.repost(slot);
                 return Err(match bad {
@@ -450,15 +456,8 @@ impl Inner {
                 .into());
             }
         };
-        self.rx_held = Some(held);
-        Ok(Some(held))
-    }
-
-    /// Posts the held frame's slot again (after it was consumed).
-    fn release_held(&mut self) {
-        if let Some(held) = self.rx_held.take() {
-            self.repost(held.slot);
-        }
+        held.hold(h);
+        Ok(Some(h))
     }
 
     fn repost(&mut self, slot: u16) {
@@ -470,28 +469,45 @@ impl Inner {
     /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
     /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped), `EBUSY`
     /// while the held frame is lent.
-    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
-        if self.rx_lent {
-            return Err(Errno::EBUSY.into());
-        }
-        let Some(held) = self.hold()? else {
+    fn receive(&mut self, held: &RxHeld, buf: &mut [u8]) -> Result<Option<usize>> {
+        let Some(h) = self.hold(held)? else {
             return Ok(None);
         };
-        let copied = match buf.get_mut(..held.len) {
+        if !held.take_held(h) {
+            return Err(Errno::EBUSY.into());
+        }
+        let (header, len) = (usize::from(h.header), usize::from(h.len));
+        let copied = match buf.get_mut(..len) {
             Some(to) => {
-                // SAFETY: a held slot: the device has given it back, it is
-                // not posted, and nothing else refers to it (not lent).
-                let data = unsafe { self.rx.slot(held.slot, held.header + held.len) };
+                // SAFETY: taken from `Held` to `Empty` just now: the device
+                // has given the slot back, it is not posted, and nothing
+                // else refers to it (`lent`'s rules).
+                let data = unsafe { self.rx.slot(h.slot, header + len) };
                 // The one read of the frame in shared memory: from here on
                 // (smoltcp) only the private copy in `buf` is parsed.
-                to.copy_from_slice(&data[held.header..]);
-                Ok(Some(held.len))
+                to.copy_from_slice(&data[header..]);
+                Ok(Some(len))
             }
             None => Err(Errno::EMSGSIZE.into()),
         };
-        self.release_held();
+        self.repost(h.slot);
         copied
     }
+}
+
+/// `len` bytes at `offset` in slot `slot` of the set starting at `base`.
+///
+/// # Safety
+///
+/// `base` is the address of slot 0 of a live [`Slots`]; `offset + len` is
+/// at most [`SLOT_BYTES`]; the caller owns the slot exclusively (no other
+/// reference to it, the device does not hold it) for `'a`.
+unsafe fn lent_slot<'a>(base: u64, slot: u16, offset: usize, len: usize) -> &'a mut [u8] {
+    debug_assert!(usize::from(slot) < QUEUE_SIZE && offset + len <= SLOT_BYTES);
+    let at = base + (usize::from(slot) * SLOT_BYTES + offset) as u64;
+    // SAFETY: in the slot, mapped read-write in the pool's window for as
+    // long as the set lives, and owned by the caller: its obligations.
+    unsafe { core::slice::from_raw_parts_mut(at as *mut u8, len) }
 }
 
 impl VirtioNet {
@@ -500,7 +516,7 @@ impl VirtioNet {
     fn hold_counted(&self) -> Result<Option<Held>> {
         let (r, ring_full) = self.with(|d| {
             let before = d.rx_burst;
-            let r = d.hold();
+            let r = d.hold(&self.rx_held);
             // Counted once per burst of a whole ring.
             (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
@@ -513,40 +529,36 @@ impl VirtioNet {
         r
     }
 
-    /// Calls `f` with the held frame where it lies, without the lock; then,
-    /// if `consume`, posts its slot again.
+    /// Calls `f` with the held frame where it lies, without the lock; then
+    /// leaves it held, or consumed (its slot posted again under the next
+    /// lock).
     fn lend_held(&self, f: &mut dyn FnMut(&[u8]), consume: bool) -> Result<()> {
-        let (base, len) = self.with(|d| {
-            if d.rx_lent {
-                return Err(Errno::EBUSY);
-            }
-            let held = d.rx_held.ok_or(Errno::ENOENT)?;
-            d.rx_lent = true;
-            // SAFETY: a held slot (given back by the device, not posted);
-            // only its address is taken here.
-            let slot = unsafe { d.rx.slot(held.slot, held.header + held.len) };
-            Ok((slot[held.header..].as_ptr(), held.len))
+        let h = self.rx_held.lend().map_err(|state| match state {
+            RxState::Lent(_) => Errno::EBUSY,
+            _ => Errno::ENOENT,
         })?;
         // SAFETY:
-        // 1. `base..base + len` lies in the held slot: `hold` checked
-        //    `header + len <= SLOT_BYTES` against the used ring's lengths.
-        // 2. The slot is owned by the driver's state alone: the device gave
-        //    it back and it is not posted again while held; `rx_lent`, set
-        //    under the lock above, keeps every other caller from posting
-        //    (`receive`: `EBUSY`), copying or lending it until it is
-        //    cleared below, so nothing writes it while this shared slice
-        //    lives (natively the host could, as it could private memory:
-        //    why the slots are lent only there).
-        // 3. The slots live as long as `self.inner`, which `&self` keeps
-        //    alive past this call.
-        let frame = unsafe { core::slice::from_raw_parts(base, len) };
+        // 1. `rx_base` is receive slot 0 of `self.inner`'s set, which lives
+        //    as long as `self`, borrowed past this call.
+        // 2. `hold` checked `header + len <= SLOT_BYTES` (lengths from the
+        //    used ring) before the frame was held.
+        // 3. The slot is the caller's alone until `give_back` below: the
+        //    device gave it back and it is not posted again while held; the
+        //    compare-exchange to `Lent` succeeded for this caller only, and
+        //    a lent frame is neither copied out, posted nor lent again
+        //    (`lent`'s rules). Natively, where slots are lent, the host
+        //    could write it as it could any guest memory: why slots are
+        //    lent only there.
+        let frame = unsafe {
+            lent_slot(
+                self.rx_base,
+                h.slot,
+                usize::from(h.header),
+                usize::from(h.len),
+            )
+        };
         f(frame);
-        self.with(|d| {
-            d.rx_lent = false;
-            if consume {
-                d.release_held();
-            }
-        });
+        self.rx_held.give_back(h, consume);
         if consume {
             self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
             self.stats.rx_in_place.fetch_add(1, Ordering::Relaxed);
@@ -586,7 +598,7 @@ impl NetDevice for VirtioNet {
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let (r, ring_full) = self.with(|d| {
             let before = d.rx_burst;
-            let r = d.receive(buf);
+            let r = d.receive(&self.rx_held, buf);
             (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
         if ring_full {
@@ -604,7 +616,7 @@ impl NetDevice for VirtioNet {
         if !self.lends() {
             return Err(Errno::EOPNOTSUPP.into());
         }
-        Ok(self.hold_counted()?.map(|held| held.len))
+        Ok(self.hold_counted()?.map(|h| usize::from(h.len)))
     }
 
     fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
@@ -622,14 +634,12 @@ impl NetDevice for VirtioNet {
         if len > MAX_FRAME {
             return Err(Errno::EMSGSIZE.into());
         }
-        let taken = self.with(|d| {
-            let (slot, header) = d.take_tx_slot()?;
-            // SAFETY: taken off the free list just now; only its address
-            // is taken here.
-            let buf = unsafe { d.tx.slot(slot, header + len) };
-            Ok((slot, header, buf[header..].as_mut_ptr()))
-        });
-        let (slot, header, base) = match taken {
+        // The slot set aside at the last send, or one taken now.
+        let taken = match self.tx_spare.take() {
+            Some((slot, header)) => Ok((slot, usize::from(header))),
+            None => self.with(|d| d.take_tx_slot()),
+        };
+        let (slot, header) = match taken {
             Ok(t) => t,
             Err(e) => {
                 self.count_transmit(&Err(e));
@@ -637,17 +647,28 @@ impl NetDevice for VirtioNet {
             }
         };
         // SAFETY:
-        // 1. `base..base + len` lies in the slot: `len <= MAX_FRAME` and a
-        //    slot holds a virtio-net header and `MAX_FRAME` bytes.
-        // 2. `take_tx_slot` took the slot off the free list under the lock:
-        //    the device does not hold it and no other caller can take it
-        //    until `submit_tx` below hands it on, so this is the only
-        //    reference to it.
-        // 3. The slots live as long as `self.inner`, which `&self` keeps
-        //    alive past this call.
-        let frame = unsafe { core::slice::from_raw_parts_mut(base, len) };
+        // 1. `tx_base` is transmit slot 0 of `self.inner`'s set, which
+        //    lives as long as `self`, borrowed past this call.
+        // 2. `header + len` fits the slot: `len <= MAX_FRAME`, and a slot
+        //    holds a virtio-net header and `MAX_FRAME` bytes.
+        // 3. The slot is this caller's alone: `take_tx_slot` took it off
+        //    the free list under the lock (directly, or for the spare,
+        //    which the swap in `take` gave to this caller only); the device
+        //    does not hold it, and nothing else reaches it until
+        //    `submit_tx` below hands it on.
+        let frame = unsafe { lent_slot(self.tx_base, slot, header, len) };
         fill(frame);
-        let r = self.with(|d| d.submit_tx(slot, header + len));
+        let r = self.with(|d| {
+            let r = d.submit_tx(slot, header + len);
+            // Set the next frame's slot aside while the lock is held.
+            if let Ok((spare, header)) = d.take_tx_slot()
+                && !self.tx_spare.offer(spare, header as u16)
+            {
+                d.tx_free[d.tx_free_count] = spare;
+                d.tx_free_count += 1;
+            }
+            r
+        });
         self.count_transmit(&r);
         match r {
             Ok(()) => {
