@@ -160,7 +160,7 @@ pub const SUMMARY_PREFIX: &str = "net counters:";
 
 /// The end-of-run line of the network path's stall counters: the stack's
 /// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
-/// back for a full device queue, receive errors) and the device's (sends
+/// back for a full device queue, receive errors, frames moved in place) and the device's (sends
 /// refused for a full queue, frames dropped, receive bursts of a whole
 /// ring, interrupts). Formatting it takes no lock and allocates nothing,
 /// so the NMI stop path may print it too.
