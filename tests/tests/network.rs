@@ -214,13 +214,45 @@ fn redis(s: &mut TcpStream, args: &[&str]) -> String {
 
 #[test]
 fn debian_redis_server_answers_the_host() {
-    redis_server(&[]);
+    let result = redis_server(&[]);
+    assert_frames_crossed_in_place(&result);
 }
 
 #[test]
 fn debian_redis_server_works_with_emulated_mmio() {
     let result = redis_server(EMULATE_MMIO);
     assert_emulated(&result, true);
+    assert_frames_crossed_in_place(&result);
+}
+
+/// Counter `name` of the kernel's `net counters:` line, printed at exit.
+fn net_counter(result: &RunResult, name: &str) -> Option<u64> {
+    let line = result
+        .kernel_lines
+        .iter()
+        .find(|l| l.contains("net counters:"))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+/// On the native backend smoltcp parsed every received frame in the
+/// card's DMA slot and wrote frames straight into its transmit slots
+/// (`libos::net::device`): the counters of the exit line say so.
+fn assert_frames_crossed_in_place(result: &RunResult) {
+    let get = |name| {
+        net_counter(result, name)
+            .unwrap_or_else(|| panic!("no {name} in the net counters: {:#?}", result.kernel_lines))
+    };
+    let (rx, rx_in_place) = (get("rx_frames"), get("rx_in_place"));
+    let (tx, tx_in_place, deferred) = (get("tx_frames"), get("tx_in_place"), get("tx_deferred"));
+    assert!(
+        rx > 0 && rx_in_place == rx,
+        "received {rx}, {rx_in_place} in place"
+    );
+    assert!(
+        tx > 0 && tx_in_place + deferred == tx,
+        "sent {tx}, {tx_in_place} in place, {deferred} held back"
+    );
 }
 
 fn redis_server(kernel_args: &[&str]) -> RunResult {

@@ -36,7 +36,7 @@ pub(super) fn arp_request(mac: [u8; 6], target: [u8; 4]) -> [u8; 42] {
 }
 
 /// The sender's MAC if `frame` is an ARP reply from `from` to us.
-fn arp_reply_from(frame: &[u8], mac: [u8; 6], from: [u8; 4]) -> Option<[u8; 6]> {
+pub(super) fn arp_reply_from(frame: &[u8], mac: [u8; 6], from: [u8; 4]) -> Option<[u8; 6]> {
     let is_reply = frame.len() >= 42
         && frame[0..6] == mac
         && frame[12..14] == ETHERTYPE_ARP

@@ -7,12 +7,16 @@
 //!   over the shared DMA pool ([`crate::platform::dma`]), which [`init`]
 //!   sets up first (`dma.pool=SIZE`);
 //! - [`virtio`]: [`VirtioNet`], the driver, implementing
-//!   [`libos::net::NetDevice`].
+//!   [`libos::net::NetDevice`]: natively it lends its DMA slots (smoltcp
+//!   parses and writes frames in place), on SEV-SNP and TDX it copies each
+//!   frame once between a slot and private memory;
+//! - `lent`: the atomic words that say who owns a lent slot.
 //!
 //! [`init`] runs once at boot (after paging, the heap and the local APIC)
 //! and logs `net: virtio-net <mac>` or `net: no device`; [`device`] then
 //! hands the card to whoever builds the network stack. Receiving works by
-//! polling ([`NetDevice::receive`] checks the used ring); the device's
+//! polling ([`NetDevice::hold_received`] and [`NetDevice::receive`] check
+//! the used ring); the device's
 //! interrupt is routed through the I/O APIC only so that an idle CPU (all
 //! threads blocked, halted) wakes when a frame arrives instead of at the
 //! next timer tick. Its handler just acknowledges the device.
@@ -22,6 +26,9 @@ mod dma_ktests;
 pub mod hal;
 #[cfg(feature = "ktest")]
 mod ktests;
+#[cfg(feature = "ktest")]
+mod lending_ktests;
+mod lent;
 pub mod mmio;
 pub mod virtio;
 
@@ -115,7 +122,7 @@ pub fn init(args: &KernelArgs<'_>) {
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
     let (dev, transport) = mmio::from_cmdline(args)
         .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))?;
-    match VirtioNet::new(transport) {
+    match VirtioNet::new(transport, crate::platform::platform().kind()) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);
@@ -153,7 +160,7 @@ pub const SUMMARY_PREFIX: &str = "net counters:";
 
 /// The end-of-run line of the network path's stall counters: the stack's
 /// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
-/// back for a full device queue, receive errors) and the device's (sends
+/// back for a full device queue, receive errors, frames moved in place) and the device's (sends
 /// refused for a full queue, frames dropped, receive bursts of a whole
 /// ring, interrupts). Formatting it takes no lock and allocates nothing,
 /// so the NMI stop path may print it too.

@@ -7,22 +7,40 @@
 //! ([`KernelHal`]'s `dma_alloc`) from the shared DMA pool, so sending and
 //! receiving never touch the heap, no slot is bounced (the HAL shares a
 //! pool buffer in place), and nothing the device touches lies outside the
-//! pool. A sent frame is copied from private memory into a slot; a received
-//! frame is copied out of its slot into the caller's private buffer once,
-//! bounds-checked against the length the device reported, before anything
-//! parses it. Every receive slot is posted to the
-//! device at start; [`NetDevice::receive`] copies a completed frame out and
-//! posts its slot again at once, so the receive queue never runs dry while
-//! frames are taken. [`NetDevice::transmit`] first reclaims the slots of
-//! finished sends, then copies the frame into a free slot; with none free it
-//! returns `EAGAIN` (the caller retries after a while — the device finishes
-//! sends on its own).
+//! pool. Every receive slot is posted to the device at start.
+//!
+//! How a frame crosses to the LibOS depends on what the platform says of
+//! shared memory ([`PlatformKind::protects_private_memory`]):
+//!
+//! - natively (no memory encryption: the host can write all guest memory,
+//!   so a slot is no weaker than private memory) the driver *lends* its
+//!   slots. [`NetDevice::hold_received`] takes a completed receive slot
+//!   off the used ring and keeps it (not posted) for smoltcp to parse in
+//!   place ([`NetDevice::peek_held`], [`NetDevice::consume_held`]); the
+//!   slot is posted again once consumed. [`NetDevice::transmit_with`]
+//!   takes a free transmit slot, lets smoltcp write the frame after the
+//!   virtio-net header, and hands it to the device;
+//! - on SEV-SNP and TDX the slots are shared with an untrusted host, so
+//!   the lending methods answer `EOPNOTSUPP` and `NicPhy` copies:
+//!   [`NetDevice::receive`] copies a completed frame out of its slot into
+//!   the caller's private buffer once and posts the slot again at once,
+//!   and [`NetDevice::transmit`] copies a frame into a free slot. From the
+//!   copy on, only private memory is parsed (no double fetch).
+//!
+//! Either way the frame's length comes from the used ring, which the host
+//! writes, and is bounds-checked against the slot before any slice of it
+//! is made. With no free transmit slot, sending answers `EAGAIN` (the
+//! caller retries after a while — the device finishes sends on its own),
+//! after first reclaiming the slots of finished sends.
 //!
 //! Locking: one spin lock around the device, always taken with interrupts
-//! off (the device interrupt handler, [`VirtioNet::handle_interrupt`], takes
-//! it too).
+//! off (the device interrupt handler, [`VirtioNet::handle_interrupt`],
+//! takes it too). smoltcp's closures are never called with it held: it
+//! may send while it parses a received frame. A lent slot is owned by the
+//! driver's state (held, or taken off the free list) while the lock is
+//! released, and marked so that nothing else touches it meanwhile.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
 use libos::net::NetDevice;
@@ -33,7 +51,9 @@ use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::hal::KernelHal;
+use super::lent::{Held, RxHeld, RxState, TxSpare};
 use crate::mm::PAGE_BYTES;
+use crate::platform::PlatformKind;
 
 /// Descriptors per virtqueue, and so slots per pool.
 pub const QUEUE_SIZE: usize = 128;
@@ -119,6 +139,10 @@ pub struct NetStats {
     pub rx_ring_full: AtomicU64,
     /// Device interrupts handled.
     pub interrupts: AtomicU64,
+    /// Of [`Self::rx_frames`], those read in place in their slot.
+    pub rx_in_place: AtomicU64,
+    /// Of [`Self::tx_frames`], those written in place into their slot.
+    pub tx_in_place: AtomicU64,
 }
 
 /// The state behind the lock.
@@ -148,6 +172,17 @@ pub struct VirtioNet {
     inner: Mutex<Inner>,
     mac: [u8; 6],
     stats: NetStats,
+    /// Whether the slots are lent to the caller (see the module docs).
+    lends: AtomicBool,
+    /// The received frame held off the ring (a completed receive slot
+    /// not posted again), lent or not.
+    rx_held: RxHeld,
+    /// A transmit slot set aside for the next frame written in place.
+    tx_spare: TxSpare,
+    /// Addresses of receive and transmit slot 0 (lent slots are reached
+    /// without the lock).
+    rx_base: u64,
+    tx_base: u64,
 }
 
 impl core::fmt::Debug for VirtioNet {
@@ -155,6 +190,7 @@ impl core::fmt::Debug for VirtioNet {
         f.debug_struct("VirtioNet")
             .field("mac", &self.mac)
             .field("stats", &self.stats)
+            .field("lends", &self.lends)
             .finish_non_exhaustive()
     }
 }
@@ -175,8 +211,13 @@ impl From<virtio_drivers::Error> for InitError {
 }
 
 impl VirtioNet {
-    /// Brings the device up and posts every receive buffer.
-    pub fn new(transport: MmioTransport<'static>) -> core::result::Result<Self, InitError> {
+    /// Brings the device up and posts every receive buffer. It lends its
+    /// slots unless `platform` protects private memory (see the module
+    /// docs).
+    pub fn new(
+        transport: MmioTransport<'static>,
+        platform: PlatformKind,
+    ) -> core::result::Result<Self, InitError> {
         let raw = Raw::new(transport)?;
         let mac = raw.mac_address();
         let (Some(tx), Some(rx)) = (Slots::new(), Slots::new()) else {
@@ -196,11 +237,31 @@ impl VirtioNet {
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
         }
+        let (rx_base, tx_base) = (inner.rx.vaddr, inner.tx.vaddr);
         Ok(Self {
             inner: Mutex::new(inner),
             mac,
             stats: NetStats::default(),
+            lends: AtomicBool::new(!platform.protects_private_memory()),
+            rx_held: RxHeld::default(),
+            tx_spare: TxSpare::default(),
+            rx_base,
+            tx_base,
         })
+    }
+
+    /// Whether the slots are lent to the caller (frames parsed and written
+    /// in place) rather than copied.
+    pub fn lends(&self) -> bool {
+        self.lends.load(Ordering::Relaxed)
+    }
+
+    /// Lends the slots or not: the ktests force the copying of SEV-SNP and
+    /// TDX natively. Takes effect at the next frame; a frame already held
+    /// is still consumed in place.
+    #[cfg(feature = "ktest")]
+    pub(crate) fn set_lending(&self, on: bool) {
+        self.lends.store(on, Ordering::Relaxed);
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -224,7 +285,7 @@ impl VirtioNet {
     pub fn tx_in_flight(&self) -> usize {
         self.with(|d| {
             d.reclaim_tx();
-            QUEUE_SIZE - d.tx_free_count
+            QUEUE_SIZE - d.tx_free_count - usize::from(self.tx_spare.is_set())
         })
     }
 
@@ -294,7 +355,10 @@ impl Inner {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
+    /// Takes a free transmit slot off the free list and writes its
+    /// virtio-net header: the slot and the header's length. `EAGAIN` with
+    /// none free. The slot is the caller's until [`Self::submit_tx`].
+    fn take_tx_slot(&mut self) -> Result<(u16, usize)> {
         self.reclaim_tx();
         if self.tx_free_count == 0 {
             return Err(Errno::EAGAIN.into());
@@ -304,24 +368,63 @@ impl Inner {
         // only reference.
         let buf = unsafe { self.tx.slot(slot, SLOT_BYTES) };
         let header = self.raw.fill_buffer_header(buf).map_err(|_| Errno::EIO)?;
-        let len = header + frame.len();
-        buf[header..len].copy_from_slice(frame);
-        // SAFETY: the slot stays untouched until `reclaim_tx` completes its
-        // token with the same slice.
+        self.tx_free_count -= 1;
+        Ok((slot, header))
+    }
+
+    /// Hands `slot` (from [`Self::take_tx_slot`]), its first `len` bytes
+    /// written, to the device; on failure the slot goes back on the free
+    /// list.
+    fn submit_tx(&mut self, slot: u16, len: usize) -> Result<()> {
+        // SAFETY: the slot is off the free list and written; it stays
+        // untouched until `reclaim_tx` completes its token with the same
+        // slice.
         let token = match unsafe { self.raw.transmit_begin(self.tx.slot(slot, len)) } {
             Ok(t) => t,
-            Err(virtio_drivers::Error::QueueFull) => return Err(Errno::EAGAIN.into()),
-            Err(_) => return Err(Errno::EIO.into()),
+            Err(e) => {
+                self.tx_free[self.tx_free_count] = slot;
+                self.tx_free_count += 1;
+                // One descriptor a slot and as many descriptors as slots:
+                // a free slot means a free descriptor, so the queue is
+                // never full here.
+                return Err(match e {
+                    virtio_drivers::Error::QueueFull => Errno::EAGAIN,
+                    _ => Errno::EIO,
+                }
+                .into());
+            }
         };
-        self.tx_free_count -= 1;
         self.tx_len[usize::from(slot)] = len as u16;
         self.tx_slot_of[usize::from(token)] = slot;
         Ok(())
     }
 
-    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
-    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
-    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+    /// Copies `frame` into a free slot and sends it.
+    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
+        let (slot, header) = self.take_tx_slot()?;
+        let len = header + frame.len();
+        // SAFETY: taken off the free list above: this is the only
+        // reference, and the device does not hold it.
+        let buf = unsafe { self.tx.slot(slot, len) };
+        buf[header..].copy_from_slice(frame);
+        self.submit_tx(slot, len)
+    }
+
+    /// Holds the next received frame in its slot (the one already held,
+    /// if any), first posting again the slot of a frame consumed in place:
+    /// `Ok(None)` if none waits, `EMSGSIZE` if the device reported a frame
+    /// longer than [`MAX_FRAME`] or than the slot, `EIO` if it returned
+    /// something it was not given (the slot is posted again).
+    fn hold(&mut self, held: &RxHeld) -> Result<Option<Held>> {
+        match held.get() {
+            RxState::Held(h) | RxState::Lent(h) => return Ok(Some(h)),
+            RxState::Done(_) => {
+                if let Some(h) = held.take_done() {
+                    self.repost(h.slot);
+                }
+            }
+            RxState::Empty => {}
+        }
         let Some(token) = self.raw.poll_receive() else {
             self.rx_burst = 0;
             return Ok(None);
@@ -337,22 +440,140 @@ impl Inner {
             self.raw
                 .receive_complete(token, self.rx.slot(slot, SLOT_BYTES))
         };
-        let copied = match done {
-            Ok((header, len)) if len <= buf.len() && header + len <= SLOT_BYTES => {
-                // SAFETY: the device has given the slot back.
-                let data = unsafe { self.rx.slot(slot, header + len) };
-                // The one read of the frame in shared memory: from here on
-                // (smoltcp) only the private copy in `buf` is parsed.
-                buf[..len].copy_from_slice(&data[header..]);
-                Ok(Some(len))
+        // The lengths come from the used ring, which the host writes.
+        let h = match done {
+            Ok((header, len)) if len <= MAX_FRAME && header + len <= SLOT_BYTES => Held {
+                slot,
+                header: header as u16,
+                len: len as u16,
+            },
+            bad => {
+                self.repost(slot);
+                return Err(match bad {
+                    Ok(_) => Errno::EMSGSIZE,
+                    Err(_) => Errno::EIO,
+                }
+                .into());
             }
-            Ok(_) => Err(Errno::EMSGSIZE.into()),
-            Err(_) => Err(Errno::EIO.into()),
         };
+        held.hold(h);
+        Ok(Some(h))
+    }
+
+    fn repost(&mut self, slot: u16) {
         if self.post_rx(slot).is_err() {
             log::error!("virtio-net: cannot repost receive slot {slot}");
         }
+    }
+
+    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
+    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped), `EBUSY`
+    /// while the held frame is lent.
+    fn receive(&mut self, held: &RxHeld, buf: &mut [u8]) -> Result<Option<usize>> {
+        let Some(h) = self.hold(held)? else {
+            return Ok(None);
+        };
+        if !held.take_held(h) {
+            return Err(Errno::EBUSY.into());
+        }
+        let (header, len) = (usize::from(h.header), usize::from(h.len));
+        let copied = match buf.get_mut(..len) {
+            Some(to) => {
+                // SAFETY: taken from `Held` to `Empty` just now: the device
+                // has given the slot back, it is not posted, and nothing
+                // else refers to it (`lent`'s rules).
+                let data = unsafe { self.rx.slot(h.slot, header + len) };
+                // The one read of the frame in shared memory: from here on
+                // (smoltcp) only the private copy in `buf` is parsed.
+                to.copy_from_slice(&data[header..]);
+                Ok(Some(len))
+            }
+            None => Err(Errno::EMSGSIZE.into()),
+        };
+        self.repost(h.slot);
         copied
+    }
+}
+
+/// `len` bytes at `offset` in slot `slot` of the set starting at `base`.
+///
+/// # Safety
+///
+/// `base` is the address of slot 0 of a live [`Slots`]; `offset + len` is
+/// at most [`SLOT_BYTES`]; the caller owns the slot exclusively (no other
+/// reference to it, the device does not hold it) for `'a`.
+unsafe fn lent_slot<'a>(base: u64, slot: u16, offset: usize, len: usize) -> &'a mut [u8] {
+    debug_assert!(usize::from(slot) < QUEUE_SIZE && offset + len <= SLOT_BYTES);
+    let at = base + (usize::from(slot) * SLOT_BYTES + offset) as u64;
+    // SAFETY: in the slot, mapped read-write in the pool's window for as
+    // long as the set lives, and owned by the caller: its obligations.
+    unsafe { core::slice::from_raw_parts_mut(at as *mut u8, len) }
+}
+
+impl VirtioNet {
+    /// Takes the next frame off the used ring into the held slot (the
+    /// one already held, if any), counting a whole ring's burst.
+    fn hold_counted(&self) -> Result<Option<Held>> {
+        let (r, ring_full) = self.with(|d| {
+            let before = d.rx_burst;
+            let r = d.hold(&self.rx_held);
+            // Counted once per burst of a whole ring.
+            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
+        });
+        if ring_full {
+            self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
+        }
+        if r.is_err() {
+            self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Calls `f` with the held frame where it lies, without the lock; then
+    /// leaves it held, or consumed (its slot posted again under the next
+    /// lock).
+    fn lend_held(&self, f: &mut dyn FnMut(&[u8]), consume: bool) -> Result<()> {
+        let h = self.rx_held.lend().map_err(|state| match state {
+            RxState::Lent(_) => Errno::EBUSY,
+            _ => Errno::ENOENT,
+        })?;
+        // SAFETY:
+        // 1. `rx_base` is receive slot 0 of `self.inner`'s set, which lives
+        //    as long as `self`, borrowed past this call.
+        // 2. `hold` checked `header + len <= SLOT_BYTES` (lengths from the
+        //    used ring) before the frame was held.
+        // 3. The slot is the caller's alone until `give_back` below: the
+        //    device gave it back and it is not posted again while held; the
+        //    compare-exchange to `Lent` succeeded for this caller only, and
+        //    a lent frame is neither copied out, posted nor lent again
+        //    (`lent`'s rules). Natively, where slots are lent, the host
+        //    could write it as it could any guest memory: why slots are
+        //    lent only there.
+        let frame = unsafe {
+            lent_slot(
+                self.rx_base,
+                h.slot,
+                usize::from(h.header),
+                usize::from(h.len),
+            )
+        };
+        f(frame);
+        self.rx_held.give_back(h, consume);
+        if consume {
+            self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+            self.stats.rx_in_place.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn count_transmit(&self, r: &Result<()>) {
+        match r {
+            Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
+            Err(e) if e.errno() == Errno::EAGAIN => {
+                self.stats.tx_queue_full.fetch_add(1, Ordering::Relaxed)
+            }
+            Err(_) => 0,
+        };
     }
 }
 
@@ -370,21 +591,15 @@ impl NetDevice for VirtioNet {
             return Err(Errno::EMSGSIZE.into());
         }
         let r = self.with(|d| d.transmit(frame));
-        match &r {
-            Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
-            Err(e) if e.errno() == Errno::EAGAIN => {
-                self.stats.tx_queue_full.fetch_add(1, Ordering::Relaxed)
-            }
-            Err(_) => 0,
-        };
+        self.count_transmit(&r);
         r
     }
 
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let (r, ring_full) = self.with(|d| {
-            let r = d.receive(buf);
-            // Counted once per burst of a whole ring.
-            (r, d.rx_burst == QUEUE_SIZE)
+            let before = d.rx_burst;
+            let r = d.receive(&self.rx_held, buf);
+            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
         if ring_full {
             self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
@@ -395,5 +610,76 @@ impl NetDevice for VirtioNet {
             Ok(None) => 0,
         };
         r
+    }
+
+    fn hold_received(&self) -> Result<Option<usize>> {
+        if !self.lends() {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        Ok(self.hold_counted()?.map(|h| usize::from(h.len)))
+    }
+
+    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.lend_held(f, false)
+    }
+
+    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.lend_held(f, true)
+    }
+
+    fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        if !self.lends() {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        if len > MAX_FRAME {
+            return Err(Errno::EMSGSIZE.into());
+        }
+        // The slot set aside at the last send, or one taken now.
+        let taken = match self.tx_spare.take() {
+            Some((slot, header)) => Ok((slot, usize::from(header))),
+            None => self.with(|d| d.take_tx_slot()),
+        };
+        let (slot, header) = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                self.count_transmit(&Err(e));
+                return Err(e);
+            }
+        };
+        // SAFETY:
+        // 1. `tx_base` is transmit slot 0 of `self.inner`'s set, which
+        //    lives as long as `self`, borrowed past this call.
+        // 2. `header + len` fits the slot: `len <= MAX_FRAME`, and a slot
+        //    holds a virtio-net header and `MAX_FRAME` bytes.
+        // 3. The slot is this caller's alone: `take_tx_slot` took it off
+        //    the free list under the lock (directly, or for the spare,
+        //    which the swap in `take` gave to this caller only); the device
+        //    does not hold it, and nothing else reaches it until
+        //    `submit_tx` below hands it on.
+        let frame = unsafe { lent_slot(self.tx_base, slot, header, len) };
+        fill(frame);
+        let r = self.with(|d| {
+            let r = d.submit_tx(slot, header + len);
+            // Set the next frame's slot aside while the lock is held.
+            if let Ok((spare, header)) = d.take_tx_slot()
+                && !self.tx_spare.offer(spare, header as u16)
+            {
+                d.tx_free[d.tx_free_count] = spare;
+                d.tx_free_count += 1;
+            }
+            r
+        });
+        self.count_transmit(&r);
+        match r {
+            Ok(()) => {
+                self.stats.tx_in_place.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // `fill` ran: the frame is lost (see the trait).
+            Err(e) => {
+                log::error!("virtio-net: a written transmit slot was refused: {e:?}");
+                Err(Errno::EIO.into())
+            }
+        }
     }
 }

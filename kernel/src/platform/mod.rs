@@ -56,6 +56,23 @@ impl PlatformKind {
             Self::Tdx => "tdx",
         }
     }
+
+    /// Whether the guest's private memory is closed to the host (encrypted
+    /// and integrity-protected: SEV-SNP, TDX), so that memory shared with
+    /// the host — the shared DMA pool ([`dma`]) — is weaker than private
+    /// memory: the host may rewrite it at any moment, and data a device
+    /// wrote there must be copied into private memory once before anything
+    /// parses it. `false` natively, where the hypervisor reads and writes
+    /// all guest memory anyway: a shared buffer is then no weaker than a
+    /// private one, and drivers may let parsers work on it in place (the
+    /// virtio-net driver lends its packet buffers to smoltcp,
+    /// `crate::net::virtio`).
+    pub fn protects_private_memory(self) -> bool {
+        match self {
+            Self::Native => false,
+            Self::SevSnp | Self::Tdx => true,
+        }
+    }
 }
 
 /// Width of a port or register access.

@@ -2,7 +2,9 @@
 //! explain stalled connections — TCP retransmissions, frames held back or
 //! refused because the device's transmit queue was full, receive errors —
 //! and [`RetransmitDetector`], which recognises a retransmission in the
-//! frames smoltcp sends (smoltcp 0.14 counts none itself).
+//! frames smoltcp sends (smoltcp 0.14 counts none itself). Received and
+//! sent frames are also counted by how they crossed the device trait: in
+//! place in the device's buffers, or copied (`super::device`).
 //!
 //! A sent TCP segment that carries sequence space (data, SYN or FIN) is a
 //! retransmission when its end lies at or before the highest sequence end
@@ -45,6 +47,12 @@ pub struct NetCounters {
     /// Receives the device failed (a frame dropped: too long, or a device
     /// error).
     pub rx_errors: AtomicU64,
+    /// Of [`Self::rx_frames`], those smoltcp parsed in place in the
+    /// device's own buffer (the rest were copied into private memory).
+    pub rx_in_place: AtomicU64,
+    /// Of [`Self::tx_frames`], those smoltcp wrote straight into a device
+    /// buffer (the rest were built in private memory and copied).
+    pub tx_in_place: AtomicU64,
 }
 
 /// A copy of [`NetCounters`] at one moment.
@@ -64,6 +72,10 @@ pub struct CountersSnapshot {
     pub rx_frames: u64,
     /// See [`NetCounters::rx_errors`].
     pub rx_errors: u64,
+    /// See [`NetCounters::rx_in_place`].
+    pub rx_in_place: u64,
+    /// See [`NetCounters::tx_in_place`].
+    pub tx_in_place: u64,
 }
 
 impl NetCounters {
@@ -83,24 +95,29 @@ impl NetCounters {
             tx_backlog_full: get(&self.tx_backlog_full),
             rx_frames: get(&self.rx_frames),
             rx_errors: get(&self.rx_errors),
+            rx_in_place: get(&self.rx_in_place),
+            tx_in_place: get(&self.tx_in_place),
         }
     }
 }
 
 impl fmt::Display for CountersSnapshot {
     /// `tx_frames=… tcp_retransmits=… tcp_keepalives=… tx_deferred=…
-    /// tx_backlog_full=… rx_frames=… rx_errors=…`.
+    /// tx_backlog_full=… rx_frames=… rx_errors=… rx_in_place=…
+    /// tx_in_place=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={}",
+            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={} rx_in_place={} tx_in_place={}",
             self.tx_frames,
             self.tcp_retransmits,
             self.tcp_keepalives,
             self.tx_deferred,
             self.tx_backlog_full,
             self.rx_frames,
-            self.rx_errors
+            self.rx_errors,
+            self.rx_in_place,
+            self.tx_in_place
         )
     }
 }
@@ -426,9 +443,10 @@ mod tests {
         NetCounters::bump(&c.tcp_retransmits);
         NetCounters::bump(&c.tx_frames);
         NetCounters::bump(&c.tx_frames);
+        NetCounters::bump(&c.tx_in_place);
         assert_eq!(
             c.snapshot().to_string(),
-            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0"
+            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0 rx_in_place=0 tx_in_place=1"
         );
     }
 }

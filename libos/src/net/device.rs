@@ -3,12 +3,35 @@
 //! lets smoltcp drive one.
 //!
 //! The kernel implements [`NetDevice`] for virtio-net; host tests join two
-//! stacks with an in-memory pair. A frame the device cannot take yet
-//! (`EAGAIN`) waits in a short software queue in `NicPhy` and goes first
-//! at the next poll, so a full device queue delays frames instead of
-//! dropping them (TCP would recover, but only after a retransmit timeout).
-//! `NicPhy` counts what it sees in [`NetCounters`] (sent frames and TCP
-//! retransmissions among them, frames held back, receive errors).
+//! stacks with an in-memory pair. A frame crosses the trait in one of two
+//! ways:
+//!
+//! - *in place*: the device lends smoltcp its own buffer. A received frame
+//!   is held by the device ([`NetDevice::hold_received`]), read where it
+//!   lies ([`NetDevice::peek_held`], [`NetDevice::consume_held`]) and only
+//!   then given back to the device; a frame to send is written by smoltcp
+//!   straight into a free device buffer ([`NetDevice::transmit_with`]).
+//!   The virtio-net driver lends its buffers on the native backend, where
+//!   the host can write all guest memory anyway, so a buffer shared with
+//!   it is no weaker than private memory;
+//! - *copied*: the frame is copied between the device's buffer and
+//!   `NicPhy`'s private buffers ([`NetDevice::receive`],
+//!   [`NetDevice::transmit`]). Every device offers this; it is what a
+//!   device that does not lend gets (the lending methods' defaults answer
+//!   `EOPNOTSUPP`), and what the virtio-net driver does on SEV-SNP and TDX,
+//!   where its buffers are shared with an untrusted host that could
+//!   rewrite a frame while smoltcp parses it (smoltcp re-reads fields it
+//!   checked): there exactly one copy between shared and private memory is
+//!   the design, as Linux's swiotlb bounce is.
+//!
+//! A frame the device cannot take yet (`EAGAIN`) is built in private
+//! memory and waits in a short software queue in `NicPhy` (the backlog),
+//! sent first at the next poll; while it is not empty, new frames go
+//! behind it, so the order holds. A full device queue thus delays frames
+//! instead of dropping them (TCP would recover, but only after a
+//! retransmit timeout). `NicPhy` counts what it sees in [`NetCounters`]
+//! (sent frames and TCP retransmissions among them, frames held back,
+//! receive errors, frames moved in place).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -22,6 +45,11 @@ use super::counters::{NetCounters, RetransmitDetector, Segment};
 use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
+///
+/// [`Self::receive`] and [`Self::transmit`] copy; the other methods lend
+/// the device's own buffers, if it offers that (see the module docs). The
+/// lending methods' defaults answer `EOPNOTSUPP`, so a device that only
+/// copies implements the first four methods and nothing else.
 pub trait NetDevice: Send + Sync {
     /// The MAC address.
     fn mac(&self) -> [u8; 6];
@@ -30,7 +58,54 @@ pub trait NetDevice: Send + Sync {
     /// Queues one frame for sending; `Err(EAGAIN)` if the device's queue is full.
     fn transmit(&self, frame: &[u8]) -> Result<()>;
     /// Takes one received frame into `buf`; `Ok(None)` if none is waiting.
+    /// A frame held for [`Self::consume_held`] is taken first.
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>>;
+
+    /// Takes the next received frame and holds it in the device's buffer,
+    /// not given back to the device until [`Self::consume_held`]:
+    /// `Ok(Some(len))`, the frame already held if there is one, `Ok(None)`
+    /// if none waits. `Err(EOPNOTSUPP)` (the default): the device does not
+    /// lend its buffers (now); take frames with [`Self::receive`].
+    fn hold_received(&self) -> Result<Option<usize>> {
+        Err(Errno::EOPNOTSUPP.into())
+    }
+
+    /// Calls `f` with the held frame where it lies, leaving it held (any
+    /// number of times). `Err(ENOENT)` without a held frame (`f` not
+    /// called).
+    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let _ = f;
+        Err(Errno::EOPNOTSUPP.into())
+    }
+
+    /// Calls `f` with the held frame where it lies, then gives its buffer
+    /// back to the device. `Err(ENOENT)` without a held frame (`f` not
+    /// called).
+    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let _ = f;
+        Err(Errno::EOPNOTSUPP.into())
+    }
+
+    /// Sends a frame of `len` bytes that `fill` writes straight into a free
+    /// device buffer (`fill` gets exactly `len` bytes). When it answers
+    /// `EAGAIN` (no free buffer), `EOPNOTSUPP` (the default: no lending) or
+    /// `EMSGSIZE` (`len` over [`Self::max_frame`]), `fill` was not called;
+    /// the caller may build the frame in its own memory and use
+    /// [`Self::transmit`]. Any other error comes after `fill` ran: the
+    /// frame is lost, as on a wire.
+    fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        let _ = (len, fill);
+        Err(Errno::EOPNOTSUPP.into())
+    }
+}
+
+/// Where a received frame waits for smoltcp.
+#[derive(Debug, Clone, Copy)]
+enum Fetched {
+    /// Held by the device, in its buffer.
+    Held,
+    /// Copied into `NicPhy::rx_buf`, this long.
+    Copied(usize),
 }
 
 /// Frames held back while the device's queue is full; past this smoltcp
@@ -40,10 +115,12 @@ const TX_BACKLOG_FRAMES: usize = 64;
 /// A [`NetDevice`] as a smoltcp [`phy::Device`].
 pub(crate) struct NicPhy {
     dev: Arc<dyn NetDevice>,
+    /// Private copies of received frames (a device that does not lend).
     rx_buf: Vec<u8>,
-    /// The length of a frame in `rx_buf` fetched by [`Self::peek`] and not
-    /// yet given to smoltcp.
-    rx_ahead: Option<usize>,
+    /// A frame fetched by [`Self::peek`] and not yet given to smoltcp.
+    rx_ahead: Option<Fetched>,
+    /// Frames to send built in private memory (a device that does not
+    /// lend, or has no free buffer).
     tx_buf: Vec<u8>,
     backlog: VecDeque<Vec<u8>>,
     /// Shared with [`super::NetStack::counters`].
@@ -94,24 +171,51 @@ impl NicPhy {
         flush(&*self.dev, &mut self.backlog)
     }
 
-    /// The next received frame, fetched from the card now if none is
-    /// waiting, without taking it: smoltcp's next `receive` gets it. The
-    /// stack reads its connection first, to bring a parked socket back
-    /// (`super::sockets`).
-    pub(crate) fn peek(&mut self) -> Option<&[u8]> {
+    /// What `f` makes of the next received frame, fetched from the card
+    /// now if none is waiting, without taking it: smoltcp's next `receive`
+    /// gets it. The stack reads its connection first, to bring a parked
+    /// socket back (`super::sockets`).
+    pub(crate) fn peek<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
         if self.rx_ahead.is_none() {
             self.rx_ahead = self.fetch();
         }
-        let n = self.rx_ahead?;
-        self.rx_buf.get(..n)
+        match self.rx_ahead? {
+            Fetched::Copied(n) => self.rx_buf.get(..n).map(f),
+            Fetched::Held => {
+                let mut f = Some(f);
+                let mut out = None;
+                // Fails only if someone else took the held frame: then
+                // there is nothing to look at.
+                let _ = self.dev.peek_held(&mut |frame| {
+                    if let Some(f) = f.take() {
+                        out = Some(f(frame));
+                    }
+                });
+                out
+            }
+        }
     }
 
-    /// Takes one frame from the card into `rx_buf`; its length.
-    fn fetch(&mut self) -> Option<usize> {
+    /// Takes one frame from the card: held in its buffer if it lends it,
+    /// else copied into `rx_buf`.
+    fn fetch(&mut self) -> Option<Fetched> {
+        match self.dev.hold_received() {
+            Ok(Some(_)) => {
+                NetCounters::bump(&self.counters.rx_frames);
+                NetCounters::bump(&self.counters.rx_in_place);
+                return Some(Fetched::Held);
+            }
+            Ok(None) => return None,
+            Err(e) if e.errno() == Errno::EOPNOTSUPP => {}
+            Err(_) => {
+                NetCounters::bump(&self.counters.rx_errors);
+                return None;
+            }
+        }
         match self.dev.receive(&mut self.rx_buf) {
             Ok(Some(n)) => {
                 NetCounters::bump(&self.counters.rx_frames);
-                Some(n.min(self.rx_buf.len()))
+                Some(Fetched::Copied(n.min(self.rx_buf.len())))
             }
             Ok(None) => None,
             Err(_) => {
@@ -135,9 +239,15 @@ fn flush(dev: &dyn NetDevice, backlog: &mut VecDeque<Vec<u8>>) -> bool {
     false
 }
 
-/// A received frame, borrowed from [`NicPhy`]'s receive buffer.
-pub(crate) struct NicRxToken<'a> {
-    frame: &'a [u8],
+/// A received frame: in the device's buffer or in [`NicPhy`]'s.
+pub(crate) enum NicRxToken<'a> {
+    /// Held by the device.
+    Held {
+        dev: &'a dyn NetDevice,
+        counters: &'a NetCounters,
+    },
+    /// Copied into `NicPhy::rx_buf`.
+    Copied(&'a [u8]),
 }
 
 /// Room to send one frame.
@@ -151,25 +261,74 @@ pub(crate) struct NicTxToken<'a> {
 
 impl phy::RxToken for NicRxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.frame)
+        let (dev, counters) = match self {
+            Self::Copied(frame) => return f(frame),
+            Self::Held { dev, counters } => (dev, counters),
+        };
+        let mut f = Some(f);
+        let mut out = None;
+        let _ = dev.consume_held(&mut |frame| {
+            if let Some(f) = f.take() {
+                out = Some(f(frame));
+            }
+        });
+        if let Some(out) = out {
+            return out;
+        }
+        // The held frame went elsewhere (not through this stack): smoltcp
+        // gets an empty frame, which it drops as malformed.
+        NetCounters::bump(&counters.rx_errors);
+        f.take().expect("`f` did not run")(&[])
+    }
+}
+
+/// Counts a frame smoltcp wrote, by what it is.
+fn count_sent(counters: &NetCounters, retransmits: &mut RetransmitDetector, frame: &[u8]) {
+    NetCounters::bump(&counters.tx_frames);
+    match retransmits.classify(frame) {
+        Segment::Retransmit => NetCounters::bump(&counters.tcp_retransmits),
+        Segment::KeepAlive => NetCounters::bump(&counters.tcp_keepalives),
+        Segment::New | Segment::Other => {}
     }
 }
 
 impl phy::TxToken for NicTxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        self.scratch.clear();
-        self.scratch.resize(len, 0);
-        let result = f(self.scratch);
-        NetCounters::bump(&self.counters.tx_frames);
-        match self.retransmits.classify(self.scratch) {
-            Segment::Retransmit => NetCounters::bump(&self.counters.tcp_retransmits),
-            Segment::KeepAlive => NetCounters::bump(&self.counters.tcp_keepalives),
-            Segment::New | Segment::Other => {}
+        let Self {
+            dev,
+            scratch,
+            backlog,
+            counters,
+            retransmits,
+        } = self;
+        let mut f = Some(f);
+        // Keep the order: with frames held back, this one goes behind
+        // them, so it is not offered to the device now.
+        let mut device_full = !backlog.is_empty();
+        if !device_full {
+            let mut out = None;
+            let sent = dev.transmit_with(len, &mut |buf| {
+                if let Some(f) = f.take() {
+                    out = Some(f(buf));
+                    count_sent(counters, retransmits, buf);
+                }
+            });
+            if let Some(out) = out {
+                if sent.is_ok() {
+                    NetCounters::bump(&counters.tx_in_place);
+                }
+                return out;
+            }
+            device_full = sent.is_err_and(|e| e.errno() == Errno::EAGAIN);
         }
-        // Keep the order: behind any held-back frame.
-        if !self.backlog.is_empty() || self.dev.transmit(self.scratch).is_err() {
-            NetCounters::bump(&self.counters.tx_deferred);
-            self.backlog.push_back(self.scratch.clone());
+        let f = f.take().expect("`fill` was not called");
+        scratch.clear();
+        scratch.resize(len, 0);
+        let result = f(scratch);
+        count_sent(counters, retransmits, scratch);
+        if device_full || dev.transmit(scratch).is_err() {
+            NetCounters::bump(&counters.tx_deferred);
+            backlog.push_back(scratch.clone());
         }
         result
     }
@@ -181,15 +340,20 @@ impl phy::Device for NicPhy {
 
     fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         flush(&*self.dev, &mut self.backlog);
-        let n = match self.rx_ahead.take() {
-            Some(n) => n,
+        let fetched = match self.rx_ahead.take() {
+            Some(fetched) => fetched,
             None => self.fetch()?,
         };
         let counters = &self.counters;
-        Some((
-            NicRxToken {
-                frame: &self.rx_buf[..n],
+        let rx = match fetched {
+            Fetched::Held => NicRxToken::Held {
+                dev: &*self.dev,
+                counters,
             },
+            Fetched::Copied(n) => NicRxToken::Copied(&self.rx_buf[..n]),
+        };
+        Some((
+            rx,
             NicTxToken {
                 dev: &*self.dev,
                 scratch: &mut self.tx_buf,
@@ -215,3 +379,7 @@ impl phy::Device for NicPhy {
         caps
     }
 }
+
+#[cfg(test)]
+#[path = "device_tests.rs"]
+mod tests;

@@ -1,7 +1,9 @@
 //! Networking: sockets over smoltcp.
 //!
 //! - [`device`]: [`NetDevice`], the network card (the kernel implements it
-//!   for virtio-net), and its smoltcp adapter.
+//!   for virtio-net), and its smoltcp adapter, which lets smoltcp parse and
+//!   write frames in the card's own buffers when the card lends them
+//!   (natively) and copies them otherwise (SEV-SNP, TDX).
 //! - [`config`]: [`NetConfig`], the external interface's addresses
 //!   (QEMU user networking by default).
 //! - [`counters`]: [`counters::NetCounters`], what the device path counts

@@ -1,0 +1,195 @@
+//! In-guest tests of how frames cross the driver: on the native backend
+//! the virtio-net slots are lent (an ARP request written into a transmit
+//! slot, the gateway's reply read where it lies in its receive slot, in
+//! the shared DMA pool's window; smoltcp over the card parsing and writing
+//! every frame in place), and the copying of SEV-SNP and TDX, forced
+//! here, still carries frames both ways and the stack over it. Run with
+//! `cargo cloister ktest lending`.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use libos::error::Errno;
+use libos::net::{NetConfig, NetDevice, NetStack, SockAddr, Socket, UdpSocket};
+
+use super::VirtioNet;
+use super::ktests::{GATEWAY_IP, arp_reply_from, arp_request, drain_replies, nic, within_ms};
+use super::virtio::MAX_FRAME;
+use crate::ktest;
+use crate::platform::dma::{self, DMA_WINDOW_BASE};
+use crate::platform::{PlatformKind, platform};
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Whether `frame` lies in the shared DMA pool's window.
+fn in_pool(frame: &[u8]) -> bool {
+    let pool = dma::pool().expect("the pool the card's slots come from");
+    let (start, end) = (DMA_WINDOW_BASE, DMA_WINDOW_BASE + pool.bytes());
+    let at = frame.as_ptr() as u64;
+    at >= start && at + frame.len() as u64 <= end
+}
+
+/// Sets the card's mode for a test and restores the platform's after it.
+struct Mode(Arc<VirtioNet>);
+
+impl Mode {
+    fn lending(nic: &Arc<VirtioNet>, on: bool) -> Self {
+        nic.set_lending(on);
+        Self(nic.clone())
+    }
+}
+
+impl Drop for Mode {
+    fn drop(&mut self) {
+        let native = !platform().kind().protects_private_memory();
+        self.0.set_lending(native);
+    }
+}
+
+ktest!(
+    fn natively_the_card_lends_its_slots() {
+        assert_eq!(platform().kind(), PlatformKind::Native);
+        assert!(!PlatformKind::Native.protects_private_memory());
+        assert!(PlatformKind::SevSnp.protects_private_memory());
+        assert!(PlatformKind::Tdx.protects_private_memory());
+        assert!(nic().lends(), "the native backend copies frames");
+    }
+);
+
+ktest!(
+    fn an_arp_exchange_is_written_and_read_in_place_in_the_slots() {
+        let nic = nic();
+        let _mode = Mode::lending(&nic, true);
+        let mac = nic.mac();
+        let mut buf = [0u8; MAX_FRAME];
+        drain_replies(&nic, &mut buf);
+        let s = nic.stats();
+        let (tx_before, rx_before) = (get(&s.tx_in_place), get(&s.rx_in_place));
+        let request = arp_request(mac, GATEWAY_IP);
+        let mut written_in_pool = false;
+        nic.transmit_with(request.len(), &mut |slot| {
+            written_in_pool = in_pool(slot);
+            slot.copy_from_slice(&request);
+        })
+        .expect("a free transmit slot");
+        assert!(written_in_pool, "the frame was not written into a slot");
+        assert_eq!(get(&s.tx_in_place), tx_before + 1);
+        let (mut replies, mut peeks_in_pool) = (0, true);
+        let answered = within_ms(5_000, || {
+            while let Some(len) = nic.hold_received().expect("hold") {
+                // Peeked twice, then consumed: the same frame each time.
+                let mut seen = Vec::new();
+                for _ in 0..2 {
+                    nic.peek_held(&mut |f| {
+                        peeks_in_pool &= in_pool(f);
+                        seen.push(f.to_vec());
+                    })
+                    .expect("a held frame");
+                }
+                assert_eq!(nic.hold_received().expect("hold"), Some(len), "moved on");
+                nic.consume_held(&mut |f| {
+                    assert_eq!(f, seen[0], "the held frame changed");
+                    assert!(in_pool(f));
+                    replies += usize::from(arp_reply_from(f, mac, GATEWAY_IP).is_some());
+                })
+                .expect("a held frame");
+                assert_eq!(seen[0], seen[1]);
+                assert_eq!(seen[0].len(), len);
+            }
+            replies > 0
+        });
+        assert!(answered, "no ARP reply from 10.0.2.2 within 5 s");
+        assert!(peeks_in_pool, "a held frame was not in its slot");
+        assert!(get(&s.rx_in_place) > rx_before);
+        // Consumed: nothing held any more.
+        let e = nic.consume_held(&mut |_| {}).unwrap_err();
+        assert_eq!(e.errno(), Errno::ENOENT);
+    }
+);
+
+ktest!(
+    fn forced_copying_refuses_to_lend_and_still_carries_frames() {
+        let nic = nic();
+        let _mode = Mode::lending(&nic, false);
+        let mut buf = [0u8; MAX_FRAME];
+        drain_replies(&nic, &mut buf);
+        let s = nic.stats();
+        let (tx_before, rx_before) = (get(&s.tx_in_place), get(&s.rx_in_place));
+        let e = nic.hold_received().unwrap_err();
+        assert_eq!(e.errno(), Errno::EOPNOTSUPP);
+        let mut called = false;
+        let e = nic.transmit_with(42, &mut |_| called = true).unwrap_err();
+        assert_eq!(e.errno(), Errno::EOPNOTSUPP);
+        assert!(!called, "fill ran although nothing was lent");
+        nic.transmit(&arp_request(nic.mac(), GATEWAY_IP))
+            .expect("transmit");
+        let got = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+        assert!(got, "no ARP reply from 10.0.2.2 within 5 s");
+        assert_eq!(get(&s.tx_in_place), tx_before);
+        assert_eq!(get(&s.rx_in_place), rx_before);
+    }
+);
+
+/// The kernel's clock, for a stack of the test's own.
+#[derive(Debug)]
+struct KernelClock;
+
+impl libos::platform::Clock for KernelClock {
+    fn monotonic_ns(&self) -> u64 {
+        crate::time::now_ns()
+    }
+    fn realtime_ns(&self) -> u64 {
+        crate::time::now_ns()
+    }
+}
+
+/// smoltcp on the card sends a datagram to the gateway (an ARP exchange
+/// first); returns the stack's counters once the ARP reply came in and
+/// the datagram went out.
+fn stack_sends_a_datagram(nic: &Arc<VirtioNet>) -> libos::net::counters::CountersSnapshot {
+    let mut buf = [0u8; MAX_FRAME];
+    drain_replies(nic, &mut buf);
+    let dev: Arc<dyn NetDevice> = nic.clone();
+    let stack = Arc::new(NetStack::new(
+        Some(dev),
+        NetConfig::default(),
+        Arc::new(KernelClock),
+    ));
+    let udp = UdpSocket::new(stack.clone(), 0);
+    // slirp passes it to the host's 127.0.0.1:9 (discard), or drops it.
+    let to = SockAddr::Inet(SocketAddrV4::new(Ipv4Addr::from(GATEWAY_IP), 9));
+    assert_eq!(udp.send(b"lent", Some(&to)).expect("send"), 4);
+    let mut counters = stack.counters().expect("a stack with a card counts");
+    // ARP request out, reply in, the datagram out.
+    let done = within_ms(5_000, || {
+        stack.poll();
+        counters = stack.counters().expect("counters");
+        counters.rx_frames >= 1 && counters.tx_frames >= 2
+    });
+    assert!(done, "the stack did not get the datagram out: {counters}");
+    crate::kprintln!("net: stack over the card: {counters}");
+    counters
+}
+
+ktest!(
+    fn smoltcp_parses_and_writes_frames_in_place_in_the_slots() {
+        let nic = nic();
+        let _mode = Mode::lending(&nic, true);
+        let c = stack_sends_a_datagram(&nic);
+        assert_eq!(c.rx_in_place, c.rx_frames, "{c}");
+        assert_eq!(c.tx_in_place, c.tx_frames, "{c}");
+    }
+);
+
+ktest!(
+    fn smoltcp_over_forced_copying_copies_every_frame() {
+        let nic = nic();
+        let _mode = Mode::lending(&nic, false);
+        let c = stack_sends_a_datagram(&nic);
+        assert_eq!((c.rx_in_place, c.tx_in_place), (0, 0), "{c}");
+    }
+);

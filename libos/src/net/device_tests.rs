@@ -1,0 +1,150 @@
+//! `NicPhy` over the test cards: frames lent in place by a card that
+//! lends, copied through a card that does not, and the backlog's order
+//! when a lending card is full.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::phy::{Device, RxToken, TxToken};
+use smoltcp::time::Instant;
+
+use super::{NetDevice, NicPhy};
+use crate::net::counters::NetCounters;
+use crate::net::testdev::{PairEnd, PairStats, device_pair, lending_pair};
+
+fn nic(card: &Arc<PairEnd>) -> (NicPhy, Arc<NetCounters>) {
+    let counters = Arc::new(NetCounters::default());
+    let dev: Arc<dyn NetDevice> = card.clone();
+    (NicPhy::new(dev, counters.clone()), counters)
+}
+
+/// A frame of `len` bytes, each `tag` (no protocol: these tests look at
+/// bytes, not at smoltcp's parse).
+fn frame(tag: u8, len: usize) -> Vec<u8> {
+    vec![tag; len]
+}
+
+/// smoltcp's receive: the frame's bytes and where they lay.
+fn take(phy: &mut NicPhy) -> Option<(Vec<u8>, usize)> {
+    let (rx, _tx) = phy.receive(Instant::ZERO)?;
+    Some(rx.consume(|f| (f.to_vec(), f.as_ptr() as usize)))
+}
+
+/// smoltcp's send of a frame of `len` bytes `tag`: where it was written.
+fn send(phy: &mut NicPhy, tag: u8, len: usize) -> usize {
+    let tx = phy.transmit(Instant::ZERO).expect("room to send");
+    tx.consume(len, |b| {
+        b.fill(tag);
+        b.as_ptr() as usize
+    })
+}
+
+fn get(c: &core::sync::atomic::AtomicU64) -> u64 {
+    c.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_lending_card_is_read_in_place_and_peek_sees_what_smoltcp_gets() {
+    let (card, _peer) = lending_pair(8);
+    let (mut phy, counters) = nic(&card);
+    card.inject(&frame(1, 60));
+    card.inject(&frame(2, 70));
+    let lent = || PairStats::get(&card.stats.last_lent_addr);
+    // Peeked twice: the same frame, in the card's buffer, still held.
+    let peeked = phy.peek(|f| (f.to_vec(), f.as_ptr() as usize));
+    assert_eq!(peeked, Some((frame(1, 60), lent())));
+    assert_eq!(phy.peek(|f| f.to_vec()), Some(frame(1, 60)));
+    assert_eq!(PairStats::get(&card.stats.rx_lent), 0, "peek consumed it");
+    // smoltcp reads the peeked frame where it lies, then the next one.
+    assert_eq!(take(&mut phy), Some((frame(1, 60), lent())));
+    let second = take(&mut phy).expect("a second frame");
+    assert_eq!(second, (frame(2, 70), lent()));
+    assert_eq!(take(&mut phy), None);
+    assert_eq!(PairStats::get(&card.stats.rx_lent), 2);
+    assert_eq!(PairStats::get(&card.stats.rx_copied), 0);
+    assert_eq!(get(&counters.rx_frames), 2);
+    assert_eq!(get(&counters.rx_in_place), 2);
+    assert_eq!(get(&counters.rx_errors), 0);
+}
+
+#[test]
+fn a_lending_card_gets_frames_written_into_its_own_buffer() {
+    let (card, _peer) = lending_pair(8);
+    let (mut phy, counters) = nic(&card);
+    let written_at = send(&mut phy, 7, 60);
+    assert_eq!(written_at, PairStats::get(&card.stats.last_lent_addr));
+    let sent = card.take_sent();
+    assert_eq!(sent, [frame(7, 60)]);
+    // The very buffer smoltcp wrote crossed the wire.
+    assert_eq!(sent[0].as_ptr() as usize, written_at);
+    assert_eq!(PairStats::get(&card.stats.tx_lent), 1);
+    assert_eq!(PairStats::get(&card.stats.tx_copied), 0);
+    assert_eq!(get(&counters.tx_frames), 1);
+    assert_eq!(get(&counters.tx_in_place), 1);
+    assert_eq!(get(&counters.tx_deferred), 0);
+}
+
+#[test]
+fn a_full_lending_card_falls_back_to_the_backlog_and_keeps_the_order() {
+    let (card, _peer) = lending_pair(2);
+    let (mut phy, counters) = nic(&card);
+    for tag in 0..5 {
+        send(&mut phy, tag, 60 + usize::from(tag));
+    }
+    // Two in place; the card was full for the third, and the last two
+    // went behind it although the card had no more room anyway.
+    assert_eq!(card.take_sent(), [frame(0, 60), frame(1, 61)]);
+    assert_eq!(get(&counters.tx_in_place), 2);
+    assert_eq!(get(&counters.tx_deferred), 3);
+    // Room again, but frames are held back: a new one goes behind them
+    // instead of overtaking them in place.
+    card.set_limit(64);
+    send(&mut phy, 5, 65);
+    assert_eq!(get(&counters.tx_in_place), 2, "overtook the backlog");
+    assert!(!phy.flush(), "the backlog drains into an empty card");
+    let want: Vec<Vec<u8>> = (2..6).map(|t| frame(t, 60 + usize::from(t))).collect();
+    assert_eq!(card.take_sent(), want);
+    // Backlog empty: in place again.
+    send(&mut phy, 6, 66);
+    assert_eq!(card.take_sent(), [frame(6, 66)]);
+    assert_eq!(get(&counters.tx_in_place), 3);
+    assert_eq!(get(&counters.tx_frames), 7);
+    assert_eq!(PairStats::get(&card.stats.tx_copied), 4);
+}
+
+#[test]
+fn a_copying_card_still_works_through_the_private_buffers() {
+    let (card, _peer) = device_pair(8);
+    let (mut phy, counters) = nic(&card);
+    card.inject(&frame(3, 80));
+    card.inject(&frame(4, 90));
+    let peeked = phy.peek(|f| f.to_vec());
+    assert_eq!(peeked, Some(frame(3, 80)));
+    let (first, _) = take(&mut phy).expect("a frame");
+    assert_eq!(first, frame(3, 80));
+    let (second, _) = take(&mut phy).expect("a frame");
+    assert_eq!(second, frame(4, 90));
+    send(&mut phy, 5, 100);
+    assert_eq!(card.take_sent(), [frame(5, 100)]);
+    assert_eq!(PairStats::get(&card.stats.rx_copied), 2);
+    assert_eq!(PairStats::get(&card.stats.tx_copied), 1);
+    assert_eq!(get(&counters.rx_frames), 2);
+    assert_eq!(get(&counters.tx_frames), 1);
+    assert_eq!(get(&counters.rx_in_place), 0);
+    assert_eq!(get(&counters.tx_in_place), 0);
+}
+
+#[test]
+fn a_held_frame_taken_behind_the_stack_reaches_smoltcp_as_an_empty_frame() {
+    let (card, _peer) = lending_pair(8);
+    let (mut phy, counters) = nic(&card);
+    card.inject(&frame(9, 60));
+    assert_eq!(phy.peek(|f| f.len()), Some(60));
+    // Someone else copies the held frame out.
+    let mut buf = [0u8; 1514];
+    assert_eq!(card.receive(&mut buf).expect("receive"), Some(60));
+    let (got, _) = take(&mut phy).expect("the token of the peeked frame");
+    assert!(got.is_empty());
+    assert_eq!(get(&counters.rx_errors), 1);
+}
