@@ -17,9 +17,12 @@
 //!   slots. [`NetDevice::hold_received`] takes a completed receive slot
 //!   off the used ring and keeps it (not posted) for smoltcp to parse in
 //!   place ([`NetDevice::peek_held`], [`NetDevice::consume_held`]); the
-//!   slot is posted again once consumed. [`NetDevice::transmit_with`]
-//!   takes a free transmit slot, lets smoltcp write the frame after the
-//!   virtio-net header, and hands it to the device;
+//!   slot is posted again once consumed. A frame that fits the caller's
+//!   copy buffer (the LibOS's copybreak, 256 bytes: cheaper copied than
+//!   lent) is copied there instead under the same lock and its slot
+//!   posted at once. [`NetDevice::transmit_with`] takes a free transmit
+//!   slot, lets smoltcp write the frame after the virtio-net header, and
+//!   hands it to the device;
 //! - on SEV-SNP and TDX the slots are shared with an untrusted host, so
 //!   the lending methods answer `EOPNOTSUPP` and `NicPhy` copies:
 //!   [`NetDevice::receive`] copies a completed frame out of its slot into
@@ -43,7 +46,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
-use libos::net::NetDevice;
+use libos::net::{NetDevice, Received};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
@@ -476,6 +479,26 @@ impl Inner {
         if !held.take_held(h) {
             return Err(Errno::EBUSY.into());
         }
+        self.copy_out(h, buf)
+    }
+
+    /// The next frame held, or copied into `copy` if it was not held
+    /// before and fits: [`NetDevice::hold_received`].
+    fn hold_or_copy(&mut self, held: &RxHeld, copy: &mut [u8]) -> Result<Option<Received>> {
+        let already = matches!(held.get(), RxState::Held(_) | RxState::Lent(_));
+        let Some(h) = self.hold(held)? else {
+            return Ok(None);
+        };
+        let len = usize::from(h.len);
+        if already || len > copy.len() || !held.take_held(h) {
+            return Ok(Some(Received::Held(len)));
+        }
+        Ok(self.copy_out(h, copy)?.map(Received::Copied))
+    }
+
+    /// Copies the frame `h`, just taken from `Held` to `Empty`, into
+    /// `buf` and posts its slot again.
+    fn copy_out(&mut self, h: Held, buf: &mut [u8]) -> Result<Option<usize>> {
         let (header, len) = (usize::from(h.header), usize::from(h.len));
         let copied = match buf.get_mut(..len) {
             Some(to) => {
@@ -513,19 +536,21 @@ unsafe fn lent_slot<'a>(base: u64, slot: u16, offset: usize, len: usize) -> &'a 
 impl VirtioNet {
     /// Takes the next frame off the used ring into the held slot (the
     /// one already held, if any), counting a whole ring's burst.
-    fn hold_counted(&self) -> Result<Option<Held>> {
+    fn hold_counted(&self, copy: &mut [u8]) -> Result<Option<Received>> {
         let (r, ring_full) = self.with(|d| {
             let before = d.rx_burst;
-            let r = d.hold(&self.rx_held);
+            let r = d.hold_or_copy(&self.rx_held, copy);
             // Counted once per burst of a whole ring.
             (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
         if ring_full {
             self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
         }
-        if r.is_err() {
-            self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        match &r {
+            Ok(Some(Received::Copied(_))) => self.stats.rx_frames.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => 0,
+        };
         r
     }
 
@@ -612,11 +637,11 @@ impl NetDevice for VirtioNet {
         r
     }
 
-    fn hold_received(&self) -> Result<Option<usize>> {
+    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
         if !self.lends() {
             return Err(Errno::EOPNOTSUPP.into());
         }
-        Ok(self.hold_counted()?.map(|h| usize::from(h.len)))
+        self.hold_counted(copy)
     }
 
     fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {

@@ -23,6 +23,10 @@ pub struct NetConfig {
     /// Seeds smoltcp's generator of initial sequence numbers and the
     /// ephemeral-port start; the kernel should take it from its CSPRNG.
     pub random_seed: u64,
+    /// Frames of at most this many bytes cross a card that lends its
+    /// buffers by copy instead ([`super::device::COPYBREAK`]; 0 lends
+    /// every frame).
+    pub copybreak: usize,
 }
 
 impl Default for NetConfig {
@@ -33,6 +37,7 @@ impl Default for NetConfig {
             gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             dns: Some(Ipv4Addr::new(10, 0, 2, 3)),
             random_seed: 0,
+            copybreak: super::device::COPYBREAK,
         }
     }
 }

@@ -13,7 +13,10 @@
 //!   straight into a free device buffer ([`NetDevice::transmit_with`]).
 //!   The virtio-net driver lends its buffers on the native backend, where
 //!   the host can write all guest memory anyway, so a buffer shared with
-//!   it is no weaker than private memory;
+//!   it is no weaker than private memory. Frames of at most the
+//!   copybreak ([`COPYBREAK`], [`super::NetConfig::copybreak`]) are copied
+//!   even so, as Linux's drivers copy short frames: a loan costs more
+//!   than copying a few hundred bytes;
 //! - *copied*: the frame is copied between the device's buffer and
 //!   `NicPhy`'s private buffers ([`NetDevice::receive`],
 //!   [`NetDevice::transmit`]). Every device offers this; it is what a
@@ -63,10 +66,15 @@ pub trait NetDevice: Send + Sync {
 
     /// Takes the next received frame and holds it in the device's buffer,
     /// not given back to the device until [`Self::consume_held`]:
-    /// `Ok(Some(len))`, the frame already held if there is one, `Ok(None)`
-    /// if none waits. `Err(EOPNOTSUPP)` (the default): the device does not
-    /// lend its buffers (now); take frames with [`Self::receive`].
-    fn hold_received(&self) -> Result<Option<usize>> {
+    /// `Ok(Some(Received::Held(len)))`, the frame already held if there is
+    /// one, `Ok(None)` if none waits. A frame not held before that fits
+    /// `copy` is copied there instead and its buffer given back at once
+    /// (`Received::Copied(len)`): for a short frame a copy costs less than
+    /// a loan ([`COPYBREAK`]); an empty `copy` holds every frame.
+    /// `Err(EOPNOTSUPP)` (the default): the device does not lend its
+    /// buffers (now); take frames with [`Self::receive`].
+    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
+        let _ = copy;
         Err(Errno::EOPNOTSUPP.into())
     }
 
@@ -99,6 +107,29 @@ pub trait NetDevice: Send + Sync {
     }
 }
 
+/// What [`NetDevice::hold_received`] did with the next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Held in the device's buffer, this long: read it with
+    /// [`NetDevice::peek_held`] and [`NetDevice::consume_held`].
+    Held(usize),
+    /// Copied into the caller's buffer, this long (it was short); the
+    /// device has its buffer back.
+    Copied(usize),
+}
+
+/// Frames of at most this many bytes cross a lending device by copy, not
+/// by loan ([`super::NetConfig::copybreak`]'s default), as Linux's drivers
+/// copy short frames (`rx_copybreak`, virtio-net's `GOOD_COPY_LEN`): a
+/// loan costs about 100 instructions more than a copy of the frame's
+/// bytes does up to a few hundred bytes (calls through `dyn FnMut` that
+/// smoltcp's code is no longer inlined into, an atomic exchange), so
+/// Redis's requests, replies and acknowledgements went from 1,225–1,247
+/// to 1,498–1,580 instructions of device path per request when every
+/// frame was lent (docs/PERFORMANCE.md, "The device trait without the
+/// extra copy").
+pub const COPYBREAK: usize = 256;
+
 /// Where a received frame waits for smoltcp.
 #[derive(Debug, Clone, Copy)]
 enum Fetched {
@@ -119,6 +150,9 @@ pub(crate) struct NicPhy {
     rx_buf: Vec<u8>,
     /// A frame fetched by [`Self::peek`] and not yet given to smoltcp.
     rx_ahead: Option<Fetched>,
+    /// Frames of at most this many bytes are copied, not lent
+    /// ([`COPYBREAK`]).
+    copybreak: usize,
     /// Frames to send built in private memory (a device that does not
     /// lend, or has no free buffer).
     tx_buf: Vec<u8>,
@@ -138,12 +172,19 @@ impl core::fmt::Debug for NicPhy {
 }
 
 impl NicPhy {
-    pub(crate) fn new(dev: Arc<dyn NetDevice>, counters: Arc<NetCounters>) -> Self {
+    /// A NIC over `dev` that copies frames of at most `copybreak` bytes
+    /// rather than borrow the device's buffers for them ([`COPYBREAK`]).
+    pub(crate) fn new(
+        dev: Arc<dyn NetDevice>,
+        counters: Arc<NetCounters>,
+        copybreak: usize,
+    ) -> Self {
         let max = dev.max_frame();
         Self {
             dev,
             rx_buf: vec![0; max],
             rx_ahead: None,
+            copybreak,
             tx_buf: Vec::with_capacity(max),
             backlog: VecDeque::new(),
             counters,
@@ -158,6 +199,7 @@ impl NicPhy {
             backlog: &mut self.backlog,
             counters: &self.counters,
             retransmits: &mut self.retransmits,
+            copybreak: self.copybreak,
         }
     }
 
@@ -199,11 +241,17 @@ impl NicPhy {
     /// Takes one frame from the card: held in its buffer if it lends it,
     /// else copied into `rx_buf`.
     fn fetch(&mut self) -> Option<Fetched> {
-        match self.dev.hold_received() {
-            Ok(Some(_)) => {
+        let short = self.copybreak.min(self.rx_buf.len());
+        match self.dev.hold_received(&mut self.rx_buf[..short]) {
+            Ok(Some(Received::Held(_))) => {
                 NetCounters::bump(&self.counters.rx_frames);
                 NetCounters::bump(&self.counters.rx_in_place);
                 return Some(Fetched::Held);
+            }
+            Ok(Some(Received::Copied(n))) => {
+                NetCounters::bump(&self.counters.rx_frames);
+                NetCounters::bump(&self.counters.rx_short_copied);
+                return Some(Fetched::Copied(n.min(short)));
             }
             Ok(None) => return None,
             Err(e) if e.errno() == Errno::EOPNOTSUPP => {}
@@ -257,6 +305,8 @@ pub(crate) struct NicTxToken<'a> {
     backlog: &'a mut VecDeque<Vec<u8>>,
     counters: &'a NetCounters,
     retransmits: &'a mut RetransmitDetector,
+    /// Frames of at most this many bytes are built here and copied.
+    copybreak: usize,
 }
 
 impl phy::RxToken for NicRxToken<'_> {
@@ -300,12 +350,14 @@ impl phy::TxToken for NicTxToken<'_> {
             backlog,
             counters,
             retransmits,
+            copybreak,
         } = self;
         let mut f = Some(f);
         // Keep the order: with frames held back, this one goes behind
         // them, so it is not offered to the device now.
         let mut device_full = !backlog.is_empty();
-        if !device_full {
+        let short = len <= copybreak;
+        if !device_full && !short {
             let mut out = None;
             let sent = dev.transmit_with(len, &mut |buf| {
                 if let Some(f) = f.take() {
@@ -329,6 +381,8 @@ impl phy::TxToken for NicTxToken<'_> {
         if device_full || dev.transmit(scratch).is_err() {
             NetCounters::bump(&counters.tx_deferred);
             backlog.push_back(scratch.clone());
+        } else if short {
+            NetCounters::bump(&counters.tx_short_copied);
         }
         result
     }
@@ -360,6 +414,7 @@ impl phy::Device for NicPhy {
                 backlog: &mut self.backlog,
                 counters,
                 retransmits: &mut self.retransmits,
+                copybreak: self.copybreak,
             },
         ))
     }

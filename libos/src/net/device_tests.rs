@@ -13,10 +13,16 @@ use super::{NetDevice, NicPhy};
 use crate::net::counters::NetCounters;
 use crate::net::testdev::{PairEnd, PairStats, device_pair, lending_pair};
 
+/// A NIC that lends every frame (no copybreak): these tests' frames are
+/// short.
 fn nic(card: &Arc<PairEnd>) -> (NicPhy, Arc<NetCounters>) {
+    nic_with_copybreak(card, 0)
+}
+
+fn nic_with_copybreak(card: &Arc<PairEnd>, copybreak: usize) -> (NicPhy, Arc<NetCounters>) {
     let counters = Arc::new(NetCounters::default());
     let dev: Arc<dyn NetDevice> = card.clone();
-    (NicPhy::new(dev, counters.clone()), counters)
+    (NicPhy::new(dev, counters.clone(), copybreak), counters)
 }
 
 /// A frame of `len` bytes, each `tag` (no protocol: these tests look at
@@ -66,6 +72,43 @@ fn a_lending_card_is_read_in_place_and_peek_sees_what_smoltcp_gets() {
     assert_eq!(get(&counters.rx_frames), 2);
     assert_eq!(get(&counters.rx_in_place), 2);
     assert_eq!(get(&counters.rx_errors), 0);
+}
+
+#[test]
+fn frames_up_to_the_copybreak_are_copied_and_longer_ones_lent() {
+    let (card, _peer) = lending_pair(8);
+    let (mut phy, counters) = nic_with_copybreak(&card, 100);
+    card.inject(&frame(1, 100));
+    card.inject(&frame(2, 101));
+    // The short one: copied, so it lies in the NIC's own buffer (not the
+    // card's), and the card has it back before smoltcp reads it.
+    let lent_before = PairStats::get(&card.stats.last_lent_addr);
+    let (short, at) = take(&mut phy).expect("the short frame");
+    assert_eq!(short, frame(1, 100));
+    assert_ne!(at, lent_before);
+    assert_eq!(PairStats::get(&card.stats.rx_copied), 1);
+    // The long one: held and read where it lies.
+    let long = take(&mut phy).expect("the long frame");
+    assert_eq!(
+        long,
+        (frame(2, 101), PairStats::get(&card.stats.last_lent_addr))
+    );
+    assert_eq!(PairStats::get(&card.stats.rx_lent), 1);
+    assert_eq!(get(&counters.rx_frames), 2);
+    assert_eq!(get(&counters.rx_short_copied), 1);
+    assert_eq!(get(&counters.rx_in_place), 1);
+    // Sending: the short frame is built here and copied, the long one
+    // written into the card's buffer.
+    send(&mut phy, 3, 100);
+    let written_at = send(&mut phy, 4, 101);
+    let sent = card.take_sent();
+    assert_eq!(sent, [frame(3, 100), frame(4, 101)]);
+    assert_eq!(sent[1].as_ptr() as usize, written_at);
+    assert_eq!(PairStats::get(&card.stats.tx_copied), 1);
+    assert_eq!(PairStats::get(&card.stats.tx_lent), 1);
+    assert_eq!(get(&counters.tx_short_copied), 1);
+    assert_eq!(get(&counters.tx_in_place), 1);
+    assert_eq!(get(&counters.tx_frames), 2);
 }
 
 #[test]

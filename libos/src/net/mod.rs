@@ -59,7 +59,7 @@ pub(crate) mod testdev;
 
 pub use addr::SockAddr;
 pub use config::NetConfig;
-pub use device::NetDevice;
+pub use device::{COPYBREAK, NetDevice, Received};
 pub use socket::Socket;
 pub use stack::NetStack;
 pub use tcp::TcpSocket;

@@ -497,7 +497,7 @@ impl NetStack {
         });
         let counters = device.as_ref().map(|_| Arc::new(NetCounters::default()));
         let ext = device.zip(counters.clone()).map(|(dev, counters)| {
-            let mut phy = NicPhy::new(dev, counters);
+            let mut phy = NicPhy::new(dev, counters, config.copybreak);
             let mac = EthernetAddress(phy.device().mac());
             let mut c = Config::new(HardwareAddress::Ethernet(mac));
             c.random_seed = config.random_seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
-use super::device::NetDevice;
+use super::device::{NetDevice, Received};
 use crate::error::{Errno, Result};
 use crate::platform::Clock;
 
@@ -153,19 +153,27 @@ impl NetDevice for PairEnd {
         self.stats.rx_copied.fetch_add(1, Ordering::Relaxed);
         Ok(Some(n))
     }
-    fn hold_received(&self) -> Result<Option<usize>> {
+    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
         if !self.lends {
             return Err(Errno::EOPNOTSUPP.into());
         }
         let mut held = self.held.lock();
         if held.is_none() {
-            *held = self.rx.lock().pop_front();
+            let Some(frame) = self.rx.lock().pop_front() else {
+                return Ok(None);
+            };
+            if let Some(to) = copy.get_mut(..frame.len()) {
+                to.copy_from_slice(&frame);
+                self.stats.rx_copied.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(Received::Copied(frame.len())));
+            }
+            *held = Some(frame);
         }
         if let Some(frame) = held.as_ref() {
             let addr = frame.as_ptr() as usize;
             self.stats.last_lent_addr.store(addr, Ordering::Relaxed);
         }
-        Ok(held.as_ref().map(Vec::len))
+        Ok(held.as_ref().map(|f| Received::Held(f.len())))
     }
     fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
         match self.held.lock().as_deref() {

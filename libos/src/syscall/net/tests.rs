@@ -56,16 +56,16 @@ fn setup() -> H {
 
 /// Two processes on two stacks (10.0.2.15 and 10.0.2.16) joined by a card pair.
 fn two_hosts() -> (H, H) {
-    hosts_over(device_pair(256))
+    hosts_over(device_pair(256), NetConfig::default().copybreak)
 }
 
-/// [`two_hosts`] over cards that lend their buffers (frames parsed and
-/// written in place).
+/// [`two_hosts`] over cards that lend their buffers, every frame parsed
+/// and written in place (no copybreak).
 fn two_lending_hosts() -> (H, H) {
-    hosts_over(lending_pair(256))
+    hosts_over(lending_pair(256), 0)
 }
 
-fn hosts_over((a, b): (Arc<PairEnd>, Arc<PairEnd>)) -> (H, H) {
+fn hosts_over((a, b): (Arc<PairEnd>, Arc<PairEnd>), copybreak: usize) -> (H, H) {
     let host = |dev: Arc<dyn NetDevice>, last: u8| {
         let m = Arc::new(MockPlatform::new());
         m.map(MEM, MEM_BYTES);
@@ -75,6 +75,7 @@ fn hosts_over((a, b): (Arc<PairEnd>, Arc<PairEnd>)) -> (H, H) {
         let config = NetConfig {
             addr: Ipv4Addr::new(10, 0, 2, last),
             random_seed: u64::from(last),
+            copybreak,
             ..NetConfig::default()
         };
         let net = Arc::new(NetStack::new(Some(dev), config, StdClock::new()));
@@ -218,6 +219,26 @@ fn tcp_megabytes_each_way_between_two_stacks_over_lent_buffers() {
         assert_eq!(c.rx_in_place, c.rx_frames, "{c}");
         assert_eq!(c.tx_in_place + c.tx_deferred, c.tx_frames, "{c}");
         assert!(c.tx_in_place > (3 << 20) / 1500, "{c}");
+    }
+}
+
+#[test]
+fn tcp_megabytes_each_way_lend_full_frames_and_copy_short_ones() {
+    // The default copybreak: segments of data are lent, acknowledgements
+    // copied.
+    let (server, client) = hosts_over(lending_pair(256), NetConfig::default().copybreak);
+    tcp_megabytes_each_way(&server, &client);
+    for h in [&server, &client] {
+        let c = h.p.net.counters().expect("a stack with a card counts");
+        assert_eq!(c.rx_in_place + c.rx_short_copied, c.rx_frames, "{c}");
+        assert_eq!(
+            c.tx_in_place + c.tx_short_copied + c.tx_deferred,
+            c.tx_frames,
+            "{c}"
+        );
+        assert!(c.rx_in_place > (3 << 20) / 1500, "{c}");
+        assert!(c.tx_in_place > (3 << 20) / 1500, "{c}");
+        assert!(c.rx_short_copied > 0 && c.tx_short_copied > 0, "{c}");
     }
 }
 
