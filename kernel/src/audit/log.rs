@@ -167,7 +167,8 @@ pub fn record_event(event: &Event<'_>) -> Option<u64> {
 /// registers it takes, the result (`-errno` on failure), the thread id and
 /// how long it took. Numbers and durations beyond `u32` are saturated.
 pub fn record_syscall(nr: u64, args: &[u64; 6], ret: i64, tid: u32, duration_ns: u64) {
-    without_interrupts(|| append_syscall(nr, args, ret, tid, duration_ns, None, None));
+    // Restores the interrupt flag that `record_syscall_at` leaves masked.
+    without_interrupts(|| record_syscall_at(nr, args, ret, tid, duration_ns, None, None));
 }
 
 /// [`record_syscall`] for the run loop, which read the clock as the call
@@ -191,20 +192,6 @@ pub fn record_syscall_at(
     on_cpu: Option<u16>,
 ) {
     crate::arch::interrupts::disable();
-    append_syscall(nr, args, ret, tid, duration_ns, ended_ns, on_cpu);
-}
-
-/// The record of [`record_syscall_at`]; the caller has masked interrupts.
-#[inline(always)]
-fn append_syscall(
-    nr: u64,
-    args: &[u64; 6],
-    ret: i64,
-    tid: u32,
-    duration_ns: u64,
-    ended_ns: Option<u64>,
-    on_cpu: Option<u16>,
-) {
     if !is_enabled() {
         return;
     }
