@@ -7,16 +7,17 @@
 //!   over the shared DMA pool ([`crate::platform::dma`]), which [`init`]
 //!   sets up first (`dma.pool=SIZE`);
 //! - [`virtio`]: [`VirtioNet`], the driver, implementing
-//!   [`libos::net::NetDevice`]: natively it lends its DMA slots (smoltcp
-//!   parses and writes frames in place), on SEV-SNP and TDX it copies each
-//!   frame once between a slot and private memory;
-//! - `lent`: the atomic words that say who owns a lent slot.
+//!   [`libos::net::NetDevice`]: a received frame is copied once out of its
+//!   slot into private memory; natively it lends its transmit slots
+//!   (smoltcp writes frames longer than the LibOS's copybreak in place),
+//!   on SEV-SNP and TDX it copies every frame to send into a slot;
+//! - `lent`: the transmit slot set aside for the next frame written in
+//!   place.
 //!
 //! [`init`] runs once at boot (after paging, the heap and the local APIC)
 //! and logs `net: virtio-net <mac>` or `net: no device`; [`device`] then
 //! hands the card to whoever builds the network stack. Receiving works by
-//! polling ([`NetDevice::hold_received`] and [`NetDevice::receive`] check
-//! the used ring); the device's
+//! polling ([`NetDevice::receive`] checks the used ring); the device's
 //! interrupt is routed through the I/O APIC only so that an idle CPU (all
 //! threads blocked, halted) wakes when a frame arrives instead of at the
 //! next timer tick. Its handler just acknowledges the device.

@@ -9,28 +9,24 @@
 //! pool buffer in place), and nothing the device touches lies outside the
 //! pool. Every receive slot is posted to the device at start.
 //!
-//! How a frame crosses to the LibOS depends on what the platform says of
+//! A received frame is copied out of its slot into the caller's private
+//! buffer once ([`NetDevice::receive`]) and the slot posted again at once:
+//! from the copy on, only private memory is parsed (no double fetch). A
+//! frame to send crosses in one of two ways, by what the platform says of
 //! shared memory ([`PlatformKind::protects_private_memory`]):
 //!
 //! - natively (no memory encryption: the host can write all guest memory,
 //!   so a slot is no weaker than private memory) the driver *lends* its
-//!   slots. [`NetDevice::hold_received`] takes a completed receive slot
-//!   off the used ring and keeps it (not posted) for smoltcp to parse in
-//!   place ([`NetDevice::peek_held`], [`NetDevice::consume_held`]); the
-//!   slot is posted again once consumed. A frame that fits the caller's
-//!   copy buffer (the LibOS's copybreak, 256 bytes: cheaper copied than
-//!   lent) is copied there instead under the same lock and its slot
-//!   posted at once. [`NetDevice::transmit_with`] takes a free transmit
-//!   slot, lets smoltcp write the frame after the virtio-net header, and
-//!   hands it to the device;
+//!   transmit slots: [`NetDevice::transmit_with`] takes a free one, lets
+//!   smoltcp write the frame after the virtio-net header, and hands it to
+//!   the device (the LibOS does so for frames longer than its copybreak,
+//!   256 bytes; shorter ones cost less copied);
 //! - on SEV-SNP and TDX the slots are shared with an untrusted host, so
-//!   the lending methods answer `EOPNOTSUPP` and `NicPhy` copies:
-//!   [`NetDevice::receive`] copies a completed frame out of its slot into
-//!   the caller's private buffer once and posts the slot again at once,
-//!   and [`NetDevice::transmit`] copies a frame into a free slot. From the
-//!   copy on, only private memory is parsed (no double fetch).
+//!   `transmit_with` answers `EOPNOTSUPP` and [`NetDevice::transmit`]
+//!   copies a frame into a free slot (smoltcp reads back header fields of
+//!   the frame it writes, which the host could rewrite there).
 //!
-//! Either way the frame's length comes from the used ring, which the host
+//! A received frame's length comes from the used ring, which the host
 //! writes, and is bounds-checked against the slot before any slice of it
 //! is made. With no free transmit slot, sending answers `EAGAIN` (the
 //! caller retries after a while — the device finishes sends on its own),
@@ -39,14 +35,16 @@
 //! Locking: one spin lock around the device, always taken with interrupts
 //! off (the device interrupt handler, [`VirtioNet::handle_interrupt`],
 //! takes it too). smoltcp's closures are never called with it held: it
-//! may send while it parses a received frame. A lent slot is owned by the
-//! driver's state (held, or taken off the free list) while the lock is
-//! released, and marked so that nothing else touches it meanwhile.
+//! may send while it parses a received frame. A lent transmit slot is
+//! off the free list while the lock is released, so nothing else touches
+//! it meanwhile; the next frame's slot is set aside while the lock is held
+//! for a send ([`super::lent::TxSpare`]), so a frame written in place
+//! costs one lock round trip, as a copied one does.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
-use libos::net::{NetDevice, Received};
+use libos::net::NetDevice;
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
@@ -54,7 +52,7 @@ use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::hal::KernelHal;
-use super::lent::{Held, RxHeld, RxState, TxSpare};
+use super::lent::TxSpare;
 use crate::mm::PAGE_BYTES;
 use crate::platform::PlatformKind;
 
@@ -142,8 +140,6 @@ pub struct NetStats {
     pub rx_ring_full: AtomicU64,
     /// Device interrupts handled.
     pub interrupts: AtomicU64,
-    /// Of [`Self::rx_frames`], those read in place in their slot.
-    pub rx_in_place: AtomicU64,
     /// Of [`Self::tx_frames`], those written in place into their slot.
     pub tx_in_place: AtomicU64,
 }
@@ -175,16 +171,13 @@ pub struct VirtioNet {
     inner: Mutex<Inner>,
     mac: [u8; 6],
     stats: NetStats,
-    /// Whether the slots are lent to the caller (see the module docs).
+    /// Whether transmit slots are lent to the caller (see the module
+    /// docs).
     lends: AtomicBool,
-    /// The received frame held off the ring (a completed receive slot
-    /// not posted again), lent or not.
-    rx_held: RxHeld,
     /// A transmit slot set aside for the next frame written in place.
     tx_spare: TxSpare,
-    /// Addresses of receive and transmit slot 0 (lent slots are reached
-    /// without the lock).
-    rx_base: u64,
+    /// Address of transmit slot 0 (a lent slot is reached without the
+    /// lock).
     tx_base: u64,
 }
 
@@ -240,28 +233,25 @@ impl VirtioNet {
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
         }
-        let (rx_base, tx_base) = (inner.rx.vaddr, inner.tx.vaddr);
+        let tx_base = inner.tx.vaddr;
         Ok(Self {
             inner: Mutex::new(inner),
             mac,
             stats: NetStats::default(),
             lends: AtomicBool::new(!platform.protects_private_memory()),
-            rx_held: RxHeld::default(),
             tx_spare: TxSpare::default(),
-            rx_base,
             tx_base,
         })
     }
 
-    /// Whether the slots are lent to the caller (frames parsed and written
-    /// in place) rather than copied.
+    /// Whether transmit slots are lent to the caller (frames written in
+    /// place) rather than copied into.
     pub fn lends(&self) -> bool {
         self.lends.load(Ordering::Relaxed)
     }
 
-    /// Lends the slots or not: the ktests force the copying of SEV-SNP and
-    /// TDX natively. Takes effect at the next frame; a frame already held
-    /// is still consumed in place.
+    /// Lends transmit slots or not: the ktests force the copying of
+    /// SEV-SNP and TDX natively. Takes effect at the next frame.
     #[cfg(feature = "ktest")]
     pub(crate) fn set_lending(&self, on: bool) {
         self.lends.store(on, Ordering::Relaxed);
@@ -337,6 +327,7 @@ impl Inner {
     }
 
     /// Takes back the slots of every send the device has finished.
+    #[inline(always)]
     fn reclaim_tx(&mut self) {
         while let Some(token) = self.raw.poll_transmit() {
             // The token comes from the used ring, which the host writes.
@@ -361,6 +352,7 @@ impl Inner {
     /// Takes a free transmit slot off the free list and writes its
     /// virtio-net header: the slot and the header's length. `EAGAIN` with
     /// none free. The slot is the caller's until [`Self::submit_tx`].
+    #[inline(always)]
     fn take_tx_slot(&mut self) -> Result<(u16, usize)> {
         self.reclaim_tx();
         if self.tx_free_count == 0 {
@@ -378,6 +370,7 @@ impl Inner {
     /// Hands `slot` (from [`Self::take_tx_slot`]), its first `len` bytes
     /// written, to the device; on failure the slot goes back on the free
     /// list.
+    #[inline(always)]
     fn submit_tx(&mut self, slot: u16, len: usize) -> Result<()> {
         // SAFETY: the slot is off the free list and written; it stays
         // untouched until `reclaim_tx` completes its token with the same
@@ -403,6 +396,7 @@ impl Inner {
     }
 
     /// Copies `frame` into a free slot and sends it.
+    #[inline(always)]
     fn transmit(&mut self, frame: &[u8]) -> Result<()> {
         let (slot, header) = self.take_tx_slot()?;
         let len = header + frame.len();
@@ -413,21 +407,17 @@ impl Inner {
         self.submit_tx(slot, len)
     }
 
-    /// Holds the next received frame in its slot (the one already held,
-    /// if any), first posting again the slot of a frame consumed in place:
-    /// `Ok(None)` if none waits, `EMSGSIZE` if the device reported a frame
-    /// longer than [`MAX_FRAME`] or than the slot, `EIO` if it returned
-    /// something it was not given (the slot is posted again).
-    fn hold(&mut self, held: &RxHeld) -> Result<Option<Held>> {
-        match held.get() {
-            RxState::Held(h) | RxState::Lent(h) => return Ok(Some(h)),
-            RxState::Done(_) => {
-                if let Some(h) = held.take_done() {
-                    self.repost(h.slot);
-                }
-            }
-            RxState::Empty => {}
+    /// Gives receive slot `slot` back to the device.
+    #[inline(always)]
+    fn repost(&mut self, slot: u16) {
+        if self.post_rx(slot).is_err() {
+            log::error!("virtio-net: cannot repost receive slot {slot}");
         }
+    }
+
+    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
+    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
+    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
         let Some(token) = self.raw.poll_receive() else {
             self.rx_burst = 0;
             return Ok(None);
@@ -444,76 +434,19 @@ impl Inner {
                 .receive_complete(token, self.rx.slot(slot, SLOT_BYTES))
         };
         // The lengths come from the used ring, which the host writes.
-        let h = match done {
-            Ok((header, len)) if len <= MAX_FRAME && header + len <= SLOT_BYTES => Held {
-                slot,
-                header: header as u16,
-                len: len as u16,
-            },
-            bad => {
-                self.repost(slot);
-                return Err(match bad {
-                    Ok(_) => Errno::EMSGSIZE,
-                    Err(_) => Errno::EIO,
-                }
-                .into());
-            }
-        };
-        held.hold(h);
-        Ok(Some(h))
-    }
-
-    fn repost(&mut self, slot: u16) {
-        if self.post_rx(slot).is_err() {
-            log::error!("virtio-net: cannot repost receive slot {slot}");
-        }
-    }
-
-    /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
-    /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped), `EBUSY`
-    /// while the held frame is lent.
-    fn receive(&mut self, held: &RxHeld, buf: &mut [u8]) -> Result<Option<usize>> {
-        let Some(h) = self.hold(held)? else {
-            return Ok(None);
-        };
-        if !held.take_held(h) {
-            return Err(Errno::EBUSY.into());
-        }
-        self.copy_out(h, buf)
-    }
-
-    /// The next frame held, or copied into `copy` if it was not held
-    /// before and fits: [`NetDevice::hold_received`].
-    fn hold_or_copy(&mut self, held: &RxHeld, copy: &mut [u8]) -> Result<Option<Received>> {
-        let already = matches!(held.get(), RxState::Held(_) | RxState::Lent(_));
-        let Some(h) = self.hold(held)? else {
-            return Ok(None);
-        };
-        let len = usize::from(h.len);
-        if already || len > copy.len() || !held.take_held(h) {
-            return Ok(Some(Received::Held(len)));
-        }
-        Ok(self.copy_out(h, copy)?.map(Received::Copied))
-    }
-
-    /// Copies the frame `h`, just taken from `Held` to `Empty`, into
-    /// `buf` and posts its slot again.
-    fn copy_out(&mut self, h: Held, buf: &mut [u8]) -> Result<Option<usize>> {
-        let (header, len) = (usize::from(h.header), usize::from(h.len));
-        let copied = match buf.get_mut(..len) {
-            Some(to) => {
-                // SAFETY: taken from `Held` to `Empty` just now: the device
-                // has given the slot back, it is not posted, and nothing
-                // else refers to it (`lent`'s rules).
-                let data = unsafe { self.rx.slot(h.slot, header + len) };
+        let copied = match done {
+            Ok((header, len)) if len <= buf.len() && header + len <= SLOT_BYTES => {
+                // SAFETY: the device has given the slot back.
+                let data = unsafe { self.rx.slot(slot, header + len) };
                 // The one read of the frame in shared memory: from here on
                 // (smoltcp) only the private copy in `buf` is parsed.
-                to.copy_from_slice(&data[header..]);
+                buf[..len].copy_from_slice(&data[header..]);
                 Ok(Some(len))
             }
-            None => Err(Errno::EMSGSIZE.into()),
+            Ok(_) => Err(Errno::EMSGSIZE.into()),
+            Err(_) => Err(Errno::EIO.into()),
         };
-        self.repost(h.slot);
+        self.repost(slot);
         copied
     }
 }
@@ -534,63 +467,6 @@ unsafe fn lent_slot<'a>(base: u64, slot: u16, offset: usize, len: usize) -> &'a 
 }
 
 impl VirtioNet {
-    /// Takes the next frame off the used ring into the held slot (the
-    /// one already held, if any), counting a whole ring's burst.
-    fn hold_counted(&self, copy: &mut [u8]) -> Result<Option<Received>> {
-        let (r, ring_full) = self.with(|d| {
-            let before = d.rx_burst;
-            let r = d.hold_or_copy(&self.rx_held, copy);
-            // Counted once per burst of a whole ring.
-            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
-        });
-        if ring_full {
-            self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);
-        }
-        match &r {
-            Ok(Some(Received::Copied(_))) => self.stats.rx_frames.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.rx_dropped.fetch_add(1, Ordering::Relaxed),
-            Ok(_) => 0,
-        };
-        r
-    }
-
-    /// Calls `f` with the held frame where it lies, without the lock; then
-    /// leaves it held, or consumed (its slot posted again under the next
-    /// lock).
-    fn lend_held(&self, f: &mut dyn FnMut(&[u8]), consume: bool) -> Result<()> {
-        let h = self.rx_held.lend().map_err(|state| match state {
-            RxState::Lent(_) => Errno::EBUSY,
-            _ => Errno::ENOENT,
-        })?;
-        // SAFETY:
-        // 1. `rx_base` is receive slot 0 of `self.inner`'s set, which lives
-        //    as long as `self`, borrowed past this call.
-        // 2. `hold` checked `header + len <= SLOT_BYTES` (lengths from the
-        //    used ring) before the frame was held.
-        // 3. The slot is the caller's alone until `give_back` below: the
-        //    device gave it back and it is not posted again while held; the
-        //    compare-exchange to `Lent` succeeded for this caller only, and
-        //    a lent frame is neither copied out, posted nor lent again
-        //    (`lent`'s rules). Natively, where slots are lent, the host
-        //    could write it as it could any guest memory: why slots are
-        //    lent only there.
-        let frame = unsafe {
-            lent_slot(
-                self.rx_base,
-                h.slot,
-                usize::from(h.header),
-                usize::from(h.len),
-            )
-        };
-        f(frame);
-        self.rx_held.give_back(h, consume);
-        if consume {
-            self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
-            self.stats.rx_in_place.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
     fn count_transmit(&self, r: &Result<()>) {
         match r {
             Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
@@ -623,7 +499,7 @@ impl NetDevice for VirtioNet {
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let (r, ring_full) = self.with(|d| {
             let before = d.rx_burst;
-            let r = d.receive(&self.rx_held, buf);
+            let r = d.receive(buf);
             (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
         });
         if ring_full {
@@ -635,21 +511,6 @@ impl NetDevice for VirtioNet {
             Ok(None) => 0,
         };
         r
-    }
-
-    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
-        if !self.lends() {
-            return Err(Errno::EOPNOTSUPP.into());
-        }
-        self.hold_counted(copy)
-    }
-
-    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        self.lend_held(f, false)
-    }
-
-    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        self.lend_held(f, true)
     }
 
     fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {

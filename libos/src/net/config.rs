@@ -23,9 +23,9 @@ pub struct NetConfig {
     /// Seeds smoltcp's generator of initial sequence numbers and the
     /// ephemeral-port start; the kernel should take it from its CSPRNG.
     pub random_seed: u64,
-    /// Frames of at most this many bytes cross a card that lends its
-    /// buffers by copy instead ([`super::device::COPYBREAK`]; 0 lends
-    /// every frame).
+    /// Frames to send of at most this many bytes are copied to a card
+    /// that lends its buffers, not written in place
+    /// ([`super::device::COPYBREAK`]; 0 writes every frame in place).
     pub copybreak: usize,
 }
 

@@ -47,16 +47,9 @@ pub struct NetCounters {
     /// Receives the device failed (a frame dropped: too long, or a device
     /// error).
     pub rx_errors: AtomicU64,
-    /// Of [`Self::rx_frames`], those smoltcp parsed in place in the
-    /// device's own buffer (the rest were copied into private memory).
-    pub rx_in_place: AtomicU64,
     /// Of [`Self::tx_frames`], those smoltcp wrote straight into a device
     /// buffer (the rest were built in private memory and copied).
     pub tx_in_place: AtomicU64,
-    /// Of [`Self::rx_frames`], those a lending device copied into private
-    /// memory because they were short (at most the copybreak,
-    /// [`super::device::COPYBREAK`]).
-    pub rx_short_copied: AtomicU64,
     /// Of [`Self::tx_frames`], those of at most the copybreak built in
     /// private memory and copied to the device without asking it for a
     /// buffer.
@@ -80,12 +73,8 @@ pub struct CountersSnapshot {
     pub rx_frames: u64,
     /// See [`NetCounters::rx_errors`].
     pub rx_errors: u64,
-    /// See [`NetCounters::rx_in_place`].
-    pub rx_in_place: u64,
     /// See [`NetCounters::tx_in_place`].
     pub tx_in_place: u64,
-    /// See [`NetCounters::rx_short_copied`].
-    pub rx_short_copied: u64,
     /// See [`NetCounters::tx_short_copied`].
     pub tx_short_copied: u64,
 }
@@ -107,9 +96,7 @@ impl NetCounters {
             tx_backlog_full: get(&self.tx_backlog_full),
             rx_frames: get(&self.rx_frames),
             rx_errors: get(&self.rx_errors),
-            rx_in_place: get(&self.rx_in_place),
             tx_in_place: get(&self.tx_in_place),
-            rx_short_copied: get(&self.rx_short_copied),
             tx_short_copied: get(&self.tx_short_copied),
         }
     }
@@ -117,12 +104,12 @@ impl NetCounters {
 
 impl fmt::Display for CountersSnapshot {
     /// `tx_frames=… tcp_retransmits=… tcp_keepalives=… tx_deferred=…
-    /// tx_backlog_full=… rx_frames=… rx_errors=… rx_in_place=…
-    /// tx_in_place=… rx_short_copied=… tx_short_copied=…`.
+    /// tx_backlog_full=… rx_frames=… rx_errors=… tx_in_place=…
+    /// tx_short_copied=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={} rx_in_place={} tx_in_place={} rx_short_copied={} tx_short_copied={}",
+            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={} tx_in_place={} tx_short_copied={}",
             self.tx_frames,
             self.tcp_retransmits,
             self.tcp_keepalives,
@@ -130,9 +117,7 @@ impl fmt::Display for CountersSnapshot {
             self.tx_backlog_full,
             self.rx_frames,
             self.rx_errors,
-            self.rx_in_place,
             self.tx_in_place,
-            self.rx_short_copied,
             self.tx_short_copied
         )
     }
@@ -460,10 +445,10 @@ mod tests {
         NetCounters::bump(&c.tx_frames);
         NetCounters::bump(&c.tx_frames);
         NetCounters::bump(&c.tx_in_place);
-        NetCounters::bump(&c.rx_short_copied);
+        NetCounters::bump(&c.tx_short_copied);
         assert_eq!(
             c.snapshot().to_string(),
-            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0 rx_in_place=0 tx_in_place=1 rx_short_copied=1 tx_short_copied=0"
+            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0 tx_in_place=1 tx_short_copied=1"
         );
     }
 }

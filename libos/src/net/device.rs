@@ -3,29 +3,32 @@
 //! lets smoltcp drive one.
 //!
 //! The kernel implements [`NetDevice`] for virtio-net; host tests join two
-//! stacks with an in-memory pair. A frame crosses the trait in one of two
-//! ways:
+//! stacks with an in-memory pair.
 //!
-//! - *in place*: the device lends smoltcp its own buffer. A received frame
-//!   is held by the device ([`NetDevice::hold_received`]), read where it
-//!   lies ([`NetDevice::peek_held`], [`NetDevice::consume_held`]) and only
-//!   then given back to the device; a frame to send is written by smoltcp
-//!   straight into a free device buffer ([`NetDevice::transmit_with`]).
-//!   The virtio-net driver lends its buffers on the native backend, where
-//!   the host can write all guest memory anyway, so a buffer shared with
-//!   it is no weaker than private memory. Frames of at most the
-//!   copybreak ([`COPYBREAK`], [`super::NetConfig::copybreak`]) are copied
-//!   even so, as Linux's drivers copy short frames: a loan costs more
-//!   than copying a few hundred bytes;
-//! - *copied*: the frame is copied between the device's buffer and
-//!   `NicPhy`'s private buffers ([`NetDevice::receive`],
-//!   [`NetDevice::transmit`]). Every device offers this; it is what a
-//!   device that does not lend gets (the lending methods' defaults answer
-//!   `EOPNOTSUPP`), and what the virtio-net driver does on SEV-SNP and TDX,
-//!   where its buffers are shared with an untrusted host that could
-//!   rewrite a frame while smoltcp parses it (smoltcp re-reads fields it
-//!   checked): there exactly one copy between shared and private memory is
-//!   the design, as Linux's swiotlb bounce is.
+//! A received frame is copied once out of the device's buffer into
+//! `NicPhy`'s private one ([`NetDevice::receive`]) before smoltcp parses
+//! it. On SEV-SNP and TDX that copy is the design: the device's buffers
+//! are shared with an untrusted host that could rewrite a frame while
+//! smoltcp parses it (smoltcp re-reads fields it checked), so exactly one
+//! copy between shared and private memory is made, as Linux's swiotlb
+//! bounce does. Natively it costs less than the alternative: parsing in
+//! the device's buffer (built and measured, docs/PERFORMANCE.md, "The
+//! device trait without the extra copy") made every frame pay for the
+//! loan, and a server receives short frames (requests, acknowledgements).
+//!
+//! A frame to send crosses in one of two ways:
+//!
+//! - *in place*: smoltcp writes it straight into a free device buffer
+//!   ([`NetDevice::transmit_with`]), when the device lends its buffers
+//!   (the virtio-net driver on the native backend, where the host can
+//!   write all guest memory anyway, so a buffer shared with it is no
+//!   weaker than private memory) and the frame is longer than the
+//!   copybreak ([`COPYBREAK`], [`super::NetConfig::copybreak`]);
+//! - *copied*: built in `NicPhy`'s private buffer and copied into a
+//!   device buffer ([`NetDevice::transmit`]) — short frames, and every
+//!   frame on a device that does not lend (SEV-SNP, TDX: smoltcp reads
+//!   back header fields of the frame it writes, which the host could
+//!   rewrite in shared memory).
 //!
 //! A frame the device cannot take yet (`EAGAIN`) is built in private
 //! memory and waits in a short software queue in `NicPhy` (the backlog),
@@ -34,7 +37,7 @@
 //! instead of dropping them (TCP would recover, but only after a
 //! retransmit timeout). `NicPhy` counts what it sees in [`NetCounters`]
 //! (sent frames and TCP retransmissions among them, frames held back,
-//! receive errors, frames moved in place).
+//! frames written in place, receive errors).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -49,10 +52,10 @@ use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
 ///
-/// [`Self::receive`] and [`Self::transmit`] copy; the other methods lend
-/// the device's own buffers, if it offers that (see the module docs). The
-/// lending methods' defaults answer `EOPNOTSUPP`, so a device that only
-/// copies implements the first four methods and nothing else.
+/// [`Self::receive`] and [`Self::transmit`] copy; [`Self::transmit_with`]
+/// lends the device's own buffer, if it offers that (see the module
+/// docs): its default answers `EOPNOTSUPP`, so a device that only copies
+/// implements the first four methods and nothing else.
 pub trait NetDevice: Send + Sync {
     /// The MAC address.
     fn mac(&self) -> [u8; 6];
@@ -61,38 +64,7 @@ pub trait NetDevice: Send + Sync {
     /// Queues one frame for sending; `Err(EAGAIN)` if the device's queue is full.
     fn transmit(&self, frame: &[u8]) -> Result<()>;
     /// Takes one received frame into `buf`; `Ok(None)` if none is waiting.
-    /// A frame held for [`Self::consume_held`] is taken first.
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>>;
-
-    /// Takes the next received frame and holds it in the device's buffer,
-    /// not given back to the device until [`Self::consume_held`]:
-    /// `Ok(Some(Received::Held(len)))`, the frame already held if there is
-    /// one, `Ok(None)` if none waits. A frame not held before that fits
-    /// `copy` is copied there instead and its buffer given back at once
-    /// (`Received::Copied(len)`): for a short frame a copy costs less than
-    /// a loan ([`COPYBREAK`]); an empty `copy` holds every frame.
-    /// `Err(EOPNOTSUPP)` (the default): the device does not lend its
-    /// buffers (now); take frames with [`Self::receive`].
-    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
-        let _ = copy;
-        Err(Errno::EOPNOTSUPP.into())
-    }
-
-    /// Calls `f` with the held frame where it lies, leaving it held (any
-    /// number of times). `Err(ENOENT)` without a held frame (`f` not
-    /// called).
-    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let _ = f;
-        Err(Errno::EOPNOTSUPP.into())
-    }
-
-    /// Calls `f` with the held frame where it lies, then gives its buffer
-    /// back to the device. `Err(ENOENT)` without a held frame (`f` not
-    /// called).
-    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let _ = f;
-        Err(Errno::EOPNOTSUPP.into())
-    }
 
     /// Sends a frame of `len` bytes that `fill` writes straight into a free
     /// device buffer (`fill` gets exactly `len` bytes). When it answers
@@ -107,37 +79,15 @@ pub trait NetDevice: Send + Sync {
     }
 }
 
-/// What [`NetDevice::hold_received`] did with the next frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Received {
-    /// Held in the device's buffer, this long: read it with
-    /// [`NetDevice::peek_held`] and [`NetDevice::consume_held`].
-    Held(usize),
-    /// Copied into the caller's buffer, this long (it was short); the
-    /// device has its buffer back.
-    Copied(usize),
-}
-
-/// Frames of at most this many bytes cross a lending device by copy, not
-/// by loan ([`super::NetConfig::copybreak`]'s default), as Linux's drivers
-/// copy short frames (`rx_copybreak`, virtio-net's `GOOD_COPY_LEN`): a
-/// loan costs about 100 instructions more than a copy of the frame's
-/// bytes does up to a few hundred bytes (calls through `dyn FnMut` that
-/// smoltcp's code is no longer inlined into, an atomic exchange), so
-/// Redis's requests, replies and acknowledgements went from 1,225–1,247
-/// to 1,498–1,580 instructions of device path per request when every
-/// frame was lent (docs/PERFORMANCE.md, "The device trait without the
-/// extra copy").
+/// Frames to send of at most this many bytes are built in private memory
+/// and copied even to a device that lends its buffers
+/// ([`super::NetConfig::copybreak`]'s default), as Linux's drivers copy
+/// short frames (`rx_copybreak`, virtio-net's `GOOD_COPY_LEN`): a loan
+/// through `dyn FnMut` costs more than copying a short frame (smoltcp's
+/// code that writes the frame is called, not inlined), and Redis's
+/// requests and replies are short (docs/PERFORMANCE.md, "The device trait
+/// without the extra copy").
 pub const COPYBREAK: usize = 256;
-
-/// Where a received frame waits for smoltcp.
-#[derive(Debug, Clone, Copy)]
-enum Fetched {
-    /// Held by the device, in its buffer.
-    Held,
-    /// Copied into `NicPhy::rx_buf`, this long.
-    Copied(usize),
-}
 
 /// Frames held back while the device's queue is full; past this smoltcp
 /// is told there is no room (its sockets keep the data).
@@ -146,16 +96,16 @@ const TX_BACKLOG_FRAMES: usize = 64;
 /// A [`NetDevice`] as a smoltcp [`phy::Device`].
 pub(crate) struct NicPhy {
     dev: Arc<dyn NetDevice>,
-    /// Private copies of received frames (a device that does not lend).
     rx_buf: Vec<u8>,
-    /// A frame fetched by [`Self::peek`] and not yet given to smoltcp.
-    rx_ahead: Option<Fetched>,
-    /// Frames of at most this many bytes are copied, not lent
-    /// ([`COPYBREAK`]).
-    copybreak: usize,
-    /// Frames to send built in private memory (a device that does not
-    /// lend, or has no free buffer).
+    /// The length of a frame in `rx_buf` fetched by [`Self::peek`] and not
+    /// yet given to smoltcp.
+    rx_ahead: Option<usize>,
+    /// Frames to send built in private memory (short ones, a device that
+    /// does not lend, or one with no free buffer).
     tx_buf: Vec<u8>,
+    /// Frames to send of at most this many bytes are copied, not written
+    /// in place ([`COPYBREAK`]).
+    copybreak: usize,
     backlog: VecDeque<Vec<u8>>,
     /// Shared with [`super::NetStack::counters`].
     counters: Arc<NetCounters>,
@@ -172,8 +122,9 @@ impl core::fmt::Debug for NicPhy {
 }
 
 impl NicPhy {
-    /// A NIC over `dev` that copies frames of at most `copybreak` bytes
-    /// rather than borrow the device's buffers for them ([`COPYBREAK`]).
+    /// A NIC over `dev` that copies frames to send of at most
+    /// `copybreak` bytes rather than borrow the device's buffers for them
+    /// ([`COPYBREAK`]).
     pub(crate) fn new(
         dev: Arc<dyn NetDevice>,
         counters: Arc<NetCounters>,
@@ -184,8 +135,8 @@ impl NicPhy {
             dev,
             rx_buf: vec![0; max],
             rx_ahead: None,
-            copybreak,
             tx_buf: Vec::with_capacity(max),
+            copybreak,
             backlog: VecDeque::new(),
             counters,
             retransmits: RetransmitDetector::default(),
@@ -213,57 +164,24 @@ impl NicPhy {
         flush(&*self.dev, &mut self.backlog)
     }
 
-    /// What `f` makes of the next received frame, fetched from the card
-    /// now if none is waiting, without taking it: smoltcp's next `receive`
-    /// gets it. The stack reads its connection first, to bring a parked
-    /// socket back (`super::sockets`).
-    pub(crate) fn peek<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    /// The next received frame, fetched from the card now if none is
+    /// waiting, without taking it: smoltcp's next `receive` gets it. The
+    /// stack reads its connection first, to bring a parked socket back
+    /// (`super::sockets`).
+    pub(crate) fn peek(&mut self) -> Option<&[u8]> {
         if self.rx_ahead.is_none() {
             self.rx_ahead = self.fetch();
         }
-        match self.rx_ahead? {
-            Fetched::Copied(n) => self.rx_buf.get(..n).map(f),
-            Fetched::Held => {
-                let mut f = Some(f);
-                let mut out = None;
-                // Fails only if someone else took the held frame: then
-                // there is nothing to look at.
-                let _ = self.dev.peek_held(&mut |frame| {
-                    if let Some(f) = f.take() {
-                        out = Some(f(frame));
-                    }
-                });
-                out
-            }
-        }
+        let n = self.rx_ahead?;
+        self.rx_buf.get(..n)
     }
 
-    /// Takes one frame from the card: held in its buffer if it lends it,
-    /// else copied into `rx_buf`.
-    fn fetch(&mut self) -> Option<Fetched> {
-        let short = self.copybreak.min(self.rx_buf.len());
-        match self.dev.hold_received(&mut self.rx_buf[..short]) {
-            Ok(Some(Received::Held(_))) => {
-                NetCounters::bump(&self.counters.rx_frames);
-                NetCounters::bump(&self.counters.rx_in_place);
-                return Some(Fetched::Held);
-            }
-            Ok(Some(Received::Copied(n))) => {
-                NetCounters::bump(&self.counters.rx_frames);
-                NetCounters::bump(&self.counters.rx_short_copied);
-                return Some(Fetched::Copied(n.min(short)));
-            }
-            Ok(None) => return None,
-            Err(e) if e.errno() == Errno::EOPNOTSUPP => {}
-            Err(_) => {
-                NetCounters::bump(&self.counters.rx_errors);
-                return None;
-            }
-        }
+    /// Takes one frame from the card into `rx_buf`; its length.
+    fn fetch(&mut self) -> Option<usize> {
         match self.dev.receive(&mut self.rx_buf) {
             Ok(Some(n)) => {
                 NetCounters::bump(&self.counters.rx_frames);
-                Some(Fetched::Copied(n.min(self.rx_buf.len())))
+                Some(n.min(self.rx_buf.len()))
             }
             Ok(None) => None,
             Err(_) => {
@@ -287,15 +205,9 @@ fn flush(dev: &dyn NetDevice, backlog: &mut VecDeque<Vec<u8>>) -> bool {
     false
 }
 
-/// A received frame: in the device's buffer or in [`NicPhy`]'s.
-pub(crate) enum NicRxToken<'a> {
-    /// Held by the device.
-    Held {
-        dev: &'a dyn NetDevice,
-        counters: &'a NetCounters,
-    },
-    /// Copied into `NicPhy::rx_buf`.
-    Copied(&'a [u8]),
+/// A received frame, borrowed from [`NicPhy`]'s receive buffer.
+pub(crate) struct NicRxToken<'a> {
+    frame: &'a [u8],
 }
 
 /// Room to send one frame.
@@ -311,24 +223,7 @@ pub(crate) struct NicTxToken<'a> {
 
 impl phy::RxToken for NicRxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let (dev, counters) = match self {
-            Self::Copied(frame) => return f(frame),
-            Self::Held { dev, counters } => (dev, counters),
-        };
-        let mut f = Some(f);
-        let mut out = None;
-        let _ = dev.consume_held(&mut |frame| {
-            if let Some(f) = f.take() {
-                out = Some(f(frame));
-            }
-        });
-        if let Some(out) = out {
-            return out;
-        }
-        // The held frame went elsewhere (not through this stack): smoltcp
-        // gets an empty frame, which it drops as malformed.
-        NetCounters::bump(&counters.rx_errors);
-        f.take().expect("`f` did not run")(&[])
+        f(self.frame)
     }
 }
 
@@ -373,7 +268,11 @@ impl phy::TxToken for NicTxToken<'_> {
             }
             device_full = sent.is_err_and(|e| e.errno() == Errno::EAGAIN);
         }
-        let f = f.take().expect("`fill` was not called");
+        let Some(f) = f.take() else {
+            // `transmit_with` calls `fill` at most once, and `out` is set
+            // when it does: not reached.
+            unreachable!("`fill` ran without a result")
+        };
         scratch.clear();
         scratch.resize(len, 0);
         let result = f(scratch);
@@ -394,20 +293,15 @@ impl phy::Device for NicPhy {
 
     fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         flush(&*self.dev, &mut self.backlog);
-        let fetched = match self.rx_ahead.take() {
-            Some(fetched) => fetched,
+        let n = match self.rx_ahead.take() {
+            Some(n) => n,
             None => self.fetch()?,
         };
         let counters = &self.counters;
-        let rx = match fetched {
-            Fetched::Held => NicRxToken::Held {
-                dev: &*self.dev,
-                counters,
-            },
-            Fetched::Copied(n) => NicRxToken::Copied(&self.rx_buf[..n]),
-        };
         Some((
-            rx,
+            NicRxToken {
+                frame: &self.rx_buf[..n],
+            },
             NicTxToken {
                 dev: &*self.dev,
                 scratch: &mut self.tx_buf,

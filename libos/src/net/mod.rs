@@ -1,9 +1,9 @@
 //! Networking: sockets over smoltcp.
 //!
 //! - [`device`]: [`NetDevice`], the network card (the kernel implements it
-//!   for virtio-net), and its smoltcp adapter, which lets smoltcp parse and
-//!   write frames in the card's own buffers when the card lends them
-//!   (natively) and copies them otherwise (SEV-SNP, TDX).
+//!   for virtio-net), and its smoltcp adapter, which lets smoltcp write
+//!   frames to send longer than the copybreak in the card's own buffers
+//!   when the card lends them (natively) and copies every other frame.
 //! - [`config`]: [`NetConfig`], the external interface's addresses
 //!   (QEMU user networking by default).
 //! - [`counters`]: [`counters::NetCounters`], what the device path counts
@@ -59,7 +59,7 @@ pub(crate) mod testdev;
 
 pub use addr::SockAddr;
 pub use config::NetConfig;
-pub use device::{COPYBREAK, NetDevice, Received};
+pub use device::{COPYBREAK, NetDevice};
 pub use socket::Socket;
 pub use stack::NetStack;
 pub use tcp::TcpSocket;

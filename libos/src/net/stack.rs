@@ -278,8 +278,8 @@ impl Inner {
                     && let Some(flow) = ext
                         .phy
                         .inner
-                        .peek(|f| tcp_flow_of(f, Medium::Ethernet))
-                        .flatten()
+                        .peek()
+                        .and_then(|f| tcp_flow_of(f, Medium::Ethernet))
                 {
                     ext.sockets.unpark_flow(&flow);
                 }

@@ -1,10 +1,9 @@
 //! Test helpers: a wall clock for TCP timers and an in-memory pair of
 //! network cards whose frames cross to each other, either copying every
-//! frame ([`device_pair`]) or lending their own buffers as the virtio-net
-//! driver does natively ([`lending_pair`]: a received frame is held and
-//! read where it lies, a frame to send is written into the very buffer
-//! that crosses), each card counting which way frames went
-//! ([`PairStats`]).
+//! frame ([`device_pair`]) or lending their own buffers to send as the
+//! virtio-net driver does natively ([`lending_pair`]: a frame to send is
+//! written into the very buffer that crosses), each card counting which
+//! way frames went ([`PairStats`]).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -13,7 +12,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
-use super::device::{NetDevice, Received};
+use super::device::NetDevice;
 use crate::error::{Errno, Result};
 use crate::platform::Clock;
 
@@ -44,13 +43,11 @@ type Queue = Arc<Mutex<VecDeque<Vec<u8>>>>;
 pub struct PairStats {
     /// Frames taken with `receive` (copied out).
     pub rx_copied: AtomicUsize,
-    /// Held frames consumed where they lay.
-    pub rx_lent: AtomicUsize,
     /// Frames sent with `transmit` (copied in).
     pub tx_copied: AtomicUsize,
     /// Frames written by `transmit_with`'s caller into the card's buffer.
     pub tx_lent: AtomicUsize,
-    /// Address of the buffer last lent (held or given to fill).
+    /// Address of the buffer last given to `transmit_with`'s `fill`.
     pub last_lent_addr: AtomicUsize,
 }
 
@@ -71,8 +68,6 @@ pub struct PairEnd {
     limit: Arc<AtomicUsize>,
     /// Whether it lends its buffers.
     lends: bool,
-    /// The received frame held for `consume_held`.
-    held: Mutex<Option<Vec<u8>>>,
     /// What crossed it.
     pub stats: PairStats,
 }
@@ -99,7 +94,6 @@ fn pair(limit: usize, lends: bool) -> (Arc<PairEnd>, Arc<PairEnd>) {
             rx: rx.clone(),
             limit: limit.clone(),
             lends,
-            held: Mutex::new(None),
             stats: PairStats::default(),
         })
     };
@@ -144,52 +138,13 @@ impl NetDevice for PairEnd {
         Ok(())
     }
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        let held = self.held.lock().take();
-        let Some(frame) = held.or_else(|| self.rx.lock().pop_front()) else {
+        let Some(frame) = self.rx.lock().pop_front() else {
             return Ok(None);
         };
         let n = frame.len().min(buf.len());
         buf[..n].copy_from_slice(&frame[..n]);
         self.stats.rx_copied.fetch_add(1, Ordering::Relaxed);
         Ok(Some(n))
-    }
-    fn hold_received(&self, copy: &mut [u8]) -> Result<Option<Received>> {
-        if !self.lends {
-            return Err(Errno::EOPNOTSUPP.into());
-        }
-        let mut held = self.held.lock();
-        if held.is_none() {
-            let Some(frame) = self.rx.lock().pop_front() else {
-                return Ok(None);
-            };
-            if let Some(to) = copy.get_mut(..frame.len()) {
-                to.copy_from_slice(&frame);
-                self.stats.rx_copied.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(Received::Copied(frame.len())));
-            }
-            *held = Some(frame);
-        }
-        if let Some(frame) = held.as_ref() {
-            let addr = frame.as_ptr() as usize;
-            self.stats.last_lent_addr.store(addr, Ordering::Relaxed);
-        }
-        Ok(held.as_ref().map(|f| Received::Held(f.len())))
-    }
-    fn peek_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        match self.held.lock().as_deref() {
-            Some(frame) => {
-                f(frame);
-                Ok(())
-            }
-            None => Err(Errno::ENOENT.into()),
-        }
-    }
-    fn consume_held(&self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let held = self.held.lock().take();
-        let frame = held.ok_or(Errno::ENOENT)?;
-        f(&frame);
-        self.stats.rx_lent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
     fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         if !self.lends {
