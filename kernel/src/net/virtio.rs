@@ -407,14 +407,6 @@ impl Inner {
         self.submit_tx(slot, len)
     }
 
-    /// Gives receive slot `slot` back to the device.
-    #[inline(always)]
-    fn repost(&mut self, slot: u16) {
-        if self.post_rx(slot).is_err() {
-            log::error!("virtio-net: cannot repost receive slot {slot}");
-        }
-    }
-
     /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
     /// waits, `Err(EMSGSIZE)` if it did not fit (it is dropped).
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
@@ -446,7 +438,9 @@ impl Inner {
             Ok(_) => Err(Errno::EMSGSIZE.into()),
             Err(_) => Err(Errno::EIO.into()),
         };
-        self.repost(slot);
+        if self.post_rx(slot).is_err() {
+            log::error!("virtio-net: cannot repost receive slot {slot}");
+        }
         copied
     }
 }
@@ -498,9 +492,9 @@ impl NetDevice for VirtioNet {
 
     fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
         let (r, ring_full) = self.with(|d| {
-            let before = d.rx_burst;
             let r = d.receive(buf);
-            (r, d.rx_burst == QUEUE_SIZE && d.rx_burst != before)
+            // Counted once per burst of a whole ring.
+            (r, d.rx_burst == QUEUE_SIZE)
         });
         if ring_full {
             self.stats.rx_ring_full.fetch_add(1, Ordering::Relaxed);

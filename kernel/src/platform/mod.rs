@@ -64,9 +64,9 @@ impl PlatformKind {
     /// wrote there must be copied into private memory once before anything
     /// parses it. `false` natively, where the hypervisor reads and writes
     /// all guest memory anyway: a shared buffer is then no weaker than a
-    /// private one, and drivers may let parsers work on it in place (the
-    /// virtio-net driver lends its packet buffers to smoltcp,
-    /// `crate::net::virtio`).
+    /// private one, and a driver may let the network stack write into it
+    /// directly (the virtio-net driver lends its transmit slots to
+    /// smoltcp, `crate::net::virtio`).
     pub fn protects_private_memory(self) -> bool {
         match self {
             Self::Native => false,

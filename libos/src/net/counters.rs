@@ -2,9 +2,9 @@
 //! explain stalled connections — TCP retransmissions, frames held back or
 //! refused because the device's transmit queue was full, receive errors —
 //! and [`RetransmitDetector`], which recognises a retransmission in the
-//! frames smoltcp sends (smoltcp 0.14 counts none itself). Received and
-//! sent frames are also counted by how they crossed the device trait: in
-//! place in the device's buffers, or copied (`super::device`).
+//! frames smoltcp sends (smoltcp 0.14 counts none itself). Sent frames
+//! are also counted by how they crossed the device trait: written in
+//! place into the device's buffer, or copied (`super::device`).
 //!
 //! A sent TCP segment that carries sequence space (data, SYN or FIN) is a
 //! retransmission when its end lies at or before the highest sequence end
