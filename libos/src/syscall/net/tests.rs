@@ -202,8 +202,7 @@ fn pattern(len: usize) -> Vec<u8> {
 fn tcp_megabytes_each_way_between_two_stacks() {
     let (server, client) = two_hosts();
     tcp_megabytes_each_way(&server, &client);
-    for h in [&server, &client] {
-        let c = h.p.net.counters().expect("a stack with a card counts");
+    for c in card_counters([&server, &client]) {
         assert_eq!(c.tx_in_place, 0, "{c}");
     }
 }
@@ -212,8 +211,7 @@ fn tcp_megabytes_each_way_between_two_stacks() {
 fn tcp_megabytes_each_way_between_two_stacks_over_lent_buffers() {
     let (server, client) = two_lending_hosts();
     tcp_megabytes_each_way(&server, &client);
-    for h in [&server, &client] {
-        let c = h.p.net.counters().expect("a stack with a card counts");
+    for c in card_counters([&server, &client]) {
         // Every frame sent in place but for those the full card pushed
         // into the backlog.
         assert_eq!(c.tx_in_place + c.tx_deferred, c.tx_frames, "{c}");
@@ -227,8 +225,7 @@ fn tcp_megabytes_each_way_write_full_frames_in_place_and_copy_short_ones() {
     // acknowledgements copied.
     let (server, client) = hosts_over(lending_pair(256), NetConfig::default().copybreak);
     tcp_megabytes_each_way(&server, &client);
-    for h in [&server, &client] {
-        let c = h.p.net.counters().expect("a stack with a card counts");
+    for c in card_counters([&server, &client]) {
         assert_eq!(
             c.tx_in_place + c.tx_short_copied + c.tx_deferred,
             c.tx_frames,
@@ -237,6 +234,11 @@ fn tcp_megabytes_each_way_write_full_frames_in_place_and_copy_short_ones() {
         assert!(c.tx_in_place > (3 << 20) / 1500, "{c}");
         assert!(c.tx_short_copied > 0, "{c}");
     }
+}
+
+/// The card counters of each host's stack.
+fn card_counters(hosts: [&H; 2]) -> [crate::net::counters::CountersSnapshot; 2] {
+    hosts.map(|h| h.p.net.counters().expect("a stack with a card counts"))
 }
 
 fn tcp_megabytes_each_way(server: &H, client: &H) {
@@ -293,8 +295,7 @@ fn tcp_megabytes_each_way(server: &H, client: &H) {
     assert_eq!(got, LEN);
     assert!(client.get(dst, LEN) == data, "bytes sent back differ");
     // Both cards counted the frames that carried it.
-    for h in [&server, &client] {
-        let c = h.p.net.counters().expect("a stack with a card counts");
+    for c in card_counters([server, client]) {
         assert!(c.tx_frames > (LEN / 1500) as u64 && c.rx_frames > 0, "{c}");
     }
 }
