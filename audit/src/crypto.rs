@@ -1,6 +1,7 @@
-//! Keys and MACs: keyed BLAKE3 (the `blake3` crate) for block MACs, the
-//! key derivations from the 32-byte master key, and the forward-secure,
-//! seekable key ratchet that gives every block its own MAC key.
+//! Keys and MACs: keyed BLAKE3 (the `blake3` crate) for the key
+//! derivations from the 32-byte master key, the header MAC, and the
+//! forward-secure, seekable key ratchet that gives every block its own key
+//! (from which `mac.rs` derives the block's one-time MAC key).
 //!
 //! The ratchet is a hash tree of 16 levels with fan-out 16 (one nibble of
 //! the block sequence number per level). From a node key `X`, `D(X)` is the
@@ -28,9 +29,9 @@ const DOMAIN_RATCHET: &[u8] = b"cloister-audit/v1/ratchet";
 pub(crate) const DOMAIN_CHECKPOINT: &[u8] = b"cloister-audit/v1/checkpoint";
 
 /// Keyed BLAKE3 of the concatenation of `parts` under `key`. Domains are
-/// kept apart: master-key uses start with a distinct domain string; a leaf
-/// ratchet key MACs only block bytes (at least 64 bytes long), while the
-/// derivations from it (`N`, `D`, `C`) MAC one-byte inputs.
+/// kept apart: master-key uses start with a distinct domain string; ratchet
+/// keys only MAC one-byte inputs (`N`, `D`, `C`, and `M` for the block MAC's
+/// key in `mac.rs`).
 pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
     simd::scope(|| {
         let mut h = blake3::Hasher::new_keyed(key);
@@ -42,7 +43,8 @@ pub(crate) fn mac_parts(key: &Tag, parts: &[&[u8]]) -> Tag {
 }
 
 /// Keyed BLAKE3 of one contiguous input (one-shot: hashes all whole
-/// chunks in parallel, unlike the incremental hasher).
+/// chunks in parallel, unlike the incremental hasher). The known-answer
+/// check of the SIMD code uses it.
 pub(crate) fn mac_oneshot(key: &Tag, input: &[u8]) -> Tag {
     simd::scope(|| blake3::keyed_hash(key, input).into())
 }

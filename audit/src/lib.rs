@@ -16,9 +16,11 @@
 
 pub mod attest;
 mod checkpoint;
+mod clmul;
 mod crypto;
 mod event;
 mod finding;
+mod mac;
 mod reader;
 mod scan;
 pub mod simd;

@@ -6,6 +6,7 @@
 use core::fmt;
 
 use crate::event::{DecodeError, Event};
+use crate::mac::HEAD_BYTES;
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MIN_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
@@ -46,7 +47,7 @@ impl fmt::Display for HeaderError {
                 f,
                 "unsupported region format version {v} (this reader reads version {FORMAT_VERSION}; \
                  versions 1 and 2 were written by Cloister before 2026-12-06 and up to commit \
-                 62b6a22; read them with that build)"
+                 62b6a22, version 3 up to commit dabfd52; read them with that build)"
             ),
             HeaderError::BadGeometry(why) => write!(f, "bad region geometry: {why}"),
             HeaderError::Truncated { need, have } => {
@@ -279,17 +280,15 @@ impl<'a> BlockView<'a> {
     pub fn mac(&self) -> [u8; MAC_BYTES] {
         get_mac(self.bytes, field::block::MAC).unwrap_or([0; MAC_BYTES])
     }
-    /// The MAC input of a sealed block as parts: the block bytes up to
-    /// `maced_len`, with the seal marker and MAC fields read as zero.
-    pub(crate) fn mac_input(&self) -> Option<[&'a [u8]; 3]> {
-        const ZERO: [u8; 40] = [0; 40];
+    /// The MAC input of a sealed block (the block bytes up to `maced_len`)
+    /// as `mac::block_mac` takes it: a copy of the first bytes with the
+    /// seal marker and MAC fields zero, and the rest.
+    pub(crate) fn mac_input(&self) -> Option<([u8; HEAD_BYTES], &'a [u8])> {
         let data = self.sealed_data()?;
         let len = crate::wire::maced_len(data.len(), self.bytes.len())?;
-        Some([
-            self.bytes.get(field::block::MAGIC)?,
-            &ZERO[..field::block::SEAL.len() + field::block::MAC.len()],
-            self.bytes.get(field::block::MAC.end..len)?,
-        ])
+        let mut head = *self.bytes.first_chunk::<HEAD_BYTES>()?;
+        head[field::block::SEAL.start..field::block::MAC.end].fill(0);
+        Some((head, self.bytes.get(HEAD_BYTES..len)?))
     }
 
     /// Record bytes covered by the MAC of a sealed block, if `used` is sane.

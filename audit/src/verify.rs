@@ -364,7 +364,7 @@ pub fn verify(
                     Auth::Failed
                 }
                 (Some(_), None) => Auth::Unchecked,
-                (Some(data), Some(root)) => {
+                (Some((head, rest)), Some(root)) => {
                     let r = match ratchet.as_mut() {
                         Some(r) if r.index() < e && e - r.index() <= 16 => {
                             while r.index() < e {
@@ -375,7 +375,7 @@ pub fn verify(
                         Some(r) if r.index() == e => r,
                         _ => ratchet.insert(Ratchet::at(root, e)),
                     };
-                    let mac = crypto::mac_parts(r.leaf(), &data);
+                    let mac = crate::mac::block_mac(r.leaf(), &head, rest);
                     if crypto::tags_equal(&mac, &b.mac()) {
                         w.summary.verified_blocks += 1;
                         Auth::Verified

@@ -19,8 +19,10 @@ pub const REGION_MAGIC: [u8; 8] = *b"CLSTAUDT";
 /// the CPU, the time and every syscall value in the fewest whole bytes
 /// that hold it, the counts in a size byte or the syscall tag, instead of
 /// varints and power-of-two sizes (fewer bytes, and a store instead of a
-/// loop per value). Older regions are refused by number.
-pub const FORMAT_VERSION: u16 = 3;
+/// loop per value); version 4 MACs blocks with POLYVAL under a one-time key
+/// per block instead of keyed BLAKE3, over exactly the header and records.
+/// Older regions are refused by number.
+pub const FORMAT_VERSION: u16 = 4;
 /// Magic at offset 0 of a block header; written last when a block is opened,
 /// so a block whose opening was torn reads as empty.
 pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"BLK1");
@@ -49,7 +51,8 @@ pub const RECORD_ALIGN: usize = 2;
 pub const MIN_BLOCK_BYTES: usize = 1024;
 /// Largest block size a region may use.
 pub const MAX_BLOCK_BYTES: usize = 1 << 20;
-/// Length of a MAC (keyed BLAKE3).
+/// Length of a key, and of the MAC fields (a block's tag takes the first
+/// 16 bytes of its field, `mac.rs`).
 pub const MAC_BYTES: usize = 32;
 
 /// Field byte ranges.
@@ -108,9 +111,11 @@ pub mod field {
         pub const MAGIC: Range<usize> = 0..4;
         /// `SEAL` (u32) once sealed, else 0; written last on seal.
         pub const SEAL: Range<usize> = 4..8;
-        /// MAC of this block, set on seal: keyed BLAKE3 under the block's
-        /// ratchet key over block bytes `0 .. maced_len(used)`, with this
-        /// field and `SEAL` read as zero (they are zero when it is computed).
+        /// MAC of this block, set on seal: a 16-byte POLYVAL tag under a
+        /// one-time key derived from the block's ratchet key (`mac.rs`)
+        /// over block bytes `0 .. maced_len(used)`, with this field and
+        /// `SEAL` read as zero (they are zero when it is computed), then 16
+        /// zero bytes.
         pub const MAC: Range<usize> = 8..40;
         /// Block sequence number (u64).
         pub const SEQ: Range<usize> = 40..48;
@@ -146,28 +151,12 @@ pub mod field {
     }
 }
 
-/// BLAKE3 chunk size: MACed lengths are whole chunks so the hash of a full
-/// block runs all its chunks in parallel (SIMD).
-pub const MAC_CHUNK_BYTES: usize = 1024;
-
 /// Bytes of a block covered by its MAC when `used` bytes of records follow
-/// the header: exactly the header and records if they fit in one 1 KiB
-/// chunk (a one-chunk hash is serial anyway), else rounded up to whole
-/// chunks (the rest of the block is zero) so they hash in parallel; never
-/// more than the block. `None` if `used` does not fit.
+/// the header: the header and the records, exactly. `None` if `used` does
+/// not fit in the block.
 pub fn maced_len(used: usize, block_bytes: usize) -> Option<usize> {
     let end = BLOCK_HEADER_BYTES.checked_add(used)?;
-    if end > block_bytes {
-        return None;
-    }
-    if end <= MAC_CHUNK_BYTES {
-        return Some(end);
-    }
-    Some(
-        end.div_ceil(MAC_CHUNK_BYTES)
-            .saturating_mul(MAC_CHUNK_BYTES)
-            .min(block_bytes),
-    )
+    (end <= block_bytes).then_some(end)
 }
 
 /// Bytes `v` needs little-endian: 0 for 0, else 1..=8.
@@ -255,10 +244,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maced_len_rounds_to_whole_chunks() {
+    fn maced_len_is_header_and_records() {
         assert_eq!(maced_len(0, 4096), Some(104));
         assert_eq!(maced_len(920, 4096), Some(1024));
-        assert_eq!(maced_len(921, 4096), Some(2048));
+        assert_eq!(maced_len(921, 4096), Some(1025));
         assert_eq!(maced_len(3992, 4096), Some(4096));
         assert_eq!(maced_len(3993, 4096), None);
         assert_eq!(maced_len(usize::MAX, 4096), None);

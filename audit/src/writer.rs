@@ -16,6 +16,7 @@ use crate::crypto::{self, Ratchet, Tag};
 use crate::event::{
     CheckpointEvent, Event, GAP_LEN, GapEvent, GapReason, Kind, SYSCALL_WRITE_ROOM, SyscallEvent,
 };
+use crate::mac::{self, HEAD_BYTES};
 use crate::wire::{
     BLOCK_HEADER_BYTES, BLOCK_MAGIC, FORMAT_VERSION, MAC_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES,
     RECORD_ALIGN, RECORD_FIXED_BYTES, RECORD_HEADER_MAX_BYTES, RECORD_MAGIC, REGION_HEADER_BYTES,
@@ -677,9 +678,11 @@ impl<'r> AuditLog<'r> {
         put(b, field::block::USED, &(used as u32).to_le_bytes());
         put(b, field::block::RECORD_COUNT, &open.count.to_le_bytes());
         // MAC and seal fields are still zero (zeroed on open), as the format
-        // requires; one contiguous run of whole chunks hashes fastest.
+        // requires.
         let maced = maced_len(used, self.block_bytes).unwrap_or(self.block_bytes);
-        let mac = crypto::mac_oneshot(self.ratchet.leaf(), &b[..maced]);
+        let mut head = [0; HEAD_BYTES];
+        head.copy_from_slice(&b[..HEAD_BYTES]);
+        let mac = mac::block_mac(self.ratchet.leaf(), &head, &b[HEAD_BYTES..maced]);
         put(b, field::block::MAC, &mac);
         fence(Ordering::Release);
         put(b, field::block::SEAL, &SEAL_MARKER.to_le_bytes());

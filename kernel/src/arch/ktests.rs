@@ -216,7 +216,7 @@ unsafe fn store_vectors(regs: &mut [[u8; 32]; 16], wide: bool) {
 }
 
 ktest!(
-    fn audit_blake3_runs_simd_and_leaves_the_vector_registers_as_they_were() {
+    fn audit_blake3_and_polyval_run_simd_and_leave_the_vector_registers_as_they_were() {
         // AVX2 under `-cpu max` (AVX enabled in XCR0), else SSE4.1 or SSE2;
         // never the portable code (which would not touch the registers and
         // so prove nothing below).
@@ -231,6 +231,10 @@ ktest!(
             expected.contains(&implementation),
             "BLAKE3 runs {implementation}"
         );
+        // The block MACs' carry-less multiply (`-cpu max` has PCLMULQDQ).
+        let mac = ::audit::simd::mac_implementation();
+        let expected_mac = if wide { "CLMUL (AVX)" } else { "CLMUL (SSE)" };
+        assert_eq!(mac, expected_mac, "POLYVAL runs {mac}");
         let before: [[u8; 32]; 16] =
             core::array::from_fn(|r| core::array::from_fn(|b| (r * 32 + b) as u8 ^ 0xa5));
         let mut after = [[0u8; 32]; 16];
@@ -243,12 +247,16 @@ ktest!(
         // SAFETY: the kernel enabled SSE (and AVX, when `wide`) at boot and
         // holds nothing in these registers.
         unsafe { load_vectors(&before, wide) };
-        // Keyed hashes of 4 and 8 KiB, the block MACs, through the audit
-        // crate's scope.
+        // Keyed hashes of 4 and 8 KiB and POLYVAL of 32 bytes and 8 KiB
+        // (the block MAC's one-block and eight-block loops), through the
+        // audit crate's scope.
         let right = ::audit::simd::known_answer_ok();
         // SAFETY: as above.
         unsafe { store_vectors(&mut after, wide) };
-        assert!(right, "the 4 or 8 KiB keyed hash is wrong");
-        assert_eq!(before, after, "a BLAKE3 call changed the vector registers");
+        assert!(right, "a keyed hash or a POLYVAL is wrong");
+        assert_eq!(
+            before, after,
+            "a BLAKE3 or POLYVAL call changed the vector registers"
+        );
     }
 );

@@ -113,10 +113,11 @@ fn measure(
     // Tenths of a nanosecond per round.
     let tenths = u128::from(cycles) * 10_000_000_000 / (u128::from(hz) * u128::from(n));
     Some(alloc::format!(
-        "audit bench: {what}, BLAKE3 {}: {}.{} ns each with sealing \
+        "audit bench: {what}, BLAKE3 {}, POLYVAL {}: {}.{} ns each with sealing \
          ({n} of them, {sealed} blocks sealed, {per_block} records per block, {failed} failed, \
          1 MiB ring, {} cycles each)",
         ::audit::simd::implementation(),
+        ::audit::simd::mac_implementation(),
         tenths / 10,
         tenths % 10,
         u128::from(cycles) / u128::from(n),

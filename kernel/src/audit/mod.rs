@@ -57,10 +57,10 @@ pub const CMDLINE_KEYS: &[&str] = &[
 /// The region in use, once [`init`] succeeded (for tests and diagnostics).
 static REGION: spin::Once<Region> = spin::Once::new();
 
-/// The kernel's block size: eight BLAKE3 chunks, which the AVX2 code
-/// hashes side by side (SSE4.1 takes four at a time, so 4 KiB blocks
-/// would leave AVX2 nothing to gain). A crash loses no more for it: the
-/// records of the open block are read back, unsealed.
+/// The kernel's block size. A block's seal costs a fixed part (its key's
+/// derivation, the ratchet's step, the POLYVAL key's powers) and a part per
+/// byte, so larger blocks spread the fixed part thinner; a crash loses no
+/// more for it: the records of the open block are read back, unsealed.
 pub(crate) const BLOCK_BYTES: usize = 8192;
 
 /// The region the log lives in, if auditing is on.
@@ -68,7 +68,8 @@ pub fn active_region() -> Option<&'static Region> {
     REGION.get()
 }
 
-/// The audit crate's BLAKE3 runs inside [`crate::arch::fpu::with_sse`].
+/// The audit crate's BLAKE3 and POLYVAL run inside
+/// [`crate::arch::fpu::with_sse`].
 struct KernelSse;
 
 impl ::audit::simd::SimdScope for KernelSse {
@@ -77,12 +78,17 @@ impl ::audit::simd::SimdScope for KernelSse {
     }
 }
 
-/// Lets the audit log's BLAKE3 use SIMD (AVX2 or SSE4.1), saving the user's registers
-/// around every hash. Call after [`crate::arch::fpu::init`], before
+/// Lets the audit log's BLAKE3 use SIMD (AVX2 or SSE4.1) and its block
+/// MACs the carry-less multiply, saving the user's registers around every
+/// use. Call after [`crate::arch::fpu::init`], before
 /// [`init`].
 pub fn use_sse() {
     ::audit::simd::set_scope(&KernelSse);
-    ::log::info!("audit: BLAKE3 {}", ::audit::simd::implementation());
+    ::log::info!(
+        "audit: BLAKE3 {}, block MACs' POLYVAL {}",
+        ::audit::simd::implementation(),
+        ::audit::simd::mac_implementation()
+    );
 }
 
 /// Formats `region` (from [`reserve`]) and records the boot: a `boot`
