@@ -24,8 +24,7 @@
 #![allow(unsafe_code, reason = "the module exists to hold the assembly")]
 
 /// The eight powers `H^1 … H^8` (in that order), 16-byte aligned for the
-/// SSE version's memory operands.
-#[derive(Clone)]
+/// SSE version's memory operands; zeroed when dropped.
 #[repr(C, align(16))]
 pub(crate) struct Powers(pub(crate) [[u8; 16]; 8]);
 
@@ -37,7 +36,7 @@ impl core::fmt::Debug for Powers {
 
 impl Drop for Powers {
     fn drop(&mut self) {
-        self.0 = [[0; 16]; 8];
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

@@ -28,6 +28,7 @@ use crate::clmul::{self, Powers};
 use crate::crypto::Tag;
 use crate::simd;
 use crate::wire::{MAC_BYTES, field};
+use zeroize::Zeroize;
 
 /// Bytes of the block's start given to [`block_mac`] as a copy (three
 /// POLYVAL blocks): they hold the `SEAL` and `MAC` fields, which are read
@@ -46,7 +47,7 @@ const KEY_STEP: u8 = b'M';
 /// records).
 pub(crate) fn block_mac(leaf: &Tag, head: &[u8; HEAD_BYTES], rest: &[u8]) -> Tag {
     simd::scope(|| {
-        let keys: Tag = blake3::keyed_hash(leaf, &[KEY_STEP]).into();
+        let mut keys: Tag = blake3::keyed_hash(leaf, &[KEY_STEP]).into();
         let (h, s) = keys.split_at(16);
         let mut powers = Powers([[0; 16]; 8]);
         powers.0[0].copy_from_slice(h);
@@ -75,6 +76,11 @@ pub(crate) fn block_mac(leaf: &Tag, head: &[u8; HEAD_BYTES], rest: &[u8]) -> Tag
         for (t, (a, m)) in tag.iter_mut().zip(acc.iter().zip(s)) {
             *t = a ^ m;
         }
+        // With the tag public, the accumulator gives away `S` and then
+        // POLYVAL's value, whose roots are candidates for `H`: neither may
+        // outlive the seal (forward security; the powers zero themselves).
+        keys.zeroize();
+        acc.zeroize();
         tag
     })
 }
