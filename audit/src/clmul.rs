@@ -115,13 +115,80 @@ pub(crate) fn fill_powers(powers: &mut Powers) -> bool {
     true
 }
 
-// The reduction of a 256-bit product (lo in xmm2, hi in xmm3, the middle
-// terms in xmm4) by x^128 modulo POLYVAL's polynomial into xmm0, with
-// xmm6's high half = 0xc200000000000000 (RFC 8452's Montgomery reduction
-// in two folds, as in Gueron's AES-GCM-SIV code).
-//
-// Eight blocks: block j (0-based) is multiplied by H^(8-j), at offset
-// 16 * (7 - j) in `powers`; block 0 first takes the accumulator in.
+/// The AVX version's first block of a run: `acc ⊕ [rdx]` (accumulator in
+/// xmm0) times the power at `[rdi + $h]`, the 256-bit product's low half
+/// in xmm2, high half in xmm3 and middle terms in xmm4.
+macro_rules! avx_first_block {
+    ($h:literal) => {
+        concat!(
+            "vmovdqu xmm1, xmmword ptr [rdx]\n",
+            "vpxor xmm1, xmm1, xmm0\n",
+            "vpclmulqdq xmm2, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x00\n",
+            "vpclmulqdq xmm3, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x11\n",
+            "vpclmulqdq xmm4, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x01\n",
+            "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x10\n",
+            "vpxor xmm4, xmm4, xmm5\n",
+        )
+    };
+}
+
+/// The AVX version's next block of a run: `[rdx + $x]` times the power at
+/// `[rdi + $h]`, added to xmm2–xmm4.
+macro_rules! avx_next_block {
+    ($x:literal, $h:literal) => {
+        concat!(
+            "vmovdqu xmm1, xmmword ptr [rdx + ",
+            $x,
+            "]\n",
+            "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x00\n",
+            "vpxor xmm2, xmm2, xmm5\n",
+            "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x11\n",
+            "vpxor xmm3, xmm3, xmm5\n",
+            "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x01\n",
+            "vpxor xmm4, xmm4, xmm5\n",
+            "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + ",
+            $h,
+            "], 0x10\n",
+            "vpxor xmm4, xmm4, xmm5\n",
+        )
+    };
+}
+
+/// The reduction of the 256-bit product in xmm2–xmm4 by x^128 modulo
+/// POLYVAL's polynomial into the accumulator xmm0, with xmm6's high half
+/// = 0xc200000000000000 (RFC 8452's Montgomery reduction in two folds, as
+/// in Gueron's AES-GCM-SIV code).
+macro_rules! avx_reduce {
+    () => {
+        concat!(
+            "vpslldq xmm5, xmm4, 8\n",
+            "vpsrldq xmm4, xmm4, 8\n",
+            "vpxor xmm2, xmm2, xmm5\n",
+            "vpxor xmm3, xmm3, xmm4\n",
+            "vpclmulqdq xmm5, xmm2, xmm6, 0x10\n",
+            "vpshufd xmm2, xmm2, 0x4e\n",
+            "vpxor xmm2, xmm2, xmm5\n",
+            "vpclmulqdq xmm5, xmm2, xmm6, 0x10\n",
+            "vpshufd xmm2, xmm2, 0x4e\n",
+            "vpxor xmm2, xmm2, xmm5\n",
+            "vpxor xmm0, xmm2, xmm3\n",
+        )
+    };
+}
 
 /// # Safety
 /// The CPU supports PCLMULQDQ and AVX with the AVX state enabled;
@@ -141,115 +208,29 @@ unsafe extern "sysv64" fn polyval_avx(
         "vpslldq xmm6, xmm6, 8",
         "cmp rcx, 8",
         "jb 3f",
+        // Eight blocks, one reduction: block j is multiplied by H^(8-j),
+        // at offset 16 * (7 - j) in `powers`.
         "2:",
-        "vmovdqu xmm1, xmmword ptr [rdx]",
-        "vpxor xmm1, xmm1, xmm0",
-        "vpclmulqdq xmm2, xmm1, xmmword ptr [rdi + 112], 0x00",
-        "vpclmulqdq xmm3, xmm1, xmmword ptr [rdi + 112], 0x11",
-        "vpclmulqdq xmm4, xmm1, xmmword ptr [rdi + 112], 0x01",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 112], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 16]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 96], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 96], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 96], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 96], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 32]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 80], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 80], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 80], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 80], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 48]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 64], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 64], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 64], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 64], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 64]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 48], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 48], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 48], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 48], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 80]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 32], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 32], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 32], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 32], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 96]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 16], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 16], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 16], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi + 16], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vmovdqu xmm1, xmmword ptr [rdx + 112]",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi], 0x00",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi], 0x11",
-        "vpxor xmm3, xmm3, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi], 0x01",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        // Reduce.
-        "vpslldq xmm5, xmm4, 8",
-        "vpsrldq xmm4, xmm4, 8",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpxor xmm3, xmm3, xmm4",
-        "vpclmulqdq xmm5, xmm2, xmm6, 0x10",
-        "vpshufd xmm2, xmm2, 0x4e",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm2, xmm6, 0x10",
-        "vpshufd xmm2, xmm2, 0x4e",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpxor xmm0, xmm2, xmm3",
+        avx_first_block!("112"),
+        avx_next_block!("16", "96"),
+        avx_next_block!("32", "80"),
+        avx_next_block!("48", "64"),
+        avx_next_block!("64", "48"),
+        avx_next_block!("80", "32"),
+        avx_next_block!("96", "16"),
+        avx_next_block!("112", "0"),
+        avx_reduce!(),
         "add rdx, 128",
         "sub rcx, 8",
         "cmp rcx, 8",
         "jae 2b",
+        // The rest one block at a time, by H.
         "3:",
         "test rcx, rcx",
         "jz 4f",
         "5:",
-        "vmovdqu xmm1, xmmword ptr [rdx]",
-        "vpxor xmm1, xmm1, xmm0",
-        "vpclmulqdq xmm2, xmm1, xmmword ptr [rdi], 0x00",
-        "vpclmulqdq xmm3, xmm1, xmmword ptr [rdi], 0x11",
-        "vpclmulqdq xmm4, xmm1, xmmword ptr [rdi], 0x01",
-        "vpclmulqdq xmm5, xmm1, xmmword ptr [rdi], 0x10",
-        "vpxor xmm4, xmm4, xmm5",
-        "vpslldq xmm5, xmm4, 8",
-        "vpsrldq xmm4, xmm4, 8",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpxor xmm3, xmm3, xmm4",
-        "vpclmulqdq xmm5, xmm2, xmm6, 0x10",
-        "vpshufd xmm2, xmm2, 0x4e",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpclmulqdq xmm5, xmm2, xmm6, 0x10",
-        "vpshufd xmm2, xmm2, 0x4e",
-        "vpxor xmm2, xmm2, xmm5",
-        "vpxor xmm0, xmm2, xmm3",
+        avx_first_block!("0"),
+        avx_reduce!(),
         "add rdx, 16",
         "dec rcx",
         "jnz 5b",
