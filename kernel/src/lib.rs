@@ -242,7 +242,7 @@ pub fn kernel_main(start_info_paddr: u64) -> ! {
     arch::user::init();
 
     mm::heap::init();
-    // SSE on before the audit log's first BLAKE3 (its scope saves the user's
+    // SSE on before the audit log's first BLAKE3 or POLYVAL (its scope saves the user's
     // registers, `audit::use_sse`); the program's threads get them later.
     let fpu_xcr0 = arch::fpu::init();
     log::info!("FPU on (XCR0 {fpu_xcr0:#x})");

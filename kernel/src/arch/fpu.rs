@@ -5,8 +5,8 @@
 //! state survives kernel entries untouched, and only a switch between user
 //! threads saves and restores it ([`FpuState::save`]/[`FpuState::restore`],
 //! with `xsave`/`xrstor` when the CPU has them, else `fxsave`/`fxrstor`).
-//! The one exception is the audit log's BLAKE3, which uses AVX2 or SSE4.1
-//! inside [`with_sse`]: that saves the XMM (and YMM) registers and MXCSR
+//! The one exception is the audit log's BLAKE3 (AVX2 or SSE4.1) and its
+//! block MAC's carry-less multiply, which run inside [`with_sse`]: that saves the XMM (and YMM) registers and MXCSR
 //! on the stack first and puts them back after. [`init`] turns the units on: without
 //! `CR4.OSFXSR` every SSE instruction in glibc would raise `#UD`.
 
