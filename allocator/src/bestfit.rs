@@ -10,7 +10,8 @@
 //!
 //! ```text
 //!  chunk (CHUNK_PAGES pages from the PageSource, fewer when it runs dry;
-//!  each page's page-map entry is chunk | 2):
+//!  each page's page-map entry is chunk | 2 in debug builds, none in
+//!  release builds):
 //!  ┌───────┬─────────────────────┬────────────────────────┬─────┬──────────┐
 //!  │ pages │ hdr │ payload (used)│ hdr │ next prev … footer│ …   │ sentinel │
 //!  └───────┴─────────────────────┴────────────────────────┴─────┴──────────┘
@@ -45,8 +46,8 @@
 //! any free block once the page source is exhausted; classes of 24–56 B only out of free blocks under 80 B, which
 //! no larger class fits. Such a block serves its class through the CPU
 //! caches like a slab object and comes back here, when the caches flush
-//! it, through [`Region::free_carved`]; its page-map entry (the chunk's)
-//! tells it from a slab object.
+//! it, through [`Region::free_carved`]; its page-map entry (the chunk's;
+//! none in release builds) tells it from a slab object.
 //!
 //! A chunk added for a request that a block freed meanwhile (by another
 //! CPU, while the lock was dropped) served instead stays wholly free: it

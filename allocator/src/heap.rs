@@ -44,6 +44,7 @@ const LARGE: usize = 1;
 
 /// Tag of a page-map entry for a page of a best-fit chunk: `chunk | CHUNK`
 /// (chunks are page-aligned; bit 0 clear tells it from a large run).
+/// Debug builds only: release builds leave chunk pages unmapped.
 const CHUNK: usize = 2;
 
 /// Objects returned to the depot per lock acquisition at most.
@@ -523,7 +524,8 @@ impl SlabAllocator {
     /// the reserve to the page source (after dropping the depot lock).
     /// Objects `class` borrowed from a larger class go back to that class's
     /// depot, one lock each (the rare case); objects carved from the
-    /// best-fit region (their page-map entry is a chunk's) go back to it.
+    /// best-fit region (their page has a chunk's entry, or none in release
+    /// builds) go back to it.
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
@@ -582,11 +584,14 @@ impl SlabAllocator {
     }
 
     /// The descriptor of a free small object's slab, or (tag [`CHUNK`])
-    /// the chunk it was carved from.
+    /// the chunk it was carved from: debug builds map chunk pages as
+    /// `chunk | CHUNK`, release builds leave them unmapped, and a small
+    /// object on an unmapped page can only be a carved one (every slab
+    /// page is mapped before its objects are handed out).
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
         debug_assert!(entry != 0 && entry & LARGE == 0);
-        Desc(entry)
+        if entry == 0 { Desc(CHUNK) } else { Desc(entry) }
     }
 
     /// A large run of `pages` pages. Only debug builds record it in the
