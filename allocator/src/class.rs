@@ -227,10 +227,10 @@ pub(crate) const fn natural_align(class: usize) -> usize {
 /// Where a request is served from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A slab object of this class (alignment ≤ 16: any object in the
+    /// A slab object of this class (alignment ≤ 8: any object in the
     /// class's CPU lists will do, carved ones included).
     Small(usize),
-    /// An object of this class for a request aligned to more than 16
+    /// An object of this class for a request aligned to more than 8
     /// bytes: it needs the class's natural alignment ([`natural_align`]),
     /// which a block carved from the best-fit region may lack.
     Aligned(usize),
@@ -266,7 +266,7 @@ fn kind_of_other(size: usize, align: usize) -> Kind {
         return Kind::Mid;
     }
     if size <= MAX_SMALL_BYTES {
-        if align <= crate::bestfit::MID_ALIGN {
+        if align <= crate::bestfit::CARVE_ALIGN {
             return Kind::Small(aligned_class(size, align));
         }
         if align <= PAGE_SIZE {
@@ -361,8 +361,8 @@ mod tests {
                     continue;
                 }
                 let c = match kind_of(layout) {
-                    Kind::Small(c) if align <= crate::bestfit::MID_ALIGN => c,
-                    Kind::Aligned(c) if align > crate::bestfit::MID_ALIGN => c,
+                    Kind::Small(c) if align <= crate::bestfit::CARVE_ALIGN => c,
+                    Kind::Aligned(c) if align > crate::bestfit::CARVE_ALIGN => c,
                     other => panic!("size {size} align {align} is {other:?}"),
                 };
                 assert!(CLASS_BYTES[c] >= size);

@@ -9,7 +9,7 @@
 //!        │                           │ none
 //!        │                           ▼
 //!        │                 PageSource::alloc_pages (no lock held)
-//!        │ 1–8 KiB, align ≤ 16
+//!        │ 1–8 KiB, align ≤ 16 (8 B granule)
 //!        └──► region (spin lock): best fit ──► block │ none: new chunk
 //!                                                      from the PageSource
 //! ```
@@ -18,7 +18,7 @@ use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bestfit::{MID_ALIGN, Region};
+use crate::bestfit::{CARVE_ALIGN, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
     BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
@@ -204,19 +204,20 @@ impl SlabAllocator {
             return ptr::null_mut();
         };
         let kind = kind_of(layout);
-        let mut object = self.alloc_kind(env, kind, layout.size());
+        let mut object = self.alloc_kind(env, kind, layout);
         if object == 0 {
-            object = self.alloc_after_trim(env, kind, layout.size());
+            object = self.alloc_after_trim(env, kind, layout);
         }
         raw::pointer(object)
     }
 
     #[inline(always)]
-    fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
+    fn alloc_kind(&self, env: &Env, kind: Kind, layout: Layout) -> usize {
+        let size = layout.size();
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
             Kind::Aligned(class) => self.alloc_aligned(env, class, size),
-            Kind::Mid => self.alloc_mid(env, size),
+            Kind::Mid => self.alloc_mid(env, size, layout.align()),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
         }
@@ -225,13 +226,13 @@ impl SlabAllocator {
     /// The page source ran dry: give back what the caches and reserves hold
     /// and try once more.
     #[cold]
-    fn alloc_after_trim(&self, env: &Env, kind: Kind, size: usize) -> usize {
+    fn alloc_after_trim(&self, env: &Env, kind: Kind, layout: Layout) -> usize {
         if kind == Kind::Unsupported {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
             return 0;
         }
         self.trim();
-        let object = self.alloc_kind(env, kind, size);
+        let object = self.alloc_kind(env, kind, layout);
         if object == 0 {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
         }
@@ -321,7 +322,7 @@ impl SlabAllocator {
                 }
                 object
             }
-            None => self.alloc_from_depot(env, class, size, MID_ALIGN),
+            None => self.alloc_from_depot(env, class, size, CARVE_ALIGN),
         };
         if cfg!(debug_assertions) && object != 0 {
             self.debug_mark_allocated(object);
@@ -332,7 +333,7 @@ impl SlabAllocator {
     /// Refills an empty CPU list with a batch and returns one object of it.
     #[cold]
     fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
-        let chain = self.take(env, class, BATCH[class], MID_ALIGN);
+        let chain = self.take(env, class, BATCH[class], CARVE_ALIGN);
         if chain.count == 0 {
             return 0;
         }

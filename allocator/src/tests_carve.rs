@@ -36,11 +36,11 @@ fn refill_front(
 /// two used middle blocks: returns the blocks and the hole's first byte.
 fn chunk_with_a_dead_hole(heap: &crate::SlabAllocator) -> ([*mut u8; 3], usize) {
     let x = alloc(heap, layout(2000));
-    let y = alloc(heap, layout(1500));
+    let y = alloc(heap, layout(1512));
     let z = alloc(heap, layout(2000));
     // The smallest middle block (1040 bytes) takes the front of y's
     // 1520-byte block; the 480 bytes after it can hold no middle block.
-    let (w, hole) = refill_front(heap, (y, 1500), 1025, z, 480);
+    let (w, hole) = refill_front(heap, (y, 1512), 1025, z, 480);
     ([x, w, z], hole)
 }
 
@@ -49,8 +49,9 @@ fn small_objects_fill_holes_too_small_for_middle_blocks() {
     let (heap, pages) = heap(1 << 20);
     let (middle, hole) = chunk_with_a_dead_hole(heap);
     let free_before = heap.stats().region_free_bytes;
-    // 144-byte objects (16-aligned class) take 160-byte blocks: three fit
-    // the hole exactly, before any slab is made.
+    // 144-byte objects take 152-byte blocks: three fit the hole, the
+    // last with the 24 bytes left (too few for a free block), before any
+    // slab is made.
     let small = layout(144);
     let objects: Vec<*mut u8> = (0..3).map(|_| alloc(heap, small)).collect();
     for (i, &p) in objects.iter().enumerate() {
@@ -59,7 +60,7 @@ fn small_objects_fill_holes_too_small_for_middle_blocks() {
             (hole..hole + 480).contains(&at),
             "object {i} at {at:#x}, hole at {hole:#x}"
         );
-        assert_eq!(at % 16, 0);
+        assert_eq!(at % 8, 0);
         fill(p, 144, i as u8 + 1);
     }
     let stats = heap.stats();
@@ -89,9 +90,9 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
     let (middle, big_hole) = chunk_with_a_dead_hole(heap);
     // A 64-byte hole: a 1448-byte request takes 1456 of a freed
     // 1520-byte block (the 480-byte hole is too small for it).
-    let a = alloc(heap, layout(1500));
+    let a = alloc(heap, layout(1512));
     let b = alloc(heap, layout(2000));
-    let (c, hole) = refill_front(heap, (a, 1500), 1448, b, 64);
+    let (c, hole) = refill_front(heap, (a, 1512), 1448, b, 64);
     let free_before = heap.stats().region_free_bytes;
     // 16-byte objects are never carved (a 32-byte block would double them).
     let sixteen = alloc(heap, layout(16));
@@ -236,13 +237,13 @@ fn once_pages_run_out_small_objects_come_from_any_free_block() {
 fn carved_objects_leave_no_alignment_gap_and_aligned_requests_skip_them() {
     let (heap, pages) = heap(1 << 20);
     let (middle, hole) = chunk_with_a_dead_hole(heap);
-    // 96-byte objects (a class 32-byte aligned in slabs) take 112-byte
-    // blocks back to back: four fill 448 bytes of the 480-byte hole.
+    // 96-byte objects (a class 32-byte aligned in slabs) take 104-byte
+    // blocks back to back: four fill 416 bytes of the 480-byte hole.
     let small = layout(96);
     let mut objects: Vec<*mut u8> = (0..4).map(|_| alloc(heap, small)).collect();
     objects.sort();
     for (i, &p) in objects.iter().enumerate() {
-        assert_eq!(p as usize, hole + 8 + i * 112, "object {i}");
+        assert_eq!(p as usize, hole + 8 + i * 104, "object {i}");
     }
     assert_eq!(heap.stats().slab_bytes, 0);
     // Back in the CPU list, the last freed first: one not 32-aligned.

@@ -36,16 +36,17 @@ const TINY_CARVE_BYTES: usize = 64;
 const CARVE_ANY_BYTES: usize = MID_MIN_BYTES / 2;
 
 impl SlabAllocator {
-    /// A block of the best-fit region for `size` bytes, with a new chunk
-    /// if no free block is large enough.
-    pub(super) fn alloc_mid(&self, env: &Env, size: usize) -> usize {
+    /// A block of the best-fit region for `size` bytes aligned to `align`
+    /// (at most [`MID_ALIGN`](bestfit::MID_ALIGN)), with a new chunk if no
+    /// free block is large enough.
+    pub(super) fn alloc_mid(&self, env: &Env, size: usize, align: usize) -> usize {
         let need = bestfit::block_bytes(size);
         let irq = env.cpu.irq_save();
-        let block = self.region.lock().alloc(need, size);
+        let block = self.region.lock().alloc(need, size, align);
         env.cpu.irq_restore(irq);
         match block {
             Some(payload) => payload,
-            None => self.alloc_mid_chunk(env, need, size),
+            None => self.alloc_mid_chunk(env, need, size, align),
         }
     }
 
@@ -53,8 +54,8 @@ impl SlabAllocator {
     /// no run of [`CHUNK_PAGES`](bestfit::CHUNK_PAGES)) and allocates
     /// `need` bytes from it; 0 when the page source is exhausted.
     #[cold]
-    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize) -> usize {
-        let least = bestfit::chunk_pages_for(need);
+    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize, align: usize) -> usize {
+        let least = bestfit::chunk_pages_for(need + bestfit::align_gap(align));
         let mut pages = bestfit::CHUNK_PAGES.max(least);
         let run = match env.pages.alloc_pages(pages) {
             Some(run) => run,
@@ -75,7 +76,7 @@ impl SlabAllocator {
         let (payload, unused) = self
             .region
             .lock()
-            .add_chunk_and_alloc(run, pages, need, size);
+            .add_chunk_and_alloc(run, pages, need, size, align);
         env.cpu.irq_restore(irq);
         if let Some(unused) = unused {
             self.release_chunk(env, unused);
@@ -176,7 +177,7 @@ impl SlabAllocator {
     /// a slab's slot; those below [`TINY_CARVE_BYTES`] take only the dead
     /// holes no larger class fits (at the first failure of the benchmark's
     /// random mix, ~1400 free blocks of 32–64 B held 0.4 % of the arena).
-    /// Payloads are aligned to `align`: [`MID_ALIGN`](bestfit::MID_ALIGN)
+    /// Payloads are aligned to `align`: [`CARVE_ALIGN`](bestfit::CARVE_ALIGN)
     /// (no gap, as every payload) for the CPU lists, which serve requests
     /// aligned to at most that; the class's natural alignment for an
     /// aligned request ([`Kind::Aligned`](crate::class::Kind::Aligned)).
@@ -235,7 +236,7 @@ impl SlabAllocator {
         }
         let bytes = bestfit::size_of(object - bestfit::HEADER);
         let need = bestfit::block_bytes(CLASS_BYTES[class]);
-        if !object.is_multiple_of(bestfit::MID_ALIGN)
+        if !object.is_multiple_of(bestfit::CARVE_ALIGN)
             || !(need..need + bestfit::MIN_BLOCK).contains(&bytes)
         {
             panic!(
