@@ -21,8 +21,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::bestfit::{CARVE_ALIGN, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
-    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
-    can_lend, kind_of,
+    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, REFILL,
+    SLAB_PAGES, can_lend, carves_first, kind_of,
 };
 use crate::descpool::DescPool;
 use crate::pagemap::PageMap;
@@ -330,10 +330,11 @@ impl SlabAllocator {
         object
     }
 
-    /// Refills an empty CPU list with a batch and returns one object of it.
+    /// Refills an empty CPU list with a batch ([`REFILL`]) and returns one
+    /// object of it.
     #[cold]
     fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
-        let chain = self.take(env, class, BATCH[class], CARVE_ALIGN);
+        let chain = self.take(env, class, REFILL[class], CARVE_ALIGN);
         if chain.count == 0 {
             return 0;
         }
@@ -381,13 +382,24 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
+            // Classes that carve first (`CARVE_FIRST_BYTES`) skip the
+            // lenders' locks when the region has room.
+            let first = carves_first(class);
+            if first {
+                let chain = self.carve(env, class, want, align, false);
+                if chain.count > 0 {
+                    return chain;
+                }
+            }
             let chain = self.borrow(env, class, want, true);
             if chain.count > 0 {
                 return chain;
             }
-            let chain = self.carve(env, class, want, align, false);
-            if chain.count > 0 {
-                return chain;
+            if !first {
+                let chain = self.carve(env, class, want, align, false);
+                if chain.count > 0 {
+                    return chain;
+                }
             }
             let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
                 let chain = self.borrow(env, class, want, false);

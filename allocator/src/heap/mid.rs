@@ -6,7 +6,7 @@
 
 use super::{CHUNK, Env, LARGE, MAX_BATCH, SlabAllocator};
 use crate::bestfit::{self, FreeError};
-use crate::class::{CLASS_BYTES, Kind, MID_MIN_BYTES};
+use crate::class::{CARVE_FIRST_BYTES, CLASS_BYTES, Kind, MID_MIN_BYTES};
 use crate::raw;
 use crate::slab::{Chain, Desc};
 
@@ -20,20 +20,6 @@ const CARVE_MIN_BYTES: usize = 24;
 /// nothing else can use; larger holes they would only cut up at a
 /// header's cost per object.
 const TINY_CARVE_BYTES: usize = 64;
-
-/// Classes from this many bytes up (half the smallest middle request)
-/// carve from any free block of the region, smallest first, before they
-/// make a slab; smaller ones only from the blocks no middle request fits
-/// ([`DEAD_HOLE_BYTES`](bestfit::DEAD_HOLE_BYTES)) until the page source
-/// is exhausted. A header and the granule cost 8–16 B an object, under
-/// 3 % from here up, less than what a slab of these classes strands: its
-/// free slots, which only its own class (and four smaller ones) reuse,
-/// and its tail (sixth session: heap efficiency 96.95 → 97.16 %, over
-/// nine seeds and four arena offsets, footprint 1.092 → 1.097 and
-/// 1.186 → 1.176 down to 1.088 → 1.092 and 1.173 → 1.175; from 384 to
-/// 576 B the efficiency moved by less than 0.05 %, from 64 B or 768 B it
-/// fell to 97.1 %).
-const CARVE_ANY_BYTES: usize = MID_MIN_BYTES / 2;
 
 impl SlabAllocator {
     /// A block of the best-fit region for `size` bytes aligned to `align`
@@ -171,7 +157,7 @@ impl SlabAllocator {
     /// Up to `want` objects of small `class` carved from the region's free
     /// blocks too small for any middle-size request (`Region::carve`), so
     /// that the space left between middle blocks serves small objects
-    /// instead of new slabs (classes from [`CARVE_ANY_BYTES`] up: any free
+    /// instead of new slabs (classes from [`CARVE_FIRST_BYTES`] up: any free
     /// block, smallest first). Classes below [`CARVE_MIN_BYTES`] bytes are
     /// not served: a block's header and granule would cost them more than
     /// a slab's slot; those below [`TINY_CARVE_BYTES`] take only the dead
@@ -196,7 +182,7 @@ impl SlabAllocator {
         let irq = env.cpu.irq_save();
         let hole_bytes = if bytes < TINY_CARVE_BYTES {
             bestfit::block_bytes(TINY_CARVE_BYTES)
-        } else if exhausted || bytes >= CARVE_ANY_BYTES {
+        } else if exhausted || bytes >= CARVE_FIRST_BYTES {
             usize::MAX
         } else {
             bestfit::DEAD_HOLE_BYTES
