@@ -77,8 +77,13 @@ use crate::class::{MID_MIN_BYTES, PAGE_SIZE};
 use crate::raw;
 use crate::slab::Chain;
 
-/// Pages of a chunk, when the page source has a run that long.
-pub(crate) const CHUNK_PAGES: usize = 16;
+/// Pages of a chunk, when the page source has a run that long: 32 since
+/// the seventh session (16 before; with most small objects carved from
+/// the region, fewer chunk ends leave fewer unusable tails: heap
+/// efficiency 98.05 → 98.13 % over 36 runs, footprint at 4 MiB live
+/// 1.192 → 1.210 becoming 1.199 → 1.201; 64 pages gave 98.17 % but
+/// 1.215 → 1.217, within 0.005 of talc's, and 24 pages 97.85 %).
+pub(crate) const CHUNK_PAGES: usize = 32;
 /// Bytes of a block header (the payload starts right after it).
 pub(crate) const HEADER: usize = 8;
 /// Block sizes are multiples of this, and payloads aligned to it (16 B
@@ -734,11 +739,11 @@ mod tests {
         let mut region = Region::new();
         let a = run(CHUNK_PAGES);
         region.add_chunk(a, CHUNK_PAGES);
-        let x = region.alloc(block_bytes(2000), 2000, 8).unwrap();
+        let x = region.alloc(block_bytes(8000), 8000, 8).unwrap();
         assert_eq!(x, a + 2 * HEADER);
-        // Chunk b arrives for a request that a's rest now fits better (as
-        // when another CPU freed a block meanwhile): b stays free, as the
-        // spare.
+        // Chunk b arrives for a request that a's rest (in a smaller size
+        // bucket than a whole chunk) now fits better (as when another CPU
+        // freed a block meanwhile): b stays free, as the spare.
         let b = run(CHUNK_PAGES);
         let (y, released) = region.add_chunk_and_alloc(b, CHUNK_PAGES, block_bytes(1500), 1500, 8);
         let y = y.unwrap();
@@ -760,8 +765,8 @@ mod tests {
         // A chunk the block does come from is neither (a's rest is too
         // small for it; d, listed last, is taken before the spare b).
         let d = run(CHUNK_PAGES);
-        let (w, released) =
-            region.add_chunk_and_alloc(d, CHUNK_PAGES, block_bytes(63_000), 63_000, 8);
+        let big = CHUNK_PAGES * PAGE_SIZE - 6000;
+        let (w, released) = region.add_chunk_and_alloc(d, CHUNK_PAGES, block_bytes(big), big, 8);
         assert_eq!(w, Some(d + 2 * HEADER));
         assert_eq!(released, None);
         assert_eq!(region.spare, b + HEADER);

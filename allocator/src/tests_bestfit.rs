@@ -98,7 +98,7 @@ fn exhaustion_returns_null_and_the_heap_recovers() {
 #[test]
 fn empty_chunks_go_back_to_the_page_source() {
     let (heap, pages) = heap(4 << 20);
-    let blocks: Vec<_> = (0..200).map(|_| alloc(heap, layout(3000))).collect();
+    let blocks: Vec<_> = (0..400).map(|_| alloc(heap, layout(3000))).collect();
     assert!(blocks.iter().all(|p| !p.is_null()));
     let chunks = heap.stats().region_bytes / (CHUNK_PAGES * PAGE_SIZE);
     assert!(chunks >= 9, "{chunks} chunks");
