@@ -170,7 +170,8 @@ fn objects_from_64_b_up_come_from_any_free_block_first() {
 fn requests_aligned_to_16_between_256_b_and_1_kib_are_cut_to_measure() {
     let (heap, pages) = heap(1 << 20);
     // The classes there are odd multiples of 8 (but for 512 and 1024):
-    // a 300-byte request aligned to 16 takes a 320-byte region block.
+    // a 300-byte request aligned to 16 takes a region block cut to measure
+    // (312 bytes: the request and its header, rounded to 8).
     let aligned = Layout::from_size_align(300, 16).unwrap();
     let p = alloc(heap, aligned);
     assert_eq!(p as usize % 16, 0);
