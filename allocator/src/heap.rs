@@ -538,8 +538,13 @@ impl SlabAllocator {
     /// Objects `class` borrowed from a larger class go back to that class's
     /// depot, one lock each (the rare case); objects carved from the
     /// best-fit region (their page has a chunk's entry, or none in release
-    /// builds) go back to it.
+    /// builds) go back to it, without the depot's lock when all are
+    /// carved (the usual case for the classes that carve first).
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
+        if objects.iter().all(|&(_, desc)| desc.0 & CHUNK != 0) {
+            self.free_carved(env, objects);
+            return;
+        }
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
         let mut borrowed = false;
