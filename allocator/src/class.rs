@@ -23,7 +23,7 @@ pub const PAGE_SIZE: usize = 4096;
 /// one object per slab and only serve aligned requests that round up to
 /// them).
 pub(crate) const MAX_CLASS_BYTES: usize = 16 * 1024;
-/// Number of size classes (72 until the seventh session, which made the
+/// Number of size classes (72 until the eighth session, which made the
 /// steps from 256 B to 1 KiB finer: see [`classes_per_doubling`]).
 pub const NUM_CLASSES: usize = 104;
 /// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
@@ -33,7 +33,7 @@ pub(crate) const MAX_OBJECTS_PER_SLAB: usize = 512;
 /// these sizes are carved from the best-fit region before any slab is
 /// made ([`CARVE_FIRST_BYTES`]), where a block costs the object plus an
 /// 8-byte header; the odd sizes date from its 16-byte granule (sixth
-/// session, from 256 B; from 128 B in the seventh, with the classes from
+/// session, from 256 B; from 128 B in the eighth, with the classes from
 /// 128 B carved first). Requests aligned to 16 bytes in this range, which
 /// these classes do not serve, are cut to measure in the region instead
 /// ([`Kind::Mid`]).
@@ -46,7 +46,7 @@ pub(crate) const ODD_FROM_BYTES: usize = 128;
 /// an object 8 bytes of header and no rounding beyond its class, less
 /// than a slab's free slots and tail; the small caches and single-object
 /// refills keep blocks from being carved ahead of need and parked in CPU
-/// lists, where no other size can use them (seventh session; 512 B in the
+/// lists, where no other size can use them (eighth session; 512 B in the
 /// sixth, with batches and 4 KiB caches).
 pub(crate) const CARVE_FIRST_BYTES: usize = 64;
 
@@ -63,7 +63,7 @@ pub(crate) const fn carves_first(class: usize) -> bool {
 /// Classes from `lower` bytes to twice that: eight (steps of 1/8) but
 /// sixteen from 256 B and thirty-two from 512 B (steps of 16 bytes), where
 /// objects are carved to measure from the region and a finer step is all
-/// the rounding there is (seventh session: with the carving policy of
+/// the rounding there is (eighth session: with the carving policy of
 /// [`CARVE_FIRST_BYTES`], heap efficiency +0.2 point).
 const fn classes_per_doubling(lower: usize) -> usize {
     if lower == 256 {

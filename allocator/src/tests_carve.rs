@@ -1,7 +1,7 @@
 //! Tests of small objects carved from the best-fit region (issue 16,
 //! item 5): objects from 64 B up come from any free block, smallest
 //! first, before a new slab is made (from 512 B in the sixth session, from
-//! 64 B in the seventh); 24–56 B objects only from holes no larger class
+//! 64 B in the eighth); 24–56 B objects only from holes no larger class
 //! fits.
 
 use core::alloc::Layout;

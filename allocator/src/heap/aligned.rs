@@ -5,7 +5,7 @@
 //! region for the CPU lists is only 8-byte aligned (carving it at the
 //! class's alignment left a gap in front of most carved objects, 0.2 % of
 //! the arena at the first failure of the heap-efficiency benchmark; 16
-//! bytes until the region's granule became 8 bytes, seventh session).
+//! bytes until the region's granule became 8 bytes, eighth session).
 
 use super::{Env, SlabAllocator};
 use crate::class::natural_align;

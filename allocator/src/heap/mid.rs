@@ -75,7 +75,7 @@ impl SlabAllocator {
     /// Release builds map no chunk page: an object whose page has no
     /// entry was carved from a chunk ([`desc_of`](SlabAllocator::desc_of)),
     /// which saves the page map's leaves for 2 MiB stretches of chunks
-    /// (issue 16 item 5, seventh session).
+    /// (issue 16 item 5, eighth session).
     fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
         if cfg!(debug_assertions) && !self.map.set(env, chunk, pages, chunk | CHUNK) {
             raw::free_pages(env.pages, chunk, pages);
