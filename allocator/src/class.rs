@@ -23,23 +23,57 @@ pub const PAGE_SIZE: usize = 4096;
 /// one object per slab and only serve aligned requests that round up to
 /// them).
 pub(crate) const MAX_CLASS_BYTES: usize = 16 * 1024;
-/// Number of size classes.
-pub const NUM_CLASSES: usize = 72;
+/// Number of size classes (72 until the eighth session, which made the
+/// steps from 256 B to 1 KiB finer: see [`classes_per_doubling`]).
+pub const NUM_CLASSES: usize = 104;
 /// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
 pub(crate) const MAX_OBJECTS_PER_SLAB: usize = 512;
 /// From here to 1 KiB the classes other than powers of two are odd
-/// multiples of 8 bytes (one granule short of the usual step). Objects
-/// of these sizes are mostly carved from the best-fit region (from 512 B
-/// they carve before making a slab), where a block costs the object plus
-/// an 8-byte header rounded up to 16: 8 bytes for these classes, 16 for
-/// the usual ones (sixth session, heap efficiency over 25 seeds and four
-/// arena offsets 97.15 → 97.21 %; from 128 B 97.27 %, but the 4 MiB
-/// footprint of the benchmark's one seed went from 1.175 to 1.184 at the
-/// last window, though over four seeds it fell, 1.173 → 1.170).
-/// Requests aligned to 16 bytes in this range, which these classes do not
-/// serve, are cut to measure in the region instead
+/// multiples of 8 bytes (8 bytes short of the usual step). Objects of
+/// these sizes are carved from the best-fit region before any slab is
+/// made ([`CARVE_FIRST_BYTES`]), where a block costs the object plus an
+/// 8-byte header; the odd sizes date from its 16-byte granule (sixth
+/// session, from 256 B; from 128 B in the eighth, with the classes from
+/// 128 B carved first). Requests aligned to 16 bytes in this range, which
+/// these classes do not serve, are cut to measure in the region instead
 /// ([`Kind::Mid`]).
-pub(crate) const ODD_FROM_BYTES: usize = 256;
+pub(crate) const ODD_FROM_BYTES: usize = 128;
+
+/// Classes from this many bytes up to 1 KiB carve their objects from any
+/// free block of the best-fit region (smallest first) before they borrow
+/// from larger classes or make a slab, one object per refill, and their
+/// CPU lists hold about 2 KiB worth ([`CACHE_LIMIT`]). A block costs such
+/// an object 8 bytes of header and no rounding beyond its class, less
+/// than a slab's free slots and tail; the small caches and single-object
+/// refills keep blocks from being carved ahead of need and parked in CPU
+/// lists, where no other size can use them (eighth session; 512 B in the
+/// sixth, with batches and 4 KiB caches).
+pub(crate) const CARVE_FIRST_BYTES: usize = 64;
+
+/// Bytes' worth of objects a CPU list of a class that carves first holds.
+const CARVE_FIRST_CACHE_BYTES: usize = 2 * 1024;
+
+/// Whether `class` carves from any free block of the region before it
+/// borrows or makes a slab (see [`CARVE_FIRST_BYTES`]).
+#[inline]
+pub(crate) const fn carves_first(class: usize) -> bool {
+    CLASS_BYTES[class] >= CARVE_FIRST_BYTES && CLASS_BYTES[class] <= MID_MIN_BYTES
+}
+
+/// Classes from `lower` bytes to twice that: eight (steps of 1/8) but
+/// sixteen from 256 B and thirty-two from 512 B (steps of 16 bytes), where
+/// objects are carved to measure from the region and a finer step is all
+/// the rounding there is (eighth session: with the carving policy of
+/// [`CARVE_FIRST_BYTES`], heap efficiency +0.2 point).
+const fn classes_per_doubling(lower: usize) -> usize {
+    if lower == 256 {
+        16
+    } else if lower == 512 {
+        32
+    } else {
+        8
+    }
+}
 
 const fn build_sizes() -> [usize; NUM_CLASSES] {
     let mut out = [0; NUM_CLASSES];
@@ -50,11 +84,12 @@ const fn build_sizes() -> [usize; NUM_CLASSES] {
     }
     let mut lower = 64;
     while lower < MAX_CLASS_BYTES {
-        let step = lower / 8;
+        let per = classes_per_doubling(lower);
+        let step = lower / per;
         let odd = lower >= ODD_FROM_BYTES && lower < MID_MIN_BYTES;
         let mut k = 1;
-        while k <= 8 {
-            out[i] = lower + k * step - if odd && k < 8 { 8 } else { 0 };
+        while k <= per {
+            out[i] = lower + k * step - if odd && k < per { 8 } else { 0 };
             i += 1;
             k += 1;
         }
@@ -161,14 +196,20 @@ pub(crate) const MID_MIN_BYTES: usize = 1024;
 /// footprint from 1.230 to 1.192 (two-page runs had rounded them up).
 pub(crate) const MID_MAX_BYTES: usize = 8 * 1024;
 
-/// Most objects a CPU cache holds of each class: about 4 KiB worth, at
-/// least one, at most 64. Bounding the cache by bytes keeps the memory
-/// parked in caches small next to the live set.
+/// Most objects a CPU cache holds of each class: about 4 KiB worth (2 KiB
+/// for the classes that carve first, [`CARVE_FIRST_BYTES`]), at least
+/// one, at most 64. Bounding the cache by bytes keeps the memory parked in
+/// caches small next to the live set.
 pub(crate) const CACHE_LIMIT: [usize; NUM_CLASSES] = {
     let mut out = [0; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let n = 4 * 1024 / CLASS_BYTES[c];
+        let bytes = if carves_first(c) {
+            CARVE_FIRST_CACHE_BYTES
+        } else {
+            4 * 1024
+        };
+        let n = bytes / CLASS_BYTES[c];
         out[c] = if n > 64 {
             64
         } else if n < 1 {
@@ -192,6 +233,21 @@ pub(crate) const BATCH: [usize; NUM_CLASSES] = {
         } else {
             1
         };
+        c += 1;
+    }
+    out
+};
+
+/// Objects an empty CPU list takes from the depot at once: one for the
+/// classes that carve first (a batch carved ahead of need would sit in the
+/// list, out of every other size's reach), else [`BATCH`].
+pub(crate) const REFILL: [usize; NUM_CLASSES] = {
+    let mut out = BATCH;
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        if carves_first(c) {
+            out[c] = 1;
+        }
         c += 1;
     }
     out
@@ -227,10 +283,10 @@ pub(crate) const fn natural_align(class: usize) -> usize {
 /// Where a request is served from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A slab object of this class (alignment ≤ 16: any object in the
+    /// A slab object of this class (alignment ≤ 8: any object in the
     /// class's CPU lists will do, carved ones included).
     Small(usize),
-    /// An object of this class for a request aligned to more than 16
+    /// An object of this class for a request aligned to more than 8
     /// bytes: it needs the class's natural alignment ([`natural_align`]),
     /// which a block carved from the best-fit region may lack.
     Aligned(usize),
@@ -266,7 +322,7 @@ fn kind_of_other(size: usize, align: usize) -> Kind {
         return Kind::Mid;
     }
     if size <= MAX_SMALL_BYTES {
-        if align <= crate::bestfit::MID_ALIGN {
+        if align <= crate::bestfit::CARVE_ALIGN {
             return Kind::Small(aligned_class(size, align));
         }
         if align <= PAGE_SIZE {
@@ -361,8 +417,8 @@ mod tests {
                     continue;
                 }
                 let c = match kind_of(layout) {
-                    Kind::Small(c) if align <= crate::bestfit::MID_ALIGN => c,
-                    Kind::Aligned(c) if align > crate::bestfit::MID_ALIGN => c,
+                    Kind::Small(c) if align <= crate::bestfit::CARVE_ALIGN => c,
+                    Kind::Aligned(c) if align > crate::bestfit::CARVE_ALIGN => c,
                     other => panic!("size {size} align {align} is {other:?}"),
                 };
                 assert!(CLASS_BYTES[c] >= size);
@@ -397,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn classes_from_256_b_to_1_kib_are_odd_multiples_of_8_but_powers_of_two() {
+    fn classes_from_128_b_to_1_kib_are_odd_multiples_of_8_but_powers_of_two() {
         for &bytes in &CLASS_BYTES {
             let odd = bytes > ODD_FROM_BYTES && bytes < MID_MIN_BYTES && !bytes.is_power_of_two();
             assert_eq!(
@@ -407,10 +463,17 @@ mod tests {
             );
         }
         let class = |size: usize| CLASS_BYTES[LOOKUP[size.div_ceil(8)] as usize];
-        assert_eq!(class(257), 280);
+        assert_eq!(class(129), 136);
+        assert_eq!(class(257), 264);
         assert_eq!(class(512), 512);
-        assert_eq!(class(513), 568);
-        assert_eq!(class(1000), 1024);
+        assert_eq!(class(513), 520);
+        assert_eq!(class(1000), 1000);
+        assert_eq!(class(1001), 1024);
+        // Steps of 16 bytes from 256 B: 16 classes to 512, 32 to 1 KiB.
+        let between =
+            |lo: usize, hi: usize| CLASS_BYTES.iter().filter(|&&b| b > lo && b <= hi).count();
+        assert_eq!(between(256, 512), 16);
+        assert_eq!(between(512, 1024), 32);
     }
 
     #[test]

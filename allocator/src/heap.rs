@@ -9,7 +9,7 @@
 //!        │                           │ none
 //!        │                           ▼
 //!        │                 PageSource::alloc_pages (no lock held)
-//!        │ 1–8 KiB, align ≤ 16
+//!        │ 1–8 KiB, align ≤ 16 (8 B granule)
 //!        └──► region (spin lock): best fit ──► block │ none: new chunk
 //!                                                      from the PageSource
 //! ```
@@ -18,11 +18,11 @@ use core::alloc::Layout;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bestfit::{MID_ALIGN, Region};
+use crate::bestfit::{CARVE_ALIGN, Region};
 use crate::cache::{Claimed, CpuCache, FreeList};
 use crate::class::{
-    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, SLAB_PAGES,
-    can_lend, kind_of,
+    BATCH, CACHE_LIMIT, CLASS_BYTES, Kind, LEND_CLASSES, NUM_CLASSES, PAGE_SIZE, REFILL,
+    SLAB_PAGES, can_lend, carves_first, kind_of,
 };
 use crate::descpool::DescPool;
 use crate::pagemap::PageMap;
@@ -44,6 +44,7 @@ const LARGE: usize = 1;
 
 /// Tag of a page-map entry for a page of a best-fit chunk: `chunk | CHUNK`
 /// (chunks are page-aligned; bit 0 clear tells it from a large run).
+/// Debug builds only: release builds leave chunk pages unmapped.
 const CHUNK: usize = 2;
 
 /// Objects returned to the depot per lock acquisition at most.
@@ -203,19 +204,20 @@ impl SlabAllocator {
             return ptr::null_mut();
         };
         let kind = kind_of(layout);
-        let mut object = self.alloc_kind(env, kind, layout.size());
+        let mut object = self.alloc_kind(env, kind, layout);
         if object == 0 {
-            object = self.alloc_after_trim(env, kind, layout.size());
+            object = self.alloc_after_trim(env, kind, layout);
         }
         raw::pointer(object)
     }
 
     #[inline(always)]
-    fn alloc_kind(&self, env: &Env, kind: Kind, size: usize) -> usize {
+    fn alloc_kind(&self, env: &Env, kind: Kind, layout: Layout) -> usize {
+        let size = layout.size();
         match kind {
             Kind::Small(class) => self.alloc_small(env, class, size),
             Kind::Aligned(class) => self.alloc_aligned(env, class, size),
-            Kind::Mid => self.alloc_mid(env, size),
+            Kind::Mid => self.alloc_mid(env, size, layout.align()),
             Kind::Large(pages) => self.alloc_large(env, pages, size),
             Kind::Unsupported => 0,
         }
@@ -224,13 +226,13 @@ impl SlabAllocator {
     /// The page source ran dry: give back what the caches and reserves hold
     /// and try once more.
     #[cold]
-    fn alloc_after_trim(&self, env: &Env, kind: Kind, size: usize) -> usize {
+    fn alloc_after_trim(&self, env: &Env, kind: Kind, layout: Layout) -> usize {
         if kind == Kind::Unsupported {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
             return 0;
         }
         self.trim();
-        let object = self.alloc_kind(env, kind, size);
+        let object = self.alloc_kind(env, kind, layout);
         if object == 0 {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
         }
@@ -320,7 +322,7 @@ impl SlabAllocator {
                 }
                 object
             }
-            None => self.alloc_from_depot(env, class, size, MID_ALIGN),
+            None => self.alloc_from_depot(env, class, size, CARVE_ALIGN),
         };
         if cfg!(debug_assertions) && object != 0 {
             self.debug_mark_allocated(object);
@@ -328,10 +330,11 @@ impl SlabAllocator {
         object
     }
 
-    /// Refills an empty CPU list with a batch and returns one object of it.
+    /// Refills an empty CPU list with a batch ([`REFILL`]) and returns one
+    /// object of it.
     #[cold]
     fn refill(&self, env: &Env, claimed: &Claimed<'_>, class: usize) -> usize {
-        let chain = self.take(env, class, BATCH[class], MID_ALIGN);
+        let chain = self.take(env, class, REFILL[class], CARVE_ALIGN);
         if chain.count == 0 {
             return 0;
         }
@@ -379,13 +382,24 @@ impl SlabAllocator {
             if chain.count > 0 {
                 return chain;
             }
+            // Classes that carve first (`CARVE_FIRST_BYTES`) skip the
+            // lenders' locks when the region has room.
+            let first = carves_first(class);
+            if first {
+                let chain = self.carve(env, class, want, align, false);
+                if chain.count > 0 {
+                    return chain;
+                }
+            }
             let chain = self.borrow(env, class, want, true);
             if chain.count > 0 {
                 return chain;
             }
-            let chain = self.carve(env, class, want, align, false);
-            if chain.count > 0 {
-                return chain;
+            if !first {
+                let chain = self.carve(env, class, want, align, false);
+                if chain.count > 0 {
+                    return chain;
+                }
             }
             let Some(desc) = slab::create_slab(env, &self.map, &self.descs, class) else {
                 let chain = self.borrow(env, class, want, false);
@@ -523,8 +537,14 @@ impl SlabAllocator {
     /// the reserve to the page source (after dropping the depot lock).
     /// Objects `class` borrowed from a larger class go back to that class's
     /// depot, one lock each (the rare case); objects carved from the
-    /// best-fit region (their page-map entry is a chunk's) go back to it.
+    /// best-fit region (their page has a chunk's entry, or none in release
+    /// builds) go back to it, without the depot's lock when all are
+    /// carved (the usual case for the classes that carve first).
     fn give_back(&self, env: &Env, class: usize, objects: &[(usize, Desc)]) {
+        if objects.iter().all(|&(_, desc)| desc.0 & CHUNK != 0) {
+            self.free_carved(env, objects);
+            return;
+        }
         let mut released = [Desc(0); MAX_BATCH];
         let mut count = 0;
         let mut borrowed = false;
@@ -582,11 +602,14 @@ impl SlabAllocator {
     }
 
     /// The descriptor of a free small object's slab, or (tag [`CHUNK`])
-    /// the chunk it was carved from.
+    /// the chunk it was carved from: debug builds map chunk pages as
+    /// `chunk | CHUNK`, release builds leave them unmapped, and a small
+    /// object on an unmapped page can only be a carved one (every slab
+    /// page is mapped before its objects are handed out).
     fn desc_of(&self, object: usize) -> Desc {
         let entry = self.map.get(object);
         debug_assert!(entry != 0 && entry & LARGE == 0);
-        Desc(entry)
+        if entry == 0 { Desc(CHUNK) } else { Desc(entry) }
     }
 
     /// A large run of `pages` pages. Only debug builds record it in the

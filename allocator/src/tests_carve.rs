@@ -1,8 +1,8 @@
 //! Tests of small objects carved from the best-fit region (issue 16,
-//! item 5): free blocks too small for any middle-size block serve small
-//! objects before a new slab is made, any free block does for objects
-//! from 512 B up (sixth session), and once the page source is exhausted
-//! any free block does for every carved class.
+//! item 5): objects from 64 B up come from any free block, smallest
+//! first, before a new slab is made (from 512 B in the sixth session, from
+//! 64 B in the eighth); 24–56 B objects only from holes no larger class
+//! fits.
 
 use core::alloc::Layout;
 use std::vec::Vec;
@@ -36,11 +36,11 @@ fn refill_front(
 /// two used middle blocks: returns the blocks and the hole's first byte.
 fn chunk_with_a_dead_hole(heap: &crate::SlabAllocator) -> ([*mut u8; 3], usize) {
     let x = alloc(heap, layout(2000));
-    let y = alloc(heap, layout(1500));
+    let y = alloc(heap, layout(1512));
     let z = alloc(heap, layout(2000));
     // The smallest middle block (1040 bytes) takes the front of y's
     // 1520-byte block; the 480 bytes after it can hold no middle block.
-    let (w, hole) = refill_front(heap, (y, 1500), 1025, z, 480);
+    let (w, hole) = refill_front(heap, (y, 1512), 1025, z, 480);
     ([x, w, z], hole)
 }
 
@@ -49,8 +49,8 @@ fn small_objects_fill_holes_too_small_for_middle_blocks() {
     let (heap, pages) = heap(1 << 20);
     let (middle, hole) = chunk_with_a_dead_hole(heap);
     let free_before = heap.stats().region_free_bytes;
-    // 144-byte objects (16-aligned class) take 160-byte blocks: three fit
-    // the hole exactly, before any slab is made.
+    // 144-byte objects (152 B class) take 160-byte blocks: three fill the
+    // hole, the smallest free block, before any slab is made.
     let small = layout(144);
     let objects: Vec<*mut u8> = (0..3).map(|_| alloc(heap, small)).collect();
     for (i, &p) in objects.iter().enumerate() {
@@ -59,16 +59,18 @@ fn small_objects_fill_holes_too_small_for_middle_blocks() {
             (hole..hole + 480).contains(&at),
             "object {i} at {at:#x}, hole at {hole:#x}"
         );
-        assert_eq!(at % 16, 0);
+        assert_eq!(at % 8, 0);
         fill(p, 144, i as u8 + 1);
     }
     let stats = heap.stats();
     assert_eq!(stats.slab_bytes, 0, "{stats}");
     assert_eq!(stats.region_small_bytes, 480);
     assert_eq!(stats.region_free_bytes, free_before - 480);
-    // The hole is used up: the next object comes from a slab.
+    // The hole is used up: the next object comes from the chunk's other
+    // free block, still no slab (from 64 B objects are carved first).
     let fourth = alloc(heap, small);
-    assert!(heap.stats().slab_bytes > 0);
+    assert!(!(hole..hole + 480).contains(&(fourth as usize)));
+    assert_eq!(heap.stats().slab_bytes, 0);
     for (i, &p) in objects.iter().enumerate() {
         assert!(holds(p, 144, i as u8 + 1));
     }
@@ -89,9 +91,9 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
     let (middle, big_hole) = chunk_with_a_dead_hole(heap);
     // A 64-byte hole: a 1448-byte request takes 1456 of a freed
     // 1520-byte block (the 480-byte hole is too small for it).
-    let a = alloc(heap, layout(1500));
+    let a = alloc(heap, layout(1512));
     let b = alloc(heap, layout(2000));
-    let (c, hole) = refill_front(heap, (a, 1500), 1448, b, 64);
+    let (c, hole) = refill_front(heap, (a, 1512), 1448, b, 64);
     let free_before = heap.stats().region_free_bytes;
     // 16-byte objects are never carved (a 32-byte block would double them).
     let sixteen = alloc(heap, layout(16));
@@ -135,31 +137,30 @@ fn tiny_objects_fill_only_holes_no_larger_class_fits() {
 }
 
 #[test]
-fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
+fn objects_from_64_b_up_come_from_any_free_block_first() {
     let (heap, pages) = heap(1 << 20);
     // A chunk with one used block; the rest of it is one free block, far
     // larger than any dead hole.
     let middle = alloc(heap, layout(2000));
     let chunk = middle as usize - 16;
     let in_chunk = |p: *mut u8| (chunk..chunk + CHUNK_PAGES * PAGE_SIZE).contains(&(p as usize));
-    // A 600-byte object (632 B class, an odd multiple of 8: with the
-    // header its block is 640 bytes, no granule lost) is cut from it, no
-    // slab made...
+    // A 600-byte object (600 B class: with the header its block is 608
+    // bytes) is cut from it, no slab made...
     let big = alloc(heap, layout(600));
     assert_eq!(big as usize, middle as usize + block_bytes(2000));
     let stats = heap.stats();
     assert_eq!(stats.slab_bytes, 0, "{stats}");
     assert!(stats.region_small_bytes > 0, "{stats}");
     let next = alloc(heap, layout(600));
-    assert_eq!(next as usize, big as usize + 632 + 8);
+    assert_eq!(next as usize, big as usize + 600 + 8);
     free(heap, next, layout(600));
     fill(big, 600, 3);
-    // ... a 300-byte one (312 B class) takes a slab.
-    let smaller = alloc(heap, layout(300));
+    // ... a 40-byte one (below 64 B) takes a slab.
+    let smaller = alloc(heap, layout(40));
     assert!(!in_chunk(smaller));
     assert!(heap.stats().slab_bytes > 0);
     assert!(holds(big, 600, 3));
-    free(heap, smaller, layout(300));
+    free(heap, smaller, layout(40));
     free(heap, big, layout(600));
     free(heap, middle, layout(2000));
     assert_all_returned(heap, pages);
@@ -169,7 +170,8 @@ fn objects_from_half_a_middle_block_up_come_from_any_free_block_first() {
 fn requests_aligned_to_16_between_256_b_and_1_kib_are_cut_to_measure() {
     let (heap, pages) = heap(1 << 20);
     // The classes there are odd multiples of 8 (but for 512 and 1024):
-    // a 300-byte request aligned to 16 takes a 320-byte region block.
+    // a 300-byte request aligned to 16 takes a region block cut to measure
+    // (312 bytes: the request and its header, rounded to 8).
     let aligned = Layout::from_size_align(300, 16).unwrap();
     let p = alloc(heap, aligned);
     assert_eq!(p as usize % 16, 0);
@@ -236,13 +238,13 @@ fn once_pages_run_out_small_objects_come_from_any_free_block() {
 fn carved_objects_leave_no_alignment_gap_and_aligned_requests_skip_them() {
     let (heap, pages) = heap(1 << 20);
     let (middle, hole) = chunk_with_a_dead_hole(heap);
-    // 96-byte objects (a class 32-byte aligned in slabs) take 112-byte
-    // blocks back to back: four fill 448 bytes of the 480-byte hole.
+    // 96-byte objects (a class 32-byte aligned in slabs) take 104-byte
+    // blocks back to back: four fill 416 bytes of the 480-byte hole.
     let small = layout(96);
     let mut objects: Vec<*mut u8> = (0..4).map(|_| alloc(heap, small)).collect();
     objects.sort();
     for (i, &p) in objects.iter().enumerate() {
-        assert_eq!(p as usize, hole + 8 + i * 112, "object {i}");
+        assert_eq!(p as usize, hole + 8 + i * 104, "object {i}");
     }
     assert_eq!(heap.stats().slab_bytes, 0);
     // Back in the CPU list, the last freed first: one not 32-aligned.
@@ -255,11 +257,12 @@ fn carved_objects_leave_no_alignment_gap_and_aligned_requests_skip_them() {
         free(heap, p, small);
     }
     free(heap, unaligned, small);
-    // A 96-byte request aligned to 32 passes it over (a slab object)...
+    // A 96-byte request aligned to 32 passes it over (an object carved
+    // at that alignment)...
     let aligned = Layout::from_size_align(96, 32).unwrap();
     let a = alloc(heap, aligned);
     assert_eq!(a as usize % 32, 0);
-    assert!(heap.stats().slab_bytes > 0);
+    assert_ne!(a, unaligned);
     fill(a, 96, 9);
     // ... and leaves it to the next request with a small alignment.
     assert_eq!(alloc(heap, small), unaligned);

@@ -55,56 +55,57 @@ fn refills_come_from_the_fullest_slab() {
 #[test]
 fn a_class_borrows_spare_objects_of_a_larger_class_and_returns_them() {
     let (heap, pages) = heap(1 << 20);
-    let (l80, l72, l64) = (
-        Layout::from_size_align(80, 8).unwrap(),
-        Layout::from_size_align(72, 8).unwrap(),
-        Layout::from_size_align(64, 8).unwrap(),
+    // Classes below 64 B, which do not carve first from the region.
+    let (l48, l40, l32) = (
+        Layout::from_size_align(48, 8).unwrap(),
+        Layout::from_size_align(40, 8).unwrap(),
+        Layout::from_size_align(32, 8).unwrap(),
     );
-    let per_slab = class_stats(heap, 80).objects_per_slab;
-    let mut big: Vec<*mut u8> = (0..3 * per_slab).map(|_| alloc(heap, l80)).collect();
+    let per_slab = class_stats(heap, 48).objects_per_slab;
+    let mut big: Vec<*mut u8> = (0..4 * per_slab).map(|_| alloc(heap, l48)).collect();
     let slab_pages: BTreeSet<usize> = big.iter().map(|&p| page_of(p)).collect();
     // Free every other one: more than a slab's worth of free objects,
     // scattered, no slab empty.
     let mut kept = Vec::new();
     for (i, p) in big.drain(..).enumerate() {
         if i % 2 == 0 {
-            free(heap, p, l80);
+            free(heap, p, l48);
         } else {
             kept.push(p);
         }
     }
     heap.trim();
-    assert_eq!(class_stats(heap, 80).slabs, 3);
+    assert_eq!(class_stats(heap, 48).slabs, 4);
 
-    // 72 B has no slab: it borrows 80 B objects instead of taking pages.
-    let small: Vec<*mut u8> = (0..per_slab).map(|_| alloc(heap, l72)).collect();
-    assert_eq!(class_stats(heap, 72).slabs, 0);
+    // 40 B has no slab: it borrows 48 B objects instead of taking pages.
+    let small: Vec<*mut u8> = (0..per_slab).map(|_| alloc(heap, l40)).collect();
+    assert_eq!(class_stats(heap, 40).slabs, 0);
     for (i, &p) in small.iter().enumerate() {
         assert!(
             slab_pages.contains(&page_of(p)),
-            "borrowed from the 80 B slabs"
+            "borrowed from the 48 B slabs"
         );
-        fill(p, 72, i as u8);
+        fill(p, 40, i as u8);
     }
     for &p in &kept {
-        fill(p, 80, 0xee);
+        fill(p, 48, 0xee);
     }
     for (i, &p) in small.iter().enumerate() {
-        assert!(holds(p, 72, i as u8), "borrowed object {i} kept its bytes");
+        assert!(holds(p, 40, i as u8), "borrowed object {i} kept its bytes");
     }
-    // 64 B objects need 64-byte alignment, which 80 B slots lack.
-    let aligned = alloc(heap, l64);
+    // 32 B objects need 32-byte alignment, which 48 B slots lack.
+    let aligned = alloc(heap, l32);
     assert!(!slab_pages.contains(&page_of(aligned)));
-    assert_eq!(aligned as usize % 64, 0);
-    assert_eq!(class_stats(heap, 64).slabs, 1);
+    assert_eq!(aligned as usize % 32, 0);
+    assert_eq!(class_stats(heap, 32).slabs, 1);
 
-    // Freed as 72 B objects, they go back to their 80 B slabs.
+    // Freed as 40 B objects, they go back to their 48 B slabs.
     for p in small {
-        free(heap, p, l72);
+        free(heap, p, l40);
     }
     for p in kept {
-        free(heap, p, l80);
+        free(heap, p, l48);
     }
-    free(heap, aligned, l64);
+    free(heap, aligned, l32);
     assert_all_returned(heap, pages);
 }

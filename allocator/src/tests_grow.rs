@@ -66,10 +66,10 @@ fn growing_one_byte_at_a_time_keeps_contents() {
         ptr = next;
         write_byte(ptr, size, size as u8);
     }
-    // One move per class boundary at most up to 7 KiB, then a few where
-    // the pages after the run were taken (by the slabs of the classes the
-    // block went through): far fewer than the steps.
-    assert!(moves < 64, "{moves} moves");
+    // One move per class boundary at most up to 1 KiB (72 classes; the
+    // best-fit region grows in place from there), then a few where the
+    // pages after the run were taken: far fewer than the steps.
+    assert!(moves < 96, "{moves} moves");
     assert!((0..target).all(|i| read_byte(ptr, i) == i as u8));
     free(heap, ptr, layout(target));
     assert_all_returned(heap, pages);

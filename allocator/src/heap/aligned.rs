@@ -1,10 +1,11 @@
-//! Small requests aligned to more than 16 bytes
+//! Small requests aligned to more than 8 bytes
 //! ([`Kind::Aligned`](crate::class::Kind::Aligned)): they take an object of
 //! their class like any other, but only one aligned to the class's natural
 //! alignment. Every slab object is; an object carved from the best-fit
-//! region for the CPU lists is only 16-byte aligned (carving it at the
+//! region for the CPU lists is only 8-byte aligned (carving it at the
 //! class's alignment left a gap in front of most carved objects, 0.2 % of
-//! the arena at the first failure of the heap-efficiency benchmark).
+//! the arena at the first failure of the heap-efficiency benchmark; 16
+//! bytes until the region's granule became 8 bytes, eighth session).
 
 use super::{Env, SlabAllocator};
 use crate::class::natural_align;

@@ -1,11 +1,12 @@
 //! The best-fit region's side of [`SlabAllocator`]: middle-size requests
 //! (1–8 KiB, see [`Kind::Mid`](crate::class::Kind::Mid)) go to the region
 //! in `bestfit.rs` under its lock, with chunks from the page source mapped
-//! in the page map (tag [`CHUNK`]) and given back when empty.
+//! in the page map (tag [`CHUNK`], debug builds only) and given back when
+//! empty.
 
 use super::{CHUNK, Env, LARGE, MAX_BATCH, SlabAllocator};
 use crate::bestfit::{self, FreeError};
-use crate::class::{CLASS_BYTES, Kind, MID_MIN_BYTES};
+use crate::class::{CARVE_FIRST_BYTES, CLASS_BYTES, Kind, MID_MIN_BYTES};
 use crate::raw;
 use crate::slab::{Chain, Desc};
 
@@ -20,31 +21,18 @@ const CARVE_MIN_BYTES: usize = 24;
 /// header's cost per object.
 const TINY_CARVE_BYTES: usize = 64;
 
-/// Classes from this many bytes up (half the smallest middle request)
-/// carve from any free block of the region, smallest first, before they
-/// make a slab; smaller ones only from the blocks no middle request fits
-/// ([`DEAD_HOLE_BYTES`](bestfit::DEAD_HOLE_BYTES)) until the page source
-/// is exhausted. A header and the granule cost 8–16 B an object, under
-/// 3 % from here up, less than what a slab of these classes strands: its
-/// free slots, which only its own class (and four smaller ones) reuse,
-/// and its tail (sixth session: heap efficiency 96.95 → 97.16 %, over
-/// nine seeds and four arena offsets, footprint 1.092 → 1.097 and
-/// 1.186 → 1.176 down to 1.088 → 1.092 and 1.173 → 1.175; from 384 to
-/// 576 B the efficiency moved by less than 0.05 %, from 64 B or 768 B it
-/// fell to 97.1 %).
-const CARVE_ANY_BYTES: usize = MID_MIN_BYTES / 2;
-
 impl SlabAllocator {
-    /// A block of the best-fit region for `size` bytes, with a new chunk
-    /// if no free block is large enough.
-    pub(super) fn alloc_mid(&self, env: &Env, size: usize) -> usize {
+    /// A block of the best-fit region for `size` bytes aligned to `align`
+    /// (at most [`MID_ALIGN`](bestfit::MID_ALIGN)), with a new chunk if no
+    /// free block is large enough.
+    pub(super) fn alloc_mid(&self, env: &Env, size: usize, align: usize) -> usize {
         let need = bestfit::block_bytes(size);
         let irq = env.cpu.irq_save();
-        let block = self.region.lock().alloc(need, size);
+        let block = self.region.lock().alloc(need, size, align);
         env.cpu.irq_restore(irq);
         match block {
             Some(payload) => payload,
-            None => self.alloc_mid_chunk(env, need, size),
+            None => self.alloc_mid_chunk(env, need, size, align),
         }
     }
 
@@ -52,8 +40,8 @@ impl SlabAllocator {
     /// no run of [`CHUNK_PAGES`](bestfit::CHUNK_PAGES)) and allocates
     /// `need` bytes from it; 0 when the page source is exhausted.
     #[cold]
-    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize) -> usize {
-        let least = bestfit::chunk_pages_for(need);
+    fn alloc_mid_chunk(&self, env: &Env, need: usize, size: usize, align: usize) -> usize {
+        let least = bestfit::chunk_pages_for(need + bestfit::align_gap(align));
         let mut pages = bestfit::CHUNK_PAGES.max(least);
         let run = match env.pages.alloc_pages(pages) {
             Some(run) => run,
@@ -74,7 +62,7 @@ impl SlabAllocator {
         let (payload, unused) = self
             .region
             .lock()
-            .add_chunk_and_alloc(run, pages, need, size);
+            .add_chunk_and_alloc(run, pages, need, size, align);
         env.cpu.irq_restore(irq);
         if let Some(unused) = unused {
             self.release_chunk(env, unused);
@@ -82,11 +70,14 @@ impl SlabAllocator {
         payload.expect("a fresh chunk holds the block it was sized for")
     }
 
-    /// Points the page map at a new chunk for each of its pages (debug
-    /// builds check frees against it); on failure undoes it and gives the
-    /// run back.
+    /// Debug builds: points the page map at a new chunk for each of its
+    /// pages (to check frees against it); on failure gives the run back.
+    /// Release builds map no chunk page: an object whose page has no
+    /// entry was carved from a chunk ([`desc_of`](SlabAllocator::desc_of)),
+    /// which saves the page map's leaves for 2 MiB stretches of chunks
+    /// (issue 16 item 5, eighth session).
     fn map_chunk(&self, env: &Env, chunk: usize, pages: usize) -> bool {
-        if !self.map.set(env, chunk, pages, chunk | CHUNK) {
+        if cfg!(debug_assertions) && !self.map.set(env, chunk, pages, chunk | CHUNK) {
             raw::free_pages(env.pages, chunk, pages);
             return false;
         }
@@ -95,7 +86,9 @@ impl SlabAllocator {
 
     /// Gives an empty chunk, out of the region, back to the page source.
     pub(super) fn release_chunk(&self, env: &Env, empty: bestfit::Released) {
-        self.map.clear(env, empty.chunk, empty.pages);
+        if cfg!(debug_assertions) {
+            self.map.clear(env, empty.chunk, empty.pages);
+        }
         raw::free_pages(env.pages, empty.chunk, empty.pages);
     }
 
@@ -164,13 +157,13 @@ impl SlabAllocator {
     /// Up to `want` objects of small `class` carved from the region's free
     /// blocks too small for any middle-size request (`Region::carve`), so
     /// that the space left between middle blocks serves small objects
-    /// instead of new slabs (classes from [`CARVE_ANY_BYTES`] up: any free
+    /// instead of new slabs (classes from [`CARVE_FIRST_BYTES`] up: any free
     /// block, smallest first). Classes below [`CARVE_MIN_BYTES`] bytes are
     /// not served: a block's header and granule would cost them more than
     /// a slab's slot; those below [`TINY_CARVE_BYTES`] take only the dead
     /// holes no larger class fits (at the first failure of the benchmark's
     /// random mix, ~1400 free blocks of 32–64 B held 0.4 % of the arena).
-    /// Payloads are aligned to `align`: [`MID_ALIGN`](bestfit::MID_ALIGN)
+    /// Payloads are aligned to `align`: [`CARVE_ALIGN`](bestfit::CARVE_ALIGN)
     /// (no gap, as every payload) for the CPU lists, which serve requests
     /// aligned to at most that; the class's natural alignment for an
     /// aligned request ([`Kind::Aligned`](crate::class::Kind::Aligned)).
@@ -189,7 +182,7 @@ impl SlabAllocator {
         let irq = env.cpu.irq_save();
         let hole_bytes = if bytes < TINY_CARVE_BYTES {
             bestfit::block_bytes(TINY_CARVE_BYTES)
-        } else if exhausted || bytes >= CARVE_ANY_BYTES {
+        } else if exhausted || bytes >= CARVE_FIRST_BYTES {
             usize::MAX
         } else {
             bestfit::DEAD_HOLE_BYTES
@@ -229,7 +222,7 @@ impl SlabAllocator {
         }
         let bytes = bestfit::size_of(object - bestfit::HEADER);
         let need = bestfit::block_bytes(CLASS_BYTES[class]);
-        if !object.is_multiple_of(bestfit::MID_ALIGN)
+        if !object.is_multiple_of(bestfit::CARVE_ALIGN)
             || !(need..need + bestfit::MIN_BLOCK).contains(&bytes)
         {
             panic!(
