@@ -24,7 +24,7 @@ pub const PAGE_SIZE: usize = 4096;
 /// them).
 pub(crate) const MAX_CLASS_BYTES: usize = 16 * 1024;
 /// Number of size classes (72 until the eighth session, which made the
-/// steps from 256 B to 1 KiB finer: see [`classes_per_doubling`]).
+/// steps from 256 B to 1 KiB finer: see `classes_per_doubling`).
 pub const NUM_CLASSES: usize = 104;
 /// Most objects a slab can hold (bounds the debug bitmap in its descriptor).
 pub(crate) const MAX_OBJECTS_PER_SLAB: usize = 512;
