@@ -14,12 +14,13 @@
 //! That is a Wegman–Carter MAC: POLYVAL is an almost-XOR-universal hash
 //! and `S` a one-time pad, so someone who sees every block and its tag
 //! but not the keys forges a block of `L` 16-byte blocks with probability
-//! at most about `L / 2^128` (2^-119 for a 1 MiB block) — as long as no key
-//! MACs two different contents, which the ratchet guarantees (a block is
-//! sealed once, and its key is forgotten when it is).
+//! at most about `L / 2^128` (2^-119 for the kernel's 8 KiB blocks,
+//! 2^-112 for the largest, 1 MiB) — as long as no key MACs two different
+//! contents, which the ratchet guarantees (a block is sealed once, and its
+//! key is forgotten when it is).
 //!
 //! Why not keyed BLAKE3 over the block, as formats 1–3 did: with the
-//! carry-less multiply (`crate::clmul`) POLYVAL takes about a quarter of
+//! carry-less multiply (`crate::clmul`) POLYVAL takes under a third of
 //! BLAKE3's instructions per byte even against its AVX2 code, and the seal
 //! is what the log spends most on per record (docs/PERFORMANCE.md, "Audit
 //! log"). BLAKE3 still derives every key.
