@@ -110,6 +110,12 @@ pub(crate) fn checkpoint_key(leaf: &Tag) -> Tag {
     step(b'C', leaf)
 }
 
+/// The one-time key of the MAC of the block whose key is `leaf`: POLYVAL's
+/// `H` in the first 16 bytes, the mask `S` in the last (`mac.rs`).
+pub(crate) fn block_mac_keys(leaf: &Tag) -> Tag {
+    step(b'M', leaf)
+}
+
 fn digit(n: u64, level: usize) -> u64 {
     (n >> (4 * (LEVELS - 1 - level))) & MAX_DIGIT
 }

@@ -26,7 +26,7 @@
 //! log"). BLAKE3 still derives every key.
 
 use crate::clmul::{self, Powers};
-use crate::crypto::Tag;
+use crate::crypto::{self, Tag};
 use crate::simd;
 use crate::wire::{MAC_BYTES, field};
 use zeroize::Zeroize;
@@ -37,18 +37,13 @@ use zeroize::Zeroize;
 pub(crate) const HEAD_BYTES: usize = 48;
 const _: () = assert!(field::block::MAC.end <= HEAD_BYTES && HEAD_BYTES.is_multiple_of(16));
 
-/// Input of the keyed BLAKE3 that derives a block's `H ‖ S` from its
-/// ratchet key (the ratchet's other derivations use `b'N'`, `b'D'` and
-/// `b'C'`).
-const KEY_STEP: u8 = b'M';
-
 /// The MAC of a block whose ratchet key is `leaf`, over `head` (the
 /// block's first [`HEAD_BYTES`], with `SEAL` and `MAC` zero) followed by
 /// `rest` (the block's bytes from [`HEAD_BYTES`] to the end of its
 /// records).
 pub(crate) fn block_mac(leaf: &Tag, head: &[u8; HEAD_BYTES], rest: &[u8]) -> Tag {
-    simd::scope(|| {
-        let mut keys: Tag = blake3::keyed_hash(leaf, &[KEY_STEP]).into();
+    let mut keys = crypto::block_mac_keys(leaf);
+    let tag = simd::scope(|| {
         let (h, s) = keys.split_at(16);
         let mut powers = Powers([[0; 16]; 8]);
         powers.0[0].copy_from_slice(h);
@@ -80,10 +75,11 @@ pub(crate) fn block_mac(leaf: &Tag, head: &[u8; HEAD_BYTES], rest: &[u8]) -> Tag
         // With the tag public, the accumulator gives away `S` and then
         // POLYVAL's value, whose roots are candidates for `H`: neither may
         // outlive the seal (forward security; the powers zero themselves).
-        keys.zeroize();
         acc.zeroize();
         tag
-    })
+    });
+    keys.zeroize();
+    tag
 }
 
 /// POLYVAL by the `polyval` crate (portable code in the kernel; on a
@@ -158,7 +154,7 @@ mod tests {
             let (head, rest) = split(&block[..len]);
             let tag = block_mac(&leaf, &head, rest);
             // The same by the crate alone.
-            let keys: Tag = blake3::keyed_hash(&leaf, &[KEY_STEP]).into();
+            let keys = crypto::block_mac_keys(&leaf);
             let mut h = [0; 16];
             h.copy_from_slice(&keys[..16]);
             let mut lb = [0; 16];
