@@ -177,9 +177,44 @@ impl HostStat {
     }
 }
 
+/// `TcpExt: ListenOverflows` from `/proc/net/netstat`'s text: connections
+/// the host's kernel dropped because a listening socket's queue was full
+/// (QEMU's forwards, before the runner widened them: `qemu::listen_queue`).
+pub fn listen_overflows(netstat: &str) -> Option<u64> {
+    let mut lines = netstat.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        let (Some(n), Some(v)) = (
+            names.strip_prefix("TcpExt:"),
+            values.strip_prefix("TcpExt:"),
+        ) else {
+            continue;
+        };
+        return n
+            .split_whitespace()
+            .zip(v.split_whitespace())
+            .find(|(name, _)| *name == "ListenOverflows")
+            .and_then(|(_, value)| value.parse().ok());
+    }
+    None
+}
+
+/// The host's [`listen_overflows`] now; `None` where it cannot be read.
+pub fn listen_overflows_now() -> Option<u64> {
+    listen_overflows(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_overflows_from_proc_net_netstat() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 27469 27470\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(listen_overflows(text), Some(27469));
+        assert_eq!(listen_overflows("IpExt: InNoRoutes\nIpExt: 0\n"), None);
+        assert_eq!(listen_overflows("TcpExt: ListenDrops\nTcpExt: 3\n"), None);
+        assert_eq!(listen_overflows(""), None);
+    }
 
     #[test]
     fn host_steal_from_proc_stat() {

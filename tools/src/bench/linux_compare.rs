@@ -177,6 +177,7 @@ pub fn run(opts: &Options) -> Result<Samples> {
                     continue;
                 }
                 let host_before = host_cpu::HostStat::now();
+                let overflows_before = host_cpu::listen_overflows_now();
                 let result = match &fj.client {
                     Some(client) => server::run_served(
                         guest.as_ref(),
@@ -207,9 +208,14 @@ pub fn run(opts: &Options) -> Result<Samples> {
                         if fj.job.serve.is_some() {
                             let net = r.net_counters.as_deref().unwrap_or("(none: not Cloister)");
                             let steal = steal.map_or("?".to_string(), |p| format!("{p:.1} %"));
-                            eprintln!("bench:   host steal: {steal}; net counters: {net}");
+                            let overflows = overflows_before
+                                .zip(host_cpu::listen_overflows_now())
+                                .map_or("?".to_string(), |(a, b)| b.saturating_sub(a).to_string());
+                            eprintln!(
+                                "bench:   host steal: {steal}; listen overflows: {overflows}; net counters: {net}"
+                            );
                             counters.push(format!(
-                                "- {}, round {round}, {}: host steal {steal}; {net}",
+                                "- {}, round {round}, {}: host steal {steal}; listen overflows {overflows}; {net}",
                                 fj.job.name,
                                 guest.name()
                             ));

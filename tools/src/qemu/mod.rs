@@ -21,6 +21,7 @@
 mod accel;
 mod app_serial;
 pub mod host_tsc;
+pub mod listen_queue;
 pub mod net;
 mod outcome;
 pub mod qmp;
@@ -304,6 +305,30 @@ enum Message {
     AppErr(Vec<u8>),
 }
 
+/// Gives each of QEMU's port forwards a listen queue of more than one
+/// connection ([`listen_queue`]), from a thread of its own (QEMU opens them
+/// while it starts); a failure is reported and the run goes on.
+fn widen_forward_queues(config: &QemuConfig, pid: u32) {
+    let ports: Vec<u16> = config
+        .nic
+        .iter()
+        .filter(|n| n.tap.is_none())
+        .flat_map(|n| n.forwards.iter().map(|f| f.host_port))
+        .collect();
+    if ports.is_empty() {
+        return;
+    }
+    std::thread::spawn(move || {
+        for port in ports {
+            if let Err(e) = listen_queue::widen(pid, port) {
+                eprintln!(
+                    "cloister: the forward on 127.0.0.1:{port} keeps QEMU's listen queue of one connection ({e:#}); clients that connect at once beyond two wait a second"
+                );
+            }
+        }
+    });
+}
+
 /// Runs the guest, calling `on_line` with each serial line as it arrives
 /// (with the time since QEMU started).
 pub fn run(config: &QemuConfig, on_line: impl FnMut(&str, Duration)) -> Result<RunReport> {
@@ -349,6 +374,7 @@ pub fn run_observed(config: &QemuConfig, observer: &mut dyn GuestObserver) -> Re
             )
         })?;
     RUNNING_QEMU.store(child.id(), std::sync::atomic::Ordering::Relaxed);
+    widen_forward_queues(config, child.id());
     let stdout = child.stdout.take().context("QEMU stdout")?;
     let mut com1_in = child.stdin.take().context("QEMU stdin")?;
     let mut stderr = child.stderr.take().context("QEMU stderr")?;
