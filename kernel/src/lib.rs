@@ -297,6 +297,13 @@ fn install_trap_hooks() {
     });
 }
 
+/// The timer interrupt: the clock's count, and the network card's
+/// held-back transmit doorbell (a frame waits at most one tick).
+fn timer_tick() {
+    time::tick();
+    net::ring();
+}
+
 /// The rest of the boot, on a guarded kernel stack.
 extern "C" fn kernel_main_on_stack() -> ! {
     let info = BOOT_INFO.read();
@@ -312,7 +319,7 @@ extern "C" fn kernel_main_on_stack() -> ! {
         log::warn!("ignoring {}={}: expected {}", e.key, e.value, e.expected);
         100
     });
-    arch::irq::register(arch::trap::TIMER_VECTOR, time::tick);
+    arch::irq::register(arch::trap::TIMER_VECTOR, timer_tick);
     arch::apic::start_periodic(hz);
     arch::interrupts::enable();
     kprintln!(
@@ -325,6 +332,8 @@ extern "C" fn kernel_main_on_stack() -> ! {
     // until given work; user threads stay on this CPU (docs/ARCHITECTURE.md).
     arch::smp::start_aps(&args);
     net::init(&args);
+    // The frames a CPU's work produced go out before it halts.
+    arch::smp::set_before_halt(net::ring);
     if let Some(line) = platform::mmio_emulation::summary() {
         kprintln!("{line} during boot");
     }

@@ -12,7 +12,11 @@
 //!   (smoltcp writes frames longer than the LibOS's copybreak in place),
 //!   on SEV-SNP and TDX it copies every frame to send into a slot;
 //! - `lent`: the transmit slot set aside for the next frame written in
-//!   place.
+//!   place;
+//! - [`doorbell`]: the transport under the driver, which holds the
+//!   transmit queue's notification back until a CPU is about to halt, the
+//!   timer ticks ([`ring`]) or [`doorbell::RING_AFTER`] are owed, so the
+//!   frames of one burst of work reach the device together.
 //!
 //! [`init`] runs once at boot (after paging, the heap and the local APIC)
 //! and logs `net: virtio-net <mac>` or `net: no device`; [`device`] then
@@ -24,6 +28,9 @@
 
 #[cfg(feature = "ktest")]
 mod dma_ktests;
+pub mod doorbell;
+#[cfg(feature = "ktest")]
+mod doorbell_ktests;
 pub mod hal;
 #[cfg(feature = "ktest")]
 mod ktests;
@@ -47,6 +54,7 @@ pub use virtio::VirtioNet;
 pub const CMDLINE_KEYS: &[&str] = &[
     mmio::CMDLINE_KEY,
     NO_IRQ_KEY,
+    doorbell::HOLD_KEY,
     dma::CMDLINE_KEY,
     libos::net::config::IP_KEY,
     libos::net::config::GATEWAY_KEY,
@@ -123,7 +131,18 @@ pub fn init(args: &KernelArgs<'_>) {
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
     let (dev, transport) = mmio::from_cmdline(args)
         .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))?;
-    match VirtioNet::new(transport, crate::platform::platform().kind()) {
+    let hold = match args.get(doorbell::HOLD_KEY) {
+        None | Some("held") => true,
+        Some("each") => false,
+        Some(other) => {
+            log::warn!(
+                "ignoring {}={other}: expected `held` or `each`",
+                doorbell::HOLD_KEY
+            );
+            true
+        }
+    };
+    match VirtioNet::new(transport, crate::platform::platform().kind(), hold) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);
@@ -163,7 +182,7 @@ pub const SUMMARY_PREFIX: &str = "net counters:";
 /// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
 /// back for a full device queue, receive errors, frames moved in place) and the device's (sends
 /// refused for a full queue, frames dropped, receive bursts of a whole
-/// ring, interrupts). Formatting it takes no lock and allocates nothing,
+/// ring, interrupts, transmit notifications sent: `doorbell`). Formatting it takes no lock and allocates nothing,
 /// so the NMI stop path may print it too.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
@@ -172,14 +191,20 @@ pub struct Summary {
     rx_dropped: u64,
     rx_ring_full: u64,
     interrupts: u64,
+    doorbells: u64,
 }
 
 impl core::fmt::Display for Summary {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={}",
-            self.stack, self.tx_queue_full, self.rx_dropped, self.rx_ring_full, self.interrupts
+            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={} dev_doorbells={}",
+            self.stack,
+            self.tx_queue_full,
+            self.rx_dropped,
+            self.rx_ring_full,
+            self.interrupts,
+            self.doorbells
         )
     }
 }
@@ -198,6 +223,7 @@ pub fn summary(stack: &libos::net::NetStack) -> Option<Summary> {
         rx_dropped: get(&s.rx_dropped),
         rx_ring_full: get(&s.rx_ring_full),
         interrupts: get(&s.interrupts),
+        doorbells: nic.bell().rung(),
     })
 }
 
@@ -224,6 +250,15 @@ pub fn handle_interrupt() {
     }
     // Frames arrived: waits on sockets re-check.
     crate::task::bump_epoch();
+}
+
+/// Rings the card's held-back transmit doorbell, if one is owed
+/// (`doorbell`): a CPU is about to halt, or the timer ticked.
+#[inline]
+pub fn ring() {
+    if let Some(Some(nic)) = DEVICE.get() {
+        nic.ring();
+    }
 }
 
 /// `52:54:00:12:34:56`.

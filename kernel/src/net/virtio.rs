@@ -32,6 +32,10 @@
 //! caller retries after a while — the device finishes sends on its own),
 //! after first reclaiming the slots of finished sends.
 //!
+//! The transport under `virtio-drivers` is a [`Doorbell`]: the transmit
+//! queue's notification is held back until [`VirtioNet::ring`] (see
+//! `super::doorbell`), unless `net.doorbell=each`.
+//!
 //! Locking: one spin lock around the device, always taken with interrupts
 //! off (the device interrupt handler, [`VirtioNet::handle_interrupt`],
 //! takes it too). smoltcp's closures are never called with it held: it
@@ -41,6 +45,7 @@
 //! for a send ([`super::lent::TxSpare`]), so a frame written in place
 //! costs one lock round trip, as a copied one does.
 
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
@@ -51,6 +56,7 @@ use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
+use super::doorbell::{Bell, Doorbell};
 use super::hal::KernelHal;
 use super::lent::TxSpare;
 use crate::mm::PAGE_BYTES;
@@ -65,7 +71,7 @@ pub const MAX_FRAME: usize = 1514;
 /// No slot for this token.
 const NO_SLOT: u16 = u16::MAX;
 
-type Raw = VirtIONetRaw<KernelHal, MmioTransport<'static>, QUEUE_SIZE>;
+type Raw = VirtIONetRaw<KernelHal, Doorbell, QUEUE_SIZE>;
 
 /// [`QUEUE_SIZE`] buffer slots in one run of the shared DMA pool.
 #[derive(Debug)]
@@ -179,6 +185,8 @@ pub struct VirtioNet {
     /// Address of transmit slot 0 (a lent slot is reached without the
     /// lock).
     tx_base: u64,
+    /// The transmit queue's notification, held back until [`Self::ring`].
+    bell: Arc<Bell>,
 }
 
 impl core::fmt::Debug for VirtioNet {
@@ -187,6 +195,7 @@ impl core::fmt::Debug for VirtioNet {
             .field("mac", &self.mac)
             .field("stats", &self.stats)
             .field("lends", &self.lends)
+            .field("holds", &self.bell.holds())
             .finish_non_exhaustive()
     }
 }
@@ -209,12 +218,15 @@ impl From<virtio_drivers::Error> for InitError {
 impl VirtioNet {
     /// Brings the device up and posts every receive buffer. It lends its
     /// slots unless `platform` protects private memory (see the module
-    /// docs).
+    /// docs), and holds its transmit notifications back until
+    /// [`Self::ring`] if `hold` (`super::doorbell`).
     pub fn new(
         transport: MmioTransport<'static>,
         platform: PlatformKind,
+        hold: bool,
     ) -> core::result::Result<Self, InitError> {
-        let raw = Raw::new(transport)?;
+        let bell = Bell::new(transport, hold);
+        let raw = Raw::new(Doorbell(bell.clone()))?;
         let mac = raw.mac_address();
         let (Some(tx), Some(rx)) = (Slots::new(), Slots::new()) else {
             return Err(InitError::OutOfMemory);
@@ -241,6 +253,7 @@ impl VirtioNet {
             lends: AtomicBool::new(!platform.protects_private_memory()),
             tx_spare: TxSpare::default(),
             tx_base,
+            bell,
         })
     }
 
@@ -266,6 +279,22 @@ impl VirtioNet {
     #[cfg(feature = "ktest")]
     pub(crate) fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
         self.with(|_| f())
+    }
+
+    /// Sends the transmit queue's held-back notification, if one is owed:
+    /// the device starts on the frames queued since the last one. Called
+    /// when a CPU is about to halt, at every timer tick, and by the queue
+    /// itself every [`super::doorbell::RING_AFTER`] frames.
+    #[inline]
+    pub fn ring(&self) {
+        if self.bell.owed() != 0 {
+            self.with(|_| self.bell.ring());
+        }
+    }
+
+    /// The doorbell's state (holding, notifications owed and sent).
+    pub fn bell(&self) -> &Bell {
+        &self.bell
     }
 
     /// The device's frame counters.

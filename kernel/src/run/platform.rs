@@ -410,6 +410,9 @@ impl Blocker for KernelPlatform {
             if ready() {
                 return true;
             }
+            // This thread has nothing to do: what it sent goes out now,
+            // even if other threads keep the CPU busy (`net::doorbell`).
+            crate::net::ring();
             super::poll_console_interrupt();
             interrupted = super::wait_interrupted();
             interrupted

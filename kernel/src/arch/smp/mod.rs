@@ -455,10 +455,22 @@ pub fn is_quiet_ipi(vector: u64) -> bool {
     vector == u64::from(WAKE_VECTOR) || vector == u64::from(tlb::SHOOTDOWN_VECTOR)
 }
 
+/// Run by [`idle_halt`] before a CPU halts (the network card's held-back
+/// doorbell).
+static BEFORE_HALT: spin::Once<fn()> = spin::Once::new();
+
+/// Sets what a CPU runs before it halts in [`idle_halt`].
+pub fn set_before_halt(hook: fn()) {
+    BEFORE_HALT.call_once(|| hook);
+}
+
 /// Halts this CPU until an interrupt (its tick, a device, a wake IPI),
 /// marked idle and without the big kernel lock meanwhile. Call with
 /// interrupts off; they are off again, and the lock held, on return.
 pub fn idle_halt() {
+    if let Some(hook) = BEFORE_HALT.get() {
+        hook();
+    }
     if !bkl::active() {
         platform().wait_for_interrupt();
         crate::arch::interrupts::disable();
