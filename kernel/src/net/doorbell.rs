@@ -77,12 +77,10 @@ impl Bell {
         self.hold.load(Ordering::Relaxed)
     }
 
-    /// Holds notifications back or not; turning holding off rings.
-    pub fn set_hold(&self, on: bool) {
+    /// Holds notifications back or not (`super::VirtioNet::set_hold`
+    /// rings what is owed when holding stops).
+    pub(super) fn set_hold(&self, on: bool) {
         self.hold.store(on, Ordering::Relaxed);
-        if !on {
-            self.ring();
-        }
     }
 
     /// Transmit notifications held back since the last ring.
@@ -96,8 +94,9 @@ impl Bell {
     }
 
     /// Sends the transmit notification if one is owed. Call with the
-    /// driver's lock held (the frames it announces are in the queue).
-    pub fn ring(&self) {
+    /// driver's lock held and interrupts off (the device interrupt's
+    /// handler takes the transport's lock too).
+    pub(super) fn ring(&self) {
         if self.owed.swap(0, Ordering::Relaxed) != 0 {
             self.notify_now();
         }

@@ -81,7 +81,7 @@ ktest!(
         let nic = nic();
         let bell = nic.bell();
         let mut buf = [0u8; MAX_FRAME];
-        bell.set_hold(false);
+        nic.set_hold(false);
         without_interrupts(|| {
             settle(&nic, &mut buf);
             let rung = bell.rung();
@@ -91,6 +91,6 @@ ktest!(
             let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
             assert!(answered, "no ARP reply within 5 s");
         });
-        bell.set_hold(true);
+        nic.set_hold(true);
     }
 );

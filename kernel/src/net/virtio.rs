@@ -282,12 +282,23 @@ impl VirtioNet {
     }
 
     /// Sends the transmit queue's held-back notification, if one is owed:
-    /// the device starts on the frames queued since the last one. Called
-    /// when a CPU is about to halt, at every timer tick, and by the queue
+    /// the device starts on the frames queued since the last one. The
+    /// kernel calls it when a thread's wait finds nothing to do, when a
+    /// CPU is about to halt and at every timer tick; the queue rings by
     /// itself every [`super::doorbell::RING_AFTER`] frames.
     #[inline]
     pub fn ring(&self) {
         if self.bell.owed() != 0 {
+            self.with(|_| self.bell.ring());
+        }
+    }
+
+    /// Holds the transmit notification back (`true`, the default) or
+    /// sends it after every frame; what is owed is sent when holding
+    /// stops.
+    pub fn set_hold(&self, on: bool) {
+        self.bell.set_hold(on);
+        if !on {
             self.with(|_| self.bell.ring());
         }
     }
