@@ -430,6 +430,9 @@ impl Blocker for KernelPlatform {
             if flag.load(Ordering::Acquire) {
                 return true;
             }
+            // As in `block_until`: a thread that waits has nothing more
+            // to send for now.
+            crate::net::ring();
             super::poll_console_interrupt();
             interrupted = super::wait_interrupted();
             interrupted
