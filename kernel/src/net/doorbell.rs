@@ -15,11 +15,12 @@
 //! asks for is only recorded ([`Bell::owed`]); [`Bell::ring`] sends it. The
 //! kernel rings when a thread finds nothing to do (a blocking wait whose
 //! condition does not hold: `epoll_wait`, `poll`, a read with no data, a
-//! futex), when a CPU is about to halt, at every timer tick, and after
-//! [`RING_AFTER`] owed notifications. A frame thus waits at most until its
-//! thread waits, or one tick (10 ms at the default 100 Hz) for a thread
-//! that never blocks (a loop of `epoll_wait` with a zero timeout), and a
-//! long transfer keeps the device busy. Linux's drivers hold the doorbell
+//! futex; and an `epoll_wait`, `poll` or `select` that finds nothing
+//! ready, even with a zero timeout: `NetDevice::flush`), when a CPU is
+//! about to halt, at every timer tick, and after [`RING_AFTER`] owed
+//! notifications. A frame thus waits at most until its thread looks for
+//! input, or one tick (10 ms at the default 100 Hz) for a thread that
+//! neither waits nor polls, and a long transfer keeps the device busy. Linux's drivers hold the doorbell
 //! in the same spirit with `xmit_more`, while the stack has more frames to
 //! give.
 //!

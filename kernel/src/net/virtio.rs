@@ -547,6 +547,10 @@ impl NetDevice for VirtioNet {
         r
     }
 
+    fn flush(&self) {
+        self.ring();
+    }
+
     fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         if !self.lends() {
             return Err(Errno::EOPNOTSUPP.into());

@@ -77,6 +77,14 @@ pub trait NetDevice: Send + Sync {
         let _ = (len, fill);
         Err(Errno::EOPNOTSUPP.into())
     }
+
+    /// Starts sending every frame queued so far. A device may hold back
+    /// telling its hardware about queued frames until then (the kernel's
+    /// virtio-net driver holds its doorbell); the LibOS calls this when a
+    /// program looks for input and finds none, so a program that polls
+    /// without ever blocking still gets its frames out. The default does
+    /// nothing (nothing is held).
+    fn flush(&self) {}
 }
 
 /// Frames to send of at most this many bytes are built in private memory

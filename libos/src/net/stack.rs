@@ -460,6 +460,8 @@ pub struct NetStack {
     config: NetConfig,
     /// The external interface's device-path counters (`None`: no card).
     counters: Option<Arc<NetCounters>>,
+    /// The card, for [`NetStack::flush_device`] (`None`: no card).
+    device: Option<Arc<dyn NetDevice>>,
 }
 
 impl core::fmt::Debug for NetStack {
@@ -496,6 +498,7 @@ impl NetStack {
             let _ = a.push(IpCidr::new(Ipv6Addr::LOCALHOST.into(), 128));
         });
         let counters = device.as_ref().map(|_| Arc::new(NetCounters::default()));
+        let card = device.clone();
         let ext = device.zip(counters.clone()).map(|(dev, counters)| {
             let mut phy = NicPhy::new(dev, counters, config.copybreak);
             let mac = EthernetAddress(phy.device().mac());
@@ -547,6 +550,16 @@ impl NetStack {
             clock,
             config,
             counters,
+            device: card,
+        }
+    }
+
+    /// Tells the card to send every frame queued so far
+    /// ([`NetDevice::flush`]): the program looked for input and found
+    /// none. Takes no lock of the stack.
+    pub fn flush_device(&self) {
+        if let Some(dev) = &self.device {
+            dev.flush();
         }
     }
 

@@ -49,6 +49,8 @@ pub struct PairStats {
     pub tx_lent: AtomicUsize,
     /// Address of the buffer last given to `transmit_with`'s `fill`.
     pub last_lent_addr: AtomicUsize,
+    /// Calls of `flush`.
+    pub flushes: AtomicUsize,
 }
 
 impl PairStats {
@@ -124,6 +126,9 @@ impl PairEnd {
 impl NetDevice for PairEnd {
     fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+    fn flush(&self) {
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
     }
     fn max_frame(&self) -> usize {
         1514

@@ -110,6 +110,11 @@ fn wait(
             .load(core::sync::atomic::Ordering::Relaxed)
     };
     let mut ready = ep.gather(max, true, Some(epoch()));
+    if ready.is_empty() {
+        // Nothing to read: what the program sent goes out now, even if
+        // it polls again at once instead of blocking.
+        p.net.flush_device();
+    }
     if ready.is_empty() && timeout_ns != Some(0) {
         let deadline = timeout_ns.map(|t| p.platform.monotonic_ns().saturating_add(t));
         if p.platform.block_until(

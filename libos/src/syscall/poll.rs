@@ -68,6 +68,10 @@ fn do_poll(p: &Process, addr: u64, nfds: usize, deadline_ns: Option<u64>) -> Res
         revents: 0,
     }));
     let mut ready = evaluate(p, &mut fds);
+    if ready == 0 {
+        // As in `epoll_wait`: nothing ready, so what was sent goes out.
+        p.net.flush_device();
+    }
     if ready == 0 && deadline_ns != Some(0) {
         let deadline = deadline_ns.map(|d| p.platform.monotonic_ns().saturating_add(d));
         let mut scratch = with_capacity(nfds)?;
@@ -188,6 +192,10 @@ fn do_select(p: &Process, nfds: i32, addrs: [u64; 3], timeout_ns: Option<u64>) -
         FdSet::read(p, addrs[2], nfds)?,
     ];
     let (mut result, mut count) = select_once(p, nfds, &sets)?;
+    if count == 0 {
+        // As in `epoll_wait`: nothing ready, so what was sent goes out.
+        p.net.flush_device();
+    }
     if count == 0 && timeout_ns != Some(0) {
         let deadline = timeout_ns.map(|t| p.platform.monotonic_ns().saturating_add(t));
         p.platform.block_until(

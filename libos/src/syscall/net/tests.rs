@@ -8,7 +8,7 @@ use core::net::Ipv4Addr;
 
 use crate::error::Errno;
 use crate::fs::{DeviceRegistry, Vfs};
-use crate::net::testdev::{PairEnd, StdClock, device_pair, lending_pair};
+use crate::net::testdev::{PairEnd, PairStats, StdClock, device_pair, lending_pair};
 use crate::net::{NetConfig, NetDevice, NetStack};
 use crate::platform::mock::MockPlatform;
 use crate::process::Process;
@@ -1138,4 +1138,34 @@ fn fioasync_and_f_setown_send_sigio_to_the_owner_when_data_arrives() {
     let fd = h.socket(SOCK_STREAM);
     assert_eq!(h.call("ioctl", &[fd, FIOASYNC, on]), err(Errno::ENOTTY));
     assert_eq!(h.call("fcntl", &[fd, F_SETOWN, 1]), err(Errno::EINVAL));
+}
+
+#[test]
+fn a_poll_that_finds_nothing_flushes_the_card() {
+    let (a, b) = device_pair(256);
+    let (h, _peer) = hosts_over((a.clone(), b), NetConfig::default().copybreak);
+    let flushes = || PairStats::get(&a.stats.flushes);
+    let ep = h.call("epoll_create1", &[0]) as u64;
+    let out = MEM + 0x600;
+    // Nothing registered, zero timeout: nothing ready, so the card is
+    // told to send what it holds, though the call does not block.
+    assert_eq!(h.call("epoll_wait", &[ep, out, 8, 0]), 0);
+    assert_eq!(flushes(), 1);
+    assert_eq!(h.call("poll", &[MEM + 0x700, 0, 0]), 0);
+    assert_eq!(flushes(), 2);
+    let tv = h.put(MEM + 0x800, &[0u8; 16]);
+    assert_eq!(h.call("select", &[0, 0, 0, 0, tv]), 0);
+    assert_eq!(flushes(), 3);
+    // Something ready: the program has work, nothing is flushed.
+    let s = h.socket(SOCK_DGRAM);
+    let mut ev = [0u8; 12];
+    ev[..4].copy_from_slice(&4u32.to_le_bytes());
+    let ev = h.put(MEM + 0x500, &ev);
+    assert_eq!(h.call("epoll_ctl", &[ep, 1, s, ev]), 0);
+    assert_eq!(
+        h.call("epoll_wait", &[ep, out, 8, 0]),
+        1,
+        "a UDP socket is writable"
+    );
+    assert_eq!(flushes(), 3);
 }
