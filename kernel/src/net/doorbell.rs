@@ -80,6 +80,7 @@ impl Bell {
 
     /// Holds notifications back or not (`super::VirtioNet::set_hold`
     /// rings what is owed when holding stops).
+    #[cfg(feature = "ktest")]
     pub(super) fn set_hold(&self, on: bool) {
         self.hold.store(on, Ordering::Relaxed);
     }

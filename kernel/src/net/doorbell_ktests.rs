@@ -10,7 +10,7 @@ use libos::net::NetDevice;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::doorbell::RING_AFTER;
-use super::ktests::{GATEWAY_IP, arp_request, drain_replies, nic, within_ms};
+use super::ktests::{GATEWAY_IP, arp_request, drain_replies, nic, replied_within_ms, within_ms};
 use super::virtio::MAX_FRAME;
 use crate::ktest;
 
@@ -44,11 +44,11 @@ ktest!(
             // Slirp answers an ARP request at once when it sees one: no
             // answer while the notification is held means the device
             // did not look at the queue.
-            let early = within_ms(200, || drain_replies(&nic, &mut buf) > 0);
+            let early = replied_within_ms(&nic, &mut buf, 200);
             assert!(!early, "a frame went out before the doorbell rang");
             nic.ring();
             assert_eq!((bell.owed(), bell.rung()), (0, rung + 1));
-            let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+            let answered = replied_within_ms(&nic, &mut buf, 5_000);
             assert!(answered, "no ARP reply within 5 s of the doorbell");
         });
     }
@@ -70,7 +70,7 @@ ktest!(
             assert_eq!(bell.rung(), rung);
             nic.transmit(&frame).expect("transmit");
             assert_eq!((bell.owed(), bell.rung()), (0, rung + 1));
-            let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+            let answered = replied_within_ms(&nic, &mut buf, 5_000);
             assert!(answered, "no ARP reply within 5 s");
         });
     }
@@ -88,7 +88,7 @@ ktest!(
             nic.transmit(&arp_request(nic.mac(), GATEWAY_IP))
                 .expect("transmit");
             assert_eq!((bell.owed(), bell.rung()), (0, rung + 1));
-            let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+            let answered = replied_within_ms(&nic, &mut buf, 5_000);
             assert!(answered, "no ARP reply within 5 s");
         });
         nic.set_hold(true);

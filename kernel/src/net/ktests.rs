@@ -58,6 +58,12 @@ pub(super) fn drain_replies(nic: &VirtioNet, buf: &mut [u8]) -> usize {
     replies
 }
 
+/// Whether an ARP reply from the gateway arrives within `timeout_ms`
+/// (every frame meanwhile is taken).
+pub(super) fn replied_within_ms(nic: &VirtioNet, buf: &mut [u8], timeout_ms: u64) -> bool {
+    within_ms(timeout_ms, || drain_replies(nic, buf) > 0)
+}
+
 /// Runs `step` until it returns `true` or `timeout_ms` pass.
 pub(super) fn within_ms(timeout_ms: u64, mut step: impl FnMut() -> bool) -> bool {
     let deadline = crate::time::now_ns() + timeout_ms * 1_000_000;
@@ -119,7 +125,7 @@ ktest!(
             nic.stats().interrupts.load(Ordering::Relaxed) > before
         });
         assert!(fired, "no device interrupt within 5 s");
-        let got = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+        let got = replied_within_ms(&nic, &mut buf, 5_000);
         assert!(got, "the interrupt came but no reply");
     }
 );
@@ -199,7 +205,7 @@ ktest!(
         // Slirp learns the guest's MAC from its ARP request.
         nic.transmit(&arp_request(mac, GATEWAY_IP))
             .expect("transmit");
-        let answered = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+        let answered = replied_within_ms(&nic, &mut buf, 5_000);
         assert!(answered, "no ARP reply from 10.0.2.2 within 5 s");
         crate::kprintln!("net: waiting for a TCP SYN to port {PUBLISHED_GUEST_PORT}");
         let got = within_ms(60_000, || {

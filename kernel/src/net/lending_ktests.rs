@@ -15,7 +15,9 @@ use libos::error::Errno;
 use libos::net::{COPYBREAK, NetConfig, NetDevice, NetStack, SockAddr, Socket, UdpSocket};
 
 use super::VirtioNet;
-use super::ktests::{GATEWAY_IP, arp_reply_from, arp_request, drain_replies, nic, within_ms};
+use super::ktests::{
+    GATEWAY_IP, arp_reply_from, arp_request, drain_replies, nic, replied_within_ms, within_ms,
+};
 use super::virtio::MAX_FRAME;
 use crate::ktest;
 use crate::platform::dma::{self, DMA_WINDOW_BASE};
@@ -104,7 +106,7 @@ ktest!(
         assert!(!called, "fill ran although nothing was lent");
         nic.transmit(&arp_request(nic.mac(), GATEWAY_IP))
             .expect("transmit");
-        let got = within_ms(5_000, || drain_replies(&nic, &mut buf) > 0);
+        let got = replied_within_ms(&nic, &mut buf, 5_000);
         assert!(got, "no ARP reply from 10.0.2.2 within 5 s");
         assert_eq!(get(&s.tx_in_place), tx_before);
     }

@@ -295,8 +295,9 @@ impl VirtioNet {
 
     /// Holds the transmit notification back (`true`, the default) or
     /// sends it after every frame; what is owed is sent when holding
-    /// stops.
-    pub fn set_hold(&self, on: bool) {
+    /// stops. The ktests switch it; a run chooses with `net.doorbell=`.
+    #[cfg(feature = "ktest")]
+    pub(crate) fn set_hold(&self, on: bool) {
         self.bell.set_hold(on);
         if !on {
             self.with(|_| self.bell.ring());
