@@ -24,11 +24,24 @@
 //! in the same spirit with `xmit_more`, while the stack has more frames to
 //! give.
 //!
+//! Each notification, of either queue, is sent only if the device asked
+//! for it: the wrapper reads the queue's `avail_event` (or, without
+//! `VIRTIO_F_EVENT_IDX`, the used ring's no-notify flag) and applies the
+//! split virtqueue's rule ([`libos::net::virtq::need_event`]). The driver
+//! of `virtio-drivers` 0.13 would notify again for every buffer once the
+//! device's event index is stale, and QEMU's device leaves it at the next
+//! buffer it will take: every receive buffer given back notified the
+//! device, about one register write per frame received (an exit to the
+//! hypervisor on SEV-SNP and TDX). A notification the driver asks for and
+//! the device did not is counted ([`Bell::declined`]).
+//!
 //! Every other transport call goes straight to the wrapped
 //! [`MmioTransport`].
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
+
+use libos::net::virtq::{self, RingAddrs};
 
 use spin::Mutex;
 use virtio_drivers::transport::mmio::MmioTransport;
@@ -36,8 +49,14 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Trans
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+/// virtio-net's receive queue (`receiveq1`).
+pub const QUEUE_RECEIVE: u16 = 0;
+
 /// virtio-net's transmit queue (`transmitq1`).
 pub const QUEUE_TRANSMIT: u16 = 1;
+
+/// The queues whose notifications go through [`Bell::asked`].
+const QUEUES: usize = 2;
 
 /// `net.doorbell=held` (the default) holds the transmit notification back;
 /// `net.doorbell=each` sends it after every frame, as the driver does on
@@ -60,6 +79,16 @@ pub struct Bell {
     owed: AtomicU32,
     /// Notifications of the transmit queue the device got.
     rung: AtomicU64,
+    /// Notifications of the receive queue the device got.
+    rx_rung: AtomicU64,
+    /// Notifications the driver asked for that the device had not.
+    declined: AtomicU64,
+    /// Whether `VIRTIO_F_EVENT_IDX` was negotiated.
+    event_idx: AtomicBool,
+    /// Where each queue's notification fields are (`queue_set`).
+    rings: Mutex<[Option<RingAddrs>; QUEUES]>,
+    /// Each queue's available index when the device was last notified.
+    notified_at: [AtomicU16; QUEUES],
 }
 
 impl Bell {
@@ -70,6 +99,11 @@ impl Bell {
             hold: AtomicBool::new(hold),
             owed: AtomicU32::new(0),
             rung: AtomicU64::new(0),
+            rx_rung: AtomicU64::new(0),
+            declined: AtomicU64::new(0),
+            event_idx: AtomicBool::new(false),
+            rings: Mutex::new([None; QUEUES]),
+            notified_at: [AtomicU16::new(0), AtomicU16::new(0)],
         })
     }
 
@@ -95,28 +129,107 @@ impl Bell {
         self.rung.load(Ordering::Relaxed)
     }
 
-    /// Sends the transmit notification if one is owed. Call with the
-    /// driver's lock held and interrupts off (the device interrupt's
-    /// handler takes the transport's lock too).
+    /// Notifications of the receive queue sent to the device.
+    pub fn rx_rung(&self) -> u64 {
+        self.rx_rung.load(Ordering::Relaxed)
+    }
+
+    /// Notifications the driver asked for (of either queue, counting a
+    /// held transmit notification once per ring) that the device had not:
+    /// not sent.
+    pub fn declined(&self) -> u64 {
+        self.declined.load(Ordering::Relaxed)
+    }
+
+    /// Sends the transmit notification if one is owed and the device
+    /// asked for it. Call with the driver's lock held and interrupts off
+    /// (the device interrupt's handler takes the transport's lock too).
     pub(super) fn ring(&self) {
         if self.owed.swap(0, Ordering::Relaxed) != 0 {
-            self.notify_now();
+            self.notify_if_asked(QUEUE_TRANSMIT);
         }
     }
 
-    fn notify_now(&self) {
-        self.transport.lock().notify(QUEUE_TRANSMIT);
-        self.rung.fetch_add(1, Ordering::Relaxed);
+    /// Notifies the device of `queue` if it asked ([`Self::asked`]); else
+    /// counts the notification declined.
+    fn notify_if_asked(&self, queue: u16) {
+        match self.asked(queue) {
+            Wish::Notify(published) => {
+                self.transport.lock().notify(queue);
+                if let (Some(at), Some(published)) =
+                    (self.notified_at.get(usize::from(queue)), published)
+                {
+                    at.store(published, Ordering::Relaxed);
+                }
+                let sent = if queue == QUEUE_TRANSMIT {
+                    &self.rung
+                } else {
+                    &self.rx_rung
+                };
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Wish::Decline => {
+                self.declined.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether the device of `queue` wants a notification for the
+    /// buffers published since the last one. Reads the queue's fields in
+    /// the shared pool; where they cannot be read (a queue not set up,
+    /// outside the pool) the answer is yes, as a notification too many is
+    /// harmless and one too few stalls the queue.
+    fn asked(&self, queue: u16) -> Wish {
+        let i = usize::from(queue);
+        let addrs = self.rings.lock().get(i).copied().flatten();
+        let read = |paddr: u64| {
+            let mut b = [0u8; 2];
+            crate::platform::dma::pool()
+                .is_some_and(|pool| pool.read(paddr, &mut b))
+                .then(|| u16::from_le_bytes(b))
+        };
+        let Some(addrs) = addrs else {
+            return Wish::Notify(None);
+        };
+        // The index the driver published must be visible to the device
+        // before the device's wish is read, as the device writes its wish
+        // before it looks at the index again (virtio 1.2, §2.7.10): else
+        // each can miss the other and the queue stalls.
+        fence(Ordering::SeqCst);
+        let Some(published) = read(addrs.avail_idx) else {
+            return Wish::Notify(None);
+        };
+        let wants = if self.event_idx.load(Ordering::Relaxed) {
+            let last = self.notified_at[i].load(Ordering::Relaxed);
+            read(addrs.avail_event).is_none_or(|event| virtq::need_event(event, published, last))
+        } else {
+            read(addrs.used_flags).is_none_or(|flags| flags & virtq::USED_F_NO_NOTIFY == 0)
+        };
+        if wants {
+            Wish::Notify(Some(published))
+        } else {
+            Wish::Decline
+        }
     }
 
     /// The transmit queue's notification, as the driver asks for it.
     fn notify_transmit(&self) {
         if !self.holds() {
-            self.notify_now();
+            self.transport.lock().notify(QUEUE_TRANSMIT);
+            self.rung.fetch_add(1, Ordering::Relaxed);
         } else if self.owed.fetch_add(1, Ordering::Relaxed) + 1 >= RING_AFTER {
             self.ring();
         }
     }
+}
+
+/// [`Bell::asked`]'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wish {
+    /// Notify; the available index published, if it could be read.
+    Notify(Option<u16>),
+    /// The device did not ask.
+    Decline,
 }
 
 /// The transport `virtio-drivers` drives: an [`MmioTransport`] whose
@@ -140,6 +253,9 @@ impl Transport for Doorbell {
     }
 
     fn write_driver_features(&mut self, driver_features: u64) {
+        self.0
+            .event_idx
+            .store(driver_features & virtq::F_EVENT_IDX != 0, Ordering::Relaxed);
         self.with(|t| t.write_driver_features(driver_features));
     }
 
@@ -148,10 +264,10 @@ impl Transport for Doorbell {
     }
 
     fn notify(&mut self, queue: u16) {
-        if queue == QUEUE_TRANSMIT {
-            self.0.notify_transmit();
-        } else {
-            self.with(|t| t.notify(queue));
+        match queue {
+            QUEUE_TRANSMIT => self.0.notify_transmit(),
+            QUEUE_RECEIVE => self.0.notify_if_asked(QUEUE_RECEIVE),
+            _ => self.with(|t| t.notify(queue)),
         }
     }
 
@@ -179,10 +295,19 @@ impl Transport for Doorbell {
         driver_area: PhysAddr,
         device_area: PhysAddr,
     ) {
+        if let Some(slot) = self.0.rings.lock().get_mut(usize::from(queue)) {
+            *slot = RingAddrs::new(size, driver_area, device_area);
+        }
+        if let Some(at) = self.0.notified_at.get(usize::from(queue)) {
+            at.store(0, Ordering::Relaxed);
+        }
         self.with(|t| t.queue_set(queue, size, descriptors, driver_area, device_area));
     }
 
     fn queue_unset(&mut self, queue: u16) {
+        if let Some(slot) = self.0.rings.lock().get_mut(usize::from(queue)) {
+            *slot = None;
+        }
         self.with(|t| t.queue_unset(queue));
     }
 

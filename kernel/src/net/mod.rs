@@ -182,7 +182,8 @@ pub const SUMMARY_PREFIX: &str = "net counters:";
 /// (`libos::net::counters`: sent frames, TCP retransmissions, frames held
 /// back for a full device queue, receive errors, frames moved in place) and the device's (sends
 /// refused for a full queue, frames dropped, receive bursts of a whole
-/// ring, interrupts, transmit notifications sent: `doorbell`). Formatting it takes no lock and allocates nothing,
+/// ring, interrupts, transmit and receive notifications sent, and those
+/// the driver asked for that the device had not: `doorbell`). Formatting it takes no lock and allocates nothing,
 /// so the NMI stop path may print it too.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
@@ -192,19 +193,23 @@ pub struct Summary {
     rx_ring_full: u64,
     interrupts: u64,
     doorbells: u64,
+    rx_notifies: u64,
+    notifies_declined: u64,
 }
 
 impl core::fmt::Display for Summary {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={} dev_doorbells={}",
+            "{SUMMARY_PREFIX} {} dev_tx_queue_full={} dev_rx_dropped={} dev_rx_ring_full={} dev_interrupts={} dev_doorbells={} dev_rx_notifies={} dev_notifies_declined={}",
             self.stack,
             self.tx_queue_full,
             self.rx_dropped,
             self.rx_ring_full,
             self.interrupts,
-            self.doorbells
+            self.doorbells,
+            self.rx_notifies,
+            self.notifies_declined
         )
     }
 }
@@ -224,6 +229,8 @@ pub fn summary(stack: &libos::net::NetStack) -> Option<Summary> {
         rx_ring_full: get(&s.rx_ring_full),
         interrupts: get(&s.interrupts),
         doorbells: nic.bell().rung(),
+        rx_notifies: nic.bell().rx_rung(),
+        notifies_declined: nic.bell().declined(),
     })
 }
 

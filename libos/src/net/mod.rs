@@ -28,6 +28,8 @@
 //!   carries the RFC 3542 values in the IPv6 header).
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
+//! - [`virtq`]: when a virtio device wants a notification (the split
+//!   virtqueue's event-index rule), for the kernel's driver.
 //!
 //! The socket file kinds and their syscalls (`crate::syscall::net`)
 //! follow the pattern of `crate::ipc`: operations never block, they fail
@@ -53,6 +55,7 @@ pub mod udp;
 pub mod udplite;
 pub mod udplite_table;
 pub mod unix;
+pub mod virtq;
 
 #[cfg(test)]
 pub(crate) mod testdev;
