@@ -255,6 +255,72 @@ impl Samples {
     }
 }
 
+/// A run at this share of its median or lower (higher-is-better; the
+/// inverse for lower-is-better) is marked in [`Samples::rounds_table`]:
+/// issue 16's "every round within 0.8× of its median".
+pub const SLOW_ROUND: f64 = 0.8;
+
+impl Samples {
+    /// Every run's value ÷ its side's median, in the order the runs came
+    /// (round 1 first; a failed run leaves no entry, so the runs after it
+    /// move up): a spell in which the host ran slowly shows as the same
+    /// round low for every guest. Slow runs ([`SLOW_ROUND`]) are in bold.
+    pub fn rounds_table(&self) -> String {
+        let sides: [(&str, SideValues); 4] = [
+            ("Linux", |r| &r.linux),
+            ("Cloister", |r| &r.cloister),
+            ("Cloister+audit", |r| &r.audited),
+            ("Cloister-B", |r| &r.against),
+        ];
+        let present: Vec<_> = sides
+            .iter()
+            .filter(|(_, get)| self.rows.iter().any(|r| !get(r).is_empty()))
+            .collect();
+        let mut t = String::from("| figure | metric |");
+        for (name, _) in &present {
+            let _ = write!(t, " {name}, each run ÷ median |");
+        }
+        t.push_str("\n|");
+        t.push_str(&"---|".repeat(2 + present.len()));
+        t.push('\n');
+        for row in &self.rows {
+            let _ = write!(t, "| {} | {} |", row.metric.figure, row.metric.name);
+            for (_, get) in &present {
+                let _ = write!(t, " {} |", run_ratios(get(row), row.metric.better));
+            }
+            t.push('\n');
+        }
+        t
+    }
+}
+
+/// Picks one side's values out of a [`Row`].
+type SideValues = fn(&Row) -> &Vec<f64>;
+
+/// `values` ÷ their median, two decimals each, slow ones in bold; `–`
+/// for none.
+fn run_ratios(values: &[f64], better: Better) -> String {
+    let Some(median) = summarize(values).map(|s| s.median).filter(|&m| m != 0.0) else {
+        return "–".into();
+    };
+    let shown: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let r = v / median;
+            let slow = match better {
+                Better::Higher => r < SLOW_ROUND,
+                Better::Lower => r > 1.0 / SLOW_ROUND,
+            };
+            if slow {
+                format!("**{r:.2}**")
+            } else {
+                format!("{r:.2}")
+            }
+        })
+        .collect();
+    shown.join(" ")
+}
+
 /// What the audit log costs on a metric, from the medians: the share of
 /// throughput lost (higher-is-better) or of time added (lower-is-better);
 /// negative when the audited runs were faster (noise).
@@ -329,6 +395,38 @@ mod tests {
             row.ends_with("| 210 | 200–220 (n=2) | 0.67 | 0.50 |"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn each_run_is_shown_against_its_median_with_slow_rounds_in_bold() {
+        let mut s = Samples::default();
+        let rate = |name: &str| Metric {
+            figure: "redis",
+            name: name.into(),
+            unit: "req/s",
+            better: Better::Higher,
+        };
+        // Round 2 slow for both guests; Cloister-B and audit absent.
+        for (l, c) in [(100.0, 200.0), (70.0, 150.0), (100.0, 200.0)] {
+            s.add(Side::Linux, rate("GET"), l);
+            s.add(Side::Cloister, rate("GET"), c);
+        }
+        for v in [10.0, 13.0, 10.0] {
+            s.add(Side::Linux, metric("exit"), v);
+        }
+        let t = s.rounds_table();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| figure | metric | Linux, each run ÷ median | Cloister, each run ÷ median |"
+        );
+        assert_eq!(lines[1], "|---|---|---|---|");
+        assert_eq!(
+            lines[2],
+            "| redis | GET | 1.00 **0.70** 1.00 | 1.00 **0.75** 1.00 |"
+        );
+        // Lower is better: 1.3 × the median is slow, and no Cloister runs.
+        assert_eq!(lines[3], "| boot | exit | 1.00 **1.30** 1.00 | – |");
     }
 
     #[test]

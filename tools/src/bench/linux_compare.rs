@@ -239,6 +239,11 @@ pub fn run(opts: &Options) -> Result<Samples> {
     let both = guests.iter().any(|(s, _)| *s == Side::Cloister);
     println!("{}", report_header(opts, &kernel, both));
     println!("{}", samples.table());
+    println!(
+        "Each run's value ÷ its median, in round order (a round that is slow for every guest points at the host; bold: below {} of the median, or above its inverse for times):\n\n{}",
+        super::compare::SLOW_ROUND,
+        samples.rounds_table()
+    );
     for (figure, guest, reason) in samples.failures.iter().chain(&samples.pending) {
         println!("- {guest}, {figure}: {reason}");
     }
