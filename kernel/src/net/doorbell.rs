@@ -1,6 +1,7 @@
 //! [`Doorbell`]: the virtio-mmio transport with the transmit queue's
 //! notification (the doorbell) held back, so that the frames one burst of
-//! work produces reach the device together.
+//! work produces reach the device together, and every notification sent
+//! only when the device asked for it.
 //!
 //! A virtio driver notifies the device after each frame it queues (unless
 //! the device said it is already looking). Under QEMU that notification
@@ -29,10 +30,11 @@
 //! `VIRTIO_F_EVENT_IDX`, the used ring's no-notify flag) and applies the
 //! split virtqueue's rule ([`libos::net::virtq::need_event`]). The driver
 //! of `virtio-drivers` 0.13 would notify again for every buffer once the
-//! device's event index is stale, and QEMU's device leaves it at the next
-//! buffer it will take: every receive buffer given back notified the
-//! device, about one register write per frame received (an exit to the
-//! hypervisor on SEV-SNP and TDX). A notification the driver asks for and
+//! device's event index is stale, and QEMU's device leaves it stale while
+//! its receive queue has buffers (it asks again when it runs out): every
+//! receive buffer given back notified the device, about one register
+//! write per frame received (an exit to the hypervisor on SEV-SNP and
+//! TDX). A notification the driver asks for and
 //! the device did not is counted ([`Bell::declined`]).
 //!
 //! Every other transport call goes straight to the wrapped
@@ -233,7 +235,7 @@ enum Wish {
 }
 
 /// The transport `virtio-drivers` drives: an [`MmioTransport`] whose
-/// transmit notifications go through a [`Bell`].
+/// queue notifications go through a [`Bell`].
 #[derive(Debug)]
 pub struct Doorbell(pub Arc<Bell>);
 
