@@ -1,7 +1,7 @@
 //! [`Doorbell`]: the virtio-mmio transport with the transmit queue's
 //! notification (the doorbell) held back, so that the frames one burst of
-//! work produces reach the device together, and every notification sent
-//! only when the device asked for it.
+//! work produces reach the device together, and the notifications sent
+//! only when the device asked for them.
 //!
 //! A virtio driver notifies the device after each frame it queues (unless
 //! the device said it is already looking). Under QEMU that notification
@@ -25,8 +25,10 @@
 //! in the same spirit with `xmit_more`, while the stack has more frames to
 //! give.
 //!
-//! Each notification, of either queue, is sent only if the device asked
-//! for it: the wrapper reads the queue's `avail_event` (or, without
+//! The receive queue's notifications, and the held transmit one when it
+//! rings, are sent only if the device asked for them (with holding off
+//! the transmit queue notifies as the driver asks, as before): the
+//! wrapper reads the queue's `avail_event` (or, without
 //! `VIRTIO_F_EVENT_IDX`, the used ring's no-notify flag) and applies the
 //! split virtqueue's rule ([`libos::net::virtq::need_event`]). The driver
 //! of `virtio-drivers` 0.13 would notify again for every buffer once the
@@ -34,8 +36,8 @@
 //! its receive queue has buffers (it asks again when it runs out): every
 //! receive buffer given back notified the device, about one register
 //! write per frame received (an exit to the hypervisor on SEV-SNP and
-//! TDX). A notification the driver asks for and
-//! the device did not is counted ([`Bell::declined`]).
+//! TDX). A notification the driver asks for and the device did not is
+//! counted ([`Bell::declined`]).
 //!
 //! Every other transport call goes straight to the wrapped
 //! [`MmioTransport`].
