@@ -159,23 +159,28 @@ impl Bell {
     fn notify_if_asked(&self, queue: u16) {
         match self.asked(queue) {
             Wish::Notify(published) => {
-                self.transport.lock().notify(queue);
+                self.notify_now(queue);
                 if let (Some(at), Some(published)) =
                     (self.notified_at.get(usize::from(queue)), published)
                 {
                     at.store(published, Ordering::Relaxed);
                 }
-                let sent = if queue == QUEUE_TRANSMIT {
-                    &self.rung
-                } else {
-                    &self.rx_rung
-                };
-                sent.fetch_add(1, Ordering::Relaxed);
             }
             Wish::Decline => {
                 self.declined.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Notifies the device of `queue` and counts it.
+    fn notify_now(&self, queue: u16) {
+        self.transport.lock().notify(queue);
+        let sent = if queue == QUEUE_TRANSMIT {
+            &self.rung
+        } else {
+            &self.rx_rung
+        };
+        sent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the device of `queue` wants a notification for the
@@ -219,8 +224,7 @@ impl Bell {
     /// The transmit queue's notification, as the driver asks for it.
     fn notify_transmit(&self) {
         if !self.holds() {
-            self.transport.lock().notify(QUEUE_TRANSMIT);
-            self.rung.fetch_add(1, Ordering::Relaxed);
+            self.notify_now(QUEUE_TRANSMIT);
         } else if self.owed.fetch_add(1, Ordering::Relaxed) + 1 >= RING_AFTER {
             self.ring();
         }
