@@ -255,7 +255,7 @@ impl Samples {
     }
 }
 
-/// A run at this share of its median or lower (higher-is-better; the
+/// A run below this share of its median (higher-is-better; above the
 /// inverse for lower-is-better) is marked in [`Samples::rounds_table`]:
 /// issue 16's "every round within 0.8× of its median".
 pub const SLOW_ROUND: f64 = 0.8;
