@@ -62,6 +62,7 @@
 
 pub mod dma;
 pub mod frame;
+pub mod ring;
 
 mod arena;
 mod bestfit;
