@@ -635,5 +635,80 @@ fn debian_nginx_serves_files_to_curl_over_a_tap_network() {
     }
     let result = server.join().expect("run thread");
     assert_nginx_ran_cleanly(&result);
+    // QEMU's TAP device offers checksum and segmentation offload: the
+    // mebibyte went in frames the device cut into segments (a wrong
+    // checksum or header would have failed the transfer above).
+    let offloads = result
+        .kernel_lines
+        .iter()
+        .find(|l| l.contains("net: virtio-net"))
+        .expect("the card's line");
+    assert!(
+        offloads.contains("offloads: tcp checksum, segmentation"),
+        "{offloads}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The C echo server on a TAP network (`cloister run --net tap`), where
+/// QEMU's card finishes TCP checksums and cuts long frames: a mebibyte
+/// sent from the test's namespace comes back intact, part of it in frames
+/// the card cut (the exit line's `tx_segmented`). Needs root, as above.
+#[test]
+fn a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts() {
+    use tools::qemu::tap::TapNet;
+    let net = match TapNet::create() {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts: {e:#}"
+            );
+            return;
+        }
+    };
+    let prog = compile("tcp_echo");
+    let mut opts = RunOptions::new(prog, ["7000", "1"]);
+    opts.capture = true;
+    opts.timeout = Some(Duration::from_secs(300));
+    opts.net = tools::run::NetMode::TapIn(net.clone());
+    let server = thread::spawn(move || run(&opts).expect("cloister run"));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut s = loop {
+        if let Ok(s) = net.connect(7000, Duration::from_secs(2)) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the echo server never answered over tap"
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let data: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut writer = s.try_clone().expect("clone");
+    let sent = data.clone();
+    let w = thread::spawn(move || writer.write_all(&sent).expect("write"));
+    let back = read_exact_vec(&mut s, data.len());
+    w.join().expect("writer");
+    assert!(back == data, "the echo differs from what was sent");
+    drop(s.shutdown(std::net::Shutdown::Both));
+    let result = server.join().expect("run thread");
+    assert!(result.diagnosis.is_none(), "{result:#?}");
+    assert_eq!(result.exit_code(), 0);
+    let card = result
+        .kernel_lines
+        .iter()
+        .find(|l| l.contains("net: virtio-net"))
+        .expect("the card's line");
+    assert!(
+        card.contains("offloads: tcp checksum, segmentation"),
+        "{card}"
+    );
+    let segmented = net_counter(&result, "tx_segmented").expect("tx_segmented counted");
+    let sent = net_counter(&result, "tx_frames").expect("tx_frames counted");
+    eprintln!("tx_frames={sent} tx_segmented={segmented}");
+    assert!(segmented > 0, "no frame was cut by the card ({sent} sent)");
 }

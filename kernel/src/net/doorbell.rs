@@ -39,12 +39,17 @@
 //! TDX). A notification the driver asks for and the device did not is
 //! counted ([`Bell::declined`]).
 //!
-//! Every other transport call goes straight to the wrapped
-//! [`MmioTransport`].
+//! The wrapper also adds the offloads `virtio-drivers` does not ask for
+//! to the features the driver accepts: the device completing TCP
+//! checksums and cutting long TCP frames (`libos::net::offload`), when
+//! the device offers them (QEMU does on a TAP network, not with user
+//! networking) and the kernel was not told `net.offload=off`. Every other
+//! transport call goes straight to the wrapped [`MmioTransport`].
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 
+use libos::net::offload;
 use libos::net::virtq::{self, RingAddrs};
 
 use spin::Mutex;
@@ -93,11 +98,16 @@ pub struct Bell {
     rings: Mutex<[Option<RingAddrs>; QUEUES]>,
     /// Each queue's available index when the device was last notified.
     notified_at: [AtomicU16; QUEUES],
+    /// Whether to accept the device's offloads (`write_driver_features`).
+    offload: bool,
+    /// The features the driver accepted.
+    features: AtomicU64,
 }
 
 impl Bell {
-    /// Shared state over `transport`, holding notifications if `hold`.
-    pub fn new(transport: MmioTransport<'static>, hold: bool) -> Arc<Self> {
+    /// Shared state over `transport`, holding notifications if `hold`,
+    /// accepting the device's offloads if `offload`.
+    pub fn new(transport: MmioTransport<'static>, hold: bool, offload: bool) -> Arc<Self> {
         Arc::new(Self {
             transport: Mutex::new(transport),
             hold: AtomicBool::new(hold),
@@ -108,7 +118,14 @@ impl Bell {
             event_idx: AtomicBool::new(false),
             rings: Mutex::new([None; QUEUES]),
             notified_at: [AtomicU16::new(0), AtomicU16::new(0)],
+            offload,
+            features: AtomicU64::new(0),
         })
+    }
+
+    /// The features the driver accepted (offloads included).
+    pub fn features(&self) -> u64 {
+        self.features.load(Ordering::Relaxed)
     }
 
     /// Whether transmit notifications are held back.
@@ -221,6 +238,16 @@ impl Bell {
         }
     }
 
+    /// Counts `frames` more frames' worth of held transmit work (a frame
+    /// the device cuts into segments weighs as the segments it becomes),
+    /// ringing once [`RING_AFTER`] are owed. Holding off, it does nothing:
+    /// every frame has notified already. Call as [`Self::ring`].
+    pub(super) fn owe(&self, frames: u32) {
+        if self.holds() && self.owed.fetch_add(frames, Ordering::Relaxed) + frames >= RING_AFTER {
+            self.ring();
+        }
+    }
+
     /// The transmit queue's notification, as the driver asks for it.
     fn notify_transmit(&self) {
         if !self.holds() {
@@ -264,7 +291,16 @@ impl Transport for Doorbell {
         self.0
             .event_idx
             .store(driver_features & virtq::F_EVENT_IDX != 0, Ordering::Relaxed);
-        self.with(|t| t.write_driver_features(driver_features));
+        let features = self.with(|t| {
+            let features = offload::virtio_net_features(
+                t.read_device_features(),
+                driver_features,
+                self.0.offload,
+            );
+            t.write_driver_features(features);
+            features
+        });
+        self.0.features.store(features, Ordering::Relaxed);
     }
 
     fn max_queue_size(&mut self, queue: u16) -> u32 {

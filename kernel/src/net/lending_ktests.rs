@@ -12,6 +12,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use libos::error::Errno;
+use libos::net::offload::TxOffload;
 use libos::net::{COPYBREAK, NetConfig, NetDevice, NetStack, SockAddr, Socket, UdpSocket};
 
 use super::VirtioNet;
@@ -76,6 +77,7 @@ ktest!(
         nic.transmit_with(request.len(), &mut |slot| {
             written_in_pool = in_pool(slot);
             slot.copy_from_slice(&request);
+            TxOffload::NONE
         })
         .expect("a free transmit slot");
         assert!(written_in_pool, "the frame was not written into a slot");
@@ -101,7 +103,12 @@ ktest!(
         let s = nic.stats();
         let tx_before = get(&s.tx_in_place);
         let mut called = false;
-        let e = nic.transmit_with(42, &mut |_| called = true).unwrap_err();
+        let e = nic
+            .transmit_with(42, &mut |_| {
+                called = true;
+                TxOffload::NONE
+            })
+            .unwrap_err();
         assert_eq!(e.errno(), Errno::EOPNOTSUPP);
         assert!(!called, "fill ran although nothing was lent");
         nic.transmit(&arp_request(nic.mac(), GATEWAY_IP))

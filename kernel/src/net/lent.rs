@@ -34,9 +34,4 @@ impl TxSpare {
             .compare_exchange(NO_SPARE, word, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
-
-    /// Whether a slot is set aside.
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire) != NO_SPARE
-    }
 }

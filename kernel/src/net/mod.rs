@@ -38,6 +38,7 @@ mod ktests;
 mod lending_ktests;
 mod lent;
 pub mod mmio;
+mod slots;
 pub mod virtio;
 
 use alloc::sync::Arc;
@@ -55,6 +56,7 @@ pub const CMDLINE_KEYS: &[&str] = &[
     mmio::CMDLINE_KEY,
     NO_IRQ_KEY,
     doorbell::HOLD_KEY,
+    OFFLOAD_KEY,
     dma::CMDLINE_KEY,
     libos::net::config::IP_KEY,
     libos::net::config::GATEWAY_KEY,
@@ -62,6 +64,11 @@ pub const CMDLINE_KEYS: &[&str] = &[
 
 /// `net.poll`: leave the device interrupt unrouted (pure polling).
 const NO_IRQ_KEY: &str = "net.poll";
+
+/// `net.offload=off`: send every frame complete, even to a device that
+/// offers to finish TCP checksums and cut long frames (`on`, the
+/// default, accepts what it offers).
+pub const OFFLOAD_KEY: &str = "net.offload";
 
 static DEVICE: spin::Once<Option<Arc<VirtioNet>>> = spin::Once::new();
 /// Where [`DEVICE`]'s transport is (the ktests read its queue registers).
@@ -119,8 +126,14 @@ pub fn init(args: &KernelArgs<'_>) {
         }
     };
     let (used, _) = dma::pool().map_or((0, 0), |p| p.usage());
+    let offloads = nic.offloads();
+    let offload = match (offloads.tcp_checksum, offloads.tso4_frame) {
+        (_, Some(frame)) => alloc::format!("tcp checksum, segmentation up to {frame} bytes"),
+        (true, None) => alloc::string::String::from("tcp checksum"),
+        (false, None) => alloc::string::String::from("none"),
+    };
     crate::kprintln!(
-        "net: virtio-net {} at {:#x}, {irq}, {} KiB of the shared DMA pool in use",
+        "net: virtio-net {} at {:#x}, {irq}, offloads: {offload}, {} KiB of the shared DMA pool in use",
         format_mac(&nic.mac()),
         dev.paddr,
         used >> 10
@@ -142,7 +155,15 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
             true
         }
     };
-    match VirtioNet::new(transport, crate::platform::platform().kind(), hold) {
+    let offload = match args.get(OFFLOAD_KEY) {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            log::warn!("ignoring {OFFLOAD_KEY}={other}: expected `on` or `off`");
+            true
+        }
+    };
+    match VirtioNet::new(transport, crate::platform::platform().kind(), hold, offload) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);

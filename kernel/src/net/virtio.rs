@@ -2,12 +2,25 @@
 //! `virtio-drivers`' [`VirtIONetRaw`] (which owns the virtqueues) with the
 //! packet buffers managed here.
 //!
-//! Buffers: two sets of [`QUEUE_SIZE`] fixed 2 KiB slots (virtio-net
-//! header + one 1514-byte frame), allocated once through the HAL
-//! ([`KernelHal`]'s `dma_alloc`) from the shared DMA pool, so sending and
-//! receiving never touch the heap, no slot is bounced (the HAL shares a
-//! pool buffer in place), and nothing the device touches lies outside the
-//! pool. Every receive slot is posted to the device at start.
+//! Buffers (`super::slots`): fixed 2 KiB slots (virtio-net header + one
+//! 1514-byte frame), [`QUEUE_SIZE`] to receive and [`SMALL_TX`] to send,
+//! plus, when the device cuts long TCP frames into segments (segmentation
+//! offload, `libos::net::offload`: QEMU offers it on a TAP network), an
+//! arena that frames of up to [`LONG_FRAME`] bytes take their own length
+//! of ([`LongFrames`], [`LONG_FRAMES`] at once); one descriptor per frame,
+//! so a free slot always has a free descriptor. They are allocated once through the HAL ([`KernelHal`]'s
+//! `dma_alloc`) from the shared DMA pool, so sending and receiving never
+//! touch the heap, no slot is bounced (the HAL shares a pool buffer in
+//! place), and nothing the device touches lies outside the pool. Every
+//! receive slot is posted to the device at start.
+//!
+//! Offloads: the driver accepts the device's TCP checksum and
+//! segmentation offloads when offered (`super::doorbell`, unless
+//! `net.offload=off`) and tells the LibOS ([`NetDevice::offloads`]); each
+//! frame's virtio-net header then carries what the LibOS says the device
+//! must finish in it. A long frame weighs on the held doorbell as the
+//! segments it becomes, and the doorbell rings at once when no long frame
+//! can be taken, so that the device gives room back.
 //!
 //! A received frame is copied out of its slot into the caller's private
 //! buffer once ([`NetDevice::receive`]) and the slot posted again at once:
@@ -50,83 +63,32 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libos::error::{Errno, Result};
 use libos::net::NetDevice;
+use libos::net::offload::{Offloads, TxOffload};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
-use virtio_drivers::{BufferDirection, Hal};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::doorbell::{Bell, Doorbell};
 use super::hal::KernelHal;
 use super::lent::TxSpare;
-use crate::mm::PAGE_BYTES;
+use super::slots::{
+    FreeList, HEADER_ROOM, LONG_FRAME, LONG_FRAMES, LongFrames, NO_SLOT, SLOT_BYTES, Slots,
+};
 use crate::platform::PlatformKind;
 
-/// Descriptors per virtqueue, and so slots per pool.
+/// Descriptors per virtqueue, and so slots per queue.
 pub const QUEUE_SIZE: usize = 128;
-/// Bytes of one buffer slot: a virtio-net header and a whole frame.
-const SLOT_BYTES: usize = 2048;
+/// Small transmit slots; the transmit slot numbers from here on are long
+/// frames' ([`LongFrames`]).
+pub const SMALL_TX: usize = QUEUE_SIZE - LONG_FRAMES;
+/// Bytes of the virtio-net header's fields that say what the device
+/// finishes ([`TxOffload::virtio_header`]); the whole header is 10 or 12.
+const OFFLOAD_HEADER: usize = 10;
 /// The largest Ethernet frame handled: 1500-byte MTU + 14-byte header.
 pub const MAX_FRAME: usize = 1514;
-/// No slot for this token.
-const NO_SLOT: u16 = u16::MAX;
 
 type Raw = VirtIONetRaw<KernelHal, Doorbell, QUEUE_SIZE>;
-
-/// [`QUEUE_SIZE`] buffer slots in one run of the shared DMA pool.
-#[derive(Debug)]
-struct Slots {
-    /// Physical address of slot 0 (what `dma_alloc` returned).
-    paddr: u64,
-    /// Address of slot 0 in the pool's shared window.
-    vaddr: u64,
-}
-
-impl Slots {
-    /// Pages of one set of slots.
-    const PAGES: usize = (QUEUE_SIZE * SLOT_BYTES).div_ceil(PAGE_BYTES as usize);
-
-    /// A set of slots from the pool; `None` if it is exhausted.
-    fn new() -> Option<Self> {
-        let (paddr, vaddr) = KernelHal::dma_alloc(Self::PAGES, BufferDirection::Both);
-        (paddr != 0).then(|| Self {
-            paddr,
-            vaddr: vaddr.as_ptr() as u64,
-        })
-    }
-
-    /// Slot `i`, or its first `len` bytes.
-    ///
-    /// # Safety
-    ///
-    /// The caller must not hold another reference to slot `i`, and must not
-    /// use this one while the device owns the slot (between the
-    /// `*_begin` and `*_complete` calls that carry it).
-    #[expect(clippy::mut_from_ref, reason = "slots are disjoint DMA memory")]
-    unsafe fn slot(&self, i: u16, len: usize) -> &mut [u8] {
-        debug_assert!(usize::from(i) < QUEUE_SIZE && len <= SLOT_BYTES);
-        // SAFETY: the run holds QUEUE_SIZE slots of SLOT_BYTES, mapped
-        // read-write in the pool's window and owned by this set until it
-        // is dropped (with the device); exclusivity is the caller's
-        // obligation.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                (self.vaddr + (usize::from(i) * SLOT_BYTES) as u64) as *mut u8,
-                len,
-            )
-        }
-    }
-}
-
-impl Drop for Slots {
-    fn drop(&mut self) {
-        let vaddr = core::ptr::NonNull::new(self.vaddr as *mut u8).expect("allocated");
-        // SAFETY: what `dma_alloc` returned for `PAGES`, freed once; a set
-        // is dropped only with its device (or when the device never came
-        // up), so the device holds none of its slots.
-        unsafe { KernelHal::dma_dealloc(self.paddr, vaddr, Self::PAGES) };
-    }
-}
 
 /// Frame counters, for tests and diagnostics.
 #[derive(Debug, Default)]
@@ -148,16 +110,21 @@ pub struct NetStats {
     pub interrupts: AtomicU64,
     /// Of [`Self::tx_frames`], those written in place into their slot.
     pub tx_in_place: AtomicU64,
+    /// Of [`Self::tx_frames`], the long ones (for the device to cut into
+    /// segments).
+    pub tx_long: AtomicU64,
 }
 
 /// The state behind the lock.
 struct Inner {
     raw: Raw,
+    /// The small transmit slots, numbered from 0.
     tx: Slots,
+    /// Long frames, numbered from [`SMALL_TX`], with segmentation offload.
+    long: Option<LongFrames>,
     rx: Slots,
-    /// Transmit slots not in the device's hands.
-    tx_free: [u16; QUEUE_SIZE],
-    tx_free_count: usize,
+    /// Small transmit slots not in the device's hands.
+    tx_free: FreeList<SMALL_TX>,
     /// Bytes in use in each transmit slot (what was passed to the device).
     tx_len: [u16; QUEUE_SIZE],
     /// The slot of each in-flight token (a token is a descriptor index).
@@ -182,9 +149,11 @@ pub struct VirtioNet {
     lends: AtomicBool,
     /// A transmit slot set aside for the next frame written in place.
     tx_spare: TxSpare,
-    /// Address of transmit slot 0 (a lent slot is reached without the
+    /// Address of transmit slot 0 (the spare slot is reached without the
     /// lock).
     tx_base: u64,
+    /// What the device finishes in frames sent.
+    offloads: Offloads,
     /// The transmit queue's notification, held back until [`Self::ring`].
     bell: Arc<Bell>,
 }
@@ -218,25 +187,38 @@ impl From<virtio_drivers::Error> for InitError {
 impl VirtioNet {
     /// Brings the device up and posts every receive buffer. It lends its
     /// slots unless `platform` protects private memory (see the module
-    /// docs), and holds its transmit notifications back until
-    /// [`Self::ring`] if `hold` (`super::doorbell`).
+    /// docs), holds its transmit notifications back until [`Self::ring`]
+    /// if `hold` (`super::doorbell`), and accepts the device's offloads if
+    /// `offload`.
     pub fn new(
         transport: MmioTransport<'static>,
         platform: PlatformKind,
         hold: bool,
+        offload: bool,
     ) -> core::result::Result<Self, InitError> {
-        let bell = Bell::new(transport, hold);
+        let bell = Bell::new(transport, hold, offload);
         let raw = Raw::new(Doorbell(bell.clone()))?;
         let mac = raw.mac_address();
-        let (Some(tx), Some(rx)) = (Slots::new(), Slots::new()) else {
+        let (Some(tx), Some(rx)) = (
+            Slots::new(SMALL_TX, SLOT_BYTES),
+            Slots::new(QUEUE_SIZE, SLOT_BYTES),
+        ) else {
             return Err(InitError::OutOfMemory);
         };
+        let mut offloads = Offloads::from_virtio_features(bell.features(), LONG_FRAME);
+        let long = offloads.tso4_frame.and_then(|_| LongFrames::new(SMALL_TX));
+        if offloads.tso4_frame.is_some() && long.is_none() {
+            log::warn!(
+                "virtio-net: no room in the shared DMA pool for long frames; frames are not cut by the device"
+            );
+            offloads.tso4_frame = None;
+        }
         let mut inner = Inner {
             raw,
             tx,
+            long,
             rx,
-            tx_free: core::array::from_fn(|i| i as u16),
-            tx_free_count: QUEUE_SIZE,
+            tx_free: FreeList::new(0),
             tx_len: [0; QUEUE_SIZE],
             tx_slot_of: [NO_SLOT; QUEUE_SIZE],
             rx_slot_of: [NO_SLOT; QUEUE_SIZE],
@@ -245,7 +227,7 @@ impl VirtioNet {
         for slot in 0..QUEUE_SIZE as u16 {
             inner.post_rx(slot)?;
         }
-        let tx_base = inner.tx.vaddr;
+        let tx_base = inner.tx.base();
         Ok(Self {
             inner: Mutex::new(inner),
             mac,
@@ -253,6 +235,7 @@ impl VirtioNet {
             lends: AtomicBool::new(!platform.protects_private_memory()),
             tx_spare: TxSpare::default(),
             tx_base,
+            offloads,
             bell,
         })
     }
@@ -319,7 +302,7 @@ impl VirtioNet {
     pub fn tx_in_flight(&self) -> usize {
         self.with(|d| {
             d.reclaim_tx();
-            QUEUE_SIZE - d.tx_free_count - usize::from(self.tx_spare.is_set())
+            d.tx_slot_of.iter().filter(|&&s| s != NO_SLOT).count()
         })
     }
 
@@ -348,6 +331,28 @@ impl VirtioNet {
     }
 }
 
+/// Transmit slot `slot`, small or long, or its first `len` bytes.
+///
+/// # Safety
+///
+/// As [`Slots::slot`] or [`LongFrames::slot`]; `slot` is one of the
+/// device's (a long one only with `long`) and `len` fits it.
+#[expect(clippy::mut_from_ref, reason = "slots are disjoint DMA memory")]
+unsafe fn tx_slot<'s>(
+    tx: &'s Slots,
+    long: Option<&'s LongFrames>,
+    slot: u16,
+    len: usize,
+) -> &'s mut [u8] {
+    if usize::from(slot) < SMALL_TX {
+        // SAFETY: the caller's obligations.
+        return unsafe { tx.slot(slot, len) };
+    }
+    let long = long.expect("a long frame without long frames");
+    // SAFETY: the caller's obligations.
+    unsafe { long.slot(slot, len) }
+}
+
 /// The slot recorded for `token`, if the token is one in flight.
 fn slot_of(slot_of: &[u16; QUEUE_SIZE], token: u16) -> Option<u16> {
     slot_of
@@ -367,6 +372,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Transmit slot `slot` (small or big), or its first `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// As [`tx_slot`].
+    #[expect(clippy::mut_from_ref, reason = "slots are disjoint DMA memory")]
+    unsafe fn tx_slot(&self, slot: u16, len: usize) -> &mut [u8] {
+        // SAFETY: the caller's obligations.
+        unsafe { tx_slot(&self.tx, self.long.as_ref(), slot, len) }
+    }
+
+    /// Puts transmit slot `slot` back on its free list.
+    fn give_back(&mut self, slot: u16) {
+        if usize::from(slot) < SMALL_TX {
+            self.tx_free.push(slot);
+        } else if let Some(long) = &mut self.long {
+            long.give_back(slot);
+        }
+    }
+
     /// Takes back the slots of every send the device has finished.
     #[inline(always)]
     fn reclaim_tx(&mut self) {
@@ -379,33 +404,47 @@ impl Inner {
             let len = usize::from(self.tx_len[usize::from(slot)]);
             // SAFETY: the same buffer (slot and length) that
             // `transmit_begin` was given with this token.
-            let done = unsafe { self.raw.transmit_complete(token, self.tx.slot(slot, len)) };
+            let done = unsafe {
+                self.raw
+                    .transmit_complete(token, tx_slot(&self.tx, self.long.as_ref(), slot, len))
+            };
             if let Err(e) = done {
                 log::error!("virtio-net: completing transmit token {token}: {e:?}");
                 return;
             }
             self.tx_slot_of[usize::from(token)] = NO_SLOT;
-            self.tx_free[self.tx_free_count] = slot;
-            self.tx_free_count += 1;
+            self.give_back(slot);
         }
     }
 
-    /// Takes a free transmit slot off the free list and writes its
-    /// virtio-net header: the slot and the header's length. `EAGAIN` with
-    /// none free. The slot is the caller's until [`Self::submit_tx`].
+    /// Takes a free transmit slot for a frame of `len` bytes (a long
+    /// frame's past [`MAX_FRAME`]) and writes its virtio-net header: the
+    /// slot, the header's length and the slot's address. `EAGAIN` with
+    /// none free, `EMSGSIZE` for a frame no slot holds. The slot is the
+    /// caller's until [`Self::submit_tx`].
     #[inline(always)]
-    fn take_tx_slot(&mut self) -> Result<(u16, usize)> {
+    fn take_tx_slot(&mut self, len: usize) -> Result<(u16, usize, u64)> {
         self.reclaim_tx();
-        if self.tx_free_count == 0 {
+        let slot = match &mut self.long {
+            _ if len <= MAX_FRAME => self.tx_free.pop(),
+            Some(long) if len <= LONG_FRAME => long.take(len),
+            _ => return Err(Errno::EMSGSIZE.into()),
+        };
+        let Some(slot) = slot else {
             return Err(Errno::EAGAIN.into());
-        }
-        let slot = self.tx_free[self.tx_free_count - 1];
+        };
         // SAFETY: a free slot: the device does not hold it, and this is the
-        // only reference.
-        let buf = unsafe { self.tx.slot(slot, SLOT_BYTES) };
-        let header = self.raw.fill_buffer_header(buf).map_err(|_| Errno::EIO)?;
-        self.tx_free_count -= 1;
-        Ok((slot, header))
+        // only reference; a small one holds `SLOT_BYTES`, a long one at
+        // least the header's room.
+        let buf = unsafe { self.tx_slot(slot, HEADER_ROOM) };
+        let addr = buf.as_ptr() as u64;
+        match self.raw.fill_buffer_header(buf) {
+            Ok(header) => Ok((slot, header, addr)),
+            Err(_) => {
+                self.give_back(slot);
+                Err(Errno::EIO.into())
+            }
+        }
     }
 
     /// Hands `slot` (from [`Self::take_tx_slot`]), its first `len` bytes
@@ -416,11 +455,13 @@ impl Inner {
         // SAFETY: the slot is off the free list and written; it stays
         // untouched until `reclaim_tx` completes its token with the same
         // slice.
-        let token = match unsafe { self.raw.transmit_begin(self.tx.slot(slot, len)) } {
+        let token = match unsafe {
+            self.raw
+                .transmit_begin(tx_slot(&self.tx, self.long.as_ref(), slot, len))
+        } {
             Ok(t) => t,
             Err(e) => {
-                self.tx_free[self.tx_free_count] = slot;
-                self.tx_free_count += 1;
+                self.give_back(slot);
                 // One descriptor a slot and as many descriptors as slots:
                 // a free slot means a free descriptor, so the queue is
                 // never full here.
@@ -436,16 +477,19 @@ impl Inner {
         Ok(())
     }
 
-    /// Copies `frame` into a free slot and sends it.
+    /// Copies `frame` into a free slot behind a header saying what the
+    /// device finishes (`offload`) and sends it; the slot it went in.
     #[inline(always)]
-    fn transmit(&mut self, frame: &[u8]) -> Result<()> {
-        let (slot, header) = self.take_tx_slot()?;
+    fn transmit(&mut self, frame: &[u8], offload: &TxOffload) -> Result<u16> {
+        let (slot, header, _) = self.take_tx_slot(frame.len())?;
         let len = header + frame.len();
         // SAFETY: taken off the free list above: this is the only
         // reference, and the device does not hold it.
-        let buf = unsafe { self.tx.slot(slot, len) };
+        let buf = unsafe { self.tx_slot(slot, len) };
+        buf[..OFFLOAD_HEADER].copy_from_slice(&offload.virtio_header());
         buf[header..].copy_from_slice(frame);
-        self.submit_tx(slot, len)
+        self.submit_tx(slot, len)?;
+        Ok(slot)
     }
 
     /// One received frame into `buf`: `Ok(Some(len))`, `Ok(None)` if none
@@ -486,22 +530,46 @@ impl Inner {
     }
 }
 
-/// `len` bytes at `offset` in slot `slot` of the set starting at `base`.
+/// `len` bytes at `offset` from `addr`, a transmit slot's address.
 ///
 /// # Safety
 ///
-/// `base` is the address of slot 0 of a live [`Slots`]; `offset + len` is
-/// at most [`SLOT_BYTES`]; the caller owns the slot exclusively (no other
-/// reference to it, the device does not hold it) for `'a`.
-unsafe fn lent_slot<'a>(base: u64, slot: u16, offset: usize, len: usize) -> &'a mut [u8] {
-    debug_assert!(usize::from(slot) < QUEUE_SIZE && offset + len <= SLOT_BYTES);
-    let at = base + (usize::from(slot) * SLOT_BYTES + offset) as u64;
-    // SAFETY: in the slot, mapped read-write in the pool's window for as
-    // long as the set lives, and owned by the caller: its obligations.
-    unsafe { core::slice::from_raw_parts_mut(at as *mut u8, len) }
+/// `addr` is the address of a transmit slot of a live device (small, or a
+/// long frame's bytes) with room for `offset + len`; the caller owns the
+/// slot exclusively (no other reference to these bytes, the device does
+/// not hold it) for `'a`.
+unsafe fn lent_slot<'a>(addr: u64, offset: usize, len: usize) -> &'a mut [u8] {
+    // SAFETY: the caller's obligations.
+    unsafe { core::slice::from_raw_parts_mut((addr + offset as u64) as *mut u8, len) }
 }
 
 impl VirtioNet {
+    /// Counts a long frame of `len` bytes sent: the segments it becomes
+    /// weigh on the doorbell as frames, and the doorbell rings at once
+    /// when no slot number is left for the next. Call with the lock held.
+    fn sent_long(&self, d: &Inner, len: usize) {
+        self.stats.tx_long.fetch_add(1, Ordering::Relaxed);
+        self.bell.owe((len / MAX_FRAME) as u32);
+        if d.long.as_ref().is_some_and(|l| l.free() == 0) {
+            self.bell.ring();
+        }
+    }
+
+    /// With a long frame refused for want of room (`EAGAIN`), rings the
+    /// doorbell: the device gives room back as it sends what it holds.
+    /// Call with the lock held.
+    fn refused_long<T>(&self, r: &Result<T>, len: usize) {
+        if len > MAX_FRAME && r.as_ref().is_err_and(|e| e.errno() == Errno::EAGAIN) {
+            self.bell.ring();
+        }
+    }
+
+    /// The longest frame the device takes: [`LONG_FRAME`] with
+    /// segmentation offload, else [`MAX_FRAME`].
+    fn longest(&self) -> usize {
+        self.offloads.tso4_frame.unwrap_or(MAX_FRAME).max(MAX_FRAME)
+    }
+
     fn count_transmit(&self, r: &Result<()>) {
         match r {
             Ok(()) => self.stats.tx_frames.fetch_add(1, Ordering::Relaxed),
@@ -523,10 +591,28 @@ impl NetDevice for VirtioNet {
     }
 
     fn transmit(&self, frame: &[u8]) -> Result<()> {
-        if frame.len() > MAX_FRAME {
+        self.transmit_offloaded(frame, TxOffload::NONE)
+    }
+
+    fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+
+    fn transmit_offloaded(&self, frame: &[u8], offload: TxOffload) -> Result<()> {
+        if offload != TxOffload::NONE && !self.offloads.tcp_checksum {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        if frame.len() > self.longest() {
             return Err(Errno::EMSGSIZE.into());
         }
-        let r = self.with(|d| d.transmit(frame));
+        let r = self.with(|d| {
+            let sent = d.transmit(frame, &offload);
+            self.refused_long(&sent, frame.len());
+            if usize::from(sent?) >= SMALL_TX {
+                self.sent_long(d, frame.len());
+            }
+            Ok(())
+        });
         self.count_transmit(&r);
         r
     }
@@ -552,19 +638,34 @@ impl NetDevice for VirtioNet {
         self.ring();
     }
 
-    fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+    fn transmit_with(
+        &self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> TxOffload,
+    ) -> Result<()> {
         if !self.lends() {
             return Err(Errno::EOPNOTSUPP.into());
         }
-        if len > MAX_FRAME {
+        if len > self.longest() {
             return Err(Errno::EMSGSIZE.into());
         }
-        // The slot set aside at the last send, or one taken now.
-        let taken = match self.tx_spare.take() {
-            Some((slot, header)) => Ok((slot, usize::from(header))),
-            None => self.with(|d| d.take_tx_slot()),
+        let long = len > MAX_FRAME;
+        // The slot set aside at the last send, or one taken now (a long
+        // frame's is never set aside).
+        let spare = if long { None } else { self.tx_spare.take() };
+        let taken = match spare {
+            Some((slot, header)) => Ok((
+                slot,
+                usize::from(header),
+                self.tx_base + (usize::from(slot) * SLOT_BYTES) as u64,
+            )),
+            None => self.with(|d| {
+                let taken = d.take_tx_slot(len);
+                self.refused_long(&taken, len);
+                taken
+            }),
         };
-        let (slot, header) = match taken {
+        let (slot, header, addr) = match taken {
             Ok(t) => t,
             Err(e) => {
                 self.count_transmit(&Err(e));
@@ -572,25 +673,35 @@ impl NetDevice for VirtioNet {
             }
         };
         // SAFETY:
-        // 1. `tx_base` is transmit slot 0 of `self.inner`'s set, which
-        //    lives as long as `self`, borrowed past this call.
-        // 2. `header + len` fits the slot: `len <= MAX_FRAME`, and a slot
-        //    holds a virtio-net header and `MAX_FRAME` bytes.
+        // 1. `addr` is the slot's address (`take_tx_slot`'s, or the spare's
+        //    computed from transmit slot 0 of `self.inner`'s set, which
+        //    lives as long as `self`, borrowed past this call).
+        // 2. `header + len` fits the slot: a small slot holds a virtio-net
+        //    header and `MAX_FRAME` bytes, a long frame's room was taken
+        //    for `len` bytes after the header (`take_tx_slot` takes one
+        //    past `MAX_FRAME`, and `len <= longest()`).
         // 3. The slot is this caller's alone: `take_tx_slot` took it off
         //    the free list under the lock (directly, or for the spare,
         //    which the swap in `take` gave to this caller only); the device
         //    does not hold it, and nothing else reaches it until
         //    `submit_tx` below hands it on.
-        let frame = unsafe { lent_slot(self.tx_base, slot, header, len) };
-        fill(frame);
+        let frame = unsafe { lent_slot(addr, header, len) };
+        let offload = fill(frame);
+        // SAFETY: as above; the header lies before the frame, and this
+        // borrow ends before the frame's.
+        let head = unsafe { lent_slot(addr, 0, OFFLOAD_HEADER) };
+        head.copy_from_slice(&offload.virtio_header());
         let r = self.with(|d| {
             let r = d.submit_tx(slot, header + len);
-            // Set the next frame's slot aside while the lock is held.
-            if let Ok((spare, header)) = d.take_tx_slot()
+            if long {
+                if r.is_ok() {
+                    self.sent_long(d, len);
+                }
+            } else if let Ok((spare, header, _)) = d.take_tx_slot(MAX_FRAME)
                 && !self.tx_spare.offer(spare, header as u16)
             {
-                d.tx_free[d.tx_free_count] = spare;
-                d.tx_free_count += 1;
+                // Set the next frame's slot aside while the lock is held.
+                d.give_back(spare);
             }
             r
         });

@@ -54,6 +54,9 @@ pub struct NetCounters {
     /// private memory and copied to the device without asking it for a
     /// buffer.
     pub tx_short_copied: AtomicU64,
+    /// Of [`Self::tx_frames`], those longer than one segment that the
+    /// card cuts into segments (`super::offload`).
+    pub tx_segmented: AtomicU64,
 }
 
 /// A copy of [`NetCounters`] at one moment.
@@ -77,6 +80,8 @@ pub struct CountersSnapshot {
     pub tx_in_place: u64,
     /// See [`NetCounters::tx_short_copied`].
     pub tx_short_copied: u64,
+    /// See [`NetCounters::tx_segmented`].
+    pub tx_segmented: u64,
 }
 
 impl NetCounters {
@@ -98,6 +103,7 @@ impl NetCounters {
             rx_errors: get(&self.rx_errors),
             tx_in_place: get(&self.tx_in_place),
             tx_short_copied: get(&self.tx_short_copied),
+            tx_segmented: get(&self.tx_segmented),
         }
     }
 }
@@ -105,11 +111,11 @@ impl NetCounters {
 impl fmt::Display for CountersSnapshot {
     /// `tx_frames=… tcp_retransmits=… tcp_keepalives=… tx_deferred=…
     /// tx_backlog_full=… rx_frames=… rx_errors=… tx_in_place=…
-    /// tx_short_copied=…`.
+    /// tx_short_copied=… tx_segmented=…`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={} tx_in_place={} tx_short_copied={}",
+            "tx_frames={} tcp_retransmits={} tcp_keepalives={} tx_deferred={} tx_backlog_full={} rx_frames={} rx_errors={} tx_in_place={} tx_short_copied={} tx_segmented={}",
             self.tx_frames,
             self.tcp_retransmits,
             self.tcp_keepalives,
@@ -118,7 +124,8 @@ impl fmt::Display for CountersSnapshot {
             self.rx_frames,
             self.rx_errors,
             self.tx_in_place,
-            self.tx_short_copied
+            self.tx_short_copied,
+            self.tx_segmented
         )
     }
 }
@@ -446,9 +453,10 @@ mod tests {
         NetCounters::bump(&c.tx_frames);
         NetCounters::bump(&c.tx_in_place);
         NetCounters::bump(&c.tx_short_copied);
+        NetCounters::bump(&c.tx_segmented);
         assert_eq!(
             c.snapshot().to_string(),
-            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0 tx_in_place=1 tx_short_copied=1"
+            "tx_frames=2 tcp_retransmits=1 tcp_keepalives=0 tx_deferred=0 tx_backlog_full=0 rx_frames=0 rx_errors=0 tx_in_place=1 tx_short_copied=1 tx_segmented=1"
         );
     }
 }

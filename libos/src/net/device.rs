@@ -44,10 +44,13 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use core::num::{NonZeroU16, NonZeroUsize};
+
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 use super::counters::{NetCounters, RetransmitDetector, Segment};
+use super::offload::{self, Offloads, TxOffload};
 use crate::error::{Errno, Result};
 
 /// A network interface card: raw Ethernet frames in and out. Never blocks.
@@ -73,9 +76,38 @@ pub trait NetDevice: Send + Sync {
     /// the caller may build the frame in its own memory and use
     /// [`Self::transmit`]. Any other error comes after `fill` ran: the
     /// frame is lost, as on a wire.
-    fn transmit_with(&self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+    ///
+    /// `fill` returns what the card must finish in the frame
+    /// ([`super::offload::prepare`]; [`TxOffload::NONE`] for a complete
+    /// frame), which the device passes on to its card. With segmentation
+    /// offered, `len` may be up to [`Offloads::tso4_frame`].
+    fn transmit_with(
+        &self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> TxOffload,
+    ) -> Result<()> {
         let _ = (len, fill);
         Err(Errno::EOPNOTSUPP.into())
+    }
+
+    /// What the card finishes for the sender: TCP checksums, and the
+    /// cutting of long TCP frames into segments (see [`super::offload`]).
+    /// The default: nothing, every frame is sent complete.
+    fn offloads(&self) -> Offloads {
+        Offloads::default()
+    }
+
+    /// Queues `frame`, which the card finishes as `offload` says; with
+    /// segmentation it may be up to [`Offloads::tso4_frame`] long.
+    /// `Err(EAGAIN)` if the device's queue is full. The default sends a
+    /// complete frame through [`Self::transmit`] and refuses any other
+    /// with `EOPNOTSUPP` (a device that offers no offload gets none).
+    fn transmit_offloaded(&self, frame: &[u8], offload: TxOffload) -> Result<()> {
+        if offload == TxOffload::NONE {
+            self.transmit(frame)
+        } else {
+            Err(Errno::EOPNOTSUPP.into())
+        }
     }
 
     /// Starts sending every frame queued so far. A device may hold back
@@ -101,6 +133,14 @@ pub const COPYBREAK: usize = 256;
 /// is told there is no room (its sockets keep the data).
 const TX_BACKLOG_FRAMES: usize = 64;
 
+/// Bytes of frames held back past which smoltcp is told there is no room,
+/// whatever their number: frames the card cuts into segments are up to
+/// [`Offloads::tso4_frame`] long.
+const TX_BACKLOG_BYTES: usize = 256 * 1024;
+
+/// A frame held back, with what the card must finish in it.
+type Held = (Vec<u8>, TxOffload);
+
 /// A [`NetDevice`] as a smoltcp [`phy::Device`].
 pub(crate) struct NicPhy {
     dev: Arc<dyn NetDevice>,
@@ -114,7 +154,9 @@ pub(crate) struct NicPhy {
     /// Frames to send of at most this many bytes are copied, not written
     /// in place ([`COPYBREAK`]).
     copybreak: usize,
-    backlog: VecDeque<Vec<u8>>,
+    backlog: VecDeque<Held>,
+    /// What the card finishes for the sender, asked once.
+    offloads: Offloads,
     /// Shared with [`super::NetStack::counters`].
     counters: Arc<NetCounters>,
     retransmits: RetransmitDetector,
@@ -139,6 +181,9 @@ impl NicPhy {
         copybreak: usize,
     ) -> Self {
         let max = dev.max_frame();
+        let mut offloads = dev.offloads();
+        // Segmentation needs the checksum done by the card too.
+        offloads.tso4_frame = offloads.tso4_frame.filter(|_| offloads.tcp_checksum);
         Self {
             dev,
             rx_buf: vec![0; max],
@@ -146,6 +191,7 @@ impl NicPhy {
             tx_buf: Vec::with_capacity(max),
             copybreak,
             backlog: VecDeque::new(),
+            offloads,
             counters,
             retransmits: RetransmitDetector::default(),
         }
@@ -159,6 +205,8 @@ impl NicPhy {
             counters: &self.counters,
             retransmits: &mut self.retransmits,
             copybreak: self.copybreak,
+            checksum_offload: self.offloads.tcp_checksum,
+            mss: None,
         }
     }
 
@@ -200,9 +248,9 @@ impl NicPhy {
     }
 }
 
-fn flush(dev: &dyn NetDevice, backlog: &mut VecDeque<Vec<u8>>) -> bool {
-    while let Some(frame) = backlog.front() {
-        match dev.transmit(frame) {
+fn flush(dev: &dyn NetDevice, backlog: &mut VecDeque<Held>) -> bool {
+    while let Some((frame, offload)) = backlog.front() {
+        match dev.transmit_offloaded(frame, *offload) {
             Err(e) if e.errno() == Errno::EAGAIN => return true,
             // Sent, or refused for good (dropped, as a wire would).
             _ => {
@@ -222,11 +270,15 @@ pub(crate) struct NicRxToken<'a> {
 pub(crate) struct NicTxToken<'a> {
     dev: &'a dyn NetDevice,
     scratch: &'a mut Vec<u8>,
-    backlog: &'a mut VecDeque<Vec<u8>>,
+    backlog: &'a mut VecDeque<Held>,
     counters: &'a NetCounters,
     retransmits: &'a mut RetransmitDetector,
     /// Frames of at most this many bytes are built here and copied.
     copybreak: usize,
+    /// Whether smoltcp leaves TCP checksums to the card.
+    checksum_offload: bool,
+    /// The segment size smoltcp asked the card to cut this frame into.
+    mss: Option<NonZeroU16>,
 }
 
 impl phy::RxToken for NicRxToken<'_> {
@@ -245,32 +297,46 @@ fn count_sent(counters: &NetCounters, retransmits: &mut RetransmitDetector, fram
     }
 }
 
+impl NicTxToken<'_> {
+    /// Counts a frame smoltcp wrote and readies it for the card: with
+    /// checksum offload, the pseudo-header sum and what the card finishes.
+    fn finish(&mut self, frame: &mut [u8]) -> TxOffload {
+        count_sent(self.counters, self.retransmits, frame);
+        if !self.checksum_offload {
+            return TxOffload::NONE;
+        }
+        let offload = offload::prepare(frame, self.mss.map(NonZeroU16::get));
+        if offload.segmentation.is_some() {
+            NetCounters::bump(&self.counters.tx_segmented);
+        }
+        offload
+    }
+}
+
 impl phy::TxToken for NicTxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let Self {
-            dev,
-            scratch,
-            backlog,
-            counters,
-            retransmits,
-            copybreak,
-        } = self;
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.mss = meta.segmentation_offload_size;
+    }
+
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
         let mut f = Some(f);
         // Keep the order: with frames held back, this one goes behind
         // them, so it is not offered to the device now.
-        let mut device_full = !backlog.is_empty();
-        let short = len <= copybreak;
+        let mut device_full = !self.backlog.is_empty();
+        let short = len <= self.copybreak;
         if !device_full && !short {
             let mut out = None;
+            let dev = self.dev;
             let sent = dev.transmit_with(len, &mut |buf| {
-                if let Some(f) = f.take() {
-                    out = Some(f(buf));
-                    count_sent(counters, retransmits, buf);
-                }
+                let Some(f) = f.take() else {
+                    return TxOffload::NONE;
+                };
+                out = Some(f(buf));
+                self.finish(buf)
             });
             if let Some(out) = out {
                 if sent.is_ok() {
-                    NetCounters::bump(&counters.tx_in_place);
+                    NetCounters::bump(&self.counters.tx_in_place);
                 }
                 return out;
             }
@@ -281,16 +347,18 @@ impl phy::TxToken for NicTxToken<'_> {
             // when it does: not reached.
             unreachable!("`fill` ran without a result")
         };
+        let mut scratch = core::mem::take(self.scratch);
         scratch.clear();
         scratch.resize(len, 0);
-        let result = f(scratch);
-        count_sent(counters, retransmits, scratch);
-        if device_full || dev.transmit(scratch).is_err() {
-            NetCounters::bump(&counters.tx_deferred);
-            backlog.push_back(scratch.clone());
+        let result = f(&mut scratch);
+        let offload = self.finish(&mut scratch);
+        if device_full || self.dev.transmit_offloaded(&scratch, offload).is_err() {
+            NetCounters::bump(&self.counters.tx_deferred);
+            self.backlog.push_back((scratch.clone(), offload));
         } else if short {
-            NetCounters::bump(&counters.tx_short_copied);
+            NetCounters::bump(&self.counters.tx_short_copied);
         }
+        *self.scratch = scratch;
         result
     }
 }
@@ -317,12 +385,16 @@ impl phy::Device for NicPhy {
                 counters,
                 retransmits: &mut self.retransmits,
                 copybreak: self.copybreak,
+                checksum_offload: self.offloads.tcp_checksum,
+                mss: None,
             },
         ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
-        if self.backlog.len() >= TX_BACKLOG_FRAMES && flush(&*self.dev, &mut self.backlog) {
+        let full = self.backlog.len() >= TX_BACKLOG_FRAMES
+            || self.backlog.iter().map(|(f, _)| f.len()).sum::<usize>() >= TX_BACKLOG_BYTES;
+        if full && flush(&*self.dev, &mut self.backlog) {
             NetCounters::bump(&self.counters.tx_backlog_full);
             return None;
         }
@@ -333,6 +405,11 @@ impl phy::Device for NicPhy {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.dev.max_frame();
+        if self.offloads.tcp_checksum {
+            // Verified when received, left to the card when sent.
+            caps.checksum.tcp = Checksum::Rx;
+        }
+        caps.segmentation.tcpv4 = self.offloads.tso4_frame.and_then(NonZeroUsize::new);
         caps
     }
 }

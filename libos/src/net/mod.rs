@@ -28,6 +28,9 @@
 //!   carries the RFC 3542 values in the IPv6 header).
 //! - `arrivals`: when each connection's unread data began arriving, for
 //!   `epoll`'s ready order.
+//! - [`offload`]: TCP checksums and segmentation left to the card: the
+//!   pseudo-header sum a frame carries for it, and the `virtio_net_hdr`
+//!   that says what to finish.
 //! - [`virtq`]: when a virtio device wants a notification (the split
 //!   virtqueue's event-index rule), for the kernel's driver.
 //!
@@ -45,6 +48,7 @@ mod datagram;
 pub mod device;
 pub mod inet;
 mod loopback;
+pub mod offload;
 pub mod port;
 pub mod rights;
 pub mod socket;
