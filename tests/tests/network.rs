@@ -133,6 +133,25 @@ fn read_exact_vec(s: &mut TcpStream, n: usize) -> Vec<u8> {
     v
 }
 
+/// Sends a mebibyte through the echo server on `s` while reading it back
+/// (writer thread, reader here), checks it came back byte for byte and
+/// closes; the bytes echoed.
+fn echo_a_mebibyte(mut s: TcpStream) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let data: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut writer = s.try_clone().expect("clone");
+    let sent = data.clone();
+    let w = thread::spawn(move || writer.write_all(&sent).expect("write"));
+    let back = read_exact_vec(&mut s, data.len());
+    w.join().expect("writer");
+    assert!(back == data, "the echo differs from what was sent");
+    drop(s.shutdown(std::net::Shutdown::Both));
+    data.len()
+}
+
 #[test]
 fn a_c_echo_server_echoes_a_mebibyte_to_the_host_and_over_loopback() {
     echo_server(&[]);
@@ -161,21 +180,9 @@ fn echo_server(kernel_args: &[&str]) -> RunResult {
         }
     });
     drop(first.shutdown(std::net::Shutdown::Both));
-    // Second: 1 MiB in both directions at once (writer thread, reader here).
-    let mut second = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-    second
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
-    let data: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let mut writer = second.try_clone().expect("clone");
-    let sent = data.clone();
-    let w = thread::spawn(move || writer.write_all(&sent).expect("write"));
-    let back = read_exact_vec(&mut second, data.len());
-    w.join().expect("writer");
-    assert!(back == data, "the echo differs from what was sent");
-    drop(second.shutdown(std::net::Shutdown::Both));
+    // Second: 1 MiB in both directions at once.
+    let second = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    let echoed = echo_a_mebibyte(second);
     let result = server.join().expect("run thread");
     assert!(result.diagnosis.is_none(), "{result:#?}");
     let out = String::from_utf8_lossy(&result.output);
@@ -183,7 +190,7 @@ fn echo_server(kernel_args: &[&str]) -> RunResult {
         out,
         format!(
             "listening on 7000\nechoed {} bytes, loopback ok\n",
-            4 + data.len() + "loopback hello".len() + 1
+            4 + echoed + "loopback hello".len() + 1
         )
     );
     assert_eq!(result.exit_code(), 0);
@@ -673,7 +680,7 @@ fn a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts() {
     opts.net = tools::run::NetMode::TapIn(net.clone());
     let server = thread::spawn(move || run(&opts).expect("cloister run"));
     let deadline = Instant::now() + Duration::from_secs(240);
-    let mut s = loop {
+    let s = loop {
         if let Ok(s) = net.connect(7000, Duration::from_secs(2)) {
             break s;
         }
@@ -683,18 +690,7 @@ fn a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts() {
         );
         thread::sleep(Duration::from_millis(200));
     };
-    s.set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
-    let data: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let mut writer = s.try_clone().expect("clone");
-    let sent = data.clone();
-    let w = thread::spawn(move || writer.write_all(&sent).expect("write"));
-    let back = read_exact_vec(&mut s, data.len());
-    w.join().expect("writer");
-    assert!(back == data, "the echo differs from what was sent");
-    drop(s.shutdown(std::net::Shutdown::Both));
+    echo_a_mebibyte(s);
     let result = server.join().expect("run thread");
     assert!(result.diagnosis.is_none(), "{result:#?}");
     assert_eq!(result.exit_code(), 0);

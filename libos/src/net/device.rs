@@ -30,6 +30,13 @@
 //!   back header fields of the frame it writes, which the host could
 //!   rewrite in shared memory).
 //!
+//! With a card that finishes TCP checksums and cuts long frames into
+//! segments ([`NetDevice::offloads`], [`super::offload`]), smoltcp is told
+//! so through its device capabilities, and each TCP frame it writes is
+//! prepared for the card on its way out (the pseudo-header sum, and what
+//! the card must finish, which the device puts in its header), written in
+//! place or copied alike.
+//!
 //! A frame the device cannot take yet (`EAGAIN`) is built in private
 //! memory and waits in a short software queue in `NicPhy` (the backlog),
 //! sent first at the next poll; while it is not empty, new frames go
