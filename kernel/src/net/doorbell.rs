@@ -39,17 +39,6 @@
 //! TDX). A notification the driver asks for and the device did not is
 //! counted ([`Bell::declined`]).
 //!
-//! Interrupts for finished sends are asked for only while a sender waits
-//! for a transmit slot ([`Bell::quiet_tx`], [`Bell::wake_on_tx`]): the
-//! driver takes finished sends back at its next send, so an interrupt per
-//! batch of sends (on SEV-SNP and TDX an injected interrupt and an exit
-//! for each register access that acknowledges it) buys nothing else.
-//! `virtio-drivers` asks for one at every buffer it takes back (it sets
-//! `used_event` to its last used index); with `VIRTIO_F_EVENT_IDX` the
-//! wrapper moves it just behind the device's used index after each batch
-//! taken back (`virtq::quiet_event`), and sets it to the index itself when
-//! the queue is full. Receive interrupts stay as they are.
-//!
 //! The wrapper also adds the offloads `virtio-drivers` does not ask for
 //! to the features the driver accepts: the device completing TCP
 //! checksums and cutting long TCP frames (`libos::net::offload`), when
@@ -257,49 +246,6 @@ impl Bell {
         if self.holds() && self.owed.fetch_add(frames, Ordering::Relaxed) + frames >= RING_AFTER {
             self.ring();
         }
-    }
-
-    /// Asks the device for no interrupt when it finishes sends (with
-    /// `VIRTIO_F_EVENT_IDX`; else nothing changes). Call with the driver's
-    /// lock held, after taking finished sends back: `virtio-drivers` asks
-    /// for one at each buffer it takes back.
-    pub(super) fn quiet_tx(&self) {
-        self.set_tx_event(false);
-    }
-
-    /// Asks the device for an interrupt when it finishes its next send: a
-    /// sender waits for a slot. The caller then takes finished sends back
-    /// once more (one finished before this was seen would raise none).
-    /// Call with the driver's lock held.
-    pub(super) fn wake_on_tx(&self) {
-        self.set_tx_event(true);
-    }
-
-    /// Writes the transmit queue's `used_event`: the device's used index
-    /// (`wake`) or the one just behind it.
-    fn set_tx_event(&self, wake: bool) {
-        if !self.event_idx.load(Ordering::Relaxed) {
-            return;
-        }
-        let addrs = self
-            .rings
-            .lock()
-            .get(usize::from(QUEUE_TRANSMIT))
-            .copied()
-            .flatten();
-        let (Some(addrs), Some(pool)) = (addrs, crate::platform::dma::pool()) else {
-            return;
-        };
-        let mut b = [0u8; 2];
-        if !pool.read(addrs.used_idx, &mut b) {
-            return;
-        }
-        let used = u16::from_le_bytes(b);
-        let event = if wake { used } else { virtq::quiet_event(used) };
-        pool.write(addrs.used_event, &event.to_le_bytes());
-        // The wish must be visible before the driver looks at the used
-        // ring again (virtio 1.2, §2.7.10), as for `avail_event`.
-        fence(Ordering::SeqCst);
     }
 
     /// The transmit queue's notification, as the driver asks for it.

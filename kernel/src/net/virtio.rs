@@ -118,9 +118,6 @@ pub struct NetStats {
 /// The state behind the lock.
 struct Inner {
     raw: Raw,
-    /// The transport's state, shared with [`VirtioNet`]: its transmit
-    /// interrupt is asked for only while a sender waits for a slot.
-    bell: Arc<Bell>,
     /// The small transmit slots, numbered from 0.
     tx: Slots,
     /// Long frames, numbered from [`SMALL_TX`], with segmentation offload.
@@ -218,7 +215,6 @@ impl VirtioNet {
         }
         let mut inner = Inner {
             raw,
-            bell: bell.clone(),
             tx,
             long,
             rx,
@@ -278,13 +274,6 @@ impl VirtioNet {
         if self.bell.owed() != 0 {
             self.with(|_| self.bell.ring());
         }
-    }
-
-    /// Asks for an interrupt at the next finished send, as a sender that
-    /// found the queue full does: the ktests check it is raised.
-    #[cfg(feature = "ktest")]
-    pub(crate) fn wake_on_tx(&self) {
-        self.with(|_| self.bell.wake_on_tx());
     }
 
     /// Holds the transmit notification back (`true`, the default) or
@@ -403,26 +392,14 @@ impl Inner {
         }
     }
 
-    /// Takes back the slots of every send the device has finished, and
-    /// asks for no interrupt at the next ones (`super::doorbell`).
+    /// Takes back the slots of every send the device has finished.
     #[inline(always)]
     fn reclaim_tx(&mut self) {
-        if self.take_back_tx() {
-            self.bell.quiet_tx();
-        }
-    }
-
-    /// Takes back the slots of every send the device has finished;
-    /// whether there were any.
-    #[inline(always)]
-    fn take_back_tx(&mut self) -> bool {
-        let mut any = false;
         while let Some(token) = self.raw.poll_transmit() {
-            any = true;
             // The token comes from the used ring, which the host writes.
             let Some(slot) = slot_of(&self.tx_slot_of, token) else {
                 log::error!("virtio-net: the device returned unknown transmit token {token}");
-                return any;
+                return;
             };
             let len = usize::from(self.tx_len[usize::from(slot)]);
             // SAFETY: the same buffer (slot and length) that
@@ -433,23 +410,11 @@ impl Inner {
             };
             if let Err(e) = done {
                 log::error!("virtio-net: completing transmit token {token}: {e:?}");
-                return any;
+                return;
             }
             self.tx_slot_of[usize::from(token)] = NO_SLOT;
             self.give_back(slot);
         }
-        any
-    }
-
-    /// A free transmit slot for a frame of `len` bytes, off its free list;
-    /// `None` if none is free, `EMSGSIZE` for a frame no slot holds.
-    #[inline(always)]
-    fn free_tx_slot(&mut self, len: usize) -> Result<Option<u16>> {
-        Ok(match &mut self.long {
-            _ if len <= MAX_FRAME => self.tx_free.pop(),
-            Some(long) if len <= LONG_FRAME => long.take(len),
-            _ => return Err(Errno::EMSGSIZE.into()),
-        })
     }
 
     /// Takes a free transmit slot for a frame of `len` bytes (a long
@@ -460,16 +425,10 @@ impl Inner {
     #[inline(always)]
     fn take_tx_slot(&mut self, len: usize) -> Result<(u16, usize, u64)> {
         self.reclaim_tx();
-        let slot = match self.free_tx_slot(len)? {
-            Some(slot) => Some(slot),
-            None => {
-                // Full: ask for an interrupt at the next finished send,
-                // then look again (one that finished meanwhile raises
-                // none).
-                self.bell.wake_on_tx();
-                self.take_back_tx();
-                self.free_tx_slot(len)?
-            }
+        let slot = match &mut self.long {
+            _ if len <= MAX_FRAME => self.tx_free.pop(),
+            Some(long) if len <= LONG_FRAME => long.take(len),
+            _ => return Err(Errno::EMSGSIZE.into()),
         };
         let Some(slot) = slot else {
             return Err(Errno::EAGAIN.into());

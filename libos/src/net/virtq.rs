@@ -47,11 +47,6 @@ pub struct RingAddrs {
     pub used_flags: u64,
     /// The used ring's `avail_event`.
     pub avail_event: u64,
-    /// The used ring's `idx`: what the device has returned.
-    pub used_idx: u64,
-    /// The available ring's `used_event`: the driver's "interrupt me once
-    /// the used index moves past this value".
-    pub used_event: u64,
 }
 
 impl RingAddrs {
@@ -63,25 +58,12 @@ impl RingAddrs {
             return None;
         }
         let used_ring_bytes = u64::from(size).checked_mul(8)?;
-        let avail_ring_bytes = u64::from(size).checked_mul(2)?;
         Some(Self {
             avail_idx: driver_area.checked_add(2)?,
             used_flags: device_area,
             avail_event: device_area.checked_add(4)?.checked_add(used_ring_bytes)?,
-            used_idx: device_area.checked_add(2)?,
-            used_event: driver_area.checked_add(4)?.checked_add(avail_ring_bytes)?,
         })
     }
-}
-
-/// The `used_event` that asks a device whose used index is `used` for no
-/// interrupt: the one just behind it. By [`need_event`]'s rule the event
-/// must lie in `[old, new)` as the index moves from `old` (here `used`)
-/// to `new`, and the one behind `old` never does, however many buffers
-/// come back, until the driver writes a new event. Writing `used` itself
-/// asks for an interrupt at the next buffer.
-pub fn quiet_event(used: u16) -> u16 {
-    used.wrapping_sub(1)
 }
 
 #[cfg(test)]
@@ -133,30 +115,11 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_event_asks_for_no_interrupt_however_many_buffers_come_back() {
-        for used in [0u16, 1, 500, 65534, 65535] {
-            let event = quiet_event(used);
-            // The device returns buffers one by one or in bursts: no
-            // interrupt, however many.
-            for step in [1u16, 2, 128, 32768, 65534, 65535] {
-                assert!(
-                    !need_event(event, used.wrapping_add(step), used),
-                    "{used}+{step}"
-                );
-            }
-            // While `used` itself asks at the next buffer.
-            assert!(need_event(used, used.wrapping_add(1), used));
-        }
-    }
-
-    #[test]
     fn locates_the_fields_of_a_ring() {
         let r = RingAddrs::new(256, 0x1000, 0x3000).unwrap();
         assert_eq!(r.avail_idx, 0x1002);
         assert_eq!(r.used_flags, 0x3000);
         assert_eq!(r.avail_event, 0x3000 + 4 + 256 * 8);
-        assert_eq!(r.used_idx, 0x3002);
-        assert_eq!(r.used_event, 0x1000 + 4 + 256 * 2);
         assert_eq!(RingAddrs::new(0, 0x1000, 0x3000), None);
         assert_eq!(RingAddrs::new(65536, 0x1000, 0x3000), None);
         assert_eq!(RingAddrs::new(16, u64::MAX - 1, 0x3000), None);
