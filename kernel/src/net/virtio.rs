@@ -8,11 +8,12 @@
 //! offload, `libos::net::offload`: QEMU offers it on a TAP network), an
 //! arena that frames of up to [`LONG_FRAME`] bytes take their own length
 //! of ([`LongFrames`], [`LONG_FRAMES`] at once); one descriptor per frame,
-//! so a free slot always has a free descriptor. They are allocated once through the HAL ([`KernelHal`]'s
-//! `dma_alloc`) from the shared DMA pool, so sending and receiving never
-//! touch the heap, no slot is bounced (the HAL shares a pool buffer in
-//! place), and nothing the device touches lies outside the pool. Every
-//! receive slot is posted to the device at start.
+//! so a free slot always has a free descriptor. They are allocated once
+//! through the HAL ([`KernelHal`]'s `dma_alloc`) from the shared DMA
+//! pool, so sending and receiving never touch the heap, no slot is
+//! bounced (the HAL shares a pool buffer in place), and nothing the
+//! device touches lies outside the pool. Every receive slot is posted to
+//! the device at start.
 //!
 //! Offloads: the driver accepts the device's TCP checksum and
 //! segmentation offloads when offered (`super::doorbell`, unless
@@ -110,9 +111,6 @@ pub struct NetStats {
     pub interrupts: AtomicU64,
     /// Of [`Self::tx_frames`], those written in place into their slot.
     pub tx_in_place: AtomicU64,
-    /// Of [`Self::tx_frames`], the long ones (for the device to cut into
-    /// segments).
-    pub tx_long: AtomicU64,
 }
 
 /// The state behind the lock.
@@ -544,11 +542,11 @@ unsafe fn lent_slot<'a>(addr: u64, offset: usize, len: usize) -> &'a mut [u8] {
 }
 
 impl VirtioNet {
-    /// Counts a long frame of `len` bytes sent: the segments it becomes
-    /// weigh on the doorbell as frames, and the doorbell rings at once
-    /// when no slot number is left for the next. Call with the lock held.
+    /// After a long frame of `len` bytes: the segments it becomes weigh
+    /// on the doorbell as frames, and the doorbell rings at once when no
+    /// slot number is left for the next. Call with the lock held. (The
+    /// LibOS counts these frames: `tx_segmented`.)
     fn sent_long(&self, d: &Inner, len: usize) {
-        self.stats.tx_long.fetch_add(1, Ordering::Relaxed);
         self.bell.owe((len / MAX_FRAME) as u32);
         if d.long.as_ref().is_some_and(|l| l.free() == 0) {
             self.bell.ring();
