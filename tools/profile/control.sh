@@ -22,19 +22,13 @@ control() {
     "$cloister" run --no-learn --kernel "$kernel" -- "$bench" 2>&1 |
         sed -n 's/^getpid ns_per_op=\([0-9.]*\) .*/\1/p' | head -1
 }
-"$cloister" run --no-learn --kernel "$kernel" --publish "$port:6379" -- \
-    /usr/bin/redis-server --save '' --protected-mode no > "$tmp/console.log" 2>&1 &
-server=$!
+. "$(dirname "$0")/redis_guest.sh"
 cleanup() {
-    redis-cli -p "$port" shutdown nosave > /dev/null 2>&1 || true
-    wait "$server" 2> /dev/null || true
+    stop_redis "$port"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-for _ in $(seq 1 240); do
-    redis-cli -p "$port" ping 2> /dev/null | grep -q PONG && break
-    sleep 0.5
-done
+start_redis "$cloister" "$kernel" "$port" "$tmp/console.log"
 for _ in $(seq 1 "$rounds"); do
     before=$(control)
     rate=$(redis-benchmark -p "$port" -q -n 40000 -c 10 -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')

@@ -11,21 +11,15 @@
 set -euo pipefail
 kernel=$(realpath "$1"); idle=$2; port=$3
 tmp=$(mktemp -d)
-cargo -q build -p tools
-cargo cloister run --no-learn --kernel "$kernel" --publish "$port:6379" -- \
-    /usr/bin/redis-server --save '' --protected-mode no > "$tmp/console.log" 2>&1 &
-server=$!
+cargo -q build --release -p tools
+. "$(dirname "$0")/redis_guest.sh"
 cleanup() {
     [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null || true
-    redis-cli -p "$port" shutdown nosave > /dev/null 2>&1 || true
-    wait "$server" 2> /dev/null || true
+    stop_redis "$port"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-for _ in $(seq 1 240); do
-    redis-cli -p "$port" ping 2> /dev/null | grep -q PONG && break
-    sleep 0.5
-done
+start_redis target/release/cloister "$kernel" "$port" "$tmp/console.log"
 # Holds IDLE connections open until killed; touches $tmp/ready once all are up.
 python3 - "$port" "$idle" "$tmp/ready" <<'PY' &
 import socket, sys, time
