@@ -5,7 +5,10 @@
 //! `nginx`. Each runs twice: as is, and with device registers trapped and
 //! emulated by instruction decode (`platform.mmio=emulate`, the path a
 //! confidential VM's `#VC`/`#VE` handler takes), where the kernel's count
-//! of emulated accesses must show the run really went through it.
+//! of emulated accesses must show the run really went through it. The echo
+//! server also runs on QEMU's `q35` machine (`--machine q35`), where the
+//! card is a `virtio-net-pci` function, as on the machines SEV-SNP and TDX
+//! guests run on.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -16,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tools::qemu::PortForward;
-use tools::run::{RunOptions, RunResult, run};
+use tools::run::{Machine, RunOptions, RunResult, run};
 use vm_tests::{REDIS_ARGS, connect, free_port, http_reply};
 
 /// The kernel words of the emulated-MMIO variants.
@@ -64,8 +67,20 @@ fn serve(
     guest: u16,
     kernel_args: &[&str],
 ) -> thread::JoinHandle<RunResult> {
+    serve_on(Machine::Microvm, argv, host, guest, kernel_args)
+}
+
+/// [`serve`] on `machine`.
+fn serve_on(
+    machine: Machine,
+    argv: &[&str],
+    host: u16,
+    guest: u16,
+    kernel_args: &[&str],
+) -> thread::JoinHandle<RunResult> {
     let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
     let mut opts = RunOptions::new(argv[0], &args);
+    opts.machine = machine;
     opts.kernel_args = kernel_args.iter().map(|w| w.to_string()).collect();
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
@@ -163,10 +178,41 @@ fn a_c_echo_server_works_with_emulated_mmio() {
     assert_emulated(&result, true);
 }
 
+/// The echo server on `q35`, its card on PCI, device registers trapped and
+/// emulated as on a confidential VM: the card is found on the bus, its
+/// interrupt routed (not polled) and taken.
+#[test]
+fn a_c_echo_server_on_q35_echoes_over_a_pci_card() {
+    let result = echo_server_on(Machine::Q35, EMULATE_MMIO);
+    assert_emulated(&result, true);
+    assert_card_on_pci_with_interrupts(&result);
+}
+
+/// The kernel's card line says the card is a PCI function with a routed
+/// interrupt, and the exit line counts interrupts taken.
+fn assert_card_on_pci_with_interrupts(result: &RunResult) {
+    let card = result
+        .kernel_lines
+        .iter()
+        .find(|l| l.contains("net: virtio-net"))
+        .expect("the card's line");
+    assert!(
+        card.contains(" on PCI 00:") && card.contains(", irq "),
+        "{card}"
+    );
+    let interrupts = net_counter(result, "dev_interrupts").expect("dev_interrupts counted");
+    assert!(interrupts > 0, "no interrupt from the PCI card");
+}
+
 fn echo_server(kernel_args: &[&str]) -> RunResult {
+    echo_server_on(Machine::Microvm, kernel_args)
+}
+
+fn echo_server_on(machine: Machine, kernel_args: &[&str]) -> RunResult {
     let prog = compile("tcp_echo");
     let port = free_port();
-    let server = serve(
+    let server = serve_on(
+        machine,
         &[prog.to_str().expect("utf-8"), "7000", "2"],
         port,
         7000,
@@ -668,18 +714,37 @@ fn assert_card_took_the_offloads(result: &RunResult) {
 /// the card cut (the exit line's `tx_segmented`). Needs root, as above.
 #[test]
 fn a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts() {
+    echo_over_tap(
+        Machine::Microvm,
+        "a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts",
+    );
+}
+
+/// The same on `q35`: the offloads through the PCI card.
+#[test]
+fn a_c_echo_server_on_q35_echoes_over_tap_in_frames_the_pci_card_cuts() {
+    if let Some(result) = echo_over_tap(
+        Machine::Q35,
+        "a_c_echo_server_on_q35_echoes_over_tap_in_frames_the_pci_card_cuts",
+    ) {
+        assert_card_on_pci_with_interrupts(&result);
+    }
+}
+
+/// The echo server on a TAP network on `machine`; `None` (skipped) where
+/// no TAP device can be made.
+fn echo_over_tap(machine: Machine, test: &str) -> Option<RunResult> {
     use tools::qemu::tap::TapNet;
     let net = match TapNet::create() {
         Ok(net) => net,
         Err(e) => {
-            eprintln!(
-                "SKIPPED a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts: {e:#}"
-            );
-            return;
+            eprintln!("SKIPPED {test}: {e:#}");
+            return None;
         }
     };
     let prog = compile("tcp_echo");
     let mut opts = RunOptions::new(prog, ["7000", "1"]);
+    opts.machine = machine;
     opts.capture = true;
     opts.timeout = Some(Duration::from_secs(300));
     opts.net = tools::run::NetMode::TapIn(net.clone());
@@ -704,4 +769,5 @@ fn a_c_echo_server_echoes_a_mebibyte_over_tap_in_frames_the_card_cuts() {
     let sent = net_counter(&result, "tx_frames").expect("tx_frames counted");
     eprintln!("tx_frames={sent} tx_segmented={segmented}");
     assert!(segmented > 0, "no frame was cut by the card ({sent} sent)");
+    Some(result)
 }

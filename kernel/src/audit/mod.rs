@@ -4,7 +4,6 @@
 //!
 //! - [`region`]: where the ring lives (the `ivshmem-plain` device, or RAM
 //!   reserved with `audit=SIZE`), chosen before the frame allocator exists;
-//! - [`pci`]: finding the ivshmem device and its BAR;
 //! - [`key`]: `audit_key=` or a random per-boot key, RDRAND;
 //! - [`mod@attest`]: attestation reports bound to the log (at boot and before
 //!   the final seal) and the guest side of the attested key release
@@ -27,7 +26,6 @@ pub mod key;
 #[cfg(feature = "ktest")]
 mod ktests;
 mod log;
-pub mod pci;
 pub mod region;
 
 use alloc::string::String;

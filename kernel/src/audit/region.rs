@@ -2,7 +2,7 @@
 //! exists:
 //!
 //! 1. QEMU's `ivshmem-plain` device, when present (found through PCI, see
-//!    [`super::pci`]): its BAR2 *is* the host's `memory-backend-file`, so the
+//!    [`crate::platform::pci`]): its BAR2 *is* the host's `memory-backend-file`, so the
 //!    host reads the ring from that file after the guest dies. The BAR is
 //!    mapped at its direct-map address, RW+NX, supervisor-only.
 //! 2. Otherwise, with `audit=SIZE` on the command line, `SIZE` bytes of RAM
@@ -17,8 +17,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use libos::boot::cmdline::KernelArgs;
 use libos::boot::memmap::MemoryMap;
 
-use super::pci::{self, BarError, Function};
 use crate::mm::{self, PAGE_BYTES, STACKS_BASE, paging, phys_to_virt};
+use crate::platform::pci::{self, BarError, Function};
 
 /// The smallest region accepted (the `audit` crate needs 4 KiB + 2 blocks;
 /// less than this is not a useful log).

@@ -44,7 +44,7 @@
 //! checksums and cutting long TCP frames (`libos::net::offload`), when
 //! the device offers them (QEMU does on a TAP network, not with user
 //! networking) and the kernel was not told `net.offload=off`. Every other
-//! transport call goes straight to the wrapped [`MmioTransport`].
+//! transport call goes straight to the wrapped transport ([`SomeTransport`]: virtio-mmio or PCI).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
@@ -53,7 +53,7 @@ use libos::net::offload;
 use libos::net::virtq::{self, RingAddrs};
 
 use spin::Mutex;
-use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::transport::SomeTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -81,7 +81,7 @@ pub const RING_AFTER: u32 = 32;
 /// own ringing.
 #[derive(Debug)]
 pub struct Bell {
-    transport: Mutex<MmioTransport<'static>>,
+    transport: Mutex<SomeTransport<'static>>,
     /// Whether transmit notifications are held back.
     hold: AtomicBool,
     /// Transmit notifications held back since the last ring.
@@ -107,7 +107,7 @@ pub struct Bell {
 impl Bell {
     /// Shared state over `transport`, holding notifications if `hold`,
     /// accepting the device's offloads if `offload`.
-    pub fn new(transport: MmioTransport<'static>, hold: bool, offload: bool) -> Arc<Self> {
+    pub fn new(transport: SomeTransport<'static>, hold: bool, offload: bool) -> Arc<Self> {
         Arc::new(Self {
             transport: Mutex::new(transport),
             hold: AtomicBool::new(hold),
@@ -267,13 +267,13 @@ enum Wish {
     Decline,
 }
 
-/// The transport `virtio-drivers` drives: an [`MmioTransport`] whose
+/// The transport `virtio-drivers` drives: a [`SomeTransport`] whose
 /// queue notifications go through a [`Bell`].
 #[derive(Debug)]
 pub struct Doorbell(pub Arc<Bell>);
 
 impl Doorbell {
-    fn with<R>(&self, f: impl FnOnce(&mut MmioTransport<'static>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut SomeTransport<'static>) -> R) -> R {
         f(&mut self.0.transport.lock())
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`mmio`]: virtio-mmio transports from the `virtio_mmio.device=` entries
 //!   QEMU's `microvm` appends to the command line (with `acpi=off`);
+//! - [`pci`]: otherwise a `virtio-net-pci` function on PCI bus 0 (`q35`,
+//!   `pc`: the machines SEV-SNP and TDX guests run on);
 //! - [`hal`]: DMA memory and address translation for `virtio-drivers`,
 //!   over the shared DMA pool ([`crate::platform::dma`]), which [`init`]
 //!   sets up first (`dma.pool=SIZE`);
@@ -38,6 +40,7 @@ mod ktests;
 mod lending_ktests;
 mod lent;
 pub mod mmio;
+pub mod pci;
 mod slots;
 pub mod virtio;
 
@@ -45,7 +48,7 @@ use alloc::sync::Arc;
 
 use libos::boot::cmdline::KernelArgs;
 use libos::net::{NetConfig, NetDevice};
-use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::{DeviceType, SomeTransport};
 
 use crate::platform::dma;
 
@@ -71,11 +74,40 @@ const NO_IRQ_KEY: &str = "net.poll";
 pub const OFFLOAD_KEY: &str = "net.offload";
 
 static DEVICE: spin::Once<Option<Arc<VirtioNet>>> = spin::Once::new();
-/// Where [`DEVICE`]'s transport is (the ktests read its queue registers).
+/// Where [`DEVICE`]'s transport is, if it is virtio-mmio (the ktests read
+/// its queue registers).
 static TRANSPORT: spin::Once<mmio::MmioDevice> = spin::Once::new();
 
-/// Finds the first virtio-net device announced on the command line, brings
-/// it up and routes its interrupt. Call once, after the heap and the local
+/// Where the card was found.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    /// A virtio-mmio transport on the command line.
+    Mmio(mmio::MmioDevice),
+    /// A function on PCI.
+    Pci(pci::PciDevice),
+}
+
+impl Found {
+    /// Its interrupt's I/O APIC input, if it has one.
+    fn irq(&self) -> Option<u32> {
+        match self {
+            Self::Mmio(d) => Some(d.irq),
+            Self::Pci(d) => d.irq,
+        }
+    }
+}
+
+impl core::fmt::Display for Found {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Mmio(d) => write!(f, "at {:#x}", d.paddr),
+            Self::Pci(d) => write!(f, "on {d}"),
+        }
+    }
+}
+
+/// Finds the first virtio-net device announced on the command line (or,
+/// without one, on PCI), brings it up and routes its interrupt. Call once, after the heap and the local
 /// APIC are up; later calls do nothing.
 pub fn init(args: &KernelArgs<'_>) {
     if DEVICE.is_completed() {
@@ -109,19 +141,29 @@ pub fn init(args: &KernelArgs<'_>) {
     // Published before the line is routed: the handler must find the
     // device to acknowledge it, or the level-triggered line would fire for
     // ever.
-    TRANSPORT.call_once(|| dev);
+    if let Found::Mmio(d) = dev {
+        TRANSPORT.call_once(|| d);
+    }
     DEVICE.call_once(|| Some(nic.clone()));
-    let irq = if args.has(NO_IRQ_KEY) {
-        nic.set_interrupts(false);
-        alloc::string::String::from("polling")
-    } else {
-        crate::arch::irq::register(crate::arch::trap::NET_VECTOR, handle_interrupt);
-        match crate::arch::ioapic::route_level(dev.irq, crate::arch::trap::NET_VECTOR) {
-            Ok(()) => alloc::format!("irq {}", dev.irq),
-            Err(e) => {
-                log::warn!("net: cannot route irq {}: {e:?}; polling only", dev.irq);
-                nic.set_interrupts(false);
-                alloc::string::String::from("polling")
+    let irq = match dev.irq() {
+        _ if args.has(NO_IRQ_KEY) => {
+            nic.set_interrupts(false);
+            alloc::string::String::from("polling")
+        }
+        None => {
+            log::warn!("net: the card {dev} has no routed interrupt; polling only");
+            nic.set_interrupts(false);
+            alloc::string::String::from("polling")
+        }
+        Some(line) => {
+            crate::arch::irq::register(crate::arch::trap::NET_VECTOR, handle_interrupt);
+            match crate::arch::ioapic::route_level(line, crate::arch::trap::NET_VECTOR) {
+                Ok(()) => alloc::format!("irq {line}"),
+                Err(e) => {
+                    log::warn!("net: cannot route irq {line}: {e:?}; polling only");
+                    nic.set_interrupts(false);
+                    alloc::string::String::from("polling")
+                }
             }
         }
     };
@@ -133,17 +175,24 @@ pub fn init(args: &KernelArgs<'_>) {
         (false, None) => alloc::string::String::from("none"),
     };
     crate::kprintln!(
-        "net: virtio-net {} at {:#x}, {irq}, offloads: {offload}, {} KiB of the shared DMA pool in use",
+        "net: virtio-net {} {dev}, {irq}, offloads: {offload}, {} KiB of the shared DMA pool in use",
         format_mac(&nic.mac()),
-        dev.paddr,
         used >> 10
     );
 }
 
-/// The first working virtio-net device on the command line.
-fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
-    let (dev, transport) = mmio::from_cmdline(args)
-        .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))?;
+/// The first working virtio-net device on the command line, or else on
+/// PCI bus 0.
+fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
+    let (dev, transport): (Found, SomeTransport<'static>) = match mmio::from_cmdline(args)
+        .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
+    {
+        Some((d, t)) => (Found::Mmio(d), t.into()),
+        None => {
+            let (t, d) = pci::find(DeviceType::Network)?;
+            (Found::Pci(d), t.into())
+        }
+    };
     let hold = match args.get(doorbell::HOLD_KEY) {
         None | Some("held") => true,
         Some("each") => false,
@@ -166,7 +215,7 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, mmio::MmioDevice)> {
     match VirtioNet::new(transport, crate::platform::platform().kind(), hold, offload) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
-            log::error!("net: virtio-net at {:#x} failed: {e:?}", dev.paddr);
+            log::error!("net: virtio-net {dev} failed: {e:?}");
             None
         }
     }

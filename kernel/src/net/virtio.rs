@@ -67,7 +67,7 @@ use libos::net::NetDevice;
 use libos::net::offload::{Offloads, TxOffload};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::transport::SomeTransport;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::doorbell::{Bell, Doorbell};
@@ -189,7 +189,7 @@ impl VirtioNet {
     /// if `hold` (`super::doorbell`), and accepts the device's offloads if
     /// `offload`.
     pub fn new(
-        transport: MmioTransport<'static>,
+        transport: SomeTransport<'static>,
         platform: PlatformKind,
         hold: bool,
         offload: bool,

@@ -30,6 +30,7 @@ mod ktests;
 pub mod mmio;
 pub mod mmio_emulation;
 pub mod native;
+pub mod pci;
 pub mod port;
 pub mod snp;
 pub mod tdx;

@@ -93,7 +93,8 @@ pub struct QemuConfig {
     /// its bytes to [`GuestObserver::app_error_output`].
     pub app_error_serial: Option<PathBuf>,
     /// A network card (user-mode networking, `restrict=on`, with its
-    /// forwards, or a TAP device; `microvm` only — see [`net`]).
+    /// forwards, or a TAP device): virtio-mmio on `microvm`, virtio-pci
+    /// elsewhere (see [`net`]).
     pub nic: Option<Nic>,
     /// Ask the guest to stop before killing it at a timeout: QEMU serves
     /// QMP at this path (which must not exist) and gets `inject-nmi` when

@@ -9,11 +9,12 @@
 //! HOST:GUEST`) let the host connect in, and they listen on 127.0.0.1 only,
 //! never on other interfaces.
 //!
-//! The card is a `virtio-net-device`, which exists only on `microvm` (its
-//! virtio-mmio transports); the kernel finds it through the
-//! `virtio_mmio.device=` entry QEMU appends to the command line, which it
-//! does only with `acpi=off` (see [`machine_arg`]). Other machines get no
-//! card (the kernel has no PCI virtio driver).
+//! On `microvm` the card is a `virtio-net-device` on a virtio-mmio
+//! transport; the kernel finds it through the `virtio_mmio.device=` entry
+//! QEMU appends to the command line, which it does only with `acpi=off`
+//! (see [`machine_arg`]). On `q35` and `pc` (the machines SEV-SNP and TDX
+//! guests run on) it is a modern-only `virtio-net-pci` function on PCI bus
+//! 0, which the kernel finds by scanning the bus (`kernel/src/net/pci.rs`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -119,12 +120,15 @@ impl Nic {
         }
     }
 
-    /// The QEMU arguments for the card on `machine` (none but on
-    /// `microvm`).
+    /// The QEMU arguments for the card on `machine`: a virtio-mmio card on
+    /// `microvm`, a virtio-pci one elsewhere.
     pub fn qemu_args(&self, machine: &str) -> Vec<String> {
-        if !is_microvm(machine) {
-            return Vec::new();
-        }
+        let device = if is_microvm(machine) {
+            "virtio-net-device,netdev=n0"
+        } else {
+            // Modern only: the kernel's transport is virtio 1.0's.
+            "virtio-net-pci,netdev=n0,disable-legacy=on"
+        };
         let netdev = match &self.tap {
             Some(net) => net.netdev(),
             None => {
@@ -136,12 +140,7 @@ impl Nic {
                 netdev
             }
         };
-        vec![
-            "-netdev".into(),
-            netdev,
-            "-device".into(),
-            "virtio-net-device,netdev=n0".into(),
-        ]
+        vec!["-netdev".into(), netdev, "-device".into(), device.into()]
     }
 }
 
@@ -227,8 +226,20 @@ mod tests {
     }
 
     #[test]
-    fn only_microvm_gets_a_card_and_acpi_off() {
-        assert!(Nic::default().qemu_args("q35").is_empty());
+    fn q35_gets_a_pci_card_and_only_microvm_acpi_off() {
+        let q35 = Nic::with_forwards(vec![PortForward::parse("8080:80").unwrap()])
+            .unwrap()
+            .qemu_args("q35");
+        assert_eq!(
+            q35,
+            [
+                "-netdev",
+                "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80",
+                "-device",
+                "virtio-net-pci,netdev=n0,disable-legacy=on"
+            ]
+        );
+        assert_eq!(Nic::default().qemu_args("pc")[3], q35[3]);
         assert_eq!(machine_arg("microvm"), "microvm,acpi=off");
         assert_eq!(machine_arg("microvm,acpi=on"), "microvm,acpi=on");
         assert_eq!(machine_arg("q35"), "q35");

@@ -27,5 +27,5 @@ pub mod runner;
 #[cfg(test)]
 pub(crate) mod fixture;
 
-pub use options::{NetMode, RunArgs, RunOptions};
+pub use options::{Machine, NetMode, RunArgs, RunOptions};
 pub use runner::{NO_STATUS_EXIT, RunResult, run};

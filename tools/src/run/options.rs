@@ -181,6 +181,8 @@ pub struct RunOptions {
     pub publish: Vec<PortForward>,
     /// The network the card is on: user-mode (the default) or a TAP device.
     pub net: NetMode,
+    /// The QEMU machine type (`--machine`).
+    pub machine: Machine,
     /// Run with the audit log on and keep it (`--audit FILE`).
     pub audit: Option<super::audit::AuditSpec>,
     /// When capturing: the program's stdin (then end of input). Without
@@ -217,6 +219,7 @@ impl RunOptions {
             capture: false,
             publish: Vec::new(),
             net: NetMode::User,
+            machine: Machine::Microvm,
             audit: None,
             stdin: Vec::new(),
             learn: false,
@@ -249,6 +252,38 @@ impl NetMode {
             _ => bail!(
                 "--net {s:?}: use `user` (QEMU user-mode networking, the default) or `tap` (a TAP device in a network namespace of the run's own; needs root)"
             ),
+        }
+    }
+}
+
+/// The QEMU machine a run boots on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Machine {
+    /// `microvm`: no firmware, virtio-mmio devices; the fastest to start.
+    #[default]
+    Microvm,
+    /// `q35`: SeaBIOS, PCI (the card is `virtio-net-pci`): the machine
+    /// type SEV-SNP and TDX guests run on.
+    Q35,
+}
+
+impl Machine {
+    /// Parses `--machine`: `microvm` or `q35`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "microvm" => Ok(Self::Microvm),
+            "q35" => Ok(Self::Q35),
+            _ => bail!(
+                "--machine {s:?}: use `microvm` (the default: virtio-mmio, fastest to start) or `q35` (PCI, as SEV-SNP and TDX guests have)"
+            ),
+        }
+    }
+
+    /// QEMU's name for it (`-M`).
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Self::Microvm => "microvm",
+            Self::Q35 => "q35",
         }
     }
 }
@@ -310,6 +345,11 @@ pub struct RunArgs {
         conflicts_with = "publish"
     )]
     net: String,
+    /// The QEMU machine: `microvm` (the default: no firmware, virtio-mmio)
+    /// or `q35` (SeaBIOS and PCI, the card a `virtio-net-pci` function, as
+    /// on the machines SEV-SNP and TDX guests run on).
+    #[arg(long, value_name = "MACHINE", default_value = "microvm")]
+    machine: String,
     /// Record every system call of the program (and its exit, signals,
     /// kernel faults) in a sealed audit log written to FILE when the run
     /// ends; check it with `cloister audit verify FILE --key-file KEY`.
@@ -358,6 +398,7 @@ impl RunArgs {
             opts.verbose = self.verbose;
             opts.learn = !self.no_learn;
             opts.net = NetMode::parse(&self.net)?;
+            opts.machine = Machine::parse(&self.machine)?;
             if opts.net != NetMode::User && !opts.publish.is_empty() {
                 bail!(
                     "--net tap: the manifest publishes ports, which only user-mode networking has"
@@ -417,6 +458,7 @@ impl RunArgs {
         // Refuses a host port given twice, before anything is built.
         Nic::with_forwards(opts.publish.clone())?;
         opts.net = NetMode::parse(&self.net)?;
+        opts.machine = Machine::parse(&self.machine)?;
         if let Some(file) = self.audit {
             let region_bytes = match self.audit_size.as_deref() {
                 None => super::audit::DEFAULT_REGION_BYTES,
@@ -472,6 +514,17 @@ mod tests {
         assert!(err.contains("`user`") && err.contains("`tap`"), "{err}");
         let err = parse(&["--net", "tap", "-p", "8080:80", "--", "x"]).unwrap_err();
         assert!(err.to_string().contains("--publish"), "{err}");
+    }
+
+    #[test]
+    fn machine_is_microvm_by_default_q35_on_request() {
+        assert_eq!(parse(&["--", "x"]).unwrap().machine, Machine::Microvm);
+        let q35 = parse(&["--machine", "q35", "--", "x"]).unwrap().machine;
+        assert_eq!((q35, q35.qemu_name()), (Machine::Q35, "q35"));
+        let err = parse(&["--machine", "pc", "--", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("microvm") && err.contains("q35"), "{err}");
     }
 
     #[test]

@@ -264,6 +264,7 @@ fn qemu_config(
         config.accel = accel;
     }
     config.memory_mib = opts.memory_mib;
+    config.machine = opts.machine.qemu_name().into();
     if let Some(cpus) = opts.cpus {
         config.cpus = cpus;
     }

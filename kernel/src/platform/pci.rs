@@ -1,7 +1,13 @@
-//! Just enough PCI to find QEMU's `ivshmem-plain` device: configuration
-//! space through the legacy ports 0xCF8/0xCFC (present on `pc` and `q35`;
-//! on `microvm`, which has no PCI, every read returns all ones and nothing
-//! is found), bus 0 only, and the sizing of one 64-bit memory BAR.
+//! PCI configuration space through the legacy ports 0xCF8/0xCFC (present
+//! on `pc` and `q35`; on `microvm`, which has no PCI, every read returns all
+//! ones and nothing is found), through the seam's port I/O (a `#VC`/`#VE`
+//! exit on SEV-SNP and TDX):
+//!
+//! - [`find`] and [`memory_bar64`]: just enough to find QEMU's
+//!   `ivshmem-plain` device on bus 0 and size one 64-bit memory BAR (the
+//!   audit region, `crate::audit::region`);
+//! - [`PortCam`]: the same registers as `virtio-drivers` reads them, for
+//!   the virtio-net card on PCI (`crate::net::pci`).
 //!
 //! `ivshmem-plain` (vendor 0x1af4, device 0x1110) exposes its shared memory
 //! — the host's `memory-backend-file` — as BAR2, a 64-bit prefetchable
@@ -9,7 +15,9 @@
 //! entry; this module only reads it, sizes it and makes sure memory decoding
 //! is on.
 
-use crate::platform::port;
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
+
+use super::port;
 
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
@@ -52,9 +60,16 @@ pub struct MemoryBar {
 }
 
 fn address(f: Function, offset: u8) -> u32 {
+    bdf_address(0, f.device, f.function, offset)
+}
+
+/// CONFIG_ADDRESS for a register of bus `bus`, device `device` (its low
+/// five bits), function `function` (its low three bits).
+fn bdf_address(bus: u8, device: u8, function: u8, offset: u8) -> u32 {
     (1 << 31)
-        | (u32::from(f.device) << 11)
-        | (u32::from(f.function) << 8)
+        | (u32::from(bus) << 16)
+        | (u32::from(device & 0x1f) << 11)
+        | (u32::from(function & 0x7) << 8)
         | u32::from(offset & 0xfc)
 }
 
@@ -148,4 +163,36 @@ pub fn memory_bar64(f: Function, bar: u8) -> Result<MemoryBar, BarError> {
 pub fn find_ivshmem() -> Option<(Function, Result<MemoryBar, BarError>)> {
     let f = find(IVSHMEM_VENDOR, IVSHMEM_DEVICE)?;
     Some((f, memory_bar64(f, IVSHMEM_SHM_BAR)))
+}
+
+/// Configuration space through the legacy ports, for `virtio-drivers`'
+/// `PciRoot` (any bus; 256 bytes per function).
+///
+/// One CPU probes devices at boot and nothing else uses the port pair
+/// meanwhile (the ivshmem lookup runs earlier), so a select and its data
+/// access are not interleaved.
+#[derive(Debug)]
+pub struct PortCam;
+
+impl ConfigurationAccess for PortCam {
+    fn read_word(&self, df: DeviceFunction, register_offset: u8) -> u32 {
+        port::write_u32(
+            CONFIG_ADDRESS,
+            bdf_address(df.bus, df.device, df.function, register_offset),
+        );
+        port::read_u32(CONFIG_DATA)
+    }
+
+    fn write_word(&mut self, df: DeviceFunction, register_offset: u8, data: u32) {
+        port::write_u32(
+            CONFIG_ADDRESS,
+            bdf_address(df.bus, df.device, df.function, register_offset),
+        );
+        port::write_u32(CONFIG_DATA, data);
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        // The ports are global; a second handle adds no state.
+        Self
+    }
 }
