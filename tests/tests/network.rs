@@ -185,23 +185,28 @@ fn a_c_echo_server_works_with_emulated_mmio() {
 fn a_c_echo_server_on_q35_echoes_over_a_pci_card() {
     let result = echo_server_on(Machine::Q35, EMULATE_MMIO);
     assert_emulated(&result, true);
-    assert_card_on_pci_with_interrupts(&result);
+    assert_card_on_pci(&result);
+    // The guest waited halted for the first connection: the card's
+    // interrupt woke it (a busy transfer may be served by polling alone).
+    let interrupts = net_counter(&result, "dev_interrupts").expect("dev_interrupts counted");
+    assert!(interrupts > 0, "no interrupt from the PCI card");
 }
 
 /// The kernel's card line says the card is a PCI function with a routed
-/// interrupt, and the exit line counts interrupts taken.
-fn assert_card_on_pci_with_interrupts(result: &RunResult) {
+/// interrupt whose queue notification registers the kernel found (one
+/// device access per notification).
+fn assert_card_on_pci(result: &RunResult) {
     let card = result
         .kernel_lines
         .iter()
         .find(|l| l.contains("net: virtio-net"))
         .expect("the card's line");
     assert!(
-        card.contains(" on PCI 00:") && card.contains(", irq "),
+        card.contains(" on PCI 00:")
+            && card.contains("(one write per notification)")
+            && card.contains(", irq "),
         "{card}"
     );
-    let interrupts = net_counter(result, "dev_interrupts").expect("dev_interrupts counted");
-    assert!(interrupts > 0, "no interrupt from the PCI card");
 }
 
 fn echo_server(kernel_args: &[&str]) -> RunResult {
@@ -727,7 +732,7 @@ fn a_c_echo_server_on_q35_echoes_over_tap_in_frames_the_pci_card_cuts() {
         Machine::Q35,
         "a_c_echo_server_on_q35_echoes_over_tap_in_frames_the_pci_card_cuts",
     ) {
-        assert_card_on_pci_with_interrupts(&result);
+        assert_card_on_pci(&result);
     }
 }
 

@@ -54,6 +54,8 @@ use libos::net::virtq::{self, RingAddrs};
 
 use spin::Mutex;
 use virtio_drivers::transport::SomeTransport;
+
+use super::pci::QueueNotify;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -102,12 +104,21 @@ pub struct Bell {
     offload: bool,
     /// The features the driver accepted.
     features: AtomicU64,
+    /// The queues' notification registers, where the kernel found them
+    /// (virtio-pci): one write per notification, without the transport.
+    queue_notify: Option<QueueNotify>,
 }
 
 impl Bell {
     /// Shared state over `transport`, holding notifications if `hold`,
-    /// accepting the device's offloads if `offload`.
-    pub fn new(transport: SomeTransport<'static>, hold: bool, offload: bool) -> Arc<Self> {
+    /// accepting the device's offloads if `offload`, notifying through
+    /// `queue_notify` if given.
+    pub fn new(
+        transport: SomeTransport<'static>,
+        hold: bool,
+        offload: bool,
+        queue_notify: Option<QueueNotify>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             transport: Mutex::new(transport),
             hold: AtomicBool::new(hold),
@@ -120,6 +131,7 @@ impl Bell {
             notified_at: [AtomicU16::new(0), AtomicU16::new(0)],
             offload,
             features: AtomicU64::new(0),
+            queue_notify,
         })
     }
 
@@ -191,7 +203,10 @@ impl Bell {
 
     /// Notifies the device of `queue` and counts it.
     fn notify_now(&self, queue: u16) {
-        self.transport.lock().notify(queue);
+        // The register write needs no lock: it selects nothing.
+        if !self.queue_notify.is_some_and(|n| n.notify(queue)) {
+            self.transport.lock().notify(queue);
+        }
         let sent = if queue == QUEUE_TRANSMIT {
             &self.rung
         } else {

@@ -184,15 +184,16 @@ pub fn init(args: &KernelArgs<'_>) {
 /// The first working virtio-net device on the command line, or else on
 /// PCI bus 0.
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
-    let (dev, transport): (Found, SomeTransport<'static>) = match mmio::from_cmdline(args)
-        .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
-    {
-        Some((d, t)) => (Found::Mmio(d), t.into()),
-        None => {
-            let (t, d) = pci::find(DeviceType::Network)?;
-            (Found::Pci(d), t.into())
-        }
-    };
+    let (dev, transport, notify): (Found, SomeTransport<'static>, _) =
+        match mmio::from_cmdline(args)
+            .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
+        {
+            Some((d, t)) => (Found::Mmio(d), t.into(), None),
+            None => {
+                let (t, d, notify) = pci::find(DeviceType::Network)?;
+                (Found::Pci(d), t.into(), notify)
+            }
+        };
     let hold = match args.get(doorbell::HOLD_KEY) {
         None | Some("held") => true,
         Some("each") => false,
@@ -212,7 +213,13 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
             true
         }
     };
-    match VirtioNet::new(transport, crate::platform::platform().kind(), hold, offload) {
+    match VirtioNet::new(
+        transport,
+        notify,
+        crate::platform::platform().kind(),
+        hold,
+        offload,
+    ) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net {dev} failed: {e:?}");

@@ -15,21 +15,64 @@
 //! interrupt-line register), level-triggered; MSI-X stays off, since the
 //! transport leaves every queue's MSI-X vector unset.
 //!
+//! A queue notification is one register write ([`QueueNotify`]): the
+//! kernel finds each queue's notification register once, where
+//! `virtio-drivers`' transport selects the queue and reads its offset
+//! before every notification (three device accesses, each an exit to the
+//! hypervisor on SEV-SNP and TDX).
+//!
 //! Only bus 0 is scanned: a card behind a PCIe root port or bridge is not
 //! found (`-device virtio-net-pci` without `bus=` sits on bus 0).
 
+use libos::net::virtq::pci_notify_offset;
 use virtio_drivers::transport::DeviceType;
-use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::bus::{
+    BarInfo, Command, ConfigurationAccess, DeviceFunction, PciRoot,
+};
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 
+use super::doorbell::{QUEUE_RECEIVE, QUEUE_TRANSMIT};
 use super::hal::KernelHal;
-use crate::platform::mmio;
+use crate::platform::mmio::{self, DeviceRegisters};
 use crate::platform::pci::PortCam;
 
 /// The interrupt line and pin register.
 const REG_INTERRUPT: u8 = 0x3c;
 /// Largest BAR mapped (virtio-net-pci's are 4 and 16 KiB).
 const MAX_BAR_BYTES: u64 = 1 << 20;
+/// Vendor-specific capability: virtio's structures.
+const CAP_VENDOR: u8 = 0x09;
+/// `cfg_type` of the common configuration structure.
+const CFG_COMMON: u8 = 1;
+/// `cfg_type` of the notification structure.
+const CFG_NOTIFY: u8 = 2;
+/// `queue_select` and `queue_notify_off` in the common configuration.
+const COMMON_QUEUE_SELECT: u64 = 0x16;
+const COMMON_QUEUE_NOTIFY_OFF: u64 = 0x1e;
+/// Bytes of the common configuration that must exist.
+const COMMON_BYTES: u32 = 0x38;
+
+/// The two queues' notification registers (receive, transmit), each two
+/// bytes mapped on its own: a notification is the queue's index written
+/// there.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueNotify {
+    regs: [DeviceRegisters; 2],
+}
+
+impl QueueNotify {
+    /// Notifies the device of `queue` (0 or 1); `false` (nothing written)
+    /// for another queue.
+    pub fn notify(&self, queue: u16) -> bool {
+        match self.regs.get(usize::from(queue)) {
+            Some(reg) => {
+                reg.write16(0, queue);
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// A virtio function found on PCI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +81,19 @@ pub struct PciDevice {
     pub function: DeviceFunction,
     /// The I/O APIC input of its INTx line, if the firmware routed one.
     pub irq: Option<u32>,
+    /// Whether its queues' notification registers were found
+    /// ([`QueueNotify`]).
+    pub notify_direct: bool,
 }
 
 impl core::fmt::Display for PciDevice {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "PCI {}", self.function)
+        let notify = if self.notify_direct {
+            "one write per notification"
+        } else {
+            "notifications through the transport"
+        };
+        write!(f, "PCI {} ({notify})", self.function)
     }
 }
 
@@ -56,8 +107,10 @@ pub fn interrupt_line(line_pin: u32) -> Option<u32> {
 
 /// The first function on bus 0 that holds a virtio device of `kind` and
 /// opens; functions that do not (unassigned or unmappable BARs, missing
-/// capabilities) are logged and skipped.
-pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice)> {
+/// capabilities) are logged and skipped. With it, the queues'
+/// notification registers, if they are where they should be (else the
+/// transport notifies).
+pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice, Option<QueueNotify>)> {
     let mut root = PciRoot::new(PortCam);
     let functions: alloc::vec::Vec<DeviceFunction> = root
         .enumerate_bus(0)
@@ -79,7 +132,7 @@ pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice)> {
 fn open(
     root: &mut PciRoot<PortCam>,
     df: DeviceFunction,
-) -> Result<(PciTransport, PciDevice), alloc::string::String> {
+) -> Result<(PciTransport, PciDevice, Option<QueueNotify>), alloc::string::String> {
     let bars = root
         .bars(df)
         .map_err(|e| alloc::format!("its BARs cannot be read ({e})"))?;
@@ -101,17 +154,87 @@ fn open(
     root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
     let transport = PciTransport::new::<KernelHal, _>(root, df)
         .map_err(|e| alloc::format!("no virtio transport ({e})"))?;
-    let line_pin = {
-        use virtio_drivers::transport::pci::bus::ConfigurationAccess;
-        PortCam.read_word(df, REG_INTERRUPT)
-    };
+    let notify = queue_notify(root, df, &bars);
+    if notify.is_none() {
+        log::warn!(
+            "virtio-pci {df}: queue notification registers not found; the transport finds them each time"
+        );
+    }
+    let line_pin = PortCam.read_word(df, REG_INTERRUPT);
     Ok((
         transport,
         PciDevice {
             function: df,
             irq: interrupt_line(line_pin),
+            notify_direct: notify.is_some(),
         },
+        notify,
     ))
+}
+
+/// A virtio structure's place: BAR, offset and length.
+#[derive(Debug, Clone, Copy)]
+struct Structure {
+    bar: u8,
+    offset: u32,
+    length: u32,
+}
+
+/// The receive and transmit queues' notification registers of `df`,
+/// from its common configuration and notification capabilities (the
+/// first of each, as the transport takes them). Call before the driver
+/// sets the device up: it selects queues in the common configuration,
+/// which the transport selects again before each use.
+fn queue_notify(
+    root: &PciRoot<PortCam>,
+    df: DeviceFunction,
+    bars: &[Option<BarInfo>; 6],
+) -> Option<QueueNotify> {
+    let (mut common, mut notify) = (None, None);
+    for cap in root.capabilities(df) {
+        let (len, cfg_type) = (cap.private_header as u8, (cap.private_header >> 8) as u8);
+        if cap.id != CAP_VENDOR || len < 16 {
+            continue;
+        }
+        let word = |at: u8| PortCam.read_word(df, cap.offset.wrapping_add(at));
+        let s = Structure {
+            bar: word(4) as u8,
+            offset: word(8),
+            length: word(12),
+        };
+        match cfg_type {
+            CFG_COMMON if common.is_none() => common = Some(s),
+            CFG_NOTIFY if notify.is_none() && len >= 20 => notify = Some((s, word(16))),
+            _ => {}
+        }
+    }
+    let bar = |i: u8| {
+        bars.get(usize::from(i))?
+            .as_ref()?
+            .memory_address_size()
+            .filter(|&(a, _)| a != 0)
+    };
+    let common = common.filter(|c| c.length >= COMMON_BYTES)?;
+    let (common_addr, common_bar) = bar(common.bar)?;
+    if u64::from(common.offset) + u64::from(common.length) > common_bar {
+        return None;
+    }
+    let common_regs = mmio::map_registers(
+        common_addr + u64::from(common.offset),
+        u64::from(COMMON_BYTES),
+    )
+    .ok()?;
+    let (notify, multiplier) = notify?;
+    let (notify_addr, notify_bar) = bar(notify.bar)?;
+    let reg = |queue: u16| {
+        common_regs.write16(COMMON_QUEUE_SELECT, queue);
+        let off = common_regs.read16(COMMON_QUEUE_NOTIFY_OFF);
+        let at = pci_notify_offset(notify.offset, notify.length, off, multiplier, notify_bar)?;
+        mmio::map_registers(notify_addr + at, 2).ok()
+    };
+    Some(QueueNotify {
+        regs: [reg(QUEUE_RECEIVE)?, reg(QUEUE_TRANSMIT)?],
+    })
 }
 
 #[cfg(feature = "ktest")]

@@ -68,6 +68,8 @@ use libos::net::offload::{Offloads, TxOffload};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::SomeTransport;
+
+use super::pci::QueueNotify;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::doorbell::{Bell, Doorbell};
@@ -190,11 +192,12 @@ impl VirtioNet {
     /// `offload`.
     pub fn new(
         transport: SomeTransport<'static>,
+        queue_notify: Option<QueueNotify>,
         platform: PlatformKind,
         hold: bool,
         offload: bool,
     ) -> core::result::Result<Self, InitError> {
-        let bell = Bell::new(transport, hold, offload);
+        let bell = Bell::new(transport, hold, offload, queue_notify);
         let raw = Raw::new(Doorbell(bell.clone()))?;
         let mac = raw.mac_address();
         let (Some(tx), Some(rx)) = (

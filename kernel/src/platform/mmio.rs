@@ -175,4 +175,18 @@ impl DeviceRegisters {
         // SAFETY: as in `read32`.
         unsafe { (vaddr as *mut u32).write_volatile(value) }
     }
+
+    /// Reads the 16-bit register at `offset`.
+    pub fn read16(&self, offset: u64) -> u16 {
+        let vaddr = self.reg_address(offset, Width::U16);
+        // SAFETY: as in `read32`.
+        unsafe { (vaddr as *const u16).read_volatile() }
+    }
+
+    /// Writes the 16-bit register at `offset`.
+    pub fn write16(&self, offset: u64, value: u16) {
+        let vaddr = self.reg_address(offset, Width::U16);
+        // SAFETY: as in `read32`.
+        unsafe { (vaddr as *mut u16).write_volatile(value) }
+    }
 }

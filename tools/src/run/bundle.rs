@@ -66,6 +66,7 @@ pub fn build(opts: &RunOptions, kernel: &Path, dir: &Path) -> Result<Bundle> {
         config.accel = accel;
     }
     config.memory_mib = opts.memory_mib;
+    config.machine = opts.machine.qemu_name().into();
     if let Some(cpus) = opts.cpus {
         config.cpus = cpus;
     }

@@ -12,6 +12,7 @@
 //! memory = "512M"
 //! cpus = 1                                # vCPUs, 1 to 16 (threads run on all)
 //! accel = "tcg"                           # or "kvm"
+//! machine = "microvm"                     # or "q35" (PCI, as SEV-SNP/TDX guests)
 //! publish = ["16379:6379"]                # 127.0.0.1:HOST -> guest port
 //! timeout_secs = 0                        # 0: no limit
 //!
@@ -36,7 +37,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::audit::{AuditSpec, DEFAULT_REGION_BYTES};
-use super::options::{FileMapping, RunOptions, parse_memory_mib};
+use super::options::{FileMapping, Machine, RunOptions, parse_memory_mib};
 use crate::qemu::{Accel, Nic, PortForward};
 
 /// The whole file.
@@ -67,6 +68,7 @@ struct Vm {
     memory: Option<Spanned<String>>,
     cpus: Option<Spanned<u32>>,
     accel: Option<Spanned<String>>,
+    machine: Option<Spanned<String>>,
     #[serde(default)]
     publish: Vec<Spanned<String>>,
     timeout_secs: Option<u64>,
@@ -119,6 +121,10 @@ pub fn parse(text: &str, base: &Path) -> Result<RunOptions> {
     if let Some(accel) = &m.vm.accel {
         opts.accel =
             Some(Accel::parse(accel.get_ref()).map_err(|e| at("vm.accel", accel.span(), e))?);
+    }
+    if let Some(machine) = &m.vm.machine {
+        opts.machine =
+            Machine::parse(machine.get_ref()).map_err(|e| at("vm.machine", machine.span(), e))?;
     }
     for p in &m.vm.publish {
         opts.publish
@@ -175,6 +181,7 @@ files = ["conf/redis.conf:/etc/redis/redis.conf"]
 memory = "256M"
 cpus = 1
 accel = "tcg"
+machine = "q35"
 publish = ["16379:6379"]
 timeout_secs = 60
 
@@ -197,6 +204,7 @@ size = "8M"
         assert_eq!(o.memory_mib, 256);
         assert_eq!(o.cpus, Some(1));
         assert_eq!(o.accel, Some(Accel::Tcg));
+        assert_eq!(o.machine, Machine::Q35);
         assert_eq!(o.publish[0].host_port, 16379);
         assert_eq!(o.timeout, Some(Duration::from_secs(60)));
         let a = o.audit.unwrap();
@@ -224,6 +232,8 @@ size = "8M"
             e.contains("line 5: vm.cpus") && e.contains("1 to 16"),
             "{e}"
         );
+        let e = err("[program]\npath = \"ls\"\n[vm]\nmachine = \"pc\"\n");
+        assert!(e.contains("line 4: vm.machine") && e.contains("q35"), "{e}");
         let e = err("[program]\npath = \"ls\"\n[vm]\npublish = [\"70000:1\"]\n");
         assert!(e.contains("line 4: vm.publish"), "{e}");
         let e = err("[program]\npath = \"ls\"\n[audit]\nfile = \"a\"\nsize = \"big\"\n");

@@ -347,9 +347,10 @@ pub struct RunArgs {
     net: String,
     /// The QEMU machine: `microvm` (the default: no firmware, virtio-mmio)
     /// or `q35` (SeaBIOS and PCI, the card a `virtio-net-pci` function, as
-    /// on the machines SEV-SNP and TDX guests run on).
-    #[arg(long, value_name = "MACHINE", default_value = "microvm")]
-    machine: String,
+    /// on the machines SEV-SNP and TDX guests run on). Overrides a
+    /// manifest's `vm.machine`.
+    #[arg(long, value_name = "MACHINE")]
+    machine: Option<String>,
     /// Record every system call of the program (and its exit, signals,
     /// kernel faults) in a sealed audit log written to FILE when the run
     /// ends; check it with `cloister audit verify FILE --key-file KEY`.
@@ -398,7 +399,9 @@ impl RunArgs {
             opts.verbose = self.verbose;
             opts.learn = !self.no_learn;
             opts.net = NetMode::parse(&self.net)?;
-            opts.machine = Machine::parse(&self.machine)?;
+            if let Some(machine) = &self.machine {
+                opts.machine = Machine::parse(machine)?;
+            }
             if opts.net != NetMode::User && !opts.publish.is_empty() {
                 bail!(
                     "--net tap: the manifest publishes ports, which only user-mode networking has"
@@ -458,7 +461,9 @@ impl RunArgs {
         // Refuses a host port given twice, before anything is built.
         Nic::with_forwards(opts.publish.clone())?;
         opts.net = NetMode::parse(&self.net)?;
-        opts.machine = Machine::parse(&self.machine)?;
+        if let Some(machine) = &self.machine {
+            opts.machine = Machine::parse(machine)?;
+        }
         if let Some(file) = self.audit {
             let region_bytes = match self.audit_size.as_deref() {
                 None => super::audit::DEFAULT_REGION_BYTES,
