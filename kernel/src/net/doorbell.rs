@@ -44,7 +44,7 @@
 //! checksums and cutting long TCP frames (`libos::net::offload`), when
 //! the device offers them (QEMU does on a TAP network, not with user
 //! networking) and the kernel was not told `net.offload=off`. Every other
-//! transport call goes straight to the wrapped transport ([`SomeTransport`]: virtio-mmio or PCI).
+//! transport call goes straight to the wrapped transport ([`CardTransport`]: virtio-mmio or PCI).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
@@ -52,8 +52,8 @@ use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, 
 use libos::net::offload;
 use libos::net::virtq::{self, RingAddrs};
 
+use super::transport::CardTransport;
 use spin::Mutex;
-use virtio_drivers::transport::SomeTransport;
 
 use super::pci::QueueNotify;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
@@ -83,7 +83,7 @@ pub const RING_AFTER: u32 = 32;
 /// own ringing.
 #[derive(Debug)]
 pub struct Bell {
-    transport: Mutex<SomeTransport<'static>>,
+    transport: Mutex<CardTransport>,
     /// Whether transmit notifications are held back.
     hold: AtomicBool,
     /// Transmit notifications held back since the last ring.
@@ -114,7 +114,7 @@ impl Bell {
     /// accepting the device's offloads if `offload`, notifying through
     /// `queue_notify` if given.
     pub fn new(
-        transport: SomeTransport<'static>,
+        transport: CardTransport,
         hold: bool,
         offload: bool,
         queue_notify: Option<QueueNotify>,
@@ -282,13 +282,13 @@ enum Wish {
     Decline,
 }
 
-/// The transport `virtio-drivers` drives: a [`SomeTransport`] whose
+/// The transport `virtio-drivers` drives: a [`CardTransport`] whose
 /// queue notifications go through a [`Bell`].
 #[derive(Debug)]
 pub struct Doorbell(pub Arc<Bell>);
 
 impl Doorbell {
-    fn with<R>(&self, f: impl FnOnce(&mut SomeTransport<'static>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut CardTransport) -> R) -> R {
         f(&mut self.0.transport.lock())
     }
 }

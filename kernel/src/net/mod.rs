@@ -4,7 +4,9 @@
 //! - [`mmio`]: virtio-mmio transports from the `virtio_mmio.device=` entries
 //!   QEMU's `microvm` appends to the command line (with `acpi=off`);
 //! - [`pci`]: otherwise a `virtio-net-pci` function on PCI bus 0 (`q35`,
-//!   `pc`: the machines SEV-SNP and TDX guests run on);
+//!   `pc`: the machines SEV-SNP and TDX guests run on), driven by the
+//!   kernel's own transport, which checks what the host says;
+//! - [`transport`]: either, for the driver;
 //! - [`hal`]: DMA memory and address translation for `virtio-drivers`,
 //!   over the shared DMA pool ([`crate::platform::dma`]), which [`init`]
 //!   sets up first (`dma.pool=SIZE`);
@@ -42,13 +44,16 @@ mod lent;
 pub mod mmio;
 pub mod pci;
 mod slots;
+pub mod transport;
 pub mod virtio;
 
 use alloc::sync::Arc;
 
 use libos::boot::cmdline::KernelArgs;
 use libos::net::{NetConfig, NetDevice};
-use virtio_drivers::transport::{DeviceType, SomeTransport};
+use virtio_drivers::transport::DeviceType;
+
+use transport::CardTransport;
 
 use crate::platform::dma;
 
@@ -184,16 +189,16 @@ pub fn init(args: &KernelArgs<'_>) {
 /// The first working virtio-net device on the command line, or else on
 /// PCI bus 0.
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
-    let (dev, transport, notify): (Found, SomeTransport<'static>, _) =
-        match mmio::from_cmdline(args)
-            .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
-        {
-            Some((d, t)) => (Found::Mmio(d), t.into(), None),
-            None => {
-                let (t, d, notify) = pci::find(DeviceType::Network)?;
-                (Found::Pci(d), t.into(), notify)
-            }
-        };
+    let (dev, transport, notify) = match mmio::from_cmdline(args)
+        .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
+    {
+        Some((d, t)) => (Found::Mmio(d), CardTransport::Mmio(t), None),
+        None => {
+            let (card, d) = pci::find(DeviceType::Network)?;
+            let notify = card.queue_notify();
+            (Found::Pci(d), CardTransport::Pci(card), Some(notify))
+        }
+    };
     let hold = match args.get(doorbell::HOLD_KEY) {
         None | Some("held") => true,
         Some("each") => false,

@@ -1,56 +1,93 @@
-//! Finding a virtio card on PCI: QEMU's `q35` and `pc` machines (the ones
+//! The virtio card on PCI: QEMU's `q35` and `pc` machines (the ones
 //! SEV-SNP and TDX guests run on) have no virtio-mmio, so the card is a
 //! `virtio-net-pci` function there, found on bus 0 through configuration
 //! space ([`crate::platform::pci::PortCam`]) and driven through
-//! `virtio-drivers`' modern (virtio 1.0) PCI transport.
+//! [`PciCard`], the kernel's own modern (virtio 1.0) PCI transport.
+//!
+//! Why its own: on SEV-SNP and TDX the host answers every configuration
+//! read and owns the BARs, and `virtio-drivers` 0.13's PCI transport
+//! trusts them (it follows the capability list without a bound, computes
+//! offsets in `u8`/`u32` arithmetic that can wrap, hands the result to the
+//! HAL's mapping callback, which can only panic on failure, and indexes the
+//! notification area with the device's `queue_notify_off` by `unwrap`).
+//! Here the capability list is read and checked on its own
+//! ([`libos::net::virtio_pci::parse`], host-tested, random lists
+//! included): each structure must lie inside its BAR, and is then mapped
+//! as a register range of exactly its length, so every later access is
+//! bounded by what was checked once. A card whose layout fails the check
+//! is logged and left unused.
 //!
 //! The firmware (SeaBIOS) has assigned the BARs and written the legacy
-//! interrupt line before the PVH entry; [`open`] maps every memory BAR of
-//! the function through the platform first — so that a BAR the platform
-//! refuses (RAM, out of range) leaves the card unused instead of failing
-//! inside `virtio-drivers`' mapping callback — turns on memory decoding
-//! and bus mastering (the card's DMA), and opens the transport. Its
-//! interrupt is the INTx line the firmware routed (`q35`'s PIRQ routing
-//! raises the same I/O APIC input as the 8259 line it writes to the
-//! interrupt-line register), level-triggered; MSI-X stays off, since the
-//! transport leaves every queue's MSI-X vector unset.
+//! interrupt line before the PVH entry; [`find`] turns on memory
+//! decoding and bus mastering (the card's DMA). Its interrupt is the INTx
+//! line the firmware routed (`q35`'s PIRQ routing raises the same I/O APIC
+//! input as the 8259 line it writes to the interrupt-line register),
+//! level-triggered, lowered by the ISR status read; MSI-X stays off (no
+//! vector is set).
 //!
-//! A queue notification is one register write ([`QueueNotify`]): the
-//! kernel finds each queue's notification register once, where
-//! `virtio-drivers`' transport selects the queue and reads its offset
-//! before every notification (three device accesses, each an exit to the
-//! hypervisor on SEV-SNP and TDX).
+//! A queue notification is one register write ([`QueueNotify`]): each
+//! queue's notification register is found once, where a transport that
+//! selects the queue and reads its offset first makes three device
+//! accesses (three exits to the hypervisor on SEV-SNP and TDX).
 //!
 //! Only bus 0 is scanned: a card behind a PCIe root port or bridge is not
 //! found (`-device virtio-net-pci` without `bus=` sits on bus 0).
 
-use libos::net::virtq::pci_notify_offset;
-use virtio_drivers::transport::DeviceType;
-use virtio_drivers::transport::pci::bus::{
-    BarInfo, Command, ConfigurationAccess, DeviceFunction, PciRoot,
-};
-use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
+use libos::net::virtio_pci::{self, Layout, Structure};
+use virtio_drivers::transport::pci::bus::{Command, ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::virtio_device_type;
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
+use virtio_drivers::{Error, PhysAddr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::doorbell::{QUEUE_RECEIVE, QUEUE_TRANSMIT};
-use super::hal::KernelHal;
 use crate::platform::mmio::{self, DeviceRegisters};
 use crate::platform::pci::PortCam;
 
 /// The interrupt line and pin register.
 const REG_INTERRUPT: u8 = 0x3c;
-/// Largest BAR mapped (virtio-net-pci's are 4 and 16 KiB).
+/// Largest BAR used (virtio-net-pci's are 4 and 16 KiB).
 const MAX_BAR_BYTES: u64 = 1 << 20;
-/// Vendor-specific capability: virtio's structures.
-const CAP_VENDOR: u8 = 0x09;
-/// `cfg_type` of the common configuration structure.
-const CFG_COMMON: u8 = 1;
-/// `cfg_type` of the notification structure.
-const CFG_NOTIFY: u8 = 2;
-/// `queue_select` and `queue_notify_off` in the common configuration.
-const COMMON_QUEUE_SELECT: u64 = 0x16;
-const COMMON_QUEUE_NOTIFY_OFF: u64 = 0x1e;
-/// Bytes of the common configuration that must exist.
-const COMMON_BYTES: u32 = 0x38;
+
+/// Registers of the common configuration structure (virtio 1.2, §4.1.4.3).
+mod common {
+    pub const DEVICE_FEATURE_SELECT: u64 = 0x00;
+    pub const DEVICE_FEATURE: u64 = 0x04;
+    pub const DRIVER_FEATURE_SELECT: u64 = 0x08;
+    pub const DRIVER_FEATURE: u64 = 0x0c;
+    pub const DEVICE_STATUS: u64 = 0x14;
+    pub const CONFIG_GENERATION: u64 = 0x15;
+    pub const QUEUE_SELECT: u64 = 0x16;
+    pub const QUEUE_SIZE: u64 = 0x18;
+    pub const QUEUE_ENABLE: u64 = 0x1c;
+    pub const QUEUE_NOTIFY_OFF: u64 = 0x1e;
+    pub const QUEUE_DESC: u64 = 0x20;
+    pub const QUEUE_DRIVER: u64 = 0x28;
+    pub const QUEUE_DEVICE: u64 = 0x30;
+}
+
+/// A virtio function found on PCI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciDevice {
+    /// Bus, device and function.
+    pub function: DeviceFunction,
+    /// The I/O APIC input of its INTx line, if the firmware routed one.
+    pub irq: Option<u32>,
+}
+
+impl core::fmt::Display for PciDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PCI {} (one write per notification)", self.function)
+    }
+}
+
+/// The interrupt line the firmware wrote for a function whose interrupt
+/// pin is INTA–INTD; `None` for no pin or an unrouted line (0 or 0xff).
+pub fn interrupt_line(line_pin: u32) -> Option<u32> {
+    let line = line_pin & 0xff;
+    let pin = (line_pin >> 8) & 0xff;
+    ((1..=4).contains(&pin) && line != 0 && line != 0xff).then_some(line)
+}
 
 /// The two queues' notification registers (receive, transmit), each two
 /// bytes mapped on its own: a notification is the queue's index written
@@ -74,43 +111,27 @@ impl QueueNotify {
     }
 }
 
-/// A virtio function found on PCI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PciDevice {
-    /// Bus, device and function.
-    pub function: DeviceFunction,
-    /// The I/O APIC input of its INTx line, if the firmware routed one.
-    pub irq: Option<u32>,
-    /// Whether its queues' notification registers were found
-    /// ([`QueueNotify`]).
-    pub notify_direct: bool,
+/// The kernel's virtio-pci transport over a checked [`Layout`].
+#[derive(Debug)]
+pub struct PciCard {
+    device_type: DeviceType,
+    common: DeviceRegisters,
+    isr: DeviceRegisters,
+    device: Option<DeviceRegisters>,
+    notify: QueueNotify,
 }
 
-impl core::fmt::Display for PciDevice {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let notify = if self.notify_direct {
-            "one write per notification"
-        } else {
-            "notifications through the transport"
-        };
-        write!(f, "PCI {} ({notify})", self.function)
+impl PciCard {
+    /// The queues' notification registers.
+    pub fn queue_notify(&self) -> QueueNotify {
+        self.notify
     }
 }
 
-/// The interrupt line the firmware wrote for a function whose interrupt
-/// pin is INTA–INTD; `None` for no pin or an unrouted line (0 or 0xff).
-pub fn interrupt_line(line_pin: u32) -> Option<u32> {
-    let line = line_pin & 0xff;
-    let pin = (line_pin >> 8) & 0xff;
-    ((1..=4).contains(&pin) && line != 0 && line != 0xff).then_some(line)
-}
-
 /// The first function on bus 0 that holds a virtio device of `kind` and
-/// opens; functions that do not (unassigned or unmappable BARs, missing
-/// capabilities) are logged and skipped. With it, the queues'
-/// notification registers, if they are where they should be (else the
-/// transport notifies).
-pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice, Option<QueueNotify>)> {
+/// opens; functions that do not (unassigned or unmappable BARs, a layout
+/// that fails the checks) are logged and skipped.
+pub fn find(kind: DeviceType) -> Option<(PciCard, PciDevice)> {
     let mut root = PciRoot::new(PortCam);
     let functions: alloc::vec::Vec<DeviceFunction> = root
         .enumerate_bus(0)
@@ -119,7 +140,7 @@ pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice, Option<QueueNo
         .collect();
     functions
         .into_iter()
-        .find_map(|df| match open(&mut root, df) {
+        .find_map(|df| match open(&mut root, df, kind) {
             Ok(found) => Some(found),
             Err(why) => {
                 log::warn!("virtio-pci {df}: {why}: not used");
@@ -128,113 +149,218 @@ pub fn find(kind: DeviceType) -> Option<(PciTransport, PciDevice, Option<QueueNo
         })
 }
 
-/// Maps `df`'s memory BARs, enables it and opens its transport.
+/// Reads and checks `df`'s layout, maps its structures, enables it.
 fn open(
     root: &mut PciRoot<PortCam>,
     df: DeviceFunction,
-) -> Result<(PciTransport, PciDevice, Option<QueueNotify>), alloc::string::String> {
+    kind: DeviceType,
+) -> Result<(PciCard, PciDevice), alloc::string::String> {
     let bars = root
         .bars(df)
         .map_err(|e| alloc::format!("its BARs cannot be read ({e})"))?;
-    for (i, bar) in bars.iter().enumerate() {
-        let Some((paddr, bytes)) = bar.as_ref().and_then(|b| b.memory_address_size()) else {
-            continue;
-        };
-        if paddr == 0 {
-            // Unassigned: the transport refuses it if a capability needs it.
-            continue;
-        }
-        if bytes == 0 || bytes > MAX_BAR_BYTES {
-            return Err(alloc::format!("BAR{i} of {bytes} bytes"));
-        }
-        mmio::map_registers(paddr, bytes)
-            .map_err(|e| alloc::format!("BAR{i} at {paddr:#x} cannot be mapped ({e:?})"))?;
-    }
+    // Each BAR's address and size; 0 for I/O, unassigned or oversized
+    // ones, so no structure is accepted there.
+    let placed: [(u64, u64); 6] = core::array::from_fn(|i| {
+        bars[i]
+            .as_ref()
+            .and_then(|b| b.memory_address_size())
+            .filter(|&(addr, bytes)| addr != 0 && bytes <= MAX_BAR_BYTES)
+            .unwrap_or((0, 0))
+    });
+    let sizes = placed.map(|(_, bytes)| bytes);
+    let layout = virtio_pci::parse(|at| PortCam.read_word(df, at), &sizes)
+        .map_err(|e| alloc::format!("its virtio capabilities are not usable ({e:?})"))?;
+    let map = |s: Structure| {
+        let (addr, _) = placed[usize::from(s.bar)];
+        let at = addr + u64::from(s.offset);
+        mmio::map_registers(at, u64::from(s.length))
+            .map_err(|e| alloc::format!("registers at {at:#x} cannot be mapped ({e:?})"))
+    };
+    let common = map(layout.common)?;
+    let notify_base = placed[usize::from(layout.notify.bar)].0 + u64::from(layout.notify.offset);
+    let notify = QueueNotify {
+        regs: [
+            queue_register(&common, &layout, notify_base, QUEUE_RECEIVE)?,
+            queue_register(&common, &layout, notify_base, QUEUE_TRANSMIT)?,
+        ],
+    };
+    let card = PciCard {
+        device_type: kind,
+        common,
+        isr: map(layout.isr)?,
+        device: layout.device.map(map).transpose()?,
+        notify,
+    };
     let (_, command) = root.get_status_command(df);
     root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
-    let transport = PciTransport::new::<KernelHal, _>(root, df)
-        .map_err(|e| alloc::format!("no virtio transport ({e})"))?;
-    let notify = queue_notify(root, df, &bars);
-    if notify.is_none() {
-        log::warn!(
-            "virtio-pci {df}: queue notification registers not found; the transport finds them each time"
-        );
-    }
     let line_pin = PortCam.read_word(df, REG_INTERRUPT);
     Ok((
-        transport,
+        card,
         PciDevice {
             function: df,
             irq: interrupt_line(line_pin),
-            notify_direct: notify.is_some(),
         },
-        notify,
     ))
 }
 
-/// A virtio structure's place: BAR, offset and length.
-#[derive(Debug, Clone, Copy)]
-struct Structure {
-    bar: u8,
-    offset: u32,
-    length: u32,
+/// `queue`'s notification register, mapped on its own.
+fn queue_register(
+    common: &DeviceRegisters,
+    layout: &Layout,
+    notify_base: u64,
+    queue: u16,
+) -> Result<DeviceRegisters, alloc::string::String> {
+    common.write16(common::QUEUE_SELECT, queue);
+    let off = common.read16(common::QUEUE_NOTIFY_OFF);
+    let within = virtio_pci::notify_offset(layout.notify.length, off, layout.notify_multiplier)
+        .ok_or_else(|| {
+            alloc::format!("queue {queue}'s notification offset {off} lies outside its structure")
+        })?;
+    mmio::map_registers(notify_base + u64::from(within), 2)
+        .map_err(|e| alloc::format!("queue {queue}'s notification register ({e:?})"))
 }
 
-/// The receive and transmit queues' notification registers of `df`,
-/// from its common configuration and notification capabilities (the
-/// first of each, as the transport takes them). Call before the driver
-/// sets the device up: it selects queues in the common configuration,
-/// which the transport selects again before each use.
-fn queue_notify(
-    root: &PciRoot<PortCam>,
-    df: DeviceFunction,
-    bars: &[Option<BarInfo>; 6],
-) -> Option<QueueNotify> {
-    let (mut common, mut notify) = (None, None);
-    for cap in root.capabilities(df) {
-        let (len, cfg_type) = (cap.private_header as u8, (cap.private_header >> 8) as u8);
-        if cap.id != CAP_VENDOR || len < 16 {
-            continue;
-        }
-        let word = |at: u8| PortCam.read_word(df, cap.offset.wrapping_add(at));
-        let s = Structure {
-            bar: word(4) as u8,
-            offset: word(8),
-            length: word(12),
-        };
-        match cfg_type {
-            CFG_COMMON if common.is_none() => common = Some(s),
-            CFG_NOTIFY if notify.is_none() && len >= 20 => notify = Some((s, word(16))),
-            _ => {}
+impl PciCard {
+    fn select(&self, queue: u16) {
+        self.common.write16(common::QUEUE_SELECT, queue);
+    }
+
+    fn write64(&self, offset: u64, value: u64) {
+        // Two 32-bit halves, low first, as virtio 1.2 §4.1.3.1 allows.
+        self.common.write32(offset, value as u32);
+        self.common.write32(offset + 4, (value >> 32) as u32);
+    }
+
+    /// The device configuration `[offset, offset + len)`, if it lies there.
+    fn device_range(&self, offset: usize, len: usize) -> virtio_drivers::Result<&DeviceRegisters> {
+        let device = self.device.as_ref().ok_or(Error::ConfigSpaceMissing)?;
+        match offset.checked_add(len) {
+            Some(end) if end as u64 <= device.bytes() => Ok(device),
+            _ => Err(Error::ConfigSpaceTooSmall),
         }
     }
-    let bar = |i: u8| {
-        bars.get(usize::from(i))?
-            .as_ref()?
-            .memory_address_size()
-            .filter(|&(a, _)| a != 0)
-    };
-    let common = common.filter(|c| c.length >= COMMON_BYTES)?;
-    let (common_addr, common_bar) = bar(common.bar)?;
-    if u64::from(common.offset) + u64::from(common.length) > common_bar {
-        return None;
+}
+
+impl Transport for PciCard {
+    fn device_type(&self) -> DeviceType {
+        self.device_type
     }
-    let common_regs = mmio::map_registers(
-        common_addr + u64::from(common.offset),
-        u64::from(COMMON_BYTES),
-    )
-    .ok()?;
-    let (notify, multiplier) = notify?;
-    let (notify_addr, notify_bar) = bar(notify.bar)?;
-    let reg = |queue: u16| {
-        common_regs.write16(COMMON_QUEUE_SELECT, queue);
-        let off = common_regs.read16(COMMON_QUEUE_NOTIFY_OFF);
-        let at = pci_notify_offset(notify.offset, notify.length, off, multiplier, notify_bar)?;
-        mmio::map_registers(notify_addr + at, 2).ok()
-    };
-    Some(QueueNotify {
-        regs: [reg(QUEUE_RECEIVE)?, reg(QUEUE_TRANSMIT)?],
-    })
+
+    fn read_device_features(&mut self) -> u64 {
+        self.common.write32(common::DEVICE_FEATURE_SELECT, 0);
+        let low = self.common.read32(common::DEVICE_FEATURE);
+        self.common.write32(common::DEVICE_FEATURE_SELECT, 1);
+        let high = self.common.read32(common::DEVICE_FEATURE);
+        u64::from(low) | u64::from(high) << 32
+    }
+
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.common.write32(common::DRIVER_FEATURE_SELECT, 0);
+        self.common
+            .write32(common::DRIVER_FEATURE, driver_features as u32);
+        self.common.write32(common::DRIVER_FEATURE_SELECT, 1);
+        self.common
+            .write32(common::DRIVER_FEATURE, (driver_features >> 32) as u32);
+    }
+
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.select(queue);
+        self.common.read16(common::QUEUE_SIZE).into()
+    }
+
+    fn notify(&mut self, queue: u16) {
+        if !self.notify.notify(queue) {
+            log::warn!("virtio-pci: no notification register for queue {queue}");
+        }
+    }
+
+    fn get_status(&self) -> DeviceStatus {
+        DeviceStatus::from_bits_truncate(self.common.read8(common::DEVICE_STATUS).into())
+    }
+
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.common
+            .write8(common::DEVICE_STATUS, status.bits() as u8);
+    }
+
+    fn set_guest_page_size(&mut self, _guest_page_size: u32) {
+        // The PCI transport has no page size.
+    }
+
+    fn requires_legacy_layout(&self) -> bool {
+        false
+    }
+
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.select(queue);
+        self.common.write16(common::QUEUE_SIZE, size as u16);
+        self.write64(common::QUEUE_DESC, descriptors);
+        self.write64(common::QUEUE_DRIVER, driver_area);
+        self.write64(common::QUEUE_DEVICE, device_area);
+        self.common.write16(common::QUEUE_ENABLE, 1);
+    }
+
+    fn queue_unset(&mut self, _queue: u16) {
+        // A queue cannot be disabled on PCI short of a device reset.
+    }
+
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.select(queue);
+        self.common.read16(common::QUEUE_ENABLE) == 1
+    }
+
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        // Reading the ISR status clears it and lowers the INTx line.
+        InterruptStatus::from_bits_retain(self.isr.read8(0).into())
+    }
+
+    fn read_config_generation(&self) -> u32 {
+        self.common.read8(common::CONFIG_GENERATION).into()
+    }
+
+    fn read_config_space<T: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<T> {
+        let len = size_of::<T>();
+        let device = self.device_range(offset, len)?;
+        let mut value = T::new_zeroed();
+        let bytes = value.as_mut_bytes();
+        let at = offset as u64;
+        match len {
+            4 if offset.is_multiple_of(4) => {
+                bytes.copy_from_slice(&device.read32(at).to_le_bytes())
+            }
+            2 if offset.is_multiple_of(2) => {
+                bytes.copy_from_slice(&device.read16(at).to_le_bytes())
+            }
+            _ => {
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = device.read8(at + i as u64);
+                }
+            }
+        }
+        Ok(value)
+    }
+
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> virtio_drivers::Result<()> {
+        let device = self.device_range(offset, size_of::<T>())?;
+        for (i, b) in value.as_bytes().iter().enumerate() {
+            device.write8(offset as u64 + i as u64, *b);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(feature = "ktest")]

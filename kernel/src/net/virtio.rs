@@ -62,12 +62,12 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::transport::CardTransport;
 use libos::error::{Errno, Result};
 use libos::net::NetDevice;
 use libos::net::offload::{Offloads, TxOffload};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::SomeTransport;
 
 use super::pci::QueueNotify;
 use x86_64::instructions::interrupts::without_interrupts;
@@ -191,7 +191,7 @@ impl VirtioNet {
     /// if `hold` (`super::doorbell`), and accepts the device's offloads if
     /// `offload`.
     pub fn new(
-        transport: SomeTransport<'static>,
+        transport: CardTransport,
         queue_notify: Option<QueueNotify>,
         platform: PlatformKind,
         hold: bool,

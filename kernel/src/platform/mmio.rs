@@ -176,6 +176,20 @@ impl DeviceRegisters {
         unsafe { (vaddr as *mut u32).write_volatile(value) }
     }
 
+    /// Reads the 8-bit register at `offset`.
+    pub fn read8(&self, offset: u64) -> u8 {
+        let vaddr = self.reg_address(offset, Width::U8);
+        // SAFETY: as in `read32`.
+        unsafe { (vaddr as *const u8).read_volatile() }
+    }
+
+    /// Writes the 8-bit register at `offset`.
+    pub fn write8(&self, offset: u64, value: u8) {
+        let vaddr = self.reg_address(offset, Width::U8);
+        // SAFETY: as in `read32`.
+        unsafe { (vaddr as *mut u8).write_volatile(value) }
+    }
+
     /// Reads the 16-bit register at `offset`.
     pub fn read16(&self, offset: u64) -> u16 {
         let vaddr = self.reg_address(offset, Width::U16);

@@ -33,6 +33,9 @@
 //!   that says what to finish.
 //! - [`virtq`]: when a virtio device wants a notification (the split
 //!   virtqueue's event-index rule), for the kernel's driver.
+//! - [`virtio_pci`]: where a virtio-pci function keeps its structures,
+//!   read from its capability list and checked against its BARs, for the
+//!   kernel's PCI transport.
 //!
 //! The socket file kinds and their syscalls (`crate::syscall::net`)
 //! follow the pattern of `crate::ipc`: operations never block, they fail
@@ -59,6 +62,7 @@ pub mod udp;
 pub mod udplite;
 pub mod udplite_table;
 pub mod unix;
+pub mod virtio_pci;
 pub mod virtq;
 
 #[cfg(test)]

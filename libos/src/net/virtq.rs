@@ -66,70 +66,9 @@ impl RingAddrs {
     }
 }
 
-/// Where a virtqueue's notification register lies in its BAR on
-/// virtio-pci (virtio 1.2, §4.1.4.4): `cap_offset + queue_notify_off ×
-/// multiplier`, two bytes wide, from the notification capability (its
-/// `offset` and `length` in the BAR, its `notify_off_multiplier`) and the
-/// queue's `queue_notify_off`. `None` when that lies outside the
-/// notification structure or the BAR (`bar_bytes`), or is not 2-byte
-/// aligned — what a misbehaving device could announce.
-///
-/// A driver that computes it once per queue notifies with one register
-/// write; `virtio-drivers` 0.13's PCI transport selects the queue and
-/// reads `queue_notify_off` before every notification, three device
-/// accesses (three exits to the hypervisor on SEV-SNP and TDX).
-pub fn pci_notify_offset(
-    cap_offset: u32,
-    cap_length: u32,
-    queue_notify_off: u16,
-    multiplier: u32,
-    bar_bytes: u64,
-) -> Option<u64> {
-    let within = u64::from(queue_notify_off).checked_mul(u64::from(multiplier))?;
-    if within + 2 > u64::from(cap_length) {
-        return None;
-    }
-    let offset = u64::from(cap_offset) + within;
-    (offset + 2 <= bar_bytes && offset.is_multiple_of(2)).then_some(offset)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pci_notify_register_is_found_and_kept_inside_its_structure() {
-        // QEMU's virtio-net-pci: notification structure at 0x3000 of a
-        // 16 KiB BAR, 4 KiB long, multiplier 4, queue i at offset i.
-        assert_eq!(
-            pci_notify_offset(0x3000, 0x1000, 0, 4, 0x4000),
-            Some(0x3000)
-        );
-        assert_eq!(
-            pci_notify_offset(0x3000, 0x1000, 1, 4, 0x4000),
-            Some(0x3004)
-        );
-        // Multiplier 0: every queue shares one register.
-        assert_eq!(
-            pci_notify_offset(0x3000, 0x1000, 7, 0, 0x4000),
-            Some(0x3000)
-        );
-        // The last two bytes of the structure, and one past them.
-        assert_eq!(pci_notify_offset(0, 8, 3, 2, 8), Some(6));
-        assert_eq!(pci_notify_offset(0, 8, 4, 2, 8), None);
-        // Inside the structure but past the BAR (the structure claims too much).
-        assert_eq!(pci_notify_offset(0x3ffe, 0x1000, 1, 4, 0x4000), None);
-        // Odd offsets, huge products: refused, no overflow.
-        assert_eq!(pci_notify_offset(0x3001, 0x1000, 0, 4, 0x4000), None);
-        assert_eq!(
-            pci_notify_offset(0, u32::MAX, u16::MAX, u32::MAX, u64::MAX),
-            None
-        );
-        assert_eq!(
-            pci_notify_offset(u32::MAX - 1, u32::MAX, 0, 4, u64::MAX),
-            Some(u64::from(u32::MAX - 1))
-        );
-    }
 
     #[test]
     fn notifies_only_when_the_index_crossed_the_event() {
