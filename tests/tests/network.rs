@@ -192,15 +192,20 @@ fn a_c_echo_server_on_q35_echoes_over_a_pci_card() {
     assert!(interrupts > 0, "no interrupt from the PCI card");
 }
 
+/// The kernel's line about the card (`net: virtio-net …`).
+fn card_line(result: &RunResult) -> &str {
+    result
+        .kernel_lines
+        .iter()
+        .find(|l| l.contains("net: virtio-net"))
+        .expect("the card's line")
+}
+
 /// The kernel's card line says the card is a PCI function with a routed
 /// interrupt whose queue notification registers the kernel found (one
 /// device access per notification).
 fn assert_card_on_pci(result: &RunResult) {
-    let card = result
-        .kernel_lines
-        .iter()
-        .find(|l| l.contains("net: virtio-net"))
-        .expect("the card's line");
+    let card = card_line(result);
     assert!(
         card.contains(" on PCI 00:")
             && card.contains("(one write per notification)")
@@ -702,11 +707,7 @@ fn debian_nginx_serves_files_to_curl_over_a_tap_network() {
 /// The kernel's card line says it took QEMU's TAP card's checksum and
 /// segmentation offloads (`libos::net::offload`).
 fn assert_card_took_the_offloads(result: &RunResult) {
-    let card = result
-        .kernel_lines
-        .iter()
-        .find(|l| l.contains("net: virtio-net"))
-        .expect("the card's line");
+    let card = card_line(result);
     assert!(
         card.contains("offloads: tcp checksum, segmentation"),
         "{card}"
