@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
         u32::from_le_bytes(space[at..at + 4].try_into().unwrap())
     };
     if let Ok(l) = parse(read, &bars) {
-        for s in [Some(l.common), Some(l.notify), Some(l.isr), l.device].into_iter().flatten() {
+        let tables = l.msix.map(|m| m.table);
+        for s in [Some(l.common), Some(l.notify), Some(l.isr), l.device, tables].into_iter().flatten() {
             assert!(u64::from(s.offset) + u64::from(s.length) <= bars[usize::from(s.bar)]);
         }
         assert!(l.common.length >= COMMON_BYTES);

@@ -169,6 +169,11 @@ enum BenchCommand {
         /// -c`, `wrk -c`).
         #[arg(long, default_value_t = tools::bench::figures::DEFAULT_CLIENTS)]
         clients: u32,
+        /// The QEMU machine of both guests: `microvm` (virtio-mmio) or
+        /// `q35` (SeaBIOS and PCI: both cards are `virtio-net-pci`, as on
+        /// the machines SEV-SNP and TDX guests run on).
+        #[arg(long, default_value = "microvm", value_name = "MACHINE")]
+        machine: String,
     },
     /// CPython's regression suite natively and in Cloister: per-module
     /// counts and the share of natively passing tests that pass in
@@ -278,6 +283,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
             against,
             net,
             clients,
+            machine,
         } => {
             use tools::bench::{figures::Figure, guest, linux_compare};
             let tap = tools::run::NetMode::parse(net)? != tools::run::NetMode::User;
@@ -298,7 +304,7 @@ fn bench(what: &BenchCommand) -> Result<i32> {
                         None => qemu::cpus_from_env()?,
                     },
                     memory_mib: *mem,
-                    machine: "microvm".into(),
+                    machine: tools::run::Machine::parse(machine)?.qemu_name().into(),
                     timeout: std::time::Duration::from_secs(300),
                     tap,
                 },

@@ -43,6 +43,7 @@ mod lending_ktests;
 mod lent;
 pub mod mmio;
 pub mod pci;
+mod pci_card;
 mod slots;
 pub mod transport;
 pub mod virtio;
@@ -66,6 +67,8 @@ pub const CMDLINE_KEYS: &[&str] = &[
     doorbell::HOLD_KEY,
     OFFLOAD_KEY,
     dma::CMDLINE_KEY,
+    pci::ASSIGN_KEY,
+    pci::IRQ_KEY,
     libos::net::config::IP_KEY,
     libos::net::config::GATEWAY_KEY,
 ];
@@ -93,11 +96,11 @@ enum Found {
 }
 
 impl Found {
-    /// Its interrupt's I/O APIC input, if it has one.
-    fn irq(&self) -> Option<u32> {
+    /// How it interrupts.
+    fn interrupt(&self) -> pci::PciInterrupt {
         match self {
-            Self::Mmio(d) => Some(d.irq),
-            Self::Pci(d) => d.irq,
+            Self::Mmio(d) => pci::PciInterrupt::Intx(d.irq),
+            Self::Pci(d) => d.interrupt,
         }
     }
 }
@@ -150,17 +153,22 @@ pub fn init(args: &KernelArgs<'_>) {
         TRANSPORT.call_once(|| d);
     }
     DEVICE.call_once(|| Some(nic.clone()));
-    let irq = match dev.irq() {
+    let irq = match dev.interrupt() {
         _ if args.has(NO_IRQ_KEY) => {
             nic.set_interrupts(false);
             alloc::string::String::from("polling")
         }
-        None => {
+        pci::PciInterrupt::None => {
             log::warn!("net: the card {dev} has no routed interrupt; polling only");
             nic.set_interrupts(false);
             alloc::string::String::from("polling")
         }
-        Some(line) => {
+        pci::PciInterrupt::Msix(entry) => {
+            crate::arch::irq::register(crate::arch::trap::NET_VECTOR, handle_interrupt);
+            entry.unmask();
+            alloc::format!("msi-x vector {}", crate::arch::trap::NET_VECTOR)
+        }
+        pci::PciInterrupt::Intx(line) => {
             crate::arch::irq::register(crate::arch::trap::NET_VECTOR, handle_interrupt);
             match crate::arch::ioapic::route_level(line, crate::arch::trap::NET_VECTOR) {
                 Ok(()) => alloc::format!("irq {line}"),
@@ -194,7 +202,11 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
     {
         Some((d, t)) => (Found::Mmio(d), CardTransport::Mmio(t), None),
         None => {
-            let (card, d) = pci::find(DeviceType::Network)?;
+            let options = pci::PciOptions {
+                assign_always: args.get(pci::ASSIGN_KEY) == Some("always"),
+                intx: args.get(pci::IRQ_KEY) == Some("intx"),
+            };
+            let (card, d) = pci::find(DeviceType::Network, options)?;
             let notify = card.queue_notify();
             (Found::Pci(d), CardTransport::Pci(card), Some(notify))
         }

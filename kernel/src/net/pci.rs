@@ -17,30 +17,38 @@
 //! bounded by what was checked once. A card whose layout fails the check
 //! is logged and left unused.
 //!
-//! The firmware (SeaBIOS) has assigned the BARs and written the legacy
-//! interrupt line before the PVH entry; [`find`] turns on memory
-//! decoding and bus mastering (the card's DMA). Its interrupt is the INTx
-//! line the firmware routed (`q35`'s PIRQ routing raises the same I/O APIC
-//! input as the 8259 line it writes to the interrupt-line register),
-//! level-triggered, lowered by the ISR status read; MSI-X stays off (no
-//! vector is set).
+//! **BARs.** Under plain QEMU, SeaBIOS assigns them before the PVH entry.
+//! An IGVM launch has no firmware: a memory BAR left at 0 gets an address
+//! from the kernel ([`libos::net::virtio_pci::place_bars`], naturally
+//! aligned in `[0xE000_0000, 0xFEC0_0000)`, clear of the other functions'
+//! BARs). `net.pci_assign=always` does that even where the firmware did,
+//! which is how the path is tested under plain QEMU.
 //!
-//! A queue notification is one register write ([`QueueNotify`]): each
-//! queue's notification register is found once, where a transport that
-//! selects the queue and reads its offset first makes three device
-//! accesses (three exits to the hypervisor on SEV-SNP and TDX).
+//! **Interrupts.** MSI-X when the function has it (QEMU's does): table
+//! entry 0 sends [`crate::arch::trap::NET_VECTOR`] to this CPU's local
+//! APIC, every queue raises it, and an interrupt costs no device access
+//! but the end of interrupt (no ISR read, no I/O APIC), nor any firmware
+//! routing. Otherwise, or with `net.pci_irq=intx`, the INTx line the
+//! firmware routed (`q35`'s PIRQ routing raises the same I/O APIC input as
+//! the 8259 line it writes to the interrupt-line register),
+//! level-triggered, lowered by the ISR read.
 //!
 //! Only bus 0 is scanned: a card behind a PCIe root port or bridge is not
 //! found (`-device virtio-net-pci` without `bus=` sits on bus 0).
 
-use libos::net::virtio_pci::{self, Layout, Structure};
-use virtio_drivers::transport::pci::bus::{Command, ConfigurationAccess, DeviceFunction, PciRoot};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use libos::net::virtio_pci::{self, BarRequest, Layout, Structure};
+use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::pci::bus::{
+    BarInfo, Command, ConfigurationAccess, DeviceFunction, PciRoot,
+};
 use virtio_drivers::transport::pci::virtio_device_type;
-use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
-use virtio_drivers::{Error, PhysAddr};
-use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::doorbell::{QUEUE_RECEIVE, QUEUE_TRANSMIT};
+use super::pci_card::common;
+pub use super::pci_card::{PciCard, QueueNotify};
 use crate::platform::mmio::{self, DeviceRegisters};
 use crate::platform::pci::PortCam;
 
@@ -48,36 +56,78 @@ use crate::platform::pci::PortCam;
 const REG_INTERRUPT: u8 = 0x3c;
 /// Largest BAR used (virtio-net-pci's are 4 and 16 KiB).
 const MAX_BAR_BYTES: u64 = 1 << 20;
+/// Where the kernel places BARs no firmware placed: inside `q35`'s 32-bit
+/// PCI window, above its MMCONFIG area, below the I/O APIC.
+const BAR_WINDOW: (u64, u64) = (0xe000_0000, 0xfec0_0000);
+/// The local APIC's MSI address window.
+const MSI_ADDRESS: u32 = 0xfee0_0000;
+/// Message control's MSI-X enable and function mask bits, in the
+/// capability's first dword.
+const MSIX_ENABLE: u32 = 1 << 31;
+const MSIX_FUNCTION_MASK: u32 = 1 << 30;
+/// A virtio "no vector".
+const NO_VECTOR: u16 = 0xffff;
 
-/// Registers of the common configuration structure (virtio 1.2, §4.1.4.3).
-mod common {
-    pub const DEVICE_FEATURE_SELECT: u64 = 0x00;
-    pub const DEVICE_FEATURE: u64 = 0x04;
-    pub const DRIVER_FEATURE_SELECT: u64 = 0x08;
-    pub const DRIVER_FEATURE: u64 = 0x0c;
-    pub const DEVICE_STATUS: u64 = 0x14;
-    pub const CONFIG_GENERATION: u64 = 0x15;
-    pub const QUEUE_SELECT: u64 = 0x16;
-    pub const QUEUE_SIZE: u64 = 0x18;
-    pub const QUEUE_ENABLE: u64 = 0x1c;
-    pub const QUEUE_NOTIFY_OFF: u64 = 0x1e;
-    pub const QUEUE_DESC: u64 = 0x20;
-    pub const QUEUE_DRIVER: u64 = 0x28;
-    pub const QUEUE_DEVICE: u64 = 0x30;
+/// `net.pci_assign=always`: place the card's BARs even where a firmware
+/// did (tests the firmware-free path).
+pub const ASSIGN_KEY: &str = "net.pci_assign";
+/// `net.pci_irq=intx`: keep the INTx line even where MSI-X exists.
+pub const IRQ_KEY: &str = "net.pci_irq";
+
+/// How to bring a PCI card up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PciOptions {
+    /// Place every memory BAR, not only those left at 0.
+    pub assign_always: bool,
+    /// Use INTx even where MSI-X exists.
+    pub intx: bool,
+}
+
+/// How the card interrupts.
+#[derive(Debug, Clone, Copy)]
+pub enum PciInterrupt {
+    /// MSI-X table entry 0, masked until [`MsixEntry::unmask`].
+    Msix(MsixEntry),
+    /// The INTx line, as an I/O APIC input.
+    Intx(u32),
+    /// None routed: the driver polls.
+    None,
+}
+
+/// MSI-X table entry 0 of the card.
+#[derive(Debug, Clone, Copy)]
+pub struct MsixEntry(DeviceRegisters);
+
+impl MsixEntry {
+    /// Lets the entry's message through (once the handler is in place).
+    pub fn unmask(&self) {
+        self.0.write32(12, 0);
+    }
 }
 
 /// A virtio function found on PCI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct PciDevice {
     /// Bus, device and function.
     pub function: DeviceFunction,
-    /// The I/O APIC input of its INTx line, if the firmware routed one.
-    pub irq: Option<u32>,
+    /// How it interrupts.
+    pub interrupt: PciInterrupt,
+    /// Whether the kernel placed its BARs.
+    pub placed: bool,
 }
 
 impl core::fmt::Display for PciDevice {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "PCI {} (one write per notification)", self.function)
+        let placed = if self.placed {
+            ", BARs placed by the kernel"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "PCI {} (one write per notification{placed})",
+            self.function
+        )
     }
 }
 
@@ -89,77 +139,30 @@ pub fn interrupt_line(line_pin: u32) -> Option<u32> {
     ((1..=4).contains(&pin) && line != 0 && line != 0xff).then_some(line)
 }
 
-/// The two queues' notification registers (receive, transmit), each two
-/// bytes mapped on its own: a notification is the queue's index written
-/// there.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueNotify {
-    regs: [DeviceRegisters; 2],
-}
-
-impl QueueNotify {
-    /// Notifies the device of `queue` (0 or 1); `false` (nothing written)
-    /// for another queue.
-    pub fn notify(&self, queue: u16) -> bool {
-        match self.regs.get(usize::from(queue)) {
-            Some(reg) => {
-                reg.write16(0, queue);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// The kernel's virtio-pci transport over a checked [`Layout`].
-#[derive(Debug)]
-pub struct PciCard {
-    device_type: DeviceType,
-    common: DeviceRegisters,
-    isr: DeviceRegisters,
-    device: Option<DeviceRegisters>,
-    notify: QueueNotify,
-}
-
-impl PciCard {
-    /// The queues' notification registers.
-    pub fn queue_notify(&self) -> QueueNotify {
-        self.notify
-    }
-}
-
 /// The first function on bus 0 that holds a virtio device of `kind` and
-/// opens; functions that do not (unassigned or unmappable BARs, a layout
-/// that fails the checks) are logged and skipped.
-pub fn find(kind: DeviceType) -> Option<(PciCard, PciDevice)> {
+/// opens; functions that do not (BARs that cannot be placed or mapped, a
+/// layout that fails the checks) are logged and skipped.
+pub fn find(kind: DeviceType, options: PciOptions) -> Option<(PciCard, PciDevice)> {
     let mut root = PciRoot::new(PortCam);
-    let functions: alloc::vec::Vec<DeviceFunction> = root
+    let all: Vec<(DeviceFunction, bool)> = root
         .enumerate_bus(0)
-        .filter(|(_, info)| virtio_device_type(info) == Some(kind))
-        .map(|(df, _)| df)
+        .map(|(df, info)| (df, virtio_device_type(&info) == Some(kind)))
         .collect();
-    functions
-        .into_iter()
-        .find_map(|df| match open(&mut root, df, kind) {
+    let others = |df: DeviceFunction| all.iter().map(|&(o, _)| o).filter(move |&o| o != df);
+    all.iter().filter(|(_, ours)| *ours).find_map(|&(df, _)| {
+        match open(&mut root, df, others(df).collect(), kind, options) {
             Ok(found) => Some(found),
             Err(why) => {
                 log::warn!("virtio-pci {df}: {why}: not used");
                 None
             }
-        })
+        }
+    })
 }
 
-/// Reads and checks `df`'s layout, maps its structures, enables it.
-fn open(
-    root: &mut PciRoot<PortCam>,
-    df: DeviceFunction,
-    kind: DeviceType,
-) -> Result<(PciCard, PciDevice), alloc::string::String> {
-    let bars = root
-        .bars(df)
-        .map_err(|e| alloc::format!("its BARs cannot be read ({e})"))?;
-    // Each BAR's address and size; 0 for I/O, unassigned or oversized
-    // ones, so no structure is accepted there.
+/// Memory BARs: (address, size) per index, `(0, 0)` for I/O, absent or
+/// oversized ones; and whether any memory BAR is unassigned.
+fn memory_bars(bars: &[Option<BarInfo>; 6]) -> ([(u64, u64); 6], bool) {
     let placed: [(u64, u64); 6] = core::array::from_fn(|i| {
         bars[i]
             .as_ref()
@@ -167,22 +170,127 @@ fn open(
             .filter(|&(addr, bytes)| addr != 0 && bytes <= MAX_BAR_BYTES)
             .unwrap_or((0, 0))
     });
+    let unassigned = bars
+        .iter()
+        .flatten()
+        .any(|b| b.memory_address_size().is_some_and(|(addr, _)| addr == 0));
+    (placed, unassigned)
+}
+
+/// Places `df`'s memory BARs, clear of `others`' (decoding off meanwhile).
+fn place(
+    root: &mut PciRoot<PortCam>,
+    df: DeviceFunction,
+    bars: &[Option<BarInfo>; 6],
+    others: &[DeviceFunction],
+) -> Result<(), String> {
+    let mut taken = Vec::new();
+    for &o in others {
+        let Ok(theirs) = root.bars(o) else { continue };
+        for (addr, bytes) in theirs
+            .iter()
+            .flatten()
+            .filter_map(BarInfo::memory_address_size)
+        {
+            if addr != 0 {
+                taken.push((addr, addr.saturating_add(bytes)));
+            }
+        }
+    }
+    let wanted: Vec<BarRequest> = bars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let (_, bytes) = b.as_ref()?.memory_address_size()?;
+            Some(BarRequest {
+                index: i as u8,
+                bytes,
+            })
+        })
+        .collect();
+    let spots = virtio_pci::place_bars(&wanted, &taken, BAR_WINDOW)
+        .ok_or_else(|| String::from("its BARs do not fit the kernel's window"))?;
+    let (_, command) = root.get_status_command(df);
+    root.set_command(df, command - Command::MEMORY_SPACE);
+    for (index, addr) in spots {
+        let wide = bars[usize::from(index)]
+            .as_ref()
+            .is_some_and(BarInfo::takes_two_entries);
+        if wide {
+            root.set_bar_64(df, index, addr);
+        } else {
+            // Inside the window, below 4 GiB.
+            root.set_bar_32(df, index, addr as u32);
+        }
+    }
+    root.set_command(df, command);
+    Ok(())
+}
+
+/// Places (if needed), reads and checks `df`'s layout, maps its
+/// structures, sets its interrupt up and enables it.
+fn open(
+    root: &mut PciRoot<PortCam>,
+    df: DeviceFunction,
+    others: Vec<DeviceFunction>,
+    kind: DeviceType,
+    options: PciOptions,
+) -> Result<(PciCard, PciDevice), String> {
+    let read_bars = |root: &mut PciRoot<PortCam>| {
+        root.bars(df)
+            .map_err(|e| alloc::format!("its BARs cannot be read ({e})"))
+    };
+    let mut bars = read_bars(root)?;
+    let (_, unassigned) = memory_bars(&bars);
+    let placed_here = options.assign_always || unassigned;
+    if placed_here {
+        place(root, df, &bars, &others)?;
+        bars = read_bars(root)?;
+    }
+    let (placed, _) = memory_bars(&bars);
     let sizes = placed.map(|(_, bytes)| bytes);
     let layout = virtio_pci::parse(|at| PortCam.read_word(df, at), &sizes)
         .map_err(|e| alloc::format!("its virtio capabilities are not usable ({e:?})"))?;
+    // Decoding on before the first access to a BAR (off without a
+    // firmware), bus mastering for the card's DMA.
+    let (_, command) = root.get_status_command(df);
+    let command = command | Command::MEMORY_SPACE | Command::BUS_MASTER;
+    root.set_command(df, command);
+    let at = |s: Structure| placed[usize::from(s.bar)].0 + u64::from(s.offset);
     let map = |s: Structure| {
-        let (addr, _) = placed[usize::from(s.bar)];
-        let at = addr + u64::from(s.offset);
-        mmio::map_registers(at, u64::from(s.length))
-            .map_err(|e| alloc::format!("registers at {at:#x} cannot be mapped ({e:?})"))
+        mmio::map_registers(at(s), u64::from(s.length))
+            .map_err(|e| alloc::format!("registers at {:#x} cannot be mapped ({e:?})", at(s)))
     };
     let common = map(layout.common)?;
-    let notify_base = placed[usize::from(layout.notify.bar)].0 + u64::from(layout.notify.offset);
+    let notify_base = at(layout.notify);
     let notify = QueueNotify {
         regs: [
             queue_register(&common, &layout, notify_base, QUEUE_RECEIVE)?,
             queue_register(&common, &layout, notify_base, QUEUE_TRANSMIT)?,
         ],
+    };
+    let msix = match layout.msix {
+        Some(m) if !options.intx => Some(msix_entry(
+            df,
+            m.cap,
+            map(Structure {
+                length: virtio_pci::MSIX_ENTRY_BYTES,
+                ..m.table
+            })?,
+        )),
+        _ => None,
+    };
+    let interrupt = match msix {
+        Some(entry) => {
+            root.set_command(df, command | Command::INTERRUPT_DISABLE);
+            // No configuration-change interrupts.
+            common.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR);
+            PciInterrupt::Msix(entry)
+        }
+        None => match interrupt_line(PortCam.read_word(df, REG_INTERRUPT)) {
+            Some(line) => PciInterrupt::Intx(line),
+            None => PciInterrupt::None,
+        },
     };
     let card = PciCard {
         device_type: kind,
@@ -190,17 +298,30 @@ fn open(
         isr: map(layout.isr)?,
         device: layout.device.map(map).transpose()?,
         notify,
+        msix: msix.is_some(),
     };
-    let (_, command) = root.get_status_command(df);
-    root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
-    let line_pin = PortCam.read_word(df, REG_INTERRUPT);
     Ok((
         card,
         PciDevice {
             function: df,
-            irq: interrupt_line(line_pin),
+            interrupt,
+            placed: placed_here,
         },
     ))
+}
+
+/// Writes MSI-X table entry 0 (`entry`, mapped) to send
+/// [`crate::arch::trap::NET_VECTOR`] to this CPU, masked, and turns MSI-X
+/// on for `df` (capability at `cap`).
+fn msix_entry(df: DeviceFunction, cap: u8, entry: DeviceRegisters) -> MsixEntry {
+    let apic = crate::arch::apic::id() & 0xff;
+    entry.write32(12, 1);
+    entry.write32(0, MSI_ADDRESS | apic << 12);
+    entry.write32(4, 0);
+    entry.write32(8, u32::from(crate::arch::trap::NET_VECTOR));
+    let control = PortCam.read_word(df, cap);
+    PortCam.write_word(df, cap, (control | MSIX_ENABLE) & !MSIX_FUNCTION_MASK);
+    MsixEntry(entry)
 }
 
 /// `queue`'s notification register, mapped on its own.
@@ -209,7 +330,7 @@ fn queue_register(
     layout: &Layout,
     notify_base: u64,
     queue: u16,
-) -> Result<DeviceRegisters, alloc::string::String> {
+) -> Result<DeviceRegisters, String> {
     common.write16(common::QUEUE_SELECT, queue);
     let off = common.read16(common::QUEUE_NOTIFY_OFF);
     let within = virtio_pci::notify_offset(layout.notify.length, off, layout.notify_multiplier)
@@ -218,149 +339,6 @@ fn queue_register(
         })?;
     mmio::map_registers(notify_base + u64::from(within), 2)
         .map_err(|e| alloc::format!("queue {queue}'s notification register ({e:?})"))
-}
-
-impl PciCard {
-    fn select(&self, queue: u16) {
-        self.common.write16(common::QUEUE_SELECT, queue);
-    }
-
-    fn write64(&self, offset: u64, value: u64) {
-        // Two 32-bit halves, low first, as virtio 1.2 §4.1.3.1 allows.
-        self.common.write32(offset, value as u32);
-        self.common.write32(offset + 4, (value >> 32) as u32);
-    }
-
-    /// The device configuration `[offset, offset + len)`, if it lies there.
-    fn device_range(&self, offset: usize, len: usize) -> virtio_drivers::Result<&DeviceRegisters> {
-        let device = self.device.as_ref().ok_or(Error::ConfigSpaceMissing)?;
-        match offset.checked_add(len) {
-            Some(end) if end as u64 <= device.bytes() => Ok(device),
-            _ => Err(Error::ConfigSpaceTooSmall),
-        }
-    }
-}
-
-impl Transport for PciCard {
-    fn device_type(&self) -> DeviceType {
-        self.device_type
-    }
-
-    fn read_device_features(&mut self) -> u64 {
-        self.common.write32(common::DEVICE_FEATURE_SELECT, 0);
-        let low = self.common.read32(common::DEVICE_FEATURE);
-        self.common.write32(common::DEVICE_FEATURE_SELECT, 1);
-        let high = self.common.read32(common::DEVICE_FEATURE);
-        u64::from(low) | u64::from(high) << 32
-    }
-
-    fn write_driver_features(&mut self, driver_features: u64) {
-        self.common.write32(common::DRIVER_FEATURE_SELECT, 0);
-        self.common
-            .write32(common::DRIVER_FEATURE, driver_features as u32);
-        self.common.write32(common::DRIVER_FEATURE_SELECT, 1);
-        self.common
-            .write32(common::DRIVER_FEATURE, (driver_features >> 32) as u32);
-    }
-
-    fn max_queue_size(&mut self, queue: u16) -> u32 {
-        self.select(queue);
-        self.common.read16(common::QUEUE_SIZE).into()
-    }
-
-    fn notify(&mut self, queue: u16) {
-        if !self.notify.notify(queue) {
-            log::warn!("virtio-pci: no notification register for queue {queue}");
-        }
-    }
-
-    fn get_status(&self) -> DeviceStatus {
-        DeviceStatus::from_bits_truncate(self.common.read8(common::DEVICE_STATUS).into())
-    }
-
-    fn set_status(&mut self, status: DeviceStatus) {
-        self.common
-            .write8(common::DEVICE_STATUS, status.bits() as u8);
-    }
-
-    fn set_guest_page_size(&mut self, _guest_page_size: u32) {
-        // The PCI transport has no page size.
-    }
-
-    fn requires_legacy_layout(&self) -> bool {
-        false
-    }
-
-    fn queue_set(
-        &mut self,
-        queue: u16,
-        size: u32,
-        descriptors: PhysAddr,
-        driver_area: PhysAddr,
-        device_area: PhysAddr,
-    ) {
-        self.select(queue);
-        self.common.write16(common::QUEUE_SIZE, size as u16);
-        self.write64(common::QUEUE_DESC, descriptors);
-        self.write64(common::QUEUE_DRIVER, driver_area);
-        self.write64(common::QUEUE_DEVICE, device_area);
-        self.common.write16(common::QUEUE_ENABLE, 1);
-    }
-
-    fn queue_unset(&mut self, _queue: u16) {
-        // A queue cannot be disabled on PCI short of a device reset.
-    }
-
-    fn queue_used(&mut self, queue: u16) -> bool {
-        self.select(queue);
-        self.common.read16(common::QUEUE_ENABLE) == 1
-    }
-
-    fn ack_interrupt(&mut self) -> InterruptStatus {
-        // Reading the ISR status clears it and lowers the INTx line.
-        InterruptStatus::from_bits_retain(self.isr.read8(0).into())
-    }
-
-    fn read_config_generation(&self) -> u32 {
-        self.common.read8(common::CONFIG_GENERATION).into()
-    }
-
-    fn read_config_space<T: FromBytes + IntoBytes>(
-        &self,
-        offset: usize,
-    ) -> virtio_drivers::Result<T> {
-        let len = size_of::<T>();
-        let device = self.device_range(offset, len)?;
-        let mut value = T::new_zeroed();
-        let bytes = value.as_mut_bytes();
-        let at = offset as u64;
-        match len {
-            4 if offset.is_multiple_of(4) => {
-                bytes.copy_from_slice(&device.read32(at).to_le_bytes())
-            }
-            2 if offset.is_multiple_of(2) => {
-                bytes.copy_from_slice(&device.read16(at).to_le_bytes())
-            }
-            _ => {
-                for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = device.read8(at + i as u64);
-                }
-            }
-        }
-        Ok(value)
-    }
-
-    fn write_config_space<T: IntoBytes + Immutable>(
-        &mut self,
-        offset: usize,
-        value: T,
-    ) -> virtio_drivers::Result<()> {
-        let device = self.device_range(offset, size_of::<T>())?;
-        for (i, b) in value.as_bytes().iter().enumerate() {
-            device.write8(offset as u64 + i as u64, *b);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(feature = "ktest")]

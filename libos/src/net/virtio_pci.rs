@@ -12,6 +12,9 @@
 //! make the device misbehave, not move an access elsewhere.
 //!
 //! [`notify_offset`] does the same for a queue's notification register.
+//! The MSI-X table ([`Msix`]) is taken only when it lies inside its BAR;
+//! otherwise the card keeps its INTx line. [`place_bars`] gives BARs
+//! addresses where no firmware did (an IGVM launch has none).
 
 /// Capabilities walked at most: a 256-byte configuration space holds at
 /// most 48 (each at least 4 bytes, from offset 0x40).
@@ -25,6 +28,10 @@ pub const REG_STATUS_COMMAND: u8 = 0x04;
 const STATUS_CAPABILITIES: u32 = 1 << (16 + 4);
 /// Vendor-specific capability: virtio's structures.
 const CAP_VENDOR: u8 = 0x09;
+/// The MSI-X capability.
+const CAP_MSIX: u8 = 0x11;
+/// Bytes of one MSI-X table entry.
+pub const MSIX_ENTRY_BYTES: u32 = 16;
 /// `cfg_type`s.
 const CFG_COMMON: u8 = 1;
 const CFG_NOTIFY: u8 = 2;
@@ -59,6 +66,21 @@ pub struct Layout {
     pub isr: Structure,
     /// Device-specific configuration, if the device has one.
     pub device: Option<Structure>,
+    /// The MSI-X capability, if there is one whose table lies inside its
+    /// BAR.
+    pub msix: Option<Msix>,
+}
+
+/// A function's MSI-X capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msix {
+    /// Where the capability is in configuration space (its message
+    /// control register is the high half of that dword).
+    pub cap: u8,
+    /// Table entries, 1–2048.
+    pub entries: u16,
+    /// The table: [`MSIX_ENTRY_BYTES`] per entry.
+    pub table: Structure,
 }
 
 /// Why a function's capabilities are not usable.
@@ -88,6 +110,7 @@ pub fn parse(mut read: impl FnMut(u8) -> u32, bar_bytes: &[u64; 6]) -> Result<La
         return Err(LayoutError::NoCapabilities);
     }
     let (mut common, mut notify, mut isr, mut device) = (None, None, None, None);
+    let mut msix = None;
     let mut seen = [false; 64];
     // The low two bits of each pointer are reserved (PCI 3.0, §6.7).
     let mut next = (read(REG_CAPABILITIES) as u8) & !3;
@@ -106,6 +129,19 @@ pub fn parse(mut read: impl FnMut(u8) -> u32, bar_bytes: &[u64; 6]) -> Result<La
             (header >> 16) as u8,
             (header >> 24) as u8,
         );
+        if id == CAP_MSIX && msix.is_none() && usize::from(next) + 12 <= 256 {
+            let entries = (header >> 16) as u16 % 0x800 + 1;
+            let table = read(next + 4);
+            msix = Some(Msix {
+                cap: next,
+                entries,
+                table: Structure {
+                    bar: (table & 7) as u8,
+                    offset: table & !7,
+                    length: u32::from(entries) * MSIX_ENTRY_BYTES,
+                },
+            });
+        }
         // The fields after the header must lie in configuration space.
         if id == CAP_VENDOR && len >= 16 && usize::from(next) + usize::from(len) <= 256 {
             let s = Structure {
@@ -147,6 +183,7 @@ pub fn parse(mut read: impl FnMut(u8) -> u32, bar_bytes: &[u64; 6]) -> Result<La
             Some(d) => Some(checked(Some(d), "device configuration", 1)?),
             None => None,
         },
+        msix: msix.filter(|m| checked(Some(m.table), "MSI-X table", MSIX_ENTRY_BYTES).is_ok()),
     };
     if !multiplier.is_multiple_of(2) {
         return Err(LayoutError::OddMultiplier);
@@ -161,6 +198,53 @@ pub fn parse(mut read: impl FnMut(u8) -> u32, bar_bytes: &[u64; 6]) -> Result<La
 pub fn notify_offset(length: u32, queue_notify_off: u16, multiplier: u32) -> Option<u32> {
     let within = u64::from(queue_notify_off).checked_mul(u64::from(multiplier))?;
     (within + 2 <= u64::from(length)).then_some(within as u32)
+}
+
+/// One memory BAR to place: its index, size (a power of two, at least
+/// 16) and whether it takes 64 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarRequest {
+    /// BAR index, 0–5.
+    pub index: u8,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Addresses for `bars` inside `window` (`[start, end)`), each naturally
+/// aligned and clear of every range in `taken` (other functions' BARs,
+/// each `[start, end)`), largest first so that alignment wastes least;
+/// `None` if they do not fit or a size is not a power of two. What a
+/// firmware does at boot; the kernel does it when none did.
+pub fn place_bars(
+    bars: &[BarRequest],
+    taken: &[(u64, u64)],
+    window: (u64, u64),
+) -> Option<alloc::vec::Vec<(u8, u64)>> {
+    let mut order: alloc::vec::Vec<BarRequest> = bars.to_vec();
+    order.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.index.cmp(&b.index)));
+    let mut used: alloc::vec::Vec<(u64, u64)> = taken.to_vec();
+    let mut placed = alloc::vec::Vec::new();
+    for bar in order {
+        if !bar.bytes.is_power_of_two() || bar.bytes < 16 {
+            return None;
+        }
+        let mut at = window.0.checked_next_multiple_of(bar.bytes)?;
+        loop {
+            let end = at.checked_add(bar.bytes)?;
+            if end > window.1 {
+                return None;
+            }
+            match used.iter().find(|&&(s, e)| s < end && at < e) {
+                // Past the range in the way, aligned again.
+                Some(&(_, e)) => at = e.checked_next_multiple_of(bar.bytes)?,
+                None => break,
+            }
+        }
+        used.push((at, at + bar.bytes));
+        placed.push((bar.index, at));
+    }
+    placed.sort();
+    Some(placed)
 }
 
 #[cfg(test)]

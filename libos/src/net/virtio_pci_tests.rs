@@ -59,7 +59,10 @@ const BARS: [u64; 6] = [0, 0x1000, 0, 0, 0x4000, 0];
 /// common, ISR, device, notify and the PCI-config access capability.
 fn qemu() -> Space {
     let mut s = Space::new(0xb8);
-    s.put(0xb8, 0x11 | 0x40 << 8); // MSI-X, next 0x40
+    // MSI-X, next 0x40, 3 vectors; the table at BAR1 + 0, the PBA at + 0x800.
+    s.put(0xb8, 0x11 | 0x40 << 8 | 2 << 16);
+    s.put(0xbc, 1);
+    s.put(0xc0, 0x801);
     s.virtio(0x40, 0x58, CFG_COMMON, st(4, 0, 0x1000), None);
     s.virtio(0x58, 0x70, CFG_ISR, st(4, 0x1000, 0x1000), None);
     s.virtio(0x70, 0x88, CFG_DEVICE, st(4, 0x2000, 0x1000), None);
@@ -80,16 +83,100 @@ fn qemus_virtio_net_pci_layout_is_read() {
             notify_multiplier: 4,
             isr: st(4, 0x1000, 0x1000),
             device: Some(st(4, 0x2000, 0x1000)),
+            msix: Some(Msix {
+                cap: 0xb8,
+                entries: 3,
+                table: st(1, 0, 48),
+            }),
         }
     );
+}
+
+#[test]
+fn an_msix_table_outside_its_bar_leaves_the_card_on_intx() {
+    // 2048 vectors: 32 KiB of table in a 4 KiB BAR.
+    let mut s = qemu();
+    s.put(0xb8, 0x11 | 0x40 << 8 | 0x7ff << 16);
+    let layout = parse(s.read(), &BARS).unwrap();
+    assert_eq!(layout.msix, None);
+    // The table in an unassigned BAR.
+    let mut s = qemu();
+    s.put(0xbc, 2);
+    assert_eq!(parse(s.read(), &BARS).unwrap().msix, None);
+    // No MSI-X capability at all.
+    let mut s = qemu();
+    s.put(REG_CAPABILITIES, 0x40);
+    assert_eq!(parse(s.read(), &BARS).unwrap().msix, None);
+}
+
+#[test]
+fn bars_are_placed_aligned_and_clear_of_others() {
+    let req = |index, bytes| BarRequest { index, bytes };
+    // virtio-net-pci: BAR1 4 KiB, BAR4 16 KiB; AHCI's BAR at 0xe000_1000.
+    let placed = place_bars(
+        &[req(1, 0x1000), req(4, 0x4000)],
+        &[(0xe000_1000, 0xe000_2000)],
+        (0xe000_0000, 0xfec0_0000),
+    )
+    .unwrap();
+    assert_eq!(placed, [(1, 0xe000_0000), (4, 0xe000_4000)]);
+    // Nothing fits: refused.
+    assert_eq!(place_bars(&[req(0, 0x2000)], &[], (0x1000, 0x2000)), None);
+    // A size that is not a power of two, or below 16 bytes.
+    assert_eq!(place_bars(&[req(0, 0x3000)], &[], (0, 1 << 32)), None);
+    assert_eq!(place_bars(&[req(0, 8)], &[], (0, 1 << 32)), None);
+    // At the top of the address space: no overflow.
+    assert_eq!(place_bars(&[req(0, 1 << 63)], &[], (1, u64::MAX)), None);
+}
+
+#[test]
+fn random_placements_never_overlap() {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..2_000 {
+        let bars: Vec<BarRequest> = (0..(next() % 6) as u8)
+            .map(|index| BarRequest {
+                index,
+                bytes: 1 << (4 + next() % 20),
+            })
+            .collect();
+        let taken: Vec<(u64, u64)> = (0..next() % 4)
+            .map(|_| {
+                let s = 0xe000_0000 + (next() % 0x1000_0000);
+                (s, s + 1 + next() % 0x10_0000)
+            })
+            .collect();
+        let window = (0xe000_0000, 0xfec0_0000);
+        if let Some(placed) = place_bars(&bars, &taken, window) {
+            assert_eq!(placed.len(), bars.len());
+            let mut all: Vec<(u64, u64)> = taken.clone();
+            for (i, at) in &placed {
+                let bytes = bars[usize::from(*i)].bytes;
+                assert_eq!(at % bytes, 0, "BAR{i} at {at:#x} is not aligned");
+                assert!(*at >= window.0 && at + bytes <= window.1);
+                for &(s, e) in &all {
+                    assert!(
+                        at + bytes <= s || e <= *at,
+                        "BAR{i} overlaps {s:#x}..{e:#x}"
+                    );
+                }
+                all.push((*at, at + bytes));
+            }
+        }
+    }
 }
 
 #[test]
 fn the_first_structure_of_each_type_is_taken() {
     let mut s = qemu();
     // A second common configuration after the first: ignored.
-    s.virtio(0xa0, 0xc0, 5, st(0, 0, 0), None);
-    s.virtio(0xc0, 0x00, CFG_COMMON, st(4, 0x800, 0x100), None);
+    s.virtio(0xa0, 0xc8, 5, st(0, 0, 0), None);
+    s.virtio(0xc8, 0x00, CFG_COMMON, st(4, 0x800, 0x100), None);
     assert_eq!(parse(s.read(), &BARS).unwrap().common, st(4, 0, 0x1000));
 }
 
@@ -211,6 +298,7 @@ fn any_configuration_space_is_parsed_without_a_panic_or_a_hang() {
             layouts += 1;
             let mut inside = [l.common, l.notify, l.isr].to_vec();
             inside.extend(l.device);
+            inside.extend(l.msix.map(|m| m.table));
             for st in inside {
                 let end = u64::from(st.offset) + u64::from(st.length);
                 assert!(end <= bars[usize::from(st.bar)], "{st:?} outside {bars:?}");

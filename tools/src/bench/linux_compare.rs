@@ -362,20 +362,59 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
         },
         opts.rounds,
         if opts.figures.iter().any(|f| f.is_server()) {
-            if opts.settings.tap {
-                "- Server figures: each run gets a network namespace of its own with a TAP device (10.77.0.1/24); both guests get `-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0` (no vhost) with QEMU started in the namespace, the guest at 10.77.0.2/24, and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run in the namespace (`ip netns exec`).\n"
-            } else {
-                "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device virtio-net-device,netdev=n0` and a QMP socket; Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`; the clients run on the host.\n"
-            }
+            server_line(opts.settings.tap, &opts.settings.machine)
         } else {
-            ""
+            String::new()
         }
     )
+}
+
+/// The report's line on the server figures' network and machines.
+fn server_line(tap: bool, machine: &str) -> String {
+    let microvm = machine.split(',').next() == Some("microvm");
+    let device = if microvm {
+        "virtio-net-device"
+    } else {
+        "virtio-net-pci"
+    };
+    let machines = if microvm {
+        String::from(
+            "Linux runs on `microvm,acpi=on` (its kernel finds the virtio-mmio card only through ACPI), Cloister on `microvm,acpi=off`",
+        )
+    } else {
+        format!(
+            "both run on `{machine}` (Linux on `{}`), the card on PCI bus 0",
+            super::linux_guest::server_machine(machine)
+        )
+    };
+    if tap {
+        format!(
+            "- Server figures: each run gets a network namespace of its own with a TAP device (10.77.0.1/24); both guests get `-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device {device},netdev=n0` (no vhost) with QEMU started in the namespace, the guest at 10.77.0.2/24, and a QMP socket; {machines}; the clients run in the namespace (`ip netns exec`).\n"
+        )
+    } else {
+        format!(
+            "- Server figures: both guests get `-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:PORT-:GUEST -device {device},netdev=n0` and a QMP socket; {machines}; the clients run on the host.\n"
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_line_names_the_machine_and_the_card() {
+        let micro = server_line(false, "microvm");
+        assert!(
+            micro.contains("virtio-net-device") && micro.contains("microvm,acpi=off"),
+            "{micro}"
+        );
+        let q35 = server_line(true, "q35");
+        assert!(
+            q35.contains("virtio-net-pci") && q35.contains("`q35,acpi=on`") && q35.contains("tap0"),
+            "{q35}"
+        );
+    }
 
     #[test]
     fn civil_dates() {

@@ -32,7 +32,9 @@
 //! Cloister finds the card; the Linux guest of a server job therefore runs
 //! on `microvm,acpi=on` ([`server_machine`]), where QEMU describes the same
 //! virtio-mmio transport in its ACPI tables (`LNRO0005`). The card, its
-//! backend and the forwards are the same.
+//! backend and the forwards are the same. With `--machine q35` both guests
+//! run on `q35` and the card is `virtio-net-pci`: the tree then holds the
+//! virtio-pci modules instead ([`linux_modules::net_modules`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -311,7 +313,10 @@ impl Guest for LinuxGuest {
     fn prepare(&mut self, job: &Job) -> Result<()> {
         let packed = pack_job(job)?;
         let modules = if job.serve.is_some() {
-            linux_modules::load_order(&self.kernel.unpacked, &linux_modules::NET_MODULES)?
+            linux_modules::load_order(
+                &self.kernel.unpacked,
+                linux_modules::net_modules(&self.settings.machine),
+            )?
         } else {
             Vec::new()
         };

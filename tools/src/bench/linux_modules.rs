@@ -19,6 +19,19 @@ use anyhow::{Context, Result, bail};
 /// virtio-mmio transport and the virtio-net driver.
 pub const NET_MODULES: [&str; 2] = ["virtio_mmio", "virtio_net"];
 
+/// The same on `q35` and `pc`: the virtio-pci transport (which brings its
+/// modern and legacy device modules) and the virtio-net driver.
+pub const NET_MODULES_PCI: [&str; 2] = ["virtio_pci", "virtio_net"];
+
+/// The network modules for QEMU machine `machine` (`-M` value).
+pub fn net_modules(machine: &str) -> &'static [&'static str] {
+    if machine.split(',').next() == Some("microvm") {
+        &NET_MODULES
+    } else {
+        &NET_MODULES_PCI
+    }
+}
+
 /// A module to load: its name and its file in the unpacked package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
@@ -187,5 +200,12 @@ mod tests {
         .to_string();
         assert!(err.contains("cycle"), "{err}");
         assert!(load_order(Path::new("/nonexistent"), &NET_MODULES).is_err());
+    }
+
+    #[test]
+    fn pci_machines_load_the_pci_transport() {
+        assert_eq!(net_modules("microvm,acpi=on"), NET_MODULES);
+        assert_eq!(net_modules("q35"), NET_MODULES_PCI);
+        assert_eq!(net_modules("q35,acpi=on"), NET_MODULES_PCI);
     }
 }
