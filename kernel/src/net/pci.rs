@@ -42,7 +42,7 @@ use alloc::vec::Vec;
 use libos::net::virtio_pci::{self, BarRequest, Layout, Structure};
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{
-    BarInfo, Command, ConfigurationAccess, DeviceFunction, PciRoot,
+    BarInfo, Command, ConfigurationAccess, DeviceFunction, HeaderType, PciRoot,
 };
 use virtio_drivers::transport::pci::virtio_device_type;
 
@@ -144,20 +144,36 @@ pub fn interrupt_line(line_pin: u32) -> Option<u32> {
 /// layout that fails the checks) are logged and skipped.
 pub fn find(kind: DeviceType, options: PciOptions) -> Option<(PciCard, PciDevice)> {
     let mut root = PciRoot::new(PortCam);
-    let all: Vec<(DeviceFunction, bool)> = root
+    // (function, ours, has the standard header whose six BARs it sizes).
+    let all: Vec<(DeviceFunction, bool, bool)> = root
         .enumerate_bus(0)
-        .map(|(df, info)| (df, virtio_device_type(&info) == Some(kind)))
+        .map(|(df, info)| {
+            let standard = info.header_type == HeaderType::Standard;
+            (
+                df,
+                standard && virtio_device_type(&info) == Some(kind),
+                standard,
+            )
+        })
         .collect();
-    let others = |df: DeviceFunction| all.iter().map(|&(o, _)| o).filter(move |&o| o != df);
-    all.iter().filter(|(_, ours)| *ours).find_map(|&(df, _)| {
-        match open(&mut root, df, others(df).collect(), kind, options) {
-            Ok(found) => Some(found),
-            Err(why) => {
-                log::warn!("virtio-pci {df}: {why}: not used");
-                None
-            }
-        }
-    })
+    // Other functions whose BARs a placement must avoid (bridges have
+    // bus numbers where a standard header has BARs 2–5: left alone).
+    let others = |df: DeviceFunction| {
+        all.iter()
+            .filter(move |&&(o, _, standard)| standard && o != df)
+            .map(|&(o, _, _)| o)
+    };
+    all.iter()
+        .filter(|(_, ours, _)| *ours)
+        .find_map(
+            |&(df, _, _)| match open(&mut root, df, others(df).collect(), kind, options) {
+                Ok(found) => Some(found),
+                Err(why) => {
+                    log::warn!("virtio-pci {df}: {why}: not used");
+                    None
+                }
+            },
+        )
 }
 
 /// Memory BARs: (address, size) per index, `(0, 0)` for I/O, absent or
