@@ -70,9 +70,7 @@ impl PciCard {
     pub fn queue_notify(&self) -> QueueNotify {
         self.notify
     }
-}
 
-impl PciCard {
     fn select(&self, queue: u16) {
         self.common.write16(common::QUEUE_SELECT, queue);
     }
