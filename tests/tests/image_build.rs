@@ -76,8 +76,28 @@ fn a_manifest_runs_with_its_arguments_environment_and_audit_log() {
 
 #[test]
 fn a_built_image_boots_with_its_run_script_and_plain_qemu() {
-    let dir = scratch("build");
-    std::fs::write(dir.join("cloister.toml"), MANIFEST).unwrap();
+    let run_sh = build_and_boot("build", MANIFEST);
+    assert!(run_sh.contains("microvm"), "{run_sh}");
+}
+
+/// The same image on `q35` (`[vm] machine`): SeaBIOS, then PVH, the card
+/// a `virtio-net-pci` function; the audit log in the RAM file verifies
+/// there too.
+#[test]
+fn a_built_q35_image_boots_with_its_run_script_and_plain_qemu() {
+    let manifest = MANIFEST.replace("[vm]\n", "[vm]\nmachine = \"q35\"\n");
+    let run_sh = build_and_boot("build-q35", &manifest);
+    assert!(
+        run_sh.contains("'q35'") && run_sh.contains("virtio-net-pci"),
+        "{run_sh}"
+    );
+}
+
+/// Builds `manifest`'s image, boots its `run.sh` with plain QEMU, checks
+/// the output, status and audit log; returns `run.sh`.
+fn build_and_boot(name: &str, manifest: &str) -> String {
+    let dir = scratch(name);
+    std::fs::write(dir.join("cloister.toml"), manifest).unwrap();
     let out = cloister(&["build", "cloister.toml", "-o", "image"], &dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let image = dir.join("image");
@@ -112,5 +132,7 @@ fn a_built_image_boots_with_its_run_script_and_plain_qemu() {
         "{}",
         text(&o.stdout)
     );
+    let run_sh = std::fs::read_to_string(image.join("run.sh")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+    run_sh
 }
