@@ -159,48 +159,67 @@ impl DeviceRegisters {
         self.vaddr + offset
     }
 
+    /// Reads the register of `T`'s width at `offset`.
+    fn read<T: Register>(&self, offset: u64) -> T {
+        let vaddr = self.reg_address(offset, T::WIDTH);
+        // SAFETY: `vaddr` is a naturally aligned register of `T`'s width
+        // inside the range `map_registers` mapped for this device (or left
+        // to trap, in which case the fault handler performs the access);
+        // registers are not Rust objects, so nothing is aliased.
+        unsafe { (vaddr as *const T).read_volatile() }
+    }
+
+    /// Writes the register of `T`'s width at `offset`.
+    fn write<T: Register>(&self, offset: u64, value: T) {
+        let vaddr = self.reg_address(offset, T::WIDTH);
+        // SAFETY: as in `read`.
+        unsafe { (vaddr as *mut T).write_volatile(value) }
+    }
+
     /// Reads the 32-bit register at `offset`.
     pub fn read32(&self, offset: u64) -> u32 {
-        let vaddr = self.reg_address(offset, Width::U32);
-        // SAFETY: `vaddr` is a naturally aligned register inside the range
-        // `map_registers` mapped for this device (or left to trap, in which
-        // case the fault handler performs the access); registers are not
-        // Rust objects, so nothing is aliased.
-        unsafe { (vaddr as *const u32).read_volatile() }
+        self.read(offset)
     }
 
     /// Writes the 32-bit register at `offset`.
     pub fn write32(&self, offset: u64, value: u32) {
-        let vaddr = self.reg_address(offset, Width::U32);
-        // SAFETY: as in `read32`.
-        unsafe { (vaddr as *mut u32).write_volatile(value) }
-    }
-
-    /// Reads the 8-bit register at `offset`.
-    pub fn read8(&self, offset: u64) -> u8 {
-        let vaddr = self.reg_address(offset, Width::U8);
-        // SAFETY: as in `read32`.
-        unsafe { (vaddr as *const u8).read_volatile() }
-    }
-
-    /// Writes the 8-bit register at `offset`.
-    pub fn write8(&self, offset: u64, value: u8) {
-        let vaddr = self.reg_address(offset, Width::U8);
-        // SAFETY: as in `read32`.
-        unsafe { (vaddr as *mut u8).write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Reads the 16-bit register at `offset`.
     pub fn read16(&self, offset: u64) -> u16 {
-        let vaddr = self.reg_address(offset, Width::U16);
-        // SAFETY: as in `read32`.
-        unsafe { (vaddr as *const u16).read_volatile() }
+        self.read(offset)
     }
 
     /// Writes the 16-bit register at `offset`.
     pub fn write16(&self, offset: u64, value: u16) {
-        let vaddr = self.reg_address(offset, Width::U16);
-        // SAFETY: as in `read32`.
-        unsafe { (vaddr as *mut u16).write_volatile(value) }
+        self.write(offset, value)
     }
+
+    /// Reads the 8-bit register at `offset`.
+    pub fn read8(&self, offset: u64) -> u8 {
+        self.read(offset)
+    }
+
+    /// Writes the 8-bit register at `offset`.
+    pub fn write8(&self, offset: u64, value: u8) {
+        self.write(offset, value)
+    }
+}
+
+/// A register value type and its access width.
+trait Register: Copy {
+    const WIDTH: Width;
+}
+
+impl Register for u8 {
+    const WIDTH: Width = Width::U8;
+}
+
+impl Register for u16 {
+    const WIDTH: Width = Width::U16;
+}
+
+impl Register for u32 {
+    const WIDTH: Width = Width::U32;
 }
