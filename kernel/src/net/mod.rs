@@ -115,8 +115,8 @@ impl core::fmt::Display for Found {
 }
 
 /// Finds the first virtio-net device announced on the command line (or,
-/// without one, on PCI), brings it up and routes its interrupt. Call once, after the heap and the local
-/// APIC are up; later calls do nothing.
+/// without one, on PCI), brings it up and routes its interrupt. Call once,
+/// after the heap and the local APIC are up; later calls do nothing.
 pub fn init(args: &KernelArgs<'_>) {
     if DEVICE.is_completed() {
         return;

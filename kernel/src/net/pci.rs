@@ -88,7 +88,8 @@ pub struct PciOptions {
 pub enum PciInterrupt {
     /// MSI-X table entry 0, masked until [`MsixEntry::unmask`].
     Msix(MsixEntry),
-    /// The INTx line, as an I/O APIC input.
+    /// The INTx line, as an I/O APIC input (a virtio-mmio card's line
+    /// too).
     Intx(u32),
     /// None routed: the driver polls.
     None,
