@@ -44,7 +44,8 @@
 //! checksums and cutting long TCP frames (`libos::net::offload`), when
 //! the device offers them (QEMU does on a TAP network, not with user
 //! networking) and the kernel was not told `net.offload=off`. Every other
-//! transport call goes straight to the wrapped transport ([`CardTransport`]: virtio-mmio or PCI).
+//! transport call goes straight to the wrapped transport
+//! ([`CardTransport`]: virtio-mmio or PCI).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
@@ -52,13 +53,13 @@ use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering, 
 use libos::net::offload;
 use libos::net::virtq::{self, RingAddrs};
 
-use super::transport::CardTransport;
 use spin::Mutex;
-
-use super::pci::QueueNotify;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::pci::QueueNotify;
+use super::transport::CardTransport;
 
 /// virtio-net's receive queue (`receiveq1`).
 pub const QUEUE_RECEIVE: u16 = 0;

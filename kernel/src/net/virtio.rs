@@ -62,22 +62,21 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::transport::CardTransport;
 use libos::error::{Errno, Result};
 use libos::net::NetDevice;
 use libos::net::offload::{Offloads, TxOffload};
 use spin::Mutex;
 use virtio_drivers::device::net::VirtIONetRaw;
-
-use super::pci::QueueNotify;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::doorbell::{Bell, Doorbell};
 use super::hal::KernelHal;
 use super::lent::TxSpare;
+use super::pci::QueueNotify;
 use super::slots::{
     FreeList, HEADER_ROOM, LONG_FRAME, LONG_FRAMES, LongFrames, NO_SLOT, SLOT_BYTES, Slots,
 };
+use super::transport::CardTransport;
 use crate::platform::PlatformKind;
 
 /// Descriptors per virtqueue, and so slots per queue.
