@@ -59,10 +59,6 @@ pub struct MemoryBar {
     pub bytes: u64,
 }
 
-fn address(f: Function, offset: u8) -> u32 {
-    bdf_address(0, f.device, f.function, offset)
-}
-
 /// CONFIG_ADDRESS for a register of bus `bus`, device `device` (its low
 /// five bits), function `function` (its low three bits).
 fn bdf_address(bus: u8, device: u8, function: u8, offset: u8) -> u32 {
@@ -73,21 +69,23 @@ fn bdf_address(bus: u8, device: u8, function: u8, offset: u8) -> u32 {
         | u32::from(offset & 0xfc)
 }
 
+/// `f` as `virtio-drivers` names a function.
+fn on_bus0(f: Function) -> DeviceFunction {
+    DeviceFunction {
+        bus: 0,
+        device: f.device,
+        function: f.function,
+    }
+}
+
 fn read32(f: Function, offset: u8) -> u32 {
-    // The legacy configuration mechanism: selecting a register with
-    // CONFIG_ADDRESS and reading CONFIG_DATA has no effect beyond the read
-    // (the registers read here have no read side effects). Without a PCI
-    // host bridge the ports are unassigned and read as all ones. One CPU,
-    // and only this module uses the ports, so the pair is not interleaved.
-    port::write_u32(CONFIG_ADDRESS, address(f, offset));
-    port::read_u32(CONFIG_DATA)
+    PortCam.read_word(on_bus0(f), offset)
 }
 
 fn write32(f: Function, offset: u8, value: u32) {
-    // As in `read32`; callers write only the command register and the BARs
-    // of the ivshmem function they own, restoring the BARs after sizing.
-    port::write_u32(CONFIG_ADDRESS, address(f, offset));
-    port::write_u32(CONFIG_DATA, value);
+    // Callers write only the command register and the BARs of the ivshmem
+    // function they own, restoring the BARs after sizing.
+    PortCam.write_word(on_bus0(f), offset, value);
 }
 
 /// The first function on bus 0 with this vendor and device id.
@@ -165,11 +163,13 @@ pub fn find_ivshmem() -> Option<(Function, Result<MemoryBar, BarError>)> {
     Some((f, memory_bar64(f, IVSHMEM_SHM_BAR)))
 }
 
-/// Configuration space through the legacy ports, for `virtio-drivers`'
-/// `PciRoot` (any bus; 256 bytes per function).
+/// Configuration space through the legacy ports (any bus; 256 bytes per
+/// function), for this module and `virtio-drivers`' `PciRoot`.
 ///
-/// One CPU probes devices at boot and nothing else uses the port pair
-/// meanwhile (the ivshmem lookup runs earlier), so a select and its data
+/// Selecting a register with CONFIG_ADDRESS and reading CONFIG_DATA has
+/// no effect beyond the read. Without a PCI host bridge the ports are
+/// unassigned and read as all ones. One CPU probes devices at boot and
+/// nothing else uses the port pair meanwhile, so a select and its data
 /// access are not interleaved.
 #[derive(Debug)]
 pub struct PortCam;
