@@ -112,14 +112,9 @@ pub struct Bell {
 
 impl Bell {
     /// Shared state over `transport`, holding notifications if `hold`,
-    /// accepting the device's offloads if `offload`, notifying through
-    /// `queue_notify` if given.
-    pub fn new(
-        transport: CardTransport,
-        hold: bool,
-        offload: bool,
-        queue_notify: Option<QueueNotify>,
-    ) -> Arc<Self> {
+    /// accepting the device's offloads if `offload`.
+    pub fn new(transport: CardTransport, hold: bool, offload: bool) -> Arc<Self> {
+        let queue_notify = transport.queue_notify();
         Arc::new(Self {
             transport: Mutex::new(transport),
             hold: AtomicBool::new(hold),
@@ -205,7 +200,7 @@ impl Bell {
     /// Notifies the device of `queue` and counts it.
     fn notify_now(&self, queue: u16) {
         // The register write needs no lock: it selects nothing.
-        if !self.queue_notify.is_some_and(|n| n.notify(queue)) {
+        if !self.queue_notify.as_ref().is_some_and(|n| n.notify(queue)) {
             self.transport.lock().notify(queue);
         }
         let sent = if queue == QUEUE_TRANSMIT {

@@ -197,18 +197,17 @@ pub fn init(args: &KernelArgs<'_>) {
 /// The first working virtio-net device on the command line, or else on
 /// PCI bus 0.
 fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
-    let (dev, transport, notify) = match mmio::from_cmdline(args)
+    let (dev, transport) = match mmio::from_cmdline(args)
         .find_map(|d| mmio::open(&d, DeviceType::Network).map(|t| (d, t)))
     {
-        Some((d, t)) => (Found::Mmio(d), CardTransport::Mmio(t), None),
+        Some((d, t)) => (Found::Mmio(d), CardTransport::Mmio(t)),
         None => {
             let options = pci::PciOptions {
                 assign_always: args.get(pci::ASSIGN_KEY) == Some("always"),
                 intx: args.get(pci::IRQ_KEY) == Some("intx"),
             };
             let (card, d) = pci::find(DeviceType::Network, options)?;
-            let notify = card.queue_notify();
-            (Found::Pci(d), CardTransport::Pci(card), Some(notify))
+            (Found::Pci(d), CardTransport::Pci(card))
         }
     };
     let hold = match args.get(doorbell::HOLD_KEY) {
@@ -230,13 +229,7 @@ fn probe(args: &KernelArgs<'_>) -> Option<(Arc<VirtioNet>, Found)> {
             true
         }
     };
-    match VirtioNet::new(
-        transport,
-        notify,
-        crate::platform::platform().kind(),
-        hold,
-        offload,
-    ) {
+    match VirtioNet::new(transport, crate::platform::platform().kind(), hold, offload) {
         Ok(nic) => Some((Arc::new(nic), dev)),
         Err(e) => {
             log::error!("net: virtio-net {dev} failed: {e:?}");

@@ -65,8 +65,6 @@ const MSI_ADDRESS: u32 = 0xfee0_0000;
 /// capability's first dword.
 const MSIX_ENABLE: u32 = 1 << 31;
 const MSIX_FUNCTION_MASK: u32 = 1 << 30;
-/// A virtio "no vector".
-const NO_VECTOR: u16 = 0xffff;
 
 /// `net.pci_assign=always`: place the card's BARs even where a firmware
 /// did (tests the firmware-free path).
@@ -299,9 +297,9 @@ fn open(
     };
     let interrupt = match msix {
         Some(entry) => {
+            // The configuration-change vector stays NO_VECTOR, as the
+            // device reset leaves it: only the queues interrupt.
             root.set_command(df, command | Command::INTERRUPT_DISABLE);
-            // No configuration-change interrupts.
-            common.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR);
             PciInterrupt::Msix(entry)
         }
         None => match interrupt_line(PortCam.read_word(df, REG_INTERRUPT)) {

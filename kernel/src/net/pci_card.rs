@@ -18,7 +18,6 @@ pub(super) mod common {
     pub const DEVICE_FEATURE: u64 = 0x04;
     pub const DRIVER_FEATURE_SELECT: u64 = 0x08;
     pub const DRIVER_FEATURE: u64 = 0x0c;
-    pub const CONFIG_MSIX_VECTOR: u64 = 0x10;
     pub const DEVICE_STATUS: u64 = 0x14;
     pub const CONFIG_GENERATION: u64 = 0x15;
     pub const QUEUE_SELECT: u64 = 0x16;

@@ -7,7 +7,7 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Trans
 use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::pci::PciCard;
+use super::pci::{PciCard, QueueNotify};
 
 /// The card's transport.
 #[derive(Debug)]
@@ -16,6 +16,17 @@ pub enum CardTransport {
     Mmio(MmioTransport<'static>),
     /// A virtio-pci function.
     Pci(PciCard),
+}
+
+impl CardTransport {
+    /// The queues' notification registers, where the transport has them
+    /// found (virtio-pci): a notification is then one write, no lock.
+    pub fn queue_notify(&self) -> Option<QueueNotify> {
+        match self {
+            Self::Mmio(_) => None,
+            Self::Pci(card) => Some(card.queue_notify()),
+        }
+    }
 }
 
 /// Calls `$call` on whichever transport `$self` holds.

@@ -72,7 +72,6 @@ use x86_64::instructions::interrupts::without_interrupts;
 use super::doorbell::{Bell, Doorbell};
 use super::hal::KernelHal;
 use super::lent::TxSpare;
-use super::pci::QueueNotify;
 use super::slots::{
     FreeList, HEADER_ROOM, LONG_FRAME, LONG_FRAMES, LongFrames, NO_SLOT, SLOT_BYTES, Slots,
 };
@@ -191,12 +190,11 @@ impl VirtioNet {
     /// `offload`.
     pub fn new(
         transport: CardTransport,
-        queue_notify: Option<QueueNotify>,
         platform: PlatformKind,
         hold: bool,
         offload: bool,
     ) -> core::result::Result<Self, InitError> {
-        let bell = Bell::new(transport, hold, offload, queue_notify);
+        let bell = Bell::new(transport, hold, offload);
         let raw = Raw::new(Doorbell(bell.clone()))?;
         let mac = raw.mac_address();
         let (Some(tx), Some(rx)) = (
