@@ -371,7 +371,7 @@ fn report_header(opts: &Options, kernel: &linux_kernel::LinuxKernel, both: bool)
 
 /// The report's line on the server figures' network and machines.
 fn server_line(tap: bool, machine: &str) -> String {
-    let microvm = machine.split(',').next() == Some("microvm");
+    let microvm = crate::qemu::net::is_microvm(machine);
     let device = if microvm {
         "virtio-net-device"
     } else {

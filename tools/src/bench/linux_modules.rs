@@ -25,7 +25,7 @@ pub const NET_MODULES_PCI: [&str; 2] = ["virtio_pci", "virtio_net"];
 
 /// The network modules for QEMU machine `machine` (`-M` value).
 pub fn net_modules(machine: &str) -> &'static [&'static str] {
-    if machine.split(',').next() == Some("microvm") {
+    if crate::qemu::net::is_microvm(machine) {
         &NET_MODULES
     } else {
         &NET_MODULES_PCI

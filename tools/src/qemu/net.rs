@@ -144,7 +144,9 @@ impl Nic {
     }
 }
 
-fn is_microvm(machine: &str) -> bool {
+/// Whether `-M` value `machine` is QEMU's `microvm` (virtio-mmio; any other
+/// machine gets its card on PCI).
+pub fn is_microvm(machine: &str) -> bool {
     machine.split(',').next() == Some("microvm")
 }
 
